@@ -1,0 +1,258 @@
+//! Front ends: one parser per model style, all producing [`crate::ir::Model`], plus the layer-call
+//! grammar they share (`Dense(64, activation = relu)`).
+
+pub mod sequential;
+
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::Ident;
+use syn::{LitBool, LitInt, LitStr, Token, bracketed, parenthesized};
+
+use crate::ir::{ACTIVATIONS, Act, LayerKind};
+
+/// An argument value in a layer call.
+pub enum Value {
+    Int(i64, Span),
+    Str(String, Span),
+    Ident(Ident),
+    Bool(bool, Span),
+    List(Vec<i64>, Span),
+}
+
+impl Value {
+    pub fn span(&self) -> Span {
+        match self {
+            Value::Int(_, s) | Value::Str(_, s) | Value::Bool(_, s) | Value::List(_, s) => *s,
+            Value::Ident(i) => i.span(),
+        }
+    }
+}
+
+fn parse_int(input: ParseStream) -> syn::Result<(i64, Span)> {
+    let neg: Option<Token![-]> = input.parse()?;
+    let lit: LitInt = input.parse()?;
+    let v: i64 = lit.base10_parse()?;
+    let span = neg.map(|n| n.span.join(lit.span()).unwrap_or(lit.span())).unwrap_or(lit.span());
+    Ok((if neg.is_some() { -v } else { v }, span))
+}
+
+impl Parse for Value {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(LitInt) || input.peek(Token![-]) {
+            let (v, s) = parse_int(input)?;
+            Ok(Value::Int(v, s))
+        } else if input.peek(LitStr) {
+            let l: LitStr = input.parse()?;
+            Ok(Value::Str(l.value(), l.span()))
+        } else if input.peek(LitBool) {
+            let l: LitBool = input.parse()?;
+            Ok(Value::Bool(l.value, l.span))
+        } else if input.peek(syn::token::Bracket) {
+            let content;
+            let b = bracketed!(content in input);
+            let mut dims = Vec::new();
+            while !content.is_empty() {
+                dims.push(parse_int(&content)?.0);
+                if content.is_empty() {
+                    break;
+                }
+                content.parse::<Token![,]>()?;
+            }
+            Ok(Value::List(dims, b.span.join()))
+        } else if input.peek(Ident) {
+            Ok(Value::Ident(input.parse()?))
+        } else {
+            Err(input.error("expected a layer argument: a number, a name, a string, true/false or a shape `[..]`"))
+        }
+    }
+}
+
+/// `key = value` or a positional `value`.
+pub struct Arg {
+    pub key: Option<Ident>,
+    pub value: Value,
+}
+
+impl Parse for Arg {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let key = if input.peek(Ident) && input.peek2(Token![=]) {
+            let k: Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            Some(k)
+        } else {
+            None
+        };
+        Ok(Arg { key, value: input.parse()? })
+    }
+}
+
+/// `Name` or `Name(args)` as written by the user, before it is understood.
+pub struct LayerCall {
+    pub ident: Ident,
+    pub args: Vec<Arg>,
+    pub span: Span,
+}
+
+impl Parse for LayerCall {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let ident: Ident = input.parse()?;
+        let mut span = ident.span();
+        let mut args = Vec::new();
+        if input.peek(syn::token::Paren) {
+            let content;
+            let p = parenthesized!(content in input);
+            args = Punctuated::<Arg, Token![,]>::parse_terminated(&content)?.into_iter().collect();
+            span = ident.span().join(p.span.close()).unwrap_or(span);
+        }
+        Ok(LayerCall { ident, args, span })
+    }
+}
+
+/// The layers kiln's model macros accept.
+pub const LAYERS: &[&str] = &["Dense", "Flatten", "Reshape", "Activation"];
+
+/// Collects every error of a model so the user sees them all at once.
+#[derive(Default)]
+pub struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub fn push(&mut self, e: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+    pub fn at(&mut self, span: Span, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, msg));
+    }
+    pub fn finish(self) -> Result<(), syn::Error> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+fn activation(v: &Value, errors: &mut Errors) -> Option<Act> {
+    let (name, span) = match v {
+        Value::Ident(i) => (i.to_string(), i.span()),
+        Value::Str(s, sp) => (s.clone(), *sp),
+        other => {
+            errors.at(other.span(), "expected an activation name, e.g. `relu` or \"relu\"");
+            return None;
+        }
+    };
+    match ACTIVATIONS.iter().find(|(n, _)| *n == name) {
+        Some((_, ty)) => Some(Act { ty }),
+        None => {
+            let names: Vec<_> = ACTIVATIONS.iter().map(|(n, _)| *n).collect();
+            errors.at(span, format!("unknown activation `{name}`; kiln's activations are: {}", names.join(", ")));
+            None
+        }
+    }
+}
+
+/// The layer's name from `name = "..."`, if given.
+pub struct Understood {
+    pub kind: LayerKind,
+    pub name: Option<(String, Span)>,
+}
+
+/// Turns a layer call into a layer kind, reporting every problem with its arguments.
+pub fn understand(call: &LayerCall, errors: &mut Errors) -> Option<Understood> {
+    let class = call.ident.to_string();
+    let allowed: &[&str] = match class.as_str() {
+        "Dense" => &["units", "activation", "use_bias", "name"],
+        "Flatten" => &["name"],
+        "Reshape" => &["target_shape", "name"],
+        "Activation" => &["activation", "name"],
+        _ => {
+            errors.at(call.ident.span(), format!("unknown layer `{class}`; kiln's layers are: {}", LAYERS.join(", ")));
+            return None;
+        }
+    };
+    // Positional arguments take the first keys in order, as in Keras.
+    let mut named: Vec<(String, &Value, Span)> = Vec::new();
+    let mut positional = 0;
+    for arg in &call.args {
+        let (key, span) = match &arg.key {
+            Some(k) => (k.to_string(), k.span()),
+            None => {
+                positional += 1;
+                match allowed.get(positional - 1).filter(|k| **k != "name") {
+                    Some(k) => (k.to_string(), arg.value.span()),
+                    None => {
+                        errors.at(arg.value.span(), format!("{class} takes at most {} positional argument(s)", allowed.len() - 1));
+                        continue;
+                    }
+                }
+            }
+        };
+        if !allowed.contains(&key.as_str()) {
+            errors.at(span, format!("{class} has no argument `{key}`; it takes: {}", allowed.join(", ")));
+        } else if named.iter().any(|(k, _, _)| *k == key) {
+            errors.at(span, format!("argument `{key}` given twice"));
+        } else {
+            named.push((key, &arg.value, span));
+        }
+    }
+    let get = |k: &str| named.iter().find(|(n, _, _)| n == k).map(|(_, v, _)| *v);
+    let name = match get("name") {
+        Some(Value::Str(s, sp)) => Some((s.clone(), *sp)),
+        Some(v) => {
+            errors.at(v.span(), "`name` must be a string, e.g. name = \"hidden\"");
+            None
+        }
+        None => None,
+    };
+    let kind = match class.as_str() {
+        "Dense" => {
+            let units = match get("units") {
+                Some(Value::Int(u, _)) if *u > 0 => Some(*u as usize),
+                Some(v @ Value::Int(u, _)) => {
+                    errors.at(v.span(), format!("Dense units must be a positive integer, got {u}"));
+                    None
+                }
+                Some(v) => {
+                    errors.at(v.span(), "Dense units must be a positive integer, e.g. Dense(64)");
+                    None
+                }
+                None => {
+                    errors.at(call.span, "Dense needs its number of units, e.g. Dense(64)");
+                    None
+                }
+            };
+            let act = match get("activation") {
+                Some(v) => activation(v, errors),
+                None => Some(Act::LINEAR),
+            };
+            let use_bias = match get("use_bias") {
+                Some(Value::Bool(b, _)) => Some(*b),
+                Some(v) => {
+                    errors.at(v.span(), "use_bias must be true or false");
+                    None
+                }
+                None => Some(true),
+            };
+            LayerKind::Dense { units: units?, act: act?, use_bias: use_bias? }
+        }
+        "Flatten" => LayerKind::Flatten,
+        "Reshape" => match get("target_shape") {
+            Some(Value::List(dims, _)) => LayerKind::Reshape { target: dims.clone() },
+            Some(v) => {
+                errors.at(v.span(), "Reshape takes the target shape as a list, e.g. Reshape([8, 8])");
+                return None;
+            }
+            None => {
+                errors.at(call.span, "Reshape needs a target shape, e.g. Reshape([8, 8])");
+                return None;
+            }
+        },
+        _ => match get("activation") {
+            Some(v) => LayerKind::Activation { act: activation(v, errors)? },
+            None => {
+                errors.at(call.span, "Activation needs an activation name, e.g. Activation(relu)");
+                return None;
+            }
+        },
+    };
+    Some(Understood { kind, name })
+}

@@ -1,0 +1,99 @@
+use std::marker::PhantomData;
+
+use super::{BackwardOpts, Layer, Param, sized};
+use crate::kernels::activation::{act_backward, bias_act};
+use crate::kernels::ActKind;
+
+/// An activation as a type, so a layer's activation is part of its type (`Dense<64, 10, Softmax>`)
+/// and the generated code needs no run-time lookup.
+pub trait ActivationFn: Copy + Default + std::fmt::Debug + Send + Sync + 'static {
+    /// The kernel this type selects.
+    const KIND: ActKind;
+}
+
+macro_rules! activations {
+    ($($(#[$doc:meta])* $ty:ident => $kind:ident,)*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $ty;
+        impl ActivationFn for $ty {
+            const KIND: ActKind = ActKind::$kind;
+        }
+    )*};
+}
+
+activations! {
+    /// `linear`: the identity (Keras' default for Dense).
+    Linear => Linear,
+    /// `relu`.
+    Relu => Relu,
+    /// `sigmoid`.
+    Sigmoid => Sigmoid,
+    /// `tanh`.
+    Tanh => Tanh,
+    /// `softmax` over the last axis.
+    Softmax => Softmax,
+    /// `gelu` (exact form, Keras' default).
+    Gelu => Gelu,
+    /// `elu` with alpha 1.
+    Elu => Elu,
+    /// `selu`.
+    Selu => Selu,
+    /// `leaky_relu` with negative slope 0.2.
+    LeakyRelu => LeakyRelu,
+    /// `softplus`.
+    Softplus => Softplus,
+    /// `swish` (also `silu`).
+    Swish => Swish,
+}
+
+/// `silu` is Keras' other name for swish.
+pub type Silu = Swish;
+
+/// Keras' `Activation(name)` layer: applies an activation to the previous layer's output.
+#[derive(Clone, Debug, Default)]
+pub struct Activation<A: ActivationFn, const WIDTH: usize> {
+    out: Vec<f32>,
+    dx: Vec<f32>,
+    _act: PhantomData<A>,
+}
+
+impl<A: ActivationFn, const WIDTH: usize> Activation<A, WIDTH> {
+    /// A new layer; `WIDTH` is the row width softmax normalises over (the last axis).
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<A: ActivationFn, const WIDTH: usize> Layer for Activation<A, WIDTH> {
+    fn forward(&mut self, x: &[f32], _n: usize) -> &[f32] {
+        let out = sized(&mut self.out, x.len());
+        out.copy_from_slice(x);
+        bias_act(A::KIND, out, None, None, WIDTH);
+        &self.out
+    }
+
+    fn backward(&mut self, x: &[f32], _n: usize, dy: &[f32], opts: BackwardOpts) {
+        if !opts.input_grad {
+            return;
+        }
+        let dx = sized(&mut self.dx, dy.len());
+        if opts.fused_output {
+            dx.copy_from_slice(dy);
+        } else {
+            act_backward(A::KIND, &self.out, x, dy, dx, WIDTH);
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.out
+    }
+
+    fn input_grad(&self) -> &[f32] {
+        &self.dx
+    }
+
+    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param)) {}
+
+    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&mut Param)) {}
+}

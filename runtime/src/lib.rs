@@ -1,0 +1,46 @@
+//! The runtime of kiln: kernels, layers, losses, optimizers, metrics and the compile/fit
+//! machinery that the model macros' generated code links against.
+//!
+//! Users depend on the `kiln` crate, which re-exports this one with the macros.
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod fpenv;
+pub mod kernels;
+pub mod layers;
+pub mod losses;
+pub mod metrics;
+pub mod model;
+pub mod optimizers;
+pub mod summary;
+pub mod train;
+
+pub use error::{Error, Result, Shape};
+pub use layers::{
+    Activation, ActivationFn, BackwardOpts, Dense, Elu, Gelu, Layer, LeakyRelu, Linear, Param, Relu, Selu, Sigmoid,
+    Silu, Softmax, Softplus, Swish, Tanh,
+};
+pub use losses::{Loss, LossKind};
+pub use metrics::Metric;
+pub use model::Model;
+pub use optimizers::{Adagrad, Adam, AdamW, IntoOptimizer, Optimizer, RmsProp, Sgd};
+pub use summary::LayerInfo;
+pub use train::{Fit, History, IntoLoss, Logs, TrainState};
+
+/// The seed models use when none is given (`Model::new()`); `with_seed` picks another.
+pub const DEFAULT_SEED: u64 = 1337;
+
+/// What the model macros' generated code uses. Not part of the public API: names here change
+/// without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::kernels::ActKind;
+    pub use crate::layers::*;
+    pub use crate::model::Model;
+    pub use crate::summary::LayerInfo;
+    pub use crate::train::TrainState;
+    pub use crate::DEFAULT_SEED;
+    pub use rand::SeedableRng;
+    pub use rand::rngs::StdRng;
+}

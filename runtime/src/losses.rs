@@ -1,0 +1,300 @@
+//! Losses, with Keras' names, formulas and reduction (`sum_over_batch_size`: the mean of the
+//! per-sample losses, where a regression loss averages over the last axis and a cross-entropy sums
+//! over it).
+//!
+//! Cross-entropies on probabilities clip them to `[1e-7, 1 - 1e-7]` as Keras does. When a model
+//! ends in softmax and the loss is a (sparse) categorical cross-entropy, the gradient is computed
+//! with respect to the softmax's input as `p - y` in one pass (the fused path), which is both
+//! faster and exact where the clipped form would lose precision.
+
+use crate::error::{Error, Result};
+
+const EPSILON: f32 = 1e-7;
+
+/// Which loss formula. Use the constants on [`Loss`] (`Loss::MeanSquaredError`) to build one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossKind {
+    /// `mean((y - p)²)`.
+    MeanSquaredError,
+    /// `mean(|y - p|)`.
+    MeanAbsoluteError,
+    /// Quadratic below `delta`, linear above.
+    Huber,
+    /// `-mean(y ln p + (1 - y) ln(1 - p))`.
+    BinaryCrossentropy,
+    /// `-Σ y ln p` with one-hot (or soft) targets.
+    CategoricalCrossentropy,
+    /// `-ln p[label]` with integer labels.
+    SparseCategoricalCrossentropy,
+}
+
+/// A loss function with its options, chosen by name in `compile` (`"mse"`) or built here:
+///
+/// ```
+/// use kiln_runtime::Loss;
+/// let a = Loss::MeanSquaredError;
+/// let b = Loss::SparseCategoricalCrossentropy.with_from_logits(true);
+/// let c = Loss::huber(0.5);
+/// assert_eq!(Loss::from_name("mse").unwrap(), a);
+/// # let _ = (b, c);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Loss {
+    kind: LossKind,
+    from_logits: bool,
+    delta: f32,
+}
+
+#[allow(non_upper_case_globals)]
+impl Loss {
+    /// `mean_squared_error` (`mse`).
+    pub const MeanSquaredError: Loss = Loss::of(LossKind::MeanSquaredError);
+    /// `mean_absolute_error` (`mae`).
+    pub const MeanAbsoluteError: Loss = Loss::of(LossKind::MeanAbsoluteError);
+    /// `huber` with delta 1.0 (see [`Loss::huber`]).
+    pub const Huber: Loss = Loss::of(LossKind::Huber);
+    /// `binary_crossentropy` on probabilities.
+    pub const BinaryCrossentropy: Loss = Loss::of(LossKind::BinaryCrossentropy);
+    /// `categorical_crossentropy` on probabilities, one-hot targets.
+    pub const CategoricalCrossentropy: Loss = Loss::of(LossKind::CategoricalCrossentropy);
+    /// `sparse_categorical_crossentropy` on probabilities, integer labels.
+    pub const SparseCategoricalCrossentropy: Loss = Loss::of(LossKind::SparseCategoricalCrossentropy);
+
+    const fn of(kind: LossKind) -> Loss {
+        Loss { kind, from_logits: false, delta: 1.0 }
+    }
+
+    /// Every name [`Loss::from_name`] accepts.
+    pub const NAMES: [&'static str; 13] = [
+        "mean_squared_error",
+        "mse",
+        "mean_absolute_error",
+        "mae",
+        "huber",
+        "binary_crossentropy",
+        "categorical_crossentropy",
+        "sparse_categorical_crossentropy",
+        "MeanSquaredError",
+        "MeanAbsoluteError",
+        "Huber",
+        "BinaryCrossentropy",
+        "CategoricalCrossentropy",
+    ];
+
+    /// Resolves a Keras loss name (`"mse"`, `"categorical_crossentropy"`, `"Huber"`, ...).
+    pub fn from_name(name: &str) -> Result<Loss> {
+        let kind = match name {
+            "mean_squared_error" | "mse" | "MSE" | "MeanSquaredError" => LossKind::MeanSquaredError,
+            "mean_absolute_error" | "mae" | "MAE" | "MeanAbsoluteError" => LossKind::MeanAbsoluteError,
+            "huber" | "Huber" => LossKind::Huber,
+            "binary_crossentropy" | "BinaryCrossentropy" => LossKind::BinaryCrossentropy,
+            "categorical_crossentropy" | "CategoricalCrossentropy" => LossKind::CategoricalCrossentropy,
+            "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => {
+                LossKind::SparseCategoricalCrossentropy
+            }
+            _ => {
+                let mut valid = Self::NAMES.to_vec();
+                valid.push("SparseCategoricalCrossentropy");
+                return Err(Error::UnknownName { kind: "loss", name: name.to_string(), valid });
+            }
+        };
+        Ok(Loss::of(kind))
+    }
+
+    /// Huber loss with the given `delta` (Keras' default is 1.0).
+    pub fn huber(delta: f32) -> Loss {
+        Loss { delta, ..Loss::Huber }
+    }
+
+    /// Whether the model's outputs are logits rather than probabilities (cross-entropies only).
+    pub fn with_from_logits(self, from_logits: bool) -> Loss {
+        Loss { from_logits, ..self }
+    }
+
+    /// The formula.
+    pub fn kind(&self) -> LossKind {
+        self.kind
+    }
+
+    /// Whether predictions are read as logits.
+    pub fn from_logits(&self) -> bool {
+        self.from_logits
+    }
+
+    /// Keras' function name, e.g. `mean_squared_error`.
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            LossKind::MeanSquaredError => "mean_squared_error",
+            LossKind::MeanAbsoluteError => "mean_absolute_error",
+            LossKind::Huber => "huber",
+            LossKind::BinaryCrossentropy => "binary_crossentropy",
+            LossKind::CategoricalCrossentropy => "categorical_crossentropy",
+            LossKind::SparseCategoricalCrossentropy => "sparse_categorical_crossentropy",
+        }
+    }
+
+    /// Whether targets are integer labels, one per row.
+    pub fn is_sparse(&self) -> bool {
+        self.kind == LossKind::SparseCategoricalCrossentropy
+    }
+
+    /// Whether this loss, on the output of a softmax, can hand back the gradient with respect to
+    /// the softmax's input directly.
+    pub fn fuses_softmax(&self) -> bool {
+        !self.from_logits
+            && matches!(self.kind, LossKind::CategoricalCrossentropy | LossKind::SparseCategoricalCrossentropy)
+    }
+
+    /// The target width this loss needs for a model output `width` wide.
+    pub fn target_width(&self, width: usize) -> usize {
+        if self.is_sparse() { 1 } else { width }
+    }
+
+    /// Checks targets once before training: labels are integers in range, probabilities in [0, 1].
+    pub fn check_targets(&self, y: &[f32], width: usize, what: &str) -> Result<()> {
+        let tw = self.target_width(width);
+        for (row, t) in y.chunks_exact(tw).enumerate() {
+            if let Some(v) = t.iter().find(|v| !v.is_finite()) {
+                return Err(Error::InvalidData { what: what.into(), reason: format!("row {row} holds {v}") });
+            }
+            let bad = |reason: String| Err(Error::InvalidData { what: what.into(), reason });
+            match self.kind {
+                LossKind::SparseCategoricalCrossentropy => {
+                    let l = t[0];
+                    if l < 0.0 || l.fract() != 0.0 || l as usize >= width {
+                        return bad(format!(
+                            "row {row} has label {l}, but sparse_categorical_crossentropy needs integer labels in 0..{width} for a model with {width} outputs"
+                        ));
+                    }
+                }
+                LossKind::BinaryCrossentropy | LossKind::CategoricalCrossentropy => {
+                    if let Some(v) = t.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+                        return bad(format!("row {row} holds {v}, but {} needs targets in [0, 1]", self.name()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The mean loss over `n` rows of predictions `p` (`width` each) against targets `y`.
+    ///
+    /// With `grad`, also writes d(mean loss)/d(p), or with `fused_softmax` d(mean loss)/d(logits)
+    /// where `p` is the output of a softmax (see [`Loss::fuses_softmax`]).
+    pub fn compute(&self, p: &[f32], y: &[f32], n: usize, width: usize, grad: Option<&mut [f32]>, fused_softmax: bool) -> f32 {
+        let inv_n = 1.0 / n as f32;
+        let mut total = 0.0f64;
+        let mut grad = grad;
+        let mean = match self.kind {
+            LossKind::MeanSquaredError | LossKind::MeanAbsoluteError | LossKind::Huber => {
+                let scale = inv_n / width as f32;
+                let d = self.delta;
+                for (i, (pv, yv)) in p.iter().zip(y).enumerate() {
+                    let e = pv - yv;
+                    let (l, g) = match self.kind {
+                        LossKind::MeanSquaredError => (e * e, 2.0 * e),
+                        LossKind::MeanAbsoluteError => (e.abs(), e.signum() * (e != 0.0) as u8 as f32),
+                        _ if e.abs() <= d => (0.5 * e * e, e),
+                        _ => (d * (e.abs() - 0.5 * d), d * e.signum()),
+                    };
+                    total += l as f64;
+                    if let Some(g_out) = grad.as_deref_mut() {
+                        g_out[i] = g * scale;
+                    }
+                }
+                total / (n * width) as f64
+            }
+            LossKind::BinaryCrossentropy => {
+                let scale = inv_n / width as f32;
+                for (i, (pv, yv)) in p.iter().zip(y).enumerate() {
+                    let (l, g) = if self.from_logits {
+                        let z = *pv;
+                        let l = z.max(0.0) - z * yv + (-z.abs()).exp().ln_1p();
+                        let s = if z >= 0.0 { 1.0 / (1.0 + (-z).exp()) } else { z.exp() / (1.0 + z.exp()) };
+                        (l, s - yv)
+                    } else {
+                        let q = pv.clamp(EPSILON, 1.0 - EPSILON);
+                        let l = -(yv * q.ln() + (1.0 - yv) * (1.0 - q).ln());
+                        let inside = *pv > EPSILON && *pv < 1.0 - EPSILON;
+                        (l, if inside { (q - yv) / (q * (1.0 - q)) } else { 0.0 })
+                    };
+                    total += l as f64;
+                    if let Some(g_out) = grad.as_deref_mut() {
+                        g_out[i] = g * scale;
+                    }
+                }
+                total / (n * width) as f64
+            }
+            LossKind::CategoricalCrossentropy | LossKind::SparseCategoricalCrossentropy => {
+                let sparse = self.is_sparse();
+                for r in 0..n {
+                    let pr = &p[r * width..(r + 1) * width];
+                    // One-hot targets are read in place; sparse labels index them.
+                    let label = if sparse { y[r] as usize } else { usize::MAX };
+                    let yr = if sparse { &[][..] } else { &y[r * width..(r + 1) * width] };
+                    let t = |j: usize| if sparse { (j == label) as u8 as f32 } else { yr[j] };
+                    let t_sum: f32 = if sparse { 1.0 } else { yr.iter().sum() };
+                    let gr = grad.as_deref_mut().map(|g| &mut g[r * width..(r + 1) * width]);
+                    total += if self.from_logits {
+                        let max = pr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        let lse = max + pr.iter().map(|z| (z - max).exp()).sum::<f32>().ln();
+                        if let Some(gr) = gr {
+                            for (j, g) in gr.iter_mut().enumerate() {
+                                *g = ((pr[j] - lse).exp() * t_sum - t(j)) * inv_n;
+                            }
+                        }
+                        (0..width).map(|j| t(j) * (lse - pr[j])).sum::<f32>() as f64
+                    } else {
+                        let s: f32 = pr.iter().sum();
+                        let q = |j: usize| (pr[j] / s).clamp(EPSILON, 1.0 - EPSILON);
+                        if let Some(gr) = gr {
+                            for (j, g) in gr.iter_mut().enumerate() {
+                                *g = if fused_softmax {
+                                    (pr[j] * t_sum - t(j)) * inv_n
+                                } else {
+                                    let own = if pr[j] / s > EPSILON { -t(j) / pr[j] } else { 0.0 };
+                                    (own + t_sum / s) * inv_n
+                                };
+                            }
+                        }
+                        (0..width).map(|j| -t(j) * q(j).ln()).sum::<f32>() as f64
+                    };
+                }
+                total / n as f64
+            }
+        };
+        mean as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_name_lists_the_valid_ones() {
+        let e = Loss::from_name("msee").unwrap_err().to_string();
+        assert!(e.contains("unknown loss `msee`") && e.contains("mse") && e.contains("sparse_categorical_crossentropy"), "{e}");
+    }
+
+    #[test]
+    fn values_match_keras_formulas() {
+        let p = [0.2, 0.8, 0.6, 0.4];
+        let y = [0.0, 1.0, 1.0, 0.0];
+        let mse = Loss::MeanSquaredError.compute(&p, &y, 2, 2, None, false);
+        assert!((mse - (0.04 + 0.04 + 0.16 + 0.16) / 4.0).abs() < 1e-6);
+        let cce = Loss::CategoricalCrossentropy.compute(&p, &y, 2, 2, None, false);
+        assert!((cce - (-(0.8f32.ln()) - 0.6f32.ln()) / 2.0).abs() < 1e-6);
+        let scce = Loss::SparseCategoricalCrossentropy.compute(&p, &[1.0, 0.0], 2, 2, None, false);
+        assert!((scce - cce).abs() < 1e-6);
+        let h = Loss::huber(0.5).compute(&[2.0, 0.1], &[0.0, 0.0], 1, 2, None, false);
+        assert!((h - (0.5 * (2.0 - 0.25) + 0.5 * 0.01) / 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn sparse_labels_out_of_range_are_rejected() {
+        let e = Loss::SparseCategoricalCrossentropy.check_targets(&[1.0, 10.0], 10, "y").unwrap_err().to_string();
+        assert!(e.contains("row 1 has label 10") && e.contains("0..10"), "{e}");
+    }
+}

@@ -1,0 +1,204 @@
+use super::{Optimizer, Slots};
+
+/// Keras' `Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False)`.
+///
+/// Per step t: `m += (g - m)(1 - β₁)`, `v += (g² - v)(1 - β₂)`,
+/// `w -= α m / (√v + ε)` with `α = lr √(1 - β₂ᵗ) / (1 - β₁ᵗ)` (Keras' form, with ε outside the
+/// bias correction). With `amsgrad`, `v` is replaced by its running maximum.
+#[derive(Clone, Debug)]
+pub struct Adam {
+    /// Step size.
+    pub learning_rate: f32,
+    /// Decay of the first moment.
+    pub beta_1: f32,
+    /// Decay of the second moment.
+    pub beta_2: f32,
+    /// Added to the denominator.
+    pub epsilon: f32,
+    /// Use the running maximum of the second moment.
+    pub amsgrad: bool,
+    iterations: u64,
+    slots: Slots,
+}
+
+impl Adam {
+    /// Adam with the given learning rate and Keras' other defaults.
+    pub fn new(learning_rate: f32) -> Self {
+        Adam {
+            learning_rate,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+            amsgrad: false,
+            iterations: 0,
+            slots: Slots::default(),
+        }
+    }
+
+    /// With the AMSGrad variant.
+    pub fn amsgrad(mut self, amsgrad: bool) -> Self {
+        self.amsgrad = amsgrad;
+        self
+    }
+
+    /// One Adam step on `w`, shared with AdamW.
+    fn step(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
+        let t = self.iterations.max(1) as i32;
+        let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
+        let alpha = (self.learning_rate as f64 * (1.0 - (b2 as f64).powi(t)).sqrt()
+            / (1.0 - (b1 as f64).powi(t))) as f32;
+        let k = if self.amsgrad { 3 } else { 2 };
+        let state = self.slots.get(slot, k, w.len(), 0.0);
+        let (m, rest) = state.split_at_mut(1);
+        let (v, vhat) = rest.split_at_mut(1);
+        let (m, v) = (&mut m[0], &mut v[0]);
+        if let Some(vhat) = vhat.first_mut() {
+            for i in 0..w.len() {
+                m[i] += (g[i] - m[i]) * (1.0 - b1);
+                v[i] += (g[i] * g[i] - v[i]) * (1.0 - b2);
+                vhat[i] = vhat[i].max(v[i]);
+                w[i] -= alpha * m[i] / (vhat[i].sqrt() + eps);
+            }
+        } else {
+            for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m += (g - *m) * (1.0 - b1);
+                *v += (g * g - *v) * (1.0 - b2);
+                *w -= alpha * *m / (v.sqrt() + eps);
+            }
+        }
+    }
+}
+
+impl Default for Adam {
+    fn default() -> Self {
+        Adam::new(0.001)
+    }
+}
+
+impl Optimizer for Adam {
+    fn name(&self) -> &'static str {
+        "adam"
+    }
+    fn learning_rate(&self) -> f32 {
+        self.learning_rate
+    }
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.learning_rate = lr;
+    }
+    fn iterations(&self) -> u64 {
+        self.iterations
+    }
+    fn begin_step(&mut self) {
+        self.iterations += 1;
+    }
+    fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
+        self.step(slot, w, g);
+    }
+    fn clone_box(&self) -> Box<dyn Optimizer> {
+        Box::new(self.clone())
+    }
+}
+
+/// Keras' `AdamW(learning_rate=0.001, weight_decay=0.004, ...)`: Adam with decoupled weight decay,
+/// `w -= w · weight_decay · lr` before each Adam step.
+#[derive(Clone, Debug)]
+pub struct AdamW {
+    /// The Adam part (learning rate, betas, epsilon, amsgrad).
+    pub adam: Adam,
+    /// Decoupled weight decay.
+    pub weight_decay: f32,
+}
+
+impl AdamW {
+    /// AdamW with the given learning rate and weight decay.
+    pub fn new(learning_rate: f32, weight_decay: f32) -> Self {
+        AdamW { adam: Adam::new(learning_rate), weight_decay }
+    }
+}
+
+impl Default for AdamW {
+    fn default() -> Self {
+        AdamW::new(0.001, 0.004)
+    }
+}
+
+impl Optimizer for AdamW {
+    fn name(&self) -> &'static str {
+        "adamw"
+    }
+    fn learning_rate(&self) -> f32 {
+        self.adam.learning_rate
+    }
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.adam.learning_rate = lr;
+    }
+    fn iterations(&self) -> u64 {
+        self.adam.iterations
+    }
+    fn begin_step(&mut self) {
+        self.adam.iterations += 1;
+    }
+    fn clone_box(&self) -> Box<dyn Optimizer> {
+        Box::new(self.clone())
+    }
+    fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
+        let decay = 1.0 - self.weight_decay * self.adam.learning_rate;
+        for v in w.iter_mut() {
+            *v *= decay;
+        }
+        self.adam.step(slot, w, g);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two steps of Adam computed by hand (in f64) from Keras' update rule.
+    #[test]
+    fn adam_steps_match_the_formula() {
+        let mut o = Adam::default();
+        let mut w = [0.5f32, -1.0];
+        let gs = [[0.1f64, -0.2], [0.3, 0.05]];
+        let (mut m, mut v, mut want) = ([0.0f64; 2], [0.0f64; 2], [0.5f64, -1.0]);
+        for (t, g) in gs.iter().enumerate() {
+            let t = t as i32 + 1;
+            let alpha = 0.001 * (1.0 - 0.999f64.powi(t)).sqrt() / (1.0 - 0.9f64.powi(t));
+            for i in 0..2 {
+                m[i] += (g[i] - m[i]) * 0.1;
+                v[i] += (g[i] * g[i] - v[i]) * 0.001;
+                want[i] -= alpha * m[i] / (v[i].sqrt() + 1e-7);
+            }
+            o.begin_step();
+            o.update(0, &mut w, &[g[0] as f32, g[1] as f32]);
+        }
+        for i in 0..2 {
+            assert!((w[i] as f64 - want[i]).abs() < 1e-7, "{} vs {}", w[i], want[i]);
+        }
+    }
+
+    #[test]
+    fn adamw_decays_before_the_adam_step() {
+        let mut o = AdamW::new(0.1, 0.5);
+        let mut w = [2.0f32];
+        o.begin_step();
+        o.update(0, &mut w, &[0.0]);
+        // w·(1 - 0.5·0.1) = 1.9, and a zero gradient leaves Adam's step at zero.
+        assert!((w[0] - 1.9).abs() < 1e-6, "{}", w[0]);
+    }
+
+    #[test]
+    fn amsgrad_keeps_the_running_maximum() {
+        let mut a = Adam::default().amsgrad(true);
+        let mut b = Adam::default();
+        let (mut wa, mut wb) = ([0.0f32], [0.0f32]);
+        for g in [1.0, 0.01, 0.01] {
+            a.begin_step();
+            a.update(0, &mut wa, &[g]);
+            b.begin_step();
+            b.update(0, &mut wb, &[g]);
+        }
+        // With the large first gradient remembered, AMSGrad's later steps are smaller.
+        assert!(wa[0] > wb[0]);
+    }
+}

@@ -1,0 +1,118 @@
+//! Optimizers with Keras 3's update rules and default hyper-parameters.
+//!
+//! An optimizer updates one parameter array at a time, identified by a `slot` (the parameter's
+//! position in the model's traversal order), and keeps its per-slot state (moments, velocities)
+//! itself. Each update is one fused pass over the parameter, its gradient and its state.
+
+mod adagrad;
+mod adam;
+mod rmsprop;
+mod sgd;
+
+pub use adagrad::Adagrad;
+pub use adam::{Adam, AdamW};
+pub use rmsprop::RmsProp;
+pub use sgd::Sgd;
+
+use crate::error::{Error, Result};
+
+/// An optimizer: `compile` takes one by name (`"adam"`) or as a value (`Adam::new(1e-3)`).
+pub trait Optimizer: std::fmt::Debug + Send + Sync {
+    /// Keras' name (`adam`, `sgd`, ...).
+    fn name(&self) -> &'static str;
+    /// The current learning rate.
+    fn learning_rate(&self) -> f32;
+    /// Changes the learning rate (schedules, callbacks).
+    fn set_learning_rate(&mut self, lr: f32);
+    /// How many steps have begun.
+    fn iterations(&self) -> u64;
+    /// Starts a training step; every [`update`](Self::update) until the next call belongs to it.
+    fn begin_step(&mut self);
+    /// Updates parameter `slot` given its gradient.
+    fn update(&mut self, slot: usize, value: &mut [f32], grad: &[f32]);
+    /// A boxed copy, state included (models are `Clone`).
+    fn clone_box(&self) -> Box<dyn Optimizer>;
+}
+
+impl Clone for Box<dyn Optimizer> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
+
+/// Anything `compile` accepts as an optimizer: a name or an optimizer value.
+pub trait IntoOptimizer {
+    /// Resolves to a boxed optimizer.
+    fn into_optimizer(self) -> Result<Box<dyn Optimizer>>;
+}
+
+impl<O: Optimizer + 'static> IntoOptimizer for O {
+    fn into_optimizer(self) -> Result<Box<dyn Optimizer>> {
+        Ok(Box::new(self))
+    }
+}
+
+impl IntoOptimizer for &str {
+    fn into_optimizer(self) -> Result<Box<dyn Optimizer>> {
+        from_name(self)
+    }
+}
+
+impl IntoOptimizer for Box<dyn Optimizer> {
+    fn into_optimizer(self) -> Result<Box<dyn Optimizer>> {
+        Ok(self)
+    }
+}
+
+/// Every optimizer name [`from_name`] accepts (case-insensitive, as in Keras).
+pub const NAMES: [&str; 5] = ["sgd", "adam", "adamw", "rmsprop", "adagrad"];
+
+/// Resolves an optimizer name to one with Keras' default hyper-parameters.
+pub fn from_name(name: &str) -> Result<Box<dyn Optimizer>> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "sgd" => Box::new(Sgd::default()),
+        "adam" => Box::new(Adam::default()),
+        "adamw" => Box::new(AdamW::default()),
+        "rmsprop" => Box::new(RmsProp::default()),
+        "adagrad" => Box::new(Adagrad::default()),
+        _ => return Err(Error::UnknownName { kind: "optimizer", name: name.to_string(), valid: NAMES.to_vec() }),
+    })
+}
+
+/// Per-slot state arrays, created at a slot's first update and reused after.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Slots {
+    arrays: Vec<Vec<f32>>,
+}
+
+impl Slots {
+    /// The state of `slot` (`len` values per array, `k` arrays), zero-filled (or `init`) at first use.
+    pub fn get(&mut self, slot: usize, k: usize, len: usize, init: f32) -> &mut [Vec<f32>] {
+        let start = slot * k;
+        if self.arrays.len() < start + k {
+            self.arrays.resize(start + k, Vec::new());
+        }
+        for a in &mut self.arrays[start..start + k] {
+            if a.len() != len {
+                *a = vec![init; len];
+            }
+        }
+        &mut self.arrays[start..start + k]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_with_keras_defaults() {
+        for n in NAMES {
+            assert_eq!(from_name(n).unwrap().name(), n);
+        }
+        assert_eq!(from_name("Adam").unwrap().learning_rate(), 0.001);
+        assert_eq!(from_name("sgd").unwrap().learning_rate(), 0.01);
+        let e = from_name("adamm").unwrap_err().to_string();
+        assert!(e.contains("unknown optimizer `adamm`") && e.contains("rmsprop"), "{e}");
+    }
+}

@@ -1,0 +1,101 @@
+use super::{Optimizer, Slots};
+
+/// Keras' `RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False)`.
+///
+/// `v = ρ v + (1 - ρ) g²`; `w -= lr · g / √(v + ε)` (centred: `√(v - ḡ² + ε)` with `ḡ` the running
+/// mean of g); with momentum the increment feeds a velocity first.
+#[derive(Clone, Debug)]
+pub struct RmsProp {
+    /// Step size.
+    pub learning_rate: f32,
+    /// Decay of the squared-gradient average.
+    pub rho: f32,
+    /// Momentum on the increments.
+    pub momentum: f32,
+    /// Inside the square root.
+    pub epsilon: f32,
+    /// Normalise by the variance rather than the second moment.
+    pub centered: bool,
+    iterations: u64,
+    slots: Slots,
+}
+
+impl RmsProp {
+    /// RMSprop with the given learning rate and Keras' other defaults.
+    pub fn new(learning_rate: f32) -> Self {
+        RmsProp {
+            learning_rate,
+            rho: 0.9,
+            momentum: 0.0,
+            epsilon: 1e-7,
+            centered: false,
+            iterations: 0,
+            slots: Slots::default(),
+        }
+    }
+}
+
+impl Default for RmsProp {
+    fn default() -> Self {
+        RmsProp::new(0.001)
+    }
+}
+
+impl Optimizer for RmsProp {
+    fn name(&self) -> &'static str {
+        "rmsprop"
+    }
+    fn learning_rate(&self) -> f32 {
+        self.learning_rate
+    }
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.learning_rate = lr;
+    }
+    fn iterations(&self) -> u64 {
+        self.iterations
+    }
+    fn begin_step(&mut self) {
+        self.iterations += 1;
+    }
+    fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
+        let (lr, rho, mom, eps, centered) = (self.learning_rate, self.rho, self.momentum, self.epsilon, self.centered);
+        let s = self.slots.get(slot, 3, w.len(), 0.0);
+        let (v, rest) = s.split_at_mut(1);
+        let (avg, vel) = rest.split_at_mut(1);
+        let (v, avg, vel) = (&mut v[0], &mut avg[0], &mut vel[0]);
+        for i in 0..w.len() {
+            v[i] = rho * v[i] + (1.0 - rho) * g[i] * g[i];
+            let mut denom = v[i];
+            if centered {
+                avg[i] = rho * avg[i] + (1.0 - rho) * g[i];
+                denom -= avg[i] * avg[i];
+            }
+            let inc = lr * g[i] / (denom + eps).sqrt();
+            if mom > 0.0 {
+                vel[i] = mom * vel[i] + inc;
+                w[i] -= vel[i];
+            } else {
+                w[i] -= inc;
+            }
+        }
+    }
+    fn clone_box(&self) -> Box<dyn Optimizer> {
+        Box::new(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_step_matches_the_formula() {
+        let mut o = RmsProp::default();
+        let mut w = [1.0f32];
+        o.begin_step();
+        o.update(0, &mut w, &[0.2]);
+        let v = 0.1f64 * 0.04;
+        let want = 1.0 - 0.001 * 0.2 / (v + 1e-7).sqrt();
+        assert!((w[0] as f64 - want).abs() < 1e-6, "{} vs {want}", w[0]);
+    }
+}

@@ -1,0 +1,99 @@
+use super::{Optimizer, Slots};
+
+/// Keras' `SGD(learning_rate=0.01, momentum=0.0, nesterov=False)`.
+///
+/// With momentum: `v = momentum·v - lr·g`, then `w += v` (or, with Nesterov,
+/// `w += momentum·v - lr·g`).
+#[derive(Clone, Debug)]
+pub struct Sgd {
+    /// Step size.
+    pub learning_rate: f32,
+    /// Velocity decay; 0 is plain gradient descent.
+    pub momentum: f32,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    iterations: u64,
+    slots: Slots,
+}
+
+impl Sgd {
+    /// Plain SGD with the given learning rate.
+    pub fn new(learning_rate: f32) -> Self {
+        Sgd { learning_rate, momentum: 0.0, nesterov: false, iterations: 0, slots: Slots::default() }
+    }
+
+    /// With momentum.
+    pub fn momentum(mut self, momentum: f32) -> Self {
+        self.momentum = momentum;
+        self
+    }
+
+    /// With Nesterov momentum.
+    pub fn nesterov(mut self, nesterov: bool) -> Self {
+        self.nesterov = nesterov;
+        self
+    }
+}
+
+impl Default for Sgd {
+    fn default() -> Self {
+        Sgd::new(0.01)
+    }
+}
+
+impl Optimizer for Sgd {
+    fn name(&self) -> &'static str {
+        "sgd"
+    }
+    fn learning_rate(&self) -> f32 {
+        self.learning_rate
+    }
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.learning_rate = lr;
+    }
+    fn iterations(&self) -> u64 {
+        self.iterations
+    }
+    fn begin_step(&mut self) {
+        self.iterations += 1;
+    }
+    fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
+        let lr = self.learning_rate;
+        if self.momentum == 0.0 {
+            for (w, g) in w.iter_mut().zip(g) {
+                *w -= lr * g;
+            }
+            return;
+        }
+        let (m, nesterov) = (self.momentum, self.nesterov);
+        let v = &mut self.slots.get(slot, 1, w.len(), 0.0)[0];
+        for ((w, g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+            *v = m * *v - lr * g;
+            *w += if nesterov { m * *v - lr * g } else { *v };
+        }
+    }
+    fn clone_box(&self) -> Box<dyn Optimizer> {
+        Box::new(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn momentum_steps_match_hand_computation() {
+        let mut o = Sgd::new(0.1).momentum(0.9);
+        let mut w = [1.0f32];
+        o.begin_step();
+        o.update(0, &mut w, &[0.5]); // v = -0.05, w = 0.95
+        o.begin_step();
+        o.update(0, &mut w, &[0.5]); // v = -0.045 - 0.05 = -0.095, w = 0.855
+        assert!((w[0] - 0.855).abs() < 1e-6, "{}", w[0]);
+        let mut n = Sgd::new(0.1).momentum(0.9).nesterov(true);
+        let mut w = [1.0f32];
+        n.begin_step();
+        n.update(0, &mut w, &[0.5]); // v = -0.05, w += 0.9·(-0.05) - 0.05 = 0.905
+        assert!((w[0] - 0.905).abs() < 1e-6, "{}", w[0]);
+    }
+}

@@ -1,0 +1,80 @@
+//! Keras' progress display for `fit`.
+//!
+//! `verbose = 1` on a terminal redraws a bar as Keras does:
+//! `45/45 ━━━━━━━━━━━━━━━━━━━━ 0s 2ms/step - accuracy: 0.9120 - loss: 0.3105`. When standard output
+//! is not a terminal (a log file, CI), it prints that line once per epoch instead of redrawing, so
+//! logs stay readable. `verbose = 2` prints one line per epoch in Keras' short form.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::history::Logs;
+
+pub(crate) struct Progress {
+    verbose: u8,
+    steps: usize,
+    bar: Option<ProgressBar>,
+    start: Instant,
+}
+
+fn format_logs(logs: &Logs) -> String {
+    logs.iter().map(|(k, v)| format!(" - {k}: {v:.4}")).collect()
+}
+
+fn format_time(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 { format!("{}s", s.round() as u64) } else { format!("{}s", s.floor() as u64) }
+}
+
+fn per_step(d: Duration, steps: usize) -> String {
+    let us = d.as_secs_f64() * 1e6 / steps.max(1) as f64;
+    if us >= 1000.0 { format!("{}ms/step", (us / 1000.0).round() as u64) } else { format!("{}us/step", us.round() as u64) }
+}
+
+impl Progress {
+    pub fn new(verbose: u8, epoch: usize, epochs: usize, steps: usize) -> Self {
+        if verbose > 0 {
+            println!("Epoch {}/{epochs}", epoch + 1);
+        }
+        let bar = (verbose == 1 && std::io::stdout().is_terminal()).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stdout());
+            let style = ProgressStyle::with_template("{pos}/{len} {bar:20} {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("━━ ");
+            bar.set_style(style);
+            bar
+        });
+        Progress { verbose, steps, bar, start: Instant::now() }
+    }
+
+    pub fn step(&self, done: usize, logs: impl FnOnce() -> Logs) {
+        if let Some(bar) = &self.bar {
+            // Redrawing the metrics costs a few formats: do it on a fraction of the steps.
+            if done == self.steps || done % 16 == 0 {
+                bar.set_message(format_logs(&logs()));
+            }
+            bar.set_position(done as u64);
+        }
+    }
+
+    pub fn finish(self, logs: &Logs) {
+        let took = self.start.elapsed();
+        let line = match self.verbose {
+            0 => return,
+            1 => format!(
+                "{0}/{0} ━━━━━━━━━━━━━━━━━━━━ {1} {2}{3}",
+                self.steps,
+                format_time(took),
+                per_step(took, self.steps),
+                format_logs(logs)
+            ),
+            _ => format!("{0}/{0} - {1} - {2}{3}", self.steps, format_time(took), per_step(took, self.steps), format_logs(logs)),
+        };
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+        println!("{line}");
+    }
+}

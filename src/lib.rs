@@ -1,0 +1,42 @@
+//! # kiln
+//!
+//! Deep learning for Rust with models defined by procedural macros. A model's every shape is
+//! checked when it compiles, and the macros expand into statically shaped forward and backward
+//! code that links against kiln's runtime (kernels, layers, losses, optimizers, metrics, and
+//! Keras' `compile` / `fit` / `evaluate` / `predict`).
+//!
+//! ```
+//! use kiln::prelude::*;
+//!
+//! sequential! {
+//!     /// y = f(x) regression, as in the Keras tutorial.
+//!     pub struct Regressor: [1] {
+//!         Dense(64),
+//!         Dense(1),
+//!     }
+//! }
+//!
+//! # fn main() -> kiln::Result<()> {
+//! let x = ndarray::Array2::from_shape_fn((64, 1), |(i, _)| i as f32 / 64.0);
+//! let y = x.mapv(|v| 2.0 * v + 1.0);
+//! let mut model = Regressor::new();
+//! model.compile("mse", "sgd", &[])?;
+//! let history = model.fit(&x, &y, Fit { epochs: 5, verbose: 0, ..Fit::default() })?;
+//! assert!(history.last("loss").unwrap() < history.get("loss").unwrap()[0]);
+//! let pred = model.predict(&x)?;
+//! assert_eq!(pred.shape(), &[64, 1]);
+//! # Ok(())
+//! # }
+//! ```
+
+pub use kiln_macros::sequential;
+pub use kiln_runtime::*;
+pub use ndarray;
+
+/// Everything a model definition and its training code need: `use kiln::prelude::*;`.
+pub mod prelude {
+    pub use kiln_macros::sequential;
+    pub use kiln_runtime::{
+        Adagrad, Adam, AdamW, Fit, History, Layer, Loss, Metric, Model, Optimizer, RmsProp, Sgd,
+    };
+}
