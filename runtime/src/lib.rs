@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod data;
 pub mod error;
 pub mod fpenv;
 pub mod kernels;

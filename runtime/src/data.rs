@@ -1,0 +1,75 @@
+//! Reading data sets: numeric CSV files, optionally gzip-compressed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use ndarray::{Array1, Array2, Axis, s};
+
+use crate::error::{Error, Result};
+
+/// Reads a numeric CSV file into `[rows, columns]`. A path ending in `.gz` is decompressed.
+/// `skip_header` drops the first line. Every row must have the same number of columns; the error
+/// for a bad cell names its line and column.
+pub fn read_csv(path: impl AsRef<Path>, skip_header: bool) -> Result<Array2<f32>> {
+    let path = path.as_ref();
+    let shown = path.display().to_string();
+    let io = |source| Error::Io { path: shown.clone(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let reader: Box<dyn Read> =
+        if path.extension().is_some_and(|e| e == "gz") { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
+    let bad = |reason: String| Error::InvalidData { what: shown.clone(), reason };
+    let mut values = Vec::new();
+    let mut cols = None;
+    let mut rows = 0;
+    for (i, line) in BufReader::new(reader).lines().enumerate() {
+        let line = line.map_err(io)?;
+        if (skip_header && i == 0) || line.trim().is_empty() {
+            continue;
+        }
+        let before = values.len();
+        for (c, cell) in line.split(',').enumerate() {
+            let v: f32 = cell
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("line {}, column {}: `{cell}` is not a number", i + 1, c + 1)))?;
+            values.push(v);
+        }
+        let n = values.len() - before;
+        match cols {
+            None => cols = Some(n),
+            Some(c) if c != n => return Err(bad(format!("line {} has {n} columns, the first row has {c}", i + 1))),
+            _ => {}
+        }
+        rows += 1;
+    }
+    let cols = cols.ok_or_else(|| bad("the file holds no rows".into()))?;
+    Array2::from_shape_vec((rows, cols), values).map_err(|e| bad(e.to_string()))
+}
+
+/// Splits a table whose last column is the label into features `[n, columns - 1]` and labels `[n]`.
+pub fn split_label(table: &Array2<f32>) -> (Array2<f32>, Array1<f32>) {
+    let last = table.ncols().saturating_sub(1);
+    (table.slice(s![.., ..last]).to_owned(), table.index_axis(Axis(1), last).to_owned())
+}
+
+/// One-hot encodes integer labels `[n]` into `[n, classes]`; a label outside `0..classes` is an error.
+pub fn one_hot(labels: &Array1<f32>, classes: usize) -> Result<Array2<f32>> {
+    let mut out = Array2::zeros((labels.len(), classes));
+    for (i, &l) in labels.iter().enumerate() {
+        if l < 0.0 || l.fract() != 0.0 || l as usize >= classes {
+            return Err(Error::InvalidData { what: "labels".into(), reason: format!("row {i} has label {l}, outside 0..{classes}") });
+        }
+        out[[i, l as usize]] = 1.0;
+    }
+    Ok(out)
+}
+
+/// Shuffles the rows of a table with a seeded permutation (the same seed, the same order), so a
+/// file ordered by class or by writer can be split into representative training and held-out parts.
+pub fn shuffle_rows(table: &Array2<f32>, seed: u64) -> Array2<f32> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..table.nrows()).collect();
+    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    table.select(Axis(0), &order)
+}
