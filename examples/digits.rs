@@ -31,7 +31,8 @@ fn main() -> kiln::Result<()> {
     model.compile("sparse_categorical_crossentropy", Adam::new(0.003), &["accuracy"])?;
 
     let start = Instant::now();
-    let history = model.fit(&x, &labels, Fit { epochs: 30, batch_size: 32, validation_split: 0.2, ..Fit::default() })?;
+    let history =
+        model.fit(&x, &labels, Fit { epochs: 30, batch_size: 32, validation_split: 0.2, ..Fit::default() })?;
     let took = start.elapsed();
 
     // validation_split held out the last 20% of the rows: they were never trained on.

@@ -36,7 +36,5 @@ pub use ndarray;
 /// Everything a model definition and its training code need: `use kiln::prelude::*;`.
 pub mod prelude {
     pub use kiln_macros::sequential;
-    pub use kiln_runtime::{
-        Adagrad, Adam, AdamW, Fit, History, Layer, Loss, Metric, Model, Optimizer, RmsProp, Sgd,
-    };
+    pub use kiln_runtime::{Adagrad, Adam, AdamW, Fit, History, Layer, Loss, Metric, Model, Optimizer, RmsProp, Sgd};
 }

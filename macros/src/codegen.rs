@@ -62,7 +62,7 @@ pub fn expand(model: &Model) -> TokenStream {
 
     let fields = compute.iter().map(|&i| {
         let (f, ty) = (field(i), layer_type(&model.nodes[i]));
-        quote_spanned!(model.nodes[i].span=> pub #f: #ty,)
+        quote_spanned!(model.nodes[i].name.span()=> pub #f: #ty,)
     });
     let inits = compute.iter().map(|&i| {
         let (f, c) = (field(i), constructor(&model.nodes[i]));

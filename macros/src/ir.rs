@@ -4,7 +4,7 @@
 //! Stages: parse (per style) → [`Model`] → `shape::infer` (fills in shapes, checks them) →
 //! `codegen` (assumes a checked model).
 
-use proc_macro2::{Ident, Span};
+use proc_macro2::{Ident, TokenStream};
 use syn::{Attribute, Visibility};
 
 /// The activations kiln knows, by Keras name, with the runtime type each selects.
@@ -75,7 +75,7 @@ pub struct Node {
     pub name: Ident,
     pub kind: LayerKind,
     /// The user's tokens for this layer, where its errors point.
-    pub span: Span,
+    pub tokens: TokenStream,
     /// Indices of the nodes it reads; empty means the model input.
     pub inputs: Vec<usize>,
     /// Filled in by shape inference.

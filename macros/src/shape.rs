@@ -20,7 +20,10 @@ pub fn infer(model: &mut Model) -> Result<(), syn::Error> {
         let out = match &node.kind {
             LayerKind::Dense { units, .. } => {
                 if input.len() != 1 {
-                    errors.at(node.span, format!("Dense expects a rank-1 input, got {}: add Flatten before it", show(&input)));
+                    errors.over(
+                        &node.tokens,
+                        format!("Dense expects a rank-1 input, got {}: add Flatten before it", show(&input)),
+                    );
                     vec![*units]
                 } else {
                     vec![*units]
@@ -33,12 +36,12 @@ pub fn infer(model: &mut Model) -> Result<(), syn::Error> {
                 let unknown = target.iter().filter(|d| **d == -1).count();
                 let known: i64 = target.iter().filter(|d| **d != -1).product();
                 if unknown > 1 || target.iter().any(|d| *d == 0 || *d < -1) || target.is_empty() {
-                    errors.at(node.span, "Reshape's target dimensions must be positive, with at most one -1");
+                    errors.over(&node.tokens, "Reshape's target dimensions must be positive, with at most one -1");
                     input.clone()
                 } else if (unknown == 0 && known as usize != total) || (unknown == 1 && total % known as usize != 0) {
                     let t: Vec<String> = target.iter().map(|d| d.to_string()).collect();
-                    errors.at(
-                        node.span,
+                    errors.over(
+                        &node.tokens,
                         format!("Reshape cannot turn {} ({total} values) into [{}]", show(&input), t.join(", ")),
                     );
                     input.clone()
@@ -52,7 +55,10 @@ pub fn infer(model: &mut Model) -> Result<(), syn::Error> {
         node.output_shape = out;
     }
     if !model.nodes.is_empty() && model.nodes.iter().all(|n| n.kind.is_view()) {
-        errors.at(model.name.span(), "the model has no layer that computes anything (only Flatten/Reshape): add a Dense or Activation layer");
+        errors.at(
+            model.name.span(),
+            "the model has no layer that computes anything (only Flatten/Reshape): add a Dense or Activation layer",
+        );
     }
     errors.finish()
 }

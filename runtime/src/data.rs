@@ -15,8 +15,11 @@ pub fn read_csv(path: impl AsRef<Path>, skip_header: bool) -> Result<Array2<f32>
     let shown = path.display().to_string();
     let io = |source| Error::Io { path: shown.clone(), source };
     let file = std::fs::File::open(path).map_err(io)?;
-    let reader: Box<dyn Read> =
-        if path.extension().is_some_and(|e| e == "gz") { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
+    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
     let bad = |reason: String| Error::InvalidData { what: shown.clone(), reason };
     let mut values = Vec::new();
     let mut cols = None;
@@ -57,7 +60,10 @@ pub fn one_hot(labels: &Array1<f32>, classes: usize) -> Result<Array2<f32>> {
     let mut out = Array2::zeros((labels.len(), classes));
     for (i, &l) in labels.iter().enumerate() {
         if l < 0.0 || l.fract() != 0.0 || l as usize >= classes {
-            return Err(Error::InvalidData { what: "labels".into(), reason: format!("row {i} has label {l}, outside 0..{classes}") });
+            return Err(Error::InvalidData {
+                what: "labels".into(),
+                reason: format!("row {i} has label {l}, outside 0..{classes}"),
+            });
         }
         out[[i, l as usize]] = 1.0;
     }

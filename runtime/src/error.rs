@@ -75,9 +75,7 @@ pub enum Error {
         reason: String,
     },
     /// `fit`, `evaluate` or `train_on_batch` called before `compile`.
-    #[error(
-        "the model is not compiled: call `model.compile(loss, optimizer, metrics)` before `{0}`"
-    )]
+    #[error("the model is not compiled: call `model.compile(loss, optimizer, metrics)` before `{0}`")]
     NotCompiled(&'static str),
     /// Training produced a NaN or infinite loss (Keras' TerminateOnNaN, on by default).
     #[error(
@@ -107,9 +105,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
-        Error::InvalidArgument {
-            name,
-            reason: reason.into(),
-        }
+        Error::InvalidArgument { name, reason: reason.into() }
     }
 }

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod optimizers;
 pub mod summary;
+pub mod testing;
 pub mod train;
 
 pub use error::{Error, Result, Shape};
@@ -36,12 +37,12 @@ pub const DEFAULT_SEED: u64 = 1337;
 /// without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::DEFAULT_SEED;
     pub use crate::kernels::ActKind;
     pub use crate::layers::*;
     pub use crate::model::Model;
     pub use crate::summary::LayerInfo;
     pub use crate::train::TrainState;
-    pub use crate::DEFAULT_SEED;
     pub use rand::SeedableRng;
     pub use rand::rngs::StdRng;
 }

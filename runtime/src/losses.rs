@@ -182,7 +182,15 @@ impl Loss {
     ///
     /// With `grad`, also writes d(mean loss)/d(p), or with `fused_softmax` d(mean loss)/d(logits)
     /// where `p` is the output of a softmax (see [`Loss::fuses_softmax`]).
-    pub fn compute(&self, p: &[f32], y: &[f32], n: usize, width: usize, grad: Option<&mut [f32]>, fused_softmax: bool) -> f32 {
+    pub fn compute(
+        &self,
+        p: &[f32],
+        y: &[f32],
+        n: usize,
+        width: usize,
+        grad: Option<&mut [f32]>,
+        fused_softmax: bool,
+    ) -> f32 {
         let inv_n = 1.0 / n as f32;
         let mut total = 0.0f64;
         let mut grad = grad;
@@ -275,7 +283,10 @@ mod tests {
     #[test]
     fn unknown_name_lists_the_valid_ones() {
         let e = Loss::from_name("msee").unwrap_err().to_string();
-        assert!(e.contains("unknown loss `msee`") && e.contains("mse") && e.contains("sparse_categorical_crossentropy"), "{e}");
+        assert!(
+            e.contains("unknown loss `msee`") && e.contains("mse") && e.contains("sparse_categorical_crossentropy"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -113,14 +113,12 @@ impl MetricState {
                 p.len() as f64,
             ),
             MetricKind::CategoricalAccuracy => (
-                p.chunks_exact(width).zip(y.chunks_exact(width)).filter(|(p, y)| argmax(p) == argmax(y)).count()
-                    as f64,
+                p.chunks_exact(width).zip(y.chunks_exact(width)).filter(|(p, y)| argmax(p) == argmax(y)).count() as f64,
                 n as f64,
             ),
-            MetricKind::SparseCategoricalAccuracy => (
-                p.chunks_exact(width).zip(y).filter(|(p, y)| argmax(p) as f32 == **y).count() as f64,
-                n as f64,
-            ),
+            MetricKind::SparseCategoricalAccuracy => {
+                (p.chunks_exact(width).zip(y).filter(|(p, y)| argmax(p) as f32 == **y).count() as f64, n as f64)
+            }
             MetricKind::MeanAbsoluteError => {
                 (p.iter().zip(y).map(|(p, y)| (p - y).abs() as f64).sum::<f64>() / width as f64, n as f64)
             }
@@ -143,7 +141,10 @@ mod tests {
 
     #[test]
     fn accuracy_resolves_from_loss_and_shapes() {
-        assert_eq!(resolve("accuracy", &Loss::SparseCategoricalCrossentropy, 10), MetricKind::SparseCategoricalAccuracy);
+        assert_eq!(
+            resolve("accuracy", &Loss::SparseCategoricalCrossentropy, 10),
+            MetricKind::SparseCategoricalAccuracy
+        );
         assert_eq!(resolve("accuracy", &Loss::CategoricalCrossentropy, 10), MetricKind::CategoricalAccuracy);
         assert_eq!(resolve("acc", &Loss::BinaryCrossentropy, 1), MetricKind::BinaryAccuracy);
         assert_eq!(resolve("accuracy", &Loss::MeanSquaredError, 1), MetricKind::BinaryAccuracy);

@@ -3,10 +3,11 @@
 
 pub mod sequential;
 
-use proc_macro2::Span;
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::Ident;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::Ident;
 use syn::{LitBool, LitInt, LitStr, Token, bracketed, parenthesized};
 
 use crate::ir::{ACTIVATIONS, Act, LayerKind};
@@ -91,21 +92,23 @@ impl Parse for Arg {
 pub struct LayerCall {
     pub ident: Ident,
     pub args: Vec<Arg>,
-    pub span: Span,
+    /// The whole call, so errors underline all of `Dense(64, activation = relu)`.
+    pub tokens: TokenStream,
 }
 
 impl Parse for LayerCall {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let ident: Ident = input.parse()?;
-        let mut span = ident.span();
+        let mut tokens = ident.to_token_stream();
         let mut args = Vec::new();
         if input.peek(syn::token::Paren) {
+            let group: Group = input.fork().parse()?;
+            tokens.extend(std::iter::once(TokenTree::Group(group)));
             let content;
-            let p = parenthesized!(content in input);
+            parenthesized!(content in input);
             args = Punctuated::<Arg, Token![,]>::parse_terminated(&content)?.into_iter().collect();
-            span = ident.span().join(p.span.close()).unwrap_or(span);
         }
-        Ok(LayerCall { ident, args, span })
+        Ok(LayerCall { ident, args, tokens })
     }
 }
 
@@ -125,6 +128,10 @@ impl Errors {
     }
     pub fn at(&mut self, span: Span, msg: impl std::fmt::Display) {
         self.push(syn::Error::new(span, msg));
+    }
+    /// An error underlining all of `tokens` (first to last token, on stable Rust too).
+    pub fn over(&mut self, tokens: &TokenStream, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, msg));
     }
     pub fn finish(self) -> Result<(), syn::Error> {
         self.0.map_or(Ok(()), Err)
@@ -180,7 +187,10 @@ pub fn understand(call: &LayerCall, errors: &mut Errors) -> Option<Understood> {
                 match allowed.get(positional - 1).filter(|k| **k != "name") {
                     Some(k) => (k.to_string(), arg.value.span()),
                     None => {
-                        errors.at(arg.value.span(), format!("{class} takes at most {} positional argument(s)", allowed.len() - 1));
+                        errors.at(
+                            arg.value.span(),
+                            format!("{class} takes at most {} positional argument(s)", allowed.len() - 1),
+                        );
                         continue;
                     }
                 }
@@ -216,7 +226,7 @@ pub fn understand(call: &LayerCall, errors: &mut Errors) -> Option<Understood> {
                     None
                 }
                 None => {
-                    errors.at(call.span, "Dense needs its number of units, e.g. Dense(64)");
+                    errors.over(&call.tokens, "Dense needs its number of units, e.g. Dense(64)");
                     None
                 }
             };
@@ -242,14 +252,14 @@ pub fn understand(call: &LayerCall, errors: &mut Errors) -> Option<Understood> {
                 return None;
             }
             None => {
-                errors.at(call.span, "Reshape needs a target shape, e.g. Reshape([8, 8])");
+                errors.over(&call.tokens, "Reshape needs a target shape, e.g. Reshape([8, 8])");
                 return None;
             }
         },
         _ => match get("activation") {
             Some(v) => LayerKind::Activation { act: activation(v, errors)? },
             None => {
-                errors.at(call.span, "Activation needs an activation name, e.g. Activation(relu)");
+                errors.over(&call.tokens, "Activation needs an activation name, e.g. Activation(relu)");
                 return None;
             }
         },

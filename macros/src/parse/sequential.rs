@@ -102,7 +102,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
                 let c = counts.entry(class).or_insert(0);
                 let n = if *c == 0 { base.clone() } else { format!("{base}_{c}") };
                 *c += 1;
-                (n, call.span)
+                (n, call.ident.span())
             }
         };
         if let Some(_first) = taken.insert(name.0.clone(), name.1) {
@@ -111,9 +111,9 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         }
         let inputs = if nodes.is_empty() { vec![] } else { vec![nodes.len() - 1] };
         nodes.push(Node {
-            name: Ident::new(&name.0, call.span),
+            name: Ident::new(&name.0, call.ident.span()),
             kind: u.kind,
-            span: call.span,
+            tokens: call.tokens.clone(),
             inputs,
             input_shape: vec![],
             output_shape: vec![],

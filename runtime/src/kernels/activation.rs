@@ -52,19 +52,8 @@ impl ActKind {
     ];
 
     /// Keras' names for the activations.
-    pub const NAMES: [&'static str; 11] = [
-        "linear",
-        "relu",
-        "sigmoid",
-        "tanh",
-        "softmax",
-        "gelu",
-        "elu",
-        "selu",
-        "leaky_relu",
-        "softplus",
-        "swish",
-    ];
+    pub const NAMES: [&'static str; 11] =
+        ["linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "selu", "leaky_relu", "softplus", "swish"];
 
     /// Keras' name of this activation.
     pub fn name(self) -> &'static str {
@@ -177,9 +166,8 @@ fn sigmoid(x: f32) -> f32 {
 pub fn erf(x: f32) -> f32 {
     let x = x as f64;
     let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let poly =
+        t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     let y = 1.0 - poly * (-x * x).exp();
     (if x >= 0.0 { y } else { -y }) as f32
 }

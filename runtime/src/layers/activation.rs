@@ -1,8 +1,8 @@
 use std::marker::PhantomData;
 
 use super::{BackwardOpts, Layer, Param, sized};
-use crate::kernels::activation::{act_backward, bias_act};
 use crate::kernels::ActKind;
+use crate::kernels::activation::{act_backward, bias_act};
 
 /// An activation as a type, so a layer's activation is part of its type (`Dense<64, 10, Softmax>`)
 /// and the generated code needs no run-time lookup.

@@ -10,8 +10,7 @@ mod dense;
 mod param;
 
 pub use activation::{
-    Activation, ActivationFn, Elu, Gelu, LeakyRelu, Linear, Relu, Selu, Sigmoid, Silu, Softmax, Softplus,
-    Swish, Tanh,
+    Activation, ActivationFn, Elu, Gelu, LeakyRelu, Linear, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Swish, Tanh,
 };
 pub use dense::Dense;
 pub use param::Param;

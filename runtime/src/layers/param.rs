@@ -16,12 +16,7 @@ impl Param {
     /// A parameter of the given shape, all zeros (Keras' `zeros` initializer).
     pub fn zeros(shape: &[usize]) -> Self {
         let len = shape.iter().product();
-        Param {
-            shape: shape.to_vec(),
-            value: vec![0.0; len],
-            grad: vec![0.0; len],
-            trainable: true,
-        }
+        Param { shape: shape.to_vec(), value: vec![0.0; len], grad: vec![0.0; len], trainable: true }
     }
 
     /// Keras' `glorot_uniform`: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)).

@@ -45,8 +45,8 @@ impl Adam {
     fn step(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
         let t = self.iterations.max(1) as i32;
         let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
-        let alpha = (self.learning_rate as f64 * (1.0 - (b2 as f64).powi(t)).sqrt()
-            / (1.0 - (b1 as f64).powi(t))) as f32;
+        let alpha =
+            (self.learning_rate as f64 * (1.0 - (b2 as f64).powi(t)).sqrt() / (1.0 - (b1 as f64).powi(t))) as f32;
         let k = if self.amsgrad { 3 } else { 2 };
         let state = self.slots.get(slot, k, w.len(), 0.0);
         let (m, rest) = state.split_at_mut(1);

@@ -15,7 +15,7 @@ pub(crate) struct Rows<'a> {
 
 impl Rows<'_> {
     pub fn width(&self) -> usize {
-        if self.n == 0 { 0 } else { self.data.len() / self.n }
+        self.data.len().checked_div(self.n).unwrap_or(0)
     }
 }
 
@@ -38,25 +38,21 @@ fn shape_str(rows: &str, dims: &[usize]) -> String {
 pub(crate) fn inputs<'a, S: Data<Elem = f32>, D: Dimension>(
     x: &'a ArrayBase<S, D>,
     feature_shape: &[usize],
-    what: &str,
+    what: impl Fn() -> String,
 ) -> Result<Rows<'a>> {
     let shape = x.shape();
     if shape.len() != feature_shape.len() + 1 || &shape[1..] != feature_shape {
-        return Err(Error::Shape {
-            what: what.to_string(),
-            expected: shape_str("n", feature_shape),
-            got: Shape(shape.to_vec()),
-        });
+        return Err(Error::Shape { what: what(), expected: shape_str("n", feature_shape), got: Shape(shape.to_vec()) });
     }
     let n = shape[0];
     if n == 0 {
-        return Err(Error::InvalidData { what: what.to_string(), reason: "it has no rows".into() });
+        return Err(Error::InvalidData { what: what(), reason: "it has no rows".into() });
     }
     let data = contiguous(x);
     let width = data.len() / n;
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
         return Err(Error::InvalidData {
-            what: what.to_string(),
+            what: what(),
             reason: format!("row {} holds {} (kiln does not train or predict on NaN or inf)", i / width, data[i]),
         });
     }

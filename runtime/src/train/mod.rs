@@ -102,7 +102,12 @@ pub struct TrainState {
 impl TrainState {
     /// The state of a model created from `seed`.
     pub fn new(seed: u64) -> Self {
-        TrainState { seed, rng: StdRng::seed_from_u64(seed ^ 0x5DEE_CE66_D1CE_5EED), compiled: None, ws: Workspace::default() }
+        TrainState {
+            seed,
+            rng: StdRng::seed_from_u64(seed ^ 0x5DEE_CE66_D1CE_5EED),
+            compiled: None,
+            ws: Workspace::default(),
+        }
     }
 
     /// The seed the model was created with.
@@ -131,7 +136,12 @@ fn with_state<M: Model, T>(m: &mut M, f: impl FnOnce(&mut M, &mut TrainState) ->
     r
 }
 
-pub(crate) fn compile<M: Model>(m: &mut M, loss: impl IntoLoss, optimizer: impl IntoOptimizer, metric_names: &[&str]) -> Result<()> {
+pub(crate) fn compile<M: Model>(
+    m: &mut M,
+    loss: impl IntoLoss,
+    optimizer: impl IntoOptimizer,
+    metric_names: &[&str],
+) -> Result<()> {
     let loss = loss.into_loss()?;
     let optimizer = optimizer.into_optimizer()?;
     for name in metric_names {
@@ -140,11 +150,20 @@ pub(crate) fn compile<M: Model>(m: &mut M, loss: impl IntoLoss, optimizer: impl 
     if loss.is_sparse() && M::output_size() < 2 {
         return Err(Error::invalid(
             "loss",
-            format!("sparse_categorical_crossentropy needs at least 2 outputs (one per class); {} has {}", M::NAME, M::output_size()),
+            format!(
+                "sparse_categorical_crossentropy needs at least 2 outputs (one per class); {} has {}",
+                M::NAME,
+                M::output_size()
+            ),
         ));
     }
-    m.train_state_mut().compiled = Some(Compiled { loss, optimizer, metrics: metric_names.iter().map(|s| s.to_string()).collect() });
+    m.train_state_mut().compiled =
+        Some(Compiled { loss, optimizer, metrics: metric_names.iter().map(|s| s.to_string()).collect() });
     Ok(())
+}
+
+fn x_name<M: Model>() -> String {
+    format!("x (input of {})", M::NAME)
 }
 
 fn fused<M: Model>(loss: &Loss) -> bool {
@@ -152,7 +171,10 @@ fn fused<M: Model>(loss: &Loss) -> bool {
 }
 
 fn metric_states<M: Model>(c: &Compiled, prefix: &str) -> Vec<MetricState> {
-    c.metrics.iter().map(|n| MetricState::new(&format!("{prefix}{n}"), metrics::resolve(n, &c.loss, M::output_size()))).collect()
+    c.metrics
+        .iter()
+        .map(|n| MetricState::new(&format!("{prefix}{n}"), metrics::resolve(n, &c.loss, M::output_size())))
+        .collect()
 }
 
 fn logs(loss_key: &str, loss: f64, metrics: &[MetricState], into: &mut Logs) {
@@ -164,7 +186,16 @@ fn logs(loss_key: &str, loss: f64, metrics: &[MetricState], into: &mut Logs) {
 
 /// One gradient step on `n` rows; returns the batch's mean loss.
 #[allow(clippy::too_many_arguments)]
-fn step<M: Model>(m: &mut M, c: &mut Compiled, grad: &mut Vec<f32>, ms: &mut [MetricState], xb: &[f32], yb: &[f32], n: usize, at: (usize, usize)) -> Result<f32> {
+fn step<M: Model>(
+    m: &mut M,
+    c: &mut Compiled,
+    grad: &mut Vec<f32>,
+    ms: &mut [MetricState],
+    xb: &[f32],
+    yb: &[f32],
+    n: usize,
+    at: (usize, usize),
+) -> Result<f32> {
     let width = M::output_size();
     let fused = fused::<M>(&c.loss);
     let p = m.forward_train(xb, n);
@@ -213,25 +244,27 @@ pub(crate) fn fit<M: Model, S: Data<Elem = f32>, D: Dimension, S2: Data<Elem = f
     if !(0.0..1.0).contains(&opts.validation_split) {
         return Err(Error::invalid("validation_split", format!("must be in [0, 1), got {}", opts.validation_split)));
     }
-    let xr = data::inputs(x, M::INPUT_SHAPE, &format!("x (input of {})", M::NAME))?;
+    let xr = data::inputs(x, M::INPUT_SHAPE, x_name::<M>)?;
     let yr = data::targets(y, xr.n, &loss, M::output_size(), "y")?;
     let validation = match &opts.validation_data {
         Some((xv, yv)) => {
-            let xv = data::inputs(xv, M::INPUT_SHAPE, "validation_data x")?;
+            let xv = data::inputs(xv, M::INPUT_SHAPE, || "validation_data x".into())?;
             let yv = data::targets(yv, xv.n, &loss, M::output_size(), "validation_data y")?;
             Some((xv, yv))
         }
         None => None,
     };
     // Keras: the validation rows are the last ones, taken before shuffling.
-    let n_train = if validation.is_none() { (xr.n as f64 * (1.0 - opts.validation_split as f64)).floor() as usize } else { xr.n };
+    let n_train =
+        if validation.is_none() { (xr.n as f64 * (1.0 - opts.validation_split as f64)).floor() as usize } else { xr.n };
     if n_train == 0 {
         return Err(Error::invalid(
             "validation_split",
             format!("{} of {} rows leaves no rows to train on", opts.validation_split, xr.n),
         ));
     }
-    let split = |r: &Rows<'_>, from: usize, to: usize| -> Vec<f32> { r.data[from * r.width()..to * r.width()].to_vec() };
+    let split =
+        |r: &Rows<'_>, from: usize, to: usize| -> Vec<f32> { r.data[from * r.width()..to * r.width()].to_vec() };
     let (xw, yw) = (xr.width(), yr.width());
     let val: Option<(Vec<f32>, Vec<f32>, usize)> = match validation {
         Some((xv, yv)) => Some((xv.data.into_owned(), yv.data.into_owned(), xv.n)),
@@ -290,7 +323,15 @@ pub(crate) fn fit<M: Model, S: Data<Elem = f32>, D: Dimension, S2: Data<Elem = f
 }
 
 /// Mean loss and metrics over `n` rows, in batches, with the inference forward pass.
-fn evaluate_rows<M: Model>(m: &mut M, c: &Compiled, x: &[f32], y: &[f32], n: usize, batch: usize, prefix: &str) -> (f64, Vec<MetricState>) {
+fn evaluate_rows<M: Model>(
+    m: &mut M,
+    c: &Compiled,
+    x: &[f32],
+    y: &[f32],
+    n: usize,
+    batch: usize,
+    prefix: &str,
+) -> (f64, Vec<MetricState>) {
     let (xw, yw, width) = (M::input_size(), y.len() / n, M::output_size());
     let mut ms = metric_states::<M>(c, prefix);
     let mut total = 0.0f64;
@@ -314,7 +355,7 @@ pub(crate) fn evaluate<M: Model, S: Data<Elem = f32>, D: Dimension, S2: Data<Ele
     y: &ArrayBase<S2, D2>,
 ) -> Result<Logs> {
     let loss = m.train_state().compiled.as_ref().ok_or(Error::NotCompiled("evaluate"))?.loss;
-    let xr = data::inputs(x, M::INPUT_SHAPE, &format!("x (input of {})", M::NAME))?;
+    let xr = data::inputs(x, M::INPUT_SHAPE, x_name::<M>)?;
     let yr = data::targets(y, xr.n, &loss, M::output_size(), "y")?;
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();
@@ -330,8 +371,11 @@ pub(crate) fn evaluate<M: Model, S: Data<Elem = f32>, D: Dimension, S2: Data<Ele
 /// the buffers stay in cache.
 const PREDICT_BATCH: usize = 256;
 
-pub(crate) fn predict<M: Model, S: Data<Elem = f32>, D: Dimension>(m: &mut M, x: &ArrayBase<S, D>) -> Result<Array2<f32>> {
-    let xr = data::inputs(x, M::INPUT_SHAPE, &format!("x (input of {})", M::NAME))?;
+pub(crate) fn predict<M: Model, S: Data<Elem = f32>, D: Dimension>(
+    m: &mut M,
+    x: &ArrayBase<S, D>,
+) -> Result<Array2<f32>> {
+    let xr = data::inputs(x, M::INPUT_SHAPE, x_name::<M>)?;
     let (xw, width) = (M::input_size(), M::output_size());
     let mut out = Array2::zeros((xr.n, width));
     let dst = out.as_slice_mut().ok_or_else(|| Error::invalid("x", "internal: output not contiguous"))?;
@@ -367,7 +411,7 @@ pub(crate) fn train_on_batch<M: Model, S: Data<Elem = f32>, D: Dimension, S2: Da
     y: &ArrayBase<S2, D2>,
 ) -> Result<f32> {
     let loss = m.train_state().compiled.as_ref().ok_or(Error::NotCompiled("train_on_batch"))?.loss;
-    let xr = data::inputs(x, M::INPUT_SHAPE, &format!("x (input of {})", M::NAME))?;
+    let xr = data::inputs(x, M::INPUT_SHAPE, x_name::<M>)?;
     let yr = data::targets(y, xr.n, &loss, M::output_size(), "y")?;
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();

@@ -30,7 +30,11 @@ fn format_time(d: Duration) -> String {
 
 fn per_step(d: Duration, steps: usize) -> String {
     let us = d.as_secs_f64() * 1e6 / steps.max(1) as f64;
-    if us >= 1000.0 { format!("{}ms/step", (us / 1000.0).round() as u64) } else { format!("{}us/step", us.round() as u64) }
+    if us >= 1000.0 {
+        format!("{}ms/step", (us / 1000.0).round() as u64)
+    } else {
+        format!("{}us/step", us.round() as u64)
+    }
 }
 
 impl Progress {
@@ -70,7 +74,13 @@ impl Progress {
                 per_step(took, self.steps),
                 format_logs(logs)
             ),
-            _ => format!("{0}/{0} - {1} - {2}{3}", self.steps, format_time(took), per_step(took, self.steps), format_logs(logs)),
+            _ => format!(
+                "{0}/{0} - {1} - {2}{3}",
+                self.steps,
+                format_time(took),
+                per_step(took, self.steps),
+                format_logs(logs)
+            ),
         };
         if let Some(bar) = self.bar {
             bar.finish_and_clear();

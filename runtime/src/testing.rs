@@ -1,0 +1,115 @@
+//! Finite-difference gradient checks, for kiln's own tests and for anyone writing a layer.
+//!
+//! [`check_layer`] compares a layer's analytic gradients (parameters and input) with central
+//! differences of the scalar `L = Σ r ⊙ forward(x)` for a fixed random `r`; [`check_loss`] does
+//! the same for a loss with respect to the predictions (or, fused, the softmax's input).
+
+use rand::{Rng, SeedableRng};
+
+use crate::kernels::activation::softmax_rows;
+use crate::layers::{BackwardOpts, Layer};
+use crate::losses::Loss;
+
+/// Step of the central differences. Large enough that f32 rounding of the objective (about 1e-7
+/// relative) stays well below the differences, small enough for the curvature of the functions
+/// checked here.
+pub const EPS: f64 = 1e-3;
+
+fn close(analytic: f64, numeric: f64, tol: f64) -> bool {
+    (analytic - numeric).abs() <= tol * (1.0 + analytic.abs().max(numeric.abs()))
+}
+
+fn objective<L: Layer>(layer: &mut L, x: &[f32], n: usize, r: &[f32]) -> f64 {
+    layer.forward_train(x, n).iter().zip(r).map(|(y, r)| *y as f64 * *r as f64).sum()
+}
+
+/// Checks every parameter gradient (up to `per_param` entries of each, spread over the array) and
+/// every input gradient of `layer` at input `x` of `n` rows. Returns the mismatches found.
+pub fn check_layer<L: Layer>(layer: &mut L, x: &[f32], n: usize, per_param: usize, tol: f64) -> Result<(), String> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    let out_len = layer.forward_train(x, n).len();
+    let r: Vec<f32> = (0..out_len).map(|_| rng.random_range(-1.0..1.0)).collect();
+    layer.backward(x, n, &r, BackwardOpts { input_grad: true, accumulate: false, fused_output: false });
+    let dx = layer.input_grad().to_vec();
+    let mut grads: Vec<(String, Vec<f32>)> = Vec::new();
+    layer.visit_params(&mut |name, p| grads.push((name.to_string(), p.grad.clone())));
+    let mut errors = Vec::new();
+
+    for (slot, (name, grad)) in grads.iter().enumerate() {
+        let stride = (grad.len() / per_param.max(1)).max(1);
+        for j in (0..grad.len()).step_by(stride) {
+            let nudge = |layer: &mut L, delta: f64| {
+                let mut s = 0;
+                layer.visit_params_mut(&mut |p| {
+                    if s == slot {
+                        p.value[j] = (p.value[j] as f64 + delta) as f32;
+                    }
+                    s += 1;
+                });
+            };
+            nudge(layer, EPS);
+            let plus = objective(layer, x, n, &r);
+            nudge(layer, -2.0 * EPS);
+            let minus = objective(layer, x, n, &r);
+            nudge(layer, EPS);
+            let numeric = (plus - minus) / (2.0 * EPS);
+            if !close(grad[j] as f64, numeric, tol) {
+                errors.push(format!("{name}[{j}]: analytic {} vs numeric {numeric}", grad[j]));
+            }
+        }
+    }
+    let mut xp = x.to_vec();
+    for j in 0..x.len() {
+        xp[j] = (x[j] as f64 + EPS) as f32;
+        let plus = objective(layer, &xp, n, &r);
+        xp[j] = (x[j] as f64 - EPS) as f32;
+        let minus = objective(layer, &xp, n, &r);
+        xp[j] = x[j];
+        let numeric = (plus - minus) / (2.0 * EPS);
+        if !close(dx[j] as f64, numeric, tol) {
+            errors.push(format!("input[{j}]: analytic {} vs numeric {numeric}", dx[j]));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
+}
+
+/// Checks `loss`'s gradient with respect to predictions `p` (`n` rows of `width`) against targets
+/// `y`. With `fused`, `p` is read as logits `z`, the loss is applied to `softmax(z)`, and the
+/// gradient checked is the fused one with respect to `z`.
+pub fn check_loss(
+    loss: &Loss,
+    p: &[f32],
+    y: &[f32],
+    n: usize,
+    width: usize,
+    fused: bool,
+    tol: f64,
+) -> Result<(), String> {
+    let value = |z: &[f32]| -> f64 {
+        let mut q = z.to_vec();
+        if fused {
+            softmax_rows(&mut q, width);
+        }
+        loss.compute(&q, y, n, width, None, false) as f64
+    };
+    let mut q = p.to_vec();
+    if fused {
+        softmax_rows(&mut q, width);
+    }
+    let mut grad = vec![0.0; p.len()];
+    loss.compute(&q, y, n, width, Some(&mut grad), fused);
+    let mut errors = Vec::new();
+    let mut zp = p.to_vec();
+    for j in 0..p.len() {
+        zp[j] = (p[j] as f64 + EPS) as f32;
+        let plus = value(&zp);
+        zp[j] = (p[j] as f64 - EPS) as f32;
+        let minus = value(&zp);
+        zp[j] = p[j];
+        let numeric = (plus - minus) / (2.0 * EPS);
+        if !close(grad[j] as f64, numeric, tol) {
+            errors.push(format!("{}: d/dp[{j}] analytic {} vs numeric {numeric}", loss.name(), grad[j]));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
+}

@@ -1,0 +1,88 @@
+//! A steady-state training step, and single-sample prediction, allocate nothing in kiln's own code.
+//!
+//! matrixmultiply allocates one packing buffer per sgemm call above its small-matrix threshold
+//! (64-byte aligned); those are counted apart, by alignment, and compared with kiln's sgemm count.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use kiln::ndarray::{Array1, Array2};
+use kiln::prelude::*;
+
+struct Counting;
+
+thread_local! {
+    static ON: Cell<bool> = const { Cell::new(false) };
+    static OWN: Cell<usize> = const { Cell::new(0) };
+    static PACKING: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // try_with: the thread-locals may be gone while a thread shuts down.
+        let _ = ON.try_with(|on| {
+            if on.get() {
+                let c = if layout.align() >= 32 { &PACKING } else { &OWN };
+                let _ = c.try_with(|c| c.set(c.get() + 1));
+            }
+        });
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+/// (kiln's allocations, packing allocations, sgemm calls) made by `f` on this thread.
+fn count(f: impl FnOnce()) -> (usize, usize, usize) {
+    OWN.with(|c| c.set(0));
+    PACKING.with(|c| c.set(0));
+    let calls = kiln::kernels::sgemm_calls();
+    ON.with(|on| on.set(true));
+    f();
+    ON.with(|on| on.set(false));
+    (OWN.with(Cell::get), PACKING.with(Cell::get), kiln::kernels::sgemm_calls() - calls)
+}
+
+sequential! {
+    struct Mlp: [784] {
+        Dense(128, activation = relu),
+        Dense(10, activation = softmax),
+    }
+}
+
+#[test]
+fn steady_state_training_step_and_predict_one_allocate_nothing() {
+    let x = Array2::from_shape_fn((32, 784), |(i, j)| ((i * 31 + j) % 97) as f32 / 97.0);
+    let y = Array1::from_shape_fn(32, |i| (i % 10) as f32);
+    let mut m = Mlp::new();
+    m.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    // The first steps size the buffers and the optimizer's moments.
+    for _ in 0..2 {
+        m.train_on_batch(&x, &y).unwrap();
+    }
+    let (own, packing, sgemm) = count(|| {
+        for _ in 0..10 {
+            m.train_on_batch(&x, &y).unwrap();
+        }
+    });
+    println!(
+        "10 training steps: {own} allocations by kiln, {packing} packing buffers by matrixmultiply over {sgemm} sgemm calls"
+    );
+    assert_eq!(own, 0, "kiln allocated in a steady-state training step");
+    assert!(packing <= sgemm, "more aligned allocations ({packing}) than sgemm calls ({sgemm})");
+    assert_eq!(sgemm, 10 * 5, "Dense forward + kernel gradient per layer, input gradient for the second only");
+
+    let sample: Vec<f32> = x.row(0).to_vec();
+    m.predict_one(&sample).unwrap();
+    let (own, packing, sgemm) = count(|| {
+        for _ in 0..10 {
+            m.predict_one(&sample).unwrap();
+        }
+    });
+    println!("10 predict_one calls: {own} allocations by kiln, {packing} packing buffers over {sgemm} sgemm calls");
+    assert_eq!(own, 0, "kiln allocated in predict_one");
+}

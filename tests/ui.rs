@@ -1,0 +1,8 @@
+//! Compile-fail tests: each file under `tests/ui/` is a mistake a user can make, named for the
+//! mistake; its `.stderr` is the message the user sees.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/sequential/*.rs");
+}
