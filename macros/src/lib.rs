@@ -37,3 +37,32 @@ pub fn sequential(input: TokenStream) -> TokenStream {
         })
         .into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(src: &str) -> proc_macro2::TokenStream {
+        let syntax: parse::sequential::Syntax = syn::parse_str(src).expect("parses");
+        let mut model = parse::sequential::lower(syntax).expect("lowers");
+        shape::infer(&mut model).expect("checks");
+        codegen::expand(&model)
+    }
+
+    /// A 10-layer model expands to straight-line code whose size grows linearly with the layers,
+    /// and the expansion is fast (the time is printed with `--nocapture`, not asserted).
+    #[test]
+    fn ten_layer_expansion_stays_small() {
+        let layers = |k: usize| (0..k).map(|_| "Dense(32, activation = relu)").collect::<Vec<_>>().join(", ");
+        let src = |k: usize| format!("pub struct Deep: [8, 8, 1] {{ Flatten, {} }}", layers(k));
+        let start = std::time::Instant::now();
+        let ten = expand_str(&src(10));
+        let took = start.elapsed();
+        let text = ten.to_string();
+        let one = expand_str(&src(1)).to_string().len();
+        println!("10-layer expansion: {took:?}, {} bytes of code (1 layer: {one})", text.len());
+        assert!(text.len() < one * 10, "expansion grows faster than the layer count: {one} -> {}", text.len());
+        assert!(text.contains("Dense < 64usize , 32usize"), "dimensions are constants in the expansion");
+        assert!(text.len() < 40_000, "10-layer expansion is {} bytes", text.len());
+    }
+}
