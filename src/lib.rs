@@ -29,7 +29,7 @@
 //! # }
 //! ```
 
-pub use kiln_macros::sequential;
+pub use kiln_macros::{functional, sequential};
 pub use kiln_runtime::*;
 pub use ndarray;
 

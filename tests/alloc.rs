@@ -1,4 +1,5 @@
-//! A steady-state training step, and single-sample prediction, allocate nothing in kiln's own code.
+//! A steady-state training step of `fit`, and single-sample prediction, allocate nothing in
+//! kiln's own code.
 //!
 //! matrixmultiply allocates one packing buffer per sgemm call above its small-matrix threshold
 //! (64-byte aligned); those are counted apart, by alignment, and compared with kiln's sgemm count.
@@ -56,25 +57,28 @@ sequential! {
 
 #[test]
 fn steady_state_training_step_and_predict_one_allocate_nothing() {
-    let x = Array2::from_shape_fn((32, 784), |(i, j)| ((i * 31 + j) % 97) as f32 / 97.0);
-    let y = Array1::from_shape_fn(32, |i| (i % 10) as f32);
+    let rows = 640;
+    let x = Array2::from_shape_fn((rows, 784), |(i, j)| ((i * 31 + j) % 97) as f32 / 97.0);
+    let y = Array1::from_shape_fn(rows, |i| (i % 10) as f32);
     let mut m = Mlp::new();
-    m.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
-    // The first steps size the buffers and the optimizer's moments.
-    for _ in 0..2 {
-        m.train_on_batch(&x, &y).unwrap();
-    }
-    let (own, packing, sgemm) = count(|| {
-        for _ in 0..10 {
-            m.train_on_batch(&x, &y).unwrap();
-        }
-    });
+    m.compile("sparse_categorical_crossentropy", "adam", &["accuracy"]).unwrap();
+    let opts = || Fit { epochs: 1, batch_size: 32, verbose: 0, ..Fit::default() };
+    // The first call sizes the buffers and the optimizer's moments.
+    m.fit(&x, &y, opts()).unwrap();
+    // An epoch of 10 steps and an epoch of 20: whatever fit allocates per call or per epoch
+    // (the history, the metric names) cancels out; what is left is per step.
+    let half = x.slice(kiln::ndarray::s![..rows / 2, ..]);
+    let yh = y.slice(kiln::ndarray::s![..rows / 2]);
+    let (own_10, packing_10, sgemm_10) = count(|| drop(m.fit(&half, &yh, opts()).unwrap()));
+    let (own_20, packing_20, sgemm_20) = count(|| drop(m.fit(&x, &y, opts()).unwrap()));
+    let (own, packing, sgemm) = (own_20 - own_10, packing_20 - packing_10, sgemm_20 - sgemm_10);
     println!(
-        "10 training steps: {own} allocations by kiln, {packing} packing buffers by matrixmultiply over {sgemm} sgemm calls"
+        "fit: {own_10} allocations for 10 steps, {own_20} for 20; per 10 extra steps: {own} by kiln, \
+         {packing} packing buffers by matrixmultiply over {sgemm} sgemm calls"
     );
     assert_eq!(own, 0, "kiln allocated in a steady-state training step");
     assert!(packing <= sgemm, "more aligned allocations ({packing}) than sgemm calls ({sgemm})");
-    assert_eq!(sgemm, 10 * 5, "Dense forward + kernel gradient per layer, input gradient for the second only");
+    assert_eq!(sgemm, 10 * 5, "per step: Dense forward and kernel gradient per layer, input gradient for the second only");
 
     let sample: Vec<f32> = x.row(0).to_vec();
     m.predict_one(&sample).unwrap();

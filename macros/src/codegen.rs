@@ -1,160 +1,328 @@
-//! Back end: a checked [`Model`] to Rust. Assumes shapes were inferred and checked.
+//! Back end: a checked [`Model`] to Rust. Assumes shapes were inferred and the graph checked.
 //!
-//! The generated struct has one field per computing layer (views have none), typed with the
-//! layer's static shape (`Dense<64, 10, Softmax>`), and straight-line forward and backward code
-//! in node order: no graph is interpreted at run time. Everything it names goes through
-//! `::kiln::__private`, so the user's imports never matter.
+//! The generated struct has one field per layer that computes (views have none), typed with the
+//! layer's static shape (`Dense<64, 10, Softmax>`); extra buffers for the second and later uses
+//! of a shared layer; and one gradient accumulator per value read by several layers. Forward and
+//! backward are straight-line code in node order, with every dimension a constant: no graph is
+//! interpreted at run time. Generated code names the runtime only through `::kiln::__private`.
 
-use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote};
 
-use crate::ir::{LayerKind, Model, Node};
+use crate::ir::{LayerDef, LayerKind, Model, Op};
 
 fn rt() -> TokenStream {
     quote!(::kiln::__private)
 }
 
-fn layer_type(node: &Node) -> TokenStream {
-    let rt = rt();
-    match &node.kind {
-        LayerKind::Dense { units, act, .. } => {
-            let inp = node.input_shape[0];
-            let a = format_ident!("{}", act.ty);
-            quote!(#rt::Dense<#inp, #units, #rt::#a>)
-        }
-        LayerKind::Activation { act } => {
-            let a = format_ident!("{}", act.ty);
-            let width = *node.input_shape.last().unwrap_or(&1);
-            quote!(#rt::Activation<#rt::#a, #width>)
-        }
-        LayerKind::Flatten | LayerKind::Reshape { .. } => unreachable!("views have no field"),
-    }
+struct Gen<'m> {
+    m: &'m Model,
+    rt: TokenStream,
 }
 
-fn constructor(node: &Node) -> TokenStream {
-    let ty = layer_type(node);
-    match &node.kind {
-        LayerKind::Dense { use_bias, .. } => quote!(<#ty>::new(#use_bias, &mut rng)),
-        _ => quote!(<#ty>::new()),
+impl Gen<'_> {
+    fn layer(&self, node: usize) -> &LayerDef {
+        self.m.layer_of(node).expect("an application")
     }
-}
 
-/// The nearest computing node at or above `i`, or `None` for the model input.
-fn source(model: &Model, mut i: usize) -> Option<usize> {
-    loop {
-        if !model.nodes[i].kind.is_view() {
-            return Some(i);
+    fn field(&self, node: usize) -> &Ident {
+        &self.layer(node).name
+    }
+
+    fn buf(&self, node: usize) -> Ident {
+        format_ident!("__kiln_buf_{}_{}", self.field(node), self.m.app_index(node))
+    }
+
+    fn grad_buf(node: usize) -> Ident {
+        format_ident!("__kiln_grad_{}", node)
+    }
+
+    fn ty(&self, l: &LayerDef) -> TokenStream {
+        let rt = &self.rt;
+        let ins = &self.m.nodes[l.apps[0]].input_shapes;
+        match &l.kind {
+            LayerKind::Dense { units, act, .. } => {
+                let (inp, a) = (ins[0][0], format_ident!("{}", act.ty));
+                quote!(#rt::Dense<#inp, #units, #rt::#a>)
+            }
+            LayerKind::Activation { act } => {
+                let (a, width) = (format_ident!("{}", act.ty), *ins[0].last().unwrap_or(&1));
+                quote!(#rt::Activation<#rt::#a, #width>)
+            }
+            LayerKind::Elementwise { class } => {
+                let c = format_ident!("{}", class);
+                quote!(#rt::#c)
+            }
+            LayerKind::Concatenate { .. } => quote!(#rt::Concatenate),
+            LayerKind::Dot => quote!(#rt::Dot),
+            LayerKind::Flatten | LayerKind::Reshape { .. } => unreachable!("views have no field"),
         }
-        i = *model.nodes[i].inputs.first()?;
     }
-}
 
-fn input_source(model: &Model, node: &Node) -> Option<usize> {
-    node.inputs.first().and_then(|&j| source(model, j))
+    fn constructor(&self, l: &LayerDef) -> TokenStream {
+        let ty = self.ty(l);
+        let ins = &self.m.nodes[l.apps[0]].input_shapes;
+        match &l.kind {
+            LayerKind::Dense { use_bias, .. } => quote!(<#ty>::new(#use_bias, &mut rng)),
+            LayerKind::Concatenate { axis } => {
+                let rank = ins[0].len() as i64;
+                let a = (if *axis < 0 { rank + 1 + axis } else { *axis } - 1) as usize;
+                let outer: usize = ins[0][..a].iter().product();
+                let widths = ins.iter().map(|s| s[a..].iter().product::<usize>());
+                quote!(<#ty>::new(#outer, &[#(#widths),*]))
+            }
+            LayerKind::Dot => {
+                let w = ins[0][0];
+                quote!(<#ty>::new(#w))
+            }
+            _ => quote!(<#ty>::new()),
+        }
+    }
+
+    /// Where a node's values are after the forward pass.
+    fn out_expr(&self, node: usize) -> TokenStream {
+        let rt = &self.rt;
+        let node = self.m.resolve(node);
+        match self.m.nodes[node].op {
+            Op::Input(i) => quote!(xs[#i]),
+            Op::Apply(_) if self.layer(node).kind.is_merge() => {
+                let f = self.field(node);
+                quote!(#rt::Merge::output(&self.#f))
+            }
+            Op::Apply(_) if self.m.app_index(node) == 0 => {
+                let f = self.field(node);
+                quote!(#rt::Layer::output(&self.#f))
+            }
+            Op::Apply(_) => {
+                let b = self.buf(node);
+                quote!(&self.#b.out[..])
+            }
+        }
+    }
+
+    /// Every gradient flowing into value `u` (a non-view node): from the model outputs it is, and
+    /// from each layer that reads it. The flag says whether it comes from output `k` alone.
+    fn contributions(&self, u: usize) -> Vec<TokenStream> {
+        let rt = &self.rt;
+        let mut out = Vec::new();
+        for (k, &o) in self.m.outputs.iter().enumerate() {
+            if self.m.resolve(o) == u {
+                out.push(quote!(dys[#k]));
+            }
+        }
+        for (c, node) in self.m.nodes.iter().enumerate() {
+            let Op::Apply(_) = node.op else { continue };
+            if self.layer(c).kind.is_view() {
+                continue;
+            }
+            for (s, &j) in node.inputs.iter().enumerate() {
+                if self.m.resolve(j) != u {
+                    continue;
+                }
+                let f = self.field(c);
+                out.push(if self.layer(c).kind.is_merge() {
+                    quote!(#rt::Merge::input_grad(&self.#f, #s))
+                } else if self.m.app_index(c) == 0 {
+                    quote!(#rt::Layer::input_grad(&self.#f))
+                } else {
+                    let b = self.buf(c);
+                    quote!(&self.#b.dx[..])
+                });
+            }
+        }
+        out
+    }
+
+    /// The output `k` whose gradient may be fused into node `c`'s softmax, if any.
+    fn fusable_output(&self, c: usize) -> Option<usize> {
+        let k = self.m.outputs.iter().position(|&o| self.m.resolve(o) == c)?;
+        let only = self.contributions(c).len() == 1;
+        let width: usize = self.m.nodes[c].output_shape.iter().product();
+        let softmax = match &self.layer(c).kind {
+            LayerKind::Dense { act, .. } => act.is_softmax(),
+            LayerKind::Activation { act } => act.is_softmax() && self.m.nodes[c].output_shape.last() == Some(&width),
+            _ => false,
+        };
+        (only && softmax).then_some(k)
+    }
+
+    /// The gradient of value `u`, emitting its accumulation first when several layers read it.
+    fn grad(&self, u: usize, stmts: &mut Vec<TokenStream>) -> TokenStream {
+        let rt = &self.rt;
+        let parts = self.contributions(u);
+        if parts.len() == 1 {
+            return parts.into_iter().next().unwrap_or_default();
+        }
+        let g = Self::grad_buf(u);
+        stmts.push(quote!(#rt::accumulate(&mut self.#g, &[#(#parts),*]);));
+        quote!(&self.#g[..])
+    }
+
+    /// Wraps a call on a shared layer's later application in the swap of its buffers.
+    fn swapped(&self, node: usize, call: TokenStream) -> TokenStream {
+        if self.m.app_index(node) == 0 || self.layer(node).kind.is_merge() {
+            return call;
+        }
+        let (rt, f, b) = (&self.rt, self.field(node), self.buf(node));
+        quote! {
+            #rt::swap_buffers(&mut self.#f, &mut self.#b);
+            #call
+            #rt::swap_buffers(&mut self.#f, &mut self.#b);
+        }
+    }
+
+    fn computing(&self) -> impl DoubleEndedIterator<Item = usize> + '_ {
+        (0..self.m.nodes.len()).filter(|&i| self.m.layer_of(i).is_some_and(|l| !l.kind.is_view()))
+    }
+
+    fn forward(&self) -> TokenStream {
+        let rt = &self.rt;
+        let steps = self.computing().map(|i| {
+            let f = self.field(i);
+            let ins: Vec<_> = self.m.nodes[i].inputs.iter().map(|&j| self.out_expr(j)).collect();
+            if self.layer(i).kind.is_merge() {
+                quote!(#rt::Merge::forward(&mut self.#f, &[#(#ins),*], n);)
+            } else {
+                let x = &ins[0];
+                self.swapped(i, quote!(#rt::run_layer(&mut self.#f, #x, n, train);))
+            }
+        });
+        quote!(#(#steps)*)
+    }
+
+    fn backward(&self) -> TokenStream {
+        let rt = &self.rt;
+        let mut stmts = Vec::new();
+        let mut seen_layer = std::collections::HashSet::new();
+        for c in self.computing().rev() {
+            let dy = self.grad(c, &mut stmts);
+            let f = self.field(c);
+            let ins: Vec<_> = self.m.nodes[c].inputs.iter().map(|&j| self.out_expr(j)).collect();
+            if self.layer(c).kind.is_merge() {
+                stmts.push(quote!(#rt::Merge::backward(&mut self.#f, &[#(#ins),*], n, #dy);));
+                continue;
+            }
+            let from_input = matches!(self.m.nodes[self.m.resolve(self.m.nodes[c].inputs[0])].op, Op::Input(_));
+            let input_grad = if from_input { quote!(input_grad) } else { quote!(true) };
+            // The last use (first seen here) overwrites the parameter gradients; earlier uses add.
+            let acc = if seen_layer.insert(f.to_string()) { quote!(accumulate) } else { quote!(true) };
+            let fused = match self.fusable_output(c) {
+                Some(k) => quote!(fused[#k]),
+                None => quote!(false),
+            };
+            let x = &ins[0];
+            stmts.push(self.swapped(
+                c,
+                quote!(#rt::Layer::backward(&mut self.#f, #x, n, #dy, #rt::BackwardOpts {
+                    input_grad: #input_grad, accumulate: #acc, fused_output: #fused,
+                });),
+            ));
+        }
+        quote!(#(#stmts)*)
+    }
 }
 
 pub fn expand(model: &Model) -> TokenStream {
-    let rt = rt();
+    let g = Gen { m: model, rt: rt() };
+    let rt = &g.rt;
     let Model { attrs, vis, name, .. } = model;
     let name_str = name.to_string();
-    let compute: Vec<usize> = (0..model.nodes.len()).filter(|&i| !model.nodes[i].kind.is_view()).collect();
-    let field = |i: usize| &model.nodes[i].name;
+    let computing: Vec<&LayerDef> = model.layers.iter().filter(|l| !l.kind.is_view()).collect();
 
-    let fields = compute.iter().map(|&i| {
-        let (f, ty) = (field(i), layer_type(&model.nodes[i]));
-        quote_spanned!(model.nodes[i].name.span()=> pub #f: #ty,)
+    let fields = computing.iter().map(|l| {
+        let (f, ty) = (&l.name, g.ty(l));
+        quote!(pub #f: #ty,)
     });
-    let inits = compute.iter().map(|&i| {
-        let (f, c) = (field(i), constructor(&model.nodes[i]));
+    let inits = computing.iter().map(|l| {
+        let (f, c) = (&l.name, g.constructor(l));
         quote!(#f: #c,)
     });
-
-    // Forward: one binding per node; views rebind their input.
-    let forward = |method: TokenStream| {
-        let steps = model.nodes.iter().enumerate().map(|(i, node)| {
-            let v = format_ident!("v{}", i);
-            let inp = match node.inputs.first() {
-                Some(j) => {
-                    let vj = format_ident!("v{}", j);
-                    quote!(#vj)
-                }
-                None => quote!(x),
-            };
-            if node.kind.is_view() {
-                quote!(let #v = #inp;)
-            } else {
-                let f = &node.name;
-                quote!(let #v = #rt::Layer::#method(&mut self.#f, #inp, n);)
-            }
-        });
-        let last = format_ident!("v{}", model.nodes.len() - 1);
-        quote!(#(#steps)* #last)
-    };
-    let fwd = forward(quote!(forward));
-    let fwd_train = forward(quote!(forward_train));
-
-    // Backward: computing layers in reverse; each reads its input from the layer before it (or x)
-    // and its output gradient from the layer after it (or dy).
-    let back = compute.iter().enumerate().rev().map(|(k, &i)| {
-        let f = field(i);
-        let input = match input_source(model, &model.nodes[i]) {
-            Some(j) => {
-                let fj = field(j);
-                quote!(#rt::Layer::output(&self.#fj))
-            }
-            None => quote!(x),
-        };
-        let is_last = k + 1 == compute.len();
-        let dy = if is_last {
-            quote!(dy)
-        } else {
-            let next = field(compute[k + 1]);
-            quote!(#rt::Layer::input_grad(&self.#next))
-        };
-        let input_grad = if k == 0 { quote!(opts.input_grad) } else { quote!(true) };
-        let fused = if is_last { quote!(opts.fused_output) } else { quote!(false) };
-        quote! {
-            #rt::Layer::backward(&mut self.#f, #input, n, #dy, #rt::BackwardOpts {
-                input_grad: #input_grad, accumulate: opts.accumulate, fused_output: #fused,
-            });
+    let extra_bufs: Vec<Ident> =
+        g.computing().filter(|&i| g.m.app_index(i) > 0 && !g.layer(i).kind.is_merge()).map(|i| g.buf(i)).collect();
+    let mut accumulators: Vec<Ident> = Vec::new();
+    for (u, node) in model.nodes.iter().enumerate() {
+        let value = matches!(node.op, Op::Input(_)) || g.m.layer_of(u).is_some_and(|l| !l.kind.is_view());
+        if value && g.contributions(u).len() > 1 {
+            accumulators.push(Gen::grad_buf(u));
         }
+    }
+    let forward = g.forward();
+    let backward = g.backward();
+    let outputs = model.outputs.iter().enumerate().map(|(k, &o)| {
+        let e = g.out_expr(o);
+        quote!(#k => #e,)
     });
-    let first = field(compute[0]);
-    let last = field(*compute.last().expect("checked: at least one computing layer"));
-
-    let visit = compute.iter().map(|&i| {
-        let f = field(i);
-        let prefix = f.to_string();
-        quote!(#rt::Layer::visit_params(&self.#f, &mut |p, v| f(&format!("{}.{}", #prefix, p), v));)
-    });
-    let visit_mut = compute.iter().map(|&i| {
-        let f = field(i);
-        quote!(#rt::Layer::visit_params_mut(&mut self.#f, f);)
-    });
+    let with_params: Vec<&Ident> =
+        computing.iter().filter(|l| matches!(l.kind, LayerKind::Dense { .. })).map(|l| &l.name).collect();
+    let prefixes = with_params.iter().map(|f| f.to_string());
 
     let shape = |s: &[usize]| quote!(&[#(#s),*]);
-    let in_shape = shape(&model.input_shape);
-    let out_node = model.output().expect("checked: at least one layer");
-    let out_shape = shape(&out_node.output_shape);
-    let out_size: usize = out_node.output_shape.iter().product();
-    let out_act = {
-        let n = &model.nodes[*compute.last().unwrap_or(&0)];
-        let act = match &n.kind {
-            LayerKind::Dense { act, .. } => Some(act),
-            LayerKind::Activation { act } if !act.is_softmax() || n.input_shape.last() == Some(&out_size) => Some(act),
-            _ => None,
-        };
-        let a = format_ident!("{}", act.map_or("Linear", |a| a.ty));
-        quote!(<#rt::#a as #rt::ActivationFn>::KIND)
+    let in_ports = model.inputs.iter().map(|(n, node)| {
+        let s = shape(&model.nodes[*node].output_shape);
+        quote!(#rt::Port { name: #n, shape: #s },)
+    });
+    let out_ports = model.outputs.iter().map(|&o| {
+        let (n, s) = (model.output_name(o), shape(&model.nodes[o].output_shape));
+        quote!(#rt::Port { name: #n, shape: #s },)
+    });
+    let out_acts = model.outputs.iter().map(|&o| {
+        let c = model.resolve(o);
+        let a = if g.fusable_output(c).is_some() { quote!(Softmax) } else { quote!(Linear) };
+        quote!(#rt::ActKind::#a,)
+    });
+    let prediction = if model.outputs.len() == 1 {
+        quote!(#rt::Array2<f32>)
+    } else {
+        let each = model.outputs.iter().map(|_| quote!(#rt::Array2<f32>));
+        quote!((#(#each,)*))
     };
-    let infos = model.nodes.iter().map(|n| {
-        let (ln, kind) = (n.name.to_string(), n.kind.class());
-        let os = shape(&n.output_shape);
-        let params = match &n.kind {
-            LayerKind::Dense { units, use_bias, .. } => n.input_shape[0] * units + if *use_bias { *units } else { 0 },
-            _ => 0,
+    let infos = layer_infos(model);
+
+    // A single-input, single-output model is also a Layer, so it can be part of another model.
+    let layer_impl = (model.inputs.len() == 1 && model.outputs.len() == 1).then(|| {
+        let input_node = model.inputs[0].1;
+        let parts = g.contributions(input_node);
+        let input_grad = if parts.len() == 1 {
+            parts[0].clone()
+        } else {
+            let b = Gen::grad_buf(input_node);
+            quote!(&self.#b[..])
         };
-        quote!(#rt::LayerInfo { name: #ln, kind: #kind, output_shape: #os, params: #params },)
+        let finish_input_grad = (parts.len() > 1).then(|| {
+            let b = Gen::grad_buf(input_node);
+            quote!(if input_grad { #rt::accumulate(&mut self.#b, &[#(#parts),*]); })
+        });
+        quote! {
+            impl #rt::Layer for #name {
+                fn forward(&mut self, x: &[f32], n: usize) -> &[f32] {
+                    self.__kiln_run(&[x], n, false);
+                    self.__kiln_output(0)
+                }
+                fn forward_train(&mut self, x: &[f32], n: usize) -> &[f32] {
+                    self.__kiln_run(&[x], n, true);
+                    self.__kiln_output(0)
+                }
+                fn backward(&mut self, x: &[f32], n: usize, dy: &[f32], opts: #rt::BackwardOpts) {
+                    self.__kiln_backward(&[x], n, &[dy], &[opts.fused_output], opts.accumulate, opts.input_grad);
+                    let input_grad = opts.input_grad;
+                    #finish_input_grad
+                }
+                fn output(&self) -> &[f32] {
+                    self.__kiln_output(0)
+                }
+                fn input_grad(&self) -> &[f32] {
+                    let xs: [&[f32]; 0] = [];
+                    let _ = xs;
+                    #input_grad
+                }
+                fn visit_params(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
+                    self.__kiln_visit(f)
+                }
+                fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
+                    self.__kiln_visit_mut(f)
+                }
+            }
+        }
     });
 
     quote! {
@@ -162,6 +330,8 @@ pub fn expand(model: &Model) -> TokenStream {
         #[derive(Clone, Debug)]
         #vis struct #name {
             #(#fields)*
+            #(#extra_bufs: #rt::Buffers,)*
+            #(#accumulators: ::std::vec::Vec<f32>,)*
             __kiln_state: #rt::TrainState,
         }
 
@@ -175,7 +345,37 @@ pub fn expand(model: &Model) -> TokenStream {
             /// follow from `seed`.
             pub fn with_seed(seed: u64) -> Self {
                 let mut rng = <#rt::StdRng as #rt::SeedableRng>::seed_from_u64(seed);
-                Self { #(#inits)* __kiln_state: #rt::TrainState::new(seed) }
+                let _ = &mut rng;
+                Self {
+                    #(#inits)*
+                    #(#extra_bufs: ::core::default::Default::default(),)*
+                    #(#accumulators: ::std::vec::Vec::new(),)*
+                    __kiln_state: #rt::TrainState::new(seed),
+                }
+            }
+
+            fn __kiln_run(&mut self, xs: &[&[f32]], n: usize, train: bool) {
+                #forward
+            }
+
+            fn __kiln_output(&self, k: usize) -> &[f32] {
+                match k {
+                    #(#outputs)*
+                    _ => &[],
+                }
+            }
+
+            #[allow(unused_variables)]
+            fn __kiln_backward(&mut self, xs: &[&[f32]], n: usize, dys: &[&[f32]], fused: &[bool], accumulate: bool, input_grad: bool) {
+                #backward
+            }
+
+            fn __kiln_visit(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
+                #(#rt::Layer::visit_params(&self.#with_params, &mut |p, v| f(&::std::format!("{}.{}", #prefixes, p), v));)*
+            }
+
+            fn __kiln_visit_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
+                #(#rt::Layer::visit_params_mut(&mut self.#with_params, f);)*
             }
         }
 
@@ -185,36 +385,28 @@ pub fn expand(model: &Model) -> TokenStream {
             }
         }
 
-        impl #rt::Layer for #name {
-            fn forward(&mut self, x: &[f32], n: usize) -> &[f32] {
-                #fwd
-            }
-            fn forward_train(&mut self, x: &[f32], n: usize) -> &[f32] {
-                #fwd_train
-            }
-            fn backward(&mut self, x: &[f32], n: usize, dy: &[f32], opts: #rt::BackwardOpts) {
-                #(#back)*
-            }
-            fn output(&self) -> &[f32] {
-                #rt::Layer::output(&self.#last)
-            }
-            fn input_grad(&self) -> &[f32] {
-                #rt::Layer::input_grad(&self.#first)
-            }
-            fn visit_params(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
-                #(#visit)*
-            }
-            fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
-                #(#visit_mut)*
-            }
-        }
-
         impl #rt::Model for #name {
             const NAME: &'static str = #name_str;
-            const INPUT_SHAPE: &'static [usize] = #in_shape;
-            const OUTPUT_SHAPE: &'static [usize] = #out_shape;
-            const OUTPUT_ACTIVATION: #rt::ActKind = #out_act;
+            const INPUTS: &'static [#rt::Port] = &[#(#in_ports)*];
+            const OUTPUTS: &'static [#rt::Port] = &[#(#out_ports)*];
+            const OUTPUT_ACTIVATIONS: &'static [#rt::ActKind] = &[#(#out_acts)*];
             const LAYERS: &'static [#rt::LayerInfo] = &[#(#infos)*];
+            type Prediction = #prediction;
+            fn run(&mut self, xs: &[&[f32]], n: usize, train: bool) {
+                self.__kiln_run(xs, n, train)
+            }
+            fn output(&self, k: usize) -> &[f32] {
+                self.__kiln_output(k)
+            }
+            fn run_backward(&mut self, xs: &[&[f32]], n: usize, dys: &[&[f32]], fused: &[bool]) {
+                self.__kiln_backward(xs, n, dys, fused, false, false)
+            }
+            fn visit_weights(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
+                self.__kiln_visit(f)
+            }
+            fn visit_weights_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
+                self.__kiln_visit_mut(f)
+            }
             fn train_state(&self) -> &#rt::TrainState {
                 &self.__kiln_state
             }
@@ -222,12 +414,47 @@ pub fn expand(model: &Model) -> TokenStream {
                 &mut self.__kiln_state
             }
         }
+
+        #layer_impl
     }
+}
+
+/// The summary's rows: input layers (functional models), then each layer once, with the output
+/// shape of its first use, its parameter count, and the layers it reads (`dense[0][0]`).
+fn layer_infos(model: &Model) -> Vec<TokenStream> {
+    let rt = rt();
+    let shape = |s: &[usize]| quote!(&[#(#s),*]);
+    let mut rows = Vec::new();
+    if model.functional {
+        for (name, node) in &model.inputs {
+            let s = shape(&model.nodes[*node].output_shape);
+            rows.push(quote!(#rt::LayerInfo { name: #name, kind: "InputLayer", output_shape: #s, params: 0, connected: &[] },));
+        }
+    }
+    for l in &model.layers {
+        let first = &model.nodes[l.apps[0]];
+        let (name, kind, s) = (l.name.to_string(), l.kind.class(), shape(&first.output_shape));
+        let params = l.kind.params(&first.input_shapes[0]);
+        let connected: Vec<String> = if model.functional {
+            l.apps
+                .iter()
+                .flat_map(|&a| model.nodes[a].inputs.iter())
+                .map(|&j| match model.layer_of(j) {
+                    Some(src) => format!("{}[{}][0]", src.name, model.app_index(j)),
+                    None => format!("{}[0][0]", model.output_name(j)),
+                })
+                .collect()
+        } else {
+            vec![]
+        };
+        rows.push(quote!(#rt::LayerInfo { name: #name, kind: #kind, output_shape: #s, params: #params, connected: &[#(#connected),*] },));
+    }
+    rows
 }
 
 /// What is emitted beside the errors of a model that failed to check: the struct and its
 /// constructors, so code using the model reports nothing more than the model's own mistakes.
-pub fn fallback(name: &proc_macro2::Ident, vis: &syn::Visibility) -> TokenStream {
+pub fn fallback(name: &Ident, vis: &syn::Visibility) -> TokenStream {
     quote! {
         #vis struct #name;
         impl #name {

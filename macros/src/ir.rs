@@ -1,8 +1,8 @@
-//! The graph IR every model style lowers to: layers as nodes with their inputs, each keeping the
-//! span of the user's tokens so that later stages report errors there.
+//! The graph IR every model style lowers to: layer definitions (weights), and nodes that apply
+//! them to values. Nodes keep the user's tokens so later stages report errors there.
 //!
-//! Stages: parse (per style) → [`Model`] → `shape::infer` (fills in shapes, checks them) →
-//! `codegen` (assumes a checked model).
+//! Stages: parse (per style) → [`Model`] → `shape::infer` (fills in shapes, checks them and the
+//! graph) → `codegen` (assumes a checked model).
 
 use proc_macro2::{Ident, TokenStream};
 use syn::{Attribute, Visibility};
@@ -38,7 +38,7 @@ impl Act {
     }
 }
 
-/// What a node computes.
+/// What a layer computes.
 #[derive(Clone)]
 pub enum LayerKind {
     /// `Dense(units, activation, use_bias)`.
@@ -49,7 +49,16 @@ pub enum LayerKind {
     Reshape { target: Vec<i64> },
     /// `Activation(name)`.
     Activation { act: Act },
+    /// Element-wise merges: `Add`, `Subtract`, `Multiply`, `Average`, `Maximum`, `Minimum`.
+    Elementwise { class: &'static str },
+    /// `Concatenate(axis)`, Keras' axis convention (0 is the batch, -1 the last).
+    Concatenate { axis: i64 },
+    /// `Dot(axes)` of two vectors per row.
+    Dot,
 }
+
+/// Keras' element-wise merge layers.
+pub const ELEMENTWISE: &[&str] = &["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"];
 
 impl LayerKind {
     /// Keras' class name, also the base of automatic layer names.
@@ -59,6 +68,9 @@ impl LayerKind {
             LayerKind::Flatten => "Flatten",
             LayerKind::Reshape { .. } => "Reshape",
             LayerKind::Activation { .. } => "Activation",
+            LayerKind::Elementwise { class } => class,
+            LayerKind::Concatenate { .. } => "Concatenate",
+            LayerKind::Dot => "Dot",
         }
     }
 
@@ -67,20 +79,51 @@ impl LayerKind {
     pub fn is_view(&self) -> bool {
         matches!(self, LayerKind::Flatten | LayerKind::Reshape { .. })
     }
+
+    /// Merge layers take several inputs.
+    pub fn is_merge(&self) -> bool {
+        matches!(self, LayerKind::Elementwise { .. } | LayerKind::Concatenate { .. } | LayerKind::Dot)
+    }
+
+    /// Parameter count for the given input shape.
+    pub fn params(&self, input: &[usize]) -> usize {
+        match self {
+            LayerKind::Dense { units, use_bias, .. } => input.first().map_or(0, |i| i * units + if *use_bias { *units } else { 0 }),
+            _ => 0,
+        }
+    }
 }
 
-/// One layer application.
-pub struct Node {
-    /// Field and layer name (`dense_1`).
+/// A layer: one set of weights, applied by one or more nodes.
+pub struct LayerDef {
+    /// Field and Keras layer name (`dense_1`).
     pub name: Ident,
     pub kind: LayerKind,
-    /// The user's tokens for this layer, where its errors point.
+    /// The definition as written, where errors about the layer point.
     pub tokens: TokenStream,
-    /// Indices of the nodes it reads; empty means the model input.
+    /// Nodes applying this layer, in order (filled by lowering).
+    pub apps: Vec<usize>,
+}
+
+/// What a node does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Model input number `i`.
+    Input(usize),
+    /// Applies layer `l`.
+    Apply(usize),
+}
+
+/// A value in the graph: a model input or a layer application.
+pub struct Node {
+    pub op: Op,
+    /// Nodes it reads.
     pub inputs: Vec<usize>,
-    /// Filled in by shape inference.
-    pub input_shape: Vec<usize>,
+    /// The application as written.
+    pub tokens: TokenStream,
+    /// For inputs, set by the parser; for the rest, filled in by shape inference.
     pub output_shape: Vec<usize>,
+    pub input_shapes: Vec<Vec<usize>>,
 }
 
 /// A whole model.
@@ -88,14 +131,44 @@ pub struct Model {
     pub attrs: Vec<Attribute>,
     pub vis: Visibility,
     pub name: Ident,
-    pub input_shape: Vec<usize>,
+    pub layers: Vec<LayerDef>,
     /// In an order where every node comes after its inputs.
     pub nodes: Vec<Node>,
+    /// Input names and their nodes, in declaration order.
+    pub inputs: Vec<(String, usize)>,
+    /// Output nodes, in declaration order.
+    pub outputs: Vec<usize>,
+    /// Written with `functional!` (the summary shows input layers and connections).
+    pub functional: bool,
 }
 
 impl Model {
-    /// The node whose output is the model's output.
-    pub fn output(&self) -> Option<&Node> {
-        self.nodes.last()
+    /// The layer a node applies, if any.
+    pub fn layer_of(&self, node: usize) -> Option<&LayerDef> {
+        match self.nodes[node].op {
+            Op::Apply(l) => Some(&self.layers[l]),
+            Op::Input(_) => None,
+        }
+    }
+
+    /// Follows views back to the node whose buffer holds this node's values.
+    pub fn resolve(&self, mut node: usize) -> usize {
+        while self.layer_of(node).is_some_and(|l| l.kind.is_view()) {
+            node = self.nodes[node].inputs[0];
+        }
+        node
+    }
+
+    /// Which application of its layer this node is (0 for the first).
+    pub fn app_index(&self, node: usize) -> usize {
+        self.layer_of(node).and_then(|l| l.apps.iter().position(|&a| a == node)).unwrap_or(0)
+    }
+
+    /// The name an output is known by (its layer's name, as in Keras).
+    pub fn output_name(&self, node: usize) -> String {
+        match self.layer_of(node) {
+            Some(l) => l.name.to_string(),
+            None => self.inputs.iter().find(|(_, n)| *n == node).map_or_else(String::new, |(s, _)| s.clone()),
+        }
     }
 }

@@ -38,6 +38,34 @@ pub fn sequential(input: TokenStream) -> TokenStream {
         .into()
 }
 
+/// Defines a Functional model: a graph of layers with any number of inputs and outputs, skip
+/// connections and shared layers, every shape checked at compile time.
+///
+/// ```ignore
+/// functional! {
+///     pub struct Classifier {
+///         inputs = Input([64]);
+///         hidden = Dense(64, activation = relu)(inputs);
+///         outputs = Dense(10, activation = softmax)(hidden);
+///         Model(inputs, outputs)
+///     }
+/// }
+/// ```
+#[proc_macro]
+pub fn functional(input: TokenStream) -> TokenStream {
+    let syntax = syn::parse_macro_input!(input as parse::functional::Syntax);
+    let (name, vis) = syntax.header();
+    parse::functional::lower(syntax)
+        .and_then(|mut model| shape::infer(&mut model).map(|()| model))
+        .map(|model| codegen::expand(&model))
+        .unwrap_or_else(|e| {
+            let mut out = e.to_compile_error();
+            out.extend(codegen::fallback(&name, &vis));
+            out
+        })
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

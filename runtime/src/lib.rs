@@ -20,15 +20,16 @@ pub mod train;
 
 pub use error::{Error, Result, Shape};
 pub use layers::{
-    Activation, ActivationFn, BackwardOpts, Dense, Elu, Gelu, Layer, LeakyRelu, Linear, Param, Relu, Selu, Sigmoid,
+    Activation, ActivationFn, Add, Average, BackwardOpts, Buffers, Concatenate, Dense, Dot, Maximum, Merge, Minimum,
+    Multiply, Shareable, Subtract, Elu, Gelu, Layer, LeakyRelu, Linear, Param, Relu, Selu, Sigmoid,
     Silu, Softmax, Softplus, Swish, Tanh,
 };
 pub use losses::{Loss, LossKind};
 pub use metrics::Metric;
-pub use model::Model;
+pub use model::{Inputs, MAX_PORTS, Model, Port, Prediction};
 pub use optimizers::{Adagrad, Adam, AdamW, IntoOptimizer, Optimizer, RmsProp, Sgd};
 pub use summary::LayerInfo;
-pub use train::{Fit, History, IntoLoss, Logs, TrainState};
+pub use train::{Compile, Fit, History, IntoLoss, Logs, TrainState, apply_gradients, validation_data};
 
 /// The seed models use when none is given (`Model::new()`); `with_seed` picks another.
 pub const DEFAULT_SEED: u64 = 1337;
@@ -40,7 +41,8 @@ pub mod __private {
     pub use crate::DEFAULT_SEED;
     pub use crate::kernels::ActKind;
     pub use crate::layers::*;
-    pub use crate::model::Model;
+    pub use crate::model::{Model, Port};
+    pub use ndarray::Array2;
     pub use crate::summary::LayerInfo;
     pub use crate::train::TrainState;
     pub use rand::SeedableRng;

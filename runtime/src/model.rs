@@ -1,46 +1,76 @@
 //! The [`Model`] trait: what the model macros generate, and everything a model can do with it
 //! (`compile`, `fit`, `evaluate`, `predict`, `summary`).
 
-use ndarray::{Array2, ArrayBase, Data, Dimension};
+use ndarray::{Array2, ArrayBase, ArrayViewD, Data, Dimension};
 
 use crate::error::Result;
 use crate::kernels::ActKind;
-use crate::layers::Layer;
+use crate::layers::Param;
 use crate::optimizers::IntoOptimizer;
 use crate::summary::{self, LayerInfo};
-use crate::train::{self, Fit, History, IntoLoss, Logs, TrainState};
+use crate::train::{self, Compile, Fit, History, IntoLoss, Logs, TrainState};
 
-/// A complete model: a [`Layer`] with a fixed input and output shape, a name, a layer table, and
-/// training state. `sequential!` implements it; you call its methods.
+/// One input or output of a model: its name and the shape of one sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Port {
+    /// The input's variable name, or the output layer's name (Keras' output names).
+    pub name: &'static str,
+    /// Shape of one sample, without the batch dimension.
+    pub shape: &'static [usize],
+}
+
+impl Port {
+    /// Values in one sample.
+    pub const fn size(&self) -> usize {
+        let mut n = 1;
+        let mut i = 0;
+        while i < self.shape.len() {
+            n *= self.shape[i];
+            i += 1;
+        }
+        n
+    }
+}
+
+/// The most inputs, and the most outputs, a model may have.
+pub const MAX_PORTS: usize = 8;
+
+/// A complete model: fixed input and output shapes, a name, a layer table, generated forward and
+/// backward code, and training state. The model macros implement it; you call its methods.
 ///
-/// Keras equivalent: `keras.Model`. The batch dimension is not part of the shapes: `INPUT_SHAPE`
-/// of a model declared `[8, 8, 1]` is `[8, 8, 1]`, and `x` passed to `fit` is `[n, 8, 8, 1]`.
-pub trait Model: Layer + Sized + 'static {
+/// Keras equivalent: `keras.Model`. Shapes leave out the batch dimension: a model declared
+/// `[8, 8, 1]` takes `x` of shape `[n, 8, 8, 1]`.
+pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// The model's type name, used in messages and the summary.
     const NAME: &'static str;
-    /// Shape of one input sample.
-    const INPUT_SHAPE: &'static [usize];
-    /// Shape of one output sample.
-    const OUTPUT_SHAPE: &'static [usize];
-    /// The activation the last layer applies (softmax enables the fused cross-entropy gradient).
-    const OUTPUT_ACTIVATION: ActKind;
+    /// The inputs, in declaration order.
+    const INPUTS: &'static [Port];
+    /// The outputs, in declaration order.
+    const OUTPUTS: &'static [Port];
+    /// Per output, the activation its last layer applies over each whole row; `Softmax` there
+    /// lets a cross-entropy loss hand back the fused gradient `p - y`.
+    const OUTPUT_ACTIVATIONS: &'static [ActKind];
     /// One row per layer, computed at compile time by the model macro.
     const LAYERS: &'static [LayerInfo];
+    /// What `predict` returns: an array for one output, a tuple of arrays for several.
+    type Prediction: Prediction;
 
+    /// Forward pass over inputs `xs` (one slice per input, `n` rows each); `train` keeps what
+    /// backward needs.
+    fn run(&mut self, xs: &[&[f32]], n: usize, train: bool);
+    /// Output `k` of the last forward pass.
+    fn output(&self, k: usize) -> &[f32];
+    /// Backward pass from the loss gradients `dys` (one per output), writing every parameter's
+    /// gradient. `fused[k]`: `dys[k]` is with respect to output `k`'s softmax input.
+    fn run_backward(&mut self, xs: &[&[f32]], n: usize, dys: &[&[f32]], fused: &[bool]);
+    /// Visits every parameter with its full name (`dense_1.kernel`).
+    fn visit_weights(&self, f: &mut dyn FnMut(&str, &Param));
+    /// Visits every parameter mutably, in the order of [`visit_weights`](Self::visit_weights).
+    fn visit_weights_mut(&mut self, f: &mut dyn FnMut(&mut Param));
     /// The training state (seed, compiled configuration, buffers).
     fn train_state(&self) -> &TrainState;
     /// The training state, mutably.
     fn train_state_mut(&mut self) -> &mut TrainState;
-
-    /// Values in one input sample.
-    fn input_size() -> usize {
-        Self::INPUT_SHAPE.iter().product()
-    }
-
-    /// Values in one output sample.
-    fn output_size() -> usize {
-        Self::OUTPUT_SHAPE.iter().product()
-    }
 
     /// Chooses the loss, optimizer and metrics, each by Keras name or as a value:
     ///
@@ -49,68 +79,77 @@ pub trait Model: Layer + Sized + 'static {
     /// model.compile(Loss::MeanSquaredError, Sgd::new(0.01), &[Metric::Mae])?;
     /// ```
     ///
+    /// With several outputs, the loss and the metrics apply to each of them; see
+    /// [`compile_with`](Self::compile_with) for a loss, a weight and metrics per output.
     /// An unknown name is an error listing the valid ones. Compiling again replaces the
     /// optimizer (and its state); the weights are kept.
     fn compile(&mut self, loss: impl IntoLoss, optimizer: impl IntoOptimizer, metrics: &[&str]) -> Result<()> {
-        train::compile(self, loss, optimizer, metrics)
+        self.compile_with(Compile::new(optimizer).loss(loss).metrics(metrics))
     }
 
-    /// Trains for `opts.epochs` epochs on `x` (`[n, ..INPUT_SHAPE]`) and `y` (`[n, outputs]`, or
-    /// `[n]` / `[n, 1]` integer labels for `sparse_categorical_crossentropy`), and returns the
-    /// per-epoch [`History`]. See [`Fit`] for the options, including which rows
-    /// `validation_split` takes (the last ones, before shuffling, as in Keras).
+    /// Compiles with per-output losses, loss weights and metrics (Keras' dict forms):
+    ///
+    /// ```ignore
+    /// model.compile_with(
+    ///     Compile::new("adam")
+    ///         .output_loss("class", "sparse_categorical_crossentropy")
+    ///         .output_loss("score", "mse")
+    ///         .loss_weight("score", 0.5)
+    ///         .output_metrics("class", &["accuracy"]),
+    /// )?;
+    /// ```
+    fn compile_with(&mut self, config: Compile) -> Result<()> {
+        train::compile(self, config)
+    }
+
+    /// Trains for `opts.epochs` epochs and returns the per-epoch [`History`].
+    ///
+    /// `x` is one array (`[n, ..input shape]`) or, for several inputs, a tuple of arrays in
+    /// declaration order; `y` likewise per output (`[n, outputs]`, or `[n]` / `[n, 1]` integer
+    /// labels for `sparse_categorical_crossentropy`). See [`Fit`] for the options, including which
+    /// rows `validation_split` takes (the last ones, before shuffling, as in Keras).
     ///
     /// Errors, before any weight changes: not compiled, shapes that do not fit the model or the
     /// loss, row counts that differ, NaN or inf in `x`, labels out of range, bad options. A loss
     /// that becomes NaN or infinite stops training with an error naming the epoch and batch.
-    fn fit<S, D, S2, D2>(&mut self, x: &ArrayBase<S, D>, y: &ArrayBase<S2, D2>, opts: Fit<'_>) -> Result<History>
-    where
-        S: Data<Elem = f32>,
-        D: Dimension,
-        S2: Data<Elem = f32>,
-        D2: Dimension,
-    {
-        train::fit(self, x, y, &opts)
+    fn fit<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>, opts: Fit<'_>) -> Result<History> {
+        train::fit(self, x.views(), y.views(), &opts)
     }
 
     /// Loss and metrics on `x`, `y` (batches of 32, inference mode), keyed as in `History`.
-    fn evaluate<S, D, S2, D2>(&mut self, x: &ArrayBase<S, D>, y: &ArrayBase<S2, D2>) -> Result<Logs>
-    where
-        S: Data<Elem = f32>,
-        D: Dimension,
-        S2: Data<Elem = f32>,
-        D2: Dimension,
-    {
-        train::evaluate(self, x, y)
+    fn evaluate<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>) -> Result<Logs> {
+        train::evaluate(self, x.views(), y.views())
     }
 
-    /// The model's outputs for every row of `x`, as `[n, outputs]` (outputs of rank > 1 are
-    /// flattened per row). A single sample is a 1-row array; see also [`predict_one`](Self::predict_one).
-    fn predict<S: Data<Elem = f32>, D: Dimension>(&mut self, x: &ArrayBase<S, D>) -> Result<Array2<f32>> {
-        train::predict(self, x)
+    /// The model's outputs for every row of `x`: `[n, outputs]` (outputs of rank > 1 are
+    /// flattened per row), or a tuple of those for several outputs. A single sample is a 1-row
+    /// array; see also [`predict_one`](Self::predict_one).
+    fn predict<'a>(&mut self, x: impl Inputs<'a>) -> Result<Self::Prediction> {
+        train::predict(self, x.views()).map(Prediction::from_outputs)
     }
 
-    /// The output for one sample given as a flat slice (`INPUT_SHAPE` values, row-major), without
-    /// building an array; after the first call it allocates nothing.
+    /// The (first) output for one sample of a single-input model, given as a flat slice of the
+    /// input's values (row-major); after the first call it allocates nothing.
     fn predict_one(&mut self, x: &[f32]) -> Result<&[f32]> {
         train::predict_one(self, x)
     }
 
-    /// One gradient step on one batch; returns the batch's loss before the step.
-    fn train_on_batch<S, D, S2, D2>(&mut self, x: &ArrayBase<S, D>, y: &ArrayBase<S2, D2>) -> Result<f32>
-    where
-        S: Data<Elem = f32>,
-        D: Dimension,
-        S2: Data<Elem = f32>,
-        D2: Dimension,
-    {
-        train::train_on_batch(self, x, y)
+    /// One gradient step on one batch; returns the batch's total loss before the step.
+    fn train_on_batch<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>) -> Result<f32> {
+        train::train_on_batch(self, x.views(), y.views())
+    }
+
+    /// Every parameter with its name, in traversal order (Keras' `model.weights`).
+    fn weights(&self) -> Vec<(String, Param)> {
+        let mut out = Vec::new();
+        self.visit_weights(&mut |n, p| out.push((n.to_string(), p.clone())));
+        out
     }
 
     /// Total number of parameter values.
     fn count_params(&self) -> usize {
         let mut n = 0;
-        self.visit_params(&mut |_, p| n += p.len());
+        self.visit_weights(&mut |_, p| n += p.len());
         n
     }
 
@@ -124,4 +163,77 @@ pub trait Model: Layer + Sized + 'static {
     fn summary(&self) {
         println!("{}", self.summary_string());
     }
+}
+
+/// Arrays passed to `fit`, `evaluate` and `predict`: one array (`&x`), or a tuple of arrays
+/// (`(&a, &b)`) for a model with several inputs or outputs, in declaration order.
+pub trait Inputs<'a> {
+    /// The arrays as dynamic-rank views.
+    fn views(self) -> Vec<ArrayViewD<'a, f32>>;
+}
+
+impl<'a, S: Data<Elem = f32>, D: Dimension> Inputs<'a> for &'a ArrayBase<S, D> {
+    fn views(self) -> Vec<ArrayViewD<'a, f32>> {
+        vec![self.view().into_dyn()]
+    }
+}
+
+impl<'a> Inputs<'a> for Vec<ArrayViewD<'a, f32>> {
+    fn views(self) -> Vec<ArrayViewD<'a, f32>> {
+        self
+    }
+}
+
+macro_rules! tuple_inputs {
+    ($(($($s:ident $d:ident $v:ident),+))*) => {$(
+        impl<'a, $($s: Data<Elem = f32>, $d: Dimension),+> Inputs<'a> for ($(&'a ArrayBase<$s, $d>,)+) {
+            fn views(self) -> Vec<ArrayViewD<'a, f32>> {
+                let ($($v,)+) = self;
+                vec![$($v.view().into_dyn()),+]
+            }
+        }
+    )*};
+}
+
+tuple_inputs! {
+    (S1 D1 a)
+    (S1 D1 a, S2 D2 b)
+    (S1 D1 a, S2 D2 b, S3 D3 c)
+    (S1 D1 a, S2 D2 b, S3 D3 c, S4 D4 d)
+}
+
+/// What `predict` returns, built from one `[n, width]` array per output.
+pub trait Prediction: Sized {
+    /// Builds the prediction from the outputs, in order.
+    fn from_outputs(outputs: Vec<Array2<f32>>) -> Self;
+}
+
+impl Prediction for Array2<f32> {
+    fn from_outputs(outputs: Vec<Array2<f32>>) -> Self {
+        outputs.into_iter().next().unwrap_or_default()
+    }
+}
+
+impl Prediction for Vec<Array2<f32>> {
+    fn from_outputs(outputs: Vec<Array2<f32>>) -> Self {
+        outputs
+    }
+}
+
+macro_rules! tuple_prediction {
+    ($(($($t:ident),+))*) => {$(
+        impl Prediction for ($($t,)+) {
+            fn from_outputs(outputs: Vec<Array2<f32>>) -> Self {
+                let mut it = outputs.into_iter();
+                ($({ let _: Option<$t> = None; it.next().unwrap_or_default() },)+)
+            }
+        }
+    )*};
+}
+
+type A2 = Array2<f32>;
+tuple_prediction! {
+    (A2, A2)
+    (A2, A2, A2)
+    (A2, A2, A2, A2)
 }

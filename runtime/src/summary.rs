@@ -13,6 +13,9 @@ pub struct LayerInfo {
     pub output_shape: &'static [usize],
     /// Number of parameter values.
     pub params: usize,
+    /// The layers it reads, as Keras' `Connected to` column writes them (`dense[0][0]`);
+    /// empty for Sequential models.
+    pub connected: &'static [&'static str],
 }
 
 fn thousands(n: usize) -> String {
@@ -52,7 +55,7 @@ fn shape(s: &[usize]) -> String {
 
 pub(crate) fn render<M: Model>(m: &M) -> String {
     let (mut total, mut trainable) = (0, 0);
-    m.visit_params(&mut |_, p| {
+    m.visit_weights(&mut |_, p| {
         total += p.len();
         if p.trainable {
             trainable += p.len();

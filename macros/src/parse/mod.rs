@@ -1,7 +1,10 @@
 //! Front ends: one parser per model style, all producing [`crate::ir::Model`], plus the layer-call
 //! grammar they share (`Dense(64, activation = relu)`).
 
+pub mod functional;
 pub mod sequential;
+
+use std::collections::HashMap;
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::ToTokens;
@@ -10,7 +13,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{LitBool, LitInt, LitStr, Token, bracketed, parenthesized};
 
-use crate::ir::{ACTIVATIONS, Act, LayerKind};
+use crate::ir::{ACTIVATIONS, Act, ELEMENTWISE, LayerKind};
 
 /// An argument value in a layer call.
 pub enum Value {
@@ -113,7 +116,101 @@ impl Parse for LayerCall {
 }
 
 /// The layers kiln's model macros accept.
-pub const LAYERS: &[&str] = &["Dense", "Flatten", "Reshape", "Activation"];
+pub const LAYERS: &[&str] = &[
+    "Dense",
+    "Flatten",
+    "Reshape",
+    "Activation",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "Concatenate",
+    "Dot",
+];
+
+/// Edit distance counting a swap of two neighbours as one edit (`rleu` is one edit from `relu`),
+/// for "did you mean" hints.
+fn distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = (a[i - 1] != b[j - 1]) as usize;
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// ` (did you mean `x`?)` when one of `known` is close to `name`.
+pub fn suggestion(name: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (distance(&name.to_lowercase(), &k.to_lowercase()), k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map_or_else(String::new, |(_, k)| format!(" (did you mean `{k}`?)"))
+}
+
+/// The message for a layer name kiln does not know, listing those the model style accepts.
+pub fn unknown_layer(class: &str, merges: bool) -> String {
+    let known = if merges { LAYERS } else { &LAYERS[..4] };
+    let merge_hint = if !merges && LAYERS.contains(&class) {
+        format!(" ({class} merges several inputs: use it in a functional! model)")
+    } else {
+        suggestion(class, known)
+    };
+    format!("unknown layer `{class}`{merge_hint}; kiln's layers are: {}", known.join(", "))
+}
+
+/// Gives layers Keras' automatic names (`dense`, `dense_1`, ...) unless named, and keeps names
+/// unique.
+#[derive(Default)]
+pub struct Namer {
+    counts: HashMap<&'static str, usize>,
+    taken: HashMap<String, ()>,
+}
+
+impl Namer {
+    /// The layer's name, or an error at the `name = ".."` that is invalid or taken.
+    pub fn name(&mut self, class: &'static str, given: Option<(String, Span)>, at: Span, errors: &mut Errors) -> Option<Ident> {
+        let (name, span) = match given {
+            Some((n, span)) => {
+                if syn::parse_str::<Ident>(&n).is_err() || n.starts_with("__") {
+                    errors.at(span, format!("layer name \"{n}\" must be a Rust identifier, e.g. \"hidden_1\""));
+                    return None;
+                }
+                (n, span)
+            }
+            None => loop {
+                let base = class.to_ascii_lowercase();
+                let c = self.counts.entry(class).or_insert(0);
+                let n = if *c == 0 { base.clone() } else { format!("{base}_{c}") };
+                *c += 1;
+                if !self.taken.contains_key(&n) {
+                    break (n, at);
+                }
+            },
+        };
+        if self.taken.insert(name.clone(), ()).is_some() {
+            errors.at(span, format!("two layers are named `{name}`: layer names must be unique"));
+            return None;
+        }
+        Some(Ident::new(&name, at))
+    }
+}
 
 /// Collects every error of a model so the user sees them all at once.
 #[derive(Default)]
@@ -151,28 +248,35 @@ fn activation(v: &Value, errors: &mut Errors) -> Option<Act> {
         Some((_, ty)) => Some(Act { ty }),
         None => {
             let names: Vec<_> = ACTIVATIONS.iter().map(|(n, _)| *n).collect();
-            errors.at(span, format!("unknown activation `{name}`; kiln's activations are: {}", names.join(", ")));
+            errors.at(
+                span,
+                format!("unknown activation `{name}`{}; kiln's activations are: {}", suggestion(&name, &names), names.join(", ")),
+            );
             None
         }
     }
 }
 
-/// The layer's name from `name = "..."`, if given.
+/// A layer call understood: its kind and the name given with `name = "..."`, if any.
+#[derive(Clone)]
 pub struct Understood {
     pub kind: LayerKind,
     pub name: Option<(String, Span)>,
 }
 
 /// Turns a layer call into a layer kind, reporting every problem with its arguments.
-pub fn understand(call: &LayerCall, errors: &mut Errors) -> Option<Understood> {
+pub fn understand(call: &LayerCall, merges: bool, errors: &mut Errors) -> Option<Understood> {
     let class = call.ident.to_string();
     let allowed: &[&str] = match class.as_str() {
         "Dense" => &["units", "activation", "use_bias", "name"],
         "Flatten" => &["name"],
         "Reshape" => &["target_shape", "name"],
         "Activation" => &["activation", "name"],
+        "Concatenate" if merges => &["axis", "name"],
+        "Dot" if merges => &["axes", "name"],
+        c if merges && ELEMENTWISE.contains(&c) => &["name"],
         _ => {
-            errors.at(call.ident.span(), format!("unknown layer `{class}`; kiln's layers are: {}", LAYERS.join(", ")));
+            errors.at(call.ident.span(), unknown_layer(&class, merges));
             return None;
         }
     };
@@ -256,13 +360,29 @@ pub fn understand(call: &LayerCall, errors: &mut Errors) -> Option<Understood> {
                 return None;
             }
         },
-        _ => match get("activation") {
+        "Activation" => match get("activation") {
             Some(v) => LayerKind::Activation { act: activation(v, errors)? },
             None => {
                 errors.over(&call.tokens, "Activation needs an activation name, e.g. Activation(relu)");
                 return None;
             }
         },
+        "Concatenate" => match get("axis") {
+            Some(Value::Int(a, _)) => LayerKind::Concatenate { axis: *a },
+            Some(v) => {
+                errors.at(v.span(), "Concatenate's axis must be an integer, e.g. Concatenate(axis = -1)");
+                return None;
+            }
+            None => LayerKind::Concatenate { axis: -1 },
+        },
+        "Dot" => match get("axes") {
+            Some(Value::Int(1 | -1, _)) | None => LayerKind::Dot,
+            Some(v) => {
+                errors.at(v.span(), "kiln's Dot takes the dot product of two vectors per sample: axes must be 1 (or -1)");
+                return None;
+            }
+        },
+        _ => LayerKind::Elementwise { class: ELEMENTWISE.iter().find(|c| **c == class).copied().unwrap_or("Add") },
     };
     Some(Understood { kind, name })
 }

@@ -11,15 +11,13 @@
 //! args  := value | key = value, ...        // value: int, -int, "str", ident, true/false, [ints]
 //! ```
 
-use std::collections::HashMap;
-
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, Token, Visibility, braced};
 
-use super::{Errors, LayerCall, Value, understand};
-use crate::ir::{Model, Node};
+use super::{Errors, LayerCall, Namer, Value, understand};
+use crate::ir::{LayerDef, Model, Node, Op};
 
 /// The raw syntax, before layers are understood.
 pub struct Syntax {
@@ -57,7 +55,8 @@ impl Syntax {
     }
 }
 
-/// Understands the layers and names them as Keras does (`dense`, `dense_1`, ...).
+/// Understands the layers, names them as Keras does (`dense`, `dense_1`, ...) and chains them
+/// from the one input.
 pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
     let mut errors = Errors::default();
     let mut input_shape = Vec::new();
@@ -69,56 +68,55 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
                 syntax.name
             ),
         ),
-        Some((Value::List(dims, span), _)) => {
-            if dims.is_empty() || dims.len() > 3 {
-                errors.at(*span, format!("the input shape must have 1 to 3 dimensions (the batch dimension is left out), got {}", dims.len()));
-            } else if let Some(d) = dims.iter().find(|d| **d <= 0) {
-                errors.at(*span, format!("input dimensions must be positive, got {d}"));
-            } else {
-                input_shape = dims.iter().map(|d| *d as usize).collect();
-            }
-        }
+        Some((Value::List(dims, span), _)) => match check_dims(dims, *span, &mut errors) {
+            Some(d) => input_shape = d,
+            None => {}
+        },
         Some((other, _)) => errors.at(other.span(), "the input shape is a list of dimensions, e.g. `[8, 8, 1]`"),
     }
     if syntax.layers.is_empty() {
         errors.at(syntax.name.span(), "a sequential model needs at least one layer");
     }
-    let mut nodes = Vec::new();
-    let mut counts: HashMap<&'static str, usize> = HashMap::new();
-    let mut taken: HashMap<String, Span> = HashMap::new();
+    let mut nodes =
+        vec![Node { op: Op::Input(0), inputs: vec![], tokens: TokenStream::new(), output_shape: input_shape, input_shapes: vec![] }];
+    let mut layers: Vec<LayerDef> = Vec::new();
+    let mut namer = Namer::default();
     for call in &syntax.layers {
-        let Some(u) = understand(call, &mut errors) else { continue };
-        let class = u.kind.class();
-        let name = match u.name {
-            Some((n, span)) => {
-                if syn::parse_str::<Ident>(&n).is_err() || n.starts_with("__") {
-                    errors.at(span, format!("layer name \"{n}\" must be a Rust identifier, e.g. \"hidden_1\""));
-                    continue;
-                }
-                (n, span)
-            }
-            None => {
-                let base = class.to_ascii_lowercase();
-                let c = counts.entry(class).or_insert(0);
-                let n = if *c == 0 { base.clone() } else { format!("{base}_{c}") };
-                *c += 1;
-                (n, call.ident.span())
-            }
-        };
-        if let Some(_first) = taken.insert(name.0.clone(), name.1) {
-            errors.at(name.1, format!("two layers are named `{}`: layer names must be unique", name.0));
-            continue;
-        }
-        let inputs = if nodes.is_empty() { vec![] } else { vec![nodes.len() - 1] };
+        let Some(u) = understand(call, false, &mut errors) else { continue };
+        let Some(name) = namer.name(u.kind.class(), u.name, call.ident.span(), &mut errors) else { continue };
+        let node = nodes.len();
+        layers.push(LayerDef { name, kind: u.kind, tokens: call.tokens.clone(), apps: vec![node] });
         nodes.push(Node {
-            name: Ident::new(&name.0, call.ident.span()),
-            kind: u.kind,
+            op: Op::Apply(layers.len() - 1),
+            inputs: vec![node - 1],
             tokens: call.tokens.clone(),
-            inputs,
-            input_shape: vec![],
             output_shape: vec![],
+            input_shapes: vec![],
         });
     }
     errors.finish()?;
-    Ok(Model { attrs: syntax.attrs, vis: syntax.vis, name: syntax.name, input_shape, nodes })
+    let outputs = vec![nodes.len() - 1];
+    Ok(Model {
+        attrs: syntax.attrs,
+        vis: syntax.vis,
+        name: syntax.name,
+        layers,
+        nodes,
+        inputs: vec![("input".to_string(), 0)],
+        outputs,
+        functional: false,
+    })
+}
+
+/// An input shape: 1 to 3 positive dimensions.
+pub fn check_dims(dims: &[i64], span: Span, errors: &mut Errors) -> Option<Vec<usize>> {
+    if dims.is_empty() || dims.len() > 3 {
+        errors.at(span, format!("the input shape must have 1 to 3 dimensions (the batch dimension is left out), got {}", dims.len()));
+        None
+    } else if let Some(d) = dims.iter().find(|d| **d <= 0) {
+        errors.at(span, format!("input dimensions must be positive, got {d}"));
+        None
+    } else {
+        Some(dims.iter().map(|d| *d as usize).collect())
+    }
 }

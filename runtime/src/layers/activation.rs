@@ -1,6 +1,6 @@
 use std::marker::PhantomData;
 
-use super::{BackwardOpts, Layer, Param, sized};
+use super::{BackwardOpts, Buffers, Layer, Param, Shareable, sized};
 use crate::kernels::ActKind;
 use crate::kernels::activation::{act_backward, bias_act};
 
@@ -53,8 +53,7 @@ pub type Silu = Swish;
 /// Keras' `Activation(name)` layer: applies an activation to the previous layer's output.
 #[derive(Clone, Debug, Default)]
 pub struct Activation<A: ActivationFn, const WIDTH: usize> {
-    out: Vec<f32>,
-    dx: Vec<f32>,
+    buf: Buffers,
     _act: PhantomData<A>,
 }
 
@@ -67,33 +66,39 @@ impl<A: ActivationFn, const WIDTH: usize> Activation<A, WIDTH> {
 
 impl<A: ActivationFn, const WIDTH: usize> Layer for Activation<A, WIDTH> {
     fn forward(&mut self, x: &[f32], _n: usize) -> &[f32] {
-        let out = sized(&mut self.out, x.len());
+        let out = sized(&mut self.buf.out, x.len());
         out.copy_from_slice(x);
         bias_act(A::KIND, out, None, None, WIDTH);
-        &self.out
+        &self.buf.out
     }
 
     fn backward(&mut self, x: &[f32], _n: usize, dy: &[f32], opts: BackwardOpts) {
         if !opts.input_grad {
             return;
         }
-        let dx = sized(&mut self.dx, dy.len());
+        let dx = sized(&mut self.buf.dx, dy.len());
         if opts.fused_output {
             dx.copy_from_slice(dy);
         } else {
-            act_backward(A::KIND, &self.out, x, dy, dx, WIDTH);
+            act_backward(A::KIND, &self.buf.out, x, dy, dx, WIDTH);
         }
     }
 
     fn output(&self) -> &[f32] {
-        &self.out
+        &self.buf.out
     }
 
     fn input_grad(&self) -> &[f32] {
-        &self.dx
+        &self.buf.dx
     }
 
     fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param)) {}
 
     fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&mut Param)) {}
+}
+
+impl<A: ActivationFn, const WIDTH: usize> Shareable for Activation<A, WIDTH> {
+    fn buffers_mut(&mut self) -> &mut Buffers {
+        &mut self.buf
+    }
 }

@@ -2,7 +2,7 @@ use std::marker::PhantomData;
 
 use rand::Rng;
 
-use super::{BackwardOpts, Layer, Param, sized};
+use super::{BackwardOpts, Buffers, Layer, Param, Shareable, sized};
 use crate::kernels::activation::{act_backward, bias_act};
 use crate::kernels::matmul::{Mat, column_sums, gemm};
 use crate::layers::{ActivationFn, Linear};
@@ -22,10 +22,7 @@ pub struct Dense<const IN: usize, const OUT: usize, A: ActivationFn = Linear> {
     pub kernel: Param,
     /// `[OUT]`, or `None` with `use_bias = false`.
     pub bias: Option<Param>,
-    out: Vec<f32>,
-    pre: Vec<f32>,
-    dz: Vec<f32>,
-    dx: Vec<f32>,
+    buf: Buffers,
     _act: PhantomData<A>,
 }
 
@@ -35,21 +32,18 @@ impl<const IN: usize, const OUT: usize, A: ActivationFn> Dense<IN, OUT, A> {
         Dense {
             kernel: Param::glorot_uniform(IN, OUT, rng),
             bias: use_bias.then(|| Param::zeros(&[OUT])),
-            out: Vec::new(),
-            pre: Vec::new(),
-            dz: Vec::new(),
-            dx: Vec::new(),
+            buf: Buffers::default(),
             _act: PhantomData,
         }
     }
 
     fn run(&mut self, x: &[f32], n: usize, keep_pre: bool) -> &[f32] {
         debug_assert_eq!(x.len(), n * IN);
-        let out = sized(&mut self.out, n * OUT);
+        let out = sized(&mut self.buf.out, n * OUT);
         gemm(n, IN, OUT, Mat::n(x), Mat::n(&self.kernel.value), out, 0.0);
-        let pre = (keep_pre && A::KIND.needs_input()).then(|| sized(&mut self.pre, n * OUT));
+        let pre = (keep_pre && A::KIND.needs_input()).then(|| sized(&mut self.buf.pre, n * OUT));
         bias_act(A::KIND, out, pre, self.bias.as_ref().map(|b| &b.value[..]), OUT);
-        &self.out
+        &self.buf.out
     }
 }
 
@@ -63,11 +57,11 @@ impl<const IN: usize, const OUT: usize, A: ActivationFn> Layer for Dense<IN, OUT
     }
 
     fn backward(&mut self, x: &[f32], n: usize, dy: &[f32], opts: BackwardOpts) {
-        let dz = sized(&mut self.dz, n * OUT);
+        let dz = sized(&mut self.buf.dz, n * OUT);
         if opts.fused_output {
             dz.copy_from_slice(dy);
         } else {
-            act_backward(A::KIND, &self.out, &self.pre, dy, dz, OUT);
+            act_backward(A::KIND, &self.buf.out, &self.buf.pre, dy, dz, OUT);
         }
         let beta = if opts.accumulate { 1.0 } else { 0.0 };
         // d kernel [IN, OUT] = xᵀ [IN, n] · dz [n, OUT]
@@ -77,17 +71,17 @@ impl<const IN: usize, const OUT: usize, A: ActivationFn> Layer for Dense<IN, OUT
         }
         if opts.input_grad {
             // dx [n, IN] = dz [n, OUT] · kernelᵀ [OUT, IN]
-            let dx = sized(&mut self.dx, n * IN);
-            gemm(n, OUT, IN, Mat::n(&self.dz), Mat::t(&self.kernel.value), dx, 0.0);
+            let dx = sized(&mut self.buf.dx, n * IN);
+            gemm(n, OUT, IN, Mat::n(&self.buf.dz), Mat::t(&self.kernel.value), dx, 0.0);
         }
     }
 
     fn output(&self) -> &[f32] {
-        &self.out
+        &self.buf.out
     }
 
     fn input_grad(&self) -> &[f32] {
-        &self.dx
+        &self.buf.dx
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
@@ -102,5 +96,11 @@ impl<const IN: usize, const OUT: usize, A: ActivationFn> Layer for Dense<IN, OUT
         if let Some(b) = &mut self.bias {
             f(b);
         }
+    }
+}
+
+impl<const IN: usize, const OUT: usize, A: ActivationFn> Shareable for Dense<IN, OUT, A> {
+    fn buffers_mut(&mut self) -> &mut Buffers {
+        &mut self.buf
     }
 }

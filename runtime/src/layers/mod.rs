@@ -7,12 +7,14 @@
 
 mod activation;
 mod dense;
+mod merge;
 mod param;
 
 pub use activation::{
     Activation, ActivationFn, Elu, Gelu, LeakyRelu, Linear, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Swish, Tanh,
 };
 pub use dense::Dense;
+pub use merge::{Add, Average, Concatenate, Dot, Maximum, Merge, Minimum, Multiply, Subtract, accumulate};
 pub use param::Param;
 
 /// What [`Layer::backward`] should produce besides the parameter gradients.
@@ -60,9 +62,48 @@ pub trait Layer: Clone + std::fmt::Debug + Send + Sync {
 /// Sets `buf` to `len` values without freeing capacity, so buffers stop allocating once they have
 /// held the largest batch.
 #[inline]
-pub(crate) fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buf.len() != len {
         buf.resize(len, 0.0);
     }
     &mut buf[..]
+}
+
+/// The buffers one application of a layer writes: its output, what backward needs, and the input
+/// gradient.
+#[derive(Clone, Debug, Default)]
+pub struct Buffers {
+    /// The output of the forward pass.
+    pub out: Vec<f32>,
+    /// The activation's input, for activations whose derivative needs it.
+    pub pre: Vec<f32>,
+    /// The gradient with respect to the activation's input.
+    pub dz: Vec<f32>,
+    /// The gradient with respect to the layer's input.
+    pub dx: Vec<f32>,
+}
+
+/// A layer that can be applied several times in one model with one set of weights (Keras' shared
+/// layers). Each extra application keeps its own [`Buffers`], which the generated code swaps in
+/// for that application's forward and backward passes: an exchange of three pointers per buffer,
+/// with no copy and no allocation.
+pub trait Shareable: Layer {
+    /// The layer's own buffers.
+    fn buffers_mut(&mut self) -> &mut Buffers;
+}
+
+/// Runs a layer's forward pass, keeping what backward needs when `train`.
+#[inline]
+pub fn run_layer<L: Layer>(layer: &mut L, x: &[f32], n: usize, train: bool) {
+    if train {
+        layer.forward_train(x, n);
+    } else {
+        layer.forward(x, n);
+    }
+}
+
+/// Exchanges a shared layer's buffers with those of another of its applications.
+#[inline]
+pub fn swap_buffers<L: Shareable>(layer: &mut L, other: &mut Buffers) {
+    std::mem::swap(layer.buffers_mut(), other);
 }

@@ -2,10 +2,12 @@
 
 use std::borrow::Cow;
 
-use ndarray::{ArrayBase, Data, Dimension};
+use ndarray::ArrayViewD;
 
 use crate::error::{Error, Result, Shape};
-use crate::losses::Loss;
+use crate::model::Model;
+
+use super::compile::Compiled;
 
 /// An array's values as contiguous rows, and its row count.
 pub(crate) struct Rows<'a> {
@@ -19,7 +21,7 @@ impl Rows<'_> {
     }
 }
 
-fn contiguous<'a, S: Data<Elem = f32>, D: Dimension>(a: &'a ArrayBase<S, D>) -> Cow<'a, [f32]> {
+fn contiguous<'a>(a: &'a ArrayViewD<'_, f32>) -> Cow<'a, [f32]> {
     match a.as_slice() {
         Some(s) => Cow::Borrowed(s),
         None => Cow::Owned(a.iter().copied().collect()),
@@ -34,65 +36,111 @@ fn shape_str(rows: &str, dims: &[usize]) -> String {
     s + "]"
 }
 
-/// Checks that `x` is `[n, ..feature_shape]` with finite values.
-pub(crate) fn inputs<'a, S: Data<Elem = f32>, D: Dimension>(
-    x: &'a ArrayBase<S, D>,
-    feature_shape: &[usize],
-    what: impl Fn() -> String,
-) -> Result<Rows<'a>> {
-    let shape = x.shape();
-    if shape.len() != feature_shape.len() + 1 || &shape[1..] != feature_shape {
-        return Err(Error::Shape { what: what(), expected: shape_str("n", feature_shape), got: Shape(shape.to_vec()) });
-    }
-    let n = shape[0];
-    if n == 0 {
-        return Err(Error::InvalidData { what: what(), reason: "it has no rows".into() });
-    }
-    let data = contiguous(x);
-    let width = data.len() / n;
-    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(Error::InvalidData {
-            what: what(),
-            reason: format!("row {} holds {} (kiln does not train or predict on NaN or inf)", i / width, data[i]),
-        });
-    }
-    Ok(Rows { data, n })
+fn names(ports: &[crate::model::Port]) -> String {
+    ports.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
 }
 
-/// Checks that `y` has `n` rows of targets fitting `loss` for a model output `out_width` wide:
-/// `[n, out_width]`, or for integer labels `[n]` or `[n, 1]`.
-pub(crate) fn targets<'a, S: Data<Elem = f32>, D: Dimension>(
-    y: &'a ArrayBase<S, D>,
-    n: usize,
-    loss: &Loss,
-    out_width: usize,
-    what: &str,
-) -> Result<Rows<'a>> {
-    let shape = y.shape();
-    let tw = loss.target_width(out_width);
-    let width: usize = shape.iter().skip(1).product();
-    let rank_ok = shape.len() == 2 || (tw == 1 && shape.len() == 1);
-    if !rank_ok || width != tw {
-        let hint = if loss.is_sparse() {
-            " (sparse_categorical_crossentropy takes one integer label per row)".to_string()
-        } else if tw > 1 && shape.len() == 1 {
-            format!(" ({} needs one-hot targets, {tw} wide)", loss.name())
-        } else {
-            format!(" (the model has {out_width} outputs and the loss is {})", loss.name())
-        };
-        return Err(Error::Shape {
-            what: format!("{what}{hint}"),
-            expected: shape_str("n", &[tw]),
-            got: Shape(shape.to_vec()),
-        });
+/// How a message names array `i` of `what` (`x`, `y`, `validation_data x`).
+fn label<M: Model>(what: &str, i: usize, targets: bool) -> String {
+    let (ports, role) = if targets { (M::OUTPUTS, "target of output") } else { (M::INPUTS, "input") };
+    if ports.len() == 1 {
+        if targets { what.to_string() } else { format!("{what} (input of {})", M::NAME) }
+    } else {
+        format!("{what}[{i}] ({role} `{}` of {})", ports[i].name, M::NAME)
     }
-    if shape[0] != n {
+}
+
+fn check_count<M: Model>(got: usize, what: &str, targets: bool) -> Result<()> {
+    let (ports, kind) = if targets { (M::OUTPUTS, "outputs") } else { (M::INPUTS, "inputs") };
+    if got != ports.len() {
         return Err(Error::InvalidData {
             what: what.to_string(),
-            reason: format!("it has {} rows but x has {n}: x and y need one row per sample", shape[0]),
+            reason: format!(
+                "{} has {} {kind} ({}), so it takes {} array(s) in that order; got {got}",
+                M::NAME,
+                ports.len(),
+                names(ports),
+                ports.len()
+            ),
         });
     }
-    let data = contiguous(y);
-    loss.check_targets(&data, out_width, what)?;
-    Ok(Rows { data, n })
+    Ok(())
+}
+
+/// Checks every input array: count, `[n, ..shape]`, equal row counts, finite values.
+pub(crate) fn inputs<'v, M: Model>(views: &'v [ArrayViewD<'_, f32>], what: &str) -> Result<Vec<Rows<'v>>> {
+    check_count::<M>(views.len(), what, false)?;
+    let mut out: Vec<Rows<'v>> = Vec::with_capacity(views.len());
+    for (i, (x, port)) in views.iter().zip(M::INPUTS).enumerate() {
+        let shape = x.shape();
+        if shape.len() != port.shape.len() + 1 || &shape[1..] != port.shape {
+            return Err(Error::Shape {
+                what: label::<M>(what, i, false),
+                expected: shape_str("n", port.shape),
+                got: Shape(shape.to_vec()),
+            });
+        }
+        let n = shape[0];
+        if n == 0 {
+            return Err(Error::InvalidData { what: label::<M>(what, i, false), reason: "it has no rows".into() });
+        }
+        if let Some(first) = out.first()
+            && first.n != n
+        {
+            return Err(Error::InvalidData {
+                what: label::<M>(what, i, false),
+                reason: format!("it has {n} rows but input `{}` has {}: every input needs one row per sample", M::INPUTS[0].name, first.n),
+            });
+        }
+        let data = contiguous(x);
+        let width = data.len() / n;
+        if let Some(j) = data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::InvalidData {
+                what: label::<M>(what, i, false),
+                reason: format!("row {} holds {} (kiln does not train or predict on NaN or inf)", j / width, data[j]),
+            });
+        }
+        out.push(Rows { data, n });
+    }
+    Ok(out)
+}
+
+/// Checks every target array against its output's loss: `[n, width]`, or for integer labels
+/// `[n]` or `[n, 1]`; `n` rows; valid values.
+pub(crate) fn targets<'v, M: Model>(
+    views: &'v [ArrayViewD<'_, f32>],
+    n: usize,
+    c: &Compiled,
+    what: &str,
+) -> Result<Vec<Rows<'v>>> {
+    check_count::<M>(views.len(), what, true)?;
+    let mut out = Vec::with_capacity(views.len());
+    for (i, y) in views.iter().enumerate() {
+        let (loss, out_width) = (&c.outputs[i].loss, M::OUTPUTS[i].size());
+        let shape = y.shape();
+        let tw = loss.target_width(out_width);
+        let width: usize = shape.iter().skip(1).product();
+        let rank_ok = shape.len() == 2 || (tw == 1 && shape.len() == 1);
+        let name = label::<M>(what, i, true);
+        if !rank_ok || width != tw {
+            let hint = if loss.is_sparse() {
+                " (sparse_categorical_crossentropy takes one integer label per row)".to_string()
+            } else if tw > 1 && shape.len() == 1 {
+                format!(" ({} needs one-hot targets, {tw} wide)", loss.name())
+            } else {
+                format!(" (the output is {out_width} wide and the loss is {})", loss.name())
+            };
+            return Err(Error::Shape { what: format!("{name}{hint}"), expected: shape_str("n", &[tw]), got: Shape(shape.to_vec()) });
+        }
+        if shape[0] != n {
+            return Err(Error::InvalidData {
+                what: name,
+                reason: format!("it has {} rows but x has {n}: x and y need one row per sample", shape[0]),
+            });
+        }
+        let data = contiguous(y);
+        loss.check_targets(&data, out_width, &name)?;
+        out.push(Rows { data, n });
+    }
+    Ok(out)
 }

@@ -1,15 +1,18 @@
 //! The compile / fit / evaluate / predict machinery shared by every model.
 //!
 //! A model holds a [`TrainState`]: its seed and random stream (shuffling), what `compile` chose,
-//! and the buffers of the training loop, sized once and reused by every batch.
+//! and the buffers of the training loop, sized once and reused by every batch. Models may have
+//! several inputs and outputs; a single-input, single-output model is the case of one each.
 
+mod compile;
 mod data;
 mod history;
 mod progress;
 
+pub use compile::{Compile, IntoLoss};
 pub use history::{History, Logs};
 
-use ndarray::{Array2, ArrayBase, ArrayViewD, Data, Dimension};
+use ndarray::{Array2, ArrayViewD};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -17,12 +20,14 @@ use rand::seq::SliceRandom;
 use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
 use crate::kernels::ActKind;
-use crate::layers::BackwardOpts;
-use crate::losses::Loss;
-use crate::metrics::{self, MetricState};
-use crate::model::Model;
-use crate::optimizers::{IntoOptimizer, Optimizer};
+use crate::layers::sized;
+use crate::metrics::MetricState;
+use crate::model::{MAX_PORTS, Model};
+use crate::optimizers::Optimizer;
+use compile::Compiled;
 use data::Rows;
+
+pub(crate) use compile::compile;
 
 /// Options of [`Model::fit`], with Keras' names and defaults.
 ///
@@ -41,11 +46,12 @@ pub struct Fit<'a> {
     /// terminal); 2: one line per epoch. Default 1.
     pub verbose: u8,
     /// Fraction of the rows held out for validation, in [0, 1). As in Keras, they are the **last**
-    /// `floor(n · validation_split)` rows of `x` and `y`, taken before any shuffling: shuffle the
-    /// data yourself first if it is ordered (by class, by time).
+    /// `n - floor(n · (1 - validation_split))` rows of `x` and `y`, taken before any shuffling:
+    /// shuffle the data yourself first if it is ordered (by class, by time).
     pub validation_split: f32,
-    /// Separate validation data `(x, y)`; takes precedence over `validation_split`.
-    pub validation_data: Option<(ArrayViewD<'a, f32>, ArrayViewD<'a, f32>)>,
+    /// Separate validation data `(x, y)`, one view per input and per output (see
+    /// [`validation_data`]); takes precedence over `validation_split`.
+    pub validation_data: Option<(Vec<ArrayViewD<'a, f32>>, Vec<ArrayViewD<'a, f32>>)>,
     /// Shuffle the training rows before each epoch (default true), from the model's seed.
     pub shuffle: bool,
 }
@@ -56,37 +62,20 @@ impl Default for Fit<'_> {
     }
 }
 
-/// Anything `compile` accepts as a loss: a Keras name or a [`Loss`].
-pub trait IntoLoss {
-    /// Resolves the loss.
-    fn into_loss(self) -> Result<Loss>;
-}
-
-impl IntoLoss for Loss {
-    fn into_loss(self) -> Result<Loss> {
-        Ok(self)
-    }
-}
-
-impl IntoLoss for &str {
-    fn into_loss(self) -> Result<Loss> {
-        Loss::from_name(self)
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Compiled {
-    loss: Loss,
-    optimizer: Box<dyn Optimizer>,
-    metrics: Vec<String>,
+/// `Fit::validation_data` from arrays, as `fit` takes them: `validation_data(&xv, &yv)`.
+pub fn validation_data<'a>(
+    x: impl crate::model::Inputs<'a>,
+    y: impl crate::model::Inputs<'a>,
+) -> Option<(Vec<ArrayViewD<'a, f32>>, Vec<ArrayViewD<'a, f32>>)> {
+    Some((x.views(), y.views()))
 }
 
 /// Buffers of the training loop, grown to the largest batch and then reused.
 #[derive(Clone, Debug, Default)]
 struct Workspace {
-    xb: Vec<f32>,
-    yb: Vec<f32>,
-    grad: Vec<f32>,
+    xb: Vec<Vec<f32>>,
+    yb: Vec<Vec<f32>>,
+    grads: Vec<Vec<f32>>,
     order: Vec<usize>,
 }
 
@@ -119,104 +108,131 @@ impl TrainState {
     pub fn optimizer(&self) -> Option<&dyn Optimizer> {
         self.compiled.as_ref().map(|c| &*c.optimizer)
     }
-
-    /// The loss chosen by `compile`, if any.
-    pub fn loss(&self) -> Option<Loss> {
-        self.compiled.as_ref().map(|c| c.loss)
-    }
 }
 
 /// Runs `f` on the model with its training state taken out, so both can be borrowed mutably,
 /// and puts the state back whatever `f` returns.
 fn with_state<M: Model, T>(m: &mut M, f: impl FnOnce(&mut M, &mut TrainState) -> Result<T>) -> Result<T> {
-    let placeholder = TrainState { seed: 0, rng: StdRng::from_seed([0; 32]), compiled: None, ws: Workspace::default() };
+    let placeholder =
+        TrainState { seed: 0, rng: StdRng::from_seed([0; 32]), compiled: None, ws: Workspace::default() };
     let mut st = std::mem::replace(m.train_state_mut(), placeholder);
     let r = f(m, &mut st);
     *m.train_state_mut() = st;
     r
 }
 
-pub(crate) fn compile<M: Model>(
-    m: &mut M,
-    loss: impl IntoLoss,
-    optimizer: impl IntoOptimizer,
-    metric_names: &[&str],
-) -> Result<()> {
-    let loss = loss.into_loss()?;
-    let optimizer = optimizer.into_optimizer()?;
-    for name in metric_names {
-        metrics::check_name(name)?;
+fn compiled<'s, M: Model>(m: &'s M, call: &'static str) -> Result<&'s Compiled> {
+    m.train_state().compiled.as_ref().ok_or(Error::NotCompiled(call))
+}
+
+/// A fixed-size list of row slices, one per input or output, so a step builds no `Vec`.
+type Slices<'a> = [&'a [f32]; MAX_PORTS];
+
+fn slices<'a>(rows: impl Iterator<Item = &'a [f32]>) -> Slices<'a> {
+    let mut out: Slices<'a> = [&[]; MAX_PORTS];
+    for (o, r) in out.iter_mut().zip(rows) {
+        *o = r;
     }
-    if loss.is_sparse() && M::output_size() < 2 {
-        return Err(Error::invalid(
-            "loss",
-            format!(
-                "sparse_categorical_crossentropy needs at least 2 outputs (one per class); {} has {}",
-                M::NAME,
-                M::output_size()
-            ),
-        ));
+    out
+}
+
+/// Running means of one epoch (or one evaluation): total loss, each output's loss, each metric.
+struct Tracker {
+    total: f64,
+    per_output: Vec<f64>,
+    rows: usize,
+    metrics: Vec<(usize, MetricState)>,
+}
+
+impl Tracker {
+    fn new<M: Model>(c: &Compiled) -> Self {
+        Tracker { total: 0.0, per_output: vec![0.0; M::OUTPUTS.len()], rows: 0, metrics: c.metric_states::<M>() }
     }
-    m.train_state_mut().compiled =
-        Some(Compiled { loss, optimizer, metrics: metric_names.iter().map(|s| s.to_string()).collect() });
-    Ok(())
-}
 
-fn x_name<M: Model>() -> String {
-    format!("x (input of {})", M::NAME)
-}
+    fn reset(&mut self) {
+        self.total = 0.0;
+        self.per_output.iter_mut().for_each(|v| *v = 0.0);
+        self.rows = 0;
+        self.metrics.iter_mut().for_each(|(_, m)| m.reset());
+    }
 
-fn fused<M: Model>(loss: &Loss) -> bool {
-    loss.fuses_softmax() && M::OUTPUT_ACTIVATION == ActKind::Softmax
-}
+    fn logs<M: Model>(&self, prefix: &str, into: &mut Logs) {
+        let rows = self.rows.max(1) as f64;
+        into.insert(format!("{prefix}loss"), self.total / rows);
+        if M::OUTPUTS.len() > 1 {
+            for (o, l) in M::OUTPUTS.iter().zip(&self.per_output) {
+                into.insert(format!("{prefix}{}_loss", o.name), l / rows);
+            }
+        }
+        for (_, s) in &self.metrics {
+            into.insert(format!("{prefix}{}", s.key), s.result());
+        }
+    }
 
-fn metric_states<M: Model>(c: &Compiled, prefix: &str) -> Vec<MetricState> {
-    c.metrics
-        .iter()
-        .map(|n| MetricState::new(&format!("{prefix}{n}"), metrics::resolve(n, &c.loss, M::output_size())))
-        .collect()
-}
-
-fn logs(loss_key: &str, loss: f64, metrics: &[MetricState], into: &mut Logs) {
-    into.insert(loss_key.to_string(), loss);
-    for s in metrics {
-        into.insert(s.key.clone(), s.result());
+    /// Losses and metrics of the model's current outputs on `n` rows; writes the weighted loss
+    /// gradients into `grads` when given. Returns the batch's total (weighted) loss.
+    fn observe<M: Model>(&mut self, m: &M, c: &Compiled, ys: &[&[f32]], n: usize, grads: Option<&mut [Vec<f32>]>) -> f32 {
+        let mut total = 0.0f32;
+        let mut grads = grads;
+        for (k, out) in c.outputs.iter().enumerate() {
+            let (p, width) = (m.output(k), M::OUTPUTS[k].size());
+            let fused = c.fused::<M>(k);
+            let l = match grads.as_deref_mut() {
+                Some(g) => {
+                    let g = sized(&mut g[k], n * width);
+                    let l = out.loss.compute(p, ys[k], n, width, Some(&mut *g), fused);
+                    if out.weight != 1.0 {
+                        g.iter_mut().for_each(|v| *v *= out.weight);
+                    }
+                    l
+                }
+                None => out.loss.compute(p, ys[k], n, width, None, false),
+            };
+            total += out.weight * l;
+            self.per_output[k] += l as f64 * n as f64;
+        }
+        for (k, s) in &mut self.metrics {
+            s.update(m.output(*k), ys[*k], n, M::OUTPUTS[*k].size(), c.outputs[*k].loss.from_logits());
+        }
+        self.total += total as f64 * n as f64;
+        self.rows += n;
+        total
     }
 }
 
-/// One gradient step on `n` rows; returns the batch's mean loss.
+/// One gradient step on `n` rows; returns the batch's loss.
 #[allow(clippy::too_many_arguments)]
 fn step<M: Model>(
     m: &mut M,
     c: &mut Compiled,
-    grad: &mut Vec<f32>,
-    ms: &mut [MetricState],
-    xb: &[f32],
-    yb: &[f32],
+    grads: &mut [Vec<f32>],
+    tracker: &mut Tracker,
+    xs: &[&[f32]],
+    ys: &[&[f32]],
     n: usize,
     at: (usize, usize),
 ) -> Result<f32> {
-    let width = M::output_size();
-    let fused = fused::<M>(&c.loss);
-    let p = m.forward_train(xb, n);
-    let g = crate::layers::sized(grad, n * width);
-    let loss = c.loss.compute(p, yb, n, width, Some(g), fused);
+    m.run(xs, n, true);
+    let loss = tracker.observe(m, c, ys, n, Some(grads));
     if !loss.is_finite() {
         return Err(Error::NonFiniteLoss { epoch: at.0 + 1, batch: at.1, value: loss });
     }
-    for s in ms.iter_mut() {
-        s.update(p, yb, n, width, c.loss.from_logits());
+    let k = M::OUTPUTS.len();
+    let mut fused = [false; MAX_PORTS];
+    for (i, f) in fused.iter_mut().enumerate().take(k) {
+        *f = c.fused::<M>(i);
     }
-    m.backward(xb, n, grad, BackwardOpts { input_grad: false, accumulate: false, fused_output: fused });
+    let dys = slices(grads.iter().map(|g| &g[..]));
+    m.run_backward(xs, n, &dys[..k], &fused[..k]);
     apply_gradients(m, &mut *c.optimizer);
     Ok(loss)
 }
 
 /// Applies each trainable parameter's gradient with `opt`, as one optimizer step.
-pub(crate) fn apply_gradients<M: Model>(m: &mut M, opt: &mut dyn Optimizer) {
+pub fn apply_gradients<M: Model>(m: &mut M, opt: &mut dyn Optimizer) {
     opt.begin_step();
     let mut slot = 0;
-    m.visit_params_mut(&mut |p| {
+    m.visit_weights_mut(&mut |p| {
         if p.trainable {
             opt.update(slot, &mut p.value, &p.grad);
         }
@@ -225,60 +241,65 @@ pub(crate) fn apply_gradients<M: Model>(m: &mut M, opt: &mut dyn Optimizer) {
 }
 
 fn gather(src: &[f32], width: usize, rows: &[usize], dst: &mut Vec<f32>) {
-    let dst = crate::layers::sized(dst, rows.len() * width);
+    let dst = sized(dst, rows.len() * width);
     for (d, &r) in dst.chunks_exact_mut(width).zip(rows) {
         d.copy_from_slice(&src[r * width..(r + 1) * width]);
     }
 }
 
-pub(crate) fn fit<M: Model, S: Data<Elem = f32>, D: Dimension, S2: Data<Elem = f32>, D2: Dimension>(
+/// Rows `from..to` of every array.
+fn range<'a>(rows: &'a [Rows<'_>], from: usize, to: usize) -> Slices<'a> {
+    slices(rows.iter().map(|r| &r.data[from * r.width()..to * r.width()]))
+}
+
+pub(crate) fn fit<M: Model>(
     m: &mut M,
-    x: &ArrayBase<S, D>,
-    y: &ArrayBase<S2, D2>,
+    x: Vec<ArrayViewD<'_, f32>>,
+    y: Vec<ArrayViewD<'_, f32>>,
     opts: &Fit<'_>,
 ) -> Result<History> {
-    let loss = m.train_state().compiled.as_ref().ok_or(Error::NotCompiled("fit"))?.loss;
+    let c = compiled(m, "fit")?;
     if opts.batch_size == 0 {
         return Err(Error::invalid("batch_size", "must be at least 1"));
     }
     if !(0.0..1.0).contains(&opts.validation_split) {
-        return Err(Error::invalid("validation_split", format!("must be in [0, 1), got {}", opts.validation_split)));
+        return Err(Error::invalid(
+            "validation_split",
+            format!("must be in [0, 1), got {}", opts.validation_split),
+        ));
     }
-    let xr = data::inputs(x, M::INPUT_SHAPE, x_name::<M>)?;
-    let yr = data::targets(y, xr.n, &loss, M::output_size(), "y")?;
+    let xs = data::inputs::<M>(&x, "x")?;
+    let n = xs[0].n;
+    let ys = data::targets::<M>(&y, n, c, "y")?;
     let validation = match &opts.validation_data {
         Some((xv, yv)) => {
-            let xv = data::inputs(xv, M::INPUT_SHAPE, || "validation_data x".into())?;
-            let yv = data::targets(yv, xv.n, &loss, M::output_size(), "validation_data y")?;
+            let xv = data::inputs::<M>(xv, "validation_data x")?;
+            let yv = data::targets::<M>(yv, xv[0].n, c, "validation_data y")?;
             Some((xv, yv))
         }
         None => None,
     };
     // Keras: the validation rows are the last ones, taken before shuffling.
     let n_train =
-        if validation.is_none() { (xr.n as f64 * (1.0 - opts.validation_split as f64)).floor() as usize } else { xr.n };
+        if validation.is_none() { (n as f64 * (1.0 - opts.validation_split as f64)).floor() as usize } else { n };
     if n_train == 0 {
         return Err(Error::invalid(
             "validation_split",
-            format!("{} of {} rows leaves no rows to train on", opts.validation_split, xr.n),
+            format!("{} of {n} rows leaves no rows to train on", opts.validation_split),
         ));
     }
-    let split =
-        |r: &Rows<'_>, from: usize, to: usize| -> Vec<f32> { r.data[from * r.width()..to * r.width()].to_vec() };
-    let (xw, yw) = (xr.width(), yr.width());
-    let val: Option<(Vec<f32>, Vec<f32>, usize)> = match validation {
-        Some((xv, yv)) => Some((xv.data.into_owned(), yv.data.into_owned(), xv.n)),
-        None if n_train < xr.n => Some((split(&xr, n_train, xr.n), split(&yr, n_train, yr.n), xr.n - n_train)),
-        None => None,
-    };
-    let (xt, yt) = (&xr.data[..n_train * xw], &yr.data[..n_train * yw]);
+    let (ni, no) = (M::INPUTS.len(), M::OUTPUTS.len());
 
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();
         let c = st.compiled.as_mut().ok_or(Error::NotCompiled("fit"))?;
-        let mut ms = metric_states::<M>(c, "");
+        let mut tracker = Tracker::new::<M>(c);
+        let mut val_tracker = Tracker::new::<M>(c);
         let mut history = History::default();
         let ws = &mut st.ws;
+        ws.xb.resize(ni, Vec::new());
+        ws.yb.resize(no, Vec::new());
+        ws.grads.resize(no, Vec::new());
         ws.order.clear();
         ws.order.extend(0..n_train);
         let steps = n_train.div_ceil(opts.batch_size);
@@ -286,34 +307,40 @@ pub(crate) fn fit<M: Model, S: Data<Elem = f32>, D: Dimension, S2: Data<Elem = f
             if opts.shuffle {
                 ws.order.shuffle(&mut st.rng);
             }
-            ms.iter_mut().for_each(MetricState::reset);
+            tracker.reset();
             let progress = progress::Progress::new(opts.verbose, epoch, opts.epochs, steps);
-            let (mut loss_sum, mut seen) = (0.0f64, 0usize);
             for (b, rows) in ws.order.chunks(opts.batch_size).enumerate() {
-                let n = rows.len();
-                let contiguous = !opts.shuffle;
-                let (xb, yb): (&[f32], &[f32]) = if contiguous {
-                    let r0 = rows[0];
-                    (&xt[r0 * xw..(r0 + n) * xw], &yt[r0 * yw..(r0 + n) * yw])
+                let k = rows.len();
+                let (xb, yb) = if opts.shuffle {
+                    for (buf, r) in ws.xb.iter_mut().zip(&xs) {
+                        gather(&r.data, r.width(), rows, buf);
+                    }
+                    for (buf, r) in ws.yb.iter_mut().zip(&ys) {
+                        gather(&r.data, r.width(), rows, buf);
+                    }
+                    (slices(ws.xb.iter().map(|v| &v[..])), slices(ws.yb.iter().map(|v| &v[..])))
                 } else {
-                    gather(xt, xw, rows, &mut ws.xb);
-                    gather(yt, yw, rows, &mut ws.yb);
-                    (&ws.xb, &ws.yb)
+                    // In order: the batch is a contiguous range of rows, read in place.
+                    (range(&xs, rows[0], rows[0] + k), range(&ys, rows[0], rows[0] + k))
                 };
-                let l = step(m, c, &mut ws.grad, &mut ms, xb, yb, n, (epoch, b))?;
-                loss_sum += l as f64 * n as f64;
-                seen += n;
+                step(m, c, &mut ws.grads, &mut tracker, &xb[..ni], &yb[..no], k, (epoch, b))?;
                 progress.step(b + 1, || {
                     let mut lg = Logs::new();
-                    logs("loss", loss_sum / seen as f64, &ms, &mut lg);
+                    tracker.logs::<M>("", &mut lg);
                     lg
                 });
             }
             let mut epoch_logs = Logs::new();
-            logs("loss", loss_sum / seen as f64, &ms, &mut epoch_logs);
-            if let Some((xv, yv, nv)) = &val {
-                let (vl, vms) = evaluate_rows(m, c, xv, yv, *nv, opts.batch_size, "val_");
-                logs("val_loss", vl, &vms, &mut epoch_logs);
+            tracker.logs::<M>("", &mut epoch_logs);
+            let held_out = match &validation {
+                Some((xv, yv)) => Some((&xv[..], &yv[..], 0)),
+                None if n_train < n => Some((&xs[..], &ys[..], n_train)),
+                None => None,
+            };
+            if let Some((xv, yv, from)) = held_out {
+                val_tracker.reset();
+                evaluate_rows(m, c, &mut val_tracker, xv, yv, from, opts.batch_size);
+                val_tracker.logs::<M>("val_", &mut epoch_logs);
             }
             progress.finish(&epoch_logs);
             history.push(epoch, &epoch_logs);
@@ -322,47 +349,38 @@ pub(crate) fn fit<M: Model, S: Data<Elem = f32>, D: Dimension, S2: Data<Elem = f
     })
 }
 
-/// Mean loss and metrics over `n` rows, in batches, with the inference forward pass.
+/// Loss and metrics over rows `from..` of `xs`/`ys`, in batches, with the inference pass.
 fn evaluate_rows<M: Model>(
     m: &mut M,
     c: &Compiled,
-    x: &[f32],
-    y: &[f32],
-    n: usize,
+    tracker: &mut Tracker,
+    xs: &[Rows<'_>],
+    ys: &[Rows<'_>],
+    from: usize,
     batch: usize,
-    prefix: &str,
-) -> (f64, Vec<MetricState>) {
-    let (xw, yw, width) = (M::input_size(), y.len() / n, M::output_size());
-    let mut ms = metric_states::<M>(c, prefix);
-    let mut total = 0.0f64;
-    let mut start = 0;
+) {
+    let (ni, no, n) = (M::INPUTS.len(), M::OUTPUTS.len(), xs[0].n);
+    let mut start = from;
     while start < n {
         let k = batch.min(n - start);
-        let p = m.forward(&x[start * xw..(start + k) * xw], k);
-        let yb = &y[start * yw..(start + k) * yw];
-        total += c.loss.compute(p, yb, k, width, None, false) as f64 * k as f64;
-        for s in &mut ms {
-            s.update(p, yb, k, width, c.loss.from_logits());
-        }
+        let xb = range(xs, start, start + k);
+        m.run(&xb[..ni], k, false);
+        tracker.observe(m, c, &range(ys, start, start + k)[..no], k, None);
         start += k;
     }
-    (total / n as f64, ms)
 }
 
-pub(crate) fn evaluate<M: Model, S: Data<Elem = f32>, D: Dimension, S2: Data<Elem = f32>, D2: Dimension>(
-    m: &mut M,
-    x: &ArrayBase<S, D>,
-    y: &ArrayBase<S2, D2>,
-) -> Result<Logs> {
-    let loss = m.train_state().compiled.as_ref().ok_or(Error::NotCompiled("evaluate"))?.loss;
-    let xr = data::inputs(x, M::INPUT_SHAPE, x_name::<M>)?;
-    let yr = data::targets(y, xr.n, &loss, M::output_size(), "y")?;
+pub(crate) fn evaluate<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>, y: Vec<ArrayViewD<'_, f32>>) -> Result<Logs> {
+    let c = compiled(m, "evaluate")?;
+    let xs = data::inputs::<M>(&x, "x")?;
+    let ys = data::targets::<M>(&y, xs[0].n, c, "y")?;
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();
         let c = st.compiled.as_ref().ok_or(Error::NotCompiled("evaluate"))?;
-        let (l, ms) = evaluate_rows(m, c, &xr.data, &yr.data, xr.n, 32, "");
+        let mut tracker = Tracker::new::<M>(c);
+        evaluate_rows(m, c, &mut tracker, &xs, &ys, 0, 32);
         let mut out = Logs::new();
-        logs("loss", l, &ms, &mut out);
+        tracker.logs::<M>("", &mut out);
         Ok(out)
     })
 }
@@ -371,30 +389,37 @@ pub(crate) fn evaluate<M: Model, S: Data<Elem = f32>, D: Dimension, S2: Data<Ele
 /// the buffers stay in cache.
 const PREDICT_BATCH: usize = 256;
 
-pub(crate) fn predict<M: Model, S: Data<Elem = f32>, D: Dimension>(
-    m: &mut M,
-    x: &ArrayBase<S, D>,
-) -> Result<Array2<f32>> {
-    let xr = data::inputs(x, M::INPUT_SHAPE, x_name::<M>)?;
-    let (xw, width) = (M::input_size(), M::output_size());
-    let mut out = Array2::zeros((xr.n, width));
-    let dst = out.as_slice_mut().ok_or_else(|| Error::invalid("x", "internal: output not contiguous"))?;
+pub(crate) fn predict<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>) -> Result<Vec<Array2<f32>>> {
+    let xs = data::inputs::<M>(&x, "x")?;
+    let n = xs[0].n;
+    let mut outs: Vec<Array2<f32>> = M::OUTPUTS.iter().map(|o| Array2::zeros((n, o.size()))).collect();
     let _ftz = FlushDenormals::new();
     let mut start = 0;
-    while start < xr.n {
-        let k = PREDICT_BATCH.min(xr.n - start);
-        let p = m.forward(&xr.data[start * xw..(start + k) * xw], k);
-        dst[start * width..(start + k) * width].copy_from_slice(p);
+    while start < n {
+        let k = PREDICT_BATCH.min(n - start);
+        m.run(&range(&xs, start, start + k)[..M::INPUTS.len()], k, false);
+        for (j, out) in outs.iter_mut().enumerate() {
+            let w = M::OUTPUTS[j].size();
+            let dst = out.as_slice_mut().ok_or_else(|| Error::invalid("x", "output array not contiguous"))?;
+            dst[start * w..(start + k) * w].copy_from_slice(m.output(j));
+        }
         start += k;
     }
-    Ok(out)
+    Ok(outs)
 }
 
 pub(crate) fn predict_one<'m, M: Model>(m: &'m mut M, x: &[f32]) -> Result<&'m [f32]> {
-    if x.len() != M::input_size() {
+    if M::INPUTS.len() != 1 {
+        return Err(Error::invalid(
+            "x",
+            format!("predict_one takes one input, but {} has {}: use predict", M::NAME, M::INPUTS.len()),
+        ));
+    }
+    let size = M::INPUTS[0].size();
+    if x.len() != size {
         return Err(Error::Shape {
             what: format!("x (one sample for {}, flattened)", M::NAME),
-            expected: format!("[{}]", M::input_size()),
+            expected: format!("[{size}]"),
             got: crate::error::Shape(vec![x.len()]),
         });
     }
@@ -402,20 +427,30 @@ pub(crate) fn predict_one<'m, M: Model>(m: &'m mut M, x: &[f32]) -> Result<&'m [
         return Err(Error::InvalidData { what: "x".into(), reason: format!("value {i} is {}", x[i]) });
     }
     let _ftz = FlushDenormals::new();
-    Ok(m.forward(x, 1))
+    m.run(&[x], 1, false);
+    Ok(m.output(0))
 }
 
-pub(crate) fn train_on_batch<M: Model, S: Data<Elem = f32>, D: Dimension, S2: Data<Elem = f32>, D2: Dimension>(
+pub(crate) fn train_on_batch<M: Model>(
     m: &mut M,
-    x: &ArrayBase<S, D>,
-    y: &ArrayBase<S2, D2>,
+    x: Vec<ArrayViewD<'_, f32>>,
+    y: Vec<ArrayViewD<'_, f32>>,
 ) -> Result<f32> {
-    let loss = m.train_state().compiled.as_ref().ok_or(Error::NotCompiled("train_on_batch"))?.loss;
-    let xr = data::inputs(x, M::INPUT_SHAPE, x_name::<M>)?;
-    let yr = data::targets(y, xr.n, &loss, M::output_size(), "y")?;
+    let c = compiled(m, "train_on_batch")?;
+    let xs = data::inputs::<M>(&x, "x")?;
+    let n = xs[0].n;
+    let ys = data::targets::<M>(&y, n, c, "y")?;
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();
         let c = st.compiled.as_mut().ok_or(Error::NotCompiled("train_on_batch"))?;
-        step(m, c, &mut st.ws.grad, &mut [], &xr.data, &yr.data, xr.n, (0, 0))
+        let mut tracker = Tracker::new::<M>(c);
+        st.ws.grads.resize(M::OUTPUTS.len(), Vec::new());
+        let (xb, yb) = (range(&xs, 0, n), range(&ys, 0, n));
+        step(m, c, &mut st.ws.grads, &mut tracker, &xb[..M::INPUTS.len()], &yb[..M::OUTPUTS.len()], n, (0, 0))
     })
+}
+
+/// Whether output `k` uses the fused softmax + cross-entropy gradient.
+fn fuses<M: Model>(loss: &crate::losses::Loss, k: usize) -> bool {
+    loss.fuses_softmax() && M::OUTPUT_ACTIVATIONS.get(k) == Some(&ActKind::Softmax)
 }

@@ -1,0 +1,452 @@
+//! `functional!` front end: Keras' Functional API as let-style bindings.
+//!
+//! ```text
+//! functional! {
+//!     #[attributes] and /// docs
+//!     VIS struct NAME {
+//!         a = Input([32]);                      // a model input and its shape
+//!         shared = Dense(32, activation = relu); // a layer definition (weights), applied below
+//!         ha = shared(a);                       // applying a defined layer
+//!         h = Dense(64)(ha);                    // defining and applying in one go
+//!         m = Concatenate()([ha, h]);           // merge layers take a list
+//!         out = Dense(1)(Add()([h, Dense(64)(m)])); // applications nest
+//!         Model([a], [out])                     // inputs, outputs: a name or a list
+//!     }
+//! }
+//! ```
+
+use std::collections::{HashMap, HashSet};
+
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote};
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Ident, Token, Visibility, braced};
+
+use super::sequential::check_dims;
+use super::{Errors, LAYERS, LayerCall, Namer, Understood, Value, understand};
+use crate::ir::{LayerDef, Model, Node, Op};
+
+/// A right-hand side or an argument, before it is understood.
+enum Expr {
+    Name(Ident),
+    List(Vec<Expr>, TokenStream),
+    Call { callee: Ident, groups: Vec<Group>, tokens: TokenStream },
+}
+
+impl Expr {
+    fn tokens(&self) -> TokenStream {
+        match self {
+            Expr::Name(i) => i.to_token_stream(),
+            Expr::List(_, t) | Expr::Call { tokens: t, .. } => t.clone(),
+        }
+    }
+
+    /// Names this expression reads: values, and layers applied by name.
+    fn names(&self, out: &mut Vec<Ident>) {
+        match self {
+            Expr::Name(i) => out.push(i.clone()),
+            Expr::List(items, _) => items.iter().for_each(|e| e.names(out)),
+            Expr::Call { callee, groups, .. } => {
+                out.push(callee.clone());
+                for g in groups {
+                    if let Ok(e) = parse_expr.parse2(g.stream()) {
+                        e.names(out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn parse_expr(input: ParseStream) -> syn::Result<Expr> {
+    if input.peek(syn::token::Bracket) {
+        let tt: TokenTree = input.parse()?;
+        let TokenTree::Group(g) = &tt else { unreachable!("peeked a bracket") };
+        let items = (|s: ParseStream| Punctuated::<Expr, Token![,]>::parse_terminated_with(s, parse_expr)).parse2(g.stream())?;
+        return Ok(Expr::List(items.into_iter().collect(), tt.to_token_stream()));
+    }
+    let callee: Ident = input.parse()?;
+    let mut tokens = callee.to_token_stream();
+    let mut groups = Vec::new();
+    while input.peek(syn::token::Paren) {
+        let tt: TokenTree = input.parse()?;
+        tokens.extend(std::iter::once(tt.clone()));
+        if let TokenTree::Group(g) = tt {
+            groups.push(g);
+        }
+    }
+    Ok(if groups.is_empty() { Expr::Name(callee) } else { Expr::Call { callee, groups, tokens } })
+}
+
+impl Parse for Expr {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        parse_expr(input)
+    }
+}
+
+struct Stmt {
+    var: Ident,
+    rhs: Expr,
+}
+
+/// The raw syntax, before names and layers are understood.
+pub struct Syntax {
+    attrs: Vec<Attribute>,
+    vis: Visibility,
+    name: Ident,
+    stmts: Vec<Stmt>,
+    model: Option<(Ident, Group)>,
+}
+
+impl Parse for Syntax {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        input.parse::<Token![struct]>()?;
+        let name: Ident = input.parse()?;
+        let content;
+        braced!(content in input);
+        let mut stmts = Vec::new();
+        let mut model = None;
+        while !content.is_empty() {
+            if content.peek(Ident) && content.peek2(Token![=]) {
+                let var: Ident = content.parse()?;
+                content.parse::<Token![=]>()?;
+                let rhs = parse_expr(&content)?;
+                content.parse::<Token![;]>()?;
+                stmts.push(Stmt { var, rhs });
+            } else {
+                let kw: Ident = content.parse()?;
+                if kw != "Model" || !content.peek(syn::token::Paren) || model.is_some() {
+                    return Err(syn::Error::new(kw.span(), "expected `name = ...;`, or the final `Model(inputs, outputs)`"));
+                }
+                let TokenTree::Group(g) = content.parse::<TokenTree>()? else { unreachable!("peeked a paren") };
+                let _: Option<Token![;]> = content.parse()?;
+                model = Some((kw, g));
+            }
+        }
+        Ok(Syntax { attrs, vis, name, stmts, model })
+    }
+}
+
+impl Syntax {
+    /// The model's name and visibility, for the fallback emitted beside errors.
+    pub fn header(&self) -> (Ident, Visibility) {
+        (self.name.clone(), self.vis.clone())
+    }
+}
+
+#[derive(Clone)]
+enum Binding {
+    Value(usize),
+    /// A layer with weights, applied by name (shared when applied more than once).
+    Layer(usize),
+    /// A merge layer: no weights, so each application is a layer of its own.
+    Merge(Understood, TokenStream),
+}
+
+struct Lowering<'s> {
+    errors: Errors,
+    namer: Namer,
+    layers: Vec<LayerDef>,
+    nodes: Vec<Node>,
+    env: HashMap<String, Binding>,
+    /// Statement index of every bound name.
+    defined: HashMap<String, usize>,
+    stmts: &'s [Stmt],
+    /// Input nodes in declaration order, with the statement that declared them.
+    inputs: Vec<(String, usize, Ident)>,
+}
+
+fn is_class(id: &Ident) -> bool {
+    LAYERS.iter().any(|c| id == c)
+}
+
+impl Lowering<'_> {
+    /// The error for a name that is not bound (yet) at statement `at`.
+    fn unbound(&mut self, id: &Ident, at: usize, role: &str) {
+        let name = id.to_string();
+        match self.defined.get(&name) {
+            Some(&j) if j >= at => {
+                if self.depends_on(j, &self.stmts[at].var.to_string()) {
+                    let cur = &self.stmts[at].var;
+                    self.errors.at(id.span(), format!("cycle: `{cur}` uses `{name}`, which is computed from `{cur}`"));
+                } else {
+                    self.errors.at(id.span(), format!("{role}`{name}` is used before it is defined: move its definition above this line"));
+                }
+            }
+            _ if id.to_string().starts_with(|c: char| c.is_ascii_uppercase()) => {
+                self.errors.at(id.span(), super::unknown_layer(&name, true))
+            }
+            _ => self.errors.at(id.span(), format!("undefined name `{name}`")),
+        }
+    }
+
+    /// Whether statement `j` reads `target`, directly or through other statements.
+    fn depends_on(&self, j: usize, target: &str) -> bool {
+        let mut seen = HashSet::new();
+        let mut todo = vec![j];
+        while let Some(s) = todo.pop() {
+            if !seen.insert(s) {
+                continue;
+            }
+            let mut names = Vec::new();
+            self.stmts[s].rhs.names(&mut names);
+            for n in names {
+                let n = n.to_string();
+                if n == target {
+                    return true;
+                }
+                if let Some(&k) = self.defined.get(&n) {
+                    todo.push(k);
+                }
+            }
+        }
+        false
+    }
+
+    fn define(&mut self, callee: &Ident, args: Option<&Group>) -> Option<(Understood, TokenStream)> {
+        let tokens = match args {
+            Some(g) => quote!(#callee #g),
+            None => callee.to_token_stream(),
+        };
+        let call: LayerCall = match syn::parse2(tokens.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                self.errors.push(e);
+                return None;
+            }
+        };
+        understand(&call, true, &mut self.errors).map(|u| (u, tokens))
+    }
+
+    fn new_layer(&mut self, u: Understood, tokens: TokenStream, at: Span) -> Option<usize> {
+        let name = self.namer.name(u.kind.class(), u.name, at, &mut self.errors)?;
+        self.layers.push(LayerDef { name, kind: u.kind, tokens, apps: vec![] });
+        Some(self.layers.len() - 1)
+    }
+
+    fn apply(&mut self, layer: usize, arg: &Group, tokens: TokenStream, at: usize) -> Option<usize> {
+        let arg = match parse_expr.parse2(arg.stream()) {
+            Ok(e) => e,
+            Err(e) => {
+                self.errors.push(e);
+                return None;
+            }
+        };
+        let kind = self.layers[layer].kind.clone();
+        let inputs = match (&arg, kind.is_merge()) {
+            (Expr::List(items, _), true) => {
+                let mut ins = Vec::new();
+                for item in items {
+                    ins.push(self.value(item, at)?);
+                }
+                ins
+            }
+            (_, true) => {
+                self.errors.over(&arg.tokens(), format!("{} merges a list of inputs, e.g. {}()([a, b])", kind.class(), kind.class()));
+                return None;
+            }
+            (Expr::List(..), false) => {
+                self.errors.over(&arg.tokens(), format!("{} takes one input; merge a list first, e.g. Concatenate()([a, b])", kind.class()));
+                return None;
+            }
+            (e, false) => vec![self.value(e, at)?],
+        };
+        let node = self.nodes.len();
+        self.nodes.push(Node { op: Op::Apply(layer), inputs, tokens, output_shape: vec![], input_shapes: vec![] });
+        self.layers[layer].apps.push(node);
+        Some(node)
+    }
+
+    /// Evaluates an expression that must be one value.
+    fn value(&mut self, e: &Expr, at: usize) -> Option<usize> {
+        match e {
+            Expr::Name(id) => match self.env.get(&id.to_string()).cloned() {
+                Some(Binding::Value(n)) => Some(n),
+                Some(_) => {
+                    self.errors.at(id.span(), format!("`{id}` is a layer, not a value: apply it, e.g. `{id}(x)`"));
+                    None
+                }
+                None => {
+                    self.unbound(id, at, "");
+                    None
+                }
+            },
+            Expr::List(_, t) => {
+                self.errors.over(t, "a list of values can only be the input of a merge layer, e.g. Add()([a, b])");
+                None
+            }
+            Expr::Call { callee, groups, tokens } => {
+                if callee == "Input" {
+                    self.errors.over(tokens, "Input(..) declares a model input: write it on its own line, `x = Input([..]);`");
+                    return None;
+                }
+                if is_class(callee) {
+                    let (def, app) = match groups.len() {
+                        2 => (Some(&groups[0]), &groups[1]),
+                        _ => {
+                            self.errors.over(tokens, format!("`{callee}(..)` defines a layer; apply it to a value: `{callee}(..)(x)`"));
+                            return None;
+                        }
+                    };
+                    let (u, def_tokens) = self.define(callee, def)?;
+                    let layer = self.new_layer(u, def_tokens, callee.span())?;
+                    return self.apply(layer, app, tokens.clone(), at);
+                }
+                match self.env.get(&callee.to_string()).cloned() {
+                    Some(Binding::Layer(l)) if groups.len() == 1 => self.apply(l, &groups[0], tokens.clone(), at),
+                    Some(Binding::Merge(u, t)) if groups.len() == 1 => {
+                        let layer = self.new_layer(u, t, callee.span())?;
+                        self.apply(layer, &groups[0], tokens.clone(), at)
+                    }
+                    Some(Binding::Value(_)) => {
+                        self.errors.at(callee.span(), format!("`{callee}` is a value, not a layer"));
+                        None
+                    }
+                    Some(_) => {
+                        self.errors.over(tokens, format!("apply `{callee}` to one argument: `{callee}(x)`"));
+                        None
+                    }
+                    None => {
+                        self.unbound(callee, at, "layer ");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn statement(&mut self, i: usize) {
+        let stmt = &self.stmts[i];
+        let var = stmt.var.to_string();
+        let binding = match &stmt.rhs {
+            Expr::Call { callee, groups, tokens } if callee == "Input" => {
+                let dims = groups.first().and_then(|g| syn::parse2::<Value>(g.stream()).ok());
+                match (dims, groups.len()) {
+                    (Some(Value::List(d, span)), 1) => {
+                        let shape = check_dims(&d, span, &mut self.errors);
+                        let node = self.nodes.len();
+                        self.nodes.push(Node {
+                            op: Op::Input(self.inputs.len()),
+                            inputs: vec![],
+                            tokens: tokens.clone(),
+                            output_shape: shape.unwrap_or_default(),
+                            input_shapes: vec![],
+                        });
+                        self.inputs.push((var.clone(), node, stmt.var.clone()));
+                        Some(Binding::Value(node))
+                    }
+                    _ => {
+                        self.errors.over(tokens, "Input takes the shape of one sample, e.g. Input([32])");
+                        None
+                    }
+                }
+            }
+            // A definition: `Dense(..)` or `Flatten`, bound for later application.
+            Expr::Call { callee, groups, .. } if is_class(callee) && groups.len() == 1 => {
+                self.define(callee, Some(&groups[0])).and_then(|(u, t)| {
+                    if u.kind.is_merge() {
+                        Some(Binding::Merge(u, t))
+                    } else {
+                        self.new_layer(u, t, callee.span()).map(Binding::Layer)
+                    }
+                })
+            }
+            Expr::Name(callee) if is_class(callee) => self.define(callee, None).and_then(|(u, t)| {
+                if u.kind.is_merge() { Some(Binding::Merge(u, t)) } else { self.new_layer(u, t, callee.span()).map(Binding::Layer) }
+            }),
+            rhs => self.value(rhs, i).map(Binding::Value),
+        };
+        if let Some(b) = binding {
+            self.env.insert(var, b);
+        }
+    }
+}
+
+/// Understands the statements and the final `Model(..)` into the graph IR.
+pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
+    let mut lw = Lowering {
+        errors: Errors::default(),
+        namer: Namer::default(),
+        layers: vec![],
+        nodes: vec![],
+        env: HashMap::new(),
+        defined: HashMap::new(),
+        stmts: &syntax.stmts,
+        inputs: vec![],
+    };
+    for (i, s) in syntax.stmts.iter().enumerate() {
+        if let Some(first) = lw.defined.insert(s.var.to_string(), i) {
+            lw.defined.insert(s.var.to_string(), first);
+            lw.errors.at(s.var.span(), format!("`{}` is defined twice", s.var));
+        }
+    }
+    for i in 0..syntax.stmts.len() {
+        lw.statement(i);
+    }
+    let Some((kw, group)) = &syntax.model else {
+        lw.errors.at(syntax.name.span(), "functional! needs a final `Model(inputs, outputs)` naming the inputs and outputs");
+        return Err(lw.errors.finish().err().unwrap_or_else(|| syn::Error::new(Span::call_site(), "no Model(..)")));
+    };
+    let io = (|s: ParseStream| Punctuated::<Expr, Token![,]>::parse_terminated_with(s, parse_expr)).parse2(group.stream());
+    let io: Vec<Expr> = match io {
+        Ok(p) if p.len() == 2 => p.into_iter().collect(),
+        Ok(_) => {
+            lw.errors.at(kw.span(), "Model takes the inputs and the outputs: `Model(inputs, outputs)` or `Model([a, b], [c, d])`");
+            return Err(lw.errors.finish().err().unwrap_or_else(|| syn::Error::new(kw.span(), "bad Model")));
+        }
+        Err(e) => {
+            lw.errors.push(e);
+            return Err(lw.errors.finish().err().unwrap_or_else(|| syn::Error::new(kw.span(), "bad Model")));
+        }
+    };
+    let names = |e: &Expr| -> Vec<Ident> {
+        match e {
+            Expr::List(items, _) => items.iter().filter_map(|i| if let Expr::Name(n) = i { Some(n.clone()) } else { None }).collect(),
+            Expr::Name(n) => vec![n.clone()],
+            Expr::Call { .. } => vec![],
+        }
+    };
+    let end = syntax.stmts.len();
+    // Inputs, in Model(..)'s order, which is the order fit takes them in.
+    let mut inputs = Vec::new();
+    for id in names(&io[0]) {
+        match lw.inputs.iter().find(|(n, _, _)| id == n) {
+            Some((n, node, _)) => inputs.push((n.clone(), *node)),
+            None if lw.env.contains_key(&id.to_string()) => lw.errors.at(id.span(), format!("`{id}` is not an Input: Model's first argument lists the model's inputs")),
+            None => lw.unbound(&id, end, ""),
+        }
+    }
+    for (name, _, id) in &lw.inputs {
+        if !inputs.iter().any(|(n, _)| n == name) {
+            lw.errors.at(id.span(), format!("input `{name}` is not listed in Model(..)'s inputs"));
+        }
+    }
+    let mut outputs = Vec::new();
+    for id in names(&io[1]) {
+        match lw.env.get(&id.to_string()) {
+            Some(Binding::Value(n)) => outputs.push(*n),
+            Some(_) => lw.errors.at(id.span(), format!("`{id}` is a layer, not a value: outputs are computed values")),
+            None => lw.unbound(&id, end, ""),
+        }
+    }
+    if inputs.is_empty() || outputs.is_empty() {
+        lw.errors.at(kw.span(), "Model needs at least one input and one output");
+    }
+    for (i, (_, node)) in inputs.iter().enumerate() {
+        lw.nodes[*node].op = Op::Input(i);
+    }
+    lw.errors.finish()?;
+    Ok(Model {
+        attrs: syntax.attrs,
+        vis: syntax.vis,
+        name: syntax.name,
+        layers: lw.layers,
+        nodes: lw.nodes,
+        inputs,
+        outputs,
+        functional: true,
+    })
+}

@@ -1,0 +1,164 @@
+//! `compile`: resolving the loss, optimizer and metrics (by name or as values) for every output.
+
+use crate::error::{Error, Result};
+use crate::losses::Loss;
+use crate::metrics::{self, MetricState};
+use crate::model::Model;
+use crate::optimizers::{IntoOptimizer, Optimizer};
+
+/// Anything `compile` accepts as a loss: a Keras name or a [`Loss`].
+pub trait IntoLoss {
+    /// Resolves the loss.
+    fn into_loss(self) -> Result<Loss>;
+}
+
+impl IntoLoss for Loss {
+    fn into_loss(self) -> Result<Loss> {
+        Ok(self)
+    }
+}
+
+impl IntoLoss for &str {
+    fn into_loss(self) -> Result<Loss> {
+        Loss::from_name(self)
+    }
+}
+
+/// The full form of `compile`, for models with several outputs: one loss for all outputs or one
+/// per output (by the output's name), loss weights, and metrics for all or per output. Names are
+/// resolved, and errors reported, by [`Model::compile_with`].
+#[derive(Debug)]
+pub struct Compile {
+    optimizer: Result<Box<dyn Optimizer>>,
+    loss: Option<Result<Loss>>,
+    output_losses: Vec<(String, Result<Loss>)>,
+    weights: Vec<(String, f32)>,
+    metrics: Vec<String>,
+    output_metrics: Vec<(String, Vec<String>)>,
+}
+
+impl Compile {
+    /// Starts a configuration with the optimizer (a name or a value).
+    pub fn new(optimizer: impl IntoOptimizer) -> Self {
+        Compile {
+            optimizer: optimizer.into_optimizer(),
+            loss: None,
+            output_losses: Vec::new(),
+            weights: Vec::new(),
+            metrics: Vec::new(),
+            output_metrics: Vec::new(),
+        }
+    }
+
+    /// The loss of every output without a loss of its own.
+    pub fn loss(mut self, loss: impl IntoLoss) -> Self {
+        self.loss = Some(loss.into_loss());
+        self
+    }
+
+    /// The loss of the output named `output`.
+    pub fn output_loss(mut self, output: &str, loss: impl IntoLoss) -> Self {
+        self.output_losses.push((output.to_string(), loss.into_loss()));
+        self
+    }
+
+    /// The weight of `output`'s loss in the total loss (default 1).
+    pub fn loss_weight(mut self, output: &str, weight: f32) -> Self {
+        self.weights.push((output.to_string(), weight));
+        self
+    }
+
+    /// Metrics computed on every output.
+    pub fn metrics(mut self, names: &[&str]) -> Self {
+        self.metrics.extend(names.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// Metrics computed on the output named `output` only.
+    pub fn output_metrics(mut self, output: &str, names: &[&str]) -> Self {
+        self.output_metrics.push((output.to_string(), names.iter().map(|s| s.to_string()).collect()));
+        self
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct OutputSpec {
+    pub loss: Loss,
+    pub weight: f32,
+    pub metrics: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Compiled {
+    pub outputs: Vec<OutputSpec>,
+    pub optimizer: Box<dyn Optimizer>,
+}
+
+impl Compiled {
+    pub fn fused<M: Model>(&self, k: usize) -> bool {
+        super::fuses::<M>(&self.outputs[k].loss, k)
+    }
+
+    /// Fresh metric states, keyed as Keras does (`accuracy`, or `class_accuracy` with several
+    /// outputs), each with the output it reads.
+    pub fn metric_states<M: Model>(&self) -> Vec<(usize, MetricState)> {
+        let multi = M::OUTPUTS.len() > 1;
+        let mut out = Vec::new();
+        for (k, spec) in self.outputs.iter().enumerate() {
+            for name in &spec.metrics {
+                let key = if multi { format!("{}_{name}", M::OUTPUTS[k].name) } else { name.clone() };
+                out.push((k, MetricState::new(&key, metrics::resolve(name, &spec.loss, M::OUTPUTS[k].size()))));
+            }
+        }
+        out
+    }
+}
+
+fn output_index<M: Model>(name: &str, what: &'static str) -> Result<usize> {
+    M::OUTPUTS.iter().position(|o| o.name == name).ok_or_else(|| {
+        let names: Vec<_> = M::OUTPUTS.iter().map(|o| o.name).collect();
+        Error::invalid(what, format!("{} has no output named `{name}`; its outputs are: {}", M::NAME, names.join(", ")))
+    })
+}
+
+pub(crate) fn compile<M: Model>(m: &mut M, config: Compile) -> Result<()> {
+    let optimizer = config.optimizer?;
+    let default = config.loss.transpose()?;
+    let mut losses: Vec<Option<Loss>> = vec![default; M::OUTPUTS.len()];
+    for (name, loss) in config.output_losses {
+        losses[output_index::<M>(&name, "loss")?] = Some(loss?);
+    }
+    let mut weights = vec![1.0f32; M::OUTPUTS.len()];
+    for (name, w) in config.weights {
+        if !w.is_finite() || w < 0.0 {
+            return Err(Error::invalid("loss_weights", format!("the weight of `{name}` must be finite and >= 0, got {w}")));
+        }
+        weights[output_index::<M>(&name, "loss_weights")?] = w;
+    }
+    for name in config.metrics.iter().chain(config.output_metrics.iter().flat_map(|(_, v)| v)) {
+        metrics::check_name(name)?;
+    }
+    let mut outputs = Vec::new();
+    for (k, port) in M::OUTPUTS.iter().enumerate() {
+        let loss = losses[k].ok_or_else(|| {
+            Error::invalid("loss", format!("output `{}` has no loss: give one loss for all outputs or one per output", port.name))
+        })?;
+        if loss.is_sparse() && port.size() < 2 {
+            return Err(Error::invalid(
+                "loss",
+                format!(
+                    "sparse_categorical_crossentropy needs at least 2 outputs (one per class); output `{}` of {} has {}",
+                    port.name,
+                    M::NAME,
+                    port.size()
+                ),
+            ));
+        }
+        outputs.push(OutputSpec { loss, weight: weights[k], metrics: config.metrics.clone() });
+    }
+    for (name, names) in config.output_metrics {
+        outputs[output_index::<M>(&name, "metrics")?].metrics.extend(names);
+    }
+    m.train_state_mut().compiled = Some(Compiled { outputs, optimizer });
+    Ok(())
+}
