@@ -35,6 +35,8 @@ pub use ndarray;
 
 /// Everything a model definition and its training code need: `use kiln::prelude::*;`.
 pub mod prelude {
-    pub use kiln_macros::sequential;
-    pub use kiln_runtime::{Adagrad, Adam, AdamW, Fit, History, Layer, Loss, Metric, Model, Optimizer, RmsProp, Sgd};
+    pub use kiln_macros::{functional, sequential};
+    pub use kiln_runtime::{
+        Adagrad, Adam, AdamW, Compile, Fit, History, Loss, Metric, Model, Optimizer, RmsProp, Sgd, validation_data,
+    };
 }

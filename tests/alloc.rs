@@ -78,7 +78,11 @@ fn steady_state_training_step_and_predict_one_allocate_nothing() {
     );
     assert_eq!(own, 0, "kiln allocated in a steady-state training step");
     assert!(packing <= sgemm, "more aligned allocations ({packing}) than sgemm calls ({sgemm})");
-    assert_eq!(sgemm, 10 * 5, "per step: Dense forward and kernel gradient per layer, input gradient for the second only");
+    assert_eq!(
+        sgemm,
+        10 * 5,
+        "per step: Dense forward and kernel gradient per layer, input gradient for the second only"
+    );
 
     let sample: Vec<f32> = x.row(0).to_vec();
     m.predict_one(&sample).unwrap();

@@ -3,7 +3,7 @@
 
 use kiln::prelude::*;
 use kiln::testing::{check_layer, check_loss};
-use kiln::{Activation, Dense, Linear};
+use kiln::{Activation, Dense, Layer, Linear};
 use rand::{Rng, SeedableRng};
 
 const TOL: f64 = 2e-3;

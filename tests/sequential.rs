@@ -1,6 +1,7 @@
 //! The Sequential model end to end through the public API: compile by name and by value, fit,
 //! evaluate, predict, summary, reproducibility, and every bad input as an error.
 
+use kiln::Layer;
 use kiln::ndarray::{Array1, Array2, Array4, array};
 use kiln::prelude::*;
 
@@ -94,7 +95,7 @@ fn same_seed_gives_bit_identical_weights() {
         m.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
         m.fit(&x, &y, Fit { epochs: 3, batch_size: 16, ..quiet() }).unwrap();
         let mut w = Vec::new();
-        m.visit_params(&mut |_, p| w.extend(p.value.iter().map(|v| v.to_bits())));
+        m.visit_weights(&mut |_, p| w.extend(p.value.iter().map(|v| v.to_bits())));
         w
     };
     assert_eq!(train(5), train(5));
@@ -105,7 +106,7 @@ fn same_seed_gives_bit_identical_weights() {
 fn parameters_have_keras_names_and_initialisers() {
     let m = Digits::new();
     let mut names = Vec::new();
-    m.visit_params(&mut |n, p| names.push((n.to_string(), p.shape().to_vec())));
+    m.visit_weights(&mut |n, p| names.push((n.to_string(), p.shape().to_vec())));
     assert_eq!(
         names,
         [

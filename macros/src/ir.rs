@@ -88,7 +88,9 @@ impl LayerKind {
     /// Parameter count for the given input shape.
     pub fn params(&self, input: &[usize]) -> usize {
         match self {
-            LayerKind::Dense { units, use_bias, .. } => input.first().map_or(0, |i| i * units + if *use_bias { *units } else { 0 }),
+            LayerKind::Dense { units, use_bias, .. } => {
+                input.first().map_or(0, |i| i * units + if *use_bias { *units } else { 0 })
+            }
             _ => 0,
         }
     }

@@ -24,7 +24,9 @@ fn output_shape(kind: &LayerKind, ins: &[Vec<usize>]) -> Result<Vec<usize>, Stri
         let input = &ins[0];
         return match kind {
             LayerKind::Dense { units, .. } if input.len() == 1 => Ok(vec![*units]),
-            LayerKind::Dense { .. } => Err(format!("Dense expects a rank-1 input, got {}: add Flatten before it", show(input))),
+            LayerKind::Dense { .. } => {
+                Err(format!("Dense expects a rank-1 input, got {}: add Flatten before it", show(input)))
+            }
             LayerKind::Flatten => Ok(vec![input.iter().product()]),
             LayerKind::Activation { .. } => Ok(input.clone()),
             LayerKind::Reshape { target } => {
@@ -45,7 +47,11 @@ fn output_shape(kind: &LayerKind, ins: &[Vec<usize>]) -> Result<Vec<usize>, Stri
     }
     let two = matches!(kind, LayerKind::Dot) || class == "Subtract";
     if ins.len() < 2 || (two && ins.len() != 2) {
-        return Err(format!("{class} takes {} inputs, got {}", if two { "exactly 2" } else { "at least 2" }, ins.len()));
+        return Err(format!(
+            "{class} takes {} inputs, got {}",
+            if two { "exactly 2" } else { "at least 2" },
+            ins.len()
+        ));
     }
     match kind {
         LayerKind::Elementwise { .. } => {
@@ -59,7 +65,9 @@ fn output_shape(kind: &LayerKind, ins: &[Vec<usize>]) -> Result<Vec<usize>, Stri
             let rank = ins[0].len() as i64;
             let a = if *axis < 0 { rank + 1 + axis } else { *axis };
             if a < 1 || a > rank {
-                return Err(format!("Concatenate's axis {axis} is outside the inputs' axes 1..={rank} (axis 0 is the batch)"));
+                return Err(format!(
+                    "Concatenate's axis {axis} is outside the inputs' axes 1..={rank} (axis 0 is the batch)"
+                ));
             }
             let a = (a - 1) as usize;
             let fits = ins.iter().all(|s| {
@@ -110,8 +118,16 @@ pub fn infer(model: &mut Model) -> Result<(), syn::Error> {
             );
             continue;
         }
-        if layer.apps.len() > 1 && model.nodes[i].inputs.iter().any(|&j| model.layer_of(model.resolve(j)).is_some_and(|d| d.name == layer.name)) {
-            errors.over(&model.nodes[i].tokens, format!("shared layer `{}` cannot take its own output as input", layer.name));
+        if layer.apps.len() > 1
+            && model.nodes[i]
+                .inputs
+                .iter()
+                .any(|&j| model.layer_of(model.resolve(j)).is_some_and(|d| d.name == layer.name))
+        {
+            errors.over(
+                &model.nodes[i].tokens,
+                format!("shared layer `{}` cannot take its own output as input", layer.name),
+            );
             continue;
         }
         match output_shape(&layer.kind, &ins) {
@@ -137,22 +153,27 @@ fn check_graph(model: &Model, errors: &mut Errors) {
             }
         }
     }
-    let consumed: Vec<bool> =
-        (0..model.nodes.len()).map(|i| model.nodes.iter().any(|n| n.inputs.contains(&i)) || model.outputs.contains(&i)).collect();
+    let consumed: Vec<bool> = (0..model.nodes.len())
+        .map(|i| model.nodes.iter().any(|n| n.inputs.contains(&i)) || model.outputs.contains(&i))
+        .collect();
     for (i, node) in model.nodes.iter().enumerate() {
         if reaches[i] {
             continue;
         }
         match node.op {
-            Op::Input(k) => errors.over(&node.tokens, format!("input `{}` is not used by any output", model.inputs[k].0)),
+            Op::Input(k) => {
+                errors.over(&node.tokens, format!("input `{}` is not used by any output", model.inputs[k].0))
+            }
             // Report where a dead branch ends, not every node along it.
-            Op::Apply(_) if !consumed[i] => errors.over(&node.tokens, "this value does not reach any output: use it or remove it"),
+            Op::Apply(_) if !consumed[i] => {
+                errors.over(&node.tokens, "this value does not reach any output: use it or remove it")
+            }
             Op::Apply(_) => {}
         }
     }
     for layer in &model.layers {
         if layer.apps.is_empty() {
-            errors.over(&layer.tokens, format!("layer `{}` is defined but never applied", layer.name));
+            errors.over(&layer.tokens, "this layer is defined but never applied: apply it to a value or remove it");
         }
     }
     for &o in &model.outputs {
@@ -164,6 +185,9 @@ fn check_graph(model: &Model, errors: &mut Errors) {
         errors.at(model.name.span(), "a model may have at most 8 inputs and 8 outputs");
     }
     if model.layers.iter().all(|l| l.kind.is_view()) && !model.layers.is_empty() {
-        errors.at(model.name.span(), "the model has no layer that computes anything (only Flatten/Reshape): add a Dense or Activation layer");
+        errors.at(
+            model.name.span(),
+            "the model has no layer that computes anything (only Flatten/Reshape): add a Dense or Activation layer",
+        );
     }
 }

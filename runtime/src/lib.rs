@@ -20,9 +20,9 @@ pub mod train;
 
 pub use error::{Error, Result, Shape};
 pub use layers::{
-    Activation, ActivationFn, Add, Average, BackwardOpts, Buffers, Concatenate, Dense, Dot, Maximum, Merge, Minimum,
-    Multiply, Shareable, Subtract, Elu, Gelu, Layer, LeakyRelu, Linear, Param, Relu, Selu, Sigmoid,
-    Silu, Softmax, Softplus, Swish, Tanh,
+    Activation, ActivationFn, Add, Average, BackwardOpts, Buffers, Concatenate, Dense, Dot, Elu, Gelu, Layer,
+    LeakyRelu, Linear, Maximum, Merge, Minimum, Multiply, Param, Relu, Selu, Shareable, Sigmoid, Silu, Softmax,
+    Softplus, Subtract, Swish, Tanh,
 };
 pub use losses::{Loss, LossKind};
 pub use metrics::Metric;
@@ -42,9 +42,9 @@ pub mod __private {
     pub use crate::kernels::ActKind;
     pub use crate::layers::*;
     pub use crate::model::{Model, Port};
-    pub use ndarray::Array2;
     pub use crate::summary::LayerInfo;
     pub use crate::train::TrainState;
+    pub use ndarray::Array2;
     pub use rand::SeedableRng;
     pub use rand::rngs::StdRng;
 }

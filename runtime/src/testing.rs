@@ -113,3 +113,56 @@ pub fn check_loss(
     }
     if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
 }
+
+/// Checks every parameter gradient of a whole model, with several inputs and outputs, against
+/// central differences of `L = Σ_k Σ r_k ⊙ output_k` (up to `per_param` entries per parameter).
+/// Shared layers are checked through every use, since their one parameter array feeds them all.
+pub fn check_model<M: crate::Model>(
+    m: &mut M,
+    xs: &[&[f32]],
+    n: usize,
+    per_param: usize,
+    tol: f64,
+) -> Result<(), String> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    m.run(xs, n, true);
+    let rs: Vec<Vec<f32>> =
+        (0..M::OUTPUTS.len()).map(|k| (0..m.output(k).len()).map(|_| rng.random_range(-1.0..1.0)).collect()).collect();
+    let objective = |m: &mut M| -> f64 {
+        m.run(xs, n, true);
+        rs.iter()
+            .enumerate()
+            .map(|(k, r)| m.output(k).iter().zip(r).map(|(y, r)| *y as f64 * *r as f64).sum::<f64>())
+            .sum()
+    };
+    let dys: Vec<&[f32]> = rs.iter().map(|r| &r[..]).collect();
+    let fused = vec![false; rs.len()];
+    m.run_backward(xs, n, &dys, &fused);
+    let mut grads: Vec<(String, Vec<f32>)> = Vec::new();
+    m.visit_weights(&mut |name, p| grads.push((name.to_string(), p.grad.clone())));
+    let mut errors = Vec::new();
+    for (slot, (name, grad)) in grads.iter().enumerate() {
+        let stride = (grad.len() / per_param.max(1)).max(1);
+        for j in (0..grad.len()).step_by(stride) {
+            let nudge = |m: &mut M, delta: f64| {
+                let mut s = 0;
+                m.visit_weights_mut(&mut |p| {
+                    if s == slot {
+                        p.value[j] = (p.value[j] as f64 + delta) as f32;
+                    }
+                    s += 1;
+                });
+            };
+            nudge(m, EPS);
+            let plus = objective(m);
+            nudge(m, -2.0 * EPS);
+            let minus = objective(m);
+            nudge(m, EPS);
+            let numeric = (plus - minus) / (2.0 * EPS);
+            if !close(grad[j] as f64, numeric, tol) {
+                errors.push(format!("{name}[{j}]: analytic {} vs numeric {numeric}", grad[j]));
+            }
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
+}

@@ -63,7 +63,8 @@ fn parse_expr(input: ParseStream) -> syn::Result<Expr> {
     if input.peek(syn::token::Bracket) {
         let tt: TokenTree = input.parse()?;
         let TokenTree::Group(g) = &tt else { unreachable!("peeked a bracket") };
-        let items = (|s: ParseStream| Punctuated::<Expr, Token![,]>::parse_terminated_with(s, parse_expr)).parse2(g.stream())?;
+        let items = (|s: ParseStream| Punctuated::<Expr, Token![,]>::parse_terminated_with(s, parse_expr))
+            .parse2(g.stream())?;
         return Ok(Expr::List(items.into_iter().collect(), tt.to_token_stream()));
     }
     let callee: Ident = input.parse()?;
@@ -119,7 +120,10 @@ impl Parse for Syntax {
             } else {
                 let kw: Ident = content.parse()?;
                 if kw != "Model" || !content.peek(syn::token::Paren) || model.is_some() {
-                    return Err(syn::Error::new(kw.span(), "expected `name = ...;`, or the final `Model(inputs, outputs)`"));
+                    return Err(syn::Error::new(
+                        kw.span(),
+                        "expected `name = ...;`, or the final `Model(inputs, outputs)`",
+                    ));
                 }
                 let TokenTree::Group(g) = content.parse::<TokenTree>()? else { unreachable!("peeked a paren") };
                 let _: Option<Token![;]> = content.parse()?;
@@ -144,6 +148,8 @@ enum Binding {
     Layer(usize),
     /// A merge layer: no weights, so each application is a layer of its own.
     Merge(Understood, TokenStream),
+    /// A statement that failed: its error is reported, and uses of it report nothing more.
+    Failed,
 }
 
 struct Lowering<'s> {
@@ -173,13 +179,20 @@ impl Lowering<'_> {
                     let cur = &self.stmts[at].var;
                     self.errors.at(id.span(), format!("cycle: `{cur}` uses `{name}`, which is computed from `{cur}`"));
                 } else {
-                    self.errors.at(id.span(), format!("{role}`{name}` is used before it is defined: move its definition above this line"));
+                    self.errors.at(
+                        id.span(),
+                        format!("{role}`{name}` is used before it is defined: move its definition above this line"),
+                    );
                 }
             }
             _ if id.to_string().starts_with(|c: char| c.is_ascii_uppercase()) => {
                 self.errors.at(id.span(), super::unknown_layer(&name, true))
             }
-            _ => self.errors.at(id.span(), format!("undefined name `{name}`")),
+            _ => {
+                let known: Vec<&str> = self.defined.keys().map(|k| k.as_str()).collect();
+                let hint = super::suggestion(&name, &known);
+                self.errors.at(id.span(), format!("undefined name `{name}`{hint}"))
+            }
         }
     }
 
@@ -245,11 +258,17 @@ impl Lowering<'_> {
                 ins
             }
             (_, true) => {
-                self.errors.over(&arg.tokens(), format!("{} merges a list of inputs, e.g. {}()([a, b])", kind.class(), kind.class()));
+                self.errors.over(
+                    &arg.tokens(),
+                    format!("{} merges a list of inputs, e.g. {}()([a, b])", kind.class(), kind.class()),
+                );
                 return None;
             }
             (Expr::List(..), false) => {
-                self.errors.over(&arg.tokens(), format!("{} takes one input; merge a list first, e.g. Concatenate()([a, b])", kind.class()));
+                self.errors.over(
+                    &arg.tokens(),
+                    format!("{} takes one input; merge a list first, e.g. Concatenate()([a, b])", kind.class()),
+                );
                 return None;
             }
             (e, false) => vec![self.value(e, at)?],
@@ -265,6 +284,7 @@ impl Lowering<'_> {
         match e {
             Expr::Name(id) => match self.env.get(&id.to_string()).cloned() {
                 Some(Binding::Value(n)) => Some(n),
+                Some(Binding::Failed) => None,
                 Some(_) => {
                     self.errors.at(id.span(), format!("`{id}` is a layer, not a value: apply it, e.g. `{id}(x)`"));
                     None
@@ -280,14 +300,18 @@ impl Lowering<'_> {
             }
             Expr::Call { callee, groups, tokens } => {
                 if callee == "Input" {
-                    self.errors.over(tokens, "Input(..) declares a model input: write it on its own line, `x = Input([..]);`");
+                    self.errors
+                        .over(tokens, "Input(..) declares a model input: write it on its own line, `x = Input([..]);`");
                     return None;
                 }
                 if is_class(callee) {
                     let (def, app) = match groups.len() {
                         2 => (Some(&groups[0]), &groups[1]),
                         _ => {
-                            self.errors.over(tokens, format!("`{callee}(..)` defines a layer; apply it to a value: `{callee}(..)(x)`"));
+                            self.errors.over(
+                                tokens,
+                                format!("`{callee}(..)` defines a layer; apply it to a value: `{callee}(..)(x)`"),
+                            );
                             return None;
                         }
                     };
@@ -305,6 +329,7 @@ impl Lowering<'_> {
                         self.errors.at(callee.span(), format!("`{callee}` is a value, not a layer"));
                         None
                     }
+                    Some(Binding::Failed) => None,
                     Some(_) => {
                         self.errors.over(tokens, format!("apply `{callee}` to one argument: `{callee}(x)`"));
                         None
@@ -355,13 +380,15 @@ impl Lowering<'_> {
                 })
             }
             Expr::Name(callee) if is_class(callee) => self.define(callee, None).and_then(|(u, t)| {
-                if u.kind.is_merge() { Some(Binding::Merge(u, t)) } else { self.new_layer(u, t, callee.span()).map(Binding::Layer) }
+                if u.kind.is_merge() {
+                    Some(Binding::Merge(u, t))
+                } else {
+                    self.new_layer(u, t, callee.span()).map(Binding::Layer)
+                }
             }),
             rhs => self.value(rhs, i).map(Binding::Value),
         };
-        if let Some(b) = binding {
-            self.env.insert(var, b);
-        }
+        self.env.insert(var, binding.unwrap_or(Binding::Failed));
     }
 }
 
@@ -387,14 +414,19 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         lw.statement(i);
     }
     let Some((kw, group)) = &syntax.model else {
-        lw.errors.at(syntax.name.span(), "functional! needs a final `Model(inputs, outputs)` naming the inputs and outputs");
+        lw.errors
+            .at(syntax.name.span(), "functional! needs a final `Model(inputs, outputs)` naming the inputs and outputs");
         return Err(lw.errors.finish().err().unwrap_or_else(|| syn::Error::new(Span::call_site(), "no Model(..)")));
     };
-    let io = (|s: ParseStream| Punctuated::<Expr, Token![,]>::parse_terminated_with(s, parse_expr)).parse2(group.stream());
+    let io =
+        (|s: ParseStream| Punctuated::<Expr, Token![,]>::parse_terminated_with(s, parse_expr)).parse2(group.stream());
     let io: Vec<Expr> = match io {
         Ok(p) if p.len() == 2 => p.into_iter().collect(),
         Ok(_) => {
-            lw.errors.at(kw.span(), "Model takes the inputs and the outputs: `Model(inputs, outputs)` or `Model([a, b], [c, d])`");
+            lw.errors.at(
+                kw.span(),
+                "Model takes the inputs and the outputs: `Model(inputs, outputs)` or `Model([a, b], [c, d])`",
+            );
             return Err(lw.errors.finish().err().unwrap_or_else(|| syn::Error::new(kw.span(), "bad Model")));
         }
         Err(e) => {
@@ -404,7 +436,9 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
     };
     let names = |e: &Expr| -> Vec<Ident> {
         match e {
-            Expr::List(items, _) => items.iter().filter_map(|i| if let Expr::Name(n) = i { Some(n.clone()) } else { None }).collect(),
+            Expr::List(items, _) => {
+                items.iter().filter_map(|i| if let Expr::Name(n) = i { Some(n.clone()) } else { None }).collect()
+            }
             Expr::Name(n) => vec![n.clone()],
             Expr::Call { .. } => vec![],
         }
@@ -415,7 +449,9 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
     for id in names(&io[0]) {
         match lw.inputs.iter().find(|(n, _, _)| id == n) {
             Some((n, node, _)) => inputs.push((n.clone(), *node)),
-            None if lw.env.contains_key(&id.to_string()) => lw.errors.at(id.span(), format!("`{id}` is not an Input: Model's first argument lists the model's inputs")),
+            None if lw.env.contains_key(&id.to_string()) => lw
+                .errors
+                .at(id.span(), format!("`{id}` is not an Input: Model's first argument lists the model's inputs")),
             None => lw.unbound(&id, end, ""),
         }
     }
@@ -428,11 +464,12 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
     for id in names(&io[1]) {
         match lw.env.get(&id.to_string()) {
             Some(Binding::Value(n)) => outputs.push(*n),
+            Some(Binding::Failed) => {}
             Some(_) => lw.errors.at(id.span(), format!("`{id}` is a layer, not a value: outputs are computed values")),
             None => lw.unbound(&id, end, ""),
         }
     }
-    if inputs.is_empty() || outputs.is_empty() {
+    if (inputs.is_empty() || outputs.is_empty()) && lw.errors.is_empty() {
         lw.errors.at(kw.span(), "Model needs at least one input and one output");
     }
     for (i, (_, node)) in inputs.iter().enumerate() {

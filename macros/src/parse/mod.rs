@@ -139,8 +139,8 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, v) in d[0].iter_mut().enumerate() {
+        *v = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -185,7 +185,13 @@ pub struct Namer {
 
 impl Namer {
     /// The layer's name, or an error at the `name = ".."` that is invalid or taken.
-    pub fn name(&mut self, class: &'static str, given: Option<(String, Span)>, at: Span, errors: &mut Errors) -> Option<Ident> {
+    pub fn name(
+        &mut self,
+        class: &'static str,
+        given: Option<(String, Span)>,
+        at: Span,
+        errors: &mut Errors,
+    ) -> Option<Ident> {
         let (name, span) = match given {
             Some((n, span)) => {
                 if syn::parse_str::<Ident>(&n).is_err() || n.starts_with("__") {
@@ -230,6 +236,9 @@ impl Errors {
     pub fn over(&mut self, tokens: &TokenStream, msg: impl std::fmt::Display) {
         self.push(syn::Error::new_spanned(tokens, msg));
     }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
     pub fn finish(self) -> Result<(), syn::Error> {
         self.0.map_or(Ok(()), Err)
     }
@@ -250,7 +259,11 @@ fn activation(v: &Value, errors: &mut Errors) -> Option<Act> {
             let names: Vec<_> = ACTIVATIONS.iter().map(|(n, _)| *n).collect();
             errors.at(
                 span,
-                format!("unknown activation `{name}`{}; kiln's activations are: {}", suggestion(&name, &names), names.join(", ")),
+                format!(
+                    "unknown activation `{name}`{}; kiln's activations are: {}",
+                    suggestion(&name, &names),
+                    names.join(", ")
+                ),
             );
             None
         }
@@ -378,7 +391,8 @@ pub fn understand(call: &LayerCall, merges: bool, errors: &mut Errors) -> Option
         "Dot" => match get("axes") {
             Some(Value::Int(1 | -1, _)) | None => LayerKind::Dot,
             Some(v) => {
-                errors.at(v.span(), "kiln's Dot takes the dot product of two vectors per sample: axes must be 1 (or -1)");
+                errors
+                    .at(v.span(), "kiln's Dot takes the dot product of two vectors per sample: axes must be 1 (or -1)");
                 return None;
             }
         },

@@ -68,17 +68,23 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
                 syntax.name
             ),
         ),
-        Some((Value::List(dims, span), _)) => match check_dims(dims, *span, &mut errors) {
-            Some(d) => input_shape = d,
-            None => {}
-        },
+        Some((Value::List(dims, span), _)) => {
+            if let Some(d) = check_dims(dims, *span, &mut errors) {
+                input_shape = d;
+            }
+        }
         Some((other, _)) => errors.at(other.span(), "the input shape is a list of dimensions, e.g. `[8, 8, 1]`"),
     }
     if syntax.layers.is_empty() {
         errors.at(syntax.name.span(), "a sequential model needs at least one layer");
     }
-    let mut nodes =
-        vec![Node { op: Op::Input(0), inputs: vec![], tokens: TokenStream::new(), output_shape: input_shape, input_shapes: vec![] }];
+    let mut nodes = vec![Node {
+        op: Op::Input(0),
+        inputs: vec![],
+        tokens: TokenStream::new(),
+        output_shape: input_shape,
+        input_shapes: vec![],
+    }];
     let mut layers: Vec<LayerDef> = Vec::new();
     let mut namer = Namer::default();
     for call in &syntax.layers {
@@ -111,7 +117,13 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
 /// An input shape: 1 to 3 positive dimensions.
 pub fn check_dims(dims: &[i64], span: Span, errors: &mut Errors) -> Option<Vec<usize>> {
     if dims.is_empty() || dims.len() > 3 {
-        errors.at(span, format!("the input shape must have 1 to 3 dimensions (the batch dimension is left out), got {}", dims.len()));
+        errors.at(
+            span,
+            format!(
+                "the input shape must have 1 to 3 dimensions (the batch dimension is left out), got {}",
+                dims.len()
+            ),
+        );
         None
     } else if let Some(d) = dims.iter().find(|d| **d <= 0) {
         errors.at(span, format!("input dimensions must be positive, got {d}"));

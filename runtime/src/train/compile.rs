@@ -131,7 +131,10 @@ pub(crate) fn compile<M: Model>(m: &mut M, config: Compile) -> Result<()> {
     let mut weights = vec![1.0f32; M::OUTPUTS.len()];
     for (name, w) in config.weights {
         if !w.is_finite() || w < 0.0 {
-            return Err(Error::invalid("loss_weights", format!("the weight of `{name}` must be finite and >= 0, got {w}")));
+            return Err(Error::invalid(
+                "loss_weights",
+                format!("the weight of `{name}` must be finite and >= 0, got {w}"),
+            ));
         }
         weights[output_index::<M>(&name, "loss_weights")?] = w;
     }
@@ -141,7 +144,10 @@ pub(crate) fn compile<M: Model>(m: &mut M, config: Compile) -> Result<()> {
     let mut outputs = Vec::new();
     for (k, port) in M::OUTPUTS.iter().enumerate() {
         let loss = losses[k].ok_or_else(|| {
-            Error::invalid("loss", format!("output `{}` has no loss: give one loss for all outputs or one per output", port.name))
+            Error::invalid(
+                "loss",
+                format!("output `{}` has no loss: give one loss for all outputs or one per output", port.name),
+            )
         })?;
         if loss.is_sparse() && port.size() < 2 {
             return Err(Error::invalid(

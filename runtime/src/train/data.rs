@@ -89,7 +89,11 @@ pub(crate) fn inputs<'v, M: Model>(views: &'v [ArrayViewD<'_, f32>], what: &str)
         {
             return Err(Error::InvalidData {
                 what: label::<M>(what, i, false),
-                reason: format!("it has {n} rows but input `{}` has {}: every input needs one row per sample", M::INPUTS[0].name, first.n),
+                reason: format!(
+                    "it has {n} rows but input `{}` has {}: every input needs one row per sample",
+                    M::INPUTS[0].name,
+                    first.n
+                ),
             });
         }
         let data = contiguous(x);
@@ -130,7 +134,11 @@ pub(crate) fn targets<'v, M: Model>(
             } else {
                 format!(" (the output is {out_width} wide and the loss is {})", loss.name())
             };
-            return Err(Error::Shape { what: format!("{name}{hint}"), expected: shape_str("n", &[tw]), got: Shape(shape.to_vec()) });
+            return Err(Error::Shape {
+                what: format!("{name}{hint}"),
+                expected: shape_str("n", &[tw]),
+                got: Shape(shape.to_vec()),
+            });
         }
         if shape[0] != n {
             return Err(Error::InvalidData {

@@ -51,7 +51,7 @@ pub struct Fit<'a> {
     pub validation_split: f32,
     /// Separate validation data `(x, y)`, one view per input and per output (see
     /// [`validation_data`]); takes precedence over `validation_split`.
-    pub validation_data: Option<(Vec<ArrayViewD<'a, f32>>, Vec<ArrayViewD<'a, f32>>)>,
+    pub validation_data: Option<ValidationData<'a>>,
     /// Shuffle the training rows before each epoch (default true), from the model's seed.
     pub shuffle: bool,
 }
@@ -62,11 +62,14 @@ impl Default for Fit<'_> {
     }
 }
 
+/// Validation inputs and targets: one view per model input, one per output.
+pub type ValidationData<'a> = (Vec<ArrayViewD<'a, f32>>, Vec<ArrayViewD<'a, f32>>);
+
 /// `Fit::validation_data` from arrays, as `fit` takes them: `validation_data(&xv, &yv)`.
 pub fn validation_data<'a>(
     x: impl crate::model::Inputs<'a>,
     y: impl crate::model::Inputs<'a>,
-) -> Option<(Vec<ArrayViewD<'a, f32>>, Vec<ArrayViewD<'a, f32>>)> {
+) -> Option<ValidationData<'a>> {
     Some((x.views(), y.views()))
 }
 
@@ -113,8 +116,7 @@ impl TrainState {
 /// Runs `f` on the model with its training state taken out, so both can be borrowed mutably,
 /// and puts the state back whatever `f` returns.
 fn with_state<M: Model, T>(m: &mut M, f: impl FnOnce(&mut M, &mut TrainState) -> Result<T>) -> Result<T> {
-    let placeholder =
-        TrainState { seed: 0, rng: StdRng::from_seed([0; 32]), compiled: None, ws: Workspace::default() };
+    let placeholder = TrainState { seed: 0, rng: StdRng::from_seed([0; 32]), compiled: None, ws: Workspace::default() };
     let mut st = std::mem::replace(m.train_state_mut(), placeholder);
     let r = f(m, &mut st);
     *m.train_state_mut() = st;
@@ -171,7 +173,14 @@ impl Tracker {
 
     /// Losses and metrics of the model's current outputs on `n` rows; writes the weighted loss
     /// gradients into `grads` when given. Returns the batch's total (weighted) loss.
-    fn observe<M: Model>(&mut self, m: &M, c: &Compiled, ys: &[&[f32]], n: usize, grads: Option<&mut [Vec<f32>]>) -> f32 {
+    fn observe<M: Model>(
+        &mut self,
+        m: &M,
+        c: &Compiled,
+        ys: &[&[f32]],
+        n: usize,
+        grads: Option<&mut [Vec<f32>]>,
+    ) -> f32 {
         let mut total = 0.0f32;
         let mut grads = grads;
         for (k, out) in c.outputs.iter().enumerate() {
@@ -263,10 +272,7 @@ pub(crate) fn fit<M: Model>(
         return Err(Error::invalid("batch_size", "must be at least 1"));
     }
     if !(0.0..1.0).contains(&opts.validation_split) {
-        return Err(Error::invalid(
-            "validation_split",
-            format!("must be in [0, 1), got {}", opts.validation_split),
-        ));
+        return Err(Error::invalid("validation_split", format!("must be in [0, 1), got {}", opts.validation_split)));
     }
     let xs = data::inputs::<M>(&x, "x")?;
     let n = xs[0].n;
