@@ -89,6 +89,14 @@ pub enum Error {
         /// The loss value (NaN or ±inf).
         value: f32,
     },
+    /// A weights file that kiln will not load, and why (naming the tensor concerned).
+    #[error("{path}: {reason}")]
+    BadFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -8,6 +8,7 @@
 pub mod data;
 pub mod error;
 pub mod fpenv;
+pub mod io;
 pub mod kernels;
 pub mod layers;
 pub mod losses;
@@ -27,7 +28,7 @@ pub use layers::{
 pub use losses::{Loss, LossKind};
 pub use metrics::Metric;
 pub use model::{Inputs, MAX_PORTS, Model, Port, Prediction};
-pub use optimizers::{Adagrad, Adam, AdamW, IntoOptimizer, Optimizer, RmsProp, Sgd};
+pub use optimizers::{Adagrad, Adam, AdamW, IntoOptimizer, Optimizer, OptimizerState, RmsProp, Sgd};
 pub use summary::LayerInfo;
 pub use train::{Compile, Fit, History, IntoLoss, Logs, TrainState, apply_gradients, validation_data};
 

@@ -139,6 +139,28 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         train::train_on_batch(self, x.views(), y.views())
     }
 
+    /// Saves the weights to a safetensors file, atomically (see [`crate::io`]).
+    fn save_weights(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        crate::io::save_weights(self, path.as_ref())
+    }
+
+    /// Loads weights saved by `save_weights`. The whole file is checked first (names, shapes,
+    /// dtype, finite values); on any error the model is unchanged.
+    fn load_weights(&mut self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        crate::io::load_weights(self, path.as_ref())
+    }
+
+    /// Saves weights, optimizer state and the epoch count, so that training resumes exactly.
+    fn save_checkpoint(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        crate::io::save_checkpoint(self, path.as_ref())
+    }
+
+    /// Loads a checkpoint into a model compiled with the same optimizer; the next `fit` continues
+    /// as if training had never stopped.
+    fn load_checkpoint(&mut self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        crate::io::load_checkpoint(self, path.as_ref())
+    }
+
     /// Every parameter with its name, in traversal order (Keras' `model.weights`).
     fn weights(&self) -> Vec<(String, Param)> {
         let mut out = Vec::new();

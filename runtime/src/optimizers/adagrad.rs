@@ -1,4 +1,4 @@
-use super::{Optimizer, Slots};
+use super::{Optimizer, OptimizerState, Slots};
 
 /// Keras' `Adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7)`:
 /// `a += g²`, `w -= lr · g / √(a + ε)`.
@@ -53,6 +53,13 @@ impl Optimizer for Adagrad {
     }
     fn clone_box(&self) -> Box<dyn Optimizer> {
         Box::new(self.clone())
+    }
+    fn state(&self) -> OptimizerState {
+        OptimizerState { iterations: self.iterations, arrays: self.slots.arrays.clone() }
+    }
+    fn load_state(&mut self, state: OptimizerState) {
+        self.iterations = state.iterations;
+        self.slots.arrays = state.arrays;
     }
 }
 

@@ -1,4 +1,4 @@
-use super::{Optimizer, Slots};
+use super::{Optimizer, OptimizerState, Slots};
 
 /// Keras' `Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False)`.
 ///
@@ -97,6 +97,13 @@ impl Optimizer for Adam {
     fn clone_box(&self) -> Box<dyn Optimizer> {
         Box::new(self.clone())
     }
+    fn state(&self) -> OptimizerState {
+        OptimizerState { iterations: self.iterations, arrays: self.slots.arrays.clone() }
+    }
+    fn load_state(&mut self, state: OptimizerState) {
+        self.iterations = state.iterations;
+        self.slots.arrays = state.arrays;
+    }
 }
 
 /// Keras' `AdamW(learning_rate=0.001, weight_decay=0.004, ...)`: Adam with decoupled weight decay,
@@ -140,6 +147,12 @@ impl Optimizer for AdamW {
     }
     fn clone_box(&self) -> Box<dyn Optimizer> {
         Box::new(self.clone())
+    }
+    fn state(&self) -> OptimizerState {
+        self.adam.state()
+    }
+    fn load_state(&mut self, state: OptimizerState) {
+        self.adam.load_state(state);
     }
     fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
         let decay = 1.0 - self.weight_decay * self.adam.learning_rate;

@@ -32,6 +32,19 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     fn update(&mut self, slot: usize, value: &mut [f32], grad: &[f32]);
     /// A boxed copy, state included (models are `Clone`).
     fn clone_box(&self) -> Box<dyn Optimizer>;
+    /// The step count and per-parameter state (moments, velocities), for checkpoints.
+    fn state(&self) -> OptimizerState;
+    /// Restores what [`state`](Self::state) returned, so training resumes exactly.
+    fn load_state(&mut self, state: OptimizerState);
+}
+
+/// An optimizer's resumable state: the step count and its state arrays, in slot order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptimizerState {
+    /// Steps taken.
+    pub iterations: u64,
+    /// State arrays (for Adam: each parameter's first then second moment).
+    pub arrays: Vec<Vec<f32>>,
 }
 
 impl Clone for Box<dyn Optimizer> {
@@ -82,7 +95,7 @@ pub fn from_name(name: &str) -> Result<Box<dyn Optimizer>> {
 /// Per-slot state arrays, created at a slot's first update and reused after.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Slots {
-    arrays: Vec<Vec<f32>>,
+    pub arrays: Vec<Vec<f32>>,
 }
 
 impl Slots {

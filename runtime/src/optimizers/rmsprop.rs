@@ -1,4 +1,4 @@
-use super::{Optimizer, Slots};
+use super::{Optimizer, OptimizerState, Slots};
 
 /// Keras' `RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False)`.
 ///
@@ -81,6 +81,13 @@ impl Optimizer for RmsProp {
     }
     fn clone_box(&self) -> Box<dyn Optimizer> {
         Box::new(self.clone())
+    }
+    fn state(&self) -> OptimizerState {
+        OptimizerState { iterations: self.iterations, arrays: self.slots.arrays.clone() }
+    }
+    fn load_state(&mut self, state: OptimizerState) {
+        self.iterations = state.iterations;
+        self.slots.arrays = state.arrays;
     }
 }
 

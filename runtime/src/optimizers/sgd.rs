@@ -1,4 +1,4 @@
-use super::{Optimizer, Slots};
+use super::{Optimizer, OptimizerState, Slots};
 
 /// Keras' `SGD(learning_rate=0.01, momentum=0.0, nesterov=False)`.
 ///
@@ -74,6 +74,13 @@ impl Optimizer for Sgd {
     }
     fn clone_box(&self) -> Box<dyn Optimizer> {
         Box::new(self.clone())
+    }
+    fn state(&self) -> OptimizerState {
+        OptimizerState { iterations: self.iterations, arrays: self.slots.arrays.clone() }
+    }
+    fn load_state(&mut self, state: OptimizerState) {
+        self.iterations = state.iterations;
+        self.slots.arrays = state.arrays;
     }
 }
 

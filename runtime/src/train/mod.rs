@@ -86,7 +86,9 @@ struct Workspace {
 #[derive(Clone, Debug)]
 pub struct TrainState {
     seed: u64,
-    rng: StdRng,
+    /// Epochs trained so far: with the seed, it fixes the next epoch's shuffle, so a run resumed
+    /// from a checkpoint shuffles exactly as an uninterrupted one.
+    epochs: u64,
     compiled: Option<Compiled>,
     ws: Workspace,
 }
@@ -94,17 +96,25 @@ pub struct TrainState {
 impl TrainState {
     /// The state of a model created from `seed`.
     pub fn new(seed: u64) -> Self {
-        TrainState {
-            seed,
-            rng: StdRng::seed_from_u64(seed ^ 0x5DEE_CE66_D1CE_5EED),
-            compiled: None,
-            ws: Workspace::default(),
-        }
+        TrainState { seed, epochs: 0, compiled: None, ws: Workspace::default() }
     }
 
     /// The seed the model was created with.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// Restores a checkpoint's optimizer state and epoch count.
+    pub(crate) fn restore(&mut self, state: crate::optimizers::OptimizerState, epochs: u64) {
+        if let Some(c) = &mut self.compiled {
+            c.optimizer.load_state(state);
+        }
+        self.epochs = epochs;
+    }
+
+    /// Epochs trained so far (all `fit` calls together).
+    pub fn epochs(&self) -> u64 {
+        self.epochs
     }
 
     /// The optimizer chosen by `compile`, if any.
@@ -113,10 +123,15 @@ impl TrainState {
     }
 }
 
+/// The random stream of epoch `epoch` (shuffling), from the model's seed.
+fn epoch_rng(seed: u64, epoch: u64) -> StdRng {
+    StdRng::seed_from_u64(seed ^ 0x5DEE_CE66_D1CE_5EED ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
 /// Runs `f` on the model with its training state taken out, so both can be borrowed mutably,
 /// and puts the state back whatever `f` returns.
 fn with_state<M: Model, T>(m: &mut M, f: impl FnOnce(&mut M, &mut TrainState) -> Result<T>) -> Result<T> {
-    let placeholder = TrainState { seed: 0, rng: StdRng::from_seed([0; 32]), compiled: None, ws: Workspace::default() };
+    let placeholder = TrainState { seed: 0, epochs: 0, compiled: None, ws: Workspace::default() };
     let mut st = std::mem::replace(m.train_state_mut(), placeholder);
     let r = f(m, &mut st);
     *m.train_state_mut() = st;
@@ -311,7 +326,9 @@ pub(crate) fn fit<M: Model>(
         let steps = n_train.div_ceil(opts.batch_size);
         for epoch in 0..opts.epochs {
             if opts.shuffle {
-                ws.order.shuffle(&mut st.rng);
+                // From the identity each epoch, so the order depends only on (seed, epoch).
+                ws.order.iter_mut().enumerate().for_each(|(i, r)| *r = i);
+                ws.order.shuffle(&mut epoch_rng(st.seed, st.epochs));
             }
             tracker.reset();
             let progress = progress::Progress::new(opts.verbose, epoch, opts.epochs, steps);
@@ -350,6 +367,7 @@ pub(crate) fn fit<M: Model>(
             }
             progress.finish(&epoch_logs);
             history.push(epoch, &epoch_logs);
+            st.epochs += 1;
         }
         Ok(history)
     })

@@ -1,0 +1,243 @@
+//! Saving and loading weights and checkpoints in the safetensors format.
+//!
+//! Tensor names are the model's parameter names (`dense_1.kernel`), stored as little-endian F32
+//! with their shapes, plus metadata: `kiln.model` (the type name), `kiln.version`, and
+//! `kiln.architecture` (a hash of the layer table and parameter shapes). Checkpoints add the
+//! optimizer's state as tensors named `optimizer.<i>` and its step count and the epoch count as
+//! metadata, so training resumes exactly.
+//!
+//! Saving is atomic: the file is written to a temporary file in the same folder, flushed to disk,
+//! then renamed over the target; an error part-way leaves any previous file untouched. Loading
+//! checks the whole file before changing any weight: it never panics and never reads out of
+//! bounds, and every problem is an [`Error::BadFile`] naming the tensor and what is wrong. Weights
+//! holding NaN or infinity are refused (an error, not a warning): a model that computes NaN is
+//! never what a user wants to load.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{Error, Result, Shape};
+use crate::model::Model;
+use crate::optimizers::OptimizerState;
+
+const OPTIMIZER_PREFIX: &str = "optimizer.";
+
+/// Writes a file atomically: `write` fills a temporary file beside `path`, which is flushed to
+/// disk and renamed over `path` only if `write` succeeds. On any error the temporary file is
+/// removed and an existing `path` is left as it was.
+pub fn atomic_write(path: impl AsRef<Path>, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let path = path.as_ref();
+    let io = |source| Error::Io { path: path.display().to_string(), source };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| io(std::io::Error::other("the path names no file")))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        {
+            let mut w = std::io::BufWriter::new(&mut file);
+            write(&mut w)?;
+            w.flush()?;
+        }
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// FNV-1a over the model's structure: changes when layers, shapes or parameter names change.
+pub fn architecture_hash<M: Model>(m: &M) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |s: &str| {
+        for b in s.bytes().chain(std::iter::once(0)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for p in M::INPUTS.iter().chain(M::OUTPUTS) {
+        eat(p.name);
+        eat(&format!("{:?}", p.shape));
+    }
+    for l in M::LAYERS {
+        eat(&format!("{}:{}:{:?}:{}", l.name, l.kind, l.output_shape, l.params));
+    }
+    m.visit_weights(&mut |n, p| eat(&format!("{n}{:?}", p.shape())));
+    format!("{h:016x}")
+}
+
+fn le_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn serialize<M: Model>(m: &M, optimizer: Option<(&str, &OptimizerState, u64)>) -> Result<Vec<u8>> {
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    m.visit_weights(&mut |n, p| tensors.push((n.to_string(), p.shape().to_vec(), le_bytes(&p.value))));
+    let mut meta = HashMap::from([
+        ("kiln.model".to_string(), M::NAME.to_string()),
+        ("kiln.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("kiln.architecture".to_string(), architecture_hash(m)),
+    ]);
+    if let Some((name, state, epochs)) = optimizer {
+        meta.insert("kiln.optimizer".into(), name.to_string());
+        meta.insert("kiln.optimizer.iterations".into(), state.iterations.to_string());
+        meta.insert("kiln.epochs".into(), epochs.to_string());
+        for (i, a) in state.arrays.iter().enumerate() {
+            tensors.push((format!("{OPTIMIZER_PREFIX}{i}"), vec![a.len()], le_bytes(a)));
+        }
+    }
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::invalid("weights", e.to_string()))?;
+    safetensors::serialize(views, Some(meta)).map_err(|e| Error::invalid("weights", e.to_string()))
+}
+
+/// Writes the model's weights to `path` (safetensors, atomically).
+pub fn save_weights<M: Model>(m: &M, path: &Path) -> Result<()> {
+    let bytes = serialize(m, None)?;
+    atomic_write(path, |w| w.write_all(&bytes))
+}
+
+/// Writes weights, optimizer state and epoch count to `path` (safetensors, atomically).
+pub fn save_checkpoint<M: Model>(m: &M, path: &Path) -> Result<()> {
+    let st = m.train_state();
+    let opt = st.optimizer().ok_or(Error::NotCompiled("save_checkpoint"))?;
+    let state = opt.state();
+    let bytes = serialize(m, Some((opt.name(), &state, st.epochs())))?;
+    atomic_write(path, |w| w.write_all(&bytes))
+}
+
+/// The checked contents of a file: one value array per model parameter, in traversal order,
+/// then the optimizer arrays and metadata of a checkpoint.
+pub struct Loaded {
+    weights: Vec<Vec<f32>>,
+    optimizer: Vec<Vec<f32>>,
+    metadata: HashMap<String, String>,
+}
+
+fn bad(path: &str, reason: impl Into<String>) -> Error {
+    Error::BadFile { path: path.to_string(), reason: reason.into() }
+}
+
+fn floats(path: &str, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
+    if view.dtype() != Dtype::F32 {
+        return Err(bad(path, format!("tensor `{name}` has dtype {}, but kiln's weights are F32", view.dtype())));
+    }
+    let v: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(bad(
+            path,
+            format!("tensor `{name}` holds {} at index {i}: refusing to load non-finite weights", v[i]),
+        ));
+    }
+    Ok(v)
+}
+
+/// Reads and checks `bytes` (the contents of `path`) against the model: every parameter present
+/// with its shape and dtype, nothing unknown, every value finite.
+pub fn check<M: Model>(m: &M, path: &str, bytes: &[u8], checkpoint: bool) -> Result<Loaded> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(path, format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| bad(path, format!("not a valid safetensors file: {e}")))?;
+    let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
+    m.visit_weights(&mut |n, p| expected.push((n.to_string(), p.shape().to_vec())));
+    let mut weights = Vec::with_capacity(expected.len());
+    for (name, shape) in &expected {
+        let view = st.tensor(name).map_err(|_| {
+            bad(path, format!("tensor `{name}` is missing (the model has it, shape {})", Shape(shape.clone())))
+        })?;
+        if view.shape() != &shape[..] {
+            return Err(bad(
+                path,
+                format!(
+                    "tensor `{name}` has shape {} in the file, but {}'s parameter has shape {}",
+                    Shape(view.shape().to_vec()),
+                    M::NAME,
+                    Shape(shape.clone())
+                ),
+            ));
+        }
+        weights.push(floats(path, name, &view)?);
+    }
+    let mut optimizer = Vec::new();
+    let mut names = st.names();
+    names.sort();
+    for name in names {
+        if expected.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        match name.strip_prefix(OPTIMIZER_PREFIX).map(str::parse::<usize>) {
+            Some(Ok(_)) => {}
+            _ => return Err(bad(path, format!("tensor `{name}` is not a parameter of {}", M::NAME))),
+        }
+    }
+    if checkpoint {
+        for i in 0.. {
+            match st.tensor(&format!("{OPTIMIZER_PREFIX}{i}")) {
+                Ok(view) => optimizer.push(floats(path, &format!("{OPTIMIZER_PREFIX}{i}"), &view)?),
+                Err(_) => break,
+            }
+        }
+    }
+    Ok(Loaded { weights, optimizer, metadata: meta.metadata().clone().unwrap_or_default() })
+}
+
+fn read(path: &Path) -> Result<(String, Vec<u8>)> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: shown.clone(), source })?;
+    Ok((shown, bytes))
+}
+
+fn install<M: Model>(m: &mut M, loaded: Loaded) {
+    let mut it = loaded.weights.into_iter();
+    m.visit_weights_mut(&mut |p| {
+        if let Some(v) = it.next() {
+            p.value = v;
+        }
+    });
+}
+
+/// Loads weights saved by [`save_weights`] (or a checkpoint, whose optimizer state is ignored).
+pub fn load_weights<M: Model>(m: &mut M, path: &Path) -> Result<()> {
+    let (shown, bytes) = read(path)?;
+    let loaded = check(m, &shown, &bytes, false)?;
+    install(m, loaded);
+    Ok(())
+}
+
+/// Loads a checkpoint: weights, optimizer state and epoch count. The model must be compiled with
+/// the same optimizer as when it was saved.
+pub fn load_checkpoint<M: Model>(m: &mut M, path: &Path) -> Result<()> {
+    let (shown, bytes) = read(path)?;
+    let loaded = check(m, &shown, &bytes, true)?;
+    let meta = |k: &str| loaded.metadata.get(k).cloned();
+    let (Some(opt_name), Some(iters), Some(epochs)) =
+        (meta("kiln.optimizer"), meta("kiln.optimizer.iterations"), meta("kiln.epochs"))
+    else {
+        return Err(bad(&shown, "not a checkpoint (no optimizer state): use load_weights"));
+    };
+    let parse =
+        |s: &str, k: &str| s.parse::<u64>().map_err(|_| bad(&shown, format!("metadata `{k}` is not a number: `{s}`")));
+    let (iterations, epochs) = (parse(&iters, "kiln.optimizer.iterations")?, parse(&epochs, "kiln.epochs")?);
+    let st = m.train_state();
+    let current = st.optimizer().ok_or(Error::NotCompiled("load_checkpoint"))?.name();
+    if current != opt_name {
+        return Err(bad(
+            &shown,
+            format!("the checkpoint holds {opt_name} state, but the model is compiled with {current}"),
+        ));
+    }
+    let state = OptimizerState { iterations, arrays: loaded.optimizer.clone() };
+    install(m, loaded);
+    m.train_state_mut().restore(state, epochs);
+    Ok(())
+}
