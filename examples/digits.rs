@@ -46,5 +46,10 @@ fn main() -> kiln::Result<()> {
         scores["accuracy"],
         scores["loss"]
     );
+
+    // The weights examples/embed.rs compiles into its binary.
+    let weights = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/digits.safetensors");
+    model.save_weights(weights)?;
+    println!("saved the weights to {weights}");
     Ok(())
 }

@@ -6,4 +6,5 @@ fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/sequential/*.rs");
     t.compile_fail("tests/ui/functional/*.rs");
+    t.compile_fail("tests/ui/embed/*.rs");
 }

@@ -4,11 +4,43 @@
 //! inference and checks → code generation, and reports every mistake at the user's token.
 
 mod codegen;
+mod embed;
 mod ir;
 mod parse;
 mod shape;
 
 use proc_macro::TokenStream;
+
+/// The pipeline every model macro runs after its front end: weights attribute, shape inference
+/// and checks, code generation; on error, the errors plus a fallback struct.
+fn pipeline(
+    lowered: Result<ir::Model, syn::Error>,
+    header: (proc_macro2::Ident, syn::Visibility),
+) -> proc_macro2::TokenStream {
+    let run = || -> syn::Result<proc_macro2::TokenStream> {
+        let mut model = lowered?;
+        let weights = embed::extract(&mut model.attrs)?;
+        shape::infer(&mut model)?;
+        let mut out = codegen::expand(&model);
+        if let Some(w) = weights {
+            // A file that does not fit is reported alone: the model itself is fine, so it is
+            // still generated, with `embedded()` standing in for the failed embedding.
+            match embed::expand(&model, &w, proc_macro::Span::call_site().local_file()) {
+                Ok(code) => out.extend(code),
+                Err(e) => {
+                    out.extend(e.to_compile_error());
+                    out.extend(embed::fallback(&model));
+                }
+            }
+        }
+        Ok(out)
+    };
+    run().unwrap_or_else(|e| {
+        let mut out = e.to_compile_error();
+        out.extend(codegen::fallback(&header.0, &header.1));
+        out
+    })
+}
 
 /// Defines a Sequential model: a struct whose layers run one after the other, with every shape
 /// checked at compile time and forward and backward code generated.
@@ -23,19 +55,14 @@ use proc_macro::TokenStream;
 ///     }
 /// }
 /// ```
+///
+/// `#[weights("digits.safetensors")]` on the struct embeds trained weights, checked against the
+/// model when it compiles; `Digits::embedded()` returns the model with them.
 #[proc_macro]
 pub fn sequential(input: TokenStream) -> TokenStream {
     let syntax = syn::parse_macro_input!(input as parse::sequential::Syntax);
-    let (name, vis) = syntax.header();
-    parse::sequential::lower(syntax)
-        .and_then(|mut model| shape::infer(&mut model).map(|()| model))
-        .map(|model| codegen::expand(&model))
-        .unwrap_or_else(|e| {
-            let mut out = e.to_compile_error();
-            out.extend(codegen::fallback(&name, &vis));
-            out
-        })
-        .into()
+    let header = syntax.header();
+    pipeline(parse::sequential::lower(syntax), header).into()
 }
 
 /// Defines a Functional model: a graph of layers with any number of inputs and outputs, skip
@@ -54,16 +81,8 @@ pub fn sequential(input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn functional(input: TokenStream) -> TokenStream {
     let syntax = syn::parse_macro_input!(input as parse::functional::Syntax);
-    let (name, vis) = syntax.header();
-    parse::functional::lower(syntax)
-        .and_then(|mut model| shape::infer(&mut model).map(|()| model))
-        .map(|model| codegen::expand(&model))
-        .unwrap_or_else(|e| {
-            let mut out = e.to_compile_error();
-            out.extend(codegen::fallback(&name, &vis));
-            out
-        })
-        .into()
+    let header = syntax.header();
+    pipeline(parse::functional::lower(syntax), header).into()
 }
 
 #[cfg(test)]

@@ -241,3 +241,18 @@ pub fn load_checkpoint<M: Model>(m: &mut M, path: &Path) -> Result<()> {
     m.train_state_mut().restore(state, epochs);
     Ok(())
 }
+
+/// Copies embedded weights into `m`: `ranges[i]` is the byte range of parameter `i` (traversal
+/// order) within `bytes`, as checked by the model macro at compile time.
+#[doc(hidden)]
+pub fn install_embedded<M: Model>(m: &mut M, bytes: &'static [u8], ranges: &[(usize, usize)]) {
+    let mut i = 0;
+    m.visit_weights_mut(&mut |p| {
+        if let Some(&(start, end)) = ranges.get(i) {
+            for (v, c) in p.value.iter_mut().zip(bytes[start..end].chunks_exact(4)) {
+                *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        i += 1;
+    });
+}

@@ -1,0 +1,127 @@
+//! `#[weights("file.safetensors")]` on a model: the file is read and checked against the model's
+//! parameters when the model compiles, and its bytes are embedded in the binary's read-only data
+//! with `include_bytes!` (so editing the file rebuilds the model). `Model::embedded()` then copies
+//! each tensor from those bytes at offsets computed here: nothing is parsed at start-up.
+
+use std::path::{Path, PathBuf};
+
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+use safetensors::tensor::{Dtype, SafeTensors};
+use syn::{Attribute, LitStr};
+
+use crate::ir::{LayerKind, Model};
+
+/// The file named by a `#[weights("..")]` attribute, and where the attribute is.
+pub struct Weights {
+    pub path: LitStr,
+}
+
+/// Takes `#[weights("..")]` out of the attributes, if present.
+pub fn extract(attrs: &mut Vec<Attribute>) -> syn::Result<Option<Weights>> {
+    let Some(i) = attrs.iter().position(|a| a.path().is_ident("weights")) else { return Ok(None) };
+    let attr = attrs.remove(i);
+    let path: LitStr = attr.parse_args().map_err(|_| {
+        syn::Error::new_spanned(&attr, "write the weights file as #[weights(\"path/to/model.safetensors\")], relative to this source file")
+    })?;
+    Ok(Some(Weights { path }))
+}
+
+/// The model's parameters, in traversal order: name and shape.
+fn parameters(model: &Model) -> Vec<(String, Vec<usize>)> {
+    let mut out = Vec::new();
+    for l in &model.layers {
+        if let LayerKind::Dense { units, use_bias, .. } = &l.kind {
+            let inp = model.nodes[l.apps[0]].input_shapes[0][0];
+            out.push((format!("{}.kernel", l.name), vec![inp, *units]));
+            if *use_bias {
+                out.push((format!("{}.bias", l.name), vec![*units]));
+            }
+        }
+    }
+    out
+}
+
+fn show(s: &[usize]) -> String {
+    format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+}
+
+/// Resolves the path as `include_bytes!` does: relative to the file that invokes the macro.
+fn resolve(path: &str, base: Option<PathBuf>) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    let dir = base
+        .and_then(|f| f.parent().map(Path::to_path_buf))
+        .or_else(|| std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from))
+        .unwrap_or_default();
+    let joined = dir.join(p);
+    // Source paths may be relative to the compiler's working directory; include_bytes! needs
+    // the file from wherever the generated code sits.
+    if joined.is_absolute() { joined } else { std::env::current_dir().map(|c| c.join(&joined)).unwrap_or(joined) }
+}
+
+/// Checks the file against the model and generates `embedded()`.
+pub fn expand(model: &Model, w: &Weights, source_file: Option<PathBuf>) -> syn::Result<TokenStream> {
+    let span: Span = w.path.span();
+    let shown = w.path.value();
+    let full = resolve(&shown, source_file);
+    let err = |msg: String| syn::Error::new(span, format!("embedded weights `{shown}`: {msg}"));
+    let bytes = std::fs::read(&full).map_err(|e| err(format!("cannot read {}: {e}", full.display())))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
+    let (header, _) = SafeTensors::read_metadata(&bytes).map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
+    let data_start = 8 + header;
+    let params = parameters(model);
+    let mut ranges = Vec::new();
+    for (name, shape) in &params {
+        let view = st.tensor(name).map_err(|_| err(format!("tensor `{name}` is missing (the model's parameter has shape {})", show(shape))))?;
+        if view.shape() != &shape[..] {
+            return Err(err(format!(
+                "tensor `{name}` has shape {} in the file, but {}'s parameter `{name}` has shape {}",
+                show(view.shape()),
+                model.name,
+                show(shape)
+            )));
+        }
+        if view.dtype() != Dtype::F32 {
+            return Err(err(format!("tensor `{name}` has dtype {}, but kiln's weights are F32", view.dtype())));
+        }
+        let start = view.data().as_ptr() as usize - bytes.as_ptr() as usize;
+        debug_assert!(start >= data_start);
+        ranges.push((start, start + view.data().len()));
+    }
+    for name in st.names() {
+        if !params.iter().any(|(n, _)| n == name) && !name.starts_with("optimizer.") {
+            return Err(err(format!("tensor `{name}` is not a parameter of {}", model.name)));
+        }
+    }
+    let abs = full.to_string_lossy().into_owned();
+    let (starts, ends): (Vec<usize>, Vec<usize>) = ranges.into_iter().unzip();
+    let name = &model.name;
+    Ok(quote! {
+        impl #name {
+            /// The model with the weights embedded at compile time from
+            #[doc = #shown]
+            /// (checked against the model's parameters when it compiled), ready for `predict`.
+            pub fn embedded() -> Self {
+                static BYTES: &[u8] = include_bytes!(#abs);
+                let mut model = Self::new();
+                ::kiln::__private::install_embedded(&mut model, BYTES, &[#((#starts, #ends)),*]);
+                model
+            }
+        }
+    })
+}
+
+/// Stands in for `embedded()` beside an embedding error, so code calling it reports nothing more.
+pub fn fallback(model: &Model) -> TokenStream {
+    let name = &model.name;
+    quote! {
+        impl #name {
+            pub fn embedded() -> Self {
+                Self::new()
+            }
+        }
+    }
+}
