@@ -22,7 +22,10 @@ pub fn extract(attrs: &mut Vec<Attribute>) -> syn::Result<Option<Weights>> {
     let Some(i) = attrs.iter().position(|a| a.path().is_ident("weights")) else { return Ok(None) };
     let attr = attrs.remove(i);
     let path: LitStr = attr.parse_args().map_err(|_| {
-        syn::Error::new_spanned(&attr, "write the weights file as #[weights(\"path/to/model.safetensors\")], relative to this source file")
+        syn::Error::new_spanned(
+            &attr,
+            "write the weights file as #[weights(\"path/to/model.safetensors\")], relative to this source file",
+        )
     })?;
     Ok(Some(Weights { path }))
 }
@@ -70,12 +73,15 @@ pub fn expand(model: &Model, w: &Weights, source_file: Option<PathBuf>) -> syn::
     let err = |msg: String| syn::Error::new(span, format!("embedded weights `{shown}`: {msg}"));
     let bytes = std::fs::read(&full).map_err(|e| err(format!("cannot read {}: {e}", full.display())))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
-    let (header, _) = SafeTensors::read_metadata(&bytes).map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
+    let (header, _) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
     let data_start = 8 + header;
     let params = parameters(model);
     let mut ranges = Vec::new();
     for (name, shape) in &params {
-        let view = st.tensor(name).map_err(|_| err(format!("tensor `{name}` is missing (the model's parameter has shape {})", show(shape))))?;
+        let view = st.tensor(name).map_err(|_| {
+            err(format!("tensor `{name}` is missing (the model's parameter has shape {})", show(shape)))
+        })?;
         if view.shape() != &shape[..] {
             return Err(err(format!(
                 "tensor `{name}` has shape {} in the file, but {}'s parameter `{name}` has shape {}",

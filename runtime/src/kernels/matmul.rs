@@ -34,10 +34,20 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// Products with at most this many rows (one sample, or a few) use the row kernel [`axpy_rows`]
+/// instead of sgemm, which would repack the whole weight matrix for a single row.
+pub const SMALL_ROWS: usize = 4;
+
+/// Products of at least this many flops are split across both cores.
+pub const PARALLEL_FLOPS: usize = 8_000_000;
+
 /// `c[m×n] = a[m×k] · b[k×n] + beta · c`, all row-major; `a` and `b` may be read transposed.
 ///
 /// With `beta = 0` the previous contents of `c` are ignored (NaN included); `beta = 1`
 /// accumulates, which shared layers use to add the parameter gradients of every use.
+///
+/// A few rows times a row-major matrix go through [`axpy_rows`]; large products are split by rows
+/// across two threads (see [`super::parallel`]); everything else is one sgemm call.
 ///
 /// # Panics
 /// When a slice is shorter than its dimensions say: that is a bug in kiln, never user input.
@@ -46,33 +56,92 @@ pub fn gemm(m: usize, k: usize, n: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
     if m == 0 || n == 0 {
         return;
     }
+    let c = &mut c[..m * n];
     if k == 0 {
-        c[..m * n].iter_mut().for_each(|v| *v *= beta);
+        c.iter_mut().for_each(|v| *v *= beta);
+        return;
+    }
+    if m <= SMALL_ROWS && !a.t && !b.t {
+        for (row, out) in a.data.chunks_exact(k).zip(c.chunks_exact_mut(n)) {
+            axpy_rows(row, &b.data[..k * n], out, beta);
+        }
         return;
     }
     // (row stride, column stride) of the logical matrix.
-    let (rsa, csa) = if a.t { (1, m as isize) } else { (k as isize, 1) };
-    let (rsb, csb) = if b.t { (1, k as isize) } else { (n as isize, 1) };
+    let (rsa, csa) = if a.t { (1, m) } else { (k, 1) };
+    let (rsb, csb) = if b.t { (1, k) } else { (n, 1) };
+    let parallel = 2 * m * k * n >= PARALLEL_FLOPS && m >= 16;
+    if !parallel || super::parallel::threads() < 2 {
+        return strided(m, k, n, a.data, (rsa, csa), b.data, (rsb, csb), c, beta);
+    }
+    // Rows [0, half) here, [half, m) on the other core; a multiple of 8 keeps kernel tiles whole.
+    let half = (m / 2).next_multiple_of(8).min(m);
+    let (c0, c1) = c.split_at_mut(half * n);
+    let (a0, a1) = (a.data, &a.data[half * rsa..]);
+    super::parallel::join(
+        true,
+        || strided(half, k, n, a0, (rsa, csa), b.data, (rsb, csb), c0, beta),
+        || strided(m - half, k, n, a1, (rsa, csa), b.data, (rsb, csb), c1, beta),
+    );
+}
+
+/// One sgemm call on strided operands, after checking that every index they reach is in bounds.
+#[allow(clippy::too_many_arguments)]
+fn strided(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    c: &mut [f32],
+    beta: f32,
+) {
+    assert!((m - 1) * rsa + (k - 1) * csa < a.len());
+    assert!((k - 1) * rsb + (n - 1) * csb < b.len());
+    assert!(m * n <= c.len());
     SGEMM_CALLS.fetch_add(1, Ordering::Relaxed);
-    // SAFETY: the assertion above guarantees every index the strides reach is in bounds:
-    // a spans m*k values, b spans k*n, c spans m*n, and `c` is borrowed mutably alone.
+    // SAFETY: the assertions above bound every element the strides reach in `a`, `b` and `c`,
+    // and `c` is borrowed mutably alone.
     unsafe {
         matrixmultiply::sgemm(
             m,
             k,
             n,
             1.0,
-            a.data.as_ptr(),
-            rsa,
-            csa,
-            b.data.as_ptr(),
-            rsb,
-            csb,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
             beta,
             c.as_mut_ptr(),
             n as isize,
             1,
         );
+    }
+}
+
+super::simd::multiversion! {
+    /// `out[n] = x[k] · b[k×n] + beta · out`, as a sum of the rows of `b` scaled by `x`: reads the
+    /// weights once, in order, with no packing, and skips the rows where `x` is zero (a ReLU's
+    /// output is often half zeros).
+    pub fn axpy_rows(x: &[f32], b: &[f32], out: &mut [f32], beta: f32) {
+        let n = out.len();
+        if beta == 0.0 {
+            out.fill(0.0);
+        } else if beta != 1.0 {
+            out.iter_mut().for_each(|v| *v *= beta);
+        }
+        for (&xp, row) in x.iter().zip(b.chunks_exact(n)) {
+            if xp != 0.0 {
+                for (o, w) in out.iter_mut().zip(row) {
+                    *o += xp * w;
+                }
+            }
+        }
     }
 }
 
@@ -122,6 +191,22 @@ mod tests {
                 gemm(m, k, n, Mat { data: &a, t: at }, Mat { data: &b, t: bt }, &mut c, 1.0);
                 for (x, y) in c.iter().zip(&want) {
                     assert!((x - 2.0 * y).abs() < 1e-5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn row_kernel_and_threaded_split_match_naive() {
+        for (m, k, n) in [(1, 37, 19), (3, 5, 7), (200, 150, 140)] {
+            let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+            for at in [false, true] {
+                let want = naive(m, k, n, &a, at, &b, false);
+                let mut c = vec![1.0; m * n];
+                gemm(m, k, n, Mat { data: &a, t: at }, Mat::n(&b), &mut c, 0.0);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - y).abs() < 1e-3 * (1.0 + y.abs()), "{m}x{k}x{n}: {x} vs {y}");
                 }
             }
         }

@@ -3,6 +3,8 @@
 
 pub mod activation;
 pub mod matmul;
+pub mod parallel;
+pub mod simd;
 
 pub use activation::ActKind;
 pub use matmul::{gemm, sgemm_calls};

@@ -60,11 +60,33 @@ impl Adam {
                 w[i] -= alpha * m[i] / (vhat[i].sqrt() + eps);
             }
         } else {
-            for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                *m += (g - *m) * (1.0 - b1);
-                *v += (g * g - *v) * (1.0 - b2);
-                *w -= alpha * *m / (v.sqrt() + eps);
-            }
+            // One fused pass over weights, gradients and both moments; large tensors are split
+            // across both cores (each element's arithmetic is the same either way).
+            let (half, parallel) = (w.len() / 2, w.len() >= PARALLEL_ELEMENTS);
+            let (w0, w1) = w.split_at_mut(half);
+            let (g0, g1) = g.split_at(half);
+            let (m0, m1) = m.split_at_mut(half);
+            let (v0, v1) = v.split_at_mut(half);
+            crate::kernels::parallel::join(
+                parallel,
+                || adam_update(w0, g0, m0, v0, alpha, b1, b2, eps),
+                || adam_update(w1, g1, m1, v1, alpha, b1, b2, eps),
+            );
+        }
+    }
+}
+
+/// Tensors at least this large are updated on both cores.
+const PARALLEL_ELEMENTS: usize = 1 << 17;
+
+crate::kernels::simd::multiversion! {
+    #[allow(clippy::too_many_arguments)]
+    fn adam_update(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], alpha: f32, b1: f32, b2: f32, eps: f32) {
+        let (c1, c2) = (1.0 - b1, 1.0 - b2);
+        for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            *m += (g - *m) * c1;
+            *v += (g * g - *v) * c2;
+            *w -= alpha * *m / (v.sqrt() + eps);
         }
     }
 }

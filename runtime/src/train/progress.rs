@@ -56,7 +56,7 @@ impl Progress {
     pub fn step(&self, done: usize, logs: impl FnOnce() -> Logs) {
         if let Some(bar) = &self.bar {
             // Redrawing the metrics costs a few formats: do it on a fraction of the steps.
-            if done == self.steps || done % 16 == 0 {
+            if done == self.steps || done.is_multiple_of(16) {
                 bar.set_message(format_logs(&logs()));
             }
             bar.set_position(done as u64);

@@ -1,0 +1,136 @@
+//! kiln's benchmark: the workloads of `BENCHMARKS.md` (and of the peer scripts), printed as one
+//! table. `--quick` runs a smaller version in well under a minute.
+//!
+//! Run with `cargo run --release --example bench [-- --quick] [-- W1 W3 ...]`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use kiln::ndarray::{Array1, Array2, s};
+use kiln::prelude::*;
+use rand::{Rng, SeedableRng};
+
+sequential! {
+    /// W1: 784 → 128 relu → 10 softmax.
+    pub struct Small: [784] {
+        Dense(128, activation = relu),
+        Dense(10, activation = softmax),
+    }
+}
+
+sequential! {
+    /// W2 and W4: 784 → 512 relu → 512 relu → 10 softmax.
+    pub struct Wide: [784] {
+        Dense(512, activation = relu),
+        Dense(512, activation = relu),
+        Dense(10, activation = softmax),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+struct Data {
+    x: Array2<f32>,
+    y: Array2<f32>,
+}
+
+fn data(n: usize) -> Data {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let x = Array2::from_shape_fn((n, 784), |_| rng.random::<f32>());
+    let labels = Array1::from_shape_fn(n, |_| rng.random_range(0..10) as f32);
+    Data { x, y: kiln::data::one_hot(&labels, 10).expect("labels in 0..10") }
+}
+
+/// Samples per second of `fit` over one epoch: one warm-up epoch, then the median of `epochs`.
+fn train<M: Model>(mut m: M, d: &Data, batch: usize, epochs: usize) -> f64 {
+    m.compile("categorical_crossentropy", Adam::new(1e-3), &[]).expect("valid names");
+    let opts = || Fit { epochs: 1, batch_size: batch, verbose: 0, shuffle: false, ..Fit::default() };
+    m.fit(&d.x, &d.y, opts()).expect("fits");
+    let times = (0..epochs)
+        .map(|_| {
+            let t = Instant::now();
+            m.fit(&d.x, &d.y, opts()).expect("fits");
+            d.x.nrows() as f64 / t.elapsed().as_secs_f64()
+        })
+        .collect();
+    median(times)
+}
+
+fn gflops(m: usize, k: usize, n: usize, reps: usize) -> f64 {
+    let a = vec![0.5f32; m * k];
+    let b = vec![0.25f32; k * n];
+    let mut c = vec![0.0f32; m * n];
+    let mat = kiln::kernels::matmul::Mat::n;
+    kiln::kernels::gemm(m, k, n, mat(&a), mat(&b), &mut c, 0.0);
+    let samples = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                kiln::kernels::gemm(m, k, n, mat(&a), mat(&b), black_box(&mut c), 0.0);
+            }
+            2.0 * (m * k * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9
+        })
+        .collect();
+    median(samples)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let want = |w: &str| args.iter().all(|a| a.starts_with("--")) || args.iter().any(|a| a == w);
+    let (rows, epochs) = if quick { (10_000, 1) } else { (60_000, 3) };
+    let d = data(rows);
+    println!("kiln benchmark ({}), {rows} samples of 784 features, 10 classes", if quick { "quick" } else { "full" });
+    println!("| workload | kiln |");
+    println!("| --- | --- |");
+    if want("W1") {
+        println!("| W1 small MLP train, bs32 (samples/s) | {:.0} |", train(Small::with_seed(1), &d, 32, epochs));
+    }
+    if want("W2") {
+        println!("| W2 wide MLP train, bs128 (samples/s) | {:.0} |", train(Wide::with_seed(1), &d, 128, epochs));
+    }
+    if want("W3") {
+        let mut m = Small::with_seed(1);
+        let sample: Vec<f32> = d.x.row(0).to_vec();
+        let calls = if quick { 2000 } else { 5000 };
+        m.predict_one(&sample).expect("784 values");
+        let one: Vec<f64> = (0..calls)
+            .map(|_| {
+                let t = Instant::now();
+                black_box(m.predict_one(black_box(&sample)).expect("784 values"));
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        let row = d.x.slice(s![0..1, ..]);
+        let batch: Vec<f64> = (0..calls)
+            .map(|_| {
+                let t = Instant::now();
+                black_box(m.predict(&row).expect("one row"));
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        println!("| W3 latency, `predict_one` (µs) | {:.2} |", median(one));
+        println!("| W3 latency, `predict` on a 1-row array (µs) | {:.2} |", median(batch));
+    }
+    if want("W4") {
+        let mut m = Wide::with_seed(1);
+        let x = d.x.slice(s![0..10_000.min(rows), ..]);
+        let run = |m: &mut Wide| {
+            let t = Instant::now();
+            for c in 0..x.nrows() / 1000 {
+                black_box(m.predict(&x.slice(s![c * 1000..(c + 1) * 1000, ..])).expect("1000 rows"));
+            }
+            x.nrows() as f64 / t.elapsed().as_secs_f64()
+        };
+        run(&mut m);
+        let v = (0..5).map(|_| run(&mut m)).collect();
+        println!("| W4 predict throughput, bs1000 (samples/s) | {:.0} |", median(v));
+    }
+    if want("G") {
+        println!("| G sgemm 128×784×128 (GFLOP/s) | {:.1} |", gflops(128, 784, 128, 200));
+        println!("| G sgemm 1024³ (GFLOP/s) | {:.1} |", gflops(1024, 1024, 1024, if quick { 3 } else { 10 }));
+    }
+}
