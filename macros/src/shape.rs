@@ -36,7 +36,9 @@ fn output_shape(kind: &LayerKind, ins: &[Vec<usize>]) -> Result<Vec<usize>, Stri
                 let t: Vec<String> = target.iter().map(|d| d.to_string()).collect();
                 if unknown > 1 || target.iter().any(|d| *d == 0 || *d < -1) || target.is_empty() {
                     Err("Reshape's target dimensions must be positive, with at most one -1".into())
-                } else if (unknown == 0 && known as usize != total) || (unknown == 1 && total % known as usize != 0) {
+                } else if (unknown == 0 && known as usize != total)
+                    || (unknown == 1 && !total.is_multiple_of(known as usize))
+                {
                     Err(format!("Reshape cannot turn {} ({total} values) into [{}]", show(input), t.join(", ")))
                 } else {
                     Ok(target.iter().map(|&d| if d == -1 { total / known as usize } else { d as usize }).collect())
