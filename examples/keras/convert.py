@@ -1,0 +1,89 @@
+"""Convert a Keras model's weights into kiln's safetensors layout.
+
+kiln names each parameter `<layer name>.<weight name>` (`dense_1.kernel`), with Keras' own
+layouts (a Dense kernel is [inputs, units]), stored as little-endian F32. Keras 3 names layers
+the way kiln does (`dense`, `dense_1`, ...), so a model defined the same way in both maps one to
+one.
+
+    python examples/keras/convert.py model.keras out.safetensors
+
+With `--fixture DIR` it instead builds the small model of kiln's Keras interop test, and writes
+its weights and a batch of inputs with Keras' predictions for them into DIR. Needs TensorFlow /
+Keras 3; kiln itself never needs Python.
+"""
+
+import json
+import struct
+import sys
+
+import numpy as np
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """Write {name: float32 array} as a safetensors file (no dependency beyond numpy)."""
+    header, chunks, offset = {}, [], 0
+    for name in sorted(tensors):
+        data = np.ascontiguousarray(tensors[name], dtype="<f4")
+        raw = data.tobytes()
+        header[name] = {"dtype": "F32", "shape": list(data.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    if metadata:
+        header["__metadata__"] = metadata
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)))
+        f.write(blob)
+        for raw in chunks:
+            f.write(raw)
+
+
+def kiln_weights(model):
+    """The model's weights under kiln's parameter names."""
+    out = {}
+    for layer in model.layers:
+        for var in layer.weights:
+            out[f"{layer.name}.{var.name}"] = np.asarray(var.numpy(), dtype=np.float32)
+    return out
+
+
+def fixture(directory):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(6,)),
+            keras.layers.Dense(16, activation="gelu"),
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, size=(64, 6)).astype(np.float32)
+    y = rng.integers(0, 3, size=64)
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    model.fit(x, y, epochs=3, verbose=0)
+    meta = {"source": "keras " + keras.__version__, "model": "Dense(16, gelu) > Dense(8, tanh) > Dense(3, softmax)"}
+    write_safetensors(f"{directory}/weights.safetensors", kiln_weights(model), meta)
+    pred = model.predict(x, verbose=0)
+    write_safetensors(f"{directory}/predictions.safetensors", {"x": x, "y": pred}, meta)
+    print(f"wrote {directory}/weights.safetensors and predictions.safetensors ({len(x)} rows)")
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "--fixture":
+        return fixture(argv[2])
+    if len(argv) != 3:
+        print(__doc__)
+        return 2
+    import keras
+
+    model = keras.models.load_model(argv[1])
+    write_safetensors(argv[2], kiln_weights(model), {"source": "keras " + keras.__version__})
+    print(f"wrote {argv[2]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
