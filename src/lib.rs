@@ -29,7 +29,7 @@
 //! # }
 //! ```
 
-pub use kiln_macros::{functional, sequential};
+pub use kiln_macros::{Model, call, functional, model, sequential};
 pub use kiln_runtime::*;
 pub use ndarray;
 
@@ -37,6 +37,8 @@ pub use ndarray;
 pub mod prelude {
     pub use kiln_macros::{functional, sequential};
     pub use kiln_runtime::{
-        Adagrad, Adam, AdamW, Compile, Fit, History, Loss, Metric, Model, Optimizer, RmsProp, Sgd, validation_data,
+        Activation, Adagrad, Adam, AdamW, ApplyGradients, Compile, Dense, Elu, Fit, Gelu, Gradients, History,
+        LeakyRelu, Linear, Loss, Metric, Model, Optimizer, Relu, RmsProp, Selu, Sgd, Sigmoid, Silu, Softmax, Softplus,
+        Swish, Tanh, batches, validation_data,
     };
 }

@@ -15,26 +15,47 @@ fn rt() -> TokenStream {
     quote!(::kiln::__private)
 }
 
-struct Gen<'m> {
-    m: &'m Model,
-    rt: TokenStream,
+pub struct Gen<'m> {
+    pub m: &'m Model,
+    pub rt: TokenStream,
+    /// Where generated state lives: `self` for the model macros, `self.__kiln_call` for
+    /// `#[kiln::model]` structs, whose fields the user declares.
+    pub state: TokenStream,
 }
 
 impl Gen<'_> {
-    fn layer(&self, node: usize) -> &LayerDef {
+    pub fn layer(&self, node: usize) -> &LayerDef {
         self.m.layer_of(node).expect("an application")
     }
 
-    fn field(&self, node: usize) -> &Ident {
-        &self.layer(node).name
+    /// The layer a node applies, as a place expression (`self.dense`, `self.blocks[2]`).
+    fn field(&self, node: usize) -> TokenStream {
+        let l = self.layer(node);
+        match &l.place {
+            Some(p) => p.clone(),
+            None => {
+                let (state, name) = (&self.state, &l.name);
+                quote!(#state.#name)
+            }
+        }
     }
 
-    fn buf(&self, node: usize) -> Ident {
-        format_ident!("__kiln_buf_{}_{}", self.field(node), self.m.app_index(node))
+    pub fn buf(&self, node: usize) -> Ident {
+        format_ident!("__kiln_buf_{}_{}", self.layer(node).name, self.m.app_index(node))
     }
 
-    fn grad_buf(node: usize) -> Ident {
+    fn buf_place(&self, node: usize) -> TokenStream {
+        let (state, b) = (&self.state, self.buf(node));
+        quote!(#state.#b)
+    }
+
+    pub fn grad_buf(node: usize) -> Ident {
         format_ident!("__kiln_grad_{}", node)
+    }
+
+    fn grad_place(&self, node: usize) -> TokenStream {
+        let (state, g) = (&self.state, Self::grad_buf(node));
+        quote!(#state.#g)
     }
 
     fn ty(&self, l: &LayerDef) -> TokenStream {
@@ -55,7 +76,9 @@ impl Gen<'_> {
             }
             LayerKind::Concatenate { .. } => quote!(#rt::Concatenate),
             LayerKind::Dot => quote!(#rt::Dot),
-            LayerKind::Flatten | LayerKind::Reshape { .. } => unreachable!("views have no field"),
+            LayerKind::Flatten | LayerKind::Reshape { .. } | LayerKind::Field { .. } => {
+                unreachable!("views and user fields get no generated field")
+            }
         }
     }
 
@@ -80,29 +103,29 @@ impl Gen<'_> {
     }
 
     /// Where a node's values are after the forward pass.
-    fn out_expr(&self, node: usize) -> TokenStream {
+    pub fn out_expr(&self, node: usize) -> TokenStream {
         let rt = &self.rt;
         let node = self.m.resolve(node);
         match self.m.nodes[node].op {
             Op::Input(i) => quote!(xs[#i]),
             Op::Apply(_) if self.layer(node).kind.is_merge() => {
                 let f = self.field(node);
-                quote!(#rt::Merge::output(&self.#f))
+                quote!(#rt::Merge::output(&#f))
             }
             Op::Apply(_) if self.m.app_index(node) == 0 => {
                 let f = self.field(node);
-                quote!(#rt::Layer::output(&self.#f))
+                quote!(#rt::Layer::output(&#f))
             }
             Op::Apply(_) => {
-                let b = self.buf(node);
-                quote!(&self.#b.out[..])
+                let b = self.buf_place(node);
+                quote!(&#b.out[..])
             }
         }
     }
 
     /// Every gradient flowing into value `u` (a non-view node): from the model outputs it is, and
     /// from each layer that reads it. The flag says whether it comes from output `k` alone.
-    fn contributions(&self, u: usize) -> Vec<TokenStream> {
+    pub fn contributions(&self, u: usize) -> Vec<TokenStream> {
         let rt = &self.rt;
         let mut out = Vec::new();
         for (k, &o) in self.m.outputs.iter().enumerate() {
@@ -121,12 +144,12 @@ impl Gen<'_> {
                 }
                 let f = self.field(c);
                 out.push(if self.layer(c).kind.is_merge() {
-                    quote!(#rt::Merge::input_grad(&self.#f, #s))
+                    quote!(#rt::Merge::input_grad(&#f, #s))
                 } else if self.m.app_index(c) == 0 {
-                    quote!(#rt::Layer::input_grad(&self.#f))
+                    quote!(#rt::Layer::input_grad(&#f))
                 } else {
-                    let b = self.buf(c);
-                    quote!(&self.#b.dx[..])
+                    let b = self.buf_place(c);
+                    quote!(&#b.dx[..])
                 });
             }
         }
@@ -134,11 +157,14 @@ impl Gen<'_> {
     }
 
     /// The output `k` whose gradient may be fused into node `c`'s softmax, if any.
-    fn fusable_output(&self, c: usize) -> Option<usize> {
+    pub fn fusable_output(&self, c: usize) -> Option<usize> {
         let k = self.m.outputs.iter().position(|&o| self.m.resolve(o) == c)?;
         let only = self.contributions(c).len() == 1;
         let width: usize = self.m.nodes[c].output_shape.iter().product();
         let softmax = match &self.layer(c).kind {
+            // A user field's activation is a constant rustc knows; the model's OUTPUT_ACTIVATIONS
+            // carries it, and the loss fuses only when it is softmax.
+            LayerKind::Field { .. } => true,
             LayerKind::Dense { act, .. } => act.is_softmax(),
             LayerKind::Activation { act } => act.is_softmax() && self.m.nodes[c].output_shape.last() == Some(&width),
             _ => false,
@@ -153,9 +179,9 @@ impl Gen<'_> {
         if parts.len() == 1 {
             return parts.into_iter().next().unwrap_or_default();
         }
-        let g = Self::grad_buf(u);
-        stmts.push(quote!(#rt::accumulate(&mut self.#g, &[#(#parts),*]);));
-        quote!(&self.#g[..])
+        let g = self.grad_place(u);
+        stmts.push(quote!(#rt::accumulate(&mut #g, &[#(#parts),*]);));
+        quote!(&#g[..])
     }
 
     /// Wraps a call on a shared layer's later application in the swap of its buffers.
@@ -163,34 +189,34 @@ impl Gen<'_> {
         if self.m.app_index(node) == 0 || self.layer(node).kind.is_merge() {
             return call;
         }
-        let (rt, f, b) = (&self.rt, self.field(node), self.buf(node));
+        let (rt, f, b) = (&self.rt, self.field(node), self.buf_place(node));
         quote! {
-            #rt::swap_buffers(&mut self.#f, &mut self.#b);
+            #rt::swap_buffers(&mut #f, &mut #b);
             #call
-            #rt::swap_buffers(&mut self.#f, &mut self.#b);
+            #rt::swap_buffers(&mut #f, &mut #b);
         }
     }
 
-    fn computing(&self) -> impl DoubleEndedIterator<Item = usize> + '_ {
+    pub fn computing(&self) -> impl DoubleEndedIterator<Item = usize> + '_ {
         (0..self.m.nodes.len()).filter(|&i| self.m.layer_of(i).is_some_and(|l| !l.kind.is_view()))
     }
 
-    fn forward(&self) -> TokenStream {
+    pub fn forward(&self) -> TokenStream {
         let rt = &self.rt;
         let steps = self.computing().map(|i| {
             let f = self.field(i);
             let ins: Vec<_> = self.m.nodes[i].inputs.iter().map(|&j| self.out_expr(j)).collect();
             if self.layer(i).kind.is_merge() {
-                quote!(#rt::Merge::forward(&mut self.#f, &[#(#ins),*], n);)
+                quote!(#rt::Merge::forward(&mut #f, &[#(#ins),*], n);)
             } else {
                 let x = &ins[0];
-                self.swapped(i, quote!(#rt::run_layer(&mut self.#f, #x, n, train);))
+                self.swapped(i, quote!(#rt::run_layer(&mut #f, #x, n, train);))
             }
         });
         quote!(#(#steps)*)
     }
 
-    fn backward(&self) -> TokenStream {
+    pub fn backward(&self) -> TokenStream {
         let rt = &self.rt;
         let mut stmts = Vec::new();
         let mut seen_layer = std::collections::HashSet::new();
@@ -199,13 +225,13 @@ impl Gen<'_> {
             let f = self.field(c);
             let ins: Vec<_> = self.m.nodes[c].inputs.iter().map(|&j| self.out_expr(j)).collect();
             if self.layer(c).kind.is_merge() {
-                stmts.push(quote!(#rt::Merge::backward(&mut self.#f, &[#(#ins),*], n, #dy);));
+                stmts.push(quote!(#rt::Merge::backward(&mut #f, &[#(#ins),*], n, #dy);));
                 continue;
             }
             let from_input = matches!(self.m.nodes[self.m.resolve(self.m.nodes[c].inputs[0])].op, Op::Input(_));
             let input_grad = if from_input { quote!(input_grad) } else { quote!(true) };
             // The last use (first seen here) overwrites the parameter gradients; earlier uses add.
-            let acc = if seen_layer.insert(f.to_string()) { quote!(accumulate) } else { quote!(true) };
+            let acc = if seen_layer.insert(self.layer(c).name.to_string()) { quote!(accumulate) } else { quote!(true) };
             let fused = match self.fusable_output(c) {
                 Some(k) => quote!(fused[#k]),
                 None => quote!(false),
@@ -213,7 +239,7 @@ impl Gen<'_> {
             let x = &ins[0];
             stmts.push(self.swapped(
                 c,
-                quote!(#rt::Layer::backward(&mut self.#f, #x, n, #dy, #rt::BackwardOpts {
+                quote!(#rt::Layer::backward(&mut #f, #x, n, #dy, #rt::BackwardOpts {
                     input_grad: #input_grad, accumulate: #acc, fused_output: #fused,
                 });),
             ));
@@ -223,10 +249,9 @@ impl Gen<'_> {
 }
 
 pub fn expand(model: &Model) -> TokenStream {
-    let g = Gen { m: model, rt: rt() };
+    let g = Gen { m: model, rt: rt(), state: quote!(self) };
     let rt = &g.rt;
     let Model { attrs, vis, name, .. } = model;
-    let name_str = name.to_string();
     let computing: Vec<&LayerDef> = model.layers.iter().filter(|l| !l.kind.is_view()).collect();
 
     let fields = computing.iter().map(|l| {
@@ -257,19 +282,19 @@ pub fn expand(model: &Model) -> TokenStream {
     let prefixes = with_params.iter().map(|f| f.to_string());
 
     let shape = |s: &[usize]| quote!(&[#(#s),*]);
-    let in_ports = model.inputs.iter().map(|(n, node)| {
+    let in_ports: Vec<TokenStream> = model.inputs.iter().map(|(n, node)| {
         let s = shape(&model.nodes[*node].output_shape);
-        quote!(#rt::Port { name: #n, shape: #s },)
-    });
-    let out_ports = model.outputs.iter().map(|&o| {
+        quote!(#rt::Port { name: #n, shape: #s })
+    }).collect();
+    let out_ports: Vec<TokenStream> = model.outputs.iter().map(|&o| {
         let (n, s) = (model.output_name(o), shape(&model.nodes[o].output_shape));
-        quote!(#rt::Port { name: #n, shape: #s },)
-    });
-    let out_acts = model.outputs.iter().map(|&o| {
+        quote!(#rt::Port { name: #n, shape: #s })
+    }).collect();
+    let out_acts: Vec<TokenStream> = model.outputs.iter().map(|&o| {
         let c = model.resolve(o);
         let a = if g.fusable_output(c).is_some() { quote!(Softmax) } else { quote!(Linear) };
-        quote!(#rt::ActKind::#a,)
-    });
+        quote!(#rt::ActKind::#a)
+    }).collect();
     let prediction = if model.outputs.len() == 1 {
         quote!(#rt::Array2<f32>)
     } else {
@@ -278,52 +303,7 @@ pub fn expand(model: &Model) -> TokenStream {
     };
     let infos = layer_infos(model);
 
-    // A single-input, single-output model is also a Layer, so it can be part of another model.
-    let layer_impl = (model.inputs.len() == 1 && model.outputs.len() == 1).then(|| {
-        let input_node = model.inputs[0].1;
-        let parts = g.contributions(input_node);
-        let input_grad = if parts.len() == 1 {
-            parts[0].clone()
-        } else {
-            let b = Gen::grad_buf(input_node);
-            quote!(&self.#b[..])
-        };
-        let finish_input_grad = (parts.len() > 1).then(|| {
-            let b = Gen::grad_buf(input_node);
-            quote!(if input_grad { #rt::accumulate(&mut self.#b, &[#(#parts),*]); })
-        });
-        quote! {
-            impl #rt::Layer for #name {
-                fn forward(&mut self, x: &[f32], n: usize) -> &[f32] {
-                    self.__kiln_run(&[x], n, false);
-                    self.__kiln_output(0)
-                }
-                fn forward_train(&mut self, x: &[f32], n: usize) -> &[f32] {
-                    self.__kiln_run(&[x], n, true);
-                    self.__kiln_output(0)
-                }
-                fn backward(&mut self, x: &[f32], n: usize, dy: &[f32], opts: #rt::BackwardOpts) {
-                    self.__kiln_backward(&[x], n, &[dy], &[opts.fused_output], opts.accumulate, opts.input_grad);
-                    let input_grad = opts.input_grad;
-                    #finish_input_grad
-                }
-                fn output(&self) -> &[f32] {
-                    self.__kiln_output(0)
-                }
-                fn input_grad(&self) -> &[f32] {
-                    let xs: [&[f32]; 0] = [];
-                    let _ = xs;
-                    #input_grad
-                }
-                fn visit_params(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
-                    self.__kiln_visit(f)
-                }
-                fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
-                    self.__kiln_visit_mut(f)
-                }
-            }
-        }
-    });
+    let impls = impls(&g, &in_ports, &out_ports, &out_acts, &prediction, &quote!(&[#(#infos)*]));
 
     quote! {
         #(#attrs)*
@@ -385,12 +365,77 @@ pub fn expand(model: &Model) -> TokenStream {
             }
         }
 
+        #impls
+    }
+}
+
+/// The trait impls every generated model has: `Model`, and for one input and one output also
+/// `Layer`, so it can be part of another model. They call the inherent `__kiln_*` functions.
+pub fn impls(
+    g: &Gen<'_>,
+    in_ports: &[TokenStream],
+    out_ports: &[TokenStream],
+    out_acts: &[TokenStream],
+    prediction: &TokenStream,
+    layers: &TokenStream,
+) -> TokenStream {
+    let (rt, model, state) = (&g.rt, g.m, &g.state);
+    let name = &model.name;
+    let name_str = name.to_string();
+    // A single-input, single-output model is also a Layer, so it can be part of another model.
+    let layer_impl = (model.inputs.len() == 1 && model.outputs.len() == 1).then(|| {
+        let input_node = model.inputs[0].1;
+        let parts = g.contributions(input_node);
+        let input_grad = if parts.len() == 1 {
+            parts[0].clone()
+        } else {
+            let b = Gen::grad_buf(input_node);
+            quote!(&#state.#b[..])
+        };
+        let finish_input_grad = (parts.len() > 1).then(|| {
+            let b = Gen::grad_buf(input_node);
+            quote!(if input_grad { #rt::accumulate(&mut #state.#b, &[#(#parts),*]); })
+        });
+        quote! {
+            impl #rt::Layer for #name {
+                fn forward(&mut self, x: &[f32], n: usize) -> &[f32] {
+                    self.__kiln_run(&[x], n, false);
+                    self.__kiln_output(0)
+                }
+                fn forward_train(&mut self, x: &[f32], n: usize) -> &[f32] {
+                    self.__kiln_run(&[x], n, true);
+                    self.__kiln_output(0)
+                }
+                fn backward(&mut self, x: &[f32], n: usize, dy: &[f32], opts: #rt::BackwardOpts) {
+                    self.__kiln_backward(&[x], n, &[dy], &[opts.fused_output], opts.accumulate, opts.input_grad);
+                    let input_grad = opts.input_grad;
+                    #finish_input_grad
+                }
+                fn output(&self) -> &[f32] {
+                    self.__kiln_output(0)
+                }
+                fn input_grad(&self) -> &[f32] {
+                    let xs: [&[f32]; 0] = [];
+                    let _ = xs;
+                    #input_grad
+                }
+                fn visit_params(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
+                    self.__kiln_visit(f)
+                }
+                fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
+                    self.__kiln_visit_mut(f)
+                }
+            }
+        }
+    });
+
+    quote! {
         impl #rt::Model for #name {
             const NAME: &'static str = #name_str;
-            const INPUTS: &'static [#rt::Port] = &[#(#in_ports)*];
-            const OUTPUTS: &'static [#rt::Port] = &[#(#out_ports)*];
-            const OUTPUT_ACTIVATIONS: &'static [#rt::ActKind] = &[#(#out_acts)*];
-            const LAYERS: &'static [#rt::LayerInfo] = &[#(#infos)*];
+            const INPUTS: &'static [#rt::Port] = &[#(#in_ports),*];
+            const OUTPUTS: &'static [#rt::Port] = &[#(#out_ports),*];
+            const OUTPUT_ACTIVATIONS: &'static [#rt::ActKind] = &[#(#out_acts),*];
+            const LAYERS: &'static [#rt::LayerInfo] = #layers;
             type Prediction = #prediction;
             fn run(&mut self, xs: &[&[f32]], n: usize, train: bool) {
                 self.__kiln_run(xs, n, train)

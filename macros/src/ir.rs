@@ -55,6 +55,9 @@ pub enum LayerKind {
     Concatenate { axis: i64 },
     /// `Dot(axes)` of two vectors per row.
     Dot,
+    /// A field of a `#[kiln::model]` struct: its type is known to rustc, not to the macro, so its
+    /// widths are the constants `Model::__KILN_IN_<key>` / `__KILN_OUT_<key>`.
+    Field { key: String },
 }
 
 /// Keras' element-wise merge layers.
@@ -71,6 +74,7 @@ impl LayerKind {
             LayerKind::Elementwise { class } => class,
             LayerKind::Concatenate { .. } => "Concatenate",
             LayerKind::Dot => "Dot",
+            LayerKind::Field { .. } => "Field",
         }
     }
 
@@ -105,6 +109,8 @@ pub struct LayerDef {
     pub tokens: TokenStream,
     /// Nodes applying this layer, in order (filled by lowering).
     pub apps: Vec<usize>,
+    /// Where the layer lives when it is not a generated field (`self.blocks[2]`).
+    pub place: Option<TokenStream>,
 }
 
 /// What a node does.

@@ -4,6 +4,7 @@
 //! inference and checks → code generation, and reports every mistake at the user's token.
 
 mod codegen;
+mod derive;
 mod embed;
 mod ir;
 mod parse;
@@ -83,6 +84,60 @@ pub fn functional(input: TokenStream) -> TokenStream {
     let syntax = syn::parse_macro_input!(input as parse::functional::Syntax);
     let header = syntax.header();
     pipeline(parse::functional::lower(syntax), header).into()
+}
+
+/// The subclassing style: a struct whose fields are layers. Put `#[kiln::call]` on the `impl`
+/// that defines its `call` method.
+///
+/// ```ignore
+/// #[kiln::model]
+/// pub struct MyModel {
+///     dense1: Dense<10, 64, Relu>,
+///     dense2: Dense<64, 10, Softmax>,
+/// }
+///
+/// #[kiln::call]
+/// impl MyModel {
+///     fn call(&self, x: Input<10>) -> Output<10> {
+///         let x = self.dense1(x);
+///         self.dense2(x)
+///     }
+/// }
+/// ```
+///
+/// Fields may be layers, models, arrays of them (`[Block; 4]`) or `Vec`s with
+/// `#[layer(len = 4)]`; `#[layer(trainable = false)]` freezes a field. kiln adds its own state
+/// (optimizer, buffers) to the struct, which is why this is an attribute rather than a derive.
+#[proc_macro_attribute]
+pub fn model(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item = syn::parse_macro_input!(item as syn::ItemStruct);
+    if !attr.is_empty() {
+        return syn::Error::new(proc_macro2::Span::call_site(), "#[kiln::model] takes no arguments")
+            .to_compile_error()
+            .into();
+    }
+    derive::model(item).unwrap_or_else(|e| e.to_compile_error()).into()
+}
+
+/// Turns a `#[kiln::model]` struct's `call` method into its forward and backward code (see
+/// [`macro@model`]).
+#[proc_macro_attribute]
+pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item = syn::parse_macro_input!(item as syn::ItemImpl);
+    derive::call(item).unwrap_or_else(|e| e.to_compile_error()).into()
+}
+
+/// kiln's subclassed models are written `#[kiln::model]`: this derive only says so.
+#[proc_macro_derive(Model, attributes(layer))]
+pub fn derive_model(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    syn::Error::new(
+        input.ident.span(),
+        "write `#[kiln::model]` above the struct instead of `#[derive(Model)]`: kiln adds its training state \
+         (optimizer, buffers) to the model's fields, which a derive cannot do",
+    )
+    .to_compile_error()
+    .into()
 }
 
 #[cfg(test)]

@@ -21,8 +21,8 @@ pub mod train;
 
 pub use error::{Error, Result, Shape};
 pub use layers::{
-    Activation, ActivationFn, Add, Average, BackwardOpts, Buffers, Concatenate, Dense, Dot, Elu, Gelu, Layer,
-    LeakyRelu, Linear, Maximum, Merge, Minimum, Multiply, Param, Relu, Selu, Shareable, Sigmoid, Silu, Softmax,
+    Activation, ActivationFn, Add, Average, BackwardOpts, Buffers, Concatenate, Dense, Dot, Elu, Gelu, Init, Layer,
+    LeakyRelu, Linear, Maximum, Merge, Minimum, Multiply, Param, Relu, Selu, Shaped, Shareable, Sigmoid, Silu, Softmax,
     Softplus, Subtract, Swish, Tanh,
 };
 pub use losses::{Loss, LossKind};
@@ -30,7 +30,10 @@ pub use metrics::Metric;
 pub use model::{Inputs, MAX_PORTS, Model, Port, Prediction};
 pub use optimizers::{Adagrad, Adam, AdamW, IntoOptimizer, Optimizer, OptimizerState, RmsProp, Sgd};
 pub use summary::LayerInfo;
-pub use train::{Compile, Fit, History, IntoLoss, Logs, TrainState, apply_gradients, validation_data};
+pub use train::{
+    ApplyGradients, Compile, Fit, Gradients, History, IntoLoss, Logs, StepBatch, TrainState, apply_gradients, batches,
+    validation_data,
+};
 
 /// The seed models use when none is given (`Model::new()`); `with_seed` picks another.
 pub const DEFAULT_SEED: u64 = 1337;
@@ -47,6 +50,6 @@ pub mod __private {
     pub use crate::summary::LayerInfo;
     pub use crate::train::TrainState;
     pub use ndarray::Array2;
-    pub use rand::SeedableRng;
+    pub use rand::{RngCore, SeedableRng};
     pub use rand::rngs::StdRng;
 }

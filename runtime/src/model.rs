@@ -113,7 +113,34 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// loss, row counts that differ, NaN or inf in `x`, labels out of range, bad options. A loss
     /// that becomes NaN or infinite stops training with an error naming the epoch and batch.
     fn fit<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>, opts: Fit<'_>) -> Result<History> {
-        train::fit(self, x.views(), y.views(), &opts)
+        train::fit(self, x.views(), y.views(), &opts, None)
+    }
+
+    /// `fit` with a training step of your own (Keras' `train_step` override): the loop, the
+    /// shuffling, the progress bar, validation and History stay as in `fit`; `step` decides what
+    /// happens to each batch. It receives the model, the compiled optimizer and the batch, and
+    /// must run the model forward on the batch (as [`loss_and_grads`](Self::loss_and_grads)
+    /// does), since `fit` reports the loss and metrics of those outputs.
+    fn fit_with<'a>(
+        &mut self,
+        x: impl Inputs<'a>,
+        y: impl Inputs<'a>,
+        opts: Fit<'_>,
+        mut step: impl FnMut(&mut Self, &mut dyn crate::Optimizer, train::StepBatch<'_>) -> Result<()>,
+    ) -> Result<History> {
+        train::fit(self, x.views(), y.views(), &opts, Some(&mut step))
+    }
+
+    /// The loss on one batch and its gradient with respect to every parameter, for custom
+    /// training loops (Keras' `GradientTape`). `loss` applies to every output. Parameters' own
+    /// gradients are left holding the same values.
+    fn loss_and_grads<'a>(
+        &mut self,
+        x: impl Inputs<'a>,
+        y: impl Inputs<'a>,
+        loss: &crate::Loss,
+    ) -> Result<(f32, train::Gradients)> {
+        train::loss_and_grads(self, x.views(), y.views(), loss)
     }
 
     /// Loss and metrics on `x`, `y` (batches of 32, inference mode), keyed as in `History`.

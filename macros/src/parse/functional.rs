@@ -236,7 +236,7 @@ impl Lowering<'_> {
 
     fn new_layer(&mut self, u: Understood, tokens: TokenStream, at: Span) -> Option<usize> {
         let name = self.namer.name(u.kind.class(), u.name, at, &mut self.errors)?;
-        self.layers.push(LayerDef { name, kind: u.kind, tokens, apps: vec![] });
+        self.layers.push(LayerDef { name, kind: u.kind, tokens, apps: vec![], place: None });
         Some(self.layers.len() - 1)
     }
 

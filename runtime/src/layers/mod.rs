@@ -9,6 +9,7 @@ mod activation;
 mod dense;
 mod merge;
 mod param;
+mod traits;
 
 pub use activation::{
     Activation, ActivationFn, Elu, Gelu, LeakyRelu, Linear, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Swish, Tanh,
@@ -16,6 +17,7 @@ pub use activation::{
 pub use dense::Dense;
 pub use merge::{Add, Average, Concatenate, Dot, Maximum, Merge, Minimum, Multiply, Subtract, accumulate};
 pub use param::Param;
+pub use traits::{Init, Shaped, expect_same, expect_width, init_vec, set_trainable_all};
 
 /// What [`Layer::backward`] should produce besides the parameter gradients.
 #[derive(Clone, Copy, Debug, Default)]

@@ -95,6 +95,11 @@ pub(crate) struct Compiled {
 }
 
 impl Compiled {
+    /// Each output's loss, in output order.
+    pub fn losses(&self) -> Vec<Loss> {
+        self.outputs.iter().map(|o| o.loss).collect()
+    }
+
     pub fn fused<M: Model>(&self, k: usize) -> bool {
         super::fuses::<M>(&self.outputs[k].loss, k)
     }

@@ -7,7 +7,7 @@ use ndarray::ArrayViewD;
 use crate::error::{Error, Result, Shape};
 use crate::model::Model;
 
-use super::compile::Compiled;
+use crate::losses::Loss;
 
 /// An array's values as contiguous rows, and its row count.
 pub(crate) struct Rows<'a> {
@@ -114,13 +114,13 @@ pub(crate) fn inputs<'v, M: Model>(views: &'v [ArrayViewD<'_, f32>], what: &str)
 pub(crate) fn targets<'v, M: Model>(
     views: &'v [ArrayViewD<'_, f32>],
     n: usize,
-    c: &Compiled,
+    losses: &[Loss],
     what: &str,
 ) -> Result<Vec<Rows<'v>>> {
     check_count::<M>(views.len(), what, true)?;
     let mut out = Vec::with_capacity(views.len());
     for (i, y) in views.iter().enumerate() {
-        let (loss, out_width) = (&c.outputs[i].loss, M::OUTPUTS[i].size());
+        let (loss, out_width) = (&losses[i.min(losses.len() - 1)], M::OUTPUTS[i].size());
         let shape = y.shape();
         let tw = loss.target_width(out_width);
         let width: usize = shape.iter().skip(1).product();

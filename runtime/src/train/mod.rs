@@ -5,11 +5,13 @@
 //! several inputs and outputs; a single-input, single-output model is the case of one each.
 
 mod compile;
+mod custom;
 mod data;
 mod history;
 mod progress;
 
 pub use compile::{Compile, IntoLoss};
+pub use custom::{ApplyGradients, Gradients, batches};
 pub use history::{History, Logs};
 
 use ndarray::{Array2, ArrayViewD};
@@ -28,6 +30,7 @@ use compile::Compiled;
 use data::Rows;
 
 pub(crate) use compile::compile;
+pub(crate) use custom::loss_and_grads;
 
 /// Options of [`Model::fit`], with Keras' names and defaults.
 ///
@@ -276,11 +279,29 @@ fn range<'a>(rows: &'a [Rows<'_>], from: usize, to: usize) -> Slices<'a> {
     slices(rows.iter().map(|r| &r.data[from * r.width()..to * r.width()]))
 }
 
+/// A user-defined training step (Keras' `train_step` override): given the model, the compiled
+/// optimizer and one batch, it updates the model. It must run the model forward on the batch
+/// (`loss_and_grads` does): fit then reads the model's outputs for the loss and metrics it shows.
+pub type TrainStep<'f, M> = dyn FnMut(&mut M, &mut dyn Optimizer, StepBatch<'_>) -> Result<()> + 'f;
+
+/// One batch handed to a [`TrainStep`]: `[rows, width]` views, one per input and per output.
+pub struct StepBatch<'a> {
+    /// One view per input.
+    pub x: Vec<ndarray::ArrayView2<'a, f32>>,
+    /// One view per output's targets.
+    pub y: Vec<ndarray::ArrayView2<'a, f32>>,
+}
+
+fn views<'a>(rows: &[&'a [f32]], n: usize) -> Vec<ndarray::ArrayView2<'a, f32>> {
+    rows.iter().filter_map(|r| ndarray::ArrayView2::from_shape((n, r.len() / n.max(1)), r).ok()).collect()
+}
+
 pub(crate) fn fit<M: Model>(
     m: &mut M,
     x: Vec<ArrayViewD<'_, f32>>,
     y: Vec<ArrayViewD<'_, f32>>,
     opts: &Fit<'_>,
+    mut custom: Option<&mut TrainStep<'_, M>>,
 ) -> Result<History> {
     let c = compiled(m, "fit")?;
     if opts.batch_size == 0 {
@@ -291,11 +312,11 @@ pub(crate) fn fit<M: Model>(
     }
     let xs = data::inputs::<M>(&x, "x")?;
     let n = xs[0].n;
-    let ys = data::targets::<M>(&y, n, c, "y")?;
+    let ys = data::targets::<M>(&y, n, &c.losses(), "y")?;
     let validation = match &opts.validation_data {
         Some((xv, yv)) => {
             let xv = data::inputs::<M>(xv, "validation_data x")?;
-            let yv = data::targets::<M>(yv, xv[0].n, c, "validation_data y")?;
+            let yv = data::targets::<M>(yv, xv[0].n, &c.losses(), "validation_data y")?;
             Some((xv, yv))
         }
         None => None,
@@ -346,7 +367,18 @@ pub(crate) fn fit<M: Model>(
                     // In order: the batch is a contiguous range of rows, read in place.
                     (range(&xs, rows[0], rows[0] + k), range(&ys, rows[0], rows[0] + k))
                 };
-                step(m, c, &mut ws.grads, &mut tracker, &xb[..ni], &yb[..no], k, (epoch, b))?;
+                match custom.as_deref_mut() {
+                    None => {
+                        step(m, c, &mut ws.grads, &mut tracker, &xb[..ni], &yb[..no], k, (epoch, b))?;
+                    }
+                    Some(f) => {
+                        f(m, &mut *c.optimizer, StepBatch { x: views(&xb[..ni], k), y: views(&yb[..no], k) })?;
+                        let loss = tracker.observe(m, c, &yb[..no], k, None);
+                        if !loss.is_finite() {
+                            return Err(Error::NonFiniteLoss { epoch: epoch + 1, batch: b, value: loss });
+                        }
+                    }
+                }
                 progress.step(b + 1, || {
                     let mut lg = Logs::new();
                     tracker.logs::<M>("", &mut lg);
@@ -397,7 +429,7 @@ fn evaluate_rows<M: Model>(
 pub(crate) fn evaluate<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>, y: Vec<ArrayViewD<'_, f32>>) -> Result<Logs> {
     let c = compiled(m, "evaluate")?;
     let xs = data::inputs::<M>(&x, "x")?;
-    let ys = data::targets::<M>(&y, xs[0].n, c, "y")?;
+    let ys = data::targets::<M>(&y, xs[0].n, &c.losses(), "y")?;
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();
         let c = st.compiled.as_ref().ok_or(Error::NotCompiled("evaluate"))?;
@@ -463,7 +495,7 @@ pub(crate) fn train_on_batch<M: Model>(
     let c = compiled(m, "train_on_batch")?;
     let xs = data::inputs::<M>(&x, "x")?;
     let n = xs[0].n;
-    let ys = data::targets::<M>(&y, n, c, "y")?;
+    let ys = data::targets::<M>(&y, n, &c.losses(), "y")?;
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();
         let c = st.compiled.as_mut().ok_or(Error::NotCompiled("train_on_batch"))?;

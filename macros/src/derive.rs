@@ -1,0 +1,759 @@
+//! The subclassing style: `#[kiln::model]` on a struct whose fields are layers, and
+//! `#[kiln::call]` on the `impl` holding its `call` method.
+//!
+//! The struct macro sees the fields' types; the call macro sees the body. They meet through
+//! constants the struct macro generates (`__KILN_IN_<field>`, `__KILN_OUT_<field>`, ...): the call
+//! body is lowered to the same graph IR as `functional!`, checked with those constants at compile
+//! time (a mismatch is a compile error naming the layer and both shapes), and turned into forward
+//! and backward code by the same code generator. Tensors in `call` are vectors (rank 1).
+//!
+//! ```text
+//! #[kiln::model]
+//! struct NAME { FIELD: LAYER_TYPE, #[layer(trainable = false)] FIELD: [LAYER_TYPE; N], ... }
+//!
+//! #[kiln::call]
+//! impl NAME {
+//!     fn call(&self, x: Input<W>, ...) -> Output<W> | (Output<W>, ...) {
+//!         let v = self.FIELD(v) | self.FIELD[i](v) | v + v | v - v | v * v
+//!               | relu(v) (any activation) | concatenate([v, ..]) | add([v, ..]) | average([..])
+//!               | maximum([..]) | minimum([..]) | dot(v, v);
+//!         return v;      // or a final expression; a tuple for several outputs
+//!     }
+//! }
+//! ```
+
+use std::collections::HashMap;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Expr, Fields, Ident, ItemImpl, ItemStruct, Pat, ReturnType, Stmt, Type};
+
+use crate::codegen::{Gen, impls};
+use crate::ir::{ACTIVATIONS, Act, LayerDef, LayerKind, Model, Node, Op};
+use crate::parse::Errors;
+
+fn rt() -> TokenStream {
+    quote!(::kiln::__private)
+}
+
+fn call_state(name: &Ident) -> Ident {
+    format_ident!("__KilnCall{}", name)
+}
+
+fn konst(kind: &str, field: &str) -> Ident {
+    format_ident!("__KILN_{}_{}", kind, field)
+}
+
+enum Container {
+    One,
+    Array,
+    Vec(TokenStream),
+}
+
+/// `#[kiln::model]`: adds kiln's state to the struct and generates construction, parameter
+/// traversal and the per-field constants the call macro checks shapes with.
+pub fn model(mut item: ItemStruct) -> syn::Result<TokenStream> {
+    let rt = rt();
+    let name = item.ident.clone();
+    let Fields::Named(fields) = &mut item.fields else {
+        return Err(syn::Error::new(item.ident.span(), "#[kiln::model] needs a struct with named fields, one per layer"));
+    };
+    let mut errors = Errors::default();
+    let (mut inits, mut consts, mut visits, mut visits_mut, mut infos, mut freeze, mut params) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    for field in fields.named.iter_mut() {
+        let f = field.ident.clone().expect("named fields");
+        let key = f.to_string();
+        let (mut trainable, mut len) = (true, None);
+        let mut keep = Vec::new();
+        for attr in field.attrs.drain(..) {
+            if !attr.path().is_ident("layer") {
+                keep.push(attr);
+                continue;
+            }
+            let r = attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("trainable") {
+                    trainable = meta.value()?.parse::<syn::LitBool>()?.value;
+                } else if meta.path.is_ident("len") {
+                    len = Some(meta.value()?.parse::<syn::LitInt>()?.to_token_stream());
+                } else {
+                    return Err(meta.error("#[layer(..)] takes `trainable = false` and, on a Vec field, `len = N`"));
+                }
+                Ok(())
+            });
+            if let Err(e) = r {
+                errors.push(e);
+            }
+        }
+        field.attrs = keep;
+        let ty = &field.ty;
+        let (container, elem): (Container, Type) = match ty {
+            Type::Array(a) => (Container::Array, (*a.elem).clone()),
+            Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Vec") => {
+                let elem = match &p.path.segments.last().map(|s| &s.arguments) {
+                    Some(syn::PathArguments::AngleBracketed(a)) => match a.args.first() {
+                        Some(syn::GenericArgument::Type(t)) => t.clone(),
+                        _ => ty.clone(),
+                    },
+                    _ => ty.clone(),
+                };
+                match len.clone() {
+                    Some(l) => (Container::Vec(l), elem),
+                    None => {
+                        errors.at(ty.span(), "a Vec of layers needs its length: #[layer(len = 4)]");
+                        continue;
+                    }
+                }
+            }
+            _ => (Container::One, ty.clone()),
+        };
+        let (kin, kout, kact) = (konst("IN", &key), konst("OUT", &key), konst("ACT", &key));
+        consts.push(quote! {
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            pub const #kin: usize = <#ty as #rt::Shaped>::IN;
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            pub const #kout: usize = <#ty as #rt::Shaped>::OUT;
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            pub const #kact: #rt::ActKind = <#ty as #rt::Shaped>::ACT;
+        });
+        params.push(quote!(<#ty as #rt::Shaped>::PARAMS));
+        infos.push(quote!(#rt::LayerInfo {
+            name: #key,
+            kind: <#ty as #rt::Shaped>::KIND,
+            output_shape: &[<#ty as #rt::Shaped>::OUT],
+            params: <#ty as #rt::Shaped>::PARAMS,
+            connected: &[],
+        },));
+        match &container {
+            Container::One => {
+                inits.push(quote!(#f: <#ty as #rt::Init>::init(&mut rng),));
+                visits.push(quote!(#rt::Layer::visit_params(&self.#f, &mut |p, v| f(&::std::format!("{}.{}", #key, p), v));));
+                visits_mut.push(quote!(#rt::Layer::visit_params_mut(&mut self.#f, f);));
+                if !trainable {
+                    freeze.push(quote!(#rt::Layer::set_trainable(&mut model.#f, false);));
+                }
+            }
+            Container::Array | Container::Vec(_) => {
+                inits.push(match &container {
+                    Container::Vec(l) => quote!(#f: #rt::init_vec::<#elem>(#l, &mut rng),),
+                    _ => quote!(#f: <#ty as #rt::Init>::init(&mut rng),),
+                });
+                visits.push(quote! {
+                    for (i, layer) in self.#f.iter().enumerate() {
+                        #rt::Layer::visit_params(layer, &mut |p, v| f(&::std::format!("{}.{}.{}", #key, i, p), v));
+                    }
+                });
+                visits_mut.push(quote! {
+                    for layer in self.#f.iter_mut() {
+                        #rt::Layer::visit_params_mut(layer, f);
+                    }
+                });
+                if !trainable {
+                    freeze.push(quote!(#rt::set_trainable_all(&mut model.#f, false);));
+                }
+            }
+        }
+    }
+    errors.finish()?;
+    let state = call_state(&name);
+    let hidden: syn::FieldsNamed = syn::parse_quote!({
+        #[doc(hidden)]
+        pub __kiln_state: #rt::TrainState,
+        #[doc(hidden)]
+        pub __kiln_call: #state,
+    });
+    fields.named.extend(hidden.named);
+    item.attrs.push(syn::parse_quote!(#[derive(Clone, Debug)]));
+    Ok(quote! {
+        #item
+
+        impl #name {
+            /// A new model, initialised as Keras does, from kiln's default seed.
+            pub fn new() -> Self {
+                Self::with_seed(#rt::DEFAULT_SEED)
+            }
+
+            /// A new model whose initial weights and shuffling all follow from `seed`.
+            pub fn with_seed(seed: u64) -> Self {
+                let mut rng = <#rt::StdRng as #rt::SeedableRng>::seed_from_u64(seed);
+                #[allow(unused_mut)]
+                let mut model = Self {
+                    #(#inits)*
+                    __kiln_state: #rt::TrainState::new(seed),
+                    __kiln_call: ::core::default::Default::default(),
+                };
+                #(#freeze)*
+                model
+            }
+
+            #(#consts)*
+
+            #[doc(hidden)]
+            pub const __KILN_LAYERS: &'static [#rt::LayerInfo] = &[#(#infos)*];
+            #[doc(hidden)]
+            pub const __KILN_PARAMS: usize = 0 #(+ #params)*;
+
+            fn __kiln_visit(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
+                #(#visits)*
+            }
+
+            fn __kiln_visit_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
+                #(#visits_mut)*
+            }
+        }
+
+        impl ::core::default::Default for #name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl #rt::Init for #name {
+            fn init(rng: &mut #rt::StdRng) -> Self {
+                Self::with_seed(#rt::RngCore::next_u64(rng))
+            }
+        }
+    })
+}
+
+/// The width of an input or output, from `Input<W>` / `Output<W>`.
+fn port_width(ty: &Type, wrapper: &str) -> syn::Result<usize> {
+    let err = || syn::Error::new(ty.span(), format!("expected `{wrapper}<width>`, e.g. `{wrapper}<10>`: tensors in `call` are vectors"));
+    let Type::Path(p) = ty else { return Err(err()) };
+    let seg = p.path.segments.last().ok_or_else(err)?;
+    if seg.ident != wrapper {
+        return Err(err());
+    }
+    let syn::PathArguments::AngleBracketed(args) = &seg.arguments else { return Err(err()) };
+    match args.args.first() {
+        Some(syn::GenericArgument::Const(Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }))) => {
+            i.base10_parse().map_err(|_| err())
+        }
+        _ => Err(err()),
+    }
+}
+
+const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.layer(x)` and `self.layers[i](x)`, \
+`+ - *` between tensors, activations such as `relu(x)`, merges `concatenate([a, b])`, `add([..])`, \
+`average([..])`, `maximum([..])`, `minimum([..])`, `dot(a, b)`, `let` bindings and `return`";
+
+struct Lower {
+    model: Model,
+    widths: Vec<TokenStream>,
+    checks: Vec<TokenStream>,
+    fields: HashMap<String, usize>,
+    env: HashMap<String, usize>,
+    ops: usize,
+    errors: Errors,
+    name: Ident,
+}
+
+impl Lower {
+    fn node(&mut self, layer: usize, inputs: Vec<usize>, tokens: TokenStream, width: TokenStream) -> usize {
+        let id = self.model.nodes.len();
+        self.model.nodes.push(Node { op: Op::Apply(layer), inputs, tokens, output_shape: vec![], input_shapes: vec![] });
+        self.model.layers[layer].apps.push(id);
+        self.widths.push(width);
+        id
+    }
+
+    fn op_layer(&mut self, kind: LayerKind, tokens: TokenStream) -> usize {
+        self.ops += 1;
+        let name = format_ident!("__kiln_op{}", self.ops);
+        self.model.layers.push(LayerDef { name, kind, tokens, apps: vec![], place: None });
+        self.model.layers.len() - 1
+    }
+
+    fn check(&mut self, span: Span, call: TokenStream) {
+        self.checks.push(quote_spanned!(span=> const _: () = #call;));
+    }
+
+    fn field_layer(&mut self, key: String, place: TokenStream, ident: Ident, tokens: TokenStream) -> usize {
+        if let Some(&l) = self.fields.get(&place.to_string()) {
+            return l;
+        }
+        self.model.layers.push(LayerDef { name: ident, kind: LayerKind::Field { key }, tokens, apps: vec![], place: Some(place.clone()) });
+        let l = self.model.layers.len() - 1;
+        self.fields.insert(place.to_string(), l);
+        l
+    }
+
+    fn values(&mut self, e: &Expr) -> Option<Vec<usize>> {
+        match e {
+            Expr::Array(a) => a.elems.iter().map(|x| self.value(x)).collect(),
+            other => {
+                self.errors.at(other.span(), "a merge takes a list of tensors, e.g. concatenate([a, b])");
+                None
+            }
+        }
+    }
+
+    fn merge(&mut self, kind: LayerKind, what: &str, ins: Vec<usize>, tokens: TokenStream, span: Span) -> Option<usize> {
+        let rt = rt();
+        if ins.len() < 2 {
+            self.errors.at(span, format!("{what} merges at least two tensors"));
+            return None;
+        }
+        let width = match &kind {
+            LayerKind::Concatenate { .. } => {
+                let ws = ins.iter().map(|&i| self.widths[i].clone());
+                quote!(0 #(+ #ws)*)
+            }
+            LayerKind::Dot => quote!(1),
+            _ => self.widths[ins[0]].clone(),
+        };
+        if !matches!(kind, LayerKind::Concatenate { .. }) {
+            let w0 = self.widths[ins[0]].clone();
+            for &i in &ins[1..] {
+                let wi = self.widths[i].clone();
+                self.check(span, quote!(#rt::expect_same(#what, #w0, #wi)));
+            }
+        }
+        let layer = self.op_layer(kind, tokens.clone());
+        Some(self.node(layer, ins, tokens, width))
+    }
+
+    fn value(&mut self, e: &Expr) -> Option<usize> {
+        let tokens = e.to_token_stream();
+        match e {
+            Expr::Paren(p) => self.value(&p.expr),
+            Expr::Group(g) => self.value(&g.expr),
+            Expr::Path(p) if p.path.get_ident().is_some() => {
+                let id = p.path.get_ident().expect("checked");
+                match self.env.get(&id.to_string()) {
+                    Some(&n) => Some(n),
+                    None => {
+                        self.errors.at(id.span(), format!("undefined tensor `{id}`"));
+                        None
+                    }
+                }
+            }
+            Expr::Binary(b) => {
+                let (kind, what) = match b.op {
+                    syn::BinOp::Add(_) => ("Add", "`+`"),
+                    syn::BinOp::Sub(_) => ("Subtract", "`-`"),
+                    syn::BinOp::Mul(_) => ("Multiply", "`*`"),
+                    _ => {
+                        self.errors.at(b.op.span(), format!("unsupported operator: {SUPPORTED}"));
+                        return None;
+                    }
+                };
+                let (l, r) = (self.value(&b.left)?, self.value(&b.right)?);
+                self.merge(LayerKind::Elementwise { class: kind }, what, vec![l, r], tokens, b.op.span())
+            }
+            // self.field(x)
+            Expr::MethodCall(mc) if matches!(&*mc.receiver, Expr::Path(p) if p.path.is_ident("self")) => {
+                if mc.args.len() != 1 {
+                    self.errors.at(mc.span(), "a layer takes one tensor");
+                    return None;
+                }
+                let m = mc.method.clone();
+                self.field_call(m.to_string(), quote!(self.#m), m, &mc.args[0], tokens, mc.span())
+            }
+            Expr::Call(c) => match &*c.func {
+                // self.field(x) / self.field[i](x)
+                f @ (Expr::Field(_) | Expr::Index(_)) => {
+                    let (key, place, ident) = match f {
+                        Expr::Field(fe) if matches!(&*fe.base, Expr::Path(p) if p.path.is_ident("self")) => {
+                            let syn::Member::Named(m) = &fe.member else {
+                                self.errors.at(fe.span(), "layers are named fields: self.layer(x)");
+                                return None;
+                            };
+                            (m.to_string(), quote!(self.#m), m.clone())
+                        }
+                        Expr::Index(ix) => match (&*ix.expr, &*ix.index) {
+                            (Expr::Field(fe), Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }))
+                                if matches!(&*fe.base, Expr::Path(p) if p.path.is_ident("self")) =>
+                            {
+                                let syn::Member::Named(m) = &fe.member else { return None };
+                                let idx: usize = i.base10_parse().ok()?;
+                                (m.to_string(), quote!(self.#m[#idx]), format_ident!("{}_{}", m, idx))
+                            }
+                            _ => {
+                                self.errors.at(ix.span(), "index a list of layers with a literal: self.blocks[2](x)");
+                                return None;
+                            }
+                        },
+                        other => {
+                            self.errors.at(other.span(), format!("not a layer: {SUPPORTED}"));
+                            return None;
+                        }
+                    };
+                    if c.args.len() != 1 {
+                        self.errors.at(c.span(), "a layer takes one tensor");
+                        return None;
+                    }
+                    self.field_call(key, place, ident, &c.args[0], tokens, c.span())
+                }
+                Expr::Path(p) if p.path.get_ident().is_some() => {
+                    let fname = p.path.get_ident().expect("checked").to_string();
+                    if let Some((_, ty)) = ACTIVATIONS.iter().find(|(n, _)| *n == fname) {
+                        if c.args.len() != 1 {
+                            self.errors.at(c.span(), format!("{fname} takes one tensor"));
+                            return None;
+                        }
+                        let x = self.value(&c.args[0])?;
+                        let w = self.widths[x].clone();
+                        let layer = self.op_layer(LayerKind::Activation { act: Act { ty } }, tokens.clone());
+                        return Some(self.node(layer, vec![x], tokens, w));
+                    }
+                    let span = c.span();
+                    match fname.as_str() {
+                        "dot" if c.args.len() == 2 => {
+                            let (a, b) = (self.value(&c.args[0])?, self.value(&c.args[1])?);
+                            self.merge(LayerKind::Dot, "dot", vec![a, b], tokens, span)
+                        }
+                        "concatenate" | "add" | "average" | "maximum" | "minimum" | "multiply" | "subtract"
+                            if c.args.len() == 1 =>
+                        {
+                            let ins = self.values(&c.args[0])?;
+                            let kind = match fname.as_str() {
+                                "concatenate" => LayerKind::Concatenate { axis: -1 },
+                                "add" => LayerKind::Elementwise { class: "Add" },
+                                "average" => LayerKind::Elementwise { class: "Average" },
+                                "maximum" => LayerKind::Elementwise { class: "Maximum" },
+                                "minimum" => LayerKind::Elementwise { class: "Minimum" },
+                                "multiply" => LayerKind::Elementwise { class: "Multiply" },
+                                _ => LayerKind::Elementwise { class: "Subtract" },
+                            };
+                            self.merge(kind, &fname, ins, tokens, span)
+                        }
+                        _ => {
+                            self.errors.at(p.span(), format!("unknown function `{fname}`: {SUPPORTED}"));
+                            None
+                        }
+                    }
+                }
+                other => {
+                    self.errors.at(other.span(), format!("cannot differentiate this call: {SUPPORTED}"));
+                    None
+                }
+            },
+            other => {
+                self.errors.at(other.span(), format!("cannot differentiate this expression: {SUPPORTED}"));
+                None
+            }
+        }
+    }
+
+    /// Applies field `key` (at `place`) to `arg`, with its compile-time width check.
+    fn field_call(&mut self, key: String, place: TokenStream, ident: Ident, arg: &Expr, tokens: TokenStream, span: Span) -> Option<usize> {
+        let rt = rt();
+        let x = self.value(arg)?;
+        let name = self.name.clone();
+        let (kin, kout) = (konst("IN", &key), konst("OUT", &key));
+        let w = self.widths[x].clone();
+        let what = format!("layer `{key}`");
+        self.check(span, quote!(#rt::expect_width(#what, <#name>::#kin, #w)));
+        let layer = self.field_layer(key, place, ident, tokens.clone());
+        Some(self.node(layer, vec![x], tokens, quote!(<#name>::#kout)))
+    }
+
+    fn outputs(&mut self, e: &Expr) -> Option<Vec<usize>> {
+        match e {
+            Expr::Tuple(t) => t.elems.iter().map(|x| self.value(x)).collect(),
+            other => self.value(other).map(|v| vec![v]),
+        }
+    }
+}
+
+/// `#[kiln::call]`: lowers the `call` body to the graph IR, checks its shapes through the field
+/// constants, and generates forward, backward and the model traits.
+pub fn call(item: ItemImpl) -> syn::Result<TokenStream> {
+    let rt = rt();
+    let Type::Path(self_ty) = &*item.self_ty else {
+        return Err(syn::Error::new(item.self_ty.span(), "#[kiln::call] goes on `impl YourModel { fn call(..) }`"));
+    };
+    let name = self_ty.path.segments.last().map(|s| s.ident.clone()).ok_or_else(|| syn::Error::new(self_ty.span(), "expected a type"))?;
+    let func = item
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::ImplItem::Fn(f) if f.sig.ident == "call" => Some(f),
+            _ => None,
+        })
+        .ok_or_else(|| syn::Error::new(item.self_ty.span(), "#[kiln::call] needs `fn call(&self, x: Input<width>) -> Output<width>`"))?;
+    let mut lw = Lower {
+        model: Model {
+            attrs: vec![],
+            vis: syn::Visibility::Inherited,
+            name: name.clone(),
+            layers: vec![],
+            nodes: vec![],
+            inputs: vec![],
+            outputs: vec![],
+            functional: false,
+        },
+        widths: vec![],
+        checks: vec![],
+        fields: HashMap::new(),
+        env: HashMap::new(),
+        ops: 0,
+        errors: Errors::default(),
+        name: name.clone(),
+    };
+    for arg in func.sig.inputs.iter() {
+        let syn::FnArg::Typed(pt) = arg else { continue };
+        let Pat::Ident(pi) = &*pt.pat else {
+            lw.errors.at(pt.pat.span(), "name each input: x: Input<10>");
+            continue;
+        };
+        match port_width(&pt.ty, "Input") {
+            Ok(w) => {
+                let id = lw.model.nodes.len();
+                lw.model.nodes.push(Node {
+                    op: Op::Input(lw.model.inputs.len()),
+                    inputs: vec![],
+                    tokens: pt.to_token_stream(),
+                    output_shape: vec![w],
+                    input_shapes: vec![],
+                });
+                lw.widths.push(quote!(#w));
+                lw.model.inputs.push((pi.ident.to_string(), id));
+                lw.env.insert(pi.ident.to_string(), id);
+            }
+            Err(e) => lw.errors.push(e),
+        }
+    }
+    let out_widths: Vec<usize> = match &func.sig.output {
+        ReturnType::Type(_, t) => match &**t {
+            Type::Tuple(tt) => tt.elems.iter().filter_map(|t| port_width(t, "Output").map_err(|e| lw.errors.push(e)).ok()).collect(),
+            t => port_width(t, "Output").map_err(|e| lw.errors.push(e)).into_iter().collect(),
+        },
+        ReturnType::Default => {
+            lw.errors.at(func.sig.span(), "call must return `Output<width>`");
+            vec![]
+        }
+    };
+    let mut result: Option<(Vec<usize>, Span)> = None;
+    for stmt in &func.block.stmts {
+        if result.is_some() {
+            lw.errors.at(stmt.span(), "unreachable: nothing after `return` is part of the model");
+            break;
+        }
+        match stmt {
+            Stmt::Local(local) => {
+                let Pat::Ident(pi) = &local.pat else {
+                    lw.errors.at(local.pat.span(), "bind one tensor per `let`: let h = ...;");
+                    continue;
+                };
+                let Some(init) = &local.init else {
+                    lw.errors.at(local.span(), "a `let` needs a value");
+                    continue;
+                };
+                if let Some(v) = lw.value(&init.expr) {
+                    lw.env.insert(pi.ident.to_string(), v);
+                }
+            }
+            Stmt::Expr(Expr::Return(r), _) => match &r.expr {
+                Some(e) => result = lw.outputs(e).map(|o| (o, r.span())),
+                None => lw.errors.at(r.span(), "return the output tensor"),
+            },
+            Stmt::Expr(e, None) => result = lw.outputs(e).map(|o| (o, e.span())),
+            other => lw.errors.at(other.span(), format!("cannot differentiate this statement: {SUPPORTED}")),
+        }
+    }
+    match &result {
+        Some((outs, span)) if outs.len() != out_widths.len() => lw.errors.at(
+            *span,
+            format!("call returns {} tensor(s) but its signature declares {} output(s)", outs.len(), out_widths.len()),
+        ),
+        None if lw.errors.is_empty() => lw.errors.at(func.block.span(), "call must end with the output tensor"),
+        _ => {}
+    }
+    std::mem::take(&mut lw.errors).finish()?;
+    let (outs, _) = result.expect("checked above");
+    for (&o, &w) in outs.iter().zip(&out_widths) {
+        let got = lw.widths[o].clone();
+        let what = "the declared output";
+        lw.check(func.sig.output.span(), quote!(#rt::expect_width(#what, #w, #got)));
+        lw.model.nodes[o].output_shape = vec![w];
+    }
+    lw.model.outputs = outs;
+    // Every value must reach an output, and inputs be used, as in functional!.
+    let mut errors = Errors::default();
+    check_reach(&lw.model, &mut errors);
+    errors.finish()?;
+    Ok(expand(&lw, &out_widths))
+}
+
+fn check_reach(model: &Model, errors: &mut Errors) {
+    let mut reaches = vec![false; model.nodes.len()];
+    for &o in &model.outputs {
+        reaches[o] = true;
+    }
+    for i in (0..model.nodes.len()).rev() {
+        if reaches[i] {
+            for &j in &model.nodes[i].inputs {
+                reaches[j] = true;
+            }
+        }
+    }
+    for (i, n) in model.nodes.iter().enumerate() {
+        if !reaches[i] && matches!(n.op, Op::Input(_)) {
+            errors.over(&n.tokens, "this input is not used by the output");
+        }
+    }
+    for &o in &model.outputs {
+        if matches!(model.nodes[model.resolve(o)].op, Op::Input(_)) {
+            errors.over(&model.nodes[o].tokens, "an output must be computed by a layer, not be an input");
+        }
+    }
+}
+
+fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
+    let rt = rt();
+    let model = &lw.model;
+    let name = &model.name;
+    let state = call_state(name);
+    let g = Gen { m: model, rt: rt.clone(), state: quote!(self.__kiln_call) };
+
+    // The call state: generated layers (merges, activations), extra buffers of shared fields,
+    // gradient accumulators.
+    let (mut fields, mut inits) = (vec![], vec![]);
+    for l in &model.layers {
+        let first = l.apps[0];
+        let ins = &model.nodes[first].inputs;
+        let f = &l.name;
+        let (ty, init) = match &l.kind {
+            LayerKind::Field { .. } => continue,
+            LayerKind::Elementwise { class } => {
+                let c = format_ident!("{}", class);
+                (quote!(#rt::#c), quote!(#rt::#c::new()))
+            }
+            LayerKind::Concatenate { .. } => {
+                let ws = ins.iter().map(|&i| lw.widths[i].clone());
+                (quote!(#rt::Concatenate), quote!(#rt::Concatenate::new(1, &[#(#ws),*])))
+            }
+            LayerKind::Dot => {
+                let w = &lw.widths[ins[0]];
+                (quote!(#rt::Dot), quote!(#rt::Dot::new(#w)))
+            }
+            LayerKind::Activation { act } => {
+                let (a, w) = (format_ident!("{}", act.ty), &lw.widths[ins[0]]);
+                let ty = quote!(#rt::Activation<#rt::#a, { #w }>);
+                (ty.clone(), quote!(<#ty>::new()))
+            }
+            _ => unreachable!("the call body creates no other layer"),
+        };
+        fields.push(quote!(#f: #ty,));
+        inits.push(quote!(#f: #init,));
+    }
+    let bufs: Vec<_> =
+        g.computing().filter(|&i| model.app_index(i) > 0 && !g.layer(i).kind.is_merge()).map(|i| g.buf(i)).collect();
+    let mut accs = Vec::new();
+    for (u, node) in model.nodes.iter().enumerate() {
+        let value = matches!(node.op, Op::Input(_)) || model.layer_of(u).is_some();
+        if value && g.contributions(u).len() > 1 {
+            accs.push(Gen::grad_buf(u));
+        }
+    }
+    let forward = g.forward();
+    let backward = g.backward();
+    let outputs = model.outputs.iter().enumerate().map(|(k, &o)| {
+        let e = g.out_expr(o);
+        quote!(#k => #e,)
+    });
+    let in_ports: Vec<TokenStream> = model
+        .inputs
+        .iter()
+        .map(|(n, node)| {
+            let w = model.nodes[*node].output_shape[0];
+            quote!(#rt::Port { name: #n, shape: &[#w] })
+        })
+        .collect();
+    let out_ports: Vec<TokenStream> = model
+        .outputs
+        .iter()
+        .zip(out_widths)
+        .enumerate()
+        .map(|(k, (&o, w))| {
+            let n = match &model.layer_of(o).map(|l| &l.kind) {
+                Some(LayerKind::Field { key }) => key.clone(),
+                _ => format!("output_{k}"),
+            };
+            quote!(#rt::Port { name: #n, shape: &[#w] })
+        })
+        .collect();
+    let out_acts: Vec<TokenStream> = model
+        .outputs
+        .iter()
+        .map(|&o| {
+            let c = model.resolve(o);
+            match (&model.layer_of(c).map(|l| &l.kind), g.fusable_output(c)) {
+                (Some(LayerKind::Field { key }), Some(_)) => {
+                    let k = konst("ACT", key);
+                    quote!(<#name>::#k)
+                }
+                _ => quote!(#rt::ActKind::Linear),
+            }
+        })
+        .collect();
+    let prediction = if model.outputs.len() == 1 {
+        quote!(#rt::Array2<f32>)
+    } else {
+        let each = model.outputs.iter().map(|_| quote!(#rt::Array2<f32>));
+        quote!((#(#each,)*))
+    };
+    let trait_impls = impls(&g, &in_ports, &out_ports, &out_acts, &prediction, &quote!(Self::__KILN_LAYERS));
+    let checks = &lw.checks;
+    let shaped = (model.inputs.len() == 1 && model.outputs.len() == 1).then(|| {
+        let (win, wout, act) = (model.nodes[model.inputs[0].1].output_shape[0], out_widths[0], &out_acts[0]);
+        let name_str = name.to_string();
+        quote! {
+            impl #rt::Shaped for #name {
+                const IN: usize = #win;
+                const OUT: usize = #wout;
+                const ACT: #rt::ActKind = #act;
+                const KIND: &'static str = #name_str;
+                const PARAMS: usize = <#name>::__KILN_PARAMS;
+            }
+        }
+    });
+    quote! {
+        #[doc(hidden)]
+        #[derive(Clone, Debug)]
+        pub struct #state {
+            #(#fields)*
+            #(#bufs: #rt::Buffers,)*
+            #(#accs: ::std::vec::Vec<f32>,)*
+        }
+
+        impl ::core::default::Default for #state {
+            fn default() -> Self {
+                Self {
+                    #(#inits)*
+                    #(#bufs: ::core::default::Default::default(),)*
+                    #(#accs: ::std::vec::Vec::new(),)*
+                }
+            }
+        }
+
+        #(#checks)*
+
+        impl #name {
+            fn __kiln_run(&mut self, xs: &[&[f32]], n: usize, train: bool) {
+                #forward
+            }
+
+            fn __kiln_output(&self, k: usize) -> &[f32] {
+                match k {
+                    #(#outputs)*
+                    _ => &[],
+                }
+            }
+
+            #[allow(unused_variables)]
+            fn __kiln_backward(&mut self, xs: &[&[f32]], n: usize, dys: &[&[f32]], fused: &[bool], accumulate: bool, input_grad: bool) {
+                #backward
+            }
+        }
+
+        #trait_impls
+        #shaped
+    }
+}

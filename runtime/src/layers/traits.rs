@@ -1,0 +1,158 @@
+//! What the `#[kiln::model]` struct macro needs of its fields' types: their widths and parameter
+//! counts as constants (so shapes in `call` are checked when the model compiles), and a way to
+//! build them from a seed.
+
+use rand::rngs::StdRng;
+
+use super::{Activation, ActivationFn, Dense, Layer};
+use crate::kernels::ActKind;
+
+/// A layer on vectors: input and output widths known at compile time.
+pub trait Shaped {
+    /// Input width.
+    const IN: usize;
+    /// Output width.
+    const OUT: usize;
+    /// The activation applied over each whole output row (softmax enables the fused gradient).
+    const ACT: ActKind;
+    /// The layer's Keras class, for the summary.
+    const KIND: &'static str;
+    /// Number of parameter values.
+    const PARAMS: usize;
+}
+
+/// Building a layer with Keras' initialisers from a random stream.
+pub trait Init: Sized {
+    /// A new layer initialised from `rng`.
+    fn init(rng: &mut StdRng) -> Self;
+}
+
+impl<const I: usize, const O: usize, A: ActivationFn> Shaped for Dense<I, O, A> {
+    const IN: usize = I;
+    const OUT: usize = O;
+    const ACT: ActKind = A::KIND;
+    const KIND: &'static str = "Dense";
+    const PARAMS: usize = I * O + O;
+}
+
+impl<const I: usize, const O: usize, A: ActivationFn> Init for Dense<I, O, A> {
+    fn init(rng: &mut StdRng) -> Self {
+        Dense::new(true, rng)
+    }
+}
+
+impl<A: ActivationFn, const W: usize> Shaped for Activation<A, W> {
+    const IN: usize = W;
+    const OUT: usize = W;
+    const ACT: ActKind = A::KIND;
+    const KIND: &'static str = "Activation";
+    const PARAMS: usize = 0;
+}
+
+impl<A: ActivationFn, const W: usize> Init for Activation<A, W> {
+    fn init(_: &mut StdRng) -> Self {
+        Activation::new()
+    }
+}
+
+impl<T: Shaped, const N: usize> Shaped for [T; N] {
+    const IN: usize = T::IN;
+    const OUT: usize = T::OUT;
+    const ACT: ActKind = T::ACT;
+    const KIND: &'static str = T::KIND;
+    const PARAMS: usize = T::PARAMS * N;
+}
+
+impl<T: Init, const N: usize> Init for [T; N] {
+    fn init(rng: &mut StdRng) -> Self {
+        std::array::from_fn(|_| T::init(rng))
+    }
+}
+
+impl<T: Shaped> Shaped for Vec<T> {
+    const IN: usize = T::IN;
+    const OUT: usize = T::OUT;
+    const ACT: ActKind = T::ACT;
+    const KIND: &'static str = T::KIND;
+    const PARAMS: usize = T::PARAMS;
+}
+
+/// `n` layers built one after the other from `rng` (a `Vec` field with `#[layer(len = n)]`).
+pub fn init_vec<T: Init>(n: usize, rng: &mut StdRng) -> Vec<T> {
+    (0..n).map(|_| T::init(rng)).collect()
+}
+
+/// Freezes or unfreezes every layer of a field, whatever its container.
+pub fn set_trainable_all<L: Layer>(layers: &mut [L], trainable: bool) {
+    layers.iter_mut().for_each(|l| l.set_trainable(trainable));
+}
+
+/// Writes `v` in decimal into `buf` at `at`; returns the new position.
+const fn put_usize(buf: &mut [u8; 160], mut at: usize, v: usize) -> usize {
+    let mut digits = [0u8; 20];
+    let (mut n, mut len) = (v, 0);
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    while len > 0 && at < buf.len() {
+        len -= 1;
+        buf[at] = digits[len];
+        at += 1;
+    }
+    at
+}
+
+const fn put_str(buf: &mut [u8; 160], mut at: usize, s: &str) -> usize {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() && at < buf.len() {
+        buf[at] = b[i];
+        at += 1;
+        i += 1;
+    }
+    at
+}
+
+/// Compile-time shape check of one layer call in a `call` body: panics (a compile error) with
+/// "`what` expects an input of shape [expected], got [got]" when they differ.
+pub const fn expect_width(what: &str, expected: usize, got: usize) {
+    if expected == got {
+        return;
+    }
+    let mut buf = [b' '; 160];
+    let mut at = put_str(&mut buf, 0, what);
+    at = put_str(&mut buf, at, " expects an input of shape [");
+    at = put_usize(&mut buf, at, expected);
+    at = put_str(&mut buf, at, "], got [");
+    at = put_usize(&mut buf, at, got);
+    at = put_str(&mut buf, at, "]");
+    let (msg, _) = buf.split_at(at);
+    match core::str::from_utf8(msg) {
+        Ok(s) => panic!("{}", s),
+        Err(_) => panic!("shape mismatch"),
+    }
+}
+
+/// Compile-time check that the inputs of a merge (`+`, `add`, `dot`, ...) have the same shape.
+pub const fn expect_same(what: &str, a: usize, b: usize) {
+    if a == b {
+        return;
+    }
+    let mut buf = [b' '; 160];
+    let mut at = put_str(&mut buf, 0, what);
+    at = put_str(&mut buf, at, " needs inputs of the same shape, got [");
+    at = put_usize(&mut buf, at, a);
+    at = put_str(&mut buf, at, "] and [");
+    at = put_usize(&mut buf, at, b);
+    at = put_str(&mut buf, at, "]");
+    let (msg, _) = buf.split_at(at);
+    match core::str::from_utf8(msg) {
+        Ok(s) => panic!("{}", s),
+        Err(_) => panic!("shape mismatch"),
+    }
+}

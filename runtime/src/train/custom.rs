@@ -1,0 +1,171 @@
+//! Custom training loops, Keras' `GradientTape` pattern: a model gives the loss and gradients for
+//! a batch, the user inspects, clips or combines them, and an optimizer applies them.
+//!
+//! ```ignore
+//! let mut opt = Adam::default();
+//! for (xb, yb) in batches(&x, &y, 32) {
+//!     let (loss, mut grads) = model.loss_and_grads(&xb, &yb, &Loss::SparseCategoricalCrossentropy)?;
+//!     grads.clip_by_global_norm(1.0);
+//!     opt.apply(&mut model, &grads)?;
+//! }
+//! ```
+
+use ndarray::{ArrayBase, ArrayView, ArrayViewD, Axis, Data, Dimension};
+
+use crate::error::{Error, Result};
+use crate::fpenv::FlushDenormals;
+use crate::kernels::ActKind;
+use crate::layers::sized;
+use crate::losses::Loss;
+use crate::model::{MAX_PORTS, Model};
+use crate::optimizers::Optimizer;
+
+use super::data;
+
+/// The gradient of a loss with respect to every parameter of a model, by parameter name, in the
+/// model's traversal order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gradients {
+    names: Vec<String>,
+    values: Vec<Vec<f32>>,
+}
+
+impl Gradients {
+    /// `(name, gradient)` pairs in the model's parameter order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[f32])> {
+        self.names.iter().map(|n| &n[..]).zip(self.values.iter().map(|v| &v[..]))
+    }
+
+    /// The gradient of one parameter.
+    pub fn get(&self, name: &str) -> Option<&[f32]> {
+        self.names.iter().position(|n| n == name).map(|i| &self.values[i][..])
+    }
+
+    /// The gradient of one parameter, to change it.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut [f32]> {
+        self.names.iter().position(|n| n == name).map(|i| &mut self.values[i][..])
+    }
+
+    /// `sqrt(Σ g²)` over every parameter.
+    pub fn global_norm(&self) -> f32 {
+        self.values.iter().flatten().map(|g| (*g as f64) * (*g as f64)).sum::<f64>().sqrt() as f32
+    }
+
+    /// Clamps every value to `[min, max]` (Keras' `clipvalue` is `[-v, v]`).
+    pub fn clip_by_value(&mut self, min: f32, max: f32) {
+        self.values.iter_mut().flatten().for_each(|g| *g = g.clamp(min, max));
+    }
+
+    /// Rescales each parameter's gradient whose norm exceeds `max` to norm `max` (Keras' `clipnorm`).
+    pub fn clip_by_norm(&mut self, max: f32) {
+        for v in &mut self.values {
+            let norm = v.iter().map(|g| (*g as f64) * (*g as f64)).sum::<f64>().sqrt() as f32;
+            if norm > max {
+                v.iter_mut().for_each(|g| *g *= max / norm);
+            }
+        }
+    }
+
+    /// Rescales all gradients together when their global norm exceeds `max` (Keras' `global_clipnorm`).
+    pub fn clip_by_global_norm(&mut self, max: f32) {
+        let norm = self.global_norm();
+        if norm > max {
+            self.scale(max / norm);
+        }
+    }
+
+    /// Multiplies every gradient by `factor`.
+    pub fn scale(&mut self, factor: f32) {
+        self.values.iter_mut().flatten().for_each(|g| *g *= factor);
+    }
+
+    /// Adds another model's (or batch's) gradients, parameter by parameter; they must have the
+    /// same parameters.
+    pub fn add(&mut self, other: &Gradients) -> Result<()> {
+        if self.names != other.names || self.values.iter().zip(&other.values).any(|(a, b)| a.len() != b.len()) {
+            return Err(Error::invalid("gradients", "the two sets of gradients are of different parameters"));
+        }
+        for (a, b) in self.values.iter_mut().zip(&other.values) {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        }
+        Ok(())
+    }
+}
+
+/// The loss of `m` on one batch and its gradients (`loss` applies to every output).
+pub(crate) fn loss_and_grads<M: Model>(
+    m: &mut M,
+    x: Vec<ArrayViewD<'_, f32>>,
+    y: Vec<ArrayViewD<'_, f32>>,
+    loss: &Loss,
+) -> Result<(f32, Gradients)> {
+    let xs = data::inputs::<M>(&x, "x")?;
+    let n = xs[0].n;
+    let ys = data::targets::<M>(&y, n, &[*loss], "y")?;
+    let _ftz = FlushDenormals::new();
+    let xb = super::slices(xs.iter().map(|r| &r.data[..]));
+    let (ni, no) = (M::INPUTS.len(), M::OUTPUTS.len());
+    m.run(&xb[..ni], n, true);
+    let mut grads: Vec<Vec<f32>> = vec![Vec::new(); no];
+    let mut fused = [false; MAX_PORTS];
+    let mut total = 0.0;
+    for k in 0..no {
+        fused[k] = loss.fuses_softmax() && M::OUTPUT_ACTIVATIONS.get(k) == Some(&ActKind::Softmax);
+        let width = M::OUTPUTS[k].size();
+        let g = sized(&mut grads[k], n * width);
+        total += loss.compute(m.output(k), &ys[k].data, n, width, Some(g), fused[k]);
+    }
+    let dys = super::slices(grads.iter().map(|g| &g[..]));
+    m.run_backward(&xb[..ni], n, &dys[..no], &fused[..no]);
+    let (mut names, mut values) = (Vec::new(), Vec::new());
+    m.visit_weights(&mut |name, p| {
+        names.push(name.to_string());
+        values.push(p.grad.clone());
+    });
+    Ok((total, Gradients { names, values }))
+}
+
+/// `opt.apply(&mut model, &grads)`: one optimizer step with gradients computed (and perhaps
+/// changed) by the user. Frozen parameters are left alone.
+pub trait ApplyGradients {
+    /// Applies `grads` to `model`'s parameters, as one step.
+    fn apply<M: Model>(&mut self, model: &mut M, grads: &Gradients) -> Result<()>;
+}
+
+impl<O: Optimizer + ?Sized> ApplyGradients for O {
+    fn apply<M: Model>(&mut self, model: &mut M, grads: &Gradients) -> Result<()> {
+        let mut expected = Vec::new();
+        model.visit_weights(&mut |n, p| expected.push((n.to_string(), p.len())));
+        let fits = expected.len() == grads.names.len()
+            && expected.iter().zip(grads.iter()).all(|((n, len), (gn, g))| n == gn && *len == g.len());
+        if !fits {
+            return Err(Error::invalid("grads", format!("the gradients are not those of {}'s parameters", M::NAME)));
+        }
+        let _ftz = FlushDenormals::new();
+        self.begin_step();
+        let mut slot = 0;
+        model.visit_weights_mut(&mut |p| {
+            if p.trainable {
+                self.update(slot, &mut p.value, &grads.values[slot]);
+            }
+            slot += 1;
+        });
+        Ok(())
+    }
+}
+
+/// Consecutive batches of `size` rows of `x` and `y` (the last one holds the remainder).
+pub fn batches<'a, S1, D1, S2, D2>(
+    x: &'a ArrayBase<S1, D1>,
+    y: &'a ArrayBase<S2, D2>,
+    size: usize,
+) -> impl Iterator<Item = (ArrayView<'a, f32, D1>, ArrayView<'a, f32, D2>)>
+where
+    S1: Data<Elem = f32>,
+    D1: Dimension,
+    S2: Data<Elem = f32>,
+    D2: Dimension,
+{
+    let size = size.max(1);
+    x.axis_chunks_iter(Axis(0), size).zip(y.axis_chunks_iter(Axis(0), size))
+}
