@@ -26,9 +26,11 @@ impl MyModel {
 fn make_data(n: usize) -> (Array2<f32>, Array1<f32>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let x = Array2::from_shape_fn((n, 10), |_| rng.random::<f32>());
-    let y = Array1::from_iter(x.rows().into_iter().map(|r| {
-        r.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as f32
-    }));
+    let y = Array1::from_iter(
+        x.rows()
+            .into_iter()
+            .map(|r| r.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as f32),
+    );
     (x, y)
 }
 

@@ -7,4 +7,5 @@ fn ui() {
     t.compile_fail("tests/ui/sequential/*.rs");
     t.compile_fail("tests/ui/functional/*.rs");
     t.compile_fail("tests/ui/embed/*.rs");
+    t.compile_fail("tests/ui/subclass/*.rs");
 }

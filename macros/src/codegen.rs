@@ -282,19 +282,31 @@ pub fn expand(model: &Model) -> TokenStream {
     let prefixes = with_params.iter().map(|f| f.to_string());
 
     let shape = |s: &[usize]| quote!(&[#(#s),*]);
-    let in_ports: Vec<TokenStream> = model.inputs.iter().map(|(n, node)| {
-        let s = shape(&model.nodes[*node].output_shape);
-        quote!(#rt::Port { name: #n, shape: #s })
-    }).collect();
-    let out_ports: Vec<TokenStream> = model.outputs.iter().map(|&o| {
-        let (n, s) = (model.output_name(o), shape(&model.nodes[o].output_shape));
-        quote!(#rt::Port { name: #n, shape: #s })
-    }).collect();
-    let out_acts: Vec<TokenStream> = model.outputs.iter().map(|&o| {
-        let c = model.resolve(o);
-        let a = if g.fusable_output(c).is_some() { quote!(Softmax) } else { quote!(Linear) };
-        quote!(#rt::ActKind::#a)
-    }).collect();
+    let in_ports: Vec<TokenStream> = model
+        .inputs
+        .iter()
+        .map(|(n, node)| {
+            let s = shape(&model.nodes[*node].output_shape);
+            quote!(#rt::Port { name: #n, shape: #s })
+        })
+        .collect();
+    let out_ports: Vec<TokenStream> = model
+        .outputs
+        .iter()
+        .map(|&o| {
+            let (n, s) = (model.output_name(o), shape(&model.nodes[o].output_shape));
+            quote!(#rt::Port { name: #n, shape: #s })
+        })
+        .collect();
+    let out_acts: Vec<TokenStream> = model
+        .outputs
+        .iter()
+        .map(|&o| {
+            let c = model.resolve(o);
+            let a = if g.fusable_output(c).is_some() { quote!(Softmax) } else { quote!(Linear) };
+            quote!(#rt::ActKind::#a)
+        })
+        .collect();
     let prediction = if model.outputs.len() == 1 {
         quote!(#rt::Array2<f32>)
     } else {
@@ -303,7 +315,33 @@ pub fn expand(model: &Model) -> TokenStream {
     };
     let infos = layer_infos(model);
 
-    let impls = impls(&g, &in_ports, &out_ports, &out_acts, &prediction, &quote!(&[#(#infos)*]));
+    let impls = impls(&g, &in_ports, &out_ports, &out_acts, &prediction, &quote!(&[#(#infos)*]), &quote!());
+    // A model on vectors can be a field of a #[kiln::model] struct.
+    let vector_io = model.inputs.len() == 1
+        && model.outputs.len() == 1
+        && model.nodes[model.inputs[0].1].output_shape.len() == 1
+        && model.nodes[model.outputs[0]].output_shape.len() == 1;
+    let as_field = vector_io.then(|| {
+        let (win, wout) =
+            (model.nodes[model.inputs[0].1].output_shape[0], model.nodes[model.outputs[0]].output_shape[0]);
+        let act = &out_acts[0];
+        let params: usize = model.layers.iter().map(|l| l.kind.params(&model.nodes[l.apps[0]].input_shapes[0])).sum();
+        let name_str = name.to_string();
+        quote! {
+            impl #rt::Shaped for #name {
+                const IN: usize = #win;
+                const OUT: usize = #wout;
+                const ACT: #rt::ActKind = #act;
+                const KIND: &'static str = #name_str;
+                const PARAMS: usize = #params;
+            }
+            impl #rt::Init for #name {
+                fn init(rng: &mut #rt::StdRng) -> Self {
+                    Self::with_seed(#rt::RngCore::next_u64(rng))
+                }
+            }
+        }
+    });
 
     quote! {
         #(#attrs)*
@@ -366,6 +404,7 @@ pub fn expand(model: &Model) -> TokenStream {
         }
 
         #impls
+        #as_field
     }
 }
 
@@ -378,6 +417,7 @@ pub fn impls(
     out_acts: &[TokenStream],
     prediction: &TokenStream,
     layers: &TokenStream,
+    prelude: &TokenStream,
 ) -> TokenStream {
     let (rt, model, state) = (&g.rt, g.m, &g.state);
     let name = &model.name;
@@ -414,9 +454,9 @@ pub fn impls(
                 fn output(&self) -> &[f32] {
                     self.__kiln_output(0)
                 }
+                #[allow(unused_variables)]
                 fn input_grad(&self) -> &[f32] {
-                    let xs: [&[f32]; 0] = [];
-                    let _ = xs;
+                    #prelude
                     #input_grad
                 }
                 fn visit_params(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {

@@ -57,7 +57,10 @@ pub fn model(mut item: ItemStruct) -> syn::Result<TokenStream> {
     let rt = rt();
     let name = item.ident.clone();
     let Fields::Named(fields) = &mut item.fields else {
-        return Err(syn::Error::new(item.ident.span(), "#[kiln::model] needs a struct with named fields, one per layer"));
+        return Err(syn::Error::new(
+            item.ident.span(),
+            "#[kiln::model] needs a struct with named fields, one per layer",
+        ));
     };
     let mut errors = Errors::default();
     let (mut inits, mut consts, mut visits, mut visits_mut, mut infos, mut freeze, mut params) =
@@ -131,7 +134,9 @@ pub fn model(mut item: ItemStruct) -> syn::Result<TokenStream> {
         match &container {
             Container::One => {
                 inits.push(quote!(#f: <#ty as #rt::Init>::init(&mut rng),));
-                visits.push(quote!(#rt::Layer::visit_params(&self.#f, &mut |p, v| f(&::std::format!("{}.{}", #key, p), v));));
+                visits.push(
+                    quote!(#rt::Layer::visit_params(&self.#f, &mut |p, v| f(&::std::format!("{}.{}", #key, p), v));),
+                );
                 visits_mut.push(quote!(#rt::Layer::visit_params_mut(&mut self.#f, f);));
                 if !trainable {
                     freeze.push(quote!(#rt::Layer::set_trainable(&mut model.#f, false);));
@@ -222,7 +227,12 @@ pub fn model(mut item: ItemStruct) -> syn::Result<TokenStream> {
 
 /// The width of an input or output, from `Input<W>` / `Output<W>`.
 fn port_width(ty: &Type, wrapper: &str) -> syn::Result<usize> {
-    let err = || syn::Error::new(ty.span(), format!("expected `{wrapper}<width>`, e.g. `{wrapper}<10>`: tensors in `call` are vectors"));
+    let err = || {
+        syn::Error::new(
+            ty.span(),
+            format!("expected `{wrapper}<width>`, e.g. `{wrapper}<10>`: tensors in `call` are vectors"),
+        )
+    };
     let Type::Path(p) = ty else { return Err(err()) };
     let seg = p.path.segments.last().ok_or_else(err)?;
     if seg.ident != wrapper {
@@ -250,12 +260,20 @@ struct Lower {
     ops: usize,
     errors: Errors,
     name: Ident,
+    /// Array or Vec fields indexed in `call`, with the indices used.
+    indexed: std::collections::BTreeMap<String, std::collections::BTreeSet<usize>>,
 }
 
 impl Lower {
     fn node(&mut self, layer: usize, inputs: Vec<usize>, tokens: TokenStream, width: TokenStream) -> usize {
         let id = self.model.nodes.len();
-        self.model.nodes.push(Node { op: Op::Apply(layer), inputs, tokens, output_shape: vec![], input_shapes: vec![] });
+        self.model.nodes.push(Node {
+            op: Op::Apply(layer),
+            inputs,
+            tokens,
+            output_shape: vec![],
+            input_shapes: vec![],
+        });
         self.model.layers[layer].apps.push(id);
         self.widths.push(width);
         id
@@ -268,15 +286,23 @@ impl Lower {
         self.model.layers.len() - 1
     }
 
-    fn check(&mut self, span: Span, call: TokenStream) {
-        self.checks.push(quote_spanned!(span=> const _: () = #call;));
+    /// A compile-time check, spanned at the user's expression so the error underlines it.
+    fn check(&mut self, span: Span, check: &str, what: &str, a: TokenStream, b: TokenStream) {
+        let f = format_ident!("{}", check, span = span);
+        self.checks.push(quote_spanned!(span=> const _: () = ::kiln::__private::#f(#what, #a, #b);));
     }
 
     fn field_layer(&mut self, key: String, place: TokenStream, ident: Ident, tokens: TokenStream) -> usize {
         if let Some(&l) = self.fields.get(&place.to_string()) {
             return l;
         }
-        self.model.layers.push(LayerDef { name: ident, kind: LayerKind::Field { key }, tokens, apps: vec![], place: Some(place.clone()) });
+        self.model.layers.push(LayerDef {
+            name: ident,
+            kind: LayerKind::Field { key },
+            tokens,
+            apps: vec![],
+            place: Some(place.clone()),
+        });
         let l = self.model.layers.len() - 1;
         self.fields.insert(place.to_string(), l);
         l
@@ -292,8 +318,14 @@ impl Lower {
         }
     }
 
-    fn merge(&mut self, kind: LayerKind, what: &str, ins: Vec<usize>, tokens: TokenStream, span: Span) -> Option<usize> {
-        let rt = rt();
+    fn merge(
+        &mut self,
+        kind: LayerKind,
+        what: &str,
+        ins: Vec<usize>,
+        tokens: TokenStream,
+        span: Span,
+    ) -> Option<usize> {
         if ins.len() < 2 {
             self.errors.at(span, format!("{what} merges at least two tensors"));
             return None;
@@ -310,7 +342,7 @@ impl Lower {
             let w0 = self.widths[ins[0]].clone();
             for &i in &ins[1..] {
                 let wi = self.widths[i].clone();
-                self.check(span, quote!(#rt::expect_same(#what, #w0, #wi)));
+                self.check(span, "expect_same", what, w0.clone(), wi);
             }
         }
         let layer = self.op_layer(kind, tokens.clone());
@@ -366,12 +398,15 @@ impl Lower {
                             (m.to_string(), quote!(self.#m), m.clone())
                         }
                         Expr::Index(ix) => match (&*ix.expr, &*ix.index) {
-                            (Expr::Field(fe), Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }))
-                                if matches!(&*fe.base, Expr::Path(p) if p.path.is_ident("self")) =>
+                            (Expr::Field(fe), Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. })) if matches!(&*fe.base, Expr::Path(p) if p.path.is_ident("self")) =>
                             {
                                 let syn::Member::Named(m) = &fe.member else { return None };
                                 let idx: usize = i.base10_parse().ok()?;
-                                (m.to_string(), quote!(self.#m[#idx]), format_ident!("{}_{}", m, idx))
+                                // Elements are bound to locals at the top of each generated
+                                // function, so two elements can be borrowed at once.
+                                let local = format_ident!("__kiln_{}_{}", m, idx);
+                                self.indexed.entry(m.to_string()).or_default().insert(idx);
+                                (m.to_string(), quote!((*#local)), format_ident!("{}_{}", m, idx))
                             }
                             _ => {
                                 self.errors.at(ix.span(), "index a list of layers with a literal: self.blocks[2](x)");
@@ -441,14 +476,21 @@ impl Lower {
     }
 
     /// Applies field `key` (at `place`) to `arg`, with its compile-time width check.
-    fn field_call(&mut self, key: String, place: TokenStream, ident: Ident, arg: &Expr, tokens: TokenStream, span: Span) -> Option<usize> {
-        let rt = rt();
+    fn field_call(
+        &mut self,
+        key: String,
+        place: TokenStream,
+        ident: Ident,
+        arg: &Expr,
+        tokens: TokenStream,
+        span: Span,
+    ) -> Option<usize> {
         let x = self.value(arg)?;
         let name = self.name.clone();
         let (kin, kout) = (konst("IN", &key), konst("OUT", &key));
         let w = self.widths[x].clone();
         let what = format!("layer `{key}`");
-        self.check(span, quote!(#rt::expect_width(#what, <#name>::#kin, #w)));
+        self.check(span, "expect_width", &what, quote!(<#name>::#kin), w);
         let layer = self.field_layer(key, place, ident, tokens.clone());
         Some(self.node(layer, vec![x], tokens, quote!(<#name>::#kout)))
     }
@@ -464,11 +506,15 @@ impl Lower {
 /// `#[kiln::call]`: lowers the `call` body to the graph IR, checks its shapes through the field
 /// constants, and generates forward, backward and the model traits.
 pub fn call(item: ItemImpl) -> syn::Result<TokenStream> {
-    let rt = rt();
     let Type::Path(self_ty) = &*item.self_ty else {
         return Err(syn::Error::new(item.self_ty.span(), "#[kiln::call] goes on `impl YourModel { fn call(..) }`"));
     };
-    let name = self_ty.path.segments.last().map(|s| s.ident.clone()).ok_or_else(|| syn::Error::new(self_ty.span(), "expected a type"))?;
+    let name = self_ty
+        .path
+        .segments
+        .last()
+        .map(|s| s.ident.clone())
+        .ok_or_else(|| syn::Error::new(self_ty.span(), "expected a type"))?;
     let func = item
         .items
         .iter()
@@ -476,7 +522,12 @@ pub fn call(item: ItemImpl) -> syn::Result<TokenStream> {
             syn::ImplItem::Fn(f) if f.sig.ident == "call" => Some(f),
             _ => None,
         })
-        .ok_or_else(|| syn::Error::new(item.self_ty.span(), "#[kiln::call] needs `fn call(&self, x: Input<width>) -> Output<width>`"))?;
+        .ok_or_else(|| {
+            syn::Error::new(
+                item.self_ty.span(),
+                "#[kiln::call] needs `fn call(&self, x: Input<width>) -> Output<width>`",
+            )
+        })?;
     let mut lw = Lower {
         model: Model {
             attrs: vec![],
@@ -495,6 +546,7 @@ pub fn call(item: ItemImpl) -> syn::Result<TokenStream> {
         ops: 0,
         errors: Errors::default(),
         name: name.clone(),
+        indexed: Default::default(),
     };
     for arg in func.sig.inputs.iter() {
         let syn::FnArg::Typed(pt) = arg else { continue };
@@ -521,7 +573,9 @@ pub fn call(item: ItemImpl) -> syn::Result<TokenStream> {
     }
     let out_widths: Vec<usize> = match &func.sig.output {
         ReturnType::Type(_, t) => match &**t {
-            Type::Tuple(tt) => tt.elems.iter().filter_map(|t| port_width(t, "Output").map_err(|e| lw.errors.push(e)).ok()).collect(),
+            Type::Tuple(tt) => {
+                tt.elems.iter().filter_map(|t| port_width(t, "Output").map_err(|e| lw.errors.push(e)).ok()).collect()
+            }
             t => port_width(t, "Output").map_err(|e| lw.errors.push(e)).into_iter().collect(),
         },
         ReturnType::Default => {
@@ -570,7 +624,7 @@ pub fn call(item: ItemImpl) -> syn::Result<TokenStream> {
     for (&o, &w) in outs.iter().zip(&out_widths) {
         let got = lw.widths[o].clone();
         let what = "the declared output";
-        lw.check(func.sig.output.span(), quote!(#rt::expect_width(#what, #w, #got)));
+        lw.check(func.sig.output.span(), "expect_width", what, quote!(#w), got);
         lw.model.nodes[o].output_shape = vec![w];
     }
     lw.model.outputs = outs;
@@ -699,7 +753,26 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
         let each = model.outputs.iter().map(|_| quote!(#rt::Array2<f32>));
         quote!((#(#each,)*))
     };
-    let trait_impls = impls(&g, &in_ports, &out_ports, &out_acts, &prediction, &quote!(Self::__KILN_LAYERS));
+    let bind = |mutable: bool| -> TokenStream {
+        let lets = lw.indexed.iter().map(|(field, idx)| {
+            let f = format_ident!("{}", field);
+            let max = *idx.iter().max().unwrap_or(&0);
+            let pats = (0..=max).map(|i| {
+                if idx.contains(&i) {
+                    let l = format_ident!("__kiln_{}_{}", field, i);
+                    quote!(#l)
+                } else {
+                    quote!(_)
+                }
+            });
+            let msg = format!("`{field}` holds fewer layers than `call` uses ({})", max + 1);
+            let borrow = if mutable { quote!(&mut self.#f[..]) } else { quote!(&self.#f[..]) };
+            quote!(let [#(#pats,)* ..] = #borrow else { panic!(#msg) };)
+        });
+        quote!(#(#lets)*)
+    };
+    let (bind_mut, bind_ref) = (bind(true), bind(false));
+    let trait_impls = impls(&g, &in_ports, &out_ports, &out_acts, &prediction, &quote!(Self::__KILN_LAYERS), &bind_ref);
     let checks = &lw.checks;
     let shaped = (model.inputs.len() == 1 && model.outputs.len() == 1).then(|| {
         let (win, wout, act) = (model.nodes[model.inputs[0].1].output_shape[0], out_widths[0], &out_acts[0]);
@@ -736,11 +809,15 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
         #(#checks)*
 
         impl #name {
+            #[allow(unused_variables)]
             fn __kiln_run(&mut self, xs: &[&[f32]], n: usize, train: bool) {
+                #bind_mut
                 #forward
             }
 
+            #[allow(unused_variables)]
             fn __kiln_output(&self, k: usize) -> &[f32] {
+                #bind_ref
                 match k {
                     #(#outputs)*
                     _ => &[],
@@ -749,6 +826,7 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
 
             #[allow(unused_variables)]
             fn __kiln_backward(&mut self, xs: &[&[f32]], n: usize, dys: &[&[f32]], fused: &[bool], accumulate: bool, input_grad: bool) {
+                #bind_mut
                 #backward
             }
         }

@@ -50,6 +50,6 @@ pub mod __private {
     pub use crate::summary::LayerInfo;
     pub use crate::train::TrainState;
     pub use ndarray::Array2;
-    pub use rand::{RngCore, SeedableRng};
     pub use rand::rngs::StdRng;
+    pub use rand::{RngCore, SeedableRng};
 }
