@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use kiln::PlotOptions;
 use kiln::prelude::*;
 
 sequential! {
@@ -51,5 +52,18 @@ fn main() -> kiln::Result<()> {
     let weights = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/digits.safetensors");
     model.save_weights(weights)?;
     println!("saved the weights to {weights}");
+
+    // Pictures of the model and of the training curves, drawn without Graphviz.
+    let out = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/target/kiln-digits"));
+    std::fs::create_dir_all(out).map_err(|source| kiln::Error::Io { path: out.display().to_string(), source })?;
+    let opts = PlotOptions {
+        show_shapes: true,
+        show_layer_names: true,
+        show_layer_activations: true,
+        ..PlotOptions::default()
+    };
+    kiln::plot_model(&model, out.join("model.png"), &opts)?;
+    history.plot(out.join("history.png"))?;
+    println!("drew model.png and history.png in {}", out.display());
     Ok(())
 }

@@ -513,10 +513,13 @@ fn layer_infos(model: &Model) -> Vec<TokenStream> {
     if model.functional {
         for (name, node) in &model.inputs {
             let s = shape(&model.nodes[*node].output_shape);
-            rows.push(quote!(#rt::LayerInfo { name: #name, kind: "InputLayer", output_shape: #s, params: 0, connected: &[] },));
+            rows.push(quote!(#rt::LayerInfo { name: #name, kind: "InputLayer", output_shape: #s, params: 0, connected: &[], activation: "" },));
         }
     }
-    for l in &model.layers {
+    // Layers in the order their first use computes (Keras lists a model's layers topologically).
+    let mut order: Vec<&crate::ir::LayerDef> = model.layers.iter().collect();
+    order.sort_by_key(|l| l.apps[0]);
+    for l in order {
         let first = &model.nodes[l.apps[0]];
         let (name, kind, s) = (l.name.to_string(), l.kind.class(), shape(&first.output_shape));
         let params = l.kind.params(&first.input_shapes[0]);
@@ -532,7 +535,15 @@ fn layer_infos(model: &Model) -> Vec<TokenStream> {
         } else {
             vec![]
         };
-        rows.push(quote!(#rt::LayerInfo { name: #name, kind: #kind, output_shape: #s, params: #params, connected: &[#(#connected),*] },));
+        let activation = match &l.kind {
+            LayerKind::Dense { act, .. } | LayerKind::Activation { act } => {
+                crate::ir::ACTIVATIONS.iter().find(|(_, t)| *t == act.ty).map_or("", |(n, _)| n)
+            }
+            _ => "",
+        };
+        rows.push(quote!(#rt::LayerInfo {
+            name: #name, kind: #kind, output_shape: #s, params: #params, connected: &[#(#connected),*], activation: #activation
+        },));
     }
     rows
 }

@@ -130,6 +130,7 @@ pub fn model(mut item: ItemStruct) -> syn::Result<TokenStream> {
             output_shape: &[<#ty as #rt::Shaped>::OUT],
             params: <#ty as #rt::Shaped>::PARAMS,
             connected: &[],
+            activation: <#ty as #rt::Shaped>::ACT.name(),
         },));
         match &container {
             Container::One => {

@@ -15,6 +15,7 @@ pub mod losses;
 pub mod metrics;
 pub mod model;
 pub mod optimizers;
+pub mod plot;
 pub mod summary;
 pub mod testing;
 pub mod train;
@@ -29,6 +30,7 @@ pub use losses::{Loss, LossKind};
 pub use metrics::Metric;
 pub use model::{Inputs, MAX_PORTS, Model, Port, Prediction};
 pub use optimizers::{Adagrad, Adam, AdamW, IntoOptimizer, Optimizer, OptimizerState, RmsProp, Sgd};
+pub use plot::{PlotOptions, plot_model};
 pub use summary::LayerInfo;
 pub use train::{
     ApplyGradients, Compile, Fit, Gradients, History, IntoLoss, Logs, StepBatch, TrainState, apply_gradients, batches,

@@ -16,6 +16,8 @@ pub struct LayerInfo {
     /// The layers it reads, as Keras' `Connected to` column writes them (`dense[0][0]`);
     /// empty for Sequential models.
     pub connected: &'static [&'static str],
+    /// The activation a Dense or Activation layer applies (`relu`), or "".
+    pub activation: &'static str,
 }
 
 fn thousands(n: usize) -> String {
@@ -45,7 +47,7 @@ fn bytes(params: usize) -> String {
     format!("{v:.2} {unit}")
 }
 
-fn shape(s: &[usize]) -> String {
+pub(crate) fn shape(s: &[usize]) -> String {
     let mut out = String::from("(None");
     for d in s {
         out += &format!(", {d}");
@@ -61,22 +63,65 @@ pub(crate) fn render<M: Model>(m: &M) -> String {
             trainable += p.len();
         }
     });
-    let w = [33, 24, 15];
+    // Functional models add Keras' `Connected to` column; a cell may hold several lines.
+    let functional = M::LAYERS.iter().any(|l| l.kind == "InputLayer" || !l.connected.is_empty());
+    let mut header = vec!["Layer (type)".to_string(), "Output Shape".into(), "Param #".into()];
+    if functional {
+        header.push("Connected to".into());
+    }
+    let rows: Vec<Vec<Vec<String>>> = M::LAYERS
+        .iter()
+        .map(|l| {
+            let mut row =
+                vec![vec![format!("{} ({})", l.name, l.kind)], vec![shape(l.output_shape)], vec![thousands(l.params)]];
+            if functional {
+                let mut c: Vec<String> = l
+                    .connected
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| if i + 1 < l.connected.len() { format!("{c},") } else { c.to_string() })
+                    .collect();
+                if c.is_empty() {
+                    c.push("-".into());
+                }
+                row.push(c);
+            }
+            row
+        })
+        .collect();
+    let mut w: Vec<usize> = if functional { vec![31, 22, 11, 22] } else { vec![31, 22, 13] };
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            for line in cell {
+                w[i] = w[i].max(line.chars().count());
+            }
+        }
+    }
     let line = |l: &str, mid: &str, r: &str, fill: &str| {
-        format!("{l}{}{mid}{}{mid}{}{r}\n", fill.repeat(w[0]), fill.repeat(w[1]), fill.repeat(w[2]))
+        let parts: Vec<String> = w.iter().map(|n| fill.repeat(n + 2)).collect();
+        format!("{l}{}{r}\n", parts.join(mid))
     };
-    let row = |a: &str, b: &str, c: &str, bar: &str| {
-        format!("{bar} {a:<0$} {bar} {b:<1$} {bar} {c:>2$} {bar}\n", w[0] - 2, w[1] - 2, w[2] - 2)
+    let cells = |cells: &[&str], bar: &str| {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i == 2 { format!(" {c:>0$} ", w[i]) } else { format!(" {c:<0$} ", w[i]) })
+            .collect();
+        format!("{bar}{}{bar}\n", parts.join(bar))
     };
     let mut s = format!("Model: \"{}\"\n", M::NAME);
     s += &line("┏", "┳", "┓", "━");
-    s += &row("Layer (type)", "Output Shape", "Param #", "┃");
+    s += &cells(&header.iter().map(|h| &h[..]).collect::<Vec<_>>(), "┃");
     s += &line("┡", "╇", "┩", "━");
-    for (i, l) in M::LAYERS.iter().enumerate() {
+    for (i, row) in rows.iter().enumerate() {
         if i > 0 {
             s += &line("├", "┼", "┤", "─");
         }
-        s += &row(&format!("{} ({})", l.name, l.kind), &shape(l.output_shape), &thousands(l.params), "│");
+        let height = row.iter().map(Vec::len).max().unwrap_or(1);
+        for k in 0..height {
+            let texts: Vec<&str> = row.iter().map(|c| c.get(k).map_or("", |t| &t[..])).collect();
+            s += &cells(&texts, "│");
+        }
     }
     s += &line("└", "┴", "┘", "─");
     s += &format!(" Total params: {} ({})\n", thousands(total), bytes(total));

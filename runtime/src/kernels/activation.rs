@@ -56,7 +56,7 @@ impl ActKind {
         ["linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "selu", "leaky_relu", "softplus", "swish"];
 
     /// Keras' name of this activation.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         Self::NAMES[self as usize]
     }
 
