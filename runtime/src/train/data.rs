@@ -100,7 +100,9 @@ pub(crate) fn inputs<'v, M: Model>(views: &'v [ArrayViewD<'_, f32>], what: &str)
         let width = data.len() / n;
         // A branch-free pass per block vectorises; only a block with a bad value is searched.
         let bad_block = data.chunks(4096).position(|c| !c.iter().fold(true, |ok, v| ok & v.is_finite()));
-        if let Some(j) = bad_block.and_then(|b| data[b * 4096..].iter().position(|v| !v.is_finite()).map(|j| b * 4096 + j)) {
+        if let Some(j) =
+            bad_block.and_then(|b| data[b * 4096..].iter().position(|v| !v.is_finite()).map(|j| b * 4096 + j))
+        {
             return Err(Error::InvalidData {
                 what: label::<M>(what, i, false),
                 reason: format!("row {} holds {} (kiln does not train or predict on NaN or inf)", j / width, data[j]),
