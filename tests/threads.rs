@@ -23,6 +23,6 @@ fn one_and_two_threads_train_identically() {
         m.fit(&x, &y, Fit { epochs: 2, batch_size: 128, verbose: 0, ..Fit::default() }).unwrap();
         m.weights().into_iter().flat_map(|(_, p)| p.value).map(f32::to_bits).collect::<Vec<_>>()
     };
-    assert!(2 * 128 * 256 * 256 >= kiln::kernels::matmul::PARALLEL_FLOPS, "the products are split");
+    const { assert!(2 * 128 * 256 * 256 >= kiln::kernels::matmul::PARALLEL_FLOPS, "the products are split") };
     assert_eq!(run(1), run(2));
 }
