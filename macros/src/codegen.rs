@@ -197,6 +197,46 @@ impl Gen<'_> {
         }
     }
 
+    /// Buffers for the second and later uses of shared layers.
+    pub fn extra_bufs(&self) -> Vec<Ident> {
+        self.computing()
+            .filter(|&i| self.m.app_index(i) > 0 && !self.layer(i).kind.is_merge())
+            .map(|i| self.buf(i))
+            .collect()
+    }
+
+    /// One accumulator per value whose gradient has several contributions.
+    pub fn accumulators(&self) -> Vec<Ident> {
+        (0..self.m.nodes.len())
+            .filter(|&u| {
+                let value =
+                    matches!(self.m.nodes[u].op, Op::Input(_)) || self.m.layer_of(u).is_some_and(|l| !l.kind.is_view());
+                value && self.contributions(u).len() > 1
+            })
+            .map(Self::grad_buf)
+            .collect()
+    }
+
+    /// The arms of `__kiln_output`'s match: output `k` to where its values are.
+    pub fn output_arms(&self) -> Vec<TokenStream> {
+        self.m
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(k, &o)| {
+                let e = self.out_expr(o);
+                quote!(#k => #e,)
+            })
+            .collect()
+    }
+
+    /// What `predict` returns: an array for one output, a tuple for several.
+    pub fn prediction(&self) -> TokenStream {
+        let rt = &self.rt;
+        let each = self.m.outputs.iter().map(|_| quote!(#rt::Array2<f32>));
+        if self.m.outputs.len() == 1 { quote!(#rt::Array2<f32>) } else { quote!((#(#each,)*)) }
+    }
+
     pub fn computing(&self) -> impl DoubleEndedIterator<Item = usize> + '_ {
         (0..self.m.nodes.len()).filter(|&i| self.m.layer_of(i).is_some_and(|l| !l.kind.is_view()))
     }
@@ -262,21 +302,9 @@ pub fn expand(model: &Model) -> TokenStream {
         let (f, c) = (&l.name, g.constructor(l));
         quote!(#f: #c,)
     });
-    let extra_bufs: Vec<Ident> =
-        g.computing().filter(|&i| g.m.app_index(i) > 0 && !g.layer(i).kind.is_merge()).map(|i| g.buf(i)).collect();
-    let mut accumulators: Vec<Ident> = Vec::new();
-    for (u, node) in model.nodes.iter().enumerate() {
-        let value = matches!(node.op, Op::Input(_)) || g.m.layer_of(u).is_some_and(|l| !l.kind.is_view());
-        if value && g.contributions(u).len() > 1 {
-            accumulators.push(Gen::grad_buf(u));
-        }
-    }
+    let (extra_bufs, accumulators, outputs) = (g.extra_bufs(), g.accumulators(), g.output_arms());
     let forward = g.forward();
     let backward = g.backward();
-    let outputs = model.outputs.iter().enumerate().map(|(k, &o)| {
-        let e = g.out_expr(o);
-        quote!(#k => #e,)
-    });
     let with_params: Vec<&Ident> =
         computing.iter().filter(|l| matches!(l.kind, LayerKind::Dense { .. })).map(|l| &l.name).collect();
     let prefixes = with_params.iter().map(|f| f.to_string());
@@ -307,12 +335,7 @@ pub fn expand(model: &Model) -> TokenStream {
             quote!(#rt::ActKind::#a)
         })
         .collect();
-    let prediction = if model.outputs.len() == 1 {
-        quote!(#rt::Array2<f32>)
-    } else {
-        let each = model.outputs.iter().map(|_| quote!(#rt::Array2<f32>));
-        quote!((#(#each,)*))
-    };
+    let prediction = g.prediction();
     let infos = layer_infos(model);
 
     let impls = impls(&g, &in_ports, &out_ports, &out_acts, &prediction, &quote!(&[#(#infos)*]), &quote!());

@@ -631,33 +631,9 @@ pub fn call(item: ItemImpl) -> syn::Result<TokenStream> {
     lw.model.outputs = outs;
     // Every value must reach an output, and inputs be used, as in functional!.
     let mut errors = Errors::default();
-    check_reach(&lw.model, &mut errors);
+    crate::shape::check_graph(&lw.model, &mut errors);
     errors.finish()?;
     Ok(expand(&lw, &out_widths))
-}
-
-fn check_reach(model: &Model, errors: &mut Errors) {
-    let mut reaches = vec![false; model.nodes.len()];
-    for &o in &model.outputs {
-        reaches[o] = true;
-    }
-    for i in (0..model.nodes.len()).rev() {
-        if reaches[i] {
-            for &j in &model.nodes[i].inputs {
-                reaches[j] = true;
-            }
-        }
-    }
-    for (i, n) in model.nodes.iter().enumerate() {
-        if !reaches[i] && matches!(n.op, Op::Input(_)) {
-            errors.over(&n.tokens, "this input is not used by the output");
-        }
-    }
-    for &o in &model.outputs {
-        if matches!(model.nodes[model.resolve(o)].op, Op::Input(_)) {
-            errors.over(&model.nodes[o].tokens, "an output must be computed by a layer, not be an input");
-        }
-    }
 }
 
 fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
@@ -698,21 +674,9 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
         fields.push(quote!(#f: #ty,));
         inits.push(quote!(#f: #init,));
     }
-    let bufs: Vec<_> =
-        g.computing().filter(|&i| model.app_index(i) > 0 && !g.layer(i).kind.is_merge()).map(|i| g.buf(i)).collect();
-    let mut accs = Vec::new();
-    for (u, node) in model.nodes.iter().enumerate() {
-        let value = matches!(node.op, Op::Input(_)) || model.layer_of(u).is_some();
-        if value && g.contributions(u).len() > 1 {
-            accs.push(Gen::grad_buf(u));
-        }
-    }
+    let (bufs, accs, outputs) = (g.extra_bufs(), g.accumulators(), g.output_arms());
     let forward = g.forward();
     let backward = g.backward();
-    let outputs = model.outputs.iter().enumerate().map(|(k, &o)| {
-        let e = g.out_expr(o);
-        quote!(#k => #e,)
-    });
     let in_ports: Vec<TokenStream> = model
         .inputs
         .iter()
@@ -748,12 +712,7 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
             }
         })
         .collect();
-    let prediction = if model.outputs.len() == 1 {
-        quote!(#rt::Array2<f32>)
-    } else {
-        let each = model.outputs.iter().map(|_| quote!(#rt::Array2<f32>));
-        quote!((#(#each,)*))
-    };
+    let prediction = g.prediction();
     let bind = |mutable: bool| -> TokenStream {
         let lets = lw.indexed.iter().map(|(field, idx)| {
             let f = format_ident!("{}", field);

@@ -143,7 +143,7 @@ pub fn infer(model: &mut Model) -> Result<(), syn::Error> {
 }
 
 /// Everything reaches an output; every layer is applied; outputs are computed; few enough ports.
-fn check_graph(model: &Model, errors: &mut Errors) {
+pub fn check_graph(model: &Model, errors: &mut Errors) {
     let mut reaches = vec![false; model.nodes.len()];
     for &o in &model.outputs {
         reaches[o] = true;
