@@ -130,7 +130,11 @@ fn main() {
         println!("| W4 predict throughput, bs1000 (samples/s) | {:.0} |", median(v));
     }
     if want("G") {
-        println!("| G sgemm 128×784×128 (GFLOP/s) | {:.1} |", gflops(128, 784, 128, 200));
-        println!("| G sgemm 1024³ (GFLOP/s) | {:.1} |", gflops(1024, 1024, 1024, if quick { 3 } else { 10 }));
+        for threads in [1, 2] {
+            kiln::kernels::parallel::set_threads(threads);
+            let t = if threads == 1 { "1 thread" } else { "2 threads" };
+            println!("| G sgemm 128×784×128, {t} (GFLOP/s) | {:.1} |", gflops(128, 784, 128, 200));
+            println!("| G sgemm 1024³, {t} (GFLOP/s) | {:.1} |", gflops(1024, 1024, 1024, if quick { 3 } else { 10 }));
+        }
     }
 }

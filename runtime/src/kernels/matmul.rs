@@ -39,7 +39,7 @@ impl<'a> Mat<'a> {
 pub const SMALL_ROWS: usize = 4;
 
 /// Products of at least this many flops are split across both cores.
-pub const PARALLEL_FLOPS: usize = 8_000_000;
+pub const PARALLEL_FLOPS: usize = 4_000_000;
 
 /// `c[m×n] = a[m×k] · b[k×n] + beta · c`, all row-major; `a` and `b` may be read transposed.
 ///

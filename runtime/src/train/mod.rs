@@ -443,7 +443,7 @@ pub(crate) fn evaluate<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>, y: Vec<
 
 /// Rows per forward pass in `predict`: large enough to amortise each product, small enough that
 /// the buffers stay in cache.
-const PREDICT_BATCH: usize = 256;
+const PREDICT_BATCH: usize = 1024;
 
 pub(crate) fn predict<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>) -> Result<Vec<Array2<f32>>> {
     let xs = data::inputs::<M>(&x, "x")?;
