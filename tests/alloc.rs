@@ -5,28 +5,25 @@
 //! (64-byte aligned); those are counted apart, by alignment, and compared with kiln's sgemm count.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use kiln::ndarray::{Array1, Array2};
 use kiln::prelude::*;
 
 struct Counting;
 
-thread_local! {
-    static ON: Cell<bool> = const { Cell::new(false) };
-    static OWN: Cell<usize> = const { Cell::new(0) };
-    static PACKING: Cell<usize> = const { Cell::new(0) };
-}
+// Counted on every thread (kiln's worker thread too); this file holds one test, so nothing
+// else allocates while counting is on.
+static ON: AtomicBool = AtomicBool::new(false);
+static OWN: AtomicUsize = AtomicUsize::new(0);
+static PACKING: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // try_with: the thread-locals may be gone while a thread shuts down.
-        let _ = ON.try_with(|on| {
-            if on.get() {
-                let c = if layout.align() >= 32 { &PACKING } else { &OWN };
-                let _ = c.try_with(|c| c.set(c.get() + 1));
-            }
-        });
+        if ON.load(Ordering::Relaxed) {
+            let c = if layout.align() >= 32 { &PACKING } else { &OWN };
+            c.fetch_add(1, Ordering::Relaxed);
+        }
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -37,15 +34,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-/// (kiln's allocations, packing allocations, sgemm calls) made by `f` on this thread.
+/// (kiln's allocations, packing allocations, sgemm calls) made while `f` runs.
 fn count(f: impl FnOnce()) -> (usize, usize, usize) {
-    OWN.with(|c| c.set(0));
-    PACKING.with(|c| c.set(0));
+    OWN.store(0, Ordering::Relaxed);
+    PACKING.store(0, Ordering::Relaxed);
     let calls = kiln::kernels::sgemm_calls();
-    ON.with(|on| on.set(true));
+    ON.store(true, Ordering::Relaxed);
     f();
-    ON.with(|on| on.set(false));
-    (OWN.with(Cell::get), PACKING.with(Cell::get), kiln::kernels::sgemm_calls() - calls)
+    ON.store(false, Ordering::Relaxed);
+    (OWN.load(Ordering::Relaxed), PACKING.load(Ordering::Relaxed), kiln::kernels::sgemm_calls() - calls)
 }
 
 sequential! {
@@ -78,11 +75,9 @@ fn steady_state_training_step_and_predict_one_allocate_nothing() {
     );
     assert_eq!(own, 0, "kiln allocated in a steady-state training step");
     assert!(packing <= sgemm, "more aligned allocations ({packing}) than sgemm calls ({sgemm})");
-    assert_eq!(
-        sgemm,
-        10 * 5,
-        "per step: Dense forward and kernel gradient per layer, input gradient for the second only"
-    );
+    // Per step: forward and kernel gradient of both layers and the second's input gradient; the
+    // large ones are split into one call per core.
+    assert!(sgemm >= 10 * 5, "{sgemm} sgemm calls for 10 steps");
 
     let sample: Vec<f32> = x.row(0).to_vec();
     m.predict_one(&sample).unwrap();
