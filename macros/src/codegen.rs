@@ -349,15 +349,9 @@ pub fn expand(model: &Model) -> TokenStream {
             (model.nodes[model.inputs[0].1].output_shape[0], model.nodes[model.outputs[0]].output_shape[0]);
         let act = &out_acts[0];
         let params: usize = model.layers.iter().map(|l| l.kind.params(&model.nodes[l.apps[0]].input_shapes[0])).sum();
-        let name_str = name.to_string();
+        let shaped = shaped_impl(name, win, wout, act, &quote!(#params));
         quote! {
-            impl #rt::Shaped for #name {
-                const IN: usize = #win;
-                const OUT: usize = #wout;
-                const ACT: #rt::ActKind = #act;
-                const KIND: &'static str = #name_str;
-                const PARAMS: usize = #params;
-            }
+            #shaped
             impl #rt::Init for #name {
                 fn init(rng: &mut #rt::StdRng) -> Self {
                     Self::with_seed(#rt::RngCore::next_u64(rng))
@@ -524,6 +518,21 @@ pub fn impls(
         }
 
         #layer_impl
+    }
+}
+
+/// `Shaped` for a model on vectors, so it can be a field of a `#[kiln::model]` struct.
+pub fn shaped_impl(name: &Ident, win: usize, wout: usize, act: &TokenStream, params: &TokenStream) -> TokenStream {
+    let rt = rt();
+    let name_str = name.to_string();
+    quote! {
+        impl #rt::Shaped for #name {
+            const IN: usize = #win;
+            const OUT: usize = #wout;
+            const ACT: #rt::ActKind = #act;
+            const KIND: &'static str = #name_str;
+            const PARAMS: usize = #params;
+        }
     }
 }
 

@@ -736,16 +736,7 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
     let checks = &lw.checks;
     let shaped = (model.inputs.len() == 1 && model.outputs.len() == 1).then(|| {
         let (win, wout, act) = (model.nodes[model.inputs[0].1].output_shape[0], out_widths[0], &out_acts[0]);
-        let name_str = name.to_string();
-        quote! {
-            impl #rt::Shaped for #name {
-                const IN: usize = #win;
-                const OUT: usize = #wout;
-                const ACT: #rt::ActKind = #act;
-                const KIND: &'static str = #name_str;
-                const PARAMS: usize = <#name>::__KILN_PARAMS;
-            }
-        }
+        crate::codegen::shaped_impl(name, win, wout, act, &quote!(<#name>::__KILN_PARAMS))
     });
     quote! {
         #[doc(hidden)]
