@@ -268,3 +268,20 @@ fn fit_with_a_custom_train_step_keeps_history() {
     assert_eq!(h.keys().collect::<Vec<_>>(), ["accuracy", "loss", "val_accuracy", "val_loss"]);
     assert!(h.last("loss").unwrap() < h.get("loss").unwrap()[0]);
 }
+
+#[test]
+fn summary_expands_nested_models() {
+    let m = Deep::new();
+    let flat = m.summary_string();
+    let expanded = m.summary_expanded();
+    assert!(!flat.contains("└ dense (Dense)"));
+    assert!(expanded.contains("│ blocks (Block)"), "{expanded}");
+    assert!(expanded.contains("│ └ dense (Dense)"), "{expanded}");
+    assert!(expanded.contains("│ └ dense (Dense)                 │ (None, 8)"), "{expanded}");
+    // The totals are the model's, whatever is listed.
+    assert_eq!(flat.lines().last(), expanded.lines().last());
+    // A Vec field's row counts all its layers.
+    assert!(flat.contains("│ extra (Dense)                   │ (None, 8)              │           144 │"), "{flat}");
+    let rows: usize = Deep::LAYERS.iter().map(|l| l.params).sum();
+    assert_eq!(rows, m.count_params());
+}

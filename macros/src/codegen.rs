@@ -532,6 +532,7 @@ pub fn shaped_impl(name: &Ident, win: usize, wout: usize, act: &TokenStream, par
             const ACT: #rt::ActKind = #act;
             const KIND: &'static str = #name_str;
             const PARAMS: usize = #params;
+            const LAYERS: &'static [#rt::LayerInfo] = <Self as #rt::Model>::LAYERS;
         }
     }
 }
@@ -545,7 +546,7 @@ fn layer_infos(model: &Model) -> Vec<TokenStream> {
     if model.functional {
         for (name, node) in &model.inputs {
             let s = shape(&model.nodes[*node].output_shape);
-            rows.push(quote!(#rt::LayerInfo { name: #name, kind: "InputLayer", output_shape: #s, params: 0, connected: &[], activation: "" },));
+            rows.push(quote!(#rt::LayerInfo { name: #name, kind: "InputLayer", output_shape: #s, params: 0, connected: &[], activation: "", nested: &[] },));
         }
     }
     // Layers in the order their first use computes (Keras lists a model's layers topologically).
@@ -574,7 +575,7 @@ fn layer_infos(model: &Model) -> Vec<TokenStream> {
             _ => "",
         };
         rows.push(quote!(#rt::LayerInfo {
-            name: #name, kind: #kind, output_shape: #s, params: #params, connected: &[#(#connected),*], activation: #activation
+            name: #name, kind: #kind, output_shape: #s, params: #params, connected: &[#(#connected),*], activation: #activation, nested: &[]
         },));
     }
     rows

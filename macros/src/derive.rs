@@ -123,14 +123,20 @@ pub fn model(mut item: ItemStruct) -> syn::Result<TokenStream> {
             #[allow(non_upper_case_globals)]
             pub const #kact: #rt::ActKind = <#ty as #rt::Shaped>::ACT;
         });
-        params.push(quote!(<#ty as #rt::Shaped>::PARAMS));
+        // A Vec's length is known here, not to its type.
+        let field_params = match &container {
+            Container::Vec(l) => quote!(<#elem as #rt::Shaped>::PARAMS * #l),
+            _ => quote!(<#ty as #rt::Shaped>::PARAMS),
+        };
+        params.push(field_params.clone());
         infos.push(quote!(#rt::LayerInfo {
             name: #key,
             kind: <#ty as #rt::Shaped>::KIND,
             output_shape: &[<#ty as #rt::Shaped>::OUT],
-            params: <#ty as #rt::Shaped>::PARAMS,
+            params: #field_params,
             connected: &[],
             activation: <#ty as #rt::Shaped>::ACT.name(),
+            nested: <#ty as #rt::Shaped>::LAYERS,
         },));
         match &container {
             Container::One => {

@@ -204,7 +204,12 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
 
     /// Keras' summary table as a string (see [`summary`](Self::summary)).
     fn summary_string(&self) -> String {
-        summary::render(self)
+        summary::render(self, false)
+    }
+
+    /// The summary with nested models' layers listed under them (Keras' `expand_nested=True`).
+    fn summary_expanded(&self) -> String {
+        summary::render(self, true)
     }
 
     /// Prints Keras' summary table: one row per layer with its output shape and parameter count,

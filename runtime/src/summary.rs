@@ -18,6 +18,19 @@ pub struct LayerInfo {
     pub connected: &'static [&'static str],
     /// The activation a Dense or Activation layer applies (`relu`), or "".
     pub activation: &'static str,
+    /// A nested model's own layers (shown by `summary_expanded`), or empty.
+    pub nested: &'static [LayerInfo],
+}
+
+/// The rows of a summary: each layer, followed by its nested model's layers (recursively) when
+/// `expand`, marked by depth.
+fn rows(layers: &'static [LayerInfo], expand: bool, depth: usize, out: &mut Vec<(usize, &'static LayerInfo)>) {
+    for l in layers {
+        out.push((depth, l));
+        if expand {
+            rows(l.nested, expand, depth + 1, out);
+        }
+    }
 }
 
 fn thousands(n: usize) -> String {
@@ -55,7 +68,7 @@ pub(crate) fn shape(s: &[usize]) -> String {
     out + ")"
 }
 
-pub(crate) fn render<M: Model>(m: &M) -> String {
+pub(crate) fn render<M: Model>(m: &M, expand_nested: bool) -> String {
     let (mut total, mut trainable) = (0, 0);
     m.visit_weights(&mut |_, p| {
         total += p.len();
@@ -69,11 +82,17 @@ pub(crate) fn render<M: Model>(m: &M) -> String {
     if functional {
         header.push("Connected to".into());
     }
-    let rows: Vec<Vec<Vec<String>>> = M::LAYERS
+    let mut listed = Vec::new();
+    rows(M::LAYERS, expand_nested, 0, &mut listed);
+    let rows: Vec<Vec<Vec<String>>> = listed
         .iter()
-        .map(|l| {
-            let mut row =
-                vec![vec![format!("{} ({})", l.name, l.kind)], vec![shape(l.output_shape)], vec![thousands(l.params)]];
+        .map(|&(depth, l)| {
+            let marker = if depth == 0 { String::new() } else { format!("{}└ ", "  ".repeat(depth - 1)) };
+            let mut row = vec![
+                vec![format!("{marker}{} ({})", l.name, l.kind)],
+                vec![shape(l.output_shape)],
+                vec![thousands(l.params)],
+            ];
             if functional {
                 let mut c: Vec<String> = l
                     .connected

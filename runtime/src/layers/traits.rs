@@ -19,6 +19,8 @@ pub trait Shaped {
     const KIND: &'static str;
     /// Number of parameter values.
     const PARAMS: usize;
+    /// A model's own layers, for summaries that expand nested models; empty for plain layers.
+    const LAYERS: &'static [crate::summary::LayerInfo] = &[];
 }
 
 /// Building a layer with Keras' initialisers from a random stream.
@@ -61,6 +63,7 @@ impl<T: Shaped, const N: usize> Shaped for [T; N] {
     const ACT: ActKind = T::ACT;
     const KIND: &'static str = T::KIND;
     const PARAMS: usize = T::PARAMS * N;
+    const LAYERS: &'static [crate::summary::LayerInfo] = T::LAYERS;
 }
 
 impl<T: Init, const N: usize> Init for [T; N] {
@@ -69,12 +72,15 @@ impl<T: Init, const N: usize> Init for [T; N] {
     }
 }
 
+/// A `Vec`'s length is not in its type: `PARAMS` is one element's (the model macro multiplies by
+/// the `#[layer(len = ..)]` it is given).
 impl<T: Shaped> Shaped for Vec<T> {
     const IN: usize = T::IN;
     const OUT: usize = T::OUT;
     const ACT: ActKind = T::ACT;
     const KIND: &'static str = T::KIND;
     const PARAMS: usize = T::PARAMS;
+    const LAYERS: &'static [crate::summary::LayerInfo] = T::LAYERS;
 }
 
 /// `n` layers built one after the other from `rng` (a `Vec` field with `#[layer(len = n)]`).
