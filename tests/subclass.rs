@@ -285,3 +285,14 @@ fn summary_expands_nested_models() {
     let rows: usize = Deep::LAYERS.iter().map(|l| l.params).sum();
     assert_eq!(rows, m.count_params());
 }
+
+#[test]
+fn plot_model_expands_nested_models() {
+    let opts = kiln::PlotOptions { show_layer_names: true, ..kiln::PlotOptions::default() };
+    let flat = kiln::plot::to_dot(&Deep::new(), &opts);
+    let expanded = kiln::plot::to_dot(&Deep::new(), &kiln::PlotOptions { expand_nested: true, ..opts });
+    assert!(flat.contains("enc (Encoder)") && !flat.contains("enc/dense"), "{flat}");
+    assert!(expanded.contains("enc/dense (Dense)") && expanded.contains("blocks/dense (Dense)"), "{expanded}");
+    // The chain stays connected through the expanded boxes.
+    assert_eq!(expanded.matches("->").count(), 3, "{expanded}");
+}

@@ -28,7 +28,7 @@ pub struct PlotOptions {
     pub show_layer_names: bool,
     /// `"TB"` (top to bottom, the default) or `"LR"` (left to right).
     pub rankdir: String,
-    /// Draw nested models' layers (kiln draws a nested model as one box, with its type).
+    /// Draw a nested model's layers in place of its box (default false).
     pub expand_nested: bool,
     /// Show Dense layers' activations (default false).
     pub show_layer_activations: bool,
@@ -79,44 +79,87 @@ fn edges(layers: &[LayerInfo]) -> Vec<(usize, usize)> {
     out
 }
 
+/// A box to draw: a layer, its name in the drawing, its input shapes and whether it trains.
+struct Drawn {
+    info: &'static LayerInfo,
+    name: String,
+    inputs: Vec<String>,
+    trainable: bool,
+}
+
+/// The drawing's boxes and edges; with `expand`, a nested model's box is replaced by its own
+/// layers, edges into it going to its first layers and edges out of it leaving from its last.
+fn graph(
+    layers: &'static [LayerInfo],
+    expand: bool,
+    prefix: &str,
+    trainable: &dyn Fn(&str) -> bool,
+) -> (Vec<Drawn>, Vec<(usize, usize)>) {
+    let base = edges(layers);
+    let (mut nodes, mut out_edges) = (Vec::new(), Vec::new());
+    // For each layer: the drawn boxes edges enter, and those they leave from.
+    let mut ends: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let inputs: Vec<String> = if l.connected.is_empty() {
+            base.iter().filter(|e| e.1 == i).map(|e| shape(layers[e.0].output_shape)).collect()
+        } else {
+            l.connected
+                .iter()
+                .filter_map(|c| layers.iter().find(|x| Some(x.name) == c.split('[').next()))
+                .map(|x| shape(x.output_shape))
+                .collect()
+        };
+        let name = format!("{prefix}{}", l.name);
+        if expand && !l.nested.is_empty() {
+            let (sub, sub_edges) = graph(l.nested, expand, &format!("{name}/"), trainable);
+            let first = nodes.len();
+            let entry = (0..sub.len()).filter(|&j| !sub_edges.iter().any(|e| e.1 == j)).map(|j| first + j).collect();
+            let exit = (0..sub.len()).filter(|&j| !sub_edges.iter().any(|e| e.0 == j)).map(|j| first + j).collect();
+            out_edges.extend(sub_edges.iter().map(|(a, b)| (first + a, first + b)));
+            nodes.extend(sub);
+            ends.push((entry, exit));
+        } else {
+            let t = trainable(&name);
+            nodes.push(Drawn { info: l, name, inputs, trainable: t });
+            ends.push((vec![nodes.len() - 1], vec![nodes.len() - 1]));
+        }
+    }
+    for (a, b) in base {
+        for &x in &ends[a].1 {
+            for &y in &ends[b].0 {
+                out_edges.push((x, y));
+            }
+        }
+    }
+    (nodes, out_edges)
+}
+
 /// The model as Graphviz DOT source: one node per layer (and per input), one edge per
 /// connection, labelled as `opts` asks.
 pub fn to_dot<M: Model>(m: &M, opts: &PlotOptions) -> String {
-    let layers = M::LAYERS;
-    let edges = edges(layers);
-    let mut trainable = vec![true; layers.len()];
-    m.visit_weights(&mut |name, p| {
-        if let Some(i) = layers.iter().position(|l| name.split('.').next() == Some(l.name)) {
-            trainable[i] &= p.trainable;
-        }
-    });
+    let mut weights: Vec<(String, bool)> = Vec::new();
+    m.visit_weights(&mut |name, p| weights.push((name.replace('.', "/"), p.trainable)));
+    let trainable = |layer: &str| weights.iter().filter(|(w, _)| w.starts_with(&format!("{layer}/"))).all(|(_, t)| *t);
+    let (nodes, edges) = graph(M::LAYERS, opts.expand_nested, "", &trainable);
     let mut dot =
         format!("digraph {} {{\n  rankdir=\"{}\";\n", M::NAME, if opts.rankdir == "LR" { "LR" } else { "TB" });
     dot += "  node [shape=record];\n";
-    for (i, l) in layers.iter().enumerate() {
-        let mut title = if opts.show_layer_names { format!("{} ({})", l.name, l.kind) } else { l.kind.to_string() };
+    for (i, d) in nodes.iter().enumerate() {
+        let l = d.info;
+        let mut title = if opts.show_layer_names { format!("{} ({})", d.name, l.kind) } else { l.kind.to_string() };
         if opts.show_layer_activations && !l.activation.is_empty() {
             title += &format!(" | activation: {}", l.activation);
         }
         let mut parts = vec![escape_dot(&title)];
         if opts.show_shapes {
-            let inputs: Vec<String> = if l.connected.is_empty() {
-                edges.iter().filter(|e| e.1 == i).map(|e| shape(layers[e.0].output_shape)).collect()
-            } else {
-                l.connected
-                    .iter()
-                    .filter_map(|c| layers.iter().find(|x| Some(x.name) == c.split('[').next()))
-                    .map(|x| shape(x.output_shape))
-                    .collect()
-            };
-            let input = match (inputs.len(), l.kind) {
+            let input = match (d.inputs.len(), l.kind) {
                 (0, "InputLayer") => shape(l.output_shape),
                 (0, _) => match M::INPUTS.first() {
                     Some(p) if i == 0 => shape(p.shape),
                     _ => "?".into(),
                 },
-                (1, _) => inputs[0].clone(),
-                _ => format!("[{}]", inputs.join(", ")),
+                (1, _) => d.inputs[0].clone(),
+                _ => format!("[{}]", d.inputs.join(", ")),
             };
             parts.push(escape_dot(&format!("Input shape: {input}")));
             parts.push(escape_dot(&format!("Output shape: {}", shape(l.output_shape))));
@@ -125,7 +168,7 @@ pub fn to_dot<M: Model>(m: &M, opts: &PlotOptions) -> String {
             parts.push("dtype: float32".into());
         }
         if opts.show_trainable {
-            parts.push(format!("Trainable: {}", if trainable[i] { "True" } else { "False" }));
+            parts.push(format!("Trainable: {}", if d.trainable { "True" } else { "False" }));
         }
         // Record fields stack vertically: braces flip the direction, which left-to-right needs not.
         let label = if opts.rankdir == "LR" { parts.join("|") } else { format!("{{{}}}", parts.join("|")) };
