@@ -57,6 +57,11 @@ fn weights_round_trip_with_names_shapes_and_metadata() {
     assert_eq!(meta["kiln.architecture"], kiln::io::architecture_hash(&a));
     assert!(meta.contains_key("kiln.version"));
 
+    // The same model gives the same bytes.
+    let again = path.with_file_name("again.safetensors");
+    a.save_weights(&again).unwrap();
+    assert_eq!(std::fs::read(&again).unwrap(), bytes);
+
     let mut b = Net::with_seed(2);
     assert_ne!(bits(&a), bits(&b));
     b.load_weights(&path).unwrap();

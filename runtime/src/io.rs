@@ -13,7 +13,7 @@
 //! holding NaN or infinity are refused (an error, not a warning): a model that computes NaN is
 //! never what a user wants to load.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 
@@ -80,7 +80,7 @@ fn le_bytes(v: &[f32]) -> Vec<u8> {
 fn serialize<M: Model>(m: &M, optimizer: Option<(&str, &OptimizerState, u64)>) -> Result<Vec<u8>> {
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     m.visit_weights(&mut |n, p| tensors.push((n.to_string(), p.shape().to_vec(), le_bytes(&p.value))));
-    let mut meta = HashMap::from([
+    let mut meta = BTreeMap::from([
         ("kiln.model".to_string(), M::NAME.to_string()),
         ("kiln.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("kiln.architecture".to_string(), architecture_hash(m)),
@@ -93,12 +93,32 @@ fn serialize<M: Model>(m: &M, optimizer: Option<(&str, &OptimizerState, u64)>) -
             tensors.push((format!("{OPTIMIZER_PREFIX}{i}"), vec![a.len()], le_bytes(a)));
         }
     }
-    let views: Vec<(String, TensorView<'_>)> = tensors
-        .iter()
-        .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::invalid("weights", e.to_string()))?;
-    safetensors::serialize(views, Some(meta)).map_err(|e| Error::invalid("weights", e.to_string()))
+    // The header is written here rather than by the safetensors crate, whose metadata map comes
+    // out in hash order: the same model must give the same bytes, run after run.
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = serde_json::Map::new();
+    header.insert(
+        "__metadata__".into(),
+        serde_json::to_value(&meta).map_err(|e| Error::invalid("weights", e.to_string()))?,
+    );
+    let mut offset = 0;
+    for (name, shape, bytes) in &tensors {
+        header.insert(
+            name.clone(),
+            serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, offset + bytes.len()] }),
+        );
+        offset += bytes.len();
+    }
+    let mut head = serde_json::to_vec(&header).map_err(|e| Error::invalid("weights", e.to_string()))?;
+    // Data start at a multiple of 8, as the safetensors writer pads them.
+    head.resize(head.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + head.len() + offset);
+    out.extend_from_slice(&(head.len() as u64).to_le_bytes());
+    out.extend_from_slice(&head);
+    for (_, _, bytes) in &tensors {
+        out.extend_from_slice(bytes);
+    }
+    Ok(out)
 }
 
 /// Writes the model's weights to `path` (safetensors, atomically).
