@@ -35,10 +35,10 @@ pub use ndarray;
 
 /// Everything a model definition and its training code need: `use kiln::prelude::*;`.
 pub mod prelude {
-    pub use kiln_macros::{functional, sequential};
+    pub use kiln_macros::{Model, functional, sequential};
     pub use kiln_runtime::{
         Activation, Adagrad, Adam, AdamW, ApplyGradients, Compile, Dense, Elu, Fit, Gelu, Gradients, History,
-        LeakyRelu, Linear, Loss, Metric, Model, Optimizer, Relu, RmsProp, Selu, Sgd, Sigmoid, Silu, Softmax, Softplus,
-        Swish, Tanh, batches, validation_data,
+        LeakyRelu, Linear, Loss, Metric, Model, ModelState, Optimizer, Relu, RmsProp, Selu, Sgd, Sigmoid, Silu,
+        Softmax, Softplus, Swish, Tanh, batches, validation_data,
     };
 }

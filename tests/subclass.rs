@@ -296,3 +296,32 @@ fn plot_model_expands_nested_models() {
     // The chain stays connected through the expanded boxes.
     assert_eq!(expanded.matches("->").count(), 3, "{expanded}");
 }
+
+/// The same network with `#[derive(Model)]` and the state field declared by hand.
+#[derive(Clone, Debug, Model)]
+pub struct Derived {
+    dense1: Dense<10, 64, Relu>,
+    dense2: Dense<64, 10, Softmax>,
+    kiln: ModelState<Self>,
+}
+
+#[kiln::call]
+impl Derived {
+    fn call(&self, x: Input<10>) -> Output<10> {
+        self.dense2(self.dense1(x))
+    }
+}
+
+#[test]
+fn derive_model_equals_the_attribute_form() {
+    let mut a = MyModel::with_seed(4);
+    let mut b = Derived::with_seed(4);
+    let x = random(5, 10, 2);
+    assert_eq!(a.predict(&x).unwrap(), b.predict(&x).unwrap());
+    let y = Array1::from_shape_fn(5, |i| (i % 10) as f32);
+    b.compile("sparse_categorical_crossentropy", "adam", &["accuracy"]).unwrap();
+    a.compile("sparse_categorical_crossentropy", "adam", &["accuracy"]).unwrap();
+    let (ha, hb) = (a.fit(&x, &y, quiet()).unwrap(), b.fit(&x, &y, quiet()).unwrap());
+    assert_eq!(ha, hb);
+    assert_eq!(a.summary_string().replace("MyModel", "Derived"), b.summary_string());
+}

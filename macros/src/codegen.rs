@@ -338,7 +338,16 @@ pub fn expand(model: &Model) -> TokenStream {
     let prediction = g.prediction();
     let infos = layer_infos(model);
 
-    let impls = impls(&g, &in_ports, &out_ports, &out_acts, &prediction, &quote!(&[#(#infos)*]), &quote!());
+    let impls = impls(
+        &g,
+        &in_ports,
+        &out_ports,
+        &out_acts,
+        &prediction,
+        &quote!(&[#(#infos)*]),
+        &quote!(),
+        &quote!(self.__kiln_state),
+    );
     // A model on vectors can be a field of a #[kiln::model] struct.
     let vector_io = model.inputs.len() == 1
         && model.outputs.len() == 1
@@ -435,6 +444,7 @@ pub fn impls(
     prediction: &TokenStream,
     layers: &TokenStream,
     prelude: &TokenStream,
+    train_state: &TokenStream,
 ) -> TokenStream {
     let (rt, model, state) = (&g.rt, g.m, &g.state);
     let name = &model.name;
@@ -510,10 +520,10 @@ pub fn impls(
                 self.__kiln_visit_mut(f)
             }
             fn train_state(&self) -> &#rt::TrainState {
-                &self.__kiln_state
+                &#train_state
             }
             fn train_state_mut(&mut self) -> &mut #rt::TrainState {
-                &mut self.__kiln_state
+                &mut #train_state
             }
         }
 

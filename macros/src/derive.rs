@@ -53,21 +53,35 @@ enum Container {
 
 /// `#[kiln::model]`: adds kiln's state to the struct and generates construction, parameter
 /// traversal and the per-field constants the call macro checks shapes with.
-pub fn model(mut item: ItemStruct) -> syn::Result<TokenStream> {
+///
+/// With `derived`, the struct is `#[derive(Model)]`'s: it is left as written and must declare the
+/// state field itself, `kiln: ModelState<Self>`.
+pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
     let rt = rt();
     let name = item.ident.clone();
     let Fields::Named(fields) = &mut item.fields else {
+        return Err(syn::Error::new(item.ident.span(), "a kiln model needs a struct with named fields, one per layer"));
+    };
+    let has_state = fields.named.iter().any(|f| f.ident.as_ref().is_some_and(|i| i == "kiln"));
+    if derived && !has_state {
         return Err(syn::Error::new(
             item.ident.span(),
-            "#[kiln::model] needs a struct with named fields, one per layer",
+            "#[derive(Model)] needs a field `kiln: kiln::ModelState<Self>`, where kiln keeps the optimizer and \
+             buffers (Keras' `super().__init__()`); or write `#[kiln::model]` above the struct, which adds it",
         ));
-    };
+    }
+    if !derived && has_state {
+        return Err(syn::Error::new(item.ident.span(), "#[kiln::model] adds the `kiln` field itself: remove yours"));
+    }
     let mut errors = Errors::default();
     let (mut inits, mut consts, mut visits, mut visits_mut, mut infos, mut freeze, mut params) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for field in fields.named.iter_mut() {
         let f = field.ident.clone().expect("named fields");
         let key = f.to_string();
+        if key == "kiln" {
+            continue;
+        }
         let (mut trainable, mut len) = (true, None);
         let mut keep = Vec::new();
         for attr in field.attrs.drain(..) {
@@ -171,15 +185,17 @@ pub fn model(mut item: ItemStruct) -> syn::Result<TokenStream> {
         }
     }
     errors.finish()?;
-    let state = call_state(&name);
-    let hidden: syn::FieldsNamed = syn::parse_quote!({
-        #[doc(hidden)]
-        pub __kiln_state: #rt::TrainState,
-        #[doc(hidden)]
-        pub __kiln_call: #state,
-    });
-    fields.named.extend(hidden.named);
-    item.attrs.push(syn::parse_quote!(#[derive(Clone, Debug)]));
+    let item = if derived {
+        None
+    } else {
+        let hidden: syn::FieldsNamed = syn::parse_quote!({
+            #[doc(hidden)]
+            pub kiln: #rt::ModelState<Self>,
+        });
+        fields.named.extend(hidden.named);
+        item.attrs.push(syn::parse_quote!(#[derive(Clone, Debug)]));
+        Some(item)
+    };
     Ok(quote! {
         #item
 
@@ -195,8 +211,7 @@ pub fn model(mut item: ItemStruct) -> syn::Result<TokenStream> {
                 #[allow(unused_mut)]
                 let mut model = Self {
                     #(#inits)*
-                    __kiln_state: #rt::TrainState::new(seed),
-                    __kiln_call: ::core::default::Default::default(),
+                    kiln: #rt::ModelState::new(seed),
                 };
                 #(#freeze)*
                 model
@@ -647,7 +662,7 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
     let model = &lw.model;
     let name = &model.name;
     let state = call_state(name);
-    let g = Gen { m: model, rt: rt.clone(), state: quote!(self.__kiln_call) };
+    let g = Gen { m: model, rt: rt.clone(), state: quote!(self.kiln.call) };
 
     // The call state: generated layers (merges, activations), extra buffers of shared fields,
     // gradient accumulators.
@@ -738,7 +753,16 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
         quote!(#(#lets)*)
     };
     let (bind_mut, bind_ref) = (bind(true), bind(false));
-    let trait_impls = impls(&g, &in_ports, &out_ports, &out_acts, &prediction, &quote!(Self::__KILN_LAYERS), &bind_ref);
+    let trait_impls = impls(
+        &g,
+        &in_ports,
+        &out_ports,
+        &out_acts,
+        &prediction,
+        &quote!(Self::__KILN_LAYERS),
+        &bind_ref,
+        &quote!(self.kiln.train),
+    );
     let checks = &lw.checks;
     let shaped = (model.inputs.len() == 1 && model.outputs.len() == 1).then(|| {
         let (win, wout, act) = (model.nodes[model.inputs[0].1].output_shape[0], out_widths[0], &out_acts[0]);
@@ -786,6 +810,10 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
                 #bind_mut
                 #backward
             }
+        }
+
+        impl #rt::HasCallState for #name {
+            type CallState = #state;
         }
 
         #trait_impls

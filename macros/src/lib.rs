@@ -107,7 +107,8 @@ pub fn functional(input: TokenStream) -> TokenStream {
 ///
 /// Fields may be layers, models, arrays of them (`[Block; 4]`) or `Vec`s with
 /// `#[layer(len = 4)]`; `#[layer(trainable = false)]` freezes a field. kiln adds its own state
-/// (optimizer, buffers) to the struct, which is why this is an attribute rather than a derive.
+/// (optimizer, buffers) to the struct as a field `kiln`; `#[derive(Model)]` is the same with that
+/// field declared by hand.
 #[proc_macro_attribute]
 pub fn model(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemStruct);
@@ -116,7 +117,7 @@ pub fn model(attr: TokenStream, item: TokenStream) -> TokenStream {
             .to_compile_error()
             .into();
     }
-    derive::model(item).unwrap_or_else(|e| e.to_compile_error()).into()
+    derive::model(item, false).unwrap_or_else(|e| e.to_compile_error()).into()
 }
 
 /// Turns a `#[kiln::model]` struct's `call` method into its forward and backward code (see
@@ -124,20 +125,35 @@ pub fn model(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemImpl);
-    derive::call(item).unwrap_or_else(|e| e.to_compile_error()).into()
+    let self_ty = item.self_ty.clone();
+    derive::call(item)
+        .unwrap_or_else(|e| {
+            // The struct's state field names this impl's buffers: keep it well-formed so that only
+            // the body's own errors are reported.
+            let mut out = e.to_compile_error();
+            out.extend(quote::quote!(impl ::kiln::__private::HasCallState for #self_ty { type CallState = (); }));
+            out
+        })
+        .into()
 }
 
-/// kiln's subclassed models are written `#[kiln::model]`: this derive only says so.
+/// `#[derive(Model)]`: the subclassing style as a derive. The struct declares kiln's state
+/// itself, as a field `kiln: kiln::ModelState<Self>` (a derive cannot add fields; this is the
+/// place Keras fills with `super().__init__()`), derives `Clone` and `Debug`, and gets its
+/// forward and backward code from `#[kiln::call]` as with [`macro@model`].
+///
+/// ```ignore
+/// #[derive(Clone, Debug, Model)]
+/// pub struct MyModel {
+///     dense1: Dense<10, 64, Relu>,
+///     dense2: Dense<64, 10, Softmax>,
+///     kiln: ModelState<Self>,
+/// }
+/// ```
 #[proc_macro_derive(Model, attributes(layer))]
 pub fn derive_model(input: TokenStream) -> TokenStream {
-    let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    syn::Error::new(
-        input.ident.span(),
-        "write `#[kiln::model]` above the struct instead of `#[derive(Model)]`: kiln adds its training state \
-         (optimizer, buffers) to the model's fields, which a derive cannot do",
-    )
-    .to_compile_error()
-    .into()
+    let item = syn::parse_macro_input!(input as syn::ItemStruct);
+    derive::model(item, true).unwrap_or_else(|e| e.to_compile_error()).into()
 }
 
 #[cfg(test)]

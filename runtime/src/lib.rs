@@ -33,8 +33,8 @@ pub use optimizers::{Adagrad, Adam, AdamW, IntoOptimizer, Optimizer, OptimizerSt
 pub use plot::{PlotOptions, plot_model};
 pub use summary::LayerInfo;
 pub use train::{
-    ApplyGradients, Compile, Fit, Gradients, History, IntoLoss, Logs, StepBatch, TrainState, apply_gradients, batches,
-    validation_data,
+    ApplyGradients, Compile, Fit, Gradients, HasCallState, History, IntoLoss, Logs, ModelState, StepBatch, TrainState,
+    apply_gradients, batches, validation_data,
 };
 
 /// The seed models use when none is given (`Model::new()`); `with_seed` picks another.
@@ -50,7 +50,7 @@ pub mod __private {
     pub use crate::layers::*;
     pub use crate::model::{Model, Port};
     pub use crate::summary::LayerInfo;
-    pub use crate::train::TrainState;
+    pub use crate::train::{HasCallState, ModelState, TrainState};
     pub use ndarray::Array2;
     pub use rand::rngs::StdRng;
     pub use rand::{RngCore, SeedableRng};

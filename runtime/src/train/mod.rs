@@ -510,3 +510,39 @@ pub(crate) fn train_on_batch<M: Model>(
 fn fuses<M: Model>(loss: &crate::losses::Loss, k: usize) -> bool {
     loss.fuses_softmax() && M::OUTPUT_ACTIVATIONS.get(k) == Some(&ActKind::Softmax)
 }
+
+/// What a `#[kiln::model]` / `#[derive(Model)]` struct keeps besides its layers: the training
+/// state and the buffers of its `call` body. `#[kiln::model]` adds it as a hidden field; with
+/// `#[derive(Model)]` declare it yourself as `kiln: ModelState<Self>` — the place Keras fills
+/// with `super().__init__()`.
+pub struct ModelState<M: HasCallState + ?Sized> {
+    /// Seed, compiled configuration, training buffers.
+    pub train: TrainState,
+    /// Buffers of the `call` body (merges, shared-layer uses, gradient sums).
+    pub call: M::CallState,
+}
+
+/// Implemented by `#[kiln::call]`: the type holding a model's `call`-body buffers.
+pub trait HasCallState {
+    /// The buffers' type.
+    type CallState: Clone + std::fmt::Debug + Default + Send + Sync;
+}
+
+impl<M: HasCallState + ?Sized> ModelState<M> {
+    /// The state of a model created from `seed`.
+    pub fn new(seed: u64) -> Self {
+        ModelState { train: TrainState::new(seed), call: Default::default() }
+    }
+}
+
+impl<M: HasCallState + ?Sized> Clone for ModelState<M> {
+    fn clone(&self) -> Self {
+        ModelState { train: self.train.clone(), call: self.call.clone() }
+    }
+}
+
+impl<M: HasCallState + ?Sized> std::fmt::Debug for ModelState<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelState").field("train", &self.train).field("call", &self.call).finish()
+    }
+}
