@@ -338,15 +338,18 @@ pub fn expand(model: &Model) -> TokenStream {
     let prediction = g.prediction();
     let infos = layer_infos(model);
 
+    let act0 = out_acts.first().cloned().unwrap_or_default();
     let impls = impls(
         &g,
-        &in_ports,
-        &out_ports,
-        &out_acts,
-        &prediction,
-        &quote!(&[#(#infos)*]),
-        &quote!(),
-        &quote!(self.__kiln_state),
+        &ImplParts {
+            in_ports,
+            out_ports,
+            out_acts,
+            prediction,
+            layers: quote!(&[#(#infos)*]),
+            prelude: quote!(),
+            train_state: quote!(self.__kiln_state),
+        },
     );
     // A model on vectors can be a field of a #[kiln::model] struct.
     let vector_io = model.inputs.len() == 1
@@ -356,7 +359,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let as_field = vector_io.then(|| {
         let (win, wout) =
             (model.nodes[model.inputs[0].1].output_shape[0], model.nodes[model.outputs[0]].output_shape[0]);
-        let act = &out_acts[0];
+        let act = &act0;
         let params: usize = model.layers.iter().map(|l| l.kind.params(&model.nodes[l.apps[0]].input_shapes[0])).sum();
         let shaped = shaped_impl(name, win, wout, act, &quote!(#params));
         quote! {
@@ -434,18 +437,27 @@ pub fn expand(model: &Model) -> TokenStream {
     }
 }
 
+/// What differs between the model styles in [`impls`].
+pub struct ImplParts {
+    /// `Port` values of the inputs and outputs.
+    pub in_ports: Vec<TokenStream>,
+    pub out_ports: Vec<TokenStream>,
+    /// Per output, the `ActKind` its loss may fuse with.
+    pub out_acts: Vec<TokenStream>,
+    /// `Model::Prediction`.
+    pub prediction: TokenStream,
+    /// The `LAYERS` table expression.
+    pub layers: TokenStream,
+    /// Statements run first in `&self` methods (bindings of indexed fields).
+    pub prelude: TokenStream,
+    /// Where the `TrainState` lives.
+    pub train_state: TokenStream,
+}
+
 /// The trait impls every generated model has: `Model`, and for one input and one output also
 /// `Layer`, so it can be part of another model. They call the inherent `__kiln_*` functions.
-pub fn impls(
-    g: &Gen<'_>,
-    in_ports: &[TokenStream],
-    out_ports: &[TokenStream],
-    out_acts: &[TokenStream],
-    prediction: &TokenStream,
-    layers: &TokenStream,
-    prelude: &TokenStream,
-    train_state: &TokenStream,
-) -> TokenStream {
+pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
+    let ImplParts { in_ports, out_ports, out_acts, prediction, layers, prelude, train_state } = p;
     let (rt, model, state) = (&g.rt, g.m, &g.state);
     let name = &model.name;
     let name_str = name.to_string();

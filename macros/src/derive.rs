@@ -29,7 +29,7 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Expr, Fields, Ident, ItemImpl, ItemStruct, Pat, ReturnType, Stmt, Type};
 
-use crate::codegen::{Gen, impls};
+use crate::codegen::{Gen, ImplParts, impls};
 use crate::ir::{ACTIVATIONS, Act, LayerDef, LayerKind, Model, Node, Op};
 use crate::parse::Errors;
 
@@ -753,19 +753,22 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
         quote!(#(#lets)*)
     };
     let (bind_mut, bind_ref) = (bind(true), bind(false));
+    let act0 = out_acts.first().cloned().unwrap_or_default();
     let trait_impls = impls(
         &g,
-        &in_ports,
-        &out_ports,
-        &out_acts,
-        &prediction,
-        &quote!(Self::__KILN_LAYERS),
-        &bind_ref,
-        &quote!(self.kiln.train),
+        &ImplParts {
+            in_ports,
+            out_ports,
+            out_acts,
+            prediction,
+            layers: quote!(Self::__KILN_LAYERS),
+            prelude: bind_ref.clone(),
+            train_state: quote!(self.kiln.train),
+        },
     );
     let checks = &lw.checks;
     let shaped = (model.inputs.len() == 1 && model.outputs.len() == 1).then(|| {
-        let (win, wout, act) = (model.nodes[model.inputs[0].1].output_shape[0], out_widths[0], &out_acts[0]);
+        let (win, wout, act) = (model.nodes[model.inputs[0].1].output_shape[0], out_widths[0], &act0);
         crate::codegen::shaped_impl(name, win, wout, act, &quote!(<#name>::__KILN_PARAMS))
     });
     quote! {
