@@ -40,13 +40,6 @@ fn main() -> kiln::Result<()> {
     let held_out = n - (n as f64 * 0.8).floor() as usize;
     let (xh, yh) = (x.slice(ndarray::s![n - held_out.., .., .., ..]), labels.slice(ndarray::s![n - held_out..]));
     let scores = model.evaluate(&xh, &yh)?;
-    println!(
-        "trained {} epochs in {:.2}s; held-out accuracy on {held_out} images: {:.4} (loss {:.4})",
-        history.epoch.len(),
-        took.as_secs_f64(),
-        scores["accuracy"],
-        scores["loss"]
-    );
 
     // The weights examples/embed.rs compiles into its binary.
     let weights = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/digits.safetensors");
@@ -65,5 +58,13 @@ fn main() -> kiln::Result<()> {
     kiln::plot_model(&model, out.join("model.png"), &opts)?;
     history.plot(out.join("history.png"))?;
     println!("drew model.png and history.png in {}", out.display());
+
+    println!(
+        "trained {} epochs in {:.2}s; held-out accuracy on {held_out} images: {:.4} (loss {:.4})",
+        history.epoch.len(),
+        took.as_secs_f64(),
+        scores["accuracy"],
+        scores["loss"]
+    );
     Ok(())
 }
