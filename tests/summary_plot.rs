@@ -174,13 +174,3 @@ fn history_plots_training_and_validation_curves() {
     assert!(png::Decoder::new(std::fs::File::open(d.join("history.png")).unwrap()).read_info().is_ok());
 }
 
-/// Writes the pictures where a person can look at them: `KILN_PLOT_DIR=dir cargo test`.
-#[test]
-fn pictures_for_review() {
-    let Ok(dir) = std::env::var("KILN_PLOT_DIR") else { return };
-    let opts = PlotOptions { show_shapes: true, show_layer_names: true, ..PlotOptions::default() };
-    plot_model(&Tower::new(), format!("{dir}/tower.png"), &opts).unwrap();
-    plot_model(&Tower::new(), format!("{dir}/tower_lr.png"), &PlotOptions { rankdir: "LR".into(), ..opts.clone() })
-        .unwrap();
-    plot_model(&MyModel::new(), format!("{dir}/subclass.png"), &PlotOptions { show_trainable: true, ..opts }).unwrap();
-}
