@@ -173,4 +173,3 @@ fn history_plots_training_and_validation_curves() {
     h.plot(d.join("history.png")).unwrap();
     assert!(png::Decoder::new(std::fs::File::open(d.join("history.png")).unwrap()).read_info().is_ok());
 }
-
