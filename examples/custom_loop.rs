@@ -22,7 +22,7 @@ impl Classifier {
 
 fn main() -> kiln::Result<()> {
     let table = kiln::data::read_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits.csv.gz"), false)?;
-    let (pixels, labels) = kiln::data::split_label(&kiln::data::shuffle_rows(&table, 7));
+    let (pixels, labels) = kiln::data::split_label(&kiln::data::shuffle_rows(&table, 7))?;
     let x = pixels / 16.0;
     let n_train = (x.nrows() as f64 * 0.8).floor() as usize;
     let (x_train, y_train) = (x.slice(s![..n_train, ..]), labels.slice(s![..n_train]));

@@ -21,7 +21,7 @@ fn main() -> kiln::Result<()> {
     let table = kiln::data::read_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits.csv.gz"), false)?;
     // The file is ordered by writer: shuffle once (seeded) so the held-out rows are representative.
     let table = kiln::data::shuffle_rows(&table, 7);
-    let (pixels, labels) = kiln::data::split_label(&table);
+    let (pixels, labels) = kiln::data::split_label(&table)?;
     let n = pixels.nrows();
     // Pixels are 0..16: scale to [0, 1] and give each sample its image shape.
     let x = (pixels / 16.0).into_shape_with_order((n, 8, 8, 1)).expect("64 pixels per row");

@@ -26,7 +26,7 @@ fn main() -> kiln::Result<()> {
 
     // Score the embedded model on the last 20% of the shuffled digits, which training held out.
     let table = kiln::data::read_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits.csv.gz"), false)?;
-    let (pixels, labels) = kiln::data::split_label(&kiln::data::shuffle_rows(&table, 7));
+    let (pixels, labels) = kiln::data::split_label(&kiln::data::shuffle_rows(&table, 7))?;
     let n = pixels.nrows();
     let from = (n as f64 * 0.8).floor() as usize;
     let mut correct = 0;

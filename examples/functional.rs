@@ -18,7 +18,7 @@ functional! {
 
 fn main() -> kiln::Result<()> {
     let table = kiln::data::read_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits.csv.gz"), false)?;
-    let (pixels, labels) = kiln::data::split_label(&kiln::data::shuffle_rows(&table, 7));
+    let (pixels, labels) = kiln::data::split_label(&kiln::data::shuffle_rows(&table, 7))?;
     let x = pixels / 16.0;
     let y = kiln::data::one_hot(&labels, 10)?;
 

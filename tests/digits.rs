@@ -19,7 +19,7 @@ fn digits_held_out_accuracy_at_least_95_percent() {
     let table =
         kiln::data::read_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits.csv.gz"), false).unwrap();
     assert_eq!(table.shape(), &[1797, 65]);
-    let (x, y) = kiln::data::split_label(&kiln::data::shuffle_rows(&table, 7));
+    let (x, y) = kiln::data::split_label(&kiln::data::shuffle_rows(&table, 7)).unwrap();
     let x = x / 16.0;
     let n_train = (x.nrows() as f64 * 0.8).floor() as usize;
 

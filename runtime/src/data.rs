@@ -50,9 +50,16 @@ pub fn read_csv(path: impl AsRef<Path>, skip_header: bool) -> Result<Array2<f32>
 }
 
 /// Splits a table whose last column is the label into features `[n, columns - 1]` and labels `[n]`.
-pub fn split_label(table: &Array2<f32>) -> (Array2<f32>, Array1<f32>) {
-    let last = table.ncols().saturating_sub(1);
-    (table.slice(s![.., ..last]).to_owned(), table.index_axis(Axis(1), last).to_owned())
+/// A table with fewer than two columns is an error.
+pub fn split_label(table: &Array2<f32>) -> Result<(Array2<f32>, Array1<f32>)> {
+    if table.ncols() < 2 {
+        return Err(Error::InvalidData {
+            what: "table".into(),
+            reason: format!("it has {} column(s): split_label needs features and a label column", table.ncols()),
+        });
+    }
+    let last = table.ncols() - 1;
+    Ok((table.slice(s![.., ..last]).to_owned(), table.index_axis(Axis(1), last).to_owned()))
 }
 
 /// One-hot encodes integer labels `[n]` into `[n, classes]`; a label outside `0..classes` is an error.
@@ -78,4 +85,28 @@ pub fn shuffle_rows(table: &Array2<f32>, seed: u64) -> Array2<f32> {
     let mut order: Vec<usize> = (0..table.nrows()).collect();
     order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
     table.select(Axis(0), &order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_cells_and_ragged_rows_name_the_line() {
+        let dir = std::env::temp_dir().join(format!("kiln-data-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.csv");
+        std::fs::write(&path, "a,b,c\n1,2,3\n4,x,6\n").unwrap();
+        let e = read_csv(&path, true).unwrap_err().to_string();
+        assert!(e.contains("line 3, column 2: `x` is not a number"), "{e}");
+        std::fs::write(&path, "1,2,3\n4,5\n").unwrap();
+        let e = read_csv(&path, false).unwrap_err().to_string();
+        assert!(e.contains("line 2 has 2 columns, the first row has 3"), "{e}");
+        std::fs::write(&path, "1,2,3\n4,5,6\n").unwrap();
+        let t = read_csv(&path, false).unwrap();
+        let (x, y) = split_label(&t).unwrap();
+        assert_eq!((x.shape(), y.to_vec()), (&[2, 2][..], vec![3.0, 6.0]));
+        assert!(split_label(&Array2::zeros((3, 1))).unwrap_err().to_string().contains("1 column(s)"));
+        assert!(one_hot(&Array1::from_vec(vec![0.0, 3.0]), 3).unwrap_err().to_string().contains("row 1 has label 3"));
+    }
 }
