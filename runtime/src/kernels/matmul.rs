@@ -135,7 +135,23 @@ super::simd::multiversion! {
         } else if beta != 1.0 {
             out.iter_mut().for_each(|v| *v *= beta);
         }
-        for (&xp, row) in x.iter().zip(b.chunks_exact(n)) {
+        // Four weight rows per pass over `out`: one load and one store of `out` for four rows.
+        let quads = x.len() / 4;
+        for q in 0..quads {
+            let xs = &x[4 * q..4 * q + 4];
+            if xs.iter().all(|v| *v == 0.0) {
+                continue;
+            }
+            let rows = &b[4 * q * n..(4 * q + 4) * n];
+            let (r0, rest) = rows.split_at(n);
+            let (r1, rest) = rest.split_at(n);
+            let (r2, r3) = rest.split_at(n);
+            let (x0, x1, x2, x3) = (xs[0], xs[1], xs[2], xs[3]);
+            for ((((o, a), b1), c), d) in out.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+                *o += x0 * a + x1 * b1 + x2 * c + x3 * d;
+            }
+        }
+        for (&xp, row) in x[4 * quads..].iter().zip(b[4 * quads * n..].chunks_exact(n)) {
             if xp != 0.0 {
                 for (o, w) in out.iter_mut().zip(row) {
                     *o += xp * w;
