@@ -78,6 +78,7 @@ fn le_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn serialize<M: Model>(m: &M, optimizer: Option<(&str, &OptimizerState, u64)>) -> Result<Vec<u8>> {
+    let stream = m.train_state().stream().position();
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     m.visit_weights(&mut |n, p| tensors.push((n.to_string(), p.shape().to_vec(), le_bytes(&p.value))));
     let mut meta = BTreeMap::from([
@@ -89,6 +90,7 @@ fn serialize<M: Model>(m: &M, optimizer: Option<(&str, &OptimizerState, u64)>) -
         meta.insert("kiln.optimizer".into(), name.to_string());
         meta.insert("kiln.optimizer.iterations".into(), state.iterations.to_string());
         meta.insert("kiln.epochs".into(), epochs.to_string());
+        meta.insert("kiln.rng".into(), stream.to_string());
         for (i, a) in state.arrays.iter().enumerate() {
             tensors.push((format!("{OPTIMIZER_PREFIX}{i}"), vec![a.len()], le_bytes(a)));
         }
@@ -248,6 +250,11 @@ pub fn load_checkpoint<M: Model>(m: &mut M, path: &Path) -> Result<()> {
     let parse =
         |s: &str, k: &str| s.parse::<u64>().map_err(|_| bad(&shown, format!("metadata `{k}` is not a number: `{s}`")));
     let (iterations, epochs) = (parse(&iters, "kiln.optimizer.iterations")?, parse(&epochs, "kiln.epochs")?);
+    // Checkpoints written before the random stream was saved resume it from its start.
+    let stream = match meta("kiln.rng") {
+        Some(s) => parse(&s, "kiln.rng")?,
+        None => 0,
+    };
     let st = m.train_state();
     let current = st.optimizer().ok_or(Error::NotCompiled("load_checkpoint"))?.name();
     if current != opt_name {
@@ -258,7 +265,7 @@ pub fn load_checkpoint<M: Model>(m: &mut M, path: &Path) -> Result<()> {
     }
     let state = OptimizerState { iterations, arrays: loaded.optimizer.clone() };
     install(m, loaded);
-    m.train_state_mut().restore(state, epochs);
+    m.train_state_mut().restore(state, epochs, stream);
     Ok(())
 }
 

@@ -16,16 +16,18 @@ pub mod metrics;
 pub mod model;
 pub mod optimizers;
 pub mod plot;
+pub mod random;
 pub mod summary;
 pub mod testing;
 pub mod train;
 
 pub use error::{Error, Result, Shape};
 pub use layers::{
-    Activation, ActivationFn, Add, Average, BackwardOpts, Buffers, Concatenate, Dense, Dot, Elu, Gelu, Init, Layer,
-    LeakyRelu, Linear, Maximum, Merge, Minimum, Multiply, Param, Relu, Selu, Shaped, Shareable, Sigmoid, Silu, Softmax,
-    Softplus, Subtract, Swish, Tanh,
+    Activation, ActivationFn, Add, Average, BackwardOpts, Concatenate, Ctx, Dense, Dot, Elu, Gelu, Init, Layer, LeakyRelu,
+    Linear, Maximum, Minimum, Multiply, Param, Relu, Role, Selu, Shaped, Shareable, Sigmoid, Silu, Softmax, Softplus,
+    Subtract, Swish, Tanh,
 };
+pub use random::Stream;
 pub use losses::{Loss, LossKind};
 pub use metrics::Metric;
 pub use model::{Inputs, MAX_PORTS, Model, Port, Prediction};

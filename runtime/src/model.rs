@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayBase, ArrayViewD, Data, Dimension};
 
 use crate::error::Result;
 use crate::kernels::ActKind;
-use crate::layers::Param;
+use crate::layers::{Ctx, Param};
 use crate::optimizers::IntoOptimizer;
 use crate::summary::{self, LayerInfo};
 use crate::train::{self, Compile, Fit, History, IntoLoss, Logs, TrainState};
@@ -55,14 +55,14 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// What `predict` returns: an array for one output, a tuple of arrays for several.
     type Prediction: Prediction;
 
-    /// Forward pass over inputs `xs` (one slice per input, `n` rows each); `train` keeps what
-    /// backward needs.
-    fn run(&mut self, xs: &[&[f32]], n: usize, train: bool);
+    /// Forward pass over inputs `xs` (one slice per input, `ctx.n` samples each); a training
+    /// pass (`ctx.training`) keeps what backward needs.
+    fn run(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>);
     /// Output `k` of the last forward pass.
     fn output(&self, k: usize) -> &[f32];
     /// Backward pass from the loss gradients `dys` (one per output), writing every parameter's
     /// gradient. `fused[k]`: `dys[k]` is with respect to output `k`'s softmax input.
-    fn run_backward(&mut self, xs: &[&[f32]], n: usize, dys: &[&[f32]], fused: &[bool]);
+    fn run_backward(&mut self, xs: &[&[f32]], dys: &[&[f32]], fused: &[bool], ctx: &mut Ctx<'_>);
     /// Visits every parameter with its full name (`dense_1.kernel`).
     fn visit_weights(&self, f: &mut dyn FnMut(&str, &Param));
     /// Visits every parameter mutably, in the order of [`visit_weights`](Self::visit_weights).

@@ -138,7 +138,7 @@ fn graph(
 /// connection, labelled as `opts` asks.
 pub fn to_dot<M: Model>(m: &M, opts: &PlotOptions) -> String {
     let mut weights: Vec<(String, bool)> = Vec::new();
-    m.visit_weights(&mut |name, p| weights.push((name.replace('.', "/"), p.trainable)));
+    m.visit_weights(&mut |name, p| weights.push((name.replace('.', "/"), p.role() != crate::layers::Role::Frozen)));
     let trainable = |layer: &str| weights.iter().filter(|(w, _)| w.starts_with(&format!("{layer}/"))).all(|(_, t)| *t);
     let (nodes, edges) = graph(M::LAYERS, opts.expand_nested, "", &trainable);
     let mut dot =

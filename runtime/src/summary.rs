@@ -72,7 +72,7 @@ pub(crate) fn render<M: Model>(m: &M, expand_nested: bool) -> String {
     let (mut total, mut trainable) = (0, 0);
     m.visit_weights(&mut |_, p| {
         total += p.len();
-        if p.trainable {
+        if p.is_trainable() {
             trainable += p.len();
         }
     });

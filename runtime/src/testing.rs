@@ -7,7 +7,8 @@
 use rand::{Rng, SeedableRng};
 
 use crate::kernels::activation::softmax_rows;
-use crate::layers::{BackwardOpts, Layer};
+use crate::layers::{BackwardOpts, Ctx, Layer};
+use crate::random::Stream;
 use crate::losses::Loss;
 
 /// Step of the central differences. Large enough that f32 rounding of the objective (about 1e-7
@@ -19,23 +20,57 @@ fn close(analytic: f64, numeric: f64, tol: f64) -> bool {
     (analytic - numeric).abs() <= tol * (1.0 + analytic.abs().max(numeric.abs()))
 }
 
-fn objective<L: Layer>(layer: &mut L, x: &[f32], n: usize, r: &[f32]) -> f64 {
-    layer.forward_train(x, n).iter().zip(r).map(|(y, r)| *y as f64 * *r as f64).sum()
+/// A training pass whose random draws (dropout masks, noise) are the same every time, so the
+/// function being differentiated is fixed.
+fn train_ctx(n: usize, stream: &mut Stream) -> Ctx<'_> {
+    *stream = Stream::new(42);
+    Ctx::new(n, true, stream)
 }
 
-/// Checks every parameter gradient (up to `per_param` entries of each, spread over the array) and
-/// every input gradient of `layer` at input `x` of `n` rows. Returns the mismatches found.
-pub fn check_layer<L: Layer>(layer: &mut L, x: &[f32], n: usize, per_param: usize, tol: f64) -> Result<(), String> {
+fn objective<L: Layer>(layer: &mut L, xs: &[&[f32]], n: usize, r: &[f32]) -> f64 {
+    let mut stream = Stream::new(42);
+    layer.forward(xs, &mut train_ctx(n, &mut stream));
+    layer.output().iter().zip(r).map(|(y, r)| *y as f64 * *r as f64).sum()
+}
+
+/// Checks every trainable parameter gradient (up to `per_param` entries of each, spread over the
+/// array) and every input gradient of `layer` at inputs `xs` (one slice per input, `n` samples
+/// each) in a training pass. Returns the mismatches found.
+///
+/// This is the check every kiln layer passes; run it on your own layers:
+///
+/// ```ignore
+/// let mut layer = Scale::<4>::new();
+/// kiln::testing::check_layer(&mut layer, &[&x], 3, 16, 3e-3)?;
+/// ```
+pub fn check_layer<L: Layer>(
+    layer: &mut L,
+    xs: &[&[f32]],
+    n: usize,
+    per_param: usize,
+    tol: f64,
+) -> Result<(), String> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(99);
-    let out_len = layer.forward_train(x, n).len();
+    let mut stream = Stream::new(42);
+    layer.forward(xs, &mut train_ctx(n, &mut stream));
+    let out_len = layer.output().len();
     let r: Vec<f32> = (0..out_len).map(|_| rng.random_range(-1.0..1.0)).collect();
-    layer.backward(x, n, &r, BackwardOpts { input_grad: true, accumulate: false, fused_output: false });
-    let dx = layer.input_grad().to_vec();
+    layer.backward(
+        xs,
+        &r,
+        &mut train_ctx(n, &mut stream),
+        BackwardOpts { input_grad: true, accumulate: false, fused_output: false },
+    );
+    let dxs: Vec<Vec<f32>> = (0..xs.len()).map(|i| layer.input_grad(i).to_vec()).collect();
     let mut grads: Vec<(String, Vec<f32>)> = Vec::new();
     layer.visit_params(&mut |name, p| grads.push((name.to_string(), p.grad.clone())));
     let mut errors = Vec::new();
 
     for (slot, (name, grad)) in grads.iter().enumerate() {
+        // State (moving statistics) has no gradient.
+        if grad.is_empty() {
+            continue;
+        }
         let stride = (grad.len() / per_param.max(1)).max(1);
         for j in (0..grad.len()).step_by(stride) {
             let nudge = |layer: &mut L, delta: f64| {
@@ -48,9 +83,9 @@ pub fn check_layer<L: Layer>(layer: &mut L, x: &[f32], n: usize, per_param: usiz
                 });
             };
             nudge(layer, EPS);
-            let plus = objective(layer, x, n, &r);
+            let plus = objective(layer, xs, n, &r);
             nudge(layer, -2.0 * EPS);
-            let minus = objective(layer, x, n, &r);
+            let minus = objective(layer, xs, n, &r);
             nudge(layer, EPS);
             let numeric = (plus - minus) / (2.0 * EPS);
             if !close(grad[j] as f64, numeric, tol) {
@@ -58,16 +93,21 @@ pub fn check_layer<L: Layer>(layer: &mut L, x: &[f32], n: usize, per_param: usiz
             }
         }
     }
-    let mut xp = x.to_vec();
-    for j in 0..x.len() {
-        xp[j] = (x[j] as f64 + EPS) as f32;
-        let plus = objective(layer, &xp, n, &r);
-        xp[j] = (x[j] as f64 - EPS) as f32;
-        let minus = objective(layer, &xp, n, &r);
-        xp[j] = x[j];
-        let numeric = (plus - minus) / (2.0 * EPS);
-        if !close(dx[j] as f64, numeric, tol) {
-            errors.push(format!("input[{j}]: analytic {} vs numeric {numeric}", dx[j]));
+    for (i, dx) in dxs.iter().enumerate() {
+        let mut inputs: Vec<Vec<f32>> = xs.iter().map(|x| x.to_vec()).collect();
+        for j in 0..xs[i].len() {
+            let mut at = |delta: f64, inputs: &mut Vec<Vec<f32>>| {
+                inputs[i][j] = (xs[i][j] as f64 + delta) as f32;
+                let views: Vec<&[f32]> = inputs.iter().map(|v| &v[..]).collect();
+                objective(layer, &views, n, &r)
+            };
+            let plus = at(EPS, &mut inputs);
+            let minus = at(-EPS, &mut inputs);
+            inputs[i][j] = xs[i][j];
+            let numeric = (plus - minus) / (2.0 * EPS);
+            if !close(dx[j] as f64, numeric, tol) {
+                errors.push(format!("input {i}[{j}]: analytic {} vs numeric {numeric}", dx[j]));
+            }
         }
     }
     if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
@@ -125,11 +165,13 @@ pub fn check_model<M: crate::Model>(
     tol: f64,
 ) -> Result<(), String> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    m.run(xs, n, true);
+    let mut stream = Stream::new(42);
+    m.run(xs, &mut train_ctx(n, &mut stream));
     let rs: Vec<Vec<f32>> =
         (0..M::OUTPUTS.len()).map(|k| (0..m.output(k).len()).map(|_| rng.random_range(-1.0..1.0)).collect()).collect();
     let objective = |m: &mut M| -> f64 {
-        m.run(xs, n, true);
+        let mut stream = Stream::new(42);
+        m.run(xs, &mut train_ctx(n, &mut stream));
         rs.iter()
             .enumerate()
             .map(|(k, r)| m.output(k).iter().zip(r).map(|(y, r)| *y as f64 * *r as f64).sum::<f64>())
@@ -137,7 +179,7 @@ pub fn check_model<M: crate::Model>(
     };
     let dys: Vec<&[f32]> = rs.iter().map(|r| &r[..]).collect();
     let fused = vec![false; rs.len()];
-    m.run_backward(xs, n, &dys, &fused);
+    m.run_backward(xs, &dys, &fused, &mut train_ctx(n, &mut stream));
     let mut grads: Vec<(String, Vec<f32>)> = Vec::new();
     m.visit_weights(&mut |name, p| grads.push((name.to_string(), p.grad.clone())));
     let mut errors = Vec::new();

@@ -1,6 +1,6 @@
 use std::marker::PhantomData;
 
-use super::{BackwardOpts, Buffers, Layer, Param, Shareable, sized};
+use super::{BackwardOpts, Ctx, Layer, Shareable, sized};
 use crate::kernels::ActKind;
 use crate::kernels::activation::{act_backward, bias_act};
 
@@ -50,11 +50,19 @@ activations! {
 /// `silu` is Keras' other name for swish.
 pub type Silu = Swish;
 
-/// Keras' `Activation(name)` layer: applies an activation to the previous layer's output.
+/// Keras' `Activation(name)` layer: applies an activation to the previous layer's output, of
+/// any shape; softmax normalises over the last axis, `WIDTH` wide.
 #[derive(Clone, Debug, Default)]
 pub struct Activation<A: ActivationFn, const WIDTH: usize> {
-    buf: Buffers,
+    buf: ActivationBuffers,
     _act: PhantomData<A>,
+}
+
+/// What one application of an [`Activation`] layer writes.
+#[derive(Clone, Debug, Default)]
+pub struct ActivationBuffers {
+    out: Vec<f32>,
+    dx: Vec<f32>,
 }
 
 impl<A: ActivationFn, const WIDTH: usize> Activation<A, WIDTH> {
@@ -65,14 +73,13 @@ impl<A: ActivationFn, const WIDTH: usize> Activation<A, WIDTH> {
 }
 
 impl<A: ActivationFn, const WIDTH: usize> Layer for Activation<A, WIDTH> {
-    fn forward(&mut self, x: &[f32], _n: usize) -> &[f32] {
-        let out = sized(&mut self.buf.out, x.len());
-        out.copy_from_slice(x);
+    fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
+        let out = sized(&mut self.buf.out, xs[0].len());
+        out.copy_from_slice(xs[0]);
         bias_act(A::KIND, out, None, None, WIDTH);
-        &self.buf.out
     }
 
-    fn backward(&mut self, x: &[f32], _n: usize, dy: &[f32], opts: BackwardOpts) {
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
         if !opts.input_grad {
             return;
         }
@@ -80,7 +87,7 @@ impl<A: ActivationFn, const WIDTH: usize> Layer for Activation<A, WIDTH> {
         if opts.fused_output {
             dx.copy_from_slice(dy);
         } else {
-            act_backward(A::KIND, &self.buf.out, x, dy, dx, WIDTH);
+            act_backward(A::KIND, &self.buf.out, xs[0], dy, dx, WIDTH);
         }
     }
 
@@ -88,17 +95,14 @@ impl<A: ActivationFn, const WIDTH: usize> Layer for Activation<A, WIDTH> {
         &self.buf.out
     }
 
-    fn input_grad(&self) -> &[f32] {
+    fn input_grad(&self, _i: usize) -> &[f32] {
         &self.buf.dx
     }
-
-    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param)) {}
-
-    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&mut Param)) {}
 }
 
 impl<A: ActivationFn, const WIDTH: usize> Shareable for Activation<A, WIDTH> {
-    fn buffers_mut(&mut self) -> &mut Buffers {
+    type Buffers = ActivationBuffers;
+    fn buffers_mut(&mut self) -> &mut ActivationBuffers {
         &mut self.buf
     }
 }

@@ -1,21 +1,10 @@
-//! Keras' merge layers: several inputs of compatible shapes, one output, no weights.
+//! Keras' merge layers: several inputs of compatible shapes, one output, no weights. They are
+//! layers like any other, with several inputs.
 //!
 //! The model macros check the shapes at compile time (same shape for the element-wise merges; all
 //! dimensions but the axis for `Concatenate`); the types here receive the resulting widths.
 
-use super::sized;
-
-/// A layer with several inputs and no weights.
-pub trait Merge: Clone + std::fmt::Debug + Send + Sync {
-    /// Computes the output from the inputs `xs`, each `n` rows.
-    fn forward(&mut self, xs: &[&[f32]], n: usize) -> &[f32];
-    /// Computes every input's gradient from the output gradient `dy`.
-    fn backward(&mut self, xs: &[&[f32]], n: usize, dy: &[f32]);
-    /// The output of the last forward pass.
-    fn output(&self) -> &[f32];
-    /// The gradient with respect to input `i`, from the last backward pass.
-    fn input_grad(&self, i: usize) -> &[f32];
-}
+use super::{BackwardOpts, Ctx, Layer, sized};
 
 /// Writes `Σ parts` into `buf`: the gradient of a value read by several layers.
 pub fn accumulate<'a>(buf: &'a mut Vec<f32>, parts: &[&[f32]]) -> &'a [f32] {
@@ -61,8 +50,8 @@ macro_rules! elementwise {
             }
         }
 
-        impl Merge for $name {
-            fn forward(&mut self, xs: &[&[f32]], _n: usize) -> &[f32] {
+        impl Layer for $name {
+            fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
                 let out = sized(&mut self.buf.out, xs[0].len());
                 out.copy_from_slice(xs[0]);
                 for x in &xs[1..] {
@@ -73,10 +62,9 @@ macro_rules! elementwise {
                 }
                 let finish: fn(&mut [f32], usize) = $first;
                 finish(out, xs.len());
-                &self.buf.out
             }
 
-            fn backward(&mut self, $xs: &[&[f32]], _n: usize, $dy: &[f32]) {
+            fn backward(&mut self, $xs: &[&[f32]], $dy: &[f32], _ctx: &mut Ctx<'_>, _opts: BackwardOpts) {
                 let $y = &self.buf.out;
                 let grads = grads(&mut self.buf.dx, $xs.len(), $dy.len());
                 let $k = $xs.len();
@@ -147,8 +135,9 @@ impl Concatenate {
     }
 }
 
-impl Merge for Concatenate {
-    fn forward(&mut self, xs: &[&[f32]], n: usize) -> &[f32] {
+impl Layer for Concatenate {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        let n = ctx.n;
         let total = self.row_width();
         let out = sized(&mut self.buf.out, n * total);
         let mut at = 0;
@@ -158,10 +147,10 @@ impl Merge for Concatenate {
                 at += w;
             }
         }
-        &self.buf.out
     }
 
-    fn backward(&mut self, xs: &[&[f32]], n: usize, dy: &[f32]) {
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, _opts: BackwardOpts) {
+        let n = ctx.n;
         if self.buf.dx.len() != xs.len() {
             self.buf.dx.resize(xs.len(), Vec::new());
         }
@@ -200,18 +189,17 @@ impl Dot {
     }
 }
 
-impl Merge for Dot {
-    fn forward(&mut self, xs: &[&[f32]], n: usize) -> &[f32] {
-        let w = self.width;
+impl Layer for Dot {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        let (w, n) = (self.width, ctx.n);
         let out = sized(&mut self.buf.out, n);
         for (r, o) in out.iter_mut().enumerate() {
             *o = xs[0][r * w..(r + 1) * w].iter().zip(&xs[1][r * w..(r + 1) * w]).map(|(a, b)| a * b).sum();
         }
-        &self.buf.out
     }
 
-    fn backward(&mut self, xs: &[&[f32]], n: usize, dy: &[f32]) {
-        let w = self.width;
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, _opts: BackwardOpts) {
+        let (w, n) = (self.width, ctx.n);
         let grads = grads(&mut self.buf.dx, 2, n * w);
         for (i, g) in grads.iter_mut().enumerate() {
             let other = xs[1 - i];

@@ -1,9 +1,16 @@
-//! Layers: parameters, buffers, forward and backward. One implementation per layer, used by every
-//! model style: the macros generate calls into these types, and `#[derive(Model)]` structs hold
-//! them as fields.
+//! Layers: one trait, [`Layer`], for every layer kiln has and every layer a user writes.
 //!
-//! Flatten and Reshape do not appear here as code: on row-major data they change no value, so the
-//! model macros turn them into a renaming of the previous buffer (see the `LayerInfo` table).
+//! A layer takes one or several inputs (`xs`, each a row-major `f32` slice of `ctx.n` samples;
+//! the per-sample shapes are fixed when the model compiles), writes its output into buffers it
+//! owns, and in `backward` writes its parameter gradients and its input gradients. A [`Ctx`]
+//! carries what varies per call: the batch size, whether this is a training pass, and the
+//! model's seeded random stream. Each weight is a [`Param`] with a [`Role`]: trainable, frozen
+//! by the user, or non-trainable state (moving statistics).
+//!
+//! Flatten and Reshape have no code here: on row-major data they change no value, so the model
+//! macros turn them into a renaming of the previous buffer.
+//!
+//! Adding a layer is described in `CONTRIBUTING.md`.
 
 mod activation;
 mod dense;
@@ -14,51 +21,86 @@ mod traits;
 pub use activation::{
     Activation, ActivationFn, Elu, Gelu, LeakyRelu, Linear, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Swish, Tanh,
 };
-pub use dense::Dense;
-pub use merge::{Add, Average, Concatenate, Dot, Maximum, Merge, Minimum, Multiply, Subtract, accumulate};
-pub use param::Param;
-pub use traits::{Init, Shaped, expect_same, expect_width, init_vec, set_trainable_all};
+pub use dense::{Dense, DenseBuffers};
+pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
+pub use param::{Param, Role};
+pub use traits::{
+    Init, Shaped, expect_same, expect_shape, expect_width, init_vec, same_shape, set_trainable_all, shape_eq,
+};
+
+pub use crate::random::Stream;
+
+/// What a forward or backward pass receives besides the data.
+pub struct Ctx<'a> {
+    /// Samples in the batch.
+    pub n: usize,
+    /// A training pass: dropout and noise are active, normalisation uses and updates batch
+    /// statistics. `false` for `predict` and `evaluate`.
+    pub training: bool,
+    /// The model's random stream (saved in checkpoints): layers draw masks and noise from it.
+    pub rng: &'a mut Stream,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for `n` samples.
+    pub fn new(n: usize, training: bool, rng: &'a mut Stream) -> Self {
+        Ctx { n, training, rng }
+    }
+
+    /// The same context for a nested call (a model used as a layer).
+    pub fn reborrow(&mut self) -> Ctx<'_> {
+        Ctx { n: self.n, training: self.training, rng: self.rng }
+    }
+}
 
 /// What [`Layer::backward`] should produce besides the parameter gradients.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BackwardOpts {
-    /// Compute the gradient with respect to the layer's input (skipped for the first layer).
+    /// Compute the gradients with respect to the layer's inputs (skipped for the first layer).
     pub input_grad: bool,
     /// Add the parameter gradients to those already there (a layer used more than once).
     pub accumulate: bool,
     /// The incoming gradient is already with respect to the activation's input: the loss fused
-    /// softmax and cross-entropy into `p - y`.
+    /// softmax and cross-entropy into `p - y`. Only a model's output layer ever receives it.
     pub fused_output: bool,
 }
 
-/// A differentiable computation on a batch of rows, with its own buffers.
+/// A differentiable computation on a batch, with its own buffers.
 ///
-/// Data are row-major `f32` slices of `n` rows; the row widths are fixed by the layer's type.
 /// Buffers grow to the largest batch seen and are then reused, so a steady-state training step
-/// allocates nothing.
+/// allocates nothing. Keras equivalent: `keras.layers.Layer` (`call` is `forward`; `build` is
+/// the constructor, given the static shapes the model macro computed).
 pub trait Layer: Clone + std::fmt::Debug + Send + Sync {
-    /// Inference: the output for input `x` of `n` rows.
-    fn forward(&mut self, x: &[f32], n: usize) -> &[f32];
-    /// Training forward pass: like [`forward`](Self::forward) but keeps what `backward` needs.
-    fn forward_train(&mut self, x: &[f32], n: usize) -> &[f32] {
-        self.forward(x, n)
-    }
-    /// Given the input `x` of the last `forward_train` and the loss gradient `dy` with respect to
-    /// the output, writes the parameter gradients and, if asked, the input gradient.
-    fn backward(&mut self, x: &[f32], n: usize, dy: &[f32], opts: BackwardOpts);
+    /// Computes the output for inputs `xs` (one slice per input, `ctx.n` samples each). In a
+    /// training pass, keeps what `backward` needs.
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>);
+    /// Given the inputs of the last training `forward` and the loss gradient `dy` with respect
+    /// to the output, writes the parameter gradients and, if asked, the input gradients.
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts);
     /// The output of the last forward pass.
     fn output(&self) -> &[f32];
-    /// The input gradient written by the last `backward` with `input_grad`.
-    fn input_grad(&self) -> &[f32];
-    /// Visits each parameter with its name relative to this layer (`kernel`, `bias`).
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param));
-    /// Visits each parameter mutably, in the same order as [`visit_params`](Self::visit_params).
-    /// Unnamed, so the optimizer's walk over the parameters builds no strings.
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param));
-    /// Freezes (`false`) or unfreezes every parameter of the layer: optimizers skip frozen ones.
+    /// The gradient with respect to input `i`, written by the last `backward` with `input_grad`.
+    fn input_grad(&self, i: usize) -> &[f32];
+    /// Visits each weight with its name relative to this layer (`kernel`, `bias`).
+    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param)) {}
+    /// Visits each weight mutably, in the same order as [`visit_params`](Self::visit_params).
+    /// Unnamed, so the optimizer's walk over the weights builds no strings.
+    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&mut Param)) {}
+    /// Freezes (`false`) or unfreezes the layer's trainable weights; non-trainable state
+    /// (moving statistics) stays non-trainable either way.
     fn set_trainable(&mut self, trainable: bool) {
-        self.visit_params_mut(&mut |p| p.trainable = trainable);
+        self.visit_params_mut(&mut |p| p.set_trainable(trainable));
     }
+}
+
+/// A layer that can be applied several times in one model with one set of weights (Keras' shared
+/// layers). Each extra application keeps its own buffers, which the generated code swaps in for
+/// that application's passes: an exchange of pointers, with no copy and no allocation.
+pub trait Shareable: Layer {
+    /// Everything one application writes (outputs, what backward keeps, input gradients).
+    type Buffers: Clone + std::fmt::Debug + Default + Send + Sync;
+    /// The layer's own buffers.
+    fn buffers_mut(&mut self) -> &mut Self::Buffers;
 }
 
 /// Sets `buf` to `len` values without freeing capacity, so buffers stop allocating once they have
@@ -71,41 +113,8 @@ pub fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buf[..]
 }
 
-/// The buffers one application of a layer writes: its output, what backward needs, and the input
-/// gradient.
-#[derive(Clone, Debug, Default)]
-pub struct Buffers {
-    /// The output of the forward pass.
-    pub out: Vec<f32>,
-    /// The activation's input, for activations whose derivative needs it.
-    pub pre: Vec<f32>,
-    /// The gradient with respect to the activation's input.
-    pub dz: Vec<f32>,
-    /// The gradient with respect to the layer's input.
-    pub dx: Vec<f32>,
-}
-
-/// A layer that can be applied several times in one model with one set of weights (Keras' shared
-/// layers). Each extra application keeps its own [`Buffers`], which the generated code swaps in
-/// for that application's forward and backward passes: an exchange of three pointers per buffer,
-/// with no copy and no allocation.
-pub trait Shareable: Layer {
-    /// The layer's own buffers.
-    fn buffers_mut(&mut self) -> &mut Buffers;
-}
-
-/// Runs a layer's forward pass, keeping what backward needs when `train`.
-#[inline]
-pub fn run_layer<L: Layer>(layer: &mut L, x: &[f32], n: usize, train: bool) {
-    if train {
-        layer.forward_train(x, n);
-    } else {
-        layer.forward(x, n);
-    }
-}
-
 /// Exchanges a shared layer's buffers with those of another of its applications.
 #[inline]
-pub fn swap_buffers<L: Shareable>(layer: &mut L, other: &mut Buffers) {
+pub fn swap_buffers<L: Shareable>(layer: &mut L, other: &mut L::Buffers) {
     std::mem::swap(layer.buffers_mut(), other);
 }

@@ -1,22 +1,43 @@
 use rand::Rng;
 
-/// One trainable array (a kernel or a bias) with its gradient.
+/// What a weight is for: Keras' `trainable` flag, split so that a user's freezing and a layer's
+/// own non-trainable state cannot be confused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Updated by the optimizer (a kernel, a bias).
+    Trainable,
+    /// A trainable weight the user froze (`trainable = false`): kept as it is until unfrozen.
+    Frozen,
+    /// State the layer updates itself (BatchNormalization's moving mean and variance): saved and
+    /// loaded, counted as non-trainable, never touched by an optimizer or weight decay, and never
+    /// unfrozen by `set_trainable(true)`.
+    State,
+}
+
+/// One weight array (a kernel, a bias, a moving statistic) with its gradient.
 #[derive(Clone, Debug)]
 pub struct Param {
     shape: Vec<usize>,
     /// The values, row-major.
     pub value: Vec<f32>,
-    /// The gradient of the loss with respect to `value`, written by the last backward pass.
+    /// The gradient of the loss with respect to `value`, written by the last backward pass
+    /// (empty for [`Role::State`]).
     pub grad: Vec<f32>,
-    /// Whether optimizers update it. Frozen parameters count as non-trainable in the summary.
-    pub trainable: bool,
+    role: Role,
 }
 
 impl Param {
-    /// A parameter of the given shape, all zeros (Keras' `zeros` initializer).
+    /// A trainable weight of the given shape, all zeros (Keras' `zeros` initializer).
     pub fn zeros(shape: &[usize]) -> Self {
         let len = shape.iter().product();
-        Param { shape: shape.to_vec(), value: vec![0.0; len], grad: vec![0.0; len], trainable: true }
+        Param { shape: shape.to_vec(), value: vec![0.0; len], grad: vec![0.0; len], role: Role::Trainable }
+    }
+
+    /// Non-trainable state of the given shape, every value `fill` (Keras'
+    /// `add_weight(trainable=False)`): it has no gradient.
+    pub fn state(shape: &[usize], fill: f32) -> Self {
+        let len = shape.iter().product();
+        Param { shape: shape.to_vec(), value: vec![fill; len], grad: Vec::new(), role: Role::State }
     }
 
     /// Keras' `glorot_uniform`: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)).
@@ -42,5 +63,41 @@ impl Param {
     /// Whether it holds no values.
     pub fn is_empty(&self) -> bool {
         self.value.is_empty()
+    }
+
+    /// The weight's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether an optimizer updates it now (trainable and not frozen).
+    pub fn is_trainable(&self) -> bool {
+        self.role == Role::Trainable
+    }
+
+    /// Freezes (`false`) or unfreezes (`true`) a trainable weight; non-trainable state is left
+    /// as it is.
+    pub fn set_trainable(&mut self, trainable: bool) {
+        if self.role != Role::State {
+            self.role = if trainable { Role::Trainable } else { Role::Frozen };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_is_never_unfrozen_and_frozen_weights_thaw() {
+        let mut s = Param::state(&[3], 1.0);
+        s.set_trainable(true);
+        assert_eq!(s.role(), Role::State);
+        assert!(!s.is_trainable() && s.grad.is_empty());
+        let mut k = Param::zeros(&[2, 2]);
+        k.set_trainable(false);
+        assert_eq!(k.role(), Role::Frozen);
+        k.set_trainable(true);
+        assert!(k.is_trainable());
     }
 }

@@ -1,17 +1,19 @@
-//! What the `#[kiln::model]` struct macro needs of its fields' types: their widths and parameter
-//! counts as constants (so shapes in `call` are checked when the model compiles), and a way to
-//! build them from a seed.
+//! A layer's static shape rule and construction: what the model macros need of a layer type they
+//! did not generate (a field of a `#[kiln::model]` struct, a user's own layer in `sequential!` or
+//! `functional!`), as constants, so its shapes are checked when the model compiles.
 
 use rand::rngs::StdRng;
 
 use super::{Activation, ActivationFn, Dense, Layer};
 use crate::kernels::ActKind;
 
-/// A layer on vectors: input and output widths known at compile time.
+/// A layer's static shape rule: it reads inputs whose **last axis** is `IN` wide and writes
+/// outputs whose last axis is `OUT` wide, keeping every other axis (Keras' Dense rule; a
+/// per-feature layer has `IN == OUT`).
 pub trait Shaped {
-    /// Input width.
+    /// Width of the input's last axis.
     const IN: usize;
-    /// Output width.
+    /// Width of the output's last axis.
     const OUT: usize;
     /// The activation applied over each whole output row (softmax enables the fused gradient).
     const ACT: ActKind;
@@ -142,6 +144,76 @@ pub const fn expect_width(what: &str, expected: usize, got: usize) {
         Ok(s) => panic!("{}", s),
         Err(_) => panic!("shape mismatch"),
     }
+}
+
+const fn put_shape(buf: &mut [u8; 160], mut at: usize, s: &[usize]) -> usize {
+    at = put_str(buf, at, "[");
+    let mut i = 0;
+    while i < s.len() {
+        if i > 0 {
+            at = put_str(buf, at, ", ");
+        }
+        at = put_usize(buf, at, s[i]);
+        i += 1;
+    }
+    put_str(buf, at, "]")
+}
+
+const fn fail(buf: &[u8; 160], at: usize) -> ! {
+    let (msg, _) = buf.split_at(at);
+    match core::str::from_utf8(msg) {
+        Ok(s) => panic!("{}", s),
+        Err(_) => panic!("shape mismatch"),
+    }
+}
+
+/// Compile-time shape check of a user layer in `sequential!` / `functional!`: the layer's type
+/// says its input's last axis is `expected` wide; `got` is the input the model gives it.
+/// Panics (a compile error) with "`what` expects an input whose last axis is E, got [..]".
+pub const fn expect_shape(what: &str, expected: usize, got: &[usize]) {
+    if !got.is_empty() && got[got.len() - 1] == expected {
+        return;
+    }
+    let mut buf = [b' '; 160];
+    let mut at = put_str(&mut buf, 0, what);
+    at = put_str(&mut buf, at, " expects an input whose last axis is ");
+    at = put_usize(&mut buf, at, expected);
+    at = put_str(&mut buf, at, ", got ");
+    at = put_shape(&mut buf, at, got);
+    fail(&buf, at)
+}
+
+/// Compile-time check that a user layer's output (its type's `OUT`) is as wide as the model
+/// declares it (`declared`, the last axis of the shape the next layer receives).
+pub const fn same_shape(what: &str, declared: usize, ty_out: usize) {
+    if declared == ty_out {
+        return;
+    }
+    let mut buf = [b' '; 160];
+    let mut at = put_str(&mut buf, 0, what);
+    at = put_str(&mut buf, at, " writes outputs whose last axis is ");
+    at = put_usize(&mut buf, at, ty_out);
+    at = put_str(&mut buf, at, ", but the model declares ");
+    at = put_usize(&mut buf, at, declared);
+    at = put_str(&mut buf, at, ": give `output = ");
+    at = put_usize(&mut buf, at, ty_out);
+    at = put_str(&mut buf, at, "`");
+    fail(&buf, at)
+}
+
+/// Whether two shapes are equal, in a const context.
+pub const fn shape_eq(a: &[usize], b: &[usize]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Compile-time check that the inputs of a merge (`+`, `add`, `dot`, ...) have the same shape.

@@ -92,16 +92,14 @@ pub(crate) struct OutputSpec {
 pub(crate) struct Compiled {
     pub outputs: Vec<OutputSpec>,
     pub optimizer: Box<dyn Optimizer>,
+    /// Per output: the loss hands back the fused softmax gradient (see `train::fuses`).
+    pub fused: Vec<bool>,
 }
 
 impl Compiled {
     /// Each output's loss, in output order.
     pub fn losses(&self) -> Vec<Loss> {
         self.outputs.iter().map(|o| o.loss).collect()
-    }
-
-    pub fn fused<M: Model>(&self, k: usize) -> bool {
-        super::fuses::<M>(&self.outputs[k].loss, k)
     }
 
     /// Fresh metric states, keyed as Keras does (`accuracy`, or `class_accuracy` with several
@@ -170,6 +168,7 @@ pub(crate) fn compile<M: Model>(m: &mut M, config: Compile) -> Result<()> {
     for (name, names) in config.output_metrics {
         outputs[output_index::<M>(&name, "metrics")?].metrics.extend(names);
     }
-    m.train_state_mut().compiled = Some(Compiled { outputs, optimizer });
+    let fused = outputs.iter().enumerate().map(|(k, o)| super::fuses::<M>(&o.loss, k)).collect();
+    m.train_state_mut().compiled = Some(Compiled { outputs, optimizer, fused });
     Ok(())
 }

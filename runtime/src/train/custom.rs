@@ -14,8 +14,8 @@ use ndarray::{ArrayBase, ArrayView, ArrayViewD, Axis, Data, Dimension};
 
 use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
-use crate::kernels::ActKind;
-use crate::layers::sized;
+use crate::layers::{Ctx, sized};
+use crate::random::Stream;
 use crate::losses::Loss;
 use crate::model::{MAX_PORTS, Model};
 use crate::optimizers::Optimizer;
@@ -105,18 +105,21 @@ pub(crate) fn loss_and_grads<M: Model>(
     let _ftz = FlushDenormals::new();
     let xb = super::slices(xs.iter().map(|r| &r.data[..]));
     let (ni, no) = (M::INPUTS.len(), M::OUTPUTS.len());
-    m.run(&xb[..ni], n, true);
+    // A step outside `fit` draws from a stream of its own, so it leaves the model's untouched.
+    let mut stream = Stream::new(m.train_state().seed() ^ m.train_state().stream().position());
+    let mut ctx = Ctx::new(n, true, &mut stream);
+    m.run(&xb[..ni], &mut ctx);
     let mut grads: Vec<Vec<f32>> = vec![Vec::new(); no];
     let mut fused = [false; MAX_PORTS];
     let mut total = 0.0;
     for k in 0..no {
-        fused[k] = loss.fuses_softmax() && M::OUTPUT_ACTIVATIONS.get(k) == Some(&ActKind::Softmax);
+        fused[k] = super::fuses::<M>(loss, k);
         let width = M::OUTPUTS[k].size();
         let g = sized(&mut grads[k], n * width);
         total += loss.compute(m.output(k), &ys[k].data, n, width, Some(g), fused[k]);
     }
     let dys = super::slices(grads.iter().map(|g| &g[..]));
-    m.run_backward(&xb[..ni], n, &dys[..no], &fused[..no]);
+    m.run_backward(&xb[..ni], &dys[..no], &fused[..no], &mut ctx);
     let (mut names, mut values) = (Vec::new(), Vec::new());
     m.visit_weights(&mut |name, p| {
         names.push(name.to_string());
@@ -145,7 +148,7 @@ impl<O: Optimizer + ?Sized> ApplyGradients for O {
         self.begin_step();
         let mut slot = 0;
         model.visit_weights_mut(&mut |p| {
-            if p.trainable {
+            if p.is_trainable() {
                 self.update(slot, &mut p.value, &grads.values[slot]);
             }
             slot += 1;

@@ -22,7 +22,8 @@ use rand::seq::SliceRandom;
 use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
 use crate::kernels::ActKind;
-use crate::layers::sized;
+use crate::layers::{Ctx, sized};
+use crate::random::Stream;
 use crate::metrics::MetricState;
 use crate::model::{MAX_PORTS, Model};
 use crate::optimizers::Optimizer;
@@ -93,13 +94,15 @@ pub struct TrainState {
     /// from a checkpoint shuffles exactly as an uninterrupted one.
     epochs: u64,
     compiled: Option<Compiled>,
+    /// The random stream layers draw from in training (dropout masks, noise).
+    stream: Stream,
     ws: Workspace,
 }
 
 impl TrainState {
     /// The state of a model created from `seed`.
     pub fn new(seed: u64) -> Self {
-        TrainState { seed, epochs: 0, compiled: None, ws: Workspace::default() }
+        TrainState { seed, epochs: 0, compiled: None, stream: Stream::new(seed), ws: Workspace::default() }
     }
 
     /// The seed the model was created with.
@@ -108,11 +111,17 @@ impl TrainState {
     }
 
     /// Restores a checkpoint's optimizer state and epoch count.
-    pub(crate) fn restore(&mut self, state: crate::optimizers::OptimizerState, epochs: u64) {
+    pub(crate) fn restore(&mut self, state: crate::optimizers::OptimizerState, epochs: u64, stream: u64) {
         if let Some(c) = &mut self.compiled {
             c.optimizer.load_state(state);
         }
         self.epochs = epochs;
+        self.stream.set_position(stream);
+    }
+
+    /// The random stream layers draw from while training.
+    pub fn stream(&self) -> &Stream {
+        &self.stream
     }
 
     /// Epochs trained so far (all `fit` calls together).
@@ -134,7 +143,7 @@ fn epoch_rng(seed: u64, epoch: u64) -> StdRng {
 /// Runs `f` on the model with its training state taken out, so both can be borrowed mutably,
 /// and puts the state back whatever `f` returns.
 fn with_state<M: Model, T>(m: &mut M, f: impl FnOnce(&mut M, &mut TrainState) -> Result<T>) -> Result<T> {
-    let placeholder = TrainState { seed: 0, epochs: 0, compiled: None, ws: Workspace::default() };
+    let placeholder = TrainState::new(0);
     let mut st = std::mem::replace(m.train_state_mut(), placeholder);
     let r = f(m, &mut st);
     *m.train_state_mut() = st;
@@ -203,7 +212,7 @@ impl Tracker {
         let mut grads = grads;
         for (k, out) in c.outputs.iter().enumerate() {
             let (p, width) = (m.output(k), M::OUTPUTS[k].size());
-            let fused = c.fused::<M>(k);
+            let fused = c.fused[k];
             let l = match grads.as_deref_mut() {
                 Some(g) => {
                     let g = sized(&mut g[k], n * width);
@@ -227,7 +236,7 @@ impl Tracker {
     }
 }
 
-/// One gradient step on `n` rows; returns the batch's loss.
+/// One gradient step on one batch; returns the batch's loss.
 #[allow(clippy::too_many_arguments)]
 fn step<M: Model>(
     m: &mut M,
@@ -236,21 +245,17 @@ fn step<M: Model>(
     tracker: &mut Tracker,
     xs: &[&[f32]],
     ys: &[&[f32]],
-    n: usize,
+    ctx: &mut Ctx<'_>,
     at: (usize, usize),
 ) -> Result<f32> {
-    m.run(xs, n, true);
-    let loss = tracker.observe(m, c, ys, n, Some(grads));
+    m.run(xs, ctx);
+    let loss = tracker.observe(m, c, ys, ctx.n, Some(grads));
     if !loss.is_finite() {
         return Err(Error::NonFiniteLoss { epoch: at.0 + 1, batch: at.1, value: loss });
     }
     let k = M::OUTPUTS.len();
-    let mut fused = [false; MAX_PORTS];
-    for (i, f) in fused.iter_mut().enumerate().take(k) {
-        *f = c.fused::<M>(i);
-    }
     let dys = slices(grads.iter().map(|g| &g[..]));
-    m.run_backward(xs, n, &dys[..k], &fused[..k]);
+    m.run_backward(xs, &dys[..k], &c.fused, ctx);
     apply_gradients(m, &mut *c.optimizer);
     Ok(loss)
 }
@@ -260,7 +265,7 @@ pub fn apply_gradients<M: Model>(m: &mut M, opt: &mut dyn Optimizer) {
     opt.begin_step();
     let mut slot = 0;
     m.visit_weights_mut(&mut |p| {
-        if p.trainable {
+        if p.is_trainable() {
             opt.update(slot, &mut p.value, &p.grad);
         }
         slot += 1;
@@ -334,11 +339,11 @@ pub(crate) fn fit<M: Model>(
 
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();
-        let c = st.compiled.as_mut().ok_or(Error::NotCompiled("fit"))?;
+        let TrainState { compiled, stream, ws, seed, epochs: trained, .. } = st;
+        let c = compiled.as_mut().ok_or(Error::NotCompiled("fit"))?;
         let mut tracker = Tracker::new::<M>(c);
         let mut val_tracker = Tracker::new::<M>(c);
         let mut history = History::default();
-        let ws = &mut st.ws;
         ws.xb.resize(ni, Vec::new());
         ws.yb.resize(no, Vec::new());
         ws.grads.resize(no, Vec::new());
@@ -349,7 +354,7 @@ pub(crate) fn fit<M: Model>(
             if opts.shuffle {
                 // From the identity each epoch, so the order depends only on (seed, epoch).
                 ws.order.iter_mut().enumerate().for_each(|(i, r)| *r = i);
-                ws.order.shuffle(&mut epoch_rng(st.seed, st.epochs));
+                ws.order.shuffle(&mut epoch_rng(*seed, *trained));
             }
             tracker.reset();
             let progress = progress::Progress::new(opts.verbose, epoch, opts.epochs, steps);
@@ -369,7 +374,8 @@ pub(crate) fn fit<M: Model>(
                 };
                 match custom.as_deref_mut() {
                     None => {
-                        step(m, c, &mut ws.grads, &mut tracker, &xb[..ni], &yb[..no], k, (epoch, b))?;
+                        let mut ctx = Ctx::new(k, true, stream);
+                        step(m, c, &mut ws.grads, &mut tracker, &xb[..ni], &yb[..no], &mut ctx, (epoch, b))?;
                     }
                     Some(f) => {
                         f(m, &mut *c.optimizer, StepBatch { x: views(&xb[..ni], k), y: views(&yb[..no], k) })?;
@@ -399,7 +405,7 @@ pub(crate) fn fit<M: Model>(
             }
             progress.finish(&epoch_logs);
             history.push(epoch, &epoch_logs);
-            st.epochs += 1;
+            *trained += 1;
         }
         Ok(history)
     })
@@ -420,7 +426,7 @@ fn evaluate_rows<M: Model>(
     while start < n {
         let k = batch.min(n - start);
         let xb = range(xs, start, start + k);
-        m.run(&xb[..ni], k, false);
+        m.run(&xb[..ni], &mut Ctx::new(k, false, &mut Stream::new(0)));
         tracker.observe(m, c, &range(ys, start, start + k)[..no], k, None);
         start += k;
     }
@@ -453,7 +459,7 @@ pub(crate) fn predict<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>) -> Resul
     let mut start = 0;
     while start < n {
         let k = PREDICT_BATCH.min(n - start);
-        m.run(&range(&xs, start, start + k)[..M::INPUTS.len()], k, false);
+        m.run(&range(&xs, start, start + k)[..M::INPUTS.len()], &mut Ctx::new(k, false, &mut Stream::new(0)));
         for (j, out) in outs.iter_mut().enumerate() {
             let w = M::OUTPUTS[j].size();
             let dst = out.as_slice_mut().ok_or_else(|| Error::invalid("x", "output array not contiguous"))?;
@@ -483,7 +489,7 @@ pub(crate) fn predict_one<'m, M: Model>(m: &'m mut M, x: &[f32]) -> Result<&'m [
         return Err(Error::InvalidData { what: "x".into(), reason: format!("value {i} is {}", x[i]) });
     }
     let _ftz = FlushDenormals::new();
-    m.run(&[x], 1, false);
+    m.run(&[x], &mut Ctx::new(1, false, &mut Stream::new(0)));
     Ok(m.output(0))
 }
 
@@ -498,16 +504,20 @@ pub(crate) fn train_on_batch<M: Model>(
     let ys = data::targets::<M>(&y, n, &c.losses(), "y")?;
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();
-        let c = st.compiled.as_mut().ok_or(Error::NotCompiled("train_on_batch"))?;
+        let TrainState { compiled, stream, ws, .. } = st;
+        let c = compiled.as_mut().ok_or(Error::NotCompiled("train_on_batch"))?;
         let mut tracker = Tracker::new::<M>(c);
-        st.ws.grads.resize(M::OUTPUTS.len(), Vec::new());
+        ws.grads.resize(M::OUTPUTS.len(), Vec::new());
         let (xb, yb) = (range(&xs, 0, n), range(&ys, 0, n));
-        step(m, c, &mut st.ws.grads, &mut tracker, &xb[..M::INPUTS.len()], &yb[..M::OUTPUTS.len()], n, (0, 0))
+        let mut ctx = Ctx::new(n, true, stream);
+        step(m, c, &mut ws.grads, &mut tracker, &xb[..M::INPUTS.len()], &yb[..M::OUTPUTS.len()], &mut ctx, (0, 0))
     })
 }
 
-/// Whether output `k` uses the fused softmax + cross-entropy gradient.
-fn fuses<M: Model>(loss: &crate::losses::Loss, k: usize) -> bool {
+/// Whether output `k` uses the fused softmax + cross-entropy gradient: the one place this is
+/// decided. The model macro says which outputs end in a whole-row softmax read by nothing else
+/// (`OUTPUT_ACTIVATIONS`); the loss says whether it can hand back `p - y`.
+pub(crate) fn fuses<M: Model>(loss: &crate::losses::Loss, k: usize) -> bool {
     loss.fuses_softmax() && M::OUTPUT_ACTIVATIONS.get(k) == Some(&ActKind::Softmax)
 }
 
