@@ -27,7 +27,7 @@ fn dense<A: kiln::ActivationFn>() {
         b.value = vec![0.3, -0.2, 0.25, -0.35];
     }
     let x = away_from_zero(3 * 5, 2);
-    if let Err(e) = check_layer(&mut layer, &x, 3, 32, TOL) {
+    if let Err(e) = check_layer(&mut layer, &[&x], 3, 32, TOL) {
         panic!("Dense<{}>:\n{e}", A::KIND.name());
     }
 }
@@ -51,13 +51,13 @@ fn dense_with_every_activation() {
 fn dense_without_bias() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let mut layer = Dense::<6, 3, kiln::Tanh>::new(false, &mut rng);
-    check_layer(&mut layer, &away_from_zero(4 * 6, 4), 4, 32, TOL).unwrap();
+    check_layer(&mut layer, &[&away_from_zero(4 * 6, 4)], 4, 32, TOL).unwrap();
 }
 
 fn activation<A: kiln::ActivationFn>() {
     let mut layer = Activation::<A, 4>::new();
     let x = away_from_zero(3 * 4, 5);
-    if let Err(e) = check_layer(&mut layer, &x, 3, 0, TOL) {
+    if let Err(e) = check_layer(&mut layer, &[&x], 3, 0, TOL) {
         panic!("Activation<{}>:\n{e}", A::KIND.name());
     }
 }
@@ -124,7 +124,7 @@ sequential! {
 fn whole_model_every_layer_and_activation() {
     let mut model = Everything::with_seed(4);
     let x = away_from_zero(3 * 6, 9);
-    check_layer(&mut model, &x, 3, 8, TOL).unwrap();
+    check_layer(&mut model, &[&x], 3, 8, TOL).unwrap();
 }
 
 #[test]
@@ -138,12 +138,23 @@ fn fused_softmax_cross_entropy_through_a_model() {
     let x = away_from_zero(2 * 4, 12);
     let y = [2.0f32, 0.0];
     let loss = Loss::SparseCategoricalCrossentropy;
-    let value = |m: &mut Clf, x: &[f32]| loss.compute(m.forward_train(x, 2), &y, 2, 3, None, false) as f64;
-    let p = model.forward_train(&x, 2).to_vec();
+    let mut stream = kiln::Stream::new(0);
+    let mut forward = |m: &mut Clf, x: &[f32]| {
+        m.forward(&[x], &mut kiln::Ctx::new(2, true, &mut stream));
+        Layer::output(m).to_vec()
+    };
+    let mut value = |m: &mut Clf, x: &[f32]| loss.compute(&forward(m, x), &y, 2, 3, None, false) as f64;
+    let p = {
+        let mut s = kiln::Stream::new(0);
+        model.forward(&[&x], &mut kiln::Ctx::new(2, true, &mut s));
+        Layer::output(&model).to_vec()
+    };
     let mut g = vec![0.0; 6];
     loss.compute(&p, &y, 2, 3, Some(&mut g), true);
-    model.backward(&x, 2, &g, kiln::BackwardOpts { input_grad: true, accumulate: false, fused_output: true });
-    let dx = model.input_grad().to_vec();
+    let mut s = kiln::Stream::new(0);
+    let opts = kiln::BackwardOpts { input_grad: true, accumulate: false, fused_output: true };
+    model.backward(&[&x], &g, &mut kiln::Ctx::new(2, true, &mut s), opts);
+    let dx = model.input_grad(0).to_vec();
     for j in 0..x.len() {
         let mut xp = x.clone();
         xp[j] += 1e-3;

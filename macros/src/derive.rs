@@ -29,12 +29,17 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Expr, Fields, Ident, ItemImpl, ItemStruct, Pat, ReturnType, Stmt, Type};
 
+use std::rc::Rc;
+
 use crate::codegen::{Gen, ImplParts, impls};
-use crate::ir::{ACTIVATIONS, Act, LayerDef, LayerKind, Model, Node, Op};
+use crate::ir::{LayerDef, Model, Node, Op};
+use crate::layers::{Act, Activation, Field, Spec, concatenate, dot, elementwise, rt};
 use crate::parse::Errors;
 
-fn rt() -> TokenStream {
-    quote!(::kiln::__private)
+/// The type alias the struct macro emits for a field's (element) type, so the call macro can
+/// name it (for a shared field's buffers).
+fn field_alias(model: &Ident, field: &str) -> Ident {
+    format_ident!("__KilnField{}_{}", model, field)
 }
 
 fn call_state(name: &Ident) -> Ident {
@@ -76,6 +81,7 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
     let (mut inits, mut consts, mut visits, mut visits_mut, mut infos, mut freeze, mut params) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut aliases = Vec::new();
     for field in fields.named.iter_mut() {
         let f = field.ident.clone().expect("named fields");
         let key = f.to_string();
@@ -125,6 +131,12 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
             }
             _ => (Container::One, ty.clone()),
         };
+        let alias = field_alias(&name, &key);
+        aliases.push(quote! {
+            #[doc(hidden)]
+            #[allow(non_camel_case_types)]
+            type #alias = #elem;
+        });
         let (kin, kout, kact) = (konst("IN", &key), konst("OUT", &key), konst("ACT", &key));
         consts.push(quote! {
             #[doc(hidden)]
@@ -154,6 +166,7 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
         },));
         match &container {
             Container::One => {
+                let _ = &elem;
                 inits.push(quote!(#f: <#ty as #rt::Init>::init(&mut rng),));
                 visits.push(
                     quote!(#rt::Layer::visit_params(&self.#f, &mut |p, v| f(&::std::format!("{}.{}", #key, p), v));),
@@ -198,6 +211,8 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
     };
     Ok(quote! {
         #item
+
+        #(#aliases)*
 
         impl #name {
             /// A new model, initialised as Keras does, from kiln's default seed.
@@ -261,6 +276,16 @@ fn port_width(ty: &Type, wrapper: &str) -> syn::Result<usize> {
         return Err(err());
     }
     let syn::PathArguments::AngleBracketed(args) = &seg.arguments else { return Err(err()) };
+    if args.args.len() > 1 {
+        return Err(syn::Error::new(
+            args.span(),
+            format!(
+                "`{wrapper}` of a `call` body takes one width (`{wrapper}<10>`): subclassed models work on vectors; \
+                 for samples of rank {} use `functional!`, which takes shapes of any rank",
+                args.args.len()
+            ),
+        ));
+    }
     match args.args.first() {
         Some(syn::GenericArgument::Const(Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }))) => {
             i.base10_parse().map_err(|_| err())
@@ -295,13 +320,14 @@ impl Lower {
             tokens,
             output_shape: vec![],
             input_shapes: vec![],
+            dims: Some(vec![width.clone()]),
         });
         self.model.layers[layer].apps.push(id);
         self.widths.push(width);
         id
     }
 
-    fn op_layer(&mut self, kind: LayerKind, tokens: TokenStream) -> usize {
+    fn op_layer(&mut self, kind: Rc<dyn Spec>, tokens: TokenStream) -> usize {
         self.ops += 1;
         let name = format_ident!("__kiln_op{}", self.ops);
         self.model.layers.push(LayerDef { name, kind, tokens, apps: vec![], place: None });
@@ -320,7 +346,7 @@ impl Lower {
         }
         self.model.layers.push(LayerDef {
             name: ident,
-            kind: LayerKind::Field { key },
+            kind: Rc::new(Field { alias: field_alias(&self.name, &key), key }),
             tokens,
             apps: vec![],
             place: Some(place.clone()),
@@ -342,7 +368,7 @@ impl Lower {
 
     fn merge(
         &mut self,
-        kind: LayerKind,
+        kind: Rc<dyn Spec>,
         what: &str,
         ins: Vec<usize>,
         tokens: TokenStream,
@@ -352,15 +378,15 @@ impl Lower {
             self.errors.at(span, format!("{what} merges at least two tensors"));
             return None;
         }
-        let width = match &kind {
-            LayerKind::Concatenate { .. } => {
+        let width = match kind.class() {
+            "Concatenate" => {
                 let ws = ins.iter().map(|&i| self.widths[i].clone());
-                quote!(0 #(+ #ws)*)
+                quote!((0 #(+ #ws)*))
             }
-            LayerKind::Dot => quote!(1),
+            "Dot" => quote!(1usize),
             _ => self.widths[ins[0]].clone(),
         };
-        if !matches!(kind, LayerKind::Concatenate { .. }) {
+        if kind.class() != "Concatenate" {
             let w0 = self.widths[ins[0]].clone();
             for &i in &ins[1..] {
                 let wi = self.widths[i].clone();
@@ -397,7 +423,7 @@ impl Lower {
                     }
                 };
                 let (l, r) = (self.value(&b.left)?, self.value(&b.right)?);
-                self.merge(LayerKind::Elementwise { class: kind }, what, vec![l, r], tokens, b.op.span())
+                self.merge(elementwise(kind), what, vec![l, r], tokens, b.op.span())
             }
             // self.field(x)
             Expr::MethodCall(mc) if matches!(&*mc.receiver, Expr::Path(p) if p.path.is_ident("self")) => {
@@ -448,34 +474,34 @@ impl Lower {
                 }
                 Expr::Path(p) if p.path.get_ident().is_some() => {
                     let fname = p.path.get_ident().expect("checked").to_string();
-                    if let Some((_, ty)) = ACTIVATIONS.iter().find(|(n, _)| *n == fname) {
+                    if let Some(act) = Act::named(&fname) {
                         if c.args.len() != 1 {
                             self.errors.at(c.span(), format!("{fname} takes one tensor"));
                             return None;
                         }
                         let x = self.value(&c.args[0])?;
                         let w = self.widths[x].clone();
-                        let layer = self.op_layer(LayerKind::Activation { act: Act { ty } }, tokens.clone());
+                        let layer = self.op_layer(Rc::new(Activation { act }), tokens.clone());
                         return Some(self.node(layer, vec![x], tokens, w));
                     }
                     let span = c.span();
                     match fname.as_str() {
                         "dot" if c.args.len() == 2 => {
                             let (a, b) = (self.value(&c.args[0])?, self.value(&c.args[1])?);
-                            self.merge(LayerKind::Dot, "dot", vec![a, b], tokens, span)
+                            self.merge(dot(), "dot", vec![a, b], tokens, span)
                         }
                         "concatenate" | "add" | "average" | "maximum" | "minimum" | "multiply" | "subtract"
                             if c.args.len() == 1 =>
                         {
                             let ins = self.values(&c.args[0])?;
                             let kind = match fname.as_str() {
-                                "concatenate" => LayerKind::Concatenate { axis: -1 },
-                                "add" => LayerKind::Elementwise { class: "Add" },
-                                "average" => LayerKind::Elementwise { class: "Average" },
-                                "maximum" => LayerKind::Elementwise { class: "Maximum" },
-                                "minimum" => LayerKind::Elementwise { class: "Minimum" },
-                                "multiply" => LayerKind::Elementwise { class: "Multiply" },
-                                _ => LayerKind::Elementwise { class: "Subtract" },
+                                "concatenate" => concatenate(-1),
+                                "add" => elementwise("Add"),
+                                "average" => elementwise("Average"),
+                                "maximum" => elementwise("Maximum"),
+                                "minimum" => elementwise("Minimum"),
+                                "multiply" => elementwise("Multiply"),
+                                _ => elementwise("Subtract"),
                             };
                             self.merge(kind, &fname, ins, tokens, span)
                         }
@@ -585,6 +611,7 @@ pub fn call(item: ItemImpl) -> syn::Result<TokenStream> {
                     tokens: pt.to_token_stream(),
                     output_shape: vec![w],
                     input_shapes: vec![],
+                    dims: None,
                 });
                 lw.widths.push(quote!(#w));
                 lw.model.inputs.push((pi.ident.to_string(), id));
@@ -648,6 +675,7 @@ pub fn call(item: ItemImpl) -> syn::Result<TokenStream> {
         let what = "the declared output";
         lw.check(func.sig.output.span(), "expect_width", what, quote!(#w), got);
         lw.model.nodes[o].output_shape = vec![w];
+        lw.model.nodes[o].dims = Some(vec![quote!(#w)]);
     }
     lw.model.outputs = outs;
     // Every value must reach an output, and inputs be used, as in functional!.
@@ -662,40 +690,18 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
     let model = &lw.model;
     let name = &model.name;
     let state = call_state(name);
-    let g = Gen { m: model, rt: rt.clone(), state: quote!(self.kiln.call) };
+    let g = Gen { m: model, state: quote!(self.kiln.call) };
 
     // The call state: generated layers (merges, activations), extra buffers of shared fields,
     // gradient accumulators.
     let (mut fields, mut inits) = (vec![], vec![]);
-    for l in &model.layers {
-        let first = l.apps[0];
-        let ins = &model.nodes[first].inputs;
-        let f = &l.name;
-        let (ty, init) = match &l.kind {
-            LayerKind::Field { .. } => continue,
-            LayerKind::Elementwise { class } => {
-                let c = format_ident!("{}", class);
-                (quote!(#rt::#c), quote!(#rt::#c::new()))
-            }
-            LayerKind::Concatenate { .. } => {
-                let ws = ins.iter().map(|&i| lw.widths[i].clone());
-                (quote!(#rt::Concatenate), quote!(#rt::Concatenate::new(1, &[#(#ws),*])))
-            }
-            LayerKind::Dot => {
-                let w = &lw.widths[ins[0]];
-                (quote!(#rt::Dot), quote!(#rt::Dot::new(#w)))
-            }
-            LayerKind::Activation { act } => {
-                let (a, w) = (format_ident!("{}", act.ty), &lw.widths[ins[0]]);
-                let ty = quote!(#rt::Activation<#rt::#a, { #w }>);
-                (ty.clone(), quote!(<#ty>::new()))
-            }
-            _ => unreachable!("the call body creates no other layer"),
-        };
+    for l in model.layers.iter().filter(|l| l.kind.class() != "Field") {
+        let (f, ty, init) = (&l.name, g.ty(l), g.constructor(l));
         fields.push(quote!(#f: #ty,));
         inits.push(quote!(#f: #init,));
     }
-    let (bufs, accs, outputs) = (g.extra_bufs(), g.accumulators(), g.output_arms());
+    let (bufs, buf_tys): (Vec<Ident>, Vec<TokenStream>) = g.extra_bufs().into_iter().unzip();
+    let (accs, outputs) = (g.accumulators(), g.output_arms());
     let forward = g.forward();
     let backward = g.backward();
     let in_ports: Vec<TokenStream> = model
@@ -712,9 +718,9 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
         .zip(out_widths)
         .enumerate()
         .map(|(k, (&o, w))| {
-            let n = match &model.layer_of(o).map(|l| &l.kind) {
-                Some(LayerKind::Field { key }) => key.clone(),
-                _ => format!("output_{k}"),
+            let n = match model.layer_of(o).and_then(|l| l.kind.field_key()) {
+                Some(key) => key.to_string(),
+                None => format!("output_{k}"),
             };
             quote!(#rt::Port { name: #n, shape: &[#w] })
         })
@@ -724,8 +730,8 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
         .iter()
         .map(|&o| {
             let c = model.resolve(o);
-            match (&model.layer_of(c).map(|l| &l.kind), g.fusable_output(c)) {
-                (Some(LayerKind::Field { key }), Some(_)) => {
+            match (model.layer_of(c).and_then(|l| l.kind.field_key()), g.fusable_output(c)) {
+                (Some(key), Some(_)) => {
                     let k = konst("ACT", key);
                     quote!(<#name>::#k)
                 }
@@ -776,7 +782,7 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
         #[derive(Clone, Debug)]
         pub struct #state {
             #(#fields)*
-            #(#bufs: #rt::Buffers,)*
+            #(#bufs: #buf_tys,)*
             #(#accs: ::std::vec::Vec<f32>,)*
         }
 
@@ -794,7 +800,7 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
 
         impl #name {
             #[allow(unused_variables)]
-            fn __kiln_run(&mut self, xs: &[&[f32]], n: usize, train: bool) {
+            fn __kiln_run(&mut self, xs: &[&[f32]], ctx: &mut #rt::Ctx<'_>) {
                 #bind_mut
                 #forward
             }
@@ -809,7 +815,7 @@ fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
             }
 
             #[allow(unused_variables)]
-            fn __kiln_backward(&mut self, xs: &[&[f32]], n: usize, dys: &[&[f32]], fused: &[bool], accumulate: bool, input_grad: bool) {
+            fn __kiln_backward(&mut self, xs: &[&[f32]], dys: &[&[f32]], fused: &[bool], accumulate: bool, input_grad: bool, ctx: &mut #rt::Ctx<'_>) {
                 #bind_mut
                 #backward
             }

@@ -10,7 +10,7 @@ use quote::quote;
 use safetensors::tensor::{Dtype, SafeTensors};
 use syn::{Attribute, LitStr};
 
-use crate::ir::{LayerKind, Model};
+use crate::ir::Model;
 
 /// The file named by a `#[weights("..")]` attribute, and where the attribute is.
 pub struct Weights {
@@ -30,19 +30,22 @@ pub fn extract(attrs: &mut Vec<Attribute>) -> syn::Result<Option<Weights>> {
     Ok(Some(Weights { path }))
 }
 
-/// The model's parameters, in traversal order: name and shape.
-fn parameters(model: &Model) -> Vec<(String, Vec<usize>)> {
+/// The model's parameters, in traversal order: name and shape; or the layer whose parameters
+/// only rustc knows.
+fn parameters(model: &Model) -> Result<Vec<(String, Vec<usize>)>, String> {
     let mut out = Vec::new();
-    for l in &model.layers {
-        if let LayerKind::Dense { units, use_bias, .. } = &l.kind {
-            let inp = model.nodes[l.apps[0]].input_shapes[0][0];
-            out.push((format!("{}.kernel", l.name), vec![inp, *units]));
-            if *use_bias {
-                out.push((format!("{}.bias", l.name), vec![*units]));
-            }
-        }
+    for l in model.layers.iter().filter(|l| !l.kind.is_view()) {
+        let params = l.kind.params(&model.nodes[l.apps[0]].input_shapes).ok_or_else(|| {
+            format!(
+                "layer `{}` is a {} layer, whose weights only rustc knows: checked embedding needs every layer's \
+                 parameter shapes when the model compiles; load the file with `load_weights` instead",
+                l.name,
+                l.kind.class()
+            )
+        })?;
+        out.extend(params.into_iter().map(|(p, s)| (format!("{}.{p}", l.name), s)));
     }
-    out
+    Ok(out)
 }
 
 fn show(s: &[usize]) -> String {
@@ -76,7 +79,7 @@ pub fn expand(model: &Model, w: &Weights, source_file: Option<PathBuf>) -> syn::
     let (header, _) =
         SafeTensors::read_metadata(&bytes).map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
     let data_start = 8 + header;
-    let params = parameters(model);
+    let params = parameters(model).map_err(err)?;
     let mut ranges = Vec::new();
     for (name, shape) in &params {
         let view = st.tensor(name).map_err(|_| {

@@ -4,107 +4,18 @@
 //! Stages: parse (per style) → [`Model`] → `shape::infer` (fills in shapes, checks them and the
 //! graph) → `codegen` (assumes a checked model).
 
+use std::rc::Rc;
+
 use proc_macro2::{Ident, TokenStream};
 use syn::{Attribute, Visibility};
 
-/// The activations kiln knows, by Keras name, with the runtime type each selects.
-pub const ACTIVATIONS: &[(&str, &str)] = &[
-    ("linear", "Linear"),
-    ("relu", "Relu"),
-    ("sigmoid", "Sigmoid"),
-    ("tanh", "Tanh"),
-    ("softmax", "Softmax"),
-    ("gelu", "Gelu"),
-    ("elu", "Elu"),
-    ("selu", "Selu"),
-    ("leaky_relu", "LeakyRelu"),
-    ("softplus", "Softplus"),
-    ("swish", "Swish"),
-    ("silu", "Swish"),
-];
-
-/// An activation as the user named it.
-#[derive(Clone)]
-pub struct Act {
-    /// Runtime type name (`Relu`).
-    pub ty: &'static str,
-}
-
-impl Act {
-    pub const LINEAR: Act = Act { ty: "Linear" };
-
-    pub fn is_softmax(&self) -> bool {
-        self.ty == "Softmax"
-    }
-}
-
-/// What a layer computes.
-#[derive(Clone)]
-pub enum LayerKind {
-    /// `Dense(units, activation, use_bias)`.
-    Dense { units: usize, act: Act, use_bias: bool },
-    /// `Flatten`: a view, no computation.
-    Flatten,
-    /// `Reshape([..])`, `-1` resolved by shape inference: a view.
-    Reshape { target: Vec<i64> },
-    /// `Activation(name)`.
-    Activation { act: Act },
-    /// Element-wise merges: `Add`, `Subtract`, `Multiply`, `Average`, `Maximum`, `Minimum`.
-    Elementwise { class: &'static str },
-    /// `Concatenate(axis)`, Keras' axis convention (0 is the batch, -1 the last).
-    Concatenate { axis: i64 },
-    /// `Dot(axes)` of two vectors per row.
-    Dot,
-    /// A field of a `#[kiln::model]` struct: its type is known to rustc, not to the macro, so its
-    /// widths are the constants `Model::__KILN_IN_<key>` / `__KILN_OUT_<key>`.
-    Field { key: String },
-}
-
-/// Keras' element-wise merge layers.
-pub const ELEMENTWISE: &[&str] = &["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"];
-
-impl LayerKind {
-    /// Keras' class name, also the base of automatic layer names.
-    pub fn class(&self) -> &'static str {
-        match self {
-            LayerKind::Dense { .. } => "Dense",
-            LayerKind::Flatten => "Flatten",
-            LayerKind::Reshape { .. } => "Reshape",
-            LayerKind::Activation { .. } => "Activation",
-            LayerKind::Elementwise { class } => class,
-            LayerKind::Concatenate { .. } => "Concatenate",
-            LayerKind::Dot => "Dot",
-            LayerKind::Field { .. } => "Field",
-        }
-    }
-
-    /// Views change no value on row-major data: codegen renames the input buffer instead of
-    /// calling anything.
-    pub fn is_view(&self) -> bool {
-        matches!(self, LayerKind::Flatten | LayerKind::Reshape { .. })
-    }
-
-    /// Merge layers take several inputs.
-    pub fn is_merge(&self) -> bool {
-        matches!(self, LayerKind::Elementwise { .. } | LayerKind::Concatenate { .. } | LayerKind::Dot)
-    }
-
-    /// Parameter count for the given input shape.
-    pub fn params(&self, input: &[usize]) -> usize {
-        match self {
-            LayerKind::Dense { units, use_bias, .. } => {
-                input.first().map_or(0, |i| i * units + if *use_bias { *units } else { 0 })
-            }
-            _ => 0,
-        }
-    }
-}
+use crate::layers::{Dim, Spec};
 
 /// A layer: one set of weights, applied by one or more nodes.
 pub struct LayerDef {
     /// Field and Keras layer name (`dense_1`).
     pub name: Ident,
-    pub kind: LayerKind,
+    pub kind: Rc<dyn Spec>,
     /// The definition as written, where errors about the layer point.
     pub tokens: TokenStream,
     /// Nodes applying this layer, in order (filled by lowering).
@@ -132,6 +43,9 @@ pub struct Node {
     /// For inputs, set by the parser; for the rest, filled in by shape inference.
     pub output_shape: Vec<usize>,
     pub input_shapes: Vec<Vec<usize>>,
+    /// In a `#[kiln::model]` struct, the output shape as constant expressions rustc evaluates
+    /// (the fields' widths are known only to it); `None` where `output_shape` holds numbers.
+    pub dims: Option<Vec<Dim>>,
 }
 
 /// A whole model.

@@ -53,7 +53,7 @@ pub mod __private {
     pub use crate::model::{Model, Port};
     pub use crate::summary::LayerInfo;
     pub use crate::train::{HasCallState, ModelState, TrainState};
-    pub use ndarray::Array2;
+    pub use ndarray::{Array2, Array3, Array4, Array5, Array6, ArrayD};
     pub use rand::rngs::StdRng;
     pub use rand::{RngCore, SeedableRng};
 }

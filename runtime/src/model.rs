@@ -1,7 +1,7 @@
 //! The [`Model`] trait: what the model macros generate, and everything a model can do with it
 //! (`compile`, `fit`, `evaluate`, `predict`, `summary`).
 
-use ndarray::{Array2, ArrayBase, ArrayViewD, Data, Dimension};
+use ndarray::{Array, ArrayBase, ArrayD, ArrayViewD, Data, Dimension};
 
 use crate::error::Result;
 use crate::kernels::ActKind;
@@ -20,6 +20,12 @@ pub struct Port {
 }
 
 impl Port {
+    /// Width of the last axis: losses and metrics work along it (a sequence of class scores
+    /// `[T, C]` is `T` rows of `C` classes per sample).
+    pub const fn last(&self) -> usize {
+        if self.shape.is_empty() { 1 } else { self.shape[self.shape.len() - 1] }
+    }
+
     /// Values in one sample.
     pub const fn size(&self) -> usize {
         let mut n = 1;
@@ -148,11 +154,12 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         train::evaluate(self, x.views(), y.views())
     }
 
-    /// The model's outputs for every row of `x`: `[n, outputs]` (outputs of rank > 1 are
-    /// flattened per row), or a tuple of those for several outputs. A single sample is a 1-row
+    /// The model's outputs for every row of `x`, each in its output's shape: `[n, ..output
+    /// shape]` (an `Array2` for a vector output, an `Array3` for a sequence), or a tuple of those
+    /// for several outputs. A single sample is a 1-row
     /// array; see also [`predict_one`](Self::predict_one).
     fn predict<'a>(&mut self, x: impl Inputs<'a>) -> Result<Self::Prediction> {
-        train::predict(self, x.views()).map(Prediction::from_outputs)
+        train::predict(self, x.views()).and_then(Prediction::from_outputs)
     }
 
     /// The (first) output for one sample of a single-input model, given as a flat slice of the
@@ -256,38 +263,45 @@ tuple_inputs! {
     (S1 D1 a, S2 D2 b, S3 D3 c, S4 D4 d)
 }
 
-/// What `predict` returns, built from one `[n, width]` array per output.
+/// What `predict` returns, built from one `[n, ..shape]` array per output.
 pub trait Prediction: Sized {
     /// Builds the prediction from the outputs, in order.
-    fn from_outputs(outputs: Vec<Array2<f32>>) -> Self;
+    fn from_outputs(outputs: Vec<ArrayD<f32>>) -> Result<Self>;
 }
 
-impl Prediction for Array2<f32> {
-    fn from_outputs(outputs: Vec<Array2<f32>>) -> Self {
-        outputs.into_iter().next().unwrap_or_default()
+fn fixed<D: Dimension>(a: Option<ArrayD<f32>>) -> Result<Array<f32, D>> {
+    let a = a.ok_or_else(|| crate::Error::invalid("predict", "the model returned fewer outputs than it declares"))?;
+    let shape = a.shape().to_vec();
+    a.into_dimensionality::<D>().map_err(|_| {
+        crate::Error::invalid("predict", format!("an output of shape {shape:?} does not fit the prediction's rank"))
+    })
+}
+
+impl<D: Dimension> Prediction for Array<f32, D> {
+    fn from_outputs(outputs: Vec<ArrayD<f32>>) -> Result<Self> {
+        fixed(outputs.into_iter().next())
     }
 }
 
-impl Prediction for Vec<Array2<f32>> {
-    fn from_outputs(outputs: Vec<Array2<f32>>) -> Self {
-        outputs
+impl Prediction for Vec<ArrayD<f32>> {
+    fn from_outputs(outputs: Vec<ArrayD<f32>>) -> Result<Self> {
+        Ok(outputs)
     }
 }
 
 macro_rules! tuple_prediction {
-    ($(($($t:ident),+))*) => {$(
-        impl Prediction for ($($t,)+) {
-            fn from_outputs(outputs: Vec<Array2<f32>>) -> Self {
+    ($(($($d:ident),+))*) => {$(
+        impl<$($d: Dimension),+> Prediction for ($(Array<f32, $d>,)+) {
+            fn from_outputs(outputs: Vec<ArrayD<f32>>) -> Result<Self> {
                 let mut it = outputs.into_iter();
-                ($({ let _: Option<$t> = None; it.next().unwrap_or_default() },)+)
+                Ok(($(fixed::<$d>(it.next())?,)+))
             }
         }
     )*};
 }
 
-type A2 = Array2<f32>;
 tuple_prediction! {
-    (A2, A2)
-    (A2, A2, A2)
-    (A2, A2, A2, A2)
+    (D1, D2)
+    (D1, D2, D3)
+    (D1, D2, D3, D4)
 }

@@ -24,7 +24,8 @@ use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, Token, Visibility, braced};
 
 use super::sequential::check_dims;
-use super::{Errors, LAYERS, LayerCall, Namer, Understood, Value, understand};
+use super::{Errors, LayerCall, Namer, Understood, Value, understand};
+use crate::layers::{Arity, KINDS, unknown_layer};
 use crate::ir::{LayerDef, Model, Node, Op};
 
 /// A right-hand side or an argument, before it is understood.
@@ -166,7 +167,7 @@ struct Lowering<'s> {
 }
 
 fn is_class(id: &Ident) -> bool {
-    LAYERS.iter().any(|c| id == c)
+    KINDS.iter().any(|k| id == k.class)
 }
 
 impl Lowering<'_> {
@@ -186,7 +187,7 @@ impl Lowering<'_> {
                 }
             }
             _ if id.to_string().starts_with(|c: char| c.is_ascii_uppercase()) => {
-                self.errors.at(id.span(), super::unknown_layer(&name, true))
+                self.errors.at(id.span(), unknown_layer(&name, true))
             }
             _ => {
                 let known: Vec<&str> = self.defined.keys().map(|k| k.as_str()).collect();
@@ -249,7 +250,7 @@ impl Lowering<'_> {
             }
         };
         let kind = self.layers[layer].kind.clone();
-        let inputs = match (&arg, kind.is_merge()) {
+        let inputs = match (&arg, kind.arity() != Arity::One) {
             (Expr::List(items, _), true) => {
                 let mut ins = Vec::new();
                 for item in items {
@@ -274,7 +275,14 @@ impl Lowering<'_> {
             (e, false) => vec![self.value(e, at)?],
         };
         let node = self.nodes.len();
-        self.nodes.push(Node { op: Op::Apply(layer), inputs, tokens, output_shape: vec![], input_shapes: vec![] });
+        self.nodes.push(Node {
+            op: Op::Apply(layer),
+            inputs,
+            tokens,
+            output_shape: vec![],
+            input_shapes: vec![],
+            dims: None,
+        });
         self.layers[layer].apps.push(node);
         Some(node)
     }
@@ -359,6 +367,7 @@ impl Lowering<'_> {
                             tokens: tokens.clone(),
                             output_shape: shape.unwrap_or_default(),
                             input_shapes: vec![],
+                            dims: None,
                         });
                         self.inputs.push((var.clone(), node, stmt.var.clone()));
                         Some(Binding::Value(node))
@@ -372,7 +381,7 @@ impl Lowering<'_> {
             // A definition: `Dense(..)` or `Flatten`, bound for later application.
             Expr::Call { callee, groups, .. } if is_class(callee) && groups.len() == 1 => {
                 self.define(callee, Some(&groups[0])).and_then(|(u, t)| {
-                    if u.kind.is_merge() {
+                    if u.kind.arity() != Arity::One {
                         Some(Binding::Merge(u, t))
                     } else {
                         self.new_layer(u, t, callee.span()).map(Binding::Layer)
@@ -380,7 +389,7 @@ impl Lowering<'_> {
                 })
             }
             Expr::Name(callee) if is_class(callee) => self.define(callee, None).and_then(|(u, t)| {
-                if u.kind.is_merge() {
+                if u.kind.arity() != Arity::One {
                     Some(Binding::Merge(u, t))
                 } else {
                     self.new_layer(u, t, callee.span()).map(Binding::Layer)

@@ -13,7 +13,9 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{LitBool, LitInt, LitStr, Token, bracketed, parenthesized};
 
-use crate::ir::{ACTIVATIONS, Act, ELEMENTWISE, LayerKind};
+use std::rc::Rc;
+
+use crate::layers::{Args, Spec, kind, unknown_layer};
 
 /// An argument value in a layer call.
 pub enum Value {
@@ -22,6 +24,8 @@ pub enum Value {
     Ident(Ident),
     Bool(bool, Span),
     List(Vec<i64>, Span),
+    /// A Rust type (`Scale<16>`, `my::Layer`), for `Custom(..)`.
+    Type(syn::Type),
 }
 
 impl Value {
@@ -29,6 +33,7 @@ impl Value {
         match self {
             Value::Int(_, s) | Value::Str(_, s) | Value::Bool(_, s) | Value::List(_, s) => *s,
             Value::Ident(i) => i.span(),
+            Value::Type(t) => syn::spanned::Spanned::span(t),
         }
     }
 }
@@ -64,6 +69,8 @@ impl Parse for Value {
                 content.parse::<Token![,]>()?;
             }
             Ok(Value::List(dims, b.span.join()))
+        } else if input.peek(Ident) && (input.peek2(Token![<]) || input.peek2(Token![::])) {
+            Ok(Value::Type(input.parse()?))
         } else if input.peek(Ident) {
             Ok(Value::Ident(input.parse()?))
         } else {
@@ -115,22 +122,6 @@ impl Parse for LayerCall {
     }
 }
 
-/// The layers kiln's model macros accept.
-pub const LAYERS: &[&str] = &[
-    "Dense",
-    "Flatten",
-    "Reshape",
-    "Activation",
-    "Add",
-    "Subtract",
-    "Multiply",
-    "Average",
-    "Maximum",
-    "Minimum",
-    "Concatenate",
-    "Dot",
-];
-
 /// Edit distance counting a swap of two neighbours as one edit (`rleu` is one edit from `relu`),
 /// for "did you mean" hints.
 fn distance(a: &str, b: &str) -> usize {
@@ -162,17 +153,6 @@ pub fn suggestion(name: &str, known: &[&str]) -> String {
         .filter(|(d, _)| *d <= 2)
         .min()
         .map_or_else(String::new, |(_, k)| format!(" (did you mean `{k}`?)"))
-}
-
-/// The message for a layer name kiln does not know, listing those the model style accepts.
-pub fn unknown_layer(class: &str, merges: bool) -> String {
-    let known = if merges { LAYERS } else { &LAYERS[..4] };
-    let merge_hint = if !merges && LAYERS.contains(&class) {
-        format!(" ({class} merges several inputs: use it in a functional! model)")
-    } else {
-        suggestion(class, known)
-    };
-    format!("unknown layer `{class}`{merge_hint}; kiln's layers are: {}", known.join(", "))
 }
 
 /// Gives layers Keras' automatic names (`dense`, `dense_1`, ...) unless named, and keeps names
@@ -244,69 +224,39 @@ impl Errors {
     }
 }
 
-fn activation(v: &Value, errors: &mut Errors) -> Option<Act> {
-    let (name, span) = match v {
-        Value::Ident(i) => (i.to_string(), i.span()),
-        Value::Str(s, sp) => (s.clone(), *sp),
-        other => {
-            errors.at(other.span(), "expected an activation name, e.g. `relu` or \"relu\"");
-            return None;
-        }
-    };
-    match ACTIVATIONS.iter().find(|(n, _)| *n == name) {
-        Some((_, ty)) => Some(Act { ty }),
-        None => {
-            let names: Vec<_> = ACTIVATIONS.iter().map(|(n, _)| *n).collect();
-            errors.at(
-                span,
-                format!(
-                    "unknown activation `{name}`{}; kiln's activations are: {}",
-                    suggestion(&name, &names),
-                    names.join(", ")
-                ),
-            );
-            None
-        }
-    }
-}
-
 /// A layer call understood: its kind and the name given with `name = "..."`, if any.
 #[derive(Clone)]
 pub struct Understood {
-    pub kind: LayerKind,
+    pub kind: Rc<dyn Spec>,
     pub name: Option<(String, Span)>,
 }
 
-/// Turns a layer call into a layer kind, reporting every problem with its arguments.
+/// Turns a layer call into a layer kind, reporting every problem with its arguments. Merge layers
+/// are accepted only where `merges` (functional!).
 pub fn understand(call: &LayerCall, merges: bool, errors: &mut Errors) -> Option<Understood> {
     let class = call.ident.to_string();
-    let allowed: &[&str] = match class.as_str() {
-        "Dense" => &["units", "activation", "use_bias", "name"],
-        "Flatten" => &["name"],
-        "Reshape" => &["target_shape", "name"],
-        "Activation" => &["activation", "name"],
-        "Concatenate" if merges => &["axis", "name"],
-        "Dot" if merges => &["axes", "name"],
-        c if merges && ELEMENTWISE.contains(&c) => &["name"],
+    let k = match kind(&class) {
+        Some(k) if merges || k.arity == crate::layers::Arity::One => k,
         _ => {
             errors.at(call.ident.span(), unknown_layer(&class, merges));
             return None;
         }
     };
+    let allowed: Vec<&str> = k.args.iter().copied().chain(["name"]).collect();
     // Positional arguments take the first keys in order, as in Keras.
-    let mut named: Vec<(String, &Value, Span)> = Vec::new();
+    let mut named: Vec<(String, &Value)> = Vec::new();
     let mut positional = 0;
     for arg in &call.args {
         let (key, span) = match &arg.key {
-            Some(k) => (k.to_string(), k.span()),
+            Some(key) => (key.to_string(), key.span()),
             None => {
                 positional += 1;
-                match allowed.get(positional - 1).filter(|k| **k != "name") {
-                    Some(k) => (k.to_string(), arg.value.span()),
+                match k.args.get(positional - 1) {
+                    Some(key) => (key.to_string(), arg.value.span()),
                     None => {
                         errors.at(
                             arg.value.span(),
-                            format!("{class} takes at most {} positional argument(s)", allowed.len() - 1),
+                            format!("{class} takes at most {} positional argument(s)", k.args.len()),
                         );
                         continue;
                     }
@@ -315,14 +265,14 @@ pub fn understand(call: &LayerCall, merges: bool, errors: &mut Errors) -> Option
         };
         if !allowed.contains(&key.as_str()) {
             errors.at(span, format!("{class} has no argument `{key}`; it takes: {}", allowed.join(", ")));
-        } else if named.iter().any(|(k, _, _)| *k == key) {
+        } else if named.iter().any(|(n, _)| *n == key) {
             errors.at(span, format!("argument `{key}` given twice"));
         } else {
-            named.push((key, &arg.value, span));
+            named.push((key, &arg.value));
         }
     }
-    let get = |k: &str| named.iter().find(|(n, _, _)| n == k).map(|(_, v, _)| *v);
-    let name = match get("name") {
+    let args = Args { named, call: &call.tokens };
+    let name = match args.get("name") {
         Some(Value::Str(s, sp)) => Some((s.clone(), *sp)),
         Some(v) => {
             errors.at(v.span(), "`name` must be a string, e.g. name = \"hidden\"");
@@ -330,73 +280,6 @@ pub fn understand(call: &LayerCall, merges: bool, errors: &mut Errors) -> Option
         }
         None => None,
     };
-    let kind = match class.as_str() {
-        "Dense" => {
-            let units = match get("units") {
-                Some(Value::Int(u, _)) if *u > 0 => Some(*u as usize),
-                Some(v @ Value::Int(u, _)) => {
-                    errors.at(v.span(), format!("Dense units must be a positive integer, got {u}"));
-                    None
-                }
-                Some(v) => {
-                    errors.at(v.span(), "Dense units must be a positive integer, e.g. Dense(64)");
-                    None
-                }
-                None => {
-                    errors.over(&call.tokens, "Dense needs its number of units, e.g. Dense(64)");
-                    None
-                }
-            };
-            let act = match get("activation") {
-                Some(v) => activation(v, errors),
-                None => Some(Act::LINEAR),
-            };
-            let use_bias = match get("use_bias") {
-                Some(Value::Bool(b, _)) => Some(*b),
-                Some(v) => {
-                    errors.at(v.span(), "use_bias must be true or false");
-                    None
-                }
-                None => Some(true),
-            };
-            LayerKind::Dense { units: units?, act: act?, use_bias: use_bias? }
-        }
-        "Flatten" => LayerKind::Flatten,
-        "Reshape" => match get("target_shape") {
-            Some(Value::List(dims, _)) => LayerKind::Reshape { target: dims.clone() },
-            Some(v) => {
-                errors.at(v.span(), "Reshape takes the target shape as a list, e.g. Reshape([8, 8])");
-                return None;
-            }
-            None => {
-                errors.over(&call.tokens, "Reshape needs a target shape, e.g. Reshape([8, 8])");
-                return None;
-            }
-        },
-        "Activation" => match get("activation") {
-            Some(v) => LayerKind::Activation { act: activation(v, errors)? },
-            None => {
-                errors.over(&call.tokens, "Activation needs an activation name, e.g. Activation(relu)");
-                return None;
-            }
-        },
-        "Concatenate" => match get("axis") {
-            Some(Value::Int(a, _)) => LayerKind::Concatenate { axis: *a },
-            Some(v) => {
-                errors.at(v.span(), "Concatenate's axis must be an integer, e.g. Concatenate(axis = -1)");
-                return None;
-            }
-            None => LayerKind::Concatenate { axis: -1 },
-        },
-        "Dot" => match get("axes") {
-            Some(Value::Int(1 | -1, _)) | None => LayerKind::Dot,
-            Some(v) => {
-                errors
-                    .at(v.span(), "kiln's Dot takes the dot product of two vectors per sample: axes must be 1 (or -1)");
-                return None;
-            }
-        },
-        _ => LayerKind::Elementwise { class: ELEMENTWISE.iter().find(|c| **c == class).copied().unwrap_or("Add") },
-    };
+    let kind = (k.build)(&args, errors)?;
     Some(Understood { kind, name })
 }

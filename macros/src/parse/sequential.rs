@@ -7,7 +7,7 @@
 //!         LAYER, LAYER(args), ...          // trailing comma optional
 //!     }
 //! }
-//! LAYER := Dense | Flatten | Reshape | Activation
+//! LAYER := Dense | Flatten | Reshape | Activation | Custom  (see macros/src/layers/)
 //! args  := value | key = value, ...        // value: int, -int, "str", ident, true/false, [ints]
 //! ```
 
@@ -84,6 +84,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         tokens: TokenStream::new(),
         output_shape: input_shape,
         input_shapes: vec![],
+        dims: None,
     }];
     let mut layers: Vec<LayerDef> = Vec::new();
     let mut namer = Namer::default();
@@ -98,6 +99,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
             tokens: call.tokens.clone(),
             output_shape: vec![],
             input_shapes: vec![],
+            dims: None,
         });
     }
     errors.finish()?;
@@ -114,13 +116,16 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
     })
 }
 
-/// An input shape: 1 to 3 positive dimensions.
+/// The most dimensions a sample may have.
+const MAX_RANK: usize = 6;
+
+/// An input shape: 1 to 6 positive dimensions.
 pub fn check_dims(dims: &[i64], span: Span, errors: &mut Errors) -> Option<Vec<usize>> {
-    if dims.is_empty() || dims.len() > 3 {
+    if dims.is_empty() || dims.len() > MAX_RANK {
         errors.at(
             span,
             format!(
-                "the input shape must have 1 to 3 dimensions (the batch dimension is left out), got {}",
+                "the input shape must have 1 to {MAX_RANK} dimensions (the batch dimension is left out), got {}",
                 dims.len()
             ),
         );

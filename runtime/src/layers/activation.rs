@@ -1,6 +1,6 @@
 use std::marker::PhantomData;
 
-use super::{BackwardOpts, Ctx, Layer, Shareable, sized};
+use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Shareable, sized};
 use crate::kernels::ActKind;
 use crate::kernels::activation::{act_backward, bias_act};
 
@@ -63,6 +63,15 @@ pub struct Activation<A: ActivationFn, const WIDTH: usize> {
 pub struct ActivationBuffers {
     out: Vec<f32>,
     dx: Vec<f32>,
+}
+
+impl LayerBuffers for ActivationBuffers {
+    fn output(&self) -> &[f32] {
+        &self.out
+    }
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.dx
+    }
 }
 
 impl<A: ActivationFn, const WIDTH: usize> Activation<A, WIDTH> {

@@ -2,7 +2,7 @@ use std::marker::PhantomData;
 
 use rand::Rng;
 
-use super::{BackwardOpts, Ctx, Layer, Param, Shareable, sized};
+use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Param, Shareable, sized};
 use crate::kernels::activation::{act_backward, bias_act};
 use crate::kernels::matmul::{Mat, column_sums, gemm};
 use crate::layers::{ActivationFn, Linear};
@@ -36,6 +36,15 @@ pub struct DenseBuffers {
     /// The gradient with respect to the activation's input.
     dz: Vec<f32>,
     dx: Vec<f32>,
+}
+
+impl LayerBuffers for DenseBuffers {
+    fn output(&self) -> &[f32] {
+        &self.out
+    }
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.dx
+    }
 }
 
 impl<const IN: usize, const OUT: usize, A: ActivationFn> Dense<IN, OUT, A> {

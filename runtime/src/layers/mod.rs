@@ -19,7 +19,7 @@ mod param;
 mod traits;
 
 pub use activation::{
-    Activation, ActivationFn, Elu, Gelu, LeakyRelu, Linear, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Swish, Tanh,
+    Activation, ActivationBuffers, ActivationFn, Elu, Gelu, LeakyRelu, Linear, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Swish, Tanh,
 };
 pub use dense::{Dense, DenseBuffers};
 pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
@@ -98,9 +98,17 @@ pub trait Layer: Clone + std::fmt::Debug + Send + Sync {
 /// that application's passes: an exchange of pointers, with no copy and no allocation.
 pub trait Shareable: Layer {
     /// Everything one application writes (outputs, what backward keeps, input gradients).
-    type Buffers: Clone + std::fmt::Debug + Default + Send + Sync;
+    type Buffers: LayerBuffers + Clone + std::fmt::Debug + Default + Send + Sync;
     /// The layer's own buffers.
     fn buffers_mut(&mut self) -> &mut Self::Buffers;
+}
+
+/// The buffers of one application of a shared layer, read while they are swapped out.
+pub trait LayerBuffers {
+    /// The output that application wrote.
+    fn output(&self) -> &[f32];
+    /// The gradient with respect to its input `i`.
+    fn input_grad(&self, i: usize) -> &[f32];
 }
 
 /// Sets `buf` to `len` values without freeing capacity, so buffers stop allocating once they have

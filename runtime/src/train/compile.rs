@@ -110,7 +110,7 @@ impl Compiled {
         for (k, spec) in self.outputs.iter().enumerate() {
             for name in &spec.metrics {
                 let key = if multi { format!("{}_{name}", M::OUTPUTS[k].name) } else { name.clone() };
-                out.push((k, MetricState::new(&key, metrics::resolve(name, &spec.loss, M::OUTPUTS[k].size()))));
+                out.push((k, MetricState::new(&key, metrics::resolve(name, &spec.loss, M::OUTPUTS[k].last()))));
             }
         }
         out
@@ -152,14 +152,14 @@ pub(crate) fn compile<M: Model>(m: &mut M, config: Compile) -> Result<()> {
                 format!("output `{}` has no loss: give one loss for all outputs or one per output", port.name),
             )
         })?;
-        if loss.is_sparse() && port.size() < 2 {
+        if loss.is_sparse() && port.last() < 2 {
             return Err(Error::invalid(
                 "loss",
                 format!(
                     "sparse_categorical_crossentropy needs at least 2 outputs (one per class); output `{}` of {} has {}",
                     port.name,
                     M::NAME,
-                    port.size()
+                    port.last()
                 ),
             ));
         }

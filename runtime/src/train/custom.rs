@@ -114,9 +114,9 @@ pub(crate) fn loss_and_grads<M: Model>(
     let mut total = 0.0;
     for k in 0..no {
         fused[k] = super::fuses::<M>(loss, k);
-        let width = M::OUTPUTS[k].size();
-        let g = sized(&mut grads[k], n * width);
-        total += loss.compute(m.output(k), &ys[k].data, n, width, Some(g), fused[k]);
+        let (width, rows) = (M::OUTPUTS[k].last(), n * super::loss_rows(&M::OUTPUTS[k]));
+        let g = sized(&mut grads[k], rows * width);
+        total += loss.compute(m.output(k), &ys[k].data, rows, width, Some(g), fused[k]);
     }
     let dys = super::slices(grads.iter().map(|g| &g[..]));
     m.run_backward(&xb[..ni], &dys[..no], &fused[..no], &mut ctx);

@@ -113,8 +113,9 @@ pub(crate) fn inputs<'v, M: Model>(views: &'v [ArrayViewD<'_, f32>], what: &str)
     Ok(out)
 }
 
-/// Checks every target array against its output's loss: `[n, width]`, or for integer labels
-/// `[n]` or `[n, 1]`; `n` rows; valid values.
+/// Checks every target array against its output's loss: `[n, ..output shape]`, or for integer
+/// labels the output shape without its last axis (`[n]` or `[n, 1]` for a vector output, `[n, T]`
+/// for a sequence of class scores `[T, C]`); `n` rows; valid values.
 pub(crate) fn targets<'v, M: Model>(
     views: &'v [ArrayViewD<'_, f32>],
     n: usize,
@@ -124,13 +125,16 @@ pub(crate) fn targets<'v, M: Model>(
     check_count::<M>(views.len(), what, true)?;
     let mut out = Vec::with_capacity(views.len());
     for (i, y) in views.iter().enumerate() {
-        let (loss, out_width) = (&losses[i.min(losses.len() - 1)], M::OUTPUTS[i].size());
+        let port = &M::OUTPUTS[i];
+        let (loss, out_width) = (&losses[i.min(losses.len() - 1)], port.last());
         let shape = y.shape();
         let tw = loss.target_width(out_width);
-        let width: usize = shape.iter().skip(1).product();
-        let rank_ok = shape.len() == 2 || (tw == 1 && shape.len() == 1);
+        let lead = &port.shape[..port.shape.len().saturating_sub(1)];
+        let mut expected = lead.to_vec();
+        expected.push(tw);
+        let fits = !shape.is_empty() && (shape[1..] == expected[..] || (tw == 1 && &shape[1..] == lead));
         let name = label::<M>(what, i, true);
-        if !rank_ok || width != tw {
+        if !fits {
             let hint = if loss.is_sparse() {
                 " (sparse_categorical_crossentropy takes one integer label per row)".to_string()
             } else if tw > 1 && shape.len() == 1 {
@@ -140,7 +144,7 @@ pub(crate) fn targets<'v, M: Model>(
             };
             return Err(Error::Shape {
                 what: format!("{name}{hint}"),
-                expected: shape_str("n", &[tw]),
+                expected: shape_str("n", &expected),
                 got: Shape(shape.to_vec()),
             });
         }

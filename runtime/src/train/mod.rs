@@ -14,7 +14,7 @@ pub use compile::{Compile, IntoLoss};
 pub use custom::{ApplyGradients, Gradients, batches};
 pub use history::{History, Logs};
 
-use ndarray::{Array2, ArrayViewD};
+use ndarray::{ArrayD, ArrayViewD};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -211,29 +211,36 @@ impl Tracker {
         let mut total = 0.0f32;
         let mut grads = grads;
         for (k, out) in c.outputs.iter().enumerate() {
-            let (p, width) = (m.output(k), M::OUTPUTS[k].size());
+            let (p, width, rows) = (m.output(k), M::OUTPUTS[k].last(), n * loss_rows(&M::OUTPUTS[k]));
             let fused = c.fused[k];
             let l = match grads.as_deref_mut() {
                 Some(g) => {
-                    let g = sized(&mut g[k], n * width);
-                    let l = out.loss.compute(p, ys[k], n, width, Some(&mut *g), fused);
+                    let g = sized(&mut g[k], rows * width);
+                    let l = out.loss.compute(p, ys[k], rows, width, Some(&mut *g), fused);
                     if out.weight != 1.0 {
                         g.iter_mut().for_each(|v| *v *= out.weight);
                     }
                     l
                 }
-                None => out.loss.compute(p, ys[k], n, width, None, false),
+                None => out.loss.compute(p, ys[k], rows, width, None, false),
             };
             total += out.weight * l;
             self.per_output[k] += l as f64 * n as f64;
         }
         for (k, s) in &mut self.metrics {
-            s.update(m.output(*k), ys[*k], n, M::OUTPUTS[*k].size(), c.outputs[*k].loss.from_logits());
+            let port = &M::OUTPUTS[*k];
+            s.update(m.output(*k), ys[*k], n * loss_rows(port), port.last(), c.outputs[*k].loss.from_logits());
         }
         self.total += total as f64 * n as f64;
         self.rows += n;
         total
     }
+}
+
+/// Rows per sample that a loss or metric averages over: every position along the axes before the
+/// last (Keras reduces the last axis, then takes the mean over the rest).
+pub(crate) fn loss_rows(port: &crate::model::Port) -> usize {
+    port.size() / port.last().max(1)
 }
 
 /// One gradient step on one batch; returns the batch's loss.
@@ -451,10 +458,13 @@ pub(crate) fn evaluate<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>, y: Vec<
 /// the buffers stay in cache.
 const PREDICT_BATCH: usize = 1024;
 
-pub(crate) fn predict<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>) -> Result<Vec<Array2<f32>>> {
+pub(crate) fn predict<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>) -> Result<Vec<ArrayD<f32>>> {
     let xs = data::inputs::<M>(&x, "x")?;
     let n = xs[0].n;
-    let mut outs: Vec<Array2<f32>> = M::OUTPUTS.iter().map(|o| Array2::zeros((n, o.size()))).collect();
+    let mut outs: Vec<ArrayD<f32>> = M::OUTPUTS
+        .iter()
+        .map(|o| ArrayD::zeros(std::iter::once(n).chain(o.shape.iter().copied()).collect::<Vec<_>>()))
+        .collect();
     let _ftz = FlushDenormals::new();
     let mut start = 0;
     while start < n {

@@ -1,0 +1,56 @@
+//! What is emitted beside the errors of a model that failed to check: a struct that implements
+//! the model trait, so that code using the model (`compile`, `fit`, `predict`, `summary`,
+//! `plot_model`) type-checks and the user reads the model's own mistakes and nothing more.
+
+use proc_macro2::{Ident, TokenStream};
+use quote::quote;
+
+use crate::layers::rt;
+
+pub fn fallback(name: &Ident, vis: &syn::Visibility) -> TokenStream {
+    let rt = rt();
+    let name_str = name.to_string();
+    quote! {
+        #[derive(Clone, Debug)]
+        #vis struct #name {
+            __kiln_state: #rt::TrainState,
+        }
+        impl #name {
+            pub fn new() -> Self {
+                Self::with_seed(0)
+            }
+            pub fn with_seed(seed: u64) -> Self {
+                #name { __kiln_state: #rt::TrainState::new(seed) }
+            }
+            pub fn embedded() -> Self {
+                Self::new()
+            }
+        }
+        impl ::core::default::Default for #name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+        impl #rt::Model for #name {
+            const NAME: &'static str = #name_str;
+            const INPUTS: &'static [#rt::Port] = &[];
+            const OUTPUTS: &'static [#rt::Port] = &[];
+            const OUTPUT_ACTIVATIONS: &'static [#rt::ActKind] = &[];
+            const LAYERS: &'static [#rt::LayerInfo] = &[];
+            type Prediction = #rt::Array2<f32>;
+            fn run(&mut self, _: &[&[f32]], _: &mut #rt::Ctx<'_>) {}
+            fn output(&self, _: usize) -> &[f32] {
+                &[]
+            }
+            fn run_backward(&mut self, _: &[&[f32]], _: &[&[f32]], _: &[bool], _: &mut #rt::Ctx<'_>) {}
+            fn visit_weights(&self, _: &mut dyn FnMut(&str, &#rt::Param)) {}
+            fn visit_weights_mut(&mut self, _: &mut dyn FnMut(&mut #rt::Param)) {}
+            fn train_state(&self) -> &#rt::TrainState {
+                &self.__kiln_state
+            }
+            fn train_state_mut(&mut self) -> &mut #rt::TrainState {
+                &mut self.__kiln_state
+            }
+        }
+    }
+}

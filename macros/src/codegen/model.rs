@@ -1,0 +1,320 @@
+//! The struct `sequential!` and `functional!` generate, and the trait impls every model style
+//! has (`Model`; `Layer` and `Shaped` so a model can be part of another).
+
+use proc_macro2::{Ident, TokenStream};
+use quote::quote;
+
+use super::Gen;
+use crate::ir::{LayerDef, Model};
+use crate::layers::rt;
+
+/// The struct, constructors and trait impls of a `sequential!` / `functional!` model.
+pub fn expand(model: &Model) -> TokenStream {
+    let g = Gen { m: model, state: quote!(self) };
+    let rt = rt();
+    let Model { attrs, vis, name, .. } = model;
+    let computing: Vec<&LayerDef> = model.layers.iter().filter(|l| !l.kind.is_view()).collect();
+
+    let fields = computing.iter().map(|l| {
+        let (f, ty) = (&l.name, g.ty(l));
+        quote!(pub #f: #ty,)
+    });
+    let inits = computing.iter().map(|l| {
+        let (f, c) = (&l.name, g.constructor(l));
+        quote!(#f: #c,)
+    });
+    let checks = computing.iter().map(|l| {
+        let first = &model.nodes[l.apps[0]];
+        l.kind.const_checks(&format!("layer `{}`", l.name), &first.input_shapes, &first.output_shape, &l.tokens)
+    });
+    let (bufs, buf_tys): (Vec<Ident>, Vec<TokenStream>) = g.extra_bufs().into_iter().unzip();
+    let (accumulators, outputs) = (g.accumulators(), g.output_arms());
+    let forward = g.forward();
+    let backward = g.backward();
+    let names: Vec<&Ident> = computing.iter().map(|l| &l.name).collect();
+    let prefixes = names.iter().map(|f| f.to_string());
+
+    let shape = |s: &[usize]| quote!(&[#(#s),*]);
+    let in_ports: Vec<TokenStream> = model
+        .inputs
+        .iter()
+        .map(|(n, node)| {
+            let s = shape(&model.nodes[*node].output_shape);
+            quote!(#rt::Port { name: #n, shape: #s })
+        })
+        .collect();
+    let out_ports: Vec<TokenStream> = model
+        .outputs
+        .iter()
+        .map(|&o| {
+            let (n, s) = (model.output_name(o), shape(&model.nodes[o].output_shape));
+            quote!(#rt::Port { name: #n, shape: #s })
+        })
+        .collect();
+    let out_acts: Vec<TokenStream> = model
+        .outputs
+        .iter()
+        .map(|&o| {
+            let a = if g.fusable_output(model.resolve(o)).is_some() { quote!(Softmax) } else { quote!(Linear) };
+            quote!(#rt::ActKind::#a)
+        })
+        .collect();
+    let infos = layer_infos(model);
+    let act0 = out_acts.first().cloned().unwrap_or_default();
+    let impls = impls(
+        &g,
+        &ImplParts {
+            in_ports,
+            out_ports,
+            out_acts,
+            prediction: g.prediction(),
+            layers: quote!(&[#(#infos)*]),
+            prelude: quote!(),
+            train_state: quote!(self.__kiln_state),
+        },
+    );
+    // A model that keeps every axis but the last can be a field of a #[kiln::model] struct or a
+    // Custom layer: its shape rule is the one `Shaped` states.
+    let as_field = (model.inputs.len() == 1 && model.outputs.len() == 1)
+        .then(|| {
+            let (i, o) = (&model.nodes[model.inputs[0].1].output_shape, &model.nodes[model.outputs[0]].output_shape);
+            (i.len() == o.len() && i[..i.len() - 1] == o[..o.len() - 1]).then(|| {
+                let params = model.layers.iter().map(|l| l.kind.param_count(&model.nodes[l.apps[0]].input_shapes));
+                let shaped = shaped_impl(name, i[i.len() - 1], o[o.len() - 1], &act0, &quote!(0 #(+ #params)*));
+                quote! {
+                    #shaped
+                    impl #rt::Init for #name {
+                        fn init(rng: &mut #rt::StdRng) -> Self {
+                            Self::with_seed(#rt::RngCore::next_u64(rng))
+                        }
+                    }
+                }
+            })
+        })
+        .flatten();
+
+    quote! {
+        #(#attrs)*
+        #[derive(Clone, Debug)]
+        #vis struct #name {
+            #(#fields)*
+            #(#bufs: #buf_tys,)*
+            #(#accumulators: ::std::vec::Vec<f32>,)*
+            __kiln_state: #rt::TrainState,
+        }
+
+        #(#checks)*
+
+        impl #name {
+            /// A new model, initialised as Keras does, from kiln's default seed.
+            pub fn new() -> Self {
+                Self::with_seed(#rt::DEFAULT_SEED)
+            }
+
+            /// A new model whose initial weights, shuffling order and other random choices all
+            /// follow from `seed`.
+            pub fn with_seed(seed: u64) -> Self {
+                let mut rng = <#rt::StdRng as #rt::SeedableRng>::seed_from_u64(seed);
+                let _ = &mut rng;
+                Self {
+                    #(#inits)*
+                    #(#bufs: ::core::default::Default::default(),)*
+                    #(#accumulators: ::std::vec::Vec::new(),)*
+                    __kiln_state: #rt::TrainState::new(seed),
+                }
+            }
+
+            fn __kiln_run(&mut self, xs: &[&[f32]], ctx: &mut #rt::Ctx<'_>) {
+                #forward
+            }
+
+            fn __kiln_output(&self, k: usize) -> &[f32] {
+                match k {
+                    #(#outputs)*
+                    _ => &[],
+                }
+            }
+
+            #[allow(unused_variables)]
+            fn __kiln_backward(&mut self, xs: &[&[f32]], dys: &[&[f32]], fused: &[bool], accumulate: bool, input_grad: bool, ctx: &mut #rt::Ctx<'_>) {
+                #backward
+            }
+
+            fn __kiln_visit(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
+                #(#rt::Layer::visit_params(&self.#names, &mut |p, v| f(&::std::format!("{}.{}", #prefixes, p), v));)*
+            }
+
+            fn __kiln_visit_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
+                #(#rt::Layer::visit_params_mut(&mut self.#names, f);)*
+            }
+        }
+
+        impl ::core::default::Default for #name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        #impls
+        #as_field
+    }
+}
+
+/// What differs between the model styles in [`impls`].
+pub struct ImplParts {
+    /// `Port` values of the inputs and outputs.
+    pub in_ports: Vec<TokenStream>,
+    pub out_ports: Vec<TokenStream>,
+    /// Per output, the `ActKind` its loss may fuse with.
+    pub out_acts: Vec<TokenStream>,
+    /// `Model::Prediction`.
+    pub prediction: TokenStream,
+    /// The `LAYERS` table expression.
+    pub layers: TokenStream,
+    /// Statements run first in `&self` methods (bindings of indexed fields).
+    pub prelude: TokenStream,
+    /// Where the `TrainState` lives.
+    pub train_state: TokenStream,
+}
+
+/// The trait impls every generated model has: `Model`, and for one output also `Layer`, so it
+/// can be part of another model. They call the inherent `__kiln_*` functions.
+pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
+    let ImplParts { in_ports, out_ports, out_acts, prediction, layers, prelude, train_state } = p;
+    let (rt, model, state) = (rt(), g.m, &g.state);
+    let name = &model.name;
+    let name_str = name.to_string();
+    let layer_impl = (model.outputs.len() == 1).then(|| {
+        let (mut grads, mut finish) = (Vec::new(), Vec::new());
+        for (i, (_, node)) in model.inputs.iter().enumerate() {
+            let parts = g.contributions(*node);
+            if parts.len() == 1 {
+                let p = &parts[0];
+                grads.push(quote!(#i => #p,));
+            } else {
+                let b = Gen::grad_buf(*node);
+                grads.push(quote!(#i => &#state.#b[..],));
+                finish.push(quote!(if input_grad { #rt::accumulate(&mut #state.#b, &[#(#parts),*]); }));
+            }
+        }
+        quote! {
+            impl #rt::Layer for #name {
+                fn forward(&mut self, xs: &[&[f32]], ctx: &mut #rt::Ctx<'_>) {
+                    self.__kiln_run(xs, ctx)
+                }
+                fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut #rt::Ctx<'_>, opts: #rt::BackwardOpts) {
+                    self.__kiln_backward(xs, &[dy], &[opts.fused_output], opts.accumulate, opts.input_grad, ctx);
+                    let input_grad = opts.input_grad;
+                    #prelude
+                    #(#finish)*
+                }
+                fn output(&self) -> &[f32] {
+                    self.__kiln_output(0)
+                }
+                #[allow(unused_variables)]
+                fn input_grad(&self, i: usize) -> &[f32] {
+                    #prelude
+                    match i {
+                        #(#grads)*
+                        _ => &[],
+                    }
+                }
+                fn visit_params(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
+                    self.__kiln_visit(f)
+                }
+                fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
+                    self.__kiln_visit_mut(f)
+                }
+            }
+        }
+    });
+
+    quote! {
+        impl #rt::Model for #name {
+            const NAME: &'static str = #name_str;
+            const INPUTS: &'static [#rt::Port] = &[#(#in_ports),*];
+            const OUTPUTS: &'static [#rt::Port] = &[#(#out_ports),*];
+            const OUTPUT_ACTIVATIONS: &'static [#rt::ActKind] = &[#(#out_acts),*];
+            const LAYERS: &'static [#rt::LayerInfo] = #layers;
+            type Prediction = #prediction;
+            fn run(&mut self, xs: &[&[f32]], ctx: &mut #rt::Ctx<'_>) {
+                self.__kiln_run(xs, ctx)
+            }
+            fn output(&self, k: usize) -> &[f32] {
+                self.__kiln_output(k)
+            }
+            fn run_backward(&mut self, xs: &[&[f32]], dys: &[&[f32]], fused: &[bool], ctx: &mut #rt::Ctx<'_>) {
+                self.__kiln_backward(xs, dys, fused, false, false, ctx)
+            }
+            fn visit_weights(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
+                self.__kiln_visit(f)
+            }
+            fn visit_weights_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
+                self.__kiln_visit_mut(f)
+            }
+            fn train_state(&self) -> &#rt::TrainState {
+                &#train_state
+            }
+            fn train_state_mut(&mut self) -> &mut #rt::TrainState {
+                &mut #train_state
+            }
+        }
+
+        #layer_impl
+    }
+}
+
+/// `Shaped` for a model, so it can be a field of a `#[kiln::model]` struct or a `Custom` layer.
+pub fn shaped_impl(name: &Ident, win: usize, wout: usize, act: &TokenStream, params: &TokenStream) -> TokenStream {
+    let rt = rt();
+    let name_str = name.to_string();
+    quote! {
+        impl #rt::Shaped for #name {
+            const IN: usize = #win;
+            const OUT: usize = #wout;
+            const ACT: #rt::ActKind = #act;
+            const KIND: &'static str = #name_str;
+            const PARAMS: usize = #params;
+            const LAYERS: &'static [#rt::LayerInfo] = <Self as #rt::Model>::LAYERS;
+        }
+    }
+}
+
+/// The summary's rows: input layers (functional models), then each layer once, with the output
+/// shape of its first use, its parameter count, and the layers it reads (`dense[0][0]`).
+fn layer_infos(model: &Model) -> Vec<TokenStream> {
+    let rt = rt();
+    let shape = |s: &[usize]| quote!(&[#(#s),*]);
+    let mut rows = Vec::new();
+    if model.functional {
+        for (name, node) in &model.inputs {
+            let s = shape(&model.nodes[*node].output_shape);
+            rows.push(quote!(#rt::LayerInfo { name: #name, kind: "InputLayer", output_shape: #s, params: 0, connected: &[], activation: "", nested: &[] },));
+        }
+    }
+    // Layers in the order their first use computes (Keras lists a model's layers topologically).
+    let mut order: Vec<&LayerDef> = model.layers.iter().collect();
+    order.sort_by_key(|l| l.apps[0]);
+    for l in order {
+        let first = &model.nodes[l.apps[0]];
+        let (name, kind, s) = (l.name.to_string(), l.kind.summary_kind(), shape(&first.output_shape));
+        let params = l.kind.param_count(&first.input_shapes);
+        let connected: Vec<String> = if model.functional {
+            l.apps
+                .iter()
+                .flat_map(|&a| model.nodes[a].inputs.iter())
+                .map(|&j| match model.layer_of(j) {
+                    Some(src) => format!("{}[{}][0]", src.name, model.app_index(j)),
+                    None => format!("{}[0][0]", model.output_name(j)),
+                })
+                .collect()
+        } else {
+            vec![]
+        };
+        let activation = l.kind.activation().unwrap_or("");
+        rows.push(quote!(#rt::LayerInfo {
+            name: #name, kind: #kind, output_shape: #s, params: #params, connected: &[#(#connected),*], activation: #activation, nested: &[]
+        },));
+    }
+    rows
+}

@@ -1,0 +1,115 @@
+//! `Activation(name)`, and the activations every layer's `activation =` argument accepts.
+
+use std::rc::Rc;
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::{Args, Arity, Dim, Kind, Spec, last, rt};
+use crate::parse::{Errors, Value, suggestion};
+
+/// The activations kiln knows, by Keras name, with the runtime type each selects.
+pub const ACTIVATIONS: &[(&str, &str)] = &[
+    ("linear", "Linear"),
+    ("relu", "Relu"),
+    ("sigmoid", "Sigmoid"),
+    ("tanh", "Tanh"),
+    ("softmax", "Softmax"),
+    ("gelu", "Gelu"),
+    ("elu", "Elu"),
+    ("selu", "Selu"),
+    ("leaky_relu", "LeakyRelu"),
+    ("softplus", "Softplus"),
+    ("swish", "Swish"),
+    ("silu", "Swish"),
+];
+
+/// An activation as the user named it.
+#[derive(Clone, Copy)]
+pub struct Act {
+    /// Keras name (`relu`).
+    pub name: &'static str,
+    /// Runtime type name (`Relu`).
+    pub ty: &'static str,
+}
+
+impl Act {
+    pub const LINEAR: Act = Act { name: "linear", ty: "Linear" };
+
+    pub fn is_softmax(&self) -> bool {
+        self.ty == "Softmax"
+    }
+
+    /// The activation called `name`, if kiln has it.
+    pub fn named(name: &str) -> Option<Act> {
+        ACTIVATIONS.iter().find(|(n, _)| *n == name).map(|(name, ty)| Act { name, ty })
+    }
+}
+
+/// An `activation = ..` argument.
+pub fn activation(v: &Value, errors: &mut Errors) -> Option<Act> {
+    let (name, span) = match v {
+        Value::Ident(i) => (i.to_string(), i.span()),
+        Value::Str(s, sp) => (s.clone(), *sp),
+        other => {
+            errors.at(other.span(), "expected an activation name, e.g. `relu` or \"relu\"");
+            return None;
+        }
+    };
+    Act::named(&name).or_else(|| {
+        let names: Vec<_> = ACTIVATIONS.iter().map(|(n, _)| *n).collect();
+        errors.at(
+            span,
+            format!(
+                "unknown activation `{name}`{}; kiln's activations are: {}",
+                suggestion(&name, &names),
+                names.join(", ")
+            ),
+        );
+        None
+    })
+}
+
+pub const KIND: Kind = Kind { class: "Activation", args: &["activation"], arity: Arity::One, build };
+
+pub struct Activation {
+    pub act: Act,
+}
+
+fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    match args.get("activation") {
+        Some(v) => Some(Rc::new(Activation { act: activation(v, errors)? })),
+        None => {
+            errors.over(args.call, "Activation needs an activation name, e.g. Activation(relu)");
+            None
+        }
+    }
+}
+
+impl Spec for Activation {
+    fn class(&self) -> &'static str {
+        "Activation"
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        Ok(ins[0].clone())
+    }
+
+    fn runtime_type(&self, ins: &[Vec<Dim>]) -> TokenStream {
+        let (rt, a, w) = (rt(), format_ident!("{}", self.act.ty), last(&ins[0]));
+        quote!(#rt::Activation<#rt::#a, { #w }>)
+    }
+
+    fn constructor(&self, ins: &[Vec<Dim>]) -> TokenStream {
+        let ty = self.runtime_type(ins);
+        quote!(<#ty>::new())
+    }
+
+    fn activation(&self) -> Option<&'static str> {
+        Some(self.act.name)
+    }
+
+    fn softmax_output(&self, out: &[usize]) -> bool {
+        self.act.is_softmax() && out.len() == 1
+    }
+}

@@ -1,0 +1,119 @@
+//! A user's own layer type in `sequential!` / `functional!`: `Custom(Scale<16>)`, or
+//! `Custom(Project<16, 8>, output = 8)` when it changes the width of the last axis; and a field of
+//! a `#[kiln::model]` struct. Only rustc knows these types, so their shape rule (the runtime
+//! `Shaped` trait: `IN` → `OUT` on the last axis) is checked by constants rustc evaluates, with
+//! the same wording as the macro's own errors.
+
+use std::rc::Rc;
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::{Args, Arity, Dim, Kind, Spec, rt, show};
+use crate::parse::{Errors, Value};
+
+pub const KIND: Kind = Kind { class: "Custom", args: &["layer", "output"], arity: Arity::One, build };
+
+struct Custom {
+    ty: syn::Type,
+    output: Option<usize>,
+}
+
+fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let ty = match args.get("layer") {
+        Some(Value::Type(t)) => Some(t.clone()),
+        Some(Value::Ident(i)) => Some(syn::parse_quote!(#i)),
+        Some(v) => {
+            errors.at(v.span(), "Custom takes your layer's type, e.g. Custom(Scale<16>)");
+            None
+        }
+        None => {
+            errors.over(args.call, "Custom needs your layer's type, e.g. Custom(Scale<16>)");
+            None
+        }
+    };
+    let output = args.positive("output", "Custom", "Custom(Project<16, 8>, output = 8)", errors)?;
+    Some(Rc::new(Custom { ty: ty?, output }))
+}
+
+impl Spec for Custom {
+    fn class(&self) -> &'static str {
+        "Custom"
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let mut out = ins[0].clone();
+        match (out.last_mut(), self.output) {
+            (Some(d), Some(o)) => *d = o,
+            (Some(_), None) => {}
+            (None, _) => return Err(format!("a custom layer needs an input of rank 1 or more, got {}", show(&ins[0]))),
+        }
+        Ok(out)
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let ty = &self.ty;
+        quote!(#ty)
+    }
+
+    fn params(&self, _: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        None
+    }
+
+    fn summary_kind(&self) -> TokenStream {
+        let (rt, ty) = (rt(), &self.ty);
+        quote!(<#ty as #rt::Shaped>::KIND)
+    }
+
+    fn param_count(&self, _: &[Vec<usize>]) -> TokenStream {
+        let (rt, ty) = (rt(), &self.ty);
+        quote!(<#ty as #rt::Shaped>::PARAMS)
+    }
+
+    fn const_checks(&self, what: &str, ins: &[Vec<usize>], out: &[usize], at: &TokenStream) -> TokenStream {
+        let (rt, ty) = (rt(), &self.ty);
+        let span = at.span();
+        let input = &ins[0];
+        let out_last = out.last().copied().unwrap_or(0);
+        quote_spanned! {span=>
+            const _: () = {
+                #rt::expect_shape(#what, <#ty as #rt::Shaped>::IN, &[#(#input),*]);
+                #rt::same_shape(#what, #out_last, <#ty as #rt::Shaped>::OUT);
+            };
+        }
+    }
+}
+
+/// A field of a `#[kiln::model]` struct, applied in its `call` body: its type is the user's, and
+/// its widths are the constants the struct macro generated (`__KILN_IN_<key>`).
+pub struct Field {
+    pub key: String,
+    /// The type alias the struct macro emitted for the field's (element) type.
+    pub alias: syn::Ident,
+}
+
+impl Spec for Field {
+    fn class(&self) -> &'static str {
+        "Field"
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        Ok(ins[0].clone())
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let a = &self.alias;
+        quote!(#a)
+    }
+
+    fn field_key(&self) -> Option<&str> {
+        Some(&self.key)
+    }
+
+    /// A field's activation is a constant rustc knows: the model's `OUTPUT_ACTIVATIONS` carries
+    /// it, and the loss fuses only when it is softmax.
+    fn softmax_output(&self, _: &[usize]) -> bool {
+        true
+    }
+}

@@ -1,0 +1,79 @@
+//! `Dense(units, activation = None, use_bias = True)` on the last axis: `[.., F] → [.., units]`.
+
+use std::rc::Rc;
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::activation::{Act, activation};
+use super::{Args, Arity, Dim, Kind, Spec, last, rt, show};
+use crate::parse::Errors;
+
+pub const KIND: Kind = Kind { class: "Dense", args: &["units", "activation", "use_bias"], arity: Arity::One, build };
+
+struct Dense {
+    units: usize,
+    act: Act,
+    use_bias: bool,
+}
+
+fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let units = args.positive("units", "Dense", "Dense(64)", errors);
+    let units = match units {
+        Some(Some(u)) => Some(u),
+        Some(None) => {
+            errors.over(args.call, "Dense needs its number of units, e.g. Dense(64)");
+            None
+        }
+        None => None,
+    };
+    let act = match args.get("activation") {
+        Some(v) => activation(v, errors),
+        None => Some(Act::LINEAR),
+    };
+    let use_bias = args.boolean("use_bias", true, errors);
+    Some(Rc::new(Dense { units: units?, act: act?, use_bias: use_bias? }))
+}
+
+impl Spec for Dense {
+    fn class(&self) -> &'static str {
+        "Dense"
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let mut out = ins[0].clone();
+        match out.last_mut() {
+            Some(d) => *d = self.units,
+            None => return Err(format!("Dense expects an input of rank 1 or more, got {}", show(&ins[0]))),
+        }
+        Ok(out)
+    }
+
+    fn runtime_type(&self, ins: &[Vec<Dim>]) -> TokenStream {
+        let (rt, inp, units, a) = (rt(), last(&ins[0]), self.units, format_ident!("{}", self.act.ty));
+        quote!(#rt::Dense<#inp, #units, #rt::#a>)
+    }
+
+    fn constructor(&self, ins: &[Vec<Dim>]) -> TokenStream {
+        let (ty, b) = (self.runtime_type(ins), self.use_bias);
+        quote!(<#ty>::new(#b, &mut rng))
+    }
+
+    fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        let inp = *ins[0].last()?;
+        let mut p = vec![("kernel", vec![inp, self.units])];
+        if self.use_bias {
+            p.push(("bias", vec![self.units]));
+        }
+        Some(p)
+    }
+
+    fn activation(&self) -> Option<&'static str> {
+        Some(self.act.name)
+    }
+
+    fn softmax_output(&self, out: &[usize]) -> bool {
+        // Softmax normalises the last axis: over the whole sample only for a vector.
+        self.act.is_softmax() && out.len() == 1
+    }
+}

@@ -1,0 +1,225 @@
+//! One spec per layer kind: its Keras name and arguments, its static shape rule with the error a
+//! user reads, its runtime type and constructor, and its parameters. Parsing, shape inference,
+//! code generation, embedding and the summary all dispatch through [`Spec`]; adding a layer is
+//! adding a file here and a line to [`KINDS`] (see `CONTRIBUTING.md`).
+
+mod activation;
+mod custom;
+mod dense;
+mod merge;
+mod view;
+
+use std::rc::Rc;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::parse::{Errors, Value, suggestion};
+
+pub use activation::{Act, Activation};
+pub use custom::Field;
+pub use merge::{concatenate, dot, elementwise};
+
+/// One dimension in generated code: a literal (`16usize`) or, in a `#[kiln::model]` struct, a
+/// constant expression rustc evaluates (`{ <Model>::__KILN_OUT_dense }`).
+pub type Dim = TokenStream;
+
+/// What a layer kind is, once its arguments are understood.
+pub trait Spec {
+    /// Keras' class name, also the base of automatic layer names (`dense_1`).
+    fn class(&self) -> &'static str;
+
+    /// How many inputs it takes.
+    fn arity(&self) -> Arity {
+        Arity::One
+    }
+
+    /// A view changes no value on row-major data (Flatten, Reshape): no field, no code, the
+    /// input buffer is read under the new shape.
+    fn is_view(&self) -> bool {
+        false
+    }
+
+    /// The output shape of one sample for these input shapes, or the message (in Keras' words)
+    /// that says why the layer cannot take them.
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String>;
+
+    /// The runtime type, for input shapes `ins` (`Dense<64, 10, Softmax>`).
+    fn runtime_type(&self, ins: &[Vec<Dim>]) -> TokenStream;
+
+    /// The expression building it; `rng` (a `&mut StdRng`) is in scope.
+    fn constructor(&self, ins: &[Vec<Dim>]) -> TokenStream {
+        let ty = self.runtime_type(ins);
+        let rt = rt();
+        quote!(<#ty as #rt::Init>::init(&mut rng))
+    }
+
+    /// Its parameters by name and shape, as saved (`kernel`, `[64, 10]`); `None` when only rustc
+    /// knows them (a user's layer type).
+    fn params(&self, _ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        Some(vec![])
+    }
+
+    /// The parameter count as a constant expression, for the summary.
+    fn param_count(&self, ins: &[Vec<usize>]) -> TokenStream {
+        let n: usize = self.params(ins).unwrap_or_default().iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+        quote!(#n)
+    }
+
+    /// For a field of a `#[kiln::model]` struct, its name.
+    fn field_key(&self) -> Option<&str> {
+        None
+    }
+
+    /// The class shown in the summary, as a constant expression.
+    fn summary_kind(&self) -> TokenStream {
+        let c = self.class();
+        quote!(#c)
+    }
+
+    /// The activation it applies, by Keras name, for the summary and plots.
+    fn activation(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Whether its output is a softmax over each whole sample, which a cross-entropy loss may
+    /// fuse with (the fusion itself is decided once, in the runtime's `compile`).
+    fn softmax_output(&self, _out: &[usize]) -> bool {
+        false
+    }
+
+    /// Compile-time checks rustc evaluates (a user layer's type against the model's shapes),
+    /// spanned at `at`; `what` names the layer in the message.
+    fn const_checks(&self, _what: &str, _ins: &[Vec<usize>], _out: &[usize], _at: &TokenStream) -> TokenStream {
+        TokenStream::new()
+    }
+}
+
+/// The number of inputs a layer takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Arity {
+    One,
+    /// A merge of two or more inputs.
+    AtLeastTwo,
+    /// A merge of exactly two inputs.
+    Two,
+}
+
+/// A layer kind as the parsers see it: name, argument names (positional ones first, in Keras'
+/// order) and the function that understands the arguments.
+pub struct Kind {
+    pub class: &'static str,
+    pub args: &'static [&'static str],
+    pub arity: Arity,
+    pub build: fn(&Args<'_>, &mut Errors) -> Option<Rc<dyn Spec>>,
+}
+
+/// Every layer kind kiln's model macros accept.
+pub const KINDS: &[Kind] = &[
+    dense::KIND,
+    view::FLATTEN,
+    view::RESHAPE,
+    activation::KIND,
+    custom::KIND,
+    merge::ADD,
+    merge::SUBTRACT,
+    merge::MULTIPLY,
+    merge::AVERAGE,
+    merge::MAXIMUM,
+    merge::MINIMUM,
+    merge::CONCATENATE,
+    merge::DOT,
+];
+
+/// The kind named `class`.
+pub fn kind(class: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.class == class)
+}
+
+/// The message for a layer name kiln does not know, listing those the model style accepts.
+pub fn unknown_layer(class: &str, merges: bool) -> String {
+    let known: Vec<&str> = KINDS.iter().filter(|k| merges || k.arity == Arity::One).map(|k| k.class).collect();
+    let hint = match kind(class) {
+        Some(k) if !merges && k.arity != Arity::One => {
+            format!(" ({class} merges several inputs: use it in a functional! model)")
+        }
+        _ => suggestion(class, &known),
+    };
+    format!("unknown layer `{class}`{hint}; kiln's layers are: {}", known.join(", "))
+}
+
+/// A layer call's arguments, matched to their names.
+pub struct Args<'a> {
+    pub named: Vec<(String, &'a Value)>,
+    /// The whole call, where errors about a missing argument point.
+    pub call: &'a TokenStream,
+}
+
+impl Args<'_> {
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.named.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
+    /// A positive integer argument; `None` (with the error reported) when it is not one.
+    pub fn positive(&self, key: &str, class: &str, example: &str, errors: &mut Errors) -> Option<Option<usize>> {
+        match self.get(key) {
+            Some(Value::Int(u, _)) if *u > 0 => Some(Some(*u as usize)),
+            Some(v @ Value::Int(u, _)) => {
+                errors.at(v.span(), format!("{class} {key} must be a positive integer, got {u}"));
+                None
+            }
+            Some(v) => {
+                errors.at(v.span(), format!("{class} {key} must be a positive integer, e.g. {example}"));
+                None
+            }
+            None => Some(None),
+        }
+    }
+
+    /// A boolean argument with its default.
+    pub fn boolean(&self, key: &str, default: bool, errors: &mut Errors) -> Option<bool> {
+        match self.get(key) {
+            Some(Value::Bool(b, _)) => Some(*b),
+            Some(v) => {
+                errors.at(v.span(), format!("{key} must be true or false"));
+                None
+            }
+            None => Some(default),
+        }
+    }
+}
+
+/// The runtime path generated code uses.
+pub fn rt() -> TokenStream {
+    quote!(::kiln::__private)
+}
+
+/// Literal dimensions.
+pub fn lit(shape: &[usize]) -> Vec<Dim> {
+    shape.iter().map(|d| quote!(#d)).collect()
+}
+
+/// The product of dimensions as an expression.
+pub fn product(dims: &[Dim]) -> TokenStream {
+    let Some((first, rest)) = dims.split_first() else { return quote!(1usize) };
+    quote!((#first #(* #rest)*))
+}
+
+/// The last dimension (the feature axis).
+pub fn last(dims: &[Dim]) -> Dim {
+    dims.last().cloned().unwrap_or_else(|| quote!(1usize))
+}
+
+/// `[4, 8]` as a user reads it.
+pub fn show(s: &[usize]) -> String {
+    format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+}
+
+/// `[4, 8] and [4, 9]`.
+pub fn show_all(shapes: &[Vec<usize>]) -> String {
+    let parts: Vec<String> = shapes.iter().map(|s| show(s)).collect();
+    match parts.len() {
+        2 => format!("{} and {}", parts[0], parts[1]),
+        _ => parts.join(", "),
+    }
+}
