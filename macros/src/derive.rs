@@ -125,7 +125,8 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
                     Some(l) => (Container::Vec(l), elem),
                     None => {
                         errors.at(ty.span(), "a Vec of layers needs its length: #[layer(len = 4)]");
-                        continue;
+                        // Generated as empty, so the rest of the model reports nothing more.
+                        (Container::Vec(quote!(0)), elem)
                     }
                 }
             }
@@ -197,7 +198,9 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
             }
         }
     }
-    errors.finish()?;
+    // The struct and its impls are generated even beside an error in a field's attribute, so
+    // the `call` impl and code using the model report nothing more.
+    let errors = errors.finish().err().map(|e| e.to_compile_error());
     let item = if derived {
         None
     } else {
@@ -210,6 +213,7 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
         Some(item)
     };
     Ok(quote! {
+        #errors
         #item
 
         #(#aliases)*
@@ -602,23 +606,24 @@ pub fn call(item: ItemImpl) -> syn::Result<TokenStream> {
             lw.errors.at(pt.pat.span(), "name each input: x: Input<10>");
             continue;
         };
-        match port_width(&pt.ty, "Input") {
-            Ok(w) => {
-                let id = lw.model.nodes.len();
-                lw.model.nodes.push(Node {
-                    op: Op::Input(lw.model.inputs.len()),
-                    inputs: vec![],
-                    tokens: pt.to_token_stream(),
-                    output_shape: vec![w],
-                    input_shapes: vec![],
-                    dims: None,
-                });
-                lw.widths.push(quote!(#w));
-                lw.model.inputs.push((pi.ident.to_string(), id));
-                lw.env.insert(pi.ident.to_string(), id);
-            }
-            Err(e) => lw.errors.push(e),
-        }
+        // An input whose type is wrong is still bound (as width 1), so its uses report nothing
+        // more than the type's own error.
+        let w = port_width(&pt.ty, "Input").unwrap_or_else(|e| {
+            lw.errors.push(e);
+            1
+        });
+        let id = lw.model.nodes.len();
+        lw.model.nodes.push(Node {
+            op: Op::Input(lw.model.inputs.len()),
+            inputs: vec![],
+            tokens: pt.to_token_stream(),
+            output_shape: vec![w],
+            input_shapes: vec![],
+            dims: None,
+        });
+        lw.widths.push(quote!(#w));
+        lw.model.inputs.push((pi.ident.to_string(), id));
+        lw.env.insert(pi.ident.to_string(), id);
     }
     let out_widths: Vec<usize> = match &func.sig.output {
         ReturnType::Type(_, t) => match &**t {

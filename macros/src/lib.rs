@@ -118,7 +118,14 @@ pub fn model(attr: TokenStream, item: TokenStream) -> TokenStream {
             .to_compile_error()
             .into();
     }
-    derive::model(item, false).unwrap_or_else(|e| e.to_compile_error()).into()
+    let (name, vis) = (item.ident.clone(), item.vis.clone());
+    derive::model(item, false)
+        .unwrap_or_else(|e| {
+            let mut out = e.to_compile_error();
+            out.extend(codegen::fallback(&name, &vis));
+            out
+        })
+        .into()
 }
 
 /// Turns a `#[kiln::model]` struct's `call` method into its forward and backward code (see
@@ -128,12 +135,21 @@ pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemImpl);
     let self_ty = item.self_ty.clone();
     derive::call(item)
-        .inspect(|t| if std::env::var_os("KILN_DUMP").is_some() { let _ = std::fs::write(format!("/tmp/expand_{}.rs", quote::ToTokens::to_token_stream(&self_ty).to_string()), t.to_string()); })
+        .inspect(|t| {
+            if std::env::var_os("KILN_DUMP").is_some() {
+                let _ = std::fs::write(
+                    format!("/tmp/expand_{}.rs", quote::ToTokens::to_token_stream(&self_ty).to_string()),
+                    t.to_string(),
+                );
+            }
+        })
         .unwrap_or_else(|e| {
             // The struct's state field names this impl's buffers: keep it well-formed so that only
             // the body's own errors are reported.
             let mut out = e.to_compile_error();
             out.extend(quote::quote!(impl ::kiln::__private::HasCallState for #self_ty { type CallState = (); }));
+            let ty = quote::ToTokens::to_token_stream(&self_ty);
+            out.extend(codegen::model_impl(&ty, &quote::quote!(self.kiln.train)));
             out
         })
         .into()

@@ -23,16 +23,17 @@ pub mod train;
 
 pub use error::{Error, Result, Shape};
 pub use layers::{
-    Activation, ActivationFn, Add, Average, BackwardOpts, Concatenate, Ctx, Dense, Dot, Elu, Gelu, Init, Layer, LeakyRelu,
-    Linear, Maximum, Minimum, Multiply, Param, Relu, Role, Selu, Shaped, Shareable, Sigmoid, Silu, Softmax, Softplus,
-    Subtract, Swish, Tanh,
+    Activation, ActivationFn, Add, Average, BackwardOpts, Concatenate, Ctx, Dense, Dot, Elu, Gelu, Init, Layer,
+    LayerBuffers, LeakyRelu, Linear, Maximum, Minimum, Multiply, Param, Relu, Role, Selu, Shaped, Shareable, Sigmoid,
+    Silu, Softmax, Softplus, Subtract, Swish, Tanh,
 };
-pub use random::Stream;
 pub use losses::{Loss, LossKind};
 pub use metrics::Metric;
 pub use model::{Inputs, MAX_PORTS, Model, Port, Prediction};
 pub use optimizers::{Adagrad, Adam, AdamW, IntoOptimizer, Optimizer, OptimizerState, RmsProp, Sgd};
 pub use plot::{PlotOptions, plot_model};
+pub use rand::rngs::StdRng;
+pub use random::Stream;
 pub use summary::LayerInfo;
 pub use train::{
     ApplyGradients, Compile, Fit, Gradients, HasCallState, History, IntoLoss, Logs, ModelState, StepBatch, TrainState,

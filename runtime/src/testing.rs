@@ -8,8 +8,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::kernels::activation::softmax_rows;
 use crate::layers::{BackwardOpts, Ctx, Layer};
-use crate::random::Stream;
 use crate::losses::Loss;
+use crate::random::Stream;
 
 /// Step of the central differences. Large enough that f32 rounding of the objective (about 1e-7
 /// relative) stays well below the differences, small enough for the curvature of the functions
@@ -43,13 +43,7 @@ fn objective<L: Layer>(layer: &mut L, xs: &[&[f32]], n: usize, r: &[f32]) -> f64
 /// let mut layer = Scale::<4>::new();
 /// kiln::testing::check_layer(&mut layer, &[&x], 3, 16, 3e-3)?;
 /// ```
-pub fn check_layer<L: Layer>(
-    layer: &mut L,
-    xs: &[&[f32]],
-    n: usize,
-    per_param: usize,
-    tol: f64,
-) -> Result<(), String> {
+pub fn check_layer<L: Layer>(layer: &mut L, xs: &[&[f32]], n: usize, per_param: usize, tol: f64) -> Result<(), String> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(99);
     let mut stream = Stream::new(42);
     layer.forward(xs, &mut train_ctx(n, &mut stream));

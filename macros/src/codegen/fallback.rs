@@ -9,7 +9,7 @@ use crate::layers::rt;
 
 pub fn fallback(name: &Ident, vis: &syn::Visibility) -> TokenStream {
     let rt = rt();
-    let name_str = name.to_string();
+    let model = model_impl(&quote!(#name), &quote!(self.__kiln_state));
     quote! {
         #[derive(Clone, Debug)]
         #vis struct #name {
@@ -31,7 +31,16 @@ pub fn fallback(name: &Ident, vis: &syn::Visibility) -> TokenStream {
                 Self::new()
             }
         }
-        impl #rt::Model for #name {
+        #model
+    }
+}
+
+/// A `Model` impl with no inputs, outputs or layers, whose training state is at `train_state`.
+pub fn model_impl(ty: &TokenStream, train_state: &TokenStream) -> TokenStream {
+    let rt = rt();
+    let name_str = ty.to_string();
+    quote! {
+        impl #rt::Model for #ty {
             const NAME: &'static str = #name_str;
             const INPUTS: &'static [#rt::Port] = &[];
             const OUTPUTS: &'static [#rt::Port] = &[];
@@ -46,10 +55,10 @@ pub fn fallback(name: &Ident, vis: &syn::Visibility) -> TokenStream {
             fn visit_weights(&self, _: &mut dyn FnMut(&str, &#rt::Param)) {}
             fn visit_weights_mut(&mut self, _: &mut dyn FnMut(&mut #rt::Param)) {}
             fn train_state(&self) -> &#rt::TrainState {
-                &self.__kiln_state
+                &#train_state
             }
             fn train_state_mut(&mut self) -> &mut #rt::TrainState {
-                &mut self.__kiln_state
+                &mut #train_state
             }
         }
     }

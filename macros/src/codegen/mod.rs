@@ -20,7 +20,7 @@ use quote::{format_ident, quote};
 use crate::ir::{LayerDef, Model, Op};
 use crate::layers::{Arity, Dim, lit, rt};
 
-pub use fallback::fallback;
+pub use fallback::{fallback, model_impl};
 pub use model::{ImplParts, expand, impls, shaped_impl};
 
 pub struct Gen<'m> {
@@ -250,8 +250,7 @@ impl Gen<'_> {
             let node = &self.m.nodes[c];
             let ins = node.inputs.iter().map(|&j| self.out_expr(j));
             // The model's own inputs need a gradient only when the model is a layer of another.
-            let from_inputs =
-                node.inputs.iter().all(|&j| matches!(self.m.nodes[self.m.resolve(j)].op, Op::Input(_)));
+            let from_inputs = node.inputs.iter().all(|&j| matches!(self.m.nodes[self.m.resolve(j)].op, Op::Input(_)));
             let input_grad = if from_inputs { quote!(input_grad) } else { quote!(true) };
             // The last use (first seen here) overwrites the parameter gradients; earlier uses add.
             let merge = self.layer(c).kind.arity() != Arity::One;

@@ -10,7 +10,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::{Args, Arity, Dim, Kind, Spec, rt, show};
+use super::{Args, Arity, Dim, Kind, Spec, rt, show, snake_case as snake};
 use crate::parse::{Errors, Value};
 
 pub const KIND: Kind = Kind { class: "Custom", args: &["layer", "output"], arity: Arity::One, build };
@@ -40,6 +40,16 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
 impl Spec for Custom {
     fn class(&self) -> &'static str {
         "Custom"
+    }
+
+    fn auto_name(&self) -> String {
+        // Named after the type, as Keras names a layer after its class: `Scale<16>` → `scale`.
+        match &self.ty {
+            syn::Type::Path(p) => {
+                p.path.segments.last().map_or_else(|| "custom".into(), |s| snake(&s.ident.to_string()))
+            }
+            _ => "custom".into(),
+        }
     }
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
@@ -72,14 +82,17 @@ impl Spec for Custom {
     }
 
     fn const_checks(&self, what: &str, ins: &[Vec<usize>], out: &[usize], at: &TokenStream) -> TokenStream {
-        let (rt, ty) = (rt(), &self.ty);
-        let span = at.span();
+        let ty = &self.ty;
+        // The layer's first token: spans do not join on stable Rust.
+        let span = at.clone().into_iter().next().map_or_else(|| at.span(), |t| t.span());
         let input = &ins[0];
         let out_last = out.last().copied().unwrap_or(0);
+        // The path is written here, not interpolated, so that every token of the call carries the
+        // layer's span and rustc's error underlines the layer.
         quote_spanned! {span=>
             const _: () = {
-                #rt::expect_shape(#what, <#ty as #rt::Shaped>::IN, &[#(#input),*]);
-                #rt::same_shape(#what, #out_last, <#ty as #rt::Shaped>::OUT);
+                ::kiln::__private::expect_shape(#what, <#ty as ::kiln::__private::Shaped>::IN, &[#(#input),*]);
+                ::kiln::__private::same_shape(#what, #out_last, <#ty as ::kiln::__private::Shaped>::OUT);
             };
         }
     }

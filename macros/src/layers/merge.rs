@@ -36,7 +36,11 @@ pub const DOT: Kind = Kind { class: "Dot", args: &["axes"], arity: Arity::Two, b
 fn count(class: &str, arity: Arity, ins: &[Vec<usize>]) -> Result<(), String> {
     let two = arity == Arity::Two;
     if ins.len() < 2 || (two && ins.len() != 2) {
-        return Err(format!("{class} takes {} inputs, got {}", if two { "exactly 2" } else { "at least 2" }, ins.len()));
+        return Err(format!(
+            "{class} takes {} inputs, got {}",
+            if two { "exactly 2" } else { "at least 2" },
+            ins.len()
+        ));
     }
     Ok(())
 }

@@ -29,6 +29,11 @@ pub trait Spec {
     /// Keras' class name, also the base of automatic layer names (`dense_1`).
     fn class(&self) -> &'static str;
 
+    /// The base of automatic layer names, as Keras derives it from the class (`dense`, `dense_1`).
+    fn auto_name(&self) -> String {
+        snake_case(self.class())
+    }
+
     /// How many inputs it takes.
     fn arity(&self) -> Arity {
         Arity::One
@@ -210,6 +215,21 @@ pub fn last(dims: &[Dim]) -> Dim {
     dims.last().cloned().unwrap_or_else(|| quote!(1usize))
 }
 
+/// Keras' automatic layer name for a class: `GlobalAveragePooling1D` → `global_average_pooling1d`.
+pub fn snake_case(class: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = class.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+        let prev_lower = i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
+        if c.is_uppercase() && i > 0 && (prev_lower || next_lower) && !chars[i - 1].is_ascii_digit() {
+            out.push('_');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
 /// `[4, 8]` as a user reads it.
 pub fn show(s: &[usize]) -> String {
     format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
@@ -221,5 +241,19 @@ pub fn show_all(shapes: &[Vec<usize>]) -> String {
     match parts.len() {
         2 => format!("{} and {}", parts[0], parts[1]),
         _ => parts.join(", "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snake_case;
+
+    #[test]
+    fn automatic_names_follow_keras() {
+        assert_eq!(snake_case("Dense"), "dense");
+        assert_eq!(snake_case("GlobalAveragePooling1D"), "global_average_pooling1d");
+        assert_eq!(snake_case("Conv2DTranspose"), "conv2d_transpose");
+        assert_eq!(snake_case("LSTM"), "lstm");
+        assert_eq!(snake_case("MultiHeadAttention"), "multi_head_attention");
     }
 }

@@ -25,8 +25,8 @@ use syn::{Attribute, Ident, Token, Visibility, braced};
 
 use super::sequential::check_dims;
 use super::{Errors, LayerCall, Namer, Understood, Value, understand};
-use crate::layers::{Arity, KINDS, unknown_layer};
 use crate::ir::{LayerDef, Model, Node, Op};
+use crate::layers::{Arity, KINDS, unknown_layer};
 
 /// A right-hand side or an argument, before it is understood.
 enum Expr {
@@ -236,7 +236,7 @@ impl Lowering<'_> {
     }
 
     fn new_layer(&mut self, u: Understood, tokens: TokenStream, at: Span) -> Option<usize> {
-        let name = self.namer.name(u.kind.class(), u.name, at, &mut self.errors)?;
+        let name = self.namer.name(&u.kind.auto_name(), u.name, at, &mut self.errors)?;
         self.layers.push(LayerDef { name, kind: u.kind, tokens, apps: vec![], place: None });
         Some(self.layers.len() - 1)
     }

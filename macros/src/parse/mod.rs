@@ -159,19 +159,13 @@ pub fn suggestion(name: &str, known: &[&str]) -> String {
 /// unique.
 #[derive(Default)]
 pub struct Namer {
-    counts: HashMap<&'static str, usize>,
+    counts: HashMap<String, usize>,
     taken: HashMap<String, ()>,
 }
 
 impl Namer {
     /// The layer's name, or an error at the `name = ".."` that is invalid or taken.
-    pub fn name(
-        &mut self,
-        class: &'static str,
-        given: Option<(String, Span)>,
-        at: Span,
-        errors: &mut Errors,
-    ) -> Option<Ident> {
+    pub fn name(&mut self, base: &str, given: Option<(String, Span)>, at: Span, errors: &mut Errors) -> Option<Ident> {
         let (name, span) = match given {
             Some((n, span)) => {
                 if syn::parse_str::<Ident>(&n).is_err() || n.starts_with("__") {
@@ -181,9 +175,8 @@ impl Namer {
                 (n, span)
             }
             None => loop {
-                let base = class.to_ascii_lowercase();
-                let c = self.counts.entry(class).or_insert(0);
-                let n = if *c == 0 { base.clone() } else { format!("{base}_{c}") };
+                let c = self.counts.entry(base.to_string()).or_insert(0);
+                let n = if *c == 0 { base.to_string() } else { format!("{base}_{c}") };
                 *c += 1;
                 if !self.taken.contains_key(&n) {
                     break (n, at);

@@ -90,7 +90,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
     let mut namer = Namer::default();
     for call in &syntax.layers {
         let Some(u) = understand(call, false, &mut errors) else { continue };
-        let Some(name) = namer.name(u.kind.class(), u.name, call.ident.span(), &mut errors) else { continue };
+        let Some(name) = namer.name(&u.kind.auto_name(), u.name, call.ident.span(), &mut errors) else { continue };
         let node = nodes.len();
         layers.push(LayerDef { name, kind: u.kind, tokens: call.tokens.clone(), apps: vec![node], place: None });
         nodes.push(Node {

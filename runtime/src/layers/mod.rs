@@ -19,7 +19,8 @@ mod param;
 mod traits;
 
 pub use activation::{
-    Activation, ActivationBuffers, ActivationFn, Elu, Gelu, LeakyRelu, Linear, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Swish, Tanh,
+    Activation, ActivationBuffers, ActivationFn, Elu, Gelu, LeakyRelu, Linear, Relu, Selu, Sigmoid, Silu, Softmax,
+    Softplus, Swish, Tanh,
 };
 pub use dense::{Dense, DenseBuffers};
 pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};

@@ -15,8 +15,9 @@ pub trait Shaped {
     const IN: usize;
     /// Width of the output's last axis.
     const OUT: usize;
-    /// The activation applied over each whole output row (softmax enables the fused gradient).
-    const ACT: ActKind;
+    /// The activation applied over each whole output row (softmax enables the fused gradient);
+    /// `Linear` for layers that end in none.
+    const ACT: ActKind = ActKind::Linear;
     /// The layer's Keras class, for the summary.
     const KIND: &'static str;
     /// Number of parameter values.

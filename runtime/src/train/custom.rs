@@ -15,10 +15,10 @@ use ndarray::{ArrayBase, ArrayView, ArrayViewD, Axis, Data, Dimension};
 use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
 use crate::layers::{Ctx, sized};
-use crate::random::Stream;
 use crate::losses::Loss;
 use crate::model::{MAX_PORTS, Model};
 use crate::optimizers::Optimizer;
+use crate::random::Stream;
 
 use super::data;
 

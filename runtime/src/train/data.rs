@@ -132,6 +132,8 @@ pub(crate) fn targets<'v, M: Model>(
         let lead = &port.shape[..port.shape.len().saturating_sub(1)];
         let mut expected = lead.to_vec();
         expected.push(tw);
+        // Integer labels for a sequence of class scores read best without the trailing 1.
+        let shown = if tw == 1 && !lead.is_empty() { lead } else { &expected[..] };
         let fits = !shape.is_empty() && (shape[1..] == expected[..] || (tw == 1 && &shape[1..] == lead));
         let name = label::<M>(what, i, true);
         if !fits {
@@ -144,7 +146,7 @@ pub(crate) fn targets<'v, M: Model>(
             };
             return Err(Error::Shape {
                 what: format!("{name}{hint}"),
-                expected: shape_str("n", &expected),
+                expected: shape_str("n", shown),
                 got: Shape(shape.to_vec()),
             });
         }

@@ -23,10 +23,10 @@ use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
 use crate::kernels::ActKind;
 use crate::layers::{Ctx, sized};
-use crate::random::Stream;
 use crate::metrics::MetricState;
 use crate::model::{MAX_PORTS, Model};
 use crate::optimizers::Optimizer;
+use crate::random::Stream;
 use compile::Compiled;
 use data::Rows;
 

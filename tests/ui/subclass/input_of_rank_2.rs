@@ -1,0 +1,18 @@
+use kiln::prelude::*;
+
+#[kiln::model]
+pub struct Steps {
+    dense: Dense<16, 8, Relu>,
+}
+
+#[kiln::call]
+impl Steps {
+    fn call(&self, x: Input<4, 16>) -> Output<8> {
+        self.dense(x)
+    }
+}
+
+fn main() {
+    let mut m = Steps::new();
+    m.compile("mse", "sgd", &[]).unwrap();
+}
