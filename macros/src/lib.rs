@@ -135,14 +135,6 @@ pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemImpl);
     let self_ty = item.self_ty.clone();
     derive::call(item)
-        .inspect(|t| {
-            if std::env::var_os("KILN_DUMP").is_some() {
-                let _ = std::fs::write(
-                    format!("/tmp/expand_{}.rs", quote::ToTokens::to_token_stream(&self_ty).to_string()),
-                    t.to_string(),
-                );
-            }
-        })
         .unwrap_or_else(|e| {
             // The struct's state field names this impl's buffers: keep it well-formed so that only
             // the body's own errors are reported.
