@@ -14,7 +14,7 @@ use ndarray::{ArrayBase, ArrayView, ArrayViewD, Axis, Data, Dimension};
 
 use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
-use crate::layers::{Ctx, sized};
+use crate::layers::{Ctx, Role, sized};
 use crate::losses::Loss;
 use crate::model::{MAX_PORTS, Model};
 use crate::optimizers::Optimizer;
@@ -121,9 +121,12 @@ pub(crate) fn loss_and_grads<M: Model>(
     let dys = super::slices(grads.iter().map(|g| &g[..]));
     m.run_backward(&xb[..ni], &dys[..no], &fused[..no], &mut ctx);
     let (mut names, mut values) = (Vec::new(), Vec::new());
+    // State (moving statistics) has no gradient, so it has no entry.
     m.visit_weights(&mut |name, p| {
-        names.push(name.to_string());
-        values.push(p.grad.clone());
+        if p.role() != Role::State {
+            names.push(name.to_string());
+            values.push(p.grad.clone());
+        }
     });
     Ok((total, Gradients { names, values }))
 }
@@ -138,7 +141,11 @@ pub trait ApplyGradients {
 impl<O: Optimizer + ?Sized> ApplyGradients for O {
     fn apply<M: Model>(&mut self, model: &mut M, grads: &Gradients) -> Result<()> {
         let mut expected = Vec::new();
-        model.visit_weights(&mut |n, p| expected.push((n.to_string(), p.len())));
+        model.visit_weights(&mut |n, p| {
+            if p.role() != Role::State {
+                expected.push((n.to_string(), p.len()));
+            }
+        });
         let fits = expected.len() == grads.names.len()
             && expected.iter().zip(grads.iter()).all(|((n, len), (gn, g))| n == gn && *len == g.len());
         if !fits {
@@ -146,10 +153,14 @@ impl<O: Optimizer + ?Sized> ApplyGradients for O {
         }
         let _ftz = FlushDenormals::new();
         self.begin_step();
-        let mut slot = 0;
+        // Optimizer slots count every weight, as in `fit`; gradients only those that have one.
+        let (mut slot, mut g) = (0, 0);
         model.visit_weights_mut(&mut |p| {
             if p.is_trainable() {
-                self.update(slot, &mut p.value, &grads.values[slot]);
+                self.update(slot, &mut p.value, &grads.values[g]);
+            }
+            if p.role() != Role::State {
+                g += 1;
             }
             slot += 1;
         });
