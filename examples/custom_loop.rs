@@ -33,7 +33,7 @@ fn main() -> kiln::Result<()> {
     let loss = Loss::SparseCategoricalCrossentropy;
     for epoch in 1..=30 {
         let (mut total, mut clipped, mut batches_seen) = (0.0, 0, 0);
-        for (xb, yb) in batches(&x_train, &y_train, 32) {
+        for (xb, yb) in batches(&x_train, &y_train, 32)? {
             let (value, mut grads) = model.loss_and_grads(&xb, &yb, &loss)?;
             if grads.global_norm() > 1.0 {
                 clipped += 1;

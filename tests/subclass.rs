@@ -220,7 +220,7 @@ fn custom_loop_equals_fit_and_clips() {
     // A custom loop without clipping takes the same steps as fit without shuffling.
     let mut a = MyModel::with_seed(9);
     let mut opt = Adam::default();
-    for (xb, yb) in batches(&x, &y, 16) {
+    for (xb, yb) in batches(&x, &y, 16).unwrap() {
         let (_, grads) = a.loss_and_grads(&xb, &yb, &Loss::SparseCategoricalCrossentropy).unwrap();
         opt.apply(&mut a, &grads).unwrap();
     }
@@ -324,4 +324,14 @@ fn derive_model_equals_the_attribute_form() {
     let (ha, hb) = (a.fit(&x, &y, quiet()).unwrap(), b.fit(&x, &y, quiet()).unwrap());
     assert_eq!(ha, hb);
     assert_eq!(a.summary_string().replace("MyModel", "Derived"), b.summary_string());
+}
+
+#[test]
+fn batches_refuses_what_fit_refuses() {
+    let (x, y) = (random(10, 4, 1), Array1::<f32>::zeros(10));
+    let err = batches(&x, &y, 0).err().expect("size 0 is an error").to_string();
+    assert!(err.contains("batch_size") && err.contains("at least 1"), "{err}");
+    let err = batches(&x, &Array1::<f32>::zeros(9), 4).err().expect("row counts differ").to_string();
+    assert!(err.contains("9 rows") && err.contains("10"), "{err}");
+    assert_eq!(batches(&x, &y, 4).unwrap().count(), 3);
 }

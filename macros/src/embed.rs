@@ -11,6 +11,7 @@ use safetensors::tensor::{Dtype, SafeTensors};
 use syn::{Attribute, LitStr};
 
 use crate::ir::Model;
+use crate::layers::show;
 
 /// The file named by a `#[weights("..")]` attribute, and where the attribute is.
 pub struct Weights {
@@ -46,10 +47,6 @@ fn parameters(model: &Model) -> Result<Vec<(String, Vec<usize>)>, String> {
         out.extend(params.into_iter().map(|(p, s)| (format!("{}.{p}", l.name), s)));
     }
     Ok(out)
-}
-
-fn show(s: &[usize]) -> String {
-    format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
 }
 
 /// Resolves the path as `include_bytes!` does: relative to the file that invokes the macro.

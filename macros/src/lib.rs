@@ -134,7 +134,8 @@ pub fn model(attr: TokenStream, item: TokenStream) -> TokenStream {
 pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemImpl);
     let self_ty = item.self_ty.clone();
-    derive::call(item)
+    parse::subclass::lower(item)
+        .map(|(lowered, outs)| codegen::subclass::expand(&lowered, &outs))
         .unwrap_or_else(|e| {
             // The struct's state field names this impl's buffers: keep it well-formed so that only
             // the body's own errors are reported.

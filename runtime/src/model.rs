@@ -149,7 +149,8 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         train::loss_and_grads(self, x.views(), y.views(), loss)
     }
 
-    /// Loss and metrics on `x`, `y` (batches of 32, inference mode), keyed as in `History`.
+    /// Loss and metrics on `x`, `y` (batches of [`EVALUATE_BATCH`](crate::train::EVALUATE_BATCH)
+    /// rows, Keras' default; inference mode), keyed as in `History`.
     fn evaluate<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>) -> Result<Logs> {
         train::evaluate(self, x.views(), y.views())
     }

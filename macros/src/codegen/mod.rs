@@ -13,6 +13,7 @@
 
 mod fallback;
 mod model;
+pub mod subclass;
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};

@@ -3,6 +3,7 @@
 
 pub mod functional;
 pub mod sequential;
+pub mod subclass;
 
 use std::collections::HashMap;
 

@@ -169,17 +169,30 @@ impl<O: Optimizer + ?Sized> ApplyGradients for O {
 }
 
 /// Consecutive batches of `size` rows of `x` and `y` (the last one holds the remainder).
+///
+/// Errors, as `fit` does: a `size` of 0, or `x` and `y` with different row counts.
 pub fn batches<'a, S1, D1, S2, D2>(
     x: &'a ArrayBase<S1, D1>,
     y: &'a ArrayBase<S2, D2>,
     size: usize,
-) -> impl Iterator<Item = (ArrayView<'a, f32, D1>, ArrayView<'a, f32, D2>)>
+) -> Result<impl Iterator<Item = (ArrayView<'a, f32, D1>, ArrayView<'a, f32, D2>)>>
 where
     S1: Data<Elem = f32>,
     D1: Dimension,
     S2: Data<Elem = f32>,
     D2: Dimension,
 {
-    let size = size.max(1);
-    x.axis_chunks_iter(Axis(0), size).zip(y.axis_chunks_iter(Axis(0), size))
+    super::check_batch_size(size)?;
+    let rows = |s: &[usize]| s.first().copied().unwrap_or(0);
+    if rows(x.shape()) != rows(y.shape()) {
+        return Err(Error::InvalidData {
+            what: "y".into(),
+            reason: format!(
+                "it has {} rows but x has {}: x and y need one row per sample",
+                rows(y.shape()),
+                rows(x.shape())
+            ),
+        });
+    }
+    Ok(x.axis_chunks_iter(Axis(0), size).zip(y.axis_chunks_iter(Axis(0), size)))
 }

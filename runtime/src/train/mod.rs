@@ -316,9 +316,7 @@ pub(crate) fn fit<M: Model>(
     mut custom: Option<&mut TrainStep<'_, M>>,
 ) -> Result<History> {
     let c = compiled(m, "fit")?;
-    if opts.batch_size == 0 {
-        return Err(Error::invalid("batch_size", "must be at least 1"));
-    }
+    check_batch_size(opts.batch_size)?;
     if !(0.0..1.0).contains(&opts.validation_split) {
         return Err(Error::invalid("validation_split", format!("must be in [0, 1), got {}", opts.validation_split)));
     }
@@ -407,7 +405,7 @@ pub(crate) fn fit<M: Model>(
             };
             if let Some((xv, yv, from)) = held_out {
                 val_tracker.reset();
-                evaluate_rows(m, c, &mut val_tracker, xv, yv, from, opts.batch_size);
+                evaluate_rows(m, c, &mut val_tracker, xv, yv, from, opts.batch_size)?;
                 val_tracker.logs::<M>("val_", &mut epoch_logs);
             }
             progress.finish(&epoch_logs);
@@ -416,6 +414,28 @@ pub(crate) fn fit<M: Model>(
         }
         Ok(history)
     })
+}
+
+/// The one batch loop of inference: runs `m` on rows `from..` of `xs` in batches of `batch` rows
+/// and hands each batch's first row and size to `each`, with the model's outputs ready.
+fn infer_batches<M: Model>(
+    m: &mut M,
+    xs: &[Rows<'_>],
+    from: usize,
+    batch: usize,
+    mut each: impl FnMut(&mut M, usize, usize) -> Result<()>,
+) -> Result<()> {
+    let (ni, n) = (M::INPUTS.len(), xs[0].n);
+    // Inference draws nothing; the stream is only there to make a context.
+    let mut stream = Stream::new(0);
+    let mut start = from;
+    while start < n {
+        let k = batch.min(n - start);
+        m.run(&range(xs, start, start + k)[..ni], &mut Ctx::new(k, false, &mut stream));
+        each(m, start, k)?;
+        start += k;
+    }
+    Ok(())
 }
 
 /// Loss and metrics over rows `from..` of `xs`/`ys`, in batches, with the inference pass.
@@ -427,17 +447,23 @@ fn evaluate_rows<M: Model>(
     ys: &[Rows<'_>],
     from: usize,
     batch: usize,
-) {
-    let (ni, no, n) = (M::INPUTS.len(), M::OUTPUTS.len(), xs[0].n);
-    let mut start = from;
-    while start < n {
-        let k = batch.min(n - start);
-        let xb = range(xs, start, start + k);
-        m.run(&xb[..ni], &mut Ctx::new(k, false, &mut Stream::new(0)));
-        tracker.observe(m, c, &range(ys, start, start + k)[..no], k, None);
-        start += k;
-    }
+) -> Result<()> {
+    infer_batches(m, xs, from, batch, |m, start, k| {
+        tracker.observe(m, c, &range(ys, start, start + k)[..M::OUTPUTS.len()], k, None);
+        Ok(())
+    })
 }
+
+/// The one check of a batch size, for `fit` and `batches`.
+pub(crate) fn check_batch_size(size: usize) -> Result<()> {
+    if size == 0 {
+        return Err(Error::invalid("batch_size", "must be at least 1, got 0"));
+    }
+    Ok(())
+}
+
+/// Keras' default `batch_size` of `evaluate`.
+pub const EVALUATE_BATCH: usize = 32;
 
 pub(crate) fn evaluate<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>, y: Vec<ArrayViewD<'_, f32>>) -> Result<Logs> {
     let c = compiled(m, "evaluate")?;
@@ -447,7 +473,7 @@ pub(crate) fn evaluate<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>, y: Vec<
         let _ftz = FlushDenormals::new();
         let c = st.compiled.as_ref().ok_or(Error::NotCompiled("evaluate"))?;
         let mut tracker = Tracker::new::<M>(c);
-        evaluate_rows(m, c, &mut tracker, &xs, &ys, 0, 32);
+        evaluate_rows(m, c, &mut tracker, &xs, &ys, 0, EVALUATE_BATCH)?;
         let mut out = Logs::new();
         tracker.logs::<M>("", &mut out);
         Ok(out)
@@ -466,17 +492,14 @@ pub(crate) fn predict<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>) -> Resul
         .map(|o| ArrayD::zeros(std::iter::once(n).chain(o.shape.iter().copied()).collect::<Vec<_>>()))
         .collect();
     let _ftz = FlushDenormals::new();
-    let mut start = 0;
-    while start < n {
-        let k = PREDICT_BATCH.min(n - start);
-        m.run(&range(&xs, start, start + k)[..M::INPUTS.len()], &mut Ctx::new(k, false, &mut Stream::new(0)));
+    infer_batches(m, &xs, 0, PREDICT_BATCH, |m, start, k| {
         for (j, out) in outs.iter_mut().enumerate() {
             let w = M::OUTPUTS[j].size();
             let dst = out.as_slice_mut().ok_or_else(|| Error::invalid("x", "output array not contiguous"))?;
             dst[start * w..(start + k) * w].copy_from_slice(m.output(j));
         }
-        start += k;
-    }
+        Ok(())
+    })?;
     Ok(outs)
 }
 

@@ -1,0 +1,162 @@
+//! Code for a `#[kiln::call]` body: the same generator as the other styles ([`Gen`], [`impls`]),
+//! with its state (merge and activation layers, buffers of shared fields, gradient sums) in a
+//! struct of its own that the model's `kiln` field holds, and the layers themselves in the
+//! user's fields.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::Ident;
+
+use super::{Gen, ImplParts, impls};
+use crate::derive::konst;
+use crate::layers::rt;
+use crate::parse::subclass::Lower;
+
+fn call_state(name: &Ident) -> Ident {
+    format_ident!("__KilnCall{}", name)
+}
+
+pub fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
+    let rt = rt();
+    let model = &lw.model;
+    let name = &model.name;
+    let state = call_state(name);
+    let g = Gen { m: model, state: quote!(self.kiln.call) };
+
+    // The call state: generated layers (merges, activations), extra buffers of shared fields,
+    // gradient accumulators.
+    let (mut fields, mut inits) = (vec![], vec![]);
+    for l in model.layers.iter().filter(|l| l.kind.class() != "Field") {
+        let (f, ty, init) = (&l.name, g.ty(l), g.constructor(l));
+        fields.push(quote!(#f: #ty,));
+        inits.push(quote!(#f: #init,));
+    }
+    let (bufs, buf_tys): (Vec<Ident>, Vec<TokenStream>) = g.extra_bufs().into_iter().unzip();
+    let (accs, outputs) = (g.accumulators(), g.output_arms());
+    let forward = g.forward();
+    let backward = g.backward();
+    let in_ports: Vec<TokenStream> = model
+        .inputs
+        .iter()
+        .map(|(n, node)| {
+            let w = model.nodes[*node].output_shape[0];
+            quote!(#rt::Port { name: #n, shape: &[#w] })
+        })
+        .collect();
+    let out_ports: Vec<TokenStream> = model
+        .outputs
+        .iter()
+        .zip(out_widths)
+        .enumerate()
+        .map(|(k, (&o, w))| {
+            let n = match model.layer_of(o).and_then(|l| l.kind.field_key()) {
+                Some(key) => key.to_string(),
+                None => format!("output_{k}"),
+            };
+            quote!(#rt::Port { name: #n, shape: &[#w] })
+        })
+        .collect();
+    let out_acts: Vec<TokenStream> = model
+        .outputs
+        .iter()
+        .map(|&o| {
+            let c = model.resolve(o);
+            match (model.layer_of(c).and_then(|l| l.kind.field_key()), g.fusable_output(c)) {
+                (Some(key), Some(_)) => {
+                    let k = konst("ACT", key);
+                    quote!(<#name>::#k)
+                }
+                _ => quote!(#rt::ActKind::Linear),
+            }
+        })
+        .collect();
+    let prediction = g.prediction();
+    let bind = |mutable: bool| -> TokenStream {
+        let lets = lw.indexed.iter().map(|(field, idx)| {
+            let f = format_ident!("{}", field);
+            let max = *idx.iter().max().unwrap_or(&0);
+            let pats = (0..=max).map(|i| {
+                if idx.contains(&i) {
+                    let l = format_ident!("__kiln_{}_{}", field, i);
+                    quote!(#l)
+                } else {
+                    quote!(_)
+                }
+            });
+            let msg = format!("`{field}` holds fewer layers than `call` uses ({})", max + 1);
+            let borrow = if mutable { quote!(&mut self.#f[..]) } else { quote!(&self.#f[..]) };
+            quote!(let [#(#pats,)* ..] = #borrow else { panic!(#msg) };)
+        });
+        quote!(#(#lets)*)
+    };
+    let (bind_mut, bind_ref) = (bind(true), bind(false));
+    let act0 = out_acts.first().cloned().unwrap_or_default();
+    let trait_impls = impls(
+        &g,
+        &ImplParts {
+            in_ports,
+            out_ports,
+            out_acts,
+            prediction,
+            layers: quote!(Self::__KILN_LAYERS),
+            prelude: bind_ref.clone(),
+            train_state: quote!(self.kiln.train),
+        },
+    );
+    let checks = &lw.checks;
+    let shaped = (model.inputs.len() == 1 && model.outputs.len() == 1).then(|| {
+        let (win, wout, act) = (model.nodes[model.inputs[0].1].output_shape[0], out_widths[0], &act0);
+        crate::codegen::shaped_impl(name, win, wout, act, &quote!(<#name>::__KILN_PARAMS))
+    });
+    quote! {
+        #[doc(hidden)]
+        #[derive(Clone, Debug)]
+        pub struct #state {
+            #(#fields)*
+            #(#bufs: #buf_tys,)*
+            #(#accs: ::std::vec::Vec<f32>,)*
+        }
+
+        impl ::core::default::Default for #state {
+            fn default() -> Self {
+                Self {
+                    #(#inits)*
+                    #(#bufs: ::core::default::Default::default(),)*
+                    #(#accs: ::std::vec::Vec::new(),)*
+                }
+            }
+        }
+
+        #(#checks)*
+
+        impl #name {
+            #[allow(unused_variables)]
+            fn __kiln_run(&mut self, xs: &[&[f32]], ctx: &mut #rt::Ctx<'_>) {
+                #bind_mut
+                #forward
+            }
+
+            #[allow(unused_variables)]
+            fn __kiln_output(&self, k: usize) -> &[f32] {
+                #bind_ref
+                match k {
+                    #(#outputs)*
+                    _ => &[],
+                }
+            }
+
+            #[allow(unused_variables)]
+            fn __kiln_backward(&mut self, xs: &[&[f32]], dys: &[&[f32]], fused: &[bool], accumulate: bool, input_grad: bool, ctx: &mut #rt::Ctx<'_>) {
+                #bind_mut
+                #backward
+            }
+        }
+
+        impl #rt::HasCallState for #name {
+            type CallState = #state;
+        }
+
+        #trait_impls
+        #shaped
+    }
+}
