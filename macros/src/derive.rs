@@ -134,7 +134,7 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
         infos.push(quote!(#rt::LayerInfo {
             name: #key,
             kind: <#ty as #rt::Shaped>::KIND,
-            output_shape: &[<#ty as #rt::Shaped>::OUT],
+            output_shape: #rt::field_shape(Self::__KILN_SHAPES, #key, &[<#ty as #rt::Shaped>::OUT]),
             params: #field_params,
             connected: &[],
             activation: <#ty as #rt::Shaped>::ACT.name(),

@@ -140,7 +140,13 @@ pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
             // The struct's state field names this impl's buffers: keep it well-formed so that only
             // the body's own errors are reported.
             let mut out = e.to_compile_error();
-            out.extend(quote::quote!(impl ::kiln::__private::HasCallState for #self_ty { type CallState = (); }));
+            out.extend(quote::quote! {
+                impl ::kiln::__private::HasCallState for #self_ty { type CallState = (); }
+                impl #self_ty {
+                    #[doc(hidden)]
+                    pub const __KILN_SHAPES: &'static [(&'static str, &'static [usize])] = &[];
+                }
+            });
             let ty = quote::ToTokens::to_token_stream(&self_ty);
             out.extend(codegen::model_impl(&ty, &quote::quote!(self.kiln.train)));
             out

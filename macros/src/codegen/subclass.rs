@@ -16,7 +16,7 @@ fn call_state(name: &Ident) -> Ident {
     format_ident!("__KilnCall{}", name)
 }
 
-pub fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
+pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
     let rt = rt();
     let model = &lw.model;
     let name = &model.name;
@@ -26,7 +26,7 @@ pub fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
     // The call state: generated layers (merges, activations), extra buffers of shared fields,
     // gradient accumulators.
     let (mut fields, mut inits) = (vec![], vec![]);
-    for l in model.layers.iter().filter(|l| l.kind.class() != "Field") {
+    for l in model.layers.iter().filter(|l| l.kind.class() != "Field" && !l.kind.is_view()) {
         let (f, ty, init) = (&l.name, g.ty(l), g.constructor(l));
         fields.push(quote!(#f: #ty,));
         inits.push(quote!(#f: #init,));
@@ -39,21 +39,21 @@ pub fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
         .inputs
         .iter()
         .map(|(n, node)| {
-            let w = model.nodes[*node].output_shape[0];
-            quote!(#rt::Port { name: #n, shape: &[#w] })
+            let s = &model.nodes[*node].output_shape;
+            quote!(#rt::Port { name: #n, shape: &[#(#s),*] })
         })
         .collect();
     let out_ports: Vec<TokenStream> = model
         .outputs
         .iter()
-        .zip(out_widths)
+        .zip(out_shapes)
         .enumerate()
-        .map(|(k, (&o, w))| {
+        .map(|(k, (&o, s))| {
             let n = match model.layer_of(o).and_then(|l| l.kind.field_key()) {
                 Some(key) => key.to_string(),
                 None => format!("output_{k}"),
             };
-            quote!(#rt::Port { name: #n, shape: &[#w] })
+            quote!(#rt::Port { name: #n, shape: &[#(#s),*] })
         })
         .collect();
     let out_acts: Vec<TokenStream> = model
@@ -103,11 +103,30 @@ pub fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
             train_state: quote!(self.kiln.train),
         },
     );
+    // Each used field's output shape, for the summary rows the struct macro wrote.
+    let mut seen = std::collections::HashSet::new();
+    let field_shapes: Vec<TokenStream> = model
+        .layers
+        .iter()
+        .filter_map(|l| {
+            let key = l.kind.field_key()?;
+            seen.insert(key.to_string()).then(|| {
+                let dims = g.dims(l.apps[0]);
+                quote!((#key, &[#(#dims),*]))
+            })
+        })
+        .collect();
     let checks = &lw.checks;
-    let shaped = (model.inputs.len() == 1 && model.outputs.len() == 1).then(|| {
-        let (win, wout, act) = (model.nodes[model.inputs[0].1].output_shape[0], out_widths[0], &act0);
-        crate::codegen::shaped_impl(name, win, wout, act, &quote!(<#name>::__KILN_PARAMS))
-    });
+    // As a field or Custom layer of another model, its rule is `Shaped`'s: other axes kept.
+    let shaped = (model.inputs.len() == 1 && model.outputs.len() == 1)
+        .then(|| {
+            let (i, o) = (&model.nodes[model.inputs[0].1].output_shape, &out_shapes[0]);
+            (i.len() == o.len() && i[..i.len() - 1] == o[..o.len() - 1]).then(|| {
+                let (win, wout) = (i[i.len() - 1], o[o.len() - 1]);
+                crate::codegen::shaped_impl(name, win, wout, &act0, &quote!(<#name>::__KILN_PARAMS))
+            })
+        })
+        .flatten();
     quote! {
         #[doc(hidden)]
         #[derive(Clone, Debug)]
@@ -130,6 +149,9 @@ pub fn expand(lw: &Lower, out_widths: &[usize]) -> TokenStream {
         #(#checks)*
 
         impl #name {
+            #[doc(hidden)]
+            pub const __KILN_SHAPES: &'static [(&'static str, &'static [usize])] = &[#(#field_shapes),*];
+
             #[allow(unused_variables)]
             fn __kiln_run(&mut self, xs: &[&[f32]], ctx: &mut #rt::Ctx<'_>) {
                 #bind_mut

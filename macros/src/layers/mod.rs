@@ -19,6 +19,7 @@ use crate::parse::{Errors, Value, suggestion};
 pub use activation::{Act, Activation};
 pub use custom::Field;
 pub use merge::{concatenate, dot, elementwise};
+pub use view::flatten;
 
 /// One dimension in generated code: a literal (`16usize`) or, in a `#[kiln::model]` struct, a
 /// constant expression rustc evaluates (`{ <Model>::__KILN_OUT_dense }`).

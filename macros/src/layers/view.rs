@@ -8,13 +8,18 @@ use proc_macro2::TokenStream;
 use super::{Args, Arity, Dim, Kind, Spec, show};
 use crate::parse::{Errors, Value};
 
-pub const FLATTEN: Kind = Kind { class: "Flatten", args: &[], arity: Arity::One, build: flatten };
+pub const FLATTEN: Kind = Kind { class: "Flatten", args: &[], arity: Arity::One, build: build_flatten };
 pub const RESHAPE: Kind = Kind { class: "Reshape", args: &["target_shape"], arity: Arity::One, build: reshape };
 
 struct Flatten;
 
-fn flatten(_: &Args<'_>, _: &mut Errors) -> Option<Rc<dyn Spec>> {
-    Some(Rc::new(Flatten))
+/// `Flatten`, for the subclass style's `flatten(x)`.
+pub fn flatten() -> Rc<dyn Spec> {
+    Rc::new(Flatten)
+}
+
+fn build_flatten(_: &Args<'_>, _: &mut Errors) -> Option<Rc<dyn Spec>> {
+    Some(flatten())
 }
 
 impl Spec for Flatten {

@@ -1,15 +1,15 @@
 //! `#[kiln::call]` front end: a subclassed model's `call` body lowered to the graph IR that
 //! `functional!` also produces. Field shapes are known only to rustc, so each field call and
 //! merge gets a compile-time check through the struct macro's constants, worded as the other
-//! styles' errors and spanned at the call. Tensors in `call` are vectors (rank 1); an input of
-//! another rank is an error that says so.
+//! styles' errors and spanned at the call. Tensors have the rank their `Input<..>` gives
+//! (`Input<10>` a vector, `Input<4, 16>` 4 steps of 16 features); layers work on the last axis.
 //!
 //! ```text
 //! #[kiln::call]
 //! impl NAME {
-//!     fn call(&self, x: Input<W>, ...) -> Output<W> | (Output<W>, ...) {
+//!     fn call(&self, x: Input<D, ..>, ...) -> Output<D, ..> | (Output<D, ..>, ...) {
 //!         let v = self.FIELD(v) | self.FIELD[i](v) | v + v | v - v | v * v
-//!               | relu(v) (any activation) | concatenate([v, ..]) | add([v, ..]) | average([..])
+//!               | relu(v) (any activation) | flatten(v) | concatenate([v, ..]) | add([v, ..]) | average([..])
 //!               | maximum([..]) | minimum([..]) | dot(v, v);
 //!         return v;      // or a final expression; a tuple for several outputs
 //!     }
@@ -27,47 +27,50 @@ use syn::{Expr, Ident, ItemImpl, Pat, ReturnType, Stmt, Type};
 use super::Errors;
 use crate::derive::{field_alias, konst};
 use crate::ir::{LayerDef, Model, Node, Op};
-use crate::layers::{Act, Activation, Field, Spec, concatenate, dot, elementwise};
+use crate::layers::{Act, Activation, Field, Spec, concatenate, dot, elementwise, flatten, product};
 
-/// The width of an input or output, from `Input<W>` / `Output<W>`.
-fn port_width(ty: &Type, wrapper: &str) -> syn::Result<usize> {
-    let err = || {
+/// The most dimensions a sample may have, as in the other styles.
+const MAX_RANK: usize = 6;
+
+/// The shape of one sample, from `Input<10>` / `Output<4, 16>`: one positive literal per axis.
+fn port_shape(ty: &Type, wrapper: &str) -> syn::Result<Vec<usize>> {
+    let err = |span: Span| {
         syn::Error::new(
-            ty.span(),
-            format!("expected `{wrapper}<width>`, e.g. `{wrapper}<10>`: tensors in `call` are vectors"),
+            span,
+            format!(
+                "expected `{wrapper}<dims>`, the shape of one sample as positive integers: `{wrapper}<10>` for a \
+                 vector, `{wrapper}<4, 16>` for 4 steps of 16 features (at most {MAX_RANK} axes)"
+            ),
         )
     };
-    let Type::Path(p) = ty else { return Err(err()) };
-    let seg = p.path.segments.last().ok_or_else(err)?;
+    let Type::Path(p) = ty else { return Err(err(ty.span())) };
+    let seg = p.path.segments.last().ok_or_else(|| err(ty.span()))?;
     if seg.ident != wrapper {
-        return Err(err());
+        return Err(err(ty.span()));
     }
-    let syn::PathArguments::AngleBracketed(args) = &seg.arguments else { return Err(err()) };
-    if args.args.len() > 1 {
-        return Err(syn::Error::new(
-            args.span(),
-            format!(
-                "`{wrapper}` of a `call` body takes one width (`{wrapper}<10>`): subclassed models work on vectors; \
-                 for samples of rank {} use `functional!`, which takes shapes of any rank",
-                args.args.len()
-            ),
-        ));
+    let syn::PathArguments::AngleBracketed(args) = &seg.arguments else { return Err(err(ty.span())) };
+    if args.args.is_empty() || args.args.len() > MAX_RANK {
+        return Err(err(args.span()));
     }
-    match args.args.first() {
-        Some(syn::GenericArgument::Const(Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }))) => {
-            i.base10_parse().map_err(|_| err())
-        }
-        _ => Err(err()),
-    }
+    args.args
+        .iter()
+        .map(|a| match a {
+            syn::GenericArgument::Const(Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. })) => {
+                i.base10_parse::<usize>().ok().filter(|d| *d > 0).ok_or_else(|| err(i.span()))
+            }
+            other => Err(err(other.span())),
+        })
+        .collect()
 }
 
 const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.layer(x)` and `self.layers[i](x)`, \
-`+ - *` between tensors, activations such as `relu(x)`, merges `concatenate([a, b])`, `add([..])`, \
-`average([..])`, `maximum([..])`, `minimum([..])`, `dot(a, b)`, `let` bindings and `return`";
+`+ - *` between tensors, activations such as `relu(x)`, `flatten(x)`, merges `concatenate([a, b])`, \
+`add([..])`, `average([..])`, `maximum([..])`, `minimum([..])`, `dot(a, b)`, `let` bindings and `return`";
 
 pub struct Lower {
     pub model: Model,
-    pub widths: Vec<TokenStream>,
+    /// Each node's shape as constant expressions (its rank is known here, its dimensions to rustc).
+    pub shapes: Vec<Vec<TokenStream>>,
     pub checks: Vec<TokenStream>,
     fields: HashMap<String, usize>,
     env: HashMap<String, usize>,
@@ -79,7 +82,7 @@ pub struct Lower {
 }
 
 impl Lower {
-    fn node(&mut self, layer: usize, inputs: Vec<usize>, tokens: TokenStream, width: TokenStream) -> usize {
+    fn node(&mut self, layer: usize, inputs: Vec<usize>, tokens: TokenStream, shape: Vec<TokenStream>) -> usize {
         let id = self.model.nodes.len();
         self.model.nodes.push(Node {
             op: Op::Apply(layer),
@@ -87,11 +90,17 @@ impl Lower {
             tokens,
             output_shape: vec![],
             input_shapes: vec![],
-            dims: Some(vec![width.clone()]),
+            dims: Some(shape.clone()),
         });
         self.model.layers[layer].apps.push(id);
-        self.widths.push(width);
+        self.shapes.push(shape);
         id
+    }
+
+    /// A shape as a constant slice expression, for the checks.
+    fn slice(&self, node: usize) -> TokenStream {
+        let dims = &self.shapes[node];
+        quote!(&[#(#dims),*])
     }
 
     fn op_layer(&mut self, kind: Rc<dyn Spec>, tokens: TokenStream) -> usize {
@@ -145,23 +154,44 @@ impl Lower {
             self.errors.at(span, format!("{what} merges at least two tensors"));
             return None;
         }
-        let width = match kind.class() {
+        // Ranks are known here; dimensions are checked by rustc.
+        let rank = self.shapes[ins[0]].len();
+        if let Some(&i) = ins.iter().find(|&&i| self.shapes[i].len() != rank) {
+            self.errors
+                .at(span, format!("{what} needs inputs of the same rank, got {rank} and {}", self.shapes[i].len()));
+            return None;
+        }
+        if kind.class() == "Dot" && rank != 1 {
+            self.errors.at(span, format!("dot takes two vectors, got tensors of rank {rank}"));
+            return None;
+        }
+        let mut shape = self.shapes[ins[0]].clone();
+        match kind.class() {
             "Concatenate" => {
-                let ws = ins.iter().map(|&i| self.widths[i].clone());
-                quote!((0 #(+ #ws)*))
+                let lasts = ins.iter().map(|&i| self.shapes[i][rank - 1].clone());
+                shape[rank - 1] = quote!((0 #(+ #lasts)*));
+                let first = self.slice(ins[0]);
+                for &i in &ins[1..] {
+                    let other = self.slice(i);
+                    self.check(span, "expect_same_lead", what, first.clone(), other);
+                }
             }
-            "Dot" => quote!(1usize),
-            _ => self.widths[ins[0]].clone(),
-        };
+            "Dot" => shape = vec![quote!(1usize)],
+            _ => {}
+        }
         if kind.class() != "Concatenate" {
-            let w0 = self.widths[ins[0]].clone();
             for &i in &ins[1..] {
-                let wi = self.widths[i].clone();
-                self.check(span, "expect_same", what, w0.clone(), wi);
+                if rank == 1 {
+                    let (w0, wi) = (self.shapes[ins[0]][0].clone(), self.shapes[i][0].clone());
+                    self.check(span, "expect_same", what, w0, wi);
+                } else {
+                    let (a, b) = (self.slice(ins[0]), self.slice(i));
+                    self.check(span, "expect_same_dims", what, a, b);
+                }
             }
         }
         let layer = self.op_layer(kind, tokens.clone());
-        Some(self.node(layer, ins, tokens, width))
+        Some(self.node(layer, ins, tokens, shape))
     }
 
     fn value(&mut self, e: &Expr) -> Option<usize> {
@@ -247,12 +277,18 @@ impl Lower {
                             return None;
                         }
                         let x = self.value(&c.args[0])?;
-                        let w = self.widths[x].clone();
+                        let shape = self.shapes[x].clone();
                         let layer = self.op_layer(Rc::new(Activation { act }), tokens.clone());
-                        return Some(self.node(layer, vec![x], tokens, w));
+                        return Some(self.node(layer, vec![x], tokens, shape));
                     }
                     let span = c.span();
                     match fname.as_str() {
+                        "flatten" if c.args.len() == 1 => {
+                            let x = self.value(&c.args[0])?;
+                            let shape = vec![product(&self.shapes[x])];
+                            let layer = self.op_layer(flatten(), tokens.clone());
+                            Some(self.node(layer, vec![x], tokens, shape))
+                        }
                         "dot" if c.args.len() == 2 => {
                             let (a, b) = (self.value(&c.args[0])?, self.value(&c.args[1])?);
                             self.merge(dot(), "dot", vec![a, b], tokens, span)
@@ -290,7 +326,8 @@ impl Lower {
         }
     }
 
-    /// Applies field `key` (at `place`) to `arg`, with its compile-time width check.
+    /// Applies field `key` (at `place`) to `arg`, with its compile-time shape check: the field's
+    /// `IN` is the input's last axis; the output keeps the other axes, with `OUT` last.
     fn field_call(
         &mut self,
         key: String,
@@ -303,11 +340,19 @@ impl Lower {
         let x = self.value(arg)?;
         let name = self.name.clone();
         let (kin, kout) = (konst("IN", &key), konst("OUT", &key));
-        let w = self.widths[x].clone();
         let what = format!("layer `{key}`");
-        self.check(span, "expect_width", &what, quote!(<#name>::#kin), w);
+        let mut shape = self.shapes[x].clone();
+        if shape.len() == 1 {
+            let w = shape[0].clone();
+            self.check(span, "expect_width", &what, quote!(<#name>::#kin), w);
+        } else {
+            let got = self.slice(x);
+            self.check(span, "expect_shape", &what, quote!(<#name>::#kin), got);
+        }
+        let last = shape.len() - 1;
+        shape[last] = quote!(<#name>::#kout);
         let layer = self.field_layer(key, place, ident, tokens.clone());
-        Some(self.node(layer, vec![x], tokens, quote!(<#name>::#kout)))
+        Some(self.node(layer, vec![x], tokens, shape))
     }
 
     fn outputs(&mut self, e: &Expr) -> Option<Vec<usize>> {
@@ -320,7 +365,7 @@ impl Lower {
 
 /// `#[kiln::call]`: lowers the `call` body to the graph IR, checks its shapes through the field
 /// constants, and generates forward, backward and the model traits.
-pub fn lower(item: ItemImpl) -> syn::Result<(Lower, Vec<usize>)> {
+pub fn lower(item: ItemImpl) -> syn::Result<(Lower, Vec<Vec<usize>>)> {
     let Type::Path(self_ty) = &*item.self_ty else {
         return Err(syn::Error::new(item.self_ty.span(), "#[kiln::call] goes on `impl YourModel { fn call(..) }`"));
     };
@@ -354,7 +399,7 @@ pub fn lower(item: ItemImpl) -> syn::Result<(Lower, Vec<usize>)> {
             outputs: vec![],
             functional: false,
         },
-        widths: vec![],
+        shapes: vec![],
         checks: vec![],
         fields: HashMap::new(),
         env: HashMap::new(),
@@ -371,29 +416,29 @@ pub fn lower(item: ItemImpl) -> syn::Result<(Lower, Vec<usize>)> {
         };
         // An input whose type is wrong is still bound (as width 1), so its uses report nothing
         // more than the type's own error.
-        let w = port_width(&pt.ty, "Input").unwrap_or_else(|e| {
+        let shape = port_shape(&pt.ty, "Input").unwrap_or_else(|e| {
             lw.errors.push(e);
-            1
+            vec![1]
         });
         let id = lw.model.nodes.len();
         lw.model.nodes.push(Node {
             op: Op::Input(lw.model.inputs.len()),
             inputs: vec![],
             tokens: pt.to_token_stream(),
-            output_shape: vec![w],
+            output_shape: shape.clone(),
             input_shapes: vec![],
             dims: None,
         });
-        lw.widths.push(quote!(#w));
+        lw.shapes.push(shape.iter().map(|d| quote!(#d)).collect());
         lw.model.inputs.push((pi.ident.to_string(), id));
         lw.env.insert(pi.ident.to_string(), id);
     }
-    let out_widths: Vec<usize> = match &func.sig.output {
+    let out_shapes: Vec<Vec<usize>> = match &func.sig.output {
         ReturnType::Type(_, t) => match &**t {
             Type::Tuple(tt) => {
-                tt.elems.iter().filter_map(|t| port_width(t, "Output").map_err(|e| lw.errors.push(e)).ok()).collect()
+                tt.elems.iter().filter_map(|t| port_shape(t, "Output").map_err(|e| lw.errors.push(e)).ok()).collect()
             }
-            t => port_width(t, "Output").map_err(|e| lw.errors.push(e)).into_iter().collect(),
+            t => port_shape(t, "Output").map_err(|e| lw.errors.push(e)).into_iter().collect(),
         },
         ReturnType::Default => {
             lw.errors.at(func.sig.span(), "call must return `Output<width>`");
@@ -429,26 +474,42 @@ pub fn lower(item: ItemImpl) -> syn::Result<(Lower, Vec<usize>)> {
         }
     }
     match &result {
-        Some((outs, span)) if outs.len() != out_widths.len() => lw.errors.at(
+        Some((outs, span)) if outs.len() != out_shapes.len() => lw.errors.at(
             *span,
-            format!("call returns {} tensor(s) but its signature declares {} output(s)", outs.len(), out_widths.len()),
+            format!("call returns {} tensor(s) but its signature declares {} output(s)", outs.len(), out_shapes.len()),
         ),
         None if lw.errors.is_empty() => lw.errors.at(func.block.span(), "call must end with the output tensor"),
         _ => {}
     }
     std::mem::take(&mut lw.errors).finish()?;
     let (outs, _) = result.expect("checked above");
-    for (&o, &w) in outs.iter().zip(&out_widths) {
-        let got = lw.widths[o].clone();
+    let span = func.sig.output.span();
+    for (&o, shape) in outs.iter().zip(&out_shapes) {
         let what = "the declared output";
-        lw.check(func.sig.output.span(), "expect_width", what, quote!(#w), got);
-        lw.model.nodes[o].output_shape = vec![w];
-        lw.model.nodes[o].dims = Some(vec![quote!(#w)]);
+        if lw.shapes[o].len() != shape.len() {
+            lw.errors.at(
+                span,
+                format!(
+                    "call returns a tensor of rank {} where its signature declares rank {}",
+                    lw.shapes[o].len(),
+                    shape.len()
+                ),
+            );
+        } else if shape.len() == 1 {
+            let (w, got) = (shape[0], lw.shapes[o][0].clone());
+            lw.check(span, "expect_width", what, quote!(#w), got);
+        } else {
+            let got = lw.slice(o);
+            lw.check(span, "expect_dims", what, quote!(&[#(#shape),*]), got);
+        }
+        lw.model.nodes[o].output_shape = shape.clone();
+        lw.model.nodes[o].dims = Some(shape.iter().map(|d| quote!(#d)).collect());
     }
+    std::mem::take(&mut lw.errors).finish()?;
     lw.model.outputs = outs;
     // Every value must reach an output, and inputs be used, as in functional!.
     let mut errors = Errors::default();
     crate::shape::check_graph(&lw.model, &mut errors);
     errors.finish()?;
-    Ok((lw, out_widths))
+    Ok((lw, out_shapes))
 }

@@ -235,3 +235,82 @@ pub const fn expect_same(what: &str, a: usize, b: usize) {
         Err(_) => panic!("shape mismatch"),
     }
 }
+
+/// Compile-time check of a shape in a `call` body against the one its signature declares.
+/// Panics (a compile error) with "`what` expects an input of shape [..], got [..]".
+pub const fn expect_dims(what: &str, expected: &[usize], got: &[usize]) {
+    if shape_eq(expected, got) {
+        return;
+    }
+    let mut buf = [b' '; 160];
+    let mut at = put_str(&mut buf, 0, what);
+    at = put_str(&mut buf, at, " expects an input of shape ");
+    at = put_shape(&mut buf, at, expected);
+    at = put_str(&mut buf, at, ", got ");
+    at = put_shape(&mut buf, at, got);
+    fail(&buf, at)
+}
+
+/// Compile-time check that the inputs of an element-wise merge have the same shape.
+pub const fn expect_same_dims(what: &str, a: &[usize], b: &[usize]) {
+    if shape_eq(a, b) {
+        return;
+    }
+    same_dims_error(what, a, b)
+}
+
+/// Compile-time check that tensors concatenated on the last axis agree on every other axis.
+pub const fn expect_same_lead(what: &str, a: &[usize], b: &[usize]) {
+    if a.len() == b.len() && !a.is_empty() {
+        let (a_lead, _) = a.split_at(a.len() - 1);
+        let (b_lead, _) = b.split_at(b.len() - 1);
+        if shape_eq(a_lead, b_lead) {
+            return;
+        }
+    }
+    same_dims_error(what, a, b)
+}
+
+const fn same_dims_error(what: &str, a: &[usize], b: &[usize]) -> ! {
+    let mut buf = [b' '; 160];
+    let mut at = put_str(&mut buf, 0, what);
+    at = put_str(&mut buf, at, " needs inputs of the same shape, got ");
+    at = put_shape(&mut buf, at, a);
+    at = put_str(&mut buf, at, " and ");
+    at = put_shape(&mut buf, at, b);
+    fail(&buf, at)
+}
+
+/// The output shape of field `key` in a `#[kiln::model]` struct's summary: the one its `call`
+/// body computes (`shapes`, written by `#[kiln::call]`), or `[out]` for a field `call` does not
+/// use.
+pub const fn field_shape(
+    shapes: &'static [(&'static str, &'static [usize])],
+    key: &str,
+    out: &'static [usize],
+) -> &'static [usize] {
+    let mut i = 0;
+    while i < shapes.len() {
+        let (name, shape) = shapes[i];
+        if str_eq(name, key) {
+            return shape;
+        }
+        i += 1;
+    }
+    out
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}

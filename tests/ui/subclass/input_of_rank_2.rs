@@ -2,12 +2,12 @@ use kiln::prelude::*;
 
 #[kiln::model]
 pub struct Steps {
-    dense: Dense<16, 8, Relu>,
+    dense: Dense<10, 8, Relu>,
 }
 
 #[kiln::call]
 impl Steps {
-    fn call(&self, x: Input<4, 16>) -> Output<8> {
+    fn call(&self, x: Input<4, 16>) -> Output<4, 8> {
         self.dense(x)
     }
 }
