@@ -241,6 +241,35 @@ impl Gen<'_> {
         quote!(#(#steps)*)
     }
 
+    /// The inherent functions every model style gets: `__kiln_run`, `__kiln_output` and
+    /// `__kiln_backward`, each starting with `bind` (bindings of indexed fields, mutable or not).
+    pub fn passes(&self, bind_mut: &TokenStream, bind_ref: &TokenStream) -> TokenStream {
+        let rt = rt();
+        let (forward, backward, outputs) = (self.forward(), self.backward(), self.output_arms());
+        quote! {
+            #[allow(unused_variables)]
+            fn __kiln_run(&mut self, xs: &[&[f32]], ctx: &mut #rt::Ctx<'_>) {
+                #bind_mut
+                #forward
+            }
+
+            #[allow(unused_variables)]
+            fn __kiln_output(&self, k: usize) -> &[f32] {
+                #bind_ref
+                match k {
+                    #(#outputs)*
+                    _ => &[],
+                }
+            }
+
+            #[allow(unused_variables)]
+            fn __kiln_backward(&mut self, xs: &[&[f32]], dys: &[&[f32]], fused: &[bool], accumulate: bool, input_grad: bool, ctx: &mut #rt::Ctx<'_>) {
+                #bind_mut
+                #backward
+            }
+        }
+    }
+
     pub fn backward(&self) -> TokenStream {
         let rt = rt();
         let mut stmts = Vec::new();

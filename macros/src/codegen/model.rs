@@ -28,9 +28,8 @@ pub fn expand(model: &Model) -> TokenStream {
         l.kind.const_checks(&format!("layer `{}`", l.name), &first.input_shapes, &first.output_shape, &l.tokens)
     });
     let (bufs, buf_tys): (Vec<Ident>, Vec<TokenStream>) = g.extra_bufs().into_iter().unzip();
-    let (accumulators, outputs) = (g.accumulators(), g.output_arms());
-    let forward = g.forward();
-    let backward = g.backward();
+    let accumulators = g.accumulators();
+    let passes = g.passes(&quote!(), &quote!());
     let names: Vec<&Ident> = computing.iter().map(|l| &l.name).collect();
     let prefixes = names.iter().map(|f| f.to_string());
 
@@ -73,25 +72,17 @@ pub fn expand(model: &Model) -> TokenStream {
             train_state: quote!(self.__kiln_state),
         },
     );
-    // A model that keeps every axis but the last can be a field of a #[kiln::model] struct or a
-    // Custom layer: its shape rule is the one `Shaped` states.
-    let as_field = (model.inputs.len() == 1 && model.outputs.len() == 1)
-        .then(|| {
-            let (i, o) = (&model.nodes[model.inputs[0].1].output_shape, &model.nodes[model.outputs[0]].output_shape);
-            (i.len() == o.len() && i[..i.len() - 1] == o[..o.len() - 1]).then(|| {
-                let params = model.layers.iter().map(|l| l.kind.param_count(&model.nodes[l.apps[0]].input_shapes));
-                let shaped = shaped_impl(name, i[i.len() - 1], o[o.len() - 1], &act0, &quote!(0 #(+ #params)*));
-                quote! {
-                    #shaped
-                    impl #rt::Init for #name {
-                        fn init(rng: &mut #rt::StdRng) -> Self {
-                            Self::with_seed(#rt::RngCore::next_u64(rng))
-                        }
-                    }
+    let params = model.layers.iter().map(|l| l.kind.param_count(&model.nodes[l.apps[0]].input_shapes));
+    let as_field = shaped_impl(model, &act0, &quote!(0 #(+ #params)*)).map(|shaped| {
+        quote! {
+            #shaped
+            impl #rt::Init for #name {
+                fn init(rng: &mut #rt::StdRng) -> Self {
+                    Self::with_seed(#rt::RngCore::next_u64(rng))
                 }
-            })
-        })
-        .flatten();
+            }
+        }
+    });
 
     quote! {
         #(#attrs)*
@@ -124,21 +115,7 @@ pub fn expand(model: &Model) -> TokenStream {
                 }
             }
 
-            fn __kiln_run(&mut self, xs: &[&[f32]], ctx: &mut #rt::Ctx<'_>) {
-                #forward
-            }
-
-            fn __kiln_output(&self, k: usize) -> &[f32] {
-                match k {
-                    #(#outputs)*
-                    _ => &[],
-                }
-            }
-
-            #[allow(unused_variables)]
-            fn __kiln_backward(&mut self, xs: &[&[f32]], dys: &[&[f32]], fused: &[bool], accumulate: bool, input_grad: bool, ctx: &mut #rt::Ctx<'_>) {
-                #backward
-            }
+            #passes
 
             fn __kiln_visit(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
                 #(#rt::Layer::visit_params(&self.#names, &mut |p, v| f(&::std::format!("{}.{}", #prefixes, p), v));)*
@@ -264,11 +241,22 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
     }
 }
 
-/// `Shaped` for a model, so it can be a field of a `#[kiln::model]` struct or a `Custom` layer.
-pub fn shaped_impl(name: &Ident, win: usize, wout: usize, act: &TokenStream, params: &TokenStream) -> TokenStream {
+/// `Shaped` for a model with one input and one output that keeps every axis but the last, so it
+/// can be a field of a `#[kiln::model]` struct or a `Custom` layer: its shape rule is then the one
+/// `Shaped` states.
+pub fn shaped_impl(model: &Model, act: &TokenStream, params: &TokenStream) -> Option<TokenStream> {
+    if model.inputs.len() != 1 || model.outputs.len() != 1 {
+        return None;
+    }
+    let (i, o) = (&model.nodes[model.inputs[0].1].output_shape, &model.nodes[model.outputs[0]].output_shape);
+    if i.len() != o.len() || i[..i.len() - 1] != o[..o.len() - 1] {
+        return None;
+    }
+    let (win, wout) = (i[i.len() - 1], o[o.len() - 1]);
     let rt = rt();
+    let name = &model.name;
     let name_str = name.to_string();
-    quote! {
+    Some(quote! {
         impl #rt::Shaped for #name {
             const IN: usize = #win;
             const OUT: usize = #wout;
@@ -277,7 +265,7 @@ pub fn shaped_impl(name: &Ident, win: usize, wout: usize, act: &TokenStream, par
             const PARAMS: usize = #params;
             const LAYERS: &'static [#rt::LayerInfo] = <Self as #rt::Model>::LAYERS;
         }
-    }
+    })
 }
 
 /// The summary's rows: input layers (functional models), then each layer once, with the output

@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::Ident;
 
-use super::{Gen, ImplParts, impls};
+use super::{Gen, ImplParts, impls, shaped_impl};
 use crate::derive::konst;
 use crate::layers::rt;
 use crate::parse::subclass::Lower;
@@ -32,9 +32,7 @@ pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
         inits.push(quote!(#f: #init,));
     }
     let (bufs, buf_tys): (Vec<Ident>, Vec<TokenStream>) = g.extra_bufs().into_iter().unzip();
-    let (accs, outputs) = (g.accumulators(), g.output_arms());
-    let forward = g.forward();
-    let backward = g.backward();
+    let accs = g.accumulators();
     let in_ports: Vec<TokenStream> = model
         .inputs
         .iter()
@@ -117,16 +115,8 @@ pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
         })
         .collect();
     let checks = &lw.checks;
-    // As a field or Custom layer of another model, its rule is `Shaped`'s: other axes kept.
-    let shaped = (model.inputs.len() == 1 && model.outputs.len() == 1)
-        .then(|| {
-            let (i, o) = (&model.nodes[model.inputs[0].1].output_shape, &out_shapes[0]);
-            (i.len() == o.len() && i[..i.len() - 1] == o[..o.len() - 1]).then(|| {
-                let (win, wout) = (i[i.len() - 1], o[o.len() - 1]);
-                crate::codegen::shaped_impl(name, win, wout, &act0, &quote!(<#name>::__KILN_PARAMS))
-            })
-        })
-        .flatten();
+    let passes = g.passes(&bind_mut, &bind_ref);
+    let shaped = shaped_impl(model, &act0, &quote!(<#name>::__KILN_PARAMS));
     quote! {
         #[doc(hidden)]
         #[derive(Clone, Debug)]
@@ -152,26 +142,7 @@ pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
             #[doc(hidden)]
             pub const __KILN_SHAPES: &'static [(&'static str, &'static [usize])] = &[#(#field_shapes),*];
 
-            #[allow(unused_variables)]
-            fn __kiln_run(&mut self, xs: &[&[f32]], ctx: &mut #rt::Ctx<'_>) {
-                #bind_mut
-                #forward
-            }
-
-            #[allow(unused_variables)]
-            fn __kiln_output(&self, k: usize) -> &[f32] {
-                #bind_ref
-                match k {
-                    #(#outputs)*
-                    _ => &[],
-                }
-            }
-
-            #[allow(unused_variables)]
-            fn __kiln_backward(&mut self, xs: &[&[f32]], dys: &[&[f32]], fused: &[bool], accumulate: bool, input_grad: bool, ctx: &mut #rt::Ctx<'_>) {
-                #bind_mut
-                #backward
-            }
+            #passes
         }
 
         impl #rt::HasCallState for #name {
