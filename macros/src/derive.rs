@@ -54,9 +54,22 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
         return Err(syn::Error::new(item.ident.span(), "#[kiln::model] adds the `kiln` field itself: remove yours"));
     }
     let mut errors = Errors::default();
+    // `#[weights(..)]`: taken off a `#[kiln::model]` struct; a derive's helper attribute stays.
+    let weights =
+        if derived { item.attrs.iter().find(|a| a.path().is_ident("weights")).cloned().map(|a| vec![a]) } else { None };
+    let weights = match weights {
+        Some(mut attrs) => crate::embed::extract(&mut attrs),
+        None => crate::embed::extract(&mut item.attrs),
+    }
+    .unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
     let (mut inits, mut consts, mut visits, mut visits_mut, mut infos, mut freeze, mut params) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut aliases = Vec::new();
+    // Per field: name, element type, and element count for arrays and Vecs (when a literal).
+    let mut layout: Vec<(String, Type, Option<Option<usize>>)> = Vec::new();
     for field in fields.named.iter_mut() {
         let f = field.ident.clone().expect("named fields");
         let key = f.to_string();
@@ -107,6 +120,17 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
             }
             _ => (Container::One, ty.clone()),
         };
+        let count = |e: &TokenStream| syn::parse2::<syn::LitInt>(e.clone()).ok().and_then(|l| l.base10_parse().ok());
+        layout.push((
+            key.clone(),
+            elem.clone(),
+            match (&container, ty) {
+                (Container::One, _) => None,
+                (Container::Vec(l), _) => Some(count(l)),
+                (Container::Array, Type::Array(a)) => Some(count(&a.len.to_token_stream())),
+                (Container::Array, _) => Some(None),
+            },
+        ));
         let alias = field_alias(&name, &key);
         aliases.push(quote! {
             #[doc(hidden)]
@@ -173,6 +197,13 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
             }
         }
     }
+    let embedded = weights.map(|w| match embedded(&name, &layout, &w) {
+        Ok(code) => code,
+        Err(e) => {
+            errors.push(e);
+            quote!(impl #name { pub fn embedded() -> Self { Self::new() } })
+        }
+    });
     // The struct and its impls are generated even beside an error in a field's attribute, so
     // the `call` impl and code using the model report nothing more.
     let errors = errors.finish().err().map(|e| e.to_compile_error());
@@ -236,6 +267,88 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
         impl #rt::Init for #name {
             fn init(rng: &mut #rt::StdRng) -> Self {
                 Self::with_seed(#rt::RngCore::next_u64(rng))
+            }
+        }
+
+        #embedded
+    })
+}
+
+/// A tensor's name below its field (and element), and its shape.
+type Tensor = (String, Vec<usize>);
+
+/// `#[weights(..)]` on a subclassed model: the file is read here and each field's tensors (each
+/// element's, for arrays and Vecs) are checked against the field type's `PARAM_SHAPES` by
+/// constants rustc evaluates, since only rustc knows the types; `embedded()` copies them by name.
+fn embedded(
+    name: &Ident,
+    layout: &[(String, Type, Option<Option<usize>>)],
+    w: &crate::embed::Weights,
+) -> syn::Result<TokenStream> {
+    let rt = rt();
+    let file = w.read(proc_macro::Span::call_site().local_file())?;
+    // Tensors by (field, element), with the rest of their name.
+    let mut groups: std::collections::BTreeMap<(String, Option<usize>), Vec<Tensor>> = Default::default();
+    for (tensor, shape, _, _) in &file.tensors {
+        let mut parts = tensor.splitn(3, '.');
+        let key = parts.next().unwrap_or_default();
+        let Some((_, _, count)) = layout.iter().find(|(k, _, _)| k == key) else {
+            return Err(w.error(format!("tensor `{tensor}` is not a weight of {name}: it has no field `{key}`")));
+        };
+        let (index, rest) = match count {
+            None => (None, tensor[key.len() + 1..].to_string()),
+            Some(n) => {
+                let index = parts.next().and_then(|i| i.parse::<usize>().ok());
+                match (index, parts.next()) {
+                    (Some(i), Some(rest)) if n.is_none_or(|n| i < n) => (Some(i), rest.to_string()),
+                    _ => {
+                        return Err(w.error(format!(
+                            "tensor `{tensor}` is not a weight of {name}: `{key}` holds {} layers, named `{key}.0.…`",
+                            n.map_or_else(|| "several".to_string(), |n| n.to_string())
+                        )));
+                    }
+                }
+            }
+        };
+        groups.entry((key.to_string(), index)).or_default().push((rest, shape.clone()));
+    }
+    let span = w.path.span();
+    let mut checks = Vec::new();
+    for (key, elem, count) in layout {
+        let indices: Vec<Option<usize>> = match count {
+            None => vec![None],
+            Some(Some(n)) => (0..*n).map(Some).collect(),
+            Some(None) => {
+                return Err(w.error(format!("the length of field `{key}` must be a literal to embed weights")));
+            }
+        };
+        for index in indices {
+            let what = match index {
+                Some(i) => format!("{key}.{i}"),
+                None => key.clone(),
+            };
+            let tensors = groups.get(&(key.clone(), index)).cloned().unwrap_or_default();
+            let entries = tensors.iter().map(|(n, s)| quote!((#n, &[#(#s),*])));
+            checks.push(quote::quote_spanned! {span=>
+                const _: () = ::kiln::__private::expect_params(
+                    #what, <#elem as ::kiln::__private::Shaped>::PARAM_SHAPES, &[#(#entries),*]);
+            });
+        }
+    }
+    let abs = &file.abs;
+    let table = file.tensors.iter().map(|(n, _, s, e)| quote!((#n, #s, #e)));
+    let shown = w.path.value();
+    Ok(quote! {
+        #(#checks)*
+        impl #name {
+            /// The model with the weights embedded at compile time from
+            #[doc = #shown]
+            /// (checked against the model's fields when it compiled), ready for `predict`.
+            pub fn embedded() -> Self {
+                static BYTES: &[u8] = include_bytes!(#abs);
+                let mut model = Self::new();
+                #rt::install_embedded_named(&mut model, BYTES, &[#(#table),*]);
+                model
             }
         }
     })

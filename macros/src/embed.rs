@@ -65,6 +65,44 @@ fn resolve(path: &str, base: Option<PathBuf>) -> PathBuf {
     if joined.is_absolute() { joined } else { std::env::current_dir().map(|c| c.join(&joined)).unwrap_or(joined) }
 }
 
+/// A weights file as read at compile time: where it is, and each tensor (optimizer state left
+/// out) with its shape and byte range.
+pub struct File {
+    /// The absolute path `include_bytes!` takes.
+    pub abs: String,
+    pub tensors: Vec<(String, Vec<usize>, usize, usize)>,
+}
+
+impl Weights {
+    /// An error at the attribute's path, prefixed with the file name.
+    pub fn error(&self, msg: impl std::fmt::Display) -> syn::Error {
+        syn::Error::new(self.path.span(), format!("embedded weights `{}`: {msg}", self.path.value()))
+    }
+
+    /// Reads and parses the file; every tensor must be F32.
+    pub fn read(&self, source_file: Option<PathBuf>) -> syn::Result<File> {
+        let full = resolve(&self.path.value(), source_file);
+        let bytes = std::fs::read(&full).map_err(|e| self.error(format!("cannot read {}: {e}", full.display())))?;
+        let st =
+            SafeTensors::deserialize(&bytes).map_err(|e| self.error(format!("not a valid safetensors file: {e}")))?;
+        let mut tensors = Vec::new();
+        for (name, view) in st.tensors() {
+            if name.starts_with("optimizer.") {
+                continue;
+            }
+            if view.dtype() != Dtype::F32 {
+                return Err(
+                    self.error(format!("tensor `{name}` has dtype {}, but kiln's weights are F32", view.dtype()))
+                );
+            }
+            let start = view.data().as_ptr() as usize - bytes.as_ptr() as usize;
+            tensors.push((name, view.shape().to_vec(), start, start + view.data().len()));
+        }
+        tensors.sort();
+        Ok(File { abs: full.to_string_lossy().into_owned(), tensors })
+    }
+}
+
 /// Checks the file against the model and generates `embedded()`.
 pub fn expand(model: &Model, w: &Weights, source_file: Option<PathBuf>) -> syn::Result<TokenStream> {
     let span: Span = w.path.span();

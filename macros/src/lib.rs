@@ -167,7 +167,7 @@ pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
 ///     kiln: ModelState<Self>,
 /// }
 /// ```
-#[proc_macro_derive(Model, attributes(layer))]
+#[proc_macro_derive(Model, attributes(layer, weights))]
 pub fn derive_model(input: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(input as syn::ItemStruct);
     derive::model(item, true).unwrap_or_else(|e| e.to_compile_error()).into()

@@ -269,6 +269,17 @@ pub fn load_checkpoint<M: Model>(m: &mut M, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Copies embedded weights into `m` by name: `table` lists each weight's full name and byte range
+/// within `bytes`, as read by the model macro, which checked names and shapes at compile time.
+#[doc(hidden)]
+pub fn install_embedded_named<M: Model>(m: &mut M, bytes: &'static [u8], table: &[(&str, usize, usize)]) {
+    let mut ranges = Vec::new();
+    m.visit_weights(&mut |name, _| {
+        ranges.push(table.iter().find(|(n, _, _)| *n == name).map_or((0, 0), |&(_, s, e)| (s, e)));
+    });
+    install_embedded(m, bytes, &ranges);
+}
+
 /// Copies embedded weights into `m`: `ranges[i]` is the byte range of parameter `i` (traversal
 /// order) within `bytes`, as checked by the model macro at compile time.
 #[doc(hidden)]

@@ -48,7 +48,7 @@ pub const DEFAULT_SEED: u64 = 1337;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::DEFAULT_SEED;
-    pub use crate::io::install_embedded;
+    pub use crate::io::{install_embedded, install_embedded_named};
     pub use crate::kernels::ActKind;
     pub use crate::layers::*;
     pub use crate::model::{Model, Port};

@@ -256,6 +256,24 @@ pub fn shaped_impl(model: &Model, act: &TokenStream, params: &TokenStream) -> Op
     let rt = rt();
     let name = &model.name;
     let name_str = name.to_string();
+    // Its weights by full name, when every layer states them (a subclassed model's fields do
+    // not: their names would have to be joined at compile time).
+    let mut weights = Vec::new();
+    let mut complete = !model.layers.iter().any(|l| l.kind.field_key().is_some());
+    for l in model.layers.iter().filter(|l| !l.kind.is_view()) {
+        match l.kind.params(&model.nodes[l.apps[0]].input_shapes) {
+            Some(ps) if complete => weights.extend(ps.into_iter().map(|(p, s)| {
+                let n = format!("{}.{p}", l.name);
+                quote!((#n, &[#(#s),*]))
+            })),
+            _ => complete = false,
+        }
+    }
+    let param_shapes = if complete {
+        quote!(::core::option::Option::Some(&[#(#weights),*]))
+    } else {
+        quote!(::core::option::Option::None)
+    };
     Some(quote! {
         impl #rt::Shaped for #name {
             const IN: usize = #win;
@@ -264,6 +282,7 @@ pub fn shaped_impl(model: &Model, act: &TokenStream, params: &TokenStream) -> Op
             const KIND: &'static str = #name_str;
             const PARAMS: usize = #params;
             const LAYERS: &'static [#rt::LayerInfo] = <Self as #rt::Model>::LAYERS;
+            const PARAM_SHAPES: ::core::option::Option<&'static [(&'static str, &'static [usize])]> = #param_shapes;
         }
     })
 }

@@ -26,8 +26,8 @@ pub use dense::{Dense, DenseBuffers};
 pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
 pub use param::{Param, Role};
 pub use traits::{
-    Init, Shaped, expect_dims, expect_same, expect_same_dims, expect_same_lead, expect_shape, expect_width,
-    field_shape, init_vec, same_shape, set_trainable_all, shape_eq,
+    Init, Shaped, expect_dims, expect_params, expect_same, expect_same_dims, expect_same_lead, expect_shape,
+    expect_width, field_shape, init_vec, same_shape, set_trainable_all, shape_eq,
 };
 
 pub use crate::random::Stream;

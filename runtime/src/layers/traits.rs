@@ -24,6 +24,10 @@ pub trait Shaped {
     const PARAMS: usize;
     /// A model's own layers, for summaries that expand nested models; empty for plain layers.
     const LAYERS: &'static [crate::summary::LayerInfo] = &[];
+    /// Its weights by name and shape, in traversal order (`kernel`, `[IN, OUT]`), so that a
+    /// `#[weights(..)]` file can be checked against a model holding it when the model compiles;
+    /// `None` when the type does not state them (such a model cannot embed checked weights).
+    const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = None;
 }
 
 /// Building a layer with Keras' initialisers from a random stream.
@@ -38,6 +42,8 @@ impl<const I: usize, const O: usize, A: ActivationFn> Shaped for Dense<I, O, A> 
     const ACT: ActKind = A::KIND;
     const KIND: &'static str = "Dense";
     const PARAMS: usize = I * O + O;
+    const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> =
+        Some(&[("kernel", &[I, O]), ("bias", &[O])]);
 }
 
 impl<const I: usize, const O: usize, A: ActivationFn> Init for Dense<I, O, A> {
@@ -52,6 +58,7 @@ impl<A: ActivationFn, const W: usize> Shaped for Activation<A, W> {
     const ACT: ActKind = A::KIND;
     const KIND: &'static str = "Activation";
     const PARAMS: usize = 0;
+    const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = Some(&[]);
 }
 
 impl<A: ActivationFn, const W: usize> Init for Activation<A, W> {
@@ -67,6 +74,8 @@ impl<T: Shaped, const N: usize> Shaped for [T; N] {
     const KIND: &'static str = T::KIND;
     const PARAMS: usize = T::PARAMS * N;
     const LAYERS: &'static [crate::summary::LayerInfo] = T::LAYERS;
+    /// One element's (the model macro numbers the elements).
+    const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = T::PARAM_SHAPES;
 }
 
 impl<T: Init, const N: usize> Init for [T; N] {
@@ -84,6 +93,8 @@ impl<T: Shaped> Shaped for Vec<T> {
     const KIND: &'static str = T::KIND;
     const PARAMS: usize = T::PARAMS;
     const LAYERS: &'static [crate::summary::LayerInfo] = T::LAYERS;
+    /// One element's (the model macro numbers the elements).
+    const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = T::PARAM_SHAPES;
 }
 
 /// `n` layers built one after the other from `rng` (a `Vec` field with `#[layer(len = n)]`).
@@ -313,4 +324,73 @@ const fn str_eq(a: &str, b: &str) -> bool {
         i += 1;
     }
     true
+}
+
+/// Compile-time check of a `#[weights(..)]` file against one field (or one element of an array
+/// field) of a `#[kiln::model]` struct: `declared` is the field type's `PARAM_SHAPES`, `file` the
+/// tensors the file holds under the field's prefix (read by the macro). Panics (a compile error)
+/// naming the first tensor that is missing, extra or of another shape.
+pub const fn expect_params(what: &str, declared: Option<&[(&str, &[usize])]>, file: &[(&str, &[usize])]) {
+    let mut buf = [b' '; 160];
+    let Some(declared) = declared else {
+        let mut at = put_str(&mut buf, 0, "embedded weights: the type of `");
+        at = put_str(&mut buf, at, what);
+        at = put_str(&mut buf, at, "` does not state its weights (Shaped::PARAM_SHAPES)");
+        fail(&buf, at)
+    };
+    let mut i = 0;
+    while i < declared.len() {
+        let (name, shape) = declared[i];
+        let mut j = 0;
+        let mut found = false;
+        while j < file.len() {
+            if str_eq(file[j].0, name) {
+                found = true;
+                if !shape_eq(file[j].1, shape) {
+                    let mut at = put_str(&mut buf, 0, "embedded weights: `");
+                    at = put_str(&mut buf, at, what);
+                    at = put_str(&mut buf, at, ".");
+                    at = put_str(&mut buf, at, name);
+                    at = put_str(&mut buf, at, "` has shape ");
+                    at = put_shape(&mut buf, at, file[j].1);
+                    at = put_str(&mut buf, at, " in the file, but the model's is ");
+                    at = put_shape(&mut buf, at, shape);
+                    fail(&buf, at)
+                }
+            }
+            j += 1;
+        }
+        if !found {
+            let mut at = put_str(&mut buf, 0, "embedded weights: tensor `");
+            at = put_str(&mut buf, at, what);
+            at = put_str(&mut buf, at, ".");
+            at = put_str(&mut buf, at, name);
+            at = put_str(&mut buf, at, "` (shape ");
+            at = put_shape(&mut buf, at, shape);
+            at = put_str(&mut buf, at, ") is missing from the file");
+            fail(&buf, at)
+        }
+        i += 1;
+    }
+    if file.len() != declared.len() {
+        // Every declared tensor was found, so one in the file is not the model's.
+        let mut j = 0;
+        while j < file.len() {
+            let mut k = 0;
+            let mut known = false;
+            while k < declared.len() {
+                known = known || str_eq(file[j].0, declared[k].0);
+                k += 1;
+            }
+            if !known {
+                let mut at = put_str(&mut buf, 0, "embedded weights: tensor `");
+                at = put_str(&mut buf, at, what);
+                at = put_str(&mut buf, at, ".");
+                at = put_str(&mut buf, at, file[j].0);
+                at = put_str(&mut buf, at, "` in the file is not a weight of the model");
+                fail(&buf, at)
+            }
+            j += 1;
+        }
+    }
 }
