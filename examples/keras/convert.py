@@ -8,8 +8,10 @@ one.
     python examples/keras/convert.py model.keras out.safetensors
 
 With `--fixture DIR` it instead builds the small model of kiln's Keras interop test, and writes
-its weights and a batch of inputs with Keras' predictions for them into DIR. Needs TensorFlow /
-Keras 3; kiln itself never needs Python.
+its weights and a batch of inputs with Keras' predictions for them into DIR. With
+`--sequence-fixture DIR` it does the same for two models on samples of rank 2 (Dense applied to
+the last axis, then Flatten; and one class per step), with Keras' loss on per-step labels.
+Needs TensorFlow / Keras 3; kiln itself never needs Python.
 """
 
 import json
@@ -72,9 +74,56 @@ def fixture(directory):
     print(f"wrote {directory}/weights.safetensors and predictions.safetensors ({len(x)} rows)")
 
 
+def sequence_fixture(directory):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-2, 2, size=(64, 4, 16)).astype(np.float32)
+    y = rng.integers(0, 3, size=64)
+    y_steps = rng.integers(0, 3, size=(64, 4))
+    flat = keras.Sequential(
+        [
+            keras.Input(shape=(4, 16)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    flat.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    flat.fit(x, y, epochs=3, verbose=0)
+    steps = keras.Sequential(
+        [
+            keras.Input(shape=(4, 16)),
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    steps.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    steps.fit(x, y_steps, epochs=3, verbose=0)
+    loss = steps.evaluate(x, y_steps, verbose=0, batch_size=64)
+    meta = {"source": "keras " + keras.__version__, "models": "flat: Dense(8, relu) > Flatten > Dense(3, softmax); steps: Dense(8, tanh) > Dense(3, softmax), on (4, 16)"}
+    write_safetensors(f"{directory}/flat.safetensors", kiln_weights(flat), meta)
+    write_safetensors(f"{directory}/steps.safetensors", kiln_weights(steps), meta)
+    write_safetensors(
+        f"{directory}/predictions.safetensors",
+        {
+            "x": x,
+            "y_steps": y_steps.astype(np.float32),
+            "flat": flat.predict(x, verbose=0),
+            "steps": steps.predict(x, verbose=0),
+            "steps_loss": np.array([loss], dtype=np.float32),
+        },
+        meta,
+    )
+    print(f"wrote {directory}/flat.safetensors, steps.safetensors and predictions.safetensors")
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "--fixture":
         return fixture(argv[2])
+    if len(argv) == 3 and argv[1] == "--sequence-fixture":
+        return sequence_fixture(argv[2])
     if len(argv) != 3:
         print(__doc__)
         return 2
