@@ -13,6 +13,7 @@
 //! Adding a layer is described in `CONTRIBUTING.md`.
 
 mod activation;
+mod checks;
 mod dense;
 mod merge;
 mod param;
@@ -22,13 +23,14 @@ pub use activation::{
     Activation, ActivationBuffers, ActivationFn, Elu, Gelu, LeakyRelu, Linear, Relu, Selu, Sigmoid, Silu, Softmax,
     Softplus, Swish, Tanh,
 };
+pub use checks::{
+    expect_dims, expect_params, expect_same, expect_same_dims, expect_same_lead, expect_shape, expect_width,
+    field_shape, same_shape, shape_eq,
+};
 pub use dense::{Dense, DenseBuffers};
 pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
 pub use param::{Param, Role};
-pub use traits::{
-    Init, Shaped, expect_dims, expect_params, expect_same, expect_same_dims, expect_same_lead, expect_shape,
-    expect_width, field_shape, init_vec, same_shape, set_trainable_all, shape_eq,
-};
+pub use traits::{Init, Shaped, init_vec, set_trainable_all};
 
 pub use crate::random::Stream;
 

@@ -1,0 +1,261 @@
+//! Shape checks rustc evaluates when a model compiles, for what only rustc knows: the widths of a
+//! `#[kiln::model]` struct's fields and of users' layer types, and the weights they state. Each
+//! panics in a const context with the sentence a user reads (the same wording as the model macros'
+//! own errors), which rustc reports as a compile error at the span the macro gave the check.
+
+/// A message built in a const context.
+struct Msg {
+    buf: [u8; 200],
+    at: usize,
+}
+
+impl Msg {
+    const fn new() -> Self {
+        Msg { buf: [b' '; 200], at: 0 }
+    }
+
+    const fn str(mut self, s: &str) -> Self {
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() && self.at < self.buf.len() {
+            self.buf[self.at] = b[i];
+            self.at += 1;
+            i += 1;
+        }
+        self
+    }
+
+    const fn num(mut self, v: usize) -> Self {
+        let mut digits = [0u8; 20];
+        let (mut n, mut len) = (v, 0);
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        while len > 0 && self.at < self.buf.len() {
+            len -= 1;
+            self.buf[self.at] = digits[len];
+            self.at += 1;
+        }
+        self
+    }
+
+    /// `[4, 16]`.
+    const fn shape(mut self, s: &[usize]) -> Self {
+        self = self.str("[");
+        let mut i = 0;
+        while i < s.len() {
+            if i > 0 {
+                self = self.str(", ");
+            }
+            self = self.num(s[i]);
+            i += 1;
+        }
+        self.str("]")
+    }
+
+    const fn text(&self) -> &str {
+        let (msg, _) = self.buf.split_at(self.at);
+        match core::str::from_utf8(msg) {
+            Ok(s) => s,
+            Err(_) => "shape mismatch",
+        }
+    }
+}
+
+/// Panics with a message in the calling check itself, so rustc's note names that check.
+macro_rules! fail {
+    ($msg:expr) => {{
+        let msg = $msg;
+        panic!("{}", msg.text())
+    }};
+}
+
+/// Whether two shapes are equal, in a const context.
+pub const fn shape_eq(a: &[usize], b: &[usize]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A layer call on vectors in a `call` body: "`what` expects an input of shape [E], got [G]".
+pub const fn expect_width(what: &str, expected: usize, got: usize) {
+    if expected != got {
+        fail!(Msg::new().str(what).str(" expects an input of shape ").shape(&[expected]).str(", got ").shape(&[got]))
+    }
+}
+
+/// A shape in a `call` body against the one expected: "`what` expects an input of shape [..], got
+/// [..]".
+pub const fn expect_dims(what: &str, expected: &[usize], got: &[usize]) {
+    if !shape_eq(expected, got) {
+        fail!(Msg::new().str(what).str(" expects an input of shape ").shape(expected).str(", got ").shape(got))
+    }
+}
+
+/// A layer whose type reads a last axis `expected` wide, given `got`: "`what` expects an input
+/// whose last axis is E, got [..]".
+pub const fn expect_shape(what: &str, expected: usize, got: &[usize]) {
+    if got.is_empty() || got[got.len() - 1] != expected {
+        fail!(Msg::new().str(what).str(" expects an input whose last axis is ").num(expected).str(", got ").shape(got))
+    }
+}
+
+/// A user layer's output (its type's `OUT`) against the width the model declares for it.
+pub const fn same_shape(what: &str, declared: usize, ty_out: usize) {
+    if declared != ty_out {
+        fail!(
+            Msg::new()
+                .str(what)
+                .str(" writes outputs whose last axis is ")
+                .num(ty_out)
+                .str(", but the model declares ")
+                .num(declared)
+                .str(": give `output = ")
+                .num(ty_out)
+                .str("`")
+        )
+    }
+}
+
+/// The inputs of a merge on vectors have the same width.
+pub const fn expect_same(what: &str, a: usize, b: usize) {
+    if a != b {
+        fail!(Msg::new().str(what).str(" needs inputs of the same shape, got ").shape(&[a]).str(" and ").shape(&[b]))
+    }
+}
+
+/// The inputs of an element-wise merge have the same shape.
+pub const fn expect_same_dims(what: &str, a: &[usize], b: &[usize]) {
+    if !shape_eq(a, b) {
+        fail!(Msg::new().str(what).str(" needs inputs of the same shape, got ").shape(a).str(" and ").shape(b))
+    }
+}
+
+/// Tensors concatenated on the last axis agree on every other axis.
+pub const fn expect_same_lead(what: &str, a: &[usize], b: &[usize]) {
+    if a.len() == b.len() && !a.is_empty() {
+        let (a_lead, _) = a.split_at(a.len() - 1);
+        let (b_lead, _) = b.split_at(b.len() - 1);
+        if shape_eq(a_lead, b_lead) {
+            return;
+        }
+    }
+    fail!(Msg::new().str(what).str(" needs inputs of the same shape, got ").shape(a).str(" and ").shape(b))
+}
+
+/// The output shape of field `key` in a `#[kiln::model]` struct's summary: the one its `call`
+/// body computes (`shapes`, written by `#[kiln::call]`), or `[out]` for a field `call` does not
+/// use.
+pub const fn field_shape(
+    shapes: &'static [(&'static str, &'static [usize])],
+    key: &str,
+    out: &'static [usize],
+) -> &'static [usize] {
+    let mut i = 0;
+    while i < shapes.len() {
+        let (name, shape) = shapes[i];
+        if str_eq(name, key) {
+            return shape;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// A `#[weights(..)]` file against one field (or one element of an array field) of a
+/// `#[kiln::model]` struct: `declared` is the field type's `PARAM_SHAPES`, `file` the tensors the
+/// file holds under the field's prefix (read by the macro). Names the first tensor that is
+/// missing, extra or of another shape.
+pub const fn expect_params(what: &str, declared: Option<&[(&str, &[usize])]>, file: &[(&str, &[usize])]) {
+    let Some(declared) = declared else {
+        fail!(
+            Msg::new()
+                .str("embedded weights: the type of `")
+                .str(what)
+                .str("` does not state its weights (Shaped::PARAM_SHAPES)")
+        )
+    };
+    let mut i = 0;
+    while i < declared.len() {
+        let (name, shape) = declared[i];
+        let Some(got) = find(file, name) else {
+            fail!(
+                Msg::new()
+                    .str("embedded weights: tensor `")
+                    .str(what)
+                    .str(".")
+                    .str(name)
+                    .str("` (shape ")
+                    .shape(shape)
+                    .str(") is missing from the file")
+            )
+        };
+        if !shape_eq(got, shape) {
+            fail!(
+                Msg::new()
+                    .str("embedded weights: `")
+                    .str(what)
+                    .str(".")
+                    .str(name)
+                    .str("` has shape ")
+                    .shape(got)
+                    .str(" in the file, but the model's is ")
+                    .shape(shape)
+            )
+        }
+        i += 1;
+    }
+    let mut j = 0;
+    while j < file.len() {
+        if find(declared, file[j].0).is_none() {
+            fail!(
+                Msg::new()
+                    .str("embedded weights: tensor `")
+                    .str(what)
+                    .str(".")
+                    .str(file[j].0)
+                    .str("` in the file is not a weight of the model")
+            )
+        }
+        j += 1;
+    }
+}
+
+const fn find<'a>(list: &[(&str, &'a [usize])], name: &str) -> Option<&'a [usize]> {
+    let mut i = 0;
+    while i < list.len() {
+        if str_eq(list[i].0, name) {
+            return Some(list[i].1);
+        }
+        i += 1;
+    }
+    None
+}
