@@ -92,6 +92,9 @@ def sequence_fixture(directory):
     )
     flat.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
     flat.fit(x, y, epochs=3, verbose=0)
+    # A new session, so the second model's layers are named `dense` and `dense_1` as in kiln.
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(1)
     steps = keras.Sequential(
         [
             keras.Input(shape=(4, 16)),
