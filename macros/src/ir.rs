@@ -62,6 +62,9 @@ pub struct Model {
     pub outputs: Vec<usize>,
     /// Written with `functional!` (the summary shows input layers and connections).
     pub functional: bool,
+    /// A number unique to this macro invocation (from where it is), naming the module the model
+    /// is generated in; `None` outside a compilation (the macros' own unit tests).
+    pub invocation: Option<u64>,
 }
 
 impl Model {

@@ -13,6 +13,16 @@ mod shape;
 
 use proc_macro::TokenStream;
 
+/// A number unique to a macro invocation: its model's name and where the invocation is. The same
+/// invocation expanded again gets the same number.
+fn invocation(name: &proc_macro2::Ident) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let span = proc_macro::Span::call_site();
+    let mut h = std::hash::DefaultHasher::new();
+    (name.to_string(), span.file(), span.line(), span.column()).hash(&mut h);
+    h.finish()
+}
+
 /// The pipeline every model macro runs after its front end: weights attribute, shape inference
 /// and checks, code generation; on error, the errors plus a fallback struct.
 fn pipeline(
@@ -21,6 +31,7 @@ fn pipeline(
 ) -> proc_macro2::TokenStream {
     let run = || -> syn::Result<proc_macro2::TokenStream> {
         let mut model = lowered?;
+        model.invocation = Some(invocation(&model.name));
         let weights = embed::extract(&mut model.attrs)?;
         shape::infer(&mut model)?;
         let mut out = codegen::expand(&model);

@@ -84,10 +84,15 @@ pub fn expand(model: &Model) -> TokenStream {
         }
     });
 
-    quote! {
+    // A model that names nothing from the user's scope is generated in a module of its own and
+    // imported under its name: a second model of the same name is then one error (the two
+    // imports), not one per generated impl.
+    let wrap = model.invocation.filter(|_| !model.layers.iter().any(|l| l.kind.user_scope()));
+    let struct_vis = if wrap.is_some() { quote!(pub) } else { quote!(#vis) };
+    let body = quote! {
         #(#attrs)*
         #[derive(Clone, Debug)]
-        #vis struct #name {
+        #struct_vis struct #name {
             #(#fields)*
             #(#bufs: #buf_tys,)*
             #(#accumulators: ::std::vec::Vec<f32>,)*
@@ -134,6 +139,21 @@ pub fn expand(model: &Model) -> TokenStream {
 
         #impls
         #as_field
+    };
+    match wrap {
+        Some(id) => {
+            let m = quote::format_ident!("__kiln_model_{}_{:016x}", name, id);
+            quote! {
+                #[doc(hidden)]
+                #[allow(non_snake_case)]
+                mod #m {
+                    #body
+                }
+                #[allow(unused_imports)]
+                #vis use #m::#name;
+            }
+        }
+        None => body,
     }
 }
 

@@ -71,6 +71,10 @@ impl Spec for Custom {
         None
     }
 
+    fn user_scope(&self) -> bool {
+        true
+    }
+
     fn summary_kind(&self) -> TokenStream {
         let (rt, ty) = (rt(), &self.ty);
         quote!(<#ty as #rt::Shaped>::KIND)

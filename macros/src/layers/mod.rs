@@ -72,6 +72,11 @@ pub trait Spec {
         quote!(#n)
     }
 
+    /// Whether its code names types from the user's scope (a `Custom` layer's type).
+    fn user_scope(&self) -> bool {
+        false
+    }
+
     /// For a field of a `#[kiln::model]` struct, its name.
     fn field_key(&self) -> Option<&str> {
         None

@@ -494,5 +494,6 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         inputs,
         outputs,
         functional: true,
+        invocation: None,
     })
 }

@@ -113,6 +113,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         inputs: vec![("input".to_string(), 0)],
         outputs,
         functional: false,
+        invocation: None,
     })
 }
 

@@ -398,6 +398,7 @@ pub fn lower(item: ItemImpl) -> syn::Result<(Lower, Vec<Vec<usize>>)> {
             inputs: vec![],
             outputs: vec![],
             functional: false,
+            invocation: None,
         },
         shapes: vec![],
         checks: vec![],
