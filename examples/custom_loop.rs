@@ -38,7 +38,7 @@ fn main() -> kiln::Result<()> {
             if grads.global_norm() > 1.0 {
                 clipped += 1;
             }
-            grads.clip_by_global_norm(1.0);
+            grads.clip_by_global_norm(1.0)?;
             opt.apply(&mut model, &grads)?;
             total += value;
             batches_seen += 1;

@@ -254,9 +254,12 @@ fn unknown_names_list_the_valid_ones() {
     let e = err(m.compile("cross_entropy", "adam", &[]));
     assert!(e.starts_with("unknown loss `cross_entropy`; valid names are: mean_squared_error, mse"), "{e}");
     let e = err(m.compile("mse", "adamax", &[]));
-    assert_eq!(e, "unknown optimizer `adamax`; valid names are: sgd, adam, adamw, rmsprop, adagrad");
+    assert_eq!(
+        e,
+        "unknown optimizer `adamax` (did you mean `adam`?); valid names are: sgd, adam, adamw, rmsprop, adagrad"
+    );
     let e = err(m.compile("mse", "adam", &["acuracy"]));
-    assert!(e.starts_with("unknown metric `acuracy`; valid names are: accuracy"), "{e}");
+    assert!(e.starts_with("unknown metric `acuracy` (did you mean `accuracy`?); valid names are: accuracy"), "{e}");
 }
 
 #[test]

@@ -232,11 +232,11 @@ fn custom_loop_equals_fit_and_clips() {
 
     let (_, mut g) = a.loss_and_grads(&x, &y, &Loss::SparseCategoricalCrossentropy).unwrap();
     let norm = g.global_norm();
-    g.clip_by_global_norm(norm / 2.0);
+    g.clip_by_global_norm(norm / 2.0).unwrap();
     assert!((g.global_norm() - norm / 2.0).abs() < 1e-4 * norm);
-    g.clip_by_value(-1e-3, 1e-3);
+    g.clip_by_value(-1e-3, 1e-3).unwrap();
     assert!(g.iter().all(|(_, v)| v.iter().all(|x| x.abs() <= 1e-3)));
-    g.clip_by_norm(1e-3);
+    g.clip_by_norm(1e-3).unwrap();
     assert!(g.iter().all(|(_, v)| v.iter().map(|x| x * x).sum::<f32>().sqrt() <= 1e-3 * 1.0001));
     let mut twice = g.clone();
     twice.add(&g).unwrap();
@@ -260,7 +260,7 @@ fn fit_with_a_custom_train_step_keeps_history() {
             steps += 1;
             let labels = batch.y[0].column(0);
             let (_, mut grads) = model.loss_and_grads(&batch.x[0], &labels, &Loss::SparseCategoricalCrossentropy)?;
-            grads.clip_by_global_norm(1.0);
+            grads.clip_by_global_norm(1.0)?;
             opt.apply(model, &grads)
         })
         .unwrap();

@@ -34,8 +34,9 @@ impl From<&[usize]> for Shape {
 /// Everything that can go wrong in kiln's public API.
 ///
 /// Every variant carries what a user needs to act: the argument or tensor concerned, what was
-/// expected and what was received.
-#[derive(Debug, thiserror::Error)]
+/// expected and what was received. `Debug` prints the same sentence as `Display`, so that
+/// `fn main() -> kiln::Result<()>` shows it when `?` returns an error.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An array had the wrong shape.
@@ -49,7 +50,7 @@ pub enum Error {
         got: Shape,
     },
     /// A name (loss, optimizer, metric) that kiln does not know.
-    #[error("unknown {kind} `{name}`; valid names are: {}", valid.join(", "))]
+    #[error("unknown {kind} `{name}`{}; valid names are: {}", did_you_mean(name, valid), valid.join(", "))]
     UnknownName {
         /// `loss`, `optimizer` or `metric`.
         kind: &'static str,
@@ -77,17 +78,23 @@ pub enum Error {
     /// `fit`, `evaluate` or `train_on_batch` called before `compile`.
     #[error("the model is not compiled: call `model.compile(loss, optimizer, metrics)` before `{0}`")]
     NotCompiled(&'static str),
-    /// Training produced a NaN or infinite loss (Keras' TerminateOnNaN, on by default).
+    /// A training step produced a NaN or infinite loss or gradient (Keras' TerminateOnNaN, on by
+    /// default). The step was not applied: weights and optimizer state are those before it.
     #[error(
-        "loss became {value} at epoch {epoch}, batch {batch}: training stopped (lower the learning rate or check the data)"
+        "{what} became {value} at epoch {epoch}, batch {batch}: training stopped before applying that step, \
+         the weights are those of the step before (lower the learning rate or check the data)"
     )]
     NonFiniteLoss {
+        /// `loss`, or `the gradient of dense_1.kernel`.
+        what: String,
         /// 1-based epoch.
         epoch: usize,
         /// 0-based batch within the epoch.
         batch: usize,
-        /// The loss value (NaN or ±inf).
+        /// The offending value (NaN or ±inf).
         value: f32,
+        /// The epochs that finished before it, as `fit` would have returned them.
+        history: Box<crate::train::History>,
     },
     /// A weights file that kiln will not load, and why (naming the tensor concerned).
     #[error("{path}: {reason}")]
@@ -108,11 +115,73 @@ pub enum Error {
     },
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Edit distance counting a swap of two neighbours as one edit (`adma` is one edit from `adam`).
+fn distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, v) in d[0].iter_mut().enumerate() {
+        *v = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = (a[i - 1] != b[j - 1]) as usize;
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// ` (did you mean `x`?)` when one of `valid` is within two edits of `name`.
+pub(crate) fn did_you_mean(name: &str, valid: &[&str]) -> String {
+    valid
+        .iter()
+        .map(|v| (distance(&name.to_lowercase(), &v.to_lowercase()), *v))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map_or_else(String::new, |(_, v)| format!(" (did you mean `{v}`?)"))
+}
+
 /// `Result` with kiln's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidArgument { name, reason: reason.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_the_sentence() {
+        let e =
+            Error::Shape { what: "x (input of Func)".into(), expected: "[n, 64]".into(), got: Shape(vec![100, 32]) };
+        assert_eq!(format!("{e:?}"), "x (input of Func): expected shape [n, 64], got [100, 32]");
+        assert_eq!(format!("{e:?}"), e.to_string());
+    }
+
+    #[test]
+    fn unknown_names_suggest_the_closest() {
+        let e = Error::UnknownName { kind: "optimizer", name: "adamm".into(), valid: vec!["sgd", "adam", "rmsprop"] };
+        assert_eq!(
+            e.to_string(),
+            "unknown optimizer `adamm` (did you mean `adam`?); valid names are: sgd, adam, rmsprop"
+        );
+        let far = Error::UnknownName { kind: "loss", name: "zzzzzz".into(), valid: vec!["mse"] };
+        assert!(!far.to_string().contains("did you mean"));
     }
 }

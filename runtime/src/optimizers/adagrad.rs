@@ -1,4 +1,5 @@
-use super::{Optimizer, OptimizerState, Slots};
+use super::{Optimizer, OptimizerState, Range, Slots, check};
+use crate::error::Result;
 
 /// Keras' `Adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7)`:
 /// `a += g²`, `w -= lr · g / √(a + ε)`.
@@ -28,6 +29,12 @@ impl Default for Adagrad {
 }
 
 impl Optimizer for Adagrad {
+    fn check(&self) -> Result<()> {
+        check("adagrad", "learning_rate", self.learning_rate, Range::NonNegative)?;
+        check("adagrad", "initial_accumulator_value", self.initial_accumulator_value, Range::NonNegative)?;
+        check("adagrad", "epsilon", self.epsilon, Range::Positive)
+    }
+
     fn name(&self) -> &'static str {
         "adagrad"
     }

@@ -1,4 +1,5 @@
-use super::{Optimizer, OptimizerState, Slots};
+use super::{Optimizer, OptimizerState, Range, Slots, check};
+use crate::error::Result;
 
 /// Keras' `Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False)`.
 ///
@@ -98,6 +99,13 @@ impl Default for Adam {
 }
 
 impl Optimizer for Adam {
+    fn check(&self) -> Result<()> {
+        check("adam", "learning_rate", self.learning_rate, Range::NonNegative)?;
+        check("adam", "beta_1", self.beta_1, Range::Fraction)?;
+        check("adam", "beta_2", self.beta_2, Range::Fraction)?;
+        check("adam", "epsilon", self.epsilon, Range::Positive)
+    }
+
     fn name(&self) -> &'static str {
         "adam"
     }
@@ -152,6 +160,16 @@ impl Default for AdamW {
 }
 
 impl Optimizer for AdamW {
+    fn check(&self) -> Result<()> {
+        self.adam.check().map_err(|e| match e {
+            crate::Error::InvalidArgument { name, reason } => {
+                crate::Error::InvalidArgument { name, reason: reason.replacen("adam's", "adamw's", 1) }
+            }
+            other => other,
+        })?;
+        check("adamw", "weight_decay", self.weight_decay, Range::NonNegative)
+    }
+
     fn name(&self) -> &'static str {
         "adamw"
     }

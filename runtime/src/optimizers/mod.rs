@@ -36,6 +36,33 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     fn state(&self) -> OptimizerState;
     /// Restores what [`state`](Self::state) returned, so training resumes exactly.
     fn load_state(&mut self, state: OptimizerState);
+    /// Checks every hyper-parameter against its valid range; `compile` and `apply` call it, so a
+    /// negative learning rate or a beta of 1 is an error naming the parameter, never a silent
+    /// divergence. The default checks the learning rate.
+    fn check(&self) -> Result<()> {
+        check(self.name(), "learning_rate", self.learning_rate(), Range::NonNegative)
+    }
+}
+
+/// The valid range of a hyper-parameter.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Range {
+    /// Finite and >= 0 (learning rates, weight decay).
+    NonNegative,
+    /// Finite and > 0 (epsilon).
+    Positive,
+    /// In [0, 1) (betas, rho, momentum).
+    Fraction,
+}
+
+/// Checks one hyper-parameter of optimizer `opt`.
+pub(crate) fn check(opt: &str, name: &'static str, value: f32, range: Range) -> Result<()> {
+    let (ok, text) = match range {
+        Range::NonNegative => (value.is_finite() && value >= 0.0, "finite and >= 0"),
+        Range::Positive => (value.is_finite() && value > 0.0, "finite and > 0"),
+        Range::Fraction => ((0.0..1.0).contains(&value), "in [0, 1)"),
+    };
+    if ok { Ok(()) } else { Err(Error::invalid(name, format!("{opt}'s {name} must be {text}, got {value}"))) }
 }
 
 /// An optimizer's resumable state: the step count and its state arrays, in slot order.

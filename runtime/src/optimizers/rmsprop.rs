@@ -1,4 +1,5 @@
-use super::{Optimizer, OptimizerState, Slots};
+use super::{Optimizer, OptimizerState, Range, Slots, check};
+use crate::error::Result;
 
 /// Keras' `RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False)`.
 ///
@@ -42,6 +43,13 @@ impl Default for RmsProp {
 }
 
 impl Optimizer for RmsProp {
+    fn check(&self) -> Result<()> {
+        check("rmsprop", "learning_rate", self.learning_rate, Range::NonNegative)?;
+        check("rmsprop", "rho", self.rho, Range::Fraction)?;
+        check("rmsprop", "momentum", self.momentum, Range::Fraction)?;
+        check("rmsprop", "epsilon", self.epsilon, Range::Positive)
+    }
+
     fn name(&self) -> &'static str {
         "rmsprop"
     }

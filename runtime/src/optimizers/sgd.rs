@@ -1,4 +1,5 @@
-use super::{Optimizer, OptimizerState, Slots};
+use super::{Optimizer, OptimizerState, Range, Slots, check};
+use crate::error::Result;
 
 /// Keras' `SGD(learning_rate=0.01, momentum=0.0, nesterov=False)`.
 ///
@@ -42,6 +43,11 @@ impl Default for Sgd {
 }
 
 impl Optimizer for Sgd {
+    fn check(&self) -> Result<()> {
+        check("sgd", "learning_rate", self.learning_rate, Range::NonNegative)?;
+        check("sgd", "momentum", self.momentum, Range::Fraction)
+    }
+
     fn name(&self) -> &'static str {
         "sgd"
     }

@@ -126,6 +126,7 @@ fn output_index<M: Model>(name: &str, what: &'static str) -> Result<usize> {
 
 pub(crate) fn compile<M: Model>(m: &mut M, config: Compile) -> Result<()> {
     let optimizer = config.optimizer?;
+    optimizer.check()?;
     let default = config.loss.transpose()?;
     let mut losses: Vec<Option<Loss>> = vec![default; M::OUTPUTS.len()];
     for (name, loss) in config.output_losses {

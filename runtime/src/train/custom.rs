@@ -5,7 +5,7 @@
 //! let mut opt = Adam::default();
 //! for (xb, yb) in batches(&x, &y, 32) {
 //!     let (loss, mut grads) = model.loss_and_grads(&xb, &yb, &Loss::SparseCategoricalCrossentropy)?;
-//!     grads.clip_by_global_norm(1.0);
+//!     grads.clip_by_global_norm(1.0)?;
 //!     opt.apply(&mut model, &grads)?;
 //! }
 //! ```
@@ -51,27 +51,38 @@ impl Gradients {
         self.values.iter().flatten().map(|g| (*g as f64) * (*g as f64)).sum::<f64>().sqrt() as f32
     }
 
-    /// Clamps every value to `[min, max]` (Keras' `clipvalue` is `[-v, v]`).
-    pub fn clip_by_value(&mut self, min: f32, max: f32) {
+    /// Clamps every value to `[min, max]` (Keras' `clipvalue` is `[-v, v]`). Errors, changing
+    /// nothing, when `min > max` or either is NaN.
+    pub fn clip_by_value(&mut self, min: f32, max: f32) -> Result<()> {
+        if min.is_nan() || max.is_nan() || min > max {
+            return Err(Error::invalid("clip_by_value", format!("needs min <= max, got min {min} and max {max}")));
+        }
         self.values.iter_mut().flatten().for_each(|g| *g = g.clamp(min, max));
+        Ok(())
     }
 
-    /// Rescales each parameter's gradient whose norm exceeds `max` to norm `max` (Keras' `clipnorm`).
-    pub fn clip_by_norm(&mut self, max: f32) {
+    /// Rescales each parameter's gradient whose norm exceeds `max` to norm `max` (Keras'
+    /// `clipnorm`). Errors, changing nothing, unless `max` is finite and at least 0.
+    pub fn clip_by_norm(&mut self, max: f32) -> Result<()> {
+        check_norm("clip_by_norm", max)?;
         for v in &mut self.values {
             let norm = v.iter().map(|g| (*g as f64) * (*g as f64)).sum::<f64>().sqrt() as f32;
             if norm > max {
                 v.iter_mut().for_each(|g| *g *= max / norm);
             }
         }
+        Ok(())
     }
 
-    /// Rescales all gradients together when their global norm exceeds `max` (Keras' `global_clipnorm`).
-    pub fn clip_by_global_norm(&mut self, max: f32) {
+    /// Rescales all gradients together when their global norm exceeds `max` (Keras'
+    /// `global_clipnorm`). Errors, changing nothing, unless `max` is finite and at least 0.
+    pub fn clip_by_global_norm(&mut self, max: f32) -> Result<()> {
+        check_norm("clip_by_global_norm", max)?;
         let norm = self.global_norm();
         if norm > max {
             self.scale(max / norm);
         }
+        Ok(())
     }
 
     /// Multiplies every gradient by `factor`.
@@ -90,6 +101,13 @@ impl Gradients {
         }
         Ok(())
     }
+}
+
+fn check_norm(name: &'static str, max: f32) -> Result<()> {
+    if !(max.is_finite() && max >= 0.0) {
+        return Err(Error::invalid(name, format!("the largest norm must be finite and >= 0, got {max}")));
+    }
+    Ok(())
 }
 
 /// The loss of `m` on one batch and its gradients (`loss` applies to every output).
@@ -151,6 +169,7 @@ impl<O: Optimizer + ?Sized> ApplyGradients for O {
         if !fits {
             return Err(Error::invalid("grads", format!("the gradients are not those of {}'s parameters", M::NAME)));
         }
+        self.check()?;
         let _ftz = FlushDenormals::new();
         self.begin_step();
         // Optimizer slots count every weight, as in `fit`; gradients only those that have one.

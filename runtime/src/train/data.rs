@@ -98,11 +98,7 @@ pub(crate) fn inputs<'v, M: Model>(views: &'v [ArrayViewD<'_, f32>], what: &str)
         }
         let data = contiguous(x);
         let width = data.len() / n;
-        // A branch-free pass per block vectorises; only a block with a bad value is searched.
-        let bad_block = data.chunks(4096).position(|c| !c.iter().fold(true, |ok, v| ok & v.is_finite()));
-        if let Some(j) =
-            bad_block.and_then(|b| data[b * 4096..].iter().position(|v| !v.is_finite()).map(|j| b * 4096 + j))
-        {
+        if let Some(j) = crate::kernels::first_non_finite(&data) {
             return Err(Error::InvalidData {
                 what: label::<M>(what, i, false),
                 reason: format!("row {} holds {} (kiln does not train or predict on NaN or inf)", j / width, data[j]),
@@ -139,8 +135,13 @@ pub(crate) fn targets<'v, M: Model>(
         if !fits {
             let hint = if loss.is_sparse() {
                 " (sparse_categorical_crossentropy takes one integer label per row)".to_string()
-            } else if tw > 1 && shape.len() == 1 {
-                format!(" ({} needs one-hot targets, {tw} wide)", loss.name())
+            } else if tw > 1 && !shape.is_empty() && (shape.len() == port.shape.len() || shape[1..].ends_with(&[1])) {
+                // One value per row where a row of tw is expected: class ids.
+                format!(
+                    " ({} needs one-hot targets, {tw} wide: for class ids use sparse_categorical_crossentropy, \
+                     or one-hot them with kiln::data::one_hot)",
+                    loss.name()
+                )
             } else {
                 format!(" (the output is {out_width} wide and the loss is {})", loss.name())
             };

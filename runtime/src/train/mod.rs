@@ -82,8 +82,16 @@ pub fn validation_data<'a>(
 struct Workspace {
     xb: Vec<Vec<f32>>,
     yb: Vec<Vec<f32>>,
-    grads: Vec<Vec<f32>>,
+    step: StepBuffers,
     order: Vec<usize>,
+}
+
+/// What one training step writes besides the model: the loss gradients, and a copy of the
+/// model's state weights (moving statistics) taken before the step, put back if it is stopped.
+#[derive(Clone, Debug, Default)]
+struct StepBuffers {
+    grads: Vec<Vec<f32>>,
+    state: Vec<f32>,
 }
 
 /// Per-model training state: seed, random stream, compiled configuration and buffers.
@@ -243,9 +251,58 @@ pub(crate) fn loss_rows(port: &crate::model::Port) -> usize {
     port.size() / port.last().max(1)
 }
 
-/// One gradient step on one batch; returns the batch's loss.
-#[allow(clippy::too_many_arguments)]
+/// A step that was not applied: which value was not finite, and that value.
+struct Stopped {
+    what: String,
+    value: f32,
+}
+
+impl Stopped {
+    /// The error `fit` and `train_on_batch` return, with the epochs finished before.
+    fn at(self, epoch: usize, batch: usize, history: &History) -> Error {
+        Error::NonFiniteLoss {
+            what: self.what,
+            epoch: epoch + 1,
+            batch,
+            value: self.value,
+            history: Box::new(history.clone()),
+        }
+    }
+}
+
+/// One gradient step on one batch; returns the batch's loss. A NaN or infinite loss or gradient
+/// stops it before anything is applied, so weights and optimizer state stay as they were.
 fn step<M: Model>(
+    m: &mut M,
+    c: &mut Compiled,
+    bufs: &mut StepBuffers,
+    tracker: &mut Tracker,
+    xs: &[&[f32]],
+    ys: &[&[f32]],
+    ctx: &mut Ctx<'_>,
+) -> std::result::Result<f32, Stopped> {
+    // Layers update their state (moving statistics) in the forward pass: keep it to restore.
+    bufs.state.clear();
+    m.visit_weights_mut(&mut |p| {
+        if p.role() == crate::layers::Role::State {
+            bufs.state.extend_from_slice(&p.value);
+        }
+    });
+    let r = step_unchecked(m, c, &mut bufs.grads, tracker, xs, ys, ctx);
+    if r.is_err() && !bufs.state.is_empty() {
+        let mut at = 0;
+        m.visit_weights_mut(&mut |p| {
+            if p.role() == crate::layers::Role::State {
+                let len = p.len();
+                p.value.copy_from_slice(&bufs.state[at..at + len]);
+                at += len;
+            }
+        });
+    }
+    r
+}
+
+fn step_unchecked<M: Model>(
     m: &mut M,
     c: &mut Compiled,
     grads: &mut [Vec<f32>],
@@ -253,16 +310,33 @@ fn step<M: Model>(
     xs: &[&[f32]],
     ys: &[&[f32]],
     ctx: &mut Ctx<'_>,
-    at: (usize, usize),
-) -> Result<f32> {
+) -> std::result::Result<f32, Stopped> {
     m.run(xs, ctx);
     let loss = tracker.observe(m, c, ys, ctx.n, Some(grads));
     if !loss.is_finite() {
-        return Err(Error::NonFiniteLoss { epoch: at.0 + 1, batch: at.1, value: loss });
+        return Err(Stopped { what: "loss".into(), value: loss });
     }
     let k = M::OUTPUTS.len();
     let dys = slices(grads.iter().map(|g| &g[..]));
     m.run_backward(xs, &dys[..k], &c.fused, ctx);
+    let (mut slot, mut bad) = (0, None);
+    m.visit_weights_mut(&mut |p| {
+        if bad.is_none() && p.is_trainable() {
+            bad = crate::kernels::first_non_finite(&p.grad).map(|i| (slot, p.grad[i]));
+        }
+        slot += 1;
+    });
+    if let Some((slot, value)) = bad {
+        let mut name = String::new();
+        let mut i = 0;
+        m.visit_weights(&mut |n, _| {
+            if i == slot {
+                name = n.to_string();
+            }
+            i += 1;
+        });
+        return Err(Stopped { what: format!("the gradient of {name}"), value });
+    }
     apply_gradients(m, &mut *c.optimizer);
     Ok(loss)
 }
@@ -351,7 +425,7 @@ pub(crate) fn fit<M: Model>(
         let mut history = History::default();
         ws.xb.resize(ni, Vec::new());
         ws.yb.resize(no, Vec::new());
-        ws.grads.resize(no, Vec::new());
+        ws.step.grads.resize(no, Vec::new());
         ws.order.clear();
         ws.order.extend(0..n_train);
         let steps = n_train.div_ceil(opts.batch_size);
@@ -380,13 +454,14 @@ pub(crate) fn fit<M: Model>(
                 match custom.as_deref_mut() {
                     None => {
                         let mut ctx = Ctx::new(k, true, stream);
-                        step(m, c, &mut ws.grads, &mut tracker, &xb[..ni], &yb[..no], &mut ctx, (epoch, b))?;
+                        step(m, c, &mut ws.step, &mut tracker, &xb[..ni], &yb[..no], &mut ctx)
+                            .map_err(|s| s.at(epoch, b, &history))?;
                     }
                     Some(f) => {
                         f(m, &mut *c.optimizer, StepBatch { x: views(&xb[..ni], k), y: views(&yb[..no], k) })?;
                         let loss = tracker.observe(m, c, &yb[..no], k, None);
                         if !loss.is_finite() {
-                            return Err(Error::NonFiniteLoss { epoch: epoch + 1, batch: b, value: loss });
+                            return Err(Stopped { what: "loss".into(), value: loss }.at(epoch, b, &history));
                         }
                     }
                 }
@@ -540,10 +615,11 @@ pub(crate) fn train_on_batch<M: Model>(
         let TrainState { compiled, stream, ws, .. } = st;
         let c = compiled.as_mut().ok_or(Error::NotCompiled("train_on_batch"))?;
         let mut tracker = Tracker::new::<M>(c);
-        ws.grads.resize(M::OUTPUTS.len(), Vec::new());
+        ws.step.grads.resize(M::OUTPUTS.len(), Vec::new());
         let (xb, yb) = (range(&xs, 0, n), range(&ys, 0, n));
         let mut ctx = Ctx::new(n, true, stream);
-        step(m, c, &mut ws.grads, &mut tracker, &xb[..M::INPUTS.len()], &yb[..M::OUTPUTS.len()], &mut ctx, (0, 0))
+        step(m, c, &mut ws.step, &mut tracker, &xb[..M::INPUTS.len()], &yb[..M::OUTPUTS.len()], &mut ctx)
+            .map_err(|s| s.at(0, 0, &History::default()))
     })
 }
 

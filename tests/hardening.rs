@@ -1,0 +1,200 @@
+//! Bad input gets a clear error, never a panic and never silent garbage: each test is named for
+//! the mistake it makes.
+
+use kiln::ndarray::{Array1, Array2};
+use kiln::prelude::*;
+use kiln::{BackwardOpts, Ctx, Init, Layer, Param, Shaped};
+use rand::{Rng, SeedableRng};
+
+sequential! {
+    pub struct Clf: [6] {
+        Dense(8, activation = tanh),
+        Dense(3, activation = softmax),
+    }
+}
+
+/// Identity forward that counts its training passes in a state weight, and a backward whose
+/// input gradient is NaN: a finite loss with NaN gradients.
+#[derive(Clone, Debug)]
+pub struct Poison<const N: usize> {
+    passes: Param,
+    out: Vec<f32>,
+    dx: Vec<f32>,
+}
+
+impl<const N: usize> Init for Poison<N> {
+    fn init(_: &mut kiln::StdRng) -> Self {
+        Poison { passes: Param::state(&[1], 0.0), out: vec![], dx: vec![] }
+    }
+}
+
+impl<const N: usize> Shaped for Poison<N> {
+    const IN: usize = N;
+    const OUT: usize = N;
+    const KIND: &'static str = "Poison";
+    const PARAMS: usize = 1;
+}
+
+impl<const N: usize> Layer for Poison<N> {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        self.out.clear();
+        self.out.extend_from_slice(xs[0]);
+        if ctx.training {
+            self.passes.value[0] += 1.0;
+        }
+    }
+    fn backward(&mut self, _: &[&[f32]], dy: &[f32], _: &mut Ctx<'_>, _: BackwardOpts) {
+        self.dx.clear();
+        self.dx.resize(dy.len(), f32::NAN);
+    }
+    fn output(&self) -> &[f32] {
+        &self.out
+    }
+    fn input_grad(&self, _: usize) -> &[f32] {
+        &self.dx
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+        f("passes", &self.passes);
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        f(&mut self.passes);
+    }
+}
+
+sequential! {
+    pub struct Poisoned: [6] {
+        Dense(8, activation = tanh),
+        Custom(Poison<8>),
+        Dense(3, activation = softmax),
+    }
+}
+
+fn data(n: usize) -> (Array2<f32>, Array1<f32>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    (Array2::from_shape_fn((n, 6), |_| rng.random_range(-1.0..1.0)), Array1::from_shape_fn(n, |i| (i % 3) as f32))
+}
+
+fn quiet(epochs: usize) -> Fit<'static> {
+    Fit { epochs, verbose: 0, ..Fit::default() }
+}
+
+fn values<M: Model>(m: &M) -> Vec<Vec<f32>> {
+    m.weights().into_iter().map(|(_, p)| p.value).collect()
+}
+
+#[test]
+fn an_error_returned_from_main_prints_its_sentence() {
+    let mut m = Clf::new();
+    let err = m.predict(&Array2::<f32>::zeros((4, 5))).unwrap_err();
+    assert_eq!(format!("{err:?}"), err.to_string());
+    assert!(format!("{err:?}").starts_with("x (input of Clf): expected shape [n, 6], got [4, 5]"), "{err:?}");
+}
+
+#[test]
+fn a_misspelt_optimizer_loss_or_metric_gets_a_suggestion() {
+    let mut m = Clf::new();
+    let e = m.compile("mse", "adamm", &[]).unwrap_err().to_string();
+    assert!(e.contains("(did you mean `adam`?)") && e.contains("rmsprop"), "{e}");
+    let e = m.compile("sparse_categorical_crosentropy", "adam", &[]).unwrap_err().to_string();
+    assert!(e.contains("did you mean `sparse_categorical_crossentropy`"), "{e}");
+    let e = m.compile("mse", "adam", &["acuracy"]).unwrap_err().to_string();
+    assert!(e.contains("did you mean `accuracy`"), "{e}");
+}
+
+#[test]
+fn class_ids_given_to_categorical_crossentropy_get_the_fix() {
+    let (x, y) = data(12);
+    let mut m = Clf::new();
+    m.compile("categorical_crossentropy", "adam", &[]).unwrap();
+    let e = m.fit(&x, &y, quiet(1)).unwrap_err().to_string();
+    assert!(e.contains("use sparse_categorical_crossentropy") && e.contains("one_hot"), "{e}");
+    let e = m.fit(&x, &y.clone().insert_axis(kiln::ndarray::Axis(1)), quiet(1)).unwrap_err().to_string();
+    assert!(e.contains("use sparse_categorical_crossentropy"), "{e}");
+}
+
+#[test]
+fn clipping_bounds_that_make_no_sense_are_errors_not_panics() {
+    let (x, y) = data(12);
+    let mut m = Clf::new();
+    let (_, mut g) = m.loss_and_grads(&x, &y, &Loss::SparseCategoricalCrossentropy).unwrap();
+    let before = g.clone();
+    assert!(g.clip_by_value(1.0, -1.0).unwrap_err().to_string().contains("min <= max"));
+    assert!(g.clip_by_value(f32::NAN, 1.0).is_err());
+    assert!(g.clip_by_global_norm(-1.0).unwrap_err().to_string().contains(">= 0"));
+    assert!(g.clip_by_norm(f32::INFINITY).is_err());
+    assert_eq!(g, before, "a refused clip changes nothing");
+    g.clip_by_value(-1e-3, 1e-3).unwrap();
+    assert!(g.iter().all(|(_, v)| v.iter().all(|x| x.abs() <= 1e-3)));
+}
+
+#[test]
+fn hyperparameters_outside_their_range_are_refused_naming_them() {
+    let mut m = Clf::new();
+    fn with<O: Optimizer + Default + 'static>(f: impl FnOnce(&mut O)) -> Box<dyn Optimizer> {
+        let mut o = O::default();
+        f(&mut o);
+        Box::new(o)
+    }
+    let cases: Vec<(Box<dyn Optimizer>, &str)> = vec![
+        (Box::new(Sgd::new(-0.01)), "sgd's learning_rate must be finite and >= 0, got -0.01"),
+        (Box::new(Sgd::new(f32::NAN)), "learning_rate"),
+        (with(|o: &mut Sgd| o.momentum = 1.0), "sgd's momentum must be in [0, 1), got 1"),
+        (with(|o: &mut Adam| o.beta_1 = 1.0), "adam's beta_1 must be in [0, 1)"),
+        (with(|o: &mut Adam| o.beta_2 = -0.1), "beta_2"),
+        (with(|o: &mut Adam| o.epsilon = 0.0), "adam's epsilon must be finite and > 0"),
+        (Box::new(AdamW::new(0.001, -1.0)), "adamw's weight_decay must be finite and >= 0"),
+        (Box::new(AdamW::new(f32::INFINITY, 0.004)), "adamw's learning_rate"),
+        (with(|o: &mut RmsProp| o.rho = 1.5), "rmsprop's rho must be in [0, 1)"),
+        (with(|o: &mut Adagrad| o.epsilon = f32::NAN), "adagrad's epsilon"),
+    ];
+    for (opt, want) in cases {
+        let e = m.compile("mse", opt, &[]).unwrap_err().to_string();
+        assert!(e.contains(want), "{e} (wanted {want})");
+    }
+    // A custom loop checks too, at each step.
+    let (x, y) = data(12);
+    let (_, g) = m.loss_and_grads(&x, &y, &Loss::SparseCategoricalCrossentropy).unwrap();
+    let before = values(&m);
+    assert!(Sgd::new(-1.0).apply(&mut m, &g).is_err());
+    assert_eq!(values(&m), before);
+}
+
+#[test]
+fn nan_gradients_stop_fit_before_the_step_and_change_nothing() {
+    let (x, y) = data(24);
+    let mut m = Poisoned::with_seed(1);
+    m.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    let before = values(&m);
+    let err = m.fit(&x, &y, quiet(2)).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("the gradient of dense.kernel became NaN at epoch 1, batch 0"), "{text}");
+    assert_eq!(values(&m), before, "weights and the state weight are those before the step");
+    assert_eq!(m.train_state().optimizer().unwrap().iterations(), 0, "the optimizer took no step");
+    let before = values(&m);
+    assert!(m.train_on_batch(&x, &y).is_err());
+    assert_eq!(values(&m), before);
+}
+
+sequential! {
+    pub struct Reg: [6] {
+        Dense(1),
+    }
+}
+
+#[test]
+fn a_diverging_loss_stops_fit_with_the_finished_epochs() {
+    let (x, y) = data(24);
+    let opts = Fit { batch_size: 24, shuffle: false, ..quiet(5) };
+    let mut m = Reg::with_seed(2);
+    m.compile("mse", Sgd::new(1e30), &[]).unwrap();
+    let err = m.fit(&x, &y, opts.clone()).unwrap_err();
+    let kiln::Error::NonFiniteLoss { epoch, history, .. } = &err else { panic!("{err}") };
+    assert!(*epoch >= 2, "{err}");
+    assert_eq!(history.epoch.len(), epoch - 1, "the history holds the finished epochs");
+    assert!(values(&m).iter().flatten().all(|v| v.is_finite()), "no NaN written into the weights");
+    // Those weights are the ones after the last finished epoch.
+    let mut again = Reg::with_seed(2);
+    again.compile("mse", Sgd::new(1e30), &[]).unwrap();
+    again.fit(&x, &y, Fit { epochs: epoch - 1, ..opts }).unwrap();
+    assert_eq!(values(&m), values(&again));
+}
