@@ -266,3 +266,164 @@ fn mutated_files_never_panic() {
     }
     println!("{iters} mutated files in {:.2}s: {ok} loaded, {err} refused, 0 panics", start.elapsed().as_secs_f64());
 }
+
+/// Rewrites a saved file with one metadata entry changed (the tensors and their checksums kept).
+fn with_metadata(bytes: &[u8], key: &str, value: &str) -> Vec<u8> {
+    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
+    let mut meta = meta.metadata().clone().unwrap();
+    meta.insert(key.to_string(), value.to_string());
+    let views: Vec<(String, TensorView<'_>)> = st.tensors();
+    safetensors::serialize(views, Some(meta)).unwrap()
+}
+
+#[test]
+fn a_flipped_data_byte_is_refused_by_its_checksum() {
+    let path = dir("checksum").join("w.safetensors");
+    Net::with_seed(4).save_weights(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let data_start = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for _ in 0..200 {
+        let mut b = good.clone();
+        let i = rng.random_range(data_start..b.len());
+        b[i] ^= 1 << rng.random_range(0..8);
+        std::fs::write(&path, &b).unwrap();
+        let mut m = Net::with_seed(5);
+        let before = bits(&m);
+        let e = m.load_weights(&path).unwrap_err().to_string();
+        assert!(e.contains("does not match its checksum: the file is corrupted"), "{e}");
+        assert_eq!(bits(&m), before, "a refused file changes nothing");
+    }
+}
+
+sequential! {
+    /// `Net`'s names and shapes, other activations.
+    pub struct OtherNet: [6] {
+        Dense(8, activation = tanh),
+        Dense(3, activation = softmax),
+    }
+}
+
+#[test]
+fn a_file_from_another_architecture_is_refused_unless_asked() {
+    let path = dir("arch").join("w.safetensors");
+    OtherNet::with_seed(1).save_weights(&path).unwrap();
+    let mut m = Net::new();
+    let e = m.load_weights(&path).unwrap_err().to_string();
+    assert!(e.contains("saved by OtherNet of architecture") && e.contains("but Net has architecture"), "{e}");
+    assert!(e.contains("check_architecture: false"), "{e}");
+    m.load_weights_with(&path, kiln::LoadOptions { check_architecture: false }).unwrap();
+    assert_eq!(m.weights()[0].1.value, OtherNet::with_seed(1).weights()[0].1.value);
+}
+
+#[test]
+fn concurrent_saves_to_one_path_all_succeed_and_leave_a_whole_file() {
+    let d = dir("concurrent");
+    let path = d.join("w.safetensors");
+    let models = [Net::with_seed(1), Net::with_seed(2)];
+    std::thread::scope(|s| {
+        for m in &models {
+            let path = &path;
+            s.spawn(move || {
+                for _ in 0..100 {
+                    m.save_weights(path).unwrap();
+                }
+            });
+        }
+    });
+    let mut loaded = Net::new();
+    loaded.load_weights(&path).unwrap();
+    assert!(models.iter().any(|m| bits(m) == bits(&loaded)), "the file holds one of the two models, whole");
+    let leftovers = std::fs::read_dir(&d).unwrap().count();
+    assert_eq!(leftovers, 1, "no temporary file is left behind");
+}
+
+#[test]
+fn checkpoint_counts_beyond_range_are_refused() {
+    let path = dir("counts").join("c.safetensors");
+    let (x, y) = data(32);
+    let mut m = Net::with_seed(1);
+    m.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    m.fit(&x, &y, Fit { epochs: 1, verbose: 0, ..Fit::default() }).unwrap();
+    m.save_checkpoint(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    for (key, value, want) in [
+        ("kiln.optimizer.iterations", "2147483648", "above the largest count"),
+        ("kiln.optimizer.iterations", "18446744073709551615", "above the largest count"),
+        ("kiln.epochs", "-1", "is not a number"),
+        ("kiln.rng", "many", "is not a number"),
+    ] {
+        std::fs::write(&path, with_metadata(&good, key, value)).unwrap();
+        let mut other = Net::with_seed(2);
+        other.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+        let before = bits(&other);
+        let e = other.load_checkpoint(&path).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains(want), "{key}={value}: {e}");
+        assert_eq!(bits(&other), before);
+    }
+}
+
+#[test]
+fn resuming_into_a_model_built_with_another_seed_is_exact() {
+    let path = dir("seed").join("c.safetensors");
+    let (x, y) = data(64);
+    let opts = || Fit { epochs: 2, batch_size: 16, verbose: 0, ..Fit::default() };
+    let mut straight = Net::with_seed(1);
+    straight.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    straight.fit(&x, &y, Fit { epochs: 4, ..opts() }).unwrap();
+
+    let mut first = Net::with_seed(1);
+    first.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    first.fit(&x, &y, opts()).unwrap();
+    first.save_checkpoint(&path).unwrap();
+    let mut resumed = Net::with_seed(99);
+    resumed.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    resumed.load_checkpoint(&path).unwrap();
+    assert_eq!(resumed.train_state().seed(), 1, "the checkpoint's seed");
+    resumed.fit(&x, &y, opts()).unwrap();
+    assert_eq!(bits(&resumed), bits(&straight));
+}
+
+/// Mutated checkpoints never panic `load_checkpoint`, and a model that refuses one is unchanged.
+#[test]
+fn mutated_checkpoints_never_panic() {
+    let path = dir("fuzz-ckpt").join("c.safetensors");
+    let (x, y) = data(32);
+    let mut m = Net::with_seed(1);
+    m.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    m.fit(&x, &y, Fit { epochs: 1, verbose: 0, ..Fit::default() }).unwrap();
+    m.save_checkpoint(&path).unwrap();
+    let base = std::fs::read(&path).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    let (mut ok, mut err) = (0, 0);
+    let mut target = Net::with_seed(3);
+    target.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    let before = bits(&target);
+    for _ in 0..1000 {
+        let mut b = base.clone();
+        match rng.random_range(0..3) {
+            0 => {
+                let i = rng.random_range(0..b.len());
+                b[i] = rng.random();
+            }
+            1 => b.truncate(rng.random_range(0..=b.len())),
+            _ => {
+                let hl = (u64::from_le_bytes(b[..8].try_into().unwrap()) as usize).min(b.len() - 8);
+                let i = 8 + rng.random_range(0..hl.max(1));
+                b[i] = *b"{}[],:\"0123456789-e.".get(rng.random_range(0..20)).unwrap();
+            }
+        }
+        std::fs::write(&path, &b).unwrap();
+        let mut t = target.clone();
+        match t.load_checkpoint(&path) {
+            Ok(()) => ok += 1,
+            Err(_) => {
+                err += 1;
+                assert_eq!(bits(&t), before, "a refused checkpoint changes nothing");
+            }
+        }
+    }
+    println!("1000 mutated checkpoints: {ok} loaded, {err} refused, 0 panics");
+    assert!(err > 900, "nearly every mutation is caught ({ok} loaded)");
+}

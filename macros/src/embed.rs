@@ -65,6 +65,25 @@ fn resolve(path: &str, base: Option<PathBuf>) -> PathBuf {
     if joined.is_absolute() { joined } else { std::env::current_dir().map(|c| c.join(&joined)).unwrap_or(joined) }
 }
 
+/// Checks every tensor of a kiln file against the checksum saved with it (`kiln.checksum.<name>`,
+/// FNV-1a as the runtime writes it); files without checksums pass.
+fn verify_checksums(bytes: &[u8], st: &SafeTensors<'_>) -> Result<(), String> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format!("not a valid safetensors file: {e}"))?;
+    let Some(meta) = meta.metadata() else { return Ok(()) };
+    for (name, view) in st.tensors() {
+        let Some(want) = meta.get(&format!("kiln.checksum.{name}")) else { continue };
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in view.data() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        if format!("{h:016x}") != *want {
+            return Err(format!("tensor `{name}` does not match its checksum: the file is corrupted"));
+        }
+    }
+    Ok(())
+}
+
 /// A weights file as read at compile time: where it is, and each tensor (optimizer state left
 /// out) with its shape and byte range.
 pub struct File {
@@ -85,6 +104,7 @@ impl Weights {
         let bytes = std::fs::read(&full).map_err(|e| self.error(format!("cannot read {}: {e}", full.display())))?;
         let st =
             SafeTensors::deserialize(&bytes).map_err(|e| self.error(format!("not a valid safetensors file: {e}")))?;
+        verify_checksums(&bytes, &st).map_err(|e| self.error(e))?;
         let mut tensors = Vec::new();
         for (name, view) in st.tensors() {
             if name.starts_with("optimizer.") {
@@ -114,6 +134,7 @@ pub fn expand(model: &Model, w: &Weights, source_file: Option<PathBuf>) -> syn::
     let (header, _) =
         SafeTensors::read_metadata(&bytes).map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
     let data_start = 8 + header;
+    verify_checksums(&bytes, &st).map_err(err)?;
     let params = parameters(model).map_err(err)?;
     let mut ranges = Vec::new();
     for (name, shape) in &params {

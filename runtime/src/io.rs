@@ -1,17 +1,20 @@
 //! Saving and loading weights and checkpoints in the safetensors format.
 //!
 //! Tensor names are the model's parameter names (`dense_1.kernel`), stored as little-endian F32
-//! with their shapes, plus metadata: `kiln.model` (the type name), `kiln.version`, and
-//! `kiln.architecture` (a hash of the layer table and parameter shapes). Checkpoints add the
-//! optimizer's state as tensors named `optimizer.<i>` and its step count and the epoch count as
-//! metadata, so training resumes exactly.
+//! with their shapes, plus metadata: `kiln.model` (the type name), `kiln.version`,
+//! `kiln.architecture` (a hash of the layer table, activations and parameter shapes) and
+//! `kiln.checksum.<tensor>` (a hash of each tensor's bytes). Checkpoints add the optimizer's
+//! state as tensors named `optimizer.<i>`, and its step count, the epoch count, the model's seed
+//! and its random stream's position as metadata, so training resumes exactly.
 //!
-//! Saving is atomic: the file is written to a temporary file in the same folder, flushed to disk,
+//! Saving is atomic: the file is written to a temporary file of its own in the same folder
+//! (unique per write, so concurrent saves to one path cannot disturb each other), flushed to disk,
 //! then renamed over the target; an error part-way leaves any previous file untouched. Loading
 //! checks the whole file before changing any weight: it never panics and never reads out of
-//! bounds, and every problem is an [`Error::BadFile`] naming the tensor and what is wrong. Weights
-//! holding NaN or infinity are refused (an error, not a warning): a model that computes NaN is
-//! never what a user wants to load.
+//! bounds, and every problem is an [`Error::BadFile`] naming the tensor and what is wrong: a
+//! tensor whose bytes do not match its checksum (a corrupted file), a file saved by a model of
+//! another architecture (unless [`LoadOptions::check_architecture`] is off), NaN or infinite
+//! weights. Files without checksums or architecture (converted from Keras) still load.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -24,6 +27,7 @@ use crate::model::Model;
 use crate::optimizers::OptimizerState;
 
 const OPTIMIZER_PREFIX: &str = "optimizer.";
+const CHECKSUM_PREFIX: &str = "kiln.checksum.";
 
 /// Writes a file atomically: `write` fills a temporary file beside `path`, which is flushed to
 /// disk and renamed over `path` only if `write` succeeds. On any error the temporary file is
@@ -36,22 +40,59 @@ pub fn atomic_write(path: impl AsRef<Path>, write: impl FnOnce(&mut dyn Write) -
         _ => std::path::PathBuf::from("."),
     };
     let name = path.file_name().ok_or_else(|| io(std::io::Error::other("the path names no file")))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        {
-            let mut w = std::io::BufWriter::new(&mut file);
-            write(&mut w)?;
-            w.flush()?;
-        }
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    // A temporary file of its own for every write (removed if anything fails), renamed over the
+    // target only once complete and on disk.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", name.to_string_lossy()))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(io)?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        write(&mut w).map_err(io)?;
+        w.flush().map_err(io)?;
     }
-    result.map_err(io)
+    // Temporary files are private to their owner; the saved file gets the permissions of the one
+    // it replaces, or those of an ordinary new file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode());
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    }
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }
+
+/// A 64-bit FNV-1a hash of a tensor's bytes, as hex: the checksum saved with each tensor.
+pub fn checksum(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// How [`Model::load_weights_with`](crate::Model::load_weights_with) checks a file.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    /// Refuse a file saved by a model of another architecture (other layers, activations or
+    /// shapes), even if every tensor's name and shape fit (default true). Turn it off to load
+    /// weights into a model built differently on purpose (transfer learning).
+    pub check_architecture: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { check_architecture: true }
+    }
+}
+
+/// The largest step and epoch counts a checkpoint may hold (optimizers raise their decay rates
+/// to the step count as an `i32`).
+const MAX_COUNT: u64 = i32::MAX as u64;
 
 /// FNV-1a over the model's structure: changes when layers, shapes or parameter names change.
 pub fn architecture_hash<M: Model>(m: &M) -> String {
@@ -67,7 +108,7 @@ pub fn architecture_hash<M: Model>(m: &M) -> String {
         eat(&format!("{:?}", p.shape));
     }
     for l in M::LAYERS {
-        eat(&format!("{}:{}:{:?}:{}", l.name, l.kind, l.output_shape, l.params));
+        eat(&format!("{}:{}:{:?}:{}:{}", l.name, l.kind, l.output_shape, l.params, l.activation));
     }
     m.visit_weights(&mut |n, p| eat(&format!("{n}{:?}", p.shape())));
     format!("{h:016x}")
@@ -91,9 +132,13 @@ fn serialize<M: Model>(m: &M, optimizer: Option<(&str, &OptimizerState, u64)>) -
         meta.insert("kiln.optimizer.iterations".into(), state.iterations.to_string());
         meta.insert("kiln.epochs".into(), epochs.to_string());
         meta.insert("kiln.rng".into(), stream.to_string());
+        meta.insert("kiln.seed".into(), m.train_state().seed().to_string());
         for (i, a) in state.arrays.iter().enumerate() {
             tensors.push((format!("{OPTIMIZER_PREFIX}{i}"), vec![a.len()], le_bytes(a)));
         }
+    }
+    for (name, _, bytes) in &tensors {
+        meta.insert(format!("{CHECKSUM_PREFIX}{name}"), checksum(bytes));
     }
     // The header is written here rather than by the safetensors crate, whose metadata map comes
     // out in hash order: the same model must give the same bytes, run after run.
@@ -164,12 +209,40 @@ fn floats(path: &str, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
     Ok(v)
 }
 
-/// Reads and checks `bytes` (the contents of `path`) against the model: every parameter present
-/// with its shape and dtype, nothing unknown, every value finite.
-pub fn check<M: Model>(m: &M, path: &str, bytes: &[u8], checkpoint: bool) -> Result<Loaded> {
+/// Reads and checks `bytes` (the contents of `path`) against the model: every tensor matching its
+/// checksum, the architecture (unless `opts` turns that off), every parameter present with its
+/// shape and dtype, nothing unknown, every value finite.
+pub fn check<M: Model>(m: &M, path: &str, bytes: &[u8], checkpoint: bool, opts: LoadOptions) -> Result<Loaded> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| bad(path, format!("not a valid safetensors file: {e}")))?;
     let (_, meta) =
         SafeTensors::read_metadata(bytes).map_err(|e| bad(path, format!("not a valid safetensors file: {e}")))?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    let mut names = st.names();
+    names.sort();
+    for name in &names {
+        if let (Some(want), Ok(view)) = (metadata.get(&format!("{CHECKSUM_PREFIX}{name}")), st.tensor(name))
+            && checksum(view.data()) != *want
+        {
+            return Err(bad(path, format!("tensor `{name}` does not match its checksum: the file is corrupted")));
+        }
+    }
+    if opts.check_architecture
+        && let Some(saved) = metadata.get("kiln.architecture")
+    {
+        let ours = architecture_hash(m);
+        if *saved != ours {
+            let by = metadata.get("kiln.model").map_or("a model", |s| s.as_str());
+            return Err(bad(
+                path,
+                format!(
+                    "saved by {by} of architecture {saved}, but {} has architecture {ours} (other layers, \
+                     activations or shapes); to load it anyway (transfer learning), use \
+                     load_weights_with(path, LoadOptions {{ check_architecture: false }})",
+                    M::NAME
+                ),
+            ));
+        }
+    }
     let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
     m.visit_weights(&mut |n, p| expected.push((n.to_string(), p.shape().to_vec())));
     let mut weights = Vec::with_capacity(expected.len());
@@ -191,8 +264,6 @@ pub fn check<M: Model>(m: &M, path: &str, bytes: &[u8], checkpoint: bool) -> Res
         weights.push(floats(path, name, &view)?);
     }
     let mut optimizer = Vec::new();
-    let mut names = st.names();
-    names.sort();
     for name in names {
         if expected.iter().any(|(n, _)| n == name) {
             continue;
@@ -210,7 +281,7 @@ pub fn check<M: Model>(m: &M, path: &str, bytes: &[u8], checkpoint: bool) -> Res
             }
         }
     }
-    Ok(Loaded { weights, optimizer, metadata: meta.metadata().clone().unwrap_or_default() })
+    Ok(Loaded { weights, optimizer, metadata })
 }
 
 fn read(path: &Path) -> Result<(String, Vec<u8>)> {
@@ -229,9 +300,9 @@ fn install<M: Model>(m: &mut M, loaded: Loaded) {
 }
 
 /// Loads weights saved by [`save_weights`] (or a checkpoint, whose optimizer state is ignored).
-pub fn load_weights<M: Model>(m: &mut M, path: &Path) -> Result<()> {
+pub fn load_weights<M: Model>(m: &mut M, path: &Path, opts: LoadOptions) -> Result<()> {
     let (shown, bytes) = read(path)?;
-    let loaded = check(m, &shown, &bytes, false)?;
+    let loaded = check(m, &shown, &bytes, false, opts)?;
     install(m, loaded);
     Ok(())
 }
@@ -240,7 +311,7 @@ pub fn load_weights<M: Model>(m: &mut M, path: &Path) -> Result<()> {
 /// the same optimizer as when it was saved.
 pub fn load_checkpoint<M: Model>(m: &mut M, path: &Path) -> Result<()> {
     let (shown, bytes) = read(path)?;
-    let loaded = check(m, &shown, &bytes, true)?;
+    let loaded = check(m, &shown, &bytes, true, LoadOptions::default())?;
     let meta = |k: &str| loaded.metadata.get(k).cloned();
     let (Some(opt_name), Some(iters), Some(epochs)) =
         (meta("kiln.optimizer"), meta("kiln.optimizer.iterations"), meta("kiln.epochs"))
@@ -249,11 +320,26 @@ pub fn load_checkpoint<M: Model>(m: &mut M, path: &Path) -> Result<()> {
     };
     let parse =
         |s: &str, k: &str| s.parse::<u64>().map_err(|_| bad(&shown, format!("metadata `{k}` is not a number: `{s}`")));
-    let (iterations, epochs) = (parse(&iters, "kiln.optimizer.iterations")?, parse(&epochs, "kiln.epochs")?);
-    // Checkpoints written before the random stream was saved resume it from its start.
+    let count = |s: &str, k: &str| {
+        let v = parse(s, k)?;
+        if v > MAX_COUNT {
+            return Err(bad(
+                &shown,
+                format!("metadata `{k}` is {v}, above the largest count kiln resumes from ({MAX_COUNT})"),
+            ));
+        }
+        Ok(v)
+    };
+    let (iterations, epochs) = (count(&iters, "kiln.optimizer.iterations")?, count(&epochs, "kiln.epochs")?);
+    // Checkpoints written before the random stream and the seed were saved resume the stream from
+    // its start and keep the model's own seed.
     let stream = match meta("kiln.rng") {
         Some(s) => parse(&s, "kiln.rng")?,
         None => 0,
+    };
+    let seed = match meta("kiln.seed") {
+        Some(s) => parse(&s, "kiln.seed")?,
+        None => m.train_state().seed(),
     };
     let st = m.train_state();
     let current = st.optimizer().ok_or(Error::NotCompiled("load_checkpoint"))?.name();
@@ -265,7 +351,7 @@ pub fn load_checkpoint<M: Model>(m: &mut M, path: &Path) -> Result<()> {
     }
     let state = OptimizerState { iterations, arrays: loaded.optimizer.clone() };
     install(m, loaded);
-    m.train_state_mut().restore(state, epochs, stream);
+    m.train_state_mut().restore(state, epochs, seed, stream);
     Ok(())
 }
 

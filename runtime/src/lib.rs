@@ -22,6 +22,7 @@ pub mod testing;
 pub mod train;
 
 pub use error::{Error, Result, Shape};
+pub use io::LoadOptions;
 pub use layers::{
     Activation, ActivationFn, Add, Average, BackwardOpts, Concatenate, Ctx, Dense, Dot, Elu, Gelu, Init, Layer,
     LayerBuffers, LeakyRelu, Linear, Maximum, Minimum, Multiply, Param, Relu, Role, Selu, Shaped, Shareable, Sigmoid,

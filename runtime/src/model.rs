@@ -179,10 +179,16 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         crate::io::save_weights(self, path.as_ref())
     }
 
-    /// Loads weights saved by `save_weights`. The whole file is checked first (names, shapes,
-    /// dtype, finite values); on any error the model is unchanged.
+    /// Loads weights saved by `save_weights`. The whole file is checked first (checksums,
+    /// architecture, names, shapes, dtype, finite values); on any error the model is unchanged.
     fn load_weights(&mut self, path: impl AsRef<std::path::Path>) -> Result<()> {
-        crate::io::load_weights(self, path.as_ref())
+        crate::io::load_weights(self, path.as_ref(), crate::io::LoadOptions::default())
+    }
+
+    /// `load_weights` with options: `LoadOptions { check_architecture: false }` loads a file
+    /// saved by a model of another architecture whose tensors have the same names and shapes.
+    fn load_weights_with(&mut self, path: impl AsRef<std::path::Path>, opts: crate::io::LoadOptions) -> Result<()> {
+        crate::io::load_weights(self, path.as_ref(), opts)
     }
 
     /// Saves weights, optimizer state and the epoch count, so that training resumes exactly.

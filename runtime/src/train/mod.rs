@@ -119,11 +119,15 @@ impl TrainState {
     }
 
     /// Restores a checkpoint's optimizer state and epoch count.
-    pub(crate) fn restore(&mut self, state: crate::optimizers::OptimizerState, epochs: u64, stream: u64) {
+    /// Restores a checkpoint's optimizer state, epoch count, seed and stream position: training
+    /// then continues exactly as the saved run would have, whatever seed this model was built with.
+    pub(crate) fn restore(&mut self, state: crate::optimizers::OptimizerState, epochs: u64, seed: u64, stream: u64) {
         if let Some(c) = &mut self.compiled {
             c.optimizer.load_state(state);
         }
         self.epochs = epochs;
+        self.seed = seed;
+        self.stream = Stream::new(seed);
         self.stream.set_position(stream);
     }
 
