@@ -198,3 +198,33 @@ fn a_diverging_loss_stops_fit_with_the_finished_epochs() {
     again.fit(&x, &y, Fit { epochs: epoch - 1, ..opts }).unwrap();
     assert_eq!(values(&m), values(&again));
 }
+
+#[test]
+fn validation_split_holds_out_the_rows_keras_does() {
+    // n - floor(n * (1 - split)), as Keras 3 computes it in Python floats.
+    let keras = [
+        (400, 0.1, 40),
+        (400, 0.2, 80),
+        (400, 0.33, 132),
+        (1000, 0.2, 200),
+        (1000, 0.33, 331),
+        (1797, 0.2, 360),
+        (1797, 0.5, 899),
+        (10, 0.3, 3),
+        (10, 0.25, 3),
+        (7, 0.05, 1),
+        (333, 0.15, 50),
+        (64, 0.2, 13),
+        (64, 0.1, 7),
+    ];
+    for (n, split, rows) in keras {
+        assert_eq!(kiln::validation_rows(n, split), rows, "{n} rows, split {split}");
+    }
+    // And fit uses it: 400 rows at 0.2 train on 320 (10 batches of 32).
+    let (x, y) = data(400);
+    let mut m = Clf::new();
+    m.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    let h = m.fit(&x, &y, Fit { validation_split: 0.2, ..quiet(1) }).unwrap();
+    let held_out = m.evaluate(&x.slice(kiln::ndarray::s![320.., ..]), &y.slice(kiln::ndarray::s![320..])).unwrap();
+    assert_eq!(h.last("val_loss").unwrap(), held_out["loss"]);
+}

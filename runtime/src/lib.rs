@@ -38,7 +38,7 @@ pub use random::Stream;
 pub use summary::LayerInfo;
 pub use train::{
     ApplyGradients, Compile, Fit, Gradients, HasCallState, History, IntoLoss, Logs, ModelState, StepBatch, TrainState,
-    apply_gradients, batches, validation_data,
+    apply_gradients, batches, validation_data, validation_rows,
 };
 
 /// The seed models use when none is given (`Model::new()`); `with_seed` picks another.

@@ -127,8 +127,10 @@ impl ActKind {
                     y + 1.0
                 }
             }
+            // At exactly 0 the slope is `scale`, as in TensorFlow's SeluGrad (inputs below 0 take
+            // the other branch).
             ActKind::Selu => {
-                if y > 0.0 {
+                if y >= 0.0 {
                     SELU_SCALE
                 } else {
                     y + SELU_SCALE * SELU_ALPHA
@@ -260,6 +262,12 @@ fn zip_df(y: &[f32], dy: &[f32], dz: &mut [f32], df: impl Fn(f32) -> f32) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn selu_slope_at_zero_is_scale_as_in_keras() {
+        assert_eq!(ActKind::Selu.df(0.0, ActKind::Selu.f(0.0)), SELU_SCALE);
+        assert!((ActKind::Selu.df(-1e-6, ActKind::Selu.f(-1e-6)) - SELU_SCALE * SELU_ALPHA).abs() < 1e-4);
+    }
+
     use super::*;
 
     #[test]

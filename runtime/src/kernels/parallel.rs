@@ -51,8 +51,11 @@ pub fn join(parallel: bool, first: impl FnOnce() + Send, second: impl FnOnce() +
         return;
     }
     let job = std::sync::Mutex::new(Some(second));
+    // The worker computes in this thread's floating-point mode (flush-to-zero), not its own.
+    let mode = crate::fpenv::mode();
     let run = || {
         if let Some(f) = job.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _mode = crate::fpenv::WithMode::new(mode);
             f();
         }
     };

@@ -410,8 +410,7 @@ pub(crate) fn fit<M: Model>(
         None => None,
     };
     // Keras: the validation rows are the last ones, taken before shuffling.
-    let n_train =
-        if validation.is_none() { (n as f64 * (1.0 - opts.validation_split as f64)).floor() as usize } else { n };
+    let n_train = if validation.is_none() { n - validation_rows(n, opts.validation_split) } else { n };
     if n_train == 0 {
         return Err(Error::invalid(
             "validation_split",
@@ -531,6 +530,15 @@ fn evaluate_rows<M: Model>(
         tracker.observe(m, c, &range(ys, start, start + k)[..M::OUTPUTS.len()], k, None);
         Ok(())
     })
+}
+
+/// How many of `n` rows `fit` holds out for `validation_split`: the last
+/// `n - floor(n · (1 - split))`, computed as Keras does, in double precision on the fraction as
+/// written (`0.2`, not the `f32` nearest to it), so both hold out the same rows.
+pub fn validation_rows(n: usize, validation_split: f32) -> usize {
+    // The shortest decimal that reads back as this f32 is the fraction the user wrote.
+    let split: f64 = validation_split.to_string().parse().unwrap_or(validation_split as f64);
+    n - ((n as f64 * (1.0 - split)).floor() as usize).min(n)
 }
 
 /// The one check of a batch size, for `fit` and `batches`.
