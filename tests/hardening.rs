@@ -228,3 +228,18 @@ fn validation_split_holds_out_the_rows_keras_does() {
     let held_out = m.evaluate(&x.slice(kiln::ndarray::s![320.., ..]), &y.slice(kiln::ndarray::s![320..])).unwrap();
     assert_eq!(h.last("val_loss").unwrap(), held_out["loss"]);
 }
+
+#[test]
+fn views_of_any_layout_predict_the_same_as_contiguous_arrays() {
+    let (x, _) = data(50);
+    let mut m = Clf::new();
+    let want = m.predict(&x).unwrap();
+    let transposed = x.t().to_owned();
+    assert_eq!(m.predict(&transposed.t()).unwrap(), want);
+    let mut doubled = Array2::<f32>::zeros((100, 6));
+    doubled.slice_mut(kiln::ndarray::s![..;2, ..]).assign(&x);
+    assert_eq!(m.predict(&doubled.slice(kiln::ndarray::s![..;2, ..])).unwrap(), want);
+    let mut wide = Array2::<f32>::zeros((50, 12));
+    wide.slice_mut(kiln::ndarray::s![.., ..;2]).assign(&x);
+    assert_eq!(m.predict(&wide.slice(kiln::ndarray::s![.., ..;2])).unwrap(), want);
+}

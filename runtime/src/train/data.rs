@@ -21,11 +21,37 @@ impl Rows<'_> {
     }
 }
 
+/// The array's values in row-major order: borrowed when they already are, else copied. The copy
+/// iterates with the array's fixed rank (a dynamic-rank iterator costs an index vector update per
+/// value, 10x the copy itself), so a transposed or stepped view costs about a contiguous copy.
 fn contiguous<'a>(a: &'a ArrayViewD<'_, f32>) -> Cow<'a, [f32]> {
-    match a.as_slice() {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(a.iter().copied().collect()),
+    if let Some(s) = a.as_slice() {
+        return Cow::Borrowed(s);
     }
+    let mut out = Vec::with_capacity(a.len());
+    // Rows along the last axis that are contiguous (a stepped or sliced view): one copy each.
+    if a.ndim() > 0 && a.strides().last() == Some(&1) {
+        for lane in a.lanes(ndarray::Axis(a.ndim() - 1)) {
+            match lane.as_slice() {
+                Some(s) => out.extend_from_slice(s),
+                None => out.extend(lane.iter().copied()),
+            }
+        }
+        return Cow::Owned(out);
+    }
+    macro_rules! typed {
+        ($($rank:literal => $ix:ty),*) => {
+            match a.ndim() {
+                $($rank => match a.view().into_dimensionality::<$ix>() {
+                    Ok(v) => out.extend(v.iter().copied()),
+                    Err(_) => out.extend(a.iter().copied()),
+                },)*
+                _ => out.extend(a.iter().copied()),
+            }
+        };
+    }
+    typed!(1 => ndarray::Ix1, 2 => ndarray::Ix2, 3 => ndarray::Ix3, 4 => ndarray::Ix4, 5 => ndarray::Ix5, 6 => ndarray::Ix6);
+    Cow::Owned(out)
 }
 
 fn shape_str(rows: &str, dims: &[usize]) -> String {
