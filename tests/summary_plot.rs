@@ -173,3 +173,22 @@ fn history_plots_training_and_validation_curves() {
     h.plot(d.join("history.png")).unwrap();
     assert!(png::Decoder::new(std::fs::File::open(d.join("history.png")).unwrap()).read_info().is_ok());
 }
+
+functional! {
+    /// A plain chain written functionally: Keras leaves out `Connected to` for it.
+    pub struct Chain {
+        inputs = Input([8]);
+        h = Dense(4, activation = relu)(inputs);
+        outputs = Dense(2)(h);
+        Model(inputs, outputs)
+    }
+}
+
+#[test]
+fn a_functional_chain_has_no_connected_to_column() {
+    let s = Chain::new().summary_string();
+    assert!(!s.contains("Connected to"), "{s}");
+    // kiln names the input row after its variable (Keras: `input_layer`).
+    assert!(s.contains("inputs (InputLayer)"), "{s}");
+    assert!(Tower::new().summary_string().contains("Connected to"));
+}

@@ -68,6 +68,16 @@ pub(crate) fn shape(s: &[usize]) -> String {
     out + ")"
 }
 
+/// Keras' rule for leaving out the `Connected to` column of a functional model: one input, and
+/// every layer reads one value that nothing else reads (a plain chain, no shared layer).
+fn sequential_like(layers: &[LayerInfo]) -> bool {
+    if layers.iter().filter(|l| l.kind == "InputLayer").count() > 1 {
+        return false;
+    }
+    let mut read = std::collections::HashSet::new();
+    layers.iter().filter(|l| l.kind != "InputLayer").all(|l| l.connected.len() == 1 && read.insert(l.connected[0]))
+}
+
 pub(crate) fn render<M: Model>(m: &M, expand_nested: bool) -> String {
     let (mut total, mut trainable) = (0, 0);
     m.visit_weights(&mut |_, p| {
@@ -77,7 +87,8 @@ pub(crate) fn render<M: Model>(m: &M, expand_nested: bool) -> String {
         }
     });
     // Functional models add Keras' `Connected to` column; a cell may hold several lines.
-    let functional = M::LAYERS.iter().any(|l| l.kind == "InputLayer" || !l.connected.is_empty());
+    let functional =
+        M::LAYERS.iter().any(|l| l.kind == "InputLayer" || !l.connected.is_empty()) && !sequential_like(M::LAYERS);
     let mut header = vec!["Layer (type)".to_string(), "Output Shape".into(), "Param #".into()];
     if functional {
         header.push("Connected to".into());
