@@ -92,7 +92,13 @@ fn bits<M: Model>(m: &M) -> Vec<u32> {
     w
 }
 
-fn optimizer_state<M: Model>(m: &M) -> Option<(u64, Vec<Vec<f32>>)> {
+/// The optimizer's step count and state arrays, if compiled.
+type OptState = Option<(u64, Vec<Vec<f32>>)>;
+
+/// What a call must leave as it was when it fails: weight bits and optimizer state.
+type Snapshot = (Vec<u32>, OptState);
+
+fn optimizer_state<M: Model>(m: &M) -> OptState {
     m.train_state().optimizer().map(|o| {
         let s = o.state();
         (s.iterations, s.arrays)
@@ -105,7 +111,7 @@ fn finite(h: &History) -> bool {
 
 /// Checks the outcome of a call that may change the model: on `Err`, nothing changed (or, for a
 /// stopped run, the weights are finite).
-fn outcome<T, M: Model>(r: &kiln::Result<T>, m: &M, before: &(Vec<u32>, Option<(u64, Vec<Vec<f32>>)>)) {
+fn outcome<T, M: Model>(r: &kiln::Result<T>, m: &M, before: &Snapshot) {
     CASES.fetch_add(1, Ordering::Relaxed);
     match r {
         Ok(_) => {
