@@ -45,6 +45,7 @@ fn dense_with_every_activation() {
     dense::<kiln::LeakyRelu>();
     dense::<kiln::Softplus>();
     dense::<kiln::Swish>();
+    dense::<kiln::GeluApproximate>();
 }
 
 #[test]
@@ -75,6 +76,7 @@ fn activation_layer_with_every_activation() {
     activation::<kiln::LeakyRelu>();
     activation::<kiln::Softplus>();
     activation::<kiln::Swish>();
+    activation::<kiln::GeluApproximate>();
 }
 
 #[test]
@@ -164,4 +166,34 @@ fn fused_softmax_cross_entropy_through_a_model() {
         let numeric = (plus - minus) / 2e-3;
         assert!((dx[j] as f64 - numeric).abs() < 2e-3 * (1.0 + numeric.abs()), "x[{j}]: {} vs {numeric}", dx[j]);
     }
+}
+
+#[test]
+fn leaky_relu_layer_with_keras_slope() {
+    let mut layer = kiln::LeakyReLU::new(0.3);
+    check_layer(&mut layer, &[&away_from_zero(3 * 5, 11)], 3, 0, TOL).unwrap();
+    sequential! {
+        struct Leaky: [2, 4] {
+            Dense(4),
+            LeakyReLU,
+            Dense(3, activation = tanh),
+            LeakyReLU(negative_slope = 0.05),
+            Flatten,
+            Dense(2, activation = softmax),
+        }
+    }
+    let mut m = Leaky::with_seed(3);
+    let s = m.summary_string();
+    assert!(s.contains("leaky_re_lu (LeakyReLU)") && s.contains("leaky_re_lu_1 (LeakyReLU)"), "{s}");
+    let x = away_from_zero(3 * 8, 12);
+    kiln::testing::check_model(&mut m, &[&x], 3, 8, TOL).unwrap();
+    // Keras' layer default (0.3) differs from its activation's (0.2), and kiln follows both.
+    let mut one = Leaky::with_seed(3);
+    let probe = [-1.0f32, 2.0];
+    let mut s = kiln::Stream::new(0);
+    let mut l = kiln::LeakyReLU::new(0.3);
+    l.forward(&[&probe], &mut kiln::Ctx::new(1, false, &mut s));
+    assert_eq!(l.output(), &[-0.3, 2.0]);
+    assert_eq!(kiln::kernels::ActKind::LeakyRelu.f(-1.0), -0.2);
+    let _ = one.predict(&kiln::ndarray::Array3::<f32>::zeros((1, 2, 4))).unwrap();
 }

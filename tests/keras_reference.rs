@@ -68,3 +68,35 @@ fn optimizer_steps_match_keras_defaults() {
         }
     }
 }
+
+/// Every activation's value and derivative at fixed points (including 0, where several change
+/// branch) against Keras 3 in float32: `examples/keras/activations.py` wrote the CSV.
+#[test]
+fn activations_and_their_derivatives_match_keras() {
+    use kiln::kernels::ActKind;
+    let csv = include_str!("fixtures/keras/activations.csv");
+    let mut checked = 0;
+    for line in csv.lines().filter(|l| !l.starts_with('#') && !l.starts_with("name")) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (name, x, y, dy) =
+            (f[0], f[1].parse::<f32>().unwrap(), f[2].parse::<f32>().unwrap(), f[3].parse::<f32>().unwrap());
+        let (got, dgot) = if name == "leaky_relu_layer" {
+            let mut layer = kiln::LeakyReLU::new(0.3);
+            let mut s = kiln::Stream::new(0);
+            let opts = kiln::BackwardOpts { input_grad: true, ..Default::default() };
+            kiln::Layer::forward(&mut layer, &[&[x]], &mut kiln::Ctx::new(1, true, &mut s));
+            let y = kiln::Layer::output(&layer)[0];
+            kiln::Layer::backward(&mut layer, &[&[x]], &[1.0], &mut kiln::Ctx::new(1, true, &mut s), opts);
+            (y, kiln::Layer::input_grad(&layer, 0)[0])
+        } else {
+            let act = ActKind::ALL[ActKind::NAMES.iter().position(|n| *n == name).expect(name)];
+            let y = act.f(x);
+            (y, act.df(x, y))
+        };
+        let close = |a: f32, b: f32| (a - b).abs() <= 2e-6 * (1.0 + b.abs());
+        assert!(close(got, y), "{name}({x}): kiln {got}, Keras {y}");
+        assert!(close(dgot, dy), "{name}'({x}): kiln {dgot}, Keras {dy}");
+        checked += 1;
+    }
+    assert_eq!(checked, 108, "12 activations at 9 points");
+}

@@ -22,6 +22,7 @@ pub const ACTIVATIONS: &[(&str, &str)] = &[
     ("softplus", "Softplus"),
     ("swish", "Swish"),
     ("silu", "Swish"),
+    ("gelu_approximate", "GeluApproximate"),
 ];
 
 /// An activation as the user named it.

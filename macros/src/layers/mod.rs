@@ -6,6 +6,7 @@
 mod activation;
 mod custom;
 mod dense;
+mod leaky_relu;
 mod merge;
 mod view;
 
@@ -131,6 +132,7 @@ pub const KINDS: &[Kind] = &[
     view::FLATTEN,
     view::RESHAPE,
     activation::KIND,
+    leaky_relu::KIND,
     custom::KIND,
     merge::ADD,
     merge::SUBTRACT,
@@ -185,6 +187,26 @@ impl Args<'_> {
             }
             None => Some(None),
         }
+    }
+
+    /// A number argument (integers allowed) with its default; `None` (reported) when it is not a
+    /// number or fails `valid`, whose text says what is allowed.
+    pub fn number(&self, key: &str, default: f64, valid: (fn(f64) -> bool, &str), errors: &mut Errors) -> Option<f64> {
+        let v = match self.get(key) {
+            Some(Value::Float(f, _)) => *f,
+            Some(Value::Int(i, _)) => *i as f64,
+            Some(v) => {
+                errors.at(v.span(), format!("{key} must be a number, e.g. {key} = {default}"));
+                return None;
+            }
+            None => return Some(default),
+        };
+        if !valid.0(v) {
+            let span = self.get(key).map(Value::span).unwrap_or_else(proc_macro2::Span::call_site);
+            errors.at(span, format!("{key} must be {}, got {v}", valid.1));
+            return None;
+        }
+        Some(v)
     }
 
     /// A boolean argument with its default.

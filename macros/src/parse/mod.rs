@@ -21,6 +21,8 @@ use crate::layers::{Args, Spec, kind, unknown_layer};
 /// An argument value in a layer call.
 pub enum Value {
     Int(i64, Span),
+    /// A number written with a point or an exponent (`0.3`, `1e-3`).
+    Float(f64, Span),
     Str(String, Span),
     Ident(Ident),
     Bool(bool, Span),
@@ -32,7 +34,7 @@ pub enum Value {
 impl Value {
     pub fn span(&self) -> Span {
         match self {
-            Value::Int(_, s) | Value::Str(_, s) | Value::Bool(_, s) | Value::List(_, s) => *s,
+            Value::Int(_, s) | Value::Float(_, s) | Value::Str(_, s) | Value::Bool(_, s) | Value::List(_, s) => *s,
             Value::Ident(i) => i.span(),
             Value::Type(t) => syn::spanned::Spanned::span(t),
         }
@@ -49,7 +51,13 @@ fn parse_int(input: ParseStream) -> syn::Result<(i64, Span)> {
 
 impl Parse for Value {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        if input.peek(LitInt) || input.peek(Token![-]) {
+        if input.peek(syn::LitFloat) || (input.peek(Token![-]) && input.peek2(syn::LitFloat)) {
+            let neg: Option<Token![-]> = input.parse()?;
+            let lit: syn::LitFloat = input.parse()?;
+            let v: f64 = lit.base10_parse()?;
+            let span = neg.map(|n| n.span.join(lit.span()).unwrap_or(lit.span())).unwrap_or(lit.span());
+            Ok(Value::Float(if neg.is_some() { -v } else { v }, span))
+        } else if input.peek(LitInt) || input.peek(Token![-]) {
             let (v, s) = parse_int(input)?;
             Ok(Value::Int(v, s))
         } else if input.peek(LitStr) {

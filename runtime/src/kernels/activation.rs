@@ -29,7 +29,12 @@ pub enum ActKind {
     Softplus,
     /// `x · sigmoid(x)`, also called silu.
     Swish,
+    /// Keras' `gelu(x, approximate=True)`: `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+    GeluApproximate,
 }
+
+/// √(2/π), of the tanh form of gelu.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
 const SELU_ALPHA: f32 = 1.673_263_2;
 const SELU_SCALE: f32 = 1.050_701;
@@ -37,7 +42,7 @@ const LEAKY_SLOPE: f32 = 0.2;
 
 impl ActKind {
     /// Every activation, in the order of [`ActKind::NAMES`].
-    pub const ALL: [ActKind; 11] = [
+    pub const ALL: [ActKind; 12] = [
         ActKind::Linear,
         ActKind::Relu,
         ActKind::Sigmoid,
@@ -49,11 +54,25 @@ impl ActKind {
         ActKind::LeakyRelu,
         ActKind::Softplus,
         ActKind::Swish,
+        ActKind::GeluApproximate,
     ];
 
-    /// Keras' names for the activations.
-    pub const NAMES: [&'static str; 11] =
-        ["linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "selu", "leaky_relu", "softplus", "swish"];
+    /// Keras' names for the activations (`gelu_approximate` is Keras' `gelu` with
+    /// `approximate=True`).
+    pub const NAMES: [&'static str; 12] = [
+        "linear",
+        "relu",
+        "sigmoid",
+        "tanh",
+        "softmax",
+        "gelu",
+        "elu",
+        "selu",
+        "leaky_relu",
+        "softplus",
+        "swish",
+        "gelu_approximate",
+    ];
 
     /// Keras' name of this activation.
     pub const fn name(self) -> &'static str {
@@ -63,7 +82,7 @@ impl ActKind {
     /// Whether the derivative needs the activation's input; the others recover it from the output,
     /// so layers keep only one buffer for them.
     pub fn needs_input(self) -> bool {
-        matches!(self, ActKind::Gelu | ActKind::Softplus | ActKind::Swish)
+        matches!(self, ActKind::Gelu | ActKind::GeluApproximate | ActKind::Softplus | ActKind::Swish)
     }
 
     /// `f(x)` for one value (not softmax, which needs the whole row).
@@ -75,6 +94,7 @@ impl ActKind {
             ActKind::Sigmoid => sigmoid(x),
             ActKind::Tanh => x.tanh(),
             ActKind::Gelu => 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)),
+            ActKind::GeluApproximate => 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh()),
             ActKind::Elu => {
                 if x > 0.0 {
                     x
@@ -115,6 +135,10 @@ impl ActKind {
             }
             ActKind::Sigmoid => y * (1.0 - y),
             ActKind::Tanh => 1.0 - y * y,
+            ActKind::GeluApproximate => {
+                let t = (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh();
+                0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044_715 * x * x)
+            }
             ActKind::Gelu => {
                 let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
                 let pdf = (-0.5 * x * x).exp() * 0.398_942_3;
@@ -196,6 +220,7 @@ pub fn bias_act(kind: ActKind, y: &mut [f32], pre: Option<&mut [f32]>, bias: Opt
         ActKind::Sigmoid => map(y, |x| ActKind::Sigmoid.f(x)),
         ActKind::Tanh => map(y, |x| ActKind::Tanh.f(x)),
         ActKind::Gelu => map(y, |x| ActKind::Gelu.f(x)),
+        ActKind::GeluApproximate => map(y, |x| ActKind::GeluApproximate.f(x)),
         ActKind::Elu => map(y, |x| ActKind::Elu.f(x)),
         ActKind::Selu => map(y, |x| ActKind::Selu.f(x)),
         ActKind::LeakyRelu => map(y, |x| ActKind::LeakyRelu.f(x)),

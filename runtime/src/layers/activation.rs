@@ -45,6 +45,8 @@ activations! {
     Softplus => Softplus,
     /// `swish` (also `silu`).
     Swish => Swish,
+    /// `gelu_approximate`: Keras' `gelu(x, approximate=True)`, the tanh form.
+    GeluApproximate => GeluApproximate,
 }
 
 /// `silu` is Keras' other name for swish.

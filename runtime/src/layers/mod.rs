@@ -15,19 +15,21 @@
 mod activation;
 mod checks;
 mod dense;
+mod leaky_relu;
 mod merge;
 mod param;
 mod traits;
 
 pub use activation::{
-    Activation, ActivationBuffers, ActivationFn, Elu, Gelu, LeakyRelu, Linear, Relu, Selu, Sigmoid, Silu, Softmax,
-    Softplus, Swish, Tanh,
+    Activation, ActivationBuffers, ActivationFn, Elu, Gelu, GeluApproximate, LeakyRelu, Linear, Relu, Selu, Sigmoid,
+    Silu, Softmax, Softplus, Swish, Tanh,
 };
 pub use checks::{
     expect_dims, expect_params, expect_same, expect_same_dims, expect_same_lead, expect_shape, expect_width,
     field_shape, same_shape, shape_eq,
 };
 pub use dense::{Dense, DenseBuffers};
+pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
 pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
 pub use param::{Param, Role};
 pub use traits::{Init, Shaped, init_vec, set_trainable_all};
