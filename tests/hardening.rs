@@ -243,3 +243,23 @@ fn views_of_any_layout_predict_the_same_as_contiguous_arrays() {
     wide.slice_mut(kiln::ndarray::s![.., ..;2]).assign(&x);
     assert_eq!(m.predict(&wide.slice(kiln::ndarray::s![.., ..;2])).unwrap(), want);
 }
+
+#[test]
+fn evaluate_and_predict_take_keras_batch_size_and_refuse_zero() {
+    let (x, y) = data(50);
+    let mut m = Clf::new();
+    m.compile_with(Compile::default().loss("sparse_categorical_crossentropy")).unwrap();
+    assert_eq!(m.train_state().optimizer().unwrap().name(), "rmsprop", "Keras' default optimizer");
+    let a = m.evaluate(&x, &y).unwrap();
+    let b = m.evaluate_with(&x, &y, kiln::Evaluate { batch_size: 7, verbose: 0 }).unwrap();
+    assert!((a["loss"] - b["loss"]).abs() < 1e-6);
+    let e = m.evaluate_with(&x, &y, kiln::Evaluate { batch_size: 0, verbose: 0 }).unwrap_err().to_string();
+    assert!(e.contains("batch_size"), "{e}");
+    let p = m.predict_with(&x, kiln::Predict { batch_size: 3, verbose: 0 }).unwrap();
+    let worst = p.iter().zip(&m.predict(&x).unwrap()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(worst < 1e-6, "predictions agree across batch sizes to rounding ({worst})");
+    assert!(m.predict_with(&x, kiln::Predict { batch_size: 0, verbose: 0 }).is_err());
+    // A missing loss is reported when compiling.
+    let e = Clf::new().compile_with(Compile::default()).unwrap_err().to_string();
+    assert!(e.contains("has no loss"), "{e}");
+}

@@ -37,8 +37,8 @@ pub use rand::rngs::StdRng;
 pub use random::Stream;
 pub use summary::LayerInfo;
 pub use train::{
-    ApplyGradients, Compile, Fit, Gradients, HasCallState, History, IntoLoss, Logs, ModelState, StepBatch, TrainState,
-    apply_gradients, batches, validation_data, validation_rows,
+    ApplyGradients, Compile, Evaluate, Fit, Gradients, HasCallState, History, IntoLoss, Logs, ModelState, Predict,
+    StepBatch, TrainState, apply_gradients, batches, validation_data, validation_rows,
 };
 
 /// The seed models use when none is given (`Model::new()`); `with_seed` picks another.

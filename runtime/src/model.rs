@@ -152,7 +152,13 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// Loss and metrics on `x`, `y` (batches of [`EVALUATE_BATCH`](crate::train::EVALUATE_BATCH)
     /// rows, Keras' default; inference mode), keyed as in `History`.
     fn evaluate<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>) -> Result<Logs> {
-        train::evaluate(self, x.views(), y.views())
+        train::evaluate(self, x.views(), y.views(), train::Evaluate::default())
+    }
+
+    /// `evaluate` with Keras' `batch_size` and `verbose`:
+    /// `model.evaluate_with(&x, &y, Evaluate { batch_size: 128, verbose: 1 })`.
+    fn evaluate_with<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>, opts: train::Evaluate) -> Result<Logs> {
+        train::evaluate(self, x.views(), y.views(), opts)
     }
 
     /// The model's outputs for every row of `x`, each in its output's shape: `[n, ..output
@@ -160,7 +166,12 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// for several outputs. A single sample is a 1-row
     /// array; see also [`predict_one`](Self::predict_one).
     fn predict<'a>(&mut self, x: impl Inputs<'a>) -> Result<Self::Prediction> {
-        train::predict(self, x.views()).and_then(Prediction::from_outputs)
+        train::predict(self, x.views(), train::Predict::default()).and_then(Prediction::from_outputs)
+    }
+
+    /// `predict` with Keras' `batch_size` and `verbose`.
+    fn predict_with<'a>(&mut self, x: impl Inputs<'a>, opts: train::Predict) -> Result<Self::Prediction> {
+        train::predict(self, x.views(), opts).and_then(Prediction::from_outputs)
     }
 
     /// The (first) output for one sample of a single-input model, given as a flat slice of the

@@ -37,6 +37,18 @@ pub struct Compile {
     output_metrics: Vec<(String, Vec<String>)>,
 }
 
+/// Keras' defaults: `rmsprop`, no metrics. A loss is still needed: kiln reports a missing one
+/// when compiling (Keras waits until training starts).
+///
+/// ```ignore
+/// model.compile_with(Compile::default().loss("mse"))?;
+/// ```
+impl Default for Compile {
+    fn default() -> Self {
+        Compile::new("rmsprop")
+    }
+}
+
 impl Compile {
     /// Starts a configuration with the optimizer (a name or a value).
     pub fn new(optimizer: impl IntoOptimizer) -> Self {

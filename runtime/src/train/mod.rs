@@ -552,17 +552,57 @@ pub(crate) fn check_batch_size(size: usize) -> Result<()> {
 /// Keras' default `batch_size` of `evaluate`.
 pub const EVALUATE_BATCH: usize = 32;
 
-pub(crate) fn evaluate<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>, y: Vec<ArrayViewD<'_, f32>>) -> Result<Logs> {
+/// Options of [`Model::evaluate_with`](crate::Model::evaluate_with), Keras' names.
+#[derive(Clone, Copy, Debug)]
+pub struct Evaluate {
+    /// Rows per forward pass (default 32, as in Keras).
+    pub batch_size: usize,
+    /// 0: silent (default); 1 or 2: one line with the loss and metrics, as Keras prints it.
+    pub verbose: u8,
+}
+
+impl Default for Evaluate {
+    fn default() -> Self {
+        Evaluate { batch_size: EVALUATE_BATCH, verbose: 0 }
+    }
+}
+
+/// Options of [`Model::predict_with`](crate::Model::predict_with), Keras' names.
+#[derive(Clone, Copy, Debug)]
+pub struct Predict {
+    /// Rows per forward pass (default 1024, where Keras uses 32: larger batches amortise each
+    /// product). Predictions agree across batch sizes to float rounding (a few products of a
+    /// handful of rows take another kernel, which sums in another order).
+    pub batch_size: usize,
+    /// 0: silent (default); 1 or 2: one line with the step count and time, as Keras prints it.
+    pub verbose: u8,
+}
+
+impl Default for Predict {
+    fn default() -> Self {
+        Predict { batch_size: PREDICT_BATCH, verbose: 0 }
+    }
+}
+
+pub(crate) fn evaluate<M: Model>(
+    m: &mut M,
+    x: Vec<ArrayViewD<'_, f32>>,
+    y: Vec<ArrayViewD<'_, f32>>,
+    opts: Evaluate,
+) -> Result<Logs> {
     let c = compiled(m, "evaluate")?;
+    check_batch_size(opts.batch_size)?;
     let xs = data::inputs::<M>(&x, "x")?;
     let ys = data::targets::<M>(&y, xs[0].n, &c.losses(), "y")?;
+    let progress = progress::Progress::start(opts.verbose, None, xs[0].n.div_ceil(opts.batch_size));
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();
         let c = st.compiled.as_ref().ok_or(Error::NotCompiled("evaluate"))?;
         let mut tracker = Tracker::new::<M>(c);
-        evaluate_rows(m, c, &mut tracker, &xs, &ys, 0, EVALUATE_BATCH)?;
+        evaluate_rows(m, c, &mut tracker, &xs, &ys, 0, opts.batch_size)?;
         let mut out = Logs::new();
         tracker.logs::<M>("", &mut out);
+        progress.finish(&out);
         Ok(out)
     })
 }
@@ -571,15 +611,17 @@ pub(crate) fn evaluate<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>, y: Vec<
 /// the buffers stay in cache.
 const PREDICT_BATCH: usize = 1024;
 
-pub(crate) fn predict<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>) -> Result<Vec<ArrayD<f32>>> {
+pub(crate) fn predict<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>, opts: Predict) -> Result<Vec<ArrayD<f32>>> {
+    check_batch_size(opts.batch_size)?;
     let xs = data::inputs::<M>(&x, "x")?;
     let n = xs[0].n;
     let mut outs: Vec<ArrayD<f32>> = M::OUTPUTS
         .iter()
         .map(|o| ArrayD::zeros(std::iter::once(n).chain(o.shape.iter().copied()).collect::<Vec<_>>()))
         .collect();
+    let progress = progress::Progress::start(opts.verbose, None, n.div_ceil(opts.batch_size));
     let _ftz = FlushDenormals::new();
-    infer_batches(m, &xs, 0, PREDICT_BATCH, |m, start, k| {
+    infer_batches(m, &xs, 0, opts.batch_size, |m, start, k| {
         for (j, out) in outs.iter_mut().enumerate() {
             let w = M::OUTPUTS[j].size();
             let dst = out.as_slice_mut().ok_or_else(|| Error::invalid("x", "output array not contiguous"))?;
@@ -587,6 +629,7 @@ pub(crate) fn predict<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>) -> Resul
         }
         Ok(())
     })?;
+    progress.finish(&Logs::new());
     Ok(outs)
 }
 

@@ -38,8 +38,15 @@ fn per_step(d: Duration, steps: usize) -> String {
 }
 
 impl Progress {
+    /// The display of one epoch of `fit`, after its `Epoch e/E` line.
     pub fn new(verbose: u8, epoch: usize, epochs: usize, steps: usize) -> Self {
-        if verbose > 0 {
+        Self::start(verbose, Some((epoch, epochs)), steps)
+    }
+
+    /// A display of `steps` steps: one epoch of `fit` (with its header), or `evaluate` and
+    /// `predict` (none).
+    pub fn start(verbose: u8, epoch: Option<(usize, usize)>, steps: usize) -> Self {
+        if let (true, Some((epoch, epochs))) = (verbose > 0, epoch) {
             println!("Epoch {}/{epochs}", epoch + 1);
         }
         let bar = (verbose == 1 && std::io::stdout().is_terminal()).then(|| {
