@@ -82,7 +82,7 @@ impl Gen<'_> {
     }
 
     pub fn constructor(&self, l: &LayerDef) -> TokenStream {
-        l.kind.constructor(&self.in_dims(l))
+        l.kind.constructor(&self.in_dims(l), &self.m.nodes[l.apps[0]].input_shapes)
     }
 
     /// A later application of a shared layer, whose buffers are swapped in for its passes.

@@ -101,7 +101,7 @@ impl Spec for Activation {
         quote!(#rt::Activation<#rt::#a, { #w }>)
     }
 
-    fn constructor(&self, ins: &[Vec<Dim>]) -> TokenStream {
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
         let ty = self.runtime_type(ins);
         quote!(<#ty>::new())
     }

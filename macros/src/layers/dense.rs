@@ -54,7 +54,7 @@ impl Spec for Dense {
         quote!(#rt::Dense<#inp, #units, #rt::#a>)
     }
 
-    fn constructor(&self, ins: &[Vec<Dim>]) -> TokenStream {
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
         let (ty, b) = (self.runtime_type(ins), self.use_bias);
         quote!(<#ty>::new(#b, &mut rng))
     }

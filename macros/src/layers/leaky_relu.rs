@@ -35,7 +35,7 @@ impl Spec for LeakyRelu {
         quote!(#rt::LeakyReLU)
     }
 
-    fn constructor(&self, _: &[Vec<Dim>]) -> TokenStream {
+    fn constructor(&self, _: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
         let (rt, slope) = (rt(), self.slope);
         quote!(#rt::LeakyReLU::new(#slope))
     }

@@ -72,7 +72,7 @@ impl Spec for Elementwise {
         let (rt, c) = (rt(), format_ident!("{}", self.class));
         quote!(#rt::#c)
     }
-    fn constructor(&self, ins: &[Vec<Dim>]) -> TokenStream {
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
         let ty = self.runtime_type(ins);
         quote!(<#ty>::new())
     }
@@ -141,7 +141,7 @@ impl Spec for Concatenate {
         let rt = rt();
         quote!(#rt::Concatenate)
     }
-    fn constructor(&self, ins: &[Vec<Dim>]) -> TokenStream {
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
         let a = self.index(ins[0].len()).unwrap_or(0);
         let outer = product(&ins[0][..a]);
         let widths = ins.iter().map(|s| product(&s[a..]));
@@ -185,7 +185,7 @@ impl Spec for Dot {
         let rt = rt();
         quote!(#rt::Dot)
     }
-    fn constructor(&self, ins: &[Vec<Dim>]) -> TokenStream {
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
         let (rt, w) = (rt(), product(&ins[0]));
         quote!(#rt::Dot::new(#w))
     }

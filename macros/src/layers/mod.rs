@@ -8,7 +8,10 @@ mod custom;
 mod dense;
 mod leaky_relu;
 mod merge;
+mod noise;
+mod norm;
 mod view;
+mod window;
 
 use std::rc::Rc;
 
@@ -54,8 +57,10 @@ pub trait Spec {
     /// The runtime type, for input shapes `ins` (`Dense<64, 10, Softmax>`).
     fn runtime_type(&self, ins: &[Vec<Dim>]) -> TokenStream;
 
-    /// The expression building it; `rng` (a `&mut StdRng`) is in scope.
-    fn constructor(&self, ins: &[Vec<Dim>]) -> TokenStream {
+    /// The expression building it, given the input shapes as dimensions in generated code and,
+    /// where the macro knows them, as numbers (`sequential!`, `functional!`; empty in a
+    /// subclassed model's `call`); `rng` (a `&mut StdRng`) is in scope.
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
         let ty = self.runtime_type(ins);
         let rt = rt();
         quote!(<#ty as #rt::Init>::init(&mut rng))
@@ -133,6 +138,20 @@ pub const KINDS: &[Kind] = &[
     view::RESHAPE,
     activation::KIND,
     leaky_relu::KIND,
+    window::CONV1D,
+    window::CONV2D,
+    window::MAX_POOL1D,
+    window::MAX_POOL2D,
+    window::AVG_POOL1D,
+    window::AVG_POOL2D,
+    window::GLOBAL_MAX1D,
+    window::GLOBAL_MAX2D,
+    window::GLOBAL_AVG1D,
+    window::GLOBAL_AVG2D,
+    norm::KIND,
+    noise::DROPOUT,
+    noise::GAUSSIAN_NOISE,
+    noise::RESCALING,
     custom::KIND,
     merge::ADD,
     merge::SUBTRACT,

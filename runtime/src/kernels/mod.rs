@@ -2,6 +2,7 @@
 //! element-wise activation kernels with their derivatives side by side.
 
 pub mod activation;
+pub mod conv;
 pub mod matmul;
 pub mod parallel;
 pub mod simd;

@@ -13,25 +13,34 @@
 //! Adding a layer is described in `CONTRIBUTING.md`.
 
 mod activation;
+mod batch_norm;
 mod checks;
+mod conv;
 mod dense;
 mod leaky_relu;
 mod merge;
+mod noise;
 mod param;
+mod pool;
 mod traits;
 
+pub use crate::kernels::conv::Window;
 pub use activation::{
     Activation, ActivationBuffers, ActivationFn, Elu, Gelu, GeluApproximate, LeakyRelu, Linear, Relu, Selu, Sigmoid,
     Silu, Softmax, Softplus, Swish, Tanh,
 };
+pub use batch_norm::{BatchNorm, BatchNormBuffers};
 pub use checks::{
     expect_dims, expect_params, expect_same, expect_same_dims, expect_same_lead, expect_shape, expect_width,
     field_shape, same_shape, shape_eq,
 };
+pub use conv::{Conv, ConvBuffers};
 pub use dense::{Dense, DenseBuffers};
 pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
 pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
+pub use noise::{Dropout, GaussianNoise, NoiseBuffers, Rescaling};
 pub use param::{Param, Role};
+pub use pool::{GlobalPool, Pool, PoolBuffers, PoolKind};
 pub use traits::{Init, Shaped, init_vec, set_trainable_all};
 
 pub use crate::random::Stream;

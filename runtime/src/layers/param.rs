@@ -50,6 +50,17 @@ impl Param {
         p
     }
 
+    /// Keras' `glorot_uniform` for a weight of any shape, given its fans (a convolution kernel
+    /// `[kh, kw, c, f]` has fan-in `kh·kw·c` and fan-out `kh·kw·f`).
+    pub fn glorot_uniform_shaped(shape: &[usize], fan_in: usize, fan_out: usize, rng: &mut impl Rng) -> Self {
+        let mut p = Param::zeros(shape);
+        let limit = (6.0 / (fan_in + fan_out).max(1) as f64).sqrt() as f32;
+        for v in &mut p.value {
+            *v = rng.random_range(-limit..limit);
+        }
+        p
+    }
+
     /// The array's shape (Keras' layout: a Dense kernel is `[inputs, units]`).
     pub fn shape(&self) -> &[usize] {
         &self.shape

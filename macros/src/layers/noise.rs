@@ -1,0 +1,80 @@
+//! `Dropout(rate)` and `GaussianNoise(stddev)`, active in training only, and `Rescaling(scale,
+//! offset = 0.0)`: layers of any shape that keep it.
+
+use std::rc::Rc;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{Args, Arity, Dim, Kind, Spec, rt};
+use crate::parse::Errors;
+
+pub const DROPOUT: Kind = Kind { class: "Dropout", args: &["rate"], arity: Arity::One, build: dropout };
+pub const GAUSSIAN_NOISE: Kind = Kind { class: "GaussianNoise", args: &["stddev"], arity: Arity::One, build: noise };
+pub const RESCALING: Kind =
+    Kind { class: "Rescaling", args: &["scale", "offset"], arity: Arity::One, build: rescaling };
+
+/// A shape-keeping layer and the runtime expression that builds it.
+struct Keep {
+    class: &'static str,
+    build: TokenStream,
+}
+
+fn keep(class: &'static str, build: TokenStream) -> Rc<dyn Spec> {
+    Rc::new(Keep { class, build })
+}
+
+fn dropout(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    if args.get("rate").is_none() {
+        errors.over(args.call, "Dropout needs its rate, e.g. Dropout(0.5)");
+        return None;
+    }
+    let valid: fn(f64) -> bool = |v| (0.0..1.0).contains(&v);
+    let rate = args.number("rate", 0.0, (valid, "in [0, 1)"), errors)? as f32;
+    let rt = rt();
+    Some(keep("Dropout", quote!(#rt::Dropout::new(#rate))))
+}
+
+fn noise(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    if args.get("stddev").is_none() {
+        errors.over(args.call, "GaussianNoise needs its stddev, e.g. GaussianNoise(0.1)");
+        return None;
+    }
+    let valid: fn(f64) -> bool = |v| v.is_finite() && v >= 0.0;
+    let stddev = args.number("stddev", 0.0, (valid, "a finite number >= 0"), errors)? as f32;
+    let rt = rt();
+    Some(keep("GaussianNoise", quote!(#rt::GaussianNoise::new(#stddev))))
+}
+
+fn rescaling(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    if args.get("scale").is_none() {
+        errors.over(args.call, "Rescaling needs its scale, e.g. Rescaling(1.0 / 255.0) or Rescaling(0.0039)");
+        return None;
+    }
+    let finite: fn(f64) -> bool = f64::is_finite;
+    let scale = args.number("scale", 1.0, (finite, "a finite number"), errors);
+    let offset = args.number("offset", 0.0, (finite, "a finite number"), errors);
+    let (scale, offset) = (scale? as f32, offset? as f32);
+    let rt = rt();
+    Some(keep("Rescaling", quote!(#rt::Rescaling::new(#scale, #offset))))
+}
+
+impl Spec for Keep {
+    fn class(&self) -> &'static str {
+        self.class
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        Ok(ins[0].clone())
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        let ty = quote::format_ident!("{}", self.class);
+        quote!(#rt::#ty)
+    }
+
+    fn constructor(&self, _: &[Vec<Dim>], _: &[Vec<usize>]) -> TokenStream {
+        self.build.clone()
+    }
+}

@@ -1,0 +1,73 @@
+//! `BatchNormalization(axis = -1, momentum = 0.99, epsilon = 0.001, center = true, scale = true)`.
+
+use std::rc::Rc;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{Args, Arity, Dim, Kind, Spec, last, rt, show};
+use crate::parse::{Errors, Value};
+
+pub const KIND: Kind = Kind {
+    class: "BatchNormalization",
+    args: &["axis", "momentum", "epsilon", "center", "scale"],
+    arity: Arity::One,
+    build,
+};
+
+struct BatchNorm {
+    momentum: f32,
+    epsilon: f32,
+    center: bool,
+    scale: bool,
+}
+
+fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    if let Some(v) = args.get("axis").filter(|v| !matches!(v, Value::Int(-1, _))) {
+        errors.at(v.span(), "kiln's BatchNormalization normalises the last axis: axis must be -1 (channels_last)");
+    }
+    let fraction: fn(f64) -> bool = |v| (0.0..=1.0).contains(&v);
+    let positive: fn(f64) -> bool = |v| v.is_finite() && v > 0.0;
+    let momentum = args.number("momentum", 0.99, (fraction, "in [0, 1]"), errors);
+    let epsilon = args.number("epsilon", 1e-3, (positive, "a finite number > 0"), errors);
+    let center = args.boolean("center", true, errors);
+    let scale = args.boolean("scale", true, errors);
+    Some(Rc::new(BatchNorm { momentum: momentum? as f32, epsilon: epsilon? as f32, center: center?, scale: scale? }))
+}
+
+impl Spec for BatchNorm {
+    fn class(&self) -> &'static str {
+        "BatchNormalization"
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        if ins[0].is_empty() {
+            return Err(format!("BatchNormalization needs an input with a channel axis, got {}", show(&ins[0])));
+        }
+        Ok(ins[0].clone())
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::BatchNorm)
+    }
+
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, c) = (rt(), last(&ins[0]));
+        let BatchNorm { momentum, epsilon, center, scale } = *self;
+        quote!(#rt::BatchNorm::new(#c, #momentum, #epsilon, #center, #scale))
+    }
+
+    fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        let c = *ins[0].last()?;
+        let mut p = Vec::new();
+        if self.scale {
+            p.push(("gamma", vec![c]));
+        }
+        if self.center {
+            p.push(("beta", vec![c]));
+        }
+        p.extend([("moving_mean", vec![c]), ("moving_variance", vec![c])]);
+        Some(p)
+    }
+}

@@ -1,0 +1,180 @@
+//! The geometry of a 2-D window over `channels_last` samples, shared by convolution and pooling,
+//! and the im2col / col2im pair that turns a convolution into one matrix product.
+//!
+//! A 1-D layer is the 2-D case with a height of 1. Sizes follow Keras (TensorFlow): with `valid`
+//! padding the output is `floor((H - (K-1)·d - 1) / s) + 1`; with `same` it is `ceil(H / s)`, the
+//! padding split with the smaller half first (top, left).
+
+/// Where a window goes over one sample: input and output sizes, window, strides, dilation and the
+/// padding before the first row and column. All fixed when the model compiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Input height (1 for a 1-D layer).
+    pub h: usize,
+    /// Input width (the length of a 1-D layer's input).
+    pub w: usize,
+    /// Input channels.
+    pub c: usize,
+    /// Window height.
+    pub kh: usize,
+    /// Window width.
+    pub kw: usize,
+    /// Vertical stride.
+    pub sh: usize,
+    /// Horizontal stride.
+    pub sw: usize,
+    /// Vertical dilation.
+    pub dh: usize,
+    /// Horizontal dilation.
+    pub dw: usize,
+    /// Rows of padding before the first (`same`).
+    pub ph: usize,
+    /// Columns of padding before the first (`same`).
+    pub pw: usize,
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+}
+
+/// Output size and padding before, as Keras computes them, for one axis; `None` when the window
+/// does not fit (`valid` with a window larger than the input) or a stride or dilation is 0.
+pub const fn axis(size: usize, k: usize, stride: usize, dilation: usize, same: bool) -> Option<(usize, usize)> {
+    if stride == 0 || dilation == 0 || k == 0 || size == 0 {
+        return None;
+    }
+    let span = (k - 1) * dilation + 1;
+    if same {
+        let out = size.div_ceil(stride);
+        let needed = (out - 1) * stride + span;
+        let pad = if needed > size { needed - size } else { 0 };
+        Some((out, pad / 2))
+    } else if span > size {
+        None
+    } else {
+        Some(((size - span) / stride + 1, 0))
+    }
+}
+
+impl Window {
+    /// Values in one input sample.
+    pub const fn in_len(&self) -> usize {
+        self.h * self.w * self.c
+    }
+
+    /// Positions in one output sample.
+    pub const fn out_positions(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Values in one column of the im2col matrix: one window over every channel.
+    pub const fn patch(&self) -> usize {
+        self.kh * self.kw * self.c
+    }
+
+    /// The input row and column a window position and tap read, if inside the input.
+    #[inline(always)]
+    fn at(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+        let y = (oy * self.sh + ky * self.dh).checked_sub(self.ph)?;
+        let x = (ox * self.sw + kx * self.dw).checked_sub(self.pw)?;
+        (y < self.h && x < self.w).then_some((y, x))
+    }
+
+    /// Writes the im2col matrix of `n` samples: one row per output position, holding the window's
+    /// values in `[kh, kw, c]` order (zeros where it hangs over the padding), matching a Keras
+    /// kernel `[kh, kw, c, filters]` read as `[patch, filters]`.
+    pub fn im2col(&self, x: &[f32], n: usize, cols: &mut [f32]) {
+        let (patch, c) = (self.patch(), self.c);
+        for s in 0..n {
+            let sample = &x[s * self.in_len()..(s + 1) * self.in_len()];
+            for oy in 0..self.oh {
+                for ox in 0..self.ow {
+                    let row = &mut cols[((s * self.oh + oy) * self.ow + ox) * patch..][..patch];
+                    for ky in 0..self.kh {
+                        for kx in 0..self.kw {
+                            let dst = &mut row[(ky * self.kw + kx) * c..][..c];
+                            match self.at(oy, ox, ky, kx) {
+                                Some((y, x)) => dst.copy_from_slice(&sample[(y * self.w + x) * c..][..c]),
+                                None => dst.fill(0.0),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`im2col`](Self::im2col): adds every column value back onto the input
+    /// position it was read from, writing the input gradient of `n` samples.
+    pub fn col2im(&self, cols: &[f32], n: usize, dx: &mut [f32]) {
+        dx.fill(0.0);
+        let (patch, c) = (self.patch(), self.c);
+        for s in 0..n {
+            let sample = &mut dx[s * self.in_len()..(s + 1) * self.in_len()];
+            for oy in 0..self.oh {
+                for ox in 0..self.ow {
+                    let row = &cols[((s * self.oh + oy) * self.ow + ox) * patch..][..patch];
+                    for ky in 0..self.kh {
+                        for kx in 0..self.kw {
+                            if let Some((y, x)) = self.at(oy, ox, ky, kx) {
+                                let src = &row[(ky * self.kw + kx) * c..][..c];
+                                for (d, v) in sample[(y * self.w + x) * c..][..c].iter_mut().zip(src) {
+                                    *d += v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls `f(output position, input offset)` for every input value a window position covers,
+    /// over one channel-less sample (offsets are of the first channel): what pooling walks.
+    #[inline(always)]
+    pub fn taps(&self, oy: usize, ox: usize, mut f: impl FnMut(usize)) {
+        for ky in 0..self.kh {
+            for kx in 0..self.kw {
+                if let Some((y, x)) = self.at(oy, ox, ky, kx) {
+                    f((y * self.w + x) * self.c);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_keras() {
+        // valid: floor((H - K) / s) + 1
+        assert_eq!(axis(28, 3, 1, 1, false), Some((26, 0)));
+        assert_eq!(axis(8, 3, 2, 1, false), Some((3, 0)));
+        assert_eq!(axis(7, 3, 1, 2, false), Some((3, 0)));
+        assert_eq!(axis(3, 5, 1, 1, false), None);
+        // same: ceil(H / s), padding split with the smaller half before
+        assert_eq!(axis(8, 3, 1, 1, true), Some((8, 1)));
+        assert_eq!(axis(8, 3, 2, 1, true), Some((4, 0)));
+        assert_eq!(axis(7, 4, 1, 1, true), Some((7, 1)));
+        assert_eq!(axis(5, 2, 0, 1, true), None);
+    }
+
+    /// col2im is the adjoint of im2col: <im2col(x), c> = <x, col2im(c)>.
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        let (oh, ph) = axis(5, 3, 2, 1, true).unwrap();
+        let (ow, pw) = axis(4, 2, 1, 2, false).unwrap();
+        let g = Window { h: 5, w: 4, c: 2, kh: 3, kw: 2, sh: 2, sw: 1, dh: 1, dw: 2, ph, pw, oh, ow };
+        let x: Vec<f32> = (0..2 * g.in_len()).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut cols = vec![0.0; 2 * g.out_positions() * g.patch()];
+        g.im2col(&x, 2, &mut cols);
+        let c: Vec<f32> = (0..cols.len()).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut back = vec![0.0; x.len()];
+        g.col2im(&c, 2, &mut back);
+        let lhs: f64 = cols.iter().zip(&c).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+        let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+        assert!((lhs - rhs).abs() < 1e-6 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+    }
+}

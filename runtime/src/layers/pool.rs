@@ -1,0 +1,234 @@
+use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Shareable, sized};
+use crate::kernels::conv::Window;
+
+/// What a pooling window computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    /// The largest value; the gradient goes to it (the first one, on ties).
+    Max,
+    /// The mean over the window's positions inside the input (padding is not counted, as in
+    /// Keras).
+    Average,
+}
+
+/// Keras' `MaxPooling1D/2D` and `AveragePooling1D/2D` (`channels_last`): each channel pooled over
+/// windows of `pool_size` with `strides` and `padding`. Max pooling keeps the position of each
+/// maximum for backward; average pooling keeps each window's count.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    geom: Window,
+    kind: PoolKind,
+    buf: PoolBuffers,
+}
+
+/// What one application of a [`Pool`] layer writes.
+#[derive(Clone, Debug, Default)]
+pub struct PoolBuffers {
+    out: Vec<f32>,
+    /// Max: the input offset of each output's maximum.
+    argmax: Vec<u32>,
+    dx: Vec<f32>,
+}
+
+impl LayerBuffers for PoolBuffers {
+    fn output(&self) -> &[f32] {
+        &self.out
+    }
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.dx
+    }
+}
+
+impl Pool {
+    /// A pooling layer over windows `geom`.
+    pub fn new(geom: Window, kind: PoolKind) -> Self {
+        Pool { geom, kind, buf: PoolBuffers::default() }
+    }
+}
+
+impl Layer for Pool {
+    fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
+        let g = self.geom;
+        let (x, c) = (xs[0], g.c);
+        let n = x.len() / g.in_len();
+        let out = sized(&mut self.buf.out, n * g.out_positions() * c);
+        if self.kind == PoolKind::Max && self.buf.argmax.len() != out.len() {
+            self.buf.argmax.resize(out.len(), 0);
+        }
+        for s in 0..n {
+            let sample = &x[s * g.in_len()..(s + 1) * g.in_len()];
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let at = ((s * g.oh + oy) * g.ow + ox) * c;
+                    let o = &mut out[at..at + c];
+                    match self.kind {
+                        PoolKind::Max => {
+                            let arg = &mut self.buf.argmax[at..at + c];
+                            o.fill(f32::NEG_INFINITY);
+                            g.taps(oy, ox, |off| {
+                                for ch in 0..c {
+                                    if sample[off + ch] > o[ch] {
+                                        o[ch] = sample[off + ch];
+                                        arg[ch] = (s * g.in_len() + off + ch) as u32;
+                                    }
+                                }
+                            });
+                        }
+                        PoolKind::Average => {
+                            o.fill(0.0);
+                            let mut count = 0;
+                            g.taps(oy, ox, |off| {
+                                count += 1;
+                                o.iter_mut().zip(&sample[off..off + c]).for_each(|(o, v)| *o += v);
+                            });
+                            let inv = 1.0 / count.max(1) as f32;
+                            o.iter_mut().for_each(|v| *v *= inv);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if !opts.input_grad {
+            return;
+        }
+        let g = self.geom;
+        let c = g.c;
+        let n = xs[0].len() / g.in_len();
+        let dx = sized(&mut self.buf.dx, n * g.in_len());
+        dx.fill(0.0);
+        match self.kind {
+            PoolKind::Max => {
+                for (&i, &d) in self.buf.argmax.iter().zip(dy) {
+                    dx[i as usize] += d;
+                }
+            }
+            PoolKind::Average => {
+                for s in 0..n {
+                    let sample = &mut dx[s * g.in_len()..(s + 1) * g.in_len()];
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let at = ((s * g.oh + oy) * g.ow + ox) * c;
+                            let mut count = 0;
+                            g.taps(oy, ox, |_| count += 1);
+                            let inv = 1.0 / count.max(1) as f32;
+                            g.taps(oy, ox, |off| {
+                                sample[off..off + c].iter_mut().zip(&dy[at..at + c]).for_each(|(d, g)| *d += g * inv);
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+}
+
+impl Shareable for Pool {
+    type Buffers = PoolBuffers;
+    fn buffers_mut(&mut self) -> &mut PoolBuffers {
+        &mut self.buf
+    }
+}
+
+/// Keras' `GlobalMaxPooling1D/2D` and `GlobalAveragePooling1D/2D`: each channel pooled over every
+/// position of a sample, `[.., positions, channels] → [channels]`.
+#[derive(Clone, Debug)]
+pub struct GlobalPool {
+    positions: usize,
+    channels: usize,
+    kind: PoolKind,
+    buf: PoolBuffers,
+}
+
+impl GlobalPool {
+    /// Pools `positions` positions of `channels` channels per sample.
+    pub fn new(positions: usize, channels: usize, kind: PoolKind) -> Self {
+        GlobalPool { positions, channels, kind, buf: PoolBuffers::default() }
+    }
+}
+
+impl Layer for GlobalPool {
+    fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
+        let (p, c) = (self.positions, self.channels);
+        let n = xs[0].len() / (p * c);
+        let out = sized(&mut self.buf.out, n * c);
+        if self.kind == PoolKind::Max && self.buf.argmax.len() != out.len() {
+            self.buf.argmax.resize(out.len(), 0);
+        }
+        for s in 0..n {
+            let o = &mut out[s * c..(s + 1) * c];
+            let sample = &xs[0][s * p * c..(s + 1) * p * c];
+            match self.kind {
+                PoolKind::Max => {
+                    o.fill(f32::NEG_INFINITY);
+                    let arg = &mut self.buf.argmax[s * c..(s + 1) * c];
+                    for (pos, row) in sample.chunks_exact(c).enumerate() {
+                        for ch in 0..c {
+                            if row[ch] > o[ch] {
+                                o[ch] = row[ch];
+                                arg[ch] = (s * p * c + pos * c + ch) as u32;
+                            }
+                        }
+                    }
+                }
+                PoolKind::Average => {
+                    o.fill(0.0);
+                    for row in sample.chunks_exact(c) {
+                        o.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+                    }
+                    let inv = 1.0 / p as f32;
+                    o.iter_mut().for_each(|v| *v *= inv);
+                }
+            }
+        }
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if !opts.input_grad {
+            return;
+        }
+        let (p, c) = (self.positions, self.channels);
+        let dx = sized(&mut self.buf.dx, xs[0].len());
+        match self.kind {
+            PoolKind::Max => {
+                dx.fill(0.0);
+                for (&i, &d) in self.buf.argmax.iter().zip(dy) {
+                    dx[i as usize] += d;
+                }
+            }
+            PoolKind::Average => {
+                let inv = 1.0 / p as f32;
+                for (s, d) in dx.chunks_exact_mut(p * c).enumerate() {
+                    for row in d.chunks_exact_mut(c) {
+                        row.iter_mut().zip(&dy[s * c..(s + 1) * c]).for_each(|(d, g)| *d = g * inv);
+                    }
+                }
+            }
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+}
+
+impl Shareable for GlobalPool {
+    type Buffers = PoolBuffers;
+    fn buffers_mut(&mut self) -> &mut PoolBuffers {
+        &mut self.buf
+    }
+}
