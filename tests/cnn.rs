@@ -1,0 +1,171 @@
+//! Layers for images and sequences of channels: every one gradient-checked alone (strided,
+//! dilated and `same`-padded convolutions, both poolings, BatchNormalization in training and
+//! frozen), inside a model, and a small CNN trained on the shipped digits.
+
+use kiln::kernels::conv::{Window, axis};
+use kiln::ndarray::{Array4, s};
+use kiln::prelude::*;
+use kiln::testing::{check_layer, check_model};
+use kiln::{BatchNorm, Conv, Dropout, GaussianNoise, GlobalPool, Layer, Pool, PoolKind, Rescaling};
+use rand::{Rng, SeedableRng};
+
+const TOL: f64 = 3e-3;
+
+fn random(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
+/// A window over `[h, w, c]` as the macros compute it.
+fn window(h: usize, w: usize, c: usize, k: (usize, usize), s: (usize, usize), d: (usize, usize), same: bool) -> Window {
+    let (oh, ph) = axis(h, k.0, s.0, d.0, same).unwrap();
+    let (ow, pw) = axis(w, k.1, s.1, d.1, same).unwrap();
+    Window { h, w, c, kh: k.0, kw: k.1, sh: s.0, sw: s.1, dh: d.0, dw: d.1, ph, pw, oh, ow }
+}
+
+#[test]
+fn convolutions_valid_same_strided_dilated_and_1d() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let cases = [
+        ("valid 3x3", window(6, 5, 2, (3, 3), (1, 1), (1, 1), false), false),
+        ("same 3x3", window(5, 5, 3, (3, 3), (1, 1), (1, 1), true), false),
+        ("strided same 3x2", window(7, 6, 2, (3, 2), (2, 2), (1, 1), true), false),
+        ("strided valid 2x2", window(6, 6, 1, (2, 2), (2, 3), (1, 1), false), false),
+        ("dilated 3x3", window(7, 7, 2, (3, 3), (1, 1), (2, 2), false), false),
+        ("1-D same", window(1, 9, 3, (1, 3), (1, 1), (1, 1), true), true),
+    ];
+    for (name, g, one_d) in cases {
+        let mut conv = Conv::<kiln::Tanh>::new(g, 4, true, one_d, &mut rng);
+        if let Some(b) = &mut conv.bias {
+            b.value = vec![0.1, -0.2, 0.05, 0.3];
+        }
+        let x = random(2 * g.in_len(), 2);
+        if let Err(e) = check_layer(&mut conv, &[&x], 2, 24, TOL) {
+            panic!("{name}:\n{e}");
+        }
+    }
+}
+
+#[test]
+fn poolings_max_average_same_and_global() {
+    for (name, g, kind) in [
+        ("max 2x2", window(6, 6, 2, (2, 2), (2, 2), (1, 1), false), PoolKind::Max),
+        ("max same 3x3 stride 2", window(5, 5, 2, (3, 3), (2, 2), (1, 1), true), PoolKind::Max),
+        ("average 2x2", window(6, 4, 3, (2, 2), (2, 2), (1, 1), false), PoolKind::Average),
+        ("average same 3x3", window(5, 5, 1, (3, 3), (1, 1), (1, 1), true), PoolKind::Average),
+    ] {
+        let mut pool = Pool::new(g, kind);
+        // Distinct values, so a maximum never ties within a finite-difference step.
+        let x: Vec<f32> = (0..2 * g.in_len()).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
+        if let Err(e) = check_layer(&mut pool, &[&x], 2, 0, TOL) {
+            panic!("{name}:\n{e}");
+        }
+    }
+    for kind in [PoolKind::Max, PoolKind::Average] {
+        let mut global = GlobalPool::new(6, 3, kind);
+        let x: Vec<f32> = (0..2 * 18).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
+        check_layer(&mut global, &[&x], 2, 0, TOL).unwrap();
+    }
+}
+
+#[test]
+fn batch_normalization_in_training_and_frozen() {
+    let mut bn = BatchNorm::new(3, 0.99, 1e-3, true, true);
+    bn.gamma.as_mut().unwrap().value = vec![1.5, 0.5, -1.0];
+    bn.beta.as_mut().unwrap().value = vec![0.1, 0.0, -0.3];
+    let x = random(4 * 2 * 3, 5);
+    // Training: through the batch statistics.
+    check_layer(&mut bn, &[&x], 4, 8, TOL).unwrap();
+    // The moving statistics moved (the check ran many training passes) and are state.
+    assert!(bn.moving_mean.value.iter().any(|v| *v != 0.0));
+    assert_eq!(bn.moving_mean.role(), kiln::Role::State);
+    // Frozen: inference mode even in a training pass, as in Keras 3.
+    bn.set_trainable(false);
+    let before = bn.moving_mean.value.clone();
+    check_layer(&mut bn, &[&x], 4, 8, TOL).unwrap();
+    assert_eq!(bn.moving_mean.value, before, "a frozen layer does not move its statistics");
+}
+
+#[test]
+fn dropout_noise_and_rescaling() {
+    let x = random(3 * 10, 6);
+    check_layer(&mut Dropout::new(0.4), &[&x], 3, 0, TOL).unwrap();
+    check_layer(&mut GaussianNoise::new(0.2), &[&x], 3, 0, TOL).unwrap();
+    check_layer(&mut Rescaling::new(1.0 / 16.0, -0.5), &[&x], 3, 0, TOL).unwrap();
+    let mut r = Rescaling::new(2.0, 1.0);
+    let mut stream = kiln::Stream::new(0);
+    r.forward(&[&[1.0, -1.0]], &mut kiln::Ctx::new(1, false, &mut stream));
+    assert_eq!(r.output(), &[3.0, -1.0]);
+}
+
+sequential! {
+    pub struct Small: [6, 6, 2] {
+        Conv2D(4, 3, padding = same, activation = tanh),
+        BatchNormalization,
+        MaxPooling2D(2),
+        Conv2D(3, [2, 2], strides = 1),
+        GlobalAveragePooling2D,
+        Dense(3, activation = softmax),
+    }
+}
+
+sequential! {
+    pub struct Seq1d: [9, 2] {
+        Conv1D(4, 3, activation = tanh),
+        AveragePooling1D(2),
+        Flatten,
+        Dense(2, activation = softmax),
+    }
+}
+
+#[test]
+fn models_of_these_layers_pass_the_gradient_check() {
+    let mut m = Small::with_seed(3);
+    m.visit_weights_mut(&mut |p| {
+        if p.shape().len() == 1 && p.is_trainable() {
+            p.value.iter_mut().enumerate().for_each(|(i, v)| *v += 0.1 * (i % 3) as f32);
+        }
+    });
+    let x: Vec<f32> = (0..3 * 72).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
+    check_model(&mut m, &[&x], 3, 12, TOL).unwrap();
+    let s = m.summary_string();
+    for want in
+        ["(None, 6, 6, 4)", "(None, 3, 3, 4)", "(None, 2, 2, 3)", "conv2d_1 (Conv2D)", "Non-trainable params: 8"]
+    {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+    let mut m = Seq1d::with_seed(4);
+    check_model(&mut m, &[&random(2 * 18, 7)], 2, 12, TOL).unwrap();
+}
+
+sequential! {
+    pub struct DigitsCnn: [8, 8, 1] {
+        Conv2D(32, 3, padding = same, activation = relu),
+        BatchNormalization,
+        MaxPooling2D(2),
+        Conv2D(64, 3, padding = same, activation = relu),
+        BatchNormalization,
+        MaxPooling2D(2),
+        Dropout(0.25),
+        Flatten,
+        Dense(64, activation = relu),
+        Dropout(0.25),
+        Dense(10, activation = softmax),
+    }
+}
+
+#[test]
+fn a_small_cnn_reaches_98_percent_on_held_out_digits() {
+    let table =
+        kiln::data::read_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits.csv.gz"), false).unwrap();
+    let (pixels, labels) = kiln::data::split_label(&kiln::data::shuffle_rows(&table, 7)).unwrap();
+    let n = pixels.nrows();
+    let x: Array4<f32> = (pixels / 16.0).into_shape_with_order((n, 8, 8, 1)).unwrap();
+    let mut m = DigitsCnn::new();
+    m.compile("sparse_categorical_crossentropy", Adam::new(0.002), &["accuracy"]).unwrap();
+    let h = m.fit(&x, &labels, Fit { epochs: 40, validation_split: 0.2, verbose: 0, ..Fit::default() }).unwrap();
+    let from = n - kiln::validation_rows(n, 0.2);
+    let held_out = m.evaluate(&x.slice(s![from.., .., .., ..]), &labels.slice(s![from..])).unwrap();
+    assert_eq!(held_out["accuracy"], h.last("val_accuracy").unwrap());
+    assert!(held_out["accuracy"] >= 0.98, "held-out accuracy {}", held_out["accuracy"]);
+}
