@@ -182,6 +182,8 @@ pub fn unknown_layer(class: &str, merges: bool) -> String {
 
 /// A layer call's arguments, matched to their names.
 pub struct Args<'a> {
+    /// The layer's class, for messages.
+    pub class: &'a str,
     pub named: Vec<(String, &'a Value)>,
     /// The whole call, where errors about a missing argument point.
     pub call: &'a TokenStream,
@@ -215,14 +217,14 @@ impl Args<'_> {
             Some(Value::Float(f, _)) => *f,
             Some(Value::Int(i, _)) => *i as f64,
             Some(v) => {
-                errors.at(v.span(), format!("{key} must be a number, e.g. {key} = {default}"));
+                errors.at(v.span(), format!("{}'s {key} must be a number, e.g. {key} = {default}", self.class));
                 return None;
             }
             None => return Some(default),
         };
         if !valid.0(v) {
             let span = self.get(key).map(Value::span).unwrap_or_else(proc_macro2::Span::call_site);
-            errors.at(span, format!("{key} must be {}, got {v}", valid.1));
+            errors.at(span, format!("{}'s {key} must be {}, got {v}", self.class, valid.1));
             return None;
         }
         Some(v)

@@ -273,7 +273,7 @@ pub fn understand(call: &LayerCall, merges: bool, errors: &mut Errors) -> Option
             named.push((key, &arg.value));
         }
     }
-    let args = Args { named, call: &call.tokens };
+    let args = Args { class: &class, named, call: &call.tokens };
     let name = match args.get("name") {
         Some(Value::Str(s, sp)) => Some((s.clone(), *sp)),
         Some(v) => {

@@ -5,7 +5,7 @@ sequential! {
     pub struct Model: [4] {
         Dense(0),
         Dense(8, activation = rleu, bias = false),
-        Conv2D(3),
+        Conv3D(3),
     }
 }
 
