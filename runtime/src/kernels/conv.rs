@@ -47,7 +47,7 @@ pub const fn axis(size: usize, k: usize, stride: usize, dilation: usize, same: b
     if same {
         let out = size.div_ceil(stride);
         let needed = (out - 1) * stride + span;
-        let pad = if needed > size { needed - size } else { 0 };
+        let pad = needed.saturating_sub(size);
         Some((out, pad / 2))
     } else if span > size {
         None
