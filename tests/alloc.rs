@@ -34,6 +34,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
+/// The allocator counts for the whole process: the tests take turns.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// (kiln's allocations, packing allocations, sgemm calls) made while `f` runs.
 fn count(f: impl FnOnce()) -> (usize, usize, usize) {
     OWN.store(0, Ordering::Relaxed);
@@ -54,6 +57,7 @@ sequential! {
 
 #[test]
 fn steady_state_training_step_and_predict_one_allocate_nothing() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let rows = 640;
     let x = Array2::from_shape_fn((rows, 784), |(i, j)| ((i * 31 + j) % 97) as f32 / 97.0);
     let y = Array1::from_shape_fn(rows, |i| (i % 10) as f32);
@@ -88,4 +92,41 @@ fn steady_state_training_step_and_predict_one_allocate_nothing() {
     });
     println!("10 predict_one calls: {own} allocations by kiln, {packing} packing buffers over {sgemm} sgemm calls");
     assert_eq!(own, 0, "kiln allocated in predict_one");
+}
+
+sequential! {
+    struct Cnn: [12, 12, 1] {
+        Conv2D(8, 3, padding = same, activation = relu),
+        BatchNormalization,
+        MaxPooling2D(2),
+        Conv2D(8, 3, activation = relu),
+        AveragePooling2D(2),
+        Dropout(0.25),
+        Flatten,
+        Dense(10, activation = softmax),
+    }
+}
+
+#[test]
+fn steady_state_cnn_training_step_allocates_nothing() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let rows = 256;
+    let x = kiln::ndarray::Array4::from_shape_fn((rows, 12, 12, 1), |(i, a, b, _)| {
+        ((i * 7 + a * 3 + b) % 17) as f32 / 17.0
+    });
+    let y = Array1::from_shape_fn(rows, |i| (i % 10) as f32);
+    let mut m = Cnn::new();
+    m.compile("sparse_categorical_crossentropy", "adam", &["accuracy"]).unwrap();
+    let opts = || Fit { epochs: 1, batch_size: 32, verbose: 0, ..Fit::default() };
+    m.fit(&x, &y, opts()).unwrap();
+    let half = x.slice(kiln::ndarray::s![..rows / 2, .., .., ..]);
+    let yh = y.slice(kiln::ndarray::s![..rows / 2]);
+    let (own_4, packing_4, sgemm_4) = count(|| drop(m.fit(&half, &yh, opts()).unwrap()));
+    let (own_8, packing_8, sgemm_8) = count(|| drop(m.fit(&x, &y, opts()).unwrap()));
+    let (own, packing, sgemm) = (own_8 - own_4, packing_8 - packing_4, sgemm_8 - sgemm_4);
+    println!(
+        "CNN fit: per 4 extra steps {own} allocations by kiln, {packing} packing buffers over {sgemm} sgemm calls"
+    );
+    assert_eq!(own, 0, "kiln allocated in a steady-state CNN training step");
+    assert!(packing <= sgemm);
 }

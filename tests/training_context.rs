@@ -156,3 +156,31 @@ fn custom_loops_skip_state_weights() {
     opt.apply(&mut m, &grads).unwrap();
     assert_eq!(m.weights()[2].1.value, vec![1.0], "one training pass, counted by the layer");
 }
+
+sequential! {
+    pub struct WithDropout: [8] {
+        Dense(16, activation = relu),
+        Dropout(0.5),
+        Dense(2, activation = softmax),
+    }
+}
+
+#[test]
+fn a_run_with_dropout_resumes_bit_identically() {
+    let (x, y) = data();
+    let mut straight = WithDropout::with_seed(8);
+    straight.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    straight.fit(&x, &y, opts(4)).unwrap();
+    let path = scratch("dropout.safetensors");
+    let mut first = WithDropout::with_seed(8);
+    first.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    first.fit(&x, &y, opts(2)).unwrap();
+    first.save_checkpoint(&path).unwrap();
+    let mut resumed = WithDropout::with_seed(123);
+    resumed.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    resumed.load_checkpoint(&path).unwrap();
+    resumed.fit(&x, &y, opts(2)).unwrap();
+    assert_eq!(values(&resumed), values(&straight));
+    // Dropout is active in training only: two predictions agree.
+    assert_eq!(resumed.predict(&x).unwrap(), resumed.predict(&x).unwrap());
+}
