@@ -27,19 +27,47 @@ sequential! {
     }
 }
 
+sequential! {
+    /// W5: 28×28×1 → Conv2D(32, 3, relu) → MaxPooling2D(2) → Flatten → Dense(10, softmax).
+    pub struct SmallCnn: [28, 28, 1] {
+        Conv2D(32, 3, activation = relu),
+        MaxPooling2D(2),
+        Flatten,
+        Dense(10, activation = softmax),
+    }
+}
+
+sequential! {
+    /// W5b, a deeper CNN: three Conv2D + BatchNormalization blocks on 32×32×3.
+    pub struct DeepCnn: [32, 32, 3] {
+        Conv2D(32, 3, padding = same, activation = relu),
+        BatchNormalization,
+        MaxPooling2D(2),
+        Conv2D(64, 3, padding = same, activation = relu),
+        BatchNormalization,
+        MaxPooling2D(2),
+        Conv2D(64, 3, padding = same, activation = relu),
+        BatchNormalization,
+        GlobalAveragePooling2D,
+        Dense(10, activation = softmax),
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
 
 struct Data {
-    x: Array2<f32>,
+    x: kiln::ndarray::ArrayD<f32>,
     y: Array2<f32>,
 }
 
-fn data(n: usize) -> Data {
+/// `n` samples of the given shape, uniform in [0, 1), with one-hot labels of 10 classes.
+fn data(n: usize, sample: &[usize]) -> Data {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let x = Array2::from_shape_fn((n, 784), |_| rng.random::<f32>());
+    let shape: Vec<usize> = std::iter::once(n).chain(sample.iter().copied()).collect();
+    let x = kiln::ndarray::ArrayD::from_shape_fn(shape, |_| rng.random::<f32>());
     let labels = Array1::from_shape_fn(n, |_| rng.random_range(0..10) as f32);
     Data { x, y: kiln::data::one_hot(&labels, 10).expect("labels in 0..10") }
 }
@@ -53,7 +81,7 @@ fn train<M: Model>(mut m: M, d: &Data, batch: usize, epochs: usize) -> f64 {
         .map(|_| {
             let t = Instant::now();
             m.fit(&d.x, &d.y, opts()).expect("fits");
-            d.x.nrows() as f64 / t.elapsed().as_secs_f64()
+            d.x.shape()[0] as f64 / t.elapsed().as_secs_f64()
         })
         .collect();
     median(times)
@@ -82,7 +110,8 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let want = |w: &str| args.iter().all(|a| a.starts_with("--")) || args.iter().any(|a| a == w);
     let (rows, epochs) = if quick { (10_000, 1) } else { (60_000, 3) };
-    let d = data(rows);
+    let d = data(rows, &[784]);
+    let x2 = d.x.view().into_dimensionality::<kiln::ndarray::Ix2>().expect("rank 2");
     println!("kiln benchmark ({}), {rows} samples of 784 features, 10 classes", if quick { "quick" } else { "full" });
     println!("| workload | kiln |");
     println!("| --- | --- |");
@@ -94,7 +123,7 @@ fn main() {
     }
     if want("W3") {
         let mut m = Small::with_seed(1);
-        let sample: Vec<f32> = d.x.row(0).to_vec();
+        let sample: Vec<f32> = x2.row(0).to_vec();
         let calls = if quick { 2000 } else { 5000 };
         m.predict_one(&sample).expect("784 values");
         let one: Vec<f64> = (0..calls)
@@ -104,7 +133,7 @@ fn main() {
                 t.elapsed().as_secs_f64() * 1e6
             })
             .collect();
-        let row = d.x.slice(s![0..1, ..]);
+        let row = x2.slice(s![0..1, ..]);
         let batch: Vec<f64> = (0..calls)
             .map(|_| {
                 let t = Instant::now();
@@ -117,7 +146,7 @@ fn main() {
     }
     if want("W4") {
         let mut m = Wide::with_seed(1);
-        let x = d.x.slice(s![0..10_000.min(rows), ..]);
+        let x = x2.slice(s![0..10_000.min(rows), ..]);
         let run = |m: &mut Wide| {
             let t = Instant::now();
             for c in 0..x.nrows() / 1000 {
@@ -128,6 +157,18 @@ fn main() {
         run(&mut m);
         let v = (0..5).map(|_| run(&mut m)).collect();
         println!("| W4 predict throughput, bs1000 (samples/s) | {:.0} |", median(v));
+    }
+    if want("W5") {
+        // As ../shared/bench: 10,000 samples of 28×28×1, batch 64, Adam.
+        let d5 = data(if quick { 2_000 } else { 10_000 }, &[28, 28, 1]);
+        println!("| W5 small CNN train, bs64 (samples/s) | {:.0} |", train(SmallCnn::with_seed(1), &d5, 64, epochs));
+    }
+    if want("W5b") {
+        let d5 = data(if quick { 1_000 } else { 5_000 }, &[32, 32, 3]);
+        println!(
+            "| W5b three Conv2D+BatchNormalization blocks on 32×32×3, bs64 (samples/s) | {:.0} |",
+            train(DeepCnn::with_seed(1), &d5, 64, epochs)
+        );
     }
     if want("G") {
         for threads in [1, 2] {

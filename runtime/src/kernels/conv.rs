@@ -91,9 +91,25 @@ impl Window {
                 for ox in 0..self.ow {
                     let row = &mut cols[((s * self.oh + oy) * self.ow + ox) * patch..][..patch];
                     for ky in 0..self.kh {
+                        // A window row wholly inside the input, undilated, is one contiguous copy.
+                        let y = (oy * self.sh + ky * self.dh).checked_sub(self.ph).filter(|&y| y < self.h);
+                        let x0 = (ox * self.sw).checked_sub(self.pw).filter(|&x| x + self.kw <= self.w);
+                        if let (Some(y), Some(x0), 1) = (y, x0, self.dw) {
+                            let width = self.kw * c;
+                            row[ky * width..][..width].copy_from_slice(&sample[(y * self.w + x0) * c..][..width]);
+                            continue;
+                        }
                         for kx in 0..self.kw {
                             let dst = &mut row[(ky * self.kw + kx) * c..][..c];
                             match self.at(oy, ox, ky, kx) {
+                                // A few channels are copied inline: a memcpy call per tap would
+                                // cost more than the copy.
+                                Some((y, x)) if c < 16 => {
+                                    let src = &sample[(y * self.w + x) * c..][..c];
+                                    for i in 0..c {
+                                        dst[i] = src[i];
+                                    }
+                                }
                                 Some((y, x)) => dst.copy_from_slice(&sample[(y * self.w + x) * c..][..c]),
                                 None => dst.fill(0.0),
                             }
@@ -176,5 +192,33 @@ mod tests {
         let lhs: f64 = cols.iter().zip(&c).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
         let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
         assert!((lhs - rhs).abs() < 1e-6 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+    }
+}
+
+/// Patches up to this many values (a 3×3 window over up to 3 channels, say) multiply through the
+/// row kernels below rather than sgemm, whose packing would cost as much as the product.
+pub const SMALL_PATCH: usize = 32;
+
+super::simd::multiversion! {
+    /// `out[r, ..] = cols[r, ..] · w[patch, f]` for the rows of `cols`: for each row and each
+    /// block of 8 filters, the sum over the patch is kept in registers; the weights (a few KB)
+    /// stay in L1 and nothing is packed.
+    pub fn small_patch_forward(cols: &[f32], w: &[f32], patch: usize, f: usize, out: &mut [f32]) {
+        let blocks = f / 8;
+        for (c, o) in cols.chunks_exact(patch).zip(out.chunks_exact_mut(f)) {
+            for b in 0..blocks {
+                let mut acc = [0.0f32; 8];
+                for (p, &cp) in c.iter().enumerate() {
+                    let wr = &w[p * f + 8 * b..p * f + 8 * b + 8];
+                    for i in 0..8 {
+                        acc[i] += cp * wr[i];
+                    }
+                }
+                o[8 * b..8 * b + 8].copy_from_slice(&acc);
+            }
+            for j in 8 * blocks..f {
+                o[j] = c.iter().enumerate().map(|(p, &cp)| cp * w[p * f + j]).sum();
+            }
+        }
     }
 }

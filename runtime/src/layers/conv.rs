@@ -4,8 +4,9 @@ use rand::Rng;
 
 use super::{ActivationFn, BackwardOpts, Ctx, Layer, LayerBuffers, Linear, Param, Shareable, sized};
 use crate::kernels::activation::{act_backward, bias_act};
-use crate::kernels::conv::Window;
-use crate::kernels::matmul::{Mat, column_sums, gemm};
+use crate::kernels::conv::{SMALL_PATCH, Window, small_patch_forward};
+use crate::kernels::matmul::{Mat, PARALLEL_FLOPS, column_sums, gemm};
+use crate::kernels::parallel;
 
 /// Keras' `Conv2D` and `Conv1D` (`channels_last`): `filters` kernels of `kernel_size` slid over
 /// the input with `strides`, `padding` and `dilation_rate`, plus a bias, then the activation.
@@ -79,7 +80,21 @@ impl<A: ActivationFn> Layer for Conv<A> {
         let cols = sized(&mut self.buf.cols, rows * g.patch());
         g.im2col(xs[0], n, cols);
         let out = sized(&mut self.buf.out, rows * f);
-        gemm(rows, g.patch(), f, Mat::n(&self.buf.cols), Mat::n(&self.kernel.value), out, 0.0);
+        let patch = g.patch();
+        if patch <= SMALL_PATCH {
+            // Split by rows across the cores: each output row is computed the same way either way.
+            let (cols, w) = (&self.buf.cols[..], &self.kernel.value[..]);
+            let half = if 2 * rows * patch * f >= PARALLEL_FLOPS { rows / 2 } else { rows };
+            let (o0, o1) = out.split_at_mut(half * f);
+            let (c0, c1) = cols.split_at(half * patch);
+            parallel::join(
+                half < rows,
+                || small_patch_forward(c0, w, patch, f, o0),
+                || small_patch_forward(c1, w, patch, f, o1),
+            );
+        } else {
+            gemm(rows, patch, f, Mat::n(&self.buf.cols), Mat::n(&self.kernel.value), out, 0.0);
+        }
         let pre = (ctx.training && A::KIND.needs_input()).then(|| sized(&mut self.buf.pre, rows * f));
         bias_act(A::KIND, out, pre, self.bias.as_ref().map(|b| &b.value[..]), f);
     }
@@ -88,17 +103,20 @@ impl<A: ActivationFn> Layer for Conv<A> {
         let (g, f) = (self.geom, self.filters);
         let n = xs[0].len() / g.in_len();
         let rows = n * g.out_positions();
-        let dz = sized(&mut self.buf.dz, rows * f);
-        if opts.fused_output {
-            dz.copy_from_slice(dy);
-        } else {
-            act_backward(A::KIND, &self.buf.out, &self.buf.pre, dy, dz, f);
+        {
+            let dz = sized(&mut self.buf.dz, rows * f);
+            if opts.fused_output {
+                dz.copy_from_slice(dy);
+            } else {
+                act_backward(A::KIND, &self.buf.out, &self.buf.pre, dy, dz, f);
+            }
         }
         let beta = if opts.accumulate { 1.0 } else { 0.0 };
+        let patch = g.patch();
         // d kernel [patch, f] = colsᵀ [patch, rows] · dz [rows, f]
-        gemm(g.patch(), rows, f, Mat::t(&self.buf.cols), Mat::n(dz), &mut self.kernel.grad, beta);
+        gemm(patch, rows, f, Mat::t(&self.buf.cols), Mat::n(&self.buf.dz), &mut self.kernel.grad, beta);
         if let Some(b) = &mut self.bias {
-            column_sums(dz, f, &mut b.grad, opts.accumulate);
+            column_sums(&self.buf.dz, f, &mut b.grad, opts.accumulate);
         }
         if opts.input_grad {
             // d cols [rows, patch] = dz [rows, f] · kernelᵀ [f, patch], then back onto the input.

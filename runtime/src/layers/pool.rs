@@ -12,8 +12,9 @@ pub enum PoolKind {
 }
 
 /// Keras' `MaxPooling1D/2D` and `AveragePooling1D/2D` (`channels_last`): each channel pooled over
-/// windows of `pool_size` with `strides` and `padding`. Max pooling keeps the position of each
-/// maximum for backward; average pooling keeps each window's count.
+/// windows of `pool_size` with `strides` and `padding`. Max pooling's backward finds each
+/// maximum's position again (the first in the window, on ties); average pooling divides by the
+/// number of positions inside the input.
 #[derive(Clone, Debug)]
 pub struct Pool {
     geom: Window,
@@ -25,8 +26,10 @@ pub struct Pool {
 #[derive(Clone, Debug, Default)]
 pub struct PoolBuffers {
     out: Vec<f32>,
-    /// Max: the input offset of each output's maximum.
+    /// Global max: the input offset of each output's maximum.
     argmax: Vec<u32>,
+    /// Max pooling, in backward: the gradient still to place, per channel, in the window.
+    rest: Vec<f32>,
     dx: Vec<f32>,
 }
 
@@ -52,9 +55,6 @@ impl Layer for Pool {
         let (x, c) = (xs[0], g.c);
         let n = x.len() / g.in_len();
         let out = sized(&mut self.buf.out, n * g.out_positions() * c);
-        if self.kind == PoolKind::Max && self.buf.argmax.len() != out.len() {
-            self.buf.argmax.resize(out.len(), 0);
-        }
         for s in 0..n {
             let sample = &x[s * g.in_len()..(s + 1) * g.in_len()];
             for oy in 0..g.oh {
@@ -63,14 +63,12 @@ impl Layer for Pool {
                     let o = &mut out[at..at + c];
                     match self.kind {
                         PoolKind::Max => {
-                            let arg = &mut self.buf.argmax[at..at + c];
+                            // A branch-free maximum per channel vectorises; backward finds where
+                            // each maximum came from (as TensorFlow's MaxPoolGrad does).
                             o.fill(f32::NEG_INFINITY);
                             g.taps(oy, ox, |off| {
-                                for ch in 0..c {
-                                    if sample[off + ch] > o[ch] {
-                                        o[ch] = sample[off + ch];
-                                        arg[ch] = (s * g.in_len() + off + ch) as u32;
-                                    }
+                                for (o, &v) in o.iter_mut().zip(&sample[off..off + c]) {
+                                    *o = if v > *o { v } else { *o };
                                 }
                             });
                         }
@@ -101,8 +99,21 @@ impl Layer for Pool {
         dx.fill(0.0);
         match self.kind {
             PoolKind::Max => {
-                for (&i, &d) in self.buf.argmax.iter().zip(dy) {
-                    dx[i as usize] += d;
+                // The gradient goes to the first position in the window holding the maximum:
+                // `rest` is what is still to place, per channel, in a branch-free pass per tap.
+                let rest = &mut self.buf.rest;
+                rest.resize(c, 0.0);
+                for s in 0..n {
+                    let sample = &xs[0][s * g.in_len()..(s + 1) * g.in_len()];
+                    let dxs = &mut dx[s * g.in_len()..(s + 1) * g.in_len()];
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let at = ((s * g.oh + oy) * g.ow + ox) * c;
+                            let o = &self.buf.out[at..at + c];
+                            rest.copy_from_slice(&dy[at..at + c]);
+                            g.taps(oy, ox, |off| route(&sample[off..off + c], o, rest, &mut dxs[off..off + c]));
+                        }
+                    }
                 }
             }
             PoolKind::Average => {
@@ -230,5 +241,19 @@ impl Shareable for GlobalPool {
     type Buffers = PoolBuffers;
     fn buffers_mut(&mut self) -> &mut PoolBuffers {
         &mut self.buf
+    }
+}
+
+crate::kernels::simd::multiversion! {
+    /// One tap of max pooling's backward: where the input equals the window's maximum (the same
+    /// bits: the maximum is one of the inputs), the gradient still to place goes to it.
+    /// Branch-free on integer masks, so it vectorises.
+    fn route(x: &[f32], max: &[f32], rest: &mut [f32], dx: &mut [f32]) {
+        for (((r, d), x), m) in rest.iter_mut().zip(dx.iter_mut()).zip(x).zip(max) {
+            let mask = 0u32.wrapping_sub((x.to_bits() == m.to_bits()) as u32);
+            let bits = r.to_bits();
+            *d += f32::from_bits(bits & mask);
+            *r = f32::from_bits(bits & !mask);
+        }
     }
 }
