@@ -106,8 +106,8 @@ impl Window {
                                 // cost more than the copy.
                                 Some((y, x)) if c < 16 => {
                                     let src = &sample[(y * self.w + x) * c..][..c];
-                                    for i in 0..c {
-                                        dst[i] = src[i];
+                                    for (d, v) in dst.iter_mut().zip(src) {
+                                        *d = *v;
                                     }
                                 }
                                 Some((y, x)) => dst.copy_from_slice(&sample[(y * self.w + x) * c..][..c]),
