@@ -169,3 +169,63 @@ fn a_small_cnn_reaches_98_percent_on_held_out_digits() {
     assert_eq!(held_out["accuracy"], h.last("val_accuracy").unwrap());
     assert!(held_out["accuracy"] >= 0.98, "held-out accuracy {}", held_out["accuracy"]);
 }
+
+sequential! {
+    pub struct Resampled: [5, 4, 2] {
+        ZeroPadding2D([1, 2]),
+        Conv2D(3, 3, activation = tanh),
+        UpSampling2D(2),
+        Cropping2D([1, 0, 2, 1]),
+        SpatialDropout2D(0.3),
+        GlobalMaxPooling2D,
+        Dense(2, activation = softmax),
+    }
+}
+
+sequential! {
+    pub struct Steps1d: [8, 3] {
+        SpatialDropout1D(0.5),
+        Conv1D(4, 2, strides = 2),
+        MaxPooling1D(2),
+        GlobalAveragePooling1D,
+        Dense(2, activation = softmax),
+    }
+}
+
+#[test]
+fn padding_cropping_up_sampling_and_spatial_dropout() {
+    let pad = kiln::Resample::zero_padding(2, 2, 1, 1, 0, 0, 1);
+    let mut p = pad.clone();
+    let mut stream = kiln::Stream::new(0);
+    p.forward(&[&[1.0, 2.0, 3.0, 4.0]], &mut kiln::Ctx::new(1, false, &mut stream));
+    assert_eq!(p.output(), &[0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 3.0, 4.0, 0.0]);
+    let mut up = kiln::Resample::up_sampling(1, 2, 1, 2, 2);
+    up.forward(&[&[1.0, 2.0]], &mut kiln::Ctx::new(1, false, &mut stream));
+    assert_eq!(up.output(), &[1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]);
+    let cases = [
+        (pad, 4),
+        (kiln::Resample::cropping(4, 5, 2, 1, 1, 2, 0), 40),
+        (kiln::Resample::up_sampling(3, 2, 2, 2, 3), 12),
+    ];
+    for (mut layer, sample) in cases {
+        check_layer(&mut layer, &[&random(2 * sample, 9)], 2, 0, TOL).unwrap();
+    }
+    let mut m = Resampled::with_seed(2);
+    let s = m.summary_string();
+    for want in ["(None, 7, 8, 2)", "(None, 5, 6, 3)", "(None, 10, 12, 3)", "(None, 9, 9, 3)", "spatial_dropout2d"] {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+    check_model(&mut m, &[&random(2 * 40, 10)], 2, 12, TOL).unwrap();
+    let mut m = Steps1d::with_seed(3);
+    check_model(&mut m, &[&random(2 * 24, 11)], 2, 12, TOL).unwrap();
+    // Spatial dropout drops whole channels: each channel of a sample is all kept or all zero.
+    let mut sd = kiln::SpatialDropout::new(0.5, 4);
+    let x = vec![1.0f32; 2 * 6 * 4];
+    sd.forward(&[&x], &mut kiln::Ctx::new(2, true, &mut stream));
+    for sample in sd.output().chunks_exact(24) {
+        for ch in 0..4 {
+            let vals: Vec<f32> = sample.chunks_exact(4).map(|p| p[ch]).collect();
+            assert!(vals.iter().all(|v| *v == vals[0]), "{vals:?}");
+        }
+    }
+}

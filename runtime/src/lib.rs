@@ -26,8 +26,8 @@ pub use io::LoadOptions;
 pub use layers::{
     Activation, ActivationFn, Add, Average, BackwardOpts, BatchNorm, Concatenate, Conv, Ctx, Dense, Dot, Dropout, Elu,
     GaussianNoise, Gelu, GeluApproximate, GlobalPool, Init, Layer, LayerBuffers, LeakyReLU, LeakyRelu, Linear, Maximum,
-    Minimum, Multiply, Param, Pool, PoolKind, Relu, Rescaling, Role, Selu, Shaped, Shareable, Sigmoid, Silu, Softmax,
-    Softplus, Subtract, Swish, Tanh,
+    Minimum, Multiply, Param, Pool, PoolKind, Relu, Resample, Rescaling, Role, Selu, Shaped, Shareable, Sigmoid, Silu,
+    Softmax, Softplus, SpatialDropout, Subtract, Swish, Tanh,
 };
 pub use losses::{Loss, LossKind};
 pub use metrics::Metric;

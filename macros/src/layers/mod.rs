@@ -10,6 +10,7 @@ mod leaky_relu;
 mod merge;
 mod noise;
 mod norm;
+mod resample;
 mod view;
 mod window;
 
@@ -150,7 +151,12 @@ pub const KINDS: &[Kind] = &[
     window::GLOBAL_AVG2D,
     norm::KIND,
     noise::DROPOUT,
+    noise::SPATIAL_DROPOUT1D,
+    noise::SPATIAL_DROPOUT2D,
     noise::GAUSSIAN_NOISE,
+    resample::ZERO_PADDING2D,
+    resample::CROPPING2D,
+    resample::UP_SAMPLING2D,
     noise::RESCALING,
     custom::KIND,
     merge::ADD,

@@ -11,6 +11,10 @@ use crate::parse::Errors;
 
 pub const DROPOUT: Kind = Kind { class: "Dropout", args: &["rate"], arity: Arity::One, build: dropout };
 pub const GAUSSIAN_NOISE: Kind = Kind { class: "GaussianNoise", args: &["stddev"], arity: Arity::One, build: noise };
+pub const SPATIAL_DROPOUT1D: Kind =
+    Kind { class: "SpatialDropout1D", args: &["rate"], arity: Arity::One, build: |a, e| spatial(a, e, 2) };
+pub const SPATIAL_DROPOUT2D: Kind =
+    Kind { class: "SpatialDropout2D", args: &["rate"], arity: Arity::One, build: |a, e| spatial(a, e, 3) };
 pub const RESCALING: Kind =
     Kind { class: "Rescaling", args: &["scale", "offset"], arity: Arity::One, build: rescaling };
 
@@ -33,6 +37,51 @@ fn dropout(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
     let rate = args.number("rate", 0.0, (valid, "in [0, 1)"), errors)? as f32;
     let rt = rt();
     Some(keep("Dropout", quote!(#rt::Dropout::new(#rate))))
+}
+
+/// `SpatialDropout1D/2D`: whole channels dropped, on inputs of rank 2 or 3.
+struct Spatial {
+    rate: f32,
+    rank: usize,
+}
+
+fn spatial(args: &Args<'_>, errors: &mut Errors, rank: usize) -> Option<Rc<dyn Spec>> {
+    if args.get("rate").is_none() {
+        errors.over(args.call, format!("{} needs its rate, e.g. (0.2)", args.class));
+        return None;
+    }
+    let valid: fn(f64) -> bool = |v| (0.0..1.0).contains(&v);
+    let rate = args.number("rate", 0.0, (valid, "in [0, 1)"), errors)? as f32;
+    Some(Rc::new(Spatial { rate, rank }))
+}
+
+impl Spec for Spatial {
+    fn class(&self) -> &'static str {
+        if self.rank == 2 { "SpatialDropout1D" } else { "SpatialDropout2D" }
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        if ins[0].len() != self.rank {
+            let form = if self.rank == 2 { "[steps, channels]" } else { "[height, width, channels]" };
+            return Err(format!(
+                "{} expects an input of rank {} {form}, got {}",
+                self.class(),
+                self.rank,
+                super::show(&ins[0])
+            ));
+        }
+        Ok(ins[0].clone())
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::SpatialDropout)
+    }
+
+    fn constructor(&self, ins: &[Vec<Dim>], _: &[Vec<usize>]) -> TokenStream {
+        let (rt, rate, c) = (rt(), self.rate, super::last(&ins[0]));
+        quote!(#rt::SpatialDropout::new(#rate, #c))
+    }
 }
 
 fn noise(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {

@@ -22,6 +22,7 @@ mod merge;
 mod noise;
 mod param;
 mod pool;
+mod resample;
 mod traits;
 
 pub use crate::kernels::conv::Window;
@@ -38,9 +39,10 @@ pub use conv::{Conv, ConvBuffers};
 pub use dense::{Dense, DenseBuffers};
 pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
 pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
-pub use noise::{Dropout, GaussianNoise, NoiseBuffers, Rescaling};
+pub use noise::{Dropout, GaussianNoise, NoiseBuffers, Rescaling, SpatialDropout};
 pub use param::{Param, Role};
 pub use pool::{GlobalPool, Pool, PoolBuffers, PoolKind};
+pub use resample::{Resample, ResampleBuffers};
 pub use traits::{Init, Shaped, init_vec, set_trainable_all};
 
 pub use crate::random::Stream;

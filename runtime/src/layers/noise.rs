@@ -79,6 +79,71 @@ impl Layer for Dropout {
     }
 }
 
+/// Keras' `SpatialDropout1D/2D(rate)`: like [`Dropout`], but drops whole channels (one draw per
+/// sample and channel, shared by every position), for inputs whose neighbours are correlated.
+#[derive(Clone, Debug)]
+pub struct SpatialDropout {
+    rate: f32,
+    channels: usize,
+    buf: NoiseBuffers,
+}
+
+impl SpatialDropout {
+    /// A layer dropping a fraction `rate` of the `channels` of each sample.
+    pub fn new(rate: f32, channels: usize) -> Self {
+        SpatialDropout { rate, channels, buf: NoiseBuffers::default() }
+    }
+}
+
+impl Layer for SpatialDropout {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        let (x, c) = (xs[0], self.channels);
+        let b = &mut self.buf;
+        let out = sized(&mut b.out, x.len());
+        b.active = ctx.training && self.rate > 0.0;
+        if !b.active {
+            out.copy_from_slice(x);
+            return;
+        }
+        let keep = 1.0 / (1.0 - self.rate);
+        let per_sample = x.len() / ctx.n.max(1);
+        // One factor per (sample, channel), spread over the sample's positions.
+        let mask = sized(&mut b.mask, x.len());
+        for s in 0..ctx.n {
+            let first = s * per_sample;
+            for ch in 0..c {
+                mask[first + ch] = if ctx.rng.uniform() >= self.rate { keep } else { 0.0 };
+            }
+            let (head, rest) = mask[first..first + per_sample].split_at_mut(c);
+            for row in rest.chunks_exact_mut(c) {
+                row.copy_from_slice(head);
+            }
+        }
+        out.iter_mut().zip(x).zip(mask.iter()).for_each(|((o, v), m)| *o = v * m);
+    }
+
+    fn backward(&mut self, _xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if !opts.input_grad {
+            return;
+        }
+        let b = &mut self.buf;
+        let dx = sized(&mut b.dx, dy.len());
+        if b.active {
+            dx.iter_mut().zip(dy).zip(&b.mask).for_each(|((d, g), m)| *d = g * m);
+        } else {
+            dx.copy_from_slice(dy);
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+}
+
 /// Keras' `GaussianNoise(stddev)`: in training, adds zero-mean normal noise of `stddev` from the
 /// model's stream; in inference it is the identity.
 #[derive(Clone, Debug)]
@@ -168,7 +233,7 @@ macro_rules! shareable {
     )*};
 }
 
-shareable!(Dropout, GaussianNoise, Rescaling);
+shareable!(Dropout, SpatialDropout, GaussianNoise, Rescaling);
 
 #[cfg(test)]
 mod tests {
