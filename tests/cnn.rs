@@ -229,3 +229,49 @@ fn padding_cropping_up_sampling_and_spatial_dropout() {
         }
     }
 }
+
+#[test]
+fn depthwise_separable_and_transposed_convolutions() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let g = window(5, 5, 3, (3, 3), (1, 1), (1, 1), true);
+    let mut dw = kiln::Depthwise::<kiln::Tanh>::new(g, 2, true, &mut rng);
+    check_layer(&mut dw, &[&random(2 * g.in_len(), 12)], 2, 16, TOL).unwrap();
+    let g = window(6, 6, 2, (3, 3), (2, 2), (1, 1), true);
+    let mut sep = kiln::Separable::<kiln::Tanh>::new(g, 2, 4, true, &mut rng);
+    check_layer(&mut sep, &[&random(2 * g.in_len(), 13)], 2, 16, TOL).unwrap();
+    // The transpose of a stride-2 `same` convolution over [6, 6, 3]: [3, 3, 2] in, [6, 6, 3] out.
+    let g = window(6, 6, 3, (3, 3), (2, 2), (1, 1), true);
+    let mut tr = kiln::ConvTranspose::<kiln::Tanh>::new(g, 2, true, &mut rng);
+    check_layer(&mut tr, &[&random(2 * 3 * 3 * 2, 14)], 2, 16, TOL).unwrap();
+    assert_eq!(tr.output().len(), 2 * 6 * 6 * 3);
+}
+
+sequential! {
+    pub struct UNetish: [4, 4, 2] {
+        SeparableConv2D(4, 3, padding = same, activation = relu),
+        DepthwiseConv2D(3, strides = 2, padding = same),
+        Conv2DTranspose(2, 3, strides = 2, padding = same, activation = tanh),
+        Flatten,
+        Dense(2, activation = softmax),
+    }
+}
+
+#[test]
+fn a_model_of_them_passes_the_gradient_check() {
+    let mut m = UNetish::with_seed(5);
+    let s = m.summary_string();
+    for want in [
+        "separable_conv2d (SeparableConv2D)",
+        "(None, 2, 2, 4)",
+        "conv2d_transpose (Conv2DTranspose)",
+        "(None, 4, 4, 2)",
+    ] {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+    m.visit_weights_mut(&mut |p| {
+        if p.shape().len() == 1 {
+            p.value.iter_mut().enumerate().for_each(|(i, v)| *v += 0.1 * (i % 3) as f32);
+        }
+    });
+    check_model(&mut m, &[&random(2 * 32, 15)], 2, 12, TOL).unwrap();
+}

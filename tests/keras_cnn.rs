@@ -41,6 +41,31 @@ sequential! {
     struct Conv1dDilated: [9, 2] { Conv1D(4, 3, dilation_rate = 2, activation = tanh), Flatten, Dense(3, activation = softmax) }
 }
 
+sequential! {
+    struct DepthwiseModel: [6, 6, 3] {
+        DepthwiseConv2D(3, depth_multiplier = 2, padding = same, activation = tanh),
+        Flatten,
+        Dense(3, activation = softmax),
+    }
+}
+
+sequential! {
+    struct SeparableModel: [7, 7, 2] {
+        SeparableConv2D(4, 3, strides = 2, padding = same, depth_multiplier = 2, activation = relu),
+        Flatten,
+        Dense(3, activation = softmax),
+    }
+}
+
+sequential! {
+    struct TransposeModel: [3, 3, 2] {
+        Conv2DTranspose(3, 3, strides = 2, padding = same, activation = tanh),
+        Conv2DTranspose(2, 2, strides = 1, padding = valid),
+        Flatten,
+        Dense(3, activation = softmax),
+    }
+}
+
 fn tensors(name: &str) -> std::collections::HashMap<String, ArrayD<f32>> {
     let path = format!("{}/tests/fixtures/keras_cnn/{name}.safetensors", env!("CARGO_MANIFEST_DIR"));
     let bytes = std::fs::read(path).unwrap();
@@ -102,6 +127,9 @@ fn image_layers_match_keras() {
         ("pools", matches_keras(Pools::new(), "pools")),
         ("batch_norm", matches_keras(BatchNorm::new(), "batch_norm")),
         ("conv1d_dilated", matches_keras(Conv1dDilated::new(), "conv1d_dilated")),
+        ("depthwise", matches_keras(DepthwiseModel::new(), "depthwise")),
+        ("separable_strided", matches_keras(SeparableModel::new(), "separable_strided")),
+        ("transpose", matches_keras(TransposeModel::new(), "transpose")),
     ];
     for (name, d) in devs {
         println!("{name}: largest deviation from Keras {d:e}");

@@ -42,6 +42,22 @@ def models():
         L.GlobalAveragePooling2D(),
         L.Dense(3, activation="softmax"),
     ]
+    yield "depthwise", (6, 6, 3), [
+        L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="tanh"),
+        L.Flatten(),
+        L.Dense(3, activation="softmax"),
+    ]
+    yield "separable_strided", (7, 7, 2), [
+        L.SeparableConv2D(4, 3, strides=2, padding="same", depth_multiplier=2, activation="relu"),
+        L.Flatten(),
+        L.Dense(3, activation="softmax"),
+    ]
+    yield "transpose", (3, 3, 2), [
+        L.Conv2DTranspose(3, 3, strides=2, padding="same", activation="tanh"),
+        L.Conv2DTranspose(2, 2, strides=1, padding="valid"),
+        L.Flatten(),
+        L.Dense(3, activation="softmax"),
+    ]
     yield "conv1d_dilated", (9, 2), [L.Conv1D(4, 3, dilation_rate=2, activation="tanh"), L.Flatten(), L.Dense(3, activation="softmax")]
 
 

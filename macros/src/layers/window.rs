@@ -21,7 +21,15 @@ macro_rules! kinds {
 kinds! {
     CONV1D = "Conv1D", CONV_ARGS, conv;
     CONV2D = "Conv2D", CONV_ARGS, conv;
+    DEPTHWISE2D = "DepthwiseConv2D", DEPTHWISE_ARGS, conv;
+    SEPARABLE2D = "SeparableConv2D", SEPARABLE_ARGS, conv;
+    TRANSPOSE2D = "Conv2DTranspose", TRANSPOSE_ARGS, conv;
 }
+const DEPTHWISE_ARGS: &[&str] =
+    &["kernel_size", "strides", "padding", "depth_multiplier", "dilation_rate", "activation", "use_bias"];
+const SEPARABLE_ARGS: &[&str] =
+    &["filters", "kernel_size", "strides", "padding", "depth_multiplier", "dilation_rate", "activation", "use_bias"];
+const TRANSPOSE_ARGS: &[&str] = &["filters", "kernel_size", "strides", "padding", "activation", "use_bias"];
 const CONV_ARGS: &[&str] =
     &["filters", "kernel_size", "strides", "padding", "dilation_rate", "groups", "activation", "use_bias"];
 
@@ -186,20 +194,54 @@ impl Window {
 struct Conv {
     class: &'static str,
     geometry: Geometry,
+    /// Output channels (for a depthwise convolution, the depth multiplier).
     filters: usize,
+    /// Kernels per input channel (depthwise and separable).
+    multiplier: usize,
     act: Act,
     use_bias: bool,
 }
 
+impl Conv {
+    fn depthwise(&self) -> bool {
+        self.class == "DepthwiseConv2D"
+    }
+
+    /// The transposed convolution's window: the convolution from its output back to its input.
+    fn transposed(&self, input: &[usize]) -> Result<Window, String> {
+        let (h, w, _) = self.geometry.input(self.class, input)?;
+        let g = &self.geometry;
+        let grow = |n: usize, k: usize, s: usize| if g.same { n * s } else { (n - 1) * s + k };
+        let (oh, ow) = (grow(h, g.kernel[0], g.strides[0]), grow(w, g.kernel[1], g.strides[1]));
+        let conv = Geometry {
+            rank: 2,
+            kernel: g.kernel.clone(),
+            strides: g.strides.clone(),
+            dilation: vec![1, 1],
+            same: g.same,
+        };
+        let win = conv.window(self.class, &[oh, ow, self.filters])?;
+        if (win.oh, win.ow) != (h, w) {
+            return Err(format!("{} cannot grow {} with these strides and kernel", self.class, show(input)));
+        }
+        Ok(win)
+    }
+}
+
 fn conv(args: &Args<'_>, errors: &mut Errors, class: &'static str) -> Option<Rc<dyn Spec>> {
     let rank = if class == "Conv1D" { 1 } else { 2 };
-    let filters = match args.positive("filters", class, "Conv2D(32, 3)", errors) {
-        Some(Some(f)) => Some(f),
-        Some(None) => {
-            errors.over(args.call, format!("{class} needs its number of filters, e.g. {class}(32, 3)"));
-            None
+    let multiplier = args.positive("depth_multiplier", class, "depth_multiplier = 2", errors).map(|m| m.unwrap_or(1));
+    let filters = if class == "DepthwiseConv2D" {
+        multiplier
+    } else {
+        match args.positive("filters", class, "Conv2D(32, 3)", errors) {
+            Some(Some(f)) => Some(f),
+            Some(None) => {
+                errors.over(args.call, format!("{class} needs its number of filters, e.g. {class}(32, 3)"));
+                None
+            }
+            None => None,
         }
-        None => None,
     };
     let kernel = per_axis(args, class, "kernel_size", rank, None, errors);
     let strides = per_axis(args, class, "strides", rank, Some(1), errors);
@@ -219,10 +261,14 @@ fn conv(args: &Args<'_>, errors: &mut Errors, class: &'static str) -> Option<Rc<
         None => Some(Act::LINEAR),
     };
     let use_bias = args.boolean("use_bias", true, errors);
+    if class == "Conv2DTranspose" && dilation.as_ref().is_some_and(|d| d.iter().any(|d| *d > 1)) {
+        errors.over(args.call, "kiln's Conv2DTranspose takes dilation_rate = 1");
+    }
     Some(Rc::new(Conv {
         class,
         geometry: Geometry { rank, kernel: kernel?, strides: strides?, dilation: dilation?, same: same? },
         filters: filters?,
+        multiplier: multiplier?,
         act: act?,
         use_bias: use_bias?,
     }))
@@ -234,29 +280,66 @@ impl Spec for Conv {
     }
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        if self.class == "Conv2DTranspose" {
+            let win = self.transposed(&ins[0])?;
+            return Ok(vec![win.h, win.w, self.filters]);
+        }
         let win = self.geometry.window(self.class, &ins[0])?;
-        Ok(self.geometry.output(&win, self.filters))
+        let channels = if self.depthwise() { win.c * self.multiplier } else { self.filters };
+        Ok(self.geometry.output(&win, channels))
     }
 
     fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
         let (rt, a) = (rt(), format_ident!("{}", self.act.ty));
-        quote!(#rt::Conv<#rt::#a>)
+        let ty = format_ident!(
+            "{}",
+            match self.class {
+                "DepthwiseConv2D" => "Depthwise",
+                "SeparableConv2D" => "Separable",
+                "Conv2DTranspose" => "ConvTranspose",
+                _ => "Conv",
+            }
+        );
+        quote!(#rt::#ty<#rt::#a>)
     }
 
     fn constructor(&self, ins: &[Vec<Dim>], shapes: &[Vec<usize>]) -> TokenStream {
         let ty = self.runtime_type(ins);
+        let (f, m, b, one_d) = (self.filters, self.multiplier, self.use_bias, self.geometry.rank == 1);
+        if self.class == "Conv2DTranspose" {
+            let win = self.transposed(&shapes[0]).map(|w| w.tokens()).unwrap_or_default();
+            let ic = shapes[0].last().copied().unwrap_or(0);
+            return quote!(<#ty>::new(#win, #ic, #b, &mut rng));
+        }
         let win = self.geometry.window(self.class, &shapes[0]).map(|w| w.tokens()).unwrap_or_default();
-        let (f, b, one_d) = (self.filters, self.use_bias, self.geometry.rank == 1);
-        quote!(<#ty>::new(#win, #f, #b, #one_d, &mut rng))
+        match self.class {
+            "DepthwiseConv2D" => quote!(<#ty>::new(#win, #m, #b, &mut rng)),
+            "SeparableConv2D" => quote!(<#ty>::new(#win, #m, #f, #b, &mut rng)),
+            _ => quote!(<#ty>::new(#win, #f, #b, #one_d, &mut rng)),
+        }
     }
 
     fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
         let c = *ins[0].last()?;
-        let mut kernel = self.geometry.kernel.clone();
-        kernel.extend([c, self.filters]);
-        let mut p = vec![("kernel", kernel)];
+        let k = &self.geometry.kernel;
+        let with = |mut v: Vec<usize>, tail: [usize; 2]| {
+            v.extend(tail);
+            v
+        };
+        let (mut p, bias) = match self.class {
+            "DepthwiseConv2D" => (vec![("kernel", with(k.clone(), [c, self.multiplier]))], c * self.multiplier),
+            "SeparableConv2D" => (
+                vec![
+                    ("depthwise_kernel", with(k.clone(), [c, self.multiplier])),
+                    ("pointwise_kernel", vec![1, 1, c * self.multiplier, self.filters]),
+                ],
+                self.filters,
+            ),
+            "Conv2DTranspose" => (vec![("kernel", with(k.clone(), [self.filters, c]))], self.filters),
+            _ => (vec![("kernel", with(k.clone(), [c, self.filters]))], self.filters),
+        };
         if self.use_bias {
-            p.push(("bias", vec![self.filters]));
+            p.push(("bias", vec![bias]));
         }
         Some(p)
     }

@@ -145,6 +145,12 @@ impl Window {
         }
     }
 
+    /// The input offset (of the first channel) a window position and tap read, if inside.
+    #[inline(always)]
+    pub fn offset(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<usize> {
+        self.at(oy, ox, ky, kx).map(|(y, x)| (y * self.w + x) * self.c)
+    }
+
     /// Calls `f(output position, input offset)` for every input value a window position covers,
     /// over one channel-less sample (offsets are of the first channel): what pooling walks.
     #[inline(always)]

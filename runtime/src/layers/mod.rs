@@ -16,7 +16,9 @@ mod activation;
 mod batch_norm;
 mod checks;
 mod conv;
+mod conv_transpose;
 mod dense;
+mod depthwise;
 mod leaky_relu;
 mod merge;
 mod noise;
@@ -36,7 +38,9 @@ pub use checks::{
     field_shape, same_shape, shape_eq,
 };
 pub use conv::{Conv, ConvBuffers};
+pub use conv_transpose::{ConvTranspose, ConvTransposeBuffers};
 pub use dense::{Dense, DenseBuffers};
+pub use depthwise::{Depthwise, DepthwiseBuffers, Separable};
 pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
 pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
 pub use noise::{Dropout, GaussianNoise, NoiseBuffers, Rescaling, SpatialDropout};
