@@ -275,3 +275,45 @@ fn a_model_of_them_passes_the_gradient_check() {
     });
     check_model(&mut m, &[&random(2 * 32, 15)], 2, 12, TOL).unwrap();
 }
+
+#[test]
+fn grouped_convolutions() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    for (groups, g) in
+        [(2, window(5, 5, 4, (3, 3), (1, 1), (1, 1), true)), (3, window(6, 4, 6, (2, 2), (2, 1), (1, 1), false))]
+    {
+        let mut conv = Conv::<kiln::Tanh>::grouped(g, 6, groups, true, false, &mut rng);
+        assert_eq!(conv.kernel.shape(), &[g.kh, g.kw, g.c / groups, 6]);
+        check_layer(&mut conv, &[&random(2 * g.in_len(), 22)], 2, 24, TOL).unwrap();
+    }
+    // One group is the ordinary convolution.
+    let g = window(4, 4, 2, (3, 3), (1, 1), (1, 1), true);
+    let mut one = Conv::<kiln::Linear>::grouped(g, 2, 1, true, false, &mut rand::rngs::StdRng::seed_from_u64(1));
+    let mut plain = Conv::<kiln::Linear>::new(g, 2, true, false, &mut rand::rngs::StdRng::seed_from_u64(1));
+    let x = random(g.in_len(), 23);
+    let mut s = kiln::Stream::new(0);
+    one.forward(&[&x], &mut kiln::Ctx::new(1, false, &mut s));
+    plain.forward(&[&x], &mut kiln::Ctx::new(1, false, &mut s));
+    assert_eq!(one.output(), plain.output());
+}
+
+sequential! {
+    pub struct Grouped: [6, 6, 4] {
+        Conv2D(6, 3, groups = 2, padding = same, activation = relu),
+        Conv2D(4, 3, groups = 2),
+        GlobalAveragePooling2D,
+        Dense(2, activation = softmax),
+    }
+}
+
+#[test]
+fn a_grouped_model_passes_the_gradient_check() {
+    let mut m = Grouped::with_seed(4);
+    assert_eq!(m.weights()[0].1.shape(), &[3, 3, 2, 6]);
+    m.visit_weights_mut(&mut |p| {
+        if p.shape().len() == 1 {
+            p.value.iter_mut().enumerate().for_each(|(i, v)| *v += 0.1 * (i % 3) as f32);
+        }
+    });
+    check_model(&mut m, &[&random(2 * 144, 24)], 2, 16, TOL).unwrap();
+}

@@ -1,4 +1,6 @@
-//! Image layers against Keras 3: for each small model of `examples/keras/cnn_reference.py`, the
+//! Image layers against Keras 3 (Conv2D valid/same/strided/grouped, Conv1D dilated, depthwise,
+//! separable and transposed convolutions, max/average/global pooling, BatchNormalization): for
+//! each small model of `examples/keras/cnn_reference.py`, the
 //! predictions, the loss and every gradient on one batch, and the weights (moving statistics
 //! included) and predictions after one Adam step, within 1e-5. The fixtures are committed; this
 //! test needs no Python.
@@ -61,6 +63,14 @@ sequential! {
     struct TransposeModel: [3, 3, 2] {
         Conv2DTranspose(3, 3, strides = 2, padding = same, activation = tanh),
         Conv2DTranspose(2, 2, strides = 1, padding = valid),
+        Flatten,
+        Dense(3, activation = softmax),
+    }
+}
+
+sequential! {
+    struct GroupedModel: [5, 5, 4] {
+        Conv2D(6, 3, groups = 2, padding = same, activation = tanh),
         Flatten,
         Dense(3, activation = softmax),
     }
@@ -130,6 +140,7 @@ fn image_layers_match_keras() {
         ("depthwise", matches_keras(DepthwiseModel::new(), "depthwise")),
         ("separable_strided", matches_keras(SeparableModel::new(), "separable_strided")),
         ("transpose", matches_keras(TransposeModel::new(), "transpose")),
+        ("grouped", matches_keras(GroupedModel::new(), "grouped")),
     ];
     for (name, d) in devs {
         println!("{name}: largest deviation from Keras {d:e}");

@@ -58,6 +58,11 @@ def models():
         L.Flatten(),
         L.Dense(3, activation="softmax"),
     ]
+    yield "grouped", (5, 5, 4), [
+        L.Conv2D(6, 3, groups=2, padding="same", activation="tanh"),
+        L.Flatten(),
+        L.Dense(3, activation="softmax"),
+    ]
     yield "conv1d_dilated", (9, 2), [L.Conv1D(4, 3, dilation_rate=2, activation="tanh"), L.Flatten(), L.Dense(3, activation="softmax")]
 
 

@@ -198,6 +198,8 @@ struct Conv {
     filters: usize,
     /// Kernels per input channel (depthwise and separable).
     multiplier: usize,
+    /// Channel groups (Conv1D, Conv2D).
+    groups: usize,
     act: Act,
     use_bias: bool,
 }
@@ -247,9 +249,7 @@ fn conv(args: &Args<'_>, errors: &mut Errors, class: &'static str) -> Option<Rc<
     let strides = per_axis(args, class, "strides", rank, Some(1), errors);
     let dilation = per_axis(args, class, "dilation_rate", rank, Some(1), errors);
     let same = padding(args, errors);
-    if let Some(v) = args.get("groups").filter(|v| !matches!(v, Value::Int(1, _))) {
-        errors.at(v.span(), format!("kiln's {class} takes groups = 1 (grouped convolutions are not there yet)"));
-    }
+    let groups = args.positive("groups", class, "groups = 2", errors).map(|g| g.unwrap_or(1));
     if let (Some(s), Some(d)) = (&strides, &dilation)
         && s.iter().any(|s| *s > 1)
         && d.iter().any(|d| *d > 1)
@@ -269,6 +269,7 @@ fn conv(args: &Args<'_>, errors: &mut Errors, class: &'static str) -> Option<Rc<
         geometry: Geometry { rank, kernel: kernel?, strides: strides?, dilation: dilation?, same: same? },
         filters: filters?,
         multiplier: multiplier?,
+        groups: groups?,
         act: act?,
         use_bias: use_bias?,
     }))
@@ -285,6 +286,12 @@ impl Spec for Conv {
             return Ok(vec![win.h, win.w, self.filters]);
         }
         let win = self.geometry.window(self.class, &ins[0])?;
+        if win.c % self.groups != 0 || self.filters % self.groups != 0 {
+            return Err(format!(
+                "{}'s groups = {} must divide both the input channels ({}) and the filters ({})",
+                self.class, self.groups, win.c, self.filters
+            ));
+        }
         let channels = if self.depthwise() { win.c * self.multiplier } else { self.filters };
         Ok(self.geometry.output(&win, channels))
     }
@@ -315,7 +322,10 @@ impl Spec for Conv {
         match self.class {
             "DepthwiseConv2D" => quote!(<#ty>::new(#win, #m, #b, &mut rng)),
             "SeparableConv2D" => quote!(<#ty>::new(#win, #m, #f, #b, &mut rng)),
-            _ => quote!(<#ty>::new(#win, #f, #b, #one_d, &mut rng)),
+            _ => {
+                let groups = self.groups;
+                quote!(<#ty>::grouped(#win, #f, #groups, #b, #one_d, &mut rng))
+            }
         }
     }
 
@@ -336,7 +346,7 @@ impl Spec for Conv {
                 self.filters,
             ),
             "Conv2DTranspose" => (vec![("kernel", with(k.clone(), [self.filters, c]))], self.filters),
-            _ => (vec![("kernel", with(k.clone(), [c, self.filters]))], self.filters),
+            _ => (vec![("kernel", with(k.clone(), [c / self.groups, self.filters]))], self.filters),
         };
         if self.use_bias {
             p.push(("bias", vec![bias]));

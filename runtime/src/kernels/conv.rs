@@ -145,6 +145,51 @@ impl Window {
         }
     }
 
+    /// [`im2col`](Self::im2col) of channels `c0..c0 + cw` only (one group of a grouped
+    /// convolution): rows of `kh · kw · cw` values.
+    pub fn im2col_group(&self, x: &[f32], n: usize, c0: usize, cw: usize, cols: &mut [f32]) {
+        let patch = self.kh * self.kw * cw;
+        for s in 0..n {
+            let sample = &x[s * self.in_len()..(s + 1) * self.in_len()];
+            for oy in 0..self.oh {
+                for ox in 0..self.ow {
+                    let row = &mut cols[((s * self.oh + oy) * self.ow + ox) * patch..][..patch];
+                    for ky in 0..self.kh {
+                        for kx in 0..self.kw {
+                            let dst = &mut row[(ky * self.kw + kx) * cw..][..cw];
+                            match self.offset(oy, ox, ky, kx) {
+                                Some(off) => dst.copy_from_slice(&sample[off + c0..][..cw]),
+                                None => dst.fill(0.0),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`im2col_group`](Self::im2col_group), adding onto `dx`'s channels
+    /// `c0..c0 + cw`.
+    pub fn col2im_group_add(&self, cols: &[f32], n: usize, c0: usize, cw: usize, dx: &mut [f32]) {
+        let patch = self.kh * self.kw * cw;
+        for s in 0..n {
+            let sample = &mut dx[s * self.in_len()..(s + 1) * self.in_len()];
+            for oy in 0..self.oh {
+                for ox in 0..self.ow {
+                    let row = &cols[((s * self.oh + oy) * self.ow + ox) * patch..][..patch];
+                    for ky in 0..self.kh {
+                        for kx in 0..self.kw {
+                            if let Some(off) = self.offset(oy, ox, ky, kx) {
+                                let src = &row[(ky * self.kw + kx) * cw..][..cw];
+                                sample[off + c0..][..cw].iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The input offset (of the first channel) a window position and tap read, if inside.
     #[inline(always)]
     pub fn offset(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<usize> {

@@ -24,6 +24,9 @@ pub struct Conv<A: ActivationFn = Linear> {
     pub bias: Option<Param>,
     geom: Window,
     filters: usize,
+    /// Channel groups: group `g` reads input channels `g·c/groups..` and writes filters
+    /// `g·f/groups..` (Keras' `groups`).
+    groups: usize,
     buf: ConvBuffers,
     _act: PhantomData<A>,
 }
@@ -38,6 +41,11 @@ pub struct ConvBuffers {
     dz: Vec<f32>,
     dcols: Vec<f32>,
     dx: Vec<f32>,
+    /// Grouped convolutions: one group's kernel, output, output gradient and kernel gradient.
+    kg: Vec<f32>,
+    outg: Vec<f32>,
+    dzg: Vec<f32>,
+    dkg: Vec<f32>,
 }
 
 impl LayerBuffers for ConvBuffers {
@@ -53,16 +61,87 @@ impl<A: ActivationFn> Conv<A> {
     /// A layer over windows `geom` with `filters` outputs, initialised as Keras does from `rng`;
     /// `one_d` gives the kernel Conv1D's shape `[k, channels, filters]`.
     pub fn new(geom: Window, filters: usize, use_bias: bool, one_d: bool, rng: &mut impl Rng) -> Self {
-        let shape: Vec<usize> =
-            if one_d { vec![geom.kw, geom.c, filters] } else { vec![geom.kh, geom.kw, geom.c, filters] };
+        Self::grouped(geom, filters, 1, use_bias, one_d, rng)
+    }
+
+    /// A convolution of `groups` channel groups (the macros check that both the channels and the
+    /// filters divide by it); the kernel is `[kh, kw, channels / groups, filters]`.
+    pub fn grouped(
+        geom: Window,
+        filters: usize,
+        groups: usize,
+        use_bias: bool,
+        one_d: bool,
+        rng: &mut impl Rng,
+    ) -> Self {
+        let cg = geom.c / groups.max(1);
+        let shape: Vec<usize> = if one_d { vec![geom.kw, cg, filters] } else { vec![geom.kh, geom.kw, cg, filters] };
         let field = geom.kh * geom.kw;
         Conv {
-            kernel: Param::glorot_uniform_shaped(&shape, field * geom.c, field * filters, rng),
+            kernel: Param::glorot_uniform_shaped(&shape, field * cg, field * filters, rng),
             bias: use_bias.then(|| Param::zeros(&[filters])),
             geom,
             filters,
+            groups: groups.max(1),
             buf: ConvBuffers::default(),
             _act: PhantomData,
+        }
+    }
+
+    /// Forward of a grouped convolution: per group, im2col of its channels, one product with its
+    /// block of filters, and the result written into its output columns.
+    fn forward_grouped(&mut self, x: &[f32], n: usize) {
+        let (g, f, groups) = (self.geom, self.filters, self.groups);
+        let (cg, fg) = (g.c / groups, f / groups);
+        let (rows, patch) = (n * g.out_positions(), g.kh * g.kw * cg);
+        let b = &mut self.buf;
+        let cols = sized(&mut b.cols, groups * rows * patch);
+        let out = sized(&mut b.out, rows * f);
+        for gi in 0..groups {
+            let colsg = &mut cols[gi * rows * patch..(gi + 1) * rows * patch];
+            g.im2col_group(x, n, gi * cg, cg, colsg);
+            let kg = sized(&mut b.kg, patch * fg);
+            for (p, row) in kg.chunks_exact_mut(fg).enumerate() {
+                row.copy_from_slice(&self.kernel.value[p * f + gi * fg..][..fg]);
+            }
+            let outg = sized(&mut b.outg, rows * fg);
+            gemm(rows, patch, fg, Mat::n(colsg), Mat::n(&b.kg), outg, 0.0);
+            for (o, v) in out.chunks_exact_mut(f).zip(b.outg.chunks_exact(fg)) {
+                o[gi * fg..(gi + 1) * fg].copy_from_slice(v);
+            }
+        }
+    }
+
+    /// Kernel and input gradients of a grouped convolution, from `self.buf.dz`.
+    fn backward_grouped(&mut self, n: usize, accumulate: bool, input_grad: bool) {
+        let (g, f, groups) = (self.geom, self.filters, self.groups);
+        let (cg, fg) = (g.c / groups, f / groups);
+        let (rows, patch) = (n * g.out_positions(), g.kh * g.kw * cg);
+        let b = &mut self.buf;
+        if input_grad {
+            sized(&mut b.dx, n * g.in_len()).fill(0.0);
+        }
+        for gi in 0..groups {
+            let colsg = &b.cols[gi * rows * patch..(gi + 1) * rows * patch];
+            let dzg = sized(&mut b.dzg, rows * fg);
+            for (d, z) in dzg.chunks_exact_mut(fg).zip(b.dz.chunks_exact(f)) {
+                d.copy_from_slice(&z[gi * fg..(gi + 1) * fg]);
+            }
+            let dkg = sized(&mut b.dkg, patch * fg);
+            gemm(patch, rows, fg, Mat::t(colsg), Mat::n(&b.dzg), dkg, 0.0);
+            for (p, row) in b.dkg.chunks_exact(fg).enumerate() {
+                let dst = &mut self.kernel.grad[p * f + gi * fg..][..fg];
+                dst.iter_mut().zip(row).for_each(|(d, v)| *d = if accumulate { *d + v } else { *v });
+            }
+            if input_grad {
+                let kg = sized(&mut b.kg, patch * fg);
+                for (p, row) in kg.chunks_exact_mut(fg).enumerate() {
+                    row.copy_from_slice(&self.kernel.value[p * f + gi * fg..][..fg]);
+                }
+                let dcols = sized(&mut b.dcols, rows * patch);
+                gemm(rows, fg, patch, Mat::n(&b.dzg), Mat::t(&b.kg), dcols, 0.0);
+                g.col2im_group_add(&b.dcols, n, gi * cg, cg, &mut b.dx);
+            }
         }
     }
 
@@ -77,6 +156,13 @@ impl<A: ActivationFn> Layer for Conv<A> {
         let (g, f) = (&self.geom, self.filters);
         let n = xs[0].len() / g.in_len();
         let rows = n * g.out_positions();
+        if self.groups > 1 {
+            self.forward_grouped(xs[0], n);
+            let out = &mut self.buf.out[..];
+            let pre = (ctx.training && A::KIND.needs_input()).then(|| sized(&mut self.buf.pre, rows * f));
+            bias_act(A::KIND, out, pre, self.bias.as_ref().map(|b| &b.value[..]), f);
+            return;
+        }
         let cols = sized(&mut self.buf.cols, rows * g.patch());
         g.im2col(xs[0], n, cols);
         let out = sized(&mut self.buf.out, rows * f);
@@ -110,6 +196,13 @@ impl<A: ActivationFn> Layer for Conv<A> {
             } else {
                 act_backward(A::KIND, &self.buf.out, &self.buf.pre, dy, dz, f);
             }
+        }
+        if self.groups > 1 {
+            if let Some(b) = &mut self.bias {
+                column_sums(&self.buf.dz, f, &mut b.grad, opts.accumulate);
+            }
+            self.backward_grouped(n, opts.accumulate, opts.input_grad);
+            return;
         }
         let beta = if opts.accumulate { 1.0 } else { 0.0 };
         let patch = g.patch();
