@@ -286,7 +286,7 @@ impl Spec for Conv {
             return Ok(vec![win.h, win.w, self.filters]);
         }
         let win = self.geometry.window(self.class, &ins[0])?;
-        if win.c % self.groups != 0 || self.filters % self.groups != 0 {
+        if !win.c.is_multiple_of(self.groups) || !self.filters.is_multiple_of(self.groups) {
             return Err(format!(
                 "{}'s groups = {} must divide both the input channels ({}) and the filters ({})",
                 self.class, self.groups, win.c, self.filters
