@@ -118,8 +118,17 @@ fn le_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn serialize<M: Model>(m: &M, optimizer: Option<(&str, &OptimizerState, u64)>) -> Result<Vec<u8>> {
-    let stream = m.train_state().stream().position();
+/// What a checkpoint stores besides the weights: the optimizer's name and state, the epoch count,
+/// the seed and the random stream's position.
+pub(crate) struct Resume<'a> {
+    pub optimizer: &'a str,
+    pub state: &'a OptimizerState,
+    pub epochs: u64,
+    pub seed: u64,
+    pub stream: u64,
+}
+
+fn serialize<M: Model>(m: &M, resume: Option<Resume<'_>>) -> Result<Vec<u8>> {
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     m.visit_weights(&mut |n, p| tensors.push((n.to_string(), p.shape().to_vec(), le_bytes(&p.value))));
     let mut meta = BTreeMap::from([
@@ -127,12 +136,12 @@ fn serialize<M: Model>(m: &M, optimizer: Option<(&str, &OptimizerState, u64)>) -
         ("kiln.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("kiln.architecture".to_string(), architecture_hash(m)),
     ]);
-    if let Some((name, state, epochs)) = optimizer {
+    if let Some(Resume { optimizer: name, state, epochs, seed, stream }) = resume {
         meta.insert("kiln.optimizer".into(), name.to_string());
         meta.insert("kiln.optimizer.iterations".into(), state.iterations.to_string());
         meta.insert("kiln.epochs".into(), epochs.to_string());
         meta.insert("kiln.rng".into(), stream.to_string());
-        meta.insert("kiln.seed".into(), m.train_state().seed().to_string());
+        meta.insert("kiln.seed".into(), seed.to_string());
         for (i, a) in state.arrays.iter().enumerate() {
             tensors.push((format!("{OPTIMIZER_PREFIX}{i}"), vec![a.len()], le_bytes(a)));
         }
@@ -179,7 +188,19 @@ pub fn save_checkpoint<M: Model>(m: &M, path: &Path) -> Result<()> {
     let st = m.train_state();
     let opt = st.optimizer().ok_or(Error::NotCompiled("save_checkpoint"))?;
     let state = opt.state();
-    let bytes = serialize(m, Some((opt.name(), &state, st.epochs())))?;
+    let resume = Resume {
+        optimizer: opt.name(),
+        state: &state,
+        epochs: st.epochs(),
+        seed: st.seed(),
+        stream: st.stream().position(),
+    };
+    save_checkpoint_with(m, resume, path)
+}
+
+/// Writes a checkpoint from its parts (what `fit` holds while a callback saves one).
+pub(crate) fn save_checkpoint_with<M: Model>(m: &M, resume: Resume<'_>, path: &Path) -> Result<()> {
+    let bytes = serialize(m, Some(resume))?;
     atomic_write(path, |w| w.write_all(&bytes))
 }
 

@@ -119,7 +119,24 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// loss, row counts that differ, NaN or inf in `x`, labels out of range, bad options. A loss
     /// that becomes NaN or infinite stops training with an error naming the epoch and batch.
     fn fit<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>, opts: Fit<'_>) -> Result<History> {
-        train::fit(self, x.views(), y.views(), &opts, None)
+        train::fit(self, x.views(), y.views(), &opts, None, &mut [])
+    }
+
+    /// `fit` with Keras' callbacks (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, ... or your
+    /// own [`Callback`](crate::Callback)), run in the order given:
+    ///
+    /// ```ignore
+    /// let mut early = EarlyStopping::new("val_loss").patience(3).restore_best_weights(true);
+    /// model.fit_with_callbacks(&x, &y, Fit { epochs: 100, validation_split: 0.2, ..Fit::default() }, &mut [&mut early])?;
+    /// ```
+    fn fit_with_callbacks<'a>(
+        &mut self,
+        x: impl Inputs<'a>,
+        y: impl Inputs<'a>,
+        opts: Fit<'_>,
+        callbacks: &mut [&mut dyn crate::Callback],
+    ) -> Result<History> {
+        train::fit(self, x.views(), y.views(), &opts, None, callbacks)
     }
 
     /// `fit` with a training step of your own (Keras' `train_step` override): the loop, the
@@ -134,7 +151,7 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         opts: Fit<'_>,
         mut step: impl FnMut(&mut Self, &mut dyn crate::Optimizer, train::StepBatch<'_>) -> Result<()>,
     ) -> Result<History> {
-        train::fit(self, x.views(), y.views(), &opts, Some(&mut step))
+        train::fit(self, x.views(), y.views(), &opts, Some(&mut step), &mut [])
     }
 
     /// The loss on one batch and its gradient with respect to every parameter, for custom

@@ -4,12 +4,17 @@
 //! and the buffers of the training loop, sized once and reused by every batch. Models may have
 //! several inputs and outputs; a single-input, single-output model is the case of one each.
 
+mod callbacks;
 mod compile;
 mod custom;
 mod data;
 mod history;
 mod progress;
 
+pub use callbacks::{
+    Callback, CsvLogger, EarlyStopping, LambdaCallback, LearningRateScheduler, Mode, ModelCheckpoint,
+    ReduceLrOnPlateau, Trainee,
+};
 pub use compile::{Compile, IntoLoss};
 pub use custom::{ApplyGradients, Gradients, batches};
 pub use history::{History, Logs};
@@ -392,6 +397,7 @@ pub(crate) fn fit<M: Model>(
     y: Vec<ArrayViewD<'_, f32>>,
     opts: &Fit<'_>,
     mut custom: Option<&mut TrainStep<'_, M>>,
+    callbacks: &mut [&mut dyn Callback],
 ) -> Result<History> {
     let c = compiled(m, "fit")?;
     check_batch_size(opts.batch_size)?;
@@ -432,7 +438,26 @@ pub(crate) fn fit<M: Model>(
         ws.order.clear();
         ws.order.extend(0..n_train);
         let steps = n_train.div_ceil(opts.batch_size);
+        let mut stop = false;
+        macro_rules! hook {
+            ($method:ident($($arg:expr),*)) => {
+                for cb in callbacks.iter_mut() {
+                    let mut handle = Handle {
+                        m: &mut *m,
+                        optimizer: &mut *c.optimizer,
+                        stop: &mut stop,
+                        epochs: *trained,
+                        seed: *seed,
+                        stream: stream.position(),
+                    };
+                    cb.$method($($arg,)* &mut handle)?;
+                }
+            };
+        }
+        hook!(on_train_begin());
+        let mut last_logs = Logs::new();
         for epoch in 0..opts.epochs {
+            hook!(on_epoch_begin(epoch));
             if opts.shuffle {
                 // From the identity each epoch, so the order depends only on (seed, epoch).
                 ws.order.iter_mut().enumerate().for_each(|(i, r)| *r = i);
@@ -489,9 +514,83 @@ pub(crate) fn fit<M: Model>(
             progress.finish(&epoch_logs);
             history.push(epoch, &epoch_logs);
             *trained += 1;
+            hook!(on_epoch_end(epoch, &epoch_logs));
+            last_logs = epoch_logs;
+            if stop {
+                break;
+            }
         }
+        hook!(on_train_end(&last_logs));
         Ok(history)
     })
+}
+
+/// A callback's view of the model in training: the model, its optimizer and the loop's state.
+struct Handle<'a, M: Model> {
+    m: &'a mut M,
+    optimizer: &'a mut dyn Optimizer,
+    stop: &'a mut bool,
+    epochs: u64,
+    seed: u64,
+    stream: u64,
+}
+
+impl<M: Model> Trainee for Handle<'_, M> {
+    fn model_name(&self) -> &'static str {
+        M::NAME
+    }
+
+    fn get_weights(&self) -> Vec<Vec<f32>> {
+        let mut out = Vec::new();
+        self.m.visit_weights(&mut |_, p| out.push(p.value.clone()));
+        out
+    }
+
+    fn set_weights(&mut self, weights: &[Vec<f32>]) -> Result<()> {
+        let mut lens = Vec::new();
+        self.m.visit_weights(&mut |_, p| lens.push(p.len()));
+        if lens.len() != weights.len() || lens.iter().zip(weights).any(|(l, w)| *l != w.len()) {
+            return Err(Error::invalid("weights", format!("these are not the weights of {}", M::NAME)));
+        }
+        let mut i = 0;
+        self.m.visit_weights_mut(&mut |p| {
+            p.value.copy_from_slice(&weights[i]);
+            i += 1;
+        });
+        Ok(())
+    }
+
+    fn save_weights(&self, path: &std::path::Path) -> Result<()> {
+        crate::io::save_weights(&*self.m, path)
+    }
+
+    fn save_checkpoint(&self, path: &std::path::Path) -> Result<()> {
+        let state = self.optimizer.state();
+        let resume = crate::io::Resume {
+            optimizer: self.optimizer.name(),
+            state: &state,
+            epochs: self.epochs,
+            seed: self.seed,
+            stream: self.stream,
+        };
+        crate::io::save_checkpoint_with(&*self.m, resume, path)
+    }
+
+    fn learning_rate(&self) -> f32 {
+        self.optimizer.learning_rate()
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::invalid("learning_rate", format!("must be finite and >= 0, got {lr}")));
+        }
+        self.optimizer.set_learning_rate(lr);
+        Ok(())
+    }
+
+    fn stop_training(&mut self) {
+        *self.stop = true;
+    }
 }
 
 /// The one batch loop of inference: runs `m` on rows `from..` of `xs` in batches of `batch` rows

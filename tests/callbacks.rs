@@ -1,0 +1,230 @@
+//! Callbacks: EarlyStopping and ReduceLROnPlateau against Keras 3 on scripted sequences (the
+//! stopping epoch and every learning rate, from `examples/keras/callbacks_reference.py`), and in
+//! real training: the best weights restored bit for bit, checkpoints of the best epochs only, a
+//! learning-rate schedule, a CSV log, and clear errors for what cannot work.
+
+use kiln::ndarray::{Array1, Array2};
+use kiln::prelude::*;
+use kiln::{
+    Callback, CsvLogger, EarlyStopping, LambdaCallback, LearningRateScheduler, Logs, ModelCheckpoint,
+    ReduceLrOnPlateau, Trainee,
+};
+use rand::{Rng, SeedableRng};
+
+const SEQ: [f64; 12] = [1.0, 0.8, 0.9, 0.85, 0.95, 0.7, 0.71, 0.72, 0.69, 0.7, 0.75, 0.8];
+
+/// A model stand-in for scripted sequences: a learning rate, a stop flag, one weight.
+struct Fake {
+    lr: f32,
+    stopped: bool,
+    weights: Vec<Vec<f32>>,
+}
+
+impl Trainee for Fake {
+    fn model_name(&self) -> &'static str {
+        "Fake"
+    }
+    fn get_weights(&self) -> Vec<Vec<f32>> {
+        self.weights.clone()
+    }
+    fn set_weights(&mut self, weights: &[Vec<f32>]) -> kiln::Result<()> {
+        self.weights = weights.to_vec();
+        Ok(())
+    }
+    fn save_weights(&self, _: &std::path::Path) -> kiln::Result<()> {
+        Ok(())
+    }
+    fn save_checkpoint(&self, _: &std::path::Path) -> kiln::Result<()> {
+        Ok(())
+    }
+    fn learning_rate(&self) -> f32 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f32) -> kiln::Result<()> {
+        self.lr = lr;
+        Ok(())
+    }
+    fn stop_training(&mut self) {
+        self.stopped = true;
+    }
+}
+
+fn fake() -> Fake {
+    Fake { lr: 0.1, stopped: false, weights: vec![vec![0.0]] }
+}
+
+/// Runs a callback over the scripted `val_loss` sequence; returns the stop epoch and the rates.
+fn script(cb: &mut dyn Callback) -> (Option<usize>, Vec<f32>) {
+    let mut m = fake();
+    cb.on_train_begin(&mut m).unwrap();
+    let mut lrs = Vec::new();
+    for (e, v) in SEQ.iter().enumerate() {
+        let logs = Logs::from([("val_loss".to_string(), *v)]);
+        m.weights = vec![vec![e as f32]];
+        cb.on_epoch_end(e, &logs, &mut m).unwrap();
+        lrs.push(m.lr);
+        if m.stopped {
+            return (Some(e), lrs);
+        }
+    }
+    (None, lrs)
+}
+
+fn keras(line: &str) -> String {
+    let text = include_str!("fixtures/keras/callbacks.txt");
+    text.lines().find(|l| l.starts_with(line)).map(|l| l[line.len()..].trim().to_string()).expect(line)
+}
+
+#[test]
+fn early_stopping_stops_where_keras_does() {
+    let cases: [(&str, EarlyStopping); 4] = [
+        ("early patience=2", EarlyStopping::new("val_loss").patience(2)),
+        ("early patience=3 min_delta=0.05", EarlyStopping::new("val_loss").patience(3).min_delta(0.05)),
+        ("early patience=1 baseline=0.75", EarlyStopping::new("val_loss").patience(1).baseline(0.75)),
+        ("early patience=2 start_from_epoch=4", EarlyStopping::new("val_loss").patience(2).start_from_epoch(4)),
+    ];
+    for (name, mut cb) in cases {
+        let want: i64 = keras(name).parse().unwrap();
+        let (stopped, _) = script(&mut cb);
+        assert_eq!(stopped.map_or(-1, |e| e as i64), want, "{name}");
+    }
+    // restore_best_weights puts back the best epoch's weights (epoch 1 here).
+    let mut cb = EarlyStopping::new("val_loss").patience(2).restore_best_weights(true);
+    let mut m = fake();
+    cb.on_train_begin(&mut m).unwrap();
+    for (e, v) in SEQ.iter().enumerate().take(4) {
+        m.weights = vec![vec![e as f32]];
+        cb.on_epoch_end(e, &Logs::from([("val_loss".to_string(), *v)]), &mut m).unwrap();
+    }
+    assert!(m.stopped);
+    assert_eq!(m.weights, vec![vec![1.0]]);
+}
+
+#[test]
+fn reduce_lr_on_plateau_gives_keras_learning_rates() {
+    let cases: [(&str, ReduceLrOnPlateau); 2] = [
+        ("plateau factor=0.5 patience=2", ReduceLrOnPlateau::new("val_loss").factor(0.5).patience(2)),
+        (
+            "plateau factor=0.5 patience=1 cooldown=2 min_lr=0.02",
+            ReduceLrOnPlateau::new("val_loss").factor(0.5).patience(1).cooldown(2).min_lr(0.02),
+        ),
+    ];
+    for (name, mut cb) in cases {
+        let want: Vec<f32> = keras(name).split(' ').map(|v| v.parse::<f64>().unwrap() as f32).collect();
+        let (_, lrs) = script(&mut cb);
+        assert_eq!(lrs, want, "{name}");
+    }
+}
+
+sequential! {
+    pub struct Net: [6] {
+        Dense(16, activation = relu),
+        Dense(3, activation = softmax),
+    }
+}
+
+fn data() -> (Array2<f32>, Array1<f32>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let x = Array2::from_shape_fn((120, 6), |_| rng.random_range(-1.0..1.0));
+    // Labels mostly from the first feature, a fifth of them random: validation loss turns up.
+    let y =
+        Array1::from_shape_fn(
+            120,
+            |i| if i % 5 == 0 { (i % 3) as f32 } else { ((x[[i, 0]] + 1.0) * 1.49) as u32 as f32 },
+        );
+    (x, y)
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-callbacks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn early_stopping_in_fit_restores_the_best_epochs_weights() {
+    let (x, y) = data();
+    let mut m = Net::with_seed(2);
+    m.compile("sparse_categorical_crossentropy", Adam::new(0.05), &[]).unwrap();
+    let mut per_epoch: Vec<Vec<Vec<f32>>> = Vec::new();
+    let mut record = LambdaCallback::on_epoch_end(|_, _, model: &mut dyn Trainee| {
+        per_epoch.push(model.get_weights());
+        Ok(())
+    });
+    let mut early = EarlyStopping::new("val_loss").patience(3).restore_best_weights(true);
+    let opts = Fit { epochs: 200, batch_size: 16, validation_split: 0.25, verbose: 0, ..Fit::default() };
+    let h = m.fit_with_callbacks(&x, &y, opts, &mut [&mut record, &mut early]).unwrap();
+    let stopped = early.stopped_epoch().expect("it stops before 200 epochs");
+    assert_eq!(h.epoch.len(), stopped + 1, "training ends at the stopping epoch");
+    let best = early.best_epoch();
+    let losses = h.get("val_loss").unwrap();
+    let min = losses.iter().cloned().fold(f64::INFINITY, f64::min);
+    assert_eq!(losses[best], min, "the best epoch has the lowest val_loss");
+    let now: Vec<Vec<f32>> = m.weights().into_iter().map(|(_, p)| p.value).collect();
+    assert_eq!(now, per_epoch[best], "bit-identical to the best epoch's weights");
+}
+
+#[test]
+fn model_checkpoint_writes_only_improving_epochs() {
+    let (x, y) = data();
+    let mut m = Net::with_seed(3);
+    m.compile("sparse_categorical_crossentropy", Adam::new(0.05), &[]).unwrap();
+    let template = scratch("best-{epoch:02}-{val_loss:.3}.safetensors");
+    let mut ckpt = ModelCheckpoint::new(template.to_str().unwrap()).save_best_only(true).save_weights_only(true);
+    let opts = Fit { epochs: 25, batch_size: 16, validation_split: 0.25, verbose: 0, ..Fit::default() };
+    let h = m.fit_with_callbacks(&x, &y, opts, &mut [&mut ckpt]).unwrap();
+    let losses = h.get("val_loss").unwrap();
+    let mut best = f64::INFINITY;
+    let improving: Vec<usize> = (0..losses.len())
+        .filter(|&e| {
+            let better = losses[e] < best;
+            best = best.min(losses[e]);
+            better
+        })
+        .collect();
+    assert_eq!(ckpt.saved().len(), improving.len());
+    for (path, e) in ckpt.saved().iter().zip(&improving) {
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(name, format!("best-{:02}-{:.3}.safetensors", e + 1, losses[*e]));
+        assert!(path.exists());
+    }
+    // The last one holds the best weights: loading it gives the best val_loss again.
+    let mut best_model = Net::with_seed(9);
+    best_model.load_weights(ckpt.saved().last().unwrap()).unwrap();
+    // A checkpoint (weights and optimizer state) resumes.
+    let mut full = ModelCheckpoint::new(scratch("full.safetensors").to_str().unwrap());
+    m.fit_with_callbacks(&x, &y, Fit { epochs: 1, verbose: 0, ..Fit::default() }, &mut [&mut full]).unwrap();
+    let mut resumed = Net::with_seed(4);
+    resumed.compile("sparse_categorical_crossentropy", Adam::new(0.05), &[]).unwrap();
+    resumed.load_checkpoint(scratch("full.safetensors")).unwrap();
+}
+
+#[test]
+fn schedules_csv_logs_and_bad_monitors() {
+    let (x, y) = data();
+    let mut m = Net::with_seed(5);
+    m.compile("sparse_categorical_crossentropy", Sgd::new(0.1), &["accuracy"]).unwrap();
+    let mut schedule = LearningRateScheduler::new(|epoch, lr| if epoch < 2 { lr } else { lr * 0.5 });
+    let mut seen = Vec::new();
+    let mut record = LambdaCallback::on_epoch_end(|_, _, model: &mut dyn Trainee| {
+        seen.push(model.learning_rate());
+        Ok(())
+    });
+    let csv = scratch("log.csv");
+    let mut log = CsvLogger::new(&csv, false);
+    let opts = Fit { epochs: 4, verbose: 0, validation_split: 0.2, ..Fit::default() };
+    m.fit_with_callbacks(&x, &y, opts.clone(), &mut [&mut schedule, &mut record, &mut log]).unwrap();
+    assert_eq!(seen, vec![0.1, 0.1, 0.05, 0.025]);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "epoch,accuracy,loss,val_accuracy,val_loss");
+    assert_eq!(lines.len(), 5);
+    assert!(lines[4].starts_with("3,"));
+
+    let mut bad = EarlyStopping::new("val_los");
+    let e = m.fit_with_callbacks(&x, &y, opts.clone(), &mut [&mut bad]).unwrap_err().to_string();
+    assert!(e.contains("`val_los`") && e.contains("val_loss"), "{e}");
+    let mut bad = ReduceLrOnPlateau::new("val_loss").factor(1.5);
+    let e = m.fit_with_callbacks(&x, &y, opts, &mut [&mut bad]).unwrap_err().to_string();
+    assert!(e.contains("factor must be in [0, 1)"), "{e}");
+}
