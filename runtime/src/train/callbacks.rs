@@ -399,7 +399,7 @@ impl Callback for ReduceLrOnPlateau {
                 format!("factor must be in [0, 1), got {} (it reduces the learning rate)", self.factor),
             ));
         }
-        if !(self.min_lr.is_finite() && self.min_lr >= 0.0) || !self.min_delta.is_finite() {
+        if !(self.min_lr.is_finite() && self.min_lr >= 0.0 && self.min_delta.is_finite()) {
             return Err(Error::invalid("ReduceLROnPlateau", "min_lr must be finite and >= 0, min_delta finite"));
         }
         let max = self.mode.maximises(&self.monitor);
