@@ -7,11 +7,16 @@
 mod adagrad;
 mod adam;
 mod rmsprop;
+mod schedule;
 mod sgd;
 
 pub use adagrad::Adagrad;
 pub use adam::{Adam, AdamW};
 pub use rmsprop::RmsProp;
+pub use schedule::{
+    CosineDecay, CosineDecayRestarts, ExponentialDecay, InverseTimeDecay, LearningRateSchedule, PiecewiseConstantDecay,
+    PolynomialDecay, Scheduled,
+};
 pub use sgd::Sgd;
 
 use crate::error::{Error, Result};
