@@ -228,3 +228,44 @@ fn schedules_csv_logs_and_bad_monitors() {
     let e = m.fit_with_callbacks(&x, &y, opts, &mut [&mut bad]).unwrap_err().to_string();
     assert!(e.contains("factor must be in [0, 1)"), "{e}");
 }
+
+sequential! {
+    pub struct Digits: [64] {
+        Dense(64, activation = relu),
+        Dense(10, activation = softmax),
+    }
+}
+
+/// The README's "Controlling training" example, on the shipped digits.
+#[test]
+fn controlling_training_as_in_the_readme() -> kiln::Result<()> {
+    use kiln::{CosineDecay, EarlyStopping, ModelCheckpoint, Scheduled};
+    let table = kiln::data::read_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits.csv.gz"), false)?;
+    let (x, y) = kiln::data::split_label(&kiln::data::shuffle_rows(&table, 7))?;
+    let x = x / 16.0;
+    let dir = scratch("readme");
+    std::fs::create_dir_all(&dir).unwrap();
+    let template = dir.join("best-{epoch:02}-{val_accuracy:.3}.safetensors");
+    let mut model = Digits::new();
+
+    let adam = Scheduled::new(Adam::default(), CosineDecay::new(1e-4, 2_000).warmup(3e-3, 50));
+    model.compile("sparse_categorical_crossentropy", adam, &["accuracy"])?;
+    let mut early = EarlyStopping::new("val_loss").patience(5).restore_best_weights(true);
+    let mut best = ModelCheckpoint::new(template.to_str().unwrap())
+        .monitor("val_accuracy")
+        .save_best_only(true)
+        .save_weights_only(true);
+    let history = model.fit_with_callbacks(
+        &x,
+        &y,
+        Fit { epochs: 200, validation_split: 0.2, verbose: 0, ..Fit::default() },
+        &mut [&mut early, &mut best],
+    )?;
+
+    assert!(early.stopped_epoch().is_some(), "early stopping ends the run before 200 epochs");
+    assert!(history.epoch.len() < 200);
+    assert!(!best.saved().is_empty() && best.saved().iter().all(|p| p.exists()));
+    let best_accuracy = history.get("val_accuracy").unwrap().iter().cloned().fold(0.0, f64::max);
+    assert!(best_accuracy >= 0.95, "best held-out accuracy {best_accuracy}");
+    Ok(())
+}
