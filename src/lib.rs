@@ -37,7 +37,7 @@ pub use ndarray;
 pub mod prelude {
     pub use kiln_macros::{Model, functional, sequential};
     pub use kiln_runtime::{
-        Activation, Adagrad, Adam, AdamW, ApplyGradients, Compile, Dense, Elu, Fit, Gelu, Gradients, History,
+        Activation, Adagrad, Adam, AdamW, ApplyGradients, Clip, Compile, Dense, Elu, Fit, Gelu, Gradients, History,
         LeakyRelu, Linear, Loss, Metric, Model, ModelState, Optimizer, Relu, RmsProp, Selu, Sgd, Sigmoid, Silu,
         Softmax, Softplus, Swish, Tanh, batches, validation_data,
     };

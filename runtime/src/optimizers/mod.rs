@@ -6,12 +6,14 @@
 
 mod adagrad;
 mod adam;
+mod clip;
 mod rmsprop;
 mod schedule;
 mod sgd;
 
 pub use adagrad::Adagrad;
 pub use adam::{Adam, AdamW};
+pub use clip::{Clip, Clipped, Clipping};
 pub use rmsprop::RmsProp;
 pub use schedule::{
     CosineDecay, CosineDecayRestarts, ExponentialDecay, InverseTimeDecay, LearningRateSchedule, PiecewiseConstantDecay,
@@ -46,6 +48,11 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     /// divergence. The default checks the learning rate.
     fn check(&self) -> Result<()> {
         check(self.name(), "learning_rate", self.learning_rate(), Range::NonNegative)
+    }
+    /// How gradients are clipped before the update (Keras' `clipnorm`, `global_clipnorm`,
+    /// `clipvalue`; see [`Clip`]). None by default.
+    fn clipping(&self) -> Clipping {
+        Clipping::default()
     }
 }
 

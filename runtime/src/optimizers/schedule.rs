@@ -348,4 +348,7 @@ impl<O: Optimizer + Clone + 'static> Optimizer for Scheduled<O> {
         self.schedule.check()?;
         self.inner.check()
     }
+    fn clipping(&self) -> super::Clipping {
+        self.inner.clipping()
+    }
 }

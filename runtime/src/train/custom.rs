@@ -171,12 +171,26 @@ impl<O: Optimizer + ?Sized> ApplyGradients for O {
         }
         self.check()?;
         let _ftz = FlushDenormals::new();
+        // The optimizer's clipping (clipnorm, global_clipnorm, clipvalue) on a copy.
+        let clip = self.clipping();
+        let mut clipped = None;
+        if !clip.is_none() {
+            let mut values = grads.values.clone();
+            let per_weight = crate::optimizers::Clipping { global_norm: None, value: None, ..clip };
+            values.iter_mut().for_each(|v| per_weight.apply(v, 1.0));
+            let sum = values.iter().flatten().map(|g| (*g as f64) * (*g as f64)).sum::<f64>();
+            let rest = crate::optimizers::Clipping { norm: None, ..clip };
+            let global = clip.global_factor(sum);
+            values.iter_mut().for_each(|v| rest.apply(v, global));
+            clipped = Some(values);
+        }
+        let values = clipped.as_ref().unwrap_or(&grads.values);
         self.begin_step();
         // Optimizer slots count every weight, as in `fit`; gradients only those that have one.
         let (mut slot, mut g) = (0, 0);
         model.visit_weights_mut(&mut |p| {
             if p.is_trainable() {
-                self.update(slot, &mut p.value, &grads.values[g]);
+                self.update(slot, &mut p.value, &values[g]);
             }
             if p.role() != Role::State {
                 g += 1;

@@ -30,7 +30,7 @@ use crate::kernels::ActKind;
 use crate::layers::{Ctx, sized};
 use crate::metrics::MetricState;
 use crate::model::{MAX_PORTS, Model};
-use crate::optimizers::Optimizer;
+use crate::optimizers::{Clipping, Optimizer};
 use crate::random::Stream;
 use compile::Compiled;
 use data::Rows;
@@ -352,6 +352,25 @@ fn step_unchecked<M: Model>(
 
 /// Applies each trainable parameter's gradient with `opt`, as one optimizer step.
 pub fn apply_gradients<M: Model>(m: &mut M, opt: &mut dyn Optimizer) {
+    let clip = opt.clipping();
+    if !clip.is_none() {
+        // Clip the gradients in place first (they are rewritten by the next backward pass).
+        let per_weight = Clipping { global_norm: None, value: None, ..clip };
+        let mut sum = 0.0f64;
+        m.visit_weights_mut(&mut |p| {
+            if p.is_trainable() {
+                per_weight.apply(&mut p.grad, 1.0);
+                sum += p.grad.iter().map(|g| (*g as f64) * (*g as f64)).sum::<f64>();
+            }
+        });
+        let rest = Clipping { norm: None, ..clip };
+        let global = clip.global_factor(sum);
+        m.visit_weights_mut(&mut |p| {
+            if p.is_trainable() {
+                rest.apply(&mut p.grad, global);
+            }
+        });
+    }
     opt.begin_step();
     let mut slot = 0;
     m.visit_weights_mut(&mut |p| {
