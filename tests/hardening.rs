@@ -263,3 +263,23 @@ fn evaluate_and_predict_take_keras_batch_size_and_refuse_zero() {
     let e = Clf::new().compile_with(Compile::default()).unwrap_err().to_string();
     assert!(e.contains("has no loss"), "{e}");
 }
+
+#[test]
+fn weights_by_name_without_a_file() {
+    let mut m = Clf::with_seed(3);
+    let k = m.get_weight("dense.kernel").unwrap();
+    assert_eq!(k.shape(), &[6, 8]);
+    let twice = k.mapv(|v| 2.0 * v);
+    m.set_weight("dense.kernel", &twice).unwrap();
+    assert_eq!(m.get_weight("dense.kernel").unwrap(), twice);
+    let e = m.set_weight("dense.kernal", &twice).unwrap_err().to_string();
+    assert!(e.contains("did you mean `dense.kernel`") && e.contains("dense_1.bias"), "{e}");
+    let e = m.set_weight("dense.kernel", &Array2::<f32>::zeros((8, 6))).unwrap_err().to_string();
+    assert!(e.contains("expected shape [6, 8], got [8, 6]"), "{e}");
+    let e = m.set_weight("dense.bias", &kiln::ndarray::Array1::from_elem(8, f32::NAN)).unwrap_err().to_string();
+    assert!(e.contains("NaN"), "{e}");
+    assert_eq!(m.get_weight("dense.kernel").unwrap(), twice, "refused values change nothing");
+    let layer = m.get_layer("dense_1").unwrap();
+    assert_eq!((layer.kind, layer.params, layer.output_shape), ("Dense", 27, &[3usize][..]));
+    assert!(m.get_layer("dense_9").is_none());
+}

@@ -237,6 +237,71 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         out
     }
 
+    /// One weight's values by name (`dense_1.kernel`), in its shape (Keras' `get_weights`, by name).
+    fn get_weight(&self, name: &str) -> Option<ArrayD<f32>> {
+        let mut out = None;
+        self.visit_weights(&mut |n, p| {
+            if n == name {
+                out = ArrayD::from_shape_vec(p.shape().to_vec(), p.value.clone()).ok();
+            }
+        });
+        out
+    }
+
+    /// Replaces one weight's values by name, without a file (Keras' `set_weights`, by name). The
+    /// shape must be the weight's and every value finite; an unknown name lists the model's.
+    fn set_weight<'a>(&mut self, name: &str, value: impl Inputs<'a>) -> Result<()> {
+        let views = value.views();
+        let [view] = &views[..] else {
+            return Err(crate::Error::invalid("value", "set_weight takes one array"));
+        };
+        let mut found = None;
+        let mut names = Vec::new();
+        self.visit_weights(&mut |n, p| {
+            names.push(n.to_string());
+            if n == name {
+                found = Some(p.shape().to_vec());
+            }
+        });
+        let Some(shape) = found else {
+            let known: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+            return Err(crate::Error::invalid(
+                "name",
+                format!(
+                    "{} has no weight `{name}`{}; its weights are: {}",
+                    Self::NAME,
+                    crate::error::did_you_mean(name, &known),
+                    known.join(", ")
+                ),
+            ));
+        };
+        if view.shape() != &shape[..] {
+            return Err(crate::Error::Shape {
+                what: format!("weight `{name}` of {}", Self::NAME),
+                expected: crate::error::Shape(shape).to_string(),
+                got: crate::error::Shape(view.shape().to_vec()),
+            });
+        }
+        if let Some(v) = view.iter().find(|v| !v.is_finite()) {
+            return Err(crate::Error::InvalidData { what: format!("weight `{name}`"), reason: format!("holds {v}") });
+        }
+        let values: Vec<f32> = view.iter().copied().collect();
+        let mut i = 0;
+        let target = names.iter().position(|n| n == name).unwrap_or(usize::MAX);
+        self.visit_weights_mut(&mut |p| {
+            if i == target {
+                p.value.copy_from_slice(&values);
+            }
+            i += 1;
+        });
+        Ok(())
+    }
+
+    /// A layer of the summary table by name (`dense_1`): its class, output shape, parameter count.
+    fn get_layer(&self, name: &str) -> Option<&'static LayerInfo> {
+        Self::LAYERS.iter().find(|l| l.name == name)
+    }
+
     /// Total number of parameter values.
     fn count_params(&self) -> usize {
         let mut n = 0;
