@@ -37,8 +37,8 @@ pub use ndarray;
 pub mod prelude {
     pub use kiln_macros::{Model, functional, sequential};
     pub use kiln_runtime::{
-        Activation, Adagrad, Adam, AdamW, ApplyGradients, Clip, Compile, Dense, Elu, Fit, Gelu, Gradients, History,
-        LeakyRelu, Linear, Loss, Metric, Model, ModelState, Optimizer, Relu, RmsProp, Selu, Sgd, Sigmoid, Silu,
-        Softmax, Softplus, Swish, Tanh, batches, validation_data,
+        Activation, Adagrad, Adam, AdamW, Adamax, ApplyGradients, Clip, Compile, Dense, Elu, Fit, Gelu, Gradients,
+        History, LeakyRelu, Linear, Lion, Loss, Metric, Model, ModelState, Nadam, Optimizer, Relu, RmsProp, Selu, Sgd,
+        Sigmoid, Silu, Softmax, Softplus, Swish, Tanh, batches, validation_data,
     };
 }

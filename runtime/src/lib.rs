@@ -33,9 +33,9 @@ pub use losses::{Loss, LossKind};
 pub use metrics::Metric;
 pub use model::{Inputs, MAX_PORTS, Model, Port, Prediction};
 pub use optimizers::{
-    Adagrad, Adam, AdamW, Clip, Clipped, Clipping, CosineDecay, CosineDecayRestarts, ExponentialDecay, IntoOptimizer,
-    InverseTimeDecay, LearningRateSchedule, Optimizer, OptimizerState, PiecewiseConstantDecay, PolynomialDecay,
-    RmsProp, Scheduled, Sgd,
+    Adagrad, Adam, AdamW, Adamax, Clip, Clipped, Clipping, CosineDecay, CosineDecayRestarts, ExponentialDecay,
+    IntoOptimizer, InverseTimeDecay, LearningRateSchedule, Lion, Nadam, Optimizer, OptimizerState,
+    PiecewiseConstantDecay, PolynomialDecay, RmsProp, Scheduled, Sgd,
 };
 pub use plot::{PlotOptions, plot_model};
 pub use rand::rngs::StdRng;

@@ -6,14 +6,20 @@
 
 mod adagrad;
 mod adam;
+mod adamax;
 mod clip;
+mod lion;
+mod nadam;
 mod rmsprop;
 mod schedule;
 mod sgd;
 
 pub use adagrad::Adagrad;
 pub use adam::{Adam, AdamW};
+pub use adamax::Adamax;
 pub use clip::{Clip, Clipped, Clipping};
+pub use lion::Lion;
+pub use nadam::Nadam;
 pub use rmsprop::RmsProp;
 pub use schedule::{
     CosineDecay, CosineDecayRestarts, ExponentialDecay, InverseTimeDecay, LearningRateSchedule, PiecewiseConstantDecay,
@@ -117,7 +123,7 @@ impl IntoOptimizer for Box<dyn Optimizer> {
 }
 
 /// Every optimizer name [`from_name`] accepts (case-insensitive, as in Keras).
-pub const NAMES: [&str; 5] = ["sgd", "adam", "adamw", "rmsprop", "adagrad"];
+pub const NAMES: [&str; 8] = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam", "adamax", "lion"];
 
 /// Resolves an optimizer name to one with Keras' default hyper-parameters.
 pub fn from_name(name: &str) -> Result<Box<dyn Optimizer>> {
@@ -127,6 +133,9 @@ pub fn from_name(name: &str) -> Result<Box<dyn Optimizer>> {
         "adamw" => Box::new(AdamW::default()),
         "rmsprop" => Box::new(RmsProp::default()),
         "adagrad" => Box::new(Adagrad::default()),
+        "nadam" => Box::new(Nadam::default()),
+        "adamax" => Box::new(Adamax::default()),
+        "lion" => Box::new(Lion::default()),
         _ => return Err(Error::UnknownName { kind: "optimizer", name: name.to_string(), valid: NAMES.to_vec() }),
     })
 }
