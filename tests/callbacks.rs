@@ -241,18 +241,19 @@ sequential! {
 fn controlling_training_as_in_the_readme() -> kiln::Result<()> {
     use kiln::{CosineDecay, EarlyStopping, ModelCheckpoint, Scheduled};
     let table = kiln::data::read_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits.csv.gz"), false)?;
-    let (x, y) = kiln::data::split_label(&kiln::data::shuffle_rows(&table, 7))?;
+    let (x, labels) = kiln::data::split_label(&kiln::data::shuffle_rows(&table, 7))?;
     let x = x / 16.0;
     let dir = scratch("readme");
     std::fs::create_dir_all(&dir).unwrap();
-    let template = dir.join("best-{epoch:02}-{val_accuracy:.3}.safetensors");
+    let template = dir.join("best-{epoch:02}-{val_auc:.4}.safetensors");
     let mut model = Digits::new();
 
     let adam = Scheduled::new(Adam::default(), CosineDecay::new(1e-4, 2_000).warmup(3e-3, 50));
-    model.compile("sparse_categorical_crossentropy", adam, &["accuracy"])?;
+    let y = kiln::data::one_hot(&labels, 10)?;
+    model.compile_with(Compile::new(adam).loss("categorical_crossentropy").metrics(&["accuracy", "auc"]))?;
     let mut early = EarlyStopping::new("val_loss").patience(5).restore_best_weights(true);
     let mut best = ModelCheckpoint::new(template.to_str().unwrap())
-        .monitor("val_accuracy")
+        .monitor("val_auc")
         .save_best_only(true)
         .save_weights_only(true);
     let history = model.fit_with_callbacks(
@@ -267,5 +268,7 @@ fn controlling_training_as_in_the_readme() -> kiln::Result<()> {
     assert!(!best.saved().is_empty() && best.saved().iter().all(|p| p.exists()));
     let best_accuracy = history.get("val_accuracy").unwrap().iter().cloned().fold(0.0, f64::max);
     assert!(best_accuracy >= 0.95, "best held-out accuracy {best_accuracy}");
+    let best_auc = history.get("val_auc").unwrap().iter().cloned().fold(0.0, f64::max);
+    assert!(best_auc >= 0.99, "best held-out AUC {best_auc}");
     Ok(())
 }

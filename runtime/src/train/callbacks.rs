@@ -58,8 +58,8 @@ pub trait Callback {
 /// Whether a larger or a smaller value of the monitored quantity is better.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// From the name, as Keras does: accuracy-like names (`acc`, `accuracy`, `auc`) are
-    /// maximised, everything else minimised.
+    /// From the metric, as Keras does: the metrics Keras marks as "up" (accuracies, top-k,
+    /// precision, recall, AUC, F-scores, R²) are maximised, losses and errors minimised.
     Auto,
     /// Smaller is better.
     Min,
@@ -72,7 +72,9 @@ impl Mode {
         match self {
             Mode::Max => true,
             Mode::Min => false,
-            Mode::Auto => ["acc", "accuracy", "auc"].iter().any(|k| monitor.ends_with(k)) || monitor.contains("auc"),
+            Mode::Auto => ["acc", "auc", "precision", "recall", "f1_score", "fbeta_score", "r2_score"]
+                .iter()
+                .any(|k| monitor.contains(k)),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::losses::Loss;
-use crate::metrics::{self, MetricState};
+use crate::metrics::{MetricSpec, Probs, RunningMetric};
 use crate::model::Model;
 use crate::optimizers::{IntoOptimizer, Optimizer};
 
@@ -33,8 +33,8 @@ pub struct Compile {
     loss: Option<Result<Loss>>,
     output_losses: Vec<(String, Result<Loss>)>,
     weights: Vec<(String, f32)>,
-    metrics: Vec<String>,
-    output_metrics: Vec<(String, Vec<String>)>,
+    metrics: Vec<MetricSpec>,
+    output_metrics: Vec<(String, Vec<MetricSpec>)>,
 }
 
 /// Keras' defaults: `rmsprop`, no metrics. A loss is still needed: kiln reports a missing one
@@ -82,13 +82,25 @@ impl Compile {
 
     /// Metrics computed on every output.
     pub fn metrics(mut self, names: &[&str]) -> Self {
-        self.metrics.extend(names.iter().map(|s| s.to_string()));
+        self.metrics.extend(names.iter().map(|&s| MetricSpec::from(s)));
+        self
+    }
+
+    /// One metric on every output, by name or with arguments (`Metric::auc(Curve::Pr, 200)`).
+    pub fn metric(mut self, metric: impl Into<MetricSpec>) -> Self {
+        self.metrics.push(metric.into());
+        self
+    }
+
+    /// One metric on the output named `output` only.
+    pub fn output_metric(mut self, output: &str, metric: impl Into<MetricSpec>) -> Self {
+        self.output_metrics.push((output.to_string(), vec![metric.into()]));
         self
     }
 
     /// Metrics computed on the output named `output` only.
     pub fn output_metrics(mut self, output: &str, names: &[&str]) -> Self {
-        self.output_metrics.push((output.to_string(), names.iter().map(|s| s.to_string()).collect()));
+        self.output_metrics.push((output.to_string(), names.iter().map(|&s| MetricSpec::from(s)).collect()));
         self
     }
 }
@@ -97,7 +109,7 @@ impl Compile {
 pub(crate) struct OutputSpec {
     pub loss: Loss,
     pub weight: f32,
-    pub metrics: Vec<String>,
+    pub metrics: Vec<MetricSpec>,
 }
 
 #[derive(Clone, Debug)]
@@ -116,13 +128,16 @@ impl Compiled {
 
     /// Fresh metric states, keyed as Keras does (`accuracy`, or `class_accuracy` with several
     /// outputs), each with the output it reads.
-    pub fn metric_states<M: Model>(&self) -> Vec<(usize, MetricState)> {
+    pub fn metric_states<M: Model>(&self) -> Vec<(usize, RunningMetric)> {
         let multi = M::OUTPUTS.len() > 1;
         let mut out = Vec::new();
         for (k, spec) in self.outputs.iter().enumerate() {
-            for name in &spec.metrics {
-                let key = if multi { format!("{}_{name}", M::OUTPUTS[k].name) } else { name.clone() };
-                out.push((k, MetricState::new(&key, metrics::resolve(name, &spec.loss, M::OUTPUTS[k].last()))));
+            let width = M::OUTPUTS[k].last();
+            for metric in &spec.metrics {
+                let name = metric.name();
+                let key = if multi { format!("{}_{name}", M::OUTPUTS[k].name) } else { name.to_string() };
+                let kind = metric.kind(&spec.loss, width);
+                out.push((k, RunningMetric::resolved(&key, kind, Probs::of(&spec.loss, width))));
             }
         }
         out
@@ -154,8 +169,8 @@ pub(crate) fn compile<M: Model>(m: &mut M, config: Compile) -> Result<()> {
         }
         weights[output_index::<M>(&name, "loss_weights")?] = w;
     }
-    for name in config.metrics.iter().chain(config.output_metrics.iter().flat_map(|(_, v)| v)) {
-        metrics::check_name(name)?;
+    for metric in config.metrics.iter().chain(config.output_metrics.iter().flat_map(|(_, v)| v)) {
+        metric.check()?;
     }
     let mut outputs = Vec::new();
     for (k, port) in M::OUTPUTS.iter().enumerate() {
@@ -180,6 +195,30 @@ pub(crate) fn compile<M: Model>(m: &mut M, config: Compile) -> Result<()> {
     }
     for (name, names) in config.output_metrics {
         outputs[output_index::<M>(&name, "metrics")?].metrics.extend(names);
+    }
+    // Targets must have the shape each metric reads: labels for the sparse ones, the output's
+    // shape for the others.
+    for (k, out) in outputs.iter().enumerate() {
+        let width = M::OUTPUTS[k].last();
+        for metric in &out.metrics {
+            let kind = metric.kind(&out.loss, width);
+            if kind.takes_labels() != out.loss.is_sparse() {
+                let (wants, has) = if kind.takes_labels() {
+                    ("one integer label per row", "targets shaped like the output")
+                } else {
+                    ("targets shaped like the output", "integer labels (sparse_categorical_crossentropy)")
+                };
+                return Err(Error::invalid(
+                    "metrics",
+                    format!(
+                        "metric `{}` on output `{}` reads {wants}, but its loss `{}` takes {has}",
+                        metric.name(),
+                        M::OUTPUTS[k].name,
+                        out.loss.name()
+                    ),
+                ));
+            }
+        }
     }
     let fused = outputs.iter().enumerate().map(|(k, o)| super::fuses::<M>(&o.loss, k)).collect();
     m.train_state_mut().compiled = Some(Compiled { outputs, optimizer, fused });

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
 use crate::kernels::ActKind;
 use crate::layers::{Ctx, sized};
-use crate::metrics::MetricState;
+use crate::metrics::RunningMetric;
 use crate::model::{MAX_PORTS, Model};
 use crate::optimizers::{Clipping, Optimizer};
 use crate::random::Stream;
@@ -187,7 +187,7 @@ struct Tracker {
     total: f64,
     per_output: Vec<f64>,
     rows: usize,
-    metrics: Vec<(usize, MetricState)>,
+    metrics: Vec<(usize, RunningMetric)>,
 }
 
 impl Tracker {
@@ -199,7 +199,7 @@ impl Tracker {
         self.total = 0.0;
         self.per_output.iter_mut().for_each(|v| *v = 0.0);
         self.rows = 0;
-        self.metrics.iter_mut().for_each(|(_, m)| m.reset());
+        self.metrics.iter_mut().for_each(|(_, m)| m.reset_state());
     }
 
     fn logs<M: Model>(&self, prefix: &str, into: &mut Logs) {
@@ -211,7 +211,9 @@ impl Tracker {
             }
         }
         for (_, s) in &self.metrics {
-            into.insert(format!("{prefix}{}", s.key), s.result());
+            for (key, v) in s.results() {
+                into.insert(format!("{prefix}{key}"), v);
+            }
         }
     }
 
