@@ -178,6 +178,48 @@ impl Loss {
         Ok(())
     }
 
+    /// Keras' weighted loss: `Σ wᵢ lᵢ / n` over `n` rows (the weighted sum over the batch size,
+    /// not over the weights' sum), with one weight per sample and `n / weights.len()` rows per
+    /// sample (the positions of a sequence output share their sample's weight). With `grad`,
+    /// writes the gradient of that value, as [`compute`](Self::compute) does.
+    #[allow(clippy::too_many_arguments)]
+    pub fn compute_weighted(
+        &self,
+        p: &[f32],
+        y: &[f32],
+        n: usize,
+        width: usize,
+        weights: &[f32],
+        mut grad: Option<&mut [f32]>,
+        fused_softmax: bool,
+    ) -> f32 {
+        let per = (n / weights.len().max(1)).max(1);
+        let yw = if self.is_sparse() { 1 } else { width };
+        let mut total = 0.0f64;
+        for r in 0..n {
+            let w = weights[r / per];
+            let row = grad.as_deref_mut().map(|g| &mut g[r * width..(r + 1) * width]);
+            let l = match row {
+                Some(g) => {
+                    let l = self.compute(
+                        &p[r * width..(r + 1) * width],
+                        &y[r * yw..(r + 1) * yw],
+                        1,
+                        width,
+                        Some(&mut *g),
+                        fused_softmax,
+                    );
+                    let scale = w / n as f32;
+                    g.iter_mut().for_each(|v| *v *= scale);
+                    l
+                }
+                None => self.compute(&p[r * width..(r + 1) * width], &y[r * yw..(r + 1) * yw], 1, width, None, false),
+            };
+            total += w as f64 * l as f64;
+        }
+        (total / n.max(1) as f64) as f32
+    }
+
     /// The mean loss over `n` rows of predictions `p` (`width` each) against targets `y`.
     ///
     /// With `grad`, also writes d(mean loss)/d(p), or with `fused_softmax` d(mean loss)/d(logits)

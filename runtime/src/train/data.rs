@@ -189,3 +189,81 @@ pub(crate) fn targets<'v, M: Model>(
     }
     Ok(out)
 }
+
+/// Checks one weight per row: `n` of them, each finite and >= 0.
+pub(crate) fn sample_weights(w: ndarray::ArrayView1<'_, f32>, n: usize, what: &'static str) -> Result<Vec<f32>> {
+    if w.len() != n {
+        return Err(Error::invalid(what, format!("needs one weight per row: {n}, got {}", w.len())));
+    }
+    if let Some((i, v)) = w.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v >= 0.0)) {
+        return Err(Error::invalid(what, format!("weights must be finite and >= 0; row {i} has {v}")));
+    }
+    Ok(w.to_vec())
+}
+
+/// The training rows' weights from `sample_weight` or `class_weight` (Keras' rules), or `None`
+/// when neither is given.
+pub(crate) fn row_weights<M: Model>(
+    opts: &super::Fit<'_>,
+    n: usize,
+    ys: &[Rows<'_>],
+    losses: &[Loss],
+) -> Result<Option<Vec<f32>>> {
+    match (opts.sample_weight, opts.class_weight) {
+        (Some(_), Some(_)) => Err(Error::invalid(
+            "class_weight",
+            "give class_weight or sample_weight, not both (multiply them into sample_weight)",
+        )),
+        (Some(w), None) => sample_weights(w, n, "sample_weight").map(Some),
+        (None, Some(classes)) => {
+            if M::OUTPUTS.len() != 1 {
+                return Err(Error::invalid(
+                    "class_weight",
+                    format!("is for models with one output; {} has {}", M::NAME, M::OUTPUTS.len()),
+                ));
+            }
+            let (sparse, width) = (losses[0].is_sparse(), M::OUTPUTS[0].last());
+            if ys[0].n * (if sparse { 1 } else { width }) != ys[0].data.len() {
+                return Err(Error::invalid(
+                    "class_weight",
+                    "needs one class per row (a vector or sequence output has none)",
+                ));
+            }
+            // A single sigmoid output has classes 0 and 1.
+            let count = if sparse || width > 1 { width } else { 2 };
+            let mut table = vec![1.0f32; count];
+            for &(class, w) in classes {
+                if class >= count {
+                    return Err(Error::invalid(
+                        "class_weight",
+                        format!(
+                            "names class {class}, but output `{}` has {count} classes (0..={})",
+                            M::OUTPUTS[0].name,
+                            count - 1
+                        ),
+                    ));
+                }
+                if !(w.is_finite() && w >= 0.0) {
+                    return Err(Error::invalid(
+                        "class_weight",
+                        format!("class {class}'s weight must be finite and >= 0, got {w}"),
+                    ));
+                }
+                table[class] = w;
+            }
+            let y = &ys[0].data;
+            let class_of = |r: usize| -> usize {
+                if sparse {
+                    y[r] as usize
+                } else if width == 1 {
+                    y[r].round().clamp(0.0, 1.0) as usize
+                } else {
+                    let row = &y[r * width..(r + 1) * width];
+                    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
+                }
+            };
+            Ok(Some((0..n).map(|r| table[class_of(r).min(count - 1)]).collect()))
+        }
+        (None, None) => Ok(None),
+    }
+}

@@ -19,7 +19,7 @@ pub use compile::{Compile, IntoLoss};
 pub use custom::{ApplyGradients, Gradients, batches};
 pub use history::{History, Logs};
 
-use ndarray::{ArrayD, ArrayViewD};
+use ndarray::{ArrayD, ArrayView1, ArrayViewD};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -63,11 +63,37 @@ pub struct Fit<'a> {
     pub validation_data: Option<ValidationData<'a>>,
     /// Shuffle the training rows before each epoch (default true), from the model's seed.
     pub shuffle: bool,
+    /// One weight per row of `x`, finite and >= 0: each row's loss counts `w` times (Keras'
+    /// `Σ wᵢ lᵢ / batch size`). With `validation_split`, the held-out rows keep theirs.
+    /// Metrics are not weighted (Keras' `metrics`, not `weighted_metrics`).
+    pub sample_weight: Option<ArrayView1<'a, f32>>,
+    /// Weights of classes, `(class, weight)`, for the training rows of a single-output model:
+    /// each row weighs as its class (its label, its one-hot arg-max, or its rounded binary
+    /// target); classes not listed weigh 1. Not with `sample_weight`.
+    pub class_weight: Option<&'a [(usize, f32)]>,
+    /// One weight per row of `validation_data`.
+    pub validation_sample_weight: Option<ArrayView1<'a, f32>>,
+    /// The epoch to start at (to resume a run): epochs `initial_epoch..epochs` are trained.
+    pub initial_epoch: usize,
+    /// Validate after every `validation_freq`-th epoch (default 1, every epoch).
+    pub validation_freq: usize,
 }
 
 impl Default for Fit<'_> {
     fn default() -> Self {
-        Fit { epochs: 1, batch_size: 32, verbose: 1, validation_split: 0.0, validation_data: None, shuffle: true }
+        Fit {
+            epochs: 1,
+            batch_size: 32,
+            verbose: 1,
+            validation_split: 0.0,
+            validation_data: None,
+            shuffle: true,
+            sample_weight: None,
+            class_weight: None,
+            validation_sample_weight: None,
+            initial_epoch: 0,
+            validation_freq: 1,
+        }
     }
 }
 
@@ -87,6 +113,7 @@ pub fn validation_data<'a>(
 struct Workspace {
     xb: Vec<Vec<f32>>,
     yb: Vec<Vec<f32>>,
+    wb: Vec<f32>,
     step: StepBuffers,
     order: Vec<usize>,
 }
@@ -219,6 +246,7 @@ impl Tracker {
 
     /// Losses and metrics of the model's current outputs on `n` rows; writes the weighted loss
     /// gradients into `grads` when given. Returns the batch's total (weighted) loss.
+    #[allow(clippy::too_many_arguments)]
     fn observe<M: Model>(
         &mut self,
         m: &M,
@@ -226,23 +254,23 @@ impl Tracker {
         ys: &[&[f32]],
         n: usize,
         grads: Option<&mut [Vec<f32>]>,
+        sample_weight: Option<&[f32]>,
     ) -> f32 {
         let mut total = 0.0f32;
         let mut grads = grads;
         for (k, out) in c.outputs.iter().enumerate() {
             let (p, width, rows) = (m.output(k), M::OUTPUTS[k].last(), n * loss_rows(&M::OUTPUTS[k]));
-            let fused = c.fused[k];
-            let l = match grads.as_deref_mut() {
-                Some(g) => {
-                    let g = sized(&mut g[k], rows * width);
-                    let l = out.loss.compute(p, ys[k], rows, width, Some(&mut *g), fused);
-                    if out.weight != 1.0 {
-                        g.iter_mut().for_each(|v| *v *= out.weight);
-                    }
-                    l
-                }
-                None => out.loss.compute(p, ys[k], rows, width, None, false),
+            let mut g = grads.as_deref_mut().map(|g| sized(&mut g[k], rows * width));
+            let fused = g.is_some() && c.fused[k];
+            let l = match sample_weight {
+                Some(w) => out.loss.compute_weighted(p, ys[k], rows, width, w, g.as_deref_mut(), fused),
+                None => out.loss.compute(p, ys[k], rows, width, g.as_deref_mut(), fused),
             };
+            if let Some(g) = g
+                && out.weight != 1.0
+            {
+                g.iter_mut().for_each(|v| *v *= out.weight);
+            }
             total += out.weight * l;
             self.per_output[k] += l as f64 * n as f64;
         }
@@ -283,6 +311,7 @@ impl Stopped {
 
 /// One gradient step on one batch; returns the batch's loss. A NaN or infinite loss or gradient
 /// stops it before anything is applied, so weights and optimizer state stay as they were.
+#[allow(clippy::too_many_arguments)]
 fn step<M: Model>(
     m: &mut M,
     c: &mut Compiled,
@@ -290,6 +319,7 @@ fn step<M: Model>(
     tracker: &mut Tracker,
     xs: &[&[f32]],
     ys: &[&[f32]],
+    sw: Option<&[f32]>,
     ctx: &mut Ctx<'_>,
 ) -> std::result::Result<f32, Stopped> {
     // Layers update their state (moving statistics) in the forward pass: keep it to restore.
@@ -299,7 +329,7 @@ fn step<M: Model>(
             bufs.state.extend_from_slice(&p.value);
         }
     });
-    let r = step_unchecked(m, c, &mut bufs.grads, tracker, xs, ys, ctx);
+    let r = step_unchecked(m, c, &mut bufs.grads, tracker, xs, ys, sw, ctx);
     if r.is_err() && !bufs.state.is_empty() {
         let mut at = 0;
         m.visit_weights_mut(&mut |p| {
@@ -313,6 +343,7 @@ fn step<M: Model>(
     r
 }
 
+#[allow(clippy::too_many_arguments)]
 fn step_unchecked<M: Model>(
     m: &mut M,
     c: &mut Compiled,
@@ -320,10 +351,11 @@ fn step_unchecked<M: Model>(
     tracker: &mut Tracker,
     xs: &[&[f32]],
     ys: &[&[f32]],
+    sw: Option<&[f32]>,
     ctx: &mut Ctx<'_>,
 ) -> std::result::Result<f32, Stopped> {
     m.run(xs, ctx);
-    let loss = tracker.observe(m, c, ys, ctx.n, Some(grads));
+    let loss = tracker.observe(m, c, ys, ctx.n, Some(grads), sw);
     if !loss.is_finite() {
         return Err(Stopped { what: "loss".into(), value: loss });
     }
@@ -444,6 +476,17 @@ pub(crate) fn fit<M: Model>(
             format!("{} of {n} rows leaves no rows to train on", opts.validation_split),
         ));
     }
+    if opts.validation_freq == 0 {
+        return Err(Error::invalid("validation_freq", "must be at least 1 (validate every n-th epoch), got 0"));
+    }
+    let sw = data::row_weights::<M>(opts, n, &ys, &c.losses())?;
+    let val_sw = match (&validation, opts.validation_sample_weight) {
+        (Some((xv, _)), Some(w)) => Some(data::sample_weights(w, xv[0].n, "validation_sample_weight")?),
+        (None, Some(_)) => {
+            return Err(Error::invalid("validation_sample_weight", "is for validation_data, which was not given"));
+        }
+        _ => None,
+    };
     let (ni, no) = (M::INPUTS.len(), M::OUTPUTS.len());
 
     with_state(m, |m, st| {
@@ -477,7 +520,7 @@ pub(crate) fn fit<M: Model>(
         }
         hook!(on_train_begin());
         let mut last_logs = Logs::new();
-        for epoch in 0..opts.epochs {
+        for epoch in opts.initial_epoch..opts.epochs {
             hook!(on_epoch_begin(epoch));
             if opts.shuffle {
                 // From the identity each epoch, so the order depends only on (seed, epoch).
@@ -495,20 +538,24 @@ pub(crate) fn fit<M: Model>(
                     for (buf, r) in ws.yb.iter_mut().zip(&ys) {
                         gather(&r.data, r.width(), rows, buf);
                     }
+                    if let Some(w) = &sw {
+                        gather(w, 1, rows, &mut ws.wb);
+                    }
                     (slices(ws.xb.iter().map(|v| &v[..])), slices(ws.yb.iter().map(|v| &v[..])))
                 } else {
                     // In order: the batch is a contiguous range of rows, read in place.
                     (range(&xs, rows[0], rows[0] + k), range(&ys, rows[0], rows[0] + k))
                 };
+                let wb = sw.as_ref().map(|w| if opts.shuffle { &ws.wb[..] } else { &w[rows[0]..rows[0] + k] });
                 match custom.as_deref_mut() {
                     None => {
                         let mut ctx = Ctx::new(k, true, stream);
-                        step(m, c, &mut ws.step, &mut tracker, &xb[..ni], &yb[..no], &mut ctx)
+                        step(m, c, &mut ws.step, &mut tracker, &xb[..ni], &yb[..no], wb, &mut ctx)
                             .map_err(|s| s.at(epoch, b, &history))?;
                     }
                     Some(f) => {
                         f(m, &mut *c.optimizer, StepBatch { x: views(&xb[..ni], k), y: views(&yb[..no], k) })?;
-                        let loss = tracker.observe(m, c, &yb[..no], k, None);
+                        let loss = tracker.observe(m, c, &yb[..no], k, None, wb);
                         if !loss.is_finite() {
                             return Err(Stopped { what: "loss".into(), value: loss }.at(epoch, b, &history));
                         }
@@ -523,13 +570,13 @@ pub(crate) fn fit<M: Model>(
             let mut epoch_logs = Logs::new();
             tracker.logs::<M>("", &mut epoch_logs);
             let held_out = match &validation {
-                Some((xv, yv)) => Some((&xv[..], &yv[..], 0)),
-                None if n_train < n => Some((&xs[..], &ys[..], n_train)),
+                Some((xv, yv)) => Some((&xv[..], &yv[..], 0, val_sw.as_deref())),
+                None if n_train < n => Some((&xs[..], &ys[..], n_train, sw.as_deref())),
                 None => None,
             };
-            if let Some((xv, yv, from)) = held_out {
+            if let Some((xv, yv, from, w)) = held_out.filter(|_| (epoch + 1) % opts.validation_freq == 0) {
                 val_tracker.reset();
-                evaluate_rows(m, c, &mut val_tracker, xv, yv, from, opts.batch_size)?;
+                evaluate_rows(m, c, &mut val_tracker, xv, yv, from, opts.batch_size, w)?;
                 val_tracker.logs::<M>("val_", &mut epoch_logs);
             }
             progress.finish(&epoch_logs);
@@ -637,6 +684,7 @@ fn infer_batches<M: Model>(
 }
 
 /// Loss and metrics over rows `from..` of `xs`/`ys`, in batches, with the inference pass.
+#[allow(clippy::too_many_arguments)]
 fn evaluate_rows<M: Model>(
     m: &mut M,
     c: &Compiled,
@@ -645,9 +693,11 @@ fn evaluate_rows<M: Model>(
     ys: &[Rows<'_>],
     from: usize,
     batch: usize,
+    sw: Option<&[f32]>,
 ) -> Result<()> {
     infer_batches(m, xs, from, batch, |m, start, k| {
-        tracker.observe(m, c, &range(ys, start, start + k)[..M::OUTPUTS.len()], k, None);
+        let w = sw.map(|w| &w[start..start + k]);
+        tracker.observe(m, c, &range(ys, start, start + k)[..M::OUTPUTS.len()], k, None, w);
         Ok(())
     })
 }
@@ -719,7 +769,7 @@ pub(crate) fn evaluate<M: Model>(
         let _ftz = FlushDenormals::new();
         let c = st.compiled.as_ref().ok_or(Error::NotCompiled("evaluate"))?;
         let mut tracker = Tracker::new::<M>(c);
-        evaluate_rows(m, c, &mut tracker, &xs, &ys, 0, opts.batch_size)?;
+        evaluate_rows(m, c, &mut tracker, &xs, &ys, 0, opts.batch_size, None)?;
         let mut out = Logs::new();
         tracker.logs::<M>("", &mut out);
         progress.finish(&out);
@@ -793,7 +843,7 @@ pub(crate) fn train_on_batch<M: Model>(
         ws.step.grads.resize(M::OUTPUTS.len(), Vec::new());
         let (xb, yb) = (range(&xs, 0, n), range(&ys, 0, n));
         let mut ctx = Ctx::new(n, true, stream);
-        step(m, c, &mut ws.step, &mut tracker, &xb[..M::INPUTS.len()], &yb[..M::OUTPUTS.len()], &mut ctx)
+        step(m, c, &mut ws.step, &mut tracker, &xb[..M::INPUTS.len()], &yb[..M::OUTPUTS.len()], None, &mut ctx)
             .map_err(|s| s.at(0, 0, &History::default()))
     })
 }
