@@ -154,7 +154,7 @@ fn tower_fits_with_tuples_and_keras_history_keys() {
             .output_loss("score", "mse")
             .loss_weight("score", 0.5)
             .output_metrics("class", &["accuracy"])
-            .metrics(&["mae"]),
+            .output_metrics("score", &["mae"]),
     )
     .unwrap();
     let h = m.fit((&a, &b), (&class, &score), Fit { epochs: 2, validation_split: 0.25, ..quiet() }).unwrap();
@@ -164,13 +164,11 @@ fn tower_fits_with_tuples_and_keras_history_keys() {
         [
             "class_accuracy",
             "class_loss",
-            "class_mae",
             "loss",
             "score_loss",
             "score_mae",
             "val_class_accuracy",
             "val_class_loss",
-            "val_class_mae",
             "val_loss",
             "val_score_loss",
             "val_score_mae"
@@ -228,4 +226,22 @@ fn compile_names_the_outputs() {
     assert!(e.contains("Tower has no output named `klass`; its outputs are: class, score"), "{e}");
     let e = err(m.compile_with(Compile::new("adam").output_loss("class", "mse")));
     assert!(e.contains("output `score` has no loss"), "{e}");
+}
+
+/// A metric that reads targets shaped like the output cannot read the labels of a sparse loss:
+/// refused at compile, where it once compared labels with the first rows of probabilities.
+#[test]
+fn a_metric_that_cannot_read_an_outputs_labels_is_refused() {
+    let mut m = Tower::new();
+    let e = m
+        .compile_with(
+            Compile::new("adam")
+                .output_loss("class", "sparse_categorical_crossentropy")
+                .output_loss("score", "mse")
+                .metrics(&["mae"]),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("metric `mae` on output `class` reads targets shaped like the output"), "{e}");
+    assert!(e.contains("takes integer labels"), "{e}");
 }

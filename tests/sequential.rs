@@ -253,10 +253,11 @@ fn unknown_names_list_the_valid_ones() {
     let mut m = Digits::new();
     let e = err(m.compile("cross_entropy", "adam", &[]));
     assert!(e.starts_with("unknown loss `cross_entropy`; valid names are: mean_squared_error, mse"), "{e}");
-    let e = err(m.compile("mse", "adamax", &[]));
+    let e = err(m.compile("mse", "adamx", &[]));
     assert_eq!(
         e,
-        "unknown optimizer `adamax` (did you mean `adam`?); valid names are: sgd, adam, adamw, rmsprop, adagrad"
+        "unknown optimizer `adamx` (did you mean `adam`?); valid names are: sgd, adam, adamw, rmsprop, adagrad, \
+         nadam, adamax, lion"
     );
     let e = err(m.compile("mse", "adam", &["acuracy"]));
     assert!(e.starts_with("unknown metric `acuracy` (did you mean `accuracy`?); valid names are: accuracy"), "{e}");

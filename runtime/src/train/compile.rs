@@ -206,7 +206,7 @@ pub(crate) fn compile<M: Model>(m: &mut M, config: Compile) -> Result<()> {
                 let (wants, has) = if kind.takes_labels() {
                     ("one integer label per row", "targets shaped like the output")
                 } else {
-                    ("targets shaped like the output", "integer labels (sparse_categorical_crossentropy)")
+                    ("targets shaped like the output", "integer labels")
                 };
                 return Err(Error::invalid(
                     "metrics",
