@@ -272,3 +272,87 @@ fn controlling_training_as_in_the_readme() -> kiln::Result<()> {
     assert!(best_auc >= 0.99, "best held-out AUC {best_auc}");
     Ok(())
 }
+
+sequential! {
+    /// With dropout, so a resumed run must also restore the random stream.
+    pub struct Dropped: [64] {
+        Dense(32, activation = relu),
+        Dropout(0.2),
+        Dense(10, activation = softmax),
+    }
+}
+
+const BACKUP_EPOCHS: usize = 25;
+
+/// The run the backup test interrupts: Adam (moments to restore), shuffling (the epoch count),
+/// dropout (the stream). `pause` slows each epoch so the parent can kill it mid-run.
+fn backed_up_run(backup: Option<&std::path::Path>, pause: bool) -> kiln::Result<(Vec<Vec<f32>>, History)> {
+    let table = kiln::data::read_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits.csv.gz"), false)?;
+    let (x, y) = kiln::data::split_label(&table)?;
+    let (x, y) =
+        (x.slice(kiln::ndarray::s![..600, ..]).to_owned() / 16.0, y.slice(kiln::ndarray::s![..600]).to_owned());
+    let mut model = Dropped::with_seed(21);
+    model.compile("sparse_categorical_crossentropy", "adam", &["accuracy"])?;
+    let mut slow = LambdaCallback::on_epoch_end(|_, _: &Logs, _: &mut dyn Trainee| {
+        if pause {
+            std::thread::sleep(std::time::Duration::from_millis(60));
+        }
+        Ok(())
+    });
+    let opts = Fit { epochs: BACKUP_EPOCHS, batch_size: 64, verbose: 0, ..Fit::default() };
+    let history = match backup {
+        Some(dir) => {
+            let mut backup = kiln::BackupAndRestore::new(dir);
+            model.fit_with_callbacks(&x, &y, opts, &mut [&mut backup, &mut slow])?
+        }
+        None => model.fit_with_callbacks(&x, &y, opts, &mut [&mut slow])?,
+    };
+    Ok((model.weights().into_iter().map(|(_, p)| p.value).collect(), history))
+}
+
+/// Run only as the child process of the backup test (it does nothing in a normal test run):
+/// trains with a backup until the parent kills it.
+#[test]
+fn backup_child_process() {
+    if let Ok(dir) = std::env::var("KILN_BACKUP_CHILD") {
+        backed_up_run(Some(std::path::Path::new(&dir)), true).unwrap();
+    }
+}
+
+/// A training process is killed (SIGKILL) mid-run; the same program started again resumes from
+/// the last finished epoch and ends with weights bit-identical to a run never interrupted.
+#[test]
+fn backup_and_restore_survives_a_killed_process() -> kiln::Result<()> {
+    if std::env::var("KILN_BACKUP_CHILD").is_ok() {
+        return Ok(());
+    }
+    let dir = scratch("backup");
+    let _ = std::fs::remove_dir_all(&dir);
+    let backup = dir.join("backup.safetensors");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "backup_child_process", "--test-threads=1", "--nocapture"])
+        .env("KILN_BACKUP_CHILD", &dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it a little after its first backup, somewhere inside a later epoch.
+    let start = std::time::Instant::now();
+    while !backup.exists() {
+        assert!(start.elapsed().as_secs() < 120, "the child never wrote a backup");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the child was killed before it finished");
+    assert!(backup.exists(), "the backup survives the kill");
+
+    let (resumed, history) = backed_up_run(Some(&dir), false)?;
+    let resumed_from = history.epoch[0];
+    assert!(resumed_from > 0 && resumed_from < BACKUP_EPOCHS, "resumed at epoch {resumed_from}");
+    assert_eq!(*history.epoch.last().unwrap(), BACKUP_EPOCHS - 1);
+    assert!(!backup.exists(), "the backup is deleted once training ends");
+    let (uninterrupted, _) = backed_up_run(None, false)?;
+    assert_eq!(resumed, uninterrupted, "resumed from epoch {resumed_from}: not bit-identical");
+    Ok(())
+}

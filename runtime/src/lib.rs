@@ -42,9 +42,10 @@ pub use rand::rngs::StdRng;
 pub use random::Stream;
 pub use summary::LayerInfo;
 pub use train::{
-    ApplyGradients, Callback, Compile, CsvLogger, EarlyStopping, Evaluate, Fit, Gradients, HasCallState, History,
-    IntoLoss, LambdaCallback, LearningRateScheduler, Logs, Mode, ModelCheckpoint, ModelState, Predict,
-    ReduceLrOnPlateau, StepBatch, TrainState, Trainee, apply_gradients, batches, validation_data, validation_rows,
+    ApplyGradients, BackupAndRestore, Callback, Compile, CsvLogger, EarlyStopping, Evaluate, Fit, Gradients,
+    HasCallState, History, IntoLoss, LambdaCallback, LearningRateScheduler, Logs, Mode, ModelCheckpoint, ModelState,
+    Predict, ReduceLrOnPlateau, StepBatch, TrainState, Trainee, apply_gradients, batches, validation_data,
+    validation_rows,
 };
 
 /// The seed models use when none is given (`Model::new()`); `with_seed` picks another.

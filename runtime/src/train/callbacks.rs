@@ -53,6 +53,12 @@ pub trait Callback {
     fn on_train_end(&mut self, _logs: &Logs, _model: &mut dyn Trainee) -> Result<()> {
         Ok(())
     }
+    /// A checkpoint `fit` resumes from, when it exists, before the first epoch: the model, its
+    /// optimizer, epoch count and random stream are restored, and training continues with the
+    /// epoch after the last one saved ([`BackupAndRestore`]). None by default.
+    fn backup(&self) -> Option<&std::path::Path> {
+        None
+    }
 }
 
 /// Whether a larger or a smaller value of the monitored quantity is better.
@@ -512,5 +518,58 @@ impl<F: FnMut(usize, &Logs, &mut dyn Trainee) -> Result<()>> LambdaCallback<F> {
 impl<F: FnMut(usize, &Logs, &mut dyn Trainee) -> Result<()>> Callback for LambdaCallback<F> {
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut dyn Trainee) -> Result<()> {
         (self.on_epoch_end)(epoch, logs, model)
+    }
+}
+
+/// Keras' `BackupAndRestore(backup_dir)`: saves a checkpoint after every epoch, and when `fit`
+/// starts and finds one (the process was killed, the machine rebooted), resumes from it, so the
+/// run ends exactly as an uninterrupted one would have. The checkpoint is deleted when training
+/// ends normally (`delete_checkpoint`, default true).
+///
+/// Epochs count from the model's own count when `fit` begins: give a fresh model (as a restarted
+/// process has) the same `Fit` options as the interrupted run.
+#[derive(Clone, Debug)]
+pub struct BackupAndRestore {
+    dir: std::path::PathBuf,
+    path: std::path::PathBuf,
+    delete_checkpoint: bool,
+}
+
+impl BackupAndRestore {
+    /// Backs up into `backup_dir` (created when needed), as `backup.safetensors`.
+    pub fn new(backup_dir: impl AsRef<std::path::Path>) -> Self {
+        let dir = backup_dir.as_ref().to_path_buf();
+        BackupAndRestore { path: dir.join("backup.safetensors"), dir, delete_checkpoint: true }
+    }
+
+    /// Keep the checkpoint after training ends.
+    pub fn delete_checkpoint(mut self, delete: bool) -> Self {
+        self.delete_checkpoint = delete;
+        self
+    }
+
+    /// Where the checkpoint is written.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Callback for BackupAndRestore {
+    fn on_epoch_end(&mut self, _epoch: usize, _logs: &Logs, model: &mut dyn Trainee) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|source| Error::Io { path: self.dir.display().to_string(), source })?;
+        model.save_checkpoint(&self.path)
+    }
+
+    fn on_train_end(&mut self, _logs: &Logs, _model: &mut dyn Trainee) -> Result<()> {
+        if self.delete_checkpoint && self.path.exists() {
+            std::fs::remove_file(&self.path)
+                .map_err(|source| Error::Io { path: self.path.display().to_string(), source })?;
+        }
+        Ok(())
+    }
+
+    fn backup(&self) -> Option<&std::path::Path> {
+        Some(&self.path)
     }
 }

@@ -12,7 +12,7 @@ mod history;
 mod progress;
 
 pub use callbacks::{
-    Callback, CsvLogger, EarlyStopping, LambdaCallback, LearningRateScheduler, Mode, ModelCheckpoint,
+    BackupAndRestore, Callback, CsvLogger, EarlyStopping, LambdaCallback, LearningRateScheduler, Mode, ModelCheckpoint,
     ReduceLrOnPlateau, Trainee,
 };
 pub use compile::{Compile, IntoLoss};
@@ -488,6 +488,13 @@ pub(crate) fn fit<M: Model>(
         _ => None,
     };
     let (ni, no) = (M::INPUTS.len(), M::OUTPUTS.len());
+    // A backup left by an interrupted run: restore it and continue after its last epoch.
+    let mut first_epoch = opts.initial_epoch;
+    if let Some(path) = callbacks.iter().find_map(|cb| cb.backup().filter(|p| p.exists()).map(|p| p.to_path_buf())) {
+        let before = m.train_state().epochs();
+        m.load_checkpoint(&path)?;
+        first_epoch += m.train_state().epochs().saturating_sub(before) as usize;
+    }
 
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();
@@ -520,7 +527,7 @@ pub(crate) fn fit<M: Model>(
         }
         hook!(on_train_begin());
         let mut last_logs = Logs::new();
-        for epoch in opts.initial_epoch..opts.epochs {
+        for epoch in first_epoch..opts.epochs {
             hook!(on_epoch_begin(epoch));
             if opts.shuffle {
                 // From the identity each epoch, so the order depends only on (seed, epoch).
