@@ -185,3 +185,23 @@ fn metrics_that_cannot_read_the_targets_are_refused_at_compile() {
     let e = model.compile_with(Compile::new("adam").loss("mse").metric(Metric::auc(Curve::Pr, 0))).unwrap_err();
     assert!(e.to_string().contains("num_thresholds must be > 1, got 0"), "{e}");
 }
+
+/// `train_on_batch` and `test_on_batch` give Keras' dict of logs; `test_on_batch` and
+/// `predict_on_batch` change nothing and agree with `evaluate` and `predict`.
+#[test]
+fn on_batch_calls_return_logs() -> kiln::Result<()> {
+    let (x, y) = threes();
+    let (xb, yb) = (x.slice(kiln::ndarray::s![..100, ..]), y.slice(kiln::ndarray::s![..100, ..]));
+    let mut model = Detector::new();
+    model.compile("binary_crossentropy", "adam", &["accuracy", "auc"])?;
+    let logs = model.train_on_batch(&xb, &yb)?;
+    assert_eq!(logs.keys().collect::<Vec<_>>(), ["accuracy", "auc", "loss"]);
+    let before: Vec<Vec<f32>> = model.weights().into_iter().map(|(_, p)| p.value).collect();
+    let tested = model.test_on_batch(&xb, &yb)?;
+    let evaluated = model.evaluate_with(&xb, &yb, kiln::Evaluate { batch_size: 100, verbose: 0 })?;
+    assert_eq!(tested, evaluated);
+    assert_eq!(model.predict_on_batch(&xb)?, model.predict(&xb)?);
+    let after: Vec<Vec<f32>> = model.weights().into_iter().map(|(_, p)| p.value).collect();
+    assert_eq!(before, after, "test_on_batch and predict_on_batch leave the weights alone");
+    Ok(())
+}

@@ -197,9 +197,26 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         train::predict_one(self, x)
     }
 
-    /// One gradient step on one batch; returns the batch's total loss before the step.
-    fn train_on_batch<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>) -> Result<f32> {
+    /// One gradient step on one batch; returns the batch's logs before the step (`loss`, each
+    /// output's loss, the metrics), as Keras' `train_on_batch(.., return_dict=True)`.
+    fn train_on_batch<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>) -> Result<Logs> {
         train::train_on_batch(self, x.views(), y.views())
+    }
+
+    /// Loss and metrics of one batch in inference mode, nothing updated (Keras' `test_on_batch`
+    /// with `return_dict=True`).
+    fn test_on_batch<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>) -> Result<Logs> {
+        let views = x.views();
+        let n = views.first().map_or(0, |v| v.shape().first().copied().unwrap_or(0));
+        train::evaluate(self, views, y.views(), train::Evaluate { batch_size: n.max(1), verbose: 0 })
+    }
+
+    /// The model's outputs for `x` in one forward pass (Keras' `predict_on_batch`).
+    fn predict_on_batch<'a>(&mut self, x: impl Inputs<'a>) -> Result<Self::Prediction> {
+        let views = x.views();
+        let n = views.first().map_or(0, |v| v.shape().first().copied().unwrap_or(0));
+        train::predict(self, views, train::Predict { batch_size: n.max(1), verbose: 0 })
+            .and_then(Prediction::from_outputs)
     }
 
     /// Saves the weights to a safetensors file, atomically (see [`crate::io`]).

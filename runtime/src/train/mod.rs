@@ -837,7 +837,7 @@ pub(crate) fn train_on_batch<M: Model>(
     m: &mut M,
     x: Vec<ArrayViewD<'_, f32>>,
     y: Vec<ArrayViewD<'_, f32>>,
-) -> Result<f32> {
+) -> Result<Logs> {
     let c = compiled(m, "train_on_batch")?;
     let xs = data::inputs::<M>(&x, "x")?;
     let n = xs[0].n;
@@ -851,7 +851,10 @@ pub(crate) fn train_on_batch<M: Model>(
         let (xb, yb) = (range(&xs, 0, n), range(&ys, 0, n));
         let mut ctx = Ctx::new(n, true, stream);
         step(m, c, &mut ws.step, &mut tracker, &xb[..M::INPUTS.len()], &yb[..M::OUTPUTS.len()], None, &mut ctx)
-            .map_err(|s| s.at(0, 0, &History::default()))
+            .map_err(|s| s.at(0, 0, &History::default()))?;
+        let mut logs = Logs::new();
+        tracker.logs::<M>("", &mut logs);
+        Ok(logs)
     })
 }
 
