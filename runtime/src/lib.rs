@@ -24,10 +24,11 @@ pub mod train;
 pub use error::{Error, Result, Shape};
 pub use io::LoadOptions;
 pub use layers::{
-    Activation, ActivationFn, Add, Average, BackwardOpts, BatchNorm, Concatenate, Conv, ConvTranspose, Ctx, Dense,
-    Depthwise, Dot, Dropout, Elu, GaussianNoise, Gelu, GeluApproximate, GlobalPool, Init, Layer, LayerBuffers,
-    LeakyReLU, LeakyRelu, Linear, Maximum, Minimum, Multiply, Param, Pool, PoolKind, Relu, Resample, Rescaling, Role,
-    Selu, Separable, Shaped, Shareable, Sigmoid, Silu, Softmax, Softplus, SpatialDropout, Subtract, Swish, Tanh,
+    Activation, ActivationFn, Add, Average, BackwardOpts, BatchNorm, Concatenate, Constraint, Conv, ConvTranspose, Ctx,
+    Dense, Depthwise, Dot, Dropout, Elu, GaussianNoise, Gelu, GeluApproximate, GlobalPool, Init, Initializer, Layer,
+    LayerBuffers, LeakyReLU, LeakyRelu, Linear, Maximum, Minimum, Multiply, Param, Pool, PoolKind, Regularizer, Relu,
+    Resample, Rescaling, Role, Selu, Separable, Shaped, Shareable, Sigmoid, Silu, Softmax, Softplus, SpatialDropout,
+    Subtract, Swish, Tanh,
 };
 pub use losses::{Loss, LossKind};
 pub use metrics::{ClassAverage, Curve, Metric, MetricSpec, RunningMetric};

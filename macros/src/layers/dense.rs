@@ -1,4 +1,5 @@
-//! `Dense(units, activation = None, use_bias = True)` on the last axis: `[.., F] → [.., units]`.
+//! `Dense(units, activation = None, use_bias = True, kernel_initializer, ...)` on the last axis:
+//! `[.., F] → [.., units]`.
 
 use std::rc::Rc;
 
@@ -9,12 +10,28 @@ use super::activation::{Act, activation};
 use super::{Args, Arity, Dim, Kind, Spec, last, rt, show};
 use crate::parse::Errors;
 
-pub const KIND: Kind = Kind { class: "Dense", args: &["units", "activation", "use_bias"], arity: Arity::One, build };
+pub const KIND: Kind = Kind {
+    class: "Dense",
+    args: &[
+        "units",
+        "activation",
+        "use_bias",
+        "kernel_initializer",
+        "bias_initializer",
+        "kernel_regularizer",
+        "bias_regularizer",
+        "kernel_constraint",
+        "bias_constraint",
+    ],
+    arity: Arity::One,
+    build,
+};
 
 struct Dense {
     units: usize,
     act: Act,
     use_bias: bool,
+    weights: super::init::WeightOpts,
 }
 
 fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
@@ -32,7 +49,8 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
         None => Some(Act::LINEAR),
     };
     let use_bias = args.boolean("use_bias", true, errors);
-    Some(Rc::new(Dense { units: units?, act: act?, use_bias: use_bias? }))
+    let weights = super::init::parse(args, use_bias.unwrap_or(true), errors);
+    Some(Rc::new(Dense { units: units?, act: act?, use_bias: use_bias?, weights: weights? }))
 }
 
 impl Spec for Dense {
@@ -56,7 +74,7 @@ impl Spec for Dense {
 
     fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
         let (ty, b) = (self.runtime_type(ins), self.use_bias);
-        quote!(<#ty>::new(#b, &mut rng))
+        self.weights.wrap(quote!(<#ty>::new(#b, &mut rng)))
     }
 
     fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {

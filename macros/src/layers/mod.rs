@@ -6,6 +6,7 @@
 mod activation;
 mod custom;
 mod dense;
+mod init;
 mod leaky_relu;
 mod merge;
 mod noise;

@@ -29,9 +29,36 @@ const DEPTHWISE_ARGS: &[&str] =
     &["kernel_size", "strides", "padding", "depth_multiplier", "dilation_rate", "activation", "use_bias"];
 const SEPARABLE_ARGS: &[&str] =
     &["filters", "kernel_size", "strides", "padding", "depth_multiplier", "dilation_rate", "activation", "use_bias"];
-const TRANSPOSE_ARGS: &[&str] = &["filters", "kernel_size", "strides", "padding", "activation", "use_bias"];
-const CONV_ARGS: &[&str] =
-    &["filters", "kernel_size", "strides", "padding", "dilation_rate", "groups", "activation", "use_bias"];
+const TRANSPOSE_ARGS: &[&str] = &[
+    "filters",
+    "kernel_size",
+    "strides",
+    "padding",
+    "activation",
+    "use_bias",
+    "kernel_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "bias_regularizer",
+    "kernel_constraint",
+    "bias_constraint",
+];
+const CONV_ARGS: &[&str] = &[
+    "filters",
+    "kernel_size",
+    "strides",
+    "padding",
+    "dilation_rate",
+    "groups",
+    "activation",
+    "use_bias",
+    "kernel_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "bias_regularizer",
+    "kernel_constraint",
+    "bias_constraint",
+];
 
 const POOL_ARGS: &[&str] = &["pool_size", "strides", "padding"];
 kinds! {
@@ -202,9 +229,31 @@ struct Conv {
     groups: usize,
     act: Act,
     use_bias: bool,
+    /// Initializers, regularizers and constraints of the kernel and bias.
+    weights: super::init::WeightOpts,
 }
 
 impl Conv {
+    /// The runtime layer's constructor call.
+    fn build(&self, ins: &[Vec<Dim>], shapes: &[Vec<usize>]) -> TokenStream {
+        let ty = self.runtime_type(ins);
+        let (f, m, b, one_d) = (self.filters, self.multiplier, self.use_bias, self.geometry.rank == 1);
+        if self.class == "Conv2DTranspose" {
+            let win = self.transposed(&shapes[0]).map(|w| w.tokens()).unwrap_or_default();
+            let ic = shapes[0].last().copied().unwrap_or(0);
+            return quote!(<#ty>::new(#win, #ic, #b, &mut rng));
+        }
+        let win = self.geometry.window(self.class, &shapes[0]).map(|w| w.tokens()).unwrap_or_default();
+        match self.class {
+            "DepthwiseConv2D" => quote!(<#ty>::new(#win, #m, #b, &mut rng)),
+            "SeparableConv2D" => quote!(<#ty>::new(#win, #m, #f, #b, &mut rng)),
+            _ => {
+                let groups = self.groups;
+                quote!(<#ty>::grouped(#win, #f, #groups, #b, #one_d, &mut rng))
+            }
+        }
+    }
+
     fn depthwise(&self) -> bool {
         self.class == "DepthwiseConv2D"
     }
@@ -261,6 +310,7 @@ fn conv(args: &Args<'_>, errors: &mut Errors, class: &'static str) -> Option<Rc<
         None => Some(Act::LINEAR),
     };
     let use_bias = args.boolean("use_bias", true, errors);
+    let weights = super::init::parse(args, use_bias.unwrap_or(true), errors);
     if class == "Conv2DTranspose" && dilation.as_ref().is_some_and(|d| d.iter().any(|d| *d > 1)) {
         errors.over(args.call, "kiln's Conv2DTranspose takes dilation_rate = 1");
     }
@@ -272,6 +322,7 @@ fn conv(args: &Args<'_>, errors: &mut Errors, class: &'static str) -> Option<Rc<
         groups: groups?,
         act: act?,
         use_bias: use_bias?,
+        weights: weights?,
     }))
 }
 
@@ -311,22 +362,7 @@ impl Spec for Conv {
     }
 
     fn constructor(&self, ins: &[Vec<Dim>], shapes: &[Vec<usize>]) -> TokenStream {
-        let ty = self.runtime_type(ins);
-        let (f, m, b, one_d) = (self.filters, self.multiplier, self.use_bias, self.geometry.rank == 1);
-        if self.class == "Conv2DTranspose" {
-            let win = self.transposed(&shapes[0]).map(|w| w.tokens()).unwrap_or_default();
-            let ic = shapes[0].last().copied().unwrap_or(0);
-            return quote!(<#ty>::new(#win, #ic, #b, &mut rng));
-        }
-        let win = self.geometry.window(self.class, &shapes[0]).map(|w| w.tokens()).unwrap_or_default();
-        match self.class {
-            "DepthwiseConv2D" => quote!(<#ty>::new(#win, #m, #b, &mut rng)),
-            "SeparableConv2D" => quote!(<#ty>::new(#win, #m, #f, #b, &mut rng)),
-            _ => {
-                let groups = self.groups;
-                quote!(<#ty>::grouped(#win, #f, #groups, #b, #one_d, &mut rng))
-            }
-        }
+        self.weights.wrap(self.build(ins, shapes))
     }
 
     fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {

@@ -29,6 +29,8 @@ pub enum Value {
     List(Vec<i64>, Span),
     /// A Rust type (`Scale<16>`, `my::Layer`), for `Custom(..)`.
     Type(syn::Type),
+    /// A name with numbers, as Keras writes `l2(0.01)` or `max_norm(3)`.
+    Call(Ident, Vec<f64>, Span),
 }
 
 impl Value {
@@ -37,6 +39,7 @@ impl Value {
             Value::Int(_, s) | Value::Float(_, s) | Value::Str(_, s) | Value::Bool(_, s) | Value::List(_, s) => *s,
             Value::Ident(i) => i.span(),
             Value::Type(t) => syn::spanned::Spanned::span(t),
+            Value::Call(_, _, s) => *s,
         }
     }
 }
@@ -78,6 +81,24 @@ impl Parse for Value {
                 content.parse::<Token![,]>()?;
             }
             Ok(Value::List(dims, b.span.join()))
+        } else if input.peek(Ident) && input.peek2(syn::token::Paren) {
+            let name: Ident = input.parse()?;
+            let content;
+            let p = syn::parenthesized!(content in input);
+            let mut nums = Vec::new();
+            while !content.is_empty() {
+                nums.push(match content.parse::<Value>()? {
+                    Value::Int(v, _) => v as f64,
+                    Value::Float(v, _) => v,
+                    other => return Err(syn::Error::new(other.span(), "expected a number")),
+                });
+                if content.is_empty() {
+                    break;
+                }
+                content.parse::<Token![,]>()?;
+            }
+            let span = name.span().join(p.span.join()).unwrap_or(name.span());
+            Ok(Value::Call(name, nums, span))
         } else if input.peek(Ident) && (input.peek2(Token![<]) || input.peek2(Token![::])) {
             Ok(Value::Type(input.parse()?))
         } else if input.peek(Ident) {

@@ -24,20 +24,38 @@ pub struct Param {
     /// (empty for [`Role::State`]).
     pub grad: Vec<f32>,
     role: Role,
+    /// Added to the loss in training (Keras' `kernel_regularizer`).
+    pub regularizer: Option<super::Regularizer>,
+    /// Applied after each optimizer step (Keras' `kernel_constraint`).
+    pub constraint: Option<super::Constraint>,
 }
 
 impl Param {
     /// A trainable weight of the given shape, all zeros (Keras' `zeros` initializer).
     pub fn zeros(shape: &[usize]) -> Self {
         let len = shape.iter().product();
-        Param { shape: shape.to_vec(), value: vec![0.0; len], grad: vec![0.0; len], role: Role::Trainable }
+        Param {
+            shape: shape.to_vec(),
+            value: vec![0.0; len],
+            grad: vec![0.0; len],
+            role: Role::Trainable,
+            regularizer: None,
+            constraint: None,
+        }
     }
 
     /// Non-trainable state of the given shape, every value `fill` (Keras'
     /// `add_weight(trainable=False)`): it has no gradient.
     pub fn state(shape: &[usize], fill: f32) -> Self {
         let len = shape.iter().product();
-        Param { shape: shape.to_vec(), value: vec![fill; len], grad: Vec::new(), role: Role::State }
+        Param {
+            shape: shape.to_vec(),
+            value: vec![fill; len],
+            grad: Vec::new(),
+            role: Role::State,
+            regularizer: None,
+            constraint: None,
+        }
     }
 
     /// Keras' `glorot_uniform`: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)).

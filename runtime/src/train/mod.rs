@@ -274,6 +274,7 @@ impl Tracker {
             total += out.weight * l;
             self.per_output[k] += l as f64 * n as f64;
         }
+        total += regularization(m) as f32;
         for (k, s) in &mut self.metrics {
             let port = &M::OUTPUTS[*k];
             s.update(m.output(*k), ys[*k], n * loss_rows(port), port.last(), c.outputs[*k].loss.from_logits());
@@ -362,6 +363,13 @@ fn step_unchecked<M: Model>(
     let k = M::OUTPUTS.len();
     let dys = slices(grads.iter().map(|g| &g[..]));
     m.run_backward(xs, &dys[..k], &c.fused, ctx);
+    m.visit_weights_mut(&mut |p| {
+        if let Some(r) = p.regularizer
+            && p.is_trainable()
+        {
+            r.add_gradient(&p.value, &mut p.grad);
+        }
+    });
     let (mut slot, mut bad) = (0, None);
     m.visit_weights_mut(&mut |p| {
         if bad.is_none() && p.is_trainable() {
@@ -410,9 +418,27 @@ pub fn apply_gradients<M: Model>(m: &mut M, opt: &mut dyn Optimizer) {
     m.visit_weights_mut(&mut |p| {
         if p.is_trainable() {
             opt.update(slot, &mut p.value, &p.grad);
+            // Keras applies a weight's constraint right after its update.
+            if let Some(c) = p.constraint {
+                let shape = p.shape().to_vec();
+                c.apply(&mut p.value, &shape);
+            }
         }
         slot += 1;
     });
+}
+
+/// The sum of every weight's regularization penalty (Keras' `model.losses`), added to the loss.
+fn regularization<M: Model>(m: &M) -> f64 {
+    let mut total = 0.0;
+    m.visit_weights(&mut |_, p| {
+        if let Some(r) = &p.regularizer
+            && p.is_trainable()
+        {
+            total += r.penalty(&p.value);
+        }
+    });
+    total
 }
 
 fn gather(src: &[f32], width: usize, rows: &[usize], dst: &mut Vec<f32>) {

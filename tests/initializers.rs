@@ -1,0 +1,175 @@
+//! `kernel_initializer` / `bias_initializer`, `kernel_regularizer` / `bias_regularizer` and
+//! `kernel_constraint` on Dense and convolution layers, in `sequential!` and `functional!`: Keras'
+//! spreads, the penalty in the reported loss and its gradient in the step, and constraints held
+//! after every update. Unknown names are compile errors (`tests/ui/sequential/unknown_initializer_*`).
+
+use kiln::ndarray::{Array2, array};
+use kiln::prelude::*;
+
+sequential! {
+    pub struct Wide: [256] {
+        Dense(512, activation = relu, kernel_initializer = "he_normal", bias_initializer = constant(0.5)),
+        Dense(4, kernel_initializer = lecun_uniform, bias_initializer = "ones"),
+    }
+}
+
+sequential! {
+    pub struct Convs: [12, 12, 16] {
+        Conv2D(64, 3, kernel_initializer = "he_uniform", bias_initializer = "zeros"),
+    }
+}
+
+sequential! {
+    pub struct Steps: [10, 64] {
+        Conv1D(8, 3, kernel_initializer = orthogonal(2.0)),
+    }
+}
+
+fn std_of(v: &[f32]) -> f64 {
+    let n = v.len() as f64;
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+    (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt()
+}
+
+#[test]
+fn initializers_by_name_give_kerass_spread() {
+    let m = Wide::new();
+    let k = m.get_weight("dense.kernel").unwrap();
+    let std = std_of(k.as_slice().unwrap());
+    assert!((std / (2.0f64 / 256.0).sqrt() - 1.0).abs() < 0.03, "he_normal std {std}");
+    assert!(m.get_weight("dense.bias").unwrap().iter().all(|&b| b == 0.5));
+    assert!(m.get_weight("dense_1.bias").unwrap().iter().all(|&b| b == 1.0));
+    let k1 = m.get_weight("dense_1.kernel").unwrap();
+    let limit = (3.0f32 / 512.0).sqrt();
+    assert!(k1.iter().all(|v| v.abs() <= limit), "lecun_uniform stays within √(3 / fan_in)");
+
+    let c = Convs::new();
+    let k = c.get_weight("conv2d.kernel").unwrap();
+    assert_eq!(k.shape(), &[3, 3, 16, 64]);
+    let std = std_of(k.as_slice().unwrap());
+    assert!((std / (2.0f64 / 144.0).sqrt() - 1.0).abs() < 0.05, "he_uniform on a conv kernel: std {std}");
+    // orthogonal(2.0) on a [3, 64, 8] kernel seen as [192, 8]: columns of norm 2, orthogonal.
+    let k = Steps::new().get_weight("conv1d.kernel").unwrap();
+    let v = k.as_slice().unwrap();
+    for a in 0..8 {
+        for b in 0..8 {
+            let dot: f64 = (0..192).map(|r| v[r * 8 + a] as f64 * v[r * 8 + b] as f64).sum();
+            let want = if a == b { 4.0 } else { 0.0 };
+            assert!((dot - want).abs() < 1e-4, "({a}, {b}): {dot}");
+        }
+    }
+}
+
+#[test]
+fn the_default_initializer_named_changes_nothing() {
+    sequential! {
+        pub struct Plain: [3] { Dense(2) }
+    }
+    sequential! {
+        pub struct Named: [3] { Dense(2, kernel_initializer = "glorot_uniform") }
+    }
+    // Named re-draws with the same distribution; both are glorot_uniform within its limit.
+    let limit = (6.0f32 / 5.0).sqrt();
+    assert!(Named::new().get_weight("dense.kernel").unwrap().iter().all(|v| v.abs() <= limit));
+    assert!(Plain::new().get_weight("dense.kernel").unwrap().iter().all(|v| v.abs() <= limit));
+}
+
+sequential! {
+    pub struct Plain: [2] { Dense(1) }
+}
+
+sequential! {
+    pub struct Penalised: [2] { Dense(1, kernel_regularizer = l2(0.1), bias_regularizer = l1(0.05)) }
+}
+
+fn data() -> (Array2<f32>, Array2<f32>) {
+    (array![[0.5f32, -1.0], [1.5, 0.2], [-0.3, 0.8], [2.0, 1.0]], array![[1.0f32], [0.0], [2.0], [-1.0]])
+}
+
+fn one_batch() -> Fit<'static> {
+    Fit { epochs: 1, batch_size: 4, verbose: 0, shuffle: false, ..Fit::default() }
+}
+
+/// Keras adds the penalty to the loss it reports, and its gradient to the step.
+#[test]
+fn regularization_is_in_the_loss_and_in_the_gradient() -> kiln::Result<()> {
+    let (x, y) = data();
+    let mut p = Penalised::with_seed(4);
+    let mut q = Plain::with_seed(4);
+    // Same starting weights (the regularizer draws nothing).
+    for (name, _) in q.weights() {
+        q.set_weight(&name, &p.get_weight(&name).unwrap())?;
+    }
+    let (w, b) = (p.get_weight("dense.kernel").unwrap(), p.get_weight("dense.bias").unwrap());
+    let penalty =
+        0.1 * w.iter().map(|v| (v * v) as f64).sum::<f64>() + 0.05 * b.iter().map(|v| v.abs() as f64).sum::<f64>();
+    p.compile("mse", Sgd::new(0.1), &[])?;
+    q.compile("mse", Sgd::new(0.1), &[])?;
+    let (hp, hq) = (p.fit(&x, &y, one_batch())?, q.fit(&x, &y, one_batch())?);
+    let (lp, lq) = (hp.last("loss").unwrap(), hq.last("loss").unwrap());
+    assert!((lp - (lq + penalty)).abs() < 1e-6, "regularized {lp}, plain {lq} + penalty {penalty}");
+    // The kernel step differs by lr · 2 · 0.1 · w; the bias by lr · 0.05 · sign(b) (b = 0: none).
+    let (wp, wq) = (p.get_weight("dense.kernel").unwrap(), q.get_weight("dense.kernel").unwrap());
+    for i in 0..2 {
+        let want = wq[[i, 0]] - 0.1 * 2.0 * 0.1 * w[[i, 0]];
+        assert!((wp[[i, 0]] - want).abs() < 1e-6, "kernel {i}: {} vs {want}", wp[[i, 0]]);
+    }
+    // evaluate reports the penalty too, as Keras does.
+    let (w, b) = (p.get_weight("dense.kernel").unwrap(), p.get_weight("dense.bias").unwrap());
+    let penalty =
+        0.1 * w.iter().map(|v| (v * v) as f64).sum::<f64>() + 0.05 * b.iter().map(|v| v.abs() as f64).sum::<f64>();
+    let pred = p.predict(&x)?;
+    let mse = pred.iter().zip(&y).map(|(a, b)| ((a - b) * (a - b)) as f64).sum::<f64>() / 4.0;
+    let logged = p.evaluate(&x, &y)?["loss"];
+    assert!((logged - (mse + penalty)).abs() < 1e-5, "evaluate {logged}, mse {mse} + penalty {penalty}");
+    Ok(())
+}
+
+sequential! {
+    pub struct Constrained: [2] {
+        Dense(8, activation = relu, kernel_constraint = max_norm(0.5)),
+        Dense(1, kernel_constraint = "non_neg"),
+    }
+}
+
+#[test]
+fn constraints_hold_after_every_update() -> kiln::Result<()> {
+    let (x, y) = data();
+    let mut m = Constrained::new();
+    m.compile("mse", Sgd::new(0.5), &[])?;
+    for _ in 0..5 {
+        m.fit(&x, &y, Fit { batch_size: 2, ..one_batch() })?;
+        let k = m.get_weight("dense.kernel").unwrap();
+        for u in 0..8 {
+            let norm = (0..2).map(|i| (k[[i, u]] as f64).powi(2)).sum::<f64>().sqrt();
+            assert!(norm <= 0.5 + 1e-6, "unit {u}: incoming norm {norm}");
+        }
+        assert!(m.get_weight("dense_1.kernel").unwrap().iter().all(|&v| v >= 0.0));
+    }
+    Ok(())
+}
+
+functional! {
+    pub struct Branches {
+        x = Input([4]);
+        h = Dense(16, activation = relu, kernel_initializer = "he_normal", kernel_regularizer = "l2")(x);
+        y = Dense(1, bias_initializer = constant(-0.25))(h);
+        Model(x, y)
+    }
+}
+
+#[test]
+fn functional_models_take_the_same_arguments() -> kiln::Result<()> {
+    let mut m = Branches::new();
+    assert!(m.get_weight("dense_1.bias").unwrap().iter().all(|&b| b == -0.25));
+    m.compile("mse", "sgd", &[])?;
+    let x = Array2::from_shape_fn((8, 4), |(i, j)| (i + j) as f32 / 10.0);
+    let y = Array2::zeros((8, 1));
+    let k = m.get_weight("dense.kernel").unwrap();
+    let penalty = 0.01 * k.iter().map(|v| (v * v) as f64).sum::<f64>();
+    let p = m.predict(&x)?;
+    let mse = p.iter().map(|v| (v * v) as f64).sum::<f64>() / 8.0;
+    let logs = m.evaluate(&x, &y)?;
+    assert!((logs["loss"] - (mse + penalty)).abs() < 1e-5, "{} vs {}", logs["loss"], mse + penalty);
+    Ok(())
+}
