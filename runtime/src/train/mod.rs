@@ -249,7 +249,7 @@ impl Tracker {
     #[allow(clippy::too_many_arguments)]
     fn observe<M: Model>(
         &mut self,
-        m: &M,
+        m: &mut M,
         c: &Compiled,
         ys: &[&[f32]],
         n: usize,
@@ -429,9 +429,10 @@ pub fn apply_gradients<M: Model>(m: &mut M, opt: &mut dyn Optimizer) {
 }
 
 /// The sum of every weight's regularization penalty (Keras' `model.losses`), added to the loss.
-fn regularization<M: Model>(m: &M) -> f64 {
+/// (Visits mutably only because that visit names nothing: no allocation per step.)
+fn regularization<M: Model>(m: &mut M) -> f64 {
     let mut total = 0.0;
-    m.visit_weights(&mut |_, p| {
+    m.visit_weights_mut(&mut |p| {
         if let Some(r) = &p.regularizer
             && p.is_trainable()
         {
