@@ -30,7 +30,7 @@ pub use layers::{
     Resample, Rescaling, Role, Selu, Separable, Shaped, Shareable, Sigmoid, Silu, Softmax, Softplus, SpatialDropout,
     Subtract, Swish, Tanh,
 };
-pub use losses::{Loss, LossKind};
+pub use losses::{CustomLoss, Loss, LossKind};
 pub use metrics::{ClassAverage, Curve, Metric, MetricSpec, RunningMetric};
 pub use model::{Inputs, MAX_PORTS, Model, Port, Prediction};
 pub use optimizers::{

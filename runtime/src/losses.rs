@@ -26,6 +26,46 @@ pub enum LossKind {
     CategoricalCrossentropy,
     /// `-ln p[label]` with integer labels.
     SparseCategoricalCrossentropy,
+    /// A loss of your own ([`Loss::custom`]).
+    Custom,
+}
+
+/// A loss you write (Keras' `def my_loss(y_true, y_pred)`): the loss of one sample's row of
+/// predictions against its targets (the same width), and, if you can, its gradient. The batch's
+/// loss is the mean over rows, as Keras reduces.
+///
+/// ```
+/// use kiln_runtime::{CustomLoss, Loss};
+///
+/// /// Squared error that counts under-prediction 4 times.
+/// #[derive(Debug)]
+/// struct Asymmetric;
+///
+/// impl CustomLoss for Asymmetric {
+///     fn name(&self) -> &'static str {
+///         "asymmetric"
+///     }
+///     fn value(&self, p: &[f32], y: &[f32]) -> f32 {
+///         p.iter().zip(y).map(|(p, y)| if p < y { 4.0 * (y - p).powi(2) } else { (y - p).powi(2) }).sum::<f32>()
+///             / p.len() as f32
+///     }
+/// }
+///
+/// static ASYMMETRIC: Asymmetric = Asymmetric;
+/// let loss = Loss::custom(&ASYMMETRIC); // in compile, in loss_and_grads, as a metric
+/// # let _ = loss;
+/// ```
+pub trait CustomLoss: std::fmt::Debug + Sync {
+    /// The name it is logged under.
+    fn name(&self) -> &'static str;
+    /// The loss of one row of predictions `p` against targets `y`.
+    fn value(&self, p: &[f32], y: &[f32]) -> f32;
+    /// Writes d value / d p into `g` and returns true; the default returns false, and kiln
+    /// derives the gradient by central differences (two `value` calls per output value, accurate
+    /// to about 1e-3 relative: write it when you can).
+    fn gradient(&self, _p: &[f32], _y: &[f32], _g: &mut [f32]) -> bool {
+        false
+    }
 }
 
 /// A loss function with its options, chosen by name in `compile` (`"mse"`) or built here:
@@ -38,11 +78,27 @@ pub enum LossKind {
 /// assert_eq!(Loss::from_name("mse").unwrap(), a);
 /// # let _ = (b, c);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Loss {
     kind: LossKind,
     from_logits: bool,
     delta: f32,
+    custom: Option<&'static dyn CustomLoss>,
+}
+
+impl PartialEq for Loss {
+    /// Same formula and options; custom losses are equal when they are the same object (and name).
+    fn eq(&self, other: &Self) -> bool {
+        let same_custom = match (self.custom, other.custom) {
+            // Zero-sized losses may share an address: the name tells them apart.
+            (Some(a), Some(b)) => {
+                std::ptr::addr_eq(a as *const dyn CustomLoss, b as *const dyn CustomLoss) && a.name() == b.name()
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        self.kind == other.kind && self.from_logits == other.from_logits && self.delta == other.delta && same_custom
+    }
 }
 
 #[allow(non_upper_case_globals)]
@@ -61,7 +117,12 @@ impl Loss {
     pub const SparseCategoricalCrossentropy: Loss = Loss::of(LossKind::SparseCategoricalCrossentropy);
 
     const fn of(kind: LossKind) -> Loss {
-        Loss { kind, from_logits: false, delta: 1.0 }
+        Loss { kind, from_logits: false, delta: 1.0, custom: None }
+    }
+
+    /// A loss of your own (see [`CustomLoss`]), for `compile`, custom loops and metrics.
+    pub fn custom(loss: &'static dyn CustomLoss) -> Loss {
+        Loss { custom: Some(loss), ..Loss::of(LossKind::Custom) }
     }
 
     /// Every name [`Loss::from_name`] accepts.
@@ -130,6 +191,7 @@ impl Loss {
             LossKind::BinaryCrossentropy => "binary_crossentropy",
             LossKind::CategoricalCrossentropy => "categorical_crossentropy",
             LossKind::SparseCategoricalCrossentropy => "sparse_categorical_crossentropy",
+            LossKind::Custom => self.custom.map_or("custom", |c| c.name()),
         }
     }
 
@@ -310,6 +372,33 @@ impl Loss {
                         }
                         (0..width).map(|j| -t(j) * q(j).ln()).sum::<f32>() as f64
                     };
+                }
+                total / n as f64
+            }
+            LossKind::Custom => {
+                let Some(custom) = self.custom else { return f32::NAN };
+                // One row's copy to nudge, for the derived gradient (custom losses only).
+                let mut nudged = Vec::new();
+                for r in 0..n {
+                    let (pr, yr) = (&p[r * width..(r + 1) * width], &y[r * width..(r + 1) * width]);
+                    total += custom.value(pr, yr) as f64;
+                    if let Some(g) = grad.as_deref_mut() {
+                        let gr = &mut g[r * width..(r + 1) * width];
+                        if !custom.gradient(pr, yr, gr) {
+                            nudged.clear();
+                            nudged.extend_from_slice(pr);
+                            for j in 0..width {
+                                let h = 1e-3 * pr[j].abs().max(1.0);
+                                nudged[j] = pr[j] + h;
+                                let up = custom.value(&nudged, yr) as f64;
+                                nudged[j] = pr[j] - h;
+                                let down = custom.value(&nudged, yr) as f64;
+                                nudged[j] = pr[j];
+                                gr[j] = ((up - down) / (2.0 * h as f64)) as f32;
+                            }
+                        }
+                        gr.iter_mut().for_each(|v| *v *= inv_n);
+                    }
                 }
                 total / n as f64
             }

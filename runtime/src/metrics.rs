@@ -105,6 +105,25 @@ impl Metric {
     pub fn sparse_top_k(k: usize) -> MetricSpec {
         MetricSpec::new("sparse_top_k_categorical_accuracy", MetricKind::SparseTopK { k })
     }
+    /// A function of your own as a metric (Keras' `metrics=[my_fn]`): the mean of its per-row
+    /// values over the epoch, logged under its name.
+    pub fn custom(f: &'static dyn crate::losses::CustomLoss) -> MetricSpec {
+        MetricSpec::new(f.name(), MetricKind::Custom(CustomFn(f)))
+    }
+}
+
+/// A [`CustomLoss`](crate::losses::CustomLoss) used as a metric; equal when the same object.
+#[derive(Clone, Copy, Debug)]
+pub struct CustomFn(pub &'static dyn crate::losses::CustomLoss);
+
+impl PartialEq for CustomFn {
+    fn eq(&self, other: &Self) -> bool {
+        // Zero-sized functions may share an address: the name tells them apart.
+        std::ptr::addr_eq(
+            self.0 as *const dyn crate::losses::CustomLoss,
+            other.0 as *const dyn crate::losses::CustomLoss,
+        ) && self.0.name() == other.0.name()
+    }
 }
 
 /// Which curve [`Metric::auc`] integrates.
@@ -246,6 +265,8 @@ pub enum MetricKind {
     MeanAbsolutePercentageError,
     /// `r2_score` (uniform average over columns, no regressors).
     R2Score,
+    /// A function of your own ([`Metric::custom`]).
+    Custom(CustomFn),
 }
 
 impl MetricKind {
@@ -475,6 +496,7 @@ impl RunningMetric {
             MetricKind::RootMeanSquaredError => {
                 Some((p.iter().zip(y).map(|(p, y)| ((p - y) * (p - y)) as f64).sum::<f64>(), p.len() as f64))
             }
+            MetricKind::Custom(CustomFn(f)) => Some((rows().map(|(p, y)| f.value(p, y) as f64).sum::<f64>(), n as f64)),
             MetricKind::MeanAbsolutePercentageError => Some((
                 p.iter().zip(y).map(|(p, y)| 100.0 * ((y - p) / y.abs().max(1e-7)).abs() as f64).sum::<f64>(),
                 p.len() as f64,
