@@ -356,3 +356,26 @@ fn backup_and_restore_survives_a_killed_process() -> kiln::Result<()> {
     assert_eq!(resumed, uninterrupted, "resumed from epoch {resumed_from}: not bit-identical");
     Ok(())
 }
+
+sequential! {
+    pub struct Line: [1] { Dense(1) }
+}
+
+/// Without TerminateOnNaN a diverging run is an error; with it, `fit` returns the epochs
+/// finished, and the weights are those of the last good step (finite).
+#[test]
+fn terminate_on_nan_ends_a_diverging_run_quietly() -> kiln::Result<()> {
+    let x = Array2::from_shape_fn((8, 1), |(i, _)| i as f32);
+    let y = Array2::from_shape_fn((8, 1), |(i, _)| if i % 2 == 0 { 1e18 } else { -1e18 });
+    let opts = || Fit { epochs: 20, batch_size: 2, verbose: 0, shuffle: false, ..Fit::default() };
+    let mut plain = Line::new();
+    plain.compile("mse", Sgd::new(1.0), &[])?;
+    assert!(plain.fit(&x, &y, opts()).is_err());
+
+    let mut m = Line::new();
+    m.compile("mse", Sgd::new(1.0), &[])?;
+    let history = m.fit_with_callbacks(&x, &y, opts(), &mut [&mut kiln::TerminateOnNaN])?;
+    assert!(history.epoch.len() < 20, "stopped early: {:?}", history.epoch);
+    assert!(m.weights().iter().all(|(_, p)| p.value.iter().all(|v| v.is_finite())));
+    Ok(())
+}

@@ -45,8 +45,8 @@ pub use summary::LayerInfo;
 pub use train::{
     ApplyGradients, BackupAndRestore, Callback, Compile, CsvLogger, EarlyStopping, Evaluate, Fit, Gradients,
     HasCallState, History, IntoLoss, LambdaCallback, LearningRateScheduler, Logs, Mode, ModelCheckpoint, ModelState,
-    Predict, ReduceLrOnPlateau, StepBatch, TrainState, Trainee, apply_gradients, batches, validation_data,
-    validation_rows,
+    Predict, ReduceLrOnPlateau, StepBatch, TerminateOnNaN, TrainState, Trainee, apply_gradients, batches,
+    validation_data, validation_rows,
 };
 
 /// The seed models use when none is given (`Model::new()`); `with_seed` picks another.

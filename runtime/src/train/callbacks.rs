@@ -59,6 +59,23 @@ pub trait Callback {
     fn backup(&self) -> Option<&std::path::Path> {
         None
     }
+    /// Whether a NaN or infinite loss ends training quietly ([`TerminateOnNaN`]) instead of
+    /// returning an error. False by default.
+    fn terminates_on_nan(&self) -> bool {
+        false
+    }
+}
+
+/// Keras' `TerminateOnNaN`: a NaN or infinite loss ends training and `fit` returns the history
+/// of the epochs finished before, instead of the error it returns otherwise. Either way the bad
+/// step is never applied: the weights are those after the last good step.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TerminateOnNaN;
+
+impl Callback for TerminateOnNaN {
+    fn terminates_on_nan(&self) -> bool {
+        true
+    }
 }
 
 /// Whether a larger or a smaller value of the monitored quantity is better.

@@ -13,7 +13,7 @@ mod progress;
 
 pub use callbacks::{
     BackupAndRestore, Callback, CsvLogger, EarlyStopping, LambdaCallback, LearningRateScheduler, Mode, ModelCheckpoint,
-    ReduceLrOnPlateau, Trainee,
+    ReduceLrOnPlateau, TerminateOnNaN, Trainee,
 };
 pub use compile::{Compile, IntoLoss};
 pub use custom::{ApplyGradients, Gradients, batches};
@@ -553,6 +553,8 @@ pub(crate) fn fit<M: Model>(
             };
         }
         hook!(on_train_begin());
+        let terminate_on_nan = callbacks.iter().any(|cb| cb.terminates_on_nan());
+        let mut invalid = None;
         let mut last_logs = Logs::new();
         for epoch in first_epoch..opts.epochs {
             hook!(on_epoch_begin(epoch));
@@ -584,13 +586,22 @@ pub(crate) fn fit<M: Model>(
                 match custom.as_deref_mut() {
                     None => {
                         let mut ctx = Ctx::new(k, true, stream);
-                        step(m, c, &mut ws.step, &mut tracker, &xb[..ni], &yb[..no], wb, &mut ctx)
-                            .map_err(|s| s.at(epoch, b, &history))?;
+                        if let Err(s) = step(m, c, &mut ws.step, &mut tracker, &xb[..ni], &yb[..no], wb, &mut ctx) {
+                            if terminate_on_nan {
+                                invalid = Some(b);
+                                break;
+                            }
+                            return Err(s.at(epoch, b, &history));
+                        }
                     }
                     Some(f) => {
                         f(m, &mut *c.optimizer, StepBatch { x: views(&xb[..ni], k), y: views(&yb[..no], k) })?;
                         let loss = tracker.observe(m, c, &yb[..no], k, None, wb);
                         if !loss.is_finite() {
+                            if terminate_on_nan {
+                                invalid = Some(b);
+                                break;
+                            }
                             return Err(Stopped { what: "loss".into(), value: loss }.at(epoch, b, &history));
                         }
                     }
@@ -600,6 +611,13 @@ pub(crate) fn fit<M: Model>(
                     tracker.logs::<M>("", &mut lg);
                     lg
                 });
+            }
+            if let Some(b) = invalid {
+                // TerminateOnNaN: the bad step was not applied; end with the epochs finished.
+                if opts.verbose > 0 {
+                    println!("Batch {b}: Invalid loss, terminating training");
+                }
+                break;
             }
             let mut epoch_logs = Logs::new();
             tracker.logs::<M>("", &mut epoch_logs);
