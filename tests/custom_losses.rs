@@ -129,3 +129,63 @@ fn custom_losses_compare_by_identity() {
     assert_ne!(Loss::custom(&MY_SQUARES), Loss::custom(&ASYMMETRIC));
     assert_eq!(Loss::custom(&ASYMMETRIC).name(), "asymmetric");
 }
+
+/// Gradients with respect to the inputs (saliency) against central differences of the loss, and
+/// with a custom loss; the weights' gradients are left as they were.
+#[test]
+fn input_gradients_match_finite_differences() -> kiln::Result<()> {
+    let (x, y) = data();
+    let (x, y) = (x.slice(kiln::ndarray::s![..4, ..]).to_owned(), y.slice(kiln::ndarray::s![..4, ..]).to_owned());
+    let mut m = Net::with_seed(5);
+    m.compile("mse", "sgd", &[])?;
+    let before: Vec<Vec<f32>> = m.weights().into_iter().map(|(_, p)| p.grad).collect();
+    for loss in [Loss::MeanSquaredError, Loss::custom(&ASYMMETRIC)] {
+        let g = m.input_gradients(&x, &y, &loss)?;
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].shape(), &[4, 3]);
+        let mut eval = |x: &Array2<f32>| -> kiln::Result<f64> {
+            let mut probe = Net::with_seed(5);
+            probe.compile(loss, "sgd", &[])?;
+            Ok(probe.evaluate_with(x, &y, kiln::Evaluate { batch_size: 4, verbose: 0 })?["loss"])
+        };
+        for i in 0..4 {
+            for j in 0..3 {
+                let h = 1e-2f32;
+                let (mut up, mut down) = (x.clone(), x.clone());
+                up[[i, j]] += h;
+                down[[i, j]] -= h;
+                let fd = (eval(&up)? - eval(&down)?) / (2.0 * h as f64);
+                let got = g[0][[i, j]] as f64;
+                assert!((got - fd).abs() < 2e-3 * fd.abs().max(0.05), "{} [{i}, {j}]: {got} vs {fd}", loss.name());
+            }
+        }
+    }
+    let after: Vec<Vec<f32>> = m.weights().into_iter().map(|(_, p)| p.grad).collect();
+    assert_eq!(before, after);
+    Ok(())
+}
+
+/// Gradients built from zero and combined: the mean of two half-batch gradients is the
+/// full-batch gradient (gradient accumulation), and it applies like one.
+#[test]
+fn gradients_are_built_and_combined() -> kiln::Result<()> {
+    let (x, y) = data();
+    let mut m = Net::with_seed(2);
+    let mut acc = kiln::Gradients::zeros_like(&m);
+    assert_eq!(acc.global_norm(), 0.0);
+    for half in [0..12, 12..24] {
+        let (xs, ys) = (x.slice(kiln::ndarray::s![half.clone(), ..]), y.slice(kiln::ndarray::s![half, ..]));
+        let (_, g) = m.loss_and_grads(&xs, &ys, &Loss::MeanSquaredError)?;
+        acc.add(&g)?;
+    }
+    acc.scale(0.5);
+    let (_, full) = m.loss_and_grads(&x, &y, &Loss::MeanSquaredError)?;
+    for ((name, a), (_, f)) in acc.iter().zip(full.iter()) {
+        for (a, f) in a.iter().zip(f) {
+            assert!((a - f).abs() < 1e-6, "{name}: {a} vs {f}");
+        }
+    }
+    let mut opt = Sgd::new(0.1);
+    opt.apply(&mut m, &acc)?;
+    Ok(())
+}

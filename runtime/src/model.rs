@@ -166,6 +166,22 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         train::loss_and_grads(self, x.views(), y.views(), loss)
     }
 
+    /// The gradient of `loss` with respect to each input, one array per input in its shape
+    /// (`[n, ..]`): saliency maps, adversarial examples. Inference mode (no dropout, moving
+    /// statistics); weights, their gradients and the optimizer are left as they were. For models
+    /// with one output (those that are also a [`Layer`](crate::Layer)).
+    fn input_gradients<'a>(
+        &mut self,
+        x: impl Inputs<'a>,
+        y: impl Inputs<'a>,
+        loss: &crate::Loss,
+    ) -> Result<Vec<ArrayD<f32>>>
+    where
+        Self: crate::layers::Layer,
+    {
+        train::input_gradients(self, x.views(), y.views(), loss)
+    }
+
     /// Loss and metrics on `x`, `y` (batches of [`EVALUATE_BATCH`](crate::train::EVALUATE_BATCH)
     /// rows, Keras' default; inference mode), keyed as in `History`.
     fn evaluate<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>) -> Result<Logs> {

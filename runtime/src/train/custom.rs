@@ -31,6 +31,18 @@ pub struct Gradients {
 }
 
 impl Gradients {
+    /// Zero gradients for every parameter of `model` (to accumulate into, or to fill by hand).
+    pub fn zeros_like<M: Model>(model: &M) -> Self {
+        let (mut names, mut values) = (Vec::new(), Vec::new());
+        model.visit_weights(&mut |name, p| {
+            if p.role() != Role::State {
+                names.push(name.to_string());
+                values.push(vec![0.0; p.len()]);
+            }
+        });
+        Gradients { names, values }
+    }
+
     /// `(name, gradient)` pairs in the model's parameter order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[f32])> {
         self.names.iter().map(|n| &n[..]).zip(self.values.iter().map(|v| &v[..]))
@@ -147,6 +159,46 @@ pub(crate) fn loss_and_grads<M: Model>(
         }
     });
     Ok((total, Gradients { names, values }))
+}
+
+/// The gradient of the loss with respect to each input of a single-output model (saliency maps,
+/// adversarial examples), in inference mode (dropout off, moving statistics), nothing updated.
+pub(crate) fn input_gradients<M: Model + crate::layers::Layer>(
+    m: &mut M,
+    x: Vec<ArrayViewD<'_, f32>>,
+    y: Vec<ArrayViewD<'_, f32>>,
+    loss: &Loss,
+) -> Result<Vec<ndarray::ArrayD<f32>>> {
+    let xs = data::inputs::<M>(&x, "x")?;
+    let n = xs[0].n;
+    let ys = data::targets::<M>(&y, n, &[*loss], "y")?;
+    let _ftz = FlushDenormals::new();
+    let xb = super::slices(xs.iter().map(|r| &r.data[..]));
+    let ni = M::INPUTS.len();
+    // Parameter gradients are rewritten by the pass: keep them as they were.
+    let mut kept = Vec::new();
+    m.visit_weights(&mut |_, p| kept.push(p.grad.clone()));
+    let mut stream = Stream::new(0);
+    let mut ctx = Ctx::new(n, false, &mut stream);
+    crate::layers::Layer::forward(m, &xb[..ni], &mut ctx);
+    let (width, rows) = (M::OUTPUTS[0].last(), n * super::loss_rows(&M::OUTPUTS[0]));
+    let fused = super::fuses::<M>(loss, 0);
+    let mut dy = vec![0.0f32; rows * width];
+    loss.compute(Model::output(m, 0), &ys[0].data, rows, width, Some(&mut dy), fused);
+    let opts = crate::layers::BackwardOpts { input_grad: true, accumulate: false, fused_output: fused };
+    crate::layers::Layer::backward(m, &xb[..ni], &dy, &mut ctx, opts);
+    let mut out = Vec::with_capacity(ni);
+    for (i, port) in M::INPUTS.iter().enumerate() {
+        let shape: Vec<usize> = std::iter::once(n).chain(port.shape.iter().copied()).collect();
+        let g = crate::layers::Layer::input_grad(m, i).to_vec();
+        out.push(ndarray::ArrayD::from_shape_vec(shape, g).map_err(|e| Error::invalid("x", e.to_string()))?);
+    }
+    let mut i = 0;
+    m.visit_weights_mut(&mut |p| {
+        p.grad.copy_from_slice(&kept[i]);
+        i += 1;
+    });
+    Ok(out)
 }
 
 /// `opt.apply(&mut model, &grads)`: one optimizer step with gradients computed (and perhaps

@@ -36,7 +36,7 @@ use compile::Compiled;
 use data::Rows;
 
 pub(crate) use compile::compile;
-pub(crate) use custom::loss_and_grads;
+pub(crate) use custom::{input_gradients, loss_and_grads};
 
 /// Options of [`Model::fit`], with Keras' names and defaults.
 ///
