@@ -143,7 +143,7 @@ fn input_gradients_match_finite_differences() -> kiln::Result<()> {
         let g = m.input_gradients(&x, &y, &loss)?;
         assert_eq!(g.len(), 1);
         assert_eq!(g[0].shape(), &[4, 3]);
-        let mut eval = |x: &Array2<f32>| -> kiln::Result<f64> {
+        let eval = |x: &Array2<f32>| -> kiln::Result<f64> {
             let mut probe = Net::with_seed(5);
             probe.compile(loss, "sgd", &[])?;
             Ok(probe.evaluate_with(x, &y, kiln::Evaluate { batch_size: 4, verbose: 0 })?["loss"])
