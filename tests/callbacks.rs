@@ -379,3 +379,74 @@ fn terminate_on_nan_ends_a_diverging_run_quietly() -> kiln::Result<()> {
     assert!(m.weights().iter().all(|(_, p)| p.value.iter().all(|v| v.is_finite())));
     Ok(())
 }
+
+/// Records every hook in order.
+#[derive(Default)]
+struct Recorder {
+    events: Vec<String>,
+    last_batch_loss: f64,
+    stop_at_batch: Option<usize>,
+}
+
+impl Callback for Recorder {
+    fn on_epoch_begin(&mut self, epoch: usize, _: &mut dyn Trainee) -> kiln::Result<()> {
+        self.events.push(format!("epoch_begin {epoch}"));
+        Ok(())
+    }
+    fn on_train_batch_begin(&mut self, batch: usize, _: &mut dyn Trainee) -> kiln::Result<()> {
+        self.events.push(format!("batch_begin {batch}"));
+        Ok(())
+    }
+    fn on_train_batch_end(&mut self, batch: usize, logs: &Logs, model: &mut dyn Trainee) -> kiln::Result<()> {
+        self.events.push(format!("batch_end {batch}"));
+        self.last_batch_loss = logs["loss"];
+        if self.stop_at_batch == Some(batch) {
+            model.stop_training();
+        }
+        Ok(())
+    }
+    fn on_test_begin(&mut self, _: &mut dyn Trainee) -> kiln::Result<()> {
+        self.events.push("test_begin".into());
+        Ok(())
+    }
+    fn on_test_end(&mut self, logs: &Logs, _: &mut dyn Trainee) -> kiln::Result<()> {
+        assert!(logs.contains_key("loss") && !logs.contains_key("val_loss"));
+        self.events.push("test_end".into());
+        Ok(())
+    }
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, _: &mut dyn Trainee) -> kiln::Result<()> {
+        // The last batch's running loss is the epoch's loss.
+        assert!((logs["loss"] - self.last_batch_loss).abs() < 1e-12);
+        self.events.push(format!("epoch_end {epoch}"));
+        Ok(())
+    }
+}
+
+#[test]
+fn batch_and_test_hooks_run_in_kerass_order() -> kiln::Result<()> {
+    let x = Array2::from_shape_fn((100, 1), |(i, _)| i as f32 / 100.0);
+    let y = x.mapv(|v| 2.0 * v);
+    let mut m = Line::new();
+    m.compile("mse", "sgd", &[])?;
+    let mut rec = Recorder::default();
+    let opts = || Fit { epochs: 2, batch_size: 32, validation_split: 0.2, verbose: 0, ..Fit::default() };
+    m.fit_with_callbacks(&x, &y, opts(), &mut [&mut rec])?;
+    // 80 training rows: batches of 32, 32, 16.
+    let epoch = |e: usize| {
+        let mut v = vec![format!("epoch_begin {e}")];
+        for b in 0..3 {
+            v.push(format!("batch_begin {b}"));
+            v.push(format!("batch_end {b}"));
+        }
+        v.extend(["test_begin".to_string(), "test_end".to_string(), format!("epoch_end {e}")]);
+        v
+    };
+    assert_eq!(rec.events, [epoch(0), epoch(1)].concat());
+
+    // Stopping in a batch ends that epoch after the batch, and training with it.
+    let mut stopper = Recorder { stop_at_batch: Some(1), ..Recorder::default() };
+    let h = m.fit_with_callbacks(&x, &y, opts(), &mut [&mut stopper])?;
+    assert_eq!(h.epoch, [0]);
+    assert!(!stopper.events.contains(&"batch_begin 2".to_string()));
+    Ok(())
+}

@@ -53,6 +53,23 @@ pub trait Callback {
     fn on_train_end(&mut self, _logs: &Logs, _model: &mut dyn Trainee) -> Result<()> {
         Ok(())
     }
+    /// Before training batch `batch` (0-based within the epoch).
+    fn on_train_batch_begin(&mut self, _batch: usize, _model: &mut dyn Trainee) -> Result<()> {
+        Ok(())
+    }
+    /// After training batch `batch`, with the epoch's running logs so far (as Keras passes them).
+    /// Stopping here ends the epoch after this batch.
+    fn on_train_batch_end(&mut self, _batch: usize, _logs: &Logs, _model: &mut dyn Trainee) -> Result<()> {
+        Ok(())
+    }
+    /// Before the validation pass of an epoch.
+    fn on_test_begin(&mut self, _model: &mut dyn Trainee) -> Result<()> {
+        Ok(())
+    }
+    /// After the validation pass, with its logs (without the `val_` prefix, as in Keras).
+    fn on_test_end(&mut self, _logs: &Logs, _model: &mut dyn Trainee) -> Result<()> {
+        Ok(())
+    }
     /// A checkpoint `fit` resumes from, when it exists, before the first epoch: the model, its
     /// optimizer, epoch count and random stream are restored, and training continues with the
     /// epoch after the last one saved ([`BackupAndRestore`]). None by default.

@@ -566,6 +566,7 @@ pub(crate) fn fit<M: Model>(
             tracker.reset();
             let progress = progress::Progress::new(opts.verbose, epoch, opts.epochs, steps);
             for (b, rows) in ws.order.chunks(opts.batch_size).enumerate() {
+                hook!(on_train_batch_begin(b));
                 let k = rows.len();
                 let (xb, yb) = if opts.shuffle {
                     for (buf, r) in ws.xb.iter_mut().zip(&xs) {
@@ -611,6 +612,15 @@ pub(crate) fn fit<M: Model>(
                     tracker.logs::<M>("", &mut lg);
                     lg
                 });
+                if !callbacks.is_empty() {
+                    // Built only for callbacks: plain `fit` allocates nothing per step.
+                    let mut batch_logs = Logs::new();
+                    tracker.logs::<M>("", &mut batch_logs);
+                    hook!(on_train_batch_end(b, &batch_logs));
+                    if stop {
+                        break;
+                    }
+                }
             }
             if let Some(b) = invalid {
                 // TerminateOnNaN: the bad step was not applied; end with the epochs finished.
@@ -627,9 +637,15 @@ pub(crate) fn fit<M: Model>(
                 None => None,
             };
             if let Some((xv, yv, from, w)) = held_out.filter(|_| (epoch + 1) % opts.validation_freq == 0) {
+                hook!(on_test_begin());
                 val_tracker.reset();
                 evaluate_rows(m, c, &mut val_tracker, xv, yv, from, opts.batch_size, w)?;
                 val_tracker.logs::<M>("val_", &mut epoch_logs);
+                if !callbacks.is_empty() {
+                    let mut test_logs = Logs::new();
+                    val_tracker.logs::<M>("", &mut test_logs);
+                    hook!(on_test_end(&test_logs));
+                }
             }
             progress.finish(&epoch_logs);
             history.push(epoch, &epoch_logs);
