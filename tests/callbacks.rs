@@ -213,8 +213,11 @@ fn schedules_csv_logs_and_bad_monitors() {
     let csv = scratch("log.csv");
     let mut log = CsvLogger::new(&csv, false);
     let opts = Fit { epochs: 4, verbose: 0, validation_split: 0.2, ..Fit::default() };
-    m.fit_with_callbacks(&x, &y, opts.clone(), &mut [&mut schedule, &mut record, &mut log]).unwrap();
+    let h = m.fit_with_callbacks(&x, &y, opts.clone(), &mut [&mut schedule, &mut record, &mut log]).unwrap();
     assert_eq!(seen, vec![0.1, 0.1, 0.05, 0.025]);
+    // As in Keras, the history records the rate of each epoch under `learning_rate`.
+    let rates: Vec<f32> = h.get("learning_rate").unwrap().iter().map(|&r| r as f32).collect();
+    assert_eq!(rates, [0.1, 0.1, 0.05, 0.025]);
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "epoch,accuracy,loss,val_accuracy,val_loss");

@@ -81,6 +81,11 @@ pub trait Callback {
     fn terminates_on_nan(&self) -> bool {
         false
     }
+    /// Whether the epoch's logs (and so the `History`) get the optimizer's `learning_rate` after
+    /// the epoch, as Keras' learning-rate callbacks add it. False by default.
+    fn logs_learning_rate(&self) -> bool {
+        false
+    }
 }
 
 /// Keras' `TerminateOnNaN`: a NaN or infinite loss ends training and `fit` returns the history
@@ -434,6 +439,10 @@ impl ReduceLrOnPlateau {
 }
 
 impl Callback for ReduceLrOnPlateau {
+    fn logs_learning_rate(&self) -> bool {
+        true
+    }
+
     fn on_train_begin(&mut self, _model: &mut dyn Trainee) -> Result<()> {
         if !(0.0..1.0).contains(&self.factor) {
             return Err(Error::invalid(
@@ -491,6 +500,10 @@ impl<F: FnMut(usize, f32) -> f32> LearningRateScheduler<F> {
 }
 
 impl<F: FnMut(usize, f32) -> f32> Callback for LearningRateScheduler<F> {
+    fn logs_learning_rate(&self) -> bool {
+        true
+    }
+
     fn on_epoch_begin(&mut self, epoch: usize, model: &mut dyn Trainee) -> Result<()> {
         let lr = (self.schedule)(epoch, model.learning_rate());
         model.set_learning_rate(lr)

@@ -648,9 +648,13 @@ pub(crate) fn fit<M: Model>(
                 }
             }
             progress.finish(&epoch_logs);
-            history.push(epoch, &epoch_logs);
             *trained += 1;
             hook!(on_epoch_end(epoch, &epoch_logs));
+            // As Keras' ReduceLROnPlateau and LearningRateScheduler do: the rate after the epoch.
+            if callbacks.iter().any(|cb| cb.logs_learning_rate()) {
+                epoch_logs.insert("learning_rate".into(), c.optimizer.learning_rate() as f64);
+            }
+            history.push(epoch, &epoch_logs);
             last_logs = epoch_logs;
             if stop {
                 break;
