@@ -29,27 +29,14 @@ impl Default for Adagrad {
 }
 
 impl Optimizer for Adagrad {
+    super::basics!("adagrad");
+    super::slot_state!();
     fn check(&self) -> Result<()> {
         check("adagrad", "learning_rate", self.learning_rate, Range::NonNegative)?;
         check("adagrad", "initial_accumulator_value", self.initial_accumulator_value, Range::NonNegative)?;
         check("adagrad", "epsilon", self.epsilon, Range::Positive)
     }
 
-    fn name(&self) -> &'static str {
-        "adagrad"
-    }
-    fn learning_rate(&self) -> f32 {
-        self.learning_rate
-    }
-    fn set_learning_rate(&mut self, lr: f32) {
-        self.learning_rate = lr;
-    }
-    fn iterations(&self) -> u64 {
-        self.iterations
-    }
-    fn begin_step(&mut self) {
-        self.iterations += 1;
-    }
     fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
         let (lr, eps) = (self.learning_rate, self.epsilon);
         let acc = &mut self.slots.get(slot, 1, w.len(), self.initial_accumulator_value)[0];
@@ -57,16 +44,6 @@ impl Optimizer for Adagrad {
             *a += g * g;
             *w -= lr * g / (*a + eps).sqrt();
         }
-    }
-    fn clone_box(&self) -> Box<dyn Optimizer> {
-        Box::new(self.clone())
-    }
-    fn state(&self) -> OptimizerState {
-        OptimizerState { iterations: self.iterations, arrays: self.slots.arrays.clone() }
-    }
-    fn load_state(&mut self, state: OptimizerState) {
-        self.iterations = state.iterations;
-        self.slots.arrays = state.arrays;
     }
 }
 

@@ -99,6 +99,8 @@ impl Default for Adam {
 }
 
 impl Optimizer for Adam {
+    super::basics!("adam");
+    super::slot_state!();
     fn check(&self) -> Result<()> {
         check("adam", "learning_rate", self.learning_rate, Range::NonNegative)?;
         check("adam", "beta_1", self.beta_1, Range::Fraction)?;
@@ -106,33 +108,8 @@ impl Optimizer for Adam {
         check("adam", "epsilon", self.epsilon, Range::Positive)
     }
 
-    fn name(&self) -> &'static str {
-        "adam"
-    }
-    fn learning_rate(&self) -> f32 {
-        self.learning_rate
-    }
-    fn set_learning_rate(&mut self, lr: f32) {
-        self.learning_rate = lr;
-    }
-    fn iterations(&self) -> u64 {
-        self.iterations
-    }
-    fn begin_step(&mut self) {
-        self.iterations += 1;
-    }
     fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
         self.step(slot, w, g);
-    }
-    fn clone_box(&self) -> Box<dyn Optimizer> {
-        Box::new(self.clone())
-    }
-    fn state(&self) -> OptimizerState {
-        OptimizerState { iterations: self.iterations, arrays: self.slots.arrays.clone() }
-    }
-    fn load_state(&mut self, state: OptimizerState) {
-        self.iterations = state.iterations;
-        self.slots.arrays = state.arrays;
     }
 }
 

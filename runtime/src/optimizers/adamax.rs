@@ -33,6 +33,8 @@ impl Default for Adamax {
 }
 
 impl Optimizer for Adamax {
+    super::basics!("adamax");
+    super::slot_state!();
     fn check(&self) -> Result<()> {
         check("adamax", "learning_rate", self.learning_rate, Range::NonNegative)?;
         check("adamax", "beta_1", self.beta_1, Range::Fraction)?;
@@ -40,21 +42,6 @@ impl Optimizer for Adamax {
         check("adamax", "epsilon", self.epsilon, Range::Positive)
     }
 
-    fn name(&self) -> &'static str {
-        "adamax"
-    }
-    fn learning_rate(&self) -> f32 {
-        self.learning_rate
-    }
-    fn set_learning_rate(&mut self, lr: f32) {
-        self.learning_rate = lr;
-    }
-    fn iterations(&self) -> u64 {
-        self.iterations
-    }
-    fn begin_step(&mut self) {
-        self.iterations += 1;
-    }
     fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
         let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
         let t = self.iterations.max(1) as i32;
@@ -66,15 +53,5 @@ impl Optimizer for Adamax {
             *u = (b2 * *u).max(g.abs());
             *w -= scale * *m / (*u + eps);
         }
-    }
-    fn clone_box(&self) -> Box<dyn Optimizer> {
-        Box::new(self.clone())
-    }
-    fn state(&self) -> OptimizerState {
-        OptimizerState { iterations: self.iterations, arrays: self.slots.arrays.clone() }
-    }
-    fn load_state(&mut self, state: OptimizerState) {
-        self.iterations = state.iterations;
-        self.slots.arrays = state.arrays;
     }
 }

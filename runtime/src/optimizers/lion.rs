@@ -40,27 +40,14 @@ impl Default for Lion {
 }
 
 impl Optimizer for Lion {
+    super::basics!("lion");
+    super::slot_state!();
     fn check(&self) -> Result<()> {
         check("lion", "learning_rate", self.learning_rate, Range::NonNegative)?;
         check("lion", "beta_1", self.beta_1, Range::Fraction)?;
         check("lion", "beta_2", self.beta_2, Range::Fraction)
     }
 
-    fn name(&self) -> &'static str {
-        "lion"
-    }
-    fn learning_rate(&self) -> f32 {
-        self.learning_rate
-    }
-    fn set_learning_rate(&mut self, lr: f32) {
-        self.learning_rate = lr;
-    }
-    fn iterations(&self) -> u64 {
-        self.iterations
-    }
-    fn begin_step(&mut self) {
-        self.iterations += 1;
-    }
     fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
         let (lr, b1, b2) = (self.learning_rate, self.beta_1, self.beta_2);
         let m = &mut self.slots.get(slot, 1, w.len(), 0.0)[0];
@@ -77,15 +64,5 @@ impl Optimizer for Lion {
             *w -= lr * s;
             *m = *m * b2 + g * (1.0 - b2);
         }
-    }
-    fn clone_box(&self) -> Box<dyn Optimizer> {
-        Box::new(self.clone())
-    }
-    fn state(&self) -> OptimizerState {
-        OptimizerState { iterations: self.iterations, arrays: self.slots.arrays.clone() }
-    }
-    fn load_state(&mut self, state: OptimizerState) {
-        self.iterations = state.iterations;
-        self.slots.arrays = state.arrays;
     }
 }

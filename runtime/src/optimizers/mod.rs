@@ -4,6 +4,44 @@
 //! position in the model's traversal order), and keeps its per-slot state (moments, velocities)
 //! itself. Each update is one fused pass over the parameter, its gradient and its state.
 
+/// The `Optimizer` methods that read `name`, `learning_rate` and `iterations` fields as they are.
+macro_rules! basics {
+    ($name:literal) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+        fn learning_rate(&self) -> f32 {
+            self.learning_rate
+        }
+        fn set_learning_rate(&mut self, lr: f32) {
+            self.learning_rate = lr;
+        }
+        fn iterations(&self) -> u64 {
+            self.iterations
+        }
+        fn clone_box(&self) -> Box<dyn Optimizer> {
+            Box::new(self.clone())
+        }
+    };
+}
+
+/// A step counter and per-slot state arrays (`slots`) as the whole resumable state.
+macro_rules! slot_state {
+    () => {
+        fn begin_step(&mut self) {
+            self.iterations += 1;
+        }
+        fn state(&self) -> OptimizerState {
+            OptimizerState { iterations: self.iterations, arrays: self.slots.arrays.clone() }
+        }
+        fn load_state(&mut self, state: OptimizerState) {
+            self.iterations = state.iterations;
+            self.slots.arrays = state.arrays;
+        }
+    };
+}
+use {basics, slot_state};
+
 mod adagrad;
 mod adam;
 mod adamax;

@@ -50,6 +50,7 @@ impl Default for Nadam {
 }
 
 impl Optimizer for Nadam {
+    super::basics!("nadam");
     fn check(&self) -> Result<()> {
         check("nadam", "learning_rate", self.learning_rate, Range::NonNegative)?;
         check("nadam", "beta_1", self.beta_1, Range::Fraction)?;
@@ -57,18 +58,6 @@ impl Optimizer for Nadam {
         check("nadam", "epsilon", self.epsilon, Range::Positive)
     }
 
-    fn name(&self) -> &'static str {
-        "nadam"
-    }
-    fn learning_rate(&self) -> f32 {
-        self.learning_rate
-    }
-    fn set_learning_rate(&mut self, lr: f32) {
-        self.learning_rate = lr;
-    }
-    fn iterations(&self) -> u64 {
-        self.iterations
-    }
     fn begin_step(&mut self) {
         self.iterations += 1;
         self.u_product *= self.mu(self.iterations);
@@ -89,9 +78,6 @@ impl Optimizer for Nadam {
             let v_hat = *v / b2_power;
             *w -= lr * m_hat / (v_hat.sqrt() + eps);
         }
-    }
-    fn clone_box(&self) -> Box<dyn Optimizer> {
-        Box::new(self.clone())
     }
     /// The momentum product travels as a one-element array in front of the moments.
     fn state(&self) -> OptimizerState {

@@ -43,6 +43,8 @@ impl Default for RmsProp {
 }
 
 impl Optimizer for RmsProp {
+    super::basics!("rmsprop");
+    super::slot_state!();
     fn check(&self) -> Result<()> {
         check("rmsprop", "learning_rate", self.learning_rate, Range::NonNegative)?;
         check("rmsprop", "rho", self.rho, Range::Fraction)?;
@@ -50,21 +52,6 @@ impl Optimizer for RmsProp {
         check("rmsprop", "epsilon", self.epsilon, Range::Positive)
     }
 
-    fn name(&self) -> &'static str {
-        "rmsprop"
-    }
-    fn learning_rate(&self) -> f32 {
-        self.learning_rate
-    }
-    fn set_learning_rate(&mut self, lr: f32) {
-        self.learning_rate = lr;
-    }
-    fn iterations(&self) -> u64 {
-        self.iterations
-    }
-    fn begin_step(&mut self) {
-        self.iterations += 1;
-    }
     fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
         let (lr, rho, mom, eps, centered) = (self.learning_rate, self.rho, self.momentum, self.epsilon, self.centered);
         let s = self.slots.get(slot, 3, w.len(), 0.0);
@@ -86,16 +73,6 @@ impl Optimizer for RmsProp {
                 w[i] -= inc;
             }
         }
-    }
-    fn clone_box(&self) -> Box<dyn Optimizer> {
-        Box::new(self.clone())
-    }
-    fn state(&self) -> OptimizerState {
-        OptimizerState { iterations: self.iterations, arrays: self.slots.arrays.clone() }
-    }
-    fn load_state(&mut self, state: OptimizerState) {
-        self.iterations = state.iterations;
-        self.slots.arrays = state.arrays;
     }
 }
 

@@ -43,26 +43,13 @@ impl Default for Sgd {
 }
 
 impl Optimizer for Sgd {
+    super::basics!("sgd");
+    super::slot_state!();
     fn check(&self) -> Result<()> {
         check("sgd", "learning_rate", self.learning_rate, Range::NonNegative)?;
         check("sgd", "momentum", self.momentum, Range::Fraction)
     }
 
-    fn name(&self) -> &'static str {
-        "sgd"
-    }
-    fn learning_rate(&self) -> f32 {
-        self.learning_rate
-    }
-    fn set_learning_rate(&mut self, lr: f32) {
-        self.learning_rate = lr;
-    }
-    fn iterations(&self) -> u64 {
-        self.iterations
-    }
-    fn begin_step(&mut self) {
-        self.iterations += 1;
-    }
     fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
         let lr = self.learning_rate;
         if self.momentum == 0.0 {
@@ -77,16 +64,6 @@ impl Optimizer for Sgd {
             *v = m * *v - lr * g;
             *w += if nesterov { m * *v - lr * g } else { *v };
         }
-    }
-    fn clone_box(&self) -> Box<dyn Optimizer> {
-        Box::new(self.clone())
-    }
-    fn state(&self) -> OptimizerState {
-        OptimizerState { iterations: self.iterations, arrays: self.slots.arrays.clone() }
-    }
-    fn load_state(&mut self, state: OptimizerState) {
-        self.iterations = state.iterations;
-        self.slots.arrays = state.arrays;
     }
 }
 
