@@ -139,27 +139,7 @@ impl<A: ActivationFn> Layer for Depthwise<A> {
         }
     }
 
-    fn output(&self) -> &[f32] {
-        &self.buf.out
-    }
-
-    fn input_grad(&self, _i: usize) -> &[f32] {
-        &self.buf.dx
-    }
-
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-        f("kernel", &self.kernel);
-        if let Some(b) = &self.bias {
-            f("bias", b);
-        }
-    }
-
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
-        f(&mut self.kernel);
-        if let Some(b) = &mut self.bias {
-            f(b);
-        }
-    }
+    super::kernel_bias_layer!();
 }
 
 impl<A: ActivationFn> Shareable for Depthwise<A> {

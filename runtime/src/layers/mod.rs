@@ -12,6 +12,35 @@
 //!
 //! Adding a layer is described in `CONTRIBUTING.md`.
 
+/// The `Layer` methods of a layer with `kernel`, an optional `bias` and buffers `buf.out` and
+/// `buf.dx`: its output, its input gradient and its weights, in Keras' order.
+macro_rules! kernel_bias_layer {
+    () => {
+        fn output(&self) -> &[f32] {
+            &self.buf.out
+        }
+
+        fn input_grad(&self, _i: usize) -> &[f32] {
+            &self.buf.dx
+        }
+
+        fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+            f("kernel", &self.kernel);
+            if let Some(b) = &self.bias {
+                f("bias", b);
+            }
+        }
+
+        fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+            f(&mut self.kernel);
+            if let Some(b) = &mut self.bias {
+                f(b);
+            }
+        }
+    };
+}
+use kernel_bias_layer;
+
 mod activation;
 mod batch_norm;
 mod checks;
