@@ -41,6 +41,12 @@ fn the_weighted_loss_is_keras_sum_over_batch_size() -> kiln::Result<()> {
     let history = model.fit(&x, &y, Fit { sample_weight: Some(w.view()), ..no_steps() })?;
     let got = history.last("loss").unwrap();
     assert!((got - by_hand).abs() < 1e-6 * by_hand.max(1.0), "kiln {got}, by hand {by_hand}");
+    // evaluate with the same weights, in batches of 4 (a running mean weighted by batch size).
+    let evaluated = model.evaluate_weighted(&x, &y, w.view(), kiln::Evaluate { batch_size: 4, verbose: 0 })?["loss"];
+    assert!((evaluated - by_hand).abs() < 1e-6 * by_hand.max(1.0), "evaluate {evaluated}, by hand {by_hand}");
+    let short = Array1::from_elem(2, 1.0f32);
+    let e = model.evaluate_weighted(&x, &y, short.view(), kiln::Evaluate::default()).unwrap_err().to_string();
+    assert!(e.contains("one weight per row: 6, got 2"), "{e}");
     Ok(())
 }
 

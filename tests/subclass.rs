@@ -267,6 +267,28 @@ fn fit_with_a_custom_train_step_keeps_history() {
     assert_eq!(steps, 5 * 3);
     assert_eq!(h.keys().collect::<Vec<_>>(), ["accuracy", "loss", "val_accuracy", "val_loss"]);
     assert!(h.last("loss").unwrap() < h.get("loss").unwrap()[0]);
+
+    // The same step with callbacks: one that stops training after the second epoch.
+    let mut stop = kiln::LambdaCallback::on_epoch_end(|epoch, _: &kiln::Logs, model: &mut dyn kiln::Trainee| {
+        if epoch == 1 {
+            model.stop_training();
+        }
+        Ok(())
+    });
+    let h = m
+        .fit_with_step_and_callbacks(
+            &x,
+            &y,
+            Fit { epochs: 5, ..quiet() },
+            |model, opt, batch| {
+                let labels = batch.y[0].column(0);
+                let (_, grads) = model.loss_and_grads(&batch.x[0], &labels, &Loss::SparseCategoricalCrossentropy)?;
+                opt.apply(model, &grads)
+            },
+            &mut [&mut stop],
+        )
+        .unwrap();
+    assert_eq!(h.epoch, [0, 1]);
 }
 
 #[test]

@@ -154,6 +154,19 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         train::fit(self, x.views(), y.views(), &opts, Some(&mut step), &mut [])
     }
 
+    /// [`fit_with`](Self::fit_with) (a training step of your own) with callbacks, as
+    /// [`fit_with_callbacks`](Self::fit_with_callbacks) runs them.
+    fn fit_with_step_and_callbacks<'a>(
+        &mut self,
+        x: impl Inputs<'a>,
+        y: impl Inputs<'a>,
+        opts: Fit<'_>,
+        mut step: impl FnMut(&mut Self, &mut dyn crate::Optimizer, train::StepBatch<'_>) -> Result<()>,
+        callbacks: &mut [&mut dyn crate::Callback],
+    ) -> Result<History> {
+        train::fit(self, x.views(), y.views(), &opts, Some(&mut step), callbacks)
+    }
+
     /// The loss on one batch and its gradient with respect to every parameter, for custom
     /// training loops (Keras' `GradientTape`). `loss` applies to every output. Parameters' own
     /// gradients are left holding the same values.
@@ -164,6 +177,18 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         loss: &crate::Loss,
     ) -> Result<(f32, train::Gradients)> {
         train::loss_and_grads(self, x.views(), y.views(), loss)
+    }
+
+    /// `evaluate` with one weight per row (Keras' `sample_weight`): the loss is `Σ wᵢ lᵢ / n`;
+    /// metrics are not weighted.
+    fn evaluate_weighted<'a>(
+        &mut self,
+        x: impl Inputs<'a>,
+        y: impl Inputs<'a>,
+        sample_weight: ndarray::ArrayView1<'_, f32>,
+        opts: train::Evaluate,
+    ) -> Result<Logs> {
+        train::evaluate(self, x.views(), y.views(), opts, Some(sample_weight))
     }
 
     /// The gradient of `loss` with respect to each input, one array per input in its shape
@@ -185,13 +210,13 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// Loss and metrics on `x`, `y` (batches of [`EVALUATE_BATCH`](crate::train::EVALUATE_BATCH)
     /// rows, Keras' default; inference mode), keyed as in `History`.
     fn evaluate<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>) -> Result<Logs> {
-        train::evaluate(self, x.views(), y.views(), train::Evaluate::default())
+        train::evaluate(self, x.views(), y.views(), train::Evaluate::default(), None)
     }
 
     /// `evaluate` with Keras' `batch_size` and `verbose`:
     /// `model.evaluate_with(&x, &y, Evaluate { batch_size: 128, verbose: 1 })`.
     fn evaluate_with<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>, opts: train::Evaluate) -> Result<Logs> {
-        train::evaluate(self, x.views(), y.views(), opts)
+        train::evaluate(self, x.views(), y.views(), opts, None)
     }
 
     /// The model's outputs for every row of `x`, each in its output's shape: `[n, ..output
@@ -224,7 +249,7 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     fn test_on_batch<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>) -> Result<Logs> {
         let views = x.views();
         let n = views.first().map_or(0, |v| v.shape().first().copied().unwrap_or(0));
-        train::evaluate(self, views, y.views(), train::Evaluate { batch_size: n.max(1), verbose: 0 })
+        train::evaluate(self, views, y.views(), train::Evaluate { batch_size: n.max(1), verbose: 0 }, None)
     }
 
     /// The model's outputs for `x` in one forward pass (Keras' `predict_on_batch`).

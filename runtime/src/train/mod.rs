@@ -831,17 +831,19 @@ pub(crate) fn evaluate<M: Model>(
     x: Vec<ArrayViewD<'_, f32>>,
     y: Vec<ArrayViewD<'_, f32>>,
     opts: Evaluate,
+    sample_weight: Option<ArrayView1<'_, f32>>,
 ) -> Result<Logs> {
     let c = compiled(m, "evaluate")?;
     check_batch_size(opts.batch_size)?;
     let xs = data::inputs::<M>(&x, "x")?;
     let ys = data::targets::<M>(&y, xs[0].n, &c.losses(), "y")?;
+    let sw = sample_weight.map(|w| data::sample_weights(w, xs[0].n, "sample_weight")).transpose()?;
     let progress = progress::Progress::start(opts.verbose, None, xs[0].n.div_ceil(opts.batch_size));
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();
         let c = st.compiled.as_ref().ok_or(Error::NotCompiled("evaluate"))?;
         let mut tracker = Tracker::new::<M>(c);
-        evaluate_rows(m, c, &mut tracker, &xs, &ys, 0, opts.batch_size, None)?;
+        evaluate_rows(m, c, &mut tracker, &xs, &ys, 0, opts.batch_size, sw.as_deref())?;
         let mut out = Logs::new();
         tracker.logs::<M>("", &mut out);
         progress.finish(&out);
