@@ -173,3 +173,38 @@ fn functional_models_take_the_same_arguments() -> kiln::Result<()> {
     assert!((logs["loss"] - (mse + penalty)).abs() < 1e-5, "{} vs {}", logs["loss"], mse + penalty);
     Ok(())
 }
+
+#[kiln::model]
+pub struct Sub {
+    #[layer(kernel_initializer = "he_normal", bias_initializer = constant(0.25), kernel_regularizer = l2(0.5))]
+    hidden: Dense<256, 512, Relu>,
+    #[layer(kernel_constraint = non_neg)]
+    out: Dense<512, 1, Linear>,
+}
+
+#[kiln::call]
+impl Sub {
+    fn call(&self, x: Input<256>) -> Output<1> {
+        self.out(self.hidden(x))
+    }
+}
+
+/// `#[layer(..)]` on a `#[kiln::model]` field takes the same options.
+#[test]
+fn subclassed_fields_take_the_same_options() -> kiln::Result<()> {
+    let mut m = Sub::new();
+    let k = m.get_weight("hidden.kernel").unwrap();
+    let std = std_of(k.as_slice().unwrap());
+    assert!((std / (2.0f64 / 256.0).sqrt() - 1.0).abs() < 0.03, "he_normal std {std}");
+    assert!(m.get_weight("hidden.bias").unwrap().iter().all(|&b| b == 0.25));
+    assert!(m.get_weight("out.kernel").unwrap().iter().all(|&v| v >= 0.0), "non_neg holds from the start");
+    m.compile("mse", Sgd::new(0.0), &[])?;
+    let x = Array2::from_shape_fn((4, 256), |(i, j)| ((i + j) % 7) as f32 / 7.0);
+    let y = Array2::zeros((4, 1));
+    let p = m.predict(&x)?;
+    let mse = p.iter().map(|v| (v * v) as f64).sum::<f64>() / 4.0;
+    let penalty = 0.5 * k.iter().map(|v| (v * v) as f64).sum::<f64>();
+    let loss = m.evaluate(&x, &y)?["loss"];
+    assert!((loss - (mse + penalty)).abs() < 1e-4 * loss, "{loss} vs {}", mse + penalty);
+    Ok(())
+}

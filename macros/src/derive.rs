@@ -77,6 +77,7 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
             continue;
         }
         let (mut trainable, mut len) = (true, None);
+        let mut weight_args: Vec<(String, crate::parse::Value)> = Vec::new();
         let mut keep = Vec::new();
         for attr in field.attrs.drain(..) {
             if !attr.path().is_ident("layer") {
@@ -88,8 +89,19 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
                     trainable = meta.value()?.parse::<syn::LitBool>()?.value;
                 } else if meta.path.is_ident("len") {
                     len = Some(meta.value()?.parse::<syn::LitInt>()?.to_token_stream());
+                } else if let Some(key) = meta
+                    .path
+                    .get_ident()
+                    .map(|i| i.to_string())
+                    .filter(|k| crate::layers::WEIGHT_ARGS.contains(&k.as_str()))
+                {
+                    weight_args.push((key, meta.value()?.parse()?));
                 } else {
-                    return Err(meta.error("#[layer(..)] takes `trainable = false` and, on a Vec field, `len = N`"));
+                    return Err(meta.error(
+                        "#[layer(..)] takes `trainable = false`, on a Vec field `len = N`, and on a single layer \
+                         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, \
+                         kernel_constraint, bias_constraint",
+                    ));
                 }
                 Ok(())
             });
@@ -168,6 +180,17 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
             Container::One => {
                 let _ = &elem;
                 inits.push(quote!(#f: <#ty as #rt::Init>::init(&mut rng),));
+                if !weight_args.is_empty() {
+                    let call = field.ident.to_token_stream();
+                    let args = crate::layers::Args {
+                        class: "field",
+                        named: weight_args.iter().map(|(k, v)| (k.clone(), v)).collect(),
+                        call: &call,
+                    };
+                    if let Some(opts) = crate::layers::weight_opts(&args, &mut errors) {
+                        freeze.push(opts.apply_to(&quote!(model.#f), ty, &key));
+                    }
+                }
                 visits.push(
                     quote!(#rt::Layer::visit_params(&self.#f, &mut |p, v| f(&::std::format!("{}.{}", #key, p), v));),
                 );
@@ -177,6 +200,10 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
                 }
             }
             Container::Array | Container::Vec(_) => {
+                if !weight_args.is_empty() {
+                    errors
+                        .at(ty.span(), "weight options in #[layer(..)] go on a single layer, not on an array or a Vec");
+                }
                 inits.push(match &container {
                     Container::Vec(l) => quote!(#f: #rt::init_vec::<#elem>(#l, &mut rng),),
                     _ => quote!(#f: <#ty as #rt::Init>::init(&mut rng),),

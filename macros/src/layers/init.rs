@@ -181,6 +181,26 @@ pub fn parse(args: &Args<'_>, use_bias: bool, errors: &mut Errors) -> Option<Wei
 }
 
 impl WeightOpts {
+    /// Statements applying the options to the field `target` of type `ty` (a `#[kiln::model]`
+    /// field): each weight named must be one the type states (`Shaped::PARAM_SHAPES`), checked
+    /// when the model compiles.
+    pub fn apply_to(&self, target: &TokenStream, ty: &syn::Type, field: &str) -> TokenStream {
+        let rt = rt();
+        let stmts = self.weights.iter().map(|(name, w)| {
+            let opt = |t: &Option<TokenStream>| match t {
+                Some(t) => quote!(Some(#t)),
+                None => quote!(None),
+            };
+            let (i, r, c) = (opt(&w.init), opt(&w.reg), opt(&w.constraint));
+            let msg = format!("#[layer(..)] on field `{field}` configures its `{name}`, which its type does not have");
+            quote! {
+                const { assert!(#rt::states_param(<#ty as #rt::Shaped>::PARAM_SHAPES, #name), #msg) };
+                #rt::configure(&mut #target, #name, #i, #r, #c, &mut rng);
+            }
+        });
+        quote!(#(#stmts)*)
+    }
+
     /// The layer's constructor, followed by the options (nothing when none is given, so models
     /// without them expand as before).
     pub fn wrap(&self, constructor: TokenStream) -> TokenStream {

@@ -7,6 +7,23 @@ mod activation;
 mod custom;
 mod dense;
 mod init;
+
+pub use init::WeightOpts;
+
+/// The weight options `#[layer(..)]` takes on a `#[kiln::model]` field.
+pub const WEIGHT_ARGS: [&str; 6] = [
+    "kernel_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "bias_regularizer",
+    "kernel_constraint",
+    "bias_constraint",
+];
+
+/// Parses the weight options of a `#[kiln::model]` field.
+pub fn weight_opts(args: &Args<'_>, errors: &mut Errors) -> Option<WeightOpts> {
+    init::parse(args, true, errors)
+}
 mod leaky_relu;
 mod merge;
 mod noise;

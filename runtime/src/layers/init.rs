@@ -203,6 +203,26 @@ impl Constraint {
     }
 }
 
+/// Whether a layer type's stated weights include `name` (for the macros' compile-time checks).
+pub const fn states_param(shapes: Option<&[(&str, &[usize])]>, name: &str) -> bool {
+    let Some(shapes) = shapes else { return false };
+    let mut i = 0;
+    while i < shapes.len() {
+        let (a, b) = (shapes[i].0.as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return true;
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
 /// Sets the initializer, regularizer and constraint of the weight `name` (`kernel`, `bias`) of
 /// `layer`; the initializer fills it at once. Unknown names change nothing and return false.
 pub fn configure(
