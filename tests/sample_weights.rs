@@ -198,3 +198,44 @@ fn class_weight_raises_recall_on_an_imbalanced_task() -> kiln::Result<()> {
     assert!(weighted > plain + 0.2, "recall without weights {plain}, with class 1 weighted 9x {weighted}");
     Ok(())
 }
+
+/// Counts the batches of each epoch.
+#[derive(Default)]
+struct Batches(Vec<usize>);
+
+impl kiln::Callback for Batches {
+    fn on_epoch_begin(&mut self, _: usize, _: &mut dyn kiln::Trainee) -> kiln::Result<()> {
+        self.0.push(0);
+        Ok(())
+    }
+    fn on_train_batch_end(&mut self, _: usize, _: &kiln::Logs, _: &mut dyn kiln::Trainee) -> kiln::Result<()> {
+        *self.0.last_mut().unwrap() += 1;
+        Ok(())
+    }
+}
+
+/// Keras 3 with arrays: 64 rows in batches of 16 (4 per pass) and steps_per_epoch 3 give epochs
+/// of 3, 1 (the pass runs out) and 3 batches; two epochs of 2 are exactly one pass.
+#[test]
+fn steps_per_epoch_continues_through_the_data() -> kiln::Result<()> {
+    let x = Array2::from_shape_fn((64, 2), |(i, j)| ((i * 3 + j) % 7) as f32 / 7.0);
+    let y = Array2::from_shape_fn((64, 1), |(i, _)| (i % 5) as f32 / 5.0);
+    let mut m = Line::new();
+    m.compile("mse", Sgd::new(0.1), &[])?;
+    let mut count = Batches::default();
+    let opts = Fit { epochs: 3, batch_size: 16, steps_per_epoch: Some(3), verbose: 0, ..Fit::default() };
+    m.fit_with_callbacks(&x, &y, opts, &mut [&mut count])?;
+    assert_eq!(count.0, [3, 1, 3]);
+
+    let run = |steps: Option<usize>, epochs: usize| -> kiln::Result<Vec<Vec<f32>>> {
+        let mut m = Line::with_seed(1);
+        m.compile("mse", Sgd::new(0.1), &[])?;
+        let opts = Fit { epochs, batch_size: 16, steps_per_epoch: steps, shuffle: false, verbose: 0, ..Fit::default() };
+        m.fit(&x, &y, opts)?;
+        Ok(values(&m))
+    };
+    assert_eq!(run(Some(2), 2)?, run(None, 1)?);
+    let e = m.fit(&x, &y, Fit { steps_per_epoch: Some(0), ..no_steps() }).unwrap_err().to_string();
+    assert!(e.contains("steps_per_epoch") && e.contains("at least 1"), "{e}");
+    Ok(())
+}

@@ -77,6 +77,10 @@ pub struct Fit<'a> {
     pub initial_epoch: usize,
     /// Validate after every `validation_freq`-th epoch (default 1, every epoch).
     pub validation_freq: usize,
+    /// Batches per epoch (default: one pass over the data). As in Keras, epochs then continue
+    /// where the previous one stopped in the data; when a pass runs out, that epoch ends early and
+    /// the next epoch starts a new (reshuffled) pass.
+    pub steps_per_epoch: Option<usize>,
 }
 
 impl Default for Fit<'_> {
@@ -93,6 +97,7 @@ impl Default for Fit<'_> {
             validation_sample_weight: None,
             initial_epoch: 0,
             validation_freq: 1,
+            steps_per_epoch: None,
         }
     }
 }
@@ -503,6 +508,16 @@ pub(crate) fn fit<M: Model>(
             format!("{} of {n} rows leaves no rows to train on", opts.validation_split),
         ));
     }
+    if opts.steps_per_epoch == Some(0) {
+        return Err(Error::invalid("steps_per_epoch", "must be at least 1, got 0"));
+    }
+    if opts.steps_per_epoch.is_some() && callbacks.iter().any(|cb| cb.backup().is_some()) {
+        // A backup holds whole epochs; where a pass stood inside the data is not saved.
+        return Err(Error::invalid(
+            "steps_per_epoch",
+            "cannot be combined with BackupAndRestore yet: a resumed run would not continue the pass where it stood",
+        ));
+    }
     if opts.validation_freq == 0 {
         return Err(Error::invalid("validation_freq", "must be at least 1 (validate every n-th epoch), got 0"));
     }
@@ -536,6 +551,11 @@ pub(crate) fn fit<M: Model>(
         ws.order.clear();
         ws.order.extend(0..n_train);
         let steps = n_train.div_ceil(opts.batch_size);
+        // With `steps_per_epoch`, epochs take that many batches from passes over the data that
+        // carry on from one epoch to the next (Keras' EpochIterator): `cursor` is the next batch
+        // of the current pass; a pass that runs out ends its epoch early.
+        let per_epoch = opts.steps_per_epoch.unwrap_or(steps);
+        let mut cursor = 0;
         let mut stop = false;
         macro_rules! hook {
             ($method:ident($($arg:expr),*)) => {
@@ -558,14 +578,17 @@ pub(crate) fn fit<M: Model>(
         let mut last_logs = Logs::new();
         for epoch in first_epoch..opts.epochs {
             hook!(on_epoch_begin(epoch));
-            if opts.shuffle {
-                // From the identity each epoch, so the order depends only on (seed, epoch).
+            if opts.shuffle && cursor == 0 {
+                // From the identity each pass, so the order depends only on (seed, epoch).
                 ws.order.iter_mut().enumerate().for_each(|(i, r)| *r = i);
                 ws.order.shuffle(&mut epoch_rng(*seed, *trained));
             }
             tracker.reset();
-            let progress = progress::Progress::new(opts.verbose, epoch, opts.epochs, steps);
-            for (b, rows) in ws.order.chunks(opts.batch_size).enumerate() {
+            let taken = per_epoch.min(steps - cursor);
+            let progress = progress::Progress::new(opts.verbose, epoch, opts.epochs, taken);
+            let first = cursor;
+            cursor = if first + taken >= steps { 0 } else { first + taken };
+            for (b, rows) in ws.order.chunks(opts.batch_size).skip(first).take(taken).enumerate() {
                 hook!(on_train_batch_begin(b));
                 let k = rows.len();
                 let (xb, yb) = if opts.shuffle {
