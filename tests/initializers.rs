@@ -208,3 +208,69 @@ fn subclassed_fields_take_the_same_options() -> kiln::Result<()> {
     assert!((loss - (mse + penalty)).abs() < 1e-4 * loss, "{loss} vs {}", mse + penalty);
     Ok(())
 }
+
+sequential! {
+    pub struct Active: [2] {
+        Dense(3, activation = tanh, activity_regularizer = l2(0.3)),
+        Dense(1, activity_regularizer = l1(0.2)),
+    }
+}
+
+/// Keras 3's activity regularization: `penalty(output) / batch size` added to the loss, and its
+/// gradient to the step — checked against central differences of the reported loss.
+#[test]
+fn activity_regularization_is_in_the_loss_and_the_step() -> kiln::Result<()> {
+    let (x, y) = data();
+    let mut m = Active::with_seed(6);
+    m.compile("mse", Sgd::new(0.1), &[])?;
+    let loss_at = |m: &mut Active| -> kiln::Result<f64> {
+        Ok(m.evaluate_with(&x, &y, kiln::Evaluate { batch_size: 4, verbose: 0 })?["loss"])
+    };
+    // The reported loss by hand.
+    let h = m.predict(&x)?;
+    let mse = h.iter().zip(&y).map(|(p, t)| ((p - t) * (p - t)) as f64).sum::<f64>() / 4.0;
+    let hidden = {
+        let k = m.get_weight("dense.kernel").unwrap();
+        let b = m.get_weight("dense.bias").unwrap();
+        let mut s = 0.0f64;
+        for r in 0..4 {
+            for u in 0..3 {
+                let z = x[[r, 0]] * k[[0, u]] + x[[r, 1]] * k[[1, u]] + b[u];
+                s += (z.tanh() as f64).powi(2);
+            }
+        }
+        s
+    };
+    let want = mse + 0.3 * hidden / 4.0 + 0.2 * h.iter().map(|v| v.abs() as f64).sum::<f64>() / 4.0;
+    let got = loss_at(&mut m)?;
+    assert!((got - want).abs() < 1e-5, "reported {got}, by hand {want}");
+
+    // One SGD step moves each weight by lr × d(loss)/dw, the derivative taken numerically.
+    let mut numeric = Vec::new();
+    for (name, p) in m.weights() {
+        let mut g = Vec::new();
+        for i in 0..p.value.len() {
+            let mut probe = m.clone();
+            let h = 1e-2f32;
+            let mut v = p.value.clone();
+            v[i] += h;
+            probe.set_weight(&name, &kiln::ndarray::ArrayD::from_shape_vec(p.shape().to_vec(), v.clone()).unwrap())?;
+            let up = loss_at(&mut probe)?;
+            v[i] -= 2.0 * h;
+            probe.set_weight(&name, &kiln::ndarray::ArrayD::from_shape_vec(p.shape().to_vec(), v).unwrap())?;
+            let down = loss_at(&mut probe)?;
+            g.push((up - down) / (2.0 * h as f64));
+        }
+        numeric.push((name, p.value.clone(), g));
+    }
+    m.fit(&x, &y, one_batch())?;
+    for (name, before, g) in numeric {
+        let after = m.get_weight(&name).unwrap();
+        for (i, (b, g)) in before.iter().zip(&g).enumerate() {
+            let want = *b as f64 - 0.1 * g;
+            let got = after.as_slice().unwrap()[i] as f64;
+            assert!((got - want).abs() < 2e-4, "{name}[{i}]: {got} vs {want}");
+        }
+    }
+    Ok(())
+}

@@ -67,6 +67,7 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
     });
     let (mut inits, mut consts, mut visits, mut visits_mut, mut infos, mut freeze, mut params) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut penalties = Vec::new();
     let mut aliases = Vec::new();
     // Per field: name, element type, and element count for arrays and Vecs (when a literal).
     let mut layout: Vec<(String, Type, Option<Option<usize>>)> = Vec::new();
@@ -100,7 +101,7 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
                     return Err(meta.error(
                         "#[layer(..)] takes `trainable = false`, on a Vec field `len = N`, and on a single layer \
                          kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, \
-                         kernel_constraint, bias_constraint",
+                         kernel_constraint, bias_constraint, activity_regularizer",
                     ));
                 }
                 Ok(())
@@ -195,6 +196,7 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
                     quote!(#rt::Layer::visit_params(&self.#f, &mut |p, v| f(&::std::format!("{}.{}", #key, p), v));),
                 );
                 visits_mut.push(quote!(#rt::Layer::visit_params_mut(&mut self.#f, f);));
+                penalties.push(quote!(#rt::Layer::penalty(&self.#f)));
                 if !trainable {
                     freeze.push(quote!(#rt::Layer::set_trainable(&mut model.#f, false);));
                 }
@@ -218,6 +220,7 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
                         #rt::Layer::visit_params_mut(layer, f);
                     }
                 });
+                penalties.push(quote!(self.#f.iter().map(#rt::Layer::penalty).sum::<f64>()));
                 if !trainable {
                     freeze.push(quote!(#rt::set_trainable_all(&mut model.#f, false);));
                 }
@@ -282,6 +285,10 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
 
             fn __kiln_visit_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
                 #(#visits_mut)*
+            }
+
+            fn __kiln_penalty(&self) -> f64 {
+                0.0 #(+ #penalties)*
             }
         }
 

@@ -73,6 +73,11 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     fn visit_weights(&self, f: &mut dyn FnMut(&str, &Param));
     /// Visits every parameter mutably, in the order of [`visit_weights`](Self::visit_weights).
     fn visit_weights_mut(&mut self, f: &mut dyn FnMut(&mut Param));
+    /// The activity penalties of the last forward pass (Keras' layer losses from
+    /// `activity_regularizer`), added to the loss.
+    fn activity_penalty(&self) -> f64 {
+        0.0
+    }
     /// The training state (seed, compiled configuration, buffers).
     fn train_state(&self) -> &TrainState;
     /// The training state, mutably.

@@ -129,6 +129,10 @@ pub fn expand(model: &Model) -> TokenStream {
             fn __kiln_visit_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
                 #(#rt::Layer::visit_params_mut(&mut self.#names, f);)*
             }
+
+            fn __kiln_penalty(&self) -> f64 {
+                0.0 #(+ #rt::Layer::penalty(&self.#names))*
+            }
         }
 
         impl ::core::default::Default for #name {
@@ -219,6 +223,9 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
                 fn visit_params(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
                     self.__kiln_visit(f)
                 }
+                fn penalty(&self) -> f64 {
+                    self.__kiln_penalty()
+                }
                 fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
                     self.__kiln_visit_mut(f)
                 }
@@ -245,6 +252,9 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
             }
             fn visit_weights(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
                 self.__kiln_visit(f)
+            }
+            fn activity_penalty(&self) -> f64 {
+                self.__kiln_penalty()
             }
             fn visit_weights_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
                 self.__kiln_visit_mut(f)

@@ -22,6 +22,7 @@ pub const KIND: Kind = Kind {
         "bias_regularizer",
         "kernel_constraint",
         "bias_constraint",
+        "activity_regularizer",
     ],
     arity: Arity::One,
     build,

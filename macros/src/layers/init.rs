@@ -18,10 +18,11 @@ struct Weight {
     constraint: Option<TokenStream>,
 }
 
-/// The options of a layer's `kernel` and `bias`.
+/// The options of a layer's `kernel` and `bias`, and its `activity_regularizer`.
 #[derive(Default)]
 pub struct WeightOpts {
     weights: Vec<(&'static str, Weight)>,
+    activity: Option<TokenStream>,
 }
 
 const INITIALIZERS: [&str; 10] = [
@@ -177,6 +178,10 @@ pub fn parse(args: &Args<'_>, use_bias: bool, errors: &mut Errors) -> Option<Wei
             opts.weights.push((weight, w));
         }
     }
+    if let Some(v) = args.get("activity_regularizer") {
+        opts.activity = regularizer(v, errors);
+        ok &= opts.activity.is_some();
+    }
     ok.then_some(opts)
 }
 
@@ -198,16 +203,25 @@ impl WeightOpts {
                 #rt::configure(&mut #target, #name, #i, #r, #c, &mut rng);
             }
         });
-        quote!(#(#stmts)*)
+        let activity = self.activity.as_ref().map(|r| {
+            let msg = format!("#[layer(activity_regularizer = ..)] on field `{field}`: only Dense layers take one");
+            quote! {
+                const { assert!(#rt::same_str(<#ty as #rt::Shaped>::KIND, "Dense"), #msg) };
+                #rt::Layer::set_activity_regularizer(&mut #target, Some(#r));
+            }
+        });
+        quote!(#(#stmts)* #activity)
     }
 
     /// The layer's constructor, followed by the options (nothing when none is given, so models
     /// without them expand as before).
     pub fn wrap(&self, constructor: TokenStream) -> TokenStream {
-        if self.weights.is_empty() {
+        if self.weights.is_empty() && self.activity.is_none() {
             return constructor;
         }
         let rt = rt();
+        let activity =
+            self.activity.as_ref().map(|r| quote!(#rt::Layer::set_activity_regularizer(&mut layer, Some(#r));));
         let calls = self.weights.iter().map(|(name, w)| {
             let opt = |t: &Option<TokenStream>| match t {
                 Some(t) => quote!(Some(#t)),
@@ -219,6 +233,7 @@ impl WeightOpts {
         quote!({
             let mut layer = #constructor;
             #(#calls)*
+            #activity
             layer
         })
     }

@@ -11,13 +11,14 @@ mod init;
 pub use init::WeightOpts;
 
 /// The weight options `#[layer(..)]` takes on a `#[kiln::model]` field.
-pub const WEIGHT_ARGS: [&str; 6] = [
+pub const WEIGHT_ARGS: [&str; 7] = [
     "kernel_initializer",
     "bias_initializer",
     "kernel_regularizer",
     "bias_regularizer",
     "kernel_constraint",
     "bias_constraint",
+    "activity_regularizer",
 ];
 
 /// Parses the weight options of a `#[kiln::model]` field.

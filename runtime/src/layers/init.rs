@@ -203,20 +203,29 @@ impl Constraint {
     }
 }
 
+/// Whether two strings are equal, in a constant (for the macros' compile-time checks).
+pub const fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Whether a layer type's stated weights include `name` (for the macros' compile-time checks).
 pub const fn states_param(shapes: Option<&[(&str, &[usize])]>, name: &str) -> bool {
     let Some(shapes) = shapes else { return false };
     let mut i = 0;
     while i < shapes.len() {
-        let (a, b) = (shapes[i].0.as_bytes(), name.as_bytes());
-        if a.len() == b.len() {
-            let mut j = 0;
-            while j < a.len() && a[j] == b[j] {
-                j += 1;
-            }
-            if j == a.len() {
-                return true;
-            }
+        if same_str(shapes[i].0, name) {
+            return true;
         }
         i += 1;
     }

@@ -71,7 +71,7 @@ pub use conv::{Conv, ConvBuffers};
 pub use conv_transpose::{ConvTranspose, ConvTransposeBuffers};
 pub use dense::{Dense, DenseBuffers};
 pub use depthwise::{Depthwise, DepthwiseBuffers, Separable};
-pub use init::{Constraint, Initializer, Regularizer, configure, states_param};
+pub use init::{Constraint, Initializer, Regularizer, configure, same_str, states_param};
 pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
 pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
 pub use noise::{Dropout, GaussianNoise, NoiseBuffers, Rescaling, SpatialDropout};
@@ -133,6 +133,16 @@ pub trait Layer: Clone + std::fmt::Debug + Send + Sync {
     fn output(&self) -> &[f32];
     /// The gradient with respect to input `i`, written by the last `backward` with `input_grad`.
     fn input_grad(&self, i: usize) -> &[f32];
+    /// Sets Keras' `activity_regularizer`, a penalty on this layer's output added to the loss;
+    /// false for a layer that does not take one.
+    fn set_activity_regularizer(&mut self, _regularizer: Option<Regularizer>) -> bool {
+        false
+    }
+    /// The activity penalty of the last forward pass, divided by the batch size as Keras 3 does
+    /// (0 without an activity regularizer).
+    fn penalty(&self) -> f64 {
+        0.0
+    }
     /// Visits each weight with its name relative to this layer (`kernel`, `bias`).
     fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param)) {}
     /// Visits each weight mutably, in the same order as [`visit_params`](Self::visit_params).

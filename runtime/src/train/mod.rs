@@ -279,7 +279,7 @@ impl Tracker {
             total += out.weight * l;
             self.per_output[k] += l as f64 * n as f64;
         }
-        total += regularization(m) as f32;
+        total += (regularization(m) + m.activity_penalty()) as f32;
         for (k, s) in &mut self.metrics {
             let port = &M::OUTPUTS[*k];
             s.update(m.output(*k), ys[*k], n * loss_rows(port), port.last(), c.outputs[*k].loss.from_logits());
