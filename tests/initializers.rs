@@ -274,3 +274,51 @@ fn activity_regularization_is_in_the_loss_and_the_step() -> kiln::Result<()> {
     }
     Ok(())
 }
+
+sequential! {
+    pub struct ActiveConv: [6, 2] {
+        Conv1D(3, 2, activation = tanh, activity_regularizer = l2(0.2)),
+        Flatten,
+        Dense(1),
+    }
+}
+
+/// The same on a convolution: one SGD step equals lr × the numerical derivative of the loss (l2:
+/// l1 has a kink at 0 that a finite difference straddles).
+#[test]
+fn activity_regularization_on_a_convolution() -> kiln::Result<()> {
+    let x = kiln::ndarray::Array3::from_shape_fn((3, 6, 2), |(i, j, k)| ((i * 5 + j * 3 + k) % 7) as f32 / 7.0 - 0.4);
+    let y = Array2::from_shape_fn((3, 1), |(i, _)| i as f32 - 1.0);
+    let mut m = ActiveConv::with_seed(2);
+    m.compile("mse", Sgd::new(0.1), &[])?;
+    let loss_at = |m: &mut ActiveConv| -> kiln::Result<f64> {
+        Ok(m.evaluate_with(&x, &y, kiln::Evaluate { batch_size: 3, verbose: 0 })?["loss"])
+    };
+    let p = m.predict(&x)?;
+    let mse = p.iter().zip(&y).map(|(p, t)| ((p - t) * (p - t)) as f64).sum::<f64>() / 3.0;
+    assert!(loss_at(&mut m)? > mse + 1e-4, "the penalty is in the loss");
+    let mut numeric = Vec::new();
+    for (name, p) in m.weights() {
+        let mut g = Vec::new();
+        for i in 0..p.value.len() {
+            let mut probe = m.clone();
+            let mut v = p.value.clone();
+            v[i] += 1e-2;
+            probe.set_weight(&name, &kiln::ndarray::ArrayD::from_shape_vec(p.shape().to_vec(), v.clone()).unwrap())?;
+            let up = loss_at(&mut probe)?;
+            v[i] -= 2e-2;
+            probe.set_weight(&name, &kiln::ndarray::ArrayD::from_shape_vec(p.shape().to_vec(), v).unwrap())?;
+            g.push((up - loss_at(&mut probe)?) / 2e-2);
+        }
+        numeric.push((name, p.value.clone(), g));
+    }
+    m.fit(&x, &y, Fit { epochs: 1, batch_size: 3, verbose: 0, shuffle: false, ..Fit::default() })?;
+    for (name, before, g) in numeric {
+        let after = m.get_weight(&name).unwrap();
+        for (i, (b, g)) in before.iter().zip(&g).enumerate() {
+            let (got, want) = (after.as_slice().unwrap()[i] as f64, *b as f64 - 0.1 * g);
+            assert!((got - want).abs() < 3e-4, "{name}[{i}]: {got} vs {want}");
+        }
+    }
+    Ok(())
+}

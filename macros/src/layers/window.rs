@@ -52,6 +52,7 @@ const CONV_ARGS: &[&str] = &[
     "groups",
     "activation",
     "use_bias",
+    "activity_regularizer",
     "kernel_initializer",
     "bias_initializer",
     "kernel_regularizer",

@@ -27,6 +27,8 @@ pub struct Conv<A: ActivationFn = Linear> {
     /// Channel groups: group `g` reads input channels `g·c/groups..` and writes filters
     /// `g·f/groups..` (Keras' `groups`).
     groups: usize,
+    /// Keras' `activity_regularizer`, on the output.
+    activity: super::Activity,
     buf: ConvBuffers,
     _act: PhantomData<A>,
 }
@@ -83,6 +85,7 @@ impl<A: ActivationFn> Conv<A> {
             geom,
             filters,
             groups: groups.max(1),
+            activity: super::Activity::default(),
             buf: ConvBuffers::default(),
             _act: PhantomData,
         }
@@ -161,6 +164,7 @@ impl<A: ActivationFn> Layer for Conv<A> {
             let out = &mut self.buf.out[..];
             let pre = (ctx.training && A::KIND.needs_input()).then(|| sized(&mut self.buf.pre, rows * f));
             bias_act(A::KIND, out, pre, self.bias.as_ref().map(|b| &b.value[..]), f);
+            self.activity.forward(&self.buf.out, n);
             return;
         }
         let cols = sized(&mut self.buf.cols, rows * g.patch());
@@ -183,6 +187,16 @@ impl<A: ActivationFn> Layer for Conv<A> {
         }
         let pre = (ctx.training && A::KIND.needs_input()).then(|| sized(&mut self.buf.pre, rows * f));
         bias_act(A::KIND, out, pre, self.bias.as_ref().map(|b| &b.value[..]), f);
+        self.activity.forward(&self.buf.out, n);
+    }
+
+    fn set_activity_regularizer(&mut self, regularizer: Option<super::Regularizer>) -> bool {
+        self.activity.set(regularizer);
+        true
+    }
+
+    fn penalty(&self) -> f64 {
+        self.activity.penalty()
     }
 
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
@@ -197,6 +211,7 @@ impl<A: ActivationFn> Layer for Conv<A> {
                 act_backward(A::KIND, &self.buf.out, &self.buf.pre, dy, dz, f);
             }
         }
+        self.activity.backward(A::KIND, &self.buf.out, &self.buf.pre, &mut self.buf.dz, f, n);
         if self.groups > 1 {
             if let Some(b) = &mut self.bias {
                 column_sums(&self.buf.dz, f, &mut b.grad, opts.accumulate);

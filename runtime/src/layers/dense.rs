@@ -24,7 +24,7 @@ pub struct Dense<const IN: usize, const OUT: usize, A: ActivationFn = Linear> {
     /// `[OUT]`, or `None` with `use_bias = false`.
     pub bias: Option<Param>,
     /// Keras' `activity_regularizer`, on the output.
-    activity: Option<super::Regularizer>,
+    activity: super::Activity,
     buf: DenseBuffers,
     _act: PhantomData<A>,
 }
@@ -38,11 +38,6 @@ pub struct DenseBuffers {
     /// The gradient with respect to the activation's input.
     dz: Vec<f32>,
     dx: Vec<f32>,
-    /// With an activity regularizer: its gradient at the output, then at the activation's
-    /// input, and the last pass's penalty.
-    dy_reg: Vec<f32>,
-    dz_reg: Vec<f32>,
-    penalty: f64,
 }
 
 impl LayerBuffers for DenseBuffers {
@@ -60,7 +55,7 @@ impl<const IN: usize, const OUT: usize, A: ActivationFn> Dense<IN, OUT, A> {
         Dense {
             kernel: Param::glorot_uniform(IN, OUT, rng),
             bias: use_bias.then(|| Param::zeros(&[OUT])),
-            activity: None,
+            activity: super::Activity::default(),
             buf: DenseBuffers::default(),
             _act: PhantomData,
         }
@@ -76,19 +71,16 @@ impl<const IN: usize, const OUT: usize, A: ActivationFn> Layer for Dense<IN, OUT
         gemm(rows, IN, OUT, Mat::n(x), Mat::n(&self.kernel.value), out, 0.0);
         let pre = (ctx.training && A::KIND.needs_input()).then(|| sized(&mut self.buf.pre, rows * OUT));
         bias_act(A::KIND, out, pre, self.bias.as_ref().map(|b| &b.value[..]), OUT);
-        if let Some(r) = &self.activity {
-            self.buf.penalty = r.penalty(&self.buf.out) / ctx.n.max(1) as f64;
-        }
+        self.activity.forward(&self.buf.out, ctx.n);
     }
 
     fn set_activity_regularizer(&mut self, regularizer: Option<super::Regularizer>) -> bool {
-        self.activity = regularizer;
-        self.buf.penalty = 0.0;
+        self.activity.set(regularizer);
         true
     }
 
     fn penalty(&self) -> f64 {
-        if self.activity.is_some() { self.buf.penalty } else { 0.0 }
+        self.activity.penalty()
     }
 
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
@@ -100,17 +92,7 @@ impl<const IN: usize, const OUT: usize, A: ActivationFn> Layer for Dense<IN, OUT
         } else {
             act_backward(A::KIND, &self.buf.out, &self.buf.pre, dy, dz, OUT);
         }
-        if let Some(r) = &self.activity {
-            // The penalty's gradient at the output, through the activation, added to dz.
-            let inv_n = 1.0 / ctx.n.max(1) as f32;
-            let g = sized(&mut self.buf.dy_reg, rows * OUT);
-            g.iter_mut().for_each(|v| *v = 0.0);
-            r.add_gradient(&self.buf.out, g);
-            g.iter_mut().for_each(|v| *v *= inv_n);
-            let t = sized(&mut self.buf.dz_reg, rows * OUT);
-            act_backward(A::KIND, &self.buf.out, &self.buf.pre, &self.buf.dy_reg, t, OUT);
-            self.buf.dz.iter_mut().zip(&self.buf.dz_reg).for_each(|(d, t)| *d += t);
-        }
+        self.activity.backward(A::KIND, &self.buf.out, &self.buf.pre, &mut self.buf.dz, OUT, ctx.n);
         let dz = &mut self.buf.dz[..rows * OUT];
         let beta = if opts.accumulate { 1.0 } else { 0.0 };
         // d kernel [IN, OUT] = xᵀ [IN, rows] · dz [rows, OUT]

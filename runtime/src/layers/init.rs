@@ -166,6 +166,58 @@ impl Regularizer {
     }
 }
 
+/// Keras' `activity_regularizer` for a layer: the penalty of its last output (divided by the batch
+/// size, as Keras 3 does) and its gradient, added through the layer's activation in `backward`.
+#[derive(Clone, Debug, Default)]
+pub struct Activity {
+    regularizer: Option<Regularizer>,
+    penalty: f64,
+    dy: Vec<f32>,
+    dz: Vec<f32>,
+}
+
+impl Activity {
+    /// Sets (or clears) the regularizer.
+    pub fn set(&mut self, regularizer: Option<Regularizer>) {
+        self.regularizer = regularizer;
+        self.penalty = 0.0;
+    }
+
+    /// After the layer's forward pass over `n` samples.
+    pub fn forward(&mut self, out: &[f32], n: usize) {
+        if let Some(r) = &self.regularizer {
+            self.penalty = r.penalty(out) / n.max(1) as f64;
+        }
+    }
+
+    /// The last pass's penalty (0 without a regularizer).
+    pub fn penalty(&self) -> f64 {
+        if self.regularizer.is_some() { self.penalty } else { 0.0 }
+    }
+
+    /// Adds the penalty's gradient, taken through activation `kind` (output `out`, input `pre`),
+    /// to `dz`, the gradient with respect to the activation's input.
+    pub fn backward(
+        &mut self,
+        kind: crate::kernels::ActKind,
+        out: &[f32],
+        pre: &[f32],
+        dz: &mut [f32],
+        width: usize,
+        n: usize,
+    ) {
+        let Some(r) = &self.regularizer else { return };
+        let inv_n = 1.0 / n.max(1) as f32;
+        let g = super::sized(&mut self.dy, out.len());
+        g.iter_mut().for_each(|v| *v = 0.0);
+        r.add_gradient(out, g);
+        g.iter_mut().for_each(|v| *v *= inv_n);
+        let t = super::sized(&mut self.dz, out.len());
+        crate::kernels::activation::act_backward(kind, out, pre, &self.dy, t, width);
+        dz.iter_mut().zip(&self.dz).for_each(|(d, t)| *d += t);
+    }
+}
+
 /// Keras' weight constraints, applied after every optimizer step. Norms are taken along axis 0
 /// (Keras' default): for a Dense kernel `[in, out]`, each unit's incoming weights.
 #[derive(Clone, Copy, Debug, PartialEq)]

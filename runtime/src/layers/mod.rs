@@ -71,7 +71,7 @@ pub use conv::{Conv, ConvBuffers};
 pub use conv_transpose::{ConvTranspose, ConvTransposeBuffers};
 pub use dense::{Dense, DenseBuffers};
 pub use depthwise::{Depthwise, DepthwiseBuffers, Separable};
-pub use init::{Constraint, Initializer, Regularizer, configure, same_str, states_param};
+pub use init::{Activity, Constraint, Initializer, Regularizer, configure, same_str, states_param};
 pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
 pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
 pub use noise::{Dropout, GaussianNoise, NoiseBuffers, Rescaling, SpatialDropout};
