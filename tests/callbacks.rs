@@ -453,3 +453,35 @@ fn batch_and_test_hooks_run_in_kerass_order() -> kiln::Result<()> {
     assert!(!stopper.events.contains(&"batch_begin 2".to_string()));
     Ok(())
 }
+
+/// Every LambdaCallback hook, from closures that borrow locals read afterwards.
+#[test]
+fn lambda_callback_takes_every_hook() -> kiln::Result<()> {
+    let x = Array2::from_shape_fn((40, 1), |(i, _)| i as f32 / 40.0);
+    let y = x.mapv(|v| 3.0 * v);
+    let mut m = Line::new();
+    m.compile("mse", "sgd", &[])?;
+    let (mut events, mut batches, mut epochs_begun) = (Vec::new(), 0, 0);
+    let mut lambda = LambdaCallback::on_epoch_end(|_, _: &Logs, _: &mut dyn Trainee| Ok(()))
+        .and_on_train_begin(|_| {
+            events.push("begin");
+            Ok(())
+        })
+        .and_on_epoch_begin(|_, _| {
+            epochs_begun += 1;
+            Ok(())
+        })
+        .and_on_train_batch_begin(|_, _| Ok(()))
+        .and_on_train_batch_end(|_, logs, _| {
+            assert!(logs.contains_key("loss"));
+            batches += 1;
+            Ok(())
+        })
+        .and_on_train_end(|logs, _| {
+            assert!(logs.contains_key("loss"));
+            Ok(())
+        });
+    m.fit_with_callbacks(&x, &y, Fit { epochs: 3, batch_size: 16, verbose: 0, ..Fit::default() }, &mut [&mut lambda])?;
+    assert_eq!((events, batches, epochs_begun), (vec!["begin"], 9, 3));
+    Ok(())
+}

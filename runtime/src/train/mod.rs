@@ -12,8 +12,8 @@ mod history;
 mod progress;
 
 pub use callbacks::{
-    BackupAndRestore, Callback, CsvLogger, EarlyStopping, LambdaCallback, LearningRateScheduler, Mode, ModelCheckpoint,
-    ReduceLrOnPlateau, TerminateOnNaN, Trainee,
+    BackupAndRestore, Callback, CsvLogger, EarlyStopping, Hook, LambdaCallback, LearningRateScheduler, Mode,
+    ModelCheckpoint, NoHook, ReduceLrOnPlateau, TerminateOnNaN, Trainee,
 };
 pub use compile::{Compile, IntoLoss};
 pub use custom::{ApplyGradients, Gradients, batches};
