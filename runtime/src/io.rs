@@ -75,7 +75,7 @@ pub fn checksum(bytes: &[u8]) -> String {
     format!("{h:016x}")
 }
 
-/// How [`Model::load_weights_with`](crate::Model::load_weights_with) checks a file.
+/// How [`crate::Model::load_weights_with`] checks a file.
 #[derive(Clone, Copy, Debug)]
 pub struct LoadOptions {
     /// Refuse a file saved by a model of another architecture (other layers, activations or

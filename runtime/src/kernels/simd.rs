@@ -1,7 +1,7 @@
 //! Run-time CPU dispatch for the element-wise hot loops.
 //!
 //! kiln is built for the baseline x86-64 target (SSE2), where these loops vectorise 4 wide. The
-//! [`multiversion!`] macro compiles a loop twice — once as is, once with AVX2 and FMA enabled — and
+//! `multiversion!` macro compiles a loop twice — once as is, once with AVX2 and FMA enabled — and
 //! picks the AVX2 copy at run time when the CPU has it (the check is cached by `std`). The bodies
 //! use plain `a * b + c`: `f32::mul_add` would be a libm call in the baseline copy.
 

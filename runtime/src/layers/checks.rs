@@ -105,7 +105,7 @@ const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
-/// A layer call on vectors in a `call` body: "`what` expects an input of shape [E], got [G]".
+/// A layer call on vectors in a `call` body: "`what` expects an input of shape `[E]`, got `[G]`".
 pub const fn expect_width(what: &str, expected: usize, got: usize) {
     if expected != got {
         fail!(Msg::new().str(what).str(" expects an input of shape ").shape(&[expected]).str(", got ").shape(&[got]))

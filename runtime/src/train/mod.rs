@@ -817,7 +817,7 @@ pub(crate) fn check_batch_size(size: usize) -> Result<()> {
 /// Keras' default `batch_size` of `evaluate`.
 pub const EVALUATE_BATCH: usize = 32;
 
-/// Options of [`Model::evaluate_with`](crate::Model::evaluate_with), Keras' names.
+/// Options of [`crate::Model::evaluate_with`], Keras' names.
 #[derive(Clone, Copy, Debug)]
 pub struct Evaluate {
     /// Rows per forward pass (default 32, as in Keras).
@@ -832,7 +832,7 @@ impl Default for Evaluate {
     }
 }
 
-/// Options of [`Model::predict_with`](crate::Model::predict_with), Keras' names.
+/// Options of [`crate::Model::predict_with`], Keras' names.
 #[derive(Clone, Copy, Debug)]
 pub struct Predict {
     /// Rows per forward pass (default 1024, where Keras uses 32: larger batches amortise each
