@@ -2,7 +2,7 @@
 //! the same inputs, with Keras' default arguments. The script that printed them is in the comment
 //! of each test's data; kiln's own formulas are tested by hand in the runtime's unit tests.
 
-use kiln::{Adagrad, Adam, AdamW, Adamax, Lion, Loss, Nadam, Optimizer, RmsProp, Sgd};
+use kiln::{Adafactor, Adagrad, Adam, AdamW, Adamax, Lion, Loss, Nadam, Optimizer, RmsProp, Sgd};
 
 const P: [f32; 6] = [0.2, 0.5, 0.3, 0.7, 0.1, 0.2];
 const ONE_HOT: [f32; 6] = [0.0, 1.0, 0.0, 1.0, 0.0, 0.0];
@@ -90,6 +90,12 @@ fn optimizer(name: &str) -> Box<dyn Optimizer> {
         "adamax" => Box::new(Adamax::default()),
         "lion" => Box::new(Lion::default()),
         "lion_tuned" => Box::new(Lion::new(0.01).betas(0.5, 0.9)),
+        "adafactor" => Box::new(Adafactor::default()),
+        "adafactor_lr" => {
+            let mut o = Adafactor::new(0.5);
+            o.clip_threshold = 0.5;
+            Box::new(o)
+        }
         other => panic!("no optimizer for case {other}"),
     }
 }
@@ -102,7 +108,10 @@ fn every_optimizer_matches_keras_step_by_step() {
     const GRADS: [[f32; 3]; 5] =
         [[0.1, -0.2, 0.3], [0.05, 0.4, -0.1], [-0.3, 0.1, 0.2], [0.2, -0.05, -0.4], [0.0, 0.3, 0.1]];
     let mut cases = 0;
-    for line in include_str!("fixtures/keras/optimizers.txt").lines().filter(|l| !l.starts_with('#')) {
+    for line in include_str!("fixtures/keras/optimizers.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("matrix"))
+    {
         let mut fields = line.split_whitespace();
         let name = fields.next().unwrap();
         let keras: Vec<f32> = fields.map(|v| v.parse().unwrap()).collect();
@@ -123,7 +132,36 @@ fn every_optimizer_matches_keras_step_by_step() {
         }
         cases += 1;
     }
-    assert_eq!(cases, 13);
+    assert_eq!(cases, 15);
+}
+
+/// Adafactor on a [2, 3] weight, whose second moments it factors into row and column means.
+#[test]
+fn adafactor_factors_a_matrix_as_keras_does() {
+    const GRADS: [[f32; 6]; 5] = [
+        [0.1, -0.2, 0.3, 0.05, 0.4, -0.1],
+        [-0.3, 0.1, 0.2, 0.2, -0.05, -0.4],
+        [0.0, 0.3, 0.1, -0.1, 0.2, 0.05],
+        [0.25, -0.15, 0.05, 0.3, -0.2, 0.1],
+        [-0.05, 0.1, -0.3, 0.15, 0.0, 0.2],
+    ];
+    let mut cases = 0;
+    for line in include_str!("fixtures/keras/optimizers.txt").lines().filter(|l| l.starts_with("matrix")) {
+        let mut fields = line.split_whitespace().skip(1);
+        let name = fields.next().unwrap();
+        let keras: Vec<f32> = fields.map(|v| v.parse().unwrap()).collect();
+        let mut o = optimizer(name);
+        let mut w = [0.5f32, -1.0, 2.0, 0.3, 0.7, -0.4];
+        for (step, g) in GRADS.iter().enumerate() {
+            o.begin_step();
+            o.update_shaped(0, &mut w, g, &[2, 3]);
+            for (i, (got, want)) in w.iter().zip(&keras[step * 6..step * 6 + 6]).enumerate() {
+                assert!((got - want).abs() < 1e-6, "{name} step {} weight {i}: kiln {got}, Keras {want}", step + 1);
+            }
+        }
+        cases += 1;
+    }
+    assert_eq!(cases, 2);
 }
 
 /// Every activation's value and derivative at fixed points (including 0, where several change

@@ -257,7 +257,7 @@ fn unknown_names_list_the_valid_ones() {
     assert_eq!(
         e,
         "unknown optimizer `adamx` (did you mean `adam`?); valid names are: sgd, adam, adamw, rmsprop, adagrad, \
-         nadam, adamax, lion"
+         nadam, adamax, lion, adafactor"
     );
     let e = err(m.compile("mse", "adam", &["acuracy"]));
     assert!(e.starts_with("unknown metric `acuracy` (did you mean `accuracy`?); valid names are: accuracy"), "{e}");

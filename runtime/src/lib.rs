@@ -34,8 +34,8 @@ pub use losses::{CustomLoss, Loss, LossKind};
 pub use metrics::{ClassAverage, Curve, Metric, MetricSpec, RunningMetric};
 pub use model::{Inputs, MAX_PORTS, Model, Port, Prediction};
 pub use optimizers::{
-    Adagrad, Adam, AdamW, Adamax, Clip, Clipped, Clipping, CosineDecay, CosineDecayRestarts, ExponentialDecay,
-    IntoOptimizer, InverseTimeDecay, LearningRateSchedule, Lion, Nadam, Optimizer, OptimizerState,
+    Adafactor, Adagrad, Adam, AdamW, Adamax, Clip, Clipped, Clipping, CosineDecay, CosineDecayRestarts,
+    ExponentialDecay, IntoOptimizer, InverseTimeDecay, LearningRateSchedule, Lion, Nadam, Optimizer, OptimizerState,
     PiecewiseConstantDecay, PolynomialDecay, RmsProp, Scheduled, Sgd,
 };
 pub use plot::{PlotOptions, plot_model};

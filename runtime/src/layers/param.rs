@@ -79,6 +79,11 @@ impl Param {
         p
     }
 
+    /// The values (to change), the gradient and the shape at once, for an optimizer's update.
+    pub fn update_parts(&mut self) -> (&mut [f32], &[f32], &[usize]) {
+        (&mut self.value, &self.grad, &self.shape)
+    }
+
     /// The array's shape (Keras' layout: a Dense kernel is `[inputs, units]`).
     pub fn shape(&self) -> &[usize] {
         &self.shape

@@ -42,6 +42,7 @@ macro_rules! slot_state {
 }
 use {basics, slot_state};
 
+mod adafactor;
 mod adagrad;
 mod adam;
 mod adamax;
@@ -52,6 +53,7 @@ mod rmsprop;
 mod schedule;
 mod sgd;
 
+pub use adafactor::Adafactor;
 pub use adagrad::Adagrad;
 pub use adam::{Adam, AdamW};
 pub use adamax::Adamax;
@@ -81,6 +83,11 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     fn begin_step(&mut self);
     /// Updates parameter `slot` given its gradient.
     fn update(&mut self, slot: usize, value: &mut [f32], grad: &[f32]);
+    /// [`update`](Self::update) knowing the parameter's shape, which `fit` and `apply` pass
+    /// (Adafactor factors the last two axes); the default ignores it.
+    fn update_shaped(&mut self, slot: usize, value: &mut [f32], grad: &[f32], _shape: &[usize]) {
+        self.update(slot, value, grad)
+    }
     /// A boxed copy, state included (models are `Clone`).
     fn clone_box(&self) -> Box<dyn Optimizer>;
     /// The step count and per-parameter state (moments, velocities), for checkpoints.
@@ -161,7 +168,7 @@ impl IntoOptimizer for Box<dyn Optimizer> {
 }
 
 /// Every optimizer name [`from_name`] accepts (case-insensitive, as in Keras).
-pub const NAMES: [&str; 8] = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam", "adamax", "lion"];
+pub const NAMES: [&str; 9] = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam", "adamax", "lion", "adafactor"];
 
 /// Resolves an optimizer name to one with Keras' default hyper-parameters.
 pub fn from_name(name: &str) -> Result<Box<dyn Optimizer>> {
@@ -174,6 +181,7 @@ pub fn from_name(name: &str) -> Result<Box<dyn Optimizer>> {
         "nadam" => Box::new(Nadam::default()),
         "adamax" => Box::new(Adamax::default()),
         "lion" => Box::new(Lion::default()),
+        "adafactor" => Box::new(Adafactor::default()),
         _ => return Err(Error::UnknownName { kind: "optimizer", name: name.to_string(), valid: NAMES.to_vec() }),
     })
 }

@@ -335,6 +335,9 @@ impl<O: Optimizer + Clone + 'static> Optimizer for Scheduled<O> {
     fn update(&mut self, slot: usize, value: &mut [f32], grad: &[f32]) {
         self.inner.update(slot, value, grad)
     }
+    fn update_shaped(&mut self, slot: usize, value: &mut [f32], grad: &[f32], shape: &[usize]) {
+        self.inner.update_shaped(slot, value, grad, shape)
+    }
     fn clone_box(&self) -> Box<dyn Optimizer> {
         Box::new(self.clone())
     }

@@ -242,7 +242,8 @@ impl<O: Optimizer + ?Sized> ApplyGradients for O {
         let (mut slot, mut g) = (0, 0);
         model.visit_weights_mut(&mut |p| {
             if p.is_trainable() {
-                self.update(slot, &mut p.value, &values[g]);
+                let shape = p.shape().to_vec();
+                self.update_shaped(slot, &mut p.value, &values[g], &shape);
             }
             if p.role() != Role::State {
                 g += 1;

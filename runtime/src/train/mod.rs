@@ -422,7 +422,8 @@ pub fn apply_gradients<M: Model>(m: &mut M, opt: &mut dyn Optimizer) {
     let mut slot = 0;
     m.visit_weights_mut(&mut |p| {
         if p.is_trainable() {
-            opt.update(slot, &mut p.value, &p.grad);
+            let (value, grad, shape) = p.update_parts();
+            opt.update_shaped(slot, value, grad, shape);
             // Keras applies a weight's constraint right after its update.
             if let Some(c) = p.constraint {
                 let shape = p.shape().to_vec();
