@@ -245,3 +245,33 @@ fn a_metric_that_cannot_read_an_outputs_labels_is_refused() {
     assert!(e.contains("metric `mae` on output `class` reads targets shaped like the output"), "{e}");
     assert!(e.contains("takes integer labels"), "{e}");
 }
+
+/// Gradients with respect to both inputs of a two-output model (a shared layer, a skip): the
+/// sum over both outputs' losses, against central differences of `evaluate`'s total loss.
+#[test]
+fn input_gradients_of_a_two_input_two_output_model() {
+    let (a, b) = (random(3, 32, 4), random(3, 32, 5));
+    let class = random(3, 3, 6).mapv(|v| v.abs());
+    let score = random(3, 1, 7);
+    let mut m = Tower::new();
+    m.compile("mse", "sgd", &[]).unwrap();
+    let g = m.input_gradients((&a, &b), (&class, &score), &kiln::Loss::MeanSquaredError).unwrap();
+    assert_eq!((g[0].shape(), g[1].shape()), (&[3, 32][..], &[3, 32][..]));
+    let mut loss_at = |a: &Array2<f32>, b: &Array2<f32>| {
+        m.evaluate_with((a, b), (&class, &score), kiln::Evaluate { batch_size: 3, verbose: 0 }).unwrap()["loss"]
+    };
+    for (input, idx) in [(0usize, [0usize, 3]), (1, [2, 17]), (0, [1, 30]), (1, [0, 0])] {
+        let h = 1e-2f32;
+        let (mut up, mut down) = ((a.clone(), b.clone()), (a.clone(), b.clone()));
+        if input == 0 {
+            up.0[idx] += h;
+            down.0[idx] -= h;
+        } else {
+            up.1[idx] += h;
+            down.1[idx] -= h;
+        }
+        let fd = (loss_at(&up.0, &up.1) - loss_at(&down.0, &down.1)) / (2.0 * h as f64);
+        let got = g[input][[idx[0], idx[1]]] as f64;
+        assert!((got - fd).abs() < 2e-3 * fd.abs().max(0.02), "input {input} {idx:?}: {got} vs {fd}");
+    }
+}

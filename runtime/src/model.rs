@@ -73,6 +73,20 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     fn visit_weights(&self, f: &mut dyn FnMut(&str, &Param));
     /// Visits every parameter mutably, in the order of [`visit_weights`](Self::visit_weights).
     fn visit_weights_mut(&mut self, f: &mut dyn FnMut(&mut Param));
+    /// Like [`run_backward`](Self::run_backward), also computing the gradients with respect to
+    /// the model's inputs (read with [`input_grad_of`](Self::input_grad_of)). Models the macros
+    /// generate implement it; the default computes none.
+    #[doc(hidden)]
+    fn backward_to_inputs(&mut self, xs: &[&[f32]], dys: &[&[f32]], fused: &[bool], ctx: &mut Ctx<'_>) {
+        self.run_backward(xs, dys, fused, ctx)
+    }
+    /// The gradient with respect to input `i` after [`backward_to_inputs`](Self::backward_to_inputs)
+    /// with the output gradients `dys` (an input that is also an output takes its gradient from
+    /// there); empty when the model does not compute it.
+    #[doc(hidden)]
+    fn input_grad_of<'s>(&'s self, _i: usize, _dys: &[&'s [f32]]) -> &'s [f32] {
+        &[]
+    }
     /// The activity penalties of the last forward pass (Keras' layer losses from
     /// `activity_regularizer`), added to the loss.
     fn activity_penalty(&self) -> f64 {
@@ -198,17 +212,14 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
 
     /// The gradient of `loss` with respect to each input, one array per input in its shape
     /// (`[n, ..]`): saliency maps, adversarial examples. Inference mode (no dropout, moving
-    /// statistics); weights, their gradients and the optimizer are left as they were. For models
-    /// with one output (those that are also a [`Layer`](crate::Layer)).
+    /// statistics); weights, their gradients and the optimizer are left as they were. `loss`
+    /// applies to every output, and the gradients of all outputs' losses add up.
     fn input_gradients<'a>(
         &mut self,
         x: impl Inputs<'a>,
         y: impl Inputs<'a>,
         loss: &crate::Loss,
-    ) -> Result<Vec<ArrayD<f32>>>
-    where
-        Self: crate::layers::Layer,
-    {
+    ) -> Result<Vec<ArrayD<f32>>> {
         train::input_gradients(self, x.views(), y.views(), loss)
     }
 

@@ -185,19 +185,19 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
     let (rt, model, state) = (rt(), g.m, &g.state);
     let name = &model.name;
     let name_str = name.to_string();
-    let layer_impl = (model.outputs.len() == 1).then(|| {
-        let (mut grads, mut finish) = (Vec::new(), Vec::new());
-        for (i, (_, node)) in model.inputs.iter().enumerate() {
-            let parts = g.contributions(*node);
-            if parts.len() == 1 {
-                let p = &parts[0];
-                grads.push(quote!(#i => #p,));
-            } else {
-                let b = Gen::grad_buf(*node);
-                grads.push(quote!(#i => &#state.#b[..],));
-                finish.push(quote!(if input_grad { #rt::accumulate(&mut #state.#b, &[#(#parts),*]); }));
-            }
+    let (mut grads, mut finish) = (Vec::new(), Vec::new());
+    for (i, (_, node)) in model.inputs.iter().enumerate() {
+        let parts = g.contributions(*node);
+        if parts.len() == 1 {
+            let p = &parts[0];
+            grads.push(quote!(#i => #p,));
+        } else {
+            let b = Gen::grad_buf(*node);
+            grads.push(quote!(#i => &#state.#b[..],));
+            finish.push(quote!(if input_grad { #rt::accumulate(&mut #state.#b, &[#(#parts),*]); }));
         }
+    }
+    let layer_impl = (model.outputs.len() == 1).then(|| {
         quote! {
             impl #rt::Layer for #name {
                 fn forward(&mut self, xs: &[&[f32]], ctx: &mut #rt::Ctx<'_>) {
@@ -249,6 +249,20 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
             }
             fn run_backward(&mut self, xs: &[&[f32]], dys: &[&[f32]], fused: &[bool], ctx: &mut #rt::Ctx<'_>) {
                 self.__kiln_backward(xs, dys, fused, false, false, ctx)
+            }
+            fn backward_to_inputs(&mut self, xs: &[&[f32]], dys: &[&[f32]], fused: &[bool], ctx: &mut #rt::Ctx<'_>) {
+                self.__kiln_backward(xs, dys, fused, false, true, ctx);
+                let input_grad = true;
+                #prelude
+                #(#finish)*
+            }
+            #[allow(unused_variables)]
+            fn input_grad_of<'s>(&'s self, i: usize, dys: &[&'s [f32]]) -> &'s [f32] {
+                #prelude
+                match i {
+                    #(#grads)*
+                    _ => &[],
+                }
             }
             fn visit_weights(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
                 self.__kiln_visit(f)

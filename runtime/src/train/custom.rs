@@ -161,9 +161,9 @@ pub(crate) fn loss_and_grads<M: Model>(
     Ok((total, Gradients { names, values }))
 }
 
-/// The gradient of the loss with respect to each input of a single-output model (saliency maps,
-/// adversarial examples), in inference mode (dropout off, moving statistics), nothing updated.
-pub(crate) fn input_gradients<M: Model + crate::layers::Layer>(
+/// The gradient of the loss with respect to each input (saliency maps, adversarial examples), in
+/// inference mode (dropout off, moving statistics), nothing updated.
+pub(crate) fn input_gradients<M: Model>(
     m: &mut M,
     x: Vec<ArrayViewD<'_, f32>>,
     y: Vec<ArrayViewD<'_, f32>>,
@@ -174,24 +174,34 @@ pub(crate) fn input_gradients<M: Model + crate::layers::Layer>(
     let ys = data::targets::<M>(&y, n, &[*loss], "y")?;
     let _ftz = FlushDenormals::new();
     let xb = super::slices(xs.iter().map(|r| &r.data[..]));
-    let ni = M::INPUTS.len();
+    let (ni, no) = (M::INPUTS.len(), M::OUTPUTS.len());
     // Parameter gradients are rewritten by the pass: keep them as they were.
     let mut kept = Vec::new();
     m.visit_weights(&mut |_, p| kept.push(p.grad.clone()));
     let mut stream = Stream::new(0);
     let mut ctx = Ctx::new(n, false, &mut stream);
-    crate::layers::Layer::forward(m, &xb[..ni], &mut ctx);
-    let (width, rows) = (M::OUTPUTS[0].last(), n * super::loss_rows(&M::OUTPUTS[0]));
-    let fused = super::fuses::<M>(loss, 0);
-    let mut dy = vec![0.0f32; rows * width];
-    loss.compute(Model::output(m, 0), &ys[0].data, rows, width, Some(&mut dy), fused);
-    let opts = crate::layers::BackwardOpts { input_grad: true, accumulate: false, fused_output: fused };
-    crate::layers::Layer::backward(m, &xb[..ni], &dy, &mut ctx, opts);
+    m.run(&xb[..ni], &mut ctx);
+    let mut grads: Vec<Vec<f32>> = vec![Vec::new(); no];
+    let mut fused = [false; MAX_PORTS];
+    for k in 0..no {
+        fused[k] = super::fuses::<M>(loss, k);
+        let (width, rows) = (M::OUTPUTS[k].last(), n * super::loss_rows(&M::OUTPUTS[k]));
+        let g = sized(&mut grads[k], rows * width);
+        loss.compute(m.output(k), &ys[k].data, rows, width, Some(g), fused[k]);
+    }
+    let dys = super::slices(grads.iter().map(|g| &g[..]));
+    m.backward_to_inputs(&xb[..ni], &dys[..no], &fused[..no], &mut ctx);
     let mut out = Vec::with_capacity(ni);
     for (i, port) in M::INPUTS.iter().enumerate() {
         let shape: Vec<usize> = std::iter::once(n).chain(port.shape.iter().copied()).collect();
-        let g = crate::layers::Layer::input_grad(m, i).to_vec();
-        out.push(ndarray::ArrayD::from_shape_vec(shape, g).map_err(|e| Error::invalid("x", e.to_string()))?);
+        let g = m.input_grad_of(i, &dys[..no]);
+        if g.len() != n * port.size() {
+            return Err(Error::invalid(
+                "input_gradients",
+                format!("{} does not compute gradients with respect to its inputs", M::NAME),
+            ));
+        }
+        out.push(ndarray::ArrayD::from_shape_vec(shape, g.to_vec()).map_err(|e| Error::invalid("x", e.to_string()))?);
     }
     let mut i = 0;
     m.visit_weights_mut(&mut |p| {
