@@ -10,23 +10,8 @@ use super::activation::{Act, activation};
 use super::{Args, Arity, Dim, Kind, Spec, last, rt, show};
 use crate::parse::Errors;
 
-pub const KIND: Kind = Kind {
-    class: "Dense",
-    args: &[
-        "units",
-        "activation",
-        "use_bias",
-        "kernel_initializer",
-        "bias_initializer",
-        "kernel_regularizer",
-        "bias_regularizer",
-        "kernel_constraint",
-        "bias_constraint",
-        "activity_regularizer",
-    ],
-    arity: Arity::One,
-    build,
-};
+pub const KIND: Kind =
+    Kind { class: "Dense", args: with_weight_args!("units", "activation", "use_bias"), arity: Arity::One, build };
 
 struct Dense {
     units: usize,

@@ -3,28 +3,23 @@
 //! code generation, embedding and the summary all dispatch through [`Spec`]; adding a layer is
 //! adding a file here and a line to [`KINDS`] (see `CONTRIBUTING.md`).
 
+/// A layer's own argument names followed by the weight options (`kernel_initializer`, ...), and
+/// `activity_regularizer` unless the list ends with `; no_activity`.
+macro_rules! with_weight_args {
+    ($($arg:literal),* ; no_activity) => {
+        &[$($arg,)* "kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer",
+          "kernel_constraint", "bias_constraint"]
+    };
+    ($($arg:literal),* $(,)?) => {
+        &[$($arg,)* "kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer",
+          "kernel_constraint", "bias_constraint", "activity_regularizer"]
+    };
+}
+
 mod activation;
 mod custom;
 mod dense;
 mod init;
-
-pub use init::WeightOpts;
-
-/// The weight options `#[layer(..)]` takes on a `#[kiln::model]` field.
-pub const WEIGHT_ARGS: [&str; 7] = [
-    "kernel_initializer",
-    "bias_initializer",
-    "kernel_regularizer",
-    "bias_regularizer",
-    "kernel_constraint",
-    "bias_constraint",
-    "activity_regularizer",
-];
-
-/// Parses the weight options of a `#[kiln::model]` field.
-pub fn weight_opts(args: &Args<'_>, errors: &mut Errors) -> Option<WeightOpts> {
-    init::parse(args, true, errors)
-}
 mod leaky_relu;
 mod merge;
 mod noise;
@@ -34,6 +29,16 @@ mod view;
 mod window;
 
 use std::rc::Rc;
+
+pub use init::WeightOpts;
+
+/// The weight options `#[layer(..)]` takes on a `#[kiln::model]` field.
+pub const WEIGHT_ARGS: &[&str] = with_weight_args!();
+
+/// Parses the weight options of a `#[kiln::model]` field.
+pub fn weight_opts(args: &Args<'_>, errors: &mut Errors) -> Option<WeightOpts> {
+    init::parse(args, true, errors)
+}
 
 use proc_macro2::TokenStream;
 use quote::quote;

@@ -29,21 +29,9 @@ const DEPTHWISE_ARGS: &[&str] =
     &["kernel_size", "strides", "padding", "depth_multiplier", "dilation_rate", "activation", "use_bias"];
 const SEPARABLE_ARGS: &[&str] =
     &["filters", "kernel_size", "strides", "padding", "depth_multiplier", "dilation_rate", "activation", "use_bias"];
-const TRANSPOSE_ARGS: &[&str] = &[
-    "filters",
-    "kernel_size",
-    "strides",
-    "padding",
-    "activation",
-    "use_bias",
-    "kernel_initializer",
-    "bias_initializer",
-    "kernel_regularizer",
-    "bias_regularizer",
-    "kernel_constraint",
-    "bias_constraint",
-];
-const CONV_ARGS: &[&str] = &[
+const TRANSPOSE_ARGS: &[&str] =
+    with_weight_args!("filters", "kernel_size", "strides", "padding", "activation", "use_bias"; no_activity);
+const CONV_ARGS: &[&str] = with_weight_args!(
     "filters",
     "kernel_size",
     "strides",
@@ -52,14 +40,7 @@ const CONV_ARGS: &[&str] = &[
     "groups",
     "activation",
     "use_bias",
-    "activity_regularizer",
-    "kernel_initializer",
-    "bias_initializer",
-    "kernel_regularizer",
-    "bias_regularizer",
-    "kernel_constraint",
-    "bias_constraint",
-];
+);
 
 const POOL_ARGS: &[&str] = &["pool_size", "strides", "padding"];
 kinds! {
