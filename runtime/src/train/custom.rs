@@ -122,6 +122,27 @@ fn check_norm(name: &'static str, max: f32) -> Result<()> {
     Ok(())
 }
 
+/// After a forward pass on `n` samples: the total of `loss` over every output, its gradient with
+/// respect to each output, and which outputs took the fused softmax gradient.
+fn output_grads<M: Model>(
+    m: &M,
+    ys: &[data::Rows<'_>],
+    loss: &Loss,
+    n: usize,
+) -> (f32, Vec<Vec<f32>>, [bool; MAX_PORTS]) {
+    let no = M::OUTPUTS.len();
+    let mut grads: Vec<Vec<f32>> = vec![Vec::new(); no];
+    let mut fused = [false; MAX_PORTS];
+    let mut total = 0.0;
+    for k in 0..no {
+        fused[k] = super::fuses::<M>(loss, k);
+        let (width, rows) = (M::OUTPUTS[k].last(), n * super::loss_rows(&M::OUTPUTS[k]));
+        let g = sized(&mut grads[k], rows * width);
+        total += loss.compute(m.output(k), &ys[k].data, rows, width, Some(g), fused[k]);
+    }
+    (total, grads, fused)
+}
+
 /// The loss of `m` on one batch and its gradients (`loss` applies to every output).
 pub(crate) fn loss_and_grads<M: Model>(
     m: &mut M,
@@ -139,15 +160,7 @@ pub(crate) fn loss_and_grads<M: Model>(
     let mut stream = Stream::new(m.train_state().seed() ^ m.train_state().stream().position());
     let mut ctx = Ctx::new(n, true, &mut stream);
     m.run(&xb[..ni], &mut ctx);
-    let mut grads: Vec<Vec<f32>> = vec![Vec::new(); no];
-    let mut fused = [false; MAX_PORTS];
-    let mut total = 0.0;
-    for k in 0..no {
-        fused[k] = super::fuses::<M>(loss, k);
-        let (width, rows) = (M::OUTPUTS[k].last(), n * super::loss_rows(&M::OUTPUTS[k]));
-        let g = sized(&mut grads[k], rows * width);
-        total += loss.compute(m.output(k), &ys[k].data, rows, width, Some(g), fused[k]);
-    }
+    let (total, grads, fused) = output_grads(m, &ys, loss, n);
     let dys = super::slices(grads.iter().map(|g| &g[..]));
     m.run_backward(&xb[..ni], &dys[..no], &fused[..no], &mut ctx);
     let (mut names, mut values) = (Vec::new(), Vec::new());
@@ -181,14 +194,7 @@ pub(crate) fn input_gradients<M: Model>(
     let mut stream = Stream::new(0);
     let mut ctx = Ctx::new(n, false, &mut stream);
     m.run(&xb[..ni], &mut ctx);
-    let mut grads: Vec<Vec<f32>> = vec![Vec::new(); no];
-    let mut fused = [false; MAX_PORTS];
-    for k in 0..no {
-        fused[k] = super::fuses::<M>(loss, k);
-        let (width, rows) = (M::OUTPUTS[k].last(), n * super::loss_rows(&M::OUTPUTS[k]));
-        let g = sized(&mut grads[k], rows * width);
-        loss.compute(m.output(k), &ys[k].data, rows, width, Some(g), fused[k]);
-    }
+    let (_, grads, fused) = output_grads(m, &ys, loss, n);
     let dys = super::slices(grads.iter().map(|g| &g[..]));
     m.backward_to_inputs(&xb[..ni], &dys[..no], &fused[..no], &mut ctx);
     let mut out = Vec::with_capacity(ni);
