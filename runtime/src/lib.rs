@@ -26,9 +26,9 @@ pub use io::LoadOptions;
 pub use layers::{
     Activation, ActivationFn, Add, Average, BackwardOpts, BatchNorm, Concatenate, Constraint, Conv, ConvTranspose, Ctx,
     Dense, Depthwise, Dot, Dropout, Elu, GaussianNoise, Gelu, GeluApproximate, GlobalPool, Init, Initializer, Layer,
-    LayerBuffers, LeakyReLU, LeakyRelu, Linear, Maximum, Minimum, Multiply, Param, Pool, PoolKind, Regularizer, Relu,
-    Resample, Rescaling, Role, Selu, Separable, Shaped, Shareable, Sigmoid, Silu, Softmax, Softplus, SpatialDropout,
-    Subtract, Swish, Tanh,
+    LayerBuffers, LayerNorm, LeakyReLU, LeakyRelu, Linear, Maximum, Minimum, Multiply, Param, Pool, PoolKind,
+    Regularizer, Relu, Resample, Rescaling, Role, Selu, Separable, Shaped, Shareable, Sigmoid, Silu, Softmax, Softplus,
+    SpatialDropout, Subtract, Swish, Tanh,
 };
 pub use losses::{CustomLoss, Loss, LossKind};
 pub use metrics::{ClassAverage, Curve, Metric, MetricSpec, RunningMetric};

@@ -177,6 +177,7 @@ pub const KINDS: &[Kind] = &[
     window::GLOBAL_AVG1D,
     window::GLOBAL_AVG2D,
     norm::KIND,
+    norm::LAYER_NORM,
     noise::DROPOUT,
     noise::SPATIAL_DROPOUT1D,
     noise::SPATIAL_DROPOUT2D,

@@ -1,4 +1,5 @@
-//! `BatchNormalization(axis = -1, momentum = 0.99, epsilon = 0.001, center = true, scale = true)`.
+//! `BatchNormalization(axis = -1, momentum = 0.99, epsilon = 0.001, center = true, scale = true)` and
+//! `LayerNormalization(axis = -1, epsilon = 0.001, center = true, scale = true)`.
 
 use std::rc::Rc;
 
@@ -68,6 +69,67 @@ impl Spec for BatchNorm {
             p.push(("beta", vec![c]));
         }
         p.extend([("moving_mean", vec![c]), ("moving_variance", vec![c])]);
+        Some(p)
+    }
+}
+
+/// `LayerNormalization(axis = -1, epsilon = 0.001, center = true, scale = true)`.
+pub const LAYER_NORM: Kind = Kind {
+    class: "LayerNormalization",
+    args: &["axis", "epsilon", "center", "scale"],
+    arity: Arity::One,
+    build: layer_norm,
+};
+
+struct LayerNorm {
+    epsilon: f32,
+    center: bool,
+    scale: bool,
+}
+
+fn layer_norm(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    if let Some(v) = args.get("axis").filter(|v| !matches!(v, Value::Int(-1, _))) {
+        errors.at(v.span(), "kiln's LayerNormalization normalises the last axis: axis must be -1");
+    }
+    let positive: fn(f64) -> bool = |v| v.is_finite() && v > 0.0;
+    let epsilon = args.number("epsilon", 1e-3, (positive, "a finite number > 0"), errors);
+    let center = args.boolean("center", true, errors);
+    let scale = args.boolean("scale", true, errors);
+    Some(Rc::new(LayerNorm { epsilon: epsilon? as f32, center: center?, scale: scale? }))
+}
+
+impl Spec for LayerNorm {
+    fn class(&self) -> &'static str {
+        "LayerNormalization"
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        if ins[0].is_empty() {
+            return Err(format!("LayerNormalization needs an input with a feature axis, got {}", show(&ins[0])));
+        }
+        Ok(ins[0].clone())
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::LayerNorm)
+    }
+
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, f) = (rt(), last(&ins[0]));
+        let LayerNorm { epsilon, center, scale } = *self;
+        quote!(#rt::LayerNorm::new(#f, #epsilon, #center, #scale))
+    }
+
+    fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        let f = *ins[0].last()?;
+        let mut p = Vec::new();
+        if self.scale {
+            p.push(("gamma", vec![f]));
+        }
+        if self.center {
+            p.push(("beta", vec![f]));
+        }
         Some(p)
     }
 }
