@@ -322,3 +322,16 @@ fn activity_regularization_on_a_convolution() -> kiln::Result<()> {
     }
     Ok(())
 }
+
+sequential! {
+    pub struct Upsampler: [4, 4, 2] {
+        Conv2DTranspose(3, 2, strides = 2, kernel_initializer = "ones", bias_initializer = constant(0.5), kernel_constraint = non_neg),
+    }
+}
+
+#[test]
+fn transposed_convolutions_take_the_weight_options() {
+    let m = Upsampler::new();
+    assert!(m.get_weight("conv2d_transpose.kernel").unwrap().iter().all(|&v| v == 1.0));
+    assert!(m.get_weight("conv2d_transpose.bias").unwrap().iter().all(|&v| v == 0.5));
+}
