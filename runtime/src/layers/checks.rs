@@ -90,7 +90,8 @@ pub const fn shape_eq(a: &[usize], b: &[usize]) -> bool {
     true
 }
 
-const fn str_eq(a: &str, b: &str) -> bool {
+/// Whether two strings are equal, in a const context.
+pub const fn same_str(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
         return false;
@@ -182,7 +183,7 @@ pub const fn field_shape(
     let mut i = 0;
     while i < shapes.len() {
         let (name, shape) = shapes[i];
-        if str_eq(name, key) {
+        if same_str(name, key) {
             return shape;
         }
         i += 1;
@@ -249,10 +250,19 @@ pub const fn expect_params(what: &str, declared: Option<&[(&str, &[usize])]>, fi
     }
 }
 
+/// Whether a layer type's stated weights (`Shaped::PARAM_SHAPES`) include `name`, for the macros'
+/// compile-time checks of weight options.
+pub const fn states_param(shapes: Option<&[(&str, &[usize])]>, name: &str) -> bool {
+    match shapes {
+        Some(list) => find(list, name).is_some(),
+        None => false,
+    }
+}
+
 const fn find<'a>(list: &[(&str, &'a [usize])], name: &str) -> Option<&'a [usize]> {
     let mut i = 0;
     while i < list.len() {
-        if str_eq(list[i].0, name) {
+        if same_str(list[i].0, name) {
             return Some(list[i].1);
         }
         i += 1;

@@ -255,35 +255,6 @@ impl Constraint {
     }
 }
 
-/// Whether two strings are equal, in a constant (for the macros' compile-time checks).
-pub const fn same_str(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-/// Whether a layer type's stated weights include `name` (for the macros' compile-time checks).
-pub const fn states_param(shapes: Option<&[(&str, &[usize])]>, name: &str) -> bool {
-    let Some(shapes) = shapes else { return false };
-    let mut i = 0;
-    while i < shapes.len() {
-        if same_str(shapes[i].0, name) {
-            return true;
-        }
-        i += 1;
-    }
-    false
-}
-
 /// Sets the initializer, regularizer and constraint of the weight `name` (`kernel`, `bias`) of
 /// `layer`; the initializer fills it at once. Unknown names change nothing and return false.
 pub fn configure(
@@ -311,10 +282,7 @@ pub fn configure(
             }
             p.regularizer = regularizer;
             p.constraint = constraint;
-            if let Some(c) = constraint {
-                let shape = p.shape().to_vec();
-                c.apply(&mut p.value, &shape);
-            }
+            p.apply_constraint();
         }
         i += 1;
     });

@@ -66,13 +66,13 @@ pub use activation::{
 pub use batch_norm::{BatchNorm, BatchNormBuffers};
 pub use checks::{
     expect_dims, expect_params, expect_same, expect_same_dims, expect_same_lead, expect_shape, expect_width,
-    field_shape, same_shape, shape_eq,
+    field_shape, same_shape, same_str, shape_eq, states_param,
 };
 pub use conv::{Conv, ConvBuffers};
 pub use conv_transpose::{ConvTranspose, ConvTransposeBuffers};
 pub use dense::{Dense, DenseBuffers};
 pub use depthwise::{Depthwise, DepthwiseBuffers, Separable};
-pub use init::{Activity, Constraint, Initializer, Regularizer, configure, same_str, states_param};
+pub use init::{Activity, Constraint, Initializer, Regularizer, configure};
 pub use layer_norm::{LayerNorm, LayerNormBuffers};
 pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
 pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};

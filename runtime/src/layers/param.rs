@@ -84,6 +84,18 @@ impl Param {
         (&mut self.value, &self.grad, &self.shape)
     }
 
+    /// The values (to change) and the shape at once.
+    pub fn value_and_shape(&mut self) -> (&mut [f32], &[usize]) {
+        (&mut self.value, &self.shape)
+    }
+
+    /// Applies the weight's constraint, if it has one (Keras does after every update).
+    pub fn apply_constraint(&mut self) {
+        if let Some(c) = self.constraint {
+            c.apply(&mut self.value, &self.shape);
+        }
+    }
+
     /// The array's shape (Keras' layout: a Dense kernel is `[inputs, units]`).
     pub fn shape(&self) -> &[usize] {
         &self.shape

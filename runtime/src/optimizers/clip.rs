@@ -116,35 +116,9 @@ impl<O: Optimizer + Clone + 'static> Clip for O {
 }
 
 impl<O: Optimizer + Clone + 'static> Optimizer for Clipped<O> {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    fn learning_rate(&self) -> f32 {
-        self.inner.learning_rate()
-    }
-    fn set_learning_rate(&mut self, lr: f32) {
-        self.inner.set_learning_rate(lr)
-    }
-    fn iterations(&self) -> u64 {
-        self.inner.iterations()
-    }
+    super::delegate_to_inner!();
     fn begin_step(&mut self) {
         self.inner.begin_step()
-    }
-    fn update(&mut self, slot: usize, value: &mut [f32], grad: &[f32]) {
-        self.inner.update(slot, value, grad)
-    }
-    fn update_shaped(&mut self, slot: usize, value: &mut [f32], grad: &[f32], shape: &[usize]) {
-        self.inner.update_shaped(slot, value, grad, shape)
-    }
-    fn clone_box(&self) -> Box<dyn Optimizer> {
-        Box::new(self.clone())
-    }
-    fn state(&self) -> OptimizerState {
-        self.inner.state()
-    }
-    fn load_state(&mut self, state: OptimizerState) {
-        self.inner.load_state(state)
     }
     fn check(&self) -> Result<()> {
         self.clipping().check()?;

@@ -40,7 +40,39 @@ macro_rules! slot_state {
         }
     };
 }
-use {basics, slot_state};
+/// The `Optimizer` methods a wrapper (`Clipped`, `Scheduled`) hands to its `inner` optimizer.
+macro_rules! delegate_to_inner {
+    () => {
+        fn name(&self) -> &'static str {
+            self.inner.name()
+        }
+        fn learning_rate(&self) -> f32 {
+            self.inner.learning_rate()
+        }
+        fn set_learning_rate(&mut self, lr: f32) {
+            self.inner.set_learning_rate(lr)
+        }
+        fn iterations(&self) -> u64 {
+            self.inner.iterations()
+        }
+        fn update(&mut self, slot: usize, value: &mut [f32], grad: &[f32]) {
+            self.inner.update(slot, value, grad)
+        }
+        fn update_shaped(&mut self, slot: usize, value: &mut [f32], grad: &[f32], shape: &[usize]) {
+            self.inner.update_shaped(slot, value, grad, shape)
+        }
+        fn clone_box(&self) -> Box<dyn Optimizer> {
+            Box::new(self.clone())
+        }
+        fn state(&self) -> OptimizerState {
+            self.inner.state()
+        }
+        fn load_state(&mut self, state: OptimizerState) {
+            self.inner.load_state(state)
+        }
+    };
+}
+use {basics, delegate_to_inner, slot_state};
 
 mod adafactor;
 mod adagrad;

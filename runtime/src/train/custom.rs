@@ -258,8 +258,9 @@ impl<O: Optimizer + ?Sized> ApplyGradients for O {
         let (mut slot, mut g) = (0, 0);
         model.visit_weights_mut(&mut |p| {
             if p.is_trainable() {
-                let shape = p.shape().to_vec();
-                self.update_shaped(slot, &mut p.value, &values[g], &shape);
+                let (value, shape) = p.value_and_shape();
+                self.update_shaped(slot, value, &values[g], shape);
+                p.apply_constraint();
             }
             if p.role() != Role::State {
                 g += 1;

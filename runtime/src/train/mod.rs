@@ -425,10 +425,7 @@ pub fn apply_gradients<M: Model>(m: &mut M, opt: &mut dyn Optimizer) {
             let (value, grad, shape) = p.update_parts();
             opt.update_shaped(slot, value, grad, shape);
             // Keras applies a weight's constraint right after its update.
-            if let Some(c) = p.constraint {
-                let shape = p.shape().to_vec();
-                c.apply(&mut p.value, &shape);
-            }
+            p.apply_constraint();
         }
         slot += 1;
     });
