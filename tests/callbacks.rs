@@ -225,8 +225,10 @@ fn schedules_csv_logs_and_bad_monitors() {
     assert!(lines[4].starts_with("3,"));
 
     let mut bad = EarlyStopping::new("val_los");
+    let trained = m.train_state().epochs();
     let e = m.fit_with_callbacks(&x, &y, opts.clone(), &mut [&mut bad]).unwrap_err().to_string();
     assert!(e.contains("`val_los`") && e.contains("val_loss"), "{e}");
+    assert_eq!(m.train_state().epochs(), trained, "refused before the first epoch");
     let mut bad = ReduceLrOnPlateau::new("val_loss").factor(1.5);
     let e = m.fit_with_callbacks(&x, &y, opts, &mut [&mut bad]).unwrap_err().to_string();
     assert!(e.contains("factor must be in [0, 1)"), "{e}");

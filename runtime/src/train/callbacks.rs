@@ -81,6 +81,11 @@ pub trait Callback {
     fn terminates_on_nan(&self) -> bool {
         false
     }
+    /// The log key this callback reads each epoch, so `fit` can refuse an unknown one before
+    /// training starts. None by default.
+    fn monitors(&self) -> Option<&str> {
+        None
+    }
     /// Whether the epoch's logs (and so the `History`) get the optimizer's `learning_rate` after
     /// the epoch, as Keras' learning-rate callbacks add it. False by default.
     fn logs_learning_rate(&self) -> bool {
@@ -126,13 +131,16 @@ impl Mode {
 
 /// The monitored value of an epoch, or an error naming the keys there are.
 fn monitored(logs: &Logs, monitor: &str, who: &str) -> Result<f64> {
-    logs.get(monitor).copied().ok_or_else(|| {
-        let keys: Vec<&str> = logs.keys().map(|k| k.as_str()).collect();
-        Error::invalid(
-            "monitor",
-            format!("{who} monitors `{monitor}`, which the logs do not have; they have: {}", keys.join(", ")),
-        )
-    })
+    logs.get(monitor).copied().ok_or_else(|| unknown_monitor(logs.keys().map(|k| k.as_str()), monitor, who))
+}
+
+/// The error for a monitored key the logs will not have.
+pub(crate) fn unknown_monitor<'k>(keys: impl Iterator<Item = &'k str>, monitor: &str, who: &str) -> Error {
+    let keys: Vec<&str> = keys.collect();
+    Error::invalid(
+        "monitor",
+        format!("{who} monitors `{monitor}`, which the logs do not have; they have: {}", keys.join(", ")),
+    )
 }
 
 /// Keras' `EarlyStopping(monitor="val_loss", min_delta=0, patience=0, mode="auto", baseline=None,
@@ -221,6 +229,10 @@ impl EarlyStopping {
 }
 
 impl Callback for EarlyStopping {
+    fn monitors(&self) -> Option<&str> {
+        Some(&self.monitor)
+    }
+
     fn on_train_begin(&mut self, _model: &mut dyn Trainee) -> Result<()> {
         if !self.min_delta.is_finite() || self.baseline.is_some_and(|b| !b.is_finite()) {
             return Err(Error::invalid("EarlyStopping", "min_delta and baseline must be finite"));
@@ -349,6 +361,10 @@ impl ModelCheckpoint {
 }
 
 impl Callback for ModelCheckpoint {
+    fn monitors(&self) -> Option<&str> {
+        self.save_best_only.then_some(&self.monitor[..])
+    }
+
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut dyn Trainee) -> Result<()> {
         if self.save_best_only {
             let current = monitored(logs, &self.monitor, "ModelCheckpoint")?;
@@ -439,6 +455,10 @@ impl ReduceLrOnPlateau {
 }
 
 impl Callback for ReduceLrOnPlateau {
+    fn monitors(&self) -> Option<&str> {
+        Some(&self.monitor)
+    }
+
     fn logs_learning_rate(&self) -> bool {
         true
     }

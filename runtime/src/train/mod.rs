@@ -570,6 +570,17 @@ pub(crate) fn fit<M: Model>(
                 }
             };
         }
+        // A monitored key the epochs' logs will not have is an error before any training.
+        let mut keys = Logs::new();
+        tracker.logs::<M>("", &mut keys);
+        if validation.is_some() || n_train < n {
+            val_tracker.logs::<M>("val_", &mut keys);
+        }
+        for cb in callbacks.iter() {
+            if let Some(monitor) = cb.monitors().filter(|k| !keys.contains_key(*k)) {
+                return Err(callbacks::unknown_monitor(keys.keys().map(|k| k.as_str()), monitor, "a callback"));
+            }
+        }
         hook!(on_train_begin());
         let terminate_on_nan = callbacks.iter().any(|cb| cb.terminates_on_nan());
         let mut invalid = None;
