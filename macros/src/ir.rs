@@ -58,6 +58,8 @@ pub struct Model {
     pub nodes: Vec<Node>,
     /// Input names and their nodes, in declaration order.
     pub inputs: Vec<(String, usize)>,
+    /// Per input, whether it holds integer token ids (`dtype = i32`).
+    pub int_inputs: Vec<bool>,
     /// Output nodes, in declaration order.
     pub outputs: Vec<usize>,
     /// Written with `functional!` (the summary shows input layers and connections).
@@ -82,6 +84,25 @@ impl Model {
             node = self.nodes[node].inputs[0];
         }
         node
+    }
+
+    /// Whether the node's values are integer token ids: an input declared `dtype = i32`, seen
+    /// through views (Flatten, Reshape).
+    pub fn holds_ids(&self, node: usize) -> bool {
+        match self.nodes[self.resolve(node)].op {
+            Op::Input(k) => self.int_inputs.get(k).copied().unwrap_or(false),
+            Op::Apply(_) => false,
+        }
+    }
+
+    /// For an input of token ids, one more than the largest id every layer reading it accepts.
+    pub fn id_bound(&self, input: usize) -> usize {
+        let node = self.inputs[input].1;
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].inputs.iter().any(|&j| self.resolve(j) == node))
+            .filter_map(|i| self.layer_of(i).and_then(|l| l.kind.id_bound()))
+            .min()
+            .unwrap_or(usize::MAX)
     }
 
     /// Which application of its layer this node is (0 for the first).

@@ -42,6 +42,10 @@ pub fn infer(model: &mut Model) -> Result<(), syn::Error> {
             );
             continue;
         }
+        if let Some(msg) = dtype_error(model, i) {
+            errors.over(&model.nodes[i].tokens, msg);
+            continue;
+        }
         match layer.kind.output_shape(&ins) {
             Ok(out) => model.nodes[i].output_shape = out,
             Err(msg) => errors.over(&model.nodes[i].tokens, msg),
@@ -50,6 +54,38 @@ pub fn infer(model: &mut Model) -> Result<(), syn::Error> {
     }
     check_graph(model, &mut errors);
     errors.finish()
+}
+
+/// Token ids (an input declared `dtype = i32`) go to the layers that read ids (Embedding), and
+/// only there; Flatten and Reshape pass them on.
+fn dtype_error(model: &Model, node: usize) -> Option<String> {
+    let layer = model.layer_of(node)?;
+    if layer.kind.is_view() {
+        return None;
+    }
+    let class = layer.kind.class();
+    for &j in &model.nodes[node].inputs {
+        let ids = model.holds_ids(j);
+        let input = model.nodes[model.resolve(j)].op;
+        match (layer.kind.id_bound().is_some(), ids) {
+            (true, false) => {
+                return Some(format!(
+                    "{class} reads integer token ids, but its input holds floats: declare the input with \
+                     `dtype = i32`, e.g. `tokens = Input([100], dtype = i32)`"
+                ));
+            }
+            (false, true) => {
+                let Op::Input(k) = input else { continue };
+                return Some(format!(
+                    "input `{}` holds integer token ids (dtype = i32) and {class} reads floats: map the ids to \
+                     vectors with an Embedding first",
+                    model.inputs[k].0
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Everything reaches an output; every layer is applied; outputs are computed; few enough ports.

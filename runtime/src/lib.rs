@@ -25,14 +25,14 @@ pub use error::{Error, Result, Shape};
 pub use io::LoadOptions;
 pub use layers::{
     Activation, ActivationFn, Add, Average, BackwardOpts, BatchNorm, Concatenate, Constraint, Conv, ConvTranspose, Ctx,
-    Dense, Depthwise, Dot, Dropout, Elu, GaussianNoise, Gelu, GeluApproximate, GlobalPool, Init, Initializer, Layer,
-    LayerBuffers, LayerNorm, LeakyReLU, LeakyRelu, Linear, Maximum, Minimum, Multiply, Param, Pool, PoolKind,
-    Regularizer, Relu, Resample, Rescaling, Role, Selu, Separable, Shaped, Shareable, Sigmoid, Silu, Softmax, Softplus,
-    SpatialDropout, Subtract, Swish, Tanh,
+    Dense, Depthwise, Dot, Dropout, Elu, Embedding, GaussianNoise, Gelu, GeluApproximate, GlobalPool, Init,
+    Initializer, Layer, LayerBuffers, LayerNorm, LeakyReLU, LeakyRelu, Linear, Maximum, Minimum, Multiply, Param, Pool,
+    PoolKind, Recurrent, RecurrentConfig, Regularizer, Relu, Resample, Rescaling, Role, Selu, Separable, Shaped,
+    Shareable, Sigmoid, Silu, Softmax, Softplus, SpatialDropout, Subtract, Swish, Tanh,
 };
 pub use losses::{CustomLoss, Loss, LossKind};
 pub use metrics::{ClassAverage, Curve, Metric, MetricSpec, RunningMetric};
-pub use model::{Inputs, MAX_PORTS, Model, Port, Prediction};
+pub use model::{DType, Element, InputArray, Inputs, MAX_PORTS, Model, Port, Prediction};
 pub use optimizers::{
     Adafactor, Adagrad, Adam, AdamW, Adamax, Clip, Clipped, Clipping, CosineDecay, CosineDecayRestarts,
     ExponentialDecay, IntoOptimizer, InverseTimeDecay, LearningRateSchedule, Lion, Nadam, Optimizer, OptimizerState,
@@ -60,7 +60,7 @@ pub mod __private {
     pub use crate::io::{install_embedded, install_embedded_named};
     pub use crate::kernels::ActKind;
     pub use crate::layers::*;
-    pub use crate::model::{Model, Port};
+    pub use crate::model::{DType, Model, Port};
     pub use crate::summary::LayerInfo;
     pub use crate::train::{HasCallState, ModelState, TrainState};
     pub use ndarray::{Array2, Array3, Array4, Array5, Array6, ArrayD};

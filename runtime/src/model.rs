@@ -1,7 +1,7 @@
 //! The [`Model`] trait: what the model macros generate, and everything a model can do with it
 //! (`compile`, `fit`, `evaluate`, `predict`, `summary`).
 
-use ndarray::{Array, ArrayBase, ArrayD, ArrayViewD, Data, Dimension};
+use ndarray::{Array, ArrayBase, ArrayD, ArrayViewD, CowArray, Data, Dimension, IxDyn};
 
 use crate::error::Result;
 use crate::kernels::ActKind;
@@ -17,6 +17,22 @@ pub struct Port {
     pub name: &'static str,
     /// Shape of one sample, without the batch dimension.
     pub shape: &'static [usize],
+    /// What its values are: `F32`, or `I32` token ids below a bound.
+    pub dtype: DType,
+}
+
+/// The type of a model input's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    /// Real numbers (Keras' `float32`).
+    F32,
+    /// Integer ids (Keras' `int32`) read by an `Embedding`: each must lie in `0..below`, the
+    /// smallest `input_dim` of the Embeddings reading the input. The arrays may hold any integer
+    /// type or `f32` with integral values.
+    I32 {
+        /// One more than the largest valid id.
+        below: usize,
+    },
 }
 
 impl Port {
@@ -138,7 +154,7 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// loss, row counts that differ, NaN or inf in `x`, labels out of range, bad options. A loss
     /// that becomes NaN or infinite stops training with an error naming the epoch and batch.
     fn fit<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>, opts: Fit<'_>) -> Result<History> {
-        train::fit(self, x.views(), y.views(), &opts, None, &mut [])
+        train::fit(self, x.arrays(), y.arrays(), &opts, None, &mut [])
     }
 
     /// `fit` with Keras' callbacks (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, ... or your
@@ -155,7 +171,7 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         opts: Fit<'_>,
         callbacks: &mut [&mut dyn crate::Callback],
     ) -> Result<History> {
-        train::fit(self, x.views(), y.views(), &opts, None, callbacks)
+        train::fit(self, x.arrays(), y.arrays(), &opts, None, callbacks)
     }
 
     /// `fit` with a training step of your own (Keras' `train_step` override): the loop, the
@@ -170,7 +186,7 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         opts: Fit<'_>,
         mut step: impl FnMut(&mut Self, &mut dyn crate::Optimizer, train::StepBatch<'_>) -> Result<()>,
     ) -> Result<History> {
-        train::fit(self, x.views(), y.views(), &opts, Some(&mut step), &mut [])
+        train::fit(self, x.arrays(), y.arrays(), &opts, Some(&mut step), &mut [])
     }
 
     /// [`fit_with`](Self::fit_with) (a training step of your own) with callbacks, as
@@ -183,7 +199,7 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         mut step: impl FnMut(&mut Self, &mut dyn crate::Optimizer, train::StepBatch<'_>) -> Result<()>,
         callbacks: &mut [&mut dyn crate::Callback],
     ) -> Result<History> {
-        train::fit(self, x.views(), y.views(), &opts, Some(&mut step), callbacks)
+        train::fit(self, x.arrays(), y.arrays(), &opts, Some(&mut step), callbacks)
     }
 
     /// The loss on one batch and its gradient with respect to every parameter, for custom
@@ -195,7 +211,7 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         y: impl Inputs<'a>,
         loss: &crate::Loss,
     ) -> Result<(f32, train::Gradients)> {
-        train::loss_and_grads(self, x.views(), y.views(), loss)
+        train::loss_and_grads(self, x.arrays(), y.arrays(), loss)
     }
 
     /// `evaluate` with one weight per row (Keras' `sample_weight`): the loss is `Σ wᵢ lᵢ / n`;
@@ -207,7 +223,7 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         sample_weight: ndarray::ArrayView1<'_, f32>,
         opts: train::Evaluate,
     ) -> Result<Logs> {
-        train::evaluate(self, x.views(), y.views(), opts, Some(sample_weight))
+        train::evaluate(self, x.arrays(), y.arrays(), opts, Some(sample_weight))
     }
 
     /// The gradient of `loss` with respect to each input, one array per input in its shape
@@ -220,19 +236,19 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         y: impl Inputs<'a>,
         loss: &crate::Loss,
     ) -> Result<Vec<ArrayD<f32>>> {
-        train::input_gradients(self, x.views(), y.views(), loss)
+        train::input_gradients(self, x.arrays(), y.arrays(), loss)
     }
 
     /// Loss and metrics on `x`, `y` (batches of [`EVALUATE_BATCH`](crate::train::EVALUATE_BATCH)
     /// rows, Keras' default; inference mode), keyed as in `History`.
     fn evaluate<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>) -> Result<Logs> {
-        train::evaluate(self, x.views(), y.views(), train::Evaluate::default(), None)
+        train::evaluate(self, x.arrays(), y.arrays(), train::Evaluate::default(), None)
     }
 
     /// `evaluate` with Keras' `batch_size` and `verbose`:
     /// `model.evaluate_with(&x, &y, Evaluate { batch_size: 128, verbose: 1 })`.
     fn evaluate_with<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>, opts: train::Evaluate) -> Result<Logs> {
-        train::evaluate(self, x.views(), y.views(), opts, None)
+        train::evaluate(self, x.arrays(), y.arrays(), opts, None)
     }
 
     /// The model's outputs for every row of `x`, each in its output's shape: `[n, ..output
@@ -240,12 +256,12 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// for several outputs. A single sample is a 1-row
     /// array; see also [`predict_one`](Self::predict_one).
     fn predict<'a>(&mut self, x: impl Inputs<'a>) -> Result<Self::Prediction> {
-        train::predict(self, x.views(), train::Predict::default()).and_then(Prediction::from_outputs)
+        train::predict(self, x.arrays(), train::Predict::default()).and_then(Prediction::from_outputs)
     }
 
     /// `predict` with Keras' `batch_size` and `verbose`.
     fn predict_with<'a>(&mut self, x: impl Inputs<'a>, opts: train::Predict) -> Result<Self::Prediction> {
-        train::predict(self, x.views(), opts).and_then(Prediction::from_outputs)
+        train::predict(self, x.arrays(), opts).and_then(Prediction::from_outputs)
     }
 
     /// The (first) output for one sample of a single-input model, given as a flat slice of the
@@ -257,20 +273,20 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// One gradient step on one batch; returns the batch's logs before the step (`loss`, each
     /// output's loss, the metrics), as Keras' `train_on_batch(.., return_dict=True)`.
     fn train_on_batch<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>) -> Result<Logs> {
-        train::train_on_batch(self, x.views(), y.views())
+        train::train_on_batch(self, x.arrays(), y.arrays())
     }
 
     /// Loss and metrics of one batch in inference mode, nothing updated (Keras' `test_on_batch`
     /// with `return_dict=True`).
     fn test_on_batch<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>) -> Result<Logs> {
-        let views = x.views();
+        let views = x.arrays();
         let n = views.first().map_or(0, |v| v.shape().first().copied().unwrap_or(0));
-        train::evaluate(self, views, y.views(), train::Evaluate { batch_size: n.max(1), verbose: 0 }, None)
+        train::evaluate(self, views, y.arrays(), train::Evaluate { batch_size: n.max(1), verbose: 0 }, None)
     }
 
     /// The model's outputs for `x` in one forward pass (Keras' `predict_on_batch`).
     fn predict_on_batch<'a>(&mut self, x: impl Inputs<'a>) -> Result<Self::Prediction> {
-        let views = x.views();
+        let views = x.arrays();
         let n = views.first().map_or(0, |v| v.shape().first().copied().unwrap_or(0));
         train::predict(self, views, train::Predict { batch_size: n.max(1), verbose: 0 })
             .and_then(Prediction::from_outputs)
@@ -325,7 +341,7 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// Replaces one weight's values by name, without a file (Keras' `set_weights`, by name). The
     /// shape must be the weight's and every value finite; an unknown name lists the model's.
     fn set_weight<'a>(&mut self, name: &str, value: impl Inputs<'a>) -> Result<()> {
-        let views = value.views();
+        let views = value.arrays();
         let [view] = &views[..] else {
             return Err(crate::Error::invalid("value", "set_weight takes one array"));
         };
@@ -400,41 +416,78 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     }
 }
 
-/// Arrays passed to `fit`, `evaluate` and `predict`: one array (`&x`), or a tuple of arrays
-/// (`(&a, &b)`) for a model with several inputs or outputs, in declaration order.
-pub trait Inputs<'a> {
-    /// The arrays as dynamic-rank views.
-    fn views(self) -> Vec<ArrayViewD<'a, f32>>;
+/// One array as the training loop reads it: `f32` values, borrowed when the caller's array holds
+/// `f32`, converted once per call when it holds integers (token ids, class labels).
+pub type InputArray<'a> = CowArray<'a, f32, IxDyn>;
+
+/// An element type `fit`, `evaluate` and `predict` accept: `f32`, or integers (`i32`, `i64`,
+/// `u8`, `u16`, `u32`), which are converted to `f32` once per call. Integer inputs (token ids for
+/// an `Embedding`) and integer labels (`sparse_categorical_crossentropy`) are exact below 2²⁴.
+pub trait Element: Copy + 'static {
+    /// The array's values as `f32`, borrowed when they already are.
+    fn as_f32<'a, S: Data<Elem = Self>, D: Dimension>(a: &'a ArrayBase<S, D>) -> InputArray<'a>;
 }
 
-impl<'a, S: Data<Elem = f32>, D: Dimension> Inputs<'a> for &'a ArrayBase<S, D> {
-    fn views(self) -> Vec<ArrayViewD<'a, f32>> {
-        vec![self.view().into_dyn()]
+impl Element for f32 {
+    fn as_f32<'a, S: Data<Elem = Self>, D: Dimension>(a: &'a ArrayBase<S, D>) -> InputArray<'a> {
+        CowArray::from(a.view().into_dyn())
+    }
+}
+
+macro_rules! integer_elements {
+    ($($t:ty),*) => {$(
+        impl Element for $t {
+            fn as_f32<'a, S: Data<Elem = Self>, D: Dimension>(a: &'a ArrayBase<S, D>) -> InputArray<'a> {
+                CowArray::from(a.mapv(|v| v as f32).into_dyn())
+            }
+        }
+    )*};
+}
+
+integer_elements!(i32, i64, u8, u16, u32);
+
+/// Arrays passed to `fit`, `evaluate` and `predict`: one array (`&x`), or a tuple of arrays
+/// (`(&a, &b)`) for a model with several inputs or outputs, in declaration order. Each holds
+/// `f32` or integers (see [`Element`]).
+pub trait Inputs<'a> {
+    /// The arrays as dynamic-rank `f32` arrays.
+    fn arrays(self) -> Vec<InputArray<'a>>;
+}
+
+impl<'a, T: Element, S: Data<Elem = T>, D: Dimension> Inputs<'a> for &'a ArrayBase<S, D> {
+    fn arrays(self) -> Vec<InputArray<'a>> {
+        vec![T::as_f32(self)]
     }
 }
 
 impl<'a> Inputs<'a> for Vec<ArrayViewD<'a, f32>> {
-    fn views(self) -> Vec<ArrayViewD<'a, f32>> {
+    fn arrays(self) -> Vec<InputArray<'a>> {
+        self.into_iter().map(CowArray::from).collect()
+    }
+}
+
+impl<'a> Inputs<'a> for Vec<InputArray<'a>> {
+    fn arrays(self) -> Vec<InputArray<'a>> {
         self
     }
 }
 
 macro_rules! tuple_inputs {
-    ($(($($s:ident $d:ident $v:ident),+))*) => {$(
-        impl<'a, $($s: Data<Elem = f32>, $d: Dimension),+> Inputs<'a> for ($(&'a ArrayBase<$s, $d>,)+) {
-            fn views(self) -> Vec<ArrayViewD<'a, f32>> {
+    ($(($($t:ident $s:ident $d:ident $v:ident),+))*) => {$(
+        impl<'a, $($t: Element, $s: Data<Elem = $t>, $d: Dimension),+> Inputs<'a> for ($(&'a ArrayBase<$s, $d>,)+) {
+            fn arrays(self) -> Vec<InputArray<'a>> {
                 let ($($v,)+) = self;
-                vec![$($v.view().into_dyn()),+]
+                vec![$($t::as_f32($v)),+]
             }
         }
     )*};
 }
 
 tuple_inputs! {
-    (S1 D1 a)
-    (S1 D1 a, S2 D2 b)
-    (S1 D1 a, S2 D2 b, S3 D3 c)
-    (S1 D1 a, S2 D2 b, S3 D3 c, S4 D4 d)
+    (T1 S1 D1 a)
+    (T1 S1 D1 a, T2 S2 D2 b)
+    (T1 S1 D1 a, T2 S2 D2 b, T3 S3 D3 c)
+    (T1 S1 D1 a, T2 S2 D2 b, T3 S3 D3 c, T4 S4 D4 d)
 }
 
 /// What `predict` returns, built from one `[n, ..shape]` array per output.

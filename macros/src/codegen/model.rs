@@ -37,9 +37,11 @@ pub fn expand(model: &Model) -> TokenStream {
     let in_ports: Vec<TokenStream> = model
         .inputs
         .iter()
-        .map(|(n, node)| {
+        .enumerate()
+        .map(|(k, (n, node))| {
             let s = shape(&model.nodes[*node].output_shape);
-            quote!(#rt::Port { name: #n, shape: #s })
+            let dtype = dtype(model, k);
+            quote!(#rt::Port { name: #n, shape: #s, dtype: #dtype })
         })
         .collect();
     let out_ports: Vec<TokenStream> = model
@@ -47,7 +49,7 @@ pub fn expand(model: &Model) -> TokenStream {
         .iter()
         .map(|&o| {
             let (n, s) = (model.output_name(o), shape(&model.nodes[o].output_shape));
-            quote!(#rt::Port { name: #n, shape: #s })
+            quote!(#rt::Port { name: #n, shape: #s, dtype: #rt::DType::F32 })
         })
         .collect();
     let out_acts: Vec<TokenStream> = model
@@ -368,4 +370,15 @@ fn layer_infos(model: &Model) -> Vec<TokenStream> {
         },));
     }
     rows
+}
+
+/// Input `k`'s `DType`: `I32` with the bound of the Embeddings reading it, or `F32`.
+pub fn dtype(model: &Model, k: usize) -> TokenStream {
+    let rt = rt();
+    if model.int_inputs.get(k).copied().unwrap_or(false) {
+        let below = model.id_bound(k);
+        quote!(#rt::DType::I32 { below: #below })
+    } else {
+        quote!(#rt::DType::F32)
+    }
 }

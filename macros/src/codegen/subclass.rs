@@ -38,7 +38,7 @@ pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
         .iter()
         .map(|(n, node)| {
             let s = &model.nodes[*node].output_shape;
-            quote!(#rt::Port { name: #n, shape: &[#(#s),*] })
+            quote!(#rt::Port { name: #n, shape: &[#(#s),*], dtype: #rt::DType::F32 })
         })
         .collect();
     let out_ports: Vec<TokenStream> = model
@@ -51,7 +51,7 @@ pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
                 Some(key) => key.to_string(),
                 None => format!("output_{k}"),
             };
-            quote!(#rt::Port { name: #n, shape: &[#(#s),*] })
+            quote!(#rt::Port { name: #n, shape: &[#(#s),*], dtype: #rt::DType::F32 })
         })
         .collect();
     let out_acts: Vec<TokenStream> = model

@@ -25,7 +25,7 @@ pub struct WeightOpts {
     activity: Option<TokenStream>,
 }
 
-const INITIALIZERS: [&str; 10] = [
+const INITIALIZERS: [&str; 13] = [
     "glorot_uniform",
     "glorot_normal",
     "he_normal",
@@ -36,6 +36,9 @@ const INITIALIZERS: [&str; 10] = [
     "zeros",
     "ones",
     "constant",
+    "uniform",
+    "random_uniform",
+    "random_normal",
 ];
 const REGULARIZERS: [&str; 3] = ["l1", "l2", "l1_l2"];
 const CONSTRAINTS: [&str; 3] = ["max_norm", "non_neg", "unit_norm"];
@@ -93,6 +96,16 @@ fn initializer(v: &Value, errors: &mut Errors) -> Option<TokenStream> {
         "constant" => {
             let c = f(numbers(v, "constant", &[0.0], errors)?[0]);
             quote!(#rt::Initializer::Constant(#c))
+        }
+        "uniform" | "random_uniform" => {
+            let n = numbers(v, &name, &[-0.05, 0.05], errors)?;
+            let (lo, hi) = (f(n[0]), f(n[1]));
+            quote!(#rt::Initializer::RandomUniform(#lo, #hi))
+        }
+        "random_normal" => {
+            let n = numbers(v, "random_normal", &[0.0, 0.05], errors)?;
+            let (m, sd) = (f(n[0]), f(n[1]));
+            quote!(#rt::Initializer::RandomNormal(#m, #sd))
         }
         _ => {
             errors.at(v.span(), unknown("initializer", &name, &INITIALIZERS));
@@ -155,18 +168,27 @@ fn constraint(v: &Value, errors: &mut Errors) -> Option<TokenStream> {
 
 /// Reads the six arguments; `use_bias = false` with a bias option is an error.
 pub fn parse(args: &Args<'_>, use_bias: bool, errors: &mut Errors) -> Option<WeightOpts> {
+    let weights: &[(&str, &'static str)] =
+        if use_bias { &[("kernel", "kernel"), ("bias", "bias")] } else { &[("kernel", "kernel")] };
+    let opts = parse_weights(args, weights, errors);
+    let stray = ["bias_initializer", "bias_regularizer", "bias_constraint"].into_iter().find(|k| args.get(k).is_some());
+    if let (false, Some(key)) = (use_bias, stray) {
+        let v = args.get(key)?;
+        errors.at(v.span(), format!("{key} needs a bias: remove it, or set use_bias = true"));
+        return None;
+    }
+    opts
+}
+
+/// Reads `{prefix}_initializer`, `{prefix}_regularizer` and `{prefix}_constraint` for each
+/// `(prefix, weight name)` (`("recurrent", "recurrent_kernel")`), and `activity_regularizer`.
+pub fn parse_weights(args: &Args<'_>, weights: &[(&str, &'static str)], errors: &mut Errors) -> Option<WeightOpts> {
     let mut opts = WeightOpts::default();
     let mut ok = true;
-    for weight in ["kernel", "bias"] {
+    for &(prefix, weight) in weights {
         let mut w = Weight::default();
         let mut get = |suffix: &str, f: fn(&Value, &mut Errors) -> Option<TokenStream>| {
-            let key = format!("{weight}_{suffix}");
-            let v = args.get(&key)?;
-            if weight == "bias" && !use_bias {
-                errors.at(v.span(), format!("{key} needs a bias: remove it, or set use_bias = true"));
-                ok = false;
-                return None;
-            }
+            let v = args.get(&format!("{prefix}_{suffix}"))?;
             let r = f(v, errors);
             ok &= r.is_some();
             r

@@ -19,11 +19,13 @@ macro_rules! with_weight_args {
 mod activation;
 mod custom;
 mod dense;
+mod embedding;
 mod init;
 mod leaky_relu;
 mod merge;
 mod noise;
 mod norm;
+mod recurrent;
 mod resample;
 mod view;
 mod window;
@@ -103,6 +105,12 @@ pub trait Spec {
         quote!(#n)
     }
 
+    /// For a layer that reads integer token ids (Embedding), one more than the largest id it
+    /// accepts; `None` for layers that read floats.
+    fn id_bound(&self) -> Option<usize> {
+        None
+    }
+
     /// Whether its code names types from the user's scope (a `Custom` layer's type).
     fn user_scope(&self) -> bool {
         false
@@ -178,6 +186,10 @@ pub const KINDS: &[Kind] = &[
     window::GLOBAL_AVG2D,
     norm::KIND,
     norm::LAYER_NORM,
+    embedding::KIND,
+    recurrent::SIMPLE_RNN,
+    recurrent::LSTM,
+    recurrent::GRU,
     noise::DROPOUT,
     noise::SPATIAL_DROPOUT1D,
     noise::SPATIAL_DROPOUT2D,

@@ -23,8 +23,7 @@ use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, Token, Visibility, braced};
 
-use super::sequential::check_dims;
-use super::{Errors, LayerCall, Namer, Understood, Value, understand};
+use super::{Errors, LayerCall, Namer, Understood, understand};
 use crate::ir::{LayerDef, Model, Node, Op};
 use crate::layers::{Arity, KINDS, unknown_layer};
 
@@ -164,6 +163,8 @@ struct Lowering<'s> {
     stmts: &'s [Stmt],
     /// Input nodes in declaration order, with the statement that declared them.
     inputs: Vec<(String, usize, Ident)>,
+    /// Input nodes declared `dtype = i32`.
+    int_nodes: Vec<usize>,
 }
 
 fn is_class(id: &Ident) -> bool {
@@ -355,29 +356,28 @@ impl Lowering<'_> {
         let stmt = &self.stmts[i];
         let var = stmt.var.to_string();
         let binding = match &stmt.rhs {
-            Expr::Call { callee, groups, tokens } if callee == "Input" => {
-                let dims = groups.first().and_then(|g| syn::parse2::<Value>(g.stream()).ok());
-                match (dims, groups.len()) {
-                    (Some(Value::List(d, span)), 1) => {
-                        let shape = check_dims(&d, span, &mut self.errors);
-                        let node = self.nodes.len();
-                        self.nodes.push(Node {
-                            op: Op::Input(self.inputs.len()),
-                            inputs: vec![],
-                            tokens: tokens.clone(),
-                            output_shape: shape.unwrap_or_default(),
-                            input_shapes: vec![],
-                            dims: None,
-                        });
-                        self.inputs.push((var.clone(), node, stmt.var.clone()));
-                        Some(Binding::Value(node))
+            Expr::Call { callee, groups, tokens } if callee == "Input" => match &groups[..] {
+                [g] => crate::parse::input_args(g.stream(), tokens, &mut self.errors).map(|(shape, int)| {
+                    let node = self.nodes.len();
+                    self.nodes.push(Node {
+                        op: Op::Input(self.inputs.len()),
+                        inputs: vec![],
+                        tokens: tokens.clone(),
+                        output_shape: shape,
+                        input_shapes: vec![],
+                        dims: None,
+                    });
+                    if int {
+                        self.int_nodes.push(node);
                     }
-                    _ => {
-                        self.errors.over(tokens, "Input takes the shape of one sample, e.g. Input([32])");
-                        None
-                    }
+                    self.inputs.push((var.clone(), node, stmt.var.clone()));
+                    Binding::Value(node)
+                }),
+                _ => {
+                    self.errors.over(tokens, "Input takes the shape of one sample, e.g. Input([32])");
+                    None
                 }
-            }
+            },
             // A definition: `Dense(..)` or `Flatten`, bound for later application.
             Expr::Call { callee, groups, .. } if is_class(callee) && groups.len() == 1 => {
                 self.define(callee, Some(&groups[0])).and_then(|(u, t)| {
@@ -412,6 +412,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         defined: HashMap::new(),
         stmts: &syntax.stmts,
         inputs: vec![],
+        int_nodes: vec![],
     };
     for (i, s) in syntax.stmts.iter().enumerate() {
         if let Some(first) = lw.defined.insert(s.var.to_string(), i) {
@@ -491,6 +492,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         name: syntax.name,
         layers: lw.layers,
         nodes: lw.nodes,
+        int_inputs: inputs.iter().map(|(_, node)| lw.int_nodes.contains(node)).collect(),
         inputs,
         outputs,
         functional: true,

@@ -152,6 +152,56 @@ impl Parse for LayerCall {
     }
 }
 
+/// A model input's declaration, `[8, 8, 1]` or `[100], dtype = i32` (what `Input(..)` holds):
+/// the shape of one sample and whether it holds integer token ids. `None` when reported.
+pub fn input_args(stream: TokenStream, whole: &TokenStream, errors: &mut Errors) -> Option<(Vec<usize>, bool)> {
+    let example =
+        "Input takes the shape of one sample and optionally its dtype, e.g. Input([32]) or Input([100], dtype = i32)";
+    let args = match syn::parse::Parser::parse2(Punctuated::<Arg, Token![,]>::parse_terminated, stream) {
+        Ok(a) => a,
+        Err(e) => {
+            errors.at(e.span(), example);
+            return None;
+        }
+    };
+    let (mut shape, mut int, mut ok) = (None, false, true);
+    for (i, arg) in args.iter().enumerate() {
+        match (arg.key.as_ref().map(|k| k.to_string()).as_deref(), &arg.value) {
+            (None | Some("shape"), Value::List(d, span)) if i == 0 => {
+                shape = crate::parse::sequential::check_dims(d, *span, errors);
+                ok &= shape.is_some();
+            }
+            (Some("dtype"), v) => {
+                let name = match v {
+                    Value::Ident(id) => id.to_string(),
+                    Value::Str(s, _) => s.clone(),
+                    _ => String::new(),
+                };
+                match name.as_str() {
+                    "i32" | "int32" => int = true,
+                    "f32" | "float32" => int = false,
+                    _ => {
+                        errors.at(v.span(), "dtype is `f32` (the default) or `i32` (token ids for an Embedding)");
+                        ok = false;
+                    }
+                }
+            }
+            (Some(k), v) if k != "shape" => {
+                errors.at(v.span(), format!("Input takes `shape` and `dtype`, not `{k}`"));
+                ok = false;
+            }
+            (_, v) => {
+                errors.at(v.span(), example);
+                ok = false;
+            }
+        }
+    }
+    if shape.is_none() && ok {
+        errors.over(whole, example);
+    }
+    Some((shape?, int)).filter(|_| ok)
+}
+
 /// Edit distance counting a swap of two neighbours as one edit (`rleu` is one edit from `relu`),
 /// for "did you mean" hints.
 fn distance(a: &str, b: &str) -> usize {

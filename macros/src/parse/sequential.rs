@@ -3,7 +3,7 @@
 //! ```text
 //! sequential! {
 //!     #[attributes] and /// docs
-//!     VIS struct NAME: [d1, d2?, d3?] {
+//!     VIS struct NAME: [d1, d2?, d3?] {          // or NAME: Input([d1, ..], dtype = i32)
 //!         LAYER, LAYER(args), ...          // trailing comma optional
 //!     }
 //! }
@@ -11,12 +11,12 @@
 //! args  := value | key = value, ...        // value: int, -int, "str", ident, true/false, [ints]
 //! ```
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, Token, Visibility, braced};
 
-use super::{Errors, LayerCall, Namer, Value, understand};
+use super::{Errors, LayerCall, Namer, understand};
 use crate::ir::{LayerDef, Model, Node, Op};
 
 /// The raw syntax, before layers are understood.
@@ -24,7 +24,8 @@ pub struct Syntax {
     attrs: Vec<Attribute>,
     vis: Visibility,
     name: Ident,
-    input: Option<(Value, Span)>,
+    /// After the colon: what `Input(..)` holds (`[784]`, or `[100], dtype = i32`), and all of it.
+    input: Option<(TokenStream, TokenStream)>,
     layers: Vec<LayerCall>,
 }
 
@@ -35,9 +36,22 @@ impl Parse for Syntax {
         input.parse::<Token![struct]>()?;
         let name: Ident = input.parse()?;
         let input_shape = if input.peek(Token![:]) {
-            let colon: Token![:] = input.parse()?;
-            let v: Value = input.parse()?;
-            Some((v, colon.span))
+            input.parse::<Token![:]>()?;
+            // `[784]`, or `Input([100], dtype = i32)` as in Keras' `Sequential([Input(..), ..])`.
+            let mut whole = TokenStream::new();
+            while !input.is_empty() && !input.peek(syn::token::Brace) {
+                whole.extend([input.parse::<TokenTree>()?]);
+            }
+            let mut trees = whole.clone().into_iter();
+            let decl = match (trees.next(), trees.next(), trees.next()) {
+                (Some(TokenTree::Ident(i)), Some(TokenTree::Group(g)), None)
+                    if i == "Input" && g.delimiter() == Delimiter::Parenthesis =>
+                {
+                    g.stream()
+                }
+                _ => whole.clone(),
+            };
+            Some((decl, whole))
         } else {
             None
         };
@@ -60,6 +74,7 @@ impl Syntax {
 pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
     let mut errors = Errors::default();
     let mut input_shape = Vec::new();
+    let mut int_input = false;
     match &syntax.input {
         None => errors.at(
             syntax.name.span(),
@@ -68,12 +83,12 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
                 syntax.name
             ),
         ),
-        Some((Value::List(dims, span), _)) => {
-            if let Some(d) = check_dims(dims, *span, &mut errors) {
+        Some((decl, whole)) => {
+            if let Some((d, int)) = crate::parse::input_args(decl.clone(), whole, &mut errors) {
                 input_shape = d;
+                int_input = int;
             }
         }
-        Some((other, _)) => errors.at(other.span(), "the input shape is a list of dimensions, e.g. `[8, 8, 1]`"),
     }
     if syntax.layers.is_empty() {
         errors.at(syntax.name.span(), "a sequential model needs at least one layer");
@@ -111,6 +126,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         layers,
         nodes,
         inputs: vec![("input".to_string(), 0)],
+        int_inputs: vec![int_input],
         outputs,
         functional: false,
         invocation: None,

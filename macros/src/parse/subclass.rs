@@ -396,6 +396,7 @@ pub fn lower(item: ItemImpl) -> syn::Result<(Lower, Vec<Vec<usize>>)> {
             layers: vec![],
             nodes: vec![],
             inputs: vec![],
+            int_inputs: vec![],
             outputs: vec![],
             functional: false,
             invocation: None,

@@ -72,7 +72,7 @@ pub fn gemm(m: usize, k: usize, n: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
     let (rsb, csb) = if b.t { (1, k) } else { (n, 1) };
     let parallel = 2 * m * k * n >= PARALLEL_FLOPS && m >= 16;
     if !parallel || super::parallel::threads() < 2 {
-        return strided(m, k, n, a.data, (rsa, csa), b.data, (rsb, csb), c, beta);
+        return strided(m, k, n, a.data, (rsa, csa), b.data, (rsb, csb), c, n, beta);
     }
     // Rows [0, half) here, [half, m) on the other core; a multiple of 8 keeps kernel tiles whole.
     let half = (m / 2).next_multiple_of(8).min(m);
@@ -80,9 +80,40 @@ pub fn gemm(m: usize, k: usize, n: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
     let (a0, a1) = (a.data, &a.data[half * rsa..]);
     super::parallel::join(
         true,
-        || strided(half, k, n, a0, (rsa, csa), b.data, (rsb, csb), c0, beta),
-        || strided(m - half, k, n, a1, (rsa, csa), b.data, (rsb, csb), c1, beta),
+        || strided(half, k, n, a0, (rsa, csa), b.data, (rsb, csb), c0, n, beta),
+        || strided(m - half, k, n, a1, (rsa, csa), b.data, (rsb, csb), c1, n, beta),
     );
+}
+
+/// `c[m×n] = a[m×k] · b[k×n] + beta · c` on sub-matrices: `a` and `b` given by their (row,
+/// column) strides, `c` by its row stride `ldc` (a block of columns of a wider matrix). One sgemm
+/// call on this thread; the recurrent layers use it for their per-gate blocks.
+///
+/// # Panics
+/// When a stride reaches outside its slice: a bug in kiln, never user input.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_strided(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    sa: (usize, usize),
+    b: &[f32],
+    sb: (usize, usize),
+    c: &mut [f32],
+    ldc: usize,
+    beta: f32,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for r in 0..m {
+            c[r * ldc..r * ldc + n].iter_mut().for_each(|v| *v *= beta);
+        }
+        return;
+    }
+    strided(m, k, n, a, sa, b, sb, c, ldc, beta)
 }
 
 /// One sgemm call on strided operands, after checking that every index they reach is in bounds.
@@ -96,11 +127,12 @@ fn strided(
     b: &[f32],
     (rsb, csb): (usize, usize),
     c: &mut [f32],
+    ldc: usize,
     beta: f32,
 ) {
     assert!((m - 1) * rsa + (k - 1) * csa < a.len());
     assert!((k - 1) * rsb + (n - 1) * csb < b.len());
-    assert!(m * n <= c.len());
+    assert!(ldc >= n && (m - 1) * ldc + n <= c.len());
     SGEMM_CALLS.fetch_add(1, Ordering::Relaxed);
     // SAFETY: the assertions above bound every element the strides reach in `a`, `b` and `c`,
     // and `c` is borrowed mutably alone.
@@ -118,7 +150,7 @@ fn strided(
             csb as isize,
             beta,
             c.as_mut_ptr(),
-            n as isize,
+            ldc as isize,
             1,
         );
     }

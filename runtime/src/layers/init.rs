@@ -31,11 +31,16 @@ pub enum Initializer {
     Ones,
     /// Every value the same.
     Constant(f32),
+    /// U(min, max) — Keras' `RandomUniform` (`"uniform"`: U(-0.05, 0.05), the default for
+    /// Embedding tables).
+    RandomUniform(f32, f32),
+    /// N(mean, stddev) — Keras' `RandomNormal` (`"random_normal"`: N(0, 0.05)).
+    RandomNormal(f32, f32),
 }
 
 impl Initializer {
     /// Every name the macros accept, as Keras spells them.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 13] = [
         "glorot_uniform",
         "glorot_normal",
         "he_normal",
@@ -46,6 +51,9 @@ impl Initializer {
         "zeros",
         "ones",
         "constant",
+        "uniform",
+        "random_uniform",
+        "random_normal",
     ];
 
     /// Fills `p` (its values; its shape gives the fans).
@@ -67,6 +75,13 @@ impl Initializer {
             Initializer::Zeros => p.value.iter_mut().for_each(|v| *v = 0.0),
             Initializer::Ones => p.value.iter_mut().for_each(|v| *v = 1.0),
             Initializer::Constant(c) => p.value.iter_mut().for_each(|v| *v = c),
+            Initializer::RandomUniform(lo, hi) => {
+                let (lo, hi) = (lo as f64, hi as f64);
+                p.value.iter_mut().for_each(|v| *v = (lo + u01() * (hi - lo)) as f32)
+            }
+            Initializer::RandomNormal(mean, std) => {
+                p.value.iter_mut().for_each(|v| *v = (mean as f64 + std as f64 * normal(&mut u01)) as f32)
+            }
         }
     }
 }

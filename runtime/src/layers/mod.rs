@@ -48,6 +48,7 @@ mod conv;
 mod conv_transpose;
 mod dense;
 mod depthwise;
+mod embedding;
 mod init;
 mod layer_norm;
 mod leaky_relu;
@@ -55,6 +56,7 @@ mod merge;
 mod noise;
 mod param;
 mod pool;
+mod recurrent;
 mod resample;
 mod traits;
 
@@ -72,6 +74,7 @@ pub use conv::{Conv, ConvBuffers};
 pub use conv_transpose::{ConvTranspose, ConvTransposeBuffers};
 pub use dense::{Dense, DenseBuffers};
 pub use depthwise::{Depthwise, DepthwiseBuffers, Separable};
+pub use embedding::{Embedding, EmbeddingBuffers};
 pub use init::{Activity, Constraint, Initializer, Regularizer, configure};
 pub use layer_norm::{LayerNorm, LayerNormBuffers};
 pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
@@ -79,6 +82,7 @@ pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subt
 pub use noise::{Dropout, GaussianNoise, NoiseBuffers, Rescaling, SpatialDropout};
 pub use param::{Param, Role};
 pub use pool::{GlobalPool, Pool, PoolBuffers, PoolKind};
+pub use recurrent::{Cell, Gate, Recurrent, RecurrentBuffers, RecurrentConfig};
 pub use resample::{Resample, ResampleBuffers};
 pub use traits::{Init, Shaped, init_vec, set_trainable_all};
 

@@ -10,7 +10,7 @@
 //! }
 //! ```
 
-use ndarray::{ArrayBase, ArrayView, ArrayViewD, Axis, Data, Dimension};
+use ndarray::{ArrayBase, ArrayView, Axis, Data, Dimension};
 
 use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
@@ -146,8 +146,8 @@ fn output_grads<M: Model>(
 /// The loss of `m` on one batch and its gradients (`loss` applies to every output).
 pub(crate) fn loss_and_grads<M: Model>(
     m: &mut M,
-    x: Vec<ArrayViewD<'_, f32>>,
-    y: Vec<ArrayViewD<'_, f32>>,
+    x: Vec<crate::model::InputArray<'_>>,
+    y: Vec<crate::model::InputArray<'_>>,
     loss: &Loss,
 ) -> Result<(f32, Gradients)> {
     let xs = data::inputs::<M>(&x, "x")?;
@@ -178,8 +178,8 @@ pub(crate) fn loss_and_grads<M: Model>(
 /// inference mode (dropout off, moving statistics), nothing updated.
 pub(crate) fn input_gradients<M: Model>(
     m: &mut M,
-    x: Vec<ArrayViewD<'_, f32>>,
-    y: Vec<ArrayViewD<'_, f32>>,
+    x: Vec<crate::model::InputArray<'_>>,
+    y: Vec<crate::model::InputArray<'_>>,
     loss: &Loss,
 ) -> Result<Vec<ndarray::ArrayD<f32>>> {
     let xs = data::inputs::<M>(&x, "x")?;

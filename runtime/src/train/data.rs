@@ -2,10 +2,8 @@
 
 use std::borrow::Cow;
 
-use ndarray::ArrayViewD;
-
 use crate::error::{Error, Result, Shape};
-use crate::model::Model;
+use crate::model::{InputArray, Model};
 
 use crate::losses::Loss;
 
@@ -24,7 +22,7 @@ impl Rows<'_> {
 /// The array's values in row-major order: borrowed when they already are, else copied. The copy
 /// iterates with the array's fixed rank (a dynamic-rank iterator costs an index vector update per
 /// value, 10x the copy itself), so a transposed or stepped view costs about a contiguous copy.
-fn contiguous<'a>(a: &'a ArrayViewD<'_, f32>) -> Cow<'a, [f32]> {
+fn contiguous<'a>(a: &'a InputArray<'_>) -> Cow<'a, [f32]> {
     if let Some(s) = a.as_slice() {
         return Cow::Borrowed(s);
     }
@@ -94,7 +92,7 @@ fn check_count<M: Model>(got: usize, what: &str, targets: bool) -> Result<()> {
 }
 
 /// Checks every input array: count, `[n, ..shape]`, equal row counts, finite values.
-pub(crate) fn inputs<'v, M: Model>(views: &'v [ArrayViewD<'_, f32>], what: &str) -> Result<Vec<Rows<'v>>> {
+pub(crate) fn inputs<'v, M: Model>(views: &'v [InputArray<'_>], what: &str) -> Result<Vec<Rows<'v>>> {
     check_count::<M>(views.len(), what, false)?;
     let mut out: Vec<Rows<'v>> = Vec::with_capacity(views.len());
     for (i, (x, port)) in views.iter().zip(M::INPUTS).enumerate() {
@@ -130,16 +128,38 @@ pub(crate) fn inputs<'v, M: Model>(views: &'v [ArrayViewD<'_, f32>], what: &str)
                 reason: format!("row {} holds {} (kiln does not train or predict on NaN or inf)", j / width, data[j]),
             });
         }
+        if let crate::model::DType::I32 { below } = port.dtype {
+            check_ids(&data, width, port.shape, below).map_err(|reason| Error::InvalidData {
+                what: label::<M>(what, i, false),
+                reason: format!("{reason} (`{}` holds token ids for an Embedding)", port.name),
+            })?;
+        }
         out.push(Rows { data, n });
     }
     Ok(out)
+}
+
+/// Every value an integral id in `0..below`; the message names the first that is not by its row
+/// and position in the sample.
+pub(crate) fn check_ids(data: &[f32], width: usize, shape: &[usize], below: usize) -> std::result::Result<(), String> {
+    let Some(j) = data.iter().position(|&v| !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < below)) else {
+        return Ok(());
+    };
+    let (row, mut k) = (j / width, j % width);
+    let mut index = vec![0; shape.len()];
+    for (d, &size) in shape.iter().enumerate().rev() {
+        index[d] = k % size;
+        k /= size;
+    }
+    let at = index.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    Err(format!("row {row}, position [{at}] holds {}, not a token id in 0..{below}", data[j]))
 }
 
 /// Checks every target array against its output's loss: `[n, ..output shape]`, or for integer
 /// labels the output shape without its last axis (`[n]` or `[n, 1]` for a vector output, `[n, T]`
 /// for a sequence of class scores `[T, C]`); `n` rows; valid values.
 pub(crate) fn targets<'v, M: Model>(
-    views: &'v [ArrayViewD<'_, f32>],
+    views: &'v [InputArray<'_>],
     n: usize,
     losses: &[Loss],
     what: &str,

@@ -19,7 +19,7 @@ pub use compile::{Compile, IntoLoss};
 pub use custom::{ApplyGradients, Gradients, batches};
 pub use history::{History, Logs};
 
-use ndarray::{ArrayD, ArrayView1, ArrayViewD};
+use ndarray::{ArrayD, ArrayView1};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -103,14 +103,14 @@ impl Default for Fit<'_> {
 }
 
 /// Validation inputs and targets: one view per model input, one per output.
-pub type ValidationData<'a> = (Vec<ArrayViewD<'a, f32>>, Vec<ArrayViewD<'a, f32>>);
+pub type ValidationData<'a> = (Vec<crate::model::InputArray<'a>>, Vec<crate::model::InputArray<'a>>);
 
 /// `Fit::validation_data` from arrays, as `fit` takes them: `validation_data(&xv, &yv)`.
 pub fn validation_data<'a>(
     x: impl crate::model::Inputs<'a>,
     y: impl crate::model::Inputs<'a>,
 ) -> Option<ValidationData<'a>> {
-    Some((x.views(), y.views()))
+    Some((x.arrays(), y.arrays()))
 }
 
 /// Buffers of the training loop, grown to the largest batch and then reused.
@@ -476,8 +476,8 @@ fn views<'a>(rows: &[&'a [f32]], n: usize) -> Vec<ndarray::ArrayView2<'a, f32>> 
 
 pub(crate) fn fit<M: Model>(
     m: &mut M,
-    x: Vec<ArrayViewD<'_, f32>>,
-    y: Vec<ArrayViewD<'_, f32>>,
+    x: Vec<crate::model::InputArray<'_>>,
+    y: Vec<crate::model::InputArray<'_>>,
     opts: &Fit<'_>,
     mut custom: Option<&mut TrainStep<'_, M>>,
     callbacks: &mut [&mut dyn Callback],
@@ -860,8 +860,8 @@ impl Default for Predict {
 
 pub(crate) fn evaluate<M: Model>(
     m: &mut M,
-    x: Vec<ArrayViewD<'_, f32>>,
-    y: Vec<ArrayViewD<'_, f32>>,
+    x: Vec<crate::model::InputArray<'_>>,
+    y: Vec<crate::model::InputArray<'_>>,
     opts: Evaluate,
     sample_weight: Option<ArrayView1<'_, f32>>,
 ) -> Result<Logs> {
@@ -887,7 +887,11 @@ pub(crate) fn evaluate<M: Model>(
 /// the buffers stay in cache.
 const PREDICT_BATCH: usize = 1024;
 
-pub(crate) fn predict<M: Model>(m: &mut M, x: Vec<ArrayViewD<'_, f32>>, opts: Predict) -> Result<Vec<ArrayD<f32>>> {
+pub(crate) fn predict<M: Model>(
+    m: &mut M,
+    x: Vec<crate::model::InputArray<'_>>,
+    opts: Predict,
+) -> Result<Vec<ArrayD<f32>>> {
     check_batch_size(opts.batch_size)?;
     let xs = data::inputs::<M>(&x, "x")?;
     let n = xs[0].n;
@@ -927,6 +931,10 @@ pub(crate) fn predict_one<'m, M: Model>(m: &'m mut M, x: &[f32]) -> Result<&'m [
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
         return Err(Error::InvalidData { what: "x".into(), reason: format!("value {i} is {}", x[i]) });
     }
+    if let crate::model::DType::I32 { below } = M::INPUTS[0].dtype {
+        data::check_ids(x, size, M::INPUTS[0].shape, below)
+            .map_err(|reason| Error::InvalidData { what: "x".into(), reason })?;
+    }
     let _ftz = FlushDenormals::new();
     m.run(&[x], &mut Ctx::new(1, false, &mut Stream::new(0)));
     Ok(m.output(0))
@@ -934,8 +942,8 @@ pub(crate) fn predict_one<'m, M: Model>(m: &'m mut M, x: &[f32]) -> Result<&'m [
 
 pub(crate) fn train_on_batch<M: Model>(
     m: &mut M,
-    x: Vec<ArrayViewD<'_, f32>>,
-    y: Vec<ArrayViewD<'_, f32>>,
+    x: Vec<crate::model::InputArray<'_>>,
+    y: Vec<crate::model::InputArray<'_>>,
 ) -> Result<Logs> {
     let c = compiled(m, "train_on_batch")?;
     let xs = data::inputs::<M>(&x, "x")?;

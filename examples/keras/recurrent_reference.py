@@ -1,0 +1,80 @@
+"""Keras 3's Embedding, SimpleRNN, LSTM and GRU on fixed values, for kiln's recurrent tests.
+
+    python examples/keras/recurrent_reference.py > tests/fixtures/keras/recurrent.txt
+
+For each case `c`: lines `c.x` and `c.dy` (input and output gradient), the weights as set
+(`c.kernel`, `c.recurrent_kernel`, `c.bias`; `c.embeddings`), the output `c.out`, the gradients of
+sum(out * dy) (`c.dx` and `c.d<weight>`), and each weight after one Adam(0.01) step on those
+gradients (`c.adam.<weight>`). Shapes: x is [2, 5, 3] (ids [2, 5] for the Embedding), 4 units.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+rng = np.random.default_rng(7)
+
+
+def line(name, v):
+    print(name, " ".join(repr(float(t)) for t in np.ravel(v)))
+
+
+CASES = [
+    ("simple", lambda: keras.layers.SimpleRNN(4)),
+    ("simple_seq_back", lambda: keras.layers.SimpleRNN(4, return_sequences=True, go_backwards=True)),
+    ("lstm", lambda: keras.layers.LSTM(4)),
+    ("lstm_seq", lambda: keras.layers.LSTM(4, return_sequences=True)),
+    ("lstm_seq_back", lambda: keras.layers.LSTM(4, return_sequences=True, go_backwards=True)),
+    ("gru", lambda: keras.layers.GRU(4)),
+    ("gru_v1", lambda: keras.layers.GRU(4, reset_after=False)),
+    ("gru_seq_back", lambda: keras.layers.GRU(4, return_sequences=True, go_backwards=True)),
+    ("gru_v1_seq", lambda: keras.layers.GRU(4, reset_after=False, return_sequences=True)),
+]
+
+print(f"# keras {keras.__version__}")
+for name, make in CASES:
+    layer = make()
+    x = rng.normal(0, 1, (2, 5, 3)).astype("float32")
+    layer.build(x.shape)
+    weights = [rng.normal(0, 0.5, w.shape).astype("float32") for w in layer.get_weights()]
+    layer.set_weights(weights)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        out = layer(xt)
+        dy = tf.constant(rng.normal(0, 1, out.shape).astype("float32"))
+        total = tf.reduce_sum(out * dy)
+    grads = tape.gradient(total, [xt] + layer.trainable_weights)
+    line(f"{name}.x", x)
+    line(f"{name}.dy", dy)
+    for w, v in zip(layer.trainable_weights, weights):
+        line(f"{name}.{w.name}", v)
+    line(f"{name}.out", out)
+    line(f"{name}.dx", grads[0])
+    for w, g in zip(layer.trainable_weights, grads[1:]):
+        line(f"{name}.d{w.name}", g)
+    opt = keras.optimizers.Adam(0.01)
+    opt.apply_gradients(zip(grads[1:], layer.trainable_weights))
+    for w in layer.trainable_weights:
+        line(f"{name}.adam.{w.name}", w.numpy())
+
+# Embedding: ids [2, 5] in 0..7 (a repeated id accumulates its gradient), table [7, 4].
+layer = keras.layers.Embedding(7, 4)
+ids = np.array([[0, 3, 3, 6, 1], [2, 3, 5, 0, 0]], dtype="int32")
+layer.build(ids.shape)
+table = rng.normal(0, 0.5, (7, 4)).astype("float32")
+layer.set_weights([table])
+with tf.GradientTape() as tape:
+    out = layer(tf.constant(ids))
+    dy = tf.constant(rng.normal(0, 1, out.shape).astype("float32"))
+    total = tf.reduce_sum(out * dy)
+(g,) = tape.gradient(total, layer.trainable_weights)
+g = tf.convert_to_tensor(g)
+line("embedding.x", ids)
+line("embedding.dy", dy)
+line("embedding.embeddings", table)
+line("embedding.out", out)
+line("embedding.dembeddings", g)
+opt = keras.optimizers.Adam(0.01)
+opt.apply_gradients([(g, layer.embeddings)])
+line("embedding.adam.embeddings", layer.embeddings.numpy())

@@ -1,0 +1,238 @@
+//! `SimpleRNN`, `LSTM` and `GRU(units, activation = tanh, recurrent_activation = sigmoid,
+//! use_bias = true, return_sequences = false, go_backwards = false, ..)` on a sequence
+//! `[T, F]`: `[T, units]` with `return_sequences`, else `[units]`.
+
+use std::rc::Rc;
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::{Args, Arity, Dim, Kind, Spec, last, rt, show};
+use crate::parse::{Errors, Value, suggestion};
+
+macro_rules! recurrent_args {
+    ($($extra:literal),*) => {
+        &["units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
+          "recurrent_initializer", "bias_initializer", "kernel_regularizer", "recurrent_regularizer",
+          "bias_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint", "dropout",
+          "recurrent_dropout", "return_sequences", "return_state", "go_backwards", "stateful", "unroll"
+          $(, $extra)*]
+    };
+}
+
+pub const SIMPLE_RNN: Kind = Kind { class: "SimpleRNN", args: recurrent_args!(), arity: Arity::One, build: simple };
+pub const LSTM: Kind =
+    Kind { class: "LSTM", args: recurrent_args!("unit_forget_bias"), arity: Arity::One, build: lstm };
+pub const GRU: Kind = Kind { class: "GRU", args: recurrent_args!("reset_after"), arity: Arity::One, build: gru };
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cell {
+    Simple,
+    Lstm { unit_forget_bias: bool },
+    Gru { reset_after: bool },
+}
+
+struct Recurrent {
+    cell: Cell,
+    units: usize,
+    activation: (&'static str, &'static str),
+    recurrent_activation: (&'static str, &'static str),
+    use_bias: bool,
+    return_sequences: bool,
+    go_backwards: bool,
+    weights: super::init::WeightOpts,
+}
+
+/// The activations a recurrent layer takes: Keras name and runtime `Gate`.
+const GATES: &[(&str, &str)] = &[
+    ("tanh", "Tanh"),
+    ("sigmoid", "Sigmoid"),
+    ("hard_sigmoid", "HardSigmoid"),
+    ("relu", "Relu"),
+    ("linear", "Linear"),
+];
+
+fn gate(
+    args: &Args<'_>,
+    key: &str,
+    default: &'static str,
+    errors: &mut Errors,
+) -> Option<(&'static str, &'static str)> {
+    let name = match args.get(key) {
+        None => default.to_string(),
+        Some(Value::Ident(i)) if i == "None" => "linear".into(),
+        Some(Value::Ident(i)) => i.to_string(),
+        Some(Value::Str(s, _)) => s.clone(),
+        Some(v) => {
+            errors.at(v.span(), format!("expected an activation name, e.g. {key} = {default}"));
+            return None;
+        }
+    };
+    let found = GATES.iter().find(|(n, _)| *n == name).copied();
+    if found.is_none() {
+        let names: Vec<&str> = GATES.iter().map(|(n, _)| *n).collect();
+        let span = args.get(key).map(Value::span).unwrap_or_else(proc_macro2::Span::call_site);
+        errors.at(
+            span,
+            format!("{} takes {key} = {}; got `{name}`{}", args.class, names.join(", "), suggestion(&name, &names)),
+        );
+    }
+    found
+}
+
+fn simple(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    build(Cell::Simple, args, errors)
+}
+
+fn lstm(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let unit_forget_bias = args.boolean("unit_forget_bias", true, errors)?;
+    build(Cell::Lstm { unit_forget_bias }, args, errors)
+}
+
+fn gru(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let reset_after = args.boolean("reset_after", true, errors)?;
+    build(Cell::Gru { reset_after }, args, errors)
+}
+
+fn build(cell: Cell, args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let class = args.class;
+    let units = match args.positive("units", class, &format!("{class}(64)"), errors) {
+        Some(Some(u)) => Some(u),
+        Some(None) => {
+            errors.over(args.call, format!("{class} needs its number of units, e.g. {class}(64)"));
+            None
+        }
+        None => None,
+    };
+    let activation = gate(args, "activation", "tanh", errors);
+    let recurrent_activation = gate(args, "recurrent_activation", "sigmoid", errors);
+    let use_bias = args.boolean("use_bias", true, errors);
+    let return_sequences = args.boolean("return_sequences", false, errors);
+    let go_backwards = args.boolean("go_backwards", false, errors);
+    let mut ok = true;
+    // Options kiln does not have yet are refused, never ignored.
+    for (key, what) in
+        [("return_state", "return_state = true (the final state as extra outputs)"), ("stateful", "stateful = true")]
+    {
+        if args.boolean(key, false, errors)? {
+            let span = args.get(key).map(Value::span).unwrap_or_else(proc_macro2::Span::call_site);
+            errors.at(span, format!("kiln's {class} does not support {what} yet"));
+            ok = false;
+        }
+    }
+    for key in ["dropout", "recurrent_dropout"] {
+        let rate = args.number(key, 0.0, (|v| (0.0..1.0).contains(&v), "in [0, 1)"), errors)?;
+        if rate != 0.0 {
+            let span = args.get(key).map(Value::span).unwrap_or_else(proc_macro2::Span::call_site);
+            errors.at(span, format!("kiln's {class} does not support {key} yet: put a Dropout layer before it"));
+            ok = false;
+        }
+    }
+    let weights = super::init::parse_weights(
+        args,
+        &[("kernel", "kernel"), ("recurrent", "recurrent_kernel"), ("bias", "bias")],
+        errors,
+    );
+    if !ok {
+        return None;
+    }
+    Some(Rc::new(Recurrent {
+        cell,
+        units: units?,
+        activation: activation?,
+        recurrent_activation: recurrent_activation?,
+        use_bias: use_bias?,
+        return_sequences: return_sequences?,
+        go_backwards: go_backwards?,
+        weights: weights?,
+    }))
+}
+
+impl Recurrent {
+    fn gates(&self) -> usize {
+        match self.cell {
+            Cell::Simple => 1,
+            Cell::Lstm { .. } => 4,
+            Cell::Gru { .. } => 3,
+        }
+    }
+}
+
+impl Spec for Recurrent {
+    fn class(&self) -> &'static str {
+        match self.cell {
+            Cell::Simple => "SimpleRNN",
+            Cell::Lstm { .. } => "LSTM",
+            Cell::Gru { .. } => "GRU",
+        }
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let class = self.class();
+        match ins[0][..] {
+            [t, _] if self.return_sequences => Ok(vec![t, self.units]),
+            [_, _] => Ok(vec![self.units]),
+            _ => Err(format!(
+                "{class} reads a sequence: it expects an input of shape [timesteps, features] per sample, got {} \
+                 (a vector needs a time axis, e.g. Reshape([steps, features]))",
+                show(&ins[0])
+            )),
+        }
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::Recurrent)
+    }
+
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let rt = rt();
+        let steps = ins[0][0].clone();
+        let features = last(&ins[0]);
+        let units = self.units;
+        let cell = match self.cell {
+            Cell::Simple => quote!(#rt::Cell::Simple),
+            Cell::Lstm { .. } => quote!(#rt::Cell::Lstm),
+            Cell::Gru { reset_after } => quote!(#rt::Cell::Gru { reset_after: #reset_after }),
+        };
+        let (act, ract) = (format_ident!("{}", self.activation.1), format_ident!("{}", self.recurrent_activation.1));
+        let (use_bias, seq, back) = (self.use_bias, self.return_sequences, self.go_backwards);
+        let mut build = quote!(#rt::Recurrent::new(
+            #rt::RecurrentConfig {
+                cell: #cell,
+                steps: #steps,
+                features: #features,
+                units: #units,
+                activation: #rt::Gate::#act,
+                recurrent_activation: #rt::Gate::#ract,
+                use_bias: #use_bias,
+                return_sequences: #seq,
+                go_backwards: #back,
+            },
+            &mut rng,
+        ));
+        if self.cell == (Cell::Lstm { unit_forget_bias: false }) && use_bias {
+            build = quote!({
+                let mut layer = #build;
+                if let Some(b) = &mut layer.bias {
+                    b.value.fill(0.0);
+                }
+                layer
+            });
+        }
+        self.weights.wrap(build)
+    }
+
+    fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        let (f, gu) = (*ins[0].last()?, self.gates() * self.units);
+        let mut p = vec![("kernel", vec![f, gu]), ("recurrent_kernel", vec![self.units, gu])];
+        if self.use_bias {
+            p.push(("bias", if self.cell == (Cell::Gru { reset_after: true }) { vec![2, gu] } else { vec![gu] }));
+        }
+        Some(p)
+    }
+
+    fn activation(&self) -> Option<&'static str> {
+        Some(self.activation.0)
+    }
+}

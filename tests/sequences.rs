@@ -1,0 +1,131 @@
+//! Integer inputs and sequence models end to end: `Input([T], dtype = i32)`, integer arrays in
+//! `fit`/`evaluate`/`predict`, ids checked against the Embedding's `input_dim` with the row and
+//! position named, and models with Embedding and recurrent layers learning a task that depends
+//! on token order, in `sequential!` and `functional!` with mixed integer and float inputs.
+
+use kiln::ndarray::{Array1, Array2};
+use kiln::prelude::*;
+use rand::{Rng, SeedableRng};
+
+sequential! {
+    /// Whether token 1 comes before token 2 among 8 tokens.
+    pub struct Order: Input([8], dtype = i32) {
+        Embedding(6, 8),
+        LSTM(16),
+        Dense(1, activation = sigmoid),
+    }
+}
+
+functional! {
+    /// The same question from a GRU, with a float input beside the ids (a constant the model may ignore).
+    pub struct OrderMixed {
+        tokens = Input([8], dtype = i32);
+        extra = Input([2]);
+        e = Embedding(6, 8)(tokens);
+        h = GRU(16)(e);
+        m = Concatenate()([h, extra]);
+        out = Dense(1, activation = sigmoid)(m);
+        Model([tokens, extra], out)
+    }
+}
+
+sequential! {
+    /// A bag of words: the mean of the token vectors, which cannot see order.
+    pub struct Bag: Input([8], dtype = i32) {
+        Embedding(6, 8),
+        GlobalAveragePooling1D,
+        Dense(16, activation = relu),
+        Dense(1, activation = sigmoid),
+    }
+}
+
+/// `n` sequences of fillers 3..6 with one 1 and one 2 at random places; label: the 1 comes first.
+fn order_task(n: usize, seed: u64) -> (Array2<i32>, Array1<f32>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut x = Array2::zeros((n, 8));
+    let mut y = Array1::zeros(n);
+    for i in 0..n {
+        for t in 0..8 {
+            x[[i, t]] = rng.random_range(3..6);
+        }
+        let a = rng.random_range(0..8);
+        let b = (a + rng.random_range(1..8)) % 8;
+        x[[i, a]] = 1;
+        x[[i, b]] = 2;
+        y[i] = (a < b) as u8 as f32;
+    }
+    (x, y)
+}
+
+#[test]
+fn an_lstm_learns_token_order_where_a_bag_of_words_cannot() {
+    let (x, y) = order_task(1200, 1);
+    let (xt, yt) = order_task(400, 2);
+    let opts = Fit { epochs: 25, batch_size: 32, verbose: 0, ..Fit::default() };
+
+    let mut lstm = Order::new();
+    lstm.compile("binary_crossentropy", Adam::new(0.01), &["accuracy"]).unwrap();
+    lstm.fit(&x, &y, opts.clone()).unwrap();
+    let acc = lstm.evaluate(&xt, &yt).unwrap()["accuracy"];
+    assert!(acc >= 0.95, "LSTM held-out accuracy {acc}");
+
+    let mut bag = Bag::new();
+    bag.compile("binary_crossentropy", Adam::new(0.01), &["accuracy"]).unwrap();
+    bag.fit(&x, &y, opts).unwrap();
+    let bag_acc = bag.evaluate(&xt, &yt).unwrap()["accuracy"];
+    assert!(bag_acc < 0.75, "a bag of words should not see order, got {bag_acc}");
+}
+
+#[test]
+fn a_functional_model_mixes_integer_and_float_inputs() {
+    let (x, y) = order_task(1200, 3);
+    let (xt, yt) = order_task(400, 4);
+    let extra = Array2::<f32>::ones((x.nrows(), 2));
+    let extra_t = Array2::<f32>::ones((xt.nrows(), 2));
+    let mut m = OrderMixed::new();
+    assert_eq!(OrderMixed::INPUTS[0].dtype, kiln::DType::I32 { below: 6 });
+    assert_eq!(OrderMixed::INPUTS[1].dtype, kiln::DType::F32);
+    m.compile("binary_crossentropy", Adam::new(0.01), &["accuracy"]).unwrap();
+    m.fit((&x, &extra), &y, Fit { epochs: 25, batch_size: 32, verbose: 0, ..Fit::default() }).unwrap();
+    let acc = m.evaluate((&xt, &extra_t), &yt).unwrap()["accuracy"];
+    assert!(acc >= 0.95, "GRU held-out accuracy {acc}");
+    let p = m.predict((&xt, &extra_t)).unwrap();
+    assert_eq!(p.shape(), &[400, 1]);
+}
+
+#[test]
+fn a_token_id_outside_the_vocabulary_is_an_error_naming_its_place() {
+    let mut m = Order::new();
+    m.compile("binary_crossentropy", "adam", &[]).unwrap();
+    let (mut x, y) = order_task(10, 5);
+    x[[7, 3]] = 6;
+    let e = m.fit(&x, &y, Fit { verbose: 0, ..Fit::default() }).unwrap_err().to_string();
+    assert!(e.contains("row 7, position [3] holds 6, not a token id in 0..6"), "{e}");
+    x[[7, 3]] = -1;
+    let e = m.predict(&x).unwrap_err().to_string();
+    assert!(e.contains("row 7, position [3] holds -1"), "{e}");
+    // Floats holding ids are accepted; a fraction is not an id.
+    let xf = x.mapv(|v| v.max(0) as f32);
+    assert!(m.predict(&xf).is_ok());
+    let mut xf = xf;
+    xf[[0, 0]] = 2.5;
+    let e = m.predict(&xf).unwrap_err().to_string();
+    assert!(e.contains("row 0, position [0] holds 2.5"), "{e}");
+    let e = m.predict_one(&[1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0, 9.0]).unwrap_err().to_string();
+    assert!(e.contains("position [7] holds 9"), "{e}");
+}
+
+#[test]
+fn integer_labels_are_accepted() {
+    sequential! {
+        pub struct Tiny: [3] {
+            Dense(4, activation = softmax),
+        }
+    }
+    let x = Array2::<f32>::from_shape_fn((8, 3), |(i, j)| ((i + j) % 3) as f32);
+    let y = Array1::<i32>::from_shape_fn(8, |i| (i % 4) as i32);
+    let mut m = Tiny::new();
+    m.compile("sparse_categorical_crossentropy", "adam", &["accuracy"]).unwrap();
+    let h = m.fit(&x, &y, Fit { epochs: 2, verbose: 0, ..Fit::default() }).unwrap();
+    assert_eq!(h.get("loss").unwrap().len(), 2);
+}
