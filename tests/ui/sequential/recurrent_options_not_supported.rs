@@ -1,0 +1,18 @@
+use kiln::prelude::*;
+
+sequential! {
+    pub struct Net: Input([10], dtype = int32) {
+        Embedding(100, 8, mask_zero = true),
+        LSTM(16, dropout = 0.2, return_state = true),
+        GRU(4, activation = softmax),
+        Dense(1),
+    }
+}
+
+sequential! {
+    pub struct BadDtype: Input([10], dtype = f16) {
+        Dense(1),
+    }
+}
+
+fn main() {}
