@@ -42,6 +42,7 @@ macro_rules! kernel_bias_layer {
 use kernel_bias_layer;
 
 mod activation;
+mod attention;
 mod batch_norm;
 mod checks;
 mod conv;
@@ -65,6 +66,7 @@ pub use activation::{
     Activation, ActivationBuffers, ActivationFn, Elu, Gelu, GeluApproximate, LeakyRelu, Linear, Relu, Selu, Sigmoid,
     Silu, Softmax, Softplus, Swish, Tanh,
 };
+pub use attention::{AttentionBuffers, AttentionConfig, MultiHeadAttention};
 pub use batch_norm::{BatchNorm, BatchNormBuffers};
 pub use checks::{
     expect_dims, expect_params, expect_same, expect_same_dims, expect_same_lead, expect_shape, expect_width,

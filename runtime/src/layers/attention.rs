@@ -1,0 +1,273 @@
+//! Keras' `MultiHeadAttention(num_heads, key_dim, value_dim, use_bias, output_shape)` applied to
+//! `(query, value)` or `(query, value, key)`, with an optional causal mask.
+//!
+//! Every projection is one matrix product over the batch; the per-head score and mixing products
+//! are strided products on the projected rows, so no head is copied out. Buffers grow to the
+//! largest batch and are reused.
+
+use rand::Rng;
+
+use super::{BackwardOpts, Ctx, Initializer, Layer, LayerBuffers, Param, Shareable, sized};
+use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_strided};
+
+/// The static configuration of a [`MultiHeadAttention`] layer.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionConfig {
+    /// Query steps.
+    pub tq: usize,
+    /// Query features.
+    pub dq: usize,
+    /// Value (and key) steps.
+    pub tv: usize,
+    /// Value features.
+    pub dv: usize,
+    /// Key features (the value's when no key is given).
+    pub dk: usize,
+    /// Keras' `num_heads`.
+    pub heads: usize,
+    /// Keras' `key_dim`: query and key width per head.
+    pub key_dim: usize,
+    /// Keras' `value_dim` (`key_dim` by default).
+    pub value_dim: usize,
+    /// Output features (Keras' `output_shape`; the query's width by default).
+    pub out: usize,
+    /// Whether the projections have biases.
+    pub use_bias: bool,
+    /// Query step `i` attends to key steps `0..=i` only.
+    pub causal: bool,
+}
+
+/// Keras' `MultiHeadAttention`: projections `query`, `key`, `value` (kernels `[D, heads, dim]`,
+/// biases `[heads, dim]`), scaled dot-product attention per head, and the output projection
+/// (`[heads, value_dim, out]`, bias `[out]`), initialised as Keras does (glorot-uniform kernels
+/// with Keras' fans for these shapes, zero biases).
+#[derive(Clone, Debug)]
+pub struct MultiHeadAttention {
+    /// Kernel and bias of each projection: query, key, value, output.
+    pub weights: [(Param, Option<Param>); 4],
+    cfg: AttentionConfig,
+    buf: AttentionBuffers,
+}
+
+/// What one application of a [`MultiHeadAttention`] writes.
+#[derive(Clone, Debug, Default)]
+pub struct AttentionBuffers {
+    out: Vec<f32>,
+    /// Projections `[n·T, heads·dim]` (the query already scaled by `1/√key_dim`).
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// Attention weights `[n, heads, Tq, Tv]`.
+    p: Vec<f32>,
+    /// The heads' outputs side by side `[n·Tq, heads·value_dim]`.
+    mixed: Vec<f32>,
+    dmixed: Vec<f32>,
+    dp: Vec<f32>,
+    dq: Vec<f32>,
+    dk: Vec<f32>,
+    dv: Vec<f32>,
+    /// Input gradients: query, value, key.
+    dx: [Vec<f32>; 3],
+}
+
+impl LayerBuffers for AttentionBuffers {
+    fn output(&self) -> &[f32] {
+        &self.out
+    }
+    fn input_grad(&self, i: usize) -> &[f32] {
+        &self.dx[i]
+    }
+}
+
+const Q: usize = 0;
+const K: usize = 1;
+const V: usize = 2;
+const O: usize = 3;
+
+impl MultiHeadAttention {
+    /// A layer with Keras' initial weights drawn from `rng` (query, key, value, output).
+    pub fn new(cfg: AttentionConfig, rng: &mut impl Rng) -> Self {
+        let AttentionConfig { dq, dk, dv, heads: h, key_dim: kd, value_dim: vd, out, use_bias, .. } = cfg;
+        let mut proj = |shape: &[usize], bias: &[usize]| {
+            let mut w = Param::zeros(shape);
+            Initializer::GlorotUniform.fill(&mut w, rng);
+            (w, use_bias.then(|| Param::zeros(bias)))
+        };
+        let weights = [
+            proj(&[dq, h, kd], &[h, kd]),
+            proj(&[dk, h, kd], &[h, kd]),
+            proj(&[dv, h, vd], &[h, vd]),
+            proj(&[h, vd, out], &[out]),
+        ];
+        MultiHeadAttention { weights, cfg, buf: AttentionBuffers::default() }
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &AttentionConfig {
+        &self.cfg
+    }
+}
+
+/// `y = x · w + b` over `rows` rows, `w` read as `[inner, cols]`.
+fn project(x: &[f32], rows: usize, (w, b): &(Param, Option<Param>), cols: usize, y: &mut Vec<f32>) {
+    let inner = w.value.len() / cols;
+    let y = sized(y, rows * cols);
+    gemm(rows, inner, cols, Mat::n(x), Mat::n(&w.value), y, 0.0);
+    if let Some(b) = b {
+        y.chunks_exact_mut(cols).for_each(|r| r.iter_mut().zip(&b.value).for_each(|(v, b)| *v += b));
+    }
+}
+
+/// The gradients of `y = x · w + b` given `dy`: into `w` and `b` (added when `accumulate`), and,
+/// when `dx` is given, `dx = dy · wᵀ` (added to it when its flag is set).
+fn project_back(
+    x: &[f32],
+    dy: &[f32],
+    rows: usize,
+    (w, b): &mut (Param, Option<Param>),
+    cols: usize,
+    accumulate: bool,
+    dx: Option<(&mut Vec<f32>, bool)>,
+) {
+    let inner = w.value.len() / cols;
+    gemm(inner, rows, cols, Mat::t(x), Mat::n(dy), &mut w.grad, if accumulate { 1.0 } else { 0.0 });
+    if let Some(b) = b {
+        column_sums(dy, cols, &mut b.grad, accumulate);
+    }
+    if let Some((dx, add)) = dx {
+        if !add {
+            sized(dx, rows * inner);
+        }
+        gemm(rows, cols, inner, Mat::n(dy), Mat::t(&w.value), dx, if add { 1.0 } else { 0.0 });
+    }
+}
+
+impl Layer for MultiHeadAttention {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        let AttentionConfig { tq, tv, heads: h, key_dim: kd, value_dim: vd, causal, .. } = self.cfg;
+        let n = ctx.n;
+        let (xq, xv) = (xs[0], xs[1]);
+        let xk = xs.get(2).copied().unwrap_or(xv);
+        let b = &mut self.buf;
+        let (hk, hv) = (h * kd, h * vd);
+        project(xq, n * tq, &self.weights[Q], hk, &mut b.q);
+        let scale = 1.0 / (kd as f32).sqrt();
+        b.q.iter_mut().for_each(|v| *v *= scale);
+        project(xk, n * tv, &self.weights[K], hk, &mut b.k);
+        project(xv, n * tv, &self.weights[V], hv, &mut b.v);
+        let p = sized(&mut b.p, n * h * tq * tv);
+        let mixed = sized(&mut b.mixed, n * tq * hv);
+        for i in 0..n {
+            for hh in 0..h {
+                let ph = &mut p[(i * h + hh) * tq * tv..(i * h + hh + 1) * tq * tv];
+                let q = &b.q[i * tq * hk + hh * kd..];
+                let k = &b.k[i * tv * hk + hh * kd..];
+                gemm_strided(tq, kd, tv, q, (hk, 1), k, (1, hk), ph, tv, 0.0);
+                for (r, row) in ph.chunks_exact_mut(tv).enumerate() {
+                    masked_softmax(row, if causal { r + 1 } else { tv });
+                }
+                let v = &b.v[i * tv * hv + hh * vd..];
+                gemm_strided(tq, tv, vd, ph, (tv, 1), v, (hv, 1), &mut mixed[i * tq * hv + hh * vd..], hv, 0.0);
+            }
+        }
+        project(&b.mixed, n * tq, &self.weights[O], self.cfg.out, &mut b.out);
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        let AttentionConfig { tq, tv, heads: h, key_dim: kd, value_dim: vd, .. } = self.cfg;
+        let n = ctx.n;
+        let (xq, xv) = (xs[0], xs[1]);
+        let xk = xs.get(2).copied().unwrap_or(xv);
+        let (hk, hv) = (h * kd, h * vd);
+        let acc = opts.accumulate;
+        let b = &mut self.buf;
+        let [wq, wk, wv, wo] = &mut self.weights;
+        project_back(&b.mixed, dy, n * tq, wo, self.cfg.out, acc, Some((&mut b.dmixed, false)));
+        let dq = sized(&mut b.dq, n * tq * hk);
+        let dk = sized(&mut b.dk, n * tv * hk);
+        let dv = sized(&mut b.dv, n * tv * hv);
+        let dp = sized(&mut b.dp, tq * tv);
+        for i in 0..n {
+            for hh in 0..h {
+                let ph = &b.p[(i * h + hh) * tq * tv..(i * h + hh + 1) * tq * tv];
+                let dm = &b.dmixed[i * tq * hv + hh * vd..];
+                let v = &b.v[i * tv * hv + hh * vd..];
+                // dP = dMixed_h · V_hᵀ; dV_h = Pᵀ · dMixed_h.
+                gemm_strided(tq, vd, tv, dm, (hv, 1), v, (1, hv), dp, tv, 0.0);
+                gemm_strided(tv, tq, vd, ph, (1, tv), dm, (hv, 1), &mut dv[i * tv * hv + hh * vd..], hv, 0.0);
+                // Through the softmax: dS = P ⊙ (dP − Σ dP ⊙ P) per row.
+                for (prow, drow) in ph.chunks_exact(tv).zip(dp.chunks_exact_mut(tv)) {
+                    let dot: f32 = prow.iter().zip(drow.iter()).map(|(p, d)| p * d).sum();
+                    drow.iter_mut().zip(prow).for_each(|(d, p)| *d = p * (*d - dot));
+                }
+                // S = Qs · Kᵀ: dQs = dS · K_h, dK_h = dSᵀ · Qs.
+                let k = &b.k[i * tv * hk + hh * kd..];
+                let q = &b.q[i * tq * hk + hh * kd..];
+                gemm_strided(tq, tv, kd, dp, (tv, 1), k, (hk, 1), &mut dq[i * tq * hk + hh * kd..], hk, 0.0);
+                gemm_strided(tv, tq, kd, dp, (1, tv), q, (hk, 1), &mut dk[i * tv * hk + hh * kd..], hk, 0.0);
+            }
+        }
+        // The query was scaled after its projection.
+        let scale = 1.0 / (kd as f32).sqrt();
+        dq.iter_mut().for_each(|v| *v *= scale);
+        let [dxq, dxv, dxk] = &mut b.dx;
+        let want = opts.input_grad;
+        project_back(xq, &b.dq, n * tq, wq, hk, acc, want.then_some((dxq, false)));
+        project_back(xv, &b.dv, n * tv, wv, hv, acc, want.then_some((&mut *dxv, false)));
+        // Without a key input the key is the value: its gradient adds to the value's.
+        let dxk = if xs.len() > 2 { (dxk, false) } else { (dxv, true) };
+        project_back(xk, &b.dk, n * tv, wk, hk, acc, want.then_some(dxk));
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, i: usize) -> &[f32] {
+        &self.buf.dx[i]
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+        const NAMES: [(&str, &str); 4] = [
+            ("query_kernel", "query_bias"),
+            ("key_kernel", "key_bias"),
+            ("value_kernel", "value_bias"),
+            ("attention_output_kernel", "attention_output_bias"),
+        ];
+        for ((kn, bn), (w, b)) in NAMES.iter().zip(&self.weights) {
+            f(kn, w);
+            if let Some(b) = b {
+                f(bn, b);
+            }
+        }
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        for (w, b) in &mut self.weights {
+            f(w);
+            if let Some(b) = b {
+                f(b);
+            }
+        }
+    }
+}
+
+/// Softmax over the first `keep` entries of `row`; the rest (masked) get weight 0.
+fn masked_softmax(row: &mut [f32], keep: usize) {
+    let (live, masked) = row.split_at_mut(keep);
+    masked.fill(0.0);
+    let max = live.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    live.iter_mut().for_each(|v| {
+        *v = (*v - max).exp();
+        sum += *v;
+    });
+    live.iter_mut().for_each(|v| *v /= sum);
+}
+
+impl Shareable for MultiHeadAttention {
+    type Buffers = AttentionBuffers;
+    fn buffers_mut(&mut self) -> &mut AttentionBuffers {
+        &mut self.buf
+    }
+}
