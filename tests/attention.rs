@@ -156,3 +156,46 @@ fn multi_head_attention_matches_keras() {
         });
     }
 }
+
+kiln::functional! {
+    /// A transformer block after a projection, so the projection's gradient checks that both
+    /// of the attention's uses of `h` (query and value) reach it.
+    pub struct Block {
+        x = Input([5, 4]);
+        h = Dense(6)(x);
+        a = MultiHeadAttention(num_heads = 2, key_dim = 3)(h, h);
+        s = Add()([h, a]);
+        n = LayerNormalization()(s);
+        f = Flatten()(n);
+        out = Dense(2)(f);
+        Model(x, out)
+    }
+}
+
+kiln::functional! {
+    /// Cross attention with a key of its own and a causal mask, its attention layer shared.
+    pub struct Cross {
+        q = Input([3, 4]);
+        v = Input([3, 2]);
+        k = Input([3, 5]);
+        mha = MultiHeadAttention(num_heads = 2, key_dim = 2, output_shape = 3, use_causal_mask = true);
+        a = mha(q, v, k);
+        b = mha(q, v, k);
+        m = Concatenate()([a, b]);
+        f = Flatten()(m);
+        out = Dense(1)(f);
+        Model([q, v, k], out)
+    }
+}
+
+#[test]
+fn attention_models_have_correct_gradients() {
+    use kiln::Model;
+    let x = data(2 * 5 * 4, 4);
+    let mut m = Block::new();
+    kiln::testing::check_model(&mut m, &[&x], 2, 16, 3e-3).unwrap();
+    let (q, v, k) = (data(2 * 12, 1), data(2 * 6, 2), data(2 * 15, 3));
+    let mut c = Cross::new();
+    kiln::testing::check_model(&mut c, &[&q, &v, &k], 2, 16, 3e-3).unwrap();
+    assert_eq!(Cross::LAYERS.iter().filter(|l| l.kind == "MultiHeadAttention").count(), 1);
+}

@@ -283,7 +283,8 @@ impl Gen<'_> {
             let from_inputs = node.inputs.iter().all(|&j| matches!(self.m.nodes[self.m.resolve(j)].op, Op::Input(_)));
             let input_grad = if from_inputs { quote!(input_grad) } else { quote!(true) };
             // The last use (first seen here) overwrites the parameter gradients; earlier uses add.
-            let merge = self.layer(c).kind.arity() != Arity::One;
+            let kind = &self.layer(c).kind;
+            let merge = kind.arity() != Arity::One && !kind.call_args();
             let acc = if merge || seen_layer.insert(self.layer(c).name.to_string()) {
                 quote!(accumulate)
             } else {

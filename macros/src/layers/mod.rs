@@ -17,6 +17,7 @@ macro_rules! with_weight_args {
 }
 
 mod activation;
+mod attention;
 mod custom;
 mod dense;
 mod embedding;
@@ -69,6 +70,12 @@ pub trait Spec {
     /// How many inputs it takes.
     fn arity(&self) -> Arity {
         Arity::One
+    }
+
+    /// A layer of several inputs with weights of its own, applied as Keras calls it,
+    /// `layer(query, value)` (MultiHeadAttention); a named one is shared by its applications.
+    fn call_args(&self) -> bool {
+        false
     }
 
     /// A view changes no value on row-major data (Flatten, Reshape): no field, no code, the
@@ -190,6 +197,7 @@ pub const KINDS: &[Kind] = &[
     recurrent::SIMPLE_RNN,
     recurrent::LSTM,
     recurrent::GRU,
+    attention::KIND,
     noise::DROPOUT,
     noise::SPATIAL_DROPOUT1D,
     noise::SPATIAL_DROPOUT2D,

@@ -243,14 +243,39 @@ impl Lowering<'_> {
     }
 
     fn apply(&mut self, layer: usize, arg: &Group, tokens: TokenStream, at: usize) -> Option<usize> {
-        let arg = match parse_expr.parse2(arg.stream()) {
-            Ok(e) => e,
+        let args = match (|s: ParseStream| Punctuated::<Expr, Token![,]>::parse_terminated_with(s, parse_expr))
+            .parse2(arg.stream())
+        {
+            Ok(e) => e.into_iter().collect::<Vec<_>>(),
             Err(e) => {
                 self.errors.push(e);
                 return None;
             }
         };
         let kind = self.layers[layer].kind.clone();
+        // `MultiHeadAttention(..)(query, value)`: several inputs as arguments, as Keras calls it.
+        let arg = match (args.len(), kind.call_args()) {
+            (0, _) => {
+                self.errors.over(&tokens, format!("apply {} to its input: `layer(x)`", kind.class()));
+                return None;
+            }
+            (1, _) => args.into_iter().next()?,
+            (_, true) => {
+                let mut list = TokenStream::new();
+                args.iter().for_each(|a| list.extend(a.tokens()));
+                Expr::List(args, list)
+            }
+            (_, false) => {
+                let class = kind.class();
+                let hint = if kind.arity() == Arity::One {
+                    format!("{class} takes one input; merge a list first, e.g. Concatenate()([a, b])")
+                } else {
+                    format!("{class} merges a list of inputs, e.g. {class}()([a, b])")
+                };
+                self.errors.over(&arg.stream(), hint);
+                return None;
+            }
+        };
         let inputs = match (&arg, kind.arity() != Arity::One) {
             (Expr::List(items, _), true) => {
                 let mut ins = Vec::new();
@@ -381,7 +406,7 @@ impl Lowering<'_> {
             // A definition: `Dense(..)` or `Flatten`, bound for later application.
             Expr::Call { callee, groups, .. } if is_class(callee) && groups.len() == 1 => {
                 self.define(callee, Some(&groups[0])).and_then(|(u, t)| {
-                    if u.kind.arity() != Arity::One {
+                    if u.kind.arity() != Arity::One && !u.kind.call_args() {
                         Some(Binding::Merge(u, t))
                     } else {
                         self.new_layer(u, t, callee.span()).map(Binding::Layer)
@@ -389,7 +414,7 @@ impl Lowering<'_> {
                 })
             }
             Expr::Name(callee) if is_class(callee) => self.define(callee, None).and_then(|(u, t)| {
-                if u.kind.arity() != Arity::One {
+                if u.kind.arity() != Arity::One && !u.kind.call_args() {
                     Some(Binding::Merge(u, t))
                 } else {
                     self.new_layer(u, t, callee.span()).map(Binding::Layer)

@@ -1,0 +1,159 @@
+//! `MultiHeadAttention(num_heads, key_dim, value_dim = key_dim, use_bias = true, output_shape =
+//! query width, use_causal_mask = false)` applied as `mha(query, value)` or `mha(query, value,
+//! key)` to sequences `[T, D]`: `[Tq, output_shape]`. kiln takes `use_causal_mask` when the
+//! layer is defined (Keras takes it per call); its value is static either way.
+
+use std::rc::Rc;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{Args, Arity, Dim, Kind, Spec, rt, show};
+use crate::parse::{Errors, Value};
+
+pub const KIND: Kind = Kind {
+    class: "MultiHeadAttention",
+    args: &["num_heads", "key_dim", "value_dim", "dropout", "use_bias", "output_shape", "use_causal_mask"],
+    arity: Arity::AtLeastTwo,
+    build,
+};
+
+struct Attention {
+    heads: usize,
+    key_dim: usize,
+    value_dim: usize,
+    use_bias: bool,
+    output: Option<usize>,
+    causal: bool,
+}
+
+fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let example = "MultiHeadAttention(num_heads = 4, key_dim = 32)";
+    let mut required = |key: &str| match args.positive(key, "MultiHeadAttention", example, errors) {
+        Some(Some(v)) => Some(v),
+        Some(None) => {
+            errors.over(args.call, format!("MultiHeadAttention needs its {key}, e.g. {example}"));
+            None
+        }
+        None => None,
+    };
+    let heads = required("num_heads");
+    let key_dim = required("key_dim");
+    let value_dim = args.positive("value_dim", "MultiHeadAttention", example, errors);
+    let use_bias = args.boolean("use_bias", true, errors);
+    let causal = args.boolean("use_causal_mask", false, errors);
+    let output = match args.get("output_shape") {
+        None => Some(None),
+        Some(Value::Int(d, _)) if *d > 0 => Some(Some(*d as usize)),
+        Some(Value::List(d, _)) if d.len() == 1 && d[0] > 0 => Some(Some(d[0] as usize)),
+        Some(v) => {
+            errors.at(v.span(), "output_shape is the width of each output step, a positive integer, e.g. output_shape = 64");
+            None
+        }
+    };
+    let dropout = args.number("dropout", 0.0, (|v| (0.0..1.0).contains(&v), "in [0, 1)"), errors)?;
+    if dropout != 0.0 {
+        let span = args.get("dropout").map(Value::span).unwrap_or_else(proc_macro2::Span::call_site);
+        errors.at(span, "kiln's MultiHeadAttention does not support dropout on the attention weights yet");
+        return None;
+    }
+    let key_dim = key_dim?;
+    Some(Rc::new(Attention {
+        heads: heads?,
+        key_dim,
+        value_dim: value_dim?.unwrap_or(key_dim),
+        use_bias: use_bias?,
+        output: output?,
+        causal: causal?,
+    }))
+}
+
+impl Attention {
+    fn out(&self, query: &[usize]) -> usize {
+        self.output.unwrap_or(query[1])
+    }
+}
+
+impl Spec for Attention {
+    fn class(&self) -> &'static str {
+        "MultiHeadAttention"
+    }
+
+    fn arity(&self) -> Arity {
+        Arity::AtLeastTwo
+    }
+
+    fn call_args(&self) -> bool {
+        true
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        if ins.len() > 3 {
+            return Err(format!("MultiHeadAttention takes (query, value) or (query, value, key), got {} inputs", ins.len()));
+        }
+        for (name, s) in ["query", "value", "key"].iter().zip(ins) {
+            if s.len() != 2 {
+                return Err(format!(
+                    "MultiHeadAttention attends over steps: its {name} must be [steps, features] per sample, got {}",
+                    show(s)
+                ));
+            }
+        }
+        if let Some(k) = ins.get(2)
+            && k[0] != ins[1][0]
+        {
+            return Err(format!(
+                "MultiHeadAttention's key and value must have the same number of steps, got key {} and value {}",
+                show(k),
+                show(&ins[1])
+            ));
+        }
+        if self.causal && ins[0][0] > ins[1][0] {
+            return Err(format!(
+                "a causal MultiHeadAttention needs at least as many value steps as query steps, got query {} and value {}",
+                show(&ins[0]),
+                show(&ins[1])
+            ));
+        }
+        Ok(vec![ins[0][0], self.out(&ins[0])])
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::MultiHeadAttention)
+    }
+
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let rt = rt();
+        let (tq, dq, tv, dv) = (&ins[0][0], &ins[0][1], &ins[1][0], &ins[1][1]);
+        let dk = ins.get(2).map_or(dv, |k| &k[1]);
+        let (h, kd, vd, bias, causal) = (self.heads, self.key_dim, self.value_dim, self.use_bias, self.causal);
+        let out = self.output.map_or_else(|| quote!(#dq), |o| quote!(#o));
+        quote!(#rt::MultiHeadAttention::new(
+            #rt::AttentionConfig {
+                tq: #tq, dq: #dq, tv: #tv, dv: #dv, dk: #dk, heads: #h, key_dim: #kd, value_dim: #vd,
+                out: #out, use_bias: #bias, causal: #causal,
+            },
+            &mut rng,
+        ))
+    }
+
+    fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        let (dq, dv) = (ins.first()?.get(1).copied()?, ins.get(1)?.get(1).copied()?);
+        let dk = ins.get(2).and_then(|k| k.get(1).copied()).unwrap_or(dv);
+        let (h, kd, vd, out) = (self.heads, self.key_dim, self.value_dim, self.out(&ins[0]));
+        let mut p = Vec::new();
+        for (k, b, shape, bias) in [
+            ("query_kernel", "query_bias", vec![dq, h, kd], vec![h, kd]),
+            ("key_kernel", "key_bias", vec![dk, h, kd], vec![h, kd]),
+            ("value_kernel", "value_bias", vec![dv, h, vd], vec![h, vd]),
+            ("attention_output_kernel", "attention_output_bias", vec![h, vd, out], vec![out]),
+        ] {
+            p.push((k, shape));
+            if self.use_bias {
+                p.push((b, bias));
+            }
+        }
+        Some(p)
+    }
+}
