@@ -366,6 +366,108 @@ pub fn history_svg(h: &History) -> String {
     s + "</svg>\n"
 }
 
+/// One curve of a [`line_chart`]: its legend label and its values, one per step.
+pub struct Series<'a> {
+    /// The legend's text.
+    pub label: &'a str,
+    /// One value per step; NaN leaves a step out.
+    pub values: &'a [f64],
+}
+
+const COLORS: [&str; 4] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
+
+/// Curves over the same steps on shared axes, as SVG: a title, labelled axes (the steps numbered
+/// from `x_start`), a legend. Draw it to a file with [`write_chart`].
+pub fn line_chart(title: &str, x_label: &str, y_label: &str, x_start: f64, series: &[Series<'_>]) -> String {
+    let (pw, ph, left, top) = (900.0, 320.0, 70.0, 50.0);
+    let (width, height) = (left + pw + 30.0, top + ph + 50.0);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"DejaVu Sans Mono, monospace\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    let steps = series.iter().map(|c| c.values.len()).max().unwrap_or(0).max(1);
+    let all = series.iter().flat_map(|c| c.values.iter().copied()).filter(|v| v.is_finite());
+    let (mut lo, mut hi) = all.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    if lo > hi {
+        (lo, hi) = (0.0, 1.0);
+    }
+    if hi - lo < 1e-9 {
+        (lo, hi) = (lo - 0.5, hi + 0.5);
+    }
+    let pad = (hi - lo) * 0.05;
+    let (lo, hi) = (lo - pad, hi + pad);
+    let x = |i: f64| left + if steps > 1 { i / (steps - 1) as f64 * pw } else { pw / 2.0 };
+    let y = |v: f64| top + ph - (v - lo) / (hi - lo) * ph;
+    s += &format!("<text x=\"{left}\" y=\"{}\" font-size=\"15\">{}</text>\n", top - 28.0, xml(title));
+    s += &format!("<rect x=\"{left}\" y=\"{top}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#333\"/>\n");
+    let step = nice_step(hi - lo, 5.0);
+    let mut t = (lo / step).ceil() * step;
+    while t <= hi {
+        let ty = y(t);
+        s += &format!("<line x1=\"{left}\" y1=\"{ty:.1}\" x2=\"{}\" y2=\"{ty:.1}\" stroke=\"#ddd\"/>\n", left + pw);
+        s += &format!(
+            "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>\n",
+            left - 6.0,
+            ty + 4.0,
+            format_tick(t, step)
+        );
+        t += step;
+    }
+    let xstep = nice_step(steps as f64, 10.0).max(1.0);
+    let mut i = 0.0;
+    while i < steps as f64 {
+        let label = format_tick(x_start + i, xstep);
+        s += &format!(
+            "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{label}</text>\n",
+            x(i),
+            top + ph + 16.0
+        );
+        i += xstep;
+    }
+    s += &format!(
+        "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{}</text>\n",
+        left + pw / 2.0,
+        top + ph + 36.0,
+        xml(x_label)
+    );
+    s += &format!(
+        "<text x=\"{0}\" y=\"{1}\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 {0} {1})\">{2}</text>\n",
+        left - 52.0,
+        top + ph / 2.0,
+        xml(y_label)
+    );
+    for (k, c) in series.iter().enumerate() {
+        let color = COLORS[k % COLORS.len()];
+        let pts: Vec<String> = c
+            .values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(i, v)| format!("{:.1},{:.1}", x(i as f64), y(*v)))
+            .collect();
+        s += &format!(
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>\n",
+            pts.join(" ")
+        );
+        let (lx, ly) = (left + pw - 180.0 * (series.len() - k) as f64, top - 12.0);
+        s += &format!(
+            "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"/>\n",
+            lx + 24.0
+        );
+        s += &format!("<text x=\"{}\" y=\"{}\" font-size=\"12\">{}</text>\n", lx + 30.0, ly + 4.0, xml(c.label));
+    }
+    s + "</svg>\n"
+}
+
+/// Writes a chart (SVG text) to `path` as `.svg` or `.png`, atomically.
+pub fn write_chart(svg: &str, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    match format_of(path)? {
+        "svg" => write(path, svg.as_bytes()),
+        "png" => write(path, &svg_to_png(svg, 1.5)?),
+        _ => Err(Error::invalid("path", "charts are drawn to .svg or .png files")),
+    }
+}
+
 fn format_tick(v: f64, step: f64) -> String {
     let decimals = if step >= 1.0 { 0 } else { (-step.log10()).ceil() as usize };
     // `+ 0.0` turns a rounded -0 into 0.
@@ -376,12 +478,6 @@ impl History {
     /// Draws the training curves to `path` (`.svg` or `.png`): loss and each metric per
     /// epoch, training and validation on shared axes.
     pub fn plot(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let svg = history_svg(self);
-        match format_of(path)? {
-            "svg" => write(path, svg.as_bytes()),
-            "png" => write(path, &svg_to_png(&svg, 1.5)?),
-            _ => Err(Error::invalid("path", "History::plot draws .svg or .png files")),
-        }
+        write_chart(&history_svg(self), path)
     }
 }

@@ -47,7 +47,10 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
         Some(Value::Int(d, _)) if *d > 0 => Some(Some(*d as usize)),
         Some(Value::List(d, _)) if d.len() == 1 && d[0] > 0 => Some(Some(d[0] as usize)),
         Some(v) => {
-            errors.at(v.span(), "output_shape is the width of each output step, a positive integer, e.g. output_shape = 64");
+            errors.at(
+                v.span(),
+                "output_shape is the width of each output step, a positive integer, e.g. output_shape = 64",
+            );
             None
         }
     };
@@ -89,7 +92,10 @@ impl Spec for Attention {
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
         if ins.len() > 3 {
-            return Err(format!("MultiHeadAttention takes (query, value) or (query, value, key), got {} inputs", ins.len()));
+            return Err(format!(
+                "MultiHeadAttention takes (query, value) or (query, value, key), got {} inputs",
+                ins.len()
+            ));
         }
         for (name, s) in ["query", "value", "key"].iter().zip(ins) {
             if s.len() != 2 {
