@@ -53,6 +53,29 @@ sequential! {
     }
 }
 
+sequential! {
+    /// W6: Embedding(10000, 64) → LSTM(64) → Dense(1, sigmoid) on 100 token ids.
+    pub struct TextLstm: Input([100], dtype = i32) {
+        Embedding(10000, 64),
+        LSTM(64),
+        Dense(1, activation = sigmoid),
+    }
+}
+
+functional! {
+    /// W7: a transformer block on 64 token ids.
+    pub struct TextAttention {
+        tokens = Input([64], dtype = i32);
+        h = Embedding(8000, 128)(tokens);
+        a = MultiHeadAttention(num_heads = 4, key_dim = 32)(h, h);
+        n1 = LayerNormalization()(Add()([h, a]));
+        f = Dense(128)(Dense(256, activation = relu)(n1));
+        n2 = LayerNormalization()(Add()([n1, f]));
+        out = Dense(2, activation = softmax)(GlobalAveragePooling1D()(n2));
+        Model(tokens, out)
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -73,18 +96,37 @@ fn data(n: usize, sample: &[usize]) -> Data {
 }
 
 /// Samples per second of `fit` over one epoch: one warm-up epoch, then the median of `epochs`.
-fn train<M: Model>(mut m: M, d: &Data, batch: usize, epochs: usize) -> f64 {
-    m.compile("categorical_crossentropy", Adam::new(1e-3), &[]).expect("valid names");
+fn train<M: Model>(m: M, d: &Data, batch: usize, epochs: usize) -> f64 {
+    train_on(m, &d.x, &d.y, "categorical_crossentropy", batch, epochs)
+}
+
+/// `train` on any inputs and targets, with the loss given.
+fn train_on<M: Model, T: kiln::Element, U: kiln::Element, D: kiln::ndarray::Dimension, E: kiln::ndarray::Dimension>(
+    mut m: M,
+    x: &kiln::ndarray::Array<T, D>,
+    y: &kiln::ndarray::Array<U, E>,
+    loss: &str,
+    batch: usize,
+    epochs: usize,
+) -> f64 {
+    m.compile(loss, Adam::new(1e-3), &[]).expect("valid names");
     let opts = || Fit { epochs: 1, batch_size: batch, verbose: 0, shuffle: false, ..Fit::default() };
-    m.fit(&d.x, &d.y, opts()).expect("fits");
+    m.fit(x, y, opts()).expect("fits");
     let times = (0..epochs)
         .map(|_| {
             let t = Instant::now();
-            m.fit(&d.x, &d.y, opts()).expect("fits");
-            d.x.shape()[0] as f64 / t.elapsed().as_secs_f64()
+            m.fit(x, y, opts()).expect("fits");
+            x.shape()[0] as f64 / t.elapsed().as_secs_f64()
         })
         .collect();
     median(times)
+}
+
+/// `n` sequences of `len` token ids uniform in `0..vocab`, and binary labels (as ../shared/bench).
+fn tokens(n: usize, len: usize, vocab: usize, seed: u64) -> (Array2<i32>, Array1<i32>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let x = Array2::from_shape_fn((n, len), |_| rng.random_range(0..vocab as i32));
+    (x, Array1::from_shape_fn(n, |_| rng.random_range(0..2)))
 }
 
 fn gflops(m: usize, k: usize, n: usize, reps: usize) -> f64 {
@@ -169,6 +211,28 @@ fn main() {
             "| W5b three Conv2D+BatchNormalization blocks on 32×32×3, bs64 (samples/s) | {:.0} |",
             train(DeepCnn::with_seed(1), &d5, 64, epochs)
         );
+    }
+    if want("W6") {
+        let (x, y) = tokens(if quick { 1_000 } else { 5_000 }, 100, 10_000, 1);
+        let y = y.mapv(|v| v as f32).insert_axis(kiln::ndarray::Axis(1));
+        let rate = train_on(TextLstm::with_seed(1), &x, &y, "binary_crossentropy", 64, epochs);
+        println!("| W6 LSTM text train, bs64 (samples/s) | {rate:.0} |");
+        let mut m = TextLstm::with_seed(1);
+        let sample: Vec<f32> = x.row(0).iter().map(|&v| v as f32).collect();
+        m.predict_one(&sample).expect("100 ids");
+        let one: Vec<f64> = (0..if quick { 200 } else { 2000 })
+            .map(|_| {
+                let t = Instant::now();
+                black_box(m.predict_one(black_box(&sample)).expect("100 ids"));
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        println!("| W6 latency, 1 sequence, `predict_one` (µs) | {:.1} |", median(one));
+    }
+    if want("W7") {
+        let (x, y) = tokens(if quick { 800 } else { 4_000 }, 64, 8_000, 2);
+        let rate = train_on(TextAttention::with_seed(1), &x, &y, "sparse_categorical_crossentropy", 32, epochs);
+        println!("| W7 attention block train, bs32 (samples/s) | {rate:.0} |");
     }
     if want("G") {
         for threads in [1, 2] {
