@@ -193,6 +193,164 @@ super::simd::multiversion! {
     }
 }
 
+/// `c[m×n] = a[m×k] · b[k×n] + beta · c` for the small products a recurrent step makes (a state
+/// `[batch, units]` times a recurrent kernel held for the whole sequence), with row strides
+/// `lda`, `ldb`, `ldc`. No packing: two rows of `c` by 32 columns stay in registers while `b`'s
+/// 32-column block streams from L1 (`k · 128` bytes), one broadcast and two fused multiply-adds
+/// per loaded vector. Uses AVX2+FMA when the CPU has them; the same sums in a plain loop
+/// otherwise. Deterministic: each element's sum runs over `k` in order.
+///
+/// # Panics
+/// When a stride reaches outside its slice: a bug in kiln, never user input.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_small(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    beta: f32,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(lda >= k && ldb >= n && ldc >= n);
+    assert!((m - 1) * lda + k <= a.len() && (m - 1) * ldc + n <= c.len());
+    assert!(k == 0 || (k - 1) * ldb + n <= b.len());
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA, and the assertions bound every access.
+        unsafe { small_fma(m, k, n, a, lda, b, ldb, c, ldc, beta) };
+        return;
+    }
+    small_plain(0, m, 0, n, k, a, lda, b, ldb, c, ldc, beta);
+}
+
+/// Rows `r0..r1`, columns `j0..j1` of [`gemm_small`], one element at a time.
+#[allow(clippy::too_many_arguments)]
+fn small_plain(
+    r0: usize,
+    r1: usize,
+    j0: usize,
+    j1: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    beta: f32,
+) {
+    for i in r0..r1 {
+        for j in j0..j1 {
+            let mut acc = if beta == 0.0 { 0.0 } else { beta * c[i * ldc + j] };
+            for p in 0..k {
+                acc = a[i * lda + p].mul_add(b[p * ldb + j], acc);
+            }
+            c[i * ldc + j] = acc;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_fma(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    beta: f32,
+) {
+    let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+    let mut j = 0;
+    // SAFETY: every block below reads rows < m, columns < n and p < k, inside the slices as
+    // `gemm_small` asserted.
+    unsafe {
+        while j + 32 <= n {
+            let mut i = 0;
+            while i + 2 <= m {
+                fma_block::<2, 4>(i, j, k, ap, lda, bp, ldb, cp, ldc, beta);
+                i += 2;
+            }
+            if i < m {
+                fma_block::<1, 4>(i, j, k, ap, lda, bp, ldb, cp, ldc, beta);
+            }
+            j += 32;
+        }
+        while j + 8 <= n {
+            for i in 0..m {
+                fma_block::<1, 1>(i, j, k, ap, lda, bp, ldb, cp, ldc, beta);
+            }
+            j += 8;
+        }
+    }
+    small_plain(0, m, j, n, k, a, lda, b, ldb, c, ldc, beta);
+}
+
+/// Rows `i..i + R` by columns `j..j + 8V` of [`gemm_small`], in registers.
+///
+/// # Safety
+/// AVX2 and FMA present; the block lies inside the operands.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn fma_block<const R: usize, const V: usize>(
+    i: usize,
+    j: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    beta: f32,
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller keeps the block inside the operands.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); V]; R];
+        if beta != 0.0 {
+            let vb = _mm256_set1_ps(beta);
+            for (r, row) in acc.iter_mut().enumerate() {
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = _mm256_mul_ps(vb, _mm256_loadu_ps(c.add((i + r) * ldc + j + 8 * v)));
+                }
+            }
+        }
+        for p in 0..k {
+            let brow = b.add(p * ldb + j);
+            let mut w = [_mm256_setzero_ps(); V];
+            for (v, x) in w.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(brow.add(8 * v));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = _mm256_set1_ps(*a.add((i + r) * lda + p));
+                for (v, y) in row.iter_mut().enumerate() {
+                    *y = _mm256_fmadd_ps(x, w[v], *y);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, x) in row.iter().enumerate() {
+                _mm256_storeu_ps(c.add((i + r) * ldc + j + 8 * v), *x);
+            }
+        }
+    }
+}
+
 /// `out[j] (+)= Σ_i g[i, j]`: the bias gradient, a column sum of a row-major `[rows, cols]` matrix.
 pub fn column_sums(g: &[f32], cols: usize, out: &mut [f32], accumulate: bool) {
     if !accumulate {
@@ -208,6 +366,26 @@ pub fn column_sums(g: &[f32], cols: usize, out: &mut [f32], accumulate: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The register-blocked kernel against plain sums, on shapes with odd rows and ragged columns,
+    /// strided operands and both betas.
+    #[test]
+    fn gemm_small_matches_plain_sums() {
+        for &(m, k, n) in &[(1, 1, 1), (2, 3, 32), (5, 7, 70), (64, 64, 256), (3, 0, 40)] {
+            let (lda, ldb, ldc) = (k + 3, n + 5, n + 2);
+            let a: Vec<f32> = (0..m * lda).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
+            let b: Vec<f32> = (0..k.max(1) * ldb).map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0).collect();
+            for beta in [0.0, 1.0] {
+                let mut c: Vec<f32> = (0..m * ldc).map(|i| (i % 3) as f32).collect();
+                let mut want = c.clone();
+                small_plain(0, m, 0, n, k, &a, lda, &b, ldb, &mut want, ldc, beta);
+                gemm_small(m, k, n, &a, lda, &b, ldb, &mut c, ldc, beta);
+                for (i, (g, w)) in c.iter().zip(&want).enumerate() {
+                    assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{m}x{k}x{n} beta {beta} [{i}]: {g} vs {w}");
+                }
+            }
+        }
+    }
 
     fn naive(m: usize, k: usize, n: usize, a: &[f32], at: bool, b: &[f32], bt: bool) -> Vec<f32> {
         let mut c = vec![0.0; m * n];

@@ -10,7 +10,8 @@
 use rand::Rng;
 
 use super::{BackwardOpts, Ctx, Initializer, Layer, LayerBuffers, Param, Shareable, sized};
-use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_strided};
+use crate::kernels::fastmath;
+use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_small, gemm_strided};
 
 /// Which recurrence a [`Recurrent`] layer computes (Keras' gate order in each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,14 +64,14 @@ pub enum Gate {
 }
 
 impl Gate {
-    #[inline]
-    fn f(self, x: f32) -> f32 {
+    /// Applies the activation to every value, in place (vectorised).
+    fn apply(self, v: &mut [f32]) {
         match self {
-            Gate::Tanh => x.tanh(),
-            Gate::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-            Gate::HardSigmoid => (x / 6.0 + 0.5).clamp(0.0, 1.0),
-            Gate::Relu => x.max(0.0),
-            Gate::Linear => x,
+            Gate::Tanh => fastmath::tanh_slice(v),
+            Gate::Sigmoid => fastmath::sigmoid_slice(v),
+            Gate::HardSigmoid => v.iter_mut().for_each(|x| *x = (*x / 6.0 + 0.5).clamp(0.0, 1.0)),
+            Gate::Relu => v.iter_mut().for_each(|x| *x = x.max(0.0)),
+            Gate::Linear => {}
         }
     }
 
@@ -157,6 +158,8 @@ pub struct RecurrentBuffers {
     /// GRU without `reset_after`: the gradient reaching `r ⊙ h₋₁`.
     dhr: Vec<f32>,
     dx: Vec<f32>,
+    /// The recurrent kernel transposed `[G·U, U]`, for the per-step products of backward.
+    rt: Vec<f32>,
 }
 
 impl LayerBuffers for RecurrentBuffers {
@@ -231,16 +234,14 @@ impl Layer for Recurrent {
             match cell {
                 Cell::Simple => {
                     if let Some(hp) = h_prev {
-                        gemm(n, u, u, Mat::n(hp), Mat::n(rk), g, 1.0);
+                        gemm_small(n, u, u, hp, u, rk, u, g, u, 1.0);
                     }
-                    g.iter_mut().zip(h.iter_mut()).for_each(|(g, h)| {
-                        *g = act.f(*g);
-                        *h = *g;
-                    });
+                    act.apply(g);
+                    h.copy_from_slice(g);
                 }
                 Cell::Lstm => {
                     if let Some(hp) = h_prev {
-                        gemm(n, u, u * 4, Mat::n(hp), Mat::n(rk), g, 1.0);
+                        gemm_small(n, u, gu, hp, u, rk, gu, g, gu, 1.0);
                     }
                     let (c_before, c_rest) = b.c.split_at_mut(s * n * u);
                     let c_prev = (s > 0).then(|| &c_before[(s - 1) * n * u..]);
@@ -248,19 +249,27 @@ impl Layer for Recurrent {
                     let tc = &mut b.tc[s * n * u..(s + 1) * n * u];
                     for i in 0..n {
                         let gi = &mut g[i * gu..(i + 1) * gu];
-                        for k in 0..u {
-                            let ig = ra.f(gi[k]);
-                            let fg = ra.f(gi[u + k]);
-                            let cg = act.f(gi[2 * u + k]);
-                            let og = ra.f(gi[3 * u + k]);
-                            (gi[k], gi[u + k], gi[2 * u + k], gi[3 * u + k]) = (ig, fg, cg, og);
-                            let cp = c_prev.map_or(0.0, |c| c[i * u + k]);
-                            let cv = fg * cp + ig * cg;
-                            c[i * u + k] = cv;
-                            let a = act.f(cv);
-                            tc[i * u + k] = a;
-                            h[i * u + k] = og * a;
+                        ra.apply(&mut gi[..2 * u]);
+                        act.apply(&mut gi[2 * u..3 * u]);
+                        ra.apply(&mut gi[3 * u..]);
+                        let (ig, rest) = gi.split_at(u);
+                        let (fg, cg) = (&rest[..u], &rest[u..2 * u]);
+                        let ci = &mut c[i * u..(i + 1) * u];
+                        match c_prev {
+                            Some(cp) => {
+                                let cp = &cp[i * u..(i + 1) * u];
+                                for k in 0..u {
+                                    ci[k] = fg[k] * cp[k] + ig[k] * cg[k];
+                                }
+                            }
+                            None => (0..u).for_each(|k| ci[k] = ig[k] * cg[k]),
                         }
+                    }
+                    tc.copy_from_slice(c);
+                    act.apply(tc);
+                    for i in 0..n {
+                        let (og, ti) = (&g[i * gu + 3 * u..(i + 1) * gu], &tc[i * u..(i + 1) * u]);
+                        h[i * u..(i + 1) * u].iter_mut().zip(og.iter().zip(ti)).for_each(|(h, (o, t))| *h = o * t);
                     }
                 }
                 Cell::Gru { reset_after: true } => {
@@ -273,43 +282,57 @@ impl Layer for Recurrent {
                         None => rec.fill(0.0),
                     }
                     if let Some(hp) = h_prev {
-                        gemm(n, u, gu, Mat::n(hp), Mat::n(rk), rec, 1.0);
+                        gemm_small(n, u, gu, hp, u, rk, gu, rec, gu, 1.0);
                     }
                     for i in 0..n {
                         let (gi, ri) = (&mut g[i * gu..(i + 1) * gu], &rec[i * gu..(i + 1) * gu]);
-                        for k in 0..u {
-                            let z = ra.f(gi[k] + ri[k]);
-                            let r = ra.f(gi[u + k] + ri[u + k]);
-                            let hh = act.f(gi[2 * u + k] + r * ri[2 * u + k]);
-                            (gi[k], gi[u + k], gi[2 * u + k]) = (z, r, hh);
-                            let hp = h_prev.map_or(0.0, |h| h[i * u + k]);
-                            h[i * u + k] = z * hp + (1.0 - z) * hh;
+                        gi[..2 * u].iter_mut().zip(&ri[..2 * u]).for_each(|(g, r)| *g += r);
+                        ra.apply(&mut gi[..2 * u]);
+                        let (zr, hh) = gi.split_at_mut(2 * u);
+                        hh.iter_mut().zip(&zr[u..]).zip(&ri[2 * u..]).for_each(|((h, r), rh)| *h += r * rh);
+                        act.apply(hh);
+                        let hi = &mut h[i * u..(i + 1) * u];
+                        match h_prev {
+                            Some(hp) => {
+                                let hp = &hp[i * u..(i + 1) * u];
+                                for k in 0..u {
+                                    hi[k] = zr[k] * hp[k] + (1.0 - zr[k]) * hh[k];
+                                }
+                            }
+                            None => (0..u).for_each(|k| hi[k] = (1.0 - zr[k]) * hh[k]),
                         }
                     }
                 }
                 Cell::Gru { reset_after: false } => {
                     if let Some(hp) = h_prev {
-                        gemm_strided(n, u, 2 * u, hp, (u, 1), rk, (gu, 1), g, gu, 1.0);
+                        gemm_small(n, u, 2 * u, hp, u, rk, gu, g, gu, 1.0);
                     }
                     let hr = &mut b.rec[s * n * u..(s + 1) * n * u];
                     for i in 0..n {
-                        for k in 0..u {
-                            let z = ra.f(g[i * gu + k]);
-                            let r = ra.f(g[i * gu + u + k]);
-                            (g[i * gu + k], g[i * gu + u + k]) = (z, r);
-                            hr[i * u + k] = r * h_prev.map_or(0.0, |h| h[i * u + k]);
+                        let gi = &mut g[i * gu..(i + 1) * gu];
+                        ra.apply(&mut gi[..2 * u]);
+                        let hri = &mut hr[i * u..(i + 1) * u];
+                        match h_prev {
+                            Some(hp) => hri.iter_mut().zip(&gi[u..2 * u]).zip(&hp[i * u..(i + 1) * u]).for_each(|((o, r), h)| *o = r * h),
+                            None => hri.fill(0.0),
                         }
                     }
                     if s > 0 {
-                        gemm_strided(n, u, u, hr, (u, 1), &rk[2 * u..], (gu, 1), &mut g[2 * u..], gu, 1.0);
+                        gemm_small(n, u, u, hr, u, &rk[2 * u..], gu, &mut g[2 * u..], gu, 1.0);
                     }
                     for i in 0..n {
-                        for k in 0..u {
-                            let gi = &mut g[i * gu..(i + 1) * gu];
-                            let (z, hh) = (gi[k], act.f(gi[2 * u + k]));
-                            gi[2 * u + k] = hh;
-                            let hp = h_prev.map_or(0.0, |h| h[i * u + k]);
-                            h[i * u + k] = z * hp + (1.0 - z) * hh;
+                        let gi = &mut g[i * gu..(i + 1) * gu];
+                        let (zr, hh) = gi.split_at_mut(2 * u);
+                        act.apply(hh);
+                        let hi = &mut h[i * u..(i + 1) * u];
+                        match h_prev {
+                            Some(hp) => {
+                                let hp = &hp[i * u..(i + 1) * u];
+                                for k in 0..u {
+                                    hi[k] = zr[k] * hp[k] + (1.0 - zr[k]) * hh[k];
+                                }
+                            }
+                            None => (0..u).for_each(|k| hi[k] = (1.0 - zr[k]) * hh[k]),
                         }
                     }
                 }
@@ -336,6 +359,10 @@ impl Layer for Recurrent {
         let (n, gu) = (ctx.n, cell.gates() * u);
         let rk = &self.recurrent_kernel.value;
         let b = &mut self.buf;
+        let rt = sized(&mut b.rt, gu * u);
+        for (k, row) in rk.chunks_exact(gu).enumerate() {
+            row.iter().enumerate().for_each(|(j, &v)| rt[j * u + k] = v);
+        }
         let dg = sized(&mut b.dg, t * n * gu);
         let gru = matches!(cell, Cell::Gru { .. });
         if gru {
@@ -370,7 +397,7 @@ impl Layer for Recurrent {
                 Cell::Simple => {
                     dgs.iter_mut().zip(g).zip(&b.dh).for_each(|((d, &y), &dh)| *d = dh * act.df(y));
                     if s > 0 {
-                        gemm(n, u, u, Mat::n(dgs), Mat::t(rk), &mut b.dh_next, 0.0);
+                        gemm_small(n, u, u, dgs, u, &b.rt, u, &mut b.dh_next, u, 0.0);
                     }
                 }
                 Cell::Lstm => {
@@ -391,7 +418,7 @@ impl Layer for Recurrent {
                         }
                     }
                     if s > 0 {
-                        gemm(n, gu, u, Mat::n(dgs), Mat::t(rk), &mut b.dh_next, 0.0);
+                        gemm_small(n, gu, u, dgs, gu, &b.rt, u, &mut b.dh_next, u, 0.0);
                     }
                 }
                 Cell::Gru { reset_after: true } => {
@@ -414,7 +441,7 @@ impl Layer for Recurrent {
                         }
                     }
                     if s > 0 {
-                        gemm(n, gu, u, Mat::n(drec), Mat::t(rk), &mut b.dh_next, 1.0);
+                        gemm_small(n, gu, u, drec, gu, &b.rt, u, &mut b.dh_next, u, 1.0);
                     }
                 }
                 Cell::Gru { reset_after: false } => {
@@ -430,7 +457,7 @@ impl Layer for Recurrent {
                         }
                     }
                     // The candidate's recurrent input is r ⊙ h₋₁: its gradient reaches r and h₋₁.
-                    gemm_strided(n, u, u, &dgs[2 * u..], (gu, 1), &rk[2 * u..], (1, gu), &mut b.dhr, u, 0.0);
+                    gemm_small(n, u, u, &dgs[2 * u..], gu, &b.rt[2 * u * u..], u, &mut b.dhr, u, 0.0);
                     for i in 0..n {
                         for k in 0..u {
                             let j = i * u + k;
@@ -441,7 +468,7 @@ impl Layer for Recurrent {
                         }
                     }
                     if s > 0 {
-                        gemm_strided(n, 2 * u, u, dgs, (gu, 1), rk, (1, gu), &mut b.dh_next, u, 1.0);
+                        gemm_small(n, 2 * u, u, dgs, gu, &b.rt, u, &mut b.dh_next, u, 1.0);
                     }
                 }
             }
