@@ -41,6 +41,20 @@ fn recurrent_gradients_match_finite_differences() {
     }
 }
 
+/// A batch of 9 runs as two chunks of samples (6 and 3): the split changes nothing.
+#[test]
+fn recurrent_gradients_match_finite_differences_on_split_batches() {
+    let n = 9;
+    let x: Vec<f32> = (0..n * 4 * 3).map(|i| ((i * 5 % 17) as f32 - 8.0) / 7.0).collect();
+    for cell in CELLS {
+        for seq in [false, true] {
+            let mut l = Recurrent::new(config(cell, seq, seq), &mut rand::rngs::StdRng::seed_from_u64(8));
+            kiln::testing::check_layer(&mut l, &[&x], n, 8, 3e-3)
+                .unwrap_or_else(|e| panic!("{cell:?} return_sequences={seq}:\n{e}"));
+        }
+    }
+}
+
 #[test]
 fn recurrent_output_shapes_and_last_state() {
     let n = 2;

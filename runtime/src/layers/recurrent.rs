@@ -11,7 +11,11 @@ use rand::Rng;
 
 use super::{BackwardOpts, Ctx, Initializer, Layer, LayerBuffers, Param, Shareable, sized};
 use crate::kernels::fastmath;
+use crate::kernels::parallel;
 use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_small, gemm_strided};
+
+/// Per-step work (`T · n · G·U · U`) from which a batch's two chunks run on two threads.
+const PARALLEL_WORK: usize = 1 << 20;
 
 /// Which recurrence a [`Recurrent`] layer computes (Keras' gate order in each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,13 +201,301 @@ impl Recurrent {
     }
 }
 
+/// Samples per chunk below which a batch is not split: the recurrences of a batch run as two
+/// independent chunks of samples (in parallel when kiln has two threads), always split at the
+/// same place for a given batch size, so results do not depend on the thread count.
+const MIN_CHUNK: usize = 4;
+
+/// Where the chunks of a batch of `n` start: `[0, n)` or `[0, half), [half, n)`.
+fn chunk_split(n: usize) -> usize {
+    if n >= 2 * MIN_CHUNK { (n / 2).next_multiple_of(2) } else { n }
+}
+
+/// One chunk's time-major forward buffers (`[T, rows, ..]`).
+struct Fwd<'a> {
+    gates: &'a mut [f32],
+    rec: &'a mut [f32],
+    h: &'a mut [f32],
+    c: &'a mut [f32],
+    tc: &'a mut [f32],
+}
+
+/// The same, read by backward.
+#[derive(Clone, Copy)]
+struct FwdRef<'a> {
+    gates: &'a [f32],
+    rec: &'a [f32],
+    h: &'a [f32],
+    c: &'a [f32],
+    tc: &'a [f32],
+}
+
+/// One chunk's backward buffers: per-step gradients (`[T, rows, ..]`) and per-row scratch.
+struct Bwd<'a> {
+    dg: &'a mut [f32],
+    drec: &'a mut [f32],
+    dh: &'a mut [f32],
+    dh_next: &'a mut [f32],
+    dc: &'a mut [f32],
+    dhr: &'a mut [f32],
+}
+
+/// What every chunk reads: the configuration, the recurrent kernel (and its transpose), the
+/// recurrent bias row, the input projections (sample-major, whole batch).
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    cfg: RecurrentConfig,
+    rk: &'a [f32],
+    rt: &'a [f32],
+    rec_bias: Option<&'a [f32]>,
+    xw: &'a [f32],
+}
+
+/// Splits `buf` (chunk-major, `per_row` values per sample) at the chunk boundary `at`.
+fn split(buf: &mut [f32], at: usize, per_row: usize) -> (&mut [f32], &mut [f32]) {
+    buf.split_at_mut((at * per_row).min(buf.len()))
+}
+
+/// The recurrence over samples `i0..i0 + nc` of the batch.
+fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
+    let RecurrentConfig { cell, steps: t, units: u, activation: act, recurrent_activation: ra, go_backwards, .. } =
+        sh.cfg;
+    let gu = cell.gates() * u;
+    let (n, rk) = (nc, sh.rk);
+    if n == 0 {
+        return;
+    }
+    for s in 0..t {
+        let ti = if go_backwards { t - 1 - s } else { s };
+        let g = &mut f.gates[s * n * gu..(s + 1) * n * gu];
+        for i in 0..n {
+            let row = ((i0 + i) * t + ti) * gu;
+            g[i * gu..(i + 1) * gu].copy_from_slice(&sh.xw[row..row + gu]);
+        }
+        let (h_before, h_rest) = f.h.split_at_mut(s * n * u);
+        let h_prev = (s > 0).then(|| &h_before[(s - 1) * n * u..]);
+        let h = &mut h_rest[..n * u];
+        match cell {
+            Cell::Simple => {
+                if let Some(hp) = h_prev {
+                    gemm_small(n, u, u, hp, u, rk, u, g, u, 1.0);
+                }
+                act.apply(g);
+                h.copy_from_slice(g);
+            }
+            Cell::Lstm => {
+                if let Some(hp) = h_prev {
+                    gemm_small(n, u, gu, hp, u, rk, gu, g, gu, 1.0);
+                }
+                let (c_before, c_rest) = f.c.split_at_mut(s * n * u);
+                let c_prev = (s > 0).then(|| &c_before[(s - 1) * n * u..]);
+                let c = &mut c_rest[..n * u];
+                let tc = &mut f.tc[s * n * u..(s + 1) * n * u];
+                for i in 0..n {
+                    let gi = &mut g[i * gu..(i + 1) * gu];
+                    ra.apply(&mut gi[..2 * u]);
+                    act.apply(&mut gi[2 * u..3 * u]);
+                    ra.apply(&mut gi[3 * u..]);
+                    let (ig, rest) = gi.split_at(u);
+                    let (fg, cg) = (&rest[..u], &rest[u..2 * u]);
+                    let ci = &mut c[i * u..(i + 1) * u];
+                    match c_prev {
+                        Some(cp) => {
+                            let cp = &cp[i * u..(i + 1) * u];
+                            for k in 0..u {
+                                ci[k] = fg[k] * cp[k] + ig[k] * cg[k];
+                            }
+                        }
+                        None => (0..u).for_each(|k| ci[k] = ig[k] * cg[k]),
+                    }
+                }
+                tc.copy_from_slice(c);
+                act.apply(tc);
+                for i in 0..n {
+                    let (og, ti) = (&g[i * gu + 3 * u..(i + 1) * gu], &tc[i * u..(i + 1) * u]);
+                    h[i * u..(i + 1) * u].iter_mut().zip(og.iter().zip(ti)).for_each(|(h, (o, t))| *h = o * t);
+                }
+            }
+            Cell::Gru { reset_after: true } => {
+                let rec = &mut f.rec[s * n * gu..(s + 1) * n * gu];
+                match sh.rec_bias {
+                    Some(rb) => rec.chunks_exact_mut(gu).for_each(|row| row.copy_from_slice(rb)),
+                    None => rec.fill(0.0),
+                }
+                if let Some(hp) = h_prev {
+                    gemm_small(n, u, gu, hp, u, rk, gu, rec, gu, 1.0);
+                }
+                for i in 0..n {
+                    let (gi, ri) = (&mut g[i * gu..(i + 1) * gu], &rec[i * gu..(i + 1) * gu]);
+                    gi[..2 * u].iter_mut().zip(&ri[..2 * u]).for_each(|(g, r)| *g += r);
+                    ra.apply(&mut gi[..2 * u]);
+                    let (zr, hh) = gi.split_at_mut(2 * u);
+                    hh.iter_mut().zip(&zr[u..]).zip(&ri[2 * u..]).for_each(|((h, r), rh)| *h += r * rh);
+                    act.apply(hh);
+                    mix(&mut h[i * u..(i + 1) * u], &zr[..u], hh, h_prev.map(|hp| &hp[i * u..(i + 1) * u]));
+                }
+            }
+            Cell::Gru { reset_after: false } => {
+                if let Some(hp) = h_prev {
+                    gemm_small(n, u, 2 * u, hp, u, rk, gu, g, gu, 1.0);
+                }
+                let hr = &mut f.rec[s * n * u..(s + 1) * n * u];
+                for i in 0..n {
+                    let gi = &mut g[i * gu..(i + 1) * gu];
+                    ra.apply(&mut gi[..2 * u]);
+                    let hri = &mut hr[i * u..(i + 1) * u];
+                    match h_prev {
+                        Some(hp) => hri
+                            .iter_mut()
+                            .zip(&gi[u..2 * u])
+                            .zip(&hp[i * u..(i + 1) * u])
+                            .for_each(|((o, r), h)| *o = r * h),
+                        None => hri.fill(0.0),
+                    }
+                }
+                if s > 0 {
+                    gemm_small(n, u, u, hr, u, &rk[2 * u..], gu, &mut g[2 * u..], gu, 1.0);
+                }
+                for i in 0..n {
+                    let (zr, hh) = g[i * gu..(i + 1) * gu].split_at_mut(2 * u);
+                    act.apply(hh);
+                    mix(&mut h[i * u..(i + 1) * u], &zr[..u], hh, h_prev.map(|hp| &hp[i * u..(i + 1) * u]));
+                }
+            }
+        }
+    }
+}
+
+/// A GRU's new state `z ⊙ h₋₁ + (1 − z) ⊙ ĥ` (no `h₋₁` at the first step).
+#[inline]
+fn mix(h: &mut [f32], z: &[f32], hh: &[f32], h_prev: Option<&[f32]>) {
+    match h_prev {
+        Some(hp) => {
+            for k in 0..h.len() {
+                h[k] = z[k] * hp[k] + (1.0 - z[k]) * hh[k];
+            }
+        }
+        None => (0..h.len()).for_each(|k| h[k] = (1.0 - z[k]) * hh[k]),
+    }
+}
+
+/// Backward through time over samples `i0..i0 + nc`: the gradients with respect to each step's
+/// pre-activations (input side `dg`, recurrent side `drec` for a GRU).
+fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_>, b: Bwd<'_>) {
+    let RecurrentConfig {
+        cell, steps: t, units: u, activation: act, recurrent_activation: ra, return_sequences, ..
+    } = sh.cfg;
+    let (n, gu, rt) = (nc, cell.gates() * u, sh.rt);
+    if n == 0 {
+        return;
+    }
+    b.dh_next.fill(0.0);
+    b.dc.fill(0.0);
+    for s in (0..t).rev() {
+        // The gradient reaching this step's state: from the output and from the next step.
+        for i in 0..n {
+            let from_out = if return_sequences {
+                Some(&dy[((i0 + i) * t + s) * u..((i0 + i) * t + s + 1) * u])
+            } else if s == t - 1 {
+                Some(&dy[(i0 + i) * u..(i0 + i + 1) * u])
+            } else {
+                None
+            };
+            let (dh, next) = (&mut b.dh[i * u..(i + 1) * u], &b.dh_next[i * u..(i + 1) * u]);
+            match from_out {
+                Some(d) => dh.iter_mut().zip(d.iter().zip(next)).for_each(|(o, (a, b))| *o = a + b),
+                None => dh.copy_from_slice(next),
+            }
+        }
+        let g = &f.gates[s * n * gu..(s + 1) * n * gu];
+        let dgs = &mut b.dg[s * n * gu..(s + 1) * n * gu];
+        let h_prev = (s > 0).then(|| &f.h[(s - 1) * n * u..s * n * u]);
+        match cell {
+            Cell::Simple => {
+                dgs.iter_mut().zip(g).zip(b.dh.iter()).for_each(|((d, &y), &dh)| *d = dh * act.df(y));
+                if s > 0 {
+                    gemm_small(n, u, u, dgs, u, rt, u, b.dh_next, u, 0.0);
+                }
+            }
+            Cell::Lstm => {
+                let c_prev = (s > 0).then(|| &f.c[(s - 1) * n * u..s * n * u]);
+                let tc = &f.tc[s * n * u..(s + 1) * n * u];
+                for i in 0..n {
+                    let (gi, di) = (&g[i * gu..(i + 1) * gu], &mut dgs[i * gu..(i + 1) * gu]);
+                    for k in 0..u {
+                        let j = i * u + k;
+                        let (ig, fg, cg, og) = (gi[k], gi[u + k], gi[2 * u + k], gi[3 * u + k]);
+                        let dh = b.dh[j];
+                        let dc = dh * og * act.df(tc[j]) + b.dc[j];
+                        di[3 * u + k] = dh * tc[j] * ra.df(og);
+                        di[k] = dc * cg * ra.df(ig);
+                        di[u + k] = dc * c_prev.map_or(0.0, |c| c[j]) * ra.df(fg);
+                        di[2 * u + k] = dc * ig * act.df(cg);
+                        b.dc[j] = dc * fg;
+                    }
+                }
+                if s > 0 {
+                    gemm_small(n, gu, u, dgs, gu, rt, u, b.dh_next, u, 0.0);
+                }
+            }
+            Cell::Gru { reset_after: true } => {
+                let rec = &f.rec[s * n * gu..(s + 1) * n * gu];
+                let drec = &mut b.drec[s * n * gu..(s + 1) * n * gu];
+                for i in 0..n {
+                    let (gi, di, dri) =
+                        (&g[i * gu..(i + 1) * gu], &mut dgs[i * gu..(i + 1) * gu], &mut drec[i * gu..(i + 1) * gu]);
+                    for k in 0..u {
+                        let j = i * u + k;
+                        let (z, r, hh) = (gi[k], gi[u + k], gi[2 * u + k]);
+                        let dh = b.dh[j];
+                        let hp = h_prev.map_or(0.0, |h| h[j]);
+                        let dz = dh * (hp - hh) * ra.df(z);
+                        let dhh = dh * (1.0 - z) * act.df(hh);
+                        let dr = dhh * rec[i * gu + 2 * u + k] * ra.df(r);
+                        (di[k], di[u + k], di[2 * u + k]) = (dz, dr, dhh);
+                        (dri[k], dri[u + k], dri[2 * u + k]) = (dz, dr, dhh * r);
+                        b.dh_next[j] = dh * z;
+                    }
+                }
+                if s > 0 {
+                    gemm_small(n, gu, u, drec, gu, rt, u, b.dh_next, u, 1.0);
+                }
+            }
+            Cell::Gru { reset_after: false } => {
+                for i in 0..n {
+                    for k in 0..u {
+                        let j = i * u + k;
+                        let (z, hh) = (g[i * gu + k], g[i * gu + 2 * u + k]);
+                        let dh = b.dh[j];
+                        let hp = h_prev.map_or(0.0, |h| h[j]);
+                        dgs[i * gu + k] = dh * (hp - hh) * ra.df(z);
+                        dgs[i * gu + 2 * u + k] = dh * (1.0 - z) * act.df(hh);
+                        b.dh_next[j] = dh * z;
+                    }
+                }
+                // The candidate's recurrent input is r ⊙ h₋₁: its gradient reaches r and h₋₁.
+                gemm_small(n, u, u, &dgs[2 * u..], gu, &rt[2 * u * u..], u, b.dhr, u, 0.0);
+                for i in 0..n {
+                    for k in 0..u {
+                        let j = i * u + k;
+                        let r = g[i * gu + u + k];
+                        let hp = h_prev.map_or(0.0, |h| h[j]);
+                        dgs[i * gu + u + k] = b.dhr[j] * hp * ra.df(r);
+                        b.dh_next[j] += b.dhr[j] * r;
+                    }
+                }
+                if s > 0 {
+                    gemm_small(n, 2 * u, u, dgs, gu, rt, u, b.dh_next, u, 1.0);
+                }
+            }
+        }
+    }
+}
+
 impl Layer for Recurrent {
     fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
-        let RecurrentConfig {
-            cell, steps: t, features: f, units: u, activation: act, recurrent_activation: ra, ..
-        } = self.cfg;
+        let RecurrentConfig { cell, steps: t, features: f, units: u, return_sequences, .. } = self.cfg;
         let (n, gu) = (ctx.n, cell.gates() * u);
-        let rk = &self.recurrent_kernel.value;
         let b = &mut self.buf;
         let xw = sized(&mut b.xw, n * t * gu);
         gemm(n * t, f, gu, Mat::n(xs[0]), Mat::n(&self.kernel.value), xw, 0.0);
@@ -211,151 +503,53 @@ impl Layer for Recurrent {
             let bias = &bias.value[..gu];
             xw.chunks_exact_mut(gu).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
         }
+        let rec_w = match cell {
+            Cell::Gru { reset_after: true } => gu,
+            Cell::Gru { reset_after: false } => u,
+            _ => 0,
+        };
+        let lstm_w = if cell == Cell::Lstm { u } else { 0 };
         sized(&mut b.gates, t * n * gu);
         sized(&mut b.h, t * n * u);
-        if cell == Cell::Lstm {
-            sized(&mut b.c, t * n * u);
-            sized(&mut b.tc, t * n * u);
-        }
-        match cell {
-            Cell::Gru { reset_after: true } => sized(&mut b.rec, t * n * gu),
-            Cell::Gru { reset_after: false } => sized(&mut b.rec, t * n * u),
-            _ => &mut [],
+        sized(&mut b.c, t * n * lstm_w);
+        sized(&mut b.tc, t * n * lstm_w);
+        sized(&mut b.rec, t * n * rec_w);
+        let rec_bias = match (cell, &self.bias) {
+            (Cell::Gru { reset_after: true }, Some(bias)) => Some(&bias.value[gu..]),
+            _ => None,
         };
-        for s in 0..t {
-            let ti = if self.cfg.go_backwards { t - 1 - s } else { s };
-            let g = &mut b.gates[s * n * gu..(s + 1) * n * gu];
-            for i in 0..n {
-                g[i * gu..(i + 1) * gu].copy_from_slice(&b.xw[(i * t + ti) * gu..(i * t + ti + 1) * gu]);
-            }
-            let (h_before, h_rest) = b.h.split_at_mut(s * n * u);
-            let h_prev = (s > 0).then(|| &h_before[(s - 1) * n * u..]);
-            let h = &mut h_rest[..n * u];
-            match cell {
-                Cell::Simple => {
-                    if let Some(hp) = h_prev {
-                        gemm_small(n, u, u, hp, u, rk, u, g, u, 1.0);
+        let sh = Shared { cfg: self.cfg, rk: &self.recurrent_kernel.value, rt: &[], rec_bias, xw: &b.xw };
+        let half = chunk_split(n);
+        let (g0, g1) = split(&mut b.gates, half, t * gu);
+        let (r0, r1) = split(&mut b.rec, half, t * rec_w);
+        let (h0, h1) = split(&mut b.h, half, t * u);
+        let (c0, c1) = split(&mut b.c, half, t * lstm_w);
+        let (t0, t1) = split(&mut b.tc, half, t * lstm_w);
+        parallel::join(
+            half < n && t * n * gu * u >= PARALLEL_WORK,
+            || forward_chunk(sh, 0, half, Fwd { gates: g0, rec: r0, h: h0, c: c0, tc: t0 }),
+            || forward_chunk(sh, half, n - half, Fwd { gates: g1, rec: r1, h: h1, c: c1, tc: t1 }),
+        );
+        // The outputs, sample-major: every step's state or the last one.
+        let out = sized(&mut b.out, if return_sequences { n * t * u } else { n * u });
+        for (i0, nc) in [(0, half), (half, n - half)] {
+            let h = &b.h[i0 * t * u..(i0 + nc) * t * u];
+            for i in 0..nc {
+                if return_sequences {
+                    for s in 0..t {
+                        let dst = ((i0 + i) * t + s) * u;
+                        out[dst..dst + u].copy_from_slice(&h[(s * nc + i) * u..(s * nc + i + 1) * u]);
                     }
-                    act.apply(g);
-                    h.copy_from_slice(g);
-                }
-                Cell::Lstm => {
-                    if let Some(hp) = h_prev {
-                        gemm_small(n, u, gu, hp, u, rk, gu, g, gu, 1.0);
-                    }
-                    let (c_before, c_rest) = b.c.split_at_mut(s * n * u);
-                    let c_prev = (s > 0).then(|| &c_before[(s - 1) * n * u..]);
-                    let c = &mut c_rest[..n * u];
-                    let tc = &mut b.tc[s * n * u..(s + 1) * n * u];
-                    for i in 0..n {
-                        let gi = &mut g[i * gu..(i + 1) * gu];
-                        ra.apply(&mut gi[..2 * u]);
-                        act.apply(&mut gi[2 * u..3 * u]);
-                        ra.apply(&mut gi[3 * u..]);
-                        let (ig, rest) = gi.split_at(u);
-                        let (fg, cg) = (&rest[..u], &rest[u..2 * u]);
-                        let ci = &mut c[i * u..(i + 1) * u];
-                        match c_prev {
-                            Some(cp) => {
-                                let cp = &cp[i * u..(i + 1) * u];
-                                for k in 0..u {
-                                    ci[k] = fg[k] * cp[k] + ig[k] * cg[k];
-                                }
-                            }
-                            None => (0..u).for_each(|k| ci[k] = ig[k] * cg[k]),
-                        }
-                    }
-                    tc.copy_from_slice(c);
-                    act.apply(tc);
-                    for i in 0..n {
-                        let (og, ti) = (&g[i * gu + 3 * u..(i + 1) * gu], &tc[i * u..(i + 1) * u]);
-                        h[i * u..(i + 1) * u].iter_mut().zip(og.iter().zip(ti)).for_each(|(h, (o, t))| *h = o * t);
-                    }
-                }
-                Cell::Gru { reset_after: true } => {
-                    let rec = &mut b.rec[s * n * gu..(s + 1) * n * gu];
-                    match &self.bias {
-                        Some(bias) => {
-                            let rb = &bias.value[gu..];
-                            rec.chunks_exact_mut(gu).for_each(|row| row.copy_from_slice(rb));
-                        }
-                        None => rec.fill(0.0),
-                    }
-                    if let Some(hp) = h_prev {
-                        gemm_small(n, u, gu, hp, u, rk, gu, rec, gu, 1.0);
-                    }
-                    for i in 0..n {
-                        let (gi, ri) = (&mut g[i * gu..(i + 1) * gu], &rec[i * gu..(i + 1) * gu]);
-                        gi[..2 * u].iter_mut().zip(&ri[..2 * u]).for_each(|(g, r)| *g += r);
-                        ra.apply(&mut gi[..2 * u]);
-                        let (zr, hh) = gi.split_at_mut(2 * u);
-                        hh.iter_mut().zip(&zr[u..]).zip(&ri[2 * u..]).for_each(|((h, r), rh)| *h += r * rh);
-                        act.apply(hh);
-                        let hi = &mut h[i * u..(i + 1) * u];
-                        match h_prev {
-                            Some(hp) => {
-                                let hp = &hp[i * u..(i + 1) * u];
-                                for k in 0..u {
-                                    hi[k] = zr[k] * hp[k] + (1.0 - zr[k]) * hh[k];
-                                }
-                            }
-                            None => (0..u).for_each(|k| hi[k] = (1.0 - zr[k]) * hh[k]),
-                        }
-                    }
-                }
-                Cell::Gru { reset_after: false } => {
-                    if let Some(hp) = h_prev {
-                        gemm_small(n, u, 2 * u, hp, u, rk, gu, g, gu, 1.0);
-                    }
-                    let hr = &mut b.rec[s * n * u..(s + 1) * n * u];
-                    for i in 0..n {
-                        let gi = &mut g[i * gu..(i + 1) * gu];
-                        ra.apply(&mut gi[..2 * u]);
-                        let hri = &mut hr[i * u..(i + 1) * u];
-                        match h_prev {
-                            Some(hp) => hri.iter_mut().zip(&gi[u..2 * u]).zip(&hp[i * u..(i + 1) * u]).for_each(|((o, r), h)| *o = r * h),
-                            None => hri.fill(0.0),
-                        }
-                    }
-                    if s > 0 {
-                        gemm_small(n, u, u, hr, u, &rk[2 * u..], gu, &mut g[2 * u..], gu, 1.0);
-                    }
-                    for i in 0..n {
-                        let gi = &mut g[i * gu..(i + 1) * gu];
-                        let (zr, hh) = gi.split_at_mut(2 * u);
-                        act.apply(hh);
-                        let hi = &mut h[i * u..(i + 1) * u];
-                        match h_prev {
-                            Some(hp) => {
-                                let hp = &hp[i * u..(i + 1) * u];
-                                for k in 0..u {
-                                    hi[k] = zr[k] * hp[k] + (1.0 - zr[k]) * hh[k];
-                                }
-                            }
-                            None => (0..u).for_each(|k| hi[k] = (1.0 - zr[k]) * hh[k]),
-                        }
-                    }
+                } else {
+                    let src = ((t - 1) * nc + i) * u;
+                    out[(i0 + i) * u..(i0 + i + 1) * u].copy_from_slice(&h[src..src + u]);
                 }
             }
-        }
-        if self.cfg.return_sequences {
-            let out = sized(&mut b.out, n * t * u);
-            for s in 0..t {
-                for i in 0..n {
-                    out[(i * t + s) * u..(i * t + s + 1) * u]
-                        .copy_from_slice(&b.h[(s * n + i) * u..(s * n + i + 1) * u]);
-                }
-            }
-        } else {
-            let out = sized(&mut b.out, n * u);
-            out.copy_from_slice(&b.h[(t - 1) * n * u..t * n * u]);
         }
     }
 
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
-        let RecurrentConfig {
-            cell, steps: t, features: f, units: u, activation: act, recurrent_activation: ra, ..
-        } = self.cfg;
+        let RecurrentConfig { cell, steps: t, features: f, units: u, go_backwards, .. } = self.cfg;
         let (n, gu) = (ctx.n, cell.gates() * u);
         let rk = &self.recurrent_kernel.value;
         let b = &mut self.buf;
@@ -363,139 +557,77 @@ impl Layer for Recurrent {
         for (k, row) in rk.chunks_exact(gu).enumerate() {
             row.iter().enumerate().for_each(|(j, &v)| rt[j * u + k] = v);
         }
-        let dg = sized(&mut b.dg, t * n * gu);
         let gru = matches!(cell, Cell::Gru { .. });
-        if gru {
-            sized(&mut b.drec, t * n * gu);
-        }
+        let drec_w = if gru { gu } else { 0 };
+        sized(&mut b.dg, t * n * gu);
+        sized(&mut b.drec, t * n * drec_w);
         sized(&mut b.dh, n * u);
-        sized(&mut b.dh_next, n * u).fill(0.0);
-        if cell == Cell::Lstm {
-            sized(&mut b.dc, n * u).fill(0.0);
-        }
-        if cell == (Cell::Gru { reset_after: false }) {
-            sized(&mut b.dhr, n * u);
-        }
-        for s in (0..t).rev() {
-            // The gradient reaching this step's state: from the output and from the next step.
-            for i in 0..n {
-                for k in 0..u {
-                    let from_out = if self.cfg.return_sequences {
-                        dy[(i * t + s) * u + k]
-                    } else if s == t - 1 {
-                        dy[i * u + k]
-                    } else {
-                        0.0
-                    };
-                    b.dh[i * u + k] = from_out + b.dh_next[i * u + k];
-                }
-            }
-            let g = &b.gates[s * n * gu..(s + 1) * n * gu];
-            let dgs = &mut dg[s * n * gu..(s + 1) * n * gu];
-            let h_prev = (s > 0).then(|| &b.h[(s - 1) * n * u..s * n * u]);
-            match cell {
-                Cell::Simple => {
-                    dgs.iter_mut().zip(g).zip(&b.dh).for_each(|((d, &y), &dh)| *d = dh * act.df(y));
-                    if s > 0 {
-                        gemm_small(n, u, u, dgs, u, &b.rt, u, &mut b.dh_next, u, 0.0);
-                    }
-                }
-                Cell::Lstm => {
-                    let c_prev = (s > 0).then(|| &b.c[(s - 1) * n * u..s * n * u]);
-                    let tc = &b.tc[s * n * u..(s + 1) * n * u];
-                    for i in 0..n {
-                        let (gi, di) = (&g[i * gu..(i + 1) * gu], &mut dgs[i * gu..(i + 1) * gu]);
-                        for k in 0..u {
-                            let j = i * u + k;
-                            let (ig, fg, cg, og) = (gi[k], gi[u + k], gi[2 * u + k], gi[3 * u + k]);
-                            let dh = b.dh[j];
-                            let dc = dh * og * act.df(tc[j]) + b.dc[j];
-                            di[3 * u + k] = dh * tc[j] * ra.df(og);
-                            di[k] = dc * cg * ra.df(ig);
-                            di[u + k] = dc * c_prev.map_or(0.0, |c| c[j]) * ra.df(fg);
-                            di[2 * u + k] = dc * ig * act.df(cg);
-                            b.dc[j] = dc * fg;
-                        }
-                    }
-                    if s > 0 {
-                        gemm_small(n, gu, u, dgs, gu, &b.rt, u, &mut b.dh_next, u, 0.0);
-                    }
-                }
-                Cell::Gru { reset_after: true } => {
-                    let rec = &b.rec[s * n * gu..(s + 1) * n * gu];
-                    let drec = &mut b.drec[s * n * gu..(s + 1) * n * gu];
-                    for i in 0..n {
-                        let (gi, di, dri) =
-                            (&g[i * gu..(i + 1) * gu], &mut dgs[i * gu..(i + 1) * gu], &mut drec[i * gu..(i + 1) * gu]);
-                        for k in 0..u {
-                            let j = i * u + k;
-                            let (z, r, hh) = (gi[k], gi[u + k], gi[2 * u + k]);
-                            let dh = b.dh[j];
-                            let hp = h_prev.map_or(0.0, |h| h[j]);
-                            let dz = dh * (hp - hh) * ra.df(z);
-                            let dhh = dh * (1.0 - z) * act.df(hh);
-                            let dr = dhh * rec[i * gu + 2 * u + k] * ra.df(r);
-                            (di[k], di[u + k], di[2 * u + k]) = (dz, dr, dhh);
-                            (dri[k], dri[u + k], dri[2 * u + k]) = (dz, dr, dhh * r);
-                            b.dh_next[j] = dh * z;
-                        }
-                    }
-                    if s > 0 {
-                        gemm_small(n, gu, u, drec, gu, &b.rt, u, &mut b.dh_next, u, 1.0);
-                    }
-                }
-                Cell::Gru { reset_after: false } => {
-                    for i in 0..n {
-                        for k in 0..u {
-                            let j = i * u + k;
-                            let (z, hh) = (g[i * gu + k], g[i * gu + 2 * u + k]);
-                            let dh = b.dh[j];
-                            let hp = h_prev.map_or(0.0, |h| h[j]);
-                            dgs[i * gu + k] = dh * (hp - hh) * ra.df(z);
-                            dgs[i * gu + 2 * u + k] = dh * (1.0 - z) * act.df(hh);
-                            b.dh_next[j] = dh * z;
-                        }
-                    }
-                    // The candidate's recurrent input is r ⊙ h₋₁: its gradient reaches r and h₋₁.
-                    gemm_small(n, u, u, &dgs[2 * u..], gu, &b.rt[2 * u * u..], u, &mut b.dhr, u, 0.0);
-                    for i in 0..n {
-                        for k in 0..u {
-                            let j = i * u + k;
-                            let r = g[i * gu + u + k];
-                            let hp = h_prev.map_or(0.0, |h| h[j]);
-                            dgs[i * gu + u + k] = b.dhr[j] * hp * ra.df(r);
-                            b.dh_next[j] += b.dhr[j] * r;
-                        }
-                    }
-                    if s > 0 {
-                        gemm_small(n, 2 * u, u, dgs, gu, &b.rt, u, &mut b.dh_next, u, 1.0);
-                    }
-                }
-            }
-        }
+        sized(&mut b.dh_next, n * u);
+        sized(&mut b.dc, n * u);
+        sized(&mut b.dhr, n * u);
+        let half = chunk_split(n);
+        let sh = Shared { cfg: self.cfg, rk, rt: &b.rt, rec_bias: None, xw: &[] };
+        let rec_w = b.rec.len() / (t * n).max(1);
+        let lstm_w = b.c.len() / (t * n).max(1);
+        let fwd = |i0: usize, nc: usize| FwdRef {
+            gates: &b.gates[i0 * t * gu..(i0 + nc) * t * gu],
+            rec: &b.rec[i0 * t * rec_w..(i0 + nc) * t * rec_w],
+            h: &b.h[i0 * t * u..(i0 + nc) * t * u],
+            c: &b.c[i0 * t * lstm_w..(i0 + nc) * t * lstm_w],
+            tc: &b.tc[i0 * t * lstm_w..(i0 + nc) * t * lstm_w],
+        };
+        let (f0, f1) = (fwd(0, half), fwd(half, n - half));
+        let (dg0, dg1) = split(&mut b.dg, half, t * gu);
+        let (dr0, dr1) = split(&mut b.drec, half, t * drec_w);
+        let (dh0, dh1) = split(&mut b.dh, half, u);
+        let (dn0, dn1) = split(&mut b.dh_next, half, u);
+        let (dc0, dc1) = split(&mut b.dc, half, u);
+        let (dx0, dx1) = split(&mut b.dhr, half, u);
+        parallel::join(
+            half < n && t * n * gu * u >= PARALLEL_WORK,
+            || {
+                let bw = Bwd { dg: dg0, drec: dr0, dh: dh0, dh_next: dn0, dc: dc0, dhr: dx0 };
+                backward_chunk(sh, dy, 0, half, f0, bw)
+            },
+            || {
+                let bw = Bwd { dg: dg1, drec: dr1, dh: dh1, dh_next: dn1, dc: dc1, dhr: dx1 };
+                backward_chunk(sh, dy, half, n - half, f1, bw)
+            },
+        );
         // Parameter gradients over all steps at once.
         let beta = if opts.accumulate { 1.0 } else { 0.0 };
         let dgs = sized(&mut b.dgs, n * t * gu);
-        for s in 0..t {
-            let ti = if self.cfg.go_backwards { t - 1 - s } else { s };
-            for i in 0..n {
-                dgs[(i * t + ti) * gu..(i * t + ti + 1) * gu]
-                    .copy_from_slice(&dg[(s * n + i) * gu..(s * n + i + 1) * gu]);
+        for (i0, nc) in [(0, half), (half, n - half)] {
+            let dg = &b.dg[i0 * t * gu..(i0 + nc) * t * gu];
+            for s in 0..t {
+                let ti = if go_backwards { t - 1 - s } else { s };
+                for i in 0..nc {
+                    let dst = ((i0 + i) * t + ti) * gu;
+                    dgs[dst..dst + gu].copy_from_slice(&dg[(s * nc + i) * gu..(s * nc + i + 1) * gu]);
+                }
             }
         }
         gemm(f, n * t, gu, Mat::t(xs[0]), Mat::n(dgs), &mut self.kernel.grad, beta);
-        let m = (t - 1) * n;
-        {
-            let rg = &mut self.recurrent_kernel.grad;
+        // dR = Σ_s h₋₁ᵀ · dg_s, per chunk (steps 1.. of a chunk pair with the states before them).
+        let rg = &mut self.recurrent_kernel.grad;
+        for (c, (i0, nc)) in [(0, half), (half, n - half)].into_iter().enumerate() {
+            if nc == 0 {
+                continue;
+            }
+            let beta = if c == 0 { beta } else { 1.0 };
+            let m = (t - 1) * nc;
+            let h = &b.h[i0 * t * u..i0 * t * u + m * u];
+            let dg = &b.dg[i0 * t * gu + nc * gu..(i0 + nc) * t * gu];
             match cell {
-                Cell::Simple | Cell::Lstm => gemm(u, m, gu, Mat::t(&b.h[..m * u]), Mat::n(&dg[n * gu..]), rg, beta),
+                Cell::Simple | Cell::Lstm => gemm(u, m, gu, Mat::t(h), Mat::n(dg), rg, beta),
                 Cell::Gru { reset_after: true } => {
-                    gemm(u, m, gu, Mat::t(&b.h[..m * u]), Mat::n(&b.drec[n * gu..]), rg, beta)
+                    let drec = &b.drec[i0 * t * gu + nc * gu..(i0 + nc) * t * gu];
+                    gemm(u, m, gu, Mat::t(h), Mat::n(drec), rg, beta)
                 }
                 Cell::Gru { reset_after: false } => {
-                    gemm_strided(u, m, 2 * u, &b.h[..m * u], (1, u), &dg[n * gu..], (gu, 1), rg, gu, beta);
-                    let hr = &b.rec[n * u..];
-                    gemm_strided(u, m, u, hr, (1, u), &dg[n * gu + 2 * u..], (gu, 1), &mut rg[2 * u..], gu, beta);
+                    gemm_strided(u, m, 2 * u, h, (1, u), dg, (gu, 1), rg, gu, beta);
+                    let hr = &b.rec[i0 * t * u + nc * u..(i0 + nc) * t * u];
+                    gemm_strided(u, m, u, hr, (1, u), &dg[2 * u..], (gu, 1), &mut rg[2 * u..], gu, beta);
                 }
             }
         }
