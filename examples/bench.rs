@@ -147,6 +147,23 @@ fn gflops(m: usize, k: usize, n: usize, reps: usize) -> f64 {
     median(samples)
 }
 
+/// GFLOP/s of the recurrent layers' per-step kernel on `m×k×n`.
+fn gflops_small(m: usize, k: usize, n: usize, reps: usize) -> f64 {
+    let a = vec![0.5f32; m * k];
+    let b = vec![0.25f32; k * n];
+    let mut c = vec![0.0f32; m * n];
+    let samples = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                kiln::kernels::matmul::gemm_small(m, k, n, &a, (k, 1), &b, n, black_box(&mut c), n, 1.0);
+            }
+            2.0 * (m * k * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9
+        })
+        .collect();
+    median(samples)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -235,6 +252,8 @@ fn main() {
         println!("| W7 attention block train, bs32 (samples/s) | {rate:.0} |");
     }
     if want("G") {
+        println!("| G recurrent step kernel 32×64×256, 1 thread (GFLOP/s) | {:.1} |", gflops_small(32, 64, 256, 2000));
+        println!("| G recurrent step kernel 64×32×256, 1 thread (GFLOP/s) | {:.1} |", gflops_small(64, 32, 256, 2000));
         for threads in [1, 2] {
             kiln::kernels::parallel::set_threads(threads);
             let t = if threads == 1 { "1 thread" } else { "2 threads" };

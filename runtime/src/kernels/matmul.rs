@@ -194,8 +194,8 @@ super::simd::multiversion! {
 }
 
 /// `c[m×n] = a[m×k] · b[k×n] + beta · c` for the small products a recurrent step makes (a state
-/// `[batch, units]` times a recurrent kernel held for the whole sequence), with row strides
-/// `lda`, `ldb`, `ldc`. No packing: two rows of `c` by 32 columns stay in registers while `b`'s
+/// `[batch, units]` times a recurrent kernel held for the whole sequence), with `a` given by its
+/// (row, column) strides (so it may be read transposed) and `b`, `c` by their row strides. No packing: two rows of `c` by 32 columns stay in registers while `b`'s
 /// 32-column block streams from L1 (`k · 128` bytes), one broadcast and two fused multiply-adds
 /// per loaded vector. Uses AVX2+FMA when the CPU has them; the same sums in a plain loop
 /// otherwise. Deterministic: each element's sum runs over `k` in order.
@@ -208,7 +208,7 @@ pub fn gemm_small(
     k: usize,
     n: usize,
     a: &[f32],
-    lda: usize,
+    sa: (usize, usize),
     b: &[f32],
     ldb: usize,
     c: &mut [f32],
@@ -218,16 +218,15 @@ pub fn gemm_small(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(lda >= k && ldb >= n && ldc >= n);
-    assert!((m - 1) * lda + k <= a.len() && (m - 1) * ldc + n <= c.len());
-    assert!(k == 0 || (k - 1) * ldb + n <= b.len());
+    assert!(ldb >= n && ldc >= n && (m - 1) * ldc + n <= c.len());
+    assert!(k == 0 || ((m - 1) * sa.0 + (k - 1) * sa.1 < a.len() && (k - 1) * ldb + n <= b.len()));
     #[cfg(target_arch = "x86_64")]
     if super::simd::avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA, and the assertions bound every access.
-        unsafe { small_fma(m, k, n, a, lda, b, ldb, c, ldc, beta) };
+        unsafe { small_fma(m, k, n, a, sa, b, ldb, c, ldc, beta) };
         return;
     }
-    small_plain(0, m, 0, n, k, a, lda, b, ldb, c, ldc, beta);
+    small_plain(0, m, 0, n, k, a, sa, b, ldb, c, ldc, beta);
 }
 
 /// Rows `r0..r1`, columns `j0..j1` of [`gemm_small`], one element at a time.
@@ -239,7 +238,7 @@ fn small_plain(
     j1: usize,
     k: usize,
     a: &[f32],
-    lda: usize,
+    (rsa, csa): (usize, usize),
     b: &[f32],
     ldb: usize,
     c: &mut [f32],
@@ -250,7 +249,7 @@ fn small_plain(
         for j in j0..j1 {
             let mut acc = if beta == 0.0 { 0.0 } else { beta * c[i * ldc + j] };
             for p in 0..k {
-                acc = a[i * lda + p].mul_add(b[p * ldb + j], acc);
+                acc = a[i * rsa + p * csa].mul_add(b[p * ldb + j], acc);
             }
             c[i * ldc + j] = acc;
         }
@@ -265,7 +264,7 @@ unsafe fn small_fma(
     k: usize,
     n: usize,
     a: &[f32],
-    lda: usize,
+    sa: (usize, usize),
     b: &[f32],
     ldb: usize,
     c: &mut [f32],
@@ -280,22 +279,22 @@ unsafe fn small_fma(
         while j + 32 <= n {
             let mut i = 0;
             while i + 2 <= m {
-                fma_block::<2, 4>(i, j, k, ap, lda, bp, ldb, cp, ldc, beta);
+                fma_block::<2, 4>(i, j, k, ap, sa, bp, ldb, cp, ldc, beta);
                 i += 2;
             }
             if i < m {
-                fma_block::<1, 4>(i, j, k, ap, lda, bp, ldb, cp, ldc, beta);
+                fma_block::<1, 4>(i, j, k, ap, sa, bp, ldb, cp, ldc, beta);
             }
             j += 32;
         }
         while j + 8 <= n {
             for i in 0..m {
-                fma_block::<1, 1>(i, j, k, ap, lda, bp, ldb, cp, ldc, beta);
+                fma_block::<1, 1>(i, j, k, ap, sa, bp, ldb, cp, ldc, beta);
             }
             j += 8;
         }
     }
-    small_plain(0, m, j, n, k, a, lda, b, ldb, c, ldc, beta);
+    small_plain(0, m, j, n, k, a, sa, b, ldb, c, ldc, beta);
 }
 
 /// Rows `i..i + R` by columns `j..j + 8V` of [`gemm_small`], in registers.
@@ -311,7 +310,7 @@ unsafe fn fma_block<const R: usize, const V: usize>(
     j: usize,
     k: usize,
     a: *const f32,
-    lda: usize,
+    (rsa, csa): (usize, usize),
     b: *const f32,
     ldb: usize,
     c: *mut f32,
@@ -337,7 +336,7 @@ unsafe fn fma_block<const R: usize, const V: usize>(
                 *x = _mm256_loadu_ps(brow.add(8 * v));
             }
             for (r, row) in acc.iter_mut().enumerate() {
-                let x = _mm256_set1_ps(*a.add((i + r) * lda + p));
+                let x = _mm256_set1_ps(*a.add((i + r) * rsa + p * csa));
                 for (v, y) in row.iter_mut().enumerate() {
                     *y = _mm256_fmadd_ps(x, w[v], *y);
                 }
@@ -378,10 +377,18 @@ mod tests {
             for beta in [0.0, 1.0] {
                 let mut c: Vec<f32> = (0..m * ldc).map(|i| (i % 3) as f32).collect();
                 let mut want = c.clone();
-                small_plain(0, m, 0, n, k, &a, lda, &b, ldb, &mut want, ldc, beta);
-                gemm_small(m, k, n, &a, lda, &b, ldb, &mut c, ldc, beta);
+                small_plain(0, m, 0, n, k, &a, (lda, 1), &b, ldb, &mut want, ldc, beta);
+                gemm_small(m, k, n, &a, (lda, 1), &b, ldb, &mut c, ldc, beta);
                 for (i, (g, w)) in c.iter().zip(&want).enumerate() {
                     assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{m}x{k}x{n} beta {beta} [{i}]: {g} vs {w}");
+                }
+                // `a` read transposed: the same values stored column-major.
+                let at: Vec<f32> = (0..k * m + 1).map(|q| if q < k * m { a[(q % m) * lda + q / m] } else { 0.0 }).collect();
+                gemm_small(m, k, n, &at, (1, m), &b, ldb, &mut c, ldc, 0.0);
+                let mut want0 = vec![0.0; m * ldc];
+                small_plain(0, m, 0, n, k, &a, (lda, 1), &b, ldb, &mut want0, ldc, 0.0);
+                for (i, (g, w)) in c.iter().zip(&want0).enumerate().filter(|(i, _)| i % ldc < n) {
+                    assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "transposed {m}x{k}x{n} [{i}]: {g} vs {w}");
                 }
             }
         }

@@ -12,7 +12,7 @@ use rand::Rng;
 use super::{BackwardOpts, Ctx, Initializer, Layer, LayerBuffers, Param, Shareable, sized};
 use crate::kernels::fastmath;
 use crate::kernels::parallel;
-use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_small, gemm_strided};
+use crate::kernels::matmul::{column_sums, gemm_small};
 
 /// Per-step work (`T · n · G·U · U`) from which a batch's two chunks run on two threads.
 const PARALLEL_WORK: usize = 1 << 20;
@@ -140,8 +140,6 @@ pub struct Recurrent {
 #[derive(Clone, Debug, Default)]
 pub struct RecurrentBuffers {
     out: Vec<f32>,
-    /// `x · W + b`, sample-major `[n·T, G·U]`.
-    xw: Vec<f32>,
     /// Per step, the activated gates `[T, n, G·U]`.
     gates: Vec<f32>,
     /// GRU: the recurrent product per step `[T, n, 3U]` (with `reset_after`), or `r ⊙ h₋₁`
@@ -151,10 +149,9 @@ pub struct RecurrentBuffers {
     h: Vec<f32>,
     c: Vec<f32>,
     tc: Vec<f32>,
-    /// Gradients with respect to the input-side pre-activations `[T, n, G·U]`, the same
-    /// sample-major, and (GRU) the recurrent-side ones.
+    /// Gradients with respect to the input-side pre-activations `[T, n, G·U]`, and (GRU) the
+    /// recurrent-side ones.
     dg: Vec<f32>,
-    dgs: Vec<f32>,
     drec: Vec<f32>,
     dh: Vec<f32>,
     dh_next: Vec<f32>,
@@ -162,8 +159,12 @@ pub struct RecurrentBuffers {
     /// GRU without `reset_after`: the gradient reaching `r ⊙ h₋₁`.
     dhr: Vec<f32>,
     dx: Vec<f32>,
-    /// The recurrent kernel transposed `[G·U, U]`, for the per-step products of backward.
+    /// The kernels transposed (`[G·U, U]`, `[G·U, F]`), for the per-step products of backward.
     rt: Vec<f32>,
+    wt: Vec<f32>,
+    /// Each chunk's share of the kernel and recurrent-kernel gradients, one after the other.
+    dw: Vec<f32>,
+    dr: Vec<f32>,
 }
 
 impl LayerBuffers for RecurrentBuffers {
@@ -238,17 +239,25 @@ struct Bwd<'a> {
     dh_next: &'a mut [f32],
     dc: &'a mut [f32],
     dhr: &'a mut [f32],
+    /// The chunk's input gradient rows `[nc, T, F]`, if asked for.
+    dx: Option<&'a mut [f32]>,
+    /// The chunk's share of the kernel and recurrent-kernel gradients.
+    dw: &'a mut [f32],
+    dr: &'a mut [f32],
 }
 
-/// What every chunk reads: the configuration, the recurrent kernel (and its transpose), the
-/// recurrent bias row, the input projections (sample-major, whole batch).
+/// What every chunk reads: the configuration, the input `[n, T, F]` (whole batch), the kernels
+/// (and in backward their transposes), the input bias (row) and a GRU's recurrent bias row.
 #[derive(Clone, Copy)]
 struct Shared<'a> {
     cfg: RecurrentConfig,
+    x: &'a [f32],
+    w: &'a [f32],
+    wt: &'a [f32],
     rk: &'a [f32],
     rt: &'a [f32],
+    in_bias: Option<&'a [f32]>,
     rec_bias: Option<&'a [f32]>,
-    xw: &'a [f32],
 }
 
 /// Splits `buf` (chunk-major, `per_row` values per sample) at the chunk boundary `at`.
@@ -258,8 +267,9 @@ fn split(buf: &mut [f32], at: usize, per_row: usize) -> (&mut [f32], &mut [f32])
 
 /// The recurrence over samples `i0..i0 + nc` of the batch.
 fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
-    let RecurrentConfig { cell, steps: t, units: u, activation: act, recurrent_activation: ra, go_backwards, .. } =
-        sh.cfg;
+    let RecurrentConfig {
+        cell, steps: t, features: nf, units: u, activation: act, recurrent_activation: ra, go_backwards, ..
+    } = sh.cfg;
     let gu = cell.gates() * u;
     let (n, rk) = (nc, sh.rk);
     if n == 0 {
@@ -268,9 +278,10 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
     for s in 0..t {
         let ti = if go_backwards { t - 1 - s } else { s };
         let g = &mut f.gates[s * n * gu..(s + 1) * n * gu];
-        for i in 0..n {
-            let row = ((i0 + i) * t + ti) * gu;
-            g[i * gu..(i + 1) * gu].copy_from_slice(&sh.xw[row..row + gu]);
+        // This step's input projection x_t · W + b (the chunk's samples lie t·F apart).
+        gemm_small(n, nf, gu, &sh.x[(i0 * t + ti) * nf..], (t * nf, 1), sh.w, gu, g, gu, 0.0);
+        if let Some(bias) = sh.in_bias {
+            g.chunks_exact_mut(gu).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
         }
         let (h_before, h_rest) = f.h.split_at_mut(s * n * u);
         let h_prev = (s > 0).then(|| &h_before[(s - 1) * n * u..]);
@@ -278,14 +289,14 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
         match cell {
             Cell::Simple => {
                 if let Some(hp) = h_prev {
-                    gemm_small(n, u, u, hp, u, rk, u, g, u, 1.0);
+                    gemm_small(n, u, u, hp, (u, 1), rk, u, g, u, 1.0);
                 }
                 act.apply(g);
                 h.copy_from_slice(g);
             }
             Cell::Lstm => {
                 if let Some(hp) = h_prev {
-                    gemm_small(n, u, gu, hp, u, rk, gu, g, gu, 1.0);
+                    gemm_small(n, u, gu, hp, (u, 1), rk, gu, g, gu, 1.0);
                 }
                 let (c_before, c_rest) = f.c.split_at_mut(s * n * u);
                 let c_prev = (s > 0).then(|| &c_before[(s - 1) * n * u..]);
@@ -323,7 +334,7 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
                     None => rec.fill(0.0),
                 }
                 if let Some(hp) = h_prev {
-                    gemm_small(n, u, gu, hp, u, rk, gu, rec, gu, 1.0);
+                    gemm_small(n, u, gu, hp, (u, 1), rk, gu, rec, gu, 1.0);
                 }
                 for i in 0..n {
                     let (gi, ri) = (&mut g[i * gu..(i + 1) * gu], &rec[i * gu..(i + 1) * gu]);
@@ -337,7 +348,7 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
             }
             Cell::Gru { reset_after: false } => {
                 if let Some(hp) = h_prev {
-                    gemm_small(n, u, 2 * u, hp, u, rk, gu, g, gu, 1.0);
+                    gemm_small(n, u, 2 * u, hp, (u, 1), rk, gu, g, gu, 1.0);
                 }
                 let hr = &mut f.rec[s * n * u..(s + 1) * n * u];
                 for i in 0..n {
@@ -354,7 +365,7 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
                     }
                 }
                 if s > 0 {
-                    gemm_small(n, u, u, hr, u, &rk[2 * u..], gu, &mut g[2 * u..], gu, 1.0);
+                    gemm_small(n, u, u, hr, (u, 1), &rk[2 * u..], gu, &mut g[2 * u..], gu, 1.0);
                 }
                 for i in 0..n {
                     let (zr, hh) = g[i * gu..(i + 1) * gu].split_at_mut(2 * u);
@@ -363,6 +374,14 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
                 }
             }
         }
+    }
+}
+
+/// `out = mᵀ` for a row-major `m` of `cols` columns.
+fn transpose(m: &[f32], cols: usize, out: &mut [f32]) {
+    let rows = m.len() / cols;
+    for (r, row) in m.chunks_exact(cols).enumerate() {
+        row.iter().enumerate().for_each(|(j, &v)| out[j * rows + r] = v);
     }
 }
 
@@ -383,14 +402,25 @@ fn mix(h: &mut [f32], z: &[f32], hh: &[f32], h_prev: Option<&[f32]>) {
 /// pre-activations (input side `dg`, recurrent side `drec` for a GRU).
 fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_>, b: Bwd<'_>) {
     let RecurrentConfig {
-        cell, steps: t, units: u, activation: act, recurrent_activation: ra, return_sequences, ..
+        cell,
+        steps: t,
+        features: nf,
+        units: u,
+        activation: act,
+        recurrent_activation: ra,
+        return_sequences,
+        go_backwards,
+        ..
     } = sh.cfg;
     let (n, gu, rt) = (nc, cell.gates() * u, sh.rt);
+    b.dw.fill(0.0);
+    b.dr.fill(0.0);
     if n == 0 {
         return;
     }
     b.dh_next.fill(0.0);
     b.dc.fill(0.0);
+    let mut dx = b.dx;
     for s in (0..t).rev() {
         // The gradient reaching this step's state: from the output and from the next step.
         for i in 0..n {
@@ -414,7 +444,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
             Cell::Simple => {
                 dgs.iter_mut().zip(g).zip(b.dh.iter()).for_each(|((d, &y), &dh)| *d = dh * act.df(y));
                 if s > 0 {
-                    gemm_small(n, u, u, dgs, u, rt, u, b.dh_next, u, 0.0);
+                    gemm_small(n, u, u, dgs, (u, 1), rt, u, b.dh_next, u, 0.0);
                 }
             }
             Cell::Lstm => {
@@ -435,7 +465,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                     }
                 }
                 if s > 0 {
-                    gemm_small(n, gu, u, dgs, gu, rt, u, b.dh_next, u, 0.0);
+                    gemm_small(n, gu, u, dgs, (gu, 1), rt, u, b.dh_next, u, 0.0);
                 }
             }
             Cell::Gru { reset_after: true } => {
@@ -458,7 +488,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                     }
                 }
                 if s > 0 {
-                    gemm_small(n, gu, u, drec, gu, rt, u, b.dh_next, u, 1.0);
+                    gemm_small(n, gu, u, drec, (gu, 1), rt, u, b.dh_next, u, 1.0);
                 }
             }
             Cell::Gru { reset_after: false } => {
@@ -474,7 +504,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                     }
                 }
                 // The candidate's recurrent input is r ⊙ h₋₁: its gradient reaches r and h₋₁.
-                gemm_small(n, u, u, &dgs[2 * u..], gu, &rt[2 * u * u..], u, b.dhr, u, 0.0);
+                gemm_small(n, u, u, &dgs[2 * u..], (gu, 1), &rt[2 * u * u..], u, b.dhr, u, 0.0);
                 for i in 0..n {
                     for k in 0..u {
                         let j = i * u + k;
@@ -485,24 +515,39 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                     }
                 }
                 if s > 0 {
-                    gemm_small(n, 2 * u, u, dgs, gu, rt, u, b.dh_next, u, 1.0);
+                    gemm_small(n, 2 * u, u, dgs, (gu, 1), rt, u, b.dh_next, u, 1.0);
                 }
             }
+        }
+        // This step's share of the weight gradients, and its input gradient.
+        let ti = if go_backwards { t - 1 - s } else { s };
+        let xs = &sh.x[(i0 * t + ti) * nf..];
+        gemm_small(nf, n, gu, xs, (1, t * nf), dgs, gu, b.dw, gu, 1.0);
+        if let Some(hp) = h_prev {
+            match cell {
+                Cell::Simple | Cell::Lstm => gemm_small(u, n, gu, hp, (1, u), dgs, gu, b.dr, gu, 1.0),
+                Cell::Gru { reset_after: true } => {
+                    let drec = &b.drec[s * n * gu..(s + 1) * n * gu];
+                    gemm_small(u, n, gu, hp, (1, u), drec, gu, b.dr, gu, 1.0)
+                }
+                Cell::Gru { reset_after: false } => {
+                    gemm_small(u, n, 2 * u, hp, (1, u), dgs, gu, b.dr, gu, 1.0);
+                    let hr = &f.rec[s * n * u..(s + 1) * n * u];
+                    gemm_small(u, n, u, hr, (1, u), &dgs[2 * u..], gu, &mut b.dr[2 * u..], gu, 1.0);
+                }
+            }
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            gemm_small(n, gu, nf, dgs, (gu, 1), sh.wt, nf, &mut dx[ti * nf..], t * nf, 0.0);
         }
     }
 }
 
 impl Layer for Recurrent {
     fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
-        let RecurrentConfig { cell, steps: t, features: f, units: u, return_sequences, .. } = self.cfg;
+        let RecurrentConfig { cell, steps: t, units: u, return_sequences, .. } = self.cfg;
         let (n, gu) = (ctx.n, cell.gates() * u);
         let b = &mut self.buf;
-        let xw = sized(&mut b.xw, n * t * gu);
-        gemm(n * t, f, gu, Mat::n(xs[0]), Mat::n(&self.kernel.value), xw, 0.0);
-        if let Some(bias) = &self.bias {
-            let bias = &bias.value[..gu];
-            xw.chunks_exact_mut(gu).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
-        }
         let rec_w = match cell {
             Cell::Gru { reset_after: true } => gu,
             Cell::Gru { reset_after: false } => u,
@@ -514,11 +559,21 @@ impl Layer for Recurrent {
         sized(&mut b.c, t * n * lstm_w);
         sized(&mut b.tc, t * n * lstm_w);
         sized(&mut b.rec, t * n * rec_w);
-        let rec_bias = match (cell, &self.bias) {
-            (Cell::Gru { reset_after: true }, Some(bias)) => Some(&bias.value[gu..]),
-            _ => None,
+        let (in_bias, rec_bias) = match (cell, &self.bias) {
+            (Cell::Gru { reset_after: true }, Some(bias)) => (Some(&bias.value[..gu]), Some(&bias.value[gu..])),
+            (_, Some(bias)) => (Some(&bias.value[..]), None),
+            (_, None) => (None, None),
         };
-        let sh = Shared { cfg: self.cfg, rk: &self.recurrent_kernel.value, rt: &[], rec_bias, xw: &b.xw };
+        let sh = Shared {
+            cfg: self.cfg,
+            x: xs[0],
+            w: &self.kernel.value,
+            wt: &[],
+            rk: &self.recurrent_kernel.value,
+            rt: &[],
+            in_bias,
+            rec_bias,
+        };
         let half = chunk_split(n);
         let (g0, g1) = split(&mut b.gates, half, t * gu);
         let (r0, r1) = split(&mut b.rec, half, t * rec_w);
@@ -549,14 +604,11 @@ impl Layer for Recurrent {
     }
 
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
-        let RecurrentConfig { cell, steps: t, features: f, units: u, go_backwards, .. } = self.cfg;
+        let RecurrentConfig { cell, steps: t, features: f, units: u, .. } = self.cfg;
         let (n, gu) = (ctx.n, cell.gates() * u);
-        let rk = &self.recurrent_kernel.value;
         let b = &mut self.buf;
-        let rt = sized(&mut b.rt, gu * u);
-        for (k, row) in rk.chunks_exact(gu).enumerate() {
-            row.iter().enumerate().for_each(|(j, &v)| rt[j * u + k] = v);
-        }
+        transpose(&self.recurrent_kernel.value, gu, sized(&mut b.rt, gu * u));
+        transpose(&self.kernel.value, gu, sized(&mut b.wt, gu * f));
         let gru = matches!(cell, Cell::Gru { .. });
         let drec_w = if gru { gu } else { 0 };
         sized(&mut b.dg, t * n * gu);
@@ -565,8 +617,20 @@ impl Layer for Recurrent {
         sized(&mut b.dh_next, n * u);
         sized(&mut b.dc, n * u);
         sized(&mut b.dhr, n * u);
+        sized(&mut b.dw, 2 * f * gu);
+        sized(&mut b.dr, 2 * u * gu);
+        sized(&mut b.dx, if opts.input_grad { n * t * f } else { 0 });
         let half = chunk_split(n);
-        let sh = Shared { cfg: self.cfg, rk, rt: &b.rt, rec_bias: None, xw: &[] };
+        let sh = Shared {
+            cfg: self.cfg,
+            x: xs[0],
+            w: &self.kernel.value,
+            wt: &b.wt,
+            rk: &self.recurrent_kernel.value,
+            rt: &b.rt,
+            in_bias: None,
+            rec_bias: None,
+        };
         let rec_w = b.rec.len() / (t * n).max(1);
         let lstm_w = b.c.len() / (t * n).max(1);
         let fwd = |i0: usize, nc: usize| FwdRef {
@@ -582,64 +646,35 @@ impl Layer for Recurrent {
         let (dh0, dh1) = split(&mut b.dh, half, u);
         let (dn0, dn1) = split(&mut b.dh_next, half, u);
         let (dc0, dc1) = split(&mut b.dc, half, u);
-        let (dx0, dx1) = split(&mut b.dhr, half, u);
+        let (dq0, dq1) = split(&mut b.dhr, half, u);
+        let (dw0, dw1) = b.dw.split_at_mut(f * gu);
+        let (rr0, rr1) = b.dr.split_at_mut(u * gu);
+        let (dx0, dx1) = split(&mut b.dx, half, t * f);
+        let want_dx = opts.input_grad;
         parallel::join(
             half < n && t * n * gu * u >= PARALLEL_WORK,
             || {
-                let bw = Bwd { dg: dg0, drec: dr0, dh: dh0, dh_next: dn0, dc: dc0, dhr: dx0 };
+                let dx = want_dx.then_some(dx0);
+                let bw = Bwd { dg: dg0, drec: dr0, dh: dh0, dh_next: dn0, dc: dc0, dhr: dq0, dx, dw: dw0, dr: rr0 };
                 backward_chunk(sh, dy, 0, half, f0, bw)
             },
             || {
-                let bw = Bwd { dg: dg1, drec: dr1, dh: dh1, dh_next: dn1, dc: dc1, dhr: dx1 };
+                let dx = want_dx.then_some(dx1);
+                let bw = Bwd { dg: dg1, drec: dr1, dh: dh1, dh_next: dn1, dc: dc1, dhr: dq1, dx, dw: dw1, dr: rr1 };
                 backward_chunk(sh, dy, half, n - half, f1, bw)
             },
         );
-        // Parameter gradients over all steps at once.
-        let beta = if opts.accumulate { 1.0 } else { 0.0 };
-        let dgs = sized(&mut b.dgs, n * t * gu);
-        for (i0, nc) in [(0, half), (half, n - half)] {
-            let dg = &b.dg[i0 * t * gu..(i0 + nc) * t * gu];
-            for s in 0..t {
-                let ti = if go_backwards { t - 1 - s } else { s };
-                for i in 0..nc {
-                    let dst = ((i0 + i) * t + ti) * gu;
-                    dgs[dst..dst + gu].copy_from_slice(&dg[(s * nc + i) * gu..(s * nc + i + 1) * gu]);
-                }
-            }
-        }
-        gemm(f, n * t, gu, Mat::t(xs[0]), Mat::n(dgs), &mut self.kernel.grad, beta);
-        // dR = Σ_s h₋₁ᵀ · dg_s, per chunk (steps 1.. of a chunk pair with the states before them).
-        let rg = &mut self.recurrent_kernel.grad;
-        for (c, (i0, nc)) in [(0, half), (half, n - half)].into_iter().enumerate() {
-            if nc == 0 {
-                continue;
-            }
-            let beta = if c == 0 { beta } else { 1.0 };
-            let m = (t - 1) * nc;
-            let h = &b.h[i0 * t * u..i0 * t * u + m * u];
-            let dg = &b.dg[i0 * t * gu + nc * gu..(i0 + nc) * t * gu];
-            match cell {
-                Cell::Simple | Cell::Lstm => gemm(u, m, gu, Mat::t(h), Mat::n(dg), rg, beta),
-                Cell::Gru { reset_after: true } => {
-                    let drec = &b.drec[i0 * t * gu + nc * gu..(i0 + nc) * t * gu];
-                    gemm(u, m, gu, Mat::t(h), Mat::n(drec), rg, beta)
-                }
-                Cell::Gru { reset_after: false } => {
-                    gemm_strided(u, m, 2 * u, h, (1, u), dg, (gu, 1), rg, gu, beta);
-                    let hr = &b.rec[i0 * t * u + nc * u..(i0 + nc) * t * u];
-                    gemm_strided(u, m, u, hr, (1, u), &dg[2 * u..], (gu, 1), &mut rg[2 * u..], gu, beta);
-                }
-            }
+        // The chunks' shares, added in a fixed order.
+        let keep = if opts.accumulate { 1.0 } else { 0.0 };
+        for (grad, parts) in [(&mut self.kernel.grad, &b.dw), (&mut self.recurrent_kernel.grad, &b.dr)] {
+            let (p0, p1) = parts.split_at(grad.len());
+            grad.iter_mut().zip(p0.iter().zip(p1)).for_each(|(g, (a, c))| *g = *g * keep + a + c);
         }
         if let Some(bias) = &mut self.bias {
-            column_sums(dgs, gu, &mut bias.grad[..gu], opts.accumulate);
+            column_sums(&b.dg, gu, &mut bias.grad[..gu], opts.accumulate);
             if cell == (Cell::Gru { reset_after: true }) {
                 column_sums(&b.drec, gu, &mut bias.grad[gu..], opts.accumulate);
             }
-        }
-        if opts.input_grad {
-            let dx = sized(&mut b.dx, n * t * f);
-            gemm(n * t, gu, f, Mat::n(dgs), Mat::t(&self.kernel.value), dx, 0.0);
         }
     }
 
