@@ -12,7 +12,7 @@ use rand::Rng;
 use super::{BackwardOpts, Ctx, Initializer, Layer, LayerBuffers, Param, Shareable, sized};
 use crate::kernels::fastmath;
 use crate::kernels::parallel;
-use crate::kernels::matmul::{column_sums, gemm_small};
+use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_small, gemm_strided};
 
 /// Per-step work (`T · n · G·U · U`) from which a batch's two chunks run on two threads.
 const PARALLEL_WORK: usize = 1 << 20;
@@ -145,6 +145,8 @@ pub struct RecurrentBuffers {
     /// GRU: the recurrent product per step `[T, n, 3U]` (with `reset_after`), or `r ⊙ h₋₁`
     /// `[T, n, U]` (without).
     rec: Vec<f32>,
+    /// The input, time-major `[T, n, F]` (per chunk).
+    xt: Vec<f32>,
     /// States `[T, n, U]`; LSTM cells and their activation.
     h: Vec<f32>,
     c: Vec<f32>,
@@ -159,9 +161,9 @@ pub struct RecurrentBuffers {
     /// GRU without `reset_after`: the gradient reaching `r ⊙ h₋₁`.
     dhr: Vec<f32>,
     dx: Vec<f32>,
-    /// The kernels transposed (`[G·U, U]`, `[G·U, F]`), for the per-step products of backward.
+    dxt: Vec<f32>,
+    /// The recurrent kernel transposed `[G·U, U]`, for the per-step products of backward.
     rt: Vec<f32>,
-    wt: Vec<f32>,
     /// Each chunk's share of the kernel and recurrent-kernel gradients, one after the other.
     dw: Vec<f32>,
     dr: Vec<f32>,
@@ -214,6 +216,8 @@ fn chunk_split(n: usize) -> usize {
 
 /// One chunk's time-major forward buffers (`[T, rows, ..]`).
 struct Fwd<'a> {
+    /// The chunk's input, time-major `[T, rows, F]`.
+    xt: &'a mut [f32],
     gates: &'a mut [f32],
     rec: &'a mut [f32],
     h: &'a mut [f32],
@@ -224,6 +228,7 @@ struct Fwd<'a> {
 /// The same, read by backward.
 #[derive(Clone, Copy)]
 struct FwdRef<'a> {
+    xt: &'a [f32],
     gates: &'a [f32],
     rec: &'a [f32],
     h: &'a [f32],
@@ -239,21 +244,21 @@ struct Bwd<'a> {
     dh_next: &'a mut [f32],
     dc: &'a mut [f32],
     dhr: &'a mut [f32],
-    /// The chunk's input gradient rows `[nc, T, F]`, if asked for.
+    /// The chunk's input gradient rows `[nc, T, F]`, if asked for, and its time-major scratch.
     dx: Option<&'a mut [f32]>,
+    dxt: &'a mut [f32],
     /// The chunk's share of the kernel and recurrent-kernel gradients.
     dw: &'a mut [f32],
     dr: &'a mut [f32],
 }
 
 /// What every chunk reads: the configuration, the input `[n, T, F]` (whole batch), the kernels
-/// (and in backward their transposes), the input bias (row) and a GRU's recurrent bias row.
+/// (and in backward the recurrent one transposed), the input bias (row) and a GRU's recurrent bias row.
 #[derive(Clone, Copy)]
 struct Shared<'a> {
     cfg: RecurrentConfig,
     x: &'a [f32],
     w: &'a [f32],
-    wt: &'a [f32],
     rk: &'a [f32],
     rt: &'a [f32],
     in_bias: Option<&'a [f32]>,
@@ -275,14 +280,20 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
     if n == 0 {
         return;
     }
+    // The chunk's steps in processing order, then every step's input projection in one product.
     for s in 0..t {
         let ti = if go_backwards { t - 1 - s } else { s };
-        let g = &mut f.gates[s * n * gu..(s + 1) * n * gu];
-        // This step's input projection x_t · W + b (the chunk's samples lie t·F apart).
-        gemm_small(n, nf, gu, &sh.x[(i0 * t + ti) * nf..], (t * nf, 1), sh.w, gu, g, gu, 0.0);
-        if let Some(bias) = sh.in_bias {
-            g.chunks_exact_mut(gu).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
+        for i in 0..n {
+            let src = ((i0 + i) * t + ti) * nf;
+            f.xt[(s * n + i) * nf..(s * n + i + 1) * nf].copy_from_slice(&sh.x[src..src + nf]);
         }
+    }
+    gemm(t * n, nf, gu, Mat::n(f.xt), Mat::n(sh.w), f.gates, 0.0);
+    if let Some(bias) = sh.in_bias {
+        f.gates.chunks_exact_mut(gu).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
+    }
+    for s in 0..t {
+        let g = &mut f.gates[s * n * gu..(s + 1) * n * gu];
         let (h_before, h_rest) = f.h.split_at_mut(s * n * u);
         let h_prev = (s > 0).then(|| &h_before[(s - 1) * n * u..]);
         let h = &mut h_rest[..n * u];
@@ -413,14 +424,13 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
         ..
     } = sh.cfg;
     let (n, gu, rt) = (nc, cell.gates() * u, sh.rt);
-    b.dw.fill(0.0);
-    b.dr.fill(0.0);
     if n == 0 {
+        b.dw.fill(0.0);
+        b.dr.fill(0.0);
         return;
     }
     b.dh_next.fill(0.0);
     b.dc.fill(0.0);
-    let mut dx = b.dx;
     for s in (0..t).rev() {
         // The gradient reaching this step's state: from the output and from the next step.
         for i in 0..n {
@@ -519,26 +529,29 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                 }
             }
         }
-        // This step's share of the weight gradients, and its input gradient.
-        let ti = if go_backwards { t - 1 - s } else { s };
-        let xs = &sh.x[(i0 * t + ti) * nf..];
-        gemm_small(nf, n, gu, xs, (1, t * nf), dgs, gu, b.dw, gu, 1.0);
-        if let Some(hp) = h_prev {
-            match cell {
-                Cell::Simple | Cell::Lstm => gemm_small(u, n, gu, hp, (1, u), dgs, gu, b.dr, gu, 1.0),
-                Cell::Gru { reset_after: true } => {
-                    let drec = &b.drec[s * n * gu..(s + 1) * n * gu];
-                    gemm_small(u, n, gu, hp, (1, u), drec, gu, b.dr, gu, 1.0)
-                }
-                Cell::Gru { reset_after: false } => {
-                    gemm_small(u, n, 2 * u, hp, (1, u), dgs, gu, b.dr, gu, 1.0);
-                    let hr = &f.rec[s * n * u..(s + 1) * n * u];
-                    gemm_small(u, n, u, hr, (1, u), &dgs[2 * u..], gu, &mut b.dr[2 * u..], gu, 1.0);
-                }
-            }
+    }
+    // The weight gradients over all steps at once: Σ_s x_sᵀ · dg_s and Σ_s h_{s-1}ᵀ · drec_s.
+    gemm(nf, t * n, gu, Mat::t(f.xt), Mat::n(b.dg), b.dw, 0.0);
+    let m = (t - 1) * n;
+    let h = &f.h[..m * u];
+    match cell {
+        Cell::Simple | Cell::Lstm => gemm(u, m, gu, Mat::t(h), Mat::n(&b.dg[n * gu..]), b.dr, 0.0),
+        Cell::Gru { reset_after: true } => gemm(u, m, gu, Mat::t(h), Mat::n(&b.drec[n * gu..]), b.dr, 0.0),
+        Cell::Gru { reset_after: false } => {
+            gemm_strided(u, m, 2 * u, h, (1, u), &b.dg[n * gu..], (gu, 1), b.dr, gu, 0.0);
+            let hr = &f.rec[n * u..t * n * u];
+            gemm_strided(u, m, u, hr, (1, u), &b.dg[n * gu + 2 * u..], (gu, 1), &mut b.dr[2 * u..], gu, 0.0);
         }
-        if let Some(dx) = dx.as_deref_mut() {
-            gemm_small(n, gu, nf, dgs, (gu, 1), sh.wt, nf, &mut dx[ti * nf..], t * nf, 0.0);
+    }
+    // The input gradient, time-major, then back to the samples' order.
+    if let Some(dx) = b.dx {
+        gemm(t * n, gu, nf, Mat::n(b.dg), Mat::t(sh.w), b.dxt, 0.0);
+        for s in 0..t {
+            let ti = if go_backwards { t - 1 - s } else { s };
+            for i in 0..n {
+                let src = &b.dxt[(s * n + i) * nf..(s * n + i + 1) * nf];
+                dx[(i * t + ti) * nf..(i * t + ti + 1) * nf].copy_from_slice(src);
+            }
         }
     }
 }
@@ -554,6 +567,7 @@ impl Layer for Recurrent {
             _ => 0,
         };
         let lstm_w = if cell == Cell::Lstm { u } else { 0 };
+        sized(&mut b.xt, t * n * self.cfg.features);
         sized(&mut b.gates, t * n * gu);
         sized(&mut b.h, t * n * u);
         sized(&mut b.c, t * n * lstm_w);
@@ -568,13 +582,13 @@ impl Layer for Recurrent {
             cfg: self.cfg,
             x: xs[0],
             w: &self.kernel.value,
-            wt: &[],
             rk: &self.recurrent_kernel.value,
             rt: &[],
             in_bias,
             rec_bias,
         };
         let half = chunk_split(n);
+        let (x0, x1) = split(&mut b.xt, half, t * self.cfg.features);
         let (g0, g1) = split(&mut b.gates, half, t * gu);
         let (r0, r1) = split(&mut b.rec, half, t * rec_w);
         let (h0, h1) = split(&mut b.h, half, t * u);
@@ -582,8 +596,8 @@ impl Layer for Recurrent {
         let (t0, t1) = split(&mut b.tc, half, t * lstm_w);
         parallel::join(
             half < n && t * n * gu * u >= PARALLEL_WORK,
-            || forward_chunk(sh, 0, half, Fwd { gates: g0, rec: r0, h: h0, c: c0, tc: t0 }),
-            || forward_chunk(sh, half, n - half, Fwd { gates: g1, rec: r1, h: h1, c: c1, tc: t1 }),
+            || forward_chunk(sh, 0, half, Fwd { xt: x0, gates: g0, rec: r0, h: h0, c: c0, tc: t0 }),
+            || forward_chunk(sh, half, n - half, Fwd { xt: x1, gates: g1, rec: r1, h: h1, c: c1, tc: t1 }),
         );
         // The outputs, sample-major: every step's state or the last one.
         let out = sized(&mut b.out, if return_sequences { n * t * u } else { n * u });
@@ -608,7 +622,6 @@ impl Layer for Recurrent {
         let (n, gu) = (ctx.n, cell.gates() * u);
         let b = &mut self.buf;
         transpose(&self.recurrent_kernel.value, gu, sized(&mut b.rt, gu * u));
-        transpose(&self.kernel.value, gu, sized(&mut b.wt, gu * f));
         let gru = matches!(cell, Cell::Gru { .. });
         let drec_w = if gru { gu } else { 0 };
         sized(&mut b.dg, t * n * gu);
@@ -620,12 +633,12 @@ impl Layer for Recurrent {
         sized(&mut b.dw, 2 * f * gu);
         sized(&mut b.dr, 2 * u * gu);
         sized(&mut b.dx, if opts.input_grad { n * t * f } else { 0 });
+        sized(&mut b.dxt, if opts.input_grad { n * t * f } else { 0 });
         let half = chunk_split(n);
         let sh = Shared {
             cfg: self.cfg,
             x: xs[0],
             w: &self.kernel.value,
-            wt: &b.wt,
             rk: &self.recurrent_kernel.value,
             rt: &b.rt,
             in_bias: None,
@@ -634,6 +647,7 @@ impl Layer for Recurrent {
         let rec_w = b.rec.len() / (t * n).max(1);
         let lstm_w = b.c.len() / (t * n).max(1);
         let fwd = |i0: usize, nc: usize| FwdRef {
+            xt: &b.xt[i0 * t * f..(i0 + nc) * t * f],
             gates: &b.gates[i0 * t * gu..(i0 + nc) * t * gu],
             rec: &b.rec[i0 * t * rec_w..(i0 + nc) * t * rec_w],
             h: &b.h[i0 * t * u..(i0 + nc) * t * u],
@@ -650,17 +664,18 @@ impl Layer for Recurrent {
         let (dw0, dw1) = b.dw.split_at_mut(f * gu);
         let (rr0, rr1) = b.dr.split_at_mut(u * gu);
         let (dx0, dx1) = split(&mut b.dx, half, t * f);
+        let (dt0, dt1) = split(&mut b.dxt, half, t * f);
         let want_dx = opts.input_grad;
         parallel::join(
             half < n && t * n * gu * u >= PARALLEL_WORK,
             || {
                 let dx = want_dx.then_some(dx0);
-                let bw = Bwd { dg: dg0, drec: dr0, dh: dh0, dh_next: dn0, dc: dc0, dhr: dq0, dx, dw: dw0, dr: rr0 };
+                let bw = Bwd { dg: dg0, drec: dr0, dh: dh0, dh_next: dn0, dc: dc0, dhr: dq0, dx, dxt: dt0, dw: dw0, dr: rr0 };
                 backward_chunk(sh, dy, 0, half, f0, bw)
             },
             || {
                 let dx = want_dx.then_some(dx1);
-                let bw = Bwd { dg: dg1, drec: dr1, dh: dh1, dh_next: dn1, dc: dc1, dhr: dq1, dx, dw: dw1, dr: rr1 };
+                let bw = Bwd { dg: dg1, drec: dr1, dh: dh1, dh_next: dn1, dc: dc1, dhr: dq1, dx, dxt: dt1, dw: dw1, dr: rr1 };
                 backward_chunk(sh, dy, half, n - half, f1, bw)
             },
         );
