@@ -29,6 +29,16 @@ fn attention_gradients_match_finite_differences() {
     }
 }
 
+/// A batch of 5 runs its heads as two chunks of samples (2 and 3): the split changes nothing.
+#[test]
+fn attention_gradients_match_finite_differences_on_split_batches() {
+    let n = 5;
+    let c = cfg(false, true);
+    let mut l = MultiHeadAttention::new(c, &mut rand::rngs::StdRng::seed_from_u64(4));
+    let (q, v, k) = (data(n * c.tq * c.dq, 4), data(n * c.tv * c.dv, 5), data(n * c.tv * c.dk, 6));
+    kiln::testing::check_layer(&mut l, &[&q, &v, &k], n, 12, 3e-3).unwrap();
+}
+
 #[test]
 fn a_causal_mask_hides_later_steps() {
     let c = AttentionConfig { tq: 4, tv: 4, dq: 3, dv: 3, dk: 3, out: 3, ..cfg(true, true) };

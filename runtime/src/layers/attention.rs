@@ -8,7 +8,8 @@
 use rand::Rng;
 
 use super::{BackwardOpts, Ctx, Initializer, Layer, LayerBuffers, Param, Shareable, sized};
-use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_strided};
+use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_small};
+use crate::kernels::parallel;
 
 /// The static configuration of a [`MultiHeadAttention`] layer.
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +67,8 @@ pub struct AttentionBuffers {
     dq: Vec<f32>,
     dk: Vec<f32>,
     dv: Vec<f32>,
+    /// Scratch: one head's keys transposed per chunk.
+    kt: Vec<f32>,
     /// Input gradients: query, value, key.
     dx: [Vec<f32>; 3],
 }
@@ -144,7 +147,7 @@ fn project_back(
 
 impl Layer for MultiHeadAttention {
     fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
-        let AttentionConfig { tq, tv, heads: h, key_dim: kd, value_dim: vd, causal, .. } = self.cfg;
+        let AttentionConfig { tq, tv, heads: h, key_dim: kd, value_dim: vd, .. } = self.cfg;
         let n = ctx.n;
         let (xq, xv) = (xs[0], xs[1]);
         let xk = xs.get(2).copied().unwrap_or(xv);
@@ -157,19 +160,16 @@ impl Layer for MultiHeadAttention {
         project(xv, n * tv, &self.weights[V], hv, &mut b.v);
         let p = sized(&mut b.p, n * h * tq * tv);
         let mixed = sized(&mut b.mixed, n * tq * hv);
-        for i in 0..n {
-            for hh in 0..h {
-                let ph = &mut p[(i * h + hh) * tq * tv..(i * h + hh + 1) * tq * tv];
-                let q = &b.q[i * tq * hk + hh * kd..];
-                let k = &b.k[i * tv * hk + hh * kd..];
-                gemm_strided(tq, kd, tv, q, (hk, 1), k, (1, hk), ph, tv, 0.0);
-                for (r, row) in ph.chunks_exact_mut(tv).enumerate() {
-                    masked_softmax(row, if causal { r + 1 } else { tv });
-                }
-                let v = &b.v[i * tv * hv + hh * vd..];
-                gemm_strided(tq, tv, vd, ph, (tv, 1), v, (hv, 1), &mut mixed[i * tq * hv + hh * vd..], hv, 0.0);
-            }
-        }
+        let half = chunk_split(n);
+        let (p0, p1) = p.split_at_mut(half * h * tq * tv);
+        let (m0, m1) = mixed.split_at_mut(half * tq * hv);
+        let (kt0, kt1) = sized(&mut b.kt, 2 * kd * tv).split_at_mut(kd * tv);
+        let (q, k, v, cfg) = (&b.q[..], &b.k[..], &b.v[..], &self.cfg);
+        parallel::join(
+            half < n && n * h * tq * tv * (kd + vd) >= PARALLEL_WORK,
+            || attend(cfg, 0, half, q, k, v, p0, m0, kt0),
+            || attend(cfg, half, n - half, q, k, v, p1, m1, kt1),
+        );
         project(&b.mixed, n * tq, &self.weights[O], self.cfg.out, &mut b.out);
     }
 
@@ -186,27 +186,19 @@ impl Layer for MultiHeadAttention {
         let dq = sized(&mut b.dq, n * tq * hk);
         let dk = sized(&mut b.dk, n * tv * hk);
         let dv = sized(&mut b.dv, n * tv * hv);
-        let dp = sized(&mut b.dp, tq * tv);
-        for i in 0..n {
-            for hh in 0..h {
-                let ph = &b.p[(i * h + hh) * tq * tv..(i * h + hh + 1) * tq * tv];
-                let dm = &b.dmixed[i * tq * hv + hh * vd..];
-                let v = &b.v[i * tv * hv + hh * vd..];
-                // dP = dMixed_h · V_hᵀ; dV_h = Pᵀ · dMixed_h.
-                gemm_strided(tq, vd, tv, dm, (hv, 1), v, (1, hv), dp, tv, 0.0);
-                gemm_strided(tv, tq, vd, ph, (1, tv), dm, (hv, 1), &mut dv[i * tv * hv + hh * vd..], hv, 0.0);
-                // Through the softmax: dS = P ⊙ (dP − Σ dP ⊙ P) per row.
-                for (prow, drow) in ph.chunks_exact(tv).zip(dp.chunks_exact_mut(tv)) {
-                    let dot: f32 = prow.iter().zip(drow.iter()).map(|(p, d)| p * d).sum();
-                    drow.iter_mut().zip(prow).for_each(|(d, p)| *d = p * (*d - dot));
-                }
-                // S = Qs · Kᵀ: dQs = dS · K_h, dK_h = dSᵀ · Qs.
-                let k = &b.k[i * tv * hk + hh * kd..];
-                let q = &b.q[i * tq * hk + hh * kd..];
-                gemm_strided(tq, tv, kd, dp, (tv, 1), k, (hk, 1), &mut dq[i * tq * hk + hh * kd..], hk, 0.0);
-                gemm_strided(tv, tq, kd, dp, (1, tv), q, (hk, 1), &mut dk[i * tv * hk + hh * kd..], hk, 0.0);
-            }
-        }
+        let half = chunk_split(n);
+        let (dq0, dq1) = dq.split_at_mut(half * tq * hk);
+        let (dk0, dk1) = dk.split_at_mut(half * tv * hk);
+        let (dv0, dv1) = dv.split_at_mut(half * tv * hv);
+        let (s0, s1) = sized(&mut b.dp, 2 * (tq * tv + vd * tv)).split_at_mut(tq * tv + vd * tv);
+        let cfg = &self.cfg;
+        let fwd = (&b.q[..], &b.k[..], &b.v[..], &b.p[..], &b.dmixed[..]);
+        parallel::join(
+            half < n && n * h * tq * tv * (kd + vd) >= PARALLEL_WORK,
+            || attend_back(cfg, 0, half, fwd, dq0, dk0, dv0, s0),
+            || attend_back(cfg, half, n - half, fwd, dq1, dk1, dv1, s1),
+        );
+        let dq = &mut b.dq;
         // The query was scaled after its projection.
         let scale = 1.0 / (kd as f32).sqrt();
         dq.iter_mut().for_each(|v| *v *= scale);
@@ -248,6 +240,97 @@ impl Layer for MultiHeadAttention {
             if let Some(b) = b {
                 f(b);
             }
+        }
+    }
+}
+
+/// Samples per chunk below which the heads of a batch are not split in two (see the recurrent
+/// layers: the split depends on the batch size only, so results do not depend on the threads).
+const MIN_CHUNK: usize = 2;
+
+/// Per-head work (`n · heads · Tq · Tv · (key_dim + value_dim)`) from which the two chunks of a
+/// batch run on two threads.
+const PARALLEL_WORK: usize = 1 << 18;
+
+fn chunk_split(n: usize) -> usize {
+    if n >= 2 * MIN_CHUNK { n / 2 } else { n }
+}
+
+/// `out[c, r] = m[r, c]` for `m` of `rows` rows (row stride `ld`) and `cols` columns.
+fn transpose_into(m: &[f32], rows: usize, cols: usize, ld: usize, out: &mut [f32]) {
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = m[r * ld + c];
+        }
+    }
+}
+
+/// Attention weights and mixed values of samples `i0..i0 + nc`, every head: `p` and `mixed` are
+/// the chunk's parts, `kt` scratch for one head's keys transposed.
+#[allow(clippy::too_many_arguments)]
+fn attend(
+    cfg: &AttentionConfig,
+    i0: usize,
+    nc: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    p: &mut [f32],
+    mixed: &mut [f32],
+    kt: &mut [f32],
+) {
+    let AttentionConfig { tq, tv, heads: h, key_dim: kd, value_dim: vd, causal, .. } = *cfg;
+    let (hk, hv) = (h * kd, h * vd);
+    for li in 0..nc {
+        let i = i0 + li;
+        for hh in 0..h {
+            let ph = &mut p[(li * h + hh) * tq * tv..(li * h + hh + 1) * tq * tv];
+            transpose_into(&k[i * tv * hk + hh * kd..], tv, kd, hk, kt);
+            gemm_small(tq, kd, tv, &q[i * tq * hk + hh * kd..], (hk, 1), kt, tv, ph, tv, 0.0);
+            for (r, row) in ph.chunks_exact_mut(tv).enumerate() {
+                masked_softmax(row, if causal { r + 1 } else { tv });
+            }
+            let vh = &v[i * tv * hv + hh * vd..];
+            gemm_small(tq, tv, vd, ph, (tv, 1), vh, hv, &mut mixed[li * tq * hv + hh * vd..], hv, 0.0);
+        }
+    }
+}
+
+/// Backward through [`attend`] for samples `i0..i0 + nc`: the gradients of the chunk's
+/// projections (`dq` not yet scaled); `scratch` holds one head's `dP` and values transposed.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn attend_back(
+    cfg: &AttentionConfig,
+    i0: usize,
+    nc: usize,
+    (q, k, v, p, dmixed): (&[f32], &[f32], &[f32], &[f32], &[f32]),
+    dq: &mut [f32],
+    dk: &mut [f32],
+    dv: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let AttentionConfig { tq, tv, heads: h, key_dim: kd, value_dim: vd, .. } = *cfg;
+    let (hk, hv) = (h * kd, h * vd);
+    let (dp, vt) = scratch.split_at_mut(tq * tv);
+    for li in 0..nc {
+        let i = i0 + li;
+        for hh in 0..h {
+            let ph = &p[(i * h + hh) * tq * tv..(i * h + hh + 1) * tq * tv];
+            let dm = &dmixed[i * tq * hv + hh * vd..];
+            // dP = dMixed_h · V_hᵀ; dV_h = Pᵀ · dMixed_h.
+            transpose_into(&v[i * tv * hv + hh * vd..], tv, vd, hv, vt);
+            gemm_small(tq, vd, tv, dm, (hv, 1), vt, tv, dp, tv, 0.0);
+            gemm_small(tv, tq, vd, ph, (1, tv), dm, hv, &mut dv[li * tv * hv + hh * vd..], hv, 0.0);
+            // Through the softmax: dS = P ⊙ (dP − Σ dP ⊙ P) per row.
+            for (prow, drow) in ph.chunks_exact(tv).zip(dp.chunks_exact_mut(tv)) {
+                let dot: f32 = prow.iter().zip(drow.iter()).map(|(p, d)| p * d).sum();
+                drow.iter_mut().zip(prow).for_each(|(d, p)| *d = p * (*d - dot));
+            }
+            // S = Qs · Kᵀ: dQs = dS · K_h, dK_h = dSᵀ · Qs.
+            let kh = &k[i * tv * hk + hh * kd..];
+            let qh = &q[i * tq * hk + hh * kd..];
+            gemm_small(tq, tv, kd, dp, (tv, 1), kh, hk, &mut dq[li * tq * hk + hh * kd..], hk, 0.0);
+            gemm_small(tv, tq, kd, dp, (1, tv), qh, hk, &mut dk[li * tv * hk + hh * kd..], hk, 0.0);
         }
     }
 }
