@@ -56,18 +56,23 @@ impl Layer for LayerNorm {
         sized(&mut b.out, x.len());
         sized(&mut b.xhat, x.len());
         sized(&mut b.inv_std, rows);
+        let gamma = self.gamma.as_ref().map(|g| &g.value[..]);
+        let beta = self.beta.as_ref().map(|b| &b.value[..]);
         for r in 0..rows {
             let xr = &x[r * f..(r + 1) * f];
             let mean = xr.iter().map(|&v| v as f64).sum::<f64>() / f as f64;
             let var = xr.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / f as f64;
             let inv = (1.0 / (var + self.epsilon as f64).sqrt()) as f32;
             b.inv_std[r] = inv;
-            for (j, &xj) in xr.iter().enumerate() {
-                let xh = (xj - mean as f32) * inv;
-                b.xhat[r * f + j] = xh;
-                let g = self.gamma.as_ref().map_or(1.0, |g| g.value[j]);
-                let o = self.beta.as_ref().map_or(0.0, |b| b.value[j]);
-                b.out[r * f + j] = xh * g + o;
+            let (xh, out) = (&mut b.xhat[r * f..(r + 1) * f], &mut b.out[r * f..(r + 1) * f]);
+            let m = mean as f32;
+            xh.iter_mut().zip(xr).for_each(|(h, &x)| *h = (x - m) * inv);
+            match gamma {
+                Some(g) => out.iter_mut().zip(xh.iter().zip(g)).for_each(|(o, (h, g))| *o = h * g),
+                None => out.copy_from_slice(xh),
+            }
+            if let Some(be) = beta {
+                out.iter_mut().zip(be).for_each(|(o, b)| *o += b);
             }
         }
     }
@@ -95,19 +100,20 @@ impl Layer for LayerNorm {
         }
         if opts.input_grad {
             let dx = sized(&mut b.dx, rows * f);
+            let gamma = self.gamma.as_ref().map(|g| &g.value[..]);
             for r in 0..rows {
                 // dxhat = dy · gamma; dx = inv_std · (dxhat - mean(dxhat) - xhat · mean(dxhat · xhat)).
-                let (mut s, mut sx) = (0.0f64, 0.0f64);
-                for j in 0..f {
-                    let d = dy[r * f + j] * self.gamma.as_ref().map_or(1.0, |g| g.value[j]);
-                    s += d as f64;
-                    sx += (d * b.xhat[r * f + j]) as f64;
+                let (dyr, xh) = (&dy[r * f..(r + 1) * f], &b.xhat[r * f..(r + 1) * f]);
+                let dxr = &mut dx[r * f..(r + 1) * f];
+                match gamma {
+                    Some(g) => dxr.iter_mut().zip(dyr.iter().zip(g)).for_each(|(d, (y, g))| *d = y * g),
+                    None => dxr.copy_from_slice(dyr),
                 }
+                let s: f64 = dxr.iter().map(|&d| d as f64).sum();
+                let sx: f64 = dxr.iter().zip(xh).map(|(&d, &h)| (d * h) as f64).sum();
                 let (ms, msx) = ((s / f as f64) as f32, (sx / f as f64) as f32);
-                for j in 0..f {
-                    let d = dy[r * f + j] * self.gamma.as_ref().map_or(1.0, |g| g.value[j]);
-                    dx[r * f + j] = b.inv_std[r] * (d - ms - b.xhat[r * f + j] * msx);
-                }
+                let inv = b.inv_std[r];
+                dxr.iter_mut().zip(xh).for_each(|(d, &h)| *d = inv * (*d - ms - h * msx));
             }
         }
     }
