@@ -119,7 +119,14 @@ fn keras_case(case: &str, mut layer: impl Layer, x: &[f32], n: usize) {
         close(&format!("{case}.d{name}"), &p.grad, &fixture(&format!("{case}.d{name}")), 1e-5);
         let grad = p.grad.clone();
         kiln::Optimizer::update(&mut adam, k, &mut p.value, &grad);
-        close(&format!("{case}.adam.{name}"), &p.value, &fixture(&format!("{case}.adam.{name}")), 1e-5);
+        // Adam's first step is lr · g / (|g| + ε): for a gradient within rounding of zero it
+        // amplifies the rounding, so those entries are compared with the step size instead.
+        let want = fixture(&format!("{case}.adam.{name}"));
+        let kg = fixture(&format!("{case}.d{name}"));
+        for (j, (g, w)) in p.value.iter().zip(&want).enumerate() {
+            let tol = if kg[j].abs() > 1e-4 { 1e-5 * w.abs().max(1.0) } else { 0.01 };
+            assert!((g - w).abs() <= tol, "{case}.adam.{name}[{j}]: kiln {g}, Keras {w} (gradient {})", kg[j]);
+        }
         k += 1;
     });
 }
@@ -141,6 +148,38 @@ fn recurrent_layers_match_keras() {
         let cfg = RecurrentConfig { steps: 5, units: 4, ..config(cell, seq, back) };
         let layer = Recurrent::new(cfg, &mut rand::rngs::StdRng::seed_from_u64(0));
         keras_case(case, layer, &fixture(&format!("{case}.x")), 2);
+    }
+}
+
+#[test]
+fn bidirectional_layers_match_keras() {
+    use kiln::layers::MergeMode;
+    let cases = [
+        ("bidi_lstm_seq", Cell::Lstm, true, MergeMode::Concat),
+        ("bidi_gru_sum", Cell::Gru { reset_after: true }, false, MergeMode::Sum),
+        ("bidi_rnn_mul_seq", Cell::Simple, true, MergeMode::Mul),
+    ];
+    for (case, cell, seq, mode) in cases {
+        let cfg = RecurrentConfig { steps: 5, units: 4, ..config(cell, seq, false) };
+        let rng = || rand::rngs::StdRng::seed_from_u64(0);
+        let layer = kiln::Bidirectional::new(Recurrent::new(cfg, &mut rng()), Recurrent::new(cfg, &mut rng()), mode);
+        keras_case(case, layer, &fixture(&format!("{case}.x")), 2);
+    }
+}
+
+#[test]
+fn bidirectional_gradients_match_finite_differences() {
+    use kiln::layers::MergeMode;
+    let n = 3;
+    let x: Vec<f32> = (0..n * 4 * 3).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+    for (mode, seq) in
+        [(MergeMode::Concat, true), (MergeMode::Ave, false), (MergeMode::Mul, true), (MergeMode::Sum, true)]
+    {
+        let cfg = config(Cell::Lstm, seq, false);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let (f, b) = (Recurrent::new(cfg, &mut rng), Recurrent::new(cfg, &mut rng));
+        let mut l = kiln::Bidirectional::new(f, b, mode);
+        kiln::testing::check_layer(&mut l, &[&x], n, 8, 3e-3).unwrap_or_else(|e| panic!("{mode:?}:\n{e}"));
     }
 }
 

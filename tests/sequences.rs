@@ -129,3 +129,78 @@ fn integer_labels_are_accepted() {
     let h = m.fit(&x, &y, Fit { epochs: 2, verbose: 0, ..Fit::default() }).unwrap();
     assert_eq!(h.get("loss").unwrap().len(), 2);
 }
+
+sequential! {
+    /// For every token: is it the same as the last token of the sequence? Every step but the
+    /// last needs to see the end.
+    pub struct Tagger: Input([8], dtype = i32) {
+        Embedding(6, 8),
+        Bidirectional(LSTM(12, return_sequences = true)),
+        TimeDistributed(Dense(2, activation = softmax)),
+    }
+}
+
+sequential! {
+    /// The same tags from the forward direction alone, which cannot see what comes later.
+    pub struct ForwardTagger: Input([8], dtype = i32) {
+        Embedding(6, 8),
+        LSTM(12, return_sequences = true),
+        TimeDistributed(Dense(2, activation = softmax)),
+    }
+}
+
+fn tag_task(n: usize, seed: u64) -> (Array2<i32>, Array2<i32>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let x = Array2::from_shape_fn((n, 8), |_| rng.random_range(2..6));
+    let y = Array2::from_shape_fn((n, 8), |(i, t)| (x[[i, t]] == x[[i, 7]]) as i32);
+    (x, y)
+}
+
+#[test]
+fn a_bidirectional_tagger_sees_both_directions() {
+    let (x, y) = tag_task(1500, 6);
+    let (xt, yt) = tag_task(400, 7);
+    let opts = Fit { epochs: 15, batch_size: 32, verbose: 0, ..Fit::default() };
+    let mut bi = Tagger::new();
+    bi.compile("sparse_categorical_crossentropy", Adam::new(0.01), &["accuracy"]).unwrap();
+    bi.fit(&x, &y, opts.clone()).unwrap();
+    let acc = bi.evaluate(&xt, &yt).unwrap()["accuracy"];
+    assert!(acc >= 0.95, "Bidirectional per-step accuracy {acc}");
+    let mut fw = ForwardTagger::new();
+    fw.compile("sparse_categorical_crossentropy", Adam::new(0.01), &["accuracy"]).unwrap();
+    fw.fit(&x, &y, opts).unwrap();
+    let fw_acc = fw.evaluate(&xt, &yt).unwrap()["accuracy"];
+    assert!(fw_acc < 0.9, "one direction should not see the end: {fw_acc} vs {acc}");
+    // Keras' parameter counts: 2 × LSTM(8 → 12) and a Dense(24 → 2) on every step.
+    let counts: Vec<usize> = Tagger::LAYERS.iter().map(|l| l.params).collect();
+    assert_eq!(counts, vec![48, 2 * (4 * 12 * (8 + 12 + 1)), 24 * 2 + 2]);
+    let names: Vec<String> = {
+        let mut v = Vec::new();
+        bi.visit_weights(&mut |n, _| v.push(n.to_string()));
+        v
+    };
+    assert!(names.contains(&"bidirectional.backward_recurrent_kernel".to_string()), "{names:?}");
+    assert!(names.contains(&"time_distributed.kernel".to_string()), "{names:?}");
+}
+
+functional! {
+    /// Every sequence layer of kiln in one float model, for a whole-model gradient check.
+    pub struct SequenceZoo {
+        x = Input([5, 3]);
+        a = Bidirectional(GRU(4, return_sequences = true), merge_mode = "ave")(x);
+        b = TimeDistributed(Dense(6, activation = tanh))(a);
+        c = SimpleRNN(5, return_sequences = true, go_backwards = true)(b);
+        d = LayerNormalization()(c);
+        e = MultiHeadAttention(num_heads = 2, key_dim = 3, use_causal_mask = true)(d, x);
+        f = Bidirectional(LSTM(3), merge_mode = "concat")(e);
+        out = Dense(2)(f);
+        Model(x, out)
+    }
+}
+
+#[test]
+fn sequence_layers_have_correct_gradients_in_a_model() {
+    let x: Vec<f32> = (0..3 * 15).map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0).collect();
+    let mut m = SequenceZoo::new();
+    kiln::testing::check_model(&mut m, &[&x], 3, 10, 3e-3).unwrap();
+}

@@ -29,7 +29,19 @@ CASES = [
     ("gru_v1", lambda: keras.layers.GRU(4, reset_after=False)),
     ("gru_seq_back", lambda: keras.layers.GRU(4, return_sequences=True, go_backwards=True)),
     ("gru_v1_seq", lambda: keras.layers.GRU(4, reset_after=False, return_sequences=True)),
+    ("bidi_lstm_seq", lambda: keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True))),
+    ("bidi_gru_sum", lambda: keras.layers.Bidirectional(keras.layers.GRU(4), merge_mode="sum")),
+    ("bidi_rnn_mul_seq", lambda: keras.layers.Bidirectional(
+        keras.layers.SimpleRNN(4, return_sequences=True), merge_mode="mul")),
 ]
+
+
+def weight_names(layer):
+    """kiln's names: the cell's (`kernel`, ...), prefixed by the direction in a Bidirectional."""
+    if isinstance(layer, keras.layers.Bidirectional):
+        inner = [w.name for w in layer.forward_layer.trainable_weights]
+        return [f"{d}_{n}" for d in ("forward", "backward") for n in inner]
+    return [w.name for w in layer.trainable_weights]
 
 print(f"# keras {keras.__version__}")
 for name, make in CASES:
@@ -45,18 +57,19 @@ for name, make in CASES:
         dy = tf.constant(rng.normal(0, 1, out.shape).astype("float32"))
         total = tf.reduce_sum(out * dy)
     grads = tape.gradient(total, [xt] + layer.trainable_weights)
+    names = weight_names(layer)
     line(f"{name}.x", x)
     line(f"{name}.dy", dy)
-    for w, v in zip(layer.trainable_weights, weights):
-        line(f"{name}.{w.name}", v)
+    for n, v in zip(names, weights):
+        line(f"{name}.{n}", v)
     line(f"{name}.out", out)
     line(f"{name}.dx", grads[0])
-    for w, g in zip(layer.trainable_weights, grads[1:]):
-        line(f"{name}.d{w.name}", g)
+    for n, g in zip(names, grads[1:]):
+        line(f"{name}.d{n}", g)
     opt = keras.optimizers.Adam(0.01)
     opt.apply_gradients(zip(grads[1:], layer.trainable_weights))
-    for w in layer.trainable_weights:
-        line(f"{name}.adam.{w.name}", w.numpy())
+    for n, w in zip(names, layer.trainable_weights):
+        line(f"{name}.adam.{n}", w.numpy())
 
 # Embedding: ids [2, 5] in 0..7 (a repeated id accumulates its gradient), table [7, 4].
 layer = keras.layers.Embedding(7, 4)

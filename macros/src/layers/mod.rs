@@ -30,6 +30,7 @@ mod recurrent;
 mod resample;
 mod view;
 mod window;
+mod wrappers;
 
 use std::rc::Rc;
 
@@ -118,6 +119,11 @@ pub trait Spec {
         None
     }
 
+    /// For a recurrent layer (what Bidirectional wraps): its units.
+    fn recurrent(&self) -> Option<usize> {
+        None
+    }
+
     /// Whether its code names types from the user's scope (a `Custom` layer's type).
     fn user_scope(&self) -> bool {
         false
@@ -198,6 +204,8 @@ pub const KINDS: &[Kind] = &[
     recurrent::LSTM,
     recurrent::GRU,
     attention::KIND,
+    wrappers::TIME_DISTRIBUTED,
+    wrappers::BIDIRECTIONAL,
     noise::DROPOUT,
     noise::SPATIAL_DROPOUT1D,
     noise::SPATIAL_DROPOUT2D,

@@ -235,4 +235,8 @@ impl Spec for Recurrent {
     fn activation(&self) -> Option<&'static str> {
         Some(self.activation.0)
     }
+
+    fn recurrent(&self) -> Option<usize> {
+        Some(self.units)
+    }
 }

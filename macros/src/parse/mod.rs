@@ -19,6 +19,7 @@ use std::rc::Rc;
 use crate::layers::{Args, Spec, kind, unknown_layer};
 
 /// An argument value in a layer call.
+#[derive(Clone)]
 pub enum Value {
     Int(i64, Span),
     /// A number written with a point or an exponent (`0.3`, `1e-3`).
@@ -31,6 +32,8 @@ pub enum Value {
     Type(syn::Type),
     /// A name with numbers, as Keras writes `l2(0.01)` or `max_norm(3)`.
     Call(Ident, Vec<f64>, Span),
+    /// A layer given to a wrapper, as in `Bidirectional(LSTM(32))`.
+    Layer(Box<LayerCall>),
 }
 
 impl Value {
@@ -40,6 +43,7 @@ impl Value {
             Value::Ident(i) => i.span(),
             Value::Type(t) => syn::spanned::Spanned::span(t),
             Value::Call(_, _, s) => *s,
+            Value::Layer(call) => call.ident.span(),
         }
     }
 }
@@ -81,6 +85,11 @@ impl Parse for Value {
                 content.parse::<Token![,]>()?;
             }
             Ok(Value::List(dims, b.span.join()))
+        } else if input.peek(Ident)
+            && input.peek2(syn::token::Paren)
+            && input.fork().parse::<Ident>().is_ok_and(|i| kind(&i.to_string()).is_some())
+        {
+            Ok(Value::Layer(Box::new(input.parse()?)))
         } else if input.peek(Ident) && input.peek2(syn::token::Paren) {
             let name: Ident = input.parse()?;
             let content;
@@ -110,6 +119,7 @@ impl Parse for Value {
 }
 
 /// `key = value` or a positional `value`.
+#[derive(Clone)]
 pub struct Arg {
     pub key: Option<Ident>,
     pub value: Value,
@@ -129,6 +139,7 @@ impl Parse for Arg {
 }
 
 /// `Name` or `Name(args)` as written by the user, before it is understood.
+#[derive(Clone)]
 pub struct LayerCall {
     pub ident: Ident,
     pub args: Vec<Arg>,

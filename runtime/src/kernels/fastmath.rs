@@ -66,7 +66,8 @@ mod tests {
     /// Within 4 units in the last place of the f64 result over the range the gates see.
     #[test]
     fn close_to_the_exact_functions() {
-        let ulps = |got: f32, want: f64| ((got as f64 - want).abs() / (want.abs().max(1e-30) * f32::EPSILON as f64)) as f32;
+        let ulps =
+            |got: f32, want: f64| ((got as f64 - want).abs() / (want.abs().max(1e-30) * f32::EPSILON as f64)) as f32;
         let (mut e, mut s, mut t) = (0.0f32, 0.0f32, 0.0f32);
         for i in -200_000..=200_000 {
             let x = i as f32 * 4e-4;

@@ -383,7 +383,8 @@ mod tests {
                     assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{m}x{k}x{n} beta {beta} [{i}]: {g} vs {w}");
                 }
                 // `a` read transposed: the same values stored column-major.
-                let at: Vec<f32> = (0..k * m + 1).map(|q| if q < k * m { a[(q % m) * lda + q / m] } else { 0.0 }).collect();
+                let at: Vec<f32> =
+                    (0..k * m + 1).map(|q| if q < k * m { a[(q % m) * lda + q / m] } else { 0.0 }).collect();
                 gemm_small(m, k, n, &at, (1, m), &b, ldb, &mut c, ldc, 0.0);
                 let mut want0 = vec![0.0; m * ldc];
                 small_plain(0, m, 0, n, k, &a, (lda, 1), &b, ldb, &mut want0, ldc, 0.0);

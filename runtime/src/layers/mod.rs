@@ -60,6 +60,7 @@ mod pool;
 mod recurrent;
 mod resample;
 mod traits;
+mod wrappers;
 
 pub use crate::kernels::conv::Window;
 pub use activation::{
@@ -87,6 +88,7 @@ pub use pool::{GlobalPool, Pool, PoolBuffers, PoolKind};
 pub use recurrent::{Cell, Gate, Recurrent, RecurrentBuffers, RecurrentConfig};
 pub use resample::{Resample, ResampleBuffers};
 pub use traits::{Init, Shaped, init_vec, set_trainable_all};
+pub use wrappers::{Bidirectional, BidirectionalBuffers, MergeMode, TimeDistributed};
 
 pub use crate::random::Stream;
 

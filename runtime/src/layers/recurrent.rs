@@ -11,8 +11,8 @@ use rand::Rng;
 
 use super::{BackwardOpts, Ctx, Initializer, Layer, LayerBuffers, Param, Shareable, sized};
 use crate::kernels::fastmath;
-use crate::kernels::parallel;
 use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_small, gemm_strided};
+use crate::kernels::parallel;
 
 /// Per-step work (`T · n · G·U · U`) from which a batch's two chunks run on two threads.
 const PARALLEL_WORK: usize = 1 << 20;
@@ -202,6 +202,13 @@ impl Recurrent {
     pub fn config(&self) -> &RecurrentConfig {
         &self.cfg
     }
+
+    /// The same layer reading the sequence the other way (`go_backwards` flipped), as
+    /// `Bidirectional` builds its backward direction.
+    pub fn reversed(mut self) -> Self {
+        self.cfg.go_backwards = !self.cfg.go_backwards;
+        self
+    }
 }
 
 /// Samples per chunk below which a batch is not split: the recurrences of a batch run as two
@@ -273,7 +280,14 @@ fn split(buf: &mut [f32], at: usize, per_row: usize) -> (&mut [f32], &mut [f32])
 /// The recurrence over samples `i0..i0 + nc` of the batch.
 fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
     let RecurrentConfig {
-        cell, steps: t, features: nf, units: u, activation: act, recurrent_activation: ra, go_backwards, ..
+        cell,
+        steps: t,
+        features: nf,
+        units: u,
+        activation: act,
+        recurrent_activation: ra,
+        go_backwards,
+        ..
     } = sh.cfg;
     let gu = cell.gates() * u;
     let (n, rk) = (nc, sh.rk);
@@ -670,12 +684,34 @@ impl Layer for Recurrent {
             half < n && t * n * gu * u >= PARALLEL_WORK,
             || {
                 let dx = want_dx.then_some(dx0);
-                let bw = Bwd { dg: dg0, drec: dr0, dh: dh0, dh_next: dn0, dc: dc0, dhr: dq0, dx, dxt: dt0, dw: dw0, dr: rr0 };
+                let bw = Bwd {
+                    dg: dg0,
+                    drec: dr0,
+                    dh: dh0,
+                    dh_next: dn0,
+                    dc: dc0,
+                    dhr: dq0,
+                    dx,
+                    dxt: dt0,
+                    dw: dw0,
+                    dr: rr0,
+                };
                 backward_chunk(sh, dy, 0, half, f0, bw)
             },
             || {
                 let dx = want_dx.then_some(dx1);
-                let bw = Bwd { dg: dg1, drec: dr1, dh: dh1, dh_next: dn1, dc: dc1, dhr: dq1, dx, dxt: dt1, dw: dw1, dr: rr1 };
+                let bw = Bwd {
+                    dg: dg1,
+                    drec: dr1,
+                    dh: dh1,
+                    dh_next: dn1,
+                    dc: dc1,
+                    dhr: dq1,
+                    dx,
+                    dxt: dt1,
+                    dw: dw1,
+                    dr: rr1,
+                };
                 backward_chunk(sh, dy, half, n - half, f1, bw)
             },
         );

@@ -1,0 +1,215 @@
+//! `TimeDistributed(layer)`: the layer on every step of `[T, ..]`; `Bidirectional(rnn,
+//! merge_mode = "concat")`: a recurrent layer read forwards and, with weights of its own,
+//! backwards.
+
+use std::rc::Rc;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{Args, Arity, Dim, Kind, Spec, rt, show};
+use crate::parse::{Errors, LayerCall, Value, understand};
+
+pub const TIME_DISTRIBUTED: Kind =
+    Kind { class: "TimeDistributed", args: &["layer"], arity: Arity::One, build: time_distributed };
+pub const BIDIRECTIONAL: Kind = Kind {
+    class: "Bidirectional",
+    args: &["layer", "merge_mode", "backward_layer"],
+    arity: Arity::One,
+    build: bidirectional,
+};
+
+/// The wrapped layer: `LSTM(32)` or a bare `Flatten`.
+fn inner(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let class = args.class;
+    let call = match args.get("layer") {
+        Some(Value::Layer(call)) => (**call).clone(),
+        Some(Value::Ident(id)) => LayerCall { ident: id.clone(), args: vec![], tokens: quote!(#id) },
+        Some(v) => {
+            errors.at(v.span(), format!("{class} wraps a layer, e.g. {class}(LSTM(32))"));
+            return None;
+        }
+        None => {
+            errors.over(args.call, format!("{class} needs the layer it wraps, e.g. {class}(LSTM(32))"));
+            return None;
+        }
+    };
+    let u = understand(&call, false, errors)?;
+    if u.name.is_some() {
+        errors.over(&call.tokens, format!("name the {class} wrapper, not the layer inside it"));
+        return None;
+    }
+    Some(u.kind)
+}
+
+fn time_distributed(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let layer = inner(args, errors)?;
+    if layer.id_bound().is_some() || layer.arity() != Arity::One {
+        errors.at(args.get("layer")?.span(), format!("TimeDistributed cannot wrap {}", layer.class()));
+        return None;
+    }
+    Some(Rc::new(TimeDistributed { layer }))
+}
+
+struct TimeDistributed {
+    layer: Rc<dyn Spec>,
+}
+
+impl TimeDistributed {
+    /// The step shape the wrapped layer sees.
+    fn rest<T: Clone>(ins: &[Vec<T>]) -> Vec<Vec<T>> {
+        vec![ins[0][1..].to_vec()]
+    }
+}
+
+impl Spec for TimeDistributed {
+    fn class(&self) -> &'static str {
+        "TimeDistributed"
+    }
+
+    fn is_view(&self) -> bool {
+        self.layer.is_view()
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        if ins[0].len() < 2 {
+            return Err(format!(
+                "TimeDistributed applies {} to every step: it expects [timesteps, ..] per sample, got {}",
+                self.layer.class(),
+                show(&ins[0])
+            ));
+        }
+        let inner = self
+            .layer
+            .output_shape(&Self::rest(ins))
+            .map_err(|e| format!("in TimeDistributed, on each step of {}: {e}", show(&ins[0])))?;
+        Ok(std::iter::once(ins[0][0]).chain(inner).collect())
+    }
+
+    fn runtime_type(&self, ins: &[Vec<Dim>]) -> TokenStream {
+        let (rt, inner) = (rt(), self.layer.runtime_type(&Self::rest(ins)));
+        quote!(#rt::TimeDistributed<#inner>)
+    }
+
+    fn constructor(&self, ins: &[Vec<Dim>], shapes: &[Vec<usize>]) -> TokenStream {
+        let rt = rt();
+        let shapes = if shapes.is_empty() { vec![] } else { Self::rest(shapes) };
+        let inner = self.layer.constructor(&Self::rest(ins), &shapes);
+        let steps = &ins[0][0];
+        quote!(#rt::TimeDistributed::new(#inner, #steps))
+    }
+
+    fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        self.layer.params(&Self::rest(ins))
+    }
+
+    fn user_scope(&self) -> bool {
+        self.layer.user_scope()
+    }
+
+    fn activation(&self) -> Option<&'static str> {
+        self.layer.activation()
+    }
+
+    fn const_checks(&self, what: &str, ins: &[Vec<usize>], out: &[usize], at: &TokenStream) -> TokenStream {
+        self.layer.const_checks(what, &Self::rest(ins), &out[1..], at)
+    }
+}
+
+fn bidirectional(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    if let Some(v) = args.get("backward_layer") {
+        errors.at(v.span(), "kiln's Bidirectional builds the backward layer itself: remove backward_layer");
+        return None;
+    }
+    let mode = match args.get("merge_mode") {
+        None => Some("Concat"),
+        Some(v) => {
+            let name = match v {
+                Value::Str(s, _) => s.clone(),
+                Value::Ident(i) => i.to_string(),
+                _ => String::new(),
+            };
+            let mode = match name.as_str() {
+                "concat" => Some("Concat"),
+                "sum" => Some("Sum"),
+                "mul" => Some("Mul"),
+                "ave" => Some("Ave"),
+                _ => None,
+            };
+            if mode.is_none() {
+                errors.at(v.span(), "merge_mode is one of \"concat\", \"sum\", \"mul\", \"ave\"");
+            }
+            mode
+        }
+    };
+    let layer = inner(args, errors)?;
+    if layer.recurrent().is_none() {
+        errors.at(
+            args.get("layer")?.span(),
+            format!("Bidirectional wraps a recurrent layer (SimpleRNN, LSTM, GRU), not {}", layer.class()),
+        );
+        return None;
+    }
+    Some(Rc::new(Bidirectional { layer, mode: mode? }))
+}
+
+struct Bidirectional {
+    layer: Rc<dyn Spec>,
+    mode: &'static str,
+}
+
+impl Spec for Bidirectional {
+    fn class(&self) -> &'static str {
+        "Bidirectional"
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let mut out = self.layer.output_shape(ins)?;
+        if self.mode == "Concat"
+            && let Some(d) = out.last_mut()
+        {
+            *d *= 2;
+        }
+        Ok(out)
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::Bidirectional)
+    }
+
+    fn constructor(&self, ins: &[Vec<Dim>], shapes: &[Vec<usize>]) -> TokenStream {
+        let rt = rt();
+        let inner = self.layer.constructor(ins, shapes);
+        let mode = quote::format_ident!("{}", self.mode);
+        quote!({
+            let forward = #inner;
+            let backward = #inner;
+            #rt::Bidirectional::new(forward, backward, #rt::MergeMode::#mode)
+        })
+    }
+
+    fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        let inner = self.layer.params(ins)?;
+        let name = |dir: &str, n: &str| -> &'static str {
+            match (dir, n) {
+                ("forward", "kernel") => "forward_kernel",
+                ("forward", "recurrent_kernel") => "forward_recurrent_kernel",
+                ("forward", _) => "forward_bias",
+                (_, "kernel") => "backward_kernel",
+                (_, "recurrent_kernel") => "backward_recurrent_kernel",
+                _ => "backward_bias",
+            }
+        };
+        Some(
+            ["forward", "backward"]
+                .iter()
+                .flat_map(|d| inner.iter().map(move |(n, s)| (name(d, n), s.clone())))
+                .collect(),
+        )
+    }
+
+    fn activation(&self) -> Option<&'static str> {
+        self.layer.activation()
+    }
+}
