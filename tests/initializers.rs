@@ -164,7 +164,7 @@ fn functional_models_take_the_same_arguments() -> kiln::Result<()> {
     assert!(m.get_weight("dense_1.bias").unwrap().iter().all(|&b| b == -0.25));
     m.compile("mse", "sgd", &[])?;
     let x = Array2::from_shape_fn((8, 4), |(i, j)| (i + j) as f32 / 10.0);
-    let y = Array2::zeros((8, 1));
+    let y = Array2::<f32>::zeros((8, 1));
     let k = m.get_weight("dense.kernel").unwrap();
     let penalty = 0.01 * k.iter().map(|v| (v * v) as f64).sum::<f64>();
     let p = m.predict(&x)?;
@@ -200,7 +200,7 @@ fn subclassed_fields_take_the_same_options() -> kiln::Result<()> {
     assert!(m.get_weight("out.kernel").unwrap().iter().all(|&v| v >= 0.0), "non_neg holds from the start");
     m.compile("mse", Sgd::new(0.0), &[])?;
     let x = Array2::from_shape_fn((4, 256), |(i, j)| ((i + j) % 7) as f32 / 7.0);
-    let y = Array2::zeros((4, 1));
+    let y = Array2::<f32>::zeros((4, 1));
     let p = m.predict(&x)?;
     let mse = p.iter().map(|v| (v * v) as f64).sum::<f64>() / 4.0;
     let penalty = 0.5 * k.iter().map(|v| (v * v) as f64).sum::<f64>();
