@@ -105,6 +105,20 @@ impl Model {
             .unwrap_or(usize::MAX)
     }
 
+    /// The Embedding application whose mask (Keras' `mask_zero`) reaches this node's output, if
+    /// any: made by the Embedding, carried on by layers that keep masks. Where masks of two
+    /// Embeddings meet, the first input's (shape inference reports the meeting as an error).
+    pub fn mask_source(&self, node: usize) -> Option<usize> {
+        let l = self.layer_of(node)?;
+        if l.kind.makes_mask() {
+            return Some(node);
+        }
+        if !l.kind.keeps_mask() {
+            return None;
+        }
+        self.nodes[node].inputs.iter().find_map(|&j| self.mask_source(j))
+    }
+
     /// Which application of its layer this node is (0 for the first).
     pub fn app_index(&self, node: usize) -> usize {
         self.layer_of(node).and_then(|l| l.apps.iter().position(|&a| a == node)).unwrap_or(0)

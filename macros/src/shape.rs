@@ -42,6 +42,10 @@ pub fn infer(model: &mut Model) -> Result<(), syn::Error> {
             );
             continue;
         }
+        if let Some(msg) = mask_error(model, i) {
+            errors.over(&model.nodes[i].tokens, msg);
+            continue;
+        }
         if let Some(msg) = dtype_error(model, i) {
             errors.over(&model.nodes[i].tokens, msg);
             continue;
@@ -84,6 +88,30 @@ fn dtype_error(model: &Model, node: usize) -> Option<String> {
             }
             _ => {}
         }
+    }
+    None
+}
+
+/// Masks kiln cannot carry as Keras would: two Embeddings' masks meeting, a mask reaching
+/// BatchNormalization (Keras takes masked moments), a shared masking Embedding.
+fn mask_error(model: &Model, node: usize) -> Option<String> {
+    let layer = model.layer_of(node)?;
+    if layer.kind.makes_mask() && layer.apps.len() > 1 {
+        return Some("an Embedding with mask_zero = true can be applied once: define one per input".into());
+    }
+    let sources: Vec<usize> = model.nodes[node].inputs.iter().filter_map(|&j| model.mask_source(j)).collect();
+    if layer.kind.keeps_mask() && sources.windows(2).any(|w| w[0] != w[1]) {
+        return Some(format!(
+            "masks of two Embeddings (mask_zero = true) meet at this {}: kiln carries one mask through a model",
+            layer.kind.class()
+        ));
+    }
+    if !sources.is_empty() && layer.kind.class() == "BatchNormalization" {
+        return Some(
+            "BatchNormalization after an Embedding with mask_zero = true: Keras takes masked statistics, which kiln \
+             does not; use LayerNormalization"
+                .into(),
+        );
     }
     None
 }

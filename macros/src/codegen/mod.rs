@@ -236,9 +236,32 @@ impl Gen<'_> {
         let steps = self.computing().map(|i| {
             let f = self.field(i);
             let ins = self.m.nodes[i].inputs.iter().map(|&j| self.out_expr(j));
-            self.swapped(i, quote!(#rt::Layer::forward(&mut #f, &[#(#ins),*], ctx);))
+            let ctx = self.ctx(i);
+            self.swapped(i, quote!(#rt::Layer::forward(&mut #f, &[#(#ins),*], #ctx);))
         });
         quote!(#(#steps)*)
+    }
+
+    /// The context a layer call gets: the model's, with its inputs' masks for a layer that reads
+    /// them.
+    fn ctx(&self, node: usize) -> TokenStream {
+        let rt = rt();
+        if !self.layer(node).kind.uses_mask() {
+            return quote!(ctx);
+        }
+        let masks: Vec<TokenStream> = (0..3)
+            .map(|s| match self.m.nodes[node].inputs.get(s).and_then(|&j| self.m.mask_source(j)) {
+                Some(e) => {
+                    let f = self.field(e);
+                    quote!(Some(#rt::Embedding::mask(&#f)))
+                }
+                None => quote!(None),
+            })
+            .collect();
+        if masks.iter().all(|m| m.to_string() == "None") {
+            return quote!(ctx);
+        }
+        quote!(&mut ctx.masked([#(#masks),*]))
     }
 
     /// The inherent functions every model style gets: `__kiln_run`, `__kiln_output` and
@@ -294,9 +317,10 @@ impl Gen<'_> {
                 Some(k) => quote!(fused[#k]),
                 None => quote!(false),
             };
+            let ctx = self.ctx(c);
             stmts.push(self.swapped(
                 c,
-                quote!(#rt::Layer::backward(&mut #f, &[#(#ins),*], #dy, ctx, #rt::BackwardOpts {
+                quote!(#rt::Layer::backward(&mut #f, &[#(#ins),*], #dy, #ctx, #rt::BackwardOpts {
                     input_grad: #input_grad, accumulate: #acc, fused_output: #fused,
                 });),
             ));

@@ -88,6 +88,10 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
 }
 
 impl Spec for Activation {
+    fn keeps_mask(&self) -> bool {
+        true
+    }
+
     fn class(&self) -> &'static str {
         "Activation"
     }

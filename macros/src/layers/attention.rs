@@ -78,6 +78,14 @@ impl Attention {
 }
 
 impl Spec for Attention {
+    fn keeps_mask(&self) -> bool {
+        true
+    }
+
+    fn uses_mask(&self) -> bool {
+        true
+    }
+
     fn class(&self) -> &'static str {
         "MultiHeadAttention"
     }

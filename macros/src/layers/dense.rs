@@ -40,6 +40,10 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
 }
 
 impl Spec for Dense {
+    fn keeps_mask(&self) -> bool {
+        true
+    }
+
     fn class(&self) -> &'static str {
         "Dense"
     }

@@ -29,6 +29,7 @@ const MAX_VOCAB: usize = 1 << 24;
 struct Embedding {
     input_dim: usize,
     output_dim: usize,
+    mask_zero: bool,
     weights: super::init::WeightOpts,
 }
 
@@ -49,15 +50,14 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
         errors.at(v.span(), format!("kiln's Embedding takes at most {MAX_VOCAB} ids (input_dim), got {d}"));
         return None;
     }
-    if let Some(v) = args.get("mask_zero").filter(|_| args.boolean("mask_zero", false, errors) == Some(true)) {
-        errors.at(
-            v.span(),
-            "kiln's Embedding does not produce a mask yet (mask_zero = true): pad with an id the model learns to ignore",
-        );
-        return None;
-    }
+    let mask_zero = args.boolean("mask_zero", false, errors);
     let weights = super::init::parse_weights(args, &[("embeddings", "embeddings")], errors);
-    Some(Rc::new(Embedding { input_dim: input_dim?, output_dim: output_dim?, weights: weights? }))
+    Some(Rc::new(Embedding {
+        input_dim: input_dim?,
+        output_dim: output_dim?,
+        mask_zero: mask_zero?,
+        weights: weights?,
+    }))
 }
 
 impl Spec for Embedding {
@@ -80,8 +80,13 @@ impl Spec for Embedding {
     }
 
     fn constructor(&self, _ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
-        let (rt, v, d) = (rt(), self.input_dim, self.output_dim);
-        self.weights.wrap(quote!(#rt::Embedding::new(#v, #d, &mut rng)))
+        let (rt, v, d, m) = (rt(), self.input_dim, self.output_dim, self.mask_zero);
+        let build = if m {
+            quote!(#rt::Embedding::new(#v, #d, &mut rng).with_mask_zero(true))
+        } else {
+            quote!(#rt::Embedding::new(#v, #d, &mut rng))
+        };
+        self.weights.wrap(build)
     }
 
     fn params(&self, _ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
@@ -90,5 +95,9 @@ impl Spec for Embedding {
 
     fn id_bound(&self) -> Option<usize> {
         Some(self.input_dim)
+    }
+
+    fn makes_mask(&self) -> bool {
+        self.mask_zero
     }
 }

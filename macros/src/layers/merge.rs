@@ -55,6 +55,10 @@ pub fn elementwise(class: &'static str) -> Rc<dyn Spec> {
 }
 
 impl Spec for Elementwise {
+    fn keeps_mask(&self) -> bool {
+        true
+    }
+
     fn class(&self) -> &'static str {
         self.class
     }
@@ -108,6 +112,10 @@ impl Concatenate {
 }
 
 impl Spec for Concatenate {
+    fn keeps_mask(&self) -> bool {
+        true
+    }
+
     fn class(&self) -> &'static str {
         "Concatenate"
     }

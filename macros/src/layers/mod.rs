@@ -119,6 +119,23 @@ pub trait Spec {
         None
     }
 
+    /// Keras' masking: whether the layer makes a mask (`Embedding(mask_zero = true)`).
+    fn makes_mask(&self) -> bool {
+        false
+    }
+
+    /// Whether the layer reads its inputs' masks (recurrent layers, attention, average pooling
+    /// over steps).
+    fn uses_mask(&self) -> bool {
+        false
+    }
+
+    /// Whether its output carries its (first) input's mask on, as Keras' layers with
+    /// `supports_masking` do (element-wise and per-step layers, merges, sequence outputs).
+    fn keeps_mask(&self) -> bool {
+        false
+    }
+
     /// For a recurrent layer (what Bidirectional wraps): its units.
     fn recurrent(&self) -> Option<usize> {
         None

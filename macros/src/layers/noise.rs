@@ -56,6 +56,10 @@ fn spatial(args: &Args<'_>, errors: &mut Errors, rank: usize) -> Option<Rc<dyn S
 }
 
 impl Spec for Spatial {
+    fn keeps_mask(&self) -> bool {
+        true
+    }
+
     fn class(&self) -> &'static str {
         if self.rank == 2 { "SpatialDropout1D" } else { "SpatialDropout2D" }
     }
@@ -109,6 +113,10 @@ fn rescaling(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
 }
 
 impl Spec for Keep {
+    fn keeps_mask(&self) -> bool {
+        true
+    }
+
     fn class(&self) -> &'static str {
         self.class
     }

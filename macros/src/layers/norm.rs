@@ -99,6 +99,10 @@ fn layer_norm(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
 }
 
 impl Spec for LayerNorm {
+    fn keeps_mask(&self) -> bool {
+        true
+    }
+
     fn class(&self) -> &'static str {
         "LayerNormalization"
     }

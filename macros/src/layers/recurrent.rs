@@ -239,4 +239,12 @@ impl Spec for Recurrent {
     fn recurrent(&self) -> Option<usize> {
         Some(self.units)
     }
+
+    fn uses_mask(&self) -> bool {
+        true
+    }
+
+    fn keeps_mask(&self) -> bool {
+        self.return_sequences
+    }
 }

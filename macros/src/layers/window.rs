@@ -440,6 +440,10 @@ fn build_global(_: &Args<'_>, _: &mut Errors, class: &'static str) -> Option<Rc<
 }
 
 impl Spec for Global {
+    fn uses_mask(&self) -> bool {
+        !self.max && self.rank == 2
+    }
+
     fn class(&self) -> &'static str {
         self.class
     }

@@ -107,6 +107,10 @@ impl Spec for TimeDistributed {
         self.layer.user_scope()
     }
 
+    fn keeps_mask(&self) -> bool {
+        true
+    }
+
     fn activation(&self) -> Option<&'static str> {
         self.layer.activation()
     }
@@ -161,6 +165,14 @@ struct Bidirectional {
 impl Spec for Bidirectional {
     fn class(&self) -> &'static str {
         "Bidirectional"
+    }
+
+    fn uses_mask(&self) -> bool {
+        true
+    }
+
+    fn keeps_mask(&self) -> bool {
+        self.layer.keeps_mask()
     }
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {

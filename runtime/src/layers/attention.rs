@@ -167,8 +167,8 @@ impl Layer for MultiHeadAttention {
         let (q, k, v, cfg) = (&b.q[..], &b.k[..], &b.v[..], &self.cfg);
         parallel::join(
             half < n && n * h * tq * tv * (kd + vd) >= PARALLEL_WORK,
-            || attend(cfg, 0, half, q, k, v, p0, m0, kt0),
-            || attend(cfg, half, n - half, q, k, v, p1, m1, kt1),
+            || attend(cfg, ctx.masks, 0, half, q, k, v, p0, m0, kt0),
+            || attend(cfg, ctx.masks, half, n - half, q, k, v, p1, m1, kt1),
         );
         project(&b.mixed, n * tq, &self.weights[O], self.cfg.out, &mut b.out);
     }
@@ -270,6 +270,7 @@ fn transpose_into(m: &[f32], rows: usize, cols: usize, ld: usize, out: &mut [f32
 #[allow(clippy::too_many_arguments)]
 fn attend(
     cfg: &AttentionConfig,
+    masks: [Option<&[f32]>; 3],
     i0: usize,
     nc: usize,
     q: &[f32],
@@ -288,7 +289,16 @@ fn attend(
             transpose_into(&k[i * tv * hk + hh * kd..], tv, kd, hk, kt);
             gemm_small(tq, kd, tv, &q[i * tq * hk + hh * kd..], (hk, 1), kt, tv, ph, tv, 0.0);
             for (r, row) in ph.chunks_exact_mut(tv).enumerate() {
-                masked_softmax(row, if causal { r + 1 } else { tv });
+                // Keras' attention mask: the query's step is real, the key's and value's steps
+                // are real, and (causal) the key does not come after the query.
+                let query = masks[0].is_none_or(|m| m[i * tq + r] != 0.0);
+                let seen = |j: usize| {
+                    query
+                        && (!causal || j <= r)
+                        && masks[1].is_none_or(|m| m[i * tv + j] != 0.0)
+                        && masks[2].is_none_or(|m| m[i * tv + j] != 0.0)
+                };
+                masked_softmax(row, seen);
             }
             let vh = &v[i * tv * hv + hh * vd..];
             gemm_small(tq, tv, vd, ph, (tv, 1), vh, hv, &mut mixed[li * tq * hv + hh * vd..], hv, 0.0);
@@ -335,17 +345,21 @@ fn attend_back(
     }
 }
 
-/// Softmax over the first `keep` entries of `row`; the rest (masked) get weight 0.
-fn masked_softmax(row: &mut [f32], keep: usize) {
-    let (live, masked) = row.split_at_mut(keep);
-    masked.fill(0.0);
-    let max = live.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+/// Softmax over the entries of `row` that are `seen`; the others get weight 0. A row that sees
+/// nothing is uniform over all entries, as in Keras (whose mask adds -1e9 to every score alike).
+fn masked_softmax(row: &mut [f32], seen: impl Fn(usize) -> bool) {
+    let max = row.iter().enumerate().filter(|(j, _)| seen(*j)).map(|(_, &v)| v).fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        let u = 1.0 / row.len() as f32;
+        row.fill(u);
+        return;
+    }
     let mut sum = 0.0;
-    live.iter_mut().for_each(|v| {
-        *v = (*v - max).exp();
+    for (j, v) in row.iter_mut().enumerate() {
+        *v = if seen(j) { (*v - max).exp() } else { 0.0 };
         sum += *v;
-    });
-    live.iter_mut().for_each(|v| *v /= sum);
+    }
+    row.iter_mut().for_each(|v| *v /= sum);
 }
 
 impl Shareable for MultiHeadAttention {

@@ -13,6 +13,7 @@ pub struct Embedding {
     pub embeddings: Param,
     input_dim: usize,
     output_dim: usize,
+    mask_zero: bool,
     buf: EmbeddingBuffers,
 }
 
@@ -22,6 +23,8 @@ pub struct EmbeddingBuffers {
     out: Vec<f32>,
     /// Zeros: token ids have no gradient.
     dx: Vec<f32>,
+    /// With `mask_zero`, 1 where the id is not 0.
+    mask: Vec<f32>,
 }
 
 impl LayerBuffers for EmbeddingBuffers {
@@ -38,7 +41,18 @@ impl Embedding {
     pub fn new(input_dim: usize, output_dim: usize, rng: &mut impl Rng) -> Self {
         let mut embeddings = Param::zeros(&[input_dim, output_dim]);
         Initializer::RandomUniform(-0.05, 0.05).fill(&mut embeddings, rng);
-        Embedding { embeddings, input_dim, output_dim, buf: EmbeddingBuffers::default() }
+        Embedding { embeddings, input_dim, output_dim, mask_zero: false, buf: EmbeddingBuffers::default() }
+    }
+
+    /// Keras' `mask_zero`: id 0 is padding, and [`mask`](Self::mask) says where it is.
+    pub fn with_mask_zero(mut self, mask_zero: bool) -> Self {
+        self.mask_zero = mask_zero;
+        self
+    }
+
+    /// With `mask_zero`, the mask of the last forward pass: per id, 1 (a token) or 0 (padding).
+    pub fn mask(&self) -> &[f32] {
+        &self.buf.mask
     }
 }
 
@@ -57,6 +71,10 @@ impl Layer for Embedding {
                 Some(r) => dst.copy_from_slice(&self.embeddings.value[r * d..(r + 1) * d]),
                 None => dst.fill(0.0),
             }
+        }
+        if self.mask_zero {
+            let mask = sized(&mut self.buf.mask, xs[0].len());
+            mask.iter_mut().zip(xs[0]).for_each(|(m, &id)| *m = (id != 0.0) as u8 as f32);
         }
     }
 

@@ -101,17 +101,26 @@ pub struct Ctx<'a> {
     pub training: bool,
     /// The model's random stream (saved in checkpoints): layers draw masks and noise from it.
     pub rng: &'a mut Stream,
+    /// Per input, Keras' mask over its steps (`[n, T]`, 1 = a real step, 0 = padding), for the
+    /// layers that honour one (recurrent layers, attention, average pooling over steps). The
+    /// model macros pass the mask of an `Embedding(mask_zero = true)` to them.
+    pub masks: [Option<&'a [f32]>; 3],
 }
 
 impl<'a> Ctx<'a> {
     /// A context for `n` samples.
     pub fn new(n: usize, training: bool, rng: &'a mut Stream) -> Self {
-        Ctx { n, training, rng }
+        Ctx { n, training, rng, masks: [None; 3] }
     }
 
     /// The same context for a nested call (a model used as a layer).
     pub fn reborrow(&mut self) -> Ctx<'_> {
-        Ctx { n: self.n, training: self.training, rng: self.rng }
+        Ctx { n: self.n, training: self.training, rng: self.rng, masks: [None; 3] }
+    }
+
+    /// The same context with masks for the inputs of one layer call.
+    pub fn masked<'b>(&'b mut self, masks: [Option<&'b [f32]>; 3]) -> Ctx<'b> {
+        Ctx { n: self.n, training: self.training, rng: self.rng, masks }
     }
 }
 

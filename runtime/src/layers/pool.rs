@@ -169,7 +169,7 @@ impl GlobalPool {
 }
 
 impl Layer for GlobalPool {
-    fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
         let (p, c) = (self.positions, self.channels);
         let n = xs[0].len() / (p * c);
         let out = sized(&mut self.buf.out, n * c);
@@ -193,18 +193,24 @@ impl Layer for GlobalPool {
                     }
                 }
                 PoolKind::Average => {
+                    // With a mask (Keras' masked mean) only the real steps count; a sample of
+                    // padding alone averages to 0 (Keras divides 0 by 0).
+                    let mask = ctx.masks[0].map(|m| &m[s * p..(s + 1) * p]);
                     o.fill(0.0);
-                    for row in sample.chunks_exact(c) {
-                        o.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+                    for (pos, row) in sample.chunks_exact(c).enumerate() {
+                        if mask.is_none_or(|m| m[pos] != 0.0) {
+                            o.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+                        }
                     }
-                    let inv = 1.0 / p as f32;
+                    let count = mask.map_or(p as f32, |m| m.iter().sum::<f32>().max(1.0));
+                    let inv = 1.0 / count;
                     o.iter_mut().for_each(|v| *v *= inv);
                 }
             }
         }
     }
 
-    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
         if !opts.input_grad {
             return;
         }
@@ -218,10 +224,12 @@ impl Layer for GlobalPool {
                 }
             }
             PoolKind::Average => {
-                let inv = 1.0 / p as f32;
                 for (s, d) in dx.chunks_exact_mut(p * c).enumerate() {
-                    for row in d.chunks_exact_mut(c) {
-                        row.iter_mut().zip(&dy[s * c..(s + 1) * c]).for_each(|(d, g)| *d = g * inv);
+                    let mask = ctx.masks[0].map(|m| &m[s * p..(s + 1) * p]);
+                    let inv = 1.0 / mask.map_or(p as f32, |m| m.iter().sum::<f32>().max(1.0));
+                    for (pos, row) in d.chunks_exact_mut(c).enumerate() {
+                        let w = if mask.is_none_or(|m| m[pos] != 0.0) { inv } else { 0.0 };
+                        row.iter_mut().zip(&dy[s * c..(s + 1) * c]).for_each(|(d, g)| *d = g * w);
                     }
                 }
             }

@@ -270,6 +270,16 @@ struct Shared<'a> {
     rt: &'a [f32],
     in_bias: Option<&'a [f32]>,
     rec_bias: Option<&'a [f32]>,
+    /// Keras' mask over the input steps `[n, T]`: a padded step (0) leaves the state as it was.
+    mask: Option<&'a [f32]>,
+}
+
+impl Shared<'_> {
+    /// Whether sample `i`'s input step `ti` is padding.
+    #[inline]
+    fn padded(&self, i: usize, ti: usize) -> bool {
+        self.mask.is_some_and(|m| m[i * self.cfg.steps + ti] == 0.0)
+    }
 }
 
 /// Splits `buf` (chunk-major, `per_row` values per sample) at the chunk boundary `at`.
@@ -399,6 +409,23 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
                 }
             }
         }
+        // A padded step carries the state over (and the output repeats it), as Keras does.
+        if sh.mask.is_some() {
+            let ti = if go_backwards { t - 1 - s } else { s };
+            for i in (0..n).filter(|&i| sh.padded(i0 + i, ti)) {
+                match h_prev {
+                    Some(hp) => h[i * u..(i + 1) * u].copy_from_slice(&hp[i * u..(i + 1) * u]),
+                    None => h[i * u..(i + 1) * u].fill(0.0),
+                }
+                if cell == Cell::Lstm {
+                    let (before, rest) = f.c.split_at_mut(s * n * u);
+                    match s {
+                        0 => rest[i * u..(i + 1) * u].fill(0.0),
+                        _ => rest[i * u..(i + 1) * u].copy_from_slice(&before[(s - 1) * n * u + i * u..][..u]),
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -438,6 +465,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
         ..
     } = sh.cfg;
     let (n, gu, rt) = (nc, cell.gates() * u, sh.rt);
+    let step_of = |s: usize| if go_backwards { t - 1 - s } else { s };
     if n == 0 {
         b.dw.fill(0.0);
         b.dr.fill(0.0);
@@ -476,6 +504,10 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                 let tc = &f.tc[s * n * u..(s + 1) * n * u];
                 for i in 0..n {
                     let (gi, di) = (&g[i * gu..(i + 1) * gu], &mut dgs[i * gu..(i + 1) * gu]);
+                    if sh.padded(i0 + i, step_of(s)) {
+                        // The cell was carried over: its gradient passes on unchanged.
+                        continue;
+                    }
                     for k in 0..u {
                         let j = i * u + k;
                         let (ig, fg, cg, og) = (gi[k], gi[u + k], gi[2 * u + k], gi[3 * u + k]);
@@ -543,6 +575,16 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                 }
             }
         }
+        // A padded step passed the state through: no gate saw it, its gradient goes straight back.
+        if sh.mask.is_some() {
+            for i in (0..n).filter(|&i| sh.padded(i0 + i, step_of(s))) {
+                dgs[i * gu..(i + 1) * gu].fill(0.0);
+                if matches!(cell, Cell::Gru { reset_after: true }) {
+                    b.drec[(s * n + i) * gu..(s * n + i + 1) * gu].fill(0.0);
+                }
+                b.dh_next[i * u..(i + 1) * u].copy_from_slice(&b.dh[i * u..(i + 1) * u]);
+            }
+        }
     }
     // The weight gradients over all steps at once: Σ_s x_sᵀ · dg_s and Σ_s h_{s-1}ᵀ · drec_s.
     gemm(nf, t * n, gu, Mat::t(f.xt), Mat::n(b.dg), b.dw, 0.0);
@@ -600,6 +642,7 @@ impl Layer for Recurrent {
             rt: &[],
             in_bias,
             rec_bias,
+            mask: ctx.masks[0],
         };
         let half = chunk_split(n);
         let (x0, x1) = split(&mut b.xt, half, t * self.cfg.features);
@@ -657,6 +700,7 @@ impl Layer for Recurrent {
             rt: &b.rt,
             in_bias: None,
             rec_bias: None,
+            mask: ctx.masks[0],
         };
         let rec_w = b.rec.len() / (t * n).max(1);
         let lstm_w = b.c.len() / (t * n).max(1);

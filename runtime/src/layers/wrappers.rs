@@ -20,7 +20,7 @@ impl<L: Layer> TimeDistributed<L> {
     }
 
     fn inner<'c>(&self, ctx: &'c mut Ctx<'_>) -> Ctx<'c> {
-        Ctx { n: ctx.n * self.steps, training: ctx.training, rng: &mut *ctx.rng }
+        Ctx { n: ctx.n * self.steps, training: ctx.training, rng: &mut *ctx.rng, masks: [None; 3] }
     }
 }
 
