@@ -90,3 +90,41 @@ fn keras_rank_2_models_give_keras_predictions_and_loss() {
     println!("per-step loss: kiln {loss}, Keras {keras}");
     assert!((loss - keras).abs() <= 1e-5 * keras.max(1.0), "kiln {loss} vs Keras {keras}");
 }
+
+kiln::sequential! {
+    /// `convert.py --text-fixture`'s LSTM model.
+    pub struct TextLstm: Input([12], dtype = i32) {
+        Embedding(40, 8),
+        LSTM(16),
+        Dense(1, activation = sigmoid),
+    }
+}
+
+kiln::functional! {
+    /// `convert.py --text-fixture`'s transformer block, its layers defined in Keras' order.
+    pub struct TextBlock {
+        ids = Input([12], dtype = i32);
+        h = Embedding(40, 16)(ids);
+        a = MultiHeadAttention(num_heads = 2, key_dim = 8)(h, h);
+        n1 = LayerNormalization()(Add()([h, a]));
+        f = Dense(16)(Dense(32, activation = relu)(n1));
+        n2 = LayerNormalization()(Add()([n1, f]));
+        out = Dense(2, activation = softmax)(GlobalAveragePooling1D()(n2));
+        Model(ids, out)
+    }
+}
+
+#[test]
+fn keras_text_models_give_keras_predictions() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keras");
+    let bytes = std::fs::read(format!("{dir}/text_predictions.safetensors")).unwrap();
+    let ids = array(&bytes, "ids");
+    let mut lstm = TextLstm::new();
+    lstm.load_weights(format!("{dir}/text_lstm.safetensors")).unwrap();
+    let got = lstm.predict(&ids).unwrap().into_dyn();
+    assert!(worst(&got, &array(&bytes, "lstm")) <= 1e-5, "LSTM: {}", worst(&got, &array(&bytes, "lstm")));
+    let mut block = TextBlock::new();
+    block.load_weights(format!("{dir}/text_block.safetensors")).unwrap();
+    let got = block.predict(&ids).unwrap().into_dyn();
+    assert!(worst(&got, &array(&bytes, "block")) <= 1e-5, "block: {}", worst(&got, &array(&bytes, "block")));
+}

@@ -10,7 +10,8 @@ one.
 With `--fixture DIR` it instead builds the small model of kiln's Keras interop test, and writes
 its weights and a batch of inputs with Keras' predictions for them into DIR. With
 `--sequence-fixture DIR` it does the same for two models on samples of rank 2 (Dense applied to
-the last axis, then Flatten; and one class per step), with Keras' loss on per-step labels.
+the last axis, then Flatten; and one class per step), with Keras' loss on per-step labels; with
+`--text-fixture DIR` for an Embedding > LSTM model and a transformer block on token ids.
 Needs TensorFlow / Keras 3; kiln itself never needs Python.
 """
 
@@ -41,12 +42,26 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(raw)
 
 
+def weight_names(layer):
+    """kiln's names for a layer's weights, in `layer.weights` order: the weight's own name
+    (`kernel`), a Bidirectional's directions prefixed (`forward_kernel`), an attention's
+    projections prefixed (`query_kernel`, `attention_output_bias`)."""
+    import keras
+
+    if isinstance(layer, keras.layers.Bidirectional):
+        inner = [v.name for v in layer.forward_layer.weights]
+        return [f"{d}_{n}" for d in ("forward", "backward") for n in inner]
+    if isinstance(layer, keras.layers.MultiHeadAttention):
+        return ["_".join(v.path.split("/")[-2:]) for v in layer.weights]
+    return [v.name for v in layer.weights]
+
+
 def kiln_weights(model):
     """The model's weights under kiln's parameter names."""
     out = {}
     for layer in model.layers:
-        for var in layer.weights:
-            out[f"{layer.name}.{var.name}"] = np.asarray(var.numpy(), dtype=np.float32)
+        for name, var in zip(weight_names(layer), layer.weights):
+            out[f"{layer.name}.{name}"] = np.asarray(var.numpy(), dtype=np.float32)
     return out
 
 
@@ -122,11 +137,49 @@ def sequence_fixture(directory):
     print(f"wrote {directory}/flat.safetensors, steps.safetensors and predictions.safetensors")
 
 
+def text_fixture(directory):
+    """An LSTM text model and a transformer block, trained briefly on random token ids."""
+    import keras
+
+    L = keras.layers
+    rng = np.random.default_rng(2)
+    ids = rng.integers(0, 40, size=(48, 12)).astype(np.int32)
+    ids[:8, 9:] = 0
+    y = rng.integers(0, 2, size=48)
+    keras.utils.set_random_seed(2)
+    lstm = keras.Sequential([keras.Input((12,), dtype="int32"), L.Embedding(40, 8), L.LSTM(16), L.Dense(1, activation="sigmoid")])
+    lstm.compile(loss="binary_crossentropy", optimizer="adam")
+    lstm.fit(ids, y.astype(np.float32), epochs=2, verbose=0)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((12,), dtype="int32")
+    h = L.Embedding(40, 16)(inp)
+    a = L.MultiHeadAttention(num_heads=2, key_dim=8)(h, h)
+    n1 = L.LayerNormalization()(L.Add()([h, a]))
+    f = L.Dense(16)(L.Dense(32, activation="relu")(n1))
+    n2 = L.LayerNormalization()(L.Add()([n1, f]))
+    out = L.Dense(2, activation="softmax")(L.GlobalAveragePooling1D()(n2))
+    block = keras.Model(inp, out)
+    block.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    block.fit(ids, y, epochs=2, verbose=0)
+    meta = {"source": "keras " + keras.__version__, "models": "lstm: Embedding(40, 8) > LSTM(16) > Dense(1, sigmoid); block: a transformer block on Embedding(40, 16)"}
+    write_safetensors(f"{directory}/text_lstm.safetensors", kiln_weights(lstm), meta)
+    write_safetensors(f"{directory}/text_block.safetensors", kiln_weights(block), meta)
+    write_safetensors(
+        f"{directory}/text_predictions.safetensors",
+        {"ids": ids.astype(np.float32), "lstm": lstm.predict(ids, verbose=0), "block": block.predict(ids, verbose=0)},
+        meta,
+    )
+    print(f"wrote {directory}/text_lstm.safetensors, text_block.safetensors and text_predictions.safetensors")
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "--fixture":
         return fixture(argv[2])
     if len(argv) == 3 and argv[1] == "--sequence-fixture":
         return sequence_fixture(argv[2])
+    if len(argv) == 3 and argv[1] == "--text-fixture":
+        return text_fixture(argv[2])
     if len(argv) != 3:
         print(__doc__)
         return 2
