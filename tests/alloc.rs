@@ -58,6 +58,13 @@ sequential! {
 #[test]
 fn steady_state_training_step_and_predict_one_allocate_nothing() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    for threads in [2, 4] {
+        kiln::kernels::parallel::set_threads(threads);
+        mlp_steps_allocate_nothing(threads);
+    }
+}
+
+fn mlp_steps_allocate_nothing(threads: usize) {
     let rows = 640;
     let x = Array2::from_shape_fn((rows, 784), |(i, j)| ((i * 31 + j) % 97) as f32 / 97.0);
     let y = Array1::from_shape_fn(rows, |i| (i % 10) as f32);
@@ -74,8 +81,8 @@ fn steady_state_training_step_and_predict_one_allocate_nothing() {
     let (own_20, packing_20, sgemm_20) = count(|| drop(m.fit(&x, &y, opts()).unwrap()));
     let (own, packing, sgemm) = (own_20 - own_10, packing_20 - packing_10, sgemm_20 - sgemm_10);
     println!(
-        "fit: {own_10} allocations for 10 steps, {own_20} for 20; per 10 extra steps: {own} by kiln, \
-         {packing} packing buffers by matrixmultiply over {sgemm} sgemm calls"
+        "fit on {threads} threads: {own_10} allocations for 10 steps, {own_20} for 20; per 10 extra steps: \
+         {own} by kiln, {packing} packing buffers by matrixmultiply over {sgemm} sgemm calls"
     );
     assert_eq!(own, 0, "kiln allocated in a steady-state training step");
     assert!(packing <= sgemm, "more aligned allocations ({packing}) than sgemm calls ({sgemm})");

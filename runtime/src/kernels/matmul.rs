@@ -38,7 +38,7 @@ impl<'a> Mat<'a> {
 /// instead of sgemm, which would repack the whole weight matrix for a single row.
 pub const SMALL_ROWS: usize = 4;
 
-/// Products of at least this many flops are split across both cores.
+/// Products of at least this many flops are split across the threads (one part per half of it).
 pub const PARALLEL_FLOPS: usize = 4_000_000;
 
 /// `c[m×n] = a[m×k] · b[k×n] + beta · c`, all row-major; `a` and `b` may be read transposed.
@@ -70,19 +70,21 @@ pub fn gemm(m: usize, k: usize, n: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
     // (row stride, column stride) of the logical matrix.
     let (rsa, csa) = if a.t { (1, m) } else { (k, 1) };
     let (rsb, csb) = if b.t { (1, k) } else { (n, 1) };
-    let parallel = 2 * m * k * n >= PARALLEL_FLOPS && m >= 16;
-    if !parallel || super::parallel::threads() < 2 {
+    // Runs of rows on the threads, each at least PARALLEL_FLOPS / 2 of work and a multiple of 8
+    // rows (whole kernel tiles).
+    let flops = 2 * m * k * n;
+    let parts = if flops >= PARALLEL_FLOPS && m >= 16 {
+        super::parallel::threads().min(m / 8).min(2 * flops / PARALLEL_FLOPS)
+    } else {
+        1
+    };
+    if parts < 2 {
         return strided(m, k, n, a.data, (rsa, csa), b.data, (rsb, csb), c, n, beta);
     }
-    // Rows [0, half) here, [half, m) on the other core; a multiple of 8 keeps kernel tiles whole.
-    let half = (m / 2).next_multiple_of(8).min(m);
-    let (c0, c1) = c.split_at_mut(half * n);
-    let (a0, a1) = (a.data, &a.data[half * rsa..]);
-    super::parallel::join(
-        true,
-        || strided(half, k, n, a0, (rsa, csa), b.data, (rsb, csb), c0, n, beta),
-        || strided(m - half, k, n, a1, (rsa, csa), b.data, (rsb, csb), c1, n, beta),
-    );
+    let (ad, bd) = (a.data, b.data);
+    super::parallel::for_rows(c, n, parts, 8, true, |r0, part| {
+        strided(part.len() / n, k, n, &ad[r0 * rsa..], (rsa, csa), bd, (rsb, csb), part, n, beta)
+    });
 }
 
 /// `c[m×n] = a[m×k] · b[k×n] + beta · c` on sub-matrices: `a` and `b` given by their (row,

@@ -1,17 +1,27 @@
-//! Using both cores where it pays: large products and large parameter updates are split in two,
-//! the second half on kiln's worker thread. Small work stays on one thread, where the hand-over
-//! would cost more than it saves.
+//! Using every core where it pays: large products, convolutions, parameter updates and the
+//! chunks of a recurrent or attention layer are split into tasks that kiln's pool of persistent
+//! worker threads and the calling thread share. Small work stays on one thread, where the
+//! hand-over would cost more than it saves.
 //!
-//! Results do not depend on the split: each output element is computed by exactly the same
-//! operations whichever thread computes it, so training stays bit-reproducible.
+//! Results do not depend on the number of threads: the callers split work in ways that depend only
+//! on the shapes (never on the thread count), and each output element is computed by exactly the
+//! same operations whichever thread computes it, so training stays bit-reproducible.
+//!
+//! Handing out work allocates nothing: the job lives on the caller's stack, each worker has a
+//! slot of its own, and tasks are claimed from an atomic counter. A worker spins briefly for the
+//! next job, then sleeps.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+
+/// The most threads kiln uses, whatever the machine or `KILN_NUM_THREADS` says.
+pub const MAX_THREADS: usize = 64;
 
 /// 0 = not yet read from the environment.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// How many threads kiln's kernels use: `KILN_NUM_THREADS` if set (1 turns threading off),
-/// otherwise 2 when the machine has at least 2 cores.
+/// otherwise the number of cores the process may use (at most [`MAX_THREADS`]).
 pub fn threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
         0 => {
@@ -19,7 +29,7 @@ pub fn threads() -> usize {
                 .ok()
                 .and_then(|v| v.parse::<usize>().ok())
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-                .clamp(1, 2);
+                .clamp(1, MAX_THREADS);
             THREADS.store(t, Ordering::Relaxed);
             t
         }
@@ -27,92 +37,173 @@ pub fn threads() -> usize {
     }
 }
 
-/// Sets the number of threads (1 or 2) for this process, overriding `KILN_NUM_THREADS`.
+/// Sets the number of threads for this process (1 to [`MAX_THREADS`]), overriding
+/// `KILN_NUM_THREADS`. Results are the same for every setting.
 pub fn set_threads(n: usize) {
-    THREADS.store(n.clamp(1, 2), Ordering::Relaxed);
+    THREADS.store(n.clamp(1, MAX_THREADS), Ordering::Relaxed);
 }
 
-/// Runs `first` here and `second` on kiln's worker thread when `parallel`, else both here in
-/// order. Returns when both have finished, so the closures may borrow from the caller.
-///
-/// The worker is one long-lived thread, started at the first parallel call: handing it a job
-/// allocates nothing and takes about a microsecond (it spins briefly before sleeping). When the
-/// worker is busy (another thread of the program got it first), both halves run here.
-pub fn join(parallel: bool, first: impl FnOnce() + Send, second: impl FnOnce() + Send) {
-    if !parallel || threads() < 2 {
-        first();
-        second();
+/// Runs `f(i)` for every `i` in `0..tasks` and returns when all have run: on this thread and on
+/// up to `threads() - 1` idle workers when `parallel`, else here in order. Workers busy with
+/// another caller's job are not waited for, so nested calls never block each other.
+pub fn for_each(tasks: usize, parallel: bool, f: &(dyn Fn(usize) + Sync)) {
+    let helpers = if parallel { threads().min(tasks).saturating_sub(1) } else { 0 };
+    if helpers == 0 {
+        (0..tasks).for_each(f);
         return;
     }
-    let worker = worker();
-    if worker.state.compare_exchange(IDLE, CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_err() {
-        first();
-        second();
-        return;
-    }
-    let job = std::sync::Mutex::new(Some(second));
-    // The worker computes in this thread's floating-point mode (flush-to-zero), not its own.
-    let mode = crate::fpenv::mode();
-    let run = || {
-        if let Some(f) = job.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _mode = crate::fpenv::WithMode::new(mode);
-            f();
+    // SAFETY: every worker given this job has finished with it (DONE) before this function
+    // returns or unwinds past it, so the borrows inside `job` outlive every use.
+    let run: &'static (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(f) };
+    let job = Job { next: AtomicUsize::new(0), tasks, run, mode: crate::fpenv::mode() };
+    let mut claimed = [None::<&'static Worker>; MAX_THREADS];
+    let mut n = 0;
+    // Only the first `threads() - 1` workers: a nested call that finds them busy runs inline.
+    for w in (0..threads() - 1).filter_map(worker) {
+        if n == helpers {
+            break;
         }
-    };
-    let run: &(dyn Fn() + Sync) = &run;
-    // SAFETY: the worker only calls `run` between READY and DONE, and this function does not
-    // return (nor unwind past `run`) until it has seen DONE, so the borrow outlives every use.
-    let run: &'static (dyn Fn() + Sync) = unsafe { std::mem::transmute(run) };
-    {
-        let mut slot = worker.job.lock().unwrap_or_else(|e| e.into_inner());
-        *slot = Some(Job(run));
-        worker.state.store(READY, Ordering::Release);
-        worker.wake.notify_one();
+        if w.state.compare_exchange(IDLE, CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            *w.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(JobPtr(&job));
+            w.state.store(READY, Ordering::Release);
+            w.wake.notify_one();
+            claimed[n] = Some(w);
+            n += 1;
+        }
     }
-    // Our half; if it panics, wait for the worker before unwinding past the borrowed job.
-    let ours = std::panic::catch_unwind(std::panic::AssertUnwindSafe(first));
-    let mut spins = 0u32;
-    while worker.state.load(Ordering::Acquire) != DONE {
-        spins += 1;
-        if spins < 1 << 16 { std::hint::spin_loop() } else { std::thread::yield_now() }
+    // Our share; if a task panics here, wait for the workers before unwinding past the job.
+    let ours = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.work()));
+    let mut theirs = false;
+    for w in claimed.iter().take(n).flatten() {
+        let mut spins = 0u32;
+        while w.state.load(Ordering::Acquire) != DONE {
+            spins += 1;
+            if spins < 1 << 16 { std::hint::spin_loop() } else { std::thread::yield_now() }
+        }
+        theirs |= w.panicked.swap(false, Ordering::Relaxed);
+        w.state.store(IDLE, Ordering::Release);
     }
-    let theirs = worker.panicked.swap(false, Ordering::Relaxed);
-    worker.state.store(IDLE, Ordering::Release);
     if let Err(p) = ours {
         std::panic::resume_unwind(p);
     }
-    assert!(!theirs, "a kiln kernel panicked on the worker thread");
+    assert!(!theirs, "a kiln kernel panicked on a worker thread");
 }
+
+/// Runs `f` on every item, in parallel when `parallel` (see [`for_each`]): each item is handed
+/// to exactly one thread, so items may hold the disjoint `&mut` parts of a split buffer.
+pub fn for_each_mut<T: Send>(items: &mut [T], parallel: bool, f: impl Fn(&mut T) + Sync) {
+    let base = SendPtr(items.as_mut_ptr());
+    let len = items.len();
+    for_each(len, parallel, &|i| {
+        assert!(i < len);
+        // SAFETY: `for_each` runs each index exactly once, so no two threads hold the same item,
+        // and `items` is borrowed mutably for the whole call.
+        f(unsafe { &mut *base.get().add(i) })
+    });
+}
+
+/// Runs `first` and `second`, in parallel when `parallel` (on this thread and an idle worker).
+/// Returns when both have finished, so the closures may borrow from the caller.
+pub fn join(parallel: bool, first: impl FnOnce() + Send, second: impl FnOnce() + Send) {
+    enum Half<A, B> {
+        First(A),
+        Second(B),
+        Ran,
+    }
+    let mut halves = [Half::First(first), Half::Second(second)];
+    for_each_mut(&mut halves, parallel, |h| match std::mem::replace(h, Half::Ran) {
+        Half::First(f) => f(),
+        Half::Second(f) => f(),
+        Half::Ran => {}
+    });
+}
+
+/// Splits `data` into `parts` runs of whole rows (`row` values each; every run but the last a
+/// multiple of `align` rows) and runs `f(first row, rows)` on each, in parallel when `parallel`.
+pub fn for_rows(
+    data: &mut [f32],
+    row: usize,
+    parts: usize,
+    align: usize,
+    parallel: bool,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    let rows = data.len().checked_div(row).unwrap_or(0);
+    let parts = parts.clamp(1, MAX_THREADS);
+    let per = rows.div_ceil(parts).next_multiple_of(align.max(1)).max(1);
+    let mut items: [(usize, &mut [f32]); MAX_THREADS] = std::array::from_fn(|_| (0, Default::default()));
+    let mut rest = data;
+    let mut count = 0;
+    while !rest.is_empty() && count < MAX_THREADS {
+        let take = (per * row).min(rest.len());
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(take);
+        items[count] = (count * per, head);
+        rest = tail;
+        count += 1;
+    }
+    for_each_mut(&mut items[..count], parallel, |(first, part)| f(*first, part));
+}
+
+struct SendPtr<T>(*mut T);
+
+impl<T> SendPtr<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+// SAFETY: the pointer is only dereferenced by `for_each_mut`, one item per thread.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
 
 const IDLE: u8 = 0;
 const CLAIMED: u8 = 1;
 const READY: u8 = 2;
 const DONE: u8 = 3;
 
-struct Job(&'static (dyn Fn() + Sync));
-
-struct Worker {
-    state: std::sync::atomic::AtomicU8,
-    panicked: std::sync::atomic::AtomicBool,
-    job: std::sync::Mutex<Option<Job>>,
-    wake: std::sync::Condvar,
+/// One call's work: tasks claimed in order from `next`.
+struct Job {
+    next: AtomicUsize,
+    tasks: usize,
+    run: &'static (dyn Fn(usize) + Sync),
+    /// The caller's floating-point mode (flush-to-zero), which every worker computes in.
+    mode: u64,
 }
 
-fn worker() -> &'static Worker {
-    static WORKER: std::sync::OnceLock<&'static Worker> = std::sync::OnceLock::new();
-    WORKER.get_or_init(|| {
-        let w: &'static Worker = Box::leak(Box::new(Worker {
-            state: std::sync::atomic::AtomicU8::new(IDLE),
-            panicked: std::sync::atomic::AtomicBool::new(false),
-            job: std::sync::Mutex::new(None),
-            wake: std::sync::Condvar::new(),
-        }));
-        let spawned = std::thread::Builder::new().name("kiln-worker".into()).spawn(move || serve(w));
-        if spawned.is_err() {
-            // No thread to be had: the worker stays claimed, and every join runs both halves here.
-            w.state.store(CLAIMED, Ordering::Relaxed);
+impl Job {
+    fn work(&self) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= self.tasks {
+                return;
+            }
+            (self.run)(i);
         }
-        w
+    }
+}
+
+struct JobPtr(*const Job);
+
+// SAFETY: the job outlives the worker's use of it (see `for_each`), and `Job` is `Sync`.
+unsafe impl Send for JobPtr {}
+
+struct Worker {
+    state: AtomicU8,
+    panicked: AtomicBool,
+    job: Mutex<Option<JobPtr>>,
+    wake: Condvar,
+}
+
+/// Worker `i`, started at its first use; `None` when no thread could be started.
+fn worker(i: usize) -> Option<&'static Worker> {
+    static WORKERS: [OnceLock<Option<&'static Worker>>; MAX_THREADS - 1] = [const { OnceLock::new() }; MAX_THREADS - 1];
+    *WORKERS[i].get_or_init(|| {
+        let w: &'static Worker = Box::leak(Box::new(Worker {
+            state: AtomicU8::new(IDLE),
+            panicked: AtomicBool::new(false),
+            job: Mutex::new(None),
+            wake: Condvar::new(),
+        }));
+        std::thread::Builder::new().name(format!("kiln-worker-{i}")).spawn(move || serve(w)).ok().map(|_| w)
     })
 }
 
@@ -136,7 +227,13 @@ fn serve(w: &'static Worker) {
                 }
             }
         };
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job.0)).is_ok();
+        // SAFETY: the caller keeps the job alive until this worker reports DONE.
+        let job = unsafe { &*job.0 };
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _mode = crate::fpenv::WithMode::new(job.mode);
+            job.work()
+        }))
+        .is_ok();
         w.panicked.store(!ok, Ordering::Relaxed);
         w.state.store(DONE, Ordering::Release);
     }

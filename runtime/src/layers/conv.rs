@@ -172,16 +172,12 @@ impl<A: ActivationFn> Layer for Conv<A> {
         let out = sized(&mut self.buf.out, rows * f);
         let patch = g.patch();
         if patch <= SMALL_PATCH {
-            // Split by rows across the cores: each output row is computed the same way either way.
+            // Split by rows across the threads: each output row is computed the same way either way.
             let (cols, w) = (&self.buf.cols[..], &self.kernel.value[..]);
-            let half = if 2 * rows * patch * f >= PARALLEL_FLOPS { rows / 2 } else { rows };
-            let (o0, o1) = out.split_at_mut(half * f);
-            let (c0, c1) = cols.split_at(half * patch);
-            parallel::join(
-                half < rows,
-                || small_patch_forward(c0, w, patch, f, o0),
-                || small_patch_forward(c1, w, patch, f, o1),
-            );
+            let parts = (2 * rows * patch * f / PARALLEL_FLOPS).min(rows);
+            parallel::for_rows(out, f, parts, 1, parts > 1, |r0, o| {
+                small_patch_forward(&cols[r0 * patch..], w, patch, f, o)
+            });
         } else {
             gemm(rows, patch, f, Mat::n(&self.buf.cols), Mat::n(&self.kernel.value), out, 0.0);
         }

@@ -62,23 +62,36 @@ impl Adam {
             }
         } else {
             // One fused pass over weights, gradients and both moments; large tensors are split
-            // across both cores (each element's arithmetic is the same either way).
-            let (half, parallel) = (w.len() / 2, w.len() >= PARALLEL_ELEMENTS);
-            let (w0, w1) = w.split_at_mut(half);
-            let (g0, g1) = g.split_at(half);
-            let (m0, m1) = m.split_at_mut(half);
-            let (v0, v1) = v.split_at_mut(half);
-            crate::kernels::parallel::join(
-                parallel,
-                || adam_update(w0, g0, m0, v0, alpha, b1, b2, eps),
-                || adam_update(w1, g1, m1, v1, alpha, b1, b2, eps),
-            );
+            // across the threads (each element's arithmetic is the same either way).
+            let parts = crate::kernels::parallel::threads().min(w.len() / PARALLEL_ELEMENTS).max(1);
+            let per = w.len().div_ceil(parts);
+            let mut items: [Option<Part<'_>>; MAX_THREADS] = std::array::from_fn(|_| None);
+            let (mut w, mut g, mut m, mut v) = (w, g, &mut m[..], &mut v[..]);
+            for item in items.iter_mut().take(parts) {
+                let k = per.min(w.len());
+                let (w0, w1) = std::mem::take(&mut w).split_at_mut(k);
+                let (g0, g1) = g.split_at(k);
+                let (m0, m1) = std::mem::take(&mut m).split_at_mut(k);
+                let (v0, v1) = std::mem::take(&mut v).split_at_mut(k);
+                *item = Some((w0, g0, m0, v0));
+                (w, g, m, v) = (w1, g1, m1, v1);
+            }
+            crate::kernels::parallel::for_each_mut(&mut items[..parts], parts > 1, |item| {
+                if let Some((w, g, m, v)) = item.take() {
+                    adam_update(w, g, m, v, alpha, b1, b2, eps)
+                }
+            });
         }
     }
 }
 
-/// Tensors at least this large are updated on both cores.
-const PARALLEL_ELEMENTS: usize = 1 << 17;
+/// Tensors are split into parts of at least this many elements, one per thread.
+const PARALLEL_ELEMENTS: usize = 1 << 16;
+
+use crate::kernels::parallel::MAX_THREADS;
+
+/// One thread's share of an update: weights, gradients, first and second moments.
+type Part<'a> = (&'a mut [f32], &'a [f32], &'a mut [f32], &'a mut [f32]);
 
 crate::kernels::simd::multiversion! {
     #[allow(clippy::too_many_arguments)]
