@@ -41,23 +41,49 @@ pub fn tanh(x: f32) -> f32 {
     if a < 0.625 { small } else { big }
 }
 
-super::simd::multiversion! {
-    /// `sigmoid` over a slice, in place.
-    pub fn sigmoid_slice(v: &mut [f32]) {
-        for x in v {
-            *x = sigmoid(*x);
+/// `f` over a slice in place, compiled for AVX-512, for AVX2+FMA and for the baseline, the
+/// widest the CPU has chosen at run time.
+macro_rules! slice_fn {
+    ($(#[$meta:meta])* $name:ident, $f:ident) => {
+        $(#[$meta])*
+        pub fn $name(v: &mut [f32]) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            fn w512(v: &mut [f32]) {
+                v.iter_mut().for_each(|x| *x = $f(*x));
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn w256(v: &mut [f32]) {
+                v.iter_mut().for_each(|x| *x = $f(*x));
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the features `w512` was compiled for.
+                    return unsafe { w512(v) };
+                }
+                if super::simd::avx2_fma() {
+                    // SAFETY: the CPU has the features `w256` was compiled for.
+                    return unsafe { w256(v) };
+                }
+            }
+            v.iter_mut().for_each(|x| *x = $f(*x));
         }
-    }
+    };
 }
 
-super::simd::multiversion! {
+slice_fn!(
+    /// `sigmoid` over a slice, in place.
+    sigmoid_slice,
+    sigmoid
+);
+
+slice_fn!(
     /// `tanh` over a slice, in place.
-    pub fn tanh_slice(v: &mut [f32]) {
-        for x in v {
-            *x = tanh(*x);
-        }
-    }
-}
+    tanh_slice,
+    tanh
+);
 
 #[cfg(test)]
 mod tests {

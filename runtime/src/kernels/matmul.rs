@@ -223,9 +223,16 @@ pub fn gemm_small(
     assert!(ldb >= n && ldc >= n && (m - 1) * ldc + n <= c.len());
     assert!(k == 0 || ((m - 1) * sa.0 + (k - 1) * sa.1 < a.len() && (k - 1) * ldb + n <= b.len()));
     #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (and so AVX2 and FMA), and the assertions bound every
+        // access.
+        unsafe { small_512(m, k, n, a, sa, b, ldb, c, ldc, beta) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if super::simd::avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA, and the assertions bound every access.
-        unsafe { small_fma(m, k, n, a, sa, b, ldb, c, ldc, beta) };
+        unsafe { small_fma(m, k, n, a, sa, b, ldb, c, ldc, beta, 0) };
         return;
     }
     small_plain(0, m, 0, n, k, a, sa, b, ldb, c, ldc, beta);
@@ -272,9 +279,10 @@ unsafe fn small_fma(
     c: &mut [f32],
     ldc: usize,
     beta: f32,
+    j0: usize,
 ) {
     let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
-    let mut j = 0;
+    let mut j = j0;
     // SAFETY: every block below reads rows < m, columns < n and p < k, inside the slices as
     // `gemm_small` asserted.
     unsafe {
@@ -297,6 +305,104 @@ unsafe fn small_fma(
         }
     }
     small_plain(0, m, j, n, k, a, sa, b, ldb, c, ldc, beta);
+}
+
+/// [`gemm_small`] with AVX-512: four rows by 64 columns in registers (16 accumulators), then
+/// narrower blocks, and the AVX2 kernel for the last columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_512(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    sa: (usize, usize),
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    beta: f32,
+) {
+    let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+    let mut j = 0;
+    // SAFETY: every block reads rows < m, columns < n and p < k, inside the slices as
+    // `gemm_small` asserted.
+    unsafe {
+        macro_rules! columns {
+            ($v:literal) => {
+                while j + 16 * $v <= n {
+                    let mut i = 0;
+                    while i + 4 <= m {
+                        block_512::<4, $v>(i, j, k, ap, sa, bp, ldb, cp, ldc, beta);
+                        i += 4;
+                    }
+                    while i < m {
+                        block_512::<1, $v>(i, j, k, ap, sa, bp, ldb, cp, ldc, beta);
+                        i += 1;
+                    }
+                    j += 16 * $v;
+                }
+            };
+        }
+        columns!(4);
+        columns!(2);
+        columns!(1);
+        small_fma(m, k, n, a, sa, b, ldb, c, ldc, beta, j);
+    }
+}
+
+/// Rows `i..i + R` by columns `j..j + 16V` of [`gemm_small`], in AVX-512 registers.
+///
+/// # Safety
+/// AVX-512F present; the block lies inside the operands.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn block_512<const R: usize, const V: usize>(
+    i: usize,
+    j: usize,
+    k: usize,
+    a: *const f32,
+    (rsa, csa): (usize, usize),
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    beta: f32,
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller keeps the block inside the operands.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        if beta != 0.0 {
+            let vb = _mm512_set1_ps(beta);
+            for (r, row) in acc.iter_mut().enumerate() {
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = _mm512_mul_ps(vb, _mm512_loadu_ps(c.add((i + r) * ldc + j + 16 * v)));
+                }
+            }
+        }
+        for p in 0..k {
+            let brow = b.add(p * ldb + j);
+            let mut w = [_mm512_setzero_ps(); V];
+            for (v, x) in w.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(brow.add(16 * v));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*a.add((i + r) * rsa + p * csa));
+                for (v, y) in row.iter_mut().enumerate() {
+                    *y = _mm512_fmadd_ps(x, w[v], *y);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, x) in row.iter().enumerate() {
+                _mm512_storeu_ps(c.add((i + r) * ldc + j + 16 * v), *x);
+            }
+        }
+    }
 }
 
 /// Rows `i..i + R` by columns `j..j + 8V` of [`gemm_small`], in registers.
