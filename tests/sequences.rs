@@ -204,3 +204,43 @@ fn sequence_layers_have_correct_gradients_in_a_model() {
     let mut m = SequenceZoo::new();
     kiln::testing::check_model(&mut m, &[&x], 3, 10, 3e-3).unwrap();
 }
+
+sequential! {
+    /// Token ids to a summary vector: what a subclassed model holds as a field.
+    pub struct OrderEncoder: Input([8], dtype = i32) {
+        Embedding(6, 8),
+        LSTM(16),
+    }
+}
+
+/// The order task in the subclass style: the sequence layers live in a nested model, the
+/// subclass takes the ids (`Ids<8>`) and adds a head of its own.
+#[kiln::model]
+pub struct OrderSubclass {
+    encoder: OrderEncoder,
+    head: kiln::Dense<16, 1, kiln::Sigmoid>,
+}
+
+#[kiln::call]
+impl OrderSubclass {
+    fn call(&self, ids: Ids<8>) -> Output<1> {
+        let h = self.encoder(ids);
+        self.head(h)
+    }
+}
+
+#[test]
+fn the_subclass_style_reads_token_ids_through_a_nested_model() {
+    assert_eq!(OrderSubclass::INPUTS[0].dtype, kiln::DType::I32 { below: 6 });
+    let (x, y) = order_task(1200, 8);
+    let (xt, yt) = order_task(400, 9);
+    let mut m = OrderSubclass::new();
+    m.compile("binary_crossentropy", Adam::new(0.01), &["accuracy"]).unwrap();
+    m.fit(&x, &y, Fit { epochs: 25, batch_size: 32, verbose: 0, ..Fit::default() }).unwrap();
+    let acc = m.evaluate(&xt, &yt).unwrap()["accuracy"];
+    assert!(acc >= 0.95, "subclass held-out accuracy {acc}");
+    let mut bad = xt.clone();
+    bad[[3, 2]] = 6;
+    let e = m.predict(&bad).unwrap_err().to_string();
+    assert!(e.contains("row 3, position [2] holds 6, not a token id in 0..6"), "{e}");
+}

@@ -78,6 +78,14 @@ impl Model {
         }
     }
 
+    /// The layer a node applies, given the node itself.
+    pub fn layer_of_node(&self, node: &Node) -> Option<&LayerDef> {
+        match node.op {
+            Op::Apply(l) => Some(&self.layers[l]),
+            Op::Input(_) => None,
+        }
+    }
+
     /// Follows views back to the node whose buffer holds this node's values.
     pub fn resolve(&self, mut node: usize) -> usize {
         while self.layer_of(node).is_some_and(|l| l.kind.is_view()) {

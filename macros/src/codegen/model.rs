@@ -315,6 +315,12 @@ pub fn shaped_impl(model: &Model, act: &TokenStream, params: &TokenStream) -> Op
             _ => complete = false,
         }
     }
+    let ids = if model.int_inputs.first().copied().unwrap_or(false) {
+        let below = model.id_bound(0);
+        quote!(::core::option::Option::Some(#below))
+    } else {
+        quote!(::core::option::Option::None)
+    };
     let param_shapes = if complete {
         quote!(::core::option::Option::Some(&[#(#weights),*]))
     } else {
@@ -329,6 +335,7 @@ pub fn shaped_impl(model: &Model, act: &TokenStream, params: &TokenStream) -> Op
             const PARAMS: usize = #params;
             const LAYERS: &'static [#rt::LayerInfo] = <Self as #rt::Model>::LAYERS;
             const PARAM_SHAPES: ::core::option::Option<&'static [(&'static str, &'static [usize])]> = #param_shapes;
+            const IDS: ::core::option::Option<usize> = #ids;
         }
     })
 }

@@ -33,12 +33,36 @@ pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
     }
     let (bufs, buf_tys): (Vec<Ident>, Vec<TokenStream>) = g.extra_bufs().into_iter().unzip();
     let accs = g.accumulators();
+    // An input of token ids takes its bound from the fields reading it, each checked to read ids.
+    let mut id_checks = Vec::new();
     let in_ports: Vec<TokenStream> = model
         .inputs
         .iter()
-        .map(|(n, node)| {
+        .enumerate()
+        .map(|(k, (n, node))| {
             let s = &model.nodes[*node].output_shape;
-            quote!(#rt::Port { name: #n, shape: &[#(#s),*], dtype: #rt::DType::F32 })
+            if !model.int_inputs.get(k).copied().unwrap_or(false) {
+                return quote!(#rt::Port { name: #n, shape: &[#(#s),*], dtype: #rt::DType::F32 });
+            }
+            let readers: Vec<TokenStream> = model
+                .nodes
+                .iter()
+                .filter(|c| c.inputs.contains(node))
+                .filter_map(|c| model.layer_of_node(c).map(|l| (l, c)))
+                .map(|(l, c)| {
+                    let ty = g.ty(l);
+                    let msg = format!(
+                        "field `{}` reads floats, but `{n}` holds token ids (Ids<..>): give the ids to a model whose \
+                         input is `dtype = i32`",
+                        l.kind.field_key().unwrap_or_default()
+                    );
+                    let span = c.tokens.clone().into_iter().next().map_or_else(proc_macro2::Span::call_site, |t| t.span());
+                    id_checks.push(quote::quote_spanned!(span=> const _: () = assert!(<#ty as ::kiln::__private::Shaped>::IDS.is_some(), #msg);));
+                    quote!(#rt::ids_below(<#ty as #rt::Shaped>::IDS))
+                })
+                .collect();
+            let below = readers.into_iter().reduce(|a, b| quote!(#rt::min_usize(#a, #b))).unwrap_or(quote!(0));
+            quote!(#rt::Port { name: #n, shape: &[#(#s),*], dtype: #rt::DType::I32 { below: #below } })
         })
         .collect();
     let out_ports: Vec<TokenStream> = model
@@ -137,6 +161,7 @@ pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
         }
 
         #(#checks)*
+        #(#id_checks)*
 
         impl #name {
             #[doc(hidden)]

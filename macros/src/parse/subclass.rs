@@ -417,11 +417,13 @@ pub fn lower(item: ItemImpl) -> syn::Result<(Lower, Vec<Vec<usize>>)> {
             continue;
         };
         // An input whose type is wrong is still bound (as width 1), so its uses report nothing
-        // more than the type's own error.
-        let shape = port_shape(&pt.ty, "Input").unwrap_or_else(|e| {
+        // more than the type's own error. `Ids<20>` holds token ids for a field that reads them.
+        let ids = matches!(&*pt.ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Ids"));
+        let shape = port_shape(&pt.ty, if ids { "Ids" } else { "Input" }).unwrap_or_else(|e| {
             lw.errors.push(e);
             vec![1]
         });
+        lw.model.int_inputs.push(ids);
         let id = lw.model.nodes.len();
         lw.model.nodes.push(Node {
             op: Op::Input(lw.model.inputs.len()),
@@ -509,6 +511,22 @@ pub fn lower(item: ItemImpl) -> syn::Result<(Lower, Vec<Vec<usize>>)> {
     }
     std::mem::take(&mut lw.errors).finish()?;
     lw.model.outputs = outs;
+    // Token ids go to fields only (a model that reads ids, checked by rustc).
+    for (k, &(_, input)) in lw.model.inputs.iter().enumerate().filter(|(k, _)| lw.model.int_inputs[*k]) {
+        for node in lw.model.nodes.iter().filter(|n| n.inputs.contains(&input)) {
+            if lw.model.layer_of_node(node).is_none_or(|l| l.kind.field_key().is_none()) {
+                lw.errors.over(
+                    &node.tokens,
+                    format!(
+                        "`{}` holds token ids (Ids<..>): give it to a field that reads them, a model whose input \
+                         is `dtype = i32`",
+                        lw.model.inputs[k].0
+                    ),
+                );
+            }
+        }
+    }
+    std::mem::take(&mut lw.errors).finish()?;
     // Every value must reach an output, and inputs be used, as in functional!.
     let mut errors = Errors::default();
     crate::shape::check_graph(&lw.model, &mut errors);

@@ -87,7 +87,7 @@ pub use param::{Param, Role};
 pub use pool::{GlobalPool, Pool, PoolBuffers, PoolKind};
 pub use recurrent::{Cell, Gate, Recurrent, RecurrentBuffers, RecurrentConfig};
 pub use resample::{Resample, ResampleBuffers};
-pub use traits::{Init, Shaped, init_vec, set_trainable_all};
+pub use traits::{Init, Shaped, ids_below, init_vec, min_usize, set_trainable_all};
 pub use wrappers::{Bidirectional, BidirectionalBuffers, MergeMode, TimeDistributed};
 
 pub use crate::random::Stream;

@@ -28,6 +28,22 @@ pub trait Shaped {
     /// `#[weights(..)]` file can be checked against a model holding it when the model compiles;
     /// `None` when the type does not state them (such a model cannot embed checked weights).
     const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = None;
+    /// For a layer that reads integer token ids (a model whose input is `dtype = i32`): one more
+    /// than the largest id it accepts. `None` for layers that read floats.
+    const IDS: Option<usize> = None;
+}
+
+/// The id bound a `#[kiln::model]` input of token ids takes from the field reading it.
+pub const fn ids_below(ids: Option<usize>) -> usize {
+    match ids {
+        Some(b) => b,
+        None => 0,
+    }
+}
+
+/// The smaller of two bounds, in constants.
+pub const fn min_usize(a: usize, b: usize) -> usize {
+    if a < b { a } else { b }
 }
 
 /// Building a layer with Keras' initialisers from a random stream.
