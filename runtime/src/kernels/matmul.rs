@@ -82,9 +82,79 @@ pub fn gemm(m: usize, k: usize, n: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
         return strided(m, k, n, a.data, (rsa, csa), b.data, (rsb, csb), c, n, beta);
     }
     let (ad, bd) = (a.data, b.data);
+    // Few rows against a wide `b` (a small batch through a large layer): split the columns, so
+    // each thread packs only its part of `b` (split by rows, every thread would pack all of it).
+    if m < 8 * k.min(n) / 16 && n >= 64 {
+        let parts = parts.min(n / 32);
+        let per = n.div_ceil(parts).next_multiple_of(32);
+        let base = CPtr(c.as_mut_ptr());
+        let len = c.len();
+        super::parallel::for_each(n.div_ceil(per), true, &|p| {
+            let (j0, j1) = (p * per, ((p + 1) * per).min(n));
+            assert!((m - 1) * n + j1 <= len && (k - 1) * rsb + (j1 - 1) * csb < bd.len());
+            // SAFETY: part `p` writes only columns j0..j1 of `c`'s rows, which no other part
+            // touches, and the assertion bounds every element it reaches.
+            unsafe { sgemm_raw(m, k, j1 - j0, ad, (rsa, csa), &bd[j0 * csb..], (rsb, csb), base.at(j0), n, beta) }
+        });
+        return;
+    }
     super::parallel::for_rows(c, n, parts, 8, true, |r0, part| {
         strided(part.len() / n, k, n, &ad[r0 * rsa..], (rsa, csa), bd, (rsb, csb), part, n, beta)
     });
+}
+
+/// `c`'s base pointer, shared by the threads that write disjoint columns of it.
+struct CPtr(*mut f32);
+
+impl CPtr {
+    fn at(&self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+// SAFETY: used only by `gemm`'s column split, where each thread writes its own columns.
+unsafe impl Sync for CPtr {}
+
+/// One sgemm call writing through a raw `c` (row stride `ldc`).
+///
+/// # Safety
+/// `c` must be valid for writes of `m` rows of `n` values `ldc` apart, which no other thread
+/// reads or writes during the call; `a` and `b` must hold every element their strides reach.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_raw(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    c: *mut f32,
+    ldc: usize,
+    beta: f32,
+) {
+    assert!((m - 1) * rsa + (k - 1) * csa < a.len());
+    assert!((k - 1) * rsb + (n - 1) * csb < b.len());
+    SGEMM_CALLS.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: the caller guarantees `c`; the assertions bound `a` and `b`.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            beta,
+            c,
+            ldc as isize,
+            1,
+        );
+    }
 }
 
 /// `c[m×n] = a[m×k] · b[k×n] + beta · c` on sub-matrices: `a` and `b` given by their (row,

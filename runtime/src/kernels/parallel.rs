@@ -75,6 +75,13 @@ pub fn for_each(tasks: usize, parallel: bool, f: &(dyn Fn(usize) + Sync)) {
     let ours = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.work()));
     let mut theirs = false;
     for w in claimed.iter().take(n).flatten() {
+        // A worker that has not started (asleep when the job came) is not waited for: the job is
+        // taken back, its tasks having run here.
+        if w.state.compare_exchange(READY, CLAIMED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            w.job.lock().unwrap_or_else(|e| e.into_inner()).take();
+            w.state.store(IDLE, Ordering::Release);
+            continue;
+        }
         let mut spins = 0u32;
         while w.state.load(Ordering::Acquire) != DONE {
             spins += 1;
@@ -158,7 +165,8 @@ unsafe impl<T: Send> Sync for SendPtr<T> {}
 const IDLE: u8 = 0;
 const CLAIMED: u8 = 1;
 const READY: u8 = 2;
-const DONE: u8 = 3;
+const RUNNING: u8 = 3;
+const DONE: u8 = 4;
 
 /// One call's work: tasks claimed in order from `next`.
 struct Job {
@@ -209,15 +217,20 @@ fn worker(i: usize) -> Option<&'static Worker> {
 
 fn serve(w: &'static Worker) {
     loop {
+        // Spin about a tenth of a millisecond for the next job (a training step hands out jobs
+        // more often than that), then sleep.
+        let since = std::time::Instant::now();
         let mut spins = 0u32;
         let job = loop {
-            if w.state.load(Ordering::Acquire) == READY
-                && let Some(j) = w.job.lock().unwrap_or_else(|e| e.into_inner()).take()
-            {
-                break j;
+            if w.state.compare_exchange(READY, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                // A READY worker always has a job; were it missing, report the (empty) job done.
+                match w.job.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    Some(j) => break j,
+                    None => w.state.store(DONE, Ordering::Release),
+                }
             }
             spins += 1;
-            if spins < 1 << 14 {
+            if spins % 64 != 0 || since.elapsed() < std::time::Duration::from_micros(100) {
                 std::hint::spin_loop();
             } else {
                 // Sleep until the next job; the timeout guards against a missed notification.
