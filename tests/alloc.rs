@@ -137,3 +137,55 @@ fn steady_state_cnn_training_step_allocates_nothing() {
     assert_eq!(own, 0, "kiln allocated in a steady-state CNN training step");
     assert!(packing <= sgemm);
 }
+
+sequential! {
+    struct Text: Input([16], dtype = i32) {
+        Embedding(40, 16, mask_zero = true),
+        Bidirectional(LSTM(16, return_sequences = true)),
+        TimeDistributed(Dense(16, activation = relu)),
+        LayerNormalization,
+        GlobalAveragePooling1D,
+        Dense(2, activation = softmax),
+    }
+}
+
+kiln::functional! {
+    struct Attend {
+        ids = Input([16], dtype = i32);
+        h = Embedding(40, 16)(ids);
+        a = MultiHeadAttention(num_heads = 2, key_dim = 8, use_causal_mask = true)(h, h);
+        n = LayerNormalization()(Add()([h, a]));
+        r = GRU(8)(n);
+        out = Dense(2, activation = softmax)(r);
+        Model(ids, out)
+    }
+}
+
+/// Backward through time, attention and masks allocate nothing once the buffers are sized.
+#[test]
+fn steady_state_sequence_training_steps_allocate_nothing() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let rows = 256;
+    let x =
+        Array2::from_shape_fn((rows, 16), |(i, t)| if t + i % 5 >= 16 { 0 } else { ((i * 7 + t * 3) % 39 + 1) as i32 });
+    let y = Array1::from_shape_fn(rows, |i| (i % 2) as f32);
+    fn steps<M: Model>(mut m: M, x: &Array2<i32>, y: &Array1<f32>) {
+        m.compile("sparse_categorical_crossentropy", "adam", &["accuracy"]).unwrap();
+        let opts = || Fit { epochs: 1, batch_size: 32, verbose: 0, ..Fit::default() };
+        m.fit(x, y, opts()).unwrap();
+        let rows = x.nrows();
+        let half = x.slice(kiln::ndarray::s![..rows / 2, ..]);
+        let yh = y.slice(kiln::ndarray::s![..rows / 2]);
+        let (own_4, packing_4, sgemm_4) = count(|| drop(m.fit(&half, &yh, opts()).unwrap()));
+        let (own_8, packing_8, sgemm_8) = count(|| drop(m.fit(x, y, opts()).unwrap()));
+        let (own, packing, sgemm) = (own_8 - own_4, packing_8 - packing_4, sgemm_8 - sgemm_4);
+        println!(
+            "{}: per 4 extra steps {own} allocations by kiln, {packing} packing buffers over {sgemm} sgemm calls",
+            M::NAME
+        );
+        assert_eq!(own, 0, "kiln allocated in a steady-state step of {}", M::NAME);
+        assert!(packing <= sgemm);
+    }
+    steps(Text::new(), &x, &y);
+    steps(Attend::new(), &x, &y);
+}
