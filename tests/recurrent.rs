@@ -18,6 +18,7 @@ fn config(cell: Cell, return_sequences: bool, go_backwards: bool) -> RecurrentCo
         use_bias: true,
         return_sequences,
         go_backwards,
+        dropout: 0.0,
     }
 }
 
@@ -196,4 +197,26 @@ fn embedding_gradients_match_finite_differences() {
     let ids: Vec<f32> = [0, 3, 3, 6, 1, 2, 3, 5, 0, 0].iter().map(|&i| i as f32 + 0.25).collect();
     let mut l = kiln::Embedding::new(7, 4, &mut rand::rngs::StdRng::seed_from_u64(2));
     kiln::testing::check_layer(&mut l, &[&ids], 2, 28, 3e-3).unwrap();
+}
+
+/// `dropout`: gradients through the dropped inputs (one mask per sample for every step), on a
+/// batch split in two chunks; and nothing is dropped in inference.
+#[test]
+fn recurrent_dropout_on_inputs() {
+    let n = 9;
+    let x: Vec<f32> = (0..n * 4 * 3).map(|i| ((i * 5 % 17) as f32 - 8.0) / 7.0).collect();
+    for cell in CELLS {
+        let cfg = RecurrentConfig { dropout: 0.4, ..config(cell, true, false) };
+        let mut l = Recurrent::new(cfg, &mut rand::rngs::StdRng::seed_from_u64(8));
+        kiln::testing::check_layer(&mut l, &[&x], n, 8, 3e-3).unwrap_or_else(|e| panic!("{cell:?}:\n{e}"));
+        // A fresh copy: the finite differences leave the weights an ulp or so from where they were.
+        let mut l = Recurrent::new(cfg, &mut rand::rngs::StdRng::seed_from_u64(8));
+        let mut plain = Recurrent::new(config(cell, true, false), &mut rand::rngs::StdRng::seed_from_u64(8));
+        let mut stream = kiln::Stream::new(0);
+        l.forward(&[&x], &mut kiln::Ctx::new(n, false, &mut stream));
+        plain.forward(&[&x], &mut kiln::Ctx::new(n, false, &mut stream));
+        assert_eq!(l.output(), plain.output(), "{cell:?}: inference drops nothing");
+        l.forward(&[&x], &mut kiln::Ctx::new(n, true, &mut stream));
+        assert_ne!(l.output(), plain.output(), "{cell:?}: training drops inputs");
+    }
 }

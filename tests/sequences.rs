@@ -244,3 +244,24 @@ fn the_subclass_style_reads_token_ids_through_a_nested_model() {
     let e = m.predict(&bad).unwrap_err().to_string();
     assert!(e.contains("row 3, position [2] holds 6, not a token id in 0..6"), "{e}");
 }
+
+sequential! {
+    /// The order task with input dropout on the LSTM.
+    pub struct OrderDropout: Input([8], dtype = i32) {
+        Embedding(6, 8),
+        LSTM(16, dropout = 0.2),
+        Dense(1, activation = sigmoid),
+    }
+}
+
+#[test]
+fn recurrent_dropout_trains_and_is_off_in_inference() {
+    let (x, y) = order_task(1200, 10);
+    let (xt, yt) = order_task(400, 11);
+    let mut m = OrderDropout::new();
+    m.compile("binary_crossentropy", Adam::new(0.01), &["accuracy"]).unwrap();
+    m.fit(&x, &y, Fit { epochs: 25, batch_size: 32, verbose: 0, ..Fit::default() }).unwrap();
+    let acc = m.evaluate(&xt, &yt).unwrap()["accuracy"];
+    assert!(acc >= 0.9, "held-out accuracy with dropout {acc}");
+    assert_eq!(m.predict(&xt).unwrap(), m.predict(&xt).unwrap());
+}

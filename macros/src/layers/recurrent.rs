@@ -40,6 +40,7 @@ struct Recurrent {
     use_bias: bool,
     return_sequences: bool,
     go_backwards: bool,
+    dropout: f32,
     weights: super::init::WeightOpts,
 }
 
@@ -120,13 +121,12 @@ fn build(cell: Cell, args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec
             ok = false;
         }
     }
-    for key in ["dropout", "recurrent_dropout"] {
-        let rate = args.number(key, 0.0, (|v| (0.0..1.0).contains(&v), "in [0, 1)"), errors)?;
-        if rate != 0.0 {
-            let span = args.get(key).map(Value::span).unwrap_or_else(proc_macro2::Span::call_site);
-            errors.at(span, format!("kiln's {class} does not support {key} yet: put a Dropout layer before it"));
-            ok = false;
-        }
+    let dropout = args.number("dropout", 0.0, (|v| (0.0..1.0).contains(&v), "in [0, 1)"), errors);
+    let recurrent = args.number("recurrent_dropout", 0.0, (|v| (0.0..1.0).contains(&v), "in [0, 1)"), errors)?;
+    if recurrent != 0.0 {
+        let span = args.get("recurrent_dropout").map(Value::span).unwrap_or_else(proc_macro2::Span::call_site);
+        errors.at(span, format!("kiln's {class} does not support recurrent_dropout yet"));
+        ok = false;
     }
     let weights = super::init::parse_weights(
         args,
@@ -144,6 +144,7 @@ fn build(cell: Cell, args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec
         use_bias: use_bias?,
         return_sequences: return_sequences?,
         go_backwards: go_backwards?,
+        dropout: dropout? as f32,
         weights: weights?,
     }))
 }
@@ -196,7 +197,7 @@ impl Spec for Recurrent {
             Cell::Gru { reset_after } => quote!(#rt::Cell::Gru { reset_after: #reset_after }),
         };
         let (act, ract) = (format_ident!("{}", self.activation.1), format_ident!("{}", self.recurrent_activation.1));
-        let (use_bias, seq, back) = (self.use_bias, self.return_sequences, self.go_backwards);
+        let (use_bias, seq, back, drop) = (self.use_bias, self.return_sequences, self.go_backwards, self.dropout);
         let mut build = quote!(#rt::Recurrent::new(
             #rt::RecurrentConfig {
                 cell: #cell,
@@ -208,6 +209,7 @@ impl Spec for Recurrent {
                 use_bias: #use_bias,
                 return_sequences: #seq,
                 go_backwards: #back,
+                dropout: #drop,
             },
             &mut rng,
         ));

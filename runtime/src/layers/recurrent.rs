@@ -119,6 +119,10 @@ pub struct RecurrentConfig {
     pub return_sequences: bool,
     /// Read the sequence from its last step to its first (the outputs come in that order).
     pub go_backwards: bool,
+    /// Keras' `dropout`: in training, each sample's input features are dropped with this
+    /// probability (the kept ones scaled by `1 / (1 - rate)`), one mask for every step and gate
+    /// of the sequence, drawn from the model's random stream.
+    pub dropout: f32,
 }
 
 /// A recurrent layer (`SimpleRNN`, `LSTM`, `GRU`): weights `kernel [F, G·U]`,
@@ -145,8 +149,10 @@ pub struct RecurrentBuffers {
     /// GRU: the recurrent product per step `[T, n, 3U]` (with `reset_after`), or `r ⊙ h₋₁`
     /// `[T, n, U]` (without).
     rec: Vec<f32>,
-    /// The input, time-major `[T, n, F]` (per chunk).
+    /// The input, time-major `[T, n, F]` (per chunk), after dropout.
     xt: Vec<f32>,
+    /// The input dropout mask `[n, F]` of the last training pass.
+    drop: Vec<f32>,
     /// States `[T, n, U]`; LSTM cells and their activation.
     h: Vec<f32>,
     c: Vec<f32>,
@@ -272,6 +278,8 @@ struct Shared<'a> {
     rec_bias: Option<&'a [f32]>,
     /// Keras' mask over the input steps `[n, T]`: a padded step (0) leaves the state as it was.
     mask: Option<&'a [f32]>,
+    /// In training with `dropout`, each sample's input mask `[n, F]` (0 or `1 / (1 - rate)`).
+    drop: Option<&'a [f32]>,
 }
 
 impl Shared<'_> {
@@ -308,8 +316,12 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
     for s in 0..t {
         let ti = if go_backwards { t - 1 - s } else { s };
         for i in 0..n {
-            let src = ((i0 + i) * t + ti) * nf;
-            f.xt[(s * n + i) * nf..(s * n + i + 1) * nf].copy_from_slice(&sh.x[src..src + nf]);
+            let src = &sh.x[((i0 + i) * t + ti) * nf..][..nf];
+            let dst = &mut f.xt[(s * n + i) * nf..(s * n + i + 1) * nf];
+            match sh.drop {
+                Some(d) => dst.iter_mut().zip(src.iter().zip(&d[(i0 + i) * nf..])).for_each(|(o, (x, m))| *o = x * m),
+                None => dst.copy_from_slice(src),
+            }
         }
     }
     gemm(t * n, nf, gu, Mat::n(f.xt), Mat::n(sh.w), f.gates, 0.0);
@@ -606,7 +618,13 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
             let ti = if go_backwards { t - 1 - s } else { s };
             for i in 0..n {
                 let src = &b.dxt[(s * n + i) * nf..(s * n + i + 1) * nf];
-                dx[(i * t + ti) * nf..(i * t + ti + 1) * nf].copy_from_slice(src);
+                let dst = &mut dx[(i * t + ti) * nf..(i * t + ti + 1) * nf];
+                match sh.drop {
+                    Some(d) => {
+                        dst.iter_mut().zip(src.iter().zip(&d[(i0 + i) * nf..])).for_each(|(o, (g, m))| *o = g * m)
+                    }
+                    None => dst.copy_from_slice(src),
+                }
             }
         }
     }
@@ -629,6 +647,13 @@ impl Layer for Recurrent {
         sized(&mut b.c, t * n * lstm_w);
         sized(&mut b.tc, t * n * lstm_w);
         sized(&mut b.rec, t * n * rec_w);
+        // Input dropout: one mask per sample, drawn in sample order (whatever the threads).
+        let dropping = ctx.training && self.cfg.dropout > 0.0;
+        if dropping {
+            let (rate, keep) = (self.cfg.dropout, 1.0 / (1.0 - self.cfg.dropout));
+            let mask = sized(&mut b.drop, n * self.cfg.features);
+            mask.iter_mut().for_each(|m| *m = if ctx.rng.uniform() >= rate { keep } else { 0.0 });
+        }
         let (in_bias, rec_bias) = match (cell, &self.bias) {
             (Cell::Gru { reset_after: true }, Some(bias)) => (Some(&bias.value[..gu]), Some(&bias.value[gu..])),
             (_, Some(bias)) => (Some(&bias.value[..]), None),
@@ -643,6 +668,7 @@ impl Layer for Recurrent {
             in_bias,
             rec_bias,
             mask: ctx.masks[0],
+            drop: dropping.then_some(&b.drop[..]),
         };
         let half = chunk_split(n);
         let (x0, x1) = split(&mut b.xt, half, t * self.cfg.features);
@@ -701,6 +727,7 @@ impl Layer for Recurrent {
             in_bias: None,
             rec_bias: None,
             mask: ctx.masks[0],
+            drop: (ctx.training && self.cfg.dropout > 0.0).then_some(&b.drop[..]),
         };
         let rec_w = b.rec.len() / (t * n).max(1);
         let lstm_w = b.c.len() / (t * n).max(1);
