@@ -7,7 +7,20 @@ use kiln::{AttentionConfig, Layer, MultiHeadAttention};
 use rand::SeedableRng;
 
 fn cfg(causal: bool, use_bias: bool) -> AttentionConfig {
-    AttentionConfig { tq: 3, dq: 4, tv: 5, dv: 6, dk: 2, heads: 2, key_dim: 3, value_dim: 2, out: 5, use_bias, causal }
+    AttentionConfig {
+        tq: 3,
+        dq: 4,
+        tv: 5,
+        dv: 6,
+        dk: 2,
+        heads: 2,
+        key_dim: 3,
+        value_dim: 2,
+        out: 5,
+        use_bias,
+        causal,
+        dropout: 0.0,
+    }
 }
 
 fn data(len: usize, seed: usize) -> Vec<f32> {
@@ -85,6 +98,7 @@ fn multi_head_attention_matches_keras() {
                 out: 5,
                 use_bias: true,
                 causal: false,
+                dropout: 0.0,
             },
         ),
         (
@@ -101,6 +115,7 @@ fn multi_head_attention_matches_keras() {
                 out: 6,
                 use_bias: true,
                 causal: true,
+                dropout: 0.0,
             },
         ),
         (
@@ -117,6 +132,7 @@ fn multi_head_attention_matches_keras() {
                 out: 5,
                 use_bias: false,
                 causal: false,
+                dropout: 0.0,
             },
         ),
     ];
@@ -208,4 +224,25 @@ fn attention_models_have_correct_gradients() {
     let mut c = Cross::new();
     kiln::testing::check_model(&mut c, &[&q, &v, &k], 2, 16, 3e-3).unwrap();
     assert_eq!(Cross::LAYERS.iter().filter(|l| l.kind == "MultiHeadAttention").count(), 1);
+}
+
+/// Dropout on the attention weights: gradients through the dropped weights on a split batch,
+/// and nothing dropped in inference.
+#[test]
+fn attention_dropout() {
+    let n = 5;
+    let c = AttentionConfig { dropout: 0.3, ..cfg(true, true) };
+    let c = AttentionConfig { tv: 3, ..c };
+    let (q, v, k) = (data(n * c.tq * c.dq, 7), data(n * c.tv * c.dv, 8), data(n * c.tv * c.dk, 9));
+    let mut l = MultiHeadAttention::new(c, &mut rand::rngs::StdRng::seed_from_u64(5));
+    kiln::testing::check_layer(&mut l, &[&q, &v, &k], n, 12, 3e-3).unwrap();
+    let fresh = || MultiHeadAttention::new(c, &mut rand::rngs::StdRng::seed_from_u64(5));
+    let plain_cfg = AttentionConfig { dropout: 0.0, ..c };
+    let (mut l, mut plain) = (fresh(), MultiHeadAttention::new(plain_cfg, &mut rand::rngs::StdRng::seed_from_u64(5)));
+    let mut stream = kiln::Stream::new(0);
+    l.forward(&[&q, &v, &k], &mut kiln::Ctx::new(n, false, &mut stream));
+    plain.forward(&[&q, &v, &k], &mut kiln::Ctx::new(n, false, &mut stream));
+    assert_eq!(l.output(), plain.output(), "inference drops nothing");
+    l.forward(&[&q, &v, &k], &mut kiln::Ctx::new(n, true, &mut stream));
+    assert_ne!(l.output(), plain.output(), "training drops attention weights");
 }

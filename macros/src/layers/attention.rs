@@ -25,6 +25,7 @@ struct Attention {
     use_bias: bool,
     output: Option<usize>,
     causal: bool,
+    dropout: f32,
 }
 
 fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
@@ -54,12 +55,7 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
             None
         }
     };
-    let dropout = args.number("dropout", 0.0, (|v| (0.0..1.0).contains(&v), "in [0, 1)"), errors)?;
-    if dropout != 0.0 {
-        let span = args.get("dropout").map(Value::span).unwrap_or_else(proc_macro2::Span::call_site);
-        errors.at(span, "kiln's MultiHeadAttention does not support dropout on the attention weights yet");
-        return None;
-    }
+    let dropout = args.number("dropout", 0.0, (|v| (0.0..1.0).contains(&v), "in [0, 1)"), errors)? as f32;
     let key_dim = key_dim?;
     Some(Rc::new(Attention {
         heads: heads?,
@@ -68,6 +64,7 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
         use_bias: use_bias?,
         output: output?,
         causal: causal?,
+        dropout,
     }))
 }
 
@@ -141,12 +138,13 @@ impl Spec for Attention {
         let rt = rt();
         let (tq, dq, tv, dv) = (&ins[0][0], &ins[0][1], &ins[1][0], &ins[1][1]);
         let dk = ins.get(2).map_or(dv, |k| &k[1]);
-        let (h, kd, vd, bias, causal) = (self.heads, self.key_dim, self.value_dim, self.use_bias, self.causal);
+        let (h, kd, vd, bias, causal, drop) =
+            (self.heads, self.key_dim, self.value_dim, self.use_bias, self.causal, self.dropout);
         let out = self.output.map_or_else(|| quote!(#dq), |o| quote!(#o));
         quote!(#rt::MultiHeadAttention::new(
             #rt::AttentionConfig {
                 tq: #tq, dq: #dq, tv: #tv, dv: #dv, dk: #dk, heads: #h, key_dim: #kd, value_dim: #vd,
-                out: #out, use_bias: #bias, causal: #causal,
+                out: #out, use_bias: #bias, causal: #causal, dropout: #drop,
             },
             &mut rng,
         ))

@@ -36,6 +36,8 @@ pub struct AttentionConfig {
     pub use_bias: bool,
     /// Query step `i` attends to key steps `0..=i` only.
     pub causal: bool,
+    /// Keras' `dropout` on the attention weights, in training.
+    pub dropout: f32,
 }
 
 /// Keras' `MultiHeadAttention`: projections `query`, `key`, `value` (kernels `[D, heads, dim]`,
@@ -69,6 +71,10 @@ pub struct AttentionBuffers {
     dv: Vec<f32>,
     /// Scratch: one head's keys transposed per chunk.
     kt: Vec<f32>,
+    /// With dropout in training: the mask over the attention weights (0 or `1 / (1 - rate)`) and
+    /// the weights after it.
+    drop: Vec<f32>,
+    pd: Vec<f32>,
     /// Input gradients: query, value, key.
     dx: [Vec<f32>; 3],
 }
@@ -160,15 +166,25 @@ impl Layer for MultiHeadAttention {
         project(xv, n * tv, &self.weights[V], hv, &mut b.v);
         let p = sized(&mut b.p, n * h * tq * tv);
         let mixed = sized(&mut b.mixed, n * tq * hv);
+        // Dropout on the attention weights: the mask drawn in order, whatever the threads.
+        let dropping = ctx.training && self.cfg.dropout > 0.0;
+        let cells = if dropping { n * h * tq * tv } else { 0 };
+        if dropping {
+            let (rate, keep) = (self.cfg.dropout, 1.0 / (1.0 - self.cfg.dropout));
+            sized(&mut b.drop, cells).iter_mut().for_each(|m| *m = if ctx.rng.uniform() >= rate { keep } else { 0.0 });
+        }
+        let pd = sized(&mut b.pd, cells);
         let half = chunk_split(n);
         let (p0, p1) = p.split_at_mut(half * h * tq * tv);
+        let (d0, d1) = pd.split_at_mut(if dropping { half * h * tq * tv } else { 0 });
         let (m0, m1) = mixed.split_at_mut(half * tq * hv);
         let (kt0, kt1) = sized(&mut b.kt, 2 * kd * tv).split_at_mut(kd * tv);
         let (q, k, v, cfg) = (&b.q[..], &b.k[..], &b.v[..], &self.cfg);
+        let drop = dropping.then_some(&b.drop[..]);
         parallel::join(
             half < n && n * h * tq * tv * (kd + vd) >= PARALLEL_WORK,
-            || attend(cfg, ctx.masks, 0, half, q, k, v, p0, m0, kt0),
-            || attend(cfg, ctx.masks, half, n - half, q, k, v, p1, m1, kt1),
+            || attend(cfg, ctx.masks, drop, 0, half, q, k, v, p0, d0, m0, kt0),
+            || attend(cfg, ctx.masks, drop, half, n - half, q, k, v, p1, d1, m1, kt1),
         );
         project(&b.mixed, n * tq, &self.weights[O], self.cfg.out, &mut b.out);
     }
@@ -193,10 +209,11 @@ impl Layer for MultiHeadAttention {
         let (s0, s1) = sized(&mut b.dp, 2 * (tq * tv + vd * tv)).split_at_mut(tq * tv + vd * tv);
         let cfg = &self.cfg;
         let fwd = (&b.q[..], &b.k[..], &b.v[..], &b.p[..], &b.dmixed[..]);
+        let dropped = (ctx.training && cfg.dropout > 0.0).then_some((&b.drop[..], &b.pd[..]));
         parallel::join(
             half < n && n * h * tq * tv * (kd + vd) >= PARALLEL_WORK,
-            || attend_back(cfg, 0, half, fwd, dq0, dk0, dv0, s0),
-            || attend_back(cfg, half, n - half, fwd, dq1, dk1, dv1, s1),
+            || attend_back(cfg, dropped, 0, half, fwd, dq0, dk0, dv0, s0),
+            || attend_back(cfg, dropped, half, n - half, fwd, dq1, dk1, dv1, s1),
         );
         let dq = &mut b.dq;
         // The query was scaled after its projection.
@@ -271,12 +288,14 @@ fn transpose_into(m: &[f32], rows: usize, cols: usize, ld: usize, out: &mut [f32
 fn attend(
     cfg: &AttentionConfig,
     masks: [Option<&[f32]>; 3],
+    drop: Option<&[f32]>,
     i0: usize,
     nc: usize,
     q: &[f32],
     k: &[f32],
     v: &[f32],
     p: &mut [f32],
+    pd: &mut [f32],
     mixed: &mut [f32],
     kt: &mut [f32],
 ) {
@@ -300,8 +319,18 @@ fn attend(
                 };
                 masked_softmax(row, seen);
             }
+            // The weights the values are mixed with: after dropout, in training.
+            let used: &[f32] = match drop {
+                Some(d) => {
+                    let cell = (i * h + hh) * tq * tv;
+                    let pdh = &mut pd[(li * h + hh) * tq * tv..(li * h + hh + 1) * tq * tv];
+                    pdh.iter_mut().zip(ph.iter().zip(&d[cell..cell + tq * tv])).for_each(|(o, (p, m))| *o = p * m);
+                    pdh
+                }
+                None => ph,
+            };
             let vh = &v[i * tv * hv + hh * vd..];
-            gemm_small(tq, tv, vd, ph, (tv, 1), vh, hv, &mut mixed[li * tq * hv + hh * vd..], hv, 0.0);
+            gemm_small(tq, tv, vd, used, (tv, 1), vh, hv, &mut mixed[li * tq * hv + hh * vd..], hv, 0.0);
         }
     }
 }
@@ -311,6 +340,7 @@ fn attend(
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn attend_back(
     cfg: &AttentionConfig,
+    dropped: Option<(&[f32], &[f32])>,
     i0: usize,
     nc: usize,
     (q, k, v, p, dmixed): (&[f32], &[f32], &[f32], &[f32], &[f32]),
@@ -325,12 +355,17 @@ fn attend_back(
     for li in 0..nc {
         let i = i0 + li;
         for hh in 0..h {
-            let ph = &p[(i * h + hh) * tq * tv..(i * h + hh + 1) * tq * tv];
+            let cell = (i * h + hh) * tq * tv;
+            let ph = &p[cell..cell + tq * tv];
             let dm = &dmixed[i * tq * hv + hh * vd..];
-            // dP = dMixed_h · V_hᵀ; dV_h = Pᵀ · dMixed_h.
+            // dP = dMixed_h · V_hᵀ; dV_h = Pᵀ · dMixed_h (P after dropout, which dP then undoes).
             transpose_into(&v[i * tv * hv + hh * vd..], tv, vd, hv, vt);
             gemm_small(tq, vd, tv, dm, (hv, 1), vt, tv, dp, tv, 0.0);
-            gemm_small(tv, tq, vd, ph, (1, tv), dm, hv, &mut dv[li * tv * hv + hh * vd..], hv, 0.0);
+            let used = dropped.map_or(ph, |(_, pd)| &pd[cell..cell + tq * tv]);
+            gemm_small(tv, tq, vd, used, (1, tv), dm, hv, &mut dv[li * tv * hv + hh * vd..], hv, 0.0);
+            if let Some((d, _)) = dropped {
+                dp.iter_mut().zip(&d[cell..cell + tq * tv]).for_each(|(g, m)| *g *= m);
+            }
             // Through the softmax: dS = P ⊙ (dP − Σ dP ⊙ P) per row.
             for (prow, drow) in ph.chunks_exact(tv).zip(dp.chunks_exact_mut(tv)) {
                 let dot: f32 = prow.iter().zip(drow.iter()).map(|(p, d)| p * d).sum();
