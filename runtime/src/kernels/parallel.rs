@@ -230,7 +230,7 @@ fn serve(w: &'static Worker) {
                 }
             }
             spins += 1;
-            if spins % 64 != 0 || since.elapsed() < std::time::Duration::from_micros(100) {
+            if !spins.is_multiple_of(64) || since.elapsed() < std::time::Duration::from_micros(100) {
                 std::hint::spin_loop();
             } else {
                 // Sleep until the next job; the timeout guards against a missed notification.
