@@ -69,17 +69,10 @@ fn a_causal_mask_hides_later_steps() {
 }
 
 fn fixture(key: &str) -> Option<Vec<f32>> {
-    let line =
-        include_str!("fixtures/keras/attention.txt").lines().find(|l| l.split_whitespace().next() == Some(key))?;
-    Some(line.split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect())
+    kiln::testing::reference(include_str!("fixtures/keras/attention.txt"), key)
 }
 
-fn close(name: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{name}");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol * w.abs().max(1.0), "{name}[{i}]: kiln {g}, Keras {w}");
-    }
-}
+use kiln::testing::assert_close as close;
 
 #[test]
 fn multi_head_attention_matches_keras() {

@@ -37,19 +37,11 @@ functional! {
 }
 
 fn fixture(key: &str) -> Vec<f32> {
-    let line = include_str!("fixtures/keras/masking.txt")
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(key))
-        .unwrap_or_else(|| panic!("{key} missing from the fixture"));
-    line.split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect()
+    kiln::testing::reference(include_str!("fixtures/keras/masking.txt"), key)
+        .unwrap_or_else(|| panic!("{key} missing from the fixture"))
 }
 
-fn close(name: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{name}");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol * w.abs().max(1.0), "{name}[{i}]: kiln {g}, Keras {w}");
-    }
-}
+use kiln::testing::assert_close as close;
 
 fn matches_keras<M: Model>(case: &str, mut m: M) {
     let ids = Array2::from_shape_vec((3, 6), fixture(&format!("{case}.ids"))).unwrap();

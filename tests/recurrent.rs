@@ -77,19 +77,11 @@ fn recurrent_output_shapes_and_last_state() {
 }
 
 fn fixture(key: &str) -> Vec<f32> {
-    let line = include_str!("fixtures/keras/recurrent.txt")
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(key))
-        .unwrap_or_else(|| panic!("{key} missing from the fixture"));
-    line.split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect()
+    kiln::testing::reference(include_str!("fixtures/keras/recurrent.txt"), key)
+        .unwrap_or_else(|| panic!("{key} missing from the fixture"))
 }
 
-fn close(name: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{name}");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol * w.abs().max(1.0), "{name}[{i}]: kiln {g}, Keras {w}");
-    }
-}
+use kiln::testing::assert_close as close;
 
 /// Forward, every gradient of sum(out ⊙ dy), and one Adam(0.01) step, against Keras 3.
 fn keras_case(case: &str, mut layer: impl Layer, x: &[f32], n: usize) {

@@ -292,33 +292,11 @@ pub fn history_svg(h: &History) -> String {
                 h.get(k).map(|v| (if k.starts_with("val_") { "validation" } else { "training" }, v, *c))
             })
             .collect();
-        let all: Vec<f64> = series.iter().flat_map(|s| s.1.iter().copied()).filter(|v| v.is_finite()).collect();
-        let (mut lo, mut hi) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-        if all.is_empty() {
-            (lo, hi) = (0.0, 1.0);
-        }
-        if hi - lo < 1e-9 {
-            (lo, hi) = (lo - 0.5, hi + 0.5);
-        }
-        let pad = (hi - lo) * 0.05;
-        let (lo, hi) = (lo - pad, hi + pad);
+        let (lo, hi) = value_range(series.iter().flat_map(|s| s.1.iter().copied()));
         let x = |e: f64| left + if epochs > 1 { e / (epochs - 1) as f64 * pw } else { pw / 2.0 };
         let y = |v: f64| y0 + ph - (v - lo) / (hi - lo) * ph;
         s += &format!("<text x=\"{left}\" y=\"{}\" font-size=\"15\">{} per epoch</text>\n", y0 - 12.0, xml(name));
-        s += &format!("<rect x=\"{left}\" y=\"{y0}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#333\"/>\n");
-        let step = nice_step(hi - lo, 5.0);
-        let mut t = (lo / step).ceil() * step;
-        while t <= hi {
-            let ty = y(t);
-            s += &format!("<line x1=\"{left}\" y1=\"{ty:.1}\" x2=\"{}\" y2=\"{ty:.1}\" stroke=\"#ddd\"/>\n", left + pw);
-            s += &format!(
-                "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>\n",
-                left - 6.0,
-                ty + 4.0,
-                format_tick(t, step)
-            );
-            t += step;
-        }
+        value_axis(&mut s, (left, y0, pw, ph), (lo, hi));
         let xstep = nice_step(epochs as f64, 8.0).max(1.0);
         let mut e = 0.0;
         while e < epochs as f64 {
@@ -366,6 +344,39 @@ pub fn history_svg(h: &History) -> String {
     s + "</svg>\n"
 }
 
+/// The finite values' range, padded by 5% (and widened when they are all equal).
+fn value_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut lo, mut hi) =
+        values.filter(|v| v.is_finite()).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    if lo > hi {
+        (lo, hi) = (0.0, 1.0);
+    }
+    if hi - lo < 1e-9 {
+        (lo, hi) = (lo - 0.5, hi + 0.5);
+    }
+    let pad = (hi - lo) * 0.05;
+    (lo - pad, hi + pad)
+}
+
+/// A panel's frame, its horizontal grid lines and the value ticks on its left.
+fn value_axis(s: &mut String, (left, top, pw, ph): (f64, f64, f64, f64), (lo, hi): (f64, f64)) {
+    let y = |v: f64| top + ph - (v - lo) / (hi - lo) * ph;
+    *s += &format!("<rect x=\"{left}\" y=\"{top}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#333\"/>\n");
+    let step = nice_step(hi - lo, 5.0);
+    let mut t = (lo / step).ceil() * step;
+    while t <= hi {
+        let ty = y(t);
+        *s += &format!("<line x1=\"{left}\" y1=\"{ty:.1}\" x2=\"{}\" y2=\"{ty:.1}\" stroke=\"#ddd\"/>\n", left + pw);
+        *s += &format!(
+            "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>\n",
+            left - 6.0,
+            ty + 4.0,
+            format_tick(t, step)
+        );
+        t += step;
+    }
+}
+
 /// One curve of a [`line_chart`]: its legend label and its values, one per step.
 pub struct Series<'a> {
     /// The legend's text.
@@ -385,33 +396,11 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, x_start: f64, serie
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"DejaVu Sans Mono, monospace\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
     );
     let steps = series.iter().map(|c| c.values.len()).max().unwrap_or(0).max(1);
-    let all = series.iter().flat_map(|c| c.values.iter().copied()).filter(|v| v.is_finite());
-    let (mut lo, mut hi) = all.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-    if lo > hi {
-        (lo, hi) = (0.0, 1.0);
-    }
-    if hi - lo < 1e-9 {
-        (lo, hi) = (lo - 0.5, hi + 0.5);
-    }
-    let pad = (hi - lo) * 0.05;
-    let (lo, hi) = (lo - pad, hi + pad);
+    let (lo, hi) = value_range(series.iter().flat_map(|c| c.values.iter().copied()));
     let x = |i: f64| left + if steps > 1 { i / (steps - 1) as f64 * pw } else { pw / 2.0 };
     let y = |v: f64| top + ph - (v - lo) / (hi - lo) * ph;
     s += &format!("<text x=\"{left}\" y=\"{}\" font-size=\"15\">{}</text>\n", top - 28.0, xml(title));
-    s += &format!("<rect x=\"{left}\" y=\"{top}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#333\"/>\n");
-    let step = nice_step(hi - lo, 5.0);
-    let mut t = (lo / step).ceil() * step;
-    while t <= hi {
-        let ty = y(t);
-        s += &format!("<line x1=\"{left}\" y1=\"{ty:.1}\" x2=\"{}\" y2=\"{ty:.1}\" stroke=\"#ddd\"/>\n", left + pw);
-        s += &format!(
-            "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>\n",
-            left - 6.0,
-            ty + 4.0,
-            format_tick(t, step)
-        );
-        t += step;
-    }
+    value_axis(&mut s, (left, top, pw, ph), (lo, hi));
     let xstep = nice_step(steps as f64, 10.0).max(1.0);
     let mut i = 0.0;
     while i < steps as f64 {

@@ -6,6 +6,22 @@
 
 use rand::{Rng, SeedableRng};
 
+/// The numbers on the line of a reference file that starts with `key` (`key v1 v2 ...`, the
+/// format of kiln's generated Keras fixtures), or `None` when no line does.
+pub fn reference(text: &str, key: &str) -> Option<Vec<f32>> {
+    let line = text.lines().find(|l| l.split_whitespace().next() == Some(key))?;
+    Some(line.split_whitespace().skip(1).map(|v| v.parse().unwrap_or(f32::NAN)).collect())
+}
+
+/// Asserts `got` equals `want` within `tol` relative to `max(|want|, 1)`, naming the first
+/// value that is not (a test helper: it panics).
+pub fn assert_close(name: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "{name}: lengths differ");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= tol * w.abs().max(1.0), "{name}[{i}]: kiln {g}, reference {w}");
+    }
+}
+
 use crate::kernels::activation::softmax_rows;
 use crate::layers::{BackwardOpts, Ctx, Layer};
 use crate::losses::Loss;

@@ -422,111 +422,77 @@ unsafe fn small_512(
     }
 }
 
-/// Rows `i..i + R` by columns `j..j + 16V` of [`gemm_small`], in AVX-512 registers.
-///
-/// # Safety
-/// AVX-512F present; the block lies inside the operands.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-#[inline]
-unsafe fn block_512<const R: usize, const V: usize>(
-    i: usize,
-    j: usize,
-    k: usize,
-    a: *const f32,
-    (rsa, csa): (usize, usize),
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    beta: f32,
-) {
-    use std::arch::x86_64::*;
-    // SAFETY: the caller keeps the block inside the operands.
-    unsafe {
-        let mut acc = [[_mm512_setzero_ps(); V]; R];
-        if beta != 0.0 {
-            let vb = _mm512_set1_ps(beta);
-            for (r, row) in acc.iter_mut().enumerate() {
-                for (v, x) in row.iter_mut().enumerate() {
-                    *x = _mm512_mul_ps(vb, _mm512_loadu_ps(c.add((i + r) * ldc + j + 16 * v)));
+/// Defines a register block of [`gemm_small`]: rows `i..i + R` by columns `j..j + LANES·V`,
+/// accumulated in vector registers over `k`, for one instruction set.
+macro_rules! register_block {
+    ($(#[$doc:meta])* $name:ident, $feature:literal, $lanes:literal,
+     $zero:ident, $set1:ident, $load:ident, $store:ident, $mul:ident, $fmadd:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU has the instruction set; the block lies inside the operands.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        #[allow(clippy::too_many_arguments)]
+        #[inline]
+        unsafe fn $name<const R: usize, const V: usize>(
+            i: usize,
+            j: usize,
+            k: usize,
+            a: *const f32,
+            (rsa, csa): (usize, usize),
+            b: *const f32,
+            ldb: usize,
+            c: *mut f32,
+            ldc: usize,
+            beta: f32,
+        ) {
+            use std::arch::x86_64::*;
+            // SAFETY: the caller keeps the block inside the operands.
+            unsafe {
+                let mut acc = [[$zero(); V]; R];
+                if beta != 0.0 {
+                    let vb = $set1(beta);
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        for (v, x) in row.iter_mut().enumerate() {
+                            *x = $mul(vb, $load(c.add((i + r) * ldc + j + $lanes * v)));
+                        }
+                    }
+                }
+                for p in 0..k {
+                    let brow = b.add(p * ldb + j);
+                    let mut w = [$zero(); V];
+                    for (v, x) in w.iter_mut().enumerate() {
+                        *x = $load(brow.add($lanes * v));
+                    }
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let x = $set1(*a.add((i + r) * rsa + p * csa));
+                        for (v, y) in row.iter_mut().enumerate() {
+                            *y = $fmadd(x, w[v], *y);
+                        }
+                    }
+                }
+                for (r, row) in acc.iter().enumerate() {
+                    for (v, x) in row.iter().enumerate() {
+                        $store(c.add((i + r) * ldc + j + $lanes * v), *x);
+                    }
                 }
             }
         }
-        for p in 0..k {
-            let brow = b.add(p * ldb + j);
-            let mut w = [_mm512_setzero_ps(); V];
-            for (v, x) in w.iter_mut().enumerate() {
-                *x = _mm512_loadu_ps(brow.add(16 * v));
-            }
-            for (r, row) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*a.add((i + r) * rsa + p * csa));
-                for (v, y) in row.iter_mut().enumerate() {
-                    *y = _mm512_fmadd_ps(x, w[v], *y);
-                }
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, x) in row.iter().enumerate() {
-                _mm512_storeu_ps(c.add((i + r) * ldc + j + 16 * v), *x);
-            }
-        }
-    }
+    };
 }
 
-/// Rows `i..i + R` by columns `j..j + 8V` of [`gemm_small`], in registers.
-///
-/// # Safety
-/// AVX2 and FMA present; the block lies inside the operands.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-#[inline]
-unsafe fn fma_block<const R: usize, const V: usize>(
-    i: usize,
-    j: usize,
-    k: usize,
-    a: *const f32,
-    (rsa, csa): (usize, usize),
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    beta: f32,
-) {
-    use std::arch::x86_64::*;
-    // SAFETY: the caller keeps the block inside the operands.
-    unsafe {
-        let mut acc = [[_mm256_setzero_ps(); V]; R];
-        if beta != 0.0 {
-            let vb = _mm256_set1_ps(beta);
-            for (r, row) in acc.iter_mut().enumerate() {
-                for (v, x) in row.iter_mut().enumerate() {
-                    *x = _mm256_mul_ps(vb, _mm256_loadu_ps(c.add((i + r) * ldc + j + 8 * v)));
-                }
-            }
-        }
-        for p in 0..k {
-            let brow = b.add(p * ldb + j);
-            let mut w = [_mm256_setzero_ps(); V];
-            for (v, x) in w.iter_mut().enumerate() {
-                *x = _mm256_loadu_ps(brow.add(8 * v));
-            }
-            for (r, row) in acc.iter_mut().enumerate() {
-                let x = _mm256_set1_ps(*a.add((i + r) * rsa + p * csa));
-                for (v, y) in row.iter_mut().enumerate() {
-                    *y = _mm256_fmadd_ps(x, w[v], *y);
-                }
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, x) in row.iter().enumerate() {
-                _mm256_storeu_ps(c.add((i + r) * ldc + j + 8 * v), *x);
-            }
-        }
-    }
-}
+register_block!(
+    /// A block in AVX-512 registers (16 lanes).
+    block_512, "avx512f", 16, _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps,
+    _mm512_mul_ps, _mm512_fmadd_ps
+);
+
+register_block!(
+    /// A block in AVX2 registers (8 lanes), with fused multiply-adds.
+    fma_block, "avx2,fma", 8, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+    _mm256_mul_ps, _mm256_fmadd_ps
+);
 
 /// `out[j] (+)= Σ_i g[i, j]`: the bias gradient, a column sum of a row-major `[rows, cols]` matrix.
 pub fn column_sums(g: &[f32], cols: usize, out: &mut [f32], accumulate: bool) {
