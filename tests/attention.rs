@@ -42,10 +42,10 @@ fn attention_gradients_match_finite_differences() {
     }
 }
 
-/// A batch of 5 runs its heads as two chunks of samples (2 and 3): the split changes nothing.
+/// A batch of 9 runs its heads as two chunks of samples (6 and 3): the split changes nothing.
 #[test]
 fn attention_gradients_match_finite_differences_on_split_batches() {
-    let n = 5;
+    let n = 9;
     let c = cfg(false, true);
     let mut l = MultiHeadAttention::new(c, &mut rand::rngs::StdRng::seed_from_u64(4));
     let (q, v, k) = (data(n * c.tq * c.dq, 4), data(n * c.tv * c.dv, 5), data(n * c.tv * c.dk, 6));
@@ -223,7 +223,7 @@ fn attention_models_have_correct_gradients() {
 /// and nothing dropped in inference.
 #[test]
 fn attention_dropout() {
-    let n = 5;
+    let n = 9;
     let c = AttentionConfig { dropout: 0.3, ..cfg(true, true) };
     let c = AttentionConfig { tv: 3, ..c };
     let (q, v, k) = (data(n * c.tq * c.dq, 7), data(n * c.tv * c.dv, 8), data(n * c.tv * c.dk, 9));

@@ -42,9 +42,14 @@ fn recurrent_gradients_match_finite_differences() {
     }
 }
 
-/// A batch of 9 runs as two chunks of samples (6 and 3): the split changes nothing.
+/// A batch of 9 runs as two chunks of samples (6 and 3), one of 100 as three: the split changes
+/// nothing.
 #[test]
 fn recurrent_gradients_match_finite_differences_on_split_batches() {
+    let n = 100;
+    let x: Vec<f32> = (0..n * 4 * 3).map(|i| ((i * 5 % 17) as f32 - 8.0) / 7.0).collect();
+    let mut l = Recurrent::new(config(Cell::Lstm, true, true), &mut rand::rngs::StdRng::seed_from_u64(8));
+    kiln::testing::check_layer(&mut l, &[&x], n, 6, 3e-3).unwrap();
     let n = 9;
     let x: Vec<f32> = (0..n * 4 * 3).map(|i| ((i * 5 % 17) as f32 - 8.0) / 7.0).collect();
     for cell in CELLS {

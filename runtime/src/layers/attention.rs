@@ -7,6 +7,7 @@
 
 use rand::Rng;
 
+use super::recurrent::{MAX_CHUNKS, chunks, cut};
 use super::{BackwardOpts, Ctx, Initializer, Layer, LayerBuffers, Param, Shareable, sized};
 use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_small};
 use crate::kernels::parallel;
@@ -174,18 +175,33 @@ impl Layer for MultiHeadAttention {
             sized(&mut b.drop, cells).iter_mut().for_each(|m| *m = if ctx.rng.uniform() >= rate { keep } else { 0.0 });
         }
         let pd = sized(&mut b.pd, cells);
-        let half = chunk_split(n);
-        let (p0, p1) = p.split_at_mut(half * h * tq * tv);
-        let (d0, d1) = pd.split_at_mut(if dropping { half * h * tq * tv } else { 0 });
-        let (m0, m1) = mixed.split_at_mut(half * tq * hv);
-        let (kt0, kt1) = sized(&mut b.kt, 2 * kd * tv).split_at_mut(kd * tv);
+        // The heads of a batch in chunks of samples (fixed by the batch size) on the threads.
+        let ch = chunks(n);
         let (q, k, v, cfg) = (&b.q[..], &b.k[..], &b.v[..], &self.cfg);
         let drop = dropping.then_some(&b.drop[..]);
-        parallel::join(
-            half < n && n * h * tq * tv * (kd + vd) >= PARALLEL_WORK,
-            || attend(cfg, ctx.masks, drop, 0, half, q, k, v, p0, d0, m0, kt0),
-            || attend(cfg, ctx.masks, drop, half, n - half, q, k, v, p1, d1, m1, kt1),
-        );
+        {
+            let mut p = cut(p, ch, h * tq * tv).into_iter();
+            let mut pd = cut(pd, ch, if dropping { h * tq * tv } else { 0 }).into_iter();
+            let mut mixed = cut(mixed, ch, tq * hv).into_iter();
+            let mut kt = sized(&mut b.kt, MAX_CHUNKS * kd * tv).chunks_mut(kd * tv);
+            let mut items: [Option<Attend<'_>>; MAX_CHUNKS] = std::array::from_fn(|c| {
+                let item = (
+                    ch.0[c],
+                    ch.0[c + 1].saturating_sub(ch.0[c]),
+                    p.next().unwrap_or_default(),
+                    pd.next().unwrap_or_default(),
+                    mixed.next().unwrap_or_default(),
+                    kt.next().unwrap_or_default(),
+                );
+                (c < ch.1).then_some(item)
+            });
+            let parallel = ch.1 > 1 && n * h * tq * tv * (kd + vd) >= PARALLEL_WORK;
+            parallel::for_each_mut(&mut items[..ch.1], parallel, |item| {
+                if let Some((i0, nc, p, pd, mixed, kt)) = item.take() {
+                    attend(cfg, ctx.masks, drop, i0, nc, q, k, v, p, pd, mixed, kt)
+                }
+            });
+        }
         project(&b.mixed, n * tq, &self.weights[O], self.cfg.out, &mut b.out);
     }
 
@@ -202,19 +218,33 @@ impl Layer for MultiHeadAttention {
         let dq = sized(&mut b.dq, n * tq * hk);
         let dk = sized(&mut b.dk, n * tv * hk);
         let dv = sized(&mut b.dv, n * tv * hv);
-        let half = chunk_split(n);
-        let (dq0, dq1) = dq.split_at_mut(half * tq * hk);
-        let (dk0, dk1) = dk.split_at_mut(half * tv * hk);
-        let (dv0, dv1) = dv.split_at_mut(half * tv * hv);
-        let (s0, s1) = sized(&mut b.dp, 2 * (tq * tv + vd * tv)).split_at_mut(tq * tv + vd * tv);
+        let ch = chunks(n);
         let cfg = &self.cfg;
         let fwd = (&b.q[..], &b.k[..], &b.v[..], &b.p[..], &b.dmixed[..]);
         let dropped = (ctx.training && cfg.dropout > 0.0).then_some((&b.drop[..], &b.pd[..]));
-        parallel::join(
-            half < n && n * h * tq * tv * (kd + vd) >= PARALLEL_WORK,
-            || attend_back(cfg, dropped, 0, half, fwd, dq0, dk0, dv0, s0),
-            || attend_back(cfg, dropped, half, n - half, fwd, dq1, dk1, dv1, s1),
-        );
+        {
+            let mut dq = cut(dq, ch, tq * hk).into_iter();
+            let mut dk = cut(dk, ch, tv * hk).into_iter();
+            let mut dv = cut(dv, ch, tv * hv).into_iter();
+            let mut scratch = sized(&mut b.dp, MAX_CHUNKS * (tq * tv + vd * tv)).chunks_mut(tq * tv + vd * tv);
+            let mut items: [Option<AttendBack<'_>>; MAX_CHUNKS] = std::array::from_fn(|c| {
+                let item = (
+                    ch.0[c],
+                    ch.0[c + 1].saturating_sub(ch.0[c]),
+                    dq.next().unwrap_or_default(),
+                    dk.next().unwrap_or_default(),
+                    dv.next().unwrap_or_default(),
+                    scratch.next().unwrap_or_default(),
+                );
+                (c < ch.1).then_some(item)
+            });
+            let parallel = ch.1 > 1 && n * h * tq * tv * (kd + vd) >= PARALLEL_WORK;
+            parallel::for_each_mut(&mut items[..ch.1], parallel, |item| {
+                if let Some((i0, nc, dq, dk, dv, s)) = item.take() {
+                    attend_back(cfg, dropped, i0, nc, fwd, dq, dk, dv, s)
+                }
+            });
+        }
         let dq = &mut b.dq;
         // The query was scaled after its projection.
         let scale = 1.0 / (kd as f32).sqrt();
@@ -261,17 +291,18 @@ impl Layer for MultiHeadAttention {
     }
 }
 
-/// Samples per chunk below which the heads of a batch are not split in two (see the recurrent
-/// layers: the split depends on the batch size only, so results do not depend on the threads).
-const MIN_CHUNK: usize = 2;
-
-/// Per-head work (`n · heads · Tq · Tv · (key_dim + value_dim)`) from which the two chunks of a
-/// batch run on two threads.
+/// Per-head work (`n · heads · Tq · Tv · (key_dim + value_dim)`) from which the chunks of a
+/// batch (the recurrent layers' chunks: fixed by the batch size, so results do not depend on
+/// the threads) run on several threads.
 const PARALLEL_WORK: usize = 1 << 18;
 
-fn chunk_split(n: usize) -> usize {
-    if n >= 2 * MIN_CHUNK { n / 2 } else { n }
-}
+/// One chunk's forward work: first sample, samples, and its parts of the attention weights
+/// (before and after dropout), of the mixed values, and of the keys' scratch.
+type Attend<'a> = (usize, usize, &'a mut [f32], &'a mut [f32], &'a mut [f32], &'a mut [f32]);
+
+/// One chunk's backward work: first sample, samples, its parts of the query, key and value
+/// gradients, and scratch.
+type AttendBack<'a> = (usize, usize, &'a mut [f32], &'a mut [f32], &'a mut [f32], &'a mut [f32]);
 
 /// `out[c, r] = m[r, c]` for `m` of `rows` rows (row stride `ld`) and `cols` columns.
 fn transpose_into(m: &[f32], rows: usize, cols: usize, ld: usize, out: &mut [f32]) {

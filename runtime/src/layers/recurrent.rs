@@ -217,14 +217,40 @@ impl Recurrent {
     }
 }
 
-/// Samples per chunk below which a batch is not split: the recurrences of a batch run as two
-/// independent chunks of samples (in parallel when kiln has two threads), always split at the
-/// same place for a given batch size, so results do not depend on the thread count.
-const MIN_CHUNK: usize = 4;
+/// The recurrences of a batch run as independent chunks of samples, in parallel on the threads
+/// there are. The chunks depend on the batch size only (never on the threads), so results do
+/// not depend on the thread count: two chunks from 8 samples, one more per 32 samples beyond
+/// 64, at most [`MAX_CHUNKS`].
+pub(super) const MAX_CHUNKS: usize = 8;
 
-/// Where the chunks of a batch of `n` start: `[0, n)` or `[0, half), [half, n)`.
-fn chunk_split(n: usize) -> usize {
-    if n >= 2 * MIN_CHUNK { (n / 2).next_multiple_of(2) } else { n }
+/// The chunks of a batch of `n` samples: their first samples (and `n` at the end), and how many.
+pub(super) fn chunks(n: usize) -> ([usize; MAX_CHUNKS + 1], usize) {
+    let count = match n {
+        0..8 => 1,
+        8..96 => 2,
+        _ => (n / 32).min(MAX_CHUNKS),
+    };
+    let per = n.div_ceil(count).next_multiple_of(2);
+    let mut starts = [n; MAX_CHUNKS + 1];
+    (0..count).for_each(|c| starts[c] = (c * per).min(n));
+    (starts, count)
+}
+
+/// `buf` (chunk-major, `per` values per sample) cut at the chunks' starts.
+pub(super) fn cut<'a>(
+    buf: &'a mut [f32],
+    (starts, count): ([usize; MAX_CHUNKS + 1], usize),
+    per: usize,
+) -> [&'a mut [f32]; MAX_CHUNKS] {
+    let mut out: [&'a mut [f32]; MAX_CHUNKS] = std::array::from_fn(|_| Default::default());
+    let mut rest = buf;
+    for (c, part) in out.iter_mut().enumerate().take(count) {
+        let len = ((starts[c + 1] - starts[c]) * per).min(rest.len());
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        *part = head;
+        rest = tail;
+    }
+    out
 }
 
 /// One chunk's time-major forward buffers (`[T, rows, ..]`).
@@ -288,11 +314,6 @@ impl Shared<'_> {
     fn padded(&self, i: usize, ti: usize) -> bool {
         self.mask.is_some_and(|m| m[i * self.cfg.steps + ti] == 0.0)
     }
-}
-
-/// Splits `buf` (chunk-major, `per_row` values per sample) at the chunk boundary `at`.
-fn split(buf: &mut [f32], at: usize, per_row: usize) -> (&mut [f32], &mut [f32]) {
-    buf.split_at_mut((at * per_row).min(buf.len()))
 }
 
 /// The recurrence over samples `i0..i0 + nc` of the batch.
@@ -670,21 +691,34 @@ impl Layer for Recurrent {
             mask: ctx.masks[0],
             drop: dropping.then_some(&b.drop[..]),
         };
-        let half = chunk_split(n);
-        let (x0, x1) = split(&mut b.xt, half, t * self.cfg.features);
-        let (g0, g1) = split(&mut b.gates, half, t * gu);
-        let (r0, r1) = split(&mut b.rec, half, t * rec_w);
-        let (h0, h1) = split(&mut b.h, half, t * u);
-        let (c0, c1) = split(&mut b.c, half, t * lstm_w);
-        let (t0, t1) = split(&mut b.tc, half, t * lstm_w);
-        parallel::join(
-            half < n && t * n * gu * u >= PARALLEL_WORK,
-            || forward_chunk(sh, 0, half, Fwd { xt: x0, gates: g0, rec: r0, h: h0, c: c0, tc: t0 }),
-            || forward_chunk(sh, half, n - half, Fwd { xt: x1, gates: g1, rec: r1, h: h1, c: c1, tc: t1 }),
-        );
+        let ch = chunks(n);
+        {
+            let mut xt = cut(&mut b.xt, ch, t * self.cfg.features).into_iter();
+            let mut gates = cut(&mut b.gates, ch, t * gu).into_iter();
+            let mut rec = cut(&mut b.rec, ch, t * rec_w).into_iter();
+            let mut h = cut(&mut b.h, ch, t * u).into_iter();
+            let mut c = cut(&mut b.c, ch, t * lstm_w).into_iter();
+            let mut tc = cut(&mut b.tc, ch, t * lstm_w).into_iter();
+            let mut items: [Option<(usize, usize, Fwd<'_>)>; MAX_CHUNKS] = std::array::from_fn(|k| {
+                let fwd = Fwd {
+                    xt: xt.next().unwrap_or_default(),
+                    gates: gates.next().unwrap_or_default(),
+                    rec: rec.next().unwrap_or_default(),
+                    h: h.next().unwrap_or_default(),
+                    c: c.next().unwrap_or_default(),
+                    tc: tc.next().unwrap_or_default(),
+                };
+                (k < ch.1).then(|| (ch.0[k], ch.0[k + 1] - ch.0[k], fwd))
+            });
+            parallel::for_each_mut(&mut items[..ch.1], ch.1 > 1 && t * n * gu * u >= PARALLEL_WORK, |item| {
+                if let Some((i0, nc, fwd)) = item.take() {
+                    forward_chunk(sh, i0, nc, fwd)
+                }
+            });
+        }
         // The outputs, sample-major: every step's state or the last one.
         let out = sized(&mut b.out, if return_sequences { n * t * u } else { n * u });
-        for (i0, nc) in [(0, half), (half, n - half)] {
+        for (i0, nc) in (0..ch.1).map(|k| (ch.0[k], ch.0[k + 1] - ch.0[k])) {
             let h = &b.h[i0 * t * u..(i0 + nc) * t * u];
             for i in 0..nc {
                 if return_sequences {
@@ -713,11 +747,11 @@ impl Layer for Recurrent {
         sized(&mut b.dh_next, n * u);
         sized(&mut b.dc, n * u);
         sized(&mut b.dhr, n * u);
-        sized(&mut b.dw, 2 * f * gu);
-        sized(&mut b.dr, 2 * u * gu);
+        let ch = chunks(n);
+        sized(&mut b.dw, ch.1 * f * gu);
+        sized(&mut b.dr, ch.1 * u * gu);
         sized(&mut b.dx, if opts.input_grad { n * t * f } else { 0 });
         sized(&mut b.dxt, if opts.input_grad { n * t * f } else { 0 });
-        let half = chunk_split(n);
         let sh = Shared {
             cfg: self.cfg,
             x: xs[0],
@@ -739,58 +773,47 @@ impl Layer for Recurrent {
             c: &b.c[i0 * t * lstm_w..(i0 + nc) * t * lstm_w],
             tc: &b.tc[i0 * t * lstm_w..(i0 + nc) * t * lstm_w],
         };
-        let (f0, f1) = (fwd(0, half), fwd(half, n - half));
-        let (dg0, dg1) = split(&mut b.dg, half, t * gu);
-        let (dr0, dr1) = split(&mut b.drec, half, t * drec_w);
-        let (dh0, dh1) = split(&mut b.dh, half, u);
-        let (dn0, dn1) = split(&mut b.dh_next, half, u);
-        let (dc0, dc1) = split(&mut b.dc, half, u);
-        let (dq0, dq1) = split(&mut b.dhr, half, u);
-        let (dw0, dw1) = b.dw.split_at_mut(f * gu);
-        let (rr0, rr1) = b.dr.split_at_mut(u * gu);
-        let (dx0, dx1) = split(&mut b.dx, half, t * f);
-        let (dt0, dt1) = split(&mut b.dxt, half, t * f);
-        let want_dx = opts.input_grad;
-        parallel::join(
-            half < n && t * n * gu * u >= PARALLEL_WORK,
-            || {
-                let dx = want_dx.then_some(dx0);
+        {
+            let mut dg = cut(&mut b.dg, ch, t * gu).into_iter();
+            let mut drec = cut(&mut b.drec, ch, t * drec_w).into_iter();
+            let mut dh = cut(&mut b.dh, ch, u).into_iter();
+            let mut dh_next = cut(&mut b.dh_next, ch, u).into_iter();
+            let mut dc = cut(&mut b.dc, ch, u).into_iter();
+            let mut dhr = cut(&mut b.dhr, ch, u).into_iter();
+            let mut dx = cut(&mut b.dx, ch, t * f).into_iter();
+            let mut dxt = cut(&mut b.dxt, ch, t * f).into_iter();
+            let mut dw = b.dw.chunks_mut(f * gu);
+            let mut dr = b.dr.chunks_mut(u * gu);
+            let want_dx = opts.input_grad;
+            let mut items: [Option<(usize, usize, FwdRef<'_>, Bwd<'_>)>; MAX_CHUNKS] = std::array::from_fn(|k| {
+                let (i0, nc) = (ch.0[k], ch.0[k + 1].saturating_sub(ch.0[k]));
                 let bw = Bwd {
-                    dg: dg0,
-                    drec: dr0,
-                    dh: dh0,
-                    dh_next: dn0,
-                    dc: dc0,
-                    dhr: dq0,
-                    dx,
-                    dxt: dt0,
-                    dw: dw0,
-                    dr: rr0,
+                    dg: dg.next().unwrap_or_default(),
+                    drec: drec.next().unwrap_or_default(),
+                    dh: dh.next().unwrap_or_default(),
+                    dh_next: dh_next.next().unwrap_or_default(),
+                    dc: dc.next().unwrap_or_default(),
+                    dhr: dhr.next().unwrap_or_default(),
+                    dx: dx.next().filter(|_| want_dx),
+                    dxt: dxt.next().unwrap_or_default(),
+                    dw: dw.next().unwrap_or_default(),
+                    dr: dr.next().unwrap_or_default(),
                 };
-                backward_chunk(sh, dy, 0, half, f0, bw)
-            },
-            || {
-                let dx = want_dx.then_some(dx1);
-                let bw = Bwd {
-                    dg: dg1,
-                    drec: dr1,
-                    dh: dh1,
-                    dh_next: dn1,
-                    dc: dc1,
-                    dhr: dq1,
-                    dx,
-                    dxt: dt1,
-                    dw: dw1,
-                    dr: rr1,
-                };
-                backward_chunk(sh, dy, half, n - half, f1, bw)
-            },
-        );
+                (k < ch.1).then(|| (i0, nc, fwd(i0, nc), bw))
+            });
+            parallel::for_each_mut(&mut items[..ch.1], ch.1 > 1 && t * n * gu * u >= PARALLEL_WORK, |item| {
+                if let Some((i0, nc, f, bw)) = item.take() {
+                    backward_chunk(sh, dy, i0, nc, f, bw)
+                }
+            });
+        }
         // The chunks' shares, added in a fixed order.
         let keep = if opts.accumulate { 1.0 } else { 0.0 };
         for (grad, parts) in [(&mut self.kernel.grad, &b.dw), (&mut self.recurrent_kernel.grad, &b.dr)] {
-            let (p0, p1) = parts.split_at(grad.len());
-            grad.iter_mut().zip(p0.iter().zip(p1)).for_each(|(g, (a, c))| *g = *g * keep + a + c);
+            grad.iter_mut().for_each(|g| *g *= keep);
+            for part in parts.chunks_exact(grad.len()) {
+                grad.iter_mut().zip(part).for_each(|(g, p)| *g += p);
+            }
         }
         if let Some(bias) = &mut self.bias {
             column_sums(&b.dg, gu, &mut bias.grad[..gu], opts.accumulate);
