@@ -8,7 +8,7 @@ use kiln::prelude::*;
 
 sequential! {
     struct Wide: [256] {
-        Dense(256, activation = relu),
+        Dense(512, activation = relu),
         Dense(140, activation = tanh),
         Dense(10, activation = softmax),
     }
@@ -18,17 +18,17 @@ sequential! {
 fn one_and_two_threads_train_identically() {
     let x = Array2::from_shape_fn((256, 256), |(i, j)| ((i * 13 + j * 7) % 31) as f32 / 31.0);
     let y = Array1::from_shape_fn(256, |i| (i % 10) as f32);
-    // Batches of 128 split the products by rows; batches of 32 (few rows against 256 columns) by
-    // columns.
+    // Batches of 128 split the first layer's products by rows; batches of 96 (fewer rows against
+    // 512 columns) by columns.
     let run = |threads| {
         kiln::kernels::parallel::set_threads(threads);
         let mut m = Wide::with_seed(3);
         m.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
         m.fit(&x, &y, Fit { epochs: 2, batch_size: 128, verbose: 0, ..Fit::default() }).unwrap();
-        m.fit(&x, &y, Fit { epochs: 1, batch_size: 32, verbose: 0, ..Fit::default() }).unwrap();
+        m.fit(&x, &y, Fit { epochs: 1, batch_size: 96, verbose: 0, ..Fit::default() }).unwrap();
         m.weights().into_iter().flat_map(|(_, p)| p.value).map(f32::to_bits).collect::<Vec<_>>()
     };
-    const { assert!(2 * 128 * 256 * 256 >= kiln::kernels::matmul::PARALLEL_FLOPS, "the products are split") };
+    const { assert!(2 * 96 * 256 * 512 >= kiln::kernels::matmul::PARALLEL_FLOPS, "the products are split") };
     let one = run(1);
     for threads in [2, 3, 8] {
         assert!(one == run(threads), "{threads} threads trained differently from one");

@@ -59,9 +59,11 @@ pub fn for_each(tasks: usize, parallel: bool, f: &(dyn Fn(usize) + Sync)) {
     let mut claimed = [None::<&'static Worker>; MAX_THREADS];
     let mut n = 0;
     // Only the first `threads() - 1` workers: a nested call that finds them busy runs inline.
+    // All of them are started at the first parallel call, so later calls never start a thread
+    // (nor allocate) in the middle of training.
     for w in (0..threads() - 1).filter_map(worker) {
         if n == helpers {
-            break;
+            continue;
         }
         if w.state.compare_exchange(IDLE, CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_ok() {
             *w.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(JobPtr(&job));
