@@ -204,30 +204,10 @@ fn strided(
     ldc: usize,
     beta: f32,
 ) {
-    assert!((m - 1) * rsa + (k - 1) * csa < a.len());
-    assert!((k - 1) * rsb + (n - 1) * csb < b.len());
     assert!(ldc >= n && (m - 1) * ldc + n <= c.len());
-    SGEMM_CALLS.fetch_add(1, Ordering::Relaxed);
-    // SAFETY: the assertions above bound every element the strides reach in `a`, `b` and `c`,
-    // and `c` is borrowed mutably alone.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            beta,
-            c.as_mut_ptr(),
-            ldc as isize,
-            1,
-        );
-    }
+    // SAFETY: the assertion bounds every element of `c` the call writes, and `c` is borrowed
+    // mutably alone; `sgemm_raw` checks `a` and `b`.
+    unsafe { sgemm_raw(m, k, n, a, (rsa, csa), b, (rsb, csb), c.as_mut_ptr(), ldc, beta) }
 }
 
 super::simd::multiversion! {
