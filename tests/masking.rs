@@ -36,6 +36,15 @@ functional! {
     }
 }
 
+sequential! {
+    pub struct MaskedFloats: [6, 3] {
+        Masking,
+        GRU(3, return_sequences = true),
+        GlobalAveragePooling1D,
+        Dense(2, activation = softmax),
+    }
+}
+
 fn fixture(key: &str) -> Vec<f32> {
     kiln::testing::reference(include_str!("fixtures/keras/masking.txt"), key)
         .unwrap_or_else(|| panic!("{key} missing from the fixture"))
@@ -44,7 +53,8 @@ fn fixture(key: &str) -> Vec<f32> {
 use kiln::testing::assert_close as close;
 
 fn matches_keras<M: Model>(case: &str, mut m: M) {
-    let ids = Array2::from_shape_vec((3, 6), fixture(&format!("{case}.ids"))).unwrap();
+    let shape: Vec<usize> = std::iter::once(3).chain(M::INPUTS[0].shape.iter().copied()).collect();
+    let ids = ArrayD::from_shape_vec(IxDyn(&shape), fixture(&format!("{case}.ids"))).unwrap();
     let labels = Array1::from_vec(fixture(&format!("{case}.labels")));
     let mut names = Vec::new();
     m.visit_weights(&mut |n, p| names.push((n.to_string(), p.shape().to_vec())));
@@ -68,6 +78,7 @@ fn masked_models_match_keras() {
     matches_keras("lstm", MaskedLstm::new());
     matches_keras("bigru", MaskedBiGru::new());
     matches_keras("attention", MaskedAttention::new());
+    matches_keras("floats", MaskedFloats::new());
 }
 
 /// Where the padding sits changes nothing: the same tokens padded at the end or the start give
@@ -93,4 +104,6 @@ fn masked_models_have_correct_gradients() {
     kiln::testing::check_model(&mut MaskedLstm::new(), &[&ids], 3, 12, 3e-3).unwrap();
     kiln::testing::check_model(&mut MaskedBiGru::new(), &[&ids], 3, 12, 3e-3).unwrap();
     kiln::testing::check_model(&mut MaskedAttention::new(), &[&ids], 3, 12, 3e-3).unwrap();
+    let floats = fixture("floats.ids");
+    kiln::testing::check_model(&mut MaskedFloats::new(), &[&floats], 3, 12, 3e-3).unwrap();
 }

@@ -1,6 +1,7 @@
-"""Keras 3 models with `Embedding(mask_zero=True)` on padded id sequences, for kiln's masking
-tests: the mask carried to LSTM, Bidirectional(GRU), MultiHeadAttention (through Add and
-LayerNormalization) and GlobalAveragePooling1D.
+"""Keras 3 models with `Embedding(mask_zero=True)` on padded id sequences, and one with
+`Masking` on padded float steps, for kiln's masking tests: the mask carried to LSTM,
+Bidirectional(GRU), GRU, MultiHeadAttention (through Add and LayerNormalization) and
+GlobalAveragePooling1D.
 
     python examples/keras/masking_reference.py > tests/fixtures/keras/masking.txt
 
@@ -35,6 +36,12 @@ def kiln_names(layer):
 
 
 def build(name):
+    if name == "floats":
+        x = keras.Input((6, 3))
+        h = L.Masking(name="masking")(x)
+        h = L.GRU(3, return_sequences=True, name="gru")(h)
+        h = L.GlobalAveragePooling1D(name="global_average_pooling1d")(h)
+        return keras.Model(x, L.Dense(2, activation="softmax", name="dense")(h))
     ids = keras.Input((6,), dtype="int32")
     h = L.Embedding(7, 4, mask_zero=True, name="embedding")(ids)
     if name == "lstm":
@@ -51,9 +58,16 @@ def build(name):
 
 
 print(f"# keras {keras.__version__}")
-for name in ["lstm", "bigru", "attention"]:
+# Float steps, the padded ones all zeros, for Masking.
+FLOATS = rng.normal(0, 1, (3, 6, 3)).astype("float32")
+FLOATS[0, 3:] = 0.0
+FLOATS[1, :2] = 0.0
+FLOATS[2, 1] = 0.0
+
+for name in ["lstm", "bigru", "attention", "floats"]:
     model = build(name)
-    line(f"{name}.ids", IDS)
+    inputs = FLOATS if name == "floats" else IDS
+    line(f"{name}.ids", inputs)
     line(f"{name}.labels", LABELS)
     weights, names = [], []
     for layer in model.layers:
@@ -65,7 +79,7 @@ for name in ["lstm", "bigru", "attention"]:
             line(f"{name}.{n}", v)
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
     with tf.GradientTape() as tape:
-        pred = model(IDS, training=True)
+        pred = model(inputs, training=True)
         loss = loss_fn(LABELS, pred)
     grads = tape.gradient(loss, weights)
     line(f"{name}.pred", pred)

@@ -27,9 +27,9 @@ pub use layers::{
     Activation, ActivationFn, Add, AttentionConfig, Average, BackwardOpts, BatchNorm, Bidirectional, Concatenate,
     Constraint, Conv, ConvTranspose, Ctx, Dense, Depthwise, Dot, Dropout, Elu, Embedding, GaussianNoise, Gelu,
     GeluApproximate, GlobalPool, Init, Initializer, Layer, LayerBuffers, LayerNorm, LeakyReLU, LeakyRelu, Linear,
-    Maximum, Minimum, MultiHeadAttention, Multiply, Param, Pool, PoolKind, Recurrent, RecurrentConfig, Regularizer,
-    Relu, Resample, Rescaling, Role, Selu, Separable, Shaped, Shareable, Sigmoid, Silu, Softmax, Softplus,
-    SpatialDropout, Subtract, Swish, Tanh, TimeDistributed,
+    MaskSource, Masking, Maximum, Minimum, MultiHeadAttention, Multiply, Param, Pool, PoolKind, Recurrent,
+    RecurrentConfig, Regularizer, Relu, Resample, Rescaling, Role, Selu, Separable, Shaped, Shareable, Sigmoid, Silu,
+    Softmax, Softplus, SpatialDropout, Subtract, Swish, Tanh, TimeDistributed,
 };
 pub use losses::{CustomLoss, Loss, LossKind};
 pub use metrics::{ClassAverage, Curve, Metric, MetricSpec, RunningMetric};

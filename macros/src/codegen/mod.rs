@@ -253,7 +253,7 @@ impl Gen<'_> {
             .map(|s| match self.m.nodes[node].inputs.get(s).and_then(|&j| self.m.mask_source(j)) {
                 Some(e) => {
                     let f = self.field(e);
-                    quote!(Some(#rt::Embedding::mask(&#f)))
+                    quote!(Some(#rt::MaskSource::mask(&#f)))
                 }
                 None => quote!(None),
             })

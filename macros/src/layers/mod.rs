@@ -231,6 +231,7 @@ pub const KINDS: &[Kind] = &[
     resample::CROPPING2D,
     resample::UP_SAMPLING2D,
     noise::RESCALING,
+    noise::MASKING,
     custom::KIND,
     merge::ADD,
     merge::SUBTRACT,

@@ -1,12 +1,12 @@
 //! `Dropout(rate)` and `GaussianNoise(stddev)`, active in training only, and `Rescaling(scale,
-//! offset = 0.0)`: layers of any shape that keep it.
+//! offset = 0.0)`: layers of any shape that keep it; and `Masking(mask_value = 0.0)`.
 
 use std::rc::Rc;
 
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{Args, Arity, Dim, Kind, Spec, rt};
+use super::{Args, Arity, Dim, Kind, Spec, rt, show};
 use crate::parse::Errors;
 
 pub const DROPOUT: Kind = Kind { class: "Dropout", args: &["rate"], arity: Arity::One, build: dropout };
@@ -133,5 +133,48 @@ impl Spec for Keep {
 
     fn constructor(&self, _: &[Vec<Dim>], _: &[Vec<usize>]) -> TokenStream {
         self.build.clone()
+    }
+}
+
+/// `Masking(mask_value = 0.0)`: steps whose features all equal `mask_value` are padding.
+pub const MASKING: Kind = Kind { class: "Masking", args: &["mask_value"], arity: Arity::One, build: masking };
+
+struct Masking {
+    value: f32,
+}
+
+fn masking(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let finite: fn(f64) -> bool = f64::is_finite;
+    let value = args.number("mask_value", 0.0, (finite, "a finite number"), errors)?;
+    Some(Rc::new(Masking { value: value as f32 }))
+}
+
+impl Spec for Masking {
+    fn class(&self) -> &'static str {
+        "Masking"
+    }
+
+    fn makes_mask(&self) -> bool {
+        true
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        if ins[0].len() < 2 {
+            return Err(format!(
+                "Masking masks steps: it expects [timesteps, features] per sample, got {}",
+                show(&ins[0])
+            ));
+        }
+        Ok(ins[0].clone())
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::Masking)
+    }
+
+    fn constructor(&self, ins: &[Vec<Dim>], _: &[Vec<usize>]) -> TokenStream {
+        let (rt, v, f) = (rt(), self.value, super::last(&ins[0]));
+        quote!(#rt::Masking::new(#v, #f))
     }
 }

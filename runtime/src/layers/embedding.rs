@@ -56,6 +56,12 @@ impl Embedding {
     }
 }
 
+impl super::MaskSource for Embedding {
+    fn mask(&self) -> &[f32] {
+        &self.buf.mask
+    }
+}
+
 /// The table row of id `v` in a table of `rows`, if it is one.
 fn row(v: f32, rows: usize) -> Option<usize> {
     (v >= 0.0 && (v as usize) < rows).then_some(v as usize)
