@@ -19,6 +19,7 @@ fn config(cell: Cell, return_sequences: bool, go_backwards: bool) -> RecurrentCo
         return_sequences,
         go_backwards,
         dropout: 0.0,
+        recurrent_dropout: 0.0,
     }
 }
 
@@ -194,6 +195,33 @@ fn embedding_gradients_match_finite_differences() {
     let ids: Vec<f32> = [0, 3, 3, 6, 1, 2, 3, 5, 0, 0].iter().map(|&i| i as f32 + 0.25).collect();
     let mut l = kiln::Embedding::new(7, 4, &mut rand::rngs::StdRng::seed_from_u64(2));
     kiln::testing::check_layer(&mut l, &[&ids], 2, 28, 3e-3).unwrap();
+}
+
+/// `recurrent_dropout` (with and without `dropout`): one mask per sample and gate on the state
+/// entering the recurrent products (and on the inputs), as Keras' implementation 1; gradients
+/// through every mask on a split batch, and nothing dropped in inference.
+#[test]
+fn recurrent_dropout_on_the_state() {
+    let n = 9;
+    let x: Vec<f32> = (0..n * 4 * 3).map(|i| ((i * 5 % 17) as f32 - 8.0) / 7.0).collect();
+    for cell in CELLS {
+        for dropout in [0.0, 0.3] {
+            for (seq, back) in [(true, false), (false, true)] {
+                let cfg = RecurrentConfig { dropout, recurrent_dropout: 0.4, ..config(cell, seq, back) };
+                let mut l = Recurrent::new(cfg, &mut rand::rngs::StdRng::seed_from_u64(8));
+                kiln::testing::check_layer(&mut l, &[&x], n, 8, 3e-3)
+                    .unwrap_or_else(|e| panic!("{cell:?} dropout {dropout} seq {seq}:\n{e}"));
+                let mut l = Recurrent::new(cfg, &mut rand::rngs::StdRng::seed_from_u64(8));
+                let mut plain = Recurrent::new(config(cell, seq, back), &mut rand::rngs::StdRng::seed_from_u64(8));
+                let mut stream = kiln::Stream::new(0);
+                l.forward(&[&x], &mut kiln::Ctx::new(n, false, &mut stream));
+                plain.forward(&[&x], &mut kiln::Ctx::new(n, false, &mut stream));
+                assert_eq!(l.output(), plain.output(), "{cell:?}: inference drops nothing");
+                l.forward(&[&x], &mut kiln::Ctx::new(n, true, &mut stream));
+                assert_ne!(l.output(), plain.output(), "{cell:?}: training drops the state");
+            }
+        }
+    }
 }
 
 /// `dropout`: gradients through the dropped inputs (one mask per sample for every step), on a

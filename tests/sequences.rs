@@ -246,10 +246,10 @@ fn the_subclass_style_reads_token_ids_through_a_nested_model() {
 }
 
 sequential! {
-    /// The order task with input dropout on the LSTM.
+    /// The order task with input and recurrent dropout on the LSTM.
     pub struct OrderDropout: Input([8], dtype = i32) {
         Embedding(6, 8),
-        LSTM(16, dropout = 0.2),
+        LSTM(16, dropout = 0.2, recurrent_dropout = 0.2),
         Dense(1, activation = sigmoid),
     }
 }

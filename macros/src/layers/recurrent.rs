@@ -41,6 +41,7 @@ struct Recurrent {
     return_sequences: bool,
     go_backwards: bool,
     dropout: f32,
+    recurrent_dropout: f32,
     weights: super::init::WeightOpts,
 }
 
@@ -122,12 +123,7 @@ fn build(cell: Cell, args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec
         }
     }
     let dropout = args.number("dropout", 0.0, (|v| (0.0..1.0).contains(&v), "in [0, 1)"), errors);
-    let recurrent = args.number("recurrent_dropout", 0.0, (|v| (0.0..1.0).contains(&v), "in [0, 1)"), errors)?;
-    if recurrent != 0.0 {
-        let span = args.get("recurrent_dropout").map(Value::span).unwrap_or_else(proc_macro2::Span::call_site);
-        errors.at(span, format!("kiln's {class} does not support recurrent_dropout yet"));
-        ok = false;
-    }
+    let recurrent_dropout = args.number("recurrent_dropout", 0.0, (|v| (0.0..1.0).contains(&v), "in [0, 1)"), errors);
     let weights = super::init::parse_weights(
         args,
         &[("kernel", "kernel"), ("recurrent", "recurrent_kernel"), ("bias", "bias")],
@@ -145,6 +141,7 @@ fn build(cell: Cell, args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec
         return_sequences: return_sequences?,
         go_backwards: go_backwards?,
         dropout: dropout? as f32,
+        recurrent_dropout: recurrent_dropout? as f32,
         weights: weights?,
     }))
 }
@@ -197,7 +194,8 @@ impl Spec for Recurrent {
             Cell::Gru { reset_after } => quote!(#rt::Cell::Gru { reset_after: #reset_after }),
         };
         let (act, ract) = (format_ident!("{}", self.activation.1), format_ident!("{}", self.recurrent_activation.1));
-        let (use_bias, seq, back, drop) = (self.use_bias, self.return_sequences, self.go_backwards, self.dropout);
+        let (use_bias, seq, back) = (self.use_bias, self.return_sequences, self.go_backwards);
+        let (drop, rdrop) = (self.dropout, self.recurrent_dropout);
         let mut build = quote!(#rt::Recurrent::new(
             #rt::RecurrentConfig {
                 cell: #cell,
@@ -210,6 +208,7 @@ impl Spec for Recurrent {
                 return_sequences: #seq,
                 go_backwards: #back,
                 dropout: #drop,
+                recurrent_dropout: #rdrop,
             },
             &mut rng,
         ));

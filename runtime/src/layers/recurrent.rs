@@ -123,6 +123,10 @@ pub struct RecurrentConfig {
     /// probability (the kept ones scaled by `1 / (1 - rate)`), one mask for every step and gate
     /// of the sequence, drawn from the model's random stream.
     pub dropout: f32,
+    /// Keras' `recurrent_dropout`: in training, the state entering each gate's recurrent product
+    /// is dropped with this probability, one mask per sample and gate for the whole sequence. As
+    /// in Keras, input dropout then uses one mask per gate too.
+    pub recurrent_dropout: f32,
 }
 
 /// A recurrent layer (`SimpleRNN`, `LSTM`, `GRU`): weights `kernel [F, G·U]`,
@@ -151,8 +155,15 @@ pub struct RecurrentBuffers {
     rec: Vec<f32>,
     /// The input, time-major `[T, n, F]` (per chunk), after dropout.
     xt: Vec<f32>,
-    /// The input dropout mask `[n, F]` of the last training pass.
+    /// The input dropout mask `[n, F]` of the last training pass; with recurrent dropout, the
+    /// per-gate input masks `[n, G·F]` and state masks `[n, G·U]`, and their scratch.
     drop: Vec<f32>,
+    gdrop: Vec<f32>,
+    rdrop: Vec<f32>,
+    hm: Vec<f32>,
+    tmp: Vec<f32>,
+    xq: Vec<f32>,
+    hq: Vec<f32>,
     /// States `[T, n, U]`; LSTM cells and their activation.
     h: Vec<f32>,
     c: Vec<f32>,
@@ -262,6 +273,8 @@ struct Fwd<'a> {
     h: &'a mut [f32],
     c: &'a mut [f32],
     tc: &'a mut [f32],
+    /// Scratch `[rows, U]`: the state after recurrent dropout.
+    hm: &'a mut [f32],
 }
 
 /// The same, read by backward.
@@ -289,6 +302,10 @@ struct Bwd<'a> {
     /// The chunk's share of the kernel and recurrent-kernel gradients.
     dw: &'a mut [f32],
     dr: &'a mut [f32],
+    /// Scratch for recurrent dropout: `[rows, U]`, and `[T, rows, F]` / `[T, rows, U]` copies.
+    tmp: &'a mut [f32],
+    xq: &'a mut [f32],
+    hq: &'a mut [f32],
 }
 
 /// What every chunk reads: the configuration, the input `[n, T, F]` (whole batch), the kernels
@@ -306,6 +323,10 @@ struct Shared<'a> {
     mask: Option<&'a [f32]>,
     /// In training with `dropout`, each sample's input mask `[n, F]` (0 or `1 / (1 - rate)`).
     drop: Option<&'a [f32]>,
+    /// In training with `recurrent_dropout`: per sample, one input mask per gate `[n, G·F]` (with
+    /// `dropout`) and one state mask per gate `[n, G·U]`.
+    gate_drop: Option<&'a [f32]>,
+    rec_drop: Option<&'a [f32]>,
 }
 
 impl Shared<'_> {
@@ -313,6 +334,111 @@ impl Shared<'_> {
     #[inline]
     fn padded(&self, i: usize, ti: usize) -> bool {
         self.mask.is_some_and(|m| m[i * self.cfg.steps + ti] == 0.0)
+    }
+
+    /// `dst[:, gates] += h · R[:, gates]` for samples `i0..i0 + n` (row stride G·U), each gate's
+    /// `h` after its recurrent dropout mask when there is one (`hm` is scratch).
+    fn recurrent_in(
+        &self,
+        i0: usize,
+        n: usize,
+        h: &[f32],
+        gates: std::ops::Range<usize>,
+        dst: &mut [f32],
+        hm: &mut [f32],
+    ) {
+        let (u, gu) = (self.cfg.units, self.cfg.cell.gates() * self.cfg.units);
+        let Some(rd) = self.rec_drop else {
+            let w = gates.len() * u;
+            return gemm_small(
+                n,
+                u,
+                w,
+                h,
+                (u, 1),
+                &self.rk[gates.start * u..],
+                gu,
+                &mut dst[gates.start * u..],
+                gu,
+                1.0,
+            );
+        };
+        for q in gates {
+            for i in 0..n {
+                let m = &rd[(i0 + i) * gu + q * u..][..u];
+                hm[i * u..(i + 1) * u].iter_mut().zip(h[i * u..].iter().zip(m)).for_each(|(o, (h, m))| *o = h * m);
+            }
+            gemm_small(n, u, u, hm, (u, 1), &self.rk[q * u..], gu, &mut dst[q * u..], gu, 1.0);
+        }
+    }
+
+    /// `dh (+)= Σ_gates (d_q · R_qᵀ) ⊙ mask_q` for samples `i0..i0 + n`, `d` with row stride G·U
+    /// (`tmp` is scratch); `add` keeps what `dh` holds.
+    #[allow(clippy::too_many_arguments)]
+    fn recurrent_back(
+        &self,
+        i0: usize,
+        n: usize,
+        d: &[f32],
+        gates: std::ops::Range<usize>,
+        dh: &mut [f32],
+        tmp: &mut [f32],
+        add: bool,
+    ) {
+        let (u, gu) = (self.cfg.units, self.cfg.cell.gates() * self.cfg.units);
+        let Some(rd) = self.rec_drop else {
+            let (w, beta) = (gates.len() * u, if add { 1.0 } else { 0.0 });
+            return gemm_small(
+                n,
+                w,
+                u,
+                &d[gates.start * u..],
+                (gu, 1),
+                &self.rt[gates.start * u * u..],
+                u,
+                dh,
+                u,
+                beta,
+            );
+        };
+        if !add {
+            dh.fill(0.0);
+        }
+        for q in gates {
+            gemm_small(n, u, u, &d[q * u..], (gu, 1), &self.rt[q * u * u..], u, tmp, u, 0.0);
+            for i in 0..n {
+                let m = &rd[(i0 + i) * gu + q * u..][..u];
+                let (o, t) = (&mut dh[i * u..(i + 1) * u], &tmp[i * u..(i + 1) * u]);
+                o.iter_mut().zip(t.iter().zip(m)).for_each(|(o, (t, m))| *o += t * m);
+            }
+        }
+    }
+
+    /// Sample `i`'s recurrent dropout mask for gate `q`, if any.
+    fn rec_mask(&self, i: usize, q: usize) -> Option<&[f32]> {
+        let (u, gu) = (self.cfg.units, self.cfg.cell.gates() * self.cfg.units);
+        self.rec_drop.map(|rd| &rd[i * gu + q * u..][..u])
+    }
+
+    /// Fills `out` (time-major `[T, n, F]`) with samples `i0..i0 + n` of the input, after gate
+    /// `q`'s input dropout mask when there is one.
+    fn gate_input(&self, i0: usize, n: usize, q: usize, out: &mut [f32]) {
+        let RecurrentConfig { cell, steps: t, features: nf, go_backwards, .. } = self.cfg;
+        let g = cell.gates();
+        for s in 0..t {
+            let ti = if go_backwards { t - 1 - s } else { s };
+            for i in 0..n {
+                let src = &self.x[((i0 + i) * t + ti) * nf..][..nf];
+                let dst = &mut out[(s * n + i) * nf..(s * n + i + 1) * nf];
+                match self.gate_drop {
+                    Some(d) => {
+                        let m = &d[(i0 + i) * g * nf + q * nf..][..nf];
+                        dst.iter_mut().zip(src.iter().zip(m)).for_each(|(o, (x, m))| *o = x * m)
+                    }
+                    None => dst.copy_from_slice(src),
+                }
+            }
+        }
     }
 }
 
@@ -345,7 +471,16 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
             }
         }
     }
-    gemm(t * n, nf, gu, Mat::n(f.xt), Mat::n(sh.w), f.gates, 0.0);
+    match sh.gate_drop {
+        None => gemm(t * n, nf, gu, Mat::n(f.xt), Mat::n(sh.w), f.gates, 0.0),
+        // Each gate reads the input through a mask of its own.
+        Some(_) => {
+            for q in 0..cell.gates() {
+                sh.gate_input(i0, n, q, f.xt);
+                gemm_strided(t * n, nf, u, f.xt, (nf, 1), &sh.w[q * u..], (gu, 1), &mut f.gates[q * u..], gu, 0.0);
+            }
+        }
+    }
     if let Some(bias) = sh.in_bias {
         f.gates.chunks_exact_mut(gu).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
     }
@@ -357,14 +492,14 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
         match cell {
             Cell::Simple => {
                 if let Some(hp) = h_prev {
-                    gemm_small(n, u, u, hp, (u, 1), rk, u, g, u, 1.0);
+                    sh.recurrent_in(i0, n, hp, 0..1, g, f.hm);
                 }
                 act.apply(g);
                 h.copy_from_slice(g);
             }
             Cell::Lstm => {
                 if let Some(hp) = h_prev {
-                    gemm_small(n, u, gu, hp, (u, 1), rk, gu, g, gu, 1.0);
+                    sh.recurrent_in(i0, n, hp, 0..4, g, f.hm);
                 }
                 let (c_before, c_rest) = f.c.split_at_mut(s * n * u);
                 let c_prev = (s > 0).then(|| &c_before[(s - 1) * n * u..]);
@@ -402,7 +537,7 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
                     None => rec.fill(0.0),
                 }
                 if let Some(hp) = h_prev {
-                    gemm_small(n, u, gu, hp, (u, 1), rk, gu, rec, gu, 1.0);
+                    sh.recurrent_in(i0, n, hp, 0..3, rec, f.hm);
                 }
                 for i in 0..n {
                     let (gi, ri) = (&mut g[i * gu..(i + 1) * gu], &rec[i * gu..(i + 1) * gu]);
@@ -416,7 +551,7 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
             }
             Cell::Gru { reset_after: false } => {
                 if let Some(hp) = h_prev {
-                    gemm_small(n, u, 2 * u, hp, (u, 1), rk, gu, g, gu, 1.0);
+                    sh.recurrent_in(i0, n, hp, 0..2, g, f.hm);
                 }
                 let hr = &mut f.rec[s * n * u..(s + 1) * n * u];
                 for i in 0..n {
@@ -424,11 +559,15 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
                     ra.apply(&mut gi[..2 * u]);
                     let hri = &mut hr[i * u..(i + 1) * u];
                     match h_prev {
-                        Some(hp) => hri
-                            .iter_mut()
-                            .zip(&gi[u..2 * u])
-                            .zip(&hp[i * u..(i + 1) * u])
-                            .for_each(|((o, r), h)| *o = r * h),
+                        Some(hp) => {
+                            hri.iter_mut()
+                                .zip(&gi[u..2 * u])
+                                .zip(&hp[i * u..(i + 1) * u])
+                                .for_each(|((o, r), h)| *o = r * h);
+                            if let Some(m) = sh.rec_mask(i0 + i, 2) {
+                                hri.iter_mut().zip(m).for_each(|(o, m)| *o *= m);
+                            }
+                        }
                         None => hri.fill(0.0),
                     }
                 }
@@ -485,7 +624,7 @@ fn mix(h: &mut [f32], z: &[f32], hh: &[f32], h_prev: Option<&[f32]>) {
 
 /// Backward through time over samples `i0..i0 + nc`: the gradients with respect to each step's
 /// pre-activations (input side `dg`, recurrent side `drec` for a GRU).
-fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_>, b: Bwd<'_>) {
+fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_>, mut b: Bwd<'_>) {
     let RecurrentConfig {
         cell,
         steps: t,
@@ -529,7 +668,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
             Cell::Simple => {
                 dgs.iter_mut().zip(g).zip(b.dh.iter()).for_each(|((d, &y), &dh)| *d = dh * act.df(y));
                 if s > 0 {
-                    gemm_small(n, u, u, dgs, (u, 1), rt, u, b.dh_next, u, 0.0);
+                    sh.recurrent_back(i0, n, dgs, 0..1, b.dh_next, b.tmp, false);
                 }
             }
             Cell::Lstm => {
@@ -554,7 +693,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                     }
                 }
                 if s > 0 {
-                    gemm_small(n, gu, u, dgs, (gu, 1), rt, u, b.dh_next, u, 0.0);
+                    sh.recurrent_back(i0, n, dgs, 0..4, b.dh_next, b.tmp, false);
                 }
             }
             Cell::Gru { reset_after: true } => {
@@ -577,7 +716,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                     }
                 }
                 if s > 0 {
-                    gemm_small(n, gu, u, drec, (gu, 1), rt, u, b.dh_next, u, 1.0);
+                    sh.recurrent_back(i0, n, drec, 0..3, b.dh_next, b.tmp, true);
                 }
             }
             Cell::Gru { reset_after: false } => {
@@ -599,12 +738,13 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                         let j = i * u + k;
                         let r = g[i * gu + u + k];
                         let hp = h_prev.map_or(0.0, |h| h[j]);
-                        dgs[i * gu + u + k] = b.dhr[j] * hp * ra.df(r);
-                        b.dh_next[j] += b.dhr[j] * r;
+                        let m = sh.rec_mask(i0 + i, 2).map_or(1.0, |m| m[k]);
+                        dgs[i * gu + u + k] = b.dhr[j] * hp * m * ra.df(r);
+                        b.dh_next[j] += b.dhr[j] * r * m;
                     }
                 }
                 if s > 0 {
-                    gemm_small(n, 2 * u, u, dgs, (gu, 1), rt, u, b.dh_next, u, 1.0);
+                    sh.recurrent_back(i0, n, dgs, 0..2, b.dh_next, b.tmp, true);
                 }
             }
         }
@@ -620,20 +760,66 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
         }
     }
     // The weight gradients over all steps at once: Σ_s x_sᵀ · dg_s and Σ_s h_{s-1}ᵀ · drec_s.
-    gemm(nf, t * n, gu, Mat::t(f.xt), Mat::n(b.dg), b.dw, 0.0);
+    match sh.gate_drop {
+        None => gemm(nf, t * n, gu, Mat::t(f.xt), Mat::n(b.dg), b.dw, 0.0),
+        Some(_) => {
+            for q in 0..cell.gates() {
+                sh.gate_input(i0, n, q, b.xq);
+                gemm_strided(nf, t * n, u, b.xq, (1, nf), &b.dg[q * u..], (gu, 1), &mut b.dw[q * u..], gu, 0.0);
+            }
+        }
+    }
     let m = (t - 1) * n;
     let h = &f.h[..m * u];
-    match cell {
-        Cell::Simple | Cell::Lstm => gemm(u, m, gu, Mat::t(h), Mat::n(&b.dg[n * gu..]), b.dr, 0.0),
-        Cell::Gru { reset_after: true } => gemm(u, m, gu, Mat::t(h), Mat::n(&b.drec[n * gu..]), b.dr, 0.0),
-        Cell::Gru { reset_after: false } => {
-            gemm_strided(u, m, 2 * u, h, (1, u), &b.dg[n * gu..], (gu, 1), b.dr, gu, 0.0);
+    if sh.rec_drop.is_some() {
+        // Each gate's recurrent product read the state through its own mask.
+        let (src, gates) = match cell {
+            Cell::Gru { reset_after: true } => (&b.drec[..], 0..3),
+            Cell::Gru { reset_after: false } => (&b.dg[..], 0..2),
+            _ => (&b.dg[..], 0..cell.gates()),
+        };
+        for q in gates {
+            for r in 0..m {
+                let mq = sh.rec_mask(i0 + r % n, q).unwrap_or_default();
+                b.hq[r * u..(r + 1) * u].iter_mut().zip(h[r * u..].iter().zip(mq)).for_each(|(o, (h, m))| *o = h * m);
+            }
+            gemm_strided(u, m, u, &b.hq[..m * u], (1, u), &src[n * gu + q * u..], (gu, 1), &mut b.dr[q * u..], gu, 0.0);
+        }
+        if cell == (Cell::Gru { reset_after: false }) {
             let hr = &f.rec[n * u..t * n * u];
             gemm_strided(u, m, u, hr, (1, u), &b.dg[n * gu + 2 * u..], (gu, 1), &mut b.dr[2 * u..], gu, 0.0);
         }
+    } else {
+        match cell {
+            Cell::Simple | Cell::Lstm => gemm(u, m, gu, Mat::t(h), Mat::n(&b.dg[n * gu..]), b.dr, 0.0),
+            Cell::Gru { reset_after: true } => gemm(u, m, gu, Mat::t(h), Mat::n(&b.drec[n * gu..]), b.dr, 0.0),
+            Cell::Gru { reset_after: false } => {
+                gemm_strided(u, m, 2 * u, h, (1, u), &b.dg[n * gu..], (gu, 1), b.dr, gu, 0.0);
+                let hr = &f.rec[n * u..t * n * u];
+                gemm_strided(u, m, u, hr, (1, u), &b.dg[n * gu + 2 * u..], (gu, 1), &mut b.dr[2 * u..], gu, 0.0);
+            }
+        }
     }
     // The input gradient, time-major, then back to the samples' order.
-    if let Some(dx) = b.dx {
+    if let (Some(dx), Some(gd)) = (b.dx.as_deref_mut(), sh.gate_drop) {
+        // Per gate through its input mask.
+        let g = cell.gates();
+        for q in 0..g {
+            gemm_strided(t * n, u, nf, &b.dg[q * u..], (gu, 1), &sh.w[q * u..], (1, gu), b.dxt, nf, 0.0);
+            for s in 0..t {
+                let ti = if go_backwards { t - 1 - s } else { s };
+                for i in 0..n {
+                    let (src, m) = (&b.dxt[(s * n + i) * nf..][..nf], &gd[(i0 + i) * g * nf + q * nf..][..nf]);
+                    let dst = &mut dx[(i * t + ti) * nf..(i * t + ti + 1) * nf];
+                    if q == 0 {
+                        dst.iter_mut().zip(src.iter().zip(m)).for_each(|(o, (v, m))| *o = v * m);
+                    } else {
+                        dst.iter_mut().zip(src.iter().zip(m)).for_each(|(o, (v, m))| *o += v * m);
+                    }
+                }
+            }
+        }
+    } else if let Some(dx) = b.dx {
         gemm(t * n, gu, nf, Mat::n(b.dg), Mat::t(sh.w), b.dxt, 0.0);
         for s in 0..t {
             let ti = if go_backwards { t - 1 - s } else { s };
@@ -668,12 +854,24 @@ impl Layer for Recurrent {
         sized(&mut b.c, t * n * lstm_w);
         sized(&mut b.tc, t * n * lstm_w);
         sized(&mut b.rec, t * n * rec_w);
-        // Input dropout: one mask per sample, drawn in sample order (whatever the threads).
-        let dropping = ctx.training && self.cfg.dropout > 0.0;
+        // Dropout masks, drawn in sample order (whatever the threads): with recurrent dropout,
+        // one input mask and one state mask per sample and gate (Keras' implementation 1); else
+        // one input mask per sample.
+        let recurrent = ctx.training && self.cfg.recurrent_dropout > 0.0;
+        let dropping = ctx.training && self.cfg.dropout > 0.0 && !recurrent;
+        let gated = recurrent && self.cfg.dropout > 0.0;
+        let mut draw = |buf: &mut Vec<f32>, len: usize, rate: f32| {
+            let keep = 1.0 / (1.0 - rate);
+            sized(buf, len).iter_mut().for_each(|m| *m = if ctx.rng.uniform() >= rate { keep } else { 0.0 });
+        };
         if dropping {
-            let (rate, keep) = (self.cfg.dropout, 1.0 / (1.0 - self.cfg.dropout));
-            let mask = sized(&mut b.drop, n * self.cfg.features);
-            mask.iter_mut().for_each(|m| *m = if ctx.rng.uniform() >= rate { keep } else { 0.0 });
+            draw(&mut b.drop, n * self.cfg.features, self.cfg.dropout);
+        }
+        if gated {
+            draw(&mut b.gdrop, n * cell.gates() * self.cfg.features, self.cfg.dropout);
+        }
+        if recurrent {
+            draw(&mut b.rdrop, n * gu, self.cfg.recurrent_dropout);
         }
         let (in_bias, rec_bias) = match (cell, &self.bias) {
             (Cell::Gru { reset_after: true }, Some(bias)) => (Some(&bias.value[..gu]), Some(&bias.value[gu..])),
@@ -690,6 +888,8 @@ impl Layer for Recurrent {
             rec_bias,
             mask: ctx.masks[0],
             drop: dropping.then_some(&b.drop[..]),
+            gate_drop: gated.then_some(&b.gdrop[..]),
+            rec_drop: recurrent.then_some(&b.rdrop[..]),
         };
         let ch = chunks(n);
         {
@@ -699,6 +899,8 @@ impl Layer for Recurrent {
             let mut h = cut(&mut b.h, ch, t * u).into_iter();
             let mut c = cut(&mut b.c, ch, t * lstm_w).into_iter();
             let mut tc = cut(&mut b.tc, ch, t * lstm_w).into_iter();
+            let hm_w = if recurrent { u } else { 0 };
+            let mut hm = cut(sized(&mut b.hm, n * hm_w), ch, hm_w).into_iter();
             let mut items: [Option<(usize, usize, Fwd<'_>)>; MAX_CHUNKS] = std::array::from_fn(|k| {
                 let fwd = Fwd {
                     xt: xt.next().unwrap_or_default(),
@@ -707,6 +909,7 @@ impl Layer for Recurrent {
                     h: h.next().unwrap_or_default(),
                     c: c.next().unwrap_or_default(),
                     tc: tc.next().unwrap_or_default(),
+                    hm: hm.next().unwrap_or_default(),
                 };
                 (k < ch.1).then(|| (ch.0[k], ch.0[k + 1] - ch.0[k], fwd))
             });
@@ -748,6 +951,12 @@ impl Layer for Recurrent {
         sized(&mut b.dc, n * u);
         sized(&mut b.dhr, n * u);
         let ch = chunks(n);
+        let recurrent = ctx.training && self.cfg.recurrent_dropout > 0.0;
+        let gated = recurrent && self.cfg.dropout > 0.0;
+        let per = |on: bool, len: usize| if on { len } else { 0 };
+        sized(&mut b.tmp, n * per(recurrent, u));
+        sized(&mut b.xq, n * per(gated, t * f));
+        sized(&mut b.hq, n * per(recurrent, t * u));
         sized(&mut b.dw, ch.1 * f * gu);
         sized(&mut b.dr, ch.1 * u * gu);
         sized(&mut b.dx, if opts.input_grad { n * t * f } else { 0 });
@@ -761,7 +970,9 @@ impl Layer for Recurrent {
             in_bias: None,
             rec_bias: None,
             mask: ctx.masks[0],
-            drop: (ctx.training && self.cfg.dropout > 0.0).then_some(&b.drop[..]),
+            drop: (ctx.training && self.cfg.dropout > 0.0 && !recurrent).then_some(&b.drop[..]),
+            gate_drop: (recurrent && self.cfg.dropout > 0.0).then_some(&b.gdrop[..]),
+            rec_drop: recurrent.then_some(&b.rdrop[..]),
         };
         let rec_w = b.rec.len() / (t * n).max(1);
         let lstm_w = b.c.len() / (t * n).max(1);
@@ -782,6 +993,9 @@ impl Layer for Recurrent {
             let mut dhr = cut(&mut b.dhr, ch, u).into_iter();
             let mut dx = cut(&mut b.dx, ch, t * f).into_iter();
             let mut dxt = cut(&mut b.dxt, ch, t * f).into_iter();
+            let mut tmp = cut(&mut b.tmp, ch, per(recurrent, u)).into_iter();
+            let mut xq = cut(&mut b.xq, ch, per(gated, t * f)).into_iter();
+            let mut hq = cut(&mut b.hq, ch, per(recurrent, t * u)).into_iter();
             let mut dw = b.dw.chunks_mut(f * gu);
             let mut dr = b.dr.chunks_mut(u * gu);
             let want_dx = opts.input_grad;
@@ -798,6 +1012,9 @@ impl Layer for Recurrent {
                     dxt: dxt.next().unwrap_or_default(),
                     dw: dw.next().unwrap_or_default(),
                     dr: dr.next().unwrap_or_default(),
+                    tmp: tmp.next().unwrap_or_default(),
+                    xq: xq.next().unwrap_or_default(),
+                    hq: hq.next().unwrap_or_default(),
                 };
                 (k < ch.1).then(|| (i0, nc, fwd(i0, nc), bw))
             });
