@@ -317,3 +317,52 @@ fn a_grouped_model_passes_the_gradient_check() {
     });
     check_model(&mut m, &[&random(2 * 144, 24)], 2, 16, TOL).unwrap();
 }
+
+kiln::sequential! {
+    /// Conv1D with padding = causal: step t sees steps up to t only.
+    pub struct CausalDilated: [7, 3] {
+        Conv1D(4, 3, padding = causal, dilation_rate = 2),
+    }
+}
+
+kiln::sequential! {
+    pub struct CausalStrided: [7, 3] {
+        Conv1D(4, 2, strides = 2, padding = causal),
+    }
+}
+
+/// Keras 3 parity of `Conv1D(padding = "causal")` (`examples/keras/causal_conv_reference.py`),
+/// finite differences, and causality: changing a later step changes nothing before it.
+#[test]
+fn causal_conv1d_matches_keras() {
+    use kiln::Model;
+    let text = include_str!("fixtures/keras/causal_conv.txt");
+    let f = |k: &str| kiln::testing::reference(text, k).unwrap_or_else(|| panic!("{k} missing"));
+    fn check<M: Model>(mut m: M, case: &str, f: &dyn Fn(&str) -> Vec<f32>) {
+        for (name, shape) in [("kernel", vec![m_shape::<M>(), 3, 4]), ("bias", vec![4])] {
+            let v = kiln::ndarray::ArrayD::from_shape_vec(shape, f(&format!("{case}.{name}"))).unwrap();
+            m.set_weight(&format!("conv1d.{name}"), &v).unwrap();
+        }
+        let x = f(&format!("{case}.x"));
+        let mut stream = kiln::Stream::new(0);
+        m.run(&[&x], &mut kiln::Ctx::new(2, false, &mut stream));
+        kiln::testing::assert_close(case, kiln::Model::output(&m, 0), &f(&format!("{case}.out")), 1e-5);
+        kiln::testing::check_model(&mut m, &[&x], 2, 12, 3e-3).unwrap();
+    }
+    fn m_shape<M: Model>() -> usize {
+        if M::OUTPUTS[0].shape[0] == 7 { 3 } else { 2 }
+    }
+    check(CausalDilated::new(), "k3_d2", &f);
+    check(CausalStrided::new(), "k2_s2", &f);
+    assert_eq!(CausalStrided::OUTPUTS[0].shape, &[4, 4]);
+    // Causality: the first three steps' outputs ignore step 3 onwards.
+    let mut m = CausalDilated::new();
+    let x = f("k3_d2.x");
+    let mut y = x.clone();
+    y[9..21].iter_mut().for_each(|v| *v += 1.0);
+    let mut stream = kiln::Stream::new(0);
+    m.run(&[&x], &mut kiln::Ctx::new(2, false, &mut stream));
+    let before = kiln::Model::output(&m, 0)[..12].to_vec();
+    m.run(&[&y], &mut kiln::Ctx::new(2, false, &mut stream));
+    assert_eq!(&kiln::Model::output(&m, 0)[..12], &before[..]);
+}

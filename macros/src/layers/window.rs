@@ -93,19 +93,21 @@ fn per_axis(
     }
 }
 
-/// `padding = valid | same` (a name or a string): whether it is `same`.
-fn padding(args: &Args<'_>, errors: &mut Errors) -> Option<bool> {
+/// `padding = valid | same` (a name or a string), and `causal` for Conv1D: (same, causal).
+fn padding(args: &Args<'_>, errors: &mut Errors) -> Option<(bool, bool)> {
     let (name, span) = match args.get("padding") {
-        None => return Some(false),
+        None => return Some((false, false)),
         Some(Value::Ident(i)) => (i.to_string(), i.span()),
         Some(Value::Str(s, sp)) => (s.clone(), *sp),
         Some(v) => (String::new(), v.span()),
     };
     match name.as_str() {
-        "valid" => Some(false),
-        "same" => Some(true),
+        "valid" => Some((false, false)),
+        "same" => Some((true, false)),
+        "causal" if args.class == "Conv1D" => Some((false, true)),
         _ => {
-            errors.at(span, "padding must be valid or same");
+            let also = if args.class == "Conv1D" { ", same or causal" } else { " or same" };
+            errors.at(span, format!("padding must be valid{also}"));
             None
         }
     }
@@ -119,6 +121,8 @@ struct Geometry {
     strides: Vec<usize>,
     dilation: Vec<usize>,
     same: bool,
+    /// Conv1D's `causal`: padding before the steps only, so step `t` sees steps up to `t`.
+    causal: bool,
 }
 
 impl Geometry {
@@ -149,7 +153,13 @@ impl Geometry {
             )
         };
         let (oh, ph) = axis(h, kh, sh, dh, self.same).ok_or_else(fail)?;
-        let (ow, pw) = axis(w, kw, sw, dw, self.same).ok_or_else(fail)?;
+        let (ow, pw) = if self.causal {
+            // Keras pads (kernel - 1) · dilation steps before, then convolves valid.
+            let pad = (kw - 1) * dw;
+            axis(w + pad, kw, sw, dw, false).map(|(o, _)| (o, pad)).ok_or_else(fail)?
+        } else {
+            axis(w, kw, sw, dw, self.same).ok_or_else(fail)?
+        };
         Ok(Window { h, w, c, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow })
     }
 
@@ -252,6 +262,7 @@ impl Conv {
             strides: g.strides.clone(),
             dilation: vec![1, 1],
             same: g.same,
+            causal: false,
         };
         let win = conv.window(self.class, &[oh, ow, self.filters])?;
         if (win.oh, win.ow) != (h, w) {
@@ -279,7 +290,7 @@ fn conv(args: &Args<'_>, errors: &mut Errors, class: &'static str) -> Option<Rc<
     let kernel = per_axis(args, class, "kernel_size", rank, None, errors);
     let strides = per_axis(args, class, "strides", rank, Some(1), errors);
     let dilation = per_axis(args, class, "dilation_rate", rank, Some(1), errors);
-    let same = padding(args, errors);
+    let pad = padding(args, errors);
     let groups = args.positive("groups", class, "groups = 2", errors).map(|g| g.unwrap_or(1));
     if let (Some(s), Some(d)) = (&strides, &dilation)
         && s.iter().any(|s| *s > 1)
@@ -298,7 +309,14 @@ fn conv(args: &Args<'_>, errors: &mut Errors, class: &'static str) -> Option<Rc<
     }
     Some(Rc::new(Conv {
         class,
-        geometry: Geometry { rank, kernel: kernel?, strides: strides?, dilation: dilation?, same: same? },
+        geometry: Geometry {
+            rank,
+            kernel: kernel?,
+            strides: strides?,
+            dilation: dilation?,
+            same: pad?.0,
+            causal: pad?.1,
+        },
         filters: filters?,
         multiplier: multiplier?,
         groups: groups?,
@@ -394,10 +412,17 @@ fn build_pool(args: &Args<'_>, errors: &mut Errors, class: &'static str) -> Opti
         None => pool.clone(),
         Some(_) => per_axis(args, class, "strides", rank, None, errors),
     };
-    let same = padding(args, errors);
+    let pad = padding(args, errors);
     Some(Rc::new(Pool {
         class,
-        geometry: Geometry { rank, kernel: pool?, strides: strides?, dilation: vec![1; rank], same: same? },
+        geometry: Geometry {
+            rank,
+            kernel: pool?,
+            strides: strides?,
+            dilation: vec![1; rank],
+            same: pad?.0,
+            causal: false,
+        },
         max: class.starts_with("Max"),
     }))
 }
