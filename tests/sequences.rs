@@ -265,3 +265,62 @@ fn recurrent_dropout_trains_and_is_off_in_inference() {
     assert!(acc >= 0.9, "held-out accuracy with dropout {acc}");
     assert_eq!(m.predict(&xt).unwrap(), m.predict(&xt).unwrap());
 }
+
+/// The order task with the sequence layers as fields of a subclassed model: ids `[8, 1]`, a
+/// table, an LSTM over the steps, layer normalisation, the steps flattened into the head.
+#[kiln::model]
+pub struct OrderFields {
+    embed: kiln::Embed<6, 8>,
+    lstm: kiln::LstmSeq<8, 16>,
+    norm: kiln::LayerNormalization<16>,
+    head: kiln::Dense<128, 1, kiln::Sigmoid>,
+}
+
+#[kiln::call]
+impl OrderFields {
+    fn call(&self, ids: Ids<8, 1>) -> Output<1> {
+        let e = self.embed(ids);
+        let h = self.norm(self.lstm(e));
+        self.head(flatten(h))
+    }
+}
+
+#[test]
+fn sequence_layers_as_subclass_fields() {
+    assert_eq!(OrderFields::INPUTS[0].dtype, kiln::DType::I32 { below: 6 });
+    let (x, y) = order_task(1200, 12);
+    let (xt, yt) = order_task(400, 13);
+    let (x, xt) = (x.insert_axis(kiln::ndarray::Axis(2)), xt.insert_axis(kiln::ndarray::Axis(2)));
+    let mut m = OrderFields::new();
+    m.compile("binary_crossentropy", Adam::new(0.01), &["accuracy"]).unwrap();
+    m.fit(&x, &y, Fit { epochs: 25, batch_size: 32, verbose: 0, ..Fit::default() }).unwrap();
+    let acc = m.evaluate(&xt, &yt).unwrap()["accuracy"];
+    assert!(acc >= 0.95, "subclass fields held-out accuracy {acc}");
+    let counts: Vec<usize> = OrderFields::LAYERS.iter().map(|l| l.params).collect();
+    assert_eq!(counts, vec![48, 4 * 16 * (8 + 16 + 1), 32, 129]);
+    let flat: Vec<f32> = (0..8).map(|i| (i % 5) as f32).collect();
+    kiln::testing::check_model(&mut OrderFields::new(), &[&flat], 1, 8, 3e-3).unwrap();
+}
+
+#[kiln::model]
+pub struct RecurrentFields {
+    gru: kiln::GruSeq<3, 5>,
+    rnn: kiln::SimpleRnnSeq<5, 4>,
+    head: kiln::Dense<24, 2, kiln::Softmax>,
+}
+
+#[kiln::call]
+impl RecurrentFields {
+    fn call(&self, x: Input<6, 3>) -> Output<2> {
+        let h = self.rnn(self.gru(x));
+        self.head(flatten(h))
+    }
+}
+
+#[test]
+fn recurrent_fields_have_correct_gradients() {
+    let x: Vec<f32> = (0..2 * 18).map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0).collect();
+    kiln::testing::check_model(&mut RecurrentFields::new(), &[&x], 2, 10, 3e-3).unwrap();
+    let counts: Vec<usize> = RecurrentFields::LAYERS.iter().map(|l| l.params).collect();
+    assert_eq!(counts, vec![3 * 5 * (3 + 5 + 2), 4 * (5 + 4 + 1), 50]);
+}

@@ -25,11 +25,11 @@ pub use error::{Error, Result, Shape};
 pub use io::LoadOptions;
 pub use layers::{
     Activation, ActivationFn, Add, AttentionConfig, Average, BackwardOpts, BatchNorm, Bidirectional, Concatenate,
-    Constraint, Conv, ConvTranspose, Ctx, Dense, Depthwise, Dot, Dropout, Elu, Embedding, GaussianNoise, Gelu,
-    GeluApproximate, GlobalPool, Init, Initializer, Layer, LayerBuffers, LayerNorm, LeakyReLU, LeakyRelu, Linear,
-    MaskSource, Masking, Maximum, Minimum, MultiHeadAttention, Multiply, Param, Pool, PoolKind, Recurrent,
-    RecurrentConfig, Regularizer, Relu, Resample, Rescaling, Role, Selu, Separable, Shaped, Shareable, Sigmoid, Silu,
-    Softmax, Softplus, SpatialDropout, Subtract, Swish, Tanh, TimeDistributed,
+    Constraint, Conv, ConvTranspose, Ctx, Dense, Depthwise, Dot, Dropout, Elu, Embed, Embedding, GaussianNoise, Gelu,
+    GeluApproximate, GlobalPool, GruSeq, Init, Initializer, Layer, LayerBuffers, LayerNorm, LayerNormalization,
+    LeakyReLU, LeakyRelu, Linear, LstmSeq, MaskSource, Masking, Maximum, Minimum, MultiHeadAttention, Multiply, Param,
+    Pool, PoolKind, Recurrent, RecurrentConfig, Regularizer, Relu, Resample, Rescaling, Role, Selu, Separable, Shaped,
+    Shareable, Sigmoid, Silu, SimpleRnnSeq, Softmax, Softplus, SpatialDropout, Subtract, Swish, Tanh, TimeDistributed,
 };
 pub use losses::{CustomLoss, Loss, LossKind};
 pub use metrics::{ClassAverage, Curve, Metric, MetricSpec, RunningMetric};

@@ -839,6 +839,10 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
 
 impl Layer for Recurrent {
     fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        // The steps follow the input (a `#[kiln::model]` field learns them at its first call).
+        if ctx.n > 0 {
+            self.cfg.steps = (xs[0].len() / (ctx.n * self.cfg.features)).max(1);
+        }
         let RecurrentConfig { cell, steps: t, units: u, return_sequences, .. } = self.cfg;
         let (n, gu) = (ctx.n, cell.gates() * u);
         let b = &mut self.buf;
