@@ -154,6 +154,11 @@ fn project_back(
 
 impl Layer for MultiHeadAttention {
     fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        // The steps follow the inputs (a `#[kiln::model]` field learns them at its first call).
+        if ctx.n > 0 {
+            self.cfg.tq = (xs[0].len() / (ctx.n * self.cfg.dq)).max(1);
+            self.cfg.tv = (xs[1].len() / (ctx.n * self.cfg.dv)).max(1);
+        }
         let AttentionConfig { tq, tv, heads: h, key_dim: kd, value_dim: vd, .. } = self.cfg;
         let n = ctx.n;
         let (xq, xv) = (xs[0], xs[1]);

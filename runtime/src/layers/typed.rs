@@ -3,13 +3,16 @@
 //! kept): `Embed<V, D>` reads ids `[.., 1]` and writes vectors `[.., D]`; `LstmSeq<F, U>`,
 //! `GruSeq<F, U>` and `SimpleRnnSeq<F, U>` read `[T, F]` and write every step's state `[T, U]`
 //! (Keras' `return_sequences = True`, defaults otherwise); `LayerNormalization<F>` normalises
-//! the last axis. `sequential!` and `functional!` take the Keras-named layers instead.
+//! the last axis; `SelfAttention<D, H, K, CAUSAL>` is `MultiHeadAttention(H, K)` applied to
+//! `(x, x)`, `[T, D]` to `[T, D]`. `sequential!` and `functional!` take the Keras-named layers
+//! instead.
 
 use rand::rngs::StdRng;
 
 use super::{
-    BackwardOpts, Cell, Ctx, Embedding, EmbeddingBuffers, Gate, Init, Layer, LayerNorm, LayerNormBuffers, Param,
-    Recurrent, RecurrentBuffers, RecurrentConfig, Shaped, Shareable,
+    AttentionConfig, BackwardOpts, Cell, Ctx, Embedding, EmbeddingBuffers, Gate, Init, Layer, LayerNorm,
+    LayerNormBuffers, MultiHeadAttention, Param, Recurrent, RecurrentBuffers, RecurrentConfig, Shaped, Shareable,
+    sized,
 };
 
 /// The `Layer` and `Shareable` methods of a wrapper, handed to its `layer`.
@@ -148,3 +151,77 @@ impl<const F: usize> Shaped for LayerNormalization<F> {
 }
 
 wrapper!(LayerNormalization<F>, LayerNormBuffers);
+
+/// Keras' `MultiHeadAttention(num_heads = H, key_dim = K)` applied to `(x, x)` as a field:
+/// `[T, D]` to `[T, D]`, with `use_causal_mask` when `CAUSAL`. Applied once per model (it is
+/// not `Shareable`).
+#[derive(Clone, Debug)]
+pub struct SelfAttention<const D: usize, const H: usize, const K: usize, const CAUSAL: bool = false> {
+    /// The attention layer (its steps follow the input).
+    pub layer: MultiHeadAttention,
+    /// The input's gradient: as query and as value.
+    dx: Vec<f32>,
+}
+
+impl<const D: usize, const H: usize, const K: usize, const CAUSAL: bool> Init for SelfAttention<D, H, K, CAUSAL> {
+    fn init(rng: &mut StdRng) -> Self {
+        let cfg = AttentionConfig {
+            tq: 1,
+            dq: D,
+            tv: 1,
+            dv: D,
+            dk: D,
+            heads: H,
+            key_dim: K,
+            value_dim: K,
+            out: D,
+            use_bias: true,
+            causal: CAUSAL,
+            dropout: 0.0,
+        };
+        SelfAttention { layer: MultiHeadAttention::new(cfg, rng), dx: Vec::new() }
+    }
+}
+
+impl<const D: usize, const H: usize, const K: usize, const CAUSAL: bool> Shaped for SelfAttention<D, H, K, CAUSAL> {
+    const IN: usize = D;
+    const OUT: usize = D;
+    const KIND: &'static str = "MultiHeadAttention";
+    const PARAMS: usize = 3 * (D * H * K + H * K) + H * K * D + D;
+    const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = Some(&[
+        ("query_kernel", &[D, H, K]),
+        ("query_bias", &[H, K]),
+        ("key_kernel", &[D, H, K]),
+        ("key_bias", &[H, K]),
+        ("value_kernel", &[D, H, K]),
+        ("value_bias", &[H, K]),
+        ("attention_output_kernel", &[H, K, D]),
+        ("attention_output_bias", &[D]),
+    ]);
+}
+
+impl<const D: usize, const H: usize, const K: usize, const CAUSAL: bool> Layer for SelfAttention<D, H, K, CAUSAL> {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        self.layer.forward(&[xs[0], xs[0]], ctx)
+    }
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        self.layer.backward(&[xs[0], xs[0]], dy, ctx, opts);
+        if opts.input_grad {
+            let (q, v) = (self.layer.input_grad(0), self.layer.input_grad(1));
+            let dx = sized(&mut self.dx, q.len());
+            dx.iter_mut().zip(q.iter().zip(v)).for_each(|(d, (a, b))| *d = a + b);
+        }
+    }
+    fn output(&self) -> &[f32] {
+        self.layer.output()
+    }
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.dx
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+        self.layer.visit_params(f)
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        self.layer.visit_params_mut(f)
+    }
+}
