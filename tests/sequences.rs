@@ -363,3 +363,29 @@ fn an_attention_block_as_subclass_fields() {
     let acc = m.evaluate(&xt, &yt).unwrap()["accuracy"];
     assert!(acc >= 0.9, "attention block held-out accuracy {acc}");
 }
+
+#[kiln::model]
+pub struct BidirectionalFields {
+    lstm: kiln::BiLstmSeq<3, 4>,
+    gru: kiln::BiGruSeq<8, 2>,
+    head: kiln::Dense<24, 2, kiln::Softmax>,
+}
+
+#[kiln::call]
+impl BidirectionalFields {
+    fn call(&self, x: Input<6, 3>) -> Output<2> {
+        let h = self.gru(self.lstm(x));
+        self.head(flatten(h))
+    }
+}
+
+#[test]
+fn bidirectional_fields_have_correct_gradients() {
+    let x: Vec<f32> = (0..2 * 18).map(|i| ((i * 5 % 13) as f32 - 6.0) / 5.0).collect();
+    kiln::testing::check_model(&mut BidirectionalFields::new(), &[&x], 2, 10, 3e-3).unwrap();
+    let counts: Vec<usize> = BidirectionalFields::LAYERS.iter().map(|l| l.params).collect();
+    assert_eq!(counts, vec![2 * 4 * 4 * (3 + 4 + 1), 2 * 3 * 2 * (8 + 2 + 2), 50]);
+    let mut names = Vec::new();
+    BidirectionalFields::new().visit_weights(&mut |n, _| names.push(n.to_string()));
+    assert!(names.contains(&"lstm.backward_recurrent_kernel".to_string()), "{names:?}");
+}

@@ -91,7 +91,7 @@ pub use pool::{GlobalPool, Pool, PoolBuffers, PoolKind};
 pub use recurrent::{Cell, Gate, Recurrent, RecurrentBuffers, RecurrentConfig};
 pub use resample::{Resample, ResampleBuffers};
 pub use traits::{Init, Shaped, ids_below, init_vec, min_usize, set_trainable_all};
-pub use typed::{Embed, GruSeq, LayerNormalization, LstmSeq, SelfAttention, SimpleRnnSeq};
+pub use typed::{BiGruSeq, BiLstmSeq, Embed, GruSeq, LayerNormalization, LstmSeq, SelfAttention, SimpleRnnSeq};
 pub use wrappers::{Bidirectional, BidirectionalBuffers, MergeMode, TimeDistributed};
 
 pub use crate::random::Stream;

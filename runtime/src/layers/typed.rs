@@ -3,16 +3,18 @@
 //! kept): `Embed<V, D>` reads ids `[.., 1]` and writes vectors `[.., D]`; `LstmSeq<F, U>`,
 //! `GruSeq<F, U>` and `SimpleRnnSeq<F, U>` read `[T, F]` and write every step's state `[T, U]`
 //! (Keras' `return_sequences = True`, defaults otherwise); `LayerNormalization<F>` normalises
-//! the last axis; `SelfAttention<D, H, K, CAUSAL>` is `MultiHeadAttention(H, K)` applied to
+//! the last axis; `BiLstmSeq<F, U>` and `BiGruSeq<F, U>` read `[T, F]` both ways and write
+//! `[T, 2U]` (Keras' `Bidirectional(.., return_sequences = True)`, concatenated);
+//! `SelfAttention<D, H, K, CAUSAL>` is `MultiHeadAttention(H, K)` applied to
 //! `(x, x)`, `[T, D]` to `[T, D]`. `sequential!` and `functional!` take the Keras-named layers
 //! instead.
 
 use rand::rngs::StdRng;
 
 use super::{
-    AttentionConfig, BackwardOpts, Cell, Ctx, Embedding, EmbeddingBuffers, Gate, Init, Layer, LayerNorm,
-    LayerNormBuffers, MultiHeadAttention, Param, Recurrent, RecurrentBuffers, RecurrentConfig, Shaped, Shareable,
-    sized,
+    AttentionConfig, BackwardOpts, Bidirectional, BidirectionalBuffers, Cell, Ctx, Embedding, EmbeddingBuffers, Gate,
+    Init, Layer, LayerNorm, LayerNormBuffers, MergeMode, MultiHeadAttention, Param, Recurrent, RecurrentBuffers,
+    RecurrentConfig, Shaped, Shareable, sized,
 };
 
 /// The `Layer` and `Shareable` methods of a wrapper, handed to its `layer`.
@@ -225,3 +227,47 @@ impl<const D: usize, const H: usize, const K: usize, const CAUSAL: bool> Layer f
         self.layer.visit_params_mut(f)
     }
 }
+
+macro_rules! bidirectional_field {
+    ($(#[$doc:meta])* $ty:ident, $one:ident, $kind:literal, $gates:literal, $bias_rows:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $ty<const F: usize, const U: usize> {
+            /// The two directions, concatenated.
+            pub layer: Bidirectional,
+        }
+
+        impl<const F: usize, const U: usize> Init for $ty<F, U> {
+            fn init(rng: &mut StdRng) -> Self {
+                let (forward, backward) = ($one::<F, U>::init(rng).layer, $one::<F, U>::init(rng).layer);
+                $ty { layer: Bidirectional::new(forward, backward, MergeMode::Concat) }
+            }
+        }
+
+        impl<const F: usize, const U: usize> Shaped for $ty<F, U> {
+            const IN: usize = F;
+            const OUT: usize = 2 * U;
+            const KIND: &'static str = $kind;
+            const PARAMS: usize = 2 * $gates * U * (F + U + $bias_rows);
+            const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = Some(&[
+                ("forward_kernel", &[F, $gates * U]),
+                ("forward_recurrent_kernel", &[U, $gates * U]),
+                ("forward_bias", if $bias_rows == 2 { &[2, $gates * U] } else { &[$gates * U] }),
+                ("backward_kernel", &[F, $gates * U]),
+                ("backward_recurrent_kernel", &[U, $gates * U]),
+                ("backward_bias", if $bias_rows == 2 { &[2, $gates * U] } else { &[$gates * U] }),
+            ]);
+        }
+
+        wrapper!($ty<F, U>, BidirectionalBuffers);
+    };
+}
+
+bidirectional_field!(
+    /// Keras' `Bidirectional(LSTM(U, return_sequences = True))` as a field: `[T, F]` to `[T, 2U]`.
+    BiLstmSeq, LstmSeq, "Bidirectional", 4, 1
+);
+bidirectional_field!(
+    /// Keras' `Bidirectional(GRU(U, return_sequences = True))` as a field: `[T, F]` to `[T, 2U]`.
+    BiGruSeq, GruSeq, "Bidirectional", 3, 2
+);
