@@ -476,6 +476,16 @@ register_block!(
     _mm256_mul_ps, _mm256_fmadd_ps
 );
 
+/// `out[c, r] = m[r, c]` for `m` of `rows` rows (row stride `ld`) and `cols` columns: `out` is
+/// `[cols, rows]`, row-major.
+pub fn transpose(m: &[f32], rows: usize, cols: usize, ld: usize, out: &mut [f32]) {
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = m[r * ld + c];
+        }
+    }
+}
+
 /// `out[j] (+)= Σ_i g[i, j]`: the bias gradient, a column sum of a row-major `[rows, cols]` matrix.
 pub fn column_sums(g: &[f32], cols: usize, out: &mut [f32], accumulate: bool) {
     if !accumulate {

@@ -7,9 +7,9 @@
 
 use rand::Rng;
 
-use super::recurrent::{MAX_CHUNKS, chunks, cut};
+use super::chunks::{MAX_CHUNKS, chunks, cut};
 use super::{BackwardOpts, Ctx, Initializer, Layer, LayerBuffers, Param, Shareable, sized};
-use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_small};
+use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_small, transpose};
 use crate::kernels::parallel;
 
 /// The static configuration of a [`MultiHeadAttention`] layer.
@@ -309,15 +309,6 @@ type Attend<'a> = (usize, usize, &'a mut [f32], &'a mut [f32], &'a mut [f32], &'
 /// gradients, and scratch.
 type AttendBack<'a> = (usize, usize, &'a mut [f32], &'a mut [f32], &'a mut [f32], &'a mut [f32]);
 
-/// `out[c, r] = m[r, c]` for `m` of `rows` rows (row stride `ld`) and `cols` columns.
-fn transpose_into(m: &[f32], rows: usize, cols: usize, ld: usize, out: &mut [f32]) {
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = m[r * ld + c];
-        }
-    }
-}
-
 /// Attention weights and mixed values of samples `i0..i0 + nc`, every head: `p` and `mixed` are
 /// the chunk's parts, `kt` scratch for one head's keys transposed.
 #[allow(clippy::too_many_arguments)]
@@ -341,7 +332,7 @@ fn attend(
         let i = i0 + li;
         for hh in 0..h {
             let ph = &mut p[(li * h + hh) * tq * tv..(li * h + hh + 1) * tq * tv];
-            transpose_into(&k[i * tv * hk + hh * kd..], tv, kd, hk, kt);
+            transpose(&k[i * tv * hk + hh * kd..], tv, kd, hk, kt);
             gemm_small(tq, kd, tv, &q[i * tq * hk + hh * kd..], (hk, 1), kt, tv, ph, tv, 0.0);
             for (r, row) in ph.chunks_exact_mut(tv).enumerate() {
                 // Keras' attention mask: the query's step is real, the key's and value's steps
@@ -395,7 +386,7 @@ fn attend_back(
             let ph = &p[cell..cell + tq * tv];
             let dm = &dmixed[i * tq * hv + hh * vd..];
             // dP = dMixed_h · V_hᵀ; dV_h = Pᵀ · dMixed_h (P after dropout, which dP then undoes).
-            transpose_into(&v[i * tv * hv + hh * vd..], tv, vd, hv, vt);
+            transpose(&v[i * tv * hv + hh * vd..], tv, vd, hv, vt);
             gemm_small(tq, vd, tv, dm, (hv, 1), vt, tv, dp, tv, 0.0);
             let used = dropped.map_or(ph, |(_, pd)| &pd[cell..cell + tq * tv]);
             gemm_small(tv, tq, vd, used, (1, tv), dm, hv, &mut dv[li * tv * hv + hh * vd..], hv, 0.0);

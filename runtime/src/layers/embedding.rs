@@ -49,13 +49,9 @@ impl Embedding {
         self.mask_zero = mask_zero;
         self
     }
-
-    /// With `mask_zero`, the mask of the last forward pass: per id, 1 (a token) or 0 (padding).
-    pub fn mask(&self) -> &[f32] {
-        &self.buf.mask
-    }
 }
 
+/// With `mask_zero`, the mask of the last forward pass: per id, 1 (a token) or 0 (padding).
 impl super::MaskSource for Embedding {
     fn mask(&self) -> &[f32] {
         &self.buf.mask

@@ -45,6 +45,7 @@ mod activation;
 mod attention;
 mod batch_norm;
 mod checks;
+mod chunks;
 mod conv;
 mod conv_transpose;
 mod dense;

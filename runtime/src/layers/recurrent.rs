@@ -9,9 +9,10 @@
 
 use rand::Rng;
 
+use super::chunks::{MAX_CHUNKS, chunks, cut};
 use super::{BackwardOpts, Ctx, Initializer, Layer, LayerBuffers, Param, Shareable, sized};
 use crate::kernels::fastmath;
-use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_small, gemm_strided};
+use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_small, gemm_strided, transpose};
 use crate::kernels::parallel;
 
 /// Per-step work (`T · n · G·U · U`) from which a batch's two chunks run on two threads.
@@ -129,6 +130,16 @@ pub struct RecurrentConfig {
     pub recurrent_dropout: f32,
 }
 
+impl RecurrentConfig {
+    /// Which dropout masks a pass uses: one input mask per sample (`dropout` alone), one input
+    /// mask per sample and gate (`dropout` with `recurrent_dropout`), state masks per gate
+    /// (`recurrent_dropout`). None outside training.
+    fn dropout_modes(&self, training: bool) -> (bool, bool, bool) {
+        let (input, recurrent) = (training && self.dropout > 0.0, training && self.recurrent_dropout > 0.0);
+        (input && !recurrent, input && recurrent, recurrent)
+    }
+}
+
 /// A recurrent layer (`SimpleRNN`, `LSTM`, `GRU`): weights `kernel [F, G·U]`,
 /// `recurrent_kernel [U, G·U]` and `bias` (`[G·U]`, or `[2, 3U]` for a GRU with `reset_after`),
 /// initialised as Keras does (glorot-uniform, orthogonal, zeros; an LSTM's forget-gate bias ones).
@@ -226,42 +237,6 @@ impl Recurrent {
         self.cfg.go_backwards = !self.cfg.go_backwards;
         self
     }
-}
-
-/// The recurrences of a batch run as independent chunks of samples, in parallel on the threads
-/// there are. The chunks depend on the batch size only (never on the threads), so results do
-/// not depend on the thread count: two chunks from 8 samples, one more per 32 samples beyond
-/// 64, at most [`MAX_CHUNKS`].
-pub(super) const MAX_CHUNKS: usize = 8;
-
-/// The chunks of a batch of `n` samples: their first samples (and `n` at the end), and how many.
-pub(super) fn chunks(n: usize) -> ([usize; MAX_CHUNKS + 1], usize) {
-    let count = match n {
-        0..8 => 1,
-        8..96 => 2,
-        _ => (n / 32).min(MAX_CHUNKS),
-    };
-    let per = n.div_ceil(count).next_multiple_of(2);
-    let mut starts = [n; MAX_CHUNKS + 1];
-    (0..count).for_each(|c| starts[c] = (c * per).min(n));
-    (starts, count)
-}
-
-/// `buf` (chunk-major, `per` values per sample) cut at the chunks' starts.
-pub(super) fn cut<'a>(
-    buf: &'a mut [f32],
-    (starts, count): ([usize; MAX_CHUNKS + 1], usize),
-    per: usize,
-) -> [&'a mut [f32]; MAX_CHUNKS] {
-    let mut out: [&'a mut [f32]; MAX_CHUNKS] = std::array::from_fn(|_| Default::default());
-    let mut rest = buf;
-    for (c, part) in out.iter_mut().enumerate().take(count) {
-        let len = ((starts[c + 1] - starts[c]) * per).min(rest.len());
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
-        *part = head;
-        rest = tail;
-    }
-    out
 }
 
 /// One chunk's time-major forward buffers (`[T, rows, ..]`).
@@ -423,16 +398,22 @@ impl Shared<'_> {
     /// Fills `out` (time-major `[T, n, F]`) with samples `i0..i0 + n` of the input, after gate
     /// `q`'s input dropout mask when there is one.
     fn gate_input(&self, i0: usize, n: usize, q: usize, out: &mut [f32]) {
-        let RecurrentConfig { cell, steps: t, features: nf, go_backwards, .. } = self.cfg;
-        let g = cell.gates();
+        let (g, nf) = (self.cfg.cell.gates(), self.cfg.features);
+        self.steps_into(i0, n, self.gate_drop.map(|d| (&d[q * nf..], g * nf)), out)
+    }
+
+    /// Fills `out` (time-major `[T, n, F]`, in processing order) with samples `i0..i0 + n` of
+    /// the input, times `mask` when given: `(masks, stride)`, sample `i`'s mask at `i · stride`.
+    fn steps_into(&self, i0: usize, n: usize, mask: Option<(&[f32], usize)>, out: &mut [f32]) {
+        let RecurrentConfig { steps: t, features: nf, go_backwards, .. } = self.cfg;
         for s in 0..t {
             let ti = if go_backwards { t - 1 - s } else { s };
             for i in 0..n {
                 let src = &self.x[((i0 + i) * t + ti) * nf..][..nf];
                 let dst = &mut out[(s * n + i) * nf..(s * n + i + 1) * nf];
-                match self.gate_drop {
-                    Some(d) => {
-                        let m = &d[(i0 + i) * g * nf + q * nf..][..nf];
+                match mask {
+                    Some((d, stride)) => {
+                        let m = &d[(i0 + i) * stride..][..nf];
                         dst.iter_mut().zip(src.iter().zip(m)).for_each(|(o, (x, m))| *o = x * m)
                     }
                     None => dst.copy_from_slice(src),
@@ -460,17 +441,7 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
         return;
     }
     // The chunk's steps in processing order, then every step's input projection in one product.
-    for s in 0..t {
-        let ti = if go_backwards { t - 1 - s } else { s };
-        for i in 0..n {
-            let src = &sh.x[((i0 + i) * t + ti) * nf..][..nf];
-            let dst = &mut f.xt[(s * n + i) * nf..(s * n + i + 1) * nf];
-            match sh.drop {
-                Some(d) => dst.iter_mut().zip(src.iter().zip(&d[(i0 + i) * nf..])).for_each(|(o, (x, m))| *o = x * m),
-                None => dst.copy_from_slice(src),
-            }
-        }
-    }
+    sh.steps_into(i0, n, sh.drop.map(|d| (d, nf)), f.xt);
     match sh.gate_drop {
         None => gemm(t * n, nf, gu, Mat::n(f.xt), Mat::n(sh.w), f.gates, 0.0),
         // Each gate reads the input through a mask of its own.
@@ -598,14 +569,6 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
                 }
             }
         }
-    }
-}
-
-/// `out = mᵀ` for a row-major `m` of `cols` columns.
-fn transpose(m: &[f32], cols: usize, out: &mut [f32]) {
-    let rows = m.len() / cols;
-    for (r, row) in m.chunks_exact(cols).enumerate() {
-        row.iter().enumerate().for_each(|(j, &v)| out[j * rows + r] = v);
     }
 }
 
@@ -861,9 +824,7 @@ impl Layer for Recurrent {
         // Dropout masks, drawn in sample order (whatever the threads): with recurrent dropout,
         // one input mask and one state mask per sample and gate (Keras' implementation 1); else
         // one input mask per sample.
-        let recurrent = ctx.training && self.cfg.recurrent_dropout > 0.0;
-        let dropping = ctx.training && self.cfg.dropout > 0.0 && !recurrent;
-        let gated = recurrent && self.cfg.dropout > 0.0;
+        let (dropping, gated, recurrent) = self.cfg.dropout_modes(ctx.training);
         let mut draw = |buf: &mut Vec<f32>, len: usize, rate: f32| {
             let keep = 1.0 / (1.0 - rate);
             sized(buf, len).iter_mut().for_each(|m| *m = if ctx.rng.uniform() >= rate { keep } else { 0.0 });
@@ -945,7 +906,7 @@ impl Layer for Recurrent {
         let RecurrentConfig { cell, steps: t, features: f, units: u, .. } = self.cfg;
         let (n, gu) = (ctx.n, cell.gates() * u);
         let b = &mut self.buf;
-        transpose(&self.recurrent_kernel.value, gu, sized(&mut b.rt, gu * u));
+        transpose(&self.recurrent_kernel.value, u, gu, gu, sized(&mut b.rt, gu * u));
         let gru = matches!(cell, Cell::Gru { .. });
         let drec_w = if gru { gu } else { 0 };
         sized(&mut b.dg, t * n * gu);
@@ -955,8 +916,7 @@ impl Layer for Recurrent {
         sized(&mut b.dc, n * u);
         sized(&mut b.dhr, n * u);
         let ch = chunks(n);
-        let recurrent = ctx.training && self.cfg.recurrent_dropout > 0.0;
-        let gated = recurrent && self.cfg.dropout > 0.0;
+        let (dropping, gated, recurrent) = self.cfg.dropout_modes(ctx.training);
         let per = |on: bool, len: usize| if on { len } else { 0 };
         sized(&mut b.tmp, n * per(recurrent, u));
         sized(&mut b.xq, n * per(gated, t * f));
@@ -974,8 +934,8 @@ impl Layer for Recurrent {
             in_bias: None,
             rec_bias: None,
             mask: ctx.masks[0],
-            drop: (ctx.training && self.cfg.dropout > 0.0 && !recurrent).then_some(&b.drop[..]),
-            gate_drop: (recurrent && self.cfg.dropout > 0.0).then_some(&b.gdrop[..]),
+            drop: dropping.then_some(&b.drop[..]),
+            gate_drop: gated.then_some(&b.gdrop[..]),
             rec_drop: recurrent.then_some(&b.rdrop[..]),
         };
         let rec_w = b.rec.len() / (t * n).max(1);
