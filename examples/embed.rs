@@ -44,3 +44,8 @@ fn main() -> kiln::Result<()> {
     );
     Ok(())
 }
+#[allow(dead_code)]
+fn check_infer() {
+    let x = [0f32; 64];
+    let _: [f32; 10] = Digits::infer(&x);
+}

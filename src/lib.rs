@@ -29,11 +29,15 @@
 //! # }
 //! ```
 
+#![cfg_attr(not(feature = "std"), no_std)]
+
 pub use kiln_macros::{Model, call, functional, model, sequential};
 pub use kiln_runtime::*;
+#[cfg(feature = "std")]
 pub use ndarray;
 
 /// Everything a model definition and its training code need: `use kiln::prelude::*;`.
+#[cfg(feature = "std")]
 pub mod prelude {
     pub use kiln_macros::{Model, functional, sequential};
     pub use kiln_runtime::{

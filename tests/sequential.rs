@@ -139,7 +139,8 @@ Model: \"Digits\"
 └─────────────────────────────────┴────────────────────────┴───────────────┘
  Total params: 1,210 (4.73 KB)
  Trainable params: 1,210 (4.73 KB)
- Non-trainable params: 0 (0.00 B)";
+ Non-trainable params: 0 (0.00 B)
+ Inference memory: 4.73 KB of weights, 104.00 B of scratch per sample";
     assert_eq!(Digits::new().summary_string(), want);
 }
 

@@ -71,7 +71,8 @@ Model: \"Tower\"
 └─────────────────────────────────┴────────────────────────┴─────────────┴────────────────────────┘
  Total params: 9,636 (37.64 KB)
  Trainable params: 9,636 (37.64 KB)
- Non-trainable params: 0 (0.00 B)";
+ Non-trainable params: 0 (0.00 B)
+ Inference memory: 37.64 KB of weights, 768.00 B of scratch per sample";
     assert_eq!(m.summary_string(), want, "\n{}", m.summary_string());
     assert_eq!(m.count_params(), total_param_values(&m));
 }

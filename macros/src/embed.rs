@@ -13,22 +13,58 @@ use syn::{Attribute, LitStr};
 use crate::ir::Model;
 use crate::layers::show;
 
-/// The file named by a `#[weights("..")]` attribute, and where the attribute is.
+/// The file named by a `#[weights("..")]` attribute, where the attribute is, and the precision
+/// the weights are embedded in for `infer` (`dtype = int8`).
 pub struct Weights {
     pub path: LitStr,
+    pub precision: Precision,
+    /// Where `dtype = ..` is written, if it is.
+    pub dtype_span: Option<Span>,
 }
 
-/// Takes `#[weights("..")]` out of the attributes, if present.
+/// How a model's `infer` stores its matrix kernels (Dense, convolutions); other parameters stay f32.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    Bf16,
+    /// Symmetric int8, one scale per output channel.
+    Int8,
+}
+
+/// Takes `#[weights("..")]` (or `#[weights("..", dtype = int8)]`) out of the attributes.
 pub fn extract(attrs: &mut Vec<Attribute>) -> syn::Result<Option<Weights>> {
     let Some(i) = attrs.iter().position(|a| a.path().is_ident("weights")) else { return Ok(None) };
     let attr = attrs.remove(i);
-    let path: LitStr = attr.parse_args().map_err(|_| {
-        syn::Error::new_spanned(
-            &attr,
-            "write the weights file as #[weights(\"path/to/model.safetensors\")], relative to this source file",
-        )
-    })?;
-    Ok(Some(Weights { path }))
+    let usage = "write the weights file as #[weights(\"path/to/model.safetensors\")], relative to this source file, \
+                 optionally with dtype = f32, bf16 or int8 (how `infer` embeds the kernels)";
+    attr.parse_args_with(|input: syn::parse::ParseStream<'_>| {
+        let path: LitStr = input.parse()?;
+        let mut w = Weights { path, precision: Precision::F32, dtype_span: None };
+        if input.parse::<Option<syn::Token![,]>>()?.is_some() && !input.is_empty() {
+            let key: syn::Ident = input.parse()?;
+            if key != "dtype" {
+                return Err(syn::Error::new(key.span(), format!("unknown option `{key}`: {usage}")));
+            }
+            input.parse::<syn::Token![=]>()?;
+            let v: syn::Ident = input.parse()?;
+            w.precision = match v.to_string().as_str() {
+                "f32" | "float32" => Precision::F32,
+                "bf16" | "bfloat16" => Precision::Bf16,
+                "int8" | "i8" => Precision::Int8,
+                other => {
+                    return Err(syn::Error::new(
+                        v.span(),
+                        format!("unknown weights dtype `{other}`; kiln embeds f32, bf16 or int8"),
+                    ));
+                }
+            };
+            w.dtype_span = Some(v.span());
+            input.parse::<Option<syn::Token![,]>>()?;
+        }
+        Ok(w)
+    })
+    .map(Some)
+    .map_err(|e| if e.to_string().starts_with("unknown") { e } else { syn::Error::new_spanned(&attr, usage) })
 }
 
 /// The model's parameters, in traversal order: name and shape; or the layer whose parameters
@@ -123,48 +159,70 @@ impl Weights {
     }
 }
 
-/// Checks the file against the model and generates `embedded()`.
-pub fn expand(model: &Model, w: &Weights, source_file: Option<PathBuf>) -> syn::Result<TokenStream> {
+/// A weights file checked against a model: its bytes, its absolute path, and each of the model's
+/// parameters (traversal order) with its shape and byte range in the file.
+pub struct Checked {
+    pub bytes: Vec<u8>,
+    pub abs: String,
+    pub params: Vec<(String, Vec<usize>, usize, usize)>,
+}
+
+impl Checked {
+    /// The f32 values of parameter `name` (`dense.kernel`), little-endian as safetensors stores them.
+    pub fn values(&self, name: &str) -> Option<(&[usize], Vec<f32>)> {
+        let (_, shape, start, end) = self.params.iter().find(|p| p.0 == name)?;
+        let vals = self.bytes[*start..*end].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        Some((shape, vals.collect()))
+    }
+}
+
+/// Reads the file and checks it against the model: every parameter present with its shape, F32,
+/// checksums intact, no tensor the model does not have.
+pub fn check(model: &Model, w: &Weights, source_file: Option<PathBuf>) -> syn::Result<Checked> {
     let span: Span = w.path.span();
     let shown = w.path.value();
     let full = resolve(&shown, source_file);
     let err = |msg: String| syn::Error::new(span, format!("embedded weights `{shown}`: {msg}"));
     let bytes = std::fs::read(&full).map_err(|e| err(format!("cannot read {}: {e}", full.display())))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
-    let (header, _) =
-        SafeTensors::read_metadata(&bytes).map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
-    let data_start = 8 + header;
     verify_checksums(&bytes, &st).map_err(err)?;
     let params = parameters(model).map_err(err)?;
-    let mut ranges = Vec::new();
-    for (name, shape) in &params {
-        let view = st.tensor(name).map_err(|_| {
-            err(format!("tensor `{name}` is missing (the model's parameter has shape {})", show(shape)))
+    let mut out = Vec::new();
+    for (name, shape) in params {
+        let view = st.tensor(&name).map_err(|_| {
+            err(format!("tensor `{name}` is missing (the model's parameter has shape {})", show(&shape)))
         })?;
         if view.shape() != &shape[..] {
             return Err(err(format!(
                 "tensor `{name}` has shape {} in the file, but {}'s parameter `{name}` has shape {}",
                 show(view.shape()),
                 model.name,
-                show(shape)
+                show(&shape)
             )));
         }
         if view.dtype() != Dtype::F32 {
             return Err(err(format!("tensor `{name}` has dtype {}, but kiln's weights are F32", view.dtype())));
         }
         let start = view.data().as_ptr() as usize - bytes.as_ptr() as usize;
-        debug_assert!(start >= data_start);
-        ranges.push((start, start + view.data().len()));
+        let end = start + view.data().len();
+        out.push((name, shape, start, end));
     }
     for name in st.names() {
-        if !params.iter().any(|(n, _)| n == name) && !name.starts_with("optimizer.") {
+        if !out.iter().any(|p| p.0 == *name) && !name.starts_with("optimizer.") {
             return Err(err(format!("tensor `{name}` is not a parameter of {}", model.name)));
         }
     }
-    let abs = full.to_string_lossy().into_owned();
-    let (starts, ends): (Vec<usize>, Vec<usize>) = ranges.into_iter().unzip();
+    drop(st);
+    Ok(Checked { bytes, abs: full.to_string_lossy().into_owned(), params: out })
+}
+
+/// Checks the file against the model and generates `embedded()`.
+pub fn expand(model: &Model, checked: &Checked, w: &Weights) -> TokenStream {
+    let shown = w.path.value();
+    let abs = &checked.abs;
+    let (starts, ends): (Vec<usize>, Vec<usize>) = checked.params.iter().map(|p| (p.2, p.3)).unzip();
     let name = &model.name;
-    Ok(quote! {
+    quote! {
         impl #name {
             /// The model with the weights embedded at compile time from
             #[doc = #shown]
@@ -176,7 +234,7 @@ pub fn expand(model: &Model, w: &Weights, source_file: Option<PathBuf>) -> syn::
                 model
             }
         }
-    })
+    }
 }
 
 /// Stands in for `embedded()` beside an embedding error, so code calling it reports nothing more.

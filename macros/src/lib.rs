@@ -10,6 +10,7 @@ mod ir;
 mod layers;
 mod parse;
 mod shape;
+mod ship;
 
 use proc_macro::TokenStream;
 
@@ -33,13 +34,35 @@ fn pipeline(
         let mut model = lowered?;
         model.invocation = Some(invocation(&model.name));
         let weights = embed::extract(&mut model.attrs)?;
+        let opts = ship::extract(&mut model.attrs)?;
         shape::infer(&mut model)?;
+        let source = proc_macro::Span::call_site().local_file();
+        if opts.inference_only.is_some() {
+            return ship::inference_only(&model, &opts, weights.as_ref(), source);
+        }
         let mut out = codegen::expand(&model);
+        match ship::constants(&model, &opts) {
+            Ok(code) => out.extend(code),
+            Err(e) => out.extend(e.to_compile_error()),
+        }
         if let Some(w) = weights {
             // A file that does not fit is reported alone: the model itself is fine, so it is
             // still generated, with `embedded()` standing in for the failed embedding.
-            match embed::expand(&model, &w, proc_macro::Span::call_site().local_file()) {
-                Ok(code) => out.extend(code),
+            match embed::check(&model, &w, source) {
+                Ok(checked) => {
+                    out.extend(embed::expand(&model, &checked, &w));
+                    // `infer` where every layer has a static kernel; a precision other than
+                    // f32 asks for it, so there its absence is an error.
+                    match ship::infer(&model, &w, &checked) {
+                        Ok((code, _)) => out.extend(code),
+                        Err(why) => {
+                            if let Some(span) = w.dtype_span {
+                                let msg = format!("dtype applies to the generated `infer`, unavailable here: {why}");
+                                out.extend(syn::Error::new(span, msg).to_compile_error());
+                            }
+                        }
+                    }
+                }
                 Err(e) => {
                     out.extend(e.to_compile_error());
                     out.extend(embed::fallback(&model));

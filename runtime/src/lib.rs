@@ -4,7 +4,16 @@
 //! Users depend on the `kiln` crate, which re-exports this one with the macros.
 
 #![warn(missing_docs)]
+#![cfg_attr(not(feature = "std"), no_std)]
 
+pub mod infer;
+
+/// Items that need the standard library (all but [`infer`]), compiled with the `std` feature.
+macro_rules! with_std {
+    ($($item:item)*) => { $( #[cfg(feature = "std")] $item )* };
+}
+
+with_std! {
 pub mod data;
 pub mod error;
 pub mod fpenv;
@@ -53,10 +62,12 @@ pub use train::{
 
 /// The seed models use when none is given (`Model::new()`); `with_seed` picks another.
 pub const DEFAULT_SEED: u64 = 1337;
+}
 
 /// What the model macros' generated code uses. Not part of the public API: names here change
 /// without notice.
 #[doc(hidden)]
+#[cfg(feature = "std")]
 pub mod __private {
     pub use crate::DEFAULT_SEED;
     pub use crate::io::{install_embedded, install_embedded_named};

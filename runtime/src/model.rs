@@ -74,6 +74,10 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     const OUTPUT_ACTIVATIONS: &'static [ActKind];
     /// One row per layer, computed at compile time by the model macro.
     const LAYERS: &'static [LayerInfo];
+    /// Bytes of the model's f32 weights and of the scratch space inference needs for one
+    /// sample (the layer outputs alive at once), as planned when the model compiled; `None`
+    /// where only rustc knows a layer's shapes.
+    const MEMORY: Option<[usize; 2]> = None;
     /// What `predict` returns: an array for one output, a tuple of arrays for several.
     type Prediction: Prediction;
 

@@ -157,6 +157,9 @@ pub(crate) fn render<M: Model>(m: &M, expand_nested: bool) -> String {
     s += &format!(" Total params: {} ({})\n", thousands(total), bytes(total));
     s += &format!(" Trainable params: {} ({})\n", thousands(trainable), bytes(trainable));
     s += &format!(" Non-trainable params: {} ({})", thousands(total - trainable), bytes(total - trainable));
+    if let Some([weights, scratch]) = M::MEMORY {
+        s += &format!("\n Inference memory: {} of weights, {} of scratch per sample", bytes(weights / 4), bytes(scratch / 4));
+    }
     s
 }
 

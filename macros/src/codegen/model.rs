@@ -235,6 +235,10 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
         }
     });
 
+    let memory = match crate::ship::memory(model) {
+        Some((w, s)) => quote!(::core::option::Option::Some([#w, #s])),
+        None => quote!(::core::option::Option::None),
+    };
     quote! {
         impl #rt::Model for #name {
             const NAME: &'static str = #name_str;
@@ -242,6 +246,7 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
             const OUTPUTS: &'static [#rt::Port] = &[#(#out_ports),*];
             const OUTPUT_ACTIVATIONS: &'static [#rt::ActKind] = &[#(#out_acts),*];
             const LAYERS: &'static [#rt::LayerInfo] = #layers;
+            const MEMORY: ::core::option::Option<[usize; 2]> = #memory;
             type Prediction = #prediction;
             fn run(&mut self, xs: &[&[f32]], ctx: &mut #rt::Ctx<'_>) {
                 self.__kiln_run(xs, ctx)

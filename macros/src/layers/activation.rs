@@ -88,6 +88,10 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
 }
 
 impl Spec for Activation {
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        Some(crate::ship::Static::Activation { act: self.act.ty })
+    }
+
     fn keeps_mask(&self) -> bool {
         true
     }

@@ -76,6 +76,10 @@ impl Spec for Dense {
         Some(p)
     }
 
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        Some(crate::ship::Static::Dense { units: self.units, act: self.act.ty })
+    }
+
     fn activation(&self) -> Option<&'static str> {
         Some(self.act.name)
     }

@@ -30,6 +30,10 @@ impl Spec for LeakyRelu {
         "LeakyReLU"
     }
 
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        Some(crate::ship::Static::LeakyRelu { slope: self.slope })
+    }
+
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
         Ok(ins[0].clone())
     }

@@ -80,6 +80,9 @@ impl Spec for Elementwise {
         let ty = self.runtime_type(ins);
         quote!(<#ty>::new())
     }
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        Some(crate::ship::Static::Merge { op: self.class })
+    }
 }
 
 struct Concatenate {
@@ -155,6 +158,12 @@ impl Spec for Concatenate {
         let widths = ins.iter().map(|s| product(&s[a..]));
         let rt = rt();
         quote!(#rt::Concatenate::new(#outer, &[#(#widths),*]))
+    }
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        let a = self.index(ins[0].len())?;
+        let outer = ins[0][..a].iter().product();
+        let widths = ins.iter().map(|s| s[a..].iter().product()).collect();
+        Some(crate::ship::Static::Concat { outer, widths })
     }
 }
 

@@ -168,6 +168,12 @@ pub trait Spec {
         false
     }
 
+    /// What it computes at inference, for a model's generated `infer` (no heap, no standard
+    /// library); `None` where kiln has no such kernel for it yet.
+    fn infer(&self, _ins: &[Vec<usize>], _out: &[usize]) -> Option<crate::ship::Static> {
+        None
+    }
+
     /// Compile-time checks rustc evaluates (a user layer's type against the model's shapes),
     /// spanned at `at`; `what` names the layer in the message.
     fn const_checks(&self, _what: &str, _ins: &[Vec<usize>], _out: &[usize], _at: &TokenStream) -> TokenStream {

@@ -22,10 +22,12 @@ pub const RESCALING: Kind =
 struct Keep {
     class: &'static str,
     build: TokenStream,
+    /// Rescaling's scale and offset (the other kinds pass their input on at inference).
+    affine: Option<(f32, f32)>,
 }
 
 fn keep(class: &'static str, build: TokenStream) -> Rc<dyn Spec> {
-    Rc::new(Keep { class, build })
+    Rc::new(Keep { class, build, affine: None })
 }
 
 fn dropout(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
@@ -86,6 +88,10 @@ impl Spec for Spatial {
         let (rt, rate, c) = (rt(), self.rate, super::last(&ins[0]));
         quote!(#rt::SpatialDropout::new(#rate, #c))
     }
+
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        Some(crate::ship::Static::Identity)
+    }
 }
 
 fn noise(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
@@ -109,7 +115,11 @@ fn rescaling(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
     let offset = args.number("offset", 0.0, (finite, "a finite number"), errors);
     let (scale, offset) = (scale? as f32, offset? as f32);
     let rt = rt();
-    Some(keep("Rescaling", quote!(#rt::Rescaling::new(#scale, #offset))))
+    Some(Rc::new(Keep {
+        class: "Rescaling",
+        build: quote!(#rt::Rescaling::new(#scale, #offset)),
+        affine: Some((scale, offset)),
+    }))
 }
 
 impl Spec for Keep {
@@ -133,6 +143,13 @@ impl Spec for Keep {
 
     fn constructor(&self, _: &[Vec<Dim>], _: &[Vec<usize>]) -> TokenStream {
         self.build.clone()
+    }
+
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        Some(match self.affine {
+            Some((scale, offset)) => crate::ship::Static::Rescaling { scale, offset },
+            None => crate::ship::Static::Identity,
+        })
     }
 }
 

@@ -71,6 +71,11 @@ impl Spec for BatchNorm {
         p.extend([("moving_mean", vec![c]), ("moving_variance", vec![c])]);
         Some(p)
     }
+
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        let BatchNorm { epsilon, center, scale, .. } = *self;
+        Some(crate::ship::Static::BatchNorm { epsilon, center, scale })
+    }
 }
 
 /// `LayerNormalization(axis = -1, epsilon = 0.001, center = true, scale = true)`.

@@ -203,6 +203,12 @@ struct Window {
 }
 
 impl Window {
+    /// The window for the generated `infer` (the `no_std` runtime's `Window`).
+    fn infer_tokens(&self) -> TokenStream {
+        let Window { h, w, c, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow } = *self;
+        quote!(::kiln::infer::Window { h: #h, w: #w, c: #c, kh: #kh, kw: #kw, sh: #sh, sw: #sw, dh: #dh, dw: #dw, ph: #ph, pw: #pw, oh: #oh, ow: #ow })
+    }
+
     fn tokens(&self) -> TokenStream {
         let rt = rt();
         let Window { h, w, c, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow } = *self;
@@ -397,6 +403,17 @@ impl Spec for Conv {
     fn softmax_output(&self, _out: &[usize]) -> bool {
         self.act.is_softmax()
     }
+
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        use crate::ship::Static;
+        let win = self.geometry.window(self.class, &ins[0]).ok()?.infer_tokens();
+        let act = self.act.ty;
+        match self.class {
+            "Conv1D" | "Conv2D" => Some(Static::Conv { win, filters: self.filters, groups: self.groups, act }),
+            "DepthwiseConv2D" => Some(Static::Depthwise { win, multiplier: self.multiplier, act }),
+            _ => None,
+        }
+    }
 }
 
 struct Pool {
@@ -448,6 +465,11 @@ impl Spec for Pool {
         let kind = if self.max { quote!(#rt::PoolKind::Max) } else { quote!(#rt::PoolKind::Average) };
         quote!(#rt::Pool::new(#win, #kind))
     }
+
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        let win = self.geometry.window(self.class, &ins[0]).ok()?.infer_tokens();
+        Some(crate::ship::Static::Pool { win, max: self.max })
+    }
 }
 
 struct Global {
@@ -494,5 +516,9 @@ impl Spec for Global {
         let positions = super::product(&dims[..dims.len().saturating_sub(1)]);
         let kind = if self.max { quote!(#rt::PoolKind::Max) } else { quote!(#rt::PoolKind::Average) };
         quote!(#rt::GlobalPool::new(#positions, #c, #kind))
+    }
+
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        Some(crate::ship::Static::Global { max: self.max })
     }
 }

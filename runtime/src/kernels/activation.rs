@@ -3,42 +3,8 @@
 //! Constants follow Keras 3's `keras.activations`: `leaky_relu` has negative slope 0.2, `elu`
 //! alpha 1.0, `selu` the self-normalising constants, `gelu` is the exact (erf) form.
 
-/// Which activation a layer applies. Layers carry it as a type ([`crate::Relu`], ...); the kernels
-/// dispatch on this value once per call, outside the element loops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ActKind {
-    /// `f(x) = x`.
-    Linear,
-    /// `max(x, 0)`.
-    Relu,
-    /// `1 / (1 + e^-x)`.
-    Sigmoid,
-    /// `tanh(x)`.
-    Tanh,
-    /// `e^x / Σ e^x` over the last axis.
-    Softmax,
-    /// `x Φ(x)`, exact form.
-    Gelu,
-    /// `x` for x > 0, `e^x - 1` otherwise.
-    Elu,
-    /// `scale · elu(x, alpha)` with Keras' constants.
-    Selu,
-    /// `x` for x > 0, `0.2 x` otherwise.
-    LeakyRelu,
-    /// `ln(1 + e^x)`.
-    Softplus,
-    /// `x · sigmoid(x)`, also called silu.
-    Swish,
-    /// Keras' `gelu(x, approximate=True)`: `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
-    GeluApproximate,
-}
-
-/// √(2/π), of the tanh form of gelu.
-const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-
-const SELU_ALPHA: f32 = 1.673_263_2;
-const SELU_SCALE: f32 = 1.050_701;
-const LEAKY_SLOPE: f32 = 0.2;
+pub use crate::infer::ActKind;
+use crate::infer::math::{LEAKY_SLOPE, SELU_ALPHA, SELU_SCALE, SQRT_2_OVER_PI};
 
 impl ActKind {
     /// Every activation, in the order of [`ActKind::NAMES`].

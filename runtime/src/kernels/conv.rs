@@ -5,37 +5,7 @@
 //! padding the output is `floor((H - (K-1)·d - 1) / s) + 1`; with `same` it is `ceil(H / s)`, the
 //! padding split with the smaller half first (top, left).
 
-/// Where a window goes over one sample: input and output sizes, window, strides, dilation and the
-/// padding before the first row and column. All fixed when the model compiles.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Window {
-    /// Input height (1 for a 1-D layer).
-    pub h: usize,
-    /// Input width (the length of a 1-D layer's input).
-    pub w: usize,
-    /// Input channels.
-    pub c: usize,
-    /// Window height.
-    pub kh: usize,
-    /// Window width.
-    pub kw: usize,
-    /// Vertical stride.
-    pub sh: usize,
-    /// Horizontal stride.
-    pub sw: usize,
-    /// Vertical dilation.
-    pub dh: usize,
-    /// Horizontal dilation.
-    pub dw: usize,
-    /// Rows of padding before the first (`same`).
-    pub ph: usize,
-    /// Columns of padding before the first (`same`).
-    pub pw: usize,
-    /// Output height.
-    pub oh: usize,
-    /// Output width.
-    pub ow: usize,
-}
+pub use crate::infer::Window;
 
 /// Output size and padding before, as Keras computes them, for one axis; `None` when the window
 /// does not fit (`valid` with a window larger than the input) or a stride or dilation is 0.

@@ -1,0 +1,677 @@
+//! Shipping a model: the inference code generated for a `sequential!` / `functional!` model with
+//! embedded weights (`infer` on fixed-size arrays, no heap, no standard library), the memory it
+//! needs as constants, and `#[budget(..)]`.
+//!
+//! Every buffer is planned here, when the model compiles: each layer's output gets a range of one
+//! scratch array, reused once the layers reading it have run (first fit, in graph order), so the
+//! scratch size is the largest set of outputs alive at once. Weights are laid out in one byte
+//! string in the precision asked for (f32, bf16, or int8 with per-channel scales) and read in
+//! place from the binary's static data.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{format_ident, quote};
+use syn::Attribute;
+
+use crate::embed::{Checked, Precision, Weights};
+use crate::ir::{Model, Op};
+
+/// What a layer computes at inference, for the generated `infer` (see the runtime's `infer`
+/// module); layers without one make `infer` unavailable.
+pub enum Static {
+    /// Passes its input on (Dropout, noise: inactive at inference).
+    Identity,
+    Dense {
+        units: usize,
+        act: &'static str,
+    },
+    /// `Conv1D` / `Conv2D`; `win` is a runtime `Window` expression.
+    Conv {
+        win: TokenStream,
+        filters: usize,
+        groups: usize,
+        act: &'static str,
+    },
+    Depthwise {
+        win: TokenStream,
+        multiplier: usize,
+        act: &'static str,
+    },
+    Pool {
+        win: TokenStream,
+        max: bool,
+    },
+    Global {
+        max: bool,
+    },
+    BatchNorm {
+        epsilon: f32,
+        center: bool,
+        scale: bool,
+    },
+    Activation {
+        act: &'static str,
+    },
+    LeakyRelu {
+        slope: f32,
+    },
+    Rescaling {
+        scale: f32,
+        offset: f32,
+    },
+    /// An element-wise merge: the runtime `Merge` variant.
+    Merge {
+        op: &'static str,
+    },
+    Concat {
+        outer: usize,
+        widths: Vec<usize>,
+    },
+}
+
+/// `#[inference_only]` and `#[budget(..)]`, taken from a model's attributes.
+#[derive(Default)]
+pub struct Options {
+    /// Where `#[inference_only]` is written, if it is.
+    pub inference_only: Option<Span>,
+    pub budget: Option<Budget>,
+}
+
+/// `#[budget(ram = "64K", flash = "256K")]`: limits on scratch and weight bytes.
+pub struct Budget {
+    pub ram: Option<(usize, String)>,
+    pub flash: Option<(usize, String)>,
+    pub span: Span,
+}
+
+/// A size as written in a budget: `65536`, `"64K"`, `"64KB"`, `"1M"` (K = 1024 bytes).
+fn size(text: &str) -> Option<usize> {
+    let t = text.trim().to_ascii_uppercase();
+    let t = t.strip_suffix("IB").or_else(|| t.strip_suffix('B')).unwrap_or(&t);
+    let (digits, unit) = match t.chars().last()? {
+        'K' => (&t[..t.len() - 1], 1024),
+        'M' => (&t[..t.len() - 1], 1024 * 1024),
+        _ => (t, 1),
+    };
+    digits.trim().parse::<usize>().ok()?.checked_mul(unit)
+}
+
+/// Takes `#[inference_only]` and `#[budget(..)]` out of the attributes.
+pub fn extract(attrs: &mut Vec<Attribute>) -> syn::Result<Options> {
+    let mut opts = Options::default();
+    if let Some(i) = attrs.iter().position(|a| a.path().is_ident("inference_only")) {
+        let attr = attrs.remove(i);
+        if !matches!(attr.meta, syn::Meta::Path(_)) {
+            return Err(syn::Error::new_spanned(&attr, "write #[inference_only] without arguments"));
+        }
+        opts.inference_only = Some(attr.pound_token.span);
+    }
+    if let Some(i) = attrs.iter().position(|a| a.path().is_ident("budget")) {
+        let attr = attrs.remove(i);
+        let usage = "write the budget as #[budget(ram = \"64K\", flash = \"256K\")] (bytes; K = 1024, M = 1024 K)";
+        let mut b = Budget { ram: None, flash: None, span: attr.pound_token.span };
+        attr.parse_nested_meta(|meta| {
+            let key = if meta.path.is_ident("ram") {
+                &mut b.ram
+            } else if meta.path.is_ident("flash") {
+                &mut b.flash
+            } else {
+                let p = &meta.path;
+                return Err(meta.error(format!("unknown budget `{}`: {usage}", quote!(#p))));
+            };
+            let text = match meta.value()?.parse::<syn::Lit>()? {
+                syn::Lit::Str(s) => s.value(),
+                syn::Lit::Int(i) => i.base10_digits().to_string(),
+                _ => return Err(meta.error(usage)),
+            };
+            let n = size(&text).ok_or_else(|| meta.error(format!("`{text}` is not a size: {usage}")))?;
+            *key = Some((n, text));
+            Ok(())
+        })?;
+        opts.budget = Some(b);
+    }
+    Ok(opts)
+}
+
+/// Where a node's values are while `infer` runs.
+#[derive(Clone, Copy)]
+enum Loc {
+    /// In model input `k`.
+    Input(usize),
+    /// In the scratch array from this element.
+    Scratch(usize),
+}
+
+/// The buffer plan: each node's location, the scratch length (f32 values), and the node with
+/// the largest output.
+struct Plan {
+    loc: Vec<Loc>,
+    len: usize,
+    largest: Option<usize>,
+}
+
+/// Whether a node's values are its first input's: views and layers inactive at inference.
+fn passes_on(model: &Model, node: usize) -> bool {
+    model.layer_of(node).is_some_and(|l| {
+        let n = &model.nodes[node];
+        l.kind.is_view() || matches!(l.kind.infer(&n.input_shapes, &n.output_shape), Some(Static::Identity))
+    })
+}
+
+fn plan(model: &Model) -> Plan {
+    let n = model.nodes.len();
+    let mut owner: Vec<usize> = (0..n).collect();
+    for i in 0..n {
+        if passes_on(model, i) {
+            owner[i] = owner[model.nodes[i].inputs[0]];
+        }
+    }
+    // The last node reading each buffer; outputs live to the end.
+    let mut last = vec![0usize; n];
+    for i in 0..n {
+        for &j in &model.nodes[i].inputs {
+            last[owner[j]] = last[owner[j]].max(i);
+        }
+    }
+    for &o in &model.outputs {
+        last[owner[o]] = usize::MAX;
+    }
+    // Greedy by size (as TensorFlow Lite's arena planner): the largest buffers are placed
+    // first, each at the lowest offset free of the buffers alive at the same time.
+    let mut owned: Vec<(usize, usize)> = (0..n)
+        .filter(|&i| owner[i] == i && !matches!(model.nodes[i].op, Op::Input(_)))
+        .map(|i| (model.nodes[i].output_shape.iter().product(), i))
+        .collect();
+    owned.sort_by_key(|&(size, i)| (std::cmp::Reverse(size), i));
+    let mut placed: Vec<(usize, usize, usize)> = Vec::new();
+    let mut start = vec![0usize; n];
+    let mut len = 0;
+    for &(size, i) in &owned {
+        let mut overlapping: Vec<(usize, usize)> =
+            placed.iter().filter(|&&(_, _, j)| j <= last[i] && i <= last[j]).map(|&(s, e, _)| (s, e)).collect();
+        overlapping.sort_unstable();
+        let mut at = 0;
+        for (s, e) in overlapping {
+            if s >= at + size {
+                break;
+            }
+            at = at.max(e);
+        }
+        placed.push((at, at + size, i));
+        start[i] = at;
+        len = len.max(at + size);
+    }
+    let loc: Vec<Loc> = (0..n)
+        .map(|i| match model.nodes[owner[i]].op {
+            Op::Input(k) => Loc::Input(k),
+            Op::Apply(_) => Loc::Scratch(start[owner[i]]),
+        })
+        .collect();
+    let largest = owned.first().map(|&(_, i)| i);
+    Plan { loc, len, largest }
+}
+
+/// The weight and scratch bytes of a `sequential!` / `functional!` model (f32 weights): what its
+/// `WEIGHT_BYTES` and `SCRATCH_BYTES` say, or `None` when a layer's parameters only rustc knows.
+pub fn memory(model: &Model) -> Option<(usize, usize)> {
+    // A `#[kiln::model]` struct's shapes are constant expressions only rustc evaluates.
+    if model.nodes.iter().any(|n| n.dims.is_some() || n.input_shapes.len() < n.inputs.len()) {
+        return None;
+    }
+    let mut weights = 0;
+    for l in model.layers.iter().filter(|l| !l.kind.is_view()) {
+        let params = l.kind.params(&model.nodes[l.apps[0]].input_shapes)?;
+        weights += 4 * params.iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>();
+    }
+    Some((weights, 4 * plan(model).len))
+}
+
+/// The constants every `sequential!` / `functional!` model has, and its budget check.
+pub fn constants(model: &Model, opts: &Options) -> syn::Result<TokenStream> {
+    let Some((weights, scratch)) = memory(model) else { return Ok(TokenStream::new()) };
+    check_budget(model, opts, weights, scratch, &|| largest_weights(model, Precision::F32))?;
+    let name = &model.name;
+    Ok(quote! {
+        impl #name {
+            /// Bytes of the model's parameters as f32 (trainable and not).
+            pub const WEIGHT_BYTES: usize = #weights;
+            /// Bytes of scratch space inference needs for one sample: the largest set of layer
+            /// outputs alive at once, as planned when the model compiled.
+            pub const SCRATCH_BYTES: usize = #scratch;
+        }
+    })
+}
+
+/// The bytes a layer's weights take as `infer` embeds them in a precision (alignment padding
+/// aside); `None` when only rustc knows its parameters.
+fn layer_bytes(model: &Model, l: &crate::ir::LayerDef, precision: Precision) -> Option<usize> {
+    let n = &model.nodes[l.apps[0]];
+    let quantised = l.kind.infer(&n.input_shapes, &n.output_shape).is_some_and(|s| s.has_kernel());
+    let channels = n.output_shape.last().copied().unwrap_or(0);
+    let params = l.kind.params(&n.input_shapes)?;
+    Some(
+        params
+            .iter()
+            .map(|(p, s)| {
+                let count: usize = s.iter().product();
+                match (precision, *p == "kernel" && quantised) {
+                    (Precision::Int8, true) => count + 4 * channels,
+                    (Precision::Bf16, true) => 2 * count,
+                    _ => 4 * count,
+                }
+            })
+            .sum(),
+    )
+}
+
+/// The layer with the most weight bytes in this precision, and the bytes.
+fn largest_weights(model: &Model, precision: Precision) -> Option<(String, usize)> {
+    model
+        .layers
+        .iter()
+        .filter(|l| !l.kind.is_view())
+        .filter_map(|l| Some((l.name.to_string(), layer_bytes(model, l, precision)?)))
+        .max_by_key(|(_, b)| *b)
+}
+
+fn check_budget(
+    model: &Model,
+    opts: &Options,
+    weights: usize,
+    scratch: usize,
+    heaviest: &dyn Fn() -> Option<(String, usize)>,
+) -> syn::Result<()> {
+    let Some(b) = &opts.budget else { return Ok(()) };
+    let mut errors = Vec::new();
+    if let Some((limit, text)) = &b.ram
+        && scratch > *limit
+    {
+        let p = plan(model);
+        let at = p.largest.map_or_else(String::new, |node| {
+            let size: usize = model.nodes[node].output_shape.iter().product();
+            format!(
+                "; the largest buffer is the output of layer `{}`, {} bytes ({})",
+                model.output_name(node),
+                4 * size,
+                crate::layers::show(&model.nodes[node].output_shape)
+            )
+        });
+        errors.push(format!(
+            "{} needs {scratch} bytes of scratch space for inference, over its ram budget of {text} ({limit} bytes){at}",
+            model.name
+        ));
+    }
+    if let Some((limit, text)) = &b.flash
+        && weights > *limit
+    {
+        let at = heaviest().map_or_else(String::new, |(l, n)| format!("; the largest is layer `{l}`, {n} bytes"));
+        errors.push(format!(
+            "{} has {weights} bytes of weights, over its flash budget of {text} ({limit} bytes){at}",
+            model.name
+        ));
+    }
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(syn::Error::new(b.span, errors.join("\n"))),
+    }
+}
+
+impl Static {
+    /// Whether the layer's `kernel` is a matrix `infer` may store in reduced precision.
+    fn has_kernel(&self) -> bool {
+        matches!(self, Static::Dense { .. } | Static::Conv { .. } | Static::Depthwise { .. })
+    }
+}
+
+/// Lays the embedded weights out in one byte string, each tensor at an aligned offset.
+struct Blob {
+    bytes: Vec<u8>,
+    precision: Precision,
+    /// Each parameter's expression once laid out (a shared layer's weights are stored once).
+    seen: std::collections::HashMap<String, TokenStream>,
+}
+
+impl Blob {
+    /// The expression for parameter `key`, laid out by `make` the first time.
+    fn named(&mut self, key: String, make: impl FnOnce(&mut Blob) -> TokenStream) -> TokenStream {
+        if let Some(t) = self.seen.get(&key) {
+            return t.clone();
+        }
+        let t = make(self);
+        self.seen.insert(key, t.clone());
+        t
+    }
+
+    fn align(&mut self, to: usize) {
+        while !self.bytes.len().is_multiple_of(to) {
+            self.bytes.push(0);
+        }
+    }
+
+    /// f32 values; the expression reading them in place.
+    fn f32s(&mut self, vals: &[f32]) -> TokenStream {
+        self.align(4);
+        let (start, len) = (self.bytes.len(), vals.len());
+        self.bytes.extend(vals.iter().flat_map(|v| v.to_le_bytes()));
+        quote!(::kiln::infer::f32s(__w, #start, #len))
+    }
+
+    /// A kernel whose last axes (`cols` values per row) are its output channels, in the blob's
+    /// precision; the `Kernel` expression.
+    fn kernel(&mut self, vals: &[f32], cols: usize) -> TokenStream {
+        match self.precision {
+            Precision::F32 => {
+                let v = self.f32s(vals);
+                quote!(::kiln::infer::Kernel::F32(#v))
+            }
+            Precision::Bf16 => {
+                self.align(2);
+                let (start, len) = (self.bytes.len(), vals.len());
+                for &v in vals {
+                    self.bytes.extend(bf16(v).to_le_bytes());
+                }
+                quote!(::kiln::infer::Kernel::Bf16(::kiln::infer::bf16s(__w, #start, #len)))
+            }
+            Precision::Int8 => {
+                let (q, scales) = quantise(vals, cols);
+                let s = self.f32s(&scales);
+                let (start, len) = (self.bytes.len(), q.len());
+                self.bytes.extend(q.iter().map(|&v| v as u8));
+                quote!(::kiln::infer::Kernel::Int8(::kiln::infer::i8s(__w, #start, #len), #s))
+            }
+        }
+    }
+}
+
+/// The bfloat16 bits nearest to `x` (ties to even), as the runtime's `Bf16::from_f32`.
+fn bf16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return (bits >> 16) as u16 | 0x40;
+    }
+    (bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16) as u16
+}
+
+/// Symmetric int8 with one scale per output channel (column): `w ≈ q · scale`, `q` in
+/// `-127..=127`, the column's largest magnitude mapped to 127.
+fn quantise(vals: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut max = vec![0f32; cols];
+    for (i, v) in vals.iter().enumerate() {
+        max[i % cols] = max[i % cols].max(v.abs());
+    }
+    let scales: Vec<f32> = max.iter().map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 }).collect();
+    let q = vals.iter().enumerate().map(|(i, v)| (v / scales[i % cols]).round().clamp(-127.0, 127.0) as i8).collect();
+    (q, scales)
+}
+
+/// Why `infer` cannot be generated for a model, if it cannot: the first layer without a static
+/// kernel, or an integer input.
+fn unsupported(model: &Model) -> Option<String> {
+    if model.int_inputs.iter().any(|&b| b) {
+        return Some("its inputs include integer token ids, which kiln's `infer` does not take yet".into());
+    }
+    model.nodes.iter().find_map(|n| {
+        let l = model.layer_of_node(n)?;
+        (!l.kind.is_view() && l.kind.infer(&n.input_shapes, &n.output_shape).is_none()).then(|| {
+            format!(
+                "layer `{}` is a {}, which kiln cannot run without the standard library yet",
+                l.name,
+                l.kind.class()
+            )
+        })
+    })
+}
+
+/// The layers `infer` supports, for error messages.
+const SUPPORTED: &str = "Dense, Conv1D, Conv2D, DepthwiseConv2D, MaxPooling1D/2D, AveragePooling1D/2D, the global \
+                         poolings, BatchNormalization, Activation, LeakyReLU, Rescaling, Dropout, SpatialDropout, \
+                         GaussianNoise, Flatten, Reshape, and the element-wise merges and Concatenate";
+
+/// `infer` for a model whose weights are embedded, and the bytes of its embedded weights; the
+/// reason when a layer has no static kernel.
+pub fn infer(model: &Model, w: &Weights, checked: &Checked) -> Result<(TokenStream, usize), String> {
+    if let Some(why) = unsupported(model) {
+        return Err(format!("{why}; `infer` supports {SUPPORTED}"));
+    }
+    let plan = plan(model);
+    let mut blob = Blob { bytes: Vec::new(), precision: w.precision, seen: Default::default() };
+    let mut steps = Vec::new();
+    for (i, node) in model.nodes.iter().enumerate() {
+        let Some(l) = model.layer_of_node(node) else { continue };
+        if passes_on(model, i) {
+            continue;
+        }
+        let Some(st) = l.kind.infer(&node.input_shapes, &node.output_shape) else { continue };
+        let Loc::Scratch(start) = plan.loc[i] else { continue };
+        let end = start + node.output_shape.iter().product::<usize>();
+        let ins: Vec<TokenStream> = node
+            .inputs
+            .iter()
+            .map(|&j| {
+                let len: usize = model.nodes[j].output_shape.iter().product();
+                match plan.loc[j] {
+                    Loc::Input(k) => {
+                        let x = format_ident!("x{k}");
+                        quote!(&#x[..])
+                    }
+                    Loc::Scratch(a) if a + len <= start => quote!(&__lo[#a..#a + #len]),
+                    Loc::Scratch(a) => {
+                        let a = a - end;
+                        quote!(&__hi[#a..#a + #len])
+                    }
+                }
+            })
+            .collect();
+        let key = |p: &str| format!("{}.{p}", l.name);
+        let param = |p: &str| -> Vec<f32> { checked.values(&key(p)).map(|(_, v)| v).unwrap_or_default() };
+        let f32s = |blob: &mut Blob, p: &str| blob.named(key(p), |b| b.f32s(&param(p)));
+        let kernel = |blob: &mut Blob, cols: usize| blob.named(key("kernel"), |b| b.kernel(&param("kernel"), cols));
+        // An optional parameter (a bias, BatchNormalization's gamma and beta) the file may not have.
+        let opt = |blob: &mut Blob, p: &str, present: bool| match present && checked.values(&key(p)).is_some() {
+            false => quote!(::core::option::Option::None),
+            true => {
+                let v = f32s(blob, p);
+                quote!(::core::option::Option::Some(#v))
+            }
+        };
+        let act = |a: &str| {
+            let a = format_ident!("{a}");
+            quote!(::kiln::infer::ActKind::#a)
+        };
+        let x = &ins[0];
+        let out_last = node.output_shape.last().copied().unwrap_or(1);
+        let in_last = node.input_shapes[0].last().copied().unwrap_or(1);
+        let call = match &st {
+            Static::Identity => continue,
+            Static::Dense { units, act: a } => {
+                let k = kernel(&mut blob, *units);
+                let (b, a) = (opt(&mut blob, "bias", true), act(a));
+                quote!(::kiln::infer::dense(#x, #k, #b, #a, #in_last, #units, __out))
+            }
+            Static::Conv { win, filters, groups, act: a } => {
+                let k = kernel(&mut blob, *filters);
+                let (b, a) = (opt(&mut blob, "bias", true), act(a));
+                quote!(::kiln::infer::conv(#x, #k, #b, #a, &#win, #filters, #groups, __out))
+            }
+            Static::Depthwise { win, multiplier, act: a } => {
+                let k = kernel(&mut blob, out_last);
+                let (b, a) = (opt(&mut blob, "bias", true), act(a));
+                quote!(::kiln::infer::depthwise(#x, #k, #b, #a, &#win, #multiplier, __out))
+            }
+            Static::Pool { win, max } => quote!(::kiln::infer::pool(#x, &#win, #max, __out)),
+            Static::Global { max } => quote!(::kiln::infer::global_pool(#x, #out_last, #max, __out)),
+            Static::BatchNorm { epsilon, center, scale } => {
+                let (g, b) = (opt(&mut blob, "gamma", *scale), opt(&mut blob, "beta", *center));
+                let mean = f32s(&mut blob, "moving_mean");
+                let var = f32s(&mut blob, "moving_variance");
+                quote!(::kiln::infer::batch_norm(#x, #g, #b, #mean, #var, #epsilon, __out))
+            }
+            Static::Activation { act: a } => {
+                let a = act(a);
+                quote!(::kiln::infer::activation(#x, #a, #out_last, __out))
+            }
+            Static::LeakyRelu { slope } => quote!(::kiln::infer::leaky_relu(#x, #slope, __out)),
+            Static::Rescaling { scale, offset } => quote!(::kiln::infer::rescale(#x, #scale, #offset, __out)),
+            Static::Merge { op } => {
+                let op = format_ident!("{op}");
+                quote!(::kiln::infer::merge(&[#(#ins),*], ::kiln::infer::Merge::#op, __out))
+            }
+            Static::Concat { outer, widths } => {
+                quote!(::kiln::infer::concatenate(&[#(#ins),*], &[#(#widths),*], #outer, __out))
+            }
+        };
+        steps.push(quote! {
+            {
+                let (__lo, __out, __hi) = ::kiln::infer::split(__s, #start, #end);
+                let _ = (&__lo, &__hi);
+                #call;
+            }
+        });
+    }
+
+    let name = &model.name;
+    let len = plan.len;
+    let weight_bytes = blob.bytes.len();
+    let data = Literal::byte_string(&blob.bytes);
+    let abs = &checked.abs;
+    let args: Vec<TokenStream> = model
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(k, (_, node))| {
+            let (x, n) = (format_ident!("x{k}"), model.nodes[*node].output_shape.iter().product::<usize>());
+            quote!(#x: &[f32; #n])
+        })
+        .collect();
+    let arg_names: Vec<TokenStream> = (0..model.inputs.len())
+        .map(|k| {
+            let x = format_ident!("x{k}");
+            quote!(#x)
+        })
+        .collect();
+    let outs: Vec<(TokenStream, TokenStream)> = model
+        .outputs
+        .iter()
+        .map(|&o| {
+            let n: usize = model.nodes[o].output_shape.iter().product();
+            let read = match plan.loc[o] {
+                Loc::Input(k) => {
+                    let x = format_ident!("x{k}");
+                    quote!(&#x[..])
+                }
+                Loc::Scratch(a) => quote!(&__s[#a..#a + #n]),
+            };
+            (quote!([f32; #n]), quote!({ let mut y = [0f32; #n]; y.copy_from_slice(#read); y }))
+        })
+        .collect();
+    let (out_tys, out_vals): (Vec<_>, Vec<_>) = outs.into_iter().unzip();
+    let (ret, value) = match out_tys.len() {
+        1 => (out_tys[0].clone(), out_vals[0].clone()),
+        _ => (quote!((#(#out_tys),*)), quote!((#(#out_vals),*))),
+    };
+    let shown = w.path.value();
+    let dtype = match w.precision {
+        Precision::F32 => "f32",
+        Precision::Bf16 => "bf16 kernels",
+        Precision::Int8 => "int8 kernels (one scale per output channel)",
+    };
+    let doc_w = format!("The weights `infer` reads ({dtype}), in place in the binary's static data, from `{shown}`.");
+    Ok((
+        quote! {
+            impl #name {
+                /// f32 values of scratch space `infer_with` takes.
+                pub const SCRATCH_LEN: usize = #len;
+
+                #[doc = #doc_w]
+                pub fn weight_data() -> &'static [u8] {
+                    // Rebuilds the model when the file changes; the bytes below are what it needs.
+                    const _: &[u8] = include_bytes!(#abs);
+                    static DATA: ::kiln::infer::Align64<[u8; #weight_bytes]> = ::kiln::infer::Align64(*#data);
+                    &DATA.0
+                }
+
+                /// Runs the model on one sample with its scratch space on the stack
+                /// ([`SCRATCH_LEN`](Self::SCRATCH_LEN) f32 values): no heap, no standard library.
+                #[inline]
+                pub fn infer(#(#args),*) -> #ret {
+                    let mut scratch = [0f32; #len];
+                    Self::infer_with(#(#arg_names,)* &mut scratch)
+                }
+
+                /// Runs the model on one sample with the caller's scratch space (a `static` buffer
+                /// on a device with little stack).
+                #[allow(clippy::identity_op)]
+                pub fn infer_with(#(#args,)* scratch: &mut [f32; #len]) -> #ret {
+                    let __w = Self::weight_data();
+                    let __s: &mut [f32] = &mut scratch[..];
+                    #(#steps)*
+                    #value
+                }
+            }
+        },
+        weight_bytes,
+    ))
+}
+
+/// An `#[inference_only]` model: a unit struct with `infer`, its memory constants and its budget
+/// check, and nothing that needs the standard library.
+pub fn inference_only(
+    model: &Model,
+    opts: &Options,
+    w: Option<&Weights>,
+    source_file: Option<std::path::PathBuf>,
+) -> syn::Result<TokenStream> {
+    let span = opts.inference_only.unwrap_or_else(Span::call_site);
+    let Some(w) = w else {
+        return Err(syn::Error::new(
+            span,
+            "#[inference_only] needs the trained weights: add #[weights(\"model.safetensors\")]",
+        ));
+    };
+    let checked = crate::embed::check(model, w, source_file)?;
+    let (code, weights) =
+        infer(model, w, &checked).map_err(|e| syn::Error::new(span, format!("#[inference_only]: {e}")))?;
+    let scratch = 4 * plan(model).len;
+    check_budget(model, opts, weights, scratch, &|| largest_weights(model, w.precision))?;
+    let Model { attrs, vis, name, .. } = model;
+    Ok(quote! {
+        #(#attrs)*
+        #[derive(Clone, Copy, Debug, Default)]
+        #vis struct #name;
+
+        impl #name {
+            /// Bytes of the weights as embedded for `infer` (per-tensor alignment included).
+            pub const WEIGHT_BYTES: usize = #weights;
+            /// Bytes of scratch space `infer` needs for one sample.
+            pub const SCRATCH_BYTES: usize = #scratch;
+        }
+
+        #code
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_as_written() {
+        assert_eq!(size("64K"), Some(65536));
+        assert_eq!(size("64KB"), Some(65536));
+        assert_eq!(size("64KiB"), Some(65536));
+        assert_eq!(size("1M"), Some(1 << 20));
+        assert_eq!(size("1000"), Some(1000));
+        assert_eq!(size("lots"), None);
+    }
+
+    #[test]
+    fn quantisation_keeps_each_column_within_half_a_step() {
+        let vals: Vec<f32> =
+            (0..40).map(|i| ((i * 37 % 17) as f32 - 8.0) * if i % 2 == 0 { 0.01 } else { 3.0 }).collect();
+        let (q, s) = quantise(&vals, 2);
+        for (i, v) in vals.iter().enumerate() {
+            assert!((q[i] as f32 * s[i % 2] - v).abs() <= s[i % 2] / 2.0 + 1e-7);
+        }
+        assert_eq!(bf16(1.0), 0x3f80);
+        assert_eq!(bf16(f32::from_bits(0x3f80_8000)), 0x3f80); // a tie rounds to even
+    }
+}
