@@ -42,6 +42,10 @@ fn main() -> kiln::Result<()> {
 
     let n_train = n - kiln::validation_rows(n, 0.2);
     let held_out = model.evaluate(&x.slice(s![n_train.., .., .., ..]), &labels.slice(s![n_train..]))?;
+    // The weights the no_std example (examples/no_std) embeds, in f32 and int8.
+    let weights = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/digits_cnn.safetensors");
+    model.save_weights(weights)?;
+    println!("saved the weights to {weights}");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kiln-digits");
     std::fs::create_dir_all(&dir).map_err(|e| kiln::Error::Io { path: dir.display().to_string(), source: e })?;
     plot_model(&model, dir.join("cnn.png"), &PlotOptions { show_shapes: true, ..PlotOptions::default() })?;

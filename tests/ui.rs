@@ -8,4 +8,5 @@ fn ui() {
     t.compile_fail("tests/ui/functional/*.rs");
     t.compile_fail("tests/ui/embed/*.rs");
     t.compile_fail("tests/ui/subclass/*.rs");
+    t.compile_fail("tests/ui/ship/*.rs");
 }

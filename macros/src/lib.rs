@@ -41,9 +41,8 @@ fn pipeline(
             return ship::inference_only(&model, &opts, weights.as_ref(), source);
         }
         let mut out = codegen::expand(&model);
-        match ship::constants(&model, &opts) {
-            Ok(code) => out.extend(code),
-            Err(e) => out.extend(e.to_compile_error()),
+        if let Err(e) = ship::budget(&model, &opts) {
+            out.extend(e.to_compile_error());
         }
         if let Some(w) = weights {
             // A file that does not fit is reported alone: the model itself is fine, so it is

@@ -8,7 +8,7 @@
 //! string in the precision asked for (f32, bf16, or int8 with per-channel scales) and read in
 //! place from the binary's static data.
 
-use proc_macro2::{Literal, Span, TokenStream};
+use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 use syn::Attribute;
 
@@ -71,8 +71,8 @@ pub enum Static {
 /// `#[inference_only]` and `#[budget(..)]`, taken from a model's attributes.
 #[derive(Default)]
 pub struct Options {
-    /// Where `#[inference_only]` is written, if it is.
-    pub inference_only: Option<Span>,
+    /// `#[inference_only]` as written, if it is.
+    pub inference_only: Option<TokenStream>,
     pub budget: Option<Budget>,
 }
 
@@ -80,7 +80,8 @@ pub struct Options {
 pub struct Budget {
     pub ram: Option<(usize, String)>,
     pub flash: Option<(usize, String)>,
-    pub span: Span,
+    /// The attribute as written, where a budget error points.
+    pub tokens: TokenStream,
 }
 
 /// A size as written in a budget: `65536`, `"64K"`, `"64KB"`, `"1M"` (K = 1024 bytes).
@@ -103,12 +104,12 @@ pub fn extract(attrs: &mut Vec<Attribute>) -> syn::Result<Options> {
         if !matches!(attr.meta, syn::Meta::Path(_)) {
             return Err(syn::Error::new_spanned(&attr, "write #[inference_only] without arguments"));
         }
-        opts.inference_only = Some(attr.pound_token.span);
+        opts.inference_only = Some(quote!(#attr));
     }
     if let Some(i) = attrs.iter().position(|a| a.path().is_ident("budget")) {
         let attr = attrs.remove(i);
         let usage = "write the budget as #[budget(ram = \"64K\", flash = \"256K\")] (bytes; K = 1024, M = 1024 K)";
-        let mut b = Budget { ram: None, flash: None, span: attr.pound_token.span };
+        let mut b = Budget { ram: None, flash: None, tokens: quote!(#attr) };
         attr.parse_nested_meta(|meta| {
             let key = if meta.path.is_ident("ram") {
                 &mut b.ram
@@ -225,20 +226,22 @@ pub fn memory(model: &Model) -> Option<(usize, usize)> {
     Some((weights, 4 * plan(model).len))
 }
 
-/// The constants every `sequential!` / `functional!` model has, and its budget check.
-pub fn constants(model: &Model, opts: &Options) -> syn::Result<TokenStream> {
-    let Some((weights, scratch)) = memory(model) else { return Ok(TokenStream::new()) };
-    check_budget(model, opts, weights, scratch, &|| largest_weights(model, Precision::F32))?;
-    let name = &model.name;
-    Ok(quote! {
-        impl #name {
-            /// Bytes of the model's parameters as f32 (trainable and not).
-            pub const WEIGHT_BYTES: usize = #weights;
-            /// Bytes of scratch space inference needs for one sample: the largest set of layer
-            /// outputs alive at once, as planned when the model compiled.
-            pub const SCRATCH_BYTES: usize = #scratch;
-        }
-    })
+/// The inherent constants every `sequential!` / `functional!` model has (inside its `impl`).
+pub fn constant_items(model: &Model) -> TokenStream {
+    let Some((weights, scratch)) = memory(model) else { return TokenStream::new() };
+    quote! {
+        /// Bytes of the model's parameters as f32 (trainable and not).
+        pub const WEIGHT_BYTES: usize = #weights;
+        /// Bytes of scratch space inference needs for one sample: the largest set of layer
+        /// outputs alive at once, as planned when the model compiled.
+        pub const SCRATCH_BYTES: usize = #scratch;
+    }
+}
+
+/// A `sequential!` / `functional!` model's `#[budget(..)]` check (f32 weights).
+pub fn budget(model: &Model, opts: &Options) -> syn::Result<()> {
+    let Some((weights, scratch)) = memory(model) else { return Ok(()) };
+    check_budget(model, opts, weights, scratch, &|| largest_weights(model, Precision::F32))
 }
 
 /// The bytes a layer's weights take as `infer` embeds them in a precision (alignment padding
@@ -311,7 +314,7 @@ fn check_budget(
     }
     match errors.is_empty() {
         true => Ok(()),
-        false => Err(syn::Error::new(b.span, errors.join("\n"))),
+        false => Err(syn::Error::new_spanned(&b.tokens, errors.join("\n"))),
     }
 }
 
@@ -413,7 +416,7 @@ fn unsupported(model: &Model) -> Option<String> {
         let l = model.layer_of_node(n)?;
         (!l.kind.is_view() && l.kind.infer(&n.input_shapes, &n.output_shape).is_none()).then(|| {
             format!(
-                "layer `{}` is a {}, which kiln cannot run without the standard library yet",
+                "layer `{}` ({}) has no kernel kiln can run without the standard library yet",
                 l.name,
                 l.kind.class()
             )
@@ -620,16 +623,16 @@ pub fn inference_only(
     w: Option<&Weights>,
     source_file: Option<std::path::PathBuf>,
 ) -> syn::Result<TokenStream> {
-    let span = opts.inference_only.unwrap_or_else(Span::call_site);
+    let at = opts.inference_only.clone().unwrap_or_default();
+    let fail = |msg: String| syn::Error::new_spanned(&at, format!("#[inference_only]: {msg}"));
+    if let Some(why) = unsupported(model) {
+        return Err(fail(format!("{why}; `infer` supports {SUPPORTED}")));
+    }
     let Some(w) = w else {
-        return Err(syn::Error::new(
-            span,
-            "#[inference_only] needs the trained weights: add #[weights(\"model.safetensors\")]",
-        ));
+        return Err(fail("the model needs its trained weights: add #[weights(\"model.safetensors\")]".into()));
     };
     let checked = crate::embed::check(model, w, source_file)?;
-    let (code, weights) =
-        infer(model, w, &checked).map_err(|e| syn::Error::new(span, format!("#[inference_only]: {e}")))?;
+    let (code, weights) = infer(model, w, &checked).map_err(fail)?;
     let scratch = 4 * plan(model).len;
     check_budget(model, opts, weights, scratch, &|| largest_weights(model, w.precision))?;
     let Model { attrs, vis, name, .. } = model;

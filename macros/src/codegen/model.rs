@@ -91,6 +91,7 @@ pub fn expand(model: &Model) -> TokenStream {
     // imports), not one per generated impl.
     let wrap = model.invocation.filter(|_| !model.layers.iter().any(|l| l.kind.user_scope()));
     let struct_vis = if wrap.is_some() { quote!(pub) } else { quote!(#vis) };
+    let consts = crate::ship::constant_items(model);
     let body = quote! {
         #(#attrs)*
         #[derive(Clone, Debug)]
@@ -104,6 +105,8 @@ pub fn expand(model: &Model) -> TokenStream {
         #(#checks)*
 
         impl #name {
+            #consts
+
             /// A new model, initialised as Keras does, from kiln's default seed.
             pub fn new() -> Self {
                 Self::with_seed(#rt::DEFAULT_SEED)

@@ -29,7 +29,7 @@ pub struct Align64<T: ?Sized>(pub T);
 #[cfg(target_endian = "little")]
 pub fn f32s(bytes: &'static [u8], start: usize, len: usize) -> &'static [f32] {
     let range = &bytes[start..start + len * 4];
-    assert!(range.as_ptr() as usize % core::mem::align_of::<f32>() == 0, "misaligned f32 weights");
+    assert!((range.as_ptr() as usize).is_multiple_of(core::mem::align_of::<f32>()), "misaligned f32 weights");
     // SAFETY: in bounds and aligned (checked above); every bit pattern is an f32; little-endian
     // bytes are the target's f32s.
     unsafe { core::slice::from_raw_parts(range.as_ptr().cast::<f32>(), len) }
@@ -42,7 +42,7 @@ pub fn f32s(bytes: &'static [u8], start: usize, len: usize) -> &'static [f32] {
 #[cfg(target_endian = "little")]
 pub fn bf16s(bytes: &'static [u8], start: usize, len: usize) -> &'static [Bf16] {
     let range = &bytes[start..start + len * 2];
-    assert!(range.as_ptr() as usize % core::mem::align_of::<Bf16>() == 0, "misaligned bf16 weights");
+    assert!((range.as_ptr() as usize).is_multiple_of(core::mem::align_of::<Bf16>()), "misaligned bf16 weights");
     // SAFETY: in bounds and aligned; Bf16 is a transparent u16, any bit pattern valid.
     unsafe { core::slice::from_raw_parts(range.as_ptr().cast::<Bf16>(), len) }
 }
