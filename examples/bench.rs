@@ -11,11 +11,34 @@ use kiln::prelude::*;
 use rand::{Rng, SeedableRng};
 
 sequential! {
-    /// W1: 784 → 128 relu → 10 softmax.
+    /// W1: 784 → 128 relu → 10 softmax. The embedded weights (for W3's start-up) are those of
+    /// `Small::with_seed(1)`.
+    #[weights("models/w1.safetensors")]
     pub struct Small: [784] {
         Dense(128, activation = relu),
         Dense(10, activation = softmax),
     }
+}
+
+/// W3 through the generated `infer` (no heap, weights read in place): the W1 model with the
+/// weights of `Small::with_seed(1)` (`examples/models/w1.safetensors`), in three precisions.
+macro_rules! small_infer {
+    ($($name:ident = $dtype:ident;)*) => {$(
+        sequential! {
+            #[weights("models/w1.safetensors", dtype = $dtype)]
+            #[inference_only]
+            pub struct $name: [784] {
+                Dense(128, activation = relu),
+                Dense(10, activation = softmax),
+            }
+        }
+    )*};
+}
+
+small_infer! {
+    SmallF32 = f32;
+    SmallBf16 = bf16;
+    SmallInt8 = int8;
 }
 
 sequential! {
@@ -202,6 +225,38 @@ fn main() {
             .collect();
         println!("| W3 latency, `predict_one` (µs) | {:.2} |", median(one));
         println!("| W3 latency, `predict` on a 1-row array (µs) | {:.2} |", median(batch));
+        let x: &[f32; 784] = sample.as_slice().try_into().expect("784 values");
+        // Start-up: `embedded()` copies the weights into a trainable model; `infer` has nothing
+        // to set up, so its first call in the process is the whole cost.
+        let t = Instant::now();
+        black_box(SmallF32::infer(black_box(x)));
+        let first = t.elapsed().as_secs_f64() * 1e6;
+        let t = Instant::now();
+        black_box(Small::embedded());
+        let copy = t.elapsed().as_secs_f64() * 1e6;
+        println!("| W3 start-up: `embedded()`, copying {} bytes (µs) | {copy:.2} |", Small::WEIGHT_BYTES);
+        println!("| W3 start-up: first `infer` call in the process (µs) | {first:.2} |");
+        // `infer` and `predict_one` agree on the same weights before either is timed.
+        let (a, b) = (SmallF32::infer(x), m.predict_one(&sample).expect("784 values").to_vec());
+        assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-5), "infer {a:?} against predict_one {b:?}");
+        let time = |f: &dyn Fn(&[f32; 784]) -> [f32; 10]| -> f64 {
+            f(x);
+            let each: Vec<f64> = (0..calls)
+                .map(|_| {
+                    let t = Instant::now();
+                    black_box(f(black_box(x)));
+                    t.elapsed().as_secs_f64() * 1e6
+                })
+                .collect();
+            median(each)
+        };
+        for (name, f, bytes) in [
+            ("f32", &SmallF32::infer as &dyn Fn(&[f32; 784]) -> [f32; 10], SmallF32::WEIGHT_BYTES),
+            ("bf16", &SmallBf16::infer, SmallBf16::WEIGHT_BYTES),
+            ("int8", &SmallInt8::infer, SmallInt8::WEIGHT_BYTES),
+        ] {
+            println!("| W3 latency, `infer` with {name} weights, {bytes} bytes (µs) | {:.2} |", time(f));
+        }
     }
     if want("W4") {
         let mut m = Wide::with_seed(1);

@@ -248,7 +248,9 @@ pub fn budget(model: &Model, opts: &Options) -> syn::Result<()> {
 /// aside); `None` when only rustc knows its parameters.
 fn layer_bytes(model: &Model, l: &crate::ir::LayerDef, precision: Precision) -> Option<usize> {
     let n = &model.nodes[l.apps[0]];
-    let quantised = l.kind.infer(&n.input_shapes, &n.output_shape).is_some_and(|s| s.has_kernel());
+    let st = l.kind.infer(&n.input_shapes, &n.output_shape);
+    let quantised = st.as_ref().is_some_and(Static::has_kernel);
+    let pairs = matches!(st, Some(Static::Dense { .. } | Static::Conv { .. }));
     let channels = n.output_shape.last().copied().unwrap_or(0);
     let params = l.kind.params(&n.input_shapes)?;
     Some(
@@ -256,8 +258,13 @@ fn layer_bytes(model: &Model, l: &crate::ir::LayerDef, precision: Precision) -> 
             .iter()
             .map(|(p, s)| {
                 let count: usize = s.iter().product();
+                // Pairs of rows: an odd block of a Dense's or convolution's rows gets a zero row.
+                let padded = match (pairs, s.len()) {
+                    (true, r @ 2..) => count / (s[r - 2] * s[r - 1]) * s[r - 2].next_multiple_of(2) * s[r - 1],
+                    _ => count,
+                };
                 match (precision, *p == "kernel" && quantised) {
-                    (Precision::Int8, true) => count + 4 * channels,
+                    (Precision::Int8, true) => padded + 4 * channels,
                     (Precision::Bf16, true) => 2 * count,
                     _ => 4 * count,
                 }
@@ -359,8 +366,10 @@ impl Blob {
     }
 
     /// A kernel whose last axes (`cols` values per row) are its output channels, in the blob's
-    /// precision; the `Kernel` expression.
-    fn kernel(&mut self, vals: &[f32], cols: usize) -> TokenStream {
+    /// precision; the `Kernel` expression. `block` is the rows of one input block (a Dense's
+    /// inputs, a convolution's channels per window position), which int8 stores in interleaved
+    /// pairs for the 16-bit multiply-add; `None` keeps rows plain (depthwise kernels).
+    fn kernel(&mut self, vals: &[f32], cols: usize, block: Option<usize>) -> TokenStream {
         match self.precision {
             Precision::F32 => {
                 let v = self.f32s(vals);
@@ -377,9 +386,22 @@ impl Blob {
             Precision::Int8 => {
                 let (q, scales) = quantise(vals, cols);
                 let s = self.f32s(&scales);
-                let (start, len) = (self.bytes.len(), q.len());
-                self.bytes.extend(q.iter().map(|&v| v as u8));
-                quote!(::kiln::infer::Kernel::Int8(::kiln::infer::i8s(__w, #start, #len), #s))
+                let start = self.bytes.len();
+                let Some(rows) = block.filter(|&r| r > 0 && cols > 0) else {
+                    self.bytes.extend(q.iter().map(|&v| v as u8));
+                    let len = q.len();
+                    return quote!(::kiln::infer::Kernel::Int8(::kiln::infer::i8s(__w, #start, #len), #s));
+                };
+                for b in q.chunks(rows * cols) {
+                    for p in 0..rows.div_ceil(2) {
+                        for j in 0..cols {
+                            self.bytes.push(b[2 * p * cols + j] as u8);
+                            self.bytes.push(if 2 * p + 1 < rows { b[(2 * p + 1) * cols + j] as u8 } else { 0 });
+                        }
+                    }
+                }
+                let len = self.bytes.len() - start;
+                quote!(::kiln::infer::Kernel::Int8Pairs(::kiln::infer::i8s(__w, #start, #len), #s))
             }
         }
     }
@@ -467,7 +489,9 @@ pub fn infer(model: &Model, w: &Weights, checked: &Checked) -> Result<(TokenStre
         let key = |p: &str| format!("{}.{p}", l.name);
         let param = |p: &str| -> Vec<f32> { checked.values(&key(p)).map(|(_, v)| v).unwrap_or_default() };
         let f32s = |blob: &mut Blob, p: &str| blob.named(key(p), |b| b.f32s(&param(p)));
-        let kernel = |blob: &mut Blob, cols: usize| blob.named(key("kernel"), |b| b.kernel(&param("kernel"), cols));
+        let kernel = |blob: &mut Blob, cols: usize, block: Option<usize>| {
+            blob.named(key("kernel"), |b| b.kernel(&param("kernel"), cols, block))
+        };
         // An optional parameter (a bias, BatchNormalization's gamma and beta) the file may not have.
         let opt = |blob: &mut Blob, p: &str, present: bool| match present && checked.values(&key(p)).is_some() {
             false => quote!(::core::option::Option::None),
@@ -486,17 +510,17 @@ pub fn infer(model: &Model, w: &Weights, checked: &Checked) -> Result<(TokenStre
         let call = match &st {
             Static::Identity => continue,
             Static::Dense { units, act: a } => {
-                let k = kernel(&mut blob, *units);
+                let k = kernel(&mut blob, *units, Some(in_last));
                 let (b, a) = (opt(&mut blob, "bias", true), act(a));
                 quote!(::kiln::infer::dense(#x, #k, #b, #a, #in_last, #units, __out))
             }
             Static::Conv { win, filters, groups, act: a } => {
-                let k = kernel(&mut blob, *filters);
+                let k = kernel(&mut blob, *filters, Some(in_last / groups));
                 let (b, a) = (opt(&mut blob, "bias", true), act(a));
                 quote!(::kiln::infer::conv(#x, #k, #b, #a, &#win, #filters, #groups, __out))
             }
             Static::Depthwise { win, multiplier, act: a } => {
-                let k = kernel(&mut blob, out_last);
+                let k = kernel(&mut blob, out_last, None);
                 let (b, a) = (opt(&mut blob, "bias", true), act(a));
                 quote!(::kiln::infer::depthwise(#x, #k, #b, #a, &#win, #multiplier, __out))
             }

@@ -3,12 +3,11 @@
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
-/// What the kernels may use: 0 the baseline, 1 AVX2 + FMA, 2 AVX-512 (F, BW, VL) as well.
+/// What the kernels may use: 0 the baseline, 1 AVX2 + FMA, 2 AVX-512 (F, BW, VL) as well;
+/// plus 4 where AVX-512 VNNI is there too.
 static LEVEL: AtomicU8 = AtomicU8::new(u8::MAX);
 
-/// The instruction level of this CPU: 0 baseline, 1 AVX2 + FMA, 2 AVX-512.
-#[inline]
-pub fn level() -> u8 {
+fn detected() -> u8 {
     let l = LEVEL.load(Ordering::Relaxed);
     if l != u8::MAX {
         return l;
@@ -16,6 +15,18 @@ pub fn level() -> u8 {
     let l = detect();
     LEVEL.store(l, Ordering::Relaxed);
     l
+}
+
+/// The instruction level of this CPU: 0 baseline, 1 AVX2 + FMA, 2 AVX-512.
+#[inline]
+pub fn level() -> u8 {
+    detected() & 3
+}
+
+/// Whether the CPU has AVX-512 VNNI (integer dot products, for int8 weights).
+#[inline]
+pub fn vnni() -> bool {
+    detected() & 4 != 0
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -39,7 +50,10 @@ fn detect() -> u8 {
         return 0;
     }
     let (f, bw, vl) = (seven.ebx & (1 << 16) != 0, seven.ebx & (1 << 30) != 0, seven.ebx & (1 << 31) != 0);
-    if f && bw && vl && xcr0 & 0b1110_0110 == 0b1110_0110 { 2 } else { 1 }
+    if !(f && bw && vl && xcr0 & 0b1110_0110 == 0b1110_0110) {
+        return 1;
+    }
+    if seven.ecx & (1 << 11) != 0 { 2 | 4 } else { 2 }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -58,6 +58,282 @@ pub enum Kernel<'a> {
     Bf16(&'a [Bf16]),
     /// int8 values and one f32 scale per output channel (the last axis): `w = q · scale`.
     Int8(&'a [i8], &'a [f32]),
+    /// int8 values as [`Kernel::Int8`], rows interleaved in pairs (`q[2p][j]` beside
+    /// `q[2p + 1][j]`; an odd block of rows ends with a zero row) for the 16-bit integer
+    /// multiply-add: the input is quantised to 15 bits per call, products summed in i32.
+    Int8Pairs(&'a [i8], &'a [f32]),
+}
+
+/// The input's largest magnitude maps to this in the int8 kernels' 16-bit input: with int8
+/// weights, 1024 rows of products stay inside i32.
+const X_MAX: f32 = 16383.0;
+/// Rows whose products the int8 kernels sum in i32 before adding them to the f32 result.
+const INT_ROWS: usize = 1024;
+
+/// `acc[j] += Σ_i x[i] · q[i][col + j]` on a pair-interleaved int8 kernel of `cols` columns whose
+/// rows start at (even) row `row0`; per-column scales are applied later.
+#[inline(always)]
+fn int8_pairs(x: &[f32], q: &[i8], row0: usize, cols: usize, col: usize, acc: &mut [f32]) {
+    let m = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if m == 0.0 || !m.is_finite() {
+        if !m.is_finite() {
+            acc.iter_mut().for_each(|a| *a = f32::NAN);
+        }
+        return;
+    }
+    let (inv, scale) = (X_MAX / m, m / X_MAX);
+    // Rounds to the nearest 16-bit step: adding 1.5·2²³ leaves the integer in the low
+    // mantissa bits (|x · inv| ≤ X_MAX).
+    let q16 = |v: f32| (((v * inv) + 12_582_912.0).to_bits() as i32 - 0x4b40_0000) as i16;
+    // Each input pair as the two 16-bit halves of an i32, as `vpmaddwd` reads it.
+    let both = |p: usize| {
+        let (a, b) = (q16(x[2 * p]), x.get(2 * p + 1).map_or(0, |&v| q16(v)));
+        ((b as u16 as u32) << 16 | a as u16 as u32) as i32
+    };
+    let pairs = x.len().div_ceil(2);
+    let mut p0 = 0;
+    while p0 < pairs {
+        let block = p0..(p0 + INT_ROWS / 2).min(pairs);
+        let q = &q[(row0 / 2 + p0) * 2 * cols..];
+        #[cfg(target_arch = "x86_64")]
+        {
+            let level = super::cpu::level();
+            if level == 2 && super::cpu::vnni() {
+                // SAFETY: the CPU has AVX-512 BW and VNNI (checked by `level` and `vnni`).
+                unsafe { int8_512_vnni(q, block.clone().map(both), cols, col, scale, acc) };
+                p0 = block.end;
+                continue;
+            }
+            if level == 2 {
+                // SAFETY: the CPU has AVX-512 BW (checked by `level`).
+                unsafe { int8_512(q, block.clone().map(both), cols, col, scale, acc) };
+                p0 = block.end;
+                continue;
+            }
+            if level == 1 {
+                // SAFETY: the CPU has AVX2 (checked by `level`).
+                unsafe { int8_256(q, block.clone().map(both), cols, col, scale, acc) };
+                p0 = block.end;
+                continue;
+            }
+        }
+        for (k, p) in block.clone().enumerate() {
+            let b = both(p);
+            let (lo, hi) = (b as i16 as i32, (b >> 16) as i16 as i32);
+            for (j, a) in acc.iter_mut().enumerate() {
+                let at = k * 2 * cols + 2 * (col + j);
+                *a += (q[at] as i32 * lo + q[at + 1] as i32 * hi) as f32 * scale;
+            }
+        }
+        p0 = block.end;
+    }
+}
+
+/// One block of pairs on AVX-512: 128, then 16 output columns at a time, the sums in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn int8_512(
+    q: &[i8],
+    pairs: impl Iterator<Item = i32> + Clone,
+    cols: usize,
+    col: usize,
+    scale: f32,
+    acc: &mut [f32],
+) {
+    use core::arch::x86_64::*;
+    /// `U` vectors of 16 columns from column `j`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn run<const U: usize>(
+        q: &[i8],
+        pairs: impl Iterator<Item = i32>,
+        cols: usize,
+        at: usize,
+        scale: f32,
+        acc: &mut [f32],
+    ) {
+        let mut sums = [_mm512_setzero_si512(); U];
+        // SAFETY: the caller checked that every row read holds 32·U bytes from `at` and
+        // `acc` 16·U values.
+        unsafe {
+            for (k, both) in pairs.enumerate() {
+                let pair = _mm512_set1_epi32(both);
+                let row = q.as_ptr().add(k * 2 * cols + at);
+                for (u, sum) in sums.iter_mut().enumerate() {
+                    let w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(row.add(32 * u).cast()));
+                    *sum = _mm512_add_epi32(*sum, _mm512_madd_epi16(w, pair));
+                }
+            }
+            let s = _mm512_set1_ps(scale);
+            for (u, sum) in sums.iter().enumerate() {
+                let a = acc.as_mut_ptr().add(16 * u);
+                _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), _mm512_mul_ps(_mm512_cvtepi32_ps(*sum), s)));
+            }
+        }
+    }
+    let n = acc.len();
+    let count = pairs.clone().count();
+    assert!(count == 0 || (count - 1) * 2 * cols + 2 * (col + n) <= q.len(), "int8 kernel out of range");
+    let mut j = 0;
+    // SAFETY: the assert bounds every row's columns col..col + n; j + 16·U ≤ n below.
+    unsafe {
+        while j + 128 <= n {
+            run::<8>(q, pairs.clone(), cols, 2 * (col + j), scale, &mut acc[j..]);
+            j += 128;
+        }
+        while j + 16 <= n {
+            run::<1>(q, pairs.clone(), cols, 2 * (col + j), scale, &mut acc[j..]);
+            j += 16;
+        }
+    }
+    int8_tail(q, pairs, cols, col, scale, j, acc);
+}
+
+/// [`int8_512`] with AVX-512 VNNI: one `vpdpwssd` for each multiply-add and sum.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn int8_512_vnni(
+    q: &[i8],
+    pairs: impl Iterator<Item = i32> + Clone,
+    cols: usize,
+    col: usize,
+    scale: f32,
+    acc: &mut [f32],
+) {
+    use core::arch::x86_64::*;
+    /// `U` vectors of 16 columns from column `j`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn run<const U: usize>(
+        q: &[i8],
+        pairs: impl Iterator<Item = i32>,
+        cols: usize,
+        at: usize,
+        scale: f32,
+        acc: &mut [f32],
+    ) {
+        let mut sums = [_mm512_setzero_si512(); U];
+        // SAFETY: the caller checked that every row read holds 32·U bytes from `at` and
+        // `acc` 16·U values.
+        unsafe {
+            for (k, both) in pairs.enumerate() {
+                let pair = _mm512_set1_epi32(both);
+                let row = q.as_ptr().add(k * 2 * cols + at);
+                for (u, sum) in sums.iter_mut().enumerate() {
+                    let w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(row.add(32 * u).cast()));
+                    *sum = _mm512_dpwssd_epi32(*sum, w, pair);
+                }
+            }
+            let s = _mm512_set1_ps(scale);
+            for (u, sum) in sums.iter().enumerate() {
+                let a = acc.as_mut_ptr().add(16 * u);
+                _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), _mm512_mul_ps(_mm512_cvtepi32_ps(*sum), s)));
+            }
+        }
+    }
+    let n = acc.len();
+    let count = pairs.clone().count();
+    assert!(count == 0 || (count - 1) * 2 * cols + 2 * (col + n) <= q.len(), "int8 kernel out of range");
+    let mut j = 0;
+    // SAFETY: the assert bounds every row's columns col..col + n; j + 16·U ≤ n below.
+    unsafe {
+        while j + 128 <= n {
+            run::<8>(q, pairs.clone(), cols, 2 * (col + j), scale, &mut acc[j..]);
+            j += 128;
+        }
+        while j + 16 <= n {
+            run::<1>(q, pairs.clone(), cols, 2 * (col + j), scale, &mut acc[j..]);
+            j += 16;
+        }
+    }
+    int8_tail(q, pairs, cols, col, scale, j, acc);
+}
+
+/// One block of pairs on AVX2: 64, then 8 output columns at a time, the sums in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn int8_256(
+    q: &[i8],
+    pairs: impl Iterator<Item = i32> + Clone,
+    cols: usize,
+    col: usize,
+    scale: f32,
+    acc: &mut [f32],
+) {
+    use core::arch::x86_64::*;
+    /// `U` vectors of 8 columns from column `j`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run<const U: usize>(
+        q: &[i8],
+        pairs: impl Iterator<Item = i32>,
+        cols: usize,
+        at: usize,
+        scale: f32,
+        acc: &mut [f32],
+    ) {
+        let mut sums = [_mm256_setzero_si256(); U];
+        // SAFETY: as in `int8_512`, with 16·U bytes per row and 8·U values.
+        unsafe {
+            for (k, both) in pairs.enumerate() {
+                let pair = _mm256_set1_epi32(both);
+                let row = q.as_ptr().add(k * 2 * cols + at);
+                for (u, sum) in sums.iter_mut().enumerate() {
+                    let w = _mm256_cvtepi8_epi16(_mm_loadu_si128(row.add(16 * u).cast()));
+                    *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(w, pair));
+                }
+            }
+            let s = _mm256_set1_ps(scale);
+            for (u, sum) in sums.iter().enumerate() {
+                let a = acc.as_mut_ptr().add(8 * u);
+                _mm256_storeu_ps(a, _mm256_add_ps(_mm256_loadu_ps(a), _mm256_mul_ps(_mm256_cvtepi32_ps(*sum), s)));
+            }
+        }
+    }
+    let n = acc.len();
+    let count = pairs.clone().count();
+    assert!(count == 0 || (count - 1) * 2 * cols + 2 * (col + n) <= q.len(), "int8 kernel out of range");
+    let mut j = 0;
+    // SAFETY: as in `int8_512`.
+    unsafe {
+        while j + 64 <= n {
+            run::<8>(q, pairs.clone(), cols, 2 * (col + j), scale, &mut acc[j..]);
+            j += 64;
+        }
+        while j + 8 <= n {
+            run::<1>(q, pairs.clone(), cols, 2 * (col + j), scale, &mut acc[j..]);
+            j += 8;
+        }
+    }
+    int8_tail(q, pairs, cols, col, scale, j, acc);
+}
+
+/// The columns from `j` on that the vector loops leave, one at a time.
+#[inline(always)]
+fn int8_tail(
+    q: &[i8],
+    pairs: impl Iterator<Item = i32>,
+    cols: usize,
+    col: usize,
+    scale: f32,
+    j: usize,
+    acc: &mut [f32],
+) {
+    if j == acc.len() {
+        return;
+    }
+    let mut sums = [0i32; 16];
+    let n = acc.len() - j;
+    for (k, both) in pairs.enumerate() {
+        let (lo, hi) = (both as i16 as i32, (both >> 16) as i16 as i32);
+        let row = &q[k * 2 * cols + 2 * (col + j)..][..2 * n];
+        for (s, w) in sums.iter_mut().zip(row.chunks_exact(2)) {
+            *s += w[0] as i32 * lo + w[1] as i32 * hi;
+        }
+    }
+    for (a, s) in acc[j..].iter_mut().zip(&sums) {
+        *a += *s as f32 * scale;
+    }
 }
 
 /// `acc[j] += Σ_i x[i] · w[i · stride + j]` for `j < acc.len()`: rows of the kernel scaled and
@@ -104,13 +380,24 @@ fn per_channel<T: Elem>(x: &[f32], w: &[T], m: usize, acc: &mut [f32]) {
 }
 
 impl Kernel<'_> {
-    /// [`axpy_rows`] on the kernel from element `start`.
+    /// Rows a block of `rows` kernel rows takes in this layout (pairs: rounded up to even).
     #[inline(always)]
-    fn rows(self, x: &[f32], start: usize, stride: usize, acc: &mut [f32]) {
+    fn block(self, rows: usize) -> usize {
         match self {
-            Kernel::F32(w) => axpy_rows(x, &w[start..], stride, acc),
-            Kernel::Bf16(w) => axpy_rows(x, &w[start..], stride, acc),
-            Kernel::Int8(q, _) => axpy_rows(x, &q[start..], stride, acc),
+            Kernel::Int8Pairs(..) => rows + (rows & 1),
+            _ => rows,
+        }
+    }
+
+    /// `acc[j] += Σ_i x[i] · w[row + i][col + j]` for a kernel of `cols` columns.
+    #[inline(always)]
+    fn rows(self, x: &[f32], row: usize, cols: usize, col: usize, acc: &mut [f32]) {
+        let start = row * cols + col;
+        match self {
+            Kernel::F32(w) => axpy_rows(x, &w[start..], cols, acc),
+            Kernel::Bf16(w) => axpy_rows(x, &w[start..], cols, acc),
+            Kernel::Int8(q, _) => axpy_rows(x, &q[start..], cols, acc),
+            Kernel::Int8Pairs(q, _) => int8_pairs(x, q, row, cols, col, acc),
         }
     }
 
@@ -122,6 +409,16 @@ impl Kernel<'_> {
             Kernel::F32(w) => per_channel(x, &w[start..][..acc.len()], m, acc),
             Kernel::Bf16(w) => per_channel(x, &w[start..][..acc.len()], m, acc),
             Kernel::Int8(q, _) => per_channel(x, &q[start..][..acc.len()], m, acc),
+            Kernel::Int8Pairs(q, _) => {
+                // Depthwise kernels are embedded plain; this layout is read value by value.
+                let (cols, row) = (acc.len(), start / acc.len().max(1));
+                for (c, &v) in x.iter().enumerate() {
+                    for k in 0..m {
+                        let j = c * m + k;
+                        acc[j] += v * q[(row / 2) * 2 * cols + 2 * j + (row & 1)] as f32;
+                    }
+                }
+            }
         }
     }
 
@@ -129,7 +426,7 @@ impl Kernel<'_> {
     /// `col..col + row.len()`.
     #[inline(always)]
     fn finish(self, row: &mut [f32], col: usize, bias: Option<&[f32]>, act: ActKind) {
-        if let Kernel::Int8(_, scales) = self {
+        if let Kernel::Int8(_, scales) | Kernel::Int8Pairs(_, scales) = self {
             for (v, s) in row.iter_mut().zip(&scales[col..]) {
                 *v *= s;
             }
@@ -200,7 +497,7 @@ simd_fn! {
     pub fn dense(x: &[f32], k: Kernel<'_>, bias: Option<&[f32]>, act: ActKind, inp: usize, units: usize, y: &mut [f32]) {
         for (xr, yr) in x.chunks_exact(inp).zip(y.chunks_exact_mut(units)) {
             yr.fill(0.0);
-            k.rows(xr, 0, units, yr);
+            k.rows(xr, 0, units, 0, yr);
             k.finish(yr, 0, bias, act);
         }
     }
@@ -217,9 +514,9 @@ simd_fn! {
                 yr.fill(0.0);
                 win.each(oy, ox, |ky, kx, pixel| {
                     let xin = &x[pixel * win.c..][..win.c];
-                    let row = (ky * win.kw + kx) * cg;
+                    let row = (ky * win.kw + kx) * k.block(cg);
                     for g in 0..groups {
-                        k.rows(&xin[g * cg..][..cg], row * filters + g * fg, filters, &mut yr[g * fg..][..fg]);
+                        k.rows(&xin[g * cg..][..cg], row, filters, g * fg, &mut yr[g * fg..][..fg]);
                     }
                 });
                 k.finish(yr, 0, bias, act);

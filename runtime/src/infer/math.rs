@@ -173,10 +173,18 @@ impl ActKind {
                     *v *= inv;
                 }
             }
+            // One loop per kind, each with its function inlined (a `match` per value would not
+            // vectorise).
             k => {
-                for v in row.iter_mut() {
-                    *v = k.value(*v);
+                macro_rules! each {
+                    ($($kind:ident),*) => {
+                        match k {
+                            $(ActKind::$kind => row.iter_mut().for_each(|v| *v = ActKind::$kind.value(*v)),)*
+                            _ => {}
+                        }
+                    };
                 }
+                each!(Relu, Sigmoid, Tanh, Gelu, Elu, Selu, LeakyRelu, Softplus, Swish, GeluApproximate);
             }
         }
     }
