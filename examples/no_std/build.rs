@@ -5,8 +5,10 @@ fn main() {
     if std::env::var_os("CARGO_FEATURE_FIRMWARE").is_some()
         && std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
     {
-        for arg in ["-nostartfiles", "-nostdlib", "-static", "-no-pie"] {
-            println!("cargo:rustc-link-arg-bin=digits-firmware={arg}");
+        for bin in ["digits-firmware", "digits-firmware-f32", "digits-firmware-int8"] {
+            for arg in ["-nostartfiles", "-nostdlib", "-static", "-no-pie"] {
+                println!("cargo:rustc-link-arg-bin={bin}={arg}");
+            }
         }
     }
 }

@@ -152,7 +152,7 @@ fn firmware_sample_is_a_held_out_seven() {
     let data = held_out();
     let (x, y) = data.iter().find(|(_, y)| *y == 7).unwrap();
     let pixels: Vec<u8> = x.iter().map(|v| (v * 16.0).round() as u8).collect();
-    let source = include_str!("../src/bin/firmware.rs");
+    let source = include_str!("../src/firmware/bare.rs");
     let listed: Vec<u8> = source
         .split("static SEVEN: [u8; 64] = [")
         .nth(1)
@@ -162,7 +162,7 @@ fn firmware_sample_is_a_held_out_seven() {
         .filter_map(|v| v.trim().parse().ok())
         .collect();
     assert_eq!(*y, 7);
-    assert_eq!(listed, pixels, "firmware.rs should embed the first held-out 7");
+    assert_eq!(listed, pixels, "bare.rs should embed the first held-out 7");
     assert_eq!(classify(x), 7);
     assert_eq!(classify_int8(x), 7);
 }

@@ -1,0 +1,13 @@
+//! The bare digits classifier with f32 weights alone, for its size (see `digits-firmware`).
+
+#![no_std]
+#![no_main]
+#![no_builtins]
+
+#[path = "../firmware/bare.rs"]
+mod bare;
+
+/// The f32 classifier's digit.
+fn digit(x: &[f32; 64]) -> i32 {
+    kiln_digits_no_std::classify(x) as i32
+}
