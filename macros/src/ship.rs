@@ -66,6 +66,29 @@ pub enum Static {
         outer: usize,
         widths: Vec<usize>,
     },
+    LayerNorm {
+        epsilon: f32,
+        center: bool,
+        scale: bool,
+    },
+    /// `ZeroPadding2D`, `Cropping2D`, `UpSampling2D`: the runtime `Resize` expression.
+    Resample {
+        op: TokenStream,
+    },
+    Dot,
+    /// `win` is the convolution from the output back to the input.
+    ConvTranspose {
+        win: TokenStream,
+        act: &'static str,
+    },
+    /// `work`: f32 values of the depthwise output between the two convolutions.
+    Separable {
+        win: TokenStream,
+        multiplier: usize,
+        filters: usize,
+        act: &'static str,
+        work: usize,
+    },
 }
 
 /// `#[inference_only]` and `#[budget(..)]`, taken from a model's attributes.
@@ -180,7 +203,11 @@ fn plan(model: &Model) -> Plan {
     // first, each at the lowest offset free of the buffers alive at the same time.
     let mut owned: Vec<(usize, usize)> = (0..n)
         .filter(|&i| owner[i] == i && !matches!(model.nodes[i].op, Op::Input(_)))
-        .map(|i| (model.nodes[i].output_shape.iter().product(), i))
+        .map(|i| {
+            let n = &model.nodes[i];
+            let extra = model.layer_of(i).and_then(|l| l.kind.infer(&n.input_shapes, &n.output_shape));
+            (n.output_shape.iter().product::<usize>() + extra.map_or(0, |s| s.extra()), i)
+        })
         .collect();
     owned.sort_by_key(|&(size, i)| (std::cmp::Reverse(size), i));
     let mut placed: Vec<(usize, usize, usize)> = Vec::new();
@@ -249,24 +276,24 @@ pub fn budget(model: &Model, opts: &Options) -> syn::Result<()> {
 fn layer_bytes(model: &Model, l: &crate::ir::LayerDef, precision: Precision) -> Option<usize> {
     let n = &model.nodes[l.apps[0]];
     let st = l.kind.infer(&n.input_shapes, &n.output_shape);
-    let quantised = st.as_ref().is_some_and(Static::has_kernel);
-    let pairs = matches!(st, Some(Static::Dense { .. } | Static::Conv { .. }));
-    let channels = n.output_shape.last().copied().unwrap_or(0);
+    let kernels = st.as_ref().map_or(&[][..], Static::kernels);
     let params = l.kind.params(&n.input_shapes)?;
     Some(
         params
             .iter()
             .map(|(p, s)| {
                 let count: usize = s.iter().product();
+                let Some(&(_, pairs)) = kernels.iter().find(|(k, _)| k == p) else { return 4 * count };
+                let r = s.len();
+                // int8 scales: one per output channel (a depthwise kernel's are its last two axes).
+                let cols = if pairs { s[r - 1] } else { s[r - 2] * s[r - 1] };
                 // Pairs of rows: an odd block of a Dense's or convolution's rows gets a zero row.
-                let padded = match (pairs, s.len()) {
-                    (true, r @ 2..) => count / (s[r - 2] * s[r - 1]) * s[r - 2].next_multiple_of(2) * s[r - 1],
-                    _ => count,
-                };
-                match (precision, *p == "kernel" && quantised) {
-                    (Precision::Int8, true) => padded + 4 * channels,
-                    (Precision::Bf16, true) => 2 * count,
-                    _ => 4 * count,
+                let padded =
+                    if pairs { count / (s[r - 2] * cols) * s[r - 2].next_multiple_of(2) * cols } else { count };
+                match precision {
+                    Precision::Int8 => padded + 4 * cols,
+                    Precision::Bf16 => 2 * count,
+                    Precision::F32 => 4 * count,
                 }
             })
             .sum(),
@@ -326,9 +353,23 @@ fn check_budget(
 }
 
 impl Static {
-    /// Whether the layer's `kernel` is a matrix `infer` may store in reduced precision.
-    fn has_kernel(&self) -> bool {
-        matches!(self, Static::Dense { .. } | Static::Conv { .. } | Static::Depthwise { .. })
+    /// The parameters `infer` may store in reduced precision, each with whether int8 keeps its
+    /// rows in pairs (a matrix product) or plain (a depthwise kernel, one value per channel).
+    fn kernels(&self) -> &'static [(&'static str, bool)] {
+        match self {
+            Static::Dense { .. } | Static::Conv { .. } => &[("kernel", true)],
+            Static::Depthwise { .. } => &[("kernel", false)],
+            Static::Separable { .. } => &[("depthwise_kernel", false), ("pointwise_kernel", true)],
+            _ => &[],
+        }
+    }
+
+    /// f32 values of workspace the layer needs beside its output.
+    fn extra(&self) -> usize {
+        match self {
+            Static::Separable { work, .. } => *work,
+            _ => 0,
+        }
     }
 }
 
@@ -447,9 +488,10 @@ fn unsupported(model: &Model) -> Option<String> {
 }
 
 /// The layers `infer` supports, for error messages.
-const SUPPORTED: &str = "Dense, Conv1D, Conv2D, DepthwiseConv2D, MaxPooling1D/2D, AveragePooling1D/2D, the global \
-                         poolings, BatchNormalization, Activation, LeakyReLU, Rescaling, Dropout, SpatialDropout, \
-                         GaussianNoise, Flatten, Reshape, and the element-wise merges and Concatenate";
+const SUPPORTED: &str = "Dense, Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose, MaxPooling1D/2D, \
+                         AveragePooling1D/2D, the global poolings, BatchNormalization, LayerNormalization, \
+                         Activation, LeakyReLU, Rescaling, Dropout, SpatialDropout, GaussianNoise, ZeroPadding2D, \
+                         Cropping2D, UpSampling2D, Flatten, Reshape, the element-wise merges, Concatenate and Dot";
 
 /// `infer` for a model whose weights are embedded, and the bytes of its embedded weights; the
 /// reason when a layer has no static kernel.
@@ -467,7 +509,8 @@ pub fn infer(model: &Model, w: &Weights, checked: &Checked) -> Result<(TokenStre
         }
         let Some(st) = l.kind.infer(&node.input_shapes, &node.output_shape) else { continue };
         let Loc::Scratch(start) = plan.loc[i] else { continue };
-        let end = start + node.output_shape.iter().product::<usize>();
+        let out_len = node.output_shape.iter().product::<usize>();
+        let end = start + out_len + st.extra();
         let ins: Vec<TokenStream> = node
             .inputs
             .iter()
@@ -489,8 +532,8 @@ pub fn infer(model: &Model, w: &Weights, checked: &Checked) -> Result<(TokenStre
         let key = |p: &str| format!("{}.{p}", l.name);
         let param = |p: &str| -> Vec<f32> { checked.values(&key(p)).map(|(_, v)| v).unwrap_or_default() };
         let f32s = |blob: &mut Blob, p: &str| blob.named(key(p), |b| b.f32s(&param(p)));
-        let kernel = |blob: &mut Blob, cols: usize, block: Option<usize>| {
-            blob.named(key("kernel"), |b| b.kernel(&param("kernel"), cols, block))
+        let kernel = |blob: &mut Blob, name: &str, cols: usize, block: Option<usize>| {
+            blob.named(key(name), |b| b.kernel(&param(name), cols, block))
         };
         // An optional parameter (a bias, BatchNormalization's gamma and beta) the file may not have.
         let opt = |blob: &mut Blob, p: &str, present: bool| match present && checked.values(&key(p)).is_some() {
@@ -510,17 +553,17 @@ pub fn infer(model: &Model, w: &Weights, checked: &Checked) -> Result<(TokenStre
         let call = match &st {
             Static::Identity => continue,
             Static::Dense { units, act: a } => {
-                let k = kernel(&mut blob, *units, Some(in_last));
+                let k = kernel(&mut blob, "kernel", *units, Some(in_last));
                 let (b, a) = (opt(&mut blob, "bias", true), act(a));
                 quote!(::kiln::infer::dense(#x, #k, #b, #a, #in_last, #units, __out))
             }
             Static::Conv { win, filters, groups, act: a } => {
-                let k = kernel(&mut blob, *filters, Some(in_last / groups));
+                let k = kernel(&mut blob, "kernel", *filters, Some(in_last / groups));
                 let (b, a) = (opt(&mut blob, "bias", true), act(a));
                 quote!(::kiln::infer::conv(#x, #k, #b, #a, &#win, #filters, #groups, __out))
             }
             Static::Depthwise { win, multiplier, act: a } => {
-                let k = kernel(&mut blob, out_last, None);
+                let k = kernel(&mut blob, "kernel", out_last, None);
                 let (b, a) = (opt(&mut blob, "bias", true), act(a));
                 quote!(::kiln::infer::depthwise(#x, #k, #b, #a, &#win, #multiplier, __out))
             }
@@ -544,6 +587,35 @@ pub fn infer(model: &Model, w: &Weights, checked: &Checked) -> Result<(TokenStre
             }
             Static::Concat { outer, widths } => {
                 quote!(::kiln::infer::concatenate(&[#(#ins),*], &[#(#widths),*], #outer, __out))
+            }
+            Static::LayerNorm { epsilon, center, scale } => {
+                let (g, b) = (opt(&mut blob, "gamma", *scale), opt(&mut blob, "beta", *center));
+                quote!(::kiln::infer::layer_norm(#x, #g, #b, #epsilon, #out_last, __out))
+            }
+            Static::Resample { op } => {
+                let s = &node.input_shapes[0];
+                let (h, w, c) = (s[0], s[1], s[2]);
+                let (oh, ow) = (node.output_shape[0], node.output_shape[1]);
+                quote!(::kiln::infer::resample(#x, (#h, #w, #c), (#oh, #ow), #op, __out))
+            }
+            Static::Dot => {
+                let y = &ins[1];
+                quote!(::kiln::infer::dot(#x, #y, __out))
+            }
+            Static::ConvTranspose { win, act: a } => {
+                let k = f32s(&mut blob, "kernel");
+                let (b, a) = (opt(&mut blob, "bias", true), act(a));
+                quote!(::kiln::infer::conv_transpose(#x, #k, #b, #a, &#win, #in_last, __out))
+            }
+            Static::Separable { win, multiplier, filters, act: a, work } => {
+                let cm = in_last * multiplier;
+                let dk = kernel(&mut blob, "depthwise_kernel", cm, None);
+                let pk = kernel(&mut blob, "pointwise_kernel", *filters, Some(cm));
+                let (b, a) = (opt(&mut blob, "bias", true), act(a));
+                quote!({
+                    let (__out, __work) = __out.split_at_mut(#out_len);
+                    ::kiln::infer::separable(#x, (#dk, #pk), #b, #a, &#win, (#multiplier, #filters), &mut __work[..#work], __out)
+                })
             }
         };
         steps.push(quote! {

@@ -185,6 +185,10 @@ fn dot_kind(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
 }
 
 impl Spec for Dot {
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        Some(crate::ship::Static::Dot)
+    }
+
     fn class(&self) -> &'static str {
         "Dot"
     }

@@ -108,6 +108,11 @@ impl Spec for LayerNorm {
         true
     }
 
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        let LayerNorm { epsilon, center, scale } = *self;
+        Some(crate::ship::Static::LayerNorm { epsilon, center, scale })
+    }
+
     fn class(&self) -> &'static str {
         "LayerNormalization"
     }

@@ -124,4 +124,13 @@ impl Spec for Resample {
             Op::Up(sy, sx) => quote!(#rt::Resample::up_sampling(#h, #w, #c, #sy, #sx)),
         }
     }
+
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        let op = match self.op {
+            Op::Pad([top, _, left, _]) => quote!(::kiln::infer::Resize::Pad { top: #top, left: #left }),
+            Op::Crop([top, _, left, _]) => quote!(::kiln::infer::Resize::Crop { top: #top, left: #left }),
+            Op::Up(sy, sx) => quote!(::kiln::infer::Resize::Up { sy: #sy, sx: #sx }),
+        };
+        Some(crate::ship::Static::Resample { op })
+    }
 }

@@ -406,11 +406,22 @@ impl Spec for Conv {
 
     fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
         use crate::ship::Static;
-        let win = self.geometry.window(self.class, &ins[0]).ok()?.infer_tokens();
         let act = self.act.ty;
+        if self.class == "Conv2DTranspose" {
+            return Some(Static::ConvTranspose { win: self.transposed(&ins[0]).ok()?.infer_tokens(), act });
+        }
+        let window = self.geometry.window(self.class, &ins[0]).ok()?;
+        let win = window.infer_tokens();
         match self.class {
             "Conv1D" | "Conv2D" => Some(Static::Conv { win, filters: self.filters, groups: self.groups, act }),
             "DepthwiseConv2D" => Some(Static::Depthwise { win, multiplier: self.multiplier, act }),
+            "SeparableConv2D" => Some(Static::Separable {
+                win,
+                multiplier: self.multiplier,
+                filters: self.filters,
+                act,
+                work: window.oh * window.ow * window.c * self.multiplier,
+            }),
             _ => None,
         }
     }

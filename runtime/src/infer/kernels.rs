@@ -675,3 +675,115 @@ pub fn concatenate(inputs: &[&[f32]], widths: &[usize], outer: usize, y: &mut [f
         }
     }
 }
+
+/// `LayerNormalization` over the last axis (`c` values): `(x - mean) / √(var + ε) · γ + β`.
+pub fn layer_norm(x: &[f32], gamma: Option<&[f32]>, beta: Option<&[f32]>, epsilon: f32, c: usize, y: &mut [f32]) {
+    for (xr, yr) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+        let mean = xr.iter().sum::<f32>() / c as f32;
+        let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
+        let inv = 1.0 / sqrt(var + epsilon);
+        for i in 0..c {
+            yr[i] = (xr[i] - mean) * inv * gamma.map_or(1.0, |g| g[i]) + beta.map_or(0.0, |b| b[i]);
+        }
+    }
+}
+
+/// Where `resample` takes each output pixel from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resize {
+    /// `ZeroPadding2D`: rows and columns of zeros before (and after) the input.
+    Pad {
+        /// Rows before.
+        top: usize,
+        /// Columns before.
+        left: usize,
+    },
+    /// `Cropping2D`: rows and columns dropped before (and after).
+    Crop {
+        /// Rows before.
+        top: usize,
+        /// Columns before.
+        left: usize,
+    },
+    /// `UpSampling2D` (nearest): each pixel repeated `sy` × `sx` times.
+    Up {
+        /// Vertical factor.
+        sy: usize,
+        /// Horizontal factor.
+        sx: usize,
+    },
+}
+
+/// `ZeroPadding2D`, `Cropping2D`, `UpSampling2D` from `[h, w, c]` to `[oh, ow, c]`.
+pub fn resample(x: &[f32], (h, w, c): (usize, usize, usize), (oh, ow): (usize, usize), op: Resize, y: &mut [f32]) {
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let (iy, ix) = match op {
+                Resize::Pad { top, left } => (oy.wrapping_sub(top), ox.wrapping_sub(left)),
+                Resize::Crop { top, left } => (oy + top, ox + left),
+                Resize::Up { sy, sx } => (oy / sy, ox / sx),
+            };
+            let out = &mut y[(oy * ow + ox) * c..][..c];
+            match iy < h && ix < w {
+                true => out.copy_from_slice(&x[(iy * w + ix) * c..][..c]),
+                false => out.fill(0.0),
+            }
+        }
+    }
+}
+
+/// `Dot(axes = 1)`: the dot product of two vectors.
+pub fn dot(a: &[f32], b: &[f32], y: &mut [f32]) {
+    y[0] = a.iter().zip(b).map(|(a, b)| a * b).sum();
+}
+
+/// `Conv2DTranspose`: `win` is the convolution from this layer's output (`win.c` = filters) back
+/// to its input; each input pixel spreads `kernel[ky, kx, f, :] · x` onto the output pixels its
+/// window covers. The kernel is `[kh, kw, filters, in_channels]`.
+pub fn conv_transpose(
+    x: &[f32],
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    act: ActKind,
+    win: &Window,
+    in_channels: usize,
+    y: &mut [f32],
+) {
+    let f = win.c;
+    y.fill(0.0);
+    for py in 0..win.oh {
+        for px in 0..win.ow {
+            let xin = &x[(py * win.ow + px) * in_channels..][..in_channels];
+            win.each(py, px, |ky, kx, pixel| {
+                let out = &mut y[pixel * f..][..f];
+                let k = &kernel[(ky * win.kw + kx) * f * in_channels..][..f * in_channels];
+                for (o, row) in out.iter_mut().zip(k.chunks_exact(in_channels)) {
+                    *o += row.iter().zip(xin).map(|(w, v)| w * v).sum::<f32>();
+                }
+            });
+        }
+    }
+    for row in y.chunks_exact_mut(f) {
+        if let Some(b) = bias {
+            row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+        }
+        act.apply_row(row);
+    }
+}
+
+/// `SeparableConv2D`: the depthwise convolution into `work` (`oh · ow · c · multiplier` values),
+/// then the pointwise one (a Dense on each pixel) into `y`.
+#[allow(clippy::too_many_arguments)]
+pub fn separable(
+    x: &[f32],
+    (depthwise_kernel, pointwise_kernel): (Kernel<'_>, Kernel<'_>),
+    bias: Option<&[f32]>,
+    act: ActKind,
+    win: &Window,
+    (multiplier, filters): (usize, usize),
+    work: &mut [f32],
+    y: &mut [f32],
+) {
+    depthwise(x, depthwise_kernel, None, ActKind::Linear, win, multiplier, work);
+    dense(work, pointwise_kernel, bias, act, win.c * multiplier, filters, y);
+}

@@ -11,8 +11,8 @@ pub mod math;
 
 pub use cpu::level;
 pub use kernels::{
-    Bf16, Elem, Kernel, Merge, Window, activation, batch_norm, concatenate, conv, dense, depthwise, global_pool,
-    leaky_relu, merge, pool, rescale,
+    Bf16, Elem, Kernel, Merge, Resize, Window, activation, batch_norm, concatenate, conv, conv_transpose, dense,
+    depthwise, dot, global_pool, layer_norm, leaky_relu, merge, pool, resample, rescale, separable,
 };
 pub use math::ActKind;
 
