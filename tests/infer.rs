@@ -175,6 +175,51 @@ sequential! {
     }
 }
 
+sequential! {
+    /// Token ids through every recurrent cell, both Bidirectional kinds of output and
+    /// TimeDistributed.
+    #[weights("fixtures/infer/text.safetensors")]
+    pub struct Text: Input([12], dtype = i32) {
+        Embedding(50, 8),
+        LSTM(6, return_sequences = true),
+        Bidirectional(GRU(5, return_sequences = true), merge_mode = sum),
+        TimeDistributed(Dense(4, activation = relu)),
+        GRU(4, reset_after = false, return_sequences = true, go_backwards = true),
+        Bidirectional(SimpleRNN(3, activation = relu), merge_mode = concat),
+        Dense(2, activation = softmax),
+    }
+}
+
+functional! {
+    /// Ids and floats side by side; a recurrent layer reading the floats, one the ids.
+    #[weights("fixtures/infer/mixed.safetensors")]
+    pub struct Mixed {
+        ids = Input([6], dtype = i32);
+        series = Input([6, 2]);
+        e = Embedding(10, 3)(ids);
+        h = LSTM(4, recurrent_activation = hard_sigmoid)(e);
+        g = Bidirectional(LSTM(3, go_backwards = true), merge_mode = ave)(series);
+        m = Concatenate()([h, g]);
+        out = Dense(1, activation = sigmoid)(m);
+        Model([ids, series], out)
+    }
+}
+
+sequential! {
+    /// Text with int8 kernels (input and recurrent kernels of every cell).
+    #[weights("fixtures/infer/text.safetensors", dtype = int8)]
+    #[inference_only]
+    pub struct TextInt8: Input([12], dtype = i32) {
+        Embedding(50, 8),
+        LSTM(6, return_sequences = true),
+        Bidirectional(GRU(5, return_sequences = true), merge_mode = sum),
+        TimeDistributed(Dense(4, activation = relu)),
+        GRU(4, reset_after = false, return_sequences = true, go_backwards = true),
+        Bidirectional(SimpleRNN(3, activation = relu), merge_mode = concat),
+        Dense(2, activation = softmax),
+    }
+}
+
 /// Inputs with a fixed seed, in [-1, 1).
 fn noise(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
@@ -208,6 +253,22 @@ fn regenerate_fixtures() {
     Graph::with_seed(5).save_weights(format!("{dir}/graph.safetensors")).unwrap();
     More::with_seed(6).save_weights(format!("{dir}/more.safetensors")).unwrap();
     Towers::with_seed(7).save_weights(format!("{dir}/towers.safetensors")).unwrap();
+    // A few steps so that the recurrent biases (zeros when initialised) are not.
+    let mut text = Text::with_seed(8);
+    let ids = Array2::from_shape_vec((64, 12), noise(64 * 12, 3).iter().map(|v| ((v + 1.0) * 25.0) as i32).collect())
+        .unwrap();
+    let y = Array2::from_shape_fn((64, 1), |(i, _)| (i % 2) as f32);
+    text.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    text.fit(&ids, &y, quiet()).unwrap();
+    text.save_weights(format!("{dir}/text.safetensors")).unwrap();
+
+    let mut mixed = Mixed::with_seed(9);
+    let ids =
+        Array2::from_shape_vec((64, 6), noise(64 * 6, 4).iter().map(|v| ((v + 1.0) * 5.0) as i32).collect()).unwrap();
+    let series = Array3::from_shape_vec((64, 6, 2), noise(64 * 12, 5)).unwrap();
+    mixed.compile("binary_crossentropy", "adam", &[]).unwrap();
+    mixed.fit((&ids, &series), &y, quiet()).unwrap();
+    mixed.save_weights(format!("{dir}/mixed.safetensors")).unwrap();
 }
 
 /// `infer` against `predict` on the same weights, for `n` samples.
@@ -280,7 +341,7 @@ fn reduced_precision_weights_stay_close_to_f32() {
     // Per-channel int8 keeps each weight within half a step of 1/127 of its channel's largest;
     // bf16 within 2^-9 relative. Through a few layers the outputs move by well under 0.05.
     let worst = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-    let mut drift = [0f32; 4];
+    let mut drift = [0f32; 5];
     for s in 0..8 {
         let x: [f32; 432] = noise(432, 800 + s).iter().map(|v| v * 2.0 + 0.5).collect::<Vec<_>>().try_into().unwrap();
         drift[0] = drift[0].max(worst(&CnnInt8::infer(&x), &Cnn::infer(&x)));
@@ -289,12 +350,48 @@ fn reduced_precision_weights_stay_close_to_f32() {
         drift[2] = drift[2].max(worst(&MoreInt8::infer(&x), &More::infer(&x)));
         let x: [f32; 80] = noise(80, 1000 + s).iter().map(|v| v * 3.0 - 0.5).collect::<Vec<_>>().try_into().unwrap();
         drift[3] = drift[3].max(worst(&SeqInt8::infer(&x), &Seq::infer(&x)));
+        let ids: [i32; 12] =
+            noise(12, 1400 + s).iter().map(|v| ((v + 1.0) * 25.0) as i32).collect::<Vec<_>>().try_into().unwrap();
+        drift[4] = drift[4].max(worst(&TextInt8::infer(&ids).unwrap(), &Text::infer(&ids).unwrap()));
     }
-    println!("largest output drift (Cnn int8, More bf16, More int8, Seq int8): {drift:?}");
+    println!("largest output drift (Cnn int8, More bf16, More int8, Seq int8, Text int8): {drift:?}");
     assert!(drift.iter().all(|&d| d < 0.05 && d > 0.0), "{drift:?}");
     // And the embedded bytes shrink: int8 kernels are a quarter of f32's (plus scales).
     const { assert!(CnnInt8::WEIGHT_BYTES < Cnn::WEIGHT_BYTES / 2) };
     const { assert!(MoreBf16::WEIGHT_BYTES < More::WEIGHT_BYTES) };
+}
+
+#[test]
+fn token_ids_and_recurrent_layers_infer_as_predict_does() {
+    let mut m = Text::embedded();
+    for s in 0..6 {
+        let ids: [i32; 12] =
+            noise(12, 1100 + s).iter().map(|v| ((v + 1.0) * 25.0) as i32).collect::<Vec<_>>().try_into().unwrap();
+        let want = m.predict(&Array2::from_shape_vec((1, 12), ids.to_vec()).unwrap()).unwrap();
+        assert_matches("text", &Text::infer(&ids).unwrap(), want.as_slice().unwrap());
+    }
+    let mut m = Mixed::embedded();
+    for s in 0..6 {
+        let ids: [i32; 6] =
+            noise(6, 1200 + s).iter().map(|v| ((v + 1.0) * 5.0) as i32).collect::<Vec<_>>().try_into().unwrap();
+        let series: [f32; 12] = noise(12, 1300 + s).try_into().unwrap();
+        let xi = Array2::from_shape_vec((1, 6), ids.to_vec()).unwrap();
+        let xs = Array3::from_shape_vec((1, 6, 2), series.to_vec()).unwrap();
+        let want = m.predict((&xi, &xs)).unwrap();
+        assert_matches("mixed", &Mixed::infer(&ids, &series).unwrap(), want.as_slice().unwrap());
+    }
+}
+
+#[test]
+fn a_bad_token_id_is_an_error_not_a_read() {
+    let mut ids = [1i32; 12];
+    ids[7] = 50;
+    let e = Text::infer(&ids).unwrap_err();
+    assert_eq!(e, kiln::infer::BadId { input: 0, position: 7, id: 50, bound: 50 });
+    assert_eq!(e.to_string(), "input 0, position 7 holds 50, not a token id in 0..50");
+    ids[7] = -3;
+    assert_eq!(Mixed::infer(&[0, 0, 0, 0, 0, -3], &[0.0; 12]).unwrap_err().position, 5);
+    assert_eq!(Text::infer(&ids).unwrap_err().id, -3);
 }
 
 #[test]

@@ -89,6 +89,33 @@ pub enum Static {
         act: &'static str,
         work: usize,
     },
+    /// Reads token ids.
+    Embedding {
+        dim: usize,
+    },
+    /// `cfg`: the runtime `Recurrence`; `work`: its workspace.
+    Recurrent {
+        cfg: TokenStream,
+        features: usize,
+        units: usize,
+        gates: usize,
+        work: usize,
+    },
+    /// `mode`: the runtime `MergeMode` variant; `work`: both directions' outputs and one
+    /// recurrence's workspace.
+    Bidirectional {
+        cfg: TokenStream,
+        mode: &'static str,
+        features: usize,
+        units: usize,
+        gates: usize,
+        work: usize,
+    },
+    /// The inner layer on each of `steps` steps (its weights named as the wrapper's).
+    TimeDistributed {
+        inner: Box<Static>,
+        steps: usize,
+    },
 }
 
 /// `#[inference_only]` and `#[budget(..)]`, taken from a model's attributes.
@@ -360,6 +387,14 @@ impl Static {
             Static::Dense { .. } | Static::Conv { .. } => &[("kernel", true)],
             Static::Depthwise { .. } => &[("kernel", false)],
             Static::Separable { .. } => &[("depthwise_kernel", false), ("pointwise_kernel", true)],
+            Static::Recurrent { .. } => &[("kernel", true), ("recurrent_kernel", true)],
+            Static::Bidirectional { .. } => &[
+                ("forward_kernel", true),
+                ("forward_recurrent_kernel", true),
+                ("backward_kernel", true),
+                ("backward_recurrent_kernel", true),
+            ],
+            Static::TimeDistributed { inner, .. } => inner.kernels(),
             _ => &[],
         }
     }
@@ -367,7 +402,9 @@ impl Static {
     /// f32 values of workspace the layer needs beside its output.
     fn extra(&self) -> usize {
         match self {
-            Static::Separable { work, .. } => *work,
+            Static::Separable { work, .. } | Static::Recurrent { work, .. } | Static::Bidirectional { work, .. } => {
+                *work
+            }
             _ => 0,
         }
     }
@@ -472,8 +509,11 @@ fn quantise(vals: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
 /// Why `infer` cannot be generated for a model, if it cannot: the first layer without a static
 /// kernel, or an integer input.
 fn unsupported(model: &Model) -> Option<String> {
-    if model.int_inputs.iter().any(|&b| b) {
-        return Some("its inputs include integer token ids, which kiln's `infer` does not take yet".into());
+    if let Some(l) = model.layers.iter().find(|l| l.kind.makes_mask()) {
+        return Some(format!(
+            "layer `{}` makes a mask (Keras' masking), which kiln's `infer` does not carry yet",
+            l.name
+        ));
     }
     model.nodes.iter().find_map(|n| {
         let l = model.layer_of_node(n)?;
@@ -492,6 +532,176 @@ const SUPPORTED: &str = "Dense, Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D
                          AveragePooling1D/2D, the global poolings, BatchNormalization, LayerNormalization, \
                          Activation, LeakyReLU, Rescaling, Dropout, SpatialDropout, GaussianNoise, ZeroPadding2D, \
                          Cropping2D, UpSampling2D, Flatten, Reshape, the element-wise merges, Concatenate and Dot";
+
+/// Generates one layer's call in `infer_with`, laying its weights out in the blob.
+struct Caller<'a> {
+    blob: &'a mut Blob,
+    checked: &'a Checked,
+    layer: String,
+}
+
+impl Caller<'_> {
+    fn key(&self, p: &str) -> String {
+        format!("{}.{p}", self.layer)
+    }
+
+    fn param(&self, p: &str) -> Vec<f32> {
+        self.checked.values(&self.key(p)).map(|(_, v)| v).unwrap_or_default()
+    }
+
+    fn f32s(&mut self, p: &str) -> TokenStream {
+        let vals = self.param(p);
+        self.blob.named(self.key(p), |b| b.f32s(&vals))
+    }
+
+    fn kernel(&mut self, p: &str, cols: usize, block: Option<usize>) -> TokenStream {
+        let vals = self.param(p);
+        self.blob.named(self.key(p), |b| b.kernel(&vals, cols, block))
+    }
+
+    /// An optional parameter (a bias, a normalisation's gamma and beta) the file may not have.
+    fn opt(&mut self, p: &str, present: bool) -> TokenStream {
+        match present && self.checked.values(&self.key(p)).is_some() {
+            false => quote!(::core::option::Option::None),
+            true => {
+                let v = self.f32s(p);
+                quote!(::core::option::Option::Some(#v))
+            }
+        }
+    }
+
+    /// A recurrent layer's weights (`prefix` names a Bidirectional direction), as a
+    /// `RecurrentWeights` expression.
+    fn recurrent_weights(&mut self, prefix: &str, features: usize, units: usize, gu: usize) -> TokenStream {
+        let k = self.kernel(&format!("{prefix}kernel"), gu, Some(features));
+        let rk = self.kernel(&format!("{prefix}recurrent_kernel"), gu, Some(units));
+        let b = self.opt(&format!("{prefix}bias"), true);
+        quote!(::kiln::infer::RecurrentWeights { kernel: #k, recurrent_kernel: #rk, bias: #b })
+    }
+
+    /// The call computing `st` from `ins` into `__out` (with its workspace after the output);
+    /// `None` for a layer that passes its input on. `input` is the model input the first input
+    /// reads, if it is one (for the error naming a bad token id).
+    fn call(
+        &mut self,
+        st: &Static,
+        ins: &[TokenStream],
+        in_shape: &[usize],
+        out_shape: &[usize],
+        input: Option<usize>,
+    ) -> Option<TokenStream> {
+        let act = |a: &str| {
+            let a = format_ident!("{a}");
+            quote!(::kiln::infer::ActKind::#a)
+        };
+        let x = &ins[0];
+        let out_len: usize = out_shape.iter().product();
+        let out_last = out_shape.last().copied().unwrap_or(1);
+        let in_last = in_shape.last().copied().unwrap_or(1);
+        // The output, then the workspace behind it.
+        let split = quote!(let (__out, __work) = __out.split_at_mut(#out_len););
+        Some(match st {
+            Static::Identity => return None,
+            Static::Dense { units, act: a } => {
+                let k = self.kernel("kernel", *units, Some(in_last));
+                let (b, a) = (self.opt("bias", true), act(a));
+                quote!(::kiln::infer::dense(#x, #k, #b, #a, #in_last, #units, __out))
+            }
+            Static::Conv { win, filters, groups, act: a } => {
+                let k = self.kernel("kernel", *filters, Some(in_last / groups));
+                let (b, a) = (self.opt("bias", true), act(a));
+                quote!(::kiln::infer::conv(#x, #k, #b, #a, &#win, #filters, #groups, __out))
+            }
+            Static::Depthwise { win, multiplier, act: a } => {
+                let k = self.kernel("kernel", out_last, None);
+                let (b, a) = (self.opt("bias", true), act(a));
+                quote!(::kiln::infer::depthwise(#x, #k, #b, #a, &#win, #multiplier, __out))
+            }
+            Static::Pool { win, max } => quote!(::kiln::infer::pool(#x, &#win, #max, __out)),
+            Static::Global { max } => quote!(::kiln::infer::global_pool(#x, #out_last, #max, __out)),
+            Static::BatchNorm { epsilon, center, scale } => {
+                let (g, b) = (self.opt("gamma", *scale), self.opt("beta", *center));
+                let (mean, var) = (self.f32s("moving_mean"), self.f32s("moving_variance"));
+                quote!(::kiln::infer::batch_norm(#x, #g, #b, #mean, #var, #epsilon, __out))
+            }
+            Static::Activation { act: a } => {
+                let a = act(a);
+                quote!(::kiln::infer::activation(#x, #a, #out_last, __out))
+            }
+            Static::LeakyRelu { slope } => quote!(::kiln::infer::leaky_relu(#x, #slope, __out)),
+            Static::Rescaling { scale, offset } => quote!(::kiln::infer::rescale(#x, #scale, #offset, __out)),
+            Static::Merge { op } => {
+                let op = format_ident!("{op}");
+                quote!(::kiln::infer::merge(&[#(#ins),*], ::kiln::infer::Merge::#op, __out))
+            }
+            Static::Concat { outer, widths } => {
+                quote!(::kiln::infer::concatenate(&[#(#ins),*], &[#(#widths),*], #outer, __out))
+            }
+            Static::LayerNorm { epsilon, center, scale } => {
+                let (g, b) = (self.opt("gamma", *scale), self.opt("beta", *center));
+                quote!(::kiln::infer::layer_norm(#x, #g, #b, #epsilon, #out_last, __out))
+            }
+            Static::Resample { op } => {
+                let (h, w, c) = (in_shape[0], in_shape[1], in_shape[2]);
+                let (oh, ow) = (out_shape[0], out_shape[1]);
+                quote!(::kiln::infer::resample(#x, (#h, #w, #c), (#oh, #ow), #op, __out))
+            }
+            Static::Dot => {
+                let y = &ins[1];
+                quote!(::kiln::infer::dot(#x, #y, __out))
+            }
+            Static::ConvTranspose { win, act: a } => {
+                let k = self.f32s("kernel");
+                let (b, a) = (self.opt("bias", true), act(a));
+                quote!(::kiln::infer::conv_transpose(#x, #k, #b, #a, &#win, #in_last, __out))
+            }
+            Static::Separable { win, multiplier, filters, act: a, work } => {
+                let cm = in_last * multiplier;
+                let dk = self.kernel("depthwise_kernel", cm, None);
+                let pk = self.kernel("pointwise_kernel", *filters, Some(cm));
+                let (b, a) = (self.opt("bias", true), act(a));
+                quote!({
+                    #split
+                    ::kiln::infer::separable(#x, (#dk, #pk), #b, #a, &#win, (#multiplier, #filters), &mut __work[..#work], __out)
+                })
+            }
+            Static::Embedding { dim } => {
+                let table = self.f32s("embeddings");
+                let k = input.unwrap_or(0);
+                quote!(::kiln::infer::embedding(#x, #table, #dim, #k, __out)?)
+            }
+            Static::Recurrent { cfg, features, units, gates, .. } => {
+                let w = self.recurrent_weights("", *features, *units, gates * units);
+                quote!({
+                    #split
+                    ::kiln::infer::recurrent(#x, #w, &#cfg, __work, __out)
+                })
+            }
+            Static::Bidirectional { cfg, mode, features, units, gates, .. } => {
+                let f = self.recurrent_weights("forward_", *features, *units, gates * units);
+                let b = self.recurrent_weights("backward_", *features, *units, gates * units);
+                let mode = format_ident!("{mode}");
+                quote!({
+                    #split
+                    ::kiln::infer::bidirectional(#x, (#f, #b), &#cfg, ::kiln::infer::MergeMode::#mode, __work, __out)
+                })
+            }
+            Static::TimeDistributed { inner, steps } => {
+                let (inner_in, inner_out) = (&in_shape[1..], &out_shape[1..]);
+                let (il, ol): (usize, usize) = (inner_in.iter().product(), inner_out.iter().product());
+                let call = self.call(inner, &[quote!(__x)], inner_in, inner_out, None)?;
+                quote!({
+                    let __all = __out;
+                    for __t in 0..#steps {
+                        let __x = &(#x)[__t * #il..][..#il];
+                        let __out = &mut __all[__t * #ol..][..#ol];
+                        #call;
+                    }
+                })
+            }
+        })
+    }
+}
 
 /// `infer` for a model whose weights are embedded, and the bytes of its embedded weights; the
 /// reason when a layer has no static kernel.
@@ -529,95 +739,12 @@ pub fn infer(model: &Model, w: &Weights, checked: &Checked) -> Result<(TokenStre
                 }
             })
             .collect();
-        let key = |p: &str| format!("{}.{p}", l.name);
-        let param = |p: &str| -> Vec<f32> { checked.values(&key(p)).map(|(_, v)| v).unwrap_or_default() };
-        let f32s = |blob: &mut Blob, p: &str| blob.named(key(p), |b| b.f32s(&param(p)));
-        let kernel = |blob: &mut Blob, name: &str, cols: usize, block: Option<usize>| {
-            blob.named(key(name), |b| b.kernel(&param(name), cols, block))
-        };
-        // An optional parameter (a bias, BatchNormalization's gamma and beta) the file may not have.
-        let opt = |blob: &mut Blob, p: &str, present: bool| match present && checked.values(&key(p)).is_some() {
-            false => quote!(::core::option::Option::None),
-            true => {
-                let v = f32s(blob, p);
-                quote!(::core::option::Option::Some(#v))
-            }
-        };
-        let act = |a: &str| {
-            let a = format_ident!("{a}");
-            quote!(::kiln::infer::ActKind::#a)
-        };
-        let x = &ins[0];
-        let out_last = node.output_shape.last().copied().unwrap_or(1);
-        let in_last = node.input_shapes[0].last().copied().unwrap_or(1);
-        let call = match &st {
-            Static::Identity => continue,
-            Static::Dense { units, act: a } => {
-                let k = kernel(&mut blob, "kernel", *units, Some(in_last));
-                let (b, a) = (opt(&mut blob, "bias", true), act(a));
-                quote!(::kiln::infer::dense(#x, #k, #b, #a, #in_last, #units, __out))
-            }
-            Static::Conv { win, filters, groups, act: a } => {
-                let k = kernel(&mut blob, "kernel", *filters, Some(in_last / groups));
-                let (b, a) = (opt(&mut blob, "bias", true), act(a));
-                quote!(::kiln::infer::conv(#x, #k, #b, #a, &#win, #filters, #groups, __out))
-            }
-            Static::Depthwise { win, multiplier, act: a } => {
-                let k = kernel(&mut blob, "kernel", out_last, None);
-                let (b, a) = (opt(&mut blob, "bias", true), act(a));
-                quote!(::kiln::infer::depthwise(#x, #k, #b, #a, &#win, #multiplier, __out))
-            }
-            Static::Pool { win, max } => quote!(::kiln::infer::pool(#x, &#win, #max, __out)),
-            Static::Global { max } => quote!(::kiln::infer::global_pool(#x, #out_last, #max, __out)),
-            Static::BatchNorm { epsilon, center, scale } => {
-                let (g, b) = (opt(&mut blob, "gamma", *scale), opt(&mut blob, "beta", *center));
-                let mean = f32s(&mut blob, "moving_mean");
-                let var = f32s(&mut blob, "moving_variance");
-                quote!(::kiln::infer::batch_norm(#x, #g, #b, #mean, #var, #epsilon, __out))
-            }
-            Static::Activation { act: a } => {
-                let a = act(a);
-                quote!(::kiln::infer::activation(#x, #a, #out_last, __out))
-            }
-            Static::LeakyRelu { slope } => quote!(::kiln::infer::leaky_relu(#x, #slope, __out)),
-            Static::Rescaling { scale, offset } => quote!(::kiln::infer::rescale(#x, #scale, #offset, __out)),
-            Static::Merge { op } => {
-                let op = format_ident!("{op}");
-                quote!(::kiln::infer::merge(&[#(#ins),*], ::kiln::infer::Merge::#op, __out))
-            }
-            Static::Concat { outer, widths } => {
-                quote!(::kiln::infer::concatenate(&[#(#ins),*], &[#(#widths),*], #outer, __out))
-            }
-            Static::LayerNorm { epsilon, center, scale } => {
-                let (g, b) = (opt(&mut blob, "gamma", *scale), opt(&mut blob, "beta", *center));
-                quote!(::kiln::infer::layer_norm(#x, #g, #b, #epsilon, #out_last, __out))
-            }
-            Static::Resample { op } => {
-                let s = &node.input_shapes[0];
-                let (h, w, c) = (s[0], s[1], s[2]);
-                let (oh, ow) = (node.output_shape[0], node.output_shape[1]);
-                quote!(::kiln::infer::resample(#x, (#h, #w, #c), (#oh, #ow), #op, __out))
-            }
-            Static::Dot => {
-                let y = &ins[1];
-                quote!(::kiln::infer::dot(#x, #y, __out))
-            }
-            Static::ConvTranspose { win, act: a } => {
-                let k = f32s(&mut blob, "kernel");
-                let (b, a) = (opt(&mut blob, "bias", true), act(a));
-                quote!(::kiln::infer::conv_transpose(#x, #k, #b, #a, &#win, #in_last, __out))
-            }
-            Static::Separable { win, multiplier, filters, act: a, work } => {
-                let cm = in_last * multiplier;
-                let dk = kernel(&mut blob, "depthwise_kernel", cm, None);
-                let pk = kernel(&mut blob, "pointwise_kernel", *filters, Some(cm));
-                let (b, a) = (opt(&mut blob, "bias", true), act(a));
-                quote!({
-                    let (__out, __work) = __out.split_at_mut(#out_len);
-                    ::kiln::infer::separable(#x, (#dk, #pk), #b, #a, &#win, (#multiplier, #filters), &mut __work[..#work], __out)
-                })
-            }
-        };
+        let input = node.inputs.first().and_then(|&j| match plan.loc[j] {
+            Loc::Input(k) => Some(k),
+            Loc::Scratch(_) => None,
+        });
+        let mut caller = Caller { blob: &mut blob, checked, layer: l.name.to_string() };
+        let Some(call) = caller.call(&st, &ins, &node.input_shapes[0], &node.output_shape, input) else { continue };
         steps.push(quote! {
             {
                 let (__lo, __out, __hi) = ::kiln::infer::split(__s, #start, #end);
@@ -638,7 +765,10 @@ pub fn infer(model: &Model, w: &Weights, checked: &Checked) -> Result<(TokenStre
         .enumerate()
         .map(|(k, (_, node))| {
             let (x, n) = (format_ident!("x{k}"), model.nodes[*node].output_shape.iter().product::<usize>());
-            quote!(#x: &[f32; #n])
+            match model.int_inputs.get(k).copied().unwrap_or(false) {
+                true => quote!(#x: &[i32; #n]),
+                false => quote!(#x: &[f32; #n]),
+            }
         })
         .collect();
     let arg_names: Vec<TokenStream> = (0..model.inputs.len())
@@ -663,10 +793,15 @@ pub fn infer(model: &Model, w: &Weights, checked: &Checked) -> Result<(TokenStre
         })
         .collect();
     let (out_tys, out_vals): (Vec<_>, Vec<_>) = outs.into_iter().unzip();
-    let (ret, value) = match out_tys.len() {
+    let (mut ret, mut value) = match out_tys.len() {
         1 => (out_tys[0].clone(), out_vals[0].clone()),
         _ => (quote!((#(#out_tys),*)), quote!((#(#out_vals),*))),
     };
+    // A model reading token ids answers a bad id with the error, not a wrong read.
+    if model.int_inputs.iter().any(|&b| b) {
+        ret = quote!(::core::result::Result<#ret, ::kiln::infer::BadId>);
+        value = quote!(::core::result::Result::Ok(#value));
+    }
     let shown = w.path.value();
     let dtype = match w.precision {
         Precision::F32 => "f32",
@@ -698,7 +833,7 @@ pub fn infer(model: &Model, w: &Weights, checked: &Checked) -> Result<(TokenStre
 
                 /// Runs the model on one sample with the caller's scratch space (a `static` buffer
                 /// on a device with little stack).
-                #[allow(clippy::identity_op)]
+                #[allow(clippy::identity_op, clippy::erasing_op)]
                 pub fn infer_with(#(#args,)* scratch: &mut [f32; #len]) -> #ret {
                     let __w = Self::weight_data();
                     let __s: &mut [f32] = &mut scratch[..];

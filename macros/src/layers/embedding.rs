@@ -61,6 +61,10 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
 }
 
 impl Spec for Embedding {
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        Some(crate::ship::Static::Embedding { dim: self.output_dim })
+    }
+
     fn class(&self) -> &'static str {
         "Embedding"
     }

@@ -241,6 +241,29 @@ impl Spec for Recurrent {
         Some(self.units)
     }
 
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        let [steps, features] = ins[0][..] else { return None };
+        let (units, gates) = (self.units, self.gates());
+        let cell = match self.cell {
+            Cell::Simple => quote!(::kiln::infer::Cell::Simple),
+            Cell::Lstm { .. } => quote!(::kiln::infer::Cell::Lstm),
+            Cell::Gru { reset_after } => quote!(::kiln::infer::Cell::Gru { reset_after: #reset_after }),
+        };
+        let (act, ract) = (format_ident!("{}", self.activation.1), format_ident!("{}", self.recurrent_activation.1));
+        let (seq, back) = (self.return_sequences, self.go_backwards);
+        let cfg = quote!(::kiln::infer::Recurrence {
+            cell: #cell,
+            steps: #steps,
+            features: #features,
+            units: #units,
+            activation: ::kiln::infer::Gate::#act,
+            recurrent_activation: ::kiln::infer::Gate::#ract,
+            return_sequences: #seq,
+            go_backwards: #back,
+        });
+        Some(crate::ship::Static::Recurrent { cfg, features, units, gates, work: 2 * gates * units + 2 * units })
+    }
+
     fn uses_mask(&self) -> bool {
         true
     }

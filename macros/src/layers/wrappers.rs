@@ -103,6 +103,17 @@ impl Spec for TimeDistributed {
         self.layer.params(&Self::rest(ins))
     }
 
+    fn infer(&self, ins: &[Vec<usize>], out: &[usize]) -> Option<crate::ship::Static> {
+        use crate::ship::Static;
+        let inner = self.layer.infer(&Self::rest(ins), &out[1..])?;
+        match inner {
+            Static::Identity => Some(Static::Identity),
+            // A layer with workspace of its own would need it once per step.
+            Static::Separable { .. } | Static::Recurrent { .. } | Static::Bidirectional { .. } => None,
+            inner => Some(Static::TimeDistributed { inner: Box::new(inner), steps: ins[0][0] }),
+        }
+    }
+
     fn user_scope(&self) -> bool {
         self.layer.user_scope()
     }
@@ -223,5 +234,15 @@ impl Spec for Bidirectional {
 
     fn activation(&self) -> Option<&'static str> {
         self.layer.activation()
+    }
+
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        let inner_out = self.layer.output_shape(ins).ok()?;
+        let crate::ship::Static::Recurrent { cfg, features, units, gates, work } = self.layer.infer(ins, &inner_out)?
+        else {
+            return None;
+        };
+        let n: usize = inner_out.iter().product();
+        Some(crate::ship::Static::Bidirectional { cfg, mode: self.mode, features, units, gates, work: 2 * n + work })
     }
 }

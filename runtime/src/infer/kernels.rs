@@ -71,9 +71,9 @@ const X_MAX: f32 = 16383.0;
 const INT_ROWS: usize = 1024;
 
 /// `acc[j] += Σ_i x[i] · q[i][col + j]` on a pair-interleaved int8 kernel of `cols` columns whose
-/// rows start at (even) row `row0`; per-column scales are applied later.
+/// rows start at (even) row `row0`, times each column's weight scale `ws[j]`.
 #[inline(always)]
-fn int8_pairs(x: &[f32], q: &[i8], row0: usize, cols: usize, col: usize, acc: &mut [f32]) {
+fn int8_pairs(x: &[f32], q: &[i8], row0: usize, cols: usize, col: usize, ws: &[f32], acc: &mut [f32]) {
     let m = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     if m == 0.0 || !m.is_finite() {
         if !m.is_finite() {
@@ -100,19 +100,19 @@ fn int8_pairs(x: &[f32], q: &[i8], row0: usize, cols: usize, col: usize, acc: &m
             let level = super::cpu::level();
             if level == 2 && super::cpu::vnni() {
                 // SAFETY: the CPU has AVX-512 BW and VNNI (checked by `level` and `vnni`).
-                unsafe { int8_512_vnni(q, block.clone().map(both), cols, col, scale, acc) };
+                unsafe { int8_512_vnni(q, block.clone().map(both), cols, col, scale, ws, acc) };
                 p0 = block.end;
                 continue;
             }
             if level == 2 {
                 // SAFETY: the CPU has AVX-512 BW (checked by `level`).
-                unsafe { int8_512(q, block.clone().map(both), cols, col, scale, acc) };
+                unsafe { int8_512(q, block.clone().map(both), cols, col, scale, ws, acc) };
                 p0 = block.end;
                 continue;
             }
             if level == 1 {
                 // SAFETY: the CPU has AVX2 (checked by `level`).
-                unsafe { int8_256(q, block.clone().map(both), cols, col, scale, acc) };
+                unsafe { int8_256(q, block.clone().map(both), cols, col, scale, ws, acc) };
                 p0 = block.end;
                 continue;
             }
@@ -120,9 +120,9 @@ fn int8_pairs(x: &[f32], q: &[i8], row0: usize, cols: usize, col: usize, acc: &m
         for (k, p) in block.clone().enumerate() {
             let b = both(p);
             let (lo, hi) = (b as i16 as i32, (b >> 16) as i16 as i32);
-            for (j, a) in acc.iter_mut().enumerate() {
+            for (j, (a, w)) in acc.iter_mut().zip(ws).enumerate() {
                 let at = k * 2 * cols + 2 * (col + j);
-                *a += (q[at] as i32 * lo + q[at + 1] as i32 * hi) as f32 * scale;
+                *a += (q[at] as i32 * lo + q[at + 1] as i32 * hi) as f32 * scale * w;
             }
         }
         p0 = block.end;
@@ -138,6 +138,7 @@ unsafe fn int8_512(
     cols: usize,
     col: usize,
     scale: f32,
+    ws: &[f32],
     acc: &mut [f32],
 ) {
     use core::arch::x86_64::*;
@@ -150,6 +151,7 @@ unsafe fn int8_512(
         cols: usize,
         at: usize,
         scale: f32,
+        ws: &[f32],
         acc: &mut [f32],
     ) {
         let mut sums = [_mm512_setzero_si512(); U];
@@ -166,27 +168,29 @@ unsafe fn int8_512(
             }
             let s = _mm512_set1_ps(scale);
             for (u, sum) in sums.iter().enumerate() {
-                let a = acc.as_mut_ptr().add(16 * u);
-                _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), _mm512_mul_ps(_mm512_cvtepi32_ps(*sum), s)));
+                let (a, w) = (acc.as_mut_ptr().add(16 * u), _mm512_loadu_ps(ws.as_ptr().add(16 * u)));
+                let v = _mm512_mul_ps(_mm512_cvtepi32_ps(*sum), _mm512_mul_ps(s, w));
+                _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), v));
             }
         }
     }
     let n = acc.len();
     let count = pairs.clone().count();
     assert!(count == 0 || (count - 1) * 2 * cols + 2 * (col + n) <= q.len(), "int8 kernel out of range");
+    assert!(ws.len() >= n, "int8 scales out of range");
     let mut j = 0;
     // SAFETY: the assert bounds every row's columns col..col + n; j + 16·U ≤ n below.
     unsafe {
         while j + 128 <= n {
-            run::<8>(q, pairs.clone(), cols, 2 * (col + j), scale, &mut acc[j..]);
+            run::<8>(q, pairs.clone(), cols, 2 * (col + j), scale, &ws[j..], &mut acc[j..]);
             j += 128;
         }
         while j + 16 <= n {
-            run::<1>(q, pairs.clone(), cols, 2 * (col + j), scale, &mut acc[j..]);
+            run::<1>(q, pairs.clone(), cols, 2 * (col + j), scale, &ws[j..], &mut acc[j..]);
             j += 16;
         }
     }
-    int8_tail(q, pairs, cols, col, scale, j, acc);
+    int8_tail(q, pairs, cols, col, scale, ws, j, acc);
 }
 
 /// [`int8_512`] with AVX-512 VNNI: one `vpdpwssd` for each multiply-add and sum.
@@ -198,6 +202,7 @@ unsafe fn int8_512_vnni(
     cols: usize,
     col: usize,
     scale: f32,
+    ws: &[f32],
     acc: &mut [f32],
 ) {
     use core::arch::x86_64::*;
@@ -210,6 +215,7 @@ unsafe fn int8_512_vnni(
         cols: usize,
         at: usize,
         scale: f32,
+        ws: &[f32],
         acc: &mut [f32],
     ) {
         let mut sums = [_mm512_setzero_si512(); U];
@@ -226,27 +232,29 @@ unsafe fn int8_512_vnni(
             }
             let s = _mm512_set1_ps(scale);
             for (u, sum) in sums.iter().enumerate() {
-                let a = acc.as_mut_ptr().add(16 * u);
-                _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), _mm512_mul_ps(_mm512_cvtepi32_ps(*sum), s)));
+                let (a, w) = (acc.as_mut_ptr().add(16 * u), _mm512_loadu_ps(ws.as_ptr().add(16 * u)));
+                let v = _mm512_mul_ps(_mm512_cvtepi32_ps(*sum), _mm512_mul_ps(s, w));
+                _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), v));
             }
         }
     }
     let n = acc.len();
     let count = pairs.clone().count();
     assert!(count == 0 || (count - 1) * 2 * cols + 2 * (col + n) <= q.len(), "int8 kernel out of range");
+    assert!(ws.len() >= n, "int8 scales out of range");
     let mut j = 0;
     // SAFETY: the assert bounds every row's columns col..col + n; j + 16·U ≤ n below.
     unsafe {
         while j + 128 <= n {
-            run::<8>(q, pairs.clone(), cols, 2 * (col + j), scale, &mut acc[j..]);
+            run::<8>(q, pairs.clone(), cols, 2 * (col + j), scale, &ws[j..], &mut acc[j..]);
             j += 128;
         }
         while j + 16 <= n {
-            run::<1>(q, pairs.clone(), cols, 2 * (col + j), scale, &mut acc[j..]);
+            run::<1>(q, pairs.clone(), cols, 2 * (col + j), scale, &ws[j..], &mut acc[j..]);
             j += 16;
         }
     }
-    int8_tail(q, pairs, cols, col, scale, j, acc);
+    int8_tail(q, pairs, cols, col, scale, ws, j, acc);
 }
 
 /// One block of pairs on AVX2: 64, then 8 output columns at a time, the sums in registers.
@@ -258,6 +266,7 @@ unsafe fn int8_256(
     cols: usize,
     col: usize,
     scale: f32,
+    ws: &[f32],
     acc: &mut [f32],
 ) {
     use core::arch::x86_64::*;
@@ -270,6 +279,7 @@ unsafe fn int8_256(
         cols: usize,
         at: usize,
         scale: f32,
+        ws: &[f32],
         acc: &mut [f32],
     ) {
         let mut sums = [_mm256_setzero_si256(); U];
@@ -285,27 +295,29 @@ unsafe fn int8_256(
             }
             let s = _mm256_set1_ps(scale);
             for (u, sum) in sums.iter().enumerate() {
-                let a = acc.as_mut_ptr().add(8 * u);
-                _mm256_storeu_ps(a, _mm256_add_ps(_mm256_loadu_ps(a), _mm256_mul_ps(_mm256_cvtepi32_ps(*sum), s)));
+                let (a, w) = (acc.as_mut_ptr().add(8 * u), _mm256_loadu_ps(ws.as_ptr().add(8 * u)));
+                let v = _mm256_mul_ps(_mm256_cvtepi32_ps(*sum), _mm256_mul_ps(s, w));
+                _mm256_storeu_ps(a, _mm256_add_ps(_mm256_loadu_ps(a), v));
             }
         }
     }
     let n = acc.len();
     let count = pairs.clone().count();
     assert!(count == 0 || (count - 1) * 2 * cols + 2 * (col + n) <= q.len(), "int8 kernel out of range");
+    assert!(ws.len() >= n, "int8 scales out of range");
     let mut j = 0;
     // SAFETY: as in `int8_512`.
     unsafe {
         while j + 64 <= n {
-            run::<8>(q, pairs.clone(), cols, 2 * (col + j), scale, &mut acc[j..]);
+            run::<8>(q, pairs.clone(), cols, 2 * (col + j), scale, &ws[j..], &mut acc[j..]);
             j += 64;
         }
         while j + 8 <= n {
-            run::<1>(q, pairs.clone(), cols, 2 * (col + j), scale, &mut acc[j..]);
+            run::<1>(q, pairs.clone(), cols, 2 * (col + j), scale, &ws[j..], &mut acc[j..]);
             j += 8;
         }
     }
-    int8_tail(q, pairs, cols, col, scale, j, acc);
+    int8_tail(q, pairs, cols, col, scale, ws, j, acc);
 }
 
 /// The columns from `j` on that the vector loops leave, one at a time.
@@ -316,6 +328,7 @@ fn int8_tail(
     cols: usize,
     col: usize,
     scale: f32,
+    ws: &[f32],
     j: usize,
     acc: &mut [f32],
 ) {
@@ -331,8 +344,8 @@ fn int8_tail(
             *s += w[0] as i32 * lo + w[1] as i32 * hi;
         }
     }
-    for (a, s) in acc[j..].iter_mut().zip(&sums) {
-        *a += *s as f32 * scale;
+    for ((a, s), w) in acc[j..].iter_mut().zip(&sums).zip(&ws[j..]) {
+        *a += *s as f32 * scale * w;
     }
 }
 
@@ -389,15 +402,24 @@ impl Kernel<'_> {
         }
     }
 
-    /// `acc[j] += Σ_i x[i] · w[row + i][col + j]` for a kernel of `cols` columns.
+    /// `acc[j] += Σ_i x[i] · w[row + i][col + j]` for a kernel of `cols` columns (int8: times
+    /// column `col + j`'s scale).
     #[inline(always)]
-    fn rows(self, x: &[f32], row: usize, cols: usize, col: usize, acc: &mut [f32]) {
+    pub(crate) fn rows(self, x: &[f32], row: usize, cols: usize, col: usize, acc: &mut [f32]) {
         let start = row * cols + col;
         match self {
             Kernel::F32(w) => axpy_rows(x, &w[start..], cols, acc),
             Kernel::Bf16(w) => axpy_rows(x, &w[start..], cols, acc),
-            Kernel::Int8(q, _) => axpy_rows(x, &q[start..], cols, acc),
-            Kernel::Int8Pairs(q, _) => int8_pairs(x, q, row, cols, col, acc),
+            Kernel::Int8(q, ws) => {
+                // Plain int8 rows (kiln embeds matrix kernels in pairs; this serves any other).
+                for (i, &v) in x.iter().enumerate() {
+                    let r = &q[start + i * cols..][..acc.len()];
+                    for ((a, &w), s) in acc.iter_mut().zip(r).zip(&ws[col..]) {
+                        *a += v * w as f32 * s;
+                    }
+                }
+            }
+            Kernel::Int8Pairs(q, ws) => int8_pairs(x, q, row, cols, col, &ws[col..], acc),
         }
     }
 
@@ -408,29 +430,30 @@ impl Kernel<'_> {
         match self {
             Kernel::F32(w) => per_channel(x, &w[start..][..acc.len()], m, acc),
             Kernel::Bf16(w) => per_channel(x, &w[start..][..acc.len()], m, acc),
-            Kernel::Int8(q, _) => per_channel(x, &q[start..][..acc.len()], m, acc),
-            Kernel::Int8Pairs(q, _) => {
+            // int8: each product scaled by its channel's scale as it is added.
+            Kernel::Int8(q, ws) => {
+                let q = &q[start..][..acc.len()];
+                for (c, &v) in x.iter().enumerate() {
+                    for j in c * m..(c + 1) * m {
+                        acc[j] += v * q[j] as f32 * ws[j];
+                    }
+                }
+            }
+            Kernel::Int8Pairs(q, ws) => {
                 // Depthwise kernels are embedded plain; this layout is read value by value.
                 let (cols, row) = (acc.len(), start / acc.len().max(1));
                 for (c, &v) in x.iter().enumerate() {
-                    for k in 0..m {
-                        let j = c * m + k;
-                        acc[j] += v * q[(row / 2) * 2 * cols + 2 * j + (row & 1)] as f32;
+                    for j in c * m..(c + 1) * m {
+                        acc[j] += v * q[(row / 2) * 2 * cols + 2 * j + (row & 1)] as f32 * ws[j];
                     }
                 }
             }
         }
     }
 
-    /// Scales (int8), adds the bias and applies the activation to output channels
-    /// `col..col + row.len()`.
+    /// Adds the bias and applies the activation to output channels `col..col + row.len()`.
     #[inline(always)]
     fn finish(self, row: &mut [f32], col: usize, bias: Option<&[f32]>, act: ActKind) {
-        if let Kernel::Int8(_, scales) | Kernel::Int8Pairs(_, scales) = self {
-            for (v, s) in row.iter_mut().zip(&scales[col..]) {
-                *v *= s;
-            }
-        }
         if let Some(b) = bias {
             for (v, b) in row.iter_mut().zip(&b[col..]) {
                 *v += b;

@@ -18,55 +18,7 @@ use crate::kernels::parallel;
 /// Per-step work (`T · n · G·U · U`) from which a batch's two chunks run on two threads.
 const PARALLEL_WORK: usize = 1 << 20;
 
-/// Which recurrence a [`Recurrent`] layer computes (Keras' gate order in each).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cell {
-    /// `h = act(x·W + h₋₁·R + b)`.
-    Simple,
-    /// Gates `i, f, c, o`: `c = f ⊙ c₋₁ + i ⊙ act(ĉ)`, `h = o ⊙ act(c)`.
-    Lstm,
-    /// Gates `z, r, h`: `h = z ⊙ h₋₁ + (1 − z) ⊙ ĥ`. With `reset_after` (Keras' default) the reset
-    /// gate scales the recurrent product, and the bias has an input row and a recurrent row.
-    Gru {
-        /// Keras' `reset_after`.
-        reset_after: bool,
-    },
-}
-
-impl Cell {
-    /// Gates per unit.
-    pub const fn gates(self) -> usize {
-        match self {
-            Cell::Simple => 1,
-            Cell::Lstm => 4,
-            Cell::Gru { .. } => 3,
-        }
-    }
-
-    /// Keras' class name.
-    pub const fn class(self) -> &'static str {
-        match self {
-            Cell::Simple => "SimpleRNN",
-            Cell::Lstm => "LSTM",
-            Cell::Gru { .. } => "GRU",
-        }
-    }
-}
-
-/// An activation a recurrent layer applies, differentiated from its output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Gate {
-    /// `tanh`.
-    Tanh,
-    /// `sigmoid`.
-    Sigmoid,
-    /// Keras 3's `hard_sigmoid`: `clip(x / 6 + 1/2, 0, 1)`.
-    HardSigmoid,
-    /// `relu`.
-    Relu,
-    /// `linear` (none).
-    Linear,
-}
+pub use crate::infer::{Cell, Gate};
 
 impl Gate {
     /// Applies the activation to every value, in place (vectorised).

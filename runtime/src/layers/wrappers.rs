@@ -63,18 +63,7 @@ impl<L: Shareable> Shareable for TimeDistributed<L> {
     }
 }
 
-/// How a [`Bidirectional`] layer combines its two directions (Keras' `merge_mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MergeMode {
-    /// Side by side: `[.., 2·units]` (Keras' default).
-    Concat,
-    /// Added.
-    Sum,
-    /// Multiplied element by element.
-    Mul,
-    /// Averaged.
-    Ave,
-}
+pub use crate::infer::MergeMode;
 
 /// Keras' `Bidirectional(rnn)`: the layer reads the sequence forwards, a copy of it (weights of
 /// its own) reads it backwards; with `return_sequences` the backward outputs are put back in time

@@ -1,0 +1,283 @@
+//! Sequence layers for one sample: `Embedding`, `SimpleRNN` / `LSTM` / `GRU` (Keras' gate orders)
+//! and `Bidirectional`, with their state in the caller's workspace.
+
+use super::cpu::simd_fn;
+use super::kernels::Kernel;
+use super::math::{sigmoid, tanh};
+
+/// Which recurrence a recurrent layer computes (Keras' gate order in each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cell {
+    /// `h = act(x·W + h₋₁·R + b)`.
+    Simple,
+    /// Gates `i, f, c, o`: `c = f ⊙ c₋₁ + i ⊙ act(ĉ)`, `h = o ⊙ act(c)`.
+    Lstm,
+    /// Gates `z, r, h`: `h = z ⊙ h₋₁ + (1 − z) ⊙ ĥ`. With `reset_after` (Keras' default) the reset
+    /// gate scales the recurrent product, and the bias has an input row and a recurrent row.
+    Gru {
+        /// Keras' `reset_after`.
+        reset_after: bool,
+    },
+}
+
+impl Cell {
+    /// Gates per unit.
+    pub const fn gates(self) -> usize {
+        match self {
+            Cell::Simple => 1,
+            Cell::Lstm => 4,
+            Cell::Gru { .. } => 3,
+        }
+    }
+
+    /// Keras' class name.
+    pub const fn class(self) -> &'static str {
+        match self {
+            Cell::Simple => "SimpleRNN",
+            Cell::Lstm => "LSTM",
+            Cell::Gru { .. } => "GRU",
+        }
+    }
+}
+
+/// An activation a recurrent layer applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// `tanh`.
+    Tanh,
+    /// `sigmoid`.
+    Sigmoid,
+    /// Keras 3's `hard_sigmoid`: `clip(x / 6 + 1/2, 0, 1)`.
+    HardSigmoid,
+    /// `relu`.
+    Relu,
+    /// `linear` (none).
+    Linear,
+}
+
+impl Gate {
+    /// Applies the gate to every value, in place, with `core` alone (one loop per kind).
+    #[inline(always)]
+    pub fn apply_core(self, v: &mut [f32]) {
+        match self {
+            Gate::Tanh => v.iter_mut().for_each(|x| *x = tanh(*x)),
+            Gate::Sigmoid => v.iter_mut().for_each(|x| *x = sigmoid(*x)),
+            Gate::HardSigmoid => v.iter_mut().for_each(|x| *x = (*x / 6.0 + 0.5).clamp(0.0, 1.0)),
+            Gate::Relu => v.iter_mut().for_each(|x| *x = x.max(0.0)),
+            Gate::Linear => {}
+        }
+    }
+}
+
+/// How `Bidirectional` combines its two directions (Keras' `merge_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeMode {
+    /// Side by side: `[.., 2·units]` (Keras' default).
+    Concat,
+    /// Added.
+    Sum,
+    /// Multiplied element by element.
+    Mul,
+    /// Averaged.
+    Ave,
+}
+
+/// A recurrent layer as `recurrent` runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recurrence {
+    /// The recurrence.
+    pub cell: Cell,
+    /// Steps in a sample.
+    pub steps: usize,
+    /// Features per step.
+    pub features: usize,
+    /// Size of the state.
+    pub units: usize,
+    /// Keras' `activation`.
+    pub activation: Gate,
+    /// Keras' `recurrent_activation`.
+    pub recurrent_activation: Gate,
+    /// Output every step's state `[T, U]`, not only the last `[U]`.
+    pub return_sequences: bool,
+    /// Read the sequence from its last step to its first (outputs in that order).
+    pub go_backwards: bool,
+}
+
+impl Recurrence {
+    /// f32 values of workspace `recurrent` needs: gates, the recurrent product, state and cell.
+    pub const fn work(&self) -> usize {
+        2 * self.cell.gates() * self.units + 2 * self.units
+    }
+
+    /// f32 values of the output.
+    pub const fn out_len(&self) -> usize {
+        if self.return_sequences { self.steps * self.units } else { self.units }
+    }
+}
+
+/// A recurrent layer's weights as embedded: `kernel [F, G·U]`, `recurrent_kernel [U, G·U]`, and
+/// `bias` (`[G·U]`, or `[2, G·U]` for a GRU with `reset_after`).
+#[derive(Clone, Copy, Debug)]
+pub struct RecurrentWeights<'a> {
+    /// The input kernel.
+    pub kernel: Kernel<'a>,
+    /// The recurrent kernel.
+    pub recurrent_kernel: Kernel<'a>,
+    /// The bias, if the layer has one.
+    pub bias: Option<&'a [f32]>,
+}
+
+simd_fn! {
+    /// `SimpleRNN`, `LSTM` or `GRU` over one sample `x [T, F]` into `y` (`[T, U]` or `[U]`), with
+    /// [`Recurrence::work`] values of workspace.
+    pub fn recurrent(x: &[f32], w: RecurrentWeights<'_>, r: &Recurrence, work: &mut [f32], y: &mut [f32]) {
+        let (u, gu) = (r.units, r.cell.gates() * r.units);
+        let (g, rest) = work.split_at_mut(gu);
+        let (rec, rest) = rest.split_at_mut(gu);
+        let (h, c) = rest.split_at_mut(u);
+        let c = &mut c[..u];
+        h.fill(0.0);
+        c.fill(0.0);
+        let (in_bias, rec_bias) = match (r.cell, w.bias) {
+            (Cell::Gru { reset_after: true }, Some(b)) => (Some(&b[..gu]), Some(&b[gu..2 * gu])),
+            (_, b) => (b, None),
+        };
+        let (act, ra) = (r.activation, r.recurrent_activation);
+        for s in 0..r.steps {
+            let t = if r.go_backwards { r.steps - 1 - s } else { s };
+            match in_bias {
+                Some(b) => g.copy_from_slice(b),
+                None => g.fill(0.0),
+            }
+            w.kernel.rows(&x[t * r.features..][..r.features], 0, gu, 0, g);
+            match r.cell {
+                Cell::Simple => {
+                    w.recurrent_kernel.rows(h, 0, gu, 0, g);
+                    act.apply_core(g);
+                    h.copy_from_slice(g);
+                }
+                Cell::Lstm => {
+                    w.recurrent_kernel.rows(h, 0, gu, 0, g);
+                    ra.apply_core(&mut g[..2 * u]);
+                    act.apply_core(&mut g[2 * u..3 * u]);
+                    ra.apply_core(&mut g[3 * u..]);
+                    for k in 0..u {
+                        c[k] = g[u + k] * c[k] + g[k] * g[2 * u + k];
+                    }
+                    h.copy_from_slice(c);
+                    act.apply_core(h);
+                    for k in 0..u {
+                        h[k] *= g[3 * u + k];
+                    }
+                }
+                Cell::Gru { reset_after: true } => {
+                    match rec_bias {
+                        Some(b) => rec.copy_from_slice(b),
+                        None => rec.fill(0.0),
+                    }
+                    w.recurrent_kernel.rows(h, 0, gu, 0, rec);
+                    for k in 0..2 * u {
+                        g[k] += rec[k];
+                    }
+                    ra.apply_core(&mut g[..2 * u]);
+                    for k in 0..u {
+                        g[2 * u + k] += g[u + k] * rec[2 * u + k];
+                    }
+                    act.apply_core(&mut g[2 * u..]);
+                    for k in 0..u {
+                        h[k] = g[k] * h[k] + (1.0 - g[k]) * g[2 * u + k];
+                    }
+                }
+                Cell::Gru { reset_after: false } => {
+                    w.recurrent_kernel.rows(h, 0, gu, 0, &mut g[..2 * u]);
+                    ra.apply_core(&mut g[..2 * u]);
+                    for k in 0..u {
+                        rec[k] = g[u + k] * h[k];
+                    }
+                    w.recurrent_kernel.rows(&rec[..u], 0, gu, 2 * u, &mut g[2 * u..]);
+                    act.apply_core(&mut g[2 * u..]);
+                    for k in 0..u {
+                        h[k] = g[k] * h[k] + (1.0 - g[k]) * g[2 * u + k];
+                    }
+                }
+            }
+            if r.return_sequences {
+                y[s * u..][..u].copy_from_slice(h);
+            }
+        }
+        if !r.return_sequences {
+            y[..u].copy_from_slice(h);
+        }
+    }
+}
+
+/// `Bidirectional(rnn)`: `r` forwards with the first weights, backwards (its `go_backwards`
+/// flipped) with the second, each direction's output put back in time order and merged.
+/// Workspace: two outputs and one [`Recurrence::work`].
+pub fn bidirectional(
+    x: &[f32],
+    (forward, backward): (RecurrentWeights<'_>, RecurrentWeights<'_>),
+    r: &Recurrence,
+    mode: MergeMode,
+    work: &mut [f32],
+    y: &mut [f32],
+) {
+    let n = r.out_len();
+    let (a, rest) = work.split_at_mut(n);
+    let (b, rest) = rest.split_at_mut(n);
+    recurrent(x, forward, r, rest, a);
+    let back = Recurrence { go_backwards: !r.go_backwards, ..*r };
+    recurrent(x, backward, &back, rest, b);
+    let (u, rows) = (r.units, n / r.units);
+    let w = if mode == MergeMode::Concat { 2 * u } else { u };
+    for i in 0..rows {
+        let (af, bf) = (&a[i * u..][..u], &b[(rows - 1 - i) * u..][..u]);
+        let o = &mut y[i * w..][..w];
+        match mode {
+            MergeMode::Concat => {
+                o[..u].copy_from_slice(af);
+                o[u..].copy_from_slice(bf);
+            }
+            MergeMode::Sum => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = x + y),
+            MergeMode::Mul => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = x * y),
+            MergeMode::Ave => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = (x + y) * 0.5),
+        }
+    }
+}
+
+/// A token id outside an `Embedding`'s `0..input_dim`: `infer` of a model reading token ids
+/// returns it instead of reading out of bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadId {
+    /// Which of the model's inputs held it.
+    pub input: usize,
+    /// Its position in that input.
+    pub position: usize,
+    /// The id.
+    pub id: i64,
+    /// One more than the largest id the Embedding accepts.
+    pub bound: usize,
+}
+
+impl core::fmt::Display for BadId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "input {}, position {} holds {}, not a token id in 0..{}",
+            self.input, self.position, self.id, self.bound
+        )
+    }
+}
+
+/// `Embedding`: row `ids[i]` of `table` (`[input_dim, dim]`) for each id; an id outside
+/// `0..input_dim` is the error (input `input`).
+pub fn embedding(ids: &[i32], table: &[f32], dim: usize, input: usize, y: &mut [f32]) -> Result<(), BadId> {
+    let bound = table.len() / dim.max(1);
+    for (position, (&id, out)) in ids.iter().zip(y.chunks_exact_mut(dim)).enumerate() {
+        if id < 0 || id as usize >= bound {
+            return Err(BadId { input, position, id: id as i64, bound });
+        }
+        out.copy_from_slice(&table[id as usize * dim..][..dim]);
+    }
+    Ok(())
+}
