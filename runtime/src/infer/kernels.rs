@@ -322,6 +322,7 @@ unsafe fn int8_256(
 
 /// The columns from `j` on that the vector loops leave, one at a time.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn int8_tail(
     q: &[i8],
     pairs: impl Iterator<Item = i32>,
