@@ -220,6 +220,27 @@ sequential! {
     }
 }
 
+functional! {
+    /// A transformer block (causal self-attention, residual, LayerNormalization) and a shared
+    /// cross-attention with a key of its own, a value width and an output width.
+    #[weights("fixtures/infer/attend.safetensors")]
+    pub struct Attend {
+        ids = Input([7], dtype = i32);
+        memory = Input([5, 3]);
+        e = Embedding(20, 6)(ids);
+        a = MultiHeadAttention(num_heads = 2, key_dim = 3, use_causal_mask = true)(e, e);
+        r = Add()([e, a]);
+        n = LayerNormalization()(r);
+        keys = Dense(4)(memory);
+        cross = MultiHeadAttention(num_heads = 3, key_dim = 2, value_dim = 4, output_shape = 5);
+        c = cross(n, memory, keys);
+        d = Dense(8, activation = gelu)(c);
+        p = GlobalAveragePooling1D()(d);
+        out = Dense(3, activation = softmax)(p);
+        Model([ids, memory], out)
+    }
+}
+
 /// Inputs with a fixed seed, in [-1, 1).
 fn noise(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
@@ -269,6 +290,15 @@ fn regenerate_fixtures() {
     mixed.compile("binary_crossentropy", "adam", &[]).unwrap();
     mixed.fit((&ids, &series), &y, quiet()).unwrap();
     mixed.save_weights(format!("{dir}/mixed.safetensors")).unwrap();
+
+    let mut attend = Attend::with_seed(10);
+    let ids =
+        Array2::from_shape_vec((64, 7), noise(64 * 7, 6).iter().map(|v| ((v + 1.0) * 10.0) as i32).collect()).unwrap();
+    let memory = Array3::from_shape_vec((64, 5, 3), noise(64 * 15, 7)).unwrap();
+    let y = Array2::from_shape_fn((64, 1), |(i, _)| (i % 3) as f32);
+    attend.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    attend.fit((&ids, &memory), &y, quiet()).unwrap();
+    attend.save_weights(format!("{dir}/attend.safetensors")).unwrap();
 }
 
 /// `infer` against `predict` on the same weights, for `n` samples.
@@ -379,6 +409,20 @@ fn token_ids_and_recurrent_layers_infer_as_predict_does() {
         let xs = Array3::from_shape_vec((1, 6, 2), series.to_vec()).unwrap();
         let want = m.predict((&xi, &xs)).unwrap();
         assert_matches("mixed", &Mixed::infer(&ids, &series).unwrap(), want.as_slice().unwrap());
+    }
+}
+
+#[test]
+fn attention_infers_as_predict_does() {
+    let mut m = Attend::embedded();
+    for s in 0..6 {
+        let ids: [i32; 7] =
+            noise(7, 1500 + s).iter().map(|v| ((v + 1.0) * 10.0) as i32).collect::<Vec<_>>().try_into().unwrap();
+        let memory: [f32; 15] = noise(15, 1600 + s).try_into().unwrap();
+        let xi = Array2::from_shape_vec((1, 7), ids.to_vec()).unwrap();
+        let xm = Array3::from_shape_vec((1, 5, 3), memory.to_vec()).unwrap();
+        let want = m.predict((&xi, &xm)).unwrap();
+        assert_matches("attend", &Attend::infer(&ids, &memory).unwrap(), want.as_slice().unwrap());
     }
 }
 

@@ -111,6 +111,12 @@ pub enum Static {
         gates: usize,
         work: usize,
     },
+    /// `cfg`: the runtime `Attention`; `work`: the projections, scores and heads' outputs.
+    Attention {
+        cfg: TokenStream,
+        work: usize,
+        bias: bool,
+    },
     /// The inner layer on each of `steps` steps (its weights named as the wrapper's).
     TimeDistributed {
         inner: Box<Static>,
@@ -402,9 +408,10 @@ impl Static {
     /// f32 values of workspace the layer needs beside its output.
     fn extra(&self) -> usize {
         match self {
-            Static::Separable { work, .. } | Static::Recurrent { work, .. } | Static::Bidirectional { work, .. } => {
-                *work
-            }
+            Static::Separable { work, .. }
+            | Static::Recurrent { work, .. }
+            | Static::Bidirectional { work, .. }
+            | Static::Attention { work, .. } => *work,
             _ => 0,
         }
     }
@@ -528,10 +535,8 @@ fn unsupported(model: &Model) -> Option<String> {
 }
 
 /// The layers `infer` supports, for error messages.
-const SUPPORTED: &str = "Dense, Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose, MaxPooling1D/2D, \
-                         AveragePooling1D/2D, the global poolings, BatchNormalization, LayerNormalization, \
-                         Activation, LeakyReLU, Rescaling, Dropout, SpatialDropout, GaussianNoise, ZeroPadding2D, \
-                         Cropping2D, UpSampling2D, Flatten, Reshape, the element-wise merges, Concatenate and Dot";
+const SUPPORTED: &str = "every layer kiln has but Masking and users' own layers (and masks from \
+                         Embedding(mask_zero = true))";
 
 /// Generates one layer's call in `infer_with`, laying its weights out in the blob.
 struct Caller<'a> {
@@ -684,6 +689,17 @@ impl Caller<'_> {
                 quote!({
                     #split
                     ::kiln::infer::bidirectional(#x, (#f, #b), &#cfg, ::kiln::infer::MergeMode::#mode, __work, __out)
+                })
+            }
+            Static::Attention { cfg, bias, .. } => {
+                let names = ["query", "key", "value", "attention_output"];
+                let kernels = names.map(|n| self.f32s(&format!("{n}_kernel")));
+                let biases = names.map(|n| self.opt(&format!("{n}_bias"), *bias));
+                let (value, key) = (&ins[1], ins.get(2).unwrap_or(&ins[1]));
+                quote!({
+                    #split
+                    let __w = ::kiln::infer::AttentionWeights { kernels: [#(#kernels),*], biases: [#(#biases),*] };
+                    ::kiln::infer::attention((#x, #value, #key), &__w, &#cfg, __work, __out)
                 })
             }
             Static::TimeDistributed { inner, steps } => {

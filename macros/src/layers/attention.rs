@@ -79,6 +79,24 @@ impl Spec for Attention {
         true
     }
 
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        let (&[tq, fq], &[tv, fv]) = (&ins.first()?[..], &ins.get(1)?[..]) else { return None };
+        let fk = ins.get(2).map_or(fv, |k| k[1]);
+        let (h, kd, vd, out, causal) = (self.heads, self.key_dim, self.value_dim, self.out(&ins[0]), self.causal);
+        let cfg = quote!(::kiln::infer::Attention {
+            heads: #h,
+            key_dim: #kd,
+            value_dim: #vd,
+            query_steps: #tq,
+            value_steps: #tv,
+            features: [#fq, #fv, #fk],
+            out_dim: #out,
+            causal: #causal,
+        });
+        let work = tq * h * kd + tv * h * (kd + vd) + tv + tq * h * vd;
+        Some(crate::ship::Static::Attention { cfg, work, bias: self.use_bias })
+    }
+
     fn uses_mask(&self) -> bool {
         true
     }

@@ -109,7 +109,10 @@ impl Spec for TimeDistributed {
         match inner {
             Static::Identity => Some(Static::Identity),
             // A layer with workspace of its own would need it once per step.
-            Static::Separable { .. } | Static::Recurrent { .. } | Static::Bidirectional { .. } => None,
+            Static::Separable { .. }
+            | Static::Recurrent { .. }
+            | Static::Bidirectional { .. }
+            | Static::Attention { .. } => None,
             inner => Some(Static::TimeDistributed { inner: Box::new(inner), steps: ins[0][0] }),
         }
     }

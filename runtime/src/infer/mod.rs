@@ -16,7 +16,10 @@ pub use kernels::{
     depthwise, dot, global_pool, layer_norm, leaky_relu, merge, pool, resample, rescale, separable,
 };
 pub use math::ActKind;
-pub use sequence::{BadId, Cell, Gate, MergeMode, Recurrence, RecurrentWeights, bidirectional, embedding, recurrent};
+pub use sequence::{
+    Attention, AttentionWeights, BadId, Cell, Gate, MergeMode, Recurrence, RecurrentWeights, attention, bidirectional,
+    embedding, recurrent,
+};
 
 /// Aligns what it holds to 64 bytes: `static W: &Align64<[u8; N]> = &Align64(*include_bytes!(..))`
 /// puts a weights file in the binary where its f32 tensors can be read in place.

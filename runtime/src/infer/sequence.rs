@@ -281,3 +281,94 @@ pub fn embedding(ids: &[i32], table: &[f32], dim: usize, input: usize, y: &mut [
     }
     Ok(())
 }
+
+/// A `MultiHeadAttention` layer's sizes as `attention` runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attention {
+    /// Heads.
+    pub heads: usize,
+    /// Query and key width per head.
+    pub key_dim: usize,
+    /// Value width per head.
+    pub value_dim: usize,
+    /// Steps of the query.
+    pub query_steps: usize,
+    /// Steps of the value (and the key).
+    pub value_steps: usize,
+    /// Features of the query, key and value inputs.
+    pub features: [usize; 3],
+    /// Features of the output.
+    pub out_dim: usize,
+    /// Whether query step `i` sees only value steps `j ≤ i` (Keras' `use_causal_mask`).
+    pub causal: bool,
+}
+
+impl Attention {
+    /// f32 values of workspace `attention` needs: the three projections, one row of scores and
+    /// the heads' outputs.
+    pub const fn work(&self) -> usize {
+        let (tq, tv, h) = (self.query_steps, self.value_steps, self.heads);
+        tq * h * self.key_dim + tv * h * (self.key_dim + self.value_dim) + tv + tq * h * self.value_dim
+    }
+}
+
+/// A `MultiHeadAttention` layer's weights: each projection's kernel (`[features, heads, dim]`,
+/// the output's `[heads, value_dim, out]`) and bias.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionWeights<'a> {
+    /// Query, key, value and output kernels, in that order.
+    pub kernels: [&'a [f32]; 4],
+    /// Their biases, if the layer has them.
+    pub biases: [Option<&'a [f32]>; 4],
+}
+
+/// `MultiHeadAttention(query, value, key)` for one sample (pass the value as the key when there
+/// is none): projections, scaled dot-product attention per head (softmax over the value steps,
+/// causal if asked), the output projection.
+pub fn attention(
+    (query, value, key): (&[f32], &[f32], &[f32]),
+    w: &AttentionWeights<'_>,
+    a: &Attention,
+    work: &mut [f32],
+    y: &mut [f32],
+) {
+    use super::kernels::dense;
+    use super::math::{ActKind, exp, sqrt};
+    let (tq, tv, h, kd, vd) = (a.query_steps, a.value_steps, a.heads, a.key_dim, a.value_dim);
+    let (q, rest) = work.split_at_mut(tq * h * kd);
+    let (k, rest) = rest.split_at_mut(tv * h * kd);
+    let (v, rest) = rest.split_at_mut(tv * h * vd);
+    let (scores, o) = rest.split_at_mut(tv);
+    let o = &mut o[..tq * h * vd];
+    let [fq, fv, fk] = a.features;
+    let linear = ActKind::Linear;
+    dense(query, Kernel::F32(w.kernels[0]), w.biases[0], linear, fq, h * kd, q);
+    dense(key, Kernel::F32(w.kernels[1]), w.biases[1], linear, fk, h * kd, k);
+    dense(value, Kernel::F32(w.kernels[2]), w.biases[2], linear, fv, h * vd, v);
+    let scale = 1.0 / sqrt(kd as f32);
+    q.iter_mut().for_each(|x| *x *= scale);
+    for i in 0..tq {
+        let seen = if a.causal { (i + 1).min(tv) } else { tv };
+        for head in 0..h {
+            let qi = &q[(i * h + head) * kd..][..kd];
+            let mut max = f32::NEG_INFINITY;
+            for (j, s) in scores[..seen].iter_mut().enumerate() {
+                let kj = &k[(j * h + head) * kd..][..kd];
+                *s = qi.iter().zip(kj).map(|(a, b)| a * b).sum();
+                max = max.max(*s);
+            }
+            let mut sum = 0.0;
+            for s in scores[..seen].iter_mut() {
+                *s = exp(*s - max);
+                sum += *s;
+            }
+            let oi = &mut o[(i * h + head) * vd..][..vd];
+            oi.fill(0.0);
+            for (j, s) in scores[..seen].iter().enumerate() {
+                let p = s / sum;
+                oi.iter_mut().zip(&v[(j * h + head) * vd..][..vd]).for_each(|(o, v)| *o += p * v);
+            }
+        }
+    }
+    dense(o, Kernel::F32(w.kernels[3]), w.biases[3], linear, h * vd, a.out_dim, y);
+}

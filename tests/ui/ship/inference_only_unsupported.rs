@@ -1,10 +1,11 @@
-// #[inference_only] on a model with a layer `infer` has no kernel for, and without weights.
+// #[inference_only] on a model whose mask `infer` cannot carry, and without weights.
 use kiln::prelude::*;
 
 sequential! {
     #[weights("../embed/wrong_shape.safetensors")]
     #[inference_only]
     pub struct Recurrent: [10, 4] {
+        Masking(),
         LSTM(8),
         Dense(2),
     }
