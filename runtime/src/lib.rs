@@ -15,6 +15,7 @@ macro_rules! with_std {
 
 with_std! {
 pub mod data;
+pub mod distributed;
 pub mod error;
 pub mod fpenv;
 pub mod io;

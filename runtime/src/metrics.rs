@@ -392,6 +392,34 @@ impl RunningMetric {
         self.kind
     }
 
+    /// Every running sum of the state, in a fixed order, for summing over the processes of a
+    /// data-parallel run (every sum is additive over rows).
+    pub(crate) fn visit_sums(&mut self, f: &mut dyn FnMut(&mut [f64])) {
+        match &mut self.acc {
+            Acc::Mean { sum, count } => {
+                let mut v = [*sum, *count];
+                f(&mut v);
+                (*sum, *count) = (v[0], v[1]);
+            }
+            Acc::Counts { tp, fp, fn_ } => {
+                let mut v = [*tp, *fp, *fn_];
+                f(&mut v);
+                (*tp, *fp, *fn_) = (v[0], v[1], v[2]);
+            }
+            Acc::Buckets { pos, neg } => {
+                f(pos);
+                f(neg);
+            }
+            Acc::PerClass { tp, fp, fn_, support } => [tp, fp, fn_, support].into_iter().for_each(|v| f(v)),
+            Acc::R2 { sum, sq, res, count } => {
+                [sum, sq, res].into_iter().for_each(|v| f(v));
+                let mut c = [*count];
+                f(&mut c);
+                *count = c[0];
+            }
+        }
+    }
+
     /// Forgets every batch seen.
     pub fn reset_state(&mut self) {
         match &mut self.acc {

@@ -418,6 +418,16 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     fn summary(&self) {
         println!("{}", self.summary_string());
     }
+
+    /// Makes this model one replica of a data-parallel run (see [`crate::distributed`]): `fit`
+    /// then trains on this process's shard of each global batch and every replica applies the
+    /// same summed gradients; `evaluate` and the epochs' logs cover all the rows; checkpoints and
+    /// log files are written by process 0 alone. Every process passes the same data (and builds
+    /// the model from the same seed).
+    fn distribute(&mut self, group: crate::distributed::Group) {
+        self.train_state_mut().set_group(Some(group));
+    }
+
 }
 
 /// One array as the training loop reads it: `f32` values, borrowed when the caller's array holds

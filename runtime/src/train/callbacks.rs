@@ -32,6 +32,12 @@ pub trait Trainee {
     fn set_learning_rate(&mut self, lr: f32) -> Result<()>;
     /// Ends training after the current epoch (Keras' `model.stop_training = True`).
     fn stop_training(&mut self);
+    /// Whether this process writes files: process 0 of a data-parallel run (see
+    /// `Model::distribute`), or the only one. `save_weights` and `save_checkpoint` do nothing on
+    /// the others.
+    fn is_chief(&self) -> bool {
+        true
+    }
 }
 
 /// Code run during `fit_with_callbacks` (Keras' `keras.callbacks.Callback`). Every hook has a
@@ -554,7 +560,7 @@ impl Callback for CsvLogger {
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, _model: &mut dyn Trainee) -> Result<()> {
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut dyn Trainee) -> Result<()> {
         if self.keys.is_empty() {
             self.keys = logs.keys().cloned().collect();
             if self.text.is_empty() {
@@ -566,6 +572,9 @@ impl Callback for CsvLogger {
         self.text += &format!("{epoch},{}\n", values.join(","));
         // The whole file each epoch, atomically: an interrupted run leaves the last complete one.
         let text = self.text.clone();
+        if !model.is_chief() {
+            return Ok(());
+        }
         crate::io::atomic_write(&self.path, |w| w.write_all(text.as_bytes()))
     }
 }
@@ -738,13 +747,16 @@ impl BackupAndRestore {
 
 impl Callback for BackupAndRestore {
     fn on_epoch_end(&mut self, _epoch: usize, _logs: &Logs, model: &mut dyn Trainee) -> Result<()> {
+        if !model.is_chief() {
+            return Ok(());
+        }
         std::fs::create_dir_all(&self.dir)
             .map_err(|source| Error::Io { path: self.dir.display().to_string(), source })?;
         model.save_checkpoint(&self.path)
     }
 
-    fn on_train_end(&mut self, _logs: &Logs, _model: &mut dyn Trainee) -> Result<()> {
-        if self.delete_checkpoint && self.path.exists() {
+    fn on_train_end(&mut self, _logs: &Logs, model: &mut dyn Trainee) -> Result<()> {
+        if self.delete_checkpoint && model.is_chief() && self.path.exists() {
             std::fs::remove_file(&self.path)
                 .map_err(|source| Error::Io { path: self.path.display().to_string(), source })?;
         }

@@ -31,6 +31,28 @@ pub struct Gradients {
 }
 
 impl Gradients {
+    /// Sums these gradients over a data-parallel group (see `Model::distribute`), each process's
+    /// weighted by the rows it computed them on: every process then holds the mean over all the
+    /// rows, the same bits everywhere. For a custom step (`fit_with`) on a distributed model,
+    /// between computing the gradients and applying them; with layers that keep state (moving
+    /// statistics), [`crate::distributed::all_reduce_state`] after the step as well.
+    pub fn all_reduce(&mut self, group: &dyn crate::distributed::Collective, local_rows: usize) {
+        let w = local_rows as f64;
+        let mut v: Vec<f64> = vec![w];
+        for g in &self.values {
+            v.extend(g.iter().map(|&x| if local_rows == 0 { 0.0 } else { x as f64 * w }));
+        }
+        crate::distributed::all_sum(group, &mut v, &mut Vec::new());
+        let total = v[0].max(1.0);
+        let mut at = 1;
+        for g in &mut self.values {
+            for (x, s) in g.iter_mut().zip(&v[at..]) {
+                *x = (s / total) as f32;
+            }
+            at += g.len();
+        }
+    }
+
     /// Zero gradients for every parameter of `model` (to accumulate into, or to fill by hand).
     pub fn zeros_like<M: Model>(model: &M) -> Self {
         let (mut names, mut values) = (Vec::new(), Vec::new());

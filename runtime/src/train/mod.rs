@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
 use crate::kernels::ActKind;
 use crate::layers::{Ctx, sized};
+use crate::distributed::Collective;
 use crate::metrics::RunningMetric;
 use crate::model::{MAX_PORTS, Model};
 use crate::optimizers::{Clipping, Optimizer};
@@ -121,6 +122,8 @@ struct Workspace {
     wb: Vec<f32>,
     step: StepBuffers,
     order: Vec<usize>,
+    /// A data-parallel step's values, and everyone's (see `reduce_step`).
+    reduce: (Vec<f64>, Vec<f64>),
 }
 
 /// What one training step writes besides the model: the loss gradients, and a copy of the
@@ -142,12 +145,21 @@ pub struct TrainState {
     /// The random stream layers draw from in training (dropout masks, noise).
     stream: Stream,
     ws: Workspace,
+    /// The processes of a data-parallel run this replica belongs to, if any.
+    group: Option<crate::distributed::Group>,
 }
 
 impl TrainState {
     /// The state of a model created from `seed`.
     pub fn new(seed: u64) -> Self {
-        TrainState { seed, epochs: 0, compiled: None, stream: Stream::new(seed), ws: Workspace::default() }
+        TrainState {
+            seed,
+            epochs: 0,
+            compiled: None,
+            stream: Stream::new(seed),
+            ws: Workspace::default(),
+            group: None,
+        }
     }
 
     /// The seed the model was created with.
@@ -181,6 +193,16 @@ impl TrainState {
     /// The optimizer chosen by `compile`, if any.
     pub fn optimizer(&self) -> Option<&dyn Optimizer> {
         self.compiled.as_ref().map(|c| &*c.optimizer)
+    }
+
+    /// The data-parallel group this replica belongs to (see `Model::distribute`).
+    pub fn group(&self) -> Option<&crate::distributed::Group> {
+        self.group.as_ref()
+    }
+
+    /// Joins (or, with `None`, leaves) a data-parallel group.
+    pub fn set_group(&mut self, group: Option<crate::distributed::Group>) {
+        self.group = group;
     }
 }
 
@@ -225,6 +247,31 @@ struct Tracker {
 impl Tracker {
     fn new<M: Model>(c: &Compiled) -> Self {
         Tracker { total: 0.0, per_output: vec![0.0; M::OUTPUTS.len()], rows: 0, metrics: c.metric_states::<M>() }
+    }
+
+    /// Sums the epoch's running values over a data-parallel group, so every process logs the
+    /// losses and metrics of all the rows.
+    fn all_sum(&mut self, group: &dyn Collective, bufs: &mut (Vec<f64>, Vec<f64>)) {
+        let (v, all) = bufs;
+        v.clear();
+        v.push(self.total);
+        v.push(self.rows as f64);
+        v.extend_from_slice(&self.per_output);
+        for (_, m) in &mut self.metrics {
+            m.visit_sums(&mut |s| v.extend_from_slice(s));
+        }
+        crate::distributed::all_sum(group, v, all);
+        let mut at = 2;
+        (self.total, self.rows) = (v[0], v[1] as usize);
+        let k = self.per_output.len();
+        self.per_output.copy_from_slice(&v[at..at + k]);
+        at += k;
+        for (_, m) in &mut self.metrics {
+            m.visit_sums(&mut |s| {
+                s.copy_from_slice(&v[at..at + s.len()]);
+                at += s.len();
+            });
+        }
     }
 
     fn reset(&mut self) {
@@ -327,6 +374,7 @@ fn step<M: Model>(
     ys: &[&[f32]],
     sw: Option<&[f32]>,
     ctx: &mut Ctx<'_>,
+    dist: Option<(&dyn Collective, &mut (Vec<f64>, Vec<f64>))>,
 ) -> std::result::Result<f32, Stopped> {
     // Layers update their state (moving statistics) in the forward pass: keep it to restore.
     bufs.state.clear();
@@ -335,7 +383,7 @@ fn step<M: Model>(
             bufs.state.extend_from_slice(&p.value);
         }
     });
-    let r = step_unchecked(m, c, &mut bufs.grads, tracker, xs, ys, sw, ctx);
+    let r = step_unchecked(m, c, &mut bufs.grads, tracker, xs, ys, sw, ctx, dist);
     if r.is_err() && !bufs.state.is_empty() {
         let mut at = 0;
         m.visit_weights_mut(&mut |p| {
@@ -359,22 +407,33 @@ fn step_unchecked<M: Model>(
     ys: &[&[f32]],
     sw: Option<&[f32]>,
     ctx: &mut Ctx<'_>,
+    dist: Option<(&dyn Collective, &mut (Vec<f64>, Vec<f64>))>,
 ) -> std::result::Result<f32, Stopped> {
-    m.run(xs, ctx);
-    let loss = tracker.observe(m, c, ys, ctx.n, Some(grads), sw);
-    if !loss.is_finite() {
-        return Err(Stopped { what: "loss".into(), value: loss });
-    }
-    let k = M::OUTPUTS.len();
-    let dys = slices(grads.iter().map(|g| &g[..]));
-    m.run_backward(xs, &dys[..k], &c.fused, ctx);
-    m.visit_weights_mut(&mut |p| {
-        if let Some(r) = p.regularizer
-            && p.is_trainable()
-        {
-            r.add_gradient(&p.value, &mut p.grad);
+    let mut loss = 0.0;
+    if ctx.n > 0 {
+        m.run(xs, ctx);
+        loss = tracker.observe(m, c, ys, ctx.n, Some(grads), sw);
+        // A replica of a data-parallel run judges the loss of all rows, below.
+        if dist.is_none() && !loss.is_finite() {
+            return Err(Stopped { what: "loss".into(), value: loss });
         }
-    });
+        let k = M::OUTPUTS.len();
+        let dys = slices(grads.iter().map(|g| &g[..]));
+        m.run_backward(xs, &dys[..k], &c.fused, ctx);
+        m.visit_weights_mut(&mut |p| {
+            if let Some(r) = p.regularizer
+                && p.is_trainable()
+            {
+                r.add_gradient(&p.value, &mut p.grad);
+            }
+        });
+    }
+    if let Some((group, bufs)) = dist {
+        loss = reduce_step(group, m, ctx.n, Some(loss), bufs);
+        if !loss.is_finite() {
+            return Err(Stopped { what: "loss".into(), value: loss });
+        }
+    }
     let (mut slot, mut bad) = (0, None);
     m.visit_weights_mut(&mut |p| {
         if bad.is_none() && p.is_trainable() {
@@ -395,6 +454,47 @@ fn step_unchecked<M: Model>(
     }
     apply_gradients(m, &mut *c.optimizer);
     Ok(loss)
+}
+
+/// Sums one data-parallel step over `group`: each trainable gradient (this process's mean over
+/// its `rows`, weighted by them), the state weights (moving statistics, weighted alike) and the
+/// loss; every process gets the same means over all rows. Returns the global loss.
+pub(crate) fn reduce_step<M: Model + ?Sized>(
+    group: &dyn Collective,
+    m: &mut M,
+    rows: usize,
+    loss: Option<f32>,
+    bufs: &mut (Vec<f64>, Vec<f64>),
+) -> f32 {
+    let (v, all) = bufs;
+    let w = rows as f64;
+    v.clear();
+    v.push(w);
+    v.push(loss.map_or(0.0, |l| if rows == 0 { 0.0 } else { l as f64 * w }));
+    m.visit_weights_mut(&mut |p| {
+        if p.is_trainable() {
+            v.extend(p.grad.iter().map(|&g| if rows == 0 { 0.0 } else { g as f64 * w }));
+        } else if p.role() == crate::layers::Role::State {
+            v.extend(p.value.iter().map(|&x| x as f64 * w));
+        }
+    });
+    crate::distributed::all_sum(group, v, all);
+    let total = v[0].max(1.0);
+    let mut at = 2;
+    m.visit_weights_mut(&mut |p| {
+        let target = if p.is_trainable() {
+            &mut p.grad
+        } else if p.role() == crate::layers::Role::State {
+            &mut p.value
+        } else {
+            return;
+        };
+        for (t, s) in target.iter_mut().zip(&v[at..]) {
+            *t = (s / total) as f32;
+        }
+        at += target.len();
+    });
+    (v[1] / total) as f32
 }
 
 /// Applies each trainable parameter's gradient with `opt`, as one optimizer step.
@@ -538,8 +638,15 @@ pub(crate) fn fit<M: Model>(
 
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();
-        let TrainState { compiled, stream, ws, seed, epochs: trained, .. } = st;
+        let TrainState { compiled, stream, ws, seed, epochs: trained, group, .. } = st;
         let c = compiled.as_mut().ok_or(Error::NotCompiled("fit"))?;
+        // A replica of a data-parallel run: its rank's shard of each batch; process 0 speaks.
+        let group = group.clone();
+        let (rank, size) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.size()));
+        let verbose = if rank == 0 { opts.verbose } else { 0 };
+        if let Some(g) = &group {
+            crate::distributed::check_replicas(&**g, m, "when fit started (build every replica from the same seed)")?;
+        }
         let mut tracker = Tracker::new::<M>(c);
         let mut val_tracker = Tracker::new::<M>(c);
         let mut history = History::default();
@@ -565,6 +672,7 @@ pub(crate) fn fit<M: Model>(
                         epochs: *trained,
                         seed: *seed,
                         stream: stream.position(),
+                        chief: rank == 0,
                     };
                     cb.$method($($arg,)* &mut handle)?;
                 }
@@ -594,12 +702,14 @@ pub(crate) fn fit<M: Model>(
             }
             tracker.reset();
             let taken = per_epoch.min(steps - cursor);
-            let progress = progress::Progress::new(opts.verbose, epoch, opts.epochs, taken);
+            let progress = progress::Progress::new(verbose, epoch, opts.epochs, taken);
             let first = cursor;
             cursor = if first + taken >= steps { 0 } else { first + taken };
             for (b, rows) in ws.order.chunks(opts.batch_size).skip(first).take(taken).enumerate() {
                 hook!(on_train_batch_begin(b));
+                let rows = &rows[crate::distributed::shard(rows.len(), rank, size)];
                 let k = rows.len();
+                let at = rows.first().copied().unwrap_or(0);
                 let (xb, yb) = if opts.shuffle {
                     for (buf, r) in ws.xb.iter_mut().zip(&xs) {
                         gather(&r.data, r.width(), rows, buf);
@@ -613,13 +723,14 @@ pub(crate) fn fit<M: Model>(
                     (slices(ws.xb.iter().map(|v| &v[..])), slices(ws.yb.iter().map(|v| &v[..])))
                 } else {
                     // In order: the batch is a contiguous range of rows, read in place.
-                    (range(&xs, rows[0], rows[0] + k), range(&ys, rows[0], rows[0] + k))
+                    (range(&xs, at, at + k), range(&ys, at, at + k))
                 };
-                let wb = sw.as_ref().map(|w| if opts.shuffle { &ws.wb[..] } else { &w[rows[0]..rows[0] + k] });
+                let wb = sw.as_ref().map(|w| if opts.shuffle { &ws.wb[..] } else { &w[at..at + k] });
                 match custom.as_deref_mut() {
                     None => {
                         let mut ctx = Ctx::new(k, true, stream);
-                        if let Err(s) = step(m, c, &mut ws.step, &mut tracker, &xb[..ni], &yb[..no], wb, &mut ctx) {
+                        let dist = group.as_deref().map(|g| (g, &mut ws.reduce));
+                        if let Err(s) = step(m, c, &mut ws.step, &mut tracker, &xb[..ni], &yb[..no], wb, &mut ctx, dist) {
                             if terminate_on_nan {
                                 invalid = Some(b);
                                 break;
@@ -629,7 +740,15 @@ pub(crate) fn fit<M: Model>(
                     }
                     Some(f) => {
                         f(m, &mut *c.optimizer, StepBatch { x: views(&xb[..ni], k), y: views(&yb[..no], k) })?;
-                        let loss = tracker.observe(m, c, &yb[..no], k, None, wb);
+                        let mut loss = if k > 0 { tracker.observe(m, c, &yb[..no], k, None, wb) } else { 0.0 };
+                        if let Some(g) = &group {
+                            // Every replica judges the loss of all the rows, so all stop together.
+                            let v = &mut ws.reduce.0;
+                            v.clear();
+                            v.extend([loss as f64 * k as f64, k as f64]);
+                            crate::distributed::all_sum(&**g, v, &mut ws.reduce.1);
+                            loss = (v[0] / v[1].max(1.0)) as f32;
+                        }
                         if !loss.is_finite() {
                             if terminate_on_nan {
                                 invalid = Some(b);
@@ -656,10 +775,18 @@ pub(crate) fn fit<M: Model>(
             }
             if let Some(b) = invalid {
                 // TerminateOnNaN: the bad step was not applied; end with the epochs finished.
-                if opts.verbose > 0 {
+                if verbose > 0 {
                     println!("Batch {b}: Invalid loss, terminating training");
                 }
                 break;
+            }
+            if let Some(g) = &group {
+                // The epoch's losses and metrics over every replica's rows; and, in debug builds,
+                // proof that the replicas are still one model.
+                tracker.all_sum(&**g, &mut ws.reduce);
+                if cfg!(debug_assertions) {
+                    crate::distributed::check_replicas(&**g, m, &format!("after epoch {}", epoch + 1))?;
+                }
             }
             let mut epoch_logs = Logs::new();
             tracker.logs::<M>("", &mut epoch_logs);
@@ -705,6 +832,8 @@ struct Handle<'a, M: Model> {
     epochs: u64,
     seed: u64,
     stream: u64,
+    /// Process 0 of a data-parallel run, or the only process: the one that writes files.
+    chief: bool,
 }
 
 impl<M: Model> Trainee for Handle<'_, M> {
@@ -733,10 +862,20 @@ impl<M: Model> Trainee for Handle<'_, M> {
     }
 
     fn save_weights(&self, path: &std::path::Path) -> Result<()> {
+        if !self.chief {
+            return Ok(());
+        }
         crate::io::save_weights(&*self.m, path)
     }
 
+    fn is_chief(&self) -> bool {
+        self.chief
+    }
+
     fn save_checkpoint(&self, path: &std::path::Path) -> Result<()> {
+        if !self.chief {
+            return Ok(());
+        }
         let state = self.optimizer.state();
         let resume = crate::io::Resume {
             optimizer: self.optimizer.name(),
@@ -951,14 +1090,19 @@ pub(crate) fn train_on_batch<M: Model>(
     let ys = data::targets::<M>(&y, n, &c.losses(), "y")?;
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();
-        let TrainState { compiled, stream, ws, .. } = st;
+        let TrainState { compiled, stream, ws, group, .. } = st;
         let c = compiled.as_mut().ok_or(Error::NotCompiled("train_on_batch"))?;
         let mut tracker = Tracker::new::<M>(c);
         ws.step.grads.resize(M::OUTPUTS.len(), Vec::new());
         let (xb, yb) = (range(&xs, 0, n), range(&ys, 0, n));
         let mut ctx = Ctx::new(n, true, stream);
-        step(m, c, &mut ws.step, &mut tracker, &xb[..M::INPUTS.len()], &yb[..M::OUTPUTS.len()], None, &mut ctx)
+        // In a data-parallel run each process passes its own rows; the step sums them all.
+        let dist = group.as_deref().map(|g| (g, &mut ws.reduce));
+        step(m, c, &mut ws.step, &mut tracker, &xb[..M::INPUTS.len()], &yb[..M::OUTPUTS.len()], None, &mut ctx, dist)
             .map_err(|s| s.at(0, 0, &History::default()))?;
+        if let Some(g) = group.as_deref() {
+            tracker.all_sum(g, &mut ws.reduce);
+        }
         let mut logs = Logs::new();
         tracker.logs::<M>("", &mut logs);
         Ok(logs)

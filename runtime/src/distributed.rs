@@ -1,0 +1,238 @@
+//! Data-parallel training across processes: every process holds a replica of the model and the
+//! same data; each global batch is split into one shard per process; the gradients (each shard's
+//! mean, weighted by its rows), the loss and the layers' state (moving statistics) are summed
+//! over the processes, and every replica applies the same update, so the replicas stay identical.
+//!
+//! The processes talk through a [`Collective`]: [`Mpi`] (cargo feature `mpi`) between processes
+//! and machines, [`ThreadGroup`] between threads of one process (tests, and a replica per
+//! socket). kiln only ever gathers everyone's values and sums them itself, in rank order, in f64,
+//! so a run with a given number of processes is bit-reproducible and every replica gets the same
+//! bits.
+//!
+//! ```ignore
+//! use kiln::prelude::*;
+//! use kiln::distributed::ThreadGroup;
+//! # kiln::sequential! { pub struct Net: [4] { Dense(2) } }
+//! let x = ndarray::Array2::from_shape_fn((64, 4), |(i, j)| ((i * 7 + j) % 5) as f32 / 5.0);
+//! let y = x.sum_axis(ndarray::Axis(1)).insert_axis(ndarray::Axis(1));
+//! let replicas: Vec<Net> = std::thread::scope(|s| {
+//!     let handles: Vec<_> = ThreadGroup::new(2)
+//!         .into_iter()
+//!         .map(|member| {
+//!             let (x, y) = (&x, &y);
+//!             s.spawn(move || {
+//!                 let mut m = Net::new();
+//!                 m.compile("mse", "adam", &[]).unwrap();
+//!                 m.distribute(member);
+//!                 m.fit(x, y, Fit { epochs: 2, batch_size: 16, verbose: 0, ..Fit::default() }).unwrap();
+//!                 m
+//!             })
+//!         })
+//!         .collect();
+//!     handles.into_iter().map(|h| h.join().unwrap()).collect()
+//! });
+//! assert_eq!(replicas[0].weights(), replicas[1].weights());
+//! ```
+
+use std::ops::Range;
+use std::sync::{Arc, Barrier, Mutex};
+
+/// How the processes of a data-parallel run exchange values.
+pub trait Collective: Send + Sync + std::fmt::Debug {
+    /// This process's rank, `0..size()`.
+    fn rank(&self) -> usize;
+    /// The number of processes.
+    fn size(&self) -> usize;
+    /// Every process's `local` (of one length everywhere) into `all`, in rank order:
+    /// `all[r · local.len()..]` holds process `r`'s.
+    fn all_gather(&self, local: &[f64], all: &mut [f64]);
+}
+
+/// A shared handle on a [`Collective`], as `Model::distribute` keeps it.
+pub type Group = Arc<dyn Collective>;
+
+/// Sums `values` over every process, in rank order (the same bits everywhere). `all` is scratch.
+pub fn all_sum(c: &dyn Collective, values: &mut [f64], all: &mut Vec<f64>) {
+    let (p, n) = (c.size(), values.len());
+    if p == 1 {
+        return;
+    }
+    all.resize(p * n, 0.0);
+    c.all_gather(values, all);
+    values.fill(0.0);
+    for r in 0..p {
+        for (v, a) in values.iter_mut().zip(&all[r * n..(r + 1) * n]) {
+            *v += a;
+        }
+    }
+}
+
+/// The rows of a batch of `k` that process `rank` of `size` takes: `k / size` or one more, the
+/// earlier ranks taking the extra ones.
+pub fn shard(k: usize, rank: usize, size: usize) -> Range<usize> {
+    (k * rank / size)..(k * (rank + 1) / size)
+}
+
+/// The replicas of a data-parallel run as threads of one process: `ThreadGroup::new(n)` gives
+/// the `n` members, one per thread, each passed to its replica's `distribute`.
+#[derive(Debug)]
+pub struct ThreadGroup {
+    rank: usize,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    size: usize,
+    slots: Mutex<Vec<Vec<f64>>>,
+    barrier: Barrier,
+}
+
+impl ThreadGroup {
+    /// The `n` members of a new group (at least one).
+    pub fn new(n: usize) -> Vec<Group> {
+        let n = n.max(1);
+        let shared = Arc::new(Shared { size: n, slots: Mutex::new(vec![Vec::new(); n]), barrier: Barrier::new(n) });
+        (0..n).map(|rank| Arc::new(ThreadGroup { rank, shared: shared.clone() }) as Group).collect()
+    }
+}
+
+impl Collective for ThreadGroup {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn size(&self) -> usize {
+        self.shared.size
+    }
+
+    fn all_gather(&self, local: &[f64], all: &mut [f64]) {
+        let n = local.len();
+        {
+            let mut slots = self.shared.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots[self.rank].clear();
+            slots[self.rank].extend_from_slice(local);
+        }
+        self.shared.barrier.wait();
+        {
+            let slots = self.shared.slots.lock().unwrap_or_else(|e| e.into_inner());
+            for (r, s) in slots.iter().enumerate() {
+                all[r * n..(r + 1) * n].copy_from_slice(&s[..n]);
+            }
+        }
+        // Nobody writes the next round before everyone has read this one.
+        self.shared.barrier.wait();
+    }
+}
+
+/// MPI (Open MPI, MPICH) as a [`Collective`]: `Mpi::init()` once per process, then
+/// `model.distribute(mpi.clone())`. Run with `mpirun -np 2 ./program`.
+#[cfg(feature = "mpi")]
+pub struct Mpi {
+    world: Mutex<mpi::topology::SimpleCommunicator>,
+    rank: usize,
+    size: usize,
+    // Finalizes MPI when the last handle goes.
+    _universe: Mutex<mpi::environment::Universe>,
+}
+
+#[cfg(feature = "mpi")]
+impl std::fmt::Debug for Mpi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mpi").field("rank", &self.rank).field("size", &self.size).finish()
+    }
+}
+
+// SAFETY: MPI is initialised with thread level Funneled or better and every call goes through
+// the mutex, one thread at a time.
+#[cfg(feature = "mpi")]
+unsafe impl Send for Mpi {}
+#[cfg(feature = "mpi")]
+unsafe impl Sync for Mpi {}
+
+#[cfg(feature = "mpi")]
+impl Mpi {
+    /// Initialises MPI for this process (once); an error if it was already, or if the process was
+    /// not started in a way MPI accepts.
+    pub fn init() -> crate::Result<Arc<Mpi>> {
+        use mpi::traits::Communicator;
+        let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Serialized).ok_or_else(|| {
+            crate::Error::invalid("mpi", "MPI could not be initialised (it can be only once per process)")
+        })?;
+        let world = universe.world();
+        let (rank, size) = (world.rank() as usize, world.size() as usize);
+        Ok(Arc::new(Mpi { world: Mutex::new(world), rank, size, _universe: Mutex::new(universe) }))
+    }
+}
+
+#[cfg(feature = "mpi")]
+impl Collective for Mpi {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn all_gather(&self, local: &[f64], all: &mut [f64]) {
+        use mpi::traits::CommunicatorCollectives;
+        let world = self.world.lock().unwrap_or_else(|e| e.into_inner());
+        world.all_gather_into(local, all);
+    }
+}
+
+/// Averages the state weights (moving statistics) of every replica, each weighted by the rows
+/// it trained on since the last call: for custom training steps, which `fit` does itself.
+pub fn all_reduce_state<M: crate::Model>(m: &mut M, group: &dyn Collective, local_rows: usize) {
+    let w = local_rows as f64;
+    let mut v = vec![w];
+    m.visit_weights_mut(&mut |p| {
+        if p.role() == crate::layers::Role::State {
+            v.extend(p.value.iter().map(|&x| x as f64 * w));
+        }
+    });
+    all_sum(group, &mut v, &mut Vec::new());
+    let total = v[0].max(1.0);
+    let mut at = 1;
+    m.visit_weights_mut(&mut |p| {
+        if p.role() == crate::layers::Role::State {
+            for (x, s) in p.value.iter_mut().zip(&v[at..]) {
+                *x = (s / total) as f32;
+            }
+            at += p.value.len();
+        }
+    });
+}
+
+/// FNV-1a over every weight's bits: equal on every replica of a healthy run.
+pub(crate) fn fingerprint<M: crate::Model>(m: &M) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    m.visit_weights(&mut |_, p| {
+        for v in &p.value {
+            for b in v.to_bits().to_le_bytes() {
+                h ^= b as u64;
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    });
+    h
+}
+
+/// Checks that every replica holds the same weights (their fingerprints gathered): the error
+/// names the processes that differ.
+pub(crate) fn check_replicas<M: crate::Model>(c: &dyn Collective, m: &M, when: &str) -> crate::Result<()> {
+    let h = fingerprint(m);
+    // Two exact f64 halves of the 64-bit hash.
+    let local = [(h >> 32) as f64, (h & 0xffff_ffff) as f64];
+    let mut all = vec![0.0; 2 * c.size()];
+    c.all_gather(&local, &mut all);
+    let differ: Vec<usize> = (0..c.size()).filter(|&r| all[2 * r..2 * r + 2] != all[..2]).collect();
+    match differ.is_empty() {
+        true => Ok(()),
+        false => Err(crate::Error::invalid(
+            "distribute",
+            format!("the replicas of processes {differ:?} differ from process 0's {when}"),
+        )),
+    }
+}
