@@ -119,6 +119,10 @@ fn data(n: usize, sample: &[usize]) -> Data {
 }
 
 /// Samples per second of `fit` over one epoch: one warm-up epoch, then the median of `epochs`.
+/// The processes of a data-parallel run, when the benchmark runs under `mpirun` (built with
+/// `--features mpi`): the training workloads then train one replica per process.
+static GROUP: std::sync::OnceLock<kiln::distributed::Group> = std::sync::OnceLock::new();
+
 fn train<M: Model>(m: M, d: &Data, batch: usize, epochs: usize) -> f64 {
     train_on(m, &d.x, &d.y, "categorical_crossentropy", batch, epochs)
 }
@@ -133,6 +137,9 @@ fn train_on<M: Model, T: kiln::Element, U: kiln::Element, D: kiln::ndarray::Dime
     epochs: usize,
 ) -> f64 {
     m.compile(loss, Adam::new(1e-3), &[]).expect("valid names");
+    if let Some(g) = GROUP.get() {
+        m.distribute(g.clone());
+    }
     let opts = || Fit { epochs: 1, batch_size: batch, verbose: 0, shuffle: false, ..Fit::default() };
     m.fit(x, y, opts()).expect("fits");
     let times = (0..epochs)
@@ -192,6 +199,39 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let want = |w: &str| args.iter().all(|a| a.starts_with("--")) || args.iter().any(|a| a == w);
     let (rows, epochs) = if quick { (10_000, 1) } else { (60_000, 3) };
+    #[cfg(feature = "mpi")]
+    if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_some() || std::env::var_os("PMI_SIZE").is_some() {
+        let mpi = kiln::distributed::Mpi::init().expect("MPI starts");
+        let _ = GROUP.set(mpi);
+    }
+    if let Some(g) = GROUP.get() {
+        println!("process {} of {}: the training workloads train one replica each", g.rank(), g.size());
+    }
+    if let Some(g) = GROUP.get().filter(|_| want("C")) {
+        // The exchange a data-parallel step makes: every process's values gathered and summed.
+        for n in [1_000usize, 10_000, 100_000, 1_000_000] {
+            let mut v = vec![1.0f64; n];
+            let mut all = Vec::new();
+            kiln::distributed::all_sum(&**g, &mut v, &mut all);
+            let reps = (20_000_000 / n).clamp(5, 2_000);
+            let each: Vec<f64> = (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    for _ in 0..reps {
+                        kiln::distributed::all_sum(&**g, black_box(&mut v), &mut all);
+                    }
+                    t.elapsed().as_secs_f64() / reps as f64
+                })
+                .collect();
+            let t = median(each);
+            println!(
+                "| C all-reduce of {n} f64 over {} processes (µs; GB/s of one process's values) | {:.1} | {:.2} |",
+                g.size(),
+                t * 1e6,
+                (n * 8) as f64 / t / 1e9
+            );
+        }
+    }
     let d = data(rows, &[784]);
     let x2 = d.x.view().into_dimensionality::<kiln::ndarray::Ix2>().expect("rank 2");
     println!("kiln benchmark ({}), {rows} samples of 784 features, 10 classes", if quick { "quick" } else { "full" });

@@ -46,6 +46,8 @@ pub trait Collective: Send + Sync + std::fmt::Debug {
     /// Every process's `local` (of one length everywhere) into `all`, in rank order:
     /// `all[r · local.len()..]` holds process `r`'s.
     fn all_gather(&self, local: &[f64], all: &mut [f64]);
+    /// [`all_gather`](Self::all_gather) of f32 values (gradients: half the bytes).
+    fn all_gather_f32(&self, local: &[f32], all: &mut [f32]);
 }
 
 /// A shared handle on a [`Collective`], as `Model::distribute` keeps it.
@@ -67,6 +69,25 @@ pub fn all_sum(c: &dyn Collective, values: &mut [f64], all: &mut Vec<f64>) {
     }
 }
 
+/// The mean over every process of `values[1..]`, each process's weighted by its `values[0]`
+/// (the rows it computed them on), summed in f64 in rank order (the same bits everywhere);
+/// `values[0]` becomes the total weight. `all` is scratch.
+pub fn weighted_mean(c: &dyn Collective, values: &mut [f32], all: &mut Vec<f32>) {
+    let (p, n) = (c.size(), values.len());
+    if p == 1 || n == 0 {
+        return;
+    }
+    all.resize(p * n, 0.0);
+    c.all_gather_f32(values, all);
+    let total: f64 = (0..p).map(|r| all[r * n] as f64).sum();
+    let scale = 1.0 / total.max(1.0);
+    values[0] = total as f32;
+    for (j, v) in values.iter_mut().enumerate().skip(1) {
+        let sum: f64 = (0..p).filter(|&r| all[r * n] > 0.0).map(|r| all[r * n] as f64 * all[r * n + j] as f64).sum();
+        *v = (sum * scale) as f32;
+    }
+}
+
 /// The rows of a batch of `k` that process `rank` of `size` takes: `k / size` or one more, the
 /// earlier ranks taking the extra ones.
 pub fn shard(k: usize, rank: usize, size: usize) -> Range<usize> {
@@ -85,6 +106,7 @@ pub struct ThreadGroup {
 struct Shared {
     size: usize,
     slots: Mutex<Vec<Vec<f64>>>,
+    slots32: Mutex<Vec<Vec<f32>>>,
     barrier: Barrier,
 }
 
@@ -92,7 +114,12 @@ impl ThreadGroup {
     /// The `n` members of a new group (at least one).
     pub fn new(n: usize) -> Vec<Group> {
         let n = n.max(1);
-        let shared = Arc::new(Shared { size: n, slots: Mutex::new(vec![Vec::new(); n]), barrier: Barrier::new(n) });
+        let shared = Arc::new(Shared {
+            size: n,
+            slots: Mutex::new(vec![Vec::new(); n]),
+            slots32: Mutex::new(vec![Vec::new(); n]),
+            barrier: Barrier::new(n),
+        });
         (0..n).map(|rank| Arc::new(ThreadGroup { rank, shared: shared.clone() }) as Group).collect()
     }
 }
@@ -107,22 +134,31 @@ impl Collective for ThreadGroup {
     }
 
     fn all_gather(&self, local: &[f64], all: &mut [f64]) {
-        let n = local.len();
-        {
-            let mut slots = self.shared.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots[self.rank].clear();
-            slots[self.rank].extend_from_slice(local);
-        }
-        self.shared.barrier.wait();
-        {
-            let slots = self.shared.slots.lock().unwrap_or_else(|e| e.into_inner());
-            for (r, s) in slots.iter().enumerate() {
-                all[r * n..(r + 1) * n].copy_from_slice(&s[..n]);
-            }
-        }
-        // Nobody writes the next round before everyone has read this one.
-        self.shared.barrier.wait();
+        gather(&self.shared.slots, &self.shared.barrier, self.rank, local, all);
     }
+
+    fn all_gather_f32(&self, local: &[f32], all: &mut [f32]) {
+        gather(&self.shared.slots32, &self.shared.barrier, self.rank, local, all);
+    }
+}
+
+/// A gather through shared slots: each thread writes its own, all wait, all read, all wait
+/// (so nobody writes the next round before everyone has read this one).
+fn gather<T: Copy>(slots: &Mutex<Vec<Vec<T>>>, barrier: &Barrier, rank: usize, local: &[T], all: &mut [T]) {
+    let n = local.len();
+    {
+        let mut slots = slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots[rank].clear();
+        slots[rank].extend_from_slice(local);
+    }
+    barrier.wait();
+    {
+        let slots = slots.lock().unwrap_or_else(|e| e.into_inner());
+        for (r, s) in slots.iter().enumerate() {
+            all[r * n..(r + 1) * n].copy_from_slice(&s[..n]);
+        }
+    }
+    barrier.wait();
 }
 
 /// MPI (Open MPI, MPICH) as a [`Collective`]: `Mpi::init()` once per process, then
@@ -180,33 +216,36 @@ impl Collective for Mpi {
         let world = self.world.lock().unwrap_or_else(|e| e.into_inner());
         world.all_gather_into(local, all);
     }
+
+    fn all_gather_f32(&self, local: &[f32], all: &mut [f32]) {
+        use mpi::traits::CommunicatorCollectives;
+        let world = self.world.lock().unwrap_or_else(|e| e.into_inner());
+        world.all_gather_into(local, all);
+    }
 }
 
 /// Averages the state weights (moving statistics) of every replica, each weighted by the rows
 /// it trained on since the last call: for custom training steps, which `fit` does itself.
 pub fn all_reduce_state<M: crate::Model>(m: &mut M, group: &dyn Collective, local_rows: usize) {
-    let w = local_rows as f64;
-    let mut v = vec![w];
+    let mut v = vec![local_rows as f32];
     m.visit_weights_mut(&mut |p| {
         if p.role() == crate::layers::Role::State {
-            v.extend(p.value.iter().map(|&x| x as f64 * w));
+            v.extend_from_slice(&p.value);
         }
     });
-    all_sum(group, &mut v, &mut Vec::new());
-    let total = v[0].max(1.0);
+    weighted_mean(group, &mut v, &mut Vec::new());
     let mut at = 1;
     m.visit_weights_mut(&mut |p| {
         if p.role() == crate::layers::Role::State {
-            for (x, s) in p.value.iter_mut().zip(&v[at..]) {
-                *x = (s / total) as f32;
-            }
-            at += p.value.len();
+            let len = p.value.len();
+            p.value.copy_from_slice(&v[at..at + len]);
+            at += len;
         }
     });
 }
 
 /// FNV-1a over every weight's bits: equal on every replica of a healthy run.
-pub(crate) fn fingerprint<M: crate::Model>(m: &M) -> u64 {
+pub fn fingerprint<M: crate::Model>(m: &M) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     m.visit_weights(&mut |_, p| {
         for v in &p.value {
@@ -220,8 +259,9 @@ pub(crate) fn fingerprint<M: crate::Model>(m: &M) -> u64 {
 }
 
 /// Checks that every replica holds the same weights (their fingerprints gathered): the error
-/// names the processes that differ.
-pub(crate) fn check_replicas<M: crate::Model>(c: &dyn Collective, m: &M, when: &str) -> crate::Result<()> {
+/// names the processes that differ. `fit` runs it when it starts, and after each epoch in debug
+/// builds.
+pub fn check_replicas<M: crate::Model>(c: &dyn Collective, m: &M, when: &str) -> crate::Result<()> {
     let h = fingerprint(m);
     // Two exact f64 halves of the 64-bit hash.
     let local = [(h >> 32) as f64, (h & 0xffff_ffff) as f64];

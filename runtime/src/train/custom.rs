@@ -37,19 +37,14 @@ impl Gradients {
     /// between computing the gradients and applying them; with layers that keep state (moving
     /// statistics), [`crate::distributed::all_reduce_state`] after the step as well.
     pub fn all_reduce(&mut self, group: &dyn crate::distributed::Collective, local_rows: usize) {
-        let w = local_rows as f64;
-        let mut v: Vec<f64> = vec![w];
-        for g in &self.values {
-            v.extend(g.iter().map(|&x| if local_rows == 0 { 0.0 } else { x as f64 * w }));
-        }
-        crate::distributed::all_sum(group, &mut v, &mut Vec::new());
-        let total = v[0].max(1.0);
+        let mut v = vec![local_rows as f32];
+        self.values.iter().for_each(|g| v.extend_from_slice(g));
+        crate::distributed::weighted_mean(group, &mut v, &mut Vec::new());
         let mut at = 1;
         for g in &mut self.values {
-            for (x, s) in g.iter_mut().zip(&v[at..]) {
-                *x = (s / total) as f32;
-            }
-            at += g.len();
+            let len = g.len();
+            g.copy_from_slice(&v[at..at + len]);
+            at += len;
         }
     }
 

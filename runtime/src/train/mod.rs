@@ -122,8 +122,10 @@ struct Workspace {
     wb: Vec<f32>,
     step: StepBuffers,
     order: Vec<usize>,
-    /// A data-parallel step's values, and everyone's (see `reduce_step`).
-    reduce: (Vec<f64>, Vec<f64>),
+    /// A data-parallel step's values and everyone's (see `reduce_step`); the same in f64 for
+    /// the epoch's running sums.
+    reduce: (Vec<f32>, Vec<f32>),
+    sums: (Vec<f64>, Vec<f64>),
 }
 
 /// What one training step writes besides the model: the loss gradients, and a copy of the
@@ -374,7 +376,7 @@ fn step<M: Model>(
     ys: &[&[f32]],
     sw: Option<&[f32]>,
     ctx: &mut Ctx<'_>,
-    dist: Option<(&dyn Collective, &mut (Vec<f64>, Vec<f64>))>,
+    dist: Option<(&dyn Collective, &mut (Vec<f32>, Vec<f32>))>,
 ) -> std::result::Result<f32, Stopped> {
     // Layers update their state (moving statistics) in the forward pass: keep it to restore.
     bufs.state.clear();
@@ -407,7 +409,7 @@ fn step_unchecked<M: Model>(
     ys: &[&[f32]],
     sw: Option<&[f32]>,
     ctx: &mut Ctx<'_>,
-    dist: Option<(&dyn Collective, &mut (Vec<f64>, Vec<f64>))>,
+    dist: Option<(&dyn Collective, &mut (Vec<f32>, Vec<f32>))>,
 ) -> std::result::Result<f32, Stopped> {
     let mut loss = 0.0;
     if ctx.n > 0 {
@@ -457,29 +459,27 @@ fn step_unchecked<M: Model>(
 }
 
 /// Sums one data-parallel step over `group`: each trainable gradient (this process's mean over
-/// its `rows`, weighted by them), the state weights (moving statistics, weighted alike) and the
-/// loss; every process gets the same means over all rows. Returns the global loss.
+/// its `rows`), the state weights (moving statistics) and the loss, each process's weighted by
+/// its rows; every process gets the same means over all rows. Returns the global loss.
 pub(crate) fn reduce_step<M: Model + ?Sized>(
     group: &dyn Collective,
     m: &mut M,
     rows: usize,
     loss: Option<f32>,
-    bufs: &mut (Vec<f64>, Vec<f64>),
+    bufs: &mut (Vec<f32>, Vec<f32>),
 ) -> f32 {
     let (v, all) = bufs;
-    let w = rows as f64;
     v.clear();
-    v.push(w);
-    v.push(loss.map_or(0.0, |l| if rows == 0 { 0.0 } else { l as f64 * w }));
+    v.push(rows as f32);
+    v.push(loss.unwrap_or(0.0));
     m.visit_weights_mut(&mut |p| {
         if p.is_trainable() {
-            v.extend(p.grad.iter().map(|&g| if rows == 0 { 0.0 } else { g as f64 * w }));
+            v.extend_from_slice(&p.grad);
         } else if p.role() == crate::layers::Role::State {
-            v.extend(p.value.iter().map(|&x| x as f64 * w));
+            v.extend_from_slice(&p.value);
         }
     });
-    crate::distributed::all_sum(group, v, all);
-    let total = v[0].max(1.0);
+    crate::distributed::weighted_mean(group, v, all);
     let mut at = 2;
     m.visit_weights_mut(&mut |p| {
         let target = if p.is_trainable() {
@@ -489,12 +489,11 @@ pub(crate) fn reduce_step<M: Model + ?Sized>(
         } else {
             return;
         };
-        for (t, s) in target.iter_mut().zip(&v[at..]) {
-            *t = (s / total) as f32;
-        }
-        at += target.len();
+        let len = target.len();
+        target.copy_from_slice(&v[at..at + len]);
+        at += len;
     });
-    (v[1] / total) as f32
+    v[1]
 }
 
 /// Applies each trainable parameter's gradient with `opt`, as one optimizer step.
@@ -745,9 +744,9 @@ pub(crate) fn fit<M: Model>(
                             // Every replica judges the loss of all the rows, so all stop together.
                             let v = &mut ws.reduce.0;
                             v.clear();
-                            v.extend([loss as f64 * k as f64, k as f64]);
-                            crate::distributed::all_sum(&**g, v, &mut ws.reduce.1);
-                            loss = (v[0] / v[1].max(1.0)) as f32;
+                            v.extend([k as f32, loss]);
+                            crate::distributed::weighted_mean(&**g, v, &mut ws.reduce.1);
+                            loss = v[1];
                         }
                         if !loss.is_finite() {
                             if terminate_on_nan {
@@ -783,7 +782,7 @@ pub(crate) fn fit<M: Model>(
             if let Some(g) = &group {
                 // The epoch's losses and metrics over every replica's rows; and, in debug builds,
                 // proof that the replicas are still one model.
-                tracker.all_sum(&**g, &mut ws.reduce);
+                tracker.all_sum(&**g, &mut ws.sums);
                 if cfg!(debug_assertions) {
                     crate::distributed::check_replicas(&**g, m, &format!("after epoch {}", epoch + 1))?;
                 }
@@ -1101,7 +1100,7 @@ pub(crate) fn train_on_batch<M: Model>(
         step(m, c, &mut ws.step, &mut tracker, &xb[..M::INPUTS.len()], &yb[..M::OUTPUTS.len()], None, &mut ctx, dist)
             .map_err(|s| s.at(0, 0, &History::default()))?;
         if let Some(g) = group.as_deref() {
-            tracker.all_sum(g, &mut ws.reduce);
+            tracker.all_sum(g, &mut ws.sums);
         }
         let mut logs = Logs::new();
         tracker.logs::<M>("", &mut logs);
