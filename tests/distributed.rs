@@ -38,7 +38,7 @@ fn digits(n: usize) -> (Array2<f32>, Array2<f32>) {
 /// Runs `train` on `n` replicas, one thread each, and returns them with what `train` returned.
 fn replicas<M: Send, T: Send>(n: usize, train: impl Fn(Group) -> (M, T) + Sync) -> Vec<(M, T)> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadGroup::new(n).into_iter().map(|g| s.spawn(|| train(g))).collect();
+        let handles: Vec<_> = ThreadGroup::members(n).into_iter().map(|g| s.spawn(|| train(g))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     })
 }

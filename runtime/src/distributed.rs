@@ -16,7 +16,7 @@
 //! let x = ndarray::Array2::from_shape_fn((64, 4), |(i, j)| ((i * 7 + j) % 5) as f32 / 5.0);
 //! let y = x.sum_axis(ndarray::Axis(1)).insert_axis(ndarray::Axis(1));
 //! let replicas: Vec<Net> = std::thread::scope(|s| {
-//!     let handles: Vec<_> = ThreadGroup::new(2)
+//!     let handles: Vec<_> = ThreadGroup::members(2)
 //!         .into_iter()
 //!         .map(|member| {
 //!             let (x, y) = (&x, &y);
@@ -94,7 +94,7 @@ pub fn shard(k: usize, rank: usize, size: usize) -> Range<usize> {
     (k * rank / size)..(k * (rank + 1) / size)
 }
 
-/// The replicas of a data-parallel run as threads of one process: `ThreadGroup::new(n)` gives
+/// The replicas of a data-parallel run as threads of one process: `ThreadGroup::members(n)` gives
 /// the `n` members, one per thread, each passed to its replica's `distribute`.
 #[derive(Debug)]
 pub struct ThreadGroup {
@@ -112,7 +112,7 @@ struct Shared {
 
 impl ThreadGroup {
     /// The `n` members of a new group (at least one).
-    pub fn new(n: usize) -> Vec<Group> {
+    pub fn members(n: usize) -> Vec<Group> {
         let n = n.max(1);
         let shared = Arc::new(Shared {
             size: n,

@@ -376,7 +376,7 @@ fn step<M: Model>(
     ys: &[&[f32]],
     sw: Option<&[f32]>,
     ctx: &mut Ctx<'_>,
-    dist: Option<(&dyn Collective, &mut (Vec<f32>, Vec<f32>))>,
+    dist: Dist<'_>,
 ) -> std::result::Result<f32, Stopped> {
     // Layers update their state (moving statistics) in the forward pass: keep it to restore.
     bufs.state.clear();
@@ -409,7 +409,7 @@ fn step_unchecked<M: Model>(
     ys: &[&[f32]],
     sw: Option<&[f32]>,
     ctx: &mut Ctx<'_>,
-    dist: Option<(&dyn Collective, &mut (Vec<f32>, Vec<f32>))>,
+    dist: Dist<'_>,
 ) -> std::result::Result<f32, Stopped> {
     let mut loss = 0.0;
     if ctx.n > 0 {
@@ -458,10 +458,13 @@ fn step_unchecked<M: Model>(
     Ok(loss)
 }
 
+/// A data-parallel step's group and its exchange buffers.
+type Dist<'a> = Option<(&'a dyn Collective, &'a mut (Vec<f32>, Vec<f32>))>;
+
 /// Sums one data-parallel step over `group`: each trainable gradient (this process's mean over
 /// its `rows`), the state weights (moving statistics) and the loss, each process's weighted by
 /// its rows; every process gets the same means over all rows. Returns the global loss.
-pub(crate) fn reduce_step<M: Model + ?Sized>(
+pub(crate) fn reduce_step<M: Model>(
     group: &dyn Collective,
     m: &mut M,
     rows: usize,
