@@ -70,8 +70,8 @@ pub fn all_sum(c: &dyn Collective, values: &mut [f64], all: &mut Vec<f64>) {
 }
 
 /// The mean over every process of `values[1..]`, each process's weighted by its `values[0]`
-/// (the rows it computed them on), summed in f64 in rank order (the same bits everywhere);
-/// `values[0]` becomes the total weight. `all` is scratch.
+/// (the rows it computed them on), summed in rank order (the same bits everywhere); `values[0]`
+/// becomes the total weight. `all` is scratch.
 pub fn weighted_mean(c: &dyn Collective, values: &mut [f32], all: &mut Vec<f32>) {
     let (p, n) = (c.size(), values.len());
     if p == 1 || n == 0 {
@@ -79,12 +79,18 @@ pub fn weighted_mean(c: &dyn Collective, values: &mut [f32], all: &mut Vec<f32>)
     }
     all.resize(p * n, 0.0);
     c.all_gather_f32(values, all);
-    let total: f64 = (0..p).map(|r| all[r * n] as f64).sum();
-    let scale = 1.0 / total.max(1.0);
-    values[0] = total as f32;
-    for (j, v) in values.iter_mut().enumerate().skip(1) {
-        let sum: f64 = (0..p).filter(|&r| all[r * n] > 0.0).map(|r| all[r * n] as f64 * all[r * n + j] as f64).sum();
-        *v = (sum * scale) as f32;
+    let total: f32 = (0..p).map(|r| all[r * n]).sum();
+    values.fill(0.0);
+    values[0] = total;
+    for r in 0..p {
+        let w = all[r * n];
+        // A process with no rows this step contributes nothing (its values are stale).
+        if w > 0.0 {
+            let s = w / total;
+            for (v, x) in values[1..].iter_mut().zip(&all[r * n + 1..(r + 1) * n]) {
+                *v += s * x;
+            }
+        }
     }
 }
 
