@@ -320,6 +320,29 @@ fn main() {
         let d5 = data(if quick { 2_000 } else { 10_000 }, &[28, 28, 1]);
         println!("| W5 small CNN train, bs64 (samples/s) | {:.0} |", train(SmallCnn::with_seed(1), &d5, 64, epochs));
     }
+    if args.iter().any(|a| a == "W5r") {
+        // W5 trained by two replicas on threads of this process (data parallelism without MPI:
+        // `ThreadGroup`), each replica's kernels on one thread. Asked for by name only.
+        let d5 = data(if quick { 2_000 } else { 10_000 }, &[28, 28, 1]);
+        let before = kiln::kernels::parallel::threads();
+        kiln::kernels::parallel::set_threads(1);
+        let rates: Vec<f64> = std::thread::scope(|s| {
+            let handles: Vec<_> = kiln::distributed::ThreadGroup::members(2)
+                .into_iter()
+                .map(|g| {
+                    let d5 = &d5;
+                    s.spawn(move || {
+                        let mut m = SmallCnn::with_seed(1);
+                        m.distribute(g);
+                        train(m, d5, 64, epochs)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("a replica")).collect()
+        });
+        kiln::kernels::parallel::set_threads(before);
+        println!("| W5 small CNN train, bs64, 2 replicas on threads (samples/s) | {:.0} |", rates[0]);
+    }
     if want("W5b") {
         let d5 = data(if quick { 1_000 } else { 5_000 }, &[32, 32, 3]);
         println!(

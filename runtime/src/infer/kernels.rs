@@ -129,133 +129,101 @@ fn int8_pairs(x: &[f32], q: &[i8], row0: usize, cols: usize, col: usize, ws: &[f
     }
 }
 
-/// One block of pairs on AVX-512: 128, then 16 output columns at a time, the sums in registers.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn int8_512(
-    q: &[i8],
-    pairs: impl Iterator<Item = i32> + Clone,
-    cols: usize,
-    col: usize,
-    scale: f32,
-    ws: &[f32],
-    acc: &mut [f32],
-) {
-    use core::arch::x86_64::*;
-    /// `U` vectors of 16 columns from column `j`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn run<const U: usize>(
-        q: &[i8],
-        pairs: impl Iterator<Item = i32>,
-        cols: usize,
-        at: usize,
-        scale: f32,
-        ws: &[f32],
-        acc: &mut [f32],
-    ) {
-        let mut sums = [_mm512_setzero_si512(); U];
-        // SAFETY: the caller checked that every row read holds 32·U bytes from `at` and
-        // `acc` 16·U values.
-        unsafe {
-            for (k, both) in pairs.enumerate() {
-                let pair = _mm512_set1_epi32(both);
-                let row = q.as_ptr().add(k * 2 * cols + at);
-                for (u, sum) in sums.iter_mut().enumerate() {
-                    let w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(row.add(32 * u).cast()));
-                    *sum = _mm512_add_epi32(*sum, _mm512_madd_epi16(w, pair));
+/// One block of pairs on AVX-512: 128, then 16 output columns at a time, the sums in registers;
+/// `$madd(sum, w, pair)` adds the 16-bit products of `w` and `pair` to `sum`.
+macro_rules! int8_avx512 {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $madd:path) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(
+            q: &[i8],
+            pairs: impl Iterator<Item = i32> + Clone,
+            cols: usize,
+            col: usize,
+            scale: f32,
+            ws: &[f32],
+            acc: &mut [f32],
+        ) {
+            use core::arch::x86_64::*;
+            /// `U` vectors of 16 columns from column `j`.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn run<const U: usize>(
+                q: &[i8],
+                pairs: impl Iterator<Item = i32>,
+                cols: usize,
+                at: usize,
+                scale: f32,
+                ws: &[f32],
+                acc: &mut [f32],
+            ) {
+                let mut sums = [_mm512_setzero_si512(); U];
+                // SAFETY: the caller checked that every row read holds 32·U bytes from `at` and
+                // `acc` 16·U values.
+                unsafe {
+                    for (k, both) in pairs.enumerate() {
+                        let pair = _mm512_set1_epi32(both);
+                        let row = q.as_ptr().add(k * 2 * cols + at);
+                        for (u, sum) in sums.iter_mut().enumerate() {
+                            let w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(row.add(32 * u).cast()));
+                            *sum = $madd(*sum, w, pair);
+                        }
+                    }
+                    let s = _mm512_set1_ps(scale);
+                    for (u, sum) in sums.iter().enumerate() {
+                        let (a, w) = (acc.as_mut_ptr().add(16 * u), _mm512_loadu_ps(ws.as_ptr().add(16 * u)));
+                        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(*sum), _mm512_mul_ps(s, w));
+                        _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), v));
+                    }
                 }
             }
-            let s = _mm512_set1_ps(scale);
-            for (u, sum) in sums.iter().enumerate() {
-                let (a, w) = (acc.as_mut_ptr().add(16 * u), _mm512_loadu_ps(ws.as_ptr().add(16 * u)));
-                let v = _mm512_mul_ps(_mm512_cvtepi32_ps(*sum), _mm512_mul_ps(s, w));
-                _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), v));
+            let n = acc.len();
+            let count = pairs.clone().count();
+            assert!(count == 0 || (count - 1) * 2 * cols + 2 * (col + n) <= q.len(), "int8 kernel out of range");
+            assert!(ws.len() >= n, "int8 scales out of range");
+            let mut j = 0;
+            // SAFETY: the assert bounds every row's columns col..col + n; j + 16·U ≤ n below.
+            unsafe {
+                while j + 128 <= n {
+                    run::<8>(q, pairs.clone(), cols, 2 * (col + j), scale, &ws[j..], &mut acc[j..]);
+                    j += 128;
+                }
+                while j + 16 <= n {
+                    run::<1>(q, pairs.clone(), cols, 2 * (col + j), scale, &ws[j..], &mut acc[j..]);
+                    j += 16;
+                }
             }
+            int8_tail(q, pairs, cols, col, scale, ws, j, acc);
         }
-    }
-    let n = acc.len();
-    let count = pairs.clone().count();
-    assert!(count == 0 || (count - 1) * 2 * cols + 2 * (col + n) <= q.len(), "int8 kernel out of range");
-    assert!(ws.len() >= n, "int8 scales out of range");
-    let mut j = 0;
-    // SAFETY: the assert bounds every row's columns col..col + n; j + 16·U ≤ n below.
-    unsafe {
-        while j + 128 <= n {
-            run::<8>(q, pairs.clone(), cols, 2 * (col + j), scale, &ws[j..], &mut acc[j..]);
-            j += 128;
-        }
-        while j + 16 <= n {
-            run::<1>(q, pairs.clone(), cols, 2 * (col + j), scale, &ws[j..], &mut acc[j..]);
-            j += 16;
-        }
-    }
-    int8_tail(q, pairs, cols, col, scale, ws, j, acc);
+    };
 }
 
-/// [`int8_512`] with AVX-512 VNNI: one `vpdpwssd` for each multiply-add and sum.
+/// `sum + madd(w, pair)` (`vpmaddwd`, `vpaddd`).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn int8_512_vnni(
-    q: &[i8],
-    pairs: impl Iterator<Item = i32> + Clone,
-    cols: usize,
-    col: usize,
-    scale: f32,
-    ws: &[f32],
-    acc: &mut [f32],
-) {
-    use core::arch::x86_64::*;
-    /// `U` vectors of 16 columns from column `j`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn run<const U: usize>(
-        q: &[i8],
-        pairs: impl Iterator<Item = i32>,
-        cols: usize,
-        at: usize,
-        scale: f32,
-        ws: &[f32],
-        acc: &mut [f32],
-    ) {
-        let mut sums = [_mm512_setzero_si512(); U];
-        // SAFETY: the caller checked that every row read holds 32·U bytes from `at` and
-        // `acc` 16·U values.
-        unsafe {
-            for (k, both) in pairs.enumerate() {
-                let pair = _mm512_set1_epi32(both);
-                let row = q.as_ptr().add(k * 2 * cols + at);
-                for (u, sum) in sums.iter_mut().enumerate() {
-                    let w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(row.add(32 * u).cast()));
-                    *sum = _mm512_dpwssd_epi32(*sum, w, pair);
-                }
-            }
-            let s = _mm512_set1_ps(scale);
-            for (u, sum) in sums.iter().enumerate() {
-                let (a, w) = (acc.as_mut_ptr().add(16 * u), _mm512_loadu_ps(ws.as_ptr().add(16 * u)));
-                let v = _mm512_mul_ps(_mm512_cvtepi32_ps(*sum), _mm512_mul_ps(s, w));
-                _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), v));
-            }
-        }
-    }
-    let n = acc.len();
-    let count = pairs.clone().count();
-    assert!(count == 0 || (count - 1) * 2 * cols + 2 * (col + n) <= q.len(), "int8 kernel out of range");
-    assert!(ws.len() >= n, "int8 scales out of range");
-    let mut j = 0;
-    // SAFETY: the assert bounds every row's columns col..col + n; j + 16·U ≤ n below.
-    unsafe {
-        while j + 128 <= n {
-            run::<8>(q, pairs.clone(), cols, 2 * (col + j), scale, &ws[j..], &mut acc[j..]);
-            j += 128;
-        }
-        while j + 16 <= n {
-            run::<1>(q, pairs.clone(), cols, 2 * (col + j), scale, &ws[j..], &mut acc[j..]);
-            j += 16;
-        }
-    }
-    int8_tail(q, pairs, cols, col, scale, ws, j, acc);
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn madd_add_512(
+    sum: core::arch::x86_64::__m512i,
+    w: core::arch::x86_64::__m512i,
+    pair: core::arch::x86_64::__m512i,
+) -> core::arch::x86_64::__m512i {
+    use core::arch::x86_64::{_mm512_add_epi32, _mm512_madd_epi16};
+    _mm512_add_epi32(sum, _mm512_madd_epi16(w, pair))
 }
+
+int8_avx512!(
+    /// The block with `vpmaddwd` and `vpaddd`.
+    int8_512,
+    "avx512f,avx512bw",
+    madd_add_512
+);
+int8_avx512!(
+    /// The block with AVX-512 VNNI: one `vpdpwssd` for each multiply-add and sum.
+    int8_512_vnni,
+    "avx512f,avx512bw,avx512vnni",
+    core::arch::x86_64::_mm512_dpwssd_epi32
+);
 
 /// One block of pairs on AVX2: 64, then 8 output columns at a time, the sums in registers.
 #[cfg(target_arch = "x86_64")]

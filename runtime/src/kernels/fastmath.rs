@@ -1,43 +1,9 @@
-//! Branch-free `exp`, `sigmoid` and `tanh` that vectorise, for the recurrent layers' gates, where
-//! libm's scalar calls were a quarter of an LSTM step. Accurate to a few units in the last place
-//! (Cephes' polynomials), well inside the 1e-5 of kiln's Keras parity tests.
+//! Branch-free `exp`, `sigmoid` and `tanh` that vectorise (the `core`-only versions of
+//! `infer::math`), over slices for the recurrent layers' gates, where libm's scalar calls were a
+//! quarter of an LSTM step. Accurate to a few units in the last place (Cephes' polynomials), well
+//! inside the 1e-5 of kiln's Keras parity tests.
 
-/// `e^x` for `x` clamped to `[-87.3, 88.7]` (beyond, the result saturates as f32 does).
-#[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.336_55, 88.722_83);
-    // x = n·ln2 + r, |r| ≤ ln2/2; e^r by a degree-6 polynomial; 2^n from the exponent bits.
-    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
-    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
-    let z = r * r;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let y = p * z + r + 1.0;
-    // n + 127 lies in 1..=255 after the clamp (n ≥ -126 and ≤ 128: 2^128 needs a split).
-    let half = (n * 0.5).floor();
-    let a = f32::from_bits(((half as i32 + 127) << 23) as u32);
-    let b = f32::from_bits((((n - half) as i32 + 127) << 23) as u32);
-    y * a * b
-}
-
-/// `1 / (1 + e^-x)`.
-#[inline(always)]
-pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
-}
-
-/// `tanh(x)`: an odd polynomial near 0 (Cephes' `tanhf`), `1 - 2 / (e^2|x| + 1)` beyond.
-#[inline(always)]
-pub fn tanh(x: f32) -> f32 {
-    let a = x.abs();
-    let z = x * x;
-    let small =
-        ((((-5.704_988_7e-3 * z + 2.063_909e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z - 3.333_328e-1) * z * x
-            + x;
-    let big = (1.0 - 2.0 / (exp(2.0 * a) + 1.0)).copysign(x);
-    if a < 0.625 { small } else { big }
-}
+pub use crate::infer::math::{exp, sigmoid, tanh};
 
 /// `f` over a slice in place, compiled for AVX-512, for AVX2+FMA and for the baseline, the
 /// widest the CPU has chosen at run time.
