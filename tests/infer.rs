@@ -241,6 +241,27 @@ functional! {
     }
 }
 
+functional! {
+    /// Keras' masking through infer: Embedding(mask_zero) to recurrent layers, attention and a
+    /// masked average; Masking on a float sequence to a recurrent layer.
+    #[weights("fixtures/infer/masked.safetensors")]
+    pub struct Masked {
+        ids = Input([8], dtype = i32);
+        series = Input([8, 3]);
+        e = Embedding(12, 4, mask_zero = true)(ids);
+        h = LSTM(5, return_sequences = true)(e);
+        b = Bidirectional(GRU(3, go_backwards = true))(h);
+        a = MultiHeadAttention(num_heads = 2, key_dim = 2)(h, h);
+        p = GlobalAveragePooling1D()(a);
+        m = Masking(mask_value = 0.0)(series);
+        r = SimpleRNN(4, return_sequences = true)(m);
+        q = GlobalAveragePooling1D()(r);
+        c = Concatenate()([b, p, q]);
+        out = Dense(2, activation = softmax)(c);
+        Model([ids, series], out)
+    }
+}
+
 /// Inputs with a fixed seed, in [-1, 1).
 fn noise(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
@@ -299,6 +320,13 @@ fn regenerate_fixtures() {
     attend.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
     attend.fit((&ids, &memory), &y, quiet()).unwrap();
     attend.save_weights(format!("{dir}/attend.safetensors")).unwrap();
+
+    let mut masked = Masked::with_seed(11);
+    let (ids, series) = padded(64, 20);
+    let y = Array2::from_shape_fn((64, 1), |(i, _)| (i % 2) as f32);
+    masked.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    masked.fit((&ids, &series), &y, quiet()).unwrap();
+    masked.save_weights(format!("{dir}/masked.safetensors")).unwrap();
 }
 
 /// `infer` against `predict` on the same weights, for `n` samples.
@@ -423,6 +451,32 @@ fn attention_infers_as_predict_does() {
         let xm = Array3::from_shape_vec((1, 5, 3), memory.to_vec()).unwrap();
         let want = m.predict((&xi, &xm)).unwrap();
         assert_matches("attend", &Attend::infer(&ids, &memory).unwrap(), want.as_slice().unwrap());
+    }
+}
+
+/// `n` rows of 8 ids in 1..12 and 8 steps of 3 floats, each row padded at its end (ids 0,
+/// float steps all 0) by a different number of steps, one row of all padding.
+fn padded(n: usize, seed: u64) -> (Array2<i32>, Array3<f32>) {
+    let ids = noise(n * 8, seed);
+    let f = noise(n * 24, seed + 1);
+    let real = |i: usize| if i % 7 == 6 { 0 } else { 8 - i % 6 };
+    let ids =
+        Array2::from_shape_fn((n, 8), |(i, t)| if t < real(i) { 1 + ((ids[i * 8 + t] + 1.0) * 5.4) as i32 } else { 0 });
+    let series =
+        Array3::from_shape_fn((n, 8, 3), |(i, t, k)| if t + 1 < real(i) { f[(i * 8 + t) * 3 + k] } else { 0.0 });
+    (ids, series)
+}
+
+#[test]
+fn masks_infer_as_predict_does() {
+    let mut m = Masked::embedded();
+    let (ids, series) = padded(14, 40);
+    let want = m.predict((&ids, &series)).unwrap();
+    for i in 0..14 {
+        let id: [i32; 8] = ids.row(i).to_vec().try_into().unwrap();
+        let x: [f32; 24] =
+            series.slice(kiln::ndarray::s![i, .., ..]).iter().copied().collect::<Vec<_>>().try_into().unwrap();
+        assert_matches("masked", &Masked::infer(&id, &x).unwrap(), want.row(i).as_slice().unwrap());
     }
 }
 

@@ -89,9 +89,17 @@ pub enum Static {
         act: &'static str,
         work: usize,
     },
-    /// Reads token ids.
+    /// Reads token ids; with `mask_zero`, `mask` is the steps its mask covers (kept after the
+    /// output).
     Embedding {
         dim: usize,
+        mask: Option<usize>,
+    },
+    /// Keras' `Masking`: zeroes the padded rows of `features` values, its mask after the output.
+    Masking {
+        value: f32,
+        features: usize,
+        rows: usize,
     },
     /// `cfg`: the runtime `Recurrence`; `work`: its workspace.
     Recurrent {
@@ -227,6 +235,16 @@ fn plan(model: &Model) -> Plan {
     for i in 0..n {
         for &j in &model.nodes[i].inputs {
             last[owner[j]] = last[owner[j]].max(i);
+        }
+    }
+    // A mask lives after its maker's output until the last layer that reads it.
+    for i in 0..n {
+        if model.layer_of(i).is_some_and(|l| l.kind.uses_mask()) {
+            for &j in &model.nodes[i].inputs {
+                if let Some(src) = model.mask_source(j) {
+                    last[owner[src]] = last[owner[src]].max(i);
+                }
+            }
         }
     }
     for &o in &model.outputs {
@@ -412,6 +430,8 @@ impl Static {
             | Static::Recurrent { work, .. }
             | Static::Bidirectional { work, .. }
             | Static::Attention { work, .. } => *work,
+            Static::Embedding { mask, .. } => mask.unwrap_or(0),
+            Static::Masking { rows, .. } => *rows,
             _ => 0,
         }
     }
@@ -516,12 +536,6 @@ fn quantise(vals: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
 /// Why `infer` cannot be generated for a model, if it cannot: the first layer without a static
 /// kernel, or an integer input.
 fn unsupported(model: &Model) -> Option<String> {
-    if let Some(l) = model.layers.iter().find(|l| l.kind.makes_mask()) {
-        return Some(format!(
-            "layer `{}` makes a mask (Keras' masking), which kiln's `infer` does not carry yet",
-            l.name
-        ));
-    }
     model.nodes.iter().find_map(|n| {
         let l = model.layer_of_node(n)?;
         (!l.kind.is_view() && l.kind.infer(&n.input_shapes, &n.output_shape).is_none()).then(|| {
@@ -535,8 +549,7 @@ fn unsupported(model: &Model) -> Option<String> {
 }
 
 /// The layers `infer` supports, for error messages.
-const SUPPORTED: &str = "every layer kiln has but Masking and users' own layers (and masks from \
-                         Embedding(mask_zero = true))";
+const SUPPORTED: &str = "every layer kiln has but users' own layers";
 
 /// Generates one layer's call in `infer_with`, laying its weights out in the blob.
 struct Caller<'a> {
@@ -594,7 +607,9 @@ impl Caller<'_> {
         in_shape: &[usize],
         out_shape: &[usize],
         input: Option<usize>,
+        masks: &[TokenStream; 3],
     ) -> Option<TokenStream> {
+        let [m0, m1, m2] = masks;
         let act = |a: &str| {
             let a = format_ident!("{a}");
             quote!(::kiln::infer::ActKind::#a)
@@ -623,7 +638,12 @@ impl Caller<'_> {
                 quote!(::kiln::infer::depthwise(#x, #k, #b, #a, &#win, #multiplier, __out))
             }
             Static::Pool { win, max } => quote!(::kiln::infer::pool(#x, &#win, #max, __out)),
-            Static::Global { max } => quote!(::kiln::infer::global_pool(#x, #out_last, #max, __out)),
+            Static::Global { max } => match m0.to_string().contains("None") {
+                true => quote!(::kiln::infer::global_pool(#x, #out_last, #max, __out)),
+                false => quote!(
+                    ::kiln::infer::global_average_masked(#x, #out_last, #m0.unwrap_or(&[]), __out)
+                ),
+            },
             Static::BatchNorm { epsilon, center, scale } => {
                 let (g, b) = (self.opt("gamma", *scale), self.opt("beta", *center));
                 let (mean, var) = (self.f32s("moving_mean"), self.f32s("moving_variance"));
@@ -670,16 +690,26 @@ impl Caller<'_> {
                     ::kiln::infer::separable(#x, (#dk, #pk), #b, #a, &#win, (#multiplier, #filters), &mut __work[..#work], __out)
                 })
             }
-            Static::Embedding { dim } => {
+            Static::Embedding { dim, mask } => {
                 let table = self.f32s("embeddings");
                 let k = input.unwrap_or(0);
-                quote!(::kiln::infer::embedding(#x, #table, #dim, #k, __out)?)
+                match mask {
+                    None => quote!(::kiln::infer::embedding(#x, #table, (#dim, #k), __out, None)?),
+                    Some(_) => quote!({
+                        #split
+                        ::kiln::infer::embedding(#x, #table, (#dim, #k), __out, Some(__work))?
+                    }),
+                }
             }
+            Static::Masking { value, features, .. } => quote!({
+                #split
+                ::kiln::infer::masking(#x, #value, #features, __out, __work)
+            }),
             Static::Recurrent { cfg, features, units, gates, .. } => {
                 let w = self.recurrent_weights("", *features, *units, gates * units);
                 quote!({
                     #split
-                    ::kiln::infer::recurrent(#x, #w, &#cfg, __work, __out)
+                    ::kiln::infer::recurrent(#x, #w, &#cfg, #m0, __work, __out)
                 })
             }
             Static::Bidirectional { cfg, mode, features, units, gates, .. } => {
@@ -688,7 +718,7 @@ impl Caller<'_> {
                 let mode = format_ident!("{mode}");
                 quote!({
                     #split
-                    ::kiln::infer::bidirectional(#x, (#f, #b), &#cfg, ::kiln::infer::MergeMode::#mode, __work, __out)
+                    ::kiln::infer::bidirectional(#x, (#f, #b), &#cfg, ::kiln::infer::MergeMode::#mode, #m0, __work, __out)
                 })
             }
             Static::Attention { cfg, bias, .. } => {
@@ -699,13 +729,15 @@ impl Caller<'_> {
                 quote!({
                     #split
                     let __w = ::kiln::infer::AttentionWeights { kernels: [#(#kernels),*], biases: [#(#biases),*] };
-                    ::kiln::infer::attention((#x, #value, #key), &__w, &#cfg, __work, __out)
+                    ::kiln::infer::attention((#x, #value, #key), &__w, &#cfg, [#m0, #m1, #m2], __work, __out)
                 })
             }
             Static::TimeDistributed { inner, steps } => {
                 let (inner_in, inner_out) = (&in_shape[1..], &out_shape[1..]);
                 let (il, ol): (usize, usize) = (inner_in.iter().product(), inner_out.iter().product());
-                let call = self.call(inner, &[quote!(__x)], inner_in, inner_out, None)?;
+                let none = quote!(::core::option::Option::None);
+                let call =
+                    self.call(inner, &[quote!(__x)], inner_in, inner_out, None, &[none.clone(), none.clone(), none])?;
                 quote!({
                     let __all = __out;
                     for __t in 0..#steps {
@@ -759,8 +791,32 @@ pub fn infer(model: &Model, w: &Weights, checked: &Checked) -> Result<(TokenStre
             Loc::Input(k) => Some(k),
             Loc::Scratch(_) => None,
         });
+        // The masks of the inputs (Keras' masking), where the layer reads them: each after the
+        // output of the Embedding or Masking that made it.
+        let masks: [TokenStream; 3] = std::array::from_fn(|s| {
+            let src = node.inputs.get(s).and_then(|&j| model.mask_source(j)).filter(|_| l.kind.uses_mask());
+            let at = src.and_then(|e| match plan.loc[e] {
+                Loc::Scratch(a) => {
+                    let n = &model.nodes[e];
+                    let out: usize = n.output_shape.iter().product();
+                    let len = model.layer_of(e)?.kind.infer(&n.input_shapes, &n.output_shape)?.extra();
+                    Some((a + out, len))
+                }
+                Loc::Input(_) => None,
+            });
+            match at {
+                None => quote!(::core::option::Option::None),
+                Some((a, len)) if a + len <= start => quote!(::core::option::Option::Some(&__lo[#a..#a + #len])),
+                Some((a, len)) => {
+                    let a = a - end;
+                    quote!(::core::option::Option::Some(&__hi[#a..#a + #len]))
+                }
+            }
+        });
         let mut caller = Caller { blob: &mut blob, checked, layer: l.name.to_string() };
-        let Some(call) = caller.call(&st, &ins, &node.input_shapes[0], &node.output_shape, input) else { continue };
+        let Some(call) = caller.call(&st, &ins, &node.input_shapes[0], &node.output_shape, input, &masks) else {
+            continue;
+        };
         steps.push(quote! {
             {
                 let (__lo, __out, __hi) = ::kiln::infer::split(__s, #start, #end);

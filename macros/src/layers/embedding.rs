@@ -61,8 +61,9 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
 }
 
 impl Spec for Embedding {
-    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
-        Some(crate::ship::Static::Embedding { dim: self.output_dim })
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        let steps = ins[0].iter().product();
+        Some(crate::ship::Static::Embedding { dim: self.output_dim, mask: self.mask_zero.then_some(steps) })
     }
 
     fn class(&self) -> &'static str {

@@ -175,6 +175,12 @@ impl Spec for Masking {
         true
     }
 
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        let features = *ins[0].last()?;
+        let rows = ins[0].iter().product::<usize>() / features.max(1);
+        Some(crate::ship::Static::Masking { value: self.value, features, rows })
+    }
+
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
         if ins[0].len() < 2 {
             return Err(format!(

@@ -576,6 +576,20 @@ pub fn global_pool(x: &[f32], c: usize, max: bool, y: &mut [f32]) {
     }
 }
 
+/// `GlobalAveragePooling1D` with Keras' mask: the mean of the steps whose `mask` is 1 (a sample
+/// with none is divided by 1).
+pub fn global_average_masked(x: &[f32], c: usize, mask: &[f32], y: &mut [f32]) {
+    let y = &mut y[..c];
+    y.fill(0.0);
+    for (xr, &m) in x.chunks_exact(c).zip(mask) {
+        if m != 0.0 {
+            y.iter_mut().zip(xr).for_each(|(o, v)| *o += v);
+        }
+    }
+    let inv = 1.0 / mask.iter().sum::<f32>().max(1.0);
+    y.iter_mut().for_each(|o| *o *= inv);
+}
+
 /// `BatchNormalization` in inference: `(x - mean) / √(var + ε) · γ + β` over the last axis of
 /// `mean.len()` channels.
 pub fn batch_norm(

@@ -13,12 +13,13 @@ mod sequence;
 pub use cpu::level;
 pub use kernels::{
     Bf16, Elem, Kernel, Merge, Resize, Window, activation, batch_norm, concatenate, conv, conv_transpose, dense,
-    depthwise, dot, global_pool, layer_norm, leaky_relu, merge, pool, resample, rescale, separable,
+    depthwise, dot, global_average_masked, global_pool, layer_norm, leaky_relu, merge, pool, resample, rescale,
+    separable,
 };
 pub use math::ActKind;
 pub use sequence::{
     Attention, AttentionWeights, BadId, Cell, Gate, MergeMode, Recurrence, RecurrentWeights, attention, bidirectional,
-    embedding, recurrent,
+    embedding, masking, recurrent,
 };
 
 /// Aligns what it holds to 64 bytes: `static W: &Align64<[u8; N]> = &Align64(*include_bytes!(..))`

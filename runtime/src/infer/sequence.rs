@@ -129,8 +129,9 @@ pub struct RecurrentWeights<'a> {
 
 simd_fn! {
     /// `SimpleRNN`, `LSTM` or `GRU` over one sample `x [T, F]` into `y` (`[T, U]` or `[U]`), with
-    /// [`Recurrence::work`] values of workspace.
-    pub fn recurrent(x: &[f32], w: RecurrentWeights<'_>, r: &Recurrence, work: &mut [f32], y: &mut [f32]) {
+    /// [`Recurrence::work`] values of workspace. A step whose `mask` is 0 (Keras' masking) carries
+    /// the state over, and its output repeats it.
+    pub fn recurrent(x: &[f32], w: RecurrentWeights<'_>, r: &Recurrence, mask: Option<&[f32]>, work: &mut [f32], y: &mut [f32]) {
         let (u, gu) = (r.units, r.cell.gates() * r.units);
         let (g, rest) = work.split_at_mut(gu);
         let (rec, rest) = rest.split_at_mut(gu);
@@ -145,6 +146,12 @@ simd_fn! {
         let (act, ra) = (r.activation, r.recurrent_activation);
         for s in 0..r.steps {
             let t = if r.go_backwards { r.steps - 1 - s } else { s };
+            if mask.is_some_and(|m| m[t] == 0.0) {
+                if r.return_sequences {
+                    y[s * u..][..u].copy_from_slice(h);
+                }
+                continue;
+            }
             match in_bias {
                 Some(b) => g.copy_from_slice(b),
                 None => g.fill(0.0),
@@ -214,20 +221,22 @@ simd_fn! {
 /// `Bidirectional(rnn)`: `r` forwards with the first weights, backwards (its `go_backwards`
 /// flipped) with the second, each direction's output put back in time order and merged.
 /// Workspace: two outputs and one [`Recurrence::work`].
+#[allow(clippy::too_many_arguments)]
 pub fn bidirectional(
     x: &[f32],
     (forward, backward): (RecurrentWeights<'_>, RecurrentWeights<'_>),
     r: &Recurrence,
     mode: MergeMode,
+    mask: Option<&[f32]>,
     work: &mut [f32],
     y: &mut [f32],
 ) {
     let n = r.out_len();
     let (a, rest) = work.split_at_mut(n);
     let (b, rest) = rest.split_at_mut(n);
-    recurrent(x, forward, r, rest, a);
+    recurrent(x, forward, r, mask, rest, a);
     let back = Recurrence { go_backwards: !r.go_backwards, ..*r };
-    recurrent(x, backward, &back, rest, b);
+    recurrent(x, backward, &back, mask, rest, b);
     let (u, rows) = (r.units, n / r.units);
     let w = if mode == MergeMode::Concat { 2 * u } else { u };
     for i in 0..rows {
@@ -270,16 +279,36 @@ impl core::fmt::Display for BadId {
 }
 
 /// `Embedding`: row `ids[i]` of `table` (`[input_dim, dim]`) for each id; an id outside
-/// `0..input_dim` is the error (input `input`).
-pub fn embedding(ids: &[i32], table: &[f32], dim: usize, input: usize, y: &mut [f32]) -> Result<(), BadId> {
+/// `0..input_dim` is the error (input `input`). With `mask_zero`, `mask[i]` says whether id `i`
+/// is real (not 0).
+pub fn embedding(
+    ids: &[i32],
+    table: &[f32],
+    (dim, input): (usize, usize),
+    y: &mut [f32],
+    mut mask: Option<&mut [f32]>,
+) -> Result<(), BadId> {
     let bound = table.len() / dim.max(1);
     for (position, (&id, out)) in ids.iter().zip(y.chunks_exact_mut(dim)).enumerate() {
         if id < 0 || id as usize >= bound {
             return Err(BadId { input, position, id: id as i64, bound });
         }
         out.copy_from_slice(&table[id as usize * dim..][..dim]);
+        if let Some(m) = mask.as_deref_mut() {
+            m[position] = (id != 0) as u8 as f32;
+        }
     }
     Ok(())
+}
+
+/// `Masking(mask_value)`: a row of `features` values all equal to `value` is padding: it is
+/// zeroed and its `mask` entry is 0.
+pub fn masking(x: &[f32], value: f32, features: usize, y: &mut [f32], mask: &mut [f32]) {
+    for ((row, out), m) in x.chunks_exact(features).zip(y.chunks_exact_mut(features)).zip(mask.iter_mut()) {
+        let keep = row.iter().any(|&v| v != value);
+        *m = keep as u8 as f32;
+        out.iter_mut().zip(row).for_each(|(o, &v)| *o = if keep { v } else { 0.0 });
+    }
 }
 
 /// A `MultiHeadAttention` layer's sizes as `attention` runs it.
@@ -325,10 +354,14 @@ pub struct AttentionWeights<'a> {
 /// `MultiHeadAttention(query, value, key)` for one sample (pass the value as the key when there
 /// is none): projections, scaled dot-product attention per head (softmax over the value steps,
 /// causal if asked), the output projection.
+/// Masks (Keras' masking) of the query's, the value's and the key's steps, where they have one: a
+/// query step that is padding attends to nothing (uniformly to every step, as Keras' -1e9 gives),
+/// a padded value or key step is not attended to.
 pub fn attention(
     (query, value, key): (&[f32], &[f32], &[f32]),
     w: &AttentionWeights<'_>,
     a: &Attention,
+    masks: [Option<&[f32]>; 3],
     work: &mut [f32],
     y: &mut [f32],
 ) {
@@ -347,24 +380,37 @@ pub fn attention(
     dense(value, Kernel::F32(w.kernels[2]), w.biases[2], linear, fv, h * vd, v);
     let scale = 1.0 / sqrt(kd as f32);
     q.iter_mut().for_each(|x| *x *= scale);
+    let real = |m: Option<&[f32]>, t: usize| m.is_none_or(|m| m[t] != 0.0);
     for i in 0..tq {
-        let seen = if a.causal { (i + 1).min(tv) } else { tv };
+        let steps = if a.causal { (i + 1).min(tv) } else { tv };
+        let seen = |j: usize| j < steps && real(masks[0], i) && real(masks[1], j) && real(masks[2], j);
+        let any = (0..tv).any(seen);
         for head in 0..h {
             let qi = &q[(i * h + head) * kd..][..kd];
             let mut max = f32::NEG_INFINITY;
-            for (j, s) in scores[..seen].iter_mut().enumerate() {
-                let kj = &k[(j * h + head) * kd..][..kd];
-                *s = qi.iter().zip(kj).map(|(a, b)| a * b).sum();
+            for (j, s) in scores.iter_mut().enumerate() {
+                *s = match seen(j) {
+                    true => {
+                        let kj = &k[(j * h + head) * kd..][..kd];
+                        qi.iter().zip(kj).map(|(a, b)| a * b).sum()
+                    }
+                    false => f32::NEG_INFINITY,
+                };
                 max = max.max(*s);
             }
             let mut sum = 0.0;
-            for s in scores[..seen].iter_mut() {
-                *s = exp(*s - max);
+            for s in scores.iter_mut() {
+                // A row that sees nothing is uniform over every step.
+                *s = match (any, *s == f32::NEG_INFINITY) {
+                    (false, _) => 1.0,
+                    (true, true) => 0.0,
+                    (true, false) => exp(*s - max),
+                };
                 sum += *s;
             }
             let oi = &mut o[(i * h + head) * vd..][..vd];
             oi.fill(0.0);
-            for (j, s) in scores[..seen].iter().enumerate() {
+            for (j, s) in scores.iter().enumerate() {
                 let p = s / sum;
                 oi.iter_mut().zip(&v[(j * h + head) * vd..][..vd]).for_each(|(o, v)| *o += p * v);
             }

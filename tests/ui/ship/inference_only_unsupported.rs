@@ -1,12 +1,16 @@
-// #[inference_only] on a model whose mask `infer` cannot carry, and without weights.
+// #[inference_only] on a model with a user's layer (whose code needs the standard library), and
+// without weights.
+#[path = "../../../examples/layers/scale.rs"]
+mod scale;
+
 use kiln::prelude::*;
+use scale::Scale;
 
 sequential! {
     #[weights("../embed/wrong_shape.safetensors")]
     #[inference_only]
-    pub struct Recurrent: [10, 4] {
-        Masking(),
-        LSTM(8),
+    pub struct Scaled: [4, 16] {
+        Custom(Scale<16>),
         Dense(2),
     }
 }
