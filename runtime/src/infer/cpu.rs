@@ -32,12 +32,13 @@ pub fn vnni() -> bool {
 #[cfg(target_arch = "x86_64")]
 fn detect() -> u8 {
     use core::arch::x86_64::{__cpuid, __cpuid_count};
-    let max = __cpuid(0).eax;
+    // `cpuid` is a safe call on current Rust and an unsafe one before 1.87 (kiln's MSRV is 1.89).
+    #[allow(unused_unsafe)]
+    // SAFETY: cpuid exists on every x86_64 CPU.
+    let (max, one, seven) = unsafe { (__cpuid(0).eax, __cpuid(1), __cpuid_count(7, 0)) };
     if max < 7 {
         return 0;
     }
-    let one = __cpuid(1);
-    let seven = __cpuid_count(7, 0);
     let (osxsave, avx, fma) = (one.ecx & (1 << 27) != 0, one.ecx & (1 << 28) != 0, one.ecx & (1 << 12) != 0);
     if !(osxsave && avx) {
         return 0;
