@@ -39,9 +39,12 @@ fn convolutions_valid_same_strided_dilated_and_1d() {
         if let Some(b) = &mut conv.bias {
             b.value = vec![0.1, -0.2, 0.05, 0.3];
         }
-        let x = random(2 * g.in_len(), 2);
-        if let Err(e) = check_layer(&mut conv, &[&x], 2, 24, TOL) {
-            panic!("{name}:\n{e}");
+        // 2 samples run as one chunk; 9 as two, each with its own kernel and bias gradients.
+        for n in [2, 9] {
+            let x = random(n * g.in_len(), 2);
+            if let Err(e) = check_layer(&mut conv, &[&x], n, 24, TOL) {
+                panic!("{name}, {n} samples:\n{e}");
+            }
         }
     }
 }
