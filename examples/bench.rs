@@ -38,6 +38,7 @@ macro_rules! small_infer {
 small_infer! {
     SmallF32 = f32;
     SmallBf16 = bf16;
+    SmallF16 = f16;
     SmallInt8 = int8;
 }
 
@@ -296,6 +297,7 @@ fn main() {
         for (name, f, bytes) in [
             ("f32", &SmallF32::infer as &dyn Fn(&[f32; 784]) -> [f32; 10], SmallF32::WEIGHT_BYTES),
             ("bf16", &SmallBf16::infer, SmallBf16::WEIGHT_BYTES),
+            ("f16", &SmallF16::infer, SmallF16::WEIGHT_BYTES),
             ("int8", &SmallInt8::infer, SmallInt8::WEIGHT_BYTES),
         ] {
             println!("| W3 latency, `infer` with {name} weights, {bytes} bytes (µs) | {:.2} |", time(f));

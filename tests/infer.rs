@@ -124,6 +124,27 @@ sequential! {
 }
 
 sequential! {
+    /// Cnn with f16 kernels.
+    #[weights("fixtures/infer/cnn.safetensors", dtype = f16)]
+    #[inference_only]
+    pub struct CnnF16: [12, 12, 3] {
+        Rescaling(0.5, offset = -0.1),
+        Conv2D(8, 3, padding = same, activation = relu),
+        BatchNormalization(),
+        AveragePooling2D(2, strides = 1, padding = same),
+        Conv2D(8, 3, strides = 2, activation = gelu),
+        DepthwiseConv2D(3, depth_multiplier = 2, padding = same, activation = tanh),
+        Conv2D(8, 2, dilation_rate = 2, groups = 2, activation = elu),
+        MaxPooling2D(2, padding = same),
+        LeakyReLU(),
+        SpatialDropout2D(0.2),
+        GlobalAveragePooling2D(),
+        Dropout(0.3),
+        Dense(6, activation = softmax),
+    }
+}
+
+sequential! {
     /// More with bf16 kernels.
     #[weights("fixtures/infer/more.safetensors", dtype = bf16)]
     #[inference_only]
@@ -399,10 +420,11 @@ fn reduced_precision_weights_stay_close_to_f32() {
     // Per-channel int8 keeps each weight within half a step of 1/127 of its channel's largest;
     // bf16 within 2^-9 relative. Through a few layers the outputs move by well under 0.05.
     let worst = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-    let mut drift = [0f32; 5];
+    let mut drift = [0f32; 6];
     for s in 0..8 {
         let x: [f32; 432] = noise(432, 800 + s).iter().map(|v| v * 2.0 + 0.5).collect::<Vec<_>>().try_into().unwrap();
         drift[0] = drift[0].max(worst(&CnnInt8::infer(&x), &Cnn::infer(&x)));
+        drift[5] = drift[5].max(worst(&CnnF16::infer(&x), &Cnn::infer(&x)));
         let x: [f32; 300] = noise(300, 900 + s).try_into().unwrap();
         drift[1] = drift[1].max(worst(&MoreBf16::infer(&x), &More::infer(&x)));
         drift[2] = drift[2].max(worst(&MoreInt8::infer(&x), &More::infer(&x)));
@@ -412,11 +434,12 @@ fn reduced_precision_weights_stay_close_to_f32() {
             noise(12, 1400 + s).iter().map(|v| ((v + 1.0) * 25.0) as i32).collect::<Vec<_>>().try_into().unwrap();
         drift[4] = drift[4].max(worst(&TextInt8::infer(&ids).unwrap(), &Text::infer(&ids).unwrap()));
     }
-    println!("largest output drift (Cnn int8, More bf16, More int8, Seq int8, Text int8): {drift:?}");
+    println!("largest output drift (Cnn int8, More bf16, More int8, Seq int8, Text int8, Cnn f16): {drift:?}");
     assert!(drift.iter().all(|&d| d < 0.05 && d > 0.0), "{drift:?}");
     // And the embedded bytes shrink: int8 kernels are a quarter of f32's (plus scales).
     const { assert!(CnnInt8::WEIGHT_BYTES < Cnn::WEIGHT_BYTES / 2) };
     const { assert!(MoreBf16::WEIGHT_BYTES < More::WEIGHT_BYTES) };
+    const { assert!(CnnF16::WEIGHT_BYTES < Cnn::WEIGHT_BYTES) };
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub struct Weights {
 pub enum Precision {
     F32,
     Bf16,
+    /// IEEE half precision.
+    F16,
     /// Symmetric int8, one scale per output channel.
     Int8,
 }
@@ -36,7 +38,7 @@ pub fn extract(attrs: &mut Vec<Attribute>) -> syn::Result<Option<Weights>> {
     let Some(i) = attrs.iter().position(|a| a.path().is_ident("weights")) else { return Ok(None) };
     let attr = attrs.remove(i);
     let usage = "write the weights file as #[weights(\"path/to/model.safetensors\")], relative to this source file, \
-                 optionally with dtype = f32, bf16 or int8 (how `infer` embeds the kernels)";
+                 optionally with dtype = f32, bf16, f16 or int8 (how `infer` embeds the kernels)";
     attr.parse_args_with(|input: syn::parse::ParseStream<'_>| {
         let path: LitStr = input.parse()?;
         let mut w = Weights { path, precision: Precision::F32, dtype_span: None };
@@ -50,11 +52,12 @@ pub fn extract(attrs: &mut Vec<Attribute>) -> syn::Result<Option<Weights>> {
             w.precision = match v.to_string().as_str() {
                 "f32" | "float32" => Precision::F32,
                 "bf16" | "bfloat16" => Precision::Bf16,
+                "f16" | "float16" => Precision::F16,
                 "int8" | "i8" => Precision::Int8,
                 other => {
                     return Err(syn::Error::new(
                         v.span(),
-                        format!("unknown weights dtype `{other}`; kiln embeds f32, bf16 or int8"),
+                        format!("unknown weights dtype `{other}`; kiln embeds f32, bf16, f16 or int8"),
                     ));
                 }
             };

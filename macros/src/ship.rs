@@ -343,7 +343,7 @@ fn layer_bytes(model: &Model, l: &crate::ir::LayerDef, precision: Precision) -> 
                     if pairs { count / (s[r - 2] * cols) * s[r - 2].next_multiple_of(2) * cols } else { count };
                 match precision {
                     Precision::Int8 => padded + 4 * cols,
-                    Precision::Bf16 => 2 * count,
+                    Precision::Bf16 | Precision::F16 => 2 * count,
                     Precision::F32 => 4 * count,
                 }
             })
@@ -488,6 +488,14 @@ impl Blob {
                 }
                 quote!(::kiln::infer::Kernel::Bf16(::kiln::infer::bf16s(__w, #start, #len)))
             }
+            Precision::F16 => {
+                self.align(2);
+                let (start, len) = (self.bytes.len(), vals.len());
+                for &v in vals {
+                    self.bytes.extend(f16(v).to_le_bytes());
+                }
+                quote!(::kiln::infer::Kernel::F16(::kiln::infer::f16s(__w, #start, #len)))
+            }
             Precision::Int8 => {
                 let (q, scales) = quantise(vals, cols);
                 let s = self.f32s(&scales);
@@ -510,6 +518,30 @@ impl Blob {
             }
         }
     }
+}
+
+/// The IEEE half-precision bits nearest to `x` (ties to even; beyond 65504 infinity, below
+/// 2^-24 zero, subnormals in between).
+fn f16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let a = x.abs();
+    if a.is_nan() {
+        return sign | 0x7e00;
+    }
+    if a >= 65520.0 {
+        return sign | 0x7c00;
+    }
+    if a < 6.103_515_6e-5 {
+        // Subnormal: a multiple of 2^-24, rounded to even.
+        return sign | (a * 16_777_216.0).round_ties_even() as u16;
+    }
+    let e = ((a.to_bits() >> 23) as i32) - 127 + 15;
+    let m = a.to_bits() & 0x7f_ffff;
+    let half = ((e as u32) << 10) | (m >> 13);
+    let rest = m & 0x1fff;
+    let up = rest > 0x1000 || (rest == 0x1000 && half & 1 == 1);
+    sign | (half + up as u32) as u16
 }
 
 /// The bfloat16 bits nearest to `x` (ties to even), as the runtime's `Bf16::from_f32`.
@@ -878,6 +910,7 @@ pub fn infer(model: &Model, w: &Weights, checked: &Checked) -> Result<(TokenStre
     let dtype = match w.precision {
         Precision::F32 => "f32",
         Precision::Bf16 => "bf16 kernels",
+        Precision::F16 => "f16 kernels",
         Precision::Int8 => "int8 kernels (one scale per output channel)",
     };
     let doc_w = format!("The weights `infer` reads ({dtype}), in place in the binary's static data, from `{shown}`.");
@@ -978,6 +1011,13 @@ mod tests {
             assert!((q[i] as f32 * s[i % 2] - v).abs() <= s[i % 2] / 2.0 + 1e-7);
         }
         assert_eq!(bf16(1.0), 0x3f80);
+        for (x, h) in
+            [(1.0f32, 0x3c00u16), (-2.0, 0xc000), (65504.0, 0x7bff), (1e6, 0x7c00), (5.960_464_5e-8, 1), (0.0, 0)]
+        {
+            assert_eq!(f16(x), h, "{x}");
+        }
+        assert_eq!(f16(1.0 + 1.0 / 2048.0), 0x3c00); // a tie rounds to even
+        assert_eq!(f16(1.0 + 3.0 / 2048.0), 0x3c02);
         assert_eq!(bf16(f32::from_bits(0x3f80_8000)), 0x3f80); // a tie rounds to even
     }
 }

@@ -7,7 +7,8 @@
 //! - [`DigitsCnn`]: the CNN of `examples/digits_cnn.rs` (`examples/models/digits_cnn.safetensors`).
 //!
 //! each with f32 weights, and as `..Bf16` and `..Int8` with their kernels in bfloat16 or in int8
-//! with one scale per output channel (quantised when this crate compiles).
+//! with one scale per output channel (quantised when this crate compiles); the MLP also as
+//! `DigitsF16` (IEEE half precision).
 
 #![no_std]
 
@@ -34,6 +35,8 @@ digits! {
     DigitsBf16 = "../../models/digits.safetensors", bf16;
     /// The digits MLP with int8 kernels.
     DigitsInt8 = "../../models/digits.safetensors", int8;
+    /// The digits MLP with IEEE half-precision kernels.
+    DigitsF16 = "../../models/digits.safetensors", f16;
 }
 
 macro_rules! digits_cnn {

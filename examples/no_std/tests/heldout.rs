@@ -4,7 +4,7 @@
 
 use kiln::prelude::*;
 use kiln_digits_no_std::{
-    Digits, DigitsBf16, DigitsCnn, DigitsCnnBf16, DigitsCnnInt8, DigitsInt8, argmax, classify, classify_int8,
+    Digits, DigitsBf16, DigitsCnn, DigitsCnnBf16, DigitsCnnInt8, DigitsF16, DigitsInt8, argmax, classify, classify_int8,
 };
 
 sequential! {
@@ -71,6 +71,7 @@ fn no_std_classifiers_score_as_the_std_models_do() {
     let acc = [
         ("MLP f32", accuracy(&data, classify), std_mlp),
         ("MLP bf16", accuracy(&data, |x| argmax(&DigitsBf16::infer(x))), std_mlp),
+        ("MLP f16", accuracy(&data, |x| argmax(&DigitsF16::infer(x))), std_mlp),
         ("MLP int8", accuracy(&data, classify_int8), std_mlp),
         ("CNN f32", accuracy(&data, |x| argmax(&DigitsCnn::infer(x))), std_cnn),
         ("CNN bf16", accuracy(&data, |x| argmax(&DigitsCnnBf16::infer(x))), std_cnn),

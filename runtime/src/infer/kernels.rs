@@ -22,6 +22,25 @@ impl Bf16 {
     }
 }
 
+/// An IEEE half-precision value (binary16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct F16(pub u16);
+
+impl Elem for F16 {
+    /// Branch-free: the exponent and mantissa moved into f32's places and rescaled by 2^112
+    /// (which also makes subnormals right), infinities and NaNs kept, the sign put back.
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        let h = self.0 as u32;
+        let mag = h & 0x7fff;
+        let scaled = f32::from_bits(mag << 13) * f32::from_bits(0x7780_0000);
+        let special = f32::from_bits((mag << 13) | 0x7f80_0000);
+        let v = if mag >= 0x7c00 { special } else { scaled };
+        f32::from_bits(v.to_bits() | ((h & 0x8000) << 16))
+    }
+}
+
 /// A weight value the kernels widen to f32.
 pub trait Elem: Copy {
     /// The value as f32 (for int8, before its channel's scale).
@@ -56,6 +75,8 @@ pub enum Kernel<'a> {
     F32(&'a [f32]),
     /// bfloat16 values.
     Bf16(&'a [Bf16]),
+    /// IEEE half-precision values.
+    F16(&'a [F16]),
     /// int8 values and one f32 scale per output channel (the last axis): `w = q · scale`.
     Int8(&'a [i8], &'a [f32]),
     /// int8 values as [`Kernel::Int8`], rows interleaved in pairs (`q[2p][j]` beside
@@ -379,6 +400,7 @@ impl Kernel<'_> {
         match self {
             Kernel::F32(w) => axpy_rows(x, &w[start..], cols, acc),
             Kernel::Bf16(w) => axpy_rows(x, &w[start..], cols, acc),
+            Kernel::F16(w) => axpy_rows(x, &w[start..], cols, acc),
             Kernel::Int8(q, ws) => {
                 // Plain int8 rows (kiln embeds matrix kernels in pairs; this serves any other).
                 for (i, &v) in x.iter().enumerate() {
@@ -399,6 +421,7 @@ impl Kernel<'_> {
         match self {
             Kernel::F32(w) => per_channel(x, &w[start..][..acc.len()], m, acc),
             Kernel::Bf16(w) => per_channel(x, &w[start..][..acc.len()], m, acc),
+            Kernel::F16(w) => per_channel(x, &w[start..][..acc.len()], m, acc),
             // int8: each product scaled by its channel's scale as it is added.
             Kernel::Int8(q, ws) => {
                 let q = &q[start..][..acc.len()];
@@ -792,4 +815,28 @@ pub fn separable(
 ) {
     depthwise(x, depthwise_kernel, None, ActKind::Linear, win, multiplier, work);
     dense(work, pointwise_kernel, bias, act, win.c * multiplier, filters, y);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_precision_widens_exactly() {
+        let cases = [
+            (0x3c00u16, 1.0f32),
+            (0xc000, -2.0),
+            (0x7bff, 65504.0),
+            (0x0001, 5.960_464_5e-8),
+            (0x0400, 6.103_515_6e-5),
+            (0x3555, 0.333_251_95),
+            (0x7c00, f32::INFINITY),
+            (0xfc00, f32::NEG_INFINITY),
+            (0x8000, -0.0),
+        ];
+        for (h, want) in cases {
+            assert_eq!(F16(h).widen().to_bits(), want.to_bits(), "{h:#06x}");
+        }
+        assert!(F16(0x7e00).widen().is_nan());
+    }
 }

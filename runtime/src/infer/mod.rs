@@ -12,7 +12,7 @@ mod sequence;
 
 pub use cpu::level;
 pub use kernels::{
-    Bf16, Elem, Kernel, Merge, Resize, Window, activation, batch_norm, concatenate, conv, conv_transpose, dense,
+    Bf16, Elem, F16, Kernel, Merge, Resize, Window, activation, batch_norm, concatenate, conv, conv_transpose, dense,
     depthwise, dot, global_average_masked, global_pool, layer_norm, leaky_relu, merge, pool, resample, rescale,
     separable,
 };
@@ -51,6 +51,18 @@ pub fn bf16s(bytes: &'static [u8], start: usize, len: usize) -> &'static [Bf16] 
     assert!((range.as_ptr() as usize).is_multiple_of(core::mem::align_of::<Bf16>()), "misaligned bf16 weights");
     // SAFETY: in bounds and aligned; Bf16 is a transparent u16, any bit pattern valid.
     unsafe { core::slice::from_raw_parts(range.as_ptr().cast::<Bf16>(), len) }
+}
+
+/// `len` half-precision values at byte `start` of embedded little-endian data, read in place.
+///
+/// # Panics
+/// As [`f32s`], for 2-byte alignment.
+#[cfg(target_endian = "little")]
+pub fn f16s(bytes: &'static [u8], start: usize, len: usize) -> &'static [F16] {
+    let range = &bytes[start..start + len * 2];
+    assert!((range.as_ptr() as usize).is_multiple_of(core::mem::align_of::<F16>()), "misaligned f16 weights");
+    // SAFETY: in bounds and aligned; F16 is a transparent u16, any bit pattern valid.
+    unsafe { core::slice::from_raw_parts(range.as_ptr().cast::<F16>(), len) }
 }
 
 /// `len` int8 values at byte `start` of embedded data, read in place.
