@@ -9,10 +9,27 @@
 use kiln::ndarray::{Array2, Array3, Array4};
 use kiln::prelude::*;
 
-sequential! {
+/// A model trained and run through `predict`, and the same layers as `#[inference_only]` models
+/// with reduced-precision weights from the same file (`also [CnnInt8 = int8, ..]`).
+macro_rules! models {
+    ($(#[$doc:meta])* $name:ident $input:tt from $file:literal, also [$($variant:ident = $dtype:ident),*] $body:tt) => {
+        models!(@one $(#[$doc])* $name, #[weights($file)], $input, $body);
+        $(
+            models!(@one $variant, #[weights($file, dtype = $dtype)] #[inference_only], $input, $body);
+        )*
+    };
+    (@one $(#[$doc:meta])* $name:ident, $(#[$attr:meta])*, ($($input:tt)+), { $($body:tt)* }) => {
+        sequential! {
+            $(#[$doc])*
+            $(#[$attr])*
+            pub struct $name: $($input)+ { $($body)* }
+        }
+    };
+}
+
+models! {
     /// Every image layer `infer` has, one after the other.
-    #[weights("fixtures/infer/cnn.safetensors")]
-    pub struct Cnn: [12, 12, 3] {
+    Cnn ([12, 12, 3]) from "fixtures/infer/cnn.safetensors", also [CnnInt8 = int8, CnnF16 = f16] {
         Rescaling(0.5, offset = -0.1),
         Conv2D(8, 3, padding = same, activation = relu),
         BatchNormalization(),
@@ -29,10 +46,9 @@ sequential! {
     }
 }
 
-sequential! {
+models! {
     /// The 1-D layers: causal and strided convolutions, pooling, noise.
-    #[weights("fixtures/infer/seq.safetensors")]
-    pub struct Seq: [20, 4] {
+    Seq ([20, 4]) from "fixtures/infer/seq.safetensors", also [SeqInt8 = int8] {
         GaussianNoise(0.1),
         Conv1D(6, 3, padding = causal, activation = selu),
         Conv1D(6, 3, strides = 2, padding = same, activation = softplus),
@@ -71,10 +87,9 @@ functional! {
     }
 }
 
-sequential! {
+models! {
     /// Resampling, the separable and transposed convolutions, layer normalisation.
-    #[weights("fixtures/infer/more.safetensors")]
-    pub struct More: [10, 10, 3] {
+    More ([10, 10, 3]) from "fixtures/infer/more.safetensors", also [MoreBf16 = bf16, MoreInt8 = int8] {
         ZeroPadding2D([1, 2]),
         SeparableConv2D(6, 3, depth_multiplier = 2, activation = relu),
         Conv2DTranspose(4, 3, strides = 2, padding = same, activation = tanh),
@@ -102,105 +117,10 @@ functional! {
     }
 }
 
-sequential! {
-    /// Cnn with int8 kernels (grouped, strided and dilated convolutions, a depthwise one).
-    #[weights("fixtures/infer/cnn.safetensors", dtype = int8)]
-    #[inference_only]
-    pub struct CnnInt8: [12, 12, 3] {
-        Rescaling(0.5, offset = -0.1),
-        Conv2D(8, 3, padding = same, activation = relu),
-        BatchNormalization(),
-        AveragePooling2D(2, strides = 1, padding = same),
-        Conv2D(8, 3, strides = 2, activation = gelu),
-        DepthwiseConv2D(3, depth_multiplier = 2, padding = same, activation = tanh),
-        Conv2D(8, 2, dilation_rate = 2, groups = 2, activation = elu),
-        MaxPooling2D(2, padding = same),
-        LeakyReLU(),
-        SpatialDropout2D(0.2),
-        GlobalAveragePooling2D(),
-        Dropout(0.3),
-        Dense(6, activation = softmax),
-    }
-}
-
-sequential! {
-    /// Cnn with f16 kernels.
-    #[weights("fixtures/infer/cnn.safetensors", dtype = f16)]
-    #[inference_only]
-    pub struct CnnF16: [12, 12, 3] {
-        Rescaling(0.5, offset = -0.1),
-        Conv2D(8, 3, padding = same, activation = relu),
-        BatchNormalization(),
-        AveragePooling2D(2, strides = 1, padding = same),
-        Conv2D(8, 3, strides = 2, activation = gelu),
-        DepthwiseConv2D(3, depth_multiplier = 2, padding = same, activation = tanh),
-        Conv2D(8, 2, dilation_rate = 2, groups = 2, activation = elu),
-        MaxPooling2D(2, padding = same),
-        LeakyReLU(),
-        SpatialDropout2D(0.2),
-        GlobalAveragePooling2D(),
-        Dropout(0.3),
-        Dense(6, activation = softmax),
-    }
-}
-
-sequential! {
-    /// More with bf16 kernels.
-    #[weights("fixtures/infer/more.safetensors", dtype = bf16)]
-    #[inference_only]
-    pub struct MoreBf16: [10, 10, 3] {
-        ZeroPadding2D([1, 2]),
-        SeparableConv2D(6, 3, depth_multiplier = 2, activation = relu),
-        Conv2DTranspose(4, 3, strides = 2, padding = same, activation = tanh),
-        Cropping2D([1, 2, 0, 1]),
-        UpSampling2D([1, 2]),
-        LayerNormalization(),
-        Conv2DTranspose(2, [2, 3], strides = [1, 2]),
-        GlobalMaxPooling2D(),
-        Dense(3),
-    }
-}
-
-sequential! {
-    /// More with int8 kernels (the separable convolution's two).
-    #[weights("fixtures/infer/more.safetensors", dtype = int8)]
-    #[inference_only]
-    pub struct MoreInt8: [10, 10, 3] {
-        ZeroPadding2D([1, 2]),
-        SeparableConv2D(6, 3, depth_multiplier = 2, activation = relu),
-        Conv2DTranspose(4, 3, strides = 2, padding = same, activation = tanh),
-        Cropping2D([1, 2, 0, 1]),
-        UpSampling2D([1, 2]),
-        LayerNormalization(),
-        Conv2DTranspose(2, [2, 3], strides = [1, 2]),
-        GlobalMaxPooling2D(),
-        Dense(3),
-    }
-}
-
-sequential! {
-    /// Seq with int8 kernels (1-D, causal, strided and dilated convolutions).
-    #[weights("fixtures/infer/seq.safetensors", dtype = int8)]
-    #[inference_only]
-    pub struct SeqInt8: [20, 4] {
-        GaussianNoise(0.1),
-        Conv1D(6, 3, padding = causal, activation = selu),
-        Conv1D(6, 3, strides = 2, padding = same, activation = softplus),
-        AveragePooling1D(2),
-        Activation(swish),
-        BatchNormalization(center = false),
-        Conv1D(4, 2, dilation_rate = 2),
-        MaxPooling1D(2, strides = 1),
-        GlobalMaxPooling1D(),
-        Dense(3, activation = sigmoid),
-    }
-}
-
-sequential! {
+models! {
     /// Token ids through every recurrent cell, both Bidirectional kinds of output and
     /// TimeDistributed.
-    #[weights("fixtures/infer/text.safetensors")]
-    pub struct Text: Input([12], dtype = i32) {
+    Text (Input([12], dtype = i32)) from "fixtures/infer/text.safetensors", also [TextInt8 = int8] {
         Embedding(50, 8),
         LSTM(6, return_sequences = true),
         Bidirectional(GRU(5, return_sequences = true), merge_mode = sum),
@@ -223,21 +143,6 @@ functional! {
         m = Concatenate()([h, g]);
         out = Dense(1, activation = sigmoid)(m);
         Model([ids, series], out)
-    }
-}
-
-sequential! {
-    /// Text with int8 kernels (input and recurrent kernels of every cell).
-    #[weights("fixtures/infer/text.safetensors", dtype = int8)]
-    #[inference_only]
-    pub struct TextInt8: Input([12], dtype = i32) {
-        Embedding(50, 8),
-        LSTM(6, return_sequences = true),
-        Bidirectional(GRU(5, return_sequences = true), merge_mode = sum),
-        TimeDistributed(Dense(4, activation = relu)),
-        GRU(4, reset_after = false, return_sequences = true, go_backwards = true),
-        Bidirectional(SimpleRNN(3, activation = relu), merge_mode = concat),
-        Dense(2, activation = softmax),
     }
 }
 
