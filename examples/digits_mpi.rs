@@ -11,8 +11,9 @@
 //! ```
 //!
 //! `--check` trains ten steps and fails unless the replicas are identical, their loss and weights
-//! are within 1e-5 of one process's on the same global batches, the logs cover every row, and a
-//! checkpoint was written once.
+//! are within 1e-5 of one process's on the same global batches, the logs cover every row,
+//! `evaluate` shared between the processes gives one process's figures, and a checkpoint was
+//! written once.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,6 +75,16 @@ fn check(mpi: &Arc<Mpi>, x: &Array4<f32>, y: &Array2<f32>) -> kiln::Result<()> {
     }
     if !(drift < 1e-5 && (loss - loss1).abs() < 1e-5 && (acc - acc1).abs() < 1e-5) {
         return Err(fail(format!("rank {rank}: drift {drift}, loss {loss} / {loss1}, accuracy {acc} / {acc1}")));
+    }
+    // evaluate: each process takes a share of the rows; all report the figures of every row.
+    let shared = model.evaluate(&x, &y)?;
+    let mut copy = model.clone();
+    copy.train_state_mut().set_group(None);
+    for (key, whole) in copy.evaluate(&x, &y)? {
+        let got = shared.get(&key).copied().unwrap_or(f64::NAN);
+        if (got - whole).abs() >= 1e-5 {
+            return Err(fail(format!("rank {rank}: evaluate's {key} {got}, one process {whole}")));
+        }
     }
     let files: Vec<_> = std::fs::read_dir(&dir).map_err(|e| fail(e.to_string()))?.collect();
     if files.len() != 1 {

@@ -800,7 +800,7 @@ pub(crate) fn fit<M: Model>(
             if let Some((xv, yv, from, w)) = held_out.filter(|_| (epoch + 1) % opts.validation_freq == 0) {
                 hook!(on_test_begin());
                 val_tracker.reset();
-                evaluate_rows(m, c, &mut val_tracker, xv, yv, from, opts.batch_size, w)?;
+                evaluate_rows(m, c, &mut val_tracker, xv, yv, from, opts.batch_size, w, group.as_deref())?;
                 val_tracker.logs::<M>("val_", &mut epoch_logs);
                 if !callbacks.is_empty() {
                     let mut test_logs = Logs::new();
@@ -911,11 +911,11 @@ impl<M: Model> Trainee for Handle<'_, M> {
 fn infer_batches<M: Model>(
     m: &mut M,
     xs: &[Rows<'_>],
-    from: usize,
+    (from, n): (usize, usize),
     batch: usize,
     mut each: impl FnMut(&mut M, usize, usize) -> Result<()>,
 ) -> Result<()> {
-    let (ni, n) = (M::INPUTS.len(), xs[0].n);
+    let ni = M::INPUTS.len();
     // Inference draws nothing; the stream is only there to make a context.
     let mut stream = Stream::new(0);
     let mut start = from;
@@ -928,7 +928,9 @@ fn infer_batches<M: Model>(
     Ok(())
 }
 
-/// Loss and metrics over rows `from..` of `xs`/`ys`, in batches, with the inference pass.
+/// Loss and metrics over rows `from..` of `xs`/`ys`, in batches, with the inference pass. In a
+/// data-parallel group each process evaluates its share of the rows and the running sums are
+/// summed over the processes, so every process gets the figures of all the rows.
 #[allow(clippy::too_many_arguments)]
 fn evaluate_rows<M: Model>(
     m: &mut M,
@@ -939,12 +941,22 @@ fn evaluate_rows<M: Model>(
     from: usize,
     batch: usize,
     sw: Option<&[f32]>,
+    group: Option<&dyn Collective>,
 ) -> Result<()> {
-    infer_batches(m, xs, from, batch, |m, start, k| {
+    let n = xs[0].n;
+    let share = match group {
+        Some(g) => crate::distributed::shard(n - from, g.rank(), g.size()),
+        None => 0..n - from,
+    };
+    infer_batches(m, xs, (from + share.start, from + share.end), batch, |m, start, k| {
         let w = sw.map(|w| &w[start..start + k]);
         tracker.observe(m, c, &range(ys, start, start + k)[..M::OUTPUTS.len()], k, None, w);
         Ok(())
-    })
+    })?;
+    if let Some(g) = group {
+        tracker.all_sum(g, &mut Default::default());
+    }
+    Ok(())
 }
 
 /// How many of `n` rows `fit` holds out for `validation_split`: the last
@@ -1016,7 +1028,7 @@ pub(crate) fn evaluate<M: Model>(
         let _ftz = FlushDenormals::new();
         let c = st.compiled.as_ref().ok_or(Error::NotCompiled("evaluate"))?;
         let mut tracker = Tracker::new::<M>(c);
-        evaluate_rows(m, c, &mut tracker, &xs, &ys, 0, opts.batch_size, sw.as_deref())?;
+        evaluate_rows(m, c, &mut tracker, &xs, &ys, 0, opts.batch_size, sw.as_deref(), st.group.as_deref())?;
         let mut out = Logs::new();
         tracker.logs::<M>("", &mut out);
         progress.finish(&out);
@@ -1042,7 +1054,7 @@ pub(crate) fn predict<M: Model>(
         .collect();
     let progress = progress::Progress::start(opts.verbose, None, n.div_ceil(opts.batch_size));
     let _ftz = FlushDenormals::new();
-    infer_batches(m, &xs, 0, opts.batch_size, |m, start, k| {
+    infer_batches(m, &xs, (0, xs[0].n), opts.batch_size, |m, start, k| {
         for (j, out) in outs.iter_mut().enumerate() {
             let w = M::OUTPUTS[j].size();
             let dst = out.as_slice_mut().ok_or_else(|| Error::invalid("x", "output array not contiguous"))?;
