@@ -168,6 +168,27 @@ functional! {
 }
 
 functional! {
+    /// Attend with int8 kernels (the attention projections too).
+    #[weights("fixtures/infer/attend.safetensors", dtype = int8)]
+    #[inference_only]
+    pub struct AttendInt8 {
+        ids = Input([7], dtype = i32);
+        memory = Input([5, 3]);
+        e = Embedding(20, 6)(ids);
+        a = MultiHeadAttention(num_heads = 2, key_dim = 3, use_causal_mask = true)(e, e);
+        r = Add()([e, a]);
+        n = LayerNormalization()(r);
+        keys = Dense(4)(memory);
+        cross = MultiHeadAttention(num_heads = 3, key_dim = 2, value_dim = 4, output_shape = 5);
+        c = cross(n, memory, keys);
+        d = Dense(8, activation = gelu)(c);
+        p = GlobalAveragePooling1D()(d);
+        out = Dense(3, activation = softmax)(p);
+        Model([ids, memory], out)
+    }
+}
+
+functional! {
     /// Keras' masking through infer: Embedding(mask_zero) to recurrent layers, attention and a
     /// masked average; Masking on a float sequence to a recurrent layer.
     #[weights("fixtures/infer/masked.safetensors")]
@@ -325,7 +346,7 @@ fn reduced_precision_weights_stay_close_to_f32() {
     // Per-channel int8 keeps each weight within half a step of 1/127 of its channel's largest;
     // bf16 within 2^-9 relative. Through a few layers the outputs move by well under 0.05.
     let worst = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-    let mut drift = [0f32; 6];
+    let mut drift = [0f32; 7];
     for s in 0..8 {
         let x: [f32; 432] = noise(432, 800 + s).iter().map(|v| v * 2.0 + 0.5).collect::<Vec<_>>().try_into().unwrap();
         drift[0] = drift[0].max(worst(&CnnInt8::infer(&x), &Cnn::infer(&x)));
@@ -338,13 +359,21 @@ fn reduced_precision_weights_stay_close_to_f32() {
         let ids: [i32; 12] =
             noise(12, 1400 + s).iter().map(|v| ((v + 1.0) * 25.0) as i32).collect::<Vec<_>>().try_into().unwrap();
         drift[4] = drift[4].max(worst(&TextInt8::infer(&ids).unwrap(), &Text::infer(&ids).unwrap()));
+        let ids: [i32; 7] =
+            noise(7, 1700 + s).iter().map(|v| ((v + 1.0) * 10.0) as i32).collect::<Vec<_>>().try_into().unwrap();
+        let memory: [f32; 15] = noise(15, 1800 + s).try_into().unwrap();
+        let (a, b) = (AttendInt8::infer(&ids, &memory).unwrap(), Attend::infer(&ids, &memory).unwrap());
+        drift[6] = drift[6].max(worst(&a, &b));
     }
-    println!("largest output drift (Cnn int8, More bf16, More int8, Seq int8, Text int8, Cnn f16): {drift:?}");
+    println!(
+        "largest output drift (Cnn int8, More bf16, More int8, Seq int8, Text int8, Cnn f16, Attend int8): {drift:?}"
+    );
     assert!(drift.iter().all(|&d| d < 0.05 && d > 0.0), "{drift:?}");
     // And the embedded bytes shrink: int8 kernels are a quarter of f32's (plus scales).
     const { assert!(CnnInt8::WEIGHT_BYTES < Cnn::WEIGHT_BYTES / 2) };
     const { assert!(MoreBf16::WEIGHT_BYTES < More::WEIGHT_BYTES) };
     const { assert!(CnnF16::WEIGHT_BYTES < Cnn::WEIGHT_BYTES) };
+    const { assert!(AttendInt8::WEIGHT_BYTES < Attend::WEIGHT_BYTES) };
 }
 
 #[test]

@@ -335,12 +335,9 @@ fn layer_bytes(model: &Model, l: &crate::ir::LayerDef, precision: Precision) -> 
             .map(|(p, s)| {
                 let count: usize = s.iter().product();
                 let Some(&(_, pairs)) = kernels.iter().find(|(k, _)| k == p) else { return 4 * count };
-                let r = s.len();
-                // int8 scales: one per output channel (a depthwise kernel's are its last two axes).
-                let cols = if pairs { s[r - 1] } else { s[r - 2] * s[r - 1] };
+                let (rows, cols) = matrix(p, s, pairs);
                 // Pairs of rows: an odd block of a Dense's or convolution's rows gets a zero row.
-                let padded =
-                    if pairs { count / (s[r - 2] * cols) * s[r - 2].next_multiple_of(2) * cols } else { count };
+                let padded = if pairs { count / (rows * cols) * rows.next_multiple_of(2) * cols } else { count };
                 match precision {
                     Precision::Int8 => padded + 4 * cols,
                     Precision::Bf16 | Precision::F16 => 2 * count,
@@ -349,6 +346,21 @@ fn layer_bytes(model: &Model, l: &crate::ir::LayerDef, precision: Precision) -> 
             })
             .sum(),
     )
+}
+
+/// How a quantised kernel of shape `s` is read: rows of one block (the pairs int8 interleaves)
+/// and columns (its output channels, one int8 scale each). A matrix product's kernel is
+/// `[.., rows, cols]`, an attention projection `[features, heads, dim]` (rows: the features) and
+/// its output `[heads, dim, out]` (columns: the output); a depthwise kernel's channels are its last
+/// two axes.
+fn matrix(name: &str, s: &[usize], pairs: bool) -> (usize, usize) {
+    let r = s.len();
+    match (name, pairs) {
+        ("query_kernel" | "key_kernel" | "value_kernel", _) => (s[0], s[1..].iter().product()),
+        ("attention_output_kernel", _) => (s[..r - 1].iter().product(), s[r - 1]),
+        (_, true) => (s[r - 2], s[r - 1]),
+        (_, false) => (s[r - 2], s[r - 2] * s[r - 1]),
+    }
 }
 
 /// The layer with the most weight bytes in this precision, and the bytes.
@@ -419,6 +431,12 @@ impl Static {
                 ("backward_recurrent_kernel", true),
             ],
             Static::TimeDistributed { inner, .. } => inner.kernels(),
+            Static::Attention { .. } => &[
+                ("query_kernel", true),
+                ("key_kernel", true),
+                ("value_kernel", true),
+                ("attention_output_kernel", true),
+            ],
             _ => &[],
         }
     }
@@ -755,7 +773,12 @@ impl Caller<'_> {
             }
             Static::Attention { cfg, bias, .. } => {
                 let names = ["query", "key", "value", "attention_output"];
-                let kernels = names.map(|n| self.f32s(&format!("{n}_kernel")));
+                let kernels = names.map(|n| {
+                    let name = format!("{n}_kernel");
+                    let shape = self.checked.values(&self.key(&name)).map(|(s, _)| s.to_vec()).unwrap_or_default();
+                    let (rows, cols) = if shape.len() == 3 { matrix(&name, &shape, true) } else { (1, 1) };
+                    self.kernel(&name, cols, Some(rows))
+                });
                 let biases = names.map(|n| self.opt(&format!("{n}_bias"), *bias));
                 let (value, key) = (&ins[1], ins.get(2).unwrap_or(&ins[1]));
                 quote!({

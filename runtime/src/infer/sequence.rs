@@ -345,8 +345,9 @@ impl Attention {
 /// the output's `[heads, value_dim, out]`) and bias.
 #[derive(Clone, Copy, Debug)]
 pub struct AttentionWeights<'a> {
-    /// Query, key, value and output kernels, in that order.
-    pub kernels: [&'a [f32]; 4],
+    /// Query, key, value and output kernels, in that order (each a `[rows, columns]` matrix:
+    /// `[features, heads · dim]`, and `[heads · value_dim, out]` for the output).
+    pub kernels: [Kernel<'a>; 4],
     /// Their biases, if the layer has them.
     pub biases: [Option<&'a [f32]>; 4],
 }
@@ -375,9 +376,9 @@ pub fn attention(
     let o = &mut o[..tq * h * vd];
     let [fq, fv, fk] = a.features;
     let linear = ActKind::Linear;
-    dense(query, Kernel::F32(w.kernels[0]), w.biases[0], linear, fq, h * kd, q);
-    dense(key, Kernel::F32(w.kernels[1]), w.biases[1], linear, fk, h * kd, k);
-    dense(value, Kernel::F32(w.kernels[2]), w.biases[2], linear, fv, h * vd, v);
+    dense(query, w.kernels[0], w.biases[0], linear, fq, h * kd, q);
+    dense(key, w.kernels[1], w.biases[1], linear, fk, h * kd, k);
+    dense(value, w.kernels[2], w.biases[2], linear, fv, h * vd, v);
     let scale = 1.0 / sqrt(kd as f32);
     q.iter_mut().for_each(|x| *x *= scale);
     let real = |m: Option<&[f32]>, t: usize| m.is_none_or(|m| m[t] != 0.0);
@@ -416,5 +417,5 @@ pub fn attention(
             }
         }
     }
-    dense(o, Kernel::F32(w.kernels[3]), w.biases[3], linear, h * vd, a.out_dim, y);
+    dense(o, w.kernels[3], w.biases[3], linear, h * vd, a.out_dim, y);
 }
