@@ -4,7 +4,7 @@
 use core::sync::atomic::{AtomicU8, Ordering};
 
 /// What the kernels may use: 0 the baseline, 1 AVX2 + FMA, 2 AVX-512 (F, BW, VL) as well;
-/// plus 4 where AVX-512 VNNI is there too.
+/// plus 4 where AVX-512 VNNI is there too, plus 8 where F16C is (with AVX2).
 static LEVEL: AtomicU8 = AtomicU8::new(u8::MAX);
 
 fn detected() -> u8 {
@@ -29,6 +29,12 @@ pub fn vnni() -> bool {
     detected() & 4 != 0
 }
 
+/// Whether the CPU has F16C beside AVX2 (half-precision conversions, for f16 weights).
+#[inline]
+pub fn f16c() -> bool {
+    detected() & 8 != 0
+}
+
 #[cfg(target_arch = "x86_64")]
 fn detect() -> u8 {
     use core::arch::x86_64::{__cpuid, __cpuid_count};
@@ -50,11 +56,12 @@ fn detect() -> u8 {
     if !avx2 {
         return 0;
     }
+    let f16c = if one.ecx & (1 << 29) != 0 { 8 } else { 0 };
     let (f, bw, vl) = (seven.ebx & (1 << 16) != 0, seven.ebx & (1 << 30) != 0, seven.ebx & (1 << 31) != 0);
     if !(f && bw && vl && xcr0 & 0b1110_0110 == 0b1110_0110) {
-        return 1;
+        return 1 | f16c;
     }
-    if seven.ecx & (1 << 11) != 0 { 2 | 4 } else { 2 }
+    if seven.ecx & (1 << 11) != 0 { 2 | 4 | f16c } else { 2 | f16c }
 }
 
 #[cfg(target_arch = "x86_64")]
