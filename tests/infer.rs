@@ -18,11 +18,25 @@ macro_rules! models {
             models!(@one $variant, #[weights($file, dtype = $dtype)] #[inference_only], $input, $body);
         )*
     };
+    // A functional! model: no input shape before `from`.
+    ($(#[$doc:meta])* $name:ident from $file:literal, also [$($variant:ident = $dtype:ident),*] $body:tt) => {
+        models!(@graph $(#[$doc])* $name, #[weights($file)], $body);
+        $(
+            models!(@graph $variant, #[weights($file, dtype = $dtype)] #[inference_only], $body);
+        )*
+    };
     (@one $(#[$doc:meta])* $name:ident, $(#[$attr:meta])*, ($($input:tt)+), { $($body:tt)* }) => {
         sequential! {
             $(#[$doc])*
             $(#[$attr])*
             pub struct $name: $($input)+ { $($body)* }
+        }
+    };
+    (@graph $(#[$doc:meta])* $name:ident, $(#[$attr:meta])*, { $($body:tt)* }) => {
+        functional! {
+            $(#[$doc])*
+            $(#[$attr])*
+            pub struct $name { $($body)* }
         }
     };
 }
@@ -146,32 +160,10 @@ functional! {
     }
 }
 
-functional! {
+models! {
     /// A transformer block (causal self-attention, residual, LayerNormalization) and a shared
     /// cross-attention with a key of its own, a value width and an output width.
-    #[weights("fixtures/infer/attend.safetensors")]
-    pub struct Attend {
-        ids = Input([7], dtype = i32);
-        memory = Input([5, 3]);
-        e = Embedding(20, 6)(ids);
-        a = MultiHeadAttention(num_heads = 2, key_dim = 3, use_causal_mask = true)(e, e);
-        r = Add()([e, a]);
-        n = LayerNormalization()(r);
-        keys = Dense(4)(memory);
-        cross = MultiHeadAttention(num_heads = 3, key_dim = 2, value_dim = 4, output_shape = 5);
-        c = cross(n, memory, keys);
-        d = Dense(8, activation = gelu)(c);
-        p = GlobalAveragePooling1D()(d);
-        out = Dense(3, activation = softmax)(p);
-        Model([ids, memory], out)
-    }
-}
-
-functional! {
-    /// Attend with int8 kernels (the attention projections too).
-    #[weights("fixtures/infer/attend.safetensors", dtype = int8)]
-    #[inference_only]
-    pub struct AttendInt8 {
+    Attend from "fixtures/infer/attend.safetensors", also [AttendInt8 = int8] {
         ids = Input([7], dtype = i32);
         memory = Input([5, 3]);
         e = Embedding(20, 6)(ids);

@@ -562,7 +562,7 @@ fn f16(x: f32) -> u16 {
     sign | (half + up as u32) as u16
 }
 
-/// The bfloat16 bits nearest to `x` (ties to even), as the runtime's `Bf16::from_f32`.
+/// The bfloat16 bits nearest to `x` (ties to even).
 fn bf16(x: f32) -> u16 {
     let bits = x.to_bits();
     if x.is_nan() {

@@ -1,5 +1,5 @@
 //! The inference kernels: slices in, slices out, sizes from the model's static shapes, no
-//! allocation. Weight matrices are read as stored (f32, bf16, or int8 with one scale per output
+//! allocation. Weight matrices are read as stored (f32, bf16, f16, or int8 with one scale per output
 //! channel) and widened to f32 in the multiply, so reduced-precision weights cost no extra pass.
 
 use super::cpu::simd_fn;
@@ -9,18 +9,6 @@ use super::math::{ActKind, sqrt};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(transparent)]
 pub struct Bf16(pub u16);
-
-impl Bf16 {
-    /// The bfloat16 nearest to `x` (ties to even).
-    pub fn from_f32(x: f32) -> Self {
-        let bits = x.to_bits();
-        if x.is_nan() {
-            return Bf16((bits >> 16) as u16 | 0x40);
-        }
-        let round = 0x7fff + ((bits >> 16) & 1);
-        Bf16((bits.wrapping_add(round) >> 16) as u16)
-    }
-}
 
 /// An IEEE half-precision value (binary16).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
