@@ -19,6 +19,7 @@ fn cfg(causal: bool, use_bias: bool) -> AttentionConfig {
         out: 5,
         use_bias,
         causal,
+        attention_mask: false,
         dropout: 0.0,
     }
 }
@@ -91,6 +92,7 @@ fn multi_head_attention_matches_keras() {
                 out: 5,
                 use_bias: true,
                 causal: false,
+                attention_mask: false,
                 dropout: 0.0,
             },
         ),
@@ -108,6 +110,7 @@ fn multi_head_attention_matches_keras() {
                 out: 6,
                 use_bias: true,
                 causal: true,
+                attention_mask: false,
                 dropout: 0.0,
             },
         ),
@@ -125,11 +128,18 @@ fn multi_head_attention_matches_keras() {
                 out: 5,
                 use_bias: false,
                 causal: false,
+                attention_mask: false,
                 dropout: 0.0,
             },
         ),
     ];
-    for (case, c) in cases {
+    let c0 = cases[0].1;
+    let c1 = cases[1].1;
+    let masked = [
+        ("masked_cross", AttentionConfig { attention_mask: true, ..c0 }),
+        ("masked_self_causal", AttentionConfig { attention_mask: true, ..c1 }),
+    ];
+    for (case, c) in cases.into_iter().chain(masked) {
         let f = |k: &str| fixture(&format!("{case}.{k}")).unwrap_or_else(|| panic!("{case}.{k} missing"));
         let mut l = MultiHeadAttention::new(c, &mut rand::rngs::StdRng::seed_from_u64(0));
         let mut names = Vec::new();
@@ -146,6 +156,11 @@ fn multi_head_attention_matches_keras() {
         if let Some(key) = &key {
             xs.push(key);
         }
+        // Keras' attention_mask, the last input: its gradient is zero.
+        let mask = fixture(&format!("{case}.mask"));
+        if let Some(mask) = &mask {
+            xs.push(mask);
+        }
         let mut stream = kiln::Stream::new(0);
         let mut ctx = kiln::Ctx::new(2, true, &mut stream);
         l.forward(&xs, &mut ctx);
@@ -156,6 +171,9 @@ fn multi_head_attention_matches_keras() {
         close(&format!("{case}.dv"), l.input_grad(1), &f("dv"), 1e-5);
         if key.is_some() {
             close(&format!("{case}.dk"), l.input_grad(2), &f("dk"), 1e-5);
+        }
+        if let Some(mask) = &mask {
+            assert_eq!(l.input_grad(xs.len() - 1), &vec![0.0; mask.len()][..]);
         }
         let mut adam = kiln::Adam::new(0.01);
         kiln::Optimizer::begin_step(&mut adam);
@@ -238,4 +256,62 @@ fn attention_dropout() {
     assert_eq!(l.output(), plain.output(), "inference drops nothing");
     l.forward(&[&q, &v, &k], &mut kiln::Ctx::new(n, true, &mut stream));
     assert_ne!(l.output(), plain.output(), "training drops attention weights");
+}
+
+kiln::functional! {
+    /// Keras' `attention_mask` given in the call: which key steps each query step may see.
+    pub struct MaskedBlock {
+        x = Input([5, 4]);
+        m = Input([5, 5]);
+        h = Dense(6)(x);
+        a = MultiHeadAttention(num_heads = 2, key_dim = 3)(h, h, attention_mask = m);
+        s = Add()([h, a]);
+        f = Flatten()(s);
+        out = Dense(2)(f);
+        Model([x, m], out)
+    }
+}
+
+kiln::functional! {
+    /// The same block with no mask.
+    pub struct PlainBlock {
+        x = Input([5, 4]);
+        h = Dense(6)(x);
+        a = MultiHeadAttention(num_heads = 2, key_dim = 3)(h, h);
+        s = Add()([h, a]);
+        f = Flatten()(s);
+        out = Dense(2)(f);
+        Model(x, out)
+    }
+}
+
+#[test]
+fn an_attention_mask_in_the_call_masks_and_has_correct_gradients() {
+    use kiln::ndarray::Array3;
+    use kiln::prelude::*;
+    let x = data(3 * 5 * 4, 5);
+    // Each query step sees itself and the steps two apart; sample 2 a banded pattern.
+    let mask: Vec<f32> = (0..3 * 25).map(|c| ((c % 25 / 5 + c % 5 + c / 25) % 2 == 0) as u8 as f32).collect();
+    let mut m = MaskedBlock::new();
+    kiln::testing::check_model(&mut m, &[&x, &mask], 3, 16, 3e-3).unwrap();
+    // With every step allowed, the mask changes nothing.
+    let mut plain = PlainBlock::new();
+    let mut values = Vec::new();
+    kiln::Model::visit_weights(&m, &mut |_, p| values.push(p.value.clone()));
+    let mut next = values.into_iter();
+    kiln::Model::visit_weights_mut(&mut plain, &mut |p| p.value = next.next().unwrap());
+    let xs = Array3::from_shape_vec((3, 5, 4), x.clone()).unwrap();
+    let ones = Array3::from_elem((3, 5, 5), 1.0f32);
+    let (a, b) = (m.predict((&xs, &ones)).unwrap(), plain.predict(&xs).unwrap());
+    assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-6), "{a} vs {b}");
+    // A key step no query may see does not move the output.
+    let mut hide = Array3::from_elem((3, 5, 5), 1.0f32);
+    hide.slice_mut(kiln::ndarray::s![.., .., 4]).fill(0.0);
+    let before = m.predict((&xs, &hide)).unwrap();
+    let mut moved = xs.clone();
+    moved.slice_mut(kiln::ndarray::s![.., 4, ..]).mapv_inplace(|v| v * 3.0 - 1.0);
+    let after = m.predict((&moved, &hide)).unwrap();
+    assert!(before.iter().zip(&after).any(|(a, b)| a != b), "the step still feeds its own row and the residual");
+    let bad = Array3::from_elem((3, 5, 4), 1.0f32);
+    assert!(m.predict((&xs, &bad)).is_err(), "a mask of the wrong shape is an error");
 }

@@ -201,6 +201,35 @@ functional! {
     }
 }
 
+functional! {
+    /// Keras' `return_state` through infer: each sample's output and final states, under a mask.
+    #[weights("fixtures/infer/states.safetensors")]
+    pub struct Stated {
+        ids = Input([8], dtype = i32);
+        e = Embedding(12, 4, mask_zero = true)(ids);
+        (seq, h, c) = LSTM(5, return_sequences = true, return_state = true)(e);
+        (last, s) = GRU(3, return_state = true, go_backwards = true)(seq);
+        hc = Concatenate()([h, c, last, s]);
+        out = Dense(2, activation = softmax)(hc);
+        Model(ids, out)
+    }
+}
+
+functional! {
+    /// Keras' `attention_mask` through infer: which key steps each query step may see.
+    #[weights("fixtures/infer/looked.safetensors")]
+    pub struct Looked {
+        ids = Input([6], dtype = i32);
+        allowed = Input([6, 6]);
+        e = Embedding(10, 8)(ids);
+        a = MultiHeadAttention(num_heads = 2, key_dim = 4)(e, e, attention_mask = allowed);
+        s = Add()([e, a]);
+        p = GlobalAveragePooling1D()(s);
+        out = Dense(2, activation = softmax)(p);
+        Model([ids, allowed], out)
+    }
+}
+
 /// Inputs with a fixed seed, in [-1, 1).
 fn noise(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
@@ -250,6 +279,22 @@ fn regenerate_fixtures() {
     mixed.compile("binary_crossentropy", "adam", &[]).unwrap();
     mixed.fit((&ids, &series), &y, quiet()).unwrap();
     mixed.save_weights(format!("{dir}/mixed.safetensors")).unwrap();
+
+    let mut stated = Stated::with_seed(11);
+    let ids =
+        Array2::from_shape_fn((64, 8), |(i, t)| if t < 8 - i % 5 { 1 + ((i * 7 + t * 3) % 11) as i32 } else { 0 });
+    let y = Array2::from_shape_fn((64, 1), |(i, _)| (i % 2) as f32);
+    stated.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    stated.fit(&ids, &y, quiet()).unwrap();
+    stated.save_weights(format!("{dir}/states.safetensors")).unwrap();
+
+    let mut looked = Looked::with_seed(12);
+    let ids = Array2::from_shape_fn((64, 6), |(i, t)| ((i * 5 + t * 3) % 10) as i32);
+    let allowed = Array3::from_shape_fn((64, 6, 6), |(i, r, c)| ((c <= r + i % 3) as u8) as f32);
+    let y = Array2::from_shape_fn((64, 1), |(i, _)| (i % 2) as f32);
+    looked.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    looked.fit((&ids, &allowed), &y, quiet()).unwrap();
+    looked.save_weights(format!("{dir}/looked.safetensors")).unwrap();
 
     let mut attend = Attend::with_seed(10);
     let ids =
@@ -426,6 +471,36 @@ fn masks_infer_as_predict_does() {
         let x: [f32; 24] =
             series.slice(kiln::ndarray::s![i, .., ..]).iter().copied().collect::<Vec<_>>().try_into().unwrap();
         assert_matches("masked", &Masked::infer(&id, &x).unwrap(), want.row(i).as_slice().unwrap());
+    }
+}
+
+#[test]
+fn final_states_infer_as_predict_does() {
+    let mut m = Stated::embedded();
+    let (ids, _) = padded(14, 50);
+    let want = m.predict(&ids).unwrap();
+    for i in 0..14 {
+        let id: [i32; 8] = ids.row(i).to_vec().try_into().unwrap();
+        assert_matches("states", &Stated::infer(&id).unwrap(), want.row(i).as_slice().unwrap());
+    }
+}
+
+#[test]
+fn an_attention_mask_infers_as_predict_does() {
+    let mut m = Looked::embedded();
+    // Random masks, one query row of sample 0 seeing nothing.
+    let ids = Array2::from_shape_fn((6, 6), |(i, t)| ((i * 7 + t * 2) % 10) as i32);
+    let coins = noise(6 * 36, 60);
+    let allowed = Array3::from_shape_fn((6, 6, 6), |(i, r, c)| {
+        let v = (coins[(i * 6 + r) * 6 + c] > -0.2) as u8 as f32;
+        if i == 0 && r == 2 { 0.0 } else { v }
+    });
+    let want = m.predict((&ids, &allowed)).unwrap();
+    for i in 0..6 {
+        let id: [i32; 6] = ids.row(i).to_vec().try_into().unwrap();
+        let mask: [f32; 36] =
+            allowed.slice(kiln::ndarray::s![i, .., ..]).iter().copied().collect::<Vec<_>>().try_into().unwrap();
+        assert_matches("looked", &Looked::infer(&id, &mask).unwrap(), want.row(i).as_slice().unwrap());
     }
 }
 

@@ -17,6 +17,7 @@ fn config(cell: Cell, return_sequences: bool, go_backwards: bool) -> RecurrentCo
         recurrent_activation: Gate::Sigmoid,
         use_bias: true,
         return_sequences,
+        return_state: false,
         go_backwards,
         dropout: 0.0,
         recurrent_dropout: 0.0,
@@ -147,6 +148,40 @@ fn recurrent_layers_match_keras() {
         let cfg = RecurrentConfig { steps: 5, units: 4, ..config(cell, seq, back) };
         let layer = Recurrent::new(cfg, &mut rand::rngs::StdRng::seed_from_u64(0));
         keras_case(case, layer, &fixture(&format!("{case}.x")), 2);
+    }
+}
+
+/// `return_state`: each sample's output, then its final state (and an LSTM's cell), against
+/// Keras' `[out, h, c]` packed the same way.
+#[test]
+fn final_states_match_keras() {
+    let cases = [
+        ("simple_state_seq", Cell::Simple, true, false),
+        ("lstm_state", Cell::Lstm, false, false),
+        ("lstm_state_seq_back", Cell::Lstm, true, true),
+        ("gru_state_seq", Cell::Gru { reset_after: true }, true, false),
+        ("gru_v1_state", Cell::Gru { reset_after: false }, false, false),
+    ];
+    for (case, cell, seq, back) in cases {
+        let cfg = RecurrentConfig { steps: 5, units: 4, return_state: true, ..config(cell, seq, back) };
+        let layer = Recurrent::new(cfg, &mut rand::rngs::StdRng::seed_from_u64(0));
+        keras_case(case, layer, &fixture(&format!("{case}.x")), 2);
+    }
+}
+
+#[test]
+fn final_state_gradients_match_finite_differences() {
+    let n = 3;
+    let x: Vec<f32> = (0..n * 4 * 3).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+    for cell in CELLS {
+        for (seq, back) in [(false, false), (true, true)] {
+            let cfg = RecurrentConfig { return_state: true, ..config(cell, seq, back) };
+            let mut l = Recurrent::new(cfg, &mut rand::rngs::StdRng::seed_from_u64(5));
+            let per = (if seq { 4 } else { 1 } + if cell == Cell::Lstm { 2 } else { 1 }) * 5;
+            assert_eq!(cfg.output_len(), per);
+            kiln::testing::check_layer(&mut l, &[&x], n, 12, 3e-3)
+                .unwrap_or_else(|e| panic!("{cell:?} return_sequences={seq} go_backwards={back}:\n{e}"));
+        }
     }
 }
 

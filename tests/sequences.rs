@@ -389,3 +389,80 @@ fn bidirectional_fields_have_correct_gradients() {
     BidirectionalFields::new().visit_weights(&mut |n, _| names.push(n.to_string()));
     assert!(names.contains(&"lstm.backward_recurrent_kernel".to_string()), "{names:?}");
 }
+
+functional! {
+    /// Keras' `return_state`: every recurrent layer's final states bound by name, used beside
+    /// (and instead of) its output; `_` leaves one out.
+    pub struct States {
+        x = Input([5, 3]);
+        (seq, h, c) = LSTM(4, return_sequences = true, return_state = true)(x);
+        (g, s) = GRU(3, return_state = true)(seq);
+        (_, r) = SimpleRNN(2, return_state = true, go_backwards = true)(seq);
+        hc = Concatenate()([h, c, s, r]);
+        out = Dense(2)(hc);
+        Model(x, [out, g])
+    }
+}
+
+#[test]
+fn final_states_have_correct_gradients_in_a_model() {
+    let x: Vec<f32> = (0..3 * 15).map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0).collect();
+    let mut m = States::new();
+    kiln::testing::check_model(&mut m, &[&x], 3, 10, 3e-3).unwrap();
+}
+
+#[test]
+fn final_states_are_the_last_output_and_show_in_the_summary() {
+    let mut m = States::new();
+    let x = kiln::ndarray::Array3::from_shape_fn((2, 5, 3), |(i, t, f)| ((i + 2 * t + 3 * f) as f32 / 7.0).sin());
+    let (out, g) = m.predict(&x).unwrap();
+    assert_eq!((out.shape(), g.shape()), (&[2, 2][..], &[2, 3][..]));
+    // A GRU's final state is its last output.
+    let whole = kiln::Layer::output(&m.lstm);
+    assert_eq!(whole.len(), 2 * (5 + 2) * 4);
+    for i in 0..2 {
+        let row = &whole[i * 28..(i + 1) * 28];
+        assert_eq!(&row[16..20], &row[20..24], "h is the last step of the sequence");
+    }
+    let summary = m.summary_string();
+    assert!(summary.contains("lstm (LSTM)"), "{summary}");
+    assert!(summary.contains("[(None, 5, 4), (None, 4), (None, 4)]"), "{summary}");
+    assert!(summary.contains("[(None, 3), (None, 3)]"), "{summary}");
+    assert!(summary.contains("lstm[0][1]") && summary.contains("lstm[0][2]"), "{summary}");
+    assert!(summary.contains("simple_rnn[0][1]") && !summary.contains("simple_rnn[0][0]"), "{summary}");
+    assert!(!summary.contains("output_"), "the parts are not rows of their own:\n{summary}");
+    let dot = std::env::temp_dir().join(format!("kiln-states-{}.dot", std::process::id()));
+    kiln::plot_model(&m, &dot, &kiln::PlotOptions { show_shapes: true, ..kiln::PlotOptions::default() }).unwrap();
+    let dot = std::fs::read_to_string(dot).unwrap();
+    assert!(dot.contains("Output shape: [(None, 5, 4), (None, 4), (None, 4)]"), "{dot}");
+    assert!(dot.contains("Input shape: [(None, 4), (None, 4), (None, 3), (None, 2)]"), "{dot}");
+    assert_eq!(
+        dot.matches(" -> ").count(),
+        7,
+        "x→lstm, lstm→gru, lstm→simple_rnn, three into concatenate, dense:\n{dot}"
+    );
+}
+
+functional! {
+    /// Masked steps leave the final state where the last real step put it, as in Keras.
+    pub struct MaskedStates {
+        ids = Input([6], dtype = i32);
+        e = Embedding(5, 3, mask_zero = true)(ids);
+        (last, h, c) = LSTM(4, return_state = true)(e);
+        both = Concatenate()([last, h, c]);
+        out = Dense(1)(both);
+        Model(ids, out)
+    }
+}
+
+#[test]
+fn masked_final_states_have_correct_gradients() {
+    let ids: Vec<f32> = [1, 2, 3, 0, 0, 0, 4, 1, 2, 3, 4, 0, 2, 0, 0, 0, 0, 0].iter().map(|&v| v as f32).collect();
+    let mut m = MaskedStates::new();
+    kiln::testing::check_model(&mut m, &[&ids], 3, 10, 3e-3).unwrap();
+    let out = kiln::Layer::output(&m.lstm);
+    for i in 0..3 {
+        let row = &out[i * 12..(i + 1) * 12];
+        assert_eq!(&row[..4], &row[4..8], "the final state is the last output under a mask");
+    }
+}

@@ -91,3 +91,46 @@ line("embedding.dembeddings", g)
 opt = keras.optimizers.Adam(0.01)
 opt.apply_gradients([(g, layer.embeddings)])
 line("embedding.adam.embeddings", layer.embeddings.numpy())
+
+# return_state: the outputs [out, h(, c)] packed per sample as kiln lays them out (each sample's
+# output, then its final states), with `dy` packed the same way; the total is sum(part · dy_part).
+STATE_CASES = [
+    ("simple_state_seq", lambda: keras.layers.SimpleRNN(4, return_sequences=True, return_state=True)),
+    ("lstm_state", lambda: keras.layers.LSTM(4, return_state=True)),
+    ("lstm_state_seq_back", lambda: keras.layers.LSTM(
+        4, return_sequences=True, return_state=True, go_backwards=True)),
+    ("gru_state_seq", lambda: keras.layers.GRU(4, return_sequences=True, return_state=True)),
+    ("gru_v1_state", lambda: keras.layers.GRU(4, reset_after=False, return_state=True)),
+]
+
+
+def packed(parts):
+    return np.concatenate([np.reshape(p, (p.shape[0], -1)) for p in parts], axis=1)
+
+
+for name, make in STATE_CASES:
+    layer = make()
+    x = rng.normal(0, 1, (2, 5, 3)).astype("float32")
+    layer.build(x.shape)
+    weights = [rng.normal(0, 0.5, w.shape).astype("float32") for w in layer.get_weights()]
+    layer.set_weights(weights)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        outs = layer(xt)
+        dys = [tf.constant(rng.normal(0, 1, o.shape).astype("float32")) for o in outs]
+        total = tf.add_n([tf.reduce_sum(o * d) for o, d in zip(outs, dys)])
+    grads = tape.gradient(total, [xt] + layer.trainable_weights)
+    names = weight_names(layer)
+    line(f"{name}.x", x)
+    line(f"{name}.dy", packed([d.numpy() for d in dys]))
+    for n, v in zip(names, weights):
+        line(f"{name}.{n}", v)
+    line(f"{name}.out", packed([o.numpy() for o in outs]))
+    line(f"{name}.dx", grads[0])
+    for n, g in zip(names, grads[1:]):
+        line(f"{name}.d{n}", g)
+    opt = keras.optimizers.Adam(0.01)
+    opt.apply_gradients(zip(grads[1:], layer.trainable_weights))
+    for n, w in zip(names, layer.trainable_weights):
+        line(f"{name}.adam.{n}", w.numpy())

@@ -172,6 +172,7 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
             name: #key,
             kind: <#ty as #rt::Shaped>::KIND,
             output_shape: #rt::field_shape(Self::__KILN_SHAPES, #key, &[<#ty as #rt::Shaped>::OUT]),
+            outputs: &[],
             params: #field_params,
             connected: &[],
             activation: <#ty as #rt::Shaped>::ACT.name(),

@@ -42,6 +42,10 @@ pub fn infer(model: &mut Model) -> Result<(), syn::Error> {
             );
             continue;
         }
+        if let Some(msg) = several_error(model, i) {
+            errors.over(&model.nodes[i].tokens, msg);
+            continue;
+        }
         if let Some(msg) = mask_error(model, i) {
             errors.over(&model.nodes[i].tokens, msg);
             continue;
@@ -58,6 +62,29 @@ pub fn infer(model: &mut Model) -> Result<(), syn::Error> {
     }
     check_graph(model, &mut errors);
     errors.finish()
+}
+
+/// A layer of several outputs (`return_state`) is read only through its parts, which
+/// `functional!` binds to names.
+fn several_error(model: &Model, node: usize) -> Option<String> {
+    if model.layer_of(node)?.kind.part_index().is_some() {
+        return None;
+    }
+    model.nodes[node].inputs.iter().find_map(|&j| {
+        let l = model.layer_of(j)?;
+        let names = l.kind.outputs()?;
+        Some(if model.functional {
+            crate::parse::functional::several_values(l.kind.class(), names)
+        } else {
+            format!(
+                "{}(.., return_state = true) gives {} values ({}), and a Sequential model passes one value from \
+                 layer to layer: write the model with functional! and bind each",
+                l.kind.class(),
+                names.len(),
+                names.join(", ")
+            )
+        })
+    })
 }
 
 /// Token ids (an input declared `dtype = i32`) go to the layers that read ids (Embedding), and
@@ -141,6 +168,9 @@ pub fn check_graph(model: &Model, errors: &mut Errors) {
                 errors.over(&node.tokens, format!("input `{}` is not used by any output", model.inputs[k].0))
             }
             // Report where a dead branch ends, not every node along it.
+            Op::Apply(_) if !consumed[i] && model.layer_of(i).is_some_and(|l| l.kind.part_index().is_some()) => {
+                errors.over(&node.tokens, "this output does not reach any model output: use it, or bind it to `_`")
+            }
             Op::Apply(_) if !consumed[i] => {
                 errors.over(&node.tokens, "this value does not reach any output: use it or remove it")
             }
@@ -153,6 +183,11 @@ pub fn check_graph(model: &Model, errors: &mut Errors) {
         }
     }
     for &o in &model.outputs {
+        if let Some(l) = model.layer_of(o)
+            && let Some(names) = l.kind.outputs()
+        {
+            errors.over(&model.nodes[o].tokens, crate::parse::functional::several_values(l.kind.class(), names));
+        }
         if model.layer_of(model.resolve(o)).is_none() {
             errors.over(&model.nodes[o].tokens, "an output must be computed by a layer, not be a model input");
         }

@@ -124,6 +124,13 @@ pub enum Static {
         cfg: TokenStream,
         work: usize,
         bias: bool,
+        /// Keras' `attention_mask`, the last input.
+        mask: bool,
+    },
+    /// One of a layer's several outputs (`return_state`): `len` values from `start`.
+    Take {
+        start: usize,
+        len: usize,
     },
     /// The inner layer on each of `steps` steps (its weights named as the wrapper's).
     TimeDistributed {
@@ -672,6 +679,7 @@ impl Caller<'_> {
         let split = quote!(let (__out, __work) = __out.split_at_mut(#out_len););
         Some(match st {
             Static::Identity => return None,
+            Static::Take { start, len } => quote!(__out.copy_from_slice(&(#x)[#start..#start + #len])),
             Static::Dense { units, act: a } => {
                 let k = self.kernel("kernel", *units, Some(in_last));
                 let (b, a) = (self.opt("bias", true), act(a));
@@ -771,7 +779,7 @@ impl Caller<'_> {
                     ::kiln::infer::bidirectional(#x, (#f, #b), &#cfg, ::kiln::infer::MergeMode::#mode, #m0, __work, __out)
                 })
             }
-            Static::Attention { cfg, bias, .. } => {
+            Static::Attention { cfg, bias, mask, .. } => {
                 let names = ["query", "key", "value", "attention_output"];
                 let kernels = names.map(|n| {
                     let name = format!("{n}_kernel");
@@ -780,11 +788,19 @@ impl Caller<'_> {
                     self.kernel(&name, cols, Some(rows))
                 });
                 let biases = names.map(|n| self.opt(&format!("{n}_bias"), *bias));
-                let (value, key) = (&ins[1], ins.get(2).unwrap_or(&ins[1]));
+                let data = &ins[..ins.len() - usize::from(*mask)];
+                let (value, key) = (&data[1], data.get(2).unwrap_or(&data[1]));
+                let none = quote!(::core::option::Option::None);
+                let explicit = match (mask, ins.last()) {
+                    (true, Some(m)) => quote!(::core::option::Option::Some(#m)),
+                    _ => none.clone(),
+                };
+                // The third step mask is the key's; without a key the third input is the mask.
+                let m2 = if data.len() == 3 { m2.clone() } else { none };
                 quote!({
                     #split
                     let __w = ::kiln::infer::AttentionWeights { kernels: [#(#kernels),*], biases: [#(#biases),*] };
-                    ::kiln::infer::attention((#x, #value, #key), &__w, &#cfg, [#m0, #m1, #m2], __work, __out)
+                    ::kiln::infer::attention((#x, #value, #key), &__w, &#cfg, [#m0, #m1, #m2, #explicit], __work, __out)
                 })
             }
             Static::TimeDistributed { inner, steps } => {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::summary::{LayerInfo, shape};
+use crate::summary::{LayerInfo, output_k, shape, shapes};
 use crate::train::History;
 
 /// The font text is drawn with in PNG output.
@@ -101,12 +101,16 @@ fn graph(
     let mut ends: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
     for (i, l) in layers.iter().enumerate() {
         let inputs: Vec<String> = if l.connected.is_empty() {
-            base.iter().filter(|e| e.1 == i).map(|e| shape(layers[e.0].output_shape)).collect()
+            base.iter().filter(|e| e.1 == i).map(|e| shapes(&layers[e.0])).collect()
         } else {
             l.connected
                 .iter()
-                .filter_map(|c| layers.iter().find(|x| Some(x.name) == c.split('[').next()))
-                .map(|x| shape(x.output_shape))
+                .filter_map(|c| {
+                    let x = layers.iter().find(|x| Some(x.name) == c.split('[').next())?;
+                    // `lstm[0][1]`: the layer's output 1.
+                    let k = c.rsplit('[').next().and_then(|k| k.trim_end_matches(']').parse().ok()).unwrap_or(0);
+                    Some(shape(output_k(x, k)))
+                })
                 .collect()
         };
         let name = format!("{prefix}{}", l.name);
@@ -162,7 +166,7 @@ pub fn to_dot<M: Model>(m: &M, opts: &PlotOptions) -> String {
                 _ => format!("[{}]", d.inputs.join(", ")),
             };
             parts.push(escape_dot(&format!("Input shape: {input}")));
-            parts.push(escape_dot(&format!("Output shape: {}", shape(l.output_shape))));
+            parts.push(escape_dot(&format!("Output shape: {}", shapes(l))));
         }
         if opts.show_dtype {
             parts.push("dtype: float32".into());

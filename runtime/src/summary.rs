@@ -9,8 +9,11 @@ pub struct LayerInfo {
     pub name: &'static str,
     /// Its Keras class (`Dense`, `Flatten`).
     pub kind: &'static str,
-    /// Shape of one output sample.
+    /// Shape of one output sample (the first output's, for a layer of several).
     pub output_shape: &'static [usize],
+    /// For a layer of several outputs (a recurrent layer's `return_state`), each one's shape;
+    /// empty otherwise.
+    pub outputs: &'static [&'static [usize]],
     /// Number of parameter values.
     pub params: usize,
     /// The layers it reads, as Keras' `Connected to` column writes them (`dense[0][0]`);
@@ -60,6 +63,19 @@ fn bytes(params: usize) -> String {
     format!("{v:.2} {unit}")
 }
 
+/// A layer's output shape as Keras prints it, a list for a layer of several outputs.
+pub(crate) fn shapes(l: &LayerInfo) -> String {
+    match l.outputs {
+        [] => shape(l.output_shape),
+        all => format!("[{}]", all.iter().map(|s| shape(s)).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// Output `k` of a layer's, as a `Connected to` entry names it (`lstm[0][1]`).
+pub(crate) fn output_k(l: &LayerInfo, k: usize) -> &'static [usize] {
+    l.outputs.get(k).copied().unwrap_or(l.output_shape)
+}
+
 pub(crate) fn shape(s: &[usize]) -> String {
     let mut out = String::from("(None");
     for d in s {
@@ -101,7 +117,7 @@ pub(crate) fn render<M: Model>(m: &M, expand_nested: bool) -> String {
             let marker = if depth == 0 { String::new() } else { format!("{}└ ", "  ".repeat(depth - 1)) };
             let mut row = vec![
                 vec![format!("{marker}{} ({})", l.name, l.kind)],
-                vec![shape(l.output_shape)],
+                vec![shapes(l)],
                 vec![thousands(l.params)],
             ];
             if functional {

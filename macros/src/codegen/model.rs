@@ -357,21 +357,34 @@ fn layer_infos(model: &Model) -> Vec<TokenStream> {
     if model.functional {
         for (name, node) in &model.inputs {
             let s = shape(&model.nodes[*node].output_shape);
-            rows.push(quote!(#rt::LayerInfo { name: #name, kind: "InputLayer", output_shape: #s, params: 0, connected: &[], activation: "", nested: &[] },));
+            rows.push(quote!(#rt::LayerInfo { name: #name, kind: "InputLayer", output_shape: #s, outputs: &[], params: 0, connected: &[], activation: "", nested: &[] },));
         }
     }
     // Layers in the order their first use computes (Keras lists a model's layers topologically).
-    let mut order: Vec<&LayerDef> = model.layers.iter().collect();
+    // The parts of a layer's several outputs show on the layer's row.
+    let mut order: Vec<&LayerDef> = model.layers.iter().filter(|l| l.kind.part_index().is_none()).collect();
     order.sort_by_key(|l| l.apps[0]);
     for l in order {
         let first = &model.nodes[l.apps[0]];
-        let (name, kind, s) = (l.name.to_string(), l.kind.summary_kind(), shape(&first.output_shape));
+        let (name, kind) = (l.name.to_string(), l.kind.summary_kind());
+        let split = l.kind.split(&first.output_shape);
+        let s = shape(&split[0]);
+        let outputs = match l.kind.outputs() {
+            Some(_) => split.iter().map(|p| shape(p)).collect(),
+            None => vec![],
+        };
         let params = l.kind.param_count(&first.input_shapes);
         let connected: Vec<String> = if model.functional {
             l.apps
                 .iter()
                 .flat_map(|&a| model.nodes[a].inputs.iter())
                 .map(|&j| match model.layer_of(j) {
+                    // One of a layer's several outputs: `lstm[0][1]`.
+                    Some(part) if part.kind.part_index().is_some() => {
+                        let owner = model.nodes[j].inputs[0];
+                        let k = part.kind.part_index().unwrap_or(0);
+                        format!("{}[{}][{k}]", model.output_name(owner), model.app_index(owner))
+                    }
                     Some(src) => format!("{}[{}][0]", src.name, model.app_index(j)),
                     None => format!("{}[0][0]", model.output_name(j)),
                 })
@@ -381,7 +394,7 @@ fn layer_infos(model: &Model) -> Vec<TokenStream> {
         };
         let activation = l.kind.activation().unwrap_or("");
         rows.push(quote!(#rt::LayerInfo {
-            name: #name, kind: #kind, output_shape: #s, params: #params, connected: &[#(#connected),*], activation: #activation, nested: &[]
+            name: #name, kind: #kind, output_shape: #s, outputs: &[#(#outputs),*], params: #params, connected: &[#(#connected),*], activation: #activation, nested: &[]
         },));
     }
     rows

@@ -1,7 +1,9 @@
 //! `MultiHeadAttention(num_heads, key_dim, value_dim = key_dim, use_bias = true, output_shape =
 //! query width, use_causal_mask = false)` applied as `mha(query, value)` or `mha(query, value,
 //! key)` to sequences `[T, D]`: `[Tq, output_shape]`. kiln takes `use_causal_mask` when the
-//! layer is defined (Keras takes it per call); its value is static either way.
+//! layer is defined (Keras takes it per call); its value is static either way. Keras'
+//! `attention_mask = m` (`[Tq, Tv]` per sample, 0 where a query step may not attend to a key
+//! step) is given in the call, `mha(q, v, attention_mask = m)`, and becomes the last input.
 
 use std::rc::Rc;
 
@@ -26,6 +28,8 @@ struct Attention {
     output: Option<usize>,
     causal: bool,
     dropout: f32,
+    /// Applied with an `attention_mask`, its last input.
+    mask_input: bool,
 }
 
 fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
@@ -65,12 +69,18 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
         output: output?,
         causal: causal?,
         dropout,
+        mask_input: false,
     }))
 }
 
 impl Attention {
     fn out(&self, query: &[usize]) -> usize {
         self.output.unwrap_or(query[1])
+    }
+
+    /// The query, value and key inputs, without the attention mask.
+    fn data<'a, T>(&self, ins: &'a [T]) -> &'a [T] {
+        &ins[..ins.len() - usize::from(self.mask_input && !ins.is_empty())]
     }
 }
 
@@ -79,7 +89,16 @@ impl Spec for Attention {
         true
     }
 
+    fn with_mask_input(&self) -> Option<Rc<dyn Spec>> {
+        Some(Rc::new(Attention { mask_input: true, ..*self }))
+    }
+
+    fn has_mask_input(&self) -> bool {
+        self.mask_input
+    }
+
     fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        let ins = self.data(ins);
         let (&[tq, fq], &[tv, fv]) = (&ins.first()?[..], &ins.get(1)?[..]) else { return None };
         let fk = ins.get(2).map_or(fv, |k| k[1]);
         let (h, kd, vd, out, causal) = (self.heads, self.key_dim, self.value_dim, self.out(&ins[0]), self.causal);
@@ -94,7 +113,7 @@ impl Spec for Attention {
             causal: #causal,
         });
         let work = tq * h * kd + tv * h * (kd + vd) + tv + tq * h * vd;
-        Some(crate::ship::Static::Attention { cfg, work, bias: self.use_bias })
+        Some(crate::ship::Static::Attention { cfg, work, bias: self.use_bias, mask: self.mask_input })
     }
 
     fn uses_mask(&self) -> bool {
@@ -114,6 +133,10 @@ impl Spec for Attention {
     }
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let (all, ins) = (ins, self.data(ins));
+        if ins.len() < 2 {
+            return Err("MultiHeadAttention takes (query, value) or (query, value, key)".into());
+        }
         if ins.len() > 3 {
             return Err(format!(
                 "MultiHeadAttention takes (query, value) or (query, value, key), got {} inputs",
@@ -144,6 +167,16 @@ impl Spec for Attention {
                 show(&ins[1])
             ));
         }
+        if self.mask_input {
+            let (m, want) = (&all[all.len() - 1], [ins[0][0], ins[1][0]]);
+            if m[..] != want {
+                return Err(format!(
+                    "MultiHeadAttention's attention_mask is [query steps, value steps] = {} per sample, got {}",
+                    show(&want),
+                    show(m)
+                ));
+            }
+        }
         Ok(vec![ins[0][0], self.out(&ins[0])])
     }
 
@@ -154,21 +187,23 @@ impl Spec for Attention {
 
     fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
         let rt = rt();
+        let ins = self.data(ins);
         let (tq, dq, tv, dv) = (&ins[0][0], &ins[0][1], &ins[1][0], &ins[1][1]);
         let dk = ins.get(2).map_or(dv, |k| &k[1]);
-        let (h, kd, vd, bias, causal, drop) =
-            (self.heads, self.key_dim, self.value_dim, self.use_bias, self.causal, self.dropout);
+        let (h, kd, vd, bias, causal, drop, mask) =
+            (self.heads, self.key_dim, self.value_dim, self.use_bias, self.causal, self.dropout, self.mask_input);
         let out = self.output.map_or_else(|| quote!(#dq), |o| quote!(#o));
         quote!(#rt::MultiHeadAttention::new(
             #rt::AttentionConfig {
                 tq: #tq, dq: #dq, tv: #tv, dv: #dv, dk: #dk, heads: #h, key_dim: #kd, value_dim: #vd,
-                out: #out, use_bias: #bias, causal: #causal, dropout: #drop,
+                out: #out, use_bias: #bias, causal: #causal, attention_mask: #mask, dropout: #drop,
             },
             &mut rng,
         ))
     }
 
     fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        let ins = self.data(ins);
         let (dq, dv) = (ins.first()?.get(1).copied()?, ins.get(1)?.get(1).copied()?);
         let dk = ins.get(2).and_then(|k| k.get(1).copied()).unwrap_or(dv);
         let (h, kd, vd, out) = (self.heads, self.key_dim, self.value_dim, self.out(&ins[0]));

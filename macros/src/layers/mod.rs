@@ -26,6 +26,7 @@ mod leaky_relu;
 mod merge;
 mod noise;
 mod norm;
+mod part;
 mod recurrent;
 mod resample;
 mod view;
@@ -52,6 +53,7 @@ use crate::parse::{Errors, Value, suggestion};
 pub use activation::{Act, Activation};
 pub use custom::Field;
 pub use merge::{concatenate, dot, elementwise};
+pub use part::part;
 pub use view::flatten;
 
 /// One dimension in generated code: a literal (`16usize`) or, in a `#[kiln::model]` struct, a
@@ -138,6 +140,35 @@ pub trait Spec {
 
     /// For a recurrent layer (what Bidirectional wraps): its units.
     fn recurrent(&self) -> Option<usize> {
+        None
+    }
+
+    /// Its outputs, when it has several (a recurrent layer's `return_state`): their names, in
+    /// Keras' order, for messages. A layer of several outputs computes them one after the other
+    /// in each sample's values; `functional!` binds each to a [`part`] that reads it.
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    /// For a layer of several outputs, their shapes, split from its output shape.
+    fn split(&self, out: &[usize]) -> Vec<Vec<usize>> {
+        vec![out.to_vec()]
+    }
+
+    /// The same layer applied with Keras' `attention_mask = m` in its call (the mask then its
+    /// last input); `None` for a layer that takes none.
+    fn with_mask_input(&self) -> Option<Rc<dyn Spec>> {
+        None
+    }
+
+    /// Whether it was applied with an `attention_mask`.
+    fn has_mask_input(&self) -> bool {
+        false
+    }
+
+    /// For one of a layer's several outputs: which one (hidden from the summary and plots, where
+    /// the layer shows every output).
+    fn part_index(&self) -> Option<usize> {
         None
     }
 

@@ -39,6 +39,7 @@ struct Recurrent {
     recurrent_activation: (&'static str, &'static str),
     use_bias: bool,
     return_sequences: bool,
+    return_state: bool,
     go_backwards: bool,
     dropout: f32,
     recurrent_dropout: f32,
@@ -110,17 +111,14 @@ fn build(cell: Cell, args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec
     let recurrent_activation = gate(args, "recurrent_activation", "sigmoid", errors);
     let use_bias = args.boolean("use_bias", true, errors);
     let return_sequences = args.boolean("return_sequences", false, errors);
+    let return_state = args.boolean("return_state", false, errors);
     let go_backwards = args.boolean("go_backwards", false, errors);
     let mut ok = true;
     // Options kiln does not have yet are refused, never ignored.
-    for (key, what) in
-        [("return_state", "return_state = true (the final state as extra outputs)"), ("stateful", "stateful = true")]
-    {
-        if args.boolean(key, false, errors)? {
-            let span = args.get(key).map(Value::span).unwrap_or_else(proc_macro2::Span::call_site);
-            errors.at(span, format!("kiln's {class} does not support {what} yet"));
-            ok = false;
-        }
+    if args.boolean("stateful", false, errors)? {
+        let span = args.get("stateful").map(Value::span).unwrap_or_else(proc_macro2::Span::call_site);
+        errors.at(span, format!("kiln's {class} does not support stateful = true yet"));
+        ok = false;
     }
     let dropout = args.number("dropout", 0.0, (|v| (0.0..1.0).contains(&v), "in [0, 1)"), errors);
     let recurrent_dropout = args.number("recurrent_dropout", 0.0, (|v| (0.0..1.0).contains(&v), "in [0, 1)"), errors);
@@ -139,6 +137,7 @@ fn build(cell: Cell, args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec
         recurrent_activation: recurrent_activation?,
         use_bias: use_bias?,
         return_sequences: return_sequences?,
+        return_state: return_state?,
         go_backwards: go_backwards?,
         dropout: dropout? as f32,
         recurrent_dropout: recurrent_dropout? as f32,
@@ -167,8 +166,11 @@ impl Spec for Recurrent {
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
         let class = self.class();
+        // With return_state, each sample's outputs one after the other: [(T or 1) + states, U].
+        let states = self.outputs().map_or(0, |o| o.len() - 1);
         match ins[0][..] {
-            [t, _] if self.return_sequences => Ok(vec![t, self.units]),
+            [t, _] if self.return_sequences => Ok(vec![t + states, self.units]),
+            [_, _] if states > 0 => Ok(vec![1 + states, self.units]),
             [_, _] => Ok(vec![self.units]),
             _ => Err(format!(
                 "{class} reads a sequence: it expects an input of shape [timesteps, features] per sample, got {} \
@@ -194,7 +196,7 @@ impl Spec for Recurrent {
             Cell::Gru { reset_after } => quote!(#rt::Cell::Gru { reset_after: #reset_after }),
         };
         let (act, ract) = (format_ident!("{}", self.activation.1), format_ident!("{}", self.recurrent_activation.1));
-        let (use_bias, seq, back) = (self.use_bias, self.return_sequences, self.go_backwards);
+        let (use_bias, seq, state, back) = (self.use_bias, self.return_sequences, self.return_state, self.go_backwards);
         let (drop, rdrop) = (self.dropout, self.recurrent_dropout);
         let mut build = quote!(#rt::Recurrent::new(
             #rt::RecurrentConfig {
@@ -206,6 +208,7 @@ impl Spec for Recurrent {
                 recurrent_activation: #rt::Gate::#ract,
                 use_bias: #use_bias,
                 return_sequences: #seq,
+                return_state: #state,
                 go_backwards: #back,
                 dropout: #drop,
                 recurrent_dropout: #rdrop,
@@ -241,6 +244,21 @@ impl Spec for Recurrent {
         Some(self.units)
     }
 
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        match (self.return_state, self.cell) {
+            (false, _) => None,
+            (true, Cell::Lstm { .. }) => Some(&["the output", "the final state h", "the final cell state c"]),
+            (true, _) => Some(&["the output", "the final state"]),
+        }
+    }
+
+    fn split(&self, out: &[usize]) -> Vec<Vec<usize>> {
+        let (Some(names), &[rows, u]) = (self.outputs(), out) else { return vec![out.to_vec()] };
+        let states = names.len() - 1;
+        let first = if self.return_sequences { vec![rows - states, u] } else { vec![u] };
+        std::iter::once(first).chain(std::iter::repeat_n(vec![u], states)).collect()
+    }
+
     fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
         let [steps, features] = ins[0][..] else { return None };
         let (units, gates) = (self.units, self.gates());
@@ -250,7 +268,7 @@ impl Spec for Recurrent {
             Cell::Gru { reset_after } => quote!(::kiln::infer::Cell::Gru { reset_after: #reset_after }),
         };
         let (act, ract) = (format_ident!("{}", self.activation.1), format_ident!("{}", self.recurrent_activation.1));
-        let (seq, back) = (self.return_sequences, self.go_backwards);
+        let (seq, state, back) = (self.return_sequences, self.return_state, self.go_backwards);
         let cfg = quote!(::kiln::infer::Recurrence {
             cell: #cell,
             steps: #steps,
@@ -259,6 +277,7 @@ impl Spec for Recurrent {
             activation: ::kiln::infer::Gate::#act,
             recurrent_activation: ::kiln::infer::Gate::#ract,
             return_sequences: #seq,
+            return_state: #state,
             go_backwards: #back,
         });
         Some(crate::ship::Static::Recurrent { cfg, features, units, gates, work: 2 * gates * units + 2 * units })

@@ -44,7 +44,7 @@ fn inner(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
 
 fn time_distributed(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
     let layer = inner(args, errors)?;
-    if layer.id_bound().is_some() || layer.arity() != Arity::One {
+    if layer.id_bound().is_some() || layer.arity() != Arity::One || layer.outputs().is_some() {
         errors.at(args.get("layer")?.span(), format!("TimeDistributed cannot wrap {}", layer.class()));
         return None;
     }
@@ -161,6 +161,14 @@ fn bidirectional(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
         }
     };
     let layer = inner(args, errors)?;
+    if layer.outputs().is_some() {
+        errors.at(
+            args.get("layer")?.span(),
+            "kiln's Bidirectional does not take return_state = true yet: bind the states of a forward layer and \
+             one with go_backwards = true instead",
+        );
+        return None;
+    }
     if layer.recurrent().is_none() {
         errors.at(
             args.get("layer")?.span(),

@@ -10,6 +10,8 @@
 //!         h = Dense(64)(ha);                    // defining and applying in one go
 //!         m = Concatenate()([ha, h]);           // merge layers take a list
 //!         out = Dense(1)(Add()([h, Dense(64)(m)])); // applications nest
+//!         (s, h, c) = LSTM(8, return_sequences = true, return_state = true)(x); // several outputs; `_` skips one
+//!         a = MultiHeadAttention(num_heads = 2, key_dim = 8)(s, s, attention_mask = m);
 //!         Model([a], [out])                     // inputs, outputs: a name or a list
 //!     }
 //! }
@@ -80,6 +82,29 @@ fn parse_expr(input: ParseStream) -> syn::Result<Expr> {
     Ok(if groups.is_empty() { Expr::Name(callee) } else { Expr::Call { callee, groups, tokens } })
 }
 
+/// An argument of a layer's call: an input, or `key = value` (Keras' `attention_mask = m`).
+enum CallArg {
+    Positional(Expr),
+    /// The value is `None` where it is not a value expression (`return_attention_scores = true`),
+    /// so that the error names the keyword.
+    Keyword(Ident, Option<Expr>),
+}
+
+fn parse_call_arg(input: ParseStream) -> syn::Result<CallArg> {
+    if input.peek(Ident) && input.peek2(Token![=]) {
+        let key: Ident = input.parse()?;
+        input.parse::<Token![=]>()?;
+        if parse_expr(&input.fork()).is_ok() {
+            return Ok(CallArg::Keyword(key, Some(parse_expr(input)?)));
+        }
+        while !input.is_empty() && !input.peek(Token![,]) {
+            input.parse::<TokenTree>()?;
+        }
+        return Ok(CallArg::Keyword(key, None));
+    }
+    parse_expr(input).map(CallArg::Positional)
+}
+
 impl Parse for Expr {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         parse_expr(input)
@@ -87,8 +112,24 @@ impl Parse for Expr {
 }
 
 struct Stmt {
+    /// The bound name; for a tuple, a name no user writes.
     var: Ident,
+    /// `(out, h, _) = ..`: the names a layer's several outputs are bound to, `None` for `_`.
+    parts: Option<Vec<Option<Ident>>>,
     rhs: Expr,
+}
+
+/// `(a, b, _)`: names or `_`.
+fn parse_parts(input: ParseStream) -> syn::Result<Vec<Option<Ident>>> {
+    let names = Punctuated::<TokenTree, Token![,]>::parse_terminated(input)?;
+    names
+        .into_iter()
+        .map(|t| match t {
+            TokenTree::Ident(i) if i == "_" => Ok(None),
+            TokenTree::Ident(i) => Ok(Some(i)),
+            other => Err(syn::Error::new(other.span(), "expected a name or `_`")),
+        })
+        .collect()
 }
 
 /// The raw syntax, before names and layers are understood.
@@ -116,7 +157,15 @@ impl Parse for Syntax {
                 content.parse::<Token![=]>()?;
                 let rhs = parse_expr(&content)?;
                 content.parse::<Token![;]>()?;
-                stmts.push(Stmt { var, rhs });
+                stmts.push(Stmt { var, parts: None, rhs });
+            } else if content.peek(syn::token::Paren) && content.peek2(Token![=]) {
+                let TokenTree::Group(g) = content.parse::<TokenTree>()? else { unreachable!("peeked a paren") };
+                let parts = parse_parts.parse2(g.stream())?;
+                content.parse::<Token![=]>()?;
+                let rhs = parse_expr(&content)?;
+                content.parse::<Token![;]>()?;
+                let var = Ident::new(&format!("__kiln_outputs_{}", stmts.len()), g.span());
+                stmts.push(Stmt { var, parts: Some(parts), rhs });
             } else {
                 let kw: Ident = content.parse()?;
                 if kw != "Model" || !content.peek(syn::token::Paren) || model.is_some() {
@@ -243,7 +292,7 @@ impl Lowering<'_> {
     }
 
     fn apply(&mut self, layer: usize, arg: &Group, tokens: TokenStream, at: usize) -> Option<usize> {
-        let args = match (|s: ParseStream| Punctuated::<Expr, Token![,]>::parse_terminated_with(s, parse_expr))
+        let args = match (|s: ParseStream| Punctuated::<CallArg, Token![,]>::parse_terminated_with(s, parse_call_arg))
             .parse2(arg.stream())
         {
             Ok(e) => e.into_iter().collect::<Vec<_>>(),
@@ -252,6 +301,46 @@ impl Lowering<'_> {
                 return None;
             }
         };
+        // Keyword arguments of a call: Keras' `attention_mask = m`.
+        let (mut mask, mut positional) = (None, Vec::new());
+        for a in args {
+            match a {
+                CallArg::Positional(e) => positional.push(e),
+                CallArg::Keyword(key, Some(e)) if key == "attention_mask" && mask.is_none() => mask = Some((key, e)),
+                CallArg::Keyword(key, _) => {
+                    self.errors.at(
+                        key.span(),
+                        format!("unexpected `{key} = ..` in a call: a layer's call takes its inputs (and MultiHeadAttention an attention_mask)"),
+                    );
+                    return None;
+                }
+            }
+        }
+        let args = positional;
+        let mask = match mask {
+            None => None,
+            Some((key, e)) => {
+                let first_use = self.layers[layer].apps.is_empty();
+                match self.layers[layer].kind.with_mask_input() {
+                    None => {
+                        let class = self.layers[layer].kind.class();
+                        self.errors.at(key.span(), format!("{class} takes no attention_mask"));
+                        return None;
+                    }
+                    Some(spec) if first_use => self.layers[layer].kind = spec,
+                    Some(_) => {}
+                }
+                Some((key, self.value(&e, at)?))
+            }
+        };
+        if !self.layers[layer].apps.is_empty() && self.layers[layer].kind.has_mask_input() != mask.is_some() {
+            let name = &self.layers[layer].name;
+            self.errors.over(
+                &tokens,
+                format!("shared layer `{name}` is applied with an attention_mask in one call and without in another: give it one in every call, or in none"),
+            );
+            return None;
+        }
         let kind = self.layers[layer].kind.clone();
         // `MultiHeadAttention(..)(query, value)`: several inputs as arguments, as Keras calls it.
         let arg = match (args.len(), kind.call_args()) {
@@ -300,6 +389,8 @@ impl Lowering<'_> {
             }
             (e, false) => vec![self.value(e, at)?],
         };
+        let mut inputs = inputs;
+        inputs.extend(mask.map(|(_, m)| m));
         let node = self.nodes.len();
         self.nodes.push(Node {
             op: Op::Apply(layer),
@@ -380,6 +471,14 @@ impl Lowering<'_> {
     fn statement(&mut self, i: usize) {
         let stmt = &self.stmts[i];
         let var = stmt.var.to_string();
+        if let Some(parts) = &stmt.parts {
+            match self.value(&stmt.rhs, i) {
+                Some(node) => self.bind_parts(i, node),
+                // A failed tuple statement: its names report nothing more.
+                None => parts.iter().flatten().for_each(|p| drop(self.env.insert(p.to_string(), Binding::Failed))),
+            }
+            return;
+        }
         let binding = match &stmt.rhs {
             Expr::Call { callee, groups, tokens } if callee == "Input" => match &groups[..] {
                 [g] => crate::parse::input_args(g.stream(), tokens, &mut self.errors).map(|(shape, int)| {
@@ -420,9 +519,81 @@ impl Lowering<'_> {
                     self.new_layer(u, t, callee.span()).map(Binding::Layer)
                 }
             }),
-            rhs => self.value(rhs, i).map(Binding::Value),
+            rhs => match self.value(rhs, i) {
+                Some(node) => {
+                    if let Some(names) = self.layers_of(node).and_then(|l| l.kind.outputs()) {
+                        let class = self.layers_of(node).map_or("", |l| l.kind.class());
+                        self.errors.at(stmt.var.span(), several_values(class, names));
+                        None
+                    } else {
+                        Some(Binding::Value(node))
+                    }
+                }
+                None => None,
+            },
         };
         self.env.insert(var, binding.unwrap_or(Binding::Failed));
+    }
+
+    fn layers_of(&self, node: usize) -> Option<&LayerDef> {
+        match self.nodes[node].op {
+            Op::Apply(l) => Some(&self.layers[l]),
+            Op::Input(_) => None,
+        }
+    }
+
+    /// `(out, h, c) = LSTM(.., return_state = true)(x)`: a part reading each named output.
+    fn bind_parts(&mut self, i: usize, node: usize) {
+        let stmt = &self.stmts[i];
+        let parts = stmt.parts.clone().unwrap_or_default();
+        let Some(owner) = self.layers_of(node).map(|l| (l.kind.clone(), l.name.clone())) else {
+            self.errors.at(stmt.var.span(), "an input is one value: bind it to one name");
+            return;
+        };
+        let (kind, name) = owner;
+        let Some(names) = kind.outputs() else {
+            self.errors.at(stmt.var.span(), format!("{} gives one value: bind it to one name, `x = ..`", kind.class()));
+            parts.iter().flatten().for_each(|p| drop(self.env.insert(p.to_string(), Binding::Failed)));
+            return;
+        };
+        if names.len() != parts.len() {
+            self.errors.at(
+                stmt.var.span(),
+                format!(
+                    "{} with return_state = true gives {} values ({}), got {} names: write `_` for those you do not use",
+                    kind.class(),
+                    names.len(),
+                    names.join(", "),
+                    parts.len()
+                ),
+            );
+            parts.iter().flatten().for_each(|p| drop(self.env.insert(p.to_string(), Binding::Failed)));
+            return;
+        }
+        for (k, p) in parts.iter().enumerate() {
+            let Some(p) = p else { continue };
+            let spec = crate::layers::part(kind.clone(), k);
+            let layer_name = quote::format_ident!("{}_output_{}", name, k);
+            self.layers.push(LayerDef {
+                name: layer_name,
+                kind: spec,
+                tokens: p.to_token_stream(),
+                apps: vec![],
+                place: None,
+            });
+            let part_node = self.nodes.len();
+            self.nodes.push(Node {
+                op: Op::Apply(self.layers.len() - 1),
+                inputs: vec![node],
+                tokens: p.to_token_stream(),
+                output_shape: vec![],
+                input_shapes: vec![],
+                dims: None,
+            });
+            let l = self.layers.len() - 1;
+            self.layers[l].apps.push(part_node);
+            self.env.insert(p.to_string(), Binding::Value(part_node));
+        }
     }
 }
 
@@ -440,9 +611,15 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         int_nodes: vec![],
     };
     for (i, s) in syntax.stmts.iter().enumerate() {
-        if let Some(first) = lw.defined.insert(s.var.to_string(), i) {
-            lw.defined.insert(s.var.to_string(), first);
-            lw.errors.at(s.var.span(), format!("`{}` is defined twice", s.var));
+        let names = match &s.parts {
+            Some(parts) => parts.iter().flatten().cloned().collect(),
+            None => vec![s.var.clone()],
+        };
+        for var in names {
+            if let Some(first) = lw.defined.insert(var.to_string(), i) {
+                lw.defined.insert(var.to_string(), first);
+                lw.errors.at(var.span(), format!("`{var}` is defined twice"));
+            }
         }
     }
     for i in 0..syntax.stmts.len() {
@@ -523,4 +700,15 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         functional: true,
         invocation: None,
     })
+}
+
+/// The error for a layer of several outputs used as one value.
+pub fn several_values(class: &str, names: &[&str]) -> String {
+    let example = if names.len() == 3 { "(out, h, c)" } else { "(out, h)" };
+    format!(
+        "{class}(.., return_state = true) gives {} values ({}): bind each to a name in functional!, \
+         `{example} = {class}(..)(x)`, and use them by name",
+        names.len(),
+        names.join(", ")
+    )
 }

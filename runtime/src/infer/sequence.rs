@@ -99,6 +99,8 @@ pub struct Recurrence {
     pub recurrent_activation: Gate,
     /// Output every step's state `[T, U]`, not only the last `[U]`.
     pub return_sequences: bool,
+    /// Keras' `return_state`: the final state `h` (and an LSTM's `c`) after the output.
+    pub return_state: bool,
     /// Read the sequence from its last step to its first (outputs in that order).
     pub go_backwards: bool,
 }
@@ -109,9 +111,14 @@ impl Recurrence {
         2 * self.cell.gates() * self.units + 2 * self.units
     }
 
-    /// f32 values of the output.
+    /// f32 values of the output, the final states `return_state` adds included.
     pub const fn out_len(&self) -> usize {
-        if self.return_sequences { self.steps * self.units } else { self.units }
+        let states = match (self.return_state, self.cell) {
+            (false, _) => 0,
+            (true, Cell::Lstm) => 2,
+            (true, _) => 1,
+        };
+        (if self.return_sequences { self.steps } else { 1 } + states) * self.units
     }
 }
 
@@ -212,8 +219,17 @@ simd_fn! {
                 y[s * u..][..u].copy_from_slice(h);
             }
         }
-        if !r.return_sequences {
+        let rest = if r.return_sequences {
+            &mut y[r.steps * u..]
+        } else {
             y[..u].copy_from_slice(h);
+            &mut y[u..]
+        };
+        if r.return_state {
+            rest[..u].copy_from_slice(h);
+            if r.cell == Cell::Lstm {
+                rest[u..2 * u].copy_from_slice(c);
+            }
         }
     }
 }
@@ -362,7 +378,7 @@ pub fn attention(
     (query, value, key): (&[f32], &[f32], &[f32]),
     w: &AttentionWeights<'_>,
     a: &Attention,
-    masks: [Option<&[f32]>; 3],
+    masks: [Option<&[f32]>; 4],
     work: &mut [f32],
     y: &mut [f32],
 ) {
@@ -384,7 +400,10 @@ pub fn attention(
     let real = |m: Option<&[f32]>, t: usize| m.is_none_or(|m| m[t] != 0.0);
     for i in 0..tq {
         let steps = if a.causal { (i + 1).min(tv) } else { tv };
-        let seen = |j: usize| j < steps && real(masks[0], i) && real(masks[1], j) && real(masks[2], j);
+        // Keras' attention_mask, `[Tq, Tv]`, beside the steps' masks.
+        let allowed = masks[3].map(|m| &m[i * tv..(i + 1) * tv]);
+        let seen =
+            |j: usize| j < steps && real(masks[0], i) && real(masks[1], j) && real(masks[2], j) && real(allowed, j);
         let any = (0..tv).any(seen);
         for head in 0..h {
             let qi = &q[(i * h + head) * kd..][..kd];

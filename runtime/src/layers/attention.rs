@@ -1,5 +1,7 @@
 //! Keras' `MultiHeadAttention(num_heads, key_dim, value_dim, use_bias, output_shape)` applied to
-//! `(query, value)` or `(query, value, key)`, with an optional causal mask.
+//! `(query, value)` or `(query, value, key)`, with an optional causal mask and Keras'
+//! `attention_mask` (`[Tq, Tv]` per sample, 0 where a query step may not attend to a key step),
+//! given as the last input.
 //!
 //! Every projection is one matrix product over the batch; the per-head score and mixing products
 //! are strided products on the projected rows, so no head is copied out. Buffers grow to the
@@ -37,6 +39,9 @@ pub struct AttentionConfig {
     pub use_bias: bool,
     /// Query step `i` attends to key steps `0..=i` only.
     pub causal: bool,
+    /// Keras' `attention_mask`: the last input is `[Tq, Tv]` per sample, and a query step
+    /// attends only to the key steps where it is not 0 (besides the other masks).
+    pub attention_mask: bool,
     /// Keras' `dropout` on the attention weights, in training.
     pub dropout: f32,
 }
@@ -76,8 +81,8 @@ pub struct AttentionBuffers {
     /// the weights after it.
     drop: Vec<f32>,
     pd: Vec<f32>,
-    /// Input gradients: query, value, key.
-    dx: [Vec<f32>; 3],
+    /// Input gradients, by input: query, value, key, the attention mask's (zeros).
+    dx: [Vec<f32>; 4],
 }
 
 impl LayerBuffers for AttentionBuffers {
@@ -115,6 +120,19 @@ impl MultiHeadAttention {
     /// The configuration it was built with.
     pub fn config(&self) -> &AttentionConfig {
         &self.cfg
+    }
+}
+
+impl AttentionConfig {
+    /// Query, value and key (the value when no key is given), and the attention mask, from a
+    /// call's inputs.
+    #[allow(clippy::type_complexity)]
+    fn inputs<'x>(&self, xs: &[&'x [f32]]) -> (&'x [f32], &'x [f32], &'x [f32], Option<&'x [f32]>) {
+        let (data, mask) = match self.attention_mask {
+            true => (&xs[..xs.len() - 1], xs.last().copied()),
+            false => (xs, None),
+        };
+        (data[0], data[1], data.get(2).copied().unwrap_or(data[1]), mask)
     }
 }
 
@@ -161,8 +179,12 @@ impl Layer for MultiHeadAttention {
         }
         let AttentionConfig { tq, tv, heads: h, key_dim: kd, value_dim: vd, .. } = self.cfg;
         let n = ctx.n;
-        let (xq, xv) = (xs[0], xs[1]);
-        let xk = xs.get(2).copied().unwrap_or(xv);
+        let (xq, xv, xk, explicit) = self.cfg.inputs(xs);
+        // Without a key, the third input is the attention mask, which has no step mask.
+        let mut step_masks = ctx.masks;
+        if explicit.is_some() && xs.len() < 4 {
+            step_masks[2] = None;
+        }
         let b = &mut self.buf;
         let (hk, hv) = (h * kd, h * vd);
         project(xq, n * tq, &self.weights[Q], hk, &mut b.q);
@@ -203,7 +225,7 @@ impl Layer for MultiHeadAttention {
             let parallel = ch.1 > 1 && n * h * tq * tv * (kd + vd) >= PARALLEL_WORK;
             parallel::for_each_mut(&mut items[..ch.1], parallel, |item| {
                 if let Some((i0, nc, p, pd, mixed, kt)) = item.take() {
-                    attend(cfg, ctx.masks, drop, i0, nc, q, k, v, p, pd, mixed, kt)
+                    attend(cfg, (step_masks, explicit), drop, i0, nc, q, k, v, p, pd, mixed, kt)
                 }
             });
         }
@@ -213,8 +235,11 @@ impl Layer for MultiHeadAttention {
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
         let AttentionConfig { tq, tv, heads: h, key_dim: kd, value_dim: vd, .. } = self.cfg;
         let n = ctx.n;
-        let (xq, xv) = (xs[0], xs[1]);
-        let xk = xs.get(2).copied().unwrap_or(xv);
+        let (xq, xv, xk, explicit) = self.cfg.inputs(xs);
+        let mut step_masks = ctx.masks;
+        if explicit.is_some() && xs.len() < 4 {
+            step_masks[2] = None;
+        }
         let (hk, hv) = (h * kd, h * vd);
         let acc = opts.accumulate;
         let b = &mut self.buf;
@@ -246,7 +271,7 @@ impl Layer for MultiHeadAttention {
             let parallel = ch.1 > 1 && n * h * tq * tv * (kd + vd) >= PARALLEL_WORK;
             parallel::for_each_mut(&mut items[..ch.1], parallel, |item| {
                 if let Some((i0, nc, dq, dk, dv, s)) = item.take() {
-                    attend_back(cfg, dropped, i0, nc, fwd, dq, dk, dv, s)
+                    attend_back(cfg, (step_masks, explicit), dropped, i0, nc, fwd, dq, dk, dv, s)
                 }
             });
         }
@@ -254,13 +279,18 @@ impl Layer for MultiHeadAttention {
         // The query was scaled after its projection.
         let scale = 1.0 / (kd as f32).sqrt();
         dq.iter_mut().for_each(|v| *v *= scale);
-        let [dxq, dxv, dxk] = &mut b.dx;
+        let [dxq, dxv, dxk, _] = &mut b.dx;
         let want = opts.input_grad;
         project_back(xq, &b.dq, n * tq, wq, hk, acc, want.then_some((dxq, false)));
         project_back(xv, &b.dv, n * tv, wv, hv, acc, want.then_some((&mut *dxv, false)));
         // Without a key input the key is the value: its gradient adds to the value's.
-        let dxk = if xs.len() > 2 { (dxk, false) } else { (dxv, true) };
+        let keyed = xs.len() > 2 + usize::from(self.cfg.attention_mask);
+        let dxk = if keyed { (dxk, false) } else { (dxv, true) };
         project_back(xk, &b.dk, n * tv, wk, hk, acc, want.then_some(dxk));
+        // The attention mask (the last input) is not differentiable: its gradient is zero.
+        if let (true, Some(m)) = (want, explicit) {
+            sized(&mut b.dx[xs.len() - 1], m.len()).fill(0.0);
+        }
     }
 
     fn output(&self) -> &[f32] {
@@ -311,10 +341,10 @@ type AttendBack<'a> = (usize, usize, &'a mut [f32], &'a mut [f32], &'a mut [f32]
 
 /// Attention weights and mixed values of samples `i0..i0 + nc`, every head: `p` and `mixed` are
 /// the chunk's parts, `kt` scratch for one head's keys transposed.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn attend(
     cfg: &AttentionConfig,
-    masks: [Option<&[f32]>; 3],
+    (masks, explicit): ([Option<&[f32]>; 3], Option<&[f32]>),
     drop: Option<&[f32]>,
     i0: usize,
     nc: usize,
@@ -326,7 +356,7 @@ fn attend(
     mixed: &mut [f32],
     kt: &mut [f32],
 ) {
-    let AttentionConfig { tq, tv, heads: h, key_dim: kd, value_dim: vd, causal, .. } = *cfg;
+    let AttentionConfig { tq, tv, heads: h, key_dim: kd, value_dim: vd, .. } = *cfg;
     let (hk, hv) = (h * kd, h * vd);
     for li in 0..nc {
         let i = i0 + li;
@@ -337,14 +367,7 @@ fn attend(
             for (r, row) in ph.chunks_exact_mut(tv).enumerate() {
                 // Keras' attention mask: the query's step is real, the key's and value's steps
                 // are real, and (causal) the key does not come after the query.
-                let query = masks[0].is_none_or(|m| m[i * tq + r] != 0.0);
-                let seen = |j: usize| {
-                    query
-                        && (!causal || j <= r)
-                        && masks[1].is_none_or(|m| m[i * tv + j] != 0.0)
-                        && masks[2].is_none_or(|m| m[i * tv + j] != 0.0)
-                };
-                masked_softmax(row, seen);
+                masked_softmax(row, seen(cfg, (masks, explicit), i, r));
             }
             // The weights the values are mixed with: after dropout, in training.
             let used: &[f32] = match drop {
@@ -367,6 +390,7 @@ fn attend(
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn attend_back(
     cfg: &AttentionConfig,
+    masks: ([Option<&[f32]>; 3], Option<&[f32]>),
     dropped: Option<(&[f32], &[f32])>,
     i0: usize,
     nc: usize,
@@ -393,8 +417,14 @@ fn attend_back(
             if let Some((d, _)) = dropped {
                 dp.iter_mut().zip(&d[cell..cell + tq * tv]).for_each(|(g, m)| *g *= m);
             }
-            // Through the softmax: dS = P ⊙ (dP − Σ dP ⊙ P) per row.
-            for (prow, drow) in ph.chunks_exact(tv).zip(dp.chunks_exact_mut(tv)) {
+            // Through the softmax: dS = P ⊙ (dP − Σ dP ⊙ P) per row. A row that sees nothing
+            // took no scores (Keras replaces masked scores), so nothing flows back from it.
+            let any_mask = masks.0.iter().any(Option::is_some) || masks.1.is_some();
+            for (r, (prow, drow)) in ph.chunks_exact(tv).zip(dp.chunks_exact_mut(tv)).enumerate() {
+                if any_mask && !(0..tv).any(seen(cfg, masks, i, r)) {
+                    drow.fill(0.0);
+                    continue;
+                }
                 let dot: f32 = prow.iter().zip(drow.iter()).map(|(p, d)| p * d).sum();
                 drow.iter_mut().zip(prow).for_each(|(d, p)| *d = p * (*d - dot));
             }
@@ -404,6 +434,28 @@ fn attend_back(
             gemm_small(tq, tv, kd, dp, (tv, 1), kh, hk, &mut dq[li * tq * hk + hh * kd..], hk, 0.0);
             gemm_small(tv, tq, kd, dp, (1, tv), qh, hk, &mut dk[li * tv * hk + hh * kd..], hk, 0.0);
         }
+    }
+}
+
+/// Keras' attention mask for sample `i`'s query step `r`: whether it sees key step `j` (the
+/// query's step is real, the key's and value's steps are real, the explicit mask allows it, and
+/// (causal) the key does not come after the query).
+#[allow(clippy::type_complexity)]
+fn seen<'m>(
+    cfg: &AttentionConfig,
+    (masks, explicit): ([Option<&'m [f32]>; 3], Option<&'m [f32]>),
+    i: usize,
+    r: usize,
+) -> impl Fn(usize) -> bool + 'm {
+    let (tq, tv, causal) = (cfg.tq, cfg.tv, cfg.causal);
+    let query = masks[0].is_none_or(|m| m[i * tq + r] != 0.0);
+    let allowed = explicit.map(|m| &m[(i * tq + r) * tv..(i * tq + r + 1) * tv]);
+    move |j: usize| {
+        query
+            && (!causal || j <= r)
+            && masks[1].is_none_or(|m| m[i * tv + j] != 0.0)
+            && masks[2].is_none_or(|m| m[i * tv + j] != 0.0)
+            && allowed.is_none_or(|m| m[j] != 0.0)
     }
 }
 

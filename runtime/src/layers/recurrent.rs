@@ -70,6 +70,9 @@ pub struct RecurrentConfig {
     pub use_bias: bool,
     /// Output every step's state `[T, U]`, not only the last `[U]`.
     pub return_sequences: bool,
+    /// Keras' `return_state`: after each sample's output, its final state `h` (and an LSTM's
+    /// cell `c`), `U` values each, so a sample's output is `[(T or 1) + states, U]`.
+    pub return_state: bool,
     /// Read the sequence from its last step to its first (the outputs come in that order).
     pub go_backwards: bool,
     /// Keras' `dropout`: in training, each sample's input features are dropped with this
@@ -83,6 +86,20 @@ pub struct RecurrentConfig {
 }
 
 impl RecurrentConfig {
+    /// The final states `return_state` appends: `h`, and an LSTM's `c`.
+    pub fn states(&self) -> usize {
+        match (self.return_state, self.cell) {
+            (false, _) => 0,
+            (true, Cell::Lstm) => 2,
+            (true, _) => 1,
+        }
+    }
+
+    /// Values per sample of the output: every step's state or the last, then the final states.
+    pub fn output_len(&self) -> usize {
+        (if self.return_sequences { self.steps } else { 1 } + self.states()) * self.units
+    }
+
     /// Which dropout masks a pass uses: one input mask per sample (`dropout` alone), one input
     /// mask per sample and gate (`dropout` with `recurrent_dropout`), state masks per gate
     /// (`recurrent_dropout`). None outside training.
@@ -558,15 +575,26 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
         b.dr.fill(0.0);
         return;
     }
+    // With `return_state`, the final states' gradients start the recursion.
+    let (per, seq_len) = (sh.cfg.output_len(), if return_sequences { t * u } else { u });
     b.dh_next.fill(0.0);
     b.dc.fill(0.0);
+    if sh.cfg.return_state {
+        for i in 0..n {
+            let d = &dy[(i0 + i) * per + seq_len..(i0 + i + 1) * per];
+            b.dh_next[i * u..(i + 1) * u].copy_from_slice(&d[..u]);
+            if cell == Cell::Lstm {
+                b.dc[i * u..(i + 1) * u].copy_from_slice(&d[u..2 * u]);
+            }
+        }
+    }
     for s in (0..t).rev() {
         // The gradient reaching this step's state: from the output and from the next step.
         for i in 0..n {
             let from_out = if return_sequences {
-                Some(&dy[((i0 + i) * t + s) * u..((i0 + i) * t + s + 1) * u])
+                Some(&dy[(i0 + i) * per + s * u..][..u])
             } else if s == t - 1 {
-                Some(&dy[(i0 + i) * u..(i0 + i + 1) * u])
+                Some(&dy[(i0 + i) * per..][..u])
             } else {
                 None
             };
@@ -836,19 +864,28 @@ impl Layer for Recurrent {
                 }
             });
         }
-        // The outputs, sample-major: every step's state or the last one.
-        let out = sized(&mut b.out, if return_sequences { n * t * u } else { n * u });
+        // The outputs, sample-major: every step's state or the last one, then the final states.
+        let per = self.cfg.output_len();
+        let out = sized(&mut b.out, n * per);
         for (i0, nc) in (0..ch.1).map(|k| (ch.0[k], ch.0[k + 1] - ch.0[k])) {
             let h = &b.h[i0 * t * u..(i0 + nc) * t * u];
             for i in 0..nc {
-                if return_sequences {
+                let row = &mut out[(i0 + i) * per..(i0 + i + 1) * per];
+                let last = ((t - 1) * nc + i) * u;
+                let rest = if return_sequences {
                     for s in 0..t {
-                        let dst = ((i0 + i) * t + s) * u;
-                        out[dst..dst + u].copy_from_slice(&h[(s * nc + i) * u..(s * nc + i + 1) * u]);
+                        row[s * u..(s + 1) * u].copy_from_slice(&h[(s * nc + i) * u..(s * nc + i + 1) * u]);
                     }
+                    &mut row[t * u..]
                 } else {
-                    let src = ((t - 1) * nc + i) * u;
-                    out[(i0 + i) * u..(i0 + i + 1) * u].copy_from_slice(&h[src..src + u]);
+                    row[..u].copy_from_slice(&h[last..last + u]);
+                    &mut row[u..]
+                };
+                if self.cfg.return_state {
+                    rest[..u].copy_from_slice(&h[last..last + u]);
+                    if cell == Cell::Lstm {
+                        rest[u..2 * u].copy_from_slice(&b.c[i0 * t * u + last..][..u]);
+                    }
                 }
             }
         }

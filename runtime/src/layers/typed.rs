@@ -94,6 +94,7 @@ macro_rules! recurrent_field {
                     recurrent_activation: Gate::Sigmoid,
                     use_bias: true,
                     return_sequences: true,
+                    return_state: false,
                     go_backwards: false,
                     dropout: 0.0,
                     recurrent_dropout: 0.0,
@@ -179,6 +180,7 @@ impl<const D: usize, const H: usize, const K: usize, const CAUSAL: bool> Init fo
             out: D,
             use_bias: true,
             causal: CAUSAL,
+            attention_mask: false,
             dropout: 0.0,
         };
         SelfAttention { layer: MultiHeadAttention::new(cfg, rng), dx: Vec::new() }
