@@ -59,8 +59,10 @@ pub fn exp(x: f32) -> f32 {
         * r
         + 0.5;
     let y = p * z + r + 1.0;
-    // n lies in -126..=128; 2^128 needs two factors.
-    let n = n as i32;
+    // n lies in -126..=128; 2^128 needs two factors. (`as i32` would saturate lane by lane,
+    // which keeps the loops calling this from vectorising.)
+    // SAFETY: `x` was clamped, so `n` is an integer in -126..=128, which an i32 holds.
+    let n = unsafe { n.to_int_unchecked::<i32>() };
     let half = n >> 1;
     let a = f32::from_bits(((half + 127) << 23) as u32);
     let b = f32::from_bits((((n - half) + 127) << 23) as u32);

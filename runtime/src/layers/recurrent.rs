@@ -32,6 +32,17 @@ impl Gate {
         }
     }
 
+    /// The derivative as `a + b·y + c·y²` of the output `y`, where it is one (tanh, sigmoid,
+    /// linear): loops over it then vectorise.
+    fn df_poly(self) -> Option<[f32; 3]> {
+        match self {
+            Gate::Tanh => Some([1.0, 0.0, -1.0]),
+            Gate::Sigmoid => Some([0.0, 1.0, -1.0]),
+            Gate::Linear => Some([1.0, 0.0, 0.0]),
+            Gate::HardSigmoid | Gate::Relu => None,
+        }
+    }
+
     /// The derivative at the input whose output is `y`.
     #[inline]
     fn df(self, y: f32) -> f32 {
@@ -541,6 +552,53 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
     }
 }
 
+crate::infer::cpu::simd_fn! {
+    /// One LSTM row's gate gradients `di` (`[4U]`, Keras' order i, f, c, o) from its activated
+    /// gates `gi`, the gradient `dh` reaching its state, the cell's activation `tc` and the
+    /// previous cell `cp` (none at the first step), the gradient `dc` from the next step
+    /// replaced by this step's; the gates' derivatives as polynomials of their outputs.
+    #[allow(clippy::type_complexity)]
+    pub fn lstm_row_back(
+        gi: &[f32],
+        rows: (&[f32], &[f32], Option<&[f32]>),
+        dc: &mut [f32],
+        di: &mut [f32],
+        poly: ([f32; 3], [f32; 3]),
+    ) {
+        let ((dh, tc, cp), ([a0, a1, a2], [r0, r1, r2])) = (rows, poly);
+        let u = dh.len();
+        let (ig, rest) = gi[..4 * u].split_at(u);
+        let (fg, rest) = rest.split_at(u);
+        let (cg, og) = rest.split_at(u);
+        let (di_i, rest) = di[..4 * u].split_at_mut(u);
+        let (di_f, rest) = rest.split_at_mut(u);
+        let (di_c, di_o) = rest.split_at_mut(u);
+        let (tc, dc) = (&tc[..u], &mut dc[..u]);
+        let (dh, og, cg, fg) = (&dh[..u], &og[..u], &cg[..u], &fg[..u]);
+        let (di_o, di_c, di_f) = (&mut di_o[..u], &mut di_c[..u], &mut di_f[..u]);
+        for k in 0..u {
+            let (i, c, o, t) = (ig[k], cg[k], og[k], tc[k]);
+            let d = dh[k] * o * (a0 + t * (a1 + a2 * t)) + dc[k];
+            di_o[k] = dh[k] * t * (r0 + o * (r1 + r2 * o));
+            di_i[k] = d * c * (r0 + i * (r1 + r2 * i));
+            di_c[k] = d * i * (a0 + c * (a1 + a2 * c));
+            di_f[k] = d;
+            dc[k] = d * fg[k];
+        }
+        // The forget gate's, `c_prev` being 0 at the first step.
+        match cp {
+            Some(cp) => {
+                let cp = &cp[..u];
+                for k in 0..u {
+                    let f = fg[k];
+                    di_f[k] *= cp[k] * (r0 + f * (r1 + r2 * f));
+                }
+            }
+            None => di_f.fill(0.0),
+        }
+    }
+}
+
 /// A GRU's new state `z ⊙ h₋₁ + (1 − z) ⊙ ĥ` (no `h₋₁` at the first step).
 #[inline]
 fn mix(h: &mut [f32], z: &[f32], hh: &[f32], h_prev: Option<&[f32]>) {
@@ -609,7 +667,14 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
         let h_prev = (s > 0).then(|| &f.h[(s - 1) * n * u..s * n * u]);
         match cell {
             Cell::Simple => {
-                dgs.iter_mut().zip(g).zip(b.dh.iter()).for_each(|((d, &y), &dh)| *d = dh * act.df(y));
+                match act.df_poly() {
+                    Some([p0, p1, p2]) => dgs
+                        .iter_mut()
+                        .zip(g)
+                        .zip(b.dh.iter())
+                        .for_each(|((d, &y), &dh)| *d = dh * (p0 + y * (p1 + p2 * y))),
+                    None => dgs.iter_mut().zip(g).zip(b.dh.iter()).for_each(|((d, &y), &dh)| *d = dh * act.df(y)),
+                }
                 if s > 0 {
                     sh.recurrent_back(i0, n, dgs, 0..1, b.dh_next, b.tmp, false);
                 }
@@ -621,6 +686,12 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                     let (gi, di) = (&g[i * gu..(i + 1) * gu], &mut dgs[i * gu..(i + 1) * gu]);
                     if sh.padded(i0 + i, step_of(s)) {
                         // The cell was carried over: its gradient passes on unchanged.
+                        continue;
+                    }
+                    if let (Some(pa), Some(pr)) = (act.df_poly(), ra.df_poly()) {
+                        let r = i * u..(i + 1) * u;
+                        let (dh, tc, cp) = (&b.dh[r.clone()], &tc[r.clone()], c_prev.map(|c| &c[r]));
+                        lstm_row_back(gi, (dh, tc, cp), &mut b.dc[i * u..(i + 1) * u], di, (pa, pr));
                         continue;
                     }
                     for k in 0..u {
