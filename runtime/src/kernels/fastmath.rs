@@ -49,6 +49,36 @@ slice_fn!(
     tanh
 );
 
+crate::infer::cpu::simd_fn! {
+    /// Softmax over a slice, in place (its maximum subtracted first), summed in sixteen running
+    /// parts so that it vectorises.
+    pub fn softmax_in_place(v: &mut [f32]) {
+        let mut m = [f32::NEG_INFINITY; 16];
+        let mut chunks = v.chunks_exact(16);
+        for c in &mut chunks {
+            for l in 0..16 {
+                m[l] = m[l].max(c[l]);
+            }
+        }
+        let max = chunks.remainder().iter().chain(&m).fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let mut s = [0.0f32; 16];
+        let mut chunks = v.chunks_exact_mut(16);
+        for c in &mut chunks {
+            for l in 0..16 {
+                c[l] = exp(c[l] - max);
+                s[l] += c[l];
+            }
+        }
+        let mut sum: f32 = s.iter().sum();
+        for x in chunks.into_remainder() {
+            *x = exp(*x - max);
+            sum += *x;
+        }
+        let inv = 1.0 / sum;
+        v.iter_mut().for_each(|x| *x *= inv);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +105,13 @@ mod tests {
         let mut v = vec![-3.0, 0.0, 2.0];
         sigmoid_slice(&mut v);
         assert_eq!(v, vec![sigmoid(-3.0), 0.5, sigmoid(2.0)]);
+        let mut v: Vec<f32> = (0..37).map(|i| (i as f32 * 0.37).sin() * 4.0).collect();
+        let want: Vec<f64> = {
+            let e: Vec<f64> = v.iter().map(|&x| (x as f64).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.iter().map(|x| x / s).collect()
+        };
+        softmax_in_place(&mut v);
+        assert!(v.iter().zip(&want).all(|(a, b)| (*a as f64 - b).abs() < 1e-7), "{v:?}");
     }
 }

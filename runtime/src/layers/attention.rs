@@ -11,6 +11,7 @@ use rand::Rng;
 
 use super::chunks::{MAX_CHUNKS, chunks, cut};
 use super::{BackwardOpts, Ctx, Initializer, Layer, LayerBuffers, Param, Shareable, sized};
+use crate::kernels::fastmath;
 use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_small, transpose};
 use crate::kernels::parallel;
 
@@ -364,10 +365,16 @@ fn attend(
             let ph = &mut p[(li * h + hh) * tq * tv..(li * h + hh + 1) * tq * tv];
             transpose(&k[i * tv * hk + hh * kd..], tv, kd, hk, kt);
             gemm_small(tq, kd, tv, &q[i * tq * hk + hh * kd..], (hk, 1), kt, tv, ph, tv, 0.0);
+            let masked = masks.iter().any(Option::is_some) || explicit.is_some();
             for (r, row) in ph.chunks_exact_mut(tv).enumerate() {
-                // Keras' attention mask: the query's step is real, the key's and value's steps
-                // are real, and (causal) the key does not come after the query.
-                masked_softmax(row, seen(cfg, (masks, explicit), i, r));
+                if masked {
+                    masked_softmax(row, seen(cfg, (masks, explicit), i, r));
+                } else {
+                    // No mask but the causal one: a softmax over the steps the query sees.
+                    let len = if cfg.causal { (r + 1).min(tv) } else { tv };
+                    fastmath::softmax_in_place(&mut row[..len]);
+                    row[len..].fill(0.0);
+                }
             }
             // The weights the values are mixed with: after dropout, in training.
             let used: &[f32] = match drop {
@@ -470,7 +477,7 @@ fn masked_softmax(row: &mut [f32], seen: impl Fn(usize) -> bool) {
     }
     let mut sum = 0.0;
     for (j, v) in row.iter_mut().enumerate() {
-        *v = if seen(j) { (*v - max).exp() } else { 0.0 };
+        *v = if seen(j) { fastmath::exp(*v - max) } else { 0.0 };
         sum += *v;
     }
     row.iter_mut().for_each(|v| *v /= sum);

@@ -1,4 +1,52 @@
 use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Param, Shareable, sized};
+use crate::kernels::parallel::{self, MAX_THREADS};
+
+/// Values from which a layer's rows are split over the threads.
+const PARALLEL_VALUES: usize = 1 << 15;
+
+/// Runs of whole rows for the threads: each run's first row, its part of every `[rows, f]`
+/// buffer in `bufs`, and of the per-row `per_row` (empty when that is); and how many runs.
+#[allow(clippy::type_complexity)]
+fn split_rows<'a, const B: usize>(
+    rows: usize,
+    f: usize,
+    bufs: [&'a mut Vec<f32>; B],
+    per_row: &'a mut [f32],
+) -> ([(usize, [&'a mut [f32]; B], &'a mut [f32]); MAX_THREADS], usize) {
+    let parts = if rows * f >= PARALLEL_VALUES { parallel::threads().min(rows).max(1) } else { 1 };
+    let per = rows.div_ceil(parts).max(1);
+    let mut bufs: [&'a mut [f32]; B] = bufs.map(|b| &mut b[..]);
+    let mut per_row = per_row;
+    let mut out: [(usize, [&'a mut [f32]; B], &'a mut [f32]); MAX_THREADS] =
+        std::array::from_fn(|_| (0, std::array::from_fn(|_| Default::default()), Default::default()));
+    let mut count = 0;
+    let mut r0 = 0;
+    while r0 < rows && count < MAX_THREADS {
+        let take = per.min(rows - r0);
+        let heads = std::array::from_fn(|k| {
+            let (head, tail) = std::mem::take(&mut bufs[k]).split_at_mut(take * f);
+            bufs[k] = tail;
+            head
+        });
+        let cut = if per_row.is_empty() { 0 } else { take };
+        let (head, tail) = std::mem::take(&mut per_row).split_at_mut(cut);
+        per_row = tail;
+        out[count] = (r0, heads, head);
+        r0 += take;
+        count += 1;
+    }
+    (out, count)
+}
+
+/// A sum in eight running parts (so that it vectorises), in f64.
+#[inline]
+fn sum_f64(values: impl Iterator<Item = f64>) -> f64 {
+    let mut acc = [0.0f64; 8];
+    for (k, v) in values.enumerate() {
+        acc[k % 8] += v;
+    }
+    acc.iter().sum()
+}
 
 /// Keras' `LayerNormalization(axis=-1, epsilon=1e-3, center=True, scale=True)`: each position's
 /// last axis normalised to zero mean and unit (biased) variance, then scaled by `gamma` and
@@ -50,7 +98,7 @@ impl LayerNorm {
 
 impl Layer for LayerNorm {
     fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
-        let (x, f) = (xs[0], self.features);
+        let (x, f, eps) = (xs[0], self.features, self.epsilon as f64);
         let rows = x.len() / f;
         let b = &mut self.buf;
         sized(&mut b.out, x.len());
@@ -58,23 +106,27 @@ impl Layer for LayerNorm {
         sized(&mut b.inv_std, rows);
         let gamma = self.gamma.as_ref().map(|g| &g.value[..]);
         let beta = self.beta.as_ref().map(|b| &b.value[..]);
-        for r in 0..rows {
-            let xr = &x[r * f..(r + 1) * f];
-            let mean = xr.iter().map(|&v| v as f64).sum::<f64>() / f as f64;
-            let var = xr.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / f as f64;
-            let inv = (1.0 / (var + self.epsilon as f64).sqrt()) as f32;
-            b.inv_std[r] = inv;
-            let (xh, out) = (&mut b.xhat[r * f..(r + 1) * f], &mut b.out[r * f..(r + 1) * f]);
-            let m = mean as f32;
-            xh.iter_mut().zip(xr).for_each(|(h, &x)| *h = (x - m) * inv);
-            match gamma {
-                Some(g) => out.iter_mut().zip(xh.iter().zip(g)).for_each(|(o, (h, g))| *o = h * g),
-                None => out.copy_from_slice(xh),
+        // Rows are independent: runs of them on the threads give the same bits as one thread.
+        let mut parts = split_rows(rows, f, [&mut b.out, &mut b.xhat], &mut b.inv_std);
+        parallel::for_each_mut(&mut parts.0[..parts.1], parts.1 > 1, |(r0, [out, xhat], inv_std)| {
+            for (k, inv) in inv_std.iter_mut().enumerate() {
+                let r = *r0 + k;
+                let xr = &x[r * f..(r + 1) * f];
+                let mean = sum_f64(xr.iter().map(|&v| v as f64)) / f as f64;
+                let var = sum_f64(xr.iter().map(|&v| (v as f64 - mean) * (v as f64 - mean))) / f as f64;
+                *inv = (1.0 / (var + eps).sqrt()) as f32;
+                let (xh, out) = (&mut xhat[k * f..(k + 1) * f], &mut out[k * f..(k + 1) * f]);
+                let (m, inv) = (mean as f32, *inv);
+                xh.iter_mut().zip(xr).for_each(|(h, &x)| *h = (x - m) * inv);
+                match gamma {
+                    Some(g) => out.iter_mut().zip(xh.iter().zip(g)).for_each(|(o, (h, g))| *o = h * g),
+                    None => out.copy_from_slice(xh),
+                }
+                if let Some(be) = beta {
+                    out.iter_mut().zip(be).for_each(|(o, b)| *o += b);
+                }
             }
-            if let Some(be) = beta {
-                out.iter_mut().zip(be).for_each(|(o, b)| *o += b);
-            }
-        }
+        });
     }
 
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
@@ -84,37 +136,37 @@ impl Layer for LayerNorm {
         let keep = if opts.accumulate { 1.0 } else { 0.0 };
         if let Some(g) = &mut self.gamma {
             g.grad.iter_mut().for_each(|v| *v *= keep);
-            for r in 0..rows {
-                for j in 0..f {
-                    g.grad[j] += dy[r * f + j] * b.xhat[r * f + j];
-                }
+            for (dyr, xh) in dy.chunks_exact(f).zip(b.xhat.chunks_exact(f)) {
+                g.grad.iter_mut().zip(dyr.iter().zip(xh)).for_each(|(g, (d, h))| *g += d * h);
             }
         }
         if let Some(be) = &mut self.beta {
             be.grad.iter_mut().for_each(|v| *v *= keep);
-            for r in 0..rows {
-                for j in 0..f {
-                    be.grad[j] += dy[r * f + j];
-                }
+            for dyr in dy.chunks_exact(f) {
+                be.grad.iter_mut().zip(dyr).for_each(|(g, d)| *g += d);
             }
         }
         if opts.input_grad {
-            let dx = sized(&mut b.dx, rows * f);
+            sized(&mut b.dx, rows * f);
             let gamma = self.gamma.as_ref().map(|g| &g.value[..]);
-            for r in 0..rows {
-                // dxhat = dy · gamma; dx = inv_std · (dxhat - mean(dxhat) - xhat · mean(dxhat · xhat)).
-                let (dyr, xh) = (&dy[r * f..(r + 1) * f], &b.xhat[r * f..(r + 1) * f]);
-                let dxr = &mut dx[r * f..(r + 1) * f];
-                match gamma {
-                    Some(g) => dxr.iter_mut().zip(dyr.iter().zip(g)).for_each(|(d, (y, g))| *d = y * g),
-                    None => dxr.copy_from_slice(dyr),
+            let (xhat, inv_std) = (&b.xhat[..], &b.inv_std[..]);
+            let mut parts = split_rows(rows, f, [&mut b.dx], &mut []);
+            parallel::for_each_mut(&mut parts.0[..parts.1], parts.1 > 1, |(r0, [dx], _)| {
+                for (k, dxr) in dx.chunks_exact_mut(f).enumerate() {
+                    // dxhat = dy · gamma; dx = inv_std · (dxhat - mean(dxhat) - xhat · mean(dxhat · xhat)).
+                    let r = *r0 + k;
+                    let (dyr, xh) = (&dy[r * f..(r + 1) * f], &xhat[r * f..(r + 1) * f]);
+                    match gamma {
+                        Some(g) => dxr.iter_mut().zip(dyr.iter().zip(g)).for_each(|(d, (y, g))| *d = y * g),
+                        None => dxr.copy_from_slice(dyr),
+                    }
+                    let s = sum_f64(dxr.iter().map(|&d| d as f64));
+                    let sx = sum_f64(dxr.iter().zip(xh).map(|(&d, &h)| (d * h) as f64));
+                    let (ms, msx) = ((s / f as f64) as f32, (sx / f as f64) as f32);
+                    let inv = inv_std[r];
+                    dxr.iter_mut().zip(xh).for_each(|(d, &h)| *d = inv * (*d - ms - h * msx));
                 }
-                let s: f64 = dxr.iter().map(|&d| d as f64).sum();
-                let sx: f64 = dxr.iter().zip(xh).map(|(&d, &h)| (d * h) as f64).sum();
-                let (ms, msx) = ((s / f as f64) as f32, (sx / f as f64) as f32);
-                let inv = b.inv_std[r];
-                dxr.iter_mut().zip(xh).for_each(|(d, &h)| *d = inv * (*d - ms - h * msx));
-            }
+            });
         }
     }
 
