@@ -466,3 +466,35 @@ fn masked_final_states_have_correct_gradients() {
         assert_eq!(&row[..4], &row[4..8], "the final state is the last output under a mask");
     }
 }
+
+functional! {
+    /// The README's example of `return_state` and `attention_mask`.
+    pub struct Encoder {
+        x = Input([24, 3]);
+        allowed = Input([24, 24]);
+        (seq, h, c) = LSTM(32, return_sequences = true, return_state = true)(x);
+        a = MultiHeadAttention(num_heads = 2, key_dim = 16)(seq, seq, attention_mask = allowed);
+        (_, s) = GRU(16, return_state = true)(a);
+        out = Dense(1)(Concatenate()([h, c, s]));
+        Model([x, allowed], out)
+    }
+}
+
+/// The README's encoder trains: a causal mask, and a target that is the series' last value.
+#[test]
+fn the_readme_encoder_trains_with_final_states_and_an_attention_mask() {
+    use kiln::ndarray::Array3;
+    let n = 64;
+    let x = Array3::from_shape_fn((n, 24, 3), |(i, t, f)| ((i * 3 + t + 2 * f) as f32 * 0.37).sin());
+    let causal = Array3::from_shape_fn((n, 24, 24), |(_, r, c)| (c <= r) as u8 as f32);
+    let y = Array2::from_shape_fn((n, 1), |(i, _)| x[[i, 23, 0]]);
+    let mut m = Encoder::with_seed(3);
+    m.compile("mse", "adam", &[]).unwrap();
+    let before = m.evaluate((&x, &causal), &y).unwrap()["loss"];
+    m.fit((&x, &causal), &y, Fit { epochs: 30, batch_size: 16, verbose: 0, ..Fit::default() }).unwrap();
+    let after = m.evaluate((&x, &causal), &y).unwrap()["loss"];
+    assert!(after < before / 4.0, "loss {before} -> {after}");
+    let summary = m.summary_string();
+    assert!(summary.contains("[(None, 24, 32), (None, 32), (None, 32)]"), "{summary}");
+    assert!(summary.contains("allowed[0][0]"), "{summary}");
+}
