@@ -153,6 +153,50 @@ pub fn for_rows(
     for_each_mut(&mut items[..count], parallel, |(first, part)| f(*first, part));
 }
 
+/// Splits several buffers of `rows` rows each (buffer `k` with `width` values per row; a width of
+/// 0 gives empty parts) into the same `parts` runs of whole rows, and runs `f(first row, rows,
+/// parts)` on each, in parallel when there are several. For work whose every row is computed
+/// alone (a convolution's samples, a normalisation's rows), so the split changes no bits.
+pub fn for_runs<const B: usize>(
+    rows: usize,
+    parts: usize,
+    bufs: [(&mut [f32], usize); B],
+    f: impl Fn(usize, usize, [&mut [f32]; B]) + Sync,
+) {
+    let parts = parts.clamp(1, MAX_THREADS).min(rows.max(1));
+    let per = rows.div_ceil(parts).max(1);
+    let (mut rest, widths): ([&mut [f32]; B], [usize; B]) = {
+        let mut widths = [0; B];
+        let mut i = 0;
+        let rest = bufs.map(|(b, w)| {
+            widths[i] = w;
+            i += 1;
+            b
+        });
+        (rest, widths)
+    };
+    type Run<'a, const B: usize> = (usize, usize, [&'a mut [f32]; B]);
+    let mut items: [Option<Run<'_, B>>; MAX_THREADS] = std::array::from_fn(|_| None);
+    let (mut r0, mut count) = (0, 0);
+    while r0 < rows && count < MAX_THREADS {
+        let take = per.min(rows - r0);
+        let heads = std::array::from_fn(|k| {
+            let len = (take * widths[k]).min(rest[k].len());
+            let (head, tail) = std::mem::take(&mut rest[k]).split_at_mut(len);
+            rest[k] = tail;
+            head
+        });
+        items[count] = Some((r0, take, heads));
+        r0 += take;
+        count += 1;
+    }
+    for_each_mut(&mut items[..count], count > 1, |item| {
+        if let Some((r0, n, parts)) = item.take() {
+            f(r0, n, parts)
+        }
+    });
+}
+
 struct SendPtr<T>(*mut T);
 
 impl<T> SendPtr<T> {

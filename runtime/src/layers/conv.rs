@@ -7,6 +7,7 @@ use crate::kernels::activation::{act_backward, bias_act};
 use crate::kernels::conv::{SMALL_PATCH, Window, small_patch_forward};
 use crate::kernels::matmul::{Mat, PARALLEL_FLOPS, column_sums, gemm};
 use crate::kernels::parallel;
+use super::chunks::{MAX_CHUNKS, chunks, cut};
 
 /// Keras' `Conv2D` and `Conv1D` (`channels_last`): `filters` kernels of `kernel_size` slid over
 /// the input with `strides`, `padding` and `dilation_rate`, plus a bias, then the activation.
@@ -48,6 +49,9 @@ pub struct ConvBuffers {
     outg: Vec<f32>,
     dzg: Vec<f32>,
     dkg: Vec<f32>,
+    /// Each chunk of samples' share of the kernel and bias gradients, summed in chunk order.
+    dkp: Vec<f32>,
+    dbp: Vec<f32>,
 }
 
 impl LayerBuffers for ConvBuffers {
@@ -167,23 +171,28 @@ impl<A: ActivationFn> Layer for Conv<A> {
             self.activity.forward(&self.buf.out, n);
             return;
         }
-        let cols = sized(&mut self.buf.cols, rows * g.patch());
-        g.im2col(xs[0], n, cols);
-        let out = sized(&mut self.buf.out, rows * f);
-        let patch = g.patch();
-        if patch <= SMALL_PATCH {
-            // Split by rows across the threads: each output row is computed the same way either way.
-            let (cols, w) = (&self.buf.cols[..], &self.kernel.value[..]);
-            // This kernel runs at a fraction of sgemm's speed: a quarter of the flops pay for a thread.
-            let parts = (8 * rows * patch * f / PARALLEL_FLOPS).min(rows);
-            parallel::for_rows(out, f, parts, 1, parts > 1, |r0, o| {
-                small_patch_forward(&cols[r0 * patch..], w, patch, f, o)
-            });
-        } else {
-            gemm(rows, patch, f, Mat::n(&self.buf.cols), Mat::n(&self.kernel.value), out, 0.0);
-        }
-        let pre = (ctx.training && A::KIND.needs_input()).then(|| sized(&mut self.buf.pre, rows * f));
-        bias_act(A::KIND, out, pre, self.bias.as_ref().map(|b| &b.value[..]), f);
+        let (patch, pos, inl) = (g.patch(), g.out_positions(), g.in_len());
+        let pre_w = if ctx.training && A::KIND.needs_input() { pos * f } else { 0 };
+        sized(&mut self.buf.cols, rows * patch);
+        sized(&mut self.buf.out, rows * f);
+        sized(&mut self.buf.pre, n * pre_w);
+        // Runs of samples on the threads, each through im2col, the product, bias and activation
+        // while its rows are in cache; every row is computed alone, so the split changes no bits.
+        // The small-patch kernel runs at a fraction of sgemm's speed: a quarter of the flops pay
+        // for a thread.
+        let parts = if patch <= SMALL_PATCH { 8 * rows * patch * f / PARALLEL_FLOPS } else { 1 };
+        let (x, w, bias) = (xs[0], &self.kernel.value[..], self.bias.as_ref().map(|b| &b.value[..]));
+        let b = &mut self.buf;
+        let bufs = [(&mut b.cols[..], pos * patch), (&mut b.out[..], pos * f), (&mut b.pre[..], pre_w)];
+        parallel::for_runs(n, parts.min(parallel::threads()), bufs, |s0, ns, [cols, out, pre]| {
+            g.im2col(&x[s0 * inl..(s0 + ns) * inl], ns, cols);
+            if patch <= SMALL_PATCH {
+                small_patch_forward(cols, w, patch, f, out);
+            } else {
+                gemm(ns * pos, patch, f, Mat::n(cols), Mat::n(w), out, 0.0);
+            }
+            bias_act(A::KIND, out, (pre_w > 0).then_some(pre), bias, f);
+        });
         self.activity.forward(&self.buf.out, n);
     }
 
@@ -201,12 +210,21 @@ impl<A: ActivationFn> Layer for Conv<A> {
         let n = xs[0].len() / g.in_len();
         let rows = n * g.out_positions();
         {
-            let dz = sized(&mut self.buf.dz, rows * f);
-            if opts.fused_output {
-                dz.copy_from_slice(dy);
-            } else {
-                act_backward(A::KIND, &self.buf.out, &self.buf.pre, dy, dz, f);
-            }
+            // The activation's backward, runs of rows on the threads (each row alone).
+            let b = &mut self.buf;
+            sized(&mut b.dz, rows * f);
+            let (out, pre, fused) = (&b.out[..], &b.pre[..], opts.fused_output);
+            let pre_w = if pre.is_empty() { 0 } else { f };
+            let parts = if rows * f >= 1 << 15 { parallel::threads() } else { 1 };
+            parallel::for_runs(rows, parts, [(&mut b.dz[..], f)], |r0, nr, [dz]| {
+                let dyr = &dy[r0 * f..(r0 + nr) * f];
+                if fused {
+                    dz.copy_from_slice(dyr);
+                } else {
+                    let pre = &pre[r0 * pre_w..(r0 + nr) * pre_w];
+                    act_backward(A::KIND, &out[r0 * f..(r0 + nr) * f], pre, dyr, dz, f);
+                }
+            });
         }
         self.activity.backward(A::KIND, &self.buf.out, &self.buf.pre, &mut self.buf.dz, f, n);
         if self.groups > 1 {
@@ -216,19 +234,59 @@ impl<A: ActivationFn> Layer for Conv<A> {
             self.backward_grouped(n, opts.accumulate, opts.input_grad);
             return;
         }
-        let beta = if opts.accumulate { 1.0 } else { 0.0 };
-        let patch = g.patch();
-        // d kernel [patch, f] = colsᵀ [patch, rows] · dz [rows, f]
-        gemm(patch, rows, f, Mat::t(&self.buf.cols), Mat::n(&self.buf.dz), &mut self.kernel.grad, beta);
-        if let Some(b) = &mut self.bias {
-            column_sums(&self.buf.dz, f, &mut b.grad, opts.accumulate);
+        let (patch, pos, inl) = (g.patch(), g.out_positions(), g.in_len());
+        // Per chunk of samples (fixed by the batch size, so the sums do not depend on the
+        // threads): its share of d kernel [patch, f] = colsᵀ [patch, rows] · dz [rows, f] and of
+        // the bias gradient, and, when asked, d cols = dz · kernelᵀ put back onto its inputs.
+        let ch = chunks(n);
+        let b = &mut self.buf;
+        sized(&mut b.dkp, ch.1 * patch * f);
+        sized(&mut b.dbp, ch.1 * f);
+        let dcols_w = if opts.input_grad { pos * patch } else { 0 };
+        sized(&mut b.dcols, n * dcols_w);
+        sized(&mut b.dx, if opts.input_grad { n * inl } else { 0 });
+        {
+            let (cols, dz, w) = (&b.cols[..], &b.dz[..], &self.kernel.value[..]);
+            let mut dkp = b.dkp.chunks_mut(patch * f);
+            let mut dbp = b.dbp.chunks_mut(f);
+            let mut dcols = cut(&mut b.dcols, ch, dcols_w).into_iter();
+            let mut dx = cut(&mut b.dx, ch, if opts.input_grad { inl } else { 0 }).into_iter();
+            type Share<'a> = (usize, usize, &'a mut [f32], &'a mut [f32], &'a mut [f32], &'a mut [f32]);
+            let mut items: [Option<Share<'_>>; MAX_CHUNKS] = std::array::from_fn(|c| {
+                let (s0, ns) = (ch.0[c], ch.0[c + 1].saturating_sub(ch.0[c]));
+                let item = (
+                    s0,
+                    ns,
+                    dkp.next().unwrap_or_default(),
+                    dbp.next().unwrap_or_default(),
+                    dcols.next().unwrap_or_default(),
+                    dx.next().unwrap_or_default(),
+                );
+                (c < ch.1).then_some(item)
+            });
+            let parallel = ch.1 > 1 && 2 * rows * patch * f >= PARALLEL_FLOPS;
+            parallel::for_each_mut(&mut items[..ch.1], parallel, |item| {
+                let Some((s0, ns, dk, db, dcols, dx)) = item.take() else { return };
+                let r = s0 * pos..(s0 + ns) * pos;
+                let (cols, dz) = (&cols[r.start * patch..r.end * patch], &dz[r.start * f..r.end * f]);
+                gemm(patch, ns * pos, f, Mat::t(cols), Mat::n(dz), dk, 0.0);
+                column_sums(dz, f, db, false);
+                if !dx.is_empty() {
+                    gemm(ns * pos, f, patch, Mat::n(dz), Mat::t(w), dcols, 0.0);
+                    g.col2im(dcols, ns, dx);
+                }
+            });
         }
-        if opts.input_grad {
-            // d cols [rows, patch] = dz [rows, f] · kernelᵀ [f, patch], then back onto the input.
-            let dcols = sized(&mut self.buf.dcols, rows * g.patch());
-            gemm(rows, f, g.patch(), Mat::n(&self.buf.dz), Mat::t(&self.kernel.value), dcols, 0.0);
-            let dx = sized(&mut self.buf.dx, n * g.in_len());
-            g.col2im(&self.buf.dcols, n, dx);
+        let keep = if opts.accumulate { 1.0 } else { 0.0 };
+        self.kernel.grad.iter_mut().for_each(|v| *v *= keep);
+        for part in b.dkp.chunks_exact(patch * f) {
+            self.kernel.grad.iter_mut().zip(part).for_each(|(g, p)| *g += p);
+        }
+        if let Some(bias) = &mut self.bias {
+            bias.grad.iter_mut().for_each(|v| *v *= keep);
+            for part in b.dbp.chunks_exact(f) {
+                bias.grad.iter_mut().zip(part).for_each(|(g, p)| *g += p);
+            }
         }
     }
 

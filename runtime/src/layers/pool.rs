@@ -1,5 +1,9 @@
 use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Shareable, sized};
 use crate::kernels::conv::Window;
+use crate::kernels::parallel;
+
+/// Values from which pooling splits a batch's samples over the threads.
+const PARALLEL_VALUES: usize = 1 << 16;
 
 /// What a pooling window computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,8 +32,6 @@ pub struct PoolBuffers {
     out: Vec<f32>,
     /// Global max: the input offset of each output's maximum.
     argmax: Vec<u32>,
-    /// Max pooling, in backward: the gradient still to place, per channel, in the window.
-    rest: Vec<f32>,
     dx: Vec<f32>,
 }
 
@@ -55,13 +57,17 @@ impl Layer for Pool {
         let (x, c) = (xs[0], g.c);
         let n = x.len() / g.in_len();
         let out = sized(&mut self.buf.out, n * g.out_positions() * c);
-        for s in 0..n {
-            let sample = &x[s * g.in_len()..(s + 1) * g.in_len()];
+        let kind = self.kind;
+        // Runs of samples on the threads (each sample alone, so the same bits either way).
+        let parts = if x.len() >= PARALLEL_VALUES { parallel::threads() } else { 1 };
+        parallel::for_runs(n, parts, [(out, g.out_positions() * c)], |s0, ns, [out]| {
+        for s in 0..ns {
+            let sample = &x[(s0 + s) * g.in_len()..(s0 + s + 1) * g.in_len()];
             for oy in 0..g.oh {
                 for ox in 0..g.ow {
                     let at = ((s * g.oh + oy) * g.ow + ox) * c;
                     let o = &mut out[at..at + c];
-                    match self.kind {
+                    match kind {
                         PoolKind::Max => {
                             // A branch-free maximum per channel vectorises; backward finds where
                             // each maximum came from (as TensorFlow's MaxPoolGrad does).
@@ -86,6 +92,7 @@ impl Layer for Pool {
                 }
             }
         }
+        });
     }
 
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
@@ -96,32 +103,41 @@ impl Layer for Pool {
         let c = g.c;
         let n = xs[0].len() / g.in_len();
         let dx = sized(&mut self.buf.dx, n * g.in_len());
+        let (kind, out) = (self.kind, &self.buf.out[..]);
+        let parts = if dx.len() >= PARALLEL_VALUES { parallel::threads() } else { 1 };
+        parallel::for_runs(n, parts, [(dx, g.in_len())], |s0, ns, [dx]| {
         dx.fill(0.0);
-        match self.kind {
+        match kind {
             PoolKind::Max => {
                 // The gradient goes to the first position in the window holding the maximum:
-                // `rest` is what is still to place, per channel, in a branch-free pass per tap.
-                let rest = &mut self.buf.rest;
-                rest.resize(c, 0.0);
-                for s in 0..n {
-                    let sample = &xs[0][s * g.in_len()..(s + 1) * g.in_len()];
+                // `rest` is what is still to place, per channel (in blocks of 64), in a
+                // branch-free pass per tap.
+                let mut rest = [0.0f32; 64];
+                for s in 0..ns {
+                    let sample = &xs[0][(s0 + s) * g.in_len()..(s0 + s + 1) * g.in_len()];
                     let dxs = &mut dx[s * g.in_len()..(s + 1) * g.in_len()];
                     for oy in 0..g.oh {
                         for ox in 0..g.ow {
-                            let at = ((s * g.oh + oy) * g.ow + ox) * c;
-                            let o = &self.buf.out[at..at + c];
-                            rest.copy_from_slice(&dy[at..at + c]);
-                            g.taps(oy, ox, |off| route(&sample[off..off + c], o, rest, &mut dxs[off..off + c]));
+                            let at = (((s0 + s) * g.oh + oy) * g.ow + ox) * c;
+                            for c0 in (0..c).step_by(64) {
+                                let w = (c - c0).min(64);
+                                let (o, rest) = (&out[at + c0..at + c0 + w], &mut rest[..w]);
+                                rest.copy_from_slice(&dy[at + c0..at + c0 + w]);
+                                g.taps(oy, ox, |off| {
+                                    let off = off + c0;
+                                    route(&sample[off..off + w], o, rest, &mut dxs[off..off + w])
+                                });
+                            }
                         }
                     }
                 }
             }
             PoolKind::Average => {
-                for s in 0..n {
+                for s in 0..ns {
                     let sample = &mut dx[s * g.in_len()..(s + 1) * g.in_len()];
                     for oy in 0..g.oh {
                         for ox in 0..g.ow {
-                            let at = ((s * g.oh + oy) * g.ow + ox) * c;
+                            let at = (((s0 + s) * g.oh + oy) * g.ow + ox) * c;
                             let mut count = 0;
                             g.taps(oy, ox, |_| count += 1);
                             let inv = 1.0 / count.max(1) as f32;
@@ -133,6 +149,7 @@ impl Layer for Pool {
                 }
             }
         }
+        });
     }
 
     fn output(&self) -> &[f32] {
