@@ -372,3 +372,21 @@ fn causal_conv1d_matches_keras() {
     m.run(&[&y], &mut kiln::Ctx::new(2, false, &mut stream));
     assert_eq!(&kiln::Model::output(&m, 0)[..12], &before[..]);
 }
+
+sequential! {
+    /// Grey-scale windows of 3×3 and 2×2 (the register-kept kernel gradient), then a convolution
+    /// whose input gradient is needed, on a batch of two chunks of samples.
+    pub struct Grey: [7, 7, 1] {
+        Conv2D(20, 3, activation = tanh),
+        AveragePooling2D(2, strides = 1),
+        Conv2D(6, 2, activation = tanh),
+        Flatten,
+        Dense(3),
+    }
+}
+
+#[test]
+fn grey_scale_windows_pass_the_gradient_check_on_split_batches() {
+    let mut m = Grey::with_seed(5);
+    check_model(&mut m, &[&random(9 * 49, 11)], 9, 12, TOL).unwrap();
+}

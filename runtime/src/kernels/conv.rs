@@ -243,3 +243,94 @@ super::simd::multiversion! {
         }
     }
 }
+
+/// Whether a patch of this many values takes [`small_patch_grad`] for the kernel gradient
+/// (3×3 and 2×2 windows on one channel, the first layer of a grey-scale CNN).
+pub fn small_grad_patch(patch: usize) -> bool {
+    matches!(patch, 4 | 9)
+}
+
+/// One block of `W` filters from `j` for a patch of `P` values: `dk[p, j..j + W] = Σ_r
+/// cols[r, p] · dz[r, j..j + W]` and `db[j..j + W] = Σ_r dz[r, j..j + W]`, rows in order; the
+/// `P · W` sums stay in registers.
+#[inline(always)]
+fn grad_block<const W: usize, const P: usize>(cols: &[f32], dz: &[f32], f: usize, j: usize, dk: &mut [f32], db: &mut [f32]) {
+    let mut acc = [[0.0f32; W]; P];
+    let mut accb = [0.0f32; W];
+    for (c, d) in cols.chunks_exact(P).zip(dz.chunks_exact(f)) {
+        let (Ok(c), Ok(d)) = (<&[f32; P]>::try_from(c), <&[f32; W]>::try_from(&d[j..j + W])) else { continue };
+        for i in 0..W {
+            accb[i] += d[i];
+        }
+        for p in 0..P {
+            for i in 0..W {
+                acc[p][i] = c[p].mul_add(d[i], acc[p][i]);
+            }
+        }
+    }
+    for (p, a) in acc.iter().enumerate() {
+        dk[p * f + j..p * f + j + W].copy_from_slice(a);
+    }
+    db[j..j + W].copy_from_slice(&accb);
+}
+
+/// All blocks of filters for a patch of `P` values: 16 at a time where the CPU has AVX-512,
+/// then 8, then one.
+#[inline(always)]
+fn grad_blocks<const P: usize>(cols: &[f32], dz: &[f32], f: usize, dk: &mut [f32], db: &mut [f32]) {
+    let mut j = 0;
+    if crate::infer::cpu::level() >= 2 {
+        while j + 16 <= f {
+            grad_block::<16, P>(cols, dz, f, j, dk, db);
+            j += 16;
+        }
+    }
+    while j + 8 <= f {
+        grad_block::<8, P>(cols, dz, f, j, dk, db);
+        j += 8;
+    }
+    while j < f {
+        grad_block::<1, P>(cols, dz, f, j, dk, db);
+        j += 1;
+    }
+}
+
+crate::infer::cpu::simd_fn! {
+    /// The kernel and bias gradients of a convolution whose patch [`small_grad_patch`] accepts,
+    /// without packing: `dk [patch, f] = colsᵀ · dz` and `db [f] = Σ_r dz[r]`, overwritten.
+    pub fn small_patch_grad(cols: &[f32], dz: &[f32], patch: usize, f: usize, dk: &mut [f32], db: &mut [f32]) {
+        match patch {
+            4 => grad_blocks::<4>(cols, dz, f, dk, db),
+            9 => grad_blocks::<9>(cols, dz, f, dk, db),
+            _ => unreachable!("small_patch_grad takes the patches small_grad_patch accepts"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod grad_tests {
+    use super::*;
+
+    /// Against the plain sums, for both patches and a filter count that takes blocks of 16, of 8
+    /// and single filters.
+    #[test]
+    fn small_patch_grad_is_the_plain_product() {
+        for (patch, f) in [(9, 33), (4, 8), (9, 5)] {
+            let rows = 37;
+            let cols: Vec<f32> = (0..rows * patch).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+            let dz: Vec<f32> = (0..rows * f).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect();
+            let (mut dk, mut db) = (vec![f32::NAN; patch * f], vec![f32::NAN; f]);
+            small_patch_grad(&cols, &dz, patch, f, &mut dk, &mut db);
+            for p in 0..patch {
+                for j in 0..f {
+                    let want: f32 = (0..rows).map(|r| cols[r * patch + p] * dz[r * f + j]).sum();
+                    assert!((dk[p * f + j] - want).abs() < 1e-4, "dk[{p}, {j}]: {} vs {want}", dk[p * f + j]);
+                }
+            }
+            for j in 0..f {
+                let want: f32 = (0..rows).map(|r| dz[r * f + j]).sum();
+                assert!((db[j] - want).abs() < 1e-4, "db[{j}]");
+            }
+        }
+    }
+}

@@ -4,7 +4,7 @@ use rand::Rng;
 
 use super::{ActivationFn, BackwardOpts, Ctx, Layer, LayerBuffers, Linear, Param, Shareable, sized};
 use crate::kernels::activation::{act_backward, bias_act};
-use crate::kernels::conv::{SMALL_PATCH, Window, small_patch_forward};
+use crate::kernels::conv::{SMALL_PATCH, Window, small_grad_patch, small_patch_forward, small_patch_grad};
 use crate::kernels::matmul::{Mat, PARALLEL_FLOPS, column_sums, gemm};
 use crate::kernels::parallel;
 use super::chunks::{MAX_CHUNKS, chunks, cut};
@@ -269,8 +269,12 @@ impl<A: ActivationFn> Layer for Conv<A> {
                 let Some((s0, ns, dk, db, dcols, dx)) = item.take() else { return };
                 let r = s0 * pos..(s0 + ns) * pos;
                 let (cols, dz) = (&cols[r.start * patch..r.end * patch], &dz[r.start * f..r.end * f]);
-                gemm(patch, ns * pos, f, Mat::t(cols), Mat::n(dz), dk, 0.0);
-                column_sums(dz, f, db, false);
+                if small_grad_patch(patch) {
+                    small_patch_grad(cols, dz, patch, f, dk, db);
+                } else {
+                    gemm(patch, ns * pos, f, Mat::t(cols), Mat::n(dz), dk, 0.0);
+                    column_sums(dz, f, db, false);
+                }
                 if !dx.is_empty() {
                     gemm(ns * pos, f, patch, Mat::n(dz), Mat::t(w), dcols, 0.0);
                     g.col2im(dcols, ns, dx);
