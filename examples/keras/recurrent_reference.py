@@ -6,6 +6,8 @@ For each case `c`: lines `c.x` and `c.dy` (input and output gradient), the weigh
 (`c.kernel`, `c.recurrent_kernel`, `c.bias`; `c.embeddings`), the output `c.out`, the gradients of
 sum(out * dy) (`c.dx` and `c.d<weight>`), and each weight after one Adam(0.01) step on those
 gradients (`c.adam.<weight>`). Shapes: x is [2, 5, 3] (ids [2, 5] for the Embedding), 4 units.
+The `*_state*` cases use `return_state`: `c.out` and `c.dy` hold each sample's output followed by
+its final states, as kiln lays them out.
 """
 
 import keras
@@ -43,8 +45,14 @@ def weight_names(layer):
         return [f"{d}_{n}" for d in ("forward", "backward") for n in inner]
     return [w.name for w in layer.trainable_weights]
 
-print(f"# keras {keras.__version__}")
-for name, make in CASES:
+def packed(parts):
+    """Several outputs per sample one after the other, as kiln lays them out."""
+    return np.concatenate([np.reshape(p, (p.shape[0], -1)) for p in parts], axis=1)
+
+
+def case(name, make):
+    """One layer's lines; with `return_state`, its outputs [out, h(, c)] and `dy` are packed per
+    sample (each sample's output, then its final states), the total sum(part · dy_part)."""
     layer = make()
     x = rng.normal(0, 1, (2, 5, 3)).astype("float32")
     layer.build(x.shape)
@@ -53,16 +61,17 @@ for name, make in CASES:
     xt = tf.constant(x)
     with tf.GradientTape() as tape:
         tape.watch(xt)
-        out = layer(xt)
-        dy = tf.constant(rng.normal(0, 1, out.shape).astype("float32"))
-        total = tf.reduce_sum(out * dy)
+        outs = layer(xt)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        dys = [tf.constant(rng.normal(0, 1, o.shape).astype("float32")) for o in outs]
+        total = tf.add_n([tf.reduce_sum(o * d) for o, d in zip(outs, dys)])
     grads = tape.gradient(total, [xt] + layer.trainable_weights)
     names = weight_names(layer)
     line(f"{name}.x", x)
-    line(f"{name}.dy", dy)
+    line(f"{name}.dy", packed([d.numpy() for d in dys]))
     for n, v in zip(names, weights):
         line(f"{name}.{n}", v)
-    line(f"{name}.out", out)
+    line(f"{name}.out", packed([o.numpy() for o in outs]))
     line(f"{name}.dx", grads[0])
     for n, g in zip(names, grads[1:]):
         line(f"{name}.d{n}", g)
@@ -70,6 +79,11 @@ for name, make in CASES:
     opt.apply_gradients(zip(grads[1:], layer.trainable_weights))
     for n, w in zip(names, layer.trainable_weights):
         line(f"{name}.adam.{n}", w.numpy())
+
+
+print(f"# keras {keras.__version__}")
+for name, make in CASES:
+    case(name, make)
 
 # Embedding: ids [2, 5] in 0..7 (a repeated id accumulates its gradient), table [7, 4].
 layer = keras.layers.Embedding(7, 4)
@@ -92,8 +106,7 @@ opt = keras.optimizers.Adam(0.01)
 opt.apply_gradients([(g, layer.embeddings)])
 line("embedding.adam.embeddings", layer.embeddings.numpy())
 
-# return_state: the outputs [out, h(, c)] packed per sample as kiln lays them out (each sample's
-# output, then its final states), with `dy` packed the same way; the total is sum(part · dy_part).
+# return_state: the outputs [out, h(, c)] packed per sample as kiln lays them out.
 STATE_CASES = [
     ("simple_state_seq", lambda: keras.layers.SimpleRNN(4, return_sequences=True, return_state=True)),
     ("lstm_state", lambda: keras.layers.LSTM(4, return_state=True)),
@@ -102,35 +115,5 @@ STATE_CASES = [
     ("gru_state_seq", lambda: keras.layers.GRU(4, return_sequences=True, return_state=True)),
     ("gru_v1_state", lambda: keras.layers.GRU(4, reset_after=False, return_state=True)),
 ]
-
-
-def packed(parts):
-    return np.concatenate([np.reshape(p, (p.shape[0], -1)) for p in parts], axis=1)
-
-
 for name, make in STATE_CASES:
-    layer = make()
-    x = rng.normal(0, 1, (2, 5, 3)).astype("float32")
-    layer.build(x.shape)
-    weights = [rng.normal(0, 0.5, w.shape).astype("float32") for w in layer.get_weights()]
-    layer.set_weights(weights)
-    xt = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        outs = layer(xt)
-        dys = [tf.constant(rng.normal(0, 1, o.shape).astype("float32")) for o in outs]
-        total = tf.add_n([tf.reduce_sum(o * d) for o, d in zip(outs, dys)])
-    grads = tape.gradient(total, [xt] + layer.trainable_weights)
-    names = weight_names(layer)
-    line(f"{name}.x", x)
-    line(f"{name}.dy", packed([d.numpy() for d in dys]))
-    for n, v in zip(names, weights):
-        line(f"{name}.{n}", v)
-    line(f"{name}.out", packed([o.numpy() for o in outs]))
-    line(f"{name}.dx", grads[0])
-    for n, g in zip(names, grads[1:]):
-        line(f"{name}.d{n}", g)
-    opt = keras.optimizers.Adam(0.01)
-    opt.apply_gradients(zip(grads[1:], layer.trainable_weights))
-    for n, w in zip(names, layer.trainable_weights):
-        line(f"{name}.adam.{n}", w.numpy())
+    case(name, make)
