@@ -75,8 +75,13 @@ pub fn gemm(m: usize, k: usize, n: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
     // Runs of rows on the threads, each at least PARALLEL_FLOPS / 2 of work and a multiple of 8
     // rows (whole kernel tiles).
     let flops = 2 * m * k * n;
-    let parts = if flops >= PARALLEL_FLOPS && m >= 16 {
-        super::parallel::threads().min(m / 8).min(2 * flops / PARALLEL_FLOPS)
+    // A product into a few columns (a classifier head's output or its weight gradient, e.g.
+    // W5's [64, 5408] · [5408, 10]) pays for a second thread sooner: each thread packs only its
+    // rows of `a`, and `b` is small beside them. (Wider ones at this size, W1's weight gradient
+    // [784, 32] · [32, 128], ran slower split.)
+    let tall = n <= 16 && m >= 64 && flops >= PARALLEL_FLOPS / 4;
+    let parts = if (flops >= PARALLEL_FLOPS && m >= 16) || tall {
+        super::parallel::threads().min(m / 8).min((8 * flops / PARALLEL_FLOPS).max(2))
     } else {
         1
     };
