@@ -498,3 +498,28 @@ fn the_readme_encoder_trains_with_final_states_and_an_attention_mask() {
     assert!(summary.contains("[(None, 24, 32), (None, 32), (None, 32)]"), "{summary}");
     assert!(summary.contains("allowed[0][0]"), "{summary}");
 }
+
+functional! {
+    /// One LSTM with return_state applied to two sequences (its weights shared, each use's
+    /// states bound by name).
+    pub struct SharedStates {
+        a = Input([4, 3]);
+        b = Input([4, 3]);
+        lstm = LSTM(5, return_state = true);
+        (_, ha, ca) = lstm(a);
+        (last, hb, _) = lstm(b);
+        m = Concatenate()([ha, ca, last, hb]);
+        out = Dense(2)(m);
+        Model([a, b], out)
+    }
+}
+
+#[test]
+fn a_shared_recurrent_layer_gives_each_use_its_states() {
+    let a: Vec<f32> = (0..3 * 12).map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0).collect();
+    let b: Vec<f32> = (0..3 * 12).map(|i| ((i * 5 % 13) as f32 - 6.0) / 5.0).collect();
+    let mut m = SharedStates::new();
+    kiln::testing::check_model(&mut m, &[&a, &b], 3, 10, 3e-3).unwrap();
+    let summary = m.summary_string();
+    assert!(summary.contains("lstm[0][1]") && summary.contains("lstm[1][0]"), "{summary}");
+}

@@ -570,10 +570,15 @@ impl Lowering<'_> {
             parts.iter().flatten().for_each(|p| drop(self.env.insert(p.to_string(), Binding::Failed)));
             return;
         }
+        // Which application of the layer this is (a shared layer's every use has its parts).
+        let app = match self.nodes[node].op {
+            Op::Apply(l) => self.layers[l].apps.iter().position(|&a| a == node).unwrap_or(0),
+            Op::Input(_) => 0,
+        };
         for (k, p) in parts.iter().enumerate() {
             let Some(p) = p else { continue };
             let spec = crate::layers::part(kind.clone(), k);
-            let layer_name = quote::format_ident!("{}_output_{}", name, k);
+            let layer_name = quote::format_ident!("__kiln_part_{}_{}_{}", name, app, k);
             self.layers.push(LayerDef {
                 name: layer_name,
                 kind: spec,
