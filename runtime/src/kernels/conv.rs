@@ -220,11 +220,45 @@ mod tests {
 /// row kernels below rather than sgemm, whose packing would cost as much as the product.
 pub const SMALL_PATCH: usize = 32;
 
+/// Four rows' outputs for filters `j..j + 32`: eight independent sums per tap (two rows' worth
+/// of registers each), so the multiply-adds overlap instead of waiting on one another.
+#[inline(always)]
+fn forward_rows4(c: &[f32], w: &[f32], patch: usize, f: usize, j: usize, o: &mut [f32]) {
+    let mut acc = [[0.0f32; 32]; 4];
+    for p in 0..patch {
+        let Ok(wr) = <&[f32; 32]>::try_from(&w[p * f + j..p * f + j + 32]) else { return };
+        for (r, a) in acc.iter_mut().enumerate() {
+            let x = c[r * patch + p];
+            for i in 0..32 {
+                a[i] = x.mul_add(wr[i], a[i]);
+            }
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        o[r * f + j..r * f + j + 32].copy_from_slice(a);
+    }
+}
+
+crate::infer::cpu::simd_fn! {
+    /// `out[r, ..] = cols[r, ..] · w[patch, f]` for the rows of `cols`, four rows and 32 filters
+    /// at a time where the filters come in 32s: the weights (a few KB) stay in L1, nothing is
+    /// packed, and each output is the same sum over the patch in the same order either way.
+    pub fn small_patch_forward(cols: &[f32], w: &[f32], patch: usize, f: usize, out: &mut [f32]) {
+        let rows = cols.len() / patch;
+        let (fast_rows, fast_f) = if f % 32 == 0 { (rows / 4 * 4, f) } else { (0, 0) };
+        for r in (0..fast_rows).step_by(4) {
+            for j in (0..fast_f).step_by(32) {
+                forward_rows4(&cols[r * patch..(r + 4) * patch], w, patch, f, j, &mut out[r * f..(r + 4) * f]);
+            }
+        }
+        small_patch_forward_rows(&cols[fast_rows * patch..], w, patch, f, &mut out[fast_rows * f..]);
+    }
+}
+
 super::simd::multiversion! {
     /// `out[r, ..] = cols[r, ..] · w[patch, f]` for the rows of `cols`: for each row and each
-    /// block of 8 filters, the sum over the patch is kept in registers; the weights (a few KB)
-    /// stay in L1 and nothing is packed.
-    pub fn small_patch_forward(cols: &[f32], w: &[f32], patch: usize, f: usize, out: &mut [f32]) {
+    /// block of 8 filters, the sum over the patch is kept in registers.
+    fn small_patch_forward_rows(cols: &[f32], w: &[f32], patch: usize, f: usize, out: &mut [f32]) {
         let blocks = f / 8;
         for (c, o) in cols.chunks_exact(patch).zip(out.chunks_exact_mut(f)) {
             for b in 0..blocks {
@@ -232,7 +266,7 @@ super::simd::multiversion! {
                 for (p, &cp) in c.iter().enumerate() {
                     let wr = &w[p * f + 8 * b..p * f + 8 * b + 8];
                     for i in 0..8 {
-                        acc[i] += cp * wr[i];
+                        acc[i] = cp.mul_add(wr[i], acc[i]);
                     }
                 }
                 o[8 * b..8 * b + 8].copy_from_slice(&acc);
