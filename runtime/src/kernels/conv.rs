@@ -245,7 +245,7 @@ crate::infer::cpu::simd_fn! {
     /// packed, and each output is the same sum over the patch in the same order either way.
     pub fn small_patch_forward(cols: &[f32], w: &[f32], patch: usize, f: usize, out: &mut [f32]) {
         let rows = cols.len() / patch;
-        let (fast_rows, fast_f) = if f % 32 == 0 { (rows / 4 * 4, f) } else { (0, 0) };
+        let (fast_rows, fast_f) = if f.is_multiple_of(32) { (rows / 4 * 4, f) } else { (0, 0) };
         for r in (0..fast_rows).step_by(4) {
             for j in (0..fast_f).step_by(32) {
                 forward_rows4(&cols[r * patch..(r + 4) * patch], w, patch, f, j, &mut out[r * f..(r + 4) * f]);
