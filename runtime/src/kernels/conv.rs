@@ -66,7 +66,14 @@ impl Window {
                         let x0 = (ox * self.sw).checked_sub(self.pw).filter(|&x| x + self.kw <= self.w);
                         if let (Some(y), Some(x0), 1) = (y, x0, self.dw) {
                             let width = self.kw * c;
-                            row[ky * width..][..width].copy_from_slice(&sample[(y * self.w + x0) * c..][..width]);
+                            let (dst, src) = (&mut row[ky * width..][..width], &sample[(y * self.w + x0) * c..][..width]);
+                            // A short row (3 values of one channel) inline: a memcpy call would
+                            // cost more than the copy.
+                            if width < 16 {
+                                dst.iter_mut().zip(src).for_each(|(d, v)| *d = *v);
+                            } else {
+                                dst.copy_from_slice(src);
+                            }
                             continue;
                         }
                         for kx in 0..self.kw {
