@@ -61,37 +61,7 @@ impl Layer for Pool {
         // Runs of samples on the threads (each sample alone, so the same bits either way).
         let parts = if x.len() >= PARALLEL_VALUES { parallel::threads() } else { 1 };
         parallel::for_runs(n, parts, [(out, g.out_positions() * c)], |s0, ns, [out]| {
-        for s in 0..ns {
-            let sample = &x[(s0 + s) * g.in_len()..(s0 + s + 1) * g.in_len()];
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    let at = ((s * g.oh + oy) * g.ow + ox) * c;
-                    let o = &mut out[at..at + c];
-                    match kind {
-                        PoolKind::Max => {
-                            // A branch-free maximum per channel vectorises; backward finds where
-                            // each maximum came from (as TensorFlow's MaxPoolGrad does).
-                            o.fill(f32::NEG_INFINITY);
-                            g.taps(oy, ox, |off| {
-                                for (o, &v) in o.iter_mut().zip(&sample[off..off + c]) {
-                                    *o = if v > *o { v } else { *o };
-                                }
-                            });
-                        }
-                        PoolKind::Average => {
-                            o.fill(0.0);
-                            let mut count = 0;
-                            g.taps(oy, ox, |off| {
-                                count += 1;
-                                o.iter_mut().zip(&sample[off..off + c]).for_each(|(o, v)| *o += v);
-                            });
-                            let inv = 1.0 / count.max(1) as f32;
-                            o.iter_mut().for_each(|v| *v *= inv);
-                        }
-                    }
-                }
-            }
-        }
+            pool_forward(&g, kind, &x[s0 * g.in_len()..(s0 + ns) * g.in_len()], out)
         });
     }
 
@@ -106,49 +76,9 @@ impl Layer for Pool {
         let (kind, out) = (self.kind, &self.buf.out[..]);
         let parts = if dx.len() >= PARALLEL_VALUES { parallel::threads() } else { 1 };
         parallel::for_runs(n, parts, [(dx, g.in_len())], |s0, ns, [dx]| {
-        dx.fill(0.0);
-        match kind {
-            PoolKind::Max => {
-                // The gradient goes to the first position in the window holding the maximum:
-                // `rest` is what is still to place, per channel (in blocks of 64), in a
-                // branch-free pass per tap.
-                let mut rest = [0.0f32; 64];
-                for s in 0..ns {
-                    let sample = &xs[0][(s0 + s) * g.in_len()..(s0 + s + 1) * g.in_len()];
-                    let dxs = &mut dx[s * g.in_len()..(s + 1) * g.in_len()];
-                    for oy in 0..g.oh {
-                        for ox in 0..g.ow {
-                            let at = (((s0 + s) * g.oh + oy) * g.ow + ox) * c;
-                            for c0 in (0..c).step_by(64) {
-                                let w = (c - c0).min(64);
-                                let (o, rest) = (&out[at + c0..at + c0 + w], &mut rest[..w]);
-                                rest.copy_from_slice(&dy[at + c0..at + c0 + w]);
-                                g.taps(oy, ox, |off| {
-                                    let off = off + c0;
-                                    route(&sample[off..off + w], o, rest, &mut dxs[off..off + w])
-                                });
-                            }
-                        }
-                    }
-                }
-            }
-            PoolKind::Average => {
-                for s in 0..ns {
-                    let sample = &mut dx[s * g.in_len()..(s + 1) * g.in_len()];
-                    for oy in 0..g.oh {
-                        for ox in 0..g.ow {
-                            let at = (((s0 + s) * g.oh + oy) * g.ow + ox) * c;
-                            let mut count = 0;
-                            g.taps(oy, ox, |_| count += 1);
-                            let inv = 1.0 / count.max(1) as f32;
-                            g.taps(oy, ox, |off| {
-                                sample[off..off + c].iter_mut().zip(&dy[at..at + c]).for_each(|(d, g)| *d += g * inv);
-                            });
-                        }
-                    }
-                }
-            }
-        }
+            let (x, at) = (&xs[0][s0 * g.in_len()..(s0 + ns) * g.in_len()], s0 * g.out_positions() * c);
+            let len = ns * g.out_positions() * c;
+            pool_backward(&g, kind, x, (&out[at..at + len], &dy[at..at + len]), dx)
         });
     }
 
@@ -266,6 +196,88 @@ impl Shareable for GlobalPool {
     type Buffers = PoolBuffers;
     fn buffers_mut(&mut self) -> &mut PoolBuffers {
         &mut self.buf
+    }
+}
+
+/// Pooling over whole samples `x` into their outputs `out`.
+fn pool_forward(g: &Window, kind: PoolKind, x: &[f32], out: &mut [f32]) {
+    let c = g.c;
+    for (s, sample) in x.chunks_exact(g.in_len()).enumerate() {
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let at = ((s * g.oh + oy) * g.ow + ox) * c;
+                let o = &mut out[at..at + c];
+                match kind {
+                    PoolKind::Max => {
+                        // A branch-free maximum per channel vectorises; backward finds where
+                        // each maximum came from (as TensorFlow's MaxPoolGrad does).
+                        o.fill(f32::NEG_INFINITY);
+                        g.taps(oy, ox, |off| {
+                            for (o, &v) in o.iter_mut().zip(&sample[off..off + c]) {
+                                *o = if v > *o { v } else { *o };
+                            }
+                        });
+                    }
+                    PoolKind::Average => {
+                        o.fill(0.0);
+                        let mut count = 0;
+                        g.taps(oy, ox, |off| {
+                            count += 1;
+                            o.iter_mut().zip(&sample[off..off + c]).for_each(|(o, v)| *o += v);
+                        });
+                        let inv = 1.0 / count.max(1) as f32;
+                        o.iter_mut().for_each(|v| *v *= inv);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pooling's backward over whole samples `x`, given their outputs and output gradients: the
+/// input gradient `dx`.
+fn pool_backward(g: &Window, kind: PoolKind, x: &[f32], (out, dy): (&[f32], &[f32]), dx: &mut [f32]) {
+    let c = g.c;
+    dx.fill(0.0);
+    let samples = x.chunks_exact(g.in_len()).zip(dx.chunks_exact_mut(g.in_len())).enumerate();
+    match kind {
+        PoolKind::Max => {
+            // The gradient goes to the first position in the window holding the maximum: `rest`
+            // is what is still to place, per channel (in blocks of 64), in a branch-free pass
+            // per tap.
+            let mut rest = [0.0f32; 64];
+            for (s, (sample, dxs)) in samples {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let at = ((s * g.oh + oy) * g.ow + ox) * c;
+                        for c0 in (0..c).step_by(64) {
+                            let w = (c - c0).min(64);
+                            let (o, rest) = (&out[at + c0..at + c0 + w], &mut rest[..w]);
+                            rest.copy_from_slice(&dy[at + c0..at + c0 + w]);
+                            g.taps(oy, ox, |off| {
+                                let off = off + c0;
+                                route(&sample[off..off + w], o, rest, &mut dxs[off..off + w])
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        PoolKind::Average => {
+            for (s, (_, dxs)) in samples {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let at = ((s * g.oh + oy) * g.ow + ox) * c;
+                        let mut count = 0;
+                        g.taps(oy, ox, |_| count += 1);
+                        let inv = 1.0 / count.max(1) as f32;
+                        g.taps(oy, ox, |off| {
+                            dxs[off..off + c].iter_mut().zip(&dy[at..at + c]).for_each(|(d, g)| *d += g * inv);
+                        });
+                    }
+                }
+            }
+        }
     }
 }
 
