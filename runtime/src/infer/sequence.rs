@@ -30,6 +30,14 @@ impl Cell {
         }
     }
 
+    /// Final states `return_state` gives: `h`, and an LSTM's cell `c`.
+    pub const fn states(self) -> usize {
+        match self {
+            Cell::Lstm => 2,
+            _ => 1,
+        }
+    }
+
     /// Keras' class name.
     pub const fn class(self) -> &'static str {
         match self {
@@ -113,11 +121,7 @@ impl Recurrence {
 
     /// f32 values of the output, the final states `return_state` adds included.
     pub const fn out_len(&self) -> usize {
-        let states = match (self.return_state, self.cell) {
-            (false, _) => 0,
-            (true, Cell::Lstm) => 2,
-            (true, _) => 1,
-        };
+        let states = if self.return_state { self.cell.states() } else { 0 };
         (if self.return_sequences { self.steps } else { 1 } + states) * self.units
     }
 }

@@ -125,6 +125,13 @@ impl MultiHeadAttention {
 }
 
 impl AttentionConfig {
+    /// The steps' masks of query, value and key: without a key the third input is the attention
+    /// mask, which has none.
+    fn step_masks<'m>(&self, masks: [Option<&'m [f32]>; 3], inputs: usize) -> [Option<&'m [f32]>; 3] {
+        let [q, v, k] = masks;
+        [q, v, if self.attention_mask && inputs < 4 { None } else { k }]
+    }
+
     /// Query, value and key (the value when no key is given), and the attention mask, from a
     /// call's inputs.
     #[allow(clippy::type_complexity)]
@@ -181,11 +188,7 @@ impl Layer for MultiHeadAttention {
         let AttentionConfig { tq, tv, heads: h, key_dim: kd, value_dim: vd, .. } = self.cfg;
         let n = ctx.n;
         let (xq, xv, xk, explicit) = self.cfg.inputs(xs);
-        // Without a key, the third input is the attention mask, which has no step mask.
-        let mut step_masks = ctx.masks;
-        if explicit.is_some() && xs.len() < 4 {
-            step_masks[2] = None;
-        }
+        let step_masks = self.cfg.step_masks(ctx.masks, xs.len());
         let b = &mut self.buf;
         let (hk, hv) = (h * kd, h * vd);
         project(xq, n * tq, &self.weights[Q], hk, &mut b.q);
@@ -237,10 +240,7 @@ impl Layer for MultiHeadAttention {
         let AttentionConfig { tq, tv, heads: h, key_dim: kd, value_dim: vd, .. } = self.cfg;
         let n = ctx.n;
         let (xq, xv, xk, explicit) = self.cfg.inputs(xs);
-        let mut step_masks = ctx.masks;
-        if explicit.is_some() && xs.len() < 4 {
-            step_masks[2] = None;
-        }
+        let step_masks = self.cfg.step_masks(ctx.masks, xs.len());
         let (hk, hv) = (h * kd, h * vd);
         let acc = opts.accumulate;
         let b = &mut self.buf;

@@ -1,41 +1,12 @@
 use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Param, Shareable, sized};
-use crate::kernels::parallel::{self, MAX_THREADS};
+use crate::kernels::parallel;
 
 /// Values from which a layer's rows are split over the threads.
 const PARALLEL_VALUES: usize = 1 << 15;
 
-/// Runs of whole rows for the threads: each run's first row, its part of every `[rows, f]`
-/// buffer in `bufs`, and of the per-row `per_row` (empty when that is); and how many runs.
-#[allow(clippy::type_complexity)]
-fn split_rows<'a, const B: usize>(
-    rows: usize,
-    f: usize,
-    bufs: [&'a mut Vec<f32>; B],
-    per_row: &'a mut [f32],
-) -> ([(usize, [&'a mut [f32]; B], &'a mut [f32]); MAX_THREADS], usize) {
-    let parts = if rows * f >= PARALLEL_VALUES { parallel::threads().min(rows).max(1) } else { 1 };
-    let per = rows.div_ceil(parts).max(1);
-    let mut bufs: [&'a mut [f32]; B] = bufs.map(|b| &mut b[..]);
-    let mut per_row = per_row;
-    let mut out: [(usize, [&'a mut [f32]; B], &'a mut [f32]); MAX_THREADS] =
-        std::array::from_fn(|_| (0, std::array::from_fn(|_| Default::default()), Default::default()));
-    let mut count = 0;
-    let mut r0 = 0;
-    while r0 < rows && count < MAX_THREADS {
-        let take = per.min(rows - r0);
-        let heads = std::array::from_fn(|k| {
-            let (head, tail) = std::mem::take(&mut bufs[k]).split_at_mut(take * f);
-            bufs[k] = tail;
-            head
-        });
-        let cut = if per_row.is_empty() { 0 } else { take };
-        let (head, tail) = std::mem::take(&mut per_row).split_at_mut(cut);
-        per_row = tail;
-        out[count] = (r0, heads, head);
-        r0 += take;
-        count += 1;
-    }
-    (out, count)
+/// Runs of rows for the threads: one per thread for a large enough layer, else one.
+fn parts(rows: usize, f: usize) -> usize {
+    if rows * f >= PARALLEL_VALUES { parallel::threads() } else { 1 }
 }
 
 /// A sum in eight running parts (so that it vectorises), in f64.
@@ -107,10 +78,10 @@ impl Layer for LayerNorm {
         let gamma = self.gamma.as_ref().map(|g| &g.value[..]);
         let beta = self.beta.as_ref().map(|b| &b.value[..]);
         // Rows are independent: runs of them on the threads give the same bits as one thread.
-        let mut parts = split_rows(rows, f, [&mut b.out, &mut b.xhat], &mut b.inv_std);
-        parallel::for_each_mut(&mut parts.0[..parts.1], parts.1 > 1, |(r0, [out, xhat], inv_std)| {
+        let bufs = [(&mut b.out[..], f), (&mut b.xhat[..], f), (&mut b.inv_std[..], 1)];
+        parallel::for_runs(rows, parts(rows, f), bufs, |r0, _, [out, xhat, inv_std]| {
             for (k, inv) in inv_std.iter_mut().enumerate() {
-                let r = *r0 + k;
+                let r = r0 + k;
                 let xr = &x[r * f..(r + 1) * f];
                 let mean = sum_f64(xr.iter().map(|&v| v as f64)) / f as f64;
                 let var = sum_f64(xr.iter().map(|&v| (v as f64 - mean) * (v as f64 - mean))) / f as f64;
@@ -150,11 +121,10 @@ impl Layer for LayerNorm {
             sized(&mut b.dx, rows * f);
             let gamma = self.gamma.as_ref().map(|g| &g.value[..]);
             let (xhat, inv_std) = (&b.xhat[..], &b.inv_std[..]);
-            let mut parts = split_rows(rows, f, [&mut b.dx], &mut []);
-            parallel::for_each_mut(&mut parts.0[..parts.1], parts.1 > 1, |(r0, [dx], _)| {
+            parallel::for_runs(rows, parts(rows, f), [(&mut b.dx[..], f)], |r0, _, [dx]| {
                 for (k, dxr) in dx.chunks_exact_mut(f).enumerate() {
                     // dxhat = dy · gamma; dx = inv_std · (dxhat - mean(dxhat) - xhat · mean(dxhat · xhat)).
-                    let r = *r0 + k;
+                    let r = r0 + k;
                     let (dyr, xh) = (&dy[r * f..(r + 1) * f], &xhat[r * f..(r + 1) * f]);
                     match gamma {
                         Some(g) => dxr.iter_mut().zip(dyr.iter().zip(g)).for_each(|(d, (y, g))| *d = y * g),

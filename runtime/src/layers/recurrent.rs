@@ -99,11 +99,7 @@ pub struct RecurrentConfig {
 impl RecurrentConfig {
     /// The final states `return_state` appends: `h`, and an LSTM's `c`.
     pub fn states(&self) -> usize {
-        match (self.return_state, self.cell) {
-            (false, _) => 0,
-            (true, Cell::Lstm) => 2,
-            (true, _) => 1,
-        }
+        if self.return_state { self.cell.states() } else { 0 }
     }
 
     /// Values per sample of the output: every step's state or the last, then the final states.
