@@ -252,6 +252,10 @@ super::simd::multiversion! {
     }
 }
 
+/// The rows of `b` [`gemm_small`] sums over at a time when `k` is long: 256 rows of a 256-wide
+/// `b` (256 KB) stay in L2 while every row of `c` passes over them.
+const SMALL_KC: usize = 256;
+
 /// `c[m×n] = a[m×k] · b[k×n] + beta · c` for the small products a recurrent step makes (a state
 /// `[batch, units]` times a recurrent kernel held for the whole sequence), with `a` given by its
 /// (row, column) strides (so it may be read transposed) and `b`, `c` by their row strides. No packing: two rows of `c` by 32 columns stay in registers while `b`'s
@@ -279,6 +283,16 @@ pub fn gemm_small(
     }
     assert!(ldb >= n && ldc >= n && (m - 1) * ldc + n <= c.len());
     assert!(k == 0 || ((m - 1) * sa.0 + (k - 1) * sa.1 < a.len() && (k - 1) * ldb + n <= b.len()));
+    if k > 2 * SMALL_KC {
+        // A long sum (a weight gradient over every step of a sequence) in blocks of `b`'s rows
+        // that stay in cache while every row of `c` passes over them; each block adds onto the
+        // sums so far, in the same order as one pass, so the same bits.
+        for k0 in (0..k).step_by(SMALL_KC) {
+            let (kb, beta) = (SMALL_KC.min(k - k0), if k0 == 0 { beta } else { 1.0 });
+            gemm_small(m, kb, n, &a[k0 * sa.1..], sa, &b[k0 * ldb..], ldb, c, ldc, beta);
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F (and so AVX2 and FMA), and the assertions bound every

@@ -12,7 +12,7 @@ use rand::Rng;
 use super::chunks::{MAX_CHUNKS, chunks, cut};
 use super::{BackwardOpts, Ctx, Initializer, Layer, LayerBuffers, Param, Shareable, sized};
 use crate::kernels::fastmath;
-use crate::kernels::matmul::{Mat, column_sums, gemm, gemm_small, gemm_strided, transpose};
+use crate::kernels::matmul::{column_sums, gemm_small, gemm_strided, transpose};
 use crate::kernels::parallel;
 
 /// Per-step work (`T · n · G·U · U`) from which a batch's two chunks run on two threads.
@@ -166,8 +166,10 @@ pub struct RecurrentBuffers {
     dhr: Vec<f32>,
     dx: Vec<f32>,
     dxt: Vec<f32>,
-    /// The recurrent kernel transposed `[G·U, U]`, for the per-step products of backward.
+    /// The recurrent kernel transposed `[G·U, U]`, for the per-step products of backward, and
+    /// the kernel transposed `[G·U, F]`, for the input gradient.
     rt: Vec<f32>,
+    wt: Vec<f32>,
     /// Each chunk's share of the kernel and recurrent-kernel gradients, one after the other.
     dw: Vec<f32>,
     dr: Vec<f32>,
@@ -268,6 +270,7 @@ struct Shared<'a> {
     w: &'a [f32],
     rk: &'a [f32],
     rt: &'a [f32],
+    wt: &'a [f32],
     in_bias: Option<&'a [f32]>,
     rec_bias: Option<&'a [f32]>,
     /// Keras' mask over the input steps `[n, T]`: a padded step (0) leaves the state as it was.
@@ -419,7 +422,7 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
     // The chunk's steps in processing order, then every step's input projection in one product.
     sh.steps_into(i0, n, sh.drop.map(|d| (d, nf)), f.xt);
     match sh.gate_drop {
-        None => gemm(t * n, nf, gu, Mat::n(f.xt), Mat::n(sh.w), f.gates, 0.0),
+        None => gemm_small(t * n, nf, gu, f.xt, (nf, 1), sh.w, gu, f.gates, gu, 0.0),
         // Each gate reads the input through a mask of its own.
         Some(_) => {
             for q in 0..cell.gates() {
@@ -452,6 +455,15 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
                 let c_prev = (s > 0).then(|| &c_before[(s - 1) * n * u..]);
                 let c = &mut c_rest[..n * u];
                 let tc = &mut f.tc[s * n * u..(s + 1) * n * u];
+                if (act, ra) == (Gate::Tanh, Gate::Sigmoid) {
+                    // Keras' default activations: each row's gates, cell and state in one pass.
+                    for i in 0..n {
+                        let r = i * u..(i + 1) * u;
+                        let cp = c_prev.map(|c| &c[r.clone()]);
+                        let (ci, ti, hi) = (&mut c[r.clone()], &mut tc[r.clone()], &mut h[r]);
+                        lstm_row_forward(&mut g[i * gu..(i + 1) * gu], cp, ci, ti, hi);
+                    }
+                } else {
                 for i in 0..n {
                     let gi = &mut g[i * gu..(i + 1) * gu];
                     ra.apply(&mut gi[..2 * u]);
@@ -475,6 +487,7 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
                 for i in 0..n {
                     let (og, ti) = (&g[i * gu + 3 * u..(i + 1) * gu], &tc[i * u..(i + 1) * u]);
                     h[i * u..(i + 1) * u].iter_mut().zip(og.iter().zip(ti)).for_each(|(h, (o, t))| *h = o * t);
+                }
                 }
             }
             Cell::Gru { reset_after: true } => {
@@ -544,6 +557,40 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
                     }
                 }
             }
+        }
+    }
+}
+
+crate::infer::cpu::simd_fn! {
+    /// One LSTM step of one row with Keras' default activations: the gates `gi` (`[4U]`, i, f,
+    /// c, o; pre-activations in, activated out), the cell `c` from the previous one `cp` (none at
+    /// the first step), its `tanh` in `tc` and the state `h`; the same operations in the same
+    /// order as the general path, so the same bits.
+    pub fn lstm_row_forward(gi: &mut [f32], cp: Option<&[f32]>, c: &mut [f32], tc: &mut [f32], h: &mut [f32]) {
+        use crate::kernels::fastmath::{sigmoid, tanh};
+        let u = c.len();
+        let (ig, rest) = gi[..4 * u].split_at_mut(u);
+        let (fg, rest) = rest.split_at_mut(u);
+        let (cg, og) = rest.split_at_mut(u);
+        let (tc, h, fg, cg, og) = (&mut tc[..u], &mut h[..u], &mut fg[..u], &mut cg[..u], &mut og[..u]);
+        for k in 0..u {
+            let (i, cc) = (sigmoid(ig[k]), tanh(cg[k]));
+            (ig[k], cg[k]) = (i, cc);
+            c[k] = i * cc;
+        }
+        if let Some(cp) = cp {
+            let cp = &cp[..u];
+            for k in 0..u {
+                let f = sigmoid(fg[k]);
+                fg[k] = f;
+                c[k] = f * cp[k] + c[k];
+            }
+        } else {
+            fg.iter_mut().for_each(|f| *f = sigmoid(*f));
+        }
+        for k in 0..u {
+            let (o, t) = (sigmoid(og[k]), tanh(c[k]));
+            (og[k], tc[k], h[k]) = (o, t, o * t);
         }
     }
 }
@@ -771,7 +818,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
     }
     // The weight gradients over all steps at once: Σ_s x_sᵀ · dg_s and Σ_s h_{s-1}ᵀ · drec_s.
     match sh.gate_drop {
-        None => gemm(nf, t * n, gu, Mat::t(f.xt), Mat::n(b.dg), b.dw, 0.0),
+        None => gemm_small(nf, t * n, gu, f.xt, (1, nf), b.dg, gu, b.dw, gu, 0.0),
         Some(_) => {
             for q in 0..cell.gates() {
                 sh.gate_input(i0, n, q, b.xq);
@@ -801,8 +848,8 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
         }
     } else {
         match cell {
-            Cell::Simple | Cell::Lstm => gemm(u, m, gu, Mat::t(h), Mat::n(&b.dg[n * gu..]), b.dr, 0.0),
-            Cell::Gru { reset_after: true } => gemm(u, m, gu, Mat::t(h), Mat::n(&b.drec[n * gu..]), b.dr, 0.0),
+            Cell::Simple | Cell::Lstm => gemm_small(u, m, gu, h, (1, u), &b.dg[n * gu..], gu, b.dr, gu, 0.0),
+            Cell::Gru { reset_after: true } => gemm_small(u, m, gu, h, (1, u), &b.drec[n * gu..], gu, b.dr, gu, 0.0),
             Cell::Gru { reset_after: false } => {
                 gemm_strided(u, m, 2 * u, h, (1, u), &b.dg[n * gu..], (gu, 1), b.dr, gu, 0.0);
                 let hr = &f.rec[n * u..t * n * u];
@@ -830,7 +877,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
             }
         }
     } else if let Some(dx) = b.dx {
-        gemm(t * n, gu, nf, Mat::n(b.dg), Mat::t(sh.w), b.dxt, 0.0);
+        gemm_small(t * n, gu, nf, b.dg, (gu, 1), sh.wt, nf, b.dxt, nf, 0.0);
         for s in 0..t {
             let ti = if go_backwards { t - 1 - s } else { s };
             for i in 0..n {
@@ -896,6 +943,7 @@ impl Layer for Recurrent {
             w: &self.kernel.value,
             rk: &self.recurrent_kernel.value,
             rt: &[],
+            wt: &[],
             in_bias,
             rec_bias,
             mask: ctx.masks[0],
@@ -963,6 +1011,8 @@ impl Layer for Recurrent {
         let (n, gu) = (ctx.n, cell.gates() * u);
         let b = &mut self.buf;
         transpose(&self.recurrent_kernel.value, u, gu, gu, sized(&mut b.rt, gu * u));
+        let wt_len = if opts.input_grad { gu * f } else { 0 };
+        transpose(&self.kernel.value[..wt_len], wt_len / gu, gu, gu, sized(&mut b.wt, wt_len));
         let gru = matches!(cell, Cell::Gru { .. });
         let drec_w = if gru { gu } else { 0 };
         sized(&mut b.dg, t * n * gu);
@@ -987,6 +1037,7 @@ impl Layer for Recurrent {
             w: &self.kernel.value,
             rk: &self.recurrent_kernel.value,
             rt: &b.rt,
+            wt: &b.wt,
             in_bias: None,
             rec_bias: None,
             mask: ctx.masks[0],
