@@ -227,10 +227,35 @@ mod tests {
 /// row kernels below rather than sgemm, whose packing would cost as much as the product.
 pub const SMALL_PATCH: usize = 32;
 
+/// What the small-patch forward adds to its sums before it stores them: the bias, then a ReLU
+/// when asked, as `bias_act` would in a pass of its own (the same operations, so the same bits).
+#[derive(Clone, Copy)]
+pub struct Epilogue<'a> {
+    /// Added to each row (one value per filter).
+    pub bias: Option<&'a [f32]>,
+    /// Whether a ReLU follows.
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// Nothing added: the plain product.
+    pub const NONE: Epilogue<'static> = Epilogue { bias: None, relu: false };
+
+    #[inline(always)]
+    fn apply(&self, j: usize, out: &mut [f32]) {
+        if let Some(b) = self.bias {
+            out.iter_mut().zip(&b[j..]).for_each(|(v, b)| *v += b);
+        }
+        if self.relu {
+            out.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    }
+}
+
 /// Four rows' outputs for filters `j..j + 32`: eight independent sums per tap (two rows' worth
 /// of registers each), so the multiply-adds overlap instead of waiting on one another.
 #[inline(always)]
-fn forward_rows4(c: &[f32], w: &[f32], patch: usize, f: usize, j: usize, o: &mut [f32]) {
+fn forward_rows4(c: &[f32], w: &[f32], patch: usize, f: usize, j: usize, ep: Epilogue<'_>, o: &mut [f32]) {
     let mut acc = [[0.0f32; 32]; 4];
     for p in 0..patch {
         let Ok(wr) = <&[f32; 32]>::try_from(&w[p * f + j..p * f + j + 32]) else { return };
@@ -241,8 +266,17 @@ fn forward_rows4(c: &[f32], w: &[f32], patch: usize, f: usize, j: usize, o: &mut
             }
         }
     }
+    let bias = match ep.bias.map(|b| <&[f32; 32]>::try_from(&b[j..j + 32])) {
+        Some(Ok(b)) => *b,
+        _ => [0.0; 32],
+    };
+    let (add, relu) = (ep.bias.is_some(), ep.relu);
     for (r, a) in acc.iter().enumerate() {
-        o[r * f + j..r * f + j + 32].copy_from_slice(a);
+        let Ok(out) = <&mut [f32; 32]>::try_from(&mut o[r * f + j..r * f + j + 32]) else { return };
+        for i in 0..32 {
+            let v = if add { a[i] + bias[i] } else { a[i] };
+            out[i] = if relu { v.max(0.0) } else { v };
+        }
     }
 }
 
@@ -250,15 +284,18 @@ crate::infer::cpu::simd_fn! {
     /// `out[r, ..] = cols[r, ..] · w[patch, f]` for the rows of `cols`, four rows and 32 filters
     /// at a time where the filters come in 32s: the weights (a few KB) stay in L1, nothing is
     /// packed, and each output is the same sum over the patch in the same order either way.
-    pub fn small_patch_forward(cols: &[f32], w: &[f32], patch: usize, f: usize, out: &mut [f32]) {
+    /// The epilogue (bias, ReLU) is applied while the sums are in registers.
+    pub fn small_patch_forward(cols: &[f32], w: &[f32], patch: usize, f: usize, ep: Epilogue<'_>, out: &mut [f32]) {
         let rows = cols.len() / patch;
         let (fast_rows, fast_f) = if f.is_multiple_of(32) { (rows / 4 * 4, f) } else { (0, 0) };
         for r in (0..fast_rows).step_by(4) {
             for j in (0..fast_f).step_by(32) {
-                forward_rows4(&cols[r * patch..(r + 4) * patch], w, patch, f, j, &mut out[r * f..(r + 4) * f]);
+                forward_rows4(&cols[r * patch..(r + 4) * patch], w, patch, f, j, ep, &mut out[r * f..(r + 4) * f]);
             }
         }
-        small_patch_forward_rows(&cols[fast_rows * patch..], w, patch, f, &mut out[fast_rows * f..]);
+        let rest = &mut out[fast_rows * f..];
+        small_patch_forward_rows(&cols[fast_rows * patch..], w, patch, f, rest);
+        rest.chunks_exact_mut(f).for_each(|row| ep.apply(0, row));
     }
 }
 

@@ -3,8 +3,8 @@ use std::marker::PhantomData;
 use rand::Rng;
 
 use super::{ActivationFn, BackwardOpts, Ctx, Layer, LayerBuffers, Linear, Param, Shareable, sized};
-use crate::kernels::activation::{act_backward, bias_act};
-use crate::kernels::conv::{SMALL_PATCH, Window, small_grad_patch, small_patch_forward, small_patch_grad};
+use crate::kernels::activation::{ActKind, act_backward, bias_act};
+use crate::kernels::conv::{Epilogue, SMALL_PATCH, Window, small_grad_patch, small_patch_forward, small_patch_grad};
 use crate::kernels::matmul::{Mat, PARALLEL_FLOPS, column_sums, gemm};
 use crate::kernels::parallel;
 use super::chunks::{MAX_CHUNKS, chunks, cut};
@@ -184,10 +184,16 @@ impl<A: ActivationFn> Layer for Conv<A> {
         let (x, w, bias) = (xs[0], &self.kernel.value[..], self.bias.as_ref().map(|b| &b.value[..]));
         let b = &mut self.buf;
         let bufs = [(&mut b.cols[..], pos * patch), (&mut b.out[..], pos * f), (&mut b.pre[..], pre_w)];
+        // A ReLU or no activation (with the bias) is applied by the small-patch kernel as it stores.
+        let fused = patch <= SMALL_PATCH && pre_w == 0 && matches!(A::KIND, ActKind::Relu | ActKind::Linear);
         parallel::for_runs(n, parts.min(parallel::threads()), bufs, |s0, ns, [cols, out, pre]| {
             g.im2col(&x[s0 * inl..(s0 + ns) * inl], ns, cols);
+            if fused {
+                let ep = Epilogue { bias, relu: A::KIND == ActKind::Relu };
+                return small_patch_forward(cols, w, patch, f, ep, out);
+            }
             if patch <= SMALL_PATCH {
-                small_patch_forward(cols, w, patch, f, out);
+                small_patch_forward(cols, w, patch, f, Epilogue::NONE, out);
             } else {
                 gemm(ns * pos, patch, f, Mat::n(cols), Mat::n(w), out, 0.0);
             }

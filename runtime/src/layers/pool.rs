@@ -238,7 +238,12 @@ fn pool_forward(g: &Window, kind: PoolKind, x: &[f32], out: &mut [f32]) {
 /// input gradient `dx`.
 fn pool_backward(g: &Window, kind: PoolKind, x: &[f32], (out, dy): (&[f32], &[f32]), dx: &mut [f32]) {
     let c = g.c;
-    dx.fill(0.0);
+    // Windows that tile the input exactly (a 2×2 pool with stride 2 on an even size, say) reach
+    // every input once: max pooling then writes every value of `dx` and needs no zeros first.
+    let tiles = (g.sh, g.sw, g.dh, g.dw, g.ph, g.pw) == (g.kh, g.kw, 1, 1, 0, 0) && g.oh * g.sh == g.h && g.ow * g.sw == g.w;
+    if !(tiles && kind == PoolKind::Max) {
+        dx.fill(0.0);
+    }
     let samples = x.chunks_exact(g.in_len()).zip(dx.chunks_exact_mut(g.in_len())).enumerate();
     match kind {
         PoolKind::Max => {
@@ -256,7 +261,7 @@ fn pool_backward(g: &Window, kind: PoolKind, x: &[f32], (out, dy): (&[f32], &[f3
                             rest.copy_from_slice(&dy[at + c0..at + c0 + w]);
                             g.taps(oy, ox, |off| {
                                 let off = off + c0;
-                                route(&sample[off..off + w], o, rest, &mut dxs[off..off + w])
+                                route(&sample[off..off + w], o, rest, &mut dxs[off..off + w], tiles)
                             });
                         }
                     }
@@ -284,9 +289,20 @@ fn pool_backward(g: &Window, kind: PoolKind, x: &[f32], (out, dy): (&[f32], &[f3
 crate::kernels::simd::multiversion! {
     /// One tap of max pooling's backward: where the input equals the window's maximum (the same
     /// bits: the maximum is one of the inputs), the gradient still to place goes to it.
-    /// Branch-free on integer masks, so it vectorises.
-    fn route(x: &[f32], max: &[f32], rest: &mut [f32], dx: &mut [f32]) {
-        for (((r, d), x), m) in rest.iter_mut().zip(dx.iter_mut()).zip(x).zip(max) {
+    /// Branch-free on integer masks, so it vectorises. `dx` is added to, or (where this tap is
+    /// the only one to reach it) overwritten.
+    fn route(x: &[f32], max: &[f32], rest: &mut [f32], dx: &mut [f32], overwrite: bool) {
+        let all = rest.iter_mut().zip(dx.iter_mut()).zip(x).zip(max);
+        if overwrite {
+            for (((r, d), x), m) in all {
+                let mask = 0u32.wrapping_sub((x.to_bits() == m.to_bits()) as u32);
+                let bits = r.to_bits();
+                *d = f32::from_bits(bits & mask);
+                *r = f32::from_bits(bits & !mask);
+            }
+            return;
+        }
+        for (((r, d), x), m) in all {
             let mask = 0u32.wrapping_sub((x.to_bits() == m.to_bits()) as u32);
             let bits = r.to_bits();
             *d += f32::from_bits(bits & mask);

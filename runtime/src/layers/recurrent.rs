@@ -170,9 +170,11 @@ pub struct RecurrentBuffers {
     /// the kernel transposed `[G·U, F]`, for the input gradient.
     rt: Vec<f32>,
     wt: Vec<f32>,
-    /// Each chunk's share of the kernel and recurrent-kernel gradients, one after the other.
+    /// Each chunk's share of the kernel, recurrent-kernel and bias gradients, one after the
+    /// other.
     dw: Vec<f32>,
     dr: Vec<f32>,
+    db: Vec<f32>,
 }
 
 impl LayerBuffers for RecurrentBuffers {
@@ -252,9 +254,10 @@ struct Bwd<'a> {
     /// The chunk's input gradient rows `[nc, T, F]`, if asked for, and its time-major scratch.
     dx: Option<&'a mut [f32]>,
     dxt: &'a mut [f32],
-    /// The chunk's share of the kernel and recurrent-kernel gradients.
+    /// The chunk's share of the kernel, recurrent-kernel and bias gradients.
     dw: &'a mut [f32],
     dr: &'a mut [f32],
+    db: &'a mut [f32],
     /// Scratch for recurrent dropout: `[rows, U]`, and `[T, rows, F]` / `[T, rows, U]` copies.
     tmp: &'a mut [f32],
     xq: &'a mut [f32],
@@ -671,6 +674,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
     } = sh.cfg;
     let (n, gu, rt) = (nc, cell.gates() * u, sh.rt);
     let step_of = |s: usize| if go_backwards { t - 1 - s } else { s };
+    b.db.fill(0.0);
     if n == 0 {
         b.dw.fill(0.0);
         b.dr.fill(0.0);
@@ -813,6 +817,13 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                     b.drec[(s * n + i) * gu..(s * n + i + 1) * gu].fill(0.0);
                 }
                 b.dh_next[i * u..(i + 1) * u].copy_from_slice(&b.dh[i * u..(i + 1) * u]);
+            }
+        }
+        // The bias gradient's share while the step's gradients are in cache.
+        if !b.db.is_empty() {
+            column_sums(dgs, gu, &mut b.db[..gu], true);
+            if cell == (Cell::Gru { reset_after: true }) {
+                column_sums(&b.drec[s * n * gu..(s + 1) * n * gu], gu, &mut b.db[gu..], true);
             }
         }
     }
@@ -1029,6 +1040,8 @@ impl Layer for Recurrent {
         sized(&mut b.hq, n * per(recurrent, t * u));
         sized(&mut b.dw, ch.1 * f * gu);
         sized(&mut b.dr, ch.1 * u * gu);
+        let db_w = self.bias.as_ref().map_or(0, |b| b.value.len());
+        sized(&mut b.db, ch.1 * db_w);
         sized(&mut b.dx, if opts.input_grad { n * t * f } else { 0 });
         sized(&mut b.dxt, if opts.input_grad { n * t * f } else { 0 });
         let sh = Shared {
@@ -1069,6 +1082,7 @@ impl Layer for Recurrent {
             let mut hq = cut(&mut b.hq, ch, per(recurrent, t * u)).into_iter();
             let mut dw = b.dw.chunks_mut(f * gu);
             let mut dr = b.dr.chunks_mut(u * gu);
+            let mut db = b.db.chunks_mut(db_w.max(1));
             let want_dx = opts.input_grad;
             let mut items: [Option<(usize, usize, FwdRef<'_>, Bwd<'_>)>; MAX_CHUNKS] = std::array::from_fn(|k| {
                 let (i0, nc) = (ch.0[k], ch.0[k + 1].saturating_sub(ch.0[k]));
@@ -1083,6 +1097,7 @@ impl Layer for Recurrent {
                     dxt: dxt.next().unwrap_or_default(),
                     dw: dw.next().unwrap_or_default(),
                     dr: dr.next().unwrap_or_default(),
+                    db: db.next().unwrap_or_default(),
                     tmp: tmp.next().unwrap_or_default(),
                     xq: xq.next().unwrap_or_default(),
                     hq: hq.next().unwrap_or_default(),
@@ -1097,16 +1112,12 @@ impl Layer for Recurrent {
         }
         // The chunks' shares, added in a fixed order.
         let keep = if opts.accumulate { 1.0 } else { 0.0 };
-        for (grad, parts) in [(&mut self.kernel.grad, &b.dw), (&mut self.recurrent_kernel.grad, &b.dr)] {
+        let (k, r, bias) = (&mut self.kernel.grad, &mut self.recurrent_kernel.grad, self.bias.as_mut());
+        for (grad, parts) in [(Some(k), &b.dw), (Some(r), &b.dr), (bias.map(|b| &mut b.grad), &b.db)] {
+            let Some(grad) = grad else { continue };
             grad.iter_mut().for_each(|g| *g *= keep);
             for part in parts.chunks_exact(grad.len()) {
                 grad.iter_mut().zip(part).for_each(|(g, p)| *g += p);
-            }
-        }
-        if let Some(bias) = &mut self.bias {
-            column_sums(&b.dg, gu, &mut bias.grad[..gu], opts.accumulate);
-            if cell == (Cell::Gru { reset_after: true }) {
-                column_sums(&b.drec, gu, &mut bias.grad[gu..], opts.accumulate);
             }
         }
     }
