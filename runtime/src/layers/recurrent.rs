@@ -586,7 +586,7 @@ crate::infer::cpu::simd_fn! {
             for k in 0..u {
                 let f = sigmoid(fg[k]);
                 fg[k] = f;
-                c[k] = f * cp[k] + c[k];
+                c[k] += f * cp[k];
             }
         } else {
             fg.iter_mut().for_each(|f| *f = sigmoid(*f));
