@@ -245,6 +245,46 @@ fn the_subclass_style_reads_token_ids_through_a_nested_model() {
     assert!(e.contains("row 3, position [2] holds 6, not a token id in 0..6"), "{e}");
 }
 
+functional! {
+    /// An encoder that hands on an LSTM's final state and cell (Keras' `return_state`), as one
+    /// vector: the way a subclassed model reaches the layers' multi-output calls.
+    pub struct StateEncoder {
+        ids = Input([8], dtype = i32);
+        e = Embedding(6, 8)(ids);
+        (_, h, c) = LSTM(16, return_sequences = true, return_state = true)(e);
+        states = Concatenate()([h, c]);
+        Model(ids, states)
+    }
+}
+
+/// A subclass whose field is the encoder above: its head reads the state and the cell.
+#[kiln::model]
+pub struct StateSubclass {
+    encoder: StateEncoder,
+    head: kiln::Dense<32, 1, kiln::Sigmoid>,
+}
+
+#[kiln::call]
+impl StateSubclass {
+    fn call(&self, ids: Ids<8>) -> Output<1> {
+        let s = self.encoder(ids);
+        self.head(s)
+    }
+}
+
+#[test]
+fn a_subclass_reads_final_states_through_a_nested_model() {
+    let (x, y) = order_task(1200, 14);
+    let (xt, yt) = order_task(400, 15);
+    let mut m = StateSubclass::new();
+    m.compile("binary_crossentropy", Adam::new(0.01), &["accuracy"]).unwrap();
+    m.fit(&x, &y, Fit { epochs: 25, batch_size: 32, verbose: 0, ..Fit::default() }).unwrap();
+    let acc = m.evaluate(&xt, &yt).unwrap()["accuracy"];
+    assert!(acc >= 0.95, "subclass over final states: held-out accuracy {acc}");
+    // The state half and the cell half both reach the head: 32 weights and a bias.
+    assert_eq!(StateSubclass::LAYERS.iter().map(|l| l.params).sum::<usize>(), 48 + 4 * 16 * 25 + 33);
+}
+
 sequential! {
     /// The order task with input and recurrent dropout on the LSTM.
     pub struct OrderDropout: Input([8], dtype = i32) {
