@@ -241,13 +241,14 @@ impl Epilogue<'_> {
     /// Nothing added: the plain product.
     pub const NONE: Epilogue<'static> = Epilogue { bias: None, relu: false };
 
+    /// On one row of outputs, in place.
     #[inline(always)]
-    fn apply(&self, j: usize, out: &mut [f32]) {
+    fn apply(&self, row: &mut [f32]) {
         if let Some(b) = self.bias {
-            out.iter_mut().zip(&b[j..]).for_each(|(v, b)| *v += b);
+            row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
         }
         if self.relu {
-            out.iter_mut().for_each(|v| *v = v.max(0.0));
+            row.iter_mut().for_each(|v| *v = v.max(0.0));
         }
     }
 }
@@ -295,7 +296,7 @@ crate::infer::cpu::simd_fn! {
         }
         let rest = &mut out[fast_rows * f..];
         small_patch_forward_rows(&cols[fast_rows * patch..], w, patch, f, rest);
-        rest.chunks_exact_mut(f).for_each(|row| ep.apply(0, row));
+        rest.chunks_exact_mut(f).for_each(|row| ep.apply(row));
     }
 }
 

@@ -256,11 +256,14 @@ super::simd::multiversion! {
 /// `b` (256 KB) stay in L2 while every row of `c` passes over them.
 const SMALL_KC: usize = 256;
 
-/// `c[m×n] = a[m×k] · b[k×n] + beta · c` for the small products a recurrent step makes (a state
-/// `[batch, units]` times a recurrent kernel held for the whole sequence), with `a` given by its
-/// (row, column) strides (so it may be read transposed) and `b`, `c` by their row strides. No packing: two rows of `c` by 32 columns stay in registers while `b`'s
-/// 32-column block streams from L1 (`k · 128` bytes), one broadcast and two fused multiply-adds
-/// per loaded vector. Uses AVX2+FMA when the CPU has them; the same sums in a plain loop
+/// `c[m×n] = a[m×k] · b[k×n] + beta · c` for the products of a recurrent layer: a step's state
+/// `[batch, units]` times a recurrent kernel held for the whole sequence, and the products over
+/// all of a chunk's steps (the input projection, the weight gradients, whose `a` is read
+/// transposed, and the input gradient), where sgemm's packing of both operands on every call
+/// cost more than it saved. `a` is given by its (row, column) strides, `b` and `c` by their row
+/// strides. No packing: a block of rows of `c` by 32 or 64 columns stays in registers while `b`'s
+/// block of columns streams from cache, one broadcast and a few fused multiply-adds per loaded
+/// vector; long sums go in blocks of [`SMALL_KC`] rows of `b`. Uses AVX2+FMA when the CPU has them; the same sums in a plain loop
 /// otherwise. Deterministic: each element's sum runs over `k` in order.
 ///
 /// # Panics
@@ -525,7 +528,8 @@ mod tests {
     /// strided operands and both betas.
     #[test]
     fn gemm_small_matches_plain_sums() {
-        for &(m, k, n) in &[(1, 1, 1), (2, 3, 32), (5, 7, 70), (64, 64, 256), (3, 0, 40)] {
+        // (6, 1100, 70) sums in blocks of SMALL_KC rows, the last one short.
+        for &(m, k, n) in &[(1, 1, 1), (2, 3, 32), (5, 7, 70), (64, 64, 256), (3, 0, 40), (6, 1100, 70)] {
             let (lda, ldb, ldc) = (k + 3, n + 5, n + 2);
             let a: Vec<f32> = (0..m * lda).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
             let b: Vec<f32> = (0..k.max(1) * ldb).map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0).collect();

@@ -467,30 +467,30 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
                         lstm_row_forward(&mut g[i * gu..(i + 1) * gu], cp, ci, ti, hi);
                     }
                 } else {
-                for i in 0..n {
-                    let gi = &mut g[i * gu..(i + 1) * gu];
-                    ra.apply(&mut gi[..2 * u]);
-                    act.apply(&mut gi[2 * u..3 * u]);
-                    ra.apply(&mut gi[3 * u..]);
-                    let (ig, rest) = gi.split_at(u);
-                    let (fg, cg) = (&rest[..u], &rest[u..2 * u]);
-                    let ci = &mut c[i * u..(i + 1) * u];
-                    match c_prev {
-                        Some(cp) => {
-                            let cp = &cp[i * u..(i + 1) * u];
-                            for k in 0..u {
-                                ci[k] = fg[k] * cp[k] + ig[k] * cg[k];
+                    for i in 0..n {
+                        let gi = &mut g[i * gu..(i + 1) * gu];
+                        ra.apply(&mut gi[..2 * u]);
+                        act.apply(&mut gi[2 * u..3 * u]);
+                        ra.apply(&mut gi[3 * u..]);
+                        let (ig, rest) = gi.split_at(u);
+                        let (fg, cg) = (&rest[..u], &rest[u..2 * u]);
+                        let ci = &mut c[i * u..(i + 1) * u];
+                        match c_prev {
+                            Some(cp) => {
+                                let cp = &cp[i * u..(i + 1) * u];
+                                for k in 0..u {
+                                    ci[k] = fg[k] * cp[k] + ig[k] * cg[k];
+                                }
                             }
+                            None => (0..u).for_each(|k| ci[k] = ig[k] * cg[k]),
                         }
-                        None => (0..u).for_each(|k| ci[k] = ig[k] * cg[k]),
                     }
-                }
-                tc.copy_from_slice(c);
-                act.apply(tc);
-                for i in 0..n {
-                    let (og, ti) = (&g[i * gu + 3 * u..(i + 1) * gu], &tc[i * u..(i + 1) * u]);
-                    h[i * u..(i + 1) * u].iter_mut().zip(og.iter().zip(ti)).for_each(|(h, (o, t))| *h = o * t);
-                }
+                    tc.copy_from_slice(c);
+                    act.apply(tc);
+                    for i in 0..n {
+                        let (og, ti) = (&g[i * gu + 3 * u..(i + 1) * gu], &tc[i * u..(i + 1) * u]);
+                        h[i * u..(i + 1) * u].iter_mut().zip(og.iter().zip(ti)).for_each(|(h, (o, t))| *h = o * t);
+                    }
                 }
             }
             Cell::Gru { reset_after: true } => {
@@ -1151,5 +1151,41 @@ impl Shareable for Recurrent {
     type Buffers = RecurrentBuffers;
     fn buffers_mut(&mut self) -> &mut RecurrentBuffers {
         &mut self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass LSTM row gives the bits of the general path (activation slices, then the
+    /// cell, its `tanh` and the state), with and without a previous cell.
+    #[test]
+    fn the_fused_lstm_row_is_the_general_path() {
+        let u = 37;
+        let pre: Vec<f32> = (0..4 * u).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 90.0).collect();
+        let cp: Vec<f32> = (0..u).map(|i| ((i * 31 % 17) as f32 - 8.0) / 3.0).collect();
+        for prev in [None, Some(&cp[..])] {
+            let (mut g, mut c, mut tc, mut h) = (pre.clone(), vec![0.0; u], vec![0.0; u], vec![0.0; u]);
+            lstm_row_forward(&mut g, prev, &mut c, &mut tc, &mut h);
+            let mut want = pre.clone();
+            Gate::Sigmoid.apply(&mut want[..2 * u]);
+            Gate::Tanh.apply(&mut want[2 * u..3 * u]);
+            Gate::Sigmoid.apply(&mut want[3 * u..]);
+            let want_c: Vec<f32> = (0..u)
+                .map(|k| match prev {
+                    Some(p) => want[u + k] * p[k] + want[k] * want[2 * u + k],
+                    None => want[k] * want[2 * u + k],
+                })
+                .collect();
+            let mut want_tc = want_c.clone();
+            Gate::Tanh.apply(&mut want_tc);
+            let want_h: Vec<f32> = (0..u).map(|k| want[3 * u + k] * want_tc[k]).collect();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&g), bits(&want));
+            assert_eq!(bits(&c), bits(&want_c));
+            assert_eq!(bits(&tc), bits(&want_tc));
+            assert_eq!(bits(&h), bits(&want_h));
+        }
     }
 }
