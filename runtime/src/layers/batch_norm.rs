@@ -1,4 +1,33 @@
+use std::ops::Range;
+
 use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Param, Shareable, sized};
+use crate::kernels::parallel;
+
+/// Rows per part of the batch statistics' sums: the parts depend only on the row count (never on
+/// the threads), and their sums are added in order, so results do not depend on the threads.
+const PART_ROWS: usize = 2048;
+
+/// Work (`rows · channels`) from which the passes over the rows use every thread.
+const PARALLEL_VALUES: usize = 1 << 15;
+
+/// `out = Σ_parts acc(part)`, where `acc(rows, a)` adds rows `rows`' contributions to `a`
+/// (zeroed first): the parts of [`PART_ROWS`] rows on the threads, their sums added in order.
+fn part_sums(rows: usize, parts_buf: &mut Vec<f32>, out: &mut [f32], acc: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+    let (w, parts) = (out.len(), rows.div_ceil(PART_ROWS).max(1));
+    let partial = sized(parts_buf, parts * w);
+    let threads = if rows * w >= PARALLEL_VALUES { parallel::threads() } else { 1 };
+    parallel::for_runs(parts, threads, [(&mut partial[..], w)], |p0, _, [a]| {
+        for (k, a) in a.chunks_exact_mut(w).enumerate() {
+            a.fill(0.0);
+            let p = p0 + k;
+            acc(p * PART_ROWS..((p + 1) * PART_ROWS).min(rows), a);
+        }
+    });
+    out.fill(0.0);
+    for a in partial.chunks_exact(w) {
+        out.iter_mut().zip(a).for_each(|(o, v)| *o += v);
+    }
+}
 
 /// Keras' `BatchNormalization(axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True)`:
 /// each channel of the last axis normalised over every other axis and the batch.
@@ -36,10 +65,13 @@ pub struct BatchNormBuffers {
     inv_std: Vec<f32>,
     /// Whether the last forward pass used batch statistics.
     batch_stats: bool,
-    /// Per channel, in backward: Σ dy and Σ dy · xhat.
-    sum_dy: Vec<f32>,
-    sum_dy_xhat: Vec<f32>,
+    /// Per channel, in backward: Σ dy, then Σ dy · xhat.
+    sums: Vec<f32>,
     dx: Vec<f32>,
+    /// Per channel: gamma (or ones) and beta (or zeros); the parts' partial sums.
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    parts: Vec<f32>,
 }
 
 impl LayerBuffers for BatchNormBuffers {
@@ -80,19 +112,23 @@ impl Layer for BatchNorm {
         sized(&mut b.inv_std, c);
         b.batch_stats = ctx.training && !self.frozen;
         if b.batch_stats {
-            b.mean.fill(0.0);
-            for row in x.chunks_exact(c) {
-                b.mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
-            }
+            let row_range = |r: Range<usize>| &x[r.start * c..r.end * c];
+            part_sums(rows, &mut b.parts, &mut b.mean, |r, a| {
+                for row in row_range(r).chunks_exact(c) {
+                    a.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+                }
+            });
             let inv_rows = 1.0 / rows.max(1) as f32;
             b.mean.iter_mut().for_each(|m| *m *= inv_rows);
             // The variance is gathered in inv_std, then turned into 1 / sqrt(var + eps).
-            b.inv_std.fill(0.0);
-            for row in x.chunks_exact(c) {
-                for ((v, m), x) in b.inv_std.iter_mut().zip(&b.mean).zip(row) {
-                    *v += (x - m) * (x - m);
+            let mean = &b.mean;
+            part_sums(rows, &mut b.parts, &mut b.inv_std, |r, a| {
+                for row in row_range(r).chunks_exact(c) {
+                    for ((v, m), x) in a.iter_mut().zip(mean).zip(row) {
+                        *v += (x - m) * (x - m);
+                    }
                 }
-            }
+            });
             let m = self.momentum;
             for ch in 0..c {
                 let var = b.inv_std[ch] * inv_rows;
@@ -106,32 +142,48 @@ impl Layer for BatchNorm {
                 *i = 1.0 / (v + self.epsilon).sqrt();
             }
         }
-        let xhat = sized(&mut b.xhat, x.len());
-        let out = sized(&mut b.out, x.len());
-        for ((xr, hr), or) in x.chunks_exact(c).zip(xhat.chunks_exact_mut(c)).zip(out.chunks_exact_mut(c)) {
-            for ch in 0..c {
-                let h = (xr[ch] - b.mean[ch]) * b.inv_std[ch];
-                hr[ch] = h;
-                let g = self.gamma.as_ref().map_or(1.0, |g| g.value[ch]);
-                let be = self.beta.as_ref().map_or(0.0, |b| b.value[ch]);
-                or[ch] = h * g + be;
-            }
+        let scale = sized(&mut b.scale, c);
+        match &self.gamma {
+            Some(g) => scale.copy_from_slice(&g.value),
+            None => scale.fill(1.0),
         }
+        let shift = sized(&mut b.shift, c);
+        match &self.beta {
+            Some(be) => shift.copy_from_slice(&be.value),
+            None => shift.fill(0.0),
+        }
+        sized(&mut b.xhat, x.len());
+        sized(&mut b.out, x.len());
+        let (mean, inv_std, scale, shift) = (&b.mean[..], &b.inv_std[..], &b.scale[..], &b.shift[..]);
+        let threads = if x.len() >= PARALLEL_VALUES { parallel::threads() } else { 1 };
+        parallel::for_runs(rows, threads, [(&mut b.xhat[..], c), (&mut b.out[..], c)], |r0, nr, [xhat, out]| {
+            let xr = &x[r0 * c..(r0 + nr) * c];
+            for ((xr, hr), or) in xr.chunks_exact(c).zip(xhat.chunks_exact_mut(c)).zip(out.chunks_exact_mut(c)) {
+                for ch in 0..c {
+                    let h = (xr[ch] - mean[ch]) * inv_std[ch];
+                    hr[ch] = h;
+                    or[ch] = h * scale[ch] + shift[ch];
+                }
+            }
+        });
     }
 
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
         let c = self.channels;
         let rows = (xs[0].len() / c).max(1);
         let b = &mut self.buf;
-        let (sum_dy, sum_dy_xhat) = (sized(&mut b.sum_dy, c), sized(&mut b.sum_dy_xhat, c));
-        sum_dy.fill(0.0);
-        sum_dy_xhat.fill(0.0);
-        for (dr, hr) in dy.chunks_exact(c).zip(b.xhat.chunks_exact(c)) {
-            for ch in 0..c {
-                sum_dy[ch] += dr[ch];
-                sum_dy_xhat[ch] += dr[ch] * hr[ch];
+        let xhat = &b.xhat[..];
+        part_sums(rows, &mut b.parts, sized(&mut b.sums, 2 * c), |r, a| {
+            let (sum_dy, sum_dy_xhat) = a.split_at_mut(c);
+            let (dy, xhat) = (&dy[r.start * c..r.end * c], &xhat[r.start * c..r.end * c]);
+            for (dr, hr) in dy.chunks_exact(c).zip(xhat.chunks_exact(c)) {
+                for ch in 0..c {
+                    sum_dy[ch] += dr[ch];
+                    sum_dy_xhat[ch] += dr[ch] * hr[ch];
+                }
             }
-        }
+        });
+        let (sum_dy, sum_dy_xhat) = b.sums.split_at(c);
         let add = |grad: &mut [f32], v: &[f32]| {
             if opts.accumulate {
                 grad.iter_mut().zip(v).for_each(|(g, v)| *g += v);
@@ -140,27 +192,32 @@ impl Layer for BatchNorm {
             }
         };
         if let Some(g) = &mut self.gamma {
-            add(&mut g.grad, &b.sum_dy_xhat);
+            add(&mut g.grad, sum_dy_xhat);
         }
         if let Some(be) = &mut self.beta {
-            add(&mut be.grad, &b.sum_dy);
+            add(&mut be.grad, sum_dy);
         }
         if !opts.input_grad {
             return;
         }
-        let dx = sized(&mut b.dx, dy.len());
+        sized(&mut b.dx, dy.len());
         let inv_rows = 1.0 / rows as f32;
-        for ((dxr, dr), hr) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(b.xhat.chunks_exact(c)) {
-            for ch in 0..c {
-                let g = self.gamma.as_ref().map_or(1.0, |g| g.value[ch]) * b.inv_std[ch];
-                dxr[ch] = if b.batch_stats {
-                    // Through the batch mean and variance as well as directly.
-                    g * (dr[ch] - inv_rows * (b.sum_dy[ch] + hr[ch] * b.sum_dy_xhat[ch]))
-                } else {
-                    g * dr[ch]
-                };
+        let (scale, inv_std, batch_stats) = (&b.scale[..], &b.inv_std[..], b.batch_stats);
+        let threads = if dy.len() >= PARALLEL_VALUES { parallel::threads() } else { 1 };
+        parallel::for_runs(rows, threads, [(&mut b.dx[..], c)], |r0, nr, [dx]| {
+            let (dy, xhat) = (&dy[r0 * c..(r0 + nr) * c], &xhat[r0 * c..(r0 + nr) * c]);
+            for ((dxr, dr), hr) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(xhat.chunks_exact(c)) {
+                for ch in 0..c {
+                    let g = scale[ch] * inv_std[ch];
+                    dxr[ch] = if batch_stats {
+                        // Through the batch mean and variance as well as directly.
+                        g * (dr[ch] - inv_rows * (sum_dy[ch] + hr[ch] * sum_dy_xhat[ch]))
+                    } else {
+                        g * dr[ch]
+                    };
+                }
             }
-        }
+        });
     }
 
     fn output(&self) -> &[f32] {
