@@ -5,7 +5,7 @@ use rand::Rng;
 use super::{ActivationFn, BackwardOpts, Ctx, Layer, LayerBuffers, Linear, Param, Shareable, sized};
 use crate::kernels::activation::{ActKind, act_backward, bias_act};
 use crate::kernels::conv::{Epilogue, SMALL_PATCH, Window, small_grad_patch, small_patch_forward, small_patch_grad};
-use crate::kernels::matmul::{Mat, PARALLEL_FLOPS, column_sums, gemm, gemm_small, transpose};
+use crate::kernels::matmul::{Mat, PARALLEL_FLOPS, column_sums, gemm, gemm_rows, transpose};
 use crate::kernels::parallel;
 use super::chunks::{MAX_CHUNKS, chunks, cut};
 
@@ -181,7 +181,7 @@ impl<A: ActivationFn> Layer for Conv<A> {
         // Runs of samples on the threads, each through im2col, the product, bias and activation
         // while its rows are in cache; every row is computed alone, so the split changes no bits.
         // The small-patch kernel runs at a fraction of sgemm's speed: a quarter of the flops pay
-        // for a thread. Larger patches multiply on the unpacked register kernel (`gemm_small`):
+        // for a thread. Larger patches multiply through `gemm_rows` (unpacked with AVX-512):
         // sgemm packed the whole im2col matrix to use each value for a few dozen filters, and ran
         // at half the speed (W5b's `[8192, 288] · [288, 64]`: 50 against 99 GFLOP/s on one core).
         let flops = 2 * rows * patch * f;
@@ -200,7 +200,7 @@ impl<A: ActivationFn> Layer for Conv<A> {
             if patch <= SMALL_PATCH {
                 small_patch_forward(cols, w, patch, f, Epilogue::NONE, out);
             } else {
-                gemm_small(ns * pos, patch, f, cols, (patch, 1), w, f, out, f, 0.0);
+                gemm_rows(ns * pos, patch, f, cols, (patch, 1), w, f, out, f, 0.0);
             }
             bias_act(A::KIND, out, (pre_w > 0).then_some(pre), bias, f);
         });
@@ -285,11 +285,11 @@ impl<A: ActivationFn> Layer for Conv<A> {
                 if small_grad_patch(patch) {
                     small_patch_grad(cols, dz, patch, f, dk, db);
                 } else {
-                    gemm_small(patch, ns * pos, f, cols, (1, patch), dz, f, dk, f, 0.0);
+                    gemm_rows(patch, ns * pos, f, cols, (1, patch), dz, f, dk, f, 0.0);
                     column_sums(dz, f, db, false);
                 }
                 if !dx.is_empty() {
-                    gemm_small(ns * pos, f, patch, dz, (f, 1), wt, patch, dcols, patch, 0.0);
+                    gemm_rows(ns * pos, f, patch, dz, (f, 1), wt, patch, dcols, patch, 0.0);
                     g.col2im(dcols, ns, dx);
                 }
             });

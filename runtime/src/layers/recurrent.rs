@@ -12,7 +12,7 @@ use rand::Rng;
 use super::chunks::{MAX_CHUNKS, chunks, cut};
 use super::{BackwardOpts, Ctx, Initializer, Layer, LayerBuffers, Param, Shareable, sized};
 use crate::kernels::fastmath;
-use crate::kernels::matmul::{column_sums, gemm_small, gemm_strided, transpose};
+use crate::kernels::matmul::{column_sums, gemm_rows, gemm_small, gemm_strided, transpose};
 use crate::kernels::parallel;
 
 /// Per-step work (`T · n · G·U · U`) from which a batch's two chunks run on two threads.
@@ -425,7 +425,7 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
     // The chunk's steps in processing order, then every step's input projection in one product.
     sh.steps_into(i0, n, sh.drop.map(|d| (d, nf)), f.xt);
     match sh.gate_drop {
-        None => gemm_small(t * n, nf, gu, f.xt, (nf, 1), sh.w, gu, f.gates, gu, 0.0),
+        None => gemm_rows(t * n, nf, gu, f.xt, (nf, 1), sh.w, gu, f.gates, gu, 0.0),
         // Each gate reads the input through a mask of its own.
         Some(_) => {
             for q in 0..cell.gates() {
@@ -829,7 +829,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
     }
     // The weight gradients over all steps at once: Σ_s x_sᵀ · dg_s and Σ_s h_{s-1}ᵀ · drec_s.
     match sh.gate_drop {
-        None => gemm_small(nf, t * n, gu, f.xt, (1, nf), b.dg, gu, b.dw, gu, 0.0),
+        None => gemm_rows(nf, t * n, gu, f.xt, (1, nf), b.dg, gu, b.dw, gu, 0.0),
         Some(_) => {
             for q in 0..cell.gates() {
                 sh.gate_input(i0, n, q, b.xq);
@@ -859,8 +859,8 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
         }
     } else {
         match cell {
-            Cell::Simple | Cell::Lstm => gemm_small(u, m, gu, h, (1, u), &b.dg[n * gu..], gu, b.dr, gu, 0.0),
-            Cell::Gru { reset_after: true } => gemm_small(u, m, gu, h, (1, u), &b.drec[n * gu..], gu, b.dr, gu, 0.0),
+            Cell::Simple | Cell::Lstm => gemm_rows(u, m, gu, h, (1, u), &b.dg[n * gu..], gu, b.dr, gu, 0.0),
+            Cell::Gru { reset_after: true } => gemm_rows(u, m, gu, h, (1, u), &b.drec[n * gu..], gu, b.dr, gu, 0.0),
             Cell::Gru { reset_after: false } => {
                 gemm_strided(u, m, 2 * u, h, (1, u), &b.dg[n * gu..], (gu, 1), b.dr, gu, 0.0);
                 let hr = &f.rec[n * u..t * n * u];
@@ -888,7 +888,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
             }
         }
     } else if let Some(dx) = b.dx {
-        gemm_small(t * n, gu, nf, b.dg, (gu, 1), sh.wt, nf, b.dxt, nf, 0.0);
+        gemm_rows(t * n, gu, nf, b.dg, (gu, 1), sh.wt, nf, b.dxt, nf, 0.0);
         for s in 0..t {
             let ti = if go_backwards { t - 1 - s } else { s };
             for i in 0..n {
