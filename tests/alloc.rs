@@ -86,9 +86,10 @@ fn mlp_steps_allocate_nothing(threads: usize) {
     );
     assert_eq!(own, 0, "kiln allocated in a steady-state training step");
     assert!(packing <= sgemm, "more aligned allocations ({packing}) than sgemm calls ({sgemm})");
-    // Per step: forward and kernel gradient of both layers and the second's input gradient; the
-    // large ones are split into one call per core.
-    assert!(sgemm >= 10 * 5, "{sgemm} sgemm calls for 10 steps");
+    // Per step: the kernel gradient of both layers and the second's input gradient at least (the
+    // forward products too where the CPU lacks AVX-512; with it they take the unpacked kernel,
+    // which allocates nothing); the large ones are split into one call per core.
+    assert!(sgemm >= 10 * 3, "{sgemm} sgemm calls for 10 steps");
 
     let sample: Vec<f32> = x.row(0).to_vec();
     m.predict_one(&sample).unwrap();
