@@ -470,6 +470,16 @@ unsafe fn small_512(
                 }
             };
         }
+        // One to three rows (a single sequence's step): 128 columns at a time, eight independent
+        // sums per row instead of four, so the multiply-adds do not wait on each other.
+        if m < 4 {
+            while j + 128 <= n {
+                for i in 0..m {
+                    block_512::<1, 8>(i, j, k, ap, sa, bp, ldb, cp, ldc, beta);
+                }
+                j += 128;
+            }
+        }
         columns!(4);
         columns!(2);
         columns!(1);
@@ -579,8 +589,9 @@ mod tests {
     /// strided operands and both betas.
     #[test]
     fn gemm_small_matches_plain_sums() {
-        // (6, 1100, 70) sums in blocks of SMALL_KC rows, the last one short.
-        for &(m, k, n) in &[(1, 1, 1), (2, 3, 32), (5, 7, 70), (64, 64, 256), (3, 0, 40), (6, 1100, 70)] {
+        // (6, 1100, 70) sums in blocks of SMALL_KC rows, the last one short; (2, 70, 300) takes
+        // the few-row blocks of 128 columns.
+        for &(m, k, n) in &[(1, 1, 1), (2, 3, 32), (5, 7, 70), (64, 64, 256), (3, 0, 40), (6, 1100, 70), (2, 70, 300)] {
             let (lda, ldb, ldc) = (k + 3, n + 5, n + 2);
             let a: Vec<f32> = (0..m * lda).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
             let b: Vec<f32> = (0..k.max(1) * ldb).map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0).collect();
