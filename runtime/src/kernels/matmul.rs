@@ -123,13 +123,17 @@ pub fn gemm(m: usize, k: usize, n: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
 /// Whether [`gemm`] takes [`gemm_small`] for a product: with AVX-512, neither operand
 /// transposed, and at least 16 columns (fewer leave most of a 16-lane register idle).
 fn unpacked(transposed: bool, n: usize) -> bool {
+    !transposed && n >= 16 && avx512()
+}
+
+/// Whether the CPU has AVX-512F, where [`gemm_small`]'s 4 × 64 register block beats sgemm.
+fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        !transposed && n >= 16 && std::arch::is_x86_feature_detected!("avx512f")
+        std::arch::is_x86_feature_detected!("avx512f")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (transposed, n);
         false
     }
 }
@@ -296,8 +300,7 @@ pub fn gemm_rows(
     ldc: usize,
     beta: f32,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if avx512() {
         return gemm_small(m, k, n, a, sa, b, ldb, c, ldc, beta);
     }
     gemm_strided(m, k, n, a, sa, b, (ldb, 1), c, ldc, beta)
