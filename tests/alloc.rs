@@ -12,8 +12,9 @@ use kiln::prelude::*;
 
 struct Counting;
 
-// Counted on every thread (kiln's worker thread too); this file holds one test, so nothing
-// else allocates while counting is on.
+// Counted on every thread (kiln's worker threads too); this file holds one test (the checks
+// below run one after the other inside it), so no other test, nor the harness reporting one,
+// allocates while counting is on.
 static ON: AtomicBool = AtomicBool::new(false);
 static OWN: AtomicUsize = AtomicUsize::new(0);
 static PACKING: AtomicUsize = AtomicUsize::new(0);
@@ -34,11 +35,35 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-/// The allocator counts for the whole process: the tests take turns.
-static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// What the longer epoch made beyond the shorter one (allocations, packing buffers, sgemm calls).
+fn extra(longer: (usize, usize, usize), shorter: (usize, usize, usize)) -> (usize, usize, usize) {
+    let (Some(own), Some(packing), Some(sgemm)) =
+        (longer.0.checked_sub(shorter.0), longer.1.checked_sub(shorter.1), longer.2.checked_sub(shorter.2))
+    else {
+        panic!("the longer epoch made fewer allocations or calls: {longer:?} against {shorter:?}");
+    };
+    (own, packing, sgemm)
+}
 
-/// (kiln's allocations, packing allocations, sgemm calls) made while `f` runs.
-fn count(f: impl FnOnce()) -> (usize, usize, usize) {
+/// The only test of this file: with several, the harness allocated (reporting one test's end)
+/// while another counted, now and then, and a shorter epoch seemed to allocate more.
+#[test]
+fn steady_state_steps_allocate_nothing() {
+    training_step_and_predict_one_allocate_nothing();
+    cnn_training_step_allocates_nothing();
+    sequence_training_steps_allocate_nothing();
+}
+
+/// (kiln's allocations, packing allocations, sgemm calls) made while `f` runs: the least of
+/// three runs, so that a one-off allocation does not read as a per-step one. (One of 13 bytes
+/// came now and then, in either epoch, once the thread pool's workers spun 1 ms instead of 0.1
+/// ms on a machine with fewer cores than threads; its source was not found. It does not grow
+/// with the step count, which is what these checks are about.)
+fn count(mut f: impl FnMut()) -> (usize, usize, usize) {
+    (0..3).map(|_| count_once(&mut f)).min().unwrap_or_default()
+}
+
+fn count_once(f: &mut impl FnMut()) -> (usize, usize, usize) {
     OWN.store(0, Ordering::Relaxed);
     PACKING.store(0, Ordering::Relaxed);
     let calls = kiln::kernels::sgemm_calls();
@@ -55,9 +80,7 @@ sequential! {
     }
 }
 
-#[test]
-fn steady_state_training_step_and_predict_one_allocate_nothing() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+fn training_step_and_predict_one_allocate_nothing() {
     for threads in [2, 4] {
         kiln::kernels::parallel::set_threads(threads);
         mlp_steps_allocate_nothing(threads);
@@ -79,7 +102,7 @@ fn mlp_steps_allocate_nothing(threads: usize) {
     let yh = y.slice(kiln::ndarray::s![..rows / 2]);
     let (own_10, packing_10, sgemm_10) = count(|| drop(m.fit(&half, &yh, opts()).unwrap()));
     let (own_20, packing_20, sgemm_20) = count(|| drop(m.fit(&x, &y, opts()).unwrap()));
-    let (own, packing, sgemm) = (own_20 - own_10, packing_20 - packing_10, sgemm_20 - sgemm_10);
+    let (own, packing, sgemm) = extra((own_20, packing_20, sgemm_20), (own_10, packing_10, sgemm_10));
     println!(
         "fit on {threads} threads: {own_10} allocations for 10 steps, {own_20} for 20; per 10 extra steps: \
          {own} by kiln, {packing} packing buffers by matrixmultiply over {sgemm} sgemm calls"
@@ -115,9 +138,7 @@ sequential! {
     }
 }
 
-#[test]
-fn steady_state_cnn_training_step_allocates_nothing() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+fn cnn_training_step_allocates_nothing() {
     let rows = 256;
     let x = kiln::ndarray::Array4::from_shape_fn((rows, 12, 12, 1), |(i, a, b, _)| {
         ((i * 7 + a * 3 + b) % 17) as f32 / 17.0
@@ -131,7 +152,7 @@ fn steady_state_cnn_training_step_allocates_nothing() {
     let yh = y.slice(kiln::ndarray::s![..rows / 2]);
     let (own_4, packing_4, sgemm_4) = count(|| drop(m.fit(&half, &yh, opts()).unwrap()));
     let (own_8, packing_8, sgemm_8) = count(|| drop(m.fit(&x, &y, opts()).unwrap()));
-    let (own, packing, sgemm) = (own_8 - own_4, packing_8 - packing_4, sgemm_8 - sgemm_4);
+    let (own, packing, sgemm) = extra((own_8, packing_8, sgemm_8), (own_4, packing_4, sgemm_4));
     println!(
         "CNN fit: per 4 extra steps {own} allocations by kiln, {packing} packing buffers over {sgemm} sgemm calls"
     );
@@ -163,9 +184,7 @@ kiln::functional! {
 }
 
 /// Backward through time, attention and masks allocate nothing once the buffers are sized.
-#[test]
-fn steady_state_sequence_training_steps_allocate_nothing() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+fn sequence_training_steps_allocate_nothing() {
     let rows = 256;
     let x =
         Array2::from_shape_fn((rows, 16), |(i, t)| if t + i % 5 >= 16 { 0 } else { ((i * 7 + t * 3) % 39 + 1) as i32 });
@@ -179,7 +198,7 @@ fn steady_state_sequence_training_steps_allocate_nothing() {
         let yh = y.slice(kiln::ndarray::s![..rows / 2]);
         let (own_4, packing_4, sgemm_4) = count(|| drop(m.fit(&half, &yh, opts()).unwrap()));
         let (own_8, packing_8, sgemm_8) = count(|| drop(m.fit(x, y, opts()).unwrap()));
-        let (own, packing, sgemm) = (own_8 - own_4, packing_8 - packing_4, sgemm_8 - sgemm_4);
+        let (own, packing, sgemm) = extra((own_8, packing_8, sgemm_8), (own_4, packing_4, sgemm_4));
         println!(
             "{}: per 4 extra steps {own} allocations by kiln, {packing} packing buffers over {sgemm} sgemm calls",
             M::NAME
