@@ -45,8 +45,7 @@ fn extra(longer: (usize, usize, usize), shorter: (usize, usize, usize)) -> (usiz
     (own, packing, sgemm)
 }
 
-/// The only test of this file: with several, the harness allocated (reporting one test's end)
-/// while another counted, now and then, and a shorter epoch seemed to allocate more.
+/// The only test of this file, so that no other test runs (or is reported) while one counts.
 #[test]
 fn steady_state_steps_allocate_nothing() {
     training_step_and_predict_one_allocate_nothing();
