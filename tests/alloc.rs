@@ -53,16 +53,8 @@ fn steady_state_steps_allocate_nothing() {
     sequence_training_steps_allocate_nothing();
 }
 
-/// (kiln's allocations, packing allocations, sgemm calls) made while `f` runs: the least of
-/// three runs, so that a one-off allocation does not read as a per-step one. (One of 13 bytes
-/// came now and then, in either epoch, once the thread pool's workers spun 1 ms instead of 0.1
-/// ms on a machine with fewer cores than threads; its source was not found. It does not grow
-/// with the step count, which is what these checks are about.)
-fn count(mut f: impl FnMut()) -> (usize, usize, usize) {
-    (0..3).map(|_| count_once(&mut f)).min().unwrap_or_default()
-}
-
-fn count_once(f: &mut impl FnMut()) -> (usize, usize, usize) {
+/// (kiln's allocations, packing allocations, sgemm calls) made while `f` runs.
+fn count(f: impl FnOnce()) -> (usize, usize, usize) {
     OWN.store(0, Ordering::Relaxed);
     PACKING.store(0, Ordering::Relaxed);
     let calls = kiln::kernels::sgemm_calls();

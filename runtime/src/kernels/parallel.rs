@@ -243,6 +243,9 @@ unsafe impl Send for JobPtr {}
 
 struct Worker {
     state: AtomicU8,
+    /// Set by the thread once it runs: the start-up allocations of a thread (its name for the
+    /// stack-overflow handler) are then behind us.
+    started: AtomicBool,
     panicked: AtomicBool,
     job: Mutex<Option<JobPtr>>,
     wake: Condvar,
@@ -254,15 +257,23 @@ fn worker(i: usize) -> Option<&'static Worker> {
     *WORKERS[i].get_or_init(|| {
         let w: &'static Worker = Box::leak(Box::new(Worker {
             state: AtomicU8::new(IDLE),
+            started: AtomicBool::new(false),
             panicked: AtomicBool::new(false),
             job: Mutex::new(None),
             wake: Condvar::new(),
         }));
-        std::thread::Builder::new().name(format!("kiln-worker-{i}")).spawn(move || serve(w)).ok().map(|_| w)
+        let spawned = std::thread::Builder::new().name(format!("kiln-worker-{i}")).spawn(move || serve(w)).ok()?;
+        // Wait until the thread runs: with more threads than cores and the others spinning, a new
+        // thread could otherwise start (and allocate) in the middle of a later training step.
+        while !w.started.load(Ordering::Acquire) && !spawned.is_finished() {
+            std::thread::yield_now();
+        }
+        Some(w)
     })
 }
 
 fn serve(w: &'static Worker) {
+    w.started.store(true, Ordering::Release);
     loop {
         // Spin up to a millisecond for the next job, then sleep. A training step hands out jobs
         // more often than that, with serial work between them (the loss, a small layer, the
