@@ -270,6 +270,7 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
                     kiln: #rt::ModelState::new(seed),
                 };
                 #(#freeze)*
+                model.__kiln_bind();
                 model
             }
 

@@ -178,6 +178,8 @@ pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
                 impl #self_ty {
                     #[doc(hidden)]
                     pub const __KILN_SHAPES: &'static [(&'static str, &'static [usize])] = &[];
+                    #[doc(hidden)]
+                    pub fn __kiln_bind(&mut self) {}
                 }
             });
             let ty = quote::ToTokens::to_token_stream(&self_ty);

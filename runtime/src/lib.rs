@@ -34,7 +34,8 @@ pub mod train;
 pub use error::{Error, Result, Shape};
 pub use io::LoadOptions;
 pub use layers::{
-    Activation, ActivationFn, Add, AttentionConfig, Average, BackwardOpts, BatchNorm, BiGruSeq, BiLstmSeq,
+    Activation, ActivationFn, Add, AttentionConfig, Average, AveragePooling1D, AveragePooling2D, BackwardOpts, BatchNorm,
+    BatchNormalization, BiGruSeq, BiLstmSeq, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D, Padding, Same, Valid,
     Bidirectional, Concatenate, Constraint, Conv, ConvTranspose, Ctx, Dense, Depthwise, Dot, Dropout, Elu, Embed,
     Embedding, GaussianNoise, Gelu, GeluApproximate, GlobalPool, GruSeq, Init, Initializer, Layer, LayerBuffers,
     LayerNorm, LayerNormalization, LeakyReLU, LeakyRelu, Linear, LstmSeq, MaskSource, Masking, Maximum, Minimum,

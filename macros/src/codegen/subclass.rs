@@ -138,6 +138,21 @@ pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
             })
         })
         .collect();
+    // Each field told the shape of its first call's input when the model is built.
+    let mut bound = std::collections::HashSet::new();
+    let binds: Vec<TokenStream> = model
+        .layers
+        .iter()
+        .filter(|l| l.kind.field_key().is_some())
+        .filter_map(|l| {
+            let place = l.place.clone()?;
+            bound.insert(place.to_string()).then(|| {
+                let dims = g.dims(model.nodes[l.apps[0]].inputs[0]);
+                quote!(#rt::Layer::bind_input(&mut #place, &[#(#dims),*]);)
+            })
+        })
+        .collect();
+    let consts = &lw.consts;
     let checks = &lw.checks;
     let passes = g.passes(&bind_mut, &bind_ref);
     let shaped = shaped_impl(model, &act0, &quote!(<#name>::__KILN_PARAMS));
@@ -166,6 +181,14 @@ pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
         impl #name {
             #[doc(hidden)]
             pub const __KILN_SHAPES: &'static [(&'static str, &'static [usize])] = &[#(#field_shapes),*];
+            #(#consts)*
+
+            #[doc(hidden)]
+            #[allow(unused_variables)]
+            pub fn __kiln_bind(&mut self) {
+                #bind_mut
+                #(#binds)*
+            }
 
             #passes
         }

@@ -1,5 +1,6 @@
 //! `Dense(units, activation = None, use_bias = True, kernel_initializer, ...)` on the last axis:
-//! `[.., F] → [.., units]`.
+//! `[F] → [units]`, `[T, F] → [T, units]`; an input of rank 3 or more (an image) is an error
+//! that asks for a Flatten.
 
 use std::rc::Rc;
 
@@ -49,6 +50,16 @@ impl Spec for Dense {
     }
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        // Keras would apply Dense to the last axis of an image too, which after a convolution is
+        // almost always a forgotten Flatten: the model then predicts a map where a vector was
+        // meant, and fails only when it meets its labels. kiln asks for the intent instead.
+        if ins[0].len() >= 3 {
+            return Err(format!(
+                "Dense takes a vector [features] or a sequence [steps, features], got {}: add Flatten() or \
+                 GlobalAveragePooling2D() before it (for a Dense at every position, use Conv2D(units, 1))",
+                show(&ins[0])
+            ));
+        }
         let mut out = ins[0].clone();
         match out.last_mut() {
             Some(d) => *d = self.units,

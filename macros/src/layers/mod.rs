@@ -53,8 +53,10 @@ use crate::parse::{Errors, Value, suggestion};
 pub use activation::{Act, Activation};
 pub use custom::Field;
 pub use merge::{concatenate, dot, elementwise};
+pub use noise::dropout_spec as dropout;
 pub use part::part;
 pub use view::flatten;
+pub use window::global_pool;
 
 /// One dimension in generated code: a literal (`16usize`) or, in a `#[kiln::model]` struct, a
 /// constant expression rustc evaluates (`{ <Model>::__KILN_OUT_dense }`).

@@ -37,8 +37,13 @@ fn dropout(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
     }
     let valid: fn(f64) -> bool = |v| (0.0..1.0).contains(&v);
     let rate = args.number("rate", 0.0, (valid, "in [0, 1)"), errors)? as f32;
+    Some(dropout_spec(rate))
+}
+
+/// `Dropout(rate)` for a rate already checked (the subclass style's `dropout(x, rate)`).
+pub fn dropout_spec(rate: f32) -> Rc<dyn Spec> {
     let rt = rt();
-    Some(keep("Dropout", quote!(#rt::Dropout::new(#rate))))
+    keep("Dropout", quote!(#rt::Dropout::new(#rate)))
 }
 
 /// `SpatialDropout1D/2D`: whole channels dropped, on inputs of rank 2 or 3.

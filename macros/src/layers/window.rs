@@ -497,6 +497,18 @@ fn build_global(_: &Args<'_>, _: &mut Errors, class: &'static str) -> Option<Rc<
     }))
 }
 
+/// Global pooling over the steps (`rank` 2) or the pixels (3) of its input: the subclass style's
+/// `global_average_pooling(x)` and `global_max_pooling(x)`.
+pub fn global_pool(max: bool, rank: usize) -> Rc<dyn Spec> {
+    let class = match (max, rank) {
+        (true, 2) => "GlobalMaxPooling1D",
+        (true, _) => "GlobalMaxPooling2D",
+        (false, 2) => "GlobalAveragePooling1D",
+        (false, _) => "GlobalAveragePooling2D",
+    };
+    Rc::new(Global { class, rank, max })
+}
+
 impl Spec for Global {
     fn uses_mask(&self) -> bool {
         !self.max && self.rank == 2

@@ -2,14 +2,17 @@
 //! `functional!` also produces. Field shapes are known only to rustc, so each field call and
 //! merge gets a compile-time check through the struct macro's constants, worded as the other
 //! styles' errors and spanned at the call. Tensors have the rank their `Input<..>` gives
-//! (`Input<10>` a vector, `Input<4, 16>` 4 steps of 16 features); layers work on the last axis.
+//! (`Input<10>` a vector, `Input<4, 16>` 4 steps of 16 features, `Input<28, 28, 1>` an image);
+//! a field keeps its input's rank (Dense-like layers change the last axis, convolutions and
+//! pooling the spatial axes too), and the functions below change it.
 //!
 //! ```text
 //! #[kiln::call]
 //! impl NAME {
 //!     fn call(&self, x: Input<D, ..>, ...) -> Output<D, ..> | (Output<D, ..>, ...) {
 //!         let v = self.FIELD(v) | self.FIELD[i](v) | v + v | v - v | v * v
-//!               | relu(v) (any activation) | flatten(v) | concatenate([v, ..]) | add([v, ..]) | average([..])
+//!               | relu(v) (any activation) | flatten(v) | dropout(v, 0.25)
+//!               | global_average_pooling(v) | global_max_pooling(v) | concatenate([v, ..]) | add([v, ..]) | average([..])
 //!               | maximum([..]) | minimum([..]) | dot(v, v);
 //!         return v;      // or a final expression; a tuple for several outputs
 //!     }
@@ -25,9 +28,11 @@ use syn::spanned::Spanned;
 use syn::{Expr, Ident, ItemImpl, Pat, ReturnType, Stmt, Type};
 
 use super::Errors;
-use crate::derive::{field_alias, konst};
+use crate::derive::field_alias;
 use crate::ir::{LayerDef, Model, Node, Op};
-use crate::layers::{Act, Activation, Field, Spec, concatenate, dot, elementwise, flatten, product};
+use crate::layers::{
+    Act, Activation, Field, Spec, concatenate, dot, dropout, elementwise, flatten, global_pool, product,
+};
 
 /// The most dimensions a sample may have, as in the other styles.
 const MAX_RANK: usize = 6;
@@ -64,7 +69,8 @@ fn port_shape(ty: &Type, wrapper: &str) -> syn::Result<Vec<usize>> {
 }
 
 const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.layer(x)` and `self.layers[i](x)`, \
-`+ - *` between tensors, activations such as `relu(x)`, `flatten(x)`, merges `concatenate([a, b])`, \
+`+ - *` between tensors, activations such as `relu(x)`, `flatten(x)`, `dropout(x, 0.25)`, \
+`global_average_pooling(x)`, `global_max_pooling(x)`, merges `concatenate([a, b])`, \
 `add([..])`, `average([..])`, `maximum([..])`, `minimum([..])`, `dot(a, b)`, `let` bindings and `return`";
 
 pub struct Lower {
@@ -79,6 +85,8 @@ pub struct Lower {
     name: Ident,
     /// Array or Vec fields indexed in `call`, with the indices used.
     pub indexed: BTreeMap<String, BTreeSet<usize>>,
+    /// The model's constants: the output shape of each field call.
+    pub consts: Vec<TokenStream>,
 }
 
 impl Lower {
@@ -289,6 +297,41 @@ impl Lower {
                             let layer = self.op_layer(flatten(), tokens.clone());
                             Some(self.node(layer, vec![x], tokens, shape))
                         }
+                        "dropout" if c.args.len() == 2 => {
+                            let x = self.value(&c.args[0])?;
+                            let rate = match &c.args[1] {
+                                Expr::Lit(syn::ExprLit { lit: syn::Lit::Float(f), .. }) => f.base10_parse::<f64>().ok(),
+                                Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => i.base10_parse::<f64>().ok(),
+                                _ => None,
+                            };
+                            let Some(rate) = rate.filter(|r| (0.0..1.0).contains(r)) else {
+                                self.errors.at(
+                                    c.args[1].span(),
+                                    "dropout's rate must be a number in [0, 1), e.g. dropout(h, 0.25)",
+                                );
+                                return None;
+                            };
+                            let shape = self.shapes[x].clone();
+                            let layer = self.op_layer(dropout(rate as f32), tokens.clone());
+                            Some(self.node(layer, vec![x], tokens, shape))
+                        }
+                        "global_average_pooling" | "global_max_pooling" if c.args.len() == 1 => {
+                            let x = self.value(&c.args[0])?;
+                            let rank = self.shapes[x].len();
+                            if !(2..=3).contains(&rank) {
+                                self.errors.at(
+                                    span,
+                                    format!(
+                                        "{fname} takes steps [steps, channels] or an image [height, width, channels], \
+                                         got a tensor of rank {rank}"
+                                    ),
+                                );
+                                return None;
+                            }
+                            let shape = vec![self.shapes[x][rank - 1].clone()];
+                            let layer = self.op_layer(global_pool(fname == "global_max_pooling", rank), tokens.clone());
+                            Some(self.node(layer, vec![x], tokens, shape))
+                        }
                         "dot" if c.args.len() == 2 => {
                             let (a, b) = (self.value(&c.args[0])?, self.value(&c.args[1])?);
                             self.merge(dot(), "dot", vec![a, b], tokens, span)
@@ -326,8 +369,10 @@ impl Lower {
         }
     }
 
-    /// Applies field `key` (at `place`) to `arg`, with its compile-time shape check: the field's
-    /// `IN` is the input's last axis; the output keeps the other axes, with `OUT` last.
+    /// Applies field `key` (at `place`) to `arg`, with its compile-time shape check: the field
+    /// type's rule (`Shaped`: the last axis `IN` wide to `OUT` wide, a window over the axes
+    /// before, or a width kept) applied to the input's shape, whose result is a constant of the
+    /// model (`__KILN_SHAPE_<node>`), so a stack of windows stays a short expression.
     fn field_call(
         &mut self,
         key: String,
@@ -339,19 +384,27 @@ impl Lower {
     ) -> Option<usize> {
         let x = self.value(arg)?;
         let name = self.name.clone();
-        let (kin, kout) = (konst("IN", &key), konst("OUT", &key));
+        let alias = field_alias(&name, &key);
+        let rule = quote!(::kiln::__private::FieldRule::of::<#alias>());
         let what = format!("layer `{key}`");
-        let mut shape = self.shapes[x].clone();
-        if shape.len() == 1 {
-            let w = shape[0].clone();
-            self.check(span, "expect_width", &what, quote!(<#name>::#kin), w);
-        } else {
-            let got = self.slice(x);
-            self.check(span, "expect_shape", &what, quote!(<#name>::#kin), got);
+        let got = self.slice(x);
+        self.check(span, "expect_field", &what, rule.clone(), got.clone());
+        let first = self.fields.get(&place.to_string()).and_then(|&l| self.model.layers[l].apps.first().copied());
+        if let Some(first) = first {
+            // A window was sized for the shape of the field's first call.
+            let before = self.slice(self.model.nodes[first].inputs[0]);
+            self.check(span, "expect_rebind", &what, quote!(#rule, #before), got.clone());
         }
-        let last = shape.len() - 1;
-        shape[last] = quote!(<#name>::#kout);
         let layer = self.field_layer(key, place, ident, tokens.clone());
+        let id = self.model.nodes.len();
+        let konst = format_ident!("__KILN_SHAPE_{}", id);
+        let rank = self.shapes[x].len();
+        let dims = (0..rank).map(|i| quote!(::kiln::__private::field_dim(#rule, #got, #i)));
+        self.consts.push(quote! {
+            #[doc(hidden)]
+            pub const #konst: [usize; #rank] = [#(#dims),*];
+        });
+        let shape = (0..rank).map(|i| quote!(<#name>::#konst[#i])).collect();
         Some(self.node(layer, vec![x], tokens, shape))
     }
 
@@ -409,6 +462,7 @@ pub fn lower(item: ItemImpl) -> syn::Result<(Lower, Vec<Vec<usize>>)> {
         errors: Errors::default(),
         name: name.clone(),
         indexed: Default::default(),
+        consts: vec![],
     };
     for arg in func.sig.inputs.iter() {
         let syn::FnArg::Typed(pt) = arg else { continue };

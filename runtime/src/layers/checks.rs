@@ -5,13 +5,13 @@
 
 /// A message built in a const context.
 struct Msg {
-    buf: [u8; 200],
+    buf: [u8; 240],
     at: usize,
 }
 
 impl Msg {
     const fn new() -> Self {
-        Msg { buf: [b' '; 200], at: 0 }
+        Msg { buf: [b' '; 240], at: 0 }
     }
 
     const fn str(mut self, s: &str) -> Self {
@@ -118,6 +118,71 @@ pub const fn expect_width(what: &str, expected: usize, got: usize) {
 pub const fn expect_dims(what: &str, expected: &[usize], got: &[usize]) {
     if !shape_eq(expected, got) {
         fail!(Msg::new().str(what).str(" expects an input of shape ").shape(expected).str(", got ").shape(got))
+    }
+}
+
+/// A field of a `#[kiln::model]` struct applied to one sample of `got`, by its type's rule: the
+/// rank its window needs ("layer `conv` (Conv2D) expects an input of rank 3 [height, width,
+/// channels], got [64]"), a window that fits (Keras' words, as in the other styles), no image
+/// into a Dense, and the width of the last axis ("layer `head` expects an input of shape [32],
+/// got [64]").
+pub const fn expect_field(what: &str, rule: super::traits::FieldRule, got: &[usize]) {
+    let r = got.len();
+    if let Some(w) = rule.window {
+        let form = if w.rank == 1 { " [steps, channels], got " } else { " [height, width, channels], got " };
+        if r != w.rank + 1 {
+            fail!(
+                Msg::new()
+                    .str(what)
+                    .str(" (")
+                    .str(rule.kind)
+                    .str(") expects an input of rank ")
+                    .num(w.rank + 1)
+                    .str(form)
+                    .shape(got)
+            )
+        }
+        let mut i = 0;
+        while i < w.rank {
+            if w.axis(got[i]).is_none() {
+                let m = Msg::new().str(what).str(" (").str(w.class).str(")'s window (").num(w.kernel);
+                let m = if w.rank == 2 { m.str(", ").num(w.kernel) } else { m };
+                fail!(
+                    m.str(") does not fit in the input ")
+                        .shape(got)
+                        .str(" with padding valid: the computed output size would be negative; use Same or a smaller window")
+                )
+            }
+            i += 1;
+        }
+    }
+    if rule.flat && r >= 3 {
+        fail!(
+            Msg::new()
+                .str(what)
+                .str(" (")
+                .str(rule.kind)
+                .str(") takes a vector [features] or a sequence [steps, features], got ")
+                .shape(got)
+                .str(": flatten(x) or global_average_pooling(x) first")
+        )
+    }
+    if rule.any_width {
+        return;
+    }
+    if r == 1 {
+        expect_width(what, rule.input, got[0])
+    } else {
+        expect_shape(what, rule.input, got)
+    }
+}
+
+/// A field with a window called again: its windows were sized for the shape of its first call
+/// (`first`), so another call must give the same ("shared layer `conv` was built for input [..]
+/// by its first use, got [..]", as in the other styles).
+pub const fn expect_rebind(what: &str, rule: super::traits::FieldRule, first: &[usize], got: &[usize]) {
+    if rule.window.is_some() && !shape_eq(first, got) {
+        fail!(Msg::new().str("shared ").str(what).str(" was built for input ").shape(first).str(" by its first use, got ").shape(got))
     }
 }
 

@@ -97,6 +97,13 @@ impl<A: ActivationFn> Conv<A> {
         }
     }
 
+    /// Moves the kernel onto windows of another input with the same window, channels and
+    /// filters (a `#[kiln::model]` field learns its input here).
+    pub fn set_window(&mut self, geom: Window) {
+        debug_assert!(geom.kh == self.geom.kh && geom.kw == self.geom.kw && geom.c == self.geom.c);
+        self.geom = geom;
+    }
+
     /// Forward of a grouped convolution: per group, im2col of its channels, one product with its
     /// block of filters, and the result written into its output columns.
     fn forward_grouped(&mut self, x: &[f32], n: usize) {

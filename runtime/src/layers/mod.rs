@@ -64,6 +64,7 @@ mod resample;
 mod take;
 mod traits;
 mod typed;
+mod typed_window;
 mod wrappers;
 
 pub use crate::kernels::conv::Window;
@@ -74,7 +75,8 @@ pub use activation::{
 pub use attention::{AttentionBuffers, AttentionConfig, MultiHeadAttention};
 pub use batch_norm::{BatchNorm, BatchNormBuffers};
 pub use checks::{
-    expect_dims, expect_params, expect_same, expect_same_dims, expect_same_lead, expect_shape, expect_width,
+    expect_dims, expect_field, expect_params, expect_rebind, expect_same, expect_same_dims, expect_same_lead, expect_shape,
+    expect_width,
     field_shape, same_shape, same_str, shape_eq, states_param,
 };
 pub use conv::{Conv, ConvBuffers};
@@ -93,8 +95,12 @@ pub use pool::{GlobalPool, Pool, PoolBuffers, PoolKind};
 pub use recurrent::{Cell, Gate, Recurrent, RecurrentBuffers, RecurrentConfig};
 pub use resample::{Resample, ResampleBuffers};
 pub use take::{Take, TakeBuffers};
-pub use traits::{Init, Shaped, ids_below, init_vec, min_usize, set_trainable_all};
+pub use traits::{FieldRule, Init, Shaped, WindowRule, field_dim, ids_below, init_vec, min_usize, set_trainable_all};
 pub use typed::{BiGruSeq, BiLstmSeq, Embed, GruSeq, LayerNormalization, LstmSeq, SelfAttention, SimpleRnnSeq};
+pub use typed_window::{
+    AveragePooling1D, AveragePooling2D, BatchNormalization, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D, Padding, Same,
+    Valid,
+};
 pub use wrappers::{Bidirectional, BidirectionalBuffers, MergeMode, TimeDistributed};
 
 pub use crate::random::Stream;
@@ -179,6 +185,11 @@ pub trait Layer: Clone + std::fmt::Debug + Send + Sync {
     fn set_trainable(&mut self, trainable: bool) {
         self.visit_params_mut(&mut |p| p.set_trainable(trainable));
     }
+    /// Told, when a `#[kiln::model]` struct is built, the shape of one sample of this field's
+    /// input at its first call in `call` (which the model checked when it compiled). Layers whose
+    /// geometry follows their input (convolutions, pooling) size their windows here; the default
+    /// does nothing.
+    fn bind_input(&mut self, _shape: &[usize]) {}
 }
 
 /// A layer that can be applied several times in one model with one set of weights (Keras' shared

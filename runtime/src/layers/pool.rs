@@ -49,6 +49,11 @@ impl Pool {
     pub fn new(geom: Window, kind: PoolKind) -> Self {
         Pool { geom, kind, buf: PoolBuffers::default() }
     }
+
+    /// Moves the windows onto another input (a `#[kiln::model]` field learns its input here).
+    pub fn set_window(&mut self, geom: Window) {
+        self.geom = geom;
+    }
 }
 
 impl Layer for Pool {

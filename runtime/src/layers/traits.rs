@@ -31,6 +31,108 @@ pub trait Shaped {
     /// For a layer that reads integer token ids (a model whose input is `dtype = i32`): one more
     /// than the largest id it accepts. `None` for layers that read floats.
     const IDS: Option<usize> = None;
+    /// The axes before the last follow a window (a convolution's or pooling's output sizes);
+    /// `None` keeps them.
+    const WINDOW: Option<WindowRule> = None;
+    /// The last axis is kept whatever its width (pooling): `IN` and `OUT` are then unchecked.
+    const ANY_WIDTH: bool = false;
+    /// Reads vectors `[features]` or sequences `[steps, features]` only (Dense): an image is a
+    /// compile error that asks for a flatten, as in the other styles.
+    const FLAT: bool = false;
+}
+
+/// The window over the spatial axes of a layer's input (all axes but the last): a square window
+/// of `kernel` with `strides` and `dilation` on each of `rank` axes, padded (`same`) or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowRule {
+    /// The Keras class, for messages.
+    pub class: &'static str,
+    /// Spatial axes: 1 (`[steps, channels]`) or 2 (`[height, width, channels]`).
+    pub rank: usize,
+    /// Window size on each spatial axis.
+    pub kernel: usize,
+    /// Stride on each spatial axis.
+    pub strides: usize,
+    /// Dilation on each spatial axis.
+    pub dilation: usize,
+    /// Keras' `padding = "same"`.
+    pub same: bool,
+}
+
+impl WindowRule {
+    /// Output size and padding before on one spatial axis of `size`, or `None` when the window
+    /// does not fit (Keras' rule; the runtime's `kernels::conv::axis`).
+    pub const fn axis(&self, size: usize) -> Option<(usize, usize)> {
+        crate::kernels::conv::axis(size, self.kernel, self.strides, self.dilation, self.same)
+    }
+
+    /// The runtime window for one sample of `shape` (`[steps, channels]` or `[height, width,
+    /// channels]`); a window that does not fit gives one output position (the model's compile-time
+    /// check reports it first).
+    pub const fn window(&self, shape: &[usize]) -> crate::kernels::conv::Window {
+        let r = shape.len();
+        let (h, w, c) = if r >= 3 { (shape[r - 3], shape[r - 2], shape[r - 1]) } else if r == 2 { (1, shape[0], shape[1]) } else { (1, 1, 1) };
+        let (kh, sh, dh) = if self.rank == 1 { (1, 1, 1) } else { (self.kernel, self.strides, self.dilation) };
+        let (oh, ph) = match crate::kernels::conv::axis(h, kh, sh, dh, self.same) {
+            Some(v) => v,
+            None => (1, 0),
+        };
+        let (ow, pw) = match self.axis(w) {
+            Some(v) => v,
+            None => (1, 0),
+        };
+        let (kw, sw, dw) = (self.kernel, self.strides, self.dilation);
+        crate::kernels::conv::Window { h, w, c, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow }
+    }
+}
+
+/// What the `call` macro reads of a field's type: its [`Shaped`] constants in one value.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldRule {
+    /// The Keras class.
+    pub kind: &'static str,
+    /// `Shaped::IN`.
+    pub input: usize,
+    /// `Shaped::OUT`.
+    pub output: usize,
+    /// `Shaped::ANY_WIDTH`.
+    pub any_width: bool,
+    /// `Shaped::FLAT`.
+    pub flat: bool,
+    /// `Shaped::WINDOW`.
+    pub window: Option<WindowRule>,
+}
+
+impl FieldRule {
+    /// The rule of layer type `T`.
+    pub const fn of<T: Shaped + ?Sized>() -> Self {
+        FieldRule {
+            kind: T::KIND,
+            input: T::IN,
+            output: T::OUT,
+            any_width: T::ANY_WIDTH,
+            flat: T::FLAT,
+            window: T::WINDOW,
+        }
+    }
+}
+
+/// Axis `axis` of the output of a field with rule `rule` applied to one sample of `shape`: the
+/// window's output size on a spatial axis, `OUT` (or the input's width) on the last, the input's
+/// size elsewhere. Never panics: the model's compile-time check ([`expect_field`](super::expect_field))
+/// reports a shape the rule cannot take.
+pub const fn field_dim(rule: FieldRule, shape: &[usize], axis: usize) -> usize {
+    let r = shape.len();
+    if axis + 1 == r {
+        return if rule.any_width { shape[axis] } else { rule.output };
+    }
+    match rule.window {
+        Some(w) if axis + 1 + w.rank >= r => match w.axis(shape[axis]) {
+            Some((out, _)) => out,
+            None => 1,
+        },
+        _ => shape[axis],
+    }
 }
 
 /// The id bound a `#[kiln::model]` input of token ids takes from the field reading it.
@@ -60,6 +162,7 @@ impl<const I: usize, const O: usize, A: ActivationFn> Shaped for Dense<I, O, A> 
     const PARAMS: usize = I * O + O;
     const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> =
         Some(&[("kernel", &[I, O]), ("bias", &[O])]);
+    const FLAT: bool = true;
 }
 
 impl<const I: usize, const O: usize, A: ActivationFn> Init for Dense<I, O, A> {
@@ -92,6 +195,9 @@ impl<T: Shaped, const N: usize> Shaped for [T; N] {
     const LAYERS: &'static [crate::summary::LayerInfo] = T::LAYERS;
     /// One element's (the model macro numbers the elements).
     const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = T::PARAM_SHAPES;
+    const WINDOW: Option<WindowRule> = T::WINDOW;
+    const ANY_WIDTH: bool = T::ANY_WIDTH;
+    const FLAT: bool = T::FLAT;
 }
 
 impl<T: Init, const N: usize> Init for [T; N] {
@@ -111,6 +217,9 @@ impl<T: Shaped> Shaped for Vec<T> {
     const LAYERS: &'static [crate::summary::LayerInfo] = T::LAYERS;
     /// One element's (the model macro numbers the elements).
     const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = T::PARAM_SHAPES;
+    const WINDOW: Option<WindowRule> = T::WINDOW;
+    const ANY_WIDTH: bool = T::ANY_WIDTH;
+    const FLAT: bool = T::FLAT;
 }
 
 /// `n` layers built one after the other from `rng` (a `Vec` field with `#[layer(len = n)]`).

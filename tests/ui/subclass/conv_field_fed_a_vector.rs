@@ -1,0 +1,17 @@
+use kiln::prelude::*;
+
+#[kiln::model]
+pub struct Net {
+    conv: kiln::Conv2D<1, 4, 3, Relu>,
+    head: Dense<4, 2, Softmax>,
+}
+
+#[kiln::call]
+impl Net {
+    fn call(&self, x: Input<64>) -> Output<2> {
+        let h = self.conv(x);
+        self.head(h)
+    }
+}
+
+fn main() {}
