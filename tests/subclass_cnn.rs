@@ -118,6 +118,48 @@ fn a_2d_subclass_passes_the_gradient_check() {
     check_model(&mut m, &[&random(2 * 162, 5)], 2, 12, TOL).unwrap();
 }
 
+sequential! {
+    /// Image layers that have no field type, nested: padding, a strided depthwise convolution
+    /// and a transposed one change the spatial axes (the model states the shapes it maps).
+    pub struct Stem: [9, 9, 2] {
+        ZeroPadding2D(1),
+        DepthwiseConv2D(3, strides = 2, activation = tanh),
+        Conv2DTranspose(3, 2, strides = 2),
+        SeparableConv2D(4, 3, activation = relu),
+    }
+}
+
+#[kiln::model]
+pub struct Nested {
+    stem: Stem,
+    pool: MaxPooling2D<2, Same>,
+    head: Dense<64, 2, Softmax>,
+}
+
+#[kiln::call]
+impl Nested {
+    fn call(&self, x: Input<9, 9, 2>) -> Output<2> {
+        let h = self.pool(self.stem(x));
+        self.head(flatten(h))
+    }
+}
+
+#[test]
+fn a_nested_model_that_changes_the_spatial_axes_is_a_field() {
+    assert_eq!(<Stem as kiln::Shaped>::MAP, Some((&[9usize, 9, 2][..], &[8usize, 8, 4][..])));
+    let mut m = Nested::with_seed(8);
+    let s = m.summary_string();
+    for want in ["stem (Stem)", "(None, 8, 8, 4)", "(None, 4, 4, 4)"] {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+    m.visit_weights_mut(&mut |p| {
+        if p.shape().len() == 1 {
+            p.value.iter_mut().enumerate().for_each(|(i, v)| *v += 0.1 * (i % 3) as f32);
+        }
+    });
+    check_model(&mut m, &[&random(2 * 162, 9)], 2, 12, TOL).unwrap();
+}
+
 /// A 1-D stack with a shared `same` convolution applied twice (one set of weights, two uses),
 /// both poolings and global pooling.
 #[kiln::model]

@@ -295,17 +295,23 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
     }
 }
 
-/// `Shaped` for a model with one input and one output that keeps every axis but the last, so it
-/// can be a field of a `#[kiln::model]` struct or a `Custom` layer: its shape rule is then the one
-/// `Shaped` states.
+/// `Shaped` for a model with one input and one output, so it can be a field of a `#[kiln::model]`
+/// struct: a model that keeps every axis but the last has the last-axis rule (and is also a
+/// `Custom` layer); any other states the one shape it reads and the one it writes (`MAP`), which
+/// a field call checks.
 pub fn shaped_impl(model: &Model, act: &TokenStream, params: &TokenStream) -> Option<TokenStream> {
     if model.inputs.len() != 1 || model.outputs.len() != 1 {
         return None;
     }
     let (i, o) = (&model.nodes[model.inputs[0].1].output_shape, &model.nodes[model.outputs[0]].output_shape);
-    if i.len() != o.len() || i[..i.len() - 1] != o[..o.len() - 1] {
+    if i.is_empty() || o.is_empty() {
         return None;
     }
+    let map = if i.len() != o.len() || i[..i.len() - 1] != o[..o.len() - 1] {
+        quote!(::core::option::Option::Some((&[#(#i),*], &[#(#o),*])))
+    } else {
+        quote!(::core::option::Option::None)
+    };
     let (win, wout) = (i[i.len() - 1], o[o.len() - 1]);
     let rt = rt();
     let name = &model.name;
@@ -344,6 +350,7 @@ pub fn shaped_impl(model: &Model, act: &TokenStream, params: &TokenStream) -> Op
             const LAYERS: &'static [#rt::LayerInfo] = <Self as #rt::Model>::LAYERS;
             const PARAM_SHAPES: ::core::option::Option<&'static [(&'static str, &'static [usize])]> = #param_shapes;
             const IDS: ::core::option::Option<usize> = #ids;
+            const MAP: ::core::option::Option<(&'static [usize], &'static [usize])> = #map;
         }
     })
 }

@@ -95,8 +95,7 @@ impl Spec for Custom {
         // layer's span and rustc's error underlines the layer.
         quote_spanned! {span=>
             const _: () = {
-                ::kiln::__private::expect_shape(#what, <#ty as ::kiln::__private::Shaped>::IN, &[#(#input),*]);
-                ::kiln::__private::same_shape(#what, #out_last, <#ty as ::kiln::__private::Shaped>::OUT);
+                ::kiln::__private::expect_custom(#what, ::kiln::__private::FieldRule::of::<#ty>(), &[#(#input),*], #out_last);
             };
         }
     }

@@ -128,6 +128,23 @@ pub const fn expect_dims(what: &str, expected: &[usize], got: &[usize]) {
 /// got [64]").
 pub const fn expect_field(what: &str, rule: super::traits::FieldRule, got: &[usize]) {
     let r = got.len();
+    if let Some((input, output)) = rule.map {
+        if !shape_eq(input, got) {
+            fail!(Msg::new().str(what).str(" expects an input of shape ").shape(input).str(", got ").shape(got))
+        }
+        if output.len() != r {
+            fail!(
+                Msg::new()
+                    .str(what)
+                    .str(" turns ")
+                    .shape(input)
+                    .str(" into ")
+                    .shape(output)
+                    .str(", but a field keeps its input's rank: end the nested model before its Flatten and flatten(x) in call")
+            )
+        }
+        return;
+    }
     if let Some(w) = rule.window {
         let form = if w.rank == 1 { " [steps, channels], got " } else { " [height, width, channels], got " };
         if r != w.rank + 1 {
@@ -175,6 +192,36 @@ pub const fn expect_field(what: &str, rule: super::traits::FieldRule, got: &[usi
     } else {
         expect_shape(what, rule.input, got)
     }
+}
+
+/// A user's layer type in `sequential!`/`functional!` (`Custom(T)`), whose input the model gives
+/// and whose output the model computed by the last-axis rule: a type whose rule is another (a
+/// window field, a model that changes more than the last axis) is refused with what to write.
+pub const fn expect_custom(what: &str, rule: super::traits::FieldRule, input: &[usize], out_last: usize) {
+    if rule.window.is_some() {
+        fail!(
+            Msg::new()
+                .str(what)
+                .str(": ")
+                .str(rule.kind)
+                .str("<..> is a field type for #[kiln::model] structs; here write the layer, e.g. ")
+                .str(rule.kind)
+                .str("(..)")
+        )
+    }
+    if let Some((i, o)) = rule.map {
+        fail!(
+            Msg::new()
+                .str(what)
+                .str(" turns ")
+                .shape(i)
+                .str(" into ")
+                .shape(o)
+                .str(": Custom(..) takes layers that change the last axis only; nest the model in a #[kiln::model] struct")
+        )
+    }
+    expect_field(what, rule, input);
+    same_shape(what, out_last, rule.output)
 }
 
 /// A field with a window called again: its windows were sized for the shape of its first call

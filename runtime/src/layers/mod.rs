@@ -75,7 +75,7 @@ pub use activation::{
 pub use attention::{AttentionBuffers, AttentionConfig, MultiHeadAttention};
 pub use batch_norm::{BatchNorm, BatchNormBuffers};
 pub use checks::{
-    expect_dims, expect_field, expect_params, expect_rebind, expect_same, expect_same_dims, expect_same_lead, expect_shape,
+    expect_custom, expect_dims, expect_field, expect_params, expect_rebind, expect_same, expect_same_dims, expect_same_lead, expect_shape,
     expect_width,
     field_shape, same_shape, same_str, shape_eq, states_param,
 };

@@ -39,6 +39,9 @@ pub trait Shaped {
     /// Reads vectors `[features]` or sequences `[steps, features]` only (Dense): an image is a
     /// compile error that asks for a flatten, as in the other styles.
     const FLAT: bool = false;
+    /// A model whose axes before the last change too: the one input shape it reads and the
+    /// output shape it writes (`None`: the rule above).
+    const MAP: Option<(&'static [usize], &'static [usize])> = None;
 }
 
 /// The window over the spatial axes of a layer's input (all axes but the last): a square window
@@ -101,6 +104,8 @@ pub struct FieldRule {
     pub flat: bool,
     /// `Shaped::WINDOW`.
     pub window: Option<WindowRule>,
+    /// `Shaped::MAP`.
+    pub map: Option<(&'static [usize], &'static [usize])>,
 }
 
 impl FieldRule {
@@ -113,6 +118,7 @@ impl FieldRule {
             any_width: T::ANY_WIDTH,
             flat: T::FLAT,
             window: T::WINDOW,
+            map: T::MAP,
         }
     }
 }
@@ -122,6 +128,9 @@ impl FieldRule {
 /// size elsewhere. Never panics: the model's compile-time check ([`expect_field`](super::expect_field))
 /// reports a shape the rule cannot take.
 pub const fn field_dim(rule: FieldRule, shape: &[usize], axis: usize) -> usize {
+    if let Some((_, out)) = rule.map {
+        return if axis < out.len() { out[axis] } else { 1 };
+    }
     let r = shape.len();
     if axis + 1 == r {
         return if rule.any_width { shape[axis] } else { rule.output };
@@ -198,6 +207,7 @@ impl<T: Shaped, const N: usize> Shaped for [T; N] {
     const WINDOW: Option<WindowRule> = T::WINDOW;
     const ANY_WIDTH: bool = T::ANY_WIDTH;
     const FLAT: bool = T::FLAT;
+    const MAP: Option<(&'static [usize], &'static [usize])> = T::MAP;
 }
 
 impl<T: Init, const N: usize> Init for [T; N] {
@@ -220,6 +230,7 @@ impl<T: Shaped> Shaped for Vec<T> {
     const WINDOW: Option<WindowRule> = T::WINDOW;
     const ANY_WIDTH: bool = T::ANY_WIDTH;
     const FLAT: bool = T::FLAT;
+    const MAP: Option<(&'static [usize], &'static [usize])> = T::MAP;
 }
 
 /// `n` layers built one after the other from `rng` (a `Vec` field with `#[layer(len = n)]`).
