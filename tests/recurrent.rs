@@ -91,7 +91,13 @@ fn fixture(key: &str) -> Vec<f32> {
 use kiln::testing::assert_close as close;
 
 /// Forward, every gradient of sum(out ⊙ dy), and one Adam(0.01) step, against Keras 3.
-fn keras_case(case: &str, mut layer: impl Layer, x: &[f32], n: usize) {
+fn keras_case(case: &str, layer: impl Layer, x: &[f32], n: usize) {
+    keras_case_inputs(case, layer, &[x], &["dx"], n)
+}
+
+/// The same with several inputs (a sequence, then Keras' `initial_state`), the gradient of
+/// input `k` compared with the fixture's `<case>.<grads[k]>`.
+fn keras_case_inputs(case: &str, mut layer: impl Layer, xs: &[&[f32]], grads: &[&str], n: usize) {
     let names: Vec<String> = {
         let mut v = Vec::new();
         layer.visit_params(&mut |name, _| v.push(name.to_string()));
@@ -104,12 +110,14 @@ fn keras_case(case: &str, mut layer: impl Layer, x: &[f32], n: usize) {
     });
     let mut stream = kiln::Stream::new(0);
     let mut ctx = kiln::Ctx::new(n, true, &mut stream);
-    layer.forward(&[x], &mut ctx);
+    layer.forward(xs, &mut ctx);
     close(&format!("{case}.out"), layer.output(), &fixture(&format!("{case}.out")), 1e-5);
     let opts = kiln::BackwardOpts { input_grad: true, accumulate: false, fused_output: false };
-    layer.backward(&[x], &fixture(&format!("{case}.dy")), &mut ctx, opts);
+    layer.backward(xs, &fixture(&format!("{case}.dy")), &mut ctx, opts);
     if !case.starts_with("embedding") {
-        close(&format!("{case}.dx"), layer.input_grad(0), &fixture(&format!("{case}.dx")), 1e-5);
+        for (k, g) in grads.iter().enumerate() {
+            close(&format!("{case}.{g}"), layer.input_grad(k), &fixture(&format!("{case}.{g}")), 1e-5);
+        }
     }
     let mut adam = kiln::Adam::new(0.01);
     kiln::Optimizer::begin_step(&mut adam);
@@ -181,6 +189,51 @@ fn final_state_gradients_match_finite_differences() {
             assert_eq!(cfg.output_len(), per);
             kiln::testing::check_layer(&mut l, &[&x], n, 12, 3e-3)
                 .unwrap_or_else(|e| panic!("{cell:?} return_sequences={seq} go_backwards={back}:\n{e}"));
+        }
+    }
+}
+
+/// Keras' `initial_state`: the first state (and an LSTM's cell) given as inputs 1 (and 2), their
+/// gradients against Keras'.
+#[test]
+fn initial_states_match_keras() {
+    let cases = [
+        ("simple_init_seq", Cell::Simple, true, false, false),
+        ("lstm_init", Cell::Lstm, false, false, false),
+        ("lstm_init_seq_back_state", Cell::Lstm, true, true, true),
+        ("gru_init_seq", Cell::Gru { reset_after: true }, true, false, false),
+        ("gru_v1_init", Cell::Gru { reset_after: false }, false, false, false),
+    ];
+    for (case, cell, seq, back, state) in cases {
+        let cfg = RecurrentConfig { steps: 5, units: 4, return_state: state, ..config(cell, seq, back) };
+        let layer = Recurrent::new(cfg, &mut rand::rngs::StdRng::seed_from_u64(0));
+        let x = fixture(&format!("{case}.x"));
+        let h0 = fixture(&format!("{case}.h0"));
+        if cell == Cell::Lstm {
+            let c0 = fixture(&format!("{case}.c0"));
+            keras_case_inputs(case, layer, &[&x, &h0, &c0], &["dx", "dh0", "dc0"], 2);
+        } else {
+            keras_case_inputs(case, layer, &[&x, &h0], &["dx", "dh0"], 2);
+        }
+    }
+}
+
+#[test]
+fn initial_state_gradients_match_finite_differences() {
+    let n = 3;
+    let x: Vec<f32> = (0..n * 4 * 3).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+    let h0: Vec<f32> = (0..n * 5).map(|i| ((i * 5 % 11) as f32 - 5.0) / 6.0).collect();
+    let c0: Vec<f32> = (0..n * 5).map(|i| ((i * 3 % 7) as f32 - 3.0) / 4.0).collect();
+    for cell in CELLS {
+        // Forward and backward, a sequence and the last state, without and with recurrent
+        // dropout (whose masks apply to the initial state too, as in Keras).
+        for (seq, back, rdrop) in [(false, false, 0.0), (true, true, 0.0), (true, false, 0.3)] {
+            let cfg = RecurrentConfig { recurrent_dropout: rdrop, ..config(cell, seq, back) };
+            let mut l = Recurrent::new(cfg, &mut rand::rngs::StdRng::seed_from_u64(5));
+            let xs: Vec<&[f32]> = if cell == Cell::Lstm { vec![&x, &h0, &c0] } else { vec![&x, &h0] };
+            kiln::testing::check_layer(&mut l, &xs, n, 12, 3e-3).unwrap_or_else(|e| {
+                panic!("{cell:?} return_sequences={seq} go_backwards={back} recurrent_dropout={rdrop}:\n{e}")
+            });
         }
     }
 }

@@ -563,3 +563,44 @@ fn a_shared_recurrent_layer_gives_each_use_its_states() {
     let summary = m.summary_string();
     assert!(summary.contains("lstm[0][1]") && summary.contains("lstm[1][0]"), "{summary}");
 }
+
+functional! {
+    /// Sequence to sequence (Keras' `initial_state`): an encoder reads the tokens and hands its
+    /// final state and cell to a decoder whose own input is only the position, so every token it
+    /// writes has come through that hand-over.
+    pub struct Copier {
+        ids = Input([5], dtype = i32);
+        positions = Input([5, 5]);
+        e = Embedding(5, 8)(ids);
+        (_, h, c) = LSTM(32, return_state = true)(e);
+        d = LSTM(32, return_sequences = true)(positions, initial_state = [h, c]);
+        y = Dense(5, activation = softmax)(d);
+        Model([ids, positions], y)
+    }
+}
+
+/// `n` sequences of 5 tokens in 0..5, the one-hot positions every sample's decoder reads, and
+/// the tokens as labels.
+fn copy_task(n: usize, seed: u64) -> (Array2<i32>, kiln::ndarray::Array3<f32>, Array2<i32>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let ids = Array2::from_shape_fn((n, 5), |_| rng.random_range(0..5));
+    let positions = kiln::ndarray::Array3::from_shape_fn((n, 5, 5), |(_, t, k)| (t == k) as u8 as f32);
+    (ids.clone(), positions, ids)
+}
+
+#[test]
+fn a_decoder_started_from_the_encoders_states_copies_the_sequence() {
+    let (ids, pos, y) = copy_task(2000, 16);
+    let (ids_t, pos_t, y_t) = copy_task(400, 17);
+    let mut m = Copier::new();
+    m.compile("sparse_categorical_crossentropy", Adam::new(0.01), &["accuracy"]).unwrap();
+    m.fit((&ids, &pos), &y, Fit { epochs: 20, batch_size: 32, verbose: 0, ..Fit::default() }).unwrap();
+    // One token in five by chance: the decoder's input says nothing about the tokens.
+    let acc = m.evaluate((&ids_t, &pos_t), &y_t).unwrap()["accuracy"];
+    assert!(acc >= 0.9, "per-token accuracy of the copy {acc}");
+    let s = m.summary_string();
+    assert!(s.contains("lstm_1 (LSTM)"), "{s}");
+    for want in ["positions[0][0]", "lstm[0][1]", "lstm[0][2]"] {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+}

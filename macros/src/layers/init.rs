@@ -11,7 +11,7 @@ use crate::parse::suggestion;
 use crate::parse::{Errors, Value};
 
 /// What to apply to one weight.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Weight {
     init: Option<TokenStream>,
     reg: Option<TokenStream>,
@@ -19,7 +19,7 @@ struct Weight {
 }
 
 /// The options of a layer's `kernel` and `bias`, and its `activity_regularizer`.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct WeightOpts {
     weights: Vec<(&'static str, Weight)>,
     activity: Option<TokenStream>,

@@ -168,6 +168,17 @@ pub trait Spec {
         false
     }
 
+    /// The same layer applied with Keras' `initial_state = [h, ..]` in its call (the states then
+    /// its inputs after the first); `None` for a layer that takes none.
+    fn with_initial_state(&self) -> Option<Rc<dyn Spec>> {
+        None
+    }
+
+    /// Whether it was applied with an `initial_state`.
+    fn has_initial_state(&self) -> bool {
+        false
+    }
+
     /// For one of a layer's several outputs: which one (hidden from the summary and plots, where
     /// the layer shows every output).
     fn part_index(&self) -> Option<usize> {

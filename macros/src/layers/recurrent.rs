@@ -32,6 +32,7 @@ enum Cell {
     Gru { reset_after: bool },
 }
 
+#[derive(Clone)]
 struct Recurrent {
     cell: Cell,
     units: usize,
@@ -44,6 +45,8 @@ struct Recurrent {
     dropout: f32,
     recurrent_dropout: f32,
     weights: super::init::WeightOpts,
+    /// Applied with Keras' `initial_state = [h(, c)]`: the states are its inputs after the first.
+    initial_state: bool,
 }
 
 /// The activations a recurrent layer takes: Keras name and runtime `Gate`.
@@ -142,10 +145,19 @@ fn build(cell: Cell, args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec
         dropout: dropout? as f32,
         recurrent_dropout: recurrent_dropout? as f32,
         weights: weights?,
+        initial_state: false,
     }))
 }
 
 impl Recurrent {
+    /// The states an `initial_state` gives, in Keras' order.
+    fn state_names(&self) -> &'static [&'static str] {
+        match self.cell {
+            Cell::Lstm { .. } => &["h", "c"],
+            _ => &["h"],
+        }
+    }
+
     fn gates(&self) -> usize {
         match self.cell {
             Cell::Simple => 1,
@@ -166,6 +178,20 @@ impl Spec for Recurrent {
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
         let class = self.class();
+        if self.initial_state {
+            let (names, u) = (self.state_names(), self.units);
+            let given = ins.len() - 1;
+            if given != names.len() || ins[1..].iter().any(|s| s[..] != [u]) {
+                let got: Vec<String> = ins[1..].iter().map(|s| show(s)).collect();
+                return Err(format!(
+                    "{class}'s initial_state is [{}], {} of shape [{u}] per sample (its units), got {} state(s): {}",
+                    names.join(", "),
+                    if names.len() == 1 { "one state" } else { "each" },
+                    given,
+                    got.join(", ")
+                ));
+            }
+        }
         // With return_state, each sample's outputs one after the other: [(T or 1) + states, U].
         let states = self.outputs().map_or(0, |o| o.len() - 1);
         match ins[0][..] {
@@ -259,7 +285,19 @@ impl Spec for Recurrent {
         std::iter::once(first).chain(std::iter::repeat_n(vec![u], states)).collect()
     }
 
+    fn with_initial_state(&self) -> Option<Rc<dyn Spec>> {
+        Some(Rc::new(Recurrent { initial_state: true, ..self.clone() }))
+    }
+
+    fn has_initial_state(&self) -> bool {
+        self.initial_state
+    }
+
     fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        // kiln's `no_std` kernels start from zeros.
+        if self.initial_state {
+            return None;
+        }
         let [steps, features] = ins[0][..] else { return None };
         let (units, gates) = (self.units, self.gates());
         let cell = match self.cell {

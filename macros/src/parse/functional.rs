@@ -301,20 +301,56 @@ impl Lowering<'_> {
                 return None;
             }
         };
-        // Keyword arguments of a call: Keras' `attention_mask = m`.
-        let (mut mask, mut positional) = (None, Vec::new());
+        // Keyword arguments of a call: Keras' `attention_mask = m` and `initial_state = [h, c]`.
+        let (mut mask, mut initial, mut positional) = (None, None, Vec::new());
         for a in args {
             match a {
                 CallArg::Positional(e) => positional.push(e),
                 CallArg::Keyword(key, Some(e)) if key == "attention_mask" && mask.is_none() => mask = Some((key, e)),
+                CallArg::Keyword(key, Some(e)) if key == "initial_state" && initial.is_none() => {
+                    initial = Some((key, e))
+                }
                 CallArg::Keyword(key, _) => {
                     self.errors.at(
                         key.span(),
-                        format!("unexpected `{key} = ..` in a call: a layer's call takes its inputs (and MultiHeadAttention an attention_mask)"),
+                        format!("unexpected `{key} = ..` in a call: a layer's call takes its inputs (MultiHeadAttention an attention_mask, a recurrent layer an initial_state)"),
                     );
                     return None;
                 }
             }
+        }
+        // `initial_state = [h, c]` (or one state): the states become the layer's inputs after the first.
+        let states = match initial {
+            None => vec![],
+            Some((key, e)) => {
+                let first_use = self.layers[layer].apps.is_empty();
+                match self.layers[layer].kind.with_initial_state() {
+                    None => {
+                        let class = self.layers[layer].kind.class();
+                        self.errors.at(key.span(), format!("{class} takes no initial_state"));
+                        return None;
+                    }
+                    Some(spec) if first_use => self.layers[layer].kind = spec,
+                    Some(_) => {}
+                }
+                let items = match e {
+                    Expr::List(items, _) => items,
+                    one => vec![one],
+                };
+                let mut states = Vec::new();
+                for item in &items {
+                    states.push(self.value(item, at)?);
+                }
+                states
+            }
+        };
+        if !self.layers[layer].apps.is_empty() && self.layers[layer].kind.has_initial_state() == states.is_empty() {
+            let name = &self.layers[layer].name;
+            self.errors.over(
+                &tokens,
+                format!("shared layer `{name}` is applied with an initial_state in one call and without in another: give it one in every call, or in none"),
+            );
+            return None;
         }
         let args = positional;
         let mask = match mask {
@@ -390,6 +426,7 @@ impl Lowering<'_> {
             (e, false) => vec![self.value(e, at)?],
         };
         let mut inputs = inputs;
+        inputs.extend(states);
         inputs.extend(mask.map(|(_, m)| m));
         let node = self.nodes.len();
         self.nodes.push(Node {

@@ -166,6 +166,9 @@ pub struct RecurrentBuffers {
     dhr: Vec<f32>,
     dx: Vec<f32>,
     dxt: Vec<f32>,
+    /// With an initial state, its gradient `[n, U]` (and an LSTM's cell's).
+    dh0: Vec<f32>,
+    dc0: Vec<f32>,
     /// The recurrent kernel transposed `[G·U, U]`, for the per-step products of backward, and
     /// the kernel transposed `[G·U, F]`, for the input gradient.
     rt: Vec<f32>,
@@ -181,8 +184,12 @@ impl LayerBuffers for RecurrentBuffers {
     fn output(&self) -> &[f32] {
         &self.out
     }
-    fn input_grad(&self, _i: usize) -> &[f32] {
-        &self.dx
+    fn input_grad(&self, i: usize) -> &[f32] {
+        match i {
+            1 => &self.dh0,
+            2 => &self.dc0,
+            _ => &self.dx,
+        }
     }
 }
 
@@ -254,6 +261,9 @@ struct Bwd<'a> {
     /// The chunk's input gradient rows `[nc, T, F]`, if asked for, and its time-major scratch.
     dx: Option<&'a mut [f32]>,
     dxt: &'a mut [f32],
+    /// The chunk's rows of the initial state's (and cell's) gradient, if there is one.
+    dh0: Option<&'a mut [f32]>,
+    dc0: Option<&'a mut [f32]>,
     /// The chunk's share of the kernel, recurrent-kernel and bias gradients.
     dw: &'a mut [f32],
     dr: &'a mut [f32],
@@ -284,9 +294,20 @@ struct Shared<'a> {
     /// `dropout`) and one state mask per gate `[n, G·U]`.
     gate_drop: Option<&'a [f32]>,
     rec_drop: Option<&'a [f32]>,
+    /// Keras' `initial_state`: each sample's first state `[n, U]` (and an LSTM's first cell),
+    /// in place of zeros.
+    h0: Option<&'a [f32]>,
+    c0: Option<&'a [f32]>,
 }
 
-impl Shared<'_> {
+impl<'a> Shared<'a> {
+    /// The state (`c`: the cell) before the first step of samples `i0..i0 + n`: the initial one
+    /// given, or `None` for zeros.
+    fn initial(&self, c: bool, i0: usize, n: usize) -> Option<&'a [f32]> {
+        let u = self.cfg.units;
+        if c { self.c0 } else { self.h0 }.map(|s| &s[i0 * u..(i0 + n) * u])
+    }
+
     /// Whether sample `i`'s input step `ti` is padding.
     #[inline]
     fn padded(&self, i: usize, ti: usize) -> bool {
@@ -440,7 +461,7 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
     for s in 0..t {
         let g = &mut f.gates[s * n * gu..(s + 1) * n * gu];
         let (h_before, h_rest) = f.h.split_at_mut(s * n * u);
-        let h_prev = (s > 0).then(|| &h_before[(s - 1) * n * u..]);
+        let h_prev = if s > 0 { Some(&h_before[(s - 1) * n * u..]) } else { sh.initial(false, i0, n) };
         let h = &mut h_rest[..n * u];
         match cell {
             Cell::Simple => {
@@ -455,7 +476,7 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
                     sh.recurrent_in(i0, n, hp, 0..4, g, f.hm);
                 }
                 let (c_before, c_rest) = f.c.split_at_mut(s * n * u);
-                let c_prev = (s > 0).then(|| &c_before[(s - 1) * n * u..]);
+                let c_prev = if s > 0 { Some(&c_before[(s - 1) * n * u..]) } else { sh.initial(true, i0, n) };
                 let c = &mut c_rest[..n * u];
                 let tc = &mut f.tc[s * n * u..(s + 1) * n * u];
                 if (act, ra) == (Gate::Tanh, Gate::Sigmoid) {
@@ -534,7 +555,7 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
                         None => hri.fill(0.0),
                     }
                 }
-                if s > 0 {
+                if h_prev.is_some() {
                     gemm_small(n, u, u, hr, (u, 1), &rk[2 * u..], gu, &mut g[2 * u..], gu, 1.0);
                 }
                 for i in 0..n {
@@ -554,8 +575,9 @@ fn forward_chunk(sh: Shared<'_>, i0: usize, nc: usize, f: Fwd<'_>) {
                 }
                 if cell == Cell::Lstm {
                     let (before, rest) = f.c.split_at_mut(s * n * u);
-                    match s {
-                        0 => rest[i * u..(i + 1) * u].fill(0.0),
+                    match (s, sh.initial(true, i0, n)) {
+                        (0, None) => rest[i * u..(i + 1) * u].fill(0.0),
+                        (0, Some(c0)) => rest[i * u..(i + 1) * u].copy_from_slice(&c0[i * u..(i + 1) * u]),
                         _ => rest[i * u..(i + 1) * u].copy_from_slice(&before[(s - 1) * n * u + i * u..][..u]),
                     }
                 }
@@ -658,6 +680,53 @@ fn mix(h: &mut [f32], z: &[f32], hh: &[f32], h_prev: Option<&[f32]>) {
     }
 }
 
+/// The recurrent kernel's gradient `dr (β)= Σ_r h_rᵀ · d_r` over the states `h` (rows of `n`
+/// samples, step after step) and the gradients of the steps that read them, which start at row
+/// `off` of `dg`, `drec` (GRU) and `rec` (`r ⊙ h₋₁` of a GRU without `reset_after`); each gate's
+/// states through its recurrent dropout mask when there is one (`hq` is scratch).
+#[allow(clippy::too_many_arguments)]
+fn rec_kernel_grad(
+    sh: &Shared<'_>,
+    i0: usize,
+    n: usize,
+    (h, off): (&[f32], usize),
+    (dg, drec, rec): (&[f32], &[f32], &[f32]),
+    hq: &mut [f32],
+    dr: &mut [f32],
+    beta: f32,
+) {
+    let (cell, u) = (sh.cfg.cell, sh.cfg.units);
+    let (gu, m) = (cell.gates() * u, h.len() / u);
+    let hr = || &rec[off * u..(off + m) * u];
+    if sh.rec_drop.is_some() {
+        // Each gate's recurrent product read the state through its own mask.
+        let (src, gates) = match cell {
+            Cell::Gru { reset_after: true } => (drec, 0..3),
+            Cell::Gru { reset_after: false } => (dg, 0..2),
+            _ => (dg, 0..cell.gates()),
+        };
+        for q in gates {
+            for r in 0..m {
+                let mq = sh.rec_mask(i0 + r % n, q).unwrap_or_default();
+                hq[r * u..(r + 1) * u].iter_mut().zip(h[r * u..].iter().zip(mq)).for_each(|(o, (h, m))| *o = h * m);
+            }
+            gemm_strided(u, m, u, &hq[..m * u], (1, u), &src[off * gu + q * u..], (gu, 1), &mut dr[q * u..], gu, beta);
+        }
+        if cell == (Cell::Gru { reset_after: false }) {
+            gemm_strided(u, m, u, hr(), (1, u), &dg[off * gu + 2 * u..], (gu, 1), &mut dr[2 * u..], gu, beta);
+        }
+        return;
+    }
+    match cell {
+        Cell::Simple | Cell::Lstm => gemm_rows(u, m, gu, h, (1, u), &dg[off * gu..], gu, dr, gu, beta),
+        Cell::Gru { reset_after: true } => gemm_rows(u, m, gu, h, (1, u), &drec[off * gu..], gu, dr, gu, beta),
+        Cell::Gru { reset_after: false } => {
+            gemm_strided(u, m, 2 * u, h, (1, u), &dg[off * gu..], (gu, 1), dr, gu, beta);
+            gemm_strided(u, m, u, hr(), (1, u), &dg[off * gu + 2 * u..], (gu, 1), &mut dr[2 * u..], gu, beta);
+        }
+    }
+}
+
 /// Backward through time over samples `i0..i0 + nc`: the gradients with respect to each step's
 /// pre-activations (input side `dg`, recurrent side `drec` for a GRU).
 fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_>, mut b: Bwd<'_>) {
@@ -711,7 +780,9 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
         }
         let g = &f.gates[s * n * gu..(s + 1) * n * gu];
         let dgs = &mut b.dg[s * n * gu..(s + 1) * n * gu];
-        let h_prev = (s > 0).then(|| &f.h[(s - 1) * n * u..s * n * u]);
+        let h_prev = if s > 0 { Some(&f.h[(s - 1) * n * u..s * n * u]) } else { sh.initial(false, i0, n) };
+        // The gradient reaches the state before this step: an earlier step's, or the initial one.
+        let back = h_prev.is_some();
         match cell {
             Cell::Simple => {
                 match act.df_poly() {
@@ -722,12 +793,12 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                         .for_each(|((d, &y), &dh)| *d = dh * (p0 + y * (p1 + p2 * y))),
                     None => dgs.iter_mut().zip(g).zip(b.dh.iter()).for_each(|((d, &y), &dh)| *d = dh * act.df(y)),
                 }
-                if s > 0 {
+                if back {
                     sh.recurrent_back(i0, n, dgs, 0..1, b.dh_next, b.tmp, false);
                 }
             }
             Cell::Lstm => {
-                let c_prev = (s > 0).then(|| &f.c[(s - 1) * n * u..s * n * u]);
+                let c_prev = if s > 0 { Some(&f.c[(s - 1) * n * u..s * n * u]) } else { sh.initial(true, i0, n) };
                 let tc = &f.tc[s * n * u..(s + 1) * n * u];
                 for i in 0..n {
                     let (gi, di) = (&g[i * gu..(i + 1) * gu], &mut dgs[i * gu..(i + 1) * gu]);
@@ -753,7 +824,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                         b.dc[j] = dc * fg;
                     }
                 }
-                if s > 0 {
+                if back {
                     sh.recurrent_back(i0, n, dgs, 0..4, b.dh_next, b.tmp, false);
                 }
             }
@@ -776,7 +847,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                         b.dh_next[j] = dh * z;
                     }
                 }
-                if s > 0 {
+                if back {
                     sh.recurrent_back(i0, n, drec, 0..3, b.dh_next, b.tmp, true);
                 }
             }
@@ -804,7 +875,7 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
                         b.dh_next[j] += b.dhr[j] * r * m;
                     }
                 }
-                if s > 0 {
+                if back {
                     sh.recurrent_back(i0, n, dgs, 0..2, b.dh_next, b.tmp, true);
                 }
             }
@@ -837,36 +908,19 @@ fn backward_chunk(sh: Shared<'_>, dy: &[f32], i0: usize, nc: usize, f: FwdRef<'_
             }
         }
     }
+    // What reached the state (and cell) before the first step is the initial state's gradient.
+    if let Some(d) = b.dh0.as_deref_mut() {
+        d.copy_from_slice(b.dh_next);
+    }
+    if let Some(d) = b.dc0.as_deref_mut() {
+        d.copy_from_slice(b.dc);
+    }
+    // Σ_s h_{s-1}ᵀ · d_s: steps 1.. read the states of the steps before them; step 0 reads the
+    // initial state, when one was given (its term added after, in a fixed order).
     let m = (t - 1) * n;
-    let h = &f.h[..m * u];
-    if sh.rec_drop.is_some() {
-        // Each gate's recurrent product read the state through its own mask.
-        let (src, gates) = match cell {
-            Cell::Gru { reset_after: true } => (&b.drec[..], 0..3),
-            Cell::Gru { reset_after: false } => (&b.dg[..], 0..2),
-            _ => (&b.dg[..], 0..cell.gates()),
-        };
-        for q in gates {
-            for r in 0..m {
-                let mq = sh.rec_mask(i0 + r % n, q).unwrap_or_default();
-                b.hq[r * u..(r + 1) * u].iter_mut().zip(h[r * u..].iter().zip(mq)).for_each(|(o, (h, m))| *o = h * m);
-            }
-            gemm_strided(u, m, u, &b.hq[..m * u], (1, u), &src[n * gu + q * u..], (gu, 1), &mut b.dr[q * u..], gu, 0.0);
-        }
-        if cell == (Cell::Gru { reset_after: false }) {
-            let hr = &f.rec[n * u..t * n * u];
-            gemm_strided(u, m, u, hr, (1, u), &b.dg[n * gu + 2 * u..], (gu, 1), &mut b.dr[2 * u..], gu, 0.0);
-        }
-    } else {
-        match cell {
-            Cell::Simple | Cell::Lstm => gemm_rows(u, m, gu, h, (1, u), &b.dg[n * gu..], gu, b.dr, gu, 0.0),
-            Cell::Gru { reset_after: true } => gemm_rows(u, m, gu, h, (1, u), &b.drec[n * gu..], gu, b.dr, gu, 0.0),
-            Cell::Gru { reset_after: false } => {
-                gemm_strided(u, m, 2 * u, h, (1, u), &b.dg[n * gu..], (gu, 1), b.dr, gu, 0.0);
-                let hr = &f.rec[n * u..t * n * u];
-                gemm_strided(u, m, u, hr, (1, u), &b.dg[n * gu + 2 * u..], (gu, 1), &mut b.dr[2 * u..], gu, 0.0);
-            }
-        }
+    rec_kernel_grad(&sh, i0, n, (&f.h[..m * u], n), (b.dg, b.drec, f.rec), b.hq, b.dr, 0.0);
+    if let Some(h0) = sh.initial(false, i0, n) {
+        rec_kernel_grad(&sh, i0, n, (h0, 0), (b.dg, b.drec, f.rec), b.hq, b.dr, 1.0);
     }
     // The input gradient, time-major, then back to the samples' order.
     if let (Some(dx), Some(gd)) = (b.dx.as_deref_mut(), sh.gate_drop) {
@@ -961,6 +1015,8 @@ impl Layer for Recurrent {
             drop: dropping.then_some(&b.drop[..]),
             gate_drop: gated.then_some(&b.gdrop[..]),
             rec_drop: recurrent.then_some(&b.rdrop[..]),
+            h0: xs.get(1).copied(),
+            c0: xs.get(2).copied().filter(|_| cell == Cell::Lstm),
         };
         let ch = chunks(n);
         {
@@ -1044,6 +1100,10 @@ impl Layer for Recurrent {
         sized(&mut b.db, ch.1 * db_w);
         sized(&mut b.dx, if opts.input_grad { n * t * f } else { 0 });
         sized(&mut b.dxt, if opts.input_grad { n * t * f } else { 0 });
+        let initial = |k: usize| opts.input_grad && xs.len() > k && (k == 1 || cell == Cell::Lstm);
+        let (h0_w, c0_w) = (if initial(1) { u } else { 0 }, if initial(2) { u } else { 0 });
+        sized(&mut b.dh0, n * h0_w);
+        sized(&mut b.dc0, n * c0_w);
         let sh = Shared {
             cfg: self.cfg,
             x: xs[0],
@@ -1057,6 +1117,8 @@ impl Layer for Recurrent {
             drop: dropping.then_some(&b.drop[..]),
             gate_drop: gated.then_some(&b.gdrop[..]),
             rec_drop: recurrent.then_some(&b.rdrop[..]),
+            h0: xs.get(1).copied(),
+            c0: xs.get(2).copied().filter(|_| cell == Cell::Lstm),
         };
         let rec_w = b.rec.len() / (t * n).max(1);
         let lstm_w = b.c.len() / (t * n).max(1);
@@ -1077,6 +1139,8 @@ impl Layer for Recurrent {
             let mut dhr = cut(&mut b.dhr, ch, u).into_iter();
             let mut dx = cut(&mut b.dx, ch, t * f).into_iter();
             let mut dxt = cut(&mut b.dxt, ch, t * f).into_iter();
+            let mut dh0 = cut(&mut b.dh0, ch, h0_w).into_iter();
+            let mut dc0 = cut(&mut b.dc0, ch, c0_w).into_iter();
             let mut tmp = cut(&mut b.tmp, ch, per(recurrent, u)).into_iter();
             let mut xq = cut(&mut b.xq, ch, per(gated, t * f)).into_iter();
             let mut hq = cut(&mut b.hq, ch, per(recurrent, t * u)).into_iter();
@@ -1095,6 +1159,8 @@ impl Layer for Recurrent {
                     dhr: dhr.next().unwrap_or_default(),
                     dx: dx.next().filter(|_| want_dx),
                     dxt: dxt.next().unwrap_or_default(),
+                    dh0: dh0.next().filter(|_| h0_w > 0),
+                    dc0: dc0.next().filter(|_| c0_w > 0),
                     dw: dw.next().unwrap_or_default(),
                     dr: dr.next().unwrap_or_default(),
                     db: db.next().unwrap_or_default(),
@@ -1126,8 +1192,10 @@ impl Layer for Recurrent {
         &self.buf.out
     }
 
-    fn input_grad(&self, _i: usize) -> &[f32] {
-        &self.buf.dx
+    /// Input 0 is the sequence; with Keras' `initial_state`, inputs 1 and 2 are the first state
+    /// and (LSTM) cell.
+    fn input_grad(&self, i: usize) -> &[f32] {
+        self.buf.input_grad(i)
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
