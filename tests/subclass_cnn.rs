@@ -203,6 +203,32 @@ fn a_1d_subclass_with_a_shared_convolution_passes_the_gradient_check() {
     check_model(&mut m, &[&random(3 * 36, 7)], 3, 12, TOL).unwrap();
 }
 
+/// Window fields in an array and a `Vec`, each element sized for its own input.
+#[kiln::model]
+pub struct Stack {
+    convs: [Conv2D<2, 2, 3, Tanh, Same>; 2],
+    #[layer(len = 2)]
+    pools: Vec<AveragePooling2D<2>>,
+    head: Dense<2, 1, Sigmoid>,
+}
+
+#[kiln::call]
+impl Stack {
+    fn call(&self, x: Input<8, 8, 2>) -> Output<1> {
+        let h = self.pools[0](self.convs[0](x));
+        let h = self.pools[1](self.convs[1](h));
+        self.head(global_max_pooling(h))
+    }
+}
+
+#[test]
+fn window_fields_in_arrays_and_vecs() {
+    let mut m = Stack::with_seed(3);
+    let s = m.summary_string();
+    assert!(s.contains("convs (Conv2D)") && s.contains("(None, 4, 4, 2)"), "{s}");
+    check_model(&mut m, &[&random(2 * 128, 4)], 2, 12, TOL).unwrap();
+}
+
 /// Keras' subclassing tutorial CNN, on the shipped 8×8 digits.
 #[kiln::model]
 pub struct DigitsNet {
