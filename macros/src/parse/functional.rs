@@ -18,6 +18,7 @@
 //! ```
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote};
@@ -27,7 +28,7 @@ use syn::{Attribute, Ident, Token, Visibility, braced};
 
 use super::{Errors, LayerCall, Namer, Understood, understand};
 use crate::ir::{LayerDef, Model, Node, Op};
-use crate::layers::{Arity, KINDS, unknown_layer};
+use crate::layers::{Arity, KINDS, Spec, unknown_layer};
 
 /// A right-hand side or an argument, before it is understood.
 enum Expr {
@@ -291,6 +292,43 @@ impl Lowering<'_> {
         Some(self.layers.len() - 1)
     }
 
+    /// Switches `layer`, at its first use, to the form a keyword of its call asks for (`form`:
+    /// `attention_mask`, `initial_state`); an error naming the keyword where it takes none.
+    fn keyword_form(
+        &mut self,
+        layer: usize,
+        key: &Ident,
+        form: impl Fn(&dyn Spec) -> Option<Rc<dyn Spec>>,
+    ) -> Option<()> {
+        let first_use = self.layers[layer].apps.is_empty();
+        match form(&*self.layers[layer].kind) {
+            None => {
+                let class = self.layers[layer].kind.class();
+                self.errors.at(key.span(), format!("{class} takes no {key}"));
+                None
+            }
+            Some(spec) => {
+                if first_use {
+                    self.layers[layer].kind = spec;
+                }
+                Some(())
+            }
+        }
+    }
+
+    /// A shared layer is called with `what` every time or never (`has`: its first call's form).
+    fn same_form(&mut self, layer: usize, has: bool, given: bool, what: &str, tokens: &TokenStream) -> Option<()> {
+        if self.layers[layer].apps.is_empty() || has == given {
+            return Some(());
+        }
+        let name = &self.layers[layer].name;
+        self.errors.over(
+            tokens,
+            format!("shared layer `{name}` is applied with {what} in one call and without in another: give it one in every call, or in none"),
+        );
+        None
+    }
+
     fn apply(&mut self, layer: usize, arg: &Group, tokens: TokenStream, at: usize) -> Option<usize> {
         let args = match (|s: ParseStream| Punctuated::<CallArg, Token![,]>::parse_terminated_with(s, parse_call_arg))
             .parse2(arg.stream())
@@ -323,16 +361,7 @@ impl Lowering<'_> {
         let states = match initial {
             None => vec![],
             Some((key, e)) => {
-                let first_use = self.layers[layer].apps.is_empty();
-                match self.layers[layer].kind.with_initial_state() {
-                    None => {
-                        let class = self.layers[layer].kind.class();
-                        self.errors.at(key.span(), format!("{class} takes no initial_state"));
-                        return None;
-                    }
-                    Some(spec) if first_use => self.layers[layer].kind = spec,
-                    Some(_) => {}
-                }
+                self.keyword_form(layer, &key, |k| k.with_initial_state())?;
                 let items = match e {
                     Expr::List(items, _) => items,
                     one => vec![one],
@@ -344,39 +373,18 @@ impl Lowering<'_> {
                 states
             }
         };
-        if !self.layers[layer].apps.is_empty() && self.layers[layer].kind.has_initial_state() == states.is_empty() {
-            let name = &self.layers[layer].name;
-            self.errors.over(
-                &tokens,
-                format!("shared layer `{name}` is applied with an initial_state in one call and without in another: give it one in every call, or in none"),
-            );
-            return None;
-        }
+        let has = self.layers[layer].kind.has_initial_state();
+        self.same_form(layer, has, !states.is_empty(), "an initial_state", &tokens)?;
         let args = positional;
         let mask = match mask {
             None => None,
             Some((key, e)) => {
-                let first_use = self.layers[layer].apps.is_empty();
-                match self.layers[layer].kind.with_mask_input() {
-                    None => {
-                        let class = self.layers[layer].kind.class();
-                        self.errors.at(key.span(), format!("{class} takes no attention_mask"));
-                        return None;
-                    }
-                    Some(spec) if first_use => self.layers[layer].kind = spec,
-                    Some(_) => {}
-                }
+                self.keyword_form(layer, &key, |k| k.with_mask_input())?;
                 Some((key, self.value(&e, at)?))
             }
         };
-        if !self.layers[layer].apps.is_empty() && self.layers[layer].kind.has_mask_input() != mask.is_some() {
-            let name = &self.layers[layer].name;
-            self.errors.over(
-                &tokens,
-                format!("shared layer `{name}` is applied with an attention_mask in one call and without in another: give it one in every call, or in none"),
-            );
-            return None;
-        }
+        let has = self.layers[layer].kind.has_mask_input();
+        self.same_form(layer, has, mask.is_some(), "an attention_mask", &tokens)?;
         let kind = self.layers[layer].kind.clone();
         // `MultiHeadAttention(..)(query, value)`: several inputs as arguments, as Keras calls it.
         let arg = match (args.len(), kind.call_args()) {

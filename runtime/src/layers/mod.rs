@@ -41,6 +41,58 @@ macro_rules! kernel_bias_layer {
 }
 use kernel_bias_layer;
 
+/// The `Layer` and `Shareable` methods of a typed field (`typed.rs`, `typed_window.rs`), handed to
+/// the layer it wraps, `layer`; a field whose geometry follows its input sizes it in the closure,
+/// its `bind_input`.
+macro_rules! field_layer {
+    ([$($g:tt)*] $ty:ty, $buffers:ty) => {
+        field_layer!([$($g)*] $ty, $buffers, |this, shape| ());
+    };
+    ([$($g:tt)*] $ty:ty, $buffers:ty, |$this:ident, $shape:ident| $bind:expr) => {
+        impl<$($g)*> $crate::layers::Layer for $ty {
+            fn forward(&mut self, xs: &[&[f32]], ctx: &mut $crate::layers::Ctx<'_>) {
+                self.layer.forward(xs, ctx)
+            }
+            fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut $crate::layers::Ctx<'_>, opts: $crate::layers::BackwardOpts) {
+                self.layer.backward(xs, dy, ctx, opts)
+            }
+            fn output(&self) -> &[f32] {
+                self.layer.output()
+            }
+            fn input_grad(&self, i: usize) -> &[f32] {
+                self.layer.input_grad(i)
+            }
+            fn set_activity_regularizer(&mut self, r: Option<$crate::layers::Regularizer>) -> bool {
+                self.layer.set_activity_regularizer(r)
+            }
+            fn penalty(&self) -> f64 {
+                self.layer.penalty()
+            }
+            fn visit_params(&self, f: &mut dyn FnMut(&str, &$crate::layers::Param)) {
+                self.layer.visit_params(f)
+            }
+            fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut $crate::layers::Param)) {
+                self.layer.visit_params_mut(f)
+            }
+            fn set_trainable(&mut self, trainable: bool) {
+                self.layer.set_trainable(trainable)
+            }
+            #[allow(unused_variables)]
+            fn bind_input(&mut self, $shape: &[usize]) {
+                let $this = self;
+                $bind
+            }
+        }
+
+        impl<$($g)*> $crate::layers::Shareable for $ty {
+            type Buffers = $buffers;
+            fn buffers_mut(&mut self) -> &mut $buffers {
+                self.layer.buffers_mut()
+            }
+        }
+    };
+}
+
 mod activation;
 mod attention;
 mod batch_norm;

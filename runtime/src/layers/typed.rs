@@ -14,41 +14,8 @@ use rand::rngs::StdRng;
 use super::{
     AttentionConfig, BackwardOpts, Bidirectional, BidirectionalBuffers, Cell, Ctx, Embedding, EmbeddingBuffers, Gate,
     Init, Layer, LayerNorm, LayerNormBuffers, MergeMode, MultiHeadAttention, Param, Recurrent, RecurrentBuffers,
-    RecurrentConfig, Shaped, Shareable, sized,
+    RecurrentConfig, Shaped, sized,
 };
-
-/// The `Layer` and `Shareable` methods of a wrapper, handed to its `layer`.
-macro_rules! wrapper {
-    ($ty:ident <$($g:ident),*>, $buffers:ty) => {
-        impl<$(const $g: usize),*> Layer for $ty<$($g),*> {
-            fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
-                self.layer.forward(xs, ctx)
-            }
-            fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
-                self.layer.backward(xs, dy, ctx, opts)
-            }
-            fn output(&self) -> &[f32] {
-                self.layer.output()
-            }
-            fn input_grad(&self, i: usize) -> &[f32] {
-                self.layer.input_grad(i)
-            }
-            fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-                self.layer.visit_params(f)
-            }
-            fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
-                self.layer.visit_params_mut(f)
-            }
-        }
-
-        impl<$(const $g: usize),*> Shareable for $ty<$($g),*> {
-            type Buffers = $buffers;
-            fn buffers_mut(&mut self) -> &mut $buffers {
-                self.layer.buffers_mut()
-            }
-        }
-    };
-}
 
 /// Keras' `Embedding(V, D)` as a field: ids `[.., 1]` (an `Ids<T, 1>` input) to vectors `[.., D]`.
 #[derive(Clone, Debug)]
@@ -72,7 +39,7 @@ impl<const V: usize, const D: usize> Shaped for Embed<V, D> {
     const IDS: Option<usize> = Some(V);
 }
 
-wrapper!(Embed<V, D>, EmbeddingBuffers);
+field_layer!([const V: usize, const D: usize] Embed<V, D>, EmbeddingBuffers);
 
 macro_rules! recurrent_field {
     ($(#[$doc:meta])* $ty:ident, $cell:expr, $kind:literal, $gates:literal, $bias_rows:literal) => {
@@ -115,7 +82,7 @@ macro_rules! recurrent_field {
             ]);
         }
 
-        wrapper!($ty<F, U>, RecurrentBuffers);
+        field_layer!([const F: usize, const U: usize] $ty<F, U>, RecurrentBuffers);
     };
 }
 
@@ -153,7 +120,7 @@ impl<const F: usize> Shaped for LayerNormalization<F> {
     const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = Some(&[("gamma", &[F]), ("beta", &[F])]);
 }
 
-wrapper!(LayerNormalization<F>, LayerNormBuffers);
+field_layer!([const F: usize] LayerNormalization<F>, LayerNormBuffers);
 
 /// Keras' `MultiHeadAttention(num_heads = H, key_dim = K)` applied to `(x, x)` as a field:
 /// `[T, D]` to `[T, D]`, with `use_causal_mask` when `CAUSAL`. Applied once per model (it is
@@ -261,7 +228,7 @@ macro_rules! bidirectional_field {
             ]);
         }
 
-        wrapper!($ty<F, U>, BidirectionalBuffers);
+        field_layer!([const F: usize, const U: usize] $ty<F, U>, BidirectionalBuffers);
     };
 }
 

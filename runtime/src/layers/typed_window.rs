@@ -22,8 +22,7 @@ use rand::rngs::StdRng;
 
 use super::traits::WindowRule;
 use super::{
-    ActivationFn, BackwardOpts, BatchNorm, BatchNormBuffers, Conv, ConvBuffers, Ctx, Init, Layer, Linear, Param, Pool,
-    PoolBuffers, PoolKind, Regularizer, Shaped, Shareable,
+    ActivationFn, BatchNorm, BatchNormBuffers, Conv, ConvBuffers, Init, Linear, Pool, PoolBuffers, PoolKind, Shaped,
 };
 use crate::kernels::ActKind;
 
@@ -48,54 +47,6 @@ impl Padding for Valid {
 
 impl Padding for Same {
     const SAME: bool = true;
-}
-
-/// The `Layer` and `Shareable` methods of a field type, handed to its `layer`; `bind_input`
-/// moves its windows onto the input the model gives it.
-macro_rules! field_layer {
-    ([$($g:tt)*] $ty:ty, $buffers:ty, |$this:ident, $shape:ident| $bind:expr) => {
-        impl<$($g)*> Layer for $ty {
-            fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
-                self.layer.forward(xs, ctx)
-            }
-            fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
-                self.layer.backward(xs, dy, ctx, opts)
-            }
-            fn output(&self) -> &[f32] {
-                self.layer.output()
-            }
-            fn input_grad(&self, i: usize) -> &[f32] {
-                self.layer.input_grad(i)
-            }
-            fn set_activity_regularizer(&mut self, r: Option<Regularizer>) -> bool {
-                self.layer.set_activity_regularizer(r)
-            }
-            fn penalty(&self) -> f64 {
-                self.layer.penalty()
-            }
-            fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-                self.layer.visit_params(f)
-            }
-            fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
-                self.layer.visit_params_mut(f)
-            }
-            fn set_trainable(&mut self, trainable: bool) {
-                self.layer.set_trainable(trainable)
-            }
-            #[allow(unused_variables)]
-            fn bind_input(&mut self, $shape: &[usize]) {
-                let $this = self;
-                $bind
-            }
-        }
-
-        impl<$($g)*> Shareable for $ty {
-            type Buffers = $buffers;
-            fn buffers_mut(&mut self) -> &mut $buffers {
-                self.layer.buffers_mut()
-            }
-        }
-    };
 }
 
 macro_rules! conv_field {
@@ -247,4 +198,4 @@ impl<const C: usize> Shaped for BatchNormalization<C> {
         Some(&[("gamma", &[C]), ("beta", &[C]), ("moving_mean", &[C]), ("moving_variance", &[C])]);
 }
 
-field_layer!([const C: usize] BatchNormalization<C>, BatchNormBuffers, |this, shape| ());
+field_layer!([const C: usize] BatchNormalization<C>, BatchNormBuffers);
