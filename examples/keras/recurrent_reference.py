@@ -51,33 +51,43 @@ def packed(parts):
     return np.concatenate([np.reshape(p, (p.shape[0], -1)) for p in parts], axis=1)
 
 
-def case(name, make):
+def case(name, make, states=0):
     """One layer's lines; with `return_state`, its outputs [out, h(, c)] and `dy` are packed per
-    sample (each sample's output, then its final states), the total sum(part · dy_part)."""
+    sample (each sample's output, then its final states), the total sum(part · dy_part). With
+    `states`, the layer is called with that many `initial_state`s: lines `c.h0` (and `c.c0`) and
+    their gradients `c.dh0` (`c.dc0`)."""
     layer = make()
     x = rng.normal(0, 1, (2, 5, 3)).astype("float32")
     layer.build(x.shape)
     weights = [rng.normal(0, 0.5, w.shape).astype("float32") for w in layer.get_weights()]
     layer.set_weights(weights)
-    xt = tf.constant(x)
+    s0 = [rng.normal(0, 1, (2, 4)).astype("float32") for _ in range(states)]
+    xt, st = tf.constant(x), [tf.constant(s) for s in s0]
     with tf.GradientTape() as tape:
         tape.watch(xt)
-        outs = layer(xt)
+        for s in st:
+            tape.watch(s)
+        outs = layer(xt, initial_state=st) if st else layer(xt)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         dys = [tf.constant(rng.normal(0, 1, o.shape).astype("float32")) for o in outs]
         total = tf.add_n([tf.reduce_sum(o * d) for o, d in zip(outs, dys)])
-    grads = tape.gradient(total, [xt] + layer.trainable_weights)
+    grads = tape.gradient(total, [xt] + st + layer.trainable_weights)
     names = weight_names(layer)
+    state_names = ["h0", "c0"][:states]
     line(f"{name}.x", x)
+    for n, s in zip(state_names, s0):
+        line(f"{name}.{n}", s)
     line(f"{name}.dy", packed([d.numpy() for d in dys]))
     for n, v in zip(names, weights):
         line(f"{name}.{n}", v)
     line(f"{name}.out", packed([o.numpy() for o in outs]))
     line(f"{name}.dx", grads[0])
-    for n, g in zip(names, grads[1:]):
+    for n, g in zip(state_names, grads[1:1 + states]):
+        line(f"{name}.d{n}", g)
+    for n, g in zip(names, grads[1 + states:]):
         line(f"{name}.d{n}", g)
     opt = keras.optimizers.Adam(0.01)
-    opt.apply_gradients(zip(grads[1:], layer.trainable_weights))
+    opt.apply_gradients(zip(grads[1 + states:], layer.trainable_weights))
     for n, w in zip(names, layer.trainable_weights):
         line(f"{name}.adam.{n}", w.numpy())
 
@@ -119,46 +129,6 @@ STATE_CASES = [
 for name, make in STATE_CASES:
     case(name, make)
 
-
-def case_initial(name, make, states):
-    """A layer called with `initial_state`: lines `c.h0` (and `c.c0`) for the states given and
-    `c.dh0` (`c.dc0`) for their gradients, beside the lines `case` writes."""
-    layer = make()
-    x = rng.normal(0, 1, (2, 5, 3)).astype("float32")
-    layer.build(x.shape)
-    weights = [rng.normal(0, 0.5, w.shape).astype("float32") for w in layer.get_weights()]
-    layer.set_weights(weights)
-    s0 = [rng.normal(0, 1, (2, 4)).astype("float32") for _ in range(states)]
-    xt, st = tf.constant(x), [tf.constant(s) for s in s0]
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        for s in st:
-            tape.watch(s)
-        outs = layer(xt, initial_state=st)
-        outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        dys = [tf.constant(rng.normal(0, 1, o.shape).astype("float32")) for o in outs]
-        total = tf.add_n([tf.reduce_sum(o * d) for o, d in zip(outs, dys)])
-    grads = tape.gradient(total, [xt] + st + layer.trainable_weights)
-    names = weight_names(layer)
-    state_names = ["h0", "c0"][:states]
-    line(f"{name}.x", x)
-    for n, s in zip(state_names, s0):
-        line(f"{name}.{n}", s)
-    line(f"{name}.dy", packed([d.numpy() for d in dys]))
-    for n, v in zip(names, weights):
-        line(f"{name}.{n}", v)
-    line(f"{name}.out", packed([o.numpy() for o in outs]))
-    line(f"{name}.dx", grads[0])
-    for n, g in zip(state_names, grads[1:1 + states]):
-        line(f"{name}.d{n}", g)
-    for n, g in zip(names, grads[1 + states:]):
-        line(f"{name}.d{n}", g)
-    opt = keras.optimizers.Adam(0.01)
-    opt.apply_gradients(zip(grads[1 + states:], layer.trainable_weights))
-    for n, w in zip(names, layer.trainable_weights):
-        line(f"{name}.adam.{n}", w.numpy())
-
-
 # initial_state: an encoder's states handed to a decoder (the `*_init*` cases).
 INITIAL_CASES = [
     ("simple_init_seq", lambda: keras.layers.SimpleRNN(4, return_sequences=True), 1),
@@ -169,4 +139,4 @@ INITIAL_CASES = [
     ("gru_v1_init", lambda: keras.layers.GRU(4, reset_after=False), 1),
 ]
 for name, make, states in INITIAL_CASES:
-    case_initial(name, make, states)
+    case(name, make, states)
