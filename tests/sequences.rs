@@ -604,3 +604,31 @@ fn a_decoder_started_from_the_encoders_states_copies_the_sequence() {
         assert!(s.contains(want), "{want} missing:\n{s}");
     }
 }
+
+functional! {
+    /// Masked steps carry the state, from the first step on: a sequence of padding alone leaves
+    /// the initial state as it was given (Keras' semantics).
+    pub struct MaskedFromState {
+        ids = Input([4], dtype = i32);
+        h = Input([3]);
+        c = Input([3]);
+        e = Embedding(5, 2, mask_zero = true)(ids);
+        (out, hf, cf) = LSTM(3, return_state = true)(e, initial_state = [h, c]);
+        Model([ids, h, c], [out, hf, cf])
+    }
+}
+
+#[test]
+fn padding_carries_the_initial_state() {
+    let mut m = MaskedFromState::new();
+    let ids = kiln::ndarray::arr2(&[[0, 0, 0, 0], [0, 3, 0, 2]]);
+    let h = kiln::ndarray::arr2(&[[0.5f32, -0.25, 0.125], [0.1, 0.2, 0.3]]);
+    let c = kiln::ndarray::arr2(&[[1.5f32, -2.0, 0.75], [0.0, 1.0, -1.0]]);
+    let (out, hf, cf) = m.predict((&ids, &h, &c)).unwrap();
+    // All padding: the output and final states are the initial ones.
+    assert_eq!(out.row(0), h.row(0));
+    assert_eq!(hf.row(0), h.row(0));
+    assert_eq!(cf.row(0), c.row(0));
+    // Real steps move the state away from it.
+    assert_ne!(out.row(1), h.row(1));
+}
