@@ -254,6 +254,23 @@ fn bidirectional_layers_match_keras() {
     }
 }
 
+/// Bidirectional with `return_state`: the merged output, then the forward direction's final
+/// states, then the backward one's, against Keras' `[out, h_fwd, c_fwd, h_bwd, c_bwd]`.
+#[test]
+fn bidirectional_final_states_match_keras() {
+    use kiln::layers::MergeMode;
+    let cases = [
+        ("bidi_lstm_state_seq", Cell::Lstm, true, MergeMode::Concat),
+        ("bidi_gru_state_ave", Cell::Gru { reset_after: true }, false, MergeMode::Ave),
+    ];
+    for (case, cell, seq, mode) in cases {
+        let cfg = RecurrentConfig { steps: 5, units: 4, return_state: true, ..config(cell, seq, false) };
+        let rng = || rand::rngs::StdRng::seed_from_u64(0);
+        let layer = kiln::Bidirectional::new(Recurrent::new(cfg, &mut rng()), Recurrent::new(cfg, &mut rng()), mode);
+        keras_case(case, layer, &fixture(&format!("{case}.x")), 2);
+    }
+}
+
 #[test]
 fn bidirectional_gradients_match_finite_differences() {
     use kiln::layers::MergeMode;
@@ -262,11 +279,15 @@ fn bidirectional_gradients_match_finite_differences() {
     for (mode, seq) in
         [(MergeMode::Concat, true), (MergeMode::Ave, false), (MergeMode::Mul, true), (MergeMode::Sum, true)]
     {
-        let cfg = config(Cell::Lstm, seq, false);
-        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
-        let (f, b) = (Recurrent::new(cfg, &mut rng), Recurrent::new(cfg, &mut rng));
-        let mut l = kiln::Bidirectional::new(f, b, mode);
-        kiln::testing::check_layer(&mut l, &[&x], n, 8, 3e-3).unwrap_or_else(|e| panic!("{mode:?}:\n{e}"));
+        // Without and with the final states (return_state), of an LSTM and a GRU.
+        for (cell, state) in [(Cell::Lstm, false), (Cell::Lstm, true), (Cell::Gru { reset_after: true }, true)] {
+            let cfg = RecurrentConfig { return_state: state, ..config(cell, seq, false) };
+            let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+            let (f, b) = (Recurrent::new(cfg, &mut rng), Recurrent::new(cfg, &mut rng));
+            let mut l = kiln::Bidirectional::new(f, b, mode);
+            kiln::testing::check_layer(&mut l, &[&x], n, 8, 3e-3)
+                .unwrap_or_else(|e| panic!("{mode:?} {cell:?} return_state={state}:\n{e}"));
+        }
     }
 }
 

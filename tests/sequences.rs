@@ -632,3 +632,31 @@ fn padding_carries_the_initial_state() {
     // Real steps move the state away from it.
     assert_ne!(out.row(1), h.row(1));
 }
+
+functional! {
+    /// A bidirectional encoder's final states (Keras' `[out, h_fwd, c_fwd, h_bwd, c_bwd]`),
+    /// joined and handed to a decoder twice as wide.
+    pub struct BiSeq2Seq {
+        x = Input([4, 3]);
+        steps = Input([3, 2]);
+        (seq, fh, fc, bh, bc) = Bidirectional(LSTM(3, return_sequences = true, return_state = true))(x);
+        h = Concatenate()([fh, bh]);
+        c = Concatenate()([fc, bc]);
+        d = LSTM(6, return_sequences = true)(steps, initial_state = [h, c]);
+        flat = Flatten()(d);
+        pooled = GlobalAveragePooling1D()(seq);
+        joined = Concatenate()([flat, pooled]);
+        y = Dense(2, activation = softmax)(joined);
+        Model([x, steps], y)
+    }
+}
+
+#[test]
+fn a_bidirectional_encoders_states_start_a_decoder() {
+    let mut m = BiSeq2Seq::with_seed(3);
+    let s = m.summary_string();
+    assert!(s.contains("[(None, 4, 6), (None, 3), (None, 3), (None, 3), (None, 3)]"), "{s}");
+    let x: Vec<f32> = (0..2 * 12).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+    let steps: Vec<f32> = (0..2 * 6).map(|i| ((i * 5 % 11) as f32 - 5.0) / 6.0).collect();
+    kiln::testing::check_model(&mut m, &[&x, &steps], 2, 8, 3e-3).unwrap();
+}

@@ -140,3 +140,13 @@ INITIAL_CASES = [
 ]
 for name, make, states in INITIAL_CASES:
     case(name, make, states)
+
+# Bidirectional with return_state: [merged output, forward states, backward states] per sample.
+BIDI_STATE_CASES = [
+    ("bidi_lstm_state_seq", lambda: keras.layers.Bidirectional(
+        keras.layers.LSTM(4, return_sequences=True, return_state=True))),
+    ("bidi_gru_state_ave", lambda: keras.layers.Bidirectional(
+        keras.layers.GRU(4, return_state=True), merge_mode="ave")),
+]
+for name, make in BIDI_STATE_CASES:
+    case(name, make)

@@ -161,14 +161,6 @@ fn bidirectional(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
         }
     };
     let layer = inner(args, errors)?;
-    if layer.outputs().is_some() {
-        errors.at(
-            args.get("layer")?.span(),
-            "kiln's Bidirectional does not take return_state = true yet: bind the states of a forward layer and \
-             one with go_backwards = true instead",
-        );
-        return None;
-    }
     if layer.recurrent().is_none() {
         errors.at(
             args.get("layer")?.span(),
@@ -182,6 +174,13 @@ fn bidirectional(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
 struct Bidirectional {
     layer: Rc<dyn Spec>,
     mode: &'static str,
+}
+
+impl Bidirectional {
+    /// The final states each direction returns (`return_state`): 0, 1, or 2 for an LSTM.
+    fn states(&self) -> usize {
+        self.layer.outputs().map_or(0, |o| o.len() - 1)
+    }
 }
 
 impl Spec for Bidirectional {
@@ -199,12 +198,48 @@ impl Spec for Bidirectional {
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
         let mut out = self.layer.output_shape(ins)?;
+        let states = self.states();
+        if states > 0 {
+            // With return_state, each sample's merged rows, then both directions' final states:
+            // [rows + 2k, U] merged by a mode that keeps the width, [rows + k, 2U] concatenated.
+            let rows = out[0] - states;
+            return Ok(if self.mode == "Concat" {
+                vec![rows + states, 2 * out[1]]
+            } else {
+                vec![rows + 2 * states, out[1]]
+            });
+        }
         if self.mode == "Concat"
             && let Some(d) = out.last_mut()
         {
             *d *= 2;
         }
         Ok(out)
+    }
+
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        match self.layer.outputs()?.len() {
+            3 => Some(&[
+                "the output",
+                "the forward state h",
+                "the forward cell state c",
+                "the backward state h",
+                "the backward cell state c",
+            ]),
+            _ => Some(&["the output", "the forward state", "the backward state"]),
+        }
+    }
+
+    fn split(&self, out: &[usize]) -> Vec<Vec<usize>> {
+        let (states, &[rows, w]) = (self.states(), out) else { return vec![out.to_vec()] };
+        let Some(u) = self.layer.recurrent() else { return vec![out.to_vec()] };
+        if states == 0 {
+            return vec![out.to_vec()];
+        }
+        // The merged rows: the steps (return_sequences) or the last state alone.
+        let merged = rows - 2 * states * u / w;
+        let first = if self.layer.keeps_mask() { vec![merged, w] } else { vec![w] };
+        std::iter::once(first).chain(std::iter::repeat_n(vec![u], 2 * states)).collect()
     }
 
     fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
@@ -248,6 +283,10 @@ impl Spec for Bidirectional {
     }
 
     fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        // kiln's `no_std` kernels merge the two directions' outputs only.
+        if self.states() > 0 {
+            return None;
+        }
         let inner_out = self.layer.output_shape(ins).ok()?;
         let crate::ship::Static::Recurrent { cfg, features, units, gates, work } = self.layer.infer(ins, &inner_out)?
         else {

@@ -754,7 +754,12 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
 
 /// The error for a layer of several outputs used as one value.
 pub fn several_values(class: &str, names: &[&str]) -> String {
-    let example = if names.len() == 3 { "(out, h, c)" } else { "(out, h)" };
+    let example = match names.len() {
+        5 => "(out, fh, fc, bh, bc)",
+        3 if class == "Bidirectional" => "(out, fh, bh)",
+        3 => "(out, h, c)",
+        _ => "(out, h)",
+    };
     format!(
         "{class}(.., return_state = true) gives {} values ({}): bind each to a name in functional!, \
          `{example} = {class}(..)(x)`, and use them by name",

@@ -67,7 +67,8 @@ pub use crate::infer::MergeMode;
 
 /// Keras' `Bidirectional(rnn)`: the layer reads the sequence forwards, a copy of it (weights of
 /// its own) reads it backwards; with `return_sequences` the backward outputs are put back in time
-/// order, then the two are merged.
+/// order, then the two are merged. With `return_state`, each sample's merged output is followed
+/// by the forward direction's final states, then the backward one's (Keras' order).
 #[derive(Clone, Debug)]
 pub struct Bidirectional {
     /// The forward direction.
@@ -102,17 +103,18 @@ impl Bidirectional {
         Bidirectional { forward, backward: backward.reversed(), mode, buf: BidirectionalBuffers::default() }
     }
 
-    /// Output rows per sample: the steps, or 1 for the last state.
-    fn steps(&self) -> usize {
+    /// Per sample: the merged rows (the steps, or 1 for the last state), the final states each
+    /// direction appends (Keras' `return_state`), the width of a merged row, and the values of
+    /// one sample's output: the merged rows, then the forward direction's states, then the
+    /// backward one's (Keras' `[out, h_fwd, c_fwd, h_bwd, c_bwd]`).
+    fn layout(&self) -> (usize, usize, usize, usize) {
         let cfg = self.forward.config();
-        if cfg.return_sequences { cfg.steps } else { 1 }
+        let u = cfg.units;
+        let t = if cfg.return_sequences { cfg.steps } else { 1 };
+        let w = if self.mode == MergeMode::Concat { 2 * u } else { u };
+        let k = cfg.states();
+        (t, k, w, t * w + 2 * k * u)
     }
-}
-
-/// The backward direction's row for output row `r` (its steps run the other way).
-fn backward_row(r: usize, t: usize) -> usize {
-    let (i, s) = (r / t, r % t);
-    i * t + (t - 1 - s)
 }
 
 impl Layer for Bidirectional {
@@ -120,57 +122,71 @@ impl Layer for Bidirectional {
         self.forward.forward(xs, ctx);
         self.backward.forward(xs, ctx);
         let u = self.forward.config().units;
-        let w = if self.mode == MergeMode::Concat { 2 * u } else { u };
+        let (t, k, w, per) = self.layout();
+        // Each direction's sample: its rows (the backward one's in reverse time), then its states.
+        let inner = (t + k) * u;
         let (a, b) = (self.forward.output(), self.backward.output());
-        let t = self.steps();
-        let out = sized(&mut self.buf.out, a.len() / u * w);
-        for r in 0..ctx.n * t {
-            let (fr, br) = (r, backward_row(r, t));
-            let (af, bf, o) = (&a[fr * u..(fr + 1) * u], &b[br * u..(br + 1) * u], &mut out[r * w..(r + 1) * w]);
-            match self.mode {
-                MergeMode::Concat => {
-                    o[..u].copy_from_slice(af);
-                    o[u..].copy_from_slice(bf);
+        let out = sized(&mut self.buf.out, ctx.n * per);
+        for i in 0..ctx.n {
+            let (ai, bi) = (&a[i * inner..(i + 1) * inner], &b[i * inner..(i + 1) * inner]);
+            let oi = &mut out[i * per..(i + 1) * per];
+            for s in 0..t {
+                let (af, bf) = (&ai[s * u..(s + 1) * u], &bi[(t - 1 - s) * u..(t - s) * u]);
+                let o = &mut oi[s * w..(s + 1) * w];
+                match self.mode {
+                    MergeMode::Concat => {
+                        o[..u].copy_from_slice(af);
+                        o[u..].copy_from_slice(bf);
+                    }
+                    MergeMode::Sum => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = x + y),
+                    MergeMode::Mul => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = x * y),
+                    MergeMode::Ave => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = (x + y) * 0.5),
                 }
-                MergeMode::Sum => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = x + y),
-                MergeMode::Mul => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = x * y),
-                MergeMode::Ave => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = (x + y) * 0.5),
             }
+            let (fwd, bwd) = oi[t * w..].split_at_mut(k * u);
+            fwd.copy_from_slice(&ai[t * u..]);
+            bwd.copy_from_slice(&bi[t * u..]);
         }
     }
 
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
         let u = self.forward.config().units;
-        let w = if self.mode == MergeMode::Concat { 2 * u } else { u };
-        let len = dy.len() / w * u;
-        let t = self.steps();
+        let (t, k, w, per) = self.layout();
+        let inner = (t + k) * u;
         {
             let b = &mut self.buf;
-            let (dyf, dyb) = (sized(&mut b.dyf, len), sized(&mut b.dyb, len));
+            let (dyf, dyb) = (sized(&mut b.dyf, ctx.n * inner), sized(&mut b.dyb, ctx.n * inner));
             let (a, bo) = (self.forward.output(), self.backward.output());
-            for r in 0..len / u {
-                let (fr, br) = (r, backward_row(r, t));
-                let d = &dy[r * w..(r + 1) * w];
-                let (df, db) = (&mut dyf[fr * u..(fr + 1) * u], &mut dyb[br * u..(br + 1) * u]);
-                match self.mode {
-                    MergeMode::Concat => {
-                        df.copy_from_slice(&d[..u]);
-                        db.copy_from_slice(&d[u..]);
-                    }
-                    MergeMode::Sum => {
-                        df.copy_from_slice(d);
-                        db.copy_from_slice(d);
-                    }
-                    MergeMode::Ave => {
-                        df.iter_mut().zip(d).for_each(|(o, v)| *o = v * 0.5);
-                        db.iter_mut().zip(d).for_each(|(o, v)| *o = v * 0.5);
-                    }
-                    MergeMode::Mul => {
-                        let (af, bf) = (&a[fr * u..(fr + 1) * u], &bo[br * u..(br + 1) * u]);
-                        df.iter_mut().zip(d.iter().zip(bf)).for_each(|(o, (v, y))| *o = v * y);
-                        db.iter_mut().zip(d.iter().zip(af)).for_each(|(o, (v, x))| *o = v * x);
+            for i in 0..ctx.n {
+                let di = &dy[i * per..(i + 1) * per];
+                let (dfi, dbi) = (&mut dyf[i * inner..(i + 1) * inner], &mut dyb[i * inner..(i + 1) * inner]);
+                for s in 0..t {
+                    let (fr, br) = (i * inner + s * u, i * inner + (t - 1 - s) * u);
+                    let d = &di[s * w..(s + 1) * w];
+                    let (df, db) = (&mut dfi[s * u..(s + 1) * u], &mut dbi[(t - 1 - s) * u..(t - s) * u]);
+                    match self.mode {
+                        MergeMode::Concat => {
+                            df.copy_from_slice(&d[..u]);
+                            db.copy_from_slice(&d[u..]);
+                        }
+                        MergeMode::Sum => {
+                            df.copy_from_slice(d);
+                            db.copy_from_slice(d);
+                        }
+                        MergeMode::Ave => {
+                            df.iter_mut().zip(d).for_each(|(o, v)| *o = v * 0.5);
+                            db.iter_mut().zip(d).for_each(|(o, v)| *o = v * 0.5);
+                        }
+                        MergeMode::Mul => {
+                            let (af, bf) = (&a[fr..fr + u], &bo[br..br + u]);
+                            df.iter_mut().zip(d.iter().zip(bf)).for_each(|(o, (v, y))| *o = v * y);
+                            db.iter_mut().zip(d.iter().zip(af)).for_each(|(o, (v, x))| *o = v * x);
+                        }
                     }
                 }
+                // The final states' gradients go to the direction that wrote them.
+                dfi[t * u..].copy_from_slice(&di[t * w..t * w + k * u]);
+                dbi[t * u..].copy_from_slice(&di[t * w + k * u..]);
             }
         }
         self.forward.backward(xs, &self.buf.dyf, ctx, opts);
