@@ -271,6 +271,31 @@ fn bidirectional_final_states_match_keras() {
     }
 }
 
+/// Bidirectional with `initial_state`: the forward direction starts from the first half of the
+/// states given, the backward one from the second (Keras' split).
+#[test]
+fn bidirectional_initial_states_match_keras() {
+    use kiln::layers::MergeMode;
+    let lstm = ["fh0", "fc0", "bh0", "bc0"];
+    let gru = ["fh0", "bh0"];
+    let cases: [(&str, Cell, bool, MergeMode, &[&str]); 2] = [
+        ("bidi_lstm_init_seq", Cell::Lstm, true, MergeMode::Concat, &lstm),
+        ("bidi_gru_init_sum", Cell::Gru { reset_after: true }, false, MergeMode::Sum, &gru),
+    ];
+    for (case, cell, seq, mode, states) in cases {
+        let cfg = RecurrentConfig { steps: 5, units: 4, ..config(cell, seq, false) };
+        let rng = || rand::rngs::StdRng::seed_from_u64(0);
+        let layer = kiln::Bidirectional::new(Recurrent::new(cfg, &mut rng()), Recurrent::new(cfg, &mut rng()), mode);
+        let values: Vec<Vec<f32>> =
+            std::iter::once("x").chain(states.iter().copied()).map(|n| fixture(&format!("{case}.{n}"))).collect();
+        let xs: Vec<&[f32]> = values.iter().map(|v| &v[..]).collect();
+        let grads: Vec<String> =
+            std::iter::once("dx".to_string()).chain(states.iter().map(|n| format!("d{n}"))).collect();
+        let grads: Vec<&str> = grads.iter().map(|g| &g[..]).collect();
+        keras_case_inputs(case, layer, &xs, &grads, 2);
+    }
+}
+
 #[test]
 fn bidirectional_gradients_match_finite_differences() {
     use kiln::layers::MergeMode;
@@ -287,6 +312,14 @@ fn bidirectional_gradients_match_finite_differences() {
             let mut l = kiln::Bidirectional::new(f, b, mode);
             kiln::testing::check_layer(&mut l, &[&x], n, 8, 3e-3)
                 .unwrap_or_else(|e| panic!("{mode:?} {cell:?} return_state={state}:\n{e}"));
+            // Started from given states: the forward direction's, then the backward one's.
+            let given = if cell == Cell::Lstm { 4 } else { 2 };
+            let states: Vec<Vec<f32>> =
+                (0..given).map(|k| (0..n * 5).map(|i| ((i * 5 + k * 3) % 11) as f32 / 6.0 - 0.8).collect()).collect();
+            let mut xs: Vec<&[f32]> = vec![&x];
+            xs.extend(states.iter().map(|s| &s[..]));
+            kiln::testing::check_layer(&mut l, &xs, n, 8, 3e-3)
+                .unwrap_or_else(|e| panic!("{mode:?} {cell:?} return_state={state} from initial states:\n{e}"));
         }
     }
 }

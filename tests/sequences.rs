@@ -660,3 +660,29 @@ fn a_bidirectional_encoders_states_start_a_decoder() {
     let steps: Vec<f32> = (0..2 * 6).map(|i| ((i * 5 % 11) as f32 - 5.0) / 6.0).collect();
     kiln::testing::check_model(&mut m, &[&x, &steps], 2, 8, 3e-3).unwrap();
 }
+
+functional! {
+    /// Both directions of a decoder start from the matching direction of the encoder: Keras'
+    /// `initial_state = [fh, bh]` on a Bidirectional GRU.
+    pub struct BiToBi {
+        x = Input([4, 3]);
+        steps = Input([3, 2]);
+        (_, fh, bh) = Bidirectional(GRU(3, return_state = true))(x);
+        d = Bidirectional(GRU(3, return_sequences = true), merge_mode = "sum")(steps, initial_state = [fh, bh]);
+        flat = Flatten()(d);
+        y = Dense(2, activation = softmax)(flat);
+        Model([x, steps], y)
+    }
+}
+
+#[test]
+fn a_bidirectional_decoder_starts_from_both_directions() {
+    let mut m = BiToBi::with_seed(4);
+    let s = m.summary_string();
+    for want in ["[(None, 6), (None, 3), (None, 3)]", "bidirectional[0][1]", "bidirectional[0][2]"] {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+    let x: Vec<f32> = (0..2 * 12).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+    let steps: Vec<f32> = (0..2 * 6).map(|i| ((i * 5 % 11) as f32 - 5.0) / 6.0).collect();
+    kiln::testing::check_model(&mut m, &[&x, &steps], 2, 8, 3e-3).unwrap();
+}

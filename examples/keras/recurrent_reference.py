@@ -51,17 +51,17 @@ def packed(parts):
     return np.concatenate([np.reshape(p, (p.shape[0], -1)) for p in parts], axis=1)
 
 
-def case(name, make, states=0):
+def case(name, make, states=()):
     """One layer's lines; with `return_state`, its outputs [out, h(, c)] and `dy` are packed per
     sample (each sample's output, then its final states), the total sum(part · dy_part). With
-    `states`, the layer is called with that many `initial_state`s: lines `c.h0` (and `c.c0`) and
-    their gradients `c.dh0` (`c.dc0`)."""
+    `states` (their names: `h0`, `c0`; `fh0`, .. for a Bidirectional), the layer is called with
+    those `initial_state`s: lines `c.<state>` and their gradients `c.d<state>`."""
     layer = make()
     x = rng.normal(0, 1, (2, 5, 3)).astype("float32")
     layer.build(x.shape)
     weights = [rng.normal(0, 0.5, w.shape).astype("float32") for w in layer.get_weights()]
     layer.set_weights(weights)
-    s0 = [rng.normal(0, 1, (2, 4)).astype("float32") for _ in range(states)]
+    s0 = [rng.normal(0, 1, (2, 4)).astype("float32") for _ in states]
     xt, st = tf.constant(x), [tf.constant(s) for s in s0]
     with tf.GradientTape() as tape:
         tape.watch(xt)
@@ -73,7 +73,7 @@ def case(name, make, states=0):
         total = tf.add_n([tf.reduce_sum(o * d) for o, d in zip(outs, dys)])
     grads = tape.gradient(total, [xt] + st + layer.trainable_weights)
     names = weight_names(layer)
-    state_names = ["h0", "c0"][:states]
+    state_names = list(states)
     line(f"{name}.x", x)
     for n, s in zip(state_names, s0):
         line(f"{name}.{n}", s)
@@ -82,12 +82,12 @@ def case(name, make, states=0):
         line(f"{name}.{n}", v)
     line(f"{name}.out", packed([o.numpy() for o in outs]))
     line(f"{name}.dx", grads[0])
-    for n, g in zip(state_names, grads[1:1 + states]):
+    for n, g in zip(state_names, grads[1:1 + len(states)]):
         line(f"{name}.d{n}", g)
-    for n, g in zip(names, grads[1 + states:]):
+    for n, g in zip(names, grads[1 + len(states):]):
         line(f"{name}.d{n}", g)
     opt = keras.optimizers.Adam(0.01)
-    opt.apply_gradients(zip(grads[1 + states:], layer.trainable_weights))
+    opt.apply_gradients(zip(grads[1 + len(states):], layer.trainable_weights))
     for n, w in zip(names, layer.trainable_weights):
         line(f"{name}.adam.{n}", w.numpy())
 
@@ -131,12 +131,12 @@ for name, make in STATE_CASES:
 
 # initial_state: an encoder's states handed to a decoder (the `*_init*` cases).
 INITIAL_CASES = [
-    ("simple_init_seq", lambda: keras.layers.SimpleRNN(4, return_sequences=True), 1),
-    ("lstm_init", lambda: keras.layers.LSTM(4), 2),
+    ("simple_init_seq", lambda: keras.layers.SimpleRNN(4, return_sequences=True), ["h0"]),
+    ("lstm_init", lambda: keras.layers.LSTM(4), ["h0", "c0"]),
     ("lstm_init_seq_back_state", lambda: keras.layers.LSTM(
-        4, return_sequences=True, return_state=True, go_backwards=True), 2),
-    ("gru_init_seq", lambda: keras.layers.GRU(4, return_sequences=True), 1),
-    ("gru_v1_init", lambda: keras.layers.GRU(4, reset_after=False), 1),
+        4, return_sequences=True, return_state=True, go_backwards=True), ["h0", "c0"]),
+    ("gru_init_seq", lambda: keras.layers.GRU(4, return_sequences=True), ["h0"]),
+    ("gru_v1_init", lambda: keras.layers.GRU(4, reset_after=False), ["h0"]),
 ]
 for name, make, states in INITIAL_CASES:
     case(name, make, states)
@@ -150,3 +150,12 @@ BIDI_STATE_CASES = [
 ]
 for name, make in BIDI_STATE_CASES:
     case(name, make)
+
+# Bidirectional with initial_state: the forward direction's states, then the backward one's.
+BIDI_INITIAL_CASES = [
+    ("bidi_lstm_init_seq", lambda: keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True)),
+     ["fh0", "fc0", "bh0", "bc0"]),
+    ("bidi_gru_init_sum", lambda: keras.layers.Bidirectional(keras.layers.GRU(4), merge_mode="sum"), ["fh0", "bh0"]),
+]
+for name, make, states in BIDI_INITIAL_CASES:
+    case(name, make, states)

@@ -177,6 +177,11 @@ struct Bidirectional {
 }
 
 impl Bidirectional {
+    /// The same wrapper over its layer applied with `initial_state`.
+    fn with_states(&self) -> Option<Rc<dyn Spec>> {
+        Some(Rc::new(Bidirectional { layer: self.layer.with_initial_state()?, mode: self.mode }))
+    }
+
     /// The final states each direction returns (`return_state`): 0, 1, or 2 for an LSTM.
     fn states(&self) -> usize {
         self.layer.outputs().map_or(0, |o| o.len() - 1)
@@ -197,6 +202,24 @@ impl Spec for Bidirectional {
     }
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let ins = if self.layer.has_initial_state() {
+            // Keras' order: the forward direction's states, then the backward one's.
+            let u = self.layer.recurrent().unwrap_or(0);
+            let per = if self.layer.class() == "LSTM" { 2 } else { 1 };
+            let names = if per == 2 { "[fh, fc, bh, bc]" } else { "[fh, bh]" };
+            if ins.len() - 1 != 2 * per || ins[1..].iter().any(|s| s[..] != [u]) {
+                let got: Vec<String> = ins[1..].iter().map(|s| show(s)).collect();
+                return Err(format!(
+                    "Bidirectional's initial_state is {names} (the forward direction's states, then the backward \
+                     one's), each of shape [{u}] per sample, got {} state(s): {}",
+                    ins.len() - 1,
+                    got.join(", ")
+                ));
+            }
+            &ins[..1 + per]
+        } else {
+            ins
+        };
         let mut out = self.layer.output_shape(ins)?;
         let states = self.states();
         if states > 0 {
@@ -215,6 +238,14 @@ impl Spec for Bidirectional {
             *d *= 2;
         }
         Ok(out)
+    }
+
+    fn with_initial_state(&self) -> Option<Rc<dyn Spec>> {
+        self.with_states()
+    }
+
+    fn has_initial_state(&self) -> bool {
+        self.layer.has_initial_state()
     }
 
     fn outputs(&self) -> Option<&'static [&'static str]> {

@@ -86,14 +86,21 @@ pub struct BidirectionalBuffers {
     dyf: Vec<f32>,
     dyb: Vec<f32>,
     dx: Vec<f32>,
+    /// With Keras' `initial_state`, the gradients of the states given (the forward direction's,
+    /// then the backward one's), one after the other, `state` values each.
+    dstates: Vec<f32>,
+    state: usize,
 }
 
 impl LayerBuffers for BidirectionalBuffers {
     fn output(&self) -> &[f32] {
         &self.out
     }
-    fn input_grad(&self, _i: usize) -> &[f32] {
-        &self.dx
+    fn input_grad(&self, i: usize) -> &[f32] {
+        match i {
+            0 => &self.dx,
+            _ => self.dstates.get((i - 1) * self.state..i * self.state).unwrap_or_default(),
+        }
     }
 }
 
@@ -117,10 +124,23 @@ impl Bidirectional {
     }
 }
 
+/// Each direction's inputs: the sequence, then its half of Keras' `initial_state` (the forward
+/// direction's states come first).
+fn directions<'a>(xs: &[&'a [f32]]) -> ([&'a [f32]; 3], [&'a [f32]; 3], usize) {
+    let k = (xs.len() - 1) / 2;
+    let (mut f, mut b) = ([xs[0]; 3], [xs[0]; 3]);
+    for j in 0..k.min(2) {
+        f[1 + j] = xs[1 + j];
+        b[1 + j] = xs[1 + k + j];
+    }
+    (f, b, 1 + k.min(2))
+}
+
 impl Layer for Bidirectional {
     fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
-        self.forward.forward(xs, ctx);
-        self.backward.forward(xs, ctx);
+        let (fx, bx, len) = directions(xs);
+        self.forward.forward(&fx[..len], ctx);
+        self.backward.forward(&bx[..len], ctx);
         let u = self.forward.config().units;
         let (t, k, w, per) = self.layout();
         // Each direction's sample: its rows (the backward one's in reverse time), then its states.
@@ -189,12 +209,22 @@ impl Layer for Bidirectional {
                 dbi[t * u..].copy_from_slice(&di[t * w + k * u..]);
             }
         }
-        self.forward.backward(xs, &self.buf.dyf, ctx, opts);
-        self.backward.backward(xs, &self.buf.dyb, ctx, opts);
+        let (fx, bx, len) = directions(xs);
+        self.forward.backward(&fx[..len], &self.buf.dyf, ctx, opts);
+        self.backward.backward(&bx[..len], &self.buf.dyb, ctx, opts);
         if opts.input_grad {
             let (f, b) = (self.forward.input_grad(0), self.backward.input_grad(0));
             let dx = sized(&mut self.buf.dx, f.len());
             dx.iter_mut().zip(f.iter().zip(b)).for_each(|(o, (x, y))| *o = x + y);
+            // The initial states' gradients, each direction's in its order.
+            let state = ctx.n * u;
+            let given = len - 1;
+            let ds = sized(&mut self.buf.dstates, 2 * given * state);
+            for j in 0..given {
+                ds[j * state..(j + 1) * state].copy_from_slice(self.forward.input_grad(1 + j));
+                ds[(given + j) * state..(given + j + 1) * state].copy_from_slice(self.backward.input_grad(1 + j));
+            }
+            self.buf.state = state;
         }
     }
 
@@ -202,8 +232,10 @@ impl Layer for Bidirectional {
         &self.buf.out
     }
 
-    fn input_grad(&self, _i: usize) -> &[f32] {
-        &self.buf.dx
+    /// Input 0 is the sequence; with Keras' `initial_state`, the states given follow (the
+    /// forward direction's, then the backward one's).
+    fn input_grad(&self, i: usize) -> &[f32] {
+        self.buf.input_grad(i)
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
