@@ -262,6 +262,14 @@ fn a_subclassed_cnn_learns_the_digits() {
     let from = n - kiln::validation_rows(n, 0.2);
     let held_out = m.evaluate(&x.slice(s![from.., .., .., ..]), &labels.slice(s![from..])).unwrap();
     assert!(held_out["accuracy"] >= 0.97, "held-out accuracy {}", held_out["accuracy"]);
+    // The weights, moving statistics included, round-trip through a file into a fresh model.
+    let path = std::env::temp_dir().join(format!("kiln-subclass-cnn-{}.safetensors", std::process::id()));
+    m.save_weights(&path).unwrap();
+    let mut again = DigitsNet::with_seed(99);
+    again.load_weights(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let some = x.slice(s![..64, .., .., ..]);
+    assert_eq!(m.predict(&some).unwrap(), again.predict(&some).unwrap());
     // Dropout is off in inference: predictions repeat.
     let some = x.slice(s![..16, .., .., ..]);
     assert_eq!(m.predict(&some).unwrap(), m.predict(&some).unwrap());
