@@ -10,7 +10,7 @@
 //! #[kiln::call]
 //! impl NAME {
 //!     fn call(&self, x: Input<D, ..>, ...) -> Output<D, ..> | (Output<D, ..>, ...) {
-//!         let v = self.FIELD(v) | self.FIELD[i](v) | v + v | v - v | v * v
+//!         let v = self.FIELD(v) | self.FIELD[i](v) | self.FIELD(q, v, mask) (attention) | v + v | v - v | v * v
 //!               | relu(v) (any activation) | flatten(v) | dropout(v, 0.25)
 //!               | global_average_pooling(v) | global_max_pooling(v) | concatenate([v, ..]) | add([v, ..]) | average([..])
 //!               | maximum([..]) | minimum([..]) | dot(v, v);
@@ -232,12 +232,13 @@ impl Lower {
             }
             // self.field(x)
             Expr::MethodCall(mc) if matches!(&*mc.receiver, Expr::Path(p) if p.path.is_ident("self")) => {
-                if mc.args.len() != 1 {
-                    self.errors.at(mc.span(), "a layer takes one tensor");
+                if mc.args.is_empty() {
+                    self.errors.at(mc.span(), "a layer takes its input tensor: self.layer(x)");
                     return None;
                 }
                 let m = mc.method.clone();
-                self.field_call(m.to_string(), quote!(self.#m), m, &mc.args[0], tokens, mc.span())
+                let args: Vec<&Expr> = mc.args.iter().collect();
+                self.field_call(m.to_string(), quote!(self.#m), m, &args, tokens, mc.span())
             }
             Expr::Call(c) => match &*c.func {
                 // self.field(x) / self.field[i](x)
@@ -271,11 +272,12 @@ impl Lower {
                             return None;
                         }
                     };
-                    if c.args.len() != 1 {
-                        self.errors.at(c.span(), "a layer takes one tensor");
+                    if c.args.is_empty() {
+                        self.errors.at(c.span(), "a layer takes its input tensor: self.layer(x)");
                         return None;
                     }
-                    self.field_call(key, place, ident, &c.args[0], tokens, c.span())
+                    let args: Vec<&Expr> = c.args.iter().collect();
+                    self.field_call(key, place, ident, &args, tokens, c.span())
                 }
                 Expr::Path(p) if p.path.get_ident().is_some() => {
                     let fname = p.path.get_ident().expect("checked").to_string();
@@ -378,17 +380,22 @@ impl Lower {
         key: String,
         place: TokenStream,
         ident: Ident,
-        arg: &Expr,
+        args: &[&Expr],
         tokens: TokenStream,
         span: Span,
     ) -> Option<usize> {
-        let x = self.value(arg)?;
+        // The first input sets the output's shape; others (attention's value and mask) are
+        // checked by the type's rules for them.
+        let ins = args.iter().map(|a| self.value(a)).collect::<Option<Vec<usize>>>()?;
+        let x = ins[0];
         let name = self.name.clone();
         let alias = field_alias(&name, &key);
         let rule = quote!(::kiln::__private::FieldRule::of::<#alias>());
         let what = format!("layer `{key}`");
         let got = self.slice(x);
         self.check(span, "expect_field", &what, rule.clone(), got.clone());
+        let all = ins.iter().map(|&i| self.slice(i));
+        self.check(span, "expect_inputs", &what, rule.clone(), quote!(&[#(#all),*]));
         let first = self.fields.get(&place.to_string()).and_then(|&l| self.model.layers[l].apps.first().copied());
         if let Some(first) = first {
             // A window was sized for the shape of the field's first call.
@@ -405,7 +412,7 @@ impl Lower {
             pub const #konst: [usize; #rank] = [#(#dims),*];
         });
         let shape = (0..rank).map(|i| quote!(<#name>::#konst[#i])).collect();
-        Some(self.node(layer, vec![x], tokens, shape))
+        Some(self.node(layer, ins, tokens, shape))
     }
 
     fn outputs(&mut self, e: &Expr) -> Option<Vec<usize>> {

@@ -122,6 +122,12 @@ impl MultiHeadAttention {
     pub fn config(&self) -> &AttentionConfig {
         &self.cfg
     }
+
+    /// Whether the last input is Keras' `attention_mask` (a `#[kiln::model]` field learns it
+    /// from its call).
+    pub fn set_mask_input(&mut self, on: bool) {
+        self.cfg.attention_mask = on;
+    }
 }
 
 impl AttentionConfig {

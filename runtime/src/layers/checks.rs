@@ -194,6 +194,55 @@ pub const fn expect_field(what: &str, rule: super::traits::FieldRule, got: &[usi
     }
 }
 
+/// A field called with `shapes.len()` inputs (`self.attn(q, v, mask)`): their number, then each
+/// input after the first by its rule ("layer `cross` expects input 2 of shape [steps, 16], got
+/// [6, 8]", "layer `cross`'s attention_mask is [query steps, value steps] = [4, 6] per sample,
+/// got [4, 4]").
+pub const fn expect_inputs(what: &str, rule: super::traits::FieldRule, shapes: &[&[usize]]) {
+    use super::traits::InputRule;
+    let (given, most) = (shapes.len(), 1 + rule.more.len());
+    if given < rule.required || given > most {
+        let m = Msg::new().str(what).str(" (").str(rule.kind).str(") takes ").num(rule.required);
+        let m = if most > rule.required { m.str(" to ").num(most) } else { m };
+        fail!(m.str(" tensors, got ").num(given))
+    }
+    let mut i = 1;
+    while i < given {
+        let got = shapes[i];
+        match rule.more[i - 1] {
+            InputRule::Steps(w) => {
+                if got.len() != 2 || got[1] != w {
+                    fail!(
+                        Msg::new()
+                            .str(what)
+                            .str(" expects input ")
+                            .num(i + 1)
+                            .str(" of shape [steps, ")
+                            .num(w)
+                            .str("], got ")
+                            .shape(got)
+                    )
+                }
+            }
+            InputRule::Mask => {
+                let tq = shapes[0][0];
+                let tv = if i >= 2 && matches!(rule.more[0], InputRule::Steps(_)) { shapes[1][0] } else { tq };
+                if !shape_eq(got, &[tq, tv]) {
+                    fail!(
+                        Msg::new()
+                            .str(what)
+                            .str("'s attention_mask is [query steps, value steps] = ")
+                            .shape(&[tq, tv])
+                            .str(" per sample, got ")
+                            .shape(got)
+                    )
+                }
+            }
+        }
+        i += 1;
+    }
+}
+
 /// A user's layer type in `sequential!`/`functional!` (`Custom(T)`), whose input the model gives
 /// and whose output the model computed by the last-axis rule: a type whose rule is another (a
 /// window field, a model that changes more than the last axis) is refused with what to write.

@@ -127,7 +127,7 @@ pub use activation::{
 pub use attention::{AttentionBuffers, AttentionConfig, MultiHeadAttention};
 pub use batch_norm::{BatchNorm, BatchNormBuffers};
 pub use checks::{
-    expect_custom, expect_dims, expect_field, expect_params, expect_rebind, expect_same, expect_same_dims, expect_same_lead, expect_shape,
+    expect_custom, expect_dims, expect_field, expect_inputs, expect_params, expect_rebind, expect_same, expect_same_dims, expect_same_lead, expect_shape,
     expect_width,
     field_shape, same_shape, same_str, shape_eq, states_param,
 };
@@ -147,8 +147,8 @@ pub use pool::{GlobalPool, Pool, PoolBuffers, PoolKind};
 pub use recurrent::{Cell, Gate, Recurrent, RecurrentBuffers, RecurrentConfig};
 pub use resample::{Resample, ResampleBuffers};
 pub use take::{Take, TakeBuffers};
-pub use traits::{FieldRule, Init, Shaped, WindowRule, field_dim, ids_below, init_vec, min_usize, set_trainable_all};
-pub use typed::{BiGruSeq, BiLstmSeq, Embed, GruSeq, LayerNormalization, LstmSeq, SelfAttention, SimpleRnnSeq};
+pub use traits::{FieldRule, Init, InputRule, Shaped, WindowRule, field_dim, ids_below, init_vec, min_usize, set_trainable_all};
+pub use typed::{BiGruSeq, BiLstmSeq, CrossAttention, Embed, GruSeq, LayerNormalization, LstmSeq, SelfAttention, SimpleRnnSeq};
 pub use typed_window::{
     AveragePooling1D, AveragePooling2D, BatchNormalization, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D, Padding, Same,
     Valid,

@@ -42,6 +42,20 @@ pub trait Shaped {
     /// A model whose axes before the last change too: the one input shape it reads and the
     /// output shape it writes (`None`: the rule above).
     const MAP: Option<(&'static [usize], &'static [usize])> = None;
+    /// The inputs a call may give after the first (`self.attn(q, v, mask)`).
+    const MORE_INPUTS: &'static [InputRule] = &[];
+    /// How many inputs, the first included, a call must give.
+    const REQUIRED_INPUTS: usize = 1;
+}
+
+/// The shape rule of a field's input after the first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputRule {
+    /// A sequence `[steps, width]` of any length (attention's value).
+    Steps(usize),
+    /// Keras' `attention_mask`: `[query steps, value steps]` (the first input's steps, and the
+    /// second's, or the first's again when the second is this mask).
+    Mask,
 }
 
 /// The window over the spatial axes of a layer's input (all axes but the last): a square window
@@ -106,6 +120,10 @@ pub struct FieldRule {
     pub window: Option<WindowRule>,
     /// `Shaped::MAP`.
     pub map: Option<(&'static [usize], &'static [usize])>,
+    /// `Shaped::MORE_INPUTS`.
+    pub more: &'static [InputRule],
+    /// `Shaped::REQUIRED_INPUTS`.
+    pub required: usize,
 }
 
 impl FieldRule {
@@ -119,6 +137,8 @@ impl FieldRule {
             flat: T::FLAT,
             window: T::WINDOW,
             map: T::MAP,
+            more: T::MORE_INPUTS,
+            required: T::REQUIRED_INPUTS,
         }
     }
 }
@@ -208,6 +228,8 @@ impl<T: Shaped, const N: usize> Shaped for [T; N] {
     const ANY_WIDTH: bool = T::ANY_WIDTH;
     const FLAT: bool = T::FLAT;
     const MAP: Option<(&'static [usize], &'static [usize])> = T::MAP;
+    const MORE_INPUTS: &'static [InputRule] = T::MORE_INPUTS;
+    const REQUIRED_INPUTS: usize = T::REQUIRED_INPUTS;
 }
 
 impl<T: Init, const N: usize> Init for [T; N] {
@@ -231,6 +253,8 @@ impl<T: Shaped> Shaped for Vec<T> {
     const ANY_WIDTH: bool = T::ANY_WIDTH;
     const FLAT: bool = T::FLAT;
     const MAP: Option<(&'static [usize], &'static [usize])> = T::MAP;
+    const MORE_INPUTS: &'static [InputRule] = T::MORE_INPUTS;
+    const REQUIRED_INPUTS: usize = T::REQUIRED_INPUTS;
 }
 
 /// `n` layers built one after the other from `rng` (a `Vec` field with `#[layer(len = n)]`).

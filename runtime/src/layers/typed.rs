@@ -5,9 +5,10 @@
 //! (Keras' `return_sequences = True`, defaults otherwise); `LayerNormalization<F>` normalises
 //! the last axis; `BiLstmSeq<F, U>` and `BiGruSeq<F, U>` read `[T, F]` both ways and write
 //! `[T, 2U]` (Keras' `Bidirectional(.., return_sequences = True)`, concatenated);
-//! `SelfAttention<D, H, K, CAUSAL>` is `MultiHeadAttention(H, K)` applied to
-//! `(x, x)`, `[T, D]` to `[T, D]`. `sequential!` and `functional!` take the Keras-named layers
-//! instead.
+//! `SelfAttention<D, H, K, CAUSAL>` is `MultiHeadAttention(H, K)` applied to `(x, x)`, `[T, D]`
+//! to `[T, D]`, and `CrossAttention<DQ, DV, H, K, CAUSAL>` the same applied to `(query, value)`
+//! (`self.cross(q, v)`); both take an `attention_mask` as their last input. `sequential!` and
+//! `functional!` take the Keras-named layers instead.
 
 use rand::rngs::StdRng;
 
@@ -16,6 +17,7 @@ use super::{
     Init, Layer, LayerNorm, LayerNormBuffers, MergeMode, MultiHeadAttention, Param, Recurrent, RecurrentBuffers,
     RecurrentConfig, Shaped, sized,
 };
+use super::traits::InputRule;
 
 /// Keras' `Embedding(V, D)` as a field: ids `[.., 1]` (an `Ids<T, 1>` input) to vectors `[.., D]`.
 #[derive(Clone, Debug)]
@@ -123,8 +125,8 @@ impl<const F: usize> Shaped for LayerNormalization<F> {
 field_layer!([const F: usize] LayerNormalization<F>, LayerNormBuffers);
 
 /// Keras' `MultiHeadAttention(num_heads = H, key_dim = K)` applied to `(x, x)` as a field:
-/// `[T, D]` to `[T, D]`, with `use_causal_mask` when `CAUSAL`. Applied once per model (it is
-/// not `Shareable`).
+/// `[T, D]` to `[T, D]`, with `use_causal_mask` when `CAUSAL`; `self.attn(x, mask)` gives it
+/// Keras' `attention_mask` (`[T, T]`). Applied once per model (it is not `Shareable`).
 #[derive(Clone, Debug)]
 pub struct SelfAttention<const D: usize, const H: usize, const K: usize, const CAUSAL: bool = false> {
     /// The attention layer (its steps follow the input).
@@ -159,6 +161,7 @@ impl<const D: usize, const H: usize, const K: usize, const CAUSAL: bool> Shaped 
     const OUT: usize = D;
     const KIND: &'static str = "MultiHeadAttention";
     const PARAMS: usize = 3 * (D * H * K + H * K) + H * K * D + D;
+    const MORE_INPUTS: &'static [InputRule] = &[InputRule::Mask];
     const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = Some(&[
         ("query_kernel", &[D, H, K]),
         ("query_bias", &[H, K]),
@@ -173,10 +176,17 @@ impl<const D: usize, const H: usize, const K: usize, const CAUSAL: bool> Shaped 
 
 impl<const D: usize, const H: usize, const K: usize, const CAUSAL: bool> Layer for SelfAttention<D, H, K, CAUSAL> {
     fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
-        self.layer.forward(&[xs[0], xs[0]], ctx)
+        self.layer.set_mask_input(xs.len() > 1);
+        match xs {
+            [x, mask, ..] => self.layer.forward(&[x, x, mask], ctx),
+            _ => self.layer.forward(&[xs[0], xs[0]], ctx),
+        }
     }
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
-        self.layer.backward(&[xs[0], xs[0]], dy, ctx, opts);
+        match xs {
+            [x, mask, ..] => self.layer.backward(&[x, x, mask], dy, ctx, opts),
+            _ => self.layer.backward(&[xs[0], xs[0]], dy, ctx, opts),
+        }
         if opts.input_grad {
             let (q, v) = (self.layer.input_grad(0), self.layer.input_grad(1));
             let dx = sized(&mut self.dx, q.len());
@@ -186,8 +196,88 @@ impl<const D: usize, const H: usize, const K: usize, const CAUSAL: bool> Layer f
     fn output(&self) -> &[f32] {
         self.layer.output()
     }
-    fn input_grad(&self, _i: usize) -> &[f32] {
-        &self.dx
+    /// The input's; a mask has none.
+    fn input_grad(&self, i: usize) -> &[f32] {
+        if i == 0 { &self.dx } else { &[] }
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+        self.layer.visit_params(f)
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        self.layer.visit_params_mut(f)
+    }
+}
+
+/// Keras' `MultiHeadAttention(num_heads = H, key_dim = K)` applied to `(query, value)` as a
+/// field, `self.cross(q, v)`: a query `[Tq, DQ]` attends over a value `[Tv, DV]` (the key is the
+/// value) and writes `[Tq, DQ]`; `self.cross(q, v, mask)` gives Keras' `attention_mask`
+/// (`[Tq, Tv]`), and `CAUSAL` its `use_causal_mask`. Applied once per model.
+#[derive(Clone, Debug)]
+pub struct CrossAttention<const DQ: usize, const DV: usize, const H: usize, const K: usize, const CAUSAL: bool = false>
+{
+    /// The attention layer (its steps follow the inputs).
+    pub layer: MultiHeadAttention,
+}
+
+impl<const DQ: usize, const DV: usize, const H: usize, const K: usize, const CAUSAL: bool> Init
+    for CrossAttention<DQ, DV, H, K, CAUSAL>
+{
+    fn init(rng: &mut StdRng) -> Self {
+        let cfg = AttentionConfig {
+            tq: 1,
+            dq: DQ,
+            tv: 1,
+            dv: DV,
+            dk: DV,
+            heads: H,
+            key_dim: K,
+            value_dim: K,
+            out: DQ,
+            use_bias: true,
+            causal: CAUSAL,
+            attention_mask: false,
+            dropout: 0.0,
+        };
+        CrossAttention { layer: MultiHeadAttention::new(cfg, rng) }
+    }
+}
+
+impl<const DQ: usize, const DV: usize, const H: usize, const K: usize, const CAUSAL: bool> Shaped
+    for CrossAttention<DQ, DV, H, K, CAUSAL>
+{
+    const IN: usize = DQ;
+    const OUT: usize = DQ;
+    const KIND: &'static str = "MultiHeadAttention";
+    const PARAMS: usize = DQ * H * K + H * K + 2 * (DV * H * K + H * K) + H * K * DQ + DQ;
+    const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = Some(&[
+        ("query_kernel", &[DQ, H, K]),
+        ("query_bias", &[H, K]),
+        ("key_kernel", &[DV, H, K]),
+        ("key_bias", &[H, K]),
+        ("value_kernel", &[DV, H, K]),
+        ("value_bias", &[H, K]),
+        ("attention_output_kernel", &[H, K, DQ]),
+        ("attention_output_bias", &[DQ]),
+    ]);
+    const MORE_INPUTS: &'static [InputRule] = &[InputRule::Steps(DV), InputRule::Mask];
+    const REQUIRED_INPUTS: usize = 2;
+}
+
+impl<const DQ: usize, const DV: usize, const H: usize, const K: usize, const CAUSAL: bool> Layer
+    for CrossAttention<DQ, DV, H, K, CAUSAL>
+{
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        self.layer.set_mask_input(xs.len() > 2);
+        self.layer.forward(xs, ctx)
+    }
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        self.layer.backward(xs, dy, ctx, opts)
+    }
+    fn output(&self) -> &[f32] {
+        self.layer.output()
+    }
+    fn input_grad(&self, i: usize) -> &[f32] {
+        if i < 2 { self.layer.input_grad(i) } else { &[] }
     }
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
         self.layer.visit_params(f)
