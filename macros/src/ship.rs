@@ -596,17 +596,21 @@ fn unsupported(model: &Model) -> Option<String> {
     model.nodes.iter().find_map(|n| {
         let l = model.layer_of_node(n)?;
         (!l.kind.is_view() && l.kind.infer(&n.input_shapes, &n.output_shape).is_none()).then(|| {
-            format!(
-                "layer `{}` ({}) has no kernel kiln can run without the standard library yet",
-                l.name,
-                l.kind.class()
-            )
+            let what = if l.kind.has_initial_state() {
+                "starts from an initial_state, which kiln's kernels without the standard library do not take yet"
+            } else if l.kind.class() == "Bidirectional" && l.kind.outputs().is_some() {
+                "returns its final states, which kiln's kernels without the standard library do not give yet"
+            } else {
+                "has no kernel kiln can run without the standard library yet"
+            };
+            format!("layer `{}` ({}) {what}", l.name, l.kind.class())
         })
     })
 }
 
 /// The layers `infer` supports, for error messages.
-const SUPPORTED: &str = "every layer kiln has but users' own layers";
+const SUPPORTED: &str = "every layer kiln has except users' own layers, recurrent layers given an \
+initial_state and a Bidirectional layer returning its states";
 
 /// Generates one layer's call in `infer_with`, laying its weights out in the blob.
 struct Caller<'a> {
