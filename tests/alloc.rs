@@ -174,7 +174,21 @@ kiln::functional! {
     }
 }
 
-/// Backward through time, attention and masks allocate nothing once the buffers are sized.
+kiln::functional! {
+    struct Seq2Seq {
+        ids = Input([16], dtype = i32);
+        e = Embedding(40, 8, mask_zero = true)(ids);
+        (seq, fh, fc, bh, bc) = Bidirectional(LSTM(8, return_sequences = true, return_state = true))(e);
+        h = Concatenate()([fh, bh]);
+        c = Concatenate()([fc, bc]);
+        d = LSTM(16)(seq, initial_state = [h, c]);
+        out = Dense(2, activation = softmax)(d);
+        Model(ids, out)
+    }
+}
+
+/// Backward through time, attention, masks and states handed from layer to layer allocate
+/// nothing once the buffers are sized.
 fn sequence_training_steps_allocate_nothing() {
     let rows = 256;
     let x =
@@ -199,4 +213,5 @@ fn sequence_training_steps_allocate_nothing() {
     }
     steps(Text::new(), &x, &y);
     steps(Attend::new(), &x, &y);
+    steps(Seq2Seq::new(), &x, &y);
 }
