@@ -390,3 +390,79 @@ fn grey_scale_windows_pass_the_gradient_check_on_split_batches() {
     let mut m = Grey::with_seed(5);
     check_model(&mut m, &[&random(9 * 49, 11)], 9, 12, TOL).unwrap();
 }
+
+sequential! {
+    pub struct Pad2: [3, 4, 2] { ZeroPadding2D([1, 0, 2, 1]) }
+}
+sequential! {
+    pub struct Crop2: [5, 6, 2] { Cropping2D([1, 0, 0, 2]) }
+}
+sequential! {
+    pub struct Up2: [2, 3, 2] { UpSampling2D([2, 3]) }
+}
+sequential! {
+    pub struct Pad1: [5, 3] { ZeroPadding1D([1, 2]) }
+}
+sequential! {
+    pub struct Crop1: [6, 3] { Cropping1D([2, 1]) }
+}
+sequential! {
+    pub struct Up1: [4, 3] { UpSampling1D(3) }
+}
+sequential! {
+    pub struct Repeat: [5] { RepeatVector(4) }
+}
+
+/// The output and input gradient of a one-layer model, against Keras'.
+fn resample_case<M: Layer>(case: &str, mut m: M) {
+    let get = |k: &str| {
+        kiln::testing::reference(include_str!("fixtures/keras/resample.txt"), &format!("{case}.{k}"))
+            .unwrap_or_else(|| panic!("{case}.{k} missing"))
+    };
+    let (x, dy) = (get("x"), get("dy"));
+    let mut stream = kiln::Stream::new(0);
+    let mut ctx = kiln::Ctx::new(2, true, &mut stream);
+    m.forward(&[&x], &mut ctx);
+    assert_eq!(m.output(), &get("out")[..], "{case}: output");
+    let opts = kiln::BackwardOpts { input_grad: true, accumulate: false, fused_output: false };
+    m.backward(&[&x], &dy, &mut ctx, opts);
+    kiln::testing::assert_close(&format!("{case}.dx"), m.input_grad(0), &get("dx"), 1e-6);
+}
+
+#[test]
+fn padding_cropping_up_sampling_and_repeat_match_keras() {
+    resample_case("zero_padding2d", Pad2::new());
+    resample_case("cropping2d", Crop2::new());
+    resample_case("up_sampling2d", Up2::new());
+    resample_case("zero_padding1d", Pad1::new());
+    resample_case("cropping1d", Crop1::new());
+    resample_case("up_sampling1d", Up1::new());
+    resample_case("repeat_vector", Repeat::new());
+}
+
+sequential! {
+    /// Keras' seq2seq of the tutorials: a vector repeated into steps for a decoder, and the 1-D
+    /// resampling layers.
+    pub struct Repeated: [4] {
+        Dense(3, activation = tanh),
+        RepeatVector(5),                 // [5, 3]
+        ZeroPadding1D([1, 0]),           // [6, 3]
+        LSTM(4, return_sequences = true),
+        UpSampling1D(2),                 // [12, 4]
+        Cropping1D([1, 3]),              // [8, 4]
+        Flatten,
+        Dense(2, activation = softmax),
+    }
+}
+
+#[test]
+fn a_model_of_the_1d_resampling_layers_passes_the_gradient_check() {
+    let mut m = Repeated::with_seed(3);
+    let s = m.summary_string();
+    for want in
+        ["repeat_vector (RepeatVector)", "(None, 5, 3)", "(None, 12, 4)", "cropping1d (Cropping1D)", "(None, 8, 4)"]
+    {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+    check_model(&mut m, &[&random(2 * 4, 31)], 2, 12, TOL).unwrap();
+}

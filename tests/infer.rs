@@ -116,6 +116,21 @@ models! {
     }
 }
 
+sequential! {
+    /// The 1-D resampling layers and RepeatVector.
+    #[weights("fixtures/infer/resampled1d.safetensors")]
+    pub struct Resampled1d: [6, 2] {
+        ZeroPadding1D([1, 2]),
+        Conv1D(3, 2, activation = tanh),
+        UpSampling1D(2),
+        Cropping1D([1, 1]),
+        GlobalMaxPooling1D(),
+        RepeatVector(3),
+        LSTM(4),
+        Dense(2),
+    }
+}
+
 functional! {
     /// Dot of two towers.
     #[weights("fixtures/infer/towers.safetensors")]
@@ -263,6 +278,7 @@ fn regenerate_fixtures() {
     Graph::with_seed(5).save_weights(format!("{dir}/graph.safetensors")).unwrap();
     More::with_seed(6).save_weights(format!("{dir}/more.safetensors")).unwrap();
     Towers::with_seed(7).save_weights(format!("{dir}/towers.safetensors")).unwrap();
+    Resampled1d::with_seed(13).save_weights(format!("{dir}/resampled1d.safetensors")).unwrap();
     // A few steps so that the recurrent biases (zeros when initialised) are not.
     let mut text = Text::with_seed(8);
     let ids = Array2::from_shape_vec((64, 12), noise(64 * 12, 3).iter().map(|v| ((v + 1.0) * 25.0) as i32).collect())
@@ -363,6 +379,16 @@ fn resampling_separable_and_transposed_infer_as_predict_does() {
     }
     // The separable convolution's depthwise output has its own workspace in the scratch space.
     const { assert!(More::SCRATCH_LEN >= 17 * 46 * 4 + 17 * 46 * 4) };
+}
+
+#[test]
+fn one_dimensional_resampling_and_repeat_infer_as_predict_does() {
+    let mut m = Resampled1d::embedded();
+    for s in 0..4 {
+        let x: [f32; 12] = noise(12, 550 + s).try_into().unwrap();
+        let want = m.predict_one(&x).unwrap().to_vec();
+        assert_matches("resampled1d", &Resampled1d::infer(&x), &want);
+    }
 }
 
 #[test]

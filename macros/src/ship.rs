@@ -729,8 +729,8 @@ impl Caller<'_> {
                 quote!(::kiln::infer::layer_norm(#x, #g, #b, #epsilon, #out_last, __out))
             }
             Static::Resample { op } => {
-                let (h, w, c) = (in_shape[0], in_shape[1], in_shape[2]);
-                let (oh, ow) = (out_shape[0], out_shape[1]);
+                let (h, w, c) = crate::layers::as_image(in_shape);
+                let (oh, ow, _) = crate::layers::as_image(out_shape);
                 quote!(::kiln::infer::resample(#x, (#h, #w, #c), (#oh, #ow), #op, __out))
             }
             Static::Dot => {

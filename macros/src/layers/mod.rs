@@ -55,6 +55,7 @@ pub use custom::Field;
 pub use merge::{concatenate, dot, elementwise};
 pub use noise::dropout_spec as dropout;
 pub use part::part;
+pub use resample::as_image;
 pub use view::flatten;
 pub use window::global_pool;
 
@@ -280,6 +281,10 @@ pub const KINDS: &[Kind] = &[
     resample::ZERO_PADDING2D,
     resample::CROPPING2D,
     resample::UP_SAMPLING2D,
+    resample::ZERO_PADDING1D,
+    resample::CROPPING1D,
+    resample::UP_SAMPLING1D,
+    resample::REPEAT_VECTOR,
     noise::RESCALING,
     noise::MASKING,
     custom::KIND,

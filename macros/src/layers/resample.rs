@@ -1,6 +1,10 @@
 //! `ZeroPadding2D(padding)`, `Cropping2D(cropping)` and `UpSampling2D(size)` on `[height, width,
 //! channels]`. `padding` / `cropping` is one number for every side, `[rows, columns]`, or
 //! `[top, bottom, left, right]` (Keras' `((top, bottom), (left, right))`, flattened).
+//! `ZeroPadding1D(padding)`, `Cropping1D(cropping)` (one number, or `[start, end]`) and
+//! `UpSampling1D(size)` on `[steps, channels]`, and `RepeatVector(n)`, `[features]` to `[n,
+//! features]`: the same runtime layer over a one-row image (`[1, steps, channels]`, `[1, 1,
+//! features]`).
 
 use std::rc::Rc;
 
@@ -24,6 +28,21 @@ pub const CROPPING2D: Kind = Kind {
 };
 pub const UP_SAMPLING2D: Kind =
     Kind { class: "UpSampling2D", args: &["size", "interpolation"], arity: Arity::One, build: up_sampling };
+pub const ZERO_PADDING1D: Kind = Kind {
+    class: "ZeroPadding1D",
+    args: &["padding"],
+    arity: Arity::One,
+    build: |a, e| ends(a, e, "ZeroPadding1D", "padding"),
+};
+pub const CROPPING1D: Kind = Kind {
+    class: "Cropping1D",
+    args: &["cropping"],
+    arity: Arity::One,
+    build: |a, e| ends(a, e, "Cropping1D", "cropping"),
+};
+pub const UP_SAMPLING1D: Kind =
+    Kind { class: "UpSampling1D", args: &["size"], arity: Arity::One, build: up_sampling_1d };
+pub const REPEAT_VECTOR: Kind = Kind { class: "RepeatVector", args: &["n"], arity: Arity::One, build: repeat_vector };
 
 enum Op {
     Pad([usize; 4]),
@@ -34,6 +53,60 @@ enum Op {
 struct Resample {
     class: &'static str,
     op: Op,
+    /// The rank of its input: 3 (an image), 2 (steps), 1 (RepeatVector's vector).
+    rank: usize,
+}
+
+/// An input of `rank` as the one-row image the runtime layer works on: `[h, w, c]`.
+pub fn as_image(shape: &[usize]) -> (usize, usize, usize) {
+    match shape {
+        [h, w, c] => (*h, *w, *c),
+        [w, c] => (1, *w, *c),
+        [c] => (1, 1, *c),
+        _ => (0, 0, 0),
+    }
+}
+
+/// `ZeroPadding1D` / `Cropping1D`: one number for both ends, or `[start, end]`.
+fn ends(args: &Args<'_>, errors: &mut Errors, class: &'static str, key: &str) -> Option<Rc<dyn Spec>> {
+    let (a, b) = match args.get(key) {
+        None => (1, 1),
+        Some(Value::Int(i, _)) if *i >= 0 => (*i as usize, *i as usize),
+        Some(Value::List(l, _)) if l.len() == 2 && l.iter().all(|v| *v >= 0) => (l[0] as usize, l[1] as usize),
+        Some(v) => {
+            errors.at(v.span(), format!("{class}'s {key} is a number >= 0 or [start, end]"));
+            return None;
+        }
+    };
+    let op = if class == "Cropping1D" { Op::Crop([0, 0, a, b]) } else { Op::Pad([0, 0, a, b]) };
+    Some(Rc::new(Resample { class, op, rank: 2 }))
+}
+
+fn up_sampling_1d(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let size = match args.get("size") {
+        None => 2,
+        Some(Value::Int(i, _)) if *i >= 1 => *i as usize,
+        Some(v) => {
+            errors.at(v.span(), "UpSampling1D's size is a number >= 1");
+            return None;
+        }
+    };
+    Some(Rc::new(Resample { class: "UpSampling1D", op: Op::Up(1, size), rank: 2 }))
+}
+
+fn repeat_vector(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let n = match args.get("n") {
+        Some(Value::Int(i, _)) if *i >= 1 => *i as usize,
+        Some(v) => {
+            errors.at(v.span(), "RepeatVector's n is a number >= 1");
+            return None;
+        }
+        None => {
+            errors.over(args.call, "RepeatVector needs how many times to repeat, e.g. RepeatVector(8)");
+            return None;
+        }
+    };
+    Some(Rc::new(Resample { class: "RepeatVector", op: Op::Up(1, n), rank: 1 }))
 }
 
 fn sides(args: &Args<'_>, errors: &mut Errors, class: &'static str, key: &str) -> Option<Rc<dyn Spec>> {
@@ -55,7 +128,7 @@ fn sides(args: &Args<'_>, errors: &mut Errors, class: &'static str, key: &str) -
         }
     };
     let op = if class == "Cropping2D" { Op::Crop(v) } else { Op::Pad(v) };
-    Some(Rc::new(Resample { class, op }))
+    Some(Rc::new(Resample { class, op, rank: 3 }))
 }
 
 fn up_sampling(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
@@ -77,7 +150,7 @@ fn up_sampling(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
             return None;
         }
     }
-    Some(Rc::new(Resample { class: "UpSampling2D", op: Op::Up(sy, sx) }))
+    Some(Rc::new(Resample { class: "UpSampling2D", op: Op::Up(sy, sx), rank: 3 }))
 }
 
 impl Spec for Resample {
@@ -87,27 +160,38 @@ impl Spec for Resample {
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
         let input = &ins[0];
-        if input.len() != 3 {
-            return Err(format!(
-                "{} expects an input of rank 3 [height, width, channels], got {}",
-                self.class,
-                show(input)
-            ));
+        if input.len() != self.rank {
+            let form = match self.rank {
+                3 => "rank 3 [height, width, channels]",
+                2 => "rank 2 [steps, channels]",
+                _ => "a vector [features]",
+            };
+            return Err(format!("{} expects an input of {form}, got {}", self.class, show(input)));
         }
-        let (h, w, c) = (input[0], input[1], input[2]);
-        match self.op {
-            Op::Pad([t, b, l, r]) => Ok(vec![h + t + b, w + l + r, c]),
+        let (h, w, c) = as_image(input);
+        let (oh, ow) = match self.op {
+            Op::Pad([t, b, l, r]) => (h + t + b, w + l + r),
             Op::Crop([t, b, l, r]) => {
-                if t + b >= h || l + r >= w {
+                if t + b >= h.max(1) && self.rank == 3 || l + r >= w {
+                    let what = if self.rank == 3 {
+                        format!("{t}+{b} rows and {l}+{r} columns")
+                    } else {
+                        format!("{l}+{r} steps")
+                    };
                     return Err(format!(
-                        "Cropping2D cannot crop {t}+{b} rows and {l}+{r} columns from {}: nothing would be left",
+                        "{} cannot crop {what} from {}: nothing would be left",
+                        self.class,
                         show(input)
                     ));
                 }
-                Ok(vec![h - t - b, w - l - r, c])
+                (h - t - b, w - l - r)
             }
-            Op::Up(sy, sx) => Ok(vec![h * sy, w * sx, c]),
-        }
+            Op::Up(sy, sx) => (h * sy, w * sx),
+        };
+        Ok(match self.rank {
+            3 => vec![oh, ow, c],
+            _ => vec![ow, c],
+        })
     }
 
     fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
@@ -117,7 +201,7 @@ impl Spec for Resample {
 
     fn constructor(&self, _: &[Vec<Dim>], shapes: &[Vec<usize>]) -> TokenStream {
         let rt = rt();
-        let (h, w, c) = (shapes[0][0], shapes[0][1], shapes[0][2]);
+        let (h, w, c) = as_image(&shapes[0]);
         match self.op {
             Op::Pad([t, b, l, r]) => quote!(#rt::Resample::zero_padding(#h, #w, #c, #t, #b, #l, #r)),
             Op::Crop([t, b, l, r]) => quote!(#rt::Resample::cropping(#h, #w, #c, #t, #b, #l, #r)),
