@@ -284,3 +284,46 @@ fn models_are_ordinary_send_sync_clone_types() {
     let x = images(3).0;
     assert_eq!(a.predict(&x).unwrap(), b.predict(&x).unwrap());
 }
+
+sequential! {
+    /// Keras' activation layers by their own names.
+    pub struct NamedActivations: [5] {
+        Dense(6),
+        ReLU(),
+        Dense(6),
+        ELU(),
+        Dense(3),
+        Softmax(),
+    }
+}
+
+sequential! {
+    /// The same with `Activation(name)`.
+    pub struct ActivationLayers: [5] {
+        Dense(6),
+        Activation(relu),
+        Dense(6),
+        Activation(elu),
+        Dense(3),
+        Activation(softmax),
+    }
+}
+
+#[test]
+fn relu_elu_and_softmax_layers_are_their_activations() {
+    let named = NamedActivations::with_seed(4);
+    let s = named.summary_string();
+    for want in ["re_lu (ReLU)", "elu (ELU)", "softmax (Softmax)"] {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+    let mut plain = ActivationLayers::with_seed(5);
+    let w: Vec<Vec<f32>> = named.weights().into_iter().map(|(_, p)| p.value).collect();
+    let mut i = 0;
+    plain.visit_weights_mut(&mut |p| {
+        p.value.clone_from(&w[i]);
+        i += 1;
+    });
+    let x = kiln::ndarray::Array2::from_shape_fn((4, 5), |(r, c)| (r as f32 - 1.5) * (c as f32 - 2.0) / 3.0);
+    let mut named = named;
+    assert_eq!(named.predict(&x).unwrap(), plain.predict(&x).unwrap());
+}

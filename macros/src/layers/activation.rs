@@ -75,11 +75,53 @@ pub const KIND: Kind = Kind { class: "Activation", args: &["activation"], arity:
 
 pub struct Activation {
     pub act: Act,
+    /// The Keras class: `Activation`, or the layer named for its function (`ReLU`, `Softmax`,
+    /// `ELU`).
+    pub class: &'static str,
+}
+
+impl Activation {
+    /// `Activation(act)`.
+    pub fn new(act: Act) -> Self {
+        Activation { act, class: "Activation" }
+    }
+}
+
+/// Keras' `ReLU()`, `Softmax()` and `ELU()` layers: their function with Keras' defaults; an
+/// argument that would change it (`ReLU(max_value = 6)`, `Softmax(axis = 1)`) is refused.
+pub const RELU: Kind =
+    Kind { class: "ReLU", args: &["max_value", "negative_slope", "threshold"], arity: Arity::One, build: relu };
+pub const SOFTMAX: Kind = Kind { class: "Softmax", args: &["axis"], arity: Arity::One, build: softmax };
+pub const ELU: Kind = Kind { class: "ELU", args: &["alpha"], arity: Arity::One, build: elu };
+
+fn named_layer(class: &'static str, name: &str) -> Option<Rc<dyn Spec>> {
+    Some(Rc::new(Activation { act: Act::named(name)?, class }))
+}
+
+fn relu(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    if let Some(v) = args.get("max_value") {
+        errors.at(v.span(), "kiln's ReLU has no max_value yet: it is Keras' ReLU() with its defaults");
+        return None;
+    }
+    let zero: fn(f64) -> bool = |v| v == 0.0;
+    args.number("negative_slope", 0.0, (zero, "0 (LeakyReLU(negative_slope) has a slope)"), errors)?;
+    args.number("threshold", 0.0, (zero, "0"), errors)?;
+    named_layer("ReLU", "relu")
+}
+
+fn softmax(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    args.number("axis", -1.0, (|v| v == -1.0, "-1 (the last axis)"), errors)?;
+    named_layer("Softmax", "softmax")
+}
+
+fn elu(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    args.number("alpha", 1.0, (|v| v == 1.0, "1.0"), errors)?;
+    named_layer("ELU", "elu")
 }
 
 fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
     match args.get("activation") {
-        Some(v) => Some(Rc::new(Activation { act: activation(v, errors)? })),
+        Some(v) => Some(Rc::new(Activation::new(activation(v, errors)?))),
         None => {
             errors.over(args.call, "Activation needs an activation name, e.g. Activation(relu)");
             None
@@ -97,7 +139,7 @@ impl Spec for Activation {
     }
 
     fn class(&self) -> &'static str {
-        "Activation"
+        self.class
     }
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {

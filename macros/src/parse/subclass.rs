@@ -288,7 +288,7 @@ impl Lower {
                         }
                         let x = self.value(&c.args[0])?;
                         let shape = self.shapes[x].clone();
-                        let layer = self.op_layer(Rc::new(Activation { act }), tokens.clone());
+                        let layer = self.op_layer(Rc::new(Activation::new(act)), tokens.clone());
                         return Some(self.node(layer, vec![x], tokens, shape));
                     }
                     let span = c.span();
