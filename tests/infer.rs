@@ -131,6 +131,15 @@ sequential! {
     }
 }
 
+sequential! {
+    /// Keras' Normalization, adapted to data.
+    #[weights("fixtures/infer/adapted.safetensors")]
+    pub struct Adapted: [4] {
+        Normalization(),
+        Dense(3, activation = softmax),
+    }
+}
+
 functional! {
     /// Dot of two towers.
     #[weights("fixtures/infer/towers.safetensors")]
@@ -279,6 +288,10 @@ fn regenerate_fixtures() {
     More::with_seed(6).save_weights(format!("{dir}/more.safetensors")).unwrap();
     Towers::with_seed(7).save_weights(format!("{dir}/towers.safetensors")).unwrap();
     Resampled1d::with_seed(13).save_weights(format!("{dir}/resampled1d.safetensors")).unwrap();
+    let mut adapted = Adapted::with_seed(14);
+    let x = Array2::from_shape_fn((32, 4), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * (j as f32 + 1.0) - 4.0);
+    adapted.adapt("normalization", &x).unwrap();
+    adapted.save_weights(format!("{dir}/adapted.safetensors")).unwrap();
     // A few steps so that the recurrent biases (zeros when initialised) are not.
     let mut text = Text::with_seed(8);
     let ids = Array2::from_shape_vec((64, 12), noise(64 * 12, 3).iter().map(|v| ((v + 1.0) * 25.0) as i32).collect())
@@ -388,6 +401,17 @@ fn one_dimensional_resampling_and_repeat_infer_as_predict_does() {
         let x: [f32; 12] = noise(12, 550 + s).try_into().unwrap();
         let want = m.predict_one(&x).unwrap().to_vec();
         assert_matches("resampled1d", &Resampled1d::infer(&x), &want);
+    }
+}
+
+#[test]
+fn an_adapted_normalization_infers_as_predict_does() {
+    let mut m = Adapted::embedded();
+    assert_ne!(m.get_weight("normalization.mean").unwrap()[0], 0.0);
+    for s in 0..4 {
+        let x: [f32; 4] = noise(4, 580 + s).iter().map(|v| v * 8.0).collect::<Vec<_>>().try_into().unwrap();
+        let want = m.predict_one(&x).unwrap().to_vec();
+        assert_matches("adapted", &Adapted::infer(&x), &want);
     }
 }
 

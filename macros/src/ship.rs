@@ -48,6 +48,8 @@ pub enum Static {
         center: bool,
         scale: bool,
     },
+    /// Keras' `Normalization` with its adapted mean and variance.
+    Normalization,
     Activation {
         act: &'static str,
     },
@@ -710,6 +712,10 @@ impl Caller<'_> {
                 let (g, b) = (self.opt("gamma", *scale), self.opt("beta", *center));
                 let (mean, var) = (self.f32s("moving_mean"), self.f32s("moving_variance"));
                 quote!(::kiln::infer::batch_norm(#x, #g, #b, #mean, #var, #epsilon, __out))
+            }
+            Static::Normalization => {
+                let (mean, var) = (self.f32s("mean"), self.f32s("variance"));
+                quote!(::kiln::infer::normalize(#x, #mean, #var, __out))
             }
             Static::Activation { act: a } => {
                 let a = act(a);

@@ -391,6 +391,68 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         Ok(())
     }
 
+    /// Keras' `Normalization.adapt`: sets the mean and variance of the Normalization layer named
+    /// `layer` to those of `x` — what that layer reads, one row per sample — feature by feature
+    /// over its last axis (every other axis pooled; the population variance, as Keras). Call it
+    /// before `fit`; it changes no other weight (the layer's `count` stays 0, as Keras 3 leaves
+    /// it).
+    ///
+    /// ```ignore
+    /// let mut model = Regressor::new();          // Normalization(), Dense(64, ..), ...
+    /// model.adapt("normalization", &x_train)?;   // Keras: normalizer.adapt(x_train)
+    /// ```
+    fn adapt<'a>(&mut self, layer: &str, x: impl Inputs<'a>) -> Result<()> {
+        let views = x.arrays();
+        let [view] = &views[..] else {
+            return Err(crate::Error::invalid("x", "adapt takes one array: what the layer reads"));
+        };
+        let layers: Vec<&str> = Self::LAYERS.iter().filter(|l| l.kind == "Normalization").map(|l| l.name).collect();
+        let mean_name = format!("{layer}.mean");
+        let features = self.get_weight(&mean_name).map(|w| w.len());
+        let (true, Some(features)) = (layers.contains(&layer), features) else {
+            let which = match layers.len() {
+                0 => "it has none".to_string(),
+                _ => format!("its Normalization layers are: {}", layers.join(", ")),
+            };
+            return Err(crate::Error::invalid(
+                "layer",
+                format!(
+                    "{} has no Normalization layer `{layer}`{}; {which}",
+                    Self::NAME,
+                    crate::error::did_you_mean(layer, &layers)
+                ),
+            ));
+        };
+        let shape = view.shape();
+        if shape.len() < 2 || shape[shape.len() - 1] != features {
+            return Err(crate::Error::Shape {
+                what: format!("x (what `{layer}` of {} reads)", Self::NAME),
+                expected: format!("[n, .., {features}]"),
+                got: crate::error::Shape(shape.to_vec()),
+            });
+        }
+        if view.is_empty() {
+            return Err(crate::Error::InvalidData { what: "x".into(), reason: "it has no rows".into() });
+        }
+        if let Some((i, v)) = view.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(crate::Error::InvalidData {
+                what: "x".into(),
+                reason: format!("value {i} (row {}) is {v}", i / (view.len() / shape[0])),
+            });
+        }
+        // Two passes in f64: the mean, then the mean squared deviation.
+        let rows = view.len() / features;
+        let mut mean = vec![0f64; features];
+        view.iter().enumerate().for_each(|(i, v)| mean[i % features] += *v as f64);
+        mean.iter_mut().for_each(|m| *m /= rows as f64);
+        let mut var = vec![0f64; features];
+        view.iter().enumerate().for_each(|(i, v)| var[i % features] += (*v as f64 - mean[i % features]).powi(2));
+        var.iter_mut().for_each(|v| *v /= rows as f64);
+        let as_array = |v: Vec<f64>| ndarray::Array1::from_iter(v.into_iter().map(|v| v as f32));
+        self.set_weight(&mean_name, &as_array(mean))?;
+        self.set_weight(&format!("{layer}.variance"), &as_array(var))
+    }
+
     /// A layer of the summary table by name (`dense_1`): its class, output shape, parameter count.
     fn get_layer(&self, name: &str) -> Option<&'static LayerInfo> {
         Self::LAYERS.iter().find(|l| l.name == name)

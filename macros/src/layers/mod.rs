@@ -270,6 +270,7 @@ pub const KINDS: &[Kind] = &[
     window::GLOBAL_AVG2D,
     norm::KIND,
     norm::LAYER_NORM,
+    norm::NORMALIZATION,
     embedding::KIND,
     recurrent::SIMPLE_RNN,
     recurrent::LSTM,

@@ -147,3 +147,73 @@ impl Spec for LayerNorm {
         Some(p)
     }
 }
+
+/// `Normalization(axis = -1)`: `(x - mean) / max(sqrt(variance), 1e-7)` per feature of the last
+/// axis, its statistics non-trainable state set by `model.adapt("normalization", &x)` (Keras'
+/// `layer.adapt(x)`).
+pub const NORMALIZATION: Kind = Kind {
+    class: "Normalization",
+    args: &["axis", "mean", "variance", "invert"],
+    arity: Arity::One,
+    build: normalization,
+};
+
+struct Normalization;
+
+fn normalization(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let mut ok = true;
+    if let Some(v) = args.get("axis").filter(|v| !matches!(v, Value::Int(-1, _))) {
+        errors.at(v.span(), "kiln's Normalization normalises the last axis: axis must be -1");
+        ok = false;
+    }
+    for key in ["mean", "variance"] {
+        if let Some(v) = args.get(key) {
+            errors.at(
+                v.span(),
+                format!("kiln's Normalization takes its {key} from data: model.adapt(\"normalization\", &x)"),
+            );
+            ok = false;
+        }
+    }
+    if args.boolean("invert", false, errors)? {
+        errors.over(args.call, "kiln's Normalization does not invert yet");
+        ok = false;
+    }
+    ok.then(|| Rc::new(Normalization) as Rc<dyn Spec>)
+}
+
+impl Spec for Normalization {
+    fn class(&self) -> &'static str {
+        "Normalization"
+    }
+
+    fn keeps_mask(&self) -> bool {
+        true
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        if ins[0].is_empty() {
+            return Err(format!("Normalization needs an input with a feature axis, got {}", show(&ins[0])));
+        }
+        Ok(ins[0].clone())
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::Normalization)
+    }
+
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, f) = (rt(), last(&ins[0]));
+        quote!(#rt::Normalization::new(#f))
+    }
+
+    fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        let f = *ins[0].last()?;
+        Some(vec![("mean", vec![f]), ("variance", vec![f]), ("count", vec![])])
+    }
+
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        Some(crate::ship::Static::Normalization)
+    }
+}

@@ -657,6 +657,17 @@ pub fn batch_norm(
     }
 }
 
+/// Keras' `Normalization`: `(x - mean) / max(sqrt(var), 1e-7)` per feature of the last axis.
+pub fn normalize(x: &[f32], mean: &[f32], var: &[f32], y: &mut [f32]) {
+    let c = mean.len();
+    for (xr, yr) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+        for i in 0..c {
+            let sd = sqrt(var[i]);
+            yr[i] = (xr[i] - mean[i]) / if sd > 1e-7 { sd } else { 1e-7 };
+        }
+    }
+}
+
 /// An activation over rows of `cols` values (softmax normalises each row).
 pub fn activation(x: &[f32], act: ActKind, cols: usize, y: &mut [f32]) {
     y.copy_from_slice(x);
