@@ -412,6 +412,12 @@ sequential! {
 sequential! {
     pub struct Repeat: [5] { RepeatVector(4) }
 }
+sequential! {
+    pub struct Swap: [3, 4] { Permute([2, 1]) }
+}
+sequential! {
+    pub struct Rotate: [2, 3, 4] { Permute([3, 1, 2]) }
+}
 
 /// The output and input gradient of a one-layer model, against Keras'.
 fn resample_case<M: Layer>(case: &str, mut m: M) {
@@ -430,7 +436,7 @@ fn resample_case<M: Layer>(case: &str, mut m: M) {
 }
 
 #[test]
-fn padding_cropping_up_sampling_and_repeat_match_keras() {
+fn padding_cropping_up_sampling_repeat_and_permute_match_keras() {
     resample_case("zero_padding2d", Pad2::new());
     resample_case("cropping2d", Crop2::new());
     resample_case("up_sampling2d", Up2::new());
@@ -438,6 +444,8 @@ fn padding_cropping_up_sampling_and_repeat_match_keras() {
     resample_case("cropping1d", Crop1::new());
     resample_case("up_sampling1d", Up1::new());
     resample_case("repeat_vector", Repeat::new());
+    resample_case("permute21", Swap::new());
+    resample_case("permute312", Rotate::new());
 }
 
 sequential! {
@@ -450,6 +458,7 @@ sequential! {
         LSTM(4, return_sequences = true),
         UpSampling1D(2),                 // [12, 4]
         Cropping1D([1, 3]),              // [8, 4]
+        Permute([2, 1]),                 // [4, 8]
         Flatten,
         Dense(2, activation = softmax),
     }

@@ -117,13 +117,14 @@ models! {
 }
 
 sequential! {
-    /// The 1-D resampling layers and RepeatVector.
+    /// The 1-D resampling layers, Permute and RepeatVector.
     #[weights("fixtures/infer/resampled1d.safetensors")]
     pub struct Resampled1d: [6, 2] {
         ZeroPadding1D([1, 2]),
         Conv1D(3, 2, activation = tanh),
         UpSampling1D(2),
         Cropping1D([1, 1]),
+        Permute([2, 1]),
         GlobalMaxPooling1D(),
         RepeatVector(3),
         LSTM(4),

@@ -1,5 +1,5 @@
-"""Keras 3's padding, cropping, up-sampling and RepeatVector layers on fixed values, for kiln's
-resampling test.
+"""Keras 3's padding, cropping, up-sampling, RepeatVector and Permute layers on fixed values, for
+kiln's resampling test.
 
     python examples/keras/resample_reference.py > tests/fixtures/keras/resample.txt
 
@@ -26,6 +26,8 @@ CASES = [
     ("cropping1d", keras.layers.Cropping1D((2, 1)), (2, 6, 3)),
     ("up_sampling1d", keras.layers.UpSampling1D(3), (2, 4, 3)),
     ("repeat_vector", keras.layers.RepeatVector(4), (2, 5)),
+    ("permute21", keras.layers.Permute((2, 1)), (2, 3, 4)),
+    ("permute312", keras.layers.Permute((3, 1, 2)), (2, 2, 3, 4)),
 ]
 
 print(f"# keras {keras.__version__}")

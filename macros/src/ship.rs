@@ -50,6 +50,11 @@ pub enum Static {
     },
     /// Keras' `Normalization` with its adapted mean and variance.
     Normalization,
+    /// `Permute`: the output's shape and the input's strides along it (rank 3).
+    Permute {
+        dims: [usize; 3],
+        strides: [usize; 3],
+    },
     Activation {
         act: &'static str,
     },
@@ -712,6 +717,10 @@ impl Caller<'_> {
                 let (g, b) = (self.opt("gamma", *scale), self.opt("beta", *center));
                 let (mean, var) = (self.f32s("moving_mean"), self.f32s("moving_variance"));
                 quote!(::kiln::infer::batch_norm(#x, #g, #b, #mean, #var, #epsilon, __out))
+            }
+            Static::Permute { dims, strides } => {
+                let ([d0, d1, d2], [s0, s1, s2]) = (dims, strides);
+                quote!(::kiln::infer::permute(#x, [#d0, #d1, #d2], [#s0, #s1, #s2], __out))
             }
             Static::Normalization => {
                 let (mean, var) = (self.f32s("mean"), self.f32s("variance"));

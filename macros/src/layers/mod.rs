@@ -289,6 +289,7 @@ pub const KINDS: &[Kind] = &[
     resample::CROPPING1D,
     resample::UP_SAMPLING1D,
     resample::REPEAT_VECTOR,
+    resample::PERMUTE,
     noise::RESCALING,
     noise::MASKING,
     custom::KIND,

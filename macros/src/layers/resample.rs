@@ -218,3 +218,85 @@ impl Spec for Resample {
         Some(crate::ship::Static::Resample { op })
     }
 }
+
+/// `Permute(dims)`: Keras' 1-based order of a sample's axes, `Permute([2, 1])` swapping steps
+/// and features.
+pub const PERMUTE: Kind = Kind { class: "Permute", args: &["dims"], arity: Arity::One, build: permute };
+
+struct Permute {
+    /// 0-based: output axis `k` is input axis `order[k]`.
+    order: Vec<usize>,
+}
+
+fn permute(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let order = match args.get("dims") {
+        Some(Value::List(l, span)) => {
+            let mut sorted = l.clone();
+            sorted.sort();
+            if l.is_empty() || l.len() > 3 || sorted.iter().enumerate().any(|(i, &d)| d != i as i64 + 1) {
+                errors
+                    .at(*span, "Permute's dims orders a sample's axes, 1-based: a permutation of [1, 2] or [1, 2, 3]");
+                return None;
+            }
+            l.iter().map(|&d| d as usize - 1).collect()
+        }
+        Some(v) => {
+            errors.at(v.span(), "Permute's dims is a list, e.g. Permute([2, 1])");
+            return None;
+        }
+        None => {
+            errors.over(args.call, "Permute needs the new order of the axes, e.g. Permute([2, 1])");
+            return None;
+        }
+    };
+    Some(Rc::new(Permute { order }))
+}
+
+impl Spec for Permute {
+    fn class(&self) -> &'static str {
+        "Permute"
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let input = &ins[0];
+        if input.len() != self.order.len() {
+            let dims: Vec<String> = self.order.iter().map(|d| (d + 1).to_string()).collect();
+            return Err(format!(
+                "Permute([{}]) orders {} axes, but its input {} has {}",
+                dims.join(", "),
+                self.order.len(),
+                show(input),
+                input.len()
+            ));
+        }
+        Ok(self.order.iter().map(|&o| input[o]).collect())
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::Permute)
+    }
+
+    fn constructor(&self, _: &[Vec<Dim>], shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, shape, order) = (rt(), &shapes[0], &self.order);
+        quote!(#rt::Permute::new(&[#(#shape),*], &[#(#order),*]))
+    }
+
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        let (dims, strides) = plan(&ins[0], &self.order);
+        Some(crate::ship::Static::Permute { dims, strides })
+    }
+}
+
+/// The runtime's plan of a permutation (`Permute::new`): the output's shape and the input's
+/// strides, padded to rank 3.
+fn plan(shape: &[usize], order: &[usize]) -> ([usize; 3], [usize; 3]) {
+    let pad = 3 - shape.len().min(3);
+    let (mut d, mut p) = ([1usize; 3], [0usize, 1, 2]);
+    for (k, (&s, &o)) in shape.iter().zip(order).enumerate().take(3) {
+        d[pad + k] = s;
+        p[pad + k] = pad + o;
+    }
+    let strides = [d[1] * d[2], d[2], 1];
+    ([d[p[0]], d[p[1]], d[p[2]]], [strides[p[0]], strides[p[1]], strides[p[2]]])
+}

@@ -796,6 +796,21 @@ pub fn resample(x: &[f32], (h, w, c): (usize, usize, usize), (oh, ow): (usize, u
     }
 }
 
+/// `Permute`: each sample's axes reordered. `dims` is the output's shape (rank 3, a leading 1
+/// for rank 2) and `strides` the input's stride along each output axis.
+pub fn permute(x: &[f32], dims: [usize; 3], strides: [usize; 3], y: &mut [f32]) {
+    let mut o = 0;
+    for a in 0..dims[0] {
+        for b in 0..dims[1] {
+            let row = a * strides[0] + b * strides[1];
+            for c in 0..dims[2] {
+                y[o] = x[row + c * strides[2]];
+                o += 1;
+            }
+        }
+    }
+}
+
 /// `Dot(axes = 1)`: the dot product of two vectors.
 pub fn dot(a: &[f32], b: &[f32], y: &mut [f32]) {
     y[0] = a.iter().zip(b).map(|(a, b)| a * b).sum();

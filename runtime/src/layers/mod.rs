@@ -111,6 +111,7 @@ mod merge;
 mod noise;
 mod normalization;
 mod param;
+mod permute;
 mod pool;
 mod recurrent;
 mod resample;
@@ -145,6 +146,7 @@ pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subt
 pub use noise::{Dropout, GaussianNoise, NoiseBuffers, Rescaling, SpatialDropout};
 pub use normalization::{Normalization, NormalizationBuffers};
 pub use param::{Param, Role};
+pub use permute::{Permute, PermuteBuffers};
 pub use pool::{GlobalPool, Pool, PoolBuffers, PoolKind};
 pub use recurrent::{Cell, Gate, Recurrent, RecurrentBuffers, RecurrentConfig};
 pub use resample::{Resample, ResampleBuffers};
