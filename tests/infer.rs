@@ -133,10 +133,11 @@ sequential! {
 }
 
 sequential! {
-    /// Keras' Normalization, adapted to data.
+    /// Keras' Normalization, adapted to data, and a PReLU.
     #[weights("fixtures/infer/adapted.safetensors")]
     pub struct Adapted: [4] {
         Normalization(),
+        PReLU(),
         Dense(3, activation = softmax),
     }
 }
@@ -292,6 +293,7 @@ fn regenerate_fixtures() {
     let mut adapted = Adapted::with_seed(14);
     let x = Array2::from_shape_fn((32, 4), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * (j as f32 + 1.0) - 4.0);
     adapted.adapt("normalization", &x).unwrap();
+    adapted.set_weight("p_re_lu.alpha", &kiln::ndarray::arr1(&[0.1f32, 0.2, 0.3, 0.4])).unwrap();
     adapted.save_weights(format!("{dir}/adapted.safetensors")).unwrap();
     // A few steps so that the recurrent biases (zeros when initialised) are not.
     let mut text = Text::with_seed(8);
@@ -409,6 +411,7 @@ fn one_dimensional_resampling_and_repeat_infer_as_predict_does() {
 fn an_adapted_normalization_infers_as_predict_does() {
     let mut m = Adapted::embedded();
     assert_ne!(m.get_weight("normalization.mean").unwrap()[0], 0.0);
+    assert_eq!(m.get_weight("p_re_lu.alpha").unwrap()[3], 0.4);
     for s in 0..4 {
         let x: [f32; 4] = noise(4, 580 + s).iter().map(|v| v * 8.0).collect::<Vec<_>>().try_into().unwrap();
         let want = m.predict_one(&x).unwrap().to_vec();

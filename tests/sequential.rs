@@ -327,3 +327,48 @@ fn relu_elu_and_softmax_layers_are_their_activations() {
     let mut named = named;
     assert_eq!(named.predict(&x).unwrap(), plain.predict(&x).unwrap());
 }
+
+sequential! {
+    pub struct PreluVector: [5] { PReLU() }
+}
+sequential! {
+    pub struct PreluSteps: [3, 4] { PReLU(shared_axes = [1]) }
+}
+sequential! {
+    pub struct PreluImage: [2, 3, 4] { PReLU(shared_axes = [1, 2]) }
+}
+
+/// The output, input gradient and slope gradient of a PReLU, against Keras 3
+/// (`examples/keras/prelu_reference.py`).
+fn prelu_case<M: Model + Layer>(case: &str, mut m: M) {
+    let get = |k: &str| {
+        kiln::testing::reference(include_str!("fixtures/keras/prelu.txt"), &format!("{case}.{k}"))
+            .unwrap_or_else(|| panic!("{case}.{k} missing"))
+    };
+    m.visit_weights_mut(&mut |p| p.value.copy_from_slice(&get("alpha")));
+    let (x, dy) = (get("x"), get("dy"));
+    let mut stream = kiln::Stream::new(0);
+    let mut ctx = kiln::Ctx::new(2, true, &mut stream);
+    m.forward(&[&x], &mut ctx);
+    kiln::testing::assert_close(&format!("{case}.out"), Layer::output(&m), &get("out"), 1e-6);
+    let opts = kiln::BackwardOpts { input_grad: true, accumulate: false, fused_output: false };
+    m.backward(&[&x], &dy, &mut ctx, opts);
+    kiln::testing::assert_close(&format!("{case}.dx"), m.input_grad(0), &get("dx"), 1e-6);
+    let mut grad = Vec::new();
+    m.visit_weights(&mut |_, p| grad.extend_from_slice(&p.grad));
+    kiln::testing::assert_close(&format!("{case}.dalpha"), &grad, &get("dalpha"), 1e-5);
+}
+
+#[test]
+fn prelu_matches_keras_and_its_gradient_check() {
+    prelu_case("vector", PreluVector::new());
+    prelu_case("steps", PreluSteps::new());
+    prelu_case("image", PreluImage::new());
+    // Keras' shapes and counts: one slope per position, shared along the given axes.
+    assert_eq!(PreluImage::LAYERS[0].params, 4);
+    assert_eq!(PreluSteps::new().weights()[0].1.shape(), &[1, 4]);
+    let mut m = PreluImage::new();
+    m.visit_weights_mut(&mut |p| p.value.iter_mut().enumerate().for_each(|(i, v)| *v = 0.1 + 0.2 * i as f32));
+    let x: Vec<f32> = (0..2 * 24).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0 + 0.05).collect();
+    kiln::testing::check_model(&mut m, &[&x], 2, 8, 3e-3).unwrap();
+}

@@ -50,6 +50,11 @@ pub enum Static {
     },
     /// Keras' `Normalization` with its adapted mean and variance.
     Normalization,
+    /// `PReLU`: a sample's shape and the strides its `alpha` is read with (rank 3).
+    PRelu {
+        dims: [usize; 3],
+        strides: [usize; 3],
+    },
     /// `Permute`: the output's shape and the input's strides along it (rank 3).
     Permute {
         dims: [usize; 3],
@@ -717,6 +722,11 @@ impl Caller<'_> {
                 let (g, b) = (self.opt("gamma", *scale), self.opt("beta", *center));
                 let (mean, var) = (self.f32s("moving_mean"), self.f32s("moving_variance"));
                 quote!(::kiln::infer::batch_norm(#x, #g, #b, #mean, #var, #epsilon, __out))
+            }
+            Static::PRelu { dims, strides } => {
+                let ([d0, d1, d2], [s0, s1, s2]) = (dims, strides);
+                let alpha = self.f32s("alpha");
+                quote!(::kiln::infer::prelu(#x, #alpha, [#d0, #d1, #d2], [#s0, #s1, #s2], __out))
             }
             Static::Permute { dims, strides } => {
                 let ([d0, d1, d2], [s0, s1, s2]) = (dims, strides);

@@ -39,7 +39,7 @@ pub use layers::{
     Bidirectional, Concatenate, Constraint, Conv, ConvTranspose, Ctx, Dense, Depthwise, Dot, Dropout, Elu, Embed,
     Embedding, GaussianNoise, Gelu, GeluApproximate, GlobalPool, GruSeq, Init, Initializer, Layer, LayerBuffers,
     LayerNorm, LayerNormalization, LeakyReLU, LeakyRelu, Linear, LstmSeq, MaskSource, Masking, Maximum, Minimum,
-    MultiHeadAttention, Multiply, Normalization, Param, Permute, Pool, PoolKind, Recurrent, RecurrentConfig, Regularizer, Relu, Resample,
+    MultiHeadAttention, Multiply, Normalization, PReLU, Param, Permute, Pool, PoolKind, Recurrent, RecurrentConfig, Regularizer, Relu, Resample,
     Rescaling, Role, SelfAttention, Selu, Separable, Shaped, Shareable, Sigmoid, Silu, SimpleRnnSeq, Softmax, Softplus,
     SpatialDropout, Subtract, Swish, Tanh, TimeDistributed,
 };

@@ -48,3 +48,95 @@ impl Spec for LeakyRelu {
         quote!(#rt::LeakyReLU::new(#slope))
     }
 }
+
+/// `PReLU(shared_axes = [..])`: `alpha · x` below zero with `alpha` learnt, one per position of a
+/// sample (1-based `shared_axes` share one along those axes), initialised with zeros.
+pub const PRELU: Kind =
+    Kind { class: "PReLU", args: &["alpha_initializer", "shared_axes"], arity: Arity::One, build: prelu };
+
+struct PRelu {
+    /// 0-based sample axes sharing one slope.
+    shared: Vec<usize>,
+}
+
+fn prelu(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    match args.get("alpha_initializer") {
+        None => {}
+        Some(crate::parse::Value::Ident(i)) if i == "zeros" => {}
+        Some(crate::parse::Value::Str(s, _)) if s == "zeros" => {}
+        Some(v) => {
+            errors.at(v.span(), "kiln's PReLU starts its slopes at zeros (Keras' default)");
+            return None;
+        }
+    }
+    let shared = match args.get("shared_axes") {
+        None => vec![],
+        Some(crate::parse::Value::Int(i, _)) if *i >= 1 => vec![*i as usize - 1],
+        Some(crate::parse::Value::List(l, _)) if l.iter().all(|&a| a >= 1) => {
+            l.iter().map(|&a| a as usize - 1).collect()
+        }
+        Some(v) => {
+            errors.at(v.span(), "PReLU's shared_axes are 1-based sample axes, e.g. shared_axes = [1, 2]");
+            return None;
+        }
+    };
+    Some(Rc::new(PRelu { shared }))
+}
+
+impl PRelu {
+    /// `alpha`'s shape on a sample of `shape`.
+    fn alpha(&self, shape: &[usize]) -> Vec<usize> {
+        shape.iter().enumerate().map(|(k, &d)| if self.shared.contains(&k) { 1 } else { d }).collect()
+    }
+}
+
+impl Spec for PRelu {
+    fn keeps_mask(&self) -> bool {
+        true
+    }
+
+    fn class(&self) -> &'static str {
+        "PReLU"
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let input = &ins[0];
+        if input.is_empty() || input.len() > 3 {
+            return Err(format!("kiln's PReLU takes samples of rank 1 to 3, got {}", super::show(input)));
+        }
+        if let Some(a) = self.shared.iter().find(|&&a| a >= input.len()) {
+            return Err(format!(
+                "PReLU shares axis {} of an input {} with {} axes",
+                a + 1,
+                super::show(input),
+                input.len()
+            ));
+        }
+        Ok(input.clone())
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::PReLU)
+    }
+
+    fn constructor(&self, _: &[Vec<Dim>], shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, shape, shared) = (rt(), &shapes[0], &self.shared);
+        quote!(#rt::PReLU::new(&[#(#shape),*], &[#(#shared),*]))
+    }
+
+    fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        Some(vec![("alpha", self.alpha(&ins[0]))])
+    }
+
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        let shape = &ins[0];
+        let pad = 3 - shape.len().min(3);
+        let (mut dims, mut a) = ([1usize; 3], [1usize; 3]);
+        shape.iter().take(3).enumerate().for_each(|(k, &d)| dims[pad + k] = d);
+        self.alpha(shape).iter().take(3).enumerate().for_each(|(k, &d)| a[pad + k] = d);
+        let full = [a[1] * a[2], a[2], 1];
+        let strides = [0, 1, 2].map(|k| if a[k] == 1 { 0 } else { full[k] });
+        Some(crate::ship::Static::PRelu { dims, strides })
+    }
+}

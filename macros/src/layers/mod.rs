@@ -255,6 +255,7 @@ pub const KINDS: &[Kind] = &[
     activation::SOFTMAX,
     activation::ELU,
     leaky_relu::KIND,
+    leaky_relu::PRELU,
     window::CONV1D,
     window::CONV2D,
     window::DEPTHWISE2D,

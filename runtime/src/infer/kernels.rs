@@ -811,6 +811,22 @@ pub fn permute(x: &[f32], dims: [usize; 3], strides: [usize; 3], y: &mut [f32]) 
     }
 }
 
+/// `PReLU`: `x` where `x > 0`, `alpha · x` elsewhere, `alpha` per position of a sample of
+/// `dims` (rank 3, leading 1s for lower ranks) read with `strides` (0 along a shared axis).
+pub fn prelu(x: &[f32], alpha: &[f32], dims: [usize; 3], strides: [usize; 3], y: &mut [f32]) {
+    let mut o = 0;
+    for a in 0..dims[0] {
+        for b in 0..dims[1] {
+            let row = a * strides[0] + b * strides[1];
+            for c in 0..dims[2] {
+                let v = x[o];
+                y[o] = if v > 0.0 { v } else { alpha[row + c * strides[2]] * v };
+                o += 1;
+            }
+        }
+    }
+}
+
 /// `Dot(axes = 1)`: the dot product of two vectors.
 pub fn dot(a: &[f32], b: &[f32], y: &mut [f32]) {
     y[0] = a.iter().zip(b).map(|(a, b)| a * b).sum();

@@ -13,7 +13,7 @@ mod sequence;
 pub use cpu::level;
 pub use kernels::{
     Bf16, Elem, F16, Kernel, Merge, Resize, Window, activation, batch_norm, concatenate, conv, conv_transpose, dense,
-    depthwise, dot, global_average_masked, global_pool, layer_norm, leaky_relu, merge, normalize, permute, pool,
+    depthwise, dot, global_average_masked, global_pool, layer_norm, leaky_relu, merge, normalize, permute, pool, prelu,
     resample, rescale, separable,
 };
 pub use math::ActKind;

@@ -113,6 +113,7 @@ mod normalization;
 mod param;
 mod permute;
 mod pool;
+mod prelu;
 mod recurrent;
 mod resample;
 mod take;
@@ -147,6 +148,7 @@ pub use noise::{Dropout, GaussianNoise, NoiseBuffers, Rescaling, SpatialDropout}
 pub use normalization::{Normalization, NormalizationBuffers};
 pub use param::{Param, Role};
 pub use permute::{Permute, PermuteBuffers};
+pub use prelu::{PReLU, PReluBuffers};
 pub use pool::{GlobalPool, Pool, PoolBuffers, PoolKind};
 pub use recurrent::{Cell, Gate, Recurrent, RecurrentBuffers, RecurrentConfig};
 pub use resample::{Resample, ResampleBuffers};
