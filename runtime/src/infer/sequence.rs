@@ -90,6 +90,23 @@ pub enum MergeMode {
     Ave,
 }
 
+impl MergeMode {
+    /// One row of each direction, `a` forward and `b` backward (`units` values each), merged
+    /// into `out` (`2·units` values for `Concat`, else `units`).
+    pub fn merge(self, a: &[f32], b: &[f32], out: &mut [f32]) {
+        let u = a.len();
+        match self {
+            MergeMode::Concat => {
+                out[..u].copy_from_slice(a);
+                out[u..2 * u].copy_from_slice(b);
+            }
+            MergeMode::Sum => out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (x, y))| *o = x + y),
+            MergeMode::Mul => out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (x, y))| *o = x * y),
+            MergeMode::Ave => out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (x, y))| *o = (x + y) * 0.5),
+        }
+    }
+}
+
 /// A recurrent layer as `recurrent` runs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Recurrence {
@@ -261,16 +278,7 @@ pub fn bidirectional(
     let w = if mode == MergeMode::Concat { 2 * u } else { u };
     for i in 0..rows {
         let (af, bf) = (&a[i * u..][..u], &b[(rows - 1 - i) * u..][..u]);
-        let o = &mut y[i * w..][..w];
-        match mode {
-            MergeMode::Concat => {
-                o[..u].copy_from_slice(af);
-                o[u..].copy_from_slice(bf);
-            }
-            MergeMode::Sum => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = x + y),
-            MergeMode::Mul => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = x * y),
-            MergeMode::Ave => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = (x + y) * 0.5),
-        }
+        mode.merge(af, bf, &mut y[i * w..][..w]);
     }
 }
 

@@ -152,16 +152,7 @@ impl Layer for Bidirectional {
             let oi = &mut out[i * per..(i + 1) * per];
             for s in 0..t {
                 let (af, bf) = (&ai[s * u..(s + 1) * u], &bi[(t - 1 - s) * u..(t - s) * u]);
-                let o = &mut oi[s * w..(s + 1) * w];
-                match self.mode {
-                    MergeMode::Concat => {
-                        o[..u].copy_from_slice(af);
-                        o[u..].copy_from_slice(bf);
-                    }
-                    MergeMode::Sum => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = x + y),
-                    MergeMode::Mul => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = x * y),
-                    MergeMode::Ave => o.iter_mut().zip(af.iter().zip(bf)).for_each(|(o, (x, y))| *o = (x + y) * 0.5),
-                }
+                self.mode.merge(af, bf, &mut oi[s * w..(s + 1) * w]);
             }
             let (fwd, bwd) = oi[t * w..].split_at_mut(k * u);
             fwd.copy_from_slice(&ai[t * u..]);
