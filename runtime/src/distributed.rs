@@ -3,7 +3,7 @@
 //! mean, weighted by its rows), the loss and the layers' state (moving statistics) are summed
 //! over the processes, and every replica applies the same update, so the replicas stay identical.
 //!
-//! The processes talk through a [`Collective`]: [`Mpi`] (cargo feature `mpi`) between processes
+//! The processes talk through a [`Collective`]: `Mpi` (cargo feature `mpi`) between processes
 //! and machines, [`ThreadGroup`] between threads of one process (tests, and a replica per
 //! socket). kiln only ever gathers everyone's values and sums them itself, in rank order, in f64,
 //! so a run with a given number of processes is bit-reproducible and every replica gets the same

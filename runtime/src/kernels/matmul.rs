@@ -317,7 +317,7 @@ const SMALL_KC: usize = 256;
 /// both operands on every call cost more than it saved. `a` is given by its (row, column) strides, `b` and `c` by their row
 /// strides. No packing: a block of rows of `c` by 32 or 64 columns stays in registers while `b`'s
 /// block of columns streams from cache, one broadcast and a few fused multiply-adds per loaded
-/// vector; long sums go in blocks of [`SMALL_KC`] rows of `b`. Uses AVX2+FMA when the CPU has them; the same sums in a plain loop
+/// vector; long sums go in blocks of `SMALL_KC` rows of `b`. Uses AVX2+FMA when the CPU has them; the same sums in a plain loop
 /// otherwise. Deterministic: each element's sum runs over `k` in order.
 ///
 /// # Panics

@@ -122,10 +122,10 @@ pub const fn expect_dims(what: &str, expected: &[usize], got: &[usize]) {
 }
 
 /// A field of a `#[kiln::model]` struct applied to one sample of `got`, by its type's rule: the
-/// rank its window needs ("layer `conv` (Conv2D) expects an input of rank 3 [height, width,
-/// channels], got [64]"), a window that fits (Keras' words, as in the other styles), no image
-/// into a Dense, and the width of the last axis ("layer `head` expects an input of shape [32],
-/// got [64]").
+/// rank its window needs (`layer `conv` (Conv2D) expects an input of rank 3 [height, width,
+/// channels], got [64]`), a window that fits (Keras' words, as in the other styles), no image
+/// into a Dense, and the width of the last axis (`layer `head` expects an input of shape [32],
+/// got [64]`).
 pub const fn expect_field(what: &str, rule: super::traits::FieldRule, got: &[usize]) {
     let r = got.len();
     if let Some((input, output)) = rule.map {
@@ -195,9 +195,9 @@ pub const fn expect_field(what: &str, rule: super::traits::FieldRule, got: &[usi
 }
 
 /// A field called with `shapes.len()` inputs (`self.attn(q, v, mask)`): their number, then each
-/// input after the first by its rule ("layer `cross` expects input 2 of shape [steps, 16], got
-/// [6, 8]", "layer `cross`'s attention_mask is [query steps, value steps] = [4, 6] per sample,
-/// got [4, 4]").
+/// input after the first by its rule (`layer `cross` expects input 2 of shape [steps, 16], got
+/// [6, 8]`; `layer `cross`'s attention_mask is [query steps, value steps] = [4, 6] per sample,
+/// got [4, 4]`).
 pub const fn expect_inputs(what: &str, rule: super::traits::FieldRule, shapes: &[&[usize]]) {
     use super::traits::InputRule;
     let (given, most) = (shapes.len(), 1 + rule.more.len());

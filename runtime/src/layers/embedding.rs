@@ -44,7 +44,7 @@ impl Embedding {
         Embedding { embeddings, input_dim, output_dim, mask_zero: false, buf: EmbeddingBuffers::default() }
     }
 
-    /// Keras' `mask_zero`: id 0 is padding, and [`mask`](Self::mask) says where it is.
+    /// Keras' `mask_zero`: id 0 is padding, and its `MaskSource::mask` says where it is.
     pub fn with_mask_zero(mut self, mask_zero: bool) -> Self {
         self.mask_zero = mask_zero;
         self
