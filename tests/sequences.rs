@@ -686,3 +686,41 @@ fn a_bidirectional_decoder_starts_from_both_directions() {
     let steps: Vec<f32> = (0..2 * 6).map(|i| ((i * 5 % 11) as f32 - 5.0) / 6.0).collect();
     kiln::testing::check_model(&mut m, &[&x, &steps], 2, 8, 3e-3).unwrap();
 }
+
+/// A recurrent field's last step (`last_step`): Keras' LSTM without `return_sequences`.
+#[kiln::model]
+pub struct LastState {
+    lstm: kiln::LstmSeq<3, 5>,
+    head: kiln::Dense<5, 2, kiln::Softmax>,
+}
+
+#[kiln::call]
+impl LastState {
+    fn call(&self, x: Input<6, 3>) -> Output<2> {
+        self.head(last_step(self.lstm(x)))
+    }
+}
+
+sequential! {
+    /// The same model in the sequential style.
+    pub struct LastStateSeq: [6, 3] {
+        LSTM(5),
+        Dense(2, activation = softmax),
+    }
+}
+
+#[test]
+fn last_step_of_a_recurrent_field_is_the_last_state() {
+    let mut sub = LastState::with_seed(1);
+    let mut seq = LastStateSeq::with_seed(2);
+    let w: Vec<Vec<f32>> = sub.weights().into_iter().map(|(_, p)| p.value).collect();
+    let mut i = 0;
+    seq.visit_weights_mut(&mut |p| {
+        p.value.clone_from(&w[i]);
+        i += 1;
+    });
+    let x = kiln::ndarray::Array3::from_shape_fn((4, 6, 3), |(n, t, f)| ((n * 7 + t * 3 + f) % 11) as f32 / 5.0 - 1.0);
+    assert_eq!(sub.predict(&x).unwrap(), seq.predict(&x).unwrap());
+    let flat: Vec<f32> = x.iter().copied().collect();
+    kiln::testing::check_model(&mut sub, &[&flat], 4, 8, 3e-3).unwrap();
+}

@@ -54,7 +54,7 @@ pub use activation::{Act, Activation};
 pub use custom::Field;
 pub use merge::{concatenate, dot, elementwise};
 pub use noise::dropout_spec as dropout;
-pub use part::part;
+pub use part::{last_step, part};
 pub use resample::as_image;
 pub use view::flatten;
 pub use window::global_pool;

@@ -67,3 +67,41 @@ impl Spec for Part {
         Some(crate::ship::Static::Take { start, len })
     }
 }
+
+/// The subclass style's `last_step(x)`: the last step `[U]` of a sequence `[T, U]` (what a
+/// recurrent layer without `return_sequences` returns, from a field that returns every step).
+struct LastStep;
+
+/// `last_step(x)`.
+pub fn last_step() -> Rc<dyn Spec> {
+    Rc::new(LastStep)
+}
+
+impl Spec for LastStep {
+    fn class(&self) -> &'static str {
+        "LastStep"
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        match ins[0][..] {
+            [_, u] => Ok(vec![u]),
+            _ => Err(format!("last_step takes a sequence [steps, features], got {}", super::show(&ins[0]))),
+        }
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::Take)
+    }
+
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let rt = rt();
+        let (t, u) = (&ins[0][0], &ins[0][1]);
+        quote!(#rt::Take::new((#t) * (#u), ((#t) - 1) * (#u), #u))
+    }
+
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+        let [t, u] = ins[0][..] else { return None };
+        Some(crate::ship::Static::Take { start: (t - 1) * u, len: u })
+    }
+}

@@ -12,7 +12,8 @@
 //!     fn call(&self, x: Input<D, ..>, ...) -> Output<D, ..> | (Output<D, ..>, ...) {
 //!         let v = self.FIELD(v) | self.FIELD[i](v) | self.FIELD(q, v, mask) (attention) | v + v | v - v | v * v
 //!               | relu(v) (any activation) | flatten(v) | dropout(v, 0.25)
-//!               | global_average_pooling(v) | global_max_pooling(v) | concatenate([v, ..]) | add([v, ..]) | average([..])
+//!               | global_average_pooling(v) | global_max_pooling(v) | last_step(v)
+//!               | concatenate([v, ..]) | add([v, ..]) | average([..])
 //!               | maximum([..]) | minimum([..]) | dot(v, v);
 //!         return v;      // or a final expression; a tuple for several outputs
 //!     }
@@ -31,7 +32,7 @@ use super::Errors;
 use crate::derive::field_alias;
 use crate::ir::{LayerDef, Model, Node, Op};
 use crate::layers::{
-    Act, Activation, Field, Spec, concatenate, dot, dropout, elementwise, flatten, global_pool, product,
+    Act, Activation, Field, Spec, concatenate, dot, dropout, elementwise, flatten, global_pool, last_step, product,
 };
 
 /// The most dimensions a sample may have, as in the other styles.
@@ -70,7 +71,7 @@ fn port_shape(ty: &Type, wrapper: &str) -> syn::Result<Vec<usize>> {
 
 const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.layer(x)` and `self.layers[i](x)`, \
 `+ - *` between tensors, activations such as `relu(x)`, `flatten(x)`, `dropout(x, 0.25)`, \
-`global_average_pooling(x)`, `global_max_pooling(x)`, merges `concatenate([a, b])`, \
+`global_average_pooling(x)`, `global_max_pooling(x)`, `last_step(x)`, merges `concatenate([a, b])`, \
 `add([..])`, `average([..])`, `maximum([..])`, `minimum([..])`, `dot(a, b)`, `let` bindings and `return`";
 
 pub struct Lower {
@@ -315,6 +316,22 @@ impl Lower {
                             };
                             let shape = self.shapes[x].clone();
                             let layer = self.op_layer(dropout(rate as f32), tokens.clone());
+                            Some(self.node(layer, vec![x], tokens, shape))
+                        }
+                        "last_step" if c.args.len() == 1 => {
+                            let x = self.value(&c.args[0])?;
+                            if self.shapes[x].len() != 2 {
+                                self.errors.at(
+                                    span,
+                                    format!(
+                                        "last_step takes a sequence [steps, features], got a tensor of rank {}",
+                                        self.shapes[x].len()
+                                    ),
+                                );
+                                return None;
+                            }
+                            let shape = vec![self.shapes[x][1].clone()];
+                            let layer = self.op_layer(last_step(), tokens.clone());
                             Some(self.node(layer, vec![x], tokens, shape))
                         }
                         "global_average_pooling" | "global_max_pooling" if c.args.len() == 1 => {
