@@ -724,3 +724,49 @@ fn last_step_of_a_recurrent_field_is_the_last_state() {
     let flat: Vec<f32> = x.iter().copied().collect();
     kiln::testing::check_model(&mut sub, &[&flat], 4, 8, 3e-3).unwrap();
 }
+
+/// Sequence to sequence in the subclass style: an encoder's last state starts a decoder
+/// (`self.dec(steps, h)`, Keras' `initial_state`).
+#[kiln::model]
+pub struct GruSeq2Seq {
+    enc: kiln::GruSeq<3, 4>,
+    dec: kiln::GruSeq<2, 4>,
+    head: kiln::Dense<4, 2, kiln::Softmax>,
+}
+
+#[kiln::call]
+impl GruSeq2Seq {
+    fn call(&self, x: Input<5, 3>, steps: Input<3, 2>) -> Output<3, 2> {
+        let h = last_step(self.enc(x));
+        self.head(self.dec(steps, h))
+    }
+}
+
+functional! {
+    /// The same model in the functional style.
+    pub struct GruSeq2SeqFun {
+        x = Input([5, 3]);
+        steps = Input([3, 2]);
+        h = GRU(4)(x);
+        d = GRU(4, return_sequences = true)(steps, initial_state = [h]);
+        y = Dense(2, activation = softmax)(d);
+        Model([x, steps], y)
+    }
+}
+
+#[test]
+fn a_subclassed_decoder_starts_from_the_encoders_last_state() {
+    let mut sub = GruSeq2Seq::with_seed(1);
+    let mut fun = GruSeq2SeqFun::with_seed(2);
+    let w: Vec<Vec<f32>> = sub.weights().into_iter().map(|(_, p)| p.value).collect();
+    let mut i = 0;
+    fun.visit_weights_mut(&mut |p| {
+        p.value.clone_from(&w[i]);
+        i += 1;
+    });
+    let x = kiln::ndarray::Array3::from_shape_fn((3, 5, 3), |(n, t, f)| ((n * 7 + t * 3 + f) % 11) as f32 / 5.0 - 1.0);
+    let steps = kiln::ndarray::Array3::from_shape_fn((3, 3, 2), |(n, t, f)| ((n + t * 5 + f) % 7) as f32 / 3.0 - 1.0);
+    assert_eq!(sub.predict((&x, &steps)).unwrap(), fun.predict((&x, &steps)).unwrap());
+    let (xf, sf): (Vec<f32>, Vec<f32>) = (x.iter().copied().collect(), steps.iter().copied().collect());
+    kiln::testing::check_model(&mut sub, &[&xf, &sf], 3, 8, 3e-3).unwrap();
+}

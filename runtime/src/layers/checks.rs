@@ -202,9 +202,13 @@ pub const fn expect_inputs(what: &str, rule: super::traits::FieldRule, shapes: &
     use super::traits::InputRule;
     let (given, most) = (shapes.len(), 1 + rule.more.len());
     if given < rule.required || given > most {
-        let m = Msg::new().str(what).str(" (").str(rule.kind).str(") takes ").num(rule.required);
-        let m = if most > rule.required { m.str(" to ").num(most) } else { m };
-        fail!(m.str(" tensors, got ").num(given))
+        let m = Msg::new().str(what).str(" (").str(rule.kind).str(") takes ");
+        let m = match (rule.required, most) {
+            (1, 1) => m.str("one tensor"),
+            (r, m2) if r == m2 => m.num(r).str(" tensors"),
+            (r, m2) => m.num(r).str(" to ").num(m2).str(" tensors"),
+        };
+        fail!(m.str(", got ").num(given))
     }
     let mut i = 1;
     while i < given {
@@ -220,6 +224,20 @@ pub const fn expect_inputs(what: &str, rule: super::traits::FieldRule, shapes: &
                             .str(" of shape [steps, ")
                             .num(w)
                             .str("], got ")
+                            .shape(got)
+                    )
+                }
+            }
+            InputRule::State(w) => {
+                if !shape_eq(got, &[w]) {
+                    fail!(
+                        Msg::new()
+                            .str(what)
+                            .str(" expects input ")
+                            .num(i + 1)
+                            .str(" (its initial state) of shape ")
+                            .shape(&[w])
+                            .str(", got ")
                             .shape(got)
                     )
                 }

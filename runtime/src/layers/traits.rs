@@ -56,6 +56,8 @@ pub enum InputRule {
     /// Keras' `attention_mask`: `[query steps, value steps]` (the first input's steps, and the
     /// second's, or the first's again when the second is this mask).
     Mask,
+    /// A vector `[width]`: a recurrent layer's `initial_state`.
+    State(usize),
 }
 
 /// The window over the spatial axes of a layer's input (all axes but the last): a square window

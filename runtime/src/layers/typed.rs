@@ -44,7 +44,7 @@ impl<const V: usize, const D: usize> Shaped for Embed<V, D> {
 field_layer!([const V: usize, const D: usize] Embed<V, D>, EmbeddingBuffers);
 
 macro_rules! recurrent_field {
-    ($(#[$doc:meta])* $ty:ident, $cell:expr, $kind:literal, $gates:literal, $bias_rows:literal) => {
+    ($(#[$doc:meta])* $ty:ident, $cell:expr, $kind:literal, $gates:literal, $bias_rows:literal, $more:expr) => {
         $(#[$doc])*
         #[derive(Clone, Debug)]
         pub struct $ty<const F: usize, const U: usize> {
@@ -82,6 +82,7 @@ macro_rules! recurrent_field {
                 ("recurrent_kernel", &[U, $gates * U]),
                 ("bias", if $bias_rows == 2 { &[2, $gates * U] } else { &[$gates * U] }),
             ]);
+            const MORE_INPUTS: &'static [InputRule] = $more;
         }
 
         field_layer!([const F: usize, const U: usize] $ty<F, U>, RecurrentBuffers);
@@ -90,15 +91,17 @@ macro_rules! recurrent_field {
 
 recurrent_field!(
     /// Keras' `LSTM(U, return_sequences = True)` as a field: `[T, F]` to `[T, U]`.
-    LstmSeq, Cell::Lstm, "LSTM", 4, 1
+    LstmSeq, Cell::Lstm, "LSTM", 4, 1, &[]
 );
 recurrent_field!(
-    /// Keras' `GRU(U, return_sequences = True)` (`reset_after`) as a field: `[T, F]` to `[T, U]`.
-    GruSeq, Cell::Gru { reset_after: true }, "GRU", 3, 2
+    /// Keras' `GRU(U, return_sequences = True)` (`reset_after`) as a field: `[T, F]` to `[T, U]`;
+    /// `self.gru(x, h)` starts from state `h` (Keras' `initial_state`).
+    GruSeq, Cell::Gru { reset_after: true }, "GRU", 3, 2, &[InputRule::State(U)]
 );
 recurrent_field!(
-    /// Keras' `SimpleRNN(U, return_sequences = True)` as a field: `[T, F]` to `[T, U]`.
-    SimpleRnnSeq, Cell::Simple, "SimpleRNN", 1, 1
+    /// Keras' `SimpleRNN(U, return_sequences = True)` as a field: `[T, F]` to `[T, U]`;
+    /// `self.rnn(x, h)` starts from state `h` (Keras' `initial_state`).
+    SimpleRnnSeq, Cell::Simple, "SimpleRNN", 1, 1, &[InputRule::State(U)]
 );
 
 /// Keras' `LayerNormalization()` on a last axis of `F` as a field.
