@@ -1,7 +1,8 @@
 //! MultiHeadAttention: finite-difference checks of every weight and input gradient (cross
 //! attention with a key, self attention, a causal mask, no biases, an output width of its own),
 //! Keras 3 parity on committed values (`examples/keras/attention_reference.py`), and a
-//! transformer block in `functional!`; cross-attention and attention masks as subclass fields.
+//! transformer block in `functional!`; cross-attention and attention masks as subclass fields;
+//! Keras' dot-product `Attention` layer.
 
 use kiln::{AttentionConfig, Layer, Model, MultiHeadAttention};
 use rand::SeedableRng;
@@ -376,4 +377,81 @@ fn cross_attention_and_masks_as_subclass_fields() {
     // Keras' count for MultiHeadAttention(2, 3) from width 6 over width 8.
     let counts: Vec<usize> = DecoderBlock::LAYERS.iter().map(|l| l.params).collect();
     assert_eq!(counts[1], (6 * 6 + 6) + 2 * (8 * 6 + 6) + 6 * 6 + 6);
+}
+
+/// Keras' `Attention` (dot product) on the committed cases of
+/// `examples/keras/dot_attention_reference.py`: output, every input's gradient, the scale's.
+#[test]
+fn dot_product_attention_matches_keras() {
+    use kiln::{BackwardOpts, Ctx, DotAttention, DotAttentionConfig, Stream};
+    let get = |case: &str, k: &str| {
+        kiln::testing::reference(include_str!("fixtures/keras/dot_attention.txt"), &format!("{case}.{k}"))
+    };
+    let cases = [
+        ("plain", 3, 5, 4, 4, false, false),
+        ("keyed_scaled_causal", 4, 4, 3, 5, true, true),
+        ("masked", 3, 5, 4, 4, false, false),
+    ];
+    for (case, tq, tv, d, dv, use_scale, causal) in cases {
+        let mut layer = DotAttention::new(DotAttentionConfig { tq, tv, d, dv, use_scale, causal });
+        if let Some(s) = get(case, "scale") {
+            layer.visit_params_mut(&mut |p| p.value[0] = s[0]);
+        }
+        let (q, v, k) = (get(case, "q").unwrap(), get(case, "v").unwrap(), get(case, "k"));
+        let mut xs: Vec<&[f32]> = vec![&q, &v];
+        if let Some(k) = &k {
+            xs.push(k);
+        }
+        let (qmask, vmask) = (get(case, "qmask"), get(case, "vmask"));
+        let mut stream = Stream::new(0);
+        let mut ctx = Ctx::new(2, true, &mut stream);
+        ctx.masks = [qmask.as_deref(), vmask.as_deref(), None];
+        layer.forward(&xs, &mut ctx);
+        let close = |name: &str, got: &[f32]| {
+            kiln::testing::assert_close(&format!("{case}.{name}"), got, &get(case, name).unwrap(), 1e-5)
+        };
+        close("out", layer.output());
+        let opts = BackwardOpts { input_grad: true, accumulate: false, fused_output: false };
+        layer.backward(&xs, &get(case, "dy").unwrap(), &mut ctx, opts);
+        close("dq", layer.input_grad(0));
+        close("dv", layer.input_grad(1));
+        if k.is_some() {
+            close("dk", layer.input_grad(2));
+        }
+        if use_scale {
+            let mut g = Vec::new();
+            layer.visit_params(&mut |_, p| g.extend_from_slice(&p.grad));
+            close("dscale", &g);
+        }
+    }
+}
+
+kiln::functional! {
+    /// Luong attention over an encoder, as the Keras tutorials build it.
+    pub struct Luong {
+        ids = Input([6], dtype = i32);
+        e = Embedding(12, 4, mask_zero = true)(ids);
+        enc = LSTM(4, return_sequences = true)(e);
+        dec = GRU(4, return_sequences = true)(e);
+        ctx = Attention(use_scale = true)([dec, enc]);
+        both = Concatenate()([ctx, dec]);
+        flat = Flatten()(both);
+        out = Dense(2, activation = softmax)(flat);
+        Model(ids, out)
+    }
+}
+
+#[test]
+fn an_attention_model_passes_the_gradient_check() {
+    let mut m = Luong::with_seed(3);
+    let s = m.summary_string();
+    assert!(s.contains("attention (Attention)"), "{s}");
+    // Ids with padding at the end of the second sample.
+    let ids: Vec<f32> = vec![3.0, 5.0, 1.0, 7.0, 2.0, 9.0, 4.0, 11.0, 6.0, 2.0, 0.0, 0.0];
+    m.visit_weights_mut(&mut |p| {
+        if p.shape().is_empty() {
+            p.value[0] = 0.8;
+        }
+    });
+    kiln::testing::check_model(&mut m, &[&ids], 2, 8, 3e-3).unwrap();
 }

@@ -36,7 +36,7 @@ pub use io::LoadOptions;
 pub use layers::{
     Activation, ActivationFn, Add, AttentionConfig, Average, AveragePooling1D, AveragePooling2D, BackwardOpts, BatchNorm,
     BatchNormalization, BiGruSeq, BiLstmSeq, Conv1D, CrossAttention, Conv2D, MaxPooling1D, MaxPooling2D, Padding, Same, Valid,
-    Bidirectional, Concatenate, Constraint, Conv, ConvTranspose, Ctx, Dense, Depthwise, Dot, Dropout, Elu, Embed,
+    Bidirectional, Concatenate, Constraint, Conv, DotAttention, DotAttentionConfig, ConvTranspose, Ctx, Dense, Depthwise, Dot, Dropout, Elu, Embed,
     Embedding, GaussianNoise, Gelu, GeluApproximate, GlobalPool, GruSeq, Init, Initializer, Layer, LayerBuffers,
     LayerNorm, LayerNormalization, LeakyReLU, LeakyRelu, Linear, LstmSeq, MaskSource, Masking, Maximum, Minimum,
     MultiHeadAttention, Multiply, Normalization, PReLU, Param, Permute, Pool, PoolKind, Recurrent, RecurrentConfig, Regularizer, Relu, Resample,

@@ -222,3 +222,99 @@ impl Spec for Attention {
         Some(p)
     }
 }
+
+/// Keras' `Attention(use_scale = False, score_mode = "dot", use_causal_mask = False)` applied to
+/// `[query, value]` or `[query, value, key]`: Luong's dot-product attention, no projections.
+/// `use_causal_mask` is a call argument in Keras and a layer argument here, as for
+/// MultiHeadAttention.
+pub const DOT_ATTENTION: Kind = Kind {
+    class: "Attention",
+    args: &["use_scale", "score_mode", "use_causal_mask", "dropout"],
+    arity: Arity::AtLeastTwo,
+    build: dot_attention,
+};
+
+struct DotAttention {
+    use_scale: bool,
+    causal: bool,
+}
+
+fn dot_attention(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    match args.get("score_mode") {
+        None => {}
+        Some(Value::Str(s, _)) if s == "dot" => {}
+        Some(Value::Ident(i)) if i == "dot" => {}
+        Some(v) => {
+            errors.at(
+                v.span(),
+                "kiln's Attention scores by dot product: score_mode = \"dot\" (\"concat\" is not there yet)",
+            );
+            return None;
+        }
+    }
+    let zero: fn(f64) -> bool = |v| v == 0.0;
+    args.number("dropout", 0.0, (zero, "0 (kiln's Attention has no dropout yet)"), errors)?;
+    let use_scale = args.boolean("use_scale", false, errors)?;
+    let causal = args.boolean("use_causal_mask", false, errors)?;
+    Some(Rc::new(DotAttention { use_scale, causal }))
+}
+
+impl Spec for DotAttention {
+    fn arity(&self) -> Arity {
+        Arity::AtLeastTwo
+    }
+
+    fn uses_mask(&self) -> bool {
+        true
+    }
+
+    fn class(&self) -> &'static str {
+        "Attention"
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        if !(2..=3).contains(&ins.len()) {
+            return Err(format!("Attention takes [query, value] or [query, value, key], got {} inputs", ins.len()));
+        }
+        let (q, v) = (&ins[0], &ins[1]);
+        let k = ins.get(2).unwrap_or(v);
+        if q.len() != 2 || v.len() != 2 || k.len() != 2 {
+            return Err(format!(
+                "Attention takes sequences [steps, features]: query {}, value {}{}",
+                show(q),
+                show(v),
+                ins.get(2).map(|k| format!(", key {}", show(k))).unwrap_or_default()
+            ));
+        }
+        if k[0] != v[0] {
+            return Err(format!("Attention's key {} and value {} need the same steps", show(k), show(v)));
+        }
+        if q[1] != k[1] {
+            let which = if ins.len() == 3 { "key" } else { "value (the key, when none is given)" };
+            return Err(format!(
+                "Attention scores by dot product: the query {} and the {which} {} need the same width",
+                show(q),
+                show(k)
+            ));
+        }
+        Ok(vec![q[0], v[1]])
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::DotAttention)
+    }
+
+    fn constructor(&self, _: &[Vec<Dim>], shapes: &[Vec<usize>]) -> TokenStream {
+        let rt = rt();
+        let (tq, d, tv, dv) = (shapes[0][0], shapes[0][1], shapes[1][0], shapes[1][1]);
+        let (use_scale, causal) = (self.use_scale, self.causal);
+        quote!(#rt::DotAttention::new(#rt::DotAttentionConfig {
+            tq: #tq, tv: #tv, d: #d, dv: #dv, use_scale: #use_scale, causal: #causal
+        }))
+    }
+
+    fn params(&self, _: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        Some(if self.use_scale { vec![("scale", vec![])] } else { vec![] })
+    }
+}

@@ -277,6 +277,7 @@ pub const KINDS: &[Kind] = &[
     recurrent::LSTM,
     recurrent::GRU,
     attention::KIND,
+    attention::DOT_ATTENTION,
     wrappers::TIME_DISTRIBUTED,
     wrappers::BIDIRECTIONAL,
     noise::DROPOUT,

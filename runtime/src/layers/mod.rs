@@ -102,6 +102,7 @@ mod conv;
 mod conv_transpose;
 mod dense;
 mod depthwise;
+mod dot_attention;
 mod embedding;
 mod init;
 mod layer_norm;
@@ -137,6 +138,7 @@ pub use checks::{
 pub use conv::{Conv, ConvBuffers};
 pub use conv_transpose::{ConvTranspose, ConvTransposeBuffers};
 pub use dense::{Dense, DenseBuffers};
+pub use dot_attention::{DotAttention, DotAttentionBuffers, DotAttentionConfig};
 pub use depthwise::{Depthwise, DepthwiseBuffers, Separable};
 pub use embedding::{Embedding, EmbeddingBuffers};
 pub use init::{Activity, Constraint, Initializer, Regularizer, configure};
