@@ -363,12 +363,7 @@ fn cross_attention_and_masks_as_subclass_fields() {
     kiln::testing::check_model(&mut sub, &[&q, &v, &own, &mask], n, 8, 3e-3).unwrap();
     // The same weights give the same bits as the functional block.
     let mut fun = DecoderBlockFun::with_seed(2);
-    let w: Vec<Vec<f32>> = sub.weights().into_iter().map(|(_, p)| p.value).collect();
-    let mut i = 0;
-    fun.visit_weights_mut(&mut |p| {
-        p.value.clone_from(&w[i]);
-        i += 1;
-    });
+    kiln::testing::copy_weights(&sub, &mut fun);
     let arr = |v: &[f32], s: (usize, usize, usize)| kiln::ndarray::Array3::from_shape_vec(s, v.to_vec()).unwrap();
     let inputs = (arr(&q, (n, 4, 6)), arr(&v, (n, 5, 8)), arr(&own, (n, 4, 4)), arr(&mask, (n, 4, 5)));
     let a = sub.predict((&inputs.0, &inputs.1, &inputs.2, &inputs.3)).unwrap();

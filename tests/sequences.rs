@@ -713,12 +713,7 @@ sequential! {
 fn last_step_of_a_recurrent_field_is_the_last_state() {
     let mut sub = LastState::with_seed(1);
     let mut seq = LastStateSeq::with_seed(2);
-    let w: Vec<Vec<f32>> = sub.weights().into_iter().map(|(_, p)| p.value).collect();
-    let mut i = 0;
-    seq.visit_weights_mut(&mut |p| {
-        p.value.clone_from(&w[i]);
-        i += 1;
-    });
+    kiln::testing::copy_weights(&sub, &mut seq);
     let x = kiln::ndarray::Array3::from_shape_fn((4, 6, 3), |(n, t, f)| ((n * 7 + t * 3 + f) % 11) as f32 / 5.0 - 1.0);
     assert_eq!(sub.predict(&x).unwrap(), seq.predict(&x).unwrap());
     let flat: Vec<f32> = x.iter().copied().collect();
@@ -758,12 +753,7 @@ functional! {
 fn a_subclassed_decoder_starts_from_the_encoders_last_state() {
     let mut sub = GruSeq2Seq::with_seed(1);
     let mut fun = GruSeq2SeqFun::with_seed(2);
-    let w: Vec<Vec<f32>> = sub.weights().into_iter().map(|(_, p)| p.value).collect();
-    let mut i = 0;
-    fun.visit_weights_mut(&mut |p| {
-        p.value.clone_from(&w[i]);
-        i += 1;
-    });
+    kiln::testing::copy_weights(&sub, &mut fun);
     let x = kiln::ndarray::Array3::from_shape_fn((3, 5, 3), |(n, t, f)| ((n * 7 + t * 3 + f) % 11) as f32 / 5.0 - 1.0);
     let steps = kiln::ndarray::Array3::from_shape_fn((3, 3, 2), |(n, t, f)| ((n + t * 5 + f) % 7) as f32 / 3.0 - 1.0);
     assert_eq!(sub.predict((&x, &steps)).unwrap(), fun.predict((&x, &steps)).unwrap());

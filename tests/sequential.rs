@@ -317,12 +317,7 @@ fn relu_elu_and_softmax_layers_are_their_activations() {
         assert!(s.contains(want), "{want} missing:\n{s}");
     }
     let mut plain = ActivationLayers::with_seed(5);
-    let w: Vec<Vec<f32>> = named.weights().into_iter().map(|(_, p)| p.value).collect();
-    let mut i = 0;
-    plain.visit_weights_mut(&mut |p| {
-        p.value.clone_from(&w[i]);
-        i += 1;
-    });
+    kiln::testing::copy_weights(&named, &mut plain);
     let x = kiln::ndarray::Array2::from_shape_fn((4, 5), |(r, c)| (r as f32 - 1.5) * (c as f32 - 2.0) / 3.0);
     let mut named = named;
     assert_eq!(named.predict(&x).unwrap(), plain.predict(&x).unwrap());

@@ -4,7 +4,7 @@
 use kiln::Layer;
 use kiln::ndarray::{Array1, Array2};
 use kiln::prelude::*;
-use kiln::testing::check_model;
+use kiln::testing::{check_model, copy_weights};
 use rand::{Rng, SeedableRng};
 
 #[kiln::model]
@@ -180,15 +180,6 @@ functional! {
         y = Dense(10, activation = softmax)(h);
         Model(x, y)
     }
-}
-
-fn copy_weights<A: Model, B: Model>(from: &A, to: &mut B) {
-    let w: Vec<Vec<f32>> = from.weights().into_iter().map(|(_, p)| p.value).collect();
-    let mut i = 0;
-    to.visit_weights_mut(&mut |p| {
-        p.value.clone_from(&w[i]);
-        i += 1;
-    });
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use kiln::ndarray::{Array1, Array2, Array4, ArrayD, IxDyn, s};
 use kiln::prelude::*;
-use kiln::testing::check_model;
+use kiln::testing::{check_model, copy_weights};
 use kiln::{AveragePooling1D, AveragePooling2D, BatchNormalization, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D, Same};
 use rand::{Rng, SeedableRng};
 
@@ -49,16 +49,6 @@ sequential! {
         Flatten,
         Dense(2, activation = softmax),
     }
-}
-
-fn copy_weights<A: Model, B: Model>(from: &A, to: &mut B) {
-    let w: Vec<Vec<f32>> = from.weights().into_iter().map(|(_, p)| p.value).collect();
-    let mut i = 0;
-    to.visit_weights_mut(&mut |p| {
-        p.value.clone_from(&w[i]);
-        i += 1;
-    });
-    assert_eq!(i, w.len());
 }
 
 #[test]

@@ -13,6 +13,20 @@ pub fn reference(text: &str, key: &str) -> Option<Vec<f32>> {
     Some(line.split_whitespace().skip(1).map(|v| v.parse().unwrap_or(f32::NAN)).collect())
 }
 
+/// Copies every weight of `from` into `to`, in traversal order: the same architecture written
+/// in two styles (a test helper: it panics when the weights do not line up).
+pub fn copy_weights<A: crate::Model, B: crate::Model>(from: &A, to: &mut B) {
+    let mut values = Vec::new();
+    from.visit_weights(&mut |_, p| values.push(p.value.clone()));
+    let mut i = 0;
+    to.visit_weights_mut(&mut |p| {
+        assert_eq!(p.value.len(), values[i].len(), "weight {i} has another shape");
+        p.value.clone_from(&values[i]);
+        i += 1;
+    });
+    assert_eq!(i, values.len(), "the two models hold different numbers of weights");
+}
+
 /// Asserts `got` equals `want` within `tol` relative to `max(|want|, 1)`, naming the first
 /// value that is not (a test helper: it panics).
 pub fn assert_close(name: &str, got: &[f32], want: &[f32], tol: f32) {
