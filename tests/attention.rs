@@ -374,23 +374,26 @@ fn cross_attention_and_masks_as_subclass_fields() {
     assert_eq!(counts[1], (6 * 6 + 6) + 2 * (8 * 6 + 6) + 6 * 6 + 6);
 }
 
-/// Keras' `Attention` (dot product) on the committed cases of
+/// Keras' `Attention` (dot product) and `AdditiveAttention` on the committed cases of
 /// `examples/keras/dot_attention_reference.py`: output, every input's gradient, the scale's.
 #[test]
-fn dot_product_attention_matches_keras() {
+fn dot_product_and_additive_attention_match_keras() {
     use kiln::{BackwardOpts, Ctx, DotAttention, DotAttentionConfig, Stream};
     let get = |case: &str, k: &str| {
         kiln::testing::reference(include_str!("fixtures/keras/dot_attention.txt"), &format!("{case}.{k}"))
     };
     let cases = [
-        ("plain", 3, 5, 4, 4, false, false),
-        ("keyed_scaled_causal", 4, 4, 3, 5, true, true),
-        ("masked", 3, 5, 4, 4, false, false),
+        ("plain", 3, 5, 4, 4, false, false, false),
+        ("keyed_scaled_causal", 4, 4, 3, 5, true, true, false),
+        ("masked", 3, 5, 4, 4, false, false, false),
+        ("additive", 3, 5, 4, 4, true, false, true),
+        ("additive_keyed_masked", 3, 4, 3, 5, false, false, true),
     ];
-    for (case, tq, tv, d, dv, use_scale, causal) in cases {
-        let mut layer = DotAttention::new(DotAttentionConfig { tq, tv, d, dv, use_scale, causal });
+    for (case, tq, tv, d, dv, use_scale, causal, additive) in cases {
+        let cfg = DotAttentionConfig { tq, tv, d, dv, use_scale, causal, additive };
+        let mut layer = DotAttention::new(cfg, &mut rand::rngs::StdRng::seed_from_u64(0));
         if let Some(s) = get(case, "scale") {
-            layer.visit_params_mut(&mut |p| p.value[0] = s[0]);
+            layer.visit_params_mut(&mut |p| p.value.copy_from_slice(&s));
         }
         let (q, v, k) = (get(case, "q").unwrap(), get(case, "v").unwrap(), get(case, "k"));
         let mut xs: Vec<&[f32]> = vec![&q, &v];
@@ -429,7 +432,8 @@ kiln::functional! {
         enc = LSTM(4, return_sequences = true)(e);
         dec = GRU(4, return_sequences = true)(e);
         ctx = Attention(use_scale = true)([dec, enc]);
-        both = Concatenate()([ctx, dec]);
+        bahdanau = AdditiveAttention()([dec, enc, e]);
+        both = Concatenate()([ctx, bahdanau, dec]);
         flat = Flatten()(both);
         out = Dense(2, activation = softmax)(flat);
         Model(ids, out)
@@ -441,6 +445,7 @@ fn an_attention_model_passes_the_gradient_check() {
     let mut m = Luong::with_seed(3);
     let s = m.summary_string();
     assert!(s.contains("attention (Attention)"), "{s}");
+    assert!(s.contains("additive_attention (AdditiveAttention)"), "{s}");
     // Ids with padding at the end of the second sample.
     let ids: Vec<f32> = vec![3.0, 5.0, 1.0, 7.0, 2.0, 9.0, 4.0, 11.0, 6.0, 2.0, 0.0, 0.0];
     m.visit_weights_mut(&mut |p| {

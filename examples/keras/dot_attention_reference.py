@@ -1,4 +1,4 @@
-"""Keras 3's Attention layer (dot-product) on fixed values, for kiln's test.
+"""Keras 3's Attention (dot-product) and AdditiveAttention layers on fixed values, for kiln's test.
 
     python examples/keras/dot_attention_reference.py > tests/fixtures/keras/dot_attention.txt
 
@@ -56,3 +56,7 @@ case("plain", keras.layers.Attention(), 3, 5, 4, 4)
 case("keyed_scaled_causal", keras.layers.Attention(use_scale=True), 4, 4, 3, 5, key=True, causal=True, scale=0.7)
 case("masked", keras.layers.Attention(), 3, 5, 4, 4,
      masks=[[[True, True, False], [True, True, True]], [[True, True, True, False, False], [True, False, True, True, True]]])
+case("additive", keras.layers.AdditiveAttention(), 3, 5, 4, 4,
+     scale=np.array([0.5, -1.2, 0.8, 0.3], dtype="float32"))
+case("additive_keyed_masked", keras.layers.AdditiveAttention(use_scale=False), 3, 4, 3, 5, key=True,
+     masks=[[[True, False, True], [True, True, True]], [[True, True, False, True], [False, True, True, True]]])

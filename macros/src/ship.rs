@@ -622,7 +622,7 @@ fn unsupported(model: &Model) -> Option<String> {
 
 /// The layers `infer` supports, for error messages.
 const SUPPORTED: &str = "every layer kiln has except users' own layers, recurrent layers given an \
-initial_state, a Bidirectional layer returning its states, and Attention";
+initial_state, a Bidirectional layer returning its states, Attention and AdditiveAttention";
 
 /// Generates one layer's call in `infer_with`, laying its weights out in the blob.
 struct Caller<'a> {

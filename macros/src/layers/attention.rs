@@ -234,9 +234,27 @@ pub const DOT_ATTENTION: Kind = Kind {
     build: dot_attention,
 };
 
+/// Keras' `AdditiveAttention(use_scale = True)` (Bahdanau's): scores `Σ_d scale_d · tanh(q_d +
+/// k_d)`, the rest as `Attention`.
+pub const ADDITIVE_ATTENTION: Kind = Kind {
+    class: "AdditiveAttention",
+    args: &["use_scale", "use_causal_mask", "dropout"],
+    arity: Arity::AtLeastTwo,
+    build: additive_attention,
+};
+
 struct DotAttention {
     use_scale: bool,
     causal: bool,
+    additive: bool,
+}
+
+fn additive_attention(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let zero: fn(f64) -> bool = |v| v == 0.0;
+    args.number("dropout", 0.0, (zero, "0 (kiln's AdditiveAttention has no dropout yet)"), errors)?;
+    let use_scale = args.boolean("use_scale", true, errors)?;
+    let causal = args.boolean("use_causal_mask", false, errors)?;
+    Some(Rc::new(DotAttention { use_scale, causal, additive: true }))
 }
 
 fn dot_attention(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
@@ -256,7 +274,7 @@ fn dot_attention(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
     args.number("dropout", 0.0, (zero, "0 (kiln's Attention has no dropout yet)"), errors)?;
     let use_scale = args.boolean("use_scale", false, errors)?;
     let causal = args.boolean("use_causal_mask", false, errors)?;
-    Some(Rc::new(DotAttention { use_scale, causal }))
+    Some(Rc::new(DotAttention { use_scale, causal, additive: false }))
 }
 
 impl Spec for DotAttention {
@@ -269,33 +287,30 @@ impl Spec for DotAttention {
     }
 
     fn class(&self) -> &'static str {
-        "Attention"
+        if self.additive { "AdditiveAttention" } else { "Attention" }
     }
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let class = self.class();
         if !(2..=3).contains(&ins.len()) {
-            return Err(format!("Attention takes [query, value] or [query, value, key], got {} inputs", ins.len()));
+            return Err(format!("{class} takes [query, value] or [query, value, key], got {} inputs", ins.len()));
         }
         let (q, v) = (&ins[0], &ins[1]);
         let k = ins.get(2).unwrap_or(v);
         if q.len() != 2 || v.len() != 2 || k.len() != 2 {
             return Err(format!(
-                "Attention takes sequences [steps, features]: query {}, value {}{}",
+                "{class} takes sequences [steps, features]: query {}, value {}{}",
                 show(q),
                 show(v),
                 ins.get(2).map(|k| format!(", key {}", show(k))).unwrap_or_default()
             ));
         }
         if k[0] != v[0] {
-            return Err(format!("Attention's key {} and value {} need the same steps", show(k), show(v)));
+            return Err(format!("{class}'s key {} and value {} need the same steps", show(k), show(v)));
         }
         if q[1] != k[1] {
             let which = if ins.len() == 3 { "key" } else { "value (the key, when none is given)" };
-            return Err(format!(
-                "Attention scores by dot product: the query {} and the {which} {} need the same width",
-                show(q),
-                show(k)
-            ));
+            return Err(format!("{class}: the query {} and the {which} {} need the same width", show(q), show(k)));
         }
         Ok(vec![q[0], v[1]])
     }
@@ -308,13 +323,18 @@ impl Spec for DotAttention {
     fn constructor(&self, _: &[Vec<Dim>], shapes: &[Vec<usize>]) -> TokenStream {
         let rt = rt();
         let (tq, d, tv, dv) = (shapes[0][0], shapes[0][1], shapes[1][0], shapes[1][1]);
-        let (use_scale, causal) = (self.use_scale, self.causal);
+        let (use_scale, causal, additive) = (self.use_scale, self.causal, self.additive);
         quote!(#rt::DotAttention::new(#rt::DotAttentionConfig {
-            tq: #tq, tv: #tv, d: #d, dv: #dv, use_scale: #use_scale, causal: #causal
-        }))
+            tq: #tq, tv: #tv, d: #d, dv: #dv, use_scale: #use_scale, causal: #causal, additive: #additive
+        }, &mut rng))
     }
 
-    fn params(&self, _: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
-        Some(if self.use_scale { vec![("scale", vec![])] } else { vec![] })
+    fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        let d = *ins[0].last()?;
+        Some(match (self.use_scale, self.additive) {
+            (false, _) => vec![],
+            (true, false) => vec![("scale", vec![])],
+            (true, true) => vec![("scale", vec![d])],
+        })
     }
 }

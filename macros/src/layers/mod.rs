@@ -278,6 +278,7 @@ pub const KINDS: &[Kind] = &[
     recurrent::GRU,
     attention::KIND,
     attention::DOT_ATTENTION,
+    attention::ADDITIVE_ATTENTION,
     wrappers::TIME_DISTRIBUTED,
     wrappers::BIDIRECTIONAL,
     noise::DROPOUT,

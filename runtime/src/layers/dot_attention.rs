@@ -1,8 +1,10 @@
-//! Keras' `Attention` layer (Luong's dot-product attention): each query step attends over the
-//! value's steps by `softmax(q · kᵀ)` (times a learnt `scale` with `use_scale`), and returns the
-//! weighted sum of the value's steps. The key is the value unless given. No weights but the
-//! scale; masks as Keras: padded value steps (and later steps, with `use_causal_mask`) get no
-//! weight, padded query steps output zeros.
+//! Keras' `Attention` layer (Luong's dot-product attention) and `AdditiveAttention` (Bahdanau's):
+//! each query step attends over the value's steps by `softmax(scores)`, `q · kᵀ` (times a learnt
+//! scalar `scale` with `use_scale`) or `Σ_d scale_d · tanh(q_d + k_d)` (a learnt `scale` per
+//! feature with `use_scale`, Keras' default), and returns the weighted sum of the value's steps.
+//! The key is the value unless given. No weights but the scale; masks as Keras: padded value
+//! steps (and later steps, with `use_causal_mask`) get no weight, padded query steps output
+//! zeros.
 
 use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Param, Shareable, sized};
 use crate::kernels::matmul::{Mat, gemm};
@@ -25,12 +27,14 @@ pub struct DotAttentionConfig {
     pub use_scale: bool,
     /// Keras' `use_causal_mask`: query step `i` sees value steps `..= i` only.
     pub causal: bool,
+    /// `AdditiveAttention`: scores `Σ_d scale_d · tanh(q_d + k_d)`, `scale` per feature.
+    pub additive: bool,
 }
 
-/// Keras' `Attention()([query, value(, key)])`.
+/// Keras' `Attention()([query, value(, key)])` and `AdditiveAttention()(..)`.
 #[derive(Clone, Debug)]
 pub struct DotAttention {
-    /// `[]`, with `use_scale`.
+    /// With `use_scale`: `[]` (dot product, initially 1) or `[d]` (additive, glorot-uniform).
     pub scale: Option<Param>,
     cfg: DotAttentionConfig,
     buf: DotAttentionBuffers,
@@ -65,14 +69,34 @@ impl LayerBuffers for DotAttentionBuffers {
 }
 
 impl DotAttention {
-    /// A layer for calls of `cfg`'s shapes.
-    pub fn new(cfg: DotAttentionConfig) -> Self {
-        let scale = cfg.use_scale.then(|| {
-            let mut p = Param::zeros(&[]);
-            p.value[0] = 1.0;
-            p
+    /// A layer for calls of `cfg`'s shapes, its scale drawn from `rng` as Keras does.
+    pub fn new(cfg: DotAttentionConfig, rng: &mut impl rand::Rng) -> Self {
+        let scale = cfg.use_scale.then(|| match cfg.additive {
+            true => Param::glorot_uniform_shaped(&[cfg.d], cfg.d, cfg.d, rng),
+            false => {
+                let mut p = Param::zeros(&[]);
+                p.value[0] = 1.0;
+                p
+            }
         });
         DotAttention { scale, cfg, buf: DotAttentionBuffers::default() }
+    }
+
+    /// One sample's scores before the mask: `q · kᵀ` (the scalar scale is applied by the
+    /// caller), or the additive form.
+    fn scores(&self, q: &[f32], k: &[f32], out: &mut [f32]) {
+        let DotAttentionConfig { tq, tv, d, .. } = self.cfg;
+        if !self.cfg.additive {
+            return gemm(tq, d, tv, Mat::n(q), Mat::t(k), out, 0.0);
+        }
+        let w = self.scale.as_ref().map(|p| &p.value[..]);
+        for a in 0..tq {
+            let qa = &q[a * d..(a + 1) * d];
+            for c in 0..tv {
+                let kc = &k[c * d..(c + 1) * d];
+                out[a * tv + c] = (0..d).map(|j| w.map_or(1.0, |w| w[j]) * (qa[j] + kc[j]).tanh()).sum();
+            }
+        }
     }
 }
 
@@ -81,15 +105,23 @@ impl Layer for DotAttention {
         let DotAttentionConfig { tq, tv, d, dv, causal, .. } = self.cfg;
         let (q, v) = (xs[0], xs[1]);
         let k = xs.get(2).copied().unwrap_or(v);
-        let s = self.scale.as_ref().map_or(1.0, |p| p.value[0]);
+        let s = match (&self.scale, self.cfg.additive) {
+            (Some(p), false) => p.value[0],
+            _ => 1.0,
+        };
         let (qmask, vmask) = (ctx.masks[0], ctx.masks[1]);
+        let mut raw = std::mem::take(&mut self.buf.raw);
+        sized(&mut raw, ctx.n * tq * tv);
+        for i in 0..ctx.n {
+            let ri = &mut raw[i * tq * tv..(i + 1) * tq * tv];
+            self.scores(&q[i * tq * d..(i + 1) * tq * d], &k[i * tv * d..(i + 1) * tv * d], ri);
+        }
+        self.buf.raw = raw;
         let b = &mut self.buf;
-        let raw = sized(&mut b.raw, ctx.n * tq * tv);
         let p = sized(&mut b.p, ctx.n * tq * tv);
         let out = sized(&mut b.out, ctx.n * tq * dv);
         for i in 0..ctx.n {
-            let (ri, pi) = (&mut raw[i * tq * tv..(i + 1) * tq * tv], &mut p[i * tq * tv..(i + 1) * tq * tv]);
-            gemm(tq, d, tv, Mat::n(&q[i * tq * d..]), Mat::t(&k[i * tv * d..]), ri, 0.0);
+            let (ri, pi) = (&b.raw[i * tq * tv..(i + 1) * tq * tv], &mut p[i * tq * tv..(i + 1) * tq * tv]);
             for a in 0..tq {
                 let (row, prow) = (&ri[a * tv..(a + 1) * tv], &mut pi[a * tv..(a + 1) * tv]);
                 for (c, (o, r)) in prow.iter_mut().zip(row).enumerate() {
@@ -116,13 +148,23 @@ impl Layer for DotAttention {
     }
 
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
-        let DotAttentionConfig { tq, tv, d, dv, .. } = self.cfg;
+        let DotAttentionConfig { tq, tv, d, dv, additive, .. } = self.cfg;
         let (q, v) = (xs[0], xs[1]);
         let keyed = xs.len() > 2;
         let k = if keyed { xs[2] } else { v };
-        let s = self.scale.as_ref().map_or(1.0, |p| p.value[0]);
         let qmask = ctx.masks[0];
-        let b = &mut self.buf;
+        let DotAttention { scale, buf: b, .. } = self;
+        // The scale's values and gradient (zeroed unless accumulating), borrowed apart.
+        let (w, mut wg) = match scale {
+            Some(Param { value, grad, .. }) => {
+                if !opts.accumulate {
+                    grad.iter_mut().for_each(|g| *g = 0.0);
+                }
+                (Some(&value[..]), Some(&mut grad[..]))
+            }
+            None => (None, None),
+        };
+        let s = if additive { 1.0 } else { w.map_or(1.0, |w| w[0]) };
         let dq = sized(&mut b.dq, ctx.n * tq * d);
         let dvv = sized(&mut b.dv, ctx.n * tv * dv);
         let dk = sized(&mut b.dk, if keyed { ctx.n * tv * d } else { 0 });
@@ -146,17 +188,43 @@ impl Layer for DotAttention {
                 let dot: f32 = prow.iter().zip(drow.iter()).map(|(p, g)| p * g).sum();
                 drow.iter_mut().zip(prow).for_each(|(g, p)| *g = p * (*g - dot));
             }
-            // The scale's gradient reads the raw scores; the inputs', the scaled ones.
+            let (qi, ki) = (&q[i * tq * d..(i + 1) * tq * d], &k[i * tv * d..(i + 1) * tv * d]);
+            let dqi = &mut dq[i * tq * d..(i + 1) * tq * d];
+            // The key's gradient; without a key the value is the key too, and adds both.
+            let (dki, stride) = match keyed {
+                true => (&mut dk[i * tv * d..(i + 1) * tv * d], d),
+                false => (&mut dvv[i * tv * dv..(i + 1) * tv * dv], dv),
+            };
+            if additive {
+                // d score / d q_a = d score / d k_c = scale ⊙ (1 − tanh²(q_a + k_c)).
+                dqi.fill(0.0);
+                if keyed {
+                    dki.fill(0.0);
+                }
+                for a in 0..tq {
+                    for c in 0..tv {
+                        let g = dp[a * tv + c];
+                        for j in 0..d {
+                            let t = (qi[a * d + j] + ki[c * d + j]).tanh();
+                            let gj = g * w.map_or(1.0, |w| w[j]) * (1.0 - t * t);
+                            dqi[a * d + j] += gj;
+                            dki[c * stride + j] += gj;
+                            if let Some(wg) = wg.as_deref_mut() {
+                                wg[j] += g * t;
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            // The scalar scale's gradient reads the raw scores; the inputs', the scaled ones.
             dscale += dp.iter().zip(ri).map(|(g, r)| (g * r) as f64).sum::<f64>();
             dp.iter_mut().for_each(|g| *g *= s);
-            gemm(tq, tv, d, Mat::n(dp), Mat::n(&k[i * tv * d..]), &mut dq[i * tq * d..(i + 1) * tq * d], 0.0);
-            let dki = if keyed { &mut dk[i * tv * d..(i + 1) * tv * d] } else { &mut dvv[i * tv * dv..(i + 1) * tv * dv] };
-            // Without a key the value is the key too: its gradient adds both.
-            gemm(tv, tq, d, Mat::t(dp), Mat::n(&q[i * tq * d..]), dki, if keyed { 0.0 } else { 1.0 });
+            gemm(tq, tv, d, Mat::n(dp), Mat::n(ki), dqi, 0.0);
+            gemm(tv, tq, d, Mat::t(dp), Mat::n(qi), dki, if keyed { 0.0 } else { 1.0 });
         }
-        if let Some(p) = &mut self.scale {
-            let keep = if opts.accumulate { p.grad[0] } else { 0.0 };
-            p.grad[0] = keep + dscale as f32;
+        if let (false, Some(wg)) = (additive, wg) {
+            wg[0] += dscale as f32;
         }
     }
 
