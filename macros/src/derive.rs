@@ -1,7 +1,7 @@
 //! The subclassing style's struct half: `#[kiln::model]` (and `#[derive(Model)]`) on a struct
 //! whose fields are layers. It sees the fields' types, which the `call` half does not: it emits
 //! construction, weight traversal, the summary rows, and per-field constants and type aliases
-//! (`__KILN_IN_<field>`, `__KilnField<Model>_<field>`) through which `#[kiln::call]`
+//! (`__KILN_ACT_<field>`, `__KilnField<Model>_<field>`) through which `#[kiln::call]`
 //! (`parse/subclass.rs`, `codegen/subclass.rs`) checks and generates the body.
 //!
 //! ```text
@@ -24,7 +24,7 @@ pub fn field_alias(model: &Ident, field: &str) -> Ident {
     format_ident!("__KilnField{}_{}", model, field)
 }
 
-/// The constant `__KILN_<kind>_<field>` (`IN`, `OUT`, `ACT`) of a field.
+/// The constant `__KILN_<kind>_<field>` (`ACT`: its activation) of a field.
 pub fn konst(kind: &str, field: &str) -> Ident {
     format_ident!("__KILN_{}_{}", kind, field)
 }
@@ -150,14 +150,10 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
             #[allow(non_camel_case_types)]
             type #alias = #elem;
         });
-        let (kin, kout, kact) = (konst("IN", &key), konst("OUT", &key), konst("ACT", &key));
+        // The field's shape rule is read through its alias (`FieldRule::of`); its activation,
+        // which the model's output activations name, here.
+        let kact = konst("ACT", &key);
         consts.push(quote! {
-            #[doc(hidden)]
-            #[allow(non_upper_case_globals)]
-            pub const #kin: usize = <#ty as #rt::Shaped>::IN;
-            #[doc(hidden)]
-            #[allow(non_upper_case_globals)]
-            pub const #kout: usize = <#ty as #rt::Shaped>::OUT;
             #[doc(hidden)]
             #[allow(non_upper_case_globals)]
             pub const #kact: #rt::ActKind = <#ty as #rt::Shaped>::ACT;

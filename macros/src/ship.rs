@@ -50,15 +50,15 @@ pub enum Static {
     },
     /// Keras' `Normalization` with its adapted mean and variance.
     Normalization,
-    /// `PReLU`: a sample's shape and the strides its `alpha` is read with (rank 3).
+    /// `PReLU`: a sample's shape and the axes sharing a slope (the runtime plans the strides).
     PRelu {
-        dims: [usize; 3],
-        strides: [usize; 3],
+        shape: Vec<usize>,
+        shared: Vec<usize>,
     },
-    /// `Permute`: the output's shape and the input's strides along it (rank 3).
+    /// `Permute`: a sample's shape and the new order of its axes (the runtime plans the copy).
     Permute {
-        dims: [usize; 3],
-        strides: [usize; 3],
+        shape: Vec<usize>,
+        order: Vec<usize>,
     },
     Activation {
         act: &'static str,
@@ -723,15 +723,17 @@ impl Caller<'_> {
                 let (mean, var) = (self.f32s("moving_mean"), self.f32s("moving_variance"));
                 quote!(::kiln::infer::batch_norm(#x, #g, #b, #mean, #var, #epsilon, __out))
             }
-            Static::PRelu { dims, strides } => {
-                let ([d0, d1, d2], [s0, s1, s2]) = (dims, strides);
+            Static::PRelu { shape, shared } => {
                 let alpha = self.f32s("alpha");
-                quote!(::kiln::infer::prelu(#x, #alpha, [#d0, #d1, #d2], [#s0, #s1, #s2], __out))
+                quote!({
+                    const PLAN: ([usize; 3], [usize; 3]) = ::kiln::infer::prelu_plan(&[#(#shape),*], &[#(#shared),*]);
+                    ::kiln::infer::prelu(#x, #alpha, PLAN.0, PLAN.1, __out)
+                })
             }
-            Static::Permute { dims, strides } => {
-                let ([d0, d1, d2], [s0, s1, s2]) = (dims, strides);
-                quote!(::kiln::infer::permute(#x, [#d0, #d1, #d2], [#s0, #s1, #s2], __out))
-            }
+            Static::Permute { shape, order } => quote!({
+                const PLAN: ([usize; 3], [usize; 3]) = ::kiln::infer::permute_plan(&[#(#shape),*], &[#(#order),*]);
+                ::kiln::infer::permute(#x, PLAN.0, PLAN.1, __out)
+            }),
             Static::Normalization => {
                 let (mean, var) = (self.f32s("mean"), self.f32s("variance"));
                 quote!(::kiln::infer::normalize(#x, #mean, #var, __out))

@@ -102,7 +102,7 @@ impl Spec for Custom {
 }
 
 /// A field of a `#[kiln::model]` struct, applied in its `call` body: its type is the user's, and
-/// its widths are the constants the struct macro generated (`__KILN_IN_<key>`).
+/// its shape rule is its type's `Shaped` constants, read through the alias the struct macro made.
 pub struct Field {
     pub key: String,
     /// The type alias the struct macro emitted for the field's (element) type.

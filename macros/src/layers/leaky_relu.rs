@@ -130,13 +130,6 @@ impl Spec for PRelu {
     }
 
     fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
-        let shape = &ins[0];
-        let pad = 3 - shape.len().min(3);
-        let (mut dims, mut a) = ([1usize; 3], [1usize; 3]);
-        shape.iter().take(3).enumerate().for_each(|(k, &d)| dims[pad + k] = d);
-        self.alpha(shape).iter().take(3).enumerate().for_each(|(k, &d)| a[pad + k] = d);
-        let full = [a[1] * a[2], a[2], 1];
-        let strides = [0, 1, 2].map(|k| if a[k] == 1 { 0 } else { full[k] });
-        Some(crate::ship::Static::PRelu { dims, strides })
+        Some(crate::ship::Static::PRelu { shape: ins[0].clone(), shared: self.shared.clone() })
     }
 }

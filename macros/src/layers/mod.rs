@@ -60,7 +60,7 @@ pub use view::flatten;
 pub use window::global_pool;
 
 /// One dimension in generated code: a literal (`16usize`) or, in a `#[kiln::model]` struct, a
-/// constant expression rustc evaluates (`{ <Model>::__KILN_OUT_dense }`).
+/// constant expression rustc evaluates (`<Model>::__KILN_SHAPE_3[0]`).
 pub type Dim = TokenStream;
 
 /// What a layer kind is, once its arguments are understood.

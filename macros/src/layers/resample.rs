@@ -283,20 +283,6 @@ impl Spec for Permute {
     }
 
     fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
-        let (dims, strides) = plan(&ins[0], &self.order);
-        Some(crate::ship::Static::Permute { dims, strides })
+        Some(crate::ship::Static::Permute { shape: ins[0].clone(), order: self.order.clone() })
     }
-}
-
-/// The runtime's plan of a permutation (`Permute::new`): the output's shape and the input's
-/// strides, padded to rank 3.
-fn plan(shape: &[usize], order: &[usize]) -> ([usize; 3], [usize; 3]) {
-    let pad = 3 - shape.len().min(3);
-    let (mut d, mut p) = ([1usize; 3], [0usize, 1, 2]);
-    for (k, (&s, &o)) in shape.iter().zip(order).enumerate().take(3) {
-        d[pad + k] = s;
-        p[pad + k] = pad + o;
-    }
-    let strides = [d[1] * d[2], d[2], 1];
-    ([d[p[0]], d[p[1]], d[p[2]]], [strides[p[0]], strides[p[1]], strides[p[2]]])
 }

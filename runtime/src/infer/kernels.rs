@@ -796,8 +796,54 @@ pub fn resample(x: &[f32], (h, w, c): (usize, usize, usize), (oh, ow): (usize, u
     }
 }
 
+/// A sample of `shape` (rank 1 to 3) padded to rank 3 with leading 1s.
+const fn padded(shape: &[usize]) -> ([usize; 3], usize) {
+    let n = if shape.len() < 3 { shape.len() } else { 3 };
+    let (pad, mut d, mut k) = (3 - n, [1usize; 3], 0);
+    while k < n {
+        d[3 - n + k] = shape[k];
+        k += 1;
+    }
+    (d, pad)
+}
+
+/// `Permute`'s plan for a sample of `shape` and `order` (0-based: output axis `k` is input axis
+/// `order[k]`): the output's shape and the input's stride along each output axis, rank 3.
+pub const fn permute_plan(shape: &[usize], order: &[usize]) -> ([usize; 3], [usize; 3]) {
+    let (d, pad) = padded(shape);
+    let (mut p, mut k) = ([0usize, 1, 2], 0);
+    while k + pad < 3 {
+        p[pad + k] = pad + order[k];
+        k += 1;
+    }
+    let strides = [d[1] * d[2], d[2], 1];
+    ([d[p[0]], d[p[1]], d[p[2]]], [strides[p[0]], strides[p[1]], strides[p[2]]])
+}
+
+/// `PReLU`'s plan for a sample of `shape` sharing its slopes along `shared` (0-based axes): the
+/// sample's shape and the strides its `alpha` is read with (0 along a shared axis), rank 3.
+pub const fn prelu_plan(shape: &[usize], shared: &[usize]) -> ([usize; 3], [usize; 3]) {
+    let (dims, pad) = padded(shape);
+    let mut a = dims;
+    let mut i = 0;
+    while i < shared.len() {
+        if shared[i] < shape.len() && pad + shared[i] < 3 {
+            a[pad + shared[i]] = 1;
+        }
+        i += 1;
+    }
+    let full = [a[1] * a[2], a[2], 1];
+    let mut strides = [0usize; 3];
+    let mut k = 0;
+    while k < 3 {
+        strides[k] = if a[k] == 1 { 0 } else { full[k] };
+        k += 1;
+    }
+    (dims, strides)
+}
+
 /// `Permute`: each sample's axes reordered. `dims` is the output's shape (rank 3, a leading 1
-/// for rank 2) and `strides` the input's stride along each output axis.
+/// for rank 2) and `strides` the input's stride along each output axis ([`permute_plan`]).
 pub fn permute(x: &[f32], dims: [usize; 3], strides: [usize; 3], y: &mut [f32]) {
     let mut o = 0;
     for a in 0..dims[0] {
@@ -812,7 +858,8 @@ pub fn permute(x: &[f32], dims: [usize; 3], strides: [usize; 3], y: &mut [f32]) 
 }
 
 /// `PReLU`: `x` where `x > 0`, `alpha · x` elsewhere, `alpha` per position of a sample of
-/// `dims` (rank 3, leading 1s for lower ranks) read with `strides` (0 along a shared axis).
+/// `dims` (rank 3, leading 1s for lower ranks) read with `strides` (0 along a shared axis;
+/// [`prelu_plan`]).
 pub fn prelu(x: &[f32], alpha: &[f32], dims: [usize; 3], strides: [usize; 3], y: &mut [f32]) {
     let mut o = 0;
     for a in 0..dims[0] {

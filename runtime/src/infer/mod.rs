@@ -13,8 +13,8 @@ mod sequence;
 pub use cpu::level;
 pub use kernels::{
     Bf16, Elem, F16, Kernel, Merge, Resize, Window, activation, batch_norm, concatenate, conv, conv_transpose, dense,
-    depthwise, dot, global_average_masked, global_pool, layer_norm, leaky_relu, merge, normalize, permute, pool, prelu,
-    resample, rescale, separable,
+    depthwise, dot, global_average_masked, global_pool, layer_norm, leaky_relu, merge, normalize, permute,
+    permute_plan, pool, prelu, prelu_plan, resample, rescale, separable,
 };
 pub use math::ActKind;
 pub use sequence::{

@@ -81,21 +81,20 @@ impl DotAttention {
         });
         DotAttention { scale, cfg, buf: DotAttentionBuffers::default() }
     }
+}
 
-    /// One sample's scores before the mask: `q · kᵀ` (the scalar scale is applied by the
-    /// caller), or the additive form.
-    fn scores(&self, q: &[f32], k: &[f32], out: &mut [f32]) {
-        let DotAttentionConfig { tq, tv, d, .. } = self.cfg;
-        if !self.cfg.additive {
-            return gemm(tq, d, tv, Mat::n(q), Mat::t(k), out, 0.0);
-        }
-        let w = self.scale.as_ref().map(|p| &p.value[..]);
-        for a in 0..tq {
-            let qa = &q[a * d..(a + 1) * d];
-            for c in 0..tv {
-                let kc = &k[c * d..(c + 1) * d];
-                out[a * tv + c] = (0..d).map(|j| w.map_or(1.0, |w| w[j]) * (qa[j] + kc[j]).tanh()).sum();
-            }
+/// One sample's scores before the mask: `q · kᵀ` (the scalar scale is applied by the caller),
+/// or the additive form with its per-feature scale `w`.
+fn scores(cfg: &DotAttentionConfig, w: Option<&[f32]>, q: &[f32], k: &[f32], out: &mut [f32]) {
+    let DotAttentionConfig { tq, tv, d, .. } = *cfg;
+    if !cfg.additive {
+        return gemm(tq, d, tv, Mat::n(q), Mat::t(k), out, 0.0);
+    }
+    for a in 0..tq {
+        let qa = &q[a * d..(a + 1) * d];
+        for c in 0..tv {
+            let kc = &k[c * d..(c + 1) * d];
+            out[a * tv + c] = (0..d).map(|j| w.map_or(1.0, |w| w[j]) * (qa[j] + kc[j]).tanh()).sum();
         }
     }
 }
@@ -110,14 +109,13 @@ impl Layer for DotAttention {
             _ => 1.0,
         };
         let (qmask, vmask) = (ctx.masks[0], ctx.masks[1]);
-        let mut raw = std::mem::take(&mut self.buf.raw);
-        sized(&mut raw, ctx.n * tq * tv);
+        let b = &mut self.buf;
+        let w = self.scale.as_ref().map(|p| &p.value[..]);
+        let raw = sized(&mut b.raw, ctx.n * tq * tv);
         for i in 0..ctx.n {
             let ri = &mut raw[i * tq * tv..(i + 1) * tq * tv];
-            self.scores(&q[i * tq * d..(i + 1) * tq * d], &k[i * tv * d..(i + 1) * tv * d], ri);
+            scores(&self.cfg, w, &q[i * tq * d..(i + 1) * tq * d], &k[i * tv * d..(i + 1) * tv * d], ri);
         }
-        self.buf.raw = raw;
-        let b = &mut self.buf;
         let p = sized(&mut b.p, ctx.n * tq * tv);
         let out = sized(&mut b.out, ctx.n * tq * dv);
         for i in 0..ctx.n {

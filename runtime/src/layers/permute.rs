@@ -2,7 +2,7 @@
 //! features). Forward and backward are the same copy, the second by the inverse order.
 
 use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Shareable, sized};
-use crate::infer::permute;
+use crate::infer::{permute, permute_plan};
 
 /// A reordering of up to three axes per sample.
 #[derive(Clone, Debug)]
@@ -30,19 +30,6 @@ impl LayerBuffers for PermuteBuffers {
     }
 }
 
-/// Output shape and input strides of `order` (0-based: output axis `k` is input axis `order[k]`)
-/// on a sample of `shape`, padded to rank 3.
-pub fn plan(shape: &[usize], order: &[usize]) -> ([usize; 3], [usize; 3]) {
-    let pad = 3 - shape.len().min(3);
-    let (mut d, mut p) = ([1usize; 3], [0usize, 1, 2]);
-    for (k, (&s, &o)) in shape.iter().zip(order).enumerate().take(3) {
-        d[pad + k] = s;
-        p[pad + k] = pad + o;
-    }
-    let strides = [d[1] * d[2], d[2], 1];
-    ([d[p[0]], d[p[1]], d[p[2]]], [strides[p[0]], strides[p[1]], strides[p[2]]])
-}
-
 impl Permute {
     /// The layer moving input axis `order[k]` to output axis `k` (0-based, over a sample's axes
     /// of `shape`).
@@ -50,7 +37,7 @@ impl Permute {
         let out: Vec<usize> = order.iter().map(|&o| shape[o]).collect();
         let mut inverse = vec![0; order.len()];
         order.iter().enumerate().for_each(|(k, &o)| inverse[o] = k);
-        Permute { fwd: plan(shape, order), back: plan(&out, &inverse), buf: PermuteBuffers::default() }
+        Permute { fwd: permute_plan(shape, order), back: permute_plan(&out, &inverse), buf: PermuteBuffers::default() }
     }
 }
 

@@ -2,7 +2,7 @@
 //! (`alpha` has the sample's shape, 1 along each of `shared_axes`), initialised with zeros.
 
 use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Param, Shareable, sized};
-use crate::infer::prelu;
+use crate::infer::{prelu, prelu_plan};
 
 /// `x` where `x > 0`, `alpha · x` elsewhere, with `alpha` trainable.
 #[derive(Clone, Debug)]
@@ -32,24 +32,11 @@ impl LayerBuffers for PReluBuffers {
     }
 }
 
-/// A sample of `shape` (rank 1 to 3) padded to rank 3, `alpha`'s shape, and the strides `alpha`
-/// is read with, for `shared` axes (0-based) of size 1 in `alpha`.
-fn prelu_plan(shape: &[usize], shared: &[usize]) -> ([usize; 3], Vec<usize>, [usize; 3]) {
-    let pad = 3 - shape.len().min(3);
-    let mut dims = [1usize; 3];
-    shape.iter().take(3).enumerate().for_each(|(k, &d)| dims[pad + k] = d);
-    let alpha: Vec<usize> = shape.iter().enumerate().map(|(k, &d)| if shared.contains(&k) { 1 } else { d }).collect();
-    let mut a = [1usize; 3];
-    alpha.iter().take(3).enumerate().for_each(|(k, &d)| a[pad + k] = d);
-    let full = [a[1] * a[2], a[2], 1];
-    let strides = [0, 1, 2].map(|k| if a[k] == 1 { 0 } else { full[k] });
-    (dims, alpha, strides)
-}
-
 impl PReLU {
     /// The layer on samples of `shape`, sharing `alpha` along `shared` (0-based sample axes).
     pub fn new(shape: &[usize], shared: &[usize]) -> Self {
-        let (dims, alpha, strides) = prelu_plan(shape, shared);
+        let alpha: Vec<usize> = shape.iter().enumerate().map(|(k, &d)| if shared.contains(&k) { 1 } else { d }).collect();
+        let (dims, strides) = prelu_plan(shape, shared);
         PReLU { alpha: Param::zeros(&alpha), dims, strides, buf: PReluBuffers::default() }
     }
 }
