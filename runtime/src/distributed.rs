@@ -232,7 +232,7 @@ impl Collective for Mpi {
 
 /// Averages the state weights (moving statistics) of every replica, each weighted by the rows
 /// it trained on since the last call: for custom training steps, which `fit` does itself.
-pub fn all_reduce_state<M: crate::Model>(m: &mut M, group: &dyn Collective, local_rows: usize) {
+pub fn all_reduce_state(m: &mut dyn crate::model::dynamic::DynModel, group: &dyn Collective, local_rows: usize) {
     let mut v = vec![local_rows as f32];
     m.visit_weights_mut(&mut |p| {
         if p.role() == crate::layers::Role::State {
@@ -251,7 +251,7 @@ pub fn all_reduce_state<M: crate::Model>(m: &mut M, group: &dyn Collective, loca
 }
 
 /// FNV-1a over every weight's bits: equal on every replica of a healthy run.
-pub fn fingerprint<M: crate::Model>(m: &M) -> u64 {
+pub fn fingerprint(m: &dyn crate::model::dynamic::DynModel) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     m.visit_weights(&mut |_, p| {
         for v in &p.value {
@@ -267,7 +267,7 @@ pub fn fingerprint<M: crate::Model>(m: &M) -> u64 {
 /// Checks that every replica holds the same weights (their fingerprints gathered): the error
 /// names the processes that differ. `fit` runs it when it starts, and after each epoch in debug
 /// builds.
-pub fn check_replicas<M: crate::Model>(c: &dyn Collective, m: &M, when: &str) -> crate::Result<()> {
+pub fn check_replicas(c: &dyn Collective, m: &dyn crate::model::dynamic::DynModel, when: &str) -> crate::Result<()> {
     let h = fingerprint(m);
     // Two exact f64 halves of the 64-bit hash.
     let local = [(h >> 32) as f64, (h & 0xffff_ffff) as f64];

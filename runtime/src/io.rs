@@ -23,7 +23,7 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{Error, Result, Shape};
-use crate::model::Model;
+use crate::model::dynamic::DynModel;
 use crate::optimizers::OptimizerState;
 
 const OPTIMIZER_PREFIX: &str = "optimizer.";
@@ -95,7 +95,7 @@ impl Default for LoadOptions {
 const MAX_COUNT: u64 = i32::MAX as u64;
 
 /// FNV-1a over the model's structure: changes when layers, shapes or parameter names change.
-pub fn architecture_hash<M: Model>(m: &M) -> String {
+pub fn architecture_hash(m: &dyn DynModel) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |s: &str| {
         for b in s.bytes().chain(std::iter::once(0)) {
@@ -103,11 +103,11 @@ pub fn architecture_hash<M: Model>(m: &M) -> String {
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
     };
-    for p in M::INPUTS.iter().chain(M::OUTPUTS) {
+    for p in m.meta().inputs.iter().chain(m.meta().outputs) {
         eat(p.name);
         eat(&format!("{:?}", p.shape));
     }
-    for l in M::LAYERS {
+    for l in m.meta().layers {
         eat(&format!("{}:{}:{:?}:{}:{}", l.name, l.kind, l.output_shape, l.params, l.activation));
     }
     m.visit_weights(&mut |n, p| eat(&format!("{n}{:?}", p.shape())));
@@ -128,11 +128,11 @@ pub(crate) struct Resume<'a> {
     pub stream: u64,
 }
 
-fn serialize<M: Model>(m: &M, resume: Option<Resume<'_>>) -> Result<Vec<u8>> {
+fn serialize(m: &dyn DynModel, resume: Option<Resume<'_>>) -> Result<Vec<u8>> {
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     m.visit_weights(&mut |n, p| tensors.push((n.to_string(), p.shape().to_vec(), le_bytes(&p.value))));
     let mut meta = BTreeMap::from([
-        ("kiln.model".to_string(), M::NAME.to_string()),
+        ("kiln.model".to_string(), m.meta().name.to_string()),
         ("kiln.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("kiln.architecture".to_string(), architecture_hash(m)),
     ]);
@@ -178,13 +178,13 @@ fn serialize<M: Model>(m: &M, resume: Option<Resume<'_>>) -> Result<Vec<u8>> {
 }
 
 /// Writes the model's weights to `path` (safetensors, atomically).
-pub fn save_weights<M: Model>(m: &M, path: &Path) -> Result<()> {
+pub fn save_weights(m: &dyn DynModel, path: &Path) -> Result<()> {
     let bytes = serialize(m, None)?;
     atomic_write(path, |w| w.write_all(&bytes))
 }
 
 /// Writes weights, optimizer state and epoch count to `path` (safetensors, atomically).
-pub fn save_checkpoint<M: Model>(m: &M, path: &Path) -> Result<()> {
+pub fn save_checkpoint(m: &dyn DynModel, path: &Path) -> Result<()> {
     let st = m.train_state();
     let opt = st.optimizer().ok_or(Error::NotCompiled("save_checkpoint"))?;
     let state = opt.state();
@@ -199,7 +199,7 @@ pub fn save_checkpoint<M: Model>(m: &M, path: &Path) -> Result<()> {
 }
 
 /// Writes a checkpoint from its parts (what `fit` holds while a callback saves one).
-pub(crate) fn save_checkpoint_with<M: Model>(m: &M, resume: Resume<'_>, path: &Path) -> Result<()> {
+pub(crate) fn save_checkpoint_with(m: &dyn DynModel, resume: Resume<'_>, path: &Path) -> Result<()> {
     let bytes = serialize(m, Some(resume))?;
     atomic_write(path, |w| w.write_all(&bytes))
 }
@@ -233,7 +233,7 @@ fn floats(path: &str, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
 /// Reads and checks `bytes` (the contents of `path`) against the model: every tensor matching its
 /// checksum, the architecture (unless `opts` turns that off), every parameter present with its
 /// shape and dtype, nothing unknown, every value finite.
-pub fn check<M: Model>(m: &M, path: &str, bytes: &[u8], checkpoint: bool, opts: LoadOptions) -> Result<Loaded> {
+pub fn check(m: &dyn DynModel, path: &str, bytes: &[u8], checkpoint: bool, opts: LoadOptions) -> Result<Loaded> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| bad(path, format!("not a valid safetensors file: {e}")))?;
     let (_, meta) =
         SafeTensors::read_metadata(bytes).map_err(|e| bad(path, format!("not a valid safetensors file: {e}")))?;
@@ -259,7 +259,7 @@ pub fn check<M: Model>(m: &M, path: &str, bytes: &[u8], checkpoint: bool, opts: 
                     "saved by {by} of architecture {saved}, but {} has architecture {ours} (other layers, \
                      activations or shapes); to load it anyway (transfer learning), use \
                      load_weights_with(path, LoadOptions {{ check_architecture: false }})",
-                    M::NAME
+                    m.meta().name
                 ),
             ));
         }
@@ -277,7 +277,7 @@ pub fn check<M: Model>(m: &M, path: &str, bytes: &[u8], checkpoint: bool, opts: 
                 format!(
                     "tensor `{name}` has shape {} in the file, but {}'s parameter has shape {}",
                     Shape(view.shape().to_vec()),
-                    M::NAME,
+                    m.meta().name,
                     Shape(shape.clone())
                 ),
             ));
@@ -291,7 +291,7 @@ pub fn check<M: Model>(m: &M, path: &str, bytes: &[u8], checkpoint: bool, opts: 
         }
         match name.strip_prefix(OPTIMIZER_PREFIX).map(str::parse::<usize>) {
             Some(Ok(_)) => {}
-            _ => return Err(bad(path, format!("tensor `{name}` is not a parameter of {}", M::NAME))),
+            _ => return Err(bad(path, format!("tensor `{name}` is not a parameter of {}", m.meta().name))),
         }
     }
     if checkpoint {
@@ -311,7 +311,7 @@ fn read(path: &Path) -> Result<(String, Vec<u8>)> {
     Ok((shown, bytes))
 }
 
-fn install<M: Model>(m: &mut M, loaded: Loaded) {
+fn install(m: &mut dyn DynModel, loaded: Loaded) {
     let mut it = loaded.weights.into_iter();
     m.visit_weights_mut(&mut |p| {
         if let Some(v) = it.next() {
@@ -321,7 +321,7 @@ fn install<M: Model>(m: &mut M, loaded: Loaded) {
 }
 
 /// Loads weights saved by [`save_weights`] (or a checkpoint, whose optimizer state is ignored).
-pub fn load_weights<M: Model>(m: &mut M, path: &Path, opts: LoadOptions) -> Result<()> {
+pub fn load_weights(m: &mut dyn DynModel, path: &Path, opts: LoadOptions) -> Result<()> {
     let (shown, bytes) = read(path)?;
     let loaded = check(m, &shown, &bytes, false, opts)?;
     install(m, loaded);
@@ -330,7 +330,7 @@ pub fn load_weights<M: Model>(m: &mut M, path: &Path, opts: LoadOptions) -> Resu
 
 /// Loads a checkpoint: weights, optimizer state and epoch count. The model must be compiled with
 /// the same optimizer as when it was saved.
-pub fn load_checkpoint<M: Model>(m: &mut M, path: &Path) -> Result<()> {
+pub fn load_checkpoint(m: &mut dyn DynModel, path: &Path) -> Result<()> {
     let (shown, bytes) = read(path)?;
     let loaded = check(m, &shown, &bytes, true, LoadOptions::default())?;
     let meta = |k: &str| loaded.metadata.get(k).cloned();
@@ -379,7 +379,7 @@ pub fn load_checkpoint<M: Model>(m: &mut M, path: &Path) -> Result<()> {
 /// Copies embedded weights into `m` by name: `table` lists each weight's full name and byte range
 /// within `bytes`, as read by the model macro, which checked names and shapes at compile time.
 #[doc(hidden)]
-pub fn install_embedded_named<M: Model>(m: &mut M, bytes: &'static [u8], table: &[(&str, usize, usize)]) {
+pub fn install_embedded_named(m: &mut dyn DynModel, bytes: &'static [u8], table: &[(&str, usize, usize)]) {
     let mut ranges = Vec::new();
     m.visit_weights(&mut |name, _| {
         ranges.push(table.iter().find(|(n, _, _)| *n == name).map_or((0, 0), |&(_, s, e)| (s, e)));
@@ -390,7 +390,7 @@ pub fn install_embedded_named<M: Model>(m: &mut M, bytes: &'static [u8], table: 
 /// Copies embedded weights into `m`: `ranges[i]` is the byte range of parameter `i` (traversal
 /// order) within `bytes`, as checked by the model macro at compile time.
 #[doc(hidden)]
-pub fn install_embedded<M: Model>(m: &mut M, bytes: &'static [u8], ranges: &[(usize, usize)]) {
+pub fn install_embedded(m: &mut dyn DynModel, bytes: &'static [u8], ranges: &[(usize, usize)]) {
     let mut i = 0;
     m.visit_weights_mut(&mut |p| {
         if let Some(&(start, end)) = ranges.get(i) {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::dynamic::DynModel;
 use crate::summary::{LayerInfo, output_k, shape, shapes};
 use crate::train::History;
 
@@ -140,13 +140,14 @@ fn graph(
 
 /// The model as Graphviz DOT source: one node per layer (and per input), one edge per
 /// connection, labelled as `opts` asks.
-pub fn to_dot<M: Model>(m: &M, opts: &PlotOptions) -> String {
+pub fn to_dot(m: &dyn DynModel, opts: &PlotOptions) -> String {
+    let meta = m.meta();
     let mut weights: Vec<(String, bool)> = Vec::new();
     m.visit_weights(&mut |name, p| weights.push((name.replace('.', "/"), p.role() != crate::layers::Role::Frozen)));
     let trainable = |layer: &str| weights.iter().filter(|(w, _)| w.starts_with(&format!("{layer}/"))).all(|(_, t)| *t);
-    let (nodes, edges) = graph(M::LAYERS, opts.expand_nested, "", &trainable);
+    let (nodes, edges) = graph(meta.layers, opts.expand_nested, "", &trainable);
     let mut dot =
-        format!("digraph {} {{\n  rankdir=\"{}\";\n", M::NAME, if opts.rankdir == "LR" { "LR" } else { "TB" });
+        format!("digraph {} {{\n  rankdir=\"{}\";\n", meta.name, if opts.rankdir == "LR" { "LR" } else { "TB" });
     dot += "  node [shape=record];\n";
     for (i, d) in nodes.iter().enumerate() {
         let l = d.info;
@@ -158,7 +159,7 @@ pub fn to_dot<M: Model>(m: &M, opts: &PlotOptions) -> String {
         if opts.show_shapes {
             let input = match (d.inputs.len(), l.kind) {
                 (0, "InputLayer") => shape(l.output_shape),
-                (0, _) => match M::INPUTS.first() {
+                (0, _) => match meta.inputs.first() {
                     Some(p) if i == 0 => shape(p.shape),
                     _ => "?".into(),
                 },
@@ -239,7 +240,7 @@ fn format_of(path: &Path) -> Result<&'static str> {
 
 /// Draws the model's graph to `path`: Graphviz source for `.dot`, a drawing for `.svg` and
 /// `.png` (Keras' `plot_model`, with no Graphviz install).
-pub fn plot_model<M: Model>(m: &M, path: impl AsRef<Path>, opts: &PlotOptions) -> Result<()> {
+pub fn plot_model(m: &dyn DynModel, path: impl AsRef<Path>, opts: &PlotOptions) -> Result<()> {
     let path = path.as_ref();
     let fmt = format_of(path)?;
     let dot = to_dot(m, opts);

@@ -1,6 +1,6 @@
 //! `model.summary()`: Keras 3's table, from the layer table the model macro computed.
 
-use crate::model::Model;
+use crate::model::dynamic::DynModel;
 
 /// One layer of a model, as the model macro computed it at compile time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +94,8 @@ fn sequential_like(layers: &[LayerInfo]) -> bool {
     layers.iter().filter(|l| l.kind != "InputLayer").all(|l| l.connected.len() == 1 && read.insert(l.connected[0]))
 }
 
-pub(crate) fn render<M: Model>(m: &M, expand_nested: bool) -> String {
+pub(crate) fn render(m: &dyn DynModel, expand_nested: bool) -> String {
+    let meta = m.meta();
     let (mut total, mut trainable) = (0, 0);
     m.visit_weights(&mut |_, p| {
         total += p.len();
@@ -104,13 +105,13 @@ pub(crate) fn render<M: Model>(m: &M, expand_nested: bool) -> String {
     });
     // Functional models add Keras' `Connected to` column; a cell may hold several lines.
     let functional =
-        M::LAYERS.iter().any(|l| l.kind == "InputLayer" || !l.connected.is_empty()) && !sequential_like(M::LAYERS);
+        meta.layers.iter().any(|l| l.kind == "InputLayer" || !l.connected.is_empty()) && !sequential_like(meta.layers);
     let mut header = vec!["Layer (type)".to_string(), "Output Shape".into(), "Param #".into()];
     if functional {
         header.push("Connected to".into());
     }
     let mut listed = Vec::new();
-    rows(M::LAYERS, expand_nested, 0, &mut listed);
+    rows(meta.layers, expand_nested, 0, &mut listed);
     let rows: Vec<Vec<Vec<String>>> = listed
         .iter()
         .map(|&(depth, l)| {
@@ -155,7 +156,7 @@ pub(crate) fn render<M: Model>(m: &M, expand_nested: bool) -> String {
             .collect();
         format!("{bar}{}{bar}\n", parts.join(bar))
     };
-    let mut s = format!("Model: \"{}\"\n", M::NAME);
+    let mut s = format!("Model: \"{}\"\n", meta.name);
     s += &line("┏", "┳", "┓", "━");
     s += &cells(&header.iter().map(|h| &h[..]).collect::<Vec<_>>(), "┃");
     s += &line("┡", "╇", "┩", "━");
@@ -173,7 +174,7 @@ pub(crate) fn render<M: Model>(m: &M, expand_nested: bool) -> String {
     s += &format!(" Total params: {} ({})\n", thousands(total), bytes(total));
     s += &format!(" Trainable params: {} ({})\n", thousands(trainable), bytes(trainable));
     s += &format!(" Non-trainable params: {} ({})", thousands(total - trainable), bytes(total - trainable));
-    if let Some([weights, scratch]) = M::MEMORY {
+    if let Some([weights, scratch]) = meta.memory {
         s += &format!("\n Inference memory: {} of weights, {} of scratch per sample", bytes(weights / 4), bytes(scratch / 4));
     }
     s

@@ -3,7 +3,8 @@
 use crate::error::{Error, Result};
 use crate::losses::Loss;
 use crate::metrics::{MetricSpec, Probs, RunningMetric};
-use crate::model::Model;
+use crate::model::Meta;
+use crate::model::dynamic::DynModel;
 use crate::optimizers::{IntoOptimizer, Optimizer};
 
 /// Anything `compile` accepts as a loss: a Keras name or a [`Loss`].
@@ -26,7 +27,7 @@ impl IntoLoss for &str {
 
 /// The full form of `compile`, for models with several outputs: one loss for all outputs or one
 /// per output (by the output's name), loss weights, and metrics for all or per output. Names are
-/// resolved, and errors reported, by [`Model::compile_with`].
+/// resolved, and errors reported, by [`Model::compile_with`](crate::Model::compile_with).
 #[derive(Debug)]
 pub struct Compile {
     optimizer: Result<Box<dyn Optimizer>>,
@@ -128,14 +129,14 @@ impl Compiled {
 
     /// Fresh metric states, keyed as Keras does (`accuracy`, or `class_accuracy` with several
     /// outputs), each with the output it reads.
-    pub fn metric_states<M: Model>(&self) -> Vec<(usize, RunningMetric)> {
-        let multi = M::OUTPUTS.len() > 1;
+    pub fn metric_states(&self, meta: &Meta) -> Vec<(usize, RunningMetric)> {
+        let multi = meta.outputs.len() > 1;
         let mut out = Vec::new();
         for (k, spec) in self.outputs.iter().enumerate() {
-            let width = M::OUTPUTS[k].last();
+            let width = meta.outputs[k].last();
             for metric in &spec.metrics {
                 let name = metric.name();
-                let key = if multi { format!("{}_{name}", M::OUTPUTS[k].name) } else { name.to_string() };
+                let key = if multi { format!("{}_{name}", meta.outputs[k].name) } else { name.to_string() };
                 let kind = metric.kind(&spec.loss, width);
                 out.push((k, RunningMetric::resolved(&key, kind, Probs::of(&spec.loss, width))));
             }
@@ -144,22 +145,23 @@ impl Compiled {
     }
 }
 
-fn output_index<M: Model>(name: &str, what: &'static str) -> Result<usize> {
-    M::OUTPUTS.iter().position(|o| o.name == name).ok_or_else(|| {
-        let names: Vec<_> = M::OUTPUTS.iter().map(|o| o.name).collect();
-        Error::invalid(what, format!("{} has no output named `{name}`; its outputs are: {}", M::NAME, names.join(", ")))
+fn output_index(meta: &Meta, name: &str, what: &'static str) -> Result<usize> {
+    meta.outputs.iter().position(|o| o.name == name).ok_or_else(|| {
+        let names: Vec<_> = meta.outputs.iter().map(|o| o.name).collect();
+        Error::invalid(what, format!("{} has no output named `{name}`; its outputs are: {}", meta.name, names.join(", ")))
     })
 }
 
-pub(crate) fn compile<M: Model>(m: &mut M, config: Compile) -> Result<()> {
+pub(crate) fn compile(m: &mut dyn DynModel, config: Compile) -> Result<()> {
+    let meta = m.meta();
     let optimizer = config.optimizer?;
     optimizer.check()?;
     let default = config.loss.transpose()?;
-    let mut losses: Vec<Option<Loss>> = vec![default; M::OUTPUTS.len()];
+    let mut losses: Vec<Option<Loss>> = vec![default; meta.outputs.len()];
     for (name, loss) in config.output_losses {
-        losses[output_index::<M>(&name, "loss")?] = Some(loss?);
+        losses[output_index(&meta, &name, "loss")?] = Some(loss?);
     }
-    let mut weights = vec![1.0f32; M::OUTPUTS.len()];
+    let mut weights = vec![1.0f32; meta.outputs.len()];
     for (name, w) in config.weights {
         if !w.is_finite() || w < 0.0 {
             return Err(Error::invalid(
@@ -167,13 +169,13 @@ pub(crate) fn compile<M: Model>(m: &mut M, config: Compile) -> Result<()> {
                 format!("the weight of `{name}` must be finite and >= 0, got {w}"),
             ));
         }
-        weights[output_index::<M>(&name, "loss_weights")?] = w;
+        weights[output_index(&meta, &name, "loss_weights")?] = w;
     }
     for metric in config.metrics.iter().chain(config.output_metrics.iter().flat_map(|(_, v)| v)) {
         metric.check()?;
     }
     let mut outputs = Vec::new();
-    for (k, port) in M::OUTPUTS.iter().enumerate() {
+    for (k, port) in meta.outputs.iter().enumerate() {
         let loss = losses[k].ok_or_else(|| {
             Error::invalid(
                 "loss",
@@ -186,7 +188,7 @@ pub(crate) fn compile<M: Model>(m: &mut M, config: Compile) -> Result<()> {
                 format!(
                     "sparse_categorical_crossentropy needs at least 2 outputs (one per class); output `{}` of {} has {}",
                     port.name,
-                    M::NAME,
+                    meta.name,
                     port.last()
                 ),
             ));
@@ -194,12 +196,12 @@ pub(crate) fn compile<M: Model>(m: &mut M, config: Compile) -> Result<()> {
         outputs.push(OutputSpec { loss, weight: weights[k], metrics: config.metrics.clone() });
     }
     for (name, names) in config.output_metrics {
-        outputs[output_index::<M>(&name, "metrics")?].metrics.extend(names);
+        outputs[output_index(&meta, &name, "metrics")?].metrics.extend(names);
     }
     // Targets must have the shape each metric reads: labels for the sparse ones, the output's
     // shape for the others.
     for (k, out) in outputs.iter().enumerate() {
-        let width = M::OUTPUTS[k].last();
+        let width = meta.outputs[k].last();
         for metric in &out.metrics {
             let kind = metric.kind(&out.loss, width);
             if kind.takes_labels() != out.loss.is_sparse() {
@@ -213,14 +215,14 @@ pub(crate) fn compile<M: Model>(m: &mut M, config: Compile) -> Result<()> {
                     format!(
                         "metric `{}` on output `{}` reads {wants}, but its loss `{}` takes {has}",
                         metric.name(),
-                        M::OUTPUTS[k].name,
+                        meta.outputs[k].name,
                         out.loss.name()
                     ),
                 ));
             }
         }
     }
-    let fused = outputs.iter().enumerate().map(|(k, o)| super::fuses::<M>(&o.loss, k)).collect();
+    let fused = outputs.iter().enumerate().map(|(k, o)| super::fuses(&meta, &o.loss, k)).collect();
     m.train_state_mut().compiled = Some(Compiled { outputs, optimizer, fused });
     Ok(())
 }

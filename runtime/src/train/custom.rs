@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
 use crate::layers::{Ctx, Role, sized};
 use crate::losses::Loss;
+use crate::model::dynamic::DynModel;
 use crate::model::{MAX_PORTS, Model};
 use crate::optimizers::Optimizer;
 use crate::random::Stream;
@@ -50,6 +51,10 @@ impl Gradients {
 
     /// Zero gradients for every parameter of `model` (to accumulate into, or to fill by hand).
     pub fn zeros_like<M: Model>(model: &M) -> Self {
+        Self::zeros_of(model)
+    }
+
+    fn zeros_of(model: &dyn DynModel) -> Self {
         let (mut names, mut values) = (Vec::new(), Vec::new());
         model.visit_weights(&mut |name, p| {
             if p.role() != Role::State {
@@ -141,19 +146,20 @@ fn check_norm(name: &'static str, max: f32) -> Result<()> {
 
 /// After a forward pass on `n` samples: the total of `loss` over every output, its gradient with
 /// respect to each output, and which outputs took the fused softmax gradient.
-fn output_grads<M: Model>(
-    m: &M,
+fn output_grads(
+    m: &dyn DynModel,
     ys: &[data::Rows<'_>],
     loss: &Loss,
     n: usize,
 ) -> (f32, Vec<Vec<f32>>, [bool; MAX_PORTS]) {
-    let no = M::OUTPUTS.len();
+    let meta = m.meta();
+    let no = meta.outputs.len();
     let mut grads: Vec<Vec<f32>> = vec![Vec::new(); no];
     let mut fused = [false; MAX_PORTS];
     let mut total = 0.0;
     for k in 0..no {
-        fused[k] = super::fuses::<M>(loss, k);
-        let (width, rows) = (M::OUTPUTS[k].last(), n * super::loss_rows(&M::OUTPUTS[k]));
+        fused[k] = super::fuses(&meta, loss, k);
+        let (width, rows) = (meta.outputs[k].last(), n * super::loss_rows(&meta.outputs[k]));
         let g = sized(&mut grads[k], rows * width);
         total += loss.compute(m.output(k), &ys[k].data, rows, width, Some(g), fused[k]);
     }
@@ -161,18 +167,19 @@ fn output_grads<M: Model>(
 }
 
 /// The loss of `m` on one batch and its gradients (`loss` applies to every output).
-pub(crate) fn loss_and_grads<M: Model>(
-    m: &mut M,
+pub(crate) fn loss_and_grads(
+    m: &mut dyn DynModel,
     x: Vec<crate::model::InputArray<'_>>,
     y: Vec<crate::model::InputArray<'_>>,
     loss: &Loss,
 ) -> Result<(f32, Gradients)> {
-    let xs = data::inputs::<M>(&x, "x")?;
+    let meta = m.meta();
+    let xs = data::inputs(&meta, &x, "x")?;
     let n = xs[0].n;
-    let ys = data::targets::<M>(&y, n, &[*loss], "y")?;
+    let ys = data::targets(&meta, &y, n, &[*loss], "y")?;
     let _ftz = FlushDenormals::new();
     let xb = super::slices(xs.iter().map(|r| &r.data[..]));
-    let (ni, no) = (M::INPUTS.len(), M::OUTPUTS.len());
+    let (ni, no) = (meta.inputs.len(), meta.outputs.len());
     // A step outside `fit` draws from a stream of its own, so it leaves the model's untouched.
     let mut stream = Stream::new(m.train_state().seed() ^ m.train_state().stream().position());
     let mut ctx = Ctx::new(n, true, &mut stream);
@@ -193,18 +200,19 @@ pub(crate) fn loss_and_grads<M: Model>(
 
 /// The gradient of the loss with respect to each input (saliency maps, adversarial examples), in
 /// inference mode (dropout off, moving statistics), nothing updated.
-pub(crate) fn input_gradients<M: Model>(
-    m: &mut M,
+pub(crate) fn input_gradients(
+    m: &mut dyn DynModel,
     x: Vec<crate::model::InputArray<'_>>,
     y: Vec<crate::model::InputArray<'_>>,
     loss: &Loss,
 ) -> Result<Vec<ndarray::ArrayD<f32>>> {
-    let xs = data::inputs::<M>(&x, "x")?;
+    let meta = m.meta();
+    let xs = data::inputs(&meta, &x, "x")?;
     let n = xs[0].n;
-    let ys = data::targets::<M>(&y, n, &[*loss], "y")?;
+    let ys = data::targets(&meta, &y, n, &[*loss], "y")?;
     let _ftz = FlushDenormals::new();
     let xb = super::slices(xs.iter().map(|r| &r.data[..]));
-    let (ni, no) = (M::INPUTS.len(), M::OUTPUTS.len());
+    let (ni, no) = (meta.inputs.len(), meta.outputs.len());
     // Parameter gradients are rewritten by the pass: keep them as they were.
     let mut kept = Vec::new();
     m.visit_weights(&mut |_, p| kept.push(p.grad.clone()));
@@ -215,13 +223,13 @@ pub(crate) fn input_gradients<M: Model>(
     let dys = super::slices(grads.iter().map(|g| &g[..]));
     m.backward_to_inputs(&xb[..ni], &dys[..no], &fused[..no], &mut ctx);
     let mut out = Vec::with_capacity(ni);
-    for (i, port) in M::INPUTS.iter().enumerate() {
+    for (i, port) in meta.inputs.iter().enumerate() {
         let shape: Vec<usize> = std::iter::once(n).chain(port.shape.iter().copied()).collect();
         let g = m.input_grad_of(i, &dys[..no]);
         if g.len() != n * port.size() {
             return Err(Error::invalid(
                 "input_gradients",
-                format!("{} does not compute gradients with respect to its inputs", M::NAME),
+                format!("{} does not compute gradients with respect to its inputs", meta.name),
             ));
         }
         out.push(ndarray::ArrayD::from_shape_vec(shape, g.to_vec()).map_err(|e| Error::invalid("x", e.to_string()))?);
@@ -243,6 +251,12 @@ pub trait ApplyGradients {
 
 impl<O: Optimizer + ?Sized> ApplyGradients for O {
     fn apply<M: Model>(&mut self, model: &mut M, grads: &Gradients) -> Result<()> {
+        apply(self, model, grads)
+    }
+}
+
+fn apply<O: Optimizer + ?Sized>(opt: &mut O, model: &mut dyn DynModel, grads: &Gradients) -> Result<()> {
+    {
         let mut expected = Vec::new();
         model.visit_weights(&mut |n, p| {
             if p.role() != Role::State {
@@ -252,12 +266,12 @@ impl<O: Optimizer + ?Sized> ApplyGradients for O {
         let fits = expected.len() == grads.names.len()
             && expected.iter().zip(grads.iter()).all(|((n, len), (gn, g))| n == gn && *len == g.len());
         if !fits {
-            return Err(Error::invalid("grads", format!("the gradients are not those of {}'s parameters", M::NAME)));
+            return Err(Error::invalid("grads", format!("the gradients are not those of {}'s parameters", model.meta().name)));
         }
-        self.check()?;
+        opt.check()?;
         let _ftz = FlushDenormals::new();
         // The optimizer's clipping (clipnorm, global_clipnorm, clipvalue) on a copy.
-        let clip = self.clipping();
+        let clip = opt.clipping();
         let mut clipped = None;
         if !clip.is_none() {
             let mut values = grads.values.clone();
@@ -270,13 +284,13 @@ impl<O: Optimizer + ?Sized> ApplyGradients for O {
             clipped = Some(values);
         }
         let values = clipped.as_ref().unwrap_or(&grads.values);
-        self.begin_step();
+        opt.begin_step();
         // Optimizer slots count every weight, as in `fit`; gradients only those that have one.
         let (mut slot, mut g) = (0, 0);
         model.visit_weights_mut(&mut |p| {
             if p.is_trainable() {
                 let (value, shape) = p.value_and_shape();
-                self.update_shaped(slot, value, &values[g], shape);
+                opt.update_shaped(slot, value, &values[g], shape);
                 p.apply_constraint();
             }
             if p.role() != Role::State {

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use crate::error::{Error, Result, Shape};
-use crate::model::{InputArray, Model};
+use crate::model::{InputArray, Meta};
 
 use crate::losses::Loss;
 
@@ -65,23 +65,23 @@ fn names(ports: &[crate::model::Port]) -> String {
 }
 
 /// How a message names array `i` of `what` (`x`, `y`, `validation_data x`).
-fn label<M: Model>(what: &str, i: usize, targets: bool) -> String {
-    let (ports, role) = if targets { (M::OUTPUTS, "target of output") } else { (M::INPUTS, "input") };
+fn label(meta: &Meta, what: &str, i: usize, targets: bool) -> String {
+    let (ports, role) = if targets { (meta.outputs, "target of output") } else { (meta.inputs, "input") };
     if ports.len() == 1 {
-        if targets { what.to_string() } else { format!("{what} (input of {})", M::NAME) }
+        if targets { what.to_string() } else { format!("{what} (input of {})", meta.name) }
     } else {
-        format!("{what}[{i}] ({role} `{}` of {})", ports[i].name, M::NAME)
+        format!("{what}[{i}] ({role} `{}` of {})", ports[i].name, meta.name)
     }
 }
 
-fn check_count<M: Model>(got: usize, what: &str, targets: bool) -> Result<()> {
-    let (ports, kind) = if targets { (M::OUTPUTS, "outputs") } else { (M::INPUTS, "inputs") };
+fn check_count(meta: &Meta, got: usize, what: &str, targets: bool) -> Result<()> {
+    let (ports, kind) = if targets { (meta.outputs, "outputs") } else { (meta.inputs, "inputs") };
     if got != ports.len() {
         return Err(Error::InvalidData {
             what: what.to_string(),
             reason: format!(
                 "{} has {} {kind} ({}), so it takes {} array(s) in that order; got {got}",
-                M::NAME,
+                meta.name,
                 ports.len(),
                 names(ports),
                 ports.len()
@@ -92,30 +92,30 @@ fn check_count<M: Model>(got: usize, what: &str, targets: bool) -> Result<()> {
 }
 
 /// Checks every input array: count, `[n, ..shape]`, equal row counts, finite values.
-pub(crate) fn inputs<'v, M: Model>(views: &'v [InputArray<'_>], what: &str) -> Result<Vec<Rows<'v>>> {
-    check_count::<M>(views.len(), what, false)?;
+pub(crate) fn inputs<'v>(meta: &Meta, views: &'v [InputArray<'_>], what: &str) -> Result<Vec<Rows<'v>>> {
+    check_count(meta, views.len(), what, false)?;
     let mut out: Vec<Rows<'v>> = Vec::with_capacity(views.len());
-    for (i, (x, port)) in views.iter().zip(M::INPUTS).enumerate() {
+    for (i, (x, port)) in views.iter().zip(meta.inputs).enumerate() {
         let shape = x.shape();
         if shape.len() != port.shape.len() + 1 || &shape[1..] != port.shape {
             return Err(Error::Shape {
-                what: label::<M>(what, i, false),
+                what: label(meta, what, i, false),
                 expected: shape_str("n", port.shape),
                 got: Shape(shape.to_vec()),
             });
         }
         let n = shape[0];
         if n == 0 {
-            return Err(Error::InvalidData { what: label::<M>(what, i, false), reason: "it has no rows".into() });
+            return Err(Error::InvalidData { what: label(meta, what, i, false), reason: "it has no rows".into() });
         }
         if let Some(first) = out.first()
             && first.n != n
         {
             return Err(Error::InvalidData {
-                what: label::<M>(what, i, false),
+                what: label(meta, what, i, false),
                 reason: format!(
                     "it has {n} rows but input `{}` has {}: every input needs one row per sample",
-                    M::INPUTS[0].name,
+                    meta.inputs[0].name,
                     first.n
                 ),
             });
@@ -124,13 +124,13 @@ pub(crate) fn inputs<'v, M: Model>(views: &'v [InputArray<'_>], what: &str) -> R
         let width = data.len() / n;
         if let Some(j) = crate::kernels::first_non_finite(&data) {
             return Err(Error::InvalidData {
-                what: label::<M>(what, i, false),
+                what: label(meta, what, i, false),
                 reason: format!("row {} holds {} (kiln does not train or predict on NaN or inf)", j / width, data[j]),
             });
         }
         if let crate::model::DType::I32 { below } = port.dtype {
             check_ids(&data, width, port.shape, below).map_err(|reason| Error::InvalidData {
-                what: label::<M>(what, i, false),
+                what: label(meta, what, i, false),
                 reason: format!("{reason} (`{}` holds token ids for an Embedding)", port.name),
             })?;
         }
@@ -158,16 +158,17 @@ pub(crate) fn check_ids(data: &[f32], width: usize, shape: &[usize], below: usiz
 /// Checks every target array against its output's loss: `[n, ..output shape]`, or for integer
 /// labels the output shape without its last axis (`[n]` or `[n, 1]` for a vector output, `[n, T]`
 /// for a sequence of class scores `[T, C]`); `n` rows; valid values.
-pub(crate) fn targets<'v, M: Model>(
+pub(crate) fn targets<'v>(
+    meta: &Meta,
     views: &'v [InputArray<'_>],
     n: usize,
     losses: &[Loss],
     what: &str,
 ) -> Result<Vec<Rows<'v>>> {
-    check_count::<M>(views.len(), what, true)?;
+    check_count(meta, views.len(), what, true)?;
     let mut out = Vec::with_capacity(views.len());
     for (i, y) in views.iter().enumerate() {
-        let port = &M::OUTPUTS[i];
+        let port = &meta.outputs[i];
         let (loss, out_width) = (&losses[i.min(losses.len() - 1)], port.last());
         let shape = y.shape();
         let tw = loss.target_width(out_width);
@@ -177,7 +178,7 @@ pub(crate) fn targets<'v, M: Model>(
         // Integer labels for a sequence of class scores read best without the trailing 1.
         let shown = if tw == 1 && !lead.is_empty() { lead } else { &expected[..] };
         let fits = !shape.is_empty() && (shape[1..] == expected[..] || (tw == 1 && &shape[1..] == lead));
-        let name = label::<M>(what, i, true);
+        let name = label(meta, what, i, true);
         if !fits {
             let hint = if loss.is_sparse() {
                 " (sparse_categorical_crossentropy takes one integer label per row)".to_string()
@@ -223,7 +224,8 @@ pub(crate) fn sample_weights(w: ndarray::ArrayView1<'_, f32>, n: usize, what: &'
 
 /// The training rows' weights from `sample_weight` or `class_weight` (Keras' rules), or `None`
 /// when neither is given.
-pub(crate) fn row_weights<M: Model>(
+pub(crate) fn row_weights(
+    meta: &Meta,
     opts: &super::Fit<'_>,
     n: usize,
     ys: &[Rows<'_>],
@@ -236,13 +238,13 @@ pub(crate) fn row_weights<M: Model>(
         )),
         (Some(w), None) => sample_weights(w, n, "sample_weight").map(Some),
         (None, Some(classes)) => {
-            if M::OUTPUTS.len() != 1 {
+            if meta.outputs.len() != 1 {
                 return Err(Error::invalid(
                     "class_weight",
-                    format!("is for models with one output; {} has {}", M::NAME, M::OUTPUTS.len()),
+                    format!("is for models with one output; {} has {}", meta.name, meta.outputs.len()),
                 ));
             }
-            let (sparse, width) = (losses[0].is_sparse(), M::OUTPUTS[0].last());
+            let (sparse, width) = (losses[0].is_sparse(), meta.outputs[0].last());
             if ys[0].n * (if sparse { 1 } else { width }) != ys[0].data.len() {
                 return Err(Error::invalid(
                     "class_weight",
@@ -258,7 +260,7 @@ pub(crate) fn row_weights<M: Model>(
                         "class_weight",
                         format!(
                             "names class {class}, but output `{}` has {count} classes (0..={})",
-                            M::OUTPUTS[0].name,
+                            meta.outputs[0].name,
                             count - 1
                         ),
                     ));

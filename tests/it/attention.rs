@@ -71,7 +71,7 @@ fn a_causal_mask_hides_later_steps() {
 }
 
 fn fixture(key: &str) -> Option<Vec<f32>> {
-    kiln::testing::reference(include_str!("fixtures/keras/attention.txt"), key)
+    kiln::testing::reference(include_str!("../fixtures/keras/attention.txt"), key)
 }
 
 use kiln::testing::assert_close as close;
@@ -380,7 +380,7 @@ fn cross_attention_and_masks_as_subclass_fields() {
 fn dot_product_and_additive_attention_match_keras() {
     use kiln::{BackwardOpts, Ctx, DotAttention, DotAttentionConfig, Stream};
     let get = |case: &str, k: &str| {
-        kiln::testing::reference(include_str!("fixtures/keras/dot_attention.txt"), &format!("{case}.{k}"))
+        kiln::testing::reference(include_str!("../fixtures/keras/dot_attention.txt"), &format!("{case}.{k}"))
     };
     let cases = [
         ("plain", 3, 5, 4, 4, false, false, false),

@@ -9,7 +9,7 @@ use kiln::prelude::*;
 use kiln::{BackwardOpts, Ctx, Layer, LayerNorm};
 
 fn fixture(key: &str) -> Vec<f32> {
-    kiln::testing::reference(include_str!("fixtures/keras/layer_norm.txt"), key)
+    kiln::testing::reference(include_str!("../fixtures/keras/layer_norm.txt"), key)
         .unwrap_or_else(|| panic!("{key} missing from the fixture"))
 }
 

@@ -8,7 +8,7 @@ use kiln::testing::{assert_close, check_model};
 use kiln::{BackwardOpts, Ctx, Layer, Stream};
 
 fn fixture(key: &str) -> Vec<f32> {
-    kiln::testing::reference(include_str!("fixtures/keras/normalization.txt"), key)
+    kiln::testing::reference(include_str!("../fixtures/keras/normalization.txt"), key)
         .unwrap_or_else(|| panic!("{key} missing from the fixture"))
 }
 

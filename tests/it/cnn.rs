@@ -342,7 +342,7 @@ kiln::sequential! {
 #[test]
 fn causal_conv1d_matches_keras() {
     use kiln::Model;
-    let text = include_str!("fixtures/keras/causal_conv.txt");
+    let text = include_str!("../fixtures/keras/causal_conv.txt");
     let f = |k: &str| kiln::testing::reference(text, k).unwrap_or_else(|| panic!("{k} missing"));
     fn check<M: Model>(mut m: M, case: &str, f: &dyn Fn(&str) -> Vec<f32>) {
         for (name, shape) in [("kernel", vec![m_shape::<M>(), 3, 4]), ("bias", vec![4])] {
@@ -422,7 +422,7 @@ sequential! {
 /// The output and input gradient of a one-layer model, against Keras'.
 fn resample_case<M: Layer>(case: &str, mut m: M) {
     let get = |k: &str| {
-        kiln::testing::reference(include_str!("fixtures/keras/resample.txt"), &format!("{case}.{k}"))
+        kiln::testing::reference(include_str!("../fixtures/keras/resample.txt"), &format!("{case}.{k}"))
             .unwrap_or_else(|| panic!("{case}.{k} missing"))
     };
     let (x, dy) = (get("x"), get("dy"));

@@ -84,7 +84,7 @@ fn recurrent_output_shapes_and_last_state() {
 }
 
 fn fixture(key: &str) -> Vec<f32> {
-    kiln::testing::reference(include_str!("fixtures/keras/recurrent.txt"), key)
+    kiln::testing::reference(include_str!("../fixtures/keras/recurrent.txt"), key)
         .unwrap_or_else(|| panic!("{key} missing from the fixture"))
 }
 

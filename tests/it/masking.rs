@@ -46,7 +46,7 @@ sequential! {
 }
 
 fn fixture(key: &str) -> Vec<f32> {
-    kiln::testing::reference(include_str!("fixtures/keras/masking.txt"), key)
+    kiln::testing::reference(include_str!("../fixtures/keras/masking.txt"), key)
         .unwrap_or_else(|| panic!("{key} missing from the fixture"))
 }
 

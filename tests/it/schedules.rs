@@ -11,7 +11,7 @@ use kiln::{
 use rand::{Rng, SeedableRng};
 
 fn keras(name: &str) -> Vec<f32> {
-    let line = include_str!("fixtures/keras/schedules.txt")
+    let line = include_str!("../fixtures/keras/schedules.txt")
         .lines()
         .find(|l| l.split(' ').next() == Some(name))
         .unwrap_or_else(|| panic!("{name} missing from the fixture"));

@@ -108,7 +108,7 @@ fn every_optimizer_matches_keras_step_by_step() {
     const GRADS: [[f32; 3]; 5] =
         [[0.1, -0.2, 0.3], [0.05, 0.4, -0.1], [-0.3, 0.1, 0.2], [0.2, -0.05, -0.4], [0.0, 0.3, 0.1]];
     let mut cases = 0;
-    for line in include_str!("fixtures/keras/optimizers.txt")
+    for line in include_str!("../fixtures/keras/optimizers.txt")
         .lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with("matrix"))
     {
@@ -146,7 +146,7 @@ fn adafactor_factors_a_matrix_as_keras_does() {
         [-0.05, 0.1, -0.3, 0.15, 0.0, 0.2],
     ];
     let mut cases = 0;
-    for line in include_str!("fixtures/keras/optimizers.txt").lines().filter(|l| l.starts_with("matrix")) {
+    for line in include_str!("../fixtures/keras/optimizers.txt").lines().filter(|l| l.starts_with("matrix")) {
         let mut fields = line.split_whitespace().skip(1);
         let name = fields.next().unwrap();
         let keras: Vec<f32> = fields.map(|v| v.parse().unwrap()).collect();
@@ -169,7 +169,7 @@ fn adafactor_factors_a_matrix_as_keras_does() {
 #[test]
 fn activations_and_their_derivatives_match_keras() {
     use kiln::kernels::ActKind;
-    let csv = include_str!("fixtures/keras/activations.csv");
+    let csv = include_str!("../fixtures/keras/activations.csv");
     let mut checked = 0;
     for line in csv.lines().filter(|l| !l.starts_with('#') && !l.starts_with("name")) {
         let f: Vec<&str> = line.split(',').collect();

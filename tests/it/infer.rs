@@ -4,7 +4,7 @@
 //! outputs, shared layers, and the buffer plan's reuse of scratch space.
 //!
 //! The fixtures are the models below after a few training steps (so BatchNormalization's moving
-//! statistics are not the identity); `cargo test --test infer -- --ignored` writes them again.
+//! statistics are not the identity); `cargo test --test it infer:: -- --ignored` writes them again.
 
 use kiln::ndarray::{Array2, Array3, Array4};
 use kiln::prelude::*;
@@ -43,7 +43,7 @@ macro_rules! models {
 
 models! {
     /// Every image layer `infer` has, one after the other.
-    Cnn ([12, 12, 3]) from "fixtures/infer/cnn.safetensors", also [CnnInt8 = int8, CnnF16 = f16] {
+    Cnn ([12, 12, 3]) from "../fixtures/infer/cnn.safetensors", also [CnnInt8 = int8, CnnF16 = f16] {
         Rescaling(0.5, offset = -0.1),
         Conv2D(8, 3, padding = same, activation = relu),
         BatchNormalization(),
@@ -62,7 +62,7 @@ models! {
 
 models! {
     /// The 1-D layers: causal and strided convolutions, pooling, noise.
-    Seq ([20, 4]) from "fixtures/infer/seq.safetensors", also [SeqInt8 = int8] {
+    Seq ([20, 4]) from "../fixtures/infer/seq.safetensors", also [SeqInt8 = int8] {
         GaussianNoise(0.1),
         Conv1D(6, 3, padding = causal, activation = selu),
         Conv1D(6, 3, strides = 2, padding = same, activation = softplus),
@@ -78,7 +78,7 @@ models! {
 
 functional! {
     /// Two inputs, a shared layer, every element-wise merge, Concatenate and two outputs.
-    #[weights("fixtures/infer/graph.safetensors")]
+    #[weights("../fixtures/infer/graph.safetensors")]
     pub struct Graph {
         a = Input([10]);
         b = Input([2, 3]);
@@ -103,7 +103,7 @@ functional! {
 
 models! {
     /// Resampling, the separable and transposed convolutions, layer normalisation.
-    More ([10, 10, 3]) from "fixtures/infer/more.safetensors", also [MoreBf16 = bf16, MoreInt8 = int8] {
+    More ([10, 10, 3]) from "../fixtures/infer/more.safetensors", also [MoreBf16 = bf16, MoreInt8 = int8] {
         ZeroPadding2D([1, 2]),
         SeparableConv2D(6, 3, depth_multiplier = 2, activation = relu),
         Conv2DTranspose(4, 3, strides = 2, padding = same, activation = tanh),
@@ -118,7 +118,7 @@ models! {
 
 sequential! {
     /// The 1-D resampling layers, Permute and RepeatVector.
-    #[weights("fixtures/infer/resampled1d.safetensors")]
+    #[weights("../fixtures/infer/resampled1d.safetensors")]
     pub struct Resampled1d: [6, 2] {
         ZeroPadding1D([1, 2]),
         Conv1D(3, 2, activation = tanh),
@@ -134,7 +134,7 @@ sequential! {
 
 sequential! {
     /// Keras' Normalization, adapted to data, and a PReLU.
-    #[weights("fixtures/infer/adapted.safetensors")]
+    #[weights("../fixtures/infer/adapted.safetensors")]
     pub struct Adapted: [4] {
         Normalization(),
         PReLU(),
@@ -144,7 +144,7 @@ sequential! {
 
 functional! {
     /// Dot of two towers.
-    #[weights("fixtures/infer/towers.safetensors")]
+    #[weights("../fixtures/infer/towers.safetensors")]
     pub struct Towers {
         a = Input([5]);
         b = Input([7]);
@@ -160,7 +160,7 @@ functional! {
 models! {
     /// Token ids through every recurrent cell, both Bidirectional kinds of output and
     /// TimeDistributed.
-    Text (Input([12], dtype = i32)) from "fixtures/infer/text.safetensors", also [TextInt8 = int8] {
+    Text (Input([12], dtype = i32)) from "../fixtures/infer/text.safetensors", also [TextInt8 = int8] {
         Embedding(50, 8),
         LSTM(6, return_sequences = true),
         Bidirectional(GRU(5, return_sequences = true), merge_mode = sum),
@@ -173,7 +173,7 @@ models! {
 
 functional! {
     /// Ids and floats side by side; a recurrent layer reading the floats, one the ids.
-    #[weights("fixtures/infer/mixed.safetensors")]
+    #[weights("../fixtures/infer/mixed.safetensors")]
     pub struct Mixed {
         ids = Input([6], dtype = i32);
         series = Input([6, 2]);
@@ -189,7 +189,7 @@ functional! {
 models! {
     /// A transformer block (causal self-attention, residual, LayerNormalization) and a shared
     /// cross-attention with a key of its own, a value width and an output width.
-    Attend from "fixtures/infer/attend.safetensors", also [AttendInt8 = int8] {
+    Attend from "../fixtures/infer/attend.safetensors", also [AttendInt8 = int8] {
         ids = Input([7], dtype = i32);
         memory = Input([5, 3]);
         e = Embedding(20, 6)(ids);
@@ -209,7 +209,7 @@ models! {
 functional! {
     /// Keras' masking through infer: Embedding(mask_zero) to recurrent layers, attention and a
     /// masked average; Masking on a float sequence to a recurrent layer.
-    #[weights("fixtures/infer/masked.safetensors")]
+    #[weights("../fixtures/infer/masked.safetensors")]
     pub struct Masked {
         ids = Input([8], dtype = i32);
         series = Input([8, 3]);
@@ -229,7 +229,7 @@ functional! {
 
 functional! {
     /// Keras' `return_state` through infer: each sample's output and final states, under a mask.
-    #[weights("fixtures/infer/states.safetensors")]
+    #[weights("../fixtures/infer/states.safetensors")]
     pub struct Stated {
         ids = Input([8], dtype = i32);
         e = Embedding(12, 4, mask_zero = true)(ids);
@@ -243,7 +243,7 @@ functional! {
 
 functional! {
     /// Keras' `attention_mask` through infer: which key steps each query step may see.
-    #[weights("fixtures/infer/looked.safetensors")]
+    #[weights("../fixtures/infer/looked.safetensors")]
     pub struct Looked {
         ids = Input([6], dtype = i32);
         allowed = Input([6, 6]);

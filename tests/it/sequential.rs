@@ -337,7 +337,7 @@ sequential! {
 /// (`examples/keras/prelu_reference.py`).
 fn prelu_case<M: Model + Layer>(case: &str, mut m: M) {
     let get = |k: &str| {
-        kiln::testing::reference(include_str!("fixtures/keras/prelu.txt"), &format!("{case}.{k}"))
+        kiln::testing::reference(include_str!("../fixtures/keras/prelu.txt"), &format!("{case}.{k}"))
             .unwrap_or_else(|| panic!("{case}.{k} missing"))
     };
     m.visit_weights_mut(&mut |p| p.value.copy_from_slice(&get("alpha")));

@@ -71,7 +71,7 @@ fn script(cb: &mut dyn Callback) -> (Option<usize>, Vec<f32>) {
 }
 
 fn keras(line: &str) -> String {
-    let text = include_str!("fixtures/keras/callbacks.txt");
+    let text = include_str!("../fixtures/keras/callbacks.txt");
     text.lines().find(|l| l.starts_with(line)).map(|l| l[line.len()..].trim().to_string()).expect(line)
 }
 
@@ -335,7 +335,7 @@ fn backup_and_restore_survives_a_killed_process() -> kiln::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     let backup = dir.join("backup.safetensors");
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "backup_child_process", "--test-threads=1", "--nocapture"])
+        .args(["--exact", "callbacks::backup_child_process", "--test-threads=1", "--nocapture"])
         .env("KILN_BACKUP_CHILD", &dir)
         .stdout(std::process::Stdio::null())
         .spawn()

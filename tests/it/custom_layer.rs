@@ -3,7 +3,7 @@
 //! `tests/ui/sequential/custom_layer_wrong_shape.rs`), its weights in the summary and the saved
 //! file, and each model trains.
 
-#[path = "../examples/layers/scale.rs"]
+#[path = "../../examples/layers/scale.rs"]
 mod scale;
 
 use kiln::ndarray::{Array1, Array2, Array3};

@@ -13,7 +13,7 @@ sequential! {
 }
 
 #[kiln::model]
-#[weights("fixtures/embed/tower.safetensors")]
+#[weights("../fixtures/embed/tower.safetensors")]
 pub struct Tower {
     enc: Encoder,
     blocks: [Dense<8, 8, Relu>; 2],
@@ -46,7 +46,7 @@ fn embedded_weights_are_the_saved_ones() {
 /// A subclassed CNN (window fields, batch normalisation's moving statistics) compiled with its
 /// weights: `ConvNet::with_seed(5)`'s, each nudged by `0.01 · (i % 7)`.
 #[kiln::model]
-#[weights("fixtures/embed/conv_net.safetensors")]
+#[weights("../fixtures/embed/conv_net.safetensors")]
 pub struct ConvNet {
     conv: kiln::Conv2D<1, 4, 3, Relu, kiln::Same>,
     bn: kiln::BatchNormalization<4>,

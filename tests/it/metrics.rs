@@ -5,7 +5,7 @@
 use kiln::metrics::{ClassAverage, Curve, Metric, MetricSpec, RunningMetric};
 use std::collections::HashMap;
 
-const FIXTURE: &str = include_str!("fixtures/keras/metrics.txt");
+const FIXTURE: &str = include_str!("../fixtures/keras/metrics.txt");
 
 /// The metric under each case name of the generator script.
 fn spec(case: &str) -> MetricSpec {

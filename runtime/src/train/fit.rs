@@ -1,0 +1,500 @@
+//! `fit`: the epochs loop, in Keras' phases. The arguments are checked and the rows laid out
+//! once ([`prepare`]); each epoch shuffles, trains its batches ([`Run::train_epoch`]), validates
+//! ([`Run::validate`]) and tells the callbacks, which see the model through a [`Handle`].
+
+use rand::seq::SliceRandom;
+
+use crate::distributed::Group;
+use crate::error::{Error, Result};
+use crate::fpenv::FlushDenormals;
+use crate::layers::Ctx;
+use crate::model::dynamic::DynModel;
+use crate::model::{InputArray, Meta};
+use crate::optimizers::Optimizer;
+use crate::random::Stream;
+
+use super::callbacks::{self, Callback, Trainee};
+use super::compile::Compiled;
+use super::data::{self, Rows};
+use super::evaluate::evaluate_rows;
+use super::step::{Stopped, Tracker, step};
+use super::{
+    Fit, History, Logs, TrainState, Workspace, check_batch_size, compiled, epoch_rng, gather, progress, range, slices,
+    validation_rows, with_state,
+};
+
+/// A user-defined training step (Keras' `train_step` override): given the model, the compiled
+/// optimizer and one batch, it updates the model. It must run the model forward on the batch
+/// (`loss_and_grads` does): fit then reads the model's outputs for the loss and metrics it shows.
+pub type TrainStep<'f, M> = dyn FnMut(&mut M, &mut dyn Optimizer, StepBatch<'_>) -> Result<()> + 'f;
+
+/// A [`TrainStep`] as `fit` calls it, on the model as a trait object.
+pub(crate) type DynStep<'f> = dyn FnMut(&mut dyn DynModel, &mut dyn Optimizer, StepBatch<'_>) -> Result<()> + 'f;
+
+/// One batch handed to a [`TrainStep`]: `[rows, width]` views, one per input and per output.
+pub struct StepBatch<'a> {
+    /// One view per input.
+    pub x: Vec<ndarray::ArrayView2<'a, f32>>,
+    /// One view per output's targets.
+    pub y: Vec<ndarray::ArrayView2<'a, f32>>,
+}
+
+fn views<'a>(rows: &[&'a [f32]], n: usize) -> Vec<ndarray::ArrayView2<'a, f32>> {
+    rows.iter().filter_map(|r| ndarray::ArrayView2::from_shape((n, r.len() / n.max(1)), r).ok()).collect()
+}
+
+/// The training data as `fit` reads it, every argument checked.
+struct Prepared<'v> {
+    xs: Vec<Rows<'v>>,
+    ys: Vec<Rows<'v>>,
+    /// `validation_data`, checked as `x` and `y` are.
+    validation: Option<(Vec<Rows<'v>>, Vec<Rows<'v>>)>,
+    /// Rows of `x`, and the first of them held out by `validation_split`.
+    n: usize,
+    n_train: usize,
+    /// One weight per row of `x` (`sample_weight` or `class_weight`) and of `validation_data`.
+    sw: Option<Vec<f32>>,
+    val_sw: Option<Vec<f32>>,
+}
+
+impl Prepared<'_> {
+    /// Whether the epochs' logs have `val_` keys.
+    fn validates(&self) -> bool {
+        self.validation.is_some() || self.n_train < self.n
+    }
+
+    /// The rows validation reads: `validation_data`, or the rows `validation_split` held out.
+    #[allow(clippy::type_complexity)]
+    fn held_out(&self) -> Option<(&[Rows<'_>], &[Rows<'_>], usize, Option<&[f32]>)> {
+        match &self.validation {
+            Some((xv, yv)) => Some((&xv[..], &yv[..], 0, self.val_sw.as_deref())),
+            None if self.n_train < self.n => Some((&self.xs[..], &self.ys[..], self.n_train, self.sw.as_deref())),
+            None => None,
+        }
+    }
+}
+
+/// Checks every argument of `fit` before any weight changes, and lays out the rows.
+fn prepare<'v>(
+    m: &dyn DynModel,
+    x: &'v [InputArray<'_>],
+    y: &'v [InputArray<'_>],
+    opts: &'v Fit<'_>,
+    callbacks: &[&mut dyn Callback],
+) -> Result<Prepared<'v>> {
+    let meta = m.meta();
+    let c = compiled(m, "fit")?;
+    check_batch_size(opts.batch_size)?;
+    if !(0.0..1.0).contains(&opts.validation_split) {
+        return Err(Error::invalid("validation_split", format!("must be in [0, 1), got {}", opts.validation_split)));
+    }
+    let xs = data::inputs(&meta, x, "x")?;
+    let n = xs[0].n;
+    let ys = data::targets(&meta, y, n, &c.losses(), "y")?;
+    let validation = match &opts.validation_data {
+        Some((xv, yv)) => {
+            let xv = data::inputs(&meta, xv, "validation_data x")?;
+            let yv = data::targets(&meta, yv, xv[0].n, &c.losses(), "validation_data y")?;
+            Some((xv, yv))
+        }
+        None => None,
+    };
+    // Keras: the validation rows are the last ones, taken before shuffling.
+    let n_train = if validation.is_none() { n - validation_rows(n, opts.validation_split) } else { n };
+    if n_train == 0 {
+        return Err(Error::invalid(
+            "validation_split",
+            format!("{} of {n} rows leaves no rows to train on", opts.validation_split),
+        ));
+    }
+    if opts.steps_per_epoch == Some(0) {
+        return Err(Error::invalid("steps_per_epoch", "must be at least 1, got 0"));
+    }
+    if opts.steps_per_epoch.is_some() && callbacks.iter().any(|cb| cb.backup().is_some()) {
+        // A backup holds whole epochs; where a pass stood inside the data is not saved.
+        return Err(Error::invalid(
+            "steps_per_epoch",
+            "cannot be combined with BackupAndRestore yet: a resumed run would not continue the pass where it stood",
+        ));
+    }
+    if opts.validation_freq == 0 {
+        return Err(Error::invalid("validation_freq", "must be at least 1 (validate every n-th epoch), got 0"));
+    }
+    let sw = data::row_weights(&meta, opts, n, &ys, &c.losses())?;
+    let val_sw = match (&validation, opts.validation_sample_weight) {
+        (Some((xv, _)), Some(w)) => Some(data::sample_weights(w, xv[0].n, "validation_sample_weight")?),
+        (None, Some(_)) => {
+            return Err(Error::invalid("validation_sample_weight", "is for validation_data, which was not given"));
+        }
+        _ => None,
+    };
+    Ok(Prepared { xs, ys, validation, n, n_train, sw, val_sw })
+}
+
+/// Trains `m` (see [`crate::Model::fit`]); `custom` replaces the step, `callbacks` are told.
+pub(crate) fn fit(
+    m: &mut dyn DynModel,
+    x: Vec<InputArray<'_>>,
+    y: Vec<InputArray<'_>>,
+    opts: &Fit<'_>,
+    custom: Option<&mut DynStep<'_>>,
+    callbacks: &mut [&mut dyn Callback],
+) -> Result<History> {
+    let data = prepare(m, &x, &y, opts, callbacks)?;
+    // A backup left by an interrupted run: restore it and continue after its last epoch.
+    let mut first_epoch = opts.initial_epoch;
+    if let Some(path) = callbacks.iter().find_map(|cb| cb.backup().filter(|p| p.exists()).map(|p| p.to_path_buf())) {
+        let before = m.train_state().epochs();
+        crate::io::load_checkpoint(m, &path)?;
+        first_epoch += m.train_state().epochs().saturating_sub(before) as usize;
+    }
+    with_state(m, |m, st| {
+        let _ftz = FlushDenormals::new();
+        let TrainState { compiled, stream, ws, seed, epochs: trained, group, .. } = st;
+        let c = compiled.as_mut().ok_or(Error::NotCompiled("fit"))?;
+        // A replica of a data-parallel run: its rank's shard of each batch; process 0 speaks.
+        let group = group.clone();
+        let (rank, size) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.size()));
+        if let Some(g) = &group {
+            crate::distributed::check_replicas(&**g, m, "when fit started (build every replica from the same seed)")?;
+        }
+        let meta = m.meta();
+        let steps = data.n_train.div_ceil(opts.batch_size);
+        let run = Run {
+            tracker: Tracker::new(&meta, c),
+            val_tracker: Tracker::new(&meta, c),
+            m,
+            c,
+            stream,
+            ws,
+            trained,
+            seed: *seed,
+            meta,
+            group,
+            rank,
+            size,
+            verbose: if rank == 0 { opts.verbose } else { 0 },
+            opts,
+            data: &data,
+            terminate_on_nan: callbacks.iter().any(|cb| cb.terminates_on_nan()),
+            callbacks,
+            custom,
+            history: History::default(),
+            stop: false,
+            steps,
+            cursor: 0,
+        };
+        run.check_monitors()?;
+        run.epochs(first_epoch)
+    })
+}
+
+/// One `fit` call in progress: the model with its state taken apart, the data, the callbacks,
+/// and where the loop stands.
+struct Run<'m, 'a, 'o, 'cb, 'f> {
+    m: &'m mut dyn DynModel,
+    c: &'m mut Compiled,
+    stream: &'m mut Stream,
+    ws: &'m mut Workspace,
+    /// Epochs trained so far (all runs), with the seed what fixes the next epoch's shuffle.
+    trained: &'m mut u64,
+    seed: u64,
+    meta: Meta,
+    group: Option<Group>,
+    rank: usize,
+    size: usize,
+    verbose: u8,
+    opts: &'a Fit<'o>,
+    data: &'a Prepared<'a>,
+    callbacks: &'a mut [&'cb mut dyn Callback],
+    custom: Option<&'a mut DynStep<'f>>,
+    terminate_on_nan: bool,
+    tracker: Tracker,
+    val_tracker: Tracker,
+    history: History,
+    /// A callback asked to stop training.
+    stop: bool,
+    /// Batches in one pass over the training rows, and the next batch of the current pass:
+    /// with `steps_per_epoch`, epochs take that many batches from passes that carry on from one
+    /// epoch to the next (Keras' EpochIterator); a pass that runs out ends its epoch early.
+    steps: usize,
+    cursor: usize,
+}
+
+/// How an epoch's batches ended.
+enum EpochEnd {
+    /// Every batch ran (or a callback stopped training after one).
+    Done,
+    /// TerminateOnNaN: batch `b`'s step was not applied.
+    Invalid(usize),
+}
+
+impl Run<'_, '_, '_, '_, '_> {
+    /// Calls `f` on every callback, in order, with a handle on the model.
+    fn hook(&mut self, mut f: impl FnMut(&mut dyn Callback, &mut Handle<'_>) -> Result<()>) -> Result<()> {
+        for cb in self.callbacks.iter_mut() {
+            let mut handle = Handle {
+                m: &mut *self.m,
+                optimizer: &mut *self.c.optimizer,
+                stop: &mut self.stop,
+                epochs: *self.trained,
+                seed: self.seed,
+                stream: self.stream.position(),
+                chief: self.rank == 0,
+            };
+            f(&mut **cb, &mut handle)?;
+        }
+        Ok(())
+    }
+
+    /// A monitored key the epochs' logs will not have is an error before any training.
+    fn check_monitors(&self) -> Result<()> {
+        let mut keys = Logs::new();
+        self.tracker.logs(&self.meta, "", &mut keys);
+        if self.data.validates() {
+            self.val_tracker.logs(&self.meta, "val_", &mut keys);
+        }
+        for cb in self.callbacks.iter() {
+            if let Some(monitor) = cb.monitors().filter(|k| !keys.contains_key(*k)) {
+                return Err(callbacks::unknown_monitor(keys.keys().map(|k| k.as_str()), monitor, "a callback"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The epochs `first..opts.epochs`, Keras' `fit` loop.
+    fn epochs(mut self, first: usize) -> Result<History> {
+        let (ni, no) = (self.meta.inputs.len(), self.meta.outputs.len());
+        self.ws.xb.resize(ni, Vec::new());
+        self.ws.yb.resize(no, Vec::new());
+        self.ws.step.grads.resize(no, Vec::new());
+        self.ws.order.clear();
+        self.ws.order.extend(0..self.data.n_train);
+        self.hook(|cb, h| cb.on_train_begin(h))?;
+        let mut last_logs = Logs::new();
+        for epoch in first..self.opts.epochs {
+            self.hook(|cb, h| cb.on_epoch_begin(epoch, h))?;
+            if self.opts.shuffle && self.cursor == 0 {
+                // From the identity each pass, so the order depends only on (seed, epoch).
+                self.ws.order.iter_mut().enumerate().for_each(|(i, r)| *r = i);
+                self.ws.order.shuffle(&mut epoch_rng(self.seed, *self.trained));
+            }
+            self.tracker.reset();
+            let taken = self.opts.steps_per_epoch.unwrap_or(self.steps).min(self.steps - self.cursor);
+            let progress = progress::Progress::new(self.verbose, epoch, self.opts.epochs, taken);
+            if let EpochEnd::Invalid(b) = self.train_epoch(epoch, taken, &progress)? {
+                // TerminateOnNaN: the bad step was not applied; end with the epochs finished.
+                if self.verbose > 0 {
+                    println!("Batch {b}: Invalid loss, terminating training");
+                }
+                break;
+            }
+            if let Some(g) = &self.group {
+                // The epoch's losses and metrics over every replica's rows; and, in debug builds,
+                // proof that the replicas are still one model.
+                self.tracker.all_sum(&**g, &mut self.ws.sums);
+                if cfg!(debug_assertions) {
+                    crate::distributed::check_replicas(&**g, self.m, &format!("after epoch {}", epoch + 1))?;
+                }
+            }
+            let mut epoch_logs = Logs::new();
+            self.tracker.logs(&self.meta, "", &mut epoch_logs);
+            if (epoch + 1) % self.opts.validation_freq == 0 {
+                self.validate(&mut epoch_logs)?;
+            }
+            progress.finish(&epoch_logs);
+            *self.trained += 1;
+            self.hook(|cb, h| cb.on_epoch_end(epoch, &epoch_logs, h))?;
+            // As Keras' ReduceLROnPlateau and LearningRateScheduler do: the rate after the epoch.
+            if self.callbacks.iter().any(|cb| cb.logs_learning_rate()) {
+                epoch_logs.insert("learning_rate".into(), self.c.optimizer.learning_rate() as f64);
+            }
+            self.history.push(epoch, &epoch_logs);
+            last_logs = epoch_logs;
+            if self.stop {
+                break;
+            }
+        }
+        self.hook(|cb, h| cb.on_train_end(&last_logs, h))?;
+        Ok(self.history)
+    }
+
+    /// The `taken` batches of one epoch, from where the current pass stands.
+    fn train_epoch(&mut self, epoch: usize, taken: usize, progress: &progress::Progress) -> Result<EpochEnd> {
+        let (ni, no) = (self.meta.inputs.len(), self.meta.outputs.len());
+        let (data, opts) = (self.data, self.opts);
+        let first = self.cursor;
+        self.cursor = if first + taken >= self.steps { 0 } else { first + taken };
+        // The order is taken out for the epoch, so the batch buffers can be borrowed beside it.
+        let order = std::mem::take(&mut self.ws.order);
+        let result = (|| {
+            for (b, rows) in order.chunks(opts.batch_size).skip(first).take(taken).enumerate() {
+                self.hook(|cb, h| cb.on_train_batch_begin(b, h))?;
+                let rows = &rows[crate::distributed::shard(rows.len(), self.rank, self.size)];
+                let k = rows.len();
+                let at = rows.first().copied().unwrap_or(0);
+                let ws = &mut *self.ws;
+                let (xb, yb) = if opts.shuffle {
+                    for (buf, r) in ws.xb.iter_mut().zip(&data.xs) {
+                        gather(&r.data, r.width(), rows, buf);
+                    }
+                    for (buf, r) in ws.yb.iter_mut().zip(&data.ys) {
+                        gather(&r.data, r.width(), rows, buf);
+                    }
+                    if let Some(w) = &data.sw {
+                        gather(w, 1, rows, &mut ws.wb);
+                    }
+                    (slices(ws.xb.iter().map(|v| &v[..])), slices(ws.yb.iter().map(|v| &v[..])))
+                } else {
+                    // In order: the batch is a contiguous range of rows, read in place.
+                    (range(&data.xs, at, at + k), range(&data.ys, at, at + k))
+                };
+                let wb = data.sw.as_ref().map(|w| if opts.shuffle { &ws.wb[..] } else { &w[at..at + k] });
+                let stopped = match self.custom.as_deref_mut() {
+                    None => {
+                        let mut ctx = Ctx::new(k, true, self.stream);
+                        let dist = self.group.as_deref().map(|g| (g, &mut ws.reduce));
+                        let (xb, yb) = (&xb[..ni], &yb[..no]);
+                        step(&mut *self.m, self.c, &mut ws.step, &mut self.tracker, xb, yb, wb, &mut ctx, dist).err()
+                    }
+                    Some(f) => {
+                        let batch = StepBatch { x: views(&xb[..ni], k), y: views(&yb[..no], k) };
+                        f(&mut *self.m, &mut *self.c.optimizer, batch)?;
+                        let mut loss =
+                            if k > 0 { self.tracker.observe(&mut *self.m, self.c, &yb[..no], k, None, wb) } else { 0.0 };
+                        if let Some(g) = &self.group {
+                            // Every replica judges the loss of all the rows, so all stop together.
+                            let v = &mut ws.reduce.0;
+                            v.clear();
+                            v.extend([k as f32, loss]);
+                            crate::distributed::weighted_mean(&**g, v, &mut ws.reduce.1);
+                            loss = v[1];
+                        }
+                        (!loss.is_finite()).then(|| Stopped { what: "loss".into(), value: loss })
+                    }
+                };
+                if let Some(s) = stopped {
+                    if self.terminate_on_nan {
+                        return Ok(EpochEnd::Invalid(b));
+                    }
+                    return Err(s.at(epoch, b, &self.history));
+                }
+                progress.step(b + 1, || {
+                    let mut lg = Logs::new();
+                    self.tracker.logs(&self.meta, "", &mut lg);
+                    lg
+                });
+                if !self.callbacks.is_empty() {
+                    // Built only for callbacks: plain `fit` allocates nothing per step.
+                    let mut batch_logs = Logs::new();
+                    self.tracker.logs(&self.meta, "", &mut batch_logs);
+                    self.hook(|cb, h| cb.on_train_batch_end(b, &batch_logs, h))?;
+                    if self.stop {
+                        break;
+                    }
+                }
+            }
+            Ok(EpochEnd::Done)
+        })();
+        self.ws.order = order;
+        result
+    }
+
+    /// Validation at the end of an epoch: the held-out rows' losses and metrics as `val_` keys.
+    fn validate(&mut self, epoch_logs: &mut Logs) -> Result<()> {
+        let Some((xv, yv, from, w)) = self.data.held_out() else {
+            return Ok(());
+        };
+        self.hook(|cb, h| cb.on_test_begin(h))?;
+        self.val_tracker.reset();
+        let (batch, group) = (self.opts.batch_size, self.group.as_deref());
+        evaluate_rows(&mut *self.m, self.c, &mut self.val_tracker, xv, yv, from, batch, w, group)?;
+        self.val_tracker.logs(&self.meta, "val_", epoch_logs);
+        if !self.callbacks.is_empty() {
+            let mut test_logs = Logs::new();
+            self.val_tracker.logs(&self.meta, "", &mut test_logs);
+            self.hook(|cb, h| cb.on_test_end(&test_logs, h))?;
+        }
+        Ok(())
+    }
+}
+
+/// A callback's view of the model in training: the model, its optimizer and the loop's state.
+struct Handle<'a> {
+    m: &'a mut dyn DynModel,
+    optimizer: &'a mut dyn Optimizer,
+    stop: &'a mut bool,
+    epochs: u64,
+    seed: u64,
+    stream: u64,
+    /// Process 0 of a data-parallel run, or the only process: the one that writes files.
+    chief: bool,
+}
+
+impl Trainee for Handle<'_> {
+    fn model_name(&self) -> &'static str {
+        self.m.meta().name
+    }
+
+    fn get_weights(&self) -> Vec<Vec<f32>> {
+        let mut out = Vec::new();
+        self.m.visit_weights(&mut |_, p| out.push(p.value.clone()));
+        out
+    }
+
+    fn set_weights(&mut self, weights: &[Vec<f32>]) -> Result<()> {
+        let mut lens = Vec::new();
+        self.m.visit_weights(&mut |_, p| lens.push(p.len()));
+        if lens.len() != weights.len() || lens.iter().zip(weights).any(|(l, w)| *l != w.len()) {
+            return Err(Error::invalid("weights", format!("these are not the weights of {}", self.m.meta().name)));
+        }
+        let mut i = 0;
+        self.m.visit_weights_mut(&mut |p| {
+            p.value.copy_from_slice(&weights[i]);
+            i += 1;
+        });
+        Ok(())
+    }
+
+    fn save_weights(&self, path: &std::path::Path) -> Result<()> {
+        if !self.chief {
+            return Ok(());
+        }
+        crate::io::save_weights(&*self.m, path)
+    }
+
+    fn is_chief(&self) -> bool {
+        self.chief
+    }
+
+    fn save_checkpoint(&self, path: &std::path::Path) -> Result<()> {
+        if !self.chief {
+            return Ok(());
+        }
+        let state = self.optimizer.state();
+        let resume = crate::io::Resume {
+            optimizer: self.optimizer.name(),
+            state: &state,
+            epochs: self.epochs,
+            seed: self.seed,
+            stream: self.stream,
+        };
+        crate::io::save_checkpoint_with(&*self.m, resume, path)
+    }
+
+    fn learning_rate(&self) -> f32 {
+        self.optimizer.learning_rate()
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::invalid("learning_rate", format!("must be finite and >= 0, got {lr}")));
+        }
+        self.optimizer.set_learning_rate(lr);
+        Ok(())
+    }
+
+    fn stop_training(&mut self) {
+        *self.stop = true;
+    }
+}

@@ -1,0 +1,40 @@
+//! kiln's integration tests, in one binary so kiln and its dependencies are linked once: a
+//! module per area. The compile-fail snapshots (`tests/ui.rs`) and the allocation counter
+//! (`tests/alloc.rs`, which installs a global allocator) are binaries of their own.
+//!
+//! Run one area with `cargo test --test it <module>::`, e.g. `cargo test --test it gradcheck::`.
+
+mod attention;
+mod callbacks;
+mod clipping;
+mod cnn;
+mod custom_layer;
+mod custom_losses;
+mod digits;
+mod distributed;
+mod embed_subclass;
+mod functional;
+mod gradcheck;
+mod hardening;
+mod infer;
+mod initializers;
+mod io;
+mod keras_cnn;
+mod keras_interop;
+mod keras_reference;
+mod layer_norm;
+mod masking;
+mod metrics;
+mod normalization;
+mod properties;
+mod recurrent;
+mod sample_weights;
+mod schedules;
+mod sequence;
+mod sequences;
+mod sequential;
+mod subclass;
+mod subclass_cnn;
+mod summary_plot;
+mod threads;
+mod training_context;
