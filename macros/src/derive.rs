@@ -11,23 +11,13 @@
 //! ```
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens, format_ident, quote};
+use quote::{ToTokens, quote};
 use syn::spanned::Spanned;
 use syn::{Fields, Ident, ItemStruct, Type};
 
+use crate::errors::Errors;
+use crate::ir::subclass::{field_alias, konst};
 use crate::layers::rt;
-use crate::parse::Errors;
-
-/// The type alias the struct macro emits for a field's (element) type, so the call macro can
-/// name it (for a shared field's buffers).
-pub fn field_alias(model: &Ident, field: &str) -> Ident {
-    format_ident!("__KilnField{}_{}", model, field)
-}
-
-/// The constant `__KILN_<kind>_<field>` (`ACT`: its activation) of a field.
-pub fn konst(kind: &str, field: &str) -> Ident {
-    format_ident!("__KILN_{}_{}", kind, field)
-}
 
 enum Container {
     One,
@@ -35,6 +25,14 @@ enum Container {
     Vec(TokenStream),
 }
 
+/// A field as the weights file sees it: its name, its element type, and for arrays and Vecs the
+/// element count (`None` when it is not a literal).
+type Layout = (String, Type, Option<Option<usize>>);
+
+/// `#[kiln::model]`: adds kiln's state to the struct and generates construction, parameter
+/// traversal and the per-field constants the call macro checks shapes with.
+///
+/// With `derived`, the struct is `#[derive(Model)]`'s: it is left as written and must declare the
 /// state field itself, `kiln: ModelState<Self>`.
 pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
     let rt = rt();
@@ -58,81 +56,24 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
     let weights =
         if derived { item.attrs.iter().find(|a| a.path().is_ident("weights")).cloned().map(|a| vec![a]) } else { None };
     let weights = match weights {
-        Some(mut attrs) => crate::embed::extract(&mut attrs),
-        None => crate::embed::extract(&mut item.attrs),
+        Some(mut attrs) => crate::weights_file::extract(&mut attrs),
+        None => crate::weights_file::extract(&mut item.attrs),
     }
     .unwrap_or_else(|e| {
         errors.push(e);
         None
     });
-    let (mut inits, mut consts, mut visits, mut visits_mut, mut infos, mut freeze, mut params) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    let mut penalties = Vec::new();
-    let mut aliases = Vec::new();
-    // Per field: name, element type, and element count for arrays and Vecs (when a literal).
-    let mut layout: Vec<(String, Type, Option<Option<usize>>)> = Vec::new();
+    let mut code = FieldCode::default();
+    let mut layout: Vec<Layout> = Vec::new();
     for field in fields.named.iter_mut() {
         let f = field.ident.clone().expect("named fields");
         let key = f.to_string();
         if key == "kiln" {
             continue;
         }
-        let (mut trainable, mut len) = (true, None);
-        let mut weight_args: Vec<(String, crate::parse::Value)> = Vec::new();
-        let mut keep = Vec::new();
-        for attr in field.attrs.drain(..) {
-            if !attr.path().is_ident("layer") {
-                keep.push(attr);
-                continue;
-            }
-            let r = attr.parse_nested_meta(|meta| {
-                if meta.path.is_ident("trainable") {
-                    trainable = meta.value()?.parse::<syn::LitBool>()?.value;
-                } else if meta.path.is_ident("len") {
-                    len = Some(meta.value()?.parse::<syn::LitInt>()?.to_token_stream());
-                } else if let Some(key) = meta
-                    .path
-                    .get_ident()
-                    .map(|i| i.to_string())
-                    .filter(|k| crate::layers::WEIGHT_ARGS.contains(&k.as_str()))
-                {
-                    weight_args.push((key, meta.value()?.parse()?));
-                } else {
-                    return Err(meta.error(
-                        "#[layer(..)] takes `trainable = false`, on a Vec field `len = N`, and on a single layer \
-                         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, \
-                         kernel_constraint, bias_constraint, activity_regularizer",
-                    ));
-                }
-                Ok(())
-            });
-            if let Err(e) = r {
-                errors.push(e);
-            }
-        }
-        field.attrs = keep;
+        let opts = layer_options(field, &mut errors);
         let ty = &field.ty;
-        let (container, elem): (Container, Type) = match ty {
-            Type::Array(a) => (Container::Array, (*a.elem).clone()),
-            Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Vec") => {
-                let elem = match &p.path.segments.last().map(|s| &s.arguments) {
-                    Some(syn::PathArguments::AngleBracketed(a)) => match a.args.first() {
-                        Some(syn::GenericArgument::Type(t)) => t.clone(),
-                        _ => ty.clone(),
-                    },
-                    _ => ty.clone(),
-                };
-                match len.clone() {
-                    Some(l) => (Container::Vec(l), elem),
-                    None => {
-                        errors.at(ty.span(), "a Vec of layers needs its length: #[layer(len = 4)]");
-                        // Generated as empty, so the rest of the model reports nothing more.
-                        (Container::Vec(quote!(0)), elem)
-                    }
-                }
-            }
-            _ => (Container::One, ty.clone()),
-        };
+        let (container, elem) = container(ty, opts.len.clone(), &mut errors);
         let count = |e: &TokenStream| syn::parse2::<syn::LitInt>(e.clone()).ok().and_then(|l| l.base10_parse().ok());
         layout.push((
             key.clone(),
@@ -144,85 +85,7 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
                 (Container::Array, _) => Some(None),
             },
         ));
-        let alias = field_alias(&name, &key);
-        aliases.push(quote! {
-            #[doc(hidden)]
-            #[allow(non_camel_case_types)]
-            type #alias = #elem;
-        });
-        // The field's shape rule is read through its alias (`FieldRule::of`); its activation,
-        // which the model's output activations name, here.
-        let kact = konst("ACT", &key);
-        consts.push(quote! {
-            #[doc(hidden)]
-            #[allow(non_upper_case_globals)]
-            pub const #kact: #rt::ActKind = <#ty as #rt::Shaped>::ACT;
-        });
-        // A Vec's length is known here, not to its type.
-        let field_params = match &container {
-            Container::Vec(l) => quote!(<#elem as #rt::Shaped>::PARAMS * #l),
-            _ => quote!(<#ty as #rt::Shaped>::PARAMS),
-        };
-        params.push(field_params.clone());
-        infos.push(quote!(#rt::LayerInfo {
-            name: #key,
-            kind: <#ty as #rt::Shaped>::KIND,
-            output_shape: #rt::field_shape(Self::__KILN_SHAPES, #key, &[<#ty as #rt::Shaped>::OUT]),
-            outputs: &[],
-            params: #field_params,
-            connected: &[],
-            activation: <#ty as #rt::Shaped>::ACT.name(),
-            nested: <#ty as #rt::Shaped>::LAYERS,
-        },));
-        match &container {
-            Container::One => {
-                let _ = &elem;
-                inits.push(quote!(#f: <#ty as #rt::Init>::init(&mut rng),));
-                if !weight_args.is_empty() {
-                    let call = field.ident.to_token_stream();
-                    let args = crate::layers::Args {
-                        class: "field",
-                        named: weight_args.iter().map(|(k, v)| (k.clone(), v)).collect(),
-                        call: &call,
-                    };
-                    if let Some(opts) = crate::layers::weight_opts(&args, &mut errors) {
-                        freeze.push(opts.apply_to(&quote!(model.#f), ty, &key));
-                    }
-                }
-                visits.push(
-                    quote!(#rt::Layer::visit_params(&self.#f, &mut |p, v| f(&::std::format!("{}.{}", #key, p), v));),
-                );
-                visits_mut.push(quote!(#rt::Layer::visit_params_mut(&mut self.#f, f);));
-                penalties.push(quote!(#rt::Layer::penalty(&self.#f)));
-                if !trainable {
-                    freeze.push(quote!(#rt::Layer::set_trainable(&mut model.#f, false);));
-                }
-            }
-            Container::Array | Container::Vec(_) => {
-                if !weight_args.is_empty() {
-                    errors
-                        .at(ty.span(), "weight options in #[layer(..)] go on a single layer, not on an array or a Vec");
-                }
-                inits.push(match &container {
-                    Container::Vec(l) => quote!(#f: #rt::init_vec::<#elem>(#l, &mut rng),),
-                    _ => quote!(#f: <#ty as #rt::Init>::init(&mut rng),),
-                });
-                visits.push(quote! {
-                    for (i, layer) in self.#f.iter().enumerate() {
-                        #rt::Layer::visit_params(layer, &mut |p, v| f(&::std::format!("{}.{}.{}", #key, i, p), v));
-                    }
-                });
-                visits_mut.push(quote! {
-                    for layer in self.#f.iter_mut() {
-                        #rt::Layer::visit_params_mut(layer, f);
-                    }
-                });
-                penalties.push(quote!(self.#f.iter().map(#rt::Layer::penalty).sum::<f64>()));
-                if !trainable {
-                    freeze.push(quote!(#rt::set_trainable_all(&mut model.#f, false);));
-                }
-            }
-        }
+        code.add(&name, field, &container, &elem, &opts, &mut errors);
     }
     let embedded = weights.map(|w| match embedded(&name, &layout, &w) {
         Ok(code) => code,
@@ -245,65 +108,258 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
         item.attrs.push(syn::parse_quote!(#[derive(Clone, Debug)]));
         Some(item)
     };
+    let impls = code.emit(&name);
     Ok(quote! {
         #errors
         #item
-
-        #(#aliases)*
-
-        impl #name {
-            /// A new model, initialised as Keras does, from kiln's default seed.
-            pub fn new() -> Self {
-                Self::with_seed(#rt::DEFAULT_SEED)
-            }
-
-            /// A new model whose initial weights and shuffling all follow from `seed`.
-            pub fn with_seed(seed: u64) -> Self {
-                let mut rng = <#rt::StdRng as #rt::SeedableRng>::seed_from_u64(seed);
-                #[allow(unused_mut)]
-                let mut model = Self {
-                    #(#inits)*
-                    kiln: #rt::ModelState::new(seed),
-                };
-                #(#freeze)*
-                model.__kiln_bind();
-                model
-            }
-
-            #(#consts)*
-
-            #[doc(hidden)]
-            pub const __KILN_LAYERS: &'static [#rt::LayerInfo] = &[#(#infos)*];
-            #[doc(hidden)]
-            pub const __KILN_PARAMS: usize = 0 #(+ #params)*;
-
-            fn __kiln_visit(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
-                #(#visits)*
-            }
-
-            fn __kiln_visit_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
-                #(#visits_mut)*
-            }
-
-            fn __kiln_penalty(&self) -> f64 {
-                0.0 #(+ #penalties)*
-            }
-        }
-
-        impl ::core::default::Default for #name {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-
-        impl #rt::Init for #name {
-            fn init(rng: &mut #rt::StdRng) -> Self {
-                Self::with_seed(#rt::RngCore::next_u64(rng))
-            }
-        }
-
+        #impls
         #embedded
     })
+}
+
+/// What `#[layer(..)]` says of a field.
+struct LayerOptions {
+    trainable: bool,
+    /// A Vec field's length.
+    len: Option<TokenStream>,
+    /// Weight options (`kernel_initializer = ..`), as on a layer in the other styles.
+    weight_args: Vec<(String, crate::parse::Value)>,
+}
+
+/// Takes `#[layer(..)]` off a field (its other attributes stay) and reads it.
+fn layer_options(field: &mut syn::Field, errors: &mut Errors) -> LayerOptions {
+    let (mut trainable, mut len) = (true, None);
+    let mut weight_args: Vec<(String, crate::parse::Value)> = Vec::new();
+    let mut keep = Vec::new();
+    for attr in field.attrs.drain(..) {
+        if !attr.path().is_ident("layer") {
+            keep.push(attr);
+            continue;
+        }
+        let r = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("trainable") {
+                trainable = meta.value()?.parse::<syn::LitBool>()?.value;
+            } else if meta.path.is_ident("len") {
+                len = Some(meta.value()?.parse::<syn::LitInt>()?.to_token_stream());
+            } else if let Some(key) = meta
+                .path
+                .get_ident()
+                .map(|i| i.to_string())
+                .filter(|k| crate::layers::WEIGHT_ARGS.contains(&k.as_str()))
+            {
+                weight_args.push((key, meta.value()?.parse()?));
+            } else {
+                return Err(meta.error(
+                    "#[layer(..)] takes `trainable = false`, on a Vec field `len = N`, and on a single layer \
+                     kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, \
+                     kernel_constraint, bias_constraint, activity_regularizer",
+                ));
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            errors.push(e);
+        }
+    }
+    field.attrs = keep;
+    LayerOptions { trainable, len, weight_args }
+}
+
+/// Whether a field holds one layer, an array or a Vec of them, and the layer (element) type.
+fn container(ty: &Type, len: Option<TokenStream>, errors: &mut Errors) -> (Container, Type) {
+    match ty {
+        Type::Array(a) => (Container::Array, (*a.elem).clone()),
+        Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Vec") => {
+            let elem = match &p.path.segments.last().map(|s| &s.arguments) {
+                Some(syn::PathArguments::AngleBracketed(a)) => match a.args.first() {
+                    Some(syn::GenericArgument::Type(t)) => t.clone(),
+                    _ => ty.clone(),
+                },
+                _ => ty.clone(),
+            };
+            match len {
+                Some(l) => (Container::Vec(l), elem),
+                None => {
+                    errors.at(ty.span(), "a Vec of layers needs its length: #[layer(len = 4)]");
+                    // Generated as empty, so the rest of the model reports nothing more.
+                    (Container::Vec(quote!(0)), elem)
+                }
+            }
+        }
+        _ => (Container::One, ty.clone()),
+    }
+}
+
+/// What the fields add to the generated impls, field by field.
+#[derive(Default)]
+struct FieldCode {
+    inits: Vec<TokenStream>,
+    consts: Vec<TokenStream>,
+    visits: Vec<TokenStream>,
+    visits_mut: Vec<TokenStream>,
+    infos: Vec<TokenStream>,
+    freeze: Vec<TokenStream>,
+    params: Vec<TokenStream>,
+    penalties: Vec<TokenStream>,
+    aliases: Vec<TokenStream>,
+}
+
+impl FieldCode {
+    /// A field of model `name` (holding `elem`s): its type alias, constants, summary row,
+    /// initialisation, traversal and freezing.
+    fn add(
+        &mut self,
+        name: &Ident,
+        field: &syn::Field,
+        container: &Container,
+        elem: &Type,
+        opts: &LayerOptions,
+        errors: &mut Errors,
+    ) {
+        let rt = rt();
+        let (f, ty) = (field.ident.as_ref().expect("named fields"), &field.ty);
+        let key = f.to_string();
+        let LayerOptions { trainable, weight_args, .. } = opts;
+        let alias = field_alias(name, &key);
+        self.aliases.push(quote! {
+            #[doc(hidden)]
+            #[allow(non_camel_case_types)]
+            type #alias = #elem;
+        });
+        // The field's shape rule is read through its alias (`FieldRule::of`); its activation,
+        // which the model's output activations name, here.
+        let kact = konst("ACT", &key);
+        self.consts.push(quote! {
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            pub const #kact: #rt::ActKind = <#ty as #rt::Shaped>::ACT;
+        });
+        // A Vec's length is known here, not to its type.
+        let field_params = match container {
+            Container::Vec(l) => quote!(<#elem as #rt::Shaped>::PARAMS * #l),
+            _ => quote!(<#ty as #rt::Shaped>::PARAMS),
+        };
+        self.params.push(field_params.clone());
+        self.infos.push(quote!(#rt::LayerInfo {
+            name: #key,
+            kind: <#ty as #rt::Shaped>::KIND,
+            output_shape: #rt::field_shape(Self::__KILN_SHAPES, #key, &[<#ty as #rt::Shaped>::OUT]),
+            outputs: &[],
+            params: #field_params,
+            connected: &[],
+            activation: <#ty as #rt::Shaped>::ACT.name(),
+            nested: <#ty as #rt::Shaped>::LAYERS,
+        },));
+        match container {
+            Container::One => {
+                self.inits.push(quote!(#f: <#ty as #rt::Init>::init(&mut rng),));
+                if !weight_args.is_empty() {
+                    let call = f.to_token_stream();
+                    let args = crate::layers::Args {
+                        class: "field",
+                        named: weight_args.iter().map(|(k, v)| (k.clone(), v)).collect(),
+                        call: &call,
+                    };
+                    if let Some(opts) = crate::layers::weight_opts(&args, errors) {
+                        self.freeze.push(opts.apply_to(&quote!(model.#f), ty, &key));
+                    }
+                }
+                self.visits.push(
+                    quote!(#rt::Layer::visit_params(&self.#f, &mut |p, v| f(&::std::format!("{}.{}", #key, p), v));),
+                );
+                self.visits_mut.push(quote!(#rt::Layer::visit_params_mut(&mut self.#f, f);));
+                self.penalties.push(quote!(#rt::Layer::penalty(&self.#f)));
+                if !trainable {
+                    self.freeze.push(quote!(#rt::Layer::set_trainable(&mut model.#f, false);));
+                }
+            }
+            Container::Array | Container::Vec(_) => {
+                if !weight_args.is_empty() {
+                    errors
+                        .at(ty.span(), "weight options in #[layer(..)] go on a single layer, not on an array or a Vec");
+                }
+                self.inits.push(match container {
+                    Container::Vec(l) => quote!(#f: #rt::init_vec::<#elem>(#l, &mut rng),),
+                    _ => quote!(#f: <#ty as #rt::Init>::init(&mut rng),),
+                });
+                self.visits.push(quote! {
+                    for (i, layer) in self.#f.iter().enumerate() {
+                        #rt::Layer::visit_params(layer, &mut |p, v| f(&::std::format!("{}.{}.{}", #key, i, p), v));
+                    }
+                });
+                self.visits_mut.push(quote! {
+                    for layer in self.#f.iter_mut() {
+                        #rt::Layer::visit_params_mut(layer, f);
+                    }
+                });
+                self.penalties.push(quote!(self.#f.iter().map(#rt::Layer::penalty).sum::<f64>()));
+                if !trainable {
+                    self.freeze.push(quote!(#rt::set_trainable_all(&mut model.#f, false);));
+                }
+            }
+        }
+    }
+
+    /// The type aliases, the inherent impl (construction, constants, traversal) and the
+    /// `Default` and `Init` impls of model `name`.
+    fn emit(&self, name: &Ident) -> TokenStream {
+        let rt = rt();
+        let FieldCode { inits, consts, visits, visits_mut, infos, freeze, params, penalties, aliases } = self;
+        quote! {
+            #(#aliases)*
+
+            impl #name {
+                /// A new model, initialised as Keras does, from kiln's default seed.
+                pub fn new() -> Self {
+                    Self::with_seed(#rt::DEFAULT_SEED)
+                }
+
+                /// A new model whose initial weights and shuffling all follow from `seed`.
+                pub fn with_seed(seed: u64) -> Self {
+                    let mut rng = <#rt::StdRng as #rt::SeedableRng>::seed_from_u64(seed);
+                    #[allow(unused_mut)]
+                    let mut model = Self {
+                        #(#inits)*
+                        kiln: #rt::ModelState::new(seed),
+                    };
+                    #(#freeze)*
+                    model.__kiln_bind();
+                    model
+                }
+
+                #(#consts)*
+
+                #[doc(hidden)]
+                pub const __KILN_LAYERS: &'static [#rt::LayerInfo] = &[#(#infos)*];
+                #[doc(hidden)]
+                pub const __KILN_PARAMS: usize = 0 #(+ #params)*;
+
+                fn __kiln_visit(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
+                    #(#visits)*
+                }
+
+                fn __kiln_visit_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
+                    #(#visits_mut)*
+                }
+
+                fn __kiln_penalty(&self) -> f64 {
+                    0.0 #(+ #penalties)*
+                }
+            }
+
+            impl ::core::default::Default for #name {
+                fn default() -> Self {
+                    Self::new()
+                }
+            }
+
+            impl #rt::Init for #name {
+                fn init(rng: &mut #rt::StdRng) -> Self {
+                    Self::with_seed(#rt::RngCore::next_u64(rng))
+                }
+            }
+        }
+    }
 }
 
 /// A tensor's name below its field (and element), and its shape.
@@ -315,7 +371,7 @@ type Tensor = (String, Vec<usize>);
 fn embedded(
     name: &Ident,
     layout: &[(String, Type, Option<Option<usize>>)],
-    w: &crate::embed::Weights,
+    w: &crate::weights_file::Weights,
 ) -> syn::Result<TokenStream> {
     let rt = rt();
     let file = w.read(proc_macro::Span::call_site().local_file())?;

@@ -6,11 +6,13 @@
 mod codegen;
 mod derive;
 mod embed;
+mod errors;
 mod ir;
 mod layers;
 mod parse;
 mod shape;
 mod ship;
+mod weights_file;
 
 use proc_macro::TokenStream;
 
@@ -33,7 +35,7 @@ fn pipeline(
     let run = || -> syn::Result<proc_macro2::TokenStream> {
         let mut model = lowered?;
         model.invocation = Some(invocation(&model.name));
-        let weights = embed::extract(&mut model.attrs)?;
+        let weights = weights_file::extract(&mut model.attrs)?;
         let opts = ship::extract(&mut model.attrs)?;
         shape::infer(&mut model)?;
         let source = proc_macro::Span::call_site().local_file();
@@ -47,7 +49,7 @@ fn pipeline(
         if let Some(w) = weights {
             // A file that does not fit is reported alone: the model itself is fine, so it is
             // still generated, with `embedded()` standing in for the failed embedding.
-            match embed::check(&model, &w, source) {
+            match weights_file::check(&model, &w, source) {
                 Ok(checked) => {
                     out.extend(embed::expand(&model, &checked, &w));
                     // `infer` where every layer has a static kernel; a precision other than

@@ -2,9 +2,9 @@
 //! errors a user reads when layers do not fit, at the offending layer; then the checks that make
 //! the graph trainable (everything reaches an output, shared layers see one shape).
 
+use crate::errors::Errors;
 use crate::ir::{Model, Op};
 use crate::layers::show_all;
-use crate::parse::Errors;
 
 /// Fills in every node's shapes and checks the graph, reporting every problem at once.
 pub fn infer(model: &mut Model) -> Result<(), syn::Error> {
@@ -74,7 +74,7 @@ fn several_error(model: &Model, node: usize) -> Option<String> {
         let l = model.layer_of(j)?;
         let names = l.kind.outputs()?;
         Some(if model.functional {
-            crate::parse::functional::several_values(l.kind.class(), names)
+            several_values(l.kind.class(), names)
         } else {
             format!(
                 "{}(.., return_state = true) gives {} values ({}), and a Sequential model passes one value from \
@@ -186,7 +186,7 @@ pub fn check_graph(model: &Model, errors: &mut Errors) {
         if let Some(l) = model.layer_of(o)
             && let Some(names) = l.kind.outputs()
         {
-            errors.over(&model.nodes[o].tokens, crate::parse::functional::several_values(l.kind.class(), names));
+            errors.over(&model.nodes[o].tokens, several_values(l.kind.class(), names));
         }
         if model.layer_of(model.resolve(o)).is_none() {
             errors.over(&model.nodes[o].tokens, "an output must be computed by a layer, not be a model input");
@@ -201,4 +201,20 @@ pub fn check_graph(model: &Model, errors: &mut Errors) {
             "the model has no layer that computes anything (only Flatten/Reshape): add a Dense or Activation layer",
         );
     }
+}
+
+/// The error for a layer of several outputs used as one value.
+pub fn several_values(class: &str, names: &[&str]) -> String {
+    let example = match names.len() {
+        5 => "(out, fh, fc, bh, bc)",
+        3 if class == "Bidirectional" => "(out, fh, bh)",
+        3 => "(out, h, c)",
+        _ => "(out, h)",
+    };
+    format!(
+        "{class}(.., return_state = true) gives {} values ({}): bind each to a name in functional!, \
+         `{example} = {class}(..)(x)`, and use them by name",
+        names.len(),
+        names.join(", ")
+    )
 }

@@ -33,33 +33,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let names: Vec<&Ident> = computing.iter().map(|l| &l.name).collect();
     let prefixes = names.iter().map(|f| f.to_string());
 
-    let shape = |s: &[usize]| quote!(&[#(#s),*]);
-    let in_ports: Vec<TokenStream> = model
-        .inputs
-        .iter()
-        .enumerate()
-        .map(|(k, (n, node))| {
-            let s = shape(&model.nodes[*node].output_shape);
-            let dtype = dtype(model, k);
-            quote!(#rt::Port { name: #n, shape: #s, dtype: #dtype })
-        })
-        .collect();
-    let out_ports: Vec<TokenStream> = model
-        .outputs
-        .iter()
-        .map(|&o| {
-            let (n, s) = (model.output_name(o), shape(&model.nodes[o].output_shape));
-            quote!(#rt::Port { name: #n, shape: #s, dtype: #rt::DType::F32 })
-        })
-        .collect();
-    let out_acts: Vec<TokenStream> = model
-        .outputs
-        .iter()
-        .map(|&o| {
-            let a = if g.fusable_output(model.resolve(o)).is_some() { quote!(Softmax) } else { quote!(Linear) };
-            quote!(#rt::ActKind::#a)
-        })
-        .collect();
+    let (in_ports, out_ports, out_acts) = ports(&g);
     let infos = layer_infos(model);
     let act0 = out_acts.first().cloned().unwrap_or_default();
     let impls = impls(
@@ -149,6 +123,47 @@ pub fn expand(model: &Model) -> TokenStream {
         #impls
         #as_field
     };
+    wrapped(body, wrap, model)
+}
+
+/// The `Port`s of a `sequential!` / `functional!` model's inputs and outputs, and per output the
+/// activation its loss may fuse with.
+fn ports(g: &Gen<'_>) -> (Vec<TokenStream>, Vec<TokenStream>, Vec<TokenStream>) {
+    let (rt, model) = (rt(), g.m);
+    let shape = |s: &[usize]| quote!(&[#(#s),*]);
+    let in_ports: Vec<TokenStream> = model
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(k, (n, node))| {
+            let s = shape(&model.nodes[*node].output_shape);
+            let dtype = dtype(model, k);
+            quote!(#rt::Port { name: #n, shape: #s, dtype: #dtype })
+        })
+        .collect();
+    let out_ports: Vec<TokenStream> = model
+        .outputs
+        .iter()
+        .map(|&o| {
+            let (n, s) = (model.output_name(o), shape(&model.nodes[o].output_shape));
+            quote!(#rt::Port { name: #n, shape: #s, dtype: #rt::DType::F32 })
+        })
+        .collect();
+    let out_acts: Vec<TokenStream> = model
+        .outputs
+        .iter()
+        .map(|&o| {
+            let a = if g.fusable_output(model.resolve(o)).is_some() { quote!(Softmax) } else { quote!(Linear) };
+            quote!(#rt::ActKind::#a)
+        })
+        .collect();
+    (in_ports, out_ports, out_acts)
+}
+
+/// The model's code in a module of its own, imported under the model's name, where `wrap` (the
+/// invocation's number) is given; as it is otherwise.
+fn wrapped(body: TokenStream, wrap: Option<u64>, model: &Model) -> TokenStream {
+    let Model { vis, name, .. } = model;
     match wrap {
         Some(id) => {
             let m = quote::format_ident!("__kiln_model_{}_{:016x}", name, id);

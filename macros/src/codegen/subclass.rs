@@ -8,32 +8,114 @@ use quote::{format_ident, quote};
 use syn::Ident;
 
 use super::{Gen, ImplParts, impls, shaped_impl};
-use crate::derive::konst;
+use crate::ir::Model;
+use crate::ir::subclass::{CallBody, konst};
 use crate::layers::rt;
-use crate::parse::subclass::Lower;
 
 fn call_state(name: &Ident) -> Ident {
     format_ident!("__KilnCall{}", name)
 }
 
-pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
+/// The code of a `#[kiln::call]` body: its call state, shape checks, constants, passes and the
+/// model traits.
+pub fn expand(lw: &CallBody, out_shapes: &[Vec<usize>]) -> TokenStream {
     let rt = rt();
     let model = &lw.model;
     let name = &model.name;
     let state = call_state(name);
     let g = Gen { m: model, state: quote!(self.kiln.call) };
 
-    // The call state: generated layers (merges, activations), extra buffers of shared fields,
-    // gradient accumulators.
+    let state_struct = state_struct(&g, &state);
+    let (in_ports, id_checks) = in_ports(&g);
+    let out_ports = out_ports(model, out_shapes);
+    let out_acts = out_acts(&g);
+    let prediction = g.prediction();
+    let (bind_mut, bind_ref) = (bind_indexed(lw, true), bind_indexed(lw, false));
+    let act0 = out_acts.first().cloned().unwrap_or_default();
+    let trait_impls = impls(
+        &g,
+        &ImplParts {
+            in_ports,
+            out_ports,
+            out_acts,
+            prediction,
+            layers: quote!(Self::__KILN_LAYERS),
+            prelude: bind_ref.clone(),
+            train_state: quote!(self.kiln.train),
+        },
+    );
+    let field_shapes = field_shapes(&g);
+    let binds = bind_inputs(&g);
+    let consts = &lw.consts;
+    let checks = &lw.checks;
+    let passes = g.passes(&bind_mut, &bind_ref);
+    let shaped = shaped_impl(model, &act0, &quote!(<#name>::__KILN_PARAMS));
+    quote! {
+        #state_struct
+
+        #(#checks)*
+        #(#id_checks)*
+
+        impl #name {
+            #[doc(hidden)]
+            pub const __KILN_SHAPES: &'static [(&'static str, &'static [usize])] = &[#(#field_shapes),*];
+            #(#consts)*
+
+            #[doc(hidden)]
+            #[allow(unused_variables)]
+            pub fn __kiln_bind(&mut self) {
+                #bind_mut
+                #(#binds)*
+            }
+
+            #passes
+        }
+
+        impl #rt::HasCallState for #name {
+            type CallState = #state;
+        }
+
+        #trait_impls
+        #shaped
+    }
+}
+
+/// The call state: generated layers (merges, activations), extra buffers of shared fields,
+/// gradient accumulators.
+fn state_struct(g: &Gen<'_>, state: &Ident) -> TokenStream {
     let (mut fields, mut inits) = (vec![], vec![]);
-    for l in model.layers.iter().filter(|l| l.kind.class() != "Field" && !l.kind.is_view()) {
+    for l in g.m.layers.iter().filter(|l| l.kind.class() != "Field" && !l.kind.is_view()) {
         let (f, ty, init) = (&l.name, g.ty(l), g.constructor(l));
         fields.push(quote!(#f: #ty,));
         inits.push(quote!(#f: #init,));
     }
     let (bufs, buf_tys): (Vec<Ident>, Vec<TokenStream>) = g.extra_bufs().into_iter().unzip();
     let accs = g.accumulators();
-    // An input of token ids takes its bound from the fields reading it, each checked to read ids.
+    quote! {
+        #[doc(hidden)]
+        #[derive(Clone, Debug)]
+        pub struct #state {
+            #(#fields)*
+            #(#bufs: #buf_tys,)*
+            #(#accs: ::std::vec::Vec<f32>,)*
+        }
+
+        impl ::core::default::Default for #state {
+            fn default() -> Self {
+                Self {
+                    #(#inits)*
+                    #(#bufs: ::core::default::Default::default(),)*
+                    #(#accs: ::std::vec::Vec::new(),)*
+                }
+            }
+        }
+    }
+}
+
+/// The inputs' `Port`s, and the checks that the fields reading an input of token ids read ids:
+/// such an input takes its bound from those fields.
+fn in_ports(g: &Gen<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let (rt, model) = (rt(), g.m);
     let mut id_checks = Vec::new();
     let in_ports: Vec<TokenStream> = model
         .inputs
@@ -65,7 +147,13 @@ pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
             quote!(#rt::Port { name: #n, shape: &[#(#s),*], dtype: #rt::DType::I32 { below: #below } })
         })
         .collect();
-    let out_ports: Vec<TokenStream> = model
+    (in_ports, id_checks)
+}
+
+/// The outputs' `Port`s, named after the fields that compute them (`output_<k>` otherwise).
+fn out_ports(model: &Model, out_shapes: &[Vec<usize>]) -> Vec<TokenStream> {
+    let rt = rt();
+    model
         .outputs
         .iter()
         .zip(out_shapes)
@@ -77,8 +165,15 @@ pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
             };
             quote!(#rt::Port { name: #n, shape: &[#(#s),*], dtype: #rt::DType::F32 })
         })
-        .collect();
-    let out_acts: Vec<TokenStream> = model
+        .collect()
+}
+
+/// Per output, the activation its loss may fuse with: the computing field's own, read through
+/// its constant, where the output may fuse; `Linear` otherwise.
+fn out_acts(g: &Gen<'_>) -> Vec<TokenStream> {
+    let (rt, model) = (rt(), g.m);
+    let name = &model.name;
+    model
         .outputs
         .iter()
         .map(|&o| {
@@ -91,44 +186,34 @@ pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
                 _ => quote!(#rt::ActKind::Linear),
             }
         })
-        .collect();
-    let prediction = g.prediction();
-    let bind = |mutable: bool| -> TokenStream {
-        let lets = lw.indexed.iter().map(|(field, idx)| {
-            let f = format_ident!("{}", field);
-            let max = *idx.iter().max().unwrap_or(&0);
-            let pats = (0..=max).map(|i| {
-                if idx.contains(&i) {
-                    let l = format_ident!("__kiln_{}_{}", field, i);
-                    quote!(#l)
-                } else {
-                    quote!(_)
-                }
-            });
-            let msg = format!("`{field}` holds fewer layers than `call` uses ({})", max + 1);
-            let borrow = if mutable { quote!(&mut self.#f[..]) } else { quote!(&self.#f[..]) };
-            quote!(let [#(#pats,)* ..] = #borrow else { panic!(#msg) };)
+        .collect()
+}
+
+/// Binds the elements of array and Vec fields that `call` indexes to locals (`__kiln_blocks_2`),
+/// borrowed mutably or not, so two elements can be borrowed at once.
+fn bind_indexed(lw: &CallBody, mutable: bool) -> TokenStream {
+    let lets = lw.indexed.iter().map(|(field, idx)| {
+        let f = format_ident!("{}", field);
+        let max = *idx.iter().max().unwrap_or(&0);
+        let pats = (0..=max).map(|i| {
+            if idx.contains(&i) {
+                let l = format_ident!("__kiln_{}_{}", field, i);
+                quote!(#l)
+            } else {
+                quote!(_)
+            }
         });
-        quote!(#(#lets)*)
-    };
-    let (bind_mut, bind_ref) = (bind(true), bind(false));
-    let act0 = out_acts.first().cloned().unwrap_or_default();
-    let trait_impls = impls(
-        &g,
-        &ImplParts {
-            in_ports,
-            out_ports,
-            out_acts,
-            prediction,
-            layers: quote!(Self::__KILN_LAYERS),
-            prelude: bind_ref.clone(),
-            train_state: quote!(self.kiln.train),
-        },
-    );
-    // Each used field's output shape, for the summary rows the struct macro wrote.
+        let msg = format!("`{field}` holds fewer layers than `call` uses ({})", max + 1);
+        let borrow = if mutable { quote!(&mut self.#f[..]) } else { quote!(&self.#f[..]) };
+        quote!(let [#(#pats,)* ..] = #borrow else { panic!(#msg) };)
+    });
+    quote!(#(#lets)*)
+}
+
+/// Each used field's output shape, for the summary rows the struct macro wrote.
+fn field_shapes(g: &Gen<'_>) -> Vec<TokenStream> {
     let mut seen = std::collections::HashSet::new();
-    let field_shapes: Vec<TokenStream> = model
-        .layers
+    g.m.layers
         .iter()
         .filter_map(|l| {
             let key = l.kind.field_key()?;
@@ -137,10 +222,14 @@ pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
                 quote!((#key, &[#(#dims),*]))
             })
         })
-        .collect();
-    // Each field told the shape of its first call's input when the model is built.
+        .collect()
+}
+
+/// Each field told the shape of its first call's input when the model is built.
+fn bind_inputs(g: &Gen<'_>) -> Vec<TokenStream> {
+    let (rt, model) = (rt(), g.m);
     let mut bound = std::collections::HashSet::new();
-    let binds: Vec<TokenStream> = model
+    model
         .layers
         .iter()
         .filter(|l| l.kind.field_key().is_some())
@@ -151,53 +240,5 @@ pub fn expand(lw: &Lower, out_shapes: &[Vec<usize>]) -> TokenStream {
                 quote!(#rt::Layer::bind_input(&mut #place, &[#(#dims),*]);)
             })
         })
-        .collect();
-    let consts = &lw.consts;
-    let checks = &lw.checks;
-    let passes = g.passes(&bind_mut, &bind_ref);
-    let shaped = shaped_impl(model, &act0, &quote!(<#name>::__KILN_PARAMS));
-    quote! {
-        #[doc(hidden)]
-        #[derive(Clone, Debug)]
-        pub struct #state {
-            #(#fields)*
-            #(#bufs: #buf_tys,)*
-            #(#accs: ::std::vec::Vec<f32>,)*
-        }
-
-        impl ::core::default::Default for #state {
-            fn default() -> Self {
-                Self {
-                    #(#inits)*
-                    #(#bufs: ::core::default::Default::default(),)*
-                    #(#accs: ::std::vec::Vec::new(),)*
-                }
-            }
-        }
-
-        #(#checks)*
-        #(#id_checks)*
-
-        impl #name {
-            #[doc(hidden)]
-            pub const __KILN_SHAPES: &'static [(&'static str, &'static [usize])] = &[#(#field_shapes),*];
-            #(#consts)*
-
-            #[doc(hidden)]
-            #[allow(unused_variables)]
-            pub fn __kiln_bind(&mut self) {
-                #bind_mut
-                #(#binds)*
-            }
-
-            #passes
-        }
-
-        impl #rt::HasCallState for #name {
-            type CallState = #state;
-        }
-
-        #trait_impls
-        #shaped
-    }
+        .collect()
 }

@@ -6,7 +6,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::{Args, Arity, Dim, Kind, Spec, last, rt};
-use crate::parse::{Errors, Value, suggestion};
+use crate::errors::{Errors, suggestion};
+use crate::parse::Value;
 
 /// The activations kiln knows, by Keras name, with the runtime type each selects.
 pub const ACTIVATIONS: &[(&str, &str)] = &[
@@ -130,8 +131,8 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
 }
 
 impl Spec for Activation {
-    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
-        Some(crate::ship::Static::Activation { act: self.act.ty })
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::Activation { act: self.act.ty })
     }
 
     fn keeps_mask(&self) -> bool {

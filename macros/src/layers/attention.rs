@@ -11,7 +11,8 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{Args, Arity, Dim, Kind, Spec, rt, show};
-use crate::parse::{Errors, Value};
+use crate::errors::Errors;
+use crate::parse::Value;
 
 pub const KIND: Kind = Kind {
     class: "MultiHeadAttention",
@@ -97,7 +98,7 @@ impl Spec for Attention {
         self.mask_input
     }
 
-    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         let ins = self.data(ins);
         let (&[tq, fq], &[tv, fv]) = (&ins.first()?[..], &ins.get(1)?[..]) else { return None };
         let fk = ins.get(2).map_or(fv, |k| k[1]);
@@ -113,7 +114,7 @@ impl Spec for Attention {
             causal: #causal,
         });
         let work = tq * h * kd + tv * h * (kd + vd) + tv + tq * h * vd;
-        Some(crate::ship::Static::Attention { cfg, work, bias: self.use_bias, mask: self.mask_input })
+        Some(crate::ir::Static::Attention { cfg, work, bias: self.use_bias, mask: self.mask_input })
     }
 
     fn uses_mask(&self) -> bool {

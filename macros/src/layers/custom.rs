@@ -11,7 +11,8 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::{Args, Arity, Dim, Kind, Spec, rt, show, snake_case as snake};
-use crate::parse::{Errors, Value};
+use crate::errors::Errors;
+use crate::parse::Value;
 
 pub const KIND: Kind = Kind { class: "Custom", args: &["layer", "output"], arity: Arity::One, build };
 

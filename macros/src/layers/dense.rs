@@ -9,7 +9,7 @@ use quote::{format_ident, quote};
 
 use super::activation::{Act, activation};
 use super::{Args, Arity, Dim, Kind, Spec, last, rt, show};
-use crate::parse::Errors;
+use crate::errors::Errors;
 
 pub const KIND: Kind =
     Kind { class: "Dense", args: with_weight_args!("units", "activation", "use_bias"), arity: Arity::One, build };
@@ -87,8 +87,8 @@ impl Spec for Dense {
         Some(p)
     }
 
-    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
-        Some(crate::ship::Static::Dense { units: self.units, act: self.act.ty })
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::Dense { units: self.units, act: self.act.ty })
     }
 
     fn activation(&self) -> Option<&'static str> {

@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{Args, Arity, Dim, Kind, Spec, rt, show};
-use crate::parse::Errors;
+use crate::errors::Errors;
 
 pub const KIND: Kind = Kind {
     class: "Embedding",
@@ -61,9 +61,9 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
 }
 
 impl Spec for Embedding {
-    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         let steps = ins[0].iter().product();
-        Some(crate::ship::Static::Embedding { dim: self.output_dim, mask: self.mask_zero.then_some(steps) })
+        Some(crate::ir::Static::Embedding { dim: self.output_dim, mask: self.mask_zero.then_some(steps) })
     }
 
     fn class(&self) -> &'static str {

@@ -7,8 +7,9 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{Args, rt};
-use crate::parse::suggestion;
-use crate::parse::{Errors, Value};
+use crate::errors::Errors;
+use crate::errors::suggestion;
+use crate::parse::Value;
 
 /// What to apply to one weight.
 #[derive(Clone, Default)]

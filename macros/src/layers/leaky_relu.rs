@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{Args, Arity, Dim, Kind, Spec, rt};
-use crate::parse::Errors;
+use crate::errors::Errors;
 
 pub const KIND: Kind = Kind { class: "LeakyReLU", args: &["negative_slope"], arity: Arity::One, build };
 
@@ -30,8 +30,8 @@ impl Spec for LeakyRelu {
         "LeakyReLU"
     }
 
-    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
-        Some(crate::ship::Static::LeakyRelu { slope: self.slope })
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::LeakyRelu { slope: self.slope })
     }
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
@@ -129,7 +129,7 @@ impl Spec for PRelu {
         Some(vec![("alpha", self.alpha(&ins[0]))])
     }
 
-    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
-        Some(crate::ship::Static::PRelu { shape: ins[0].clone(), shared: self.shared.clone() })
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::PRelu { shape: ins[0].clone(), shared: self.shared.clone() })
     }
 }

@@ -7,7 +7,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::{Args, Arity, Dim, Kind, Spec, product, rt, show_all};
-use crate::parse::{Errors, Value};
+use crate::errors::Errors;
+use crate::parse::Value;
 
 macro_rules! elementwise_kinds {
     ($($konst:ident => $class:literal, $arity:ident;)*) => {$(
@@ -80,8 +81,8 @@ impl Spec for Elementwise {
         let ty = self.runtime_type(ins);
         quote!(<#ty>::new())
     }
-    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
-        Some(crate::ship::Static::Merge { op: self.class })
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::Merge { op: self.class })
     }
 }
 
@@ -159,11 +160,11 @@ impl Spec for Concatenate {
         let rt = rt();
         quote!(#rt::Concatenate::new(#outer, &[#(#widths),*]))
     }
-    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         let a = self.index(ins[0].len())?;
         let outer = ins[0][..a].iter().product();
         let widths = ins.iter().map(|s| s[a..].iter().product()).collect();
-        Some(crate::ship::Static::Concat { outer, widths })
+        Some(crate::ir::Static::Concat { outer, widths })
     }
 }
 
@@ -185,8 +186,8 @@ fn dot_kind(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
 }
 
 impl Spec for Dot {
-    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
-        Some(crate::ship::Static::Dot)
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::Dot)
     }
 
     fn class(&self) -> &'static str {

@@ -48,7 +48,8 @@ pub fn weight_opts(args: &Args<'_>, errors: &mut Errors) -> Option<WeightOpts> {
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::parse::{Errors, Value, suggestion};
+use crate::errors::{Errors, suggestion};
+use crate::parse::Value;
 
 pub use activation::{Act, Activation};
 pub use custom::Field;
@@ -215,7 +216,7 @@ pub trait Spec {
 
     /// What it computes at inference, for a model's generated `infer` (no heap, no standard
     /// library); `None` where kiln has no such kernel for it yet.
-    fn infer(&self, _ins: &[Vec<usize>], _out: &[usize]) -> Option<crate::ship::Static> {
+    fn infer(&self, _ins: &[Vec<usize>], _out: &[usize]) -> Option<crate::ir::Static> {
         None
     }
 

@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{Args, Arity, Dim, Kind, Spec, rt, show};
-use crate::parse::Errors;
+use crate::errors::Errors;
 
 pub const DROPOUT: Kind = Kind { class: "Dropout", args: &["rate"], arity: Arity::One, build: dropout };
 pub const GAUSSIAN_NOISE: Kind = Kind { class: "GaussianNoise", args: &["stddev"], arity: Arity::One, build: noise };
@@ -94,8 +94,8 @@ impl Spec for Spatial {
         quote!(#rt::SpatialDropout::new(#rate, #c))
     }
 
-    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
-        Some(crate::ship::Static::Identity)
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::Identity)
     }
 }
 
@@ -150,10 +150,10 @@ impl Spec for Keep {
         self.build.clone()
     }
 
-    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         Some(match self.affine {
-            Some((scale, offset)) => crate::ship::Static::Rescaling { scale, offset },
-            None => crate::ship::Static::Identity,
+            Some((scale, offset)) => crate::ir::Static::Rescaling { scale, offset },
+            None => crate::ir::Static::Identity,
         })
     }
 }
@@ -180,10 +180,10 @@ impl Spec for Masking {
         true
     }
 
-    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         let features = *ins[0].last()?;
         let rows = ins[0].iter().product::<usize>() / features.max(1);
-        Some(crate::ship::Static::Masking { value: self.value, features, rows })
+        Some(crate::ir::Static::Masking { value: self.value, features, rows })
     }
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {

@@ -7,7 +7,8 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{Args, Arity, Dim, Kind, Spec, last, rt, show};
-use crate::parse::{Errors, Value};
+use crate::errors::Errors;
+use crate::parse::Value;
 
 pub const KIND: Kind = Kind {
     class: "BatchNormalization",
@@ -72,9 +73,9 @@ impl Spec for BatchNorm {
         Some(p)
     }
 
-    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         let BatchNorm { epsilon, center, scale, .. } = *self;
-        Some(crate::ship::Static::BatchNorm { epsilon, center, scale })
+        Some(crate::ir::Static::BatchNorm { epsilon, center, scale })
     }
 }
 
@@ -108,9 +109,9 @@ impl Spec for LayerNorm {
         true
     }
 
-    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         let LayerNorm { epsilon, center, scale } = *self;
-        Some(crate::ship::Static::LayerNorm { epsilon, center, scale })
+        Some(crate::ir::Static::LayerNorm { epsilon, center, scale })
     }
 
     fn class(&self) -> &'static str {
@@ -213,7 +214,7 @@ impl Spec for Normalization {
         Some(vec![("mean", vec![f]), ("variance", vec![f]), ("count", vec![])])
     }
 
-    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
-        Some(crate::ship::Static::Normalization)
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::Normalization)
     }
 }

@@ -62,9 +62,9 @@ impl Spec for Part {
         self.index == 0 && self.owner.keeps_mask()
     }
 
-    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         let (_, start, len) = self.range(&ins[0]);
-        Some(crate::ship::Static::Take { start, len })
+        Some(crate::ir::Static::Take { start, len })
     }
 }
 
@@ -100,8 +100,8 @@ impl Spec for LastStep {
         quote!(#rt::Take::new((#t) * (#u), ((#t) - 1) * (#u), #u))
     }
 
-    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         let [t, u] = ins[0][..] else { return None };
-        Some(crate::ship::Static::Take { start: (t - 1) * u, len: u })
+        Some(crate::ir::Static::Take { start: (t - 1) * u, len: u })
     }
 }

@@ -8,7 +8,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::{Args, Arity, Dim, Kind, Spec, last, rt, show};
-use crate::parse::{Errors, Value, suggestion};
+use crate::errors::{Errors, suggestion};
+use crate::parse::Value;
 
 macro_rules! recurrent_args {
     ($($extra:literal),*) => {
@@ -293,7 +294,7 @@ impl Spec for Recurrent {
         self.initial_state
     }
 
-    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         // kiln's `no_std` kernels start from zeros.
         if self.initial_state {
             return None;
@@ -318,7 +319,7 @@ impl Spec for Recurrent {
             return_state: #state,
             go_backwards: #back,
         });
-        Some(crate::ship::Static::Recurrent { cfg, features, units, gates, work: 2 * gates * units + 2 * units })
+        Some(crate::ir::Static::Recurrent { cfg, features, units, gates, work: 2 * gates * units + 2 * units })
     }
 
     fn uses_mask(&self) -> bool {

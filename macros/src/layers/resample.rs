@@ -12,7 +12,8 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{Args, Arity, Dim, Kind, Spec, rt, show};
-use crate::parse::{Errors, Value};
+use crate::errors::Errors;
+use crate::parse::Value;
 
 pub const ZERO_PADDING2D: Kind = Kind {
     class: "ZeroPadding2D",
@@ -209,13 +210,13 @@ impl Spec for Resample {
         }
     }
 
-    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         let op = match self.op {
             Op::Pad([top, _, left, _]) => quote!(::kiln::infer::Resize::Pad { top: #top, left: #left }),
             Op::Crop([top, _, left, _]) => quote!(::kiln::infer::Resize::Crop { top: #top, left: #left }),
             Op::Up(sy, sx) => quote!(::kiln::infer::Resize::Up { sy: #sy, sx: #sx }),
         };
-        Some(crate::ship::Static::Resample { op })
+        Some(crate::ir::Static::Resample { op })
     }
 }
 
@@ -282,7 +283,7 @@ impl Spec for Permute {
         quote!(#rt::Permute::new(&[#(#shape),*], &[#(#order),*]))
     }
 
-    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
-        Some(crate::ship::Static::Permute { shape: ins[0].clone(), order: self.order.clone() })
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::Permute { shape: ins[0].clone(), order: self.order.clone() })
     }
 }

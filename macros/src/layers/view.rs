@@ -6,7 +6,8 @@ use std::rc::Rc;
 use proc_macro2::TokenStream;
 
 use super::{Args, Arity, Dim, Kind, Spec, show};
-use crate::parse::{Errors, Value};
+use crate::errors::Errors;
+use crate::parse::Value;
 
 pub const FLATTEN: Kind = Kind { class: "Flatten", args: &[], arity: Arity::One, build: build_flatten };
 pub const RESHAPE: Kind = Kind { class: "Reshape", args: &["target_shape"], arity: Arity::One, build: reshape };

@@ -10,7 +10,8 @@ use quote::{format_ident, quote};
 
 use super::activation::{Act, activation};
 use super::{Args, Arity, Dim, Kind, Spec, rt, show};
-use crate::parse::{Errors, Value};
+use crate::errors::Errors;
+use crate::parse::Value;
 
 macro_rules! kinds {
     ($($name:ident = $class:literal, $args:expr, $build:ident;)*) => {$(
@@ -404,8 +405,8 @@ impl Spec for Conv {
         self.act.is_softmax()
     }
 
-    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
-        use crate::ship::Static;
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        use crate::ir::Static;
         let act = self.act.ty;
         if self.class == "Conv2DTranspose" {
             return Some(Static::ConvTranspose { win: self.transposed(&ins[0]).ok()?.infer_tokens(), act });
@@ -477,9 +478,9 @@ impl Spec for Pool {
         quote!(#rt::Pool::new(#win, #kind))
     }
 
-    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         let win = self.geometry.window(self.class, &ins[0]).ok()?.infer_tokens();
-        Some(crate::ship::Static::Pool { win, max: self.max })
+        Some(crate::ir::Static::Pool { win, max: self.max })
     }
 }
 
@@ -541,7 +542,7 @@ impl Spec for Global {
         quote!(#rt::GlobalPool::new(#positions, #c, #kind))
     }
 
-    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
-        Some(crate::ship::Static::Global { max: self.max })
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::Global { max: self.max })
     }
 }

@@ -8,7 +8,8 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{Args, Arity, Dim, Kind, Spec, rt, show};
-use crate::parse::{Errors, LayerCall, Value, understand};
+use crate::errors::Errors;
+use crate::parse::{LayerCall, Value, understand};
 
 pub const TIME_DISTRIBUTED: Kind =
     Kind { class: "TimeDistributed", args: &["layer"], arity: Arity::One, build: time_distributed };
@@ -103,8 +104,8 @@ impl Spec for TimeDistributed {
         self.layer.params(&Self::rest(ins))
     }
 
-    fn infer(&self, ins: &[Vec<usize>], out: &[usize]) -> Option<crate::ship::Static> {
-        use crate::ship::Static;
+    fn infer(&self, ins: &[Vec<usize>], out: &[usize]) -> Option<crate::ir::Static> {
+        use crate::ir::Static;
         let inner = self.layer.infer(&Self::rest(ins), &out[1..])?;
         match inner {
             Static::Identity => Some(Static::Identity),
@@ -313,17 +314,17 @@ impl Spec for Bidirectional {
         self.layer.activation()
     }
 
-    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ship::Static> {
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         // kiln's `no_std` kernels merge the two directions' outputs only.
         if self.states() > 0 {
             return None;
         }
         let inner_out = self.layer.output_shape(ins).ok()?;
-        let crate::ship::Static::Recurrent { cfg, features, units, gates, work } = self.layer.infer(ins, &inner_out)?
+        let crate::ir::Static::Recurrent { cfg, features, units, gates, work } = self.layer.infer(ins, &inner_out)?
         else {
             return None;
         };
         let n: usize = inner_out.iter().product();
-        Some(crate::ship::Static::Bidirectional { cfg, mode: self.mode, features, units, gates, work: 2 * n + work })
+        Some(crate::ir::Static::Bidirectional { cfg, mode: self.mode, features, units, gates, work: 2 * n + work })
     }
 }

@@ -16,7 +16,8 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, Token, Visibility, braced};
 
-use super::{Errors, LayerCall, Namer, understand};
+use super::{LayerCall, Namer, understand};
+use crate::errors::Errors;
 use crate::ir::{LayerDef, Model, Node, Op};
 
 /// The raw syntax, before layers are understood.

@@ -28,8 +28,8 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, ItemImpl, Pat, ReturnType, Stmt, Type};
 
-use super::Errors;
-use crate::derive::field_alias;
+use crate::errors::Errors;
+use crate::ir::subclass::{CallBody, field_alias};
 use crate::ir::{LayerDef, Model, Node, Op};
 use crate::layers::{
     Act, Activation, Field, Spec, concatenate, dot, dropout, elementwise, flatten, global_pool, last_step, product,
@@ -74,20 +74,22 @@ const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.la
 `global_average_pooling(x)`, `global_max_pooling(x)`, `last_step(x)`, merges `concatenate([a, b])`, \
 `add([..])`, `average([..])`, `maximum([..])`, `minimum([..])`, `dot(a, b)`, `let` bindings and `return`";
 
-pub struct Lower {
-    pub model: Model,
+/// The lowering of a `call` body under way: the graph so far, what each name and field is bound
+/// to, and the checks and constants it has emitted.
+struct Lower {
+    model: Model,
     /// Each node's shape as constant expressions (its rank is known here, its dimensions to rustc).
-    pub shapes: Vec<Vec<TokenStream>>,
-    pub checks: Vec<TokenStream>,
+    shapes: Vec<Vec<TokenStream>>,
+    checks: Vec<TokenStream>,
     fields: HashMap<String, usize>,
     env: HashMap<String, usize>,
     ops: usize,
     errors: Errors,
     name: Ident,
     /// Array or Vec fields indexed in `call`, with the indices used.
-    pub indexed: BTreeMap<String, BTreeSet<usize>>,
+    indexed: BTreeMap<String, BTreeSet<usize>>,
     /// The model's constants: the output shape of each field call.
-    pub consts: Vec<TokenStream>,
+    consts: Vec<TokenStream>,
 }
 
 impl Lower {
@@ -203,6 +205,7 @@ impl Lower {
         Some(self.node(layer, ins, tokens, shape))
     }
 
+    /// The node computing an expression of `call`; `None` after an error (reported).
     fn value(&mut self, e: &Expr) -> Option<usize> {
         let tokens = e.to_token_stream();
         match e {
@@ -242,140 +245,8 @@ impl Lower {
                 self.field_call(m.to_string(), quote!(self.#m), m, &args, tokens, mc.span())
             }
             Expr::Call(c) => match &*c.func {
-                // self.field(x) / self.field[i](x)
-                f @ (Expr::Field(_) | Expr::Index(_)) => {
-                    let (key, place, ident) = match f {
-                        Expr::Field(fe) if matches!(&*fe.base, Expr::Path(p) if p.path.is_ident("self")) => {
-                            let syn::Member::Named(m) = &fe.member else {
-                                self.errors.at(fe.span(), "layers are named fields: self.layer(x)");
-                                return None;
-                            };
-                            (m.to_string(), quote!(self.#m), m.clone())
-                        }
-                        Expr::Index(ix) => match (&*ix.expr, &*ix.index) {
-                            (Expr::Field(fe), Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. })) if matches!(&*fe.base, Expr::Path(p) if p.path.is_ident("self")) =>
-                            {
-                                let syn::Member::Named(m) = &fe.member else { return None };
-                                let idx: usize = i.base10_parse().ok()?;
-                                // Elements are bound to locals at the top of each generated
-                                // function, so two elements can be borrowed at once.
-                                let local = format_ident!("__kiln_{}_{}", m, idx);
-                                self.indexed.entry(m.to_string()).or_default().insert(idx);
-                                (m.to_string(), quote!((*#local)), format_ident!("{}_{}", m, idx))
-                            }
-                            _ => {
-                                self.errors.at(ix.span(), "index a list of layers with a literal: self.blocks[2](x)");
-                                return None;
-                            }
-                        },
-                        other => {
-                            self.errors.at(other.span(), format!("not a layer: {SUPPORTED}"));
-                            return None;
-                        }
-                    };
-                    if c.args.is_empty() {
-                        self.errors.at(c.span(), "a layer takes its input tensor: self.layer(x)");
-                        return None;
-                    }
-                    let args: Vec<&Expr> = c.args.iter().collect();
-                    self.field_call(key, place, ident, &args, tokens, c.span())
-                }
-                Expr::Path(p) if p.path.get_ident().is_some() => {
-                    let fname = p.path.get_ident().expect("checked").to_string();
-                    if let Some(act) = Act::named(&fname) {
-                        if c.args.len() != 1 {
-                            self.errors.at(c.span(), format!("{fname} takes one tensor"));
-                            return None;
-                        }
-                        let x = self.value(&c.args[0])?;
-                        let shape = self.shapes[x].clone();
-                        let layer = self.op_layer(Rc::new(Activation::new(act)), tokens.clone());
-                        return Some(self.node(layer, vec![x], tokens, shape));
-                    }
-                    let span = c.span();
-                    match fname.as_str() {
-                        "flatten" if c.args.len() == 1 => {
-                            let x = self.value(&c.args[0])?;
-                            let shape = vec![product(&self.shapes[x])];
-                            let layer = self.op_layer(flatten(), tokens.clone());
-                            Some(self.node(layer, vec![x], tokens, shape))
-                        }
-                        "dropout" if c.args.len() == 2 => {
-                            let x = self.value(&c.args[0])?;
-                            let rate = match &c.args[1] {
-                                Expr::Lit(syn::ExprLit { lit: syn::Lit::Float(f), .. }) => f.base10_parse::<f64>().ok(),
-                                Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => i.base10_parse::<f64>().ok(),
-                                _ => None,
-                            };
-                            let Some(rate) = rate.filter(|r| (0.0..1.0).contains(r)) else {
-                                self.errors.at(
-                                    c.args[1].span(),
-                                    "dropout's rate must be a number in [0, 1), e.g. dropout(h, 0.25)",
-                                );
-                                return None;
-                            };
-                            let shape = self.shapes[x].clone();
-                            let layer = self.op_layer(dropout(rate as f32), tokens.clone());
-                            Some(self.node(layer, vec![x], tokens, shape))
-                        }
-                        "last_step" if c.args.len() == 1 => {
-                            let x = self.value(&c.args[0])?;
-                            if self.shapes[x].len() != 2 {
-                                self.errors.at(
-                                    span,
-                                    format!(
-                                        "last_step takes a sequence [steps, features], got a tensor of rank {}",
-                                        self.shapes[x].len()
-                                    ),
-                                );
-                                return None;
-                            }
-                            let shape = vec![self.shapes[x][1].clone()];
-                            let layer = self.op_layer(last_step(), tokens.clone());
-                            Some(self.node(layer, vec![x], tokens, shape))
-                        }
-                        "global_average_pooling" | "global_max_pooling" if c.args.len() == 1 => {
-                            let x = self.value(&c.args[0])?;
-                            let rank = self.shapes[x].len();
-                            if !(2..=3).contains(&rank) {
-                                self.errors.at(
-                                    span,
-                                    format!(
-                                        "{fname} takes steps [steps, channels] or an image [height, width, channels], \
-                                         got a tensor of rank {rank}"
-                                    ),
-                                );
-                                return None;
-                            }
-                            let shape = vec![self.shapes[x][rank - 1].clone()];
-                            let layer = self.op_layer(global_pool(fname == "global_max_pooling", rank), tokens.clone());
-                            Some(self.node(layer, vec![x], tokens, shape))
-                        }
-                        "dot" if c.args.len() == 2 => {
-                            let (a, b) = (self.value(&c.args[0])?, self.value(&c.args[1])?);
-                            self.merge(dot(), "dot", vec![a, b], tokens, span)
-                        }
-                        "concatenate" | "add" | "average" | "maximum" | "minimum" | "multiply" | "subtract"
-                            if c.args.len() == 1 =>
-                        {
-                            let ins = self.values(&c.args[0])?;
-                            let kind = match fname.as_str() {
-                                "concatenate" => concatenate(-1),
-                                "add" => elementwise("Add"),
-                                "average" => elementwise("Average"),
-                                "maximum" => elementwise("Maximum"),
-                                "minimum" => elementwise("Minimum"),
-                                "multiply" => elementwise("Multiply"),
-                                _ => elementwise("Subtract"),
-                            };
-                            self.merge(kind, &fname, ins, tokens, span)
-                        }
-                        _ => {
-                            self.errors.at(p.span(), format!("unknown function `{fname}`: {SUPPORTED}"));
-                            None
-                        }
-                    }
-                }
+                f @ (Expr::Field(_) | Expr::Index(_)) => self.layer_call(f, c, tokens),
+                Expr::Path(p) if p.path.get_ident().is_some() => self.function(p, c, tokens),
                 other => {
                     self.errors.at(other.span(), format!("cannot differentiate this call: {SUPPORTED}"));
                     None
@@ -383,6 +254,143 @@ impl Lower {
             },
             other => {
                 self.errors.at(other.span(), format!("cannot differentiate this expression: {SUPPORTED}"));
+                None
+            }
+        }
+    }
+
+    /// `self.field(x)` / `self.field[i](x)`: a field applied, or an element of an array or Vec
+    /// field (`f`: the callee).
+    fn layer_call(&mut self, f: &Expr, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
+        let (key, place, ident) = match f {
+            Expr::Field(fe) if matches!(&*fe.base, Expr::Path(p) if p.path.is_ident("self")) => {
+                let syn::Member::Named(m) = &fe.member else {
+                    self.errors.at(fe.span(), "layers are named fields: self.layer(x)");
+                    return None;
+                };
+                (m.to_string(), quote!(self.#m), m.clone())
+            }
+            Expr::Index(ix) => match (&*ix.expr, &*ix.index) {
+                (Expr::Field(fe), Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. })) if matches!(&*fe.base, Expr::Path(p) if p.path.is_ident("self")) =>
+                {
+                    let syn::Member::Named(m) = &fe.member else { return None };
+                    let idx: usize = i.base10_parse().ok()?;
+                    // Elements are bound to locals at the top of each generated
+                    // function, so two elements can be borrowed at once.
+                    let local = format_ident!("__kiln_{}_{}", m, idx);
+                    self.indexed.entry(m.to_string()).or_default().insert(idx);
+                    (m.to_string(), quote!((*#local)), format_ident!("{}_{}", m, idx))
+                }
+                _ => {
+                    self.errors.at(ix.span(), "index a list of layers with a literal: self.blocks[2](x)");
+                    return None;
+                }
+            },
+            other => {
+                self.errors.at(other.span(), format!("not a layer: {SUPPORTED}"));
+                return None;
+            }
+        };
+        if c.args.is_empty() {
+            self.errors.at(c.span(), "a layer takes its input tensor: self.layer(x)");
+            return None;
+        }
+        let args: Vec<&Expr> = c.args.iter().collect();
+        self.field_call(key, place, ident, &args, tokens, c.span())
+    }
+
+    /// A function of tensors in `call`: an activation (`relu(x)`), `flatten`, `dropout`,
+    /// `last_step`, global pooling, `dot` and the merges.
+    fn function(&mut self, p: &syn::ExprPath, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
+        let fname = p.path.get_ident().expect("checked").to_string();
+        if let Some(act) = Act::named(&fname) {
+            if c.args.len() != 1 {
+                self.errors.at(c.span(), format!("{fname} takes one tensor"));
+                return None;
+            }
+            let x = self.value(&c.args[0])?;
+            let shape = self.shapes[x].clone();
+            let layer = self.op_layer(Rc::new(Activation::new(act)), tokens.clone());
+            return Some(self.node(layer, vec![x], tokens, shape));
+        }
+        let span = c.span();
+        match fname.as_str() {
+            "flatten" if c.args.len() == 1 => {
+                let x = self.value(&c.args[0])?;
+                let shape = vec![product(&self.shapes[x])];
+                let layer = self.op_layer(flatten(), tokens.clone());
+                Some(self.node(layer, vec![x], tokens, shape))
+            }
+            "dropout" if c.args.len() == 2 => {
+                let x = self.value(&c.args[0])?;
+                let rate = match &c.args[1] {
+                    Expr::Lit(syn::ExprLit { lit: syn::Lit::Float(f), .. }) => f.base10_parse::<f64>().ok(),
+                    Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => i.base10_parse::<f64>().ok(),
+                    _ => None,
+                };
+                let Some(rate) = rate.filter(|r| (0.0..1.0).contains(r)) else {
+                    self.errors
+                        .at(c.args[1].span(), "dropout's rate must be a number in [0, 1), e.g. dropout(h, 0.25)");
+                    return None;
+                };
+                let shape = self.shapes[x].clone();
+                let layer = self.op_layer(dropout(rate as f32), tokens.clone());
+                Some(self.node(layer, vec![x], tokens, shape))
+            }
+            "last_step" if c.args.len() == 1 => {
+                let x = self.value(&c.args[0])?;
+                if self.shapes[x].len() != 2 {
+                    self.errors.at(
+                        span,
+                        format!(
+                            "last_step takes a sequence [steps, features], got a tensor of rank {}",
+                            self.shapes[x].len()
+                        ),
+                    );
+                    return None;
+                }
+                let shape = vec![self.shapes[x][1].clone()];
+                let layer = self.op_layer(last_step(), tokens.clone());
+                Some(self.node(layer, vec![x], tokens, shape))
+            }
+            "global_average_pooling" | "global_max_pooling" if c.args.len() == 1 => {
+                let x = self.value(&c.args[0])?;
+                let rank = self.shapes[x].len();
+                if !(2..=3).contains(&rank) {
+                    self.errors.at(
+                        span,
+                        format!(
+                            "{fname} takes steps [steps, channels] or an image [height, width, channels], \
+                             got a tensor of rank {rank}"
+                        ),
+                    );
+                    return None;
+                }
+                let shape = vec![self.shapes[x][rank - 1].clone()];
+                let layer = self.op_layer(global_pool(fname == "global_max_pooling", rank), tokens.clone());
+                Some(self.node(layer, vec![x], tokens, shape))
+            }
+            "dot" if c.args.len() == 2 => {
+                let (a, b) = (self.value(&c.args[0])?, self.value(&c.args[1])?);
+                self.merge(dot(), "dot", vec![a, b], tokens, span)
+            }
+            "concatenate" | "add" | "average" | "maximum" | "minimum" | "multiply" | "subtract"
+                if c.args.len() == 1 =>
+            {
+                let ins = self.values(&c.args[0])?;
+                let kind = match fname.as_str() {
+                    "concatenate" => concatenate(-1),
+                    "add" => elementwise("Add"),
+                    "average" => elementwise("Average"),
+                    "maximum" => elementwise("Maximum"),
+                    "minimum" => elementwise("Minimum"),
+                    "multiply" => elementwise("Multiply"),
+                    _ => elementwise("Subtract"),
+                };
+                self.merge(kind, &fname, ins, tokens, span)
+            }
+            _ => {
+                self.errors.at(p.span(), format!("unknown function `{fname}`: {SUPPORTED}"));
                 None
             }
         }
@@ -440,31 +448,10 @@ impl Lower {
     }
 }
 
-/// `#[kiln::call]`: lowers the `call` body to the graph IR, checks its shapes through the field
-/// constants, and generates forward, backward and the model traits.
-pub fn lower(item: ItemImpl) -> syn::Result<(Lower, Vec<Vec<usize>>)> {
-    let Type::Path(self_ty) = &*item.self_ty else {
-        return Err(syn::Error::new(item.self_ty.span(), "#[kiln::call] goes on `impl YourModel { fn call(..) }`"));
-    };
-    let name = self_ty
-        .path
-        .segments
-        .last()
-        .map(|s| s.ident.clone())
-        .ok_or_else(|| syn::Error::new(self_ty.span(), "expected a type"))?;
-    let func = item
-        .items
-        .iter()
-        .find_map(|i| match i {
-            syn::ImplItem::Fn(f) if f.sig.ident == "call" => Some(f),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            syn::Error::new(
-                item.self_ty.span(),
-                "#[kiln::call] needs `fn call(&self, x: Input<width>) -> Output<width>`",
-            )
-        })?;
+/// `#[kiln::call]`: lowers the `call` body to the graph IR, with the checks of its shapes that
+/// rustc evaluates through the field constants; and the output shapes its signature declares.
+pub fn lower(item: ItemImpl) -> syn::Result<(CallBody, Vec<Vec<usize>>)> {
+    let (name, func) = call_fn(&item)?;
     let mut lw = Lower {
         model: Model {
             attrs: vec![],
@@ -488,73 +475,9 @@ pub fn lower(item: ItemImpl) -> syn::Result<(Lower, Vec<Vec<usize>>)> {
         indexed: Default::default(),
         consts: vec![],
     };
-    for arg in func.sig.inputs.iter() {
-        let syn::FnArg::Typed(pt) = arg else { continue };
-        let Pat::Ident(pi) = &*pt.pat else {
-            lw.errors.at(pt.pat.span(), "name each input: x: Input<10>");
-            continue;
-        };
-        // An input whose type is wrong is still bound (as width 1), so its uses report nothing
-        // more than the type's own error. `Ids<20>` holds token ids for a field that reads them.
-        let ids = matches!(&*pt.ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Ids"));
-        let shape = port_shape(&pt.ty, if ids { "Ids" } else { "Input" }).unwrap_or_else(|e| {
-            lw.errors.push(e);
-            vec![1]
-        });
-        lw.model.int_inputs.push(ids);
-        let id = lw.model.nodes.len();
-        lw.model.nodes.push(Node {
-            op: Op::Input(lw.model.inputs.len()),
-            inputs: vec![],
-            tokens: pt.to_token_stream(),
-            output_shape: shape.clone(),
-            input_shapes: vec![],
-            dims: None,
-        });
-        lw.shapes.push(shape.iter().map(|d| quote!(#d)).collect());
-        lw.model.inputs.push((pi.ident.to_string(), id));
-        lw.env.insert(pi.ident.to_string(), id);
-    }
-    let out_shapes: Vec<Vec<usize>> = match &func.sig.output {
-        ReturnType::Type(_, t) => match &**t {
-            Type::Tuple(tt) => {
-                tt.elems.iter().filter_map(|t| port_shape(t, "Output").map_err(|e| lw.errors.push(e)).ok()).collect()
-            }
-            t => port_shape(t, "Output").map_err(|e| lw.errors.push(e)).into_iter().collect(),
-        },
-        ReturnType::Default => {
-            lw.errors.at(func.sig.span(), "call must return `Output<width>`");
-            vec![]
-        }
-    };
-    let mut result: Option<(Vec<usize>, Span)> = None;
-    for stmt in &func.block.stmts {
-        if result.is_some() {
-            lw.errors.at(stmt.span(), "unreachable: nothing after `return` is part of the model");
-            break;
-        }
-        match stmt {
-            Stmt::Local(local) => {
-                let Pat::Ident(pi) = &local.pat else {
-                    lw.errors.at(local.pat.span(), "bind one tensor per `let`: let h = ...;");
-                    continue;
-                };
-                let Some(init) = &local.init else {
-                    lw.errors.at(local.span(), "a `let` needs a value");
-                    continue;
-                };
-                if let Some(v) = lw.value(&init.expr) {
-                    lw.env.insert(pi.ident.to_string(), v);
-                }
-            }
-            Stmt::Expr(Expr::Return(r), _) => match &r.expr {
-                Some(e) => result = lw.outputs(e).map(|o| (o, r.span())),
-                None => lw.errors.at(r.span(), "return the output tensor"),
-            },
-            Stmt::Expr(e, None) => result = lw.outputs(e).map(|o| (o, e.span())),
-            other => lw.errors.at(other.span(), format!("cannot differentiate this statement: {SUPPORTED}")),
-        }
-    }
+    lw.inputs(&func.sig);
+    let out_shapes = lw.out_shapes(&func.sig);
+    let result = lw.body(&func.block);
     match &result {
         Some((outs, span)) if outs.len() != out_shapes.len() => lw.errors.at(
             *span,
@@ -565,49 +488,172 @@ pub fn lower(item: ItemImpl) -> syn::Result<(Lower, Vec<Vec<usize>>)> {
     }
     std::mem::take(&mut lw.errors).finish()?;
     let (outs, _) = result.expect("checked above");
-    let span = func.sig.output.span();
-    for (&o, shape) in outs.iter().zip(&out_shapes) {
-        let what = "the declared output";
-        if lw.shapes[o].len() != shape.len() {
-            lw.errors.at(
-                span,
-                format!(
-                    "call returns a tensor of rank {} where its signature declares rank {}",
-                    lw.shapes[o].len(),
-                    shape.len()
-                ),
-            );
-        } else if shape.len() == 1 {
-            let (w, got) = (shape[0], lw.shapes[o][0].clone());
-            lw.check(span, "expect_width", what, quote!(#w), got);
-        } else {
-            let got = lw.slice(o);
-            lw.check(span, "expect_dims", what, quote!(&[#(#shape),*]), got);
-        }
-        lw.model.nodes[o].output_shape = shape.clone();
-        lw.model.nodes[o].dims = Some(shape.iter().map(|d| quote!(#d)).collect());
-    }
+    lw.declared_outputs(&outs, &out_shapes, func.sig.output.span());
     std::mem::take(&mut lw.errors).finish()?;
     lw.model.outputs = outs;
-    // Token ids go to fields only (a model that reads ids, checked by rustc).
-    for (k, &(_, input)) in lw.model.inputs.iter().enumerate().filter(|(k, _)| lw.model.int_inputs[*k]) {
-        for node in lw.model.nodes.iter().filter(|n| n.inputs.contains(&input)) {
-            if lw.model.layer_of_node(node).is_none_or(|l| l.kind.field_key().is_none()) {
-                lw.errors.over(
-                    &node.tokens,
-                    format!(
-                        "`{}` holds token ids (Ids<..>): give it to a field that reads them, a model whose input \
-                         is `dtype = i32`",
-                        lw.model.inputs[k].0
-                    ),
-                );
-            }
-        }
-    }
+    lw.check_ids();
     std::mem::take(&mut lw.errors).finish()?;
     // Every value must reach an output, and inputs be used, as in functional!.
     let mut errors = Errors::default();
     crate::shape::check_graph(&lw.model, &mut errors);
     errors.finish()?;
-    Ok((lw, out_shapes))
+    let Lower { model, checks, indexed, consts, .. } = lw;
+    Ok((CallBody { model, checks, indexed, consts }, out_shapes))
+}
+
+/// The model's name and its `call` method.
+fn call_fn(item: &ItemImpl) -> syn::Result<(Ident, &syn::ImplItemFn)> {
+    let Type::Path(self_ty) = &*item.self_ty else {
+        return Err(syn::Error::new(item.self_ty.span(), "#[kiln::call] goes on `impl YourModel { fn call(..) }`"));
+    };
+    let name = self_ty
+        .path
+        .segments
+        .last()
+        .map(|s| s.ident.clone())
+        .ok_or_else(|| syn::Error::new(self_ty.span(), "expected a type"))?;
+    let func = item
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::ImplItem::Fn(f) if f.sig.ident == "call" => Some(f),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            syn::Error::new(
+                item.self_ty.span(),
+                "#[kiln::call] needs `fn call(&self, x: Input<width>) -> Output<width>`",
+            )
+        })?;
+    Ok((name, func))
+}
+
+impl Lower {
+    /// The model's inputs, one per argument of `call` after `&self`.
+    fn inputs(&mut self, sig: &syn::Signature) {
+        for arg in sig.inputs.iter() {
+            let syn::FnArg::Typed(pt) = arg else { continue };
+            let Pat::Ident(pi) = &*pt.pat else {
+                self.errors.at(pt.pat.span(), "name each input: x: Input<10>");
+                continue;
+            };
+            // An input whose type is wrong is still bound (as width 1), so its uses report nothing
+            // more than the type's own error. `Ids<20>` holds token ids for a field that reads them.
+            let ids = matches!(&*pt.ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Ids"));
+            let shape = port_shape(&pt.ty, if ids { "Ids" } else { "Input" }).unwrap_or_else(|e| {
+                self.errors.push(e);
+                vec![1]
+            });
+            self.model.int_inputs.push(ids);
+            let id = self.model.nodes.len();
+            self.model.nodes.push(Node {
+                op: Op::Input(self.model.inputs.len()),
+                inputs: vec![],
+                tokens: pt.to_token_stream(),
+                output_shape: shape.clone(),
+                input_shapes: vec![],
+                dims: None,
+            });
+            self.shapes.push(shape.iter().map(|d| quote!(#d)).collect());
+            self.model.inputs.push((pi.ident.to_string(), id));
+            self.env.insert(pi.ident.to_string(), id);
+        }
+    }
+
+    /// The output shapes `call`'s signature declares.
+    fn out_shapes(&mut self, sig: &syn::Signature) -> Vec<Vec<usize>> {
+        match &sig.output {
+            ReturnType::Type(_, t) => match &**t {
+                Type::Tuple(tt) => tt
+                    .elems
+                    .iter()
+                    .filter_map(|t| port_shape(t, "Output").map_err(|e| self.errors.push(e)).ok())
+                    .collect(),
+                t => port_shape(t, "Output").map_err(|e| self.errors.push(e)).into_iter().collect(),
+            },
+            ReturnType::Default => {
+                self.errors.at(sig.span(), "call must return `Output<width>`");
+                vec![]
+            }
+        }
+    }
+
+    /// The statements of `call`: its `let` bindings, and the output nodes it returns with where
+    /// they are returned.
+    fn body(&mut self, block: &syn::Block) -> Option<(Vec<usize>, Span)> {
+        let mut result: Option<(Vec<usize>, Span)> = None;
+        for stmt in &block.stmts {
+            if result.is_some() {
+                self.errors.at(stmt.span(), "unreachable: nothing after `return` is part of the model");
+                break;
+            }
+            match stmt {
+                Stmt::Local(local) => {
+                    let Pat::Ident(pi) = &local.pat else {
+                        self.errors.at(local.pat.span(), "bind one tensor per `let`: let h = ...;");
+                        continue;
+                    };
+                    let Some(init) = &local.init else {
+                        self.errors.at(local.span(), "a `let` needs a value");
+                        continue;
+                    };
+                    if let Some(v) = self.value(&init.expr) {
+                        self.env.insert(pi.ident.to_string(), v);
+                    }
+                }
+                Stmt::Expr(Expr::Return(r), _) => match &r.expr {
+                    Some(e) => result = self.outputs(e).map(|o| (o, r.span())),
+                    None => self.errors.at(r.span(), "return the output tensor"),
+                },
+                Stmt::Expr(e, None) => result = self.outputs(e).map(|o| (o, e.span())),
+                other => self.errors.at(other.span(), format!("cannot differentiate this statement: {SUPPORTED}")),
+            }
+        }
+        result
+    }
+
+    /// Checks each returned tensor against the shape the signature declares (at `span`), which
+    /// becomes the output node's shape.
+    fn declared_outputs(&mut self, outs: &[usize], out_shapes: &[Vec<usize>], span: Span) {
+        for (&o, shape) in outs.iter().zip(out_shapes) {
+            let what = "the declared output";
+            if self.shapes[o].len() != shape.len() {
+                self.errors.at(
+                    span,
+                    format!(
+                        "call returns a tensor of rank {} where its signature declares rank {}",
+                        self.shapes[o].len(),
+                        shape.len()
+                    ),
+                );
+            } else if shape.len() == 1 {
+                let (w, got) = (shape[0], self.shapes[o][0].clone());
+                self.check(span, "expect_width", what, quote!(#w), got);
+            } else {
+                let got = self.slice(o);
+                self.check(span, "expect_dims", what, quote!(&[#(#shape),*]), got);
+            }
+            self.model.nodes[o].output_shape = shape.clone();
+            self.model.nodes[o].dims = Some(shape.iter().map(|d| quote!(#d)).collect());
+        }
+    }
+
+    /// Token ids go to fields only (a model that reads ids, checked by rustc).
+    fn check_ids(&mut self) {
+        let model = &self.model;
+        for (k, &(_, input)) in model.inputs.iter().enumerate().filter(|(k, _)| model.int_inputs[*k]) {
+            for node in model.nodes.iter().filter(|n| n.inputs.contains(&input)) {
+                if model.layer_of_node(node).is_none_or(|l| l.kind.field_key().is_none()) {
+                    self.errors.over(
+                        &node.tokens,
+                        format!(
+                            "`{}` holds token ids (Ids<..>): give it to a field that reads them, a model whose input \
+                             is `dtype = i32`",
+                            model.inputs[k].0
+                        ),
+                    );
+                }
+            }
+        }
+    }
 }

@@ -3,6 +3,13 @@
 //!
 //! Stages: parse (per style) → [`Model`] → `shape::infer` (fills in shapes, checks them and the
 //! graph) → `codegen` (assumes a checked model).
+//!
+//! Beside the graph: what a layer computes at inference ([`Static`], in `infer`), which the layer
+//! specs describe and `ship` generates code for; and what the subclassing style's struct and
+//! call macros share with its code generator (`subclass`).
+
+mod infer;
+pub mod subclass;
 
 use std::rc::Rc;
 
@@ -10,6 +17,8 @@ use proc_macro2::{Ident, TokenStream};
 use syn::{Attribute, Visibility};
 
 use crate::layers::{Dim, Spec};
+
+pub use infer::Static;
 
 /// A layer: one set of weights, applied by one or more nodes.
 pub struct LayerDef {

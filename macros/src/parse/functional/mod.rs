@@ -17,179 +17,24 @@
 //! }
 //! ```
 
+mod apply;
+mod syntax;
+
 use std::collections::{HashMap, HashSet};
-use std::rc::Rc;
 
-use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use proc_macro2::{Group, Span, TokenStream};
 use quote::{ToTokens, quote};
-use syn::parse::{Parse, ParseStream, Parser};
+use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{Attribute, Ident, Token, Visibility, braced};
+use syn::{Ident, Token};
 
-use super::{Errors, LayerCall, Namer, Understood, understand};
+pub use syntax::Syntax;
+
+use super::{LayerCall, Namer, Understood, understand};
+use crate::errors::Errors;
 use crate::ir::{LayerDef, Model, Node, Op};
-use crate::layers::{Arity, KINDS, Spec, unknown_layer};
-
-/// A right-hand side or an argument, before it is understood.
-enum Expr {
-    Name(Ident),
-    List(Vec<Expr>, TokenStream),
-    Call { callee: Ident, groups: Vec<Group>, tokens: TokenStream },
-}
-
-impl Expr {
-    fn tokens(&self) -> TokenStream {
-        match self {
-            Expr::Name(i) => i.to_token_stream(),
-            Expr::List(_, t) | Expr::Call { tokens: t, .. } => t.clone(),
-        }
-    }
-
-    /// Names this expression reads: values, and layers applied by name.
-    fn names(&self, out: &mut Vec<Ident>) {
-        match self {
-            Expr::Name(i) => out.push(i.clone()),
-            Expr::List(items, _) => items.iter().for_each(|e| e.names(out)),
-            Expr::Call { callee, groups, .. } => {
-                out.push(callee.clone());
-                for g in groups {
-                    if let Ok(e) = parse_expr.parse2(g.stream()) {
-                        e.names(out);
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn parse_expr(input: ParseStream) -> syn::Result<Expr> {
-    if input.peek(syn::token::Bracket) {
-        let tt: TokenTree = input.parse()?;
-        let TokenTree::Group(g) = &tt else { unreachable!("peeked a bracket") };
-        let items = (|s: ParseStream| Punctuated::<Expr, Token![,]>::parse_terminated_with(s, parse_expr))
-            .parse2(g.stream())?;
-        return Ok(Expr::List(items.into_iter().collect(), tt.to_token_stream()));
-    }
-    let callee: Ident = input.parse()?;
-    let mut tokens = callee.to_token_stream();
-    let mut groups = Vec::new();
-    while input.peek(syn::token::Paren) {
-        let tt: TokenTree = input.parse()?;
-        tokens.extend(std::iter::once(tt.clone()));
-        if let TokenTree::Group(g) = tt {
-            groups.push(g);
-        }
-    }
-    Ok(if groups.is_empty() { Expr::Name(callee) } else { Expr::Call { callee, groups, tokens } })
-}
-
-/// An argument of a layer's call: an input, or `key = value` (Keras' `attention_mask = m`).
-enum CallArg {
-    Positional(Expr),
-    /// The value is `None` where it is not a value expression (`return_attention_scores = true`),
-    /// so that the error names the keyword.
-    Keyword(Ident, Option<Expr>),
-}
-
-fn parse_call_arg(input: ParseStream) -> syn::Result<CallArg> {
-    if input.peek(Ident) && input.peek2(Token![=]) {
-        let key: Ident = input.parse()?;
-        input.parse::<Token![=]>()?;
-        if parse_expr(&input.fork()).is_ok() {
-            return Ok(CallArg::Keyword(key, Some(parse_expr(input)?)));
-        }
-        while !input.is_empty() && !input.peek(Token![,]) {
-            input.parse::<TokenTree>()?;
-        }
-        return Ok(CallArg::Keyword(key, None));
-    }
-    parse_expr(input).map(CallArg::Positional)
-}
-
-impl Parse for Expr {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        parse_expr(input)
-    }
-}
-
-struct Stmt {
-    /// The bound name; for a tuple, a name no user writes.
-    var: Ident,
-    /// `(out, h, _) = ..`: the names a layer's several outputs are bound to, `None` for `_`.
-    parts: Option<Vec<Option<Ident>>>,
-    rhs: Expr,
-}
-
-/// `(a, b, _)`: names or `_`.
-fn parse_parts(input: ParseStream) -> syn::Result<Vec<Option<Ident>>> {
-    let names = Punctuated::<TokenTree, Token![,]>::parse_terminated(input)?;
-    names
-        .into_iter()
-        .map(|t| match t {
-            TokenTree::Ident(i) if i == "_" => Ok(None),
-            TokenTree::Ident(i) => Ok(Some(i)),
-            other => Err(syn::Error::new(other.span(), "expected a name or `_`")),
-        })
-        .collect()
-}
-
-/// The raw syntax, before names and layers are understood.
-pub struct Syntax {
-    attrs: Vec<Attribute>,
-    vis: Visibility,
-    name: Ident,
-    stmts: Vec<Stmt>,
-    model: Option<(Ident, Group)>,
-}
-
-impl Parse for Syntax {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let attrs = input.call(Attribute::parse_outer)?;
-        let vis: Visibility = input.parse()?;
-        input.parse::<Token![struct]>()?;
-        let name: Ident = input.parse()?;
-        let content;
-        braced!(content in input);
-        let mut stmts = Vec::new();
-        let mut model = None;
-        while !content.is_empty() {
-            if content.peek(Ident) && content.peek2(Token![=]) {
-                let var: Ident = content.parse()?;
-                content.parse::<Token![=]>()?;
-                let rhs = parse_expr(&content)?;
-                content.parse::<Token![;]>()?;
-                stmts.push(Stmt { var, parts: None, rhs });
-            } else if content.peek(syn::token::Paren) && content.peek2(Token![=]) {
-                let TokenTree::Group(g) = content.parse::<TokenTree>()? else { unreachable!("peeked a paren") };
-                let parts = parse_parts.parse2(g.stream())?;
-                content.parse::<Token![=]>()?;
-                let rhs = parse_expr(&content)?;
-                content.parse::<Token![;]>()?;
-                let var = Ident::new(&format!("__kiln_outputs_{}", stmts.len()), g.span());
-                stmts.push(Stmt { var, parts: Some(parts), rhs });
-            } else {
-                let kw: Ident = content.parse()?;
-                if kw != "Model" || !content.peek(syn::token::Paren) || model.is_some() {
-                    return Err(syn::Error::new(
-                        kw.span(),
-                        "expected `name = ...;`, or the final `Model(inputs, outputs)`",
-                    ));
-                }
-                let TokenTree::Group(g) = content.parse::<TokenTree>()? else { unreachable!("peeked a paren") };
-                let _: Option<Token![;]> = content.parse()?;
-                model = Some((kw, g));
-            }
-        }
-        Ok(Syntax { attrs, vis, name, stmts, model })
-    }
-}
-
-impl Syntax {
-    /// The model's name and visibility, for the fallback emitted beside errors.
-    pub fn header(&self) -> (Ident, Visibility) {
-        (self.name.clone(), self.vis.clone())
-    }
-}
+use crate::layers::{Arity, KINDS, unknown_layer};
+use syntax::{Expr, Stmt, parse_expr};
 
 #[derive(Clone)]
 enum Binding {
@@ -242,7 +87,7 @@ impl Lowering<'_> {
             }
             _ => {
                 let known: Vec<&str> = self.defined.keys().map(|k| k.as_str()).collect();
-                let hint = super::suggestion(&name, &known);
+                let hint = crate::errors::suggestion(&name, &known);
                 self.errors.at(id.span(), format!("undefined name `{name}`{hint}"))
             }
         }
@@ -290,163 +135,6 @@ impl Lowering<'_> {
         let name = self.namer.name(&u.kind.auto_name(), u.name, at, &mut self.errors)?;
         self.layers.push(LayerDef { name, kind: u.kind, tokens, apps: vec![], place: None });
         Some(self.layers.len() - 1)
-    }
-
-    /// Switches `layer`, at its first use, to the form a keyword of its call asks for (`form`:
-    /// `attention_mask`, `initial_state`); an error naming the keyword where it takes none.
-    fn keyword_form(
-        &mut self,
-        layer: usize,
-        key: &Ident,
-        form: impl Fn(&dyn Spec) -> Option<Rc<dyn Spec>>,
-    ) -> Option<()> {
-        let first_use = self.layers[layer].apps.is_empty();
-        match form(&*self.layers[layer].kind) {
-            None => {
-                let class = self.layers[layer].kind.class();
-                self.errors.at(key.span(), format!("{class} takes no {key}"));
-                None
-            }
-            Some(spec) => {
-                if first_use {
-                    self.layers[layer].kind = spec;
-                }
-                Some(())
-            }
-        }
-    }
-
-    /// A shared layer is called with `what` every time or never (`has`: its first call's form).
-    fn same_form(&mut self, layer: usize, has: bool, given: bool, what: &str, tokens: &TokenStream) -> Option<()> {
-        if self.layers[layer].apps.is_empty() || has == given {
-            return Some(());
-        }
-        let name = &self.layers[layer].name;
-        self.errors.over(
-            tokens,
-            format!("shared layer `{name}` is applied with {what} in one call and without in another: give it one in every call, or in none"),
-        );
-        None
-    }
-
-    fn apply(&mut self, layer: usize, arg: &Group, tokens: TokenStream, at: usize) -> Option<usize> {
-        let args = match (|s: ParseStream| Punctuated::<CallArg, Token![,]>::parse_terminated_with(s, parse_call_arg))
-            .parse2(arg.stream())
-        {
-            Ok(e) => e.into_iter().collect::<Vec<_>>(),
-            Err(e) => {
-                self.errors.push(e);
-                return None;
-            }
-        };
-        // Keyword arguments of a call: Keras' `attention_mask = m` and `initial_state = [h, c]`.
-        let (mut mask, mut initial, mut positional) = (None, None, Vec::new());
-        for a in args {
-            match a {
-                CallArg::Positional(e) => positional.push(e),
-                CallArg::Keyword(key, Some(e)) if key == "attention_mask" && mask.is_none() => mask = Some((key, e)),
-                CallArg::Keyword(key, Some(e)) if key == "initial_state" && initial.is_none() => {
-                    initial = Some((key, e))
-                }
-                CallArg::Keyword(key, _) => {
-                    self.errors.at(
-                        key.span(),
-                        format!("unexpected `{key} = ..` in a call: a layer's call takes its inputs (MultiHeadAttention an attention_mask, a recurrent layer an initial_state)"),
-                    );
-                    return None;
-                }
-            }
-        }
-        // `initial_state = [h, c]` (or one state): the states become the layer's inputs after the first.
-        let states = match initial {
-            None => vec![],
-            Some((key, e)) => {
-                self.keyword_form(layer, &key, |k| k.with_initial_state())?;
-                let items = match e {
-                    Expr::List(items, _) => items,
-                    one => vec![one],
-                };
-                let mut states = Vec::new();
-                for item in &items {
-                    states.push(self.value(item, at)?);
-                }
-                states
-            }
-        };
-        let has = self.layers[layer].kind.has_initial_state();
-        self.same_form(layer, has, !states.is_empty(), "an initial_state", &tokens)?;
-        let args = positional;
-        let mask = match mask {
-            None => None,
-            Some((key, e)) => {
-                self.keyword_form(layer, &key, |k| k.with_mask_input())?;
-                Some((key, self.value(&e, at)?))
-            }
-        };
-        let has = self.layers[layer].kind.has_mask_input();
-        self.same_form(layer, has, mask.is_some(), "an attention_mask", &tokens)?;
-        let kind = self.layers[layer].kind.clone();
-        // `MultiHeadAttention(..)(query, value)`: several inputs as arguments, as Keras calls it.
-        let arg = match (args.len(), kind.call_args()) {
-            (0, _) => {
-                self.errors.over(&tokens, format!("apply {} to its input: `layer(x)`", kind.class()));
-                return None;
-            }
-            (1, _) => args.into_iter().next()?,
-            (_, true) => {
-                let mut list = TokenStream::new();
-                args.iter().for_each(|a| list.extend(a.tokens()));
-                Expr::List(args, list)
-            }
-            (_, false) => {
-                let class = kind.class();
-                let hint = if kind.arity() == Arity::One {
-                    format!("{class} takes one input; merge a list first, e.g. Concatenate()([a, b])")
-                } else {
-                    format!("{class} merges a list of inputs, e.g. {class}()([a, b])")
-                };
-                self.errors.over(&arg.stream(), hint);
-                return None;
-            }
-        };
-        let inputs = match (&arg, kind.arity() != Arity::One) {
-            (Expr::List(items, _), true) => {
-                let mut ins = Vec::new();
-                for item in items {
-                    ins.push(self.value(item, at)?);
-                }
-                ins
-            }
-            (_, true) => {
-                self.errors.over(
-                    &arg.tokens(),
-                    format!("{} merges a list of inputs, e.g. {}()([a, b])", kind.class(), kind.class()),
-                );
-                return None;
-            }
-            (Expr::List(..), false) => {
-                self.errors.over(
-                    &arg.tokens(),
-                    format!("{} takes one input; merge a list first, e.g. Concatenate()([a, b])", kind.class()),
-                );
-                return None;
-            }
-            (e, false) => vec![self.value(e, at)?],
-        };
-        let mut inputs = inputs;
-        inputs.extend(states);
-        inputs.extend(mask.map(|(_, m)| m));
-        let node = self.nodes.len();
-        self.nodes.push(Node {
-            op: Op::Apply(layer),
-            inputs,
-            tokens,
-            output_shape: vec![],
-            input_shapes: vec![],
-            dims: None,
-        });
-        self.layers[layer].apps.push(node);
-        Some(node)
     }
 
     /// Evaluates an expression that must be one value.
@@ -568,7 +256,7 @@ impl Lowering<'_> {
                 Some(node) => {
                     if let Some(names) = self.layers_of(node).and_then(|l| l.kind.outputs()) {
                         let class = self.layers_of(node).map_or("", |l| l.kind.class());
-                        self.errors.at(stmt.var.span(), several_values(class, names));
+                        self.errors.at(stmt.var.span(), crate::shape::several_values(class, names));
                         None
                     } else {
                         Some(Binding::Value(node))
@@ -750,20 +438,4 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         functional: true,
         invocation: None,
     })
-}
-
-/// The error for a layer of several outputs used as one value.
-pub fn several_values(class: &str, names: &[&str]) -> String {
-    let example = match names.len() {
-        5 => "(out, fh, fc, bh, bc)",
-        3 if class == "Bidirectional" => "(out, fh, bh)",
-        3 => "(out, h, c)",
-        _ => "(out, h)",
-    };
-    format!(
-        "{class}(.., return_state = true) gives {} values ({}): bind each to a name in functional!, \
-         `{example} = {class}(..)(x)`, and use them by name",
-        names.len(),
-        names.join(", ")
-    )
 }

@@ -1,0 +1,181 @@
+//! What a layer computes at inference, as its spec describes it: the [`Static`] kernel the
+//! generated `infer` calls (`ship` turns it into code), with the parameters it may store in
+//! reduced precision and the workspace it needs.
+
+use proc_macro2::TokenStream;
+
+/// What a layer computes at inference, for the generated `infer` (see the runtime's `infer`
+/// module); layers without one make `infer` unavailable.
+pub enum Static {
+    /// Passes its input on (Dropout, noise: inactive at inference).
+    Identity,
+    Dense {
+        units: usize,
+        act: &'static str,
+    },
+    /// `Conv1D` / `Conv2D`; `win` is a runtime `Window` expression.
+    Conv {
+        win: TokenStream,
+        filters: usize,
+        groups: usize,
+        act: &'static str,
+    },
+    Depthwise {
+        win: TokenStream,
+        multiplier: usize,
+        act: &'static str,
+    },
+    Pool {
+        win: TokenStream,
+        max: bool,
+    },
+    Global {
+        max: bool,
+    },
+    BatchNorm {
+        epsilon: f32,
+        center: bool,
+        scale: bool,
+    },
+    /// Keras' `Normalization` with its adapted mean and variance.
+    Normalization,
+    /// `PReLU`: a sample's shape and the axes sharing a slope (the runtime plans the strides).
+    PRelu {
+        shape: Vec<usize>,
+        shared: Vec<usize>,
+    },
+    /// `Permute`: a sample's shape and the new order of its axes (the runtime plans the copy).
+    Permute {
+        shape: Vec<usize>,
+        order: Vec<usize>,
+    },
+    Activation {
+        act: &'static str,
+    },
+    LeakyRelu {
+        slope: f32,
+    },
+    Rescaling {
+        scale: f32,
+        offset: f32,
+    },
+    /// An element-wise merge: the runtime `Merge` variant.
+    Merge {
+        op: &'static str,
+    },
+    Concat {
+        outer: usize,
+        widths: Vec<usize>,
+    },
+    LayerNorm {
+        epsilon: f32,
+        center: bool,
+        scale: bool,
+    },
+    /// `ZeroPadding2D`, `Cropping2D`, `UpSampling2D`: the runtime `Resize` expression.
+    Resample {
+        op: TokenStream,
+    },
+    Dot,
+    /// `win` is the convolution from the output back to the input.
+    ConvTranspose {
+        win: TokenStream,
+        act: &'static str,
+    },
+    /// `work`: f32 values of the depthwise output between the two convolutions.
+    Separable {
+        win: TokenStream,
+        multiplier: usize,
+        filters: usize,
+        act: &'static str,
+        work: usize,
+    },
+    /// Reads token ids; with `mask_zero`, `mask` is the steps its mask covers (kept after the
+    /// output).
+    Embedding {
+        dim: usize,
+        mask: Option<usize>,
+    },
+    /// Keras' `Masking`: zeroes the padded rows of `features` values, its mask after the output.
+    Masking {
+        value: f32,
+        features: usize,
+        rows: usize,
+    },
+    /// `cfg`: the runtime `Recurrence`; `work`: its workspace.
+    Recurrent {
+        cfg: TokenStream,
+        features: usize,
+        units: usize,
+        gates: usize,
+        work: usize,
+    },
+    /// `mode`: the runtime `MergeMode` variant; `work`: both directions' outputs and one
+    /// recurrence's workspace.
+    Bidirectional {
+        cfg: TokenStream,
+        mode: &'static str,
+        features: usize,
+        units: usize,
+        gates: usize,
+        work: usize,
+    },
+    /// `cfg`: the runtime `Attention`; `work`: the projections, scores and heads' outputs.
+    Attention {
+        cfg: TokenStream,
+        work: usize,
+        bias: bool,
+        /// Keras' `attention_mask`, the last input.
+        mask: bool,
+    },
+    /// One of a layer's several outputs (`return_state`): `len` values from `start`.
+    Take {
+        start: usize,
+        len: usize,
+    },
+    /// The inner layer on each of `steps` steps (its weights named as the wrapper's).
+    TimeDistributed {
+        inner: Box<Static>,
+        steps: usize,
+    },
+}
+
+impl Static {
+    /// The parameters `infer` may store in reduced precision, each with whether int8 keeps its
+    /// rows in pairs (a matrix product) or plain (a depthwise kernel, one value per channel).
+    pub fn kernels(&self) -> &'static [(&'static str, bool)] {
+        match self {
+            Static::Dense { .. } | Static::Conv { .. } => &[("kernel", true)],
+            Static::Depthwise { .. } => &[("kernel", false)],
+            Static::Separable { .. } => &[("depthwise_kernel", false), ("pointwise_kernel", true)],
+            Static::Recurrent { .. } => &[("kernel", true), ("recurrent_kernel", true)],
+            Static::Bidirectional { .. } => &[
+                ("forward_kernel", true),
+                ("forward_recurrent_kernel", true),
+                ("backward_kernel", true),
+                ("backward_recurrent_kernel", true),
+            ],
+            Static::TimeDistributed { inner, .. } => inner.kernels(),
+            Static::Attention { .. } => &[
+                ("query_kernel", true),
+                ("key_kernel", true),
+                ("value_kernel", true),
+                ("attention_output_kernel", true),
+            ],
+            _ => &[],
+        }
+    }
+
+    /// f32 values of workspace the layer needs beside its output.
+    pub fn extra(&self) -> usize {
+        match self {
+            Static::Separable { work, .. }
+            | Static::Recurrent { work, .. }
+            | Static::Bidirectional { work, .. }
+            | Static::Attention { work, .. } => *work,
+            Static::Embedding { mask, .. } => mask.unwrap_or(0),
+            Static::Masking { rows, .. } => *rows,
+            _ => 0,
+        }
+    }
+}
