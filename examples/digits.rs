@@ -1,7 +1,9 @@
 //! The main job: classify the 8x8 handwritten digits kiln ships, with a progress bar, holding
 //! out the last 20% of the rows for validation, then report the held-out accuracy.
 //!
-//! Run with `cargo run --release --example digits`.
+//! Run with `cargo run --release --example digits`. The weights go to `target/kiln-digits/`;
+//! `-- --refresh` writes them over the committed `examples/models/digits.safetensors` (which
+//! `examples/embed.rs` compiles into its binary) instead.
 
 use std::time::Instant;
 
@@ -41,14 +43,17 @@ fn main() -> kiln::Result<()> {
     let (xh, yh) = (x.slice(ndarray::s![n - held_out.., .., .., ..]), labels.slice(ndarray::s![n - held_out..]));
     let scores = model.evaluate(&xh, &yh)?;
 
-    // The weights examples/embed.rs compiles into its binary.
-    let weights = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/digits.safetensors");
-    model.save_weights(weights)?;
-    println!("saved the weights to {weights}");
-
-    // Pictures of the model and of the training curves, drawn without Graphviz.
+    // Pictures of the model and of the training curves, drawn without Graphviz, and the weights.
     let out = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/target/kiln-digits"));
     std::fs::create_dir_all(out).map_err(|source| kiln::Error::Io { path: out.display().to_string(), source })?;
+    // With --refresh, the committed weights examples/embed.rs compiles into its binary.
+    let weights = match std::env::args().any(|a| a == "--refresh") {
+        true => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/models/digits.safetensors"),
+        false => out.join("digits.safetensors"),
+    };
+    model.save_weights(&weights)?;
+    println!("saved the weights to {}", weights.display());
+
     let opts = PlotOptions {
         show_shapes: true,
         show_layer_names: true,

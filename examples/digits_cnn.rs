@@ -2,7 +2,9 @@
 //! Dense, every output size checked when it compiles. Prints the summary, trains with a held-out
 //! fifth, and draws the model.
 //!
-//! Run with `cargo run --release --example digits_cnn`.
+//! Run with `cargo run --release --example digits_cnn`. The weights go to `target/kiln-digits/`;
+//! `-- --refresh` writes them over the committed `examples/models/digits_cnn.safetensors` (which
+//! `examples/no_std` embeds) instead.
 
 use kiln::ndarray::{Array4, s};
 use kiln::prelude::*;
@@ -46,12 +48,15 @@ fn main() -> kiln::Result<()> {
 
     let n_train = n - kiln::validation_rows(n, 0.2);
     let held_out = model.evaluate(&x.slice(s![n_train.., .., .., ..]), &labels.slice(s![n_train..]))?;
-    // The weights the no_std example (examples/no_std) embeds, in f32 and int8.
-    let weights = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/digits_cnn.safetensors");
-    model.save_weights(weights)?;
-    println!("saved the weights to {weights}");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kiln-digits");
     std::fs::create_dir_all(&dir).map_err(|e| kiln::Error::Io { path: dir.display().to_string(), source: e })?;
+    // With --refresh, the committed weights the no_std example (examples/no_std) embeds.
+    let weights = match std::env::args().any(|a| a == "--refresh") {
+        true => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/models/digits_cnn.safetensors"),
+        false => dir.join("digits_cnn.safetensors"),
+    };
+    model.save_weights(&weights)?;
+    println!("saved the weights to {}", weights.display());
     plot_model(&model, dir.join("cnn.png"), &PlotOptions { show_shapes: true, ..PlotOptions::default() })?;
     println!("drew cnn.png in {}", dir.display());
     println!(

@@ -30,6 +30,7 @@
 //! ```
 
 #![cfg_attr(not(feature = "std"), no_std)]
+#![warn(missing_docs)]
 
 pub use kiln_macros::{Model, call, functional, model, sequential};
 pub use kiln_runtime::*;
@@ -46,3 +47,8 @@ pub mod prelude {
         Sigmoid, Silu, Softmax, Softplus, Swish, Tanh, batches, validation_data,
     };
 }
+
+/// The README's code blocks, compiled and run as doctests (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

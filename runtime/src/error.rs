@@ -94,7 +94,7 @@ pub enum Error {
         /// The offending value (NaN or ±inf).
         value: f32,
         /// The epochs that finished before it, as `fit` would have returned them.
-        history: Box<crate::train::History>,
+        history: Box<crate::history::History>,
     },
     /// A weights file that kiln will not load, and why (naming the tensor concerned).
     #[error("{path}: {reason}")]

@@ -18,6 +18,7 @@ pub mod data;
 pub mod distributed;
 pub mod error;
 pub mod fpenv;
+pub mod history;
 pub mod io;
 pub mod kernels;
 pub mod layers;
@@ -54,7 +55,7 @@ pub use optimizers::{
 pub use plot::{PlotOptions, plot_model};
 pub use rand::rngs::StdRng;
 pub use random::Stream;
-pub use summary::LayerInfo;
+pub use layers::LayerInfo;
 pub use train::{
     ApplyGradients, BackupAndRestore, Callback, Compile, CsvLogger, EarlyStopping, Evaluate, Fit, Gradients,
     HasCallState, History, IntoLoss, LambdaCallback, LearningRateScheduler, Logs, Mode, ModelCheckpoint, ModelState,

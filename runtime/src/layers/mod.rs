@@ -98,6 +98,7 @@ mod attention;
 mod batch_norm;
 mod checks;
 mod chunks;
+mod info;
 mod conv;
 mod conv_transpose;
 mod dense;
@@ -123,6 +124,7 @@ mod typed;
 mod typed_window;
 mod wrappers;
 
+pub use info::LayerInfo;
 pub use crate::kernels::conv::Window;
 pub use activation::{
     Activation, ActivationBuffers, ActivationFn, Elu, Gelu, GeluApproximate, LeakyRelu, Linear, Relu, Selu, Sigmoid,

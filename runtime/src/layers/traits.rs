@@ -23,7 +23,7 @@ pub trait Shaped {
     /// Number of parameter values.
     const PARAMS: usize;
     /// A model's own layers, for summaries that expand nested models; empty for plain layers.
-    const LAYERS: &'static [crate::summary::LayerInfo] = &[];
+    const LAYERS: &'static [crate::layers::LayerInfo] = &[];
     /// Its weights by name and shape, in traversal order (`kernel`, `[IN, OUT]`), so that a
     /// `#[weights(..)]` file can be checked against a model holding it when the model compiles;
     /// `None` when the type does not state them (such a model cannot embed checked weights).
@@ -223,7 +223,7 @@ impl<T: Shaped, const N: usize> Shaped for [T; N] {
     const ACT: ActKind = T::ACT;
     const KIND: &'static str = T::KIND;
     const PARAMS: usize = T::PARAMS * N;
-    const LAYERS: &'static [crate::summary::LayerInfo] = T::LAYERS;
+    const LAYERS: &'static [crate::layers::LayerInfo] = T::LAYERS;
     /// One element's (the model macro numbers the elements).
     const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = T::PARAM_SHAPES;
     const WINDOW: Option<WindowRule> = T::WINDOW;
@@ -248,7 +248,7 @@ impl<T: Shaped> Shaped for Vec<T> {
     const ACT: ActKind = T::ACT;
     const KIND: &'static str = T::KIND;
     const PARAMS: usize = T::PARAMS;
-    const LAYERS: &'static [crate::summary::LayerInfo] = T::LAYERS;
+    const LAYERS: &'static [crate::layers::LayerInfo] = T::LAYERS;
     /// One element's (the model macro numbers the elements).
     const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = T::PARAM_SHAPES;
     const WINDOW: Option<WindowRule> = T::WINDOW;

@@ -10,7 +10,7 @@ use std::any::Any;
 
 use crate::kernels::ActKind;
 use crate::layers::{Ctx, Param};
-use crate::summary::LayerInfo;
+use crate::layers::LayerInfo;
 use crate::train::TrainState;
 
 use super::{Model, Port};

@@ -7,7 +7,8 @@ use crate::error::Result;
 use crate::kernels::ActKind;
 use crate::layers::{Ctx, Param};
 use crate::optimizers::IntoOptimizer;
-use crate::summary::{self, LayerInfo};
+use crate::layers::LayerInfo;
+use crate::summary;
 use crate::train::{self, Compile, Fit, History, IntoLoss, Logs, TrainState};
 
 pub mod dynamic;

@@ -10,7 +10,7 @@ mod custom;
 mod data;
 mod evaluate;
 mod fit;
-mod history;
+
 mod progress;
 mod step;
 
@@ -22,7 +22,7 @@ pub use compile::{Compile, IntoLoss};
 pub use custom::{ApplyGradients, Gradients, batches};
 pub use evaluate::{EVALUATE_BATCH, Evaluate, Predict};
 pub use fit::{StepBatch, TrainStep};
-pub use history::{History, Logs};
+pub use crate::history::{History, Logs};
 pub use step::apply_gradients;
 
 use ndarray::ArrayView1;

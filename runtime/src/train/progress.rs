@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::history::Logs;
+use crate::history::Logs;
 
 pub(crate) struct Progress {
     verbose: u8,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
-use super::history::Logs;
+use crate::history::Logs;
 
 mod early_stopping;
 mod files;

@@ -1,3 +1,6 @@
+//! What `fit` returns and callbacks read: the per-epoch [`History`] and one epoch's [`Logs`]. A
+//! record of numbers, below the training loop, so errors (a NaN loss's epochs so far) can carry one.
+
 use std::collections::BTreeMap;
 
 /// Per-epoch training record returned by `fit`, as Keras' `History`: `history["loss"][e]` is the
