@@ -24,6 +24,7 @@ mod keras_interop;
 mod keras_reference;
 mod layer_norm;
 mod masking;
+mod math;
 mod metrics;
 mod normalization;
 mod properties;

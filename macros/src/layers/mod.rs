@@ -23,6 +23,7 @@ mod dense;
 mod embedding;
 mod init;
 mod leaky_relu;
+mod math;
 mod merge;
 mod noise;
 mod norm;
@@ -53,6 +54,7 @@ use crate::parse::Value;
 
 pub use activation::{Act, Activation};
 pub use custom::Field;
+pub use math::{REDUCE, Scalar, reduce, reduced, scalar, unary};
 pub use merge::{concatenate, dot, elementwise};
 pub use noise::dropout_spec as dropout;
 pub use part::{last_step, part};

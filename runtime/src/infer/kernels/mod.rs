@@ -229,6 +229,8 @@ pub enum Merge {
     Subtract,
     /// `Multiply`.
     Multiply,
+    /// `Divide` (first over second).
+    Divide,
     /// `Average`.
     Average,
     /// `Maximum`.
@@ -247,6 +249,7 @@ pub fn merge(inputs: &[&[f32]], op: Merge, y: &mut [f32]) {
                 Merge::Add | Merge::Average => *o + v,
                 Merge::Subtract => *o - v,
                 Merge::Multiply => *o * v,
+                Merge::Divide => *o / v,
                 Merge::Maximum => o.max(v),
                 Merge::Minimum => o.min(v),
             };

@@ -20,7 +20,7 @@
 //! }
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use proc_macro2::{Span, TokenStream};
@@ -33,6 +33,7 @@ use crate::ir::subclass::{CallBody, field_alias};
 use crate::ir::{LayerDef, Model, Node, Op};
 use crate::layers::{
     Act, Activation, Field, Spec, concatenate, dot, dropout, elementwise, flatten, global_pool, last_step, product,
+    unary,
 };
 
 /// The most dimensions a sample may have, as in the other styles.
@@ -69,8 +70,12 @@ fn port_shape(ty: &Type, wrapper: &str) -> syn::Result<Vec<usize>> {
         .collect()
 }
 
+mod math;
+
 const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.layer(x)` and `self.layers[i](x)`, \
-`+ - *` between tensors, activations such as `relu(x)`, `flatten(x)`, `dropout(x, 0.25)`, \
+`+ - * /` between tensors of one shape or with a number, `-x`, `exp log sqrt square abs negative`, \
+`pow(x, c)`, `clip(x, lo, hi)`, reductions `sum mean max min logsumexp` along an axis \
+(`sum(x, axis = -1, keepdims = true)`), activations such as `relu(x)`, `flatten(x)`, `dropout(x, 0.25)`, \
 `global_average_pooling(x)`, `global_max_pooling(x)`, `last_step(x)`, merges `concatenate([a, b])`, \
 `add([..])`, `average([..])`, `maximum([..])`, `minimum([..])`, `dot(a, b)`, `let` bindings and `return`";
 
@@ -83,6 +88,8 @@ struct Lower {
     checks: Vec<TokenStream>,
     fields: HashMap<String, usize>,
     env: HashMap<String, usize>,
+    /// Names whose `let` failed (reported there): a later use of one reports nothing more.
+    failed: HashSet<String>,
     ops: usize,
     errors: Errors,
     name: Ident,
@@ -215,6 +222,7 @@ impl Lower {
                 let id = p.path.get_ident().expect("checked");
                 match self.env.get(&id.to_string()) {
                     Some(&n) => Some(n),
+                    None if self.failed.contains(&id.to_string()) => None,
                     None => {
                         self.errors.at(id.span(), format!("undefined tensor `{id}`"));
                         None
@@ -222,10 +230,14 @@ impl Lower {
                 }
             }
             Expr::Binary(b) => {
+                if let Some(n) = self.with_number(b, tokens.clone()) {
+                    return n;
+                }
                 let (kind, what) = match b.op {
                     syn::BinOp::Add(_) => ("Add", "`+`"),
                     syn::BinOp::Sub(_) => ("Subtract", "`-`"),
                     syn::BinOp::Mul(_) => ("Multiply", "`*`"),
+                    syn::BinOp::Div(_) => ("Divide", "`/`"),
                     _ => {
                         self.errors.at(b.op.span(), format!("unsupported operator: {SUPPORTED}"));
                         return None;
@@ -233,6 +245,14 @@ impl Lower {
                 };
                 let (l, r) = (self.value(&b.left)?, self.value(&b.right)?);
                 self.merge(elementwise(kind), what, vec![l, r], tokens, b.op.span())
+            }
+            Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
+                let x = self.value(&u.expr)?;
+                self.elementwise_op(unary("negative").expect("listed"), x, tokens)
+            }
+            Expr::Lit(_) => {
+                self.errors.at(e.span(), "a number alone is not a tensor: use it with one, as in `x * 0.5`");
+                None
             }
             // self.field(x)
             Expr::MethodCall(mc) if matches!(&*mc.receiver, Expr::Path(p) if p.path.is_ident("self")) => {
@@ -314,6 +334,9 @@ impl Lower {
             return Some(self.node(layer, vec![x], tokens, shape));
         }
         let span = c.span();
+        if let Some(node) = self.math_function(&fname, c, tokens.clone()) {
+            return node;
+        }
         match fname.as_str() {
             "flatten" if c.args.len() == 1 => {
                 let x = self.value(&c.args[0])?;
@@ -473,6 +496,7 @@ pub fn lower(item: ItemImpl) -> syn::Result<(CallBody, Vec<Vec<usize>>)> {
         errors: Errors::default(),
         name: name.clone(),
         indexed: Default::default(),
+        failed: Default::default(),
         consts: vec![],
     };
     lw.inputs(&func.sig);
@@ -597,8 +621,14 @@ impl Lower {
                         self.errors.at(local.span(), "a `let` needs a value");
                         continue;
                     };
-                    if let Some(v) = self.value(&init.expr) {
-                        self.env.insert(pi.ident.to_string(), v);
+                    let name = pi.ident.to_string();
+                    match self.value(&init.expr) {
+                        Some(v) => {
+                            self.env.insert(name, v);
+                        }
+                        None => {
+                            self.failed.insert(name);
+                        }
                     }
                 }
                 Stmt::Expr(Expr::Return(r), _) => match &r.expr {

@@ -1,0 +1,78 @@
+"""Keras 3's elementwise math and reductions (`keras.ops`) on fixed values, for kiln's test.
+
+    python examples/keras/math_reference.py > tests/fixtures/keras/math.txt
+
+For each case `c`: lines `c.x` (two samples; strictly positive for the ops that need it), `c.out`,
+`c.dy`, and the gradient of sum(out * dy): `c.dx`. The binary case `divide` also has `c.b` (after
+`c.x`) and `c.db` (after `c.dx`). Reduction axes count the batch as axis 0, as Keras does.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+rng = np.random.default_rng(29)
+
+
+def line(name, v):
+    print(name, " ".join(repr(float(t)) for t in np.ravel(v)))
+
+
+def normal(shape):
+    return rng.normal(0, 1, shape).astype("float32")
+
+
+def positive(shape):
+    return (np.abs(rng.normal(0, 1, shape)) + 0.5).astype("float32")
+
+
+ops = keras.ops
+SHAPE = (2, 3, 4)
+
+# (name, draw x, draw b or None, computation)
+CASES = [
+    ("exp", normal, None, lambda x: ops.exp(x)),
+    ("log", positive, None, lambda x: ops.log(x)),
+    ("sqrt", positive, None, lambda x: ops.sqrt(x)),
+    ("square", normal, None, lambda x: ops.square(x)),
+    ("abs", normal, None, lambda x: ops.abs(x)),
+    ("negative", normal, None, lambda x: ops.negative(x)),
+    ("clip", normal, None, lambda x: ops.clip(x, -0.5, 0.7)),
+    ("power", positive, None, lambda x: ops.power(x, 1.5)),
+    ("scale", normal, None, lambda x: x * 2.5),
+    ("shift", normal, None, lambda x: x + 0.25),
+    ("rsub", normal, None, lambda x: 1.5 - x),
+    ("rdiv", positive, None, lambda x: 2.0 / x),
+    ("div_scalar", normal, None, lambda x: x / 4.0),
+    ("divide", normal, positive, lambda x, b: ops.divide(x, b)),
+    ("sum1", normal, None, lambda x: ops.sum(x, axis=1)),
+    ("sum2k", normal, None, lambda x: ops.sum(x, axis=2, keepdims=True)),
+    ("mean_last_k", normal, None, lambda x: ops.mean(x, axis=-1, keepdims=True)),
+    ("max1", normal, None, lambda x: ops.max(x, axis=1)),
+    ("min_last", normal, None, lambda x: ops.min(x, axis=-1)),
+    ("lse2k", normal, None, lambda x: ops.logsumexp(x, axis=2, keepdims=True)),
+    ("lse1", normal, None, lambda x: ops.logsumexp(x, axis=1)),
+    ("mean1_rank3", normal, None, lambda x: ops.mean(x, axis=2)),
+]
+SHAPES = {"mean1_rank3": (2, 3, 4, 2)}
+
+print(f"# keras {keras.__version__}")
+for name, draw_x, draw_b, fn in CASES:
+    shape = SHAPES.get(name, SHAPE)
+    x = tf.constant(draw_x(shape))
+    inputs = [x] if draw_b is None else [x, tf.constant(draw_b(shape))]
+    with tf.GradientTape() as tape:
+        for t in inputs:
+            tape.watch(t)
+        out = fn(*inputs)
+        dy = tf.constant(normal(out.shape))
+        total = tf.reduce_sum(out * dy)
+    grads = tape.gradient(total, inputs)
+    line(f"{name}.x", x)
+    if draw_b is not None:
+        line(f"{name}.b", inputs[1])
+    line(f"{name}.out", out)
+    line(f"{name}.dy", dy)
+    line(f"{name}.dx", grads[0])
+    if draw_b is not None:
+        line(f"{name}.db", grads[1])

@@ -1,0 +1,159 @@
+//! User math in a `#[kiln::call]` body: element-wise functions (`exp(x)`, `x * 0.5`, `clip(x, lo,
+//! hi)`, ...) and reductions along one axis (`sum(x, axis = 1, keepdims = true)`, ...). Each is a
+//! layer kind with a shape rule, whose runtime layer (`runtime/src/layers/math.rs`) holds the
+//! value and the derivative, so the backward of a `call` using them is generated like any other.
+
+use std::rc::Rc;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{Dim, Spec, rt};
+
+/// An element-wise function: its Keras op class (`Exp`, `TrueDivide`) and the runtime op
+/// (`Exp`, `DivideBy(4.0)`).
+struct Unary {
+    class: &'static str,
+    op: TokenStream,
+}
+
+/// The element-wise functions, by the name a `call` body writes, with their Keras op classes.
+pub const UNARY: &[(&str, &str, &str)] = &[
+    ("exp", "Exp", "Exp"),
+    ("log", "Log", "Log"),
+    ("sqrt", "Sqrt", "Sqrt"),
+    ("square", "Square", "Square"),
+    ("abs", "Absolute", "Abs"),
+    ("negative", "Negative", "Negative"),
+];
+
+/// `name(x)` for a name of [`UNARY`].
+pub fn unary(name: &str) -> Option<Rc<dyn Spec>> {
+    let &(_, class, op) = UNARY.iter().find(|(n, _, _)| *n == name)?;
+    let (rt, op) = (rt(), quote::format_ident!("{op}"));
+    Some(Rc::new(Unary { class, op: quote!(#rt::UnaryOp::#op) }))
+}
+
+/// A scalar operand with a tensor: `x * c`, `c - x`, `x / c`, `pow(x, c)`, `clip(x, lo, hi)`.
+pub enum Scalar {
+    Scale(f32),
+    Shift(f32),
+    SubtractFrom(f32),
+    DivideBy(f32),
+    Reciprocal(f32),
+    Power(f32),
+    Clip(f32, f32),
+}
+
+/// A constant as code, its sign apart (a literal token cannot be negative).
+fn num(c: f32) -> TokenStream {
+    let a = c.abs();
+    if c.is_sign_negative() { quote!(-#a) } else { quote!(#a) }
+}
+
+/// The element-wise function of a tensor and constants.
+pub fn scalar(s: Scalar) -> Rc<dyn Spec> {
+    let rt = rt();
+    let n = num;
+    let (class, op) = match s {
+        Scalar::Scale(c) => ("Multiply", n(c).map_op(|c| quote!(Scale(#c)))),
+        Scalar::Shift(c) => (if c < 0.0 { "Subtract" } else { "Add" }, n(c).map_op(|c| quote!(Shift(#c)))),
+        Scalar::SubtractFrom(c) => ("Subtract", n(c).map_op(|c| quote!(SubtractFrom(#c)))),
+        Scalar::DivideBy(c) => ("TrueDivide", n(c).map_op(|c| quote!(DivideBy(#c)))),
+        Scalar::Reciprocal(c) => ("TrueDivide", n(c).map_op(|c| quote!(Reciprocal(#c)))),
+        Scalar::Power(c) => ("Power", n(c).map_op(|c| quote!(Power(#c)))),
+        Scalar::Clip(lo, hi) => {
+            let (lo, hi) = (n(lo), n(hi));
+            ("Clip", quote!(Clip(#lo, #hi)))
+        }
+    };
+    Rc::new(Unary { class, op: quote!(#rt::UnaryOp::#op) })
+}
+
+/// Wraps a constant's code into an op's.
+trait MapOp {
+    fn map_op(self, f: impl FnOnce(TokenStream) -> TokenStream) -> TokenStream;
+}
+
+impl MapOp for TokenStream {
+    fn map_op(self, f: impl FnOnce(TokenStream) -> TokenStream) -> TokenStream {
+        f(self)
+    }
+}
+
+impl Spec for Unary {
+    fn keeps_mask(&self) -> bool {
+        true
+    }
+    fn class(&self) -> &'static str {
+        self.class
+    }
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        Ok(ins[0].clone())
+    }
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::Unary)
+    }
+    fn constructor(&self, _: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, op) = (rt(), &self.op);
+        quote!(#rt::Unary::new(#op))
+    }
+}
+
+/// The reductions, by the name a `call` body writes, with their Keras op classes.
+pub const REDUCE: &[(&str, &str, &str)] = &[
+    ("sum", "Sum", "Sum"),
+    ("mean", "Mean", "Mean"),
+    ("max", "Max", "Max"),
+    ("min", "Min", "Min"),
+    ("logsumexp", "Logsumexp", "LogSumExp"),
+];
+
+/// A reduction along one axis of a sample.
+struct Reduce {
+    class: &'static str,
+    op: &'static str,
+    /// 0-based, within a sample.
+    axis: usize,
+    keepdims: bool,
+}
+
+/// `name(x, axis, keepdims)` for a name of [`REDUCE`], `axis` already checked against the rank.
+pub fn reduce(name: &str, axis: usize, keepdims: bool) -> Option<Rc<dyn Spec>> {
+    let &(_, class, op) = REDUCE.iter().find(|(n, _, _)| *n == name)?;
+    Some(Rc::new(Reduce { class, op, axis, keepdims }))
+}
+
+/// The shape after reducing `axis` of `shape` (`one`: the extent a kept axis gets).
+pub fn reduced<T: Clone>(shape: &[T], axis: usize, keepdims: bool, one: T) -> Vec<T> {
+    let mut out = shape.to_vec();
+    if keepdims {
+        out[axis] = one;
+    } else {
+        out.remove(axis);
+    }
+    out
+}
+
+impl Spec for Reduce {
+    fn class(&self) -> &'static str {
+        self.class
+    }
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let rank = ins[0].len();
+        if self.axis >= rank {
+            return Err(format!("{} over axis {} of a tensor of rank {rank}", self.class, self.axis + 1));
+        }
+        Ok(reduced(&ins[0], self.axis, self.keepdims, 1))
+    }
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::Reduce)
+    }
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, op, axis) = (rt(), quote::format_ident!("{}", self.op), self.axis);
+        let dims = &ins[0];
+        quote!(#rt::Reduce::new(#rt::ReduceOp::#op, &[#(#dims),*], #axis))
+    }
+}

@@ -1,0 +1,186 @@
+//! User math in `call`: numbers written in the code, element-wise ops of a tensor and
+//! constants (`x * 0.5`, `clip(x, lo, hi)`), and reductions along an axis with Keras' axis
+//! numbering (`sum(x, axis = 1, keepdims = true)`).
+
+use std::rc::Rc;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::Expr;
+use syn::spanned::Spanned;
+
+use super::{Lower, SUPPORTED};
+use crate::layers::{REDUCE, Scalar, Spec, reduce, reduced, scalar, unary};
+
+/// A number written in the code: a literal, negated or in parentheses.
+pub(super) fn number(e: &Expr) -> Option<f32> {
+    match e {
+        Expr::Lit(syn::ExprLit { lit: syn::Lit::Float(f), .. }) => f.base10_parse::<f32>().ok(),
+        Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => i.base10_parse::<f32>().ok(),
+        Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => number(&u.expr).map(|v| -v),
+        Expr::Paren(p) => number(&p.expr),
+        Expr::Group(g) => number(&g.expr),
+        _ => None,
+    }
+}
+
+impl Lower {
+    /// `exp(x)` and the other element-wise functions, `pow`, `clip` and the reductions: `Some`
+    /// of the node (or of `None` after an error) when `fname` is one of them.
+    pub(super) fn math_function(
+        &mut self,
+        fname: &str,
+        c: &syn::ExprCall,
+        tokens: TokenStream,
+    ) -> Option<Option<usize>> {
+        let span = c.span();
+        if let Some(kind) = unary(fname) {
+            if c.args.len() != 1 {
+                self.errors.at(span, format!("{fname} takes one tensor: {fname}(x)"));
+                return Some(None);
+            }
+            let Some(x) = self.value(&c.args[0]) else { return Some(None) };
+            return Some(self.elementwise_op(kind, x, tokens));
+        }
+        if REDUCE.iter().any(|(n, _, _)| *n == fname) {
+            return Some(self.reduction(fname, c, tokens));
+        }
+        match fname {
+            "pow" | "power" if c.args.len() == 2 => Some(self.power(fname, c, tokens)),
+            "clip" if c.args.len() == 3 => Some(self.clip(c, tokens)),
+            _ => None,
+        }
+    }
+
+    /// `pow(x, c)`.
+    fn power(&mut self, fname: &str, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
+        let x = self.value(&c.args[0])?;
+        let p = self.constant(&c.args[1], &format!("{fname}'s exponent"))?;
+        self.elementwise_op(scalar(Scalar::Power(p)), x, tokens)
+    }
+
+    /// `clip(x, lo, hi)`.
+    fn clip(&mut self, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
+        let x = self.value(&c.args[0])?;
+        let lo = self.constant(&c.args[1], "clip's lower bound")?;
+        let hi = self.constant(&c.args[2], "clip's upper bound")?;
+        if lo > hi {
+            self.errors.at(c.span(), format!("clip's bounds are the wrong way round: {lo} > {hi}"));
+            return None;
+        }
+        self.elementwise_op(scalar(Scalar::Clip(lo, hi)), x, tokens)
+    }
+
+    /// A node applying an element-wise op (any shape, kept) to `x`.
+    pub(super) fn elementwise_op(&mut self, kind: Rc<dyn Spec>, x: usize, tokens: TokenStream) -> Option<usize> {
+        let shape = self.shapes[x].clone();
+        let layer = self.op_layer(kind, tokens.clone());
+        Some(self.node(layer, vec![x], tokens, shape))
+    }
+
+    /// A number written in `call` (`0.5`, `-2`, `(1e-3)`), as an op's constant; an error naming
+    /// `what` when it is not one.
+    pub(super) fn constant(&mut self, e: &Expr, what: &str) -> Option<f32> {
+        let n = number(e);
+        if n.is_none() {
+            self.errors.at(e.span(), format!("{what} must be a number written in the code, e.g. 0.5"));
+        }
+        n
+    }
+
+    /// `x op c` or `c op x` with a number `c`: `Some(node)` (or `Some(None)` after an error), or
+    /// `None` when neither side is a number.
+    pub(super) fn with_number(&mut self, b: &syn::ExprBinary, tokens: TokenStream) -> Option<Option<usize>> {
+        let (l, r) = (number(&b.left), number(&b.right));
+        let (c, tensor, left) = match (l, r) {
+            (Some(_), Some(_)) => {
+                self.errors.at(b.span(), "both sides are numbers: one side of an op in `call` must be a tensor");
+                return Some(None);
+            }
+            (Some(c), None) => (c, &*b.right, true),
+            (None, Some(c)) => (c, &*b.left, false),
+            (None, None) => return None,
+        };
+        let op = match (b.op, left) {
+            (syn::BinOp::Mul(_), _) => Scalar::Scale(c),
+            (syn::BinOp::Add(_), _) => Scalar::Shift(c),
+            (syn::BinOp::Sub(_), false) => Scalar::Shift(-c),
+            (syn::BinOp::Sub(_), true) => Scalar::SubtractFrom(c),
+            (syn::BinOp::Div(_), false) if c == 0.0 => {
+                self.errors.at(b.right.span(), "division by zero");
+                return Some(None);
+            }
+            (syn::BinOp::Div(_), false) => Scalar::DivideBy(c),
+            (syn::BinOp::Div(_), true) => Scalar::Reciprocal(c),
+            _ => {
+                self.errors.at(b.op.span(), format!("unsupported operator: {SUPPORTED}"));
+                return Some(None);
+            }
+        };
+        let Some(x) = self.value(tensor) else { return Some(None) };
+        Some(self.elementwise_op(scalar(op), x, tokens))
+    }
+
+    /// `sum(x, axis = a, keepdims = k)` and the other reductions (axis and keepdims also
+    /// positional: `sum(x, 1, true)`); Keras' axes: 0 is the batch, negative ones count from the
+    /// end.
+    pub(super) fn reduction(&mut self, name: &str, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
+        let span = c.span();
+        let usage = format!("{name}(x, axis = -1, keepdims = false)");
+        let (mut axis, mut keepdims) = (None, false);
+        for (i, arg) in c.args.iter().enumerate().skip(1) {
+            let (key, value) = match arg {
+                Expr::Assign(a) => match &*a.left {
+                    Expr::Path(p) if p.path.is_ident("axis") || p.path.is_ident("keepdims") => {
+                        (p.path.get_ident().expect("checked").to_string(), &*a.right)
+                    }
+                    other => {
+                        self.errors.at(other.span(), format!("{name} takes `axis` and `keepdims`: {usage}"));
+                        return None;
+                    }
+                },
+                other if i == 1 => ("axis".to_string(), other),
+                other if i == 2 => ("keepdims".to_string(), other),
+                other => {
+                    self.errors.at(other.span(), format!("{name} takes a tensor, an axis and keepdims: {usage}"));
+                    return None;
+                }
+            };
+            if key == "axis" {
+                let a = number(value).filter(|a| a.fract() == 0.0);
+                if a.is_none() {
+                    self.errors.at(value.span(), format!("{name}'s axis must be an integer: {usage}"));
+                    return None;
+                }
+                axis = a.map(|a| a as i64);
+            } else {
+                let Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. }) = value else {
+                    self.errors.at(value.span(), format!("keepdims is `true` or `false`: {usage}"));
+                    return None;
+                };
+                keepdims = b.value;
+            }
+        }
+        let Some(axis) = axis else {
+            self.errors.at(span, format!("{name} needs the axis to reduce: {usage}"));
+            return None;
+        };
+        let x = self.value(c.args.first()?)?;
+        let rank = self.shapes[x].len();
+        let a = if axis < 0 { rank as i64 + 1 + axis } else { axis };
+        if !(1..=rank as i64).contains(&a) {
+            self.errors.at(
+                span,
+                format!(
+                    "{name} over axis {axis} of a tensor of rank {rank}: a sample's axes are 1..={rank} \
+                     (or -{rank}..=-1); axis 0 is the batch"
+                ),
+            );
+            return None;
+        }
+        let axis = (a - 1) as usize;
+        let shape = reduced(&self.shapes[x], axis, keepdims, quote!(1usize));
+        let layer = self.op_layer(reduce(name, axis, keepdims).expect("listed"), tokens.clone());
+        Some(self.node(layer, vec![x], tokens, shape))
+    }
+}

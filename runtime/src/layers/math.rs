@@ -1,0 +1,307 @@
+//! User math: the element-wise functions and the reductions a `#[kiln::call]` body may write
+//! (`exp(x)`, `x * 0.5`, `sum(x, axis = 1, keepdims = true)`, ...), each a small layer the model
+//! macros place in the graph, so its backward is generated like any layer's.
+//!
+//! One table per kind of op: [`UnaryOp`] keeps each function's value and derivative side by side,
+//! [`ReduceOp`] each reduction's value and how its gradient spreads back. The formulas and the
+//! gradient conventions are Keras 3's (`keras.ops`, TensorFlow backend): the gradient of `max`
+//! and `min` is shared equally between tied extremes, `clip` passes the gradient where
+//! `lo <= x <= hi`.
+
+use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Shareable, sized};
+
+/// An element-wise function of one tensor (a scalar operand is part of the op).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    /// `-x` (Keras' `ops.negative`).
+    Negative,
+    /// `exp(x)`.
+    Exp,
+    /// `log(x)`, the natural logarithm.
+    Log,
+    /// `sqrt(x)`.
+    Sqrt,
+    /// `square(x)`, `x²`.
+    Square,
+    /// `abs(x)`; its gradient at 0 is 0, as TensorFlow's.
+    Abs,
+    /// `x * c` (or `c * x`).
+    Scale(f32),
+    /// `x + c` (or `c + x`); `x - c` is `Shift(-c)`.
+    Shift(f32),
+    /// `c - x`.
+    SubtractFrom(f32),
+    /// `x / c`.
+    DivideBy(f32),
+    /// `c / x`.
+    Reciprocal(f32),
+    /// `pow(x, c)`, `x` to a constant power.
+    Power(f32),
+    /// `clip(x, lo, hi)`.
+    Clip(f32, f32),
+}
+
+impl UnaryOp {
+    /// The function's value at `x`.
+    #[inline]
+    pub fn f(self, x: f32) -> f32 {
+        match self {
+            UnaryOp::Negative => -x,
+            UnaryOp::Exp => x.exp(),
+            UnaryOp::Log => x.ln(),
+            UnaryOp::Sqrt => x.sqrt(),
+            UnaryOp::Square => x * x,
+            UnaryOp::Abs => x.abs(),
+            UnaryOp::Scale(c) => x * c,
+            UnaryOp::Shift(c) => x + c,
+            UnaryOp::SubtractFrom(c) => c - x,
+            UnaryOp::DivideBy(c) => x / c,
+            UnaryOp::Reciprocal(c) => c / x,
+            UnaryOp::Power(c) => x.powf(c),
+            UnaryOp::Clip(lo, hi) => x.max(lo).min(hi),
+        }
+    }
+
+    /// The derivative at `x`, where the value is `y`.
+    #[inline]
+    pub fn df(self, x: f32, y: f32) -> f32 {
+        match self {
+            UnaryOp::Negative => -1.0,
+            UnaryOp::Exp => y,
+            UnaryOp::Log => 1.0 / x,
+            UnaryOp::Sqrt => 0.5 / y,
+            UnaryOp::Square => 2.0 * x,
+            UnaryOp::Abs => x.signum() * (x != 0.0) as u8 as f32,
+            UnaryOp::Scale(c) => c,
+            UnaryOp::Shift(_) => 1.0,
+            UnaryOp::SubtractFrom(_) => -1.0,
+            UnaryOp::DivideBy(c) => 1.0 / c,
+            UnaryOp::Reciprocal(c) => -c / (x * x),
+            UnaryOp::Power(c) => c * x.powf(c - 1.0),
+            UnaryOp::Clip(lo, hi) => ((lo..=hi).contains(&x)) as u8 as f32,
+        }
+    }
+}
+
+/// An element-wise function as a layer, on inputs of any shape.
+#[derive(Clone, Debug)]
+pub struct Unary {
+    op: UnaryOp,
+    buf: MathBuffers,
+}
+
+/// What one application of a [`Unary`] or [`Reduce`] writes.
+#[derive(Clone, Debug, Default)]
+pub struct MathBuffers {
+    out: Vec<f32>,
+    dx: Vec<f32>,
+}
+
+impl Unary {
+    /// The layer computing `op`.
+    pub fn new(op: UnaryOp) -> Self {
+        Unary { op, buf: MathBuffers::default() }
+    }
+
+    /// The function it computes.
+    pub fn op(&self) -> UnaryOp {
+        self.op
+    }
+}
+
+impl Layer for Unary {
+    fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
+        let op = self.op;
+        let out = sized(&mut self.buf.out, xs[0].len());
+        out.iter_mut().zip(xs[0]).for_each(|(o, &x)| *o = op.f(x));
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if !opts.input_grad {
+            return;
+        }
+        let op = self.op;
+        let dx = sized(&mut self.buf.dx, dy.len());
+        for (((d, &g), &x), &y) in dx.iter_mut().zip(dy).zip(xs[0]).zip(&self.buf.out) {
+            *d = g * op.df(x, y);
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+}
+
+/// A reduction along one axis of each sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    /// `sum`.
+    Sum,
+    /// `mean`.
+    Mean,
+    /// `max`: the gradient is shared equally between the values that attain it.
+    Max,
+    /// `min`: as `max`.
+    Min,
+    /// `logsumexp`, `log(Σ exp(x))`, computed from the maximum so it does not overflow.
+    LogSumExp,
+}
+
+/// A reduction as a layer: each sample's values seen as `[outer, len, inner]` (the axes before
+/// the reduced one, the reduced one, the axes after it) and reduced to `[outer, inner]`. Keeping
+/// the axis (`keepdims`) changes the shape the model macros give the output, not its values.
+#[derive(Clone, Debug)]
+pub struct Reduce {
+    op: ReduceOp,
+    len: usize,
+    inner: usize,
+    buf: MathBuffers,
+}
+
+impl Reduce {
+    /// The layer reducing axis `axis` (0-based, within a sample) of samples of shape `shape`.
+    /// An axis outside the shape reduces nothing (the model macros reject it when they compile).
+    pub fn new(op: ReduceOp, shape: &[usize], axis: usize) -> Self {
+        let len = shape.get(axis).copied().unwrap_or(1).max(1);
+        let inner = shape.iter().skip(axis + 1).product::<usize>().max(1);
+        Reduce { op, len, inner, buf: MathBuffers::default() }
+    }
+
+    /// The reduction it computes.
+    pub fn op(&self) -> ReduceOp {
+        self.op
+    }
+
+    fn reduce(&self, x: &[f32], o: usize, i: usize) -> f32 {
+        let (len, inner) = (self.len, self.inner);
+        let at = |k: usize| x[(o * len + k) * inner + i];
+        match self.op {
+            ReduceOp::Sum => (0..len).map(at).sum(),
+            ReduceOp::Mean => (0..len).map(at).sum::<f32>() / len as f32,
+            ReduceOp::Max => (0..len).map(at).fold(f32::NEG_INFINITY, f32::max),
+            ReduceOp::Min => (0..len).map(at).fold(f32::INFINITY, f32::min),
+            ReduceOp::LogSumExp => {
+                let m = (0..len).map(at).fold(f32::NEG_INFINITY, f32::max);
+                if !m.is_finite() {
+                    return m;
+                }
+                m + (0..len).map(|k| (at(k) - m).exp()).sum::<f32>().ln()
+            }
+        }
+    }
+}
+
+impl Layer for Reduce {
+    fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
+        let x = xs[0];
+        let outer = x.len() / (self.len * self.inner);
+        sized(&mut self.buf.out, outer * self.inner);
+        for o in 0..outer {
+            for i in 0..self.inner {
+                self.buf.out[o * self.inner + i] = self.reduce(x, o, i);
+            }
+        }
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if !opts.input_grad {
+            return;
+        }
+        let (x, y, len, inner) = (xs[0], &self.buf.out, self.len, self.inner);
+        let dx = sized(&mut self.buf.dx, x.len());
+        for o in 0..y.len() / inner {
+            for i in 0..inner {
+                let (g, v) = (dy[o * inner + i], y[o * inner + i]);
+                let at = |k: usize| (o * len + k) * inner + i;
+                match self.op {
+                    ReduceOp::Sum => (0..len).for_each(|k| dx[at(k)] = g),
+                    ReduceOp::Mean => (0..len).for_each(|k| dx[at(k)] = g / len as f32),
+                    ReduceOp::Max | ReduceOp::Min => {
+                        let ties = (0..len).filter(|&k| x[at(k)] == v).count().max(1) as f32;
+                        (0..len).for_each(|k| dx[at(k)] = if x[at(k)] == v { g / ties } else { 0.0 });
+                    }
+                    ReduceOp::LogSumExp => (0..len).for_each(|k| dx[at(k)] = g * (x[at(k)] - v).exp()),
+                }
+            }
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+}
+
+impl LayerBuffers for MathBuffers {
+    fn output(&self) -> &[f32] {
+        &self.out
+    }
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.dx
+    }
+}
+
+impl Shareable for Unary {
+    type Buffers = MathBuffers;
+    fn buffers_mut(&mut self) -> &mut MathBuffers {
+        &mut self.buf
+    }
+}
+
+impl Shareable for Reduce {
+    type Buffers = MathBuffers;
+    fn buffers_mut(&mut self) -> &mut MathBuffers {
+        &mut self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each function's derivative against a central difference, at points inside its domain.
+    #[test]
+    fn every_derivative_is_the_slope_of_its_function() {
+        let ops = [
+            UnaryOp::Negative,
+            UnaryOp::Exp,
+            UnaryOp::Log,
+            UnaryOp::Sqrt,
+            UnaryOp::Square,
+            UnaryOp::Abs,
+            UnaryOp::Scale(2.5),
+            UnaryOp::Shift(-0.25),
+            UnaryOp::SubtractFrom(1.5),
+            UnaryOp::DivideBy(4.0),
+            UnaryOp::Reciprocal(2.0),
+            UnaryOp::Power(1.5),
+            UnaryOp::Clip(-0.5, 0.7),
+        ];
+        for op in ops {
+            for x in [0.3f32, 0.9, 1.7] {
+                let h = 1e-3f64;
+                let f = |x: f64| op.f(x as f32) as f64;
+                let num = (f(x as f64 + h) - f(x as f64 - h)) / (2.0 * h);
+                let ana = op.df(x, op.f(x)) as f64;
+                assert!((num - ana).abs() <= 2e-3 * num.abs().max(1.0), "{op:?} at {x}: {ana} against {num}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_middle_axis_reduces_between_the_outer_and_inner_axes() {
+        // One sample of shape [2, 3, 2], reduced over its axis 1.
+        let x: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let mut r = Reduce::new(ReduceOp::Sum, &[2, 3, 2], 1);
+        let mut s = crate::random::Stream::new(0);
+        r.forward(&[&x], &mut Ctx::new(1, false, &mut s));
+        assert_eq!(r.output(), &[6.0, 9.0, 24.0, 27.0]);
+    }
+}

@@ -1,0 +1,135 @@
+//! User math in `#[kiln::call]` bodies: every element-wise function and reduction against Keras
+//! 3 (`keras.ops`, values and gradients, `tests/fixtures/keras/math.txt` from
+//! `examples/keras/math_reference.py`), gradient-checked alone and composed inside models, and a
+//! model using them trains.
+
+use kiln::ndarray::{Array2, Array3};
+use kiln::prelude::*;
+use kiln::testing::{assert_close, check_layer, check_model};
+use kiln::{BackwardOpts, Ctx, Divide, Layer, Reduce, ReduceOp, Stream, Unary, UnaryOp};
+
+fn reference(key: &str) -> Vec<f32> {
+    let text = include_str!("../fixtures/keras/math.txt");
+    kiln::testing::reference(text, key).unwrap_or_else(|| panic!("no reference line `{key}`"))
+}
+
+/// One case of the fixture against Keras (values and gradients), then the gradient check.
+fn check<L: Layer>(case: &str, mut layer: L, shape: &[usize]) {
+    let text = include_str!("../fixtures/keras/math.txt");
+    let x = reference(&format!("{case}.x"));
+    let b = kiln::testing::reference(text, &format!("{case}.b"));
+    let xs: Vec<&[f32]> = std::iter::once(&x[..]).chain(b.as_deref()).collect();
+    let mut stream = Stream::new(0);
+    layer.forward(&xs, &mut Ctx::new(2, true, &mut stream));
+    assert_close(&format!("{case}.out"), layer.output(), &reference(&format!("{case}.out")), 1e-5);
+    let dy = reference(&format!("{case}.dy"));
+    let opts = BackwardOpts { input_grad: true, accumulate: false, fused_output: false };
+    layer.backward(&xs, &dy, &mut Ctx::new(2, true, &mut stream), opts);
+    assert_close(&format!("{case}.dx"), layer.input_grad(0), &reference(&format!("{case}.dx")), 1e-5);
+    if b.is_some() {
+        assert_close(&format!("{case}.db"), layer.input_grad(1), &reference(&format!("{case}.db")), 1e-5);
+    }
+    // Away from the kinks (abs at 0, clip's bounds) and inside every domain (log, sqrt, 1/x).
+    let size: usize = shape.iter().product();
+    let x: Vec<f32> = (0..2 * size).map(|i| 0.5625 + ((i * 37) % 23) as f32 / 20.0).collect();
+    let b: Vec<f32> = (0..2 * size).map(|i| 0.6 + ((i * 11) % 7) as f32 / 5.0).collect();
+    let xs: Vec<&[f32]> = if xs.len() == 2 { vec![&x, &b] } else { vec![&x] };
+    check_layer(&mut layer, &xs, 2, 12, 2e-2).unwrap_or_else(|e| panic!("{case}: {e}"));
+}
+
+#[test]
+fn every_op_matches_keras_and_passes_the_gradient_check() {
+    let s = [3, 4];
+    for (case, op) in [
+        ("exp", UnaryOp::Exp),
+        ("log", UnaryOp::Log),
+        ("sqrt", UnaryOp::Sqrt),
+        ("square", UnaryOp::Square),
+        ("abs", UnaryOp::Abs),
+        ("negative", UnaryOp::Negative),
+        ("clip", UnaryOp::Clip(-0.5, 0.7)),
+        ("power", UnaryOp::Power(1.5)),
+        ("scale", UnaryOp::Scale(2.5)),
+        ("shift", UnaryOp::Shift(0.25)),
+        ("rsub", UnaryOp::SubtractFrom(1.5)),
+        ("rdiv", UnaryOp::Reciprocal(2.0)),
+        ("div_scalar", UnaryOp::DivideBy(4.0)),
+    ] {
+        check(case, Unary::new(op), &s);
+    }
+    check("divide", Divide::new(), &s);
+    // Keras' axes count the batch: axis 1 is a sample's axis 0.
+    for (case, op, axis) in [
+        ("sum1", ReduceOp::Sum, 0),
+        ("sum2k", ReduceOp::Sum, 1),
+        ("mean_last_k", ReduceOp::Mean, 1),
+        ("max1", ReduceOp::Max, 0),
+        ("min_last", ReduceOp::Min, 1),
+        ("lse2k", ReduceOp::LogSumExp, 1),
+        ("lse1", ReduceOp::LogSumExp, 0),
+    ] {
+        check(case, Reduce::new(op, &s, axis), &s);
+    }
+    check("mean1_rank3", Reduce::new(ReduceOp::Mean, &[3, 4, 2], 1), &[3, 4, 2]);
+}
+
+#[kiln::model]
+pub struct Mathy {
+    inp: Dense<6, 8, Tanh>,
+    out: Dense<8, 3, Softmax>,
+}
+
+#[kiln::call]
+impl Mathy {
+    fn call(&self, x: Input<6>) -> Output<3> {
+        let h = self.inp(x);
+        let z = exp(0.5 * h) - h / 4.0 + square(h) * 0.1;
+        let s = sqrt(square(z) + 1.0);
+        let r = clip(s, 0.0, 3.0) / (abs(h) + 1.0);
+        let p = pow(r + 0.5, 1.5) - log(s) + 2.0 / (s + 1.0) - (1.0 - negative(h));
+        self.out(-p)
+    }
+}
+
+#[kiln::model]
+pub struct Pooled {
+    proj: Dense<4, 5, Tanh>,
+    head: Dense<8, 2, Softmax>,
+}
+
+#[kiln::call]
+impl Pooled {
+    fn call(&self, x: Input<3, 4>) -> Output<2> {
+        let h = self.proj(x);
+        let m = mean(h, axis = 1) + max(h, 1) - min(h, axis = -2) + logsumexp(h, axis = 1) * 0.5;
+        let k = sum(h, axis = 2, keepdims = true);
+        self.head(concatenate([m, flatten(k)]))
+    }
+}
+
+#[test]
+fn models_written_with_math_pass_the_gradient_check() {
+    let x: Vec<f32> = (0..3 * 6).map(|i| ((i * 29) % 17) as f32 / 8.0 - 1.0).collect();
+    check_model(&mut Mathy::with_seed(3), &[&x], 3, 12, 2e-2).unwrap();
+    let x: Vec<f32> = (0..3 * 12).map(|i| ((i * 13) % 19) as f32 / 9.0 - 1.0).collect();
+    check_model(&mut Pooled::with_seed(5), &[&x], 3, 12, 2e-2).unwrap();
+    let s = Pooled::new().summary_string();
+    assert!(s.contains("Total params: 43"), "{s}");
+}
+
+#[test]
+fn a_model_with_reductions_learns_which_step_is_largest() {
+    // Three steps of four features; the class is whether the first step has the largest sum.
+    let n = 256;
+    let x = Array3::from_shape_fn((n, 3, 4), |(i, t, f)| (((i * 7 + t * 5 + f * 3) % 11) as f32 - 5.0) / 5.0);
+    let y = Array2::from_shape_fn((n, 2), |(i, c)| {
+        let sums: Vec<f32> = (0..3).map(|t| (0..4).map(|f| x[[i, t, f]]).sum()).collect();
+        let first = sums[0] >= sums[1] && sums[0] >= sums[2];
+        (first == (c == 1)) as u8 as f32
+    });
+    let mut m = Pooled::with_seed(1);
+    m.compile("categorical_crossentropy", Adam::new(0.01), &["accuracy"]).unwrap();
+    let h = m.fit(&x, &y, Fit { epochs: 20, verbose: 0, ..Fit::default() }).unwrap();
+    let loss = h.get("loss").unwrap();
+    assert!(loss[loss.len() - 1] < 0.8 * loss[0], "the loss went from {} to {}", loss[0], loss[loss.len() - 1]);
+}
