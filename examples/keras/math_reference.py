@@ -53,14 +53,23 @@ CASES = [
     ("lse2k", normal, None, lambda x: ops.logsumexp(x, axis=2, keepdims=True)),
     ("lse1", normal, None, lambda x: ops.logsumexp(x, axis=1)),
     ("mean1_rank3", normal, None, lambda x: ops.mean(x, axis=2)),
+    # Broadcasting (NumPy's rule; per sample [4, 1] * [1, 5], [3, 4] / [3, 1], [3, 4] + [4]).
+    ("bcast_mul", normal, normal, lambda x, b: ops.multiply(x, b)),
+    ("bcast_div", normal, positive, lambda x, b: ops.divide(x, b)),
+    # kiln broadcasts within a sample: a [4] sample against [3, 4] ones is Keras' [n, 1, 4].
+    ("bcast_add_rank", normal, normal, lambda x, b: ops.add(x, ops.expand_dims(b, 1))),
+    # Composites a `call` body writes from the ops above.
+    ("log_softmax", normal, None, lambda x: ops.log_softmax(x, axis=-1)),
+    ("l2_normalize", normal, None, lambda x: ops.normalize(x, axis=-1, order=2)),
 ]
-SHAPES = {"mean1_rank3": (2, 3, 4, 2)}
+SHAPES = {"mean1_rank3": (2, 3, 4, 2), "bcast_mul": (2, 4, 1)}
+B_SHAPES = {"bcast_mul": (2, 1, 5), "bcast_div": (2, 3, 1), "bcast_add_rank": (2, 4)}
 
 print(f"# keras {keras.__version__}")
 for name, draw_x, draw_b, fn in CASES:
     shape = SHAPES.get(name, SHAPE)
     x = tf.constant(draw_x(shape))
-    inputs = [x] if draw_b is None else [x, tf.constant(draw_b(shape))]
+    inputs = [x] if draw_b is None else [x, tf.constant(draw_b(B_SHAPES.get(name, shape)))]
     with tf.GradientTape() as tape:
         for t in inputs:
             tape.watch(t)

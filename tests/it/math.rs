@@ -6,15 +6,21 @@
 use kiln::ndarray::{Array2, Array3};
 use kiln::prelude::*;
 use kiln::testing::{assert_close, check_layer, check_model};
-use kiln::{BackwardOpts, Ctx, Divide, Layer, Reduce, ReduceOp, Stream, Unary, UnaryOp};
+use kiln::{BackwardOpts, BinaryOp, Broadcast, Ctx, Divide, Layer, Reduce, ReduceOp, Stream, Unary, UnaryOp};
 
 fn reference(key: &str) -> Vec<f32> {
     let text = include_str!("../fixtures/keras/math.txt");
     kiln::testing::reference(text, key).unwrap_or_else(|| panic!("no reference line `{key}`"))
 }
 
-/// One case of the fixture against Keras (values and gradients), then the gradient check.
+/// One case of the fixture against Keras (values and gradients), then the gradient check, for
+/// inputs of one sample shape.
 fn check<L: Layer>(case: &str, mut layer: L, shape: &[usize]) {
+    check_shapes(case, &mut layer, &[shape, shape]);
+}
+
+/// [`check`] with each input's sample shape (`shapes[1]` for a second input).
+fn check_shapes<L: Layer>(case: &str, layer: &mut L, shapes: &[&[usize]; 2]) {
     let text = include_str!("../fixtures/keras/math.txt");
     let x = reference(&format!("{case}.x"));
     let b = kiln::testing::reference(text, &format!("{case}.b"));
@@ -30,11 +36,11 @@ fn check<L: Layer>(case: &str, mut layer: L, shape: &[usize]) {
         assert_close(&format!("{case}.db"), layer.input_grad(1), &reference(&format!("{case}.db")), 1e-5);
     }
     // Away from the kinks (abs at 0, clip's bounds) and inside every domain (log, sqrt, 1/x).
-    let size: usize = shape.iter().product();
-    let x: Vec<f32> = (0..2 * size).map(|i| 0.5625 + ((i * 37) % 23) as f32 / 20.0).collect();
-    let b: Vec<f32> = (0..2 * size).map(|i| 0.6 + ((i * 11) % 7) as f32 / 5.0).collect();
+    let size = |s: &[usize]| s.iter().product::<usize>();
+    let x: Vec<f32> = (0..2 * size(shapes[0])).map(|i| 0.5625 + ((i * 37) % 23) as f32 / 20.0).collect();
+    let b: Vec<f32> = (0..2 * size(shapes[1])).map(|i| 0.6 + ((i * 11) % 7) as f32 / 5.0).collect();
     let xs: Vec<&[f32]> = if xs.len() == 2 { vec![&x, &b] } else { vec![&x] };
-    check_layer(&mut layer, &xs, 2, 12, 2e-2).unwrap_or_else(|e| panic!("{case}: {e}"));
+    check_layer(layer, &xs, 2, 12, 2e-2).unwrap_or_else(|e| panic!("{case}: {e}"));
 }
 
 #[test]
@@ -71,6 +77,14 @@ fn every_op_matches_keras_and_passes_the_gradient_check() {
         check(case, Reduce::new(op, &s, axis), &s);
     }
     check("mean1_rank3", Reduce::new(ReduceOp::Mean, &[3, 4, 2], 1), &[3, 4, 2]);
+    // Broadcasting: per sample [4, 1] * [1, 5], [3, 4] / [3, 1], [3, 4] + [4].
+    for (case, op, a, b) in [
+        ("bcast_mul", BinaryOp::Multiply, &[4usize, 1][..], &[1usize, 5][..]),
+        ("bcast_div", BinaryOp::Divide, &[3, 4], &[3, 1]),
+        ("bcast_add_rank", BinaryOp::Add, &[3, 4], &[4]),
+    ] {
+        check_shapes(case, &mut Broadcast::new(op, a, b), &[a, b]);
+    }
 }
 
 #[kiln::model]
@@ -105,6 +119,50 @@ impl Pooled {
         let k = sum(h, axis = 2, keepdims = true);
         self.head(concatenate([m, flatten(k)]))
     }
+}
+
+/// The identity on `[3, 4]` samples (the Dense is set to pass its input through), then math.
+macro_rules! identity_then {
+    ($name:ident, |$x:ident| $body:expr) => {
+        #[kiln::model]
+        pub struct $name {
+            id: Dense<4, 4>,
+        }
+
+        #[kiln::call]
+        impl $name {
+            fn call(&self, x: Input<3, 4>) -> Output<3, 4> {
+                let $x = self.id(x);
+                $body
+            }
+        }
+    };
+}
+
+identity_then!(LogSoftmax, |x| x - logsumexp(x, axis = -1, keepdims = true));
+identity_then!(L2Normalize, |x| x / sqrt(sum(square(x), axis = -1, keepdims = true)));
+
+#[test]
+fn log_softmax_and_l2_normalize_written_as_math_match_keras() {
+    let x = reference("log_softmax.x");
+    let identity = Array2::from_shape_fn((4, 4), |(i, j)| (i == j) as u8 as f32);
+    let xs = Array3::from_shape_vec((2, 3, 4), x).unwrap();
+    let mut m = LogSoftmax::new();
+    m.set_weight("id.kernel", &identity).unwrap();
+    m.set_weight("id.bias", &kiln::ndarray::Array1::<f32>::zeros(4)).unwrap();
+    let p = m.predict(&xs).unwrap();
+    assert_close("log_softmax", p.as_slice().unwrap(), &reference("log_softmax.out"), 1e-5);
+    let flat: Vec<f32> = xs.iter().copied().collect();
+    check_model(&mut m, &[&flat], 2, 12, 2e-2).unwrap();
+
+    let xs = Array3::from_shape_vec((2, 3, 4), reference("l2_normalize.x")).unwrap();
+    let mut m = L2Normalize::new();
+    m.set_weight("id.kernel", &identity).unwrap();
+    m.set_weight("id.bias", &kiln::ndarray::Array1::<f32>::zeros(4)).unwrap();
+    let p = m.predict(&xs).unwrap();
+    assert_close("l2_normalize", p.as_slice().unwrap(), &reference("l2_normalize.out"), 1e-5);
+    let flat: Vec<f32> = xs.iter().copied().collect();
+    check_model(&mut m, &[&flat], 2, 12, 2e-2).unwrap();
 }
 
 #[test]

@@ -157,3 +157,57 @@ impl Spec for Reduce {
         quote!(#rt::Reduce::new(#rt::ReduceOp::#op, &[#(#dims),*], #axis))
     }
 }
+
+/// `a op b` between two tensors, broadcast (NumPy's rule): `Add`, `Subtract`, `Multiply`,
+/// `Divide`.
+struct Broadcast {
+    class: &'static str,
+}
+
+/// The broadcasting operator of Keras' op class `class`.
+pub fn broadcast(class: &'static str) -> Rc<dyn Spec> {
+    Rc::new(Broadcast { class })
+}
+
+/// The shape `a` and `b` broadcast to, or `None` when an axis differs and neither extent is 1.
+pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let at = |s: &[usize], i: usize| if i < rank - s.len() { 1 } else { s[i - (rank - s.len())] };
+    (0..rank)
+        .map(|i| match (at(a, i), at(b, i)) {
+            (x, y) if x == y || y == 1 => Some(x),
+            (1, y) => Some(y),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Spec for Broadcast {
+    fn keeps_mask(&self) -> bool {
+        true
+    }
+    fn class(&self) -> &'static str {
+        self.class
+    }
+    fn arity(&self) -> super::Arity {
+        super::Arity::Two
+    }
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        broadcast_shape(&ins[0], &ins[1]).ok_or_else(|| {
+            format!("{} cannot broadcast {:?} and {:?}: aligned from the last axis, each pair of extents must be equal or one of them 1", self.class, ins[0], ins[1])
+        })
+    }
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::Broadcast)
+    }
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        // Inference has the element-wise merge kernel; broadcasting shapes have none yet.
+        (ins.len() == 2 && ins[0] == ins[1]).then_some(crate::ir::Static::Merge { op: self.class })
+    }
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, op) = (rt(), quote::format_ident!("{}", self.class));
+        let (a, b) = (&ins[0], &ins[1]);
+        quote!(#rt::Broadcast::new(#rt::BinaryOp::#op, &[#(#a),*], &[#(#b),*]))
+    }
+}

@@ -339,6 +339,31 @@ pub const fn expect_same_dims(what: &str, a: &[usize], b: &[usize]) {
     }
 }
 
+/// Two tensors combined element-wise broadcast (NumPy's rule: shapes aligned from the last
+/// axis, each pair of extents equal or one of them 1; the shorter shape is padded with 1s).
+pub const fn expect_broadcast(what: &str, a: &[usize], b: &[usize]) {
+    let (mut i, mut j) = (a.len(), b.len());
+    while i > 0 && j > 0 {
+        let (x, y) = (a[i - 1], b[j - 1]);
+        if x != y && x != 1 && y != 1 {
+            fail!(Msg::new()
+                .str(what)
+                .str(" cannot broadcast ")
+                .shape(a)
+                .str(" and ")
+                .shape(b)
+                .str(": aligned from the last axis, each pair of extents must be equal or one of them 1"))
+        }
+        i -= 1;
+        j -= 1;
+    }
+}
+
+/// An axis's extent after broadcasting two extents that [`expect_broadcast`] accepts.
+pub const fn broadcast_dim(a: usize, b: usize) -> usize {
+    if a == 1 { b } else { a }
+}
+
 /// Tensors concatenated on the last axis agree on every other axis.
 pub const fn expect_same_lead(what: &str, a: &[usize], b: &[usize]) {
     if a.len() == b.len() && !a.is_empty() {

@@ -239,6 +239,179 @@ impl Layer for Reduce {
     }
 }
 
+/// An element-wise operator between two tensors that broadcast (NumPy's rule, as Keras' ops).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Subtract,
+    /// `a * b`.
+    Multiply,
+    /// `a / b`.
+    Divide,
+}
+
+impl BinaryOp {
+    /// The value.
+    #[inline]
+    fn eval(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Subtract => a - b,
+            BinaryOp::Multiply => a * b,
+            BinaryOp::Divide => a / b,
+        }
+    }
+
+    /// The derivatives with respect to `a` and to `b`.
+    #[inline]
+    fn grads(self, a: f32, b: f32) -> (f32, f32) {
+        match self {
+            BinaryOp::Add => (1.0, 1.0),
+            BinaryOp::Subtract => (1.0, -1.0),
+            BinaryOp::Multiply => (b, a),
+            BinaryOp::Divide => (1.0 / b, -a / (b * b)),
+        }
+    }
+}
+
+/// Two tensors combined element-wise with broadcasting: each sample's shapes aligned from the last
+/// axis, an extent of 1 stretched to the other's. The backward sums each gradient over the axes
+/// its input was stretched along. Shapes that are the same take a plain element-wise loop.
+#[derive(Clone, Debug)]
+pub struct Broadcast {
+    op: BinaryOp,
+    /// Values per sample of `a`, `b` and the output.
+    sizes: [usize; 3],
+    /// For each value of an output sample, where it reads `a` and `b` within their samples
+    /// (empty when the shapes are the same).
+    from: Vec<(u32, u32)>,
+    buf: BroadcastBuffers,
+}
+
+/// What one application of a [`Broadcast`] writes.
+#[derive(Clone, Debug, Default)]
+pub struct BroadcastBuffers {
+    out: Vec<f32>,
+    da: Vec<f32>,
+    db: Vec<f32>,
+}
+
+impl Broadcast {
+    /// The layer computing `a op b` for samples of shapes `a` and `b`, which must broadcast (the
+    /// model macros check it when they compile; extents that do not are treated as 1).
+    pub fn new(op: BinaryOp, a: &[usize], b: &[usize]) -> Self {
+        let rank = a.len().max(b.len());
+        let pad = |s: &[usize]| -> Vec<usize> { std::iter::repeat_n(1, rank - s.len()).chain(s.iter().copied()).collect() };
+        let (pa, pb) = (pad(a), pad(b));
+        let out: Vec<usize> = pa.iter().zip(&pb).map(|(&x, &y)| if x == 1 { y } else { x }).collect();
+        let size = |s: &[usize]| s.iter().product::<usize>();
+        let sizes = [size(&pa), size(&pb), size(&out)];
+        let from = if pa == pb {
+            Vec::new()
+        } else {
+            // Row-major strides, 0 along a stretched axis.
+            let strides = |s: &[usize]| -> Vec<usize> {
+                let mut st = vec![0; rank];
+                let mut acc = 1;
+                for i in (0..rank).rev() {
+                    st[i] = if s[i] == 1 && out[i] != 1 { 0 } else { acc };
+                    acc *= s[i];
+                }
+                st
+            };
+            let (sa, sb) = (strides(&pa), strides(&pb));
+            (0..sizes[2])
+                .map(|mut k| {
+                    let (mut ia, mut ib) = (0, 0);
+                    for i in (0..rank).rev() {
+                        let d = k % out[i];
+                        k /= out[i];
+                        ia += d * sa[i];
+                        ib += d * sb[i];
+                    }
+                    (ia as u32, ib as u32)
+                })
+                .collect()
+        };
+        Broadcast { op, sizes, from, buf: BroadcastBuffers::default() }
+    }
+}
+
+impl Layer for Broadcast {
+    fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
+        let (a, b, op) = (xs[0], xs[1], self.op);
+        let [na, nb, no] = self.sizes;
+        let n = a.len() / na.max(1);
+        let out = sized(&mut self.buf.out, n * no);
+        if self.from.is_empty() {
+            out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = op.eval(x, y));
+            return;
+        }
+        for s in 0..n {
+            let (a, b) = (&a[s * na..(s + 1) * na], &b[s * nb..(s + 1) * nb]);
+            for (o, &(ia, ib)) in out[s * no..(s + 1) * no].iter_mut().zip(&self.from) {
+                *o = op.eval(a[ia as usize], b[ib as usize]);
+            }
+        }
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if !opts.input_grad {
+            return;
+        }
+        let (a, b, op) = (xs[0], xs[1], self.op);
+        let [na, nb, no] = self.sizes;
+        let n = a.len() / na.max(1);
+        let da = sized(&mut self.buf.da, a.len());
+        let db = sized(&mut self.buf.db, b.len());
+        if self.from.is_empty() {
+            for (k, &g) in dy.iter().enumerate() {
+                let (ga, gb) = op.grads(a[k], b[k]);
+                (da[k], db[k]) = (g * ga, g * gb);
+            }
+            return;
+        }
+        da.fill(0.0);
+        db.fill(0.0);
+        for s in 0..n {
+            let (a, b) = (&a[s * na..(s + 1) * na], &b[s * nb..(s + 1) * nb]);
+            let (da, db) = (&mut da[s * na..(s + 1) * na], &mut db[s * nb..(s + 1) * nb]);
+            for (&g, &(ia, ib)) in dy[s * no..(s + 1) * no].iter().zip(&self.from) {
+                let (ia, ib) = (ia as usize, ib as usize);
+                let (ga, gb) = op.grads(a[ia], b[ib]);
+                da[ia] += g * ga;
+                db[ib] += g * gb;
+            }
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, i: usize) -> &[f32] {
+        if i == 0 { &self.buf.da } else { &self.buf.db }
+    }
+}
+
+impl LayerBuffers for BroadcastBuffers {
+    fn output(&self) -> &[f32] {
+        &self.out
+    }
+    fn input_grad(&self, i: usize) -> &[f32] {
+        if i == 0 { &self.da } else { &self.db }
+    }
+}
+
+impl Shareable for Broadcast {
+    type Buffers = BroadcastBuffers;
+    fn buffers_mut(&mut self) -> &mut BroadcastBuffers {
+        &mut self.buf
+    }
+}
+
 impl LayerBuffers for MathBuffers {
     fn output(&self) -> &[f32] {
         &self.out

@@ -134,7 +134,7 @@ pub use activation::{
 pub use attention::{AttentionBuffers, AttentionConfig, MultiHeadAttention};
 pub use batch_norm::{BatchNorm, BatchNormBuffers};
 pub use checks::{
-    expect_custom, expect_dims, expect_field, expect_inputs, expect_params, expect_rebind, expect_same, expect_same_dims, expect_same_lead, expect_shape,
+    broadcast_dim, expect_broadcast, expect_custom, expect_dims, expect_field, expect_inputs, expect_params, expect_rebind, expect_same, expect_same_dims, expect_same_lead, expect_shape,
     expect_width,
     field_shape, same_shape, same_str, shape_eq, states_param,
 };
@@ -147,7 +147,7 @@ pub use embedding::{Embedding, EmbeddingBuffers};
 pub use init::{Activity, Constraint, Initializer, Regularizer, configure};
 pub use layer_norm::{LayerNorm, LayerNormBuffers};
 pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
-pub use math::{MathBuffers, Reduce, ReduceOp, Unary, UnaryOp};
+pub use math::{BinaryOp, Broadcast, BroadcastBuffers, MathBuffers, Reduce, ReduceOp, Unary, UnaryOp};
 pub use masking::{MaskSource, Masking, MaskingBuffers};
 pub use merge::{Add, Average, Concatenate, Divide, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
 pub use noise::{Dropout, GaussianNoise, NoiseBuffers, Rescaling, SpatialDropout};

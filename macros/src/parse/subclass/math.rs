@@ -10,7 +10,7 @@ use syn::Expr;
 use syn::spanned::Spanned;
 
 use super::{Lower, SUPPORTED};
-use crate::layers::{REDUCE, Scalar, Spec, reduce, reduced, scalar, unary};
+use crate::layers::{REDUCE, Scalar, Spec, broadcast, reduce, reduced, scalar, unary};
 
 /// A number written in the code: a literal, negated or in parentheses.
 pub(super) fn number(e: &Expr) -> Option<f32> {
@@ -69,6 +69,30 @@ impl Lower {
             return None;
         }
         self.elementwise_op(scalar(Scalar::Clip(lo, hi)), x, tokens)
+    }
+
+    /// `a op b` between two tensors, broadcast: the ranks are aligned here, each axis's extent
+    /// is a constant rustc computes, and a compile-time check at the operator names both shapes
+    /// when they do not broadcast.
+    pub(super) fn broadcast(
+        &mut self,
+        class: &'static str,
+        what: &str,
+        a: usize,
+        b: usize,
+        tokens: TokenStream,
+        span: proc_macro2::Span,
+    ) -> Option<usize> {
+        let rank = self.shapes[a].len().max(self.shapes[b].len());
+        let pad = |s: &[TokenStream]| -> Vec<TokenStream> {
+            std::iter::repeat_n(quote!(1usize), rank - s.len()).chain(s.iter().cloned()).collect()
+        };
+        let (pa, pb) = (pad(&self.shapes[a]), pad(&self.shapes[b]));
+        let shape = pa.iter().zip(&pb).map(|(x, y)| quote!(::kiln::__private::broadcast_dim(#x, #y))).collect();
+        let (sa, sb) = (self.slice(a), self.slice(b));
+        self.check(span, "expect_broadcast", what, sa, sb);
+        let layer = self.op_layer(broadcast(class), tokens.clone());
+        Some(self.node(layer, vec![a, b], tokens, shape))
     }
 
     /// A node applying an element-wise op (any shape, kept) to `x`.

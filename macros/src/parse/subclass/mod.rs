@@ -244,7 +244,7 @@ impl Lower {
                     }
                 };
                 let (l, r) = (self.value(&b.left)?, self.value(&b.right)?);
-                self.merge(elementwise(kind), what, vec![l, r], tokens, b.op.span())
+                self.broadcast(kind, what, l, r, tokens, b.op.span())
             }
             Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
                 let x = self.value(&u.expr)?;
