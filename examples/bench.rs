@@ -100,6 +100,34 @@ functional! {
     }
 }
 
+sequential! {
+    /// LN: the built-in LayerNormalization between two Dense layers.
+    pub struct NormBuiltin: [784] {
+        Dense(256, activation = relu),
+        LayerNormalization,
+        Dense(10, activation = softmax),
+    }
+}
+
+/// LN: the same model with LayerNormalization written as user math in `call`.
+#[kiln::model]
+pub struct NormMath {
+    hidden: Dense<784, 256, Relu>,
+    gamma: kiln::Weight<256, kiln::Ones>,
+    beta: kiln::Weight<256>,
+    out: Dense<256, 10, Softmax>,
+}
+
+#[kiln::call]
+impl NormMath {
+    fn call(&self, x: Input<784>) -> Output<10> {
+        let h = self.hidden(x);
+        let c = h - mean(h, axis = -1, keepdims = true);
+        let var = mean(square(c), axis = -1, keepdims = true);
+        self.out(c / sqrt(var + 0.001) * self.gamma + self.beta)
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -373,6 +401,18 @@ fn main() {
         let (x, y) = tokens(if quick { 800 } else { 4_000 }, 64, 8_000, 2);
         let rate = train_on(TextAttention::with_seed(1), &x, &y, "sparse_categorical_crossentropy", 32, epochs);
         println!("| W7 attention block train, bs32 (samples/s) | {rate:.0} |");
+    }
+    if want("LN") {
+        // Alternated, so both see the same machine state.
+        let (mut built, mut math) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            built.push(train(NormBuiltin::with_seed(1), &d, 64, epochs));
+            math.push(train(NormMath::with_seed(1), &d, 64, epochs));
+        }
+        let (b, m) = (median(built), median(math));
+        println!("| LN 784-256-LayerNorm-10 train, bs64, built-in layer (samples/s) | {b:.0} |");
+        println!("| LN the same, LayerNorm written as math in `call` (samples/s) | {m:.0} |");
+        println!("| LN math step time ÷ built-in step time | {:.2} |", b / m);
     }
     if want("G") {
         println!("| G recurrent step kernel 32×64×256, 1 thread (GFLOP/s) | {:.1} |", gflops_small(32, 64, 256, 2000));

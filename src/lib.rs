@@ -44,7 +44,7 @@ pub mod prelude {
     pub use kiln_runtime::{
         Activation, Adagrad, Adam, AdamW, Adamax, ApplyGradients, Clip, Compile, Dense, Elu, Fit, Gelu, Gradients,
         History, LeakyRelu, Linear, Lion, Loss, Metric, Model, ModelState, Nadam, Optimizer, Relu, RmsProp, Selu, Sgd,
-        Sigmoid, Silu, Softmax, Softplus, Swish, Tanh, batches, validation_data,
+        Sigmoid, Silu, Softmax, Softplus, Swish, Tanh, Weight, batches, validation_data,
     };
 }
 

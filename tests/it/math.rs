@@ -191,3 +191,64 @@ fn a_model_with_reductions_learns_which_step_is_largest() {
     let loss = h.get("loss").unwrap();
     assert!(loss[loss.len() - 1] < 0.8 * loss[0], "the loss went from {} to {}", loss[0], loss[loss.len() - 1]);
 }
+
+/// Keras' LayerNormalization written as math: a user layer's own weights (`Weight`, Keras'
+/// `add_weight`) and its `call`.
+#[kiln::model]
+pub struct MathNorm {
+    proj: Dense<6, 8, Tanh>,
+    gamma: Weight<8, kiln::Ones>,
+    beta: Weight<8>,
+    head: Dense<8, 3, Softmax>,
+}
+
+#[kiln::call]
+impl MathNorm {
+    fn call(&self, x: Input<6>) -> Output<3> {
+        let h = self.proj(x);
+        let c = h - mean(h, axis = -1, keepdims = true);
+        let var = mean(square(c), axis = -1, keepdims = true);
+        self.head(c / sqrt(var + 0.001) * self.gamma + self.beta)
+    }
+}
+
+sequential! {
+    pub struct BuiltinNorm: [6] {
+        Dense(8, activation = tanh),
+        LayerNormalization,
+        Dense(3, activation = softmax),
+    }
+}
+
+#[test]
+fn layer_normalization_written_as_math_is_the_built_in_layer() {
+    let mut math = MathNorm::with_seed(4);
+    let mut built = BuiltinNorm::with_seed(9);
+    // Scale and shift away from their initial values, so both are exercised.
+    let n = 16;
+    let x = Array2::from_shape_fn((n, 6), |(i, j)| ((i * 7 + j * 5) % 13) as f32 / 6.0 - 1.0);
+    let y = Array2::from_shape_fn((n, 3), |(i, c)| (i % 3 == c) as u8 as f32);
+    built
+        .set_weight("layer_normalization.gamma", &kiln::ndarray::Array1::from_shape_fn(8, |i| 0.5 + i as f32 / 8.0))
+        .unwrap();
+    built
+        .set_weight("layer_normalization.beta", &kiln::ndarray::Array1::from_shape_fn(8, |i| i as f32 / 10.0 - 0.3))
+        .unwrap();
+    kiln::testing::copy_weights(&built, &mut math);
+    let (pm, pb) = (math.predict(&x).unwrap(), built.predict(&x).unwrap());
+    assert_close("predictions", pm.as_slice().unwrap(), pb.as_slice().unwrap(), 1e-5);
+    let loss = Loss::CategoricalCrossentropy;
+    let (lm, gm) = math.loss_and_grads(&x, &y, &loss).unwrap();
+    let (lb, gb) = built.loss_and_grads(&x, &y, &loss).unwrap();
+    assert!((lm - lb).abs() <= 1e-5 * lb.abs().max(1.0), "loss {lm} against {lb}");
+    assert_eq!(gm.iter().count(), 6, "kernel, bias, gamma, beta, kernel, bias");
+    assert_eq!(gm.iter().count(), gb.iter().count());
+    for ((nm, a), (nb, b)) in gm.iter().zip(gb.iter()) {
+        assert_close(&format!("{nm} against {nb}"), a, b, 1e-5);
+    }
+    assert_eq!(math.count_params(), built.count_params());
+    let summary = math.summary_string();
+    assert!(summary.contains("gamma (Weight)") && summary.contains("Total params: 99"), "{summary}");
+    let flat: Vec<f32> = x.iter().copied().take(3 * 6).collect();
+    check_model(&mut math, &[&flat], 3, 12, 2e-2).unwrap();
+}

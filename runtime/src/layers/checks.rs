@@ -359,6 +359,20 @@ pub const fn expect_broadcast(what: &str, a: &[usize], b: &[usize]) {
     }
 }
 
+/// `self.field` read as a tensor in `call` is a [`Weight`](crate::layers::Weight).
+pub const fn expect_tensor_field(what: &str, tensor: bool) {
+    if !tensor {
+        fail!(Msg::new().str(what).str(" is a layer, not a tensor: call it on one, as in self.layer(x)"))
+    }
+}
+
+/// `self.field(x)` in `call` is a layer, not a [`Weight`](crate::layers::Weight).
+pub const fn expect_layer_field(what: &str, tensor: bool) {
+    if tensor {
+        fail!(Msg::new().str(what).str(" is a weight: read it as a tensor, without a call (x * self.gamma)"))
+    }
+}
+
 /// An axis's extent after broadcasting two extents that [`expect_broadcast`] accepts.
 pub const fn broadcast_dim(a: usize, b: usize) -> usize {
     if a == 1 { b } else { a }

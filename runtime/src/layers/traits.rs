@@ -46,6 +46,9 @@ pub trait Shaped {
     const MORE_INPUTS: &'static [InputRule] = &[];
     /// How many inputs, the first included, a call must give.
     const REQUIRED_INPUTS: usize = 1;
+    /// A tensor read as `self.field` in `call` (a [`Weight`](crate::layers::Weight)), not a
+    /// layer called on one.
+    const TENSOR: bool = false;
 }
 
 /// The shape rule of a field's input after the first.

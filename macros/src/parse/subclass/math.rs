@@ -95,6 +95,29 @@ impl Lower {
         Some(self.node(layer, vec![a, b], tokens, shape))
     }
 
+    /// `self.gamma`: a [`Weight`] field read as a tensor of shape `[D]`, the same for every
+    /// sample. Its node reads the first input only to know how many samples there are.
+    pub(super) fn weight_read(&mut self, fe: &syn::ExprField, tokens: TokenStream) -> Option<usize> {
+        let syn::Member::Named(m) = &fe.member else {
+            self.errors.at(fe.span(), "weights and layers are named fields: self.gamma");
+            return None;
+        };
+        let Some(&(_, input)) = self.model.inputs.first() else {
+            self.errors.at(fe.span(), "a weight is read in a `call` that takes an input");
+            return None;
+        };
+        let key = m.to_string();
+        let alias = crate::ir::subclass::field_alias(&self.name, &key);
+        let what = format!("`self.{key}`");
+        let span = fe.span();
+        self.checks.push(quote::quote_spanned!(span=>
+            const _: () = ::kiln::__private::expect_tensor_field(#what, <#alias as ::kiln::__private::Shaped>::TENSOR);
+        ));
+        let layer = self.field_layer(key, quote!(self.#m), m.clone(), tokens.clone());
+        let shape = vec![quote!(<#alias as ::kiln::__private::Shaped>::OUT)];
+        Some(self.node(layer, vec![input], tokens, shape))
+    }
+
     /// A node applying an element-wise op (any shape, kept) to `x`.
     pub(super) fn elementwise_op(&mut self, kind: Rc<dyn Spec>, x: usize, tokens: TokenStream) -> Option<usize> {
         let shape = self.shapes[x].clone();

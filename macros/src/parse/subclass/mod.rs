@@ -254,6 +254,10 @@ impl Lower {
                 self.errors.at(e.span(), "a number alone is not a tensor: use it with one, as in `x * 0.5`");
                 None
             }
+            // self.gamma: a weight read as a tensor
+            Expr::Field(fe) if matches!(&*fe.base, Expr::Path(p) if p.path.is_ident("self")) => {
+                self.weight_read(fe, tokens)
+            }
             // self.field(x)
             Expr::MethodCall(mc) if matches!(&*mc.receiver, Expr::Path(p) if p.path.is_ident("self")) => {
                 if mc.args.is_empty() {
@@ -450,6 +454,8 @@ impl Lower {
             let before = self.slice(self.model.nodes[first].inputs[0]);
             self.check(span, "expect_rebind", &what, quote!(#rule, #before), got.clone());
         }
+        let tensor = quote!(<#alias as ::kiln::__private::Shaped>::TENSOR);
+        self.checks.push(quote_spanned!(span=> const _: () = ::kiln::__private::expect_layer_field(#what, #tensor);));
         let layer = self.field_layer(key, place, ident, tokens.clone());
         let id = self.model.nodes.len();
         let konst = format_ident!("__KILN_SHAPE_{}", id);
