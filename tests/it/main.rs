@@ -39,3 +39,4 @@ mod subclass_cnn;
 mod summary_plot;
 mod threads;
 mod training_context;
+mod vae;

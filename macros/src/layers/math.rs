@@ -211,3 +211,36 @@ impl Spec for Broadcast {
         quote!(#rt::Broadcast::new(#rt::BinaryOp::#op, &[#(#a),*], &[#(#b),*]))
     }
 }
+
+/// `random_normal(x)` / `random_uniform(x)`: values drawn on every forward pass, shaped like `x`.
+struct Draw {
+    class: &'static str,
+    dist: &'static str,
+}
+
+/// The draw of a `call` body's function name, if it is one.
+pub fn draw(name: &str) -> Option<Rc<dyn Spec>> {
+    let (class, dist) = match name {
+        "random_normal" => ("RandomNormal", "Normal"),
+        "random_uniform" => ("RandomUniform", "Uniform"),
+        _ => return None,
+    };
+    Some(Rc::new(Draw { class, dist }))
+}
+
+impl Spec for Draw {
+    fn class(&self) -> &'static str {
+        self.class
+    }
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        Ok(ins[0].clone())
+    }
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::Draw)
+    }
+    fn constructor(&self, _: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, d) = (rt(), quote::format_ident!("{}", self.dist));
+        quote!(#rt::Draw::new(#rt::Distribution::#d))
+    }
+}

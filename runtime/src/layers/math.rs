@@ -412,6 +412,63 @@ impl Shareable for Broadcast {
     }
 }
 
+/// The distribution a [`Draw`] samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Distribution {
+    /// `N(0, 1)` (Keras' `random.normal`).
+    Normal,
+    /// Uniform on `[0, 1)` (Keras' `random.uniform`).
+    Uniform,
+}
+
+/// Random values shaped like its input, drawn from the model's stream on every forward pass
+/// (Keras' `keras.random.normal(shape)` in a layer's `call`: a VAE's sampling): in training from
+/// the model's seeded stream, so a run is reproducible and resumes bit for bit; in `predict` from
+/// the stream of the call. Nothing flows back to the input, which gives only the shape.
+#[derive(Clone, Debug)]
+pub struct Draw {
+    dist: Distribution,
+    buf: MathBuffers,
+}
+
+impl Draw {
+    /// The layer drawing from `dist`.
+    pub fn new(dist: Distribution) -> Self {
+        Draw { dist, buf: MathBuffers::default() }
+    }
+}
+
+impl Layer for Draw {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        let out = sized(&mut self.buf.out, xs[0].len());
+        match self.dist {
+            Distribution::Normal => out.iter_mut().for_each(|o| *o = ctx.rng.normal()),
+            Distribution::Uniform => out.iter_mut().for_each(|o| *o = ctx.rng.uniform()),
+        }
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], _dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if opts.input_grad {
+            sized(&mut self.buf.dx, xs[0].len()).fill(0.0);
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+}
+
+impl Shareable for Draw {
+    type Buffers = MathBuffers;
+    fn buffers_mut(&mut self) -> &mut MathBuffers {
+        &mut self.buf
+    }
+}
+
 impl LayerBuffers for MathBuffers {
     fn output(&self) -> &[f32] {
         &self.out

@@ -149,7 +149,7 @@ pub use init::{Activity, Constraint, Initializer, Regularizer, configure};
 pub use layer_norm::{LayerNorm, LayerNormBuffers};
 pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
 pub use weight::{Ones, Weight, WeightBuffers, WeightInit, Zeros};
-pub use math::{BinaryOp, Broadcast, BroadcastBuffers, MathBuffers, Reduce, ReduceOp, Unary, UnaryOp};
+pub use math::{BinaryOp, Broadcast, BroadcastBuffers, Distribution, Draw, MathBuffers, Reduce, ReduceOp, Unary, UnaryOp};
 pub use masking::{MaskSource, Masking, MaskingBuffers};
 pub use merge::{Add, Average, Concatenate, Divide, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
 pub use noise::{Dropout, GaussianNoise, NoiseBuffers, Rescaling, SpatialDropout};

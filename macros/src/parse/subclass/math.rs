@@ -10,7 +10,7 @@ use syn::Expr;
 use syn::spanned::Spanned;
 
 use super::{Lower, SUPPORTED};
-use crate::layers::{REDUCE, Scalar, Spec, broadcast, reduce, reduced, scalar, unary};
+use crate::layers::{REDUCE, Scalar, Spec, broadcast, draw, reduce, reduced, scalar, unary};
 
 /// A number written in the code: a literal, negated or in parentheses.
 pub(super) fn number(e: &Expr) -> Option<f32> {
@@ -34,7 +34,7 @@ impl Lower {
         tokens: TokenStream,
     ) -> Option<Option<usize>> {
         let span = c.span();
-        if let Some(kind) = unary(fname) {
+        if let Some(kind) = unary(fname).or_else(|| draw(fname)) {
             if c.args.len() != 1 {
                 self.errors.at(span, format!("{fname} takes one tensor: {fname}(x)"));
                 return Some(None);

@@ -75,7 +75,8 @@ mod math;
 const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.layer(x)` and `self.layers[i](x)`, \
 `+ - * /` between tensors of one shape or with a number, `-x`, `exp log sqrt square abs negative`, \
 `pow(x, c)`, `clip(x, lo, hi)`, reductions `sum mean max min logsumexp` along an axis \
-(`sum(x, axis = -1, keepdims = true)`), activations such as `relu(x)`, `flatten(x)`, `dropout(x, 0.25)`, \
+(`sum(x, axis = -1, keepdims = true)`), `random_normal(x)` / `random_uniform(x)` (shaped like `x`), \
+weights read as `self.gamma`, activations such as `relu(x)`, `flatten(x)`, `dropout(x, 0.25)`, \
 `global_average_pooling(x)`, `global_max_pooling(x)`, `last_step(x)`, merges `concatenate([a, b])`, \
 `add([..])`, `average([..])`, `maximum([..])`, `minimum([..])`, `dot(a, b)`, `let` bindings and `return`";
 
