@@ -9,4 +9,5 @@ fn ui() {
     t.compile_fail("tests/ui/embed/*.rs");
     t.compile_fail("tests/ui/subclass/*.rs");
     t.compile_fail("tests/ui/ship/*.rs");
+    t.compile_fail("tests/ui/loss/*.rs");
 }

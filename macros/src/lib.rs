@@ -204,6 +204,44 @@ pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
 ///     kiln: ModelState<Self>,
 /// }
 /// ```
+/// A loss written as math, Keras' `def loss(y_true, y_pred)`: the body is a `call` body (the same
+/// ops and checks) and kiln generates its exact gradient. The function's name becomes a value
+/// for `Loss::custom`.
+///
+/// ```ignore
+/// #[kiln::loss]
+/// fn contrastive(y_true: Input<1>, y_pred: Input<1>) -> Output<1> {
+///     y_true * square(y_pred) + (1.0 - y_true) * square(relu(1.0 - y_pred))
+/// }
+/// model.compile(Loss::custom(&contrastive), "adam", &[])?;
+/// ```
+#[proc_macro_attribute]
+pub fn loss(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        return syn::Error::new(proc_macro2::Span::call_site(), "#[kiln::loss] takes no arguments")
+            .to_compile_error()
+            .into();
+    }
+    let item = syn::parse_macro_input!(item as syn::ItemFn);
+    let (vis, name) = (item.vis.clone(), item.sig.ident.clone());
+    parse::loss::expand(item)
+        .unwrap_or_else(|e| {
+            // The loss's value still exists, so its uses report nothing more.
+            let mut out = e.to_compile_error();
+            out.extend(quote::quote! {
+                #[allow(non_camel_case_types)]
+                #[derive(Clone, Copy, Debug)]
+                #vis struct #name;
+                impl ::kiln::CustomLoss for #name {
+                    fn name(&self) -> &'static str { "" }
+                    fn value(&self, _: &[f32], _: &[f32]) -> f32 { f32::NAN }
+                }
+            });
+            out
+        })
+        .into()
+}
+
 #[proc_macro_derive(Model, attributes(layer, weights))]
 pub fn derive_model(input: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(input as syn::ItemStruct);

@@ -2,6 +2,7 @@
 //! grammar they share (`Dense(64, activation = relu)`).
 
 pub mod functional;
+pub mod loss;
 pub mod sequential;
 pub mod subclass;
 

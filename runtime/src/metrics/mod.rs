@@ -9,7 +9,7 @@
 //! [`RunningMetric`] is the same object for custom loops (`update_state`, `result`, `reset_state`).
 
 use crate::error::{Error, Result};
-use crate::losses::{Loss, LossKind};
+use crate::losses::Loss;
 
 mod running;
 
@@ -299,7 +299,7 @@ pub(crate) fn resolve(name: &str, loss: &Loss, out_width: usize) -> MetricKind {
         "root_mean_squared_error" | "rmse" => MetricKind::RootMeanSquaredError,
         "mape" | "mean_absolute_percentage_error" => MetricKind::MeanAbsolutePercentageError,
         "r2_score" => MetricKind::R2Score,
-        _ if loss.kind() == LossKind::BinaryCrossentropy || out_width == 1 => MetricKind::BinaryAccuracy,
+        _ if loss.kind().is_binary() || out_width == 1 => MetricKind::BinaryAccuracy,
         _ if loss.is_sparse() => MetricKind::SparseCategoricalAccuracy,
         _ => MetricKind::CategoricalAccuracy,
     }

@@ -17,7 +17,7 @@ impl Probs {
     pub fn of(loss: &Loss, width: usize) -> Probs {
         match loss.from_logits() {
             false => Probs::AsIs,
-            true if width == 1 || loss.kind() == LossKind::BinaryCrossentropy => Probs::Sigmoid,
+            true if width == 1 || loss.kind().is_binary() => Probs::Sigmoid,
             true => Probs::Softmax,
         }
     }

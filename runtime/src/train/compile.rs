@@ -198,6 +198,21 @@ pub(crate) fn compile(m: &mut dyn DynModel, config: Compile) -> Result<()> {
     for (name, names) in config.output_metrics {
         outputs[output_index(&meta, &name, "metrics")?].metrics.extend(names);
     }
+    // A loss written for rows of one width (`#[kiln::loss]`) reads an output of that width.
+    for (k, out) in outputs.iter().enumerate() {
+        let width = meta.outputs[k].last();
+        if let Some(w) = out.loss.custom_width().filter(|&w| w != width) {
+            return Err(Error::invalid(
+                "loss",
+                format!(
+                    "loss `{}` reads rows of {w} value(s), but output `{}` of {} gives rows of {width}",
+                    out.loss.name(),
+                    meta.outputs[k].name,
+                    meta.name
+                ),
+            ));
+        }
+    }
     // Targets must have the shape each metric reads: labels for the sparse ones, the output's
     // shape for the others.
     for (k, out) in outputs.iter().enumerate() {

@@ -40,7 +40,7 @@ use crate::layers::{
 const MAX_RANK: usize = 6;
 
 /// The shape of one sample, from `Input<10>` / `Output<4, 16>`: one positive literal per axis.
-fn port_shape(ty: &Type, wrapper: &str) -> syn::Result<Vec<usize>> {
+pub(crate) fn port_shape(ty: &Type, wrapper: &str) -> syn::Result<Vec<usize>> {
     let err = |span: Span| {
         syn::Error::new(
             span,
