@@ -61,9 +61,24 @@ CASES = [
     # Composites a `call` body writes from the ops above.
     ("log_softmax", normal, None, lambda x: ops.log_softmax(x, axis=-1)),
     ("l2_normalize", normal, None, lambda x: ops.normalize(x, axis=-1, order=2)),
+    # Axes of a sample: softmax on the middle axis, log_softmax, batched matmul with a
+    # transpose, slice + concatenate.
+    ("softmax_mid", normal, None, lambda x: ops.softmax(x, axis=1)),
+    ("log_softmax_mid", normal, None, lambda x: ops.log_softmax(x, axis=1)),
+    ("matmul_tb", normal, normal, lambda a, b: ops.matmul(a, ops.transpose(b, (0, 2, 1)))),
+    ("matmul_ta", normal, normal, lambda a, b: ops.matmul(ops.transpose(a, (0, 2, 1)), b)),
+    ("slice_concat", normal, None, lambda x: ops.concatenate([x[:, :, 0:2], x[:, :, 3:4]], axis=-1)),
+    ("concat_mid", normal, normal, lambda a, b: ops.concatenate([a, b], axis=1)),
 ]
-SHAPES = {"mean1_rank3": (2, 3, 4, 2), "bcast_mul": (2, 4, 1)}
-B_SHAPES = {"bcast_mul": (2, 1, 5), "bcast_div": (2, 3, 1), "bcast_add_rank": (2, 4)}
+SHAPES = {"mean1_rank3": (2, 3, 4, 2), "bcast_mul": (2, 4, 1), "matmul_ta": (2, 4, 3)}
+B_SHAPES = {
+    "bcast_mul": (2, 1, 5),
+    "bcast_div": (2, 3, 1),
+    "bcast_add_rank": (2, 4),
+    "matmul_tb": (2, 5, 4),
+    "matmul_ta": (2, 4, 5),
+    "concat_mid": (2, 2, 4),
+}
 
 print(f"# keras {keras.__version__}")
 for name, draw_x, draw_b, fn in CASES:

@@ -6,7 +6,10 @@
 use kiln::ndarray::{Array2, Array3};
 use kiln::prelude::*;
 use kiln::testing::{assert_close, check_layer, check_model};
-use kiln::{BackwardOpts, BinaryOp, Broadcast, Ctx, Divide, Layer, Reduce, ReduceOp, Stream, Unary, UnaryOp};
+use kiln::{
+    BackwardOpts, BinaryOp, Broadcast, Ctx, Divide, Layer, MatMul, Reduce, ReduceOp, SoftmaxAxis, Stream, Unary,
+    UnaryOp,
+};
 
 fn reference(key: &str) -> Vec<f32> {
     let text = include_str!("../fixtures/keras/math.txt");
@@ -85,6 +88,11 @@ fn every_op_matches_keras_and_passes_the_gradient_check() {
     ] {
         check_shapes(case, &mut Broadcast::new(op, a, b), &[a, b]);
     }
+    // Keras' axis 1 of a batch of [3, 4] samples is the sample's axis 0, the batch's middle.
+    check("softmax_mid", SoftmaxAxis::new(false, &s, 0), &s);
+    check("log_softmax_mid", SoftmaxAxis::new(true, &s, 0), &s);
+    check_shapes("matmul_tb", &mut MatMul::new(&[3, 4], &[5, 4], false, true), &[&[3, 4], &[5, 4]]);
+    check_shapes("matmul_ta", &mut MatMul::new(&[4, 3], &[4, 5], true, false), &[&[4, 3], &[4, 5]]);
 }
 
 #[kiln::model]
@@ -140,6 +148,59 @@ macro_rules! identity_then {
 }
 
 identity_then!(LogSoftmax, |x| x - logsumexp(x, axis = -1, keepdims = true));
+identity_then!(SoftmaxMiddle, |x| softmax(x, axis = 1));
+
+#[kiln::model]
+pub struct SliceConcat {
+    id: Dense<4, 4>,
+}
+
+#[kiln::call]
+impl SliceConcat {
+    fn call(&self, x: Input<3, 4>) -> Output<3, 3> {
+        let x = self.id(x);
+        concatenate([slice(x, axis = -1, start = 0, end = 2), slice(x, 2, 3, 4)], axis = -1)
+    }
+}
+
+#[kiln::model]
+pub struct ConcatMiddle {
+    id: Dense<4, 4>,
+}
+
+#[kiln::call]
+impl ConcatMiddle {
+    fn call(&self, a: Input<3, 4>, b: Input<2, 4>) -> Output<5, 4> {
+        concatenate([self.id(a), self.id(b)], axis = 1)
+    }
+}
+
+/// The identity weights of the `id` Dense of the models above.
+fn identity<M: Model>(m: &mut M) {
+    m.set_weight("id.kernel", &Array2::from_shape_fn((4, 4), |(i, j)| (i == j) as u8 as f32)).unwrap();
+    m.set_weight("id.bias", &kiln::ndarray::Array1::<f32>::zeros(4)).unwrap();
+}
+
+#[test]
+fn softmax_on_a_middle_axis_slices_and_concatenation_match_keras() {
+    let x = Array3::from_shape_vec((2, 3, 4), reference("softmax_mid.x")).unwrap();
+    let mut m = SoftmaxMiddle::new();
+    identity(&mut m);
+    assert_close("softmax_mid", m.predict(&x).unwrap().as_slice().unwrap(), &reference("softmax_mid.out"), 1e-5);
+    let x = Array3::from_shape_vec((2, 3, 4), reference("slice_concat.x")).unwrap();
+    let mut m = SliceConcat::new();
+    identity(&mut m);
+    assert_close("slice_concat", m.predict(&x).unwrap().as_slice().unwrap(), &reference("slice_concat.out"), 1e-5);
+    let flat: Vec<f32> = x.iter().copied().collect();
+    check_model(&mut m, &[&flat], 2, 12, 2e-2).unwrap();
+    let a = Array3::from_shape_vec((2, 3, 4), reference("concat_mid.x")).unwrap();
+    let b = Array3::from_shape_vec((2, 2, 4), reference("concat_mid.b")).unwrap();
+    let mut m = ConcatMiddle::new();
+    identity(&mut m);
+    assert_close("concat_mid", m.predict((&a, &b)).unwrap().as_slice().unwrap(), &reference("concat_mid.out"), 1e-5);
+    let (fa, fb): (Vec<f32>, Vec<f32>) = (a.iter().copied().collect(), b.iter().copied().collect());
+    check_model(&mut m, &[&fa, &fb], 2, 12, 2e-2).unwrap();
+}
 identity_then!(L2Normalize, |x| x / sqrt(sum(square(x), axis = -1, keepdims = true)));
 
 #[test]

@@ -30,6 +30,7 @@ mod norm;
 mod part;
 mod recurrent;
 mod resample;
+mod tensor;
 mod view;
 mod window;
 mod wrappers;
@@ -59,6 +60,7 @@ pub use merge::{concatenate, dot, elementwise};
 pub use noise::dropout_spec as dropout;
 pub use part::{last_step, part};
 pub use resample::as_image;
+pub use tensor::{matmul, matmul_shape, slice, softmax_axis};
 pub use view::flatten;
 pub use window::global_pool;
 

@@ -373,6 +373,45 @@ pub const fn expect_layer_field(what: &str, tensor: bool) {
     }
 }
 
+/// The operands of `matmul` (rank 2 or more, the same leading axes) agree on the inner size:
+/// `a`'s last axis (its second-to-last when `ta`) and `b`'s second-to-last (last when `tb`).
+pub const fn expect_matmul(what: &str, a: &[usize], b: &[usize], ta: bool, tb: bool) {
+    let (ra, rb) = (a.len(), b.len());
+    let inner_a = if ta { a[ra - 2] } else { a[ra - 1] };
+    let inner_b = if tb { b[rb - 1] } else { b[rb - 2] };
+    let (lead_a, _) = a.split_at(ra - 2);
+    let (lead_b, _) = b.split_at(rb - 2);
+    if inner_a != inner_b || !shape_eq(lead_a, lead_b) {
+        fail!(Msg::new()
+            .str(what)
+            .str(" cannot multiply ")
+            .shape(a)
+            .str(" by ")
+            .shape(b)
+            .str(": the inner sizes must agree and the leading axes be the same"))
+    }
+}
+
+/// `slice(x, axis, start, end)` lies inside the axis, of extent `len`.
+pub const fn expect_slice(what: &str, len: usize, end: usize) {
+    if end > len {
+        fail!(Msg::new().str(what).str(" ends past the end of its axis, of extent ").shape(&[len]))
+    }
+}
+
+/// Tensors concatenated along `axis` agree on every other axis.
+pub const fn expect_same_except(what: &str, a: &[usize], b: &[usize], axis: usize) {
+    let mut same = a.len() == b.len();
+    let mut i = 0;
+    while same && i < a.len() {
+        same = i == axis || a[i] == b[i];
+        i += 1;
+    }
+    if !same {
+        fail!(Msg::new().str(what).str(" needs inputs equal on every axis but the joined one, got ").shape(a).str(" and ").shape(b))
+    }
+}
+
 /// An axis's extent after broadcasting two extents that [`expect_broadcast`] accepts.
 pub const fn broadcast_dim(a: usize, b: usize) -> usize {
     if a == 1 { b } else { a }

@@ -93,8 +93,8 @@ pub struct Unary {
 /// What one application of a [`Unary`] or [`Reduce`] writes.
 #[derive(Clone, Debug, Default)]
 pub struct MathBuffers {
-    out: Vec<f32>,
-    dx: Vec<f32>,
+    pub(super) out: Vec<f32>,
+    pub(super) dx: Vec<f32>,
 }
 
 impl Unary {

@@ -122,6 +122,7 @@ mod resample;
 mod take;
 mod traits;
 mod typed;
+mod tensor;
 mod typed_window;
 mod weight;
 mod wrappers;
@@ -135,7 +136,7 @@ pub use activation::{
 pub use attention::{AttentionBuffers, AttentionConfig, MultiHeadAttention};
 pub use batch_norm::{BatchNorm, BatchNormBuffers};
 pub use checks::{
-    broadcast_dim, expect_broadcast, expect_custom, expect_layer_field, expect_tensor_field, expect_dims, expect_field, expect_inputs, expect_params, expect_rebind, expect_same, expect_same_dims, expect_same_lead, expect_shape,
+    broadcast_dim, expect_broadcast, expect_matmul, expect_same_except, expect_slice, expect_custom, expect_layer_field, expect_tensor_field, expect_dims, expect_field, expect_inputs, expect_params, expect_rebind, expect_same, expect_same_dims, expect_same_lead, expect_shape,
     expect_width,
     field_shape, same_shape, same_str, shape_eq, states_param,
 };
@@ -148,6 +149,7 @@ pub use embedding::{Embedding, EmbeddingBuffers};
 pub use init::{Activity, Constraint, Initializer, Regularizer, configure};
 pub use layer_norm::{LayerNorm, LayerNormBuffers};
 pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
+pub use tensor::{MatMul, MatMulBuffers, Slice, SoftmaxAxis};
 pub use weight::{Ones, Weight, WeightBuffers, WeightInit, Zeros};
 pub use math::{BinaryOp, Broadcast, BroadcastBuffers, Distribution, Draw, MathBuffers, Reduce, ReduceOp, Unary, UnaryOp};
 pub use masking::{MaskSource, Masking, MaskingBuffers};

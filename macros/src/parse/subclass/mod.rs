@@ -70,15 +70,16 @@ pub(crate) fn port_shape(ty: &Type, wrapper: &str) -> syn::Result<Vec<usize>> {
         .collect()
 }
 
+mod axes;
 mod math;
-
 const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.layer(x)` and `self.layers[i](x)`, \
-`+ - * /` between tensors of one shape or with a number, `-x`, `exp log sqrt square abs negative`, \
-`pow(x, c)`, `clip(x, lo, hi)`, reductions `sum mean max min logsumexp` along an axis \
-(`sum(x, axis = -1, keepdims = true)`), `random_normal(x)` / `random_uniform(x)` (shaped like `x`), \
+`+ - * /` between tensors (broadcast) or with a number, `-x`, `exp log sqrt square abs negative`, \
+`pow(x, c)`, `clip(x, lo, hi)`, `sum mean max min logsumexp` along an axis \
+(`sum(x, axis = -1, keepdims = true)`), `softmax(x, axis = 1)`, `log_softmax(x)`, `matmul(a, b)`, \
+`slice(x, axis = -1, start = 0, end = 2)`, `concatenate([a, b], axis = 1)`, `random_normal(x)`, \
 weights read as `self.gamma`, activations such as `relu(x)`, `flatten(x)`, `dropout(x, 0.25)`, \
-`global_average_pooling(x)`, `global_max_pooling(x)`, `last_step(x)`, merges `concatenate([a, b])`, \
-`add([..])`, `average([..])`, `maximum([..])`, `minimum([..])`, `dot(a, b)`, `let` bindings and `return`";
+`global_average_pooling(x)`, `global_max_pooling(x)`, `last_step(x)`, the merges `add([..])`, \
+`average([..])`, `maximum([..])`, `minimum([..])`, `dot(a, b)`, `let` bindings and `return`";
 
 /// The lowering of a `call` body under way: the graph so far, what each name and field is bound
 /// to, and the checks and constants it has emitted.
@@ -328,6 +329,9 @@ impl Lower {
     /// `last_step`, global pooling, `dot` and the merges.
     fn function(&mut self, p: &syn::ExprPath, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
         let fname = p.path.get_ident().expect("checked").to_string();
+        if let Some(node) = self.axis_function(&fname, c, tokens.clone()) {
+            return node;
+        }
         if let Some(act) = Act::named(&fname) {
             if c.args.len() != 1 {
                 self.errors.at(c.span(), format!("{fname} takes one tensor"));

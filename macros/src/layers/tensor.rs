@@ -1,0 +1,124 @@
+//! User math on a sample's axes in a `#[kiln::call]` body: `softmax(x, axis)` and
+//! `log_softmax(x, axis)`, `slice(x, axis, start, end)`, `matmul(a, b)` with either operand
+//! transposed. Runtime layers in `runtime/src/layers/tensor.rs`.
+
+use std::rc::Rc;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{Arity, Dim, Spec, rt};
+
+/// `softmax` / `log_softmax` along a sample's axis `axis` (0-based).
+struct SoftmaxAxis {
+    log: bool,
+    axis: usize,
+}
+
+/// Softmax (or its logarithm) along a sample's axis.
+pub fn softmax_axis(log: bool, axis: usize) -> Rc<dyn Spec> {
+    Rc::new(SoftmaxAxis { log, axis })
+}
+
+impl Spec for SoftmaxAxis {
+    fn class(&self) -> &'static str {
+        if self.log { "LogSoftmax" } else { "Softmax" }
+    }
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        Ok(ins[0].clone())
+    }
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::SoftmaxAxis)
+    }
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, log, axis, dims) = (rt(), self.log, self.axis, &ins[0]);
+        quote!(#rt::SoftmaxAxis::new(#log, &[#(#dims),*], #axis))
+    }
+}
+
+/// Positions `start..end` of a sample's axis `axis`.
+struct Slice {
+    axis: usize,
+    start: usize,
+    end: usize,
+}
+
+/// `slice(x, axis, start, end)`.
+pub fn slice(axis: usize, start: usize, end: usize) -> Rc<dyn Spec> {
+    Rc::new(Slice { axis, start, end })
+}
+
+impl Spec for Slice {
+    fn class(&self) -> &'static str {
+        "Slice"
+    }
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let mut out = ins[0].clone();
+        match out.get_mut(self.axis) {
+            Some(d) if self.end <= *d => *d = self.end - self.start,
+            _ => return Err(format!("slice {}..{} is outside the sample's shape {:?}", self.start, self.end, ins[0])),
+        }
+        Ok(out)
+    }
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::Slice)
+    }
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, axis, start, end, dims) = (rt(), self.axis, self.start, self.end, &ins[0]);
+        quote!(#rt::Slice::new(&[#(#dims),*], #axis, #start, #end))
+    }
+}
+
+/// `matmul(a, b, transpose_a, transpose_b)` over the last two axes.
+struct MatMul {
+    ta: bool,
+    tb: bool,
+}
+
+/// The product of the last two axes, batched over the leading ones.
+pub fn matmul(ta: bool, tb: bool) -> Rc<dyn Spec> {
+    Rc::new(MatMul { ta, tb })
+}
+
+/// The output shape of `matmul` on samples of shapes `a` and `b` (generic over numbers and
+/// constant expressions): the leading axes, then `a`'s rows and `b`'s columns.
+pub fn matmul_shape<T: Clone>(a: &[T], b: &[T], ta: bool, tb: bool) -> Vec<T> {
+    let (ra, rb) = (a.len(), b.len());
+    let rows = if ta { a[ra - 1].clone() } else { a[ra - 2].clone() };
+    let cols = if tb { b[rb - 2].clone() } else { b[rb - 1].clone() };
+    a[..ra - 2].iter().cloned().chain([rows, cols]).collect()
+}
+
+impl Spec for MatMul {
+    fn class(&self) -> &'static str {
+        "Matmul"
+    }
+    fn arity(&self) -> Arity {
+        Arity::Two
+    }
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let (a, b) = (&ins[0], &ins[1]);
+        let (ra, rb) = (a.len(), b.len());
+        if ra < 2 || ra != rb || a[..ra - 2] != b[..rb - 2] {
+            return Err(format!(
+                "matmul needs operands of rank 2 or more with the same leading axes, got {a:?} and {b:?}"
+            ));
+        }
+        let inner_a = if self.ta { a[ra - 2] } else { a[ra - 1] };
+        let inner_b = if self.tb { b[rb - 1] } else { b[rb - 2] };
+        if inner_a != inner_b {
+            return Err(format!("matmul's inner sizes differ: {a:?} by {b:?}"));
+        }
+        Ok(matmul_shape(a, b, self.ta, self.tb))
+    }
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::MatMul)
+    }
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, ta, tb, a, b) = (rt(), self.ta, self.tb, &ins[0], &ins[1]);
+        quote!(#rt::MatMul::new(&[#(#a),*], &[#(#b),*], #ta, #tb))
+    }
+}

@@ -1,0 +1,215 @@
+//! User math on a sample's axes in `call`: `softmax(x, axis = 1)`, `log_softmax(x)`,
+//! `slice(x, axis = -1, start = 0, end = 2)`, `matmul(a, b, transpose_b = true)` and
+//! `concatenate([a, b], axis = 1)`. Axes are numbered as Keras does: 0 is the batch, negative
+//! ones count from the end.
+
+use std::collections::HashMap;
+
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+use syn::Expr;
+use syn::spanned::Spanned;
+
+use super::Lower;
+use super::math::number;
+use crate::layers::{concatenate, matmul, matmul_shape, slice, softmax_axis};
+
+impl Lower {
+    /// `Some` of the node (or of `None` after an error) when `fname` with these arguments is one
+    /// of this file's functions.
+    pub(super) fn axis_function(
+        &mut self,
+        fname: &str,
+        c: &syn::ExprCall,
+        tokens: TokenStream,
+    ) -> Option<Option<usize>> {
+        let n = c.args.len();
+        match fname {
+            "softmax" if n >= 2 => Some(self.softmax_call(false, c, tokens)),
+            "log_softmax" => Some(self.softmax_call(true, c, tokens)),
+            "slice" => Some(self.slice_call(c, tokens)),
+            "matmul" => Some(self.matmul_call(c, tokens)),
+            "concatenate" if n == 2 => Some(self.concatenate_call(c, tokens)),
+            _ => None,
+        }
+    }
+
+    /// The arguments after the first `skip`, by keyword (`axis = 1`) or in the order of `names`.
+    fn keywords<'e>(
+        &mut self,
+        c: &'e syn::ExprCall,
+        skip: usize,
+        names: &[&'static str],
+        usage: &str,
+    ) -> Option<HashMap<&'static str, &'e Expr>> {
+        let mut out = HashMap::new();
+        for (i, arg) in c.args.iter().enumerate().skip(skip) {
+            let (key, value) = match arg {
+                Expr::Assign(a) => {
+                    let key = match &*a.left {
+                        Expr::Path(p) => names.iter().find(|n| p.path.is_ident(n)).copied(),
+                        _ => None,
+                    };
+                    let Some(key) = key else {
+                        self.errors.at(a.left.span(), format!("unknown argument: {usage}"));
+                        return None;
+                    };
+                    (key, &*a.right)
+                }
+                other => match names.get(i - skip) {
+                    Some(key) => (*key, other),
+                    None => {
+                        self.errors.at(other.span(), format!("too many arguments: {usage}"));
+                        return None;
+                    }
+                },
+            };
+            out.insert(key, value);
+        }
+        Some(out)
+    }
+
+    /// An integer argument written in the code.
+    fn integer(&mut self, e: &Expr, what: &str) -> Option<i64> {
+        let v = number(e).filter(|v| v.fract() == 0.0).map(|v| v as i64);
+        if v.is_none() {
+            self.errors.at(e.span(), format!("{what} must be an integer written in the code"));
+        }
+        v
+    }
+
+    /// A `true` / `false` argument.
+    fn boolean(&mut self, e: &Expr, what: &str) -> Option<bool> {
+        match e {
+            Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. }) => Some(b.value),
+            other => {
+                self.errors.at(other.span(), format!("{what} is `true` or `false`"));
+                None
+            }
+        }
+    }
+
+    /// Keras' axis `axis` of a tensor whose samples have rank `rank`, as a 0-based sample axis.
+    fn sample_axis(&mut self, what: &str, axis: i64, rank: usize, span: Span) -> Option<usize> {
+        let a = if axis < 0 { rank as i64 + 1 + axis } else { axis };
+        if !(1..=rank as i64).contains(&a) {
+            self.errors.at(
+                span,
+                format!(
+                    "{what} over axis {axis} of a tensor of rank {rank}: a sample's axes are 1..={rank} \
+                     (or -{rank}..=-1); axis 0 is the batch"
+                ),
+            );
+            return None;
+        }
+        Some((a - 1) as usize)
+    }
+
+    fn softmax_call(&mut self, log: bool, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
+        let name = if log { "log_softmax" } else { "softmax" };
+        let usage = format!("{name}(x, axis = -1)");
+        let args = self.keywords(c, 1, &["axis"], &usage)?;
+        let axis = match args.get("axis") {
+            Some(e) => self.integer(e, "the axis")?,
+            None => -1,
+        };
+        let x = self.value(c.args.first()?)?;
+        let axis = self.sample_axis(name, axis, self.shapes[x].len(), c.span())?;
+        self.elementwise_op(softmax_axis(log, axis), x, tokens)
+    }
+
+    fn slice_call(&mut self, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
+        let usage = "slice(x, axis = -1, start = 0, end = 2)";
+        let args = self.keywords(c, 1, &["axis", "start", "end"], usage)?;
+        let (Some(a), Some(s), Some(e)) = (args.get("axis"), args.get("start"), args.get("end")) else {
+            self.errors.at(c.span(), format!("slice needs an axis, a start and an end: {usage}"));
+            return None;
+        };
+        let (axis, start, end) = (self.integer(a, "the axis")?, self.integer(s, "start")?, self.integer(e, "end")?);
+        if start < 0 || end <= start {
+            self.errors
+                .at(c.span(), format!("slice takes positions start..end with 0 <= start < end, got {start}..{end}"));
+            return None;
+        }
+        let x = self.value(c.args.first()?)?;
+        let axis = self.sample_axis("slice", axis, self.shapes[x].len(), c.span())?;
+        let (start, end) = (start as usize, end as usize);
+        let len = self.shapes[x][axis].clone();
+        let (span, what) = (c.span(), format!("slice {start}..{end}"));
+        self.checks.push(quote::quote_spanned!(span=>
+            const _: () = ::kiln::__private::expect_slice(#what, #len, #end);
+        ));
+        let mut shape = self.shapes[x].clone();
+        shape[axis] = quote!((#end - #start));
+        let layer = self.op_layer(slice(axis, start, end), tokens.clone());
+        Some(self.node(layer, vec![x], tokens, shape))
+    }
+
+    fn matmul_call(&mut self, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
+        let usage = "matmul(a, b, transpose_a = false, transpose_b = false)";
+        if c.args.len() < 2 {
+            self.errors.at(c.span(), format!("matmul takes two tensors: {usage}"));
+            return None;
+        }
+        let args = self.keywords(c, 2, &["transpose_a", "transpose_b"], usage)?;
+        let ta = match args.get("transpose_a") {
+            Some(e) => self.boolean(e, "transpose_a")?,
+            None => false,
+        };
+        let tb = match args.get("transpose_b") {
+            Some(e) => self.boolean(e, "transpose_b")?,
+            None => false,
+        };
+        let (a, b) = (self.value(&c.args[0])?, self.value(&c.args[1])?);
+        let (ra, rb) = (self.shapes[a].len(), self.shapes[b].len());
+        if ra < 2 || ra != rb {
+            self.errors.at(
+                c.span(),
+                format!(
+                    "matmul multiplies the last two axes of tensors of one rank, 2 or more: got ranks {ra} and {rb}"
+                ),
+            );
+            return None;
+        }
+        let (sa, sb) = (self.slice(a), self.slice(b));
+        let span = c.span();
+        self.checks.push(quote::quote_spanned!(span=>
+            const _: () = ::kiln::__private::expect_matmul("matmul", #sa, #sb, #ta, #tb);
+        ));
+        let shape = matmul_shape(&self.shapes[a], &self.shapes[b], ta, tb);
+        let layer = self.op_layer(matmul(ta, tb), tokens.clone());
+        Some(self.node(layer, vec![a, b], tokens, shape))
+    }
+
+    fn concatenate_call(&mut self, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
+        let usage = "concatenate([a, b], axis = -1)";
+        let args = self.keywords(c, 1, &["axis"], usage)?;
+        let axis = self.integer(args.get("axis")?, "the axis")?;
+        let ins = self.values(&c.args[0])?;
+        if ins.len() < 2 {
+            self.errors.at(c.span(), "concatenate joins at least two tensors");
+            return None;
+        }
+        let rank = self.shapes[ins[0]].len();
+        if let Some(&i) = ins.iter().find(|&&i| self.shapes[i].len() != rank) {
+            self.errors
+                .at(c.span(), format!("concatenate needs inputs of one rank, got {rank} and {}", self.shapes[i].len()));
+            return None;
+        }
+        let a = self.sample_axis("concatenate", axis, rank, c.span())?;
+        let span = c.span();
+        let first = self.slice(ins[0]);
+        for &i in &ins[1..] {
+            let other = self.slice(i);
+            self.checks.push(quote::quote_spanned!(span=>
+                const _: () = ::kiln::__private::expect_same_except("concatenate", #first, #other, #a);
+            ));
+        }
+        let mut shape = self.shapes[ins[0]].clone();
+        let parts = ins.iter().map(|&i| self.shapes[i][a].clone());
+        shape[a] = quote!((0 #(+ #parts)*));
+        // Keras' axis convention for the layer: 1-based within a sample.
+        let layer = self.op_layer(concatenate(a as i64 + 1), tokens.clone());
+        Some(self.node(layer, ins, tokens, shape))
+    }
+}

@@ -1,0 +1,240 @@
+//! User math on a sample's axes: `softmax` and `log_softmax` along any axis, `slice` along an
+//! axis, and `matmul` (batched over the leading axes, either operand transposed), each with its
+//! backward beside its forward (Keras' `keras.ops` semantics).
+
+use super::math::MathBuffers;
+use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Shareable, sized};
+use crate::kernels::matmul::{Mat, gemm};
+
+/// A sample's shape seen around one axis: the values before it, its extent, the values after.
+fn around(shape: &[usize], axis: usize) -> (usize, usize) {
+    let len = shape.get(axis).copied().unwrap_or(1).max(1);
+    let inner = shape.iter().skip(axis + 1).product::<usize>().max(1);
+    (len, inner)
+}
+
+/// `softmax(x, axis)` (or `log_softmax`) along one axis of each sample.
+#[derive(Clone, Debug)]
+pub struct SoftmaxAxis {
+    log: bool,
+    len: usize,
+    inner: usize,
+    buf: MathBuffers,
+}
+
+impl SoftmaxAxis {
+    /// Softmax (`log`: its logarithm) along `axis` (0-based, within a sample) of samples of
+    /// shape `shape`.
+    pub fn new(log: bool, shape: &[usize], axis: usize) -> Self {
+        let (len, inner) = around(shape, axis);
+        SoftmaxAxis { log, len, inner, buf: MathBuffers::default() }
+    }
+}
+
+impl Layer for SoftmaxAxis {
+    fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
+        let (x, len, inner, log) = (xs[0], self.len, self.inner, self.log);
+        let out = sized(&mut self.buf.out, x.len());
+        for o in 0..x.len() / (len * inner) {
+            for i in 0..inner {
+                let at = |k: usize| (o * len + k) * inner + i;
+                let m = (0..len).map(|k| x[at(k)]).fold(f32::NEG_INFINITY, f32::max);
+                let sum: f32 = (0..len).map(|k| (x[at(k)] - m).exp()).sum();
+                for k in 0..len {
+                    out[at(k)] = if log { x[at(k)] - m - sum.ln() } else { (x[at(k)] - m).exp() / sum };
+                }
+            }
+        }
+    }
+
+    fn backward(&mut self, _xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if !opts.input_grad {
+            return;
+        }
+        let (y, len, inner, log) = (&self.buf.out, self.len, self.inner, self.log);
+        let dx = sized(&mut self.buf.dx, dy.len());
+        for o in 0..dy.len() / (len * inner) {
+            for i in 0..inner {
+                let at = |k: usize| (o * len + k) * inner + i;
+                if log {
+                    // y = x - logsumexp(x): dx = dy - softmax · Σ dy.
+                    let s: f32 = (0..len).map(|k| dy[at(k)]).sum();
+                    (0..len).for_each(|k| dx[at(k)] = dy[at(k)] - y[at(k)].exp() * s);
+                } else {
+                    // dx = y ⊙ (dy - Σ dy ⊙ y).
+                    let s: f32 = (0..len).map(|k| dy[at(k)] * y[at(k)]).sum();
+                    (0..len).for_each(|k| dx[at(k)] = y[at(k)] * (dy[at(k)] - s));
+                }
+            }
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+}
+
+/// `slice(x, axis, start, end)`: positions `start..end` of one axis of each sample.
+#[derive(Clone, Debug)]
+pub struct Slice {
+    len: usize,
+    inner: usize,
+    start: usize,
+    end: usize,
+    buf: MathBuffers,
+}
+
+impl Slice {
+    /// Positions `start..end` of `axis` (0-based, within a sample) of samples of shape `shape`
+    /// (the model macros check that they lie inside the axis).
+    pub fn new(shape: &[usize], axis: usize, start: usize, end: usize) -> Self {
+        let (len, inner) = around(shape, axis);
+        let end = end.min(len);
+        Slice { len, inner, start: start.min(end), end, buf: MathBuffers::default() }
+    }
+}
+
+impl Layer for Slice {
+    fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
+        let (x, len, inner) = (xs[0], self.len, self.inner);
+        let (from, w) = (self.start * inner, (self.end - self.start) * inner);
+        let outer = x.len() / (len * inner);
+        let out = sized(&mut self.buf.out, outer * w);
+        for (o, dst) in out.chunks_exact_mut(w.max(1)).enumerate().take(outer) {
+            dst.copy_from_slice(&x[o * len * inner + from..][..w]);
+        }
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if !opts.input_grad {
+            return;
+        }
+        let (len, inner) = (self.len, self.inner);
+        let (from, w) = (self.start * inner, (self.end - self.start) * inner);
+        let dx = sized(&mut self.buf.dx, xs[0].len());
+        dx.fill(0.0);
+        for (o, src) in dy.chunks_exact(w.max(1)).enumerate() {
+            dx[o * len * inner + from..][..w].copy_from_slice(src);
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+}
+
+/// `matmul(a, b)`: per sample and per position of the leading axes, the product of the last two
+/// axes, `a` `[m, k]` (or `[k, m]` read transposed) by `b` `[k, n]` (or `[n, k]` transposed).
+#[derive(Clone, Debug)]
+pub struct MatMul {
+    ta: bool,
+    tb: bool,
+    /// Rows, inner size and columns of each product.
+    dims: [usize; 3],
+    buf: MatMulBuffers,
+}
+
+/// What one application of a [`MatMul`] writes.
+#[derive(Clone, Debug, Default)]
+pub struct MatMulBuffers {
+    out: Vec<f32>,
+    da: Vec<f32>,
+    db: Vec<f32>,
+}
+
+impl MatMul {
+    /// The product of samples of shapes `a` and `b` (rank 2 or more, the same leading axes),
+    /// transposing the last two axes of `a` (`ta`) or `b` (`tb`) first.
+    pub fn new(a: &[usize], b: &[usize], ta: bool, tb: bool) -> Self {
+        let last2 = |s: &[usize]| (s[s.len().saturating_sub(2)..].first().copied().unwrap_or(1), s.last().copied().unwrap_or(1));
+        let ((a0, a1), (b0, b1)) = (last2(a), last2(b));
+        let (m, k) = if ta { (a1, a0) } else { (a0, a1) };
+        let n = if tb { b0 } else { b1 };
+        MatMul { ta, tb, dims: [m, k, n], buf: MatMulBuffers::default() }
+    }
+}
+
+impl Layer for MatMul {
+    fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
+        let [m, k, n] = self.dims;
+        let (a, b) = (xs[0], xs[1]);
+        let count = a.len() / (m * k).max(1);
+        let out = sized(&mut self.buf.out, count * m * n);
+        let mat = |d, t| if t { Mat::t(d) } else { Mat::n(d) };
+        for p in 0..count {
+            let (ap, bp) = (&a[p * m * k..][..m * k], &b[p * k * n..][..k * n]);
+            gemm(m, k, n, mat(ap, self.ta), mat(bp, self.tb), &mut out[p * m * n..][..m * n], 0.0);
+        }
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if !opts.input_grad {
+            return;
+        }
+        let [m, k, n] = self.dims;
+        let (a, b) = (xs[0], xs[1]);
+        let count = a.len() / (m * k).max(1);
+        let da = sized(&mut self.buf.da, a.len());
+        let db = sized(&mut self.buf.db, b.len());
+        for p in 0..count {
+            let (ap, bp, g) = (&a[p * m * k..][..m * k], &b[p * k * n..][..k * n], &dy[p * m * n..][..m * n]);
+            let (dap, dbp) = (&mut da[p * m * k..][..m * k], &mut db[p * k * n..][..k * n]);
+            // C = A·B: dA = dC·Bᵀ [m, k], dB = Aᵀ·dC [k, n]; a transposed operand's gradient is
+            // the transpose: dAᵀ = B·dCᵀ [k, m], dBᵀ = dCᵀ·A [n, k].
+            match self.ta {
+                false => gemm(m, n, k, Mat::n(g), if self.tb { Mat::n(bp) } else { Mat::t(bp) }, dap, 0.0),
+                true => gemm(k, n, m, if self.tb { Mat::t(bp) } else { Mat::n(bp) }, Mat::t(g), dap, 0.0),
+            }
+            match self.tb {
+                false => gemm(k, m, n, if self.ta { Mat::n(ap) } else { Mat::t(ap) }, Mat::n(g), dbp, 0.0),
+                true => gemm(n, m, k, Mat::t(g), if self.ta { Mat::t(ap) } else { Mat::n(ap) }, dbp, 0.0),
+            }
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, i: usize) -> &[f32] {
+        if i == 0 { &self.buf.da } else { &self.buf.db }
+    }
+}
+
+impl LayerBuffers for MatMulBuffers {
+    fn output(&self) -> &[f32] {
+        &self.out
+    }
+    fn input_grad(&self, i: usize) -> &[f32] {
+        if i == 0 { &self.da } else { &self.db }
+    }
+}
+
+impl Shareable for MatMul {
+    type Buffers = MatMulBuffers;
+    fn buffers_mut(&mut self) -> &mut MatMulBuffers {
+        &mut self.buf
+    }
+}
+
+impl Shareable for SoftmaxAxis {
+    type Buffers = MathBuffers;
+    fn buffers_mut(&mut self) -> &mut MathBuffers {
+        &mut self.buf
+    }
+}
+
+impl Shareable for Slice {
+    type Buffers = MathBuffers;
+    fn buffers_mut(&mut self) -> &mut MathBuffers {
+        &mut self.buf
+    }
+}
