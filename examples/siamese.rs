@@ -10,18 +10,25 @@ use kiln::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// The tower (64 pixels to a 16-d embedding) is two layers both images go through: each layer
-/// is applied twice and learns from both.
+sequential! {
+    /// The tower both images go through: 64 pixels to a 16-d embedding.
+    pub struct Tower: [64] {
+        Dense(64, activation = relu),
+        Dense(16),
+    }
+}
+
+/// One tower applied to both images (a shared model: one set of weights, trained by both uses)
+/// and the Euclidean distance between the embeddings.
 #[kiln::model]
 pub struct Siamese {
-    hidden: Dense<64, 64, Relu>,
-    embed: Dense<64, 16>,
+    tower: Tower,
 }
 
 #[kiln::call]
 impl Siamese {
     fn call(&self, a: Input<64>, b: Input<64>) -> Output<1> {
-        let d = self.embed(self.hidden(a)) - self.embed(self.hidden(b));
+        let d = self.tower(a) - self.tower(b);
         sqrt(sum(square(d), axis = -1, keepdims = true) + 1e-6)
     }
 }

@@ -35,6 +35,7 @@ mod schedules;
 mod sequence;
 mod sequences;
 mod sequential;
+mod shared_models;
 mod siamese;
 mod subclass;
 mod subclass_cnn;

@@ -250,6 +250,17 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
                     self.__kiln_visit_mut(f)
                 }
             }
+
+            // A model applied several times in another: one set of weights, activations per use.
+            impl #rt::Shareable for #name {
+                type Buffers = #rt::ModelBuffers;
+                fn buffers_mut(&mut self) -> &mut #rt::ModelBuffers {
+                    #rt::Model::train_state_mut(self).own_buffers()
+                }
+                fn swap(&mut self, other: &mut #rt::ModelBuffers) {
+                    #rt::swap_model_buffers(self, other)
+                }
+            }
         }
     });
 

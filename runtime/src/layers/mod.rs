@@ -122,6 +122,7 @@ mod resample;
 mod take;
 mod traits;
 mod typed;
+mod shared_model;
 mod tensor;
 mod typed_window;
 mod weight;
@@ -149,6 +150,7 @@ pub use embedding::{Embedding, EmbeddingBuffers};
 pub use init::{Activity, Constraint, Initializer, Regularizer, configure};
 pub use layer_norm::{LayerNorm, LayerNormBuffers};
 pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
+pub use shared_model::{ModelBuffers, swap_model_buffers};
 pub use tensor::{MatMul, MatMulBuffers, Slice, SoftmaxAxis};
 pub use weight::{Ones, Weight, WeightBuffers, WeightInit, Zeros};
 pub use math::{BinaryOp, Broadcast, BroadcastBuffers, Distribution, Draw, MathBuffers, Reduce, ReduceOp, Unary, UnaryOp};
@@ -268,6 +270,11 @@ pub trait Shareable: Layer {
     type Buffers: LayerBuffers + Clone + std::fmt::Debug + Default + Send + Sync;
     /// The layer's own buffers.
     fn buffers_mut(&mut self) -> &mut Self::Buffers;
+    /// Exchanges the layer's buffers with those of another of its applications (by default the
+    /// ones [`buffers_mut`](Self::buffers_mut) names; a model swaps everything but its weights).
+    fn swap(&mut self, other: &mut Self::Buffers) {
+        std::mem::swap(self.buffers_mut(), other);
+    }
 }
 
 /// The buffers of one application of a shared layer, read while they are swapped out.
@@ -291,5 +298,5 @@ pub fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// Exchanges a shared layer's buffers with those of another of its applications.
 #[inline]
 pub fn swap_buffers<L: Shareable>(layer: &mut L, other: &mut L::Buffers) {
-    std::mem::swap(layer.buffers_mut(), other);
+    layer.swap(other);
 }

@@ -31,6 +31,19 @@ pub struct Param {
 }
 
 impl Param {
+    /// A weight of no values, which allocates nothing: what stands in a model's place while its
+    /// weights are lent to another application of it (see [`crate::layers::ModelBuffers`]).
+    pub(crate) fn empty() -> Self {
+        Param {
+            shape: Vec::new(),
+            value: Vec::new(),
+            grad: Vec::new(),
+            role: Role::Trainable,
+            regularizer: None,
+            constraint: None,
+        }
+    }
+
     /// A trainable weight of the given shape, all zeros (Keras' `zeros` initializer).
     pub fn zeros(shape: &[usize]) -> Self {
         let len = shape.iter().product();

@@ -155,6 +155,8 @@ pub struct TrainState {
     ws: Workspace,
     /// The processes of a data-parallel run this replica belongs to, if any.
     group: Option<crate::distributed::Group>,
+    /// The model's own buffers as a shared layer names them (see `Shareable` on models).
+    own: crate::layers::ModelBuffers,
 }
 
 impl TrainState {
@@ -167,6 +169,7 @@ impl TrainState {
             stream: Stream::new(seed),
             ws: Workspace::default(),
             group: None,
+            own: Default::default(),
         }
     }
 
@@ -206,6 +209,13 @@ impl TrainState {
     /// The data-parallel group this replica belongs to (see `Model::distribute`).
     pub fn group(&self) -> Option<&crate::distributed::Group> {
         self.group.as_ref()
+    }
+
+    /// What `Shareable::buffers_mut` of a model returns (a model swaps its activations with
+    /// `swap_model_buffers` instead; see `layers::ModelBuffers`).
+    #[doc(hidden)]
+    pub fn own_buffers(&mut self) -> &mut crate::layers::ModelBuffers {
+        &mut self.own
     }
 
     /// Joins (or, with `None`, leaves) a data-parallel group.
