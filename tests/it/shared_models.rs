@@ -107,3 +107,38 @@ fn a_shared_model_trains_and_predicts_the_same_for_swapped_inputs_reversed() {
     let (ab, ba) = (m.predict((&a, &b)).unwrap(), m.predict((&b, &a)).unwrap());
     kiln::testing::assert_close("symmetry", ab.as_slice().unwrap(), ba.as_slice().unwrap(), 1e-6);
 }
+
+/// A user layer of two inputs made of built-in layers (Keras' layer whose `call` takes two
+/// tensors).
+#[kiln::model]
+pub struct Gate {
+    value: Dense<6, 8, Tanh>,
+    gate: Dense<6, 8, Sigmoid>,
+}
+
+#[kiln::call]
+impl Gate {
+    fn call(&self, x: Input<6>, g: Input<6>) -> Output<8> {
+        self.value(x) * self.gate(g)
+    }
+}
+
+functional! {
+    /// The two-input layer applied twice, on the inputs both ways round.
+    pub struct Gated {
+        a = Input([6]);
+        b = Input([6]);
+        gate = Custom(Gate, output = 8, inputs = 2);
+        out = Dense(2, activation = softmax)(Concatenate()([gate(a, b), gate(b, a)]));
+        Model([a, b], out)
+    }
+}
+
+#[test]
+fn a_user_layer_of_two_inputs_made_of_built_in_layers_passes_the_gradient_check() {
+    let (a, b) = (inputs(3, 4), inputs(3, 8));
+    let mut m = Gated::with_seed(6);
+    check_model(&mut m, &[&a, &b], 3, 12, 2e-2).unwrap();
+    let s = m.summary_string();
+    assert!(s.contains("gate (Gate)") && s.contains("Total params: 146"), "{s}");
+}

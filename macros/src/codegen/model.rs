@@ -321,14 +321,16 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
     }
 }
 
-/// `Shaped` for a model with one input and one output, so it can be a field of a `#[kiln::model]`
-/// struct: a model that keeps every axis but the last has the last-axis rule (and is also a
-/// `Custom` layer); any other states the one shape it reads and the one it writes (`MAP`), which
-/// a field call checks.
+/// `Shaped` for a model with one output, so it can be a field of a `#[kiln::model]` struct: a
+/// model that keeps every axis but the last has the last-axis rule (and is also a `Custom`
+/// layer); any other states the one shape it reads and the one it writes (`MAP`), which a field
+/// call checks. A model of several inputs states how many (`Custom(Pair, inputs = 2)`), the
+/// rule being its first input's.
 pub fn shaped_impl(model: &Model, act: &TokenStream, params: &TokenStream) -> Option<TokenStream> {
-    if model.inputs.len() != 1 || model.outputs.len() != 1 {
+    if model.inputs.is_empty() || model.outputs.len() != 1 {
         return None;
     }
+    let required = model.inputs.len();
     let (i, o) = (&model.nodes[model.inputs[0].1].output_shape, &model.nodes[model.outputs[0]].output_shape);
     if i.is_empty() || o.is_empty() {
         return None;
@@ -377,6 +379,7 @@ pub fn shaped_impl(model: &Model, act: &TokenStream, params: &TokenStream) -> Op
             const PARAM_SHAPES: ::core::option::Option<&'static [(&'static str, &'static [usize])]> = #param_shapes;
             const IDS: ::core::option::Option<usize> = #ids;
             const MAP: ::core::option::Option<(&'static [usize], &'static [usize])> = #map;
+            const REQUIRED_INPUTS: usize = #required;
         }
     })
 }

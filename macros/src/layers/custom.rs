@@ -14,11 +14,13 @@ use super::{Args, Arity, Dim, Kind, Spec, rt, show, snake_case as snake};
 use crate::errors::Errors;
 use crate::parse::Value;
 
-pub const KIND: Kind = Kind { class: "Custom", args: &["layer", "output"], arity: Arity::One, build };
+pub const KIND: Kind = Kind { class: "Custom", args: &["layer", "output", "inputs"], arity: Arity::One, build };
 
 struct Custom {
     ty: syn::Type,
     output: Option<usize>,
+    /// A kiln model of several inputs, applied as `layer(a, b)` (`inputs = 2`).
+    inputs: usize,
 }
 
 fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
@@ -35,12 +37,21 @@ fn build(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
         }
     };
     let output = args.positive("output", "Custom", "Custom(Project<16, 8>, output = 8)", errors)?;
-    Some(Rc::new(Custom { ty: ty?, output }))
+    let inputs = args.positive("inputs", "Custom", "Custom(Pair, inputs = 2)", errors)?.unwrap_or(1);
+    Some(Rc::new(Custom { ty: ty?, output, inputs }))
 }
 
 impl Spec for Custom {
     fn class(&self) -> &'static str {
         "Custom"
+    }
+
+    fn arity(&self) -> Arity {
+        if self.inputs > 1 { Arity::AtLeastTwo } else { Arity::One }
+    }
+
+    fn call_args(&self) -> bool {
+        self.inputs > 1
     }
 
     fn auto_name(&self) -> String {
@@ -94,6 +105,16 @@ impl Spec for Custom {
         let out_last = out.last().copied().unwrap_or(0);
         // The path is written here, not interpolated, so that every token of the call carries the
         // layer's span and rustc's error underlines the layer.
+        if self.inputs > 1 {
+            // A model of several inputs: each input's shape against the model's declared ones.
+            let (n, all) = (self.inputs, ins.iter().map(|s| quote!(&[#(#s),*])));
+            return quote_spanned! {span=>
+                const _: () = {
+                    ::kiln::__private::expect_model_inputs(#what, <#ty as ::kiln::__private::Model>::INPUTS, &[#(#all),*], #n);
+                    ::kiln::__private::expect_custom(#what, ::kiln::__private::FieldRule::of::<#ty>(), &[#(#input),*], #out_last);
+                };
+            };
+        }
         quote_spanned! {span=>
             const _: () = {
                 ::kiln::__private::expect_custom(#what, ::kiln::__private::FieldRule::of::<#ty>(), &[#(#input),*], #out_last);

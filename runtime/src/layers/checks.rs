@@ -412,6 +412,26 @@ pub const fn expect_same_except(what: &str, a: &[usize], b: &[usize], axis: usiz
     }
 }
 
+/// A kiln model applied as a layer of `n` inputs (`Custom(Pair, inputs = 2)`) declares `n`
+/// inputs, and each is given its declared shape.
+pub const fn expect_model_inputs(what: &str, ports: &[crate::model::Port], got: &[&[usize]], n: usize) {
+    if ports.len() != n || got.len() != n {
+        fail!(Msg::new().str(what).str(" is applied to a number of inputs its model does not declare"))
+    }
+    let mut i = 0;
+    while i < n {
+        if !shape_eq(ports[i].shape, got[i]) {
+            fail!(Msg::new()
+                .str(what)
+                .str(" expects an input of shape ")
+                .shape(ports[i].shape)
+                .str(", got ")
+                .shape(got[i]))
+        }
+        i += 1;
+    }
+}
+
 /// An axis's extent after broadcasting two extents that [`expect_broadcast`] accepts.
 pub const fn broadcast_dim(a: usize, b: usize) -> usize {
     if a == 1 { b } else { a }
