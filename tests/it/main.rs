@@ -23,6 +23,7 @@ mod keras_cnn;
 mod keras_interop;
 mod keras_reference;
 mod layer_norm;
+mod loops;
 mod losses_extra;
 mod masking;
 mod math;

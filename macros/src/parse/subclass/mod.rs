@@ -26,7 +26,7 @@ use std::rc::Rc;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Expr, Ident, ItemImpl, Pat, ReturnType, Stmt, Type};
+use syn::{Expr, Ident, ItemImpl, Pat, ReturnType, Type};
 
 use crate::errors::Errors;
 use crate::ir::subclass::{CallBody, field_alias};
@@ -72,6 +72,7 @@ pub(crate) fn port_shape(ty: &Type, wrapper: &str) -> syn::Result<Vec<usize>> {
 
 mod axes;
 mod math;
+mod statements;
 const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.layer(x)` and `self.layers[i](x)`, \
 `+ - * /` between tensors (broadcast) or with a number, `-x`, `exp log sqrt square abs negative`, \
 `pow(x, c)`, `clip(x, lo, hi)`, `sum mean max min logsumexp` along an axis \
@@ -611,46 +612,6 @@ impl Lower {
                 vec![]
             }
         }
-    }
-
-    /// The statements of `call`: its `let` bindings, and the output nodes it returns with where
-    /// they are returned.
-    fn body(&mut self, block: &syn::Block) -> Option<(Vec<usize>, Span)> {
-        let mut result: Option<(Vec<usize>, Span)> = None;
-        for stmt in &block.stmts {
-            if result.is_some() {
-                self.errors.at(stmt.span(), "unreachable: nothing after `return` is part of the model");
-                break;
-            }
-            match stmt {
-                Stmt::Local(local) => {
-                    let Pat::Ident(pi) = &local.pat else {
-                        self.errors.at(local.pat.span(), "bind one tensor per `let`: let h = ...;");
-                        continue;
-                    };
-                    let Some(init) = &local.init else {
-                        self.errors.at(local.span(), "a `let` needs a value");
-                        continue;
-                    };
-                    let name = pi.ident.to_string();
-                    match self.value(&init.expr) {
-                        Some(v) => {
-                            self.env.insert(name, v);
-                        }
-                        None => {
-                            self.failed.insert(name);
-                        }
-                    }
-                }
-                Stmt::Expr(Expr::Return(r), _) => match &r.expr {
-                    Some(e) => result = self.outputs(e).map(|o| (o, r.span())),
-                    None => self.errors.at(r.span(), "return the output tensor"),
-                },
-                Stmt::Expr(e, None) => result = self.outputs(e).map(|o| (o, e.span())),
-                other => self.errors.at(other.span(), format!("cannot differentiate this statement: {SUPPORTED}")),
-            }
-        }
-        result
     }
 
     /// Checks each returned tensor against the shape the signature declares (at `span`), which
