@@ -69,6 +69,9 @@ CASES = [
     ("matmul_ta", normal, normal, lambda a, b: ops.matmul(ops.transpose(a, (0, 2, 1)), b)),
     ("slice_concat", normal, None, lambda x: ops.concatenate([x[:, :, 0:2], x[:, :, 3:4]], axis=-1)),
     ("concat_mid", normal, normal, lambda a, b: ops.concatenate([a, b], axis=1)),
+    # A tensor against a number.
+    ("maximum_scalar", normal, None, lambda x: ops.maximum(x, 0.2)),
+    ("minimum_scalar", normal, None, lambda x: ops.minimum(x, -0.1)),
 ]
 SHAPES = {"mean1_rank3": (2, 3, 4, 2), "bcast_mul": (2, 4, 1), "matmul_ta": (2, 4, 3)}
 B_SHAPES = {

@@ -63,6 +63,8 @@ fn every_op_matches_keras_and_passes_the_gradient_check() {
         ("rsub", UnaryOp::SubtractFrom(1.5)),
         ("rdiv", UnaryOp::Reciprocal(2.0)),
         ("div_scalar", UnaryOp::DivideBy(4.0)),
+        ("maximum_scalar", UnaryOp::Maximum(0.2)),
+        ("minimum_scalar", UnaryOp::Minimum(-0.1)),
     ] {
         check(case, Unary::new(op), &s);
     }
@@ -108,7 +110,7 @@ impl Mathy {
         let z = exp(0.5 * h) - h / 4.0 + square(h) * 0.1;
         let s = sqrt(square(z) + 1.0);
         let r = clip(s, 0.0, 3.0) / (abs(h) + 1.0);
-        let p = pow(r + 0.5, 1.5) - log(s) + 2.0 / (s + 1.0) - (1.0 - negative(h));
+        let p = pow(r + 0.5, 1.5) - log(s) + 2.0 / (s + 1.0) - (1.0 - negative(h)) + maximum(h, 0.1) - minimum(0.3, z);
         self.out(-p)
     }
 }
@@ -224,6 +226,18 @@ fn log_softmax_and_l2_normalize_written_as_math_match_keras() {
     assert_close("l2_normalize", p.as_slice().unwrap(), &reference("l2_normalize.out"), 1e-5);
     let flat: Vec<f32> = xs.iter().copied().collect();
     check_model(&mut m, &[&flat], 2, 12, 2e-2).unwrap();
+}
+
+#[test]
+fn stop_gradient_passes_values_forward_and_nothing_back() {
+    let mut l = Unary::new(UnaryOp::StopGradient);
+    let x = [0.5f32, -1.0, 2.0];
+    let mut stream = Stream::new(0);
+    l.forward(&[&x], &mut Ctx::new(1, true, &mut stream));
+    assert_eq!(l.output(), &x);
+    let opts = BackwardOpts { input_grad: true, accumulate: false, fused_output: false };
+    l.backward(&[&x], &[1.0, 1.0, 1.0], &mut Ctx::new(1, true, &mut stream), opts);
+    assert_eq!(l.input_grad(0), &[0.0, 0.0, 0.0]);
 }
 
 #[test]

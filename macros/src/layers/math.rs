@@ -25,6 +25,7 @@ pub const UNARY: &[(&str, &str, &str)] = &[
     ("square", "Square", "Square"),
     ("abs", "Absolute", "Abs"),
     ("negative", "Negative", "Negative"),
+    ("stop_gradient", "StopGradient", "StopGradient"),
 ];
 
 /// `name(x)` for a name of [`UNARY`].
@@ -43,6 +44,8 @@ pub enum Scalar {
     Reciprocal(f32),
     Power(f32),
     Clip(f32, f32),
+    Maximum(f32),
+    Minimum(f32),
 }
 
 /// A constant as code, its sign apart (a literal token cannot be negative).
@@ -62,6 +65,8 @@ pub fn scalar(s: Scalar) -> Rc<dyn Spec> {
         Scalar::DivideBy(c) => ("TrueDivide", n(c).map_op(|c| quote!(DivideBy(#c)))),
         Scalar::Reciprocal(c) => ("TrueDivide", n(c).map_op(|c| quote!(Reciprocal(#c)))),
         Scalar::Power(c) => ("Power", n(c).map_op(|c| quote!(Power(#c)))),
+        Scalar::Maximum(c) => ("Maximum", n(c).map_op(|c| quote!(Maximum(#c)))),
+        Scalar::Minimum(c) => ("Minimum", n(c).map_op(|c| quote!(Minimum(#c)))),
         Scalar::Clip(lo, hi) => {
             let (lo, hi) = (n(lo), n(hi));
             ("Clip", quote!(Clip(#lo, #hi)))

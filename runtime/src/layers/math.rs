@@ -39,6 +39,12 @@ pub enum UnaryOp {
     Power(f32),
     /// `clip(x, lo, hi)`.
     Clip(f32, f32),
+    /// `maximum(x, c)`: the gradient goes to `x` where `x >= c`, as TensorFlow's.
+    Maximum(f32),
+    /// `minimum(x, c)`: the gradient goes to `x` where `x <= c`.
+    Minimum(f32),
+    /// `stop_gradient(x)`: `x` forward, nothing back.
+    StopGradient,
 }
 
 impl UnaryOp {
@@ -59,6 +65,9 @@ impl UnaryOp {
             UnaryOp::Reciprocal(c) => c / x,
             UnaryOp::Power(c) => x.powf(c),
             UnaryOp::Clip(lo, hi) => x.max(lo).min(hi),
+            UnaryOp::Maximum(c) => x.max(c),
+            UnaryOp::Minimum(c) => x.min(c),
+            UnaryOp::StopGradient => x,
         }
     }
 
@@ -79,6 +88,9 @@ impl UnaryOp {
             UnaryOp::Reciprocal(c) => -c / (x * x),
             UnaryOp::Power(c) => c * x.powf(c - 1.0),
             UnaryOp::Clip(lo, hi) => ((lo..=hi).contains(&x)) as u8 as f32,
+            UnaryOp::Maximum(c) => (x >= c) as u8 as f32,
+            UnaryOp::Minimum(c) => (x <= c) as u8 as f32,
+            UnaryOp::StopGradient => 0.0,
         }
     }
 }
@@ -513,6 +525,8 @@ mod tests {
             UnaryOp::Reciprocal(2.0),
             UnaryOp::Power(1.5),
             UnaryOp::Clip(-0.5, 0.7),
+            UnaryOp::Maximum(0.5),
+            UnaryOp::Minimum(1.2),
         ];
         for op in ops {
             for x in [0.3f32, 0.9, 1.7] {

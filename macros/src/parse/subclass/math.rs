@@ -46,9 +46,32 @@ impl Lower {
             return Some(self.reduction(fname, c, tokens));
         }
         match fname {
+            "maximum" | "minimum" if c.args.len() == 2 => Some(self.extreme(fname, c, tokens)),
             "pow" | "power" if c.args.len() == 2 => Some(self.power(fname, c, tokens)),
             "clip" if c.args.len() == 3 => Some(self.clip(c, tokens)),
             _ => None,
+        }
+    }
+
+    /// `maximum(x, c)` / `minimum(x, c)` with a number (either side), or of two tensors
+    /// (broadcast).
+    fn extreme(&mut self, fname: &str, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
+        let (a, b) = (&c.args[0], &c.args[1]);
+        let max = fname == "maximum";
+        match (number(a), number(b)) {
+            (Some(_), Some(_)) => {
+                self.errors.at(c.span(), format!("{fname} of two numbers: one side must be a tensor"));
+                None
+            }
+            (None, Some(k)) | (Some(k), None) => {
+                let x = self.value(if number(a).is_some() { b } else { a })?;
+                self.elementwise_op(scalar(if max { Scalar::Maximum(k) } else { Scalar::Minimum(k) }), x, tokens)
+            }
+            (None, None) => {
+                let (x, y) = (self.value(a)?, self.value(b)?);
+                let kind = crate::layers::elementwise(if max { "Maximum" } else { "Minimum" });
+                self.merge(kind, fname, vec![x, y], tokens, c.span())
+            }
         }
     }
 

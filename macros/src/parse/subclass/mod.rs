@@ -75,10 +75,11 @@ mod math;
 mod statements;
 const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.layer(x)` and `self.layers[i](x)`, \
 `+ - * /` between tensors (broadcast) or with a number, `-x`, `exp log sqrt square abs negative`, \
+`maximum(x, 0.0)`, `minimum(x, c)`, `stop_gradient(x)`, \
 `pow(x, c)`, `clip(x, lo, hi)`, `sum mean max min logsumexp` along an axis \
 (`sum(x, axis = -1, keepdims = true)`), `softmax(x, axis = 1)`, `log_softmax(x)`, `matmul(a, b)`, \
 `slice(x, axis = -1, start = 0, end = 2)`, `concatenate([a, b], axis = 1)`, `random_normal(x)`, \
-weights read as `self.gamma`, activations such as `relu(x)`, `flatten(x)`, `dropout(x, 0.25)`, \
+weights read as `self.gamma`, `for i in 0..3 { .. }` loops, activations such as `relu(x)`, `flatten(x)`, `dropout(x, 0.25)`, \
 `global_average_pooling(x)`, `global_max_pooling(x)`, `last_step(x)`, the merges `add([..])`, \
 `average([..])`, `maximum([..])`, `minimum([..])`, `dot(a, b)`, `let` bindings and `return`";
 
