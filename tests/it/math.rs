@@ -327,3 +327,31 @@ fn layer_normalization_written_as_math_is_the_built_in_layer() {
     let flat: Vec<f32> = x.iter().copied().take(3 * 6).collect();
     check_model(&mut math, &[&flat], 3, 12, 2e-2).unwrap();
 }
+
+/// Views in `call`: `reshape` (one `-1` worked out), `expand_dims`, `squeeze`.
+#[kiln::model]
+pub struct Views {
+    id: Dense<4, 4>,
+    mix: Dense<12, 12, Tanh>,
+}
+
+#[kiln::call]
+impl Views {
+    fn call(&self, x: Input<3, 4>) -> Output<3, 4> {
+        let flat = reshape(self.id(x), [-1]);
+        let g = reshape(self.mix(flat), [3, -1]);
+        let e = squeeze(expand_dims(g, axis = 1), axis = 1);
+        softmax(e, axis = -1) + 0.0 * expand_dims(sum(e, axis = -1), axis = -1)
+    }
+}
+
+#[test]
+fn reshape_expand_dims_and_squeeze_are_views_that_differentiate() {
+    let x: Vec<f32> = (0..2 * 12).map(|i| ((i * 7) % 11) as f32 / 5.0 - 1.0).collect();
+    let mut m = Views::with_seed(2);
+    check_model(&mut m, &[&x], 2, 12, 2e-2).unwrap();
+    let p = m.predict(&Array3::from_shape_vec((2, 3, 4), x).unwrap()).unwrap();
+    for row in p.as_slice().unwrap().chunks(4) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "a softmax row sums to {}", row.iter().sum::<f32>());
+    }
+}

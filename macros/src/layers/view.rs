@@ -81,3 +81,30 @@ impl Spec for Reshape {
         TokenStream::new()
     }
 }
+
+/// A view in a `#[kiln::call]` body (`reshape`, `expand_dims`, `squeeze`): the values as they
+/// are, under a shape the lowering computes as constants for rustc (the macro does not know the
+/// numbers, so it has no numeric shape rule).
+struct CallView {
+    class: &'static str,
+}
+
+/// The view `class` of a `call` body.
+pub fn call_view(class: &'static str) -> Rc<dyn Spec> {
+    Rc::new(CallView { class })
+}
+
+impl Spec for CallView {
+    fn class(&self) -> &'static str {
+        self.class
+    }
+    fn is_view(&self) -> bool {
+        true
+    }
+    fn output_shape(&self, _: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        Err(format!("{}'s shape is computed by rustc in a `call` body", self.class))
+    }
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        TokenStream::new()
+    }
+}

@@ -432,6 +432,30 @@ pub const fn expect_model_inputs(what: &str, ports: &[crate::model::Port], got: 
     }
 }
 
+/// `reshape` keeps the number of values of a sample.
+pub const fn expect_same_size(what: &str, from: &[usize], to: &[usize]) {
+    let (mut a, mut b, mut i) = (1usize, 1usize, 0);
+    while i < from.len() {
+        a *= from[i];
+        i += 1;
+    }
+    i = 0;
+    while i < to.len() {
+        b *= to[i];
+        i += 1;
+    }
+    if a != b {
+        fail!(Msg::new().str(what).str(" cannot turn ").shape(from).str(" into ").shape(to).str(": the numbers of values differ"))
+    }
+}
+
+/// `squeeze` removes an axis of extent 1.
+pub const fn expect_extent_one(what: &str, extent: usize) {
+    if extent != 1 {
+        fail!(Msg::new().str(what).str(" removes an axis of extent 1, not ").shape(&[extent]))
+    }
+}
+
 /// An axis's extent after broadcasting two extents that [`expect_broadcast`] accepts.
 pub const fn broadcast_dim(a: usize, b: usize) -> usize {
     if a == 1 { b } else { a }

@@ -12,7 +12,7 @@ use syn::spanned::Spanned;
 
 use super::Lower;
 use super::math::number;
-use crate::layers::{concatenate, matmul, matmul_shape, slice, softmax_axis};
+use crate::layers::{call_view, concatenate, matmul, matmul_shape, slice, softmax_axis};
 
 impl Lower {
     /// `Some` of the node (or of `None` after an error) when `fname` with these arguments is one
@@ -30,6 +30,8 @@ impl Lower {
             "slice" => Some(self.slice_call(c, tokens)),
             "matmul" => Some(self.matmul_call(c, tokens)),
             "concatenate" if n == 2 => Some(self.concatenate_call(c, tokens)),
+            "reshape" => Some(self.reshape_call(c, tokens)),
+            "expand_dims" | "squeeze" => Some(self.axis_view(fname, c, tokens)),
             _ => None,
         }
     }
@@ -211,5 +213,75 @@ impl Lower {
         // Keras' axis convention for the layer: 1-based within a sample.
         let layer = self.op_layer(concatenate(a as i64 + 1), tokens.clone());
         Some(self.node(layer, ins, tokens, shape))
+    }
+
+    /// `reshape(x, [4, -1])`: a sample's values under a new shape (one `-1`, worked out), as
+    /// Keras' Reshape layer takes it.
+    fn reshape_call(&mut self, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
+        let usage = "reshape(x, [4, -1]), the new shape of a sample";
+        let (Some(x), Some(Expr::Array(target)), 2) = (c.args.first(), c.args.iter().nth(1), c.args.len()) else {
+            self.errors.at(c.span(), usage);
+            return None;
+        };
+        let dims = target
+            .elems
+            .iter()
+            .map(|d| number(d).filter(|v| v.fract() == 0.0).map(|v| v as i64))
+            .collect::<Option<Vec<i64>>>();
+        let Some(dims) = dims.filter(|d| {
+            !d.is_empty() && d.iter().all(|&v| v > 0 || v == -1) && d.iter().filter(|&&v| v == -1).count() <= 1
+        }) else {
+            self.errors.at(
+                target.span(),
+                format!("the new shape is positive integers written in the code, with at most one -1: {usage}"),
+            );
+            return None;
+        };
+        let x = self.value(x)?;
+        let from = self.shapes[x].clone();
+        let known: i64 = dims.iter().filter(|&&v| v != -1).product();
+        let shape: Vec<TokenStream> = dims
+            .iter()
+            .map(|&v| {
+                if v == -1 {
+                    quote!(((1 #(* #from)*) / #known as usize))
+                } else {
+                    let v = v as usize;
+                    quote!(#v)
+                }
+            })
+            .collect();
+        let (span, a, b) = (c.span(), self.slice(x), quote!(&[#(#shape),*]));
+        self.checks
+            .push(quote::quote_spanned!(span=> const _: () = ::kiln::__private::expect_same_size("reshape", #a, #b);));
+        let layer = self.op_layer(call_view("Reshape"), tokens.clone());
+        Some(self.node(layer, vec![x], tokens, shape))
+    }
+
+    /// `expand_dims(x, axis)` (a new axis of extent 1 at Keras' `axis`) and `squeeze(x, axis)`.
+    fn axis_view(&mut self, fname: &str, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
+        let usage = format!("{fname}(x, axis = 1)");
+        let args = self.keywords(c, 1, &["axis"], &usage)?;
+        let Some(axis) = args.get("axis") else {
+            self.errors.at(c.span(), format!("{fname} needs an axis: {usage}"));
+            return None;
+        };
+        let axis = self.integer(axis, "the axis")?;
+        let x = self.value(c.args.first()?)?;
+        let mut shape = self.shapes[x].clone();
+        let span = c.span();
+        if fname == "expand_dims" {
+            // The new axis may also be one past the last.
+            let a = self.sample_axis(fname, axis, shape.len() + 1, span)?;
+            shape.insert(a, quote!(1usize));
+        } else {
+            let a = self.sample_axis(fname, axis, shape.len(), span)?;
+            let extent = shape.remove(a);
+            self.checks.push(
+                quote::quote_spanned!(span=> const _: () = ::kiln::__private::expect_extent_one("squeeze", #extent);),
+            );
+        }
+        let layer = self.op_layer(call_view(if fname == "squeeze" { "Squeeze" } else { "ExpandDims" }), tokens.clone());
+        Some(self.node(layer, vec![x], tokens, shape))
     }
 }
