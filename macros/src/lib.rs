@@ -154,6 +154,9 @@ pub fn model(attr: TokenStream, item: TokenStream) -> TokenStream {
             .into();
     }
     let (name, vis) = (item.ident.clone(), item.vis.clone());
+    if !item.generics.params.is_empty() {
+        return codegen::generic_fallback(&item).into();
+    }
     derive::model(item, false)
         .unwrap_or_else(|e| {
             let mut out = e.to_compile_error();
@@ -169,6 +172,10 @@ pub fn model(attr: TokenStream, item: TokenStream) -> TokenStream {
 pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemImpl);
     let self_ty = item.self_ty.clone();
+    if !item.generics.params.is_empty() {
+        // `#[kiln::model]` reported the generic parameters at the struct and made it a model.
+        return proc_macro::TokenStream::new();
+    }
     parse::subclass::lower(item)
         .map(|(lowered, outs)| codegen::subclass::expand(&lowered, &outs))
         .unwrap_or_else(|e| {
@@ -185,7 +192,7 @@ pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
                 }
             });
             let ty = quote::ToTokens::to_token_stream(&self_ty);
-            out.extend(codegen::model_impl(&ty, &quote::quote!(self.kiln.train)));
+            out.extend(codegen::model_impl(&quote::quote!(), &ty, &quote::quote!(self.kiln.train)));
             out
         })
         .into()

@@ -9,7 +9,7 @@ use crate::layers::rt;
 
 pub fn fallback(name: &Ident, vis: &syn::Visibility) -> TokenStream {
     let rt = rt();
-    let model = model_impl(&quote!(#name), &quote!(self.__kiln_state));
+    let model = model_impl(&quote!(), &quote!(#name), &quote!(self.__kiln_state));
     quote! {
         #[derive(Clone, Debug)]
         #vis struct #name {
@@ -35,12 +35,13 @@ pub fn fallback(name: &Ident, vis: &syn::Visibility) -> TokenStream {
     }
 }
 
-/// A `Model` impl with no inputs, outputs or layers, whose training state is at `train_state`.
-pub fn model_impl(ty: &TokenStream, train_state: &TokenStream) -> TokenStream {
+/// A `Model` impl (with the impl's generic parameters `generics`, if any) with no inputs,
+/// outputs or layers, whose training state is at `train_state`.
+pub fn model_impl(generics: &TokenStream, ty: &TokenStream, train_state: &TokenStream) -> TokenStream {
     let rt = rt();
     let name_str = ty.to_string();
     quote! {
-        impl #rt::Model for #ty {
+        impl #generics #rt::Model for #ty {
             const NAME: &'static str = #name_str;
             const INPUTS: &'static [#rt::Port] = &[];
             const OUTPUTS: &'static [#rt::Port] = &[];
@@ -61,5 +62,43 @@ pub fn model_impl(ty: &TokenStream, train_state: &TokenStream) -> TokenStream {
                 &mut #train_state
             }
         }
+    }
+}
+
+/// A `#[kiln::model]` struct with generic parameters (`Mlp<const H: usize>`): one error at the
+/// parameters, and the struct as written with a `Model` impl and `new`, so that its `call` impl
+/// and the code using `Mlp::<16>::new()` report nothing more.
+pub fn generic_fallback(item: &syn::ItemStruct) -> TokenStream {
+    let rt = rt();
+    let (name, generics) = (&item.ident, &item.generics);
+    let (impl_g, ty_g, where_g) = generics.split_for_impl();
+    let error = syn::Error::new_spanned(
+        generics,
+        "a #[kiln::model] struct cannot take generic parameters yet: kiln checks every shape when the \
+         model compiles, from sizes written as numbers (`Dense<8, 16, Relu>`); write one struct per size",
+    )
+    .to_compile_error();
+    let mut plain = item.clone();
+    plain.attrs.retain(|a| !a.path().is_ident("layer"));
+    let syn::Fields::Named(fields) = &mut plain.fields else {
+        return error;
+    };
+    fields.named.iter_mut().for_each(|f| f.attrs.retain(|a| !a.path().is_ident("layer")));
+    fields.named.push(syn::parse_quote!(#[doc(hidden)] pub __kiln_state: #rt::TrainState));
+    let ty = quote!(#name #ty_g);
+    let model = model_impl(&quote!(#impl_g), &ty, &quote!(self.__kiln_state));
+    quote! {
+        #error
+        #[derive(Clone, Debug)]
+        #plain
+        impl #impl_g #name #ty_g #where_g {
+            pub fn new() -> Self {
+                ::core::unreachable!()
+            }
+            pub fn with_seed(_: u64) -> Self {
+                ::core::unreachable!()
+            }
+        }
+        #model
     }
 }
