@@ -355,3 +355,20 @@ fn reshape_expand_dims_and_squeeze_are_views_that_differentiate() {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "a softmax row sums to {}", row.iter().sum::<f32>());
     }
 }
+
+#[test]
+fn a_model_with_weights_of_its_own_saves_and_loads() {
+    let dir = std::env::temp_dir().join(format!("kiln-math-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("normed.safetensors");
+    let mut a = MathNorm::with_seed(1);
+    a.set_weight("gamma.value", &kiln::ndarray::Array1::from_shape_fn(8, |i| 1.0 + i as f32 / 10.0)).unwrap();
+    a.save_weights(&path).unwrap();
+    let mut b = MathNorm::with_seed(2);
+    b.load_weights(&path).unwrap();
+    let x = Array2::from_shape_fn((4, 6), |(i, j)| ((i + 2 * j) % 5) as f32 / 2.0 - 1.0);
+    let (pa, pb) = (a.predict(&x).unwrap(), b.predict(&x).unwrap());
+    assert_close("loaded", pb.as_slice().unwrap(), pa.as_slice().unwrap(), 0.0);
+    assert_eq!(b.get_weight("gamma.value").unwrap()[[3]], 1.3);
+    std::fs::remove_dir_all(&dir).ok();
+}
