@@ -37,7 +37,7 @@ impl Lower {
     }
 
     /// The arguments after the first `skip`, by keyword (`axis = 1`) or in the order of `names`.
-    fn keywords<'e>(
+    pub(super) fn keywords<'e>(
         &mut self,
         c: &'e syn::ExprCall,
         skip: usize,
@@ -72,7 +72,7 @@ impl Lower {
     }
 
     /// An integer argument written in the code.
-    fn integer(&mut self, e: &Expr, what: &str) -> Option<i64> {
+    pub(super) fn integer(&mut self, e: &Expr, what: &str) -> Option<i64> {
         let v = number(e).filter(|v| v.fract() == 0.0).map(|v| v as i64);
         if v.is_none() {
             self.errors.at(e.span(), format!("{what} must be an integer written in the code"));
@@ -81,7 +81,7 @@ impl Lower {
     }
 
     /// A `true` / `false` argument.
-    fn boolean(&mut self, e: &Expr, what: &str) -> Option<bool> {
+    pub(super) fn boolean(&mut self, e: &Expr, what: &str) -> Option<bool> {
         match e {
             Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. }) => Some(b.value),
             other => {
@@ -92,7 +92,7 @@ impl Lower {
     }
 
     /// Keras' axis `axis` of a tensor whose samples have rank `rank`, as a 0-based sample axis.
-    fn sample_axis(&mut self, what: &str, axis: i64, rank: usize, span: Span) -> Option<usize> {
+    pub(super) fn sample_axis(&mut self, what: &str, axis: i64, rank: usize, span: Span) -> Option<usize> {
         let a = if axis < 0 { rank as i64 + 1 + axis } else { axis };
         if !(1..=rank as i64).contains(&a) {
             self.errors.at(

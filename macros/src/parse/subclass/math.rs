@@ -195,60 +195,19 @@ impl Lower {
     /// positional: `sum(x, 1, true)`); Keras' axes: 0 is the batch, negative ones count from the
     /// end.
     pub(super) fn reduction(&mut self, name: &str, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
-        let span = c.span();
         let usage = format!("{name}(x, axis = -1, keepdims = false)");
-        let (mut axis, mut keepdims) = (None, false);
-        for (i, arg) in c.args.iter().enumerate().skip(1) {
-            let (key, value) = match arg {
-                Expr::Assign(a) => match &*a.left {
-                    Expr::Path(p) if p.path.is_ident("axis") || p.path.is_ident("keepdims") => {
-                        (p.path.get_ident().expect("checked").to_string(), &*a.right)
-                    }
-                    other => {
-                        self.errors.at(other.span(), format!("{name} takes `axis` and `keepdims`: {usage}"));
-                        return None;
-                    }
-                },
-                other if i == 1 => ("axis".to_string(), other),
-                other if i == 2 => ("keepdims".to_string(), other),
-                other => {
-                    self.errors.at(other.span(), format!("{name} takes a tensor, an axis and keepdims: {usage}"));
-                    return None;
-                }
-            };
-            if key == "axis" {
-                let a = number(value).filter(|a| a.fract() == 0.0);
-                if a.is_none() {
-                    self.errors.at(value.span(), format!("{name}'s axis must be an integer: {usage}"));
-                    return None;
-                }
-                axis = a.map(|a| a as i64);
-            } else {
-                let Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. }) = value else {
-                    self.errors.at(value.span(), format!("keepdims is `true` or `false`: {usage}"));
-                    return None;
-                };
-                keepdims = b.value;
-            }
-        }
-        let Some(axis) = axis else {
-            self.errors.at(span, format!("{name} needs the axis to reduce: {usage}"));
+        let args = self.keywords(c, 1, &["axis", "keepdims"], &usage)?;
+        let Some(axis) = args.get("axis") else {
+            self.errors.at(c.span(), format!("{name} needs the axis to reduce: {usage}"));
             return None;
         };
+        let axis = self.integer(axis, &format!("{name}'s axis"))?;
+        let keepdims = match args.get("keepdims") {
+            Some(e) => self.boolean(e, "keepdims")?,
+            None => false,
+        };
         let x = self.value(c.args.first()?)?;
-        let rank = self.shapes[x].len();
-        let a = if axis < 0 { rank as i64 + 1 + axis } else { axis };
-        if !(1..=rank as i64).contains(&a) {
-            self.errors.at(
-                span,
-                format!(
-                    "{name} over axis {axis} of a tensor of rank {rank}: a sample's axes are 1..={rank} \
-                     (or -{rank}..=-1); axis 0 is the batch"
-                ),
-            );
-            return None;
-        }
-        let axis = (a - 1) as usize;
+        let axis = self.sample_axis(name, axis, self.shapes[x].len(), c.span())?;
         let shape = reduced(&self.shapes[x], axis, keepdims, quote!(1usize));
         let layer = self.op_layer(reduce(name, axis, keepdims).expect("listed"), tokens.clone());
         Some(self.node(layer, vec![x], tokens, shape))
