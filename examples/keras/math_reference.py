@@ -72,6 +72,7 @@ CASES = [
     # A tensor against a number.
     ("maximum_scalar", normal, None, lambda x: ops.maximum(x, 0.2)),
     ("minimum_scalar", normal, None, lambda x: ops.minimum(x, -0.1)),
+    ("transpose_021", normal, None, lambda x: ops.transpose(x, (0, 2, 1))),
 ]
 SHAPES = {"mean1_rank3": (2, 3, 4, 2), "bcast_mul": (2, 4, 1), "matmul_ta": (2, 4, 3)}
 B_SHAPES = {

@@ -372,3 +372,49 @@ fn a_model_with_weights_of_its_own_saves_and_loads() {
     assert_eq!(b.get_weight("gamma.value").unwrap()[[3]], 1.3);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[kiln::model]
+pub struct Transposed {
+    id: Dense<4, 4>,
+}
+
+#[kiln::call]
+impl Transposed {
+    fn call(&self, x: Input<3, 4>) -> Output<4, 3> {
+        transpose(self.id(x), [0, 2, 1])
+    }
+}
+
+/// Two-head self-attention written as math: projections, heads split by reshape and
+/// transpose, scaled dot-product scores with matmul, softmax over the keys, heads joined again.
+#[kiln::model]
+pub struct MathAttention {
+    q: Dense<8, 8>,
+    k: Dense<8, 8>,
+    v: Dense<8, 8>,
+    out: Dense<8, 2, Softmax>,
+}
+
+#[kiln::call]
+impl MathAttention {
+    fn call(&self, x: Input<5, 8>) -> Output<2> {
+        let q = transpose(reshape(self.q(x), [5, 2, 4]), [0, 2, 1, 3]);
+        let k = transpose(reshape(self.k(x), [5, 2, 4]), [0, 2, 1, 3]);
+        let v = transpose(reshape(self.v(x), [5, 2, 4]), [0, 2, 1, 3]);
+        let scores = softmax(matmul(q, k, transpose_b = true) * 0.5, axis = -1);
+        let heads = reshape(transpose(matmul(scores, v), [0, 2, 1, 3]), [5, 8]);
+        self.out(mean(heads, axis = 1))
+    }
+}
+
+#[test]
+fn transpose_matches_keras_and_attention_written_as_math_passes_the_gradient_check() {
+    let x = Array3::from_shape_vec((2, 3, 4), reference("transpose_021.x")).unwrap();
+    let mut m = Transposed::new();
+    identity(&mut m);
+    assert_close("transpose_021", m.predict(&x).unwrap().as_slice().unwrap(), &reference("transpose_021.out"), 1e-6);
+    let flat: Vec<f32> = x.iter().copied().collect();
+    check_model(&mut m, &[&flat], 2, 12, 2e-2).unwrap();
+    let x: Vec<f32> = (0..2 * 40).map(|i| ((i * 17) % 13) as f32 / 6.0 - 1.0).collect();
+    check_model(&mut MathAttention::with_seed(8), &[&x], 2, 12, 2e-2).unwrap();
+}

@@ -59,7 +59,7 @@ pub use math::{REDUCE, Scalar, broadcast, draw, reduce, reduced, scalar, unary};
 pub use merge::{concatenate, dot, elementwise};
 pub use noise::dropout_spec as dropout;
 pub use part::{last_step, part};
-pub use resample::as_image;
+pub use resample::{as_image, permute_spec};
 pub use tensor::{matmul, matmul_shape, slice, softmax_axis};
 pub use view::{call_view, flatten};
 pub use window::global_pool;

@@ -229,6 +229,11 @@ struct Permute {
     order: Vec<usize>,
 }
 
+/// A sample's axes reordered: output axis `k` is input axis `order[k]` (0-based).
+pub fn permute_spec(order: Vec<usize>) -> Rc<dyn Spec> {
+    Rc::new(Permute { order })
+}
+
 fn permute(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
     let order = match args.get("dims") {
         Some(Value::List(l, span)) => {
@@ -278,8 +283,8 @@ impl Spec for Permute {
         quote!(#rt::Permute)
     }
 
-    fn constructor(&self, _: &[Vec<Dim>], shapes: &[Vec<usize>]) -> TokenStream {
-        let (rt, shape, order) = (rt(), &shapes[0], &self.order);
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, shape, order) = (rt(), &ins[0], &self.order);
         quote!(#rt::Permute::new(&[#(#shape),*], &[#(#order),*]))
     }
 

@@ -12,7 +12,7 @@ use syn::spanned::Spanned;
 
 use super::Lower;
 use super::math::number;
-use crate::layers::{call_view, concatenate, matmul, matmul_shape, slice, softmax_axis};
+use crate::layers::{call_view, concatenate, matmul, matmul_shape, permute_spec, slice, softmax_axis};
 
 impl Lower {
     /// `Some` of the node (or of `None` after an error) when `fname` with these arguments is one
@@ -31,6 +31,7 @@ impl Lower {
             "matmul" => Some(self.matmul_call(c, tokens)),
             "concatenate" if n == 2 => Some(self.concatenate_call(c, tokens)),
             "reshape" => Some(self.reshape_call(c, tokens)),
+            "transpose" => Some(self.transpose_call(c, tokens)),
             "expand_dims" | "squeeze" => Some(self.axis_view(fname, c, tokens)),
             _ => None,
         }
@@ -282,6 +283,39 @@ impl Lower {
             );
         }
         let layer = self.op_layer(call_view(if fname == "squeeze" { "Squeeze" } else { "ExpandDims" }), tokens.clone());
+        Some(self.node(layer, vec![x], tokens, shape))
+    }
+
+    /// `transpose(x, [0, 2, 1])`: a sample's axes reordered, written as Keras' `ops.transpose`
+    /// axes (the batch, 0, stays first); samples of rank 2 or 3.
+    fn transpose_call(&mut self, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
+        let usage = "transpose(x, [0, 2, 1]): Keras' axes, the batch (0) first";
+        let (Some(x), Some(Expr::Array(list)), 2) = (c.args.first(), c.args.iter().nth(1), c.args.len()) else {
+            self.errors.at(c.span(), usage);
+            return None;
+        };
+        let axes = list
+            .elems
+            .iter()
+            .map(|e| number(e).filter(|v| v.fract() == 0.0 && *v >= 0.0).map(|v| v as usize))
+            .collect::<Option<Vec<usize>>>();
+        let x = self.value(x)?;
+        let rank = self.shapes[x].len();
+        let mut sorted = axes.clone().unwrap_or_default();
+        sorted.sort_unstable();
+        let valid = axes.as_ref().is_some_and(|a| a.first() == Some(&0)) && sorted == (0..=rank).collect::<Vec<_>>();
+        if !valid || !(2..=3).contains(&rank) {
+            self.errors.at(
+                list.span(),
+                format!(
+                    "{usage}; for samples of rank {rank} a permutation of 0..={rank} starting with 0 (ranks 2 and 3)"
+                ),
+            );
+            return None;
+        }
+        let order: Vec<usize> = axes.unwrap_or_default()[1..].iter().map(|a| a - 1).collect();
+        let shape = order.iter().map(|&o| self.shapes[x][o].clone()).collect();
+        let layer = self.op_layer(permute_spec(order), tokens.clone());
         Some(self.node(layer, vec![x], tokens, shape))
     }
 }

@@ -79,7 +79,7 @@ const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.la
 `pow(x, c)`, `clip(x, lo, hi)`, `sum mean max min logsumexp` along an axis \
 (`sum(x, axis = -1, keepdims = true)`), `softmax(x, axis = 1)`, `log_softmax(x)`, `matmul(a, b)`, \
 `slice(x, axis = -1, start = 0, end = 2)`, `concatenate([a, b], axis = 1)`, `random_normal(x)`, \
-`reshape(x, [4, -1])`, `expand_dims(x, axis = 1)`, `squeeze(x, axis = 1)`, \
+`reshape(x, [4, -1])`, `transpose(x, [0, 2, 1])`, `expand_dims(x, axis = 1)`, `squeeze(x, axis = 1)`, \
 weights read as `self.gamma`, `for i in 0..3 { .. }` loops, activations such as `relu(x)`, `flatten(x)`, `dropout(x, 0.25)`, \
 `global_average_pooling(x)`, `global_max_pooling(x)`, `last_step(x)`, the merges `add([..])`, \
 `average([..])`, `maximum([..])`, `minimum([..])`, `dot(a, b)`, `let` bindings and `return`";
