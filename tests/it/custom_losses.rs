@@ -25,13 +25,17 @@ impl CustomLoss for MySquares {
     }
 }
 
-/// Squared error that counts under-prediction 4 times; no gradient given.
+/// Squared error that counts under-prediction 4 times; no gradient given, the derived one
+/// opted into.
 #[derive(Debug)]
 struct Asymmetric;
 
 impl CustomLoss for Asymmetric {
     fn name(&self) -> &'static str {
         "asymmetric"
+    }
+    fn approximate_gradient(&self) -> bool {
+        true
     }
     fn value(&self, p: &[f32], y: &[f32]) -> f32 {
         p.iter().zip(y).map(|(p, y)| if p < y { 4.0 * (y - p).powi(2) } else { (y - p).powi(2) }).sum::<f32>()
@@ -89,6 +93,9 @@ fn the_derived_gradient_matches_the_analytic_one() -> kiln::Result<()> {
         }
         fn value(&self, p: &[f32], y: &[f32]) -> f32 {
             MY_SQUARES.value(p, y)
+        }
+        fn approximate_gradient(&self) -> bool {
+            true
         }
     }
     static VALUE_ONLY: ValueOnly = ValueOnly;
@@ -188,4 +195,29 @@ fn gradients_are_built_and_combined() -> kiln::Result<()> {
     let mut opt = Sgd::new(0.1);
     opt.apply(&mut m, &acc)?;
     Ok(())
+}
+
+/// A loss with a value and no gradient, not opted into the approximate one.
+#[derive(Debug)]
+struct NoGradient;
+
+impl CustomLoss for NoGradient {
+    fn name(&self) -> &'static str {
+        "no_gradient"
+    }
+    fn value(&self, p: &[f32], y: &[f32]) -> f32 {
+        MY_SQUARES.value(p, y)
+    }
+}
+
+static NO_GRADIENT: NoGradient = NoGradient;
+
+#[test]
+fn a_loss_without_a_gradient_is_an_error_naming_the_ways_to_give_one() {
+    let (x, y) = data();
+    let mut m = Net::with_seed(3);
+    let e = m.compile(Loss::custom(&NO_GRADIENT), "adam", &[]).unwrap_err().to_string();
+    assert!(e.contains("no_gradient") && e.contains("#[kiln::loss]") && e.contains("approximate_gradient"), "{e}");
+    let e = m.loss_and_grads(&x, &y, &Loss::custom(&NO_GRADIENT)).unwrap_err().to_string();
+    assert!(e.contains("gives no gradient"), "{e}");
 }

@@ -1,5 +1,6 @@
 //! Losses you write: the [`CustomLoss`] trait and its mean over a batch, with the gradient it
-//! gives or one derived by central differences.
+//! gives or, when it opts in, one derived by central differences. (A loss written as math,
+//! `#[kiln::loss]`, implements this trait with its exact gradient generated.)
 
 /// A loss you write (Keras' `def my_loss(y_true, y_pred)`): the loss of one sample's row of
 /// predictions against its targets (the same width), and, if you can, its gradient. The batch's
@@ -20,6 +21,13 @@
 ///         p.iter().zip(y).map(|(p, y)| if p < y { 4.0 * (y - p).powi(2) } else { (y - p).powi(2) }).sum::<f32>()
 ///             / p.len() as f32
 ///     }
+///     fn gradient(&self, p: &[f32], y: &[f32], g: &mut [f32]) -> bool {
+///         let n = p.len() as f32;
+///         for ((g, p), y) in g.iter_mut().zip(p).zip(y) {
+///             *g = if p < y { 8.0 } else { 2.0 } * (p - y) / n;
+///         }
+///         true
+///     }
 /// }
 ///
 /// static ASYMMETRIC: Asymmetric = Asymmetric;
@@ -31,10 +39,16 @@ pub trait CustomLoss: std::fmt::Debug + Sync {
     fn name(&self) -> &'static str;
     /// The loss of one row of predictions `p` against targets `y`.
     fn value(&self, p: &[f32], y: &[f32]) -> f32;
-    /// Writes d value / d p into `g` and returns true; the default returns false, and kiln
-    /// derives the gradient by central differences (two `value` calls per output value, accurate
-    /// to about 1e-3 relative: write it when you can).
+    /// Writes d value / d p into `g` and returns true. The default returns false: then training
+    /// with the loss is an error unless [`approximate_gradient`](Self::approximate_gradient)
+    /// opts into central differences. A loss written as math (`#[kiln::loss]`) has its exact
+    /// gradient generated.
     fn gradient(&self, _p: &[f32], _y: &[f32], _g: &mut [f32]) -> bool {
+        false
+    }
+    /// Opts a loss without [`gradient`](Self::gradient) into a gradient derived by central
+    /// differences: two `value` calls per output value, accurate to about 1e-3 relative.
+    fn approximate_gradient(&self) -> bool {
         false
     }
     /// The row width the loss reads, when it reads one only (a `#[kiln::loss]` function's

@@ -149,6 +149,25 @@ impl Loss {
         Loss { custom: Some(loss), ..Loss::of(LossKind::Custom) }
     }
 
+    /// Errors, naming the ways to give one, when the loss is a custom one with no gradient for
+    /// rows of `width` values and has not opted into the approximate one.
+    pub(crate) fn check_gradient(&self, width: usize) -> crate::error::Result<()> {
+        let Some(c) = self.custom else { return Ok(()) };
+        let (p, y, mut g) = (vec![0.5f32; width], vec![0.5f32; width], vec![0.0f32; width]);
+        if c.approximate_gradient() || c.gradient(&p, &y, &mut g) {
+            return Ok(());
+        }
+        Err(crate::error::Error::invalid(
+            "loss",
+            format!(
+                "custom loss `{}` gives no gradient: write its `gradient`, write it as math with \
+                 #[kiln::loss] (its exact gradient is generated), or opt into one derived by central \
+                 differences (accurate to about 1e-3) with `fn approximate_gradient(&self) -> bool {{ true }}`",
+                c.name()
+            ),
+        ))
+    }
+
     /// The row width a custom loss reads, when it reads one only.
     pub(crate) fn custom_width(&self) -> Option<usize> {
         self.custom.and_then(|c| c.width())

@@ -198,9 +198,11 @@ pub(crate) fn compile(m: &mut dyn DynModel, config: Compile) -> Result<()> {
     for (name, names) in config.output_metrics {
         outputs[output_index(&meta, &name, "metrics")?].metrics.extend(names);
     }
-    // A loss written for rows of one width (`#[kiln::loss]`) reads an output of that width.
+    // A loss written for rows of one width (`#[kiln::loss]`) reads an output of that width, and
+    // training needs every loss's gradient.
     for (k, out) in outputs.iter().enumerate() {
         let width = meta.outputs[k].last();
+        out.loss.check_gradient(width)?;
         if let Some(w) = out.loss.custom_width().filter(|&w| w != width) {
             return Err(Error::invalid(
                 "loss",

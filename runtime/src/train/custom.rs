@@ -177,6 +177,7 @@ pub(crate) fn loss_and_grads(
     let xs = data::inputs(&meta, &x, "x")?;
     let n = xs[0].n;
     let ys = data::targets(&meta, &y, n, &[*loss], "y")?;
+    meta.outputs.iter().try_for_each(|o| loss.check_gradient(o.last()))?;
     let _ftz = FlushDenormals::new();
     let xb = super::slices(xs.iter().map(|r| &r.data[..]));
     let (ni, no) = (meta.inputs.len(), meta.outputs.len());
@@ -210,6 +211,7 @@ pub(crate) fn input_gradients(
     let xs = data::inputs(&meta, &x, "x")?;
     let n = xs[0].n;
     let ys = data::targets(&meta, &y, n, &[*loss], "y")?;
+    meta.outputs.iter().try_for_each(|o| loss.check_gradient(o.last()))?;
     let _ftz = FlushDenormals::new();
     let xb = super::slices(xs.iter().map(|r| &r.data[..]));
     let (ni, no) = (meta.inputs.len(), meta.outputs.len());
