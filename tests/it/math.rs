@@ -7,8 +7,7 @@ use kiln::ndarray::{Array2, Array3};
 use kiln::prelude::*;
 use kiln::testing::{assert_close, check_layer, check_model};
 use kiln::{
-    BackwardOpts, BinaryOp, Broadcast, Ctx, Divide, Layer, MatMul, Reduce, ReduceOp, SoftmaxAxis, Stream, Unary,
-    UnaryOp,
+    BackwardOpts, BinaryOp, Broadcast, Ctx, Layer, MatMul, Reduce, ReduceOp, SoftmaxAxis, Stream, Unary, UnaryOp,
 };
 
 fn reference(key: &str) -> Vec<f32> {
@@ -68,7 +67,7 @@ fn every_op_matches_keras_and_passes_the_gradient_check() {
     ] {
         check(case, Unary::new(op), &s);
     }
-    check("divide", Divide::new(), &s);
+    check("divide", Broadcast::new(BinaryOp::Divide, &s, &s), &s);
     // Keras' axes count the batch: axis 1 is a sample's axis 0.
     for (case, op, axis) in [
         ("sum1", ReduceOp::Sum, 0),

@@ -84,6 +84,14 @@ pub fn generic_fallback(item: &syn::ItemStruct) -> TokenStream {
         return error;
     };
     fields.named.iter_mut().for_each(|f| f.attrs.retain(|a| !a.path().is_ident("layer")));
+    let inits: Vec<TokenStream> = fields
+        .named
+        .iter()
+        .map(|f| {
+            let (id, ty) = (&f.ident, &f.ty);
+            quote!(#id: <#ty as #rt::Init>::init(&mut rng))
+        })
+        .collect();
     fields.named.push(syn::parse_quote!(#[doc(hidden)] pub __kiln_state: #rt::TrainState));
     let ty = quote!(#name #ty_g);
     let model = model_impl(&quote!(#impl_g), &ty, &quote!(self.__kiln_state));
@@ -93,10 +101,11 @@ pub fn generic_fallback(item: &syn::ItemStruct) -> TokenStream {
         #plain
         impl #impl_g #name #ty_g #where_g {
             pub fn new() -> Self {
-                ::core::unreachable!()
+                Self::with_seed(0)
             }
-            pub fn with_seed(_: u64) -> Self {
-                ::core::unreachable!()
+            pub fn with_seed(seed: u64) -> Self {
+                let mut rng = <#rt::StdRng as #rt::SeedableRng>::seed_from_u64(seed);
+                Self { #(#inits,)* __kiln_state: #rt::TrainState::new(seed) }
             }
         }
         #model

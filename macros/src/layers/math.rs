@@ -57,33 +57,25 @@ fn num(c: f32) -> TokenStream {
 /// The element-wise function of a tensor and constants.
 pub fn scalar(s: Scalar) -> Rc<dyn Spec> {
     let rt = rt();
-    let n = num;
+    let op = |name: &str, c: f32| {
+        let (name, c) = (quote::format_ident!("{name}"), num(c));
+        quote!(#name(#c))
+    };
     let (class, op) = match s {
-        Scalar::Scale(c) => ("Multiply", n(c).map_op(|c| quote!(Scale(#c)))),
-        Scalar::Shift(c) => (if c < 0.0 { "Subtract" } else { "Add" }, n(c).map_op(|c| quote!(Shift(#c)))),
-        Scalar::SubtractFrom(c) => ("Subtract", n(c).map_op(|c| quote!(SubtractFrom(#c)))),
-        Scalar::DivideBy(c) => ("TrueDivide", n(c).map_op(|c| quote!(DivideBy(#c)))),
-        Scalar::Reciprocal(c) => ("TrueDivide", n(c).map_op(|c| quote!(Reciprocal(#c)))),
-        Scalar::Power(c) => ("Power", n(c).map_op(|c| quote!(Power(#c)))),
-        Scalar::Maximum(c) => ("Maximum", n(c).map_op(|c| quote!(Maximum(#c)))),
-        Scalar::Minimum(c) => ("Minimum", n(c).map_op(|c| quote!(Minimum(#c)))),
+        Scalar::Scale(c) => ("Multiply", op("Scale", c)),
+        Scalar::Shift(c) => (if c < 0.0 { "Subtract" } else { "Add" }, op("Shift", c)),
+        Scalar::SubtractFrom(c) => ("Subtract", op("SubtractFrom", c)),
+        Scalar::DivideBy(c) => ("TrueDivide", op("DivideBy", c)),
+        Scalar::Reciprocal(c) => ("TrueDivide", op("Reciprocal", c)),
+        Scalar::Power(c) => ("Power", op("Power", c)),
+        Scalar::Maximum(c) => ("Maximum", op("Maximum", c)),
+        Scalar::Minimum(c) => ("Minimum", op("Minimum", c)),
         Scalar::Clip(lo, hi) => {
-            let (lo, hi) = (n(lo), n(hi));
+            let (lo, hi) = (num(lo), num(hi));
             ("Clip", quote!(Clip(#lo, #hi)))
         }
     };
     Rc::new(Unary { class, op: quote!(#rt::UnaryOp::#op) })
-}
-
-/// Wraps a constant's code into an op's.
-trait MapOp {
-    fn map_op(self, f: impl FnOnce(TokenStream) -> TokenStream) -> TokenStream;
-}
-
-impl MapOp for TokenStream {
-    fn map_op(self, f: impl FnOnce(TokenStream) -> TokenStream) -> TokenStream {
-        f(self)
-    }
 }
 
 impl Spec for Unary {

@@ -64,7 +64,7 @@ impl Spec for Elementwise {
         self.class
     }
     fn arity(&self) -> Arity {
-        if matches!(self.class, "Subtract" | "Divide") { Arity::Two } else { Arity::AtLeastTwo }
+        if self.class == "Subtract" { Arity::Two } else { Arity::AtLeastTwo }
     }
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
         count(self.class, self.arity(), ins)?;

@@ -100,11 +100,6 @@ elementwise!(
     |xs, i, j, y, dy, k| { let _ = (y, k); dy[j] * xs.iter().enumerate().filter(|(m, _)| *m != i).map(|(_, x)| x[j]).product::<f32>() }
 );
 elementwise!(
-    /// Keras' `ops.divide` (`a / b` in a `call` body): its first input divided by its second.
-    Divide, |a, b| a / b, |_, _| {},
-    |xs, i, j, y, dy, k| { let _ = (y, k); if i == 0 { dy[j] / xs[1][j] } else { -dy[j] * xs[0][j] / (xs[1][j] * xs[1][j]) } }
-);
-elementwise!(
     /// Keras' `Average()`: the element-wise mean of its inputs.
     Average, |a, b| a + b, |out, k| { let inv = 1.0 / k as f32; out.iter_mut().for_each(|v| *v *= inv) },
     |xs, i, j, y, dy, k| { let _ = (xs, i, y); dy[j] / k as f32 }

@@ -155,7 +155,7 @@ pub use tensor::{MatMul, MatMulBuffers, Slice, SoftmaxAxis};
 pub use weight::{Ones, Weight, WeightBuffers, WeightInit, Zeros};
 pub use math::{BinaryOp, Broadcast, BroadcastBuffers, Distribution, Draw, MathBuffers, Reduce, ReduceOp, Unary, UnaryOp};
 pub use masking::{MaskSource, Masking, MaskingBuffers};
-pub use merge::{Add, Average, Concatenate, Divide, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
+pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
 pub use noise::{Dropout, GaussianNoise, NoiseBuffers, Rescaling, SpatialDropout};
 pub use normalization::{Normalization, NormalizationBuffers};
 pub use param::{Param, Role};
