@@ -149,6 +149,12 @@ pub fn check_graph(model: &Model, errors: &mut Errors) {
     for &o in &model.outputs {
         reaches[o] = true;
     }
+    // A term added to the loss (`self.add_loss`) is an end of the graph, as an output is.
+    for (i, r) in reaches.iter_mut().enumerate() {
+        if model.layer_of(i).is_some_and(|l| l.kind.class() == "AddLoss") {
+            *r = true;
+        }
+    }
     for i in (0..model.nodes.len()).rev() {
         if reaches[i] {
             for &j in &model.nodes[i].inputs {

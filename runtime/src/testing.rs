@@ -179,7 +179,8 @@ pub fn check_loss(
 }
 
 /// Checks every parameter gradient of a whole model, with several inputs and outputs, against
-/// central differences of `L = Σ_k Σ r_k ⊙ output_k` (up to `per_param` entries per parameter).
+/// central differences of `L = Σ_k Σ r_k ⊙ output_k` plus the model's own losses (activity
+/// penalties, `add_loss` terms; up to `per_param` entries per parameter).
 /// Shared layers are checked through every use, since their one parameter array feeds them all.
 pub fn check_model<M: crate::Model>(
     m: &mut M,
@@ -199,7 +200,8 @@ pub fn check_model<M: crate::Model>(
         rs.iter()
             .enumerate()
             .map(|(k, r)| m.output(k).iter().zip(r).map(|(y, r)| *y as f64 * *r as f64).sum::<f64>())
-            .sum()
+            .sum::<f64>()
+            + m.activity_penalty()
     };
     let dys: Vec<&[f32]> = rs.iter().map(|r| &r[..]).collect();
     let fused = vec![false; rs.len()];

@@ -146,8 +146,11 @@ impl Gen<'_> {
     fn grad(&self, u: usize, stmts: &mut Vec<TokenStream>) -> TokenStream {
         let rt = rt();
         let parts = self.contributions(u);
-        if parts.len() == 1 {
-            return parts.into_iter().next().unwrap_or_default();
+        match parts.len() {
+            // Nothing reads it: a term added to the loss, whose layer seeds its own gradient.
+            0 => return quote!(&[]),
+            1 => return parts.into_iter().next().unwrap_or_default(),
+            _ => {}
         }
         let g = self.grad_place(u);
         stmts.push(quote!(#rt::accumulate(&mut #g, &[#(#parts),*]);));

@@ -46,6 +46,7 @@ pub fn expand(model: &Model) -> TokenStream {
             layers: quote!(&[#(#infos)*]),
             prelude: quote!(),
             train_state: quote!(self.__kiln_state),
+            added_losses: vec![],
         },
     );
     let params = model.layers.iter().map(|l| l.kind.param_count(&model.nodes[l.apps[0]].input_shapes));
@@ -196,13 +197,31 @@ pub struct ImplParts {
     pub prelude: TokenStream,
     /// Where the `TrainState` lives.
     pub train_state: TokenStream,
+    /// The terms `call` adds to the loss: each one's name and the `AddLoss` layer's place.
+    pub added_losses: Vec<(String, TokenStream)>,
 }
 
 /// The trait impls every generated model has: `Model`, and for one output also `Layer`, so it
 /// can be part of another model. They call the inherent `__kiln_*` functions.
 pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
-    let ImplParts { in_ports, out_ports, out_acts, prediction, layers, prelude, train_state } = p;
+    let ImplParts { in_ports, out_ports, out_acts, prediction, layers, prelude, train_state, added_losses } = p;
     let (rt, model, state) = (rt(), g.m, &g.state);
+    // `add_loss` terms: their names, values, and their sum in the penalty (none: nothing emitted).
+    let added = (!added_losses.is_empty()).then(|| {
+        let names = added_losses.iter().map(|(n, _)| n);
+        let arms = added_losses.iter().enumerate().map(|(i, (_, place))| quote!(#i => #rt::AddLoss::value(&#place),));
+        quote! {
+            const ADDED_LOSSES: &'static [&'static str] = &[#(#names),*];
+            fn added_loss(&self, i: usize) -> f64 {
+                match i {
+                    #(#arms)*
+                    _ => 0.0,
+                }
+            }
+        }
+    });
+    let added_sum = added_losses.iter().map(|(_, place)| quote!(+ #rt::AddLoss::value(&#place)));
+    let penalty = quote!(self.__kiln_penalty() #(#added_sum)*);
     let name = &model.name;
     let name_str = name.to_string();
     let (mut grads, mut finish) = (Vec::new(), Vec::new());
@@ -244,7 +263,7 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
                     self.__kiln_visit(f)
                 }
                 fn penalty(&self) -> f64 {
-                    self.__kiln_penalty()
+                    #penalty
                 }
                 fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
                     self.__kiln_visit_mut(f)
@@ -304,8 +323,9 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
                 self.__kiln_visit(f)
             }
             fn activity_penalty(&self) -> f64 {
-                self.__kiln_penalty()
+                #penalty
             }
+            #added
             fn visit_weights_mut(&mut self, f: &mut dyn FnMut(&mut #rt::Param)) {
                 self.__kiln_visit_mut(f)
             }

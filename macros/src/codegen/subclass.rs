@@ -42,6 +42,7 @@ pub fn expand(lw: &CallBody, out_shapes: &[Vec<usize>]) -> TokenStream {
             layers: quote!(Self::__KILN_LAYERS),
             prelude: bind_ref.clone(),
             train_state: quote!(self.kiln.train),
+            added_losses: lw.added_losses.iter().map(|(n, l)| (n.clone(), quote!(self.kiln.call.#l))).collect(),
         },
     );
     let field_shapes = field_shapes(&g);

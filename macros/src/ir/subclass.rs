@@ -31,4 +31,7 @@ pub struct CallBody {
     pub indexed: BTreeMap<String, BTreeSet<usize>>,
     /// The model's constants: the output shape of each field call.
     pub consts: Vec<TokenStream>,
+    /// The terms `call` adds to the loss (`self.add_loss(..)`): each one's name in the logs and
+    /// the layer computing it.
+    pub added_losses: Vec<(String, Ident)>,
 }

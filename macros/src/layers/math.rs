@@ -241,3 +241,28 @@ impl Spec for Draw {
         quote!(#rt::Draw::new(#rt::Distribution::#d))
     }
 }
+
+/// `self.add_loss(term)`: a term of the loss computed in `call` (see the runtime's `AddLoss`).
+struct AddLoss;
+
+/// The spec of `self.add_loss(..)`.
+pub fn add_loss() -> Rc<dyn Spec> {
+    Rc::new(AddLoss)
+}
+
+impl Spec for AddLoss {
+    fn class(&self) -> &'static str {
+        "AddLoss"
+    }
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        Ok(ins[0].clone())
+    }
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::AddLoss)
+    }
+    fn constructor(&self, _ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::AddLoss::new())
+    }
+}

@@ -449,6 +449,19 @@ pub const fn expect_same_size(what: &str, from: &[usize], to: &[usize]) {
     }
 }
 
+/// `add_loss` reads one value per sample.
+pub const fn expect_one_per_sample(what: &str, shape: &[usize]) {
+    let mut size = 1;
+    let mut i = 0;
+    while i < shape.len() {
+        size *= shape[i];
+        i += 1;
+    }
+    if size != 1 {
+        fail!(Msg::new().str(what).str(" takes one value per sample (reduce the term first, e.g. sum(t, axis = 1)), not a tensor of shape ").shape(shape))
+    }
+}
+
 /// `squeeze` removes an axis of extent 1.
 pub const fn expect_extent_one(what: &str, extent: usize) {
     if extent != 1 {

@@ -30,6 +30,8 @@ pub struct Meta {
     pub layers: &'static [LayerInfo],
     /// [`Model::MEMORY`].
     pub memory: Option<[usize; 2]>,
+    /// [`Model::ADDED_LOSSES`].
+    pub added_losses: &'static [&'static str],
 }
 
 /// Every [`Model`] as a trait object (implemented for all of them; you never implement it).
@@ -53,6 +55,8 @@ pub trait DynModel: Any + Send + Sync {
     fn visit_weights_mut(&mut self, f: &mut dyn FnMut(&mut Param));
     /// [`Model::activity_penalty`].
     fn activity_penalty(&self) -> f64;
+    /// [`Model::added_loss`].
+    fn added_loss(&self, i: usize) -> f64;
     /// [`Model::train_state`].
     fn train_state(&self) -> &TrainState;
     /// [`Model::train_state_mut`].
@@ -70,6 +74,7 @@ impl<M: Model> DynModel for M {
             output_activations: M::OUTPUT_ACTIVATIONS,
             layers: M::LAYERS,
             memory: M::MEMORY,
+            added_losses: M::ADDED_LOSSES,
         }
     }
     fn run(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
@@ -95,6 +100,9 @@ impl<M: Model> DynModel for M {
     }
     fn activity_penalty(&self) -> f64 {
         Model::activity_penalty(self)
+    }
+    fn added_loss(&self, i: usize) -> f64 {
+        Model::added_loss(self, i)
     }
     fn train_state(&self) -> &TrainState {
         Model::train_state(self)

@@ -86,6 +86,9 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// sample (the layer outputs alive at once), as planned when the model compiled; `None`
     /// where only rustc knows a layer's shapes.
     const MEMORY: Option<[usize; 2]> = None;
+    /// The names of the terms `call` adds to the loss with `self.add_loss(..)` (Keras'
+    /// `add_loss`), as `fit` and `evaluate` log them.
+    const ADDED_LOSSES: &'static [&'static str] = &[];
     /// What `predict` returns: an array for one output, a tuple of arrays for several.
     type Prediction: Prediction;
 
@@ -118,6 +121,11 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// The activity penalties of the last forward pass (Keras' layer losses from
     /// `activity_regularizer`), added to the loss.
     fn activity_penalty(&self) -> f64 {
+        0.0
+    }
+    /// The value of the `i`-th `add_loss` term in the last forward pass (its mean over the
+    /// batch), already part of [`activity_penalty`](Self::activity_penalty).
+    fn added_loss(&self, _i: usize) -> f64 {
         0.0
     }
     /// The training state (seed, compiled configuration, buffers).
@@ -220,15 +228,42 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     }
 
     /// The loss on one batch and its gradient with respect to every parameter, for custom
-    /// training loops (Keras' `GradientTape`). `loss` applies to every output. Parameters' own
-    /// gradients are left holding the same values.
+    /// training loops (Keras' `GradientTape`): `&loss` for every output, or [`Losses`](crate::Losses)
+    /// with a loss and a weight per output (`Losses::compiled()`: those of `compile`). The loss
+    /// counts what `fit` counts — each output's weighted loss, weight regularization, activity
+    /// penalties and `add_loss` terms — with the same bits. A training pass: dropout draws from
+    /// the model's random stream, moving statistics are updated.
     fn loss_and_grads<'a>(
         &mut self,
         x: impl Inputs<'a>,
         y: impl Inputs<'a>,
-        loss: &crate::Loss,
+        losses: impl Into<crate::Losses>,
     ) -> Result<(f32, train::Gradients)> {
-        train::loss_and_grads(self, x.arrays(), y.arrays(), loss)
+        train::loss_and_grads(self, x.arrays(), y.arrays(), &losses.into())
+    }
+
+    /// A training-mode forward pass (Keras' `model(x, training=True)` under a `GradientTape`):
+    /// the outputs, as `predict` gives them, with what [`backward_train`](Self::backward_train)
+    /// needs kept. Dropout is on and moving statistics are updated, as in a step of `fit`.
+    fn forward_train<'a>(&mut self, x: impl Inputs<'a>) -> Result<Self::Prediction> {
+        train::forward_train(self, x.arrays()).and_then(Prediction::from_outputs)
+    }
+
+    /// The backward pass of the last [`forward_train`](Self::forward_train) from `dy`, the
+    /// gradient of your loss with respect to each output (a tuple for several outputs): every
+    /// parameter's gradient (to apply with an optimizer, or not) and every input's gradient (to
+    /// go on into the model that produced the input). Nothing is applied; the model's own losses
+    /// (regularization, `add_loss`) are included. A step through two models:
+    ///
+    /// ```ignore
+    /// let logits = disc.forward_train(&gen.forward_train(&z)?)?;
+    /// let (loss, dy) = bce.value_and_grad(&logits, &ones)?;
+    /// let through = disc.backward_train(&dy)?;                     // disc not updated
+    /// let g = gen.backward_train(&through.input_grads[0])?.grads;
+    /// gen_opt.apply(&mut gen, &g)?;
+    /// ```
+    fn backward_train<'a>(&mut self, dy: impl Inputs<'a>) -> Result<train::Backward> {
+        train::backward_train(self, dy.arrays())
     }
 
     /// `evaluate` with one weight per row (Keras' `sample_weight`): the loss is `Σ wᵢ lᵢ / n`;

@@ -152,29 +152,30 @@ fn output_index(meta: &Meta, name: &str, what: &'static str) -> Result<usize> {
     })
 }
 
-pub(crate) fn compile(m: &mut dyn DynModel, config: Compile) -> Result<()> {
-    let meta = m.meta();
-    let optimizer = config.optimizer?;
-    optimizer.check()?;
-    let default = config.loss.transpose()?;
+/// Each output's loss and loss weight, from one loss for every output (`default`) and losses and
+/// weights by output name, every one checked against the output it reads. `compile` and the
+/// custom loops' [`Losses`](super::Losses) resolve theirs here.
+pub(super) fn output_losses(
+    meta: &Meta,
+    default: Option<Loss>,
+    by_name: Vec<(String, Loss)>,
+    weights_by_name: &[(String, f32)],
+) -> Result<Vec<(Loss, f32)>> {
     let mut losses: Vec<Option<Loss>> = vec![default; meta.outputs.len()];
-    for (name, loss) in config.output_losses {
-        losses[output_index(&meta, &name, "loss")?] = Some(loss?);
+    for (name, loss) in by_name {
+        losses[output_index(meta, &name, "loss")?] = Some(loss);
     }
     let mut weights = vec![1.0f32; meta.outputs.len()];
-    for (name, w) in config.weights {
-        if !w.is_finite() || w < 0.0 {
+    for (name, w) in weights_by_name {
+        if !w.is_finite() || *w < 0.0 {
             return Err(Error::invalid(
                 "loss_weights",
                 format!("the weight of `{name}` must be finite and >= 0, got {w}"),
             ));
         }
-        weights[output_index(&meta, &name, "loss_weights")?] = w;
+        weights[output_index(meta, name, "loss_weights")?] = *w;
     }
-    for metric in config.metrics.iter().chain(config.output_metrics.iter().flat_map(|(_, v)| v)) {
-        metric.check()?;
-    }
-    let mut outputs = Vec::new();
+    let mut out = Vec::new();
     for (k, port) in meta.outputs.iter().enumerate() {
         let loss = losses[k].ok_or_else(|| {
             Error::invalid(
@@ -182,38 +183,51 @@ pub(crate) fn compile(m: &mut dyn DynModel, config: Compile) -> Result<()> {
                 format!("output `{}` has no loss: give one loss for all outputs or one per output", port.name),
             )
         })?;
-        if loss.is_sparse() && port.last() < 2 {
+        let width = port.last();
+        if loss.is_sparse() && width < 2 {
             return Err(Error::invalid(
                 "loss",
                 format!(
-                    "sparse_categorical_crossentropy needs at least 2 outputs (one per class); output `{}` of {} has {}",
-                    port.name,
-                    meta.name,
-                    port.last()
+                    "sparse_categorical_crossentropy needs at least 2 outputs (one per class); output `{}` of {} has {width}",
+                    port.name, meta.name
                 ),
             ));
         }
-        outputs.push(OutputSpec { loss, weight: weights[k], metrics: config.metrics.clone() });
-    }
-    for (name, names) in config.output_metrics {
-        outputs[output_index(&meta, &name, "metrics")?].metrics.extend(names);
-    }
-    // A loss written for rows of one width (`#[kiln::loss]`) reads an output of that width, and
-    // training needs every loss's gradient.
-    for (k, out) in outputs.iter().enumerate() {
-        let width = meta.outputs[k].last();
-        out.loss.check_gradient(width)?;
-        if let Some(w) = out.loss.custom_width().filter(|&w| w != width) {
+        // A loss written for rows of one width (`#[kiln::loss]`) reads an output of that width,
+        // and training needs every loss's gradient.
+        loss.check_gradient(width)?;
+        if let Some(w) = loss.custom_width().filter(|&w| w != width) {
             return Err(Error::invalid(
                 "loss",
                 format!(
                     "loss `{}` reads rows of {w} value(s), but output `{}` of {} gives rows of {width}",
-                    out.loss.name(),
-                    meta.outputs[k].name,
+                    loss.name(),
+                    port.name,
                     meta.name
                 ),
             ));
         }
+        out.push((loss, weights[k]));
+    }
+    Ok(out)
+}
+
+pub(crate) fn compile(m: &mut dyn DynModel, config: Compile) -> Result<()> {
+    let meta = m.meta();
+    let optimizer = config.optimizer?;
+    optimizer.check()?;
+    let default = config.loss.transpose()?;
+    let by_name = config.output_losses.into_iter().map(|(n, l)| l.map(|l| (n, l))).collect::<Result<Vec<_>>>()?;
+    let losses = output_losses(&meta, default, by_name, &config.weights)?;
+    for metric in config.metrics.iter().chain(config.output_metrics.iter().flat_map(|(_, v)| v)) {
+        metric.check()?;
+    }
+    let mut outputs: Vec<OutputSpec> = losses
+        .into_iter()
+        .map(|(loss, weight)| OutputSpec { loss, weight, metrics: config.metrics.clone() })
+        .collect();
+    for (name, names) in config.output_metrics {
+        outputs[output_index(&meta, &name, "metrics")?].metrics.extend(names);
     }
     // Targets must have the shape each metric reads: labels for the sparse ones, the output's
     // shape for the others.

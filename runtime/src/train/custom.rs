@@ -10,25 +10,21 @@
 //! }
 //! ```
 
-use ndarray::{ArrayBase, ArrayView, Axis, Data, Dimension};
+use ndarray::{ArrayBase, ArrayView, Axis, Data, Dimension, Slice};
 
 use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
-use crate::layers::{Ctx, Role, sized};
-use crate::losses::Loss;
+use crate::layers::Role;
+use crate::model::Model;
 use crate::model::dynamic::DynModel;
-use crate::model::{MAX_PORTS, Model};
 use crate::optimizers::Optimizer;
-use crate::random::Stream;
-
-use super::data;
 
 /// The gradient of a loss with respect to every parameter of a model, by parameter name, in the
 /// model's traversal order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gradients {
-    names: Vec<String>,
-    values: Vec<Vec<f32>>,
+    pub(super) names: Vec<String>,
+    pub(super) values: Vec<Vec<f32>>,
 }
 
 impl Gradients {
@@ -52,6 +48,19 @@ impl Gradients {
     /// Zero gradients for every parameter of `model` (to accumulate into, or to fill by hand).
     pub fn zeros_like<M: Model>(model: &M) -> Self {
         Self::zeros_of(model)
+    }
+
+    /// Each parameter's current gradient (what the last backward pass wrote); state (moving
+    /// statistics) has no gradient, so it has no entry.
+    pub(super) fn of(model: &dyn DynModel) -> Self {
+        let (mut names, mut values) = (Vec::new(), Vec::new());
+        model.visit_weights(&mut |name, p| {
+            if p.role() != Role::State {
+                names.push(name.to_string());
+                values.push(p.grad.clone());
+            }
+        });
+        Gradients { names, values }
     }
 
     fn zeros_of(model: &dyn DynModel) -> Self {
@@ -144,106 +153,6 @@ fn check_norm(name: &'static str, max: f32) -> Result<()> {
     Ok(())
 }
 
-/// After a forward pass on `n` samples: the total of `loss` over every output, its gradient with
-/// respect to each output, and which outputs took the fused softmax gradient.
-fn output_grads(
-    m: &dyn DynModel,
-    ys: &[data::Rows<'_>],
-    loss: &Loss,
-    n: usize,
-) -> (f32, Vec<Vec<f32>>, [bool; MAX_PORTS]) {
-    let meta = m.meta();
-    let no = meta.outputs.len();
-    let mut grads: Vec<Vec<f32>> = vec![Vec::new(); no];
-    let mut fused = [false; MAX_PORTS];
-    let mut total = 0.0;
-    for k in 0..no {
-        fused[k] = super::fuses(&meta, loss, k);
-        let (width, rows) = (meta.outputs[k].last(), n * super::loss_rows(&meta.outputs[k]));
-        let g = sized(&mut grads[k], rows * width);
-        total += loss.compute(m.output(k), &ys[k].data, rows, width, Some(g), fused[k]);
-    }
-    (total, grads, fused)
-}
-
-/// The loss of `m` on one batch and its gradients (`loss` applies to every output).
-pub(crate) fn loss_and_grads(
-    m: &mut dyn DynModel,
-    x: Vec<crate::model::InputArray<'_>>,
-    y: Vec<crate::model::InputArray<'_>>,
-    loss: &Loss,
-) -> Result<(f32, Gradients)> {
-    let meta = m.meta();
-    let xs = data::inputs(&meta, &x, "x")?;
-    let n = xs[0].n;
-    let ys = data::targets(&meta, &y, n, &[*loss], "y")?;
-    meta.outputs.iter().try_for_each(|o| loss.check_gradient(o.last()))?;
-    let _ftz = FlushDenormals::new();
-    let xb = super::slices(xs.iter().map(|r| &r.data[..]));
-    let (ni, no) = (meta.inputs.len(), meta.outputs.len());
-    // A step outside `fit` draws from a stream of its own, so it leaves the model's untouched.
-    let mut stream = Stream::new(m.train_state().seed() ^ m.train_state().stream().position());
-    let mut ctx = Ctx::new(n, true, &mut stream);
-    m.run(&xb[..ni], &mut ctx);
-    let (total, grads, fused) = output_grads(m, &ys, loss, n);
-    let dys = super::slices(grads.iter().map(|g| &g[..]));
-    m.run_backward(&xb[..ni], &dys[..no], &fused[..no], &mut ctx);
-    let (mut names, mut values) = (Vec::new(), Vec::new());
-    // State (moving statistics) has no gradient, so it has no entry.
-    m.visit_weights(&mut |name, p| {
-        if p.role() != Role::State {
-            names.push(name.to_string());
-            values.push(p.grad.clone());
-        }
-    });
-    Ok((total, Gradients { names, values }))
-}
-
-/// The gradient of the loss with respect to each input (saliency maps, adversarial examples), in
-/// inference mode (dropout off, moving statistics), nothing updated.
-pub(crate) fn input_gradients(
-    m: &mut dyn DynModel,
-    x: Vec<crate::model::InputArray<'_>>,
-    y: Vec<crate::model::InputArray<'_>>,
-    loss: &Loss,
-) -> Result<Vec<ndarray::ArrayD<f32>>> {
-    let meta = m.meta();
-    let xs = data::inputs(&meta, &x, "x")?;
-    let n = xs[0].n;
-    let ys = data::targets(&meta, &y, n, &[*loss], "y")?;
-    meta.outputs.iter().try_for_each(|o| loss.check_gradient(o.last()))?;
-    let _ftz = FlushDenormals::new();
-    let xb = super::slices(xs.iter().map(|r| &r.data[..]));
-    let (ni, no) = (meta.inputs.len(), meta.outputs.len());
-    // Parameter gradients are rewritten by the pass: keep them as they were.
-    let mut kept = Vec::new();
-    m.visit_weights(&mut |_, p| kept.push(p.grad.clone()));
-    let mut stream = Stream::new(0);
-    let mut ctx = Ctx::new(n, false, &mut stream);
-    m.run(&xb[..ni], &mut ctx);
-    let (_, grads, fused) = output_grads(m, &ys, loss, n);
-    let dys = super::slices(grads.iter().map(|g| &g[..]));
-    m.backward_to_inputs(&xb[..ni], &dys[..no], &fused[..no], &mut ctx);
-    let mut out = Vec::with_capacity(ni);
-    for (i, port) in meta.inputs.iter().enumerate() {
-        let shape: Vec<usize> = std::iter::once(n).chain(port.shape.iter().copied()).collect();
-        let g = m.input_grad_of(i, &dys[..no]);
-        if g.len() != n * port.size() {
-            return Err(Error::invalid(
-                "input_gradients",
-                format!("{} does not compute gradients with respect to its inputs", meta.name),
-            ));
-        }
-        out.push(ndarray::ArrayD::from_shape_vec(shape, g.to_vec()).map_err(|e| Error::invalid("x", e.to_string()))?);
-    }
-    let mut i = 0;
-    m.visit_weights_mut(&mut |p| {
-        p.grad.copy_from_slice(&kept[i]);
-        i += 1;
-    });
-    Ok(out)
-}
-
 /// `opt.apply(&mut model, &grads)`: one optimizer step with gradients computed (and perhaps
 /// changed) by the user. Frozen parameters are left alone.
 pub trait ApplyGradients {
@@ -304,31 +213,89 @@ fn apply<O: Optimizer + ?Sized>(opt: &mut O, model: &mut dyn DynModel, grads: &G
     }
 }
 
-/// Consecutive batches of `size` rows of `x` and `y` (the last one holds the remainder).
+/// What [`batches`] splits: one array (`&x`), or a tuple of arrays for several inputs or outputs
+/// (`(&a, &b)`), of `f32` or integers; a batch is a view of each, of the same kind.
+pub trait Batchable<'a> {
+    /// One batch: a view, or a tuple of views.
+    type Batch;
+    /// The row count (first axis) of each array.
+    fn row_counts(&self) -> Vec<usize>;
+    /// Rows `from..to` of each array.
+    fn rows(&self, from: usize, to: usize) -> Self::Batch;
+}
+
+impl<'a, T: 'a, S: Data<Elem = T>, D: Dimension> Batchable<'a> for &'a ArrayBase<S, D> {
+    type Batch = ArrayView<'a, T, D>;
+    fn row_counts(&self) -> Vec<usize> {
+        vec![self.shape().first().copied().unwrap_or(0)]
+    }
+    fn rows(&self, from: usize, to: usize) -> Self::Batch {
+        let this: &'a ArrayBase<S, D> = self;
+        if this.ndim() == 0 {
+            return this.view();
+        }
+        this.slice_axis(Axis(0), Slice::from(from..to))
+    }
+}
+
+macro_rules! tuple_batchable {
+    ($(($($t:ident $v:ident),+))*) => {$(
+        impl<'a, $($t: Batchable<'a>),+> Batchable<'a> for ($($t,)+) {
+            type Batch = ($($t::Batch,)+);
+            fn row_counts(&self) -> Vec<usize> {
+                let ($($v,)+) = self;
+                let mut out = Vec::new();
+                $(out.extend($v.row_counts());)+
+                out
+            }
+            fn rows(&self, from: usize, to: usize) -> Self::Batch {
+                let ($($v,)+) = self;
+                ($($v.rows(from, to),)+)
+            }
+        }
+    )*};
+}
+
+tuple_batchable! {
+    (A a)
+    (A a, B b)
+    (A a, B b, C c)
+    (A a, B b, C c, E e)
+}
+
+/// Consecutive batches of `size` rows of `x` and `y` (the last one holds the remainder), each a
+/// view of one array or a tuple of views (several inputs or outputs, as `fit` takes them):
 ///
-/// Errors, as `fit` does: a `size` of 0, or `x` and `y` with different row counts.
-pub fn batches<'a, S1, D1, S2, D2>(
-    x: &'a ArrayBase<S1, D1>,
-    y: &'a ArrayBase<S2, D2>,
+/// ```ignore
+/// for (xb, (labels, scores)) in batches(&x, (&labels, &scores), 32)? {
+///     let (loss, grads) = model.loss_and_grads(&xb, (&labels, &scores), &losses)?;
+/// }
+/// ```
+///
+/// Errors, as `fit` does: a `size` of 0, or arrays with different row counts.
+pub fn batches<'a, X: Batchable<'a>, Y: Batchable<'a>>(
+    x: X,
+    y: Y,
     size: usize,
-) -> Result<impl Iterator<Item = (ArrayView<'a, f32, D1>, ArrayView<'a, f32, D2>)>>
-where
-    S1: Data<Elem = f32>,
-    D1: Dimension,
-    S2: Data<Elem = f32>,
-    D2: Dimension,
-{
+) -> Result<impl Iterator<Item = (X::Batch, Y::Batch)>> {
     super::check_batch_size(size)?;
-    let rows = |s: &[usize]| s.first().copied().unwrap_or(0);
-    if rows(x.shape()) != rows(y.shape()) {
+    let (xr, yr) = (x.row_counts(), y.row_counts());
+    let n = xr.first().copied().unwrap_or(0);
+    if let Some((i, r)) = xr.iter().enumerate().find(|(_, r)| **r != n) {
         return Err(Error::InvalidData {
-            what: "y".into(),
-            reason: format!(
-                "it has {} rows but x has {}: x and y need one row per sample",
-                rows(y.shape()),
-                rows(x.shape())
-            ),
+            what: format!("x (array {i})"),
+            reason: format!("it has {r} rows but the first array of x has {n}: every array needs one row per sample"),
         });
     }
-    Ok(x.axis_chunks_iter(Axis(0), size).zip(y.axis_chunks_iter(Axis(0), size)))
+    if let Some((i, r)) = yr.iter().enumerate().find(|(_, r)| **r != n) {
+        let which = if yr.len() > 1 { format!("y (array {i})") } else { "y".to_string() };
+        return Err(Error::InvalidData {
+            what: which,
+            reason: format!("it has {r} rows but x has {n}: x and y need one row per sample"),
+        });
+    }
+    Ok((0..n.div_ceil(size)).map(move |b| {
+        let (from, to) = (b * size, ((b + 1) * size).min(n));
+        (x.rows(from, to), y.rows(from, to))
+    }))
 }

@@ -22,7 +22,7 @@ impl Rows<'_> {
 /// The array's values in row-major order: borrowed when they already are, else copied. The copy
 /// iterates with the array's fixed rank (a dynamic-rank iterator costs an index vector update per
 /// value, 10x the copy itself), so a transposed or stepped view costs about a contiguous copy.
-fn contiguous<'a>(a: &'a InputArray<'_>) -> Cow<'a, [f32]> {
+pub(crate) fn contiguous<'a>(a: &'a InputArray<'_>) -> Cow<'a, [f32]> {
     if let Some(s) = a.as_slice() {
         return Cow::Borrowed(s);
     }

@@ -10,7 +10,7 @@ mod custom;
 mod data;
 mod evaluate;
 mod fit;
-
+mod passes;
 mod progress;
 mod step;
 
@@ -19,9 +19,10 @@ pub use callbacks::{
     ModelCheckpoint, NoHook, ReduceLrOnPlateau, TerminateOnNaN, Trainee,
 };
 pub use compile::{Compile, IntoLoss};
-pub use custom::{ApplyGradients, Gradients, batches};
+pub use custom::{ApplyGradients, Batchable, Gradients, batches};
 pub use evaluate::{EVALUATE_BATCH, Evaluate, Predict};
 pub use fit::{StepBatch, TrainStep};
+pub use passes::{Backward, Losses};
 pub use crate::history::{History, Logs};
 pub use step::apply_gradients;
 
@@ -40,7 +41,7 @@ use compile::Compiled;
 use data::Rows;
 
 pub(crate) use compile::compile;
-pub(crate) use custom::{input_gradients, loss_and_grads};
+pub(crate) use passes::{backward_train, forward_train, input_gradients, loss_and_grads};
 pub(crate) use evaluate::{evaluate, predict, predict_one};
 pub(crate) use fit::fit;
 pub(crate) use step::train_on_batch;
@@ -127,6 +128,8 @@ struct Workspace {
     yb: Vec<Vec<f32>>,
     wb: Vec<f32>,
     step: StepBuffers,
+    /// The inputs of the last `forward_train`, for `backward_train`.
+    tape: passes::Tape,
     order: Vec<usize>,
     /// A data-parallel step's values and everyone's (see `reduce_step`); the same in f64 for
     /// the epoch's running sums.

@@ -10,20 +10,28 @@ use crate::model::Meta;
 use crate::model::dynamic::DynModel;
 use crate::optimizers::{Clipping, Optimizer};
 
-use super::compile::Compiled;
+use super::compile::{Compiled, OutputSpec};
 use super::{History, Logs, StepBuffers, TrainState, compiled, data, loss_rows, range, slices, with_state};
 
 /// Running means of one epoch (or one evaluation): total loss, each output's loss, each metric.
 pub(super) struct Tracker {
     total: f64,
     per_output: Vec<f64>,
+    /// Each `add_loss` term of the model (`Model::ADDED_LOSSES`), summed over rows.
+    added: Vec<f64>,
     rows: usize,
     metrics: Vec<(usize, RunningMetric)>,
 }
 
 impl Tracker {
     pub(super) fn new(meta: &Meta, c: &Compiled) -> Self {
-        Tracker { total: 0.0, per_output: vec![0.0; meta.outputs.len()], rows: 0, metrics: c.metric_states(meta) }
+        Tracker {
+            total: 0.0,
+            per_output: vec![0.0; meta.outputs.len()],
+            added: vec![0.0; meta.added_losses.len()],
+            rows: 0,
+            metrics: c.metric_states(meta),
+        }
     }
 
     /// Sums the epoch's running values over a data-parallel group, so every process logs the
@@ -34,6 +42,7 @@ impl Tracker {
         v.push(self.total);
         v.push(self.rows as f64);
         v.extend_from_slice(&self.per_output);
+        v.extend_from_slice(&self.added);
         for (_, m) in &mut self.metrics {
             m.visit_sums(&mut |s| v.extend_from_slice(s));
         }
@@ -43,6 +52,9 @@ impl Tracker {
         let k = self.per_output.len();
         self.per_output.copy_from_slice(&v[at..at + k]);
         at += k;
+        let a = self.added.len();
+        self.added.copy_from_slice(&v[at..at + a]);
+        at += a;
         for (_, m) in &mut self.metrics {
             m.visit_sums(&mut |s| {
                 s.copy_from_slice(&v[at..at + s.len()]);
@@ -54,6 +66,7 @@ impl Tracker {
     pub(super) fn reset(&mut self) {
         self.total = 0.0;
         self.per_output.iter_mut().for_each(|v| *v = 0.0);
+        self.added.iter_mut().for_each(|v| *v = 0.0);
         self.rows = 0;
         self.metrics.iter_mut().for_each(|(_, m)| m.reset_state());
     }
@@ -65,6 +78,9 @@ impl Tracker {
             for (o, l) in meta.outputs.iter().zip(&self.per_output) {
                 into.insert(format!("{prefix}{}_loss", o.name), l / rows);
             }
+        }
+        for (name, l) in meta.added_losses.iter().zip(&self.added) {
+            into.insert(format!("{prefix}{name}"), l / rows);
         }
         for (_, s) in &self.metrics {
             for (key, v) in s.results() {
@@ -85,26 +101,14 @@ impl Tracker {
         grads: Option<&mut [Vec<f32>]>,
         sample_weight: Option<&[f32]>,
     ) -> f32 {
-        let mut total = 0.0f32;
-        let mut grads = grads;
         let outputs = m.meta().outputs;
-        for (k, out) in c.outputs.iter().enumerate() {
-            let (p, width, rows) = (m.output(k), outputs[k].last(), n * loss_rows(&outputs[k]));
-            let mut g = grads.as_deref_mut().map(|g| sized(&mut g[k], rows * width));
-            let fused = g.is_some() && c.fused[k];
-            let l = match sample_weight {
-                Some(w) => out.loss.compute_weighted(p, ys[k], rows, width, w, g.as_deref_mut(), fused),
-                None => out.loss.compute(p, ys[k], rows, width, g.as_deref_mut(), fused),
-            };
-            if let Some(g) = g
-                && out.weight != 1.0
-            {
-                g.iter_mut().for_each(|v| *v *= out.weight);
-            }
-            total += out.weight * l;
-            self.per_output[k] += l as f64 * n as f64;
+        let per_output = &mut self.per_output;
+        let total = weighted_loss(m, &c.outputs, &c.fused, ys, n, grads, sample_weight, |k, l| {
+            per_output[k] += l as f64 * n as f64;
+        });
+        for (i, a) in self.added.iter_mut().enumerate() {
+            *a += m.added_loss(i) * n as f64;
         }
-        total += (regularization(m) + m.activity_penalty()) as f32;
         for (k, s) in &mut self.metrics {
             let port = &outputs[*k];
             s.update(m.output(*k), ys[*k], n * loss_rows(port), port.last(), c.outputs[*k].loss.from_logits());
@@ -115,6 +119,54 @@ impl Tracker {
     }
 }
 
+
+/// The total loss of `m`'s current outputs on `n` rows: each output's loss times its weight, plus
+/// the model's own losses (weight regularization, activity penalties, `add_loss` terms). With
+/// `grads`, writes each output's weighted loss gradient (fused where `fused[k]`); `each` gets each
+/// output's own loss. `fit`, `train_on_batch` and `loss_and_grads` all count the loss here, so a
+/// custom loop computes the bits `fit` does.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn weighted_loss(
+    m: &mut dyn DynModel,
+    outs: &[OutputSpec],
+    fused: &[bool],
+    ys: &[&[f32]],
+    n: usize,
+    mut grads: Option<&mut [Vec<f32>]>,
+    sample_weight: Option<&[f32]>,
+    mut each: impl FnMut(usize, f32),
+) -> f32 {
+    let mut total = 0.0f32;
+    let outputs = m.meta().outputs;
+    for (k, out) in outs.iter().enumerate() {
+        let (p, width, rows) = (m.output(k), outputs[k].last(), n * loss_rows(&outputs[k]));
+        let mut g = grads.as_deref_mut().map(|g| sized(&mut g[k], rows * width));
+        let fused = g.is_some() && fused[k];
+        let l = match sample_weight {
+            Some(w) => out.loss.compute_weighted(p, ys[k], rows, width, w, g.as_deref_mut(), fused),
+            None => out.loss.compute(p, ys[k], rows, width, g.as_deref_mut(), fused),
+        };
+        if let Some(g) = g
+            && out.weight != 1.0
+        {
+            g.iter_mut().for_each(|v| *v *= out.weight);
+        }
+        total += out.weight * l;
+        each(k, l);
+    }
+    total + (regularization(m) + m.activity_penalty()) as f32
+}
+
+/// Adds each trainable weight's regularization gradient to its gradient, after a backward pass.
+pub(super) fn add_regularizer_grads(m: &mut dyn DynModel) {
+    m.visit_weights_mut(&mut |p| {
+        if let Some(r) = p.regularizer
+            && p.is_trainable()
+        {
+            r.add_gradient(&p.value, &mut p.grad);
+        }
+    });
+}
 
 /// A step that was not applied: which value was not finite, and that value.
 pub(super) struct Stopped {
@@ -193,13 +245,7 @@ fn step_unchecked(
         let k = m.meta().outputs.len();
         let dys = slices(grads.iter().map(|g| &g[..]));
         m.run_backward(xs, &dys[..k], &c.fused, ctx);
-        m.visit_weights_mut(&mut |p| {
-            if let Some(r) = p.regularizer
-                && p.is_trainable()
-            {
-                r.add_gradient(&p.value, &mut p.grad);
-            }
-        });
+        add_regularizer_grads(m);
     }
     if let Some((group, bufs)) = dist {
         loss = reduce_step(group, m, ctx.n, Some(loss), bufs);
@@ -306,7 +352,7 @@ pub fn apply_gradients(m: &mut dyn DynModel, opt: &mut dyn Optimizer) {
 
 /// The sum of every weight's regularization penalty (Keras' `model.losses`), added to the loss.
 /// (Visits mutably only because that visit names nothing: no allocation per step.)
-fn regularization(m: &mut dyn DynModel) -> f64 {
+pub(super) fn regularization(m: &mut dyn DynModel) -> f64 {
     let mut total = 0.0;
     m.visit_weights_mut(&mut |p| {
         if let Some(r) = &p.regularizer

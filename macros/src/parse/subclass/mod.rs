@@ -102,6 +102,8 @@ struct Lower {
     indexed: BTreeMap<String, BTreeSet<usize>>,
     /// The model's constants: the output shape of each field call.
     consts: Vec<TokenStream>,
+    /// `self.add_loss` terms: each one's name and layer.
+    added: Vec<(String, usize)>,
 }
 
 impl Lower {
@@ -512,6 +514,7 @@ pub fn lower(item: ItemImpl) -> syn::Result<(CallBody, Vec<Vec<usize>>)> {
         indexed: Default::default(),
         failed: Default::default(),
         consts: vec![],
+        added: vec![],
     };
     lw.inputs(&func.sig);
     let out_shapes = lw.out_shapes(&func.sig);
@@ -535,8 +538,9 @@ pub fn lower(item: ItemImpl) -> syn::Result<(CallBody, Vec<Vec<usize>>)> {
     let mut errors = Errors::default();
     crate::shape::check_graph(&lw.model, &mut errors);
     errors.finish()?;
-    let Lower { model, checks, indexed, consts, .. } = lw;
-    Ok((CallBody { model, checks, indexed, consts }, out_shapes))
+    let Lower { model, checks, indexed, consts, added, .. } = lw;
+    let added_losses = added.into_iter().map(|(n, l)| (n, model.layers[l].name.clone())).collect();
+    Ok((CallBody { model, checks, indexed, consts, added_losses }, out_shapes))
 }
 
 /// The model's name and its `call` method.

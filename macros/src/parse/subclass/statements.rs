@@ -3,6 +3,7 @@
 //! `for i in [0, 1, 2] { h = self.blocks[i](h); }`), and the returned outputs.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{Expr, Pat, Stmt};
 
@@ -49,6 +50,12 @@ impl Lower {
                 other => self.errors.at(other.span(), "assign to a tensor bound before: `let mut h = x; h = ...;`"),
             },
             Stmt::Expr(Expr::ForLoop(f), _) => self.unroll(f, result, budget),
+            // `self.add_loss(term);` / `self.add_loss("kl_loss", term);`
+            Stmt::Expr(Expr::MethodCall(mc), Some(_))
+                if mc.method == "add_loss" && matches!(&*mc.receiver, Expr::Path(p) if p.path.is_ident("self")) =>
+            {
+                self.add_loss(mc)
+            }
             Stmt::Expr(Expr::Return(r), _) => match &r.expr {
                 Some(e) => *result = self.outputs(e).map(|o| (o, r.span())),
                 None => self.errors.at(r.span(), "return the output tensor"),
@@ -56,6 +63,44 @@ impl Lower {
             Stmt::Expr(e, None) => *result = self.outputs(e).map(|o| (o, e.span())),
             other => self.errors.at(other.span(), format!("cannot differentiate this statement: {SUPPORTED}")),
         }
+    }
+
+    /// `self.add_loss([name,] term)`: a node adding the term's batch mean to the loss, logged
+    /// under `name` (by default `add_loss`, `add_loss_1`, ..).
+    fn add_loss(&mut self, mc: &syn::ExprMethodCall) {
+        let usage = "self.add_loss(term) or self.add_loss(\"name\", term), with one value per sample";
+        let args: Vec<&Expr> = mc.args.iter().collect();
+        let (name, term) = match &args[..] {
+            [term] => (None, *term),
+            [Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }), term] => (Some(s), *term),
+            _ => {
+                self.errors.at(mc.span(), format!("add_loss takes a term: {usage}"));
+                return;
+            }
+        };
+        let name = match name {
+            Some(s) => s.value(),
+            None => match self.added.len() {
+                0 => "add_loss".to_string(),
+                k => format!("add_loss_{k}"),
+            },
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            self.errors.at(mc.args[0].span(), "an added loss's name is letters, digits and `_`, as a log key");
+            return;
+        }
+        if self.added.iter().any(|(n, _)| *n == name) {
+            self.errors.at(mc.args[0].span(), format!("a loss named `{name}` is added already: give each its own name"));
+            return;
+        }
+        let Some(x) = self.value(term) else { return };
+        let tokens = mc.to_token_stream();
+        let shape = self.slice(x);
+        self.check(mc.span(), "expect_one_per_sample", "add_loss", shape, TokenStream::new());
+        let layer = self.op_layer(crate::layers::add_loss(), tokens.clone());
+        let dims = self.shapes[x].clone();
+        self.node(layer, vec![x], tokens, dims);
+        self.added.push((name, layer));
     }
 
     /// Binds `name` to the value of `e`; after an error the name is remembered as failed, so its
