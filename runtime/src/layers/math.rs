@@ -315,7 +315,8 @@ impl Broadcast {
     /// model macros check it when they compile; extents that do not are treated as 1).
     pub fn new(op: BinaryOp, a: &[usize], b: &[usize]) -> Self {
         let rank = a.len().max(b.len());
-        let pad = |s: &[usize]| -> Vec<usize> { std::iter::repeat_n(1, rank - s.len()).chain(s.iter().copied()).collect() };
+        let pad =
+            |s: &[usize]| -> Vec<usize> { std::iter::repeat_n(1, rank - s.len()).chain(s.iter().copied()).collect() };
         let (pa, pb) = (pad(a), pad(b));
         let out: Vec<usize> = pa.iter().zip(&pb).map(|(&x, &y)| if x == 1 { y } else { x }).collect();
         let size = |s: &[usize]| s.iter().product::<usize>();

@@ -237,9 +237,9 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         &mut self,
         x: impl Inputs<'a>,
         y: impl Inputs<'a>,
-        losses: impl Into<crate::Losses>,
+        losses: &(impl train::ToLosses + ?Sized),
     ) -> Result<(f32, train::Gradients)> {
-        train::loss_and_grads(self, x.arrays(), y.arrays(), &losses.into())
+        train::loss_and_grads(self, x.arrays(), y.arrays(), &losses.to_losses())
     }
 
     /// A training-mode forward pass (Keras' `model(x, training=True)` under a `GradientTape`):

@@ -42,6 +42,18 @@ impl Adam {
         self
     }
 
+    /// With Keras' `beta_1` (GANs are often trained with 0.5).
+    pub fn beta_1(mut self, beta_1: f32) -> Self {
+        self.beta_1 = beta_1;
+        self
+    }
+
+    /// With Keras' `beta_2`.
+    pub fn beta_2(mut self, beta_2: f32) -> Self {
+        self.beta_2 = beta_2;
+        self
+    }
+
     /// One Adam step on `w`, shared with AdamW.
     fn step(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
         let t = self.iterations.max(1) as i32;

@@ -148,7 +148,10 @@ impl Compiled {
 fn output_index(meta: &Meta, name: &str, what: &'static str) -> Result<usize> {
     meta.outputs.iter().position(|o| o.name == name).ok_or_else(|| {
         let names: Vec<_> = meta.outputs.iter().map(|o| o.name).collect();
-        Error::invalid(what, format!("{} has no output named `{name}`; its outputs are: {}", meta.name, names.join(", ")))
+        Error::invalid(
+            what,
+            format!("{} has no output named `{name}`; its outputs are: {}", meta.name, names.join(", ")),
+        )
     })
 }
 
@@ -222,10 +225,8 @@ pub(crate) fn compile(m: &mut dyn DynModel, config: Compile) -> Result<()> {
     for metric in config.metrics.iter().chain(config.output_metrics.iter().flat_map(|(_, v)| v)) {
         metric.check()?;
     }
-    let mut outputs: Vec<OutputSpec> = losses
-        .into_iter()
-        .map(|(loss, weight)| OutputSpec { loss, weight, metrics: config.metrics.clone() })
-        .collect();
+    let mut outputs: Vec<OutputSpec> =
+        losses.into_iter().map(|(loss, weight)| OutputSpec { loss, weight, metrics: config.metrics.clone() }).collect();
     for (name, names) in config.output_metrics {
         outputs[output_index(&meta, &name, "metrics")?].metrics.extend(names);
     }

@@ -177,7 +177,10 @@ fn apply<O: Optimizer + ?Sized>(opt: &mut O, model: &mut dyn DynModel, grads: &G
         let fits = expected.len() == grads.names.len()
             && expected.iter().zip(grads.iter()).all(|((n, len), (gn, g))| n == gn && *len == g.len());
         if !fits {
-            return Err(Error::invalid("grads", format!("the gradients are not those of {}'s parameters", model.meta().name)));
+            return Err(Error::invalid(
+                "grads",
+                format!("the gradients are not those of {}'s parameters", model.meta().name),
+            ));
         }
         opt.check()?;
         let _ftz = FlushDenormals::new();

@@ -22,7 +22,7 @@ pub use compile::{Compile, IntoLoss};
 pub use custom::{ApplyGradients, Batchable, Gradients, batches};
 pub use evaluate::{EVALUATE_BATCH, Evaluate, Predict};
 pub use fit::{StepBatch, TrainStep};
-pub use passes::{Backward, Losses};
+pub use passes::{Backward, Losses, ToLosses};
 pub use crate::history::{History, Logs};
 pub use step::apply_gradients;
 

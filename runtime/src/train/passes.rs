@@ -109,6 +109,24 @@ impl Losses {
     }
 }
 
+/// What `loss_and_grads` takes: a [`Loss`] (for every output) or [`Losses`].
+pub trait ToLosses {
+    /// The losses, per output.
+    fn to_losses(&self) -> Losses;
+}
+
+impl ToLosses for Loss {
+    fn to_losses(&self) -> Losses {
+        Losses::from(self)
+    }
+}
+
+impl ToLosses for Losses {
+    fn to_losses(&self) -> Losses {
+        self.clone()
+    }
+}
+
 impl From<&Loss> for Losses {
     fn from(loss: &Loss) -> Self {
         Losses::new().loss(*loss)
@@ -213,7 +231,8 @@ pub(super) fn outputs_of(m: &dyn DynModel, meta: &Meta, n: usize) -> Result<Vec<
         .enumerate()
         .map(|(k, port)| {
             let shape: Vec<usize> = std::iter::once(n).chain(port.shape.iter().copied()).collect();
-            ArrayD::from_shape_vec(IxDyn(&shape), m.output(k).to_vec()).map_err(|e| Error::invalid("output", e.to_string()))
+            ArrayD::from_shape_vec(IxDyn(&shape), m.output(k).to_vec())
+                .map_err(|e| Error::invalid("output", e.to_string()))
         })
         .collect()
 }

@@ -119,7 +119,6 @@ impl Tracker {
     }
 }
 
-
 /// The total loss of `m`'s current outputs on `n` rows: each output's loss times its weight, plus
 /// the model's own losses (weight regularization, activity penalties, `add_loss` terms). With
 /// `grads`, writes each output's weighted loss gradient (fused where `fused[k]`); `each` gets each
@@ -364,7 +363,6 @@ pub(super) fn regularization(m: &mut dyn DynModel) -> f64 {
     total
 }
 
-
 pub(crate) fn train_on_batch(
     m: &mut dyn DynModel,
     x: Vec<crate::model::InputArray<'_>>,
@@ -385,8 +383,18 @@ pub(crate) fn train_on_batch(
         let mut ctx = Ctx::new(n, true, stream);
         // In a data-parallel run each process passes its own rows; the step sums them all.
         let dist = group.as_deref().map(|g| (g, &mut ws.reduce));
-        step(m, c, &mut ws.step, &mut tracker, &xb[..meta.inputs.len()], &yb[..meta.outputs.len()], None, &mut ctx, dist)
-            .map_err(|s| s.at(0, 0, &History::default()))?;
+        step(
+            m,
+            c,
+            &mut ws.step,
+            &mut tracker,
+            &xb[..meta.inputs.len()],
+            &yb[..meta.outputs.len()],
+            None,
+            &mut ctx,
+            dist,
+        )
+        .map_err(|s| s.at(0, 0, &History::default()))?;
         if let Some(g) = group.as_deref() {
             tracker.all_sum(g, &mut ws.sums);
         }

@@ -90,7 +90,8 @@ impl Lower {
             return;
         }
         if self.added.iter().any(|(n, _)| *n == name) {
-            self.errors.at(mc.args[0].span(), format!("a loss named `{name}` is added already: give each its own name"));
+            self.errors
+                .at(mc.args[0].span(), format!("a loss named `{name}` is added already: give each its own name"));
             return;
         }
         let Some(x) = self.value(term) else { return };
