@@ -96,6 +96,19 @@ pub enum Error {
         /// The epochs that finished before it, as `fit` would have returned them.
         history: Box<crate::history::History>,
     },
+    /// An update outside `fit` (`opt.apply`, `apply_gradients`, the moving statistics of
+    /// `loss_and_grads`) that would have left a weight, a moving statistic or the optimizer's
+    /// state NaN or infinite. It was refused: nothing changed.
+    #[error(
+        "{what} would become {value}: the update was refused, and the weights, moving statistics and optimizer \
+         state are as they were (lower the learning rate or check the data and gradients)"
+    )]
+    NonFiniteUpdate {
+        /// `dense_1.kernel after adam's update`, `adam's state for dense.bias`, or a moving statistic.
+        what: String,
+        /// The offending value.
+        value: f32,
+    },
     /// A weights file that kiln will not load, and why (naming the tensor concerned).
     #[error("{path}: {reason}")]
     BadFile {

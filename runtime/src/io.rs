@@ -284,6 +284,17 @@ pub fn check(m: &dyn DynModel, path: &str, bytes: &[u8], checkpoint: bool, opts:
         }
         weights.push(floats(path, name, &view)?);
     }
+    // A variance may not be negative.
+    let (mut i, mut refused) = (0, None);
+    m.visit_weights(&mut |name, p| {
+        if refused.is_none() {
+            refused = p.refuse(&weights[i]).map(|why| format!("tensor `{name}` {why}"));
+        }
+        i += 1;
+    });
+    if let Some(reason) = refused {
+        return Err(bad(path, reason));
+    }
     let mut optimizer = Vec::new();
     for name in names {
         if expected.iter().any(|(n, _)| n == name) {

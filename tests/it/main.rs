@@ -16,6 +16,7 @@ mod embed_subclass;
 mod functional;
 mod gradcheck;
 mod hardening;
+mod hardening2;
 mod infer;
 mod initializers;
 mod io;

@@ -93,7 +93,7 @@ impl BatchNorm {
             gamma: scale.then_some(gamma),
             beta: center.then(|| Param::zeros(&[channels])),
             moving_mean: Param::state(&[channels], 0.0),
-            moving_variance: Param::state(&[channels], 1.0),
+            moving_variance: Param::state(&[channels], 1.0).non_negative(),
             channels,
             momentum,
             epsilon,

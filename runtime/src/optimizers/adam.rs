@@ -184,6 +184,15 @@ impl Optimizer for AdamW {
     fn load_state(&mut self, state: OptimizerState) {
         self.adam.load_state(state);
     }
+    fn save_state_into(&self, into: &mut OptimizerState) {
+        self.adam.save_state_into(into)
+    }
+    fn restore_state(&mut self, from: &OptimizerState) {
+        self.adam.restore_state(from)
+    }
+    fn visit_slot_state(&self, slot: usize, f: &mut dyn FnMut(&[f32])) {
+        self.adam.visit_slot_state(slot, f)
+    }
     fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
         let decay = 1.0 - self.weight_decay * self.adam.learning_rate;
         for v in w.iter_mut() {

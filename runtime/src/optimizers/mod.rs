@@ -38,6 +38,17 @@ macro_rules! slot_state {
             self.iterations = state.iterations;
             self.slots.arrays = state.arrays;
         }
+        fn save_state_into(&self, into: &mut OptimizerState) {
+            into.iterations = self.iterations;
+            into.arrays.clone_from(&self.slots.arrays);
+        }
+        fn restore_state(&mut self, from: &OptimizerState) {
+            self.iterations = from.iterations;
+            self.slots.arrays.clone_from(&from.arrays);
+        }
+        fn visit_slot_state(&self, slot: usize, f: &mut dyn FnMut(&[f32])) {
+            self.slots.visit(slot, f)
+        }
     };
 }
 /// The `Optimizer` methods a wrapper (`Clipped`, `Scheduled`) hands to its `inner` optimizer.
@@ -69,6 +80,15 @@ macro_rules! delegate_to_inner {
         }
         fn load_state(&mut self, state: OptimizerState) {
             self.inner.load_state(state)
+        }
+        fn save_state_into(&self, into: &mut OptimizerState) {
+            self.inner.save_state_into(into)
+        }
+        fn restore_state(&mut self, from: &OptimizerState) {
+            self.inner.restore_state(from)
+        }
+        fn visit_slot_state(&self, slot: usize, f: &mut dyn FnMut(&[f32])) {
+            self.inner.visit_slot_state(slot, f)
         }
     };
 }
@@ -126,6 +146,20 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     fn state(&self) -> OptimizerState;
     /// Restores what [`state`](Self::state) returned, so training resumes exactly.
     fn load_state(&mut self, state: OptimizerState);
+    /// Copies the state into `into`, reusing its buffers: what a refused step puts back. The
+    /// default goes through [`state`](Self::state).
+    fn save_state_into(&self, into: &mut OptimizerState) {
+        *into = self.state();
+    }
+    /// Puts back a state copied by [`save_state_into`](Self::save_state_into). The default goes
+    /// through [`load_state`](Self::load_state).
+    fn restore_state(&mut self, from: &OptimizerState) {
+        self.load_state(from.clone())
+    }
+    /// Calls `f` with each state array kept for parameter `slot` (Adam: its two moments), so that
+    /// a step which would leave one non-finite is refused naming the parameter. The default
+    /// visits none: an optimizer of your own that keeps state should visit it.
+    fn visit_slot_state(&self, _slot: usize, _f: &mut dyn FnMut(&[f32])) {}
     /// Checks every hyper-parameter against its valid range; `compile` and `apply` call it, so a
     /// negative learning rate or a beta of 1 is an error naming the parameter, never a silent
     /// divergence. The default checks the learning rate.
@@ -222,11 +256,14 @@ pub fn from_name(name: &str) -> Result<Box<dyn Optimizer>> {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Slots {
     pub arrays: Vec<Vec<f32>>,
+    /// Arrays per slot (the `k` of the last [`get`](Self::get)).
+    per: usize,
 }
 
 impl Slots {
     /// The state of `slot` (`len` values per array, `k` arrays), zero-filled (or `init`) at first use.
     pub fn get(&mut self, slot: usize, k: usize, len: usize, init: f32) -> &mut [Vec<f32>] {
+        self.per = k;
         let start = slot * k;
         if self.arrays.len() < start + k {
             self.arrays.resize(start + k, Vec::new());
@@ -237,6 +274,12 @@ impl Slots {
             }
         }
         &mut self.arrays[start..start + k]
+    }
+
+    /// Calls `f` with each state array of `slot` (none before its first update).
+    pub fn visit(&self, slot: usize, f: &mut dyn FnMut(&[f32])) {
+        let start = slot * self.per;
+        self.arrays.iter().skip(start).take(self.per).for_each(|a| f(a));
     }
 }
 

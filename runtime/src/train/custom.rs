@@ -184,7 +184,21 @@ pub(crate) fn loss_and_grads(
     // A step outside `fit` draws from a stream of its own, so it leaves the model's untouched.
     let mut stream = Stream::new(m.train_state().seed() ^ m.train_state().stream().position());
     let mut ctx = Ctx::new(n, true, &mut stream);
+    // The forward pass moves the moving statistics: a move to a value they may not hold is undone.
+    let mut state = Vec::new();
+    m.visit_weights(&mut |_, p| state.extend(p.role().eq(&Role::State).then_some(&p.value[..]).into_iter().flatten()));
     m.run(&xb[..ni], &mut ctx);
+    if let Some((what, value)) = super::step::refused_state(m) {
+        let mut at = 0;
+        m.visit_weights_mut(&mut |p| {
+            if p.role() == Role::State {
+                let len = p.len();
+                p.value.copy_from_slice(&state[at..at + len]);
+                at += len;
+            }
+        });
+        return Err(Error::NonFiniteUpdate { what, value });
+    }
     let (total, grads, fused) = output_grads(m, &ys, loss, n);
     let dys = super::slices(grads.iter().map(|g| &g[..]));
     m.run_backward(&xb[..ni], &dys[..no], &fused[..no], &mut ctx);
@@ -271,6 +285,20 @@ fn apply<O: Optimizer + ?Sized>(opt: &mut O, model: &mut dyn DynModel, grads: &G
             return Err(Error::invalid("grads", format!("the gradients are not those of {}'s parameters", model.meta().name)));
         }
         opt.check()?;
+        let mut trainable = Vec::new();
+        model.visit_weights(&mut |_, p| {
+            if p.role() != Role::State {
+                trainable.push(p.is_trainable());
+            }
+        });
+        if let Some(((name, g), i)) = grads.iter().zip(trainable).filter(|(_, t)| *t).find_map(|((n, g), _)| {
+            crate::kernels::first_non_finite(g).map(|i| ((n, g), i))
+        }) {
+            return Err(Error::InvalidData {
+                what: "grads".into(),
+                reason: format!("the gradient of {name} holds {} at index {i}: refused, nothing changed", g[i]),
+            });
+        }
         let _ftz = FlushDenormals::new();
         // The optimizer's clipping (clipnorm, global_clipnorm, clipvalue) on a copy.
         let clip = opt.clipping();
@@ -286,21 +314,11 @@ fn apply<O: Optimizer + ?Sized>(opt: &mut O, model: &mut dyn DynModel, grads: &G
             clipped = Some(values);
         }
         let values = clipped.as_ref().unwrap_or(&grads.values);
-        opt.begin_step();
-        // Optimizer slots count every weight, as in `fit`; gradients only those that have one.
-        let (mut slot, mut g) = (0, 0);
-        model.visit_weights_mut(&mut |p| {
-            if p.is_trainable() {
-                let (value, shape) = p.value_and_shape();
-                opt.update_shaped(slot, value, &values[g], shape);
-                p.apply_constraint();
-            }
-            if p.role() != Role::State {
-                g += 1;
-            }
-            slot += 1;
-        });
-        Ok(())
+        super::step::update_all(model, opt, &mut Default::default(), |opt, slot, g, p| {
+            let (value, shape) = p.value_and_shape();
+            opt.update_shaped(slot, value, &values[g], shape);
+        })
+        .map_err(super::step::Stopped::refused)
     }
 }
 

@@ -140,6 +140,8 @@ struct Workspace {
 struct StepBuffers {
     grads: Vec<Vec<f32>>,
     state: Vec<f32>,
+    /// The copy of the weights and the optimizer's state a refused update restores.
+    undo: step::Undo,
 }
 
 /// Per-model training state: seed, random stream, compiled configuration and buffers.

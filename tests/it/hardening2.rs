@@ -1,0 +1,177 @@
+//! Hardening, second round (issue #28): no step, `apply`, `set_weight` or state update leaves a
+//! value in weights, moving statistics or optimizer state that they may not hold; everything a
+//! load trusts is checksummed; callbacks are checked before the first step. Each test is named
+//! for the mistake it makes.
+
+use kiln::ndarray::{Array1, Array2};
+use kiln::prelude::*;
+use rand::{Rng, SeedableRng};
+
+sequential! {
+    /// A small regression, as in the issue's Adam lr 1e6 report.
+    pub struct Reg: [3] {
+        Dense(4),
+        Dense(1),
+    }
+}
+
+sequential! {
+    pub struct Normed: [4] {
+        BatchNormalization,
+        Dense(2, activation = softmax),
+    }
+}
+
+fn regression(n: usize) -> (Array2<f32>, Array2<f32>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let x = Array2::from_shape_fn((n, 3), |_| rng.random_range(-1.0..1.0));
+    let y = Array2::from_shape_fn((n, 1), |(i, _)| x[[i, 0]] - 2.0 * x[[i, 1]] + 0.5);
+    (x, y)
+}
+
+fn quiet(epochs: usize) -> Fit<'static> {
+    Fit { epochs, verbose: 0, ..Fit::default() }
+}
+
+fn values<M: Model>(m: &M) -> Vec<Vec<f32>> {
+    m.weights().into_iter().map(|(_, p)| p.value).collect()
+}
+
+fn all_finite(state: &kiln::OptimizerState) -> bool {
+    state.arrays.iter().flatten().all(|v| v.is_finite())
+}
+
+/// Calls `train_on_batch` until it refuses a step; returns the weights and optimizer state just
+/// before the refused call, the number of steps applied and the error.
+fn train_until_refused(m: &mut Reg, x: &Array2<f32>, y: &Array2<f32>) -> (Vec<Vec<f32>>, kiln::OptimizerState, usize, String) {
+    for applied in 0..50 {
+        let before = (values(m), m.train_state().optimizer().unwrap().state());
+        if let Err(e) = m.train_on_batch(x, y) {
+            return (before.0, before.1, applied, e.to_string());
+        }
+        assert!(values(m).iter().flatten().all(|v| v.is_finite()), "step {applied} left a non-finite weight");
+        assert!(all_finite(&m.train_state().optimizer().unwrap().state()), "step {applied} left non-finite state");
+    }
+    panic!("Adam with lr 1e6 was never refused");
+}
+
+#[test]
+fn an_adam_update_that_overflows_its_second_moment_is_refused_naming_the_tensor() {
+    let (x, y) = regression(16);
+    let mut m = Reg::with_seed(1);
+    m.compile("mse", Adam::new(1e6), &[]).unwrap();
+    let (before, state, applied, e) = train_until_refused(&mut m, &x, &y);
+    assert!(e.contains("after adam's update became") || e.contains("adam's state for"), "{e}");
+    assert!(e.contains("dense"), "names the tensor: {e}");
+    assert_eq!(values(&m), before, "the refused step changed no weight");
+    let opt = m.train_state().optimizer().unwrap();
+    assert_eq!(opt.state(), state, "nor the optimizer's state");
+    assert_eq!(opt.iterations(), applied as u64);
+    assert_eq!(opt.learning_rate(), 1e6);
+}
+
+#[test]
+fn fit_stopped_by_a_refused_update_holds_the_weights_of_the_step_before() {
+    let (x, y) = regression(16);
+    let mut by_batch = Reg::with_seed(1);
+    by_batch.compile("mse", Adam::new(1e6), &[]).unwrap();
+    let (before, _, applied, _) = train_until_refused(&mut by_batch, &x, &y);
+    let mut m = Reg::with_seed(1);
+    m.compile("mse", Adam::new(1e6), &[]).unwrap();
+    let err = m.fit(&x, &y, Fit { batch_size: 16, shuffle: false, ..quiet(50) }).unwrap_err();
+    let kiln::Error::NonFiniteLoss { epoch, history, .. } = &err else { panic!("{err}") };
+    assert_eq!(*epoch, applied + 1, "{err}");
+    assert_eq!(history.epoch.len(), applied);
+    assert!(err.to_string().contains("the weights are those of the step before"), "{err}");
+    assert_eq!(values(&m), before, "as the error says: {err}");
+}
+
+#[test]
+fn a_moving_variance_that_would_overflow_stops_fit_naming_it() {
+    // Finite values around ±3e19: the batch variance (9e38) overflows f32.
+    let x = Array2::from_shape_fn((8, 4), |(i, j)| if (i + j) % 2 == 0 { 3e19 } else { -3e19 });
+    let y = Array1::from_shape_fn(8, |i| (i % 2) as f32);
+    let mut m = Normed::with_seed(1);
+    m.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    let before = values(&m);
+    let e = m.fit(&x, &y, quiet(1)).unwrap_err().to_string();
+    assert!(e.contains("batch_normalization.moving_variance became inf at epoch 1, batch 0"), "{e}");
+    assert_eq!(values(&m), before, "moving statistics and weights as they were");
+    assert_eq!(m.train_state().optimizer().unwrap().iterations(), 0);
+    // And a save afterwards is loadable: nothing non-finite was kept.
+    let path = std::env::temp_dir().join(format!("kiln-h2-bn-{}.safetensors", std::process::id()));
+    m.save_weights(&path).unwrap();
+    Normed::new().load_weights(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn loss_and_grads_refuses_to_move_a_moving_variance_to_inf() {
+    let x = Array2::from_shape_fn((8, 4), |(i, j)| if (i + j) % 2 == 0 { 1e20 } else { -1e20 });
+    let y = Array1::from_shape_fn(8, |i| (i % 2) as f32);
+    let mut m = Normed::with_seed(1);
+    let before = values(&m);
+    let e = m.loss_and_grads(&x, &y, &Loss::SparseCategoricalCrossentropy).unwrap_err().to_string();
+    assert!(e.contains("batch_normalization.moving_variance would become inf") && e.contains("refused"), "{e}");
+    assert_eq!(values(&m), before);
+}
+
+#[test]
+fn a_custom_step_applying_nan_gradients_is_refused_and_changes_nothing() {
+    let (x, y) = regression(16);
+    let mut m = Reg::with_seed(2);
+    let (_, mut g) = m.loss_and_grads(&x, &y, &Loss::MeanSquaredError).unwrap();
+    g.scale(f32::NAN);
+    let before = values(&m);
+    let mut opt = Adam::default();
+    let e = opt.apply(&mut m, &g).unwrap_err().to_string();
+    assert!(e.contains("the gradient of dense.kernel holds NaN at index 0") && e.contains("nothing changed"), "{e}");
+    assert_eq!(values(&m), before);
+    assert_eq!(opt.iterations(), 0);
+    assert!(opt.state().arrays.is_empty());
+    // In fit_with, the same refusal ends the run with the weights as they were.
+    let mut m2 = Reg::with_seed(2);
+    m2.compile("mse", "adam", &[]).unwrap();
+    let e = m2
+        .fit_with(&x, &y, quiet(1), |m, opt, b| {
+            let (_, mut g) = m.loss_and_grads(&b.x[0], &b.y[0], &Loss::MeanSquaredError)?;
+            g.scale(f32::NAN);
+            opt.apply(m, &g)
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("holds NaN"), "{e}");
+    assert_eq!(values(&m2), before);
+}
+
+#[test]
+fn apply_refuses_an_update_that_would_overflow_and_restores_everything() {
+    let (x, y) = regression(16);
+    let mut m = Reg::with_seed(2);
+    let (_, mut g) = m.loss_and_grads(&x, &y, &Loss::MeanSquaredError).unwrap();
+    let mut opt = Adam::default();
+    opt.apply(&mut m, &g).unwrap();
+    let (before, state) = (values(&m), opt.state());
+    // Finite gradients whose squares overflow the second moment.
+    g.scale(1e30);
+    let e = opt.apply(&mut m, &g).unwrap_err().to_string();
+    assert!(e.contains("adam's state for dense.kernel would become inf"), "{e}");
+    assert_eq!((values(&m), opt.state()), (before, state));
+    assert_eq!(opt.iterations(), 1);
+}
+
+#[test]
+fn set_weight_refuses_a_negative_moving_variance() {
+    let mut m = Normed::new();
+    let before = m.get_weight("batch_normalization.moving_variance").unwrap();
+    let e = m
+        .set_weight("batch_normalization.moving_variance", &Array1::from(vec![1.0f32, -0.5, 1.0, 1.0]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("holds -0.5 at index 1, but it is a variance: every value must be >= 0"), "{e}");
+    assert_eq!(m.get_weight("batch_normalization.moving_variance").unwrap(), before);
+    // A mean may be negative.
+    m.set_weight("batch_normalization.moving_mean", &Array1::from(vec![-1.0f32; 4])).unwrap();
+    let e = m.set_weight("batch_normalization.gamma", &Array1::from(vec![f32::INFINITY; 4])).unwrap_err();
+    assert!(e.to_string().contains("holds inf at index 0"), "{e}");
+}
