@@ -5,7 +5,10 @@
 //! `kiln.architecture` (a hash of the layer table, activations and parameter shapes) and
 //! `kiln.checksum.<tensor>` (a hash of each tensor's bytes). Checkpoints add the optimizer's
 //! state as tensors named `optimizer.<i>`, and its step count, the epoch count, the model's seed
-//! and its random stream's position as metadata, so training resumes exactly.
+//! and its random stream's position as metadata, so training resumes exactly. Last comes
+//! `kiln.checksum`, a hash over all the other metadata and every tensor's name, dtype, shape and
+//! byte range ([`metadata_checksum`]): with the tensors' checksums, everything a load trusts is
+//! covered.
 //!
 //! Saving is atomic: the file is written to a temporary file of its own in the same folder
 //! (unique per write, so concurrent saves to one path cannot disturb each other), flushed to disk,
@@ -14,7 +17,8 @@
 //! bounds, and every problem is an [`Error::BadFile`] naming the tensor and what is wrong: a
 //! tensor whose bytes do not match its checksum (a corrupted file), a file saved by a model of
 //! another architecture (unless [`LoadOptions::check_architecture`] is off), NaN or infinite
-//! weights. Files without checksums or architecture (converted from Keras) still load.
+//! weights, a negative variance. Files without any kiln metadata (converted from Keras) load
+//! without checksums; a file with kiln metadata must have every checksum.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -28,6 +32,8 @@ use crate::optimizers::OptimizerState;
 
 const OPTIMIZER_PREFIX: &str = "optimizer.";
 const CHECKSUM_PREFIX: &str = "kiln.checksum.";
+/// The metadata key of the checksum over the rest of the header.
+const HEADER_CHECKSUM: &str = "kiln.checksum";
 
 /// Writes a file atomically: `write` fills a temporary file beside `path`, which is flushed to
 /// disk and renamed over `path` only if `write` succeeds. On any error the temporary file is
@@ -73,6 +79,56 @@ pub fn checksum(bytes: &[u8]) -> String {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
+}
+
+/// FNV-1a over a file's header as parsed: every metadata entry but [`HEADER_CHECKSUM`] itself
+/// (sorted by key), then every tensor's name, dtype, shape and byte range (sorted by name).
+fn header_hash<'a>(
+    metadata: impl Iterator<Item = (&'a str, &'a str)>,
+    tensors: impl Iterator<Item = (&'a str, String, &'a [usize], (usize, usize))>,
+) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |s: &[u8]| {
+        for &b in s.iter().chain(&[0]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    let mut metadata: Vec<_> = metadata.filter(|(k, _)| *k != HEADER_CHECKSUM).collect();
+    metadata.sort();
+    for (k, v) in metadata {
+        eat(k.as_bytes());
+        eat(v.as_bytes());
+    }
+    let mut tensors: Vec<_> = tensors.collect();
+    tensors.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, dtype, shape, (start, end)) in tensors {
+        eat(name.as_bytes());
+        eat(dtype.as_bytes());
+        eat(format!("{shape:?}").as_bytes());
+        eat(format!("{start}..{end}").as_bytes());
+    }
+    format!("{h:016x}")
+}
+
+/// The checksum that the metadata entry `kiln.checksum` of a file holds when the header is intact:
+/// over every other metadata entry (the architecture, the tensors' checksums, a checkpoint's
+/// optimizer, step and epoch counts, seed and stream position) and every tensor's name, dtype,
+/// shape and byte range. With the tensors' own checksums it covers everything a load trusts.
+/// (For tools that edit a file's metadata on purpose; kiln writes and checks it itself.)
+pub fn metadata_checksum(bytes: &[u8]) -> Result<String> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| Error::invalid("bytes", format!("not a valid safetensors file: {e}")))?;
+    Ok(header_of(&meta))
+}
+
+fn header_of(meta: &safetensors::tensor::Metadata) -> String {
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    let tensors = meta.tensors();
+    header_hash(
+        metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        tensors.iter().map(|(n, t)| (n.as_str(), t.dtype.to_string(), &t.shape[..], t.data_offsets)),
+    )
 }
 
 /// How [`crate::Model::load_weights_with`] checks a file.
@@ -152,6 +208,17 @@ fn serialize(m: &dyn DynModel, resume: Option<Resume<'_>>) -> Result<Vec<u8>> {
     // The header is written here rather than by the safetensors crate, whose metadata map comes
     // out in hash order: the same model must give the same bytes, run after run.
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut ranges = Vec::with_capacity(tensors.len());
+    let mut offset = 0;
+    for (_, _, bytes) in &tensors {
+        ranges.push((offset, offset + bytes.len()));
+        offset += bytes.len();
+    }
+    let sum = header_hash(
+        meta.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        tensors.iter().zip(&ranges).map(|((n, shape, _), r)| (n.as_str(), Dtype::F32.to_string(), &shape[..], *r)),
+    );
+    meta.insert(HEADER_CHECKSUM.into(), sum);
     let mut header = serde_json::Map::new();
     header.insert(
         "__metadata__".into(),
@@ -240,11 +307,39 @@ pub fn check(m: &dyn DynModel, path: &str, bytes: &[u8], checkpoint: bool, opts:
     let metadata = meta.metadata().clone().unwrap_or_default();
     let mut names = st.names();
     names.sort();
-    for name in &names {
-        if let (Some(want), Ok(view)) = (metadata.get(&format!("{CHECKSUM_PREFIX}{name}")), st.tensor(name))
-            && checksum(view.data()) != *want
-        {
-            return Err(bad(path, format!("tensor `{name}` does not match its checksum: the file is corrupted")));
+    // A file with kiln's metadata is checked whole; only one without any (converted from Keras)
+    // loads unchecked, so a renamed or lost checksum entry cannot pass for such a file.
+    if metadata.keys().any(|k| k.starts_with("kiln.")) {
+        for name in &names {
+            let Some(want) = metadata.get(&format!("{CHECKSUM_PREFIX}{name}")) else {
+                return Err(bad(
+                    path,
+                    format!("tensor `{name}` has no checksum (`{CHECKSUM_PREFIX}{name}`): the file is corrupted"),
+                ));
+            };
+            let view = st.tensor(name).map_err(|e| bad(path, format!("tensor `{name}`: {e}")))?;
+            if checksum(view.data()) != *want {
+                return Err(bad(path, format!("tensor `{name}` does not match its checksum: the file is corrupted")));
+            }
+        }
+        match metadata.get(HEADER_CHECKSUM) {
+            None => {
+                return Err(bad(
+                    path,
+                    format!(
+                        "it has kiln's metadata but no `{HEADER_CHECKSUM}` over it: the file is corrupted, or was \
+                         saved by a kiln from before metadata was checksummed (load it there and save it again)"
+                    ),
+                ));
+            }
+            Some(want) if *want != header_of(&meta) => {
+                return Err(bad(
+                    path,
+                    "its metadata (architecture, checksums, a checkpoint's counts, seed and stream) or tensor \
+                     layout does not match its checksum: the file is corrupted",
+                ));
+            }
+            Some(_) => {}
         }
     }
     if opts.check_architecture

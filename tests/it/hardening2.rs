@@ -175,3 +175,81 @@ fn set_weight_refuses_a_negative_moving_variance() {
     let e = m.set_weight("batch_normalization.gamma", &Array1::from(vec![f32::INFINITY; 4])).unwrap_err();
     assert!(e.to_string().contains("holds inf at index 0"), "{e}");
 }
+
+fn scratch(test: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("kiln-h2-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn find(bytes: &[u8], what: &str) -> usize {
+    bytes.windows(what.len()).position(|w| w == what.as_bytes()).unwrap_or_else(|| panic!("no `{what}`"))
+}
+
+fn bits<M: Model>(m: &M) -> Vec<u32> {
+    values(m).into_iter().flatten().map(f32::to_bits).collect()
+}
+
+#[test]
+fn a_renamed_checksum_key_does_not_let_a_corrupted_tensor_load_unchecked() {
+    let path = scratch("renamed").join("w.safetensors");
+    Reg::with_seed(3).save_weights(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let data_start = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let key = find(&good, "kiln.checksum.dense.kernel");
+    // One byte of the key (`kiln` → `kiLn`), then also one byte of dense.kernel's data.
+    let mut renamed = good.clone();
+    renamed[key + 2] ^= 0x20;
+    let mut both = renamed.clone();
+    both[data_start + 20] ^= 0x01;
+    for (bytes, want) in [(&renamed, "has no checksum"), (&both, "")] {
+        std::fs::write(&path, bytes).unwrap();
+        let mut m = Reg::with_seed(9);
+        let before = bits(&m);
+        let e = m.load_weights(&path).unwrap_err().to_string();
+        assert!(e.contains("the file is corrupted") && e.contains(want), "{e}");
+        assert_eq!(bits(&m), before);
+    }
+}
+
+/// A checkpoint after 2 epochs of 2 steps, from seed 5: `kiln.epochs` 2, iterations 4, seed 5.
+fn checkpoint(path: &std::path::Path) -> Vec<u8> {
+    let (x, y) = regression(16);
+    let mut m = Reg::with_seed(5);
+    m.compile("mse", "adam", &[]).unwrap();
+    m.fit(&x, &y, Fit { batch_size: 8, ..quiet(2) }).unwrap();
+    m.save_checkpoint(path).unwrap();
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn a_flipped_bit_in_checkpoint_metadata_is_refused() {
+    let path = scratch("meta").join("c.safetensors");
+    let good = checkpoint(&path);
+    // The issue's flips (2 → 3, 4 → 5, 5 → 4), then every bit of every value of kiln's metadata.
+    let mut cases = vec![
+        (find(&good, "\"kiln.epochs\":\"2\"") + 15, 0x01),
+        (find(&good, "\"kiln.optimizer.iterations\":\"4\"") + 29, 0x01),
+        (find(&good, "\"kiln.seed\":\"5\"") + 13, 0x01),
+    ];
+    for key in ["kiln.epochs", "kiln.optimizer.iterations", "kiln.seed", "kiln.rng", "kiln.optimizer\"", "kiln.model"] {
+        let at = find(&good, key) + key.trim_end_matches('"').len() + 3;
+        let end = at + good[at..].iter().position(|b| *b == b'"').unwrap();
+        cases.extend((at..end).flat_map(|i| (0..8).map(move |b| (i, 1u8 << b))));
+    }
+    let mut resumed = Reg::with_seed(1);
+    resumed.compile("mse", "adam", &[]).unwrap();
+    let before = (bits(&resumed), resumed.train_state().epochs(), resumed.train_state().seed());
+    for (i, bit) in cases {
+        let mut b = good.clone();
+        b[i] ^= bit;
+        std::fs::write(&path, &b).unwrap();
+        let e = resumed.load_checkpoint(&path).unwrap_err().to_string();
+        assert!(e.contains("corrupted") || e.contains("not a valid safetensors file"), "byte {i}: {e}");
+        let after = (bits(&resumed), resumed.train_state().epochs(), resumed.train_state().seed());
+        assert_eq!(after, before);
+    }
+    std::fs::write(&path, &good).unwrap();
+    resumed.load_checkpoint(&path).unwrap();
+    assert_eq!((resumed.train_state().epochs(), resumed.train_state().seed()), (2, 5));
+}
