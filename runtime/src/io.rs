@@ -12,7 +12,9 @@
 //!
 //! Saving is atomic: the file is written to a temporary file of its own in the same folder
 //! (unique per write, so concurrent saves to one path cannot disturb each other), flushed to disk,
-//! then renamed over the target; an error part-way leaves any previous file untouched. Loading
+//! then renamed over the target; an error part-way leaves any previous file untouched. The
+//! temporary file is locked while it is written: the temporaries of a process killed mid-save
+//! are removed by the next save to that path (and by a run `BackupAndRestore` resumes). Loading
 //! checks the whole file before changing any weight: it never panics and never reads out of
 //! bounds, and every problem is an [`Error::BadFile`] naming the tensor and what is wrong: a
 //! tensor whose bytes do not match its checksum (a corrupted file), a file saved by a model of
@@ -47,12 +49,17 @@ pub fn atomic_write(path: impl AsRef<Path>, write: impl FnOnce(&mut dyn Write) -
     };
     let name = path.file_name().ok_or_else(|| io(std::io::Error::other("the path names no file")))?;
     // A temporary file of its own for every write (removed if anything fails), renamed over the
-    // target only once complete and on disk.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.to_string_lossy()))
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(io)?;
+    // target only once complete and on disk. It is locked while it is written, so that another
+    // save can tell it from one left by a process killed mid-save (whose lock ended with it).
+    let mut tmp = loop {
+        let tmp = tempfile::Builder::new().prefix(&temp_prefix(name)).suffix(".tmp").tempfile_in(&dir).map_err(io)?;
+        tmp.as_file().lock().map_err(io)?;
+        // Another save may have taken it for a stale one between its creation and the lock.
+        if same_file(tmp.path(), tmp.as_file()) {
+            break tmp;
+        }
+    };
+    remove_stale_temporaries(path);
     {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
         write(&mut w).map_err(io)?;
@@ -69,6 +76,53 @@ pub fn atomic_write(path: impl AsRef<Path>, write: impl FnOnce(&mut dyn Write) -
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
+}
+
+/// The start of the name of `atomic_write`'s temporary files for a target named `name`.
+fn temp_prefix(name: &std::ffi::OsStr) -> String {
+    format!(".{}.", name.to_string_lossy())
+}
+
+/// Whether `path` still names the open file `file`.
+fn same_file(path: &Path, file: &std::fs::File) -> bool {
+    let (Ok(a), Ok(b)) = (std::fs::metadata(path), file.metadata()) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (a.dev(), a.ino()) == (b.dev(), b.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        true
+    }
+}
+
+/// Removes the temporary files that saves to `path` left behind when their process was killed
+/// mid-save: those beside it, named for it, that no running save holds locked. Every save and a
+/// run resumed by `BackupAndRestore` call it; failures are ignored (the next save tries again).
+pub(crate) fn remove_stale_temporaries(path: &Path) {
+    let Some(name) = path.file_name() else { return };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let prefix = temp_prefix(name);
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(n) = file_name.to_str() else { continue };
+        if !(n.starts_with(&prefix) && n.ends_with(".tmp") && n.len() > prefix.len() + 4) {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(entry.path()) else { continue };
+        // A save in progress holds its lock until its file is renamed over the target.
+        if file.try_lock().is_ok() && same_file(&entry.path(), &file) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// A 64-bit FNV-1a hash of a tensor's bytes, as hex: the checksum saved with each tensor.

@@ -253,3 +253,60 @@ fn a_flipped_bit_in_checkpoint_metadata_is_refused() {
     resumed.load_checkpoint(&path).unwrap();
     assert_eq!((resumed.train_state().epochs(), resumed.train_state().seed()), (2, 5));
 }
+
+fn temporaries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_temporary_file_left_by_a_killed_save_is_removed_by_the_next_save() {
+    let d = scratch("stale");
+    let path = d.join("w.safetensors");
+    // What a process killed inside a save leaves: a partial temporary file nobody holds.
+    std::fs::write(d.join(".w.safetensors.a1B2c3.tmp"), b"partial").unwrap();
+    // A save in progress (its file locked) and another file's temporary are left alone.
+    let busy = d.join(".w.safetensors.zZ9yY8.tmp");
+    let held = std::fs::File::create(&busy).unwrap();
+    held.lock().unwrap();
+    std::fs::write(d.join(".other.safetensors.q1.tmp"), b"x").unwrap();
+    Reg::with_seed(1).save_weights(&path).unwrap();
+    assert_eq!(temporaries(&d), [".other.safetensors.q1.tmp", ".w.safetensors.zZ9yY8.tmp"]);
+    drop(held);
+    Reg::with_seed(1).save_checkpoint(&path).unwrap_err(); // not compiled: nothing written
+    Reg::with_seed(1).save_weights(&path).unwrap();
+    assert_eq!(temporaries(&d), [".other.safetensors.q1.tmp"]);
+    Reg::new().load_weights(&path).unwrap();
+}
+
+#[test]
+fn a_resumed_run_removes_the_temporary_file_of_the_killed_one() {
+    let d = scratch("resume-stale");
+    let (x, y) = regression(16);
+    let mut first = Reg::with_seed(1);
+    first.compile("mse", "adam", &[]).unwrap();
+    let mut backup = kiln::BackupAndRestore::new(&d).delete_checkpoint(false);
+    first.fit_with_callbacks(&x, &y, quiet(1), &mut [&mut backup]).unwrap();
+    std::fs::write(d.join(".backup.safetensors.k1ll3d.tmp"), b"partial").unwrap();
+    let mut probe = Probe(&d, None);
+    let mut resumed = Reg::with_seed(1);
+    resumed.compile("mse", "adam", &[]).unwrap();
+    let mut backup = kiln::BackupAndRestore::new(&d);
+    resumed.fit_with_callbacks(&x, &y, quiet(2), &mut [&mut backup, &mut probe]).unwrap();
+    assert_eq!(probe.1, Some(vec![]), "removed before the first step of the resumed run");
+}
+
+/// Lists the temporary files in a folder when training begins.
+struct Probe<'a>(&'a std::path::Path, Option<Vec<String>>);
+
+impl kiln::Callback for Probe<'_> {
+    fn on_train_begin(&mut self, _: &mut dyn kiln::Trainee) -> kiln::Result<()> {
+        self.1 = Some(temporaries(self.0));
+        Ok(())
+    }
+}

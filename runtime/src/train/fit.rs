@@ -145,6 +145,7 @@ pub(crate) fn fit(
     let mut first_epoch = opts.initial_epoch;
     if let Some(path) = callbacks.iter().find_map(|cb| cb.backup().filter(|p| p.exists()).map(|p| p.to_path_buf())) {
         let before = m.train_state().epochs();
+        crate::io::remove_stale_temporaries(&path);
         crate::io::load_checkpoint(m, &path)?;
         first_epoch += m.train_state().epochs().saturating_sub(before) as usize;
     }
