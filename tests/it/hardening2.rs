@@ -310,3 +310,56 @@ impl kiln::Callback for Probe<'_> {
         Ok(())
     }
 }
+
+/// `fit` with `callbacks` on a fresh compiled model: its error, after checking that nothing
+/// changed (the weights, the optimizer's step count, the epoch count).
+fn refused_before_training(callbacks: &mut [&mut dyn kiln::Callback]) -> String {
+    let (x, y) = regression(20);
+    let mut m = Reg::with_seed(4);
+    m.compile("mse", "adam", &["mae"]).unwrap();
+    let before = values(&m);
+    let opts = Fit { validation_split: 0.2, ..quiet(2) };
+    let e = m.fit_with_callbacks(&x, &y, opts, callbacks).unwrap_err().to_string();
+    assert_eq!(values(&m), before, "{e}");
+    assert_eq!((m.train_state().optimizer().unwrap().iterations(), m.train_state().epochs()), (0, 0), "{e}");
+    e
+}
+
+#[test]
+fn a_checkpoint_path_naming_a_log_key_no_metric_produces_fails_before_the_first_step() {
+    let d = scratch("template");
+    let mut ckpt = kiln::ModelCheckpoint::new(d.join("w-{epoch:02}-{val_auc:.3}.safetensors"));
+    let e = refused_before_training(&mut [&mut ckpt]);
+    assert!(e.contains("names `{val_auc}`, which the logs do not have") && e.contains("val_mae"), "{e}");
+    let mut unclosed = kiln::ModelCheckpoint::new(d.join("w-{epoch.safetensors"));
+    assert!(refused_before_training(&mut [&mut unclosed]).contains("unclosed `{`"));
+    assert!(temporaries(&d).is_empty() && std::fs::read_dir(&d).unwrap().next().is_none(), "nothing written");
+}
+
+#[test]
+fn callback_folders_that_cannot_be_written_fail_before_the_first_step() {
+    let d = scratch("folders");
+    let file = d.join("a-file");
+    std::fs::write(&file, b"not a folder").unwrap();
+    let mut csv = kiln::CsvLogger::new(d.join("missing/log.csv"), false);
+    let e = refused_before_training(&mut [&mut csv]);
+    assert!(e.contains("CsvLogger writes into") && e.contains("missing`, which does not exist (create it first)"), "{e}");
+    let mut backup = kiln::BackupAndRestore::new(&file);
+    let e = refused_before_training(&mut [&mut backup]);
+    assert!(e.contains("BackupAndRestore writes into") && e.contains("is a file, not a folder"), "{e}");
+    let mut ckpt = kiln::ModelCheckpoint::new(file.join("{epoch}.safetensors"));
+    let e = refused_before_training(&mut [&mut ckpt]);
+    assert!(e.contains("ModelCheckpoint writes into") && e.contains("is a file, not a folder"), "{e}");
+}
+
+#[test]
+fn a_checkpoint_in_a_missing_folder_creates_it_as_keras_does() {
+    let d = scratch("mkdir");
+    let (x, y) = regression(20);
+    let mut m = Reg::with_seed(4);
+    m.compile("mse", "adam", &[]).unwrap();
+    let mut ckpt = kiln::ModelCheckpoint::new(d.join("runs/a").join("{epoch}/w.safetensors")).save_weights_only(true);
+    m.fit_with_callbacks(&x, &y, quiet(2), &mut [&mut ckpt]).unwrap();
+    assert_eq!(ckpt.saved(), [d.join("runs/a/1/w.safetensors"), d.join("runs/a/2/w.safetensors")]);
+    Reg::new().load_weights(&ckpt.saved()[1]).unwrap();
+}
