@@ -109,6 +109,23 @@ pub enum Error {
         /// The offending value.
         value: f32,
     },
+    /// `predict` or `predict_one` computed a NaN or infinite output from finite input: the layer
+    /// named is the first, in the order the layers ran, whose output held one.
+    #[error(
+        "layer `{layer}` of {model} computed {value} from finite input (row {row} of x), so {model}'s output is \
+         not finite: check the scale of the input and the weights"
+    )]
+    NonFiniteOutput {
+        /// The model.
+        model: &'static str,
+        /// The first layer whose output held a non-finite value (the output's name where the
+        /// model does not list its layers' outputs).
+        layer: String,
+        /// The row of `x` (0-based).
+        row: usize,
+        /// The value.
+        value: f32,
+    },
     /// A weights file that kiln will not load, and why (naming the tensor concerned).
     #[error("{path}: {reason}")]
     BadFile {

@@ -363,3 +363,72 @@ fn a_checkpoint_in_a_missing_folder_creates_it_as_keras_does() {
     assert_eq!(ckpt.saved(), [d.join("runs/a/1/w.safetensors"), d.join("runs/a/2/w.safetensors")]);
     Reg::new().load_weights(&ckpt.saved()[1]).unwrap();
 }
+
+sequential! {
+    pub struct Deep: [8] {
+        Dense(16, activation = relu),
+        Dense(4),
+        Dense(2, activation = softmax),
+    }
+}
+
+functional! {
+    pub struct Forked {
+        a = Input([3]);
+        shared = Dense(3, name = "shared");
+        h = shared(a);
+        g = Dense(3, name = "between")(h);
+        k = shared(g);
+        out = Dense(1, name = "score")(k);
+        Model([a], [out])
+    }
+}
+
+#[kiln::model]
+pub struct Sub {
+    first: Dense<8, 16, Relu>,
+    second: Dense<16, 2, Softmax>,
+}
+
+#[kiln::call]
+impl Sub {
+    fn call(&self, x: Input<8>) -> Output<2> {
+        let h = self.first(x);
+        self.second(h * 2.0)
+    }
+}
+
+#[test]
+fn a_finite_input_that_predicts_a_non_finite_output_is_an_error_naming_the_layer() {
+    let mut m = Deep::with_seed(1);
+    // Positive weights in the first layer: a row of 3e38 sums past f32's range in any order.
+    m.set_weight("dense.kernel", &Array2::from_elem((8, 16), 0.5f32)).unwrap();
+    let x = Array2::from_shape_fn((5, 8), |(i, _)| if i == 3 { 3e38 } else { 0.5 });
+    let e = m.predict(&x).unwrap_err();
+    let kiln::Error::NonFiniteOutput { layer, row, value, .. } = &e else { panic!("{e}") };
+    assert_eq!((&layer[..], *row, *value), ("dense", 3, f32::INFINITY), "{e}");
+    let text = e.to_string();
+    assert!(text.starts_with("layer `dense` of Deep computed inf from finite input (row 3 of x)"), "{text}");
+    let e = m.predict_one(&[3e38; 8]).unwrap_err().to_string();
+    assert!(e.starts_with("layer `dense` of Deep computed inf from finite input (row 0 of x)"), "{e}");
+    // Rows that stay finite predict as before.
+    assert!(m.predict(&x.slice(kiln::ndarray::s![..3, ..])).unwrap().iter().all(|v| v.is_finite()));
+
+    // A layer applied twice: the application that overflows is found (here the second: 3e20,
+    // then 9e20 through `between`, then 2.7e41).
+    let mut f = Forked::with_seed(2);
+    f.set_weight("shared.kernel", &Array2::from_elem((2, 3), 1e30f32)).unwrap_err(); // shape [3, 3]
+    f.set_weight("shared.kernel", &Array2::from_elem((3, 3), 1e20f32)).unwrap();
+    f.set_weight("between.kernel", &Array2::from_elem((3, 3), 1.0f32)).unwrap();
+    let e = f.predict(&Array2::from_elem((2, 3), 1.0f32)).unwrap_err().to_string();
+    assert!(e.starts_with("layer `shared` of Forked computed inf") && e.contains("row 0 of x"), "{e}");
+
+    // A subclassed model: its fields and the math of its call, in the order they ran.
+    let mut s = Sub::with_seed(3);
+    s.set_weight("first.kernel", &Array2::from_elem((8, 16), 0.5f32)).unwrap();
+    let e = s.predict_one(&[1e38; 8]).unwrap_err().to_string();
+    assert!(e.starts_with("layer `first` of Sub computed inf"), "{e}");
+    s.set_weight("first.kernel", &Array2::from_elem((8, 16), 0.3f32)).unwrap();
+    let e = s.predict_one(&[1e38; 8]).unwrap_err().to_string();
+    assert!(e.contains("of Sub computed inf") && !e.contains("`first`"), "the doubling overflows: {e}");
+}

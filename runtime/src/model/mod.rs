@@ -115,6 +115,11 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     fn input_grad_of<'s>(&'s self, _i: usize, _dys: &[&'s [f32]]) -> &'s [f32] {
         &[]
     }
+    /// Calls `f` with each layer's name and output of the last forward pass, in the order the
+    /// layers ran (what `predict` reads to name the layer that first computed a non-finite
+    /// value). Models the macros generate implement it; the default visits none.
+    #[doc(hidden)]
+    fn visit_layer_outputs(&self, _f: &mut dyn FnMut(&str, &[f32])) {}
     /// The activity penalties of the last forward pass (Keras' layer losses from
     /// `activity_regularizer`), added to the loss.
     fn activity_penalty(&self) -> f64 {
