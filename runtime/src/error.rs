@@ -215,3 +215,28 @@ mod tests {
         assert!(!far.to_string().contains("did you mean"));
     }
 }
+
+/// An id or label as kiln read it: the value itself when f32 holds every integer near it, or
+/// else what it became (integer inputs are converted to f32, exact only below 2²⁴), said so, so
+/// that the message never quotes a number as if it were the one passed.
+pub(crate) fn read_as(v: f32) -> String {
+    const EXACT: f32 = 16_777_216.0;
+    if v.is_finite() && v.abs() >= EXACT && v.fract() == 0.0 {
+        format!("a value of magnitude 2^24 = 16777216 or more (read as {} once converted to f32, which holds integers exactly only below 2^24)", v as i64)
+    } else {
+        v.to_string()
+    }
+}
+
+/// The error for a loss given where the optimizer goes, or the reverse: Keras' positional order
+/// is `compile(optimizer, loss)`, kiln's `compile(loss, optimizer, metrics)`.
+pub(crate) fn swapped(name: &str, is: &str, wanted: &'static str) -> Error {
+    Error::invalid(
+        wanted,
+        format!(
+            "`{name}` is {is}, not {}: kiln's compile takes the loss first, then the optimizer, as in \
+             compile(\"mse\", \"sgd\", &[]) (Keras' positional order, compile(optimizer, loss), is the other way round)",
+            if wanted == "loss" { "a loss" } else { "an optimizer" }
+        ),
+    )
+}

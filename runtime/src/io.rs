@@ -42,6 +42,9 @@ const HEADER_CHECKSUM: &str = "kiln.checksum";
 /// removed and an existing `path` is left as it was.
 pub fn atomic_write(path: impl AsRef<Path>, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
     let path = path.as_ref();
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid("path", "is empty: give the path of the file to write"));
+    }
     let io = |source| Error::Io { path: path.display().to_string(), source };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -466,6 +469,9 @@ pub fn check(m: &dyn DynModel, path: &str, bytes: &[u8], checkpoint: bool, opts:
 }
 
 fn read(path: &Path) -> Result<(String, Vec<u8>)> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid("path", "is empty: give the path of a safetensors file to load"));
+    }
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: shown.clone(), source })?;
     Ok((shown, bytes))

@@ -432,3 +432,52 @@ fn a_finite_input_that_predicts_a_non_finite_output_is_an_error_naming_the_layer
     let e = s.predict_one(&[1e38; 8]).unwrap_err().to_string();
     assert!(e.contains("of Sub computed inf") && !e.contains("`first`"), "the doubling overflows: {e}");
 }
+
+functional! {
+    pub struct Tokens {
+        ids = Input([3], dtype = i32);
+        e = Embedding(1000, 4)(ids);
+        flat = Flatten()(e);
+        out = Dense(2, activation = softmax)(flat);
+        Model(ids, out)
+    }
+}
+
+#[test]
+fn an_integer_id_beyond_f32s_exact_range_is_not_quoted_as_if_passed() {
+    let mut m = Tokens::new();
+    for (id, read) in [(16_777_217i64, "read as 16777216"), (i32::MAX as i64, "read as 2147483648")] {
+        let x = kiln::ndarray::Array2::from_shape_fn((2, 3), |(i, j)| if (i, j) == (1, 2) { id } else { 5 });
+        let e = m.predict(&x).unwrap_err().to_string();
+        assert!(e.contains("row 1, position [2] holds a value of magnitude 2^24 = 16777216 or more") && e.contains(read), "{e}");
+        assert!(!e.contains("2147483600") && !e.contains("holds 16777216,"), "{e}");
+    }
+    let small = kiln::ndarray::Array2::from_shape_fn((1, 3), |(_, j)| 1000 + j as i64);
+    assert!(m.predict(&small).unwrap_err().to_string().contains("holds 1000, not a token id in 0..1000"));
+    // Labels too.
+    let (x, _) = regression(2);
+    let mut c = Normed::new();
+    c.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    let x4 = Array2::from_shape_fn((2, 4), |(i, j)| x[[i, j % 3]]);
+    let e = c.fit(&x4, &Array1::from(vec![0i64, 16_777_217]), quiet(1)).unwrap_err().to_string();
+    assert!(e.contains("row 1 has label a value of magnitude 2^24") && e.contains("read as 16777216"), "{e}");
+}
+
+#[test]
+fn a_loss_in_the_optimizers_place_says_kilns_order() {
+    for (loss, opt) in [("sgd", "mse"), ("adam", "sparse_categorical_crossentropy")] {
+        let e = Reg::new().compile(loss, opt, &[]).unwrap_err().to_string();
+        assert!(e.contains("is a loss, not an optimizer") || e.contains("is an optimizer, not a loss"), "{e}");
+        assert!(e.contains("kiln's compile takes the loss first") && e.contains("Keras' positional order"), "{e}");
+    }
+    let e = Reg::new().compile("mse", "adamm", &[]).unwrap_err().to_string();
+    assert!(e.contains("did you mean `adam`"), "a plain misspelling keeps its suggestion: {e}");
+}
+
+#[test]
+fn an_empty_path_says_so() {
+    let e = Reg::new().load_weights("").unwrap_err().to_string();
+    assert!(e.contains("`path`: is empty: give the path of a safetensors file to load"), "{e}");
+    let e = Reg::new().save_weights("").unwrap_err().to_string();
+    assert!(e.contains("`path`: is empty"), "{e}");
+}

@@ -248,6 +248,7 @@ pub fn from_name(name: &str) -> Result<Box<dyn Optimizer>> {
         "adamax" => Box::new(Adamax::default()),
         "lion" => Box::new(Lion::default()),
         "adafactor" => Box::new(Adafactor::default()),
+        _ if crate::losses::Loss::from_name(name).is_ok() => return Err(crate::error::swapped(name, "a loss", "optimizer")),
         _ => return Err(Error::UnknownName { kind: "optimizer", name: name.to_string(), valid: NAMES.to_vec() }),
     })
 }
