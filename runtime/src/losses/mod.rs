@@ -249,7 +249,9 @@ impl Loss {
         Loss { gamma, ..Loss::BinaryFocalCrossentropy }
     }
 
-    /// Whether the model's outputs are logits rather than probabilities (cross-entropies only).
+    /// Whether the model's outputs are logits rather than probabilities (cross-entropies only):
+    /// Keras' `SparseCategoricalCrossentropy(from_logits=True)` is
+    /// `Loss::SparseCategoricalCrossentropy.with_from_logits(true)`.
     pub fn with_from_logits(self, from_logits: bool) -> Loss {
         Loss { from_logits, ..self }
     }
@@ -259,7 +261,8 @@ impl Loss {
         self.kind
     }
 
-    /// Whether predictions are read as logits.
+    /// Whether predictions are read as logits (a getter; set it with
+    /// [`with_from_logits`](Self::with_from_logits)).
     pub fn from_logits(&self) -> bool {
         self.from_logits
     }

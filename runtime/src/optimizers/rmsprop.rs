@@ -5,6 +5,12 @@ use crate::error::Result;
 ///
 /// `v = ρ v + (1 - ρ) g²`; `w -= lr · g / √(v + ε)` (centred: `√(v - ḡ² + ε)` with `ḡ` the running
 /// mean of g); with momentum the increment feeds a velocity first.
+///
+/// kiln applies this dense formula to every weight, an `Embedding`'s included: the rows of ids
+/// absent from a batch get a zero gradient, so their `v` decays too. Keras on TensorFlow hands an
+/// Embedding's gradient to the optimizer as sparse `IndexedSlices` and updates it otherwise, so
+/// a model with an Embedding trained with RMSprop drifts from Keras' run in that layer; the other
+/// layers follow Keras exactly.
 #[derive(Clone, Debug)]
 pub struct RmsProp {
     /// Step size.
