@@ -173,6 +173,25 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     }
 }
 
+/// `1 - x` as Keras 3 forms it where `x` is a hyper-parameter held as a Python float (Adam's and
+/// Adamax' `1 - self.beta_1`, RMSprop's `1 - rho`): in double precision from the decimal the
+/// user wrote, rounded to f32 where it meets a tensor. kiln holds `x` as an f32, whose decimal
+/// is recovered as the shortest one that rounds to it: `one_minus(0.999)` is f32(0.001), where
+/// `1.0 - 0.999f32` is 0.00099998713, a bias that moved whole training runs away from Keras.
+/// (Optimizers that cast the hyper-parameter to the variable's dtype first, as Keras' Lion and
+/// Nadam do, subtract in f32 instead.)
+pub(crate) fn one_minus(x: f32) -> f32 {
+    let mut scale = 1.0f64;
+    for _ in 0..10 {
+        scale *= 10.0;
+        let decimal = (x as f64 * scale).round() / scale;
+        if decimal as f32 == x {
+            return (1.0 - decimal) as f32;
+        }
+    }
+    (1.0 - x as f64) as f32
+}
+
 /// The valid range of a hyper-parameter.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Range {
@@ -297,5 +316,16 @@ mod tests {
         assert_eq!(from_name("sgd").unwrap().learning_rate(), 0.01);
         let e = from_name("adamm").unwrap_err().to_string();
         assert!(e.contains("unknown optimizer `adamm`") && e.contains("rmsprop"), "{e}");
+    }
+
+    /// Python's `1 - 0.999` is 0.0010000000000000009, f32(0.001) once it meets a tensor.
+    #[test]
+    fn one_minus_is_formed_from_the_decimal_as_keras_forms_it() {
+        assert_eq!(one_minus(0.999), 0.001f32);
+        assert_eq!(one_minus(0.9), 0.1f32);
+        assert_ne!(1.0 - 0.999f32, 0.001f32, "the f32 subtraction Keras does not do");
+        assert_eq!(one_minus(0.95), (1.0f64 - 0.95) as f32);
+        assert_eq!(one_minus(0.0), 1.0);
+        assert_eq!(one_minus(0.123456789), (1.0 - 0.123456789f32 as f64) as f32);
     }
 }
