@@ -197,9 +197,10 @@ impl Optimizer for AdamW {
         self.adam.visit_slot_state(slot, f)
     }
     fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
-        let decay = 1.0 - self.weight_decay * self.adam.learning_rate;
+        // Keras 3 (TensorFlow): `variable.assign_sub(variable * wd * lr)`, in that order.
+        let (wd, lr) = (self.weight_decay, self.adam.learning_rate);
         for v in w.iter_mut() {
-            *v *= decay;
+            *v -= *v * wd * lr;
         }
         self.adam.step(slot, w, g);
     }
