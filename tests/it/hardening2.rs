@@ -481,3 +481,57 @@ fn an_empty_path_says_so() {
     let e = Reg::new().save_weights("").unwrap_err().to_string();
     assert!(e.contains("`path`: is empty"), "{e}");
 }
+
+sequential! {
+    pub struct Bn1: [1] {
+        BatchNormalization,
+    }
+}
+
+sequential! {
+    pub struct Pointwise: [64, 64, 1] {
+        Conv2D(1, 1),
+    }
+}
+
+/// Relative distance of a gradient from its float64 value.
+fn rel(got: f32, want: f64) -> f64 {
+    (got as f64 - want).abs() / want.abs().max(1e-30)
+}
+
+/// 65,536 rows: BatchNormalization's batch statistics and a convolution's kernel gradient are sums
+/// over every row. Summed one row after the other in f32 they lose up to one rounding per row
+/// (kiln's were sequential within parts of 2,048 rows, its convolution's within each chunk of
+/// samples); summed pairwise they stay within a few roundings of float64, whatever the threads.
+#[test]
+fn long_batch_sums_stay_close_to_float64() {
+    let n = 65_536;
+    let x: Vec<f32> = (0..n).map(|i| 1.0 + 0.25 * ((i as f32) * 0.37).sin()).collect();
+    let y = vec![0.5f32; n];
+    // BatchNormalization: d gamma = Σ dy · x̂ and d beta = Σ dy, with dy = 2 (x̂ - y) / n.
+    let mut bn = Bn1::new();
+    let (xa, ya) = (Array2::from_shape_vec((n, 1), x.clone()).unwrap(), Array2::from_shape_vec((n, 1), y.clone()).unwrap());
+    let (_, g) = bn.loss_and_grads(&xa, &ya, &Loss::MeanSquaredError).unwrap();
+    let mean = x.iter().map(|v| *v as f64).sum::<f64>() / n as f64;
+    let var = x.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+    let xhat: Vec<f64> = x.iter().map(|v| (*v as f64 - mean) / (var + 1e-3).sqrt()).collect();
+    let dy: Vec<f64> = xhat.iter().zip(&y).map(|(h, y)| 2.0 * (h - *y as f64) / n as f64).collect();
+    let dgamma: f64 = dy.iter().zip(&xhat).map(|(d, h)| d * h).sum();
+    let dbeta: f64 = dy.iter().sum();
+    let (eg, ebeta) =
+        (rel(g.get("batch_normalization.gamma").unwrap()[0], dgamma), rel(g.get("batch_normalization.beta").unwrap()[0], dbeta));
+    assert!(eg < 4e-7 && ebeta < 4e-7, "BatchNormalization's gradients from float64: gamma {eg:e}, beta {ebeta:e}");
+
+    // A 1×1 convolution over 16 samples of 64×64: d kernel = Σ x · dz, d bias = Σ dz.
+    let mut conv = Pointwise::with_seed(1);
+    let (k, b) = (conv.get_weight("conv2d.kernel").unwrap()[[0, 0, 0, 0]] as f64, 0.0f64);
+    let xc = kiln::ndarray::Array4::from_shape_vec((16, 64, 64, 1), x.clone()).unwrap();
+    let yc = kiln::ndarray::Array4::from_shape_vec((16, 64, 64, 1), y.clone()).unwrap();
+    let (_, g) = conv.loss_and_grads(&xc, &yc, &Loss::MeanSquaredError).unwrap();
+    let dz: Vec<f64> = x.iter().zip(&y).map(|(x, y)| 2.0 * (k * *x as f64 + b - *y as f64) / n as f64).collect();
+    let dk: f64 = dz.iter().zip(&x).map(|(d, x)| d * *x as f64).sum();
+    let db: f64 = dz.iter().sum();
+    let (ek, eb) = (rel(g.get("conv2d.kernel").unwrap()[0], dk), rel(g.get("conv2d.bias").unwrap()[0], db));
+    assert!(ek < 4e-7 && eb < 4e-7, "Conv2D's gradients from float64: kernel {ek:e}, bias {eb:e}");
+    println!("from float64: BatchNormalization gamma {eg:.1e}, beta {ebeta:.1e}; Conv2D kernel {ek:.1e}, bias {eb:.1e}");
+}
