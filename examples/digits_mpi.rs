@@ -56,7 +56,7 @@ fn check(mpi: &Arc<Mpi>, x: &Array4<f32>, y: &Array2<f32>) -> kiln::Result<()> {
     let mut model = Digits::new();
     model.compile("sparse_categorical_crossentropy", Adam::new(0.003), &["accuracy"])?;
     model.distribute(mpi.clone());
-    let mut ckpt = kiln::ModelCheckpoint::new(dir.join("after-{epoch}.safetensors").to_str().unwrap_or_default());
+    let mut ckpt = kiln::ModelCheckpoint::new(dir.join("after-{epoch}.safetensors"));
     let h = model.fit_with_callbacks(&x, &y, opts(), &mut [&mut ckpt])?;
     kiln::distributed::check_replicas(&**mpi, &model, "after ten steps")?;
     barrier();

@@ -8,8 +8,14 @@ use ndarray::{Array1, Array2, Axis, s};
 use crate::error::{Error, Result};
 
 /// Reads a numeric CSV file into `[rows, columns]`. A path ending in `.gz` is decompressed.
-/// `skip_header` drops the first line. Every row must have the same number of columns; the error
-/// for a bad cell names its line and column.
+/// `skip_header`: `true` drops the first line (a header of column names, as pandas'
+/// `read_csv` expects by default), `false` reads every line as numbers. Every row must have the
+/// same number of columns; the error for a bad cell names its line and column.
+///
+/// ```ignore
+/// let iris = kiln::data::read_csv("examples/data/iris.csv", true)?;          // has a header
+/// let digits = kiln::data::read_csv("examples/data/digits.csv.gz", false)?;  // numbers only
+/// ```
 pub fn read_csv(path: impl AsRef<Path>, skip_header: bool) -> Result<Array2<f32>> {
     let path = path.as_ref();
     let shown = path.display().to_string();

@@ -96,6 +96,36 @@ pub enum Error {
         /// The epochs that finished before it, as `fit` would have returned them.
         history: Box<crate::history::History>,
     },
+    /// An update outside `fit` (`opt.apply`, `apply_gradients`, the moving statistics of
+    /// `loss_and_grads`) that would have left a weight, a moving statistic or the optimizer's
+    /// state NaN or infinite. It was refused: nothing changed.
+    #[error(
+        "{what} would become {value}: the update was refused, and the weights, moving statistics and optimizer \
+         state are as they were (lower the learning rate or check the data and gradients)"
+    )]
+    NonFiniteUpdate {
+        /// `dense_1.kernel after adam's update`, `adam's state for dense.bias`, or a moving statistic.
+        what: String,
+        /// The offending value.
+        value: f32,
+    },
+    /// `predict` or `predict_one` computed a NaN or infinite output from finite input: the layer
+    /// named is the first, in the order the layers ran, whose output held one.
+    #[error(
+        "layer `{layer}` of {model} computed {value} from finite input (row {row} of x), so {model}'s output is \
+         not finite: check the scale of the input and the weights"
+    )]
+    NonFiniteOutput {
+        /// The model.
+        model: &'static str,
+        /// The first layer whose output held a non-finite value (the output's name where the
+        /// model does not list its layers' outputs).
+        layer: String,
+        /// The row of `x` (0-based).
+        row: usize,
+        /// The value.
+        value: f32,
+    },
     /// A weights file that kiln will not load, and why (naming the tensor concerned).
     #[error("{path}: {reason}")]
     BadFile {
@@ -184,4 +214,29 @@ mod tests {
         let far = Error::UnknownName { kind: "loss", name: "zzzzzz".into(), valid: vec!["mse"] };
         assert!(!far.to_string().contains("did you mean"));
     }
+}
+
+/// An id or label as kiln read it: the value itself when f32 holds every integer near it, or
+/// else what it became (integer inputs are converted to f32, exact only below 2²⁴), said so, so
+/// that the message never quotes a number as if it were the one passed.
+pub(crate) fn read_as(v: f32) -> String {
+    const EXACT: f32 = 16_777_216.0;
+    if v.is_finite() && v.abs() >= EXACT && v.fract() == 0.0 {
+        format!("a value of magnitude 2^24 = 16777216 or more (read as {} once converted to f32, which holds integers exactly only below 2^24)", v as i64)
+    } else {
+        v.to_string()
+    }
+}
+
+/// The error for a loss given where the optimizer goes, or the reverse: Keras' positional order
+/// is `compile(optimizer, loss)`, kiln's `compile(loss, optimizer, metrics)`.
+pub(crate) fn swapped(name: &str, is: &str, wanted: &'static str) -> Error {
+    Error::invalid(
+        wanted,
+        format!(
+            "`{name}` is {is}, not {}: kiln's compile takes the loss first, then the optimizer, as in \
+             compile(\"mse\", \"sgd\", &[]) (Keras' positional order, compile(optimizer, loss), is the other way round)",
+            if wanted == "loss" { "a loss" } else { "an optimizer" }
+        ),
+    )
 }

@@ -5,16 +5,22 @@
 //! `kiln.architecture` (a hash of the layer table, activations and parameter shapes) and
 //! `kiln.checksum.<tensor>` (a hash of each tensor's bytes). Checkpoints add the optimizer's
 //! state as tensors named `optimizer.<i>`, and its step count, the epoch count, the model's seed
-//! and its random stream's position as metadata, so training resumes exactly.
+//! and its random stream's position as metadata, so training resumes exactly. Last comes
+//! `kiln.checksum`, a hash over all the other metadata and every tensor's name, dtype, shape and
+//! byte range ([`metadata_checksum`]): with the tensors' checksums, everything a load trusts is
+//! covered.
 //!
 //! Saving is atomic: the file is written to a temporary file of its own in the same folder
 //! (unique per write, so concurrent saves to one path cannot disturb each other), flushed to disk,
-//! then renamed over the target; an error part-way leaves any previous file untouched. Loading
+//! then renamed over the target; an error part-way leaves any previous file untouched. The
+//! temporary file is locked while it is written: the temporaries of a process killed mid-save
+//! are removed by the next save to that path (and by a run `BackupAndRestore` resumes). Loading
 //! checks the whole file before changing any weight: it never panics and never reads out of
 //! bounds, and every problem is an [`Error::BadFile`] naming the tensor and what is wrong: a
 //! tensor whose bytes do not match its checksum (a corrupted file), a file saved by a model of
 //! another architecture (unless [`LoadOptions::check_architecture`] is off), NaN or infinite
-//! weights. Files without checksums or architecture (converted from Keras) still load.
+//! weights, a negative variance. Files without any kiln metadata (converted from Keras) load
+//! without checksums; a file with kiln metadata must have every checksum.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -28,12 +34,17 @@ use crate::optimizers::OptimizerState;
 
 const OPTIMIZER_PREFIX: &str = "optimizer.";
 const CHECKSUM_PREFIX: &str = "kiln.checksum.";
+/// The metadata key of the checksum over the rest of the header.
+const HEADER_CHECKSUM: &str = "kiln.checksum";
 
 /// Writes a file atomically: `write` fills a temporary file beside `path`, which is flushed to
 /// disk and renamed over `path` only if `write` succeeds. On any error the temporary file is
 /// removed and an existing `path` is left as it was.
 pub fn atomic_write(path: impl AsRef<Path>, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
     let path = path.as_ref();
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid("path", "is empty: give the path of the file to write"));
+    }
     let io = |source| Error::Io { path: path.display().to_string(), source };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -41,12 +52,17 @@ pub fn atomic_write(path: impl AsRef<Path>, write: impl FnOnce(&mut dyn Write) -
     };
     let name = path.file_name().ok_or_else(|| io(std::io::Error::other("the path names no file")))?;
     // A temporary file of its own for every write (removed if anything fails), renamed over the
-    // target only once complete and on disk.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.to_string_lossy()))
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(io)?;
+    // target only once complete and on disk. It is locked while it is written, so that another
+    // save can tell it from one left by a process killed mid-save (whose lock ended with it).
+    let mut tmp = loop {
+        let tmp = tempfile::Builder::new().prefix(&temp_prefix(name)).suffix(".tmp").tempfile_in(&dir).map_err(io)?;
+        tmp.as_file().lock().map_err(io)?;
+        // Another save may have taken it for a stale one between its creation and the lock.
+        if same_file(tmp.path(), tmp.as_file()) {
+            break tmp;
+        }
+    };
+    remove_stale_temporaries(path);
     {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
         write(&mut w).map_err(io)?;
@@ -65,6 +81,53 @@ pub fn atomic_write(path: impl AsRef<Path>, write: impl FnOnce(&mut dyn Write) -
     Ok(())
 }
 
+/// The start of the name of `atomic_write`'s temporary files for a target named `name`.
+fn temp_prefix(name: &std::ffi::OsStr) -> String {
+    format!(".{}.", name.to_string_lossy())
+}
+
+/// Whether `path` still names the open file `file`.
+fn same_file(path: &Path, file: &std::fs::File) -> bool {
+    let (Ok(a), Ok(b)) = (std::fs::metadata(path), file.metadata()) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (a.dev(), a.ino()) == (b.dev(), b.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        true
+    }
+}
+
+/// Removes the temporary files that saves to `path` left behind when their process was killed
+/// mid-save: those beside it, named for it, that no running save holds locked. Every save and a
+/// run resumed by `BackupAndRestore` call it; failures are ignored (the next save tries again).
+pub(crate) fn remove_stale_temporaries(path: &Path) {
+    let Some(name) = path.file_name() else { return };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let prefix = temp_prefix(name);
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(n) = file_name.to_str() else { continue };
+        if !(n.starts_with(&prefix) && n.ends_with(".tmp") && n.len() > prefix.len() + 4) {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(entry.path()) else { continue };
+        // A save in progress holds its lock until its file is renamed over the target.
+        if file.try_lock().is_ok() && same_file(&entry.path(), &file) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// A 64-bit FNV-1a hash of a tensor's bytes, as hex: the checksum saved with each tensor.
 pub fn checksum(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -73,6 +136,56 @@ pub fn checksum(bytes: &[u8]) -> String {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
+}
+
+/// FNV-1a over a file's header as parsed: every metadata entry but [`HEADER_CHECKSUM`] itself
+/// (sorted by key), then every tensor's name, dtype, shape and byte range (sorted by name).
+fn header_hash<'a>(
+    metadata: impl Iterator<Item = (&'a str, &'a str)>,
+    tensors: impl Iterator<Item = (&'a str, String, &'a [usize], (usize, usize))>,
+) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |s: &[u8]| {
+        for &b in s.iter().chain(&[0]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    let mut metadata: Vec<_> = metadata.filter(|(k, _)| *k != HEADER_CHECKSUM).collect();
+    metadata.sort();
+    for (k, v) in metadata {
+        eat(k.as_bytes());
+        eat(v.as_bytes());
+    }
+    let mut tensors: Vec<_> = tensors.collect();
+    tensors.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, dtype, shape, (start, end)) in tensors {
+        eat(name.as_bytes());
+        eat(dtype.as_bytes());
+        eat(format!("{shape:?}").as_bytes());
+        eat(format!("{start}..{end}").as_bytes());
+    }
+    format!("{h:016x}")
+}
+
+/// The checksum that the metadata entry `kiln.checksum` of a file holds when the header is intact:
+/// over every other metadata entry (the architecture, the tensors' checksums, a checkpoint's
+/// optimizer, step and epoch counts, seed and stream position) and every tensor's name, dtype,
+/// shape and byte range. With the tensors' own checksums it covers everything a load trusts.
+/// (For tools that edit a file's metadata on purpose; kiln writes and checks it itself.)
+pub fn metadata_checksum(bytes: &[u8]) -> Result<String> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| Error::invalid("bytes", format!("not a valid safetensors file: {e}")))?;
+    Ok(header_of(&meta))
+}
+
+fn header_of(meta: &safetensors::tensor::Metadata) -> String {
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    let tensors = meta.tensors();
+    header_hash(
+        metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        tensors.iter().map(|(n, t)| (n.as_str(), t.dtype.to_string(), &t.shape[..], t.data_offsets)),
+    )
 }
 
 /// How [`crate::Model::load_weights_with`] checks a file.
@@ -152,6 +265,17 @@ fn serialize(m: &dyn DynModel, resume: Option<Resume<'_>>) -> Result<Vec<u8>> {
     // The header is written here rather than by the safetensors crate, whose metadata map comes
     // out in hash order: the same model must give the same bytes, run after run.
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut ranges = Vec::with_capacity(tensors.len());
+    let mut offset = 0;
+    for (_, _, bytes) in &tensors {
+        ranges.push((offset, offset + bytes.len()));
+        offset += bytes.len();
+    }
+    let sum = header_hash(
+        meta.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        tensors.iter().zip(&ranges).map(|((n, shape, _), r)| (n.as_str(), Dtype::F32.to_string(), &shape[..], *r)),
+    );
+    meta.insert(HEADER_CHECKSUM.into(), sum);
     let mut header = serde_json::Map::new();
     header.insert(
         "__metadata__".into(),
@@ -240,11 +364,39 @@ pub fn check(m: &dyn DynModel, path: &str, bytes: &[u8], checkpoint: bool, opts:
     let metadata = meta.metadata().clone().unwrap_or_default();
     let mut names = st.names();
     names.sort();
-    for name in &names {
-        if let (Some(want), Ok(view)) = (metadata.get(&format!("{CHECKSUM_PREFIX}{name}")), st.tensor(name))
-            && checksum(view.data()) != *want
-        {
-            return Err(bad(path, format!("tensor `{name}` does not match its checksum: the file is corrupted")));
+    // A file with kiln's metadata is checked whole; only one without any (converted from Keras)
+    // loads unchecked, so a renamed or lost checksum entry cannot pass for such a file.
+    if metadata.keys().any(|k| k.starts_with("kiln.")) {
+        for name in &names {
+            let Some(want) = metadata.get(&format!("{CHECKSUM_PREFIX}{name}")) else {
+                return Err(bad(
+                    path,
+                    format!("tensor `{name}` has no checksum (`{CHECKSUM_PREFIX}{name}`): the file is corrupted"),
+                ));
+            };
+            let view = st.tensor(name).map_err(|e| bad(path, format!("tensor `{name}`: {e}")))?;
+            if checksum(view.data()) != *want {
+                return Err(bad(path, format!("tensor `{name}` does not match its checksum: the file is corrupted")));
+            }
+        }
+        match metadata.get(HEADER_CHECKSUM) {
+            None => {
+                return Err(bad(
+                    path,
+                    format!(
+                        "it has kiln's metadata but no `{HEADER_CHECKSUM}` over it: the file is corrupted, or was \
+                         saved by a kiln from before metadata was checksummed (load it there and save it again)"
+                    ),
+                ));
+            }
+            Some(want) if *want != header_of(&meta) => {
+                return Err(bad(
+                    path,
+                    "its metadata (architecture, checksums, a checkpoint's counts, seed and stream) or tensor \
+                     layout does not match its checksum: the file is corrupted",
+                ));
+            }
+            Some(_) => {}
         }
     }
     if opts.check_architecture
@@ -284,6 +436,17 @@ pub fn check(m: &dyn DynModel, path: &str, bytes: &[u8], checkpoint: bool, opts:
         }
         weights.push(floats(path, name, &view)?);
     }
+    // A variance may not be negative.
+    let (mut i, mut refused) = (0, None);
+    m.visit_weights(&mut |name, p| {
+        if refused.is_none() {
+            refused = p.refuse(&weights[i]).map(|why| format!("tensor `{name}` {why}"));
+        }
+        i += 1;
+    });
+    if let Some(reason) = refused {
+        return Err(bad(path, reason));
+    }
     let mut optimizer = Vec::new();
     for name in names {
         if expected.iter().any(|(n, _)| n == name) {
@@ -306,6 +469,9 @@ pub fn check(m: &dyn DynModel, path: &str, bytes: &[u8], checkpoint: bool, opts:
 }
 
 fn read(path: &Path) -> Result<(String, Vec<u8>)> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid("path", "is empty: give the path of a safetensors file to load"));
+    }
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: shown.clone(), source })?;
     Ok((shown, bytes))

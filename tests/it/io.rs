@@ -267,13 +267,16 @@ fn mutated_files_never_panic() {
     println!("{iters} mutated files in {:.2}s: {ok} loaded, {err} refused, 0 panics", start.elapsed().as_secs_f64());
 }
 
-/// Rewrites a saved file with one metadata entry changed (the tensors and their checksums kept).
+/// Rewrites a saved file with one metadata entry changed on purpose (the tensors and their
+/// checksums kept, the checksum over the metadata made again, as a tool editing it would).
 fn with_metadata(bytes: &[u8], key: &str, value: &str) -> Vec<u8> {
     let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
     let mut meta = meta.metadata().clone().unwrap();
     meta.insert(key.to_string(), value.to_string());
     let views: Vec<(String, TensorView<'_>)> = st.tensors();
+    let edited = safetensors::serialize(views.clone(), Some(meta.clone())).unwrap();
+    meta.insert("kiln.checksum".into(), kiln::io::metadata_checksum(&edited).unwrap());
     safetensors::serialize(views, Some(meta)).unwrap()
 }
 

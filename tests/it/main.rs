@@ -19,6 +19,7 @@ mod functional;
 mod gan;
 mod gradcheck;
 mod hardening;
+mod hardening2;
 mod infer;
 mod initializers;
 mod io;

@@ -272,7 +272,16 @@ impl Gen<'_> {
     pub fn passes(&self, bind_mut: &TokenStream, bind_ref: &TokenStream) -> TokenStream {
         let rt = rt();
         let (forward, backward, outputs) = (self.forward(), self.backward(), self.output_arms());
+        let (layer_names, layer_outputs): (Vec<String>, Vec<TokenStream>) =
+            self.computing().map(|i| (self.layer(i).name.to_string(), self.out_expr(i))).unzip();
         quote! {
+            // Each layer application's output after the forward pass, in the order they ran.
+            #[allow(unused_variables)]
+            fn __kiln_visit_outputs(&self, f: &mut dyn FnMut(&str, &[f32])) {
+                #bind_ref
+                #(f(#layer_names, #layer_outputs);)*
+            }
+
             #[allow(unused_variables)]
             fn __kiln_run(&mut self, xs: &[&[f32]], ctx: &mut #rt::Ctx<'_>) {
                 #bind_mut

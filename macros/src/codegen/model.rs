@@ -322,6 +322,9 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
             fn visit_weights(&self, f: &mut dyn FnMut(&str, &#rt::Param)) {
                 self.__kiln_visit(f)
             }
+            fn visit_layer_outputs(&self, f: &mut dyn FnMut(&str, &[f32])) {
+                self.__kiln_visit_outputs(f)
+            }
             fn activity_penalty(&self) -> f64 {
                 #penalty
             }

@@ -5,6 +5,7 @@ pub mod activation;
 pub mod conv;
 pub mod fastmath;
 pub mod matmul;
+pub mod pairwise;
 pub mod parallel;
 pub mod simd;
 

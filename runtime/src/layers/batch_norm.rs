@@ -4,14 +4,15 @@ use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Param, Shareable, sized};
 use crate::kernels::parallel;
 
 /// Rows per part of the batch statistics' sums: the parts depend only on the row count (never on
-/// the threads), and their sums are added in order, so results do not depend on the threads.
-const PART_ROWS: usize = 2048;
+/// the threads), and their sums are added pairwise (`kernels::pairwise`), so results do not
+/// depend on the threads and lose about 64 + log₂(parts) roundings rather than one per row.
+const PART_ROWS: usize = 64;
 
 /// Work (`rows · channels`) from which the passes over the rows use every thread.
 const PARALLEL_VALUES: usize = 1 << 15;
 
 /// `out = Σ_parts acc(part)`, where `acc(rows, a)` adds rows `rows`' contributions to `a`
-/// (zeroed first): the parts of [`PART_ROWS`] rows on the threads, their sums added in order.
+/// (zeroed first): the parts of [`PART_ROWS`] rows on the threads, their sums added pairwise.
 fn part_sums(rows: usize, parts_buf: &mut Vec<f32>, out: &mut [f32], acc: impl Fn(Range<usize>, &mut [f32]) + Sync) {
     let (w, parts) = (out.len(), rows.div_ceil(PART_ROWS).max(1));
     let partial = sized(parts_buf, parts * w);
@@ -23,10 +24,7 @@ fn part_sums(rows: usize, parts_buf: &mut Vec<f32>, out: &mut [f32], acc: impl F
             acc(p * PART_ROWS..((p + 1) * PART_ROWS).min(rows), a);
         }
     });
-    out.fill(0.0);
-    for a in partial.chunks_exact(w) {
-        out.iter_mut().zip(a).for_each(|(o, v)| *o += v);
-    }
+    out.copy_from_slice(crate::kernels::pairwise::tree_sum(partial, w));
 }
 
 /// Keras' `BatchNormalization(axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True)`:
@@ -93,7 +91,7 @@ impl BatchNorm {
             gamma: scale.then_some(gamma),
             beta: center.then(|| Param::zeros(&[channels])),
             moving_mean: Param::state(&[channels], 0.0),
-            moving_variance: Param::state(&[channels], 1.0),
+            moving_variance: Param::state(&[channels], 1.0).non_negative(),
             channels,
             momentum,
             epsilon,

@@ -51,10 +51,15 @@ pub struct ConvBuffers {
     outg: Vec<f32>,
     dzg: Vec<f32>,
     dkg: Vec<f32>,
-    /// Each chunk of samples' share of the kernel and bias gradients, summed in chunk order.
+    /// Each chunk of samples' share of the kernel and bias gradients (`[kernel | bias]`), summed
+    /// in chunk order, and each chunk's partial sums of its blocks of rows.
     dkp: Vec<f32>,
-    dbp: Vec<f32>,
+    stacks: Vec<Vec<f32>>,
 }
+
+/// Rows (samples × output positions) per block of a kernel gradient's sum: each block's product
+/// is one pass of the product kernel, the blocks are summed pairwise.
+const GRAD_ROWS: usize = 256;
 
 impl LayerBuffers for ConvBuffers {
     fn output(&self) -> &[f32] {
@@ -258,8 +263,12 @@ impl<A: ActivationFn> Layer for Conv<A> {
         // the bias gradient, and, when asked, d cols = dz · kernelᵀ put back onto its inputs.
         let ch = chunks(n);
         let b = &mut self.buf;
-        sized(&mut b.dkp, ch.1 * patch * f);
-        sized(&mut b.dbp, ch.1 * f);
+        // Each chunk's [kernel | bias] gradient, its blocks of rows summed pairwise.
+        let share = patch * f + f;
+        sized(&mut b.dkp, ch.1 * share);
+        if b.stacks.len() < ch.1 {
+            b.stacks.resize(ch.1, Vec::new());
+        }
         let dcols_w = if opts.input_grad { pos * patch } else { 0 };
         sized(&mut b.dcols, n * dcols_w);
         sized(&mut b.dx, if opts.input_grad { n * inl } else { 0 });
@@ -267,18 +276,18 @@ impl<A: ActivationFn> Layer for Conv<A> {
         transpose(&self.kernel.value[..wt_len], wt_len / f.max(1), f, f, sized(&mut b.wt, wt_len));
         {
             let (cols, dz, wt) = (&b.cols[..], &b.dz[..], &b.wt[..]);
-            let mut dkp = b.dkp.chunks_mut(patch * f);
-            let mut dbp = b.dbp.chunks_mut(f);
+            let mut dkp = b.dkp.chunks_mut(share);
+            let mut stacks = b.stacks.iter_mut();
             let mut dcols = cut(&mut b.dcols, ch, dcols_w).into_iter();
             let mut dx = cut(&mut b.dx, ch, if opts.input_grad { inl } else { 0 }).into_iter();
-            type Share<'a> = (usize, usize, &'a mut [f32], &'a mut [f32], &'a mut [f32], &'a mut [f32]);
+            type Share<'a> = (usize, usize, &'a mut [f32], Option<&'a mut Vec<f32>>, &'a mut [f32], &'a mut [f32]);
             let mut items: [Option<Share<'_>>; MAX_CHUNKS] = std::array::from_fn(|c| {
                 let (s0, ns) = (ch.0[c], ch.0[c + 1].saturating_sub(ch.0[c]));
                 let item = (
                     s0,
                     ns,
                     dkp.next().unwrap_or_default(),
-                    dbp.next().unwrap_or_default(),
+                    stacks.next(),
                     dcols.next().unwrap_or_default(),
                     dx.next().unwrap_or_default(),
                 );
@@ -286,15 +295,22 @@ impl<A: ActivationFn> Layer for Conv<A> {
             });
             let parallel = ch.1 > 1 && 2 * rows * patch * f >= PARALLEL_FLOPS;
             parallel::for_each_mut(&mut items[..ch.1], parallel, |item| {
-                let Some((s0, ns, dk, db, dcols, dx)) = item.take() else { return };
+                let Some((s0, ns, dkb, Some(stack), dcols, dx)) = item.take() else { return };
                 let r = s0 * pos..(s0 + ns) * pos;
                 let (cols, dz) = (&cols[r.start * patch..r.end * patch], &dz[r.start * f..r.end * f]);
-                if small_grad_patch(patch) {
-                    small_patch_grad(cols, dz, patch, f, dk, db);
-                } else {
-                    gemm_rows(patch, ns * pos, f, cols, (1, patch), dz, f, dk, f, 0.0);
-                    column_sums(dz, f, db, false);
-                }
+                // Blocks of GRAD_ROWS rows, their products summed pairwise (`kernels::pairwise`).
+                let blocks = (ns * pos).div_ceil(GRAD_ROWS);
+                crate::kernels::pairwise::cascade(blocks, share, stack, dkb, |k, slot| {
+                    let rows = k * GRAD_ROWS..((k + 1) * GRAD_ROWS).min(ns * pos);
+                    let (cols, dz) = (&cols[rows.start * patch..rows.end * patch], &dz[rows.start * f..rows.end * f]);
+                    let (dk, db) = slot.split_at_mut(patch * f);
+                    if small_grad_patch(patch) {
+                        small_patch_grad(cols, dz, patch, f, dk, db);
+                    } else {
+                        gemm_rows(patch, rows.len(), f, cols, (1, patch), dz, f, dk, f, 0.0);
+                        column_sums(dz, f, db, false);
+                    }
+                });
                 if !dx.is_empty() {
                     gemm_rows(ns * pos, f, patch, dz, (f, 1), wt, patch, dcols, patch, 0.0);
                     g.col2im(dcols, ns, dx);
@@ -303,13 +319,13 @@ impl<A: ActivationFn> Layer for Conv<A> {
         }
         let keep = if opts.accumulate { 1.0 } else { 0.0 };
         self.kernel.grad.iter_mut().for_each(|v| *v *= keep);
-        for part in b.dkp.chunks_exact(patch * f) {
-            self.kernel.grad.iter_mut().zip(part).for_each(|(g, p)| *g += p);
+        for part in b.dkp.chunks_exact(share) {
+            self.kernel.grad.iter_mut().zip(&part[..patch * f]).for_each(|(g, p)| *g += p);
         }
         if let Some(bias) = &mut self.bias {
             bias.grad.iter_mut().for_each(|v| *v *= keep);
-            for part in b.dbp.chunks_exact(f) {
-                bias.grad.iter_mut().zip(part).for_each(|(g, p)| *g += p);
+            for part in b.dkp.chunks_exact(share) {
+                bias.grad.iter_mut().zip(&part[patch * f..]).for_each(|(g, p)| *g += p);
             }
         }
     }

@@ -44,7 +44,7 @@ impl Normalization {
     pub fn new(features: usize) -> Self {
         Normalization {
             mean: Param::state(&[features], 0.0),
-            variance: Param::state(&[features], 1.0),
+            variance: Param::state(&[features], 1.0).non_negative(),
             count: Param::state(&[], 0.0),
             buf: NormalizationBuffers::default(),
         }

@@ -28,6 +28,8 @@ pub struct Param {
     pub regularizer: Option<super::Regularizer>,
     /// Applied after each optimizer step (Keras' `kernel_constraint`).
     pub constraint: Option<super::Constraint>,
+    /// A variance: no value may be negative.
+    non_negative: bool,
 }
 
 impl Param {
@@ -41,6 +43,7 @@ impl Param {
             role: Role::Trainable,
             regularizer: None,
             constraint: None,
+            non_negative: false,
         }
     }
 
@@ -54,6 +57,7 @@ impl Param {
             role: Role::Trainable,
             regularizer: None,
             constraint: None,
+            non_negative: false,
         }
     }
 
@@ -68,7 +72,33 @@ impl Param {
             role: Role::State,
             regularizer: None,
             constraint: None,
+            non_negative: false,
         }
+    }
+
+    /// Marks the weight as a variance, whose values may not be negative: `set_weight`, the
+    /// loaders and the training step refuse values that are.
+    pub fn non_negative(mut self) -> Self {
+        self.non_negative = true;
+        self
+    }
+
+    /// Why `values` cannot be this weight's values, if they cannot: the first that is NaN or
+    /// infinite, or negative in a variance.
+    pub fn refuse(&self, values: &[f32]) -> Option<String> {
+        if let Some(i) = crate::kernels::first_non_finite(values) {
+            return Some(format!("holds {} at index {i}", values[i]));
+        }
+        let i = if self.non_negative { values.iter().position(|v| *v < 0.0)? } else { return None };
+        Some(format!("holds {} at index {i}, but it is a variance: every value must be >= 0", values[i]))
+    }
+
+    /// The first value of the weight that [`refuse`](Self::refuse) would refuse.
+    pub(crate) fn first_refused(&self) -> Option<f32> {
+        if let Some(i) = crate::kernels::first_non_finite(&self.value) {
+            return Some(self.value[i]);
+        }
+        if self.non_negative { self.value.iter().copied().find(|v| *v < 0.0) } else { None }
     }
 
     /// Keras' `glorot_uniform`: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)).
@@ -158,5 +188,16 @@ mod tests {
         assert_eq!(k.role(), Role::Frozen);
         k.set_trainable(true);
         assert!(k.is_trainable());
+    }
+
+    #[test]
+    fn a_variance_refuses_negative_values_and_every_weight_non_finite_ones() {
+        let v = Param::state(&[3], 1.0).non_negative();
+        assert_eq!(v.refuse(&[1.0, 0.0, 2.0]), None);
+        let e = v.refuse(&[1.0, -0.5, 2.0]).unwrap();
+        assert!(e.contains("-0.5 at index 1") && e.contains("variance"), "{e}");
+        assert!(v.refuse(&[f32::INFINITY, 1.0, 1.0]).unwrap().contains("inf at index 0"));
+        assert_eq!(Param::zeros(&[2]).refuse(&[-1.0, 1.0]), None);
+        assert!(Param::zeros(&[2]).refuse(&[f32::NAN, 1.0]).is_some());
     }
 }

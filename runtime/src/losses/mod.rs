@@ -228,6 +228,9 @@ impl Loss {
             "hinge" | "Hinge" => LossKind::Hinge,
             "squared_hinge" | "SquaredHinge" => LossKind::SquaredHinge,
             "categorical_hinge" | "CategoricalHinge" => LossKind::CategoricalHinge,
+            _ if crate::optimizers::NAMES.contains(&name.to_ascii_lowercase().as_str()) => {
+                return Err(crate::error::swapped(name, "an optimizer", "loss"));
+            }
             _ => return Err(Error::UnknownName { kind: "loss", name: name.to_string(), valid: Self::NAMES.to_vec() }),
         };
         Ok(Loss::of(kind))
@@ -246,7 +249,9 @@ impl Loss {
         Loss { gamma, ..Loss::BinaryFocalCrossentropy }
     }
 
-    /// Whether the model's outputs are logits rather than probabilities (cross-entropies only).
+    /// Whether the model's outputs are logits rather than probabilities (cross-entropies only):
+    /// Keras' `SparseCategoricalCrossentropy(from_logits=True)` is
+    /// `Loss::SparseCategoricalCrossentropy.with_from_logits(true)`.
     pub fn with_from_logits(self, from_logits: bool) -> Loss {
         Loss { from_logits, ..self }
     }
@@ -256,7 +261,8 @@ impl Loss {
         self.kind
     }
 
-    /// Whether predictions are read as logits.
+    /// Whether predictions are read as logits (a getter; set it with
+    /// [`with_from_logits`](Self::with_from_logits)).
     pub fn from_logits(&self) -> bool {
         self.from_logits
     }
@@ -317,7 +323,8 @@ impl Loss {
                     let l = t[0];
                     if l < 0.0 || l.fract() != 0.0 || l as usize >= width {
                         return bad(format!(
-                            "row {row} has label {l}, but sparse_categorical_crossentropy needs integer labels in 0..{width} for a model with {width} outputs"
+                            "row {row} has label {}, but sparse_categorical_crossentropy needs integer labels in 0..{width} for a model with {width} outputs",
+                            crate::error::read_as(l)
                         ));
                     }
                 }

@@ -53,6 +53,8 @@ pub trait DynModel: Any + Send + Sync {
     fn visit_weights(&self, f: &mut dyn FnMut(&str, &Param));
     /// [`Model::visit_weights_mut`].
     fn visit_weights_mut(&mut self, f: &mut dyn FnMut(&mut Param));
+    /// [`Model::visit_layer_outputs`].
+    fn visit_layer_outputs(&self, f: &mut dyn FnMut(&str, &[f32]));
     /// [`Model::activity_penalty`].
     fn activity_penalty(&self) -> f64;
     /// [`Model::added_loss`].
@@ -97,6 +99,9 @@ impl<M: Model> DynModel for M {
     }
     fn visit_weights_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
         Model::visit_weights_mut(self, f)
+    }
+    fn visit_layer_outputs(&self, f: &mut dyn FnMut(&str, &[f32])) {
+        Model::visit_layer_outputs(self, f)
     }
     fn activity_penalty(&self) -> f64 {
         Model::activity_penalty(self)

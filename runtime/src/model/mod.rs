@@ -118,6 +118,11 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     fn input_grad_of<'s>(&'s self, _i: usize, _dys: &[&'s [f32]]) -> &'s [f32] {
         &[]
     }
+    /// Calls `f` with each layer's name and output of the last forward pass, in the order the
+    /// layers ran (what `predict` reads to name the layer that first computed a non-finite
+    /// value). Models the macros generate implement it; the default visits none.
+    #[doc(hidden)]
+    fn visit_layer_outputs(&self, _f: &mut dyn FnMut(&str, &[f32])) {}
     /// The activity penalties of the last forward pass (Keras' layer losses from
     /// `activity_regularizer`), added to the loss.
     fn activity_penalty(&self) -> f64 {
@@ -391,7 +396,8 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     }
 
     /// Replaces one weight's values by name, without a file (Keras' `set_weights`, by name). The
-    /// shape must be the weight's and every value finite; an unknown name lists the model's.
+    /// shape must be the weight's, every value finite, and a variance's values >= 0; an unknown
+    /// name lists the model's.
     fn set_weight<'a>(&mut self, name: &str, value: impl Inputs<'a>) -> Result<()> {
         let views = value.arrays();
         let [view] = &views[..] else {
@@ -424,10 +430,12 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
                 got: crate::error::Shape(view.shape().to_vec()),
             });
         }
-        if let Some(v) = view.iter().find(|v| !v.is_finite()) {
-            return Err(crate::Error::InvalidData { what: format!("weight `{name}`"), reason: format!("holds {v}") });
-        }
         let values: Vec<f32> = view.iter().copied().collect();
+        let mut refused = None;
+        self.visit_weights(&mut |n, p| refused = refused.take().or_else(|| (n == name).then(|| p.refuse(&values)).flatten()));
+        if let Some(reason) = refused {
+            return Err(crate::Error::InvalidData { what: format!("weight `{name}`"), reason });
+        }
         let mut i = 0;
         let target = names.iter().position(|n| n == name).unwrap_or(usize::MAX);
         self.visit_weights_mut(&mut |p| {

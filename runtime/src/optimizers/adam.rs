@@ -5,7 +5,9 @@ use crate::error::Result;
 ///
 /// Per step t: `m += (g - m)(1 - β₁)`, `v += (g² - v)(1 - β₂)`,
 /// `w -= α m / (√v + ε)` with `α = lr √(1 - β₂ᵗ) / (1 - β₁ᵗ)` (Keras' form, with ε outside the
-/// bias correction). With `amsgrad`, `v` is replaced by its running maximum.
+/// bias correction). With `amsgrad`, `v` is replaced by its running maximum. The constants are
+/// formed as Keras 3 forms them: `α` in f32, `1 - β` from the decimal of β (f32(0.001) for
+/// β₂ = 0.999, not `1 - 0.999f32`).
 #[derive(Clone, Debug)]
 pub struct Adam {
     /// Step size.
@@ -56,10 +58,12 @@ impl Adam {
 
     /// One Adam step on `w`, shared with AdamW.
     fn step(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
-        let t = self.iterations.max(1) as i32;
+        // As Keras 3 computes them: the bias correction in f32 from the f32 betas, `1 - beta`
+        // from the betas' decimals (see `one_minus`).
+        let t = self.iterations.max(1) as f32;
         let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
-        let alpha =
-            (self.learning_rate as f64 * (1.0 - (b2 as f64).powi(t)).sqrt() / (1.0 - (b1 as f64).powi(t))) as f32;
+        let alpha = self.learning_rate * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t));
+        let (c1, c2) = (super::one_minus(b1), super::one_minus(b2));
         let k = if self.amsgrad { 3 } else { 2 };
         let state = self.slots.get(slot, k, w.len(), 0.0);
         let (m, rest) = state.split_at_mut(1);
@@ -67,8 +71,8 @@ impl Adam {
         let (m, v) = (&mut m[0], &mut v[0]);
         if let Some(vhat) = vhat.first_mut() {
             for i in 0..w.len() {
-                m[i] += (g[i] - m[i]) * (1.0 - b1);
-                v[i] += (g[i] * g[i] - v[i]) * (1.0 - b2);
+                m[i] += (g[i] - m[i]) * c1;
+                v[i] += (g[i] * g[i] - v[i]) * c2;
                 vhat[i] = vhat[i].max(v[i]);
                 w[i] -= alpha * m[i] / (vhat[i].sqrt() + eps);
             }
@@ -90,7 +94,7 @@ impl Adam {
             }
             crate::kernels::parallel::for_each_mut(&mut items[..parts], parts > 1, |item| {
                 if let Some((w, g, m, v)) = item.take() {
-                    adam_update(w, g, m, v, alpha, b1, b2, eps)
+                    adam_update(w, g, m, v, alpha, c1, c2, eps)
                 }
             });
         }
@@ -107,8 +111,7 @@ type Part<'a> = (&'a mut [f32], &'a [f32], &'a mut [f32], &'a mut [f32]);
 
 crate::kernels::simd::multiversion! {
     #[allow(clippy::too_many_arguments)]
-    fn adam_update(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], alpha: f32, b1: f32, b2: f32, eps: f32) {
-        let (c1, c2) = (1.0 - b1, 1.0 - b2);
+    fn adam_update(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], alpha: f32, c1: f32, c2: f32, eps: f32) {
         for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             *m += (g - *m) * c1;
             *v += (g * g - *v) * c2;
@@ -196,10 +199,20 @@ impl Optimizer for AdamW {
     fn load_state(&mut self, state: OptimizerState) {
         self.adam.load_state(state);
     }
+    fn save_state_into(&self, into: &mut OptimizerState) {
+        self.adam.save_state_into(into)
+    }
+    fn restore_state(&mut self, from: &OptimizerState) {
+        self.adam.restore_state(from)
+    }
+    fn visit_slot_state(&self, slot: usize, f: &mut dyn FnMut(&[f32])) {
+        self.adam.visit_slot_state(slot, f)
+    }
     fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
-        let decay = 1.0 - self.weight_decay * self.adam.learning_rate;
+        // Keras 3 (TensorFlow): `variable.assign_sub(variable * wd * lr)`, in that order.
+        let (wd, lr) = (self.weight_decay, self.adam.learning_rate);
         for v in w.iter_mut() {
-            *v *= decay;
+            *v -= *v * wd * lr;
         }
         self.adam.step(slot, w, g);
     }

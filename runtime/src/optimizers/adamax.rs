@@ -44,14 +44,15 @@ impl Optimizer for Adamax {
 
     fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
         let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
-        let t = self.iterations.max(1) as i32;
-        let scale = self.learning_rate / (1.0 - b1.powi(t));
+        // Keras 3's form: `w -= lr m / ((1 - β₁ᵗ)(u + ε))`, `1 - β₁` from β₁'s decimal.
+        let (lr, t, c1) = (self.learning_rate, self.iterations.max(1) as f32, super::one_minus(b1));
+        let correction = 1.0 - b1.powf(t);
         let state = self.slots.get(slot, 2, w.len(), 0.0);
         let (m, u) = state.split_at_mut(1);
         for (((w, g), m), u) in w.iter_mut().zip(g).zip(m[0].iter_mut()).zip(u[0].iter_mut()) {
-            *m += (g - *m) * (1.0 - b1);
+            *m += (g - *m) * c1;
             *u = (b2 * *u).max(g.abs());
-            *w -= scale * *m / (*u + eps);
+            *w -= lr * *m / (correction * (*u + eps));
         }
     }
 }

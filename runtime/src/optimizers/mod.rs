@@ -38,6 +38,17 @@ macro_rules! slot_state {
             self.iterations = state.iterations;
             self.slots.arrays = state.arrays;
         }
+        fn save_state_into(&self, into: &mut OptimizerState) {
+            into.iterations = self.iterations;
+            into.arrays.clone_from(&self.slots.arrays);
+        }
+        fn restore_state(&mut self, from: &OptimizerState) {
+            self.iterations = from.iterations;
+            self.slots.arrays.clone_from(&from.arrays);
+        }
+        fn visit_slot_state(&self, slot: usize, f: &mut dyn FnMut(&[f32])) {
+            self.slots.visit(slot, f)
+        }
     };
 }
 /// The `Optimizer` methods a wrapper (`Clipped`, `Scheduled`) hands to its `inner` optimizer.
@@ -69,6 +80,15 @@ macro_rules! delegate_to_inner {
         }
         fn load_state(&mut self, state: OptimizerState) {
             self.inner.load_state(state)
+        }
+        fn save_state_into(&self, into: &mut OptimizerState) {
+            self.inner.save_state_into(into)
+        }
+        fn restore_state(&mut self, from: &OptimizerState) {
+            self.inner.restore_state(from)
+        }
+        fn visit_slot_state(&self, slot: usize, f: &mut dyn FnMut(&[f32])) {
+            self.inner.visit_slot_state(slot, f)
         }
     };
 }
@@ -126,6 +146,20 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     fn state(&self) -> OptimizerState;
     /// Restores what [`state`](Self::state) returned, so training resumes exactly.
     fn load_state(&mut self, state: OptimizerState);
+    /// Copies the state into `into`, reusing its buffers: what a refused step puts back. The
+    /// default goes through [`state`](Self::state).
+    fn save_state_into(&self, into: &mut OptimizerState) {
+        *into = self.state();
+    }
+    /// Puts back a state copied by [`save_state_into`](Self::save_state_into). The default goes
+    /// through [`load_state`](Self::load_state).
+    fn restore_state(&mut self, from: &OptimizerState) {
+        self.load_state(from.clone())
+    }
+    /// Calls `f` with each state array kept for parameter `slot` (Adam: its two moments), so that
+    /// a step which would leave one non-finite is refused naming the parameter. The default
+    /// visits none: an optimizer of your own that keeps state should visit it.
+    fn visit_slot_state(&self, _slot: usize, _f: &mut dyn FnMut(&[f32])) {}
     /// Checks every hyper-parameter against its valid range; `compile` and `apply` call it, so a
     /// negative learning rate or a beta of 1 is an error naming the parameter, never a silent
     /// divergence. The default checks the learning rate.
@@ -137,6 +171,25 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     fn clipping(&self) -> Clipping {
         Clipping::default()
     }
+}
+
+/// `1 - x` as Keras 3 forms it where `x` is a hyper-parameter held as a Python float (Adam's and
+/// Adamax' `1 - self.beta_1`, RMSprop's `1 - rho`): in double precision from the decimal the
+/// user wrote, rounded to f32 where it meets a tensor. kiln holds `x` as an f32, whose decimal
+/// is recovered as the shortest one that rounds to it: `one_minus(0.999)` is f32(0.001), where
+/// `1.0 - 0.999f32` is 0.00099998713, a bias that moved whole training runs away from Keras.
+/// (Optimizers that cast the hyper-parameter to the variable's dtype first, as Keras' Lion and
+/// Nadam do, subtract in f32 instead.)
+pub(crate) fn one_minus(x: f32) -> f32 {
+    let mut scale = 1.0f64;
+    for _ in 0..10 {
+        scale *= 10.0;
+        let decimal = (x as f64 * scale).round() / scale;
+        if decimal as f32 == x {
+            return (1.0 - decimal) as f32;
+        }
+    }
+    (1.0 - x as f64) as f32
 }
 
 /// The valid range of a hyper-parameter.
@@ -214,6 +267,7 @@ pub fn from_name(name: &str) -> Result<Box<dyn Optimizer>> {
         "adamax" => Box::new(Adamax::default()),
         "lion" => Box::new(Lion::default()),
         "adafactor" => Box::new(Adafactor::default()),
+        _ if crate::losses::Loss::from_name(name).is_ok() => return Err(crate::error::swapped(name, "a loss", "optimizer")),
         _ => return Err(Error::UnknownName { kind: "optimizer", name: name.to_string(), valid: NAMES.to_vec() }),
     })
 }
@@ -222,11 +276,14 @@ pub fn from_name(name: &str) -> Result<Box<dyn Optimizer>> {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Slots {
     pub arrays: Vec<Vec<f32>>,
+    /// Arrays per slot (the `k` of the last [`get`](Self::get)).
+    per: usize,
 }
 
 impl Slots {
     /// The state of `slot` (`len` values per array, `k` arrays), zero-filled (or `init`) at first use.
     pub fn get(&mut self, slot: usize, k: usize, len: usize, init: f32) -> &mut [Vec<f32>] {
+        self.per = k;
         let start = slot * k;
         if self.arrays.len() < start + k {
             self.arrays.resize(start + k, Vec::new());
@@ -237,6 +294,12 @@ impl Slots {
             }
         }
         &mut self.arrays[start..start + k]
+    }
+
+    /// Calls `f` with each state array of `slot` (none before its first update).
+    pub fn visit(&self, slot: usize, f: &mut dyn FnMut(&[f32])) {
+        let start = slot * self.per;
+        self.arrays.iter().skip(start).take(self.per).for_each(|a| f(a));
     }
 }
 
@@ -253,5 +316,16 @@ mod tests {
         assert_eq!(from_name("sgd").unwrap().learning_rate(), 0.01);
         let e = from_name("adamm").unwrap_err().to_string();
         assert!(e.contains("unknown optimizer `adamm`") && e.contains("rmsprop"), "{e}");
+    }
+
+    /// Python's `1 - 0.999` is 0.0010000000000000009, f32(0.001) once it meets a tensor.
+    #[test]
+    fn one_minus_is_formed_from_the_decimal_as_keras_forms_it() {
+        assert_eq!(one_minus(0.999), 0.001f32);
+        assert_eq!(one_minus(0.9), 0.1f32);
+        assert_ne!(1.0 - 0.999f32, 0.001f32, "the f32 subtraction Keras does not do");
+        assert_eq!(one_minus(0.95), (1.0f64 - 0.95) as f32);
+        assert_eq!(one_minus(0.0), 1.0);
+        assert_eq!(one_minus(0.123456789), (1.0 - 0.123456789f32 as f64) as f32);
     }
 }

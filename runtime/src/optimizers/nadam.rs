@@ -96,4 +96,21 @@ impl Optimizer for Nadam {
         };
         self.slots.arrays = arrays.collect();
     }
+    fn save_state_into(&self, into: &mut OptimizerState) {
+        into.iterations = self.iterations;
+        into.arrays.resize(self.slots.arrays.len() + 1, Vec::new());
+        into.arrays[0].clear();
+        into.arrays[0].push(self.u_product);
+        into.arrays[1..].iter_mut().zip(&self.slots.arrays).for_each(|(a, b)| a.clone_from(b));
+    }
+    fn restore_state(&mut self, from: &OptimizerState) {
+        self.iterations = from.iterations;
+        self.u_product = from.arrays[0][0];
+        let rest = &from.arrays[1..];
+        self.slots.arrays.resize(rest.len(), Vec::new());
+        self.slots.arrays.iter_mut().zip(rest).for_each(|(a, b)| a.clone_from(b));
+    }
+    fn visit_slot_state(&self, slot: usize, f: &mut dyn FnMut(&[f32])) {
+        self.slots.visit(slot, f)
+    }
 }

@@ -5,6 +5,12 @@ use crate::error::Result;
 ///
 /// `v = ρ v + (1 - ρ) g²`; `w -= lr · g / √(v + ε)` (centred: `√(v - ḡ² + ε)` with `ḡ` the running
 /// mean of g); with momentum the increment feeds a velocity first.
+///
+/// kiln applies this dense formula to every weight, an `Embedding`'s included: the rows of ids
+/// absent from a batch get a zero gradient, so their `v` decays too. Keras on TensorFlow hands an
+/// Embedding's gradient to the optimizer as sparse `IndexedSlices` and updates it otherwise, so
+/// a model with an Embedding trained with RMSprop drifts from Keras' run in that layer; the other
+/// layers follow Keras exactly.
 #[derive(Clone, Debug)]
 pub struct RmsProp {
     /// Step size.
@@ -54,15 +60,17 @@ impl Optimizer for RmsProp {
 
     fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
         let (lr, rho, mom, eps, centered) = (self.learning_rate, self.rho, self.momentum, self.epsilon, self.centered);
+        // Keras 3's `1 - rho` is formed from rho's decimal (see `one_minus`).
+        let c = super::one_minus(rho);
         let s = self.slots.get(slot, 3, w.len(), 0.0);
         let (v, rest) = s.split_at_mut(1);
         let (avg, vel) = rest.split_at_mut(1);
         let (v, avg, vel) = (&mut v[0], &mut avg[0], &mut vel[0]);
         for i in 0..w.len() {
-            v[i] = rho * v[i] + (1.0 - rho) * g[i] * g[i];
+            v[i] = rho * v[i] + c * (g[i] * g[i]);
             let mut denom = v[i];
             if centered {
-                avg[i] = rho * avg[i] + (1.0 - rho) * g[i];
+                avg[i] = rho * avg[i] + c * g[i];
                 denom -= avg[i] * avg[i];
             }
             let inc = lr * g[i] / (denom + eps).sqrt();

@@ -183,6 +183,20 @@ fn apply<O: Optimizer + ?Sized>(opt: &mut O, model: &mut dyn DynModel, grads: &G
             ));
         }
         opt.check()?;
+        let mut trainable = Vec::new();
+        model.visit_weights(&mut |_, p| {
+            if p.role() != Role::State {
+                trainable.push(p.is_trainable());
+            }
+        });
+        if let Some(((name, g), i)) = grads.iter().zip(trainable).filter(|(_, t)| *t).find_map(|((n, g), _)| {
+            crate::kernels::first_non_finite(g).map(|i| ((n, g), i))
+        }) {
+            return Err(Error::InvalidData {
+                what: "grads".into(),
+                reason: format!("the gradient of {name} holds {} at index {i}: refused, nothing changed", g[i]),
+            });
+        }
         let _ftz = FlushDenormals::new();
         // The optimizer's clipping (clipnorm, global_clipnorm, clipvalue) on a copy.
         let clip = opt.clipping();
@@ -198,21 +212,11 @@ fn apply<O: Optimizer + ?Sized>(opt: &mut O, model: &mut dyn DynModel, grads: &G
             clipped = Some(values);
         }
         let values = clipped.as_ref().unwrap_or(&grads.values);
-        opt.begin_step();
-        // Optimizer slots count every weight, as in `fit`; gradients only those that have one.
-        let (mut slot, mut g) = (0, 0);
-        model.visit_weights_mut(&mut |p| {
-            if p.is_trainable() {
-                let (value, shape) = p.value_and_shape();
-                opt.update_shaped(slot, value, &values[g], shape);
-                p.apply_constraint();
-            }
-            if p.role() != Role::State {
-                g += 1;
-            }
-            slot += 1;
-        });
-        Ok(())
+        super::step::update_all(model, opt, &mut Default::default(), |opt, slot, g, p| {
+            let (value, shape) = p.value_and_shape();
+            opt.update_shaped(slot, value, &values[g], shape);
+        })
+        .map_err(super::step::Stopped::refused)
     }
 }
 

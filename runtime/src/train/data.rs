@@ -152,8 +152,9 @@ pub(crate) fn check_ids(data: &[f32], width: usize, shape: &[usize], below: usiz
         k /= size;
     }
     let at = index.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-    Err(format!("row {row}, position [{at}] holds {}, not a token id in 0..{below}", data[j]))
+    Err(format!("row {row}, position [{at}] holds {}, not a token id in 0..{below}", crate::error::read_as(data[j])))
 }
+
 
 /// Checks every target array against its output's loss: `[n, ..output shape]`, or for integer
 /// labels the output shape without its last axis (`[n]` or `[n, 1]` for a vector output, `[n, T]`

@@ -153,6 +153,7 @@ pub(crate) fn predict(
     let progress = progress::Progress::start(opts.verbose, None, n.div_ceil(opts.batch_size));
     let _ftz = FlushDenormals::new();
     infer_batches(m, &xs, (0, xs[0].n), opts.batch_size, |m, start, k| {
+        check_outputs(m, start, k)?;
         for (j, out) in outs.iter_mut().enumerate() {
             let w = meta.outputs[j].size();
             let dst = out.as_slice_mut().ok_or_else(|| Error::invalid("x", "output array not contiguous"))?;
@@ -189,5 +190,26 @@ pub(crate) fn predict_one<'m>(m: &'m mut dyn DynModel, x: &[f32]) -> Result<&'m 
     }
     let _ftz = FlushDenormals::new();
     m.run(&[x], &mut Ctx::new(1, false, &mut Stream::new(0)));
+    check_outputs(m, 0, 1)?;
     Ok(m.output(0))
+}
+
+/// After a forward pass on rows `start..start + k` of finite input: an error when an output holds
+/// a NaN or infinite value, naming the first layer whose output held one. One pass over the
+/// outputs; the layers are read only when one is not finite.
+fn check_outputs(m: &dyn DynModel, start: usize, k: usize) -> Result<()> {
+    let meta = m.meta();
+    let Some((j, i)) = (0..meta.outputs.len()).find_map(|j| crate::kernels::first_non_finite(m.output(j)).map(|i| (j, i)))
+    else {
+        return Ok(());
+    };
+    let out = m.output(j);
+    let (mut layer, mut at, mut value) = (meta.outputs[j].name.to_string(), i * k / out.len().max(1), out[i]);
+    let mut found = false;
+    m.visit_layer_outputs(&mut |name, values| {
+        if !found && let Some(i) = crate::kernels::first_non_finite(values) {
+            (layer, at, value, found) = (name.to_string(), i * k / values.len().max(1), values[i], true);
+        }
+    });
+    Err(Error::NonFiniteOutput { model: meta.name, layer, row: start + at, value })
 }

@@ -128,7 +128,28 @@ fn prepare<'v>(
         }
         _ => None,
     };
-    Ok(Prepared { xs, ys, validation, n, n_train, sw, val_sw })
+    let data = Prepared { xs, ys, validation, n, n_train, sw, val_sw };
+    check_callbacks(m, c, data.validates(), callbacks)?;
+    Ok(data)
+}
+
+/// What the callbacks need, checked before any training (and before a backup is restored): the
+/// log keys they monitor or name, and the folders they write into.
+fn check_callbacks(m: &dyn DynModel, c: &Compiled, validates: bool, callbacks: &[&mut dyn Callback]) -> Result<()> {
+    let meta = m.meta();
+    let mut logs = Logs::new();
+    Tracker::new(&meta, c).logs(&meta, "", &mut logs);
+    if validates {
+        Tracker::new(&meta, c).logs(&meta, "val_", &mut logs);
+    }
+    for cb in callbacks.iter() {
+        if let Some(monitor) = cb.monitors().filter(|k| !logs.contains_key(*k)) {
+            return Err(callbacks::unknown_monitor(logs.keys().map(|k| k.as_str()), monitor, "a callback"));
+        }
+    }
+    let keys: Vec<&str> = logs.keys().map(|k| k.as_str()).collect();
+    let writes_files = m.train_state().group().is_none_or(|g| g.rank() == 0);
+    callbacks.iter().try_for_each(|cb| cb.check(&keys, writes_files))
 }
 
 /// Trains `m` (see [`crate::Model::fit`]); `custom` replaces the step, `callbacks` are told.
@@ -145,6 +166,7 @@ pub(crate) fn fit(
     let mut first_epoch = opts.initial_epoch;
     if let Some(path) = callbacks.iter().find_map(|cb| cb.backup().filter(|p| p.exists()).map(|p| p.to_path_buf())) {
         let before = m.train_state().epochs();
+        crate::io::remove_stale_temporaries(&path);
         crate::io::load_checkpoint(m, &path)?;
         first_epoch += m.train_state().epochs().saturating_sub(before) as usize;
     }
@@ -184,7 +206,6 @@ pub(crate) fn fit(
             steps,
             cursor: 0,
         };
-        run.check_monitors()?;
         run.epochs(first_epoch)
     })
 }
@@ -243,21 +264,6 @@ impl Run<'_, '_, '_, '_, '_> {
                 chief: self.rank == 0,
             };
             f(&mut **cb, &mut handle)?;
-        }
-        Ok(())
-    }
-
-    /// A monitored key the epochs' logs will not have is an error before any training.
-    fn check_monitors(&self) -> Result<()> {
-        let mut keys = Logs::new();
-        self.tracker.logs(&self.meta, "", &mut keys);
-        if self.data.validates() {
-            self.val_tracker.logs(&self.meta, "val_", &mut keys);
-        }
-        for cb in self.callbacks.iter() {
-            if let Some(monitor) = cb.monitors().filter(|k| !keys.contains_key(*k)) {
-                return Err(callbacks::unknown_monitor(keys.keys().map(|k| k.as_str()), monitor, "a callback"));
-            }
         }
         Ok(())
     }

@@ -66,8 +66,10 @@ pub struct Fit<'a> {
     /// `n - floor(n · (1 - validation_split))` rows of `x` and `y`, taken before any shuffling:
     /// shuffle the data yourself first if it is ordered (by class, by time).
     pub validation_split: f32,
-    /// Separate validation data `(x, y)`, one view per input and per output (see
-    /// [`validation_data`]); takes precedence over `validation_split`.
+    /// Separate validation data `(x, y)`, one view per input and per output; takes precedence
+    /// over `validation_split`. Build it with [`validation_data`] from the arrays as `fit` takes
+    /// them: `Fit { validation_data: validation_data(&x_val, &y_val), ..Fit::default() }` (or
+    /// `validation_data((&a, &b), &y)` for several inputs).
     pub validation_data: Option<ValidationData<'a>>,
     /// Shuffle the training rows before each epoch (default true), from the model's seed.
     pub shuffle: bool,
@@ -143,6 +145,8 @@ struct Workspace {
 struct StepBuffers {
     grads: Vec<Vec<f32>>,
     state: Vec<f32>,
+    /// The copy of the weights and the optimizer's state a refused update restores.
+    undo: step::Undo,
 }
 
 /// Per-model training state: seed, random stream, compiled configuration and buffers.

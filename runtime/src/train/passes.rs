@@ -23,7 +23,7 @@ use ndarray::{ArrayD, IxDyn};
 
 use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
-use crate::layers::Ctx;
+use crate::layers::{Ctx, Role};
 use crate::losses::Loss;
 use crate::model::dynamic::DynModel;
 use crate::model::{InputArray, MAX_PORTS, Meta};
@@ -189,7 +189,7 @@ pub(crate) fn loss_and_grads(
     with_state(m, |m, st| {
         let TrainState { stream, ws, .. } = st;
         let mut ctx = Ctx::new(n, true, stream);
-        m.run(&xb[..ni], &mut ctx);
+        run_refusing_bad_state(m, &xb[..ni], &mut ctx)?;
         let grads = &mut ws.step.grads;
         grads.resize(no, Vec::new());
         let total = weighted_loss(m, &outs, &fused, &yb[..no], n, Some(&mut grads[..]), None, |_, _| {});
@@ -218,10 +218,33 @@ pub(crate) fn forward_train(m: &mut dyn DynModel, x: Vec<InputArray<'_>>) -> Res
         let _ftz = FlushDenormals::new();
         let xb = slices(tape.xs.iter().map(|v| &v[..]));
         let mut ctx = Ctx::new(n, true, stream);
-        m.run(&xb[..meta.inputs.len()], &mut ctx);
-        Ok(())
+        run_refusing_bad_state(m, &xb[..meta.inputs.len()], &mut ctx)
     })?;
     outputs_of(m, &meta, n)
+}
+
+/// A training forward pass, which moves the moving statistics: a move to a value they may not
+/// hold (NaN, infinite, a negative variance) is undone and refused, naming the statistic.
+fn run_refusing_bad_state(m: &mut dyn DynModel, xs: &[&[f32]], ctx: &mut Ctx<'_>) -> Result<()> {
+    let mut state = Vec::new();
+    m.visit_weights(&mut |_, p| {
+        if p.role() == Role::State {
+            state.extend_from_slice(&p.value);
+        }
+    });
+    m.run(xs, ctx);
+    if let Some((what, value)) = super::step::refused_state(m) {
+        let mut at = 0;
+        m.visit_weights_mut(&mut |p| {
+            if p.role() == Role::State {
+                let len = p.len();
+                p.value.copy_from_slice(&state[at..at + len]);
+                at += len;
+            }
+        });
+        return Err(Error::NonFiniteUpdate { what, value });
+    }
+    Ok(())
 }
 
 /// Every output of the last forward pass as `[n, ..shape]` arrays.

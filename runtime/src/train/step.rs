@@ -4,11 +4,11 @@
 use crate::distributed::Collective;
 use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
-use crate::layers::{Ctx, sized};
+use crate::layers::{Ctx, Param, Role, sized};
 use crate::metrics::RunningMetric;
 use crate::model::Meta;
 use crate::model::dynamic::DynModel;
-use crate::optimizers::{Clipping, Optimizer};
+use crate::optimizers::{Clipping, Optimizer, OptimizerState};
 
 use super::compile::{Compiled, OutputSpec};
 use super::{History, Logs, StepBuffers, TrainState, compiled, data, loss_rows, range, slices, with_state};
@@ -168,7 +168,7 @@ pub(super) fn add_regularizer_grads(m: &mut dyn DynModel) {
 }
 
 /// A step that was not applied: which value was not finite, and that value.
-pub(super) struct Stopped {
+pub(crate) struct Stopped {
     pub(super) what: String,
     pub(super) value: f32,
 }
@@ -184,10 +184,16 @@ impl Stopped {
             history: Box::new(history.clone()),
         }
     }
+
+    /// The error of a refused update outside `fit` (`apply`, `apply_gradients`).
+    pub(crate) fn refused(self) -> Error {
+        Error::NonFiniteUpdate { what: self.what, value: self.value }
+    }
 }
 
-/// One gradient step on one batch; returns the batch's loss. A NaN or infinite loss or gradient
-/// stops it before anything is applied, so weights and optimizer state stay as they were.
+/// One gradient step on one batch; returns the batch's loss. A NaN or infinite loss, gradient,
+/// moving statistic or updated weight or optimizer state stops it, with weights, moving
+/// statistics and optimizer state as they were before it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn step(
     m: &mut dyn DynModel,
@@ -207,7 +213,7 @@ pub(super) fn step(
             bufs.state.extend_from_slice(&p.value);
         }
     });
-    let r = step_unchecked(m, c, &mut bufs.grads, tracker, xs, ys, sw, ctx, dist);
+    let r = step_unchecked(m, c, &mut bufs.grads, &mut bufs.undo, tracker, xs, ys, sw, ctx, dist);
     if r.is_err() && !bufs.state.is_empty() {
         let mut at = 0;
         m.visit_weights_mut(&mut |p| {
@@ -226,6 +232,7 @@ fn step_unchecked(
     m: &mut dyn DynModel,
     c: &mut Compiled,
     grads: &mut [Vec<f32>],
+    undo: &mut Undo,
     tracker: &mut Tracker,
     xs: &[&[f32]],
     ys: &[&[f32]],
@@ -252,6 +259,10 @@ fn step_unchecked(
             return Err(Stopped { what: "loss".into(), value: loss });
         }
     }
+    // The moving statistics the forward pass updated (restored by `step` on any error).
+    if let Some((name, value)) = refused_state(m) {
+        return Err(Stopped { what: name, value });
+    }
     let (mut slot, mut bad) = (0, None);
     m.visit_weights_mut(&mut |p| {
         if bad.is_none() && p.is_trainable() {
@@ -260,17 +271,9 @@ fn step_unchecked(
         slot += 1;
     });
     if let Some((slot, value)) = bad {
-        let mut name = String::new();
-        let mut i = 0;
-        m.visit_weights(&mut |n, _| {
-            if i == slot {
-                name = n.to_string();
-            }
-            i += 1;
-        });
-        return Err(Stopped { what: format!("the gradient of {name}"), value });
+        return Err(Stopped { what: format!("the gradient of {}", weight_name(m, slot)), value });
     }
-    apply_gradients(m, &mut *c.optimizer);
+    apply_checked(m, &mut *c.optimizer, undo)?;
     Ok(loss)
 }
 
@@ -315,8 +318,16 @@ pub(crate) fn reduce_step(
     v[1]
 }
 
-/// Applies each trainable parameter's gradient with `opt`, as one optimizer step.
-pub fn apply_gradients(m: &mut dyn DynModel, opt: &mut dyn Optimizer) {
+/// Applies each trainable parameter's gradient with `opt`, as one optimizer step (Keras'
+/// `optimizer.apply_gradients`), with `opt`'s clipping. An update that would leave a weight or
+/// the optimizer's state NaN or infinite is refused: nothing changes, and the error names the
+/// tensor.
+pub fn apply_gradients(m: &mut dyn DynModel, opt: &mut dyn Optimizer) -> Result<()> {
+    apply_checked(m, opt, &mut Undo::default()).map_err(Stopped::refused)
+}
+
+/// [`apply_gradients`] with the buffers of the copy it restores from.
+pub(super) fn apply_checked(m: &mut dyn DynModel, opt: &mut dyn Optimizer, undo: &mut Undo) -> std::result::Result<(), Stopped> {
     let clip = opt.clipping();
     if !clip.is_none() {
         // Clip the gradients in place first (they are rewritten by the next backward pass).
@@ -336,17 +347,107 @@ pub fn apply_gradients(m: &mut dyn DynModel, opt: &mut dyn Optimizer) {
             }
         });
     }
-    opt.begin_step();
-    let mut slot = 0;
+    update_all(m, opt, undo, |opt, slot, _, p| {
+        let (value, grad, shape) = p.update_parts();
+        opt.update_shaped(slot, value, grad, shape);
+    })
+}
+
+/// What a refused update puts back: the trainable weights' values, and the optimizer's state and
+/// learning rate (a schedule sets it when a step begins).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Undo {
+    weights: Vec<f32>,
+    optimizer: OptimizerState,
+}
+
+/// One optimizer step over the trainable weights: `update(opt, slot, g, weight)` updates one (`g`
+/// counts the weights that have gradients, as [`crate::Gradients`] does), then its constraint is
+/// applied. When the step leaves a weight or the optimizer's state for it NaN or infinite, every
+/// weight and the optimizer are put back as they were and the tensor is named: the check costs
+/// a copy of the weights and the optimizer's state, and one pass over them.
+pub(crate) fn update_all<O: Optimizer + ?Sized>(
+    m: &mut dyn DynModel,
+    opt: &mut O,
+    undo: &mut Undo,
+    mut update: impl FnMut(&mut O, usize, usize, &mut Param),
+) -> std::result::Result<(), Stopped> {
+    undo.weights.clear();
     m.visit_weights_mut(&mut |p| {
         if p.is_trainable() {
-            let (value, grad, shape) = p.update_parts();
-            opt.update_shaped(slot, value, grad, shape);
+            undo.weights.extend_from_slice(&p.value);
+        }
+    });
+    opt.save_state_into(&mut undo.optimizer);
+    let lr = opt.learning_rate();
+    opt.begin_step();
+    // Optimizer slots count every weight; gradients only those that have one.
+    let (mut slot, mut g) = (0, 0);
+    let mut bad: Option<(usize, bool, f32)> = None;
+    m.visit_weights_mut(&mut |p| {
+        if p.is_trainable() {
+            update(&mut *opt, slot, g, p);
             // Keras applies a weight's constraint right after its update.
             p.apply_constraint();
+            if bad.is_none() {
+                bad = crate::kernels::first_non_finite(&p.value).map(|i| (slot, false, p.value[i]));
+            }
+            opt.visit_slot_state(slot, &mut |a| {
+                if bad.is_none() {
+                    bad = crate::kernels::first_non_finite(a).map(|i| (slot, true, a[i]));
+                }
+            });
+        }
+        if p.role() != Role::State {
+            g += 1;
         }
         slot += 1;
     });
+    let Some((slot, in_state, value)) = bad else {
+        return Ok(());
+    };
+    let mut at = 0;
+    m.visit_weights_mut(&mut |p| {
+        if p.is_trainable() {
+            let len = p.len();
+            p.value.copy_from_slice(&undo.weights[at..at + len]);
+            at += len;
+        }
+    });
+    opt.restore_state(&undo.optimizer);
+    opt.set_learning_rate(lr);
+    let name = weight_name(m, slot);
+    let what = if in_state {
+        format!("{}'s state for {name}", opt.name())
+    } else {
+        format!("{name} after {}'s update", opt.name())
+    };
+    Err(Stopped { what, value })
+}
+
+/// The name of weight `slot` (traversal order).
+pub(crate) fn weight_name(m: &dyn DynModel, slot: usize) -> String {
+    let (mut name, mut i) = (String::new(), 0);
+    m.visit_weights(&mut |n, _| {
+        if i == slot {
+            name = n.to_string();
+        }
+        i += 1;
+    });
+    name
+}
+
+/// The first state weight (moving statistics) holding a value it may not (NaN, infinite, a
+/// negative variance): its name and that value.
+pub(crate) fn refused_state(m: &mut dyn DynModel) -> Option<(String, f32)> {
+    let (mut slot, mut bad) = (0, None);
+    m.visit_weights_mut(&mut |p| {
+        if bad.is_none() && p.role() == Role::State {
+            bad = p.first_refused().map(|v| (slot, v));
+        }
+        slot += 1;
+    });
+    bad.map(|(slot, v)| (weight_name(m, slot), v))
 }
 
 /// The sum of every weight's regularization penalty (Keras' `model.losses`), added to the loss.

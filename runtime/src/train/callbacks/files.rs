@@ -20,10 +20,12 @@ pub struct ModelCheckpoint {
 }
 
 impl ModelCheckpoint {
-    /// Saves to `filepath` after every epoch, monitoring `val_loss` for `save_best_only`.
-    pub fn new(filepath: &str) -> Self {
+    /// Saves to `filepath` (a `&str`, `String`, `Path` or `PathBuf`) after every epoch, monitoring
+    /// `val_loss` for `save_best_only`. The folders of the path are created when needed, as Keras
+    /// does.
+    pub fn new(filepath: impl AsRef<std::path::Path>) -> Self {
         ModelCheckpoint {
-            filepath: filepath.to_string(),
+            filepath: filepath.as_ref().to_string_lossy().into_owned(),
             monitor: "val_loss".into(),
             save_best_only: false,
             save_weights_only: false,
@@ -55,6 +57,25 @@ impl ModelCheckpoint {
     /// The files written so far, in order.
     pub fn saved(&self) -> &[PathBuf] {
         &self.saved
+    }
+
+    /// The log keys the path names (`val_loss` in `{val_loss:.4}`), `{epoch}` aside; an
+    /// unclosed `{` is an error.
+    fn fields(&self) -> Result<Vec<&str>> {
+        let mut keys = Vec::new();
+        let mut rest = self.filepath.as_str();
+        while let Some(open) = rest.find('{') {
+            let close = rest[open..].find('}').ok_or_else(|| {
+                Error::invalid("ModelCheckpoint", format!("unclosed `{{` in the path `{}`", self.filepath))
+            })? + open;
+            let field = &rest[open + 1..close];
+            let key = field.split_once(':').map_or(field, |(k, _)| k);
+            if key != "epoch" {
+                keys.push(key);
+            }
+            rest = &rest[close + 1..];
+        }
+        Ok(keys)
     }
 
     /// The path for this epoch: `{epoch}`, `{epoch:03}` and log keys filled in.
@@ -91,6 +112,26 @@ impl Callback for ModelCheckpoint {
         self.save_best_only.then_some(&self.monitor[..])
     }
 
+    fn check(&self, keys: &[&str], writes_files: bool) -> Result<()> {
+        if let Some(key) = self.fields()?.into_iter().find(|k| !keys.contains(k)) {
+            return Err(Error::invalid(
+                "filepath",
+                format!(
+                    "ModelCheckpoint's path `{}` names `{{{key}}}`, which the logs do not have; they have: epoch, {}",
+                    self.filepath,
+                    keys.join(", ")
+                ),
+            ));
+        }
+        if !writes_files {
+            return Ok(());
+        }
+        // The folders before the first field are known now: created and tried before training.
+        let fixed = &self.filepath[..self.filepath.find('{').unwrap_or(self.filepath.len())];
+        let dir = fixed.rfind(std::path::is_separator).map_or("", |i| &fixed[..i.max(1)]);
+        writable_folder(std::path::Path::new(dir), true, "ModelCheckpoint")
+    }
+
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut dyn Trainee) -> Result<()> {
         if self.save_best_only {
             let current = monitored(logs, &self.monitor, "ModelCheckpoint")?;
@@ -105,6 +146,11 @@ impl Callback for ModelCheckpoint {
             self.best = Some(current);
         }
         let path = self.path(epoch, logs)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists())
+            && model.is_chief()
+        {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
+        }
         if self.save_weights_only {
             model.save_weights(&path)?
         } else {
@@ -133,6 +179,11 @@ impl CsvLogger {
 }
 
 impl Callback for CsvLogger {
+    fn check(&self, _keys: &[&str], writes_files: bool) -> Result<()> {
+        let dir = self.path.parent().unwrap_or(std::path::Path::new(""));
+        if writes_files { writable_folder(dir, false, "CsvLogger") } else { Ok(()) }
+    }
+
     fn on_train_begin(&mut self, _model: &mut dyn Trainee) -> Result<()> {
         self.keys.clear();
         self.text = if self.append { std::fs::read_to_string(&self.path).unwrap_or_default() } else { String::new() };
@@ -192,6 +243,10 @@ impl BackupAndRestore {
 }
 
 impl Callback for BackupAndRestore {
+    fn check(&self, _keys: &[&str], writes_files: bool) -> Result<()> {
+        if writes_files { writable_folder(&self.dir, true, "BackupAndRestore") } else { Ok(()) }
+    }
+
     fn on_epoch_end(&mut self, _epoch: usize, _logs: &Logs, model: &mut dyn Trainee) -> Result<()> {
         if !model.is_chief() {
             return Ok(());

@@ -102,6 +102,14 @@ pub trait Callback {
     fn monitors(&self) -> Option<&str> {
         None
     }
+    /// Checks what the callback will need, before the first step and before any weight changes:
+    /// `keys` are the log keys every epoch will have, and `writes_files` is false on the
+    /// processes of a data-parallel run that write none. [`ModelCheckpoint`] checks the keys its
+    /// path names and its folder, [`CsvLogger`] and [`BackupAndRestore`] their folders. Ok by
+    /// default.
+    fn check(&self, _keys: &[&str], _writes_files: bool) -> Result<()> {
+        Ok(())
+    }
     /// Whether the epoch's logs (and so the `History`) get the optimizer's `learning_rate` after
     /// the epoch, as Keras' learning-rate callbacks add it. False by default.
     fn logs_learning_rate(&self) -> bool {
@@ -143,6 +151,24 @@ impl Mode {
                 .any(|k| monitor.contains(k)),
         }
     }
+}
+
+/// Checks that files can be written into the folder `dir` (a file created and removed at once),
+/// creating it first when `create`; `who` names the callback in the error.
+fn writable_folder(dir: &std::path::Path, create: bool, who: &str) -> Result<()> {
+    let shown = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
+    let why = |reason: String| Error::invalid("filepath", format!("{who} writes into `{}`, which {reason}", shown.display()));
+    if shown.exists() && !shown.is_dir() {
+        return Err(why("is a file, not a folder".into()));
+    }
+    if !shown.exists() {
+        if !create {
+            return Err(why("does not exist (create it first)".into()));
+        }
+        std::fs::create_dir_all(shown).map_err(|e| why(format!("could not be created: {e}")))?;
+    }
+    tempfile::tempfile_in(shown).map_err(|e| why(format!("does not take new files: {e}")))?;
+    Ok(())
 }
 
 /// The monitored value of an epoch, or an error naming the keys there are.
