@@ -239,7 +239,16 @@ pub(crate) struct Resume<'a> {
     pub epochs: u64,
     pub seed: u64,
     pub stream: u64,
+    /// The optimizers a training step of the user's owns (`CustomStep::optimizers`): each one's
+    /// name in the step, kind and state.
+    pub step_optimizers: Vec<(&'static str, &'static str, OptimizerState)>,
 }
+
+/// What a checkpoint names as the model's optimizer when only a step's own optimizers train it.
+pub(crate) const NO_OPTIMIZER: &str = "none";
+
+/// Where a checkpoint keeps the state of a step's own optimizer named `slot`.
+const STEP_OPTIMIZER_PREFIX: &str = "step_optimizer.";
 
 fn serialize(m: &dyn DynModel, resume: Option<Resume<'_>>) -> Result<Vec<u8>> {
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -249,7 +258,14 @@ fn serialize(m: &dyn DynModel, resume: Option<Resume<'_>>) -> Result<Vec<u8>> {
         ("kiln.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("kiln.architecture".to_string(), architecture_hash(m)),
     ]);
-    if let Some(Resume { optimizer: name, state, epochs, seed, stream }) = resume {
+    if let Some(Resume { optimizer: name, state, epochs, seed, stream, step_optimizers }) = resume {
+        for (slot, kind, state) in &step_optimizers {
+            meta.insert(format!("kiln.step_optimizer.{slot}"), kind.to_string());
+            meta.insert(format!("kiln.step_optimizer.{slot}.iterations"), state.iterations.to_string());
+            for (i, a) in state.arrays.iter().enumerate() {
+                tensors.push((format!("{STEP_OPTIMIZER_PREFIX}{slot}.{i}"), vec![a.len()], le_bytes(a)));
+            }
+        }
         meta.insert("kiln.optimizer".into(), name.to_string());
         meta.insert("kiln.optimizer.iterations".into(), state.iterations.to_string());
         meta.insert("kiln.epochs".into(), epochs.to_string());
@@ -318,6 +334,7 @@ pub fn save_checkpoint(m: &dyn DynModel, path: &Path) -> Result<()> {
         epochs: st.epochs(),
         seed: st.seed(),
         stream: st.stream().position(),
+        step_optimizers: Vec::new(),
     };
     save_checkpoint_with(m, resume, path)
 }
@@ -452,8 +469,9 @@ pub fn check(m: &dyn DynModel, path: &str, bytes: &[u8], checkpoint: bool, opts:
         if expected.iter().any(|(n, _)| n == name) {
             continue;
         }
-        match name.strip_prefix(OPTIMIZER_PREFIX).map(str::parse::<usize>) {
-            Some(Ok(_)) => {}
+        let of_step = name.strip_prefix(STEP_OPTIMIZER_PREFIX).and_then(|r| r.rsplit_once('.'));
+        match (name.strip_prefix(OPTIMIZER_PREFIX).map(str::parse::<usize>), of_step.map(|(_, i)| i.parse::<usize>())) {
+            (Some(Ok(_)), _) | (_, Some(Ok(_))) => {}
             _ => return Err(bad(path, format!("tensor `{name}` is not a parameter of {}", m.meta().name))),
         }
     }
@@ -497,6 +515,17 @@ pub fn load_weights(m: &mut dyn DynModel, path: &Path, opts: LoadOptions) -> Res
 /// Loads a checkpoint: weights, optimizer state and epoch count. The model must be compiled with
 /// the same optimizer as when it was saved.
 pub fn load_checkpoint(m: &mut dyn DynModel, path: &Path) -> Result<()> {
+    load_checkpoint_with(m, path, &mut [])
+}
+
+/// [`load_checkpoint`] that also restores the optimizers a training step of the user's owns
+/// (`step`, by their names in the step). A model `fit` trains only through such a step (not
+/// compiled) resumes without an optimizer of its own.
+pub(crate) fn load_checkpoint_with(
+    m: &mut dyn DynModel,
+    path: &Path,
+    step: &mut [(&'static str, &mut dyn crate::optimizers::Optimizer)],
+) -> Result<()> {
     let (shown, bytes) = read(path)?;
     let loaded = check(m, &shown, &bytes, true, LoadOptions::default())?;
     let meta = |k: &str| loaded.metadata.get(k).cloned();
@@ -529,7 +558,11 @@ pub fn load_checkpoint(m: &mut dyn DynModel, path: &Path) -> Result<()> {
         None => m.train_state().seed(),
     };
     let st = m.train_state();
-    let current = st.optimizer().ok_or(Error::NotCompiled("load_checkpoint"))?.name();
+    let current = match st.optimizer() {
+        Some(o) => o.name(),
+        None if opt_name == NO_OPTIMIZER && !step.is_empty() => NO_OPTIMIZER,
+        None => return Err(Error::NotCompiled("load_checkpoint")),
+    };
     if current != opt_name {
         return Err(bad(
             &shown,
@@ -537,9 +570,67 @@ pub fn load_checkpoint(m: &mut dyn DynModel, path: &Path) -> Result<()> {
         ));
     }
     let state = OptimizerState { iterations, arrays: loaded.optimizer.clone() };
+    let step_states = step_optimizer_states(&shown, &bytes, &loaded, step)?;
     install(m, loaded);
     m.train_state_mut().restore(state, epochs, seed, stream);
+    for ((_, opt), state) in step.iter_mut().zip(step_states) {
+        opt.load_state(state);
+    }
     Ok(())
+}
+
+/// The states of a step's own optimizers in a checkpoint, checked against `step`'s: the same
+/// names and kinds, every one there.
+fn step_optimizer_states(
+    shown: &str,
+    bytes: &[u8],
+    loaded: &Loaded,
+    step: &[(&'static str, &mut dyn crate::optimizers::Optimizer)],
+) -> Result<Vec<OptimizerState>> {
+    let saved: Vec<&str> = loaded
+        .metadata
+        .keys()
+        .filter_map(|k| k.strip_prefix("kiln.step_optimizer."))
+        .filter(|k| !k.ends_with(".iterations"))
+        .collect();
+    let mine: Vec<&str> = step.iter().map(|(n, _)| *n).collect();
+    let (mut a, mut b) = (saved.clone(), mine.clone());
+    a.sort();
+    b.sort();
+    if a != b {
+        return Err(bad(
+            shown,
+            format!(
+                "the checkpoint holds the state of the step's optimizers [{}], but this step has [{}]",
+                saved.join(", "),
+                mine.join(", ")
+            ),
+        ));
+    }
+    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(shown, format!("not a valid safetensors file: {e}")))?;
+    let mut out = Vec::new();
+    for (slot, opt) in step {
+        let kind = &loaded.metadata[&format!("kiln.step_optimizer.{slot}")];
+        if kind != opt.name() {
+            return Err(bad(shown, format!("the step's optimizer `{slot}` was {kind}, it is now {}", opt.name())));
+        }
+        let key = format!("kiln.step_optimizer.{slot}.iterations");
+        let iterations = loaded
+            .metadata
+            .get(&key)
+            .and_then(|v| v.parse::<u64>().ok().filter(|v| *v <= MAX_COUNT))
+            .ok_or_else(|| bad(shown, format!("metadata `{key}` is missing or not a count")))?;
+        let mut arrays = Vec::new();
+        for i in 0.. {
+            let name = format!("{STEP_OPTIMIZER_PREFIX}{slot}.{i}");
+            match st.tensor(&name) {
+                Ok(view) => arrays.push(floats(shown, &name, &view)?),
+                Err(_) => break,
+            }
+        }
+        out.push(OptimizerState { iterations, arrays });
+    }
+    Ok(out)
 }
 
 /// Copies embedded weights into `m` by name: `table` lists each weight's full name and byte range

@@ -57,7 +57,7 @@ pub use rand::rngs::StdRng;
 pub use random::Stream;
 pub use layers::LayerInfo;
 pub use train::{
-    ApplyGradients, BackupAndRestore, Backward, Callback, Compile, CsvLogger, EarlyStopping, Evaluate, Fit, Gradients,
+    ApplyGradients, BackupAndRestore, Backward, Callback, CustomStep, Compile, CsvLogger, EarlyStopping, Evaluate, Fit, Gradients,
     HasCallState, History, IntoLoss, LambdaCallback, LearningRateScheduler, Logs, Losses, Mode, ModelCheckpoint, ModelState,
     Predict, ReduceLrOnPlateau, StepBatch, TerminateOnNaN, TrainState, Trainee, apply_gradients, batches,
     validation_data, validation_rows,

@@ -187,3 +187,143 @@ fn terms_added_in_call_join_the_loss_its_gradient_and_the_logs() {
     let logs = m.evaluate(&x, &y).unwrap();
     assert!(logs["activity"] > 0.0 && logs["loss"] > logs["activity"] + logs["add_loss_1"]);
 }
+
+sequential! {
+    /// The first half of the pair below (no dropout: a sub-model's draws come from its own
+    /// stream, which a checkpoint of the pair does not hold).
+    pub struct Plain: [4] {
+        Dense(5, activation = tanh),
+        Dense(3),
+    }
+}
+
+/// A pair trained by a step of its own: the front by one optimizer, the back by another.
+#[kiln::model]
+pub struct Pair {
+    front: Plain,
+    back: Back,
+}
+
+#[kiln::call]
+impl Pair {
+    fn call(&self, x: Input<4>) -> Output<2> {
+        self.back(self.front(x))
+    }
+}
+
+struct TwoOptimizers {
+    front: Adam,
+    back: Sgd,
+}
+
+impl kiln::CustomStep<Pair> for TwoOptimizers {
+    fn train_step(&mut self, pair: &mut Pair, batch: kiln::StepBatch<'_>) -> kiln::Result<kiln::Logs> {
+        let (x, y) = (batch.input(0), batch.target(0));
+        let p = pair.back.forward_train(&pair.front.forward_train(&x)?)?;
+        let (loss, dy) = Loss::CategoricalCrossentropy.value_and_grad(&p, &y)?;
+        let back = pair.back.backward_train(&dy)?;
+        let front = pair.front.backward_train(&back.input_grads[0])?;
+        self.back.apply(&mut pair.back, &back.grads)?;
+        self.front.apply(&mut pair.front, &front.grads)?;
+        Ok(kiln::Logs::from([("loss".to_string(), loss as f64), ("rows".to_string(), batch.rows() as f64)]))
+    }
+
+    fn test_step(&mut self, pair: &mut Pair, batch: kiln::StepBatch<'_>) -> kiln::Result<kiln::Logs> {
+        let p = pair.predict(&batch.input(0))?;
+        let (loss, _) = Loss::CategoricalCrossentropy.value_and_grad(&p, &batch.target(0))?;
+        Ok(kiln::Logs::from([("loss".to_string(), loss as f64)]))
+    }
+
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut dyn kiln::Optimizer)> {
+        vec![("front", &mut self.front), ("back", &mut self.back)]
+    }
+}
+
+fn pair_data() -> (Array2<f32>, Array2<f32>) {
+    let x = Array2::from_shape_fn((40, 4), |(i, j)| ((i * 5 + j * 3) % 9) as f32 / 9.0 - 0.4);
+    let y = Array2::from_shape_fn((40, 2), |(i, j)| ((i % 2) == j) as u8 as f32);
+    (x, y)
+}
+
+/// Stops a run with an error after epoch `at`, as a crash would.
+struct CrashAfter(usize);
+
+impl kiln::Callback for CrashAfter {
+    fn on_epoch_end(&mut self, epoch: usize, _: &kiln::Logs, _: &mut dyn kiln::Trainee) -> kiln::Result<()> {
+        match epoch + 1 == self.0 {
+            true => Err(kiln::Error::InvalidData { what: "run".into(), reason: "crashed".into() }),
+            false => Ok(()),
+        }
+    }
+}
+
+#[test]
+fn fit_runs_a_step_of_its_own_with_two_optimizers_logs_validation_and_resumes_bit_for_bit() {
+    let (x, y) = pair_data();
+    let opts = || Fit { epochs: 4, batch_size: 8, validation_split: 0.25, verbose: 0, ..Fit::default() };
+    let step = || TwoOptimizers { front: Adam::new(0.01), back: Sgd::new(0.1) };
+    let mut whole = Pair::with_seed(8);
+    let history = whole.fit_steps(&x, &y, opts(), &mut step(), &mut []).unwrap();
+    let (loss, val) = (history.get("loss").unwrap(), history.get("val_loss").unwrap());
+    assert!(loss[3] < loss[0] && val.len() == 4, "{loss:?} {val:?}");
+    // The logs are averaged over the rows: 30 training rows in batches of 8, 8, 8 and 6.
+    assert!((history.get("rows").unwrap()[0] - (3.0 * 64.0 + 36.0) / 30.0).abs() < 1e-9);
+
+    // A run that crashes after epoch 2 and is started again resumes from its backup, both
+    // optimizers' states included, and ends in the same weights.
+    let dir = std::env::temp_dir().join(format!("kiln-own-step-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut first = Pair::with_seed(8);
+    let mut backup = kiln::BackupAndRestore::new(&dir);
+    let crashed = first.fit_steps(&x, &y, opts(), &mut step(), &mut [&mut backup, &mut CrashAfter(2)]);
+    assert!(crashed.unwrap_err().to_string().contains("crashed"));
+    let mut again = Pair::with_seed(99);
+    let mut backup = kiln::BackupAndRestore::new(&dir);
+    let resumed = again.fit_steps(&x, &y, opts(), &mut step(), &mut [&mut backup]).unwrap();
+    assert_eq!(resumed.get("loss").unwrap().len(), 2, "epochs 3 and 4 only");
+    for ((name, a), (_, b)) in whole.weights().iter().zip(again.weights()) {
+        assert_eq!(a.value, b.value, "{name} differs after the resumed run");
+    }
+    // A backup of other optimizers is refused, naming both sets.
+    let mut other = Pair::with_seed(8);
+    let mut backup = kiln::BackupAndRestore::new(&dir);
+    let _ = other.fit_steps(&x, &y, opts(), &mut step(), &mut [&mut backup, &mut CrashAfter(1)]);
+    struct OneOptimizer(Adam);
+    impl kiln::CustomStep<Pair> for OneOptimizer {
+        fn train_step(&mut self, _: &mut Pair, _: kiln::StepBatch<'_>) -> kiln::Result<kiln::Logs> {
+            Ok(kiln::Logs::new())
+        }
+        fn optimizers(&mut self) -> Vec<(&'static str, &mut dyn kiln::Optimizer)> {
+            vec![("only", &mut self.0)]
+        }
+    }
+    let mut backup = kiln::BackupAndRestore::new(&dir);
+    let e = Pair::new().fit_steps(&x, &y, opts(), &mut OneOptimizer(Adam::default()), &mut [&mut backup]).unwrap_err();
+    assert!(e.to_string().contains("[back, front]") || e.to_string().contains("[front, back]"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_step_of_its_own_takes_any_shapes_no_targets_and_stops_on_a_nan_log() {
+    struct Counting(usize);
+    impl kiln::CustomStep<Back> for Counting {
+        fn train_step(&mut self, _: &mut Back, batch: kiln::StepBatch<'_>) -> kiln::Result<kiln::Logs> {
+            assert_eq!(batch.input(0).shape()[1..], [2, 3]);
+            self.0 += 1;
+            let v = if self.0 == 3 { f64::NAN } else { 1.0 };
+            Ok(kiln::Logs::from([("value".to_string(), v)]))
+        }
+    }
+    let images = kiln::ndarray::Array3::<f32>::zeros((10, 2, 3));
+    let e = Back::new().fit_steps(
+        &images,
+        (),
+        Fit { epochs: 3, batch_size: 4, verbose: 0, ..Fit::default() },
+        &mut Counting(0),
+        &mut [],
+    );
+    let e = e.unwrap_err().to_string();
+    assert!(e.contains("value") && e.contains("NaN"), "{e}");
+    let e = Back::new().fit_steps(&images, &Array1::<f32>::zeros(9), Fit::default(), &mut Counting(0), &mut []);
+    assert!(e.unwrap_err().to_string().contains("10 rows"));
+}

@@ -61,6 +61,13 @@ impl<'a> Inputs<'a> for Vec<InputArray<'a>> {
     }
 }
 
+/// No arrays: the targets of a model trained by a step of its own that reads none (`fit_steps`).
+impl<'a> Inputs<'a> for () {
+    fn arrays(self) -> Vec<InputArray<'a>> {
+        Vec::new()
+    }
+}
+
 macro_rules! tuple_inputs {
     ($(($($t:ident $s:ident $d:ident $v:ident),+))*) => {$(
         impl<'a, $($t: Element, $s: Data<Elem = $t>, $d: Dimension),+> Inputs<'a> for ($(&'a ArrayBase<$s, $d>,)+) {

@@ -179,7 +179,7 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// loss, row counts that differ, NaN or inf in `x`, labels out of range, bad options. A loss
     /// that becomes NaN or infinite stops training with an error naming the epoch and batch.
     fn fit<'a>(&mut self, x: impl Inputs<'a>, y: impl Inputs<'a>, opts: Fit<'_>) -> Result<History> {
-        train::fit(self, x.arrays(), y.arrays(), &opts, None, &mut [])
+        train::fit(self, x.arrays(), y.arrays(), &opts, None, None, &mut [])
     }
 
     /// `fit` with Keras' callbacks (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, ... or your
@@ -196,7 +196,7 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         opts: Fit<'_>,
         callbacks: &mut [&mut dyn crate::Callback],
     ) -> Result<History> {
-        train::fit(self, x.arrays(), y.arrays(), &opts, None, callbacks)
+        train::fit(self, x.arrays(), y.arrays(), &opts, None, None, callbacks)
     }
 
     /// `fit` with a training step of your own (Keras' `train_step` override): the loop, the
@@ -229,7 +229,27 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
             let m = m.as_any_mut().downcast_mut::<Self>().ok_or(crate::Error::invalid("fit", "the step's model"))?;
             step(m, opt, batch)
         };
-        train::fit(self, x.arrays(), y.arrays(), &opts, Some(&mut step), callbacks)
+        train::fit(self, x.arrays(), y.arrays(), &opts, Some(&mut step), None, callbacks)
+    }
+
+    /// `fit` with a training step of your own that owns its optimizers and returns its logs
+    /// (Keras' `train_step` and `test_step` overrides: a GAN, a distiller). `x` and `y` are
+    /// whatever the step reads — any shapes, one row per sample, `()` for no targets — handed
+    /// to it batch by batch (shuffled, `validation_split` held out, as `fit` does). The logs it
+    /// returns are averaged over each epoch, shown and kept in the [`History`]; a value that is
+    /// not finite stops training as a NaN loss does. Callbacks run as in `fit`: checkpoints save
+    /// every optimizer of [`CustomStep::optimizers`](crate::CustomStep::optimizers), and the
+    /// learning-rate callbacks scale them. The model need not be compiled.
+    fn fit_steps<'a>(
+        &mut self,
+        x: impl Inputs<'a>,
+        y: impl Inputs<'a>,
+        opts: Fit<'_>,
+        step: &mut impl crate::CustomStep<Self>,
+        callbacks: &mut [&mut dyn crate::Callback],
+    ) -> Result<History> {
+        let mut typed = train::TypedStep(step, std::marker::PhantomData);
+        train::fit(self, x.arrays(), y.arrays(), &opts, None, Some(&mut typed), callbacks)
     }
 
     /// The loss on one batch and its gradient with respect to every parameter, for custom

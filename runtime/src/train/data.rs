@@ -92,6 +92,38 @@ fn check_count(meta: &Meta, got: usize, what: &str, targets: bool) -> Result<()>
 }
 
 /// Checks every input array: count, `[n, ..shape]`, equal row counts, finite values.
+/// The rows of arrays a custom step reads, of any shapes: one row per sample (`n` of them, or as
+/// many as the first array has), finite values. `None` of several arrays is refused.
+pub(crate) fn free_rows<'v>(views: &'v [InputArray<'_>], n: Option<usize>, what: &str) -> Result<Vec<Rows<'v>>> {
+    if views.len() > crate::model::MAX_PORTS || (n.is_none() && views.is_empty()) {
+        return Err(Error::invalid(
+            "fit_steps",
+            format!("takes 1 to {} arrays of {what}, got {}", crate::model::MAX_PORTS, views.len()),
+        ));
+    }
+    let mut out: Vec<Rows<'v>> = Vec::with_capacity(views.len());
+    for (i, a) in views.iter().enumerate() {
+        let label = if views.len() > 1 { format!("{what} (array {i})") } else { what.to_string() };
+        let rows = a.shape().first().copied().unwrap_or(0);
+        let want = n.or(out.first().map(|r| r.n)).unwrap_or(rows);
+        if a.ndim() == 0 || rows == 0 || rows != want {
+            return Err(Error::InvalidData {
+                what: label,
+                reason: format!("it has shape {:?}, but every array needs {want} rows (one per sample)", a.shape()),
+            });
+        }
+        let data = contiguous(a);
+        if let Some(j) = crate::kernels::first_non_finite(&data) {
+            return Err(Error::InvalidData {
+                what: label,
+                reason: format!("row {} holds {} (kiln does not train on NaN or inf)", j / (data.len() / rows), data[j]),
+            });
+        }
+        out.push(Rows { data, n: rows });
+    }
+    Ok(out)
+}
+
 pub(crate) fn inputs<'v>(meta: &Meta, views: &'v [InputArray<'_>], what: &str) -> Result<Vec<Rows<'v>>> {
     check_count(meta, views.len(), what, false)?;
     let mut out: Vec<Rows<'v>> = Vec::with_capacity(views.len());

@@ -17,6 +17,7 @@ use super::callbacks::{self, Callback, Trainee};
 use super::compile::Compiled;
 use super::data::{self, Rows};
 use super::evaluate::evaluate_rows;
+use super::own_step::{self, DynCustomStep, LogMeans};
 use super::step::{Stopped, Tracker, step};
 use super::{
     Fit, History, Logs, TrainState, Workspace, check_batch_size, compiled, epoch_rng, gather, progress, range, slices,
@@ -31,12 +32,49 @@ pub type TrainStep<'f, M> = dyn FnMut(&mut M, &mut dyn Optimizer, StepBatch<'_>)
 /// A [`TrainStep`] as `fit` calls it, on the model as a trait object.
 pub(crate) type DynStep<'f> = dyn FnMut(&mut dyn DynModel, &mut dyn Optimizer, StepBatch<'_>) -> Result<()> + 'f;
 
-/// One batch handed to a [`TrainStep`]: `[rows, width]` views, one per input and per output.
+/// One batch handed to a [`TrainStep`] or a [`CustomStep`]: `[rows, width]` views, one per
+/// array of `x` and of `y`; [`input`](Self::input) and [`target`](Self::target) give them in their
+/// own shapes.
 pub struct StepBatch<'a> {
     /// One view per input.
     pub x: Vec<ndarray::ArrayView2<'a, f32>>,
     /// One view per output's targets.
     pub y: Vec<ndarray::ArrayView2<'a, f32>>,
+    shapes: &'a Shapes,
+}
+
+/// The shape of one row of each array of `x` and of `y`, as given to `fit`.
+#[derive(Debug, Default)]
+struct Shapes {
+    x: Vec<Vec<usize>>,
+    y: Vec<Vec<usize>>,
+}
+
+impl<'a> StepBatch<'a> {
+    /// The batch's rows.
+    pub fn rows(&self) -> usize {
+        self.x.first().map_or(0, |v| v.nrows())
+    }
+
+    /// Array `i` of `x`, the batch's rows in their shape (`[k, 8, 8, 1]` for images).
+    pub fn input(&self, i: usize) -> ndarray::ArrayViewD<'a, f32> {
+        shaped(&self.x[i], &self.shapes.x[i])
+    }
+
+    /// Array `i` of `y`, the batch's rows in their shape (`[k]` for labels).
+    pub fn target(&self, i: usize) -> ndarray::ArrayViewD<'a, f32> {
+        shaped(&self.y[i], &self.shapes.y[i])
+    }
+}
+
+fn shaped<'a>(v: &ndarray::ArrayView2<'a, f32>, row: &[usize]) -> ndarray::ArrayViewD<'a, f32> {
+    let shape: Vec<usize> = std::iter::once(v.nrows()).chain(row.iter().copied()).collect();
+    // The views are whole rows of arrays of these shapes: the reshape keeps every value.
+    v.clone().into_shape_with_order(ndarray::IxDyn(&shape)).unwrap_or_else(|_| v.clone().into_dyn())
+}
+
+fn shapes_of(arrays: &[InputArray<'_>]) -> Vec<Vec<usize>> {
+    arrays.iter().map(|a| a.shape().get(1..).unwrap_or(&[]).to_vec()).collect()
 }
 
 fn views<'a>(rows: &[&'a [f32]], n: usize) -> Vec<ndarray::ArrayView2<'a, f32>> {
@@ -55,6 +93,7 @@ struct Prepared<'v> {
     /// One weight per row of `x` (`sample_weight` or `class_weight`) and of `validation_data`.
     sw: Option<Vec<f32>>,
     val_sw: Option<Vec<f32>>,
+    shapes: Shapes,
 }
 
 impl Prepared<'_> {
@@ -81,13 +120,17 @@ fn prepare<'v>(
     y: &'v [InputArray<'_>],
     opts: &'v Fit<'_>,
     callbacks: &[&mut dyn Callback],
+    own: bool,
 ) -> Result<Prepared<'v>> {
-    let meta = m.meta();
-    let c = compiled(m, "fit")?;
     check_batch_size(opts.batch_size)?;
     if !(0.0..1.0).contains(&opts.validation_split) {
         return Err(Error::invalid("validation_split", format!("must be in [0, 1), got {}", opts.validation_split)));
     }
+    if own {
+        return prepare_own(m, x, y, opts);
+    }
+    let meta = m.meta();
+    let c = compiled(m, "fit")?;
     let xs = data::inputs(&meta, x, "x")?;
     let n = xs[0].n;
     let ys = data::targets(&meta, y, n, &c.losses(), "y")?;
@@ -128,9 +171,52 @@ fn prepare<'v>(
         }
         _ => None,
     };
-    let data = Prepared { xs, ys, validation, n, n_train, sw, val_sw };
+    let shapes = Shapes { x: shapes_of(x), y: shapes_of(y) };
+    let data = Prepared { xs, ys, validation, n, n_train, sw, val_sw, shapes };
     check_callbacks(m, c, data.validates(), callbacks)?;
     Ok(data)
+}
+
+/// `prepare` for a [`CustomStep`]: `x` and `y` are whatever the step reads (any shapes, one row
+/// per sample), checked for row counts and finite values; the step weighs rows itself.
+fn prepare_own<'v>(
+    m: &dyn DynModel,
+    x: &'v [InputArray<'_>],
+    y: &'v [InputArray<'_>],
+    opts: &'v Fit<'_>,
+) -> Result<Prepared<'v>> {
+    if opts.sample_weight.is_some() || opts.class_weight.is_some() || opts.validation_sample_weight.is_some() {
+        return Err(Error::invalid("sample_weight", "is not taken with a custom step: weigh the rows in train_step"));
+    }
+    if m.train_state().group().is_some() {
+        return Err(Error::invalid("fit_steps", "does not run data-parallel yet: reduce the gradients in the step"));
+    }
+    let xs = data::free_rows(x, None, "x")?;
+    let n = xs[0].n;
+    let ys = data::free_rows(y, Some(n), "y")?;
+    let shapes = Shapes { x: shapes_of(x), y: shapes_of(y) };
+    let validation = match &opts.validation_data {
+        Some((xv, yv)) => {
+            if shapes_of(xv) != shapes.x || shapes_of(yv) != shapes.y {
+                return Err(Error::invalid("validation_data", "needs arrays shaped as x and y, row for row"));
+            }
+            let xv_rows = data::free_rows(xv, None, "validation_data x")?;
+            let yv_rows = data::free_rows(yv, Some(xv_rows[0].n), "validation_data y")?;
+            Some((xv_rows, yv_rows))
+        }
+        None => None,
+    };
+    let n_train = if validation.is_none() { n - validation_rows(n, opts.validation_split) } else { n };
+    if n_train == 0 {
+        return Err(Error::invalid(
+            "validation_split",
+            format!("{} of {n} rows leaves no rows to train on", opts.validation_split),
+        ));
+    }
+    if opts.steps_per_epoch == Some(0) || opts.validation_freq == 0 {
+        return Err(Error::invalid("steps_per_epoch", "steps_per_epoch and validation_freq must be at least 1"));
+    }
+    Ok(Prepared { xs, ys, validation, n, n_train, sw: None, val_sw: None, shapes })
 }
 
 /// What the callbacks need, checked before any training (and before a backup is restored): the
@@ -153,27 +239,38 @@ fn check_callbacks(m: &dyn DynModel, c: &Compiled, validates: bool, callbacks: &
 }
 
 /// Trains `m` (see [`crate::Model::fit`]); `custom` replaces the step, `callbacks` are told.
-pub(crate) fn fit(
+pub(crate) fn fit<'f>(
     m: &mut dyn DynModel,
     x: Vec<InputArray<'_>>,
     y: Vec<InputArray<'_>>,
     opts: &Fit<'_>,
-    custom: Option<&mut DynStep<'_>>,
+    custom: Option<&mut DynStep<'f>>,
+    mut own: Option<&mut (dyn DynCustomStep + 'f)>,
     callbacks: &mut [&mut dyn Callback],
 ) -> Result<History> {
-    let data = prepare(m, &x, &y, opts, callbacks)?;
+    let data = prepare(m, &x, &y, opts, callbacks, own.is_some())?;
     // A backup left by an interrupted run: restore it and continue after its last epoch.
     let mut first_epoch = opts.initial_epoch;
     if let Some(path) = callbacks.iter().find_map(|cb| cb.backup().filter(|p| p.exists()).map(|p| p.to_path_buf())) {
         let before = m.train_state().epochs();
         crate::io::remove_stale_temporaries(&path);
-        crate::io::load_checkpoint(m, &path)?;
+        match own.as_deref_mut() {
+            Some(step) => crate::io::load_checkpoint_with(m, &path, &mut step.optimizers())?,
+            None => crate::io::load_checkpoint(m, &path)?,
+        }
         first_epoch += m.train_state().epochs().saturating_sub(before) as usize;
     }
     with_state(m, |m, st| {
         let _ftz = FlushDenormals::new();
         let TrainState { compiled, stream, ws, seed, epochs: trained, group, .. } = st;
-        let c = compiled.as_mut().ok_or(Error::NotCompiled("fit"))?;
+        // A model trained only through a step's own optimizers need not be compiled.
+        let mut unused = Compiled { outputs: Vec::new(), optimizer: Box::new(crate::optimizers::Sgd::new(0.0)), fused: Vec::new() };
+        let uncompiled = compiled.is_none();
+        let c = match compiled.as_mut() {
+            Some(c) => c,
+            None if own.is_some() => &mut unused,
+            None => return Err(Error::NotCompiled("fit")),
+        };
         // A replica of a data-parallel run: its rank's shard of each batch; process 0 speaks.
         let group = group.clone();
         let (rank, size) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.size()));
@@ -201,6 +298,10 @@ pub(crate) fn fit(
             terminate_on_nan: callbacks.iter().any(|cb| cb.terminates_on_nan()),
             callbacks,
             custom,
+            own,
+            uncompiled,
+            means: LogMeans::default(),
+            val_means: LogMeans::default(),
             history: History::default(),
             stop: false,
             steps,
@@ -229,6 +330,13 @@ struct Run<'m, 'a, 'o, 'cb, 'f> {
     data: &'a Prepared<'a>,
     callbacks: &'a mut [&'cb mut dyn Callback],
     custom: Option<&'a mut DynStep<'f>>,
+    /// A step of the user's that owns its optimizers and returns its logs ([`CustomStep`]).
+    own: Option<&'a mut (dyn DynCustomStep + 'f)>,
+    /// Not compiled: only `own`'s optimizers train the model.
+    uncompiled: bool,
+    /// The running means of `own`'s logs, in training and in validation.
+    means: LogMeans,
+    val_means: LogMeans,
     terminate_on_nan: bool,
     tracker: Tracker,
     val_tracker: Tracker,
@@ -257,6 +365,8 @@ impl Run<'_, '_, '_, '_, '_> {
             let mut handle = Handle {
                 m: &mut *self.m,
                 optimizer: &mut *self.c.optimizer,
+                own: std::cell::RefCell::new(self.own.as_deref_mut().map(|o| o as &mut dyn DynCustomStep)),
+                uncompiled: self.uncompiled,
                 stop: &mut self.stop,
                 epochs: *self.trained,
                 seed: self.seed,
@@ -270,10 +380,10 @@ impl Run<'_, '_, '_, '_, '_> {
 
     /// The epochs `first..opts.epochs`, Keras' `fit` loop.
     fn epochs(mut self, first: usize) -> Result<History> {
-        let (ni, no) = (self.meta.inputs.len(), self.meta.outputs.len());
+        let (ni, no) = (self.data.xs.len(), self.data.ys.len());
         self.ws.xb.resize(ni, Vec::new());
         self.ws.yb.resize(no, Vec::new());
-        self.ws.step.grads.resize(no, Vec::new());
+        self.ws.step.grads.resize(self.meta.outputs.len(), Vec::new());
         self.ws.order.clear();
         self.ws.order.extend(0..self.data.n_train);
         self.hook(|cb, h| cb.on_train_begin(h))?;
@@ -286,6 +396,7 @@ impl Run<'_, '_, '_, '_, '_> {
                 self.ws.order.shuffle(&mut epoch_rng(self.seed, *self.trained));
             }
             self.tracker.reset();
+            self.means.reset();
             let taken = self.opts.steps_per_epoch.unwrap_or(self.steps).min(self.steps - self.cursor);
             let progress = progress::Progress::new(self.verbose, epoch, self.opts.epochs, taken);
             if let EpochEnd::Invalid(b) = self.train_epoch(epoch, taken, &progress)? {
@@ -304,7 +415,7 @@ impl Run<'_, '_, '_, '_, '_> {
                 }
             }
             let mut epoch_logs = Logs::new();
-            self.tracker.logs(&self.meta, "", &mut epoch_logs);
+            self.train_logs(&mut epoch_logs);
             if (epoch + 1) % self.opts.validation_freq == 0 {
                 self.validate(&mut epoch_logs)?;
             }
@@ -327,7 +438,7 @@ impl Run<'_, '_, '_, '_, '_> {
 
     /// The `taken` batches of one epoch, from where the current pass stands.
     fn train_epoch(&mut self, epoch: usize, taken: usize, progress: &progress::Progress) -> Result<EpochEnd> {
-        let (ni, no) = (self.meta.inputs.len(), self.meta.outputs.len());
+        let (ni, no) = (self.data.xs.len(), self.data.ys.len());
         let (data, opts) = (self.data, self.opts);
         let first = self.cursor;
         self.cursor = if first + taken >= self.steps { 0 } else { first + taken };
@@ -356,15 +467,20 @@ impl Run<'_, '_, '_, '_, '_> {
                     (range(&data.xs, at, at + k), range(&data.ys, at, at + k))
                 };
                 let wb = data.sw.as_ref().map(|w| if opts.shuffle { &ws.wb[..] } else { &w[at..at + k] });
-                let stopped = match self.custom.as_deref_mut() {
-                    None => {
+                let stopped = match (self.own.as_deref_mut(), self.custom.as_deref_mut()) {
+                    (Some(own), _) => {
+                        let batch = StepBatch { x: views(&xb[..ni], k), y: views(&yb[..no], k), shapes: &data.shapes };
+                        let logs = own.train(&mut *self.m, batch)?;
+                        self.means.add(&logs, k).map(|(what, v)| Stopped { what, value: v as f32 })
+                    }
+                    (None, None) => {
                         let mut ctx = Ctx::new(k, true, self.stream);
                         let dist = self.group.as_deref().map(|g| (g, &mut ws.reduce));
                         let (xb, yb) = (&xb[..ni], &yb[..no]);
                         step(&mut *self.m, self.c, &mut ws.step, &mut self.tracker, xb, yb, wb, &mut ctx, dist).err()
                     }
-                    Some(f) => {
-                        let batch = StepBatch { x: views(&xb[..ni], k), y: views(&yb[..no], k) };
+                    (None, Some(f)) => {
+                        let batch = StepBatch { x: views(&xb[..ni], k), y: views(&yb[..no], k), shapes: &data.shapes };
                         f(&mut *self.m, &mut *self.c.optimizer, batch)?;
                         let mut loss =
                             if k > 0 { self.tracker.observe(&mut *self.m, self.c, &yb[..no], k, None, wb) } else { 0.0 };
@@ -387,13 +503,13 @@ impl Run<'_, '_, '_, '_, '_> {
                 }
                 progress.step(b + 1, || {
                     let mut lg = Logs::new();
-                    self.tracker.logs(&self.meta, "", &mut lg);
+                    self.train_logs(&mut lg);
                     lg
                 });
                 if !self.callbacks.is_empty() {
                     // Built only for callbacks: plain `fit` allocates nothing per step.
                     let mut batch_logs = Logs::new();
-                    self.tracker.logs(&self.meta, "", &mut batch_logs);
+                    self.train_logs(&mut batch_logs);
                     self.hook(|cb, h| cb.on_train_batch_end(b, &batch_logs, h))?;
                     if self.stop {
                         break;
@@ -412,16 +528,42 @@ impl Run<'_, '_, '_, '_, '_> {
             return Ok(());
         };
         self.hook(|cb, h| cb.on_test_begin(h))?;
-        self.val_tracker.reset();
-        let (batch, group) = (self.opts.batch_size, self.group.as_deref());
-        evaluate_rows(&mut *self.m, self.c, &mut self.val_tracker, xv, yv, from, batch, w, group)?;
-        self.val_tracker.logs(&self.meta, "val_", epoch_logs);
-        if !self.callbacks.is_empty() {
-            let mut test_logs = Logs::new();
+        let mut test_logs = Logs::new();
+        if let Some(own) = self.own.as_deref_mut() {
+            // The step's own validation: its test_step on batches of the held-out rows.
+            self.val_means.reset();
+            let (n, batch) = (xv[0].n, self.opts.batch_size);
+            for at in (from..n).step_by(batch) {
+                let to = (at + batch).min(n);
+                let (xb, yb) = (range(xv, at, to), range(yv, at, to));
+                let shapes = &self.data.shapes;
+                let b = StepBatch { x: views(&xb[..xv.len()], to - at), y: views(&yb[..yv.len()], to - at), shapes };
+                let logs = own.test(&mut *self.m, b)?;
+                if let Some((what, v)) = self.val_means.add(&logs, to - at) {
+                    return Err(Error::invalid("test_step", format!("logged `{what}` = {v}, which is not finite")));
+                }
+            }
+            self.val_means.logs("val_", epoch_logs);
+            self.val_means.logs("", &mut test_logs);
+        } else {
+            self.val_tracker.reset();
+            let (batch, group) = (self.opts.batch_size, self.group.as_deref());
+            evaluate_rows(&mut *self.m, self.c, &mut self.val_tracker, xv, yv, from, batch, w, group)?;
+            self.val_tracker.logs(&self.meta, "val_", epoch_logs);
             self.val_tracker.logs(&self.meta, "", &mut test_logs);
+        }
+        if !self.callbacks.is_empty() {
             self.hook(|cb, h| cb.on_test_end(&test_logs, h))?;
         }
         Ok(())
+    }
+
+    /// The training logs so far this epoch: the step's own, or the compiled loss and metrics.
+    fn train_logs(&self, into: &mut Logs) {
+        match self.own {
+            Some(_) => self.means.logs("", into),
+            None => self.tracker.logs(&self.meta, "", into),
+        }
     }
 }
 
@@ -429,6 +571,10 @@ impl Run<'_, '_, '_, '_, '_> {
 struct Handle<'a> {
     m: &'a mut dyn DynModel,
     optimizer: &'a mut dyn Optimizer,
+    /// A step's own optimizers, which the learning-rate callbacks and checkpoints reach instead.
+    own: std::cell::RefCell<Option<&'a mut dyn DynCustomStep>>,
+    /// Not compiled: `optimizer` is a stand-in that never runs.
+    uncompiled: bool,
     stop: &'a mut bool,
     epochs: u64,
     seed: u64,
@@ -477,26 +623,37 @@ impl Trainee for Handle<'_> {
         if !self.chief {
             return Ok(());
         }
-        let state = self.optimizer.state();
+        let state = if self.uncompiled { Default::default() } else { self.optimizer.state() };
+        let step_optimizers = match self.own.borrow_mut().as_deref_mut() {
+            Some(own) => own.optimizers().into_iter().map(|(slot, o)| (slot, o.name(), o.state())).collect(),
+            None => Vec::new(),
+        };
         let resume = crate::io::Resume {
-            optimizer: self.optimizer.name(),
+            optimizer: if self.uncompiled { crate::io::NO_OPTIMIZER } else { self.optimizer.name() },
             state: &state,
             epochs: self.epochs,
             seed: self.seed,
             stream: self.stream,
+            step_optimizers,
         };
         crate::io::save_checkpoint_with(&*self.m, resume, path)
     }
 
     fn learning_rate(&self) -> f32 {
-        self.optimizer.learning_rate()
+        match self.own.borrow_mut().as_deref_mut() {
+            Some(own) => own_step::learning_rate(&mut own.optimizers()),
+            None => self.optimizer.learning_rate(),
+        }
     }
 
     fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
         if !(lr.is_finite() && lr >= 0.0) {
             return Err(Error::invalid("learning_rate", format!("must be finite and >= 0, got {lr}")));
         }
-        self.optimizer.set_learning_rate(lr);
+        match self.own.get_mut().as_deref_mut() {
+            Some(own) => own_step::set_learning_rate(&mut own.optimizers(), lr),
+            None => self.optimizer.set_learning_rate(lr),
+        }
         Ok(())
     }
 
