@@ -70,7 +70,7 @@ impl<'a> StepBatch<'a> {
 fn shaped<'a>(v: &ndarray::ArrayView2<'a, f32>, row: &[usize]) -> ndarray::ArrayViewD<'a, f32> {
     let shape: Vec<usize> = std::iter::once(v.nrows()).chain(row.iter().copied()).collect();
     // The views are whole rows of arrays of these shapes: the reshape keeps every value.
-    v.clone().into_shape_with_order(ndarray::IxDyn(&shape)).unwrap_or_else(|_| v.clone().into_dyn())
+    (*v).into_shape_with_order(ndarray::IxDyn(&shape)).unwrap_or_else(|_| (*v).into_dyn())
 }
 
 fn shapes_of(arrays: &[InputArray<'_>]) -> Vec<Vec<usize>> {
