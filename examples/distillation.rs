@@ -59,13 +59,12 @@ sequential! {
 }
 
 /// Keras' `KLDivergence()(softmax(t / T), softmax(s / T)) · T²` for one row, with the teacher's
-/// logits `t` as `y_true` and the student's `s` as `y_pred` (T = 10, written out: a loss's
-/// constants are numbers in the code).
+/// logits `t` as `y_true` and the student's `s` as `y_pred`.
 #[kiln::loss]
 pub fn softened_kl(y_true: Input<10>, y_pred: Input<10>) -> Output<1> {
-    let t = clip(softmax(y_true / 10.0, axis = -1), 1e-7, 1.0);
-    let s = clip(softmax(y_pred / 10.0, axis = -1), 1e-7, 1.0);
-    sum(t * log(t / s), axis = -1, keepdims = true) * 100.0
+    let t = clip(softmax(y_true / TEMPERATURE, axis = -1), 1e-7, 1.0);
+    let s = clip(softmax(y_pred / TEMPERATURE, axis = -1), 1e-7, 1.0);
+    sum(t * log(t / s), axis = -1, keepdims = true) * TEMPERATURE * TEMPERATURE
 }
 
 /// The distillation loss of a batch (the mean over rows, as Keras reduces) and its gradient with

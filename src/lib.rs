@@ -42,9 +42,9 @@ pub use ndarray;
 pub mod prelude {
     pub use kiln_macros::{Model, functional, sequential};
     pub use kiln_runtime::{
-        Activation, Adagrad, Adam, AdamW, Adamax, ApplyGradients, Clip, Compile, CustomLoss, Dense, Elu, Fit, Gelu, Gradients,
-        History, LeakyRelu, Linear, Lion, Loss, Metric, Model, ModelState, Nadam, Optimizer, Relu, RmsProp, Selu, Sgd,
-        Sigmoid, Silu, Softmax, Softplus, Swish, Tanh, Weight, batches, validation_data,
+        Activation, Adagrad, Adam, AdamW, Adamax, ApplyGradients, Clip, Compile, CustomLoss, Dense, Elu, Fit, Gelu,
+        Gradients, History, LeakyRelu, Linear, Lion, Loss, Metric, Model, ModelState, Nadam, Optimizer, Relu, RmsProp,
+        Selu, Sgd, Sigmoid, Silu, Softmax, Softplus, Swish, Tanh, Weight, batches, validation_data,
     };
 }
 

@@ -417,3 +417,55 @@ fn transpose_matches_keras_and_attention_written_as_math_passes_the_gradient_che
     let x: Vec<f32> = (0..2 * 40).map(|i| ((i * 17) % 13) as f32 / 6.0 - 1.0).collect();
     check_model(&mut MathAttention::with_seed(8), &[&x], 2, 12, 2e-2).unwrap();
 }
+
+/// Named constants where numbers go: `x / TEMPERATURE`, `clip(x, -LIMIT, LIMIT)`, `Self::EPS`.
+const TEMPERATURE: f32 = 4.0;
+const LIMIT: f64 = 0.75;
+
+#[kiln::model]
+pub struct NamedConstants {
+    d: Dense<3, 4>,
+}
+
+impl NamedConstants {
+    const EPS: f32 = 1e-3;
+}
+
+#[kiln::call]
+impl NamedConstants {
+    fn call(&self, x: Input<3>) -> Output<4> {
+        let s = softmax(self.d(x) / TEMPERATURE);
+        clip(pow(s + Self::EPS, 2.0), -LIMIT, LIMIT) - TEMPERATURE * s
+    }
+}
+
+#[kiln::model]
+pub struct WrittenOut {
+    d: Dense<3, 4>,
+}
+
+#[kiln::call]
+impl WrittenOut {
+    fn call(&self, x: Input<3>) -> Output<4> {
+        let s = softmax(self.d(x) / 4.0);
+        clip(pow(s + 1e-3, 2.0), -0.75, 0.75) - 4.0 * s
+    }
+}
+
+const SCALE: f32 = 0.5;
+
+#[kiln::loss]
+fn half_squared(y_true: Input<2>, y_pred: Input<2>) -> Output<1> {
+    SCALE * sum(square(y_pred - y_true), axis = -1, keepdims = true)
+}
+
+#[test]
+fn named_constants_are_read_where_numbers_go() {
+    let x = Array2::from_shape_fn((5, 3), |(i, j)| (i as f32 - 2.0) * 0.4 + j as f32 * 0.3);
+    let (mut named, mut written) = (NamedConstants::with_seed(3), WrittenOut::with_seed(3));
+    assert_eq!(named.predict(&x).unwrap(), written.predict(&x).unwrap());
+    check_model(&mut named, &[x.as_slice().unwrap()], 5, 12, 1e-2).unwrap();
+    let (p, y) = ([0.3f32, -1.0], [0.5f32, 0.5]);
+    let want = 0.5 * ((0.3f32 - 0.5).powi(2) + (1.5f32).powi(2));
+    assert!((kiln::CustomLoss::value(&half_squared, &p, &y) - want).abs() < 1e-6);
+}

@@ -37,41 +37,72 @@ pub fn unary(name: &str) -> Option<Rc<dyn Spec>> {
 
 /// A scalar operand with a tensor: `x * c`, `c - x`, `x / c`, `pow(x, c)`, `clip(x, lo, hi)`.
 pub enum Scalar {
-    Scale(f32),
-    Shift(f32),
-    SubtractFrom(f32),
-    DivideBy(f32),
-    Reciprocal(f32),
-    Power(f32),
-    Clip(f32, f32),
-    Maximum(f32),
-    Minimum(f32),
+    Scale(Num),
+    Shift(Num),
+    SubtractFrom(Num),
+    DivideBy(Num),
+    Reciprocal(Num),
+    Power(Num),
+    Clip(Num, Num),
+    Maximum(Num),
+    Minimum(Num),
 }
 
-/// A constant as code, its sign apart (a literal token cannot be negative).
-fn num(c: f32) -> TokenStream {
-    let a = c.abs();
-    if c.is_sign_negative() { quote!(-#a) } else { quote!(#a) }
+/// A constant of an op: a number written in the code, or a named constant (`TEMPERATURE`,
+/// `Self::EPS`) whose value rustc knows, read as `f32`.
+#[derive(Clone)]
+pub enum Num {
+    Lit(f32),
+    Named(TokenStream),
+}
+
+impl Num {
+    /// The constant as code, its sign apart (a literal token cannot be negative).
+    pub fn tokens(&self) -> TokenStream {
+        match self {
+            Num::Lit(c) => {
+                let a = c.abs();
+                if c.is_sign_negative() { quote!(-#a) } else { quote!(#a) }
+            }
+            Num::Named(t) => quote!(((#t) as f32)),
+        }
+    }
+
+    /// `-c`.
+    pub fn neg(self) -> Num {
+        match self {
+            Num::Lit(c) => Num::Lit(-c),
+            Num::Named(t) => Num::Named(quote!(-((#t) as f32))),
+        }
+    }
+
+    /// The value, where it is written in the code.
+    pub fn literal(&self) -> Option<f32> {
+        match self {
+            Num::Lit(c) => Some(*c),
+            Num::Named(_) => None,
+        }
+    }
 }
 
 /// The element-wise function of a tensor and constants.
 pub fn scalar(s: Scalar) -> Rc<dyn Spec> {
     let rt = rt();
-    let op = |name: &str, c: f32| {
-        let (name, c) = (quote::format_ident!("{name}"), num(c));
+    let op = |name: &str, c: &Num| {
+        let (name, c) = (quote::format_ident!("{name}"), c.tokens());
         quote!(#name(#c))
     };
     let (class, op) = match s {
-        Scalar::Scale(c) => ("Multiply", op("Scale", c)),
-        Scalar::Shift(c) => (if c < 0.0 { "Subtract" } else { "Add" }, op("Shift", c)),
-        Scalar::SubtractFrom(c) => ("Subtract", op("SubtractFrom", c)),
-        Scalar::DivideBy(c) => ("TrueDivide", op("DivideBy", c)),
-        Scalar::Reciprocal(c) => ("TrueDivide", op("Reciprocal", c)),
-        Scalar::Power(c) => ("Power", op("Power", c)),
-        Scalar::Maximum(c) => ("Maximum", op("Maximum", c)),
-        Scalar::Minimum(c) => ("Minimum", op("Minimum", c)),
+        Scalar::Scale(c) => ("Multiply", op("Scale", &c)),
+        Scalar::Shift(c) => (if c.literal().is_some_and(|c| c < 0.0) { "Subtract" } else { "Add" }, op("Shift", &c)),
+        Scalar::SubtractFrom(c) => ("Subtract", op("SubtractFrom", &c)),
+        Scalar::DivideBy(c) => ("TrueDivide", op("DivideBy", &c)),
+        Scalar::Reciprocal(c) => ("TrueDivide", op("Reciprocal", &c)),
+        Scalar::Power(c) => ("Power", op("Power", &c)),
+        Scalar::Maximum(c) => ("Maximum", op("Maximum", &c)),
+        Scalar::Minimum(c) => ("Minimum", op("Minimum", &c)),
         Scalar::Clip(lo, hi) => {
-            let (lo, hi) = (num(lo), num(hi));
+            let (lo, hi) = (lo.tokens(), hi.tokens());
             ("Clip", quote!(Clip(#lo, #hi)))
         }
     };

@@ -10,7 +10,7 @@ use syn::Expr;
 use syn::spanned::Spanned;
 
 use super::{Lower, SUPPORTED};
-use crate::layers::{REDUCE, Scalar, Spec, broadcast, draw, reduce, reduced, scalar, unary};
+use crate::layers::{Num, REDUCE, Scalar, Spec, broadcast, draw, reduce, reduced, scalar, unary};
 
 /// A number written in the code: a literal, negated or in parentheses.
 pub(super) fn number(e: &Expr) -> Option<f32> {
@@ -24,7 +24,42 @@ pub(super) fn number(e: &Expr) -> Option<f32> {
     }
 }
 
+/// A constant named in the code: a path whose last segment is written as constants are
+/// (`TEMPERATURE`, `Self::EPS`, with `Self` the model `model`), or one negated or in parentheses.
+fn named_constant(e: &Expr, model: &syn::Ident) -> Option<TokenStream> {
+    match e {
+        Expr::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last()?.ident.to_string();
+            let constant = last.chars().any(|c| c.is_ascii_uppercase())
+                && last.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            // The op is built outside the model's impl, where `Self` is another type.
+            let mut path = p.path.clone();
+            if let Some(first) = path.segments.first_mut()
+                && first.ident == "Self"
+            {
+                first.ident = model.clone();
+            }
+            constant.then(|| quote!(#path))
+        }
+        Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => named_constant(&u.expr, model).map(|t| quote!(-(#t))),
+        Expr::Paren(p) => named_constant(&p.expr, model),
+        Expr::Group(g) => named_constant(&g.expr, model),
+        _ => None,
+    }
+}
+
 impl Lower {
+    /// A constant of an op: a number written in the code or a named constant, unless the name is
+    /// a tensor bound in `call`.
+    pub(super) fn num(&self, e: &Expr) -> Option<Num> {
+        if let Some(v) = number(e) {
+            return Some(Num::Lit(v));
+        }
+        let bound =
+            matches!(e, Expr::Path(p) if p.path.get_ident().is_some_and(|i| self.env.contains_key(&i.to_string())));
+        if bound { None } else { named_constant(e, &self.name).map(Num::Named) }
+    }
+
     /// `exp(x)` and the other element-wise functions, `pow`, `clip` and the reductions: `Some`
     /// of the node (or of `None` after an error) when `fname` is one of them.
     pub(super) fn math_function(
@@ -58,13 +93,13 @@ impl Lower {
     fn extreme(&mut self, fname: &str, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
         let (a, b) = (&c.args[0], &c.args[1]);
         let max = fname == "maximum";
-        match (number(a), number(b)) {
+        match (self.num(a), self.num(b)) {
             (Some(_), Some(_)) => {
                 self.errors.at(c.span(), format!("{fname} of two numbers: one side must be a tensor"));
                 None
             }
             (None, Some(k)) | (Some(k), None) => {
-                let x = self.value(if number(a).is_some() { b } else { a })?;
+                let x = self.value(if self.num(a).is_some() { b } else { a })?;
                 self.elementwise_op(scalar(if max { Scalar::Maximum(k) } else { Scalar::Minimum(k) }), x, tokens)
             }
             (None, None) => {
@@ -87,7 +122,9 @@ impl Lower {
         let x = self.value(&c.args[0])?;
         let lo = self.constant(&c.args[1], "clip's lower bound")?;
         let hi = self.constant(&c.args[2], "clip's upper bound")?;
-        if lo > hi {
+        if let (Some(lo), Some(hi)) = (lo.literal(), hi.literal())
+            && lo > hi
+        {
             self.errors.at(c.span(), format!("clip's bounds are the wrong way round: {lo} > {hi}"));
             return None;
         }
@@ -148,12 +185,13 @@ impl Lower {
         Some(self.node(layer, vec![x], tokens, shape))
     }
 
-    /// A number written in `call` (`0.5`, `-2`, `(1e-3)`), as an op's constant; an error naming
-    /// `what` when it is not one.
-    pub(super) fn constant(&mut self, e: &Expr, what: &str) -> Option<f32> {
-        let n = number(e);
+    /// A number written in `call` (`0.5`, `-2`, `(1e-3)`) or a named constant (`EPS`), as an
+    /// op's constant; an error naming `what` when it is neither.
+    pub(super) fn constant(&mut self, e: &Expr, what: &str) -> Option<Num> {
+        let n = self.num(e);
         if n.is_none() {
-            self.errors.at(e.span(), format!("{what} must be a number written in the code, e.g. 0.5"));
+            self.errors
+                .at(e.span(), format!("{what} must be a number or a constant written in the code, e.g. 0.5 or EPS"));
         }
         n
     }
@@ -161,7 +199,7 @@ impl Lower {
     /// `x op c` or `c op x` with a number `c`: `Some(node)` (or `Some(None)` after an error), or
     /// `None` when neither side is a number.
     pub(super) fn with_number(&mut self, b: &syn::ExprBinary, tokens: TokenStream) -> Option<Option<usize>> {
-        let (l, r) = (number(&b.left), number(&b.right));
+        let (l, r) = (self.num(&b.left), self.num(&b.right));
         let (c, tensor, left) = match (l, r) {
             (Some(_), Some(_)) => {
                 self.errors.at(b.span(), "both sides are numbers: one side of an op in `call` must be a tensor");
@@ -174,9 +212,9 @@ impl Lower {
         let op = match (b.op, left) {
             (syn::BinOp::Mul(_), _) => Scalar::Scale(c),
             (syn::BinOp::Add(_), _) => Scalar::Shift(c),
-            (syn::BinOp::Sub(_), false) => Scalar::Shift(-c),
+            (syn::BinOp::Sub(_), false) => Scalar::Shift(c.neg()),
             (syn::BinOp::Sub(_), true) => Scalar::SubtractFrom(c),
-            (syn::BinOp::Div(_), false) if c == 0.0 => {
+            (syn::BinOp::Div(_), false) if c.literal() == Some(0.0) => {
                 self.errors.at(b.right.span(), "division by zero");
                 return Some(None);
             }

@@ -74,7 +74,7 @@ mod axes;
 mod math;
 mod statements;
 const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.layer(x)` and `self.layers[i](x)`, \
-`+ - * /` between tensors (broadcast) or with a number, `-x`, `exp log sqrt square abs negative`, \
+`+ - * /` between tensors (broadcast) or with a number or a named constant (`x / TEMPERATURE`), `-x`, `exp log sqrt square abs negative`, \
 `maximum(x, 0.0)`, `minimum(x, c)`, `stop_gradient(x)`, \
 `pow(x, c)`, `clip(x, lo, hi)`, `sum mean max min logsumexp` along an axis \
 (`sum(x, axis = -1, keepdims = true)`), `softmax(x, axis = 1)`, `log_softmax(x)`, `matmul(a, b)`, \
