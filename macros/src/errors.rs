@@ -54,10 +54,15 @@ fn distance(a: &str, b: &str) -> usize {
 
 /// ` (did you mean `x`?)` when one of `known` is close to `name`.
 pub fn suggestion(name: &str, known: &[&str]) -> String {
+    closest(name, known).map_or_else(String::new, |k| format!(" (did you mean `{k}`?)"))
+}
+
+/// The known name within two edits of `name` (case aside), the nearest first.
+pub fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
-        .map(|k| (distance(&name.to_lowercase(), &k.to_lowercase()), k))
+        .map(|k| (distance(&name.to_lowercase(), &k.to_lowercase()), *k))
         .filter(|(d, _)| *d <= 2)
         .min()
-        .map_or_else(String::new, |(_, k)| format!(" (did you mean `{k}`?)"))
+        .map(|(_, k)| k)
 }

@@ -273,6 +273,9 @@ pub fn understand(call: &LayerCall, merges: bool, errors: &mut Errors) -> Option
     // Positional arguments take the first keys in order, as in Keras.
     let mut named: Vec<(String, &Value)> = Vec::new();
     let mut positional = 0;
+    // Misspelled names with the argument each is closest to, read as that argument once the
+    // others are in, so the layer is still built: one error, not a second for a "missing" one.
+    let mut misspelled: Vec<(String, &Value)> = Vec::new();
     for arg in &call.args {
         let (key, span) = match &arg.key {
             Some(key) => (key.to_string(), key.span()),
@@ -291,11 +294,20 @@ pub fn understand(call: &LayerCall, merges: bool, errors: &mut Errors) -> Option
             }
         };
         if !allowed.contains(&key.as_str()) {
-            errors.at(span, format!("{class} has no argument `{key}`; it takes: {}", allowed.join(", ")));
+            let hint = crate::errors::suggestion(&key, &allowed);
+            errors.at(span, format!("{class} has no argument `{key}`{hint}; it takes: {}", allowed.join(", ")));
+            if let Some(close) = crate::errors::closest(&key, &allowed) {
+                misspelled.push((close.to_string(), &arg.value));
+            }
         } else if named.iter().any(|(n, _)| *n == key) {
             errors.at(span, format!("argument `{key}` given twice"));
         } else {
             named.push((key, &arg.value));
+        }
+    }
+    for (key, value) in misspelled {
+        if !named.iter().any(|(n, _)| *n == key) {
+            named.push((key, value));
         }
     }
     let args = Args { class: &class, named, call: &call.tokens };
