@@ -469,3 +469,75 @@ fn named_constants_are_read_where_numbers_go() {
     let want = 0.5 * ((0.3f32 - 0.5).powi(2) + (1.5f32).powi(2));
     assert!((kiln::CustomLoss::value(&half_squared, &p, &y) - want).abs() < 1e-6);
 }
+
+/// `stack`, `tile` and `repeat`, made of views and joins, with Keras' semantics.
+#[kiln::model]
+pub struct Copies {
+    d: Dense<2, 3>,
+}
+
+#[kiln::call]
+impl Copies {
+    fn call(&self, x: Input<2>) -> (Output<2, 3>, Output<2, 6>, Output<6>, Output<3, 2>) {
+        let h = self.d(x);
+        let s = stack([h, square(h)], axis = 1);
+        let t = tile(s, [1, 1, 2]);
+        let r = repeat(h, 2, axis = 1);
+        let last = stack([h, h * 2.0], axis = -1);
+        (s, t, r, last)
+    }
+}
+
+#[test]
+fn stack_tile_and_repeat_copy_as_keras_ops_do_with_their_gradients() {
+    let x = kiln::ndarray::arr2(&[[0.5f32, -1.0], [2.0, 0.25]]);
+    let mut m = Copies::with_seed(2);
+    let (s, t, r, last) = m.predict(&x).unwrap();
+    let h = m.get_weight("d.kernel").unwrap();
+    let b = m.get_weight("d.bias").unwrap();
+    for i in 0..2 {
+        let hi: Vec<f32> = (0..3).map(|j| x[[i, 0]] * h[[0, j]] + x[[i, 1]] * h[[1, j]] + b[[j]]).collect();
+        for j in 0..3 {
+            // keras.ops.stack([h, h**2], axis=1): [n, 2, 3]
+            assert!((s[[i, 0, j]] - hi[j]).abs() < 1e-6 && (s[[i, 1, j]] - hi[j] * hi[j]).abs() < 1e-5);
+            // keras.ops.tile(s, [1, 1, 2]): the last axis twice over, [h0 h1 h2 h0 h1 h2]
+            assert_eq!((t[[i, 0, j]], t[[i, 0, j + 3]], t[[i, 1, j + 3]]), (s[[i, 0, j]], s[[i, 0, j]], s[[i, 1, j]]));
+            // keras.ops.repeat(h, 2, axis=1): each value twice in a row, [h0 h0 h1 h1 h2 h2]
+            assert_eq!((r[[i, 2 * j]], r[[i, 2 * j + 1]]), (s[[i, 0, j]], s[[i, 0, j]]));
+            // keras.ops.stack([h, 2h], axis=-1): [n, 3, 2]
+            assert_eq!((last[[i, j, 0]], last[[i, j, 1]]), (s[[i, 0, j]], 2.0 * s[[i, 0, j]]));
+        }
+    }
+    check_model(&mut m, &[x.as_slice().unwrap()], 2, 12, 1e-2).unwrap();
+}
+
+/// `one_hot` of token ids, Keras' `ops.one_hot`: a row per id, the ids checked when data comes in.
+#[kiln::model]
+pub struct Bag {
+    d: Dense<4, 2>,
+}
+
+#[kiln::call]
+impl Bag {
+    fn call(&self, ids: Ids<3>) -> (Output<3, 4>, Output<2>) {
+        let rows = one_hot(ids, 4);
+        (rows, self.d(sum(rows, axis = 1)))
+    }
+}
+
+#[test]
+fn one_hot_turns_ids_into_rows_and_refuses_ids_out_of_range() {
+    let ids = kiln::ndarray::arr2(&[[0i32, 3, 3], [2, 1, 0]]);
+    let mut m = Bag::new();
+    let (rows, _) = m.predict(&ids).unwrap();
+    assert_eq!(
+        rows.slice(kiln::ndarray::s![0, .., ..]),
+        kiln::ndarray::arr2(&[[1.0f32, 0., 0., 0.], [0., 0., 0., 1.], [0., 0., 0., 1.]])
+    );
+    assert_eq!(rows.slice(kiln::ndarray::s![1, 0, ..]).to_vec(), vec![0.0, 0.0, 1.0, 0.0]);
+    assert_eq!(Bag::INPUTS[0].dtype, kiln::DType::I32 { below: 4 });
+    let e = m.predict(&kiln::ndarray::arr2(&[[0i32, 4, 1]])).unwrap_err().to_string();
+    assert!(e.contains('4'), "{e}");
+    let x: Vec<f32> = ids.iter().map(|&v| v as f32).collect();
+    check_model(&mut m, &[&x], 2, 12, 1e-2).unwrap();
+}

@@ -133,6 +133,10 @@ fn in_ports(g: &Gen<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
                 .filter(|c| c.inputs.contains(node))
                 .filter_map(|c| model.layer_of_node(c).map(|l| (l, c)))
                 .map(|(l, c)| {
+                    // An op that reads ids (one_hot) states its bound itself.
+                    if let (None, Some(b)) = (l.kind.field_key(), l.kind.id_bound()) {
+                        return quote!(#b);
+                    }
                     let ty = g.ty(l);
                     let msg = format!(
                         "field `{}` reads floats, but `{n}` holds token ids (Ids<..>): give the ids to a model whose \

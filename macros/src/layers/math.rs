@@ -297,3 +297,33 @@ impl Spec for AddLoss {
         quote!(#rt::AddLoss::new())
     }
 }
+
+/// `one_hot(ids, classes)`: token ids to rows of `classes` (see the runtime's `OneHot`).
+struct OneHot {
+    classes: usize,
+}
+
+/// The spec of `one_hot(ids, classes)`.
+pub fn one_hot(classes: usize) -> Rc<dyn Spec> {
+    Rc::new(OneHot { classes })
+}
+
+impl Spec for OneHot {
+    fn class(&self) -> &'static str {
+        "OneHot"
+    }
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        Ok(ins[0].iter().copied().chain([self.classes]).collect())
+    }
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::OneHot)
+    }
+    fn constructor(&self, _ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, c) = (rt(), self.classes);
+        quote!(#rt::OneHot::new(#c))
+    }
+    fn id_bound(&self) -> Option<usize> {
+        Some(self.classes)
+    }
+}

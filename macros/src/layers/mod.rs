@@ -55,7 +55,7 @@ use crate::parse::Value;
 
 pub use activation::{Act, Activation};
 pub use custom::Field;
-pub use math::{Num, REDUCE, Scalar, add_loss, broadcast, draw, reduce, reduced, scalar, unary};
+pub use math::{Num, REDUCE, Scalar, add_loss, broadcast, draw, one_hot, reduce, reduced, scalar, unary};
 pub use merge::{concatenate, dot, elementwise};
 pub use noise::dropout_spec as dropout;
 pub use part::{last_step, part};

@@ -153,7 +153,7 @@ pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
 pub use shared_model::{ModelBuffers, swap_model_buffers};
 pub use tensor::{MatMul, MatMulBuffers, Slice, SoftmaxAxis};
 pub use weight::{Ones, Weight, WeightBuffers, WeightInit, Zeros};
-pub use math::{AddLoss, BinaryOp, Broadcast, BroadcastBuffers, Distribution, Draw, MathBuffers, Reduce, ReduceOp, Unary, UnaryOp};
+pub use math::{AddLoss, BinaryOp, OneHot, Broadcast, BroadcastBuffers, Distribution, Draw, MathBuffers, Reduce, ReduceOp, Unary, UnaryOp};
 pub use masking::{MaskSource, Masking, MaskingBuffers};
 pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};
 pub use noise::{Dropout, GaussianNoise, NoiseBuffers, Rescaling, SpatialDropout};
