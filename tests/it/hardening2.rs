@@ -43,7 +43,11 @@ fn all_finite(state: &kiln::OptimizerState) -> bool {
 
 /// Calls `train_on_batch` until it refuses a step; returns the weights and optimizer state just
 /// before the refused call, the number of steps applied and the error.
-fn train_until_refused(m: &mut Reg, x: &Array2<f32>, y: &Array2<f32>) -> (Vec<Vec<f32>>, kiln::OptimizerState, usize, String) {
+fn train_until_refused(
+    m: &mut Reg,
+    x: &Array2<f32>,
+    y: &Array2<f32>,
+) -> (Vec<Vec<f32>>, kiln::OptimizerState, usize, String) {
     for applied in 0..50 {
         let before = (values(m), m.train_state().optimizer().unwrap().state());
         if let Err(e) = m.train_on_batch(x, y) {
@@ -343,7 +347,10 @@ fn callback_folders_that_cannot_be_written_fail_before_the_first_step() {
     std::fs::write(&file, b"not a folder").unwrap();
     let mut csv = kiln::CsvLogger::new(d.join("missing/log.csv"), false);
     let e = refused_before_training(&mut [&mut csv]);
-    assert!(e.contains("CsvLogger writes into") && e.contains("missing`, which does not exist (create it first)"), "{e}");
+    assert!(
+        e.contains("CsvLogger writes into") && e.contains("missing`, which does not exist (create it first)"),
+        "{e}"
+    );
     let mut backup = kiln::BackupAndRestore::new(&file);
     let e = refused_before_training(&mut [&mut backup]);
     assert!(e.contains("BackupAndRestore writes into") && e.contains("is a file, not a folder"), "{e}");
@@ -449,7 +456,10 @@ fn an_integer_id_beyond_f32s_exact_range_is_not_quoted_as_if_passed() {
     for (id, read) in [(16_777_217i64, "read as 16777216"), (i32::MAX as i64, "read as 2147483648")] {
         let x = kiln::ndarray::Array2::from_shape_fn((2, 3), |(i, j)| if (i, j) == (1, 2) { id } else { 5 });
         let e = m.predict(&x).unwrap_err().to_string();
-        assert!(e.contains("row 1, position [2] holds a value of magnitude 2^24 = 16777216 or more") && e.contains(read), "{e}");
+        assert!(
+            e.contains("row 1, position [2] holds a value of magnitude 2^24 = 16777216 or more") && e.contains(read),
+            "{e}"
+        );
         assert!(!e.contains("2147483600") && !e.contains("holds 16777216,"), "{e}");
     }
     let small = kiln::ndarray::Array2::from_shape_fn((1, 3), |(_, j)| 1000 + j as i64);
@@ -510,7 +520,8 @@ fn long_batch_sums_stay_close_to_float64() {
     let y = vec![0.5f32; n];
     // BatchNormalization: d gamma = Σ dy · x̂ and d beta = Σ dy, with dy = 2 (x̂ - y) / n.
     let mut bn = Bn1::new();
-    let (xa, ya) = (Array2::from_shape_vec((n, 1), x.clone()).unwrap(), Array2::from_shape_vec((n, 1), y.clone()).unwrap());
+    let (xa, ya) =
+        (Array2::from_shape_vec((n, 1), x.clone()).unwrap(), Array2::from_shape_vec((n, 1), y.clone()).unwrap());
     let (_, g) = bn.loss_and_grads(&xa, &ya, &Loss::MeanSquaredError).unwrap();
     let mean = x.iter().map(|v| *v as f64).sum::<f64>() / n as f64;
     let var = x.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
@@ -518,8 +529,10 @@ fn long_batch_sums_stay_close_to_float64() {
     let dy: Vec<f64> = xhat.iter().zip(&y).map(|(h, y)| 2.0 * (h - *y as f64) / n as f64).collect();
     let dgamma: f64 = dy.iter().zip(&xhat).map(|(d, h)| d * h).sum();
     let dbeta: f64 = dy.iter().sum();
-    let (eg, ebeta) =
-        (rel(g.get("batch_normalization.gamma").unwrap()[0], dgamma), rel(g.get("batch_normalization.beta").unwrap()[0], dbeta));
+    let (eg, ebeta) = (
+        rel(g.get("batch_normalization.gamma").unwrap()[0], dgamma),
+        rel(g.get("batch_normalization.beta").unwrap()[0], dbeta),
+    );
     assert!(eg < 4e-7 && ebeta < 4e-7, "BatchNormalization's gradients from float64: gamma {eg:e}, beta {ebeta:e}");
 
     // A 1×1 convolution over 16 samples of 64×64: d kernel = Σ x · dz, d bias = Σ dz.
@@ -533,5 +546,7 @@ fn long_batch_sums_stay_close_to_float64() {
     let db: f64 = dz.iter().sum();
     let (ek, eb) = (rel(g.get("conv2d.kernel").unwrap()[0], dk), rel(g.get("conv2d.bias").unwrap()[0], db));
     assert!(ek < 4e-7 && eb < 4e-7, "Conv2D's gradients from float64: kernel {ek:e}, bias {eb:e}");
-    println!("from float64: BatchNormalization gamma {eg:.1e}, beta {ebeta:.1e}; Conv2D kernel {ek:.1e}, bias {eb:.1e}");
+    println!(
+        "from float64: BatchNormalization gamma {eg:.1e}, beta {ebeta:.1e}; Conv2D kernel {ek:.1e}, bias {eb:.1e}"
+    );
 }

@@ -326,6 +326,7 @@ mod tests {
         assert_ne!(1.0 - 0.999f32, 0.001f32, "the f32 subtraction Keras does not do");
         assert_eq!(one_minus(0.95), (1.0f64 - 0.95) as f32);
         assert_eq!(one_minus(0.0), 1.0);
-        assert_eq!(one_minus(0.123456789), (1.0 - 0.123456789f32 as f64) as f32);
+        assert_eq!(one_minus(0.1234568), (1.0 - 0.1234568f64) as f32);
+        assert_eq!(one_minus(1e-12), 1.0, "no short decimal: from the f32 itself");
     }
 }
