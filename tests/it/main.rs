@@ -31,6 +31,7 @@ mod math;
 mod metrics;
 mod normalization;
 mod properties;
+mod properties_models;
 mod recurrent;
 mod sample_weights;
 mod schedules;

@@ -414,7 +414,7 @@ impl Run<'_, '_, '_, '_, '_> {
         self.hook(|cb, h| cb.on_test_begin(h))?;
         self.val_tracker.reset();
         let (batch, group) = (self.opts.batch_size, self.group.as_deref());
-        evaluate_rows(&mut *self.m, self.c, &mut self.val_tracker, xv, yv, from, batch, w, group)?;
+        evaluate_rows(&mut *self.m, self.c, &mut self.val_tracker, xv, yv, from, batch, w, group, false)?;
         self.val_tracker.logs(&self.meta, "val_", epoch_logs);
         if !self.callbacks.is_empty() {
             let mut test_logs = Logs::new();
