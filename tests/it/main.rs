@@ -21,6 +21,7 @@ mod infer;
 mod initializers;
 mod io;
 mod keras_cnn;
+mod keras_drift;
 mod keras_interop;
 mod keras_reference;
 mod layer_norm;
