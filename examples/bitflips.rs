@@ -20,8 +20,12 @@ sequential! {
     }
 }
 
-/// What a load sets, as bits.
-fn state(m: &Net) -> (Vec<u32>, u64, u64, u64, Option<(u64, Vec<Vec<u32>>)>) {
+/// The optimizer's step count and state arrays, as bits.
+type OptimizerBits = Option<(u64, Vec<Vec<u32>>)>;
+
+/// What a load sets, as bits: the weights, the epoch count, the seed, the stream's position and
+/// the optimizer's state.
+fn state(m: &Net) -> (Vec<u32>, u64, u64, u64, OptimizerBits) {
     let mut w = Vec::new();
     m.visit_weights(&mut |_, p| w.extend(p.value.iter().map(|v| v.to_bits())));
     let st = m.train_state();
