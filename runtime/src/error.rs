@@ -192,30 +192,6 @@ impl Error {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_prints_the_sentence() {
-        let e =
-            Error::Shape { what: "x (input of Func)".into(), expected: "[n, 64]".into(), got: Shape(vec![100, 32]) };
-        assert_eq!(format!("{e:?}"), "x (input of Func): expected shape [n, 64], got [100, 32]");
-        assert_eq!(format!("{e:?}"), e.to_string());
-    }
-
-    #[test]
-    fn unknown_names_suggest_the_closest() {
-        let e = Error::UnknownName { kind: "optimizer", name: "adamm".into(), valid: vec!["sgd", "adam", "rmsprop"] };
-        assert_eq!(
-            e.to_string(),
-            "unknown optimizer `adamm` (did you mean `adam`?); valid names are: sgd, adam, rmsprop"
-        );
-        let far = Error::UnknownName { kind: "loss", name: "zzzzzz".into(), valid: vec!["mse"] };
-        assert!(!far.to_string().contains("did you mean"));
-    }
-}
-
 /// An id or label as kiln read it: the value itself when f32 holds every integer near it, or
 /// else what it became (integer inputs are converted to f32, exact only below 2²⁴), said so, so
 /// that the message never quotes a number as if it were the one passed.
@@ -239,4 +215,28 @@ pub(crate) fn swapped(name: &str, is: &str, wanted: &'static str) -> Error {
             if wanted == "loss" { "a loss" } else { "an optimizer" }
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_the_sentence() {
+        let e =
+            Error::Shape { what: "x (input of Func)".into(), expected: "[n, 64]".into(), got: Shape(vec![100, 32]) };
+        assert_eq!(format!("{e:?}"), "x (input of Func): expected shape [n, 64], got [100, 32]");
+        assert_eq!(format!("{e:?}"), e.to_string());
+    }
+
+    #[test]
+    fn unknown_names_suggest_the_closest() {
+        let e = Error::UnknownName { kind: "optimizer", name: "adamm".into(), valid: vec!["sgd", "adam", "rmsprop"] };
+        assert_eq!(
+            e.to_string(),
+            "unknown optimizer `adamm` (did you mean `adam`?); valid names are: sgd, adam, rmsprop"
+        );
+        let far = Error::UnknownName { kind: "loss", name: "zzzzzz".into(), valid: vec!["mse"] };
+        assert!(!far.to_string().contains("did you mean"));
+    }
 }

@@ -550,3 +550,52 @@ fn long_batch_sums_stay_close_to_float64() {
         "from float64: BatchNormalization gamma {eg:.1e}, beta {ebeta:.1e}; Conv2D kernel {ek:.1e}, bias {eb:.1e}"
     );
 }
+
+/// Every optimizer, with gradients and a learning rate whose products overflow: either the
+/// update is applied and everything is finite, or it is refused and nothing changed (weights,
+/// state, step count). Those whose updates or state overflow here must refuse. Adam and AdamW
+/// update out of place (the new values become current only when all are finite), the others
+/// are copied first and put back.
+#[test]
+fn every_optimizer_refuses_an_update_that_would_overflow_and_changes_nothing() {
+    let (x, y) = regression(16);
+    let mut must_refuse = 0;
+    let optimizers: Vec<(Box<dyn Optimizer>, bool)> = vec![
+        (Box::new(Sgd::new(1e30)), true),
+        (Box::new(Sgd::new(1e30).momentum(0.9)), true),
+        (Box::new(Adam::new(1e30)), true),
+        (Box::new(Adam::new(1e30).amsgrad(true)), true),
+        (Box::new(AdamW::new(1e30, 0.004)), true),
+        (Box::new(RmsProp::new(1e30)), true),
+        (Box::new(Adagrad::new(1e30)), true),
+        (Box::new(Nadam::new(1e30)), true),
+        (Box::new(Adamax::new(1e30)), false),
+        (Box::new(Lion::new(1e30)), false),
+        (Box::new(kiln::Adafactor::new(1e30)), false),
+    ];
+    for (mut opt, refuses) in optimizers {
+        let name = opt.name();
+        let mut m = Reg::with_seed(5);
+        let (_, mut g) = m.loss_and_grads(&x, &y, &Loss::MeanSquaredError).unwrap();
+        // A first ordinary step, so that there is state to keep.
+        let mut small = g.clone();
+        small.scale(1e-30);
+        opt.apply(&mut m, &small).unwrap();
+        let (before, state) = (values(&m), opt.state());
+        g.scale(1e30);
+        match opt.apply(&mut m, &g) {
+            Ok(()) => {
+                assert!(!refuses, "{name} applied an update that overflows");
+                assert!(values(&m).iter().flatten().all(|v| v.is_finite()), "{name}: non-finite weights");
+                assert!(all_finite(&opt.state()), "{name}: non-finite state");
+            }
+            Err(e) => {
+                must_refuse += refuses as usize;
+                assert!(e.to_string().contains("would become"), "{name}: {e}");
+                assert_eq!(values(&m), before, "{name}: weights changed");
+                assert_eq!(opt.state(), state, "{name}: state changed");
+            }
+        }
+    }
+    assert_eq!(must_refuse, 8);
+}

@@ -7,7 +7,7 @@
 /// Adds the `parts.len() / w` arrays of `w` values in `parts` pairwise (neighbours first, then
 /// neighbours' sums, ...), in place, and returns the total (the first `w` values of `parts`).
 pub fn tree_sum(parts: &mut [f32], w: usize) -> &[f32] {
-    let mut n = if w == 0 { 0 } else { parts.len() / w };
+    let mut n = parts.len().checked_div(w).unwrap_or(0);
     while n > 1 {
         for i in 0..n / 2 {
             for k in 0..w {

@@ -1,4 +1,4 @@
-use super::{Optimizer, OptimizerState, Range, Slots, check};
+use super::{Checked, Optimizer, OptimizerState, Range, Slots, check};
 use crate::error::Result;
 
 /// Keras' `Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False)`.
@@ -101,6 +101,92 @@ impl Adam {
     }
 }
 
+impl Adam {
+    /// One Adam step on `w` written into `nw` and into the spare moments (see
+    /// [`Optimizer::update_into`]), after AdamW's decay `w - w · wd · lr` when `decay` is given.
+    fn step_into(&mut self, slot: usize, w: &[f32], nw: &mut [f32], g: &[f32], decay: Option<(f32, f32)>) -> Checked {
+        let t = self.iterations.max(1) as f32;
+        let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
+        let alpha = self.learning_rate * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t));
+        let k = Coefficients { alpha, c1: super::one_minus(b1), c2: super::one_minus(b2), eps, decay };
+        let (cur, spare) = self.slots.pair(slot, 2, w.len(), 0.0);
+        let (m, v) = (&cur[0][..], &cur[1][..]);
+        let (nm, nv) = spare.split_at_mut(1);
+        let (nm, nv) = (&mut nm[0][..], &mut nv[0][..]);
+        let parts = crate::kernels::parallel::threads().min(w.len() / PARALLEL_ELEMENTS).max(1);
+        let per = w.len().div_ceil(parts);
+        let mut items: [Option<(PartInto<'_>, bool)>; MAX_THREADS] = std::array::from_fn(|_| None);
+        {
+            let (mut w, mut nw, mut g, mut m, mut v, mut nm, mut nv) = (w, &mut nw[..], g, m, v, nm, nv);
+            for item in items.iter_mut().take(parts) {
+                let n = per.min(w.len());
+                let (w0, w1) = w.split_at(n);
+                let (nw0, nw1) = std::mem::take(&mut nw).split_at_mut(n);
+                let (g0, g1) = g.split_at(n);
+                let (m0, m1) = m.split_at(n);
+                let (v0, v1) = v.split_at(n);
+                let (nm0, nm1) = std::mem::take(&mut nm).split_at_mut(n);
+                let (nv0, nv1) = std::mem::take(&mut nv).split_at_mut(n);
+                *item = Some(((w0, nw0, g0, m0, v0, nm0, nv0), true));
+                (w, nw, g, m, v, nm, nv) = (w1, nw1, g1, m1, v1, nm1, nv1);
+            }
+            crate::kernels::parallel::for_each_mut(&mut items[..parts], parts > 1, |item| {
+                if let Some(((w, nw, g, m, v, nm, nv), ok)) = item {
+                    adam_update_into(w, nw, g, m, v, nm, nv, &k, ok)
+                }
+            });
+        }
+        if items[..parts].iter().all(|i| i.as_ref().is_none_or(|(_, ok)| *ok)) {
+            return Ok(());
+        }
+        // Rare: find the value to name.
+        let first = |a: &[f32]| crate::kernels::first_non_finite(a).map(|i| a[i]);
+        match first(nw) {
+            Some(v) => Err((false, v)),
+            None => Err((true, self.slots.spare_of(slot).iter().find_map(|a| first(a)).unwrap_or(f32::NAN))),
+        }
+    }
+}
+
+/// The constants of one Adam step, as Keras forms them.
+struct Coefficients {
+    alpha: f32,
+    c1: f32,
+    c2: f32,
+    eps: f32,
+    /// AdamW's weight decay and learning rate, applied first.
+    decay: Option<(f32, f32)>,
+}
+
+
+/// One thread's share of an out-of-place update: weights, new weights, gradients, moments, new
+/// moments.
+type PartInto<'a> = (&'a [f32], &'a mut [f32], &'a [f32], &'a [f32], &'a [f32], &'a mut [f32], &'a mut [f32]);
+
+crate::kernels::simd::multiversion! {
+    /// Adam's update of one part, out of place, noting in `ok` whether every new value is finite.
+    #[allow(clippy::too_many_arguments)]
+    fn adam_update_into(
+        w: &[f32], nw: &mut [f32], g: &[f32], m: &[f32], v: &[f32], nm: &mut [f32], nv: &mut [f32],
+        k: &Coefficients, ok: &mut bool,
+    ) {
+        let (alpha, c1, c2, eps) = (k.alpha, k.c1, k.c2, k.eps);
+        let mut finite = true;
+        for i in 0..w.len() {
+            let w0 = match k.decay {
+                Some((wd, lr)) => w[i] - w[i] * wd * lr,
+                None => w[i],
+            };
+            let m1 = m[i] + (g[i] - m[i]) * c1;
+            let v1 = v[i] + (g[i] * g[i] - v[i]) * c2;
+            let w1 = w0 - alpha * m1 / (v1.sqrt() + eps);
+            (nm[i], nv[i], nw[i]) = (m1, v1, w1);
+            finite &= m1.is_finite() & v1.is_finite() & w1.is_finite();
+        }
+        *ok = finite;
+    }
+}
+
 /// Tensors are split into parts of at least this many elements, one per thread.
 const PARALLEL_ELEMENTS: usize = 1 << 16;
 
@@ -138,6 +224,19 @@ impl Optimizer for Adam {
 
     fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
         self.step(slot, w, g);
+    }
+    fn updates_out_of_place(&self) -> bool {
+        !self.amsgrad
+    }
+    fn update_into(&mut self, slot: usize, w: &[f32], new_w: &mut [f32], g: &[f32], _shape: &[usize]) -> Checked {
+        self.step_into(slot, w, new_w, g, None)
+    }
+    fn commit_step(&mut self) {
+        self.slots.commit();
+    }
+    fn abandon_step(&mut self) {
+        self.slots.abandon();
+        self.iterations -= 1;
     }
 }
 
@@ -207,6 +306,19 @@ impl Optimizer for AdamW {
     }
     fn visit_slot_state(&self, slot: usize, f: &mut dyn FnMut(&[f32])) {
         self.adam.visit_slot_state(slot, f)
+    }
+    fn updates_out_of_place(&self) -> bool {
+        self.adam.updates_out_of_place()
+    }
+    fn update_into(&mut self, slot: usize, w: &[f32], new_w: &mut [f32], g: &[f32], _shape: &[usize]) -> Checked {
+        let decay = Some((self.weight_decay, self.adam.learning_rate));
+        self.adam.step_into(slot, w, new_w, g, decay)
+    }
+    fn commit_step(&mut self) {
+        self.adam.commit_step()
+    }
+    fn abandon_step(&mut self) {
+        self.adam.abandon_step()
     }
     fn update(&mut self, slot: usize, w: &mut [f32], g: &[f32]) {
         // Keras 3 (TensorFlow): `variable.assign_sub(variable * wd * lr)`, in that order.

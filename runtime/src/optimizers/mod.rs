@@ -90,6 +90,18 @@ macro_rules! delegate_to_inner {
         fn visit_slot_state(&self, slot: usize, f: &mut dyn FnMut(&[f32])) {
             self.inner.visit_slot_state(slot, f)
         }
+        fn updates_out_of_place(&self) -> bool {
+            self.inner.updates_out_of_place()
+        }
+        fn update_into(&mut self, slot: usize, w: &[f32], new_w: &mut [f32], g: &[f32], shape: &[usize]) -> super::Checked {
+            self.inner.update_into(slot, w, new_w, g, shape)
+        }
+        fn commit_step(&mut self) {
+            self.inner.commit_step()
+        }
+        fn abandon_step(&mut self) {
+            self.inner.abandon_step()
+        }
     };
 }
 use {basics, delegate_to_inner, slot_state};
@@ -160,6 +172,31 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     /// a step which would leave one non-finite is refused naming the parameter. The default
     /// visits none: an optimizer of your own that keeps state should visit it.
     fn visit_slot_state(&self, _slot: usize, _f: &mut dyn FnMut(&[f32])) {}
+    /// Whether the optimizer updates out of place ([`update_into`](Self::update_into)): a step
+    /// then writes new weights and state beside the current ones and makes them current only
+    /// when every value is finite, at no extra cost. Otherwise (the default) a step copies the
+    /// weights and the state first, to put back if it must be refused.
+    fn updates_out_of_place(&self) -> bool {
+        false
+    }
+    /// Updates parameter `slot` out of place: reads the weights `w`, writes the new ones into
+    /// `new_w`, writes the new state into spare buffers of its own (the current state stays
+    /// current until [`commit_step`](Self::commit_step)), and reports a NaN or infinite new
+    /// weight or state value. Called only when [`updates_out_of_place`](Self::updates_out_of_place);
+    /// the default updates a copy in place.
+    fn update_into(&mut self, slot: usize, w: &[f32], new_w: &mut [f32], g: &[f32], shape: &[usize]) -> Checked {
+        new_w.copy_from_slice(w);
+        self.update_shaped(slot, new_w, g, shape);
+        match crate::kernels::first_non_finite(new_w) {
+            Some(i) => Err((false, new_w[i])),
+            None => Ok(()),
+        }
+    }
+    /// Makes the state every [`update_into`](Self::update_into) of this step wrote current.
+    fn commit_step(&mut self) {}
+    /// Forgets the step begun by [`begin_step`](Self::begin_step) whose updates were
+    /// [`update_into`](Self::update_into)'s: the state and the step count are those before it.
+    fn abandon_step(&mut self) {}
     /// Checks every hyper-parameter against its valid range; `compile` and `apply` call it, so a
     /// negative learning rate or a beta of 1 is an error naming the parameter, never a silent
     /// divergence. The default checks the learning rate.
@@ -212,6 +249,10 @@ pub(crate) fn check(opt: &str, name: &'static str, value: f32, range: Range) -> 
     };
     if ok { Ok(()) } else { Err(Error::invalid(name, format!("{opt}'s {name} must be {text}, got {value}"))) }
 }
+
+/// What [`Optimizer::update_into`] found: `Err((in_state, value))` when a new weight (`false`)
+/// or a new state value (`true`) is NaN or infinite.
+pub type Checked = std::result::Result<(), (bool, f32)>;
 
 /// An optimizer's resumable state: the step count and its state arrays, in slot order.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -272,12 +313,16 @@ pub fn from_name(name: &str) -> Result<Box<dyn Optimizer>> {
     })
 }
 
-/// Per-slot state arrays, created at a slot's first update and reused after.
+/// Per-slot state arrays, created at a slot's first update and reused after; and, for updates
+/// out of place, spare arrays the next state is written into, swapped in by `commit`.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Slots {
     pub arrays: Vec<Vec<f32>>,
     /// Arrays per slot (the `k` of the last [`get`](Self::get)).
     per: usize,
+    spare: Vec<Vec<f32>>,
+    /// The slots written by `pair` since the last `commit` or `abandon`.
+    touched: Vec<usize>,
 }
 
 impl Slots {
@@ -294,6 +339,43 @@ impl Slots {
             }
         }
         &mut self.arrays[start..start + k]
+    }
+
+    /// The current state of `slot` and spare arrays to write its next state into (see
+    /// [`get`](Self::get)); `commit` makes them current.
+    pub fn pair(&mut self, slot: usize, k: usize, len: usize, init: f32) -> (&[Vec<f32>], &mut [Vec<f32>]) {
+        self.get(slot, k, len, init);
+        let start = slot * k;
+        if self.spare.len() < start + k {
+            self.spare.resize(start + k, Vec::new());
+        }
+        for a in &mut self.spare[start..start + k] {
+            if a.len() != len {
+                *a = vec![0.0; len];
+            }
+        }
+        self.touched.push(slot);
+        (&self.arrays[start..start + k], &mut self.spare[start..start + k])
+    }
+
+    /// The spare arrays of `slot`, as the last `pair` left them.
+    pub fn spare_of(&self, slot: usize) -> &[Vec<f32>] {
+        let start = slot * self.per;
+        self.spare.get(start..start + self.per).unwrap_or(&[])
+    }
+
+    /// Makes the spare arrays of the slots written since the last commit current.
+    pub fn commit(&mut self) {
+        for slot in self.touched.drain(..) {
+            for i in slot * self.per..(slot + 1) * self.per {
+                std::mem::swap(&mut self.arrays[i], &mut self.spare[i]);
+            }
+        }
+    }
+
+    /// Forgets what was written into the spare arrays.
+    pub fn abandon(&mut self) {
+        self.touched.clear();
     }
 
     /// Calls `f` with each state array of `slot` (none before its first update).
@@ -318,6 +400,46 @@ mod tests {
         assert!(e.contains("unknown optimizer `adamm`") && e.contains("rmsprop"), "{e}");
     }
 
+    /// Updating out of place (what a training step does) gives the bits updating in place gives,
+    /// state included; an abandoned step leaves the state and step count as they were.
+    #[test]
+    fn out_of_place_updates_are_the_in_place_ones() {
+        let mut rms = RmsProp::default();
+        (rms.centered, rms.momentum) = (true, 0.5);
+        let optimizers: Vec<Box<dyn Optimizer>> = vec![
+            Box::new(Sgd::new(0.1)),
+            Box::new(Sgd::new(0.1).momentum(0.9)),
+            Box::new(Sgd::new(0.1).momentum(0.9).nesterov(true)),
+            Box::new(RmsProp::default()),
+            Box::new(rms),
+            Box::new(Adam::default()),
+            Box::new(AdamW::default()),
+        ];
+        let grads = [[0.1f32, -0.2, 0.3], [0.05, 0.4, -0.1], [-0.3, 0.1, 0.2]];
+        for mut a in optimizers {
+            assert!(a.updates_out_of_place(), "{}", a.name());
+            let mut b = a.clone();
+            let (mut wa, mut wb) = ([0.5f32, -1.0, 2.0], vec![0.5f32, -1.0, 2.0]);
+            for g in grads {
+                a.begin_step();
+                a.update(0, &mut wa, &g);
+                b.begin_step();
+                let mut new = vec![0.0; 3];
+                b.update_into(0, &wb, &mut new, &g, &[3]).unwrap();
+                b.commit_step();
+                wb = new;
+                // A step begun and abandoned changes nothing.
+                let kept = b.state();
+                b.begin_step();
+                b.update_into(0, &wb, &mut [0.0; 3], &[f32::INFINITY; 3], &[3]).unwrap_err();
+                b.abandon_step();
+                assert_eq!(b.state(), kept, "{}", a.name());
+            }
+            assert_eq!(wa.map(f32::to_bits).to_vec(), wb.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{}", a.name());
+            assert_eq!(a.state(), b.state(), "{}", a.name());
+        }
+    }
+
     /// Python's `1 - 0.999` is 0.0010000000000000009, f32(0.001) once it meets a tensor.
     #[test]
     fn one_minus_is_formed_from_the_decimal_as_keras_forms_it() {
@@ -326,6 +448,7 @@ mod tests {
         assert_ne!(1.0 - 0.999f32, 0.001f32, "the f32 subtraction Keras does not do");
         assert_eq!(one_minus(0.95), (1.0f64 - 0.95) as f32);
         assert_eq!(one_minus(0.0), 1.0);
-        assert_eq!(one_minus(0.123456789), (1.0 - 0.123456789f32 as f64) as f32);
+        assert_eq!(one_minus(0.1234568), (1.0 - 0.1234568f64) as f32);
+        assert_eq!(one_minus(1e-12), 1.0, "no short decimal: from the f32 itself");
     }
 }

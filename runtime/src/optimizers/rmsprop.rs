@@ -1,4 +1,4 @@
-use super::{Optimizer, OptimizerState, Range, Slots, check};
+use super::{Checked, Optimizer, OptimizerState, Range, Slots, check};
 use crate::error::Result;
 
 /// Keras' `RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False)`.
@@ -81,6 +81,55 @@ impl Optimizer for RmsProp {
                 w[i] -= inc;
             }
         }
+    }
+
+    // The same arithmetic, out of place (see `Optimizer::update_into`); the average and the
+    // velocity are written only where they are used, as in place.
+    fn updates_out_of_place(&self) -> bool {
+        true
+    }
+    fn update_into(&mut self, slot: usize, w: &[f32], nw: &mut [f32], g: &[f32], _shape: &[usize]) -> Checked {
+        let (lr, rho, mom, eps, centered) = (self.learning_rate, self.rho, self.momentum, self.epsilon, self.centered);
+        let c = super::one_minus(rho);
+        let (cur, spare) = self.slots.pair(slot, 3, w.len(), 0.0);
+        let (v, avg, vel) = (&cur[0], &cur[1], &cur[2]);
+        let (nv, rest) = spare.split_at_mut(1);
+        let (navg, nvel) = rest.split_at_mut(1);
+        let (nv, navg, nvel) = (&mut nv[0], &mut navg[0], &mut nvel[0]);
+        let mut finite = true;
+        for i in 0..w.len() {
+            nv[i] = rho * v[i] + c * (g[i] * g[i]);
+            let mut denom = nv[i];
+            if centered {
+                navg[i] = rho * avg[i] + c * g[i];
+                denom -= navg[i] * navg[i];
+                finite &= navg[i].is_finite();
+            }
+            let inc = lr * g[i] / (denom + eps).sqrt();
+            if mom > 0.0 {
+                nvel[i] = mom * vel[i] + inc;
+                nw[i] = w[i] - nvel[i];
+                finite &= nvel[i].is_finite();
+            } else {
+                nw[i] = w[i] - inc;
+            }
+            finite &= nv[i].is_finite() & nw[i].is_finite();
+        }
+        if finite {
+            return Ok(());
+        }
+        let first = |a: &[f32]| a.iter().copied().find(|v| !v.is_finite());
+        match first(nw) {
+            Some(v) => Err((false, v)),
+            None => Err((true, self.slots.spare_of(slot).iter().find_map(|a| first(a)).unwrap_or(f32::NAN))),
+        }
+    }
+    fn commit_step(&mut self) {
+        self.slots.commit();
+    }
+    fn abandon_step(&mut self) {
+        self.slots.abandon();
+        self.iterations -= 1;
     }
 }
 

@@ -1,4 +1,4 @@
-use super::{Optimizer, OptimizerState, Range, Slots, check};
+use super::{Checked, Optimizer, OptimizerState, Range, Slots, check};
 use crate::error::Result;
 
 /// Keras' `SGD(learning_rate=0.01, momentum=0.0, nesterov=False)`.
@@ -64,6 +64,45 @@ impl Optimizer for Sgd {
             *v = m * *v - lr * g;
             *w += if nesterov { m * *v - lr * g } else { *v };
         }
+    }
+
+    // The same arithmetic, out of place (see `Optimizer::update_into`).
+    fn updates_out_of_place(&self) -> bool {
+        true
+    }
+    fn update_into(&mut self, slot: usize, w: &[f32], nw: &mut [f32], g: &[f32], _shape: &[usize]) -> Checked {
+        let lr = self.learning_rate;
+        let mut finite = true;
+        if self.momentum == 0.0 {
+            for ((nw, w), g) in nw.iter_mut().zip(w).zip(g) {
+                *nw = w - lr * g;
+                finite &= nw.is_finite();
+            }
+            return if finite { Ok(()) } else { Err((false, nw.iter().copied().find(|v| !v.is_finite()).unwrap_or(f32::NAN))) };
+        }
+        let (m, nesterov) = (self.momentum, self.nesterov);
+        let (cur, spare) = self.slots.pair(slot, 1, w.len(), 0.0);
+        let (v, nv) = (&cur[0], &mut spare[0]);
+        for ((((nw, w), g), v), nv) in nw.iter_mut().zip(w).zip(g).zip(v).zip(nv.iter_mut()) {
+            *nv = m * v - lr * g;
+            *nw = w + if nesterov { m * *nv - lr * g } else { *nv };
+            finite &= nw.is_finite() & nv.is_finite();
+        }
+        if finite {
+            return Ok(());
+        }
+        let first = |a: &[f32]| a.iter().copied().find(|v| !v.is_finite());
+        match first(nw) {
+            Some(v) => Err((false, v)),
+            None => Err((true, first(&self.slots.spare_of(slot)[0]).unwrap_or(f32::NAN))),
+        }
+    }
+    fn commit_step(&mut self) {
+        self.slots.commit();
+    }
+    fn abandon_step(&mut self) {
+        self.slots.abandon();
+        self.iterations -= 1;
     }
 }
 

@@ -212,11 +212,8 @@ fn apply<O: Optimizer + ?Sized>(opt: &mut O, model: &mut dyn DynModel, grads: &G
             clipped = Some(values);
         }
         let values = clipped.as_ref().unwrap_or(&grads.values);
-        super::step::update_all(model, opt, &mut Default::default(), |opt, slot, g, p| {
-            let (value, shape) = p.value_and_shape();
-            opt.update_shaped(slot, value, &values[g], shape);
-        })
-        .map_err(super::step::Stopped::refused)
+        super::step::update_all(model, opt, &mut Default::default(), |g| Some(&values[g][..]))
+            .map_err(super::step::Stopped::refused)
     }
 }
 

@@ -40,7 +40,9 @@ fn infer_batches(
 
 /// Loss and metrics over rows `from..` of `xs`/`ys`, in batches, with the inference pass. In a
 /// data-parallel group each process evaluates its share of the rows and the running sums are
-/// summed over the processes, so every process gets the figures of all the rows.
+/// summed over the processes, so every process gets the figures of all the rows. With
+/// `finite_outputs` (`evaluate`), an output that is not finite is an error naming the layer, as
+/// in `predict`; `fit`'s validation reports the loss it gets.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn evaluate_rows(
     m: &mut dyn DynModel,
@@ -52,6 +54,7 @@ pub(super) fn evaluate_rows(
     batch: usize,
     sw: Option<&[f32]>,
     group: Option<&dyn Collective>,
+    finite_outputs: bool,
 ) -> Result<()> {
     let n = xs[0].n;
     let no = m.meta().outputs.len();
@@ -60,6 +63,9 @@ pub(super) fn evaluate_rows(
         None => 0..n - from,
     };
     infer_batches(m, xs, (from + share.start, from + share.end), batch, |m, start, k| {
+        if finite_outputs {
+            check_outputs(m, start, k)?;
+        }
         let w = sw.map(|w| &w[start..start + k]);
         tracker.observe(m, c, &range(ys, start, start + k)[..no], k, None, w);
         Ok(())
@@ -124,7 +130,7 @@ pub(crate) fn evaluate(
         let _ftz = FlushDenormals::new();
         let c = st.compiled.as_ref().ok_or(Error::NotCompiled("evaluate"))?;
         let mut tracker = Tracker::new(&meta, c);
-        evaluate_rows(m, c, &mut tracker, &xs, &ys, 0, opts.batch_size, sw.as_deref(), st.group.as_deref())?;
+        evaluate_rows(m, c, &mut tracker, &xs, &ys, 0, opts.batch_size, sw.as_deref(), st.group.as_deref(), true)?;
         let mut out = Logs::new();
         tracker.logs(&meta, "", &mut out);
         progress.finish(&out);

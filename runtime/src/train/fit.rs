@@ -548,7 +548,7 @@ impl Run<'_, '_, '_, '_, '_> {
         } else {
             self.val_tracker.reset();
             let (batch, group) = (self.opts.batch_size, self.group.as_deref());
-            evaluate_rows(&mut *self.m, self.c, &mut self.val_tracker, xv, yv, from, batch, w, group)?;
+            evaluate_rows(&mut *self.m, self.c, &mut self.val_tracker, xv, yv, from, batch, w, group, false)?;
             self.val_tracker.logs(&self.meta, "val_", epoch_logs);
             self.val_tracker.logs(&self.meta, "", &mut test_logs);
         }

@@ -4,7 +4,7 @@
 use crate::distributed::Collective;
 use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
-use crate::layers::{Ctx, Param, Role, sized};
+use crate::layers::{Ctx, Role, sized};
 use crate::metrics::RunningMetric;
 use crate::model::Meta;
 use crate::model::dynamic::DynModel;
@@ -347,56 +347,83 @@ pub(super) fn apply_checked(m: &mut dyn DynModel, opt: &mut dyn Optimizer, undo:
             }
         });
     }
-    update_all(m, opt, undo, |opt, slot, _, p| {
-        let (value, grad, shape) = p.update_parts();
-        opt.update_shaped(slot, value, grad, shape);
-    })
+    update_all(m, opt, undo, |_| None)
 }
 
 /// What a refused update puts back: the trainable weights' values, and the optimizer's state and
-/// learning rate (a schedule sets it when a step begins).
+/// learning rate (a schedule sets it when a step begins); or, for an optimizer that updates out
+/// of place, the new weights written beside the current ones.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Undo {
     weights: Vec<f32>,
     optimizer: OptimizerState,
+    new_weights: Vec<Vec<f32>>,
 }
 
-/// One optimizer step over the trainable weights: `update(opt, slot, g, weight)` updates one (`g`
-/// counts the weights that have gradients, as [`crate::Gradients`] does), then its constraint is
-/// applied. When the step leaves a weight or the optimizer's state for it NaN or infinite, every
-/// weight and the optimizer are put back as they were and the tensor is named: the check costs
-/// a copy of the weights and the optimizer's state, and one pass over them.
-pub(crate) fn update_all<O: Optimizer + ?Sized>(
+/// One optimizer step over the trainable weights, each with its gradient (`grad(g)`, where `g`
+/// counts the weights that have gradients as [`crate::Gradients`] does, or the weight's own when
+/// `None`), then its constraint. When the step would leave a weight or the optimizer's state for
+/// it NaN or infinite, nothing changes and the tensor is named. An optimizer that updates out of
+/// place writes the new values beside the current ones and they become current only once all are
+/// finite (no copy); any other is copied first and put back.
+pub(crate) fn update_all<'g, O: Optimizer + ?Sized>(
     m: &mut dyn DynModel,
     opt: &mut O,
     undo: &mut Undo,
-    mut update: impl FnMut(&mut O, usize, usize, &mut Param),
+    grad: impl Fn(usize) -> Option<&'g [f32]>,
 ) -> std::result::Result<(), Stopped> {
-    undo.weights.clear();
-    m.visit_weights_mut(&mut |p| {
-        if p.is_trainable() {
-            undo.weights.extend_from_slice(&p.value);
-        }
-    });
-    opt.save_state_into(&mut undo.optimizer);
     let lr = opt.learning_rate();
+    let out_of_place = opt.updates_out_of_place();
+    if !out_of_place {
+        undo.weights.clear();
+        m.visit_weights_mut(&mut |p| {
+            if p.is_trainable() {
+                undo.weights.extend_from_slice(&p.value);
+            }
+        });
+        opt.save_state_into(&mut undo.optimizer);
+    }
     opt.begin_step();
     // Optimizer slots count every weight; gradients only those that have one.
-    let (mut slot, mut g) = (0, 0);
+    let (mut slot, mut g, mut k) = (0, 0, 0);
     let mut bad: Option<(usize, bool, f32)> = None;
     m.visit_weights_mut(&mut |p| {
-        if p.is_trainable() {
-            update(&mut *opt, slot, g, p);
-            // Keras applies a weight's constraint right after its update.
-            p.apply_constraint();
-            if bad.is_none() {
-                bad = crate::kernels::first_non_finite(&p.value).map(|i| (slot, false, p.value[i]));
-            }
-            opt.visit_slot_state(slot, &mut |a| {
-                if bad.is_none() {
-                    bad = crate::kernels::first_non_finite(a).map(|i| (slot, true, a[i]));
+        if p.is_trainable() && bad.is_none() {
+            if out_of_place {
+                if undo.new_weights.len() <= k {
+                    undo.new_weights.push(Vec::new());
                 }
-            });
+                let new = crate::layers::sized(&mut undo.new_weights[k], p.len());
+                let gr = grad(g).unwrap_or(&p.grad);
+                let r = opt.update_into(slot, &p.value, new, gr, p.shape());
+                // Keras applies a weight's constraint right after its update.
+                if let Some(c) = p.constraint {
+                    c.apply(new, p.shape());
+                }
+                bad = r.err().map(|(in_state, v)| (slot, in_state, v));
+                if bad.is_none() && p.constraint.is_some() {
+                    bad = crate::kernels::first_non_finite(new).map(|i| (slot, false, new[i]));
+                }
+            } else {
+                match grad(g) {
+                    Some(gr) => {
+                        let (value, shape) = p.value_and_shape();
+                        opt.update_shaped(slot, value, gr, shape);
+                    }
+                    None => {
+                        let (value, gr, shape) = p.update_parts();
+                        opt.update_shaped(slot, value, gr, shape);
+                    }
+                }
+                p.apply_constraint();
+                bad = crate::kernels::first_non_finite(&p.value).map(|i| (slot, false, p.value[i]));
+                opt.visit_slot_state(slot, &mut |a| {
+                    if bad.is_none() {
+                        bad = crate::kernels::first_non_finite(a).map(|i| (slot, true, a[i]));
+                    }
+                });
+            }
+            k += 1;
         }
         if p.role() != Role::State {
             g += 1;
@@ -404,17 +431,31 @@ pub(crate) fn update_all<O: Optimizer + ?Sized>(
         slot += 1;
     });
     let Some((slot, in_state, value)) = bad else {
+        if out_of_place {
+            let mut k = 0;
+            m.visit_weights_mut(&mut |p| {
+                if p.is_trainable() {
+                    std::mem::swap(&mut p.value, &mut undo.new_weights[k]);
+                    k += 1;
+                }
+            });
+            opt.commit_step();
+        }
         return Ok(());
     };
-    let mut at = 0;
-    m.visit_weights_mut(&mut |p| {
-        if p.is_trainable() {
-            let len = p.len();
-            p.value.copy_from_slice(&undo.weights[at..at + len]);
-            at += len;
-        }
-    });
-    opt.restore_state(&undo.optimizer);
+    if out_of_place {
+        opt.abandon_step();
+    } else {
+        let mut at = 0;
+        m.visit_weights_mut(&mut |p| {
+            if p.is_trainable() {
+                let len = p.len();
+                p.value.copy_from_slice(&undo.weights[at..at + len]);
+                at += len;
+            }
+        });
+        opt.restore_state(&undo.optimizer);
+    }
     opt.set_learning_rate(lr);
     let name = weight_name(m, slot);
     let what = if in_state {
