@@ -32,7 +32,7 @@ pub type TrainStep<'f, M> = dyn FnMut(&mut M, &mut dyn Optimizer, StepBatch<'_>)
 /// A [`TrainStep`] as `fit` calls it, on the model as a trait object.
 pub(crate) type DynStep<'f> = dyn FnMut(&mut dyn DynModel, &mut dyn Optimizer, StepBatch<'_>) -> Result<()> + 'f;
 
-/// One batch handed to a [`TrainStep`] or a [`CustomStep`]: `[rows, width]` views, one per
+/// One batch handed to a [`TrainStep`] or a [`CustomStep`](crate::CustomStep): `[rows, width]` views, one per
 /// array of `x` and of `y`; [`input`](Self::input) and [`target`](Self::target) give them in their
 /// own shapes.
 pub struct StepBatch<'a> {

@@ -145,7 +145,7 @@ impl From<&Losses> for Losses {
     }
 }
 
-/// What [`backward_train`] returns: the gradient of every parameter and of every input.
+/// What [`Model::backward_train`](crate::Model::backward_train) returns: the gradient of every parameter and of every input.
 #[derive(Clone, Debug)]
 pub struct Backward {
     /// The gradient of each parameter, as [`Model::loss_and_grads`](crate::Model::loss_and_grads)
