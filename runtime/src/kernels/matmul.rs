@@ -366,9 +366,13 @@ pub fn gemm_small(
     small_plain(0, m, 0, n, k, a, sa, b, ldb, c, ldc, beta);
 }
 
-/// Rows `r0..r1`, columns `j0..j1` of [`gemm_small`], one element at a time. Always inlined: in
-/// the AVX2/AVX-512 kernels (their leftover columns) `mul_add` is then one FMA instruction, not a
-/// call to the software `fmaf` it is in a baseline build (which took 40% of a small GAN's step).
+/// Rows `r0..r1`, columns `j0..j1` of [`gemm_small`] (the columns the vector blocks leave, or all
+/// of them without AVX2): each element's sum over `p` in order, as the blocks do, so the bits do
+/// not depend on which path computed an element. Two layouts go faster with the same sums: `a`
+/// read transposed (its columns contiguous: a weight gradient's `xᵀ·dy` for one filter) updates a
+/// whole column of `c` per `p`; rows of `a` four at a time keep four independent chains in flight.
+/// Always inlined: in the AVX2/AVX-512 kernels `mul_add` is then one FMA instruction, not a call
+/// to the software `fmaf` it is in a baseline build (which took 40% of a small GAN's step).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn small_plain(
@@ -385,9 +389,44 @@ fn small_plain(
     ldc: usize,
     beta: f32,
 ) {
-    for i in r0..r1 {
+    let start = |c: &mut [f32], at: usize| if beta == 0.0 { 0.0 } else { beta * c[at] };
+    if rsa == 1 && ldc == 1 && r1 > r0 {
+        // One column of `c`, contiguous, as is each column of `a`: a[.., p] · b[p] added for p
+        // in order, a vector of rows at a time.
         for j in j0..j1 {
-            let mut acc = if beta == 0.0 { 0.0 } else { beta * c[i * ldc + j] };
+            for i in r0..r1 {
+                c[i + j] = start(c, i + j);
+            }
+            for p in 0..k {
+                let bp = b[p * ldb + j];
+                let col = &a[p * csa + r0..p * csa + r1];
+                for (ci, &av) in c[r0 + j..r1 + j].iter_mut().zip(col) {
+                    *ci = av.mul_add(bp, *ci);
+                }
+            }
+        }
+        return;
+    }
+    for j in j0..j1 {
+        let mut i = r0;
+        while i + 4 <= r1 {
+            let mut acc = [0.0f32; 4];
+            for (r, v) in acc.iter_mut().enumerate() {
+                *v = start(c, (i + r) * ldc + j);
+            }
+            for p in 0..k {
+                let bp = b[p * ldb + j];
+                for (r, v) in acc.iter_mut().enumerate() {
+                    *v = a[(i + r) * rsa + p * csa].mul_add(bp, *v);
+                }
+            }
+            for (r, v) in acc.iter().enumerate() {
+                c[(i + r) * ldc + j] = *v;
+            }
+            i += 4;
+        }
+        for i in i..r1 {
+            let mut acc = start(c, i * ldc + j);
             for p in 0..k {
                 acc = a[i * rsa + p * csa].mul_add(b[p * ldb + j], acc);
             }
@@ -617,6 +656,34 @@ mod tests {
                 small_plain(0, m, 0, n, k, &a, (lda, 1), &b, ldb, &mut want0, ldc, 0.0);
                 for (i, (g, w)) in c.iter().zip(&want0).enumerate().filter(|(i, _)| i % ldc < n) {
                     assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "transposed {m}x{k}x{n} [{i}]: {g} vs {w}");
+                }
+            }
+        }
+    }
+
+    /// The leftover-column paths (a transposed `a` into one contiguous column, four rows at a
+    /// time) give each element the very sum, bit for bit, of one chain of multiply-adds over `p`
+    /// in order, which is what the vector blocks compute.
+    #[test]
+    fn leftover_columns_are_the_plain_chains_bit_for_bit() {
+        for &(m, k, n) in &[(7, 5, 1), (288, 300, 1), (9, 33, 3), (1, 4, 2)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0).collect();
+            for (sa, name) in [((1, m), "transposed"), ((k, 1), "rows")] {
+                for beta in [0.0, 0.5] {
+                    let mut c: Vec<f32> = (0..m * n).map(|i| (i % 3) as f32).collect();
+                    let want: Vec<f32> = (0..m * n)
+                        .map(|q| {
+                            let (i, j) = (q / n, q % n);
+                            let mut acc = if beta == 0.0 { 0.0 } else { beta * c[q] };
+                            for p in 0..k {
+                                acc = a[i * sa.0 + p * sa.1].mul_add(b[p * n + j], acc);
+                            }
+                            acc
+                        })
+                        .collect();
+                    small_plain(0, m, 0, n, k, &a, sa, &b, n, &mut c, n, beta);
+                    assert_eq!(c, want, "{name} {m}x{k}x{n} beta {beta}");
                 }
             }
         }
