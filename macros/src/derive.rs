@@ -37,6 +37,7 @@ type Layout = (String, Type, Option<Option<usize>>);
 pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
     let rt = rt();
     let name = item.ident.clone();
+    let generics = item.generics.clone();
     let Fields::Named(fields) = &mut item.fields else {
         return Err(syn::Error::new(item.ident.span(), "a kiln model needs a struct with named fields, one per layer"));
     };
@@ -63,7 +64,8 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
         errors.push(e);
         None
     });
-    let mut code = FieldCode::default();
+    let (impl_g, _, _) = generics.split_for_impl();
+    let mut code = FieldCode { params_decl: quote!(#impl_g), ..FieldCode::default() };
     let mut layout: Vec<Layout> = Vec::new();
     for field in fields.named.iter_mut() {
         let f = field.ident.clone().expect("named fields");
@@ -87,6 +89,13 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
         ));
         code.add(&name, field, &container, &elem, &opts, &mut errors);
     }
+    if weights.is_some() && !generics.params.is_empty() {
+        errors.at(
+            generics.span(),
+            "#[weights(..)] embeds one file into one model: give the sizes as numbers, not parameters",
+        );
+    }
+    let weights = weights.filter(|_| generics.params.is_empty());
     let embedded = weights.map(|w| match embedded(&name, &layout, &w) {
         Ok(code) => code,
         Err(e) => {
@@ -108,7 +117,7 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
         item.attrs.push(syn::parse_quote!(#[derive(Clone, Debug)]));
         Some(item)
     };
-    let impls = code.emit(&name);
+    let impls = code.emit(&name, &generics);
     Ok(quote! {
         #errors
         #item
@@ -193,6 +202,8 @@ fn container(ty: &Type, len: Option<TokenStream>, errors: &mut Errors) -> (Conta
 /// What the fields add to the generated impls, field by field.
 #[derive(Default)]
 struct FieldCode {
+    /// The model's generic parameters as declared (`<const H: usize>`), for the field aliases.
+    params_decl: TokenStream,
     inits: Vec<TokenStream>,
     consts: Vec<TokenStream>,
     visits: Vec<TokenStream>,
@@ -221,10 +232,12 @@ impl FieldCode {
         let key = f.to_string();
         let LayerOptions { trainable, weight_args, .. } = opts;
         let alias = field_alias(name, &key);
+        // With the model's size parameters, whether the field's type uses them or not.
+        let params = &self.params_decl;
         self.aliases.push(quote! {
             #[doc(hidden)]
             #[allow(non_camel_case_types)]
-            type #alias = #elem;
+            type #alias #params = #elem;
         });
         // The field's shape rule is read through its alias (`FieldRule::of`); its activation,
         // which the model's output activations name, here.
@@ -302,13 +315,14 @@ impl FieldCode {
 
     /// The type aliases, the inherent impl (construction, constants, traversal) and the
     /// `Default` and `Init` impls of model `name`.
-    fn emit(&self, name: &Ident) -> TokenStream {
+    fn emit(&self, name: &Ident, generics: &syn::Generics) -> TokenStream {
         let rt = rt();
-        let FieldCode { inits, consts, visits, visits_mut, infos, freeze, params, penalties, aliases } = self;
+        let FieldCode { inits, consts, visits, visits_mut, infos, freeze, params, penalties, aliases, .. } = self;
+        let (impl_g, ty_g, where_g) = generics.split_for_impl();
         quote! {
             #(#aliases)*
 
-            impl #name {
+            impl #impl_g #name #ty_g #where_g {
                 /// A new model, initialised as Keras does, from kiln's default seed.
                 pub fn new() -> Self {
                     Self::with_seed(#rt::DEFAULT_SEED)
@@ -347,13 +361,13 @@ impl FieldCode {
                 }
             }
 
-            impl ::core::default::Default for #name {
+            impl #impl_g ::core::default::Default for #name #ty_g #where_g {
                 fn default() -> Self {
                     Self::new()
                 }
             }
 
-            impl #rt::Init for #name {
+            impl #impl_g #rt::Init for #name #ty_g #where_g {
                 fn init(rng: &mut #rt::StdRng) -> Self {
                     Self::with_seed(#rt::RngCore::next_u64(rng))
                 }

@@ -154,7 +154,7 @@ pub fn model(attr: TokenStream, item: TokenStream) -> TokenStream {
             .into();
     }
     let (name, vis) = (item.ident.clone(), item.vis.clone());
-    if !item.generics.params.is_empty() {
+    if !only_const_params(&item.generics) {
         return codegen::generic_fallback(&item).into();
     }
     derive::model(item, false)
@@ -166,16 +166,24 @@ pub fn model(attr: TokenStream, item: TokenStream) -> TokenStream {
         .into()
 }
 
+/// Whether a model's generic parameters are all `const N: usize` sizes, which the subclassing
+/// style takes (types and lifetimes it does not).
+fn only_const_params(g: &syn::Generics) -> bool {
+    g.params.iter().all(|p| matches!(p, syn::GenericParam::Const(_)))
+}
+
 /// Turns a `#[kiln::model]` struct's `call` method into its forward and backward code (see
 /// [`macro@model`]).
 #[proc_macro_attribute]
 pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemImpl);
     let self_ty = item.self_ty.clone();
-    if !item.generics.params.is_empty() {
+    if !only_const_params(&item.generics) {
         // `#[kiln::model]` reported the generic parameters at the struct and made it a model.
         return proc_macro::TokenStream::new();
     }
+    let (impl_g, _, where_g) = item.generics.split_for_impl();
+    let (impl_g, where_g) = (quote::ToTokens::to_token_stream(&impl_g), quote::ToTokens::to_token_stream(&where_g));
     parse::subclass::lower(item)
         .map(|(lowered, outs)| codegen::subclass::expand(&lowered, &outs))
         .unwrap_or_else(|e| {
@@ -183,8 +191,8 @@ pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
             // the body's own errors are reported.
             let mut out = e.to_compile_error();
             out.extend(quote::quote! {
-                impl ::kiln::__private::HasCallState for #self_ty { type CallState = (); }
-                impl #self_ty {
+                impl #impl_g ::kiln::__private::HasCallState for #self_ty #where_g { type CallState = (); }
+                impl #impl_g #self_ty #where_g {
                     #[doc(hidden)]
                     pub const __KILN_SHAPES: &'static [(&'static str, &'static [usize])] = &[];
                     #[doc(hidden)]
@@ -192,7 +200,7 @@ pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
                 }
             });
             let ty = quote::ToTokens::to_token_stream(&self_ty);
-            out.extend(codegen::model_impl(&quote::quote!(), &ty, &quote::quote!(self.kiln.train)));
+            out.extend(codegen::model_impl(&impl_g, &ty, &quote::quote!(self.kiln.train)));
             out
         })
         .into()

@@ -17,6 +17,7 @@ mod distributed;
 mod embed_subclass;
 mod functional;
 mod gan;
+mod generic_models;
 mod gradcheck;
 mod hardening;
 mod hardening2;

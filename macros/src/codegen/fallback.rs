@@ -65,20 +65,32 @@ pub fn model_impl(generics: &TokenStream, ty: &TokenStream, train_state: &TokenS
     }
 }
 
-/// A `#[kiln::model]` struct with generic parameters (`Mlp<const H: usize>`): one error at the
+/// A `#[kiln::model]` struct with type or lifetime parameters (`Net<L>`): one error at the
 /// parameters, and the struct as written with a `Model` impl and `new`, so that its `call` impl
 /// and the code using `Mlp::<16>::new()` report nothing more.
 pub fn generic_fallback(item: &syn::ItemStruct) -> TokenStream {
     let rt = rt();
-    let (name, generics) = (&item.ident, &item.generics);
+    let name = &item.ident;
+    // Type parameters get the bounds a model's fields have, so that only the error is reported.
+    let mut generics = item.generics.clone();
+    for tp in generics.type_params_mut() {
+        tp.bounds.push(syn::parse_quote!(::core::clone::Clone));
+        tp.bounds.push(syn::parse_quote!(::core::fmt::Debug));
+        tp.bounds.push(syn::parse_quote!(::core::marker::Send));
+        tp.bounds.push(syn::parse_quote!(::core::marker::Sync));
+        tp.bounds.push(syn::parse_quote!('static));
+        tp.bounds.push(syn::parse_quote!(#rt::Init));
+    }
+    let generics = &generics;
     let (impl_g, ty_g, where_g) = generics.split_for_impl();
     let error = syn::Error::new_spanned(
-        generics,
-        "a #[kiln::model] struct cannot take generic parameters yet: kiln checks every shape when the \
-         model compiles, from sizes written as numbers (`Dense<8, 16, Relu>`); write one struct per size",
+        &item.generics,
+        "a #[kiln::model] struct takes sizes as parameters (`const H: usize`, used as `Dense<8, H, Relu>`), \
+         not types or lifetimes: kiln checks every shape of each size it is used with",
     )
     .to_compile_error();
     let mut plain = item.clone();
+    plain.generics = generics.clone();
     plain.attrs.retain(|a| !a.path().is_ident("layer"));
     let syn::Fields::Named(fields) = &mut plain.fields else {
         return error;

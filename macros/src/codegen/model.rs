@@ -47,10 +47,11 @@ pub fn expand(model: &Model) -> TokenStream {
             prelude: quote!(),
             train_state: quote!(self.__kiln_state),
             added_losses: vec![],
+            generics: syn::Generics::default(),
         },
     );
     let params = model.layers.iter().map(|l| l.kind.param_count(&model.nodes[l.apps[0]].input_shapes));
-    let as_field = shaped_impl(model, &act0, &quote!(0 #(+ #params)*)).map(|shaped| {
+    let as_field = shaped_impl(model, &act0, &quote!(0 #(+ #params)*), &syn::Generics::default()).map(|shaped| {
         quote! {
             #shaped
             impl #rt::Init for #name {
@@ -199,12 +200,16 @@ pub struct ImplParts {
     pub train_state: TokenStream,
     /// The terms `call` adds to the loss: each one's name and the `AddLoss` layer's place.
     pub added_losses: Vec<(String, TokenStream)>,
+    /// The model's size parameters, which every impl takes (none for the model macros).
+    pub generics: syn::Generics,
 }
 
 /// The trait impls every generated model has: `Model`, and for one output also `Layer`, so it
 /// can be part of another model. They call the inherent `__kiln_*` functions.
 pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
-    let ImplParts { in_ports, out_ports, out_acts, prediction, layers, prelude, train_state, added_losses } = p;
+    let ImplParts { in_ports, out_ports, out_acts, prediction, layers, prelude, train_state, added_losses, generics } =
+        p;
+    let (ig, tg, wg) = generics.split_for_impl();
     let (rt, model, state) = (rt(), g.m, &g.state);
     // `add_loss` terms: their names, values, and their sum in the penalty (none: nothing emitted).
     let added = (!added_losses.is_empty()).then(|| {
@@ -238,7 +243,7 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
     }
     let layer_impl = (model.outputs.len() == 1).then(|| {
         quote! {
-            impl #rt::Layer for #name {
+            impl #ig #rt::Layer for #name #tg #wg {
                 fn forward(&mut self, xs: &[&[f32]], ctx: &mut #rt::Ctx<'_>) {
                     self.__kiln_run(xs, ctx)
                 }
@@ -271,7 +276,7 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
             }
 
             // A model applied several times in another: one set of weights, activations per use.
-            impl #rt::Shareable for #name {
+            impl #ig #rt::Shareable for #name #tg #wg {
                 type Buffers = #rt::ModelBuffers;
                 fn buffers_mut(&mut self) -> &mut #rt::ModelBuffers {
                     #rt::Model::train_state_mut(self).own_buffers()
@@ -288,7 +293,7 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     quote! {
-        impl #rt::Model for #name {
+        impl #ig #rt::Model for #name #tg #wg {
             const NAME: &'static str = #name_str;
             const INPUTS: &'static [#rt::Port] = &[#(#in_ports),*];
             const OUTPUTS: &'static [#rt::Port] = &[#(#out_ports),*];
@@ -349,21 +354,30 @@ pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
 /// layer); any other states the one shape it reads and the one it writes (`MAP`), which a field
 /// call checks. A model of several inputs states how many (`Custom(Pair, inputs = 2)`), the
 /// rule being its first input's.
-pub fn shaped_impl(model: &Model, act: &TokenStream, params: &TokenStream) -> Option<TokenStream> {
+pub fn shaped_impl(
+    model: &Model,
+    act: &TokenStream,
+    params: &TokenStream,
+    generics: &syn::Generics,
+) -> Option<TokenStream> {
     if model.inputs.is_empty() || model.outputs.len() != 1 {
         return None;
     }
     let required = model.inputs.len();
-    let (i, o) = (&model.nodes[model.inputs[0].1].output_shape, &model.nodes[model.outputs[0]].output_shape);
+    // Shapes as dimensions in code: an output may be as wide as a size parameter.
+    let dims =
+        |n: usize| model.nodes[n].dims.clone().unwrap_or_else(|| crate::layers::lit(&model.nodes[n].output_shape));
+    let (i, o) = (dims(model.inputs[0].1), dims(model.outputs[0]));
     if i.is_empty() || o.is_empty() {
         return None;
     }
-    let map = if i.len() != o.len() || i[..i.len() - 1] != o[..o.len() - 1] {
+    let text = |d: &[TokenStream]| d.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+    let map = if i.len() != o.len() || text(&i[..i.len() - 1]) != text(&o[..o.len() - 1]) {
         quote!(::core::option::Option::Some((&[#(#i),*], &[#(#o),*])))
     } else {
         quote!(::core::option::Option::None)
     };
-    let (win, wout) = (i[i.len() - 1], o[o.len() - 1]);
+    let (win, wout) = (i[i.len() - 1].clone(), o[o.len() - 1].clone());
     let rt = rt();
     let name = &model.name;
     let name_str = name.to_string();
@@ -391,8 +405,9 @@ pub fn shaped_impl(model: &Model, act: &TokenStream, params: &TokenStream) -> Op
     } else {
         quote!(::core::option::Option::None)
     };
+    let (ig, tg, wg) = generics.split_for_impl();
     Some(quote! {
-        impl #rt::Shaped for #name {
+        impl #ig #rt::Shaped for #name #tg #wg {
             const IN: usize = #win;
             const OUT: usize = #wout;
             const ACT: #rt::ActKind = #act;

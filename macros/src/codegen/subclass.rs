@@ -18,17 +18,19 @@ fn call_state(name: &Ident) -> Ident {
 
 /// The code of a `#[kiln::call]` body: its call state, shape checks, constants, passes and the
 /// model traits.
-pub fn expand(lw: &CallBody, out_shapes: &[Vec<usize>]) -> TokenStream {
+pub fn expand(lw: &CallBody, out_shapes: &[Vec<TokenStream>]) -> TokenStream {
     let rt = rt();
     let model = &lw.model;
     let name = &model.name;
     let state = call_state(name);
+    let (ig, tg, wg) = lw.generics.split_for_impl();
+    let model_ty = quote!(#name #tg);
     let g = Gen { m: model, state: quote!(self.kiln.call) };
 
-    let state_struct = state_struct(&g, &state);
+    let state_struct = state_struct(&g, &state, &lw.generics);
     let (in_ports, id_checks) = in_ports(&g);
     let out_ports = out_ports(model, out_shapes);
-    let out_acts = out_acts(&g);
+    let out_acts = out_acts(&g, &model_ty);
     let prediction = g.prediction();
     let (bind_mut, bind_ref) = (bind_indexed(lw, true), bind_indexed(lw, false));
     let act0 = out_acts.first().cloned().unwrap_or_default();
@@ -43,28 +45,50 @@ pub fn expand(lw: &CallBody, out_shapes: &[Vec<usize>]) -> TokenStream {
             prelude: bind_ref.clone(),
             train_state: quote!(self.kiln.train),
             added_losses: lw.added_losses.iter().map(|(n, l)| (n.clone(), quote!(self.kiln.call.#l))).collect(),
+            generics: lw.generics.clone(),
         },
     );
     let field_shapes = field_shapes(&g);
     let binds = bind_inputs(&g);
     let consts = &lw.consts;
-    let checks = &lw.checks;
+    // A model with size parameters is checked per size, when a size is used: its checks become
+    // one constant of the model that building it evaluates; without, they are checked at once.
+    let (checks, checked) = if lw.generics.params.is_empty() {
+        (lw.checks.iter().chain(&id_checks).cloned().collect::<Vec<_>>(), TokenStream::new())
+    } else {
+        let each = lw.checks.iter().chain(&id_checks).map(|c| match syn::parse2::<syn::ItemConst>(c.clone()) {
+            Ok(item) => {
+                let e = item.expr;
+                quote!(let () = #e;)
+            }
+            Err(_) => c.clone(),
+        });
+        (
+            Vec::new(),
+            quote! {
+                #[doc(hidden)]
+                const __KILN_CHECKS: () = { #(#each)* };
+            },
+        )
+    };
+    let force = if lw.generics.params.is_empty() { TokenStream::new() } else { quote!(let () = Self::__KILN_CHECKS;) };
     let passes = g.passes(&bind_mut, &bind_ref);
-    let shaped = shaped_impl(model, &act0, &quote!(<#name>::__KILN_PARAMS));
+    let shaped = shaped_impl(model, &act0, &quote!(<#model_ty>::__KILN_PARAMS), &lw.generics);
     quote! {
         #state_struct
 
         #(#checks)*
-        #(#id_checks)*
 
-        impl #name {
+        impl #ig #name #tg #wg {
             #[doc(hidden)]
             pub const __KILN_SHAPES: &'static [(&'static str, &'static [usize])] = &[#(#field_shapes),*];
             #(#consts)*
+            #checked
 
             #[doc(hidden)]
             #[allow(unused_variables)]
             pub fn __kiln_bind(&mut self) {
+                #force
                 #bind_mut
                 #(#binds)*
             }
@@ -72,8 +96,8 @@ pub fn expand(lw: &CallBody, out_shapes: &[Vec<usize>]) -> TokenStream {
             #passes
         }
 
-        impl #rt::HasCallState for #name {
-            type CallState = #state;
+        impl #ig #rt::HasCallState for #name #tg #wg {
+            type CallState = #state #tg;
         }
 
         #trait_impls
@@ -83,7 +107,8 @@ pub fn expand(lw: &CallBody, out_shapes: &[Vec<usize>]) -> TokenStream {
 
 /// The call state: generated layers (merges, activations), extra buffers of shared fields,
 /// gradient accumulators.
-fn state_struct(g: &Gen<'_>, state: &Ident) -> TokenStream {
+fn state_struct(g: &Gen<'_>, state: &Ident, generics: &syn::Generics) -> TokenStream {
+    let (ig, tg, wg) = generics.split_for_impl();
     let (mut fields, mut inits) = (vec![], vec![]);
     for l in g.m.layers.iter().filter(|l| l.kind.class() != "Field" && !l.kind.is_view()) {
         let (f, ty, init) = (&l.name, g.ty(l), g.constructor(l));
@@ -95,13 +120,13 @@ fn state_struct(g: &Gen<'_>, state: &Ident) -> TokenStream {
     quote! {
         #[doc(hidden)]
         #[derive(Clone, Debug)]
-        pub struct #state {
+        pub struct #state #ig #wg {
             #(#fields)*
             #(#bufs: #buf_tys,)*
             #(#accs: ::std::vec::Vec<f32>,)*
         }
 
-        impl ::core::default::Default for #state {
+        impl #ig ::core::default::Default for #state #tg #wg {
             fn default() -> Self {
                 Self {
                     #(#inits)*
@@ -156,7 +181,7 @@ fn in_ports(g: &Gen<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
 }
 
 /// The outputs' `Port`s, named after the fields that compute them (`output_<k>` otherwise).
-fn out_ports(model: &Model, out_shapes: &[Vec<usize>]) -> Vec<TokenStream> {
+fn out_ports(model: &Model, out_shapes: &[Vec<TokenStream>]) -> Vec<TokenStream> {
     let rt = rt();
     model
         .outputs
@@ -175,9 +200,8 @@ fn out_ports(model: &Model, out_shapes: &[Vec<usize>]) -> Vec<TokenStream> {
 
 /// Per output, the activation its loss may fuse with: the computing field's own, read through
 /// its constant, where the output may fuse; `Linear` otherwise.
-fn out_acts(g: &Gen<'_>) -> Vec<TokenStream> {
+fn out_acts(g: &Gen<'_>, model_ty: &TokenStream) -> Vec<TokenStream> {
     let (rt, model) = (rt(), g.m);
-    let name = &model.name;
     model
         .outputs
         .iter()
@@ -186,7 +210,7 @@ fn out_acts(g: &Gen<'_>) -> Vec<TokenStream> {
             match (model.layer_of(c).and_then(|l| l.kind.field_key()), g.fusable_output(c)) {
                 (Some(key), Some(_)) => {
                     let k = konst("ACT", key);
-                    quote!(<#name>::#k)
+                    quote!(<#model_ty>::#k)
                 }
                 _ => quote!(#rt::ActKind::Linear),
             }

@@ -34,4 +34,6 @@ pub struct CallBody {
     /// The terms `call` adds to the loss (`self.add_loss(..)`): each one's name in the logs and
     /// the layer computing it.
     pub added_losses: Vec<(String, Ident)>,
+    /// The model's size parameters (`<const H: usize>`), which every generated impl takes.
+    pub generics: syn::Generics,
 }

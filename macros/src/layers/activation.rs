@@ -147,14 +147,20 @@ impl Spec for Activation {
         Ok(ins[0].clone())
     }
 
+    /// Typed with its width where that is a number; a width rustc computes (a field's, which
+    /// may use the model's size parameters) is given when the layer is built instead, since a
+    /// type cannot take a computed constant that depends on a generic parameter.
     fn runtime_type(&self, ins: &[Vec<Dim>]) -> TokenStream {
         let (rt, a, w) = (rt(), format_ident!("{}", self.act.ty), last(&ins[0]));
-        quote!(#rt::Activation<#rt::#a, { #w }>)
+        match syn::parse2::<syn::LitInt>(w.clone()) {
+            Ok(_) => quote!(#rt::Activation<#rt::#a, { #w }>),
+            Err(_) => quote!(#rt::Activation<#rt::#a, 0>),
+        }
     }
 
     fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
-        let ty = self.runtime_type(ins);
-        quote!(<#ty>::new())
+        let (ty, w) = (self.runtime_type(ins), last(&ins[0]));
+        quote!(<#ty>::with_width(#w))
     }
 
     fn activation(&self) -> Option<&'static str> {

@@ -127,8 +127,9 @@ impl Spec for Custom {
 /// its shape rule is its type's `Shaped` constants, read through the alias the struct macro made.
 pub struct Field {
     pub key: String,
-    /// The type alias the struct macro emitted for the field's (element) type.
-    pub alias: syn::Ident,
+    /// The type alias the struct macro emitted for the field's (element) type, with the model's
+    /// size parameters (`__KilnFieldMlp_hidden<H>`).
+    pub alias: TokenStream,
 }
 
 impl Spec for Field {

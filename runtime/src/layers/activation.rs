@@ -53,11 +53,20 @@ activations! {
 pub type Silu = Swish;
 
 /// Keras' `Activation(name)` layer: applies an activation to the previous layer's output, of
-/// any shape; softmax normalises over the last axis, `WIDTH` wide.
-#[derive(Clone, Debug, Default)]
+/// any shape; softmax normalises over the last axis, `WIDTH` wide (or, with `WIDTH` 0, as wide
+/// as [`with_width`](Activation::with_width) says: a width only known per instantiation of a
+/// model with size parameters).
+#[derive(Clone, Debug)]
 pub struct Activation<A: ActivationFn, const WIDTH: usize> {
     buf: ActivationBuffers,
+    width: usize,
     _act: PhantomData<A>,
+}
+
+impl<A: ActivationFn, const WIDTH: usize> Default for Activation<A, WIDTH> {
+    fn default() -> Self {
+        Activation { buf: ActivationBuffers::default(), width: WIDTH, _act: PhantomData }
+    }
 }
 
 /// What one application of an [`Activation`] layer writes.
@@ -81,13 +90,18 @@ impl<A: ActivationFn, const WIDTH: usize> Activation<A, WIDTH> {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// A layer whose rows are `width` wide, whatever `WIDTH` says.
+    pub fn with_width(width: usize) -> Self {
+        Activation { width, ..Self::default() }
+    }
 }
 
 impl<A: ActivationFn, const WIDTH: usize> Layer for Activation<A, WIDTH> {
     fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
         let out = sized(&mut self.buf.out, xs[0].len());
         out.copy_from_slice(xs[0]);
-        bias_act(A::KIND, out, None, None, WIDTH);
+        bias_act(A::KIND, out, None, None, self.width);
     }
 
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
@@ -98,7 +112,7 @@ impl<A: ActivationFn, const WIDTH: usize> Layer for Activation<A, WIDTH> {
         if opts.fused_output {
             dx.copy_from_slice(dy);
         } else {
-            act_backward(A::KIND, &self.buf.out, xs[0], dy, dx, WIDTH);
+            act_backward(A::KIND, &self.buf.out, xs[0], dy, dx, self.width);
         }
     }
 

@@ -167,7 +167,7 @@ impl Lower {
             return None;
         };
         let key = m.to_string();
-        let alias = crate::ir::subclass::field_alias(&self.name, &key);
+        let alias = self.alias(&key);
         let what = format!("`self.{key}`");
         let span = fe.span();
         self.checks.push(quote::quote_spanned!(span=>

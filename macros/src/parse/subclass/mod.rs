@@ -70,6 +70,61 @@ pub(crate) fn port_shape(ty: &Type, wrapper: &str) -> syn::Result<Vec<usize>> {
         .collect()
 }
 
+/// The shape of one sample as dimensions in generated code, where an axis may also be one of the
+/// model's size parameters (`Output<C>`, with `params` its `const` parameters); `None` in the
+/// second place for an axis that is a parameter.
+pub(crate) fn port_dims(
+    ty: &Type,
+    wrapper: &str,
+    params: &[Ident],
+) -> syn::Result<(Vec<TokenStream>, Vec<Option<usize>>)> {
+    let Type::Path(p) = ty else {
+        return port_shape(ty, wrapper).map(|s| (lits(&s), s.into_iter().map(Some).collect()));
+    };
+    let seg = p.path.segments.last();
+    let args = match seg.map(|s| &s.arguments) {
+        Some(syn::PathArguments::AngleBracketed(a)) => a,
+        _ => return port_shape(ty, wrapper).map(|s| (lits(&s), s.into_iter().map(Some).collect())),
+    };
+    // A size parameter is parsed as a type argument (`Output<C>`): read it as the dimension.
+    let named = |a: &syn::GenericArgument| match a {
+        syn::GenericArgument::Type(Type::Path(tp)) => tp.path.get_ident().filter(|i| params.contains(i)).cloned(),
+        syn::GenericArgument::Const(Expr::Path(ep)) => ep.path.get_ident().filter(|i| params.contains(i)).cloned(),
+        _ => None,
+    };
+    if !args.args.iter().any(|a| named(a).is_some()) || seg.is_none_or(|s| s.ident != wrapper) {
+        return port_shape(ty, wrapper).map(|s| (lits(&s), s.into_iter().map(Some).collect()));
+    }
+    let (mut dims, mut known) = (Vec::new(), Vec::new());
+    for a in &args.args {
+        match named(a) {
+            Some(i) => {
+                dims.push(quote!(#i));
+                known.push(None);
+            }
+            None => {
+                let d = match a {
+                    syn::GenericArgument::Const(Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. })) => {
+                        i.base10_parse::<usize>().ok().filter(|d| *d > 0)
+                    }
+                    _ => None,
+                };
+                // Not a number: the literal-only reading reports it.
+                let Some(d) = d else {
+                    return port_shape(ty, wrapper).map(|s| (lits(&s), s.into_iter().map(Some).collect()));
+                };
+                dims.push(quote!(#d));
+                known.push(Some(d));
+            }
+        }
+    }
+    Ok((dims, known))
+}
+
+fn lits(s: &[usize]) -> Vec<TokenStream> {
+    s.iter().map(|d| quote!(#d)).collect()
+}
+
 mod axes;
 mod copies;
 mod math;
@@ -105,9 +160,24 @@ struct Lower {
     consts: Vec<TokenStream>,
     /// `self.add_loss` terms: each one's name and layer.
     added: Vec<(String, usize)>,
+    /// The model's size parameters as arguments (`<H>`; empty without any), and their names.
+    ty_args: TokenStream,
+    params: Vec<Ident>,
 }
 
 impl Lower {
+    /// The model's type, with its size parameters (`Mlp<H>`).
+    fn model_ty(&self) -> TokenStream {
+        let (name, args) = (&self.name, &self.ty_args);
+        quote!(#name #args)
+    }
+
+    /// The type alias of field `key`, with the model's size parameters.
+    fn alias(&self, key: &str) -> TokenStream {
+        let (alias, args) = (field_alias(&self.name, key), &self.ty_args);
+        quote!(#alias #args)
+    }
+
     fn node(&mut self, layer: usize, inputs: Vec<usize>, tokens: TokenStream, shape: Vec<TokenStream>) -> usize {
         let id = self.model.nodes.len();
         self.model.nodes.push(Node {
@@ -148,7 +218,7 @@ impl Lower {
         }
         self.model.layers.push(LayerDef {
             name: ident,
-            kind: Rc::new(Field { alias: field_alias(&self.name, &key), key }),
+            kind: Rc::new(Field { alias: self.alias(&key), key }),
             tokens,
             apps: vec![],
             place: Some(place.clone()),
@@ -454,8 +524,8 @@ impl Lower {
         // checked by the type's rules for them.
         let ins = args.iter().map(|a| self.value(a)).collect::<Option<Vec<usize>>>()?;
         let x = ins[0];
-        let name = self.name.clone();
-        let alias = field_alias(&name, &key);
+        let model_ty = self.model_ty();
+        let alias = self.alias(&key);
         let rule = quote!(::kiln::__private::FieldRule::of::<#alias>());
         let what = format!("layer `{key}`");
         let got = self.slice(x);
@@ -479,7 +549,7 @@ impl Lower {
             #[doc(hidden)]
             pub const #konst: [usize; #rank] = [#(#dims),*];
         });
-        let shape = (0..rank).map(|i| quote!(<#name>::#konst[#i])).collect();
+        let shape = (0..rank).map(|i| quote!(<#model_ty>::#konst[#i])).collect();
         Some(self.node(layer, ins, tokens, shape))
     }
 
@@ -493,8 +563,12 @@ impl Lower {
 
 /// `#[kiln::call]`: lowers the `call` body to the graph IR, with the checks of its shapes that
 /// rustc evaluates through the field constants; and the output shapes its signature declares.
-pub fn lower(item: ItemImpl) -> syn::Result<(CallBody, Vec<Vec<usize>>)> {
+pub fn lower(item: ItemImpl) -> syn::Result<(CallBody, Vec<Vec<TokenStream>>)> {
     let (name, func) = call_fn(&item)?;
+    let ty_args = {
+        let (_, ty_g, _) = item.generics.split_for_impl();
+        quote!(#ty_g)
+    };
     let mut lw = Lower {
         model: Model {
             attrs: vec![],
@@ -519,6 +593,8 @@ pub fn lower(item: ItemImpl) -> syn::Result<(CallBody, Vec<Vec<usize>>)> {
         failed: Default::default(),
         consts: vec![],
         added: vec![],
+        ty_args,
+        params: item.generics.const_params().map(|c| c.ident.clone()).collect(),
     };
     lw.inputs(&func.sig);
     let out_shapes = lw.out_shapes(&func.sig);
@@ -544,7 +620,8 @@ pub fn lower(item: ItemImpl) -> syn::Result<(CallBody, Vec<Vec<usize>>)> {
     errors.finish()?;
     let Lower { model, checks, indexed, consts, added, .. } = lw;
     let added_losses = added.into_iter().map(|(n, l)| (n, model.layers[l].name.clone())).collect();
-    Ok((CallBody { model, checks, indexed, consts, added_losses }, out_shapes))
+    let generics = item.generics.clone();
+    Ok((CallBody { model, checks, indexed, consts, added_losses, generics }, out_shapes))
 }
 
 /// The model's name and its `call` method.
@@ -606,16 +683,14 @@ impl Lower {
         }
     }
 
-    /// The output shapes `call`'s signature declares.
-    fn out_shapes(&mut self, sig: &syn::Signature) -> Vec<Vec<usize>> {
+    /// The output shapes `call`'s signature declares, as dimensions (a size parameter allowed).
+    fn out_shapes(&mut self, sig: &syn::Signature) -> Vec<Vec<TokenStream>> {
+        let params = self.params.clone();
+        let mut read = |t: &Type| port_dims(t, "Output", &params).map(|(d, _)| d).map_err(|e| self.errors.push(e)).ok();
         match &sig.output {
             ReturnType::Type(_, t) => match &**t {
-                Type::Tuple(tt) => tt
-                    .elems
-                    .iter()
-                    .filter_map(|t| port_shape(t, "Output").map_err(|e| self.errors.push(e)).ok())
-                    .collect(),
-                t => port_shape(t, "Output").map_err(|e| self.errors.push(e)).into_iter().collect(),
+                Type::Tuple(tt) => tt.elems.iter().filter_map(&mut read).collect(),
+                t => read(t).into_iter().collect(),
             },
             ReturnType::Default => {
                 self.errors.at(sig.span(), "call must return `Output<width>`");
@@ -624,9 +699,7 @@ impl Lower {
         }
     }
 
-    /// Checks each returned tensor against the shape the signature declares (at `span`), which
-    /// becomes the output node's shape.
-    fn declared_outputs(&mut self, outs: &[usize], out_shapes: &[Vec<usize>], span: Span) {
+    fn declared_outputs(&mut self, outs: &[usize], out_shapes: &[Vec<TokenStream>], span: Span) {
         for (&o, shape) in outs.iter().zip(out_shapes) {
             let what = "the declared output";
             if self.shapes[o].len() != shape.len() {
@@ -639,18 +712,21 @@ impl Lower {
                     ),
                 );
             } else if shape.len() == 1 {
-                let (w, got) = (shape[0], self.shapes[o][0].clone());
+                let (w, got) = (shape[0].clone(), self.shapes[o][0].clone());
                 self.check(span, "expect_width", what, quote!(#w), got);
             } else {
                 let got = self.slice(o);
                 self.check(span, "expect_dims", what, quote!(&[#(#shape),*]), got);
             }
-            self.model.nodes[o].output_shape = shape.clone();
-            self.model.nodes[o].dims = Some(shape.iter().map(|d| quote!(#d)).collect());
+            // The numbers where the signature writes them (a size parameter's are known to rustc).
+            self.model.nodes[o].output_shape = shape
+                .iter()
+                .map(|d| syn::parse2::<syn::LitInt>(d.clone()).ok().and_then(|l| l.base10_parse().ok()).unwrap_or(0))
+                .collect();
+            self.model.nodes[o].dims = Some(shape.clone());
         }
     }
 
-    /// Token ids go to fields only (a model that reads ids, checked by rustc).
     fn check_ids(&mut self) {
         let model = &self.model;
         for (k, &(_, input)) in model.inputs.iter().enumerate().filter(|(k, _)| model.int_inputs[*k]) {

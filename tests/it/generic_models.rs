@@ -1,0 +1,77 @@
+//! Sizes as parameters: a `#[kiln::model]` with `const` size parameters, each instantiation
+//! checked and generated as its own model (Keras' `MyModel(num_classes)`).
+
+use kiln::ndarray::{Array1, Array2};
+use kiln::prelude::*;
+use kiln::testing::check_model;
+
+/// An MLP whose hidden width is a parameter.
+#[kiln::model]
+pub struct Mlp<const H: usize> {
+    hidden: Dense<4, H, Relu>,
+    out: Dense<H, 3, Softmax>,
+}
+
+#[kiln::call]
+impl<const H: usize> Mlp<H> {
+    fn call(&self, x: Input<4>) -> Output<3> {
+        let h = self.hidden(x);
+        self.out(tanh(h) + 0.5 * h)
+    }
+}
+
+/// A classifier whose number of classes is a parameter (`MyModel(num_classes)`), with a
+/// hidden width derived from it.
+#[kiln::model]
+pub struct Classes<const C: usize, const H: usize> {
+    hidden: Dense<4, H, Tanh>,
+    out: Dense<H, C, Softmax>,
+}
+
+#[kiln::call]
+impl<const C: usize, const H: usize> Classes<C, H> {
+    fn call(&self, x: Input<4>) -> Output<C> {
+        self.out(self.hidden(x))
+    }
+}
+
+fn data() -> (Array2<f32>, Array1<f32>) {
+    let x = Array2::from_shape_fn((90, 4), |(i, j)| ((i * 7 + j * 5) % 11) as f32 / 11.0 - 0.5 + (i % 3) as f32 * 0.4);
+    let y = Array1::from_shape_fn(90, |i| (i % 3) as f32);
+    (x, y)
+}
+
+fn train<M: Model>(mut m: M) -> (usize, f64, f64) {
+    let (x, y) = data();
+    m.compile("sparse_categorical_crossentropy", Adam::new(0.02), &[]).unwrap();
+    let h = m.fit(&x, &y, Fit { epochs: 15, verbose: 0, ..Fit::default() }).unwrap();
+    let loss = h.get("loss").unwrap();
+    (m.count_params(), loss[0], loss[loss.len() - 1])
+}
+
+#[test]
+fn one_model_trains_at_three_widths() {
+    let widths = [train(Mlp::<4>::with_seed(1)), train(Mlp::<16>::with_seed(1)), train(Mlp::<64>::with_seed(1))];
+    for (h, (params, first, last)) in [4, 16, 64].iter().zip(widths) {
+        assert_eq!(params, 4 * h + h + h * 3 + 3, "width {h}");
+        assert!(last < first, "width {h}: loss {first} -> {last}");
+    }
+    // The summary shows the instantiated sizes.
+    let s = Mlp::<16>::new().summary_string();
+    assert!(s.contains("(None, 16)") && s.contains("Total params: 131"), "{s}");
+    // A few rows away from ReLU's kink, as finite differences need.
+    let x: Vec<f32> = data().0.as_slice().unwrap()[..24].to_vec();
+    check_model(&mut Mlp::<8>::with_seed(3), &[&x], 6, 12, 1e-2).unwrap();
+}
+
+#[test]
+fn sizes_may_name_the_classes() {
+    let (params, first, last) = train(Classes::<3, 12>::with_seed(2));
+    assert_eq!(params, 4 * 12 + 12 + 12 * 3 + 3);
+    assert!(last < first);
+    let x = data().0;
+    check_model(&mut Classes::<3, 5>::with_seed(4), &[x.as_slice().unwrap()], 90, 12, 1e-2).unwrap();
+    // The output port is as wide as the classes: 5 here.
+    assert_eq!(Classes::<5, 8>::OUTPUTS[0].shape, &[5]);
+    assert_eq!(Classes::<5, 8>::new().predict(&x).unwrap().shape(), &[90, 5]);
+}
