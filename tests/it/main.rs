@@ -16,6 +16,7 @@ mod distillation;
 mod distributed;
 mod embed_subclass;
 mod functional;
+mod functional_math;
 mod gan;
 mod generic_models;
 mod gradcheck;

@@ -142,15 +142,32 @@ pub const REDUCE: &[(&str, &str, &str)] = &[
 struct Reduce {
     class: &'static str,
     op: &'static str,
-    /// 0-based, within a sample.
-    axis: usize,
+    /// Keras' axis: 1.. within a sample (0 is the batch), negative from the end.
+    axis: i64,
     keepdims: bool,
 }
 
-/// `name(x, axis, keepdims)` for a name of [`REDUCE`], `axis` already checked against the rank.
-pub fn reduce(name: &str, axis: usize, keepdims: bool) -> Option<Rc<dyn Spec>> {
+/// `name(x, axis, keepdims)` for a name of [`REDUCE`], with Keras' `axis` (resolved against the
+/// input's rank when it is known).
+pub fn reduce(name: &str, axis: i64, keepdims: bool) -> Option<Rc<dyn Spec>> {
     let &(_, class, op) = REDUCE.iter().find(|(n, _, _)| *n == name)?;
     Some(Rc::new(Reduce { class, op, axis, keepdims }))
+}
+
+/// Keras' axis `axis` of a sample of rank `rank` as a 0-based sample axis: `None` for the batch
+/// or an axis the sample does not have.
+pub fn sample_axis(axis: i64, rank: usize) -> Option<usize> {
+    let a = if axis < 0 { rank as i64 + 1 + axis } else { axis };
+    (1..=rank as i64).contains(&a).then(|| (a - 1) as usize)
+}
+
+/// The error for an axis a sample of `shape` does not have.
+pub fn missing_axis(what: &str, axis: i64, shape: &[usize]) -> String {
+    let rank = shape.len();
+    format!(
+        "{what} over axis {axis} of a tensor of shape {shape:?}: a sample's axes are 1..={rank} (or -{rank}..=-1); \
+         axis 0 is the batch"
+    )
 }
 
 /// The shape after reducing `axis` of `shape` (`one`: the extent a kept axis gets).
@@ -169,18 +186,16 @@ impl Spec for Reduce {
         self.class
     }
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
-        let rank = ins[0].len();
-        if self.axis >= rank {
-            return Err(format!("{} over axis {} of a tensor of rank {rank}", self.class, self.axis + 1));
-        }
-        Ok(reduced(&ins[0], self.axis, self.keepdims, 1))
+        let axis = sample_axis(self.axis, ins[0].len()).ok_or_else(|| missing_axis(self.class, self.axis, &ins[0]))?;
+        Ok(reduced(&ins[0], axis, self.keepdims, 1))
     }
     fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
         let rt = rt();
         quote!(#rt::Reduce)
     }
     fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
-        let (rt, op, axis) = (rt(), quote::format_ident!("{}", self.op), self.axis);
+        let axis = sample_axis(self.axis, ins[0].len()).unwrap_or(0);
+        let (rt, op) = (rt(), quote::format_ident!("{}", self.op));
         let dims = &ins[0];
         quote!(#rt::Reduce::new(#rt::ReduceOp::#op, &[#(#dims),*], #axis))
     }

@@ -9,14 +9,15 @@ use quote::quote;
 
 use super::{Arity, Dim, Spec, rt};
 
-/// `softmax` / `log_softmax` along a sample's axis `axis` (0-based).
+/// `softmax` / `log_softmax` along Keras' axis `axis` (1.. within a sample, negative from the
+/// end), resolved against the input's rank.
 struct SoftmaxAxis {
     log: bool,
-    axis: usize,
+    axis: i64,
 }
 
-/// Softmax (or its logarithm) along a sample's axis.
-pub fn softmax_axis(log: bool, axis: usize) -> Rc<dyn Spec> {
+/// Softmax (or its logarithm) along Keras' axis `axis` of a sample.
+pub fn softmax_axis(log: bool, axis: i64) -> Rc<dyn Spec> {
     Rc::new(SoftmaxAxis { log, axis })
 }
 
@@ -25,14 +26,17 @@ impl Spec for SoftmaxAxis {
         if self.log { "LogSoftmax" } else { "Softmax" }
     }
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
-        Ok(ins[0].clone())
+        super::math::sample_axis(self.axis, ins[0].len())
+            .map(|_| ins[0].clone())
+            .ok_or_else(|| super::math::missing_axis(self.class(), self.axis, &ins[0]))
     }
     fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
         let rt = rt();
         quote!(#rt::SoftmaxAxis)
     }
     fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
-        let (rt, log, axis, dims) = (rt(), self.log, self.axis, &ins[0]);
+        let axis = super::math::sample_axis(self.axis, ins[0].len()).unwrap_or(0);
+        let (rt, log, dims) = (rt(), self.log, &ins[0]);
         quote!(#rt::SoftmaxAxis::new(#log, &[#(#dims),*], #axis))
     }
 }

@@ -224,6 +224,11 @@ pub struct Namer {
 }
 
 impl Namer {
+    /// Whether no layer is named `name` yet.
+    pub fn free(&self, name: &str) -> bool {
+        !self.taken.contains_key(name)
+    }
+
     /// The layer's name, or an error at the `name = ".."` that is invalid or taken.
     pub fn name(&mut self, base: &str, given: Option<(String, Span)>, at: Span, errors: &mut Errors) -> Option<Ident> {
         let (name, span) = match given {

@@ -18,6 +18,7 @@
 //! ```
 
 mod apply;
+mod math;
 mod syntax;
 
 use std::collections::{HashMap, HashSet};
@@ -156,6 +157,7 @@ impl Lowering<'_> {
                 self.errors.over(t, "a list of values can only be the input of a merge layer, e.g. Add()([a, b])");
                 None
             }
+            Expr::Math(e) => self.math(e, at),
             Expr::Call { callee, groups, tokens } => {
                 if callee == "Input" {
                     self.errors
@@ -253,6 +255,20 @@ impl Lowering<'_> {
                 }
             }),
             rhs => match self.value(rhs, i) {
+                Some(node) if matches!(rhs, Expr::Math(_)) => {
+                    // Math's last op is named after the value it computes (`kl`), so the summary
+                    // and the output names read as the statements do.
+                    if let Op::Apply(l) = self.nodes[node].op
+                        && self.layers[l].apps.len() == 1
+                        && self.namer.free(&var)
+                        && !var.starts_with("__")
+                        && let Some(name) =
+                            self.namer.name("", Some((var.clone(), stmt.var.span())), stmt.var.span(), &mut self.errors)
+                    {
+                        self.layers[l].name = name;
+                    }
+                    Some(Binding::Value(node))
+                }
                 Some(node) => {
                     if let Some(names) = self.layers_of(node).and_then(|l| l.kind.outputs()) {
                         let class = self.layers_of(node).map_or("", |l| l.kind.class());
@@ -390,7 +406,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
                 items.iter().filter_map(|i| if let Expr::Name(n) = i { Some(n.clone()) } else { None }).collect()
             }
             Expr::Name(n) => vec![n.clone()],
-            Expr::Call { .. } => vec![],
+            Expr::Call { .. } | Expr::Math(_) => vec![],
         }
     };
     let end = syntax.stmts.len();

@@ -11,7 +11,14 @@ use syn::{Attribute, Ident, Token, Visibility, braced};
 pub enum Expr {
     Name(Ident),
     List(Vec<Expr>, TokenStream),
-    Call { callee: Ident, groups: Vec<Group>, tokens: TokenStream },
+    Call {
+        callee: Ident,
+        groups: Vec<Group>,
+        tokens: TokenStream,
+    },
+    /// Math on values (`z_mean + exp(0.5 * z_log_var) * eps`, `sum(x, axis = -1)`), lowered
+    /// with the ops of `call` bodies.
+    Math(syn::Expr),
 }
 
 impl Expr {
@@ -19,6 +26,7 @@ impl Expr {
         match self {
             Expr::Name(i) => i.to_token_stream(),
             Expr::List(_, t) | Expr::Call { tokens: t, .. } => t.clone(),
+            Expr::Math(e) => e.to_token_stream(),
         }
     }
 
@@ -35,7 +43,74 @@ impl Expr {
                     }
                 }
             }
+            // Every name in it (keywords such as `axis` included: they name no statement).
+            Expr::Math(e) => idents(e.to_token_stream(), out),
         }
+    }
+}
+
+fn idents(tokens: TokenStream, out: &mut Vec<Ident>) {
+    for t in tokens {
+        match t {
+            TokenTree::Ident(i) => out.push(i),
+            TokenTree::Group(g) => idents(g.stream(), out),
+            _ => {}
+        }
+    }
+}
+
+/// The functions of math in a `functional!` statement (and `call` bodies): element-wise,
+/// reductions, softmax along an axis.
+const MATH: &[&str] = &[
+    "exp",
+    "log",
+    "sqrt",
+    "square",
+    "abs",
+    "negative",
+    "pow",
+    "power",
+    "clip",
+    "maximum",
+    "minimum",
+    "stop_gradient",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "logsumexp",
+    "softmax",
+    "log_softmax",
+    "random_normal",
+    "random_uniform",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "elu",
+    "selu",
+    "softplus",
+    "swish",
+    "silu",
+];
+
+/// A statement's right-hand side: the layer grammar (`Dense(4)(x)`, `shared(a)`, `[a, b]`), or
+/// math on values when it is an operator, a number or one of [`MATH`]'s functions.
+fn parse_rhs(input: ParseStream) -> syn::Result<Expr> {
+    let mut tokens = TokenStream::new();
+    while !input.is_empty() && !input.peek(Token![;]) {
+        tokens.extend(std::iter::once(input.parse::<TokenTree>()?));
+    }
+    let math = match syn::parse2::<syn::Expr>(tokens.clone()) {
+        Ok(e @ (syn::Expr::Binary(_) | syn::Expr::Unary(_) | syn::Expr::Paren(_) | syn::Expr::Lit(_))) => Some(e),
+        Ok(syn::Expr::Call(c)) if matches!(&*c.func, syn::Expr::Path(p) if p.path.get_ident().is_some_and(|i| MATH.contains(&i.to_string().as_str()))) => {
+            Some(syn::Expr::Call(c))
+        }
+        _ => None,
+    };
+    match math {
+        Some(e) => Ok(Expr::Math(e)),
+        None => parse_expr.parse2(tokens),
     }
 }
 
@@ -134,7 +209,7 @@ impl Parse for Syntax {
             if content.peek(Ident) && content.peek2(Token![=]) {
                 let var: Ident = content.parse()?;
                 content.parse::<Token![=]>()?;
-                let rhs = parse_expr(&content)?;
+                let rhs = parse_rhs(&content)?;
                 content.parse::<Token![;]>()?;
                 stmts.push(Stmt { var, parts: None, rhs });
             } else if content.peek(syn::token::Paren) && content.peek2(Token![=]) {

@@ -118,7 +118,7 @@ impl Lower {
         };
         let x = self.value(c.args.first()?)?;
         let axis = self.sample_axis(name, axis, self.shapes[x].len(), c.span())?;
-        self.elementwise_op(softmax_axis(log, axis), x, tokens)
+        self.elementwise_op(softmax_axis(log, axis as i64 + 1), x, tokens)
     }
 
     fn slice_call(&mut self, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {

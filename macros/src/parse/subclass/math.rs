@@ -247,7 +247,7 @@ impl Lower {
         let x = self.value(c.args.first()?)?;
         let axis = self.sample_axis(name, axis, self.shapes[x].len(), c.span())?;
         let shape = reduced(&self.shapes[x], axis, keepdims, quote!(1usize));
-        let layer = self.op_layer(reduce(name, axis, keepdims).expect("listed"), tokens.clone());
+        let layer = self.op_layer(reduce(name, axis as i64 + 1, keepdims).expect("listed"), tokens.clone());
         Some(self.node(layer, vec![x], tokens, shape))
     }
 }

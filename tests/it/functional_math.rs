@@ -1,0 +1,70 @@
+//! Math on values in `functional!` bodies, as Keras applies `keras.ops` to symbolic tensors: the
+//! ops of `call` bodies, checked when the model compiles, differentiated.
+
+use kiln::ndarray::Array2;
+use kiln::prelude::*;
+use kiln::testing::check_model;
+
+functional! {
+    /// A VAE's sampling and KL term, and a distance, written as math between layers.
+    pub struct Sampler {
+        x = Input([6]);
+        h = Dense(8, activation = tanh)(x);
+        z_mean = Dense(3)(h);
+        z_log_var = Dense(3)(h);
+        z = z_mean + exp(0.5 * z_log_var) * random_normal(z_mean);
+        kl = -0.5 * sum(1.0 + z_log_var - square(z_mean) - exp(z_log_var), axis = -1, keepdims = true);
+        out = Dense(6, activation = sigmoid)(z);
+        d = sqrt(sum(square(out - x), axis = 1, keepdims = true) + 1e-6);
+        p = softmax(Dense(4)(h) / 2.0, axis = -1);
+        Model(x, [out, kl, d, p])
+    }
+}
+
+functional! {
+    /// The same math without the draw, for the gradient check and exact values.
+    pub struct Deterministic {
+        x = Input([2, 3]);
+        h = Dense(3)(x);
+        m = mean(h, axis = 1);
+        s = log_softmax(h * h - 1.0, axis = 1);
+        c = clip(pow(h, 2.0), 0.0, 4.0) + maximum(h, 0.0) - relu(h) / 3.0;
+        Model(x, [m, s, c])
+    }
+}
+
+#[test]
+fn math_between_layers_in_functional_computes_and_differentiates() {
+    let x = Array2::from_shape_fn((5, 6), |(i, j)| ((i * 3 + j) % 7) as f32 / 7.0);
+    let mut m = Sampler::with_seed(3);
+    let (out, kl, d, p) = m.predict(&x).unwrap();
+    assert_eq!((out.shape(), kl.shape(), d.shape(), p.shape()), (&[5, 6][..], &[5, 1][..], &[5, 1][..], &[5, 4][..]));
+    assert!(kl.iter().all(|v| v.is_finite() && *v >= -1e-6), "{kl:?}");
+    for (i, row) in out.rows().into_iter().enumerate() {
+        let want = row.iter().zip(x.row(i)).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+        assert!((d[[i, 0]] - (want * want + 1e-6).sqrt()).abs() < 1e-5);
+    }
+    assert!(p.rows().into_iter().all(|r| (r.sum() - 1.0).abs() < 1e-5));
+    // Math's outputs are named after their statements; a layer's after the layer, as in Keras.
+    let names: Vec<&str> = Sampler::OUTPUTS.iter().map(|o| o.name).collect();
+    assert_eq!(names, ["dense_3", "kl", "d", "p"]);
+    m.compile_with(
+        Compile::new("adam")
+            .output_loss("dense_3", "binary_crossentropy")
+            .output_loss("kl", "mae")
+            .output_loss("d", "mse")
+            .output_loss("p", "mse"),
+    )
+    .unwrap();
+    let zeros = Array2::<f32>::zeros((5, 1));
+    let probs = Array2::<f32>::from_elem((5, 4), 0.25);
+    let h = m.fit(&x, (&x, &zeros, &zeros, &probs), Fit { epochs: 3, verbose: 0, ..Fit::default() }).unwrap();
+    assert!(h.get("loss").unwrap().iter().all(|v| v.is_finite()));
+
+    let x3 = kiln::ndarray::Array3::from_shape_fn((4, 2, 3), |(i, j, k)| (i + 2 * j + k) as f32 / 5.0 - 0.6);
+    let mut det = Deterministic::with_seed(1);
+    let (mean, logp, _) = det.predict(&x3).unwrap();
+    assert_eq!((mean.shape(), logp.shape()), (&[4, 3][..], &[4, 2, 3][..]));
+    check_model(&mut det, &[x3.as_slice().unwrap()], 4, 12, 1e-2).unwrap();
+    println!("{}", det.summary_string());
+}
