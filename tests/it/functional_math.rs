@@ -68,3 +68,31 @@ fn math_between_layers_in_functional_computes_and_differentiates() {
     check_model(&mut det, &[x3.as_slice().unwrap()], 4, 12, 1e-2).unwrap();
     println!("{}", det.summary_string());
 }
+
+functional! {
+    /// Keras' `for size in [..]:` blocks, and a name bound again as Python code does.
+    pub struct Blocks {
+        x = Input([6]);
+        h = Dense(16, activation = relu)(x);
+        for size in [12, 8] {
+            r = h;
+            h = Dense(size, activation = relu)(h);
+            h = h + 0.1 * sum(r, axis = -1, keepdims = true);
+        }
+        h = Dense(3, activation = softmax)(h);
+        Model(x, h)
+    }
+}
+
+#[test]
+fn loops_unroll_and_names_bound_again_read_their_latest_value() {
+    let s = Blocks::new().summary_string();
+    // dense (16), dense_1 (12), dense_2 (8), dense_3 (3), numbered as Keras numbers them.
+    for (name, width) in [("dense ", 16), ("dense_1 ", 12), ("dense_2 ", 8), ("dense_3 ", 3)] {
+        let row = s.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{name} in\n{s}"));
+        assert!(row.contains(&format!("(None, {width})")), "{row}");
+    }
+    assert_eq!(Blocks::OUTPUTS[0].shape, &[3]);
+    let x = Array2::from_shape_fn((4, 6), |(i, j)| ((i + 2 * j) % 5) as f32 / 5.0 - 0.3);
+    check_model(&mut Blocks::with_seed(2), &[x.as_slice().unwrap()], 4, 12, 1e-2).unwrap();
+}

@@ -129,6 +129,8 @@ mod axes;
 mod copies;
 mod math;
 mod statements;
+
+pub(crate) use statements::replace;
 const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.layer(x)` and `self.layers[i](x)`, \
 `+ - * /` between tensors (broadcast) or with a number or a named constant (`x / TEMPERATURE`), `-x`, `exp log sqrt square abs negative`, \
 `maximum(x, 0.0)`, `minimum(x, c)`, `stop_gradient(x)`, \

@@ -186,7 +186,8 @@ impl Lower {
 }
 
 /// `tokens` with every `var` replaced by `lit`, inside groups too.
-fn replace(tokens: TokenStream, var: &syn::Ident, lit: &syn::Lit) -> TokenStream {
+/// `tokens` with every `var` replaced by `lit` (a loop's variable by one of its elements).
+pub(crate) fn replace(tokens: TokenStream, var: &syn::Ident, lit: &syn::Lit) -> TokenStream {
     tokens
         .into_iter()
         .flat_map(|t| -> TokenStream {
