@@ -113,6 +113,19 @@ impl Prepared<'_> {
     }
 }
 
+/// The rows `fit` trains on: all of them beside `validation_data`, else those `validation_split`
+/// leaves (Keras: the validation rows are the last ones, taken before shuffling); none is an error.
+fn training_rows(n: usize, validation_data: bool, opts: &Fit<'_>) -> Result<usize> {
+    let n_train = if validation_data { n } else { n - validation_rows(n, opts.validation_split) };
+    if n_train == 0 {
+        return Err(Error::invalid(
+            "validation_split",
+            format!("{} of {n} rows leaves no rows to train on", opts.validation_split),
+        ));
+    }
+    Ok(n_train)
+}
+
 /// Checks every argument of `fit` before any weight changes, and lays out the rows.
 fn prepare<'v>(
     m: &dyn DynModel,
@@ -142,14 +155,7 @@ fn prepare<'v>(
         }
         None => None,
     };
-    // Keras: the validation rows are the last ones, taken before shuffling.
-    let n_train = if validation.is_none() { n - validation_rows(n, opts.validation_split) } else { n };
-    if n_train == 0 {
-        return Err(Error::invalid(
-            "validation_split",
-            format!("{} of {n} rows leaves no rows to train on", opts.validation_split),
-        ));
-    }
+    let n_train = training_rows(n, validation.is_some(), opts)?;
     if opts.steps_per_epoch == Some(0) {
         return Err(Error::invalid("steps_per_epoch", "must be at least 1, got 0"));
     }
@@ -206,13 +212,7 @@ fn prepare_own<'v>(
         }
         None => None,
     };
-    let n_train = if validation.is_none() { n - validation_rows(n, opts.validation_split) } else { n };
-    if n_train == 0 {
-        return Err(Error::invalid(
-            "validation_split",
-            format!("{} of {n} rows leaves no rows to train on", opts.validation_split),
-        ));
-    }
+    let n_train = training_rows(n, validation.is_some(), opts)?;
     if opts.steps_per_epoch == Some(0) || opts.validation_freq == 0 {
         return Err(Error::invalid("steps_per_epoch", "steps_per_epoch and validation_freq must be at least 1"));
     }

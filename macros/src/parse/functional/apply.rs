@@ -33,6 +33,11 @@ impl Lowering<'_> {
         let mut inputs = self.inputs(layer, positional, arg, &tokens, at)?;
         inputs.extend(states);
         inputs.extend(mask);
+        Some(self.push_node(layer, inputs, tokens))
+    }
+
+    /// A node applying `layer` to `inputs`; its shapes are filled in by inference.
+    pub(super) fn push_node(&mut self, layer: usize, inputs: Vec<usize>, tokens: TokenStream) -> usize {
         let node = self.nodes.len();
         self.nodes.push(Node {
             op: Op::Apply(layer),
@@ -43,7 +48,7 @@ impl Lowering<'_> {
             dims: None,
         });
         self.layers[layer].apps.push(node);
-        Some(node)
+        node
     }
 
     /// Parses a call's arguments and sorts out its keywords.

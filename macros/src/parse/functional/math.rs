@@ -13,7 +13,7 @@ use syn::spanned::Spanned;
 
 use super::Lowering;
 use super::syntax::parse_expr;
-use crate::ir::{LayerDef, Node, Op};
+use crate::ir::LayerDef;
 use crate::layers::{Act, Activation, Num, REDUCE, Scalar, Spec, broadcast, draw, reduce, scalar, softmax_axis, unary};
 
 const USAGE: &str = "math on values: `+ - * /` (broadcast) and with numbers, `-x`, `exp log sqrt square abs`, \
@@ -40,17 +40,7 @@ impl Lowering<'_> {
         let name = self.namer.name(&kind.auto_name(), None, at, &mut self.errors)?;
         self.layers.push(LayerDef { name, kind, tokens: tokens.clone(), apps: vec![], place: None });
         let layer = self.layers.len() - 1;
-        let node = self.nodes.len();
-        self.nodes.push(Node {
-            op: Op::Apply(layer),
-            inputs,
-            tokens,
-            output_shape: vec![],
-            input_shapes: vec![],
-            dims: None,
-        });
-        self.layers[layer].apps.push(node);
-        Some(node)
+        Some(self.push_node(layer, inputs, tokens))
     }
 
     /// The node computing math expression `e` of statement `at`.
