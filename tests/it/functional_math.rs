@@ -96,3 +96,24 @@ fn loops_unroll_and_names_bound_again_read_their_latest_value() {
     let x = Array2::from_shape_fn((4, 6), |(i, j)| ((i + 2 * j) % 5) as f32 / 5.0 - 0.3);
     check_model(&mut Blocks::with_seed(2), &[x.as_slice().unwrap()], 4, 12, 1e-2).unwrap();
 }
+
+sequential! {
+    /// Keras' `Lambda` in a Sequential model: math on the running value.
+    pub struct WithLambda: [5] {
+        Dense(4, activation = tanh),
+        Lambda(|x| x * exp(-0.5 * square(x)) + 0.1),
+        Dense(3),
+        Lambda(|z| softmax(z / 2.0, axis = -1)),
+    }
+}
+
+#[test]
+fn a_lambda_in_sequential_is_math_on_the_running_value() {
+    let x = Array2::from_shape_fn((4, 5), |(i, j)| ((i * 2 + j) % 7) as f32 / 7.0 - 0.4);
+    let mut m = WithLambda::with_seed(5);
+    let p = m.predict(&x).unwrap();
+    assert!(p.rows().into_iter().all(|r| (r.sum() - 1.0).abs() < 1e-5));
+    check_model(&mut m, &[x.as_slice().unwrap()], 4, 12, 1e-2).unwrap();
+    let s = m.summary_string();
+    assert!(s.contains("(Exp)") && s.contains("(Softmax)"), "{s}");
+}

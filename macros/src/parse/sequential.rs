@@ -8,6 +8,7 @@
 //!     }
 //! }
 //! LAYER := Dense | Flatten | Reshape | Activation | Custom  (see macros/src/layers/)
+//!        | Lambda(|x| MATH)                  // Keras' Lambda: math on the running value
 //! args  := value | key = value, ...        // value: int, -int, "str", ident, true/false, [ints]
 //! ```
 
@@ -27,7 +28,33 @@ pub struct Syntax {
     name: Ident,
     /// After the colon: what `Input(..)` holds (`[784]`, or `[100], dtype = i32`), and all of it.
     input: Option<(TokenStream, TokenStream)>,
-    layers: Vec<LayerCall>,
+    layers: Vec<Item>,
+}
+
+/// One entry of the list: a layer, or Keras' `Lambda` written as a closure over math.
+enum Item {
+    Layer(LayerCall),
+    Lambda { param: Ident, body: syn::Expr },
+}
+
+impl Parse for Item {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let fork = input.fork();
+        let is_lambda = fork.parse::<Ident>().is_ok_and(|i| i == "Lambda")
+            && fork.peek(syn::token::Paren)
+            && fork.parse::<TokenTree>().is_ok_and(|t| matches!(&t, TokenTree::Group(g) if g.stream().into_iter().next().is_some_and(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == '|'))));
+        if !is_lambda {
+            return input.parse().map(Item::Layer);
+        }
+        input.parse::<Ident>()?;
+        let TokenTree::Group(g) = input.parse::<TokenTree>()? else { unreachable!("peeked a group") };
+        let closure: syn::ExprClosure = syn::parse2(g.stream())?;
+        let param = match closure.inputs.iter().collect::<Vec<_>>()[..] {
+            [syn::Pat::Ident(p)] => p.ident.clone(),
+            _ => return Err(syn::Error::new(g.span(), "Lambda takes a closure of one value: Lambda(|x| 2.0 * x)")),
+        };
+        Ok(Item::Lambda { param, body: *closure.body })
+    }
 }
 
 impl Parse for Syntax {
@@ -58,7 +85,7 @@ impl Parse for Syntax {
         };
         let content;
         braced!(content in input);
-        let layers = Punctuated::<LayerCall, Token![,]>::parse_terminated(&content)?.into_iter().collect();
+        let layers = Punctuated::<Item, Token![,]>::parse_terminated(&content)?.into_iter().collect();
         Ok(Syntax { attrs, vis, name, input: input_shape, layers })
     }
 }
@@ -104,7 +131,27 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
     }];
     let mut layers: Vec<LayerDef> = Vec::new();
     let mut namer = Namer::default();
-    for call in &syntax.layers {
+    for item in &syntax.layers {
+        let call = match item {
+            Item::Layer(call) => call,
+            Item::Lambda { param, body } => {
+                let input = nodes.len() - 1;
+                let parts = super::functional::Parts {
+                    layers: &mut layers,
+                    nodes: &mut nodes,
+                    namer: &mut namer,
+                    errors: &mut errors,
+                };
+                if let Some(out) = super::functional::lower_math(param, body, input, parts) {
+                    // The lambda's value continues the chain (a copy's node when it is its input).
+                    if out != nodes.len() - 1 {
+                        errors
+                            .at(param.span(), "a Lambda computes a new value from its input, e.g. Lambda(|x| 2.0 * x)");
+                    }
+                }
+                continue;
+            }
+        };
         let Some(u) = understand(call, false, &mut errors) else { continue };
         let Some(name) = namer.name(&u.kind.auto_name(), u.name, call.ident.span(), &mut errors) else { continue };
         let node = nodes.len();

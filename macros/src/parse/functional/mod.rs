@@ -31,6 +31,33 @@ use syn::{Ident, Token};
 
 pub use syntax::Syntax;
 
+/// What a graph is built in: its layers and nodes, the layer names taken, the errors so far.
+pub struct Parts<'a> {
+    pub layers: &'a mut Vec<LayerDef>,
+    pub nodes: &'a mut Vec<Node>,
+    pub namer: &'a mut Namer,
+    pub errors: &'a mut Errors,
+}
+
+/// Lowers math `body` on `param`, bound to node `input`, into `parts` (`sequential!`'s `Lambda`):
+/// the node computing it.
+pub fn lower_math(param: &Ident, body: &syn::Expr, input: usize, parts: Parts<'_>) -> Option<usize> {
+    let mut lw = Lowering {
+        errors: std::mem::take(parts.errors),
+        namer: std::mem::take(parts.namer),
+        layers: std::mem::take(parts.layers),
+        nodes: std::mem::take(parts.nodes),
+        env: HashMap::from([(param.to_string(), Binding::Value(input))]),
+        defined: HashMap::new(),
+        stmts: &[],
+        inputs: vec![],
+        int_nodes: vec![],
+    };
+    let out = lw.math(body, 0);
+    (*parts.errors, *parts.namer, *parts.layers, *parts.nodes) = (lw.errors, lw.namer, lw.layers, lw.nodes);
+    out
+}
+
 use super::{LayerCall, Namer, Understood, understand};
 use crate::errors::Errors;
 use crate::ir::{LayerDef, Model, Node, Op};
