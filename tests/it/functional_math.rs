@@ -117,3 +117,41 @@ fn a_lambda_in_sequential_is_math_on_the_running_value() {
     let s = m.summary_string();
     assert!(s.contains("(Exp)") && s.contains("(Softmax)"), "{s}");
 }
+
+functional! {
+    /// The math of `Deterministic` above, the same ops the subclassing style writes in `call`.
+    pub struct ByStatements {
+        x = Input([2, 3]);
+        h = Dense(3)(x);
+        s = log_softmax(h * h - 1.0, axis = 1);
+        r = sqrt(sum(square(h), axis = -1, keepdims = true) + 1.0) / 2.0 + logsumexp(h, axis = 1);
+        Model(x, [s, r])
+    }
+}
+
+#[kiln::model]
+pub struct ByCall {
+    d: Dense<3, 3>,
+}
+
+#[kiln::call]
+impl ByCall {
+    fn call(&self, x: Input<2, 3>) -> (Output<2, 3>, Output<2, 3>) {
+        let h = self.d(x);
+        let s = log_softmax(h * h - 1.0, axis = 1);
+        let r = sqrt(sum(square(h), axis = -1, keepdims = true) + 1.0) / 2.0 + logsumexp(h, axis = 1);
+        (s, r)
+    }
+}
+
+#[test]
+fn math_gives_the_same_bits_in_functional_and_in_call() {
+    let x = kiln::ndarray::Array3::from_shape_fn((3, 2, 3), |(i, j, k)| (i * 5 + j * 3 + k) as f32 / 9.0 - 0.7);
+    let (mut f, mut c) = (ByStatements::with_seed(7), ByCall::with_seed(7));
+    for (name, w) in [("kernel", f.get_weight("dense.kernel").unwrap()), ("bias", f.get_weight("dense.bias").unwrap())]
+    {
+        c.set_weight(&format!("d.{name}"), &w).unwrap();
+    }
+    let ((fs, fr), (cs, cr)) = (f.predict(&x).unwrap(), c.predict(&x).unwrap());
+    assert_eq!((fs, fr), (cs, cr));
+}
