@@ -75,3 +75,46 @@ fn sizes_may_name_the_classes() {
     assert_eq!(Classes::<5, 8>::OUTPUTS[0].shape, &[5]);
     assert_eq!(Classes::<5, 8>::new().predict(&x).unwrap().shape(), &[90, 5]);
 }
+
+/// The derive form, a weight whose size is the parameter, an added loss, and the model as a
+/// field of another.
+#[derive(Clone, Debug, Model)]
+pub struct Scaled<const H: usize> {
+    d: Dense<4, H>,
+    gamma: kiln::Weight<H, kiln::Ones>,
+    kiln: ModelState<Self>,
+}
+
+#[kiln::call]
+impl<const H: usize> Scaled<H> {
+    fn call(&self, x: Input<4>) -> Output<H> {
+        let h = self.d(x) * self.gamma;
+        self.add_loss("size", 0.01 * mean(square(h), axis = -1));
+        h
+    }
+}
+
+#[kiln::model]
+pub struct Outer {
+    inner: Scaled<6>,
+    head: Dense<6, 2>,
+}
+
+#[kiln::call]
+impl Outer {
+    fn call(&self, x: Input<4>) -> Output<2> {
+        self.head(relu(self.inner(x)))
+    }
+}
+
+#[test]
+fn the_derive_form_weights_added_losses_and_nesting_take_sizes_too() {
+    let x = data().0;
+    let mut s = Scaled::<5>::with_seed(1);
+    assert_eq!(s.get_weight("gamma.value").unwrap().shape(), &[5]);
+    assert_eq!(Scaled::<5>::ADDED_LOSSES, &["size"]);
+    check_model(&mut s, &[x.as_slice().unwrap()], 90, 12, 1e-2).unwrap();
+    let mut o = Outer::with_seed(2);
+    assert_eq!(o.predict(&x).unwrap().shape(), &[90, 2]);
+    assert!(o.summary_string().contains("inner"));
+}
