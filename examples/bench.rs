@@ -415,13 +415,29 @@ fn main() {
         println!("| LN math step time ÷ built-in step time | {:.2} |", b / m);
     }
     if want("G") {
-        println!("| G recurrent step kernel 32×64×256, 1 thread (GFLOP/s) | {:.1} |", gflops_small(32, 64, 256, 2000));
-        println!("| G recurrent step kernel 64×32×256, 1 thread (GFLOP/s) | {:.1} |", gflops_small(64, 32, 256, 2000));
-        for threads in [1, 2] {
+        // The limit the products are measured against: a register-only FMA loop per thread.
+        let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let peak = [kiln::kernels::peak::fma_peak(1, 300), kiln::kernels::peak::fma_peak(all, 300)];
+        println!("| G FMA peak, 1 thread (GFLOP/s) | {:.1} |", peak[0]);
+        println!("| G FMA peak, {all} threads (GFLOP/s) | {:.1} |", peak[1]);
+        let of = |g: f64, p: f64| format!("{g:.1} ({:.0}% of peak)", 100.0 * g / p);
+        println!(
+            "| G recurrent step kernel 32×64×256, 1 thread (GFLOP/s) | {} |",
+            of(gflops_small(32, 64, 256, 2000), peak[0])
+        );
+        println!(
+            "| G recurrent step kernel 64×32×256, 1 thread (GFLOP/s) | {} |",
+            of(gflops_small(64, 32, 256, 2000), peak[0])
+        );
+        for threads in [1, all] {
             kiln::kernels::parallel::set_threads(threads);
-            let t = if threads == 1 { "1 thread" } else { "2 threads" };
-            println!("| G sgemm 128×784×128, {t} (GFLOP/s) | {:.1} |", gflops(128, 784, 128, 200));
-            println!("| G sgemm 1024³, {t} (GFLOP/s) | {:.1} |", gflops(1024, 1024, 1024, if quick { 3 } else { 10 }));
+            let (t, p) =
+                if threads == 1 { ("1 thread".to_string(), peak[0]) } else { (format!("{all} threads"), peak[1]) };
+            println!("| G sgemm 128×784×128, {t} (GFLOP/s) | {} |", of(gflops(128, 784, 128, 200), p));
+            println!(
+                "| G sgemm 1024³, {t} (GFLOP/s) | {} |",
+                of(gflops(1024, 1024, 1024, if quick { 3 } else { 10 }), p)
+            );
         }
     }
 }

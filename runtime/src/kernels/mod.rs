@@ -7,6 +7,7 @@ pub mod fastmath;
 pub mod matmul;
 pub mod pairwise;
 pub mod parallel;
+pub mod peak;
 pub mod simd;
 
 pub use activation::ActKind;
