@@ -114,7 +114,9 @@ impl Lowering<'_> {
                 self.errors.at(id.span(), unknown_layer(&name, true))
             }
             _ => {
-                let known: Vec<&str> = self.defined.keys().map(|k| k.as_str()).collect();
+                // Names as written: a name bound again is also bound under a name of kiln's.
+                let known: Vec<&str> =
+                    self.defined.keys().map(|k| k.as_str()).filter(|k| !k.starts_with("__")).collect();
                 let hint = crate::errors::suggestion(&name, &known);
                 self.errors.at(id.span(), format!("undefined name `{name}`{hint}"))
             }
