@@ -155,3 +155,28 @@ fn math_gives_the_same_bits_in_functional_and_in_call() {
     let ((fs, fr), (cs, cr)) = (f.predict(&x).unwrap(), c.predict(&x).unwrap());
     assert_eq!((fs, fr), (cs, cr));
 }
+
+const SHARPNESS: f32 = 4.0;
+
+functional! {
+    /// Attention scores as math between layers, a slice, and a named constant.
+    pub struct Scores {
+        x = Input([4, 6]);
+        q = Dense(5)(x);
+        k = Dense(5)(x);
+        s = softmax(matmul(q, k, transpose_b = true) / SHARPNESS, axis = -1);
+        first = slice(s, axis = -1, start = 0, end = 2);
+        Model(x, [s, first])
+    }
+}
+
+#[test]
+fn matmul_slice_and_named_constants_in_functional() {
+    let x = kiln::ndarray::Array3::from_shape_fn((3, 4, 6), |(i, t, j)| ((i + t * 2 + j) % 7) as f32 / 7.0 - 0.4);
+    let mut m = Scores::with_seed(4);
+    let (s, first) = m.predict(&x).unwrap();
+    assert_eq!((s.shape(), first.shape()), (&[3, 4, 4][..], &[3, 4, 2][..]));
+    assert!(s.outer_iter().all(|m| m.rows().into_iter().all(|r| (r.sum() - 1.0).abs() < 1e-5)));
+    assert_eq!(first, s.slice(kiln::ndarray::s![.., .., 0..2]));
+    check_model(&mut m, &[x.as_slice().unwrap()], 3, 12, 1e-2).unwrap();
+}

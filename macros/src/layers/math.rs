@@ -15,6 +15,8 @@ use super::{Dim, Spec, rt};
 struct Unary {
     class: &'static str,
     op: TokenStream,
+    /// Its constant is named in the user's code (`TEMPERATURE`), so the model is generated there.
+    named: bool,
 }
 
 /// The element-wise functions, by the name a `call` body writes, with their Keras op classes.
@@ -32,7 +34,7 @@ pub const UNARY: &[(&str, &str, &str)] = &[
 pub fn unary(name: &str) -> Option<Rc<dyn Spec>> {
     let &(_, class, op) = UNARY.iter().find(|(n, _, _)| *n == name)?;
     let (rt, op) = (rt(), quote::format_ident!("{op}"));
-    Some(Rc::new(Unary { class, op: quote!(#rt::UnaryOp::#op) }))
+    Some(Rc::new(Unary { class, op: quote!(#rt::UnaryOp::#op), named: false }))
 }
 
 /// A scalar operand with a tensor: `x * c`, `c - x`, `x / c`, `pow(x, c)`, `clip(x, lo, hi)`.
@@ -92,6 +94,17 @@ pub fn scalar(s: Scalar) -> Rc<dyn Spec> {
         let (name, c) = (quote::format_ident!("{name}"), c.tokens());
         quote!(#name(#c))
     };
+    let named = matches!(
+        &s,
+        Scalar::Scale(Num::Named(_))
+            | Scalar::Shift(Num::Named(_))
+            | Scalar::SubtractFrom(Num::Named(_))
+            | Scalar::DivideBy(Num::Named(_))
+            | Scalar::Reciprocal(Num::Named(_))
+            | Scalar::Power(Num::Named(_))
+            | Scalar::Maximum(Num::Named(_))
+            | Scalar::Minimum(Num::Named(_))
+    ) || matches!(&s, Scalar::Clip(a, b) if matches!(a, Num::Named(_)) || matches!(b, Num::Named(_)));
     let (class, op) = match s {
         Scalar::Scale(c) => ("Multiply", op("Scale", &c)),
         Scalar::Shift(c) => (if c.literal().is_some_and(|c| c < 0.0) { "Subtract" } else { "Add" }, op("Shift", &c)),
@@ -106,12 +119,15 @@ pub fn scalar(s: Scalar) -> Rc<dyn Spec> {
             ("Clip", quote!(Clip(#lo, #hi)))
         }
     };
-    Rc::new(Unary { class, op: quote!(#rt::UnaryOp::#op) })
+    Rc::new(Unary { class, op: quote!(#rt::UnaryOp::#op), named })
 }
 
 impl Spec for Unary {
     fn keeps_mask(&self) -> bool {
         true
+    }
+    fn user_scope(&self) -> bool {
+        self.named
     }
     fn class(&self) -> &'static str {
         self.class

@@ -41,15 +41,15 @@ impl Spec for SoftmaxAxis {
     }
 }
 
-/// Positions `start..end` of a sample's axis `axis`.
+/// Positions `start..end` of Keras' axis `axis` of a sample (1.., negative from the end).
 struct Slice {
-    axis: usize,
+    axis: i64,
     start: usize,
     end: usize,
 }
 
-/// `slice(x, axis, start, end)`.
-pub fn slice(axis: usize, start: usize, end: usize) -> Rc<dyn Spec> {
+/// `slice(x, axis, start, end)`, with Keras' `axis`.
+pub fn slice(axis: i64, start: usize, end: usize) -> Rc<dyn Spec> {
     Rc::new(Slice { axis, start, end })
 }
 
@@ -58,8 +58,10 @@ impl Spec for Slice {
         "Slice"
     }
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let axis = super::math::sample_axis(self.axis, ins[0].len())
+            .ok_or_else(|| super::math::missing_axis("slice", self.axis, &ins[0]))?;
         let mut out = ins[0].clone();
-        match out.get_mut(self.axis) {
+        match out.get_mut(axis) {
             Some(d) if self.end <= *d => *d = self.end - self.start,
             _ => return Err(format!("slice {}..{} is outside the sample's shape {:?}", self.start, self.end, ins[0])),
         }
@@ -70,7 +72,8 @@ impl Spec for Slice {
         quote!(#rt::Slice)
     }
     fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
-        let (rt, axis, start, end, dims) = (rt(), self.axis, self.start, self.end, &ins[0]);
+        let axis = super::math::sample_axis(self.axis, ins[0].len()).unwrap_or(0);
+        let (rt, start, end, dims) = (rt(), self.start, self.end, &ins[0]);
         quote!(#rt::Slice::new(&[#(#dims),*], #axis, #start, #end))
     }
 }

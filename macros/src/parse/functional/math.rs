@@ -22,6 +22,25 @@ const USAGE: &str = "math on values: `+ - * /` (broadcast) and with numbers, `-x
 `softmax(x, axis = 1)`, `log_softmax(x)`, `random_normal(x)`, activations such as `relu(x)`, and \
 layer applications (`Dense(4)(h) * 2.0`)";
 
+/// A number written in the code, or a named constant (`TEMPERATURE`, a path whose last segment
+/// is written as constants are), read as `f32`.
+fn num(e: &syn::Expr) -> Option<Num> {
+    if let Some(v) = number(e) {
+        return Some(Num::Lit(v));
+    }
+    match e {
+        syn::Expr::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last()?.ident.to_string();
+            let constant = last.chars().any(|c| c.is_ascii_uppercase())
+                && last.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            constant.then(|| Num::Named(p.to_token_stream()))
+        }
+        syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => num(&u.expr).map(Num::neg),
+        syn::Expr::Paren(p) => num(&p.expr),
+        _ => None,
+    }
+}
+
 /// A number written in the code.
 fn number(e: &syn::Expr) -> Option<f32> {
     match e {
@@ -100,7 +119,7 @@ impl Lowering<'_> {
                 return None;
             }
         };
-        let (l, r) = (number(&b.left), number(&b.right));
+        let (l, r) = (num(&b.left), num(&b.right));
         let (c, tensor, left) = match (l, r) {
             (Some(_), Some(_)) => {
                 self.errors.at(b.span(), "both sides are numbers: one side of an op must be a value");
@@ -114,16 +133,16 @@ impl Lowering<'_> {
             }
         };
         let op = match (class, left) {
-            ("Multiply", _) => Scalar::Scale(Num::Lit(c)),
-            ("Add", _) => Scalar::Shift(Num::Lit(c)),
-            ("Subtract", false) => Scalar::Shift(Num::Lit(-c)),
-            ("Subtract", true) => Scalar::SubtractFrom(Num::Lit(c)),
-            ("Divide", false) if c == 0.0 => {
+            ("Multiply", _) => Scalar::Scale(c),
+            ("Add", _) => Scalar::Shift(c),
+            ("Subtract", false) => Scalar::Shift(c.neg()),
+            ("Subtract", true) => Scalar::SubtractFrom(c),
+            ("Divide", false) if c.literal() == Some(0.0) => {
                 self.errors.at(b.right.span(), "division by zero");
                 return None;
             }
-            ("Divide", false) => Scalar::DivideBy(Num::Lit(c)),
-            _ => Scalar::Reciprocal(Num::Lit(c)),
+            ("Divide", false) => Scalar::DivideBy(c),
+            _ => Scalar::Reciprocal(c),
         };
         let x = self.math(tensor, at)?;
         self.op(scalar(op), vec![x], tokens, span)
@@ -145,6 +164,79 @@ impl Lowering<'_> {
             }
         }
         Some(None)
+    }
+
+    /// `slice(x, axis = -1, start = 0, end = 2)`: positions `start..end` of an axis.
+    fn slice(&mut self, c: &syn::ExprCall, tokens: TokenStream, at: usize) -> Option<usize> {
+        let usage = "slice(x, axis = -1, start = 0, end = 2)";
+        let mut got = [None, None, None];
+        for arg in c.args.iter().skip(1) {
+            let (key, value) = match arg {
+                syn::Expr::Assign(a) => (a.left.to_token_stream().to_string(), &*a.right),
+                other => {
+                    self.errors.at(other.span(), format!("slice's arguments are named: {usage}"));
+                    return None;
+                }
+            };
+            let slot = match key.as_str() {
+                "axis" => 0,
+                "start" => 1,
+                "end" => 2,
+                _ => {
+                    self.errors.at(arg.span(), format!("unexpected argument: {usage}"));
+                    return None;
+                }
+            };
+            got[slot] = Some(self.integer(value, &key)?);
+        }
+        let [Some(axis), Some(start), Some(end)] = got else {
+            self.errors.at(c.span(), format!("slice needs an axis, a start and an end: {usage}"));
+            return None;
+        };
+        if axis == 0 || start < 0 || end <= start {
+            self.errors.at(
+                c.span(),
+                format!("slice takes a sample's axis and 0 <= start < end, got axis {axis}, {start}..{end}"),
+            );
+            return None;
+        }
+        let x = self.math(c.args.first()?, at)?;
+        self.op(crate::layers::slice(axis, start as usize, end as usize), vec![x], tokens, c.span())
+    }
+
+    /// `matmul(a, b, transpose_b = true)` over the last two axes.
+    fn matmul(&mut self, c: &syn::ExprCall, tokens: TokenStream, at: usize) -> Option<usize> {
+        let usage = "matmul(a, b, transpose_a = false, transpose_b = true)";
+        let (mut ta, mut tb) = (false, false);
+        for arg in c.args.iter().skip(2) {
+            match arg {
+                syn::Expr::Assign(a) => {
+                    let key = a.left.to_token_stream().to_string();
+                    let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(v), .. }) = &*a.right else {
+                        self.errors.at(a.right.span(), format!("{key} is `true` or `false`"));
+                        return None;
+                    };
+                    match key.as_str() {
+                        "transpose_a" => ta = v.value,
+                        "transpose_b" => tb = v.value,
+                        _ => {
+                            self.errors.at(arg.span(), format!("unexpected argument: {usage}"));
+                            return None;
+                        }
+                    }
+                }
+                other => {
+                    self.errors.at(other.span(), format!("unexpected argument: {usage}"));
+                    return None;
+                }
+            }
+        }
+        let (Some(a), Some(b)) = (c.args.first(), c.args.iter().nth(1)) else {
+            self.errors.at(c.span(), format!("matmul takes two values: {usage}"));
+            return None;
+        };
+        let (a, b) = (self.math(a, at)?, self.math(b, at)?);
+        self.op(crate::layers::matmul(ta, tb), vec![a, b], tokens, c.span())
     }
 
     fn integer(&mut self, e: &syn::Expr, what: &str) -> Option<i64> {
@@ -212,27 +304,35 @@ impl Lowering<'_> {
             let x = first(self)?;
             return self.op(Rc::new(Activation::new(act)), vec![x], tokens, span);
         }
+        if name == "slice" {
+            return self.slice(c, tokens, at);
+        }
+        if name == "matmul" {
+            return self.matmul(c, tokens, at);
+        }
         let constant = |me: &mut Self, e: &syn::Expr, what: &str| {
-            let v = number(e);
+            let v = num(e);
             if v.is_none() {
-                me.errors.at(e.span(), format!("{what} must be a number written in the code, e.g. 0.5"));
+                me.errors.at(e.span(), format!("{what} must be a number or a constant written in the code, e.g. 0.5"));
             }
             v
         };
         let op = match (name, c.args.len()) {
-            ("pow" | "power", 2) => Scalar::Power(Num::Lit(constant(self, &c.args[1], "the exponent")?)),
+            ("pow" | "power", 2) => Scalar::Power(constant(self, &c.args[1], "the exponent")?),
             ("clip", 3) => {
                 let lo = constant(self, &c.args[1], "clip's lower bound")?;
                 let hi = constant(self, &c.args[2], "clip's upper bound")?;
-                if lo > hi {
+                if let (Some(lo), Some(hi)) = (lo.literal(), hi.literal())
+                    && lo > hi
+                {
                     self.errors.at(span, format!("clip's bounds are the wrong way round: {lo} > {hi}"));
                     return None;
                 }
-                Scalar::Clip(Num::Lit(lo), Num::Lit(hi))
+                Scalar::Clip(lo, hi)
             }
             ("maximum" | "minimum", 2) => {
                 let k = constant(self, &c.args[1], &format!("{name}'s constant"))?;
-                if name == "maximum" { Scalar::Maximum(Num::Lit(k)) } else { Scalar::Minimum(Num::Lit(k)) }
+                if name == "maximum" { Scalar::Maximum(k) } else { Scalar::Minimum(k) }
             }
             _ => {
                 self.errors.at(span, format!("`{name}` with these arguments is not {USAGE}"));

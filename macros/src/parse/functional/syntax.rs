@@ -95,6 +95,8 @@ const MATH: &[&str] = &[
     "softplus",
     "swish",
     "silu",
+    "slice",
+    "matmul",
 ];
 
 /// A statement's right-hand side: the layer grammar (`Dense(4)(x)`, `shared(a)`, `[a, b]`), or

@@ -144,7 +144,7 @@ impl Lower {
         ));
         let mut shape = self.shapes[x].clone();
         shape[axis] = quote!((#end - #start));
-        let layer = self.op_layer(slice(axis, start, end), tokens.clone());
+        let layer = self.op_layer(slice(axis as i64 + 1, start, end), tokens.clone());
         Some(self.node(layer, vec![x], tokens, shape))
     }
 
