@@ -5,9 +5,9 @@ use std::rc::Rc;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
+use super::call::Value;
 use super::{Args, Arity, Dim, Kind, Spec, last, rt};
 use crate::errors::{Errors, suggestion};
-use crate::parse::Value;
 
 /// The activations kiln knows, by Keras name, with the runtime type each selects.
 pub const ACTIVATIONS: &[(&str, &str)] = &[

@@ -10,9 +10,9 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
+use super::call::Value;
 use super::{Args, Arity, Dim, Kind, Spec, rt, show, snake_case as snake};
 use crate::errors::Errors;
-use crate::parse::Value;
 
 pub const KIND: Kind = Kind { class: "Custom", args: &["layer", "output", "inputs"], arity: Arity::One, build };
 

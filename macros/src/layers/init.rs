@@ -6,10 +6,10 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
+use super::call::Value;
 use super::{Args, rt};
 use crate::errors::Errors;
 use crate::errors::suggestion;
-use crate::parse::Value;
 
 /// What to apply to one weight.
 #[derive(Clone, Default)]

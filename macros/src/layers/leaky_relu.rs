@@ -62,8 +62,8 @@ struct PRelu {
 fn prelu(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
     match args.get("alpha_initializer") {
         None => {}
-        Some(crate::parse::Value::Ident(i)) if i == "zeros" => {}
-        Some(crate::parse::Value::Str(s, _)) if s == "zeros" => {}
+        Some(super::call::Value::Ident(i)) if i == "zeros" => {}
+        Some(super::call::Value::Str(s, _)) if s == "zeros" => {}
         Some(v) => {
             errors.at(v.span(), "kiln's PReLU starts its slopes at zeros (Keras' default)");
             return None;
@@ -71,8 +71,8 @@ fn prelu(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
     }
     let shared = match args.get("shared_axes") {
         None => vec![],
-        Some(crate::parse::Value::Int(i, _)) if *i >= 1 => vec![*i as usize - 1],
-        Some(crate::parse::Value::List(l, _)) if l.iter().all(|&a| a >= 1) => {
+        Some(super::call::Value::Int(i, _)) if *i >= 1 => vec![*i as usize - 1],
+        Some(super::call::Value::List(l, _)) if l.iter().all(|&a| a >= 1) => {
             l.iter().map(|&a| a as usize - 1).collect()
         }
         Some(v) => {

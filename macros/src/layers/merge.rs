@@ -6,9 +6,9 @@ use std::rc::Rc;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
+use super::call::Value;
 use super::{Args, Arity, Dim, Kind, Spec, product, rt, show_all};
 use crate::errors::Errors;
-use crate::parse::Value;
 
 macro_rules! elementwise_kinds {
     ($($konst:ident => $class:literal, $arity:ident;)*) => {$(

@@ -18,6 +18,7 @@ macro_rules! with_weight_args {
 
 mod activation;
 mod attention;
+pub mod call;
 mod custom;
 mod dense;
 mod embedding;
@@ -50,8 +51,8 @@ pub fn weight_opts(args: &Args<'_>, errors: &mut Errors) -> Option<WeightOpts> {
 use proc_macro2::TokenStream;
 use quote::quote;
 
+use self::call::Value;
 use crate::errors::{Errors, suggestion};
-use crate::parse::Value;
 
 pub use activation::{Act, Activation};
 pub use custom::Field;

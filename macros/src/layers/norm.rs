@@ -6,9 +6,9 @@ use std::rc::Rc;
 use proc_macro2::TokenStream;
 use quote::quote;
 
+use super::call::Value;
 use super::{Args, Arity, Dim, Kind, Spec, last, rt, show};
 use crate::errors::Errors;
-use crate::parse::Value;
 
 pub const KIND: Kind = Kind {
     class: "BatchNormalization",

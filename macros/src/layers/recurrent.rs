@@ -7,9 +7,9 @@ use std::rc::Rc;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
+use super::call::Value;
 use super::{Args, Arity, Dim, Kind, Spec, last, rt, show};
 use crate::errors::{Errors, suggestion};
-use crate::parse::Value;
 
 macro_rules! recurrent_args {
     ($($extra:literal),*) => {

@@ -11,9 +11,9 @@ use std::rc::Rc;
 use proc_macro2::TokenStream;
 use quote::quote;
 
+use super::call::Value;
 use super::{Args, Arity, Dim, Kind, Spec, rt, show};
 use crate::errors::Errors;
-use crate::parse::Value;
 
 pub const ZERO_PADDING2D: Kind = Kind {
     class: "ZeroPadding2D",

@@ -5,9 +5,9 @@ use std::rc::Rc;
 
 use proc_macro2::TokenStream;
 
+use super::call::Value;
 use super::{Args, Arity, Dim, Kind, Spec, show};
 use crate::errors::Errors;
-use crate::parse::Value;
 
 pub const FLATTEN: Kind = Kind { class: "Flatten", args: &[], arity: Arity::One, build: build_flatten };
 pub const RESHAPE: Kind = Kind { class: "Reshape", args: &["target_shape"], arity: Arity::One, build: reshape };

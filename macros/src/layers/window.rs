@@ -9,9 +9,9 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::activation::{Act, activation};
+use super::call::Value;
 use super::{Args, Arity, Dim, Kind, Spec, rt, show};
 use crate::errors::Errors;
-use crate::parse::Value;
 
 macro_rules! kinds {
     ($($name:ident = $class:literal, $args:expr, $build:ident;)*) => {$(

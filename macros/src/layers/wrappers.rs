@@ -7,9 +7,9 @@ use std::rc::Rc;
 use proc_macro2::TokenStream;
 use quote::quote;
 
+use super::call::{LayerCall, Value, understand};
 use super::{Args, Arity, Dim, Kind, Spec, rt, show};
 use crate::errors::Errors;
-use crate::parse::{LayerCall, Value, understand};
 
 pub const TIME_DISTRIBUTED: Kind =
     Kind { class: "TimeDistributed", args: &["layer"], arity: Arity::One, build: time_distributed };
