@@ -414,6 +414,33 @@ fn main() {
         println!("| LN the same, LayerNorm written as math in `call` (samples/s) | {m:.0} |");
         println!("| LN math step time ÷ built-in step time | {:.2} |", b / m);
     }
+    if want("E") {
+        // An element-wise pass over a large tensor (exp forward and backward, 2^20 values), on
+        // one thread and on all of them, alternated.
+        let n = 1 << 20;
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 1e-5).sin()).collect();
+        let dy = vec![1.0f32; n];
+        let mut exp = kiln::Unary::new(kiln::UnaryOp::Exp);
+        let mut stream = kiln::Stream::new(0);
+        let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (mut one, mut many) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            for (threads, times) in [(1, &mut one), (all, &mut many)] {
+                kiln::kernels::parallel::set_threads(threads);
+                let start = Instant::now();
+                for _ in 0..20 {
+                    let mut ctx = kiln::Ctx::new(1, true, &mut stream);
+                    kiln::Layer::forward(&mut exp, &[&x], &mut ctx);
+                    let opts = kiln::BackwardOpts { input_grad: true, ..Default::default() };
+                    kiln::Layer::backward(&mut exp, &[&x], &dy, &mut ctx, opts);
+                }
+                times.push(start.elapsed().as_secs_f64() / 20.0);
+            }
+        }
+        let (a, b) = (median(one), median(many));
+        println!("| E exp forward + backward on 2^20 values, 1 thread (ms) | {:.2} |", a * 1e3);
+        println!("| E the same, {all} threads (ms) | {:.2} ({:.2}x) |", b * 1e3, a / b);
+    }
     if want("G") {
         // The limit the products are measured against: a register-only FMA loop per thread.
         let all = std::thread::available_parallelism().map_or(1, |n| n.get());

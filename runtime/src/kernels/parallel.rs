@@ -112,6 +112,29 @@ pub fn for_each_mut<T: Send>(items: &mut [T], parallel: bool, f: impl Fn(&mut T)
     });
 }
 
+/// Values at and above which an element-wise pass over a buffer is split across the threads: below,
+/// the hand-off costs more than the pass (memory-bound, a few nanoseconds per value).
+pub const ELEMENTWISE_SPLIT: usize = 1 << 16;
+
+/// Runs `f(start, part)` over consecutive parts of `out` (`start` is the part's first index), on
+/// the threads when `out` holds at least [`ELEMENTWISE_SPLIT`] values. The parts depend on the
+/// length only, so an element-wise `f` gives the same values whatever the thread count.
+pub fn parts_mut(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
+    const PART: usize = 1 << 14;
+    let len = out.len();
+    if len < ELEMENTWISE_SPLIT {
+        f(0, out);
+        return;
+    }
+    let base = SendPtr(out.as_mut_ptr());
+    for_each(len.div_ceil(PART), true, &|t| {
+        let (start, end) = (t * PART, ((t + 1) * PART).min(len));
+        // SAFETY: each task index runs once, and the parts `start..end` of distinct tasks do
+        // not overlap, so no two threads hold the same values; `out` is borrowed for the call.
+        f(start, unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) })
+    });
+}
+
 /// Runs `first` and `second`, in parallel when `parallel` (on this thread and an idle worker).
 /// Returns when both have finished, so the closures may borrow from the caller.
 pub fn join(parallel: bool, first: impl FnOnce() + Send, second: impl FnOnce() + Send) {

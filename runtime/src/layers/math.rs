@@ -123,20 +123,25 @@ impl Unary {
 
 impl Layer for Unary {
     fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
-        let op = self.op;
-        let out = sized(&mut self.buf.out, xs[0].len());
-        out.iter_mut().zip(xs[0]).for_each(|(o, &x)| *o = op.f(x));
+        let (op, x) = (self.op, xs[0]);
+        let out = sized(&mut self.buf.out, x.len());
+        // Large tensors on the threads, in parts that depend on the length only.
+        crate::kernels::parallel::parts_mut(out, |at, part| {
+            part.iter_mut().zip(&x[at..]).for_each(|(o, &x)| *o = op.f(x));
+        });
     }
 
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
         if !opts.input_grad {
             return;
         }
-        let op = self.op;
+        let (op, x, y) = (self.op, xs[0], &self.buf.out[..]);
         let dx = sized(&mut self.buf.dx, dy.len());
-        for (((d, &g), &x), &y) in dx.iter_mut().zip(dy).zip(xs[0]).zip(&self.buf.out) {
-            *d = g * op.df(x, y);
-        }
+        crate::kernels::parallel::parts_mut(dx, |at, part| {
+            for (((d, &g), &x), &y) in part.iter_mut().zip(&dy[at..]).zip(&x[at..]).zip(&y[at..]) {
+                *d = g * op.df(x, y);
+            }
+        });
     }
 
     fn output(&self) -> &[f32] {
@@ -610,6 +615,27 @@ impl Shareable for OneHot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A large tensor is split across the threads in parts fixed by its length: the same values
+    /// on one thread and on two.
+    #[test]
+    fn a_large_elementwise_pass_is_the_same_on_any_thread_count() {
+        let x: Vec<f32> = (0..200_003).map(|i| (i as f32 * 0.37).sin()).collect();
+        let dy: Vec<f32> = (0..200_003).map(|i| (i as f32 * 0.11).cos()).collect();
+        let run = |threads: usize| {
+            crate::kernels::parallel::set_threads(threads);
+            let mut stream = crate::random::Stream::new(0);
+            let mut ctx = Ctx::new(1, true, &mut stream);
+            let mut u = Unary::new(UnaryOp::Exp);
+            u.forward(&[&x], &mut ctx);
+            u.backward(&[&x], &dy, &mut ctx, BackwardOpts { input_grad: true, ..Default::default() });
+            (u.output().to_vec(), u.input_grad(0).to_vec())
+        };
+        let (one, two) = (run(1), run(2));
+        crate::kernels::parallel::set_threads(2);
+        assert_eq!(one, two);
+        assert!(one.0.iter().zip(&x).all(|(y, x)| *y == x.exp()));
+    }
 
     /// Each function's derivative against a central difference, at points inside its domain.
     #[test]
