@@ -363,16 +363,18 @@ impl Layer for Broadcast {
         let [na, nb, no] = self.sizes;
         let n = a.len() / na.max(1);
         let out = sized(&mut self.buf.out, n * no);
-        if self.from.is_empty() {
-            out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = op.eval(x, y));
-            return;
-        }
-        for s in 0..n {
-            let (a, b) = (&a[s * na..(s + 1) * na], &b[s * nb..(s + 1) * nb]);
-            for (o, &(ia, ib)) in out[s * no..(s + 1) * no].iter_mut().zip(&self.from) {
-                *o = op.eval(a[ia as usize], b[ib as usize]);
+        let from = &self.from[..];
+        // Large tensors on the threads, in parts that depend on the length only.
+        crate::kernels::parallel::parts_mut(out, |at, part| {
+            if from.is_empty() {
+                part.iter_mut().zip(a[at..].iter().zip(&b[at..])).for_each(|(o, (&x, &y))| *o = op.eval(x, y));
+                return;
             }
-        }
+            for (k, o) in (at..).zip(part.iter_mut()) {
+                let (s, (ia, ib)) = (k / no, from[k % no]);
+                *o = op.eval(a[s * na + ia as usize], b[s * nb + ib as usize]);
+            }
+        });
     }
 
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
@@ -385,10 +387,20 @@ impl Layer for Broadcast {
         let da = sized(&mut self.buf.da, a.len());
         let db = sized(&mut self.buf.db, b.len());
         if self.from.is_empty() {
-            for (k, &g) in dy.iter().enumerate() {
-                let (ga, gb) = op.grads(a[k], b[k]);
-                (da[k], db[k]) = (g * ga, g * gb);
-            }
+            // Element by element, as far as `dy` goes: each gradient in a pass of its own over
+            // the threads.
+            let m = dy.len().min(da.len()).min(db.len());
+            let (da, db) = (&mut da[..m], &mut db[..m]);
+            crate::kernels::parallel::parts_mut(da, |at, part| {
+                for (k, d) in (at..).zip(part.iter_mut()) {
+                    *d = dy[k] * op.grads(a[k], b[k]).0;
+                }
+            });
+            crate::kernels::parallel::parts_mut(db, |at, part| {
+                for (k, d) in (at..).zip(part.iter_mut()) {
+                    *d = dy[k] * op.grads(a[k], b[k]).1;
+                }
+            });
             return;
         }
         da.fill(0.0);
@@ -635,6 +647,31 @@ mod tests {
         crate::kernels::parallel::set_threads(2);
         assert_eq!(one, two);
         assert!(one.0.iter().zip(&x).all(|(y, x)| *y == x.exp()));
+    }
+
+    /// A large broadcast (a `[n, 1]` by `[n, 8]` product) and a large element-wise one split
+    /// across the threads give the same values on one thread and on two.
+    #[test]
+    fn a_large_broadcast_is_the_same_on_any_thread_count() {
+        let n = 20_000;
+        let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.3).sin()).collect();
+        let b: Vec<f32> = (0..n * 8).map(|i| (i as f32 * 0.7).cos()).collect();
+        let dy: Vec<f32> = (0..n * 8).map(|i| (i as f32 * 0.1).sin()).collect();
+        let run = |threads: usize, a: &[f32], b: &[f32], sa: &[usize], sb: &[usize]| {
+            crate::kernels::parallel::set_threads(threads);
+            let mut stream = crate::random::Stream::new(0);
+            let mut ctx = Ctx::new(n, true, &mut stream);
+            let mut op = Broadcast::new(BinaryOp::Multiply, sa, sb);
+            op.forward(&[a, b], &mut ctx);
+            op.backward(&[a, b], &dy, &mut ctx, BackwardOpts { input_grad: true, ..Default::default() });
+            (op.output().to_vec(), op.input_grad(0).to_vec(), op.input_grad(1).to_vec())
+        };
+        let (one, two) = (run(1, &a, &b, &[1], &[8]), run(2, &a, &b, &[1], &[8]));
+        assert_eq!(one, two);
+        assert_eq!(one.0[8 * 7 + 3], a[7] * b[8 * 7 + 3]);
+        let (one, two) = (run(1, &b, &b, &[8], &[8]), run(2, &b, &b, &[8], &[8]));
+        crate::kernels::parallel::set_threads(2);
+        assert_eq!(one, two);
     }
 
     /// Each function's derivative against a central difference, at points inside its domain.
