@@ -50,6 +50,44 @@ pub enum Scalar {
     Minimum(Num),
 }
 
+/// A number written in the code: a literal, negated or in parentheses.
+pub fn number(e: &syn::Expr) -> Option<f32> {
+    match e {
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Float(f), .. }) => f.base10_parse::<f32>().ok(),
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => i.base10_parse::<f32>().ok(),
+        syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => number(&u.expr).map(|v| -v),
+        syn::Expr::Paren(p) => number(&p.expr),
+        syn::Expr::Group(g) => number(&g.expr),
+        _ => None,
+    }
+}
+
+/// A constant named in the code: a path whose last segment is written as constants are
+/// (`TEMPERATURE`, `Self::EPS`, with `Self` the model `model`: ops are built outside its impl,
+/// where `Self` is another type), or one negated or in parentheses.
+pub fn named_constant(e: &syn::Expr, model: &syn::Ident) -> Option<TokenStream> {
+    match e {
+        syn::Expr::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last()?.ident.to_string();
+            let constant = last.chars().any(|c| c.is_ascii_uppercase())
+                && last.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            let mut path = p.path.clone();
+            if let Some(first) = path.segments.first_mut()
+                && first.ident == "Self"
+            {
+                first.ident = model.clone();
+            }
+            constant.then(|| quote!(#path))
+        }
+        syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
+            named_constant(&u.expr, model).map(|t| quote!(-(#t)))
+        }
+        syn::Expr::Paren(p) => named_constant(&p.expr, model),
+        syn::Expr::Group(g) => named_constant(&g.expr, model),
+        _ => None,
+    }
+}
+
 /// A constant of an op: a number written in the code, or a named constant (`TEMPERATURE`,
 /// `Self::EPS`) whose value rustc knows, read as `f32`.
 #[derive(Clone)]

@@ -56,7 +56,10 @@ use crate::errors::{Errors, suggestion};
 
 pub use activation::{Act, Activation};
 pub use custom::Field;
-pub use math::{Num, REDUCE, Scalar, add_loss, broadcast, draw, one_hot, reduce, reduced, scalar, unary};
+pub use math::{
+    Num, REDUCE, Scalar, add_loss, broadcast, draw, named_constant, number, one_hot, reduce, reduced, sample_axis,
+    scalar, unary,
+};
 pub use merge::{concatenate, dot, elementwise};
 pub use noise::dropout_spec as dropout;
 pub use part::{last_step, part};

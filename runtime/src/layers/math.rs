@@ -492,13 +492,6 @@ impl Layer for Draw {
     }
 }
 
-impl Shareable for Draw {
-    type Buffers = MathBuffers;
-    fn buffers_mut(&mut self) -> &mut MathBuffers {
-        &mut self.buf
-    }
-}
-
 impl LayerBuffers for MathBuffers {
     fn output(&self) -> &[f32] {
         &self.out
@@ -508,121 +501,20 @@ impl LayerBuffers for MathBuffers {
     }
 }
 
-impl Shareable for Unary {
-    type Buffers = MathBuffers;
-    fn buffers_mut(&mut self) -> &mut MathBuffers {
-        &mut self.buf
-    }
-}
-
-impl Shareable for Reduce {
-    type Buffers = MathBuffers;
-    fn buffers_mut(&mut self) -> &mut MathBuffers {
-        &mut self.buf
-    }
-}
-
-/// Keras' `add_loss` in a `call` body: a term with one value per sample whose mean over the
-/// batch is added to the model's loss (the batch mean Keras code writes by hand is implied, as
-/// `call` bodies are written per sample). Its output is the term; in the backward pass it sends
-/// `1 / n` into each sample's value, whatever reads the output.
-#[derive(Clone, Debug, Default)]
-pub struct AddLoss {
-    value: f64,
-    buf: MathBuffers,
-}
-
-impl AddLoss {
-    /// The layer.
-    pub fn new() -> Self {
-        AddLoss::default()
-    }
-
-    /// The term's mean over the batch of the last forward pass.
-    pub fn value(&self) -> f64 {
-        self.value
-    }
-}
-
-impl Layer for AddLoss {
-    fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
-        let x = xs[0];
-        sized(&mut self.buf.out, x.len()).copy_from_slice(x);
-        self.value = x.iter().map(|v| *v as f64).sum::<f64>() / x.len().max(1) as f64;
-    }
-
-    fn backward(&mut self, xs: &[&[f32]], _dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
-        if opts.input_grad {
-            let n = xs[0].len();
-            sized(&mut self.buf.dx, n).fill(1.0 / n.max(1) as f32);
-        }
-    }
-
-    fn output(&self) -> &[f32] {
-        &self.buf.out
-    }
-
-    fn input_grad(&self, _i: usize) -> &[f32] {
-        &self.buf.dx
-    }
-}
-
-impl Shareable for AddLoss {
-    type Buffers = MathBuffers;
-    fn buffers_mut(&mut self) -> &mut MathBuffers {
-        &mut self.buf
-    }
-}
-
-/// Keras' `ops.one_hot(ids, classes)` in a `call` body: each token id of a sample becomes a row of
-/// `classes` values, 1 at the id and 0 elsewhere (an id out of range, which the model's input
-/// check refuses first, gives a row of zeros, as Keras does). Ids have no gradient.
-#[derive(Clone, Debug)]
-pub struct OneHot {
-    classes: usize,
-    buf: MathBuffers,
-}
-
-impl OneHot {
-    /// Rows of `classes` values.
-    pub fn new(classes: usize) -> Self {
-        OneHot { classes, buf: MathBuffers::default() }
-    }
-}
-
-impl Layer for OneHot {
-    fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
-        let (x, c) = (xs[0], self.classes);
-        let out = sized(&mut self.buf.out, x.len() * c);
-        out.fill(0.0);
-        for (row, &id) in out.chunks_exact_mut(c).zip(x) {
-            if id >= 0.0 && (id as usize) < c {
-                row[id as usize] = 1.0;
+/// `Shareable` for a layer that keeps its application's values in a `buf: MathBuffers`.
+macro_rules! math_buffers {
+    ($($layer:ty),*) => {$(
+        impl Shareable for $layer {
+            type Buffers = MathBuffers;
+            fn buffers_mut(&mut self) -> &mut MathBuffers {
+                &mut self.buf
             }
         }
-    }
-
-    fn backward(&mut self, xs: &[&[f32]], _dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
-        if opts.input_grad {
-            sized(&mut self.buf.dx, xs[0].len()).fill(0.0);
-        }
-    }
-
-    fn output(&self) -> &[f32] {
-        &self.buf.out
-    }
-
-    fn input_grad(&self, _i: usize) -> &[f32] {
-        &self.buf.dx
-    }
+    )*};
 }
+pub(super) use math_buffers;
 
-impl Shareable for OneHot {
-    type Buffers = MathBuffers;
-    fn buffers_mut(&mut self) -> &mut MathBuffers {
-        &mut self.buf
-    }
-}
+math_buffers!(Unary, Reduce, Draw);
 
 #[cfg(test)]
 mod tests {

@@ -23,7 +23,7 @@ use ndarray::{ArrayD, IxDyn};
 
 use crate::error::{Error, Result};
 use crate::fpenv::FlushDenormals;
-use crate::layers::{Ctx, Role};
+use crate::layers::Ctx;
 use crate::losses::Loss;
 use crate::model::dynamic::DynModel;
 use crate::model::{InputArray, MAX_PORTS, Meta};
@@ -31,7 +31,7 @@ use crate::random::Stream;
 
 use super::compile::{IntoLoss, OutputSpec, output_losses};
 use super::custom::Gradients;
-use super::step::{add_regularizer_grads, weighted_loss};
+use super::step::{add_regularizer_grads, keep_state, restore_state, weighted_loss};
 use super::{TrainState, compiled, data, slices, with_state};
 
 /// The losses a custom step differentiates, per output, named as in
@@ -189,7 +189,7 @@ pub(crate) fn loss_and_grads(
     with_state(m, |m, st| {
         let TrainState { stream, ws, .. } = st;
         let mut ctx = Ctx::new(n, true, stream);
-        run_refusing_bad_state(m, &xb[..ni], &mut ctx)?;
+        run_refusing_bad_state(m, &xb[..ni], &mut ctx, &mut ws.step.state)?;
         let grads = &mut ws.step.grads;
         grads.resize(no, Vec::new());
         let total = weighted_loss(m, &outs, &fused, &yb[..no], n, Some(&mut grads[..]), None, |_, _| {});
@@ -218,30 +218,19 @@ pub(crate) fn forward_train(m: &mut dyn DynModel, x: Vec<InputArray<'_>>) -> Res
         let _ftz = FlushDenormals::new();
         let xb = slices(tape.xs.iter().map(|v| &v[..]));
         let mut ctx = Ctx::new(n, true, stream);
-        run_refusing_bad_state(m, &xb[..meta.inputs.len()], &mut ctx)
+        run_refusing_bad_state(m, &xb[..meta.inputs.len()], &mut ctx, &mut ws.step.state)
     })?;
     outputs_of(m, &meta, n)
 }
 
 /// A training forward pass, which moves the moving statistics: a move to a value they may not
-/// hold (NaN, infinite, a negative variance) is undone and refused, naming the statistic.
-fn run_refusing_bad_state(m: &mut dyn DynModel, xs: &[&[f32]], ctx: &mut Ctx<'_>) -> Result<()> {
-    let mut state = Vec::new();
-    m.visit_weights(&mut |_, p| {
-        if p.role() == Role::State {
-            state.extend_from_slice(&p.value);
-        }
-    });
+/// hold (NaN, infinite, a negative variance) is undone and refused, naming the statistic. `kept`
+/// holds the statistics meanwhile (the model's step buffer: no allocation per batch).
+fn run_refusing_bad_state(m: &mut dyn DynModel, xs: &[&[f32]], ctx: &mut Ctx<'_>, kept: &mut Vec<f32>) -> Result<()> {
+    keep_state(m, kept);
     m.run(xs, ctx);
     if let Some((what, value)) = super::step::refused_state(m) {
-        let mut at = 0;
-        m.visit_weights_mut(&mut |p| {
-            if p.role() == Role::State {
-                let len = p.len();
-                p.value.copy_from_slice(&state[at..at + len]);
-                at += len;
-            }
-        });
+        restore_state(m, kept);
         return Err(Error::NonFiniteUpdate { what, value });
     }
     Ok(())
@@ -357,16 +346,14 @@ pub(crate) fn input_gradients(
     let mut stream = Stream::new(0);
     let mut ctx = Ctx::new(n, false, &mut stream);
     m.run(&xb[..ni], &mut ctx);
+    // `loss` on every output, its gradients counted as a step counts them.
+    let outs: Vec<OutputSpec> = (0..no).map(|_| OutputSpec { loss: *loss, weight: 1.0, metrics: Vec::new() }).collect();
+    let fused: Vec<bool> = (0..no).map(|k| super::fuses(&meta, loss, k)).collect();
+    let yb = slices(ys.iter().map(|r| &r.data[..]));
     let mut grads: Vec<Vec<f32>> = vec![Vec::new(); no];
-    let mut fused = [false; MAX_PORTS];
-    for k in 0..no {
-        fused[k] = super::fuses(&meta, loss, k);
-        let (width, rows) = (meta.outputs[k].last(), n * super::loss_rows(&meta.outputs[k]));
-        let g = crate::layers::sized(&mut grads[k], rows * width);
-        loss.compute(m.output(k), &ys[k].data, rows, width, Some(g), fused[k]);
-    }
+    weighted_loss(m, &outs, &fused, &yb[..no], n, Some(&mut grads[..]), None, |_, _| {});
     let dys = slices(grads.iter().map(|g| &g[..]));
-    m.backward_to_inputs(&xb[..ni], &dys[..no], &fused[..no], &mut ctx);
+    m.backward_to_inputs(&xb[..ni], &dys[..no], &fused, &mut ctx);
     let out = input_grads_of(m, &meta, n, &dys[..no])?;
     let mut i = 0;
     m.visit_weights_mut(&mut |p| {

@@ -207,24 +207,37 @@ pub(super) fn step(
     dist: Dist<'_>,
 ) -> std::result::Result<f32, Stopped> {
     // Layers update their state (moving statistics) in the forward pass: keep it to restore.
-    bufs.state.clear();
-    m.visit_weights_mut(&mut |p| {
-        if p.role() == crate::layers::Role::State {
-            bufs.state.extend_from_slice(&p.value);
-        }
-    });
+    keep_state(m, &mut bufs.state);
     let r = step_unchecked(m, c, &mut bufs.grads, &mut bufs.undo, tracker, xs, ys, sw, ctx, dist);
-    if r.is_err() && !bufs.state.is_empty() {
-        let mut at = 0;
-        m.visit_weights_mut(&mut |p| {
-            if p.role() == crate::layers::Role::State {
-                let len = p.len();
-                p.value.copy_from_slice(&bufs.state[at..at + len]);
-                at += len;
-            }
-        });
+    if r.is_err() {
+        restore_state(m, &bufs.state);
     }
     r
+}
+
+/// Copies every state weight's values (moving statistics) into `into`, in traversal order.
+pub(super) fn keep_state(m: &mut dyn DynModel, into: &mut Vec<f32>) {
+    into.clear();
+    m.visit_weights_mut(&mut |p| {
+        if p.role() == crate::layers::Role::State {
+            into.extend_from_slice(&p.value);
+        }
+    });
+}
+
+/// Puts back the state weights [`keep_state`] kept.
+pub(super) fn restore_state(m: &mut dyn DynModel, kept: &[f32]) {
+    if kept.is_empty() {
+        return;
+    }
+    let mut at = 0;
+    m.visit_weights_mut(&mut |p| {
+        if p.role() == crate::layers::Role::State {
+            let len = p.len();
+            p.value.copy_from_slice(&kept[at..at + len]);
+            at += len;
+        }
+    });
 }
 
 #[allow(clippy::too_many_arguments)]

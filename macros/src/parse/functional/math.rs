@@ -14,7 +14,10 @@ use syn::spanned::Spanned;
 use super::Lowering;
 use super::syntax::parse_expr;
 use crate::ir::LayerDef;
-use crate::layers::{Act, Activation, Num, REDUCE, Scalar, Spec, broadcast, draw, reduce, scalar, softmax_axis, unary};
+use crate::layers::{
+    Act, Activation, Num, REDUCE, Scalar, Spec, broadcast, draw, named_constant, number, reduce, scalar, softmax_axis,
+    unary,
+};
 
 const USAGE: &str = "math on values: `+ - * /` (broadcast) and with numbers, `-x`, `exp log sqrt square abs`, \
 `pow(x, 2.0)`, `clip(x, lo, hi)`, `maximum(x, 0.0)`, `minimum(x, c)`, `stop_gradient(x)`, \
@@ -22,35 +25,10 @@ const USAGE: &str = "math on values: `+ - * /` (broadcast) and with numbers, `-x
 `softmax(x, axis = 1)`, `log_softmax(x)`, `random_normal(x)`, activations such as `relu(x)`, and \
 layer applications (`Dense(4)(h) * 2.0`)";
 
-/// A number written in the code, or a named constant (`TEMPERATURE`, a path whose last segment
-/// is written as constants are), read as `f32`.
+/// A number or a named constant written in the code (`0.5`, `TEMPERATURE`), read as `f32`.
 fn num(e: &syn::Expr) -> Option<Num> {
-    if let Some(v) = number(e) {
-        return Some(Num::Lit(v));
-    }
-    match e {
-        syn::Expr::Path(p) if p.qself.is_none() => {
-            let last = p.path.segments.last()?.ident.to_string();
-            let constant = last.chars().any(|c| c.is_ascii_uppercase())
-                && last.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-            constant.then(|| Num::Named(p.to_token_stream()))
-        }
-        syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => num(&u.expr).map(Num::neg),
-        syn::Expr::Paren(p) => num(&p.expr),
-        _ => None,
-    }
-}
-
-/// A number written in the code.
-fn number(e: &syn::Expr) -> Option<f32> {
-    match e {
-        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Float(f), .. }) => f.base10_parse().ok(),
-        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => i.base10_parse().ok(),
-        syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => number(&u.expr).map(|v: f32| -v),
-        syn::Expr::Paren(p) => number(&p.expr),
-        syn::Expr::Group(g) => number(&g.expr),
-        _ => None,
-    }
+    let none = syn::Ident::new("Self", proc_macro2::Span::call_site());
+    number(e).map(Num::Lit).or_else(|| named_constant(e, &none).map(Num::Named))
 }
 
 impl Lowering<'_> {

@@ -11,7 +11,7 @@ use syn::Expr;
 use syn::spanned::Spanned;
 
 use super::Lower;
-use super::math::number;
+use crate::layers::number;
 use crate::layers::{call_view, concatenate, matmul, matmul_shape, permute_spec, slice, softmax_axis};
 
 impl Lower {
@@ -94,8 +94,8 @@ impl Lower {
 
     /// Keras' axis `axis` of a tensor whose samples have rank `rank`, as a 0-based sample axis.
     pub(super) fn sample_axis(&mut self, what: &str, axis: i64, rank: usize, span: Span) -> Option<usize> {
-        let a = if axis < 0 { rank as i64 + 1 + axis } else { axis };
-        if !(1..=rank as i64).contains(&a) {
+        let a = crate::layers::sample_axis(axis, rank);
+        if a.is_none() {
             self.errors.at(
                 span,
                 format!(
@@ -105,7 +105,7 @@ impl Lower {
             );
             return None;
         }
-        Some((a - 1) as usize)
+        a
     }
 
     fn softmax_call(&mut self, log: bool, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {

@@ -10,7 +10,7 @@ use syn::Expr;
 use syn::spanned::Spanned;
 
 use super::Lower;
-use super::math::number;
+use crate::layers::number;
 use crate::layers::{call_view, concatenate};
 
 impl Lower {

@@ -10,43 +10,9 @@ use syn::Expr;
 use syn::spanned::Spanned;
 
 use super::{Lower, SUPPORTED};
-use crate::layers::{Num, REDUCE, Scalar, Spec, broadcast, draw, reduce, reduced, scalar, unary};
-
-/// A number written in the code: a literal, negated or in parentheses.
-pub(super) fn number(e: &Expr) -> Option<f32> {
-    match e {
-        Expr::Lit(syn::ExprLit { lit: syn::Lit::Float(f), .. }) => f.base10_parse::<f32>().ok(),
-        Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => i.base10_parse::<f32>().ok(),
-        Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => number(&u.expr).map(|v| -v),
-        Expr::Paren(p) => number(&p.expr),
-        Expr::Group(g) => number(&g.expr),
-        _ => None,
-    }
-}
-
-/// A constant named in the code: a path whose last segment is written as constants are
-/// (`TEMPERATURE`, `Self::EPS`, with `Self` the model `model`), or one negated or in parentheses.
-fn named_constant(e: &Expr, model: &syn::Ident) -> Option<TokenStream> {
-    match e {
-        Expr::Path(p) if p.qself.is_none() => {
-            let last = p.path.segments.last()?.ident.to_string();
-            let constant = last.chars().any(|c| c.is_ascii_uppercase())
-                && last.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-            // The op is built outside the model's impl, where `Self` is another type.
-            let mut path = p.path.clone();
-            if let Some(first) = path.segments.first_mut()
-                && first.ident == "Self"
-            {
-                first.ident = model.clone();
-            }
-            constant.then(|| quote!(#path))
-        }
-        Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => named_constant(&u.expr, model).map(|t| quote!(-(#t))),
-        Expr::Paren(p) => named_constant(&p.expr, model),
-        Expr::Group(g) => named_constant(&g.expr, model),
-        _ => None,
-    }
-}
+use crate::layers::{
+    Num, REDUCE, Scalar, Spec, broadcast, draw, named_constant, number, reduce, reduced, scalar, unary,
+};
 
 impl Lower {
     /// A constant of an op: a number written in the code or a named constant, unless the name is
