@@ -32,7 +32,7 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
-pub use kiln_macros::{Model, call, functional, loss, model, sequential};
+pub use kiln_macros::{Model, call, functional, loss, model, onnx, sequential};
 pub use kiln_runtime::*;
 #[cfg(feature = "std")]
 pub use ndarray;

@@ -16,13 +16,27 @@ pub fn expand(model: &Model, checked: &Checked, w: &Weights) -> TokenStream {
     let abs = &checked.abs;
     let (starts, ends): (Vec<usize>, Vec<usize>) = checked.params.iter().map(|p| (p.2, p.3)).unzip();
     let name = &model.name;
+    // Weights made when the model compiled are in the code; the file they came from is named
+    // with `include_bytes!` only so that editing it rebuilds the model.
+    let bytes = match &w.memory {
+        Some(_) => {
+            let data = proc_macro2::Literal::byte_string(&checked.bytes);
+            quote! {
+                const _: &[u8] = include_bytes!(#abs);
+                static BYTES: &[u8] = #data;
+            }
+        }
+        None => quote!(
+            static BYTES: &[u8] = include_bytes!(#abs);
+        ),
+    };
     quote! {
         impl #name {
             /// The model with the weights embedded at compile time from
             #[doc = #shown]
             /// (checked against the model's parameters when it compiled), ready for `predict`.
             pub fn embedded() -> Self {
-                static BYTES: &[u8] = include_bytes!(#abs);
+                #bytes
                 let mut model = Self::new();
                 ::kiln::__private::install_embedded(&mut model, BYTES, &[#((#starts, #ends)),*]);
                 model

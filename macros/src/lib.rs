@@ -9,6 +9,7 @@ mod embed;
 mod errors;
 mod ir;
 mod layers;
+mod onnx;
 mod parse;
 mod shape;
 mod ship;
@@ -32,10 +33,23 @@ fn pipeline(
     lowered: Result<ir::Model, syn::Error>,
     header: (proc_macro2::Ident, syn::Visibility),
 ) -> proc_macro2::TokenStream {
+    pipeline_with(lowered, header, None)
+}
+
+/// [`pipeline`] with the weights given by the front end (an ONNX file's initializers) instead of
+/// a `#[weights("..")]` attribute.
+fn pipeline_with(
+    lowered: Result<ir::Model, syn::Error>,
+    header: (proc_macro2::Ident, syn::Visibility),
+    given: Option<weights_file::Weights>,
+) -> proc_macro2::TokenStream {
     let run = || -> syn::Result<proc_macro2::TokenStream> {
         let mut model = lowered?;
         model.invocation = Some(invocation(&model.name));
-        let weights = weights_file::extract(&mut model.attrs)?;
+        let weights = match given {
+            Some(w) => Some(w),
+            None => weights_file::extract(&mut model.attrs)?,
+        };
         let opts = ship::extract(&mut model.attrs)?;
         shape::infer(&mut model)?;
         let source = proc_macro::Span::call_site().local_file();
@@ -255,6 +269,24 @@ pub fn loss(attr: TokenStream, item: TokenStream) -> TokenStream {
             out
         })
         .into()
+}
+
+/// Imports an ONNX file as a model: the file is read when the code compiles, its graph lowered to
+/// kiln's layers (every shape checked), its initializers embedded as the model's weights.
+///
+/// ```ignore
+/// #[kiln::onnx("models/mnist1d_cnn.onnx")]   // relative to this source file (or Cargo.toml)
+/// pub struct Net;
+///
+/// let mut net = Net::embedded();              // the file's weights; Net::new() initialises afresh
+/// let y = net.predict(&x)?;                   // x and y in the file's own layout
+/// ```
+///
+/// `#[kiln::onnx("m.onnx", dtype = int8)]` embeds `infer`'s kernels in int8 (or bf16, f16).
+/// An operator kiln does not import is a compile error naming it, its node and what is supported.
+#[proc_macro_attribute]
+pub fn onnx(attr: TokenStream, item: TokenStream) -> TokenStream {
+    onnx::expand(attr.into(), item.into()).into()
 }
 
 #[proc_macro_derive(Model, attributes(layer, weights))]

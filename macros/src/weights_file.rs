@@ -19,6 +19,10 @@ pub struct Weights {
     pub precision: Precision,
     /// Where `dtype = ..` is written, if it is.
     pub dtype_span: Option<Span>,
+    /// Weights made when the model compiles (an ONNX file's initializers) instead of read from
+    /// `path`: the safetensors bytes, and the absolute path of the file they came from (which the
+    /// generated code names with `include_bytes!`, so editing it rebuilds the model).
+    pub memory: Option<(Vec<u8>, String)>,
 }
 
 /// How a model's `infer` stores its matrix kernels (Dense, convolutions); other parameters stay f32.
@@ -40,7 +44,7 @@ pub fn extract(attrs: &mut Vec<Attribute>) -> syn::Result<Option<Weights>> {
                  optionally with dtype = f32, bf16, f16 or int8 (how `infer` embeds the kernels)";
     attr.parse_args_with(|input: syn::parse::ParseStream<'_>| {
         let path: LitStr = input.parse()?;
-        let mut w = Weights { path, precision: Precision::F32, dtype_span: None };
+        let mut w = Weights { path, precision: Precision::F32, dtype_span: None, memory: None };
         if input.parse::<Option<syn::Token![,]>>()?.is_some() && !input.is_empty() {
             let key: syn::Ident = input.parse()?;
             if key != "dtype" {
@@ -183,9 +187,15 @@ impl Checked {
 pub fn check(model: &Model, w: &Weights, source_file: Option<PathBuf>) -> syn::Result<Checked> {
     let span: Span = w.path.span();
     let shown = w.path.value();
-    let full = resolve(&shown, source_file);
+    let full = match &w.memory {
+        Some((_, abs)) => PathBuf::from(abs),
+        None => resolve(&shown, source_file),
+    };
     let err = |msg: String| syn::Error::new(span, format!("embedded weights `{shown}`: {msg}"));
-    let bytes = std::fs::read(&full).map_err(|e| err(format!("cannot read {}: {e}", full.display())))?;
+    let bytes = match &w.memory {
+        Some((bytes, _)) => bytes.clone(),
+        None => std::fs::read(&full).map_err(|e| err(format!("cannot read {}: {e}", full.display())))?,
+    };
     let st = SafeTensors::deserialize(&bytes).map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
     verify_checksums(&bytes, &st).map_err(err)?;
     let params = parameters(model).map_err(err)?;

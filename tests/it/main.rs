@@ -36,6 +36,7 @@ mod masking;
 mod math;
 mod metrics;
 mod normalization;
+mod onnx;
 mod properties;
 mod properties_models;
 mod recurrent;

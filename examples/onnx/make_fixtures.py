@@ -1,0 +1,164 @@
+"""Writes the ONNX fixtures of `tests/it/onnx.rs` and `tests/ui/onnx/` into tests/fixtures/onnx/.
+
+    pip install torch --index-url https://download.pytorch.org/whl/cpu   # or torch from PyPI
+    pip install onnx onnxruntime
+    python examples/onnx/make_fixtures.py
+
+Each model is exported with PyTorch's TorchScript exporter (opset 17, a symbolic batch axis)
+and run by onnxruntime on a few input rows; `<name>.txt` holds the rows and onnxruntime's
+outputs (`input` or `output`, the shape, then the values on one line), which the Rust tests
+read: they never need Python. The hand-made files (an unsupported operator, a Reshape to the
+wrong size) are built with `onnx.helper`. Seeds are fixed: running it again writes the same
+files, up to the exporter's version.
+"""
+
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "onnx")
+
+
+class Mlp(nn.Module):
+    """Gemm layers with the activations ONNX has operators for."""
+
+    def __init__(self):
+        super().__init__()
+        self.l1, self.l2, self.l3, self.l4 = nn.Linear(6, 16), nn.Linear(16, 12), nn.Linear(12, 8), nn.Linear(8, 4)
+
+    def forward(self, x):
+        h = torch.relu(self.l1(x))
+        h = torch.tanh(self.l2(h))
+        h = nn.functional.leaky_relu(self.l3(h), 0.1)
+        h = torch.sigmoid(h) * 2.0 - nn.functional.elu(h)
+        return torch.softmax(self.l4(h), dim=1)
+
+
+class Mnist1dCnn(nn.Module):
+    """The MNIST-1D CNN: three Conv1d of 25 channels (kernel 5/3/3, stride 2, padding 1), then a
+    linear head; flattened with `view(batch, -1)` as in the paper's code (Shape, Gather, Concat
+    and Reshape in the file)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, 25, 5, stride=2, padding=1)
+        self.conv2 = nn.Conv1d(25, 25, 3, stride=2, padding=1)
+        self.conv3 = nn.Conv1d(25, 25, 3, stride=2, padding=1)
+        self.linear = nn.Linear(125, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.conv1(x))
+        h = torch.relu(self.conv2(h))
+        h = torch.relu(self.conv3(h))
+        return self.linear(h.view(h.shape[0], -1))
+
+
+class Cnn2d(nn.Module):
+    """2-D convolutions with batch normalisation, pooling, a skip connection, a concatenation
+    along the channels and a global average."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 4, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.conv3 = nn.Conv2d(8, 6, 3, stride=2, dilation=1, padding=(1, 0))
+        self.bn2 = nn.BatchNorm1d(6)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.bn1(self.conv1(x)))
+        h = nn.functional.max_pool2d(h, 2)
+        r = h + torch.relu(self.conv2(h))
+        h = torch.cat([r, h / 2.0], dim=1)
+        h = nn.functional.avg_pool2d(torch.relu(self.conv3(h)), (1, 2))
+        h = nn.functional.adaptive_avg_pool2d(h, 1)
+        h = torch.flatten(h, 1)
+        return self.head(self.bn2(h))
+
+
+def export(name, model, shape, rows=4):
+    torch.manual_seed(1)
+    model.eval()
+    # Batch statistics that are not the identity, so the files test them.
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    path = os.path.join(OUT, f"{name}.onnx")
+    x = torch.randn(rows, *shape)
+    torch.onnx.export(
+        model,
+        (x,),
+        path,
+        dynamo=False,
+        opset_version=17,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+    )
+    reference(name, x.numpy())
+
+
+def reference(name, x):
+    """Runs the file with onnxruntime on `x` and writes `<name>.txt`."""
+    path = os.path.join(OUT, f"{name}.onnx")
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})
+    with open(os.path.join(OUT, f"{name}.txt"), "w") as f:
+        for tag, a in (("input", x), ("output", y)):
+            f.write(f"{tag} {' '.join(str(d) for d in a.shape)}\n")
+            f.write(" ".join(repr(float(v)) for v in a.astype(np.float32).ravel()) + "\n")
+
+
+def hand_made():
+    """Small files for the compile-fail tests."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((4, 8)).astype(np.float32), "w")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])
+
+    def save(name, nodes, inits, out=y):
+        graph = helper.make_graph(nodes, name, [x], [out], inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="kiln fixtures")
+        onnx.save(model, os.path.join(OUT, f"{name}.onnx"))
+
+    # An operator kiln does not import.
+    save(
+        "unsupported_op",
+        [helper.make_node("MatMul", ["x", "w"], ["h"], name="dense"), helper.make_node("Hardmax", ["h"], ["y"], name="pick")],
+        [w],
+    )
+    # A Reshape of 8 values to [3, 3].
+    shape = numpy_helper.from_array(np.array([-1, 3, 3], dtype=np.int64), "shape")
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3, 3])
+    save(
+        "bad_reshape",
+        [helper.make_node("MatMul", ["x", "w"], ["h"], name="dense"), helper.make_node("Reshape", ["h", "shape"], ["y"], name="to_grid")],
+        [w, shape],
+        out,
+    )
+    with open(os.path.join(OUT, "not_onnx.onnx"), "w") as f:
+        f.write("This is a text file, not an ONNX model.\n")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    torch.manual_seed(0)
+    export("torch_mlp", Mlp(), (6,))
+    torch.manual_seed(0)
+    export("torch_mnist1d_cnn", Mnist1dCnn(), (1, 40))
+    torch.manual_seed(0)
+    export("torch_cnn2d", Cnn2d(), (2, 8, 12))
+    hand_made()
+
+
+if __name__ == "__main__":
+    main()

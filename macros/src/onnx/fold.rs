@@ -1,0 +1,153 @@
+//! Constant folding: nodes whose inputs are all known when the model compiles (initializers,
+//! `Constant`s, and the shape computations PyTorch exports for `x.view(x.size(0), -1)`) are
+//! computed here, with `NaN` standing for the symbolic batch size.
+
+use super::graph::{Val, Value, identity};
+use super::ops::Lowering;
+use super::proto::NodeProto;
+use super::read::{self, Const};
+
+/// The value of a node whose inputs are all constants.
+pub fn fold(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
+    let c = |k: usize| lw.constant(node, k);
+    match node.op_type.as_str() {
+        "Constant" => read::constant(node).or_else(|e| lw.fail(e)),
+        "Identity" | "Dropout" | "Cast" => Ok((*c(0)?).clone()),
+        "Shape" => {
+            let x = c(0)?;
+            Ok(Const { dims: vec![x.dims.len()], vals: x.dims.iter().map(|&d| d as f64).collect() })
+        }
+        "Gather" => {
+            let (data, idx) = (c(0)?, c(1)?);
+            let axis = read::int(node, "axis", 0);
+            if data.dims.len() != 1 || axis != 0 {
+                return lw.fail("gathers from a constant of rank above 1; kiln folds Gather on vectors");
+            }
+            let n = data.vals.len() as i64;
+            let vals = idx
+                .vals
+                .iter()
+                .map(|&i| {
+                    let i = if i < 0.0 { i as i64 + n } else { i as i64 };
+                    data.vals.get(i as usize).copied().ok_or(())
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .or_else(|_| lw.fail("gathers past the end of its constant"))?;
+            Ok(Const { dims: idx.dims.clone(), vals })
+        }
+        "Unsqueeze" | "Squeeze" => {
+            let x = c(0)?;
+            let dims = squeezed(lw, node, &x.dims)?;
+            Ok(Const { dims, vals: x.vals.clone() })
+        }
+        "Concat" => {
+            let mut vals = Vec::new();
+            for k in 0..node.input.len() {
+                let x = c(k)?;
+                if x.dims.len() > 1 {
+                    return lw.fail("concatenates constants of rank above 1; kiln folds Concat on vectors");
+                }
+                vals.extend(&x.vals);
+            }
+            Ok(Const { dims: vec![vals.len()], vals })
+        }
+        "Reshape" => {
+            let (x, t) = (c(0)?, c(1)?);
+            let known: f64 = t.vals.iter().filter(|&&d| d > 0.0).product();
+            let dims = t
+                .vals
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| match d {
+                    -1.0 => x.vals.len() / known.max(1.0) as usize,
+                    0.0 => x.dims.get(i).copied().unwrap_or(0),
+                    d => d as usize,
+                })
+                .collect::<Vec<_>>();
+            if dims.iter().product::<usize>() != x.vals.len() {
+                return lw.fail(format!("reshapes a constant of dimensions {:?} to {dims:?}", x.dims));
+            }
+            Ok(Const { dims, vals: x.vals.clone() })
+        }
+        op @ ("Add" | "Sub" | "Mul" | "Div") => {
+            let (a, b) = (c(0)?, c(1)?);
+            let f = |x: f64, y: f64| match op {
+                "Add" => x + y,
+                "Sub" => x - y,
+                "Mul" => x * y,
+                _ => x / y,
+            };
+            match (a.vals.len(), b.vals.len()) {
+                (n, m) if n == m => Ok(Const {
+                    dims: a.dims.clone(),
+                    vals: a.vals.iter().zip(&b.vals).map(|(x, y)| f(*x, *y)).collect(),
+                }),
+                (_, 1) => Ok(Const { dims: a.dims.clone(), vals: a.vals.iter().map(|x| f(*x, b.vals[0])).collect() }),
+                (1, _) => Ok(Const { dims: b.dims.clone(), vals: b.vals.iter().map(|y| f(a.vals[0], *y)).collect() }),
+                _ => lw.fail("combines constants of different sizes, which kiln does not fold"),
+            }
+        }
+        _ => Err(lw.unsupported(node)),
+    }
+}
+
+/// `Shape(x)` of a computed value: its dimensions, the batch `NaN`.
+pub fn shape_of(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
+    let x = lw.graph(node, 0)?;
+    let mut vals = vec![lw.batch.map_or(f64::NAN, |b| b as f64)];
+    vals.extend(x.shape.iter().map(|&d| d as f64));
+    let n = vals.len() as i64;
+    let clamp = |v: i64| (if v < 0 { v + n } else { v }).clamp(0, n) as usize;
+    let (start, end) = (clamp(read::int(node, "start", 0)), clamp(read::int(node, "end", n)));
+    let vals = vals.get(start..end.max(start)).unwrap_or_default().to_vec();
+    Ok(Const { dims: vec![vals.len()], vals })
+}
+
+/// The dimensions after `Squeeze` / `Unsqueeze` (axes from the attribute before opset 13, from
+/// the second input after).
+fn squeezed(lw: &Lowering<'_>, node: &NodeProto, dims: &[usize]) -> Result<Vec<usize>, String> {
+    let axes: Option<Vec<i64>> = match lw.input(node, 1)? {
+        Some(Value::Const(c)) => Some(c.vals.iter().map(|&v| v as i64).collect()),
+        Some(Value::Graph(_)) => return lw.fail("takes its axes from a computed value"),
+        None => read::ints(node, "axes"),
+    };
+    if node.op_type == "Unsqueeze" {
+        let axes = axes.map_or_else(|| lw.fail("needs its axes"), Ok)?;
+        let rank = (dims.len() + axes.len()) as i64;
+        let mut axes: Vec<usize> = axes.iter().map(|&a| if a < 0 { a + rank } else { a } as usize).collect();
+        axes.sort();
+        let mut out = dims.to_vec();
+        for a in axes {
+            if a > out.len() {
+                return lw.fail("inserts an axis past the end");
+            }
+            out.insert(a, 1);
+        }
+        return Ok(out);
+    }
+    let rank = dims.len() as i64;
+    let drop: Vec<usize> = match axes {
+        Some(a) => a.iter().map(|&a| if a < 0 { a + rank } else { a } as usize).collect(),
+        None => (0..dims.len()).filter(|&i| dims[i] == 1).collect(),
+    };
+    if drop.iter().any(|&a| dims.get(a) != Some(&1)) {
+        return lw.fail(format!("squeezes an axis of dimensions {dims:?} that is not 1"));
+    }
+    Ok(dims.iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, &d)| d).collect())
+}
+
+/// `Squeeze` / `Unsqueeze` of a computed value: a view in the file's layout (the batch axis
+/// stays).
+pub fn squeeze(lw: &mut Lowering<'_>, node: &NodeProto) -> Result<Value, String> {
+    let x = lw.graph(node, 0)?;
+    let mut full = vec![0usize];
+    full.extend(&x.shape);
+    let out = squeezed(lw, node, &full)?;
+    if out.first() != Some(&0) || out.iter().skip(1).any(|&d| d == 0) {
+        return lw.fail("squeezes or moves the batch axis, which kiln keeps first");
+    }
+    let shape = out[1..].to_vec();
+    let x = lw.g.onnx_layout(&x)?;
+    let n = lw.g.reshape(x.node, &shape)?;
+    Ok(Value::Graph(Val { node: n, order: identity(shape.len()), shape }))
+}

@@ -1,0 +1,256 @@
+//! Convolutions, pooling and batch normalisation: ONNX's channels-first `[channels, spatial..]`
+//! values stored channels-last for kiln's layers (a Permute where the value is not already),
+//! explicit pads as a ZeroPadding layer before a `valid` window, kernels reordered from
+//! `[out, in, k..]` to Keras' `[k.., in, out]`.
+
+use super::graph::{Val, Value, channels_last};
+use super::ops::Lowering;
+use super::proto::NodeProto;
+use super::read;
+
+/// A window's geometry on `spatial` axes: kernel, strides, dilations and the pads before and
+/// after each axis, with ONNX's defaults and `auto_pad` resolved.
+struct Window {
+    kernel: Vec<usize>,
+    strides: Vec<usize>,
+    dilations: Vec<usize>,
+    begin: Vec<usize>,
+    end: Vec<usize>,
+}
+
+fn list(v: &[usize]) -> String {
+    let items: Vec<String> = v.iter().map(|d| d.to_string()).collect();
+    if items.len() == 1 { items[0].clone() } else { format!("[{}]", items.join(", ")) }
+}
+
+impl Lowering<'_> {
+    fn window(&self, node: &NodeProto, spatial: &[usize], kernel: Option<Vec<usize>>) -> Result<Window, String> {
+        let r = spatial.len();
+        let positive = |name: &str, v: Option<Vec<i64>>| -> Result<Vec<usize>, String> {
+            let v = v.unwrap_or_else(|| vec![1; r]);
+            if v.len() != r || v.iter().any(|&d| d < 1) {
+                return self.fail(format!("has {name} {v:?} for {r} spatial axes"));
+            }
+            Ok(v.iter().map(|&d| d as usize).collect())
+        };
+        let kernel = match kernel {
+            Some(k) => k,
+            None => positive("kernel_shape", read::ints(node, "kernel_shape"))?,
+        };
+        let strides = positive("strides", read::ints(node, "strides"))?;
+        let dilations = positive("dilations", read::ints(node, "dilations"))?;
+        let pads = read::ints(node, "pads").unwrap_or_else(|| vec![0; 2 * r]);
+        if pads.len() != 2 * r || pads.iter().any(|&p| p < 0) {
+            return self.fail(format!("has pads {pads:?} for {r} spatial axes"));
+        }
+        let (mut begin, mut end): (Vec<usize>, Vec<usize>) =
+            (pads[..r].iter().map(|&p| p as usize).collect(), pads[r..].iter().map(|&p| p as usize).collect());
+        match read::string(node, "auto_pad", "NOTSET").as_str() {
+            "NOTSET" => {}
+            "VALID" => (begin, end) = (vec![0; r], vec![0; r]),
+            mode @ ("SAME_UPPER" | "SAME_LOWER") => {
+                for i in 0..r {
+                    let out = spatial[i].div_ceil(strides[i]);
+                    let span = (kernel[i] - 1) * dilations[i] + 1;
+                    let total = ((out - 1) * strides[i] + span).saturating_sub(spatial[i]);
+                    let small = total / 2;
+                    (begin[i], end[i]) =
+                        if mode == "SAME_UPPER" { (small, total - small) } else { (total - small, small) };
+                }
+            }
+            other => return self.fail(format!("has auto_pad {other}")),
+        }
+        Ok(Window { kernel, strides, dilations, begin, end })
+    }
+
+    /// `x` channels-last, with zeros padded where the window says.
+    fn padded(&mut self, x: &Val, w: &Window) -> Result<Val, String> {
+        let x = self.g.channels_last(x)?;
+        if w.begin.iter().chain(&w.end).all(|&p| p == 0) {
+            return Ok(x);
+        }
+        let call = match w.begin.len() {
+            1 => format!("ZeroPadding1D([{}, {}])", w.begin[0], w.end[0]),
+            _ => format!("ZeroPadding2D([{}, {}, {}, {}])", w.begin[0], w.end[0], w.begin[1], w.end[1]),
+        };
+        let spec = self.g.spec(&call)?;
+        let (n, out) = self.g.apply(spec, &[x.node])?;
+        let mut shape = vec![x.shape[0]];
+        shape.extend(&out[..out.len() - 1]);
+        Ok(Val { node: n, shape, order: x.order })
+    }
+
+    /// The rank check every window op makes: `[channels, steps]` or `[channels, height, width]`.
+    fn spatial(&self, x: &Val) -> Result<Vec<usize>, String> {
+        match x.shape.len() {
+            2 | 3 => Ok(x.shape[1..].to_vec()),
+            _ => self.fail(format!(
+                "works on a value of shape [batch, {}]; kiln imports 1-D and 2-D windows ([batch, channels, steps] or \
+                 [batch, channels, height, width])",
+                x.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+
+    /// A computed layer's output `out` (stored channels-last) as a value.
+    fn last_val(out: Vec<usize>, node: usize) -> Value {
+        let c = out[out.len() - 1];
+        let mut shape = vec![c];
+        shape.extend(&out[..out.len() - 1]);
+        Value::Graph(Val { node, order: channels_last(shape.len()), shape })
+    }
+
+    /// `Conv(X, W, B)`: Conv1D / Conv2D, with a ZeroPadding layer for explicit pads.
+    pub fn conv(&mut self, node: &NodeProto) -> Result<Value, String> {
+        let x = self.graph(node, 0)?;
+        let spatial = self.spatial(&x)?;
+        let w = self.constant(node, 1)?;
+        let r = spatial.len();
+        if w.dims.len() != r + 2 {
+            return self.fail(format!("has a weight of dimensions {:?} for {r} spatial axes", w.dims));
+        }
+        let (filters, cin) = (w.dims[0], w.dims[1]);
+        let group = read::int(node, "group", 1);
+        if group != 1 || cin != x.shape[0] {
+            return self.fail(format!(
+                "is a convolution in {group} groups ({cin} of {} input channels per filter); kiln imports Conv with \
+                 group = 1",
+                x.shape[0]
+            ));
+        }
+        let win = self.window(node, &spatial, Some(w.dims[2..].to_vec()))?;
+        let x = self.padded(&x, &win)?;
+        let bias = match self.input(node, 2)? {
+            None => None,
+            Some(Value::Const(b)) if b.vals.len() == filters => Some(b.f32s()),
+            Some(_) => return self.fail("has a bias that is not a constant of one value per filter"),
+        };
+        let class = if r == 1 { "Conv1D" } else { "Conv2D" };
+        let call = format!(
+            "{class}({filters}, {}, strides = {}, dilation_rate = {}, use_bias = {})",
+            list(&win.kernel),
+            list(&win.strides),
+            list(&win.dilations),
+            bias.is_some()
+        );
+        let spec = self.g.spec(&call)?;
+        let (n, out) = self.g.apply(spec, &[x.node])?;
+        // [out, in, k..] to [k.., in, out].
+        let vals = w.f32s();
+        let taps: usize = win.kernel.iter().product();
+        let mut kernel = vec![0f32; vals.len()];
+        for o in 0..filters {
+            for c in 0..cin {
+                for t in 0..taps {
+                    kernel[(t * cin + c) * filters + o] = vals[(o * cin + c) * taps + t];
+                }
+            }
+        }
+        let mut kshape = win.kernel.clone();
+        kshape.extend([cin, filters]);
+        self.g.weight(n, "kernel", kshape, kernel);
+        if let Some(b) = bias {
+            self.g.weight(n, "bias", vec![filters], b);
+        }
+        Ok(Self::last_val(out, n))
+    }
+
+    /// `MaxPool` and `AveragePool`: Keras' `valid` pooling, or `same` where the pads are the ones
+    /// it uses; an average counting the pads is zero padding then `valid`.
+    pub fn pool(&mut self, node: &NodeProto) -> Result<Value, String> {
+        let x = self.graph(node, 0)?;
+        let spatial = self.spatial(&x)?;
+        let mut win = self.window(node, &spatial, None)?;
+        let max = node.op_type == "MaxPool";
+        if win.dilations.iter().any(|&d| d != 1) {
+            return self.fail(format!("has dilations {:?}; kiln's pooling has none", win.dilations));
+        }
+        let floor_out = |w: &Window, i: usize| (spatial[i] + w.begin[i] + w.end[i] - w.kernel[i]) / w.strides[i] + 1;
+        if read::int(node, "ceil_mode", 0) != 0 {
+            let ceil = |i: usize| (spatial[i] + win.begin[i] + win.end[i] - win.kernel[i]).div_ceil(win.strides[i]) + 1;
+            if (0..spatial.len()).any(|i| ceil(i) != floor_out(&win, i)) {
+                return self.fail("has ceil_mode = 1 where it changes the output size; kiln's pooling rounds down");
+            }
+        }
+        let padded = win.begin.iter().chain(&win.end).any(|&p| p > 0);
+        let mut padding = "valid";
+        if padded && !max && read::int(node, "count_include_pad", 0) != 0 {
+            let x = self.padded(&x, &win)?;
+            win.begin.fill(0);
+            win.end.fill(0);
+            return self.pool_layer(&x, &win, max, padding);
+        }
+        if padded {
+            let same = (0..spatial.len()).all(|i| {
+                let out = spatial[i].div_ceil(win.strides[i]);
+                let total = ((out - 1) * win.strides[i] + win.kernel[i]).saturating_sub(spatial[i]);
+                win.begin[i] == total / 2 && win.end[i] == total - total / 2
+            });
+            if !same {
+                return self.fail(format!(
+                    "pads {:?} before and {:?} after; kiln imports pooling without pads or with the pads of Keras' \
+                     padding = \"same\"",
+                    win.begin, win.end
+                ));
+            }
+            padding = "same";
+        }
+        let x = self.g.channels_last(&x)?;
+        self.pool_layer(&x, &win, max, padding)
+    }
+
+    fn pool_layer(&mut self, x: &Val, win: &Window, max: bool, padding: &str) -> Result<Value, String> {
+        let class = match (max, win.kernel.len()) {
+            (true, 1) => "MaxPooling1D",
+            (true, _) => "MaxPooling2D",
+            (false, 1) => "AveragePooling1D",
+            (false, _) => "AveragePooling2D",
+        };
+        let call = format!("{class}({}, strides = {}, padding = {padding})", list(&win.kernel), list(&win.strides));
+        let spec = self.g.spec(&call)?;
+        let (n, out) = self.g.apply(spec, &[x.node])?;
+        Ok(Self::last_val(out, n))
+    }
+
+    /// `GlobalAveragePool` / `GlobalMaxPool`: kiln's global pooling, whose `[channels]` is viewed
+    /// as ONNX's `[channels, 1, ..]`.
+    pub fn global_pool(&mut self, node: &NodeProto) -> Result<Value, String> {
+        let x = self.graph(node, 0)?;
+        let spatial = self.spatial(&x)?;
+        let x = self.g.channels_last(&x)?;
+        let max = node.op_type == "GlobalMaxPool";
+        let spec = crate::layers::global_pool(max, spatial.len() + 1);
+        let (n, _) = self.g.apply(spec, &[x.node])?;
+        let mut stored = vec![1; spatial.len()];
+        stored.push(x.shape[0]);
+        let n = self.g.reshape(n, &stored)?;
+        Ok(Self::last_val(stored, n))
+    }
+
+    /// `BatchNormalization` at inference: kiln's BatchNormalization on the channel axis, with the
+    /// file's epsilon and momentum and its statistics as the moving ones.
+    pub fn batch_norm(&mut self, node: &NodeProto) -> Result<Value, String> {
+        if read::int(node, "training_mode", 0) != 0 {
+            return self.fail("is in training mode; export the model in eval mode");
+        }
+        let x = self.graph(node, 0)?;
+        let c = x.shape.first().copied().unwrap_or(0);
+        let mut params = Vec::new();
+        for (k, name) in [(1, "gamma"), (2, "beta"), (3, "moving_mean"), (4, "moving_variance")] {
+            let t = self.constant(node, k)?;
+            if t.vals.len() != c {
+                return self.fail(format!("has {} values of `{}` for {c} channels", t.vals.len(), node.input[k]));
+            }
+            params.push((name, t.f32s()));
+        }
+        let x = if x.shape.len() == 1 { x } else { self.g.channels_last(&x)? };
+        let eps = read::float(node, "epsilon", 1e-5) as f64;
+        let momentum = read::float(node, "momentum", 0.9) as f64;
+        let spec = self.g.spec(&format!("BatchNormalization(epsilon = {eps:?}, momentum = {momentum:?})"))?;
+        let (n, _) = self.g.apply(spec, &[x.node])?;
+        for (name, vals) in params {
+            self.g.weight(n, name, vec![c], vals);
+        }
+        Ok(Value::Graph(Val { node: n, ..x }))
+    }
+}
