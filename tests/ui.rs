@@ -10,4 +10,5 @@ fn ui() {
     t.compile_fail("tests/ui/subclass/*.rs");
     t.compile_fail("tests/ui/ship/*.rs");
     t.compile_fail("tests/ui/loss/*.rs");
+    t.compile_fail("tests/ui/onnx/*.rs");
 }

@@ -106,3 +106,60 @@ fn int8_kernels_stay_close_to_onnxruntime() {
     }
     assert!(worst < 0.05, "int8 drift {worst}");
 }
+
+/// The summary of an imported model: its layers as kiln built them, with their weights counted.
+#[test]
+fn an_imported_model_has_a_summary() {
+    let s = Mnist1dCnn::embedded().summary_string();
+    println!("{s}");
+    for layer in ["permute", "zero_padding1d", "conv1d", "conv1d_2", "reshape", "dense"] {
+        assert!(s.contains(layer), "{layer} in\n{s}");
+    }
+    // 3 convolutions and the head, as PyTorch counts them.
+    let torch_params = (25 * 5 + 25) + 2 * (25 * 25 * 3 + 25) + (125 * 10 + 10);
+    assert!(s.contains(&format!("Total params: {}", group(torch_params))), "{torch_params} in\n{s}");
+}
+
+/// `1234` as the summary writes it (`1,234`).
+fn group(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Signals of 40 steps whose class is the 4-step chunk with the largest sum: a task the
+/// imported CNN was not trained on.
+fn new_task(n: usize) -> (ArrayD<f32>, kiln::ndarray::Array1<f32>) {
+    let mut state = 12345u64;
+    let mut next = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    let x = ArrayD::from_shape_fn(IxDyn(&[n, 1, 40]), |_| next());
+    let y = kiln::ndarray::Array1::from_shape_fn(n, |i| {
+        let sums: Vec<f32> = (0..10).map(|c| (0..4).map(|t| x[[i, 0, c * 4 + t]]).sum()).collect();
+        (0..10).fold(0, |best, c| if sums[c] > sums[best] { c } else { best }) as f32
+    });
+    (x, y)
+}
+
+/// Fine-tuning: the imported CNN, trained a few epochs with `fit` on a new task, lowers its loss
+/// there (the weights from the file are where training starts).
+#[test]
+fn an_imported_model_fine_tunes_with_fit() {
+    let (x, y) = new_task(256);
+    let mut m = Mnist1dCnn::embedded();
+    m.compile(Loss::SparseCategoricalCrossentropy.with_from_logits(true), Adam::new(3e-3), &[]).unwrap();
+    let before = m.evaluate(&x, &y).unwrap();
+    let history = m.fit(&x, &y, Fit { epochs: 8, batch_size: 32, verbose: 0, ..Fit::default() }).unwrap();
+    let after = m.evaluate(&x, &y).unwrap();
+    let losses = history.get("loss").unwrap();
+    println!("fine-tuning loss {before:?} -> {after:?}, per epoch {losses:?}");
+    assert!(losses[losses.len() - 1] < losses[0] * 0.8, "{losses:?}");
+}

@@ -110,9 +110,12 @@ fn import(attr: &Attr, item: syn::ItemStruct) -> syn::Result<(Model, Weights)> {
         ));
     }
     let source = proc_macro::Span::call_site().local_file();
-    let path = read::resolve(&shown, source).map_err(|tried| {
-        let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
-        err(format!("no such file (looked for {})", tried.join(" and ")))
+    let path = read::resolve(&shown, source).map_err(|tried| match tried.first() {
+        Some(first) if tried.len() > 1 => {
+            err(format!("no such file beside this source file ({}) or the crate's Cargo.toml", first.display()))
+        }
+        Some(first) => err(format!("no such file ({})", first.display())),
+        None => err("no such file".into()),
     })?;
     let bytes = std::fs::read(&path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
     let onnx = read::decode(&bytes).map_err(|e| err(format!("the file {e}")))?;

@@ -79,17 +79,21 @@ impl<'a> Lowering<'a> {
     /// The error for an operator kiln does not import.
     pub fn unsupported(&self, node: &NodeProto) -> String {
         let domain = if node.domain.is_empty() { String::new() } else { format!(" of domain `{}`", node.domain) };
+        let at = if node.name.is_empty() {
+            format!("the node computing `{}`", node.output.first().map_or("?", String::as_str))
+        } else {
+            format!("node `{}`", node.name)
+        };
         format!(
-            "ONNX operator {}{domain} ({}) is not supported; kiln imports {}",
+            "{at} uses operator {}{domain}, which kiln does not import; kiln imports {}",
             node.op_type,
-            describe(node),
             SUPPORTED.join(", ")
         )
     }
 
     /// An error about the node being lowered.
     pub fn fail<T>(&self, msg: impl std::fmt::Display) -> Result<T, String> {
-        Err(format!("ONNX {}: {msg}", self.g.at))
+        Err(format!("{}: {msg}", self.g.at))
     }
 
     /// Input `k` of `node`, if the node has it.
@@ -454,7 +458,7 @@ impl<'a> Lowering<'a> {
         let dims: Vec<String> = sample.iter().map(|d| d.to_string()).collect();
         let spec = self.g.spec(&format!("Reshape([{}])", dims.join(", ")))?;
         let ins = [x.shape.clone()];
-        let out = spec.output_shape(&ins).map_err(|msg| format!("ONNX {}: {msg}", self.g.at))?;
+        let out = spec.output_shape(&ins).map_err(|msg| format!("{}: {msg}", self.g.at))?;
         let n = self.g.reshape(x.node, &out)?;
         Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out }))
     }
