@@ -118,6 +118,50 @@ def reference(name, x):
             f.write(" ".join(repr(float(v)) for v in a.astype(np.float32).ravel()) + "\n")
 
 
+def keras_models():
+    """Keras models through tf2onnx (`pip install tf2onnx`; Keras 3 on TensorFlow): an MLP, and
+    a channels-last Conv1D network, which tf2onnx exports between Transposes to ONNX's
+    channels-first Conv and back."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    def save(name, model, shape):
+        # Keras starts biases at zero: random ones test that they are read.
+        for layer in model.layers:
+            if getattr(layer, "bias", None) is not None:
+                layer.bias.assign(np.random.default_rng(3).uniform(-0.5, 0.5, layer.bias.shape).astype(np.float32))
+        spec = (tf.TensorSpec((None, *shape), tf.float32, name="x"),)
+        fn = tf.function(lambda x: model(x))
+        tf2onnx.convert.from_function(fn, input_signature=spec, opset=17, output_path=os.path.join(OUT, f"{name}.onnx"))
+        x = np.random.default_rng(4).standard_normal((4, *shape)).astype(np.float32)
+        reference(name, x)
+
+    keras.utils.set_random_seed(0)
+    mlp = keras.Sequential(
+        [
+            keras.Input((5,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    save("keras_mlp", mlp, (5,))
+    keras.utils.set_random_seed(0)
+    cnn = keras.Sequential(
+        [
+            keras.Input((20, 3)),
+            keras.layers.Conv1D(8, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling1D(2),
+            keras.layers.Conv1D(6, 3, strides=2, activation="elu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(4),
+        ]
+    )
+    save("keras_cnn1d", cnn, (20, 3))
+
+
 def hand_made():
     """Small files for the compile-fail tests."""
     rng = np.random.default_rng(0)
@@ -157,6 +201,7 @@ def main():
     export("torch_mnist1d_cnn", Mnist1dCnn(), (1, 40))
     torch.manual_seed(0)
     export("torch_cnn2d", Cnn2d(), (2, 8, 12))
+    keras_models()
     hand_made()
 
 

@@ -21,6 +21,16 @@ pub struct Mnist1dCnn;
 #[kiln::onnx("../fixtures/onnx/torch_cnn2d.onnx")]
 pub struct Cnn2d;
 
+/// A Keras MLP through tf2onnx: MatMul then Add (one Dense each), Relu, Tanh, Softmax.
+#[kiln::onnx("../fixtures/onnx/keras_mlp.onnx")]
+pub struct KerasMlp;
+
+/// A Keras Conv1D network through tf2onnx: Unsqueeze, Transpose to channels-first, 2-D Conv
+/// over a height of 1, Squeeze, a bias Add of a `[1, C, 1]` constant, MaxPool, Elu, Transpose
+/// back and Reshape; the Transposes move nothing in kiln.
+#[kiln::onnx("../fixtures/onnx/keras_cnn1d.onnx")]
+pub struct KerasCnn1d;
+
 /// The MNIST-1D CNN with `infer`'s kernels in int8.
 #[kiln::onnx("../fixtures/onnx/torch_mnist1d_cnn.onnx", dtype = int8)]
 pub struct Mnist1dCnnInt8;
@@ -71,11 +81,11 @@ macro_rules! matches_onnxruntime {
             assert!(max_abs(concat!($file, " predict"), &got, &want) <= 1e-5);
         }
     };
-    ($test:ident, $model:ident, $file:literal, infer) => {
+    ($test:ident, $model:ident, $file:literal, $infer_test:ident) => {
         matches_onnxruntime!($test, $model, $file);
 
         #[test]
-        fn infer_matches_onnxruntime() {
+        fn $infer_test() {
             let r = reference($file);
             let want = r.output.iter().copied().collect::<Vec<_>>();
             // One sample at a time, on the same weights.
@@ -90,8 +100,25 @@ macro_rules! matches_onnxruntime {
 }
 
 matches_onnxruntime!(a_pytorch_mlp_matches_onnxruntime, TorchMlp, "torch_mlp");
-matches_onnxruntime!(the_mnist1d_cnn_matches_onnxruntime, Mnist1dCnn, "torch_mnist1d_cnn", infer);
+matches_onnxruntime!(
+    the_mnist1d_cnn_matches_onnxruntime,
+    Mnist1dCnn,
+    "torch_mnist1d_cnn",
+    the_mnist1d_cnn_infers_as_onnxruntime_does
+);
 matches_onnxruntime!(a_2d_cnn_matches_onnxruntime, Cnn2d, "torch_cnn2d");
+
+mod keras {
+    use super::*;
+
+    matches_onnxruntime!(
+        a_keras_mlp_matches_onnxruntime,
+        KerasMlp,
+        "keras_mlp",
+        a_keras_mlp_infers_as_onnxruntime_does
+    );
+    matches_onnxruntime!(a_keras_cnn_matches_onnxruntime, KerasCnn1d, "keras_cnn1d");
+}
 
 /// int8 kernels (one scale per output channel) change the MNIST-1D CNN's outputs by a little.
 #[test]

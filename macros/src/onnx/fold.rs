@@ -2,7 +2,7 @@
 //! `Constant`s, and the shape computations PyTorch exports for `x.view(x.size(0), -1)`) are
 //! computed here, with `NaN` standing for the symbolic batch size.
 
-use super::graph::{Val, Value, identity};
+use super::graph::{Val, Value};
 use super::ops::Lowering;
 use super::proto::NodeProto;
 use super::read::{self, Const};
@@ -37,7 +37,7 @@ pub fn fold(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
         }
         "Unsqueeze" | "Squeeze" => {
             let x = c(0)?;
-            let dims = squeezed(lw, node, &x.dims)?;
+            let (dims, _) = squeezed(lw, node, &x.dims)?;
             Ok(Const { dims, vals: x.vals.clone() })
         }
         "Concat" => {
@@ -104,8 +104,9 @@ pub fn shape_of(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
 }
 
 /// The dimensions after `Squeeze` / `Unsqueeze` (axes from the attribute before opset 13, from
-/// the second input after).
-fn squeezed(lw: &Lowering<'_>, node: &NodeProto, dims: &[usize]) -> Result<Vec<usize>, String> {
+/// the second input after), and the axes removed (Squeeze, numbered in `dims`) or inserted
+/// (Unsqueeze, numbered in the result), in increasing order.
+fn squeezed(lw: &Lowering<'_>, node: &NodeProto, dims: &[usize]) -> Result<(Vec<usize>, Vec<usize>), String> {
     let axes: Option<Vec<i64>> = match lw.input(node, 1)? {
         Some(Value::Const(c)) => Some(c.vals.iter().map(|&v| v as i64).collect()),
         Some(Value::Graph(_)) => return lw.fail("takes its axes from a computed value"),
@@ -117,37 +118,64 @@ fn squeezed(lw: &Lowering<'_>, node: &NodeProto, dims: &[usize]) -> Result<Vec<u
         let mut axes: Vec<usize> = axes.iter().map(|&a| if a < 0 { a + rank } else { a } as usize).collect();
         axes.sort();
         let mut out = dims.to_vec();
-        for a in axes {
+        for &a in &axes {
             if a > out.len() {
                 return lw.fail("inserts an axis past the end");
             }
             out.insert(a, 1);
         }
-        return Ok(out);
+        return Ok((out, axes));
     }
     let rank = dims.len() as i64;
-    let drop: Vec<usize> = match axes {
+    let mut drop: Vec<usize> = match axes {
         Some(a) => a.iter().map(|&a| if a < 0 { a + rank } else { a } as usize).collect(),
         None => (0..dims.len()).filter(|&i| dims[i] == 1).collect(),
     };
+    drop.sort();
     if drop.iter().any(|&a| dims.get(a) != Some(&1)) {
         return lw.fail(format!("squeezes an axis of dimensions {dims:?} that is not 1"));
     }
-    Ok(dims.iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, &d)| d).collect())
+    let out = dims.iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, &d)| d).collect();
+    Ok((out, drop))
 }
 
-/// `Squeeze` / `Unsqueeze` of a computed value: a view in the file's layout (the batch axis
-/// stays).
+/// `Squeeze` / `Unsqueeze` of a computed value: a view (only axes of size one come and go, so
+/// no value moves), in the value's own layout; the batch axis stays.
 pub fn squeeze(lw: &mut Lowering<'_>, node: &NodeProto) -> Result<Value, String> {
     let x = lw.graph(node, 0)?;
+    // The batch axis as 0, which no axis of a sample is.
     let mut full = vec![0usize];
     full.extend(&x.shape);
-    let out = squeezed(lw, node, &full)?;
-    if out.first() != Some(&0) || out.iter().skip(1).any(|&d| d == 0) {
+    let (out, axes) = squeezed(lw, node, &full)?;
+    if out.first() != Some(&0) || axes.contains(&0) {
         return lw.fail("squeezes or moves the batch axis, which kiln keeps first");
     }
     let shape = out[1..].to_vec();
-    let x = lw.g.onnx_layout(&x)?;
-    let n = lw.g.reshape(x.node, &shape)?;
-    Ok(Value::Graph(Val { node: n, order: identity(shape.len()), shape }))
+    // Sample axes: numbered from 0 without the batch.
+    let axes: Vec<usize> = axes.iter().map(|a| a - 1).collect();
+    let order = if node.op_type == "Squeeze" {
+        let renumber = |a: usize| a - axes.iter().filter(|&&d| d < a).count();
+        x.order.iter().filter(|a| !axes.contains(a)).map(|&a| renumber(a)).collect()
+    } else {
+        // Old axis a is new axis a + (the inserted axes at or before its place).
+        let mut new_of_old = Vec::new();
+        let mut a = 0;
+        for n in 0..shape.len() {
+            if !axes.contains(&n) {
+                new_of_old.push(n);
+                a += 1;
+            }
+        }
+        debug_assert_eq!(a, x.shape.len());
+        let mut order: Vec<usize> = x.order.iter().map(|&a| new_of_old[a]).collect();
+        // Each new axis goes just before the stored place of the axis that follows it.
+        for &n in axes.iter().rev() {
+            let next = (n + 1..shape.len()).find_map(|b| order.iter().position(|&s| s == b));
+            order.insert(next.unwrap_or(order.len()), n);
+        }
+        order
+    };
+    let v = Val { node: x.node, shape, order };
+    let n = lw.g.reshape(x.node, &v.stored())?;
+    Ok(Value::Graph(Val { node: n, ..v }))
 }

@@ -20,6 +20,7 @@
 //! `#[weights("..")]` does with a file: `Net::embedded()` and, where every layer has a static
 //! kernel, `Net::infer`.
 
+mod constant;
 mod fold;
 mod graph;
 mod ops;

@@ -285,11 +285,7 @@ impl<'a> Lowering<'a> {
             (Value::Const(_), Value::Const(_)) => return self.fail("has two constant inputs"),
         };
         if c.vals.len() != 1 {
-            return self.fail(format!(
-                "{}s a constant tensor of dimensions {:?}; kiln imports {} with a single number, or a bias added \
-                 right after a MatMul",
-                node.op_type, c.dims, node.op_type
-            ));
+            return self.with_constant(&x, &c, class, const_left);
         }
         let v = c.vals[0] as f32;
         let op = match (class, const_left) {
@@ -302,6 +298,57 @@ impl<'a> Lowering<'a> {
         };
         let (n, _) = self.g.apply(scalar(op), &[x.node])?;
         Ok(Value::Graph(Val { node: n, ..x }))
+    }
+
+    /// `x op c` (or `c op x`) with a constant tensor `c` broadcast against `x`: the constant a
+    /// `Weight` layer stored in `x`'s layout, then the broadcasting op.
+    fn with_constant(&mut self, x: &Val, c: &Const, class: &'static str, left: bool) -> Result<Value, String> {
+        let rank = x.shape.len();
+        let mut dims = c.dims.clone();
+        if dims.len() == rank + 1 {
+            if dims[0] != 1 {
+                return self.fail(format!("broadcasts a constant of dimensions {dims:?} along the batch axis"));
+            }
+            dims.remove(0);
+        }
+        if dims.len() > rank {
+            return self.fail(format!(
+                "broadcasts a constant of dimensions {:?} against a value of rank {}",
+                c.dims,
+                rank + 1
+            ));
+        }
+        let mut cd = vec![1; rank - dims.len()];
+        cd.extend(dims);
+        let mut shape = x.shape.clone();
+        for (s, &d) in shape.iter_mut().zip(&cd) {
+            match (*s, d) {
+                (a, b) if a == b || b == 1 => {}
+                (1, b) => *s = b,
+                _ => {
+                    return self.fail(format!("broadcasts a constant of dimensions {:?} against {:?}", c.dims, x.shape));
+                }
+            }
+        }
+        // The constant's values in the order `x` stores its axes.
+        let stored: Vec<usize> = x.order.iter().map(|&a| cd[a]).collect();
+        let strides: Vec<usize> = (0..rank).map(|a| cd[a + 1..].iter().product()).collect();
+        let n: usize = cd.iter().product();
+        let vals: Vec<f32> = (0..n)
+            .map(|i| {
+                let (mut rest, mut at) = (i, 0);
+                for (k, &a) in x.order.iter().enumerate().rev() {
+                    at += (rest % stored[k]) * strides[a];
+                    rest /= stored[k];
+                }
+                c.vals[at] as f32
+            })
+            .collect();
+        let (k, _) = self.g.apply(super::constant::constant(stored), &[x.node])?;
+        self.g.weight(k, "value", vec![n], vals);
+        let ins = if left { [k, x.node] } else { [x.node, k] };
+        let (node, _) = self.g.apply(broadcast(class), &ins)?;
+        Ok(Value::Graph(Val { node, shape, order: x.order.clone() }))
     }
 
     /// A Dense layer on the last axis of `x` (in the file's layout), its kernel `[inputs, units]`.
