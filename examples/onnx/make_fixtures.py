@@ -82,6 +82,24 @@ class Cnn2d(nn.Module):
         return self.head(self.bn2(h))
 
 
+class Blocks(nn.Module):
+    """Zero padding (Pad), a grouped Conv1d, a Transpose to steps-first, LayerNorm, a Linear on
+    every step (MatMul then Add on a 3-D value), and a Flatten."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 8, 3, groups=2)
+        self.norm = nn.LayerNorm(8)
+        self.step = nn.Linear(8, 6)
+        self.head = nn.Linear(6 * 17, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(nn.functional.pad(x, (2, 1))))
+        h = self.norm(h.transpose(1, 2))
+        h = torch.tanh(self.step(h))
+        return self.head(torch.flatten(h, 1))
+
+
 def export(name, model, shape, rows=4):
     torch.manual_seed(1)
     model.eval()
@@ -201,6 +219,8 @@ def main():
     export("torch_mnist1d_cnn", Mnist1dCnn(), (1, 40))
     torch.manual_seed(0)
     export("torch_cnn2d", Cnn2d(), (2, 8, 12))
+    torch.manual_seed(0)
+    export("torch_blocks", Blocks(), (4, 16))
     keras_models()
     hand_made()
 

@@ -21,13 +21,19 @@ pub struct Mnist1dCnn;
 #[kiln::onnx("../fixtures/onnx/torch_cnn2d.onnx")]
 pub struct Cnn2d;
 
+/// Pad (its pads computed by ConstantOfShape, Slice, Transpose and Reshape: folded), a grouped
+/// Conv1d, a Transpose, LayerNormalization, a Linear on every step (MatMul, Add), Flatten.
+#[kiln::onnx("../fixtures/onnx/torch_blocks.onnx")]
+pub struct TorchBlocks;
+
 /// A Keras MLP through tf2onnx: MatMul then Add (one Dense each), Relu, Tanh, Softmax.
 #[kiln::onnx("../fixtures/onnx/keras_mlp.onnx")]
 pub struct KerasMlp;
 
 /// A Keras Conv1D network through tf2onnx: Unsqueeze, Transpose to channels-first, 2-D Conv
 /// over a height of 1, Squeeze, a bias Add of a `[1, C, 1]` constant, MaxPool, Elu, Transpose
-/// back and Reshape; the Transposes move nothing in kiln.
+/// back and Reshape; the Transposes move nothing in kiln, the bias Adds become the
+/// convolutions' biases.
 #[kiln::onnx("../fixtures/onnx/keras_cnn1d.onnx")]
 pub struct KerasCnn1d;
 
@@ -107,6 +113,12 @@ matches_onnxruntime!(
     the_mnist1d_cnn_infers_as_onnxruntime_does
 );
 matches_onnxruntime!(a_2d_cnn_matches_onnxruntime, Cnn2d, "torch_cnn2d");
+matches_onnxruntime!(
+    padding_groups_and_layer_norm_match_onnxruntime,
+    TorchBlocks,
+    "torch_blocks",
+    padding_groups_and_layer_norm_infer_as_onnxruntime_does
+);
 
 mod keras {
     use super::*;
@@ -117,7 +129,12 @@ mod keras {
         "keras_mlp",
         a_keras_mlp_infers_as_onnxruntime_does
     );
-    matches_onnxruntime!(a_keras_cnn_matches_onnxruntime, KerasCnn1d, "keras_cnn1d");
+    matches_onnxruntime!(
+        a_keras_cnn_matches_onnxruntime,
+        KerasCnn1d,
+        "keras_cnn1d",
+        a_keras_cnn_infers_as_onnxruntime_does
+    );
 }
 
 /// int8 kernels (one scale per output channel) change the MNIST-1D CNN's outputs by a little.

@@ -69,6 +69,31 @@ pub fn fold(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
             }
             Ok(Const { dims, vals: x.vals.clone() })
         }
+        "ConstantOfShape" => {
+            let dims: Vec<usize> = c(0)?.vals.iter().map(|&d| d as usize).collect();
+            let v = match read::attr(node, "value").and_then(|a| a.t.as_ref()) {
+                Some(t) => read::tensor(t).or_else(|e| lw.fail(e))?.vals.first().copied().unwrap_or(0.0),
+                None => 0.0,
+            };
+            Ok(Const { vals: vec![v; dims.iter().product()], dims })
+        }
+        "Transpose" => {
+            let x = c(0)?;
+            let rank = x.dims.len();
+            let perm: Vec<usize> = read::ints(node, "perm")
+                .map_or_else(|| (0..rank).rev().collect(), |p| p.iter().map(|&a| a as usize).collect());
+            let dims: Vec<usize> = perm.iter().map(|&a| x.dims.get(a).copied().unwrap_or(0)).collect();
+            let vals = (0..x.vals.len())
+                .map(|i| {
+                    let out = unravel(i, &dims);
+                    let mut at = vec![0; rank];
+                    perm.iter().zip(&out).for_each(|(&a, &o)| at[a] = o);
+                    x.vals[ravel(&at, &x.dims)]
+                })
+                .collect();
+            Ok(Const { dims, vals })
+        }
+        "Slice" => slice(lw, node),
         op @ ("Add" | "Sub" | "Mul" | "Div") => {
             let (a, b) = (c(0)?, c(1)?);
             let f = |x: f64, y: f64| match op {
@@ -89,6 +114,72 @@ pub fn fold(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
         }
         _ => Err(lw.unsupported(node)),
     }
+}
+
+/// The multi-index of flat position `i` in `dims` (row-major).
+fn unravel(mut i: usize, dims: &[usize]) -> Vec<usize> {
+    let mut out = vec![0; dims.len()];
+    for (o, &d) in out.iter_mut().zip(dims).rev() {
+        *o = i % d.max(1);
+        i /= d.max(1);
+    }
+    out
+}
+
+/// The flat position of multi-index `at` in `dims`.
+fn ravel(at: &[usize], dims: &[usize]) -> usize {
+    at.iter().zip(dims).fold(0, |acc, (&a, &d)| acc * d + a)
+}
+
+/// `Slice` of a constant (opset 10 and later: starts, ends, axes and steps as inputs).
+fn slice(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
+    let x = lw.constant(node, 0)?;
+    let ints = |k: usize| -> Result<Option<Vec<i64>>, String> {
+        Ok(match lw.input(node, k)? {
+            Some(Value::Const(c)) => {
+                Some(c.vals.iter().map(|&v| v.clamp(i64::MIN as f64, i64::MAX as f64) as i64).collect())
+            }
+            Some(Value::Graph(_)) => return lw.fail("slices with computed bounds"),
+            None => None,
+        })
+    };
+    let (starts, ends) = match (ints(1)?, ints(2)?) {
+        (Some(s), Some(e)) => (s, e),
+        _ => return lw.fail("needs its starts and ends as inputs (opset 10 and later)"),
+    };
+    let rank = x.dims.len() as i64;
+    let axes = ints(3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let steps = ints(4)?.unwrap_or_else(|| vec![1; starts.len()]);
+    // Per axis, the positions taken, in order.
+    let mut picks: Vec<Vec<usize>> = x.dims.iter().map(|&d| (0..d).collect()).collect();
+    for (((&a, &s), &e), &st) in axes.iter().zip(&starts).zip(&ends).zip(&steps) {
+        let a = if a < 0 { a + rank } else { a };
+        let Some(&d) = usize::try_from(a).ok().and_then(|a| x.dims.get(a)) else {
+            return lw.fail(format!("slices axis {a} of a constant of rank {rank}"));
+        };
+        let d = d as i64;
+        if st == 0 {
+            return lw.fail("slices with step 0");
+        }
+        let clampi = |v: i64, lo: i64, hi: i64| (if v < 0 { v + d } else { v }).clamp(lo, hi);
+        let (mut i, end) =
+            if st > 0 { (clampi(s, 0, d), clampi(e, 0, d)) } else { (clampi(s, -1, d - 1), clampi(e, -1, d - 1)) };
+        let mut taken = Vec::new();
+        while (st > 0 && i < end) || (st < 0 && i > end) {
+            taken.push(i as usize);
+            i += st;
+        }
+        picks[a as usize] = taken;
+    }
+    let dims: Vec<usize> = picks.iter().map(Vec::len).collect();
+    let n: usize = dims.iter().product();
+    let vals = (0..n)
+        .map(|i| {
+            let at: Vec<usize> = unravel(i, &dims).iter().zip(&picks).map(|(&o, p)| p[o]).collect();
+            x.vals[ravel(&at, &x.dims)]
+        })
+        .collect();
+    Ok(Const { dims, vals })
 }
 
 /// `Shape(x)` of a computed value: its dimensions, the batch `NaN`.

@@ -44,12 +44,16 @@ pub const SUPPORTED: &[&str] = &[
     "GlobalAveragePool",
     "GlobalMaxPool",
     "BatchNormalization",
+    "LayerNormalization",
+    "Pad",
     "Identity",
     "Dropout",
     "Constant",
     "Shape",
     "Gather",
     "Cast",
+    "ConstantOfShape",
+    "Slice",
 ];
 
 /// Lowers an ONNX graph's nodes, in the file's (topological) order.
@@ -63,6 +67,9 @@ pub struct Lowering<'a> {
     skip: HashSet<usize>,
     /// The batch size the file fixes, if it fixes one (else it is symbolic).
     pub batch: Option<usize>,
+    /// Layers made without a bias (a Conv whose bias the exporter wrote as a later Add), by
+    /// node, with the call that built them: the Add becomes their bias.
+    biasable: HashMap<usize, String>,
 }
 
 impl<'a> Lowering<'a> {
@@ -73,7 +80,7 @@ impl<'a> Lowering<'a> {
                 consumers.entry(input.clone()).or_default().push(i);
             }
         }
-        Lowering { g, opset, nodes, consumers, skip: HashSet::new(), batch }
+        Lowering { g, opset, nodes, consumers, skip: HashSet::new(), batch, biasable: HashMap::new() }
     }
 
     /// The error for an operator kiln does not import.
@@ -191,6 +198,9 @@ impl<'a> Lowering<'a> {
             "MaxPool" | "AveragePool" => self.pool(node)?,
             "GlobalAveragePool" | "GlobalMaxPool" => self.global_pool(node)?,
             "BatchNormalization" => self.batch_norm(node)?,
+            "LayerNormalization" => self.layer_norm(node)?,
+            "Pad" => self.pad(node)?,
+            "Slice" => self.slice(node)?,
             _ => return Err(self.unsupported(node)),
         };
         self.bind(node, out)
@@ -285,6 +295,11 @@ impl<'a> Lowering<'a> {
             (Value::Const(_), Value::Const(_)) => return self.fail("has two constant inputs"),
         };
         if c.vals.len() != 1 {
+            if class == "Add"
+                && let Some(v) = self.fuse_bias(&x, &c)?
+            {
+                return Ok(v);
+            }
             return self.with_constant(&x, &c, class, const_left);
         }
         let v = c.vals[0] as f32;
@@ -298,6 +313,55 @@ impl<'a> Lowering<'a> {
         };
         let (n, _) = self.g.apply(scalar(op), &[x.node])?;
         Ok(Value::Graph(Val { node: n, ..x }))
+    }
+
+    /// Records that the layer of `node`, built by `call` without a bias, may take one.
+    pub fn biasable(&mut self, node: usize, call: String) {
+        self.biasable.insert(node, call);
+    }
+
+    /// `x + c` where `x` is (a view of) the output of a layer made without a bias, read by
+    /// nothing else, and `c` holds one value per channel: the layer rebuilt with `c` as its bias.
+    fn fuse_bias(&mut self, x: &Val, c: &Const) -> Result<Option<Value>, String> {
+        let mut base = x.node;
+        let mut chain = vec![base];
+        while let crate::ir::Op::Apply(l) = self.g.nodes[base].op
+            && self.g.layers[l].kind.is_view()
+        {
+            base = self.g.nodes[base].inputs[0];
+            chain.push(base);
+        }
+        let Some(call) = self.biasable.get(&base).cloned() else { return Ok(None) };
+        let channels = *self.g.nodes[base].output_shape.last().unwrap_or(&0);
+        // One value per channel, on the axis the layer stores last.
+        let last = *x.order.last().unwrap_or(&0);
+        let rank = x.shape.len();
+        let mut dims = c.dims.clone();
+        if dims.len() == rank + 1 && dims[0] == 1 {
+            dims.remove(0);
+        }
+        let mut cd = vec![1; rank.saturating_sub(dims.len())];
+        cd.extend(dims);
+        let per_channel = cd.len() == rank && (0..rank).all(|a| cd[a] == if a == last { channels } else { 1 });
+        let used_once = chain.iter().all(|&n| self.g.nodes.iter().filter(|m| m.inputs.contains(&n)).count() <= 1)
+            && chain.iter().all(|&n| {
+                let names: Vec<&String> = self
+                    .g
+                    .values
+                    .iter()
+                    .filter(|(_, v)| matches!(v, Value::Graph(v) if v.node == n))
+                    .map(|(k, _)| k)
+                    .collect();
+                names.iter().all(|k| self.consumers.get(*k).is_none_or(|u| u.len() <= 1))
+            });
+        if !per_channel || !used_once || x.shape[last] != channels {
+            return Ok(None);
+        }
+        let crate::ir::Op::Apply(l) = self.g.nodes[base].op else { return Ok(None) };
+        self.g.layers[l].kind = self.g.spec(&call.replace("use_bias = false", "use_bias = true"))?;
+        self.g.weight(base, "bias", vec![channels], c.f32s());
+        self.biasable.remove(&base);
+        Ok(Some(Value::Graph(x.clone())))
     }
 
     /// `x op c` (or `c op x`) with a constant tensor `c` broadcast against `x`: the constant a
@@ -326,7 +390,8 @@ impl<'a> Lowering<'a> {
                 (a, b) if a == b || b == 1 => {}
                 (1, b) => *s = b,
                 _ => {
-                    return self.fail(format!("broadcasts a constant of dimensions {:?} against {:?}", c.dims, x.shape));
+                    return self
+                        .fail(format!("broadcasts a constant of dimensions {:?} against {:?}", c.dims, x.shape));
                 }
             }
         }
@@ -359,8 +424,9 @@ impl<'a> Lowering<'a> {
         let spec = self.g.spec(&format!("Dense({units}, use_bias = {use_bias})"))?;
         let (n, out) = self.g.apply(spec, &[x.node])?;
         self.g.weight(n, "kernel", vec![inputs, units], kernel);
-        if let Some(b) = bias {
-            self.g.weight(n, "bias", vec![units], b);
+        match bias {
+            Some(b) => self.g.weight(n, "bias", vec![units], b),
+            None => self.biasable(n, format!("Dense({units}, use_bias = false)")),
         }
         Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out }))
     }
@@ -452,6 +518,73 @@ impl<'a> Lowering<'a> {
             }
         }
         self.dense(&x, w.f32s(), units, bias)
+    }
+
+    /// `LayerNormalization` over the last axis: kiln's LayerNormalization, gamma the scale and
+    /// beta the bias.
+    fn layer_norm(&mut self, node: &NodeProto) -> Result<Value, String> {
+        let x = self.graph(node, 0)?;
+        let rank = x.shape.len();
+        if self.sample_axis(read::int(node, "axis", -1), rank)? + 1 != rank {
+            return self.fail("normalises from an axis before the last; kiln's LayerNormalization normalises the last");
+        }
+        let x = self
+            .g
+            .relayout(&x, &x.order.iter().copied().filter(|&a| a + 1 != rank).chain([rank - 1]).collect::<Vec<_>>())?;
+        let f = x.shape[rank - 1];
+        let scale = self.constant(node, 1)?;
+        let bias = match self.input(node, 2)? {
+            None => None,
+            Some(Value::Const(b)) => Some(b),
+            Some(Value::Graph(_)) => return self.fail("has a computed bias"),
+        };
+        if scale.vals.len() != f || bias.as_ref().is_some_and(|b| b.vals.len() != f) {
+            return self.fail(format!("has a scale or bias that is not one value per feature ({f})"));
+        }
+        let eps = read::float(node, "epsilon", 1e-5) as f64;
+        let spec = self.g.spec(&format!("LayerNormalization(epsilon = {eps:?}, center = {})", bias.is_some()))?;
+        let (n, _) = self.g.apply(spec, &[x.node])?;
+        self.g.weight(n, "gamma", vec![f], scale.f32s());
+        if let Some(b) = bias {
+            self.g.weight(n, "beta", vec![f], b.f32s());
+        }
+        Ok(Value::Graph(Val { node: n, ..x }))
+    }
+
+    /// `Slice` of a computed value along sample axes, step 1: kiln's Slice, one per axis.
+    fn slice(&mut self, node: &NodeProto) -> Result<Value, String> {
+        let mut x = self.graph(node, 0)?;
+        let ints = |k: usize| -> Result<Option<Vec<i64>>, String> {
+            match self.input(node, k)? {
+                Some(Value::Const(c)) => Ok(Some(c.vals.iter().map(|&v| v.clamp(-9e18, 9e18) as i64).collect())),
+                Some(Value::Graph(_)) => self.fail("slices with computed bounds"),
+                None => Ok(None),
+            }
+        };
+        let (Some(starts), Some(ends)) = (ints(1)?, ints(2)?) else {
+            return self.fail("needs its starts and ends as inputs (opset 10 and later)");
+        };
+        let axes = ints(3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+        let steps = ints(4)?.unwrap_or_else(|| vec![1; starts.len()]);
+        for (((&a, &s), &e), &st) in axes.iter().zip(&starts).zip(&ends).zip(&steps) {
+            let axis = self.sample_axis(a, x.shape.len())?;
+            let d = x.shape[axis] as i64;
+            let at = |v: i64| (if v < 0 { v + d } else { v }).clamp(0, d) as usize;
+            let (start, end) = (at(s), at(e));
+            if st != 1 || start >= end {
+                return self.fail(format!(
+                    "slices axis {a} from {s} to {e} by {st}; kiln slices by step 1, keeping at least one"
+                ));
+            }
+            if (start, end) == (0, d as usize) {
+                continue;
+            }
+            let stored = x.order.iter().position(|&b| b == axis).unwrap_or(axis);
+            let (n, _) = self.g.apply(crate::layers::slice(stored as i64 + 1, start, end), &[x.node])?;
+            x.shape[axis] = end - start;
+            x.node = n;
+        }
+        Ok(Value::Graph(x))
     }
 
     fn flatten(&mut self, node: &NodeProto) -> Result<Value, String> {

@@ -110,11 +110,10 @@ impl Lowering<'_> {
             return self.fail(format!("has a weight of dimensions {:?} for {r} spatial axes", w.dims));
         }
         let (filters, cin) = (w.dims[0], w.dims[1]);
-        let group = read::int(node, "group", 1);
-        if group != 1 || cin != x.shape[0] {
+        let group = read::int(node, "group", 1).max(1) as usize;
+        if cin * group != x.shape[0] || filters % group != 0 {
             return self.fail(format!(
-                "is a convolution in {group} groups ({cin} of {} input channels per filter); kiln imports Conv with \
-                 group = 1",
+                "has {filters} filters of {cin} channels in {group} groups for an input of {} channels",
                 x.shape[0]
             ));
         }
@@ -126,8 +125,9 @@ impl Lowering<'_> {
             Some(_) => return self.fail("has a bias that is not a constant of one value per filter"),
         };
         let class = if r == 1 { "Conv1D" } else { "Conv2D" };
+        let groups = if group > 1 { format!(", groups = {group}") } else { String::new() };
         let call = format!(
-            "{class}({filters}, {}, strides = {}, dilation_rate = {}, use_bias = {})",
+            "{class}({filters}, {}, strides = {}, dilation_rate = {}{groups}, use_bias = {})",
             list(&win.kernel),
             list(&win.strides),
             list(&win.dilations),
@@ -149,8 +149,9 @@ impl Lowering<'_> {
         let mut kshape = win.kernel.clone();
         kshape.extend([cin, filters]);
         self.g.weight(n, "kernel", kshape, kernel);
-        if let Some(b) = bias {
-            self.g.weight(n, "bias", vec![filters], b);
+        match bias {
+            Some(b) => self.g.weight(n, "bias", vec![filters], b),
+            None => self.biasable(n, call),
         }
         Ok(Self::last_val(out, n))
     }
@@ -225,6 +226,41 @@ impl Lowering<'_> {
         stored.push(x.shape[0]);
         let n = self.g.reshape(n, &stored)?;
         Ok(Self::last_val(stored, n))
+    }
+
+    /// `Pad` with zeros on the spatial axes of a `[channels, spatial..]` value: ZeroPadding1D or
+    /// ZeroPadding2D.
+    pub fn pad(&mut self, node: &NodeProto) -> Result<Value, String> {
+        let x = self.graph(node, 0)?;
+        let spatial = self.spatial(&x)?;
+        let pads: Vec<i64> = match self.input(node, 1)? {
+            Some(Value::Const(c)) => c.vals.iter().map(|&v| v as i64).collect(),
+            Some(Value::Graph(_)) => return self.fail("takes its pads from a computed value"),
+            None => read::ints(node, "pads").unwrap_or_default(),
+        };
+        let zero = match self.input(node, 2)? {
+            None => true,
+            Some(Value::Const(c)) => c.vals.iter().all(|&v| v == 0.0),
+            Some(Value::Graph(_)) => false,
+        };
+        let full = spatial.len() + 2;
+        let (b, e) = (pads.get(..full).unwrap_or_default(), pads.get(full..).unwrap_or_default());
+        let mode = read::string(node, "mode", "constant");
+        if mode != "constant" || !zero || b.len() != full || e.len() != full || pads.len() != 2 * full {
+            return self
+                .fail(format!("pads with mode {mode} by {pads:?}; kiln imports zero padding of the spatial axes"));
+        }
+        if b[..2].iter().chain(&e[..2]).any(|&p| p != 0) || pads.iter().any(|&p| p < 0) {
+            return self.fail(format!("pads {pads:?}: kiln pads the spatial axes only, by amounts >= 0"));
+        }
+        let win = Window {
+            kernel: vec![1; spatial.len()],
+            strides: vec![1; spatial.len()],
+            dilations: vec![1; spatial.len()],
+            begin: b[2..].iter().map(|&p| p as usize).collect(),
+            end: e[2..].iter().map(|&p| p as usize).collect(),
+        };
+        Ok(Value::Graph(self.padded(&x, &win)?))
     }
 
     /// `BatchNormalization` at inference: kiln's BatchNormalization on the channel axis, with the
