@@ -100,6 +100,34 @@ class Blocks(nn.Module):
         return self.head(torch.flatten(h, 1))
 
 
+class LstmClassifier(nn.Module):
+    """An LSTM over 7 steps (batch first: Transposes around ONNX's LSTM), its last step
+    (`out[:, -1, :]`, a Gather) to a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(5, 8, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1, :])
+
+
+class GruLastState(nn.Module):
+    """A GRU (`linear_before_reset`, Keras' `reset_after`) whose final state `h_n[-1]` feeds a
+    linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(5, 6, batch_first=True)
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x):
+        _, h = self.gru(x)
+        return self.head(h[-1])
+
+
 def export(name, model, shape, rows=4):
     torch.manual_seed(1)
     model.eval()
@@ -221,6 +249,10 @@ def main():
     export("torch_cnn2d", Cnn2d(), (2, 8, 12))
     torch.manual_seed(0)
     export("torch_blocks", Blocks(), (4, 16))
+    torch.manual_seed(0)
+    export("torch_lstm", LstmClassifier(), (7, 5))
+    torch.manual_seed(0)
+    export("torch_gru", GruLastState(), (7, 5))
     keras_models()
     hand_made()
 

@@ -26,6 +26,15 @@ pub struct Cnn2d;
 #[kiln::onnx("../fixtures/onnx/torch_blocks.onnx")]
 pub struct TorchBlocks;
 
+/// An LSTM classifier: Transposes to ONNX's `[steps, batch, features]` and back (they move
+/// nothing), LSTM (its gates reordered), Squeeze, the last step by Gather, a Gemm head.
+#[kiln::onnx("../fixtures/onnx/torch_lstm.onnx")]
+pub struct TorchLstm;
+
+/// A GRU (`linear_before_reset`) whose final state `h_n[-1]` feeds a Gemm head.
+#[kiln::onnx("../fixtures/onnx/torch_gru.onnx")]
+pub struct TorchGru;
+
 /// A Keras MLP through tf2onnx: MatMul then Add (one Dense each), Relu, Tanh, Softmax.
 #[kiln::onnx("../fixtures/onnx/keras_mlp.onnx")]
 pub struct KerasMlp;
@@ -119,6 +128,9 @@ matches_onnxruntime!(
     "torch_blocks",
     padding_groups_and_layer_norm_infer_as_onnxruntime_does
 );
+// The last step is a Slice, which has no static kernel yet: no `infer` for this one.
+matches_onnxruntime!(an_lstm_classifier_matches_onnxruntime, TorchLstm, "torch_lstm");
+matches_onnxruntime!(a_gru_matches_onnxruntime, TorchGru, "torch_gru", a_gru_infers_as_onnxruntime_does);
 
 mod keras {
     use super::*;

@@ -231,42 +231,38 @@ fn squeezed(lw: &Lowering<'_>, node: &NodeProto, dims: &[usize]) -> Result<(Vec<
 }
 
 /// `Squeeze` / `Unsqueeze` of a computed value: a view (only axes of size one come and go, so
-/// no value moves), in the value's own layout; the batch axis stays.
+/// no value moves), in the value's own layout; the batch axis stays where it is among the others.
 pub fn squeeze(lw: &mut Lowering<'_>, node: &NodeProto) -> Result<Value, String> {
-    let x = lw.graph(node, 0)?;
+    let x = lw.graph_any(node, 0)?;
     // The batch axis as 0, which no axis of a sample is.
-    let mut full = vec![0usize];
-    full.extend(&x.shape);
+    let mut full = x.shape.clone();
+    full.insert(x.batch, 0);
     let (out, axes) = squeezed(lw, node, &full)?;
-    if out.first() != Some(&0) || axes.contains(&0) {
-        return lw.fail("squeezes or moves the batch axis, which kiln keeps first");
+    let squeeze = node.op_type == "Squeeze";
+    if squeeze && axes.contains(&x.batch) {
+        return lw.fail("squeezes the batch axis, which kiln keeps");
     }
-    let shape = out[1..].to_vec();
-    // Sample axes: numbered from 0 without the batch.
-    let axes: Vec<usize> = axes.iter().map(|a| a - 1).collect();
-    let order = if node.op_type == "Squeeze" {
-        let renumber = |a: usize| a - axes.iter().filter(|&&d| d < a).count();
-        x.order.iter().filter(|a| !axes.contains(a)).map(|&a| renumber(a)).collect()
+    let batch = out.iter().position(|&d| d == 0).unwrap_or(0);
+    let shape: Vec<usize> = out.iter().copied().filter(|&d| d != 0).collect();
+    // Full axes to sample axes, without the batch.
+    let sample = |full: usize, b: usize| full - usize::from(full > b);
+    let order = if squeeze {
+        let gone: Vec<usize> = axes.iter().map(|&a| sample(a, x.batch)).collect();
+        let renumber = |a: usize| a - gone.iter().filter(|&&d| d < a).count();
+        x.order.iter().filter(|a| !gone.contains(a)).map(|&a| renumber(a)).collect()
     } else {
-        // Old axis a is new axis a + (the inserted axes at or before its place).
-        let mut new_of_old = Vec::new();
-        let mut a = 0;
-        for n in 0..shape.len() {
-            if !axes.contains(&n) {
-                new_of_old.push(n);
-                a += 1;
-            }
-        }
-        debug_assert_eq!(a, x.shape.len());
+        let new: Vec<usize> = axes.iter().map(|&a| sample(a, batch)).collect();
+        // Old sample axis a is the a-th new axis that was not inserted.
+        let new_of_old: Vec<usize> = (0..shape.len()).filter(|n| !new.contains(n)).collect();
         let mut order: Vec<usize> = x.order.iter().map(|&a| new_of_old[a]).collect();
         // Each new axis goes just before the stored place of the axis that follows it.
-        for &n in axes.iter().rev() {
+        for &n in new.iter().rev() {
             let next = (n + 1..shape.len()).find_map(|b| order.iter().position(|&s| s == b));
             order.insert(next.unwrap_or(order.len()), n);
         }
         order
     };
-    let v = Val { node: x.node, shape, order };
+    let v = Val { node: x.node, shape, order, batch };
     let n = lw.g.reshape(x.node, &v.stored())?;
     Ok(Value::Graph(Val { node: n, ..v }))
 }

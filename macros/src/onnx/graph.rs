@@ -22,6 +22,10 @@ pub struct Val {
     pub node: usize,
     pub shape: Vec<usize>,
     pub order: Vec<usize>,
+    /// Where the batch axis is among the ONNX axes: 0, but for the sequences of a recurrent
+    /// operator (`[steps, batch, features]`). kiln stores every value batch first, so moving the
+    /// batch axis moves no value either.
+    pub batch: usize,
 }
 
 impl Val {
@@ -94,7 +98,7 @@ impl Graph {
             input_shapes: vec![],
             dims: None,
         });
-        Val { node: self.nodes.len() - 1, order: identity(shape.len()), shape }
+        Val { node: self.nodes.len() - 1, order: identity(shape.len()), shape, batch: 0 }
     }
 
     /// A layer spec from a call as `functional!` writes it (`Dense(64, use_bias = false)`).
@@ -156,7 +160,7 @@ impl Graph {
         if let Some(done) = self.relayouts.get(&key) {
             return Ok(done.clone());
         }
-        let target = Val { node: 0, shape: v.shape.clone(), order: order.to_vec() };
+        let target = Val { node: 0, shape: v.shape.clone(), order: order.to_vec(), batch: v.batch };
         let moved: Vec<usize> = v.order.iter().copied().filter(|&a| v.shape[a] != 1).collect();
         let kept: Vec<usize> = order.iter().copied().filter(|&a| v.shape[a] != 1).collect();
         let node = if moved == kept {

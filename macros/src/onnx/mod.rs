@@ -6,7 +6,7 @@
 //! - `proto`: the messages of onnx.proto kiln reads, decoded with `prost` (no `protoc`).
 //! - `read`: the file, its checks, attributes and constant tensors.
 //! - `graph`: the IR being built, each ONNX value's layout, the weights.
-//! - `ops`, `window`, `fold`: the operators.
+//! - `ops`, `arith`, `window`, `fold`, `constant`: the operators.
 //!
 //! Layout: kiln's layers are channels-last (Keras), an ONNX file from PyTorch channels-first.
 //! The model takes and returns tensors in the file's own layout; inside, each value remembers
@@ -20,12 +20,14 @@
 //! `#[weights("..")]` does with a file: `Net::embedded()` and, where every layer has a static
 //! kernel, `Net::infer`.
 
+mod arith;
 mod constant;
 mod fold;
 mod graph;
 mod ops;
 mod proto;
 mod read;
+mod recurrent;
 mod window;
 
 use proc_macro2::{Span, TokenStream};
@@ -155,6 +157,10 @@ fn lower(onnx: &proto::ModelProto, span: Span, item: syn::ItemStruct) -> Result<
         return Err("the graph has no input that is not an initializer".into());
     }
     let mut lw = ops::Lowering::new(g, read::opset(onnx), &graph.node, batch);
+    // The graph's outputs are read too (by no node of the file).
+    for vi in &graph.output {
+        lw.consumers.entry(vi.name.clone()).or_default().push(usize::MAX);
+    }
     for i in 0..graph.node.len() {
         lw.node(i)?;
     }
@@ -162,6 +168,12 @@ fn lower(onnx: &proto::ModelProto, span: Span, item: syn::ItemStruct) -> Result<
     let mut outputs = Vec::new();
     for vi in &graph.output {
         match g.values.get(&vi.name).cloned() {
+            Some(Value::Graph(v)) if v.batch != 0 => {
+                return Err(format!(
+                    "output `{}` has its batch axis at ONNX axis {}; kiln returns values batch first",
+                    vi.name, v.batch
+                ));
+            }
             Some(Value::Graph(v)) => {
                 g.at = format!("output `{}`", vi.name);
                 outputs.push(g.onnx_layout(&v)?.node);

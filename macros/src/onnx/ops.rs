@@ -1,6 +1,6 @@
 //! The operators: each ONNX node lowered to kiln layers through their specs, or folded when its
-//! inputs are known when the model compiles. Convolutions, pooling and normalisation are in
-//! `window`; constant folding in `fold`.
+//! inputs are known when the model compiles. Products and arithmetic are in `arith`;
+//! convolutions, pooling and normalisation in `window`; constant folding in `fold`.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -8,7 +8,7 @@ use std::rc::Rc;
 use super::graph::{Graph, Val, Value, identity};
 use super::proto::NodeProto;
 use super::read::{self, Const, describe};
-use crate::layers::{Num, Scalar, broadcast, concatenate, flatten, scalar, softmax_axis, unary};
+use crate::layers::{concatenate, flatten, softmax_axis, unary};
 
 /// The operators kiln imports, for the message about one it does not.
 pub const SUPPORTED: &[&str] = &[
@@ -54,6 +54,8 @@ pub const SUPPORTED: &[&str] = &[
     "Cast",
     "ConstantOfShape",
     "Slice",
+    "LSTM",
+    "GRU",
 ];
 
 /// Lowers an ONNX graph's nodes, in the file's (topological) order.
@@ -62,14 +64,14 @@ pub struct Lowering<'a> {
     pub opset: i64,
     pub nodes: &'a [NodeProto],
     /// For each value name, the nodes reading it (MatMul then Add fuse into one Dense).
-    consumers: HashMap<String, Vec<usize>>,
+    pub consumers: HashMap<String, Vec<usize>>,
     /// Nodes already lowered as part of an earlier one.
-    skip: HashSet<usize>,
+    pub skip: HashSet<usize>,
     /// The batch size the file fixes, if it fixes one (else it is symbolic).
     pub batch: Option<usize>,
     /// Layers made without a bias (a Conv whose bias the exporter wrote as a later Add), by
     /// node, with the call that built them: the Add becomes their bias.
-    biasable: HashMap<usize, String>,
+    pub biasable: HashMap<usize, String>,
 }
 
 impl<'a> Lowering<'a> {
@@ -119,8 +121,21 @@ impl<'a> Lowering<'a> {
         self.input(node, k)?.map_or_else(|| self.fail(format!("needs its input {}", k + 1)), Ok)
     }
 
-    /// Input `k`, which must be computed by the model.
+    /// Input `k`, which must be computed by the model, its batch axis first.
     pub fn graph(&self, node: &NodeProto, k: usize) -> Result<Val, String> {
+        let v = self.graph_any(node, k)?;
+        if v.batch != 0 {
+            return self.fail(format!(
+                "reads `{}`, whose batch axis is ONNX axis {}; kiln imports this operator on values with the batch \
+                 axis first",
+                node.input[k], v.batch
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Input `k`, computed by the model, its batch axis anywhere.
+    pub fn graph_any(&self, node: &NodeProto, k: usize) -> Result<Val, String> {
         match self.need(node, k)? {
             Value::Graph(v) => Ok(v),
             Value::Const(_) => self.fail(format!("input {} is a constant where kiln needs a computed value", k + 1)),
@@ -201,6 +216,8 @@ impl<'a> Lowering<'a> {
             "LayerNormalization" => self.layer_norm(node)?,
             "Pad" => self.pad(node)?,
             "Slice" => self.slice(node)?,
+            "Gather" => self.gather(node)?,
+            "LSTM" | "GRU" => return self.recurrent(i),
             _ => return Err(self.unsupported(node)),
         };
         self.bind(node, out)
@@ -259,265 +276,6 @@ impl<'a> Lowering<'a> {
             if stored + 1 == rank && !log { self.g.spec("Softmax")? } else { softmax_axis(log, stored as i64 + 1) };
         let (n, _) = self.g.apply(spec, &[x.node])?;
         Ok(Value::Graph(Val { node: n, ..x }))
-    }
-
-    /// `Add`, `Sub`, `Mul`, `Div`: of two computed values (broadcast as NumPy does), or of one and
-    /// a single number.
-    fn arithmetic(&mut self, node: &NodeProto) -> Result<Value, String> {
-        let (a, b) = (self.need(node, 0)?, self.need(node, 1)?);
-        let class = match node.op_type.as_str() {
-            "Add" => "Add",
-            "Sub" => "Subtract",
-            "Mul" => "Multiply",
-            _ => "Divide",
-        };
-        let (x, c, const_left) = match (a, b) {
-            (Value::Graph(a), Value::Graph(b)) => {
-                let (a, b) = if a.shape == b.shape {
-                    let b = self.g.relayout(&b, &a.order)?;
-                    (a, b)
-                } else if a.shape.len() == b.shape.len() {
-                    (self.g.onnx_layout(&a)?, self.g.onnx_layout(&b)?)
-                } else {
-                    return self.fail(format!(
-                        "broadcasts values of ranks {} and {} (with their batch axes); kiln broadcasts values of one \
-                         rank",
-                        a.shape.len() + 1,
-                        b.shape.len() + 1
-                    ));
-                };
-                let (n, out) = self.g.apply(broadcast(class), &[a.node, b.node])?;
-                let shape = if a.order == identity(a.shape.len()) { out } else { a.shape.clone() };
-                return Ok(Value::Graph(Val { node: n, shape, order: a.order }));
-            }
-            (Value::Graph(x), Value::Const(c)) => (x, c, false),
-            (Value::Const(c), Value::Graph(x)) => (x, c, true),
-            (Value::Const(_), Value::Const(_)) => return self.fail("has two constant inputs"),
-        };
-        if c.vals.len() != 1 {
-            if class == "Add"
-                && let Some(v) = self.fuse_bias(&x, &c)?
-            {
-                return Ok(v);
-            }
-            return self.with_constant(&x, &c, class, const_left);
-        }
-        let v = c.vals[0] as f32;
-        let op = match (class, const_left) {
-            ("Add", _) => Scalar::Shift(Num::Lit(v)),
-            ("Multiply", _) => Scalar::Scale(Num::Lit(v)),
-            ("Subtract", false) => Scalar::Shift(Num::Lit(-v)),
-            ("Subtract", true) => Scalar::SubtractFrom(Num::Lit(v)),
-            (_, false) => Scalar::DivideBy(Num::Lit(v)),
-            (_, true) => Scalar::Reciprocal(Num::Lit(v)),
-        };
-        let (n, _) = self.g.apply(scalar(op), &[x.node])?;
-        Ok(Value::Graph(Val { node: n, ..x }))
-    }
-
-    /// Records that the layer of `node`, built by `call` without a bias, may take one.
-    pub fn biasable(&mut self, node: usize, call: String) {
-        self.biasable.insert(node, call);
-    }
-
-    /// `x + c` where `x` is (a view of) the output of a layer made without a bias, read by
-    /// nothing else, and `c` holds one value per channel: the layer rebuilt with `c` as its bias.
-    fn fuse_bias(&mut self, x: &Val, c: &Const) -> Result<Option<Value>, String> {
-        let mut base = x.node;
-        let mut chain = vec![base];
-        while let crate::ir::Op::Apply(l) = self.g.nodes[base].op
-            && self.g.layers[l].kind.is_view()
-        {
-            base = self.g.nodes[base].inputs[0];
-            chain.push(base);
-        }
-        let Some(call) = self.biasable.get(&base).cloned() else { return Ok(None) };
-        let channels = *self.g.nodes[base].output_shape.last().unwrap_or(&0);
-        // One value per channel, on the axis the layer stores last.
-        let last = *x.order.last().unwrap_or(&0);
-        let rank = x.shape.len();
-        let mut dims = c.dims.clone();
-        if dims.len() == rank + 1 && dims[0] == 1 {
-            dims.remove(0);
-        }
-        let mut cd = vec![1; rank.saturating_sub(dims.len())];
-        cd.extend(dims);
-        let per_channel = cd.len() == rank && (0..rank).all(|a| cd[a] == if a == last { channels } else { 1 });
-        let used_once = chain.iter().all(|&n| self.g.nodes.iter().filter(|m| m.inputs.contains(&n)).count() <= 1)
-            && chain.iter().all(|&n| {
-                let names: Vec<&String> = self
-                    .g
-                    .values
-                    .iter()
-                    .filter(|(_, v)| matches!(v, Value::Graph(v) if v.node == n))
-                    .map(|(k, _)| k)
-                    .collect();
-                names.iter().all(|k| self.consumers.get(*k).is_none_or(|u| u.len() <= 1))
-            });
-        if !per_channel || !used_once || x.shape[last] != channels {
-            return Ok(None);
-        }
-        let crate::ir::Op::Apply(l) = self.g.nodes[base].op else { return Ok(None) };
-        self.g.layers[l].kind = self.g.spec(&call.replace("use_bias = false", "use_bias = true"))?;
-        self.g.weight(base, "bias", vec![channels], c.f32s());
-        self.biasable.remove(&base);
-        Ok(Some(Value::Graph(x.clone())))
-    }
-
-    /// `x op c` (or `c op x`) with a constant tensor `c` broadcast against `x`: the constant a
-    /// `Weight` layer stored in `x`'s layout, then the broadcasting op.
-    fn with_constant(&mut self, x: &Val, c: &Const, class: &'static str, left: bool) -> Result<Value, String> {
-        let rank = x.shape.len();
-        let mut dims = c.dims.clone();
-        if dims.len() == rank + 1 {
-            if dims[0] != 1 {
-                return self.fail(format!("broadcasts a constant of dimensions {dims:?} along the batch axis"));
-            }
-            dims.remove(0);
-        }
-        if dims.len() > rank {
-            return self.fail(format!(
-                "broadcasts a constant of dimensions {:?} against a value of rank {}",
-                c.dims,
-                rank + 1
-            ));
-        }
-        let mut cd = vec![1; rank - dims.len()];
-        cd.extend(dims);
-        let mut shape = x.shape.clone();
-        for (s, &d) in shape.iter_mut().zip(&cd) {
-            match (*s, d) {
-                (a, b) if a == b || b == 1 => {}
-                (1, b) => *s = b,
-                _ => {
-                    return self
-                        .fail(format!("broadcasts a constant of dimensions {:?} against {:?}", c.dims, x.shape));
-                }
-            }
-        }
-        // The constant's values in the order `x` stores its axes.
-        let stored: Vec<usize> = x.order.iter().map(|&a| cd[a]).collect();
-        let strides: Vec<usize> = (0..rank).map(|a| cd[a + 1..].iter().product()).collect();
-        let n: usize = cd.iter().product();
-        let vals: Vec<f32> = (0..n)
-            .map(|i| {
-                let (mut rest, mut at) = (i, 0);
-                for (k, &a) in x.order.iter().enumerate().rev() {
-                    at += (rest % stored[k]) * strides[a];
-                    rest /= stored[k];
-                }
-                c.vals[at] as f32
-            })
-            .collect();
-        let (k, _) = self.g.apply(super::constant::constant(stored), &[x.node])?;
-        self.g.weight(k, "value", vec![n], vals);
-        let ins = if left { [k, x.node] } else { [x.node, k] };
-        let (node, _) = self.g.apply(broadcast(class), &ins)?;
-        Ok(Value::Graph(Val { node, shape, order: x.order.clone() }))
-    }
-
-    /// A Dense layer on the last axis of `x` (in the file's layout), its kernel `[inputs, units]`.
-    fn dense(&mut self, x: &Val, kernel: Vec<f32>, units: usize, bias: Option<Vec<f32>>) -> Result<Value, String> {
-        let x = self.g.onnx_layout(x)?;
-        let inputs = *x.shape.last().unwrap_or(&0);
-        let use_bias = if bias.is_some() { "true" } else { "false" };
-        let spec = self.g.spec(&format!("Dense({units}, use_bias = {use_bias})"))?;
-        let (n, out) = self.g.apply(spec, &[x.node])?;
-        self.g.weight(n, "kernel", vec![inputs, units], kernel);
-        match bias {
-            Some(b) => self.g.weight(n, "bias", vec![units], b),
-            None => self.biasable(n, format!("Dense({units}, use_bias = false)")),
-        }
-        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out }))
-    }
-
-    /// `Gemm(A, B, C)`: `alpha * A' B' + beta * C` as a Dense layer, `A` computed, `B` and `C`
-    /// known.
-    fn gemm(&mut self, node: &NodeProto) -> Result<Value, String> {
-        let a = self.graph(node, 0)?;
-        if a.shape.len() != 1 || read::int(node, "transA", 0) != 0 {
-            return self.fail(format!(
-                "multiplies a value of shape [batch, {}]{}; kiln imports Gemm on [batch, features] without transA",
-                a.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
-                if read::int(node, "transA", 0) != 0 { " transposed" } else { "" }
-            ));
-        }
-        let b = self.constant(node, 1)?;
-        let (alpha, beta) = (read::float(node, "alpha", 1.0), read::float(node, "beta", 1.0));
-        let trans = read::int(node, "transB", 0) != 0;
-        let k = a.shape[0];
-        let (rows, cols) = match b.dims[..] {
-            [r, c] => (r, c),
-            _ => return self.fail(format!("has a weight of dimensions {:?}; Gemm's B is a matrix", b.dims)),
-        };
-        let (bk, units) = if trans { (cols, rows) } else { (rows, cols) };
-        if bk != k {
-            return self.fail(format!("multiplies [batch, {k}] by a matrix of {bk} rows"));
-        }
-        let w = b.f32s();
-        let kernel: Vec<f32> = (0..k * units)
-            .map(|i| {
-                let (r, c) = (i / units, i % units);
-                alpha * if trans { w[c * k + r] } else { w[r * units + c] }
-            })
-            .collect();
-        let bias = match self.input(node, 2)? {
-            None => None,
-            Some(Value::Const(c)) => Some(self.bias(&c, units, beta)?),
-            Some(Value::Graph(_)) => return self.fail("adds a computed C; kiln imports Gemm with a constant C"),
-        };
-        self.dense(&a, kernel, units, bias)
-    }
-
-    /// A constant broadcast along `units` (a bias), scaled by `scale`.
-    fn bias(&self, c: &Const, units: usize, scale: f32) -> Result<Vec<f32>, String> {
-        let v = c.f32s();
-        match v.len() {
-            1 => Ok(vec![v[0] * scale; units]),
-            n if n == units && c.dims.last() == Some(&units) => Ok(v.iter().map(|x| x * scale).collect()),
-            _ => self.fail(format!("adds a constant of dimensions {:?} to {units} units", c.dims)),
-        }
-    }
-
-    /// `MatMul(x, W)` with `W` known: a Dense layer without bias, or with the bias of the `Add`
-    /// that alone reads its result.
-    fn matmul(&mut self, i: usize) -> Result<Value, String> {
-        let node = &self.nodes[i];
-        let x = self.graph(node, 0)?;
-        let w = self.constant(node, 1)?;
-        let (k, units) = match w.dims[..] {
-            [k, u] => (k, u),
-            _ => {
-                return self.fail(format!(
-                    "multiplies by a tensor of dimensions {:?}; kiln imports MatMul by a matrix",
-                    w.dims
-                ));
-            }
-        };
-        if x.shape.last() != Some(&k) {
-            return self.fail(format!("multiplies a value of last axis {:?} by a matrix of {k} rows", x.shape.last()));
-        }
-        let mut bias = None;
-        if let Some(users) = self.consumers.get(&node.output[0])
-            && let [j] = users[..]
-            && self.nodes[j].op_type == "Add"
-        {
-            let add = &self.nodes[j];
-            let other = add.input.iter().position(|n| *n != node.output[0]);
-            if let Some(o) = other
-                && let Some(Value::Const(c)) = self.g.values.get(&add.input[o])
-                && c.dims.last() == Some(&units)
-                && c.vals.len() == units
-            {
-                bias = Some(c.f32s());
-                self.skip.insert(j);
-                let out = add.output[0].clone();
-                let v = self.dense(&x, w.f32s(), units, bias)?;
-                self.g.values.insert(out, v.clone());
-                return Ok(v);
-            }
-        }
-        self.dense(&x, w.f32s(), units, bias)
     }
 
     /// `LayerNormalization` over the last axis: kiln's LayerNormalization, gamma the scale and
@@ -600,7 +358,7 @@ impl<'a> Lowering<'a> {
             return Ok(Value::Graph(x));
         }
         let (n, out) = self.g.apply(flatten(), &[x.node])?;
-        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out }))
+        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: 0 }))
     }
 
     /// `Reshape(x, shape)`, the shape known (the batch axis first: the batch size, `0` or `-1`).
@@ -640,29 +398,34 @@ impl<'a> Lowering<'a> {
         let ins = [x.shape.clone()];
         let out = spec.output_shape(&ins).map_err(|msg| format!("{}: {msg}", self.g.at))?;
         let n = self.g.reshape(x.node, &out)?;
-        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out }))
+        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: 0 }))
     }
 
-    /// `Transpose`: no values move; the value's layout records the new order of its axes.
+    /// `Transpose`: no values move; the value's layout records the new order of its axes (and
+    /// where its batch axis went).
     fn transpose(&mut self, node: &NodeProto) -> Result<Value, String> {
-        let x = self.graph(node, 0)?;
+        let x = self.graph_any(node, 0)?;
         let rank = x.shape.len();
         let perm = read::ints(node, "perm").unwrap_or_else(|| (0..=rank as i64).rev().collect());
-        if perm.len() != rank + 1 || perm[0] != 0 {
-            return self.fail(format!("permutes the axes as {perm:?}; kiln keeps the batch axis first"));
-        }
-        let p: Vec<usize> = perm[1..].iter().map(|&a| (a - 1).max(0) as usize).collect();
-        let mut sorted = p.clone();
+        let mut sorted = perm.clone();
         sorted.sort();
-        if sorted != identity(rank) {
-            return self.fail(format!("has perm {perm:?}, which is not a permutation of the axes"));
+        if sorted != (0..=rank as i64).collect::<Vec<_>>() {
+            return self.fail(format!("has perm {perm:?}, which is not a permutation of {} axes", rank + 1));
+        }
+        let perm: Vec<usize> = perm.iter().map(|&a| a as usize).collect();
+        let batch = perm.iter().position(|&a| a == x.batch).unwrap_or(0);
+        // Full axes to sample axes, without the batch.
+        let sample = |full: usize, b: usize| full - usize::from(full > b);
+        let mut p = vec![0; rank];
+        for (j, &a) in perm.iter().enumerate().filter(|&(j, _)| j != batch) {
+            p[sample(j, batch)] = sample(a, x.batch);
         }
         // Output axis j is input axis p[j]: the stored axis holding input axis a holds output
         // axis p⁻¹(a).
         let inverse: Vec<usize> = (0..rank).map(|a| p.iter().position(|&b| b == a).unwrap_or(a)).collect();
         let order = x.order.iter().map(|&a| inverse[a]).collect();
         let shape = p.iter().map(|&a| x.shape[a]).collect();
-        Ok(Value::Graph(Val { node: x.node, shape, order }))
+        Ok(Value::Graph(Val { node: x.node, shape, order, batch }))
     }
 
     /// `Concat` of computed values along a sample axis, in the first one's layout.
@@ -681,7 +444,7 @@ impl<'a> Lowering<'a> {
         }
         let stored = first.order.iter().position(|&a| a == axis).unwrap_or(axis);
         let (n, _) = self.g.apply(concatenate(stored as i64 + 1), &parts)?;
-        Ok(Value::Graph(Val { node: n, shape, order: first.order }))
+        Ok(Value::Graph(Val { node: n, shape, order: first.order, batch: 0 }))
     }
 }
 

@@ -1,0 +1,163 @@
+//! `LSTM` and `GRU` (forward, one layer, as PyTorch and tf2onnx export them) as kiln's LSTM and
+//! GRU, and `Gather` of one position of a computed value (`out[:, -1, :]`, `h_n[-1]`).
+//!
+//! ONNX's sequences are `[steps, batch, features]` (`layout = 0`): the batch axis is recorded on
+//! the value, and since kiln stores every value batch first, the Transposes around the operator
+//! move nothing. Gates: ONNX orders an LSTM's blocks `i, o, f, c` and a GRU's `z, r, h`; Keras
+//! `i, f, c, o` and `z, r, h`. ONNX's two biases (input and recurrent) are one bias of the LSTM,
+//! and the `[2, 3 units]` bias of a GRU with `reset_after` (ONNX's `linear_before_reset`).
+
+use super::graph::{Val, Value, identity};
+use super::ops::Lowering;
+use super::proto::NodeProto;
+use super::read;
+
+impl Lowering<'_> {
+    /// `LSTM` / `GRU`: their outputs `Y` (`[steps, 1, batch, units]`), `Y_h` and `Y_c`
+    /// (`[1, batch, units]`), each that a later node reads.
+    pub fn recurrent(&mut self, i: usize) -> Result<(), String> {
+        let nodes = self.nodes;
+        let node = &nodes[i];
+        let lstm = node.op_type == "LSTM";
+        let x = self.graph_any(node, 0)?;
+        let layout = read::int(node, "layout", 0);
+        if x.shape.len() != 2 || x.batch != if layout == 0 { 1 } else { 0 } {
+            return self.fail("reads a value that is not a sequence [steps, batch, features] (layout 0) or [batch, steps, features] (layout 1)");
+        }
+        let direction = read::string(node, "direction", "forward");
+        if direction != "forward"
+            || read::attr(node, "clip").is_some()
+            || read::attr(node, "activations").is_some()
+            || read::int(node, "input_forget", 0) != 0
+        {
+            return self.fail(format!("is a {direction} {} with clip, activations or input_forget set; kiln imports forward ones with the default activations", node.op_type));
+        }
+        if node.input.get(4).is_some_and(|s| !s.is_empty()) {
+            return self.fail("has sequence_lens; kiln imports sequences of one length");
+        }
+        for k in [5, 6] {
+            match self.input(node, k)? {
+                None => {}
+                Some(Value::Const(c)) if c.vals.iter().all(|&v| v == 0.0) => {}
+                Some(_) => {
+                    return self.fail(
+                        "has an initial state that is not zeros; kiln imports recurrent operators starting from zeros",
+                    );
+                }
+            }
+        }
+        let (steps, features) = (x.shape[0], x.shape[1]);
+        let (w, r) = (self.constant(node, 1)?, self.constant(node, 2)?);
+        let gates = if lstm { 4 } else { 3 };
+        let units = w.dims.get(1).copied().unwrap_or(0) / gates;
+        if w.dims != [1, gates * units, features] || r.dims != [1, gates * units, units] || units == 0 {
+            return self
+                .fail(format!("has weights of dimensions {:?} and {:?} for {features} features", w.dims, r.dims));
+        }
+        let b = match self.input(node, 3)? {
+            None => vec![0f32; 2 * gates * units],
+            Some(Value::Const(b)) if b.vals.len() == 2 * gates * units => b.f32s(),
+            Some(_) => return self.fail("has a bias that is not a constant of 2 x gates x units values"),
+        };
+        // Keras' gate k is ONNX's block blocks[k].
+        let blocks: &[usize] = if lstm { &[0, 2, 3, 1] } else { &[0, 1, 2] };
+        let gu = gates * units;
+        let reorder = |m: &[f32], cols: usize| -> Vec<f32> {
+            // [gates x units, cols] (ONNX) to [cols, gates x units] (Keras).
+            let mut out = vec![0f32; cols * gu];
+            for (k, &blk) in blocks.iter().enumerate() {
+                for j in 0..units {
+                    for c in 0..cols {
+                        out[c * gu + k * units + j] = m[(blk * units + j) * cols + c];
+                    }
+                }
+            }
+            out
+        };
+        let kernel = reorder(&w.f32s(), features);
+        let recurrent = reorder(&r.f32s(), units);
+        let b = &b;
+        let bias_of = |half: usize| -> Vec<f32> {
+            blocks.iter().flat_map(|&blk| (0..units).map(move |j| b[half * gu + blk * units + j])).collect()
+        };
+        let linear_before_reset = read::int(node, "linear_before_reset", 0) != 0;
+        let (bias, bias_shape): (Vec<f32>, Vec<usize>) = if !lstm && linear_before_reset {
+            (bias_of(0).into_iter().chain(bias_of(1)).collect(), vec![2, gu])
+        } else {
+            (bias_of(0).iter().zip(bias_of(1)).map(|(a, c)| a + c).collect(), vec![gu])
+        };
+        let used = |k: usize| node.output.get(k).is_some_and(|o| !o.is_empty() && self.consumers.contains_key(o));
+        let (seq, state) = (used(0), used(1) || (lstm && used(2)));
+        let extra = if lstm { String::new() } else { format!(", reset_after = {linear_before_reset}") };
+        let call = format!(
+            "{}({units}, return_sequences = {}, return_state = {}{extra})",
+            node.op_type,
+            seq || !state,
+            seq && state
+        );
+        let spec = self.g.spec(&call)?;
+        let (n, _) = self.g.apply(spec.clone(), &[x.node])?;
+        self.g.weight(n, "kernel", vec![features, gu], kernel);
+        self.g.weight(n, "recurrent_kernel", vec![units, gu], recurrent);
+        self.g.weight(n, "bias", bias_shape, bias);
+        // The outputs kiln computes, as nodes: [sequence or last h, h, c].
+        let mut outs: Vec<Option<usize>> = vec![None; 3];
+        if seq && state {
+            for (k, slot) in outs.iter_mut().enumerate().take(if lstm { 3 } else { 2 }) {
+                *slot = Some(self.g.apply(crate::layers::part(spec.clone(), k), &[n])?.0);
+            }
+        } else if seq {
+            outs[0] = Some(n);
+        } else {
+            outs[1] = Some(n);
+        }
+        let batch_y = if layout == 0 { 2 } else { 0 };
+        let batch_h = if layout == 0 { 1 } else { 0 };
+        for (k, out) in outs.into_iter().enumerate() {
+            let (Some(o), Some(name)) = (out, node.output.get(k).filter(|n| !n.is_empty())) else { continue };
+            let (shape, batch) = if k == 0 { (vec![steps, 1, units], batch_y) } else { (vec![1, units], batch_h) };
+            let v = self.g.reshape(o, &shape)?;
+            self.g
+                .values
+                .insert(name.clone(), Value::Graph(Val { node: v, order: identity(shape.len()), shape, batch }));
+        }
+        Ok(())
+    }
+
+    /// `Gather` of one position (a scalar index known when the model compiles) along a sample
+    /// axis of a computed value: kiln's Slice, the axis then dropped (a view).
+    pub fn gather(&mut self, node: &NodeProto) -> Result<Value, String> {
+        let x = self.graph_any(node, 0)?;
+        let idx = self.constant(node, 1)?;
+        let rank = x.shape.len() + 1;
+        let axis = read::int(node, "axis", 0);
+        let full = if axis < 0 { axis + rank as i64 } else { axis } as usize;
+        if full == x.batch || full >= rank {
+            return self
+                .fail(format!("gathers along axis {axis}, the batch axis or none; kiln gathers along a sample axis"));
+        }
+        if !idx.dims.is_empty() || idx.vals.len() != 1 {
+            return self.fail(format!("gathers indices of dimensions {:?}; kiln imports Gather of one position (an Embedding needs integer inputs, not yet imported)", idx.dims));
+        }
+        let a = full - usize::from(full > x.batch);
+        let d = x.shape[a] as i64;
+        let i = idx.vals[0] as i64;
+        let i = if i < 0 { i + d } else { i };
+        if !(0..d).contains(&i) {
+            return self.fail(format!("gathers position {} of an axis of {d}", idx.vals[0]));
+        }
+        let stored = x.order.iter().position(|&b| b == a).unwrap_or(a);
+        let mut node_out = x.node;
+        if d > 1 {
+            let spec = crate::layers::slice(stored as i64 + 1, i as usize, i as usize + 1);
+            node_out = self.g.apply(spec, &[x.node])?.0;
+        }
+        let mut shape = x.shape.clone();
+        shape.remove(a);
+        let order: Vec<usize> = x.order.iter().filter(|&&b| b != a).map(|&b| b - usize::from(b > a)).collect();
+        let batch = x.batch - usize::from(full < x.batch);
+        let v = Val { node: node_out, shape, order, batch };
+        let n = self.g.reshape(node_out, &v.stored())?;
+        Ok(Value::Graph(Val { node: n, ..v }))
+    }
+}
