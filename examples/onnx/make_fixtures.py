@@ -128,7 +128,20 @@ class GruLastState(nn.Module):
         return self.head(h[-1])
 
 
-def export(name, model, shape, rows=4):
+class TextClassifier(nn.Module):
+    """Token ids (int64) through an Embedding (a Gather from its table), averaged over the
+    steps, to a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(20, 6)
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, ids):
+        return self.head(self.embed(ids).mean(dim=1))
+
+
+def export(name, model, shape, rows=4, integer=False):
     torch.manual_seed(1)
     model.eval()
     # Batch statistics that are not the identity, so the files test them.
@@ -139,7 +152,7 @@ def export(name, model, shape, rows=4):
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.5, 0.5)
     path = os.path.join(OUT, f"{name}.onnx")
-    x = torch.randn(rows, *shape)
+    x = torch.randn(rows, *shape) if not integer else torch.randint(0, 20, (rows, *shape))
     torch.onnx.export(
         model,
         (x,),
@@ -157,7 +170,8 @@ def reference(name, x):
     """Runs the file with onnxruntime on `x` and writes `<name>.txt`."""
     path = os.path.join(OUT, f"{name}.onnx")
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    (y,) = session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})
+    feed = x if x.dtype == np.int64 else x.astype(np.float32)
+    (y,) = session.run(None, {session.get_inputs()[0].name: feed})
     with open(os.path.join(OUT, f"{name}.txt"), "w") as f:
         for tag, a in (("input", x), ("output", y)):
             f.write(f"{tag} {' '.join(str(d) for d in a.shape)}\n")
@@ -253,6 +267,8 @@ def main():
     export("torch_lstm", LstmClassifier(), (7, 5))
     torch.manual_seed(0)
     export("torch_gru", GruLastState(), (7, 5))
+    torch.manual_seed(0)
+    export("torch_text", TextClassifier(), (9,), integer=True)
     keras_models()
     hand_made()
 

@@ -35,6 +35,11 @@ pub struct TorchLstm;
 #[kiln::onnx("../fixtures/onnx/torch_gru.onnx")]
 pub struct TorchGru;
 
+/// Token ids (an int64 input): Gather from a table (an Embedding), ReduceMean over the steps,
+/// a Gemm head.
+#[kiln::onnx("../fixtures/onnx/torch_text.onnx")]
+pub struct TorchText;
+
 /// A Keras MLP through tf2onnx: MatMul then Add (one Dense each), Relu, Tanh, Softmax.
 #[kiln::onnx("../fixtures/onnx/keras_mlp.onnx")]
 pub struct KerasMlp;
@@ -131,6 +136,20 @@ matches_onnxruntime!(
 // The last step is a Slice, which has no static kernel yet: no `infer` for this one.
 matches_onnxruntime!(an_lstm_classifier_matches_onnxruntime, TorchLstm, "torch_lstm");
 matches_onnxruntime!(a_gru_matches_onnxruntime, TorchGru, "torch_gru", a_gru_infers_as_onnxruntime_does);
+
+/// Token ids through an imported Embedding, in `predict` and `infer`.
+#[test]
+fn an_embedding_of_token_ids_matches_onnxruntime() {
+    let r = reference("torch_text");
+    let ids = r.input.mapv(|v| v as i32);
+    let got = TorchText::embedded().predict(&ids).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    assert!(max_abs("torch_text predict", &got.iter().copied().collect::<Vec<_>>(), &want) <= 1e-5);
+    for (i, row) in ids.as_slice().unwrap().chunks(9).enumerate() {
+        let y = TorchText::infer(row.try_into().unwrap()).unwrap();
+        assert!(max_abs("torch_text infer", &y, &want[i * 2..(i + 1) * 2]) <= 1e-5);
+    }
+}
 
 mod keras {
     use super::*;

@@ -144,13 +144,15 @@ fn lower(onnx: &proto::ModelProto, span: Span, item: syn::ItemStruct) -> Result<
         g.values.insert(t.name.clone(), Value::Const(std::rc::Rc::new(c)));
     }
     let mut inputs = Vec::new();
+    let mut int_inputs = Vec::new();
     let mut batch = None;
     let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
     for vi in graph.input.iter().filter(|vi| !initializers.contains(vi.name.as_str())) {
-        let (shape, b) = input_shape(vi)?;
+        let (shape, b, int) = input_shape(vi)?;
         batch = batch.or(b);
         let v = g.input(inputs.len(), shape);
         inputs.push((vi.name.clone(), v.node));
+        int_inputs.push(int);
         g.values.insert(vi.name.clone(), Value::Graph(v));
     }
     if inputs.is_empty() {
@@ -197,7 +199,7 @@ fn lower(onnx: &proto::ModelProto, span: Span, item: syn::ItemStruct) -> Result<
         attrs: item.attrs,
         vis: item.vis,
         name: item.ident,
-        int_inputs: vec![false; inputs.len()],
+        int_inputs,
         inputs,
         layers: g.layers,
         nodes: g.nodes,
@@ -208,13 +210,18 @@ fn lower(onnx: &proto::ModelProto, span: Span, item: syn::ItemStruct) -> Result<
     Ok((model, g.params))
 }
 
-/// A graph input's sample shape (without the batch axis) and the batch size if the file fixes
-/// it; every other axis must be a number.
-fn input_shape(vi: &proto::ValueInfoProto) -> Result<(Vec<usize>, Option<usize>), String> {
+/// A graph input's sample shape (without the batch axis), the batch size if the file fixes it
+/// (every other axis must be a number), and whether it holds integers (token ids, which only an
+/// Embedding reads).
+fn input_shape(vi: &proto::ValueInfoProto) -> Result<(Vec<usize>, Option<usize>, bool), String> {
     let tensor = vi.r#type.as_ref().and_then(|t| t.tensor_type.as_ref());
     let Some(t) = tensor else { return Err(format!("input `{}` is not a tensor", vi.name)) };
-    if t.elem_type != proto::dtype::FLOAT {
-        return Err(format!("input `{}` has ONNX element type {}; kiln imports float inputs", vi.name, t.elem_type));
+    let int = matches!(t.elem_type, proto::dtype::INT64 | proto::dtype::INT32);
+    if t.elem_type != proto::dtype::FLOAT && !int {
+        return Err(format!(
+            "input `{}` has ONNX element type {}; kiln imports float inputs, and int32 or int64 token ids",
+            vi.name, t.elem_type
+        ));
     }
     let dims = t.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or_default();
     if dims.len() < 2 {
@@ -239,7 +246,7 @@ fn input_shape(vi: &proto::ValueInfoProto) -> Result<(Vec<usize>, Option<usize>)
             }
         }
     }
-    Ok((shape, batch))
+    Ok((shape, batch, int))
 }
 
 /// The weights as a safetensors buffer (what `#[weights("..")]` reads from a file).

@@ -56,6 +56,10 @@ pub const SUPPORTED: &[&str] = &[
     "Slice",
     "LSTM",
     "GRU",
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceMax",
+    "ReduceMin",
 ];
 
 /// Lowers an ONNX graph's nodes, in the file's (topological) order.
@@ -216,6 +220,7 @@ impl<'a> Lowering<'a> {
             "LayerNormalization" => self.layer_norm(node)?,
             "Pad" => self.pad(node)?,
             "Slice" => self.slice(node)?,
+            "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" => self.reduce(node)?,
             "Gather" => self.gather(node)?,
             "LSTM" | "GRU" => return self.recurrent(i),
             _ => return Err(self.unsupported(node)),
@@ -307,6 +312,52 @@ impl<'a> Lowering<'a> {
             self.g.weight(n, "beta", vec![f], b.f32s());
         }
         Ok(Value::Graph(Val { node: n, ..x }))
+    }
+
+    /// `ReduceMean`, `ReduceSum`, `ReduceMax`, `ReduceMin` over sample axes: kiln's reductions
+    /// (one per axis), or GlobalAveragePooling1D / GlobalMaxPooling1D over the steps of a
+    /// `[steps, features]` value, which `infer` has kernels for.
+    fn reduce(&mut self, node: &NodeProto) -> Result<Value, String> {
+        let mut x = self.graph(node, 0)?;
+        let axes: Vec<i64> = match self.input(node, 1)? {
+            Some(Value::Const(c)) => c.vals.iter().map(|&v| v as i64).collect(),
+            Some(Value::Graph(_)) => return self.fail("takes its axes from a computed value"),
+            None => read::ints(node, "axes").unwrap_or_default(),
+        };
+        if axes.is_empty() {
+            return self.fail("reduces every axis, the batch's too; kiln reduces within a sample");
+        }
+        let keep = read::int(node, "keepdims", 1) != 0;
+        let name = match node.op_type.as_str() {
+            "ReduceMean" => "mean",
+            "ReduceSum" => "sum",
+            "ReduceMax" => "max",
+            _ => "min",
+        };
+        let mut axes = axes.iter().map(|&a| self.sample_axis(a, x.shape.len())).collect::<Result<Vec<_>, _>>()?;
+        let stored_first = x.order.first() == axes.first();
+        if let ([a], 2, false, true, "mean" | "max") = (&axes[..], x.shape.len(), keep, stored_first, name) {
+            let (n, _) = self.g.apply(crate::layers::global_pool(name == "max", 2), &[x.node])?;
+            let other = 1 - a;
+            return Ok(Value::Graph(Val { node: n, shape: vec![x.shape[other]], order: vec![0], batch: 0 }));
+        }
+        // The last stored axis first, so the others keep their places.
+        axes.sort_by_key(|a| std::cmp::Reverse(x.order.iter().position(|b| b == a)));
+        axes.dedup();
+        for a in axes {
+            let stored = x.order.iter().position(|&b| b == a).unwrap_or(a);
+            let spec =
+                crate::layers::reduce(name, stored as i64 + 1, keep).map_or_else(|| self.fail("has no kiln op"), Ok)?;
+            let (n, _) = self.g.apply(spec, &[x.node])?;
+            x.node = n;
+            if keep {
+                x.shape[a] = 1;
+            } else {
+                x.shape.remove(a);
+                x.order = x.order.iter().filter(|&&b| b != a).map(|&b| b - usize::from(b > a)).collect();
+            }
+        }
+        Ok(Value::Graph(x))
     }
 
     /// `Slice` of a computed value along sample axes, step 1: kiln's Slice, one per axis.

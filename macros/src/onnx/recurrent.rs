@@ -127,6 +127,9 @@ impl Lowering<'_> {
     /// `Gather` of one position (a scalar index known when the model compiles) along a sample
     /// axis of a computed value: kiln's Slice, the axis then dropped (a view).
     pub fn gather(&mut self, node: &NodeProto) -> Result<Value, String> {
+        if let Some(Value::Const(table)) = self.input(node, 0)? {
+            return self.embedding(node, &table);
+        }
         let x = self.graph_any(node, 0)?;
         let idx = self.constant(node, 1)?;
         let rank = x.shape.len() + 1;
@@ -159,5 +162,24 @@ impl Lowering<'_> {
         let v = Val { node: node_out, shape, order, batch };
         let n = self.g.reshape(node_out, &v.stored())?;
         Ok(Value::Graph(Val { node: n, ..v }))
+    }
+
+    /// `Gather(table, ids)` with a known `[vocabulary, features]` table and computed ids (an
+    /// integer input): kiln's Embedding.
+    fn embedding(&mut self, node: &NodeProto, table: &super::read::Const) -> Result<Value, String> {
+        let ids = self.graph(node, 1)?;
+        if read::int(node, "axis", 0) != 0 || table.dims.len() != 2 {
+            return self.fail(format!(
+                "gathers rows of a constant of dimensions {:?} along axis {}; kiln imports an Embedding's \
+                 [vocabulary, features] table gathered by rows",
+                table.dims,
+                read::int(node, "axis", 0)
+            ));
+        }
+        let (vocab, features) = (table.dims[0], table.dims[1]);
+        let spec = self.g.spec(&format!("Embedding({vocab}, {features})"))?;
+        let (n, out) = self.g.apply(spec, &[ids.node])?;
+        self.g.weight(n, "embeddings", vec![vocab, features], table.f32s());
+        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: 0 }))
     }
 }
