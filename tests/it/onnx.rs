@@ -154,6 +154,15 @@ fn an_embedding_of_token_ids_matches_onnxruntime() {
 mod keras {
     use super::*;
 
+    /// tf2onnx's Transposes around each convolution (to channels-first and back) move nothing:
+    /// the imported model has no Permute.
+    #[test]
+    fn transposes_around_keras_convolutions_cost_nothing() {
+        let s = KerasCnn1d::new().summary_string();
+        assert!(!s.contains("Permute"), "{s}");
+        assert!(s.contains("conv2d_1 (Conv2D)"), "{s}");
+    }
+
     matches_onnxruntime!(
         a_keras_mlp_matches_onnxruntime,
         KerasMlp,
