@@ -244,6 +244,9 @@ pub fn squeeze(lw: &mut Lowering<'_>, node: &NodeProto) -> Result<Value, String>
     }
     let batch = out.iter().position(|&d| d == 0).unwrap_or(0);
     let shape: Vec<usize> = out.iter().copied().filter(|&d| d != 0).collect();
+    if shape.is_empty() {
+        return lw.fail("leaves one number per sample; kiln keeps at least one axis besides the batch");
+    }
     // Full axes to sample axes, without the batch.
     let sample = |full: usize, b: usize| full - usize::from(full > b);
     let order = if squeeze {

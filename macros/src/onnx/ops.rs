@@ -169,6 +169,9 @@ impl<'a> Lowering<'a> {
         if !node.domain.is_empty() && node.domain != "ai.onnx" {
             return Err(self.unsupported(node));
         }
+        if node.output.first().is_none_or(String::is_empty) {
+            return self.fail("has no output");
+        }
         let ins: Vec<Value> =
             (0..node.input.len()).filter_map(|k| self.input(node, k).transpose()).collect::<Result<_, _>>()?;
         if !ins.is_empty() && ins.iter().all(|v| matches!(v, Value::Const(_))) || node.op_type == "Constant" {
@@ -328,6 +331,9 @@ impl<'a> Lowering<'a> {
             return self.fail("reduces every axis, the batch's too; kiln reduces within a sample");
         }
         let keep = read::int(node, "keepdims", 1) != 0;
+        if !keep && axes.len() >= x.shape.len() {
+            return self.fail("leaves one number per sample; kiln keeps at least one axis besides the batch");
+        }
         let name = match node.op_type.as_str() {
             "ReduceMean" => "mean",
             "ReduceSum" => "sum",

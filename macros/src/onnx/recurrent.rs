@@ -157,6 +157,9 @@ impl Lowering<'_> {
         }
         let mut shape = x.shape.clone();
         shape.remove(a);
+        if shape.is_empty() {
+            return self.fail("leaves one number per sample; kiln keeps at least one axis besides the batch");
+        }
         let order: Vec<usize> = x.order.iter().filter(|&&b| b != a).map(|&b| b - usize::from(b > a)).collect();
         let batch = x.batch - usize::from(full < x.batch);
         let v = Val { node: node_out, shape, order, batch };

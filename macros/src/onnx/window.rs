@@ -117,6 +117,9 @@ impl Lowering<'_> {
                 x.shape[0]
             ));
         }
+        if w.dims[2..].contains(&0) {
+            return self.fail(format!("has a weight of dimensions {:?}, an empty kernel", w.dims));
+        }
         let win = self.window(node, &spatial, Some(w.dims[2..].to_vec()))?;
         let x = self.padded(&x, &win)?;
         let bias = match self.input(node, 2)? {
@@ -165,6 +168,9 @@ impl Lowering<'_> {
         let max = node.op_type == "MaxPool";
         if win.dilations.iter().any(|&d| d != 1) {
             return self.fail(format!("has dilations {:?}; kiln's pooling has none", win.dilations));
+        }
+        if (0..spatial.len()).any(|i| win.kernel[i] > spatial[i] + win.begin[i] + win.end[i]) {
+            return self.fail(format!("has a window {:?} larger than its padded input", win.kernel));
         }
         let floor_out = |w: &Window, i: usize| (spatial[i] + w.begin[i] + w.end[i] - w.kernel[i]) / w.strides[i] + 1;
         if read::int(node, "ceil_mode", 0) != 0 {
