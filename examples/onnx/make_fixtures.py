@@ -141,6 +141,19 @@ class TextClassifier(nn.Module):
         return self.head(self.embed(ids).mean(dim=1))
 
 
+class Decoder(nn.Module):
+    """Transposed convolutions: one with padding and output_padding (a crop after kiln's), one
+    without; channels-first out."""
+
+    def __init__(self):
+        super().__init__()
+        self.up1 = nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1)
+        self.up2 = nn.ConvTranspose2d(4, 2, 2, stride=2)
+
+    def forward(self, x):
+        return torch.sigmoid(self.up2(torch.relu(self.up1(x))))
+
+
 def export(name, model, shape, rows=4, integer=False):
     torch.manual_seed(1)
     model.eval()
@@ -269,6 +282,8 @@ def main():
     export("torch_gru", GruLastState(), (7, 5))
     torch.manual_seed(0)
     export("torch_text", TextClassifier(), (9,), integer=True)
+    torch.manual_seed(0)
+    export("torch_decoder", Decoder(), (3, 4, 5), rows=2)
     keras_models()
     hand_made()
 

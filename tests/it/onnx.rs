@@ -40,6 +40,11 @@ pub struct TorchGru;
 #[kiln::onnx("../fixtures/onnx/torch_text.onnx")]
 pub struct TorchText;
 
+/// Transposed convolutions (padding and output_padding: a crop after kiln's), channels-first
+/// images out.
+#[kiln::onnx("../fixtures/onnx/torch_decoder.onnx")]
+pub struct TorchDecoder;
+
 /// A Keras MLP through tf2onnx: MatMul then Add (one Dense each), Relu, Tanh, Softmax.
 #[kiln::onnx("../fixtures/onnx/keras_mlp.onnx")]
 pub struct KerasMlp;
@@ -136,6 +141,12 @@ matches_onnxruntime!(
 // The last step is a Slice, which has no static kernel yet: no `infer` for this one.
 matches_onnxruntime!(an_lstm_classifier_matches_onnxruntime, TorchLstm, "torch_lstm");
 matches_onnxruntime!(a_gru_matches_onnxruntime, TorchGru, "torch_gru", a_gru_infers_as_onnxruntime_does);
+matches_onnxruntime!(
+    transposed_convolutions_match_onnxruntime,
+    TorchDecoder,
+    "torch_decoder",
+    transposed_convolutions_infer_as_onnxruntime_does
+);
 
 /// Token ids through an imported Embedding, in `predict` and `infer`.
 #[test]

@@ -159,6 +159,73 @@ impl Lowering<'_> {
         Ok(Self::last_val(out, n))
     }
 
+    /// `ConvTranspose` in 2-D: Conv2DTranspose (`valid`, growing each axis to `(n - 1) s + k`),
+    /// then Cropping2D by the pads (less `output_padding` at the end); the kernel from ONNX's
+    /// `[in, out, kh, kw]` to Keras' `[kh, kw, out, in]`.
+    pub fn conv_transpose(&mut self, node: &NodeProto) -> Result<Value, String> {
+        let x = self.graph(node, 0)?;
+        let spatial = self.spatial(&x)?;
+        let w = self.constant(node, 1)?;
+        if spatial.len() != 2 || w.dims.len() != 4 || w.dims[0] != x.shape[0] || w.dims[2..].contains(&0) {
+            return self.fail(format!(
+                "has a weight of dimensions {:?} for an input of shape {:?}; kiln imports 2-D ConvTranspose",
+                w.dims, x.shape
+            ));
+        }
+        let (cin, filters) = (w.dims[0], w.dims[1]);
+        if read::int(node, "group", 1) != 1 || read::attr(node, "output_shape").is_some() {
+            return self.fail("has groups or an output_shape; kiln imports ConvTranspose with group = 1 and pads");
+        }
+        let mut win = self.window(node, &spatial, Some(w.dims[2..].to_vec()))?;
+        if win.dilations.iter().any(|&d| d != 1) || read::string(node, "auto_pad", "NOTSET").starts_with("SAME") {
+            return self.fail("has dilations or auto_pad SAME; kiln imports ConvTranspose with explicit pads");
+        }
+        let extra = read::ints(node, "output_padding").unwrap_or_else(|| vec![0; 2]);
+        for i in 0..2 {
+            let op = extra.get(i).copied().unwrap_or(0).max(0) as usize;
+            if op > win.end[i] {
+                return self.fail(format!("has output_padding {extra:?} beyond its pads {:?}", win.end));
+            }
+            win.end[i] -= op;
+        }
+        let x = self.g.channels_last(&x)?;
+        let bias = match self.input(node, 2)? {
+            None => None,
+            Some(Value::Const(b)) if b.vals.len() == filters => Some(b.f32s()),
+            Some(_) => return self.fail("has a bias that is not a constant of one value per filter"),
+        };
+        let call = format!(
+            "Conv2DTranspose({filters}, {}, strides = {}, use_bias = {})",
+            list(&win.kernel),
+            list(&win.strides),
+            bias.is_some()
+        );
+        let spec = self.g.spec(&call)?;
+        let (n, out) = self.g.apply(spec, &[x.node])?;
+        let vals = w.f32s();
+        let taps: usize = win.kernel.iter().product();
+        let mut kernel = vec![0f32; vals.len()];
+        for c in 0..cin {
+            for o in 0..filters {
+                for t in 0..taps {
+                    kernel[(t * filters + o) * cin + c] = vals[(c * filters + o) * taps + t];
+                }
+            }
+        }
+        self.g.weight(n, "kernel", vec![win.kernel[0], win.kernel[1], filters, cin], kernel);
+        match bias {
+            Some(b) => self.g.weight(n, "bias", vec![filters], b),
+            None => self.biasable(n, call),
+        }
+        if win.begin.iter().chain(&win.end).all(|&p| p == 0) {
+            return Ok(Self::last_val(out, n));
+        }
+        let crop = format!("Cropping2D([{}, {}, {}, {}])", win.begin[0], win.end[0], win.begin[1], win.end[1]);
+        let spec = self.g.spec(&crop)?;
+        let (n, out) = self.g.apply(spec, &[n])?;
+        Ok(Self::last_val(out, n))
+    }
+
     /// `MaxPool` and `AveragePool`: Keras' `valid` pooling, or `same` where the pads are the ones
     /// it uses; an average counting the pads is zero padding then `valid`.
     pub fn pool(&mut self, node: &NodeProto) -> Result<Value, String> {
