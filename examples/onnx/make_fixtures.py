@@ -154,6 +154,30 @@ class Decoder(nn.Module):
         return torch.sigmoid(self.up2(torch.relu(self.up1(x))))
 
 
+class EncoderBlock(nn.Module):
+    """A small transformer encoder block written out (two heads of 4 over 5 steps of 8): Linear
+    projections, the heads split by reshape and transpose, scores `q @ k^T / 2` (MatMul of two
+    computed values), softmax, the mix `att @ v`, the heads merged, residuals with LayerNorm, a
+    feed-forward network; the mean over the steps to a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v, self.o = (nn.Linear(8, 8) for _ in range(4))
+        self.norm1, self.norm2 = nn.LayerNorm(8), nn.LayerNorm(8)
+        self.ff1, self.ff2 = nn.Linear(8, 16), nn.Linear(16, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        b = x.shape[0]
+        split = lambda t: t.reshape(b, 5, 2, 4).transpose(1, 2)
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        att = torch.softmax(q @ k.transpose(-2, -1) / 2.0, dim=-1)
+        h = (att @ v).transpose(1, 2).reshape(b, 5, 8)
+        x = self.norm1(x + self.o(h))
+        x = self.norm2(x + self.ff2(torch.relu(self.ff1(x))))
+        return self.head(x.mean(dim=1))
+
+
 def export(name, model, shape, rows=4, integer=False):
     torch.manual_seed(1)
     model.eval()
@@ -284,6 +308,8 @@ def main():
     export("torch_text", TextClassifier(), (9,), integer=True)
     torch.manual_seed(0)
     export("torch_decoder", Decoder(), (3, 4, 5), rows=2)
+    torch.manual_seed(0)
+    export("torch_encoder", EncoderBlock(), (5, 8))
     keras_models()
     hand_made()
 

@@ -45,6 +45,12 @@ pub struct TorchText;
 #[kiln::onnx("../fixtures/onnx/torch_decoder.onnx")]
 pub struct TorchDecoder;
 
+/// A transformer encoder block written out (two heads): MatMul of computed values (a
+/// transposed key read as such), Softmax over the last axis, heads split and merged by Reshape
+/// and Transpose, residual Adds, LayerNormalization, ReduceMean.
+#[kiln::onnx("../fixtures/onnx/torch_encoder.onnx")]
+pub struct TorchEncoder;
+
 /// A Keras MLP through tf2onnx: MatMul then Add (one Dense each), Relu, Tanh, Softmax.
 #[kiln::onnx("../fixtures/onnx/keras_mlp.onnx")]
 pub struct KerasMlp;
@@ -147,6 +153,7 @@ matches_onnxruntime!(
     "torch_decoder",
     transposed_convolutions_infer_as_onnxruntime_does
 );
+matches_onnxruntime!(an_encoder_block_matches_onnxruntime, TorchEncoder, "torch_encoder");
 
 /// Token ids through an imported Embedding, in `predict` and `infer`.
 #[test]

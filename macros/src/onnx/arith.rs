@@ -112,6 +112,31 @@ impl Lowering<'_> {
         Ok(Some(Value::Graph(x.clone())))
     }
 
+    /// `MatMul` of two computed values (attention's scores and mix): kiln's MatMul over the last
+    /// two axes, batched over the leading ones; an operand stored with its last two axes swapped
+    /// (a Transpose before, as in `q @ k.transpose(-2, -1)`) is read transposed, not permuted.
+    fn matmul_values(&mut self, a: &Val, b: &Val) -> Result<Value, String> {
+        let rank = a.shape.len();
+        if rank < 2 || b.shape.len() != rank || a.shape[..rank - 2] != b.shape[..rank - 2] {
+            return self.fail(format!(
+                "multiplies values of shapes {:?} and {:?}; kiln imports MatMul of values of one rank, 2 or more \
+                 besides the batch, with the same leading axes",
+                a.shape, b.shape
+            ));
+        }
+        let swapped: Vec<usize> = (0..rank - 2).chain([rank - 1, rank - 2]).collect();
+        let mut operand = |v: &Val| -> Result<(usize, bool), String> {
+            if v.order == swapped {
+                return Ok((v.node, true));
+            }
+            Ok((self.g.onnx_layout(v)?.node, false))
+        };
+        let (na, ta) = operand(a)?;
+        let (nb, tb) = operand(b)?;
+        let (n, out) = self.g.apply(crate::layers::matmul(ta, tb), &[na, nb])?;
+        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: 0 }))
+    }
+
     /// `x op c` (or `c op x`) with a constant tensor `c` broadcast against `x`: the constant a
     /// `Weight` layer stored in `x`'s layout, then the broadcasting op.
     pub(super) fn with_constant(
@@ -244,6 +269,9 @@ impl Lowering<'_> {
     pub(super) fn matmul(&mut self, i: usize) -> Result<Value, String> {
         let node = &self.nodes[i];
         let x = self.graph(node, 0)?;
+        if let Value::Graph(y) = self.need(node, 1)? {
+            return self.matmul_values(&x, &y);
+        }
         let w = self.constant(node, 1)?;
         let (k, units) = match w.dims[..] {
             [k, u] => (k, u),
