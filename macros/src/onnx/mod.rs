@@ -263,3 +263,62 @@ fn weights_buffer(params: &Params) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("kiln could not lay out its weights: {e}"))?;
     safetensors::tensor::serialize(views, None).map_err(|e| format!("kiln could not lay out its weights: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed fixture `name`, read, lowered, checked and expanded (no compiler around:
+    /// the path is read here).
+    fn expand_fixture(name: &str) -> (Model, proc_macro2::TokenStream) {
+        let path = format!("{}/../tests/fixtures/onnx/{name}.onnx", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(&path).expect("fixture");
+        let onnx = read::decode(&bytes).expect("an ONNX model");
+        let item: syn::ItemStruct = syn::parse_str("pub struct Net;").expect("parses");
+        let (mut model, params) = lower(&onnx, Span::call_site(), item).expect("lowers");
+        crate::shape::infer(&mut model).expect("checks");
+        assert!(weights_buffer(&params).is_ok());
+        let code = crate::codegen::expand(&model);
+        (model, code)
+    }
+
+    /// Importing the MNIST-1D CNN is fast and expands into code of the size a `functional!`
+    /// model of its layers has (the time and size are printed with `--nocapture`); the weights
+    /// are embedded apart from this, as bytes.
+    #[test]
+    fn the_mnist1d_cnn_imports_quickly() {
+        let start = std::time::Instant::now();
+        let (model, code) = expand_fixture("torch_mnist1d_cnn");
+        let took = start.elapsed();
+        let text = code.to_string();
+        println!("MNIST-1D CNN import: {took:?}, {} layers, {} bytes of code", model.layers.len(), text.len());
+        assert!(text.len() < 60_000, "{} bytes", text.len());
+    }
+
+    /// Every committed fixture lowers and passes shape inference.
+    #[test]
+    fn every_fixture_lowers() {
+        for name in [
+            "torch_mlp",
+            "torch_cnn2d",
+            "torch_blocks",
+            "torch_lstm",
+            "torch_gru",
+            "torch_text",
+            "torch_decoder",
+            "torch_encoder",
+            "keras_mlp",
+            "keras_cnn1d",
+        ] {
+            let (model, _) = expand_fixture(name);
+            assert!(!model.outputs.is_empty(), "{name}");
+        }
+    }
+
+    /// Text that is not protobuf, and protobuf that is not a model, are refused with a reason.
+    #[test]
+    fn files_that_are_not_models_are_refused() {
+        assert!(read::decode(b"not a model at all\n").is_err());
+        assert!(read::decode(&[]).unwrap_err().contains("no graph"));
+    }
+}
