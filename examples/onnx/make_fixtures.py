@@ -178,6 +178,20 @@ class EncoderBlock(nn.Module):
         return self.head(x.mean(dim=1))
 
 
+class BiLstm(nn.Module):
+    """A bidirectional LSTM (batch first): its sequence, the directions side by side by
+    Transpose and Reshape around the batch axis, averaged over the steps to a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(5, 4, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.head(out.mean(dim=1))
+
+
 def export(name, model, shape, rows=4, integer=False):
     torch.manual_seed(1)
     model.eval()
@@ -304,6 +318,8 @@ def main():
     export("torch_lstm", LstmClassifier(), (7, 5))
     torch.manual_seed(0)
     export("torch_gru", GruLastState(), (7, 5))
+    torch.manual_seed(0)
+    export("torch_bilstm", BiLstm(), (7, 5))
     torch.manual_seed(0)
     export("torch_text", TextClassifier(), (9,), integer=True)
     torch.manual_seed(0)

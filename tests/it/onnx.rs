@@ -35,6 +35,11 @@ pub struct TorchLstm;
 #[kiln::onnx("../fixtures/onnx/torch_gru.onnx")]
 pub struct TorchGru;
 
+/// A bidirectional LSTM whose directions are put side by side by a Reshape with the batch axis
+/// second (ONNX's `[steps, batch, 2, units]` to `[steps, batch, 2 units]`).
+#[kiln::onnx("../fixtures/onnx/torch_bilstm.onnx")]
+pub struct TorchBiLstm;
+
 /// Token ids (an int64 input): Gather from a table (an Embedding), ReduceMean over the steps,
 /// a Gemm head.
 #[kiln::onnx("../fixtures/onnx/torch_text.onnx")]
@@ -146,6 +151,12 @@ matches_onnxruntime!(
 );
 // The last step is a Slice, which has no static kernel yet: no `infer` for this one.
 matches_onnxruntime!(an_lstm_classifier_matches_onnxruntime, TorchLstm, "torch_lstm");
+matches_onnxruntime!(
+    a_bidirectional_lstm_matches_onnxruntime,
+    TorchBiLstm,
+    "torch_bilstm",
+    a_bidirectional_lstm_infers_as_onnxruntime_does
+);
 matches_onnxruntime!(a_gru_matches_onnxruntime, TorchGru, "torch_gru", a_gru_infers_as_onnxruntime_does);
 matches_onnxruntime!(
     transposed_convolutions_match_onnxruntime,

@@ -420,29 +420,35 @@ impl<'a> Lowering<'a> {
         Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: 0 }))
     }
 
-    /// `Reshape(x, shape)`, the shape known (the batch axis first: the batch size, `0` or `-1`).
+    /// `Reshape(x, shape)`, the shape known: the batch axis keeps its place (its dimension the
+    /// batch size, `0` or `-1`) and the axes before it theirs; the others are a view of the
+    /// sample.
     fn reshape(&mut self, node: &NodeProto) -> Result<Value, String> {
-        let x = self.graph(node, 0)?;
+        let x = self.graph_any(node, 0)?;
         let target = self.constant(node, 1)?;
         let t = &target.vals;
+        let b = x.batch;
         let batch_ok = |d: f64| {
             d.is_nan()
                 || d == 0.0
-                || (d == -1.0 && !t[1..].contains(&-1.0))
-                || self.batch.is_some_and(|b| d == b as f64)
+                || (d == -1.0 && t.iter().filter(|&&v| v == -1.0).count() == 1)
+                || self.batch.is_some_and(|n| d == n as f64)
         };
-        if t.is_empty() || !batch_ok(t[0]) {
+        let lead_kept = (0..b).all(|i| t.get(i).is_some_and(|&d| d == 0.0 || d == x.shape[i] as f64));
+        if t.len() <= b || !batch_ok(t[b]) || !lead_kept {
             return self.fail(format!(
-                "reshapes to {}, which changes the batch axis; kiln keeps it: its first dimension is the batch size, \
-                 0 or -1",
+                "reshapes to {}, which changes the batch axis (ONNX axis {b}); kiln keeps it: its dimension there \
+                 is the batch size, 0 or -1",
                 show_target(t)
             ));
         }
+        let copy = read::int(node, "allowzero", 0) == 0;
         let mut sample = Vec::new();
-        for (i, &d) in t.iter().enumerate().skip(1) {
+        for (i, &d) in t.iter().enumerate().filter(|&(i, _)| i != b) {
+            let s = i - usize::from(i > b);
             sample.push(match d {
-                0.0 if read::int(node, "allowzero", 0) == 0 => match x.shape.get(i - 1) {
-                    Some(&s) => s as i64,
+                0.0 if copy => match x.shape.get(s) {
+                    Some(&v) => v as i64,
                     None => return self.fail(format!("copies axis {i} of a value of rank {}", x.shape.len() + 1)),
                 },
                 d if d.is_nan() || d < -1.0 || d == 0.0 => {
@@ -457,7 +463,7 @@ impl<'a> Lowering<'a> {
         let ins = [x.shape.clone()];
         let out = spec.output_shape(&ins).map_err(|msg| format!("{}: {msg}", self.g.at))?;
         let n = self.g.reshape(x.node, &out)?;
-        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: 0 }))
+        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: b }))
     }
 
     /// `Transpose`: no values move; the value's layout records the new order of its axes (and

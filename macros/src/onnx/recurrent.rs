@@ -13,8 +13,10 @@ use super::proto::NodeProto;
 use super::read;
 
 impl Lowering<'_> {
-    /// `LSTM` / `GRU`: their outputs `Y` (`[steps, 1, batch, units]`), `Y_h` and `Y_c`
-    /// (`[1, batch, units]`), each that a later node reads.
+    /// `LSTM` / `GRU`: their outputs `Y` (`[steps, directions, batch, units]`), `Y_h` and `Y_c`
+    /// (`[directions, batch, units]`), each that a later node reads. Bidirectional ones are
+    /// kiln's `Bidirectional(.., merge_mode = "concat")`, whose `[steps, 2 units]` is ONNX's
+    /// `[steps, 2, units]`.
     pub fn recurrent(&mut self, i: usize) -> Result<(), String> {
         let nodes = self.nodes;
         let node = &nodes[i];
@@ -25,12 +27,17 @@ impl Lowering<'_> {
             return self.fail("reads a value that is not a sequence [steps, batch, features] (layout 0) or [batch, steps, features] (layout 1)");
         }
         let direction = read::string(node, "direction", "forward");
-        if direction != "forward"
+        let dirs = match direction.as_str() {
+            "forward" => 1,
+            "bidirectional" => 2,
+            _ => 0,
+        };
+        if dirs == 0
             || read::attr(node, "clip").is_some()
             || read::attr(node, "activations").is_some()
             || read::int(node, "input_forget", 0) != 0
         {
-            return self.fail(format!("is a {direction} {} with clip, activations or input_forget set; kiln imports forward ones with the default activations", node.op_type));
+            return self.fail(format!("is a {direction} {} with clip, activations or input_forget set; kiln imports forward and bidirectional ones with the default activations", node.op_type));
         }
         if node.input.get(4).is_some_and(|s| !s.is_empty()) {
             return self.fail("has sequence_lens; kiln imports sequences of one length");
@@ -47,62 +54,33 @@ impl Lowering<'_> {
             }
         }
         let (steps, features) = (x.shape[0], x.shape[1]);
-        let (w, r) = (self.constant(node, 1)?, self.constant(node, 2)?);
         let gates = if lstm { 4 } else { 3 };
+        let w = self.constant(node, 1)?;
         let units = w.dims.get(1).copied().unwrap_or(0) / gates;
-        if w.dims != [1, gates * units, features] || r.dims != [1, gates * units, units] || units == 0 {
-            return self
-                .fail(format!("has weights of dimensions {:?} and {:?} for {features} features", w.dims, r.dims));
-        }
-        let b = match self.input(node, 3)? {
-            None => vec![0f32; 2 * gates * units],
-            Some(Value::Const(b)) if b.vals.len() == 2 * gates * units => b.f32s(),
-            Some(_) => return self.fail("has a bias that is not a constant of 2 x gates x units values"),
-        };
-        // Keras' gate k is ONNX's block blocks[k].
-        let blocks: &[usize] = if lstm { &[0, 2, 3, 1] } else { &[0, 1, 2] };
-        let gu = gates * units;
-        let reorder = |m: &[f32], cols: usize| -> Vec<f32> {
-            // [gates x units, cols] (ONNX) to [cols, gates x units] (Keras).
-            let mut out = vec![0f32; cols * gu];
-            for (k, &blk) in blocks.iter().enumerate() {
-                for j in 0..units {
-                    for c in 0..cols {
-                        out[c * gu + k * units + j] = m[(blk * units + j) * cols + c];
-                    }
-                }
-            }
-            out
-        };
-        let kernel = reorder(&w.f32s(), features);
-        let recurrent = reorder(&r.f32s(), units);
-        let b = &b;
-        let bias_of = |half: usize| -> Vec<f32> {
-            blocks.iter().flat_map(|&blk| (0..units).map(move |j| b[half * gu + blk * units + j])).collect()
-        };
         let linear_before_reset = read::int(node, "linear_before_reset", 0) != 0;
-        let (bias, bias_shape): (Vec<f32>, Vec<usize>) = if !lstm && linear_before_reset {
-            (bias_of(0).into_iter().chain(bias_of(1)).collect(), vec![2, gu])
-        } else {
-            (bias_of(0).iter().zip(bias_of(1)).map(|(a, c)| a + c).collect(), vec![gu])
-        };
+        let weights = self.recurrent_weights(node, dirs, features, units, linear_before_reset)?;
         let used = |k: usize| node.output.get(k).is_some_and(|o| !o.is_empty() && self.consumers.contains_key(o));
         let (seq, state) = (used(0), used(1) || (lstm && used(2)));
+        if dirs == 2 && (state && seq || used(2)) {
+            return self.fail("is bidirectional with its sequence and its states read; kiln imports one of Y and Y_h");
+        }
         let extra = if lstm { String::new() } else { format!(", reset_after = {linear_before_reset}") };
-        let call = format!(
-            "{}({units}, return_sequences = {}, return_state = {}{extra})",
-            node.op_type,
-            seq || !state,
-            seq && state
-        );
+        let both = seq && state;
+        let inner =
+            format!("{}({units}, return_sequences = {}, return_state = {both}{extra})", node.op_type, seq || !state);
+        let call = if dirs == 2 { format!("Bidirectional({inner}, merge_mode = \"concat\")") } else { inner };
         let spec = self.g.spec(&call)?;
         let (n, _) = self.g.apply(spec.clone(), &[x.node])?;
-        self.g.weight(n, "kernel", vec![features, gu], kernel);
-        self.g.weight(n, "recurrent_kernel", vec![units, gu], recurrent);
-        self.g.weight(n, "bias", bias_shape, bias);
+        let prefixes: &[&str] = if dirs == 2 { &["forward_", "backward_"] } else { &[""] };
+        for (prefix, (kernel, recurrent, bias, bias_shape)) in prefixes.iter().zip(weights) {
+            let gu = gates * units;
+            self.g.weight(n, &format!("{prefix}kernel"), vec![features, gu], kernel);
+            self.g.weight(n, &format!("{prefix}recurrent_kernel"), vec![units, gu], recurrent);
+            self.g.weight(n, &format!("{prefix}bias"), bias_shape, bias);
+        }
         // The outputs kiln computes, as nodes: [sequence or last h, h, c].
         let mut outs: Vec<Option<usize>> = vec![None; 3];
-        if seq && state {
+        if both {
             for (k, slot) in outs.iter_mut().enumerate().take(if lstm { 3 } else { 2 }) {
                 *slot = Some(self.g.apply(crate::layers::part(spec.clone(), k), &[n])?.0);
             }
@@ -115,13 +93,70 @@ impl Lowering<'_> {
         let batch_h = if layout == 0 { 1 } else { 0 };
         for (k, out) in outs.into_iter().enumerate() {
             let (Some(o), Some(name)) = (out, node.output.get(k).filter(|n| !n.is_empty())) else { continue };
-            let (shape, batch) = if k == 0 { (vec![steps, 1, units], batch_y) } else { (vec![1, units], batch_h) };
+            let (shape, batch) =
+                if k == 0 { (vec![steps, dirs, units], batch_y) } else { (vec![dirs, units], batch_h) };
             let v = self.g.reshape(o, &shape)?;
             self.g
                 .values
                 .insert(name.clone(), Value::Graph(Val { node: v, order: identity(shape.len()), shape, batch }));
         }
         Ok(())
+    }
+
+    /// Each direction's kernel, recurrent kernel, bias and the bias's shape, in Keras' gate order.
+    #[allow(clippy::type_complexity)]
+    fn recurrent_weights(
+        &self,
+        node: &NodeProto,
+        dirs: usize,
+        features: usize,
+        units: usize,
+        linear_before_reset: bool,
+    ) -> Result<Vec<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<usize>)>, String> {
+        let lstm = node.op_type == "LSTM";
+        let gates = if lstm { 4 } else { 3 };
+        let gu = gates * units;
+        let (w, r) = (self.constant(node, 1)?, self.constant(node, 2)?);
+        if w.dims != [dirs, gu, features] || r.dims != [dirs, gu, units] || units == 0 {
+            return self
+                .fail(format!("has weights of dimensions {:?} and {:?} for {features} features", w.dims, r.dims));
+        }
+        let b = match self.input(node, 3)? {
+            None => vec![0f32; dirs * 2 * gu],
+            Some(Value::Const(b)) if b.vals.len() == dirs * 2 * gu => b.f32s(),
+            Some(_) => return self.fail("has a bias that is not a constant of 2 x gates x units values per direction"),
+        };
+        // Keras' gate k is ONNX's block blocks[k].
+        let blocks: &[usize] = if lstm { &[0, 2, 3, 1] } else { &[0, 1, 2] };
+        let reorder = |m: &[f32], cols: usize| -> Vec<f32> {
+            // [gates x units, cols] (ONNX) to [cols, gates x units] (Keras).
+            let mut out = vec![0f32; cols * gu];
+            for (k, &blk) in blocks.iter().enumerate() {
+                for j in 0..units {
+                    for c in 0..cols {
+                        out[c * gu + k * units + j] = m[(blk * units + j) * cols + c];
+                    }
+                }
+            }
+            out
+        };
+        let (wv, rv) = (w.f32s(), r.f32s());
+        let mut out = Vec::new();
+        for d in 0..dirs {
+            let kernel = reorder(&wv[d * gu * features..(d + 1) * gu * features], features);
+            let recurrent = reorder(&rv[d * gu * units..(d + 1) * gu * units], units);
+            let b = &b[d * 2 * gu..(d + 1) * 2 * gu];
+            let bias_of = |half: usize| -> Vec<f32> {
+                blocks.iter().flat_map(|&blk| (0..units).map(move |j| b[half * gu + blk * units + j])).collect()
+            };
+            let (bias, shape) = if !lstm && linear_before_reset {
+                (bias_of(0).into_iter().chain(bias_of(1)).collect(), vec![2, gu])
+            } else {
+                (bias_of(0).iter().zip(bias_of(1)).map(|(a, c)| a + c).collect(), vec![gu])
+            };
+            out.push((kernel, recurrent, bias, shape));
+        }
+        Ok(out)
     }
 
     /// `Gather` of one position (a scalar index known when the model compiles) along a sample
