@@ -303,6 +303,7 @@ mod tests {
             "torch_cnn2d",
             "torch_blocks",
             "torch_lstm",
+            "torch_bilstm",
             "torch_gru",
             "torch_text",
             "torch_decoder",
