@@ -304,6 +304,86 @@ def hand_made():
         f.write("This is a text file, not an ONNX model.\n")
 
 
+def operators():
+    """Operators no exporter above writes, in graphs built with `onnx.helper`: Gelu (both forms,
+    opset 20), the element-wise ops, scalars on either side, a constant tensor broadcast,
+    reductions, LogSoftmax and Softmax along a middle axis; and opset 11's Softmax (over every
+    axis from `axis` on), Unsqueeze and Squeeze with attribute axes."""
+    rng = np.random.default_rng(5)
+    f32 = lambda a: np.asarray(a, dtype=np.float32)
+    init = lambda name, a: numpy_helper.from_array(a, name)
+    n = helper.make_node
+
+    def save(name, opset, nodes, inits, shape, out_shape):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *shape])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", *out_shape])
+        graph = helper.make_graph(nodes, name, [x], [y], inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="kiln fixtures")
+        onnx.checker.check_model(model)
+        onnx.save(model, os.path.join(OUT, f"{name}.onnx"))
+        reference(name, rng.standard_normal((3, *shape)).astype(np.float32))
+
+    save(
+        "ops_opset20",
+        20,
+        [
+            n("MatMul", ["x", "w"], ["mm"]),
+            n("Add", ["mm", "b"], ["h"]),
+            n("Gelu", ["h"], ["g"]),
+            n("Gelu", ["h"], ["t"], approximate="tanh"),
+            n("Add", ["g", "t"], ["s"]),
+            n("Abs", ["s"], ["a"]),
+            n("Neg", ["a"], ["na"]),
+            n("Exp", ["na"], ["e"]),
+            n("Add", ["e", "one"], ["e1"]),
+            n("Log", ["e1"], ["l"]),
+            n("Add", ["a", "half"], ["ah"]),
+            n("Sqrt", ["ah"], ["q"]),
+            n("Mul", ["q", "scale"], ["m"]),
+            n("Abs", ["m"], ["am"]),
+            n("Add", ["am", "one"], ["am1"]),
+            n("Div", ["two", "am1"], ["d"]),
+            n("Sub", ["one", "d"], ["u"]),
+            n("Softplus", ["u"], ["sp"]),
+            n("Concat", ["l", "sp"], ["c"], axis=2),
+            n("ReduceSum", ["c", "last"], ["r"], keepdims=1),
+            n("ReduceMax", ["c", "steps"], ["mx"], keepdims=0),
+            n("LogSoftmax", ["mx"], ["ls"], axis=-1),
+            n("Softmax", ["c"], ["sm"], axis=1),
+            n("Mul", ["sm", "r"], ["p"]),
+            n("Flatten", ["p"], ["pf"]),
+            n("Concat", ["pf", "ls"], ["y"], axis=1),
+        ],
+        [
+            init("w", f32(rng.standard_normal((6, 6)) * 0.5)),
+            init("b", f32(rng.standard_normal(6) * 0.1)),
+            init("one", f32(1.0)),
+            init("half", f32(0.5)),
+            init("two", f32(2.0)),
+            init("scale", f32(rng.uniform(0.5, 1.5, (1, 6)))),
+            init("last", np.array([2], dtype=np.int64)),
+            init("steps", np.array([1], dtype=np.int64)),
+        ],
+        (4, 6),
+        (60,),
+    )
+    save(
+        "ops_opset11",
+        11,
+        [
+            n("Softmax", ["x"], ["s"], axis=1),
+            n("Unsqueeze", ["s"], ["u"], axes=[1]),
+            n("Squeeze", ["u"], ["q"], axes=[1]),
+            n("ReduceMean", ["q"], ["r"], axes=[2], keepdims=1),
+            n("Sub", ["q", "r"], ["d"]),
+            n("Flatten", ["d"], ["y"]),
+        ],
+        [],
+        (2, 3),
+        (6,),
+    )
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
@@ -327,6 +407,7 @@ def main():
     torch.manual_seed(0)
     export("torch_encoder", EncoderBlock(), (5, 8))
     keras_models()
+    operators()
     hand_made()
 
 

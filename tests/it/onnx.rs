@@ -56,6 +56,18 @@ pub struct TorchDecoder;
 #[kiln::onnx("../fixtures/onnx/torch_encoder.onnx")]
 pub struct TorchEncoder;
 
+/// Operators written with `onnx.helper` (opset 20): Gelu in both forms, Abs, Neg, Exp, Log,
+/// Sqrt, Softplus, numbers on either side of Add, Sub, Div, a `[1, 6]` constant tensor
+/// multiplied in, Concat, ReduceSum (kept axis), ReduceMax, LogSoftmax, Softmax along the middle
+/// axis, a broadcast Mul of two computed values, Flatten.
+#[kiln::onnx("../fixtures/onnx/ops_opset20.onnx")]
+pub struct Ops20;
+
+/// Opset 11: Softmax over every axis from `axis` on, Unsqueeze and Squeeze with attribute axes,
+/// ReduceMean, a broadcast Sub.
+#[kiln::onnx("../fixtures/onnx/ops_opset11.onnx")]
+pub struct Ops11;
+
 /// A Keras MLP through tf2onnx: MatMul then Add (one Dense each), Relu, Tanh, Softmax.
 #[kiln::onnx("../fixtures/onnx/keras_mlp.onnx")]
 pub struct KerasMlp;
@@ -165,6 +177,8 @@ matches_onnxruntime!(
     transposed_convolutions_infer_as_onnxruntime_does
 );
 matches_onnxruntime!(an_encoder_block_matches_onnxruntime, TorchEncoder, "torch_encoder");
+matches_onnxruntime!(operators_of_opset_20_match_onnxruntime, Ops20, "ops_opset20");
+matches_onnxruntime!(operators_of_opset_11_match_onnxruntime, Ops11, "ops_opset11");
 
 /// Token ids through an imported Embedding, in `predict` and `infer`.
 #[test]

@@ -310,6 +310,8 @@ mod tests {
             "torch_encoder",
             "keras_mlp",
             "keras_cnn1d",
+            "ops_opset20",
+            "ops_opset11",
         ] {
             let (model, _) = expand_fixture(name);
             assert!(!model.outputs.is_empty(), "{name}");
