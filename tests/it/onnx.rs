@@ -161,8 +161,12 @@ matches_onnxruntime!(
     "torch_blocks",
     padding_groups_and_layer_norm_infer_as_onnxruntime_does
 );
-// The last step is a Slice, which has no static kernel yet: no `infer` for this one.
-matches_onnxruntime!(an_lstm_classifier_matches_onnxruntime, TorchLstm, "torch_lstm");
+matches_onnxruntime!(
+    an_lstm_classifier_matches_onnxruntime,
+    TorchLstm,
+    "torch_lstm",
+    an_lstm_classifier_infers_as_onnxruntime_does
+);
 matches_onnxruntime!(
     a_bidirectional_lstm_matches_onnxruntime,
     TorchBiLstm,

@@ -77,6 +77,9 @@ pub struct Lowering<'a> {
     /// Layers made without a bias (a Conv whose bias the exporter wrote as a later Add), by
     /// node, with the call that built them: the Add becomes their bias.
     pub biasable: HashMap<usize, String>,
+    /// Recurrent layers returning their sequence, by node, with the call that built them: a
+    /// Gather of the last step alone reading it makes them return the last step instead.
+    pub sequences: HashMap<usize, String>,
 }
 
 impl<'a> Lowering<'a> {
@@ -87,7 +90,16 @@ impl<'a> Lowering<'a> {
                 consumers.entry(input.clone()).or_default().push(i);
             }
         }
-        Lowering { g, opset, nodes, consumers, skip: HashSet::new(), batch, biasable: HashMap::new() }
+        Lowering {
+            g,
+            opset,
+            nodes,
+            consumers,
+            skip: HashSet::new(),
+            batch,
+            biasable: HashMap::new(),
+            sequences: HashMap::new(),
+        }
     }
 
     /// The error for an operator kiln does not import.

@@ -86,6 +86,7 @@ impl Lowering<'_> {
             }
         } else if seq {
             outs[0] = Some(n);
+            self.sequences.insert(n, call.clone());
         } else {
             outs[1] = Some(n);
         }
@@ -186,7 +187,9 @@ impl Lowering<'_> {
         }
         let stored = x.order.iter().position(|&b| b == a).unwrap_or(a);
         let mut node_out = x.node;
-        if d > 1 {
+        if let Some(n) = self.last_step(node, &x, a, i == d - 1)? {
+            node_out = n;
+        } else if d > 1 {
             let spec = crate::layers::slice(stored as i64 + 1, i as usize, i as usize + 1);
             node_out = self.g.apply(spec, &[x.node])?.0;
         }
@@ -200,6 +203,38 @@ impl Lowering<'_> {
         let v = Val { node: node_out, shape, order, batch };
         let n = self.g.reshape(node_out, &v.stored())?;
         Ok(Value::Graph(Val { node: n, ..v }))
+    }
+
+    /// For `Gather` of the last step of a recurrent layer's sequence that nothing else reads
+    /// (`out[:, -1, :]`): the layer rebuilt to return its last step, `[units]`, which `infer` has
+    /// a kernel for (a Slice has none yet); its sequence's views are left to be pruned.
+    fn last_step(&mut self, node: &NodeProto, x: &Val, axis: usize, last: bool) -> Result<Option<usize>, String> {
+        let mut base = x.node;
+        let mut chain = vec![base];
+        while let crate::ir::Op::Apply(l) = self.g.nodes[base].op
+            && self.g.layers[l].kind.is_view()
+        {
+            base = self.g.nodes[base].inputs[0];
+            chain.push(base);
+        }
+        let Some(call) = self.sequences.get(&base).cloned() else { return Ok(None) };
+        // The steps: the first sample axis of the sequence, wherever the views put it.
+        let stored_steps = self.g.nodes[base].output_shape.first().copied();
+        let steps_axis = x.shape.get(axis).copied() == stored_steps && x.order.first() == Some(&axis);
+        let sole = chain.iter().all(|&n| {
+            let names = self.g.values.iter().filter(|(_, v)| matches!(v, Value::Graph(v) if v.node == n));
+            names.map(|(k, _)| k).all(|k| self.consumers.get(k).is_none_or(|u| u.len() <= 1))
+        }) && node.input.first().is_some_and(|n| self.consumers.get(n).is_some_and(|u| u.len() == 1));
+        if !last || !steps_axis || !sole {
+            return Ok(None);
+        }
+        let crate::ir::Op::Apply(l) = self.g.nodes[base].op else { return Ok(None) };
+        let spec = self.g.spec(&call.replace("return_sequences = true", "return_sequences = false"))?;
+        let out = spec.output_shape(&self.g.nodes[base].input_shapes).map_err(|e| format!("{}: {e}", self.g.at))?;
+        self.g.layers[l].kind = spec;
+        self.g.nodes[base].output_shape = out;
+        self.sequences.remove(&base);
+        Ok(Some(base))
     }
 
     /// `Gather(table, ids)` with a known `[vocabulary, features]` table and computed ids (an
