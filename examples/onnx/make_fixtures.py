@@ -192,6 +192,32 @@ class BiLstm(nn.Module):
         return self.head(out.mean(dim=1))
 
 
+def chunk_task(n, seed):
+    """Signals of 40 steps, uniform in [-1, 1), whose class is the 4-step chunk with the largest
+    sum (tests/it/onnx.rs draws its held-out signals the same way, with its own generator)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 40, generator=g) * 2 - 1
+    return x, x.reshape(n, 10, 4).sum(-1).argmax(-1)
+
+
+def trained_mnist1d_cnn():
+    """The MNIST-1D CNN trained on the chunk task, so that int8's accuracy change means something
+    (held-out accuracy 0.956 in PyTorch)."""
+    torch.manual_seed(0)
+    model = Mnist1dCnn()
+    x, y = chunk_task(4000, 0)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(60):
+        for i in range(0, len(x), 100):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[i : i + 100]), y[i : i + 100]).backward()
+            opt.step()
+    xt, yt = chunk_task(1000, 1)
+    with torch.no_grad():
+        print("MNIST-1D CNN on the chunk task, held-out accuracy:", (model(xt).argmax(-1) == yt).float().mean().item())
+    return model
+
+
 def export(name, model, shape, rows=4, integer=False):
     torch.manual_seed(1)
     model.eval()
@@ -390,6 +416,11 @@ def main():
     export("torch_mlp", Mlp(), (6,))
     torch.manual_seed(0)
     export("torch_mnist1d_cnn", Mnist1dCnn(), (1, 40))
+    model = trained_mnist1d_cnn()
+    export("torch_mnist1d_cnn_trained", model, (1, 40))
+    # Its references on signals of the task (its outputs on other inputs are logits in the
+    # hundreds, where a float's spacing alone is 1e-5).
+    reference("torch_mnist1d_cnn_trained", chunk_task(4, 2)[0].numpy())
     torch.manual_seed(0)
     export("torch_cnn2d", Cnn2d(), (2, 8, 12))
     torch.manual_seed(0)

@@ -83,6 +83,16 @@ pub struct KerasCnn1d;
 #[kiln::onnx("../fixtures/onnx/torch_mnist1d_cnn.onnx", dtype = int8)]
 pub struct Mnist1dCnnInt8;
 
+/// The MNIST-1D CNN trained (in PyTorch) on `chunk_task`.
+#[kiln::onnx("../fixtures/onnx/torch_mnist1d_cnn_trained.onnx")]
+pub struct Mnist1dTrained;
+
+/// The trained CNN as firmware builds it: `infer` only (nothing that needs the standard
+/// library), its kernels in int8.
+#[kiln::onnx("../fixtures/onnx/torch_mnist1d_cnn_trained.onnx", dtype = int8)]
+#[inference_only]
+pub struct Mnist1dTrainedInt8;
+
 /// A fixture's input rows and onnxruntime's outputs.
 struct Reference {
     input: ArrayD<f32>,
@@ -224,7 +234,40 @@ mod keras {
     );
 }
 
-/// int8 kernels (one scale per output channel) change the MNIST-1D CNN's outputs by a little.
+/// int8 kernels (one scale per output channel) change the MNIST-1D CNN's outputs by a little,
+/// and its held-out accuracy on the task it was trained on (`chunk_task`) by less than a point.
+#[test]
+fn int8_kernels_keep_the_accuracy() {
+    let (x, y) = chunk_task(2000, 777);
+    let (mut f32_right, mut int8_right) = (0, 0);
+    for (row, &class) in x.as_slice().unwrap().chunks(40).zip(y.iter()) {
+        let argmax = |v: &[f32]| (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b });
+        f32_right += usize::from(argmax(&Mnist1dTrained::infer(row.try_into().unwrap())) == class as usize);
+        int8_right += usize::from(argmax(&Mnist1dTrainedInt8::infer(row.try_into().unwrap())) == class as usize);
+    }
+    let (a32, a8) = (f32_right as f32 / 2000.0, int8_right as f32 / 2000.0);
+    println!(
+        "MNIST-1D CNN held-out accuracy: f32 {a32:.4}, int8 {a8:.4}; weights {} B f32, {} B int8",
+        Mnist1dTrained::WEIGHT_BYTES,
+        Mnist1dTrainedInt8::WEIGHT_BYTES
+    );
+    assert!(a32 > 0.9 && a8 >= a32 - 0.01, "f32 {a32}, int8 {a8}");
+}
+
+/// The trained CNN's logits (up to ~50 on signals of its task) against onnxruntime's, relative
+/// to their size.
+#[test]
+fn the_trained_cnn_matches_onnxruntime() {
+    let r = reference("torch_mnist1d_cnn_trained");
+    let got = Mnist1dTrained::embedded().predict(&r.input).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let worst = max_abs("torch_mnist1d_cnn_trained predict", &got.iter().copied().collect::<Vec<_>>(), &want);
+    println!("relative to the largest logit ({scale}): {:e}", worst / scale);
+    assert!(worst / scale <= 1e-6);
+}
+
+/// int8 kernels change the MNIST-1D CNN's outputs by a little.
 #[test]
 fn int8_kernels_stay_close_to_onnxruntime() {
     let r = reference("torch_mnist1d_cnn");
@@ -264,10 +307,10 @@ fn group(n: usize) -> String {
     out
 }
 
-/// Signals of 40 steps whose class is the 4-step chunk with the largest sum: a task the
-/// imported CNN was not trained on.
-fn new_task(n: usize) -> (ArrayD<f32>, kiln::ndarray::Array1<f32>) {
-    let mut state = 12345u64;
+/// Signals of 40 steps, uniform in [-1, 1), whose class is the 4-step chunk with the largest
+/// sum: the task the MNIST-1D CNN fixture was trained on (its generator draws its own signals).
+fn chunk_task(n: usize, seed: u64) -> (ArrayD<f32>, kiln::ndarray::Array1<f32>) {
+    let mut state = seed;
     let mut next = || {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
@@ -280,11 +323,11 @@ fn new_task(n: usize) -> (ArrayD<f32>, kiln::ndarray::Array1<f32>) {
     (x, y)
 }
 
-/// Fine-tuning: the imported CNN, trained a few epochs with `fit` on a new task, lowers its loss
-/// there (the weights from the file are where training starts).
+/// Fine-tuning: the imported (untrained) CNN, trained a few epochs with `fit` on a new task,
+/// lowers its loss there (the weights from the file are where training starts).
 #[test]
 fn an_imported_model_fine_tunes_with_fit() {
-    let (x, y) = new_task(256);
+    let (x, y) = chunk_task(256, 12345);
     let mut m = Mnist1dCnn::embedded();
     m.compile(Loss::SparseCategoricalCrossentropy.with_from_logits(true), Adam::new(3e-3), &[]).unwrap();
     let before = m.evaluate(&x, &y).unwrap();

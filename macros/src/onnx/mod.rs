@@ -300,6 +300,7 @@ mod tests {
     fn every_fixture_lowers() {
         for name in [
             "torch_mlp",
+            "torch_mnist1d_cnn_trained",
             "torch_cnn2d",
             "torch_blocks",
             "torch_lstm",
