@@ -326,6 +326,12 @@ def hand_made():
         [w, shape],
         out,
     )
+    # A sequence of any length: kiln needs its static shape.
+    seq = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "steps", 4])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "steps", 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "symbolic_axis", [seq], [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="kiln fixtures")
+    onnx.save(model, os.path.join(OUT, "symbolic_axis.onnx"))
     with open(os.path.join(OUT, "not_onnx.onnx"), "w") as f:
         f.write("This is a text file, not an ONNX model.\n")
 
