@@ -218,6 +218,21 @@ def trained_mnist1d_cnn():
     return model
 
 
+class GeluAndClips(nn.Module):
+    """nn.GELU as opset 17 exports it (Div, Erf, Add, Mul, Mul), ReLU6 and clamp (Clip), pow
+    (Pow) and 1 / x (Reciprocal)."""
+
+    def __init__(self):
+        super().__init__()
+        self.l = nn.Linear(6, 6)
+        self.gelu = nn.GELU()
+
+    def forward(self, x):
+        h = self.gelu(self.l(x))
+        h = nn.functional.relu6(h * 3) + h.pow(2) + torch.clamp(h, -0.5, 0.5) + h.pow(3)
+        return 1.0 / (h.abs() + 1.0)
+
+
 def export(name, model, shape, rows=4, integer=False):
     torch.manual_seed(1)
     model.eval()
@@ -443,6 +458,8 @@ def main():
     export("torch_decoder", Decoder(), (3, 4, 5), rows=2)
     torch.manual_seed(0)
     export("torch_encoder", EncoderBlock(), (5, 8))
+    torch.manual_seed(0)
+    export("torch_gelu", GeluAndClips(), (6,))
     keras_models()
     operators()
     hand_made()

@@ -68,6 +68,11 @@ pub struct Ops20;
 #[kiln::onnx("../fixtures/onnx/ops_opset11.onnx")]
 pub struct Ops11;
 
+/// nn.GELU as opset 17 writes it (Div, Erf, Add, Mul, Mul: kiln's gelu), ReLU6 and clamp
+/// (Clip), pow (Pow), 1 / x (Reciprocal).
+#[kiln::onnx("../fixtures/onnx/torch_gelu.onnx")]
+pub struct TorchGelu;
+
 /// A Keras MLP through tf2onnx: MatMul then Add (one Dense each), Relu, Tanh, Softmax.
 #[kiln::onnx("../fixtures/onnx/keras_mlp.onnx")]
 pub struct KerasMlp;
@@ -191,6 +196,7 @@ matches_onnxruntime!(
     transposed_convolutions_infer_as_onnxruntime_does
 );
 matches_onnxruntime!(an_encoder_block_matches_onnxruntime, TorchEncoder, "torch_encoder");
+matches_onnxruntime!(gelu_clip_and_pow_match_onnxruntime, TorchGelu, "torch_gelu");
 matches_onnxruntime!(operators_of_opset_20_match_onnxruntime, Ops20, "ops_opset20");
 matches_onnxruntime!(operators_of_opset_11_match_onnxruntime, Ops11, "ops_opset11");
 

@@ -112,6 +112,86 @@ impl Lowering<'_> {
         Ok(Some(Value::Graph(x.clone())))
     }
 
+    /// `Clip` (constant bounds), `Pow` (a constant exponent) and `Reciprocal`: kiln's scalar ops.
+    pub(super) fn scalar_op(&mut self, node: &NodeProto) -> Result<Value, String> {
+        let x = self.graph(node, 0)?;
+        let number = |lw: &Self, k: usize, attr: &str| -> Result<Option<f32>, String> {
+            match lw.input(node, k)? {
+                Some(Value::Const(c)) if c.vals.len() == 1 => Ok(Some(c.vals[0] as f32)),
+                Some(_) => lw.fail(format!("has input {} that is not a single constant number", k + 1)),
+                None => Ok(read::attr(node, attr).map(|a| a.f)),
+            }
+        };
+        let op = match node.op_type.as_str() {
+            "Clip" => match (number(self, 1, "min")?, number(self, 2, "max")?) {
+                (Some(lo), Some(hi)) => Scalar::Clip(Num::Lit(lo), Num::Lit(hi)),
+                (Some(lo), None) => Scalar::Maximum(Num::Lit(lo)),
+                (None, Some(hi)) => Scalar::Minimum(Num::Lit(hi)),
+                (None, None) => return Ok(Value::Graph(x)),
+            },
+            "Pow" => match number(self, 1, "")? {
+                Some(2.0) => {
+                    let spec = crate::layers::unary("square").map_or_else(|| self.fail("has no kiln op"), Ok)?;
+                    let (n, _) = self.g.apply(spec, &[x.node])?;
+                    return Ok(Value::Graph(Val { node: n, ..x }));
+                }
+                Some(p) => Scalar::Power(Num::Lit(p)),
+                None => return self.fail("raises to a computed power; kiln imports Pow by a constant number"),
+            },
+            _ => Scalar::Reciprocal(Num::Lit(1.0)),
+        };
+        let (n, _) = self.g.apply(scalar(op), &[x.node])?;
+        Ok(Value::Graph(Val { node: n, ..x }))
+    }
+
+    /// `Erf` as PyTorch exports the exact GELU before opset 20, `0.5 * (x * (1 + erf(x / √2)))`:
+    /// kiln's gelu on `x`, bound to the last Mul (the pattern's other nodes are left unused). Erf
+    /// anywhere else has no kiln op.
+    pub(super) fn erf_gelu(&mut self, i: usize) -> Result<(), String> {
+        let nodes = self.nodes;
+        let erf = &nodes[i];
+        let sole = |name: &str, op: &str| -> Option<usize> {
+            match self.consumers.get(name).map(Vec::as_slice) {
+                Some(&[j]) if nodes.get(j).is_some_and(|n| n.op_type == op) => Some(j),
+                _ => None,
+            }
+        };
+        // A number known now, or written by a Constant node later in the file.
+        let number = |n: &NodeProto, k: usize| {
+            let name = n.input.get(k)?;
+            let c = match self.g.values.get(name) {
+                Some(Value::Const(c)) => (**c).clone(),
+                Some(Value::Graph(_)) => return None,
+                None => {
+                    let p = nodes.get(*self.producers.get(name)?).filter(|p| p.op_type == "Constant")?;
+                    read::constant(p).ok()?
+                }
+            };
+            (c.vals.len() == 1).then(|| c.vals[0])
+        };
+        let other = |n: &NodeProto, mine: &str| n.input.iter().position(|s| s != mine);
+        let pattern = (|| {
+            let div = &nodes[*self.producers.get(erf.input.first()?)?];
+            let x = div.input.first()?;
+            let scaled = div.op_type == "Div" && (number(div, 1)? - std::f64::consts::SQRT_2).abs() < 1e-5;
+            let add = sole(&erf.output[0], "Add")?;
+            let one = number(&nodes[add], other(&nodes[add], &erf.output[0])?)? == 1.0;
+            let mul = sole(&nodes[add].output[0], "Mul")?;
+            let by_x = nodes[mul].input.iter().any(|s| s == x);
+            let half = sole(&nodes[mul].output[0], "Mul")?;
+            let is_half = number(&nodes[half], other(&nodes[half], &nodes[mul].output[0])?)? == 0.5;
+            (scaled && one && by_x && is_half).then(|| (x.clone(), [add, mul, half]))
+        })();
+        let Some((x, skipped)) = pattern else { return Err(self.unsupported(erf)) };
+        let Some(Value::Graph(v)) = self.g.values.get(&x).cloned() else { return Err(self.unsupported(erf)) };
+        let spec = self.g.spec("Activation(gelu)")?;
+        let (n, _) = self.g.apply(spec, &[v.node])?;
+        self.skip.extend(skipped);
+        let out = nodes[skipped[2]].output[0].clone();
+        self.g.values.insert(out, Value::Graph(Val { node: n, ..v }));
+        Ok(())
+    }
+
     /// `MatMul` of two computed values (attention's scores and mix): kiln's MatMul over the last
     /// two axes, batched over the leading ones; an operand stored with its last two axes swapped
     /// (a Transpose before, as in `q @ k.transpose(-2, -1)`) is read transposed, not permuted.

@@ -309,6 +309,7 @@ mod tests {
             "torch_text",
             "torch_decoder",
             "torch_encoder",
+            "torch_gelu",
             "keras_mlp",
             "keras_cnn1d",
             "ops_opset20",

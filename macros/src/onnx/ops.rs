@@ -18,6 +18,10 @@ pub const SUPPORTED: &[&str] = &[
     "Sub",
     "Mul",
     "Div",
+    "Clip",
+    "Pow",
+    "Reciprocal",
+    "Erf (in GELU's pattern)",
     "Relu",
     "Sigmoid",
     "Tanh",
@@ -80,12 +84,16 @@ pub struct Lowering<'a> {
     /// Recurrent layers returning their sequence, by node, with the call that built them: a
     /// Gather of the last step alone reading it makes them return the last step instead.
     pub sequences: HashMap<usize, String>,
+    /// For each value name, the node computing it.
+    pub producers: HashMap<String, usize>,
 }
 
 impl<'a> Lowering<'a> {
     pub fn new(g: Graph, opset: i64, nodes: &'a [NodeProto], batch: Option<usize>) -> Lowering<'a> {
         let mut consumers: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut producers = HashMap::new();
         for (i, n) in nodes.iter().enumerate() {
+            producers.extend(n.output.iter().map(|o| (o.clone(), i)));
             for input in &n.input {
                 consumers.entry(input.clone()).or_default().push(i);
             }
@@ -99,6 +107,7 @@ impl<'a> Lowering<'a> {
             batch,
             biasable: HashMap::new(),
             sequences: HashMap::new(),
+            producers,
         }
     }
 
@@ -222,6 +231,8 @@ impl<'a> Lowering<'a> {
             }
             "Softmax" | "LogSoftmax" => self.softmax(node)?,
             "Add" | "Sub" | "Mul" | "Div" => self.arithmetic(node)?,
+            "Clip" | "Pow" | "Reciprocal" => self.scalar_op(node)?,
+            "Erf" => return self.erf_gelu(i),
             "Gemm" => self.gemm(node)?,
             "MatMul" => self.matmul(i)?,
             "Flatten" => self.flatten(node)?,
