@@ -233,7 +233,7 @@ class GeluAndClips(nn.Module):
         return 1.0 / (h.abs() + 1.0)
 
 
-def export(name, model, shape, rows=4, integer=False):
+def export(name, model, shape, rows=4, integer=False, batch_axis=True):
     torch.manual_seed(1)
     model.eval()
     # Batch statistics that are not the identity, so the files test them.
@@ -244,6 +244,8 @@ def export(name, model, shape, rows=4, integer=False):
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.5, 0.5)
     path = os.path.join(OUT, f"{name}.onnx")
+    if not batch_axis:
+        rows = 1
     x = torch.randn(rows, *shape) if not integer else torch.randint(0, 20, (rows, *shape))
     torch.onnx.export(
         model,
@@ -253,7 +255,7 @@ def export(name, model, shape, rows=4, integer=False):
         opset_version=17,
         input_names=["x"],
         output_names=["y"],
-        dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+        dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}} if batch_axis else None,
     )
     reference(name, x.numpy())
 
@@ -450,6 +452,9 @@ def main():
     export("torch_lstm", LstmClassifier(), (7, 5))
     torch.manual_seed(0)
     export("torch_gru", GruLastState(), (7, 5))
+    # Exported without a symbolic batch axis (the file says 1): kiln reads axis 0 as the batch.
+    torch.manual_seed(0)
+    export("torch_lstm_batch1", LstmClassifier(), (7, 5), batch_axis=False)
     torch.manual_seed(0)
     export("torch_bilstm", BiLstm(), (7, 5))
     torch.manual_seed(0)

@@ -31,6 +31,11 @@ pub struct TorchBlocks;
 #[kiln::onnx("../fixtures/onnx/torch_lstm.onnx")]
 pub struct TorchLstm;
 
+/// The LSTM classifier exported with its batch fixed at 1 (no symbolic axis): axis 0 is read as
+/// the batch all the same, and the model takes any number of rows.
+#[kiln::onnx("../fixtures/onnx/torch_lstm_batch1.onnx")]
+pub struct TorchLstmBatch1;
+
 /// A GRU (`linear_before_reset`) whose final state `h_n[-1]` feeds a Gemm head.
 #[kiln::onnx("../fixtures/onnx/torch_gru.onnx")]
 pub struct TorchGru;
@@ -188,6 +193,22 @@ matches_onnxruntime!(
     "torch_bilstm",
     a_bidirectional_lstm_infers_as_onnxruntime_does
 );
+matches_onnxruntime!(
+    a_file_with_a_fixed_batch_of_one_matches_onnxruntime,
+    TorchLstmBatch1,
+    "torch_lstm_batch1",
+    a_file_with_a_fixed_batch_of_one_infers_as_onnxruntime_does
+);
+
+/// A file with a fixed batch of 1 still takes any number of rows: the same model as the one
+/// with a symbolic batch axis.
+#[test]
+fn a_fixed_batch_of_one_takes_any_number_of_rows() {
+    let r = reference("torch_lstm");
+    let a = TorchLstmBatch1::embedded().predict(&r.input).unwrap();
+    let b = TorchLstm::embedded().predict(&r.input).unwrap();
+    assert_eq!(a, b);
+}
 matches_onnxruntime!(a_gru_matches_onnxruntime, TorchGru, "torch_gru", a_gru_infers_as_onnxruntime_does);
 matches_onnxruntime!(
     transposed_convolutions_match_onnxruntime,

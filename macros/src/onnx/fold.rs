@@ -94,6 +94,29 @@ pub fn fold(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
             Ok(Const { dims, vals })
         }
         "Slice" => slice(lw, node),
+        "Expand" => {
+            // Broadcast to the shape, NumPy's way; the batch size (unknown) counts as 1.
+            let (x, to) = (c(0)?, c(1)?);
+            let to: Vec<usize> = to.vals.iter().map(|&d| if d.is_nan() { 1 } else { d as usize }).collect();
+            let rank = x.dims.len().max(to.len());
+            let pad = |d: &[usize]| -> Vec<usize> {
+                std::iter::repeat_n(1, rank - d.len()).chain(d.iter().copied()).collect()
+            };
+            let (xd, td) = (pad(&x.dims), pad(&to));
+            let dims: Vec<usize> = xd.iter().zip(&td).map(|(&a, &b)| if a == 1 { b } else { a }).collect();
+            if xd.iter().zip(&dims).any(|(&a, &d)| a != 1 && a != d) {
+                return lw.fail(format!("expands a constant of dimensions {:?} to {to:?}", x.dims));
+            }
+            let n: usize = dims.iter().product();
+            let vals = (0..n)
+                .map(|i| {
+                    let at: Vec<usize> =
+                        unravel(i, &dims).iter().zip(&xd).map(|(&o, &a)| if a == 1 { 0 } else { o }).collect();
+                    x.vals[ravel(&at, &xd)]
+                })
+                .collect();
+            Ok(Const { dims, vals })
+        }
         op @ ("Add" | "Sub" | "Mul" | "Div") => {
             let (a, b) = (c(0)?, c(1)?);
             let f = |x: f64, y: f64| match op {
@@ -184,9 +207,9 @@ fn slice(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
 
 /// `Shape(x)` of a computed value: its dimensions, the batch `NaN`.
 pub fn shape_of(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
-    let x = lw.graph(node, 0)?;
-    let mut vals = vec![lw.batch.map_or(f64::NAN, |b| b as f64)];
-    vals.extend(x.shape.iter().map(|&d| d as f64));
+    let x = lw.graph_any(node, 0)?;
+    let mut vals: Vec<f64> = x.shape.iter().map(|&d| d as f64).collect();
+    vals.insert(x.batch, lw.batch.map_or(f64::NAN, |b| b as f64));
     let n = vals.len() as i64;
     let clamp = |v: i64| (if v < 0 { v + n } else { v }).clamp(0, n) as usize;
     let (start, end) = (clamp(read::int(node, "start", 0)), clamp(read::int(node, "end", n)));

@@ -304,6 +304,7 @@ mod tests {
             "torch_cnn2d",
             "torch_blocks",
             "torch_lstm",
+            "torch_lstm_batch1",
             "torch_bilstm",
             "torch_gru",
             "torch_text",

@@ -58,6 +58,7 @@ pub const SUPPORTED: &[&str] = &[
     "Gather",
     "Cast",
     "ConstantOfShape",
+    "Expand",
     "Slice",
     "LSTM",
     "GRU",
