@@ -233,6 +233,21 @@ class GeluAndClips(nn.Module):
         return 1.0 / (h.abs() + 1.0)
 
 
+class MhaBlock(nn.Module):
+    """nn.MultiheadAttention (two heads of 4; PyTorch folds the batch into the heads while it
+    splits them), a residual, LayerNorm, the mean over the steps to a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        a, _ = self.mha(x, x, x, need_weights=False)
+        return self.head(self.norm(x + a).mean(dim=1))
+
+
 def export(name, model, shape, rows=4, integer=False, batch_axis=True):
     torch.manual_seed(1)
     model.eval()
@@ -465,6 +480,8 @@ def main():
     export("torch_encoder", EncoderBlock(), (5, 8))
     torch.manual_seed(0)
     export("torch_gelu", GeluAndClips(), (6,))
+    torch.manual_seed(0)
+    export("torch_mha", MhaBlock(), (5, 8))
     keras_models()
     operators()
     hand_made()

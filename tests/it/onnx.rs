@@ -78,6 +78,11 @@ pub struct Ops11;
 #[kiln::onnx("../fixtures/onnx/torch_gelu.onnx")]
 pub struct TorchGelu;
 
+/// nn.MultiheadAttention (two heads): PyTorch folds the batch into the heads and the steps into
+/// the batch on the way; kiln keeps those axes as sample axes, and the folds move nothing.
+#[kiln::onnx("../fixtures/onnx/torch_mha.onnx")]
+pub struct TorchMha;
+
 /// A Keras MLP through tf2onnx: MatMul then Add (one Dense each), Relu, Tanh, Softmax.
 #[kiln::onnx("../fixtures/onnx/keras_mlp.onnx")]
 pub struct KerasMlp;
@@ -217,6 +222,7 @@ matches_onnxruntime!(
     transposed_convolutions_infer_as_onnxruntime_does
 );
 matches_onnxruntime!(an_encoder_block_matches_onnxruntime, TorchEncoder, "torch_encoder");
+matches_onnxruntime!(multi_head_attention_matches_onnxruntime, TorchMha, "torch_mha");
 matches_onnxruntime!(gelu_clip_and_pow_match_onnxruntime, TorchGelu, "torch_gelu");
 matches_onnxruntime!(operators_of_opset_20_match_onnxruntime, Ops20, "ops_opset20");
 matches_onnxruntime!(operators_of_opset_11_match_onnxruntime, Ops11, "ops_opset11");

@@ -36,7 +36,7 @@ impl Lowering<'_> {
                 };
                 let (n, out) = self.g.apply(broadcast(class), &[a.node, b.node])?;
                 let shape = if a.order == identity(a.shape.len()) { out } else { a.shape.clone() };
-                return Ok(Value::Graph(Val { node: n, shape, order: a.order, batch: 0 }));
+                return Ok(Value::Graph(Val { node: n, shape, order: a.order, batch: 0, hidden: None }));
             }
             (Value::Graph(x), Value::Const(c)) => (x, c, false),
             (Value::Const(c), Value::Graph(x)) => (x, c, true),
@@ -214,7 +214,7 @@ impl Lowering<'_> {
         let (na, ta) = operand(a)?;
         let (nb, tb) = operand(b)?;
         let (n, out) = self.g.apply(crate::layers::matmul(ta, tb), &[na, nb])?;
-        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: 0 }))
+        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: 0, hidden: None }))
     }
 
     /// `x op c` (or `c op x`) with a constant tensor `c` broadcast against `x`: the constant a
@@ -272,7 +272,7 @@ impl Lowering<'_> {
         self.g.weight(k, "value", vec![n], vals);
         let ins = if left { [k, x.node] } else { [x.node, k] };
         let (node, _) = self.g.apply(broadcast(class), &ins)?;
-        Ok(Value::Graph(Val { node, shape, order: x.order.clone(), batch: 0 }))
+        Ok(Value::Graph(Val { node, shape, order: x.order.clone(), batch: 0, hidden: None }))
     }
 
     /// A Dense layer on the last axis of `x` (in the file's layout), its kernel `[inputs, units]`.
@@ -283,7 +283,13 @@ impl Lowering<'_> {
         units: usize,
         bias: Option<Vec<f32>>,
     ) -> Result<Value, String> {
-        let x = self.g.onnx_layout(x)?;
+        // A value with an axis folded into its batch axis (attention's output projection) is read
+        // as it is stored, its last axis last.
+        let x = match x.hidden {
+            Some(_) if x.order.last() == Some(&(x.shape.len().wrapping_sub(1))) => x.clone(),
+            Some(_) => return self.fail("multiplies a folded value whose last axis is not stored last"),
+            None => self.g.onnx_layout(x)?,
+        };
         let inputs = *x.shape.last().unwrap_or(&0);
         let use_bias = if bias.is_some() { "true" } else { "false" };
         let spec = self.g.spec(&format!("Dense({units}, use_bias = {use_bias})"))?;
@@ -293,13 +299,20 @@ impl Lowering<'_> {
             Some(b) => self.g.weight(n, "bias", vec![units], b),
             None => self.biasable(n, format!("Dense({units}, use_bias = false)")),
         }
-        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: 0 }))
+        if x.hidden.is_some() {
+            let mut shape = x.shape.clone();
+            if let Some(last) = shape.last_mut() {
+                *last = units;
+            }
+            return Ok(Value::Graph(Val { node: n, shape, ..x }));
+        }
+        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: x.batch, hidden: None }))
     }
 
     /// `Gemm(A, B, C)`: `alpha * A' B' + beta * C` as a Dense layer, `A` computed, `B` and `C`
     /// known.
     pub(super) fn gemm(&mut self, node: &NodeProto) -> Result<Value, String> {
-        let a = self.graph(node, 0)?;
+        let a = self.graph_folded(node, 0)?;
         if a.shape.len() != 1 || read::int(node, "transA", 0) != 0 {
             return self.fail(format!(
                 "multiplies a value of shape [batch, {}]{}; kiln imports Gemm on [batch, features] without transA",
@@ -348,8 +361,9 @@ impl Lowering<'_> {
     /// that alone reads its result.
     pub(super) fn matmul(&mut self, i: usize) -> Result<Value, String> {
         let node = &self.nodes[i];
-        let x = self.graph(node, 0)?;
+        let x = self.graph_folded(node, 0)?;
         if let Value::Graph(y) = self.need(node, 1)? {
+            let x = self.graph(node, 0)?;
             return self.matmul_values(&x, &y);
         }
         let w = self.constant(node, 1)?;

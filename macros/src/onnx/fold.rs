@@ -12,7 +12,20 @@ pub fn fold(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
     let c = |k: usize| lw.constant(node, k);
     match node.op_type.as_str() {
         "Constant" => read::constant(node).or_else(|e| lw.fail(e)),
-        "Identity" | "Dropout" | "Cast" => Ok((*c(0)?).clone()),
+        "Identity" | "Dropout" => Ok((*c(0)?).clone()),
+        "Cast" => {
+            // To an integer type (ONNX's codes 2 to 7, 12 and 13): toward zero, as ONNX casts.
+            let mut x = (*c(0)?).clone();
+            if matches!(read::int(node, "to", 1), 2..=7 | 12 | 13) {
+                x.vals.iter_mut().for_each(|v| *v = v.trunc());
+            }
+            Ok(x)
+        }
+        "Sqrt" => {
+            let mut x = (*c(0)?).clone();
+            x.vals.iter_mut().for_each(|v| *v = v.sqrt());
+            Ok(x)
+        }
         "Shape" => {
             let x = c(0)?;
             Ok(Const { dims: vec![x.dims.len()], vals: x.dims.iter().map(|&d| d as f64).collect() })
@@ -117,12 +130,14 @@ pub fn fold(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
                 .collect();
             Ok(Const { dims, vals })
         }
-        op @ ("Add" | "Sub" | "Mul" | "Div") => {
+        op @ ("Add" | "Sub" | "Mul" | "Div" | "Mod") => {
             let (a, b) = (c(0)?, c(1)?);
             let f = |x: f64, y: f64| match op {
                 "Add" => x + y,
                 "Sub" => x - y,
                 "Mul" => x * y,
+                // Integers: ONNX's Mod (fmod = 0) takes the divisor's sign, as Python's `%`.
+                "Mod" => x - y * (x / y).floor(),
                 _ => x / y,
             };
             match (a.vals.len(), b.vals.len()) {
@@ -207,7 +222,7 @@ fn slice(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
 
 /// `Shape(x)` of a computed value: its dimensions, the batch `NaN`.
 pub fn shape_of(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
-    let x = lw.graph_any(node, 0)?;
+    let x = lw.graph_folded(node, 0)?;
     let mut vals: Vec<f64> = x.shape.iter().map(|&d| d as f64).collect();
     vals.insert(x.batch, lw.batch.map_or(f64::NAN, |b| b as f64));
     let n = vals.len() as i64;
@@ -288,7 +303,7 @@ pub fn squeeze(lw: &mut Lowering<'_>, node: &NodeProto) -> Result<Value, String>
         }
         order
     };
-    let v = Val { node: x.node, shape, order, batch };
+    let v = Val { node: x.node, shape, order, batch, hidden: None };
     let n = lw.g.reshape(x.node, &v.stored())?;
     Ok(Value::Graph(Val { node: n, ..v }))
 }

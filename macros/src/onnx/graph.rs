@@ -26,12 +26,26 @@ pub struct Val {
     /// operator (`[steps, batch, features]`). kiln stores every value batch first, so moving the
     /// batch axis moves no value either.
     pub batch: usize,
+    /// An axis of the sample folded into the ONNX batch axis (PyTorch's attention reshapes
+    /// `[steps, batch, heads x size]` to `[steps, batch x heads, size]`): not among `shape`, it is
+    /// numbered `shape.len()` in `order`. kiln stores it as a sample axis, so folding and
+    /// unfolding it move nothing.
+    pub hidden: Option<Hidden>,
+}
+
+/// An axis folded into the batch axis: its size, and whether it is the major factor (`steps x
+/// batch`) or the minor one (`batch x heads`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hidden {
+    pub size: usize,
+    pub major: bool,
 }
 
 impl Val {
     /// The shape the IR node holds.
     pub fn stored(&self) -> Vec<usize> {
-        self.order.iter().map(|&a| self.shape[a]).collect()
+        let at = |a: usize| self.shape.get(a).copied().or(self.hidden.map(|h| h.size)).unwrap_or(1);
+        self.order.iter().map(|&a| at(a)).collect()
     }
 }
 
@@ -98,7 +112,7 @@ impl Graph {
             input_shapes: vec![],
             dims: None,
         });
-        Val { node: self.nodes.len() - 1, order: identity(shape.len()), shape, batch: 0 }
+        Val { node: self.nodes.len() - 1, order: identity(shape.len()), shape, batch: 0, hidden: None }
     }
 
     /// A layer spec from a call as `functional!` writes it (`Dense(64, use_bias = false)`).
@@ -160,7 +174,7 @@ impl Graph {
         if let Some(done) = self.relayouts.get(&key) {
             return Ok(done.clone());
         }
-        let target = Val { node: 0, shape: v.shape.clone(), order: order.to_vec(), batch: v.batch };
+        let target = Val { node: 0, shape: v.shape.clone(), order: order.to_vec(), batch: v.batch, hidden: v.hidden };
         let moved: Vec<usize> = v.order.iter().copied().filter(|&a| v.shape[a] != 1).collect();
         let kept: Vec<usize> = order.iter().copied().filter(|&a| v.shape[a] != 1).collect();
         let node = if moved == kept {

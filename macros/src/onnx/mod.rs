@@ -21,6 +21,7 @@
 //! kernel, `Net::infer`.
 
 mod arith;
+mod batch;
 mod constant;
 mod fold;
 mod graph;
@@ -311,6 +312,7 @@ mod tests {
             "torch_decoder",
             "torch_encoder",
             "torch_gelu",
+            "torch_mha",
             "keras_mlp",
             "keras_cnn1d",
             "ops_opset20",

@@ -163,6 +163,19 @@ impl<'a> Lowering<'a> {
 
     /// Input `k`, computed by the model, its batch axis anywhere.
     pub fn graph_any(&self, node: &NodeProto, k: usize) -> Result<Val, String> {
+        let v = self.graph_folded(node, k)?;
+        if v.hidden.is_some() {
+            return self.fail(format!(
+                "reads `{}`, whose batch axis has another axis folded into it; kiln imports Transpose, Reshape, \
+                 Shape and MatMul by a constant there",
+                node.input[k]
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Input `k`, computed by the model, its batch axis anywhere and maybe holding another axis.
+    pub fn graph_folded(&self, node: &NodeProto, k: usize) -> Result<Val, String> {
         match self.need(node, k)? {
             Value::Graph(v) => Ok(v),
             Value::Const(_) => self.fail(format!("input {} is a constant where kiln needs a computed value", k + 1)),
@@ -371,7 +384,13 @@ impl<'a> Lowering<'a> {
         if let ([a], 2, false, true, "mean" | "max") = (&axes[..], x.shape.len(), keep, stored_first, name) {
             let (n, _) = self.g.apply(crate::layers::global_pool(name == "max", 2), &[x.node])?;
             let other = 1 - a;
-            return Ok(Value::Graph(Val { node: n, shape: vec![x.shape[other]], order: vec![0], batch: 0 }));
+            return Ok(Value::Graph(Val {
+                node: n,
+                shape: vec![x.shape[other]],
+                order: vec![0],
+                batch: 0,
+                hidden: None,
+            }));
         }
         // The last stored axis first, so the others keep their places.
         axes.sort_by_key(|a| std::cmp::Reverse(x.order.iter().position(|b| b == a)));
@@ -441,16 +460,25 @@ impl<'a> Lowering<'a> {
             return Ok(Value::Graph(x));
         }
         let (n, out) = self.g.apply(flatten(), &[x.node])?;
-        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: 0 }))
+        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: 0, hidden: None }))
     }
 
     /// `Reshape(x, shape)`, the shape known: the batch axis keeps its place (its dimension the
     /// batch size, `0` or `-1`) and the axes before it theirs; the others are a view of the
     /// sample.
     fn reshape(&mut self, node: &NodeProto) -> Result<Value, String> {
-        let x = self.graph_any(node, 0)?;
+        let x = self.graph_folded(node, 0)?;
         let target = self.constant(node, 1)?;
         let t = &target.vals;
+        if let Some(v) = self.fold_reshape(node, &x, t)? {
+            return Ok(v);
+        }
+        if x.hidden.is_some() {
+            return self.fail(format!(
+                "reshapes a value whose batch axis has another axis folded into it to {}, which kiln does not follow",
+                show_target(t)
+            ));
+        }
         let b = x.batch;
         let batch_ok = |d: f64| {
             d.is_nan()
@@ -487,13 +515,13 @@ impl<'a> Lowering<'a> {
         let ins = [x.shape.clone()];
         let out = spec.output_shape(&ins).map_err(|msg| format!("{}: {msg}", self.g.at))?;
         let n = self.g.reshape(x.node, &out)?;
-        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: b }))
+        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: b, hidden: None }))
     }
 
     /// `Transpose`: no values move; the value's layout records the new order of its axes (and
     /// where its batch axis went).
     fn transpose(&mut self, node: &NodeProto) -> Result<Value, String> {
-        let x = self.graph_any(node, 0)?;
+        let x = self.graph_folded(node, 0)?;
         let rank = x.shape.len();
         let perm = read::ints(node, "perm").unwrap_or_else(|| (0..=rank as i64).rev().collect());
         let mut sorted = perm.clone();
@@ -512,9 +540,9 @@ impl<'a> Lowering<'a> {
         // Output axis j is input axis p[j]: the stored axis holding input axis a holds output
         // axis p⁻¹(a).
         let inverse: Vec<usize> = (0..rank).map(|a| p.iter().position(|&b| b == a).unwrap_or(a)).collect();
-        let order = x.order.iter().map(|&a| inverse[a]).collect();
+        let order = x.order.iter().map(|&a| inverse.get(a).copied().unwrap_or(a)).collect();
         let shape = p.iter().map(|&a| x.shape[a]).collect();
-        Ok(Value::Graph(Val { node: x.node, shape, order, batch }))
+        Ok(Value::Graph(Val { node: x.node, shape, order, batch, hidden: x.hidden }))
     }
 
     /// `Concat` of computed values along a sample axis, in the first one's layout.
@@ -533,7 +561,7 @@ impl<'a> Lowering<'a> {
         }
         let stored = first.order.iter().position(|&a| a == axis).unwrap_or(axis);
         let (n, _) = self.g.apply(concatenate(stored as i64 + 1), &parts)?;
-        Ok(Value::Graph(Val { node: n, shape, order: first.order, batch: 0 }))
+        Ok(Value::Graph(Val { node: n, shape, order: first.order, batch: 0, hidden: None }))
     }
 }
 

@@ -97,9 +97,10 @@ impl Lowering<'_> {
             let (shape, batch) =
                 if k == 0 { (vec![steps, dirs, units], batch_y) } else { (vec![dirs, units], batch_h) };
             let v = self.g.reshape(o, &shape)?;
-            self.g
-                .values
-                .insert(name.clone(), Value::Graph(Val { node: v, order: identity(shape.len()), shape, batch }));
+            self.g.values.insert(
+                name.clone(),
+                Value::Graph(Val { node: v, order: identity(shape.len()), shape, batch, hidden: None }),
+            );
         }
         Ok(())
     }
@@ -200,7 +201,7 @@ impl Lowering<'_> {
         }
         let order: Vec<usize> = x.order.iter().filter(|&&b| b != a).map(|&b| b - usize::from(b > a)).collect();
         let batch = x.batch - usize::from(full < x.batch);
-        let v = Val { node: node_out, shape, order, batch };
+        let v = Val { node: node_out, shape, order, batch, hidden: None };
         let n = self.g.reshape(node_out, &v.stored())?;
         Ok(Value::Graph(Val { node: n, ..v }))
     }
@@ -253,6 +254,6 @@ impl Lowering<'_> {
         let spec = self.g.spec(&format!("Embedding({vocab}, {features})"))?;
         let (n, out) = self.g.apply(spec, &[ids.node])?;
         self.g.weight(n, "embeddings", vec![vocab, features], table.f32s());
-        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: 0 }))
+        Ok(Value::Graph(Val { node: n, order: identity(out.len()), shape: out, batch: 0, hidden: None }))
     }
 }

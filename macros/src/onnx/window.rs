@@ -77,7 +77,7 @@ impl Lowering<'_> {
         let (n, out) = self.g.apply(spec, &[x.node])?;
         let mut shape = vec![x.shape[0]];
         shape.extend(&out[..out.len() - 1]);
-        Ok(Val { node: n, shape, order: x.order, batch: 0 })
+        Ok(Val { node: n, shape, order: x.order, batch: 0, hidden: None })
     }
 
     /// The rank check every window op makes: `[channels, steps]` or `[channels, height, width]`.
@@ -97,7 +97,7 @@ impl Lowering<'_> {
         let c = out[out.len() - 1];
         let mut shape = vec![c];
         shape.extend(&out[..out.len() - 1]);
-        Value::Graph(Val { node, order: channels_last(shape.len()), shape, batch: 0 })
+        Value::Graph(Val { node, order: channels_last(shape.len()), shape, batch: 0, hidden: None })
     }
 
     /// `Conv(X, W, B)`: Conv1D / Conv2D, with a ZeroPadding layer for explicit pads.
