@@ -248,6 +248,19 @@ class MhaBlock(nn.Module):
         return self.head(self.norm(x + a).mean(dim=1))
 
 
+class TorchEncoderLayer(nn.Module):
+    """PyTorch's own nn.TransformerEncoderLayer (two heads, GELU feed-forward, no dropout at
+    inference), the mean over the steps to a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, activation="gelu", batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.layer(x).mean(dim=1))
+
+
 def export(name, model, shape, rows=4, integer=False, batch_axis=True):
     torch.manual_seed(1)
     model.eval()
@@ -482,6 +495,8 @@ def main():
     export("torch_gelu", GeluAndClips(), (6,))
     torch.manual_seed(0)
     export("torch_mha", MhaBlock(), (5, 8))
+    torch.manual_seed(0)
+    export("torch_encoder_layer", TorchEncoderLayer(), (5, 8))
     keras_models()
     operators()
     hand_made()

@@ -83,6 +83,11 @@ pub struct TorchGelu;
 #[kiln::onnx("../fixtures/onnx/torch_mha.onnx")]
 pub struct TorchMha;
 
+/// PyTorch's own nn.TransformerEncoderLayer (two heads, a GELU feed-forward written with Erf,
+/// LayerNorms), averaged over the steps to a linear head.
+#[kiln::onnx("../fixtures/onnx/torch_encoder_layer.onnx")]
+pub struct TorchEncoderLayer;
+
 /// A Keras MLP through tf2onnx: MatMul then Add (one Dense each), Relu, Tanh, Softmax.
 #[kiln::onnx("../fixtures/onnx/keras_mlp.onnx")]
 pub struct KerasMlp;
@@ -223,6 +228,7 @@ matches_onnxruntime!(
 );
 matches_onnxruntime!(an_encoder_block_matches_onnxruntime, TorchEncoder, "torch_encoder");
 matches_onnxruntime!(multi_head_attention_matches_onnxruntime, TorchMha, "torch_mha");
+matches_onnxruntime!(a_transformer_encoder_layer_matches_onnxruntime, TorchEncoderLayer, "torch_encoder_layer");
 matches_onnxruntime!(gelu_clip_and_pow_match_onnxruntime, TorchGelu, "torch_gelu");
 matches_onnxruntime!(operators_of_opset_20_match_onnxruntime, Ops20, "ops_opset20");
 matches_onnxruntime!(operators_of_opset_11_match_onnxruntime, Ops11, "ops_opset11");

@@ -313,6 +313,7 @@ mod tests {
             "torch_encoder",
             "torch_gelu",
             "torch_mha",
+            "torch_encoder_layer",
             "keras_mlp",
             "keras_cnn1d",
             "ops_opset20",
