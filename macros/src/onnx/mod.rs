@@ -6,13 +6,15 @@
 //! - `proto`: the messages of onnx.proto kiln reads, decoded with `prost` (no `protoc`).
 //! - `read`: the file, its checks, attributes and constant tensors.
 //! - `graph`: the IR being built, each ONNX value's layout, the weights.
-//! - `ops`, `arith`, `window`, `fold`, `constant`: the operators.
+//! - `ops`, `arith`, `window`, `recurrent`, `fold`, `constant`: the operators; `batch`: axes an
+//!   exporter folds into the batch axis (`nn.MultiheadAttention`).
 //!
 //! Layout: kiln's layers are channels-last (Keras), an ONNX file from PyTorch channels-first.
 //! The model takes and returns tensors in the file's own layout; inside, each value remembers
 //! the order its node stores the ONNX axes in, and a Permute is inserted only where a layer
 //! needs another order (the first convolution, a Flatten after the last one). Transpose moves
-//! nothing: it changes the recorded order.
+//! nothing: it changes the recorded order, and the place of the batch axis among the ONNX axes
+//! (recurrent operators' `[steps, batch, features]`).
 //!
 //! Weights: the initializers become the layers' parameters under kiln's names (`conv1d.kernel`)
 //! in kiln's layouts (a Gemm's `[out, in]` transposed, a Conv's `[out, in, k..]` reordered to
