@@ -461,6 +461,14 @@ def operators():
     )
 
 
+def kiln_export():
+    """onnxruntime's outputs on the file kiln's `save_onnx` wrote (tests/it/onnx.rs, `export`)."""
+    path = os.path.join(OUT, "kiln_export.onnx")
+    if os.path.exists(path):
+        onnx.checker.check_model(onnx.load(path))
+        reference("kiln_export", np.random.default_rng(6).standard_normal((4, 6)).astype(np.float32))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
@@ -500,6 +508,7 @@ def main():
     keras_models()
     operators()
     hand_made()
+    kiln_export()
 
 
 if __name__ == "__main__":

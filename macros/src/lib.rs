@@ -57,6 +57,7 @@ fn pipeline_with(
             return ship::inference_only(&model, &opts, weights.as_ref(), source);
         }
         let mut out = codegen::expand(&model);
+        out.extend(onnx::export(&model));
         if let Err(e) = ship::budget(&model, &opts) {
             out.extend(e.to_compile_error());
         }

@@ -25,6 +25,7 @@ pub mod layers;
 pub mod losses;
 pub mod metrics;
 pub mod model;
+mod onnx;
 pub mod optimizers;
 pub mod plot;
 pub mod random;
@@ -77,6 +78,7 @@ pub mod __private {
     pub use crate::kernels::ActKind;
     pub use crate::layers::*;
     pub use crate::model::{DType, Model, Port};
+    pub use crate::onnx::save_onnx;
     pub use crate::summary::LayerInfo;
     pub use crate::train::{HasCallState, ModelState, TrainState};
     pub use ndarray::{Array2, Array3, Array4, Array5, Array6, ArrayD};

@@ -376,3 +376,91 @@ fn an_imported_model_fine_tunes_with_fit() {
     println!("fine-tuning loss {before:?} -> {after:?}, per epoch {losses:?}");
     assert!(losses[losses.len() - 1] < losses[0] * 0.8, "{losses:?}");
 }
+
+/// Export: `save_onnx` writes a model kiln built as an ONNX file, its weights as they are; the
+/// committed file `kiln_export.onnx` is what it writes (`cargo test --test it onnx::export --
+/// --ignored` writes it again), onnxruntime's outputs on it are in `kiln_export.txt`
+/// (`examples/onnx/make_fixtures.py`), and the file imports back into kiln.
+mod export {
+    use super::*;
+
+    functional! {
+        /// Dense layers with several activations, BatchNormalization, a skip Add, a Concatenate
+        /// and Dropout.
+        pub struct Exported {
+            x = Input([6]);
+            h = Dense(16, activation = relu)(x);
+            n = BatchNormalization()(h);
+            a = Dense(16, activation = tanh)(n);
+            s = Add()([n, a]);
+            g = Dense(4, activation = gelu)(x);
+            c = Concatenate()([s, g]);
+            d = Dropout(0.5)(c);
+            y = Dense(3, activation = softmax)(d);
+            Model(x, y)
+        }
+    }
+
+    /// The same model read back from the file it wrote.
+    #[kiln::onnx("../fixtures/onnx/kiln_export.onnx")]
+    pub struct Reimported;
+
+    /// The model exported: seeded weights, and moving statistics that are not the identity.
+    fn model() -> Exported {
+        let mut m = Exported::with_seed(7);
+        let mean = kiln::ndarray::Array1::from_shape_fn(16, |i| (i as f32 - 8.0) / 20.0);
+        let var = kiln::ndarray::Array1::from_shape_fn(16, |i| 0.5 + i as f32 / 16.0);
+        m.set_weight("batch_normalization.moving_mean", &mean).unwrap();
+        m.set_weight("batch_normalization.moving_variance", &var).unwrap();
+        m
+    }
+
+    fn fixture() -> String {
+        format!("{}/tests/fixtures/onnx/kiln_export.onnx", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    #[ignore = "writes tests/fixtures/onnx/kiln_export.onnx"]
+    fn write_the_export_fixture() {
+        model().save_onnx(fixture()).unwrap();
+    }
+
+    #[test]
+    fn save_onnx_writes_the_committed_file() {
+        let dir = std::env::temp_dir().join(format!("kiln-onnx-export-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("exported.onnx");
+        model().save_onnx(&path).unwrap();
+        let (written, committed) = (std::fs::read(&path).unwrap(), std::fs::read(fixture()).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(written == committed, "save_onnx wrote {} bytes, the fixture has {}", written.len(), committed.len());
+    }
+
+    /// onnxruntime runs the exported file as kiln runs the model.
+    #[test]
+    fn onnxruntime_runs_the_export_as_kiln_does() {
+        let r = reference("kiln_export");
+        let got = model().predict(&r.input).unwrap();
+        let want = r.output.iter().copied().collect::<Vec<_>>();
+        assert!(max_abs("kiln_export predict", &got.iter().copied().collect::<Vec<_>>(), &want) <= 1e-5);
+    }
+
+    /// The exported file imports back into the same model.
+    #[test]
+    fn the_export_imports_back() {
+        let r = reference("kiln_export");
+        let a = model().predict(&r.input).unwrap();
+        let b = Reimported::embedded().predict(&r.input).unwrap();
+        assert!(
+            max_abs("kiln_export reimported", &b.iter().copied().collect::<Vec<_>>(), a.as_slice().unwrap()) <= 1e-6
+        );
+    }
+
+    /// A layer with no ONNX form yet: `save_onnx` says which.
+    #[test]
+    fn a_layer_without_an_onnx_form_is_named() {
+        let dir = std::env::temp_dir();
+        let err = Mnist1dCnn::new().save_onnx(dir.join("kiln-never-written.onnx")).unwrap_err().to_string();
+        assert!(err.contains("layer `zero_padding1d` (ZeroPadding1D) has no ONNX export yet"), "{err}");
+    }
+}

@@ -25,6 +25,7 @@
 mod arith;
 mod batch;
 mod constant;
+mod export;
 mod fold;
 mod graph;
 mod ops;
@@ -39,6 +40,8 @@ use syn::parse::{Parse, ParseStream};
 
 use crate::ir::Model;
 use crate::weights_file::{Precision, Weights};
+
+pub use export::expand as export;
 use graph::{Graph, Value};
 
 /// `"path.onnx"` optionally followed by `dtype = int8` (how `infer` embeds the kernels).

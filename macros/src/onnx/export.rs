@@ -1,0 +1,246 @@
+//! `save_onnx` for the models `sequential!` and `functional!` define: the graph, encoded here
+//! with the `proto` messages when the model compiles, and the weights appended at run time by
+//! the runtime's `save_onnx` as initializers named as kiln names them. Each layer reads its
+//! weights in kiln's layouts (Dense's `[in, out]` kernel is MatMul's `B`), so nothing is
+//! transposed. Opset 17; a symbolic batch axis.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::proto::{
+    AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
+    TypeProto, TypeTensor, ValueInfoProto, dtype,
+};
+use crate::ir::{Model, Op, Static};
+
+/// The graph being written: its nodes, and a counter for the names of intermediate values.
+struct Writer {
+    nodes: Vec<NodeProto>,
+    count: usize,
+}
+
+fn attr_int(name: &str, i: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: 2, i, ..Default::default() }
+}
+
+fn attr_float(name: &str, f: f32) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: 1, f, ..Default::default() }
+}
+
+fn attr_ints(name: &str, ints: Vec<i64>) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: 7, ints, ..Default::default() }
+}
+
+impl Writer {
+    /// Appends `op(inputs)` with `attrs`, its output named `out` (or a fresh name): the output.
+    fn node(&mut self, op: &str, inputs: &[&str], attrs: Vec<AttributeProto>, out: Option<&str>) -> String {
+        self.count += 1;
+        let out = out.map_or_else(|| format!("{op}_{}", self.count), str::to_string);
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.clone()],
+            name: format!("{op}_{}", self.count),
+            op_type: op.into(),
+            domain: String::new(),
+            attribute: attrs,
+        });
+        out
+    }
+
+    /// A constant tensor (a Constant node), float or int64.
+    fn constant(&mut self, dims: Vec<i64>, floats: Vec<f32>, ints: Vec<i64>) -> String {
+        let int = !ints.is_empty();
+        let t = TensorProto {
+            dims,
+            data_type: if int { dtype::INT64 } else { dtype::FLOAT },
+            float_data: floats,
+            int64_data: ints,
+            ..Default::default()
+        };
+        let value = AttributeProto { name: "value".into(), r#type: 4, t: Some(t), ..Default::default() };
+        self.node("Constant", &[], vec![value], None)
+    }
+
+    /// Activation `act` (kiln's runtime type name) on `x`; `None` for one with no ONNX form here.
+    fn activation(&mut self, act: &str, x: &str, out: Option<&str>) -> Option<String> {
+        Some(match act {
+            "Linear" => match out {
+                Some(o) => self.node("Identity", &[x], vec![], Some(o)),
+                None => x.to_string(),
+            },
+            "Relu" | "Sigmoid" | "Tanh" | "Elu" | "Selu" | "Softplus" => self.node(act, &[x], vec![], out),
+            "Softmax" => self.node("Softmax", &[x], vec![attr_int("axis", -1)], out),
+            "Swish" => {
+                let s = self.node("Sigmoid", &[x], vec![], None);
+                self.node("Mul", &[x, &s], vec![], out)
+            }
+            "Gelu" => {
+                // 0.5 x (1 + erf(x / √2)), as PyTorch writes it before opset 20.
+                let root2 = self.constant(vec![], vec![std::f32::consts::SQRT_2], vec![]);
+                let (one, half) = (self.constant(vec![], vec![1.0], vec![]), self.constant(vec![], vec![0.5], vec![]));
+                let d = self.node("Div", &[x, &root2], vec![], None);
+                let e = self.node("Erf", &[&d], vec![], None);
+                let a = self.node("Add", &[&e, &one], vec![], None);
+                let m = self.node("Mul", &[x, &a], vec![], None);
+                self.node("Mul", &[&m, &half], vec![], out)
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// A tensor's type: float (or int64 ids), a symbolic batch axis then `shape`.
+fn value_info(name: &str, shape: &[usize], int: bool) -> ValueInfoProto {
+    let mut dim = vec![Dimension { dim_value: None, dim_param: Some("batch".into()) }];
+    dim.extend(shape.iter().map(|&d| Dimension { dim_value: Some(d as i64), dim_param: None }));
+    let elem_type = if int { dtype::INT64 } else { dtype::FLOAT };
+    let tensor_type = TypeTensor { elem_type, shape: Some(TensorShapeProto { dim }) };
+    ValueInfoProto { name: name.into(), r#type: Some(TypeProto { tensor_type: Some(tensor_type) }) }
+}
+
+/// The graph of `model` without its initializers, or the layer that has no ONNX form here.
+fn graph(model: &Model) -> Result<GraphProto, String> {
+    let mut w = Writer { nodes: vec![], count: 0 };
+    let mut names: Vec<String> = Vec::with_capacity(model.nodes.len());
+    for (i, node) in model.nodes.iter().enumerate() {
+        let name = match node.op {
+            Op::Input(k) => model.inputs[k].0.clone(),
+            Op::Apply(l) => {
+                let layer = &model.layers[l];
+                let app = model.app_index(i);
+                let own = if app == 0 { layer.name.to_string() } else { format!("{}_{app}", layer.name) };
+                let ins: Vec<&str> = node.inputs.iter().map(|&j| names[j].as_str()).collect();
+                let unsupported = || format!("layer `{}` ({}) has no ONNX export yet", layer.name, layer.kind.class());
+                if model.int_inputs.iter().any(|&b| b) {
+                    return Err("a model reading token ids has no ONNX export yet".into());
+                }
+                if layer.kind.is_view() {
+                    let mut dims = vec![0i64];
+                    dims.extend(node.output_shape.iter().map(|&d| d as i64));
+                    let shape = w.constant(vec![dims.len() as i64], vec![], dims);
+                    w.node("Reshape", &[ins[0], &shape], vec![], Some(&own))
+                } else {
+                    let s = layer.kind.infer(&node.input_shapes, &node.output_shape).ok_or_else(unsupported)?;
+                    let params = layer.kind.params(&node.input_shapes).unwrap_or_default();
+                    let p = |name: &str| format!("{}.{name}", layer.name);
+                    let has = |name: &str| params.iter().any(|(n, _)| *n == name);
+                    match s {
+                        Static::Identity => w.node("Identity", &[ins[0]], vec![], Some(&own)),
+                        Static::Dense { act, .. } => {
+                            let mut h = w.node("MatMul", &[ins[0], &p("kernel")], vec![], None);
+                            if has("bias") {
+                                h = w.node("Add", &[&h, &p("bias")], vec![], None);
+                            }
+                            w.activation(act, &h, Some(&own)).ok_or_else(unsupported)?
+                        }
+                        Static::Activation { act } => w.activation(act, ins[0], Some(&own)).ok_or_else(unsupported)?,
+                        Static::Merge { op } => {
+                            let onnx = match (op, ins.len()) {
+                                ("Add", 2) => "Add",
+                                ("Add", _) => "Sum",
+                                ("Subtract", 2) => "Sub",
+                                ("Multiply", 2) => "Mul",
+                                ("Divide", 2) => "Div",
+                                ("Maximum", _) => "Max",
+                                ("Minimum", _) => "Min",
+                                ("Average", _) => "Mean",
+                                _ => return Err(unsupported()),
+                            };
+                            w.node(onnx, &ins, vec![], Some(&own))
+                        }
+                        Static::Concat { .. } => {
+                            let shapes = &node.input_shapes;
+                            let rank = shapes[0].len();
+                            let axis =
+                                (0..rank).find(|&a| shapes.iter().any(|s| s[a] != shapes[0][a])).unwrap_or(rank - 1);
+                            w.node("Concat", &ins, vec![attr_int("axis", axis as i64 + 1)], Some(&own))
+                        }
+                        Static::BatchNorm { epsilon, center: true, scale: true } => {
+                            // ONNX normalises axis 1: a channels-last value moves there and back.
+                            let rank = node.input_shapes[0].len();
+                            let args = |x: &str| {
+                                [x.to_string(), p("gamma"), p("beta"), p("moving_mean"), p("moving_variance")]
+                            };
+                            let eps = vec![attr_float("epsilon", epsilon)];
+                            if rank == 1 {
+                                let a = args(ins[0]);
+                                let a: Vec<&str> = a.iter().map(String::as_str).collect();
+                                w.node("BatchNormalization", &a, eps, Some(&own))
+                            } else {
+                                let to: Vec<i64> = [0, rank as i64].into_iter().chain(1..rank as i64).collect();
+                                let back: Vec<i64> = [0].into_iter().chain(2..=rank as i64).chain([1]).collect();
+                                let t = w.node("Transpose", &[ins[0]], vec![attr_ints("perm", to)], None);
+                                let a = args(&t);
+                                let a: Vec<&str> = a.iter().map(String::as_str).collect();
+                                let n = w.node("BatchNormalization", &a, eps, None);
+                                w.node("Transpose", &[&n], vec![attr_ints("perm", back)], Some(&own))
+                            }
+                        }
+                        Static::LayerNorm { epsilon, center: true, scale: true } => w.node(
+                            "LayerNormalization",
+                            &[ins[0], &p("gamma"), &p("beta")],
+                            vec![attr_int("axis", -1), attr_float("epsilon", epsilon)],
+                            Some(&own),
+                        ),
+                        Static::Global { max } => {
+                            let axes: Vec<i64> = (1..node.input_shapes[0].len() as i64).collect();
+                            let op = if max { "ReduceMax" } else { "ReduceMean" };
+                            w.node(op, &[ins[0]], vec![attr_ints("axes", axes), attr_int("keepdims", 0)], Some(&own))
+                        }
+                        _ => return Err(unsupported()),
+                    }
+                }
+            }
+        };
+        names.push(name);
+    }
+    let input = model.inputs.iter().map(|(n, node)| value_info(n, &model.nodes[*node].output_shape, false)).collect();
+    let output = model.outputs.iter().map(|&o| value_info(&names[o], &model.nodes[o].output_shape, false)).collect();
+    Ok(GraphProto {
+        node: w.nodes,
+        name: model.name.to_string(),
+        initializer: vec![],
+        input,
+        output,
+        value_info: vec![],
+    })
+}
+
+/// `save_onnx` for a model: writing the file, or the error naming the layer with no ONNX form.
+pub fn expand(model: &Model) -> TokenStream {
+    use prost::Message;
+    let name = &model.name;
+    let doc = "Writes the model as an ONNX file (opset 17, a symbolic batch axis): its graph and its \
+               weights as they are now, named as kiln names them (`dense.kernel`), for onnxruntime, \
+               TensorRT or a browser.";
+    let body = match graph(model) {
+        Ok(g) => {
+            let head = ModelProto {
+                ir_version: 8,
+                opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 17 }],
+                producer_name: "kiln".into(),
+                graph: None,
+            };
+            let (head, g) = (
+                proc_macro2::Literal::byte_string(&head.encode_to_vec()),
+                proc_macro2::Literal::byte_string(&g.encode_to_vec()),
+            );
+            quote!(::kiln::__private::save_onnx(self, path.as_ref(), #head, #g))
+        }
+        Err(why) => {
+            let why = format!("{why}: save_onnx cannot write {name}");
+            quote! {
+                let _ = path;
+                Err(::kiln::Error::InvalidArgument { name: "model", reason: #why.into() })
+            }
+        }
+    };
+    quote! {
+        impl #name {
+            #[doc = #doc]
+            pub fn save_onnx(&self, path: impl AsRef<::std::path::Path>) -> ::kiln::Result<()> {
+                #body
+            }
+        }
+    }
+}
