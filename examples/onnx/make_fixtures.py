@@ -462,11 +462,13 @@ def operators():
 
 
 def kiln_export():
-    """onnxruntime's outputs on the file kiln's `save_onnx` wrote (tests/it/onnx.rs, `export`)."""
-    path = os.path.join(OUT, "kiln_export.onnx")
-    if os.path.exists(path):
-        onnx.checker.check_model(onnx.load(path))
-        reference("kiln_export", np.random.default_rng(6).standard_normal((4, 6)).astype(np.float32))
+    """onnxruntime's outputs on the files kiln's `save_onnx` wrote (tests/it/onnx.rs, `export`;
+    `cargo test --test it onnx::export -- --ignored` writes them)."""
+    for name, shape in (("kiln_export", (6,)), ("kiln_export_cnn", (12, 10, 3)), ("kiln_export_seq", (16, 2))):
+        path = os.path.join(OUT, f"{name}.onnx")
+        if os.path.exists(path):
+            onnx.checker.check_model(onnx.load(path))
+            reference(name, np.random.default_rng(6).standard_normal((4, *shape)).astype(np.float32))
 
 
 def main():

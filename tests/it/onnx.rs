@@ -378,9 +378,9 @@ fn an_imported_model_fine_tunes_with_fit() {
 }
 
 /// Export: `save_onnx` writes a model kiln built as an ONNX file, its weights as they are; the
-/// committed file `kiln_export.onnx` is what it writes (`cargo test --test it onnx::export --
-/// --ignored` writes it again), onnxruntime's outputs on it are in `kiln_export.txt`
-/// (`examples/onnx/make_fixtures.py`), and the file imports back into kiln.
+/// committed files `kiln_export*.onnx` are what it writes (`cargo test --test it onnx::export --
+/// --ignored` writes them again), onnxruntime's outputs on them are in `kiln_export*.txt`
+/// (`examples/onnx/make_fixtures.py`), and the files import back into kiln.
 mod export {
     use super::*;
 
@@ -401,59 +401,111 @@ mod export {
         }
     }
 
-    /// The same model read back from the file it wrote.
+    sequential! {
+        /// Convolutions (same and strided valid padding), pooling and a channels-last Flatten:
+        /// kiln's NHWC images, transposed around each ONNX Conv.
+        pub struct ExportedCnn: [12, 10, 3] {
+            Conv2D(4, 3, padding = same, activation = relu),
+            MaxPooling2D(2),
+            Conv2D(6, 3, strides = 2, activation = elu),
+            BatchNormalization(),
+            AveragePooling2D(2, padding = same),
+            Flatten,
+            Dense(3),
+        }
+    }
+
+    sequential! {
+        /// A causal, dilated Conv1D, max pooling and global average pooling over the steps.
+        pub struct ExportedSeq: [16, 2] {
+            Conv1D(5, 3, padding = causal, dilation_rate = 2, activation = swish),
+            MaxPooling1D(2),
+            Conv1D(4, 2, groups = 1, activation = sigmoid),
+            GlobalAveragePooling1D,
+            Dense(2, activation = softmax),
+        }
+    }
+
     #[kiln::onnx("../fixtures/onnx/kiln_export.onnx")]
     pub struct Reimported;
+    #[kiln::onnx("../fixtures/onnx/kiln_export_cnn.onnx")]
+    pub struct ReimportedCnn;
+    #[kiln::onnx("../fixtures/onnx/kiln_export_seq.onnx")]
+    pub struct ReimportedSeq;
 
-    /// The model exported: seeded weights, and moving statistics that are not the identity.
-    fn model() -> Exported {
+    /// Moving statistics that are not the identity.
+    fn statistics(m: &mut impl Model, layer: &str, n: usize) {
+        let mean = kiln::ndarray::Array1::from_shape_fn(n, |i| (i as f32 - 8.0) / 20.0);
+        let var = kiln::ndarray::Array1::from_shape_fn(n, |i| 0.5 + i as f32 / 16.0);
+        m.set_weight(&format!("{layer}.moving_mean"), &mean).unwrap();
+        m.set_weight(&format!("{layer}.moving_variance"), &var).unwrap();
+    }
+
+    fn mlp() -> Exported {
         let mut m = Exported::with_seed(7);
-        let mean = kiln::ndarray::Array1::from_shape_fn(16, |i| (i as f32 - 8.0) / 20.0);
-        let var = kiln::ndarray::Array1::from_shape_fn(16, |i| 0.5 + i as f32 / 16.0);
-        m.set_weight("batch_normalization.moving_mean", &mean).unwrap();
-        m.set_weight("batch_normalization.moving_variance", &var).unwrap();
+        statistics(&mut m, "batch_normalization", 16);
         m
     }
 
-    fn fixture() -> String {
-        format!("{}/tests/fixtures/onnx/kiln_export.onnx", env!("CARGO_MANIFEST_DIR"))
+    fn cnn() -> ExportedCnn {
+        let mut m = ExportedCnn::with_seed(8);
+        statistics(&mut m, "batch_normalization", 6);
+        m
+    }
+
+    fn fixture(name: &str) -> String {
+        format!("{}/tests/fixtures/onnx/{name}.onnx", env!("CARGO_MANIFEST_DIR"))
     }
 
     #[test]
-    #[ignore = "writes tests/fixtures/onnx/kiln_export.onnx"]
-    fn write_the_export_fixture() {
-        model().save_onnx(fixture()).unwrap();
+    #[ignore = "writes tests/fixtures/onnx/kiln_export*.onnx"]
+    fn write_the_export_fixtures() {
+        mlp().save_onnx(fixture("kiln_export")).unwrap();
+        cnn().save_onnx(fixture("kiln_export_cnn")).unwrap();
+        ExportedSeq::with_seed(9).save_onnx(fixture("kiln_export_seq")).unwrap();
     }
 
-    #[test]
-    fn save_onnx_writes_the_committed_file() {
-        let dir = std::env::temp_dir().join(format!("kiln-onnx-export-{}", std::process::id()));
+    /// `save_onnx` writes the committed file, byte for byte.
+    fn writes_the_fixture(m: &impl Fn(&std::path::Path) -> kiln::Result<()>, name: &str) {
+        let dir = std::env::temp_dir().join(format!("kiln-onnx-export-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("exported.onnx");
-        model().save_onnx(&path).unwrap();
-        let (written, committed) = (std::fs::read(&path).unwrap(), std::fs::read(fixture()).unwrap());
+        m(&path).unwrap();
+        let (written, committed) = (std::fs::read(&path).unwrap(), std::fs::read(fixture(name)).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(written == committed, "save_onnx wrote {} bytes, the fixture has {}", written.len(), committed.len());
-    }
-
-    /// onnxruntime runs the exported file as kiln runs the model.
-    #[test]
-    fn onnxruntime_runs_the_export_as_kiln_does() {
-        let r = reference("kiln_export");
-        let got = model().predict(&r.input).unwrap();
-        let want = r.output.iter().copied().collect::<Vec<_>>();
-        assert!(max_abs("kiln_export predict", &got.iter().copied().collect::<Vec<_>>(), &want) <= 1e-5);
-    }
-
-    /// The exported file imports back into the same model.
-    #[test]
-    fn the_export_imports_back() {
-        let r = reference("kiln_export");
-        let a = model().predict(&r.input).unwrap();
-        let b = Reimported::embedded().predict(&r.input).unwrap();
         assert!(
-            max_abs("kiln_export reimported", &b.iter().copied().collect::<Vec<_>>(), a.as_slice().unwrap()) <= 1e-6
+            written == committed,
+            "{name}: save_onnx wrote {} bytes, the fixture has {}",
+            written.len(),
+            committed.len()
         );
+    }
+
+    #[test]
+    fn save_onnx_writes_the_committed_files() {
+        writes_the_fixture(&|p| mlp().save_onnx(p), "kiln_export");
+        writes_the_fixture(&|p| cnn().save_onnx(p), "kiln_export_cnn");
+        writes_the_fixture(&|p| ExportedSeq::with_seed(9).save_onnx(p), "kiln_export_seq");
+    }
+
+    /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
+    #[test]
+    fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
+        let check = |name: &str, got: &[f32], back: &[f32]| {
+            let r = reference(name);
+            let want = r.output.iter().copied().collect::<Vec<_>>();
+            assert!(max_abs(&format!("{name} predict"), got, &want) <= 1e-5);
+            assert!(max_abs(&format!("{name} imported back"), back, got) <= 1e-6);
+        };
+        let x = reference("kiln_export").input;
+        let (a, b) = (mlp().predict(&x).unwrap(), Reimported::embedded().predict(&x).unwrap());
+        check("kiln_export", a.as_slice().unwrap(), b.as_slice().unwrap());
+        let x = reference("kiln_export_cnn").input;
+        let (a, b) = (cnn().predict(&x).unwrap(), ReimportedCnn::embedded().predict(&x).unwrap());
+        check("kiln_export_cnn", a.as_slice().unwrap(), b.as_slice().unwrap());
+        let x = reference("kiln_export_seq").input;
+        let (a, b) = (ExportedSeq::with_seed(9).predict(&x).unwrap(), ReimportedSeq::embedded().predict(&x).unwrap());
+        check("kiln_export_seq", a.as_slice().unwrap(), b.as_slice().unwrap());
     }
 
     /// A layer with no ONNX form yet: `save_onnx` says which.

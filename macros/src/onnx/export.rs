@@ -89,6 +89,58 @@ impl Writer {
     }
 }
 
+/// A window as `infer` describes it (`Window { h: 8usize, .. }`): its numbers by field name.
+fn window(win: &TokenStream) -> Option<std::collections::HashMap<String, i64>> {
+    let s: syn::ExprStruct = syn::parse2(win.clone()).ok()?;
+    s.fields
+        .iter()
+        .map(|f| {
+            let syn::Member::Named(name) = &f.member else { return None };
+            let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(v), .. }) = &f.expr else { return None };
+            Some((name.to_string(), v.base10_parse().ok()?))
+        })
+        .collect()
+}
+
+impl Writer {
+    /// A windowed op on the channels-last `x` of sample rank `rank` (kiln's image as ONNX's
+    /// NCHW and back): its attributes from the window (a one-row image is 1-D).
+    #[allow(clippy::too_many_arguments)]
+    fn windowed(
+        &mut self,
+        op: &str,
+        x: &str,
+        rank: usize,
+        win: &TokenStream,
+        extra: &[&str],
+        mut attrs: Vec<AttributeProto>,
+        out: &str,
+    ) -> Option<String> {
+        let w = window(win)?;
+        let g = |k: &str| w.get(k).copied();
+        let pads = |n: i64, k: i64, s: i64, d: i64, p: i64, o: i64| (p, ((o - 1) * s + (k - 1) * d + 1 - n - p).max(0));
+        let (pt, pb) = pads(g("h")?, g("kh")?, g("sh")?, g("dh")?, g("ph")?, g("oh")?);
+        let (pl, pr) = pads(g("w")?, g("kw")?, g("sw")?, g("dw")?, g("pw")?, g("ow")?);
+        let one_d = rank == 2;
+        let pick = |a: i64, b: i64| if one_d { vec![b] } else { vec![a, b] };
+        attrs.extend([
+            attr_ints("kernel_shape", pick(g("kh")?, g("kw")?)),
+            attr_ints("strides", pick(g("sh")?, g("sw")?)),
+            attr_ints("pads", if one_d { vec![pl, pr] } else { vec![pt, pl, pb, pr] }),
+        ]);
+        if op == "Conv" {
+            attrs.push(attr_ints("dilations", pick(g("dh")?, g("dw")?)));
+        }
+        let to: Vec<i64> = [0, rank as i64].into_iter().chain(1..rank as i64).collect();
+        let back: Vec<i64> = [0].into_iter().chain(2..=rank as i64).chain([1]).collect();
+        let t = self.node("Transpose", &[x], vec![attr_ints("perm", to)], None);
+        let mut ins = vec![t.as_str()];
+        ins.extend(extra);
+        let y = self.node(op, &ins, attrs, None);
+        Some(self.node("Transpose", &[&y], vec![attr_ints("perm", back)], Some(out)))
+    }
+}
+
 /// A tensor's type: float (or int64 ids), a symbolic batch axis then `shape`.
 fn value_info(name: &str, shape: &[usize], int: bool) -> ValueInfoProto {
     let mut dim = vec![Dimension { dim_value: None, dim_param: Some("batch".into()) }];
@@ -182,6 +234,31 @@ fn graph(model: &Model) -> Result<GraphProto, String> {
                             vec![attr_int("axis", -1), attr_float("epsilon", epsilon)],
                             Some(&own),
                         ),
+                        Static::Conv { win, groups, act, .. } => {
+                            // kiln's kernel [k.., in, out] read as ONNX's [out, in, k..].
+                            let rank = node.input_shapes[0].len();
+                            let perm: Vec<i64> = if rank == 2 { vec![2, 1, 0] } else { vec![3, 2, 0, 1] };
+                            let k = w.node("Transpose", &[&p("kernel")], vec![attr_ints("perm", perm)], None);
+                            let bias = p("bias");
+                            let mut extra = vec![k.as_str()];
+                            if has("bias") {
+                                extra.push(&bias);
+                            }
+                            let pre = format!("{own}_linear");
+                            let linear = if act == "Linear" { own.clone() } else { pre };
+                            let group = vec![attr_int("group", groups as i64)];
+                            w.windowed("Conv", ins[0], rank, &win, &extra, group, &linear).ok_or_else(unsupported)?;
+                            if act == "Linear" {
+                                own.clone()
+                            } else {
+                                w.activation(act, &linear, Some(&own)).ok_or_else(unsupported)?
+                            }
+                        }
+                        Static::Pool { win, max } => {
+                            let rank = node.input_shapes[0].len();
+                            let op = if max { "MaxPool" } else { "AveragePool" };
+                            w.windowed(op, ins[0], rank, &win, &[], vec![], &own).ok_or_else(unsupported)?
+                        }
                         Static::Global { max } => {
                             let axes: Vec<i64> = (1..node.input_shapes[0].len() as i64).collect();
                             let op = if max { "ReduceMax" } else { "ReduceMean" };
