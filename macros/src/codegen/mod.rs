@@ -22,7 +22,7 @@ use crate::ir::{LayerDef, Model, Op};
 use crate::layers::{Arity, Dim, lit, rt};
 
 pub use fallback::{fallback, generic_fallback, model_impl};
-pub use model::{ImplParts, expand, impls, shaped_impl};
+pub use model::{ImplParts, expand, impls, shaped_impl, type_path};
 
 pub struct Gen<'m> {
     pub m: &'m Model,

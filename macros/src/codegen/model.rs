@@ -162,13 +162,28 @@ fn ports(g: &Gen<'_>) -> (Vec<TokenStream>, Vec<TokenStream>, Vec<TokenStream>) 
     (in_ports, out_ports, out_acts)
 }
 
+/// The module a model's code is generated in, where it has one (see [`wrapped`]).
+fn module(model: &Model) -> Option<proc_macro2::Ident> {
+    let wrap = model.invocation.filter(|_| !model.layers.iter().any(|l| l.kind.user_scope()));
+    wrap.map(|id| quote::format_ident!("__kiln_model_{}_{:016x}", model.name, id))
+}
+
+/// The path of the model's struct from where the macro expands: code generated beside the model
+/// (`impl #path { .. }`) names the struct of this invocation, not a second model of its name.
+pub fn type_path(model: &Model) -> TokenStream {
+    let name = &model.name;
+    match module(model) {
+        Some(m) => quote!(#m::#name),
+        None => quote!(#name),
+    }
+}
+
 /// The model's code in a module of its own, imported under the model's name, where `wrap` (the
 /// invocation's number) is given; as it is otherwise.
 fn wrapped(body: TokenStream, wrap: Option<u64>, model: &Model) -> TokenStream {
     let Model { vis, name, .. } = model;
-    match wrap {
-        Some(id) => {
-            let m = quote::format_ident!("__kiln_model_{}_{:016x}", name, id);
+    match wrap.and(module(model)) {
+        Some(m) => {
             quote! {
                 #[doc(hidden)]
                 #[allow(non_snake_case)]

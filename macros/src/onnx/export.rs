@@ -312,8 +312,9 @@ pub fn expand(model: &Model) -> TokenStream {
             }
         }
     };
+    let ty = crate::codegen::type_path(model);
     quote! {
-        impl #name {
+        impl #ty {
             #[doc = #doc]
             pub fn save_onnx(&self, path: impl AsRef<::std::path::Path>) -> ::kiln::Result<()> {
                 #body
