@@ -469,6 +469,10 @@ def kiln_export():
         if os.path.exists(path):
             onnx.checker.check_model(onnx.load(path))
             reference(name, np.random.default_rng(6).standard_normal((4, *shape)).astype(np.float32))
+    path = os.path.join(OUT, "kiln_export_text.onnx")
+    if os.path.exists(path):
+        onnx.checker.check_model(onnx.load(path))
+        reference("kiln_export_text", np.random.default_rng(6).integers(0, 20, (4, 7)))
 
 
 def main():

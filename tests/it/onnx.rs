@@ -426,8 +426,22 @@ mod export {
         }
     }
 
+    sequential! {
+        /// Token ids (int64 in the file) through an Embedding (Gather), LeakyReLU, Rescaling.
+        pub struct ExportedText: [7], dtype = i32 {
+            Embedding(20, 6),
+            Flatten,
+            Dense(4),
+            LeakyReLU(negative_slope = 0.2),
+            Rescaling(0.5, offset = 0.1),
+            Dense(2, activation = softmax),
+        }
+    }
+
     #[kiln::onnx("../fixtures/onnx/kiln_export.onnx")]
     pub struct Reimported;
+    #[kiln::onnx("../fixtures/onnx/kiln_export_text.onnx")]
+    pub struct ReimportedText;
     #[kiln::onnx("../fixtures/onnx/kiln_export_cnn.onnx")]
     pub struct ReimportedCnn;
     #[kiln::onnx("../fixtures/onnx/kiln_export_seq.onnx")]
@@ -463,6 +477,7 @@ mod export {
         mlp().save_onnx(fixture("kiln_export")).unwrap();
         cnn().save_onnx(fixture("kiln_export_cnn")).unwrap();
         ExportedSeq::with_seed(9).save_onnx(fixture("kiln_export_seq")).unwrap();
+        ExportedText::with_seed(10).save_onnx(fixture("kiln_export_text")).unwrap();
     }
 
     /// `save_onnx` writes the committed file, byte for byte.
@@ -486,6 +501,7 @@ mod export {
         writes_the_fixture(&|p| mlp().save_onnx(p), "kiln_export");
         writes_the_fixture(&|p| cnn().save_onnx(p), "kiln_export_cnn");
         writes_the_fixture(&|p| ExportedSeq::with_seed(9).save_onnx(p), "kiln_export_seq");
+        writes_the_fixture(&|p| ExportedText::with_seed(10).save_onnx(p), "kiln_export_text");
     }
 
     /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -506,6 +522,10 @@ mod export {
         let x = reference("kiln_export_seq").input;
         let (a, b) = (ExportedSeq::with_seed(9).predict(&x).unwrap(), ReimportedSeq::embedded().predict(&x).unwrap());
         check("kiln_export_seq", a.as_slice().unwrap(), b.as_slice().unwrap());
+        let ids = reference("kiln_export_text").input.mapv(|v| v as i32);
+        let (a, b) =
+            (ExportedText::with_seed(10).predict(&ids).unwrap(), ReimportedText::embedded().predict(&ids).unwrap());
+        check("kiln_export_text", a.as_slice().unwrap(), b.as_slice().unwrap());
     }
 
     /// A layer with no ONNX form yet: `save_onnx` says which.

@@ -163,9 +163,6 @@ fn graph(model: &Model) -> Result<GraphProto, String> {
                 let own = if app == 0 { layer.name.to_string() } else { format!("{}_{app}", layer.name) };
                 let ins: Vec<&str> = node.inputs.iter().map(|&j| names[j].as_str()).collect();
                 let unsupported = || format!("layer `{}` ({}) has no ONNX export yet", layer.name, layer.kind.class());
-                if model.int_inputs.iter().any(|&b| b) {
-                    return Err("a model reading token ids has no ONNX export yet".into());
-                }
                 if layer.kind.is_view() {
                     let mut dims = vec![0i64];
                     dims.extend(node.output_shape.iter().map(|&d| d as i64));
@@ -259,6 +256,18 @@ fn graph(model: &Model) -> Result<GraphProto, String> {
                             let op = if max { "MaxPool" } else { "AveragePool" };
                             w.windowed(op, ins[0], rank, &win, &[], vec![], &own).ok_or_else(unsupported)?
                         }
+                        Static::LeakyRelu { slope } => {
+                            w.node("LeakyRelu", &[ins[0]], vec![attr_float("alpha", slope)], Some(&own))
+                        }
+                        Static::Rescaling { scale, offset } => {
+                            let s = w.constant(vec![], vec![scale], vec![]);
+                            let o = w.constant(vec![], vec![offset], vec![]);
+                            let m = w.node("Mul", &[ins[0], &s], vec![], None);
+                            w.node("Add", &[&m, &o], vec![], Some(&own))
+                        }
+                        Static::Embedding { mask: None, .. } => {
+                            w.node("Gather", &[&p("embeddings"), ins[0]], vec![attr_int("axis", 0)], Some(&own))
+                        }
                         Static::Global { max } => {
                             let axes: Vec<i64> = (1..node.input_shapes[0].len() as i64).collect();
                             let op = if max { "ReduceMax" } else { "ReduceMean" };
@@ -271,7 +280,12 @@ fn graph(model: &Model) -> Result<GraphProto, String> {
         };
         names.push(name);
     }
-    let input = model.inputs.iter().map(|(n, node)| value_info(n, &model.nodes[*node].output_shape, false)).collect();
+    let input = model
+        .inputs
+        .iter()
+        .zip(&model.int_inputs)
+        .map(|((n, node), &int)| value_info(n, &model.nodes[*node].output_shape, int))
+        .collect();
     let output = model.outputs.iter().map(|&o| value_info(&names[o], &model.nodes[o].output_shape, false)).collect();
     Ok(GraphProto {
         node: w.nodes,
