@@ -464,7 +464,12 @@ def operators():
 def kiln_export():
     """onnxruntime's outputs on the files kiln's `save_onnx` wrote (tests/it/onnx.rs, `export`;
     `cargo test --test it onnx::export -- --ignored` writes them)."""
-    for name, shape in (("kiln_export", (6,)), ("kiln_export_cnn", (12, 10, 3)), ("kiln_export_seq", (16, 2))):
+    for name, shape in (
+        ("kiln_export", (6,)),
+        ("kiln_export_cnn", (12, 10, 3)),
+        ("kiln_export_seq", (16, 2)),
+        ("kiln_export_rnn", (7, 3)),
+    ):
         path = os.path.join(OUT, f"{name}.onnx")
         if os.path.exists(path):
             onnx.checker.check_model(onnx.load(path))

@@ -438,8 +438,19 @@ mod export {
         }
     }
 
+    sequential! {
+        /// An LSTM returning its sequence into a GRU (`reset_after`) and a SimpleRNN-free head.
+        pub struct ExportedRnn: [7, 3] {
+            LSTM(5, return_sequences = true),
+            GRU(4),
+            Dense(2),
+        }
+    }
+
     #[kiln::onnx("../fixtures/onnx/kiln_export.onnx")]
     pub struct Reimported;
+    #[kiln::onnx("../fixtures/onnx/kiln_export_rnn.onnx")]
+    pub struct ReimportedRnn;
     #[kiln::onnx("../fixtures/onnx/kiln_export_text.onnx")]
     pub struct ReimportedText;
     #[kiln::onnx("../fixtures/onnx/kiln_export_cnn.onnx")]
@@ -478,6 +489,7 @@ mod export {
         cnn().save_onnx(fixture("kiln_export_cnn")).unwrap();
         ExportedSeq::with_seed(9).save_onnx(fixture("kiln_export_seq")).unwrap();
         ExportedText::with_seed(10).save_onnx(fixture("kiln_export_text")).unwrap();
+        ExportedRnn::with_seed(11).save_onnx(fixture("kiln_export_rnn")).unwrap();
     }
 
     /// `save_onnx` writes the committed file, byte for byte.
@@ -502,6 +514,7 @@ mod export {
         writes_the_fixture(&|p| cnn().save_onnx(p), "kiln_export_cnn");
         writes_the_fixture(&|p| ExportedSeq::with_seed(9).save_onnx(p), "kiln_export_seq");
         writes_the_fixture(&|p| ExportedText::with_seed(10).save_onnx(p), "kiln_export_text");
+        writes_the_fixture(&|p| ExportedRnn::with_seed(11).save_onnx(p), "kiln_export_rnn");
     }
 
     /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -526,6 +539,9 @@ mod export {
         let (a, b) =
             (ExportedText::with_seed(10).predict(&ids).unwrap(), ReimportedText::embedded().predict(&ids).unwrap());
         check("kiln_export_text", a.as_slice().unwrap(), b.as_slice().unwrap());
+        let x = reference("kiln_export_rnn").input;
+        let (a, b) = (ExportedRnn::with_seed(11).predict(&x).unwrap(), ReimportedRnn::embedded().predict(&x).unwrap());
+        check("kiln_export_rnn", a.as_slice().unwrap(), b.as_slice().unwrap());
     }
 
     /// A layer with no ONNX form yet: `save_onnx` says which.

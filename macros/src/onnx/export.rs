@@ -141,6 +141,125 @@ impl Writer {
     }
 }
 
+/// A recurrent layer's configuration as `infer` describes it (`Recurrence { cell: .., .. }`):
+/// the cell (`Lstm`, `Gru`, `Simple`), whether a GRU resets after, the two activations, and the
+/// flags, as written.
+struct Recurrence {
+    cell: String,
+    reset_after: bool,
+    activations: (String, String),
+    return_sequences: bool,
+    return_state: bool,
+    go_backwards: bool,
+}
+
+fn recurrence(cfg: &TokenStream) -> Option<Recurrence> {
+    let s: syn::ExprStruct = syn::parse2(cfg.clone()).ok()?;
+    let field =
+        |name: &str| s.fields.iter().find(|f| matches!(&f.member, syn::Member::Named(m) if m == name)).map(|f| &f.expr);
+    let last = |e: &syn::Expr| match e {
+        syn::Expr::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()),
+        syn::Expr::Struct(s) => s.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    };
+    let flag = |name: &str| matches!(field(name), Some(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. })) if b.value);
+    let cell = field("cell")?;
+    let reset_after = matches!(cell, syn::Expr::Struct(c) if c.fields.iter().any(|f| matches!(&f.expr, syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. }) if b.value)));
+    Some(Recurrence {
+        cell: last(cell)?,
+        reset_after,
+        activations: (last(field("activation")?)?, last(field("recurrent_activation")?)?),
+        return_sequences: flag("return_sequences"),
+        return_state: flag("return_state"),
+        go_backwards: flag("go_backwards"),
+    })
+}
+
+impl Writer {
+    /// kiln's `[in, gates x units]` matrix `m`, its gates in Keras' order, as ONNX's
+    /// `[1, gates x units, in]` in `order` (LSTM: `i f c o` to `i o f c`).
+    fn gate_matrix(&mut self, m: &str, gates: usize, units: usize, order: &[usize]) -> String {
+        let t = self.node("Transpose", &[m], vec![attr_ints("perm", vec![1, 0])], None);
+        let r = self.reorder(&t, gates, units, order);
+        let zero = self.constant(vec![1], vec![], vec![0]);
+        self.node("Unsqueeze", &[&r, &zero], vec![], None)
+    }
+
+    /// The blocks of `units` rows of `x` in `order` (nothing to do for the identity).
+    fn reorder(&mut self, x: &str, gates: usize, units: usize, order: &[usize]) -> String {
+        if order.iter().enumerate().all(|(k, &o)| k == o) {
+            return x.to_string();
+        }
+        let sizes = self.constant(vec![gates as i64], vec![], vec![units as i64; gates]);
+        self.count += 1;
+        let parts: Vec<String> = (0..gates).map(|k| format!("Split_{}_{k}", self.count)).collect();
+        self.nodes.push(NodeProto {
+            input: vec![x.to_string(), sizes],
+            output: parts.clone(),
+            name: format!("Split_{}", self.count),
+            op_type: "Split".into(),
+            domain: String::new(),
+            attribute: vec![attr_int("axis", 0)],
+        });
+        let picked: Vec<&str> = order.iter().map(|&k| parts[k].as_str()).collect();
+        self.node("Concat", &picked, vec![attr_int("axis", 0)], None)
+    }
+
+    /// A recurrent layer on `x` (`[batch, steps, features]`): ONNX's LSTM, GRU or RNN on
+    /// `[steps, batch, features]`, its weights reordered in the graph; `None` where it has no
+    /// form here (other activations, `go_backwards`, `return_state`).
+    fn recurrent(&mut self, x: &str, cfg: &TokenStream, layer: &str, units: usize, out: &str) -> Option<String> {
+        let r = recurrence(cfg)?;
+        if r.go_backwards || r.return_state || r.activations != ("Tanh".into(), "Sigmoid".into()) {
+            return None;
+        }
+        let p = |name: &str| format!("{layer}.{name}");
+        let (op, gates, order): (&str, usize, &[usize]) = match r.cell.as_str() {
+            "Lstm" => ("LSTM", 4, &[0, 3, 1, 2]),
+            "Gru" => ("GRU", 3, &[0, 1, 2]),
+            "Simple" => ("RNN", 1, &[0]),
+            _ => return None,
+        };
+        let gu = gates * units;
+        let w = self.gate_matrix(&p("kernel"), gates, units, order);
+        let rk = self.gate_matrix(&p("recurrent_kernel"), gates, units, order);
+        // ONNX's bias is the input one then the recurrent one; kiln's one bias is the first.
+        let b = if r.reset_after {
+            let shape = self.constant(vec![2], vec![], vec![1, 2 * gu as i64]);
+            self.node("Reshape", &[&p("bias"), &shape], vec![], None)
+        } else {
+            let first = self.reorder(&p("bias"), gates, units, order);
+            let zeros = self.constant(vec![gu as i64], vec![0.0; gu], vec![]);
+            let both = self.node("Concat", &[&first, &zeros], vec![attr_int("axis", 0)], None);
+            let zero = self.constant(vec![1], vec![], vec![0]);
+            self.node("Unsqueeze", &[&both, &zero], vec![], None)
+        };
+        let xt = self.node("Transpose", &[x], vec![attr_ints("perm", vec![1, 0, 2])], None);
+        let mut attrs = vec![attr_int("hidden_size", units as i64)];
+        if r.cell == "Gru" {
+            attrs.push(attr_int("linear_before_reset", i64::from(r.reset_after)));
+        }
+        self.count += 1;
+        let (y, yh) = (format!("{op}_{}_Y", self.count), format!("{op}_{}_Y_h", self.count));
+        self.nodes.push(NodeProto {
+            input: vec![xt, w, rk, b],
+            output: vec![y.clone(), yh.clone()],
+            name: format!("{op}_{}", self.count),
+            op_type: op.into(),
+            domain: String::new(),
+            attribute: attrs,
+        });
+        Some(if r.return_sequences {
+            let one = self.constant(vec![1], vec![], vec![1]);
+            let s = self.node("Squeeze", &[&y, &one], vec![], None);
+            self.node("Transpose", &[&s], vec![attr_ints("perm", vec![1, 0, 2])], Some(out))
+        } else {
+            let zero = self.constant(vec![1], vec![], vec![0]);
+            self.node("Squeeze", &[&yh, &zero], vec![], Some(out))
+        })
+    }
+}
+
 /// A tensor's type: float (or int64 ids), a symbolic batch axis then `shape`.
 fn value_info(name: &str, shape: &[usize], int: bool) -> ValueInfoProto {
     let mut dim = vec![Dimension { dim_value: None, dim_param: Some("batch".into()) }];
@@ -267,6 +386,9 @@ fn graph(model: &Model) -> Result<GraphProto, String> {
                         }
                         Static::Embedding { mask: None, .. } => {
                             w.node("Gather", &[&p("embeddings"), ins[0]], vec![attr_int("axis", 0)], Some(&own))
+                        }
+                        Static::Recurrent { cfg, units, .. } if model.mask_source(node.inputs[0]).is_none() => {
+                            w.recurrent(ins[0], &cfg, &layer.name.to_string(), units, &own).ok_or_else(unsupported)?
                         }
                         Static::Global { max } => {
                             let axes: Vec<i64> = (1..node.input_shapes[0].len() as i64).collect();

@@ -54,15 +54,32 @@ pub fn fold(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
             Ok(Const { dims, vals: x.vals.clone() })
         }
         "Concat" => {
-            let mut vals = Vec::new();
-            for k in 0..node.input.len() {
-                let x = c(k)?;
-                if x.dims.len() > 1 {
-                    return lw.fail("concatenates constants of rank above 1; kiln folds Concat on vectors");
-                }
-                vals.extend(&x.vals);
+            let parts = (0..node.input.len()).map(c).collect::<Result<Vec<_>, _>>()?;
+            let rank = parts[0].dims.len() as i64;
+            let axis = read::int(node, "axis", 0);
+            let axis = if axis < 0 { axis + rank } else { axis } as usize;
+            let fits = |p: &Const| {
+                p.dims.len() == parts[0].dims.len()
+                    && p.dims.iter().zip(&parts[0].dims).enumerate().all(|(a, (x, y))| a == axis || x == y)
+            };
+            if axis >= parts[0].dims.len().max(1) || !parts.iter().all(|p| fits(p)) {
+                return lw.fail("concatenates constants whose dimensions do not fit");
             }
-            Ok(Const { dims: vec![vals.len()], vals })
+            if parts[0].dims.is_empty() {
+                return Ok(Const { dims: vec![parts.len()], vals: parts.iter().map(|p| p.vals[0]).collect() });
+            }
+            let (outer, inner): (usize, usize) =
+                (parts[0].dims[..axis].iter().product(), parts[0].dims[axis + 1..].iter().product());
+            let mut dims = parts[0].dims.clone();
+            dims[axis] = parts.iter().map(|p| p.dims[axis]).sum();
+            let mut vals = Vec::new();
+            for o in 0..outer {
+                for p in &parts {
+                    let n = p.dims[axis] * inner;
+                    vals.extend_from_slice(&p.vals[o * n..(o + 1) * n]);
+                }
+            }
+            Ok(Const { dims, vals })
         }
         "Reshape" => {
             let (x, t) = (c(0)?, c(1)?);
@@ -152,6 +169,41 @@ pub fn fold(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
         }
         _ => Err(lw.unsupported(node)),
     }
+}
+
+/// `Split` of a constant along `axis`: the parts, by the sizes given (input 2 from opset 13,
+/// the attribute before) or equal.
+pub fn split(lw: &Lowering<'_>, node: &NodeProto) -> Result<Vec<Const>, String> {
+    let x = lw.constant(node, 0)?;
+    let rank = x.dims.len() as i64;
+    let axis = read::int(node, "axis", 0);
+    let axis = if axis < 0 { axis + rank } else { axis } as usize;
+    let Some(&d) = x.dims.get(axis) else { return lw.fail(format!("splits axis {axis} of a constant of rank {rank}")) };
+    let sizes: Vec<usize> = match lw.input(node, 1)? {
+        Some(Value::Const(c)) => c.vals.iter().map(|&v| v as usize).collect(),
+        Some(Value::Graph(_)) => return lw.fail("splits by computed sizes"),
+        None => match read::ints(node, "split") {
+            Some(s) => s.iter().map(|&v| v as usize).collect(),
+            None => vec![d / node.output.len().max(1); node.output.len()],
+        },
+    };
+    if sizes.iter().sum::<usize>() != d || sizes.len() != node.output.len() {
+        return lw.fail(format!("splits an axis of {d} into {sizes:?} for {} outputs", node.output.len()));
+    }
+    let (outer, inner): (usize, usize) = (x.dims[..axis].iter().product(), x.dims[axis + 1..].iter().product());
+    let mut start = 0;
+    Ok(sizes
+        .iter()
+        .map(|&n| {
+            let mut dims = x.dims.clone();
+            dims[axis] = n;
+            let vals = (0..outer)
+                .flat_map(|o| x.vals[(o * d + start) * inner..(o * d + start + n) * inner].to_vec())
+                .collect();
+            start += n;
+            Const { dims, vals }
+        })
+        .collect())
 }
 
 /// The multi-index of flat position `i` in `dims` (row-major).

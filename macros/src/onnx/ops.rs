@@ -59,6 +59,7 @@ pub const SUPPORTED: &[&str] = &[
     "Cast",
     "ConstantOfShape",
     "Expand",
+    "Split (of constants)",
     "Slice",
     "LSTM",
     "GRU",
@@ -210,6 +211,12 @@ impl<'a> Lowering<'a> {
         }
         let ins: Vec<Value> =
             (0..node.input.len()).filter_map(|k| self.input(node, k).transpose()).collect::<Result<_, _>>()?;
+        if node.op_type == "Split" && ins.iter().all(|v| matches!(v, Value::Const(_))) {
+            for (name, part) in node.output.iter().zip(super::fold::split(self, node)?) {
+                self.g.values.insert(name.clone(), Value::Const(Rc::new(part)));
+            }
+            return Ok(());
+        }
         if !ins.is_empty() && ins.iter().all(|v| matches!(v, Value::Const(_))) || node.op_type == "Constant" {
             let c = super::fold::fold(self, node)?;
             return self.bind(node, Value::Const(Rc::new(c)));
