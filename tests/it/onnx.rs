@@ -439,9 +439,10 @@ mod export {
     }
 
     sequential! {
-        /// An LSTM returning its sequence into a GRU (`reset_after`) and a SimpleRNN-free head.
+        /// An LSTM returning its sequence, a SimpleRNN, a GRU (`reset_after`), a Dense head.
         pub struct ExportedRnn: [7, 3] {
             LSTM(5, return_sequences = true),
+            SimpleRNN(6, return_sequences = true),
             GRU(4),
             Dense(2),
         }

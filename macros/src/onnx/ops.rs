@@ -63,6 +63,7 @@ pub const SUPPORTED: &[&str] = &[
     "Slice",
     "LSTM",
     "GRU",
+    "RNN",
     "ReduceMean",
     "ReduceSum",
     "ReduceMax",
@@ -271,7 +272,7 @@ impl<'a> Lowering<'a> {
             "Slice" => self.slice(node)?,
             "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" => self.reduce(node)?,
             "Gather" => self.gather(node)?,
-            "LSTM" | "GRU" => return self.recurrent(i),
+            "LSTM" | "GRU" | "RNN" => return self.recurrent(i),
             _ => return Err(self.unsupported(node)),
         };
         self.bind(node, out)

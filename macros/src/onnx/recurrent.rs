@@ -13,7 +13,7 @@ use super::proto::NodeProto;
 use super::read;
 
 impl Lowering<'_> {
-    /// `LSTM` / `GRU`: their outputs `Y` (`[steps, directions, batch, units]`), `Y_h` and `Y_c`
+    /// `LSTM` / `GRU` / `RNN` (SimpleRNN): their outputs `Y` (`[steps, directions, batch, units]`), `Y_h` and `Y_c`
     /// (`[directions, batch, units]`), each that a later node reads. Bidirectional ones are
     /// kiln's `Bidirectional(.., merge_mode = "concat")`, whose `[steps, 2 units]` is ONNX's
     /// `[steps, 2, units]`.
@@ -54,7 +54,11 @@ impl Lowering<'_> {
             }
         }
         let (steps, features) = (x.shape[0], x.shape[1]);
-        let gates = if lstm { 4 } else { 3 };
+        let gates = match node.op_type.as_str() {
+            "LSTM" => 4,
+            "GRU" => 3,
+            _ => 1,
+        };
         let w = self.constant(node, 1)?;
         let units = w.dims.get(1).copied().unwrap_or(0) / gates;
         let linear_before_reset = read::int(node, "linear_before_reset", 0) != 0;
@@ -64,10 +68,13 @@ impl Lowering<'_> {
         if dirs == 2 && (state && seq || used(2)) {
             return self.fail("is bidirectional with its sequence and its states read; kiln imports one of Y and Y_h");
         }
-        let extra = if lstm { String::new() } else { format!(", reset_after = {linear_before_reset}") };
+        let (class, extra) = match node.op_type.as_str() {
+            "LSTM" => ("LSTM", String::new()),
+            "GRU" => ("GRU", format!(", reset_after = {linear_before_reset}")),
+            _ => ("SimpleRNN", String::new()),
+        };
         let both = seq && state;
-        let inner =
-            format!("{}({units}, return_sequences = {}, return_state = {both}{extra})", node.op_type, seq || !state);
+        let inner = format!("{}({units}, return_sequences = {}, return_state = {both}{extra})", class, seq || !state);
         let call = if dirs == 2 { format!("Bidirectional({inner}, merge_mode = \"concat\")") } else { inner };
         let spec = self.g.spec(&call)?;
         let (n, _) = self.g.apply(spec.clone(), &[x.node])?;
@@ -116,7 +123,11 @@ impl Lowering<'_> {
         linear_before_reset: bool,
     ) -> Result<Vec<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<usize>)>, String> {
         let lstm = node.op_type == "LSTM";
-        let gates = if lstm { 4 } else { 3 };
+        let gates = match node.op_type.as_str() {
+            "LSTM" => 4,
+            "GRU" => 3,
+            _ => 1,
+        };
         let gu = gates * units;
         let (w, r) = (self.constant(node, 1)?, self.constant(node, 2)?);
         if w.dims != [dirs, gu, features] || r.dims != [dirs, gu, units] || units == 0 {
@@ -129,7 +140,11 @@ impl Lowering<'_> {
             Some(_) => return self.fail("has a bias that is not a constant of 2 x gates x units values per direction"),
         };
         // Keras' gate k is ONNX's block blocks[k].
-        let blocks: &[usize] = if lstm { &[0, 2, 3, 1] } else { &[0, 1, 2] };
+        let blocks: &[usize] = &[0, 2, 3, 1, 0, 1, 2, 0][match gates {
+            4 => 0..4,
+            3 => 4..7,
+            _ => 7..8,
+        }];
         let reorder = |m: &[f32], cols: usize| -> Vec<f32> {
             // [gates x units, cols] (ONNX) to [cols, gates x units] (Keras).
             let mut out = vec![0f32; cols * gu];
