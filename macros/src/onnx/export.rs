@@ -269,6 +269,126 @@ fn value_info(name: &str, shape: &[usize], int: bool) -> ValueInfoProto {
     ValueInfoProto { name: name.into(), r#type: Some(TypeProto { tensor_type: Some(tensor_type) }) }
 }
 
+/// The nodes of application `i` of a layer, reading `ins`, its output named `own`.
+fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str) -> Result<String, String> {
+    let node = &model.nodes[i];
+    let Some(layer) = model.layer_of(i) else { return Err("an input is not a layer".into()) };
+    let own = own.to_string();
+    let unsupported = || format!("layer `{}` ({}) has no ONNX export yet", layer.name, layer.kind.class());
+    let out = if layer.kind.is_view() {
+        let mut dims = vec![0i64];
+        dims.extend(node.output_shape.iter().map(|&d| d as i64));
+        let shape = w.constant(vec![dims.len() as i64], vec![], dims);
+        w.node("Reshape", &[ins[0], &shape], vec![], Some(&own))
+    } else {
+        let s = layer.kind.infer(&node.input_shapes, &node.output_shape).ok_or_else(unsupported)?;
+        let params = layer.kind.params(&node.input_shapes).unwrap_or_default();
+        let p = |name: &str| format!("{}.{name}", layer.name);
+        let has = |name: &str| params.iter().any(|(n, _)| *n == name);
+        match s {
+            Static::Identity => w.node("Identity", &[ins[0]], vec![], Some(&own)),
+            Static::Dense { act, .. } => {
+                let mut h = w.node("MatMul", &[ins[0], &p("kernel")], vec![], None);
+                if has("bias") {
+                    h = w.node("Add", &[&h, &p("bias")], vec![], None);
+                }
+                w.activation(act, &h, Some(&own)).ok_or_else(unsupported)?
+            }
+            Static::Activation { act } => w.activation(act, ins[0], Some(&own)).ok_or_else(unsupported)?,
+            Static::Merge { op } => {
+                let onnx = match (op, ins.len()) {
+                    ("Add", 2) => "Add",
+                    ("Add", _) => "Sum",
+                    ("Subtract", 2) => "Sub",
+                    ("Multiply", 2) => "Mul",
+                    ("Divide", 2) => "Div",
+                    ("Maximum", _) => "Max",
+                    ("Minimum", _) => "Min",
+                    ("Average", _) => "Mean",
+                    _ => return Err(unsupported()),
+                };
+                w.node(onnx, ins, vec![], Some(&own))
+            }
+            Static::Concat { .. } => {
+                let shapes = &node.input_shapes;
+                let rank = shapes[0].len();
+                let axis = (0..rank).find(|&a| shapes.iter().any(|s| s[a] != shapes[0][a])).unwrap_or(rank - 1);
+                w.node("Concat", ins, vec![attr_int("axis", axis as i64 + 1)], Some(&own))
+            }
+            Static::BatchNorm { epsilon, center: true, scale: true } => {
+                // ONNX normalises axis 1: a channels-last value moves there and back.
+                let rank = node.input_shapes[0].len();
+                let args = |x: &str| [x.to_string(), p("gamma"), p("beta"), p("moving_mean"), p("moving_variance")];
+                let eps = vec![attr_float("epsilon", epsilon)];
+                if rank == 1 {
+                    let a = args(ins[0]);
+                    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+                    w.node("BatchNormalization", &a, eps, Some(&own))
+                } else {
+                    let to: Vec<i64> = [0, rank as i64].into_iter().chain(1..rank as i64).collect();
+                    let back: Vec<i64> = [0].into_iter().chain(2..=rank as i64).chain([1]).collect();
+                    let t = w.node("Transpose", &[ins[0]], vec![attr_ints("perm", to)], None);
+                    let a = args(&t);
+                    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+                    let n = w.node("BatchNormalization", &a, eps, None);
+                    w.node("Transpose", &[&n], vec![attr_ints("perm", back)], Some(&own))
+                }
+            }
+            Static::LayerNorm { epsilon, center: true, scale: true } => w.node(
+                "LayerNormalization",
+                &[ins[0], &p("gamma"), &p("beta")],
+                vec![attr_int("axis", -1), attr_float("epsilon", epsilon)],
+                Some(&own),
+            ),
+            Static::Conv { win, groups, act, .. } => {
+                // kiln's kernel [k.., in, out] read as ONNX's [out, in, k..].
+                let rank = node.input_shapes[0].len();
+                let perm: Vec<i64> = if rank == 2 { vec![2, 1, 0] } else { vec![3, 2, 0, 1] };
+                let k = w.node("Transpose", &[&p("kernel")], vec![attr_ints("perm", perm)], None);
+                let bias = p("bias");
+                let mut extra = vec![k.as_str()];
+                if has("bias") {
+                    extra.push(&bias);
+                }
+                let pre = format!("{own}_linear");
+                let linear = if act == "Linear" { own.clone() } else { pre };
+                let group = vec![attr_int("group", groups as i64)];
+                w.windowed("Conv", ins[0], rank, &win, &extra, group, &linear).ok_or_else(unsupported)?;
+                if act == "Linear" {
+                    own.clone()
+                } else {
+                    w.activation(act, &linear, Some(&own)).ok_or_else(unsupported)?
+                }
+            }
+            Static::Pool { win, max } => {
+                let rank = node.input_shapes[0].len();
+                let op = if max { "MaxPool" } else { "AveragePool" };
+                w.windowed(op, ins[0], rank, &win, &[], vec![], &own).ok_or_else(unsupported)?
+            }
+            Static::LeakyRelu { slope } => w.node("LeakyRelu", &[ins[0]], vec![attr_float("alpha", slope)], Some(&own)),
+            Static::Rescaling { scale, offset } => {
+                let s = w.constant(vec![], vec![scale], vec![]);
+                let o = w.constant(vec![], vec![offset], vec![]);
+                let m = w.node("Mul", &[ins[0], &s], vec![], None);
+                w.node("Add", &[&m, &o], vec![], Some(&own))
+            }
+            Static::Embedding { mask: None, .. } => {
+                w.node("Gather", &[&p("embeddings"), ins[0]], vec![attr_int("axis", 0)], Some(&own))
+            }
+            Static::Recurrent { cfg, units, .. } if model.mask_source(node.inputs[0]).is_none() => {
+                w.recurrent(ins[0], &cfg, &layer.name.to_string(), units, &own).ok_or_else(unsupported)?
+            }
+            Static::Global { max } => {
+                let axes: Vec<i64> = (1..node.input_shapes[0].len() as i64).collect();
+                let op = if max { "ReduceMax" } else { "ReduceMean" };
+                w.node(op, &[ins[0]], vec![attr_ints("axes", axes), attr_int("keepdims", 0)], Some(&own))
+            }
+            _ => return Err(unsupported()),
+        }
+    };
+    Ok(out)
+}
+
 /// The graph of `model` without its initializers, or the layer that has no ONNX form here.
 fn graph(model: &Model) -> Result<GraphProto, String> {
     let mut w = Writer { nodes: vec![], count: 0 };
@@ -281,123 +401,7 @@ fn graph(model: &Model) -> Result<GraphProto, String> {
                 let app = model.app_index(i);
                 let own = if app == 0 { layer.name.to_string() } else { format!("{}_{app}", layer.name) };
                 let ins: Vec<&str> = node.inputs.iter().map(|&j| names[j].as_str()).collect();
-                let unsupported = || format!("layer `{}` ({}) has no ONNX export yet", layer.name, layer.kind.class());
-                if layer.kind.is_view() {
-                    let mut dims = vec![0i64];
-                    dims.extend(node.output_shape.iter().map(|&d| d as i64));
-                    let shape = w.constant(vec![dims.len() as i64], vec![], dims);
-                    w.node("Reshape", &[ins[0], &shape], vec![], Some(&own))
-                } else {
-                    let s = layer.kind.infer(&node.input_shapes, &node.output_shape).ok_or_else(unsupported)?;
-                    let params = layer.kind.params(&node.input_shapes).unwrap_or_default();
-                    let p = |name: &str| format!("{}.{name}", layer.name);
-                    let has = |name: &str| params.iter().any(|(n, _)| *n == name);
-                    match s {
-                        Static::Identity => w.node("Identity", &[ins[0]], vec![], Some(&own)),
-                        Static::Dense { act, .. } => {
-                            let mut h = w.node("MatMul", &[ins[0], &p("kernel")], vec![], None);
-                            if has("bias") {
-                                h = w.node("Add", &[&h, &p("bias")], vec![], None);
-                            }
-                            w.activation(act, &h, Some(&own)).ok_or_else(unsupported)?
-                        }
-                        Static::Activation { act } => w.activation(act, ins[0], Some(&own)).ok_or_else(unsupported)?,
-                        Static::Merge { op } => {
-                            let onnx = match (op, ins.len()) {
-                                ("Add", 2) => "Add",
-                                ("Add", _) => "Sum",
-                                ("Subtract", 2) => "Sub",
-                                ("Multiply", 2) => "Mul",
-                                ("Divide", 2) => "Div",
-                                ("Maximum", _) => "Max",
-                                ("Minimum", _) => "Min",
-                                ("Average", _) => "Mean",
-                                _ => return Err(unsupported()),
-                            };
-                            w.node(onnx, &ins, vec![], Some(&own))
-                        }
-                        Static::Concat { .. } => {
-                            let shapes = &node.input_shapes;
-                            let rank = shapes[0].len();
-                            let axis =
-                                (0..rank).find(|&a| shapes.iter().any(|s| s[a] != shapes[0][a])).unwrap_or(rank - 1);
-                            w.node("Concat", &ins, vec![attr_int("axis", axis as i64 + 1)], Some(&own))
-                        }
-                        Static::BatchNorm { epsilon, center: true, scale: true } => {
-                            // ONNX normalises axis 1: a channels-last value moves there and back.
-                            let rank = node.input_shapes[0].len();
-                            let args = |x: &str| {
-                                [x.to_string(), p("gamma"), p("beta"), p("moving_mean"), p("moving_variance")]
-                            };
-                            let eps = vec![attr_float("epsilon", epsilon)];
-                            if rank == 1 {
-                                let a = args(ins[0]);
-                                let a: Vec<&str> = a.iter().map(String::as_str).collect();
-                                w.node("BatchNormalization", &a, eps, Some(&own))
-                            } else {
-                                let to: Vec<i64> = [0, rank as i64].into_iter().chain(1..rank as i64).collect();
-                                let back: Vec<i64> = [0].into_iter().chain(2..=rank as i64).chain([1]).collect();
-                                let t = w.node("Transpose", &[ins[0]], vec![attr_ints("perm", to)], None);
-                                let a = args(&t);
-                                let a: Vec<&str> = a.iter().map(String::as_str).collect();
-                                let n = w.node("BatchNormalization", &a, eps, None);
-                                w.node("Transpose", &[&n], vec![attr_ints("perm", back)], Some(&own))
-                            }
-                        }
-                        Static::LayerNorm { epsilon, center: true, scale: true } => w.node(
-                            "LayerNormalization",
-                            &[ins[0], &p("gamma"), &p("beta")],
-                            vec![attr_int("axis", -1), attr_float("epsilon", epsilon)],
-                            Some(&own),
-                        ),
-                        Static::Conv { win, groups, act, .. } => {
-                            // kiln's kernel [k.., in, out] read as ONNX's [out, in, k..].
-                            let rank = node.input_shapes[0].len();
-                            let perm: Vec<i64> = if rank == 2 { vec![2, 1, 0] } else { vec![3, 2, 0, 1] };
-                            let k = w.node("Transpose", &[&p("kernel")], vec![attr_ints("perm", perm)], None);
-                            let bias = p("bias");
-                            let mut extra = vec![k.as_str()];
-                            if has("bias") {
-                                extra.push(&bias);
-                            }
-                            let pre = format!("{own}_linear");
-                            let linear = if act == "Linear" { own.clone() } else { pre };
-                            let group = vec![attr_int("group", groups as i64)];
-                            w.windowed("Conv", ins[0], rank, &win, &extra, group, &linear).ok_or_else(unsupported)?;
-                            if act == "Linear" {
-                                own.clone()
-                            } else {
-                                w.activation(act, &linear, Some(&own)).ok_or_else(unsupported)?
-                            }
-                        }
-                        Static::Pool { win, max } => {
-                            let rank = node.input_shapes[0].len();
-                            let op = if max { "MaxPool" } else { "AveragePool" };
-                            w.windowed(op, ins[0], rank, &win, &[], vec![], &own).ok_or_else(unsupported)?
-                        }
-                        Static::LeakyRelu { slope } => {
-                            w.node("LeakyRelu", &[ins[0]], vec![attr_float("alpha", slope)], Some(&own))
-                        }
-                        Static::Rescaling { scale, offset } => {
-                            let s = w.constant(vec![], vec![scale], vec![]);
-                            let o = w.constant(vec![], vec![offset], vec![]);
-                            let m = w.node("Mul", &[ins[0], &s], vec![], None);
-                            w.node("Add", &[&m, &o], vec![], Some(&own))
-                        }
-                        Static::Embedding { mask: None, .. } => {
-                            w.node("Gather", &[&p("embeddings"), ins[0]], vec![attr_int("axis", 0)], Some(&own))
-                        }
-                        Static::Recurrent { cfg, units, .. } if model.mask_source(node.inputs[0]).is_none() => {
-                            w.recurrent(ins[0], &cfg, &layer.name.to_string(), units, &own).ok_or_else(unsupported)?
-                        }
-                        Static::Global { max } => {
-                            let axes: Vec<i64> = (1..node.input_shapes[0].len() as i64).collect();
-                            let op = if max { "ReduceMax" } else { "ReduceMean" };
-                            w.node(op, &[ins[0]], vec![attr_ints("axes", axes), attr_int("keepdims", 0)], Some(&own))
-                        }
-                        _ => return Err(unsupported()),
-                    }
-                }
+                layer_nodes(&mut w, model, i, &ins, &own)?
             }
         };
         names.push(name);

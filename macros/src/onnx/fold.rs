@@ -53,34 +53,7 @@ pub fn fold(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
             let (dims, _) = squeezed(lw, node, &x.dims)?;
             Ok(Const { dims, vals: x.vals.clone() })
         }
-        "Concat" => {
-            let parts = (0..node.input.len()).map(c).collect::<Result<Vec<_>, _>>()?;
-            let rank = parts[0].dims.len() as i64;
-            let axis = read::int(node, "axis", 0);
-            let axis = if axis < 0 { axis + rank } else { axis } as usize;
-            let fits = |p: &Const| {
-                p.dims.len() == parts[0].dims.len()
-                    && p.dims.iter().zip(&parts[0].dims).enumerate().all(|(a, (x, y))| a == axis || x == y)
-            };
-            if axis >= parts[0].dims.len().max(1) || !parts.iter().all(|p| fits(p)) {
-                return lw.fail("concatenates constants whose dimensions do not fit");
-            }
-            if parts[0].dims.is_empty() {
-                return Ok(Const { dims: vec![parts.len()], vals: parts.iter().map(|p| p.vals[0]).collect() });
-            }
-            let (outer, inner): (usize, usize) =
-                (parts[0].dims[..axis].iter().product(), parts[0].dims[axis + 1..].iter().product());
-            let mut dims = parts[0].dims.clone();
-            dims[axis] = parts.iter().map(|p| p.dims[axis]).sum();
-            let mut vals = Vec::new();
-            for o in 0..outer {
-                for p in &parts {
-                    let n = p.dims[axis] * inner;
-                    vals.extend_from_slice(&p.vals[o * n..(o + 1) * n]);
-                }
-            }
-            Ok(Const { dims, vals })
-        }
+        "Concat" => concat(lw, node),
         "Reshape" => {
             let (x, t) = (c(0)?, c(1)?);
             let known: f64 = t.vals.iter().filter(|&&d| d > 0.0).product();
@@ -107,46 +80,9 @@ pub fn fold(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
             };
             Ok(Const { vals: vec![v; dims.iter().product()], dims })
         }
-        "Transpose" => {
-            let x = c(0)?;
-            let rank = x.dims.len();
-            let perm: Vec<usize> = read::ints(node, "perm")
-                .map_or_else(|| (0..rank).rev().collect(), |p| p.iter().map(|&a| a as usize).collect());
-            let dims: Vec<usize> = perm.iter().map(|&a| x.dims.get(a).copied().unwrap_or(0)).collect();
-            let vals = (0..x.vals.len())
-                .map(|i| {
-                    let out = unravel(i, &dims);
-                    let mut at = vec![0; rank];
-                    perm.iter().zip(&out).for_each(|(&a, &o)| at[a] = o);
-                    x.vals[ravel(&at, &x.dims)]
-                })
-                .collect();
-            Ok(Const { dims, vals })
-        }
+        "Transpose" => transpose(lw, node),
         "Slice" => slice(lw, node),
-        "Expand" => {
-            // Broadcast to the shape, NumPy's way; the batch size (unknown) counts as 1.
-            let (x, to) = (c(0)?, c(1)?);
-            let to: Vec<usize> = to.vals.iter().map(|&d| if d.is_nan() { 1 } else { d as usize }).collect();
-            let rank = x.dims.len().max(to.len());
-            let pad = |d: &[usize]| -> Vec<usize> {
-                std::iter::repeat_n(1, rank - d.len()).chain(d.iter().copied()).collect()
-            };
-            let (xd, td) = (pad(&x.dims), pad(&to));
-            let dims: Vec<usize> = xd.iter().zip(&td).map(|(&a, &b)| if a == 1 { b } else { a }).collect();
-            if xd.iter().zip(&dims).any(|(&a, &d)| a != 1 && a != d) {
-                return lw.fail(format!("expands a constant of dimensions {:?} to {to:?}", x.dims));
-            }
-            let n: usize = dims.iter().product();
-            let vals = (0..n)
-                .map(|i| {
-                    let at: Vec<usize> =
-                        unravel(i, &dims).iter().zip(&xd).map(|(&o, &a)| if a == 1 { 0 } else { o }).collect();
-                    x.vals[ravel(&at, &xd)]
-                })
-                .collect();
-            Ok(Const { dims, vals })
-        }
+        "Expand" => expand(lw, node),
         op @ ("Add" | "Sub" | "Mul" | "Div" | "Mod") => {
             let (a, b) = (c(0)?, c(1)?);
             let f = |x: f64, y: f64| match op {
@@ -169,6 +105,79 @@ pub fn fold(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
         }
         _ => Err(lw.unsupported(node)),
     }
+}
+
+/// `Concat` of constants along any axis.
+fn concat(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
+    let c = |k: usize| lw.constant(node, k);
+    let parts = (0..node.input.len()).map(c).collect::<Result<Vec<_>, _>>()?;
+    let rank = parts[0].dims.len() as i64;
+    let axis = read::int(node, "axis", 0);
+    let axis = if axis < 0 { axis + rank } else { axis } as usize;
+    let fits = |p: &Const| {
+        p.dims.len() == parts[0].dims.len()
+            && p.dims.iter().zip(&parts[0].dims).enumerate().all(|(a, (x, y))| a == axis || x == y)
+    };
+    if axis >= parts[0].dims.len().max(1) || !parts.iter().all(|p| fits(p)) {
+        return lw.fail("concatenates constants whose dimensions do not fit");
+    }
+    if parts[0].dims.is_empty() {
+        return Ok(Const { dims: vec![parts.len()], vals: parts.iter().map(|p| p.vals[0]).collect() });
+    }
+    let (outer, inner): (usize, usize) =
+        (parts[0].dims[..axis].iter().product(), parts[0].dims[axis + 1..].iter().product());
+    let mut dims = parts[0].dims.clone();
+    dims[axis] = parts.iter().map(|p| p.dims[axis]).sum();
+    let mut vals = Vec::new();
+    for o in 0..outer {
+        for p in &parts {
+            let n = p.dims[axis] * inner;
+            vals.extend_from_slice(&p.vals[o * n..(o + 1) * n]);
+        }
+    }
+    Ok(Const { dims, vals })
+}
+
+/// `Transpose` of a constant.
+fn transpose(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
+    let c = |k: usize| lw.constant(node, k);
+    let x = c(0)?;
+    let rank = x.dims.len();
+    let perm: Vec<usize> =
+        read::ints(node, "perm").map_or_else(|| (0..rank).rev().collect(), |p| p.iter().map(|&a| a as usize).collect());
+    let dims: Vec<usize> = perm.iter().map(|&a| x.dims.get(a).copied().unwrap_or(0)).collect();
+    let vals = (0..x.vals.len())
+        .map(|i| {
+            let out = unravel(i, &dims);
+            let mut at = vec![0; rank];
+            perm.iter().zip(&out).for_each(|(&a, &o)| at[a] = o);
+            x.vals[ravel(&at, &x.dims)]
+        })
+        .collect();
+    Ok(Const { dims, vals })
+}
+
+/// `Expand` of a constant: broadcast to the shape, NumPy's way; the batch size (unknown) counts
+/// as 1.
+fn expand(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
+    let c = |k: usize| lw.constant(node, k);
+    let (x, to) = (c(0)?, c(1)?);
+    let to: Vec<usize> = to.vals.iter().map(|&d| if d.is_nan() { 1 } else { d as usize }).collect();
+    let rank = x.dims.len().max(to.len());
+    let pad = |d: &[usize]| -> Vec<usize> { std::iter::repeat_n(1, rank - d.len()).chain(d.iter().copied()).collect() };
+    let (xd, td) = (pad(&x.dims), pad(&to));
+    let dims: Vec<usize> = xd.iter().zip(&td).map(|(&a, &b)| if a == 1 { b } else { a }).collect();
+    if xd.iter().zip(&dims).any(|(&a, &d)| a != 1 && a != d) {
+        return lw.fail(format!("expands a constant of dimensions {:?} to {to:?}", x.dims));
+    }
+    let n: usize = dims.iter().product();
+    let vals = (0..n)
+        .map(|i| {
+            let at: Vec<usize> = unravel(i, &dims).iter().zip(&xd).map(|(&o, &a)| if a == 1 { 0 } else { o }).collect();
+            x.vals[ravel(&at, &xd)]
+        })
+        .collect();
+    Ok(Const { dims, vals })
 }
 
 /// `Split` of a constant along `axis`: the parts, by the sizes given (input 2 from opset 13,
