@@ -76,6 +76,9 @@ pub struct Model {
     /// A number unique to this macro invocation (from where it is), naming the module the model
     /// is generated in; `None` outside a compilation (the macros' own unit tests).
     pub invocation: Option<u64>,
+    /// The model's size parameters (`<const H: usize>`), which every generated item takes; empty
+    /// for most models.
+    pub generics: syn::Generics,
 }
 
 impl Model {

@@ -496,6 +496,7 @@ pub fn lower(item: ItemImpl) -> syn::Result<(CallBody, Vec<Vec<TokenStream>>)> {
             outputs: vec![],
             functional: false,
             invocation: None,
+            generics: syn::Generics::default(),
         },
         shapes: vec![],
         checks: vec![],
