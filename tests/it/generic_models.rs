@@ -171,3 +171,26 @@ fn sequential_and_functional_models_take_sizes_too() {
     assert!(s.contains("(None, 24)"), "{s}");
     check_model(&mut Skip::<4, 5>::with_seed(4), &[x.as_slice().unwrap()], 90, 12, 1e-2).unwrap();
 }
+
+/// A subclassed model whose input width is a parameter.
+#[kiln::model]
+pub struct Wide<const N: usize> {
+    d: Dense<N, 3, Softmax>,
+}
+
+#[kiln::call]
+impl<const N: usize> Wide<N> {
+    fn call(&self, x: Input<N>) -> Output<3> {
+        self.d(x * 2.0)
+    }
+}
+
+#[test]
+fn a_subclassed_model_takes_its_input_width_as_a_parameter() {
+    let x = data().0;
+    assert_eq!(Wide::<4>::INPUTS[0].shape, &[4]);
+    let (params, first, last) = train(Wide::<4>::with_seed(5));
+    assert_eq!(params, 4 * 3 + 3);
+    assert!(last < first);
+    check_model(&mut Wide::<4>::with_seed(3), &[x.as_slice().unwrap()], 90, 12, 1e-2).unwrap();
+}

@@ -156,7 +156,8 @@ fn ports(g: &Gen<'_>) -> (Vec<TokenStream>, Vec<TokenStream>, Vec<TokenStream>) 
         .iter()
         .enumerate()
         .map(|(k, (n, node))| {
-            let s = shape(&model.nodes[*node].output_shape);
+            let d = g.dims(*node);
+            let s = quote!(&[#(#d),*]);
             let dtype = dtype(model, k);
             quote!(#rt::Port { name: #n, shape: #s, dtype: #dtype })
         })

@@ -148,7 +148,7 @@ fn in_ports(g: &Gen<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
         .iter()
         .enumerate()
         .map(|(k, (n, node))| {
-            let s = &model.nodes[*node].output_shape;
+            let s = g.dims(*node);
             if !model.int_inputs.get(k).copied().unwrap_or(false) {
                 return quote!(#rt::Port { name: #n, shape: &[#(#s),*], dtype: #rt::DType::F32 });
             }

@@ -579,21 +579,25 @@ impl Lower {
             // An input whose type is wrong is still bound (as width 1), so its uses report nothing
             // more than the type's own error. `Ids<20>` holds token ids for a field that reads them.
             let ids = matches!(&*pt.ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Ids"));
-            let shape = port_shape(&pt.ty, if ids { "Ids" } else { "Input" }).unwrap_or_else(|e| {
+            // An axis may be one of the model's size parameters (`Input<N>`).
+            let params = self.params.clone();
+            let (dims, known) = port_dims(&pt.ty, if ids { "Ids" } else { "Input" }, &params).unwrap_or_else(|e| {
                 self.errors.push(e);
-                vec![1]
+                (vec![quote!(1usize)], vec![Some(1)])
             });
+            let shape: Vec<usize> = known.iter().map(|d| d.unwrap_or(1)).collect();
+            let sized = known.iter().any(Option::is_none);
             self.model.int_inputs.push(ids);
             let id = self.model.nodes.len();
             self.model.nodes.push(Node {
                 op: Op::Input(self.model.inputs.len()),
                 inputs: vec![],
                 tokens: pt.to_token_stream(),
-                output_shape: shape.clone(),
+                output_shape: shape,
                 input_shapes: vec![],
-                dims: None,
+                dims: sized.then(|| dims.clone()),
             });
-            self.shapes.push(shape.iter().map(|d| quote!(#d)).collect());
+            self.shapes.push(dims);
             self.model.inputs.push((pi.ident.to_string(), id));
             self.env.insert(pi.ident.to_string(), id);
         }
