@@ -34,6 +34,7 @@ mod loops;
 mod losses_extra;
 mod masking;
 mod math;
+mod matrix_weights;
 mod metrics;
 mod normalization;
 mod properties;

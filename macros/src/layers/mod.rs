@@ -65,7 +65,7 @@ pub use noise::dropout_spec as dropout;
 pub use part::{last_step, part};
 pub use resample::{as_image, permute_spec};
 pub use tensor::{matmul, matmul_shape, slice, softmax_axis};
-pub use view::{call_view, flatten};
+pub use view::{call_view, expand_dims, flatten, merge_axes, reshape_spec, squeeze};
 pub use window::global_pool;
 
 /// One dimension in generated code: a literal (`16usize`) or, in a `#[kiln::model]` struct, a

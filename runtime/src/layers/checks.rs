@@ -360,9 +360,19 @@ pub const fn expect_broadcast(what: &str, a: &[usize], b: &[usize]) {
 }
 
 /// `self.field` read as a tensor in `call` is a [`Weight`](crate::layers::Weight).
-pub const fn expect_tensor_field(what: &str, tensor: bool) {
+pub const fn expect_tensor_field(what: &str, tensor: bool, matrix: bool) {
+    if matrix {
+        fail!(Msg::new().str(what).str(" is a matrix: multiply by it, as in matmul(x, self.w)"))
+    }
     if !tensor {
         fail!(Msg::new().str(what).str(" is a layer, not a tensor: call it on one, as in self.layer(x)"))
+    }
+}
+
+/// `matmul(x, self.w)` in `call` multiplies by a [`Matrix`](crate::layers::Matrix).
+pub const fn expect_matrix_field(what: &str, matrix: bool) {
+    if !matrix {
+        fail!(Msg::new().str(what).str(" is not a matrix: matmul(x, self.w) multiplies by a field `w: Matrix<R, C>`"))
     }
 }
 

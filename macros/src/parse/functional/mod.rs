@@ -19,6 +19,7 @@
 
 mod apply;
 mod math;
+mod shape_ops;
 mod syntax;
 
 use std::collections::{HashMap, HashSet};

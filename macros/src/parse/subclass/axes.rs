@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
-use syn::Expr;
 use syn::spanned::Spanned;
+use syn::{Expr, Ident};
 
 use super::Lower;
 use crate::layers::number;
@@ -148,6 +148,21 @@ impl Lower {
         Some(self.node(layer, vec![x], tokens, shape))
     }
 
+    /// `matmul(x, self.w)`: the `Matrix` field applied to `x` (its last axis `R` wide to `C`).
+    fn matrix_product(&mut self, c: &syn::ExprCall, m: Ident, transposed: bool, tokens: TokenStream) -> Option<usize> {
+        let key = m.to_string();
+        if transposed {
+            self.errors.at(c.span(), format!("matmul by a weight takes it as it is: matmul(x, self.{key})"));
+            return None;
+        }
+        let (alias, span) = (self.alias(&key), c.span());
+        let what = format!("`self.{key}`");
+        self.checks.push(quote::quote_spanned!(span=>
+            const _: () = ::kiln::__private::expect_matrix_field(#what, <#alias as ::kiln::__private::Shaped>::MATRIX);
+        ));
+        self.field_call(key, quote::quote!(self.#m), m, &[&c.args[0]], tokens, span)
+    }
+
     fn matmul_call(&mut self, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
         let usage = "matmul(a, b, transpose_a = false, transpose_b = false)";
         if c.args.len() < 2 {
@@ -163,6 +178,13 @@ impl Lower {
             Some(e) => self.boolean(e, "transpose_b")?,
             None => false,
         };
+        // `matmul(x, self.w)` multiplies by the model's own `Matrix`: one product over the batch.
+        if let Expr::Field(fe) = &c.args[1]
+            && matches!(&*fe.base, Expr::Path(p) if p.path.is_ident("self"))
+            && let syn::Member::Named(m) = &fe.member
+        {
+            return self.matrix_product(c, m.clone(), ta || tb, tokens);
+        }
         let (a, b) = (self.value(&c.args[0])?, self.value(&c.args[1])?);
         let (ra, rb) = (self.shapes[a].len(), self.shapes[b].len());
         if ra < 2 || ra != rb {

@@ -88,7 +88,7 @@ impl Lower {
     }
 
     /// The type alias of field `key`, with the model's size parameters.
-    fn alias(&self, key: &str) -> TokenStream {
+    pub(super) fn alias(&self, key: &str) -> TokenStream {
         let (alias, args) = (field_alias(&self.name, key), &self.ty_args);
         quote!(#alias #args)
     }
@@ -426,7 +426,7 @@ impl Lower {
     /// type's rule (`Shaped`: the last axis `IN` wide to `OUT` wide, a window over the axes
     /// before, or a width kept) applied to the input's shape, whose result is a constant of the
     /// model (`__KILN_SHAPE_<node>`), so a stack of windows stays a short expression.
-    fn field_call(
+    pub(super) fn field_call(
         &mut self,
         key: String,
         place: TokenStream,
