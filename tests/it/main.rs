@@ -17,6 +17,7 @@ mod distributed;
 mod embed_subclass;
 mod functional;
 mod functional_math;
+mod fusion;
 mod gan;
 mod generic_models;
 mod gradcheck;

@@ -14,9 +14,25 @@ use super::{Dim, Spec, rt};
 /// (`Exp`, `DivideBy(4.0)`).
 struct Unary {
     class: &'static str,
-    op: TokenStream,
+    /// The runtime ops applied one after the other: one, or a chain fused by [`fused`].
+    ops: Vec<TokenStream>,
     /// Its constant is named in the user's code (`TEMPERATURE`), so the model is generated there.
     named: bool,
+}
+
+/// The most functions fused into one layer (the runtime's `MAX_CHAIN`).
+const MAX_CHAIN: usize = 8;
+
+/// `outer` applied to what `inner` computes, as one layer, where both are element-wise
+/// functions of one tensor and the chain is not too long: `exp(0.5 * x)` is one pass over memory
+/// and one buffer. Named after the outer function.
+pub fn fused(inner: &dyn Spec, outer: &dyn Spec) -> Option<Rc<dyn Spec>> {
+    let ((a, na), (b, nb)) = (inner.unary_ops()?, outer.unary_ops()?);
+    if a.len() + b.len() > MAX_CHAIN {
+        return None;
+    }
+    let ops = a.iter().chain(b).cloned().collect();
+    Some(Rc::new(Unary { class: outer.class(), ops, named: na || nb }))
 }
 
 /// The element-wise functions, by the name a `call` body writes, with their Keras op classes.
@@ -34,7 +50,7 @@ pub const UNARY: &[(&str, &str, &str)] = &[
 pub fn unary(name: &str) -> Option<Rc<dyn Spec>> {
     let &(_, class, op) = UNARY.iter().find(|(n, _, _)| *n == name)?;
     let (rt, op) = (rt(), quote::format_ident!("{op}"));
-    Some(Rc::new(Unary { class, op: quote!(#rt::UnaryOp::#op), named: false }))
+    Some(Rc::new(Unary { class, ops: vec![quote!(#rt::UnaryOp::#op)], named: false }))
 }
 
 /// A scalar operand with a tensor: `x * c`, `c - x`, `x / c`, `pow(x, c)`, `clip(x, lo, hi)`.
@@ -157,7 +173,7 @@ pub fn scalar(s: Scalar) -> Rc<dyn Spec> {
             ("Clip", quote!(Clip(#lo, #hi)))
         }
     };
-    Rc::new(Unary { class, op: quote!(#rt::UnaryOp::#op), named })
+    Rc::new(Unary { class, ops: vec![quote!(#rt::UnaryOp::#op)], named })
 }
 
 impl Spec for Unary {
@@ -178,8 +194,14 @@ impl Spec for Unary {
         quote!(#rt::Unary)
     }
     fn constructor(&self, _: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
-        let (rt, op) = (rt(), &self.op);
-        quote!(#rt::Unary::new(#op))
+        let (rt, ops) = (rt(), &self.ops);
+        match &ops[..] {
+            [op] => quote!(#rt::Unary::new(#op)),
+            ops => quote!(#rt::Unary::chain(&[#(#ops),*])),
+        }
+    }
+    fn unary_ops(&self) -> Option<(&[TokenStream], bool)> {
+        Some((&self.ops, self.named))
     }
 }
 

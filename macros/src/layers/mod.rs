@@ -57,8 +57,8 @@ use crate::errors::{Errors, suggestion};
 pub use activation::{Act, Activation};
 pub use custom::Field;
 pub use math::{
-    Num, REDUCE, Scalar, add_loss, broadcast, draw, named_constant, number, one_hot, reduce, reduced, sample_axis,
-    scalar, unary,
+    Num, REDUCE, Scalar, add_loss, broadcast, draw, fused, named_constant, number, one_hot, reduce, reduced,
+    sample_axis, scalar, unary,
 };
 pub use merge::{concatenate, dot, elementwise};
 pub use noise::dropout_spec as dropout;
@@ -232,6 +232,11 @@ pub trait Spec {
     /// spanned at `at`; `what` names the layer in the message.
     fn const_checks(&self, _what: &str, _ins: &[Vec<usize>], _out: &[usize], _at: &TokenStream) -> TokenStream {
         TokenStream::new()
+    }
+    /// An element-wise function of one tensor (user math): its runtime ops, first to last, and
+    /// whether a constant of one is named in the user's code. Two in a row fuse (`math::fused`).
+    fn unary_ops(&self) -> Option<(&[TokenStream], bool)> {
+        None
     }
 }
 

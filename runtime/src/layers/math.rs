@@ -95,10 +95,20 @@ impl UnaryOp {
     }
 }
 
-/// An element-wise function as a layer, on inputs of any shape.
+/// The most element-wise functions one [`Unary`] layer applies in a row.
+pub const MAX_CHAIN: usize = 8;
+
+/// Values a chain works on at a time: its intermediates stay in the L1 cache, on the stack.
+const BLOCK: usize = 256;
+
+/// An element-wise function as a layer, on inputs of any shape; or a chain of them applied one
+/// after the other (`exp(0.5 * x)`), which the model macros fuse into one layer: one pass over
+/// memory and one buffer for the whole chain, its intermediates recomputed block by block in the
+/// backward pass (the same values and gradients, to the bit, as one layer per function).
 #[derive(Clone, Debug)]
 pub struct Unary {
-    op: UnaryOp,
+    ops: [UnaryOp; MAX_CHAIN],
+    len: usize,
     buf: MathBuffers,
 }
 
@@ -112,22 +122,91 @@ pub struct MathBuffers {
 impl Unary {
     /// The layer computing `op`.
     pub fn new(op: UnaryOp) -> Self {
-        Unary { op, buf: MathBuffers::default() }
+        Self::chain(&[op])
     }
 
-    /// The function it computes.
-    pub fn op(&self) -> UnaryOp {
-        self.op
+    /// The layer computing `ops` one after the other (1 to [`MAX_CHAIN`] of them; the macros
+    /// never give more).
+    pub fn chain(ops: &[UnaryOp]) -> Self {
+        assert!((1..=MAX_CHAIN).contains(&ops.len()), "a chain of 1 to {MAX_CHAIN} functions");
+        let mut all = [UnaryOp::StopGradient; MAX_CHAIN];
+        all[..ops.len()].copy_from_slice(ops);
+        Unary { ops: all, len: ops.len(), buf: MathBuffers::default() }
+    }
+
+    /// The functions it computes, first to last.
+    pub fn ops(&self) -> &[UnaryOp] {
+        &self.ops[..self.len]
+    }
+}
+
+/// `dst[i] = op(src[i])`, the match outside the loop so each function's loop vectorises.
+fn apply(op: UnaryOp, src: &[f32], dst: &mut [f32]) {
+    macro_rules! each {
+        (|$x:ident| $e:expr) => {
+            dst.iter_mut().zip(src).for_each(|(o, &$x)| *o = $e)
+        };
+    }
+    match op {
+        UnaryOp::Exp => each!(|x| x.exp()),
+        UnaryOp::Square => each!(|x| x * x),
+        UnaryOp::Scale(c) => each!(|x| x * c),
+        UnaryOp::Shift(c) => each!(|x| x + c),
+        UnaryOp::Sqrt => each!(|x| x.sqrt()),
+        op => each!(|x| op.f(x)),
+    }
+}
+
+/// `v[i] = op(v[i])`.
+fn apply_in_place(op: UnaryOp, v: &mut [f32]) {
+    macro_rules! each {
+        (|$x:ident| $e:expr) => {
+            v.iter_mut().for_each(|o| {
+                let $x = *o;
+                *o = $e
+            })
+        };
+    }
+    match op {
+        UnaryOp::Exp => each!(|x| x.exp()),
+        UnaryOp::Square => each!(|x| x * x),
+        UnaryOp::Scale(c) => each!(|x| x * c),
+        UnaryOp::Shift(c) => each!(|x| x + c),
+        UnaryOp::Sqrt => each!(|x| x.sqrt()),
+        op => each!(|x| op.f(x)),
+    }
+}
+
+/// `d[i] *= op'(x[i])`, where the value is `y[i]` (the match outside the loop).
+fn times_derivative(op: UnaryOp, x: &[f32], y: &[f32], d: &mut [f32]) {
+    macro_rules! each {
+        (|$x:ident, $y:ident| $e:expr) => {
+            d.iter_mut().zip(x).zip(y).for_each(|((d, &$x), &$y)| *d *= $e)
+        };
+    }
+    match op {
+        UnaryOp::Exp => each!(|_x, y| y),
+        UnaryOp::Square => each!(|x, _y| 2.0 * x),
+        UnaryOp::Scale(c) => each!(|_x, _y| c),
+        UnaryOp::Shift(_) => {}
+        UnaryOp::Sqrt => each!(|_x, y| 0.5 / y),
+        op => each!(|x, y| op.df(x, y)),
     }
 }
 
 impl Layer for Unary {
     fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
-        let (op, x) = (self.op, xs[0]);
+        let (ops, x) = (&self.ops[..self.len], xs[0]);
         let out = sized(&mut self.buf.out, x.len());
-        // Large tensors on the threads, in parts that depend on the length only.
+        // Large tensors on the threads, in parts that depend on the length only; a chain a
+        // block at a time, so the block stays in the cache from one function to the next.
         crate::kernels::parallel::parts_mut(out, |at, part| {
-            part.iter_mut().zip(&x[at..]).for_each(|(o, &x)| *o = op.f(x));
+            for (k, block) in part.chunks_mut(BLOCK).enumerate() {
+                apply(ops[0], &x[at + k * BLOCK..][..block.len()], block);
+                for &op in &ops[1..] {
+                    apply_in_place(op, block);
+                }
+            }
         });
     }
 
@@ -135,11 +214,35 @@ impl Layer for Unary {
         if !opts.input_grad {
             return;
         }
-        let (op, x, y) = (self.op, xs[0], &self.buf.out[..]);
+        let (ops, x, y) = (&self.ops[..self.len], xs[0], &self.buf.out[..]);
         let dx = sized(&mut self.buf.dx, dy.len());
+        if let [op] = ops {
+            let op = *op;
+            crate::kernels::parallel::parts_mut(dx, |at, part| {
+                for (((d, &g), &x), &y) in part.iter_mut().zip(&dy[at..]).zip(&x[at..]).zip(&y[at..]) {
+                    *d = g * op.df(x, y);
+                }
+            });
+            return;
+        }
+        // A chain: each block's intermediates recomputed, then the derivatives multiplied in from
+        // the last function to the first, as one layer per function would.
+        // The last function's value is the output, kept from the forward pass.
         crate::kernels::parallel::parts_mut(dx, |at, part| {
-            for (((d, &g), &x), &y) in part.iter_mut().zip(&dy[at..]).zip(&x[at..]).zip(&y[at..]) {
-                *d = g * op.df(x, y);
+            let mut vals = [[0.0f32; BLOCK]; MAX_CHAIN - 1];
+            for (k, block) in part.chunks_mut(BLOCK).enumerate() {
+                let (from, n) = (at + k * BLOCK, block.len());
+                let x = &x[from..][..n];
+                for (i, &op) in ops[..ops.len() - 1].iter().enumerate() {
+                    let (done, rest) = vals.split_at_mut(i);
+                    apply(op, done.last().map_or(x, |v| &v[..n]), &mut rest[0][..n]);
+                }
+                block.copy_from_slice(&dy[from..][..n]);
+                for (i, &op) in ops.iter().enumerate().rev() {
+                    let input = if i == 0 { x } else { &vals[i - 1][..n] };
+                    let value = if i + 1 == ops.len() { &y[from..][..n] } else { &vals[i][..n] };
+                    times_derivative(op, input, value, block);
+                }
             }
         });
     }

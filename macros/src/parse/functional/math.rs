@@ -11,9 +11,9 @@ use quote::ToTokens;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
 
-use super::Lowering;
 use super::syntax::parse_expr;
-use crate::ir::LayerDef;
+use super::{Binding, Lowering};
+use crate::ir::{LayerDef, Op};
 use crate::layers::{
     Act, Activation, Num, REDUCE, Scalar, Spec, broadcast, draw, named_constant, number, reduce, scalar, softmax_axis,
     unary,
@@ -43,6 +43,19 @@ impl Lowering<'_> {
         at: Span,
     ) -> Option<usize> {
         let name = self.namer.name(&kind.auto_name(), None, at, &mut self.errors)?;
+        // An element-wise function of a temporary element-wise result (`exp(0.5 * x)`): one
+        // layer, named after the outer function. A temporary is read once, here; a value bound
+        // to a name may be read again.
+        if let [x] = inputs[..]
+            && let Op::Apply(l) = self.nodes[x].op
+            && !self.env.values().any(|b| matches!(b, Binding::Value(v) if *v == x))
+            && !self.nodes.iter().any(|n| n.inputs.contains(&x))
+            && let Some(chain) = crate::layers::fused(&*self.layers[l].kind, &*kind)
+        {
+            self.layers[l] = LayerDef { name, kind: chain, tokens: tokens.clone(), apps: vec![x], place: None };
+            self.nodes[x].tokens = tokens;
+            return Some(x);
+        }
         self.layers.push(LayerDef { name, kind, tokens: tokens.clone(), apps: vec![], place: None });
         let layer = self.layers.len() - 1;
         Some(self.push_node(layer, inputs, tokens))
