@@ -541,3 +541,58 @@ fn one_hot_turns_ids_into_rows_and_refuses_ids_out_of_range() {
     let x: Vec<f32> = ids.iter().map(|&v| v as f32).collect();
     check_model(&mut m, &[&x], 2, 12, 1e-2).unwrap();
 }
+
+/// `gather` of each sample's rows by its own ids (`tf.gather(x, ids, axis = 1, batch_dims = 1)`).
+#[kiln::model]
+pub struct Pick {
+    d: Dense<3, 4>,
+}
+
+#[kiln::call]
+impl Pick {
+    fn call(&self, x: Input<5, 3>, ids: Ids<3>) -> Output<3, 4> {
+        tanh(gather(self.d(x), ids))
+    }
+}
+
+functional! {
+    /// The same in `functional!`.
+    pub struct PickGraph {
+        x = Input([5, 3]);
+        ids = Input([3], dtype = i32);
+        h = Dense(4)(x);
+        g = gather(h, ids);
+        out = tanh(g);
+        Model([x, ids], out)
+    }
+}
+
+#[test]
+fn gather_reads_each_samples_rows_by_its_ids() {
+    let x = kiln::ndarray::Array3::from_shape_fn((2, 5, 3), |(i, r, j)| ((i * 7 + r * 3 + j) % 11) as f32 / 5.0 - 1.0);
+    let ids = kiln::ndarray::arr2(&[[4i32, 0, 4], [1, 1, 2]]);
+    let (mut m, mut g) = (Pick::with_seed(3), PickGraph::with_seed(3));
+    for name in ["kernel", "bias"] {
+        g.set_weight(&format!("dense.{name}"), &m.get_weight(&format!("d.{name}")).unwrap()).unwrap();
+    }
+    let out = m.predict((&x, &ids)).unwrap();
+    assert_eq!(out, g.predict((&x, &ids)).unwrap());
+    // Row r of sample i is tanh(x[i, r] · kernel + bias).
+    let (k, b) = (m.get_weight("d.kernel").unwrap(), m.get_weight("d.bias").unwrap());
+    for (i, row) in ids.rows().into_iter().enumerate() {
+        for (j, &r) in row.iter().enumerate() {
+            for c in 0..4 {
+                let h: f32 = (0..3).map(|q| x[[i, r as usize, q]] * k[[q, c]]).sum::<f32>() + b[[c]];
+                assert!((out[[i, j, c]] - h.tanh()).abs() < 1e-6);
+            }
+        }
+    }
+    assert_eq!(Pick::INPUTS[1].dtype, kiln::DType::I32 { below: 5 });
+    assert_eq!(PickGraph::INPUTS[1].dtype, kiln::DType::I32 { below: 5 });
+    let e = m.predict((&x, &kiln::ndarray::arr2(&[[5i32, 0, 0], [0, 0, 0]]))).unwrap_err().to_string();
+    assert!(e.contains('5'), "{e}");
+    // Row 4 of the first sample is read twice: its gradient is the sum of both reads.
+    let flat_ids: Vec<f32> = ids.iter().map(|&v| v as f32).collect();
+    check_model(&mut m, &[x.as_slice().unwrap(), &flat_ids], 2, 12, 1e-2).unwrap();
+    check_model(&mut g, &[x.as_slice().unwrap(), &flat_ids], 2, 12, 1e-2).unwrap();
+}

@@ -120,7 +120,7 @@ impl Model {
         let node = self.inputs[input].1;
         (0..self.nodes.len())
             .filter(|&i| self.nodes[i].inputs.iter().any(|&j| self.resolve(j) == node))
-            .filter_map(|i| self.layer_of(i).and_then(|l| l.kind.id_bound()))
+            .filter_map(|i| self.layer_of(i).and_then(|l| l.kind.id_bound_for(&self.nodes[i].input_shapes)))
             .min()
             .unwrap_or(usize::MAX)
     }

@@ -64,7 +64,7 @@ pub use merge::{concatenate, dot, elementwise};
 pub use noise::dropout_spec as dropout;
 pub use part::{last_step, part};
 pub use resample::{as_image, permute_spec};
-pub use tensor::{matmul, matmul_shape, slice, softmax_axis};
+pub use tensor::{gather, matmul, matmul_shape, slice, softmax_axis};
 pub use view::{call_view, expand_dims, flatten, merge_axes, reshape_spec, squeeze};
 pub use window::global_pool;
 
@@ -131,6 +131,23 @@ pub trait Spec {
     /// accepts; `None` for layers that read floats.
     fn id_bound(&self) -> Option<usize> {
         None
+    }
+
+    /// Whether input `i` of the layer is integer token ids (every input of a layer with an
+    /// [`Spec::id_bound`]; `gather`'s second).
+    fn reads_ids(&self, _i: usize) -> bool {
+        self.id_bound().is_some()
+    }
+
+    /// The bound of the ids the layer reads, given its input shapes (`gather` reads ids below
+    /// its first input's extent).
+    fn id_bound_for(&self, _ins: &[Vec<usize>]) -> Option<usize> {
+        self.id_bound()
+    }
+
+    /// The bound as code, in a `call` body where shapes are constants for rustc.
+    fn id_bound_dims(&self) -> Option<TokenStream> {
+        self.id_bound().map(|b| quote!(#b))
     }
 
     /// Keras' masking: whether the layer makes a mask (`Embedding(mask_zero = true)`).

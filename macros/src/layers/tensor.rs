@@ -129,3 +129,44 @@ impl Spec for MatMul {
         quote!(#rt::MatMul::new(&[#(#a),*], &[#(#b),*], #ta, #tb))
     }
 }
+
+/// `gather(x, ids)`: per sample, the rows of `x` its ids name (`tf.gather(x, ids, axis = 1,
+/// batch_dims = 1)`). `bound` is the extent of `x`'s first axis as code, in a `call` body.
+struct Gather {
+    bound: Option<TokenStream>,
+}
+
+/// `gather(x, ids)`, its ids bound by `bound` in a `call` body (known from the shapes elsewhere).
+pub fn gather(bound: Option<TokenStream>) -> Rc<dyn Spec> {
+    Rc::new(Gather { bound })
+}
+
+impl Spec for Gather {
+    fn class(&self) -> &'static str {
+        "Gather"
+    }
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let (x, ids) = (&ins[0], &ins[1]);
+        if ids.len() != 1 {
+            return Err(format!("gather takes one axis of ids per sample, got ids of shape {ids:?}"));
+        }
+        Ok([&ids[..], &x[1..]].concat())
+    }
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::Gather)
+    }
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, dims) = (rt(), &ins[0]);
+        quote!(#rt::Gather::new(&[#(#dims),*]))
+    }
+    fn reads_ids(&self, i: usize) -> bool {
+        i == 1
+    }
+    fn id_bound_for(&self, ins: &[Vec<usize>]) -> Option<usize> {
+        ins.first().and_then(|x| x.first()).copied()
+    }
+    fn id_bound_dims(&self) -> Option<TokenStream> {
+        self.bound.clone()
+    }
+}

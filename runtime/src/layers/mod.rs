@@ -153,7 +153,7 @@ pub use init::{Activity, Constraint, Initializer, Regularizer, configure};
 pub use layer_norm::{LayerNorm, LayerNormBuffers};
 pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
 pub use shared_model::{ModelBuffers, swap_model_buffers};
-pub use tensor::{MatMul, MatMulBuffers, Slice, SoftmaxAxis};
+pub use tensor::{Gather, GatherBuffers, MatMul, MatMulBuffers, Slice, SoftmaxAxis};
 pub use weight::{GlorotUniform, Matrix, MatrixInit, Ones, Weight, WeightBuffers, WeightInit, Zeros};
 pub use add_loss::AddLoss;
 pub use one_hot::OneHot;

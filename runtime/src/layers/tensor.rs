@@ -238,3 +238,89 @@ impl Shareable for Slice {
         &mut self.buf
     }
 }
+
+/// `gather(x, ids)`: per sample, the rows of `x` (its first axis, `rows` long, each row `width`
+/// values) that the sample's integer ids name, in their order — TensorFlow's
+/// `tf.gather(x, ids, axis = 1, batch_dims = 1)`. The gradient of a row read several times is
+/// the sum of what reaches each read; the ids get none.
+#[derive(Clone, Debug)]
+pub struct Gather {
+    rows: usize,
+    width: usize,
+    buf: GatherBuffers,
+}
+
+/// What one application of a [`Gather`] writes.
+#[derive(Clone, Debug, Default)]
+pub struct GatherBuffers {
+    out: Vec<f32>,
+    dx: Vec<f32>,
+    /// Zeros as long as the ids: integers have no gradient.
+    dids: Vec<f32>,
+}
+
+impl Gather {
+    /// Rows of samples of shape `shape` (`[rows, ..]`); the ids are checked below `rows` when
+    /// data comes in.
+    pub fn new(shape: &[usize]) -> Self {
+        let rows = shape.first().copied().unwrap_or(1).max(1);
+        Gather { rows, width: shape.iter().skip(1).product(), buf: GatherBuffers::default() }
+    }
+
+}
+
+/// The row an id names among `rows` (an id was checked below `rows` where it came in; one that
+/// was not reads the last row rather than past the sample).
+fn row(id: f32, rows: usize) -> usize {
+    (id.max(0.0) as usize).min(rows - 1)
+}
+
+impl Layer for Gather {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        let (x, ids, w, rows) = (xs[0], xs[1], self.width, self.rows);
+        let k = (ids.len() / ctx.n.max(1)).max(1);
+        let out = sized(&mut self.buf.out, ids.len() * w);
+        for (j, (&id, dst)) in ids.iter().zip(out.chunks_exact_mut(w.max(1))).enumerate() {
+            dst.copy_from_slice(&x[(j / k * rows + row(id, rows)) * w..][..w]);
+        }
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if !opts.input_grad {
+            return;
+        }
+        let (x, ids, w, rows) = (xs[0], xs[1], self.width, self.rows);
+        let k = (ids.len() / ctx.n.max(1)).max(1);
+        let dx = sized(&mut self.buf.dx, x.len());
+        dx.fill(0.0);
+        for (j, (&id, g)) in ids.iter().zip(dy.chunks_exact(w.max(1))).enumerate() {
+            let read = &mut dx[(j / k * rows + row(id, rows)) * w..][..w];
+            read.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+        }
+        sized(&mut self.buf.dids, ids.len()).fill(0.0);
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, i: usize) -> &[f32] {
+        if i == 0 { &self.buf.dx } else { &self.buf.dids }
+    }
+}
+
+impl LayerBuffers for GatherBuffers {
+    fn output(&self) -> &[f32] {
+        &self.out
+    }
+    fn input_grad(&self, i: usize) -> &[f32] {
+        if i == 0 { &self.dx } else { &self.dids }
+    }
+}
+
+impl Shareable for Gather {
+    type Buffers = GatherBuffers;
+    fn buffers_mut(&mut self) -> &mut GatherBuffers {
+        &mut self.buf
+    }
+}

@@ -25,7 +25,7 @@ const USAGE: &str = "math on values: `+ - * /` (broadcast) and with numbers, `-x
 `softmax(x, axis = 1)`, `log_softmax(x)`, `random_normal(x)`, `matmul(a, b)`, `slice(x, axis = 1, start = 0, end = 2)`, \
 `reshape(x, [4, -1])`, `transpose(x, [0, 2, 1])`, `expand_dims(x, axis = 1)`, `squeeze(x, axis = 1)`, \
 `concatenate([a, b], axis = -1)`, `stack([a, b], axis = 1)`, `tile(x, [1, 2])`, `repeat(x, 2, axis = 1)`, \
-`one_hot(ids, 10)`, activations such as `relu(x)`, and layer applications (`Dense(4)(h) * 2.0`)";
+`one_hot(ids, 10)`, `gather(x, ids)`, activations such as `relu(x)`, and layer applications (`Dense(4)(h) * 2.0`)";
 
 /// A number or a named constant written in the code (`0.5`, `TEMPERATURE`), read as `f32`.
 fn num(e: &syn::Expr) -> Option<Num> {

@@ -28,6 +28,7 @@ impl Lowering<'_> {
             "tile" => self.tile_op(c, tokens, at),
             "repeat" => self.repeat_op(c, tokens, at),
             "one_hot" => self.one_hot_op(c, tokens, at),
+            "gather" => self.gather_op(c, tokens, at),
             _ => return None,
         };
         Some(out)
@@ -207,6 +208,15 @@ impl Lowering<'_> {
         let lifted = self.op(expand_dims(axis + 1), vec![x], tokens.clone(), span)?;
         let tiled = if n > 1 { self.op(concatenate(axis + 1), vec![lifted; n], tokens.clone(), span)? } else { lifted };
         self.op(merge_axes(axis as usize - 1), vec![tiled], tokens, span)
+    }
+
+    /// `gather(x, ids)`: per sample, the rows of `x` the ids of an input declared `dtype = i32`
+    /// name (`tf.gather(x, ids, axis = 1, batch_dims = 1)`).
+    fn gather_op(&mut self, c: &syn::ExprCall, tokens: TokenStream, at: usize) -> Option<usize> {
+        let usage = "gather(x, ids), ids an input declared `Input([k], dtype = i32)`";
+        let (args, _) = self.arguments(c, 2, &[], usage)?;
+        let (x, ids) = (self.math(args[0], at)?, self.math(args[1], at)?);
+        self.op(crate::layers::gather(None), vec![x, ids], tokens, c.span())
     }
 
     /// `one_hot(ids, 10)` of an input declared `dtype = i32`.

@@ -106,6 +106,7 @@ const MATH: &[&str] = &[
     "tile",
     "repeat",
     "one_hot",
+    "gather",
 ];
 
 /// A statement's right-hand side: the layer grammar (`Dense(4)(x)`, `shared(a)`, `[a, b]`), or

@@ -49,7 +49,7 @@ const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.la
 `maximum(x, 0.0)`, `minimum(x, c)`, `stop_gradient(x)`, \
 `pow(x, c)`, `clip(x, lo, hi)`, `sum mean max min logsumexp` along an axis \
 (`sum(x, axis = -1, keepdims = true)`), `softmax(x, axis = 1)`, `log_softmax(x)`, `matmul(a, b)`, \
-`slice(x, axis = -1, start = 0, end = 2)`, `concatenate([a, b], axis = 1)`, `stack([a, b], axis = 1)`, `tile(x, [1, 2])`, `repeat(x, 2, axis = 1)`, `one_hot(ids, 10)`, `random_normal(x)`, \
+`slice(x, axis = -1, start = 0, end = 2)`, `concatenate([a, b], axis = 1)`, `stack([a, b], axis = 1)`, `tile(x, [1, 2])`, `repeat(x, 2, axis = 1)`, `one_hot(ids, 10)`, `gather(x, ids)`, `random_normal(x)`, \
 `reshape(x, [4, -1])`, `transpose(x, [0, 2, 1])`, `expand_dims(x, axis = 1)`, `squeeze(x, axis = 1)`, \
 weights read as `self.gamma`, `for i in 0..3 { .. }` loops, activations such as `relu(x)`, `flatten(x)`, `dropout(x, 0.25)`, \
 `global_average_pooling(x)`, `global_max_pooling(x)`, `last_step(x)`, the merges `add([..])`, \
@@ -651,8 +651,8 @@ impl Lower {
         let model = &self.model;
         for (k, &(_, input)) in model.inputs.iter().enumerate().filter(|(k, _)| model.int_inputs[*k]) {
             for node in model.nodes.iter().filter(|n| n.inputs.contains(&input)) {
-                if model.layer_of_node(node).is_none_or(|l| l.kind.field_key().is_none() && l.kind.id_bound().is_none())
-                {
+                let at = node.inputs.iter().position(|&i| i == input).unwrap_or(0);
+                if model.layer_of_node(node).is_none_or(|l| l.kind.field_key().is_none() && !l.kind.reads_ids(at)) {
                     self.errors.over(
                         &node.tokens,
                         format!(
