@@ -94,6 +94,10 @@ fn every_op_matches_keras_and_passes_the_gradient_check() {
     check("log_softmax_mid", SoftmaxAxis::new(true, &s, 0), &s);
     check_shapes("matmul_tb", &mut MatMul::new(&[3, 4], &[5, 4], false, true), &[&[3, 4], &[5, 4]]);
     check_shapes("matmul_ta", &mut MatMul::new(&[4, 3], &[4, 5], true, false), &[&[4, 3], &[4, 5]]);
+    // Leading axes that broadcast: [2, 3, 4] by [1, 4, 5], and by [4, 5].
+    let (a, b1, b0) = (&[2, 3, 4][..], &[1, 4, 5][..], &[4, 5][..]);
+    check_shapes("matmul_bcast", &mut MatMul::new(a, b1, false, false), &[a, b1]);
+    check_shapes("matmul_bcast_rank", &mut MatMul::new(a, b0, false, false), &[a, b0]);
 }
 
 #[kiln::model]
@@ -595,4 +599,32 @@ fn gather_reads_each_samples_rows_by_its_ids() {
     let flat_ids: Vec<f32> = ids.iter().map(|&v| v as f32).collect();
     check_model(&mut m, &[x.as_slice().unwrap(), &flat_ids], 2, 12, 1e-2).unwrap();
     check_model(&mut g, &[x.as_slice().unwrap(), &flat_ids], 2, 12, 1e-2).unwrap();
+}
+
+/// `matmul` whose leading axes broadcast: one [4, 2] matrix per sample applied at each of its
+/// 3 × 5 positions, in a model, gradient-checked (the matrix's gradient sums over them).
+#[kiln::model]
+pub struct PerSampleMatrix {
+    g: Weight<2, kiln::Ones>,
+}
+
+#[kiln::call]
+impl PerSampleMatrix {
+    fn call(&self, x: Input<3, 5, 4>, m: Input<4, 2>) -> Output<3, 5, 2> {
+        tanh(matmul(x, m)) * self.g
+    }
+}
+
+#[test]
+fn matmul_broadcasts_leading_axes_in_a_model() {
+    let x = kiln::ndarray::Array4::from_shape_fn((2, 3, 5, 4), |(i, a, b, c)| {
+        ((i + a * 2 + b * 3 + c) % 7) as f32 / 7.0 - 0.4
+    });
+    let m = kiln::ndarray::Array3::from_shape_fn((2, 4, 2), |(i, a, b)| ((i * 3 + a + b * 5) % 5) as f32 / 5.0 - 0.3);
+    let mut model = PerSampleMatrix::with_seed(1);
+    let out = model.predict((&x, &m)).unwrap();
+    assert_eq!(out.shape(), &[2, 3, 5, 2]);
+    let want: f32 = (0..4).map(|c| x[[1, 2, 3, c]] * m[[1, c, 1]]).sum();
+    assert!((out[[1, 2, 3, 1]] - want.tanh()).abs() < 1e-6);
+    check_model(&mut model, &[x.as_slice().unwrap(), m.as_slice().unwrap()], 2, 12, 1e-2).unwrap();
 }

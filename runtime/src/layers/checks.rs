@@ -342,20 +342,14 @@ pub const fn expect_same_dims(what: &str, a: &[usize], b: &[usize]) {
 /// Two tensors combined element-wise broadcast (NumPy's rule: shapes aligned from the last
 /// axis, each pair of extents equal or one of them 1; the shorter shape is padded with 1s).
 pub const fn expect_broadcast(what: &str, a: &[usize], b: &[usize]) {
-    let (mut i, mut j) = (a.len(), b.len());
-    while i > 0 && j > 0 {
-        let (x, y) = (a[i - 1], b[j - 1]);
-        if x != y && x != 1 && y != 1 {
-            fail!(Msg::new()
-                .str(what)
-                .str(" cannot broadcast ")
-                .shape(a)
-                .str(" and ")
-                .shape(b)
-                .str(": aligned from the last axis, each pair of extents must be equal or one of them 1"))
-        }
-        i -= 1;
-        j -= 1;
+    if !broadcasts(a, b) {
+        fail!(Msg::new()
+            .str(what)
+            .str(" cannot broadcast ")
+            .shape(a)
+            .str(" and ")
+            .shape(b)
+            .str(": aligned from the last axis, each pair of extents must be equal or one of them 1"))
     }
 }
 
@@ -391,14 +385,14 @@ pub const fn expect_matmul(what: &str, a: &[usize], b: &[usize], ta: bool, tb: b
     let inner_b = if tb { b[rb - 1] } else { b[rb - 2] };
     let (lead_a, _) = a.split_at(ra - 2);
     let (lead_b, _) = b.split_at(rb - 2);
-    if inner_a != inner_b || !shape_eq(lead_a, lead_b) {
+    if inner_a != inner_b || !broadcasts(lead_a, lead_b) {
         fail!(Msg::new()
             .str(what)
             .str(" cannot multiply ")
             .shape(a)
             .str(" by ")
             .shape(b)
-            .str(": the inner sizes must agree and the leading axes be the same"))
+            .str(": the inner sizes must agree and the leading axes broadcast"))
     }
 }
 
@@ -477,6 +471,20 @@ pub const fn expect_extent_one(what: &str, extent: usize) {
     if extent != 1 {
         fail!(Msg::new().str(what).str(" removes an axis of extent 1, not ").shape(&[extent]))
     }
+}
+
+/// Whether two shapes broadcast as NumPy's (aligned from the last axis, each pair equal or one
+/// of them 1, a missing axis counting as 1).
+const fn broadcasts(a: &[usize], b: &[usize]) -> bool {
+    let (mut i, mut j) = (a.len(), b.len());
+    while i > 0 && j > 0 {
+        i -= 1;
+        j -= 1;
+        if a[i] != b[j] && a[i] != 1 && b[j] != 1 {
+            return false;
+        }
+    }
+    true
 }
 
 /// An axis's extent after broadcasting two extents that [`expect_broadcast`] accepts.

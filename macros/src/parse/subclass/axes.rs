@@ -187,12 +187,10 @@ impl Lower {
         }
         let (a, b) = (self.value(&c.args[0])?, self.value(&c.args[1])?);
         let (ra, rb) = (self.shapes[a].len(), self.shapes[b].len());
-        if ra < 2 || ra != rb {
+        if ra < 2 || rb < 2 {
             self.errors.at(
                 c.span(),
-                format!(
-                    "matmul multiplies the last two axes of tensors of one rank, 2 or more: got ranks {ra} and {rb}"
-                ),
+                format!("matmul multiplies the last two axes of tensors of rank 2 or more: got ranks {ra} and {rb}"),
             );
             return None;
         }
@@ -201,7 +199,11 @@ impl Lower {
         self.checks.push(quote::quote_spanned!(span=>
             const _: () = ::kiln::__private::expect_matmul("matmul", #sa, #sb, #ta, #tb);
         ));
-        let shape = matmul_shape(&self.shapes[a], &self.shapes[b], ta, tb);
+        let one = quote!(1usize);
+        let shape = matmul_shape(&self.shapes[a], &self.shapes[b], ta, tb, |x, y| {
+            let (x, y) = (x.unwrap_or(&one), y.unwrap_or(&one));
+            quote!(::kiln::__private::broadcast_dim(#x, #y))
+        });
         let layer = self.op_layer(matmul(ta, tb), tokens.clone());
         Some(self.node(layer, vec![a, b], tokens, shape))
     }
