@@ -77,6 +77,8 @@ CASES = [
     # (kiln aligns a sample's axes; Keras, given the batch, needs the axis made explicit).
     ("matmul_bcast", normal, normal, lambda a, b: ops.matmul(a, b)),
     ("matmul_bcast_rank", normal, normal, lambda a, b: ops.matmul(a, ops.expand_dims(b, 1))),
+    # A transpose of samples of rank 4.
+    ("transpose_rank4", normal, None, lambda x: ops.transpose(x, (0, 3, 1, 4, 2))),
 ]
 SHAPES = {
     "mean1_rank3": (2, 3, 4, 2),
@@ -84,6 +86,7 @@ SHAPES = {
     "matmul_ta": (2, 4, 3),
     "matmul_bcast": (2, 2, 3, 4),
     "matmul_bcast_rank": (2, 2, 3, 4),
+    "transpose_rank4": (2, 2, 3, 4, 5),
 }
 B_SHAPES = {
     "bcast_mul": (2, 1, 5),

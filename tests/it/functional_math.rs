@@ -248,3 +248,30 @@ fn shape_ops_in_functional_are_the_call_body_ops() {
     assert_eq!(out.shape(), &[2, 2]);
     assert_eq!(OneHotBag::INPUTS[0].dtype, kiln::DType::I32 { below: 4 });
 }
+
+functional! {
+    /// A transpose of samples of rank 4, between layers (the first Dense's gradient passes
+    /// through it).
+    pub struct Rank4 {
+        x = Input([6]);
+        h = Dense(120)(x);
+        t = transpose(reshape(h, [2, 3, 4, 5]), [0, 4, 2, 1, 3]);
+        f = Flatten()(t);
+        out = Dense(2)(f);
+        Model(x, [t, out])
+    }
+}
+
+#[test]
+fn transposes_of_rank_4_samples() {
+    let x = Array2::from_shape_fn((3, 6), |(i, j)| ((i * 5 + j) % 7) as f32 / 7.0 - 0.5);
+    let mut m = Rank4::with_seed(1);
+    let (t, out) = m.predict(&x).unwrap();
+    assert_eq!((t.shape(), out.shape()), (&[3, 5, 3, 2, 4][..], &[3, 2][..]));
+    // Keras' axes (0, 4, 2, 1, 3): t[.., e, b, a, c] is h[.., a, b, c, e].
+    let h = x.dot(&m.get_weight("dense.kernel").unwrap().into_dimensionality::<kiln::ndarray::Ix2>().unwrap());
+    let b = m.get_weight("dense.bias").unwrap();
+    let at = |a: usize, bb: usize, c: usize, e: usize| ((a * 3 + bb) * 4 + c) * 5 + e;
+    assert!((t[[2, 4, 2, 1, 1]] - (h[[2, at(1, 2, 1, 4)]] + b[[at(1, 2, 1, 4)]])).abs() < 1e-5);
+    check_model(&mut m, &[x.as_slice().unwrap()], 3, 12, 1e-2).unwrap();
+}

@@ -98,6 +98,9 @@ fn every_op_matches_keras_and_passes_the_gradient_check() {
     let (a, b1, b0) = (&[2, 3, 4][..], &[1, 4, 5][..], &[4, 5][..]);
     check_shapes("matmul_bcast", &mut MatMul::new(a, b1, false, false), &[a, b1]);
     check_shapes("matmul_bcast_rank", &mut MatMul::new(a, b0, false, false), &[a, b0]);
+    // Keras' transpose (0, 3, 1, 4, 2) of samples of rank 4.
+    let s4 = [2, 3, 4, 5];
+    check_shapes("transpose_rank4", &mut kiln::Permute::new(&s4, &[2, 0, 3, 1]), &[&s4, &s4]);
 }
 
 #[kiln::model]

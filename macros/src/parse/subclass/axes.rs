@@ -311,7 +311,7 @@ impl Lower {
     }
 
     /// `transpose(x, [0, 2, 1])`: a sample's axes reordered, written as Keras' `ops.transpose`
-    /// axes (the batch, 0, stays first); samples of rank 2 or 3.
+    /// axes (the batch, 0, stays first).
     fn transpose_call(&mut self, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
         let usage = "transpose(x, [0, 2, 1]): Keras' axes, the batch (0) first";
         let (Some(x), Some(Expr::Array(list)), 2) = (c.args.first(), c.args.iter().nth(1), c.args.len()) else {
@@ -328,12 +328,10 @@ impl Lower {
         let mut sorted = axes.clone().unwrap_or_default();
         sorted.sort_unstable();
         let valid = axes.as_ref().is_some_and(|a| a.first() == Some(&0)) && sorted == (0..=rank).collect::<Vec<_>>();
-        if !valid || !(2..=3).contains(&rank) {
+        if !valid {
             self.errors.at(
                 list.span(),
-                format!(
-                    "{usage}; for samples of rank {rank} a permutation of 0..={rank} starting with 0 (ranks 2 and 3)"
-                ),
+                format!("{usage}; for samples of rank {rank} a permutation of 0..={rank} starting with 0"),
             );
             return None;
         }
