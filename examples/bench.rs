@@ -440,6 +440,26 @@ fn main() {
         let (a, b) = (median(one), median(many));
         println!("| E exp forward + backward on 2^20 values, 1 thread (ms) | {:.2} |", a * 1e3);
         println!("| E the same, {all} threads (ms) | {:.2} ({:.2}x) |", b * 1e3, a / b);
+        // A reduction: logsumexp over the last axis of 1,024 samples of [1024].
+        let mut lse = kiln::Reduce::new(kiln::ReduceOp::LogSumExp, &[1024], 0);
+        let dy1 = vec![1.0f32; 1024];
+        let (mut one, mut many) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            for (threads, times) in [(1, &mut one), (all, &mut many)] {
+                kiln::kernels::parallel::set_threads(threads);
+                let start = Instant::now();
+                for _ in 0..20 {
+                    let mut ctx = kiln::Ctx::new(1024, true, &mut stream);
+                    kiln::Layer::forward(&mut lse, &[&x], &mut ctx);
+                    let opts = kiln::BackwardOpts { input_grad: true, ..Default::default() };
+                    kiln::Layer::backward(&mut lse, &[&x], &dy1, &mut ctx, opts);
+                }
+                times.push(start.elapsed().as_secs_f64() / 20.0);
+            }
+        }
+        let (a, b) = (median(one), median(many));
+        println!("| E logsumexp over 1,024 rows of 1,024, forward + backward, 1 thread (ms) | {:.2} |", a * 1e3);
+        println!("| E the same, {all} threads (ms) | {:.2} ({:.2}x) |", b * 1e3, a / b);
     }
     if want("F") {
         // A chain of element-wise functions (`exp(0.5 * x) + 1.0`, 2^20 values, forward and

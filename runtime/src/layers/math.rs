@@ -318,36 +318,46 @@ impl Reduce {
 impl Layer for Reduce {
     fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
         let x = xs[0];
-        let outer = x.len() / (self.len * self.inner);
-        sized(&mut self.buf.out, outer * self.inner);
-        for o in 0..outer {
-            for i in 0..self.inner {
-                self.buf.out[o * self.inner + i] = self.reduce(x, o, i);
+        let inner = self.inner;
+        let outer = x.len() / (self.len * inner);
+        let mut out = std::mem::take(&mut self.buf.out);
+        sized(&mut out, outer * inner);
+        // Each output is one thread's whole sum, so the split changes no bits.
+        let parallel = x.len() >= crate::kernels::parallel::ELEMENTWISE_SPLIT;
+        crate::kernels::parallel::for_rows(&mut out, inner, threads(), 1, parallel, |first, rows| {
+            for (r, row) in rows.chunks_exact_mut(inner).enumerate() {
+                row.iter_mut().enumerate().for_each(|(i, v)| *v = self.reduce(x, first + r, i));
             }
-        }
+        });
+        self.buf.out = out;
     }
 
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
         if !opts.input_grad {
             return;
         }
-        let (x, y, len, inner) = (xs[0], &self.buf.out, self.len, self.inner);
+        let (x, y, len, inner, op) = (xs[0], &self.buf.out, self.len, self.inner, self.op);
         let dx = sized(&mut self.buf.dx, x.len());
-        for o in 0..y.len() / inner {
-            for i in 0..inner {
-                let (g, v) = (dy[o * inner + i], y[o * inner + i]);
-                let at = |k: usize| (o * len + k) * inner + i;
-                match self.op {
-                    ReduceOp::Sum => (0..len).for_each(|k| dx[at(k)] = g),
-                    ReduceOp::Mean => (0..len).for_each(|k| dx[at(k)] = g / len as f32),
-                    ReduceOp::Max | ReduceOp::Min => {
-                        let ties = (0..len).filter(|&k| x[at(k)] == v).count().max(1) as f32;
-                        (0..len).for_each(|k| dx[at(k)] = if x[at(k)] == v { g / ties } else { 0.0 });
+        let parallel = x.len() >= crate::kernels::parallel::ELEMENTWISE_SPLIT;
+        crate::kernels::parallel::for_rows(dx, len * inner, threads(), 1, parallel, |first, rows| {
+            for (r, dx) in rows.chunks_exact_mut(len * inner).enumerate() {
+                let o = first + r;
+                let x = &x[o * len * inner..][..len * inner];
+                for i in 0..inner {
+                    let (g, v) = (dy[o * inner + i], y[o * inner + i]);
+                    let at = |k: usize| k * inner + i;
+                    match op {
+                        ReduceOp::Sum => (0..len).for_each(|k| dx[at(k)] = g),
+                        ReduceOp::Mean => (0..len).for_each(|k| dx[at(k)] = g / len as f32),
+                        ReduceOp::Max | ReduceOp::Min => {
+                            let ties = (0..len).filter(|&k| x[at(k)] == v).count().max(1) as f32;
+                            (0..len).for_each(|k| dx[at(k)] = if x[at(k)] == v { g / ties } else { 0.0 });
+                        }
+                        ReduceOp::LogSumExp => (0..len).for_each(|k| dx[at(k)] = g * (x[at(k)] - v).exp()),
                     }
-                    ReduceOp::LogSumExp => (0..len).for_each(|k| dx[at(k)] = g * (x[at(k)] - v).exp()),
                 }
             }
-        }
+        });
     }
 
     fn output(&self) -> &[f32] {
@@ -357,6 +367,11 @@ impl Layer for Reduce {
     fn input_grad(&self, _i: usize) -> &[f32] {
         &self.buf.dx
     }
+}
+
+/// The threads a split may use.
+fn threads() -> usize {
+    crate::kernels::parallel::threads()
 }
 
 /// An element-wise operator between two tensors that broadcast (NumPy's rule, as Keras' ops).
@@ -506,18 +521,25 @@ impl Layer for Broadcast {
             });
             return;
         }
-        da.fill(0.0);
-        db.fill(0.0);
-        for s in 0..n {
-            let (a, b) = (&a[s * na..(s + 1) * na], &b[s * nb..(s + 1) * nb]);
-            let (da, db) = (&mut da[s * na..(s + 1) * na], &mut db[s * nb..(s + 1) * nb]);
-            for (&g, &(ia, ib)) in dy[s * no..(s + 1) * no].iter().zip(&self.from) {
-                let (ia, ib) = (ia as usize, ib as usize);
-                let (ga, gb) = op.grads(a[ia], b[ib]);
-                da[ia] += g * ga;
-                db[ib] += g * gb;
+        // Each sample's sums over the stretched axes on one thread, in the same order on any
+        // thread count; large batches split by samples.
+        let parts = if n * no >= crate::kernels::parallel::ELEMENTWISE_SPLIT { threads() } else { 1 };
+        let from = &self.from[..];
+        crate::kernels::parallel::for_runs(n, parts, [(da, na), (db, nb)], |first, count, [da, db]| {
+            da.fill(0.0);
+            db.fill(0.0);
+            for s in first..first + count {
+                let (a, b) = (&a[s * na..(s + 1) * na], &b[s * nb..(s + 1) * nb]);
+                let r = s - first;
+                let (da, db) = (&mut da[r * na..(r + 1) * na], &mut db[r * nb..(r + 1) * nb]);
+                for (&g, &(ia, ib)) in dy[s * no..(s + 1) * no].iter().zip(from) {
+                    let (ia, ib) = (ia as usize, ib as usize);
+                    let (ga, gb) = op.grads(a[ia], b[ib]);
+                    da[ia] += g * ga;
+                    db[ib] += g * gb;
+                }
             }
-        }
+        });
     }
 
     fn output(&self) -> &[f32] {
@@ -667,6 +689,36 @@ mod tests {
         let (one, two) = (run(1, &b, &b, &[8], &[8]), run(2, &b, &b, &[8], &[8]));
         crate::kernels::parallel::set_threads(2);
         assert_eq!(one, two);
+    }
+
+    /// Large reductions (over a long axis, and over a short one with many outputs) and a fused
+    /// chain give the same values on one thread and on two.
+    #[test]
+    fn large_reductions_and_chains_are_the_same_on_any_thread_count() {
+        let (n, shape) = (64, [40usize, 50]);
+        let x: Vec<f32> = (0..n * 2000).map(|i| (i as f32 * 0.013).sin() * 3.0).collect();
+        let dy: Vec<f32> = (0..n * 2000).map(|i| (i as f32 * 0.07).cos()).collect();
+        fn run<L: Layer>(threads: usize, layer: &mut L, x: &[f32], dy: &[f32], n: usize) -> (Vec<f32>, Vec<f32>) {
+            crate::kernels::parallel::set_threads(threads);
+            let mut stream = crate::random::Stream::new(0);
+            let mut ctx = Ctx::new(n, true, &mut stream);
+            layer.forward(&[x], &mut ctx);
+            let g = &dy[..layer.output().len()];
+            layer.backward(&[x], g, &mut ctx, BackwardOpts { input_grad: true, ..Default::default() });
+            (layer.output().to_vec(), layer.input_grad(0).to_vec())
+        }
+        for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::LogSumExp] {
+            for axis in [0, 1] {
+                let reduce = || Reduce::new(op, &shape, axis);
+                let (one, two) = (run(1, &mut reduce(), &x, &dy, n), run(2, &mut reduce(), &x, &dy, n));
+                assert_eq!(one, two, "{op:?} over axis {axis}");
+            }
+        }
+        let chain = || Unary::chain(&[UnaryOp::Scale(0.5), UnaryOp::Exp, UnaryOp::Shift(1.0)]);
+        let (one, two) = (run(1, &mut chain(), &x, &dy, n), run(2, &mut chain(), &x, &dy, n));
+        crate::kernels::parallel::set_threads(2);
+        assert_eq!(one, two);
+        assert!(one.0.iter().zip(&x).all(|(y, x)| *y == (x * 0.5).exp() + 1.0));
     }
 
     /// Each function's derivative against a central difference, at points inside its domain.
