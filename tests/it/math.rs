@@ -631,3 +631,22 @@ fn matmul_broadcasts_leading_axes_in_a_model() {
     assert!((out[[1, 2, 3, 1]] - want.tanh()).abs() < 1e-6);
     check_model(&mut model, &[x.as_slice().unwrap(), m.as_slice().unwrap()], 2, 12, 1e-2).unwrap();
 }
+
+sequential! {
+    pub struct TwoOut: [3] { Dense(2) }
+}
+
+/// A metric written as math: the `#[kiln::loss]` above, logged per epoch as Keras logs a metric
+/// function (the mean of its per-sample values), by its function's name.
+#[test]
+fn a_loss_written_as_math_is_also_a_metric() {
+    let x = Array2::from_shape_fn((8, 3), |(i, j)| (i as f32 - 4.0) * 0.25 + j as f32 * 0.1);
+    let y = Array2::from_shape_fn((8, 2), |(i, j)| ((i + j) % 3) as f32 / 3.0);
+    let mut m = TwoOut::with_seed(2);
+    m.compile_with(Compile::new("sgd").loss("mse").metric(kiln::Metric::custom(&half_squared))).unwrap();
+    let logs = m.evaluate(&x, &y).unwrap();
+    let p = m.predict(&x).unwrap();
+    let want = (0..8).map(|i| 0.5 * (0..2).map(|j| (p[[i, j]] - y[[i, j]]).powi(2)).sum::<f32>()).sum::<f32>() / 8.0;
+    let got = logs.iter().find(|(k, _)| *k == "half_squared").map(|(_, v)| *v).unwrap();
+    assert!((got - want as f64).abs() < 1e-5, "{got} against {want}");
+}

@@ -104,3 +104,46 @@ fn train<M: Model>(mut m: M, x: &Array2<f32>, y: &kiln::ndarray::Array1<f32>) ->
     let l = h.get("loss").unwrap();
     (l[0], l[l.len() - 1])
 }
+
+/// Writes `tests/fixtures/embed/linear.safetensors`, the weights `EmbeddedLinear` compiles in:
+/// `Linear::<3>::with_seed(21)`'s, its bias set to [0.1, -0.2, 0.3].
+#[test]
+#[ignore]
+fn write_the_linear_fixture() {
+    let mut m = Linear::<3>::with_seed(21);
+    m.set_weight("b.value", &kiln::ndarray::arr1(&[0.1f32, -0.2, 0.3]).into_dyn()).unwrap();
+    m.save_weights(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/embed/linear.safetensors")).unwrap();
+}
+
+/// The math layer with its trained weights compiled into the binary.
+#[kiln::model]
+#[weights("../fixtures/embed/linear.safetensors")]
+pub struct EmbeddedLinear {
+    w: Matrix<4, 3>,
+    b: Weight<3, Zeros>,
+}
+
+#[kiln::call]
+impl EmbeddedLinear {
+    fn call(&self, x: Input<4>) -> Output<3> {
+        matmul(x, self.w) + self.b
+    }
+}
+
+#[test]
+fn a_math_layer_is_saved_loaded_and_embedded() {
+    let x = data();
+    let mut saved = Linear::<3>::with_seed(21);
+    saved.set_weight("b.value", &kiln::ndarray::arr1(&[0.1f32, -0.2, 0.3]).into_dyn()).unwrap();
+    let mut embedded = EmbeddedLinear::embedded();
+    assert_eq!(embedded.predict(&x).unwrap(), saved.predict(&x).unwrap());
+    // Saved and loaded through a file like any model.
+    let dir = std::env::temp_dir().join(format!("kiln-matrix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("linear.safetensors");
+    saved.save_weights(&path).unwrap();
+    let mut loaded = Linear::<3>::with_seed(5);
+    loaded.load_weights(&path).unwrap();
+    assert_eq!(loaded.predict(&x).unwrap(), saved.predict(&x).unwrap());
+    std::fs::remove_dir_all(&dir).ok();
+}
