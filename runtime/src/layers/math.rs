@@ -125,7 +125,7 @@ impl Unary {
         Self::chain(&[op])
     }
 
-    /// The layer computing `ops` one after the other (1 to [`MAX_CHAIN`] of them; the macros
+    /// The layer computing `ops` one after the other (1 to 8 of them; the macros
     /// never give more).
     pub fn chain(ops: &[UnaryOp]) -> Self {
         assert!((1..=MAX_CHAIN).contains(&ops.len()), "a chain of 1 to {MAX_CHAIN} functions");
