@@ -128,6 +128,22 @@ impl NormMath {
     }
 }
 
+/// Seconds per call of `step` on one thread and on `all`, alternated five times (medians).
+fn one_and_all(all: usize, mut step: impl FnMut()) -> (f64, f64) {
+    let (mut one, mut many) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        for (threads, times) in [(1, &mut one), (all, &mut many)] {
+            kiln::kernels::parallel::set_threads(threads);
+            let start = Instant::now();
+            for _ in 0..20 {
+                step();
+            }
+            times.push(start.elapsed().as_secs_f64() / 20.0);
+        }
+    }
+    (median(one), median(many))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -423,41 +439,22 @@ fn main() {
         let mut exp = kiln::Unary::new(kiln::UnaryOp::Exp);
         let mut stream = kiln::Stream::new(0);
         let all = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (mut one, mut many) = (Vec::new(), Vec::new());
-        for _ in 0..5 {
-            for (threads, times) in [(1, &mut one), (all, &mut many)] {
-                kiln::kernels::parallel::set_threads(threads);
-                let start = Instant::now();
-                for _ in 0..20 {
-                    let mut ctx = kiln::Ctx::new(1, true, &mut stream);
-                    kiln::Layer::forward(&mut exp, &[&x], &mut ctx);
-                    let opts = kiln::BackwardOpts { input_grad: true, ..Default::default() };
-                    kiln::Layer::backward(&mut exp, &[&x], &dy, &mut ctx, opts);
-                }
-                times.push(start.elapsed().as_secs_f64() / 20.0);
-            }
-        }
-        let (a, b) = (median(one), median(many));
+        let opts = kiln::BackwardOpts { input_grad: true, ..Default::default() };
+        let (a, b) = one_and_all(all, || {
+            let mut ctx = kiln::Ctx::new(1, true, &mut stream);
+            kiln::Layer::forward(&mut exp, &[&x], &mut ctx);
+            kiln::Layer::backward(&mut exp, &[&x], &dy, &mut ctx, opts);
+        });
         println!("| E exp forward + backward on 2^20 values, 1 thread (ms) | {:.2} |", a * 1e3);
         println!("| E the same, {all} threads (ms) | {:.2} ({:.2}x) |", b * 1e3, a / b);
         // A reduction: logsumexp over the last axis of 1,024 samples of [1024].
         let mut lse = kiln::Reduce::new(kiln::ReduceOp::LogSumExp, &[1024], 0);
         let dy1 = vec![1.0f32; 1024];
-        let (mut one, mut many) = (Vec::new(), Vec::new());
-        for _ in 0..5 {
-            for (threads, times) in [(1, &mut one), (all, &mut many)] {
-                kiln::kernels::parallel::set_threads(threads);
-                let start = Instant::now();
-                for _ in 0..20 {
-                    let mut ctx = kiln::Ctx::new(1024, true, &mut stream);
-                    kiln::Layer::forward(&mut lse, &[&x], &mut ctx);
-                    let opts = kiln::BackwardOpts { input_grad: true, ..Default::default() };
-                    kiln::Layer::backward(&mut lse, &[&x], &dy1, &mut ctx, opts);
-                }
-                times.push(start.elapsed().as_secs_f64() / 20.0);
-            }
-        }
-        let (a, b) = (median(one), median(many));
+        let (a, b) = one_and_all(all, || {
+            let mut ctx = kiln::Ctx::new(1024, true, &mut stream);
+            kiln::Layer::forward(&mut lse, &[&x], &mut ctx);
+            kiln::Layer::backward(&mut lse, &[&x], &dy1, &mut ctx, opts);
+        });
         println!("| E logsumexp over 1,024 rows of 1,024, forward + backward, 1 thread (ms) | {:.2} |", a * 1e3);
         println!("| E the same, {all} threads (ms) | {:.2} ({:.2}x) |", b * 1e3, a / b);
     }

@@ -140,21 +140,29 @@ impl Unary {
     }
 }
 
-/// `dst[i] = op(src[i])`, the match outside the loop so each function's loop vectorises.
+/// The functions given loops of their own (the rest go through [`UnaryOp::f`]): `$each!(|x|
+/// value)` for each, the match outside the loop so that each loop vectorises.
+macro_rules! by_function {
+    ($op:expr, $each:ident) => {
+        match $op {
+            UnaryOp::Exp => $each!(|x| x.exp()),
+            UnaryOp::Square => $each!(|x| x * x),
+            UnaryOp::Scale(c) => $each!(|x| x * c),
+            UnaryOp::Shift(c) => $each!(|x| x + c),
+            UnaryOp::Sqrt => $each!(|x| x.sqrt()),
+            op => $each!(|x| op.f(x)),
+        }
+    };
+}
+
+/// `dst[i] = op(src[i])`.
 fn apply(op: UnaryOp, src: &[f32], dst: &mut [f32]) {
     macro_rules! each {
         (|$x:ident| $e:expr) => {
             dst.iter_mut().zip(src).for_each(|(o, &$x)| *o = $e)
         };
     }
-    match op {
-        UnaryOp::Exp => each!(|x| x.exp()),
-        UnaryOp::Square => each!(|x| x * x),
-        UnaryOp::Scale(c) => each!(|x| x * c),
-        UnaryOp::Shift(c) => each!(|x| x + c),
-        UnaryOp::Sqrt => each!(|x| x.sqrt()),
-        op => each!(|x| op.f(x)),
-    }
+    by_function!(op, each)
 }
 
 /// `v[i] = op(v[i])`.
@@ -167,14 +175,7 @@ fn apply_in_place(op: UnaryOp, v: &mut [f32]) {
             })
         };
     }
-    match op {
-        UnaryOp::Exp => each!(|x| x.exp()),
-        UnaryOp::Square => each!(|x| x * x),
-        UnaryOp::Scale(c) => each!(|x| x * c),
-        UnaryOp::Shift(c) => each!(|x| x + c),
-        UnaryOp::Sqrt => each!(|x| x.sqrt()),
-        op => each!(|x| op.f(x)),
-    }
+    by_function!(op, each)
 }
 
 /// `d[i] *= op'(x[i])`, where the value is `y[i]` (the match outside the loop).
