@@ -467,6 +467,16 @@ pub fn show_all(shapes: &[Vec<usize>]) -> String {
     }
 }
 
+/// A compile-time check of shapes only rustc knows, spanned at the user's code: `verdict` is a
+/// call of one of the runtime's `expect_*` const fns, which returns the message of a failure;
+/// the panic is in the user's crate, so rustc reports the sentence at the span with no note into
+/// kiln's sources.
+pub fn const_check(span: proc_macro2::Span, verdict: TokenStream) -> TokenStream {
+    quote::quote_spanned! {span=>
+        const _: () = if let ::core::option::Option::Some(m) = &#verdict { ::core::panic!("{}", m.text()) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::snake_case;

@@ -141,7 +141,7 @@ pub use batch_norm::{BatchNorm, BatchNormBuffers};
 pub use checks::{
     broadcast_dim, expect_broadcast, expect_extent_one, expect_one_per_sample, expect_matmul, expect_model_inputs, expect_same_size, expect_same_except, expect_slice, expect_custom, expect_layer_field, expect_matrix_field, expect_tensor_field, expect_dims, expect_field, expect_inputs, expect_params, expect_rebind, expect_same, expect_same_dims, expect_same_lead, expect_shape,
     expect_width,
-    field_shape, same_shape, same_str, shape_eq, states_param,
+    field_shape, same_shape, same_str, shape_eq, states_param, Msg,
 };
 pub use conv::{Conv, ConvBuffers};
 pub use conv_transpose::{ConvTranspose, ConvTransposeBuffers};

@@ -136,12 +136,13 @@ impl Lower {
         let alias = self.alias(&key);
         let what = format!("`self.{key}`");
         let span = fe.span();
-        self.checks.push(quote::quote_spanned!(span=>
-            const _: () = ::kiln::__private::expect_tensor_field(
+        self.checks.push(crate::layers::const_check(
+            span,
+            quote::quote_spanned!(span=> ::kiln::__private::expect_tensor_field(
                 #what,
                 <#alias as ::kiln::__private::Shaped>::TENSOR,
                 <#alias as ::kiln::__private::Shaped>::MATRIX,
-            );
+            )),
         ));
         let layer = self.field_layer(key, quote!(self.#m), m.clone(), tokens.clone());
         let shape = vec![quote!(<#alias as ::kiln::__private::Shaped>::OUT)];

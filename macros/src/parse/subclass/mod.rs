@@ -124,7 +124,7 @@ impl Lower {
     /// A compile-time check, spanned at the user's expression so the error underlines it.
     fn check(&mut self, span: Span, check: &str, what: &str, a: TokenStream, b: TokenStream) {
         let f = format_ident!("{}", check, span = span);
-        self.checks.push(quote_spanned!(span=> const _: () = ::kiln::__private::#f(#what, #a, #b);));
+        self.checks.push(crate::layers::const_check(span, quote_spanned!(span=> ::kiln::__private::#f(#what, #a, #b))));
     }
 
     fn field_layer(&mut self, key: String, place: TokenStream, ident: Ident, tokens: TokenStream) -> usize {
@@ -454,7 +454,10 @@ impl Lower {
             self.check(span, "expect_rebind", &what, quote!(#rule, #before), got.clone());
         }
         let tensor = quote!(<#alias as ::kiln::__private::Shaped>::TENSOR);
-        self.checks.push(quote_spanned!(span=> const _: () = ::kiln::__private::expect_layer_field(#what, #tensor);));
+        self.checks.push(crate::layers::const_check(
+            span,
+            quote_spanned!(span=> ::kiln::__private::expect_layer_field(#what, #tensor)),
+        ));
         let layer = self.field_layer(key, place, ident, tokens.clone());
         let id = self.model.nodes.len();
         let konst = format_ident!("__KILN_SHAPE_{}", id);
