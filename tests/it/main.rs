@@ -24,6 +24,7 @@ mod gradcheck;
 mod hardening;
 mod hardening2;
 mod infer;
+mod infer_math;
 mod initializers;
 mod io;
 mod keras_cnn;

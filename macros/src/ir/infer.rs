@@ -138,6 +138,36 @@ pub enum Static {
         inner: Box<Static>,
         steps: usize,
     },
+    /// User math: element-wise functions applied one after the other (`UnaryOp` variants, as
+    /// `Exp` or `Scale(0.5)`).
+    Unary {
+        ops: Vec<TokenStream>,
+    },
+    /// A `BinaryOp` (`Add`, ...) between inputs of these sample shapes, which broadcast.
+    Broadcast {
+        op: &'static str,
+        a: Vec<usize>,
+        b: Vec<usize>,
+    },
+    /// A `ReduceOp` along the middle axis of a sample seen as `[outer, len, inner]`.
+    Reduce {
+        op: &'static str,
+        len: usize,
+        inner: usize,
+    },
+    /// Softmax (or its logarithm) along the middle axis of `[outer, len, inner]`.
+    SoftmaxAxis {
+        log: bool,
+        len: usize,
+        inner: usize,
+    },
+    /// Positions `start..end` of the middle axis of `[outer, len, inner]`.
+    Slice {
+        len: usize,
+        inner: usize,
+        start: usize,
+        end: usize,
+    },
 }
 
 impl Static {

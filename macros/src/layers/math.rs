@@ -14,7 +14,8 @@ use super::{Dim, Spec, rt};
 /// (`Exp`, `DivideBy(4.0)`).
 struct Unary {
     class: &'static str,
-    /// The runtime ops applied one after the other: one, or a chain fused by [`fused`].
+    /// The runtime `UnaryOp`s applied one after the other (`Exp`, `Scale(0.5)`): one, or a chain
+    /// fused by [`fused`].
     ops: Vec<TokenStream>,
     /// Its constant is named in the user's code (`TEMPERATURE`), so the model is generated there.
     named: bool,
@@ -49,8 +50,8 @@ pub const UNARY: &[(&str, &str, &str)] = &[
 /// `name(x)` for a name of [`UNARY`].
 pub fn unary(name: &str) -> Option<Rc<dyn Spec>> {
     let &(_, class, op) = UNARY.iter().find(|(n, _, _)| *n == name)?;
-    let (rt, op) = (rt(), quote::format_ident!("{op}"));
-    Some(Rc::new(Unary { class, ops: vec![quote!(#rt::UnaryOp::#op)], named: false }))
+    let op = quote::format_ident!("{op}");
+    Some(Rc::new(Unary { class, ops: vec![quote!(#op)], named: false }))
 }
 
 /// A scalar operand with a tensor: `x * c`, `c - x`, `x / c`, `pow(x, c)`, `clip(x, lo, hi)`.
@@ -143,7 +144,6 @@ impl Num {
 
 /// The element-wise function of a tensor and constants.
 pub fn scalar(s: Scalar) -> Rc<dyn Spec> {
-    let rt = rt();
     let op = |name: &str, c: &Num| {
         let (name, c) = (quote::format_ident!("{name}"), c.tokens());
         quote!(#name(#c))
@@ -173,7 +173,7 @@ pub fn scalar(s: Scalar) -> Rc<dyn Spec> {
             ("Clip", quote!(Clip(#lo, #hi)))
         }
     };
-    Rc::new(Unary { class, ops: vec![quote!(#rt::UnaryOp::#op)], named })
+    Rc::new(Unary { class, ops: vec![op], named })
 }
 
 impl Spec for Unary {
@@ -196,9 +196,12 @@ impl Spec for Unary {
     fn constructor(&self, _: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
         let (rt, ops) = (rt(), &self.ops);
         match &ops[..] {
-            [op] => quote!(#rt::Unary::new(#op)),
-            ops => quote!(#rt::Unary::chain(&[#(#ops),*])),
+            [op] => quote!(#rt::Unary::new(#rt::UnaryOp::#op)),
+            ops => quote!(#rt::Unary::chain(&[#(#rt::UnaryOp::#ops),*])),
         }
+    }
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::Unary { ops: self.ops.clone() })
     }
     fn unary_ops(&self) -> Option<(&[TokenStream], bool)> {
         Some((&self.ops, self.named))
@@ -275,6 +278,16 @@ impl Spec for Reduce {
         let dims = &ins[0];
         quote!(#rt::Reduce::new(#rt::ReduceOp::#op, &[#(#dims),*], #axis))
     }
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        let (len, inner) = middle(&ins[0], self.axis)?;
+        Some(crate::ir::Static::Reduce { op: self.op, len, inner })
+    }
+}
+
+/// A sample of `shape` seen as `[outer, len, inner]` around Keras' axis `axis`: `len` and `inner`.
+pub fn middle(shape: &[usize], axis: i64) -> Option<(usize, usize)> {
+    let a = sample_axis(axis, shape.len())?;
+    Some((shape[a], shape[a + 1..].iter().product()))
 }
 
 /// `a op b` between two tensors, broadcast (NumPy's rule): `Add`, `Subtract`, `Multiply`,
@@ -321,8 +334,12 @@ impl Spec for Broadcast {
         quote!(#rt::Broadcast)
     }
     fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
-        // Inference has the element-wise merge kernel; broadcasting shapes have none yet.
-        (ins.len() == 2 && ins[0] == ins[1]).then_some(crate::ir::Static::Merge { op: self.class })
+        // Shapes that are the same take the element-wise merge kernel.
+        match ins {
+            [a, b] if a == b => Some(crate::ir::Static::Merge { op: self.class }),
+            [a, b] => Some(crate::ir::Static::Broadcast { op: self.class, a: a.clone(), b: b.clone() }),
+            _ => None,
+        }
     }
     fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
         let (rt, op) = (rt(), quote::format_ident!("{}", self.class));

@@ -39,6 +39,10 @@ impl Spec for SoftmaxAxis {
         let (rt, log, dims) = (rt(), self.log, &ins[0]);
         quote!(#rt::SoftmaxAxis::new(#log, &[#(#dims),*], #axis))
     }
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        let (len, inner) = super::math::middle(&ins[0], self.axis)?;
+        Some(crate::ir::Static::SoftmaxAxis { log: self.log, len, inner })
+    }
 }
 
 /// Positions `start..end` of Keras' axis `axis` of a sample (1.., negative from the end).
@@ -75,6 +79,10 @@ impl Spec for Slice {
         let axis = super::math::sample_axis(self.axis, ins[0].len()).unwrap_or(0);
         let (rt, start, end, dims) = (rt(), self.start, self.end, &ins[0]);
         quote!(#rt::Slice::new(&[#(#dims),*], #axis, #start, #end))
+    }
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        let (len, inner) = super::math::middle(&ins[0], self.axis)?;
+        Some(crate::ir::Static::Slice { len, inner, start: self.start, end: self.end })
     }
 }
 

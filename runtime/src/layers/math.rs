@@ -9,43 +9,7 @@
 //! `lo <= x <= hi`.
 
 use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Shareable, sized};
-
-/// An element-wise function of one tensor (a scalar operand is part of the op).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    /// `-x` (Keras' `ops.negative`).
-    Negative,
-    /// `exp(x)`.
-    Exp,
-    /// `log(x)`, the natural logarithm.
-    Log,
-    /// `sqrt(x)`.
-    Sqrt,
-    /// `square(x)`, `x²`.
-    Square,
-    /// `abs(x)`; its gradient at 0 is 0, as TensorFlow's.
-    Abs,
-    /// `x * c` (or `c * x`).
-    Scale(f32),
-    /// `x + c` (or `c + x`); `x - c` is `Shift(-c)`.
-    Shift(f32),
-    /// `c - x`.
-    SubtractFrom(f32),
-    /// `x / c`.
-    DivideBy(f32),
-    /// `c / x`.
-    Reciprocal(f32),
-    /// `pow(x, c)`, `x` to a constant power.
-    Power(f32),
-    /// `clip(x, lo, hi)`.
-    Clip(f32, f32),
-    /// `maximum(x, c)`: the gradient goes to `x` where `x >= c`, as TensorFlow's.
-    Maximum(f32),
-    /// `minimum(x, c)`: the gradient goes to `x` where `x <= c`.
-    Minimum(f32),
-    /// `stop_gradient(x)`: `x` forward, nothing back.
-    StopGradient,
-}
+pub use crate::infer::{BinaryOp, ReduceOp, UnaryOp};
 
 impl UnaryOp {
     /// The function's value at `x`.
@@ -257,21 +221,6 @@ impl Layer for Unary {
     }
 }
 
-/// A reduction along one axis of each sample.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReduceOp {
-    /// `sum`.
-    Sum,
-    /// `mean`.
-    Mean,
-    /// `max`: the gradient is shared equally between the values that attain it.
-    Max,
-    /// `min`: as `max`.
-    Min,
-    /// `logsumexp`, `log(Σ exp(x))`, computed from the maximum so it does not overflow.
-    LogSumExp,
-}
-
 /// A reduction as a layer: each sample's values seen as `[outer, len, inner]` (the axes before
 /// the reduced one, the reduced one, the axes after it) and reduced to `[outer, inner]`. Keeping
 /// the axis (`keepdims`) changes the shape the model macros give the output, not its values.
@@ -373,19 +322,6 @@ impl Layer for Reduce {
 /// The threads a split may use.
 fn threads() -> usize {
     crate::kernels::parallel::threads()
-}
-
-/// An element-wise operator between two tensors that broadcast (NumPy's rule, as Keras' ops).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BinaryOp {
-    /// `a + b`.
-    Add,
-    /// `a - b`.
-    Subtract,
-    /// `a * b`.
-    Multiply,
-    /// `a / b`.
-    Divide,
 }
 
 impl BinaryOp {

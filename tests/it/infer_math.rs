@@ -1,0 +1,62 @@
+//! The generated `infer` (no heap, no standard library) of models with user math between their
+//! layers — fused element-wise chains, broadcasts, reductions, softmax along an axis, slices and
+//! concatenations — against `predict` on the same embedded weights. Its `core` functions (`exp`,
+//! `ln`, `sqrt`, powers) are within a few units in the last place of the standard library's,
+//! which training uses.
+
+use kiln::ndarray::Array3;
+use kiln::prelude::*;
+
+/// The same graph twice: trainable (to write the fixture) and with its weights compiled in.
+macro_rules! graph {
+    ($name:ident $(, #[$attr:meta])?) => {
+        functional! {
+            $(#[$attr])?
+            pub struct $name {
+                x = Input([4, 6]);
+                h = Dense(6, activation = tanh)(x);
+                s = softmax(h * 2.0 - 1.0, axis = 1);
+                m = mean(s * h, axis = 1, keepdims = true);
+                c = sqrt(square(h - m) + 1e-3) + exp(-0.5 * h);
+                l = log_softmax(c, axis = -1) + logsumexp(h, axis = 2, keepdims = true);
+                p = pow(abs(h) + 0.5, 1.5) / (1.0 + maximum(h, 0.1));
+                j = concatenate([slice(l, axis = -1, start = 0, end = 2), p], axis = -1);
+                out = Dense(3, activation = softmax)(Flatten()(j));
+                Model(x, [j, out])
+            }
+        }
+    };
+}
+
+graph!(MathGraphTrain);
+graph!(MathGraph, #[weights("../fixtures/infer/math.safetensors")]);
+
+fn data(n: usize) -> Array3<f32> {
+    Array3::from_shape_fn((n, 4, 6), |(i, a, b)| ((i * 7 + a * 3 + b * 5) % 13) as f32 / 6.0 - 1.0)
+}
+
+#[test]
+#[ignore = "writes the fixture this file embeds"]
+fn regenerate_fixture() {
+    let m = MathGraphTrain::with_seed(3);
+    m.save_weights(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/infer/math.safetensors")).unwrap();
+}
+
+#[test]
+fn user_math_infers_as_predict_does() {
+    let x = data(5);
+    let mut m = MathGraph::embedded();
+    let (j, out) = m.predict(&x).unwrap();
+    for (i, sample) in x.outer_iter().enumerate() {
+        let sample: Vec<f32> = sample.iter().copied().collect();
+        let (ji, oi) = MathGraph::infer(sample.as_slice().try_into().unwrap());
+        let jp = j.slice(kiln::ndarray::s![i, .., ..]);
+        assert_eq!((ji.len(), jp.len(), oi.len()), (32, 32, 3));
+        for (a, b) in ji.iter().zip(jp.iter()) {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "sample {i}: infer {a}, predict {b}");
+        }
+        for (a, b) in oi.iter().zip(out.row(i)) {
+            assert!((a - b).abs() <= 1e-6, "sample {i}: infer {a}, predict {b}");
+        }
+    }
+}
