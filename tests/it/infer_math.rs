@@ -1,6 +1,6 @@
 //! The generated `infer` (no heap, no standard library) of models with user math between their
 //! layers — fused element-wise chains, broadcasts, reductions, softmax along an axis, slices and
-//! concatenations — against `predict` on the same embedded weights. Its `core` functions (`exp`,
+//! concatenations, products — against `predict` on the same embedded weights. Its `core` functions (`exp`,
 //! `ln`, `sqrt`, powers) are within a few units in the last place of the standard library's,
 //! which training uses.
 
@@ -20,7 +20,8 @@ macro_rules! graph {
                 c = sqrt(square(h - m) + 1e-3) + exp(-0.5 * h);
                 l = log_softmax(c, axis = -1) + logsumexp(h, axis = 2, keepdims = true);
                 p = pow(abs(h) + 0.5, 1.5) / (1.0 + maximum(h, 0.1));
-                j = concatenate([slice(l, axis = -1, start = 0, end = 2), p], axis = -1);
+                q = matmul(s, transpose(h, [0, 2, 1])) / 4.0 + matmul(h, p, transpose_b = true);
+                j = concatenate([slice(l, axis = -1, start = 0, end = 2), p, q], axis = -1);
                 out = Dense(3, activation = softmax)(Flatten()(j));
                 Model(x, [j, out])
             }
@@ -37,7 +38,7 @@ fn data(n: usize) -> Array3<f32> {
 
 #[test]
 #[ignore = "writes the fixture this file embeds"]
-fn regenerate_fixture() {
+fn write_the_math_fixture() {
     let m = MathGraphTrain::with_seed(3);
     m.save_weights(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/infer/math.safetensors")).unwrap();
 }
@@ -51,7 +52,7 @@ fn user_math_infers_as_predict_does() {
         let sample: Vec<f32> = sample.iter().copied().collect();
         let (ji, oi) = MathGraph::infer(sample.as_slice().try_into().unwrap());
         let jp = j.slice(kiln::ndarray::s![i, .., ..]);
-        assert_eq!((ji.len(), jp.len(), oi.len()), (32, 32, 3));
+        assert_eq!((ji.len(), jp.len(), oi.len()), (48, 48, 3));
         for (a, b) in ji.iter().zip(jp.iter()) {
             assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "sample {i}: infer {a}, predict {b}");
         }

@@ -188,21 +188,17 @@ fn wrapped(body: TokenStream, wrap: Option<u64>, model: &Model) -> TokenStream {
     match wrap {
         Some(id) => {
             let m = quote::format_ident!("__kiln_model_{}_{:016x}", name, id);
-            // A type alias, not an import: two models of one name are then one error, without
-            // rustc's advice to rename an import.
-            let (decl, (_, args, _)) = (&model.generics, model.generics.split_for_impl());
-            let docs = model.attrs.iter().filter(|a| a.path().is_ident("doc"));
-            let alias = quote::quote_spanned! {name.span()=>
-                #(#docs)*
-                #vis type #name #decl = #m::#name #args;
-            };
             quote! {
                 #[doc(hidden)]
                 #[allow(non_snake_case)]
                 mod #m {
                     #body
                 }
-                #alias
+                // An import, not a type alias: rustc names an imported type by its import in
+                // every error (an alias would show the module), at the cost of its advice to
+                // rename the import (`as OtherNet`) when two models share a name.
+                #[allow(unused_imports)]
+                #vis use #m::#name;
             }
         }
         None => body,

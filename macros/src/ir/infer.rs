@@ -161,6 +161,14 @@ pub enum Static {
         len: usize,
         inner: usize,
     },
+    /// `matmul` of inputs of these sample shapes (leading axes that broadcast), either operand's
+    /// last two axes read transposed.
+    MatMul {
+        a: Vec<usize>,
+        b: Vec<usize>,
+        ta: bool,
+        tb: bool,
+    },
     /// Positions `start..end` of the middle axis of `[outer, len, inner]`.
     Slice {
         len: usize,

@@ -156,6 +156,9 @@ impl Spec for MatMul {
         let (rt, ta, tb, a, b) = (rt(), self.ta, self.tb, &ins[0], &ins[1]);
         quote!(#rt::MatMul::new(&[#(#a),*], &[#(#b),*], #ta, #tb))
     }
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::MatMul { a: ins[0].clone(), b: ins[1].clone(), ta: self.ta, tb: self.tb })
+    }
 }
 
 /// `gather(x, ids)`: per sample, the rows of `x` its ids name (`tf.gather(x, ids, axis = 1,

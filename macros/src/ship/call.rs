@@ -160,6 +160,13 @@ impl Caller<'_> {
             Static::SoftmaxAxis { log, len, inner } => {
                 quote!(::kiln::infer::softmax_axis(#x, #log, #len, #inner, __out))
             }
+            Static::MatMul { a, b, ta, tb } => {
+                let y = &ins[1];
+                quote!({
+                    const PLAN: ::kiln::infer::MatMulPlan = ::kiln::infer::matmul_plan(&[#(#a),*], &[#(#b),*], #ta, #tb);
+                    ::kiln::infer::matmul(#x, #y, &PLAN, __out)
+                })
+            }
             Static::Slice { len, inner, start, end } => {
                 quote!(::kiln::infer::slice(#x, #len, #inner, (#start, #end), __out))
             }

@@ -45,7 +45,7 @@ fn unsupported(model: &Model) -> Option<String> {
 /// The layers `infer` supports, for error messages.
 const SUPPORTED: &str = "every layer kiln has except users' own layers, recurrent layers given an \
 initial_state, a Bidirectional layer returning its states, Attention and AdditiveAttention; of user \
-math, everything but matmul, gather, one_hot and random draws";
+math, everything but gather, one_hot and random draws";
 
 /// `infer` for a model whose weights are embedded, and the bytes of its embedded weights; the
 /// reason when a layer has no static kernel.

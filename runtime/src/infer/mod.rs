@@ -18,7 +18,10 @@ pub use kernels::{
     permute_plan, pool, prelu, prelu_plan, resample, rescale, separable,
 };
 pub use math::ActKind;
-pub use ops::{BinaryOp, ReduceOp, UnaryOp, broadcast, broadcast_plan, reduce, slice, softmax_axis, unary};
+pub use ops::{
+    BinaryOp, MatMulPlan, ReduceOp, UnaryOp, broadcast, broadcast_plan, matmul, matmul_plan, reduce, slice,
+    softmax_axis, unary,
+};
 pub use sequence::{
     Attention, AttentionWeights, BadId, Cell, Gate, MergeMode, Recurrence, RecurrentWeights, attention, bidirectional,
     embedding, masking, recurrent,

@@ -257,6 +257,60 @@ pub fn softmax_axis(x: &[f32], log: bool, len: usize, inner: usize, y: &mut [f32
     }
 }
 
+/// A `matmul` of one sample's operands, planned when the model compiles: each product's rows,
+/// inner size and columns, whether each operand's last two axes are read transposed, and the
+/// leading axes' broadcast (as [`broadcast_plan`], in products).
+pub struct MatMulPlan {
+    dims: [usize; 3],
+    transposed: [bool; 2],
+    lead: ([usize; RANK], [usize; RANK], [usize; RANK]),
+}
+
+/// The plan of `matmul(a, b)` for operands of sample shapes `a` and `b` (rank 2 or more).
+pub const fn matmul_plan(a: &[usize], b: &[usize], ta: bool, tb: bool) -> MatMulPlan {
+    let (ra, rb) = (a.len(), b.len());
+    let (m, k) = if ta { (a[ra - 1], a[ra - 2]) } else { (a[ra - 2], a[ra - 1]) };
+    let n = if tb { b[rb - 2] } else { b[rb - 1] };
+    let (lead_a, _) = a.split_at(ra - 2);
+    let (lead_b, _) = b.split_at(rb - 2);
+    MatMulPlan { dims: [m, k, n], transposed: [ta, tb], lead: broadcast_plan(lead_a, lead_b) }
+}
+
+/// `matmul` of one sample's `a` and `b` into `y`, as `plan` says: for each product, each output
+/// a sum over the inner size in order.
+pub fn matmul(a: &[f32], b: &[f32], plan: &MatMulPlan, y: &mut [f32]) {
+    let [m, k, n] = plan.dims;
+    let [ta, tb] = plan.transposed;
+    let (dims, sa, sb) = plan.lead;
+    let mut at = [0usize; RANK];
+    for out in y.chunks_exact_mut((m * n).max(1)) {
+        let (mut i, mut j) = (0, 0);
+        for d in 0..RANK {
+            i += at[d] * sa[d];
+            j += at[d] * sb[d];
+        }
+        let (ap, bp) = (&a[i * m * k..][..m * k], &b[j * k * n..][..k * n]);
+        for r in 0..m {
+            for c in 0..n {
+                let mut sum = 0.0f32;
+                for q in 0..k {
+                    let u = if ta { ap[q * m + r] } else { ap[r * k + q] };
+                    let v = if tb { bp[c * k + q] } else { bp[q * n + c] };
+                    sum += u * v;
+                }
+                out[r * n + c] = sum;
+            }
+        }
+        for d in (0..RANK).rev() {
+            at[d] += 1;
+            if at[d] < dims[d] {
+                break;
+            }
+            at[d] = 0;
+        }
+    }
+}
+
 /// Positions `start..end` of the middle axis of one sample seen as `[outer, len, inner]`.
 pub fn slice(x: &[f32], len: usize, inner: usize, (start, end): (usize, usize), y: &mut [f32]) {
     let w = (end - start) * inner;
