@@ -60,7 +60,7 @@ pub use math::{
     Num, REDUCE, Scalar, add_loss, broadcast, draw, fused, named_constant, number, one_hot, reduce, reduced,
     sample_axis, scalar, unary,
 };
-pub use merge::{concatenate, dot, elementwise};
+pub use merge::{concatenate, dot, elementwise, stack_join};
 pub use noise::dropout_spec as dropout;
 pub use part::{last_step, part};
 pub use resample::{as_image, permute_spec};

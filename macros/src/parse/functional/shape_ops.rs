@@ -9,7 +9,9 @@ use proc_macro2::TokenStream;
 use syn::spanned::Spanned;
 
 use super::Lowering;
-use crate::layers::{concatenate, expand_dims, merge_axes, number, one_hot, permute_spec, reshape_spec, squeeze};
+use crate::layers::{
+    concatenate, expand_dims, merge_axes, number, one_hot, permute_spec, reshape_spec, squeeze, stack_join,
+};
 
 impl Lowering<'_> {
     /// `Some` of the node (or of `None` after an error) when `name` is one of this file's.
@@ -165,6 +167,7 @@ impl Lowering<'_> {
                 .into_iter()
                 .map(|i| self.op(expand_dims(axis), vec![i], tokens.clone(), span))
                 .collect::<Option<_>>()?;
+            return self.op(stack_join(axis), ins, tokens, span);
         }
         self.op(concatenate(axis), ins, tokens, c.span())
     }
