@@ -188,6 +188,7 @@ fn wrapped(body: TokenStream, wrap: Option<u64>, model: &Model) -> TokenStream {
     match wrap {
         Some(id) => {
             let m = quote::format_ident!("__kiln_model_{}_{:016x}", name, id);
+            let source = syn::Ident::new(&name.to_string(), proc_macro2::Span::call_site());
             quote! {
                 #[doc(hidden)]
                 #[allow(non_snake_case)]
@@ -195,10 +196,11 @@ fn wrapped(body: TokenStream, wrap: Option<u64>, model: &Model) -> TokenStream {
                     #body
                 }
                 // An import, not a type alias: rustc names an imported type by its import in
-                // every error (an alias would show the module), at the cost of its advice to
-                // rename the import (`as OtherNet`) when two models share a name.
+                // every error (an alias would show the module). The path's last segment spans
+                // the invocation, so that for two models of one name rustc does not suggest
+                // renaming the import in the user's code (`pub struct Net as OtherNet`).
                 #[allow(unused_imports)]
-                #vis use #m::#name;
+                #vis use #m::#source as #name;
             }
         }
         None => body,
