@@ -1,6 +1,6 @@
 //! The generated `infer` (no heap, no standard library) of models with user math between their
 //! layers — fused element-wise chains, broadcasts, reductions, softmax along an axis, slices and
-//! concatenations, products — against `predict` on the same embedded weights. Its `core` functions (`exp`,
+//! concatenations, products, gathers and one-hot rows — against `predict` on the same embedded weights. Its `core` functions (`exp`,
 //! `ln`, `sqrt`, powers) are within a few units in the last place of the standard library's,
 //! which training uses.
 
@@ -60,4 +60,49 @@ fn user_math_infers_as_predict_does() {
             assert!((a - b).abs() <= 1e-6, "sample {i}: infer {a}, predict {b}");
         }
     }
+}
+
+/// `gather` and `one_hot` of token ids, trainable and with weights compiled in.
+macro_rules! picks {
+    ($name:ident $(, #[$attr:meta])?) => {
+        functional! {
+            $(#[$attr])?
+            pub struct $name {
+                x = Input([5, 3]);
+                ids = Input([3], dtype = i32);
+                h = Dense(4)(x);
+                g = gather(h, ids);
+                o = one_hot(ids, 5);
+                out = concatenate([g, o], axis = -1);
+                Model([x, ids], out)
+            }
+        }
+    };
+}
+
+picks!(PicksTrain);
+picks!(Picks, #[weights("../fixtures/infer/picks.safetensors")]);
+
+#[test]
+#[ignore = "writes the fixture this file embeds"]
+fn write_the_picks_fixture() {
+    let m = PicksTrain::with_seed(4);
+    m.save_weights(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/infer/picks.safetensors")).unwrap();
+}
+
+#[test]
+fn gather_and_one_hot_infer_as_predict_does_and_refuse_a_bad_id() {
+    let x = Array3::from_shape_fn((2, 5, 3), |(i, r, c)| ((i * 3 + r * 5 + c) % 7) as f32 / 3.0 - 1.0);
+    let ids = kiln::ndarray::arr2(&[[4i32, 0, 4], [1, 2, 3]]);
+    let mut m = Picks::embedded();
+    let out = m.predict((&x, &ids)).unwrap();
+    for i in 0..2 {
+        let xi: Vec<f32> = x.slice(kiln::ndarray::s![i, .., ..]).iter().copied().collect();
+        let idi: Vec<i32> = ids.row(i).to_vec();
+        let got = Picks::infer(xi.as_slice().try_into().unwrap(), idi.as_slice().try_into().unwrap()).unwrap();
+        let want = out.slice(kiln::ndarray::s![i, .., ..]);
+        assert!(got.iter().zip(want.iter()).all(|(a, b)| (a - b).abs() < 1e-6), "{got:?} against {want:?}");
+    }
+    let bad = Picks::infer(&[0.0; 15], &[0, 5, 1]).unwrap_err().to_string();
+    assert!(bad.contains('5'), "{bad}");
 }

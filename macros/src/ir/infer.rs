@@ -169,6 +169,14 @@ pub enum Static {
         ta: bool,
         tb: bool,
     },
+    /// `one_hot` of an input of token ids.
+    OneHot {
+        classes: usize,
+    },
+    /// `gather(x, ids)`: rows of `x` (`rows` of them) by an input of token ids.
+    Gather {
+        rows: usize,
+    },
     /// Positions `start..end` of the middle axis of `[outer, len, inner]`.
     Slice {
         len: usize,

@@ -434,4 +434,7 @@ impl Spec for OneHot {
     fn id_bound(&self) -> Option<usize> {
         Some(self.classes)
     }
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::OneHot { classes: self.classes })
+    }
 }

@@ -200,4 +200,7 @@ impl Spec for Gather {
     fn id_bound_dims(&self) -> Option<TokenStream> {
         self.bound.clone()
     }
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::Gather { rows: *ins[0].first()? })
+    }
 }

@@ -167,6 +167,14 @@ impl Caller<'_> {
                     ::kiln::infer::matmul(#x, #y, &PLAN, __out)
                 })
             }
+            Static::OneHot { classes } => {
+                let k = input.unwrap_or(0);
+                quote!(::kiln::infer::one_hot(#x, (#classes, #k), __out)?)
+            }
+            Static::Gather { rows } => {
+                let (ids, k) = (&ins[1], input.unwrap_or(0));
+                quote!(::kiln::infer::gather(#x, #ids, (#rows, #k), __out)?)
+            }
             Static::Slice { len, inner, start, end } => {
                 quote!(::kiln::infer::slice(#x, #len, #inner, (#start, #end), __out))
             }

@@ -19,8 +19,8 @@ pub use kernels::{
 };
 pub use math::ActKind;
 pub use ops::{
-    BinaryOp, MatMulPlan, ReduceOp, UnaryOp, broadcast, broadcast_plan, matmul, matmul_plan, reduce, slice,
-    softmax_axis, unary,
+    BinaryOp, MatMulPlan, ReduceOp, UnaryOp, broadcast, broadcast_plan, gather, matmul, matmul_plan, one_hot, reduce,
+    slice, softmax_axis, unary,
 };
 pub use sequence::{
     Attention, AttentionWeights, BadId, Cell, Gate, MergeMode, Recurrence, RecurrentWeights, attention, bidirectional,

@@ -4,6 +4,8 @@
 //! `core` ones of [`super::math`] (within a few units in the last place of the standard
 //! library's, which training uses).
 
+use super::sequence::BadId;
+
 /// An element-wise function of one tensor (a scalar operand is part of the op).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryOp {
@@ -309,6 +311,32 @@ pub fn matmul(a: &[f32], b: &[f32], plan: &MatMulPlan, y: &mut [f32]) {
             at[d] = 0;
         }
     }
+}
+
+/// `one_hot` of one sample's token ids into rows of `classes`; an id outside `0..classes` is an
+/// error naming model input `input` and its position.
+pub fn one_hot(ids: &[i32], (classes, input): (usize, usize), y: &mut [f32]) -> Result<(), BadId> {
+    y.fill(0.0);
+    for (position, &id) in ids.iter().enumerate() {
+        if id < 0 || id as usize >= classes {
+            return Err(BadId { input, position, id: id as i64, bound: classes });
+        }
+        y[position * classes + id as usize] = 1.0;
+    }
+    Ok(())
+}
+
+/// `gather(x, ids)` of one sample: the rows of `x` (`rows` of them) its token ids name; an id
+/// outside `0..rows` is an error naming model input `input` and its position.
+pub fn gather(x: &[f32], ids: &[i32], (rows, input): (usize, usize), y: &mut [f32]) -> Result<(), BadId> {
+    let w = x.len() / rows.max(1);
+    for (position, (&id, out)) in ids.iter().zip(y.chunks_exact_mut(w.max(1))).enumerate() {
+        if id < 0 || id as usize >= rows {
+            return Err(BadId { input, position, id: id as i64, bound: rows });
+        }
+        out.copy_from_slice(&x[id as usize * w..][..w]);
+    }
+    Ok(())
 }
 
 /// Positions `start..end` of the middle axis of one sample seen as `[outer, len, inner]`.
