@@ -128,6 +128,22 @@ impl NormMath {
     }
 }
 
+/// Seconds per call of `step` on one thread and on `all`, alternated five times (medians).
+fn one_and_all(all: usize, mut step: impl FnMut()) -> (f64, f64) {
+    let (mut one, mut many) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        for (threads, times) in [(1, &mut one), (all, &mut many)] {
+            kiln::kernels::parallel::set_threads(threads);
+            let start = Instant::now();
+            for _ in 0..20 {
+                step();
+            }
+            times.push(start.elapsed().as_secs_f64() / 20.0);
+        }
+    }
+    (median(one), median(many))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -423,23 +439,71 @@ fn main() {
         let mut exp = kiln::Unary::new(kiln::UnaryOp::Exp);
         let mut stream = kiln::Stream::new(0);
         let all = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (mut one, mut many) = (Vec::new(), Vec::new());
-        for _ in 0..5 {
-            for (threads, times) in [(1, &mut one), (all, &mut many)] {
-                kiln::kernels::parallel::set_threads(threads);
-                let start = Instant::now();
-                for _ in 0..20 {
-                    let mut ctx = kiln::Ctx::new(1, true, &mut stream);
-                    kiln::Layer::forward(&mut exp, &[&x], &mut ctx);
-                    let opts = kiln::BackwardOpts { input_grad: true, ..Default::default() };
-                    kiln::Layer::backward(&mut exp, &[&x], &dy, &mut ctx, opts);
-                }
-                times.push(start.elapsed().as_secs_f64() / 20.0);
-            }
-        }
-        let (a, b) = (median(one), median(many));
+        let opts = kiln::BackwardOpts { input_grad: true, ..Default::default() };
+        let (a, b) = one_and_all(all, || {
+            let mut ctx = kiln::Ctx::new(1, true, &mut stream);
+            kiln::Layer::forward(&mut exp, &[&x], &mut ctx);
+            kiln::Layer::backward(&mut exp, &[&x], &dy, &mut ctx, opts);
+        });
         println!("| E exp forward + backward on 2^20 values, 1 thread (ms) | {:.2} |", a * 1e3);
         println!("| E the same, {all} threads (ms) | {:.2} ({:.2}x) |", b * 1e3, a / b);
+        // A reduction: logsumexp over the last axis of 1,024 samples of [1024].
+        let mut lse = kiln::Reduce::new(kiln::ReduceOp::LogSumExp, &[1024], 0);
+        let dy1 = vec![1.0f32; 1024];
+        let (a, b) = one_and_all(all, || {
+            let mut ctx = kiln::Ctx::new(1024, true, &mut stream);
+            kiln::Layer::forward(&mut lse, &[&x], &mut ctx);
+            kiln::Layer::backward(&mut lse, &[&x], &dy1, &mut ctx, opts);
+        });
+        println!("| E logsumexp over 1,024 rows of 1,024, forward + backward, 1 thread (ms) | {:.2} |", a * 1e3);
+        println!("| E the same, {all} threads (ms) | {:.2} ({:.2}x) |", b * 1e3, a / b);
+    }
+    if want("F") {
+        // A chain of element-wise functions (`exp(0.5 * x) + 1.0`, 2^20 values, forward and
+        // backward, one thread): one fused layer against one layer per function, alternated.
+        for (n, reps, label) in [(1usize << 20, 20, "2^20"), (1 << 14, 2000, "2^14 (a batch of 32 × 512)")] {
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 1e-5).sin()).collect();
+            let dy = vec![1.0f32; n];
+            let ops = [kiln::UnaryOp::Scale(0.5), kiln::UnaryOp::Exp, kiln::UnaryOp::Shift(1.0)];
+            let mut chain = kiln::Unary::chain(&ops);
+            let mut apart: Vec<kiln::Unary> = ops.iter().map(|&op| kiln::Unary::new(op)).collect();
+            let mut stream = kiln::Stream::new(0);
+            kiln::kernels::parallel::set_threads(1);
+            let opts = kiln::BackwardOpts { input_grad: true, ..Default::default() };
+            let (mut fused, mut each) = (Vec::new(), Vec::new());
+            for _ in 0..7 {
+                let start = Instant::now();
+                for _ in 0..reps {
+                    let mut ctx = kiln::Ctx::new(1, true, &mut stream);
+                    kiln::Layer::forward(&mut chain, &[&x], &mut ctx);
+                    kiln::Layer::backward(&mut chain, &[&x], &dy, &mut ctx, opts);
+                }
+                fused.push(start.elapsed().as_secs_f64() / reps as f64);
+                let start = Instant::now();
+                for _ in 0..reps {
+                    let mut ctx = kiln::Ctx::new(1, true, &mut stream);
+                    for i in 0..3 {
+                        let (done, rest) = apart.split_at_mut(i);
+                        let input = if i == 0 { &x[..] } else { kiln::Layer::output(&done[i - 1]) };
+                        kiln::Layer::forward(&mut rest[0], &[input], &mut ctx);
+                    }
+                    for i in (0..3).rev() {
+                        let (done, rest) = apart.split_at_mut(i);
+                        let Some((cur, after)) = rest.split_first_mut() else { continue };
+                        let input = done.last().map_or(&x[..], |d| kiln::Layer::output(d));
+                        let grad = after.first().map_or(&dy[..], |a| kiln::Layer::input_grad(a, 0));
+                        kiln::Layer::backward(cur, &[input], grad, &mut ctx, opts);
+                    }
+                }
+                each.push(start.elapsed().as_secs_f64() / reps as f64);
+            }
+            let (a, b) = (median(each), median(fused));
+            println!(
+                "| F exp(0.5 * x) + 1.0, forward + backward on {label} values, a layer per function (µs) | {:.1} |",
+                a * 1e6
+            );
+            println!("| F the same, fused into one layer (µs) | {:.1} ({:.2}x) |", b * 1e6, a / b);
+        }
     }
     if want("G") {
         // The limit the products are measured against: a register-only FMA loop per thread.

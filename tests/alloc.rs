@@ -218,14 +218,16 @@ fn sequence_training_steps_allocate_nothing() {
 }
 
 kiln::functional! {
-    /// Math between layers: broadcasts, reductions, softmax along an axis, scalar ops.
+    /// Math between layers: broadcasts, reductions, softmax along an axis, fused chains of
+    /// scalar ops, a transpose and a matmul.
     struct Mathy {
         x = Input([4, 6]);
         h = Dense(6, activation = tanh)(x);
         s = softmax(h * 2.0 - 1.0, axis = 1);
         m = mean(s * h, axis = 1, keepdims = true);
         r = sqrt(square(h - m) + 1e-3) + exp(-0.5 * h);
-        out = Dense(2, activation = softmax)(Flatten()(r));
+        g = r + mean(matmul(s, transpose(h, [0, 2, 1])), axis = 2, keepdims = true);
+        out = Dense(2, activation = softmax)(Flatten()(g));
         Model(x, out)
     }
 }

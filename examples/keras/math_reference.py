@@ -73,8 +73,21 @@ CASES = [
     ("maximum_scalar", normal, None, lambda x: ops.maximum(x, 0.2)),
     ("minimum_scalar", normal, None, lambda x: ops.minimum(x, -0.1)),
     ("transpose_021", normal, None, lambda x: ops.transpose(x, (0, 2, 1))),
+    # matmul whose leading axes broadcast: per sample [2, 3, 4] by [1, 4, 5], and by [4, 5]
+    # (kiln aligns a sample's axes; Keras, given the batch, needs the axis made explicit).
+    ("matmul_bcast", normal, normal, lambda a, b: ops.matmul(a, b)),
+    ("matmul_bcast_rank", normal, normal, lambda a, b: ops.matmul(a, ops.expand_dims(b, 1))),
+    # A transpose of samples of rank 4.
+    ("transpose_rank4", normal, None, lambda x: ops.transpose(x, (0, 3, 1, 4, 2))),
 ]
-SHAPES = {"mean1_rank3": (2, 3, 4, 2), "bcast_mul": (2, 4, 1), "matmul_ta": (2, 4, 3)}
+SHAPES = {
+    "mean1_rank3": (2, 3, 4, 2),
+    "bcast_mul": (2, 4, 1),
+    "matmul_ta": (2, 4, 3),
+    "matmul_bcast": (2, 2, 3, 4),
+    "matmul_bcast_rank": (2, 2, 3, 4),
+    "transpose_rank4": (2, 2, 3, 4, 5),
+}
 B_SHAPES = {
     "bcast_mul": (2, 1, 5),
     "bcast_div": (2, 3, 1),
@@ -82,6 +95,8 @@ B_SHAPES = {
     "matmul_tb": (2, 5, 4),
     "matmul_ta": (2, 4, 5),
     "concat_mid": (2, 2, 4),
+    "matmul_bcast": (2, 1, 4, 5),
+    "matmul_bcast_rank": (2, 4, 5),
 }
 
 print(f"# keras {keras.__version__}")

@@ -431,10 +431,12 @@ fn embedded(
             };
             let tensors = groups.get(&(key.clone(), index)).cloned().unwrap_or_default();
             let entries = tensors.iter().map(|(n, s)| quote!((#n, &[#(#s),*])));
-            checks.push(quote::quote_spanned! {span=>
-                const _: () = ::kiln::__private::expect_params(
-                    #what, <#elem as ::kiln::__private::Shaped>::PARAM_SHAPES, &[#(#entries),*]);
-            });
+            checks.push(crate::layers::const_check(
+                span,
+                quote::quote_spanned! {span=>
+                    ::kiln::__private::expect_params(#what, <#elem as ::kiln::__private::Shaped>::PARAM_SHAPES, &[#(#entries),*])
+                },
+            ));
         }
     }
     let abs = &file.abs;

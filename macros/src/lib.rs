@@ -13,6 +13,7 @@ mod onnx;
 mod parse;
 mod shape;
 mod ship;
+mod sizes;
 mod weights_file;
 
 use proc_macro::TokenStream;
@@ -27,12 +28,59 @@ fn invocation(name: &proc_macro2::Ident) -> u64 {
     h.finish()
 }
 
+/// A `sequential!` / `functional!` front end: the syntax parsed (an error there is the only
+/// error), then lowered to the IR, with the model's name and visibility for a fallback.
+type Front = fn(proc_macro2::TokenStream) -> syn::Result<(syn::Result<ir::Model>, Header)>;
+type Header = (proc_macro2::Ident, syn::Visibility);
+
+/// A model macro: its size parameters taken off, then the front end and the pipeline, once, or
+/// twice for a model with size parameters (see `sizes`).
+fn model_macro(input: proc_macro2::TokenStream, front: Front) -> proc_macro2::TokenStream {
+    let (rest, sizes) = match sizes::take(input) {
+        Ok(taken) => taken,
+        Err(e) => return e.to_compile_error(),
+    };
+    let Some(sizes) = sizes else {
+        return match front(rest) {
+            Ok((lowered, header)) => pipeline(lowered, header),
+            Err(e) => e.to_compile_error(),
+        };
+    };
+    let mut header = None;
+    let mut run = |r: usize| -> syn::Result<ir::Model> {
+        let (lowered, h) = front(sizes.stand_in(r, rest.clone()))?;
+        header.get_or_insert(h);
+        let mut model = lowered?;
+        model.generics = sizes.generics.clone();
+        model.invocation = Some(invocation(&model.name));
+        let weights = weights_file::extract(&mut model.attrs)?.map(|_| proc_macro2::Span::call_site());
+        let opts = ship::extract(&mut model.attrs)?;
+        let only = opts.inference_only.as_ref().map(syn::spanned::Spanned::span);
+        if let Some(span) = weights.or(only).or(opts.budget.as_ref().map(|b| syn::spanned::Spanned::span(&b.tokens))) {
+            let msg = "a model with size parameters cannot embed weights or be inference-only: its sizes are known \
+                       only where it is used; declare a type with literal sizes for that";
+            return Err(syn::Error::new(span, msg));
+        }
+        shape::infer(&mut model)?;
+        Ok(model)
+    };
+    let result = (|| {
+        let (a, b) = (run(0)?, run(1)?);
+        sizes.check_shapes(&a, &b)?;
+        sizes.agree(codegen::expand(&a), codegen::expand(&b))
+    })();
+    result.unwrap_or_else(|e| {
+        let mut out = sizes.restore(0, e.to_compile_error());
+        if let Some((name, vis)) = header {
+            out.extend(codegen::fallback_with(&name, &vis, &sizes.generics));
+        }
+        out
+    })
+}
+
 /// The pipeline every model macro runs after its front end: weights attribute, shape inference
 /// and checks, code generation; on error, the errors plus a fallback struct.
-fn pipeline(
-    lowered: Result<ir::Model, syn::Error>,
-    header: (proc_macro2::Ident, syn::Visibility),
-) -> proc_macro2::TokenStream {
+fn pipeline(lowered: Result<ir::Model, syn::Error>, header: Header) -> proc_macro2::TokenStream {
     pipeline_with(lowered, header, None)
 }
 
@@ -40,7 +88,7 @@ fn pipeline(
 /// a `#[weights("..")]` attribute.
 fn pipeline_with(
     lowered: Result<ir::Model, syn::Error>,
-    header: (proc_macro2::Ident, syn::Visibility),
+    header: Header,
     given: Option<weights_file::Weights>,
 ) -> proc_macro2::TokenStream {
     let run = || -> syn::Result<proc_macro2::TokenStream> {
@@ -112,9 +160,12 @@ fn pipeline_with(
 /// model when it compiles; `Digits::embedded()` returns the model with them.
 #[proc_macro]
 pub fn sequential(input: TokenStream) -> TokenStream {
-    let syntax = syn::parse_macro_input!(input as parse::sequential::Syntax);
-    let header = syntax.header();
-    pipeline(parse::sequential::lower(syntax), header).into()
+    model_macro(input.into(), |tokens| {
+        let syntax: parse::sequential::Syntax = syn::parse2(tokens)?;
+        let header = syntax.header();
+        Ok((parse::sequential::lower(syntax), header))
+    })
+    .into()
 }
 
 /// Defines a Functional model: a graph of layers with any number of inputs and outputs, skip
@@ -132,9 +183,12 @@ pub fn sequential(input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro]
 pub fn functional(input: TokenStream) -> TokenStream {
-    let syntax = syn::parse_macro_input!(input as parse::functional::Syntax);
-    let header = syntax.header();
-    pipeline(parse::functional::lower(syntax), header).into()
+    model_macro(input.into(), |tokens| {
+        let syntax: parse::functional::Syntax = syn::parse2(tokens)?;
+        let header = syntax.header();
+        Ok((parse::functional::lower(syntax), header))
+    })
+    .into()
 }
 
 /// The subclassing style: a struct whose fields are layers. Put `#[kiln::call]` on the `impl`

@@ -95,10 +95,10 @@ fn dtype_error(model: &Model, node: usize) -> Option<String> {
         return None;
     }
     let class = layer.kind.class();
-    for &j in &model.nodes[node].inputs {
+    for (i, &j) in model.nodes[node].inputs.iter().enumerate() {
         let ids = model.holds_ids(j);
         let input = model.nodes[model.resolve(j)].op;
-        match (layer.kind.id_bound().is_some(), ids) {
+        match (layer.kind.reads_ids(i), ids) {
             (true, false) => {
                 return Some(format!(
                     "{class} reads integer token ids, but its input holds floats: declare the input with \

@@ -180,3 +180,98 @@ fn matmul_slice_and_named_constants_in_functional() {
     assert_eq!(first, s.slice(kiln::ndarray::s![.., .., 0..2]));
     check_model(&mut m, &[x.as_slice().unwrap()], 3, 12, 1e-2).unwrap();
 }
+
+functional! {
+    /// The shape ops of `keras.ops` on values: views, transposes, joins and copies.
+    pub struct ShapeOps {
+        x = Input([4, 6]);
+        h = Dense(6)(x);
+        t = transpose(reshape(h, [6, -1]), [0, 2, 1]);
+        q = squeeze(expand_dims(t, axis = 1), axis = 1);
+        c = concatenate([q, h * 2.0], axis = -1);
+        s = stack([q, square(h)], axis = 1);
+        tl = tile(h, [1, 1, 2]);
+        rp = repeat(h, 2, axis = 1);
+        Model(x, [c, s, tl, rp])
+    }
+}
+
+/// The same ops in a `call` body, whose ops match Keras (tests/it/math.rs).
+#[kiln::model]
+pub struct ShapeOpsCall {
+    d: Dense<6, 6>,
+}
+
+#[kiln::call]
+impl ShapeOpsCall {
+    fn call(&self, x: Input<4, 6>) -> (Output<4, 12>, Output<2, 4, 6>, Output<4, 12>, Output<8, 6>) {
+        let h = self.d(x);
+        let t = transpose(reshape(h, [6, -1]), [0, 2, 1]);
+        let q = squeeze(expand_dims(t, axis = 1), axis = 1);
+        let c = concatenate([q, h * 2.0], axis = -1);
+        let s = stack([q, square(h)], axis = 1);
+        (c, s, tile(h, [1, 1, 2]), repeat(h, 2, axis = 1))
+    }
+}
+
+functional! {
+    /// `one_hot` of an integer input.
+    pub struct OneHotBag {
+        ids = Input([3], dtype = i32);
+        rows = one_hot(ids, 4);
+        counts = sum(rows, axis = 1);
+        out = Dense(2)(counts);
+        Model(ids, [rows, out])
+    }
+}
+
+#[test]
+fn shape_ops_in_functional_are_the_call_body_ops() {
+    let x = kiln::ndarray::Array3::from_shape_fn((3, 4, 6), |(i, t, j)| ((i + t * 2 + j) % 7) as f32 / 7.0 - 0.4);
+    let (mut f, mut c) = (ShapeOps::with_seed(5), ShapeOpsCall::with_seed(5));
+    for name in ["kernel", "bias"] {
+        c.set_weight(&format!("d.{name}"), &f.get_weight(&format!("dense.{name}")).unwrap()).unwrap();
+    }
+    let (fc, fs, ft, fr) = f.predict(&x).unwrap();
+    let (cc, cs, ct, cr) = c.predict(&x).unwrap();
+    assert_eq!(
+        (fc.shape(), fs.shape(), ft.shape(), fr.shape()),
+        (&[3, 4, 12][..], &[3, 2, 4, 6][..], &[3, 4, 12][..], &[3, 8, 6][..])
+    );
+    assert_eq!((fc, fs, ft, fr), (cc, cs, ct, cr));
+    check_model(&mut f, &[x.as_slice().unwrap()], 3, 12, 1e-2).unwrap();
+
+    let ids = kiln::ndarray::arr2(&[[0i32, 3, 3], [2, 1, 0]]);
+    let mut bag = OneHotBag::new();
+    let (rows, out) = bag.predict(&ids).unwrap();
+    assert_eq!(rows.slice(kiln::ndarray::s![0, 1, ..]).to_vec(), vec![0.0, 0.0, 0.0, 1.0]);
+    assert_eq!(out.shape(), &[2, 2]);
+    assert_eq!(OneHotBag::INPUTS[0].dtype, kiln::DType::I32 { below: 4 });
+}
+
+functional! {
+    /// A transpose of samples of rank 4, between layers (the first Dense's gradient passes
+    /// through it).
+    pub struct Rank4 {
+        x = Input([6]);
+        h = Dense(120)(x);
+        t = transpose(reshape(h, [2, 3, 4, 5]), [0, 4, 2, 1, 3]);
+        f = Flatten()(t);
+        out = Dense(2)(f);
+        Model(x, [t, out])
+    }
+}
+
+#[test]
+fn transposes_of_rank_4_samples() {
+    let x = Array2::from_shape_fn((3, 6), |(i, j)| ((i * 5 + j) % 7) as f32 / 7.0 - 0.5);
+    let mut m = Rank4::with_seed(1);
+    let (t, out) = m.predict(&x).unwrap();
+    assert_eq!((t.shape(), out.shape()), (&[3, 5, 3, 2, 4][..], &[3, 2][..]));
+    // Keras' axes (0, 4, 2, 1, 3): t[.., e, b, a, c] is h[.., a, b, c, e].
+    let h = x.dot(&m.get_weight("dense.kernel").unwrap().into_dimensionality::<kiln::ndarray::Ix2>().unwrap());
+    let b = m.get_weight("dense.bias").unwrap();
+    let at = |a: usize, bb: usize, c: usize, e: usize| ((a * 3 + bb) * 4 + c) * 5 + e;
+    assert!((t[[2, 4, 2, 1, 1]] - (h[[2, at(1, 2, 1, 4)]] + b[[at(1, 2, 1, 4)]])).abs() < 1e-5);
+    check_model(&mut m, &[x.as_slice().unwrap()], 3, 12, 1e-2).unwrap();
+}

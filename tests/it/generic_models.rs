@@ -118,3 +118,79 @@ fn the_derive_form_weights_added_losses_and_nesting_take_sizes_too() {
     assert_eq!(o.predict(&x).unwrap().shape(), &[90, 2]);
     assert!(o.summary_string().contains("inner"));
 }
+
+sequential! {
+    /// The same MLP in the Sequential style: its hidden width and its classes are parameters.
+    pub struct SeqMlp<const H: usize, const C: usize>: [4] {
+        Dense(H, activation = relu),
+        Dropout(0.1),
+        Dense(H),
+        Lambda(|x| tanh(x) + 0.5 * x),
+        Dense(C, activation = softmax),
+    }
+}
+
+functional! {
+    /// A Functional model whose input width and hidden width are parameters, with a skip
+    /// connection and math between the layers.
+    pub struct Skip<const N: usize, const H: usize> {
+        x = Input([N]);
+        h = Dense(H, activation = tanh)(x);
+        g = Dense(H)(h);
+        s = h + g / 2.0;
+        for k in [1, 2] {
+            s = Dense(H, activation = relu)(s);
+        }
+        out = Dense(3, activation = softmax)(s);
+        Model(x, out)
+    }
+}
+
+#[test]
+fn sequential_and_functional_models_take_sizes_too() {
+    let x = data().0;
+    for h in [4, 16, 64] {
+        let (params, first, last) = match h {
+            4 => train(SeqMlp::<4, 3>::with_seed(1)),
+            16 => train(SeqMlp::<16, 3>::with_seed(1)),
+            _ => train(SeqMlp::<64, 3>::with_seed(1)),
+        };
+        assert_eq!(params, 4 * h + h + h * h + h + h * 3 + 3, "width {h}");
+        assert!(last < first, "width {h}: loss {first} -> {last}");
+    }
+    let s = SeqMlp::<16, 5>::new().summary_string();
+    assert!(s.contains("(None, 16)") && s.contains("(None, 5)"), "{s}");
+    assert_eq!(SeqMlp::<16, 5>::new().predict(&x).unwrap().shape(), &[90, 5]);
+    check_model(&mut SeqMlp::<6, 3>::with_seed(3), &[x.as_slice().unwrap()], 6, 12, 1e-2).unwrap();
+
+    let (params, first, last) = train(Skip::<4, 8>::with_seed(2));
+    assert_eq!(params, (4 * 8 + 8) + 3 * (8 * 8 + 8) + 8 * 3 + 3);
+    assert!(last < first);
+    assert_eq!(Skip::<4, 8>::INPUTS[0].shape, &[4]);
+    let s = Skip::<4, 24>::new().summary_string();
+    assert!(s.contains("(None, 24)"), "{s}");
+    check_model(&mut Skip::<4, 5>::with_seed(4), &[x.as_slice().unwrap()], 90, 12, 1e-2).unwrap();
+}
+
+/// A subclassed model whose input width is a parameter.
+#[kiln::model]
+pub struct Wide<const N: usize> {
+    d: Dense<N, 3, Softmax>,
+}
+
+#[kiln::call]
+impl<const N: usize> Wide<N> {
+    fn call(&self, x: Input<N>) -> Output<3> {
+        self.d(x * 2.0)
+    }
+}
+
+#[test]
+fn a_subclassed_model_takes_its_input_width_as_a_parameter() {
+    let x = data().0;
+    assert_eq!(Wide::<4>::INPUTS[0].shape, &[4]);
+    let (params, first, last) = train(Wide::<4>::with_seed(5));
+    assert_eq!(params, 4 * 3 + 3);
+    assert!(last < first);
+    check_model(&mut Wide::<4>::with_seed(3), &[x.as_slice().unwrap()], 90, 12, 1e-2).unwrap();
+}

@@ -94,6 +94,13 @@ fn every_op_matches_keras_and_passes_the_gradient_check() {
     check("log_softmax_mid", SoftmaxAxis::new(true, &s, 0), &s);
     check_shapes("matmul_tb", &mut MatMul::new(&[3, 4], &[5, 4], false, true), &[&[3, 4], &[5, 4]]);
     check_shapes("matmul_ta", &mut MatMul::new(&[4, 3], &[4, 5], true, false), &[&[4, 3], &[4, 5]]);
+    // Leading axes that broadcast: [2, 3, 4] by [1, 4, 5], and by [4, 5].
+    let (a, b1, b0) = (&[2, 3, 4][..], &[1, 4, 5][..], &[4, 5][..]);
+    check_shapes("matmul_bcast", &mut MatMul::new(a, b1, false, false), &[a, b1]);
+    check_shapes("matmul_bcast_rank", &mut MatMul::new(a, b0, false, false), &[a, b0]);
+    // Keras' transpose (0, 3, 1, 4, 2) of samples of rank 4.
+    let s4 = [2, 3, 4, 5];
+    check_shapes("transpose_rank4", &mut kiln::Permute::new(&s4, &[2, 0, 3, 1]), &[&s4, &s4]);
 }
 
 #[kiln::model]
@@ -540,4 +547,106 @@ fn one_hot_turns_ids_into_rows_and_refuses_ids_out_of_range() {
     assert!(e.contains('4'), "{e}");
     let x: Vec<f32> = ids.iter().map(|&v| v as f32).collect();
     check_model(&mut m, &[&x], 2, 12, 1e-2).unwrap();
+}
+
+/// `gather` of each sample's rows by its own ids (`tf.gather(x, ids, axis = 1, batch_dims = 1)`).
+#[kiln::model]
+pub struct Pick {
+    d: Dense<3, 4>,
+}
+
+#[kiln::call]
+impl Pick {
+    fn call(&self, x: Input<5, 3>, ids: Ids<3>) -> Output<3, 4> {
+        tanh(gather(self.d(x), ids))
+    }
+}
+
+functional! {
+    /// The same in `functional!`.
+    pub struct PickGraph {
+        x = Input([5, 3]);
+        ids = Input([3], dtype = i32);
+        h = Dense(4)(x);
+        g = gather(h, ids);
+        out = tanh(g);
+        Model([x, ids], out)
+    }
+}
+
+#[test]
+fn gather_reads_each_samples_rows_by_its_ids() {
+    let x = kiln::ndarray::Array3::from_shape_fn((2, 5, 3), |(i, r, j)| ((i * 7 + r * 3 + j) % 11) as f32 / 5.0 - 1.0);
+    let ids = kiln::ndarray::arr2(&[[4i32, 0, 4], [1, 1, 2]]);
+    let (mut m, mut g) = (Pick::with_seed(3), PickGraph::with_seed(3));
+    for name in ["kernel", "bias"] {
+        g.set_weight(&format!("dense.{name}"), &m.get_weight(&format!("d.{name}")).unwrap()).unwrap();
+    }
+    let out = m.predict((&x, &ids)).unwrap();
+    assert_eq!(out, g.predict((&x, &ids)).unwrap());
+    // Row r of sample i is tanh(x[i, r] · kernel + bias).
+    let (k, b) = (m.get_weight("d.kernel").unwrap(), m.get_weight("d.bias").unwrap());
+    for (i, row) in ids.rows().into_iter().enumerate() {
+        for (j, &r) in row.iter().enumerate() {
+            for c in 0..4 {
+                let h: f32 = (0..3).map(|q| x[[i, r as usize, q]] * k[[q, c]]).sum::<f32>() + b[[c]];
+                assert!((out[[i, j, c]] - h.tanh()).abs() < 1e-6);
+            }
+        }
+    }
+    assert_eq!(Pick::INPUTS[1].dtype, kiln::DType::I32 { below: 5 });
+    assert_eq!(PickGraph::INPUTS[1].dtype, kiln::DType::I32 { below: 5 });
+    let e = m.predict((&x, &kiln::ndarray::arr2(&[[5i32, 0, 0], [0, 0, 0]]))).unwrap_err().to_string();
+    assert!(e.contains('5'), "{e}");
+    // Row 4 of the first sample is read twice: its gradient is the sum of both reads.
+    let flat_ids: Vec<f32> = ids.iter().map(|&v| v as f32).collect();
+    check_model(&mut m, &[x.as_slice().unwrap(), &flat_ids], 2, 12, 1e-2).unwrap();
+    check_model(&mut g, &[x.as_slice().unwrap(), &flat_ids], 2, 12, 1e-2).unwrap();
+}
+
+/// `matmul` whose leading axes broadcast: one [4, 2] matrix per sample applied at each of its
+/// 3 × 5 positions, in a model, gradient-checked (the matrix's gradient sums over them).
+#[kiln::model]
+pub struct PerSampleMatrix {
+    g: Weight<2, kiln::Ones>,
+}
+
+#[kiln::call]
+impl PerSampleMatrix {
+    fn call(&self, x: Input<3, 5, 4>, m: Input<4, 2>) -> Output<3, 5, 2> {
+        tanh(matmul(x, m)) * self.g
+    }
+}
+
+#[test]
+fn matmul_broadcasts_leading_axes_in_a_model() {
+    let x = kiln::ndarray::Array4::from_shape_fn((2, 3, 5, 4), |(i, a, b, c)| {
+        ((i + a * 2 + b * 3 + c) % 7) as f32 / 7.0 - 0.4
+    });
+    let m = kiln::ndarray::Array3::from_shape_fn((2, 4, 2), |(i, a, b)| ((i * 3 + a + b * 5) % 5) as f32 / 5.0 - 0.3);
+    let mut model = PerSampleMatrix::with_seed(1);
+    let out = model.predict((&x, &m)).unwrap();
+    assert_eq!(out.shape(), &[2, 3, 5, 2]);
+    let want: f32 = (0..4).map(|c| x[[1, 2, 3, c]] * m[[1, c, 1]]).sum();
+    assert!((out[[1, 2, 3, 1]] - want.tanh()).abs() < 1e-6);
+    check_model(&mut model, &[x.as_slice().unwrap(), m.as_slice().unwrap()], 2, 12, 1e-2).unwrap();
+}
+
+sequential! {
+    pub struct TwoOut: [3] { Dense(2) }
+}
+
+/// A metric written as math: the `#[kiln::loss]` above, logged per epoch as Keras logs a metric
+/// function (the mean of its per-sample values), by its function's name.
+#[test]
+fn a_loss_written_as_math_is_also_a_metric() {
+    let x = Array2::from_shape_fn((8, 3), |(i, j)| (i as f32 - 4.0) * 0.25 + j as f32 * 0.1);
+    let y = Array2::from_shape_fn((8, 2), |(i, j)| ((i + j) % 3) as f32 / 3.0);
+    let mut m = TwoOut::with_seed(2);
+    m.compile_with(Compile::new("sgd").loss("mse").metric(kiln::Metric::custom(&half_squared))).unwrap();
+    let logs = m.evaluate(&x, &y).unwrap();
+    let p = m.predict(&x).unwrap();
+    let want = (0..8).map(|i| 0.5 * (0..2).map(|j| (p[[i, j]] - y[[i, j]]).powi(2)).sum::<f32>()).sum::<f32>() / 8.0;
+    let got = logs.iter().find(|(k, _)| *k == "half_squared").map(|(_, v)| *v).unwrap();
+    assert!((got - want as f64).abs() < 1e-5, "{got} against {want}");
 }

@@ -144,8 +144,8 @@ fn max_abs(name: &str, got: &[f32], want: &[f32]) -> f32 {
     worst
 }
 
-/// `predict` against onnxruntime; with `infer`, the generated `infer` too (models whose every
-/// layer has a static kernel: user math such as a scalar Mul has none yet).
+/// `predict` against onnxruntime; with a second test's name, the generated `infer` too (models
+/// whose every layer has a static kernel: all but the weights a constant tensor becomes).
 macro_rules! matches_onnxruntime {
     ($test:ident, $model:ident, $file:literal) => {
         #[test]
@@ -177,14 +177,19 @@ macro_rules! matches_onnxruntime {
     };
 }
 
-matches_onnxruntime!(a_pytorch_mlp_matches_onnxruntime, TorchMlp, "torch_mlp");
+matches_onnxruntime!(
+    a_pytorch_mlp_matches_onnxruntime,
+    TorchMlp,
+    "torch_mlp",
+    a_pytorch_mlp_infers_as_onnxruntime_does
+);
 matches_onnxruntime!(
     the_mnist1d_cnn_matches_onnxruntime,
     Mnist1dCnn,
     "torch_mnist1d_cnn",
     the_mnist1d_cnn_infers_as_onnxruntime_does
 );
-matches_onnxruntime!(a_2d_cnn_matches_onnxruntime, Cnn2d, "torch_cnn2d");
+matches_onnxruntime!(a_2d_cnn_matches_onnxruntime, Cnn2d, "torch_cnn2d", a_2d_cnn_infers_as_onnxruntime_does);
 matches_onnxruntime!(
     padding_groups_and_layer_norm_match_onnxruntime,
     TorchBlocks,
@@ -226,10 +231,25 @@ matches_onnxruntime!(
     "torch_decoder",
     transposed_convolutions_infer_as_onnxruntime_does
 );
-matches_onnxruntime!(an_encoder_block_matches_onnxruntime, TorchEncoder, "torch_encoder");
-matches_onnxruntime!(multi_head_attention_matches_onnxruntime, TorchMha, "torch_mha");
+matches_onnxruntime!(
+    an_encoder_block_matches_onnxruntime,
+    TorchEncoder,
+    "torch_encoder",
+    an_encoder_block_infers_as_onnxruntime_does
+);
+matches_onnxruntime!(
+    multi_head_attention_matches_onnxruntime,
+    TorchMha,
+    "torch_mha",
+    multi_head_attention_infers_as_onnxruntime_does
+);
 matches_onnxruntime!(a_transformer_encoder_layer_matches_onnxruntime, TorchEncoderLayer, "torch_encoder_layer");
-matches_onnxruntime!(gelu_clip_and_pow_match_onnxruntime, TorchGelu, "torch_gelu");
+matches_onnxruntime!(
+    gelu_clip_and_pow_match_onnxruntime,
+    TorchGelu,
+    "torch_gelu",
+    gelu_clip_and_pow_infer_as_onnxruntime_does
+);
 matches_onnxruntime!(operators_of_opset_20_match_onnxruntime, Ops20, "ops_opset20");
 matches_onnxruntime!(operators_of_opset_11_match_onnxruntime, Ops11, "ops_opset11");
 

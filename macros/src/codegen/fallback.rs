@@ -8,25 +8,31 @@ use quote::quote;
 use crate::layers::rt;
 
 pub fn fallback(name: &Ident, vis: &syn::Visibility) -> TokenStream {
+    fallback_with(name, vis, &syn::Generics::default())
+}
+
+/// [`fallback`] for a model with size parameters, which the struct keeps.
+pub fn fallback_with(name: &Ident, vis: &syn::Visibility, generics: &syn::Generics) -> TokenStream {
     let rt = rt();
-    let model = model_impl(&quote!(), &quote!(#name), &quote!(self.__kiln_state));
+    let (ig, tg, wg) = generics.split_for_impl();
+    let model = model_impl(&quote!(#ig), &quote!(#name #tg), &quote!(self.__kiln_state));
     quote! {
         #[derive(Clone, Debug)]
-        #vis struct #name {
+        #vis struct #name #generics {
             __kiln_state: #rt::TrainState,
         }
-        impl #name {
+        impl #ig #name #tg #wg {
             pub fn new() -> Self {
                 Self::with_seed(0)
             }
             pub fn with_seed(seed: u64) -> Self {
-                #name { __kiln_state: #rt::TrainState::new(seed) }
+                Self { __kiln_state: #rt::TrainState::new(seed) }
             }
             pub fn embedded() -> Self {
                 Self::new()
             }
         }
-        impl ::core::default::Default for #name {
+        impl #ig ::core::default::Default for #name #tg #wg {
             fn default() -> Self {
                 Self::new()
             }

@@ -21,7 +21,7 @@ use quote::{format_ident, quote};
 use crate::ir::{LayerDef, Model, Op};
 use crate::layers::{Arity, Dim, lit, rt};
 
-pub use fallback::{fallback, generic_fallback, model_impl};
+pub use fallback::{fallback, fallback_with, generic_fallback, model_impl};
 pub use model::{ImplParts, expand, impls, shaped_impl, type_path};
 
 pub struct Gen<'m> {

@@ -47,14 +47,15 @@ pub fn expand(model: &Model) -> TokenStream {
             prelude: quote!(),
             train_state: quote!(self.__kiln_state),
             added_losses: vec![],
-            generics: syn::Generics::default(),
+            generics: model.generics.clone(),
         },
     );
-    let params = model.layers.iter().map(|l| l.kind.param_count(&model.nodes[l.apps[0]].input_shapes));
-    let as_field = shaped_impl(model, &act0, &quote!(0 #(+ #params)*), &syn::Generics::default()).map(|shaped| {
+    let params = model.layers.iter().map(|l| param_count(model, l));
+    let as_field = shaped_impl(model, &act0, &quote!(0 #(+ #params)*), &model.generics).map(|shaped| {
+        let (ig, tg, wg) = model.generics.split_for_impl();
         quote! {
             #shaped
-            impl #rt::Init for #name {
+            impl #ig #rt::Init for #name #tg #wg {
                 fn init(rng: &mut #rt::StdRng) -> Self {
                     Self::with_seed(#rt::RngCore::next_u64(rng))
                 }
@@ -68,10 +69,25 @@ pub fn expand(model: &Model) -> TokenStream {
     let wrap = model.invocation.filter(|_| !model.layers.iter().any(|l| l.kind.user_scope()));
     let struct_vis = if wrap.is_some() { quote!(pub) } else { quote!(#vis) };
     let consts = crate::ship::constant_items(model);
+    let decl = &model.generics;
+    let (ig, tg, wg) = model.generics.split_for_impl();
+    // Size parameters are checked when a model is built: each must be positive.
+    let (sizes, force) = if model.generics.params.is_empty() {
+        (TokenStream::new(), TokenStream::new())
+    } else {
+        let names = model.generics.const_params().map(|c| &c.ident);
+        (
+            quote! {
+                #[doc(hidden)]
+                const __KILN_SIZES: () = ::core::assert!(true #(&& #names > 0)*, "a model's size parameters must be positive");
+            },
+            quote!(let () = Self::__KILN_SIZES;),
+        )
+    };
     let body = quote! {
         #(#attrs)*
         #[derive(Clone, Debug)]
-        #struct_vis struct #name {
+        #struct_vis struct #name #decl {
             #(#fields)*
             #(#bufs: #buf_tys,)*
             #(#accumulators: ::std::vec::Vec<f32>,)*
@@ -80,8 +96,9 @@ pub fn expand(model: &Model) -> TokenStream {
 
         #(#checks)*
 
-        impl #name {
+        impl #ig #name #tg #wg {
             #consts
+            #sizes
 
             /// A new model, initialised as Keras does, from kiln's default seed.
             pub fn new() -> Self {
@@ -91,6 +108,7 @@ pub fn expand(model: &Model) -> TokenStream {
             /// A new model whose initial weights, shuffling order and other random choices all
             /// follow from `seed`.
             pub fn with_seed(seed: u64) -> Self {
+                #force
                 let mut rng = <#rt::StdRng as #rt::SeedableRng>::seed_from_u64(seed);
                 let _ = &mut rng;
                 Self {
@@ -116,7 +134,7 @@ pub fn expand(model: &Model) -> TokenStream {
             }
         }
 
-        impl ::core::default::Default for #name {
+        impl #ig ::core::default::Default for #name #tg #wg {
             fn default() -> Self {
                 Self::new()
             }
@@ -138,7 +156,8 @@ fn ports(g: &Gen<'_>) -> (Vec<TokenStream>, Vec<TokenStream>, Vec<TokenStream>) 
         .iter()
         .enumerate()
         .map(|(k, (n, node))| {
-            let s = shape(&model.nodes[*node].output_shape);
+            let d = g.dims(*node);
+            let s = quote!(&[#(#d),*]);
             let dtype = dtype(model, k);
             quote!(#rt::Port { name: #n, shape: #s, dtype: #dtype })
         })
@@ -184,14 +203,19 @@ fn wrapped(body: TokenStream, wrap: Option<u64>, model: &Model) -> TokenStream {
     let Model { vis, name, .. } = model;
     match wrap.and(module(model)) {
         Some(m) => {
+            let source = syn::Ident::new(&name.to_string(), proc_macro2::Span::call_site());
             quote! {
                 #[doc(hidden)]
                 #[allow(non_snake_case)]
                 mod #m {
                     #body
                 }
+                // An import, not a type alias: rustc names an imported type by its import in
+                // every error (an alias would show the module). The path's last segment spans
+                // the invocation, so that for two models of one name rustc does not suggest
+                // renaming the import in the user's code (`pub struct Net as OtherNet`).
                 #[allow(unused_imports)]
-                #vis use #m::#name;
+                #vis use #m::#source as #name;
             }
         }
         None => body,
@@ -462,7 +486,7 @@ fn layer_infos(model: &Model) -> Vec<TokenStream> {
             Some(_) => split.iter().map(|p| shape(p)).collect(),
             None => vec![],
         };
-        let params = l.kind.param_count(&first.input_shapes);
+        let params = param_count(model, l);
         let connected: Vec<String> = if model.functional {
             l.apps
                 .iter()
@@ -498,4 +522,18 @@ pub fn dtype(model: &Model, k: usize) -> TokenStream {
     } else {
         quote!(#rt::DType::F32)
     }
+}
+
+/// A layer's parameter count in generated code. With size parameters, the sum of its weights'
+/// products of dimensions, so that a dimension that is a parameter stays one (a count computed
+/// from its stand-in would be a number).
+fn param_count(model: &Model, l: &LayerDef) -> TokenStream {
+    let ins = &model.nodes[l.apps[0]].input_shapes;
+    if !model.generics.params.is_empty()
+        && let Some(ps) = l.kind.params(ins)
+    {
+        let terms = ps.iter().map(|(_, s)| quote!((1 #(* #s)*)));
+        return quote!((0 #(+ #terms)*));
+    }
+    l.kind.param_count(ins)
 }

@@ -148,7 +148,7 @@ fn in_ports(g: &Gen<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
         .iter()
         .enumerate()
         .map(|(k, (n, node))| {
-            let s = &model.nodes[*node].output_shape;
+            let s = g.dims(*node);
             if !model.int_inputs.get(k).copied().unwrap_or(false) {
                 return quote!(#rt::Port { name: #n, shape: &[#(#s),*], dtype: #rt::DType::F32 });
             }
@@ -159,8 +159,8 @@ fn in_ports(g: &Gen<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
                 .filter_map(|c| model.layer_of_node(c).map(|l| (l, c)))
                 .map(|(l, c)| {
                     // An op that reads ids (one_hot) states its bound itself.
-                    if let (None, Some(b)) = (l.kind.field_key(), l.kind.id_bound()) {
-                        return quote!(#b);
+                    if let (None, Some(b)) = (l.kind.field_key(), l.kind.id_bound_dims()) {
+                        return b;
                     }
                     let ty = g.ty(l);
                     let msg = format!(

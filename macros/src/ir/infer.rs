@@ -138,6 +138,52 @@ pub enum Static {
         inner: Box<Static>,
         steps: usize,
     },
+    /// User math: element-wise functions applied one after the other (`UnaryOp` variants, as
+    /// `Exp` or `Scale(0.5)`).
+    Unary {
+        ops: Vec<TokenStream>,
+    },
+    /// A `BinaryOp` (`Add`, ...) between inputs of these sample shapes, which broadcast.
+    Broadcast {
+        op: &'static str,
+        a: Vec<usize>,
+        b: Vec<usize>,
+    },
+    /// A `ReduceOp` along the middle axis of a sample seen as `[outer, len, inner]`.
+    Reduce {
+        op: &'static str,
+        len: usize,
+        inner: usize,
+    },
+    /// Softmax (or its logarithm) along the middle axis of `[outer, len, inner]`.
+    SoftmaxAxis {
+        log: bool,
+        len: usize,
+        inner: usize,
+    },
+    /// `matmul` of inputs of these sample shapes (leading axes that broadcast), either operand's
+    /// last two axes read transposed.
+    MatMul {
+        a: Vec<usize>,
+        b: Vec<usize>,
+        ta: bool,
+        tb: bool,
+    },
+    /// `one_hot` of an input of token ids.
+    OneHot {
+        classes: usize,
+    },
+    /// `gather(x, ids)`: rows of `x` (`rows` of them) by an input of token ids.
+    Gather {
+        rows: usize,
+    },
+    /// Positions `start..end` of the middle axis of `[outer, len, inner]`.
+    Slice {
+        len: usize,
+        inner: usize,
+        start: usize,
+        end: usize,
+    },
 }
 
 impl Static {

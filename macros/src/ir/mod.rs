@@ -76,6 +76,9 @@ pub struct Model {
     /// A number unique to this macro invocation (from where it is), naming the module the model
     /// is generated in; `None` outside a compilation (the macros' own unit tests).
     pub invocation: Option<u64>,
+    /// The model's size parameters (`<const H: usize>`), which every generated item takes; empty
+    /// for most models.
+    pub generics: syn::Generics,
 }
 
 impl Model {
@@ -117,7 +120,7 @@ impl Model {
         let node = self.inputs[input].1;
         (0..self.nodes.len())
             .filter(|&i| self.nodes[i].inputs.iter().any(|&j| self.resolve(j) == node))
-            .filter_map(|i| self.layer_of(i).and_then(|l| l.kind.id_bound()))
+            .filter_map(|i| self.layer_of(i).and_then(|l| l.kind.id_bound_for(&self.nodes[i].input_shapes)))
             .min()
             .unwrap_or(usize::MAX)
     }

@@ -108,18 +108,20 @@ impl Spec for Custom {
         if self.inputs > 1 {
             // A model of several inputs: each input's shape against the model's declared ones.
             let (n, all) = (self.inputs, ins.iter().map(|s| quote!(&[#(#s),*])));
-            return quote_spanned! {span=>
-                const _: () = {
-                    ::kiln::__private::expect_model_inputs(#what, <#ty as ::kiln::__private::Model>::INPUTS, &[#(#all),*], #n);
-                    ::kiln::__private::expect_custom(#what, ::kiln::__private::FieldRule::of::<#ty>(), &[#(#input),*], #out_last);
-                };
-            };
+            let inputs = super::const_check(
+                span,
+                quote_spanned!(span=> ::kiln::__private::expect_model_inputs(#what, <#ty as ::kiln::__private::Model>::INPUTS, &[#(#all),*], #n)),
+            );
+            let custom = super::const_check(
+                span,
+                quote_spanned!(span=> ::kiln::__private::expect_custom(#what, ::kiln::__private::FieldRule::of::<#ty>(), &[#(#input),*], #out_last)),
+            );
+            return quote!(#inputs #custom);
         }
-        quote_spanned! {span=>
-            const _: () = {
-                ::kiln::__private::expect_custom(#what, ::kiln::__private::FieldRule::of::<#ty>(), &[#(#input),*], #out_last);
-            };
-        }
+        super::const_check(
+            span,
+            quote_spanned!(span=> ::kiln::__private::expect_custom(#what, ::kiln::__private::FieldRule::of::<#ty>(), &[#(#input),*], #out_last)),
+        )
     }
 }
 

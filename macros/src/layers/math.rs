@@ -14,9 +14,26 @@ use super::{Dim, Spec, rt};
 /// (`Exp`, `DivideBy(4.0)`).
 struct Unary {
     class: &'static str,
-    op: TokenStream,
+    /// The runtime `UnaryOp`s applied one after the other (`Exp`, `Scale(0.5)`): one, or a chain
+    /// fused by [`fused`].
+    ops: Vec<TokenStream>,
     /// Its constant is named in the user's code (`TEMPERATURE`), so the model is generated there.
     named: bool,
+}
+
+/// The most functions fused into one layer (the runtime's `MAX_CHAIN`).
+const MAX_CHAIN: usize = 8;
+
+/// `outer` applied to what `inner` computes, as one layer, where both are element-wise
+/// functions of one tensor and the chain is not too long: `exp(0.5 * x)` is one pass over memory
+/// and one buffer. Named after the outer function.
+pub fn fused(inner: &dyn Spec, outer: &dyn Spec) -> Option<Rc<dyn Spec>> {
+    let ((a, na), (b, nb)) = (inner.unary_ops()?, outer.unary_ops()?);
+    if a.len() + b.len() > MAX_CHAIN {
+        return None;
+    }
+    let ops = a.iter().chain(b).cloned().collect();
+    Some(Rc::new(Unary { class: outer.class(), ops, named: na || nb }))
 }
 
 /// The element-wise functions, by the name a `call` body writes, with their Keras op classes.
@@ -33,8 +50,8 @@ pub const UNARY: &[(&str, &str, &str)] = &[
 /// `name(x)` for a name of [`UNARY`].
 pub fn unary(name: &str) -> Option<Rc<dyn Spec>> {
     let &(_, class, op) = UNARY.iter().find(|(n, _, _)| *n == name)?;
-    let (rt, op) = (rt(), quote::format_ident!("{op}"));
-    Some(Rc::new(Unary { class, op: quote!(#rt::UnaryOp::#op), named: false }))
+    let op = quote::format_ident!("{op}");
+    Some(Rc::new(Unary { class, ops: vec![quote!(#op)], named: false }))
 }
 
 /// A scalar operand with a tensor: `x * c`, `c - x`, `x / c`, `pow(x, c)`, `clip(x, lo, hi)`.
@@ -127,7 +144,6 @@ impl Num {
 
 /// The element-wise function of a tensor and constants.
 pub fn scalar(s: Scalar) -> Rc<dyn Spec> {
-    let rt = rt();
     let op = |name: &str, c: &Num| {
         let (name, c) = (quote::format_ident!("{name}"), c.tokens());
         quote!(#name(#c))
@@ -157,7 +173,7 @@ pub fn scalar(s: Scalar) -> Rc<dyn Spec> {
             ("Clip", quote!(Clip(#lo, #hi)))
         }
     };
-    Rc::new(Unary { class, op: quote!(#rt::UnaryOp::#op), named })
+    Rc::new(Unary { class, ops: vec![op], named })
 }
 
 impl Spec for Unary {
@@ -178,8 +194,17 @@ impl Spec for Unary {
         quote!(#rt::Unary)
     }
     fn constructor(&self, _: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
-        let (rt, op) = (rt(), &self.op);
-        quote!(#rt::Unary::new(#op))
+        let (rt, ops) = (rt(), &self.ops);
+        match &ops[..] {
+            [op] => quote!(#rt::Unary::new(#rt::UnaryOp::#op)),
+            ops => quote!(#rt::Unary::chain(&[#(#rt::UnaryOp::#ops),*])),
+        }
+    }
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::Unary { ops: self.ops.clone() })
+    }
+    fn unary_ops(&self) -> Option<(&[TokenStream], bool)> {
+        Some((&self.ops, self.named))
     }
 }
 
@@ -253,6 +278,16 @@ impl Spec for Reduce {
         let dims = &ins[0];
         quote!(#rt::Reduce::new(#rt::ReduceOp::#op, &[#(#dims),*], #axis))
     }
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        let (len, inner) = middle(&ins[0], self.axis)?;
+        Some(crate::ir::Static::Reduce { op: self.op, len, inner })
+    }
+}
+
+/// A sample of `shape` seen as `[outer, len, inner]` around Keras' axis `axis`: `len` and `inner`.
+pub fn middle(shape: &[usize], axis: i64) -> Option<(usize, usize)> {
+    let a = sample_axis(axis, shape.len())?;
+    Some((shape[a], shape[a + 1..].iter().product()))
 }
 
 /// `a op b` between two tensors, broadcast (NumPy's rule): `Add`, `Subtract`, `Multiply`,
@@ -299,8 +334,12 @@ impl Spec for Broadcast {
         quote!(#rt::Broadcast)
     }
     fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
-        // Inference has the element-wise merge kernel; broadcasting shapes have none yet.
-        (ins.len() == 2 && ins[0] == ins[1]).then_some(crate::ir::Static::Merge { op: self.class })
+        // Shapes that are the same take the element-wise merge kernel.
+        match ins {
+            [a, b] if a == b => Some(crate::ir::Static::Merge { op: self.class }),
+            [a, b] => Some(crate::ir::Static::Broadcast { op: self.class, a: a.clone(), b: b.clone() }),
+            _ => None,
+        }
     }
     fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
         let (rt, op) = (rt(), quote::format_ident!("{}", self.class));
@@ -394,5 +433,8 @@ impl Spec for OneHot {
     }
     fn id_bound(&self) -> Option<usize> {
         Some(self.classes)
+    }
+    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::OneHot { classes: self.classes })
     }
 }

@@ -88,11 +88,18 @@ impl Spec for Elementwise {
 
 struct Concatenate {
     axis: i64,
+    /// The join of `stack` (its inputs given an axis of 1 there first), for its error's words.
+    stacked: bool,
 }
 
 /// `Concatenate(axis)`, Keras' axis convention (0 is the batch, -1 the last).
 pub fn concatenate(axis: i64) -> Rc<dyn Spec> {
-    Rc::new(Concatenate { axis })
+    Rc::new(Concatenate { axis, stacked: false })
+}
+
+/// The join of `stack([a, b], axis)`, its inputs each given an axis of extent 1 at `axis`.
+pub fn stack_join(axis: i64) -> Rc<dyn Spec> {
+    Rc::new(Concatenate { axis, stacked: true })
 }
 
 fn concat(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
@@ -138,6 +145,11 @@ impl Spec for Concatenate {
         let fits = ins
             .iter()
             .all(|s| s.len() == rank && s.iter().zip(&ins[0]).enumerate().all(|(i, (x, y))| i == a || x == y));
+        if !fits && self.stacked {
+            let unstacked: Vec<Vec<usize>> =
+                ins.iter().map(|s| s.iter().enumerate().filter(|&(i, _)| i != a).map(|(_, &d)| d).collect()).collect();
+            return Err(format!("stack needs tensors of one shape, got {}", show_all(&unstacked)));
+        }
         if !fits {
             return Err(format!(
                 "Concatenate on axis {} needs inputs whose other dimensions match, got {}",

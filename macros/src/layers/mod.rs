@@ -57,15 +57,15 @@ use crate::errors::{Errors, suggestion};
 pub use activation::{Act, Activation};
 pub use custom::Field;
 pub use math::{
-    Num, REDUCE, Scalar, add_loss, broadcast, draw, named_constant, number, one_hot, reduce, reduced, sample_axis,
-    scalar, unary,
+    Num, REDUCE, Scalar, add_loss, broadcast, draw, fused, named_constant, number, one_hot, reduce, reduced,
+    sample_axis, scalar, unary,
 };
-pub use merge::{concatenate, dot, elementwise};
+pub use merge::{concatenate, dot, elementwise, stack_join};
 pub use noise::dropout_spec as dropout;
 pub use part::{last_step, part};
 pub use resample::{as_image, permute_spec};
-pub use tensor::{matmul, matmul_shape, slice, softmax_axis};
-pub use view::{call_view, flatten};
+pub use tensor::{gather, matmul, matmul_shape, slice, softmax_axis};
+pub use view::{call_view, expand_dims, flatten, merge_axes, reshape_spec, squeeze};
 pub use window::global_pool;
 
 /// One dimension in generated code: a literal (`16usize`) or, in a `#[kiln::model]` struct, a
@@ -131,6 +131,23 @@ pub trait Spec {
     /// accepts; `None` for layers that read floats.
     fn id_bound(&self) -> Option<usize> {
         None
+    }
+
+    /// Whether input `i` of the layer is integer token ids (every input of a layer with an
+    /// [`Spec::id_bound`]; `gather`'s second).
+    fn reads_ids(&self, _i: usize) -> bool {
+        self.id_bound().is_some()
+    }
+
+    /// The bound of the ids the layer reads, given its input shapes (`gather` reads ids below
+    /// its first input's extent).
+    fn id_bound_for(&self, _ins: &[Vec<usize>]) -> Option<usize> {
+        self.id_bound()
+    }
+
+    /// The bound as code, in a `call` body where shapes are constants for rustc.
+    fn id_bound_dims(&self) -> Option<TokenStream> {
+        self.id_bound().map(|b| quote!(#b))
     }
 
     /// Keras' masking: whether the layer makes a mask (`Embedding(mask_zero = true)`).
@@ -232,6 +249,11 @@ pub trait Spec {
     /// spanned at `at`; `what` names the layer in the message.
     fn const_checks(&self, _what: &str, _ins: &[Vec<usize>], _out: &[usize], _at: &TokenStream) -> TokenStream {
         TokenStream::new()
+    }
+    /// An element-wise function of one tensor (user math): its runtime ops, first to last, and
+    /// whether a constant of one is named in the user's code. Two in a row fuse (`math::fused`).
+    fn unary_ops(&self) -> Option<(&[TokenStream], bool)> {
+        None
     }
 }
 
@@ -442,6 +464,16 @@ pub fn show_all(shapes: &[Vec<usize>]) -> String {
     match parts.len() {
         2 => format!("{} and {}", parts[0], parts[1]),
         _ => parts.join(", "),
+    }
+}
+
+/// A compile-time check of shapes only rustc knows, spanned at the user's code: `verdict` is a
+/// call of one of the runtime's `expect_*` const fns, which returns the message of a failure;
+/// the panic is in the user's crate, so rustc reports the sentence at the span with no note into
+/// kiln's sources.
+pub fn const_check(span: proc_macro2::Span, verdict: TokenStream) -> TokenStream {
+    quote::quote_spanned! {span=>
+        const _: () = if let ::core::option::Option::Some(m) = &#verdict { ::core::panic!("{}", m.text()) };
     }
 }
 

@@ -239,9 +239,11 @@ fn permute(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
         Some(Value::List(l, span)) => {
             let mut sorted = l.clone();
             sorted.sort();
-            if l.is_empty() || l.len() > 3 || sorted.iter().enumerate().any(|(i, &d)| d != i as i64 + 1) {
-                errors
-                    .at(*span, "Permute's dims orders a sample's axes, 1-based: a permutation of [1, 2] or [1, 2, 3]");
+            if l.is_empty() || l.len() > 6 || sorted.iter().enumerate().any(|(i, &d)| d != i as i64 + 1) {
+                errors.at(
+                    *span,
+                    "Permute's dims orders a sample's axes, 1-based: a permutation of [1, 2], [1, 2, 3], ..",
+                );
                 return None;
             }
             l.iter().map(|&d| d as usize - 1).collect()
@@ -289,6 +291,7 @@ impl Spec for Permute {
     }
 
     fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
-        Some(crate::ir::Static::Permute { shape: ins[0].clone(), order: self.order.clone() })
+        // The static kernel takes samples of rank 3 or less.
+        (ins[0].len() <= 3).then(|| crate::ir::Static::Permute { shape: ins[0].clone(), order: self.order.clone() })
     }
 }

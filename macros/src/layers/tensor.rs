@@ -39,6 +39,10 @@ impl Spec for SoftmaxAxis {
         let (rt, log, dims) = (rt(), self.log, &ins[0]);
         quote!(#rt::SoftmaxAxis::new(#log, &[#(#dims),*], #axis))
     }
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        let (len, inner) = super::math::middle(&ins[0], self.axis)?;
+        Some(crate::ir::Static::SoftmaxAxis { log: self.log, len, inner })
+    }
 }
 
 /// Positions `start..end` of Keras' axis `axis` of a sample (1.., negative from the end).
@@ -76,6 +80,10 @@ impl Spec for Slice {
         let (rt, start, end, dims) = (rt(), self.start, self.end, &ins[0]);
         quote!(#rt::Slice::new(&[#(#dims),*], #axis, #start, #end))
     }
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        let (len, inner) = super::math::middle(&ins[0], self.axis)?;
+        Some(crate::ir::Static::Slice { len, inner, start: self.start, end: self.end })
+    }
 }
 
 /// `matmul(a, b, transpose_a, transpose_b)` over the last two axes.
@@ -90,12 +98,27 @@ pub fn matmul(ta: bool, tb: bool) -> Rc<dyn Spec> {
 }
 
 /// The output shape of `matmul` on samples of shapes `a` and `b` (generic over numbers and
-/// constant expressions): the leading axes, then `a`'s rows and `b`'s columns.
-pub fn matmul_shape<T: Clone>(a: &[T], b: &[T], ta: bool, tb: bool) -> Vec<T> {
+/// constant expressions): the leading axes broadcast as NumPy does (aligned from the last, a
+/// missing one counting as 1; `lead` gives the result's extent from the two), then `a`'s rows and
+/// `b`'s columns.
+pub fn matmul_shape<T: Clone>(
+    a: &[T],
+    b: &[T],
+    ta: bool,
+    tb: bool,
+    lead: impl Fn(Option<&T>, Option<&T>) -> T,
+) -> Vec<T> {
     let (ra, rb) = (a.len(), b.len());
     let rows = if ta { a[ra - 1].clone() } else { a[ra - 2].clone() };
     let cols = if tb { b[rb - 2].clone() } else { b[rb - 1].clone() };
-    a[..ra - 2].iter().cloned().chain([rows, cols]).collect()
+    let (la, lb) = (&a[..ra - 2], &b[..rb - 2]);
+    let n = la.len().max(lb.len());
+    (0..n).map(|i| lead(lead_at(la, i, n), lead_at(lb, i, n))).chain([rows, cols]).collect()
+}
+
+/// Leading axis `i` of `n` aligned from the last: `s`'s own, or `None` where `s` has fewer.
+fn lead_at<T>(s: &[T], i: usize, n: usize) -> Option<&T> {
+    (i + s.len()).checked_sub(n).map(|j| &s[j])
 }
 
 impl Spec for MatMul {
@@ -108,9 +131,14 @@ impl Spec for MatMul {
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
         let (a, b) = (&ins[0], &ins[1]);
         let (ra, rb) = (a.len(), b.len());
-        if ra < 2 || ra != rb || a[..ra - 2] != b[..rb - 2] {
+        let fits = |x: Option<&usize>, y: Option<&usize>| {
+            matches!((x, y), (None, _) | (_, None) | (Some(1), _) | (_, Some(1))) || x == y
+        };
+        let (la, lb) = (&a[..ra.max(2) - 2], &b[..rb.max(2) - 2]);
+        let n = la.len().max(lb.len());
+        if ra < 2 || rb < 2 || (0..n).any(|i| !fits(lead_at(la, i, n), lead_at(lb, i, n))) {
             return Err(format!(
-                "matmul needs operands of rank 2 or more with the same leading axes, got {a:?} and {b:?}"
+                "matmul needs operands of rank 2 or more whose leading axes broadcast, got {a:?} and {b:?}"
             ));
         }
         let inner_a = if self.ta { a[ra - 2] } else { a[ra - 1] };
@@ -118,7 +146,7 @@ impl Spec for MatMul {
         if inner_a != inner_b {
             return Err(format!("matmul's inner sizes differ: {a:?} by {b:?}"));
         }
-        Ok(matmul_shape(a, b, self.ta, self.tb))
+        Ok(matmul_shape(a, b, self.ta, self.tb, |x, y| (*x.unwrap_or(&1)).max(*y.unwrap_or(&1))))
     }
     fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
         let rt = rt();
@@ -127,5 +155,52 @@ impl Spec for MatMul {
     fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
         let (rt, ta, tb, a, b) = (rt(), self.ta, self.tb, &ins[0], &ins[1]);
         quote!(#rt::MatMul::new(&[#(#a),*], &[#(#b),*], #ta, #tb))
+    }
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::MatMul { a: ins[0].clone(), b: ins[1].clone(), ta: self.ta, tb: self.tb })
+    }
+}
+
+/// `gather(x, ids)`: per sample, the rows of `x` its ids name (`tf.gather(x, ids, axis = 1,
+/// batch_dims = 1)`). `bound` is the extent of `x`'s first axis as code, in a `call` body.
+struct Gather {
+    bound: Option<TokenStream>,
+}
+
+/// `gather(x, ids)`, its ids bound by `bound` in a `call` body (known from the shapes elsewhere).
+pub fn gather(bound: Option<TokenStream>) -> Rc<dyn Spec> {
+    Rc::new(Gather { bound })
+}
+
+impl Spec for Gather {
+    fn class(&self) -> &'static str {
+        "Gather"
+    }
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let (x, ids) = (&ins[0], &ins[1]);
+        if ids.len() != 1 {
+            return Err(format!("gather takes one axis of ids per sample, got ids of shape {ids:?}"));
+        }
+        Ok([&ids[..], &x[1..]].concat())
+    }
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::Gather)
+    }
+    fn constructor(&self, ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, dims) = (rt(), &ins[0]);
+        quote!(#rt::Gather::new(&[#(#dims),*]))
+    }
+    fn reads_ids(&self, i: usize) -> bool {
+        i == 1
+    }
+    fn id_bound_for(&self, ins: &[Vec<usize>]) -> Option<usize> {
+        ins.first().and_then(|x| x.first()).copied()
+    }
+    fn id_bound_dims(&self) -> Option<TokenStream> {
+        self.bound.clone()
+    }
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::Gather { rows: *ins[0].first()? })
     }
 }

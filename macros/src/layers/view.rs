@@ -108,3 +108,80 @@ impl Spec for CallView {
         TokenStream::new()
     }
 }
+
+/// `reshape(x, [4, -1])` in `functional!` math: Keras' Reshape layer.
+pub fn reshape_spec(target: Vec<i64>) -> Rc<dyn Spec> {
+    Rc::new(Reshape { target })
+}
+
+/// A view that adds an axis of extent 1 (`expand_dims`), removes one (`squeeze`), or merges an
+/// axis with the next (the last step of `repeat`), at a Keras axis of the sample: the values as
+/// they are, under the shape its numeric rule gives (`functional!` math).
+struct AxisView {
+    class: &'static str,
+    axis: i64,
+}
+
+/// `expand_dims(x, axis)`: a new axis of extent 1 at Keras' `axis` of the result.
+pub fn expand_dims(axis: i64) -> Rc<dyn Spec> {
+    Rc::new(AxisView { class: "ExpandDims", axis })
+}
+
+/// `squeeze(x, axis)`: Keras' `axis`, whose extent must be 1, removed.
+pub fn squeeze(axis: i64) -> Rc<dyn Spec> {
+    Rc::new(AxisView { class: "Squeeze", axis })
+}
+
+/// Sample axis `axis` (0-based) merged with the one after it: `[.., d, n, ..]` → `[.., d·n, ..]`.
+pub fn merge_axes(axis: usize) -> Rc<dyn Spec> {
+    Rc::new(AxisView { class: "Reshape", axis: axis as i64 })
+}
+
+impl Spec for AxisView {
+    fn class(&self) -> &'static str {
+        self.class
+    }
+    fn is_view(&self) -> bool {
+        true
+    }
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        let mut shape = ins[0].clone();
+        match self.class {
+            "ExpandDims" => {
+                // The new axis is counted in the result, so it may be one past the last.
+                let rank = shape.len() + 1;
+                let a = super::math::sample_axis(self.axis, rank).ok_or_else(|| {
+                    format!(
+                        "expand_dims at axis {} of a tensor of shape {}: the new axis is one of 1..={rank} (or \
+                         -{rank}..=-1); axis 0 is the batch",
+                        self.axis,
+                        show(&shape)
+                    )
+                })?;
+                shape.insert(a, 1);
+            }
+            "Squeeze" => {
+                let a = super::math::sample_axis(self.axis, shape.len())
+                    .ok_or_else(|| super::math::missing_axis("squeeze", self.axis, &shape))?;
+                if shape[a] != 1 {
+                    return Err(format!(
+                        "squeeze removes an axis of extent 1, but axis {} of {} has extent {}",
+                        self.axis,
+                        show(&shape),
+                        shape[a]
+                    ));
+                }
+                shape.remove(a);
+            }
+            _ => {
+                let a = self.axis as usize;
+                let n = shape.remove(a + 1);
+                shape[a] *= n;
+            }
+        }
+        Ok(shape)
+    }
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        TokenStream::new()
+    }
+}

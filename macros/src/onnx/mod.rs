@@ -212,6 +212,7 @@ fn lower(onnx: &proto::ModelProto, span: Span, item: syn::ItemStruct) -> Result<
         outputs,
         functional: true,
         invocation: None,
+        generics: syn::Generics::default(),
     };
     Ok((model, g.params))
 }

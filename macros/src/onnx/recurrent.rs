@@ -222,8 +222,8 @@ impl Lowering<'_> {
     }
 
     /// For `Gather` of the last step of a recurrent layer's sequence that nothing else reads
-    /// (`out[:, -1, :]`): the layer rebuilt to return its last step, `[units]`, which `infer` has
-    /// a kernel for (a Slice has none yet); its sequence's views are left to be pruned.
+    /// (`out[:, -1, :]`): the layer rebuilt to return its last step, `[units]`, so that it
+    /// computes no sequence to slice; its sequence's views are left to be pruned.
     fn last_step(&mut self, node: &NodeProto, x: &Val, axis: usize, last: bool) -> Result<Option<usize>, String> {
         let mut base = x.node;
         let mut chain = vec![base];

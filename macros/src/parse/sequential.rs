@@ -3,10 +3,11 @@
 //! ```text
 //! sequential! {
 //!     #[attributes] and /// docs
-//!     VIS struct NAME: [d1, d2?, d3?] {          // or NAME: Input([d1, ..], dtype = i32)
+//!     VIS struct NAME<const H: usize, ..>?: [d1, d2?, d3?] {   // or NAME: Input([d1, ..], dtype = i32)
 //!         LAYER, LAYER(args), ...          // trailing comma optional
 //!     }
 //! }
+//! A size parameter (see `sizes.rs`) is written where a number goes: `Dense(H)`, `[H]`.
 //! LAYER := Dense | Flatten | Reshape | Activation | Custom  (see macros/src/layers/)
 //!        | Lambda(|x| MATH)                  // Keras' Lambda: math on the running value
 //! args  := value | key = value, ...        // value: int, -int, "str", ident, true/false, [ints]
@@ -178,6 +179,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         outputs,
         functional: false,
         invocation: None,
+        generics: syn::Generics::default(),
     })
 }
 

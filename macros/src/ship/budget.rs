@@ -78,8 +78,11 @@ pub fn extract(attrs: &mut Vec<Attribute>) -> syn::Result<Options> {
 /// The weight and scratch bytes of a `sequential!` / `functional!` model (f32 weights): what its
 /// `WEIGHT_BYTES` and `SCRATCH_BYTES` say, or `None` when a layer's parameters only rustc knows.
 pub fn memory(model: &Model) -> Option<(usize, usize)> {
-    // A `#[kiln::model]` struct's shapes are constant expressions only rustc evaluates.
-    if model.nodes.iter().any(|n| n.dims.is_some() || n.input_shapes.len() < n.inputs.len()) {
+    // A `#[kiln::model]` struct's shapes are constant expressions only rustc evaluates, and a
+    // model's size parameters are known only where it is used.
+    if !model.generics.params.is_empty()
+        || model.nodes.iter().any(|n| n.dims.is_some() || n.input_shapes.len() < n.inputs.len())
+    {
         return None;
     }
     let mut weights = 0;

@@ -145,6 +145,39 @@ impl Caller<'_> {
                 let (oh, ow, _) = crate::layers::as_image(out_shape);
                 quote!(::kiln::infer::resample(#x, (#h, #w, #c), (#oh, #ow), #op, __out))
             }
+            Static::Unary { ops } => quote!(::kiln::infer::unary(#x, &[#(::kiln::infer::UnaryOp::#ops),*], __out)),
+            Static::Broadcast { op, a, b } => {
+                let (y, op) = (&ins[1], format_ident!("{op}"));
+                quote!({
+                    const PLAN: ([usize; 6], [usize; 6], [usize; 6]) = ::kiln::infer::broadcast_plan(&[#(#a),*], &[#(#b),*]);
+                    ::kiln::infer::broadcast(#x, #y, ::kiln::infer::BinaryOp::#op, PLAN, __out)
+                })
+            }
+            Static::Reduce { op, len, inner } => {
+                let op = format_ident!("{op}");
+                quote!(::kiln::infer::reduce(#x, ::kiln::infer::ReduceOp::#op, #len, #inner, __out))
+            }
+            Static::SoftmaxAxis { log, len, inner } => {
+                quote!(::kiln::infer::softmax_axis(#x, #log, #len, #inner, __out))
+            }
+            Static::MatMul { a, b, ta, tb } => {
+                let y = &ins[1];
+                quote!({
+                    const PLAN: ::kiln::infer::MatMulPlan = ::kiln::infer::matmul_plan(&[#(#a),*], &[#(#b),*], #ta, #tb);
+                    ::kiln::infer::matmul(#x, #y, &PLAN, __out)
+                })
+            }
+            Static::OneHot { classes } => {
+                let k = input.unwrap_or(0);
+                quote!(::kiln::infer::one_hot(#x, (#classes, #k), __out)?)
+            }
+            Static::Gather { rows } => {
+                let (ids, k) = (&ins[1], input.unwrap_or(0));
+                quote!(::kiln::infer::gather(#x, #ids, (#rows, #k), __out)?)
+            }
+            Static::Slice { len, inner, start, end } => {
+                quote!(::kiln::infer::slice(#x, #len, #inner, (#start, #end), __out))
+            }
             Static::Dot => {
                 let y = &ins[1];
                 quote!(::kiln::infer::dot(#x, #y, __out))

@@ -44,7 +44,8 @@ fn unsupported(model: &Model) -> Option<String> {
 
 /// The layers `infer` supports, for error messages.
 const SUPPORTED: &str = "every layer kiln has except users' own layers, recurrent layers given an \
-initial_state, a Bidirectional layer returning its states, Attention and AdditiveAttention";
+initial_state, a Bidirectional layer returning its states, Attention and AdditiveAttention; of user \
+math, everything but random draws";
 
 /// `infer` for a model whose weights are embedded, and the bytes of its embedded weights; the
 /// reason when a layer has no static kernel.
@@ -139,7 +140,10 @@ fn step(model: &Model, plan: &Plan, blob: &mut Blob, checked: &Checked, i: usize
             }
         })
         .collect();
-    let input = node.inputs.first().and_then(|&j| match plan.loc[j] {
+    // The model input of the token ids the layer reads (its first input where it reads none).
+    let reads = |p: usize| l.kind.reads_ids(p);
+    let at = (0..node.inputs.len()).find(|&p| reads(p)).unwrap_or(0);
+    let input = node.inputs.get(at).and_then(|&j| match plan.loc[j] {
         Loc::Input(k) => Some(k),
         Loc::Scratch(_) => None,
     });

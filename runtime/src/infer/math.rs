@@ -90,7 +90,7 @@ pub fn tanh(x: f32) -> f32 {
 /// `ln(1 + u)` for `u` in `[0, 1]`: `2 atanh(u / (2 + u))` by its series (relative error below
 /// 1e-7, also for tiny `u`).
 #[inline(always)]
-fn ln_1p_unit(u: f32) -> f32 {
+pub(crate) fn ln_1p_unit(u: f32) -> f32 {
     let s = u / (2.0 + u);
     let z = s * s;
     let p = ((((((z / 15.0 + 1.0 / 13.0) * z + 1.0 / 11.0) * z + 1.0 / 9.0) * z + 1.0 / 7.0) * z + 1.0 / 5.0) * z

@@ -8,6 +8,7 @@
 pub(crate) mod cpu;
 mod kernels;
 pub mod math;
+mod ops;
 mod sequence;
 
 pub use cpu::level;
@@ -17,6 +18,10 @@ pub use kernels::{
     permute_plan, pool, prelu, prelu_plan, resample, rescale, separable,
 };
 pub use math::ActKind;
+pub use ops::{
+    BinaryOp, MatMulPlan, ReduceOp, UnaryOp, broadcast, broadcast_plan, gather, matmul, matmul_plan, one_hot, reduce,
+    slice, softmax_axis, unary,
+};
 pub use sequence::{
     Attention, AttentionWeights, BadId, Cell, Gate, MergeMode, Recurrence, RecurrentWeights, attention, bidirectional,
     embedding, masking, recurrent,

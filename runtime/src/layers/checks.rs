@@ -1,10 +1,12 @@
 //! Shape checks rustc evaluates when a model compiles, for what only rustc knows: the widths of a
 //! `#[kiln::model]` struct's fields and of users' layer types, and the weights they state. Each
-//! panics in a const context with the sentence a user reads (the same wording as the model macros'
-//! own errors), which rustc reports as a compile error at the span the macro gave the check.
+//! returns, on failure, the sentence a user reads (the same wording as the model macros' own
+//! errors); the code the macros generate panics with it in a const of the user's crate, spanned at
+//! the user's code, so rustc reports it there as one error with no note into kiln's sources.
 
-/// A message built in a const context.
-struct Msg {
+/// A message built in a const context: what a failed check returns, and the generated code
+/// panics with (so rustc reports it at the user's code, with no note into kiln's).
+pub struct Msg {
     buf: [u8; 240],
     at: usize,
 }
@@ -58,7 +60,8 @@ impl Msg {
         self.str("]")
     }
 
-    const fn text(&self) -> &str {
+    /// The message.
+    pub const fn text(&self) -> &str {
         let (msg, _) = self.buf.split_at(self.at);
         match core::str::from_utf8(msg) {
             Ok(s) => s,
@@ -67,12 +70,20 @@ impl Msg {
     }
 }
 
-/// Panics with a message in the calling check itself, so rustc's note names that check.
+/// A failed check: returns its message.
 macro_rules! fail {
-    ($msg:expr) => {{
-        let msg = $msg;
-        panic!("{}", msg.text())
-    }};
+    ($msg:expr) => {
+        return Some($msg)
+    };
+}
+
+/// Another check's failure, returned as this one's.
+macro_rules! check {
+    ($verdict:expr) => {
+        if let Some(m) = $verdict {
+            return Some(m);
+        }
+    };
 }
 
 /// Whether two shapes are equal, in a const context.
@@ -107,18 +118,20 @@ pub const fn same_str(a: &str, b: &str) -> bool {
 }
 
 /// A layer call on vectors in a `call` body: "`what` expects an input of shape `[E]`, got `[G]`".
-pub const fn expect_width(what: &str, expected: usize, got: usize) {
+pub const fn expect_width(what: &str, expected: usize, got: usize) -> Option<Msg> {
     if expected != got {
         fail!(Msg::new().str(what).str(" expects an input of shape ").shape(&[expected]).str(", got ").shape(&[got]))
     }
+    None
 }
 
 /// A shape in a `call` body against the one expected: "`what` expects an input of shape [..], got
 /// [..]".
-pub const fn expect_dims(what: &str, expected: &[usize], got: &[usize]) {
+pub const fn expect_dims(what: &str, expected: &[usize], got: &[usize]) -> Option<Msg> {
     if !shape_eq(expected, got) {
         fail!(Msg::new().str(what).str(" expects an input of shape ").shape(expected).str(", got ").shape(got))
     }
+    None
 }
 
 /// A field of a `#[kiln::model]` struct applied to one sample of `got`, by its type's rule: the
@@ -126,7 +139,7 @@ pub const fn expect_dims(what: &str, expected: &[usize], got: &[usize]) {
 /// channels], got [64]`), a window that fits (Keras' words, as in the other styles), no image
 /// into a Dense, and the width of the last axis (`layer `head` expects an input of shape [32],
 /// got [64]`).
-pub const fn expect_field(what: &str, rule: super::traits::FieldRule, got: &[usize]) {
+pub const fn expect_field(what: &str, rule: super::traits::FieldRule, got: &[usize]) -> Option<Msg> {
     let r = got.len();
     if let Some((input, output)) = rule.map {
         if !shape_eq(input, got) {
@@ -143,7 +156,7 @@ pub const fn expect_field(what: &str, rule: super::traits::FieldRule, got: &[usi
                     .str(", but a field keeps its input's rank: end the nested model before its Flatten and flatten(x) in call")
             )
         }
-        return;
+        return None;
     }
     if let Some(w) = rule.window {
         let form = if w.rank == 1 { " [steps, channels], got " } else { " [height, width, channels], got " };
@@ -185,20 +198,21 @@ pub const fn expect_field(what: &str, rule: super::traits::FieldRule, got: &[usi
         )
     }
     if rule.any_width {
-        return;
+        return None;
     }
     if r == 1 {
-        expect_width(what, rule.input, got[0])
+        check!(expect_width(what, rule.input, got[0]))
     } else {
-        expect_shape(what, rule.input, got)
+        check!(expect_shape(what, rule.input, got))
     }
+    None
 }
 
 /// A field called with `shapes.len()` inputs (`self.attn(q, v, mask)`): their number, then each
 /// input after the first by its rule (`layer `cross` expects input 2 of shape [steps, 16], got
 /// [6, 8]`; `layer `cross`'s attention_mask is [query steps, value steps] = [4, 6] per sample,
 /// got [4, 4]`).
-pub const fn expect_inputs(what: &str, rule: super::traits::FieldRule, shapes: &[&[usize]]) {
+pub const fn expect_inputs(what: &str, rule: super::traits::FieldRule, shapes: &[&[usize]]) -> Option<Msg> {
     use super::traits::InputRule;
     let (given, most) = (shapes.len(), 1 + rule.more.len());
     if given < rule.required || given > most {
@@ -259,12 +273,13 @@ pub const fn expect_inputs(what: &str, rule: super::traits::FieldRule, shapes: &
         }
         i += 1;
     }
+    None
 }
 
 /// A user's layer type in `sequential!`/`functional!` (`Custom(T)`), whose input the model gives
 /// and whose output the model computed by the last-axis rule: a type whose rule is another (a
 /// window field, a model that changes more than the last axis) is refused with what to write.
-pub const fn expect_custom(what: &str, rule: super::traits::FieldRule, input: &[usize], out_last: usize) {
+pub const fn expect_custom(what: &str, rule: super::traits::FieldRule, input: &[usize], out_last: usize) -> Option<Msg> {
     if rule.window.is_some() {
         fail!(
             Msg::new()
@@ -287,29 +302,32 @@ pub const fn expect_custom(what: &str, rule: super::traits::FieldRule, input: &[
                 .str(": Custom(..) takes layers that change the last axis only; nest the model in a #[kiln::model] struct")
         )
     }
-    expect_field(what, rule, input);
-    same_shape(what, out_last, rule.output)
+    check!(expect_field(what, rule, input));
+    check!(same_shape(what, out_last, rule.output));
+    None
 }
 
 /// A field with a window called again: its windows were sized for the shape of its first call
 /// (`first`), so another call must give the same ("shared layer `conv` was built for input [..]
 /// by its first use, got [..]", as in the other styles).
-pub const fn expect_rebind(what: &str, rule: super::traits::FieldRule, first: &[usize], got: &[usize]) {
+pub const fn expect_rebind(what: &str, rule: super::traits::FieldRule, first: &[usize], got: &[usize]) -> Option<Msg> {
     if rule.window.is_some() && !shape_eq(first, got) {
         fail!(Msg::new().str("shared ").str(what).str(" was built for input ").shape(first).str(" by its first use, got ").shape(got))
     }
+    None
 }
 
 /// A layer whose type reads a last axis `expected` wide, given `got`: "`what` expects an input
 /// whose last axis is E, got [..]".
-pub const fn expect_shape(what: &str, expected: usize, got: &[usize]) {
+pub const fn expect_shape(what: &str, expected: usize, got: &[usize]) -> Option<Msg> {
     if got.is_empty() || got[got.len() - 1] != expected {
         fail!(Msg::new().str(what).str(" expects an input whose last axis is ").num(expected).str(", got ").shape(got))
     }
+    None
 }
 
 /// A user layer's output (its type's `OUT`) against the width the model declares for it.
-pub const fn same_shape(what: &str, declared: usize, ty_out: usize) {
+pub const fn same_shape(what: &str, declared: usize, ty_out: usize) -> Option<Msg> {
     if declared != ty_out {
         fail!(
             Msg::new()
@@ -323,84 +341,97 @@ pub const fn same_shape(what: &str, declared: usize, ty_out: usize) {
                 .str("`")
         )
     }
+    None
 }
 
 /// The inputs of a merge on vectors have the same width.
-pub const fn expect_same(what: &str, a: usize, b: usize) {
+pub const fn expect_same(what: &str, a: usize, b: usize) -> Option<Msg> {
     if a != b {
         fail!(Msg::new().str(what).str(" needs inputs of the same shape, got ").shape(&[a]).str(" and ").shape(&[b]))
     }
+    None
 }
 
 /// The inputs of an element-wise merge have the same shape.
-pub const fn expect_same_dims(what: &str, a: &[usize], b: &[usize]) {
+pub const fn expect_same_dims(what: &str, a: &[usize], b: &[usize]) -> Option<Msg> {
     if !shape_eq(a, b) {
         fail!(Msg::new().str(what).str(" needs inputs of the same shape, got ").shape(a).str(" and ").shape(b))
     }
+    None
 }
 
 /// Two tensors combined element-wise broadcast (NumPy's rule: shapes aligned from the last
 /// axis, each pair of extents equal or one of them 1; the shorter shape is padded with 1s).
-pub const fn expect_broadcast(what: &str, a: &[usize], b: &[usize]) {
-    let (mut i, mut j) = (a.len(), b.len());
-    while i > 0 && j > 0 {
-        let (x, y) = (a[i - 1], b[j - 1]);
-        if x != y && x != 1 && y != 1 {
-            fail!(Msg::new()
-                .str(what)
-                .str(" cannot broadcast ")
-                .shape(a)
-                .str(" and ")
-                .shape(b)
-                .str(": aligned from the last axis, each pair of extents must be equal or one of them 1"))
-        }
-        i -= 1;
-        j -= 1;
+pub const fn expect_broadcast(what: &str, a: &[usize], b: &[usize]) -> Option<Msg> {
+    if !broadcasts(a, b) {
+        fail!(Msg::new()
+            .str(what)
+            .str(" cannot broadcast ")
+            .shape(a)
+            .str(" and ")
+            .shape(b)
+            .str(": aligned from the last axis, each pair of extents must be equal or one of them 1"))
     }
+    None
 }
 
 /// `self.field` read as a tensor in `call` is a [`Weight`](crate::layers::Weight).
-pub const fn expect_tensor_field(what: &str, tensor: bool) {
+pub const fn expect_tensor_field(what: &str, tensor: bool, matrix: bool) -> Option<Msg> {
+    if matrix {
+        fail!(Msg::new().str(what).str(" is a matrix: multiply by it, as in matmul(x, self.w)"))
+    }
     if !tensor {
         fail!(Msg::new().str(what).str(" is a layer, not a tensor: call it on one, as in self.layer(x)"))
     }
+    None
+}
+
+/// `matmul(x, self.w)` in `call` multiplies by a [`Matrix`](crate::layers::Matrix).
+pub const fn expect_matrix_field(what: &str, matrix: bool) -> Option<Msg> {
+    if !matrix {
+        fail!(Msg::new().str(what).str(" is not a matrix: matmul(x, self.w) multiplies by a field `w: Matrix<R, C>`"))
+    }
+    None
 }
 
 /// `self.field(x)` in `call` is a layer, not a [`Weight`](crate::layers::Weight).
-pub const fn expect_layer_field(what: &str, tensor: bool) {
+pub const fn expect_layer_field(what: &str, tensor: bool) -> Option<Msg> {
     if tensor {
         fail!(Msg::new().str(what).str(" is a weight: read it as a tensor, without a call (x * self.gamma)"))
     }
+    None
 }
 
 /// The operands of `matmul` (rank 2 or more, the same leading axes) agree on the inner size:
 /// `a`'s last axis (its second-to-last when `ta`) and `b`'s second-to-last (last when `tb`).
-pub const fn expect_matmul(what: &str, a: &[usize], b: &[usize], ta: bool, tb: bool) {
+pub const fn expect_matmul(what: &str, a: &[usize], b: &[usize], ta: bool, tb: bool) -> Option<Msg> {
     let (ra, rb) = (a.len(), b.len());
     let inner_a = if ta { a[ra - 2] } else { a[ra - 1] };
     let inner_b = if tb { b[rb - 1] } else { b[rb - 2] };
     let (lead_a, _) = a.split_at(ra - 2);
     let (lead_b, _) = b.split_at(rb - 2);
-    if inner_a != inner_b || !shape_eq(lead_a, lead_b) {
+    if inner_a != inner_b || !broadcasts(lead_a, lead_b) {
         fail!(Msg::new()
             .str(what)
             .str(" cannot multiply ")
             .shape(a)
             .str(" by ")
             .shape(b)
-            .str(": the inner sizes must agree and the leading axes be the same"))
+            .str(": the inner sizes must agree and the leading axes broadcast"))
     }
+    None
 }
 
 /// `slice(x, axis, start, end)` lies inside the axis, of extent `len`.
-pub const fn expect_slice(what: &str, len: usize, end: usize) {
+pub const fn expect_slice(what: &str, len: usize, end: usize) -> Option<Msg> {
     if end > len {
         fail!(Msg::new().str(what).str(" ends past the end of its axis, of extent ").shape(&[len]))
     }
+    None
 }
 
 /// Tensors concatenated along `axis` agree on every other axis.
-pub const fn expect_same_except(what: &str, a: &[usize], b: &[usize], axis: usize) {
+pub const fn expect_same_except(what: &str, a: &[usize], b: &[usize], axis: usize) -> Option<Msg> {
     let mut same = a.len() == b.len();
     let mut i = 0;
     while same && i < a.len() {
@@ -410,11 +441,12 @@ pub const fn expect_same_except(what: &str, a: &[usize], b: &[usize], axis: usiz
     if !same {
         fail!(Msg::new().str(what).str(" needs inputs equal on every axis but the joined one, got ").shape(a).str(" and ").shape(b))
     }
+    None
 }
 
 /// A kiln model applied as a layer of `n` inputs (`Custom(Pair, inputs = 2)`) declares `n`
 /// inputs, and each is given its declared shape.
-pub const fn expect_model_inputs(what: &str, ports: &[crate::model::Port], got: &[&[usize]], n: usize) {
+pub const fn expect_model_inputs(what: &str, ports: &[crate::model::Port], got: &[&[usize]], n: usize) -> Option<Msg> {
     if ports.len() != n || got.len() != n {
         fail!(Msg::new().str(what).str(" is applied to a number of inputs its model does not declare"))
     }
@@ -430,10 +462,11 @@ pub const fn expect_model_inputs(what: &str, ports: &[crate::model::Port], got: 
         }
         i += 1;
     }
+    None
 }
 
 /// `reshape` keeps the number of values of a sample.
-pub const fn expect_same_size(what: &str, from: &[usize], to: &[usize]) {
+pub const fn expect_same_size(what: &str, from: &[usize], to: &[usize]) -> Option<Msg> {
     let (mut a, mut b, mut i) = (1usize, 1usize, 0);
     while i < from.len() {
         a *= from[i];
@@ -447,10 +480,11 @@ pub const fn expect_same_size(what: &str, from: &[usize], to: &[usize]) {
     if a != b {
         fail!(Msg::new().str(what).str(" cannot turn ").shape(from).str(" into ").shape(to).str(": the numbers of values differ"))
     }
+    None
 }
 
 /// `add_loss` reads one value per sample.
-pub const fn expect_one_per_sample(what: &str, shape: &[usize]) {
+pub const fn expect_one_per_sample(what: &str, shape: &[usize]) -> Option<Msg> {
     let mut size = 1;
     let mut i = 0;
     while i < shape.len() {
@@ -460,13 +494,29 @@ pub const fn expect_one_per_sample(what: &str, shape: &[usize]) {
     if size != 1 {
         fail!(Msg::new().str(what).str(" takes one value per sample (reduce the term first, e.g. sum(t, axis = 1)), not a tensor of shape ").shape(shape))
     }
+    None
 }
 
 /// `squeeze` removes an axis of extent 1.
-pub const fn expect_extent_one(what: &str, extent: usize) {
+pub const fn expect_extent_one(what: &str, extent: usize) -> Option<Msg> {
     if extent != 1 {
         fail!(Msg::new().str(what).str(" removes an axis of extent 1, not ").shape(&[extent]))
     }
+    None
+}
+
+/// Whether two shapes broadcast as NumPy's (aligned from the last axis, each pair equal or one
+/// of them 1, a missing axis counting as 1).
+const fn broadcasts(a: &[usize], b: &[usize]) -> bool {
+    let (mut i, mut j) = (a.len(), b.len());
+    while i > 0 && j > 0 {
+        i -= 1;
+        j -= 1;
+        if a[i] != b[j] && a[i] != 1 && b[j] != 1 {
+            return false;
+        }
+    }
+    true
 }
 
 /// An axis's extent after broadcasting two extents that [`expect_broadcast`] accepts.
@@ -475,15 +525,15 @@ pub const fn broadcast_dim(a: usize, b: usize) -> usize {
 }
 
 /// Tensors concatenated on the last axis agree on every other axis.
-pub const fn expect_same_lead(what: &str, a: &[usize], b: &[usize]) {
+pub const fn expect_same_lead(what: &str, a: &[usize], b: &[usize]) -> Option<Msg> {
     if a.len() == b.len() && !a.is_empty() {
         let (a_lead, _) = a.split_at(a.len() - 1);
         let (b_lead, _) = b.split_at(b.len() - 1);
         if shape_eq(a_lead, b_lead) {
-            return;
+            return None;
         }
     }
-    fail!(Msg::new().str(what).str(" needs inputs of the same shape, got ").shape(a).str(" and ").shape(b))
+    Some(Msg::new().str(what).str(" needs inputs of the same shape, got ").shape(a).str(" and ").shape(b))
 }
 
 /// The output shape of field `key` in a `#[kiln::model]` struct's summary: the one its `call`
@@ -509,7 +559,7 @@ pub const fn field_shape(
 /// `#[kiln::model]` struct: `declared` is the field type's `PARAM_SHAPES`, `file` the tensors the
 /// file holds under the field's prefix (read by the macro). Names the first tensor that is
 /// missing, extra or of another shape.
-pub const fn expect_params(what: &str, declared: Option<&[(&str, &[usize])]>, file: &[(&str, &[usize])]) {
+pub const fn expect_params(what: &str, declared: Option<&[(&str, &[usize])]>, file: &[(&str, &[usize])]) -> Option<Msg> {
     let Some(declared) = declared else {
         fail!(
             Msg::new()
@@ -562,6 +612,7 @@ pub const fn expect_params(what: &str, declared: Option<&[(&str, &[usize])]>, fi
         }
         j += 1;
     }
+    None
 }
 
 /// Whether a layer type's stated weights (`Shaped::PARAM_SHAPES`) include `name`, for the macros'

@@ -9,43 +9,7 @@
 //! `lo <= x <= hi`.
 
 use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Shareable, sized};
-
-/// An element-wise function of one tensor (a scalar operand is part of the op).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    /// `-x` (Keras' `ops.negative`).
-    Negative,
-    /// `exp(x)`.
-    Exp,
-    /// `log(x)`, the natural logarithm.
-    Log,
-    /// `sqrt(x)`.
-    Sqrt,
-    /// `square(x)`, `x²`.
-    Square,
-    /// `abs(x)`; its gradient at 0 is 0, as TensorFlow's.
-    Abs,
-    /// `x * c` (or `c * x`).
-    Scale(f32),
-    /// `x + c` (or `c + x`); `x - c` is `Shift(-c)`.
-    Shift(f32),
-    /// `c - x`.
-    SubtractFrom(f32),
-    /// `x / c`.
-    DivideBy(f32),
-    /// `c / x`.
-    Reciprocal(f32),
-    /// `pow(x, c)`, `x` to a constant power.
-    Power(f32),
-    /// `clip(x, lo, hi)`.
-    Clip(f32, f32),
-    /// `maximum(x, c)`: the gradient goes to `x` where `x >= c`, as TensorFlow's.
-    Maximum(f32),
-    /// `minimum(x, c)`: the gradient goes to `x` where `x <= c`.
-    Minimum(f32),
-    /// `stop_gradient(x)`: `x` forward, nothing back.
-    StopGradient,
-}
+pub use crate::infer::{BinaryOp, ReduceOp, UnaryOp};
 
 impl UnaryOp {
     /// The function's value at `x`.
@@ -95,10 +59,20 @@ impl UnaryOp {
     }
 }
 
-/// An element-wise function as a layer, on inputs of any shape.
+/// The most element-wise functions one [`Unary`] layer applies in a row.
+pub const MAX_CHAIN: usize = 8;
+
+/// Values a chain works on at a time: its intermediates stay in the L1 cache, on the stack.
+const BLOCK: usize = 256;
+
+/// An element-wise function as a layer, on inputs of any shape; or a chain of them applied one
+/// after the other (`exp(0.5 * x)`), which the model macros fuse into one layer: one pass over
+/// memory and one buffer for the whole chain, its intermediates recomputed block by block in the
+/// backward pass (the same values and gradients, to the bit, as one layer per function).
 #[derive(Clone, Debug)]
 pub struct Unary {
-    op: UnaryOp,
+    ops: [UnaryOp; MAX_CHAIN],
+    len: usize,
     buf: MathBuffers,
 }
 
@@ -112,22 +86,105 @@ pub struct MathBuffers {
 impl Unary {
     /// The layer computing `op`.
     pub fn new(op: UnaryOp) -> Self {
-        Unary { op, buf: MathBuffers::default() }
+        Self::chain(&[op])
     }
 
-    /// The function it computes.
-    pub fn op(&self) -> UnaryOp {
-        self.op
+    /// The layer computing `ops` one after the other (1 to 8 of them; the macros
+    /// never give more).
+    pub fn chain(ops: &[UnaryOp]) -> Self {
+        assert!((1..=MAX_CHAIN).contains(&ops.len()), "a chain of 1 to {MAX_CHAIN} functions");
+        let mut all = [UnaryOp::StopGradient; MAX_CHAIN];
+        all[..ops.len()].copy_from_slice(ops);
+        Unary { ops: all, len: ops.len(), buf: MathBuffers::default() }
+    }
+
+    /// The functions it computes, first to last.
+    pub fn ops(&self) -> &[UnaryOp] {
+        &self.ops[..self.len]
+    }
+}
+
+/// The functions given loops of their own (the rest go through [`UnaryOp::f`]): `$each!(|x|
+/// value)` for each, the match outside the loop so that each loop vectorises.
+macro_rules! by_function {
+    ($op:expr, $each:ident) => {
+        match $op {
+            UnaryOp::Square => $each!(|x| x * x),
+            UnaryOp::Scale(c) => $each!(|x| x * c),
+            UnaryOp::Shift(c) => $each!(|x| x + c),
+            UnaryOp::Sqrt => $each!(|x| x.sqrt()),
+            op => $each!(|x| op.f(x)),
+        }
+    };
+}
+
+/// `dst[i] = op(src[i])`; `exp` vectorised (`fastmath`, within 4 units in the last place of
+/// `f32::exp`, with its limits: inf, subnormals and NaN as it gives them).
+fn apply(op: UnaryOp, src: &[f32], dst: &mut [f32]) {
+    if op == UnaryOp::Exp {
+        dst.copy_from_slice(src);
+        return crate::kernels::fastmath::exp_exact_limits(dst, src);
+    }
+    macro_rules! each {
+        (|$x:ident| $e:expr) => {
+            dst.iter_mut().zip(src).for_each(|(o, &$x)| *o = $e)
+        };
+    }
+    by_function!(op, each)
+}
+
+/// `v[i] = op(v[i])`.
+fn apply_in_place(op: UnaryOp, v: &mut [f32]) {
+    if op == UnaryOp::Exp {
+        let mut x = [0.0f32; BLOCK];
+        for chunk in v.chunks_mut(BLOCK) {
+            let x = &mut x[..chunk.len()];
+            x.copy_from_slice(chunk);
+            crate::kernels::fastmath::exp_exact_limits(chunk, x);
+        }
+        return;
+    }
+    macro_rules! each {
+        (|$x:ident| $e:expr) => {
+            v.iter_mut().for_each(|o| {
+                let $x = *o;
+                *o = $e
+            })
+        };
+    }
+    by_function!(op, each)
+}
+
+/// `d[i] *= op'(x[i])`, where the value is `y[i]` (the match outside the loop).
+fn times_derivative(op: UnaryOp, x: &[f32], y: &[f32], d: &mut [f32]) {
+    macro_rules! each {
+        (|$x:ident, $y:ident| $e:expr) => {
+            d.iter_mut().zip(x).zip(y).for_each(|((d, &$x), &$y)| *d *= $e)
+        };
+    }
+    match op {
+        UnaryOp::Exp => each!(|_x, y| y),
+        UnaryOp::Square => each!(|x, _y| 2.0 * x),
+        UnaryOp::Scale(c) => each!(|_x, _y| c),
+        UnaryOp::Shift(_) => {}
+        UnaryOp::Sqrt => each!(|_x, y| 0.5 / y),
+        op => each!(|x, y| op.df(x, y)),
     }
 }
 
 impl Layer for Unary {
     fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
-        let (op, x) = (self.op, xs[0]);
+        let (ops, x) = (&self.ops[..self.len], xs[0]);
         let out = sized(&mut self.buf.out, x.len());
-        // Large tensors on the threads, in parts that depend on the length only.
+        // Large tensors on the threads, in parts that depend on the length only; a chain a
+        // block at a time, so the block stays in the cache from one function to the next.
         crate::kernels::parallel::parts_mut(out, |at, part| {
-            part.iter_mut().zip(&x[at..]).for_each(|(o, &x)| *o = op.f(x));
+            for (k, block) in part.chunks_mut(BLOCK).enumerate() {
+                apply(ops[0], &x[at + k * BLOCK..][..block.len()], block);
+                for &op in &ops[1..] {
+                    apply_in_place(op, block);
+                }
+            }
         });
     }
 
@@ -135,11 +192,35 @@ impl Layer for Unary {
         if !opts.input_grad {
             return;
         }
-        let (op, x, y) = (self.op, xs[0], &self.buf.out[..]);
+        let (ops, x, y) = (&self.ops[..self.len], xs[0], &self.buf.out[..]);
         let dx = sized(&mut self.buf.dx, dy.len());
+        if let [op] = ops {
+            let op = *op;
+            crate::kernels::parallel::parts_mut(dx, |at, part| {
+                for (((d, &g), &x), &y) in part.iter_mut().zip(&dy[at..]).zip(&x[at..]).zip(&y[at..]) {
+                    *d = g * op.df(x, y);
+                }
+            });
+            return;
+        }
+        // A chain: each block's intermediates recomputed, then the derivatives multiplied in from
+        // the last function to the first, as one layer per function would.
+        // The last function's value is the output, kept from the forward pass.
         crate::kernels::parallel::parts_mut(dx, |at, part| {
-            for (((d, &g), &x), &y) in part.iter_mut().zip(&dy[at..]).zip(&x[at..]).zip(&y[at..]) {
-                *d = g * op.df(x, y);
+            let mut vals = [[0.0f32; BLOCK]; MAX_CHAIN - 1];
+            for (k, block) in part.chunks_mut(BLOCK).enumerate() {
+                let (from, n) = (at + k * BLOCK, block.len());
+                let x = &x[from..][..n];
+                for (i, &op) in ops[..ops.len() - 1].iter().enumerate() {
+                    let (done, rest) = vals.split_at_mut(i);
+                    apply(op, done.last().map_or(x, |v| &v[..n]), &mut rest[0][..n]);
+                }
+                block.copy_from_slice(&dy[from..][..n]);
+                for (i, &op) in ops.iter().enumerate().rev() {
+                    let input = if i == 0 { x } else { &vals[i - 1][..n] };
+                    let value = if i + 1 == ops.len() { &y[from..][..n] } else { &vals[i][..n] };
+                    times_derivative(op, input, value, block);
+                }
             }
         });
     }
@@ -151,21 +232,6 @@ impl Layer for Unary {
     fn input_grad(&self, _i: usize) -> &[f32] {
         &self.buf.dx
     }
-}
-
-/// A reduction along one axis of each sample.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReduceOp {
-    /// `sum`.
-    Sum,
-    /// `mean`.
-    Mean,
-    /// `max`: the gradient is shared equally between the values that attain it.
-    Max,
-    /// `min`: as `max`.
-    Min,
-    /// `logsumexp`, `log(Σ exp(x))`, computed from the maximum so it does not overflow.
-    LogSumExp,
 }
 
 /// A reduction as a layer: each sample's values seen as `[outer, len, inner]` (the axes before
@@ -215,36 +281,46 @@ impl Reduce {
 impl Layer for Reduce {
     fn forward(&mut self, xs: &[&[f32]], _ctx: &mut Ctx<'_>) {
         let x = xs[0];
-        let outer = x.len() / (self.len * self.inner);
-        sized(&mut self.buf.out, outer * self.inner);
-        for o in 0..outer {
-            for i in 0..self.inner {
-                self.buf.out[o * self.inner + i] = self.reduce(x, o, i);
+        let inner = self.inner;
+        let outer = x.len() / (self.len * inner);
+        let mut out = std::mem::take(&mut self.buf.out);
+        sized(&mut out, outer * inner);
+        // Each output is one thread's whole sum, so the split changes no bits.
+        let parallel = x.len() >= crate::kernels::parallel::ELEMENTWISE_SPLIT;
+        crate::kernels::parallel::for_rows(&mut out, inner, threads(), 1, parallel, |first, rows| {
+            for (r, row) in rows.chunks_exact_mut(inner).enumerate() {
+                row.iter_mut().enumerate().for_each(|(i, v)| *v = self.reduce(x, first + r, i));
             }
-        }
+        });
+        self.buf.out = out;
     }
 
     fn backward(&mut self, xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
         if !opts.input_grad {
             return;
         }
-        let (x, y, len, inner) = (xs[0], &self.buf.out, self.len, self.inner);
+        let (x, y, len, inner, op) = (xs[0], &self.buf.out, self.len, self.inner, self.op);
         let dx = sized(&mut self.buf.dx, x.len());
-        for o in 0..y.len() / inner {
-            for i in 0..inner {
-                let (g, v) = (dy[o * inner + i], y[o * inner + i]);
-                let at = |k: usize| (o * len + k) * inner + i;
-                match self.op {
-                    ReduceOp::Sum => (0..len).for_each(|k| dx[at(k)] = g),
-                    ReduceOp::Mean => (0..len).for_each(|k| dx[at(k)] = g / len as f32),
-                    ReduceOp::Max | ReduceOp::Min => {
-                        let ties = (0..len).filter(|&k| x[at(k)] == v).count().max(1) as f32;
-                        (0..len).for_each(|k| dx[at(k)] = if x[at(k)] == v { g / ties } else { 0.0 });
+        let parallel = x.len() >= crate::kernels::parallel::ELEMENTWISE_SPLIT;
+        crate::kernels::parallel::for_rows(dx, len * inner, threads(), 1, parallel, |first, rows| {
+            for (r, dx) in rows.chunks_exact_mut(len * inner).enumerate() {
+                let o = first + r;
+                let x = &x[o * len * inner..][..len * inner];
+                for i in 0..inner {
+                    let (g, v) = (dy[o * inner + i], y[o * inner + i]);
+                    let at = |k: usize| k * inner + i;
+                    match op {
+                        ReduceOp::Sum => (0..len).for_each(|k| dx[at(k)] = g),
+                        ReduceOp::Mean => (0..len).for_each(|k| dx[at(k)] = g / len as f32),
+                        ReduceOp::Max | ReduceOp::Min => {
+                            let ties = (0..len).filter(|&k| x[at(k)] == v).count().max(1) as f32;
+                            (0..len).for_each(|k| dx[at(k)] = if x[at(k)] == v { g / ties } else { 0.0 });
+                        }
+                        ReduceOp::LogSumExp => (0..len).for_each(|k| dx[at(k)] = g * (x[at(k)] - v).exp()),
                     }
-                    ReduceOp::LogSumExp => (0..len).for_each(|k| dx[at(k)] = g * (x[at(k)] - v).exp()),
                 }
             }
-        }
+        });
     }
 
     fn output(&self) -> &[f32] {
@@ -256,17 +332,9 @@ impl Layer for Reduce {
     }
 }
 
-/// An element-wise operator between two tensors that broadcast (NumPy's rule, as Keras' ops).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BinaryOp {
-    /// `a + b`.
-    Add,
-    /// `a - b`.
-    Subtract,
-    /// `a * b`.
-    Multiply,
-    /// `a / b`.
-    Divide,
+/// The threads a split may use.
+fn threads() -> usize {
+    crate::kernels::parallel::threads()
 }
 
 impl BinaryOp {
@@ -403,18 +471,25 @@ impl Layer for Broadcast {
             });
             return;
         }
-        da.fill(0.0);
-        db.fill(0.0);
-        for s in 0..n {
-            let (a, b) = (&a[s * na..(s + 1) * na], &b[s * nb..(s + 1) * nb]);
-            let (da, db) = (&mut da[s * na..(s + 1) * na], &mut db[s * nb..(s + 1) * nb]);
-            for (&g, &(ia, ib)) in dy[s * no..(s + 1) * no].iter().zip(&self.from) {
-                let (ia, ib) = (ia as usize, ib as usize);
-                let (ga, gb) = op.grads(a[ia], b[ib]);
-                da[ia] += g * ga;
-                db[ib] += g * gb;
+        // Each sample's sums over the stretched axes on one thread, in the same order on any
+        // thread count; large batches split by samples.
+        let parts = if n * no >= crate::kernels::parallel::ELEMENTWISE_SPLIT { threads() } else { 1 };
+        let from = &self.from[..];
+        crate::kernels::parallel::for_runs(n, parts, [(da, na), (db, nb)], |first, count, [da, db]| {
+            da.fill(0.0);
+            db.fill(0.0);
+            for s in first..first + count {
+                let (a, b) = (&a[s * na..(s + 1) * na], &b[s * nb..(s + 1) * nb]);
+                let r = s - first;
+                let (da, db) = (&mut da[r * na..(r + 1) * na], &mut db[r * nb..(r + 1) * nb]);
+                for (&g, &(ia, ib)) in dy[s * no..(s + 1) * no].iter().zip(from) {
+                    let (ia, ib) = (ia as usize, ib as usize);
+                    let (ga, gb) = op.grads(a[ia], b[ib]);
+                    da[ia] += g * ga;
+                    db[ib] += g * gb;
+                }
             }
-        }
+        });
     }
 
     fn output(&self) -> &[f32] {
@@ -538,7 +613,8 @@ mod tests {
         let (one, two) = (run(1), run(2));
         crate::kernels::parallel::set_threads(2);
         assert_eq!(one, two);
-        assert!(one.0.iter().zip(&x).all(|(y, x)| *y == x.exp()));
+        // The vectorised exp: within 4 units in the last place of the standard library's.
+        assert!(one.0.iter().zip(&x).all(|(y, x)| (y - x.exp()).abs() <= 4.0 * f32::EPSILON * x.exp()));
     }
 
     /// A large broadcast (a `[n, 1]` by `[n, 8]` product) and a large element-wise one split
@@ -564,6 +640,36 @@ mod tests {
         let (one, two) = (run(1, &b, &b, &[8], &[8]), run(2, &b, &b, &[8], &[8]));
         crate::kernels::parallel::set_threads(2);
         assert_eq!(one, two);
+    }
+
+    /// Large reductions (over a long axis, and over a short one with many outputs) and a fused
+    /// chain give the same values on one thread and on two.
+    #[test]
+    fn large_reductions_and_chains_are_the_same_on_any_thread_count() {
+        let (n, shape) = (64, [40usize, 50]);
+        let x: Vec<f32> = (0..n * 2000).map(|i| (i as f32 * 0.013).sin() * 3.0).collect();
+        let dy: Vec<f32> = (0..n * 2000).map(|i| (i as f32 * 0.07).cos()).collect();
+        fn run<L: Layer>(threads: usize, layer: &mut L, x: &[f32], dy: &[f32], n: usize) -> (Vec<f32>, Vec<f32>) {
+            crate::kernels::parallel::set_threads(threads);
+            let mut stream = crate::random::Stream::new(0);
+            let mut ctx = Ctx::new(n, true, &mut stream);
+            layer.forward(&[x], &mut ctx);
+            let g = &dy[..layer.output().len()];
+            layer.backward(&[x], g, &mut ctx, BackwardOpts { input_grad: true, ..Default::default() });
+            (layer.output().to_vec(), layer.input_grad(0).to_vec())
+        }
+        for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::LogSumExp] {
+            for axis in [0, 1] {
+                let reduce = || Reduce::new(op, &shape, axis);
+                let (one, two) = (run(1, &mut reduce(), &x, &dy, n), run(2, &mut reduce(), &x, &dy, n));
+                assert_eq!(one, two, "{op:?} over axis {axis}");
+            }
+        }
+        let chain = || Unary::chain(&[UnaryOp::Scale(0.5), UnaryOp::Exp, UnaryOp::Shift(1.0)]);
+        let (one, two) = (run(1, &mut chain(), &x, &dy, n), run(2, &mut chain(), &x, &dy, n));
+        crate::kernels::parallel::set_threads(2);
+        assert_eq!(one, two);
+        assert!(one.0.iter().zip(&x).all(|(y, x)| (y - ((x * 0.5).exp() + 1.0)).abs() <= 8.0 * f32::EPSILON * y));
     }
 
     /// Each function's derivative against a central difference, at points inside its domain.

@@ -139,9 +139,9 @@ pub use activation::{
 pub use attention::{AttentionBuffers, AttentionConfig, MultiHeadAttention};
 pub use batch_norm::{BatchNorm, BatchNormBuffers};
 pub use checks::{
-    broadcast_dim, expect_broadcast, expect_extent_one, expect_one_per_sample, expect_matmul, expect_model_inputs, expect_same_size, expect_same_except, expect_slice, expect_custom, expect_layer_field, expect_tensor_field, expect_dims, expect_field, expect_inputs, expect_params, expect_rebind, expect_same, expect_same_dims, expect_same_lead, expect_shape,
+    broadcast_dim, expect_broadcast, expect_extent_one, expect_one_per_sample, expect_matmul, expect_model_inputs, expect_same_size, expect_same_except, expect_slice, expect_custom, expect_layer_field, expect_matrix_field, expect_tensor_field, expect_dims, expect_field, expect_inputs, expect_params, expect_rebind, expect_same, expect_same_dims, expect_same_lead, expect_shape,
     expect_width,
-    field_shape, same_shape, same_str, shape_eq, states_param,
+    field_shape, same_shape, same_str, shape_eq, states_param, Msg,
 };
 pub use conv::{Conv, ConvBuffers};
 pub use conv_transpose::{ConvTranspose, ConvTransposeBuffers};
@@ -153,8 +153,8 @@ pub use init::{Activity, Constraint, Initializer, Regularizer, configure};
 pub use layer_norm::{LayerNorm, LayerNormBuffers};
 pub use leaky_relu::{LeakyReLU, LeakyReluBuffers};
 pub use shared_model::{ModelBuffers, swap_model_buffers};
-pub use tensor::{MatMul, MatMulBuffers, Slice, SoftmaxAxis};
-pub use weight::{Ones, Weight, WeightBuffers, WeightInit, Zeros};
+pub use tensor::{Gather, GatherBuffers, MatMul, MatMulBuffers, Slice, SoftmaxAxis};
+pub use weight::{GlorotUniform, Matrix, MatrixInit, Ones, Weight, WeightBuffers, WeightInit, Zeros};
 pub use add_loss::AddLoss;
 pub use one_hot::OneHot;
 pub use math::{BinaryOp, Broadcast, BroadcastBuffers, Distribution, Draw, MathBuffers, Reduce, ReduceOp, Unary, UnaryOp};

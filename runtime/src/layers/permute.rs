@@ -2,17 +2,22 @@
 //! features). Forward and backward are the same copy, the second by the inverse order.
 
 use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Shareable, sized};
-use crate::infer::{permute, permute_plan};
 
-/// A reordering of up to three axes per sample.
+/// A reordering of a sample's axes (up to six).
 #[derive(Clone, Debug)]
 pub struct Permute {
-    /// The output's shape and the input's stride along each output axis (rank 3, a leading 1 for
-    /// rank 2); the same for the way back.
-    fwd: ([usize; 3], [usize; 3]),
-    back: ([usize; 3], [usize; 3]),
+    /// The output's shape and the input's stride along each output axis, padded with leading 1s
+    /// to rank 6; the same for the way back.
+    fwd: Plan,
+    back: Plan,
     buf: PermuteBuffers,
 }
+
+/// The most axes a sample has.
+const RANK: usize = 6;
+
+/// A permutation's output shape and, along each output axis, the input's stride.
+type Plan = ([usize; RANK], [usize; RANK]);
 
 /// What one application of a [`Permute`] layer writes.
 #[derive(Clone, Debug, Default)]
@@ -32,20 +37,49 @@ impl LayerBuffers for PermuteBuffers {
 
 impl Permute {
     /// The layer moving input axis `order[k]` to output axis `k` (0-based, over a sample's axes
-    /// of `shape`).
+    /// of `shape`, at most 6).
     pub fn new(shape: &[usize], order: &[usize]) -> Self {
         let out: Vec<usize> = order.iter().map(|&o| shape[o]).collect();
         let mut inverse = vec![0; order.len()];
         order.iter().enumerate().for_each(|(k, &o)| inverse[o] = k);
-        Permute { fwd: permute_plan(shape, order), back: permute_plan(&out, &inverse), buf: PermuteBuffers::default() }
+        Permute { fwd: plan(shape, order), back: plan(&out, &inverse), buf: PermuteBuffers::default() }
     }
 }
 
-/// The permutation over the batch, one sample at a time.
-fn each(x: &[f32], (dims, strides): ([usize; 3], [usize; 3]), y: &mut [f32]) {
+/// The plan of a permutation of a sample of `shape`.
+fn plan(shape: &[usize], order: &[usize]) -> Plan {
+    let pad = RANK - shape.len();
+    let mut strides = vec![1usize; shape.len()];
+    for a in (0..shape.len().saturating_sub(1)).rev() {
+        strides[a] = strides[a + 1] * shape[a + 1];
+    }
+    let (mut dims, mut from) = ([1usize; RANK], [0usize; RANK]);
+    for (k, &o) in order.iter().enumerate() {
+        dims[pad + k] = shape[o];
+        from[pad + k] = strides[o];
+    }
+    (dims, from)
+}
+
+/// The permutation over the batch, one sample at a time: the output written in order, the input
+/// read along the plan's strides (the last axis innermost).
+fn each(x: &[f32], (dims, strides): Plan, y: &mut [f32]) {
     let len = dims.iter().product::<usize>().max(1);
+    let outer: usize = dims[..RANK - 1].iter().product();
     for (xs, ys) in x.chunks_exact(len).zip(y.chunks_exact_mut(len)) {
-        permute(xs, dims, strides, ys);
+        let mut at = [0usize; RANK - 1];
+        for row in ys.chunks_exact_mut(dims[RANK - 1].max(1)).take(outer) {
+            let base: usize = at.iter().zip(&strides).map(|(i, s)| i * s).sum();
+            row.iter_mut().enumerate().for_each(|(c, v)| *v = xs[base + c * strides[RANK - 1]]);
+            // The next position of the outer axes, the last fastest.
+            for a in (0..RANK - 1).rev() {
+                at[a] += 1;
+                if at[a] < dims[a] {
+                    break;
+                }
+                at[a] = 0;
+            }
+        }
     }
 }
 

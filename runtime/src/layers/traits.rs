@@ -49,6 +49,9 @@ pub trait Shaped {
     /// A tensor read as `self.field` in `call` (a [`Weight`](crate::layers::Weight)), not a
     /// layer called on one.
     const TENSOR: bool = false;
+    /// A matrix multiplied in `call` as `matmul(x, self.w)` (a
+    /// [`Matrix`](crate::layers::Matrix)).
+    const MATRIX: bool = false;
 }
 
 /// The shape rule of a field's input after the first.

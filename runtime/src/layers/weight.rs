@@ -129,3 +129,100 @@ impl<const D: usize, I: WeightInit> Shaped for Weight<D, I> {
     const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = Some(&[("value", &[D])]);
     const TENSOR: bool = true;
 }
+
+/// How a [`Matrix`] starts: Keras' initializer names.
+pub trait MatrixInit: Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// A `[rows, cols]` parameter at its initial values.
+    fn init(rows: usize, cols: usize, rng: &mut StdRng) -> Param;
+}
+
+/// Starts at `glorot_uniform` values (Keras' default for `add_weight` and Dense kernels).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GlorotUniform;
+
+impl MatrixInit for GlorotUniform {
+    fn init(rows: usize, cols: usize, rng: &mut StdRng) -> Param {
+        Param::glorot_uniform(rows, cols, rng)
+    }
+}
+
+impl MatrixInit for Zeros {
+    fn init(rows: usize, cols: usize, _rng: &mut StdRng) -> Param {
+        Param::zeros(&[rows, cols])
+    }
+}
+
+impl MatrixInit for Ones {
+    fn init(rows: usize, cols: usize, _rng: &mut StdRng) -> Param {
+        let mut p = Param::zeros(&[rows, cols]);
+        p.value.fill(1.0);
+        p
+    }
+}
+
+/// A trainable `[R, C]` matrix of a `#[kiln::model]` struct's own (Keras'
+/// `self.add_weight(shape = (R, C))`), multiplied in `call` as `matmul(x, self.w)`: the last
+/// axis of `x`, `R` wide, becomes `C` wide (`[.., R]` → `[.., C]`), one product over every row
+/// of the batch. Its parameter is `<field>.value`; it starts as `I` says (`glorot_uniform`).
+#[derive(Clone, Debug)]
+pub struct Matrix<const R: usize, const C: usize, I: MatrixInit = GlorotUniform> {
+    product: super::Dense<R, C, super::Linear>,
+    _init: PhantomData<I>,
+}
+
+impl<const R: usize, const C: usize, I: MatrixInit> Matrix<R, C, I> {
+    /// A matrix at its initializer's values, drawn from `rng`.
+    pub fn new(rng: &mut StdRng) -> Self {
+        let mut product = super::Dense::new(false, rng);
+        product.kernel = I::init(R, C, rng);
+        Matrix { product, _init: PhantomData }
+    }
+}
+
+impl<const R: usize, const C: usize, I: MatrixInit> Layer for Matrix<R, C, I> {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        self.product.forward(xs, ctx);
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        self.product.backward(xs, dy, ctx, opts);
+    }
+
+    fn output(&self) -> &[f32] {
+        self.product.output()
+    }
+
+    fn input_grad(&self, i: usize) -> &[f32] {
+        self.product.input_grad(i)
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+        f("value", &self.product.kernel);
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        f(&mut self.product.kernel);
+    }
+}
+
+impl<const R: usize, const C: usize, I: MatrixInit> Shareable for Matrix<R, C, I> {
+    type Buffers = super::DenseBuffers;
+    fn buffers_mut(&mut self) -> &mut super::DenseBuffers {
+        self.product.buffers_mut()
+    }
+}
+
+impl<const R: usize, const C: usize, I: MatrixInit> Init for Matrix<R, C, I> {
+    fn init(rng: &mut StdRng) -> Self {
+        Self::new(rng)
+    }
+}
+
+impl<const R: usize, const C: usize, I: MatrixInit> Shaped for Matrix<R, C, I> {
+    const IN: usize = R;
+    const OUT: usize = C;
+    const KIND: &'static str = "Matrix";
+    const PARAMS: usize = R * C;
+    const PARAM_SHAPES: Option<&'static [(&'static str, &'static [usize])]> = Some(&[("value", &[R, C])]);
+    const MATRIX: bool = true;
+}

@@ -50,8 +50,9 @@ impl Default for Adafactor {
     }
 }
 
+/// The root mean square, in f32 as Keras' `_rms` (in f64 the update lands units away from Keras').
 fn rms(x: &[f32]) -> f32 {
-    (x.iter().map(|v| (v * v) as f64).sum::<f64>() / x.len().max(1) as f64).sqrt() as f32
+    (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
 }
 
 impl Optimizer for Adafactor {
@@ -121,9 +122,10 @@ impl Optimizer for Adafactor {
                 *u = g / v.sqrt();
             }
         }
-        let scale = alpha / 1.0f32.max(rms(u) / self.clip_threshold);
+        // Keras' order: the update scaled down first, then times alpha.
+        let d = 1.0f32.max(rms(u) / self.clip_threshold);
         for (w, u) in w.iter_mut().zip(u.iter()) {
-            *w -= scale * u;
+            *w -= alpha * (u / d);
         }
     }
 }

@@ -11,9 +11,9 @@ use quote::ToTokens;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
 
-use super::Lowering;
 use super::syntax::parse_expr;
-use crate::ir::LayerDef;
+use super::{Binding, Lowering};
+use crate::ir::{LayerDef, Op};
 use crate::layers::{
     Act, Activation, Num, REDUCE, Scalar, Spec, broadcast, draw, named_constant, number, reduce, scalar, softmax_axis,
     unary,
@@ -22,8 +22,10 @@ use crate::layers::{
 const USAGE: &str = "math on values: `+ - * /` (broadcast) and with numbers, `-x`, `exp log sqrt square abs`, \
 `pow(x, 2.0)`, `clip(x, lo, hi)`, `maximum(x, 0.0)`, `minimum(x, c)`, `stop_gradient(x)`, \
 `sum mean max min logsumexp` along an axis (`sum(x, axis = -1, keepdims = true)`), \
-`softmax(x, axis = 1)`, `log_softmax(x)`, `random_normal(x)`, activations such as `relu(x)`, and \
-layer applications (`Dense(4)(h) * 2.0`)";
+`softmax(x, axis = 1)`, `log_softmax(x)`, `random_normal(x)`, `matmul(a, b)`, `slice(x, axis = 1, start = 0, end = 2)`, \
+`reshape(x, [4, -1])`, `transpose(x, [0, 2, 1])`, `expand_dims(x, axis = 1)`, `squeeze(x, axis = 1)`, \
+`concatenate([a, b], axis = -1)`, `stack([a, b], axis = 1)`, `tile(x, [1, 2])`, `repeat(x, 2, axis = 1)`, \
+`one_hot(ids, 10)`, `gather(x, ids)`, activations such as `relu(x)`, and layer applications (`Dense(4)(h) * 2.0`)";
 
 /// A number or a named constant written in the code (`0.5`, `TEMPERATURE`), read as `f32`.
 fn num(e: &syn::Expr) -> Option<Num> {
@@ -33,8 +35,27 @@ fn num(e: &syn::Expr) -> Option<Num> {
 
 impl Lowering<'_> {
     /// A node applying op `kind` to `inputs`, named as Keras names layers (`add`, `exp_1`).
-    fn op(&mut self, kind: Rc<dyn Spec>, inputs: Vec<usize>, tokens: TokenStream, at: Span) -> Option<usize> {
+    pub(super) fn op(
+        &mut self,
+        kind: Rc<dyn Spec>,
+        inputs: Vec<usize>,
+        tokens: TokenStream,
+        at: Span,
+    ) -> Option<usize> {
         let name = self.namer.name(&kind.auto_name(), None, at, &mut self.errors)?;
+        // An element-wise function of a temporary element-wise result (`exp(0.5 * x)`): one
+        // layer, named after the outer function. A temporary is read once, here; a value bound
+        // to a name may be read again.
+        if let [x] = inputs[..]
+            && let Op::Apply(l) = self.nodes[x].op
+            && !self.env.values().any(|b| matches!(b, Binding::Value(v) if *v == x))
+            && !self.nodes.iter().any(|n| n.inputs.contains(&x))
+            && let Some(chain) = crate::layers::fused(&*self.layers[l].kind, &*kind)
+        {
+            self.layers[l] = LayerDef { name, kind: chain, tokens: tokens.clone(), apps: vec![x], place: None };
+            self.nodes[x].tokens = tokens;
+            return Some(x);
+        }
         self.layers.push(LayerDef { name, kind, tokens: tokens.clone(), apps: vec![], place: None });
         let layer = self.layers.len() - 1;
         Some(self.push_node(layer, inputs, tokens))
@@ -217,7 +238,7 @@ impl Lowering<'_> {
         self.op(crate::layers::matmul(ta, tb), vec![a, b], tokens, c.span())
     }
 
-    fn integer(&mut self, e: &syn::Expr, what: &str) -> Option<i64> {
+    pub(super) fn integer(&mut self, e: &syn::Expr, what: &str) -> Option<i64> {
         let v = number(e).filter(|v| v.fract() == 0.0).map(|v| v as i64);
         if v.is_none() {
             self.errors.at(e.span(), format!("{what} must be an integer written in the code"));
@@ -287,6 +308,9 @@ impl Lowering<'_> {
         }
         if name == "matmul" {
             return self.matmul(c, tokens, at);
+        }
+        if let Some(node) = self.shape_function(name, c, tokens.clone(), at) {
+            return node;
         }
         let constant = |me: &mut Self, e: &syn::Expr, what: &str| {
             let v = num(e);

@@ -3,7 +3,7 @@
 //! ```text
 //! functional! {
 //!     #[attributes] and /// docs
-//!     VIS struct NAME {
+//!     VIS struct NAME<const H: usize, ..>? {     // size parameters: see `sizes.rs`
 //!         a = Input([32]);                      // a model input and its shape
 //!         shared = Dense(32, activation = relu); // a layer definition (weights), applied below
 //!         ha = shared(a);                       // applying a defined layer
@@ -19,6 +19,7 @@
 
 mod apply;
 mod math;
+mod shape_ops;
 mod syntax;
 
 use std::collections::{HashMap, HashSet};
@@ -482,5 +483,6 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         outputs,
         functional: true,
         invocation: None,
+        generics: syn::Generics::default(),
     })
 }

@@ -97,6 +97,16 @@ const MATH: &[&str] = &[
     "silu",
     "slice",
     "matmul",
+    "reshape",
+    "transpose",
+    "expand_dims",
+    "squeeze",
+    "concatenate",
+    "stack",
+    "tile",
+    "repeat",
+    "one_hot",
+    "gather",
 ];
 
 /// A statement's right-hand side: the layer grammar (`Dense(4)(x)`, `shared(a)`, `[a, b]`), or

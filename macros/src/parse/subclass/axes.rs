@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
-use syn::Expr;
 use syn::spanned::Spanned;
+use syn::{Expr, Ident};
 
 use super::Lower;
 use crate::layers::number;
@@ -139,13 +139,27 @@ impl Lower {
         let (start, end) = (start as usize, end as usize);
         let len = self.shapes[x][axis].clone();
         let (span, what) = (c.span(), format!("slice {start}..{end}"));
-        self.checks.push(quote::quote_spanned!(span=>
-            const _: () = ::kiln::__private::expect_slice(#what, #len, #end);
+        self.checks.push(crate::layers::const_check(
+            span,
+            quote::quote_spanned!(span=> ::kiln::__private::expect_slice(#what, #len, #end)),
         ));
         let mut shape = self.shapes[x].clone();
         shape[axis] = quote!((#end - #start));
         let layer = self.op_layer(slice(axis as i64 + 1, start, end), tokens.clone());
         Some(self.node(layer, vec![x], tokens, shape))
+    }
+
+    /// `matmul(x, self.w)`: the `Matrix` field applied to `x` (its last axis `R` wide to `C`).
+    fn matrix_product(&mut self, c: &syn::ExprCall, m: Ident, transposed: bool, tokens: TokenStream) -> Option<usize> {
+        let key = m.to_string();
+        if transposed {
+            self.errors.at(c.span(), format!("matmul by a weight takes it as it is: matmul(x, self.{key})"));
+            return None;
+        }
+        let (alias, span) = (self.alias(&key), c.span());
+        let what = format!("`self.{key}`");
+        self.checks.push(crate::layers::const_check(span, quote::quote_spanned!(span=> ::kiln::__private::expect_matrix_field(#what, <#alias as ::kiln::__private::Shaped>::MATRIX))));
+        self.field_call(key, quote::quote!(self.#m), m, &[&c.args[0]], tokens, span)
     }
 
     fn matmul_call(&mut self, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
@@ -163,23 +177,33 @@ impl Lower {
             Some(e) => self.boolean(e, "transpose_b")?,
             None => false,
         };
+        // `matmul(x, self.w)` multiplies by the model's own `Matrix`: one product over the batch.
+        if let Expr::Field(fe) = &c.args[1]
+            && matches!(&*fe.base, Expr::Path(p) if p.path.is_ident("self"))
+            && let syn::Member::Named(m) = &fe.member
+        {
+            return self.matrix_product(c, m.clone(), ta || tb, tokens);
+        }
         let (a, b) = (self.value(&c.args[0])?, self.value(&c.args[1])?);
         let (ra, rb) = (self.shapes[a].len(), self.shapes[b].len());
-        if ra < 2 || ra != rb {
+        if ra < 2 || rb < 2 {
             self.errors.at(
                 c.span(),
-                format!(
-                    "matmul multiplies the last two axes of tensors of one rank, 2 or more: got ranks {ra} and {rb}"
-                ),
+                format!("matmul multiplies the last two axes of tensors of rank 2 or more: got ranks {ra} and {rb}"),
             );
             return None;
         }
         let (sa, sb) = (self.slice(a), self.slice(b));
         let span = c.span();
-        self.checks.push(quote::quote_spanned!(span=>
-            const _: () = ::kiln::__private::expect_matmul("matmul", #sa, #sb, #ta, #tb);
+        self.checks.push(crate::layers::const_check(
+            span,
+            quote::quote_spanned!(span=> ::kiln::__private::expect_matmul("matmul", #sa, #sb, #ta, #tb)),
         ));
-        let shape = matmul_shape(&self.shapes[a], &self.shapes[b], ta, tb);
+        let one = quote!(1usize);
+        let shape = matmul_shape(&self.shapes[a], &self.shapes[b], ta, tb, |x, y| {
+            let (x, y) = (x.unwrap_or(&one), y.unwrap_or(&one));
+            quote!(::kiln::__private::broadcast_dim(#x, #y))
+        });
         let layer = self.op_layer(matmul(ta, tb), tokens.clone());
         Some(self.node(layer, vec![a, b], tokens, shape))
     }
@@ -204,8 +228,9 @@ impl Lower {
         let first = self.slice(ins[0]);
         for &i in &ins[1..] {
             let other = self.slice(i);
-            self.checks.push(quote::quote_spanned!(span=>
-                const _: () = ::kiln::__private::expect_same_except("concatenate", #first, #other, #a);
+            self.checks.push(crate::layers::const_check(
+                span,
+                quote::quote_spanned!(span=> ::kiln::__private::expect_same_except("concatenate", #first, #other, #a)),
             ));
         }
         let mut shape = self.shapes[ins[0]].clone();
@@ -253,8 +278,10 @@ impl Lower {
             })
             .collect();
         let (span, a, b) = (c.span(), self.slice(x), quote!(&[#(#shape),*]));
-        self.checks
-            .push(quote::quote_spanned!(span=> const _: () = ::kiln::__private::expect_same_size("reshape", #a, #b);));
+        self.checks.push(crate::layers::const_check(
+            span,
+            quote::quote_spanned!(span=> ::kiln::__private::expect_same_size("reshape", #a, #b)),
+        ));
         let layer = self.op_layer(call_view("Reshape"), tokens.clone());
         Some(self.node(layer, vec![x], tokens, shape))
     }
@@ -278,16 +305,17 @@ impl Lower {
         } else {
             let a = self.sample_axis(fname, axis, shape.len(), span)?;
             let extent = shape.remove(a);
-            self.checks.push(
-                quote::quote_spanned!(span=> const _: () = ::kiln::__private::expect_extent_one("squeeze", #extent);),
-            );
+            self.checks.push(crate::layers::const_check(
+                span,
+                quote::quote_spanned!(span=> ::kiln::__private::expect_extent_one("squeeze", #extent)),
+            ));
         }
         let layer = self.op_layer(call_view(if fname == "squeeze" { "Squeeze" } else { "ExpandDims" }), tokens.clone());
         Some(self.node(layer, vec![x], tokens, shape))
     }
 
     /// `transpose(x, [0, 2, 1])`: a sample's axes reordered, written as Keras' `ops.transpose`
-    /// axes (the batch, 0, stays first); samples of rank 2 or 3.
+    /// axes (the batch, 0, stays first).
     fn transpose_call(&mut self, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
         let usage = "transpose(x, [0, 2, 1]): Keras' axes, the batch (0) first";
         let (Some(x), Some(Expr::Array(list)), 2) = (c.args.first(), c.args.iter().nth(1), c.args.len()) else {
@@ -304,12 +332,10 @@ impl Lower {
         let mut sorted = axes.clone().unwrap_or_default();
         sorted.sort_unstable();
         let valid = axes.as_ref().is_some_and(|a| a.first() == Some(&0)) && sorted == (0..=rank).collect::<Vec<_>>();
-        if !valid || !(2..=3).contains(&rank) {
+        if !valid {
             self.errors.at(
                 list.span(),
-                format!(
-                    "{usage}; for samples of rank {rank} a permutation of 0..={rank} starting with 0 (ranks 2 and 3)"
-                ),
+                format!("{usage}; for samples of rank {rank} a permutation of 0..={rank} starting with 0"),
             );
             return None;
         }

@@ -26,6 +26,7 @@ impl Lower {
             "tile" => Some(self.tile_call(c, tokens)),
             "repeat" => Some(self.repeat_call(c, tokens)),
             "one_hot" => Some(self.one_hot_call(c, tokens)),
+            "gather" => Some(self.gather_call(c, tokens)),
             _ => None,
         }
     }
@@ -141,6 +142,28 @@ impl Lower {
         shape.push(quote!(#classes));
         let layer = self.op_layer(crate::layers::one_hot(classes), tokens.clone());
         Some(self.node(layer, vec![ids], tokens, shape))
+    }
+
+    /// `gather(x, ids)`: per sample, the rows of `x` (its first axis) an input of token ids
+    /// (`Ids<K>`) names, their ids checked below the rows when data comes in.
+    fn gather_call(&mut self, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {
+        let usage = "gather(x, ids), ids an input declared `ids: Ids<K>`";
+        let (Some(x), Some(ids), 2) = (c.args.first(), c.args.iter().nth(1), c.args.len()) else {
+            self.errors.at(c.span(), usage);
+            return None;
+        };
+        let (span, x) = (ids.span(), self.value(x)?);
+        let ids = self.value(ids)?;
+        let is_ids =
+            self.model.inputs.iter().position(|(_, node)| *node == ids).is_some_and(|k| self.model.int_inputs[k]);
+        if !is_ids || self.shapes[ids].len() != 1 {
+            self.errors.at(span, format!("gather reads one axis of token ids per sample: {usage}"));
+            return None;
+        }
+        let bound = self.shapes[x][0].clone();
+        let shape = [&self.shapes[ids][..], &self.shapes[x][1..]].concat();
+        let layer = self.op_layer(crate::layers::gather(Some(bound)), tokens.clone());
+        Some(self.node(layer, vec![x, ids], tokens, shape))
     }
 
     fn repeat_call(&mut self, c: &syn::ExprCall, tokens: TokenStream) -> Option<usize> {

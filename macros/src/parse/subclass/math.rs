@@ -136,8 +136,13 @@ impl Lower {
         let alias = self.alias(&key);
         let what = format!("`self.{key}`");
         let span = fe.span();
-        self.checks.push(quote::quote_spanned!(span=>
-            const _: () = ::kiln::__private::expect_tensor_field(#what, <#alias as ::kiln::__private::Shaped>::TENSOR);
+        self.checks.push(crate::layers::const_check(
+            span,
+            quote::quote_spanned!(span=> ::kiln::__private::expect_tensor_field(
+                #what,
+                <#alias as ::kiln::__private::Shaped>::TENSOR,
+                <#alias as ::kiln::__private::Shaped>::MATRIX,
+            )),
         ));
         let layer = self.field_layer(key, quote!(self.#m), m.clone(), tokens.clone());
         let shape = vec![quote!(<#alias as ::kiln::__private::Shaped>::OUT)];
@@ -146,6 +151,18 @@ impl Lower {
 
     /// A node applying an element-wise op (any shape, kept) to `x`.
     pub(super) fn elementwise_op(&mut self, kind: Rc<dyn Spec>, x: usize, tokens: TokenStream) -> Option<usize> {
+        // An element-wise function of a temporary element-wise result (`exp(0.5 * x)`): one
+        // layer. A temporary is read once, here; a value bound to a name may be read again.
+        let temporary = !self.env.values().any(|&v| v == x) && !self.model.nodes.iter().any(|n| n.inputs.contains(&x));
+        if temporary
+            && let crate::ir::Op::Apply(l) = self.model.nodes[x].op
+            && let Some(chain) = crate::layers::fused(&*self.model.layers[l].kind, &*kind)
+        {
+            self.model.layers[l].kind = chain;
+            self.model.layers[l].tokens = tokens.clone();
+            self.model.nodes[x].tokens = tokens;
+            return Some(x);
+        }
         let shape = self.shapes[x].clone();
         let layer = self.op_layer(kind, tokens.clone());
         Some(self.node(layer, vec![x], tokens, shape))

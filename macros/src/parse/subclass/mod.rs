@@ -49,7 +49,7 @@ const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.la
 `maximum(x, 0.0)`, `minimum(x, c)`, `stop_gradient(x)`, \
 `pow(x, c)`, `clip(x, lo, hi)`, `sum mean max min logsumexp` along an axis \
 (`sum(x, axis = -1, keepdims = true)`), `softmax(x, axis = 1)`, `log_softmax(x)`, `matmul(a, b)`, \
-`slice(x, axis = -1, start = 0, end = 2)`, `concatenate([a, b], axis = 1)`, `stack([a, b], axis = 1)`, `tile(x, [1, 2])`, `repeat(x, 2, axis = 1)`, `one_hot(ids, 10)`, `random_normal(x)`, \
+`slice(x, axis = -1, start = 0, end = 2)`, `concatenate([a, b], axis = 1)`, `stack([a, b], axis = 1)`, `tile(x, [1, 2])`, `repeat(x, 2, axis = 1)`, `one_hot(ids, 10)`, `gather(x, ids)`, `random_normal(x)`, \
 `reshape(x, [4, -1])`, `transpose(x, [0, 2, 1])`, `expand_dims(x, axis = 1)`, `squeeze(x, axis = 1)`, \
 weights read as `self.gamma`, `for i in 0..3 { .. }` loops, activations such as `relu(x)`, `flatten(x)`, `dropout(x, 0.25)`, \
 `global_average_pooling(x)`, `global_max_pooling(x)`, `last_step(x)`, the merges `add([..])`, \
@@ -88,7 +88,7 @@ impl Lower {
     }
 
     /// The type alias of field `key`, with the model's size parameters.
-    fn alias(&self, key: &str) -> TokenStream {
+    pub(super) fn alias(&self, key: &str) -> TokenStream {
         let (alias, args) = (field_alias(&self.name, key), &self.ty_args);
         quote!(#alias #args)
     }
@@ -124,7 +124,7 @@ impl Lower {
     /// A compile-time check, spanned at the user's expression so the error underlines it.
     fn check(&mut self, span: Span, check: &str, what: &str, a: TokenStream, b: TokenStream) {
         let f = format_ident!("{}", check, span = span);
-        self.checks.push(quote_spanned!(span=> const _: () = ::kiln::__private::#f(#what, #a, #b);));
+        self.checks.push(crate::layers::const_check(span, quote_spanned!(span=> ::kiln::__private::#f(#what, #a, #b))));
     }
 
     fn field_layer(&mut self, key: String, place: TokenStream, ident: Ident, tokens: TokenStream) -> usize {
@@ -426,7 +426,7 @@ impl Lower {
     /// type's rule (`Shaped`: the last axis `IN` wide to `OUT` wide, a window over the axes
     /// before, or a width kept) applied to the input's shape, whose result is a constant of the
     /// model (`__KILN_SHAPE_<node>`), so a stack of windows stays a short expression.
-    fn field_call(
+    pub(super) fn field_call(
         &mut self,
         key: String,
         place: TokenStream,
@@ -454,7 +454,10 @@ impl Lower {
             self.check(span, "expect_rebind", &what, quote!(#rule, #before), got.clone());
         }
         let tensor = quote!(<#alias as ::kiln::__private::Shaped>::TENSOR);
-        self.checks.push(quote_spanned!(span=> const _: () = ::kiln::__private::expect_layer_field(#what, #tensor);));
+        self.checks.push(crate::layers::const_check(
+            span,
+            quote_spanned!(span=> ::kiln::__private::expect_layer_field(#what, #tensor)),
+        ));
         let layer = self.field_layer(key, place, ident, tokens.clone());
         let id = self.model.nodes.len();
         let konst = format_ident!("__KILN_SHAPE_{}", id);
@@ -496,6 +499,7 @@ pub fn lower(item: ItemImpl) -> syn::Result<(CallBody, Vec<Vec<TokenStream>>)> {
             outputs: vec![],
             functional: false,
             invocation: None,
+            generics: syn::Generics::default(),
         },
         shapes: vec![],
         checks: vec![],
@@ -578,21 +582,25 @@ impl Lower {
             // An input whose type is wrong is still bound (as width 1), so its uses report nothing
             // more than the type's own error. `Ids<20>` holds token ids for a field that reads them.
             let ids = matches!(&*pt.ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Ids"));
-            let shape = port_shape(&pt.ty, if ids { "Ids" } else { "Input" }).unwrap_or_else(|e| {
+            // An axis may be one of the model's size parameters (`Input<N>`).
+            let params = self.params.clone();
+            let (dims, known) = port_dims(&pt.ty, if ids { "Ids" } else { "Input" }, &params).unwrap_or_else(|e| {
                 self.errors.push(e);
-                vec![1]
+                (vec![quote!(1usize)], vec![Some(1)])
             });
+            let shape: Vec<usize> = known.iter().map(|d| d.unwrap_or(1)).collect();
+            let sized = known.iter().any(Option::is_none);
             self.model.int_inputs.push(ids);
             let id = self.model.nodes.len();
             self.model.nodes.push(Node {
                 op: Op::Input(self.model.inputs.len()),
                 inputs: vec![],
                 tokens: pt.to_token_stream(),
-                output_shape: shape.clone(),
+                output_shape: shape,
                 input_shapes: vec![],
-                dims: None,
+                dims: sized.then(|| dims.clone()),
             });
-            self.shapes.push(shape.iter().map(|d| quote!(#d)).collect());
+            self.shapes.push(dims);
             self.model.inputs.push((pi.ident.to_string(), id));
             self.env.insert(pi.ident.to_string(), id);
         }
@@ -646,8 +654,8 @@ impl Lower {
         let model = &self.model;
         for (k, &(_, input)) in model.inputs.iter().enumerate().filter(|(k, _)| model.int_inputs[*k]) {
             for node in model.nodes.iter().filter(|n| n.inputs.contains(&input)) {
-                if model.layer_of_node(node).is_none_or(|l| l.kind.field_key().is_none() && l.kind.id_bound().is_none())
-                {
+                let at = node.inputs.iter().position(|&i| i == input).unwrap_or(0);
+                if model.layer_of_node(node).is_none_or(|l| l.kind.field_key().is_none() && !l.kind.reads_ids(at)) {
                     self.errors.over(
                         &node.tokens,
                         format!(
