@@ -5,6 +5,7 @@
 //! Run one area with `cargo test --test it <module>::`, e.g. `cargo test --test it gradcheck::`.
 
 mod attention;
+mod augment;
 mod callbacks;
 mod clipping;
 mod cnn;
