@@ -86,20 +86,20 @@ fn random_layers_are_the_identity_at_inference_as_in_keras() {
     let (h, w, c) = (4, 5, 3);
     type Apply = Box<dyn Fn(&[f32]) -> Vec<f32>>;
     let cases: [(&str, Apply); 4] = [
-        ("random_flip", Box::new(|x| run(&mut RandomFlip::new(h, w, c, true, true), x, 2, false))),
+        ("random_flip", Box::new(move |x| run(&mut RandomFlip::new(h, w, c, true, true), x, 2, false))),
         (
             "random_translation",
-            Box::new(|x| {
+            Box::new(move |x| {
                 run(&mut RandomTranslation::new(h, w, c, (-0.2, 0.2), (-0.3, 0.3), FillMode::Reflect, 0.0), x, 2, false)
             }),
         ),
         (
             "random_contrast",
-            Box::new(|x| run(&mut RandomContrast::new(h, w, c, (0.0, 0.5), (0.0, 255.0)), x, 2, false)),
+            Box::new(move |x| run(&mut RandomContrast::new(h, w, c, (0.0, 0.5), (0.0, 255.0)), x, 2, false)),
         ),
         (
             "random_brightness",
-            Box::new(|x| run(&mut RandomBrightness::new(h, w, c, (-0.4, 0.4), (0.0, 255.0)), x, 2, false)),
+            Box::new(move |x| run(&mut RandomBrightness::new(h, w, c, (-0.4, 0.4), (0.0, 255.0)), x, 2, false)),
         ),
     ];
     for (case, f) in cases {
