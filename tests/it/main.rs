@@ -12,6 +12,7 @@ mod cnn;
 mod custom_layer;
 mod custom_losses;
 mod custom_steps;
+mod data_folder;
 mod digits;
 mod distillation;
 mod distributed;
