@@ -6,13 +6,23 @@
 use std::path::{Path, PathBuf};
 
 use kiln::data::{ColorMode, ImageFolder, Subset, image_dataset_from_directory, read_npy, read_npz};
-use kiln::testing::assert_close;
 
 const FIXTURE: &str = include_str!("../fixtures/keras/image_folder.txt");
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data");
 
 fn reference(key: &str) -> Vec<f32> {
     kiln::testing::reference(FIXTURE, key).unwrap_or_else(|| panic!("{key} missing from image_folder.txt"))
+}
+
+/// Asserts every value is within `levels` of Keras' (absolute, in 0..255 levels), and on
+/// average within `mean`.
+fn within(name: &str, got: &[f32], want: &[f32], levels: f32, mean: f32) {
+    assert_eq!(got.len(), want.len(), "{name}: lengths differ");
+    let diffs: Vec<f32> = got.iter().zip(want).map(|(g, w)| (g - w).abs()).collect();
+    let worst = diffs.iter().copied().fold(0.0f32, f32::max);
+    let average = diffs.iter().sum::<f32>() / diffs.len() as f32;
+    assert!(worst <= levels, "{name}: kiln and Keras differ by {worst} levels (allowed {levels})");
+    assert!(average <= mean, "{name}: kiln and Keras differ by {average} levels on average (allowed {mean})");
 }
 
 /// A fresh scratch folder under the target directory.
@@ -59,20 +69,23 @@ fn image_folders_read_as_keras_reads_them() {
     assert_eq!(set.labels.to_vec(), reference("rgb.labels"));
     assert_eq!(set.images.shape(), &[4, 4, 6, 3]);
     let (got, want) = (set.images.iter().copied().collect::<Vec<_>>(), reference("rgb.images"));
-    // PNG and BMP decode to the same bytes as TensorFlow's; JPEG decoders differ by a few levels.
+    // PNG and BMP decode to the same bytes as TensorFlow's, and resize to the same values.
     let per = 4 * 6 * 3;
     for (i, file) in set.files.iter().enumerate() {
         let jpeg = file.extension().is_some_and(|e| e == "jpg");
-        let tol = if jpeg { 4.0 / 255.0 } else { 1e-6 };
-        assert_close(&file.display().to_string(), &got[i * per..][..per], &want[i * per..][..per], tol * 255.0);
+        // JPEG: TensorFlow decodes with libjpeg's fast integer IDCT, which differs from its own
+        // accurate one on this file by up to 8 levels, 3.36 on average; zune-jpeg's differs from
+        // the fast one by as much (9.4, 3.35).
+        let (levels, mean) = if jpeg { (12.0, 4.0) } else { (1e-3, 1e-4) };
+        within(&file.display().to_string(), &got[i * per..][..per], &want[i * per..][..per], levels, mean);
     }
     let gray = ImageFolder { color_mode: ColorMode::Grayscale, ..opts };
     let (set, _) = image_dataset_from_directory(format!("{DATA}/gray"), &gray).unwrap();
     assert_eq!((set.images.shape(), set.class_names.clone()), (&[2, 4, 6, 1][..], vec!["ones".into(), "twos".into()]));
     let (got, want) = (set.images.iter().copied().collect::<Vec<_>>(), reference("grayscale.images"));
-    assert_close("one-channel PNG", &got[..24], &want[..24], 1e-6);
-    // An RGB file made gray: Rec. 709 weights against libpng's, within a few levels.
-    assert_close("three-channel PNG as grayscale", &got[24..], &want[24..], 3.0);
+    within("one-channel PNG", &got[..24], &want[..24], 1e-3, 1e-4);
+    // An RGB file made gray with TensorFlow's weights.
+    within("three-channel PNG as grayscale", &got[24..], &want[24..], 1e-3, 1e-4);
 }
 
 #[test]

@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 /// The channels images are read with (Keras' `color_mode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ColorMode {
-    /// One channel (`"grayscale"`); colour files are converted with the `image` crate's luma
-    /// weights (Rec. 709), which may differ from TensorFlow's decoders by a level.
+    /// One channel (`"grayscale"`); colour files are converted as TensorFlow's PNG decoder
+    /// does, `⌊0.299 R + 0.587 G + 0.114 B⌋` (its JPEG decoder rounds instead: a level apart).
     Grayscale,
     /// Three channels (`"rgb"`, Keras' default).
     #[default]
@@ -216,6 +216,13 @@ fn load(part: &[(PathBuf, usize)], class_names: &[String], opts: &ImageFolder) -
             return Err(bad(path, format!("the image is {iw}×{ih} pixels: it holds nothing to read")));
         }
         let pixels: Vec<f32> = match opts.color_mode {
+            // A colour file made gray as TensorFlow's PNG decoder does: ⌊0.299 R + 0.587 G + 0.114 B⌋.
+            ColorMode::Grayscale if decoded.color().has_color() => decoded
+                .into_rgb8()
+                .into_raw()
+                .chunks_exact(3)
+                .map(|p| ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32) / 1000) as f32)
+                .collect(),
             ColorMode::Grayscale => decoded.into_luma8().into_raw().into_iter().map(f32::from).collect(),
             ColorMode::Rgb => decoded.into_rgb8().into_raw().into_iter().map(f32::from).collect(),
         };
