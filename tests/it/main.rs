@@ -5,12 +5,14 @@
 //! Run one area with `cargo test --test it <module>::`, e.g. `cargo test --test it gradcheck::`.
 
 mod attention;
+mod augment;
 mod callbacks;
 mod clipping;
 mod cnn;
 mod custom_layer;
 mod custom_losses;
 mod custom_steps;
+mod data_folder;
 mod digits;
 mod distillation;
 mod distributed;

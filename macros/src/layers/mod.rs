@@ -18,6 +18,7 @@ macro_rules! with_weight_args {
 
 mod activation;
 mod attention;
+mod augment;
 pub mod call;
 mod custom;
 mod dense;
@@ -325,6 +326,12 @@ pub const KINDS: &[Kind] = &[
     resample::REPEAT_VECTOR,
     resample::PERMUTE,
     noise::RESCALING,
+    augment::RANDOM_FLIP,
+    augment::RANDOM_TRANSLATION,
+    augment::RANDOM_CONTRAST,
+    augment::RANDOM_BRIGHTNESS,
+    augment::RESIZING,
+    augment::CENTER_CROP,
     noise::MASKING,
     custom::KIND,
     merge::ADD,

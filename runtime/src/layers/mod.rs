@@ -95,6 +95,7 @@ macro_rules! field_layer {
 
 mod activation;
 mod attention;
+mod augment;
 mod batch_norm;
 mod checks;
 mod chunks;
@@ -121,6 +122,7 @@ mod pool;
 mod prelu;
 mod recurrent;
 mod resample;
+mod resize;
 mod take;
 mod traits;
 mod typed;
@@ -136,6 +138,7 @@ pub use activation::{
     Activation, ActivationBuffers, ActivationFn, Elu, Gelu, GeluApproximate, LeakyRelu, Linear, Relu, Selu, Sigmoid,
     Silu, Softmax, Softplus, Swish, Tanh,
 };
+pub use augment::{AugmentBuffers, FillMode, RandomBrightness, RandomContrast, RandomFlip, RandomTranslation};
 pub use attention::{AttentionBuffers, AttentionConfig, MultiHeadAttention};
 pub use batch_norm::{BatchNorm, BatchNormBuffers};
 pub use checks::{
@@ -168,6 +171,7 @@ pub use prelu::{PReLU, PReluBuffers};
 pub use pool::{GlobalPool, Pool, PoolBuffers, PoolKind};
 pub use recurrent::{Cell, Gate, Recurrent, RecurrentBuffers, RecurrentConfig};
 pub use resample::{Resample, ResampleBuffers};
+pub use resize::{Resize, ResizeBuffers, aspect_crop, resize_bilinear};
 pub use take::{Take, TakeBuffers};
 pub use traits::{FieldRule, Init, InputRule, Shaped, WindowRule, field_dim, ids_below, init_vec, min_usize, set_trainable_all};
 pub use typed::{BiGruSeq, BiLstmSeq, CrossAttention, Embed, GruSeq, LayerNormalization, LstmSeq, SelfAttention, SimpleRnnSeq};

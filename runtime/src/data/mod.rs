@@ -1,4 +1,11 @@
-//! Reading data sets: numeric CSV files, optionally gzip-compressed.
+//! Reading data sets: numeric CSV files (optionally gzip-compressed), NumPy `.npy` / `.npz`
+//! files, and folders of images per class (Keras' `image_dataset_from_directory`).
+
+mod images;
+mod npy;
+
+pub use images::{ColorMode, ImageFolder, ImageSet, Subset, image_dataset_from_directory};
+pub use npy::{read_npy, read_npz};
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;

@@ -1,0 +1,238 @@
+//! Keras' `image_dataset_from_directory`: a folder of images per class read into memory as
+//! `f32` arrays `[n, height, width, channels]` (values 0..255, as Keras gives them) with integer
+//! labels from the class folders in Keras' (alphanumeric) order. PNG, JPEG and BMP are decoded
+//! by the `image` crate.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, Array4};
+
+use crate::error::{Error, Result};
+
+/// The channels images are read with (Keras' `color_mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ColorMode {
+    /// One channel (`"grayscale"`); colour files are converted as TensorFlow's PNG decoder
+    /// does, `⌊0.299 R + 0.587 G + 0.114 B⌋` (its JPEG decoder rounds instead: a level apart).
+    Grayscale,
+    /// Three channels (`"rgb"`, Keras' default).
+    #[default]
+    Rgb,
+}
+
+impl ColorMode {
+    fn channels(self) -> usize {
+        match self {
+            ColorMode::Grayscale => 1,
+            ColorMode::Rgb => 3,
+        }
+    }
+}
+
+/// Which part of a `validation_split` to return (Keras' `subset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subset {
+    /// The first `1 - validation_split` of the shuffled files.
+    Training,
+    /// The last `validation_split` of them.
+    Validation,
+    /// Both: the training set, then the validation set.
+    Both,
+}
+
+/// The options of [`image_dataset_from_directory`], Keras' arguments and defaults.
+#[derive(Clone, Debug)]
+pub struct ImageFolder {
+    /// `(height, width)` every image is resized to, bilinearly as Keras does (default `(256, 256)`).
+    pub image_size: (usize, usize),
+    /// One or three channels.
+    pub color_mode: ColorMode,
+    /// The fraction held out for validation (0: none). Needs a `subset`, as in Keras.
+    pub validation_split: f32,
+    /// Which part of the split to return; `None` without a split.
+    pub subset: Option<Subset>,
+    /// Shuffle the files (with `seed`) before splitting, as Keras does by default.
+    pub shuffle: bool,
+    /// The seed of that shuffle: the same seed gives the same split (default [`crate::DEFAULT_SEED`]).
+    /// The order is kiln's own, not NumPy's.
+    pub seed: u64,
+}
+
+impl Default for ImageFolder {
+    fn default() -> Self {
+        ImageFolder {
+            image_size: (256, 256),
+            color_mode: ColorMode::Rgb,
+            validation_split: 0.0,
+            subset: None,
+            shuffle: true,
+            seed: crate::DEFAULT_SEED,
+        }
+    }
+}
+
+/// Images read from class folders.
+#[derive(Clone, Debug)]
+pub struct ImageSet {
+    /// `[n, height, width, channels]`, values 0..255.
+    pub images: Array4<f32>,
+    /// Each image's class, an index into `class_names` (as `f32`, what
+    /// `sparse_categorical_crossentropy` takes).
+    pub labels: Array1<f32>,
+    /// The class folders' names in label order (Keras' `class_names`).
+    pub class_names: Vec<String>,
+    /// Each image's file, in the order of `images`.
+    pub files: Vec<PathBuf>,
+}
+
+/// The extensions read, lower case; Keras also reads GIF, which kiln refuses by name.
+const FORMATS: [&str; 4] = ["bmp", "jpeg", "jpg", "png"];
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.display().to_string(), source }
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> Error {
+    Error::BadFile { path: path.display().to_string(), reason: reason.into() }
+}
+
+/// The sorted entries of a folder.
+fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        out.push(e.map_err(io_error(dir))?.path());
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The image files under a class folder, its subfolders included, as Keras walks it: folder
+/// by folder in sorted order, files sorted within each.
+fn image_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let all = entries(dir)?;
+    for path in all.iter().filter(|p| p.is_file()) {
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+        if FORMATS.contains(&ext.as_str()) {
+            out.push(path.clone());
+        } else if ext == "gif" {
+            return Err(bad(path, "GIF images are not read by kiln (PNG, JPEG and BMP are)"));
+        }
+    }
+    for sub in all.iter().filter(|p| p.is_dir()) {
+        image_files(sub, out)?;
+    }
+    Ok(())
+}
+
+fn check(dir: &Path, opts: &ImageFolder) -> Result<()> {
+    let invalid = |name, reason: String| Err(Error::InvalidArgument { name, reason });
+    if opts.image_size.0 == 0 || opts.image_size.1 == 0 {
+        return invalid("image_size", format!("{:?} has a zero side", opts.image_size));
+    }
+    let split = opts.validation_split;
+    if !(0.0..1.0).contains(&split) {
+        return invalid("validation_split", format!("must be in [0, 1), got {split}"));
+    }
+    match (split > 0.0, opts.subset) {
+        (true, None) => invalid(
+            "subset",
+            format!("validation_split = {split} needs a subset: Subset::Training, Subset::Validation or Subset::Both"),
+        ),
+        (false, Some(s)) => invalid("validation_split", format!("subset {s:?} needs a validation_split in (0, 1)")),
+        _ if !dir.is_dir() => Err(bad(dir, "not a directory of class folders")),
+        _ => Ok(()),
+    }
+}
+
+/// Reads a folder holding one folder of images per class, as Keras'
+/// `image_dataset_from_directory(dir, labels="inferred", label_mode="int", ...)`: the class
+/// names are the folders' names in sorted order and each image's label is its folder's index;
+/// every image is decoded (PNG, JPEG, BMP), given `color_mode`'s channels and resized
+/// bilinearly to `image_size` (TensorFlow's `resize`, as Keras does). With a `validation_split`,
+/// the files are shuffled with `seed` and the last fraction is held out; `subset` picks the part
+/// returned first, and `Subset::Both` returns the validation part second.
+///
+/// An unreadable image, a class folder without images, a folder without class folders or a
+/// GIF is an error naming the file or folder.
+///
+/// ```ignore
+/// use kiln::data::{ColorMode, ImageFolder, Subset, image_dataset_from_directory};
+/// let (train, val) = image_dataset_from_directory("flowers/", &ImageFolder {
+///     image_size: (64, 64), color_mode: ColorMode::Rgb,
+///     validation_split: 0.2, subset: Some(Subset::Both), ..ImageFolder::default()
+/// })?;
+/// model.fit(&train.images, &train.labels, Fit { validation_data: validation_data(&val.unwrap().images, ..), .. })?;
+/// ```
+pub fn image_dataset_from_directory(
+    dir: impl AsRef<Path>,
+    opts: &ImageFolder,
+) -> Result<(ImageSet, Option<ImageSet>)> {
+    let dir = dir.as_ref();
+    check(dir, opts)?;
+    let classes: Vec<PathBuf> = entries(dir)?.into_iter().filter(|p| p.is_dir()).collect();
+    if classes.is_empty() {
+        return Err(bad(dir, "holds no class folders: put each class's images in a folder of its own"));
+    }
+    let mut class_names = Vec::new();
+    let mut samples: Vec<(PathBuf, usize)> = Vec::new();
+    for (label, class) in classes.iter().enumerate() {
+        let mut files = Vec::new();
+        image_files(class, &mut files)?;
+        if files.is_empty() {
+            return Err(bad(class, "class folder holds no images (PNG, JPEG or BMP files)"));
+        }
+        class_names.push(class.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        samples.extend(files.into_iter().map(|f| (f, label)));
+    }
+    if opts.shuffle {
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        samples.shuffle(&mut rand::rngs::StdRng::seed_from_u64(opts.seed));
+    }
+    let held = (opts.validation_split as f64 * samples.len() as f64) as usize;
+    let validation = samples.split_off(samples.len() - held);
+    let read = |part: &[(PathBuf, usize)]| load(part, &class_names, opts);
+    Ok(match opts.subset {
+        None | Some(Subset::Training) => (read(&samples)?, None),
+        Some(Subset::Validation) => (read(&validation)?, None),
+        Some(Subset::Both) => (read(&samples)?, Some(read(&validation)?)),
+    })
+}
+
+/// Decodes and resizes the files of one subset.
+fn load(part: &[(PathBuf, usize)], class_names: &[String], opts: &ImageFolder) -> Result<ImageSet> {
+    let (h, w) = opts.image_size;
+    let c = opts.color_mode.channels();
+    let mut images = Array4::zeros((part.len(), h, w, c));
+    for ((path, _), mut out) in part.iter().zip(images.outer_iter_mut()) {
+        let decoded = image::ImageReader::open(path)
+            .map_err(io_error(path))?
+            .with_guessed_format()
+            .map_err(io_error(path))?
+            .decode()
+            .map_err(|e| bad(path, format!("cannot decode the image: {e}")))?;
+        let (iw, ih) = (decoded.width() as usize, decoded.height() as usize);
+        if iw == 0 || ih == 0 {
+            return Err(bad(path, format!("the image is {iw}×{ih} pixels: it holds nothing to read")));
+        }
+        let pixels: Vec<f32> = match opts.color_mode {
+            // A colour file made gray as TensorFlow's PNG decoder does: ⌊0.299 R + 0.587 G + 0.114 B⌋.
+            ColorMode::Grayscale if decoded.color().has_color() => decoded
+                .into_rgb8()
+                .into_raw()
+                .chunks_exact(3)
+                .map(|p| ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32) / 1000) as f32)
+                .collect(),
+            ColorMode::Grayscale => decoded.into_luma8().into_raw().into_iter().map(f32::from).collect(),
+            ColorMode::Rgb => decoded.into_rgb8().into_raw().into_iter().map(f32::from).collect(),
+        };
+        let resized = crate::layers::resize_bilinear(&pixels, ih, iw, c, h, w);
+        out.iter_mut().zip(resized).for_each(|(o, v)| *o = v);
+    }
+    Ok(ImageSet {
+        images,
+        labels: part.iter().map(|(_, l)| *l as f32).collect(),
+        class_names: class_names.to_vec(),
+        files: part.iter().map(|(f, _)| f.clone()).collect(),
+    })
+}

@@ -1,0 +1,462 @@
+//! Keras 3's image augmentation layers on `channels_last` samples `[height, width, channels]`:
+//! `RandomFlip`, `RandomTranslation`, `RandomContrast` and `RandomBrightness`. Each is active in
+//! training only (the identity at inference, as in Keras) and draws one transformation per image
+//! from the model's seeded stream (`ctx.rng`), so a training run stays reproducible. Backward
+//! passes the gradient through the same transformation: flips are permutations, translations
+//! bilinear shifts (the transpose of the gather), contrast and brightness affine maps per image
+//! (zero where the output was clipped to `value_range`).
+
+use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Shareable, sized};
+
+/// What one application of an augmentation layer writes.
+#[derive(Clone, Debug, Default)]
+pub struct AugmentBuffers {
+    out: Vec<f32>,
+    dx: Vec<f32>,
+    /// The transformation drawn for each image of the last training pass (flip: 0 or 1;
+    /// translation: dy, dx in pixels; contrast: the factor; brightness: the delta).
+    params: Vec<f32>,
+    /// Per value, whether the output was clipped to `value_range` (contrast, brightness).
+    clipped: Vec<bool>,
+    /// The last forward pass transformed its input (a training pass).
+    active: bool,
+}
+
+impl LayerBuffers for AugmentBuffers {
+    fn output(&self) -> &[f32] {
+        &self.out
+    }
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.dx
+    }
+}
+
+/// The shape of one sample.
+#[derive(Clone, Copy, Debug)]
+struct Image {
+    h: usize,
+    w: usize,
+    c: usize,
+}
+
+impl Image {
+    fn len(&self) -> usize {
+        self.h * self.w * self.c
+    }
+}
+
+macro_rules! augment_layer {
+    ($($t:ty),*) => {$(
+        impl Shareable for $t {
+            type Buffers = AugmentBuffers;
+            fn buffers_mut(&mut self) -> &mut AugmentBuffers {
+                &mut self.buf
+            }
+        }
+    )*};
+}
+
+/// The shared tail of `backward`: `dx = dy` when the last pass was the identity, else `f`.
+fn backward_with(b: &mut AugmentBuffers, dy: &[f32], opts: BackwardOpts, f: impl FnOnce(&mut [f32], &[f32], &[bool])) {
+    if !opts.input_grad {
+        return;
+    }
+    let dx = sized(&mut b.dx, dy.len());
+    if b.active {
+        f(dx, &b.params, &b.clipped);
+    } else {
+        dx.copy_from_slice(dy);
+    }
+}
+
+/// Keras' `RandomFlip(mode)`: in training, each image is flipped with probability 1/2 (one draw
+/// per image; `horizontal_and_vertical` flips both axes on that draw, as Keras 3 does).
+#[derive(Clone, Debug)]
+pub struct RandomFlip {
+    img: Image,
+    horizontal: bool,
+    vertical: bool,
+    buf: AugmentBuffers,
+}
+
+impl RandomFlip {
+    /// A flip of `[h, w, c]` images along the width (`horizontal`) and/or the height (`vertical`).
+    pub fn new(h: usize, w: usize, c: usize, horizontal: bool, vertical: bool) -> Self {
+        RandomFlip { img: Image { h, w, c }, horizontal, vertical, buf: AugmentBuffers::default() }
+    }
+
+    /// Writes one image `src` flipped (or not) into `dst`, as Keras' transform in training for that
+    /// draw (exposed for the parity tests); its own inverse.
+    pub fn flip(&self, flip: bool, src: &[f32], dst: &mut [f32]) {
+        let Image { h, w, c } = self.img;
+        let (fh, fv) = (flip && self.horizontal, flip && self.vertical);
+        for y in 0..h {
+            let sy = if fv { h - 1 - y } else { y };
+            for x in 0..w {
+                let sx = if fh { w - 1 - x } else { x };
+                dst[(y * w + x) * c..][..c].copy_from_slice(&src[(sy * w + sx) * c..][..c]);
+            }
+        }
+    }
+}
+
+impl Layer for RandomFlip {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        let (x, len) = (xs[0], self.img.len());
+        let mut b = std::mem::take(&mut self.buf);
+        let out = sized(&mut b.out, x.len());
+        b.active = ctx.training && (self.horizontal || self.vertical);
+        if b.active {
+            let params = sized(&mut b.params, x.len() / len);
+            for ((p, src), dst) in params.iter_mut().zip(x.chunks_exact(len)).zip(out.chunks_exact_mut(len)) {
+                *p = if ctx.rng.uniform() < 0.5 { 1.0 } else { 0.0 };
+                self.flip(*p == 1.0, src, dst);
+            }
+        } else {
+            out.copy_from_slice(x);
+        }
+        self.buf = b;
+    }
+
+    fn backward(&mut self, _xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        let len = self.img.len();
+        let mut b = std::mem::take(&mut self.buf);
+        backward_with(&mut b, dy, opts, |dx, params, _| {
+            for ((p, g), d) in params.iter().zip(dy.chunks_exact(len)).zip(dx.chunks_exact_mut(len)) {
+                self.flip(*p == 1.0, g, d);
+            }
+        });
+        self.buf = b;
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+}
+
+/// Keras' `RandomTranslation(height_factor, width_factor, fill_mode, fill_value)`: in training,
+/// each image is shifted by `uniform(lower, upper) × height` rows and `× width` columns
+/// (fractional: read bilinearly, as Keras' `affine_transform` on TensorFlow), positions outside the
+/// image read as `fill_mode` says (`reflect`, `nearest` or `constant`; not `wrap`).
+#[derive(Clone, Debug)]
+pub struct RandomTranslation {
+    img: Image,
+    height: (f32, f32),
+    width: (f32, f32),
+    mode: FillMode,
+    fill: f32,
+    buf: AugmentBuffers,
+}
+
+/// Where Keras' `RandomTranslation` reads positions outside the image (`fill_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FillMode {
+    /// `fill_value` (`"constant"`).
+    Constant,
+    /// The image mirrored about its edge, `dcba|abcd|dcba` (`"reflect"`, Keras' default).
+    Reflect,
+    /// The edge pixel (`"nearest"`).
+    Nearest,
+}
+
+/// TensorFlow's `MapCoordinate`: the coordinate read for `at` along an axis of `len` positions.
+fn map_coordinate(at: f32, len: usize, mode: FillMode) -> f32 {
+    let last = (len - 1) as f32;
+    let mapped = match mode {
+        FillMode::Constant => return at,
+        FillMode::Nearest => at,
+        FillMode::Reflect if len <= 1 => 0.0,
+        FillMode::Reflect => {
+            let (n, sz2) = (len as f32, 2.0 * len as f32);
+            if at < 0.0 {
+                let at = sz2 * ((-at / sz2) as i64) as f32 + at;
+                if at < -n { at + sz2 } else { -at - 1.0 }
+            } else if at > last {
+                let at = at - sz2 * ((at / sz2) as i64) as f32;
+                if at >= n { sz2 - at - 1.0 } else { at }
+            } else {
+                at
+            }
+        }
+    };
+    mapped.clamp(0.0, last)
+}
+
+/// The four source positions (or `None` outside the image) of output `(y, x)` of an `h × w`
+/// image shifted by `(ty, tx)`, and the fractions `(fy, fx)` between them, as TensorFlow's
+/// bilinear `ImageProjectiveTransform` reads them.
+#[inline]
+fn bilinear_taps(y: usize, x: usize, (h, w): (usize, usize), (ty, tx): (f32, f32), mode: FillMode) -> ([Option<usize>; 4], f32, f32) {
+    let (sy, sx) = (map_coordinate(y as f32 - ty, h, mode), map_coordinate(x as f32 - tx, w, mode));
+    let (y0, x0) = (sy.floor(), sx.floor());
+    let at = |yy: f32, xx: f32| {
+        (yy >= 0.0 && xx >= 0.0 && (yy as usize) < h && (xx as usize) < w).then(|| yy as usize * w + xx as usize)
+    };
+    ([at(y0, x0), at(y0, x0 + 1.0), at(y0 + 1.0, x0), at(y0 + 1.0, x0 + 1.0)], sy - y0, sx - x0)
+}
+
+impl RandomTranslation {
+    /// A translation of `[h, w, c]` images by up to the given fractions (`(lower, upper)` of the
+    /// height and of the width), reading outside the image as `mode` says (`fill` for `Constant`).
+    pub fn new(h: usize, w: usize, c: usize, height: (f32, f32), width: (f32, f32), mode: FillMode, fill: f32) -> Self {
+        RandomTranslation { img: Image { h, w, c }, height, width, mode, fill, buf: AugmentBuffers::default() }
+    }
+
+    /// One image shifted down by `ty` rows and right by `tx` columns, as Keras' translation in
+    /// training (exposed for the parity tests).
+    pub fn translate(&self, src: &[f32], dst: &mut [f32], ty: f32, tx: f32) {
+        let Image { h, w, c } = self.img;
+        for y in 0..h {
+            for x in 0..w {
+                let (taps, fy, fx) = bilinear_taps(y, x, (h, w), (ty, tx), self.mode);
+                let o = &mut dst[(y * w + x) * c..][..c];
+                for (ch, o) in o.iter_mut().enumerate() {
+                    let v = |k: usize| taps[k].map_or(self.fill, |p| src[p * c + ch]);
+                    // TensorFlow's order: along x on both rows, then along y.
+                    let top = (1.0 - fx) * v(0) + fx * v(1);
+                    let bottom = (1.0 - fx) * v(2) + fx * v(3);
+                    *o = (1.0 - fy) * top + fy * bottom;
+                }
+            }
+        }
+    }
+}
+
+impl Layer for RandomTranslation {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        let (x, img) = (xs[0], self.img);
+        let mut b = std::mem::take(&mut self.buf);
+        let out = sized(&mut b.out, x.len());
+        b.active = ctx.training;
+        if b.active {
+            let params = sized(&mut b.params, 2 * x.len() / img.len());
+            for ((p, src), dst) in params.chunks_exact_mut(2).zip(x.chunks_exact(img.len())).zip(out.chunks_exact_mut(img.len())) {
+                let (lo, hi) = self.height;
+                p[0] = (lo + (hi - lo) * ctx.rng.uniform()) * img.h as f32;
+                let (lo, hi) = self.width;
+                p[1] = (lo + (hi - lo) * ctx.rng.uniform()) * img.w as f32;
+                self.translate(src, dst, p[0], p[1]);
+            }
+        } else {
+            out.copy_from_slice(x);
+        }
+        self.buf = b;
+    }
+
+    fn backward(&mut self, _xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        let Image { h, w, c } = self.img;
+        let mut b = std::mem::take(&mut self.buf);
+        backward_with(&mut b, dy, opts, |dx, params, _| {
+            dx.fill(0.0);
+            for ((p, g), d) in params.chunks_exact(2).zip(dy.chunks_exact(h * w * c)).zip(dx.chunks_exact_mut(h * w * c)) {
+                for y in 0..h {
+                    for x in 0..w {
+                        let gy = &g[(y * w + x) * c..][..c];
+                        let (taps, fy, fx) = bilinear_taps(y, x, (h, w), (p[0], p[1]), self.mode);
+                        let weights = [(1.0 - fy) * (1.0 - fx), (1.0 - fy) * fx, fy * (1.0 - fx), fy * fx];
+                        for (src, wt) in taps.into_iter().zip(weights) {
+                            if let Some(s) = src.filter(|_| wt != 0.0) {
+                                d[s * c..][..c].iter_mut().zip(gy).for_each(|(d, g)| *d += wt * g);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        self.buf = b;
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+}
+
+/// Keras' `RandomContrast(factor, value_range=(0, 255))`: in training, each image's channels are
+/// moved away from (or towards) their mean over the image by a factor drawn from
+/// `uniform(1 - lower, 1 + upper)`, then clipped to `value_range`. Keras 3 turns a single
+/// `factor = f` into `(lower, upper) = (0, f)`: the factor is in `[1, 1 + f]`.
+#[derive(Clone, Debug)]
+pub struct RandomContrast {
+    img: Image,
+    factor: (f32, f32),
+    range: (f32, f32),
+    buf: AugmentBuffers,
+    mean: Vec<f32>,
+}
+
+impl RandomContrast {
+    /// A contrast change of `[h, w, c]` images by a factor in `[1 - lower, 1 + upper]`, clipped to `range`.
+    pub fn new(h: usize, w: usize, c: usize, factor: (f32, f32), range: (f32, f32)) -> Self {
+        RandomContrast { img: Image { h, w, c }, factor, range, buf: AugmentBuffers::default(), mean: vec![0.0; c] }
+    }
+
+    /// One image with contrast `factor`, as Keras' transform in training (exposed for the parity
+    /// tests); marks the clipped values.
+    pub fn adjust(&mut self, src: &[f32], dst: &mut [f32], clipped: &mut [bool], factor: f32) {
+        let c = self.img.c;
+        self.mean.fill(0.0);
+        for px in src.chunks_exact(c) {
+            self.mean.iter_mut().zip(px).for_each(|(m, v)| *m += v);
+        }
+        let positions = (self.img.h * self.img.w) as f32;
+        self.mean.iter_mut().for_each(|m| *m /= positions);
+        for ((o, k), px) in dst.chunks_exact_mut(c).zip(clipped.chunks_exact_mut(c)).zip(src.chunks_exact(c)) {
+            for (((o, k), v), m) in o.iter_mut().zip(k).zip(px).zip(&self.mean) {
+                let y = (v - m) * factor + m;
+                *k = y < self.range.0 || y > self.range.1;
+                *o = y.clamp(self.range.0, self.range.1);
+            }
+        }
+    }
+}
+
+impl Layer for RandomContrast {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        let (x, len) = (xs[0], self.img.len());
+        let mut b = std::mem::take(&mut self.buf);
+        let out = sized(&mut b.out, x.len());
+        b.active = ctx.training;
+        if b.active {
+            b.clipped.resize(x.len(), false);
+            let params = sized(&mut b.params, x.len() / len);
+            let rows = x.chunks_exact(len).zip(out.chunks_exact_mut(len)).zip(b.clipped.chunks_exact_mut(len));
+            for (p, ((src, dst), clipped)) in params.iter_mut().zip(rows) {
+                let (lo, hi) = (1.0 - self.factor.0, 1.0 + self.factor.1);
+                *p = lo + (hi - lo) * ctx.rng.uniform();
+                self.adjust(src, dst, clipped, *p);
+            }
+        } else {
+            out.copy_from_slice(x);
+        }
+        self.buf = b;
+    }
+
+    fn backward(&mut self, _xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        let (Image { h, w, c }, len) = (self.img, self.img.len());
+        let mut b = std::mem::take(&mut self.buf);
+        let mean = &mut self.mean;
+        backward_with(&mut b, dy, opts, |dx, params, clipped| {
+            // y = f·x + (1 - f)·mean(x) where not clipped: dx = f·g + (1 - f)·mean(g over the image).
+            for (((f, g), d), k) in
+                params.iter().zip(dy.chunks_exact(len)).zip(dx.chunks_exact_mut(len)).zip(clipped.chunks_exact(len))
+            {
+                mean.fill(0.0);
+                for (px, kp) in g.chunks_exact(c).zip(k.chunks_exact(c)) {
+                    mean.iter_mut().zip(px).zip(kp).for_each(|((m, v), k)| *m += if *k { 0.0 } else { *v });
+                }
+                mean.iter_mut().for_each(|m| *m *= (1.0 - f) / (h * w) as f32);
+                for ((o, px), kp) in d.chunks_exact_mut(c).zip(g.chunks_exact(c)).zip(k.chunks_exact(c)) {
+                    for (((o, v), k), m) in o.iter_mut().zip(px).zip(kp).zip(mean.iter()) {
+                        *o = if *k { 0.0 } else { f * v } + m;
+                    }
+                }
+            }
+        });
+        self.buf = b;
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+}
+
+/// Keras' `RandomBrightness(factor, value_range=(0, 255))`: in training, each image gets
+/// `uniform(lower, upper) × (range max - range min)` added to every value, then is clipped to
+/// `value_range`. A single `factor = f` is `(-f, f)`.
+#[derive(Clone, Debug)]
+pub struct RandomBrightness {
+    len: usize,
+    factor: (f32, f32),
+    range: (f32, f32),
+    buf: AugmentBuffers,
+}
+
+impl RandomBrightness {
+    /// A brightness change of `[h, w, c]` images by `(lower, upper)` of `range`'s width, clipped to `range`.
+    pub fn new(h: usize, w: usize, c: usize, factor: (f32, f32), range: (f32, f32)) -> Self {
+        RandomBrightness { len: h * w * c, factor, range, buf: AugmentBuffers::default() }
+    }
+}
+
+impl Layer for RandomBrightness {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        let (x, len, (lo, hi)) = (xs[0], self.len, self.range);
+        let b = &mut self.buf;
+        let out = sized(&mut b.out, x.len());
+        b.active = ctx.training;
+        if !b.active {
+            out.copy_from_slice(x);
+            return;
+        }
+        b.clipped.resize(x.len(), false);
+        let params = sized(&mut b.params, x.len() / len);
+        let rows = x.chunks_exact(len).zip(out.chunks_exact_mut(len)).zip(b.clipped.chunks_exact_mut(len));
+        for (p, ((src, dst), clipped)) in params.iter_mut().zip(rows) {
+            *p = (self.factor.0 + (self.factor.1 - self.factor.0) * ctx.rng.uniform()) * (hi - lo);
+            for ((o, k), v) in dst.iter_mut().zip(clipped).zip(src) {
+                let y = v + *p;
+                *k = y < lo || y > hi;
+                *o = y.clamp(lo, hi);
+            }
+        }
+    }
+
+    fn backward(&mut self, _xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        backward_with(&mut self.buf, dy, opts, |dx, _, clipped| {
+            dx.iter_mut().zip(dy).zip(clipped).for_each(|((d, g), k)| *d = if *k { 0.0 } else { *g });
+        });
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+}
+
+augment_layer!(RandomFlip, RandomTranslation, RandomContrast, RandomBrightness);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::Stream;
+
+    #[test]
+    fn flips_are_their_own_inverse_and_inference_is_the_identity() {
+        let x: Vec<f32> = (0..2 * 3 * 4 * 2).map(|v| v as f32).collect();
+        let mut f = RandomFlip::new(3, 4, 2, true, true);
+        let mut s = Stream::new(3);
+        f.forward(&[&x], &mut Ctx::new(2, false, &mut s));
+        assert_eq!(f.output(), &x[..]);
+        f.forward(&[&x], &mut Ctx::new(2, true, &mut s));
+        let once = f.output().to_vec();
+        let mut back = vec![0.0; x.len()];
+        for (i, p) in f.buf.params.clone().iter().enumerate() {
+            f.flip(*p == 1.0, &once[i * 24..(i + 1) * 24], &mut back[i * 24..(i + 1) * 24]);
+        }
+        assert_eq!(back, x);
+    }
+
+    #[test]
+    fn whole_pixel_translations_shift_and_fill() {
+        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let t = RandomTranslation::new(3, 3, 1, (0.0, 0.0), (0.0, 0.0), FillMode::Constant, 0.0);
+        let mut out = vec![0.0; 9];
+        t.translate(&x, &mut out, 1.0, -1.0);
+        assert_eq!(out, vec![0.0, 0.0, 0.0, 2.0, 3.0, 0.0, 5.0, 6.0, 0.0]);
+    }
+}
