@@ -438,6 +438,13 @@ impl Layer for Broadcast {
                 part.iter_mut().zip(a[at..].iter().zip(&b[at..])).for_each(|(o, (&x, &y))| *o = op.eval(x, y));
                 return;
             }
+            // One value of `b` per sample against all of `a`'s (`x - mean`, `d / std`): no table.
+            if nb == 1 && na == no {
+                for (k, o) in (at..).zip(part.iter_mut()) {
+                    *o = op.eval(a[k], b[k / no]);
+                }
+                return;
+            }
             for (k, o) in (at..).zip(part.iter_mut()) {
                 let (s, (ia, ib)) = (k / no, from[k % no]);
                 *o = op.eval(a[s * na + ia as usize], b[s * nb + ib as usize]);
@@ -482,7 +489,17 @@ impl Layer for Broadcast {
                 let (a, b) = (&a[s * na..(s + 1) * na], &b[s * nb..(s + 1) * nb]);
                 let r = s - first;
                 let (da, db) = (&mut da[r * na..(r + 1) * na], &mut db[r * nb..(r + 1) * nb]);
-                for (&g, &(ia, ib)) in dy[s * no..(s + 1) * no].iter().zip(from) {
+                let g = &dy[s * no..(s + 1) * no];
+                if nb == 1 && na == no {
+                    // One value of `b` per sample: the same sums as below, without the table.
+                    for ((d, &g), &x) in da.iter_mut().zip(g).zip(a) {
+                        let (ga, gb) = op.grads(x, b[0]);
+                        *d += g * ga;
+                        db[0] += g * gb;
+                    }
+                    continue;
+                }
+                for (&g, &(ia, ib)) in g.iter().zip(from) {
                     let (ia, ib) = (ia as usize, ib as usize);
                     let (ga, gb) = op.grads(a[ia], b[ib]);
                     da[ia] += g * ga;
