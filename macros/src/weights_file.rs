@@ -36,6 +36,40 @@ pub enum Precision {
     Int8,
 }
 
+/// `"path"` optionally followed by `dtype = f32 | bf16 | f16 | int8` (how `infer` embeds the
+/// kernels), as `#[weights(..)]` and `#[kiln::onnx(..)]` take them: the path, the precision, and
+/// where the dtype was written.
+pub fn path_and_dtype(
+    input: syn::parse::ParseStream<'_>,
+    usage: &str,
+) -> syn::Result<(LitStr, Precision, Option<Span>)> {
+    let path: LitStr = input.parse().map_err(|e| syn::Error::new(e.span(), usage))?;
+    let (mut precision, mut dtype_span) = (Precision::F32, None);
+    if input.parse::<Option<syn::Token![,]>>()?.is_some() && !input.is_empty() {
+        let key: syn::Ident = input.parse()?;
+        if key != "dtype" {
+            return Err(syn::Error::new(key.span(), format!("unknown option `{key}`: {usage}")));
+        }
+        input.parse::<syn::Token![=]>()?;
+        let v: syn::Ident = input.parse()?;
+        precision = match v.to_string().as_str() {
+            "f32" | "float32" => Precision::F32,
+            "bf16" | "bfloat16" => Precision::Bf16,
+            "f16" | "float16" => Precision::F16,
+            "int8" | "i8" => Precision::Int8,
+            other => {
+                return Err(syn::Error::new(
+                    v.span(),
+                    format!("unknown weights dtype `{other}`; kiln embeds f32, bf16, f16 or int8"),
+                ));
+            }
+        };
+        dtype_span = Some(v.span());
+        input.parse::<Option<syn::Token![,]>>()?;
+    }
+    Ok((path, precision, dtype_span))
+}
+
 /// Takes `#[weights("..")]` (or `#[weights("..", dtype = int8)]`) out of the attributes.
 pub fn extract(attrs: &mut Vec<Attribute>) -> syn::Result<Option<Weights>> {
     let Some(i) = attrs.iter().position(|a| a.path().is_ident("weights")) else { return Ok(None) };
@@ -43,30 +77,8 @@ pub fn extract(attrs: &mut Vec<Attribute>) -> syn::Result<Option<Weights>> {
     let usage = "write the weights file as #[weights(\"path/to/model.safetensors\")], relative to this source file, \
                  optionally with dtype = f32, bf16, f16 or int8 (how `infer` embeds the kernels)";
     attr.parse_args_with(|input: syn::parse::ParseStream<'_>| {
-        let path: LitStr = input.parse()?;
-        let mut w = Weights { path, precision: Precision::F32, dtype_span: None, memory: None };
-        if input.parse::<Option<syn::Token![,]>>()?.is_some() && !input.is_empty() {
-            let key: syn::Ident = input.parse()?;
-            if key != "dtype" {
-                return Err(syn::Error::new(key.span(), format!("unknown option `{key}`: {usage}")));
-            }
-            input.parse::<syn::Token![=]>()?;
-            let v: syn::Ident = input.parse()?;
-            w.precision = match v.to_string().as_str() {
-                "f32" | "float32" => Precision::F32,
-                "bf16" | "bfloat16" => Precision::Bf16,
-                "f16" | "float16" => Precision::F16,
-                "int8" | "i8" => Precision::Int8,
-                other => {
-                    return Err(syn::Error::new(
-                        v.span(),
-                        format!("unknown weights dtype `{other}`; kiln embeds f32, bf16, f16 or int8"),
-                    ));
-                }
-            };
-            w.dtype_span = Some(v.span());
-            input.parse::<Option<syn::Token![,]>>()?;
-        }
+        let (path, precision, dtype_span) = path_and_dtype(input, usage)?;
+        let w = Weights { path, precision, dtype_span, memory: None };
         Ok(w)
     })
     .map(Some)

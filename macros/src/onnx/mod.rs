@@ -56,30 +56,8 @@ impl Parse for Attr {
         let usage = "write #[kiln::onnx(\"path/to/model.onnx\")], the path relative to this source file or to the \
                      crate's Cargo.toml, optionally with dtype = f32, bf16, f16 or int8 (how `infer` embeds the \
                      kernels)";
-        let path: LitStr = input.parse().map_err(|e| syn::Error::new(e.span(), usage))?;
-        let mut attr = Attr { path, precision: Precision::F32, dtype_span: None };
-        if input.parse::<Option<syn::Token![,]>>()?.is_some() && !input.is_empty() {
-            let key: syn::Ident = input.parse()?;
-            if key != "dtype" {
-                return Err(syn::Error::new(key.span(), format!("unknown option `{key}`: {usage}")));
-            }
-            input.parse::<syn::Token![=]>()?;
-            let v: syn::Ident = input.parse()?;
-            attr.precision = match v.to_string().as_str() {
-                "f32" | "float32" => Precision::F32,
-                "bf16" | "bfloat16" => Precision::Bf16,
-                "f16" | "float16" => Precision::F16,
-                "int8" | "i8" => Precision::Int8,
-                other => {
-                    return Err(syn::Error::new(
-                        v.span(),
-                        format!("unknown weights dtype `{other}`; kiln embeds f32, bf16, f16 or int8"),
-                    ));
-                }
-            };
-            attr.dtype_span = Some(v.span());
-            input.parse::<Option<syn::Token![,]>>()?;
-        }
+        let (path, precision, dtype_span) = crate::weights_file::path_and_dtype(input, usage)?;
+        let attr = Attr { path, precision, dtype_span };
         if !input.is_empty() {
             return Err(input.error(usage));
         }
