@@ -71,6 +71,12 @@ digits_cnn! {
     DigitsCnnInt8 = "../../models/digits_cnn.safetensors", int8;
 }
 
+/// A model trained elsewhere: the MNIST-1D CNN trained in PyTorch (three Conv1d of 25 channels,
+/// a Dense head), imported from its ONNX file when this crate compiles, `infer`'s kernels in int8.
+#[kiln::onnx("../../../tests/fixtures/onnx/torch_mnist1d_cnn_trained.onnx", dtype = int8)]
+#[inference_only]
+pub struct Mnist1dInt8;
+
 /// The index of the largest value (the first, on ties).
 pub fn argmax(p: &[f32]) -> usize {
     let mut best = 0;

@@ -167,3 +167,24 @@ fn firmware_sample_is_a_held_out_seven() {
     assert_eq!(classify(x), 7);
     assert_eq!(classify_int8(x), 7);
 }
+
+/// The PyTorch CNN imported from ONNX, int8 kernels, against onnxruntime's f32 outputs for the
+/// fixture's rows: the same class for every row, and the logits close.
+#[test]
+fn an_imported_onnx_model_runs_without_std_in_int8() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/onnx/torch_mnist1d_cnn_trained.txt");
+    let text = std::fs::read_to_string(path).unwrap();
+    let rows: Vec<Vec<f32>> =
+        text.lines().skip(1).step_by(2).map(|l| l.split_whitespace().map(|w| w.parse().unwrap()).collect()).collect();
+    let (input, output) = (&rows[0], &rows[1]);
+    let (per, classes) = (40, 10);
+    let mut worst = 0f32;
+    for (x, want) in input.chunks(per).zip(output.chunks(classes)) {
+        let got = kiln_digits_no_std::Mnist1dInt8::infer(x.try_into().unwrap());
+        assert_eq!(argmax(&got), argmax(want));
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        worst = worst.max(got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale);
+    }
+    println!("int8 against f32 onnxruntime: largest logit difference {:.2}% of the largest logit", 100.0 * worst);
+    assert!(worst < 0.05, "{worst}");
+}
