@@ -8,7 +8,7 @@
 pub(crate) mod cpu;
 mod kernels;
 pub mod math;
-mod ops;
+pub(crate) mod ops;
 mod sequence;
 
 pub use cpu::level;

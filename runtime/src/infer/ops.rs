@@ -193,6 +193,18 @@ pub const fn broadcast_plan(a: &[usize], b: &[usize]) -> ([usize; RANK], [usize;
     (dims, sa, sb)
 }
 
+/// Steps `at`, a position in a shape of extents `dims`, to the next one in row-major order (the
+/// last axis fastest; past the end it wraps to the start).
+pub(crate) fn next_position(at: &mut [usize], dims: &[usize]) {
+    for d in (0..at.len()).rev() {
+        at[d] += 1;
+        if at[d] < dims[d] {
+            return;
+        }
+        at[d] = 0;
+    }
+}
+
 /// `a op b` on one sample, broadcast as [`broadcast_plan`] planned.
 pub fn broadcast(
     a: &[f32],
@@ -215,14 +227,7 @@ pub fn broadcast(
             BinaryOp::Multiply => u * v,
             BinaryOp::Divide => u / v,
         };
-        // The next position, the last axis fastest.
-        for d in (0..RANK).rev() {
-            at[d] += 1;
-            if at[d] < dims[d] {
-                break;
-            }
-            at[d] = 0;
-        }
+        next_position(&mut at, &dims);
     }
 }
 
@@ -303,13 +308,7 @@ pub fn matmul(a: &[f32], b: &[f32], plan: &MatMulPlan, y: &mut [f32]) {
                 out[r * n + c] = sum;
             }
         }
-        for d in (0..RANK).rev() {
-            at[d] += 1;
-            if at[d] < dims[d] {
-                break;
-            }
-            at[d] = 0;
-        }
+        next_position(&mut at, &dims);
     }
 }
 

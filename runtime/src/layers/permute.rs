@@ -72,13 +72,7 @@ fn each(x: &[f32], (dims, strides): Plan, y: &mut [f32]) {
             let base: usize = at.iter().zip(&strides).map(|(i, s)| i * s).sum();
             row.iter_mut().enumerate().for_each(|(c, v)| *v = xs[base + c * strides[RANK - 1]]);
             // The next position of the outer axes, the last fastest.
-            for a in (0..RANK - 1).rev() {
-                at[a] += 1;
-                if at[a] < dims[a] {
-                    break;
-                }
-                at[a] = 0;
-            }
+            crate::infer::ops::next_position(&mut at, &dims[..RANK - 1]);
         }
     }
 }
