@@ -34,6 +34,17 @@
 
 pub use kiln_macros::{Model, call, functional, loss, model, onnx, sequential};
 pub use kiln_runtime::*;
+
+/// Data-parallel training across processes: the runtime's [`kiln_runtime::distributed`], and
+/// `Mpi` with the cargo feature `mpi`.
+#[cfg(feature = "std")]
+pub mod distributed {
+    #[cfg(feature = "mpi")]
+    pub use crate::mpi::Mpi;
+    pub use kiln_runtime::distributed::*;
+}
+#[cfg(feature = "mpi")]
+mod mpi;
 #[cfg(feature = "std")]
 pub use ndarray;
 

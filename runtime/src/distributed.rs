@@ -3,7 +3,8 @@
 //! mean, weighted by its rows), the loss and the layers' state (moving statistics) are summed
 //! over the processes, and every replica applies the same update, so the replicas stay identical.
 //!
-//! The processes talk through a [`Collective`]: `Mpi` (cargo feature `mpi`) between processes
+//! The processes talk through a [`Collective`]: `kiln::distributed::Mpi` (the facade's cargo
+//! feature `mpi`) between processes
 //! and machines, [`ThreadGroup`] between threads of one process (tests, and a replica per
 //! socket). kiln only ever gathers everyone's values and sums them itself, in rank order, in f64,
 //! so a run with a given number of processes is bit-reproducible and every replica gets the same
@@ -165,69 +166,6 @@ fn gather<T: Copy>(slots: &Mutex<Vec<Vec<T>>>, barrier: &Barrier, rank: usize, l
         }
     }
     barrier.wait();
-}
-
-/// MPI (Open MPI, MPICH) as a [`Collective`]: `Mpi::init()` once per process, then
-/// `model.distribute(mpi.clone())`. Run with `mpirun -np 2 ./program`.
-#[cfg(feature = "mpi")]
-pub struct Mpi {
-    world: Mutex<mpi::topology::SimpleCommunicator>,
-    rank: usize,
-    size: usize,
-    // Finalizes MPI when the last handle goes.
-    _universe: Mutex<mpi::environment::Universe>,
-}
-
-#[cfg(feature = "mpi")]
-impl std::fmt::Debug for Mpi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mpi").field("rank", &self.rank).field("size", &self.size).finish()
-    }
-}
-
-// SAFETY: MPI is initialised with thread level Funneled or better and every call goes through
-// the mutex, one thread at a time.
-#[cfg(feature = "mpi")]
-unsafe impl Send for Mpi {}
-#[cfg(feature = "mpi")]
-unsafe impl Sync for Mpi {}
-
-#[cfg(feature = "mpi")]
-impl Mpi {
-    /// Initialises MPI for this process (once); an error if it was already, or if the process was
-    /// not started in a way MPI accepts.
-    pub fn init() -> crate::Result<Arc<Mpi>> {
-        use mpi::traits::Communicator;
-        let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Serialized).ok_or_else(|| {
-            crate::Error::invalid("mpi", "MPI could not be initialised (it can be only once per process)")
-        })?;
-        let world = universe.world();
-        let (rank, size) = (world.rank() as usize, world.size() as usize);
-        Ok(Arc::new(Mpi { world: Mutex::new(world), rank, size, _universe: Mutex::new(universe) }))
-    }
-}
-
-#[cfg(feature = "mpi")]
-impl Collective for Mpi {
-    fn rank(&self) -> usize {
-        self.rank
-    }
-
-    fn size(&self) -> usize {
-        self.size
-    }
-
-    fn all_gather(&self, local: &[f64], all: &mut [f64]) {
-        use mpi::traits::CommunicatorCollectives;
-        let world = self.world.lock().unwrap_or_else(|e| e.into_inner());
-        world.all_gather_into(local, all);
-    }
-
-    fn all_gather_f32(&self, local: &[f32], all: &mut [f32]) {
-        use mpi::traits::CommunicatorCollectives;
-        let world = self.world.lock().unwrap_or_else(|e| e.into_inner());
-        world.all_gather_into(local, all);
-    }
 }
 
 /// Averages the state weights (moving statistics) of every replica, each weighted by the rows

@@ -298,9 +298,16 @@ pub trait LayerBuffers {
 #[inline]
 pub fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buf.len() != len {
-        buf.resize(len, 0.0);
+        resize_zeroed(buf, len);
     }
     &mut buf[..]
+}
+
+/// `sized`'s resize, kept out of line: a layer generic over its activation is compiled in the
+/// user's crate (unoptimised in a debug build), and this fill then still runs optimised code.
+#[inline(never)]
+fn resize_zeroed(buf: &mut Vec<f32>, len: usize) {
+    buf.resize(len, 0.0);
 }
 
 /// Exchanges a shared layer's buffers with those of another of its applications.
