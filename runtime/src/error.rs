@@ -96,6 +96,22 @@ pub enum Error {
         /// The epochs that finished before it, as `fit` would have returned them.
         history: Box<crate::history::History>,
     },
+    /// A dataset given to `fit_dataset` failed (an unreadable file, a bad record, a batch that
+    /// does not fit the model): training stopped before that batch's step.
+    #[error(
+        "{source} (batch {batch} of epoch {epoch} from the dataset: training stopped before that batch's step; \
+         the epochs finished are in this error's history)"
+    )]
+    Dataset {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 0-based batch within the epoch.
+        batch: usize,
+        /// What went wrong.
+        source: Box<Error>,
+        /// The epochs that finished before it, as `fit_dataset` would have returned them.
+        history: Box<crate::history::History>,
+    },
     /// An update outside `fit` (`opt.apply`, `apply_gradients`, the moving statistics of
     /// `loss_and_grads`) that would have left a weight, a moving statistic or the optimizer's
     /// state NaN or infinite. It was refused: nothing changed.

@@ -13,6 +13,7 @@ mod custom_layer;
 mod custom_losses;
 mod custom_steps;
 mod data_folder;
+mod datasets;
 mod digits;
 mod distillation;
 mod distributed;

@@ -1,9 +1,14 @@
 //! Reading data sets: numeric CSV files (optionally gzip-compressed), NumPy `.npy` / `.npz`
-//! files, and folders of images per class (Keras' `image_dataset_from_directory`).
+//! files, folders of images per class (Keras' `image_dataset_from_directory`), and datasets that
+//! stream batches through `fit` (see [`Dataset`]).
 
+mod dataset;
 mod images;
 mod npy;
 
+pub use dataset::{
+    Batch, Batched, Dataset, Generator, Map, Prefetch, Repeat, Sample, Shuffle, Take, from_arrays, from_generator,
+};
 pub use images::{ColorMode, ImageFolder, ImageSet, Subset, image_dataset_from_directory};
 pub use npy::{read_npy, read_npz};
 

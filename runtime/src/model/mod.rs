@@ -182,6 +182,50 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         train::fit(self, x.arrays(), y.arrays(), &opts, None, None, &mut [])
     }
 
+    /// `fit` on a [`Dataset`](crate::data::Dataset) of batches (Keras' `fit(dataset)`): data
+    /// read a batch at a time — from files, a generator, a computation — so it need not fit in
+    /// memory. Each epoch is a pass over the dataset (it is restarted before each), or
+    /// `steps_per_epoch` batches of the pass under way; each batch is checked as `fit` checks
+    /// arrays. `batch_size` and `shuffle` do not apply (the dataset batches and shuffles);
+    /// `validation_split` and `sample_weight` are refused (give a validation dataset to
+    /// [`fit_dataset_with`](Self::fit_dataset_with); weights come with each batch). A batch that
+    /// cannot be read or does not fit stops training with an error holding the epochs finished.
+    ///
+    /// ```ignore
+    /// let mut train = kiln::data::from_generator(|| (0..1000).map(read_batch)).prefetch(4);
+    /// model.fit_dataset(&mut train, Fit { epochs: 5, ..Fit::default() })?;
+    /// ```
+    fn fit_dataset(&mut self, data: &mut dyn crate::data::Dataset<Item = crate::data::Batch>, opts: Fit<'_>) -> Result<History> {
+        train::fit_dataset(self, data, None, &opts, &mut [])
+    }
+
+    /// [`fit_dataset`](Self::fit_dataset) with a validation dataset (a whole pass after each
+    /// epoch, `val_` keys as in `fit`) and callbacks.
+    fn fit_dataset_with<'d>(
+        &mut self,
+        data: &'d mut dyn crate::data::Dataset<Item = crate::data::Batch>,
+        validation: Option<&'d mut dyn crate::data::Dataset<Item = crate::data::Batch>>,
+        opts: Fit<'_>,
+        callbacks: &mut [&mut dyn crate::Callback],
+    ) -> Result<History> {
+        train::fit_dataset(self, data, validation, &opts, callbacks)
+    }
+
+    /// Loss and metrics over one pass of a dataset of batches (inference mode), keyed as in
+    /// `History`.
+    fn evaluate_dataset(&mut self, data: &mut dyn crate::data::Dataset<Item = crate::data::Batch>) -> Result<Logs> {
+        train::evaluate_dataset(self, data, train::Evaluate { verbose: 0, ..train::Evaluate::default() })
+    }
+
+    /// The model's outputs for one pass of a dataset of batches, rows in the order read (the
+    /// batches' targets are not read).
+    fn predict_dataset(
+        &mut self,
+        data: &mut dyn crate::data::Dataset<Item = crate::data::Batch>,
+    ) -> Result<Self::Prediction> {
+        train::predict_dataset(self, data).and_then(Prediction::from_outputs)
+    }
+
     /// `fit` with Keras' callbacks (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, ... or your
     /// own [`Callback`](crate::Callback)), run in the order given:
     ///

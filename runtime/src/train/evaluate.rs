@@ -18,7 +18,7 @@ use super::{Logs, check_batch_size, compiled, progress, range, with_state};
 
 /// The one batch loop of inference: runs `m` on rows `from..` of `xs` in batches of `batch` rows
 /// and hands each batch's first row and size to `each`, with the model's outputs ready.
-fn infer_batches(
+pub(super) fn infer_batches(
     m: &mut dyn DynModel,
     xs: &[Rows<'_>],
     (from, n): (usize, usize),
@@ -203,7 +203,7 @@ pub(crate) fn predict_one<'m>(m: &'m mut dyn DynModel, x: &[f32]) -> Result<&'m 
 /// After a forward pass on rows `start..start + k` of finite input: an error when an output holds
 /// a NaN or infinite value, naming the first layer whose output held one. One pass over the
 /// outputs; the layers are read only when one is not finite.
-fn check_outputs(m: &dyn DynModel, start: usize, k: usize) -> Result<()> {
+pub(super) fn check_outputs(m: &dyn DynModel, start: usize, k: usize) -> Result<()> {
     let meta = m.meta();
     let Some((j, i)) = (0..meta.outputs.len()).find_map(|j| crate::kernels::first_non_finite(m.output(j)).map(|i| (j, i)))
     else {

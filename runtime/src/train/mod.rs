@@ -46,7 +46,7 @@ use data::Rows;
 pub(crate) use compile::compile;
 pub(crate) use passes::{backward_train, forward_train, input_gradients, loss_and_grads};
 pub(crate) use evaluate::{evaluate, predict, predict_one};
-pub(crate) use fit::fit;
+pub(crate) use fit::{evaluate_dataset, fit, fit_dataset, predict_dataset};
 pub(crate) use step::train_on_batch;
 
 /// Options of [`Model::fit`](crate::Model::fit), with Keras' names and defaults.

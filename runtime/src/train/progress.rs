@@ -14,7 +14,10 @@ use crate::history::Logs;
 
 pub(crate) struct Progress {
     verbose: u8,
+    /// Steps in the epoch; 0 when not known (a dataset's first pass).
     steps: usize,
+    /// Steps done so far.
+    done: std::cell::Cell<usize>,
     bar: Option<ProgressBar>,
     start: Instant,
 }
@@ -50,17 +53,22 @@ impl Progress {
             println!("Epoch {}/{epochs}", epoch + 1);
         }
         let bar = (verbose == 1 && std::io::stdout().is_terminal()).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stdout());
-            let style = ProgressStyle::with_template("{pos}/{len} {bar:20} {elapsed} {msg}")
+            let (len, template) = match steps {
+                0 => (None, "{pos}/Unknown {elapsed} {msg}"),
+                n => (Some(n as u64), "{pos}/{len} {bar:20} {elapsed} {msg}"),
+            };
+            let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stdout());
+            let style = ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("━━ ");
             bar.set_style(style);
             bar
         });
-        Progress { verbose, steps, bar, start: Instant::now() }
+        Progress { verbose, steps, done: std::cell::Cell::new(0), bar, start: Instant::now() }
     }
 
     pub fn step(&self, done: usize, logs: impl FnOnce() -> Logs) {
+        self.done.set(done);
         if let Some(bar) = &self.bar {
             // Redrawing the metrics costs a few formats: do it on a fraction of the steps.
             if done == self.steps || done.is_multiple_of(16) {
@@ -70,8 +78,12 @@ impl Progress {
         }
     }
 
-    pub fn finish(self, logs: &Logs) {
+    pub fn finish(mut self, logs: &Logs) {
         let took = self.start.elapsed();
+        if self.steps == 0 {
+            // A pass of unknown length: as many steps as were done.
+            self.steps = self.done.get();
+        }
         let line = match self.verbose {
             0 => return,
             1 => format!(

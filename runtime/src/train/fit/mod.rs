@@ -13,16 +13,22 @@ use crate::model::{InputArray, Meta};
 use crate::optimizers::Optimizer;
 use crate::random::Stream;
 
-use super::callbacks::{self, Callback, Trainee};
+use super::callbacks::{self, Callback};
 use super::compile::Compiled;
-use super::data::{self, Rows};
+use super::data;
 use super::evaluate::evaluate_rows;
-use super::own_step::{self, DynCustomStep, LogMeans};
+use super::own_step::{DynCustomStep, LogMeans};
 use super::step::{Stopped, Tracker, step};
 use super::{
     Fit, History, Logs, TrainState, Workspace, check_batch_size, compiled, epoch_rng, gather, progress, range, slices,
     validation_rows, with_state,
 };
+
+mod handle;
+mod stream;
+
+use handle::Handle;
+pub(crate) use stream::{evaluate_dataset, fit_dataset, predict_dataset};
 
 /// A user-defined training step (Keras' `train_step` override): given the model, the compiled
 /// optimizer and one batch, it updates the model. It must run the model forward on the batch
@@ -83,10 +89,10 @@ fn views<'a>(rows: &[&'a [f32]], n: usize) -> Vec<ndarray::ArrayView2<'a, f32>> 
 
 /// The training data as `fit` reads it, every argument checked.
 struct Prepared<'v> {
-    xs: Vec<Rows<'v>>,
-    ys: Vec<Rows<'v>>,
+    xs: Vec<data::Rows<'v>>,
+    ys: Vec<data::Rows<'v>>,
     /// `validation_data`, checked as `x` and `y` are.
-    validation: Option<(Vec<Rows<'v>>, Vec<Rows<'v>>)>,
+    validation: Option<(Vec<data::Rows<'v>>, Vec<data::Rows<'v>>)>,
     /// Rows of `x`, and the first of them held out by `validation_split`.
     n: usize,
     n_train: usize,
@@ -94,17 +100,19 @@ struct Prepared<'v> {
     sw: Option<Vec<f32>>,
     val_sw: Option<Vec<f32>>,
     shapes: Shapes,
+    /// `fit_dataset` was given a validation dataset.
+    streamed_validation: bool,
 }
 
 impl Prepared<'_> {
     /// Whether the epochs' logs have `val_` keys.
     fn validates(&self) -> bool {
-        self.validation.is_some() || self.n_train < self.n
+        self.validation.is_some() || self.n_train < self.n || self.streamed_validation
     }
 
     /// The rows validation reads: `validation_data`, or the rows `validation_split` held out.
     #[allow(clippy::type_complexity)]
-    fn held_out(&self) -> Option<(&[Rows<'_>], &[Rows<'_>], usize, Option<&[f32]>)> {
+    fn held_out(&self) -> Option<(&[data::Rows<'_>], &[data::Rows<'_>], usize, Option<&[f32]>)> {
         match &self.validation {
             Some((xv, yv)) => Some((&xv[..], &yv[..], 0, self.val_sw.as_deref())),
             None if self.n_train < self.n => Some((&self.xs[..], &self.ys[..], self.n_train, self.sw.as_deref())),
@@ -178,7 +186,7 @@ fn prepare<'v>(
         _ => None,
     };
     let shapes = Shapes { x: shapes_of(x), y: shapes_of(y) };
-    let data = Prepared { xs, ys, validation, n, n_train, sw, val_sw, shapes };
+    let data = Prepared { xs, ys, validation, n, n_train, sw, val_sw, shapes, streamed_validation: false };
     check_callbacks(m, c, data.validates(), callbacks)?;
     Ok(data)
 }
@@ -216,7 +224,7 @@ fn prepare_own<'v>(
     if opts.steps_per_epoch == Some(0) || opts.validation_freq == 0 {
         return Err(Error::invalid("steps_per_epoch", "steps_per_epoch and validation_freq must be at least 1"));
     }
-    Ok(Prepared { xs, ys, validation, n, n_train, sw: None, val_sw: None, shapes })
+    Ok(Prepared { xs, ys, validation, n, n_train, sw: None, val_sw: None, shapes, streamed_validation: false })
 }
 
 /// What the callbacks need, checked before any training (and before a backup is restored): the
@@ -245,10 +253,23 @@ pub(crate) fn fit<'f>(
     y: Vec<InputArray<'_>>,
     opts: &Fit<'_>,
     custom: Option<&mut DynStep<'f>>,
-    mut own: Option<&mut (dyn DynCustomStep + 'f)>,
+    own: Option<&mut (dyn DynCustomStep + 'f)>,
     callbacks: &mut [&mut dyn Callback],
 ) -> Result<History> {
     let data = prepare(m, &x, &y, opts, callbacks, own.is_some())?;
+    train(m, &data, None, opts, custom, own, callbacks)
+}
+
+/// The loop of `fit` and `fit_dataset`, on checked arrays or on datasets.
+fn train<'f>(
+    m: &mut dyn DynModel,
+    data: &Prepared<'_>,
+    streams: Option<stream::Streams<'_>>,
+    opts: &Fit<'_>,
+    custom: Option<&mut DynStep<'f>>,
+    mut own: Option<&mut (dyn DynCustomStep + 'f)>,
+    callbacks: &mut [&mut dyn Callback],
+) -> Result<History> {
     // A backup left by an interrupted run: restore it and continue after its last epoch.
     let mut first_epoch = opts.initial_epoch;
     if let Some(path) = callbacks.iter().find_map(|cb| cb.backup().filter(|p| p.exists()).map(|p| p.to_path_buf())) {
@@ -294,7 +315,8 @@ pub(crate) fn fit<'f>(
             size,
             verbose: if rank == 0 { opts.verbose } else { 0 },
             opts,
-            data: &data,
+            data,
+            streams,
             terminate_on_nan: callbacks.iter().any(|cb| cb.terminates_on_nan()),
             callbacks,
             custom,
@@ -313,7 +335,7 @@ pub(crate) fn fit<'f>(
 
 /// One `fit` call in progress: the model with its state taken apart, the data, the callbacks,
 /// and where the loop stands.
-struct Run<'m, 'a, 'o, 'cb, 'f> {
+struct Run<'m, 'a, 'o, 'cb, 'f, 's> {
     m: &'m mut dyn DynModel,
     c: &'m mut Compiled,
     stream: &'m mut Stream,
@@ -328,6 +350,8 @@ struct Run<'m, 'a, 'o, 'cb, 'f> {
     verbose: u8,
     opts: &'a Fit<'o>,
     data: &'a Prepared<'a>,
+    /// `fit_dataset`'s datasets, read in place of `data`'s rows.
+    streams: Option<stream::Streams<'s>>,
     callbacks: &'a mut [&'cb mut dyn Callback],
     custom: Option<&'a mut DynStep<'f>>,
     /// A step of the user's that owns its optimizers and returns its logs ([`CustomStep`]).
@@ -350,6 +374,23 @@ struct Run<'m, 'a, 'o, 'cb, 'f> {
     cursor: usize,
 }
 
+/// One batch as the step reads it: row slices per input and output, weights, rows.
+struct BatchRows<'b> {
+    x: &'b [&'b [f32]],
+    y: &'b [&'b [f32]],
+    w: Option<&'b [f32]>,
+    k: usize,
+}
+
+/// What the loop does after a batch.
+enum Flow {
+    Next,
+    /// A callback asked to stop.
+    Stop,
+    /// TerminateOnNaN: the step was not applied.
+    Invalid,
+}
+
 /// How an epoch's batches ended.
 enum EpochEnd {
     /// Every batch ran (or a callback stopped training after one).
@@ -358,7 +399,7 @@ enum EpochEnd {
     Invalid(usize),
 }
 
-impl Run<'_, '_, '_, '_, '_> {
+impl Run<'_, '_, '_, '_, '_, '_> {
     /// Calls `f` on every callback, in order, with a handle on the model.
     fn hook(&mut self, mut f: impl FnMut(&mut dyn Callback, &mut Handle<'_>) -> Result<()>) -> Result<()> {
         for cb in self.callbacks.iter_mut() {
@@ -397,9 +438,15 @@ impl Run<'_, '_, '_, '_, '_> {
             }
             self.tracker.reset();
             self.means.reset();
-            let taken = self.opts.steps_per_epoch.unwrap_or(self.steps).min(self.steps - self.cursor);
-            let progress = progress::Progress::new(self.verbose, epoch, self.opts.epochs, taken);
-            if let EpochEnd::Invalid(b) = self.train_epoch(epoch, taken, &progress)? {
+            let (end, progress) = match self.streams.is_some() {
+                true => self.stream_epoch(epoch)?,
+                false => {
+                    let taken = self.opts.steps_per_epoch.unwrap_or(self.steps).min(self.steps - self.cursor);
+                    let progress = progress::Progress::new(self.verbose, epoch, self.opts.epochs, taken);
+                    (self.train_epoch(epoch, taken, &progress)?, progress)
+                }
+            };
+            if let EpochEnd::Invalid(b) = end {
                 // TerminateOnNaN: the bad step was not applied; end with the epochs finished.
                 if self.verbose > 0 {
                     println!("Batch {b}: Invalid loss, terminating training");
@@ -438,92 +485,110 @@ impl Run<'_, '_, '_, '_, '_> {
 
     /// The `taken` batches of one epoch, from where the current pass stands.
     fn train_epoch(&mut self, epoch: usize, taken: usize, progress: &progress::Progress) -> Result<EpochEnd> {
-        let (ni, no) = (self.data.xs.len(), self.data.ys.len());
         let (data, opts) = (self.data, self.opts);
         let first = self.cursor;
         self.cursor = if first + taken >= self.steps { 0 } else { first + taken };
-        // The order is taken out for the epoch, so the batch buffers can be borrowed beside it.
+        // The order and the batch buffers are taken out for the epoch, so that a batch can be
+        // borrowed while the step borrows the loop.
         let order = std::mem::take(&mut self.ws.order);
+        let (mut xbuf, mut ybuf, mut wbuf) =
+            (std::mem::take(&mut self.ws.xb), std::mem::take(&mut self.ws.yb), std::mem::take(&mut self.ws.wb));
         let result = (|| {
             for (b, rows) in order.chunks(opts.batch_size).skip(first).take(taken).enumerate() {
-                self.hook(|cb, h| cb.on_train_batch_begin(b, h))?;
                 let rows = &rows[crate::distributed::shard(rows.len(), self.rank, self.size)];
                 let k = rows.len();
                 let at = rows.first().copied().unwrap_or(0);
-                let ws = &mut *self.ws;
                 let (xb, yb) = if opts.shuffle {
-                    for (buf, r) in ws.xb.iter_mut().zip(&data.xs) {
+                    for (buf, r) in xbuf.iter_mut().zip(&data.xs) {
                         gather(&r.data, r.width(), rows, buf);
                     }
-                    for (buf, r) in ws.yb.iter_mut().zip(&data.ys) {
+                    for (buf, r) in ybuf.iter_mut().zip(&data.ys) {
                         gather(&r.data, r.width(), rows, buf);
                     }
                     if let Some(w) = &data.sw {
-                        gather(w, 1, rows, &mut ws.wb);
+                        gather(w, 1, rows, &mut wbuf);
                     }
-                    (slices(ws.xb.iter().map(|v| &v[..])), slices(ws.yb.iter().map(|v| &v[..])))
+                    (slices(xbuf.iter().map(|v| &v[..])), slices(ybuf.iter().map(|v| &v[..])))
                 } else {
                     // In order: the batch is a contiguous range of rows, read in place.
                     (range(&data.xs, at, at + k), range(&data.ys, at, at + k))
                 };
-                let wb = data.sw.as_ref().map(|w| if opts.shuffle { &ws.wb[..] } else { &w[at..at + k] });
-                let stopped = match (self.own.as_deref_mut(), self.custom.as_deref_mut()) {
-                    (Some(own), _) => {
-                        let batch = StepBatch { x: views(&xb[..ni], k), y: views(&yb[..no], k), shapes: &data.shapes };
-                        let logs = own.train(&mut *self.m, batch)?;
-                        self.means.add(&logs, k).map(|(what, v)| Stopped { what, value: v as f32 })
-                    }
-                    (None, None) => {
-                        let mut ctx = Ctx::new(k, true, self.stream);
-                        let dist = self.group.as_deref().map(|g| (g, &mut ws.reduce));
-                        let (xb, yb) = (&xb[..ni], &yb[..no]);
-                        step(&mut *self.m, self.c, &mut ws.step, &mut self.tracker, xb, yb, wb, &mut ctx, dist).err()
-                    }
-                    (None, Some(f)) => {
-                        let batch = StepBatch { x: views(&xb[..ni], k), y: views(&yb[..no], k), shapes: &data.shapes };
-                        f(&mut *self.m, &mut *self.c.optimizer, batch)?;
-                        let mut loss =
-                            if k > 0 { self.tracker.observe(&mut *self.m, self.c, &yb[..no], k, None, wb) } else { 0.0 };
-                        if let Some(g) = &self.group {
-                            // Every replica judges the loss of all the rows, so all stop together.
-                            let v = &mut ws.reduce.0;
-                            v.clear();
-                            v.extend([k as f32, loss]);
-                            crate::distributed::weighted_mean(&**g, v, &mut ws.reduce.1);
-                            loss = v[1];
-                        }
-                        (!loss.is_finite()).then(|| Stopped { what: "loss".into(), value: loss })
-                    }
-                };
-                if let Some(s) = stopped {
-                    if self.terminate_on_nan {
-                        return Ok(EpochEnd::Invalid(b));
-                    }
-                    return Err(s.at(epoch, b, &self.history));
-                }
-                progress.step(b + 1, || {
-                    let mut lg = Logs::new();
-                    self.train_logs(&mut lg);
-                    lg
-                });
-                if !self.callbacks.is_empty() {
-                    // Built only for callbacks: plain `fit` allocates nothing per step.
-                    let mut batch_logs = Logs::new();
-                    self.train_logs(&mut batch_logs);
-                    self.hook(|cb, h| cb.on_train_batch_end(b, &batch_logs, h))?;
-                    if self.stop {
-                        break;
-                    }
+                let wb = data.sw.as_ref().map(|w| if opts.shuffle { &wbuf[..] } else { &w[at..at + k] });
+                let batch = BatchRows { x: &xb[..data.xs.len()], y: &yb[..data.ys.len()], w: wb, k };
+                match self.run_batch(epoch, b, batch, progress)? {
+                    Flow::Next => {}
+                    Flow::Stop => break,
+                    Flow::Invalid => return Ok(EpochEnd::Invalid(b)),
                 }
             }
             Ok(EpochEnd::Done)
         })();
         self.ws.order = order;
+        (self.ws.xb, self.ws.yb, self.ws.wb) = (xbuf, ybuf, wbuf);
         result
+    }
+
+    /// One batch: the step (the compiled one, the user's closure, or a [`CustomStep`]), the
+    /// progress display and the batch callbacks.
+    fn run_batch(&mut self, epoch: usize, b: usize, batch: BatchRows<'_>, progress: &progress::Progress) -> Result<Flow> {
+        self.hook(|cb, h| cb.on_train_batch_begin(b, h))?;
+        let BatchRows { x: xb, y: yb, w: wb, k } = batch;
+        let shapes = &self.data.shapes;
+        let stopped = match (self.own.as_deref_mut(), self.custom.as_deref_mut()) {
+            (Some(own), _) => {
+                let batch = StepBatch { x: views(xb, k), y: views(yb, k), shapes };
+                let logs = own.train(&mut *self.m, batch)?;
+                self.means.add(&logs, k).map(|(what, v)| Stopped { what, value: v as f32 })
+            }
+            (None, None) => {
+                let ws = &mut *self.ws;
+                let mut ctx = Ctx::new(k, true, self.stream);
+                let dist = self.group.as_deref().map(|g| (g, &mut ws.reduce));
+                step(&mut *self.m, self.c, &mut ws.step, &mut self.tracker, xb, yb, wb, &mut ctx, dist).err()
+            }
+            (None, Some(f)) => {
+                let batch = StepBatch { x: views(xb, k), y: views(yb, k), shapes };
+                f(&mut *self.m, &mut *self.c.optimizer, batch)?;
+                let mut loss = if k > 0 { self.tracker.observe(&mut *self.m, self.c, yb, k, None, wb) } else { 0.0 };
+                if let Some(g) = &self.group {
+                    // Every replica judges the loss of all the rows, so all stop together.
+                    let v = &mut self.ws.reduce.0;
+                    v.clear();
+                    v.extend([k as f32, loss]);
+                    crate::distributed::weighted_mean(&**g, v, &mut self.ws.reduce.1);
+                    loss = v[1];
+                }
+                (!loss.is_finite()).then(|| Stopped { what: "loss".into(), value: loss })
+            }
+        };
+        if let Some(s) = stopped {
+            if self.terminate_on_nan {
+                return Ok(Flow::Invalid);
+            }
+            return Err(s.at(epoch, b, &self.history));
+        }
+        progress.step(b + 1, || {
+            let mut lg = Logs::new();
+            self.train_logs(&mut lg);
+            lg
+        });
+        if !self.callbacks.is_empty() {
+            // Built only for callbacks: plain `fit` allocates nothing per step.
+            let mut batch_logs = Logs::new();
+            self.train_logs(&mut batch_logs);
+            self.hook(|cb, h| cb.on_train_batch_end(b, &batch_logs, h))?;
+            if self.stop {
+                return Ok(Flow::Stop);
+            }
+        }
+        Ok(Flow::Next)
     }
 
     /// Validation at the end of an epoch: the held-out rows' losses and metrics as `val_` keys.
     fn validate(&mut self, epoch_logs: &mut Logs) -> Result<()> {
+        if self.data.streamed_validation {
+            return self.validate_stream(epoch_logs);
+        }
         let Some((xv, yv, from, w)) = self.data.held_out() else {
             return Ok(());
         };
@@ -567,97 +632,3 @@ impl Run<'_, '_, '_, '_, '_> {
     }
 }
 
-/// A callback's view of the model in training: the model, its optimizer and the loop's state.
-struct Handle<'a> {
-    m: &'a mut dyn DynModel,
-    optimizer: &'a mut dyn Optimizer,
-    /// A step's own optimizers, which the learning-rate callbacks and checkpoints reach instead.
-    own: std::cell::RefCell<Option<&'a mut dyn DynCustomStep>>,
-    /// Not compiled: `optimizer` is a stand-in that never runs.
-    uncompiled: bool,
-    stop: &'a mut bool,
-    epochs: u64,
-    seed: u64,
-    stream: u64,
-    /// Process 0 of a data-parallel run, or the only process: the one that writes files.
-    chief: bool,
-}
-
-impl Trainee for Handle<'_> {
-    fn model_name(&self) -> &'static str {
-        self.m.meta().name
-    }
-
-    fn get_weights(&self) -> Vec<Vec<f32>> {
-        let mut out = Vec::new();
-        self.m.visit_weights(&mut |_, p| out.push(p.value.clone()));
-        out
-    }
-
-    fn set_weights(&mut self, weights: &[Vec<f32>]) -> Result<()> {
-        let mut lens = Vec::new();
-        self.m.visit_weights(&mut |_, p| lens.push(p.len()));
-        if lens.len() != weights.len() || lens.iter().zip(weights).any(|(l, w)| *l != w.len()) {
-            return Err(Error::invalid("weights", format!("these are not the weights of {}", self.m.meta().name)));
-        }
-        let mut i = 0;
-        self.m.visit_weights_mut(&mut |p| {
-            p.value.copy_from_slice(&weights[i]);
-            i += 1;
-        });
-        Ok(())
-    }
-
-    fn save_weights(&self, path: &std::path::Path) -> Result<()> {
-        if !self.chief {
-            return Ok(());
-        }
-        crate::io::save_weights(&*self.m, path)
-    }
-
-    fn is_chief(&self) -> bool {
-        self.chief
-    }
-
-    fn save_checkpoint(&self, path: &std::path::Path) -> Result<()> {
-        if !self.chief {
-            return Ok(());
-        }
-        let state = if self.uncompiled { Default::default() } else { self.optimizer.state() };
-        let step_optimizers = match self.own.borrow_mut().as_deref_mut() {
-            Some(own) => own.optimizers().into_iter().map(|(slot, o)| (slot, o.name(), o.state())).collect(),
-            None => Vec::new(),
-        };
-        let resume = crate::io::Resume {
-            optimizer: if self.uncompiled { crate::io::NO_OPTIMIZER } else { self.optimizer.name() },
-            state: &state,
-            epochs: self.epochs,
-            seed: self.seed,
-            stream: self.stream,
-            step_optimizers,
-        };
-        crate::io::save_checkpoint_with(&*self.m, resume, path)
-    }
-
-    fn learning_rate(&self) -> f32 {
-        match self.own.borrow_mut().as_deref_mut() {
-            Some(own) => own_step::learning_rate(&mut own.optimizers()),
-            None => self.optimizer.learning_rate(),
-        }
-    }
-
-    fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
-        if !(lr.is_finite() && lr >= 0.0) {
-            return Err(Error::invalid("learning_rate", format!("must be finite and >= 0, got {lr}")));
-        }
-        match self.own.get_mut().as_deref_mut() {
-            Some(own) => own_step::set_learning_rate(&mut own.optimizers(), lr),
-            None => self.optimizer.set_learning_rate(lr),
-        }
-        Ok(())
-    }
-
-    fn stop_training(&mut self) {
-        *self.stop = true;
-    }
-}
