@@ -5,7 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln::data::{ColorMode, ImageFolder, Subset, image_dataset_from_directory, read_npy, read_npz};
+use kiln::data::{
+    Batch, ColorMode, Dataset, ImageFolder, Subset, image_batches_from_directory, image_dataset_from_directory,
+    read_npy, read_npz,
+};
 
 const FIXTURE: &str = include_str!("../fixtures/keras/image_folder.txt");
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data");
@@ -110,6 +113,67 @@ fn a_validation_split_is_seeded_disjoint_and_complete() {
     assert_eq!(split(7, Subset::Training).0.files, train.files);
     assert_eq!(split(7, Subset::Validation).0.files, val.files);
     assert_eq!(train.images.shape(), &[3, 2, 2, 3]);
+}
+
+/// The images of one pass of a streamed folder, with their labels, concatenated.
+fn one_pass(ds: &mut impl Dataset<Item = Batch>) -> (Vec<f32>, Vec<f32>) {
+    ds.restart().unwrap();
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    while let Some(b) = ds.next_item() {
+        let b = b.unwrap();
+        images.extend(b.x[0].iter().copied());
+        labels.extend(b.y[0].iter().copied());
+    }
+    (images, labels)
+}
+
+#[test]
+fn a_streamed_folder_holds_the_same_images_and_split_a_new_order_each_pass() {
+    let opts = ImageFolder {
+        image_size: (3, 3),
+        validation_split: 0.25,
+        subset: Some(Subset::Both),
+        ..ImageFolder::default()
+    };
+    let (train, val) = image_dataset_from_directory(format!("{DATA}/images"), &opts).unwrap();
+    let (val, in_memory) = (val.unwrap(), train);
+    // Without shuffling, a pass is the arrays, in batches of 2 (the last holds the remainder).
+    let fixed = ImageFolder { shuffle: false, ..opts.clone() };
+    let (arrays, _) = image_dataset_from_directory(format!("{DATA}/images"), &fixed).unwrap();
+    let (mut stream, _) = image_batches_from_directory(format!("{DATA}/images"), &fixed, 2).unwrap();
+    assert_eq!(stream.cardinality(), Some(2));
+    let (images, labels) = one_pass(&mut stream);
+    assert_eq!(images, arrays.images.iter().copied().collect::<Vec<_>>());
+    assert_eq!(labels, arrays.labels.to_vec());
+    // Shuffled: the split is the arrays' split; each pass holds the same images in a new order.
+    let (mut stream, held) = image_batches_from_directory(format!("{DATA}/images"), &opts, 2).unwrap();
+    let held = held.unwrap();
+    assert_eq!(held.files().map(|(p, _)| p.to_path_buf()).collect::<Vec<_>>(), val.files);
+    let mut want: Vec<_> = in_memory.files.clone();
+    want.sort();
+    let mut got: Vec<_> = stream.files().map(|(p, _)| p.to_path_buf()).collect();
+    got.sort();
+    assert_eq!(got, want);
+    let passes: Vec<(Vec<f32>, Vec<f32>)> = (0..4).map(|_| one_pass(&mut stream)).collect();
+    assert!(passes.iter().any(|p| p.1 != passes[0].1), "four passes in one order: {passes:?}");
+    for (_, labels) in &passes {
+        let mut sorted = labels.clone();
+        sorted.sort_by(f32::total_cmp);
+        let mut want = in_memory.labels.to_vec();
+        want.sort_by(f32::total_cmp);
+        assert_eq!(sorted, want);
+    }
+    // A file that stops decoding between passes is an error naming it.
+    let dir = scratch("stream");
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    std::fs::copy(format!("{DATA}/images/cats/a.png"), dir.join("a/x.png")).unwrap();
+    let (mut stream, _) =
+        image_batches_from_directory(&dir, &ImageFolder { image_size: (2, 2), ..ImageFolder::default() }, 4).unwrap();
+    assert!(stream.next_item().unwrap().is_ok());
+    std::fs::write(dir.join("a/x.png"), "cut").unwrap();
+    stream.restart().unwrap();
+    let e = stream.next_item().unwrap().unwrap_err().to_string();
+    assert!(e.contains("x.png: cannot decode the image"), "{e}");
 }
 
 #[test]

@@ -167,7 +167,123 @@ pub fn image_dataset_from_directory(
     dir: impl AsRef<Path>,
     opts: &ImageFolder,
 ) -> Result<(ImageSet, Option<ImageSet>)> {
-    let dir = dir.as_ref();
+    let (class_names, train, validation) = listing(dir.as_ref(), opts)?;
+    let read = |part: &[(PathBuf, usize)]| load(part, &class_names, opts);
+    Ok(match opts.subset {
+        None | Some(Subset::Training) => (read(&train)?, None),
+        Some(Subset::Validation) => (read(&validation)?, None),
+        Some(Subset::Both) => (read(&train)?, Some(read(&validation)?)),
+    })
+}
+
+/// [`image_dataset_from_directory`] as a [`Dataset`] of batches, as Keras returns it: the
+/// files are listed (and split) at once, and decoded a batch at a time as `fit_dataset` reads
+/// them, so a folder larger than memory trains; add `.prefetch(n)` to decode on a background
+/// thread while the model trains. With `shuffle`, each pass reads the files in a new order drawn
+/// from `seed` and the pass number (the split itself is drawn once, as in
+/// `image_dataset_from_directory`); the last batch of a pass holds the remainder.
+///
+/// ```ignore
+/// let (train, val) = kiln::data::image_batches_from_directory("flowers/", &opts, 32)?;
+/// model.fit_dataset_with(&mut train.prefetch(4), val.as_mut().map(|v| v as _), fit, &mut [])?;
+/// ```
+pub fn image_batches_from_directory(
+    dir: impl AsRef<Path>,
+    opts: &ImageFolder,
+    batch_size: usize,
+) -> Result<(ImageBatches, Option<ImageBatches>)> {
+    if batch_size == 0 {
+        return Err(Error::InvalidArgument { name: "batch_size", reason: "must be at least 1, got 0".into() });
+    }
+    let (class_names, train, validation) = listing(dir.as_ref(), opts)?;
+    let batches = |files: Vec<(PathBuf, usize)>, shuffle: bool| ImageBatches {
+        order: (0..files.len()).collect(),
+        files,
+        class_names: class_names.clone(),
+        opts: opts.clone(),
+        batch_size,
+        shuffle,
+        pass: 0,
+        at: 0,
+    };
+    // Keras shuffles the training files each epoch and reads the validation files in order.
+    Ok(match opts.subset {
+        None | Some(Subset::Training) => (batches(train, opts.shuffle), None),
+        Some(Subset::Validation) => (batches(validation, false), None),
+        Some(Subset::Both) => (batches(train, opts.shuffle), Some(batches(validation, false))),
+    })
+}
+
+/// Images from class folders, decoded a batch at a time (see [`image_batches_from_directory`]).
+#[derive(Clone, Debug)]
+pub struct ImageBatches {
+    files: Vec<(PathBuf, usize)>,
+    /// The class folders' names in label order (Keras' `class_names`).
+    pub class_names: Vec<String>,
+    opts: ImageFolder,
+    batch_size: usize,
+    shuffle: bool,
+    /// This pass's order of `files`, its number, and the next file of it.
+    order: Vec<usize>,
+    pass: u64,
+    at: usize,
+}
+
+impl ImageBatches {
+    /// The image files with their labels, in the order of the first pass before shuffling.
+    pub fn files(&self) -> impl Iterator<Item = (&Path, usize)> {
+        self.files.iter().map(|(p, l)| (p.as_path(), *l))
+    }
+
+    /// The number of images.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+impl crate::data::Dataset for ImageBatches {
+    type Item = crate::data::Batch;
+
+    fn next_item(&mut self) -> Option<Result<crate::data::Batch>> {
+        if self.at == 0 && self.shuffle {
+            use rand::SeedableRng;
+            use rand::seq::SliceRandom;
+            self.order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
+            let seed = self.opts.seed ^ 0x1b87_3593 ^ self.pass.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            self.order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+        }
+        if self.at >= self.files.len() {
+            return None;
+        }
+        let to = (self.at + self.batch_size).min(self.files.len());
+        let part: Vec<(PathBuf, usize)> = self.order[self.at..to].iter().map(|&i| self.files[i].clone()).collect();
+        self.at = to;
+        Some(load(&part, &self.class_names, &self.opts).map(|set| {
+            crate::data::Batch::new(set.images.into_dyn(), set.labels.into_dyn())
+        }))
+    }
+
+    fn restart(&mut self) -> Result<()> {
+        if self.at > 0 {
+            self.at = 0;
+            self.pass += 1;
+        }
+        Ok(())
+    }
+
+    fn cardinality(&self) -> Option<usize> {
+        Some(self.files.len().div_ceil(self.batch_size))
+    }
+}
+
+/// The classes and the files of each part of the split.
+#[allow(clippy::type_complexity)]
+fn listing(dir: &Path, opts: &ImageFolder) -> Result<(Vec<String>, Vec<(PathBuf, usize)>, Vec<(PathBuf, usize)>)> {
     check(dir, opts)?;
     let classes: Vec<PathBuf> = entries(dir)?.into_iter().filter(|p| p.is_dir()).collect();
     if classes.is_empty() {
@@ -191,12 +307,7 @@ pub fn image_dataset_from_directory(
     }
     let held = (opts.validation_split as f64 * samples.len() as f64) as usize;
     let validation = samples.split_off(samples.len() - held);
-    let read = |part: &[(PathBuf, usize)]| load(part, &class_names, opts);
-    Ok(match opts.subset {
-        None | Some(Subset::Training) => (read(&samples)?, None),
-        Some(Subset::Validation) => (read(&validation)?, None),
-        Some(Subset::Both) => (read(&samples)?, Some(read(&validation)?)),
-    })
+    Ok((class_names, samples, validation))
 }
 
 /// Decodes and resizes the files of one subset.

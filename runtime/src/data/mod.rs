@@ -9,7 +9,9 @@ mod npy;
 pub use dataset::{
     Batch, Batched, Dataset, Generator, Map, Prefetch, Repeat, Sample, Shuffle, Take, from_arrays, from_generator,
 };
-pub use images::{ColorMode, ImageFolder, ImageSet, Subset, image_dataset_from_directory};
+pub use images::{
+    ColorMode, ImageBatches, ImageFolder, ImageSet, Subset, image_batches_from_directory, image_dataset_from_directory,
+};
 pub use npy::{read_npy, read_npz};
 
 use std::io::{BufRead, BufReader, Read};
