@@ -56,6 +56,7 @@ mod siamese;
 mod subclass;
 mod subclass_cnn;
 mod summary_plot;
+mod tables;
 mod threads;
 mod training_context;
 mod vae;

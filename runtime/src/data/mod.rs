@@ -5,6 +5,7 @@
 mod dataset;
 mod images;
 mod npy;
+mod table;
 
 pub use dataset::{
     Batch, Batched, Dataset, Generator, Map, Prefetch, Repeat, Sample, Shuffle, Take, from_arrays, from_generator,
@@ -13,6 +14,7 @@ pub use images::{
     ColorMode, ImageBatches, ImageFolder, ImageSet, Subset, image_batches_from_directory, image_dataset_from_directory,
 };
 pub use npy::{read_npy, read_npz};
+pub use table::{Categories, Column, CsvOptions, MISSING, Table, read_table};
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
