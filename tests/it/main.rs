@@ -57,6 +57,7 @@ mod subclass;
 mod subclass_cnn;
 mod summary_plot;
 mod tables;
+mod text;
 mod threads;
 mod training_context;
 mod vae;

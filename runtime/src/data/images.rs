@@ -88,16 +88,16 @@ pub struct ImageSet {
 /// The extensions read, lower case; Keras also reads GIF, which kiln refuses by name.
 const FORMATS: [&str; 4] = ["bmp", "jpeg", "jpg", "png"];
 
-fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+pub(super) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |source| Error::Io { path: path.display().to_string(), source }
 }
 
-fn bad(path: &Path, reason: impl Into<String>) -> Error {
+pub(super) fn bad(path: &Path, reason: impl Into<String>) -> Error {
     Error::BadFile { path: path.display().to_string(), reason: reason.into() }
 }
 
 /// The sorted entries of a folder.
-fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(super) fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(io_error(dir))? {
         out.push(e.map_err(io_error(dir))?.path());
@@ -124,11 +124,15 @@ fn image_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn check(dir: &Path, opts: &ImageFolder) -> Result<()> {
-    let invalid = |name, reason: String| Err(Error::InvalidArgument { name, reason });
+fn check(_dir: &Path, opts: &ImageFolder) -> Result<()> {
     if opts.image_size.0 == 0 || opts.image_size.1 == 0 {
-        return invalid("image_size", format!("{:?} has a zero side", opts.image_size));
+        return Err(Error::InvalidArgument { name: "image_size", reason: format!("{:?} has a zero side", opts.image_size) });
     }
+    Ok(())
+}
+
+fn check_split(dir: &Path, opts: &Split) -> Result<()> {
+    let invalid = |name, reason: String| Err(Error::InvalidArgument { name, reason });
     let split = opts.validation_split;
     if !(0.0..1.0).contains(&split) {
         return invalid("validation_split", format!("must be in [0, 1), got {split}"));
@@ -281,31 +285,53 @@ impl crate::data::Dataset for ImageBatches {
     }
 }
 
+/// How a reader of class folders splits and orders its files.
+pub(super) struct Split {
+    pub validation_split: f32,
+    pub subset: Option<Subset>,
+    pub shuffle: bool,
+    pub seed: u64,
+}
+
 /// The classes and the files of each part of the split.
 #[allow(clippy::type_complexity)]
 fn listing(dir: &Path, opts: &ImageFolder) -> Result<(Vec<String>, Vec<(PathBuf, usize)>, Vec<(PathBuf, usize)>)> {
     check(dir, opts)?;
+    let split = Split { validation_split: opts.validation_split, subset: opts.subset, shuffle: opts.shuffle, seed: opts.seed };
+    class_files(dir, &split, image_files, "images (PNG, JPEG or BMP files)")
+}
+
+/// The class folders of `dir` (their names in sorted order are the classes), the files `find`
+/// finds in each (labelled with its class), shuffled and split as Keras does.
+#[allow(clippy::type_complexity)]
+pub(super) fn class_files(
+    dir: &Path,
+    split: &Split,
+    find: fn(&Path, &mut Vec<PathBuf>) -> Result<()>,
+    what: &str,
+) -> Result<(Vec<String>, Vec<(PathBuf, usize)>, Vec<(PathBuf, usize)>)> {
+    check_split(dir, split)?;
     let classes: Vec<PathBuf> = entries(dir)?.into_iter().filter(|p| p.is_dir()).collect();
     if classes.is_empty() {
-        return Err(bad(dir, "holds no class folders: put each class's images in a folder of its own"));
+        return Err(bad(dir, "holds no class folders: put each class's files in a folder of its own"));
     }
     let mut class_names = Vec::new();
     let mut samples: Vec<(PathBuf, usize)> = Vec::new();
     for (label, class) in classes.iter().enumerate() {
         let mut files = Vec::new();
-        image_files(class, &mut files)?;
+        find(class, &mut files)?;
         if files.is_empty() {
-            return Err(bad(class, "class folder holds no images (PNG, JPEG or BMP files)"));
+            return Err(bad(class, format!("class folder holds no {what}")));
         }
         class_names.push(class.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
         samples.extend(files.into_iter().map(|f| (f, label)));
     }
-    if opts.shuffle {
+    if split.shuffle {
         use rand::SeedableRng;
         use rand::seq::SliceRandom;
-        samples.shuffle(&mut rand::rngs::StdRng::seed_from_u64(opts.seed));
+        samples.shuffle(&mut rand::rngs::StdRng::seed_from_u64(split.seed));
     }
-    let held = (opts.validation_split as f64 * samples.len() as f64) as usize;
+    let held = (split.validation_split as f64 * samples.len() as f64) as usize;
     let validation = samples.split_off(samples.len() - held);
     Ok((class_names, samples, validation))
 }

@@ -6,6 +6,7 @@ mod dataset;
 mod images;
 mod npy;
 mod table;
+mod text;
 
 pub use dataset::{
     Batch, Batched, Dataset, Generator, Map, Prefetch, Repeat, Sample, Shuffle, Take, from_arrays, from_generator,
@@ -14,6 +15,9 @@ pub use images::{
     ColorMode, ImageBatches, ImageFolder, ImageSet, Subset, image_batches_from_directory, image_dataset_from_directory,
 };
 pub use npy::{read_npy, read_npz};
+pub use text::{
+    OutputMode, SplitOn, Standardize, TextFolder, TextOptions, TextSet, TextVectorization, text_dataset_from_directory,
+};
 pub use table::{Categories, Column, CsvOptions, MISSING, Table, read_table};
 
 use std::io::{BufRead, BufReader, Read};
