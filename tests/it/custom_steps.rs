@@ -327,3 +327,28 @@ fn a_step_of_its_own_takes_any_shapes_no_targets_and_stops_on_a_nan_log() {
     let e = Back::new().fit_steps(&images, &Array1::<f32>::zeros(9), Fit::default(), &mut Counting(0), &mut []);
     assert!(e.unwrap_err().to_string().contains("10 rows"));
 }
+
+/// A step of its own on datasets: the same batches as arrays in order give the same bits, and a
+/// validation dataset goes to its `test_step`.
+#[test]
+fn a_step_of_its_own_trains_on_datasets_as_on_arrays() {
+    use kiln::data::from_arrays;
+    let (x, y) = pair_data();
+    let (xt, yt) = (x.slice(kiln::ndarray::s![..32, ..]).to_owned(), y.slice(kiln::ndarray::s![..32, ..]).to_owned());
+    let (xv, yv) = (x.slice(kiln::ndarray::s![32.., ..]).to_owned(), y.slice(kiln::ndarray::s![32.., ..]).to_owned());
+    let step = || TwoOptimizers { front: Adam::new(0.01), back: Sgd::new(0.1) };
+    let opts = Fit { epochs: 3, batch_size: 8, shuffle: false, verbose: 0, ..Fit::default() };
+    let mut arrays = Pair::with_seed(8);
+    let validation = kiln::validation_data(&xv, &yv);
+    let want =
+        arrays.fit_steps(&xt, &yt, Fit { validation_data: validation, ..opts.clone() }, &mut step(), &mut []).unwrap();
+    let mut streamed = Pair::with_seed(8);
+    let mut train = from_arrays(vec![xt.into_dyn()], vec![yt.into_dyn()], 8).unwrap();
+    let mut val = from_arrays(vec![xv.into_dyn()], vec![yv.into_dyn()], 8).unwrap();
+    let got = streamed.fit_steps_dataset(&mut train, Some(&mut val), opts, &mut step(), &mut []).unwrap();
+    assert_eq!(got.history, want.history);
+    assert!(got.get("val_loss").is_some_and(|v| v.len() == 3));
+    for ((name, a), (_, b)) in arrays.weights().iter().zip(streamed.weights()) {
+        assert_eq!(a.value, b.value, "{name}");
+    }
+}

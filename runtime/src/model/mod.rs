@@ -196,7 +196,7 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// model.fit_dataset(&mut train, Fit { epochs: 5, ..Fit::default() })?;
     /// ```
     fn fit_dataset(&mut self, data: &mut dyn crate::data::Dataset<Item = crate::data::Batch>, opts: Fit<'_>) -> Result<History> {
-        train::fit_dataset(self, data, None, &opts, &mut [])
+        train::fit_dataset(self, data, None, &opts, None, &mut [])
     }
 
     /// [`fit_dataset`](Self::fit_dataset) with a validation dataset (a whole pass after each
@@ -208,7 +208,22 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         opts: Fit<'_>,
         callbacks: &mut [&mut dyn crate::Callback],
     ) -> Result<History> {
-        train::fit_dataset(self, data, validation, &opts, callbacks)
+        train::fit_dataset(self, data, validation, &opts, None, callbacks)
+    }
+
+    /// [`fit_steps`](Self::fit_steps) (a step of your own that owns its optimizers and returns its
+    /// logs: a GAN, a distiller) on datasets: each batch's arrays, whatever their shapes, go to
+    /// the step; a validation dataset goes to its `test_step`.
+    fn fit_steps_dataset<'d>(
+        &mut self,
+        data: &'d mut dyn crate::data::Dataset<Item = crate::data::Batch>,
+        validation: Option<&'d mut dyn crate::data::Dataset<Item = crate::data::Batch>>,
+        opts: Fit<'_>,
+        step: &mut impl crate::CustomStep<Self>,
+        callbacks: &mut [&mut dyn crate::Callback],
+    ) -> Result<History> {
+        let mut typed = train::TypedStep(step, std::marker::PhantomData);
+        train::fit_dataset(self, data, validation, &opts, Some(&mut typed), callbacks)
     }
 
     /// Loss and metrics over one pass of a dataset of batches (inference mode), keyed as in

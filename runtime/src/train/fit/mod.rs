@@ -380,6 +380,9 @@ struct BatchRows<'b> {
     y: &'b [&'b [f32]],
     w: Option<&'b [f32]>,
     k: usize,
+    /// The row shapes of a dataset's batch (a custom step's arrays may be any shape); `None`:
+    /// those of the arrays `fit` was given.
+    shapes: Option<&'b Shapes>,
 }
 
 /// What the loop does after a batch.
@@ -514,7 +517,7 @@ impl Run<'_, '_, '_, '_, '_, '_> {
                     (range(&data.xs, at, at + k), range(&data.ys, at, at + k))
                 };
                 let wb = data.sw.as_ref().map(|w| if opts.shuffle { &wbuf[..] } else { &w[at..at + k] });
-                let batch = BatchRows { x: &xb[..data.xs.len()], y: &yb[..data.ys.len()], w: wb, k };
+                let batch = BatchRows { x: &xb[..data.xs.len()], y: &yb[..data.ys.len()], w: wb, k, shapes: None };
                 match self.run_batch(epoch, b, batch, progress)? {
                     Flow::Next => {}
                     Flow::Stop => break,
@@ -532,8 +535,8 @@ impl Run<'_, '_, '_, '_, '_, '_> {
     /// progress display and the batch callbacks.
     fn run_batch(&mut self, epoch: usize, b: usize, batch: BatchRows<'_>, progress: &progress::Progress) -> Result<Flow> {
         self.hook(|cb, h| cb.on_train_batch_begin(b, h))?;
-        let BatchRows { x: xb, y: yb, w: wb, k } = batch;
-        let shapes = &self.data.shapes;
+        let BatchRows { x: xb, y: yb, w: wb, k, shapes } = batch;
+        let shapes = shapes.unwrap_or(&self.data.shapes);
         let stopped = match (self.own.as_deref_mut(), self.custom.as_deref_mut()) {
             (Some(own), _) => {
                 let batch = StepBatch { x: views(xb, k), y: views(yb, k), shapes };

@@ -14,7 +14,9 @@ use super::super::compile::Compiled;
 use super::super::evaluate::{check_outputs, evaluate_rows, infer_batches};
 use super::super::step::Tracker;
 use super::super::{Evaluate, Fit, History, Logs, compiled, data, progress, slices, with_state};
-use super::{BatchRows, Callback, EpochEnd, Flow, Prepared, Run, Shapes, check_callbacks};
+use super::super::own_step::DynCustomStep;
+use super::{BatchRows, Callback, EpochEnd, Flow, Prepared, Run, Shapes, StepBatch, check_callbacks, shapes_of};
+use super::views as step_views;
 
 /// A dataset of batches, as `fit_dataset` and friends take it.
 pub(crate) type Batches<'d> = dyn Dataset<Item = Batch> + 'd;
@@ -31,11 +33,13 @@ pub(crate) struct Streams<'a> {
 }
 
 /// Trains `m` on batches from `train` (see [`crate::Model::fit_dataset`]).
-pub(crate) fn fit_dataset<'a>(
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fit_dataset<'a, 'f>(
     m: &mut dyn DynModel,
     train: &'a mut Batches<'a>,
     val: Option<&'a mut Batches<'a>>,
     opts: &Fit<'_>,
+    own: Option<&mut (dyn DynCustomStep + 'f)>,
     callbacks: &mut [&mut dyn Callback],
 ) -> Result<History> {
     let refused = |name: &'static str, why: &str| Err(Error::invalid(name, format!("{why} with fit_dataset")));
@@ -48,6 +52,9 @@ pub(crate) fn fit_dataset<'a>(
     if opts.sample_weight.is_some() {
         return refused("sample_weight", "comes with each batch (Batch::with_sample_weight)");
     }
+    if own.is_some() && opts.class_weight.is_some() {
+        return refused("class_weight", "is not taken by a custom step (weigh the rows in train_step)");
+    }
     if opts.steps_per_epoch == Some(0) || opts.validation_freq == 0 {
         return refused("steps_per_epoch", "steps_per_epoch and validation_freq must be at least 1");
     }
@@ -58,7 +65,9 @@ pub(crate) fn fit_dataset<'a>(
         return refused("steps_per_epoch", "cannot be combined with BackupAndRestore");
     }
     let meta = m.meta();
-    check_callbacks(m, compiled(m, "fit_dataset")?, val.is_some(), callbacks)?;
+    if own.is_none() {
+        check_callbacks(m, compiled(m, "fit_dataset")?, val.is_some(), callbacks)?;
+    }
     let shapes = Shapes {
         x: meta.inputs.iter().map(|p| p.shape.to_vec()).collect(),
         y: meta.outputs.iter().map(|p| p.shape.to_vec()).collect(),
@@ -77,12 +86,19 @@ pub(crate) fn fit_dataset<'a>(
     };
     let per_pass = train.cardinality();
     let streams = Streams { train, val, in_pass: false, read: 0, per_pass };
-    super::train(m, &data, Some(streams), opts, None, None, callbacks)
+    super::train(m, &data, Some(streams), opts, None, own, callbacks)
 }
 
 /// A batch's arrays as `fit` takes arrays.
 fn views(arrays: &[ArrayD<f32>]) -> Vec<InputArray<'_>> {
     arrays.iter().map(|a| InputArray::from(a.view())).collect()
+}
+
+/// A batch for a custom step: any arrays, one row per sample, finite.
+fn free<'v>((xv, yv): (&'v [InputArray<'_>], &'v [InputArray<'_>])) -> Result<Checked<'v>> {
+    let xs = data::free_rows(xv, None, "x")?;
+    let ys = data::free_rows(yv, Some(xs[0].n), "y")?;
+    Ok((xs, ys, None))
 }
 
 /// A batch checked as `fit` checks arrays: shapes, finite values, labels, weights.
@@ -145,10 +161,15 @@ impl Run<'_, '_, '_, '_, '_, '_> {
             };
             st.read += 1;
             let (xv, yv) = (views(&batch.x), views(&batch.y));
-            let (xs, ys, w) = check(&meta, self.c, Some(self.opts), (&xv, &yv), batch.sample_weight.as_ref())
-                .map_err(|e| self.dataset_error(e, epoch, b))?;
+            let checked = match self.own {
+                Some(_) => free((&xv, &yv)),
+                None => check(&meta, self.c, Some(self.opts), (&xv, &yv), batch.sample_weight.as_ref()),
+            };
+            let (xs, ys, w) = checked.map_err(|e| self.dataset_error(e, epoch, b))?;
             let (xb, yb) = (slices(xs.iter().map(|r| &r.data[..])), slices(ys.iter().map(|r| &r.data[..])));
-            let rows = BatchRows { x: &xb[..ni], y: &yb[..no], w: w.as_deref(), k: xs[0].n };
+            let shapes = Shapes { x: shapes_of(&xv), y: shapes_of(&yv) };
+            let (ni, no) = if self.own.is_some() { (xs.len(), ys.len()) } else { (ni, no) };
+            let rows = BatchRows { x: &xb[..ni], y: &yb[..no], w: w.as_deref(), k: xs[0].n, shapes: Some(&shapes) };
             match self.run_batch(epoch, b, rows, &progress)? {
                 Flow::Next => {}
                 Flow::Stop => break,
@@ -185,19 +206,38 @@ impl Run<'_, '_, '_, '_, '_, '_> {
         val.restart().map_err(|e| wrap(e, 0, &self.history))?;
         self.hook(|cb, h| cb.on_test_begin(h))?;
         self.val_tracker.reset();
+        self.val_means.reset();
         let mut b = 0;
         while let Some(batch) = val.next_item() {
             let batch = batch.map_err(|e| wrap(e, b, &self.history))?;
             let (xv, yv) = (views(&batch.x), views(&batch.y));
-            let (xs, ys, w) = check(&self.meta, self.c, None, (&xv, &yv), batch.sample_weight.as_ref())
-                .map_err(|e| wrap(e, b, &self.history))?;
-            let k = xs[0].n;
-            evaluate_rows(&mut *self.m, self.c, &mut self.val_tracker, &xs, &ys, 0, k, w.as_deref(), None, false)?;
+            if let Some(own) = self.own.as_deref_mut() {
+                // The step's own validation: its test_step on each batch.
+                let (xs, ys, _) = free((&xv, &yv)).map_err(|e| wrap(e, b, &self.history))?;
+                let k = xs[0].n;
+                let (xb, yb) = (slices(xs.iter().map(|r| &r.data[..])), slices(ys.iter().map(|r| &r.data[..])));
+                let shapes = Shapes { x: shapes_of(&xv), y: shapes_of(&yv) };
+                let step = StepBatch { x: step_views(&xb[..xs.len()], k), y: step_views(&yb[..ys.len()], k), shapes: &shapes };
+                let logs = own.test(&mut *self.m, step)?;
+                if let Some((what, v)) = self.val_means.add(&logs, k) {
+                    return Err(Error::invalid("test_step", format!("logged `{what}` = {v}, which is not finite")));
+                }
+            } else {
+                let (xs, ys, w) = check(&self.meta, self.c, None, (&xv, &yv), batch.sample_weight.as_ref())
+                    .map_err(|e| wrap(e, b, &self.history))?;
+                let k = xs[0].n;
+                evaluate_rows(&mut *self.m, self.c, &mut self.val_tracker, &xs, &ys, 0, k, w.as_deref(), None, false)?;
+            }
             b += 1;
         }
         let mut test_logs = Logs::new();
-        self.val_tracker.logs(&self.meta, "val_", epoch_logs);
-        self.val_tracker.logs(&self.meta, "", &mut test_logs);
+        if self.own.is_some() {
+            self.val_means.logs("val_", epoch_logs);
+            self.val_means.logs("", &mut test_logs);
+        } else {
+            self.val_tracker.logs(&self.meta, "val_", epoch_logs);
+            self.val_tracker.logs(&self.meta, "", &mut test_logs);
+        }
         if !self.callbacks.is_empty() {
             self.hook(|cb, h| cb.on_test_end(&test_logs, h))?;
         }
