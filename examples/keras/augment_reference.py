@@ -86,3 +86,29 @@ layer = L.RandomFlip("horizontal_and_vertical")
 flips = np.array([True, False]).reshape(2, 1, 1, 1)
 line("flip_fixed.x", x)
 line("flip_fixed.out", layer.transform_images(x, {"flips": tf.constant(flips)}, training=True))
+
+# RandomRotation and RandomZoom: at inference, and for a given draw (angles in degrees; zooms as
+# 1 + the draw, rows then columns).
+for name, layer in [("random_rotation", L.RandomRotation(0.2)), ("random_zoom", L.RandomZoom(0.3))]:
+    x = image((2, 4, 5, 3))
+    line(f"{name}_inference.x", x)
+    line(f"{name}_inference.out", layer(x, training=False))
+
+x = image((2, 5, 6, 2))
+angles = tf.constant([23.5, -110.0])
+zooms = np.array([[1.3, 0.8], [0.6, 1.45]], "float32")
+for mode in ["constant", "reflect", "nearest"]:
+    layer = L.RandomRotation(0.5, fill_mode=mode, fill_value=7.0)
+    matrix = layer._compute_affine_matrix(
+        center_x=0.5, center_y=0.5, angle=angles,
+        translate_x=tf.zeros([2]), translate_y=tf.zeros([2]), scale=tf.ones([2]),
+        shear_x=tf.zeros([2]), shear_y=tf.zeros([2]), height=5, width=6,
+    )
+    out = layer.transform_images(x, {"rotation_matrix": matrix, "angle": angles}, training=True)
+    line(f"rotation_{mode}_fixed.x", x)
+    line(f"rotation_{mode}_fixed.angles", angles)
+    line(f"rotation_{mode}_fixed.out", out)
+    layer = L.RandomZoom(0.5, 0.5, fill_mode=mode, fill_value=7.0)
+    t = {"height_zoom": tf.constant(zooms[:, :1]), "width_zoom": tf.constant(zooms[:, 1:])}
+    line(f"zoom_{mode}_fixed.zooms", zooms)
+    line(f"zoom_{mode}_fixed.out", layer.transform_images(x, t, training=True))

@@ -8,7 +8,10 @@
 use kiln::ndarray::{Array1, Array4};
 use kiln::prelude::*;
 use kiln::testing::{assert_close, check_layer, check_model};
-use kiln::{Ctx, FillMode, Layer, RandomBrightness, RandomContrast, RandomFlip, RandomTranslation, Resize, Stream};
+use kiln::{
+    Ctx, FillMode, Layer, RandomBrightness, RandomContrast, RandomFlip, RandomRotation, RandomTranslation, RandomZoom,
+    Resize, Stream,
+};
 use rand::{Rng, SeedableRng};
 
 const TOL: f64 = 3e-3;
@@ -37,6 +40,12 @@ fn every_augmentation_layer_passes_the_gradient_check_in_training() {
     for mode in [FillMode::Constant, FillMode::Reflect, FillMode::Nearest] {
         let mut t = RandomTranslation::new(5, 6, 2, (-0.3, 0.3), (-0.4, 0.2), mode, 0.5);
         check_layer(&mut t, &[&x], 3, 1, TOL).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+    }
+    for mode in [FillMode::Constant, FillMode::Reflect, FillMode::Nearest] {
+        let mut r = RandomRotation::new(5, 6, 2, (-0.3, 0.3), mode, 0.5);
+        check_layer(&mut r, &[&x], 3, 1, TOL).unwrap_or_else(|e| panic!("rotation {mode:?}: {e}"));
+        let mut z = RandomZoom::new(5, 6, 2, (-0.4, 0.4), Some((-0.2, 0.5)), mode, 0.5);
+        check_layer(&mut z, &[&x], 3, 1, TOL).unwrap_or_else(|e| panic!("zoom {mode:?}: {e}"));
     }
     // Values well inside value_range (nothing clipped), then a range that clips some.
     check_layer(&mut RandomContrast::new(5, 6, 2, (0.0, 0.3), (0.0, 255.0)), &[&x], 3, 1, TOL).unwrap();
@@ -85,7 +94,17 @@ fn resizing_and_center_crop_match_keras_values_and_gradients() {
 fn random_layers_are_the_identity_at_inference_as_in_keras() {
     let (h, w, c) = (4, 5, 3);
     type Apply = Box<dyn Fn(&[f32]) -> Vec<f32>>;
-    let cases: [(&str, Apply); 4] = [
+    let cases: [(&str, Apply); 6] = [
+        (
+            "random_rotation",
+            Box::new(move |x| run(&mut RandomRotation::new(h, w, c, (-0.2, 0.2), FillMode::Reflect, 0.0), x, 2, false)),
+        ),
+        (
+            "random_zoom",
+            Box::new(move |x| {
+                run(&mut RandomZoom::new(h, w, c, (-0.3, 0.3), None, FillMode::Reflect, 0.0), x, 2, false)
+            }),
+        ),
         ("random_flip", Box::new(move |x| run(&mut RandomFlip::new(h, w, c, true, true), x, 2, false))),
         (
             "random_translation",
@@ -126,6 +145,23 @@ fn training_transforms_match_keras_for_a_given_draw() {
         }
         assert_close(&format!("translation {key}"), &out, &reference(&format!("translation_{key}_fixed.out")), 1e-4);
     }
+    for (mode, key) in
+        [(FillMode::Constant, "constant"), (FillMode::Reflect, "reflect"), (FillMode::Nearest, "nearest")]
+    {
+        let x = reference(&format!("rotation_{key}_fixed.x"));
+        let r = RandomRotation::new(h, w, c, (0.0, 0.0), mode, 7.0);
+        let mut out = vec![0.0; x.len()];
+        for (i, a) in reference(&format!("rotation_{key}_fixed.angles")).into_iter().enumerate() {
+            r.rotate(&x[i * len..][..len], &mut out[i * len..][..len], a);
+        }
+        assert_close(&format!("rotation {key}"), &out, &reference(&format!("rotation_{key}_fixed.out")), 1e-4);
+        let z = RandomZoom::new(h, w, c, (0.0, 0.0), None, mode, 7.0);
+        let zooms = reference(&format!("zoom_{key}_fixed.zooms"));
+        for i in 0..2 {
+            z.zoom(&x[i * len..][..len], &mut out[i * len..][..len], zooms[2 * i], zooms[2 * i + 1]);
+        }
+        assert_close(&format!("zoom {key}"), &out, &reference(&format!("zoom_{key}_fixed.out")), 1e-4);
+    }
     let (mut out, mut clipped) = (vec![0.0; x.len()], vec![false; x.len()]);
     let mut contrast = RandomContrast::new(h, w, c, (0.0, 0.0), (0.0, 255.0));
     for (i, f) in reference("contrast_fixed.f").into_iter().enumerate() {
@@ -150,6 +186,8 @@ sequential! {
     pub struct Augmented: [4, 5, 3] {
         RandomFlip("horizontal_and_vertical"),
         RandomTranslation(0.2, 0.3),
+        RandomRotation(0.2, fill_mode = "nearest"),
+        RandomZoom(0.3, width_factor = 0.1),
         RandomContrast(0.5),
         RandomBrightness(0.4),
     }

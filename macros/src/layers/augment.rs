@@ -1,5 +1,6 @@
 //! Keras 3's image preprocessing layers on `[height, width, channels]`: the augmentation layers
 //! `RandomFlip(mode)`, `RandomTranslation(height_factor, width_factor, fill_mode, fill_value)`,
+//! `RandomRotation(factor, fill_mode, fill_value)`, `RandomZoom(height_factor, width_factor, ..)`,
 //! `RandomContrast(factor, value_range)` and `RandomBrightness(factor, value_range)`, active in
 //! training only; and `Resizing(height, width, interpolation, crop_to_aspect_ratio)` and
 //! `CenterCrop(height, width)`, active in inference too.
@@ -20,6 +21,18 @@ pub const RANDOM_TRANSLATION: Kind = Kind {
     arity: Arity::One,
     build: translation,
 };
+pub const RANDOM_ROTATION: Kind = Kind {
+    class: "RandomRotation",
+    args: &["factor", "fill_mode", "interpolation", "seed", "fill_value"],
+    arity: Arity::One,
+    build: rotation,
+};
+pub const RANDOM_ZOOM: Kind = Kind {
+    class: "RandomZoom",
+    args: &["height_factor", "width_factor", "fill_mode", "interpolation", "seed", "fill_value"],
+    arity: Arity::One,
+    build: zoom,
+};
 pub const RANDOM_CONTRAST: Kind =
     Kind { class: "RandomContrast", args: &["factor", "value_range", "seed"], arity: Arity::One, build: contrast };
 pub const RANDOM_BRIGHTNESS: Kind =
@@ -36,6 +49,8 @@ pub const CENTER_CROP: Kind =
 enum Op {
     Flip { horizontal: bool, vertical: bool },
     Translation { height: (f32, f32), width: (f32, f32), mode: &'static str, fill: f32 },
+    Rotation { factor: (f32, f32), mode: &'static str, fill: f32 },
+    Zoom { height: (f32, f32), width: Option<(f32, f32)>, mode: &'static str, fill: f32 },
     Contrast { factor: (f32, f32), range: (f32, f32) },
     Brightness { factor: (f32, f32), range: (f32, f32) },
     Resizing { height: usize, width: usize, crop: bool },
@@ -139,10 +154,8 @@ fn flip(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
     spec("RandomFlip", Op::Flip { horizontal, vertical })
 }
 
-fn translation(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
-    no_seed(args, errors)?;
-    let height = factor(args, "height_factor", (-1.0, 1.0), errors);
-    let width = factor(args, "width_factor", (-1.0, 1.0), errors);
+/// `fill_mode`, `interpolation` and `fill_value` of the geometric layers.
+fn fill(args: &Args<'_>, errors: &mut Errors) -> Option<(&'static str, f32)> {
     let mode = match text(args, "fill_mode").as_ref().map(|(s, span)| (s.as_str(), *span)) {
         None | Some(("reflect", _)) => "Reflect",
         Some(("constant", _)) => "Constant",
@@ -150,7 +163,10 @@ fn translation(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
         Some((_, span)) => {
             errors.at(
                 span,
-                "kiln's RandomTranslation fill_mode is \"reflect\", \"constant\" or \"nearest\" (not \"wrap\" yet)",
+                format!(
+                    "kiln's {} fill_mode is \"reflect\", \"constant\" or \"nearest\" (not \"wrap\" yet)",
+                    args.class
+                ),
             );
             return None;
         }
@@ -158,13 +174,39 @@ fn translation(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
     if let Some((i, span)) = text(args, "interpolation").filter(|(i, _)| *i != "bilinear") {
         errors.at(
             span,
-            format!("kiln's RandomTranslation interpolates bilinearly (interpolation = \"bilinear\"), not {i:?}"),
+            format!("kiln's {} interpolates bilinearly (interpolation = \"bilinear\"), not {i:?}", args.class),
         );
         return None;
     }
     let finite: fn(f64) -> bool = f64::is_finite;
     let fill = args.number("fill_value", 0.0, (finite, "a finite number"), errors)? as f32;
+    Some((mode, fill))
+}
+
+fn translation(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    no_seed(args, errors)?;
+    let height = factor(args, "height_factor", (-1.0, 1.0), errors);
+    let width = factor(args, "width_factor", (-1.0, 1.0), errors);
+    let (mode, fill) = fill(args, errors)?;
     spec("RandomTranslation", Op::Translation { height: height?, width: width?, mode, fill })
+}
+
+fn rotation(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    no_seed(args, errors)?;
+    let factor = factor(args, "factor", (-1.0, 1.0), errors);
+    let (mode, fill) = fill(args, errors)?;
+    spec("RandomRotation", Op::Rotation { factor: factor?, mode, fill })
+}
+
+fn zoom(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    no_seed(args, errors)?;
+    let height = factor(args, "height_factor", (-1.0, 1.0), errors);
+    let width = match args.get("width_factor") {
+        Some(_) => Some(factor(args, "width_factor", (-1.0, 1.0), errors)?),
+        None => None,
+    };
+    let (mode, fill) = fill(args, errors)?;
+    spec("RandomZoom", Op::Zoom { height: height?, width, mode, fill })
 }
 
 fn contrast(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
@@ -245,6 +287,21 @@ impl Spec for Augment {
             Op::Translation { height, width, mode, fill } => {
                 let (hf, wf, mode) = (pair(*height), pair(*width), quote::format_ident!("{}", mode));
                 quote!(#rt::RandomTranslation::new(#h, #w, #c, #hf, #wf, #rt::FillMode::#mode, #fill))
+            }
+            Op::Rotation { factor, mode, fill } => {
+                let (f, mode) = (pair(*factor), quote::format_ident!("{}", mode));
+                quote!(#rt::RandomRotation::new(#h, #w, #c, #f, #rt::FillMode::#mode, #fill))
+            }
+            Op::Zoom { height, width, mode, fill } => {
+                let (hf, mode) = (pair(*height), quote::format_ident!("{}", mode));
+                let wf = match width {
+                    Some(p) => {
+                        let p = pair(*p);
+                        quote!(::core::option::Option::Some(#p))
+                    }
+                    None => quote!(::core::option::Option::None),
+                };
+                quote!(#rt::RandomZoom::new(#h, #w, #c, #hf, #wf, #rt::FillMode::#mode, #fill))
             }
             Op::Contrast { factor, range } => {
                 let (f, r) = (pair(*factor), pair(*range));

@@ -328,6 +328,8 @@ pub const KINDS: &[Kind] = &[
     noise::RESCALING,
     augment::RANDOM_FLIP,
     augment::RANDOM_TRANSLATION,
+    augment::RANDOM_ROTATION,
+    augment::RANDOM_ZOOM,
     augment::RANDOM_CONTRAST,
     augment::RANDOM_BRIGHTNESS,
     augment::RESIZING,

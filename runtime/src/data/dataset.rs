@@ -80,7 +80,8 @@ impl Batch {
     }
 }
 
-/// A source of items read pass after pass (see the [module](self)).
+/// A source of items read pass after pass: [`Sample`]s or [`Batch`]es, from
+/// [`from_generator`] and the adapters (`map`, `shuffle`, `batch`, `take`, `repeat`, `prefetch`).
 pub trait Dataset: Send {
     /// What it yields: a [`Sample`], a [`Batch`], or anything a [`map`](Self::map) turns into one.
     type Item: Send + 'static;

@@ -180,7 +180,7 @@ pub fn image_dataset_from_directory(
     })
 }
 
-/// [`image_dataset_from_directory`] as a [`Dataset`] of batches, as Keras returns it: the
+/// [`image_dataset_from_directory`] as a [`Dataset`](crate::data::Dataset) of batches, as Keras returns it: the
 /// files are listed (and split) at once, and decoded a batch at a time as `fit_dataset` reads
 /// them, so a folder larger than memory trains; add `.prefetch(n)` to decode on a background
 /// thread while the model trains. With `shuffle`, each pass reads the files in a new order drawn

@@ -1,5 +1,6 @@
 //! Keras 3's image augmentation layers on `channels_last` samples `[height, width, channels]`:
-//! `RandomFlip`, `RandomTranslation`, `RandomContrast` and `RandomBrightness`. Each is active in
+//! `RandomFlip`, `RandomContrast` and `RandomBrightness` here, the geometric ones (translation,
+//! rotation, zoom) in `warp.rs`. Each is active in
 //! training only (the identity at inference, as in Keras) and draws one transformation per image
 //! from the model's seeded stream (`ctx.rng`), so a training run stays reproducible. Backward
 //! passes the gradient through the same transformation: flips are permutations, translations
@@ -11,15 +12,15 @@ use super::{BackwardOpts, Ctx, Layer, LayerBuffers, Shareable, sized};
 /// What one application of an augmentation layer writes.
 #[derive(Clone, Debug, Default)]
 pub struct AugmentBuffers {
-    out: Vec<f32>,
-    dx: Vec<f32>,
+    pub(super) out: Vec<f32>,
+    pub(super) dx: Vec<f32>,
     /// The transformation drawn for each image of the last training pass (flip: 0 or 1;
     /// translation: dy, dx in pixels; contrast: the factor; brightness: the delta).
-    params: Vec<f32>,
+    pub(super) params: Vec<f32>,
     /// Per value, whether the output was clipped to `value_range` (contrast, brightness).
     clipped: Vec<bool>,
     /// The last forward pass transformed its input (a training pass).
-    active: bool,
+    pub(super) active: bool,
 }
 
 impl LayerBuffers for AugmentBuffers {
@@ -33,14 +34,14 @@ impl LayerBuffers for AugmentBuffers {
 
 /// The shape of one sample.
 #[derive(Clone, Copy, Debug)]
-struct Image {
-    h: usize,
-    w: usize,
-    c: usize,
+pub(super) struct Image {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
 }
 
 impl Image {
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.h * self.w * self.c
     }
 }
@@ -55,9 +56,10 @@ macro_rules! augment_layer {
         }
     )*};
 }
+pub(super) use augment_layer;
 
 /// The shared tail of `backward`: `dx = dy` when the last pass was the identity, else `f`.
-fn backward_with(b: &mut AugmentBuffers, dy: &[f32], opts: BackwardOpts, f: impl FnOnce(&mut [f32], &[f32], &[bool])) {
+pub(super) fn backward_with(b: &mut AugmentBuffers, dy: &[f32], opts: BackwardOpts, f: impl FnOnce(&mut [f32], &[f32], &[bool])) {
     if !opts.input_grad {
         return;
     }
@@ -124,147 +126,6 @@ impl Layer for RandomFlip {
         backward_with(&mut b, dy, opts, |dx, params, _| {
             for ((p, g), d) in params.iter().zip(dy.chunks_exact(len)).zip(dx.chunks_exact_mut(len)) {
                 self.flip(*p == 1.0, g, d);
-            }
-        });
-        self.buf = b;
-    }
-
-    fn output(&self) -> &[f32] {
-        &self.buf.out
-    }
-
-    fn input_grad(&self, _i: usize) -> &[f32] {
-        &self.buf.dx
-    }
-}
-
-/// Keras' `RandomTranslation(height_factor, width_factor, fill_mode, fill_value)`: in training,
-/// each image is shifted by `uniform(lower, upper) × height` rows and `× width` columns
-/// (fractional: read bilinearly, as Keras' `affine_transform` on TensorFlow), positions outside the
-/// image read as `fill_mode` says (`reflect`, `nearest` or `constant`; not `wrap`).
-#[derive(Clone, Debug)]
-pub struct RandomTranslation {
-    img: Image,
-    height: (f32, f32),
-    width: (f32, f32),
-    mode: FillMode,
-    fill: f32,
-    buf: AugmentBuffers,
-}
-
-/// Where Keras' `RandomTranslation` reads positions outside the image (`fill_mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FillMode {
-    /// `fill_value` (`"constant"`).
-    Constant,
-    /// The image mirrored about its edge, `dcba|abcd|dcba` (`"reflect"`, Keras' default).
-    Reflect,
-    /// The edge pixel (`"nearest"`).
-    Nearest,
-}
-
-/// TensorFlow's `MapCoordinate`: the coordinate read for `at` along an axis of `len` positions.
-fn map_coordinate(at: f32, len: usize, mode: FillMode) -> f32 {
-    let last = (len - 1) as f32;
-    let mapped = match mode {
-        FillMode::Constant => return at,
-        FillMode::Nearest => at,
-        FillMode::Reflect if len <= 1 => 0.0,
-        FillMode::Reflect => {
-            let (n, sz2) = (len as f32, 2.0 * len as f32);
-            if at < 0.0 {
-                let at = sz2 * ((-at / sz2) as i64) as f32 + at;
-                if at < -n { at + sz2 } else { -at - 1.0 }
-            } else if at > last {
-                let at = at - sz2 * ((at / sz2) as i64) as f32;
-                if at >= n { sz2 - at - 1.0 } else { at }
-            } else {
-                at
-            }
-        }
-    };
-    mapped.clamp(0.0, last)
-}
-
-/// The four source positions (or `None` outside the image) of output `(y, x)` of an `h × w`
-/// image shifted by `(ty, tx)`, and the fractions `(fy, fx)` between them, as TensorFlow's
-/// bilinear `ImageProjectiveTransform` reads them.
-#[inline]
-fn bilinear_taps(y: usize, x: usize, (h, w): (usize, usize), (ty, tx): (f32, f32), mode: FillMode) -> ([Option<usize>; 4], f32, f32) {
-    let (sy, sx) = (map_coordinate(y as f32 - ty, h, mode), map_coordinate(x as f32 - tx, w, mode));
-    let (y0, x0) = (sy.floor(), sx.floor());
-    let at = |yy: f32, xx: f32| {
-        (yy >= 0.0 && xx >= 0.0 && (yy as usize) < h && (xx as usize) < w).then(|| yy as usize * w + xx as usize)
-    };
-    ([at(y0, x0), at(y0, x0 + 1.0), at(y0 + 1.0, x0), at(y0 + 1.0, x0 + 1.0)], sy - y0, sx - x0)
-}
-
-impl RandomTranslation {
-    /// A translation of `[h, w, c]` images by up to the given fractions (`(lower, upper)` of the
-    /// height and of the width), reading outside the image as `mode` says (`fill` for `Constant`).
-    pub fn new(h: usize, w: usize, c: usize, height: (f32, f32), width: (f32, f32), mode: FillMode, fill: f32) -> Self {
-        RandomTranslation { img: Image { h, w, c }, height, width, mode, fill, buf: AugmentBuffers::default() }
-    }
-
-    /// One image shifted down by `ty` rows and right by `tx` columns, as Keras' translation in
-    /// training (exposed for the parity tests).
-    pub fn translate(&self, src: &[f32], dst: &mut [f32], ty: f32, tx: f32) {
-        let Image { h, w, c } = self.img;
-        for y in 0..h {
-            for x in 0..w {
-                let (taps, fy, fx) = bilinear_taps(y, x, (h, w), (ty, tx), self.mode);
-                let o = &mut dst[(y * w + x) * c..][..c];
-                for (ch, o) in o.iter_mut().enumerate() {
-                    let v = |k: usize| taps[k].map_or(self.fill, |p| src[p * c + ch]);
-                    // TensorFlow's order: along x on both rows, then along y.
-                    let top = (1.0 - fx) * v(0) + fx * v(1);
-                    let bottom = (1.0 - fx) * v(2) + fx * v(3);
-                    *o = (1.0 - fy) * top + fy * bottom;
-                }
-            }
-        }
-    }
-}
-
-impl Layer for RandomTranslation {
-    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
-        let (x, img) = (xs[0], self.img);
-        let mut b = std::mem::take(&mut self.buf);
-        let out = sized(&mut b.out, x.len());
-        b.active = ctx.training;
-        if b.active {
-            let params = sized(&mut b.params, 2 * x.len() / img.len());
-            for ((p, src), dst) in params.chunks_exact_mut(2).zip(x.chunks_exact(img.len())).zip(out.chunks_exact_mut(img.len())) {
-                let (lo, hi) = self.height;
-                p[0] = (lo + (hi - lo) * ctx.rng.uniform()) * img.h as f32;
-                let (lo, hi) = self.width;
-                p[1] = (lo + (hi - lo) * ctx.rng.uniform()) * img.w as f32;
-                self.translate(src, dst, p[0], p[1]);
-            }
-        } else {
-            out.copy_from_slice(x);
-        }
-        self.buf = b;
-    }
-
-    fn backward(&mut self, _xs: &[&[f32]], dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
-        let Image { h, w, c } = self.img;
-        let mut b = std::mem::take(&mut self.buf);
-        backward_with(&mut b, dy, opts, |dx, params, _| {
-            dx.fill(0.0);
-            for ((p, g), d) in params.chunks_exact(2).zip(dy.chunks_exact(h * w * c)).zip(dx.chunks_exact_mut(h * w * c)) {
-                for y in 0..h {
-                    for x in 0..w {
-                        let gy = &g[(y * w + x) * c..][..c];
-                        let (taps, fy, fx) = bilinear_taps(y, x, (h, w), (p[0], p[1]), self.mode);
-                        let weights = [(1.0 - fy) * (1.0 - fx), (1.0 - fy) * fx, fy * (1.0 - fx), fy * fx];
-                        for (src, wt) in taps.into_iter().zip(weights) {
-                            if let Some(s) = src.filter(|_| wt != 0.0) {
-                                d[s * c..][..c].iter_mut().zip(gy).for_each(|(d, g)| *d += wt * g);
-                            }
-                        }
-                    }
-                }
             }
         });
         self.buf = b;
@@ -428,7 +289,7 @@ impl Layer for RandomBrightness {
     }
 }
 
-augment_layer!(RandomFlip, RandomTranslation, RandomContrast, RandomBrightness);
+augment_layer!(RandomFlip, RandomContrast, RandomBrightness);
 
 #[cfg(test)]
 mod tests {

@@ -96,6 +96,7 @@ macro_rules! field_layer {
 mod activation;
 mod attention;
 mod augment;
+mod warp;
 mod batch_norm;
 mod checks;
 mod chunks;
@@ -138,7 +139,8 @@ pub use activation::{
     Activation, ActivationBuffers, ActivationFn, Elu, Gelu, GeluApproximate, LeakyRelu, Linear, Relu, Selu, Sigmoid,
     Silu, Softmax, Softplus, Swish, Tanh,
 };
-pub use augment::{AugmentBuffers, FillMode, RandomBrightness, RandomContrast, RandomFlip, RandomTranslation};
+pub use augment::{AugmentBuffers, RandomBrightness, RandomContrast, RandomFlip};
+pub use warp::{FillMode, RandomRotation, RandomTranslation, RandomZoom};
 pub use attention::{AttentionBuffers, AttentionConfig, MultiHeadAttention};
 pub use batch_norm::{BatchNorm, BatchNormBuffers};
 pub use checks::{
