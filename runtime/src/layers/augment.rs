@@ -311,13 +311,4 @@ mod tests {
         }
         assert_eq!(back, x);
     }
-
-    #[test]
-    fn whole_pixel_translations_shift_and_fill() {
-        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
-        let t = RandomTranslation::new(3, 3, 1, (0.0, 0.0), (0.0, 0.0), FillMode::Constant, 0.0);
-        let mut out = vec![0.0; 9];
-        t.translate(&x, &mut out, 1.0, -1.0);
-        assert_eq!(out, vec![0.0, 0.0, 0.0, 2.0, 3.0, 0.0, 5.0, 6.0, 0.0]);
-    }
 }

@@ -306,3 +306,31 @@ impl Draw for RandomZoom {
 
 augment_layer!(RandomTranslation, RandomRotation, RandomZoom);
 warp_layer!(RandomTranslation, RandomRotation, RandomZoom);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_pixel_translations_shift_and_fill() {
+        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let t = RandomTranslation::new(3, 3, 1, (0.0, 0.0), (0.0, 0.0), FillMode::Constant, 0.0);
+        let mut out = vec![0.0; 9];
+        t.translate(&x, &mut out, 1.0, -1.0);
+        assert_eq!(out, vec![0.0, 0.0, 0.0, 2.0, 3.0, 0.0, 5.0, 6.0, 0.0]);
+    }
+
+
+    #[test]
+    fn a_quarter_turn_and_a_zoom_of_one_move_whole_pixels() {
+        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let r = RandomRotation::new(3, 3, 1, (0.0, 0.0), FillMode::Constant, 0.0);
+        let mut out = vec![0.0; 9];
+        r.rotate(&x, &mut out, 90.0);
+        let rounded: Vec<f32> = out.iter().map(|v| v.round()).collect();
+        assert_eq!(rounded, vec![3.0, 6.0, 9.0, 2.0, 5.0, 8.0, 1.0, 4.0, 7.0]);
+        let z = RandomZoom::new(3, 3, 1, (0.0, 0.0), None, FillMode::Constant, 0.0);
+        z.zoom(&x, &mut out, 1.0, 1.0);
+        assert_eq!(out, x);
+    }
+}
