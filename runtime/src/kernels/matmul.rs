@@ -64,6 +64,18 @@ pub fn gemm(m: usize, k: usize, n: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
         c.iter_mut().for_each(|v| *v *= beta);
         return;
     }
+    if n == 1 {
+        // A matrix times a vector (a Dense(1) head, or its weight gradient): read once in order,
+        // no packing (which cost four fifths of such a product through sgemm). `b` is a
+        // contiguous vector either way it is stored.
+        let v = &b.data[..k];
+        match a.t {
+            // `a` stored as [k, m]: c = Σ_p v[p] · row p.
+            true => axpy_rows(v, &a.data[..k * m], c, beta),
+            false => dot_rows(&a.data[..m * k], v, c, beta),
+        }
+        return;
+    }
     if m <= SMALL_ROWS && !a.t && !b.t {
         for (row, out) in a.data.chunks_exact(k).zip(c.chunks_exact_mut(n)) {
             axpy_rows(row, &b.data[..k * n], out, beta);
@@ -241,6 +253,28 @@ fn strided(
     // SAFETY: the assertion bounds every element of `c` the call writes, and `c` is borrowed
     // mutably alone; `sgemm_raw` checks `a` and `b`.
     unsafe { sgemm_raw(m, k, n, a, (rsa, csa), b, (rsb, csb), c.as_mut_ptr(), ldc, beta) }
+}
+
+super::simd::multiversion! {
+    /// `out[i] = a[i, :] · v + beta · out[i]` for the rows of `a` (`[out.len(), v.len()]`), each
+    /// a sum over 16 lanes in blocks, then the lanes added in order.
+    pub fn dot_rows(a: &[f32], v: &[f32], out: &mut [f32], beta: f32) {
+        let k = v.len();
+        for (o, row) in out.iter_mut().zip(a.chunks_exact(k)) {
+            let mut acc = [0.0f32; 16];
+            let (blocks, tail) = (row.chunks_exact(16), row.len() / 16 * 16);
+            for (r, x) in blocks.zip(v.chunks_exact(16)) {
+                for l in 0..16 {
+                    acc[l] += r[l] * x[l];
+                }
+            }
+            let mut sum = acc.iter().sum::<f32>();
+            for (r, x) in row[tail..].iter().zip(&v[tail..]) {
+                sum += r * x;
+            }
+            *o = if beta == 0.0 { sum } else { beta * *o + sum };
+        }
+    }
 }
 
 super::simd::multiversion! {

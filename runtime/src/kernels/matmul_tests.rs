@@ -77,7 +77,14 @@ fn naive(m: usize, k: usize, n: usize, a: &[f32], at: bool, b: &[f32], bt: bool)
 
 #[test]
 fn gemm_matches_naive_for_every_transpose() {
-    let (m, k, n) = (5, 7, 3);
+    // (5, 7, 3) through sgemm; one column (a matrix times a vector, both operand orders) through
+    // the dot and axpy loops, with lengths that leave a tail after the 16-lane blocks.
+    for (m, k, n) in [(5, 7, 3), (9, 37, 1), (300, 1, 1), (1, 50, 1)] {
+        products_match_naive(m, k, n);
+    }
+}
+
+fn products_match_naive(m: usize, k: usize, n: usize) {
     let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
     let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
     for at in [false, true] {
@@ -86,7 +93,7 @@ fn gemm_matches_naive_for_every_transpose() {
             let mut c = vec![f32::NAN; m * n];
             gemm(m, k, n, Mat { data: &a, t: at }, Mat { data: &b, t: bt }, &mut c, 0.0);
             for (x, y) in c.iter().zip(&want) {
-                assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+                assert!((x - y).abs() < 1e-5, "{m}x{k}x{n} at {at} bt {bt}: {x} vs {y}");
             }
             gemm(m, k, n, Mat { data: &a, t: at }, Mat { data: &b, t: bt }, &mut c, 1.0);
             for (x, y) in c.iter().zip(&want) {
