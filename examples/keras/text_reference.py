@@ -7,7 +7,8 @@ writes a small folder of text files per class (`tests/fixtures/data/texts/`) and
 adapted on CORPUS, its vocabulary (`<case>.vocab`, one token per line after the key, tab
 separated) and its output for PROBE (`<case>.out`, with `<case>.shape`); and for the folder, the
 texts and labels `keras.utils.text_dataset_from_directory(.., shuffle=False)` reads
-(`folder.labels`, `folder.text.<i>`).
+(`folder.labels`, `folder.text.<i>`); and `keras.layers.StringLookup` adapted on CATEGORIES
+(`lookup.vocab`, `lookup.ids` of CATEGORIES and one unseen value).
 """
 
 import os
@@ -44,6 +45,9 @@ CASES = {
     "chars": dict(standardize=None, split="character", max_tokens=12, output_sequence_length=8),
 }
 
+# A column of categories with ties, for `read_table`'s `categories` (Keras' StringLookup order).
+CATEGORIES = ["b", "a", "c", "a", "b", "d", "setosa", "versicolor", "setosa", "versicolor"]
+
 FOLDER = {
     "neg": ["A dull, slow film.", "I would not watch it again"],
     "pos": ["A bright and funny film!", "Loved it.\nWould watch again.", "Wonderful"],
@@ -65,6 +69,10 @@ def main():
             y = np.array(tv(tf.constant(PROBE)), dtype=np.float32)
             line(out, f"{name}.shape", y.shape)
             line(out, f"{name}.out", y)
+        lookup = keras.layers.StringLookup()
+        lookup.adapt(CATEGORIES)
+        out.write("lookup.vocab\t" + "\t".join(str(t) for t in lookup.get_vocabulary()) + "\n")
+        line(out, "lookup.ids", np.array(lookup(tf.constant(CATEGORIES + ["zebra"]))))
         for cls, texts in FOLDER.items():
             for i, t in enumerate(texts):
                 with open(os.path.join(ROOT, "data", "texts", cls, f"{i}.txt"), "w", encoding="utf-8") as f:

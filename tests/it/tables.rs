@@ -50,12 +50,13 @@ fn missing_cells_are_filled_or_dropped_and_categories_become_ids() {
     assert!(e.contains("`species` holds text (\"setosa\" on line 2)"), "{e}");
     let e = t.column("petal").unwrap_err().to_string();
     assert!(e.contains("no column `petal`") && e.contains("petal_length, petal_width"), "{e}");
-    // Categories: [UNK] (the missing species) first, then by frequency, ties in order of appearance.
+    // Categories: [UNK] (the missing species) first, then by frequency (virginica lost a cell),
+    // ties in descending order (Keras' StringLookup order).
     let species = t.categories("species").unwrap();
-    assert_eq!(species.vocabulary, ["[UNK]", "setosa", "versicolor", "virginica"]);
-    assert_eq!((species.ids[0], species.ids[60], species.ids[120], species.ids[149]), (1.0, 2.0, 0.0, 3.0));
+    assert_eq!(species.vocabulary, ["[UNK]", "versicolor", "setosa", "virginica"]);
+    assert_eq!((species.ids[0], species.ids[60], species.ids[120], species.ids[149]), (2.0, 1.0, 0.0, 3.0));
     assert_eq!((species.id("virginica"), species.id("daisy")), (3, 0));
-    assert_eq!(species.one_hot().row(60).to_vec(), [0.0, 0.0, 1.0, 0.0]);
+    assert_eq!(species.one_hot().row(60).to_vec(), [0.0, 1.0, 0.0, 0.0]);
     // Filling with the mean, then dropping what is left.
     let mean = t.mean("sepal_width").unwrap();
     t.fill_missing("sepal_width", mean).unwrap();
@@ -67,7 +68,7 @@ fn missing_cells_are_filled_or_dropped_and_categories_become_ids() {
     // The species as labels train a classifier.
     let species = t.categories("species").unwrap();
     assert_eq!(species.vocabulary[0], "[UNK]");
-    let y = species.ids.mapv(|id| id - 1.0);
+    let y = species.ids.mapv(|id| id - 1.0); // versicolor 0, setosa 1, virginica 2
     let mut m = IrisNet::new();
     m.compile("sparse_categorical_crossentropy", Adam::new(0.05), &["accuracy"]).unwrap();
     m.fit(&x, &y, Fit { epochs: 60, batch_size: 16, verbose: 0, ..Fit::default() }).unwrap();

@@ -162,3 +162,17 @@ fn texts_from_a_folder_train_a_classifier_that_reads_raw_strings() {
     let p = m.predict(&shipped.transform(&["a dull slow film", "wonderful and funny"]).unwrap()).unwrap();
     assert!(p[[0, 0]] > 0.5 && p[[1, 1]] > 0.5, "{p:?}");
 }
+
+/// `read_table`'s `categories` orders and numbers values as Keras' `StringLookup` does.
+#[test]
+fn table_categories_are_keras_string_lookup_ids() {
+    let values = ["b", "a", "c", "a", "b", "d", "setosa", "versicolor", "setosa", "versicolor"];
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-text-lookup.csv");
+    std::fs::write(&path, format!("kind\n{}\n", values.join("\n"))).unwrap();
+    let t = kiln::data::read_table(&path, &kiln::data::CsvOptions::default()).unwrap();
+    let c = t.categories("kind").unwrap();
+    assert_eq!(c.vocabulary, fields("lookup.vocab"));
+    let mut ids: Vec<f32> = c.ids.to_vec();
+    ids.push(c.id("zebra") as f32);
+    assert_eq!(ids, reference("lookup.ids"));
+}

@@ -60,7 +60,7 @@ pub struct Table {
 
 /// A column's categories as ids (Keras' `StringLookup` with one out-of-vocabulary index): id 0
 /// is `[UNK]` (a missing cell, or a value not in the vocabulary), ids 1.. the values from the
-/// most frequent to the least (ties in the order they first appear).
+/// most frequent to the least (ties in descending order of the value, as Keras orders them).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Categories {
     /// Each row's id.
@@ -288,8 +288,8 @@ impl Table {
                 None => counts.push((v.clone(), 1)),
             }
         }
-        // Most frequent first; a stable sort keeps ties in the order they first appear.
-        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+        // Most frequent first, ties in descending order of the value (Keras' order).
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
         let vocabulary: Vec<String> = std::iter::once("[UNK]".to_string()).chain(counts.into_iter().map(|(s, _)| s)).collect();
         let id = |v: &Option<String>| v.as_ref().and_then(|s| vocabulary.iter().skip(1).position(|x| x == s)).map_or(0.0, |i| (i + 1) as f32);
         let ids = values.iter().map(id).collect();
