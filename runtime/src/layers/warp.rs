@@ -102,16 +102,28 @@ fn warp_back(img: Image, g: &[f32], d: &mut [f32], m: &Affine, mode: FillMode) {
     }
 }
 
+/// The image shape and how a geometric layer reads outside it.
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    img: Image,
+    mode: FillMode,
+    fill: f32,
+}
+
+/// A uniform draw in `[lo, hi)`.
+fn between((lo, hi): (f32, f32), ctx: &mut Ctx<'_>) -> f32 {
+    lo + (hi - lo) * ctx.rng.uniform()
+}
+
 /// What a geometric layer draws for an image.
 trait Draw {
-    fn image(&self) -> Image;
-    fn fill(&self) -> (FillMode, f32);
+    fn frame(&self) -> Frame;
     /// The map for one image, from the model's stream.
     fn draw(&self, ctx: &mut Ctx<'_>) -> Affine;
 }
 
 fn forward<L: Draw>(layer: &L, b: &mut AugmentBuffers, x: &[f32], ctx: &mut Ctx<'_>) {
-    let (img, (mode, fill)) = (layer.image(), layer.fill());
+    let Frame { img, mode, fill } = layer.frame();
     let out = sized(&mut b.out, x.len());
     b.active = ctx.training;
     if !b.active {
@@ -127,7 +139,7 @@ fn forward<L: Draw>(layer: &L, b: &mut AugmentBuffers, x: &[f32], ctx: &mut Ctx<
 }
 
 fn backward<L: Draw>(layer: &L, b: &mut AugmentBuffers, dy: &[f32], opts: BackwardOpts) {
-    let (img, (mode, _)) = (layer.image(), layer.fill());
+    let Frame { img, mode, .. } = layer.frame();
     backward_with(b, dy, opts, |dx, params, _| {
         for ((p, g), d) in params.chunks_exact(6).zip(dy.chunks_exact(img.len())).zip(dx.chunks_exact_mut(img.len())) {
             let m: Affine = [p[0], p[1], p[2], p[3], p[4], p[5]];
@@ -168,11 +180,9 @@ macro_rules! warp_layer {
 /// image read as `fill_mode` says (`reflect`, `nearest` or `constant`; not `wrap`).
 #[derive(Clone, Debug)]
 pub struct RandomTranslation {
-    img: Image,
+    frame: Frame,
     height: (f32, f32),
     width: (f32, f32),
-    mode: FillMode,
-    fill: f32,
     buf: AugmentBuffers,
 }
 
@@ -180,28 +190,25 @@ impl RandomTranslation {
     /// A translation of `[h, w, c]` images by up to the given fractions (`(lower, upper)` of the
     /// height and of the width), reading outside the image as `mode` says (`fill` for `Constant`).
     pub fn new(h: usize, w: usize, c: usize, height: (f32, f32), width: (f32, f32), mode: FillMode, fill: f32) -> Self {
-        RandomTranslation { img: Image { h, w, c }, height, width, mode, fill, buf: AugmentBuffers::default() }
+        let frame = Frame { img: Image { h, w, c }, mode, fill };
+        RandomTranslation { frame, height, width, buf: AugmentBuffers::default() }
     }
 
     /// One image shifted down by `ty` rows and right by `tx` columns, as Keras' translation in
     /// training (exposed for the parity tests).
     pub fn translate(&self, src: &[f32], dst: &mut [f32], ty: f32, tx: f32) {
-        warp(self.img, src, dst, &shift(ty, tx), self.mode, self.fill);
+        let Frame { img, mode, fill } = self.frame;
+        warp(img, src, dst, &shift(ty, tx), mode, fill);
     }
 }
 
 impl Draw for RandomTranslation {
-    fn image(&self) -> Image {
-        self.img
-    }
-    fn fill(&self) -> (FillMode, f32) {
-        (self.mode, self.fill)
+    fn frame(&self) -> Frame {
+        self.frame
     }
     fn draw(&self, ctx: &mut Ctx<'_>) -> Affine {
-        let (lo, hi) = self.height;
-        let ty = (lo + (hi - lo) * ctx.rng.uniform()) * self.img.h as f32;
-        let (lo, hi) = self.width;
-        let tx = (lo + (hi - lo) * ctx.rng.uniform()) * self.img.w as f32;
+        let ty = between(self.height, ctx) * self.frame.img.h as f32;
+        let tx = between(self.width, ctx) * self.frame.img.w as f32;
         shift(ty, tx)
     }
 }
@@ -212,43 +219,39 @@ impl Draw for RandomTranslation {
 /// bilinearly, positions outside the image as `fill_mode` says.
 #[derive(Clone, Debug)]
 pub struct RandomRotation {
-    img: Image,
+    frame: Frame,
     factor: (f32, f32),
-    mode: FillMode,
-    fill: f32,
     buf: AugmentBuffers,
 }
 
 impl RandomRotation {
     /// A rotation of `[h, w, c]` images by up to the given fractions of a turn.
     pub fn new(h: usize, w: usize, c: usize, factor: (f32, f32), mode: FillMode, fill: f32) -> Self {
-        RandomRotation { img: Image { h, w, c }, factor, mode, fill, buf: AugmentBuffers::default() }
+        RandomRotation { frame: Frame { img: Image { h, w, c }, mode, fill }, factor, buf: AugmentBuffers::default() }
     }
 
     /// The map of a rotation by `degrees`, Keras' `_compute_affine_matrix` about the centre.
     fn map(&self, degrees: f32) -> Affine {
         let a = degrees * (std::f32::consts::PI / 180.0);
         let (sin, cos) = (a.sin(), a.cos());
-        let (cx, cy) = (0.5 * (self.img.w as f32 - 1.0), 0.5 * (self.img.h as f32 - 1.0));
+        let img = self.frame.img;
+        let (cx, cy) = (0.5 * (img.w as f32 - 1.0), 0.5 * (img.h as f32 - 1.0));
         [cos, -sin, cx - cx * cos - cy * -sin, sin, cos, cy - cx * sin - cy * cos]
     }
 
     /// One image rotated by `degrees`, as Keras' rotation in training (for the parity tests).
     pub fn rotate(&self, src: &[f32], dst: &mut [f32], degrees: f32) {
-        warp(self.img, src, dst, &self.map(degrees), self.mode, self.fill);
+        let Frame { img, mode, fill } = self.frame;
+        warp(img, src, dst, &self.map(degrees), mode, fill);
     }
 }
 
 impl Draw for RandomRotation {
-    fn image(&self) -> Image {
-        self.img
-    }
-    fn fill(&self) -> (FillMode, f32) {
-        (self.mode, self.fill)
+    fn frame(&self) -> Frame {
+        self.frame
     }
     fn draw(&self, ctx: &mut Ctx<'_>) -> Affine {
-        let (lo, hi) = (self.factor.0 * 360.0, self.factor.1 * 360.0);
-        self.map(lo + (hi - lo) * ctx.rng.uniform())
+        self.map(between((self.factor.0 * 360.0, self.factor.1 * 360.0), ctx))
     }
 }
 
@@ -258,48 +261,40 @@ impl Draw for RandomRotation {
 /// negative one in. One number `f` is `(-f, f)`.
 #[derive(Clone, Debug)]
 pub struct RandomZoom {
-    img: Image,
+    frame: Frame,
     height: (f32, f32),
     width: Option<(f32, f32)>,
-    mode: FillMode,
-    fill: f32,
     buf: AugmentBuffers,
 }
 
 impl RandomZoom {
     /// A zoom of `[h, w, c]` images by up to the given fractions.
     pub fn new(h: usize, w: usize, c: usize, height: (f32, f32), width: Option<(f32, f32)>, mode: FillMode, fill: f32) -> Self {
-        RandomZoom { img: Image { h, w, c }, height, width, mode, fill, buf: AugmentBuffers::default() }
+        RandomZoom { frame: Frame { img: Image { h, w, c }, mode, fill }, height, width, buf: AugmentBuffers::default() }
     }
 
     /// The map of a zoom by `zy` (rows) and `zx` (columns), Keras' `_get_zoom_matrix`.
     fn map(&self, zy: f32, zx: f32) -> Affine {
-        let (x_offset, y_offset) =
-            ((self.img.w as f32 - 1.0) / 2.0 * (1.0 - zx), (self.img.h as f32 - 1.0) / 2.0 * (1.0 - zy));
+        let img = self.frame.img;
+        let (x_offset, y_offset) = ((img.w as f32 - 1.0) / 2.0 * (1.0 - zx), (img.h as f32 - 1.0) / 2.0 * (1.0 - zy));
         [zx, 0.0, x_offset, 0.0, zy, y_offset]
     }
 
     /// One image zoomed by `zy` and `zx` (1 + the draws), as Keras' zoom in training (for the
     /// parity tests).
     pub fn zoom(&self, src: &[f32], dst: &mut [f32], zy: f32, zx: f32) {
-        warp(self.img, src, dst, &self.map(zy, zx), self.mode, self.fill);
+        let Frame { img, mode, fill } = self.frame;
+        warp(img, src, dst, &self.map(zy, zx), mode, fill);
     }
 }
 
 impl Draw for RandomZoom {
-    fn image(&self) -> Image {
-        self.img
-    }
-    fn fill(&self) -> (FillMode, f32) {
-        (self.mode, self.fill)
+    fn frame(&self) -> Frame {
+        self.frame
     }
     fn draw(&self, ctx: &mut Ctx<'_>) -> Affine {
-        let (lo, hi) = self.height;
-        let zy = 1.0 + lo + (hi - lo) * ctx.rng.uniform();
-        let zx = match self.width {
-            Some((lo, hi)) => 1.0 + lo + (hi - lo) * ctx.rng.uniform(),
-            None => zy,
-        };
+        let zy = 1.0 + between(self.height, ctx);
+        let zx = self.width.map_or(zy, |w| 1.0 + between(w, ctx));
         self.map(zy, zx)
     }
 }
