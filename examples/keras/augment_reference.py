@@ -112,3 +112,10 @@ for mode in ["constant", "reflect", "nearest"]:
     t = {"height_zoom": tf.constant(zooms[:, :1]), "width_zoom": tf.constant(zooms[:, 1:])}
     line(f"zoom_{mode}_fixed.zooms", zooms)
     line(f"zoom_{mode}_fixed.out", layer.transform_images(x, t, training=True))
+
+# RandomCrop in training for a given offset (rows, columns), one per batch as Keras 3 draws it.
+x = image((2, 5, 7, 2))
+layer = L.RandomCrop(3, 4)
+line("crop_fixed.x", x)
+line("crop_fixed.at", [1, 2])
+line("crop_fixed.out", layer.transform_images(x, (1, 2), training=True))

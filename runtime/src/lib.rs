@@ -44,7 +44,7 @@ pub use layers::{
     MultiHeadAttention, Multiply, Normalization, PReLU, Param, Permute, Pool, PoolKind, Recurrent, RecurrentConfig, Regularizer, Relu, Resample,
     Rescaling, Role, SelfAttention, Selu, Separable, Shaped, Shareable, Sigmoid, Silu, SimpleRnnSeq, Softmax, Softplus,
     SpatialDropout, Subtract, Swish, Tanh, TimeDistributed, Reduce, ReduceOp, Unary, UnaryOp, BinaryOp, Broadcast, Distribution, Draw, MatMul, Gather, Slice, SoftmaxAxis, Weight, WeightInit, Ones, Zeros, Matrix, MatrixInit, GlorotUniform,
-    FillMode, RandomBrightness, RandomContrast, RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Resize,
+    FillMode, RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Resize,
     resize_bilinear,
 };
 pub use losses::{CustomLoss, Loss, LossKind};

@@ -9,8 +9,8 @@ use kiln::ndarray::{Array1, Array4};
 use kiln::prelude::*;
 use kiln::testing::{assert_close, check_layer, check_model};
 use kiln::{
-    Ctx, FillMode, Layer, RandomBrightness, RandomContrast, RandomFlip, RandomRotation, RandomTranslation, RandomZoom,
-    Resize, Stream,
+    Ctx, FillMode, Layer, RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation, RandomTranslation,
+    RandomZoom, Resize, Stream,
 };
 use rand::{Rng, SeedableRng};
 
@@ -65,6 +65,9 @@ fn every_augmentation_layer_passes_the_gradient_check_in_training() {
     check_layer(&mut Resize::bilinear(5, 6, 2, 3, 4, false), &[&x], 3, 1, TOL).unwrap();
     check_layer(&mut Resize::bilinear(5, 6, 2, 8, 7, true), &[&x], 3, 1, TOL).unwrap();
     check_layer(&mut Resize::center_crop(5, 6, 2, 3, 3), &[&x], 3, 1, TOL).unwrap();
+    // A random window in training; the aspect crop and resize where the image is not larger.
+    check_layer(&mut RandomCrop::new(5, 6, 2, 3, 4), &[&x], 3, 1, TOL).unwrap();
+    check_layer(&mut RandomCrop::new(5, 6, 2, 5, 3), &[&x], 3, 1, TOL).unwrap();
 }
 
 #[test]
@@ -162,6 +165,17 @@ fn training_transforms_match_keras_for_a_given_draw() {
         }
         assert_close(&format!("zoom {key}"), &out, &reference(&format!("zoom_{key}_fixed.out")), 1e-4);
     }
+    // RandomCrop's window for a given offset; at inference the aspect crop and resize (Keras 3
+    // returns the image uncropped there, which kiln's static shape cannot).
+    let xc = reference("crop_fixed.x");
+    let at = reference("crop_fixed.at");
+    let mut crop = RandomCrop::new(5, 7, 2, 3, 4);
+    let mut got = vec![0.0; 2 * 3 * 4 * 2];
+    for i in 0..2 {
+        crop.crop(&xc[i * 70..][..70], &mut got[i * 24..][..24], at[0] as usize, at[1] as usize);
+    }
+    assert_eq!(got, reference("crop_fixed.out"));
+    assert_eq!(run(&mut crop, &xc, 2, false), run(&mut Resize::bilinear(5, 7, 2, 3, 4, true), &xc, 2, false));
     let (mut out, mut clipped) = (vec![0.0; x.len()], vec![false; x.len()]);
     let mut contrast = RandomContrast::new(h, w, c, (0.0, 0.0), (0.0, 255.0));
     for (i, f) in reference("contrast_fixed.f").into_iter().enumerate() {
@@ -280,4 +294,26 @@ fn the_layers_work_in_the_three_styles_and_training_is_reproducible() {
     assert_ne!(a, train(&mut AugSeq::with_seed(10)));
     assert_eq!(train(&mut AugFun::with_seed(9)), train(&mut AugFun::with_seed(9)));
     assert_eq!(train(&mut AugSub::with_seed(9)), train(&mut AugSub::with_seed(9)));
+}
+
+sequential! {
+    /// A random crop in a model: 8×8 images cropped to 6×6 in training, the aspect crop and
+    /// resize (here a centred 6×6 window read bilinearly) at inference.
+    pub struct Cropped: [8, 8, 1] {
+        RandomCrop(6, 6),
+        Flatten,
+        Dense(3, activation = softmax),
+    }
+}
+
+#[test]
+fn a_random_crop_trains_in_a_model_and_its_gradient_checks() {
+    let (x, y) = digits_like(24);
+    let mut m = Cropped::with_seed(4);
+    m.compile("sparse_categorical_crossentropy", "adam", &[]).unwrap();
+    let h = m.fit(&x, &y, Fit { epochs: 3, batch_size: 8, verbose: 0, ..Fit::default() }).unwrap();
+    assert!(h.get("loss").unwrap().iter().all(|l| l.is_finite()));
+    assert_eq!(m.predict(&x).unwrap().shape(), &[24, 3]);
+    let flat: Vec<f32> = x.iter().take(2 * 64).copied().collect();
+    check_model(&mut Cropped::with_seed(5), &[&flat], 2, 8, TOL).unwrap();
 }

@@ -41,10 +41,27 @@ pub const RESIZING: Kind = Kind {
     class: "Resizing",
     args: &["height", "width", "interpolation", "crop_to_aspect_ratio"],
     arity: Arity::One,
-    build: |a, e| size(a, e, false),
+    build: |a, e| size(a, e, Crop::No),
+};
+pub const RANDOM_CROP: Kind = Kind {
+    class: "RandomCrop",
+    args: &["height", "width", "seed"],
+    arity: Arity::One,
+    build: |a, e| {
+        no_seed(a, e)?;
+        size(a, e, Crop::Random)
+    },
 };
 pub const CENTER_CROP: Kind =
-    Kind { class: "CenterCrop", args: &["height", "width"], arity: Arity::One, build: |a, e| size(a, e, true) };
+    Kind { class: "CenterCrop", args: &["height", "width"], arity: Arity::One, build: |a, e| size(a, e, Crop::Center) };
+
+/// Which of the sizing layers `size` builds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Crop {
+    No,
+    Center,
+    Random,
+}
 
 enum Op {
     Flip { horizontal: bool, vertical: bool },
@@ -55,6 +72,7 @@ enum Op {
     Brightness { factor: (f32, f32), range: (f32, f32) },
     Resizing { height: usize, width: usize, crop: bool },
     CenterCrop { height: usize, width: usize },
+    RandomCrop { height: usize, width: usize },
 }
 
 struct Augment {
@@ -223,9 +241,13 @@ fn brightness(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
     spec("RandomBrightness", Op::Brightness { factor: factor?, range: range? })
 }
 
-/// `Resizing(height, width, ..)` and `CenterCrop(height, width)`.
-fn size(args: &Args<'_>, errors: &mut Errors, crop: bool) -> Option<Rc<dyn Spec>> {
-    let class = if crop { "CenterCrop" } else { "Resizing" };
+/// `Resizing(height, width, ..)`, `CenterCrop(height, width)` and `RandomCrop(height, width)`.
+fn size(args: &Args<'_>, errors: &mut Errors, crop: Crop) -> Option<Rc<dyn Spec>> {
+    let class = match crop {
+        Crop::No => "Resizing",
+        Crop::Center => "CenterCrop",
+        Crop::Random => "RandomCrop",
+    };
     let example = format!("{class}(64, 64)");
     let height = args.positive("height", class, &example, errors);
     let width = args.positive("width", class, &example, errors);
@@ -233,8 +255,10 @@ fn size(args: &Args<'_>, errors: &mut Errors, crop: bool) -> Option<Rc<dyn Spec>
         errors.over(args.call, format!("{class} needs the height and width of its output, e.g. {example}"));
         return None;
     };
-    if crop {
-        return spec(class, Op::CenterCrop { height, width });
+    match crop {
+        Crop::Center => return spec(class, Op::CenterCrop { height, width }),
+        Crop::Random => return spec(class, Op::RandomCrop { height, width }),
+        Crop::No => {}
     }
     if let Some((i, span)) = text(args, "interpolation").filter(|(i, _)| *i != "bilinear") {
         errors.at(span, format!("kiln's Resizing interpolates bilinearly (interpolation = \"bilinear\"), not {i:?}"));
@@ -259,7 +283,11 @@ impl Spec for Augment {
             ));
         }
         Ok(match self.op {
-            Op::Resizing { height, width, .. } | Op::CenterCrop { height, width } => vec![height, width, input[2]],
+            Op::Resizing { height, width, .. }
+            | Op::CenterCrop { height, width }
+            | Op::RandomCrop { height, width } => {
+                vec![height, width, input[2]]
+            }
             _ => input.clone(),
         })
     }
@@ -313,12 +341,13 @@ impl Spec for Augment {
             }
             Op::Resizing { height, width, crop } => quote!(#rt::Resize::bilinear(#h, #w, #c, #height, #width, #crop)),
             Op::CenterCrop { height, width } => quote!(#rt::Resize::center_crop(#h, #w, #c, #height, #width)),
+            Op::RandomCrop { height, width } => quote!(#rt::RandomCrop::new(#h, #w, #c, #height, #width)),
         }
     }
 
     fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         match self.op {
-            Op::Resizing { .. } | Op::CenterCrop { .. } => None,
+            Op::Resizing { .. } | Op::CenterCrop { .. } | Op::RandomCrop { .. } => None,
             _ => Some(crate::ir::Static::Identity),
         }
     }

@@ -330,6 +330,7 @@ pub const KINDS: &[Kind] = &[
     augment::RANDOM_TRANSLATION,
     augment::RANDOM_ROTATION,
     augment::RANDOM_ZOOM,
+    augment::RANDOM_CROP,
     augment::RANDOM_CONTRAST,
     augment::RANDOM_BRIGHTNESS,
     augment::RESIZING,

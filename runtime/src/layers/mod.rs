@@ -173,7 +173,7 @@ pub use prelu::{PReLU, PReluBuffers};
 pub use pool::{GlobalPool, Pool, PoolBuffers, PoolKind};
 pub use recurrent::{Cell, Gate, Recurrent, RecurrentBuffers, RecurrentConfig};
 pub use resample::{Resample, ResampleBuffers};
-pub use resize::{Resize, ResizeBuffers, aspect_crop, resize_bilinear};
+pub use resize::{RandomCrop, Resize, ResizeBuffers, aspect_crop, resize_bilinear};
 pub use take::{Take, TakeBuffers};
 pub use traits::{FieldRule, Init, InputRule, Shaped, WindowRule, field_dim, ids_below, init_vec, min_usize, set_trainable_all};
 pub use typed::{BiGruSeq, BiLstmSeq, CrossAttention, Embed, GruSeq, LayerNormalization, LstmSeq, SelfAttention, SimpleRnnSeq};

@@ -84,6 +84,17 @@ impl Resize {
         Resize { w, c, in_len: h * w * c, rows: window(oh, (h - oh) / 2), cols: window(ow, (w - ow) / 2), buf: ResizeBuffers::default() }
     }
 
+    /// Points the window of a [`center_crop`](Self::center_crop) that fits at rows from `top`
+    /// and columns from `left` (no allocation).
+    fn move_window(&mut self, top: usize, left: usize) {
+        for (i, t) in self.rows.iter_mut().enumerate() {
+            (t.lo, t.hi) = (top + i, top + i);
+        }
+        for (i, t) in self.cols.iter_mut().enumerate() {
+            (t.lo, t.hi) = (left + i, left + i);
+        }
+    }
+
     fn out_len(&self) -> usize {
         self.rows.len() * self.cols.len() * self.c
     }
@@ -186,5 +197,72 @@ mod tests {
         // Rows 1..3, columns 1..4.
         assert_eq!(crop.output(), &[12., 13., 14., 15., 16., 17., 22., 23., 24., 25., 26., 27.]);
         assert_eq!(aspect_crop(100, 50, 10, 10), (25, 0, 50, 50));
+    }
+}
+
+/// Keras' `RandomCrop(height, width)` of `[h, w, c]` images: in training, when the images are
+/// larger than the target both ways, a window at an offset drawn from the model's stream (one
+/// offset per batch, as Keras 3 draws it); otherwise, and at inference, the centred crop to the
+/// target's aspect ratio resized bilinearly (Keras' `smart_resize`). Keras 3.15 returns the
+/// images unchanged at inference, whose shape is then not the layer's output shape; kiln keeps
+/// one static shape, as Keras 2 did.
+#[derive(Clone, Debug)]
+pub struct RandomCrop {
+    hw: (usize, usize),
+    out: (usize, usize),
+    resize: Resize,
+    window: Resize,
+    /// The last forward pass cropped a window (else it resized).
+    windowed: bool,
+}
+
+impl RandomCrop {
+    /// A random crop of `[h, w, c]` images to `[oh, ow, c]`.
+    pub fn new(h: usize, w: usize, c: usize, oh: usize, ow: usize) -> Self {
+        let window = Resize::center_crop(h, w, c, oh.min(h), ow.min(w));
+        RandomCrop { hw: (h, w), out: (oh, ow), resize: Resize::bilinear(h, w, c, oh, ow, true), window, windowed: false }
+    }
+
+    /// One image's window at rows from `top` and columns from `left`, as Keras crops it in
+    /// training (for the parity tests).
+    pub fn crop(&mut self, src: &[f32], dst: &mut [f32], top: usize, left: usize) {
+        self.window.move_window(top, left);
+        self.window.image(src, dst);
+    }
+
+    fn used(&self) -> &Resize {
+        if self.windowed { &self.window } else { &self.resize }
+    }
+}
+
+impl Layer for RandomCrop {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        let ((h, w), (oh, ow)) = (self.hw, self.out);
+        self.windowed = ctx.training && h > oh && w > ow;
+        if self.windowed {
+            // Keras: `int(uniform(0, h - oh + 1))`, rows then columns.
+            let top = ((ctx.rng.uniform() * (h - oh + 1) as f32) as usize).min(h - oh);
+            let left = ((ctx.rng.uniform() * (w - ow + 1) as f32) as usize).min(w - ow);
+            self.window.move_window(top, left);
+            self.window.forward(xs, ctx);
+        } else {
+            self.resize.forward(xs, ctx);
+        }
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], dy: &[f32], ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if self.windowed {
+            self.window.backward(xs, dy, ctx, opts);
+        } else {
+            self.resize.backward(xs, dy, ctx, opts);
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        self.used().output()
+    }
+
+    fn input_grad(&self, i: usize) -> &[f32] {
+        self.used().input_grad(i)
     }
 }
