@@ -281,3 +281,23 @@ fn a_20_gb_stream_trains_in_bounded_memory() {
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("1 passed"), "{text}");
 }
+
+/// A training step of your own (`fit_with`) on a dataset: the same bits as on the same arrays
+/// in order, the compiled loss and metrics reported as in `fit`.
+#[test]
+fn a_closure_step_trains_on_a_dataset_as_on_arrays() {
+    let (x, y) = digits(320);
+    let step = |m: &mut Mlp, opt: &mut dyn kiln::Optimizer, batch: kiln::StepBatch<'_>| {
+        let labels = batch.target(0);
+        let (_, grads) = m.loss_and_grads(&batch.x[0], &labels, &kiln::Loss::SparseCategoricalCrossentropy)?;
+        opt.apply(m, &grads)
+    };
+    let mut a = compiled();
+    let ha = a.fit_with(&x, &y, quiet(2), step).unwrap();
+    let mut b = compiled();
+    let mut ds = from_arrays(vec![x.clone().into_dyn()], vec![y.clone().into_dyn()], 32).unwrap();
+    let hb = b.fit_dataset_with_step(&mut ds, None, quiet(2), step, &mut []).unwrap();
+    assert_eq!(ha.history, hb.history);
+    assert!(hb.get("accuracy").is_some());
+    assert_eq!(values(&a), values(&b));
+}

@@ -196,7 +196,7 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// model.fit_dataset(&mut train, Fit { epochs: 5, ..Fit::default() })?;
     /// ```
     fn fit_dataset(&mut self, data: &mut dyn crate::data::Dataset<Item = crate::data::Batch>, opts: Fit<'_>) -> Result<History> {
-        train::fit_dataset(self, data, None, &opts, None, &mut [])
+        train::fit_dataset(self, data, None, &opts, (None, None), &mut [])
     }
 
     /// [`fit_dataset`](Self::fit_dataset) with a validation dataset (a whole pass after each
@@ -208,7 +208,24 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         opts: Fit<'_>,
         callbacks: &mut [&mut dyn crate::Callback],
     ) -> Result<History> {
-        train::fit_dataset(self, data, validation, &opts, None, callbacks)
+        train::fit_dataset(self, data, validation, &opts, (None, None), callbacks)
+    }
+
+    /// [`fit_with`](Self::fit_with) (your own training step, with the compiled optimizer, loss
+    /// and metrics reported as in `fit`) on datasets, with callbacks.
+    fn fit_dataset_with_step<'d>(
+        &mut self,
+        data: &'d mut dyn crate::data::Dataset<Item = crate::data::Batch>,
+        validation: Option<&'d mut dyn crate::data::Dataset<Item = crate::data::Batch>>,
+        opts: Fit<'_>,
+        mut step: impl FnMut(&mut Self, &mut dyn crate::Optimizer, train::StepBatch<'_>) -> Result<()>,
+        callbacks: &mut [&mut dyn crate::Callback],
+    ) -> Result<History> {
+        let mut step = |m: &mut dyn dynamic::DynModel, opt: &mut dyn crate::Optimizer, batch: train::StepBatch<'_>| {
+            let m = m.as_any_mut().downcast_mut::<Self>().ok_or(crate::Error::invalid("fit", "the step's model"))?;
+            step(m, opt, batch)
+        };
+        train::fit_dataset(self, data, validation, &opts, (Some(&mut step), None), callbacks)
     }
 
     /// [`fit_steps`](Self::fit_steps) (a step of your own that owns its optimizers and returns its
@@ -223,7 +240,7 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         callbacks: &mut [&mut dyn crate::Callback],
     ) -> Result<History> {
         let mut typed = train::TypedStep(step, std::marker::PhantomData);
-        train::fit_dataset(self, data, validation, &opts, Some(&mut typed), callbacks)
+        train::fit_dataset(self, data, validation, &opts, (None, Some(&mut typed)), callbacks)
     }
 
     /// Loss and metrics over one pass of a dataset of batches (inference mode), keyed as in

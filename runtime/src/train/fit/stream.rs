@@ -15,7 +15,7 @@ use super::super::evaluate::{check_outputs, evaluate_rows, infer_batches};
 use super::super::step::Tracker;
 use super::super::{Evaluate, Fit, History, Logs, compiled, data, progress, slices, with_state};
 use super::super::own_step::DynCustomStep;
-use super::{BatchRows, Callback, EpochEnd, Flow, Prepared, Run, Shapes, StepBatch, check_callbacks, shapes_of};
+use super::{BatchRows, Callback, DynStep, EpochEnd, Flow, Prepared, Run, Shapes, StepBatch, check_callbacks, shapes_of};
 use super::views as step_views;
 
 /// A dataset of batches, as `fit_dataset` and friends take it.
@@ -33,13 +33,12 @@ pub(crate) struct Streams<'a> {
 }
 
 /// Trains `m` on batches from `train` (see [`crate::Model::fit_dataset`]).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn fit_dataset<'a, 'f>(
     m: &mut dyn DynModel,
     train: &'a mut Batches<'a>,
     val: Option<&'a mut Batches<'a>>,
     opts: &Fit<'_>,
-    own: Option<&mut (dyn DynCustomStep + 'f)>,
+    (custom, own): (Option<&mut DynStep<'f>>, Option<&mut (dyn DynCustomStep + 'f)>),
     callbacks: &mut [&mut dyn Callback],
 ) -> Result<History> {
     let refused = |name: &'static str, why: &str| Err(Error::invalid(name, format!("{why} with fit_dataset")));
@@ -86,7 +85,7 @@ pub(crate) fn fit_dataset<'a, 'f>(
     };
     let per_pass = train.cardinality();
     let streams = Streams { train, val, in_pass: false, read: 0, per_pass };
-    super::train(m, &data, Some(streams), opts, None, own, callbacks)
+    super::train(m, &data, Some(streams), opts, custom, own, callbacks)
 }
 
 /// A batch's arrays as `fit` takes arrays.
