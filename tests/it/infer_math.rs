@@ -106,3 +106,46 @@ fn gather_and_one_hot_infer_as_predict_does_and_refuse_a_bad_id() {
     let bad = Picks::infer(&[0.0; 15], &[0, 5, 1]).unwrap_err().to_string();
     assert!(bad.contains('5'), "{bad}");
 }
+
+/// Resizing and the crops in `infer`: the taps computed when the model compiles.
+macro_rules! sized_net {
+    ($name:ident $(, #[$attr:meta])?) => {
+        sequential! {
+            $(#[$attr])?
+            pub struct $name: [7, 9, 2] {
+                Resizing(5, 6),
+                Resizing(6, 4, crop_to_aspect_ratio = true),
+                CenterCrop(4, 4),
+                RandomCrop(3, 2),
+                CenterCrop(5, 3),
+                Flatten,
+                Dense(2),
+            }
+        }
+    };
+}
+
+sized_net!(SizedTrain);
+sized_net!(Sized, #[weights("../fixtures/infer/sized.safetensors")]);
+
+#[test]
+#[ignore = "writes the fixture this file embeds"]
+fn write_the_sized_fixture() {
+    let m = SizedTrain::with_seed(4);
+    m.save_weights(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/infer/sized.safetensors")).unwrap();
+}
+
+#[test]
+fn resizing_and_crops_infer_as_predict_does() {
+    let x =
+        kiln::ndarray::Array4::from_shape_fn((3, 7, 9, 2), |(i, a, b, c)| ((i * 5 + a * 3 + b * 7 + c) % 11) as f32);
+    let mut m = Sized::embedded();
+    let p = m.predict(&x).unwrap();
+    for (i, sample) in x.outer_iter().enumerate() {
+        let sample: Vec<f32> = sample.iter().copied().collect();
+        let out = Sized::infer(sample.as_slice().try_into().unwrap());
+        for (a, b) in out.iter().zip(p.row(i)) {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "row {i}: infer {a}, predict {b}");
+        }
+    }
+}

@@ -177,6 +177,14 @@ pub enum Static {
     Gather {
         rows: usize,
     },
+    /// `Resizing`, `CenterCrop`, `RandomCrop` at inference: the row and column taps (low and
+    /// high input position, fraction) of `[h, w, c]` images.
+    Resize {
+        rows: Vec<(usize, usize, f32)>,
+        cols: Vec<(usize, usize, f32)>,
+        w: usize,
+        c: usize,
+    },
     /// Positions `start..end` of the middle axis of `[outer, len, inner]`.
     Slice {
         len: usize,

@@ -345,10 +345,57 @@ impl Spec for Augment {
         }
     }
 
-    fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        let (h, w, c) = match ins.first().map(|i| &i[..]) {
+            Some(&[h, w, c]) => (h, w, c),
+            _ => return None,
+        };
+        let resize = |(top, left, ch, cw): (usize, usize, usize, usize), oh: usize, ow: usize| {
+            Some(crate::ir::Static::Resize { rows: taps(oh, top, ch), cols: taps(ow, left, cw), w, c })
+        };
         match self.op {
-            Op::Resizing { .. } | Op::CenterCrop { .. } | Op::RandomCrop { .. } => None,
+            Op::Resizing { height, width, crop: false } => resize((0, 0, h, w), height, width),
+            Op::Resizing { height, width, crop: true } | Op::RandomCrop { height, width } => {
+                resize(aspect_crop(h, w, height, width), height, width)
+            }
+            Op::CenterCrop { height, width } if height > h || width > w => {
+                resize(aspect_crop(h, w, height, width), height, width)
+            }
+            Op::CenterCrop { height, width } => {
+                let window = |out: usize, start: usize| (0..out).map(|i| (start + i, start + i, 0.0)).collect();
+                Some(crate::ir::Static::Resize {
+                    rows: window(height, (h - height) / 2),
+                    cols: window(width, (w - width) / 2),
+                    w,
+                    c,
+                })
+            }
             _ => Some(crate::ir::Static::Identity),
         }
     }
+}
+
+/// The runtime's `resize::taps` (TensorFlow's half-pixel `compute_interpolation_weights`),
+/// computed when the model compiles for `infer`: output coordinates `0..out` read from input
+/// coordinates `start..start + len`. `infer_math`'s test holds it to the layer's values.
+fn taps(out: usize, start: usize, len: usize) -> Vec<(usize, usize, f32)> {
+    let scale = len as f32 / out as f32;
+    (0..out)
+        .map(|i| {
+            let at = (i as f32 + 0.5) * scale - 0.5;
+            let floor = at.floor();
+            let lo = (floor.max(0.0) as usize).min(len - 1);
+            let hi = (at.ceil().max(0.0) as usize).min(len - 1);
+            (start + lo, start + hi, at - floor)
+        })
+        .collect()
+}
+
+/// The runtime's `aspect_crop`: the centred box `(top, left, height, width)` of an `h × w` image
+/// with the aspect of `oh × ow` (Keras' `smart_resize`).
+fn aspect_crop(h: usize, w: usize, oh: usize, ow: usize) -> (usize, usize, usize, usize) {
+    let ch = ((w * oh) as f32 / ow as f32) as usize;
+    let cw = ((h * ow) as f32 / oh as f32) as usize;
+    let (ch, cw) = (ch.min(h).max(1), cw.min(w).max(1));
+    (((h - ch) as f32 / 2.0) as usize, ((w - cw) as f32 / 2.0) as usize, ch, cw)
 }

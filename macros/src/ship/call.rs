@@ -175,6 +175,14 @@ impl Caller<'_> {
                 let (ids, k) = (&ins[1], input.unwrap_or(0));
                 quote!(::kiln::infer::gather(#x, #ids, (#rows, #k), __out)?)
             }
+            Static::Resize { rows, cols, w, c } => {
+                let tap = |t: &(usize, usize, f32)| {
+                    let (a, b, f) = *t;
+                    quote!((#a, #b, #f))
+                };
+                let (rows, cols) = (rows.iter().map(tap), cols.iter().map(tap));
+                quote!(::kiln::infer::resize(#x, &[#(#rows),*], &[#(#cols),*], (#w, #c), __out))
+            }
             Static::Slice { len, inner, start, end } => {
                 quote!(::kiln::infer::slice(#x, #len, #inner, (#start, #end), __out))
             }

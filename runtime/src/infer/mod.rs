@@ -20,7 +20,7 @@ pub use kernels::{
 pub use math::ActKind;
 pub use ops::{
     BinaryOp, MatMulPlan, ReduceOp, UnaryOp, broadcast, broadcast_plan, gather, matmul, matmul_plan, one_hot, reduce,
-    slice, softmax_axis, unary,
+    resize, slice, softmax_axis, unary,
 };
 pub use sequence::{
     Attention, AttentionWeights, BadId, Cell, Gate, MergeMode, Recurrence, RecurrentWeights, attention, bidirectional,

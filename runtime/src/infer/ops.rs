@@ -346,6 +346,36 @@ pub fn slice(x: &[f32], len: usize, inner: usize, (start, end): (usize, usize), 
     }
 }
 
+/// `Resizing`, `CenterCrop` and `RandomCrop` at inference: each `[h, w, c]` image of `x` read at
+/// output row `r` between input rows `rows[r].0` and `rows[r].1` (fraction `rows[r].2`), and
+/// likewise along columns, in TensorFlow's order of operations (the taps are computed when the
+/// model compiles; the same values as the layer's).
+pub fn resize(
+    x: &[f32],
+    rows: &[(usize, usize, f32)],
+    cols: &[(usize, usize, f32)],
+    (w, c): (usize, usize),
+    y: &mut [f32],
+) {
+    let out = rows.len() * cols.len() * c;
+    let inp = if y.is_empty() { 0 } else { x.len() / (y.len() / out) };
+    for (src, dst) in x.chunks_exact(inp.max(1)).zip(y.chunks_exact_mut(out.max(1))) {
+        let mut o = dst.chunks_exact_mut(c);
+        for &(r0, r1, fr) in rows {
+            for &(q0, q1, fq) in cols {
+                let Some(o) = o.next() else { return };
+                let (tl, tr) = (&src[(r0 * w + q0) * c..][..c], &src[(r0 * w + q1) * c..][..c]);
+                let (bl, br) = (&src[(r1 * w + q0) * c..][..c], &src[(r1 * w + q1) * c..][..c]);
+                for ch in 0..c {
+                    let top = tl[ch] + (tr[ch] - tl[ch]) * fq;
+                    let bottom = bl[ch] + (br[ch] - bl[ch]) * fq;
+                    o[ch] = top + (bottom - top) * fr;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
