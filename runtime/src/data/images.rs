@@ -124,7 +124,7 @@ fn image_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn check(_dir: &Path, opts: &ImageFolder) -> Result<()> {
+fn check(opts: &ImageFolder) -> Result<()> {
     if opts.image_size.0 == 0 || opts.image_size.1 == 0 {
         return Err(Error::InvalidArgument { name: "image_size", reason: format!("{:?} has a zero side", opts.image_size) });
     }
@@ -296,7 +296,7 @@ pub(super) struct Split {
 /// The classes and the files of each part of the split.
 #[allow(clippy::type_complexity)]
 fn listing(dir: &Path, opts: &ImageFolder) -> Result<(Vec<String>, Vec<(PathBuf, usize)>, Vec<(PathBuf, usize)>)> {
-    check(dir, opts)?;
+    check(opts)?;
     let split = Split { validation_split: opts.validation_split, subset: opts.subset, shuffle: opts.shuffle, seed: opts.seed };
     class_files(dir, &split, image_files, "images (PNG, JPEG or BMP files)")
 }

@@ -281,18 +281,17 @@ impl Table {
             Column::Number(v) => v.iter().map(|c| c.map(|x| x.to_string())).collect(),
             Column::Text(v) => v.clone(),
         };
-        let mut counts: Vec<(String, usize)> = Vec::new();
+        let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for v in values.iter().flatten() {
-            match counts.iter_mut().find(|(s, _)| s == v) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((v.clone(), 1)),
-            }
+            *counts.entry(v.as_str()).or_insert(0) += 1;
         }
+        let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
         // Most frequent first, ties in descending order of the value (Keras' order).
-        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
-        let vocabulary: Vec<String> = std::iter::once("[UNK]".to_string()).chain(counts.into_iter().map(|(s, _)| s)).collect();
-        let id = |v: &Option<String>| v.as_ref().and_then(|s| vocabulary.iter().skip(1).position(|x| x == s)).map_or(0.0, |i| (i + 1) as f32);
-        let ids = values.iter().map(id).collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(a.0)));
+        let index: std::collections::HashMap<&str, usize> = ranked.iter().enumerate().map(|(i, (v, _))| (*v, i + 1)).collect();
+        let ids = values.iter().map(|v| v.as_deref().and_then(|s| index.get(s)).map_or(0.0, |&i| i as f32)).collect();
+        let vocabulary: Vec<String> =
+            std::iter::once("[UNK]".to_string()).chain(ranked.iter().map(|(s, _)| s.to_string())).collect();
         Ok(Categories { ids, vocabulary })
     }
 }

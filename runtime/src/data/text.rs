@@ -221,16 +221,21 @@ impl TextVectorization {
                 ),
             });
         }
+        // Each token's count and the number of texts holding it.
         let mut counts: HashMap<String, (usize, usize)> = HashMap::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         for text in texts {
-            let tokens = self.tokens(text.as_ref());
-            let mut seen: Vec<&str> = Vec::new();
-            for t in &tokens {
-                let entry = counts.entry(t.clone()).or_insert((0, 0));
+            seen.clear();
+            for t in self.tokens(text.as_ref()) {
+                let first = !seen.contains(&t);
+                let entry = match counts.get_mut(&t) {
+                    Some(e) => e,
+                    None => counts.entry(t.clone()).or_insert((0, 0)),
+                };
                 entry.0 += 1;
-                if !seen.contains(&t.as_str()) {
-                    seen.push(t);
+                if first {
                     entry.1 += 1;
+                    seen.insert(t);
                 }
             }
         }

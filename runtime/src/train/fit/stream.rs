@@ -166,9 +166,11 @@ impl Run<'_, '_, '_, '_, '_, '_> {
             };
             let (xs, ys, w) = checked.map_err(|e| self.dataset_error(e, epoch, b))?;
             let (xb, yb) = (slices(xs.iter().map(|r| &r.data[..])), slices(ys.iter().map(|r| &r.data[..])));
-            let shapes = Shapes { x: shapes_of(&xv), y: shapes_of(&yv) };
-            let (ni, no) = if self.own.is_some() { (xs.len(), ys.len()) } else { (ni, no) };
-            let rows = BatchRows { x: &xb[..ni], y: &yb[..no], w: w.as_deref(), k: xs[0].n, shapes: Some(&shapes) };
+            // A CustomStep's arrays may be any shape; a compiled model's were checked against it,
+            // so the shapes of `data` (the model's) hold and nothing is built per batch.
+            let own = self.own.is_some().then(|| Shapes { x: shapes_of(&xv), y: shapes_of(&yv) });
+            let (ni, no) = if own.is_some() { (xs.len(), ys.len()) } else { (ni, no) };
+            let rows = BatchRows { x: &xb[..ni], y: &yb[..no], w: w.as_deref(), k: xs[0].n, shapes: own.as_ref() };
             match self.run_batch(epoch, b, rows, &progress)? {
                 Flow::Next => {}
                 Flow::Stop => break,
