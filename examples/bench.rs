@@ -204,22 +204,53 @@ fn tokens(n: usize, len: usize, vocab: usize, seed: u64) -> (Array2<i32>, Array1
     (x, Array1::from_shape_fn(n, |_| rng.random_range(0..2)))
 }
 
-fn gflops(m: usize, k: usize, n: usize, reps: usize) -> f64 {
+/// GFLOP/s of `kiln::kernels::gemm` and of matrixmultiply's sgemm (the baseline kiln's products
+/// replace) on `m×k×n` with the operands read transposed as `t` says: medians of 7 samples each,
+/// the two alternating.
+fn gflops_vs(m: usize, k: usize, n: usize, t: (bool, bool), reps: usize) -> (f64, f64) {
     let a = vec![0.5f32; m * k];
     let b = vec![0.25f32; k * n];
     let mut c = vec![0.0f32; m * n];
-    let mat = kiln::kernels::matmul::Mat::n;
-    kiln::kernels::gemm(m, k, n, mat(&a), mat(&b), &mut c, 0.0);
-    let samples = (0..7)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..reps {
-                kiln::kernels::gemm(m, k, n, mat(&a), mat(&b), black_box(&mut c), 0.0);
-            }
-            2.0 * (m * k * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9
-        })
-        .collect();
-    median(samples)
+    let mat = |data, t| kiln::kernels::matmul::Mat { data, t };
+    let kiln_run = |c: &mut [f32]| kiln::kernels::gemm(m, k, n, mat(&a, t.0), mat(&b, t.1), c, 0.0);
+    let (rsa, csa) = if t.0 { (1, m as isize) } else { (k as isize, 1) };
+    let (rsb, csb) = if t.1 { (1, k as isize) } else { (n as isize, 1) };
+    let sgemm = |c: &mut [f32]| {
+        // SAFETY: `a`, `b` and `c` hold the m×k, k×n and m×n values the strides reach.
+        unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                rsa,
+                csa,
+                b.as_ptr(),
+                rsb,
+                csb,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            )
+        }
+    };
+    kiln_run(&mut c);
+    sgemm(&mut c);
+    let rate = |f: &dyn Fn(&mut [f32]), c: &mut [f32]| {
+        let t = Instant::now();
+        for _ in 0..reps {
+            f(black_box(&mut *c));
+        }
+        2.0 * (m * k * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9
+    };
+    let (mut ours, mut base) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        ours.push(rate(&kiln_run, &mut c));
+        base.push(rate(&sgemm, &mut c));
+    }
+    (median(ours), median(base))
 }
 
 /// GFLOP/s of the recurrent layers' per-step kernel on `m×k×n`.
@@ -520,15 +551,41 @@ fn main() {
             "| G recurrent step kernel 64×32×256, 1 thread (GFLOP/s) | {} |",
             of(gflops_small(64, 32, 256, 2000), peak[0])
         );
+        println!("| G instruction set of the kernels | {:?} (`KILN_SIMD` caps it) |", kiln::kernels::simd::level());
+        // One thread: the products of a Dense layer of 512 units on a batch of 32 (forward
+        // `x·W`, weight gradient `xᵀ·dy`, input gradient `dy·Wᵀ`), against matrixmultiply.
+        kiln::kernels::parallel::set_threads(1);
+        for (label, (m, k, n), t) in [
+            ("x·W 32×512×512", (32, 512, 512), (false, false)),
+            ("xᵀ·dy 512×32×512", (512, 32, 512), (true, false)),
+            ("dy·Wᵀ 32×512×512", (32, 512, 512), (false, true)),
+            ("x·W 32×784×4096", (32, 784, 4096), (false, false)),
+        ] {
+            let (ours, base) = gflops_vs(m, k, n, t, if quick { 20 } else { 100 });
+            println!(
+                "| G {label}, 1 thread (GFLOP/s) | {} | matrixmultiply {} ({:.2}x) |",
+                of(ours, peak[0]),
+                of(base, peak[0]),
+                ours / base
+            );
+        }
         for threads in [1, all] {
             kiln::kernels::parallel::set_threads(threads);
             let (t, p) =
                 if threads == 1 { ("1 thread".to_string(), peak[0]) } else { (format!("{all} threads"), peak[1]) };
-            println!("| G sgemm 128×784×128, {t} (GFLOP/s) | {} |", of(gflops(128, 784, 128, 200), p));
-            println!(
-                "| G sgemm 1024³, {t} (GFLOP/s) | {} |",
-                of(gflops(1024, 1024, 1024, if quick { 3 } else { 10 }), p)
-            );
+            for (m, k, n, label, reps) in [
+                (128, 784, 128, "128×784×128".to_string(), 200),
+                (1024, 1024, 1024, "1024³".into(), if quick { 3 } else { 10 }),
+            ] {
+                // matrixmultiply runs on one thread: beside kiln's one-thread figure only.
+                let (ours, base) = gflops_vs(m, k, n, (false, false), reps);
+                let vs = format!("matrixmultiply {} ({:.2}x)", of(base, peak[0]), ours / base);
+                println!(
+                    "| G sgemm {label}, {t} (GFLOP/s) | {} | {} |",
+                    of(ours, p),
+                    if threads == 1 { &vs } else { "" }
+                );
+            }
         }
     }
 }

@@ -69,3 +69,25 @@ fn sequence_models_train_identically_on_any_number_of_threads() {
         assert!(one == weights, "{threads} threads trained differently from one");
     }
 }
+
+/// The tests above again in processes whose kernels are capped at each narrower instruction set
+/// the CPU has (`KILN_SIMD`): an AVX-512 machine checks the AVX2 products (the packed kernel)
+/// and the baseline ones too.
+#[test]
+fn every_instruction_set_trains_identically_on_any_number_of_threads() {
+    use kiln::kernels::simd::{Level, detected};
+    if std::env::var_os("KILN_SIMD").is_some() {
+        return;
+    }
+    let levels = [(Level::Avx2, "avx2"), (Level::Base, "base")];
+    for (_, name) in levels.into_iter().filter(|(level, _)| *level < detected()) {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["threads::", "--test-threads=1"])
+            .env("KILN_SIMD", name)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("3 passed"), "{name}: {text}");
+    }
+}

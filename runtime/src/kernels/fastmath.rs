@@ -23,7 +23,7 @@ macro_rules! slice_fn {
             }
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx512f") {
+                if super::simd::avx512() {
                     // SAFETY: the CPU has the features `w512` was compiled for.
                     return unsafe { w512(v) };
                 }

@@ -1,7 +1,10 @@
-//! Matrix products on row-major `f32` slices, through matrixmultiply's sgemm.
+//! Matrix products on row-major `f32` slices.
 //!
 //! Every matrix product in kiln (Dense forward, and both backward products) goes through
-//! [`gemm`], so the choice of kernel, and its threading, is made in one place.
+//! [`gemm`], so the choice of kernel, and its threading, is made in one place: an unpacked
+//! register kernel with AVX-512 ([`gemm_small`]), the packed AVX2 kernel ([`super::packed`]) on
+//! CPUs with AVX2 but not AVX-512, matrixmultiply's sgemm for what remains (transposed operands
+//! with AVX-512, and CPUs without AVX2).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -50,7 +53,8 @@ pub const PARALLEL_FLOPS: usize = 16_000_000;
 ///
 /// A few rows times a row-major matrix go through [`axpy_rows`]; with AVX-512, products of
 /// untransposed operands take the unpacked [`gemm_small`]; large products are split by rows
-/// across the threads (see [`super::parallel`]); everything else is one sgemm call.
+/// across the threads (see [`super::parallel`]); everything else is one call of the packed AVX2
+/// kernel where the CPU has AVX2 but not AVX-512, or of sgemm.
 ///
 /// # Panics
 /// When a slice is shorter than its dimensions say: that is a bug in kiln, never user input.
@@ -123,7 +127,7 @@ pub fn gemm(m: usize, k: usize, n: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
             assert!((m - 1) * n + j1 <= len && (k - 1) * rsb + (j1 - 1) * csb < bd.len());
             // SAFETY: part `p` writes only columns j0..j1 of `c`'s rows, which no other part
             // touches, and the assertion bounds every element it reaches.
-            unsafe { sgemm_raw(m, k, j1 - j0, ad, (rsa, csa), &bd[j0 * csb..], (rsb, csb), base.at(j0), n, beta) }
+            unsafe { product(m, k, j1 - j0, ad, (rsa, csa), &bd[j0 * csb..], (rsb, csb), base.at(j0), n, beta) }
         });
         return;
     }
@@ -138,16 +142,9 @@ fn unpacked(transposed: bool, n: usize) -> bool {
     !transposed && n >= 16 && avx512()
 }
 
-/// Whether the CPU has AVX-512F, where [`gemm_small`]'s 4 × 64 register block beats sgemm.
+/// Whether the kernels may use AVX-512F, where [`gemm_small`]'s 4 × 64 register block beats sgemm.
 fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    super::simd::avx512()
 }
 
 /// `c`'s base pointer, shared by the threads that write disjoint columns of it.
@@ -161,6 +158,40 @@ impl CPtr {
 
 // SAFETY: used only by `gemm`'s column split, where each thread writes its own columns.
 unsafe impl Sync for CPtr {}
+
+/// Whether the products that [`gemm_small`] does not take go through the packed AVX2 kernel
+/// ([`super::packed`]) rather than sgemm: on CPUs with AVX2 and FMA but not AVX-512.
+fn packed() -> bool {
+    super::simd::level() == super::simd::Level::Avx2
+}
+
+/// One product on this thread writing through a raw `c` (row stride `ldc`): the packed AVX2
+/// kernel where [`packed`] says so, one sgemm call otherwise.
+///
+/// # Safety
+/// As [`sgemm_raw`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    sa: (usize, usize),
+    b: &[f32],
+    sb: (usize, usize),
+    c: *mut f32,
+    ldc: usize,
+    beta: f32,
+) {
+    // SAFETY: as the caller guarantees; `packed()` implies the CPU has AVX2 and FMA.
+    unsafe {
+        if packed() {
+            super::packed::gemm_raw(m, k, n, a, sa, b, sb, c, ldc, beta)
+        } else {
+            sgemm_raw(m, k, n, a, sa, b, sb, c, ldc, beta)
+        }
+    }
+}
 
 /// One sgemm call writing through a raw `c` (row stride `ldc`).
 ///
@@ -235,7 +266,8 @@ pub fn gemm_strided(
     strided(m, k, n, a, sa, b, sb, c, ldc, beta)
 }
 
-/// One sgemm call on strided operands, after checking that every index they reach is in bounds.
+/// One product on this thread ([`product`]) on strided operands, after checking that every index
+/// they reach is in bounds.
 #[allow(clippy::too_many_arguments)]
 fn strided(
     m: usize,
@@ -251,8 +283,8 @@ fn strided(
 ) {
     assert!(ldc >= n && (m - 1) * ldc + n <= c.len());
     // SAFETY: the assertion bounds every element of `c` the call writes, and `c` is borrowed
-    // mutably alone; `sgemm_raw` checks `a` and `b`.
-    unsafe { sgemm_raw(m, k, n, a, (rsa, csa), b, (rsb, csb), c.as_mut_ptr(), ldc, beta) }
+    // mutably alone; `product` checks `a` and `b`.
+    unsafe { product(m, k, n, a, (rsa, csa), b, (rsb, csb), c.as_mut_ptr(), ldc, beta) }
 }
 
 super::simd::multiversion! {
@@ -318,8 +350,8 @@ super::simd::multiversion! {
 /// column) strides, `b` row-major (row stride `ldb`), `c` with row stride `ldc`: [`gemm_small`]
 /// where the CPU has AVX-512, whose 4 × 64 register block needs no packing (sgemm repacks `a` on
 /// every call; the unpacked kernel ran 1.1–2× faster on every shape of the recurrent and
-/// convolution layers measured, e.g. 99 against 50 GFLOP/s on `[8192, 288] · [288, 64]`), sgemm
-/// elsewhere (the unpacked AVX2 block, 2 × 32, is not known to beat sgemm's AVX2 kernel there).
+/// convolution layers measured, e.g. 99 against 50 GFLOP/s on `[8192, 288] · [288, 64]`), the
+/// packed AVX2 kernel where the CPU has AVX2 (through [`gemm_strided`]), sgemm elsewhere.
 /// Each element is computed by the same operations however the rows are split among callers.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_rows(
@@ -351,8 +383,10 @@ const SMALL_KC: usize = 256;
 /// both operands on every call cost more than it saved. `a` is given by its (row, column) strides, `b` and `c` by their row
 /// strides. No packing: a block of rows of `c` by 32 or 64 columns stays in registers while `b`'s
 /// block of columns streams from cache, one broadcast and a few fused multiply-adds per loaded
-/// vector; long sums go in blocks of `SMALL_KC` rows of `b`. Uses AVX2+FMA when the CPU has them; the same sums in a plain loop
-/// otherwise. Deterministic: each element's sum runs over `k` in order.
+/// vector; long sums go in blocks of `SMALL_KC` rows of `b`. With AVX2 but not AVX-512, the
+/// packed AVX2 kernel (whose packing of `b` costs a few percent here, against a 2 × 32 block
+/// that left the FMA units waiting: 55% of the peak, 62–83% packed); the same sums in a plain
+/// loop without AVX2. Deterministic: each element's sum runs over `k` in order.
 ///
 /// # Panics
 /// When a stride reaches outside its slice: a bug in kiln, never user input.
@@ -385,16 +419,15 @@ pub fn gemm_small(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if avx512() {
         // SAFETY: the CPU has AVX-512F (and so AVX2 and FMA), and the assertions bound every
         // access.
         unsafe { small_512(m, k, n, a, sa, b, ldb, c, ldc, beta) };
         return;
     }
-    #[cfg(target_arch = "x86_64")]
     if super::simd::avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA, and the assertions bound every access.
-        unsafe { small_fma(m, k, n, a, sa, b, ldb, c, ldc, beta, 0) };
+        unsafe { super::packed::gemm_raw(m, k, n, a, sa, b, (ldb, 1), c.as_mut_ptr(), ldc, beta) };
         return;
     }
     small_plain(0, m, 0, n, k, a, sa, b, ldb, c, ldc, beta);

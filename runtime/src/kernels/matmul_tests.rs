@@ -128,3 +128,40 @@ fn column_sums_adds_rows() {
     column_sums(&g, 3, &mut out, true);
     assert_eq!(out, [10.0, 14.0, 18.0]);
 }
+
+/// The packed AVX2 kernel gives each element the very chain of multiply-adds over `p` in order
+/// that the other kernels compute, bit for bit, on odd sizes (1 × 1 × 1 up to primes past the
+/// tile, the row block `MC`, the depth block `KC` and the column block `NC`), for every operand
+/// order, with `c` a block of a wider matrix and both betas.
+#[test]
+fn packed_kernel_is_the_plain_chains_bit_for_bit() {
+    if !super::super::packed::available() {
+        return;
+    }
+    let shapes =
+        [(1, 1, 1), (4, 0, 20), (5, 3, 15), (7, 17, 33), (127, 263, 37), (13, 521, 17), (3, 2, 2053), (241, 31, 131)];
+    for (m, k, n) in shapes {
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let ldc = n + 3;
+        for (at, bt, beta) in [(false, false, 0.0), (true, false, 1.0), (false, true, 0.5), (true, true, 0.0)] {
+            let sa = if at { (1, m) } else { (k, 1) };
+            let sb = if bt { (1, k) } else { (n, 1) };
+            let c0: Vec<f32> = (0..m * ldc).map(|i| (i % 5) as f32 - 2.0).collect();
+            let mut want = c0.clone();
+            for i in 0..m {
+                for j in 0..n {
+                    let mut acc = if beta == 0.0 { 0.0 } else { beta * c0[i * ldc + j] };
+                    for p in 0..k {
+                        acc = a[i * sa.0 + p * sa.1].mul_add(b[p * sb.0 + j * sb.1], acc);
+                    }
+                    want[i * ldc + j] = acc;
+                }
+            }
+            let mut c = c0.clone();
+            // SAFETY: the CPU has AVX2 and FMA; `c` holds m rows of ldc ≥ n values.
+            unsafe { super::super::packed::gemm_raw(m, k, n, &a, sa, &b, sb, c.as_mut_ptr(), ldc, beta) };
+            assert_eq!(c, want, "{m}x{k}x{n} at {at} bt {bt} beta {beta}");
+        }
+    }
+}

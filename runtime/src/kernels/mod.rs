@@ -1,10 +1,12 @@
-//! The primitive set every layer is built from: matrix products (matrixmultiply's sgemm) and the
+//! The primitive set every layer is built from: matrix products (kiln's register kernels, with
+//! matrixmultiply's sgemm as the portable fallback) and the
 //! element-wise activation kernels with their derivatives side by side.
 
 pub mod activation;
 pub mod conv;
 pub mod fastmath;
 pub mod matmul;
+pub mod packed;
 pub mod pairwise;
 pub mod parallel;
 pub mod peak;

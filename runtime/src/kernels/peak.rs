@@ -35,7 +35,7 @@ fn run(iters: u64, reps: u64) -> f64 {
     for _ in 0..reps {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if super::simd::avx512() {
                 // SAFETY: the CPU has AVX-512F.
                 unsafe { avx512(iters) };
                 flops += iters as f64 * (ACCS * 16 * 2) as f64;
