@@ -35,6 +35,7 @@ mod keras_drift;
 mod keras_interop;
 mod keras_reference;
 mod layer_norm;
+mod lookup;
 mod loops;
 mod losses_extra;
 mod masking;

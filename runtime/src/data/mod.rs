@@ -4,6 +4,7 @@
 
 mod dataset;
 mod images;
+mod lookup;
 mod npy;
 mod table;
 mod text;
@@ -14,6 +15,7 @@ pub use dataset::{
 pub use images::{
     ColorMode, ImageBatches, ImageFolder, ImageSet, Subset, image_batches_from_directory, image_dataset_from_directory,
 };
+pub use lookup::{CategoryEncoding, Discretization, Encoding, IntegerLookup, Lookup, LookupKey, StringLookup};
 pub use npy::{read_npy, read_npz};
 pub use text::{
     OutputMode, SplitOn, Standardize, TextFolder, TextOptions, TextSet, TextVectorization, text_dataset_from_directory,

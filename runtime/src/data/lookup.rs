@@ -1,0 +1,398 @@
+//! Keras' category and number preprocessing: `StringLookup` and `IntegerLookup` (a vocabulary
+//! learned by `adapt`, values to ids or to encoded rows), `CategoryEncoding` (ids to one-hot,
+//! multi-hot or count rows) and `Discretization` (numbers to buckets, the boundaries given or
+//! learned as Keras learns them). Each matches Keras 3 on committed references
+//! (`tests/it/lookup.rs`); the lookups save and load their vocabulary as JSON.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::path::Path;
+
+use ndarray::Array2;
+
+use super::images::{bad, io_error};
+use crate::error::{Error, Result};
+
+/// What a lookup or [`CategoryEncoding`] makes of its input (Keras' `output_mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Encoding {
+    /// One id per value.
+    #[default]
+    Int,
+    /// One row per value, 1 at its id.
+    OneHot,
+    /// One row per list of values, 1 at each id that occurs.
+    MultiHot,
+    /// One row per list of values: how many times each id occurs.
+    Count,
+}
+
+/// A value a lookup can hold: a string ([`StringLookup`]) or an integer ([`IntegerLookup`]).
+pub trait LookupKey: Clone + Eq + Hash + Ord + std::fmt::Debug {
+    /// The out-of-vocabulary entry Keras lists first (`[UNK]`, or `-1`).
+    fn oov() -> Self;
+    /// The key as JSON.
+    fn to_json(&self) -> serde_json::Value;
+    /// A key from JSON.
+    fn from_json(v: &serde_json::Value) -> Option<Self>;
+}
+
+impl LookupKey for String {
+    fn oov() -> Self {
+        "[UNK]".into()
+    }
+    fn to_json(&self) -> serde_json::Value {
+        self.as_str().into()
+    }
+    fn from_json(v: &serde_json::Value) -> Option<Self> {
+        v.as_str().map(str::to_string)
+    }
+}
+
+impl LookupKey for i64 {
+    fn oov() -> Self {
+        -1
+    }
+    fn to_json(&self) -> serde_json::Value {
+        (*self).into()
+    }
+    fn from_json(v: &serde_json::Value) -> Option<Self> {
+        v.as_i64()
+    }
+}
+
+/// Keras' `StringLookup`: strings to ids, the vocabulary learned by [`Lookup::adapt`].
+pub type StringLookup = Lookup<String>;
+/// Keras' `IntegerLookup`: integers to ids, the vocabulary learned by [`Lookup::adapt`].
+pub type IntegerLookup = Lookup<i64>;
+
+/// A vocabulary lookup with Keras' defaults (one out-of-vocabulary id, 0, no mask): id 0 for a
+/// value not in the vocabulary, ids from 1 for the learned values, most frequent first (ties in
+/// descending order of the value, as Keras orders them).
+///
+/// ```ignore
+/// let mut species = StringLookup::new(Some(10), Encoding::OneHot);
+/// species.adapt(&column)?;
+/// let x = species.encode(&column)?;        // [rows, vocabulary] one-hot rows
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lookup<K: LookupKey> {
+    max_tokens: Option<usize>,
+    mode: Encoding,
+    /// The learned values, without the out-of-vocabulary entry.
+    values: Vec<K>,
+    index: HashMap<K, usize>,
+}
+
+impl<K: LookupKey> Lookup<K> {
+    /// A lookup of at most `max_tokens` entries (the out-of-vocabulary one included; `None`:
+    /// every value seen) encoding as `mode`, with no vocabulary yet.
+    pub fn new(max_tokens: Option<usize>, mode: Encoding) -> Self {
+        Lookup { max_tokens, mode, values: Vec::new(), index: HashMap::new() }
+    }
+
+    /// A lookup of this vocabulary (Keras' `vocabulary=` argument): ids from 1 in this order.
+    /// A repeated value is an error naming it.
+    pub fn with_vocabulary(values: Vec<K>, mode: Encoding) -> Result<Self> {
+        let mut l = Lookup::new(None, mode);
+        l.set(values)?;
+        Ok(l)
+    }
+
+    fn set(&mut self, values: Vec<K>) -> Result<()> {
+        let mut index = HashMap::with_capacity(values.len());
+        for (i, v) in values.iter().enumerate() {
+            if *v == K::oov() || index.insert(v.clone(), i + 1).is_some() {
+                return Err(Error::InvalidArgument {
+                    name: "vocabulary",
+                    reason: format!("holds {v:?} twice (or the out-of-vocabulary entry {:?})", K::oov()),
+                });
+            }
+        }
+        self.values = values;
+        self.index = index;
+        Ok(())
+    }
+
+    /// Learns the vocabulary from `data` (Keras' `adapt`): the values from the most frequent to
+    /// the least, ties in descending order, cut to `max_tokens - 1`.
+    pub fn adapt(&mut self, data: &[K]) -> Result<()> {
+        if self.max_tokens.is_some_and(|m| m < 2) {
+            return Err(Error::InvalidArgument {
+                name: "max_tokens",
+                reason: format!("must leave room beside the out-of-vocabulary entry (≥ 2), got {:?}", self.max_tokens),
+            });
+        }
+        let mut counts: HashMap<&K, usize> = HashMap::new();
+        for v in data.iter().filter(|v| **v != K::oov()) {
+            *counts.entry(v).or_insert(0) += 1;
+        }
+        let mut ranked: Vec<(&K, usize)> = counts.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(a.0)));
+        ranked.truncate(self.max_tokens.map_or(usize::MAX, |m| m - 1));
+        self.set(ranked.into_iter().map(|(v, _)| v.clone()).collect())
+    }
+
+    /// The vocabulary, the out-of-vocabulary entry first (Keras' `get_vocabulary()`).
+    pub fn vocabulary(&self) -> Vec<K> {
+        std::iter::once(K::oov()).chain(self.values.iter().cloned()).collect()
+    }
+
+    /// The vocabulary's size, the out-of-vocabulary entry included: the width of encoded rows.
+    pub fn size(&self) -> usize {
+        self.values.len() + 1
+    }
+
+    /// A value's id: 0 when it is not in the vocabulary.
+    pub fn id(&self, value: &K) -> usize {
+        self.index.get(value).copied().unwrap_or(0)
+    }
+
+    /// Values to ids (`Int` mode's output, whatever the mode).
+    pub fn ids(&self, values: &[K]) -> Vec<usize> {
+        values.iter().map(|v| self.id(v)).collect()
+    }
+
+    fn ready(&self) -> Result<()> {
+        match self.values.is_empty() {
+            true => Err(Error::InvalidArgument {
+                name: "Lookup",
+                reason: "has no vocabulary: call adapt (or give one) before encoding".into(),
+            }),
+            false => Ok(()),
+        }
+    }
+
+    /// One value per row: `[values, 1]` ids (`Int`) or `[values, size]` one-hot rows (`OneHot`).
+    /// `MultiHot` and `Count` encode lists: see [`encode_rows`](Self::encode_rows).
+    pub fn encode(&self, values: &[K]) -> Result<Array2<f32>> {
+        self.ready()?;
+        let ids = self.ids(values);
+        match self.mode {
+            Encoding::Int => Ok(Array2::from_shape_fn((ids.len(), 1), |(i, _)| ids[i] as f32)),
+            Encoding::OneHot => Ok(one_hot(&ids, self.size())),
+            mode => Err(Error::InvalidArgument {
+                name: "output_mode",
+                reason: format!("{mode:?} encodes lists of values: use encode_rows"),
+            }),
+        }
+    }
+
+    /// A list of values per row: `[rows, size]` multi-hot or count rows; `Int` and `OneHot` need
+    /// one value per row ([`encode`](Self::encode)).
+    pub fn encode_rows<R: AsRef<[K]>>(&self, rows: &[R]) -> Result<Array2<f32>> {
+        self.ready()?;
+        let ids: Vec<Vec<usize>> = rows.iter().map(|r| self.ids(r.as_ref())).collect();
+        CategoryEncoding::new(self.size(), self.mode)?.encode(&ids)
+    }
+
+    /// The configuration and vocabulary as JSON (what [`save`](Self::save) writes).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "max_tokens": self.max_tokens,
+            "output_mode": format!("{:?}", self.mode),
+            "vocabulary": self.values.iter().map(K::to_json).collect::<Vec<_>>(),
+        })
+        .to_string()
+    }
+
+    /// A lookup from [`to_json`](Self::to_json)'s text. A field that is missing or of the wrong
+    /// kind is an error naming it.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let bad = |reason: String| Error::InvalidData { what: "lookup JSON".into(), reason };
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let field = |k: &str| v.get(k).ok_or_else(|| bad(format!("has no `{k}`")));
+        let max_tokens = match field("max_tokens")? {
+            serde_json::Value::Null => None,
+            m => Some(m.as_u64().ok_or_else(|| bad("`max_tokens` is not a count".into()))? as usize),
+        };
+        let names = ["Int", "OneHot", "MultiHot", "Count"];
+        let mode = field("output_mode")?.as_str().and_then(|m| names.iter().position(|n| *n == m));
+        let mode = [Encoding::Int, Encoding::OneHot, Encoding::MultiHot, Encoding::Count]
+            [mode.ok_or_else(|| bad(format!("`output_mode` is not one of {names:?}")))?];
+        let values: Vec<K> = field("vocabulary")?
+            .as_array()
+            .and_then(|a| a.iter().map(K::from_json).collect())
+            .ok_or_else(|| bad(format!("`vocabulary` is not a list of {:?}-like values", K::oov())))?;
+        let mut l = Lookup::new(max_tokens, mode);
+        l.set(values).map_err(|e| bad(e.to_string()))?;
+        Ok(l)
+    }
+
+    /// Writes [`to_json`](Self::to_json) to `path`, atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let json = self.to_json();
+        crate::io::atomic_write(path, |w| w.write_all(json.as_bytes()))
+    }
+
+    /// Reads a lookup [`save`](Self::save) wrote.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+        Self::from_json(&text).map_err(|e| bad(path, e.to_string()))
+    }
+}
+
+fn one_hot(ids: &[usize], width: usize) -> Array2<f32> {
+    Array2::from_shape_fn((ids.len(), width), |(i, j)| f32::from(ids[i] == j))
+}
+
+/// Keras' `CategoryEncoding`: integer ids in `0..num_tokens` to rows of `num_tokens` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CategoryEncoding {
+    num_tokens: usize,
+    mode: Encoding,
+}
+
+impl CategoryEncoding {
+    /// An encoding of ids below `num_tokens` as `mode` (`OneHot`, `MultiHot` or `Count`).
+    pub fn new(num_tokens: usize, mode: Encoding) -> Result<Self> {
+        if mode == Encoding::Int || num_tokens == 0 {
+            return Err(Error::InvalidArgument {
+                name: "CategoryEncoding",
+                reason: format!("needs num_tokens ≥ 1 and a OneHot, MultiHot or Count mode, got {num_tokens} and {mode:?}"),
+            });
+        }
+        Ok(CategoryEncoding { num_tokens, mode })
+    }
+
+    /// Rows of ids to `[rows, num_tokens]`: `OneHot` takes one id per row. An id out of range is
+    /// an error naming it and its row (Keras raises too).
+    pub fn encode<R: AsRef<[usize]>>(&self, rows: &[R]) -> Result<Array2<f32>> {
+        let mut out = Array2::zeros((rows.len(), self.num_tokens));
+        for (r, (row, mut o)) in rows.iter().zip(out.outer_iter_mut()).enumerate() {
+            let row = row.as_ref();
+            if self.mode == Encoding::OneHot && row.len() != 1 {
+                return Err(Error::InvalidArgument {
+                    name: "CategoryEncoding",
+                    reason: format!("OneHot takes one id per row; row {r} has {}", row.len()),
+                });
+            }
+            for &id in row {
+                if id >= self.num_tokens {
+                    return Err(Error::InvalidArgument {
+                        name: "CategoryEncoding",
+                        reason: format!("row {r} holds id {id}, outside 0..{}", self.num_tokens),
+                    });
+                }
+                o[id] = match self.mode {
+                    Encoding::Count => o[id] + 1.0,
+                    _ => 1.0,
+                };
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Keras' `Discretization`: a number's bucket, `i` where `boundaries[i - 1] ≤ x < boundaries[i]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Discretization {
+    boundaries: Vec<f32>,
+}
+
+impl Discretization {
+    /// Buckets between these boundaries (Keras' `bin_boundaries`), which must increase.
+    pub fn new(boundaries: Vec<f32>) -> Result<Self> {
+        if boundaries.iter().any(|b| !b.is_finite()) || boundaries.windows(2).any(|w| w[0] > w[1]) {
+            return Err(Error::InvalidArgument {
+                name: "bin_boundaries",
+                reason: format!("must be finite and in increasing order, got {boundaries:?}"),
+            });
+        }
+        Ok(Discretization { boundaries })
+    }
+
+    /// `num_bins` buckets of about equal counts of `data` (Keras' `adapt` with `num_bins` and
+    /// `epsilon`, its default 0.01): Keras' quantile summary, reproduced step for step so the
+    /// boundaries are Keras' to the last bit.
+    pub fn adapt(data: &[f32], num_bins: usize, epsilon: f64) -> Result<Self> {
+        if num_bins < 1 || !(epsilon > 0.0 && epsilon <= 1.0) || data.iter().any(|x| x.is_nan()) || data.is_empty() {
+            return Err(Error::InvalidArgument {
+                name: "Discretization::adapt",
+                reason: format!(
+                    "needs data without NaN, num_bins ≥ 1 and epsilon in (0, 1], got {} values, {num_bins}, {epsilon}",
+                    data.len()
+                ),
+            });
+        }
+        let summary = compress(summarize(data, epsilon), epsilon);
+        let mut bins = compress(summary, 1.0 / num_bins as f64).0;
+        bins.pop();
+        Ok(Discretization { boundaries: bins })
+    }
+
+    /// The boundaries.
+    pub fn boundaries(&self) -> &[f32] {
+        &self.boundaries
+    }
+
+    /// A number's bucket, in `0..=boundaries.len()` (NaN: 0).
+    pub fn bucket(&self, x: f32) -> usize {
+        self.boundaries.partition_point(|b| *b <= x)
+    }
+
+    /// Numbers to buckets.
+    pub fn buckets(&self, xs: &[f32]) -> Vec<usize> {
+        xs.iter().map(|&x| self.bucket(x)).collect()
+    }
+}
+
+/// Keras' `summarize`: every `step`-th sorted value, each weighing `step`.
+fn summarize(data: &[f32], epsilon: f64) -> (Vec<f32>, Vec<f32>) {
+    let mut values = data.to_vec();
+    values.sort_by(f32::total_cmp);
+    let step = (values.len() as f64 * epsilon).max(1.0);
+    let (start, stride) = ((step - 1.0) as usize, step as usize);
+    let points: Vec<f32> = values.iter().skip(start).step_by(stride).copied().collect();
+    let weights = vec![step as f32; points.len()];
+    (points, weights)
+}
+
+/// Keras' `compress_summary`: the summary's values and weights interpolated at `epsilon`,
+/// `2·epsilon`, ... of its cumulative weight (numpy's `interp`, in f64, stored as f32).
+fn compress((points, weights): (Vec<f32>, Vec<f32>), epsilon: f64) -> (Vec<f32>, Vec<f32>) {
+    if (points.len() as f64) * epsilon < 1.0 {
+        return (points, weights);
+    }
+    // `epsilon + np.arange(0.0, 1.0, epsilon)`: ceil(1 / epsilon) values.
+    let count = (1.0 / epsilon).ceil() as usize;
+    let percents: Vec<f64> = (0..count).map(|i| epsilon + i as f64 * epsilon).collect();
+    let mut total = 0.0f32;
+    let cum: Vec<f32> = weights.iter().map(|w| {
+        total += w;
+        total
+    })
+    .collect();
+    let last = cum[cum.len() - 1];
+    let cum_pct: Vec<f64> = cum.iter().map(|c| f64::from(c / last)).collect();
+    let xs: Vec<f64> = points.iter().map(|&p| f64::from(p)).collect();
+    let cw: Vec<f64> = cum.iter().map(|&c| f64::from(c)).collect();
+    let bins: Vec<f32> = percents.iter().map(|&p| interp(p, &cum_pct, &xs) as f32).collect();
+    let cum_at: Vec<f64> = percents.iter().map(|&p| interp(p, &cum_pct, &cw)).collect();
+    let new_weights = cum_at.iter().enumerate().map(|(i, c)| (c - if i == 0 { 0.0 } else { cum_at[i - 1] }) as f32).collect();
+    (bins, new_weights)
+}
+
+/// numpy's `interp(x, xp, fp)` for increasing `xp`: the ends held beyond the range.
+fn interp(x: f64, xp: &[f64], fp: &[f64]) -> f64 {
+    let n = xp.len();
+    if x <= xp[0] {
+        return fp[0];
+    }
+    if x >= xp[n - 1] {
+        return fp[n - 1];
+    }
+    // The j with xp[j] <= x < xp[j + 1].
+    let j = xp.partition_point(|v| *v <= x) - 1;
+    let slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j]);
+    let y = slope * (x - xp[j]) + fp[j];
+    if y.is_nan() {
+        let y = slope * (x - xp[j + 1]) + fp[j + 1];
+        if y.is_nan() && fp[j] == fp[j + 1] {
+            return fp[j];
+        }
+        return y;
+    }
+    y
+}

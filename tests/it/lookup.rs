@@ -1,0 +1,139 @@
+//! `kiln::data`'s lookups and encodings against Keras 3 (`tests/fixtures/keras/lookup.txt`, from
+//! `examples/keras/lookup_reference.py`): `StringLookup` and `IntegerLookup` (vocabulary order
+//! with ties, `max_tokens`, ids, one-hot, multi-hot, counts), `CategoryEncoding`, and
+//! `Discretization`'s boundaries from `adapt` (bit for bit) and its buckets.
+
+use kiln::data::{CategoryEncoding, Discretization, Encoding, IntegerLookup, StringLookup};
+
+const FIXTURE: &str = include_str!("../fixtures/keras/lookup.txt");
+
+const WORDS: [&str; 12] = ["b", "a", "c", "a", "b", "d", "setosa", "versicolor", "setosa", "versicolor", "a", "zz"];
+const WORD_PROBE: [&str; 5] = ["a", "zz", "unseen", "setosa", "d"];
+const WORD_ROWS: [[&str; 3]; 3] = [["a", "b", "a"], ["unseen", "d", "d"], ["zz", "zz", "c"]];
+const INTS: [i64; 12] = [7, 3, 3, 9, 7, 100, -4, 3, 0, 9, 12, 12];
+const INT_PROBE: [i64; 5] = [3, 12, 5, -4, 0];
+const INT_ROWS: [[i64; 3]; 3] = [[3, 3, 9], [5, 100, 100], [0, -4, 7]];
+
+fn reference(key: &str) -> Vec<f32> {
+    kiln::testing::reference(FIXTURE, key).unwrap_or_else(|| panic!("{key} missing from lookup.txt"))
+}
+
+fn fields(key: &str) -> Vec<String> {
+    let line = FIXTURE.lines().find(|l| l.split('\t').next() == Some(key)).unwrap_or_else(|| panic!("{key} missing"));
+    line.split('\t').skip(1).map(str::to_string).collect()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn check(case: &str, vocab: Vec<String>, out: kiln::ndarray::Array2<f32>) {
+    assert_eq!(vocab, fields(&format!("{case}.vocab")), "{case} vocabulary");
+    let want = reference(&format!("{case}.out"));
+    let shape: Vec<usize> = reference(&format!("{case}.shape")).iter().map(|&d| d as usize).collect();
+    assert_eq!(out.len(), shape.iter().product::<usize>(), "{case} shape {:?} vs {shape:?}", out.shape());
+    assert_eq!(out.iter().copied().collect::<Vec<_>>(), want, "{case}");
+}
+
+#[test]
+fn string_lookup_matches_keras_in_every_mode() {
+    let cases: [(&str, Option<usize>, Encoding); 5] = [
+        ("string_int", None, Encoding::Int),
+        ("string_max", Some(4), Encoding::Int),
+        ("string_one_hot", None, Encoding::OneHot),
+        ("string_multi_hot", None, Encoding::MultiHot),
+        ("string_count", Some(5), Encoding::Count),
+    ];
+    for (case, max, mode) in cases {
+        let mut l = StringLookup::new(max, mode);
+        l.adapt(&strings(&WORDS)).unwrap();
+        let out = match mode {
+            Encoding::Int | Encoding::OneHot => l.encode(&strings(&WORD_PROBE)).unwrap(),
+            _ => l.encode_rows(&WORD_ROWS.map(|r| strings(&r))).unwrap(),
+        };
+        check(case, l.vocabulary(), out);
+    }
+}
+
+#[test]
+fn integer_lookup_matches_keras_in_every_mode() {
+    let cases: [(&str, Option<usize>, Encoding); 5] = [
+        ("int_int", None, Encoding::Int),
+        ("int_max", Some(4), Encoding::Int),
+        ("int_one_hot", None, Encoding::OneHot),
+        ("int_multi_hot", None, Encoding::MultiHot),
+        ("int_count", None, Encoding::Count),
+    ];
+    for (case, max, mode) in cases {
+        let mut l = IntegerLookup::new(max, mode);
+        l.adapt(&INTS).unwrap();
+        let out = match mode {
+            Encoding::Int | Encoding::OneHot => l.encode(&INT_PROBE).unwrap(),
+            _ => l.encode_rows(&INT_ROWS).unwrap(),
+        };
+        check(case, l.vocabulary().iter().map(i64::to_string).collect(), out);
+    }
+}
+
+#[test]
+fn category_encoding_matches_keras() {
+    let ids = [[0usize, 3, 3], [1, 1, 2], [4, 0, 4]];
+    for (name, mode) in [("one_hot", Encoding::OneHot), ("multi_hot", Encoding::MultiHot), ("count", Encoding::Count)] {
+        let e = CategoryEncoding::new(5, mode).unwrap();
+        let out = match mode {
+            Encoding::OneHot => e.encode(&ids.map(|r| [r[0]])).unwrap(),
+            _ => e.encode(&ids).unwrap(),
+        };
+        assert_eq!(out.iter().copied().collect::<Vec<_>>(), reference(&format!("encoding_{name}.out")), "{name}");
+    }
+    let e = CategoryEncoding::new(5, Encoding::Count).unwrap();
+    let err = e.encode(&[[1usize, 5]]).unwrap_err().to_string();
+    assert!(err.contains("row 0 holds id 5, outside 0..5"), "{err}");
+    assert!(CategoryEncoding::new(5, Encoding::Int).is_err());
+}
+
+#[test]
+fn discretization_learns_keras_boundaries_bit_for_bit() {
+    let data = reference("discretize.data");
+    let probe = reference("discretize.probe");
+    for (case, bins, eps) in [("q4", 4, 0.01), ("q3", 3, 0.01), ("q7", 7, 0.05), ("q10", 10, 0.001)] {
+        let d = Discretization::adapt(&data, bins, eps).unwrap();
+        assert_eq!(d.boundaries(), reference(&format!("discretize_{case}.bins")), "{case}");
+        let buckets: Vec<f32> = d.buckets(&probe).iter().map(|&b| b as f32).collect();
+        assert_eq!(buckets, reference(&format!("discretize_{case}.out")), "{case}");
+    }
+    let small = Discretization::adapt(&[5.0, 1.0, 3.0, 3.0, 2.0], 3, 0.01).unwrap();
+    assert_eq!(small.boundaries(), reference("discretize_small.bins"));
+    let fixed = Discretization::new(vec![0.0, 1.0, 2.5]).unwrap();
+    let buckets: Vec<f32> = fixed.buckets(&probe).iter().map(|&b| b as f32).collect();
+    assert_eq!(buckets, reference("discretize_fixed.out"));
+    assert!(Discretization::new(vec![1.0, 0.0]).is_err());
+    assert!(Discretization::adapt(&[1.0, f32::NAN], 2, 0.01).is_err());
+}
+
+#[test]
+fn lookups_round_trip_through_json_and_a_file_and_refuse_bad_input() {
+    let mut l = StringLookup::new(None, Encoding::OneHot);
+    assert!(l.encode(&strings(&["a"])).unwrap_err().to_string().contains("call adapt"));
+    l.adapt(&strings(&WORDS)).unwrap();
+    let dir = std::env::temp_dir().join(format!("kiln-lookup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("species.json");
+    l.save(&path).unwrap();
+    let back = StringLookup::load(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(back, l);
+    let ints = IntegerLookup::with_vocabulary(vec![4, 2], Encoding::Int).unwrap();
+    assert_eq!(IntegerLookup::from_json(&ints.to_json()).unwrap().ids(&[2, 4, 9]), [2, 1, 0]);
+    let err = IntegerLookup::with_vocabulary(vec![4, 4], Encoding::Int).unwrap_err().to_string();
+    assert!(err.contains("holds 4 twice"), "{err}");
+    let err = StringLookup::from_json(r#"{"max_tokens": null, "output_mode": "Int", "vocabulary": [1]}"#).unwrap_err();
+    assert!(err.to_string().contains("`vocabulary`"), "{err}");
+    let err = l.encode_rows(&[strings(&["a"])]).map(|_| ()).and_then(|_| {
+        let mut counts = StringLookup::new(None, Encoding::Count);
+        counts.adapt(&strings(&WORDS))?;
+        counts.encode(&strings(&["a"])).map(|_| ())
+    });
+    assert!(err.unwrap_err().to_string().contains("use encode_rows"));
+    assert!(StringLookup::new(Some(1), Encoding::Int).adapt(&strings(&WORDS)).is_err());
+}
