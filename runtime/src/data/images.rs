@@ -96,6 +96,18 @@ pub(super) fn bad(path: &Path, reason: impl Into<String>) -> Error {
     Error::BadFile { path: path.display().to_string(), reason: reason.into() }
 }
 
+/// Writes `json` (a vocabulary, a configuration) to `path`, atomically.
+pub(super) fn save_json(path: impl AsRef<Path>, json: &str) -> Result<()> {
+    crate::io::atomic_write(path, |w| w.write_all(json.as_bytes()))
+}
+
+/// Reads `path` and parses it with `parse` (a `from_json`); every error names the file.
+pub(super) fn load_json<T>(path: impl AsRef<Path>, parse: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+    parse(&text).map_err(|e| bad(path, e.to_string()))
+}
+
 /// The sorted entries of a folder.
 pub(super) fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();

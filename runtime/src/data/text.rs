@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array1, Array2};
 
 use super::Subset;
-use super::images::{Split, bad, class_files, entries, io_error};
+use super::images::{Split, bad, class_files, entries, io_error, load_json, save_json};
 use crate::error::{Error, Result};
 
 /// The options of [`text_dataset_from_directory`], Keras' arguments and defaults.
@@ -373,14 +373,11 @@ impl TextVectorization {
 
     /// Writes [`to_json`](Self::to_json) to `path`, atomically.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let json = self.to_json();
-        crate::io::atomic_write(path, |w| w.write_all(json.as_bytes()))
+        save_json(path, &self.to_json())
     }
 
     /// Reads a vectorizer [`save`](Self::save) wrote.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(io_error(path))?;
-        Self::from_json(&text).map_err(|e| bad(path, e.to_string()))
+        load_json(path, Self::from_json)
     }
 }
