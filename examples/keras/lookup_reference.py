@@ -86,3 +86,12 @@ with open(OUT, "w") as out:
     fixed = keras.layers.Discretization(bin_boundaries=[0.0, 1.0, 2.5])
     line(out, "discretize_fixed.out", np.asarray(fixed(probe)))
     print("wrote", OUT)
+
+# Hashing (FarmHash64 fingerprints modulo the bins), appended after the cases above.
+with open(OUT, "a") as out:
+    texts = np.array(["", "a", "hello world", "setosa", "a much longer string of more than sixty-four bytes, to reach the long path"])
+    for case, kw in [("hash_7", dict(num_bins=7)), ("hash_mask", dict(num_bins=5, mask_value=""))]:
+        line(out, f"{case}.out", np.asarray(keras.layers.Hashing(**kw)(texts)))
+    ints = np.array([0, 7, -3, 123456789])
+    line(out, "hash_ints.out", np.asarray(keras.layers.Hashing(num_bins=11)(ints)))
+    print("appended hashing")

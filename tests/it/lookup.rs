@@ -1,9 +1,9 @@
 //! `kiln::data`'s lookups and encodings against Keras 3 (`tests/fixtures/keras/lookup.txt`, from
 //! `examples/keras/lookup_reference.py`): `StringLookup` and `IntegerLookup` (vocabulary order
 //! with ties, `max_tokens`, ids, one-hot, multi-hot, counts), `CategoryEncoding`, and
-//! `Discretization`'s boundaries from `adapt` (bit for bit) and its buckets.
+//! `Discretization`'s boundaries from `adapt` (bit for bit) and its buckets, `Hashing`'s bins.
 
-use kiln::data::{CategoryEncoding, Discretization, Encoding, IntegerLookup, StringLookup};
+use kiln::data::{CategoryEncoding, Discretization, Encoding, Hashing, IntegerLookup, StringLookup};
 
 const FIXTURE: &str = include_str!("../fixtures/keras/lookup.txt");
 
@@ -136,4 +136,22 @@ fn lookups_round_trip_through_json_and_a_file_and_refuse_bad_input() {
     });
     assert!(err.unwrap_err().to_string().contains("use encode_rows"));
     assert!(StringLookup::new(Some(1), Encoding::Int).adapt(&strings(&WORDS)).is_err());
+}
+
+#[test]
+fn hashing_puts_values_in_keras_bins() {
+    let texts = [
+        "",
+        "a",
+        "hello world",
+        "setosa",
+        "a much longer string of more than sixty-four bytes, to reach the long path",
+    ];
+    let bins = |h: &Hashing| h.bins(&texts).iter().map(|&b| b as f32).collect::<Vec<_>>();
+    assert_eq!(bins(&Hashing::new(7, None).unwrap()), reference("hash_7.out"));
+    assert_eq!(bins(&Hashing::new(5, Some("")).unwrap()), reference("hash_mask.out"));
+    let h = Hashing::new(11, None).unwrap();
+    let ints: Vec<f32> = [0, 7, -3, 123_456_789].iter().map(|&v| h.bin_int(v) as f32).collect();
+    assert_eq!(ints, reference("hash_ints.out"));
+    assert!(Hashing::new(1, Some("")).is_err());
 }

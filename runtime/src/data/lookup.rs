@@ -1,7 +1,7 @@
 //! Keras' category and number preprocessing: `StringLookup` and `IntegerLookup` (a vocabulary
 //! learned by `adapt`, values to ids or to encoded rows), `CategoryEncoding` (ids to one-hot,
-//! multi-hot or count rows) and `Discretization` (numbers to buckets, the boundaries given or
-//! learned as Keras learns them). Each matches Keras 3 on committed references
+//! multi-hot or count rows), `Discretization` (numbers to buckets, the boundaries given or
+//! learned as Keras learns them) and `Hashing` (values to bins by their FarmHash64). Each matches Keras 3 on committed references
 //! (`tests/it/lookup.rs`); the lookups save and load their vocabulary as JSON.
 
 use std::collections::HashMap;
@@ -392,4 +392,46 @@ fn interp(x: f64, xp: &[f64], fp: &[f64]) -> f64 {
         return y;
     }
     y
+}
+
+/// Keras' `Hashing`: a value's bin, its FarmHash64 fingerprint modulo the bins (TensorFlow's
+/// `to_hash_bucket_fast`, so the same strings land in the same bins as in Keras). With a mask
+/// value, bin 0 is the mask's and the others hash into `1..num_bins`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hashing {
+    num_bins: usize,
+    mask: Option<String>,
+}
+
+impl Hashing {
+    /// Hashing into `num_bins` bins (at least 1; 2 with a mask value).
+    pub fn new(num_bins: usize, mask_value: Option<&str>) -> Result<Self> {
+        if num_bins < 1 + usize::from(mask_value.is_some()) {
+            return Err(Error::InvalidArgument {
+                name: "num_bins",
+                reason: format!("must be at least 1, and 2 with a mask value; got {num_bins}"),
+            });
+        }
+        Ok(Hashing { num_bins, mask: mask_value.map(str::to_string) })
+    }
+
+    /// A string's bin.
+    pub fn bin(&self, value: &str) -> usize {
+        let masked = usize::from(self.mask.is_some());
+        if self.mask.as_deref() == Some(value) {
+            return 0;
+        }
+        (farmhash::fingerprint64(value.as_bytes()) % (self.num_bins - masked) as u64) as usize + masked
+    }
+
+    /// An integer's bin: its decimal text's (Keras hashes `tf.as_string` of integers, and of
+    /// floats cast to integers first).
+    pub fn bin_int(&self, value: i64) -> usize {
+        self.bin(&value.to_string())
+    }
+
+    /// Strings to bins.
+    pub fn bins<S: AsRef<str>>(&self, values: &[S]) -> Vec<usize> {
+        values.iter().map(|v| self.bin(v.as_ref())).collect()
+    }
 }

@@ -15,7 +15,7 @@ pub use dataset::{
 pub use images::{
     ColorMode, ImageBatches, ImageFolder, ImageSet, Subset, image_batches_from_directory, image_dataset_from_directory,
 };
-pub use lookup::{CategoryEncoding, Discretization, Encoding, IntegerLookup, Lookup, LookupKey, StringLookup};
+pub use lookup::{CategoryEncoding, Discretization, Encoding, Hashing, IntegerLookup, Lookup, LookupKey, StringLookup};
 pub use npy::{read_npy, read_npz};
 pub use text::{
     OutputMode, SplitOn, Standardize, TextFolder, TextOptions, TextSet, TextVectorization, text_dataset_from_directory,
