@@ -101,14 +101,12 @@ fn mlp_steps_allocate_nothing(threads: usize) {
     );
     assert_eq!(own, 0, "kiln allocated in a steady-state training step");
     assert!(packing <= sgemm, "more aligned allocations ({packing}) than sgemm calls ({sgemm})");
-    if kiln::kernels::simd::level() == kiln::kernels::simd::Level::Avx2 {
-        // AVX2 without AVX-512: every product takes the packed kernel, whose buffer each thread
-        // keeps.
+    if kiln::kernels::simd::level() >= kiln::kernels::simd::Level::Avx2 {
+        // Every product takes a register kernel: the packed ones keep a buffer per thread.
         assert_eq!(sgemm, 0, "{sgemm} sgemm calls for 10 steps");
     } else {
-        // Per step: the kernel gradient of both layers and the second's input gradient at least
-        // (the forward products take the unpacked kernel with AVX-512, which allocates nothing);
-        // the large ones are split into one call per core.
+        // Without AVX2, sgemm: per step, the kernel gradient of both layers and the second's
+        // input gradient at least; the large ones are split into one call per core.
         assert!(sgemm >= 10 * 3, "{sgemm} sgemm calls for 10 steps");
     }
 

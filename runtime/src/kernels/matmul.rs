@@ -1,10 +1,10 @@
 //! Matrix products on row-major `f32` slices.
 //!
 //! Every matrix product in kiln (Dense forward, and both backward products) goes through
-//! [`gemm`], so the choice of kernel, and its threading, is made in one place: an unpacked
-//! register kernel with AVX-512 ([`gemm_small`]), the packed AVX2 kernel ([`super::packed`]) on
-//! CPUs with AVX2 but not AVX-512, matrixmultiply's sgemm for what remains (transposed operands
-//! with AVX-512, and CPUs without AVX2).
+//! [`gemm`], so the choice of kernel, and its threading, is made in one place: with AVX-512 an
+//! unpacked register kernel ([`gemm_small`]) for untransposed operands and the packed kernel
+//! with 32-wide panels ([`super::packed`]) for the others; with AVX2 the packed kernel with
+//! 16-wide panels for all; matrixmultiply's sgemm on CPUs without AVX2.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -53,8 +53,8 @@ pub const PARALLEL_FLOPS: usize = 16_000_000;
 ///
 /// A few rows times a row-major matrix go through [`axpy_rows`]; with AVX-512, products of
 /// untransposed operands take the unpacked [`gemm_small`]; large products are split by rows
-/// across the threads (see [`super::parallel`]); everything else is one call of the packed AVX2
-/// kernel where the CPU has AVX2 but not AVX-512, or of sgemm.
+/// across the threads (see [`super::parallel`]); everything else is one call of the packed
+/// kernel where the CPU has AVX2, or of sgemm.
 ///
 /// # Panics
 /// When a slice is shorter than its dimensions say: that is a bug in kiln, never user input.
@@ -159,13 +159,13 @@ impl CPtr {
 // SAFETY: used only by `gemm`'s column split, where each thread writes its own columns.
 unsafe impl Sync for CPtr {}
 
-/// Whether the products that [`gemm_small`] does not take go through the packed AVX2 kernel
-/// ([`super::packed`]) rather than sgemm: on CPUs with AVX2 and FMA but not AVX-512.
+/// Whether the products that [`gemm_small`] does not take go through the packed kernels
+/// ([`super::packed`]) rather than sgemm: on CPUs with AVX2 and FMA.
 fn packed() -> bool {
-    super::simd::level() == super::simd::Level::Avx2
+    super::packed::available()
 }
 
-/// One product on this thread writing through a raw `c` (row stride `ldc`): the packed AVX2
+/// One product on this thread writing through a raw `c` (row stride `ldc`): the packed
 /// kernel where [`packed`] says so, one sgemm call otherwise.
 ///
 /// # Safety

@@ -129,7 +129,7 @@ fn column_sums_adds_rows() {
     assert_eq!(out, [10.0, 14.0, 18.0]);
 }
 
-/// The packed AVX2 kernel gives each element the very chain of multiply-adds over `p` in order
+/// The packed kernels (AVX2 and AVX-512 tiles) give each element the very chain of multiply-adds over `p` in order
 /// that the other kernels compute, bit for bit, on odd sizes (1 × 1 × 1 up to primes past the
 /// tile, the row block `MC`, the depth block `KC` and the column block `NC`), for every operand
 /// order, with `c` a block of a wider matrix and both betas.
@@ -162,6 +162,21 @@ fn packed_kernel_is_the_plain_chains_bit_for_bit() {
             // SAFETY: the CPU has AVX2 and FMA; `c` holds m rows of ldc ≥ n values.
             unsafe { super::super::packed::gemm_raw(m, k, n, &a, sa, &b, sb, c.as_mut_ptr(), ldc, beta) };
             assert_eq!(c, want, "{m}x{k}x{n} at {at} bt {bt} beta {beta}");
+            // Both panel widths where the CPU has both: the AVX2 tile, and the AVX-512 one
+            // (`gemm_raw` answers an empty sum itself).
+            if k == 0 {
+                continue;
+            }
+            let mut c = c0.clone();
+            // SAFETY: as above.
+            unsafe { super::super::packed::run::<16>(m, k, n, &a, sa, &b, sb, c.as_mut_ptr(), ldc, beta) };
+            assert_eq!(c, want, "16 wide: {m}x{k}x{n} at {at} bt {bt} beta {beta}");
+            if super::super::simd::avx512() {
+                let mut c = c0.clone();
+                // SAFETY: as above, and the CPU has AVX-512.
+                unsafe { super::super::packed::run::<32>(m, k, n, &a, sa, &b, sb, c.as_mut_ptr(), ldc, beta) };
+                assert_eq!(c, want, "32 wide: {m}x{k}x{n} at {at} bt {bt} beta {beta}");
+            }
         }
     }
 }

@@ -1,13 +1,14 @@
-//! A packed matrix product with an AVX2+FMA register kernel: the products of machines without
-//! AVX-512, for every operand order (`x·W`, `xᵀ·dy`, `dy·Wᵀ`).
+//! A packed matrix product with register tiles for AVX2+FMA and for AVX-512: the products of
+//! machines without AVX-512 for every operand order (`x·W`, `xᵀ·dy`, `dy·Wᵀ`), and those with a
+//! transposed operand on machines with it.
 //!
-//! The loops are those of BLIS: `b` is packed, `KC` of its rows at a time, into panels of `NR`
-//! columns stored contiguously (a panel of 256 × 16 values, 16 KB, stays in L1 while it is used);
-//! for each block of `MC` rows of `a` (in L2) every panel is swept by a 6 × 16 register tile —
-//! 12 accumulators, two loads of the panel and six broadcasts of `a` per 12 fused multiply-adds,
-//! which is the FMA units' rate on every AVX2 core (two 256-bit FMAs per cycle, latency 4–5).
-//! `a` is read in place through its strides (its six rows, or its six contiguous columns when it
-//! is read transposed), so only `b` is copied, into a buffer each thread keeps.
+//! The loops are those of BLIS: `b` is packed, `KC` of its rows at a time, into panels `W`
+//! columns wide stored contiguously (16 with AVX2, 32 with AVX-512: a panel of 256 rows, 16 or
+//! 32 KB, stays in L1 while it is used); for each block of `MC` rows of `a` (in L2) every panel
+//! is swept by a 6-row register tile — 12 accumulators, two loads of the panel and six
+//! broadcasts of `a` per 12 fused multiply-adds, which is the FMA units' rate (two FMAs per cycle,
+//! latency 4–5). `a` is read in place through its strides (its six rows, or its six contiguous
+//! columns when it is read transposed), so only `b` is copied, into a buffer each thread keeps.
 //!
 //! Each element of `c` is one chain of multiply-adds over `p` in order, started from `beta · c`
 //! (blocks of `KC` continue the chain through `c`), so its bits do not depend on how the rows or
@@ -17,9 +18,7 @@ use std::cell::RefCell;
 
 /// Rows of the register tile.
 const MR: usize = 6;
-/// Columns of the register tile (two 8-lane vectors) and of a packed panel.
-const NR: usize = 16;
-/// Rows of `b` packed at a time: a panel of `KC × NR` values is 16 KB.
+/// Rows of `b` packed at a time: a panel of `KC × W` values is 16 or 32 KB.
 const KC: usize = 256;
 /// Columns of `b` packed at a time: 1 MB with `KC` (512 and 2,048 measured the same).
 const NC: usize = 1024;
@@ -73,26 +72,54 @@ pub unsafe fn gemm_raw(
     }
     assert!((m - 1) * rsa + (k - 1) * csa < a.len());
     assert!((k - 1) * rsb + (n - 1) * csb < b.len());
+    // SAFETY: as the caller guarantees; the 32-wide panels only where the CPU has AVX-512 (and
+    // the product is wide enough to fill them).
+    unsafe {
+        if super::simd::avx512() && n >= 32 {
+            run::<32>(m, k, n, a, (rsa, csa), b, (rsb, csb), c, ldc, beta)
+        } else {
+            run::<16>(m, k, n, a, (rsa, csa), b, (rsb, csb), c, ldc, beta)
+        }
+    }
+}
+
+/// [`gemm_raw`] with panels `W` columns wide: 16 (two AVX2 vectors) or 32 (two AVX-512 ones).
+///
+/// # Safety
+/// As [`gemm_raw`], with AVX-512 for `W = 32`; the strides checked.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn run<const W: usize>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    c: *mut f32,
+    ldc: usize,
+    beta: f32,
+) {
     PACK.with_borrow_mut(|buf| {
-        let nc = NC.min(n.next_multiple_of(NR));
-        // Room for the largest block, and 32-byte alignment of the panels.
-        let need = KC.min(k) * nc + 8;
+        let nc = NC.min(n.next_multiple_of(W));
+        // Room for the largest block, and 64-byte alignment of the panels.
+        let need = KC.min(k) * nc + 16;
         if buf.len() < need {
             buf.resize(need, 0.0);
         }
-        let skew = buf.as_ptr().align_offset(32).min(7);
-        let packed = &mut buf[skew..need - 8 + skew];
+        let skew = buf.as_ptr().align_offset(64).min(15);
+        let packed = &mut buf[skew..need - 16 + skew];
         for k0 in (0..k).step_by(KC) {
             let kb = KC.min(k - k0);
             let beta = if k0 == 0 { beta } else { 1.0 };
             for j0 in (0..n).step_by(NC) {
                 let nb = NC.min(n - j0);
-                pack(kb, nb, &b[k0 * rsb + j0 * csb..], (rsb, csb), packed);
+                pack::<W>(kb, nb, &b[k0 * rsb + j0 * csb..], (rsb, csb), packed);
                 for i0 in (0..m).step_by(MC) {
                     let mb = MC.min(m - i0);
-                    for (q, jp) in (0..nb).step_by(NR).enumerate() {
-                        let panel = &packed[q * kb * NR..(q + 1) * kb * NR];
-                        let w = NR.min(nb - jp);
+                    for (q, jp) in (0..nb).step_by(W).enumerate() {
+                        let panel = &packed[q * kb * W..(q + 1) * kb * W];
+                        let w = W.min(nb - jp);
                         // The block's rows in tiles as even as can be (32 rows: 6, 6, 5, 5, 5,
                         // 5, not five of 6 and one of 2, whose 4 accumulators would leave the
                         // FMA units waiting on each other).
@@ -104,9 +131,9 @@ pub unsafe fn gemm_raw(
                             let at = &a[i * rsa + k0 * csa..];
                             // SAFETY: rows i..i + r < m and columns j0 + jp..+w ≤ n of `c`, as
                             // the caller guarantees; `at` holds rows < r and columns < kb (the
-                            // assertion on `a`); `panel` holds kb rows of 16 values; the CPU has
-                            // AVX2 and FMA.
-                            unsafe { tile(r, w, kb, at, (rsa, csa), panel, NR, c.add(i * ldc + j0 + jp), ldc, beta) };
+                            // assertion on `a`); `panel` holds kb rows of W values; the CPU has
+                            // the instructions (the caller).
+                            unsafe { tile::<W>(r, w, kb, at, (rsa, csa), panel, c.add(i * ldc + j0 + jp), ldc, beta) };
                             i += r;
                         }
                     }
@@ -116,22 +143,22 @@ pub unsafe fn gemm_raw(
     });
 }
 
-/// Copies `kb` rows by `nb` columns of `b` into panels of `NR` columns, each `kb × NR` values in
+/// Copies `kb` rows by `nb` columns of `b` into panels of `W` columns, each `kb × W` values in
 /// row order, the last one padded with zeros.
-fn pack(kb: usize, nb: usize, b: &[f32], (rsb, csb): (usize, usize), out: &mut [f32]) {
-    let full = nb / NR;
+fn pack<const W: usize>(kb: usize, nb: usize, b: &[f32], (rsb, csb): (usize, usize), out: &mut [f32]) {
+    let full = nb / W;
     if csb == 1 {
         // Row-major `b`: eight rows at a time, read in order across their whole panels, each
         // panel's eight rows written as one contiguous run (a row at a time would write every
-        // panel `kb · NR` values apart: one cache set). Fixed-size copies compile to vector
+        // panel `kb · W` values apart: one cache set). Fixed-size copies compile to vector
         // moves; a copy of a run of unknown length is a `memmove` call.
         for p0 in (0..kb).step_by(8) {
             let rows = 8.min(kb - p0);
             for q in 0..full {
                 for p in p0..p0 + rows {
-                    let from: &[f32; NR] = b[p * rsb + q * NR..][..NR].try_into().expect("NR values");
-                    let to = &mut out[(q * kb + p) * NR..][..NR];
-                    *<&mut [f32; NR]>::try_from(to).expect("NR values") = *from;
+                    let from: &[f32; W] = b[p * rsb + q * W..][..W].try_into().expect("W values");
+                    let to = &mut out[(q * kb + p) * W..][..W];
+                    *<&mut [f32; W]>::try_from(to).expect("W values") = *from;
                 }
             }
         }
@@ -140,17 +167,17 @@ fn pack(kb: usize, nb: usize, b: &[f32], (rsb, csb): (usize, usize), out: &mut [
         // SAFETY: the CPU has AVX2 (`gemm_raw`'s contract); the call stays inside `b` and `out`.
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            pack_transposed(kb, full, b, csb, out)
+            pack_transposed::<W>(kb, full, b, csb, out)
         };
     }
     // What the fast paths above leave: the last, narrow panel, and any other layout.
     let done = if csb == 1 || (rsb == 1 && kb >= 8 && cfg!(target_arch = "x86_64")) { full } else { 0 };
-    for q in done..nb.div_ceil(NR) {
-        let w = NR.min(nb - q * NR);
-        let panel = &mut out[q * kb * NR..(q + 1) * kb * NR];
-        for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
+    for q in done..nb.div_ceil(W) {
+        let w = W.min(nb - q * W);
+        let panel = &mut out[q * kb * W..(q + 1) * kb * W];
+        for (p, row) in panel.chunks_exact_mut(W).enumerate() {
             for (col, v) in row.iter_mut().enumerate() {
-                *v = if col < w { b[p * rsb + (q * NR + col) * csb] } else { 0.0 };
+                *v = if col < w { b[p * rsb + (q * W + col) * csb] } else { 0.0 };
             }
         }
     }
@@ -161,20 +188,20 @@ fn pack(kb: usize, nb: usize, b: &[f32], (rsb, csb): (usize, usize), out: &mut [
 /// past the last multiple of 8 one by one.
 ///
 /// # Safety
-/// The CPU has AVX2; `b` holds `full · NR` runs of `kb` values `ld` apart, `out` `full` panels.
+/// The CPU has AVX2; `b` holds `full · W` runs of `kb` values `ld` apart, `out` `full` panels.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn pack_transposed(kb: usize, full: usize, b: &[f32], ld: usize, out: &mut [f32]) {
+unsafe fn pack_transposed<const W: usize>(kb: usize, full: usize, b: &[f32], ld: usize, out: &mut [f32]) {
     use std::arch::x86_64::*;
-    assert!((full * NR - 1) * ld + kb <= b.len() && out.len() >= full * kb * NR);
+    assert!((full * W - 1) * ld + kb <= b.len() && out.len() >= full * kb * W);
     let (bp, op) = (b.as_ptr(), out.as_mut_ptr());
-    // SAFETY: the assertion bounds every read of `b` (columns < full · NR, p < kb) and every
+    // SAFETY: the assertion bounds every read of `b` (columns < full · W, p < kb) and every
     // write of `out` (panels < full, p < kb).
     unsafe {
         for q in 0..full {
-            let panel = op.add(q * kb * NR);
-            for half in 0..2 {
-                let col0 = q * NR + half * 8;
+            let panel = op.add(q * kb * W);
+            for half in 0..W / 8 {
+                let col0 = q * W + half * 8;
                 let mut p = 0;
                 while p + 8 <= kb {
                     let r: [__m256; 8] = std::array::from_fn(|c| _mm256_loadu_ps(bp.add((col0 + c) * ld + p)));
@@ -206,13 +233,13 @@ unsafe fn pack_transposed(kb: usize, full: usize, b: &[f32], ld: usize, out: &mu
                         _mm256_permute2f128_ps::<0x31>(u3, u7),
                     ];
                     for (d, v) in rows.iter().enumerate() {
-                        _mm256_storeu_ps(panel.add((p + d) * NR + half * 8), *v);
+                        _mm256_storeu_ps(panel.add((p + d) * W + half * 8), *v);
                     }
                     p += 8;
                 }
                 for p in p..kb {
                     for c in 0..8 {
-                        *panel.add(p * NR + half * 8 + c) = *bp.add((col0 + c) * ld + p);
+                        *panel.add(p * W + half * 8 + c) = *bp.add((col0 + c) * ld + p);
                     }
                 }
             }
@@ -220,135 +247,161 @@ unsafe fn pack_transposed(kb: usize, full: usize, b: &[f32], ld: usize, out: &mu
     }
 }
 
-/// One tile of `r ≤ MR` rows by `w ≤ NR` columns; a narrow one goes through a full-width copy.
+/// One tile of `r ≤ MR` rows by `w ≤ W` columns; a narrow one goes through a full-width copy.
 ///
 /// # Safety
 /// `c` is valid for `r` rows of `w` values `ldc` apart; `a` holds `r` rows and `kb` columns by
-/// its strides; `panel` holds `kb` rows of `NR` values `ldb` apart; the CPU has AVX2 and FMA.
+/// its strides; `panel` holds `kb` rows of `W` values; the CPU has AVX2 and FMA (AVX-512 for
+/// `W = 32`).
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile(
+unsafe fn tile<const W: usize>(
     r: usize,
     w: usize,
     kb: usize,
     a: &[f32],
     sa: (usize, usize),
     panel: &[f32],
-    ldb: usize,
     c: *mut f32,
     ldc: usize,
     beta: f32,
 ) {
-    debug_assert!(r <= MR && w <= NR && panel.len() >= (kb - 1) * ldb + NR);
+    debug_assert!(r <= MR && w <= W && W <= 32 && panel.len() >= kb * W);
     debug_assert!((r - 1) * sa.0 + (kb - 1) * sa.1 < a.len());
     let (ap, bp) = (a.as_ptr(), panel.as_ptr());
-    if w < NR {
-        let mut tmp = [0.0f32; MR * NR];
-        // SAFETY: the caller bounds `c`'s `r × w` block; `tmp` is a full `MR × NR` tile.
+    if w < W {
+        let mut tmp = [0.0f32; MR * 32];
+        // SAFETY: the caller bounds `c`'s `r × w` block; `tmp` holds a full `MR × W` tile.
         unsafe {
             if beta != 0.0 {
                 for i in 0..r {
-                    std::ptr::copy_nonoverlapping(c.add(i * ldc), tmp.as_mut_ptr().add(i * NR), w);
+                    std::ptr::copy_nonoverlapping(c.add(i * ldc), tmp.as_mut_ptr().add(i * W), w);
                 }
             }
-            dispatch(r, kb, ap, sa, bp, ldb, tmp.as_mut_ptr(), NR, beta);
+            dispatch::<W>(r, kb, ap, sa, bp, tmp.as_mut_ptr(), W, beta);
             for i in 0..r {
-                std::ptr::copy_nonoverlapping(tmp.as_ptr().add(i * NR), c.add(i * ldc), w);
+                std::ptr::copy_nonoverlapping(tmp.as_ptr().add(i * W), c.add(i * ldc), w);
             }
         }
         return;
     }
     // SAFETY: as the caller guarantees.
-    unsafe { dispatch(r, kb, ap, sa, bp, ldb, c, ldc, beta) }
+    unsafe { dispatch::<W>(r, kb, ap, sa, bp, c, ldc, beta) }
 }
 
-/// [`kernel`] for `r` rows.
+/// The register tile for `r` rows and panels `W` wide.
 ///
 /// # Safety
-/// As [`tile`], with `w = NR`.
+/// As [`tile`], with `w = W`.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-unsafe fn dispatch(
+unsafe fn dispatch<const W: usize>(
     r: usize,
     kb: usize,
     a: *const f32,
     sa: (usize, usize),
     b: *const f32,
-    ldb: usize,
     c: *mut f32,
     ldc: usize,
     beta: f32,
 ) {
+    macro_rules! rows {
+        ($kernel:ident) => {
+            match r {
+                6 => $kernel::<6>(kb, a, sa, b, c, ldc, beta),
+                5 => $kernel::<5>(kb, a, sa, b, c, ldc, beta),
+                4 => $kernel::<4>(kb, a, sa, b, c, ldc, beta),
+                3 => $kernel::<3>(kb, a, sa, b, c, ldc, beta),
+                2 => $kernel::<2>(kb, a, sa, b, c, ldc, beta),
+                _ => $kernel::<1>(kb, a, sa, b, c, ldc, beta),
+            }
+        };
+    }
     // SAFETY: as the caller guarantees.
     unsafe {
-        match r {
-            6 => kernel::<6>(kb, a, sa, b, ldb, c, ldc, beta),
-            5 => kernel::<5>(kb, a, sa, b, ldb, c, ldc, beta),
-            4 => kernel::<4>(kb, a, sa, b, ldb, c, ldc, beta),
-            3 => kernel::<3>(kb, a, sa, b, ldb, c, ldc, beta),
-            2 => kernel::<2>(kb, a, sa, b, ldb, c, ldc, beta),
-            _ => kernel::<1>(kb, a, sa, b, ldb, c, ldc, beta),
+        if W == 32 {
+            rows!(kernel_512)
+        } else {
+            rows!(kernel)
         }
     }
 }
 
-/// The register tile: `R` rows by 16 columns in `2R` accumulators over `kb` steps, each step two
-/// loads of the packed panel and `R` broadcasts of `a`.
-///
-/// # Safety
-/// The CPU has AVX2 and FMA; `c` is valid for `R` rows of 16 values `ldc` apart; `a` holds `R`
-/// rows and `kb` columns by its strides; `b` holds `kb` rows of 16 values `ldb` apart.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel<const R: usize>(
-    kb: usize,
-    a: *const f32,
-    (rsa, csa): (usize, usize),
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    beta: f32,
-) {
-    use std::arch::x86_64::*;
-    // SAFETY: the caller bounds every pointer below.
-    unsafe {
-        let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        if beta != 0.0 {
-            let vb = _mm256_set1_ps(beta);
-            for (r, row) in acc.iter_mut().enumerate() {
-                row[0] = _mm256_mul_ps(vb, _mm256_loadu_ps(c.add(r * ldc)));
-                row[1] = _mm256_mul_ps(vb, _mm256_loadu_ps(c.add(r * ldc + 8)));
+/// Defines a register tile: `R` rows by two vectors of `LANES` columns in `2R` accumulators over
+/// `kb` steps, each step two loads of the packed panel (`2 · LANES` values a row) and `R`
+/// broadcasts of `a`.
+macro_rules! register_tile {
+    ($(#[$doc:meta])* $name:ident, $feature:literal, $lanes:literal, $zero:ident, $set1:ident, $load:ident,
+     $store:ident, $mul:ident, $fmadd:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU has the instruction set; `c` is valid for `R` rows of `2 · LANES` values `ldc`
+        /// apart; `a` holds `R` rows and `kb` columns by its strides; `b` holds `kb` rows of
+        /// `2 · LANES` values.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name<const R: usize>(
+            kb: usize,
+            a: *const f32,
+            (rsa, csa): (usize, usize),
+            b: *const f32,
+            c: *mut f32,
+            ldc: usize,
+            beta: f32,
+        ) {
+            use std::arch::x86_64::*;
+            // SAFETY: the caller bounds every pointer below.
+            unsafe {
+                let mut acc = [[$zero(); 2]; R];
+                if beta != 0.0 {
+                    let vb = $set1(beta);
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        row[0] = $mul(vb, $load(c.add(r * ldc)));
+                        row[1] = $mul(vb, $load(c.add(r * ldc + $lanes)));
+                    }
+                }
+                for p in 0..kb {
+                    let b0 = $load(b.add(p * 2 * $lanes));
+                    let b1 = $load(b.add(p * 2 * $lanes + $lanes));
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let x = $set1(*a.add(r * rsa + p * csa));
+                        row[0] = $fmadd(x, b0, row[0]);
+                        row[1] = $fmadd(x, b1, row[1]);
+                    }
+                }
+                for (r, row) in acc.iter().enumerate() {
+                    $store(c.add(r * ldc), row[0]);
+                    $store(c.add(r * ldc + $lanes), row[1]);
+                }
             }
         }
-        for p in 0..kb {
-            let b0 = _mm256_loadu_ps(b.add(p * ldb));
-            let b1 = _mm256_loadu_ps(b.add(p * ldb + 8));
-            for (r, row) in acc.iter_mut().enumerate() {
-                let x = _mm256_set1_ps(*a.add(r * rsa + p * csa));
-                row[0] = _mm256_fmadd_ps(x, b0, row[0]);
-                row[1] = _mm256_fmadd_ps(x, b1, row[1]);
-            }
+
+        /// Without x86-64 there is no such instruction set and [`gemm_raw`] never reaches here.
+        #[cfg(not(target_arch = "x86_64"))]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name<const R: usize>(
+            _: usize,
+            _: *const f32,
+            _: (usize, usize),
+            _: *const f32,
+            _: *mut f32,
+            _: usize,
+            _: f32,
+        ) {
+            unreachable!("the packed kernels need AVX2")
         }
-        for (r, row) in acc.iter().enumerate() {
-            _mm256_storeu_ps(c.add(r * ldc), row[0]);
-            _mm256_storeu_ps(c.add(r * ldc + 8), row[1]);
-        }
-    }
+    };
 }
 
-/// Without x86-64 there is no AVX2 and [`gemm_raw`] never reaches here.
-#[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel<const R: usize>(
-    _: usize,
-    _: *const f32,
-    _: (usize, usize),
-    _: *const f32,
-    _: usize,
-    _: *mut f32,
-    _: usize,
-    _: f32,
-) {
-    unreachable!("the packed kernel needs AVX2")
-}
+register_tile!(
+    /// The AVX2 tile: `R` rows by 16 columns.
+    kernel, "avx2,fma", 8, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_mul_ps,
+    _mm256_fmadd_ps
+);
+
+register_tile!(
+    /// The AVX-512 tile: `R` rows by 32 columns.
+    kernel_512, "avx512f", 16, _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps,
+    _mm512_mul_ps, _mm512_fmadd_ps
+);
