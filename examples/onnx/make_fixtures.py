@@ -469,6 +469,8 @@ def kiln_export():
         ("kiln_export_cnn", (12, 10, 3)),
         ("kiln_export_seq", (16, 2)),
         ("kiln_export_rnn", (7, 3)),
+        ("kiln_export_resample", (9, 8, 2)),
+        ("kiln_export_resample1d", (10, 2)),
     ):
         path = os.path.join(OUT, f"{name}.onnx")
         if os.path.exists(path):

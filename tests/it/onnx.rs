@@ -468,6 +468,31 @@ mod export {
         }
     }
 
+    sequential! {
+        /// Zero padding and cropping around a convolution, and permuted axes: Pad between
+        /// Transposes, Slice, Transpose.
+        pub struct ExportedResample: [9, 8, 2] {
+            ZeroPadding2D([1, 2, 0, 1]),
+            Conv2D(3, 3, activation = relu),
+            Cropping2D([1, 0, 2, 1]),
+            Permute([2, 1, 3]),
+            Flatten,
+            Dense(3),
+        }
+    }
+
+    sequential! {
+        /// The same in one dimension.
+        pub struct ExportedResample1d: [10, 2] {
+            ZeroPadding1D([2, 1]),
+            Conv1D(3, 3),
+            Cropping1D([1, 2]),
+            Permute([2, 1]),
+            Flatten,
+            Dense(2),
+        }
+    }
+
     #[kiln::onnx("../fixtures/onnx/kiln_export.onnx")]
     pub struct Reimported;
     #[kiln::onnx("../fixtures/onnx/kiln_export_rnn.onnx")]
@@ -478,6 +503,10 @@ mod export {
     pub struct ReimportedCnn;
     #[kiln::onnx("../fixtures/onnx/kiln_export_seq.onnx")]
     pub struct ReimportedSeq;
+    #[kiln::onnx("../fixtures/onnx/kiln_export_resample.onnx")]
+    pub struct ReimportedResample;
+    #[kiln::onnx("../fixtures/onnx/kiln_export_resample1d.onnx")]
+    pub struct ReimportedResample1d;
 
     /// Moving statistics that are not the identity.
     fn statistics(m: &mut impl Model, layer: &str, n: usize) {
@@ -511,6 +540,8 @@ mod export {
         ExportedSeq::with_seed(9).save_onnx(fixture("kiln_export_seq")).unwrap();
         ExportedText::with_seed(10).save_onnx(fixture("kiln_export_text")).unwrap();
         ExportedRnn::with_seed(11).save_onnx(fixture("kiln_export_rnn")).unwrap();
+        ExportedResample::with_seed(12).save_onnx(fixture("kiln_export_resample")).unwrap();
+        ExportedResample1d::with_seed(13).save_onnx(fixture("kiln_export_resample1d")).unwrap();
     }
 
     /// `save_onnx` writes the committed file, byte for byte.
@@ -536,6 +567,8 @@ mod export {
         writes_the_fixture(&|p| ExportedSeq::with_seed(9).save_onnx(p), "kiln_export_seq");
         writes_the_fixture(&|p| ExportedText::with_seed(10).save_onnx(p), "kiln_export_text");
         writes_the_fixture(&|p| ExportedRnn::with_seed(11).save_onnx(p), "kiln_export_rnn");
+        writes_the_fixture(&|p| ExportedResample::with_seed(12).save_onnx(p), "kiln_export_resample");
+        writes_the_fixture(&|p| ExportedResample1d::with_seed(13).save_onnx(p), "kiln_export_resample1d");
     }
 
     /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -563,13 +596,33 @@ mod export {
         let x = reference("kiln_export_rnn").input;
         let (a, b) = (ExportedRnn::with_seed(11).predict(&x).unwrap(), ReimportedRnn::embedded().predict(&x).unwrap());
         check("kiln_export_rnn", a.as_slice().unwrap(), b.as_slice().unwrap());
+        let x = reference("kiln_export_resample").input;
+        let (a, b) =
+            (ExportedResample::with_seed(12).predict(&x).unwrap(), ReimportedResample::embedded().predict(&x).unwrap());
+        check("kiln_export_resample", a.as_slice().unwrap(), b.as_slice().unwrap());
+        let x = reference("kiln_export_resample1d").input;
+        let (a, b) = (
+            ExportedResample1d::with_seed(13).predict(&x).unwrap(),
+            ReimportedResample1d::embedded().predict(&x).unwrap(),
+        );
+        check("kiln_export_resample1d", a.as_slice().unwrap(), b.as_slice().unwrap());
     }
 
-    /// A layer with no ONNX form yet: `save_onnx` says which.
+    sequential! {
+        /// Nearest up-sampling, which has no ONNX form in kiln yet.
+        pub struct Upsampled: [4, 2] {
+            UpSampling1D(2),
+            Flatten,
+            Dense(1),
+        }
+    }
+
+    /// A layer with no ONNX form yet: `save_onnx` says which, and writes nothing.
     #[test]
     fn a_layer_without_an_onnx_form_is_named() {
-        let dir = std::env::temp_dir();
-        let err = Mnist1dCnn::new().save_onnx(dir.join("kiln-never-written.onnx")).unwrap_err().to_string();
-        assert!(err.contains("layer `zero_padding1d` (ZeroPadding1D) has no ONNX export yet"), "{err}");
+        let path = std::env::temp_dir().join(format!("kiln-never-written-{}.onnx", std::process::id()));
+        let err = Upsampled::new().save_onnx(&path).unwrap_err().to_string();
+        assert!(err.contains("layer `up_sampling1d` (UpSampling1D) has no ONNX export yet"), "{err}");
+        assert!(!path.exists());
     }
 }

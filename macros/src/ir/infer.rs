@@ -4,6 +4,15 @@
 
 use proc_macro2::TokenStream;
 
+/// What a resampling layer does to `[height, width]` (a sequence: height 1): rows and columns
+/// added or removed as `[top, bottom, left, right]`, or each repeated `(rows, columns)` times.
+#[derive(Clone, Copy)]
+pub enum Resampling {
+    Pad([usize; 4]),
+    Crop([usize; 4]),
+    Up(usize, usize),
+}
+
 /// What a layer computes at inference, for the generated `infer` (see the runtime's `infer`
 /// module); layers without one make `infer` unavailable.
 pub enum Static {
@@ -72,9 +81,11 @@ pub enum Static {
         center: bool,
         scale: bool,
     },
-    /// `ZeroPadding2D`, `Cropping2D`, `UpSampling2D`: the runtime `Resize` expression.
+    /// `ZeroPadding2D`, `Cropping2D`, `UpSampling2D` (and their 1-D forms): the runtime `Resize`
+    /// expression, and what it does for the ONNX export.
     Resample {
         op: TokenStream,
+        form: Resampling,
     },
     Dot,
     /// `win` is the convolution from the output back to the input.

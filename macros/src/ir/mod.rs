@@ -18,7 +18,7 @@ use syn::{Attribute, Visibility};
 
 use crate::layers::{Dim, Spec};
 
-pub use infer::Static;
+pub use infer::{Resampling, Static};
 
 /// A layer: one set of weights, applied by one or more nodes.
 pub struct LayerDef {

@@ -211,12 +211,17 @@ impl Spec for Resample {
     }
 
     fn infer(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
-        let op = match self.op {
-            Op::Pad([top, _, left, _]) => quote!(::kiln::infer::Resize::Pad { top: #top, left: #left }),
-            Op::Crop([top, _, left, _]) => quote!(::kiln::infer::Resize::Crop { top: #top, left: #left }),
-            Op::Up(sy, sx) => quote!(::kiln::infer::Resize::Up { sy: #sy, sx: #sx }),
+        use crate::ir::Resampling;
+        let (op, form) = match self.op {
+            Op::Pad(v @ [top, _, left, _]) => {
+                (quote!(::kiln::infer::Resize::Pad { top: #top, left: #left }), Resampling::Pad(v))
+            }
+            Op::Crop(v @ [top, _, left, _]) => {
+                (quote!(::kiln::infer::Resize::Crop { top: #top, left: #left }), Resampling::Crop(v))
+            }
+            Op::Up(sy, sx) => (quote!(::kiln::infer::Resize::Up { sy: #sy, sx: #sx }), Resampling::Up(sy, sx)),
         };
-        Some(crate::ir::Static::Resample { op })
+        Some(crate::ir::Static::Resample { op, form })
     }
 }
 

@@ -11,7 +11,7 @@ use super::proto::{
     AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
     TypeProto, TypeTensor, ValueInfoProto, dtype,
 };
-use crate::ir::{Model, Op, Static};
+use crate::ir::{Model, Op, Resampling, Static};
 
 /// The graph being written: its nodes, and a counter for the names of intermediate values.
 struct Writer {
@@ -377,6 +377,48 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
             }
             Static::Recurrent { cfg, units, .. } if model.mask_source(node.inputs[0]).is_none() => {
                 w.recurrent(ins[0], &cfg, &layer.name.to_string(), units, &own).ok_or_else(unsupported)?
+            }
+            Static::Resample { form, .. } if node.input_shapes[0].len() >= 2 => {
+                let shape = &node.input_shapes[0];
+                let (rank, image) = (shape.len(), shape.len() == 3);
+                match form {
+                    Resampling::Pad([t, b, l, r]) => {
+                        // ONNX pads channels-first values here, as kiln's importer reads them:
+                        // the channels move to axis 1 and back, around one Pad.
+                        let to: Vec<i64> = [0, rank as i64].into_iter().chain(1..rank as i64).collect();
+                        let back: Vec<i64> = [0].into_iter().chain(2..=rank as i64).chain([1]).collect();
+                        let (begin, end) = if image { (vec![t, l], vec![b, r]) } else { (vec![l], vec![r]) };
+                        let pads: Vec<i64> = [0, 0]
+                            .into_iter()
+                            .chain(begin.iter().map(|&v| v as i64))
+                            .chain([0, 0])
+                            .chain(end.iter().map(|&v| v as i64))
+                            .collect();
+                        let pads = w.constant(vec![pads.len() as i64], vec![], pads);
+                        let x = w.node("Transpose", &[ins[0]], vec![attr_ints("perm", to)], None);
+                        let padded = w.node("Pad", &[&x, &pads], vec![], None);
+                        w.node("Transpose", &[&padded], vec![attr_ints("perm", back)], Some(&own))
+                    }
+                    Resampling::Crop([t, b, l, r]) => {
+                        // The kept rows and columns of the channels-last value, one Slice.
+                        let (h, wd) = if image { (shape[0], shape[1]) } else { (1, shape[0]) };
+                        let (axes, starts, ends) = if image {
+                            (vec![1, 2], vec![t as i64, l as i64], vec![(h - b) as i64, (wd - r) as i64])
+                        } else {
+                            (vec![1], vec![l as i64], vec![(wd - r) as i64])
+                        };
+                        let n = axes.len() as i64;
+                        let starts = w.constant(vec![n], vec![], starts);
+                        let ends = w.constant(vec![n], vec![], ends);
+                        let axes = w.constant(vec![n], vec![], axes);
+                        w.node("Slice", &[ins[0], &starts, &ends, &axes], vec![], Some(&own))
+                    }
+                    Resampling::Up(..) => return Err(unsupported()),
+                }
+            }
+            Static::Permute { order, .. } => {
+                let perm: Vec<i64> = [0].into_iter().chain(order.iter().map(|&o| o as i64 + 1)).collect();
+                w.node("Transpose", &[ins[0]], vec![attr_ints("perm", perm)], Some(&own))
             }
             Static::Global { max } => {
                 let axes: Vec<i64> = (1..node.input_shapes[0].len() as i64).collect();

@@ -140,7 +140,7 @@ impl Caller<'_> {
                 let (g, b) = (self.opt("gamma", *scale), self.opt("beta", *center));
                 quote!(::kiln::infer::layer_norm(#x, #g, #b, #epsilon, #out_last, __out))
             }
-            Static::Resample { op } => {
+            Static::Resample { op, .. } => {
                 let (h, w, c) = crate::layers::as_image(in_shape);
                 let (oh, ow, _) = crate::layers::as_image(out_shape);
                 quote!(::kiln::infer::resample(#x, (#h, #w, #c), (#oh, #ow), #op, __out))
