@@ -482,6 +482,18 @@ mod export {
     }
 
     sequential! {
+        /// Nearest up-sampling in 2-D and 1-D: Resize (which kiln does not import yet).
+        pub struct ExportedUpSampling: [5, 4, 2] {
+            UpSampling2D([2, 3]),
+            Conv2D(2, 3),
+            Reshape([8, 20]),
+            UpSampling1D(2),
+            Flatten,
+            Dense(2),
+        }
+    }
+
+    sequential! {
         /// The same in one dimension.
         pub struct ExportedResample1d: [10, 2] {
             ZeroPadding1D([2, 1]),
@@ -542,6 +554,7 @@ mod export {
         ExportedRnn::with_seed(11).save_onnx(fixture("kiln_export_rnn")).unwrap();
         ExportedResample::with_seed(12).save_onnx(fixture("kiln_export_resample")).unwrap();
         ExportedResample1d::with_seed(13).save_onnx(fixture("kiln_export_resample1d")).unwrap();
+        ExportedUpSampling::with_seed(14).save_onnx(fixture("kiln_export_upsampling")).unwrap();
     }
 
     /// `save_onnx` writes the committed file, byte for byte.
@@ -569,6 +582,7 @@ mod export {
         writes_the_fixture(&|p| ExportedRnn::with_seed(11).save_onnx(p), "kiln_export_rnn");
         writes_the_fixture(&|p| ExportedResample::with_seed(12).save_onnx(p), "kiln_export_resample");
         writes_the_fixture(&|p| ExportedResample1d::with_seed(13).save_onnx(p), "kiln_export_resample1d");
+        writes_the_fixture(&|p| ExportedUpSampling::with_seed(14).save_onnx(p), "kiln_export_upsampling");
     }
 
     /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -606,12 +620,17 @@ mod export {
             ReimportedResample1d::embedded().predict(&x).unwrap(),
         );
         check("kiln_export_resample1d", a.as_slice().unwrap(), b.as_slice().unwrap());
+        // Exported only: kiln reads no Resize yet.
+        let r = reference("kiln_export_upsampling");
+        let a = ExportedUpSampling::with_seed(14).predict(&r.input).unwrap();
+        let want = r.output.iter().copied().collect::<Vec<_>>();
+        assert!(max_abs("kiln_export_upsampling predict", a.as_slice().unwrap(), &want) <= 1e-5);
     }
 
     sequential! {
-        /// Nearest up-sampling, which has no ONNX form in kiln yet.
-        pub struct Upsampled: [4, 2] {
-            UpSampling1D(2),
+        /// A vector repeated as steps, which has no ONNX form in kiln yet.
+        pub struct Repeated: [4] {
+            RepeatVector(3),
             Flatten,
             Dense(1),
         }
@@ -621,8 +640,8 @@ mod export {
     #[test]
     fn a_layer_without_an_onnx_form_is_named() {
         let path = std::env::temp_dir().join(format!("kiln-never-written-{}.onnx", std::process::id()));
-        let err = Upsampled::new().save_onnx(&path).unwrap_err().to_string();
-        assert!(err.contains("layer `up_sampling1d` (UpSampling1D) has no ONNX export yet"), "{err}");
+        let err = Repeated::new().save_onnx(&path).unwrap_err().to_string();
+        assert!(err.contains("layer `repeat_vector` (RepeatVector) has no ONNX export yet"), "{err}");
         assert!(!path.exists());
     }
 }

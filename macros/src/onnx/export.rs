@@ -27,6 +27,10 @@ fn attr_float(name: &str, f: f32) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: 1, f, ..Default::default() }
 }
 
+fn attr_string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: 3, s: v.as_bytes().to_vec(), ..Default::default() }
+}
+
 fn attr_ints(name: &str, ints: Vec<i64>) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: 7, ints, ..Default::default() }
 }
@@ -413,7 +417,19 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
                         let axes = w.constant(vec![n], vec![], axes);
                         w.node("Slice", &[ins[0], &starts, &ends, &axes], vec![], Some(&own))
                     }
-                    Resampling::Up(..) => return Err(unsupported()),
+                    Resampling::Up(sy, sx) => {
+                        // Nearest, each output position reading input position ⌊i / scale⌋:
+                        // every row and column repeated, as kiln's UpSampling does.
+                        let scales: Vec<f32> =
+                            if image { vec![1.0, sy as f32, sx as f32, 1.0] } else { vec![1.0, sx as f32, 1.0] };
+                        let scales = w.constant(vec![scales.len() as i64], scales, vec![]);
+                        let attrs = vec![
+                            attr_string("mode", "nearest"),
+                            attr_string("coordinate_transformation_mode", "asymmetric"),
+                            attr_string("nearest_mode", "floor"),
+                        ];
+                        w.node("Resize", &[ins[0], "", &scales], attrs, Some(&own))
+                    }
                 }
             }
             Static::Permute { order, .. } => {
