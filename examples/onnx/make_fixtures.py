@@ -483,6 +483,30 @@ def kiln_export():
         reference("kiln_export_text", np.random.default_rng(6).integers(0, 20, (4, 7)))
 
 
+def external_data():
+    """`torch_mlp.onnx` saved again with its weights in a file beside it (ONNX's external data,
+    as models over 2 GB must be): `torch_mlp_external.onnx` and `torch_mlp_external.data`."""
+    model = onnx.load(os.path.join(OUT, "torch_mlp.onnx"))
+    data = os.path.join(OUT, "torch_mlp_external.data")
+    if os.path.exists(data):
+        os.remove(data)  # onnx appends to an existing data file
+    onnx.save_model(
+        model,
+        os.path.join(OUT, "torch_mlp_external.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="torch_mlp_external.data",
+        size_threshold=0,
+    )
+    # Two broken ones for the compile-error tests: a location outside the model's folder, and a
+    # range past the end of the data file.
+    for name, edit in (("external_outside", "location"), ("external_past_the_end", "length")):
+        broken = onnx.load(os.path.join(OUT, "torch_mlp_external.onnx"), load_external_data=False)
+        entry = next(e for e in broken.graph.initializer[-1].external_data if e.key == edit)
+        entry.value = "../onnx/torch_mlp_external.data" if edit == "location" else "4096"
+        onnx.save_model(broken, os.path.join(OUT, f"{name}.onnx"))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
@@ -523,6 +547,7 @@ def main():
     operators()
     hand_made()
     kiln_export()
+    external_data()
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ pub fn expand(model: &Model, checked: &Checked, w: &Weights) -> TokenStream {
     let bytes = match &w.memory {
         Some(_) => {
             let data = proc_macro2::Literal::byte_string(&checked.bytes);
+            let external = &w.external;
             quote! {
                 const _: &[u8] = include_bytes!(#abs);
+                #(const _: &[u8] = include_bytes!(#external);)*
                 static BYTES: &[u8] = #data;
             }
         }

@@ -23,6 +23,9 @@ pub struct Weights {
     /// `path`: the safetensors bytes, and the absolute path of the file they came from (which the
     /// generated code names with `include_bytes!`, so editing it rebuilds the model).
     pub memory: Option<(Vec<u8>, String)>,
+    /// Further files the weights came from (an ONNX file's external data), named with
+    /// `include_bytes!` too.
+    pub external: Vec<String>,
 }
 
 /// How a model's `infer` stores its matrix kernels (Dense, convolutions); other parameters stay f32.
@@ -78,7 +81,7 @@ pub fn extract(attrs: &mut Vec<Attribute>) -> syn::Result<Option<Weights>> {
                  optionally with dtype = f32, bf16, f16 or int8 (how `infer` embeds the kernels)";
     attr.parse_args_with(|input: syn::parse::ParseStream<'_>| {
         let (path, precision, dtype_span) = path_and_dtype(input, usage)?;
-        let w = Weights { path, precision, dtype_span, memory: None };
+        let w = Weights { path, precision, dtype_span, memory: None, external: vec![] };
         Ok(w)
     })
     .map(Some)

@@ -113,6 +113,20 @@ pub struct Mnist1dTrained;
 #[inference_only]
 pub struct Mnist1dTrainedInt8;
 
+/// The MLP saved with its weights in a file beside it (ONNX's external data).
+#[kiln::onnx("../fixtures/onnx/torch_mlp_external.onnx")]
+pub struct TorchMlpExternal;
+
+/// External data reads the same weights as the file that holds them inline.
+#[test]
+fn external_data_imports_as_weights_inside_the_file_do() {
+    let r = reference("torch_mlp");
+    let inline = TorchMlp::embedded().predict(&r.input).unwrap();
+    assert_eq!(TorchMlpExternal::embedded().predict(&r.input).unwrap(), inline);
+    let values = |w: Vec<(String, kiln::Param)>| w.into_iter().map(|(n, p)| (n, p.value)).collect::<Vec<_>>();
+    assert_eq!(values(TorchMlpExternal::embedded().weights()), values(TorchMlp::embedded().weights()));
+}
+
 /// A fixture's input rows and onnxruntime's outputs.
 struct Reference {
     input: ArrayD<f32>,

@@ -105,7 +105,9 @@ fn import(attr: &Attr, item: syn::ItemStruct) -> syn::Result<(Model, Weights)> {
         None => err("no such file".into()),
     })?;
     let bytes = std::fs::read(&path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
-    let onnx = read::decode(&bytes).map_err(|e| err(format!("the file {e}")))?;
+    let mut onnx = read::decode(&bytes).map_err(|e| err(format!("the file {e}")))?;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let external = read::inline_external(&mut onnx, dir).map_err(err)?;
     let (model, params) = lower(&onnx, attr.path.span(), item).map_err(err)?;
     let memory = weights_buffer(&params).map_err(err)?;
     let weights = Weights {
@@ -113,6 +115,7 @@ fn import(attr: &Attr, item: syn::ItemStruct) -> syn::Result<(Model, Weights)> {
         precision: attr.precision,
         dtype_span: attr.dtype_span,
         memory: Some((memory, path.to_string_lossy().into_owned())),
+        external: external.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
     };
     Ok((model, weights))
 }

@@ -107,9 +107,22 @@ pub struct TensorProto {
     pub raw_data: Vec<u8>,
     #[prost(double, repeated, tag = "10")]
     pub double_data: Vec<f64>,
-    /// `DataLocation`: DEFAULT 0, EXTERNAL 1 (values in another file, which kiln does not read).
+    /// Where an external tensor's bytes are: `location` (a file beside the model), `offset`,
+    /// `length`.
+    #[prost(message, repeated, tag = "13")]
+    pub external_data: Vec<StringStringEntryProto>,
+    /// `DataLocation`: DEFAULT 0, EXTERNAL 1 (values in another file, see `external_data`).
     #[prost(int32, tag = "14")]
     pub data_location: i32,
+}
+
+/// `StringStringEntryProto`: a key and its value.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StringStringEntryProto {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
 }
 
 /// `ValueInfoProto`: a graph input's or output's name and type.

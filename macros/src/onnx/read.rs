@@ -107,6 +107,57 @@ impl Const {
     }
 }
 
+/// Reads the values of the initializers kept in external files (ONNX's external data: each
+/// tensor names a `location` relative to the model's folder, an `offset` and a `length`) into
+/// the tensors; returns the files read, which the generated code names so that editing one
+/// rebuilds the model. A location outside the model's folder, a missing file or a range past
+/// its end is an error naming the tensor.
+pub fn inline_external(model: &mut ModelProto, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let Some(graph) = model.graph.as_mut() else { return Ok(vec![]) };
+    for t in graph.initializer.iter_mut().filter(|t| t.data_location == 1) {
+        let entry = |k: &str| t.external_data.iter().find(|e| e.key == k).map(|e| e.value.clone());
+        let location = entry("location").ok_or_else(|| format!("tensor `{}` is external but names no file", t.name))?;
+        let rel = Path::new(&location);
+        if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            return Err(format!(
+                "tensor `{}` reads `{location}`, which is not a file inside the model's folder",
+                t.name
+            ));
+        }
+        let number = |k: &str| -> Result<Option<usize>, String> {
+            entry(k)
+                .map(|v| v.parse::<usize>().map_err(|_| format!("tensor `{}` has {k} `{v}`, not a count", t.name)))
+                .transpose()
+        };
+        let (offset, length) = (number("offset")?.unwrap_or(0), number("length")?);
+        let path = dir.join(rel);
+        let at = match files.iter().position(|(p, _)| *p == path) {
+            Some(i) => i,
+            None => {
+                let bytes =
+                    std::fs::read(&path).map_err(|e| format!("tensor `{}` reads {}: {e}", t.name, path.display()))?;
+                files.push((path.clone(), bytes));
+                files.len() - 1
+            }
+        };
+        let bytes = &files[at].1;
+        let end = length.map_or(bytes.len(), |n| offset.saturating_add(n));
+        if offset > end || end > bytes.len() {
+            return Err(format!(
+                "tensor `{}` reads bytes {offset}..{end} of {}, which holds {}",
+                t.name,
+                path.display(),
+                bytes.len()
+            ));
+        }
+        t.raw_data = bytes[offset..end].to_vec();
+        t.data_location = 0;
+        t.external_data.clear();
+    }
+    Ok(files.into_iter().map(|(p, _)| p).collect())
+}
+
 /// A tensor's values, whatever type it stores them in; the reason when kiln cannot read them.
 pub fn tensor(t: &TensorProto) -> Result<Const, String> {
     let dims: Vec<usize> = t
@@ -115,11 +166,7 @@ pub fn tensor(t: &TensorProto) -> Result<Const, String> {
         .map(|&d| usize::try_from(d).map_err(|_| format!("tensor `{}` has a negative size", t.name)))
         .collect::<Result<_, _>>()?;
     if t.data_location == 1 {
-        return Err(format!(
-            "tensor `{}` keeps its values in an external file, which kiln does not read: save the model with its \
-             weights inside (onnx.save(model, path, save_as_external_data=False))",
-            t.name
-        ));
+        return Err(format!("tensor `{}` keeps its values in an external file that was not read", t.name));
     }
     let raw = &t.raw_data;
     let le = |n: usize| raw.chunks_exact(n);
