@@ -192,6 +192,25 @@ class BiLstm(nn.Module):
         return self.head(out.mean(dim=1))
 
 
+class Upsampling(nn.Module):
+    """Nearest up-sampling of an image (by 2 × 3) and of a sequence (by 2), channels first:
+    PyTorch writes Resize (asymmetric coordinates, floor)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3)
+        self.up = nn.Upsample(scale_factor=(2, 3), mode="nearest")
+        self.conv1d = nn.Conv1d(3, 2, 3)
+        self.up1d = nn.Upsample(scale_factor=2, mode="nearest")
+        self.head = nn.Linear(2 * 8, 2)
+
+    def forward(self, x):
+        h = self.up(torch.relu(self.conv(x)))  # [3, 2 * 2, 2 * 3] from [2, 4, 4]
+        h = h.mean(dim=2)  # [3, 6]
+        h = self.up1d(torch.tanh(self.conv1d(h)))  # [2, 2 * 4]
+        return self.head(torch.flatten(h, 1))
+
+
 def chunk_task(n, seed):
     """Signals of 40 steps, uniform in [-1, 1), whose class is the 4-step chunk with the largest
     sum (tests/it/onnx.rs draws its held-out signals the same way, with its own generator)."""
@@ -543,6 +562,8 @@ def main():
     export("torch_mha", MhaBlock(), (5, 8))
     torch.manual_seed(0)
     export("torch_encoder_layer", TorchEncoderLayer(), (5, 8))
+    torch.manual_seed(0)
+    export("torch_upsampling", Upsampling(), (2, 4, 4))
     keras_models()
     operators()
     hand_made()

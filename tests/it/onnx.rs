@@ -113,6 +113,10 @@ pub struct Mnist1dTrained;
 #[inference_only]
 pub struct Mnist1dTrainedInt8;
 
+/// Nearest up-sampling of an image and of a sequence, channels first (PyTorch's Resize).
+#[kiln::onnx("../fixtures/onnx/torch_upsampling.onnx")]
+pub struct TorchUpsampling;
+
 /// The MLP saved with its weights in a file beside it (ONNX's external data).
 #[kiln::onnx("../fixtures/onnx/torch_mlp_external.onnx")]
 pub struct TorchMlpExternal;
@@ -204,6 +208,12 @@ matches_onnxruntime!(
     the_mnist1d_cnn_infers_as_onnxruntime_does
 );
 matches_onnxruntime!(a_2d_cnn_matches_onnxruntime, Cnn2d, "torch_cnn2d", a_2d_cnn_infers_as_onnxruntime_does);
+matches_onnxruntime!(
+    nearest_up_sampling_matches_onnxruntime,
+    TorchUpsampling,
+    "torch_upsampling",
+    nearest_up_sampling_infers_as_onnxruntime_does
+);
 matches_onnxruntime!(
     padding_groups_and_layer_norm_match_onnxruntime,
     TorchBlocks,
@@ -533,6 +543,8 @@ mod export {
     pub struct ReimportedResample;
     #[kiln::onnx("../fixtures/onnx/kiln_export_resample1d.onnx")]
     pub struct ReimportedResample1d;
+    #[kiln::onnx("../fixtures/onnx/kiln_export_upsampling.onnx")]
+    pub struct ReimportedUpSampling;
 
     /// Moving statistics that are not the identity.
     fn statistics(m: &mut impl Model, layer: &str, n: usize) {
@@ -634,11 +646,12 @@ mod export {
             ReimportedResample1d::embedded().predict(&x).unwrap(),
         );
         check("kiln_export_resample1d", a.as_slice().unwrap(), b.as_slice().unwrap());
-        // Exported only: kiln reads no Resize yet.
-        let r = reference("kiln_export_upsampling");
-        let a = ExportedUpSampling::with_seed(14).predict(&r.input).unwrap();
-        let want = r.output.iter().copied().collect::<Vec<_>>();
-        assert!(max_abs("kiln_export_upsampling predict", a.as_slice().unwrap(), &want) <= 1e-5);
+        let x = reference("kiln_export_upsampling").input;
+        let (a, b) = (
+            ExportedUpSampling::with_seed(14).predict(&x).unwrap(),
+            ReimportedUpSampling::embedded().predict(&x).unwrap(),
+        );
+        check("kiln_export_upsampling", a.as_slice().unwrap(), b.as_slice().unwrap());
     }
 
     sequential! {

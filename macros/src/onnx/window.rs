@@ -336,6 +336,63 @@ impl Lowering<'_> {
         Ok(Value::Graph(self.padded(&x, &win)?))
     }
 
+    /// `Resize` (and the older `Upsample`) by whole factors, nearest, each output position
+    /// reading input position ⌊i / factor⌋ (`asymmetric` coordinates, `floor`: PyTorch's
+    /// `nn.Upsample(mode="nearest")` and kiln's own export): UpSampling1D/2D on the two spatial
+    /// axes of an image (or the one of a sequence), channels first or last.
+    pub fn resize(&mut self, node: &NodeProto) -> Result<Value, String> {
+        let x = self.graph(node, 0)?;
+        let rank = x.shape.len();
+        let mode = read::string(node, "mode", "nearest");
+        let coords = read::string(node, "coordinate_transformation_mode", "half_pixel");
+        let nearest = read::string(node, "nearest_mode", "round_prefer_floor");
+        let legacy = node.op_type == "Upsample";
+        if mode != "nearest" || !(legacy || (coords == "asymmetric" && nearest == "floor")) {
+            return self.fail(format!(
+                "resizes with mode {mode}, coordinates {coords}, rounding {nearest}; kiln imports nearest \
+                 up-sampling by whole factors (asymmetric, floor)"
+            ));
+        }
+        // The factor of each axis, batch first: from `scales`, or from `sizes` over the shape.
+        let scales_at = if legacy { 1 } else { 2 };
+        let factors: Vec<f64> = match (self.input(node, scales_at)?, self.input(node, 3)?) {
+            (Some(Value::Const(c)), _) if !c.vals.is_empty() => c.vals.clone(),
+            (_, Some(Value::Const(c))) if c.vals.len() == rank + 1 => {
+                let dims = [1].iter().chain(&x.shape).map(|&d| d as f64);
+                c.vals.iter().zip(dims).map(|(s, d)| s / d).collect()
+            }
+            _ => return self.fail("takes its scales or sizes from a computed value, or from neither"),
+        };
+        let whole = |f: f64| f >= 1.0 && f.fract() == 0.0;
+        if factors.len() != rank + 1 || factors[0] != 1.0 || !factors.iter().all(|&f| whole(f)) {
+            return self.fail(format!("scales by {factors:?}; kiln imports whole factors of the sample's axes"));
+        }
+        let f: Vec<usize> = factors[1..].iter().map(|&v| v as usize).collect();
+        // Nearest up-sampling repeats values along axes, so which axis is "channels" does not
+        // matter; kiln's layers repeat all but the last stored axis, which must be unscaled: the
+        // value as it is when its last axis is, else its first axis moved last.
+        let (order, spatial): (Vec<usize>, Vec<usize>) = match (rank, f[0], f[rank.max(1) - 1]) {
+            (2 | 3, _, 1) => ((0..rank).collect(), f[..rank - 1].to_vec()),
+            (2 | 3, 1, _) => (channels_last(rank), f[1..].to_vec()),
+            _ => {
+                return self.fail(format!(
+                    "scales every axis of a [batch, {rank} axes] value by {factors:?}; kiln up-samples the \
+                     spatial axes of a sequence or an image"
+                ));
+            }
+        };
+        let call = match spatial[..] {
+            [s] => format!("UpSampling1D({s})"),
+            [sy, sx] => format!("UpSampling2D([{sy}, {sx}])"),
+            _ => return self.fail("up-samples more than two spatial axes"),
+        };
+        let x = self.g.relayout(&x, &order)?;
+        let spec = self.g.spec(&call)?;
+        let (n, _) = self.g.apply(spec, &[x.node])?;
+        let shape = x.shape.iter().zip(&f).map(|(d, s)| d * s).collect();
+        Ok(Value::Graph(Val { node: n, shape, order: x.order, batch: 0, hidden: None }))
+    }
+
     /// `BatchNormalization` at inference: kiln's BatchNormalization on the channel axis, with the
     /// file's epsilon and momentum and its statistics as the moving ones.
     pub fn batch_norm(&mut self, node: &NodeProto) -> Result<Value, String> {
