@@ -211,6 +211,20 @@ class Upsampling(nn.Module):
         return self.head(torch.flatten(h, 1))
 
 
+class ConvTranspose1d(nn.Module):
+    """1-D transposed convolutions: strided with pads and output padding, then plain."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose1d(3, 4, 3, stride=2, padding=1, output_padding=1)
+        self.out = nn.ConvTranspose1d(4, 2, 2, bias=False)
+        self.head = nn.Linear(2 * 13, 2)
+
+    def forward(self, x):
+        h = self.out(torch.relu(self.up(x)))  # [4, 12] from [3, 6], then [2, 13]
+        return self.head(torch.flatten(h, 1))
+
+
 def chunk_task(n, seed):
     """Signals of 40 steps, uniform in [-1, 1), whose class is the 4-step chunk with the largest
     sum (tests/it/onnx.rs draws its held-out signals the same way, with its own generator)."""
@@ -564,6 +578,8 @@ def main():
     export("torch_encoder_layer", TorchEncoderLayer(), (5, 8))
     torch.manual_seed(0)
     export("torch_upsampling", Upsampling(), (2, 4, 4))
+    torch.manual_seed(0)
+    export("torch_conv_transpose1d", ConvTranspose1d(), (3, 6))
     keras_models()
     operators()
     hand_made()

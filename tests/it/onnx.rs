@@ -117,6 +117,10 @@ pub struct Mnist1dTrainedInt8;
 #[kiln::onnx("../fixtures/onnx/torch_upsampling.onnx")]
 pub struct TorchUpsampling;
 
+/// 1-D transposed convolutions (strided, with pads and output padding; without a bias).
+#[kiln::onnx("../fixtures/onnx/torch_conv_transpose1d.onnx")]
+pub struct TorchConvTranspose1d;
+
 /// The MLP saved with its weights in a file beside it (ONNX's external data).
 #[kiln::onnx("../fixtures/onnx/torch_mlp_external.onnx")]
 pub struct TorchMlpExternal;
@@ -208,6 +212,12 @@ matches_onnxruntime!(
     the_mnist1d_cnn_infers_as_onnxruntime_does
 );
 matches_onnxruntime!(a_2d_cnn_matches_onnxruntime, Cnn2d, "torch_cnn2d", a_2d_cnn_infers_as_onnxruntime_does);
+matches_onnxruntime!(
+    transposed_1d_convolutions_match_onnxruntime,
+    TorchConvTranspose1d,
+    "torch_conv_transpose1d",
+    transposed_1d_convolutions_infer_as_onnxruntime_does
+);
 matches_onnxruntime!(
     nearest_up_sampling_matches_onnxruntime,
     TorchUpsampling,

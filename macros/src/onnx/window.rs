@@ -166,9 +166,11 @@ impl Lowering<'_> {
         let x = self.graph(node, 0)?;
         let spatial = self.spatial(&x)?;
         let w = self.constant(node, 1)?;
-        if spatial.len() != 2 || w.dims.len() != 4 || w.dims[0] != x.shape[0] || w.dims[2..].contains(&0) {
+        let r = spatial.len();
+        if w.dims.len() != r + 2 || w.dims[0] != x.shape[0] || w.dims[2..].contains(&0) {
             return self.fail(format!(
-                "has a weight of dimensions {:?} for an input of shape {:?}; kiln imports 2-D ConvTranspose",
+                "has a weight of dimensions {:?} for an input of shape {:?}; kiln imports 1-D and 2-D \
+                 ConvTranspose",
                 w.dims, x.shape
             ));
         }
@@ -180,8 +182,8 @@ impl Lowering<'_> {
         if win.dilations.iter().any(|&d| d != 1) || read::string(node, "auto_pad", "NOTSET").starts_with("SAME") {
             return self.fail("has dilations or auto_pad SAME; kiln imports ConvTranspose with explicit pads");
         }
-        let extra = read::ints(node, "output_padding").unwrap_or_else(|| vec![0; 2]);
-        for i in 0..2 {
+        let extra = read::ints(node, "output_padding").unwrap_or_else(|| vec![0; r]);
+        for i in 0..r {
             let op = extra.get(i).copied().unwrap_or(0).max(0) as usize;
             if op > win.end[i] {
                 return self.fail(format!("has output_padding {extra:?} beyond its pads {:?}", win.end));
@@ -189,6 +191,17 @@ impl Lowering<'_> {
             win.end[i] -= op;
         }
         let x = self.g.channels_last(&x)?;
+        // A 1-D one is the 2-D layer on a one-row image ([steps, channels] viewed as [1, steps,
+        // channels]: nothing moves), its window one row high.
+        let (input, two_d) = if r == 1 {
+            let view = self.g.reshape(x.node, &[1, spatial[0], cin])?;
+            let pad = |v: &[usize], with: usize| [with, v[0]];
+            (view, [pad(&win.kernel, 1), pad(&win.strides, 1), pad(&win.begin, 0), pad(&win.end, 0)])
+        } else {
+            let two = |v: &[usize]| [v[0], v[1]];
+            (x.node, [two(&win.kernel), two(&win.strides), two(&win.begin), two(&win.end)])
+        };
+        let [kernel_hw, strides, begin, end] = two_d;
         let bias = match self.input(node, 2)? {
             None => None,
             Some(Value::Const(b)) if b.vals.len() == filters => Some(b.f32s()),
@@ -196,12 +209,12 @@ impl Lowering<'_> {
         };
         let call = format!(
             "Conv2DTranspose({filters}, {}, strides = {}, use_bias = {})",
-            list(&win.kernel),
-            list(&win.strides),
+            list(&kernel_hw),
+            list(&strides),
             bias.is_some()
         );
         let spec = self.g.spec(&call)?;
-        let (n, out) = self.g.apply(spec, &[x.node])?;
+        let (n, out) = self.g.apply(spec, &[input])?;
         let vals = w.f32s();
         let taps: usize = win.kernel.iter().product();
         let mut kernel = vec![0f32; vals.len()];
@@ -212,17 +225,24 @@ impl Lowering<'_> {
                 }
             }
         }
-        self.g.weight(n, "kernel", vec![win.kernel[0], win.kernel[1], filters, cin], kernel);
+        self.g.weight(n, "kernel", vec![kernel_hw[0], kernel_hw[1], filters, cin], kernel);
         match bias {
             Some(b) => self.g.weight(n, "bias", vec![filters], b),
             None => self.biasable(n, call),
         }
-        if win.begin.iter().chain(&win.end).all(|&p| p == 0) {
-            return Ok(Self::last_val(out, n));
+        let (n, out) = if begin.iter().chain(&end).all(|&p| p == 0) {
+            (n, out)
+        } else {
+            let crop = format!("Cropping2D([{}, {}, {}, {}])", begin[0], end[0], begin[1], end[1]);
+            let spec = self.g.spec(&crop)?;
+            self.g.apply(spec, &[n])?
+        };
+        if r == 1 {
+            // Back to [steps, filters].
+            let seq = [out[1], out[2]];
+            let n = self.g.reshape(n, &seq)?;
+            return Ok(Self::last_val(seq.to_vec(), n));
         }
-        let crop = format!("Cropping2D([{}, {}, {}, {}])", win.begin[0], win.end[0], win.begin[1], win.end[1]);
-        let spec = self.g.spec(&crop)?;
-        let (n, out) = self.g.apply(spec, &[n])?;
         Ok(Self::last_val(out, n))
     }
 
