@@ -528,6 +528,20 @@ mod export {
     }
 
     sequential! {
+        /// Depthwise, separable and transposed convolutions: grouped Convs, a MatMul, and
+        /// ConvTranspose with the pads and output padding of `same` and `valid`.
+        pub struct ExportedConvs: [7, 6, 2] {
+            DepthwiseConv2D(3, depth_multiplier = 2, padding = same, activation = relu),
+            SeparableConv2D(3, 3, depth_multiplier = 2, activation = tanh),
+            Conv2DTranspose(3, 3, strides = 2, padding = same),
+            Conv2DTranspose(2, 2, strides = 2, activation = sigmoid),
+            SeparableConv2D(2, 3, strides = 2, padding = same, use_bias = false),
+            Flatten,
+            Dense(2),
+        }
+    }
+
+    sequential! {
         /// The same in one dimension.
         pub struct ExportedResample1d: [10, 2] {
             ZeroPadding1D([2, 1]),
@@ -555,6 +569,8 @@ mod export {
     pub struct ReimportedResample1d;
     #[kiln::onnx("../fixtures/onnx/kiln_export_upsampling.onnx")]
     pub struct ReimportedUpSampling;
+    #[kiln::onnx("../fixtures/onnx/kiln_export_convs.onnx")]
+    pub struct ReimportedConvs;
 
     /// Moving statistics that are not the identity.
     fn statistics(m: &mut impl Model, layer: &str, n: usize) {
@@ -591,6 +607,7 @@ mod export {
         ExportedResample::with_seed(12).save_onnx(fixture("kiln_export_resample")).unwrap();
         ExportedResample1d::with_seed(13).save_onnx(fixture("kiln_export_resample1d")).unwrap();
         ExportedUpSampling::with_seed(14).save_onnx(fixture("kiln_export_upsampling")).unwrap();
+        ExportedConvs::with_seed(15).save_onnx(fixture("kiln_export_convs")).unwrap();
     }
 
     /// `save_onnx` writes the committed file, byte for byte.
@@ -619,6 +636,7 @@ mod export {
         writes_the_fixture(&|p| ExportedResample::with_seed(12).save_onnx(p), "kiln_export_resample");
         writes_the_fixture(&|p| ExportedResample1d::with_seed(13).save_onnx(p), "kiln_export_resample1d");
         writes_the_fixture(&|p| ExportedUpSampling::with_seed(14).save_onnx(p), "kiln_export_upsampling");
+        writes_the_fixture(&|p| ExportedConvs::with_seed(15).save_onnx(p), "kiln_export_convs");
     }
 
     /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -662,6 +680,10 @@ mod export {
             ReimportedUpSampling::embedded().predict(&x).unwrap(),
         );
         check("kiln_export_upsampling", a.as_slice().unwrap(), b.as_slice().unwrap());
+        let x = reference("kiln_export_convs").input;
+        let (a, b) =
+            (ExportedConvs::with_seed(15).predict(&x).unwrap(), ReimportedConvs::embedded().predict(&x).unwrap());
+        check("kiln_export_convs", a.as_slice().unwrap(), b.as_slice().unwrap());
     }
 
     sequential! {

@@ -145,6 +145,51 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// ONNX's ConvTranspose on the channels-last image `x` (to NCHW and back), its pads and output
+    /// padding from `win`, the convolution from its output back to its input: `None` where the
+    /// window cannot be read or needs a negative output padding.
+    fn transposed(&mut self, x: &str, win: &TokenStream, extra: &[&str], out: &str) -> Option<String> {
+        let w = window(win)?;
+        let g = |k: &str| w.get(k).copied();
+        let mut attrs =
+            vec![attr_ints("kernel_shape", vec![g("kh")?, g("kw")?]), attr_ints("strides", vec![g("sh")?, g("sw")?])];
+        // The forward convolution reads `n` (this layer's output) with pads `p` at the start and
+        // what its `o` outputs need at the end; the transposed one crops the same.
+        let side = |n: i64, k: i64, s: i64, p: i64, o: i64| {
+            let end = ((o - 1) * s + k - n - p).max(0);
+            (p, end, n - ((o - 1) * s + k - p - end))
+        };
+        let (pt, pb, eh) = side(g("h")?, g("kh")?, g("sh")?, g("ph")?, g("oh")?);
+        let (pl, pr, ew) = side(g("w")?, g("kw")?, g("sw")?, g("pw")?, g("ow")?);
+        if eh < 0 || ew < 0 || g("dh")? != 1 || g("dw")? != 1 {
+            return None;
+        }
+        attrs.push(attr_ints("pads", vec![pt, pl, pb, pr]));
+        if eh > 0 || ew > 0 {
+            attrs.push(attr_ints("output_padding", vec![eh, ew]));
+        }
+        let t = self.node("Transpose", &[x], vec![attr_ints("perm", vec![0, 3, 1, 2])], None);
+        let mut ins = vec![t.as_str()];
+        ins.extend(extra);
+        let y = self.node("ConvTranspose", &ins, attrs, None);
+        Some(self.node("Transpose", &[&y], vec![attr_ints("perm", vec![0, 2, 3, 1])], Some(out)))
+    }
+
+    /// A stored `[kh, kw, c, m]` depthwise kernel as ONNX's grouped Conv weight `[c·m, 1, kh, kw]`.
+    fn depthwise_kernel(&mut self, kernel: &str, shape: [usize; 4]) -> String {
+        let [kh, kw, c, m] = shape.map(|d| d as i64);
+        let t = self.node("Transpose", &[kernel], vec![attr_ints("perm", vec![2, 3, 0, 1])], None);
+        let dims = self.constant(vec![4], vec![], vec![c * m, 1, kh, kw]);
+        self.node("Reshape", &[&t, &dims], vec![], None)
+    }
+
+    /// `act` on `linear`, the pre-activation named `linear_name`, into `own` (no node for Linear).
+    fn then(&mut self, act: &'static str, linear: &str, own: &str) -> Option<String> {
+        if act == "Linear" { Some(linear.to_string()) } else { self.activation(act, linear, Some(own)) }
+    }
+}
+
 /// A recurrent layer's configuration as `infer` describes it (`Recurrence { cell: .., .. }`):
 /// the cell (`Lstm`, `Gru`, `Simple`), whether a GRU resets after, the two activations, and the
 /// flags, as written.
@@ -363,6 +408,59 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
                 } else {
                     w.activation(act, &linear, Some(&own)).ok_or_else(unsupported)?
                 }
+            }
+            Static::Depthwise { win, multiplier, act } if node.input_shapes[0].len() == 3 => {
+                let (kh, kw) =
+                    window(&win).and_then(|m| Some((*m.get("kh")?, *m.get("kw")?))).ok_or_else(unsupported)?;
+                let c = node.input_shapes[0][2];
+                let k = w.depthwise_kernel(&p("kernel"), [kh as usize, kw as usize, c, multiplier]);
+                let bias = p("bias");
+                let mut extra = vec![k.as_str()];
+                if has("bias") {
+                    extra.push(&bias);
+                }
+                let linear = if act == "Linear" { own.clone() } else { format!("{own}_linear") };
+                let group = vec![attr_int("group", c as i64)];
+                w.windowed("Conv", ins[0], 3, &win, &extra, group, &linear).ok_or_else(unsupported)?;
+                w.then(act, &linear, &own).ok_or_else(unsupported)?
+            }
+            Static::Separable { win, multiplier, act, .. } if node.input_shapes[0].len() == 3 => {
+                // The depthwise Conv (group c), then the pointwise one (1 × 1).
+                let (kh, kw) =
+                    window(&win).and_then(|m| Some((*m.get("kh")?, *m.get("kw")?))).ok_or_else(unsupported)?;
+                let c = node.input_shapes[0][2];
+                let k = w.depthwise_kernel(&p("depthwise_kernel"), [kh as usize, kw as usize, c, multiplier]);
+                let depth = format!("{own}_depthwise");
+                let group = vec![attr_int("group", c as i64)];
+                w.windowed("Conv", ins[0], 3, &win, &[&k], group, &depth).ok_or_else(unsupported)?;
+                // The pointwise kernel [1, 1, c·m, filters] as a 1 × 1 Conv's [filters, c·m, 1, 1].
+                let perm = vec![attr_ints("perm", vec![3, 2, 0, 1])];
+                let pk = w.node("Transpose", &[&p("pointwise_kernel")], perm, None);
+                let bias = p("bias");
+                let mut ins = vec![pk.as_str()];
+                if has("bias") {
+                    ins.push(&bias);
+                }
+                let t = w.node("Transpose", &[&depth], vec![attr_ints("perm", vec![0, 3, 1, 2])], None);
+                let mut args = vec![t.as_str()];
+                args.extend(ins);
+                let y = w.node("Conv", &args, vec![attr_ints("kernel_shape", vec![1, 1])], None);
+                let linear = if act == "Linear" { own.clone() } else { format!("{own}_linear") };
+                w.node("Transpose", &[&y], vec![attr_ints("perm", vec![0, 2, 3, 1])], Some(&linear));
+                w.then(act, &linear, &own).ok_or_else(unsupported)?
+            }
+            Static::ConvTranspose { win, act } if node.input_shapes[0].len() == 3 => {
+                // kiln's kernel [kh, kw, filters, in] read as ONNX's [in, filters, kh, kw].
+                let perm = vec![attr_ints("perm", vec![3, 2, 0, 1])];
+                let k = w.node("Transpose", &[&p("kernel")], perm, None);
+                let bias = p("bias");
+                let mut extra = vec![k.as_str()];
+                if has("bias") {
+                    extra.push(&bias);
+                }
+                let linear = if act == "Linear" { own.clone() } else { format!("{own}_linear") };
+                w.transposed(ins[0], &win, &extra, &linear).ok_or_else(unsupported)?;
+                w.then(act, &linear, &own).ok_or_else(unsupported)?
             }
             Static::Pool { win, max } => {
                 let rank = node.input_shapes[0].len();
