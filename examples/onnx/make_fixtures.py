@@ -506,6 +506,8 @@ def kiln_export():
         ("kiln_export_resample1d", (10, 2)),
         ("kiln_export_upsampling", (5, 4, 2)),
         ("kiln_export_convs", (7, 6, 2)),
+        ("kiln_export_bidirectional", (6, 3)),
+        ("kiln_export_bidirectional_last", (5, 2)),
     ):
         path = os.path.join(OUT, f"{name}.onnx")
         if os.path.exists(path):

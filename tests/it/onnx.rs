@@ -542,6 +542,26 @@ mod export {
     }
 
     sequential! {
+        /// Bidirectional LSTM and GRU in each merge mode: ONNX's bidirectional operators, the
+        /// directions merged after them.
+        pub struct ExportedBidirectional: [6, 3] {
+            Bidirectional(LSTM(4, return_sequences = true)),
+            Bidirectional(GRU(3, return_sequences = true), merge_mode = "sum"),
+            Bidirectional(SimpleRNN(3, return_sequences = true), merge_mode = "mul"),
+            Bidirectional(LSTM(2), merge_mode = "ave"),
+            Dense(2),
+        }
+    }
+
+    sequential! {
+        /// A Bidirectional layer returning its last outputs, concatenated.
+        pub struct ExportedBidirectionalLast: [5, 2] {
+            Bidirectional(GRU(3)),
+            Dense(2),
+        }
+    }
+
+    sequential! {
         /// The same in one dimension.
         pub struct ExportedResample1d: [10, 2] {
             ZeroPadding1D([2, 1]),
@@ -608,6 +628,8 @@ mod export {
         ExportedResample1d::with_seed(13).save_onnx(fixture("kiln_export_resample1d")).unwrap();
         ExportedUpSampling::with_seed(14).save_onnx(fixture("kiln_export_upsampling")).unwrap();
         ExportedConvs::with_seed(15).save_onnx(fixture("kiln_export_convs")).unwrap();
+        ExportedBidirectional::with_seed(16).save_onnx(fixture("kiln_export_bidirectional")).unwrap();
+        ExportedBidirectionalLast::with_seed(17).save_onnx(fixture("kiln_export_bidirectional_last")).unwrap();
     }
 
     /// `save_onnx` writes the committed file, byte for byte.
@@ -637,6 +659,11 @@ mod export {
         writes_the_fixture(&|p| ExportedResample1d::with_seed(13).save_onnx(p), "kiln_export_resample1d");
         writes_the_fixture(&|p| ExportedUpSampling::with_seed(14).save_onnx(p), "kiln_export_upsampling");
         writes_the_fixture(&|p| ExportedConvs::with_seed(15).save_onnx(p), "kiln_export_convs");
+        writes_the_fixture(&|p| ExportedBidirectional::with_seed(16).save_onnx(p), "kiln_export_bidirectional");
+        writes_the_fixture(
+            &|p| ExportedBidirectionalLast::with_seed(17).save_onnx(p),
+            "kiln_export_bidirectional_last",
+        );
     }
 
     /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -684,6 +711,22 @@ mod export {
         let (a, b) =
             (ExportedConvs::with_seed(15).predict(&x).unwrap(), ReimportedConvs::embedded().predict(&x).unwrap());
         check("kiln_export_convs", a.as_slice().unwrap(), b.as_slice().unwrap());
+        // Exported only: kiln imports a bidirectional operator whose directions are concatenated.
+        for (name, got) in [
+            (
+                "kiln_export_bidirectional",
+                ExportedBidirectional::with_seed(16).predict(&reference("kiln_export_bidirectional").input),
+            ),
+            (
+                "kiln_export_bidirectional_last",
+                ExportedBidirectionalLast::with_seed(17).predict(&reference("kiln_export_bidirectional_last").input),
+            ),
+        ] {
+            let want = reference(name).output.iter().copied().collect::<Vec<_>>();
+            // Relative to the outputs, which the `mul` merge keeps small.
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(max_abs(&format!("{name} predict"), got.unwrap().as_slice().unwrap(), &want) <= 1e-5 * scale);
+        }
     }
 
     sequential! {

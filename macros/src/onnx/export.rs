@@ -256,13 +256,22 @@ impl Writer {
 
     /// A recurrent layer on `x` (`[batch, steps, features]`): ONNX's LSTM, GRU or RNN on
     /// `[steps, batch, features]`, its weights reordered in the graph; `None` where it has no
-    /// form here (other activations, `go_backwards`, `return_state`).
-    fn recurrent(&mut self, x: &str, cfg: &TokenStream, layer: &str, units: usize, out: &str) -> Option<String> {
+    /// form here (other activations, `go_backwards`, `return_state`). `merge`: a Bidirectional
+    /// wrapper's merge mode (its weights `forward_kernel`, `backward_kernel`, ..): one
+    /// bidirectional operator, the two directions' outputs merged after it.
+    fn recurrent(
+        &mut self,
+        x: &str,
+        cfg: &TokenStream,
+        layer: &str,
+        units: usize,
+        merge: Option<&str>,
+        out: &str,
+    ) -> Option<String> {
         let r = recurrence(cfg)?;
         if r.go_backwards || r.return_state || r.activations != ("Tanh".into(), "Sigmoid".into()) {
             return None;
         }
-        let p = |name: &str| format!("{layer}.{name}");
         let (op, gates, order): (&str, usize, &[usize]) = match r.cell.as_str() {
             "Lstm" => ("LSTM", 4, &[0, 3, 1, 2]),
             "Gru" => ("GRU", 3, &[0, 1, 2]),
@@ -270,23 +279,39 @@ impl Writer {
             _ => return None,
         };
         let gu = gates * units;
-        let w = self.gate_matrix(&p("kernel"), gates, units, order);
-        let rk = self.gate_matrix(&p("recurrent_kernel"), gates, units, order);
-        // ONNX's bias is the input one then the recurrent one; kiln's one bias is the first.
-        let b = if r.reset_after {
-            let shape = self.constant(vec![2], vec![], vec![1, 2 * gu as i64]);
-            self.node("Reshape", &[&p("bias"), &shape], vec![], None)
-        } else {
-            let first = self.reorder(&p("bias"), gates, units, order);
-            let zeros = self.constant(vec![gu as i64], vec![0.0; gu], vec![]);
-            let both = self.node("Concat", &[&first, &zeros], vec![attr_int("axis", 0)], None);
-            let zero = self.constant(vec![1], vec![], vec![0]);
-            self.node("Unsqueeze", &[&both, &zero], vec![], None)
-        };
+        let dirs: &[&str] = if merge.is_some() { &["forward_", "backward_"] } else { &[""] };
+        let mut weights: [Vec<String>; 3] = Default::default();
+        for dir in dirs {
+            let p = |name: &str| format!("{layer}.{dir}{name}");
+            weights[0].push(self.gate_matrix(&p("kernel"), gates, units, order));
+            weights[1].push(self.gate_matrix(&p("recurrent_kernel"), gates, units, order));
+            // ONNX's bias is the input one then the recurrent one; kiln's one bias is the first.
+            weights[2].push(if r.reset_after {
+                let shape = self.constant(vec![2], vec![], vec![1, 2 * gu as i64]);
+                self.node("Reshape", &[&p("bias"), &shape], vec![], None)
+            } else {
+                let first = self.reorder(&p("bias"), gates, units, order);
+                let zeros = self.constant(vec![gu as i64], vec![0.0; gu], vec![]);
+                let both = self.node("Concat", &[&first, &zeros], vec![attr_int("axis", 0)], None);
+                let zero = self.constant(vec![1], vec![], vec![0]);
+                self.node("Unsqueeze", &[&both, &zero], vec![], None)
+            });
+        }
+        // The directions stacked on ONNX's axis 0.
+        let [w, rk, b] = weights.map(|v| match &v[..] {
+            [one] => one.clone(),
+            both => {
+                let both: Vec<&str> = both.iter().map(String::as_str).collect();
+                self.node("Concat", &both, vec![attr_int("axis", 0)], None)
+            }
+        });
         let xt = self.node("Transpose", &[x], vec![attr_ints("perm", vec![1, 0, 2])], None);
         let mut attrs = vec![attr_int("hidden_size", units as i64)];
         if r.cell == "Gru" {
             attrs.push(attr_int("linear_before_reset", i64::from(r.reset_after)));
+        }
+        if merge.is_some() {
+            attrs.push(attr_string("direction", "bidirectional"));
         }
         self.count += 1;
         let (y, yh) = (format!("{op}_{}_Y", self.count), format!("{op}_{}_Y_h", self.count));
@@ -298,13 +323,47 @@ impl Writer {
             domain: String::new(),
             attribute: attrs,
         });
-        Some(if r.return_sequences {
-            let one = self.constant(vec![1], vec![], vec![1]);
-            let s = self.node("Squeeze", &[&y, &one], vec![], None);
-            self.node("Transpose", &[&s], vec![attr_ints("perm", vec![1, 0, 2])], Some(out))
-        } else {
-            let zero = self.constant(vec![1], vec![], vec![0]);
-            self.node("Squeeze", &[&yh, &zero], vec![], Some(out))
+        // Y is [steps, directions, batch, units], Y_h [directions, batch, units]; the last
+        // node of a layer that returns Y_h's values as they are takes the layer's name.
+        let last = (!r.return_sequences).then_some(out);
+        let (value, dir_axis, to_batch_first): (&str, i64, Vec<i64>) =
+            if r.return_sequences { (&y, 1, vec![2, 0, 1, 3]) } else { (&yh, 0, vec![1, 0, 2]) };
+        Some(match merge {
+            None => {
+                let axis = self.constant(vec![1], vec![], vec![dir_axis]);
+                let s = self.node("Squeeze", &[value, &axis], vec![], last);
+                if !r.return_sequences {
+                    return Some(s);
+                }
+                self.node("Transpose", &[&s], vec![attr_ints("perm", vec![1, 0, 2])], Some(out))
+            }
+            Some("Concat") => {
+                // Batch first, the directions next to the units, then [.., 2 · units].
+                let t = self.node("Transpose", &[value], vec![attr_ints("perm", to_batch_first.clone())], None);
+                let mut dims = vec![0i64; to_batch_first.len() - 2];
+                dims.push(2 * units as i64);
+                let shape = self.constant(vec![dims.len() as i64], vec![], dims);
+                self.node("Reshape", &[&t, &shape], vec![], Some(out))
+            }
+            Some(mode) => {
+                let reduce = match mode {
+                    "Sum" => "ReduceSum",
+                    "Ave" => "ReduceMean",
+                    "Mul" => "ReduceProd",
+                    _ => return None,
+                };
+                // ReduceSum takes its axes as an input from opset 13, the others from opset 18.
+                let m = if reduce == "ReduceSum" {
+                    let axes = self.constant(vec![1], vec![], vec![dir_axis]);
+                    self.node(reduce, &[value, &axes], vec![attr_int("keepdims", 0)], last)
+                } else {
+                    self.node(reduce, &[value], vec![attr_ints("axes", vec![dir_axis]), attr_int("keepdims", 0)], last)
+                };
+                if !r.return_sequences {
+                    return Some(m);
+                }
+                self.node("Transpose", &[&m], vec![attr_ints("perm", vec![1, 0, 2])], Some(out))
+            }
         })
     }
 }
@@ -478,7 +537,10 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
                 w.node("Gather", &[&p("embeddings"), ins[0]], vec![attr_int("axis", 0)], Some(&own))
             }
             Static::Recurrent { cfg, units, .. } if model.mask_source(node.inputs[0]).is_none() => {
-                w.recurrent(ins[0], &cfg, &layer.name.to_string(), units, &own).ok_or_else(unsupported)?
+                w.recurrent(ins[0], &cfg, &layer.name.to_string(), units, None, &own).ok_or_else(unsupported)?
+            }
+            Static::Bidirectional { cfg, mode, units, .. } if model.mask_source(node.inputs[0]).is_none() => {
+                w.recurrent(ins[0], &cfg, &layer.name.to_string(), units, Some(mode), &own).ok_or_else(unsupported)?
             }
             Static::Resample { form, .. } if node.input_shapes[0].len() >= 2 => {
                 let shape = &node.input_shapes[0];
