@@ -561,6 +561,26 @@ mod export {
         }
     }
 
+    functional! {
+        /// User math: element-wise chains, broadcasting across ranks, reductions, softmax along
+        /// an axis, a product read transposed and a slice.
+        pub struct ExportedMath {
+            x = Input([4, 6]);
+            h = Dense(6, activation = tanh)(x);
+            e = clip(pow(exp(0.5 * h) - 1.0, 2.0), 0.0, 4.0) + maximum(h, 0.1) / 3.0;
+            n = sqrt(sum(square(h), axis = -1, keepdims = true) + 1e-6);
+            u = h / n;
+            m = mean(u, axis = 1);
+            s = log_softmax(e * 2.0, axis = 1);
+            p = softmax(h, axis = -1);
+            a = matmul(p, u, transpose_b = true);
+            c = slice(a, axis = -1, start = 1, end = 3);
+            t = s + m - abs(h - 0.2) * p + log(1.0 + square(h)) - 2.0 / (2.5 + h);
+            y = Dense(3)(Flatten()(Concatenate()([t, c])));
+            Model(x, y)
+        }
+    }
+
     sequential! {
         /// The same in one dimension.
         pub struct ExportedResample1d: [10, 2] {
@@ -591,6 +611,8 @@ mod export {
     pub struct ReimportedUpSampling;
     #[kiln::onnx("../fixtures/onnx/kiln_export_convs.onnx")]
     pub struct ReimportedConvs;
+    #[kiln::onnx("../fixtures/onnx/kiln_export_math.onnx")]
+    pub struct ReimportedMath;
 
     /// Moving statistics that are not the identity.
     fn statistics(m: &mut impl Model, layer: &str, n: usize) {
@@ -630,6 +652,7 @@ mod export {
         ExportedConvs::with_seed(15).save_onnx(fixture("kiln_export_convs")).unwrap();
         ExportedBidirectional::with_seed(16).save_onnx(fixture("kiln_export_bidirectional")).unwrap();
         ExportedBidirectionalLast::with_seed(17).save_onnx(fixture("kiln_export_bidirectional_last")).unwrap();
+        ExportedMath::with_seed(18).save_onnx(fixture("kiln_export_math")).unwrap();
     }
 
     /// `save_onnx` writes the committed file, byte for byte.
@@ -664,6 +687,7 @@ mod export {
             &|p| ExportedBidirectionalLast::with_seed(17).save_onnx(p),
             "kiln_export_bidirectional_last",
         );
+        writes_the_fixture(&|p| ExportedMath::with_seed(18).save_onnx(p), "kiln_export_math");
     }
 
     /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -711,6 +735,10 @@ mod export {
         let (a, b) =
             (ExportedConvs::with_seed(15).predict(&x).unwrap(), ReimportedConvs::embedded().predict(&x).unwrap());
         check("kiln_export_convs", a.as_slice().unwrap(), b.as_slice().unwrap());
+        let x = reference("kiln_export_math").input;
+        let (a, b) =
+            (ExportedMath::with_seed(18).predict(&x).unwrap(), ReimportedMath::embedded().predict(&x).unwrap());
+        check("kiln_export_math", a.as_slice().unwrap(), b.as_slice().unwrap());
         // Exported only: kiln imports a bidirectional operator whose directions are concatenated.
         for (name, got) in [
             (

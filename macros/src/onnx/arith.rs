@@ -112,7 +112,8 @@ impl Lowering<'_> {
         Ok(Some(Value::Graph(x.clone())))
     }
 
-    /// `Clip` (constant bounds), `Pow` (a constant exponent) and `Reciprocal`: kiln's scalar ops.
+    /// `Clip` (constant bounds), `Pow` (a constant exponent), `Reciprocal`, and `Max` / `Min` of a
+    /// value and one number: kiln's scalar ops.
     pub(super) fn scalar_op(&mut self, node: &NodeProto) -> Result<Value, String> {
         let x = self.graph(node, 0)?;
         let number = |lw: &Self, k: usize, attr: &str| -> Result<Option<f32>, String> {
@@ -129,6 +130,14 @@ impl Lowering<'_> {
                 (None, Some(hi)) => Scalar::Minimum(Num::Lit(hi)),
                 (None, None) => return Ok(Value::Graph(x)),
             },
+            "Max" | "Min" if node.input.len() == 2 => match number(self, 1, "")? {
+                Some(c) if node.op_type == "Max" => Scalar::Maximum(Num::Lit(c)),
+                Some(c) => Scalar::Minimum(Num::Lit(c)),
+                None => return self.fail("compares with a computed value; kiln imports Max and Min with one number"),
+            },
+            "Max" | "Min" => {
+                return self.fail("takes other than a value and one number; kiln imports Max and Min with one number");
+            }
             "Pow" => match number(self, 1, "")? {
                 Some(2.0) => {
                     let spec = crate::layers::unary("square").map_or_else(|| self.fail("has no kiln op"), Ok)?;

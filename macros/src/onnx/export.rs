@@ -190,6 +190,100 @@ impl Writer {
     }
 }
 
+/// A user-math `UnaryOp` as written (`Exp`, `Scale(0.5)`, `Clip(0.0, 4.0)`): its name and its
+/// constant arguments, `None` for an argument that is not a number literal.
+fn unary_op(op: &TokenStream) -> Option<(String, Vec<f32>)> {
+    let number = |e: &syn::Expr| -> Option<f32> {
+        match e {
+            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Float(f), .. }) => f.base10_parse().ok(),
+            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => {
+                i.base10_parse::<i64>().ok().map(|v| v as f32)
+            }
+            syn::Expr::Unary(syn::ExprUnary { op: syn::UnOp::Neg(_), expr, .. }) => match &**expr {
+                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Float(f), .. }) => {
+                    f.base10_parse::<f32>().ok().map(|v| -v)
+                }
+                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => {
+                    i.base10_parse::<i64>().ok().map(|v| -v as f32)
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let last = |p: &syn::Path| p.segments.last().map(|s| s.ident.to_string());
+    match syn::parse2::<syn::Expr>(op.clone()).ok()? {
+        syn::Expr::Path(p) => Some((last(&p.path)?, vec![])),
+        syn::Expr::Call(c) => {
+            let syn::Expr::Path(f) = &*c.func else { return None };
+            Some((last(&f.path)?, c.args.iter().map(number).collect::<Option<_>>()?))
+        }
+        _ => None,
+    }
+}
+
+/// The axis of a sample of `shape` that user math's `[outer, len, inner]` view reduces, slices or
+/// normalises, and whose result has `out` as its shape (when given).
+fn middle_axis(shape: &[usize], len: usize, inner: usize) -> Option<usize> {
+    (0..shape.len()).rev().find(|&k| shape[k] == len && shape[k + 1..].iter().product::<usize>() == inner)
+}
+
+impl Writer {
+    /// A float scalar constant.
+    fn scalar(&mut self, v: f32) -> String {
+        self.constant(vec![], vec![v], vec![])
+    }
+
+    /// User math's element-wise chain on `x`, the last op's output named `out`.
+    fn unary(&mut self, x: &str, ops: &[TokenStream], out: &str) -> Option<String> {
+        let mut h = x.to_string();
+        for (i, op) in ops.iter().enumerate() {
+            let name = (i + 1 == ops.len()).then_some(out);
+            let (op, args) = unary_op(op)?;
+            h = match (op.as_str(), &args[..]) {
+                ("Negative", []) => self.node("Neg", &[&h], vec![], name),
+                ("Exp" | "Log" | "Sqrt" | "Abs", []) => self.node(&op, &[&h], vec![], name),
+                ("Square", []) => self.node("Mul", &[&h, &h], vec![], name),
+                ("StopGradient", []) => self.node("Identity", &[&h], vec![], name),
+                ("Scale" | "Shift" | "DivideBy" | "Power" | "Maximum" | "Minimum", &[c]) => {
+                    let onnx = match op.as_str() {
+                        "Scale" => "Mul",
+                        "Shift" => "Add",
+                        "DivideBy" => "Div",
+                        "Power" => "Pow",
+                        "Maximum" => "Max",
+                        _ => "Min",
+                    };
+                    let c = self.scalar(c);
+                    self.node(onnx, &[&h, &c], vec![], name)
+                }
+                ("SubtractFrom" | "Reciprocal", &[c]) => {
+                    let onnx = if op == "SubtractFrom" { "Sub" } else { "Div" };
+                    let c = self.scalar(c);
+                    self.node(onnx, &[&c, &h], vec![], name)
+                }
+                ("Clip", &[lo, hi]) => {
+                    let (lo, hi) = (self.scalar(lo), self.scalar(hi));
+                    self.node("Clip", &[&h, &lo, &hi], vec![], name)
+                }
+                _ => return None,
+            };
+        }
+        Some(h)
+    }
+
+    /// `x` (a sample of rank `rank`) with axes of size 1 inserted after the batch axis up to
+    /// rank `to`, so that ONNX's broadcasting, which aligns from the last axis over the batch
+    /// axis too, pairs the axes as user math does within each sample.
+    fn lift_rank(&mut self, x: &str, rank: usize, to: usize) -> String {
+        if rank >= to {
+            return x.to_string();
+        }
+        let axes = self.constant(vec![(to - rank) as i64], vec![], (1..=(to - rank) as i64).collect());
+        self.node("Unsqueeze", &[x, &axes], vec![], None)
+    }
+}
+
 /// A recurrent layer's configuration as `infer` describes it (`Recurrence { cell: .., .. }`):
 /// the cell (`Lstm`, `Gru`, `Simple`), whether a GRU resets after, the two activations, and the
 /// flags, as written.
@@ -520,6 +614,71 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
                 let linear = if act == "Linear" { own.clone() } else { format!("{own}_linear") };
                 w.transposed(ins[0], &win, &extra, &linear).ok_or_else(unsupported)?;
                 w.then(act, &linear, &own).ok_or_else(unsupported)?
+            }
+            Static::Unary { ops } => w.unary(ins[0], &ops, &own).ok_or_else(unsupported)?,
+            Static::Broadcast { op, a, b } => {
+                let onnx = match op {
+                    "Add" => "Add",
+                    "Subtract" => "Sub",
+                    "Multiply" => "Mul",
+                    "Divide" => "Div",
+                    _ => return Err(unsupported()),
+                };
+                let rank = a.len().max(b.len());
+                let (x, y) = (w.lift_rank(ins[0], a.len(), rank), w.lift_rank(ins[1], b.len(), rank));
+                w.node(onnx, &[&x, &y], vec![], Some(&own))
+            }
+            Static::Reduce { op, len, inner } => {
+                let shape = &node.input_shapes[0];
+                let k = middle_axis(shape, len, inner).ok_or_else(unsupported)? as i64 + 1;
+                let keep = i64::from(node.output_shape.len() == shape.len());
+                let onnx = match op {
+                    "Sum" => "ReduceSum",
+                    "Mean" => "ReduceMean",
+                    "Max" => "ReduceMax",
+                    "Min" => "ReduceMin",
+                    "LogSumExp" => "ReduceLogSumExp",
+                    _ => return Err(unsupported()),
+                };
+                if onnx == "ReduceSum" {
+                    let axes = w.constant(vec![1], vec![], vec![k]);
+                    w.node(onnx, &[ins[0], &axes], vec![attr_int("keepdims", keep)], Some(&own))
+                } else {
+                    let attrs = vec![attr_ints("axes", vec![k]), attr_int("keepdims", keep)];
+                    w.node(onnx, &[ins[0]], attrs, Some(&own))
+                }
+            }
+            Static::SoftmaxAxis { log, len, inner } => {
+                let k = middle_axis(&node.input_shapes[0], len, inner).ok_or_else(unsupported)? as i64 + 1;
+                let op = if log { "LogSoftmax" } else { "Softmax" };
+                w.node(op, &[ins[0]], vec![attr_int("axis", k)], Some(&own))
+            }
+            Static::Slice { len, inner, start, end } => {
+                let k = middle_axis(&node.input_shapes[0], len, inner).ok_or_else(unsupported)? as i64 + 1;
+                let (s0, e0, ax) = (
+                    w.constant(vec![1], vec![], vec![start as i64]),
+                    w.constant(vec![1], vec![], vec![end as i64]),
+                    w.constant(vec![1], vec![], vec![k]),
+                );
+                w.node("Slice", &[ins[0], &s0, &e0, &ax], vec![], Some(&own))
+            }
+            Static::MatMul { a, b, ta, tb } => {
+                let rank = a.len().max(b.len());
+                let mut x = w.lift_rank(ins[0], a.len(), rank);
+                let mut y = w.lift_rank(ins[1], b.len(), rank);
+                // Each operand's last two axes swapped where it is read transposed.
+                let swap = |r: usize| -> Vec<i64> {
+                    let mut p: Vec<i64> = (0..=r as i64).collect();
+                    p.swap(r - 1, r);
+                    p
+                };
+                if ta {
+                    x = w.node("Transpose", &[&x], vec![attr_ints("perm", swap(rank))], None);
+                }
+                if tb {
+                    y = w.node("Transpose", &[&y], vec![attr_ints("perm", swap(rank))], None);
+                }
+                w.node("MatMul", &[&x, &y], vec![], Some(&own))
             }
             Static::Pool { win, max } => {
                 let rank = node.input_shapes[0].len();

@@ -19,6 +19,8 @@ pub const SUPPORTED: &[&str] = &[
     "Mul",
     "Div",
     "Clip",
+    "Max",
+    "Min",
     "Pow",
     "Reciprocal",
     "Erf (in GELU's pattern)",
@@ -255,7 +257,7 @@ impl<'a> Lowering<'a> {
             }
             "Softmax" | "LogSoftmax" => self.softmax(node)?,
             "Add" | "Sub" | "Mul" | "Div" => self.arithmetic(node)?,
-            "Clip" | "Pow" | "Reciprocal" => self.scalar_op(node)?,
+            "Clip" | "Pow" | "Reciprocal" | "Max" | "Min" => self.scalar_op(node)?,
             "Erf" => return self.erf_gelu(i),
             "Gemm" => self.gemm(node)?,
             "MatMul" => self.matmul(i)?,
