@@ -561,6 +561,29 @@ mod export {
         }
     }
 
+    sequential! {
+        /// Normalization (adapted), PReLU with a shared axis, RepeatVector.
+        pub struct ExportedFeatures: [5] {
+            Normalization(),
+            Dense(4),
+            RepeatVector(3),
+            PReLU(shared_axes = [1]),
+            Flatten,
+            Dense(2),
+        }
+    }
+
+    /// `ExportedFeatures` adapted to features of different scales, its PReLU slopes not zero.
+    fn features() -> ExportedFeatures {
+        let mut m = ExportedFeatures::with_seed(19);
+        let data =
+            kiln::ndarray::Array2::from_shape_fn((40, 5), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * (j + 1) as f32);
+        m.adapt("normalization", &data).unwrap();
+        let alpha = m.weights().into_iter().map(|(n, _)| n).find(|n| n.ends_with(".alpha")).unwrap();
+        m.set_weight(&alpha, &kiln::ndarray::arr2(&[[0.1f32, -0.2, 0.3, 0.25]])).unwrap();
+        m
+    }
+
     functional! {
         /// User math: element-wise chains, broadcasting across ranks, reductions, softmax along
         /// an axis, a product read transposed and a slice.
@@ -653,6 +676,7 @@ mod export {
         ExportedBidirectional::with_seed(16).save_onnx(fixture("kiln_export_bidirectional")).unwrap();
         ExportedBidirectionalLast::with_seed(17).save_onnx(fixture("kiln_export_bidirectional_last")).unwrap();
         ExportedMath::with_seed(18).save_onnx(fixture("kiln_export_math")).unwrap();
+        features().save_onnx(fixture("kiln_export_features")).unwrap();
     }
 
     /// `save_onnx` writes the committed file, byte for byte.
@@ -688,6 +712,7 @@ mod export {
             "kiln_export_bidirectional_last",
         );
         writes_the_fixture(&|p| ExportedMath::with_seed(18).save_onnx(p), "kiln_export_math");
+        writes_the_fixture(&|p| features().save_onnx(p), "kiln_export_features");
     }
 
     /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -739,6 +764,10 @@ mod export {
         let (a, b) =
             (ExportedMath::with_seed(18).predict(&x).unwrap(), ReimportedMath::embedded().predict(&x).unwrap());
         check("kiln_export_math", a.as_slice().unwrap(), b.as_slice().unwrap());
+        let x = reference("kiln_export_features").input;
+        let got = features().predict(&x).unwrap();
+        let want = reference("kiln_export_features").output.iter().copied().collect::<Vec<_>>();
+        assert!(max_abs("kiln_export_features predict", got.as_slice().unwrap(), &want) <= 1e-5);
         // Exported only: kiln imports a bidirectional operator whose directions are concatenated.
         for (name, got) in [
             (
@@ -758,10 +787,10 @@ mod export {
     }
 
     sequential! {
-        /// A vector repeated as steps, which has no ONNX form in kiln yet.
-        pub struct Repeated: [4] {
-            RepeatVector(3),
-            Flatten,
+        /// Masked steps, which have no ONNX form in kiln yet.
+        pub struct Masked: [3, 2] {
+            Masking(mask_value = 0.0),
+            GlobalAveragePooling1D,
             Dense(1),
         }
     }
@@ -770,8 +799,8 @@ mod export {
     #[test]
     fn a_layer_without_an_onnx_form_is_named() {
         let path = std::env::temp_dir().join(format!("kiln-never-written-{}.onnx", std::process::id()));
-        let err = Repeated::new().save_onnx(&path).unwrap_err().to_string();
-        assert!(err.contains("layer `repeat_vector` (RepeatVector) has no ONNX export yet"), "{err}");
+        let err = Masked::new().save_onnx(&path).unwrap_err().to_string();
+        assert!(err.contains("layer `masking` (Masking) has no ONNX export yet"), "{err}");
         assert!(!path.exists());
     }
 }

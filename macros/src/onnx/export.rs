@@ -751,6 +751,22 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
                     }
                 }
             }
+            Static::Resample { form: Resampling::Up(1, n), .. } if node.input_shapes[0].len() == 1 => {
+                // RepeatVector: [features] to [n, features], a broadcast of one step.
+                let one = w.constant(vec![1], vec![], vec![1]);
+                let step = w.node("Unsqueeze", &[ins[0], &one], vec![], None);
+                let shape = w.constant(vec![3], vec![], vec![1, n as i64, 1]);
+                w.node("Expand", &[&step, &shape], vec![], Some(&own))
+            }
+            Static::Normalization => {
+                // (x - mean) / max(sqrt(variance), 1e-7), Keras' floor of the deviation.
+                let centred = w.node("Sub", &[ins[0], &p("mean")], vec![], None);
+                let sd = w.node("Sqrt", &[&p("variance")], vec![], None);
+                let floor = w.scalar(1e-7);
+                let sd = w.node("Max", &[&sd, &floor], vec![], None);
+                w.node("Div", &[&centred, &sd], vec![], Some(&own))
+            }
+            Static::PRelu { .. } => w.node("PRelu", &[ins[0], &p("alpha")], vec![], Some(&own)),
             Static::Permute { order, .. } => {
                 let perm: Vec<i64> = [0].into_iter().chain(order.iter().map(|&o| o as i64 + 1)).collect();
                 w.node("Transpose", &[ins[0]], vec![attr_ints("perm", perm)], Some(&own))
