@@ -83,7 +83,7 @@ pub fn fold(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
         "Transpose" => transpose(lw, node),
         "Slice" => slice(lw, node),
         "Expand" => expand(lw, node),
-        op @ ("Add" | "Sub" | "Mul" | "Div" | "Mod") => {
+        op @ ("Add" | "Sub" | "Mul" | "Div" | "Mod" | "Max" | "Min") if node.input.len() == 2 => {
             let (a, b) = (c(0)?, c(1)?);
             let f = |x: f64, y: f64| match op {
                 "Add" => x + y,
@@ -91,6 +91,8 @@ pub fn fold(lw: &Lowering<'_>, node: &NodeProto) -> Result<Const, String> {
                 "Mul" => x * y,
                 // Integers: ONNX's Mod (fmod = 0) takes the divisor's sign, as Python's `%`.
                 "Mod" => x - y * (x / y).floor(),
+                "Max" => x.max(y),
+                "Min" => x.min(y),
                 _ => x / y,
             };
             match (a.vals.len(), b.vals.len()) {

@@ -30,6 +30,7 @@ pub const SUPPORTED: &[&str] = &[
     "Softmax",
     "LogSoftmax",
     "LeakyRelu",
+    "PRelu",
     "Elu",
     "Gelu",
     "Softplus",
@@ -272,6 +273,8 @@ impl<'a> Lowering<'a> {
             "GlobalAveragePool" | "GlobalMaxPool" => self.global_pool(node)?,
             "BatchNormalization" => self.batch_norm(node)?,
             "LayerNormalization" => self.layer_norm(node)?,
+            "PRelu" => self.prelu(node)?,
+            "Expand" => self.repeat(node)?,
             "Pad" => self.pad(node)?,
             "Resize" | "Upsample" => self.resize(node)?,
             "Slice" => self.slice(node)?,
@@ -340,6 +343,77 @@ impl<'a> Lowering<'a> {
 
     /// `LayerNormalization` over the last axis: kiln's LayerNormalization, gamma the scale and
     /// beta the bias.
+    /// `Expand` of a computed `[1, features]` sample to `[n, features]` (the form RepeatVector
+    /// exports to, an Unsqueeze before it): kiln's RepeatVector on the vector.
+    fn repeat(&mut self, node: &NodeProto) -> Result<Value, String> {
+        let x = self.graph(node, 0)?;
+        let to: Vec<usize> = self.constant(node, 1)?.vals.iter().map(|&d| d.max(1.0) as usize).collect();
+        let steps = match (&x.shape[..], &to[..]) {
+            (&[1, f], &[_, n, g]) if g == 1 || g == f => n,
+            (&[1, f], &[n, g]) if g == 1 || g == f => n,
+            _ => {
+                return self.fail(format!(
+                    "expands a sample of shape {:?} to {to:?}; kiln expands [1, features] to [n, features] \
+                     (RepeatVector)",
+                    x.shape
+                ));
+            }
+        };
+        let f = x.shape[1];
+        let vector = self.g.reshape(x.node, &[f])?;
+        let spec = self.g.spec(&format!("RepeatVector({steps})"))?;
+        let (n, _) = self.g.apply(spec, &[vector])?;
+        let shape = vec![steps, f];
+        Ok(Value::Graph(Val { node: n, order: super::graph::identity(2), shape, batch: 0, hidden: None }))
+    }
+
+    /// `PRelu(X, slope)` with a constant slope that broadcasts against each sample: kiln's
+    /// PReLU, sharing its slopes along the axes where the slope has one value, its weights laid
+    /// out as the value is stored.
+    fn prelu(&mut self, node: &NodeProto) -> Result<Value, String> {
+        let x = self.graph(node, 0)?;
+        let slope = self.constant(node, 1)?;
+        let r = x.shape.len();
+        if x.hidden.is_some() || slope.dims.len() > r {
+            return self.fail(format!("has slopes of dimensions {:?} for samples of shape {:?}", slope.dims, x.shape));
+        }
+        // The slope's dimensions against the sample's axes, aligned from the last.
+        let d: Vec<usize> = std::iter::repeat_n(1, r - slope.dims.len()).chain(slope.dims.iter().copied()).collect();
+        if (0..r).any(|a| d[a] != 1 && d[a] != x.shape[a]) {
+            return self.fail(format!("has slopes of dimensions {:?} for samples of shape {:?}", slope.dims, x.shape));
+        }
+        let stored = x.stored();
+        let alpha_shape: Vec<usize> = x.order.iter().map(|&a| d[a]).collect();
+        let shared: Vec<String> =
+            (0..r).filter(|&j| alpha_shape[j] == 1 && stored[j] != 1).map(|j| (j + 1).to_string()).collect();
+        // Each stored position's slope: its logical index into the row-major `d`.
+        let mut strides = vec![1; r];
+        for a in (0..r.saturating_sub(1)).rev() {
+            strides[a] = strides[a + 1] * d[a + 1];
+        }
+        let n: usize = alpha_shape.iter().product();
+        let alpha: Vec<f32> = (0..n)
+            .map(|mut q| {
+                let mut at = 0;
+                for j in (0..r).rev() {
+                    let i = q % alpha_shape[j];
+                    q /= alpha_shape[j];
+                    at += i * strides[x.order[j]];
+                }
+                slope.vals[at] as f32
+            })
+            .collect();
+        let call = if shared.is_empty() {
+            "PReLU()".to_string()
+        } else {
+            format!("PReLU(shared_axes = [{}])", shared.join(", "))
+        };
+        let spec = self.g.spec(&call)?;
+        let (node_id, _) = self.g.apply(spec, &[x.node])?;
+        self.g.weight(node_id, "alpha", alpha_shape, alpha);
+        Ok(Value::Graph(Val { node: node_id, ..x }))
+    }
+
     fn layer_norm(&mut self, node: &NodeProto) -> Result<Value, String> {
         let x = self.graph(node, 0)?;
         let rank = x.shape.len();
