@@ -640,6 +640,8 @@ mod export {
     pub struct ReimportedBidirectionalLast;
     #[kiln::onnx("../fixtures/onnx/kiln_export_features.onnx")]
     pub struct ReimportedFeatures;
+    #[kiln::onnx("../fixtures/onnx/kiln_export_bidirectional.onnx")]
+    pub struct ReimportedBidirectional;
 
     /// Moving statistics that are not the identity.
     fn statistics(m: &mut impl Model, layer: &str, n: usize) {
@@ -777,13 +779,15 @@ mod export {
             ReimportedBidirectionalLast::embedded().predict(&x).unwrap(),
         );
         check("kiln_export_bidirectional_last", a.as_slice().unwrap(), b.as_slice().unwrap());
-        // Exported only (kiln imports bidirectional operators whose directions are concatenated),
-        // relative to the outputs, which the `mul` merge keeps small.
+        // Relative to the outputs, which the `mul` merge keeps small.
         let r = reference("kiln_export_bidirectional");
         let got = ExportedBidirectional::with_seed(16).predict(&r.input).unwrap();
+        let back = ReimportedBidirectional::embedded().predict(&r.input).unwrap();
         let want = r.output.iter().copied().collect::<Vec<_>>();
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         assert!(max_abs("kiln_export_bidirectional predict", got.as_slice().unwrap(), &want) <= 1e-5 * scale);
+        let (got, back) = (got.as_slice().unwrap(), back.as_slice().unwrap());
+        assert!(max_abs("kiln_export_bidirectional imported back", back, got) <= 1e-6 * scale);
     }
 
     sequential! {

@@ -440,23 +440,29 @@ impl Writer {
                 self.node("Reshape", &[&t, &shape], vec![], Some(out))
             }
             Some(mode) => {
-                let reduce = match mode {
-                    "Sum" => "ReduceSum",
-                    "Ave" => "ReduceMean",
-                    "Mul" => "ReduceProd",
+                // Batch first ([batch, steps, 2, units] or [batch, 2, units]), then the two
+                // directions merged along their axis, which goes.
+                let t = self.node("Transpose", &[value], vec![attr_ints("perm", to_batch_first.clone())], None);
+                let axis = to_batch_first.len() as i64 - 2;
+                let axes = self.constant(vec![1], vec![], vec![axis]);
+                match mode {
+                    "Sum" => self.node("ReduceSum", &[&t, &axes], vec![attr_int("keepdims", 0)], Some(out)),
+                    "Ave" => {
+                        let attrs = vec![attr_ints("axes", vec![axis]), attr_int("keepdims", 0)];
+                        self.node("ReduceMean", &[&t], attrs, Some(out))
+                    }
+                    "Mul" => {
+                        let part = |w: &mut Self, k: i64| {
+                            let (s, e) =
+                                (w.constant(vec![1], vec![], vec![k]), w.constant(vec![1], vec![], vec![k + 1]));
+                            w.node("Slice", &[&t, &s, &e, &axes], vec![], None)
+                        };
+                        let (f, b) = (part(self, 0), part(self, 1));
+                        let m = self.node("Mul", &[&f, &b], vec![], None);
+                        self.node("Squeeze", &[&m, &axes], vec![], Some(out))
+                    }
                     _ => return None,
-                };
-                // ReduceSum takes its axes as an input from opset 13, the others from opset 18.
-                let m = if reduce == "ReduceSum" {
-                    let axes = self.constant(vec![1], vec![], vec![dir_axis]);
-                    self.node(reduce, &[value, &axes], vec![attr_int("keepdims", 0)], last)
-                } else {
-                    self.node(reduce, &[value], vec![attr_ints("axes", vec![dir_axis]), attr_int("keepdims", 0)], last)
-                };
-                if !r.return_sequences {
-                    return Some(m);
                 }
-                self.node("Transpose", &[&m], vec![attr_ints("perm", vec![1, 0, 2])], Some(out))
             }
         })
     }
