@@ -510,6 +510,7 @@ def kiln_export():
         ("kiln_export_bidirectional_last", (5, 2)),
         ("kiln_export_math", (4, 6)),
         ("kiln_export_features", (5,)),
+        ("kiln_export_steps", (4, 3)),
     ):
         path = os.path.join(OUT, f"{name}.onnx")
         if os.path.exists(path):

@@ -554,6 +554,16 @@ mod export {
     }
 
     sequential! {
+        /// Dense layers on every step, one wrapped in TimeDistributed.
+        pub struct ExportedSteps: [4, 3] {
+            TimeDistributed(Dense(5, activation = relu)),
+            Dense(2, activation = tanh),
+            Flatten,
+            Dense(2),
+        }
+    }
+
+    sequential! {
         /// A Bidirectional layer returning its last outputs, concatenated.
         pub struct ExportedBidirectionalLast: [5, 2] {
             Bidirectional(GRU(3)),
@@ -642,6 +652,8 @@ mod export {
     pub struct ReimportedFeatures;
     #[kiln::onnx("../fixtures/onnx/kiln_export_bidirectional.onnx")]
     pub struct ReimportedBidirectional;
+    #[kiln::onnx("../fixtures/onnx/kiln_export_steps.onnx")]
+    pub struct ReimportedSteps;
 
     /// Moving statistics that are not the identity.
     fn statistics(m: &mut impl Model, layer: &str, n: usize) {
@@ -683,6 +695,7 @@ mod export {
         ExportedBidirectionalLast::with_seed(17).save_onnx(fixture("kiln_export_bidirectional_last")).unwrap();
         ExportedMath::with_seed(18).save_onnx(fixture("kiln_export_math")).unwrap();
         features().save_onnx(fixture("kiln_export_features")).unwrap();
+        ExportedSteps::with_seed(20).save_onnx(fixture("kiln_export_steps")).unwrap();
     }
 
     /// `save_onnx` writes the committed file, byte for byte.
@@ -719,6 +732,7 @@ mod export {
         );
         writes_the_fixture(&|p| ExportedMath::with_seed(18).save_onnx(p), "kiln_export_math");
         writes_the_fixture(&|p| features().save_onnx(p), "kiln_export_features");
+        writes_the_fixture(&|p| ExportedSteps::with_seed(20).save_onnx(p), "kiln_export_steps");
     }
 
     /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -773,6 +787,10 @@ mod export {
         let x = reference("kiln_export_features").input;
         let (a, b) = (features().predict(&x).unwrap(), ReimportedFeatures::embedded().predict(&x).unwrap());
         check("kiln_export_features", a.as_slice().unwrap(), b.as_slice().unwrap());
+        let x = reference("kiln_export_steps").input;
+        let (a, b) =
+            (ExportedSteps::with_seed(20).predict(&x).unwrap(), ReimportedSteps::embedded().predict(&x).unwrap());
+        check("kiln_export_steps", a.as_slice().unwrap(), b.as_slice().unwrap());
         let x = reference("kiln_export_bidirectional_last").input;
         let (a, b) = (
             ExportedBidirectionalLast::with_seed(17).predict(&x).unwrap(),

@@ -495,6 +495,15 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
         let has = |name: &str| params.iter().any(|(n, _)| *n == name);
         match s {
             Static::Identity => w.node("Identity", &[ins[0]], vec![], Some(&own)),
+            Static::TimeDistributed { inner, .. } if matches!(*inner, Static::Dense { .. }) => {
+                // A Dense layer on every step: MatMul takes the steps as a leading axis.
+                let Static::Dense { act, .. } = *inner else { return Err(unsupported()) };
+                let mut h = w.node("MatMul", &[ins[0], &p("kernel")], vec![], None);
+                if has("bias") {
+                    h = w.node("Add", &[&h, &p("bias")], vec![], None);
+                }
+                w.activation(act, &h, Some(&own)).ok_or_else(unsupported)?
+            }
             Static::Dense { act, .. } => {
                 let mut h = w.node("MatMul", &[ins[0], &p("kernel")], vec![], None);
                 if has("bias") {
