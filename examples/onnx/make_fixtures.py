@@ -511,6 +511,7 @@ def kiln_export():
         ("kiln_export_math", (4, 6)),
         ("kiln_export_features", (5,)),
         ("kiln_export_steps", (4, 3)),
+        ("kiln_export_dot", (6,)),
     ):
         path = os.path.join(OUT, f"{name}.onnx")
         if os.path.exists(path):

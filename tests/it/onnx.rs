@@ -553,6 +553,18 @@ mod export {
         }
     }
 
+    functional! {
+        /// The dot product of two branches (Keras' Dot of two vectors).
+        pub struct ExportedDot {
+            x = Input([6]);
+            p = Dense(4)(x);
+            q = Dense(4, activation = tanh)(x);
+            d = Dot(axes = 1)([p, q]);
+            y = Dense(2)(Concatenate()([d, q]));
+            Model(x, y)
+        }
+    }
+
     sequential! {
         /// Dense layers on every step, one wrapped in TimeDistributed.
         pub struct ExportedSteps: [4, 3] {
@@ -654,6 +666,8 @@ mod export {
     pub struct ReimportedBidirectional;
     #[kiln::onnx("../fixtures/onnx/kiln_export_steps.onnx")]
     pub struct ReimportedSteps;
+    #[kiln::onnx("../fixtures/onnx/kiln_export_dot.onnx")]
+    pub struct ReimportedDot;
 
     /// Moving statistics that are not the identity.
     fn statistics(m: &mut impl Model, layer: &str, n: usize) {
@@ -696,6 +710,7 @@ mod export {
         ExportedMath::with_seed(18).save_onnx(fixture("kiln_export_math")).unwrap();
         features().save_onnx(fixture("kiln_export_features")).unwrap();
         ExportedSteps::with_seed(20).save_onnx(fixture("kiln_export_steps")).unwrap();
+        ExportedDot::with_seed(21).save_onnx(fixture("kiln_export_dot")).unwrap();
     }
 
     /// `save_onnx` writes the committed file, byte for byte.
@@ -733,6 +748,7 @@ mod export {
         writes_the_fixture(&|p| ExportedMath::with_seed(18).save_onnx(p), "kiln_export_math");
         writes_the_fixture(&|p| features().save_onnx(p), "kiln_export_features");
         writes_the_fixture(&|p| ExportedSteps::with_seed(20).save_onnx(p), "kiln_export_steps");
+        writes_the_fixture(&|p| ExportedDot::with_seed(21).save_onnx(p), "kiln_export_dot");
     }
 
     /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -791,6 +807,9 @@ mod export {
         let (a, b) =
             (ExportedSteps::with_seed(20).predict(&x).unwrap(), ReimportedSteps::embedded().predict(&x).unwrap());
         check("kiln_export_steps", a.as_slice().unwrap(), b.as_slice().unwrap());
+        let x = reference("kiln_export_dot").input;
+        let (a, b) = (ExportedDot::with_seed(21).predict(&x).unwrap(), ReimportedDot::embedded().predict(&x).unwrap());
+        check("kiln_export_dot", a.as_slice().unwrap(), b.as_slice().unwrap());
         let x = reference("kiln_export_bidirectional_last").input;
         let (a, b) = (
             ExportedBidirectionalLast::with_seed(17).predict(&x).unwrap(),

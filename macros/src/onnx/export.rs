@@ -782,6 +782,12 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
                 w.node("Div", &[&centred, &sd], vec![], Some(&own))
             }
             Static::PRelu { .. } => w.node("PRelu", &[ins[0], &p("alpha")], vec![], Some(&own)),
+            Static::Dot => {
+                // Two vectors per sample: their product summed, kept as [1].
+                let m = w.node("Mul", &[ins[0], ins[1]], vec![], None);
+                let axes = w.constant(vec![1], vec![], vec![1]);
+                w.node("ReduceSum", &[&m, &axes], vec![attr_int("keepdims", 1)], Some(&own))
+            }
             Static::Permute { order, .. } => {
                 let perm: Vec<i64> = [0].into_iter().chain(order.iter().map(|&o| o as i64 + 1)).collect();
                 w.node("Transpose", &[ins[0]], vec![attr_ints("perm", perm)], Some(&own))
