@@ -512,6 +512,7 @@ def kiln_export():
         ("kiln_export_features", (5,)),
         ("kiln_export_steps", (4, 3)),
         ("kiln_export_dot", (6,)),
+        ("kiln_export_backwards", (5, 2)),
     ):
         path = os.path.join(OUT, f"{name}.onnx")
         if os.path.exists(path):

@@ -566,6 +566,16 @@ mod export {
     }
 
     sequential! {
+        /// Recurrent layers reading the steps backwards: ONNX's reverse direction (their
+        /// sequence read back to front).
+        pub struct ExportedBackwards: [5, 2] {
+            LSTM(3, return_sequences = true, go_backwards = true),
+            GRU(2, go_backwards = true),
+            Dense(2),
+        }
+    }
+
+    sequential! {
         /// Dense layers on every step, one wrapped in TimeDistributed.
         pub struct ExportedSteps: [4, 3] {
             TimeDistributed(Dense(5, activation = relu)),
@@ -711,6 +721,7 @@ mod export {
         features().save_onnx(fixture("kiln_export_features")).unwrap();
         ExportedSteps::with_seed(20).save_onnx(fixture("kiln_export_steps")).unwrap();
         ExportedDot::with_seed(21).save_onnx(fixture("kiln_export_dot")).unwrap();
+        ExportedBackwards::with_seed(22).save_onnx(fixture("kiln_export_backwards")).unwrap();
     }
 
     /// `save_onnx` writes the committed file, byte for byte.
@@ -749,6 +760,7 @@ mod export {
         writes_the_fixture(&|p| features().save_onnx(p), "kiln_export_features");
         writes_the_fixture(&|p| ExportedSteps::with_seed(20).save_onnx(p), "kiln_export_steps");
         writes_the_fixture(&|p| ExportedDot::with_seed(21).save_onnx(p), "kiln_export_dot");
+        writes_the_fixture(&|p| ExportedBackwards::with_seed(22).save_onnx(p), "kiln_export_backwards");
     }
 
     /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -810,6 +822,11 @@ mod export {
         let x = reference("kiln_export_dot").input;
         let (a, b) = (ExportedDot::with_seed(21).predict(&x).unwrap(), ReimportedDot::embedded().predict(&x).unwrap());
         check("kiln_export_dot", a.as_slice().unwrap(), b.as_slice().unwrap());
+        // Exported only: kiln imports forward and bidirectional recurrent operators.
+        let r = reference("kiln_export_backwards");
+        let got = ExportedBackwards::with_seed(22).predict(&r.input).unwrap();
+        let want = r.output.iter().copied().collect::<Vec<_>>();
+        assert!(max_abs("kiln_export_backwards predict", got.as_slice().unwrap(), &want) <= 1e-5);
         let x = reference("kiln_export_bidirectional_last").input;
         let (a, b) = (
             ExportedBidirectionalLast::with_seed(17).predict(&x).unwrap(),

@@ -363,7 +363,8 @@ impl Writer {
         out: &str,
     ) -> Option<String> {
         let r = recurrence(cfg)?;
-        if r.go_backwards || r.return_state || r.activations != ("Tanh".into(), "Sigmoid".into()) {
+        let backwards = r.go_backwards && merge.is_none();
+        if (r.go_backwards && !backwards) || r.return_state || r.activations != ("Tanh".into(), "Sigmoid".into()) {
             return None;
         }
         let (op, gates, order): (&str, usize, &[usize]) = match r.cell.as_str() {
@@ -406,6 +407,8 @@ impl Writer {
         }
         if merge.is_some() {
             attrs.push(attr_string("direction", "bidirectional"));
+        } else if backwards {
+            attrs.push(attr_string("direction", "reverse"));
         }
         self.count += 1;
         let (y, yh) = (format!("{op}_{}_Y", self.count), format!("{op}_{}_Y_h", self.count));
@@ -429,6 +432,16 @@ impl Writer {
                 if !r.return_sequences {
                     return Some(s);
                 }
+                // `go_backwards` returns its outputs in the order it computed them, from the
+                // last step: ONNX's reverse direction aligns them with the input, so they are
+                // read back to front.
+                let s = if backwards {
+                    let c = |w: &mut Self, v: i64| w.constant(vec![1], vec![], vec![v]);
+                    let (start, end, axes, step) = (c(self, -1), c(self, i64::MIN), c(self, 0), c(self, -1));
+                    self.node("Slice", &[&s, &start, &end, &axes, &step], vec![], None)
+                } else {
+                    s
+                };
                 self.node("Transpose", &[&s], vec![attr_ints("perm", vec![1, 0, 2])], Some(out))
             }
             Some("Concat") => {
