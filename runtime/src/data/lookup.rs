@@ -154,13 +154,13 @@ impl<K: LookupKey> Lookup<K> {
     }
 
     fn ready(&self) -> Result<()> {
-        match self.values.is_empty() {
-            true => Err(Error::InvalidArgument {
+        if self.values.is_empty() {
+            return Err(Error::InvalidArgument {
                 name: "Lookup",
                 reason: "has no vocabulary: call adapt (or give one) before encoding".into(),
-            }),
-            false => Ok(()),
+            });
         }
+        Ok(())
     }
 
     /// One value per row: `[values, 1]` ids (`Int`) or `[values, size]` one-hot rows (`OneHot`).

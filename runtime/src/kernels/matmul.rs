@@ -139,12 +139,7 @@ pub fn gemm(m: usize, k: usize, n: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
 /// Whether [`gemm`] takes [`gemm_small`] for a product: with AVX-512, neither operand
 /// transposed, and at least 16 columns (fewer leave most of a 16-lane register idle).
 fn unpacked(transposed: bool, n: usize) -> bool {
-    !transposed && n >= 16 && avx512()
-}
-
-/// Whether the kernels may use AVX-512F, where [`gemm_small`]'s 4 × 64 register block beats sgemm.
-fn avx512() -> bool {
-    super::simd::avx512()
+    !transposed && n >= 16 && super::simd::avx512()
 }
 
 /// `c`'s base pointer, shared by the threads that write disjoint columns of it.
@@ -366,7 +361,7 @@ pub fn gemm_rows(
     ldc: usize,
     beta: f32,
 ) {
-    if avx512() {
+    if super::simd::avx512() {
         return gemm_small(m, k, n, a, sa, b, ldb, c, ldc, beta);
     }
     gemm_strided(m, k, n, a, sa, b, (ldb, 1), c, ldc, beta)
@@ -419,7 +414,7 @@ pub fn gemm_small(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if avx512() {
+    if super::simd::avx512() {
         // SAFETY: the CPU has AVX-512F (and so AVX2 and FMA), and the assertions bound every
         // access.
         unsafe { small_512(m, k, n, a, sa, b, ldb, c, ldc, beta) };

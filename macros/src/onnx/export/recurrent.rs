@@ -1,0 +1,204 @@
+//! Recurrent layers: ONNX's LSTM, GRU and RNN (forward, reverse or bidirectional), their gates
+//! reordered from Keras' to ONNX's by nodes on the weights.
+
+use proc_macro2::TokenStream;
+
+use super::super::proto::NodeProto;
+use super::writer::{Writer, attr_int, attr_ints, attr_string};
+
+/// A recurrent layer's configuration as `infer` describes it (`Recurrence { cell: .., .. }`):
+/// the cell (`Lstm`, `Gru`, `Simple`), whether a GRU resets after, the two activations, and the
+/// flags, as written.
+struct Recurrence {
+    cell: String,
+    reset_after: bool,
+    activations: (String, String),
+    return_sequences: bool,
+    return_state: bool,
+    go_backwards: bool,
+}
+
+fn recurrence(cfg: &TokenStream) -> Option<Recurrence> {
+    let s: syn::ExprStruct = syn::parse2(cfg.clone()).ok()?;
+    let field =
+        |name: &str| s.fields.iter().find(|f| matches!(&f.member, syn::Member::Named(m) if m == name)).map(|f| &f.expr);
+    let last = |e: &syn::Expr| match e {
+        syn::Expr::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()),
+        syn::Expr::Struct(s) => s.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    };
+    let flag = |name: &str| matches!(field(name), Some(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. })) if b.value);
+    let cell = field("cell")?;
+    let reset_after = matches!(cell, syn::Expr::Struct(c) if c.fields.iter().any(|f| matches!(&f.expr, syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. }) if b.value)));
+    Some(Recurrence {
+        cell: last(cell)?,
+        reset_after,
+        activations: (last(field("activation")?)?, last(field("recurrent_activation")?)?),
+        return_sequences: flag("return_sequences"),
+        return_state: flag("return_state"),
+        go_backwards: flag("go_backwards"),
+    })
+}
+
+impl Writer {
+    /// kiln's `[in, gates x units]` matrix `m`, its gates in Keras' order, as ONNX's
+    /// `[1, gates x units, in]` in `order` (LSTM: `i f c o` to `i o f c`).
+    pub(super) fn gate_matrix(&mut self, m: &str, gates: usize, units: usize, order: &[usize]) -> String {
+        let t = self.node("Transpose", &[m], vec![attr_ints("perm", vec![1, 0])], None);
+        let r = self.reorder(&t, gates, units, order);
+        let zero = self.constant(vec![1], vec![], vec![0]);
+        self.node("Unsqueeze", &[&r, &zero], vec![], None)
+    }
+
+    /// The blocks of `units` rows of `x` in `order` (nothing to do for the identity).
+    pub(super) fn reorder(&mut self, x: &str, gates: usize, units: usize, order: &[usize]) -> String {
+        if order.iter().enumerate().all(|(k, &o)| k == o) {
+            return x.to_string();
+        }
+        let sizes = self.constant(vec![gates as i64], vec![], vec![units as i64; gates]);
+        self.count += 1;
+        let parts: Vec<String> = (0..gates).map(|k| format!("Split_{}_{k}", self.count)).collect();
+        self.nodes.push(NodeProto {
+            input: vec![x.to_string(), sizes],
+            output: parts.clone(),
+            name: format!("Split_{}", self.count),
+            op_type: "Split".into(),
+            domain: String::new(),
+            attribute: vec![attr_int("axis", 0)],
+        });
+        let picked: Vec<&str> = order.iter().map(|&k| parts[k].as_str()).collect();
+        self.node("Concat", &picked, vec![attr_int("axis", 0)], None)
+    }
+
+    /// A recurrent layer on `x` (`[batch, steps, features]`): ONNX's LSTM, GRU or RNN on
+    /// `[steps, batch, features]`, its weights reordered in the graph; `None` where it has no
+    /// form here (other activations, `go_backwards`, `return_state`). `merge`: a Bidirectional
+    /// wrapper's merge mode (its weights `forward_kernel`, `backward_kernel`, ..): one
+    /// bidirectional operator, the two directions' outputs merged after it.
+    pub(super) fn recurrent(
+        &mut self,
+        x: &str,
+        cfg: &TokenStream,
+        layer: &str,
+        units: usize,
+        merge: Option<&str>,
+        out: &str,
+    ) -> Option<String> {
+        let r = recurrence(cfg)?;
+        let backwards = r.go_backwards && merge.is_none();
+        if (r.go_backwards && !backwards) || r.return_state || r.activations != ("Tanh".into(), "Sigmoid".into()) {
+            return None;
+        }
+        let (op, gates, order): (&str, usize, &[usize]) = match r.cell.as_str() {
+            "Lstm" => ("LSTM", 4, &[0, 3, 1, 2]),
+            "Gru" => ("GRU", 3, &[0, 1, 2]),
+            "Simple" => ("RNN", 1, &[0]),
+            _ => return None,
+        };
+        let gu = gates * units;
+        let dirs: &[&str] = if merge.is_some() { &["forward_", "backward_"] } else { &[""] };
+        let mut weights: [Vec<String>; 3] = Default::default();
+        for dir in dirs {
+            let p = |name: &str| format!("{layer}.{dir}{name}");
+            weights[0].push(self.gate_matrix(&p("kernel"), gates, units, order));
+            weights[1].push(self.gate_matrix(&p("recurrent_kernel"), gates, units, order));
+            // ONNX's bias is the input one then the recurrent one; kiln's one bias is the first.
+            weights[2].push(if r.reset_after {
+                let shape = self.constant(vec![2], vec![], vec![1, 2 * gu as i64]);
+                self.node("Reshape", &[&p("bias"), &shape], vec![], None)
+            } else {
+                let first = self.reorder(&p("bias"), gates, units, order);
+                let zeros = self.constant(vec![gu as i64], vec![0.0; gu], vec![]);
+                let both = self.node("Concat", &[&first, &zeros], vec![attr_int("axis", 0)], None);
+                let zero = self.constant(vec![1], vec![], vec![0]);
+                self.node("Unsqueeze", &[&both, &zero], vec![], None)
+            });
+        }
+        // The directions stacked on ONNX's axis 0.
+        let [w, rk, b] = weights.map(|v| match &v[..] {
+            [one] => one.clone(),
+            both => {
+                let both: Vec<&str> = both.iter().map(String::as_str).collect();
+                self.node("Concat", &both, vec![attr_int("axis", 0)], None)
+            }
+        });
+        let xt = self.node("Transpose", &[x], vec![attr_ints("perm", vec![1, 0, 2])], None);
+        let mut attrs = vec![attr_int("hidden_size", units as i64)];
+        if r.cell == "Gru" {
+            attrs.push(attr_int("linear_before_reset", i64::from(r.reset_after)));
+        }
+        if merge.is_some() {
+            attrs.push(attr_string("direction", "bidirectional"));
+        } else if backwards {
+            attrs.push(attr_string("direction", "reverse"));
+        }
+        self.count += 1;
+        let (y, yh) = (format!("{op}_{}_Y", self.count), format!("{op}_{}_Y_h", self.count));
+        self.nodes.push(NodeProto {
+            input: vec![xt, w, rk, b],
+            output: vec![y.clone(), yh.clone()],
+            name: format!("{op}_{}", self.count),
+            op_type: op.into(),
+            domain: String::new(),
+            attribute: attrs,
+        });
+        // Y is [steps, directions, batch, units], Y_h [directions, batch, units]; the last
+        // node of a layer that returns Y_h's values as they are takes the layer's name.
+        let last = (!r.return_sequences).then_some(out);
+        let (value, dir_axis, to_batch_first): (&str, i64, Vec<i64>) =
+            if r.return_sequences { (&y, 1, vec![2, 0, 1, 3]) } else { (&yh, 0, vec![1, 0, 2]) };
+        Some(match merge {
+            None => {
+                let axis = self.constant(vec![1], vec![], vec![dir_axis]);
+                let s = self.node("Squeeze", &[value, &axis], vec![], last);
+                if !r.return_sequences {
+                    return Some(s);
+                }
+                // `go_backwards` returns its outputs in the order it computed them, from the
+                // last step: ONNX's reverse direction aligns them with the input, so they are
+                // read back to front.
+                let s = if backwards {
+                    let c = |w: &mut Self, v: i64| w.constant(vec![1], vec![], vec![v]);
+                    let (start, end, axes, step) = (c(self, -1), c(self, i64::MIN), c(self, 0), c(self, -1));
+                    self.node("Slice", &[&s, &start, &end, &axes, &step], vec![], None)
+                } else {
+                    s
+                };
+                self.node("Transpose", &[&s], vec![attr_ints("perm", vec![1, 0, 2])], Some(out))
+            }
+            Some("Concat") => {
+                // Batch first, the directions next to the units, then [.., 2 · units].
+                let t = self.node("Transpose", &[value], vec![attr_ints("perm", to_batch_first.clone())], None);
+                let mut dims = vec![0i64; to_batch_first.len() - 2];
+                dims.push(2 * units as i64);
+                let shape = self.constant(vec![dims.len() as i64], vec![], dims);
+                self.node("Reshape", &[&t, &shape], vec![], Some(out))
+            }
+            Some(mode) => {
+                // Batch first ([batch, steps, 2, units] or [batch, 2, units]), then the two
+                // directions merged along their axis, which goes.
+                let t = self.node("Transpose", &[value], vec![attr_ints("perm", to_batch_first.clone())], None);
+                let axis = to_batch_first.len() as i64 - 2;
+                let axes = self.constant(vec![1], vec![], vec![axis]);
+                match mode {
+                    "Sum" => self.node("ReduceSum", &[&t, &axes], vec![attr_int("keepdims", 0)], Some(out)),
+                    "Ave" => {
+                        let attrs = vec![attr_ints("axes", vec![axis]), attr_int("keepdims", 0)];
+                        self.node("ReduceMean", &[&t], attrs, Some(out))
+                    }
+                    "Mul" => {
+                        let part = |w: &mut Self, k: i64| {
+                            let (s, e) =
+                                (w.constant(vec![1], vec![], vec![k]), w.constant(vec![1], vec![], vec![k + 1]));
+                            w.node("Slice", &[&t, &s, &e, &axes], vec![], None)
+                        };
+                        let (f, b) = (part(self, 0), part(self, 1));
+                        let m = self.node("Mul", &[&f, &b], vec![], None);
+                        self.node("Squeeze", &[&m, &axes], vec![], Some(out))
+                    }
+                    _ => return None,
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,86 @@
+//! Windowed layers: convolutions and pooling on kiln's channels-last images (to ONNX's NCHW and
+//! back), transposed convolutions, and depthwise kernels as grouped Conv weights.
+
+use proc_macro2::TokenStream;
+
+use super::super::proto::AttributeProto;
+use super::writer::{Writer, attr_ints, window};
+
+impl Writer {
+    /// A windowed op on the channels-last `x` of sample rank `rank` (kiln's image as ONNX's
+    /// NCHW and back): its attributes from the window (a one-row image is 1-D).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn windowed(
+        &mut self,
+        op: &str,
+        x: &str,
+        rank: usize,
+        win: &TokenStream,
+        extra: &[&str],
+        mut attrs: Vec<AttributeProto>,
+        out: &str,
+    ) -> Option<String> {
+        let w = window(win)?;
+        let g = |k: &str| w.get(k).copied();
+        let pads = |n: i64, k: i64, s: i64, d: i64, p: i64, o: i64| (p, ((o - 1) * s + (k - 1) * d + 1 - n - p).max(0));
+        let (pt, pb) = pads(g("h")?, g("kh")?, g("sh")?, g("dh")?, g("ph")?, g("oh")?);
+        let (pl, pr) = pads(g("w")?, g("kw")?, g("sw")?, g("dw")?, g("pw")?, g("ow")?);
+        let one_d = rank == 2;
+        let pick = |a: i64, b: i64| if one_d { vec![b] } else { vec![a, b] };
+        attrs.extend([
+            attr_ints("kernel_shape", pick(g("kh")?, g("kw")?)),
+            attr_ints("strides", pick(g("sh")?, g("sw")?)),
+            attr_ints("pads", if one_d { vec![pl, pr] } else { vec![pt, pl, pb, pr] }),
+        ]);
+        if op == "Conv" {
+            attrs.push(attr_ints("dilations", pick(g("dh")?, g("dw")?)));
+        }
+        let to: Vec<i64> = [0, rank as i64].into_iter().chain(1..rank as i64).collect();
+        let back: Vec<i64> = [0].into_iter().chain(2..=rank as i64).chain([1]).collect();
+        let t = self.node("Transpose", &[x], vec![attr_ints("perm", to)], None);
+        let mut ins = vec![t.as_str()];
+        ins.extend(extra);
+        let y = self.node(op, &ins, attrs, None);
+        Some(self.node("Transpose", &[&y], vec![attr_ints("perm", back)], Some(out)))
+    }
+}
+
+impl Writer {
+    /// ONNX's ConvTranspose on the channels-last image `x` (to NCHW and back), its pads and output
+    /// padding from `win`, the convolution from its output back to its input: `None` where the
+    /// window cannot be read or needs a negative output padding.
+    pub(super) fn transposed(&mut self, x: &str, win: &TokenStream, extra: &[&str], out: &str) -> Option<String> {
+        let w = window(win)?;
+        let g = |k: &str| w.get(k).copied();
+        let mut attrs =
+            vec![attr_ints("kernel_shape", vec![g("kh")?, g("kw")?]), attr_ints("strides", vec![g("sh")?, g("sw")?])];
+        // The forward convolution reads `n` (this layer's output) with pads `p` at the start and
+        // what its `o` outputs need at the end; the transposed one crops the same.
+        let side = |n: i64, k: i64, s: i64, p: i64, o: i64| {
+            let end = ((o - 1) * s + k - n - p).max(0);
+            (p, end, n - ((o - 1) * s + k - p - end))
+        };
+        let (pt, pb, eh) = side(g("h")?, g("kh")?, g("sh")?, g("ph")?, g("oh")?);
+        let (pl, pr, ew) = side(g("w")?, g("kw")?, g("sw")?, g("pw")?, g("ow")?);
+        if eh < 0 || ew < 0 || g("dh")? != 1 || g("dw")? != 1 {
+            return None;
+        }
+        attrs.push(attr_ints("pads", vec![pt, pl, pb, pr]));
+        if eh > 0 || ew > 0 {
+            attrs.push(attr_ints("output_padding", vec![eh, ew]));
+        }
+        let t = self.node("Transpose", &[x], vec![attr_ints("perm", vec![0, 3, 1, 2])], None);
+        let mut ins = vec![t.as_str()];
+        ins.extend(extra);
+        let y = self.node("ConvTranspose", &ins, attrs, None);
+        Some(self.node("Transpose", &[&y], vec![attr_ints("perm", vec![0, 2, 3, 1])], Some(out)))
+    }
+
+    /// A stored `[kh, kw, c, m]` depthwise kernel as ONNX's grouped Conv weight `[c·m, 1, kh, kw]`.
+    pub(super) fn depthwise_kernel(&mut self, kernel: &str, shape: [usize; 4]) -> String {
+        let [kh, kw, c, m] = shape.map(|d| d as i64);
+        let t = self.node("Transpose", &[kernel], vec![attr_ints("perm", vec![2, 3, 0, 1])], None);
+        let dims = self.constant(vec![4], vec![], vec![c * m, 1, kh, kw]);
+        self.node("Reshape", &[&t, &dims], vec![], None)
+    }
+}

@@ -1,0 +1,114 @@
+//! The graph under construction: nodes, constants, attributes and activations, and the window
+//! numbers `infer` writes for windowed layers.
+
+use proc_macro2::TokenStream;
+
+use super::super::proto::{AttributeProto, NodeProto, TensorProto, dtype};
+
+/// The graph being written: its nodes, and a counter for the names of intermediate values.
+pub(super) struct Writer {
+    pub(super) nodes: Vec<NodeProto>,
+    pub(super) count: usize,
+}
+
+/// Where a layer's output before its activation goes: the layer's own name when it has none.
+pub(super) fn pre_activation(act: &str, own: &str) -> String {
+    if act == "Linear" { own.to_string() } else { format!("{own}_linear") }
+}
+
+pub(super) fn attr_int(name: &str, i: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: 2, i, ..Default::default() }
+}
+
+pub(super) fn attr_float(name: &str, f: f32) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: 1, f, ..Default::default() }
+}
+
+pub(super) fn attr_string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: 3, s: v.as_bytes().to_vec(), ..Default::default() }
+}
+
+pub(super) fn attr_ints(name: &str, ints: Vec<i64>) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: 7, ints, ..Default::default() }
+}
+
+impl Writer {
+    /// Appends `op(inputs)` with `attrs`, its output named `out` (or a fresh name): the output.
+    pub(super) fn node(&mut self, op: &str, inputs: &[&str], attrs: Vec<AttributeProto>, out: Option<&str>) -> String {
+        self.count += 1;
+        let out = out.map_or_else(|| format!("{op}_{}", self.count), str::to_string);
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.clone()],
+            name: format!("{op}_{}", self.count),
+            op_type: op.into(),
+            domain: String::new(),
+            attribute: attrs,
+        });
+        out
+    }
+
+    /// A constant tensor (a Constant node), float or int64.
+    pub(super) fn constant(&mut self, dims: Vec<i64>, floats: Vec<f32>, ints: Vec<i64>) -> String {
+        let int = !ints.is_empty();
+        let t = TensorProto {
+            dims,
+            data_type: if int { dtype::INT64 } else { dtype::FLOAT },
+            float_data: floats,
+            int64_data: ints,
+            ..Default::default()
+        };
+        let value = AttributeProto { name: "value".into(), r#type: 4, t: Some(t), ..Default::default() };
+        self.node("Constant", &[], vec![value], None)
+    }
+
+    /// Activation `act` (kiln's runtime type name) on `x`; `None` for one with no ONNX form here.
+    pub(super) fn activation(&mut self, act: &str, x: &str, out: Option<&str>) -> Option<String> {
+        Some(match act {
+            "Linear" => match out {
+                Some(o) => self.node("Identity", &[x], vec![], Some(o)),
+                None => x.to_string(),
+            },
+            "Relu" | "Sigmoid" | "Tanh" | "Elu" | "Selu" | "Softplus" => self.node(act, &[x], vec![], out),
+            "Softmax" => self.node("Softmax", &[x], vec![attr_int("axis", -1)], out),
+            "Swish" => {
+                let s = self.node("Sigmoid", &[x], vec![], None);
+                self.node("Mul", &[x, &s], vec![], out)
+            }
+            "Gelu" => {
+                // 0.5 x (1 + erf(x / √2)), as PyTorch writes it before opset 20.
+                let root2 = self.constant(vec![], vec![std::f32::consts::SQRT_2], vec![]);
+                let (one, half) = (self.constant(vec![], vec![1.0], vec![]), self.constant(vec![], vec![0.5], vec![]));
+                let d = self.node("Div", &[x, &root2], vec![], None);
+                let e = self.node("Erf", &[&d], vec![], None);
+                let a = self.node("Add", &[&e, &one], vec![], None);
+                let m = self.node("Mul", &[x, &a], vec![], None);
+                self.node("Mul", &[&m, &half], vec![], out)
+            }
+            _ => return None,
+        })
+    }
+
+    /// A float scalar constant.
+    pub(super) fn scalar(&mut self, v: f32) -> String {
+        self.constant(vec![], vec![v], vec![])
+    }
+
+    /// `act` on `linear` (see [`pre_activation`]) into `own`; no node for Linear.
+    pub(super) fn then(&mut self, act: &'static str, linear: &str, own: &str) -> Option<String> {
+        if act == "Linear" { Some(linear.to_string()) } else { self.activation(act, linear, Some(own)) }
+    }
+}
+
+/// A window as `infer` describes it (`Window { h: 8usize, .. }`): its numbers by field name.
+pub(super) fn window(win: &TokenStream) -> Option<std::collections::HashMap<String, i64>> {
+    let s: syn::ExprStruct = syn::parse2(win.clone()).ok()?;
+    s.fields
+        .iter()
+        .map(|f| {
+            let syn::Member::Named(name) = &f.member else { return None };
+            let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(v), .. }) = &f.expr else { return None };
+            Some((name.to_string(), v.base10_parse().ok()?))
+        })
+        .collect()
+}

@@ -1,0 +1,419 @@
+//! Export: `save_onnx` writes a model kiln built as an ONNX file, its weights as they are; the
+//! committed files `kiln_export*.onnx` are what it writes (`cargo test --test it onnx::export --
+//! --ignored` writes them again), onnxruntime's outputs on them are in `kiln_export*.txt`
+//! (`examples/onnx/make_fixtures.py`), and the files import back into kiln.
+
+use super::*;
+
+functional! {
+    /// Dense layers with several activations, BatchNormalization, a skip Add, a Concatenate
+    /// and Dropout.
+    pub struct Exported {
+        x = Input([6]);
+        h = Dense(16, activation = relu)(x);
+        n = BatchNormalization()(h);
+        a = Dense(16, activation = tanh)(n);
+        s = Add()([n, a]);
+        g = Dense(4, activation = gelu)(x);
+        c = Concatenate()([s, g]);
+        d = Dropout(0.5)(c);
+        y = Dense(3, activation = softmax)(d);
+        Model(x, y)
+    }
+}
+
+sequential! {
+    /// Convolutions (same and strided valid padding), pooling and a channels-last Flatten:
+    /// kiln's NHWC images, transposed around each ONNX Conv.
+    pub struct ExportedCnn: [12, 10, 3] {
+        Conv2D(4, 3, padding = same, activation = relu),
+        MaxPooling2D(2),
+        Conv2D(6, 3, strides = 2, activation = elu),
+        BatchNormalization(),
+        AveragePooling2D(2, padding = same),
+        Flatten,
+        Dense(3),
+    }
+}
+
+sequential! {
+    /// A causal, dilated Conv1D, max pooling and global average pooling over the steps.
+    pub struct ExportedSeq: [16, 2] {
+        Conv1D(5, 3, padding = causal, dilation_rate = 2, activation = swish),
+        MaxPooling1D(2),
+        Conv1D(4, 2, groups = 1, activation = sigmoid),
+        GlobalAveragePooling1D,
+        Dense(2, activation = softmax),
+    }
+}
+
+sequential! {
+    /// Token ids (int64 in the file) through an Embedding (Gather), LeakyReLU, Rescaling.
+    pub struct ExportedText: [7], dtype = i32 {
+        Embedding(20, 6),
+        Flatten,
+        Dense(4),
+        LeakyReLU(negative_slope = 0.2),
+        Rescaling(0.5, offset = 0.1),
+        Dense(2, activation = softmax),
+    }
+}
+
+sequential! {
+    /// An LSTM returning its sequence, a SimpleRNN, a GRU (`reset_after`), a Dense head.
+    pub struct ExportedRnn: [7, 3] {
+        LSTM(5, return_sequences = true),
+        SimpleRNN(6, return_sequences = true),
+        GRU(4),
+        Dense(2),
+    }
+}
+
+sequential! {
+    /// Zero padding and cropping around a convolution, and permuted axes: Pad between
+    /// Transposes, Slice, Transpose.
+    pub struct ExportedResample: [9, 8, 2] {
+        ZeroPadding2D([1, 2, 0, 1]),
+        Conv2D(3, 3, activation = relu),
+        Cropping2D([1, 0, 2, 1]),
+        Permute([2, 1, 3]),
+        Flatten,
+        Dense(3),
+    }
+}
+
+sequential! {
+    /// Nearest up-sampling in 2-D and 1-D: Resize (which kiln does not import yet).
+    pub struct ExportedUpSampling: [5, 4, 2] {
+        UpSampling2D([2, 3]),
+        Conv2D(2, 3),
+        Reshape([8, 20]),
+        UpSampling1D(2),
+        Flatten,
+        Dense(2),
+    }
+}
+
+sequential! {
+    /// Depthwise, separable and transposed convolutions: grouped Convs, a MatMul, and
+    /// ConvTranspose with the pads and output padding of `same` and `valid`.
+    pub struct ExportedConvs: [7, 6, 2] {
+        DepthwiseConv2D(3, depth_multiplier = 2, padding = same, activation = relu),
+        SeparableConv2D(3, 3, depth_multiplier = 2, activation = tanh),
+        Conv2DTranspose(3, 3, strides = 2, padding = same),
+        Conv2DTranspose(2, 2, strides = 2, activation = sigmoid),
+        SeparableConv2D(2, 3, strides = 2, padding = same, use_bias = false),
+        Flatten,
+        Dense(2),
+    }
+}
+
+sequential! {
+    /// Bidirectional LSTM and GRU in each merge mode: ONNX's bidirectional operators, the
+    /// directions merged after them.
+    pub struct ExportedBidirectional: [6, 3] {
+        Bidirectional(LSTM(4, return_sequences = true)),
+        Bidirectional(GRU(3, return_sequences = true), merge_mode = "sum"),
+        Bidirectional(SimpleRNN(3, return_sequences = true), merge_mode = "mul"),
+        Bidirectional(LSTM(2), merge_mode = "ave"),
+        Dense(2),
+    }
+}
+
+functional! {
+    /// The dot product of two branches (Keras' Dot of two vectors).
+    pub struct ExportedDot {
+        x = Input([6]);
+        p = Dense(4)(x);
+        q = Dense(4, activation = tanh)(x);
+        d = Dot(axes = 1)([p, q]);
+        y = Dense(2)(Concatenate()([d, q]));
+        Model(x, y)
+    }
+}
+
+sequential! {
+    /// Recurrent layers reading the steps backwards: ONNX's reverse direction (their
+    /// sequence read back to front).
+    pub struct ExportedBackwards: [5, 2] {
+        LSTM(3, return_sequences = true, go_backwards = true),
+        GRU(2, go_backwards = true),
+        Dense(2),
+    }
+}
+
+sequential! {
+    /// Dense layers on every step, one wrapped in TimeDistributed.
+    pub struct ExportedSteps: [4, 3] {
+        TimeDistributed(Dense(5, activation = relu)),
+        Dense(2, activation = tanh),
+        Flatten,
+        Dense(2),
+    }
+}
+
+sequential! {
+    /// A Bidirectional layer returning its last outputs, concatenated.
+    pub struct ExportedBidirectionalLast: [5, 2] {
+        Bidirectional(GRU(3)),
+        Dense(2),
+    }
+}
+
+sequential! {
+    /// Normalization (adapted), PReLU with a shared axis, RepeatVector.
+    pub struct ExportedFeatures: [5] {
+        Normalization(),
+        Dense(4),
+        RepeatVector(3),
+        PReLU(shared_axes = [1]),
+        Flatten,
+        Dense(2),
+    }
+}
+
+/// `ExportedFeatures` adapted to features of different scales, its PReLU slopes not zero.
+fn features() -> ExportedFeatures {
+    let mut m = ExportedFeatures::with_seed(19);
+    let data = kiln::ndarray::Array2::from_shape_fn((40, 5), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * (j + 1) as f32);
+    m.adapt("normalization", &data).unwrap();
+    let alpha = m.weights().into_iter().map(|(n, _)| n).find(|n| n.ends_with(".alpha")).unwrap();
+    m.set_weight(&alpha, &kiln::ndarray::arr2(&[[0.1f32, -0.2, 0.3, 0.25]])).unwrap();
+    m
+}
+
+functional! {
+    /// User math: element-wise chains, broadcasting across ranks, reductions, softmax along
+    /// an axis, a product read transposed and a slice.
+    pub struct ExportedMath {
+        x = Input([4, 6]);
+        h = Dense(6, activation = tanh)(x);
+        e = clip(pow(exp(0.5 * h) - 1.0, 2.0), 0.0, 4.0) + maximum(h, 0.1) / 3.0;
+        n = sqrt(sum(square(h), axis = -1, keepdims = true) + 1e-6);
+        u = h / n;
+        m = mean(u, axis = 1);
+        s = log_softmax(e * 2.0, axis = 1);
+        p = softmax(h, axis = -1);
+        a = matmul(p, u, transpose_b = true);
+        c = slice(a, axis = -1, start = 1, end = 3);
+        t = s + m - abs(h - 0.2) * p + log(1.0 + square(h)) - 2.0 / (2.5 + h);
+        y = Dense(3)(Flatten()(Concatenate()([t, c])));
+        Model(x, y)
+    }
+}
+
+sequential! {
+    /// The same in one dimension.
+    pub struct ExportedResample1d: [10, 2] {
+        ZeroPadding1D([2, 1]),
+        Conv1D(3, 3),
+        Cropping1D([1, 2]),
+        Permute([2, 1]),
+        Flatten,
+        Dense(2),
+    }
+}
+
+#[kiln::onnx("../fixtures/onnx/kiln_export.onnx")]
+pub struct Reimported;
+#[kiln::onnx("../fixtures/onnx/kiln_export_rnn.onnx")]
+pub struct ReimportedRnn;
+#[kiln::onnx("../fixtures/onnx/kiln_export_text.onnx")]
+pub struct ReimportedText;
+#[kiln::onnx("../fixtures/onnx/kiln_export_cnn.onnx")]
+pub struct ReimportedCnn;
+#[kiln::onnx("../fixtures/onnx/kiln_export_seq.onnx")]
+pub struct ReimportedSeq;
+#[kiln::onnx("../fixtures/onnx/kiln_export_resample.onnx")]
+pub struct ReimportedResample;
+#[kiln::onnx("../fixtures/onnx/kiln_export_resample1d.onnx")]
+pub struct ReimportedResample1d;
+#[kiln::onnx("../fixtures/onnx/kiln_export_upsampling.onnx")]
+pub struct ReimportedUpSampling;
+#[kiln::onnx("../fixtures/onnx/kiln_export_convs.onnx")]
+pub struct ReimportedConvs;
+#[kiln::onnx("../fixtures/onnx/kiln_export_math.onnx")]
+pub struct ReimportedMath;
+#[kiln::onnx("../fixtures/onnx/kiln_export_bidirectional_last.onnx")]
+pub struct ReimportedBidirectionalLast;
+#[kiln::onnx("../fixtures/onnx/kiln_export_features.onnx")]
+pub struct ReimportedFeatures;
+#[kiln::onnx("../fixtures/onnx/kiln_export_bidirectional.onnx")]
+pub struct ReimportedBidirectional;
+#[kiln::onnx("../fixtures/onnx/kiln_export_steps.onnx")]
+pub struct ReimportedSteps;
+#[kiln::onnx("../fixtures/onnx/kiln_export_dot.onnx")]
+pub struct ReimportedDot;
+
+/// Moving statistics that are not the identity.
+fn statistics(m: &mut impl Model, layer: &str, n: usize) {
+    let mean = kiln::ndarray::Array1::from_shape_fn(n, |i| (i as f32 - 8.0) / 20.0);
+    let var = kiln::ndarray::Array1::from_shape_fn(n, |i| 0.5 + i as f32 / 16.0);
+    m.set_weight(&format!("{layer}.moving_mean"), &mean).unwrap();
+    m.set_weight(&format!("{layer}.moving_variance"), &var).unwrap();
+}
+
+fn mlp() -> Exported {
+    let mut m = Exported::with_seed(7);
+    statistics(&mut m, "batch_normalization", 16);
+    m
+}
+
+fn cnn() -> ExportedCnn {
+    let mut m = ExportedCnn::with_seed(8);
+    statistics(&mut m, "batch_normalization", 6);
+    m
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/onnx/{name}.onnx", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+#[ignore = "writes tests/fixtures/onnx/kiln_export*.onnx"]
+fn write_the_export_fixtures() {
+    mlp().save_onnx(fixture("kiln_export")).unwrap();
+    cnn().save_onnx(fixture("kiln_export_cnn")).unwrap();
+    ExportedSeq::with_seed(9).save_onnx(fixture("kiln_export_seq")).unwrap();
+    ExportedText::with_seed(10).save_onnx(fixture("kiln_export_text")).unwrap();
+    ExportedRnn::with_seed(11).save_onnx(fixture("kiln_export_rnn")).unwrap();
+    ExportedResample::with_seed(12).save_onnx(fixture("kiln_export_resample")).unwrap();
+    ExportedResample1d::with_seed(13).save_onnx(fixture("kiln_export_resample1d")).unwrap();
+    ExportedUpSampling::with_seed(14).save_onnx(fixture("kiln_export_upsampling")).unwrap();
+    ExportedConvs::with_seed(15).save_onnx(fixture("kiln_export_convs")).unwrap();
+    ExportedBidirectional::with_seed(16).save_onnx(fixture("kiln_export_bidirectional")).unwrap();
+    ExportedBidirectionalLast::with_seed(17).save_onnx(fixture("kiln_export_bidirectional_last")).unwrap();
+    ExportedMath::with_seed(18).save_onnx(fixture("kiln_export_math")).unwrap();
+    features().save_onnx(fixture("kiln_export_features")).unwrap();
+    ExportedSteps::with_seed(20).save_onnx(fixture("kiln_export_steps")).unwrap();
+    ExportedDot::with_seed(21).save_onnx(fixture("kiln_export_dot")).unwrap();
+    ExportedBackwards::with_seed(22).save_onnx(fixture("kiln_export_backwards")).unwrap();
+}
+
+/// `save_onnx` writes the committed file, byte for byte.
+fn writes_the_fixture(m: &impl Fn(&std::path::Path) -> kiln::Result<()>, name: &str) {
+    let dir = std::env::temp_dir().join(format!("kiln-onnx-export-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("exported.onnx");
+    m(&path).unwrap();
+    let (written, committed) = (std::fs::read(&path).unwrap(), std::fs::read(fixture(name)).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        written == committed,
+        "{name}: save_onnx wrote {} bytes, the fixture has {}",
+        written.len(),
+        committed.len()
+    );
+}
+
+#[test]
+fn save_onnx_writes_the_committed_files() {
+    writes_the_fixture(&|p| mlp().save_onnx(p), "kiln_export");
+    writes_the_fixture(&|p| cnn().save_onnx(p), "kiln_export_cnn");
+    writes_the_fixture(&|p| ExportedSeq::with_seed(9).save_onnx(p), "kiln_export_seq");
+    writes_the_fixture(&|p| ExportedText::with_seed(10).save_onnx(p), "kiln_export_text");
+    writes_the_fixture(&|p| ExportedRnn::with_seed(11).save_onnx(p), "kiln_export_rnn");
+    writes_the_fixture(&|p| ExportedResample::with_seed(12).save_onnx(p), "kiln_export_resample");
+    writes_the_fixture(&|p| ExportedResample1d::with_seed(13).save_onnx(p), "kiln_export_resample1d");
+    writes_the_fixture(&|p| ExportedUpSampling::with_seed(14).save_onnx(p), "kiln_export_upsampling");
+    writes_the_fixture(&|p| ExportedConvs::with_seed(15).save_onnx(p), "kiln_export_convs");
+    writes_the_fixture(&|p| ExportedBidirectional::with_seed(16).save_onnx(p), "kiln_export_bidirectional");
+    writes_the_fixture(&|p| ExportedBidirectionalLast::with_seed(17).save_onnx(p), "kiln_export_bidirectional_last");
+    writes_the_fixture(&|p| ExportedMath::with_seed(18).save_onnx(p), "kiln_export_math");
+    writes_the_fixture(&|p| features().save_onnx(p), "kiln_export_features");
+    writes_the_fixture(&|p| ExportedSteps::with_seed(20).save_onnx(p), "kiln_export_steps");
+    writes_the_fixture(&|p| ExportedDot::with_seed(21).save_onnx(p), "kiln_export_dot");
+    writes_the_fixture(&|p| ExportedBackwards::with_seed(22).save_onnx(p), "kiln_export_backwards");
+}
+
+/// onnxruntime runs each exported file as kiln runs the model, and each imports back.
+#[test]
+fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
+    let check = |name: &str, got: &[f32], back: &[f32]| {
+        let r = reference(name);
+        let want = r.output.iter().copied().collect::<Vec<_>>();
+        assert!(max_abs(&format!("{name} predict"), got, &want) <= 1e-5);
+        assert!(max_abs(&format!("{name} imported back"), back, got) <= 1e-6);
+    };
+    let x = reference("kiln_export").input;
+    let (a, b) = (mlp().predict(&x).unwrap(), Reimported::embedded().predict(&x).unwrap());
+    check("kiln_export", a.as_slice().unwrap(), b.as_slice().unwrap());
+    let x = reference("kiln_export_cnn").input;
+    let (a, b) = (cnn().predict(&x).unwrap(), ReimportedCnn::embedded().predict(&x).unwrap());
+    check("kiln_export_cnn", a.as_slice().unwrap(), b.as_slice().unwrap());
+    let x = reference("kiln_export_seq").input;
+    let (a, b) = (ExportedSeq::with_seed(9).predict(&x).unwrap(), ReimportedSeq::embedded().predict(&x).unwrap());
+    check("kiln_export_seq", a.as_slice().unwrap(), b.as_slice().unwrap());
+    let ids = reference("kiln_export_text").input.mapv(|v| v as i32);
+    let (a, b) =
+        (ExportedText::with_seed(10).predict(&ids).unwrap(), ReimportedText::embedded().predict(&ids).unwrap());
+    check("kiln_export_text", a.as_slice().unwrap(), b.as_slice().unwrap());
+    let x = reference("kiln_export_rnn").input;
+    let (a, b) = (ExportedRnn::with_seed(11).predict(&x).unwrap(), ReimportedRnn::embedded().predict(&x).unwrap());
+    check("kiln_export_rnn", a.as_slice().unwrap(), b.as_slice().unwrap());
+    let x = reference("kiln_export_resample").input;
+    let (a, b) =
+        (ExportedResample::with_seed(12).predict(&x).unwrap(), ReimportedResample::embedded().predict(&x).unwrap());
+    check("kiln_export_resample", a.as_slice().unwrap(), b.as_slice().unwrap());
+    let x = reference("kiln_export_resample1d").input;
+    let (a, b) =
+        (ExportedResample1d::with_seed(13).predict(&x).unwrap(), ReimportedResample1d::embedded().predict(&x).unwrap());
+    check("kiln_export_resample1d", a.as_slice().unwrap(), b.as_slice().unwrap());
+    let x = reference("kiln_export_upsampling").input;
+    let (a, b) =
+        (ExportedUpSampling::with_seed(14).predict(&x).unwrap(), ReimportedUpSampling::embedded().predict(&x).unwrap());
+    check("kiln_export_upsampling", a.as_slice().unwrap(), b.as_slice().unwrap());
+    let x = reference("kiln_export_convs").input;
+    let (a, b) = (ExportedConvs::with_seed(15).predict(&x).unwrap(), ReimportedConvs::embedded().predict(&x).unwrap());
+    check("kiln_export_convs", a.as_slice().unwrap(), b.as_slice().unwrap());
+    let x = reference("kiln_export_math").input;
+    let (a, b) = (ExportedMath::with_seed(18).predict(&x).unwrap(), ReimportedMath::embedded().predict(&x).unwrap());
+    check("kiln_export_math", a.as_slice().unwrap(), b.as_slice().unwrap());
+    let x = reference("kiln_export_features").input;
+    let (a, b) = (features().predict(&x).unwrap(), ReimportedFeatures::embedded().predict(&x).unwrap());
+    check("kiln_export_features", a.as_slice().unwrap(), b.as_slice().unwrap());
+    let x = reference("kiln_export_steps").input;
+    let (a, b) = (ExportedSteps::with_seed(20).predict(&x).unwrap(), ReimportedSteps::embedded().predict(&x).unwrap());
+    check("kiln_export_steps", a.as_slice().unwrap(), b.as_slice().unwrap());
+    let x = reference("kiln_export_dot").input;
+    let (a, b) = (ExportedDot::with_seed(21).predict(&x).unwrap(), ReimportedDot::embedded().predict(&x).unwrap());
+    check("kiln_export_dot", a.as_slice().unwrap(), b.as_slice().unwrap());
+    // Exported only: kiln imports forward and bidirectional recurrent operators.
+    let r = reference("kiln_export_backwards");
+    let got = ExportedBackwards::with_seed(22).predict(&r.input).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    assert!(max_abs("kiln_export_backwards predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    let x = reference("kiln_export_bidirectional_last").input;
+    let (a, b) = (
+        ExportedBidirectionalLast::with_seed(17).predict(&x).unwrap(),
+        ReimportedBidirectionalLast::embedded().predict(&x).unwrap(),
+    );
+    check("kiln_export_bidirectional_last", a.as_slice().unwrap(), b.as_slice().unwrap());
+    // Relative to the outputs, which the `mul` merge keeps small.
+    let r = reference("kiln_export_bidirectional");
+    let got = ExportedBidirectional::with_seed(16).predict(&r.input).unwrap();
+    let back = ReimportedBidirectional::embedded().predict(&r.input).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(max_abs("kiln_export_bidirectional predict", got.as_slice().unwrap(), &want) <= 1e-5 * scale);
+    let (got, back) = (got.as_slice().unwrap(), back.as_slice().unwrap());
+    assert!(max_abs("kiln_export_bidirectional imported back", back, got) <= 1e-6 * scale);
+}
+
+sequential! {
+    /// Masked steps, which have no ONNX form in kiln yet.
+    pub struct Masked: [3, 2] {
+        Masking(mask_value = 0.0),
+        GlobalAveragePooling1D,
+        Dense(1),
+    }
+}
+
+/// A layer with no ONNX form yet: `save_onnx` says which, and writes nothing.
+#[test]
+fn a_layer_without_an_onnx_form_is_named() {
+    let path = std::env::temp_dir().join(format!("kiln-never-written-{}.onnx", std::process::id()));
+    let err = Masked::new().save_onnx(&path).unwrap_err().to_string();
+    assert!(err.contains("layer `masking` (Masking) has no ONNX export yet"), "{err}");
+    assert!(!path.exists());
+}
