@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod model;
 mod onnx;
 pub mod optimizers;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod random;
 pub mod summary;
@@ -55,6 +56,7 @@ pub use optimizers::{
     ExponentialDecay, IntoOptimizer, InverseTimeDecay, LearningRateSchedule, Lion, Nadam, Optimizer, OptimizerState,
     PiecewiseConstantDecay, PolynomialDecay, RmsProp, Scheduled, Sgd,
 };
+#[cfg(feature = "plot")]
 pub use plot::{PlotOptions, plot_model};
 pub use rand::rngs::StdRng;
 pub use random::Stream;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::model::dynamic::DynModel;
-use crate::summary::{LayerInfo, output_k, shape, shapes};
+use crate::summary::{LayerInfo, shape, shapes};
 use crate::train::History;
 
 /// The font text is drawn with in PNG output.
@@ -474,4 +474,9 @@ impl History {
     pub fn plot(&self, path: impl AsRef<Path>) -> Result<()> {
         write_chart(&history_svg(self), path)
     }
+}
+
+/// Output `k` of a layer's, as a `Connected to` entry names it (`lstm[0][1]`).
+fn output_k(l: &LayerInfo, k: usize) -> &'static [usize] {
+    l.outputs.get(k).copied().unwrap_or(l.output_shape)
 }

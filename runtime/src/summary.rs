@@ -50,11 +50,6 @@ pub(crate) fn shapes(l: &LayerInfo) -> String {
     }
 }
 
-/// Output `k` of a layer's, as a `Connected to` entry names it (`lstm[0][1]`).
-pub(crate) fn output_k(l: &LayerInfo, k: usize) -> &'static [usize] {
-    l.outputs.get(k).copied().unwrap_or(l.output_shape)
-}
-
 pub(crate) fn shape(s: &[usize]) -> String {
     let mut out = String::from("(None");
     for d in s {

@@ -1,6 +1,6 @@
 //! kiln's integration tests, in one binary so kiln and its dependencies are linked once: a
-//! module per area. The compile-fail snapshots (`tests/ui.rs`) and the allocation counter
-//! (`tests/alloc.rs`, which installs a global allocator) are binaries of their own.
+//! module per area. The allocation counter (`tests/alloc.rs`, which installs a global
+//! allocator) is a binary of its own; the compile-fail snapshots are the package `tests/ui/`.
 //!
 //! Run one area with `cargo test --test it <module>::`, e.g. `cargo test --test it gradcheck::`.
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array4};
 
+use super::folders::{Split, Subset, bad, class_files, entries, io_error};
 use crate::error::{Error, Result};
 
 /// The channels images are read with (Keras' `color_mode`).
@@ -27,17 +28,6 @@ impl ColorMode {
             ColorMode::Rgb => 3,
         }
     }
-}
-
-/// Which part of a `validation_split` to return (Keras' `subset`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Subset {
-    /// The first `1 - validation_split` of the shuffled files.
-    Training,
-    /// The last `validation_split` of them.
-    Validation,
-    /// Both: the training set, then the validation set.
-    Both,
 }
 
 /// The options of [`image_dataset_from_directory`], Keras' arguments and defaults.
@@ -88,36 +78,6 @@ pub struct ImageSet {
 /// The extensions read, lower case; Keras also reads GIF, which kiln refuses by name.
 const FORMATS: [&str; 4] = ["bmp", "jpeg", "jpg", "png"];
 
-pub(super) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.display().to_string(), source }
-}
-
-pub(super) fn bad(path: &Path, reason: impl Into<String>) -> Error {
-    Error::BadFile { path: path.display().to_string(), reason: reason.into() }
-}
-
-/// Writes `json` (a vocabulary, a configuration) to `path`, atomically.
-pub(super) fn save_json(path: impl AsRef<Path>, json: &str) -> Result<()> {
-    crate::io::atomic_write(path, |w| w.write_all(json.as_bytes()))
-}
-
-/// Reads `path` and parses it with `parse` (a `from_json`); every error names the file.
-pub(super) fn load_json<T>(path: impl AsRef<Path>, parse: impl FnOnce(&str) -> Result<T>) -> Result<T> {
-    let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
-    parse(&text).map_err(|e| bad(path, e.to_string()))
-}
-
-/// The sorted entries of a folder.
-pub(super) fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(io_error(dir))? {
-        out.push(e.map_err(io_error(dir))?.path());
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// The image files under a class folder, its subfolders included, as Keras walks it: folder
 /// by folder in sorted order, files sorted within each.
 fn image_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -141,23 +101,6 @@ fn check(opts: &ImageFolder) -> Result<()> {
         return Err(Error::InvalidArgument { name: "image_size", reason: format!("{:?} has a zero side", opts.image_size) });
     }
     Ok(())
-}
-
-fn check_split(dir: &Path, opts: &Split) -> Result<()> {
-    let invalid = |name, reason: String| Err(Error::InvalidArgument { name, reason });
-    let split = opts.validation_split;
-    if !(0.0..1.0).contains(&split) {
-        return invalid("validation_split", format!("must be in [0, 1), got {split}"));
-    }
-    match (split > 0.0, opts.subset) {
-        (true, None) => invalid(
-            "subset",
-            format!("validation_split = {split} needs a subset: Subset::Training, Subset::Validation or Subset::Both"),
-        ),
-        (false, Some(s)) => invalid("validation_split", format!("subset {s:?} needs a validation_split in (0, 1)")),
-        _ if !dir.is_dir() => Err(bad(dir, "not a directory of class folders")),
-        _ => Ok(()),
-    }
 }
 
 /// Reads a folder holding one folder of images per class, as Keras'
@@ -297,55 +240,12 @@ impl crate::data::Dataset for ImageBatches {
     }
 }
 
-/// How a reader of class folders splits and orders its files.
-pub(super) struct Split {
-    pub validation_split: f32,
-    pub subset: Option<Subset>,
-    pub shuffle: bool,
-    pub seed: u64,
-}
-
 /// The classes and the files of each part of the split.
 #[allow(clippy::type_complexity)]
 fn listing(dir: &Path, opts: &ImageFolder) -> Result<(Vec<String>, Vec<(PathBuf, usize)>, Vec<(PathBuf, usize)>)> {
     check(opts)?;
     let split = Split { validation_split: opts.validation_split, subset: opts.subset, shuffle: opts.shuffle, seed: opts.seed };
     class_files(dir, &split, image_files, "images (PNG, JPEG or BMP files)")
-}
-
-/// The class folders of `dir` (their names in sorted order are the classes), the files `find`
-/// finds in each (labelled with its class), shuffled and split as Keras does.
-#[allow(clippy::type_complexity)]
-pub(super) fn class_files(
-    dir: &Path,
-    split: &Split,
-    find: fn(&Path, &mut Vec<PathBuf>) -> Result<()>,
-    what: &str,
-) -> Result<(Vec<String>, Vec<(PathBuf, usize)>, Vec<(PathBuf, usize)>)> {
-    check_split(dir, split)?;
-    let classes: Vec<PathBuf> = entries(dir)?.into_iter().filter(|p| p.is_dir()).collect();
-    if classes.is_empty() {
-        return Err(bad(dir, "holds no class folders: put each class's files in a folder of its own"));
-    }
-    let mut class_names = Vec::new();
-    let mut samples: Vec<(PathBuf, usize)> = Vec::new();
-    for (label, class) in classes.iter().enumerate() {
-        let mut files = Vec::new();
-        find(class, &mut files)?;
-        if files.is_empty() {
-            return Err(bad(class, format!("class folder holds no {what}")));
-        }
-        class_names.push(class.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-        samples.extend(files.into_iter().map(|f| (f, label)));
-    }
-    if split.shuffle {
-        use rand::SeedableRng;
-        use rand::seq::SliceRandom;
-        samples.shuffle(&mut rand::rngs::StdRng::seed_from_u64(split.seed));
-    }
-    let held = (split.validation_split as f64 * samples.len() as f64) as usize;
-    let validation = samples.split_off(samples.len() - held);
-    Ok((class_names, samples, validation))
 }
 
 /// Decodes and resizes the files of one subset.

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use ndarray::Array2;
 
-use super::images::{load_json, save_json};
+use super::folders::{load_json, save_json};
 use crate::error::{Error, Result};
 
 /// What a lookup or [`CategoryEncoding`] makes of its input (Keras' `output_mode`).

@@ -3,8 +3,11 @@
 //! stream batches through `fit` (see [`Dataset`]).
 
 mod dataset;
+mod folders;
+#[cfg(feature = "images")]
 mod images;
 mod lookup;
+#[cfg(feature = "npy")]
 mod npy;
 mod table;
 mod text;
@@ -12,10 +15,13 @@ mod text;
 pub use dataset::{
     Batch, Batched, Dataset, Generator, Map, Prefetch, Repeat, Sample, Shuffle, Take, from_arrays, from_generator,
 };
+pub use folders::Subset;
+#[cfg(feature = "images")]
 pub use images::{
-    ColorMode, ImageBatches, ImageFolder, ImageSet, Subset, image_batches_from_directory, image_dataset_from_directory,
+    ColorMode, ImageBatches, ImageFolder, ImageSet, image_batches_from_directory, image_dataset_from_directory,
 };
 pub use lookup::{CategoryEncoding, Discretization, Encoding, Hashing, IntegerLookup, Lookup, LookupKey, StringLookup};
+#[cfg(feature = "npy")]
 pub use npy::{read_npy, read_npz};
 pub use text::{
     OutputMode, SplitOn, Standardize, TextFolder, TextOptions, TextSet, TextVectorization, text_dataset_from_directory,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array1, Array2};
 
 use super::Subset;
-use super::images::{Split, bad, class_files, entries, io_error, load_json, save_json};
+use super::folders::{Split, bad, class_files, entries, io_error, load_json, save_json};
 use crate::error::{Error, Result};
 
 /// The options of [`text_dataset_from_directory`], Keras' arguments and defaults.

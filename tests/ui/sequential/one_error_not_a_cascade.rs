@@ -17,6 +17,6 @@ fn main() -> kiln::Result<()> {
     model.evaluate(&x, &y)?;
     let p = model.predict(&x)?;
     println!("{}", p.nrows());
-    kiln::plot_model(&model, "broken.svg", &kiln::PlotOptions::default())?;
+    model.save_weights("broken.safetensors")?;
     Ok(())
 }
