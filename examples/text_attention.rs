@@ -7,7 +7,9 @@
 //! says nothing about the label: a model that averages token vectors stays at chance, while
 //! attention over token and position embeddings reads the order.
 //!
-//! Run with `cargo run --release --example text_attention`.
+//! Run with `cargo run --release --example text_attention`. The trained transformer is written
+//! as an ONNX file, `target/kiln-text-attention/transformer.onnx` (inputs `tokens` and
+//! `positions`, int64), for onnxruntime or any other ONNX runtime.
 
 use kiln::ndarray::{Array1, Array2};
 use kiln::prelude::*;
@@ -79,6 +81,10 @@ fn main() -> kiln::Result<()> {
     let bag_acc = bag.evaluate(&x_test, &y_test)?["accuracy"];
 
     println!("held-out accuracy on {} sequences: transformer {acc:.4}, bag of words {bag_acc:.4}", y_test.len());
+    let out = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/target/kiln-text-attention"));
+    std::fs::create_dir_all(out).map_err(|source| kiln::Error::Io { path: out.display().to_string(), source })?;
+    transformer.save_onnx(out.join("transformer.onnx"))?;
+    println!("wrote {}", out.join("transformer.onnx").display());
     if acc < 0.95 {
         return Err(kiln::Error::InvalidData { what: "transformer".into(), reason: format!("accuracy {acc} < 0.95") });
     }

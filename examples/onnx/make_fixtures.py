@@ -513,6 +513,8 @@ def kiln_export():
         ("kiln_export_steps", (4, 3)),
         ("kiln_export_dot", (6,)),
         ("kiln_export_backwards", (5, 2)),
+        ("kiln_export_attention", (5, 6)),
+        ("kiln_export_attention_mask", (5, 6)),
     ):
         path = os.path.join(OUT, f"{name}.onnx")
         if os.path.exists(path):

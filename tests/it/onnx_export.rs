@@ -214,6 +214,34 @@ sequential! {
     }
 }
 
+functional! {
+    /// Self-attention, then a causal cross-attention with a value and a key of their own (other
+    /// widths, value_dim apart from key_dim), a residual Add, LayerNormalization and pooling: per
+    /// head MatMuls, the causal mask added to the scores, a Softmax over the key steps.
+    pub struct ExportedAttention {
+        x = Input([5, 6]);
+        v = Dense(4)(x);
+        a = MultiHeadAttention(num_heads = 2, key_dim = 3)(x, x);
+        c = MultiHeadAttention(num_heads = 3, key_dim = 2, value_dim = 5, use_causal_mask = true)(a, v, x);
+        s = Add()([x, c]);
+        n = LayerNormalization()(s);
+        y = Dense(3)(GlobalAveragePooling1D()(n));
+        Model(x, y)
+    }
+}
+
+functional! {
+    /// Attention under Keras' `attention_mask`, here computed from the input (the positive
+    /// entries of `x·xᵀ`), without biases: the mask is a Where on the scores.
+    pub struct ExportedAttentionMask {
+        x = Input([5, 6]);
+        m = relu(matmul(x, x, transpose_b = true));
+        a = MultiHeadAttention(num_heads = 2, key_dim = 4, use_bias = false)(x, x, attention_mask = m);
+        y = Dense(2)(GlobalAveragePooling1D()(a));
+        Model(x, y)
+    }
+}
+
 #[kiln::onnx("../fixtures/onnx/kiln_export.onnx")]
 pub struct Reimported;
 #[kiln::onnx("../fixtures/onnx/kiln_export_rnn.onnx")]
@@ -244,6 +272,8 @@ pub struct ReimportedBidirectional;
 pub struct ReimportedSteps;
 #[kiln::onnx("../fixtures/onnx/kiln_export_dot.onnx")]
 pub struct ReimportedDot;
+#[kiln::onnx("../fixtures/onnx/kiln_export_attention.onnx")]
+pub struct ReimportedAttention;
 
 /// Moving statistics that are not the identity.
 fn statistics(m: &mut impl Model, layer: &str, n: usize) {
@@ -288,6 +318,8 @@ fn write_the_export_fixtures() {
     ExportedSteps::with_seed(20).save_onnx(fixture("kiln_export_steps")).unwrap();
     ExportedDot::with_seed(21).save_onnx(fixture("kiln_export_dot")).unwrap();
     ExportedBackwards::with_seed(22).save_onnx(fixture("kiln_export_backwards")).unwrap();
+    ExportedAttention::with_seed(23).save_onnx(fixture("kiln_export_attention")).unwrap();
+    ExportedAttentionMask::with_seed(24).save_onnx(fixture("kiln_export_attention_mask")).unwrap();
 }
 
 /// `save_onnx` writes the committed file, byte for byte.
@@ -324,6 +356,8 @@ fn save_onnx_writes_the_committed_files() {
     writes_the_fixture(&|p| ExportedSteps::with_seed(20).save_onnx(p), "kiln_export_steps");
     writes_the_fixture(&|p| ExportedDot::with_seed(21).save_onnx(p), "kiln_export_dot");
     writes_the_fixture(&|p| ExportedBackwards::with_seed(22).save_onnx(p), "kiln_export_backwards");
+    writes_the_fixture(&|p| ExportedAttention::with_seed(23).save_onnx(p), "kiln_export_attention");
+    writes_the_fixture(&|p| ExportedAttentionMask::with_seed(24).save_onnx(p), "kiln_export_attention_mask");
 }
 
 /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -378,11 +412,20 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     let x = reference("kiln_export_dot").input;
     let (a, b) = (ExportedDot::with_seed(21).predict(&x).unwrap(), ReimportedDot::embedded().predict(&x).unwrap());
     check("kiln_export_dot", a.as_slice().unwrap(), b.as_slice().unwrap());
-    // Exported only: kiln imports forward and bidirectional recurrent operators.
+    // Exported only: kiln imports forward and bidirectional recurrent operators, and not
+    // ONNX's Where, which an attention mask is written with.
     let r = reference("kiln_export_backwards");
     let got = ExportedBackwards::with_seed(22).predict(&r.input).unwrap();
     let want = r.output.iter().copied().collect::<Vec<_>>();
     assert!(max_abs("kiln_export_backwards predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    let r = reference("kiln_export_attention_mask");
+    let got = ExportedAttentionMask::with_seed(24).predict(&r.input).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    assert!(max_abs("kiln_export_attention_mask predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    let x = reference("kiln_export_attention").input;
+    let (a, b) =
+        (ExportedAttention::with_seed(23).predict(&x).unwrap(), ReimportedAttention::embedded().predict(&x).unwrap());
+    check("kiln_export_attention", a.as_slice().unwrap(), b.as_slice().unwrap());
     let x = reference("kiln_export_bidirectional_last").input;
     let (a, b) = (
         ExportedBidirectionalLast::with_seed(17).predict(&x).unwrap(),

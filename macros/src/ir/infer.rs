@@ -138,6 +138,12 @@ pub enum Static {
         bias: bool,
         /// Keras' `attention_mask`, the last input.
         mask: bool,
+        /// The sizes ONNX export writes the heads with: heads, key and value widths, output width.
+        heads: usize,
+        key_dim: usize,
+        value_dim: usize,
+        out: usize,
+        causal: bool,
     },
     /// One of a layer's several outputs (`return_state`): `len` values from `start`.
     Take {

@@ -114,7 +114,17 @@ impl Spec for Attention {
             causal: #causal,
         });
         let work = tq * h * kd + tv * h * (kd + vd) + tv + tq * h * vd;
-        Some(crate::ir::Static::Attention { cfg, work, bias: self.use_bias, mask: self.mask_input })
+        Some(crate::ir::Static::Attention {
+            cfg,
+            work,
+            bias: self.use_bias,
+            mask: self.mask_input,
+            heads: h,
+            key_dim: kd,
+            value_dim: vd,
+            out,
+            causal,
+        })
     }
 
     fn uses_mask(&self) -> bool {

@@ -7,6 +7,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
+mod attention;
 mod math;
 mod recurrent;
 mod window;
@@ -334,6 +335,19 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
                 let m = w.node("Mul", &[ins[0], ins[1]], vec![], None);
                 let axes = w.constant(vec![1], vec![], vec![1]);
                 w.node("ReduceSum", &[&m, &axes], vec![attr_int("keepdims", 1)], Some(&own))
+            }
+            Static::Attention { bias, mask, heads, key_dim, value_dim, out, causal, .. }
+                if node.inputs.iter().all(|&j| model.mask_source(j).is_none()) =>
+            {
+                // Query, value, then the key where one is given, then the attention mask.
+                let shapes = &node.input_shapes;
+                let data = shapes.len() - usize::from(mask);
+                let two = |s: &[usize]| <[usize; 2]>::try_from(s).map_err(|_| unsupported());
+                let k = if data > 2 { 2 } else { 1 };
+                let (query, value, key) = (two(&shapes[0])?, two(&shapes[1])?, two(&shapes[k])?);
+                let h = attention::Heads { heads, key_dim, value_dim, out, bias, causal, query, value, key };
+                let m = mask.then(|| ins[data]);
+                w.attention([ins[0], ins[1], ins[k]], m, &layer.name.to_string(), &h, &own)
             }
             Static::Permute { order, .. } => {
                 let perm: Vec<i64> = [0].into_iter().chain(order.iter().map(|&o| o as i64 + 1)).collect();
