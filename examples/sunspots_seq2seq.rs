@@ -7,7 +7,8 @@
 //! horizon, next to persistence (every future month = the last one seen), which it must beat
 //! over the whole year.
 //!
-//! Run with `cargo run --release --example sunspots_seq2seq`.
+//! Run with `cargo run --release --example sunspots_seq2seq`. The trained model is written as
+//! an ONNX file, `target/kiln-sunspots-seq2seq/seq2seq.onnx` (inputs `history` and `ahead`).
 
 use kiln::ndarray::{Array3, s};
 use kiln::prelude::*;
@@ -72,6 +73,10 @@ fn main() -> kiln::Result<()> {
         "over the year: encoder-decoder {model_all:.2}, persistence {base_all:.2} ({:+.1}%)",
         (model_all / base_all - 1.0) * 100.0
     );
+    let out = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/target/kiln-sunspots-seq2seq"));
+    std::fs::create_dir_all(out).map_err(|source| kiln::Error::Io { path: out.display().to_string(), source })?;
+    model.save_onnx(out.join("seq2seq.onnx"))?;
+    println!("wrote {}", out.join("seq2seq.onnx").display());
     if model_all >= base_all {
         return Err(kiln::Error::InvalidData {
             what: "forecast".into(),

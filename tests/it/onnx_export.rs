@@ -242,6 +242,20 @@ functional! {
     }
 }
 
+functional! {
+    /// Keras' `return_state` and `initial_state`: an LSTM's final states start a second LSTM,
+    /// a GRU read backwards returns its sequence and its state, which starts a SimpleRNN.
+    pub struct ExportedStates {
+        x = Input([6, 3]);
+        (_, h, c) = LSTM(5, return_state = true)(x);
+        (seq, s) = GRU(4, return_sequences = true, return_state = true, go_backwards = true)(x);
+        d = LSTM(5, return_sequences = true)(seq, initial_state = [h, c]);
+        (last, r) = SimpleRNN(4, return_state = true)(d, initial_state = [s]);
+        y = Dense(2)(Concatenate()([last, r, h]));
+        Model(x, y)
+    }
+}
+
 #[kiln::onnx("../fixtures/onnx/kiln_export.onnx")]
 pub struct Reimported;
 #[kiln::onnx("../fixtures/onnx/kiln_export_rnn.onnx")]
@@ -320,6 +334,7 @@ fn write_the_export_fixtures() {
     ExportedBackwards::with_seed(22).save_onnx(fixture("kiln_export_backwards")).unwrap();
     ExportedAttention::with_seed(23).save_onnx(fixture("kiln_export_attention")).unwrap();
     ExportedAttentionMask::with_seed(24).save_onnx(fixture("kiln_export_attention_mask")).unwrap();
+    ExportedStates::with_seed(25).save_onnx(fixture("kiln_export_states")).unwrap();
 }
 
 /// `save_onnx` writes the committed file, byte for byte.
@@ -358,6 +373,7 @@ fn save_onnx_writes_the_committed_files() {
     writes_the_fixture(&|p| ExportedBackwards::with_seed(22).save_onnx(p), "kiln_export_backwards");
     writes_the_fixture(&|p| ExportedAttention::with_seed(23).save_onnx(p), "kiln_export_attention");
     writes_the_fixture(&|p| ExportedAttentionMask::with_seed(24).save_onnx(p), "kiln_export_attention_mask");
+    writes_the_fixture(&|p| ExportedStates::with_seed(25).save_onnx(p), "kiln_export_states");
 }
 
 /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -422,6 +438,10 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     let got = ExportedAttentionMask::with_seed(24).predict(&r.input).unwrap();
     let want = r.output.iter().copied().collect::<Vec<_>>();
     assert!(max_abs("kiln_export_attention_mask predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    let r = reference("kiln_export_states");
+    let got = ExportedStates::with_seed(25).predict(&r.input).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    assert!(max_abs("kiln_export_states predict", got.as_slice().unwrap(), &want) <= 1e-5);
     let x = reference("kiln_export_attention").input;
     let (a, b) =
         (ExportedAttention::with_seed(23).predict(&x).unwrap(), ReimportedAttention::embedded().predict(&x).unwrap());

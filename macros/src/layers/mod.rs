@@ -245,6 +245,11 @@ pub trait Spec {
     fn infer(&self, _ins: &[Vec<usize>], _out: &[usize]) -> Option<crate::ir::Static> {
         None
     }
+    /// What it computes, for ONNX export: `infer`'s description, also where only the `no_std`
+    /// kernels lack something (a recurrent layer started from an `initial_state`).
+    fn onnx(&self, ins: &[Vec<usize>], out: &[usize]) -> Option<crate::ir::Static> {
+        self.infer(ins, out)
+    }
 
     /// Compile-time checks rustc evaluates (a user layer's type against the model's shapes),
     /// spanned at `at`; `what` names the layer in the message.

@@ -294,11 +294,15 @@ impl Spec for Recurrent {
         self.initial_state
     }
 
-    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+    fn infer(&self, ins: &[Vec<usize>], out: &[usize]) -> Option<crate::ir::Static> {
         // kiln's `no_std` kernels start from zeros.
         if self.initial_state {
             return None;
         }
+        self.onnx(ins, out)
+    }
+
+    fn onnx(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
         let [steps, features] = ins[0][..] else { return None };
         let (units, gates) = (self.units, self.gates());
         let cell = match self.cell {

@@ -42,7 +42,7 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
         let shape = w.constant(vec![dims.len() as i64], vec![], dims);
         w.node("Reshape", &[ins[0], &shape], vec![], Some(&own))
     } else {
-        let s = layer.kind.infer(&node.input_shapes, &node.output_shape).ok_or_else(unsupported)?;
+        let s = layer.kind.onnx(&node.input_shapes, &node.output_shape).ok_or_else(unsupported)?;
         let params = layer.kind.params(&node.input_shapes).unwrap_or_default();
         let p = |name: &str| format!("{}.{name}", layer.name);
         let has = |name: &str| params.iter().any(|(n, _)| *n == name);
@@ -259,10 +259,23 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
                 w.node("Gather", &[&p("embeddings"), ins[0]], vec![attr_int("axis", 0)], Some(&own))
             }
             Static::Recurrent { cfg, units, .. } if model.mask_source(node.inputs[0]).is_none() => {
-                w.recurrent(ins[0], &cfg, &layer.name.to_string(), units, None, &own).ok_or_else(unsupported)?
+                // The inputs after the sequence are its initial_state.
+                let name = layer.name.to_string();
+                w.recurrent(ins[0], &ins[1..], &cfg, &name, units, None, &own).ok_or_else(unsupported)?
             }
-            Static::Bidirectional { cfg, mode, units, .. } if model.mask_source(node.inputs[0]).is_none() => {
-                w.recurrent(ins[0], &cfg, &layer.name.to_string(), units, Some(mode), &own).ok_or_else(unsupported)?
+            Static::Bidirectional { cfg, mode, units, .. } if model.mask_source(node.inputs[0]).is_none() => w
+                .recurrent(ins[0], &[], &cfg, &layer.name.to_string(), units, Some(mode), &own)
+                .ok_or_else(unsupported)?,
+            Static::Take { start, len } => {
+                // One output of a layer of several (kept one after the other in each sample's
+                // values): its values sliced from the flattened whole, in its own shape.
+                let flat = w.node("Flatten", &[ins[0]], vec![attr_int("axis", 1)], None);
+                let c = |w: &mut Writer, v: usize| w.constant(vec![1], vec![], vec![v as i64]);
+                let (s, e, axis) = (c(w, start), c(w, start + len), c(w, 1));
+                let part = w.node("Slice", &[&flat, &s, &e, &axis], vec![], None);
+                let dims: Vec<i64> = [0].into_iter().chain(node.output_shape.iter().map(|&d| d as i64)).collect();
+                let shape = w.constant(vec![dims.len() as i64], vec![], dims);
+                w.node("Reshape", &[&part, &shape], vec![], Some(&own))
             }
             Static::Resample { form, .. } if node.input_shapes[0].len() >= 2 => {
                 let shape = &node.input_shapes[0];

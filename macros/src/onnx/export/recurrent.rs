@@ -70,14 +70,18 @@ impl Writer {
         self.node("Concat", &picked, vec![attr_int("axis", 0)], None)
     }
 
-    /// A recurrent layer on `x` (`[batch, steps, features]`): ONNX's LSTM, GRU or RNN on
-    /// `[steps, batch, features]`, its weights reordered in the graph; `None` where it has no
-    /// form here (other activations, `go_backwards`, `return_state`). `merge`: a Bidirectional
-    /// wrapper's merge mode (its weights `forward_kernel`, `backward_kernel`, ..): one
-    /// bidirectional operator, the two directions' outputs merged after it.
+    /// A recurrent layer on `x` (`[batch, steps, features]`), started from the states
+    /// `initial` (`[batch, units]` each; none: zeros): ONNX's LSTM, GRU or RNN on `[steps,
+    /// batch, features]`, its weights reordered in the graph; `None` where it has no form here
+    /// (other activations). `merge`: a Bidirectional wrapper's merge mode (its weights
+    /// `forward_kernel`, `backward_kernel`, ..): one bidirectional operator, the two directions'
+    /// outputs merged after it. With `return_state`, the output is kiln's: the sequence (or the
+    /// last state) then the final states, `[batch, rows, units]`, which the parts slice.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn recurrent(
         &mut self,
         x: &str,
+        initial: &[&str],
         cfg: &TokenStream,
         layer: &str,
         units: usize,
@@ -86,9 +90,11 @@ impl Writer {
     ) -> Option<String> {
         let r = recurrence(cfg)?;
         let backwards = r.go_backwards && merge.is_none();
-        if (r.go_backwards && !backwards) || r.return_state || r.activations != ("Tanh".into(), "Sigmoid".into()) {
+        let tanh_sigmoid = r.activations == ("Tanh".into(), "Sigmoid".into());
+        if (r.go_backwards && !backwards) || (r.return_state && merge.is_some()) || !tanh_sigmoid {
             return None;
         }
+
         let (op, gates, order): (&str, usize, &[usize]) = match r.cell.as_str() {
             "Lstm" => ("LSTM", 4, &[0, 3, 1, 2]),
             "Gru" => ("GRU", 3, &[0, 1, 2]),
@@ -132,11 +138,28 @@ impl Writer {
         } else if backwards {
             attrs.push(attr_string("direction", "reverse"));
         }
+        let mut input = vec![xt, w, rk, b];
+        if !initial.is_empty() {
+            // ONNX's initial_h (and initial_c): [directions, batch, units]; no sequence_lens.
+            input.push(String::new());
+            for s in initial {
+                let zero = self.constant(vec![1], vec![], vec![0]);
+                input.push(self.node("Unsqueeze", &[s, &zero], vec![], None));
+            }
+        }
         self.count += 1;
         let (y, yh) = (format!("{op}_{}_Y", self.count), format!("{op}_{}_Y_h", self.count));
+        let mut output = vec![y.clone(), yh.clone()];
+        if r.return_state && op == "LSTM" {
+            output.push(format!("{op}_{}_Y_c", self.count));
+        }
+        let states = output[1..].to_vec();
+        // With return_state the output above is the first part of kiln's; the states follow.
+        let (full, out) = (out, if r.return_state { format!("{out}_output") } else { out.to_string() });
+        let out = out.as_str();
         self.nodes.push(NodeProto {
-            input: vec![xt, w, rk, b],
-            output: vec![y.clone(), yh.clone()],
+            input,
+            output,
             name: format!("{op}_{}", self.count),
             op_type: op.into(),
             domain: String::new(),
@@ -147,6 +170,24 @@ impl Writer {
         let last = (!r.return_sequences).then_some(out);
         let (value, dir_axis, to_batch_first): (&str, i64, Vec<i64>) =
             if r.return_sequences { (&y, 1, vec![2, 0, 1, 3]) } else { (&yh, 0, vec![1, 0, 2]) };
+        if r.return_state {
+            // kiln's value: [batch, rows, units], the sequence's steps (or the last state) then
+            // each final state, all batch first.
+            let first = if r.return_sequences {
+                let yt = self.node("Transpose", &[value], vec![attr_ints("perm", to_batch_first)], None);
+                let axis = self.constant(vec![1], vec![], vec![2]);
+                let seq = self.node("Squeeze", &[&yt, &axis], vec![], None);
+                if backwards { self.steps_reversed(&seq, 1) } else { seq }
+            } else {
+                self.node("Transpose", &[value], vec![attr_ints("perm", vec![1, 0, 2])], None)
+            };
+            let mut parts = vec![first];
+            for s in &states {
+                parts.push(self.node("Transpose", &[s], vec![attr_ints("perm", vec![1, 0, 2])], None));
+            }
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            return Some(self.node("Concat", &parts, vec![attr_int("axis", 1)], Some(full)));
+        }
         Some(match merge {
             None => {
                 let axis = self.constant(vec![1], vec![], vec![dir_axis]);
@@ -157,13 +198,7 @@ impl Writer {
                 // `go_backwards` returns its outputs in the order it computed them, from the
                 // last step: ONNX's reverse direction aligns them with the input, so they are
                 // read back to front.
-                let s = if backwards {
-                    let c = |w: &mut Self, v: i64| w.constant(vec![1], vec![], vec![v]);
-                    let (start, end, axes, step) = (c(self, -1), c(self, i64::MIN), c(self, 0), c(self, -1));
-                    self.node("Slice", &[&s, &start, &end, &axes, &step], vec![], None)
-                } else {
-                    s
-                };
+                let s = if backwards { self.steps_reversed(&s, 0) } else { s };
                 self.node("Transpose", &[&s], vec![attr_ints("perm", vec![1, 0, 2])], Some(out))
             }
             Some("Concat") => {
@@ -200,5 +235,12 @@ impl Writer {
                 }
             }
         })
+    }
+
+    /// `x` read back to front along `axis`.
+    fn steps_reversed(&mut self, x: &str, axis: i64) -> String {
+        let c = |w: &mut Self, v: i64| w.constant(vec![1], vec![], vec![v]);
+        let (start, end, axes, step) = (c(self, -1), c(self, i64::MIN), c(self, axis), c(self, -1));
+        self.node("Slice", &[x, &start, &end, &axes, &step], vec![], None)
     }
 }
