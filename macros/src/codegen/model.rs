@@ -9,6 +9,7 @@ use crate::ir::{LayerDef, Model};
 use crate::layers::rt;
 
 /// The struct, constructors and trait impls of a `sequential!` / `functional!` model.
+// Long because most of it is one `quote!` template of the generated code, read top to bottom.
 pub fn expand(model: &Model) -> TokenStream {
     let g = Gen { m: model, state: quote!(self) };
     let rt = rt();
@@ -245,6 +246,7 @@ pub struct ImplParts {
 
 /// The trait impls every generated model has: `Model`, and for one output also `Layer`, so it
 /// can be part of another model. They call the inherent `__kiln_*` functions.
+// Long because it is one `quote!` template of the generated trait impls.
 pub fn impls(g: &Gen<'_>, p: &ImplParts) -> TokenStream {
     let ImplParts { in_ports, out_ports, out_acts, prediction, layers, prelude, train_state, added_losses, generics } =
         p;

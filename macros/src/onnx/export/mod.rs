@@ -19,7 +19,7 @@ use super::proto::{
 };
 use crate::ir::{Model, Op, Resampling, Static};
 use math::middle_axis;
-use writer::{Writer, attr_float, attr_int, attr_ints, attr_string, pre_activation, window};
+use writer::{Writer, attr_float, attr_int, attr_ints, pre_activation, window};
 
 /// A tensor's type: float (or int64 ids), a symbolic batch axis then `shape`.
 fn value_info(name: &str, shape: &[usize], int: bool) -> ValueInfoProto {
@@ -31,6 +31,8 @@ fn value_info(name: &str, shape: &[usize], int: bool) -> ValueInfoProto {
 }
 
 /// The nodes of application `i` of a layer, reading `ins`, its output named `own`.
+// Long because it is one match arm per `Static` kind, each a few lines of its own (the longer
+// ones are `Writer` methods in this module's files).
 fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str) -> Result<String, String> {
     let node = &model.nodes[i];
     let Some(layer) = model.layer_of(i) else { return Err("an input is not a layer".into()) };
@@ -278,54 +280,7 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
                 w.node("Reshape", &[&part, &shape], vec![], Some(&own))
             }
             Static::Resample { form, .. } if node.input_shapes[0].len() >= 2 => {
-                let shape = &node.input_shapes[0];
-                let (rank, image) = (shape.len(), shape.len() == 3);
-                match form {
-                    Resampling::Pad([t, b, l, r]) => {
-                        // ONNX pads channels-first values here, as kiln's importer reads them:
-                        // the channels move to axis 1 and back, around one Pad.
-                        let to: Vec<i64> = [0, rank as i64].into_iter().chain(1..rank as i64).collect();
-                        let back: Vec<i64> = [0].into_iter().chain(2..=rank as i64).chain([1]).collect();
-                        let (begin, end) = if image { (vec![t, l], vec![b, r]) } else { (vec![l], vec![r]) };
-                        let pads: Vec<i64> = [0, 0]
-                            .into_iter()
-                            .chain(begin.iter().map(|&v| v as i64))
-                            .chain([0, 0])
-                            .chain(end.iter().map(|&v| v as i64))
-                            .collect();
-                        let pads = w.constant(vec![pads.len() as i64], vec![], pads);
-                        let x = w.node("Transpose", &[ins[0]], vec![attr_ints("perm", to)], None);
-                        let padded = w.node("Pad", &[&x, &pads], vec![], None);
-                        w.node("Transpose", &[&padded], vec![attr_ints("perm", back)], Some(&own))
-                    }
-                    Resampling::Crop([t, b, l, r]) => {
-                        // The kept rows and columns of the channels-last value, one Slice.
-                        let (h, wd) = if image { (shape[0], shape[1]) } else { (1, shape[0]) };
-                        let (axes, starts, ends) = if image {
-                            (vec![1, 2], vec![t as i64, l as i64], vec![(h - b) as i64, (wd - r) as i64])
-                        } else {
-                            (vec![1], vec![l as i64], vec![(wd - r) as i64])
-                        };
-                        let n = axes.len() as i64;
-                        let starts = w.constant(vec![n], vec![], starts);
-                        let ends = w.constant(vec![n], vec![], ends);
-                        let axes = w.constant(vec![n], vec![], axes);
-                        w.node("Slice", &[ins[0], &starts, &ends, &axes], vec![], Some(&own))
-                    }
-                    Resampling::Up(sy, sx) => {
-                        // Nearest, each output position reading input position ⌊i / scale⌋:
-                        // every row and column repeated, as kiln's UpSampling does.
-                        let scales: Vec<f32> =
-                            if image { vec![1.0, sy as f32, sx as f32, 1.0] } else { vec![1.0, sx as f32, 1.0] };
-                        let scales = w.constant(vec![scales.len() as i64], scales, vec![]);
-                        let attrs = vec![
-                            attr_string("mode", "nearest"),
-                            attr_string("coordinate_transformation_mode", "asymmetric"),
-                            attr_string("nearest_mode", "floor"),
-                        ];
-                        w.node("Resize", &[ins[0], "", &scales], attrs, Some(&own))
-                    }
-                }
+                w.resample(ins[0], &node.input_shapes[0], form, &own)
             }
             Static::Resample { form: Resampling::Up(1, n), .. } if node.input_shapes[0].len() == 1 => {
                 // RepeatVector: [features] to [n, features], a broadcast of one step.

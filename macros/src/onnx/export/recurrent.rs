@@ -171,22 +171,7 @@ impl Writer {
         let (value, dir_axis, to_batch_first): (&str, i64, Vec<i64>) =
             if r.return_sequences { (&y, 1, vec![2, 0, 1, 3]) } else { (&yh, 0, vec![1, 0, 2]) };
         if r.return_state {
-            // kiln's value: [batch, rows, units], the sequence's steps (or the last state) then
-            // each final state, all batch first.
-            let first = if r.return_sequences {
-                let yt = self.node("Transpose", &[value], vec![attr_ints("perm", to_batch_first)], None);
-                let axis = self.constant(vec![1], vec![], vec![2]);
-                let seq = self.node("Squeeze", &[&yt, &axis], vec![], None);
-                if backwards { self.steps_reversed(&seq, 1) } else { seq }
-            } else {
-                self.node("Transpose", &[value], vec![attr_ints("perm", vec![1, 0, 2])], None)
-            };
-            let mut parts = vec![first];
-            for s in &states {
-                parts.push(self.node("Transpose", &[s], vec![attr_ints("perm", vec![1, 0, 2])], None));
-            }
-            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-            return Some(self.node("Concat", &parts, vec![attr_int("axis", 1)], Some(full)));
+            return Some(self.with_states(value, &states, (r.return_sequences, backwards), full));
         }
         Some(match merge {
             None => {
@@ -242,5 +227,32 @@ impl Writer {
         let c = |w: &mut Self, v: i64| w.constant(vec![1], vec![], vec![v]);
         let (start, end, axes, step) = (c(self, -1), c(self, i64::MIN), c(self, axis), c(self, -1));
         self.node("Slice", &[x, &start, &end, &axes, &step], vec![], None)
+    }
+
+    /// A forward operator's output `value` (`Y`, or `Y_h` for the last state) followed by its
+    /// final `states`, as kiln keeps a `return_state` layer's value: `[batch, rows, units]`,
+    /// the sequence's steps (back to front for `go_backwards`) or the last state, then each
+    /// state, batch first.
+    fn with_states(
+        &mut self,
+        value: &str,
+        states: &[String],
+        (sequence, backwards): (bool, bool),
+        out: &str,
+    ) -> String {
+        let first = if sequence {
+            let yt = self.node("Transpose", &[value], vec![attr_ints("perm", vec![2, 0, 1, 3])], None);
+            let axis = self.constant(vec![1], vec![], vec![2]);
+            let seq = self.node("Squeeze", &[&yt, &axis], vec![], None);
+            if backwards { self.steps_reversed(&seq, 1) } else { seq }
+        } else {
+            self.node("Transpose", &[value], vec![attr_ints("perm", vec![1, 0, 2])], None)
+        };
+        let mut parts = vec![first];
+        for s in states {
+            parts.push(self.node("Transpose", &[s], vec![attr_ints("perm", vec![1, 0, 2])], None));
+        }
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        self.node("Concat", &parts, vec![attr_int("axis", 1)], Some(out))
     }
 }

@@ -4,7 +4,8 @@
 use proc_macro2::TokenStream;
 
 use super::super::proto::AttributeProto;
-use super::writer::{Writer, attr_ints, window};
+use super::writer::{Writer, attr_ints, attr_string, window};
+use crate::ir::Resampling;
 
 impl Writer {
     /// A windowed op on the channels-last `x` of sample rank `rank` (kiln's image as ONNX's
@@ -82,5 +83,57 @@ impl Writer {
         let t = self.node("Transpose", &[kernel], vec![attr_ints("perm", vec![2, 3, 0, 1])], None);
         let dims = self.constant(vec![4], vec![], vec![c * m, 1, kh, kw]);
         self.node("Reshape", &[&t, &dims], vec![], None)
+    }
+
+    /// ZeroPadding, Cropping and UpSampling (1-D and 2-D) on the channels-last `x` of sample
+    /// shape `shape`, its output named `own`.
+    pub(super) fn resample(&mut self, x: &str, shape: &[usize], form: Resampling, own: &str) -> String {
+        let (rank, image) = (shape.len(), shape.len() == 3);
+        match form {
+            Resampling::Pad([t, b, l, r]) => {
+                // ONNX pads channels-first values here, as kiln's importer reads them:
+                // the channels move to axis 1 and back, around one Pad.
+                let to: Vec<i64> = [0, rank as i64].into_iter().chain(1..rank as i64).collect();
+                let back: Vec<i64> = [0].into_iter().chain(2..=rank as i64).chain([1]).collect();
+                let (begin, end) = if image { (vec![t, l], vec![b, r]) } else { (vec![l], vec![r]) };
+                let pads: Vec<i64> = [0, 0]
+                    .into_iter()
+                    .chain(begin.iter().map(|&v| v as i64))
+                    .chain([0, 0])
+                    .chain(end.iter().map(|&v| v as i64))
+                    .collect();
+                let pads = self.constant(vec![pads.len() as i64], vec![], pads);
+                let x = self.node("Transpose", &[x], vec![attr_ints("perm", to)], None);
+                let padded = self.node("Pad", &[&x, &pads], vec![], None);
+                self.node("Transpose", &[&padded], vec![attr_ints("perm", back)], Some(own))
+            }
+            Resampling::Crop([t, b, l, r]) => {
+                // The kept rows and columns of the channels-last value, one Slice.
+                let (h, wd) = if image { (shape[0], shape[1]) } else { (1, shape[0]) };
+                let (axes, starts, ends) = if image {
+                    (vec![1, 2], vec![t as i64, l as i64], vec![(h - b) as i64, (wd - r) as i64])
+                } else {
+                    (vec![1], vec![l as i64], vec![(wd - r) as i64])
+                };
+                let n = axes.len() as i64;
+                let starts = self.constant(vec![n], vec![], starts);
+                let ends = self.constant(vec![n], vec![], ends);
+                let axes = self.constant(vec![n], vec![], axes);
+                self.node("Slice", &[x, &starts, &ends, &axes], vec![], Some(own))
+            }
+            Resampling::Up(sy, sx) => {
+                // Nearest, each output position reading input position ⌊i / scale⌋:
+                // every row and column repeated, as kiln's UpSampling does.
+                let scales: Vec<f32> =
+                    if image { vec![1.0, sy as f32, sx as f32, 1.0] } else { vec![1.0, sx as f32, 1.0] };
+                let scales = self.constant(vec![scales.len() as i64], scales, vec![]);
+                let attrs = vec![
+                    attr_string("mode", "nearest"),
+                    attr_string("coordinate_transformation_mode", "asymmetric"),
+                    attr_string("nearest_mode", "floor"),
+                ];
+                self.node("Resize", &[x, "", &scales], attrs, Some(own))
+            }
+        }
     }
 }
