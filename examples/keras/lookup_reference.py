@@ -95,3 +95,45 @@ with open(OUT, "a") as out:
     ints = np.array([0, 7, -3, 123456789])
     line(out, "hash_ints.out", np.asarray(keras.layers.Hashing(num_bins=11)(ints)))
     print("appended hashing")
+
+# Salted hashing (SipHash-2-4 keyed by the salt, TensorFlow's `to_hash_bucket_strong`), and
+# lookups with a mask token and several out-of-vocabulary ids, appended after the cases above.
+with open(OUT, "a") as out:
+    for case, kw in [("hash_salt", dict(num_bins=7, salt=[133, 137])), ("hash_salt_one", dict(num_bins=5, salt=133)),
+                     ("hash_salt_mask", dict(num_bins=6, mask_value="", salt=[1, 2]))]:
+        line(out, f"{case}.out", np.asarray(keras.layers.Hashing(**kw)(texts)))
+    line(out, "hash_salt_ints.out", np.asarray(keras.layers.Hashing(num_bins=11, salt=[7, 9])(ints)))
+    masked_words = WORDS + ["", "", "b"]
+    masked_probe = ["a", "", "unseen", "zz", "never", "d", "other"]
+    masked_rows = [["a", "", "a"], ["unseen", "never", "d"], ["", "", "c"]]
+    for case, kw, x in [
+        ("mask_string_int", dict(mask_token="", num_oov_indices=2), masked_probe),
+        ("mask_string_max", dict(mask_token="", num_oov_indices=3, max_tokens=7), masked_probe),
+        ("mask_string_one_hot", dict(mask_token="", output_mode="one_hot"), masked_probe),
+        ("mask_string_multi_hot", dict(mask_token="", num_oov_indices=2, output_mode="multi_hot"), masked_rows),
+        ("mask_string_count", dict(num_oov_indices=3, output_mode="count"), masked_rows),
+        ("oov_string_int", dict(num_oov_indices=0), ["a", "zz", "d"]),
+    ]:
+        layer = keras.layers.StringLookup(**kw)
+        layer.adapt(np.array(masked_words))
+        emit(out, case, layer, np.array(x))
+    masked_ints = INTS + [0, 0]
+    for case, kw, x in [
+        ("mask_int_int", dict(mask_token=0, num_oov_indices=3), [3, 0, 5, -7, 12, 11, 0]),
+        ("mask_int_count", dict(mask_token=0, num_oov_indices=2, output_mode="count"), [[3, 0, 5], [-7, -7, 12]]),
+    ]:
+        layer = keras.layers.IntegerLookup(**kw)
+        layer.adapt(np.array(masked_ints))
+        emit(out, case, layer, np.array(x))
+    print("appended salted hashing and masked lookups")
+
+# A lookup's `invert`: ids back to values (an unknown id to the out-of-vocabulary entry).
+with open(OUT, "a") as out:
+    layer = keras.layers.StringLookup(mask_token="", num_oov_indices=2, invert=True)
+    layer.adapt(np.array(WORDS + ["", "", "b"]))
+    words(out, "invert_string.vocab", layer.get_vocabulary())
+    words(out, "invert_string.out", [t.decode() for t in np.asarray(layer(np.array([0, 1, 2, 3, 4, 9, 10, 42])))])
+    layer = keras.layers.IntegerLookup(invert=True)
+    layer.adapt(np.array(INTS))
+    line(out, "invert_int.out", np.asarray(layer(np.array([0, 1, 2, 7, 8, 100]))))
+    print("appended invert")

@@ -1,7 +1,9 @@
 //! `kiln::data`'s lookups and encodings against Keras 3 (`tests/fixtures/keras/lookup.txt`, from
 //! `examples/keras/lookup_reference.py`): `StringLookup` and `IntegerLookup` (vocabulary order
 //! with ties, `max_tokens`, ids, one-hot, multi-hot, counts), `CategoryEncoding`, and
-//! `Discretization`'s boundaries from `adapt` (bit for bit) and its buckets, `Hashing`'s bins.
+//! `Discretization`'s boundaries from `adapt` (bit for bit) and its buckets, `Hashing`'s bins
+//! (FarmHash64, and SipHash with a salt), lookups with a mask token and 0, 2 or 3
+//! out-of-vocabulary ids.
 
 use kiln::data::{CategoryEncoding, Discretization, Encoding, Hashing, IntegerLookup, StringLookup};
 
@@ -124,7 +126,11 @@ fn lookups_round_trip_through_json_and_a_file_and_refuse_bad_input() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(back, l);
     let ints = IntegerLookup::with_vocabulary(vec![4, 2], Encoding::Int).unwrap();
-    assert_eq!(IntegerLookup::from_json(&ints.to_json()).unwrap().ids(&[2, 4, 9]), [2, 1, 0]);
+    assert_eq!(IntegerLookup::from_json(&ints.to_json()).unwrap().ids(&[2, 4, 9]).unwrap(), [2, 1, 0]);
+    let masked =
+        IntegerLookup::with_vocabulary(vec![4, 2], Encoding::Int).unwrap().with_mask_token(0).with_num_oov_indices(2);
+    let back = IntegerLookup::from_json(&masked.to_json()).unwrap();
+    assert_eq!((back.ids(&[0, 4, 9]).unwrap(), &back), (vec![0, 3, 2], &masked));
     let err = IntegerLookup::with_vocabulary(vec![4, 4], Encoding::Int).unwrap_err().to_string();
     assert!(err.contains("holds 4 twice"), "{err}");
     let err = StringLookup::from_json(r#"{"max_tokens": null, "output_mode": "Int", "vocabulary": [1]}"#).unwrap_err();
@@ -154,4 +160,88 @@ fn hashing_puts_values_in_keras_bins() {
     let ints: Vec<f32> = [0, 7, -3, 123_456_789].iter().map(|&v| h.bin_int(v) as f32).collect();
     assert_eq!(ints, reference("hash_ints.out"));
     assert!(Hashing::new(1, Some("")).is_err());
+}
+
+#[test]
+fn salted_hashing_puts_values_in_keras_bins() {
+    let texts = [
+        "",
+        "a",
+        "hello world",
+        "setosa",
+        "a much longer string of more than sixty-four bytes, to reach the long path",
+    ];
+    let bins = |h: Hashing| h.bins(&texts).iter().map(|&b| b as f32).collect::<Vec<_>>();
+    assert_eq!(bins(Hashing::new(7, None).unwrap().with_salt([133, 137])), reference("hash_salt.out"));
+    assert_eq!(bins(Hashing::new(5, None).unwrap().with_salt([133, 133])), reference("hash_salt_one.out"));
+    assert_eq!(bins(Hashing::new(6, Some("")).unwrap().with_salt([1, 2])), reference("hash_salt_mask.out"));
+    let h = Hashing::new(11, None).unwrap().with_salt([7, 9]);
+    let ints: Vec<f32> = [0, 7, -3, 123_456_789].iter().map(|&v| h.bin_int(v) as f32).collect();
+    assert_eq!(ints, reference("hash_salt_ints.out"));
+}
+
+/// Keras' `mask_token` (id 0 in int mode, dropped by the other modes, never learned) and
+/// `num_oov_indices` (unknown strings spread by FarmHash64, integers by floor modulo; with 0,
+/// an unknown value is an error).
+#[test]
+fn lookups_with_a_mask_and_several_oov_ids_match_keras() {
+    let mut words = strings(&WORDS);
+    words.extend(strings(&["", "", "b"]));
+    let probe = strings(&["a", "", "unseen", "zz", "never", "d", "other"]);
+    let rows = [["a", "", "a"], ["unseen", "never", "d"], ["", "", "c"]].map(|r| strings(&r));
+    // Case, mask token, out-of-vocabulary ids, max_tokens, mode.
+    type Case = (&'static str, Option<&'static str>, usize, Option<usize>, Encoding);
+    let cases: [Case; 5] = [
+        ("mask_string_int", Some(""), 2, None, Encoding::Int),
+        ("mask_string_max", Some(""), 3, Some(7), Encoding::Int),
+        ("mask_string_one_hot", Some(""), 1, None, Encoding::OneHot),
+        ("mask_string_multi_hot", Some(""), 2, None, Encoding::MultiHot),
+        ("mask_string_count", None, 3, None, Encoding::Count),
+    ];
+    for (case, mask, oov, max, mode) in cases {
+        let mut l = StringLookup::new(max, mode).with_num_oov_indices(oov);
+        if let Some(m) = mask {
+            l = l.with_mask_token(m.to_string());
+        }
+        l.adapt(&words).unwrap();
+        let out = match mode {
+            Encoding::Int | Encoding::OneHot => l.encode(&probe).unwrap(),
+            _ => l.encode_rows(&rows).unwrap(),
+        };
+        check(case, l.vocabulary(), out);
+    }
+    let mut strict = StringLookup::new(None, Encoding::Int).with_num_oov_indices(0);
+    strict.adapt(&words).unwrap();
+    check("oov_string_int", strict.vocabulary(), strict.encode(&strings(&["a", "zz", "d"])).unwrap());
+    let err = strict.encode(&strings(&["a", "unseen"])).unwrap_err().to_string();
+    assert!(err.contains("\"unseen\" is not in the vocabulary and num_oov_indices is 0"), "{err}");
+
+    let mut ints = INTS.to_vec();
+    ints.extend([0, 0]);
+    let mut l = IntegerLookup::new(None, Encoding::Int).with_mask_token(0).with_num_oov_indices(3);
+    l.adapt(&ints).unwrap();
+    let vocab = l.vocabulary().iter().map(i64::to_string).collect();
+    check("mask_int_int", vocab, l.encode(&[3, 0, 5, -7, 12, 11, 0]).unwrap());
+    let mut l = IntegerLookup::new(None, Encoding::Count).with_mask_token(0).with_num_oov_indices(2);
+    l.adapt(&ints).unwrap();
+    let vocab = l.vocabulary().iter().map(i64::to_string).collect();
+    check("mask_int_count", vocab, l.encode_rows(&[[3, 0, 5], [-7, -7, 12]]).unwrap());
+
+    // Ids back to values.
+    let mut l = StringLookup::new(None, Encoding::Int).with_mask_token(String::new()).with_num_oov_indices(2);
+    l.adapt(&words).unwrap();
+    assert_eq!(l.vocabulary(), fields("invert_string.vocab"));
+    assert_eq!(l.invert(&[0, 1, 2, 3, 4, 9, 10, 42]), fields("invert_string.out"));
+    let mut l = IntegerLookup::new(None, Encoding::Int);
+    l.adapt(&INTS).unwrap();
+    let back: Vec<f32> = l.invert(&[0, 1, 2, 7, 8, 100]).iter().map(|&v| v as f32).collect();
+    assert_eq!(back, reference("invert_int.out"));
+
+    // A mask token that is also a learned value, and max_tokens with no room left to learn.
+    let given = StringLookup::with_vocabulary(strings(&["a", "b"]), Encoding::Int).unwrap().with_mask_token("a".into());
+    let err = given.encode(&strings(&["b"])).unwrap_err().to_string();
+    assert!(err.contains("\"a\" is also a learned value"), "{err}");
+    let err =
+        StringLookup::new(Some(3), Encoding::Int).with_mask_token(String::new()).with_num_oov_indices(2).adapt(&words);
+    assert!(err.unwrap_err().to_string().contains("beside the 3 mask and out-of-vocabulary id(s)"));
 }

@@ -1,7 +1,8 @@
 //! Keras' category and number preprocessing: `StringLookup` and `IntegerLookup` (a vocabulary
 //! learned by `adapt`, values to ids or to encoded rows), `CategoryEncoding` (ids to one-hot,
 //! multi-hot or count rows), `Discretization` (numbers to buckets, the boundaries given or
-//! learned as Keras learns them) and `Hashing` (values to bins by their FarmHash64). Each matches Keras 3 on committed references
+//! learned as Keras learns them) and `Hashing` (values to bins by their FarmHash64, or a salted
+//! SipHash). Each matches Keras 3 on committed references
 //! (`tests/it/lookup.rs`); the lookups save and load their vocabulary as JSON.
 
 use std::collections::HashMap;
@@ -35,6 +36,9 @@ pub trait LookupKey: Clone + Eq + Hash + Ord + std::fmt::Debug {
     fn to_json(&self) -> serde_json::Value;
     /// A key from JSON.
     fn from_json(v: &serde_json::Value) -> Option<Self>;
+    /// Which of `n` out-of-vocabulary ids a value not in the vocabulary takes, as Keras picks
+    /// it: a string's FarmHash64 fingerprint modulo `n`, an integer modulo `n` (floor modulo).
+    fn oov_bucket(&self, n: usize) -> usize;
 }
 
 impl LookupKey for String {
@@ -46,6 +50,9 @@ impl LookupKey for String {
     }
     fn from_json(v: &serde_json::Value) -> Option<Self> {
         v.as_str().map(str::to_string)
+    }
+    fn oov_bucket(&self, n: usize) -> usize {
+        (farmhash::fingerprint64(self.as_bytes()) % n as u64) as usize
     }
 }
 
@@ -59,6 +66,9 @@ impl LookupKey for i64 {
     fn from_json(v: &serde_json::Value) -> Option<Self> {
         v.as_i64()
     }
+    fn oov_bucket(&self, n: usize) -> usize {
+        self.rem_euclid(n as i64) as usize
+    }
 }
 
 /// Keras' `StringLookup`: strings to ids, the vocabulary learned by [`Lookup::adapt`].
@@ -70,25 +80,61 @@ pub type IntegerLookup = Lookup<i64>;
 /// value not in the vocabulary, ids from 1 for the learned values, most frequent first (ties in
 /// descending order of the value, as Keras orders them).
 ///
+/// As Keras' `mask_token` and `num_oov_indices`, [`with_mask_token`](Self::with_mask_token)
+/// reserves id 0 for a padding value (in `Int` mode; the other modes drop it) and
+/// [`with_num_oov_indices`](Self::with_num_oov_indices) spreads the values out of the vocabulary
+/// over several ids (or refuses them, with 0). The ids are then: the mask's, the
+/// out-of-vocabulary ones, the learned values.
+///
 /// ```ignore
 /// let mut species = StringLookup::new(Some(10), Encoding::OneHot);
 /// species.adapt(&column)?;
 /// let x = species.encode(&column)?;        // [rows, vocabulary] one-hot rows
+/// let words = StringLookup::new(None, Encoding::Int).with_mask_token("".into()).with_num_oov_indices(2);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lookup<K: LookupKey> {
     max_tokens: Option<usize>,
     mode: Encoding,
-    /// The learned values, without the out-of-vocabulary entry.
+    /// The learned values, without the mask and out-of-vocabulary entries.
     values: Vec<K>,
+    /// Each learned value's position in `values`.
     index: HashMap<K, usize>,
+    mask: Option<K>,
+    num_oov: usize,
 }
 
 impl<K: LookupKey> Lookup<K> {
-    /// A lookup of at most `max_tokens` entries (the out-of-vocabulary one included; `None`:
-    /// every value seen) encoding as `mode`, with no vocabulary yet.
+    /// A lookup of at most `max_tokens` entries (the mask and out-of-vocabulary ones included;
+    /// `None`: every value seen) encoding as `mode`, with no vocabulary yet.
     pub fn new(max_tokens: Option<usize>, mode: Encoding) -> Self {
-        Lookup { max_tokens, mode, values: Vec::new(), index: HashMap::new() }
+        Lookup { max_tokens, mode, values: Vec::new(), index: HashMap::new(), mask: None, num_oov: 1 }
+    }
+
+    /// Keras' `mask_token`: the padding value, id 0 in `Int` mode and dropped by the other
+    /// modes, never learned. A vocabulary already holding it is refused by the next `adapt` or
+    /// encoding.
+    pub fn with_mask_token(mut self, mask: K) -> Self {
+        self.mask = Some(mask);
+        self
+    }
+
+    /// Keras' `num_oov_indices` (1 by default): how many ids the values out of the vocabulary
+    /// share — a string by its FarmHash64 fingerprint, an integer by its floor modulo, as Keras
+    /// spreads them —, or with 0 none, so such a value is an error naming it.
+    pub fn with_num_oov_indices(mut self, n: usize) -> Self {
+        self.num_oov = n;
+        self
+    }
+
+    /// Where the out-of-vocabulary ids start (after the mask's, in `Int` mode).
+    fn oov_start(&self) -> usize {
+        usize::from(self.mask.is_some() && self.mode == Encoding::Int)
+    }
+
+    /// Where the learned values' ids start.
+    fn token_start(&self) -> usize {
+        self.oov_start() + self.num_oov
     }
 
     /// A lookup of this vocabulary (Keras' `vocabulary=` argument): ids from 1 in this order.
@@ -102,10 +148,14 @@ impl<K: LookupKey> Lookup<K> {
     fn set(&mut self, values: Vec<K>) -> Result<()> {
         let mut index = HashMap::with_capacity(values.len());
         for (i, v) in values.iter().enumerate() {
-            if *v == K::oov() || index.insert(v.clone(), i + 1).is_some() {
+            if *v == K::oov() || Some(v) == self.mask.as_ref() || index.insert(v.clone(), i).is_some() {
                 return Err(Error::InvalidArgument {
                     name: "vocabulary",
-                    reason: format!("holds {v:?} twice (or the out-of-vocabulary entry {:?})", K::oov()),
+                    reason: format!(
+                        "holds {v:?} twice (or the out-of-vocabulary entry {:?}, or the mask token {:?})",
+                        K::oov(),
+                        self.mask
+                    ),
                 });
             }
         }
@@ -115,42 +165,75 @@ impl<K: LookupKey> Lookup<K> {
     }
 
     /// Learns the vocabulary from `data` (Keras' `adapt`): the values from the most frequent to
-    /// the least, ties in descending order, cut to `max_tokens - 1`.
+    /// the least, ties in descending order, cut to leave `max_tokens` ids in all (the mask and
+    /// out-of-vocabulary ones first); the mask token and the out-of-vocabulary entry are not
+    /// learned.
     pub fn adapt(&mut self, data: &[K]) -> Result<()> {
-        if self.max_tokens.is_some_and(|m| m < 2) {
+        let start = self.token_start();
+        if self.max_tokens.is_some_and(|m| m <= start.max(1)) {
             return Err(Error::InvalidArgument {
                 name: "max_tokens",
-                reason: format!("must leave room beside the out-of-vocabulary entry (≥ 2), got {:?}", self.max_tokens),
+                reason: format!(
+                    "must leave room for a learned value beside the {start} mask and out-of-vocabulary id(s) (> {}), got {:?}",
+                    start.max(1),
+                    self.max_tokens
+                ),
             });
         }
         let mut counts: HashMap<&K, usize> = HashMap::new();
-        for v in data.iter().filter(|v| **v != K::oov()) {
+        for v in data.iter().filter(|v| **v != K::oov() && Some(*v) != self.mask.as_ref()) {
             *counts.entry(v).or_insert(0) += 1;
         }
         let mut ranked: Vec<(&K, usize)> = counts.into_iter().collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(a.0)));
-        ranked.truncate(self.max_tokens.map_or(usize::MAX, |m| m - 1));
+        ranked.truncate(self.max_tokens.map_or(usize::MAX, |m| m - start));
         self.set(ranked.into_iter().map(|(v, _)| v.clone()).collect())
     }
 
-    /// The vocabulary, the out-of-vocabulary entry first (Keras' `get_vocabulary()`).
+    /// The vocabulary by id (Keras' `get_vocabulary()`): the mask token (in `Int` mode), the
+    /// out-of-vocabulary entry once per out-of-vocabulary id, the learned values.
     pub fn vocabulary(&self) -> Vec<K> {
-        std::iter::once(K::oov()).chain(self.values.iter().cloned()).collect()
+        let mask = self.mask.iter().take(self.oov_start()).cloned();
+        mask.chain(std::iter::repeat_n(K::oov(), self.num_oov)).chain(self.values.iter().cloned()).collect()
     }
 
-    /// The vocabulary's size, the out-of-vocabulary entry included: the width of encoded rows.
+    /// The number of ids, mask and out-of-vocabulary ones included: the width of encoded rows.
     pub fn size(&self) -> usize {
-        self.values.len() + 1
+        self.token_start() + self.values.len()
     }
 
-    /// A value's id: 0 when it is not in the vocabulary.
-    pub fn id(&self, value: &K) -> usize {
-        self.index.get(value).copied().unwrap_or(0)
+    /// A value's id, its index in [`vocabulary`](Self::vocabulary); `None` for the mask token
+    /// in the modes that drop it (all but `Int`). A value out of the vocabulary with no
+    /// out-of-vocabulary ids is an error naming it.
+    pub fn id(&self, value: &K) -> Result<Option<usize>> {
+        if Some(value) == self.mask.as_ref() {
+            return Ok((self.mode == Encoding::Int).then_some(0));
+        }
+        if let Some(&i) = self.index.get(value) {
+            return Ok(Some(self.token_start() + i));
+        }
+        match self.num_oov {
+            0 => Err(Error::InvalidData {
+                what: "lookup input".into(),
+                reason: format!(
+                    "{value:?} is not in the vocabulary and num_oov_indices is 0 (every value must be known)"
+                ),
+            }),
+            1 => Ok(Some(self.oov_start())),
+            n => Ok(Some(self.oov_start() + value.oov_bucket(n))),
+        }
     }
 
-    /// Values to ids (`Int` mode's output, whatever the mode).
-    pub fn ids(&self, values: &[K]) -> Vec<usize> {
-        values.iter().map(|v| self.id(v)).collect()
+    /// Ids back to values (Keras' `invert = True`): the value of each id in
+    /// [`vocabulary`](Self::vocabulary), the out-of-vocabulary entry for an id past its end.
+    pub fn invert(&self, ids: &[usize]) -> Vec<K> {
+        let vocabulary = self.vocabulary();
+        ids.iter().map(|&i| vocabulary.get(i).cloned().unwrap_or_else(K::oov)).collect()
+    }
+
+    /// Values to ids (`Int` mode's output), the mask token left out where the mode drops it.
+    pub fn ids(&self, values: &[K]) -> Result<Vec<usize>> {
+        values.iter().filter_map(|v| self.id(v).transpose()).collect()
     }
 
     fn ready(&self) -> Result<()> {
@@ -160,6 +243,12 @@ impl<K: LookupKey> Lookup<K> {
                 reason: "has no vocabulary: call adapt (or give one) before encoding".into(),
             });
         }
+        if let Some(m) = self.mask.as_ref().filter(|m| self.index.contains_key(m)) {
+            return Err(Error::InvalidArgument {
+                name: "mask_token",
+                reason: format!("{m:?} is also a learned value of the vocabulary"),
+            });
+        }
         Ok(())
     }
 
@@ -167,9 +256,10 @@ impl<K: LookupKey> Lookup<K> {
     /// `MultiHot` and `Count` encode lists: see [`encode_rows`](Self::encode_rows).
     pub fn encode(&self, values: &[K]) -> Result<Array2<f32>> {
         self.ready()?;
-        let ids = self.ids(values);
+        let ids = values.iter().map(|v| self.id(v)).collect::<Result<Vec<_>>>()?;
         match self.mode {
-            Encoding::Int => Ok(Array2::from_shape_fn((ids.len(), 1), |(i, _)| ids[i] as f32)),
+            Encoding::Int => Ok(Array2::from_shape_fn((ids.len(), 1), |(i, _)| ids[i].unwrap_or(0) as f32)),
+            // The mask token's row is all zeros.
             Encoding::OneHot => Ok(one_hot(&ids, self.size())),
             mode => Err(Error::InvalidArgument {
                 name: "output_mode",
@@ -182,7 +272,7 @@ impl<K: LookupKey> Lookup<K> {
     /// one value per row ([`encode`](Self::encode)).
     pub fn encode_rows<R: AsRef<[K]>>(&self, rows: &[R]) -> Result<Array2<f32>> {
         self.ready()?;
-        let ids: Vec<Vec<usize>> = rows.iter().map(|r| self.ids(r.as_ref())).collect();
+        let ids = rows.iter().map(|r| self.ids(r.as_ref())).collect::<Result<Vec<_>>>()?;
         CategoryEncoding::new(self.size(), self.mode)?.encode(&ids)
     }
 
@@ -191,6 +281,8 @@ impl<K: LookupKey> Lookup<K> {
         serde_json::json!({
             "max_tokens": self.max_tokens,
             "output_mode": format!("{:?}", self.mode),
+            "mask_token": self.mask.as_ref().map(K::to_json),
+            "num_oov_indices": self.num_oov,
             "vocabulary": self.values.iter().map(K::to_json).collect::<Vec<_>>(),
         })
         .to_string()
@@ -214,7 +306,16 @@ impl<K: LookupKey> Lookup<K> {
             .as_array()
             .and_then(|a| a.iter().map(K::from_json).collect())
             .ok_or_else(|| bad(format!("`vocabulary` is not a list of {:?}-like values", K::oov())))?;
-        let mut l = Lookup::new(max_tokens, mode);
+        // Files written before these two fields: no mask, one out-of-vocabulary id.
+        let mask = match v.get("mask_token") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(m) => Some(K::from_json(m).ok_or_else(|| bad(format!("`mask_token` is not a {:?}-like value", K::oov())))?),
+        };
+        let num_oov = match v.get("num_oov_indices") {
+            None => 1,
+            Some(n) => n.as_u64().ok_or_else(|| bad("`num_oov_indices` is not a count".into()))? as usize,
+        };
+        let mut l = Lookup { mask, num_oov, ..Lookup::new(max_tokens, mode) };
         l.set(values).map_err(|e| bad(e.to_string()))?;
         Ok(l)
     }
@@ -230,8 +331,8 @@ impl<K: LookupKey> Lookup<K> {
     }
 }
 
-fn one_hot(ids: &[usize], width: usize) -> Array2<f32> {
-    Array2::from_shape_fn((ids.len(), width), |(i, j)| f32::from(ids[i] == j))
+fn one_hot(ids: &[Option<usize>], width: usize) -> Array2<f32> {
+    Array2::from_shape_fn((ids.len(), width), |(i, j)| f32::from(ids[i] == Some(j)))
 }
 
 /// Keras' `CategoryEncoding`: integer ids in `0..num_tokens` to rows of `num_tokens` values.
@@ -395,12 +496,15 @@ fn interp(x: f64, xp: &[f64], fp: &[f64]) -> f64 {
 }
 
 /// Keras' `Hashing`: a value's bin, its FarmHash64 fingerprint modulo the bins (TensorFlow's
-/// `to_hash_bucket_fast`, so the same strings land in the same bins as in Keras). With a mask
-/// value, bin 0 is the mask's and the others hash into `1..num_bins`.
+/// `to_hash_bucket_fast`, so the same strings land in the same bins as in Keras), or with a
+/// salt ([`with_salt`](Self::with_salt)) its SipHash-2-4 keyed by the salt (TensorFlow's
+/// `to_hash_bucket_strong`). With a mask value, bin 0 is the mask's and the others hash into
+/// `1..num_bins`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hashing {
     num_bins: usize,
     mask: Option<String>,
+    salt: Option<[u64; 2]>,
 }
 
 impl Hashing {
@@ -412,7 +516,13 @@ impl Hashing {
                 reason: format!("must be at least 1, and 2 with a mask value; got {num_bins}"),
             });
         }
-        Ok(Hashing { num_bins, mask: mask_value.map(str::to_string) })
+        Ok(Hashing { num_bins, mask: mask_value.map(str::to_string), salt: None })
+    }
+
+    /// Keras' `salt`: the two keys of a SipHash-2-4 (`salt = 133` in Keras is `[133, 133]`).
+    pub fn with_salt(mut self, salt: [u64; 2]) -> Self {
+        self.salt = Some(salt);
+        self
     }
 
     /// A string's bin.
@@ -421,7 +531,11 @@ impl Hashing {
         if self.mask.as_deref() == Some(value) {
             return 0;
         }
-        (farmhash::fingerprint64(value.as_bytes()) % (self.num_bins - masked) as u64) as usize + masked
+        let hash = match self.salt {
+            None => farmhash::fingerprint64(value.as_bytes()),
+            Some([k0, k1]) => siphasher::sip::SipHasher24::new_with_keys(k0, k1).hash(value.as_bytes()),
+        };
+        (hash % (self.num_bins - masked) as u64) as usize + masked
     }
 
     /// An integer's bin: its decimal text's (Keras hashes `tf.as_string` of integers, and of
