@@ -195,3 +195,43 @@ fn replicas_built_from_different_seeds_are_refused() {
         assert!(e.contains("replicas of processes [1] differ from process 0's when fit started"), "{e}");
     }
 }
+
+/// `fit_dataset` runs data-parallel as `fit` does with arrays: every replica reads the same
+/// dataset and takes its shard of each batch, so the replicas stay identical and end where
+/// replicas fed the same rows as arrays end, bit for bit. Datasets of different lengths are an
+/// error on every replica (none waits for the others forever).
+#[test]
+fn datasets_train_data_parallel_as_arrays_do() {
+    let (x, y) = digits(320);
+    let opts = Fit { epochs: 2, batch_size: 32, verbose: 0, shuffle: false, ..Fit::default() };
+    let model = |g: Group| {
+        let mut m = Mlp::new();
+        m.compile("sparse_categorical_crossentropy", "adam", &["accuracy"]).unwrap();
+        m.distribute(g);
+        m
+    };
+    let arrays = replicas(2, |g| {
+        let mut m = model(g);
+        let h = m.fit(&x, &y, opts.clone()).unwrap();
+        (values(&m), h.get("loss").unwrap().to_vec())
+    });
+    let streamed = replicas(2, |g| {
+        let mut m = model(g);
+        let mut ds = kiln::data::from_arrays(vec![x.clone().into_dyn()], vec![y.clone().into_dyn()], 32).unwrap();
+        let h = m.fit_dataset(&mut ds, opts.clone()).unwrap();
+        (values(&m), h.get("loss").unwrap().to_vec())
+    });
+    assert_eq!(streamed[0], streamed[1], "the replicas differ");
+    assert_eq!(streamed[0], arrays[0], "a dataset trains otherwise than the same rows as arrays");
+
+    let uneven = replicas(2, |g| {
+        let rows = if g.rank() == 0 { 320 } else { 256 };
+        let mut m = model(g);
+        let (xr, yr) = (x.slice(s![..rows, ..]).to_owned(), y.slice(s![..rows, ..]).to_owned());
+        let mut ds = kiln::data::from_arrays(vec![xr.into_dyn()], vec![yr.into_dyn()], 32).unwrap();
+        ((), m.fit_dataset(&mut ds, opts.clone()).unwrap_err().to_string())
+    });
+    for (_, err) in &uneven {
+        assert!(err.contains("1 of the 2 replicas read a batch where the others ran out"), "{err}");
+    }
+}

@@ -637,7 +637,8 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// then trains on this process's shard of each global batch and every replica applies the
     /// same summed gradients; `evaluate` and the epochs' logs cover all the rows; checkpoints and
     /// log files are written by process 0 alone. Every process passes the same data (and builds
-    /// the model from the same seed).
+    /// the model from the same seed); `fit_dataset` likewise takes each process's shard of every
+    /// batch of the same dataset.
     fn distribute(&mut self, group: crate::distributed::Group) {
         self.train_state_mut().set_group(Some(group));
     }

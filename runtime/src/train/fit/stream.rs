@@ -13,7 +13,7 @@ use crate::model::{InputArray, Meta};
 use super::super::compile::Compiled;
 use super::super::evaluate::{check_outputs, evaluate_rows, infer_batches};
 use super::super::step::Tracker;
-use super::super::{Evaluate, Fit, History, Logs, compiled, data, progress, slices, with_state};
+use super::super::{Evaluate, Fit, History, Logs, compiled, data, progress, range, slices, with_state};
 use super::super::own_step::DynCustomStep;
 use super::{BatchRows, Callback, DynStep, EpochEnd, Flow, Prepared, Run, Shapes, StepBatch, check_callbacks, shapes_of};
 use super::views as step_views;
@@ -57,8 +57,8 @@ pub(crate) fn fit_dataset<'a, 'f>(
     if opts.steps_per_epoch == Some(0) || opts.validation_freq == 0 {
         return refused("steps_per_epoch", "steps_per_epoch and validation_freq must be at least 1");
     }
-    if m.train_state().group().is_some() {
-        return refused("fit_dataset", "does not run data-parallel yet: give each process arrays");
+    if m.train_state().group().is_some() && own.is_some() {
+        return refused("fit_dataset", "does not run a CustomStep data-parallel yet: reduce the gradients in the step");
     }
     if opts.steps_per_epoch.is_some() && callbacks.iter().any(|cb| cb.backup().is_some()) {
         return refused("steps_per_epoch", "cannot be combined with BackupAndRestore");
@@ -149,7 +149,9 @@ impl Run<'_, '_, '_, '_, '_, '_> {
         let meta = self.meta;
         let (ni, no) = (meta.inputs.len(), meta.outputs.len());
         for b in 0..limit {
-            let batch = match st.train.next_item() {
+            let next = st.train.next_item();
+            self.replicas_agree(next.is_some(), epoch, b)?;
+            let batch = match next {
                 None => {
                     // The pass ran out: this epoch ends here, the next starts a new pass.
                     (st.in_pass, st.per_pass) = (false, Some(st.read));
@@ -165,12 +167,16 @@ impl Run<'_, '_, '_, '_, '_, '_> {
                 None => check(&meta, self.c, Some(self.opts), (&xv, &yv), batch.sample_weight.as_ref()),
             };
             let (xs, ys, w) = checked.map_err(|e| self.dataset_error(e, epoch, b))?;
-            let (xb, yb) = (slices(xs.iter().map(|r| &r.data[..])), slices(ys.iter().map(|r| &r.data[..])));
+            // A replica of a data-parallel run takes its rank's shard of the batch every
+            // replica reads, as `fit` does with arrays.
+            let part = crate::distributed::shard(xs[0].n, self.rank, self.size);
+            let (xb, yb) = (range(&xs, part.start, part.end), range(&ys, part.start, part.end));
+            let w = w.as_deref().map(|w| &w[part.clone()]);
             // A CustomStep's arrays may be any shape; a compiled model's were checked against it,
             // so the shapes of `data` (the model's) hold and nothing is built per batch.
             let own = self.own.is_some().then(|| Shapes { x: shapes_of(&xv), y: shapes_of(&yv) });
             let (ni, no) = if own.is_some() { (xs.len(), ys.len()) } else { (ni, no) };
-            let rows = BatchRows { x: &xb[..ni], y: &yb[..no], w: w.as_deref(), k: xs[0].n, shapes: own.as_ref() };
+            let rows = BatchRows { x: &xb[..ni], y: &yb[..no], w, k: part.len(), shapes: own.as_ref() };
             match self.run_batch(epoch, b, rows, &progress)? {
                 Flow::Next => {}
                 Flow::Stop => break,
@@ -183,7 +189,28 @@ impl Run<'_, '_, '_, '_, '_, '_> {
         Ok((EpochEnd::Done, progress))
     }
 
-    /// Validation on a whole pass of the validation dataset.
+    /// In a data-parallel run, whether every replica's dataset gave a batch: all of them or
+    /// none, or an error on every replica (one that went on alone would wait for the others
+    /// forever).
+    fn replicas_agree(&mut self, has_batch: bool, epoch: usize, b: usize) -> Result<()> {
+        let Some(g) = self.group.clone() else { return Ok(()) };
+        let mut have = [f64::from(u8::from(has_batch))];
+        crate::distributed::all_sum(&*g, &mut have, &mut self.ws.sums.1);
+        let (have, size) = (have[0] as usize, g.size());
+        if have != 0 && have != size {
+            let e = Error::InvalidData {
+                what: "the replicas' datasets".into(),
+                reason: format!(
+                    "{have} of the {size} replicas read a batch where the others ran out: give every replica the same dataset (each takes its shard of every batch)"
+                ),
+            };
+            return Err(self.dataset_error(e, epoch, b));
+        }
+        Ok(())
+    }
+
+    /// Validation on a whole pass of the validation dataset (every replica of a data-parallel
+    /// run evaluates all of it, so all log the same values).
     pub(super) fn validate_stream(&mut self, epoch_logs: &mut Logs) -> Result<()> {
         let Some(mut st) = self.streams.take() else {
             return Ok(());
