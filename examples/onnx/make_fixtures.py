@@ -516,6 +516,7 @@ def kiln_export():
         ("kiln_export_attention", (5, 6)),
         ("kiln_export_attention_mask", (5, 6)),
         ("kiln_export_states", (6, 3)),
+        ("kiln_export_encoder_decoder", (6, 3)),
     ):
         path = os.path.join(OUT, f"{name}.onnx")
         if os.path.exists(path):

@@ -256,6 +256,20 @@ functional! {
     }
 }
 
+functional! {
+    /// An encoder's final states starting a decoder, and a GRU's returned state starting a
+    /// SimpleRNN, all forward: exported, and imported back.
+    pub struct ExportedEncoderDecoder {
+        x = Input([6, 3]);
+        (_, h, c) = LSTM(5, return_state = true)(x);
+        d = LSTM(5, return_sequences = true)(x, initial_state = [h, c]);
+        (seq, s) = GRU(4, return_sequences = true, return_state = true)(d);
+        r = SimpleRNN(4)(seq, initial_state = [s]);
+        y = Dense(2)(Concatenate()([r, h]));
+        Model(x, y)
+    }
+}
+
 #[kiln::onnx("../fixtures/onnx/kiln_export.onnx")]
 pub struct Reimported;
 #[kiln::onnx("../fixtures/onnx/kiln_export_rnn.onnx")]
@@ -288,6 +302,8 @@ pub struct ReimportedSteps;
 pub struct ReimportedDot;
 #[kiln::onnx("../fixtures/onnx/kiln_export_attention.onnx")]
 pub struct ReimportedAttention;
+#[kiln::onnx("../fixtures/onnx/kiln_export_encoder_decoder.onnx")]
+pub struct ReimportedEncoderDecoder;
 
 /// Moving statistics that are not the identity.
 fn statistics(m: &mut impl Model, layer: &str, n: usize) {
@@ -335,6 +351,7 @@ fn write_the_export_fixtures() {
     ExportedAttention::with_seed(23).save_onnx(fixture("kiln_export_attention")).unwrap();
     ExportedAttentionMask::with_seed(24).save_onnx(fixture("kiln_export_attention_mask")).unwrap();
     ExportedStates::with_seed(25).save_onnx(fixture("kiln_export_states")).unwrap();
+    ExportedEncoderDecoder::with_seed(26).save_onnx(fixture("kiln_export_encoder_decoder")).unwrap();
 }
 
 /// `save_onnx` writes the committed file, byte for byte.
@@ -374,6 +391,7 @@ fn save_onnx_writes_the_committed_files() {
     writes_the_fixture(&|p| ExportedAttention::with_seed(23).save_onnx(p), "kiln_export_attention");
     writes_the_fixture(&|p| ExportedAttentionMask::with_seed(24).save_onnx(p), "kiln_export_attention_mask");
     writes_the_fixture(&|p| ExportedStates::with_seed(25).save_onnx(p), "kiln_export_states");
+    writes_the_fixture(&|p| ExportedEncoderDecoder::with_seed(26).save_onnx(p), "kiln_export_encoder_decoder");
 }
 
 /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -442,6 +460,12 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     let got = ExportedStates::with_seed(25).predict(&r.input).unwrap();
     let want = r.output.iter().copied().collect::<Vec<_>>();
     assert!(max_abs("kiln_export_states predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    let x = reference("kiln_export_encoder_decoder").input;
+    let (a, b) = (
+        ExportedEncoderDecoder::with_seed(26).predict(&x).unwrap(),
+        ReimportedEncoderDecoder::embedded().predict(&x).unwrap(),
+    );
+    check("kiln_export_encoder_decoder", a.as_slice().unwrap(), b.as_slice().unwrap());
     let x = reference("kiln_export_attention").input;
     let (a, b) =
         (ExportedAttention::with_seed(23).predict(&x).unwrap(), ReimportedAttention::embedded().predict(&x).unwrap());

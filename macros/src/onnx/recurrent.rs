@@ -42,17 +42,6 @@ impl Lowering<'_> {
         if node.input.get(4).is_some_and(|s| !s.is_empty()) {
             return self.fail("has sequence_lens; kiln imports sequences of one length");
         }
-        for k in [5, 6] {
-            match self.input(node, k)? {
-                None => {}
-                Some(Value::Const(c)) if c.vals.iter().all(|&v| v == 0.0) => {}
-                Some(_) => {
-                    return self.fail(
-                        "has an initial state that is not zeros; kiln imports recurrent operators starting from zeros",
-                    );
-                }
-            }
-        }
         let (steps, features) = (x.shape[0], x.shape[1]);
         let gates = match node.op_type.as_str() {
             "LSTM" => 4,
@@ -63,6 +52,28 @@ impl Lowering<'_> {
         let units = w.dims.get(1).copied().unwrap_or(0) / gates;
         let linear_before_reset = read::int(node, "linear_before_reset", 0) != 0;
         let weights = self.recurrent_weights(node, dirs, features, units, linear_before_reset)?;
+        // initial_h (and an LSTM's initial_c): zeros, or computed values of `units` per sample
+        // ([1, batch, units]), Keras' `initial_state`.
+        let mut initial = Vec::new();
+        for k in [5, 6] {
+            match self.input(node, k)? {
+                None => {}
+                Some(Value::Const(c)) if c.vals.iter().all(|&v| v == 0.0) => {}
+                Some(Value::Graph(v))
+                    if dirs == 1 && v.hidden.is_none() && v.shape.iter().product::<usize>() == units =>
+                {
+                    initial.push(self.g.reshape(v.node, &[units])?);
+                }
+                Some(_) => {
+                    return self.fail(
+                        "has an initial state kiln does not read: a constant that is not zeros, or one of a bidirectional operator",
+                    );
+                }
+            }
+        }
+        if !initial.is_empty() && initial.len() != if lstm { 2 } else { 1 } {
+            return self.fail("starts from a computed initial_h or initial_c but not both; kiln's LSTM takes both");
+        }
         let used = |k: usize| node.output.get(k).is_some_and(|o| !o.is_empty() && self.consumers.contains_key(o));
         let (seq, state) = (used(0), used(1) || (lstm && used(2)));
         if dirs == 2 && (state && seq || used(2)) {
@@ -73,11 +84,17 @@ impl Lowering<'_> {
             "GRU" => ("GRU", format!(", reset_after = {linear_before_reset}")),
             _ => ("SimpleRNN", String::new()),
         };
-        let both = seq && state;
-        let inner = format!("{}({units}, return_sequences = {}, return_state = {both}{extra})", class, seq || !state);
+        // kiln's return_state where the sequence and a state are read, or an LSTM's cell state.
+        let both = (seq && state) || (lstm && used(2));
+        let sequences = if both { seq } else { seq || !state };
+        let inner = format!("{}({units}, return_sequences = {sequences}, return_state = {both}{extra})", class);
         let call = if dirs == 2 { format!("Bidirectional({inner}, merge_mode = \"concat\")") } else { inner };
-        let spec = self.g.spec(&call)?;
-        let (n, _) = self.g.apply(spec.clone(), &[x.node])?;
+        let mut spec = self.g.spec(&call)?;
+        if !initial.is_empty() {
+            spec = spec.with_initial_state().ok_or_else(|| format!("{}: {call} takes no initial state", self.g.at))?;
+        }
+        let inputs: Vec<usize> = std::iter::once(x.node).chain(initial.iter().copied()).collect();
+        let (n, _) = self.g.apply(spec.clone(), &inputs)?;
         let prefixes: &[&str] = if dirs == 2 { &["forward_", "backward_"] } else { &[""] };
         for (prefix, (kernel, recurrent, bias, bias_shape)) in prefixes.iter().zip(weights) {
             let gu = gates * units;
@@ -88,12 +105,18 @@ impl Lowering<'_> {
         // The outputs kiln computes, as nodes: [sequence or last h, h, c].
         let mut outs: Vec<Option<usize>> = vec![None; 3];
         if both {
-            for (k, slot) in outs.iter_mut().enumerate().take(if lstm { 3 } else { 2 }) {
+            // The first part is Y only when the layer returns its sequence (else its last state,
+            // which Y_h gives).
+            for (k, slot) in outs.iter_mut().enumerate().take(if lstm { 3 } else { 2 }).skip(usize::from(!seq)) {
                 *slot = Some(self.g.apply(crate::layers::part(spec.clone(), k), &[n])?.0);
             }
         } else if seq {
             outs[0] = Some(n);
-            self.sequences.insert(n, call.clone());
+            // A layer whose last step alone is read may be rebuilt to return it (`last_step`),
+            // from its call: one started from given states keeps its sequence.
+            if initial.is_empty() {
+                self.sequences.insert(n, call.clone());
+            }
         } else {
             outs[1] = Some(n);
         }
