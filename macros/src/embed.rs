@@ -32,6 +32,20 @@ pub fn expand(model: &Model, checked: &Checked, w: &Weights) -> TokenStream {
             static BYTES: &[u8] = include_bytes!(#abs);
         ),
     };
+    // A text model's vocabulary, from the file's metadata.
+    let text = match &model.text {
+        None => quote!(),
+        Some(_) => match text_json(&checked.bytes) {
+            Some(json) => quote!(::kiln::__private::set_text_json(&mut model, #json);),
+            None => {
+                let msg = format!(
+                    "embedded weights `{shown}`: the file holds no TextVectorization vocabulary (`kiln.text_vectorization`), \
+                     and {name} reads raw text: save the weights of the text model, adapted"
+                );
+                quote!(::core::compile_error!(#msg);)
+            }
+        },
+    };
     quote! {
         impl #name {
             /// The model with the weights embedded at compile time from
@@ -41,10 +55,17 @@ pub fn expand(model: &Model, checked: &Checked, w: &Weights) -> TokenStream {
                 #bytes
                 let mut model = Self::new();
                 ::kiln::__private::install_embedded(&mut model, BYTES, &[#((#starts, #ends)),*]);
+                #text
                 model
             }
         }
     }
+}
+
+/// The `kiln.text_vectorization` entry of a weights file's metadata.
+fn text_json(bytes: &[u8]) -> Option<String> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).ok()?;
+    meta.metadata().as_ref()?.get("kiln.text_vectorization").cloned()
 }
 
 /// Stands in for `embedded()` beside an embedding error, so code calling it reports nothing more.

@@ -250,6 +250,10 @@ pub(crate) const NO_OPTIMIZER: &str = "none";
 /// Where a checkpoint keeps the state of a step's own optimizer named `slot`.
 const STEP_OPTIMIZER_PREFIX: &str = "step_optimizer.";
 
+/// The metadata entry holding the `TextVectorization` (options and vocabulary, as JSON) of a
+/// model that reads raw text.
+pub const TEXT_VECTORIZATION: &str = "kiln.text_vectorization";
+
 fn serialize(m: &dyn DynModel, resume: Option<Resume<'_>>) -> Result<Vec<u8>> {
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     m.visit_weights(&mut |n, p| tensors.push((n.to_string(), p.shape().to_vec(), le_bytes(&p.value))));
@@ -258,6 +262,9 @@ fn serialize(m: &dyn DynModel, resume: Option<Resume<'_>>) -> Result<Vec<u8>> {
         ("kiln.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("kiln.architecture".to_string(), architecture_hash(m)),
     ]);
+    if let Some(tv) = m.train_state().text() {
+        meta.insert(TEXT_VECTORIZATION.to_string(), tv.to_json());
+    }
     if let Some(Resume { optimizer: name, state, epochs, seed, stream, step_optimizers }) = resume {
         for (slot, kind, state) in &step_optimizers {
             meta.insert(format!("kiln.step_optimizer.{slot}"), kind.to_string());
@@ -351,6 +358,8 @@ pub struct Loaded {
     weights: Vec<Vec<f32>>,
     optimizer: Vec<Vec<f32>>,
     metadata: HashMap<String, String>,
+    /// The text model's `TextVectorization`, from the file.
+    text: Option<crate::data::TextVectorization>,
 }
 
 fn bad(path: &str, reason: impl Into<String>) -> Error {
@@ -483,7 +492,35 @@ pub fn check(m: &dyn DynModel, path: &str, bytes: &[u8], checkpoint: bool, opts:
             }
         }
     }
-    Ok(Loaded { weights, optimizer, metadata })
+    let text = match (m.train_state().text(), metadata.get(TEXT_VECTORIZATION)) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(bad(
+                path,
+                format!(
+                    "holds no `{TEXT_VECTORIZATION}` (a vocabulary), and {} reads raw text through one:                      save the weights of a text model, adapted",
+                    m.meta().name
+                ),
+            ));
+        }
+        (Some(ours), Some(json)) => {
+            let tv = crate::data::TextVectorization::from_json(json)
+                .map_err(|e| bad(path, format!("`{TEXT_VECTORIZATION}`: {e}")))?;
+            if tv.options() != ours.options() {
+                return Err(bad(
+                    path,
+                    format!(
+                        "its TextVectorization has options {:?}, but {}'s has {:?}",
+                        tv.options(),
+                        m.meta().name,
+                        ours.options()
+                    ),
+                ));
+            }
+            Some(tv)
+        }
+    };
+    Ok(Loaded { weights, optimizer, metadata, text })
 }
 
 fn read(path: &Path) -> Result<(String, Vec<u8>)> {
@@ -496,6 +533,9 @@ fn read(path: &Path) -> Result<(String, Vec<u8>)> {
 }
 
 fn install(m: &mut dyn DynModel, loaded: Loaded) {
+    if let Some(tv) = loaded.text {
+        m.train_state_mut().set_text(tv);
+    }
     let mut it = loaded.weights.into_iter();
     m.visit_weights_mut(&mut |p| {
         if let Some(v) = it.next() {

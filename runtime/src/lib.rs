@@ -88,4 +88,35 @@ pub mod __private {
     pub use ndarray::{Array2, Array3, Array4, Array5, Array6, ArrayD};
     pub use rand::rngs::StdRng;
     pub use rand::{RngCore, SeedableRng};
+
+    use crate::data::TextVectorization;
+
+    fn no_text(name: &str) -> crate::Error {
+        crate::Error::invalid("TextVectorization", format!("{name} reads numbers, not texts"))
+    }
+
+    /// A text model's TextVectorization.
+    pub fn text_of<M: Model>(m: &M) -> crate::Result<&TextVectorization> {
+        m.train_state().text().ok_or_else(|| no_text(M::NAME))
+    }
+
+    /// A text model's TextVectorization, to adapt.
+    pub fn text_of_mut<M: Model>(m: &mut M) -> crate::Result<&mut TextVectorization> {
+        m.train_state_mut().text_mut().ok_or_else(|| no_text(M::NAME))
+    }
+
+    /// A new text model's TextVectorization, before `adapt`.
+    pub fn set_text<M: Model>(m: &mut M, opts: crate::data::TextOptions) {
+        m.train_state_mut().set_text(TextVectorization::new(opts));
+    }
+
+    /// The vocabulary of a text model's embedded weights file (its metadata, checked when the
+    /// model compiled).
+    pub fn set_text_json<M: Model>(m: &mut M, json: &str) {
+        match TextVectorization::from_json(json) {
+            Ok(tv) => m.train_state_mut().set_text(tv),
+            // The macro read this text from the file kiln wrote and checked its checksums.
+            Err(e) => panic!("{}: the embedded TextVectorization does not parse: {e}", M::NAME),
+        }
+    }
 }

@@ -59,6 +59,7 @@ mod subclass_cnn;
 mod summary_plot;
 mod tables;
 mod text;
+mod text_models;
 mod threads;
 mod training_context;
 mod vae;

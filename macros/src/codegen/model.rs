@@ -34,6 +34,9 @@ pub fn expand(model: &Model) -> TokenStream {
     let names: Vec<&Ident> = computing.iter().map(|l| &l.name).collect();
     let prefixes = names.iter().map(|f| f.to_string());
 
+    // A model reading raw text keeps its TextVectorization in its state.
+    let set_text = model.text.as_ref().map(|opts| quote!(::kiln::__private::set_text(&mut model, #opts);));
+    let text_methods = model.text.as_ref().map(|_| crate::parse::text::methods(name));
     let (in_ports, out_ports, out_acts) = ports(&g);
     let infos = layer_infos(model);
     let act0 = out_acts.first().cloned().unwrap_or_default();
@@ -112,12 +115,14 @@ pub fn expand(model: &Model) -> TokenStream {
                 #force
                 let mut rng = <#rt::StdRng as #rt::SeedableRng>::seed_from_u64(seed);
                 let _ = &mut rng;
-                Self {
+                let mut model = Self {
                     #(#inits)*
                     #(#bufs: ::core::default::Default::default(),)*
                     #(#accumulators: ::std::vec::Vec::new(),)*
                     __kiln_state: #rt::TrainState::new(seed),
-                }
+                };
+                #set_text
+                model
             }
 
             #passes
@@ -143,6 +148,7 @@ pub fn expand(model: &Model) -> TokenStream {
 
         #impls
         #as_field
+        #text_methods
     };
     wrapped(body, wrap, model)
 }
@@ -474,6 +480,11 @@ fn layer_infos(model: &Model) -> Vec<TokenStream> {
             let s = shape(&model.nodes[*node].output_shape);
             rows.push(quote!(#rt::LayerInfo { name: #name, kind: "InputLayer", output_shape: #s, outputs: &[], params: 0, connected: &[], activation: "", nested: &[] },));
         }
+    }
+    if model.text.is_some() {
+        // A text model's TextVectorization: strings in, the token ids the graph reads out.
+        let s = shape(&model.nodes[0].output_shape);
+        rows.push(quote!(#rt::LayerInfo { name: "text_vectorization", kind: "TextVectorization", output_shape: #s, outputs: &[], params: 0, connected: &[], activation: "", nested: &[] },));
     }
     // Layers in the order their first use computes (Keras lists a model's layers topologically).
     // The parts of a layer's several outputs show on the layer's row.

@@ -187,6 +187,7 @@ fn lower(onnx: &proto::ModelProto, span: Span, item: syn::ItemStruct) -> Result<
         vis: item.vis,
         name: item.ident,
         int_inputs,
+        text: None,
         inputs,
         layers: g.layers,
         nodes: g.nodes,

@@ -6,6 +6,7 @@ pub mod functional;
 pub mod loss;
 pub mod sequential;
 pub mod subclass;
+pub mod text;
 
 use std::collections::HashMap;
 

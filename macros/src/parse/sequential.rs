@@ -104,6 +104,8 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
     let mut errors = Errors::default();
     let mut input_shape = Vec::new();
     let mut int_input = false;
+    let mut text = None;
+    let mut items = &syntax.layers[..];
     match &syntax.input {
         None => errors.at(
             syntax.name.span(),
@@ -112,6 +114,20 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
                 syntax.name
             ),
         ),
+        Some((decl, _)) if super::text::is_text_input(decl, &mut errors) => {
+            // The TextVectorization first, outside the graph: the graph reads its token ids.
+            let head = match items.first() {
+                Some(Item::Layer(call)) => super::text::head(call, &mut errors),
+                _ => {
+                    errors.at(syntax.name.span(), "a text input is read by a TextVectorization(..) layer first");
+                    None
+                }
+            };
+            if let Some(h) = head {
+                (input_shape, int_input, text) = (vec![h.length], true, Some(h.options));
+            }
+            items = items.get(1..).unwrap_or_default();
+        }
         Some((decl, whole)) => {
             if let Some((d, int)) = crate::parse::input_args(decl.clone(), whole, &mut errors) {
                 input_shape = d;
@@ -119,7 +135,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
             }
         }
     }
-    if syntax.layers.is_empty() {
+    if items.is_empty() {
         errors.at(syntax.name.span(), "a sequential model needs at least one layer");
     }
     let mut nodes = vec![Node {
@@ -132,7 +148,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
     }];
     let mut layers: Vec<LayerDef> = Vec::new();
     let mut namer = Namer::default();
-    for item in &syntax.layers {
+    for item in items {
         let call = match item {
             Item::Layer(call) => call,
             Item::Lambda { param, body } => {
@@ -176,6 +192,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         nodes,
         inputs: vec![("input".to_string(), 0)],
         int_inputs: vec![int_input],
+        text,
         outputs,
         functional: false,
         invocation: None,

@@ -167,6 +167,9 @@ pub struct TrainState {
     group: Option<crate::distributed::Group>,
     /// The model's own buffers as a shared layer names them (see `Shareable` on models).
     own: crate::layers::ModelBuffers,
+    /// A model that reads raw text (`Input([], dtype = string)`): its `TextVectorization`,
+    /// whose vocabulary is saved and loaded with the weights.
+    text: Option<crate::data::TextVectorization>,
 }
 
 impl TrainState {
@@ -180,7 +183,24 @@ impl TrainState {
             ws: Workspace::default(),
             group: None,
             own: Default::default(),
+            text: None,
         }
+    }
+
+    /// A model reading raw text: its `TextVectorization` (see `sequential!`'s `Input([],
+    /// dtype = string)`), the vocabulary learned by `adapt`.
+    pub fn text(&self) -> Option<&crate::data::TextVectorization> {
+        self.text.as_ref()
+    }
+
+    /// The `TextVectorization` of a model reading raw text, to adapt.
+    pub fn text_mut(&mut self) -> Option<&mut crate::data::TextVectorization> {
+        self.text.as_mut()
+    }
+
+    /// Makes the model read raw text through `tv` (the model macros call this).
+    pub fn set_text(&mut self, tv: crate::data::TextVectorization) {
+        self.text = Some(tv);
     }
 
     /// The seed the model was created with.

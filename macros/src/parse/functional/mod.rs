@@ -479,6 +479,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         layers: lw.layers,
         nodes: lw.nodes,
         int_inputs: inputs.iter().map(|(_, node)| lw.int_nodes.contains(node)).collect(),
+        text: None,
         inputs,
         outputs,
         functional: true,

@@ -496,6 +496,7 @@ pub fn lower(item: ItemImpl) -> syn::Result<(CallBody, Vec<Vec<TokenStream>>)> {
             nodes: vec![],
             inputs: vec![],
             int_inputs: vec![],
+            text: None,
             outputs: vec![],
             functional: false,
             invocation: None,
