@@ -49,3 +49,54 @@ fn a_text_model_adapts_trains_and_predicts_on_strings() {
     assert_eq!(back.predict(&["great story", "poor story"]).unwrap(), p);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+sequential! {
+    /// `examples/text_from_folder.rs`'s model, its weights and vocabulary compiled in from the
+    /// file that example writes with `--refresh`.
+    #[weights("../../examples/models/rust_docs.safetensors")]
+    pub struct RustDocs: Input([], dtype = string) {
+        TextVectorization(max_tokens = 2000, output_sequence_length = 120),
+        Embedding(2000, 16, mask_zero = true),
+        GlobalAveragePooling1D,
+        Dense(3, activation = softmax),
+    }
+}
+
+/// The trained text classifier, embedded with `#[weights]`, tells raw sentences apart by the
+/// book they sound like (classes in folder order: book, cargo, nomicon).
+#[test]
+fn an_embedded_text_model_classifies_raw_strings() {
+    let mut m = RustDocs::embedded();
+    let p = m
+        .predict(&[
+            "Add the crate to the dependencies section of Cargo.toml and run cargo build.",
+            "Dereferencing a raw pointer is undefined behavior unless it is aligned and points to initialized memory.",
+            "A closure can capture values from the scope in which it is defined.",
+        ])
+        .unwrap();
+    let best: Vec<usize> =
+        p.rows().into_iter().map(|r| (0..3).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap()).collect();
+    assert_eq!(best, [1, 2, 0], "{p:?}");
+    assert_eq!(m.vectorize(&["cargo build"]).unwrap().shape(), &[1, 120]);
+}
+
+/// A text model refuses a weights file without a vocabulary, and numbers where it reads text.
+#[test]
+fn a_text_model_refuses_weights_without_a_vocabulary() {
+    let dir = std::env::temp_dir().join(format!("kiln-text-model-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("numbers.safetensors");
+    // The same layers reading token ids: its file has the weights but no vocabulary.
+    sequential! {
+        pub struct Ids: Input([8], dtype = i32) {
+            Embedding(40, 8),
+            GlobalAveragePooling1D,
+            Dense(2, activation = softmax),
+        }
+    }
+    Ids::new().save_weights(&path).unwrap();
+    let mut m = Reviews::new();
+    let err = m.load_weights_with(&path, kiln::LoadOptions { check_architecture: false }).unwrap_err().to_string();
+    assert!(err.contains("holds no `kiln.text_vectorization`"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,11 @@
+use kiln::prelude::*;
+
+sequential! {
+    pub struct Reviews: Input([], dtype = string) {
+        Embedding(40, 8),
+        GlobalAveragePooling1D,
+        Dense(2, activation = softmax),
+    }
+}
+
+fn main() {}
