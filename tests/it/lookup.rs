@@ -15,6 +15,9 @@ const WORD_ROWS: [[&str; 3]; 3] = [["a", "b", "a"], ["unseen", "d", "d"], ["zz",
 const INTS: [i64; 12] = [7, 3, 3, 9, 7, 100, -4, 3, 0, 9, 12, 12];
 const INT_PROBE: [i64; 5] = [3, 12, 5, -4, 0];
 const INT_ROWS: [[i64; 3]; 3] = [[3, 3, 9], [5, 100, 100], [0, -4, 7]];
+/// The strings `Hashing` puts in bins (the last past FarmHash64's 64-byte path).
+const HASHED: [&str; 5] =
+    ["", "a", "hello world", "setosa", "a much longer string of more than sixty-four bytes, to reach the long path"];
 
 fn reference(key: &str) -> Vec<f32> {
     kiln::testing::reference(FIXTURE, key).unwrap_or_else(|| panic!("{key} missing from lookup.txt"))
@@ -146,13 +149,7 @@ fn lookups_round_trip_through_json_and_a_file_and_refuse_bad_input() {
 
 #[test]
 fn hashing_puts_values_in_keras_bins() {
-    let texts = [
-        "",
-        "a",
-        "hello world",
-        "setosa",
-        "a much longer string of more than sixty-four bytes, to reach the long path",
-    ];
+    let texts = HASHED;
     let bins = |h: &Hashing| h.bins(&texts).iter().map(|&b| b as f32).collect::<Vec<_>>();
     assert_eq!(bins(&Hashing::new(7, None).unwrap()), reference("hash_7.out"));
     assert_eq!(bins(&Hashing::new(5, Some("")).unwrap()), reference("hash_mask.out"));
@@ -164,13 +161,7 @@ fn hashing_puts_values_in_keras_bins() {
 
 #[test]
 fn salted_hashing_puts_values_in_keras_bins() {
-    let texts = [
-        "",
-        "a",
-        "hello world",
-        "setosa",
-        "a much longer string of more than sixty-four bytes, to reach the long path",
-    ];
+    let texts = HASHED;
     let bins = |h: Hashing| h.bins(&texts).iter().map(|&b| b as f32).collect::<Vec<_>>();
     assert_eq!(bins(Hashing::new(7, None).unwrap().with_salt([133, 137])), reference("hash_salt.out"));
     assert_eq!(bins(Hashing::new(5, None).unwrap().with_salt([133, 133])), reference("hash_salt_one.out"));

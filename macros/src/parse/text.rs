@@ -18,14 +18,10 @@ pub fn is_text_input(decl: &TokenStream, errors: &mut Errors) -> bool {
     let Ok(args) = syn::parse::Parser::parse2(Punctuated::<Arg, Token![,]>::parse_terminated, decl.clone()) else {
         return false;
     };
-    let text = args.iter().any(|a| {
-        a.key.as_ref().is_some_and(|k| k == "dtype")
-            && matches!(&a.value, Value::Ident(i) if i == "string" || i == "str")
-            || matches!(&a.value, Value::Str(s, _) if s == "string")
-    });
+    let text = args.iter().any(|a| a.key.as_ref().is_some_and(|k| k == "dtype") && word(&a.value) == "string");
     if text {
         for a in &args {
-            if let (None | Some(_), Value::List(d, span)) = (a.key.as_ref().filter(|k| *k == "shape"), &a.value)
+            if let Value::List(d, span) = &a.value
                 && !(d.is_empty() || d[..] == [1])
             {
                 errors.at(*span, "a text input holds one string per sample: Input([], dtype = string)");
@@ -33,6 +29,15 @@ pub fn is_text_input(decl: &TokenStream, errors: &mut Errors) -> bool {
         }
     }
     text
+}
+
+/// An argument written as a name or a string (`int`, `"int"`); empty for other values.
+fn word(v: &Value) -> String {
+    match v {
+        Value::Ident(i) => i.to_string(),
+        Value::Str(s, _) => s.clone(),
+        _ => String::new(),
+    }
 }
 
 /// `TextVectorization(max_tokens = .., output_sequence_length = .., standardize = ..,
@@ -71,17 +76,12 @@ pub fn head(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
             }
             (Some("output_sequence_length"), Value::Int(n, _)) if *n > 0 => length = Some(*n as usize),
             (Some("output_mode"), v) => {
-                if !matches!(v, Value::Ident(i) if i == "int") && !matches!(v, Value::Str(s, _) if s == "int") {
+                if word(v) != "int" {
                     bad(v.span(), "a TextVectorization inside a model gives token ids (output_mode = int) here; multi_hot, count and tf_idf rows work on the data, before the model (kiln::data::TextVectorization)".into());
                 }
             }
             (Some("standardize"), v) => {
-                let name = match v {
-                    Value::Ident(i) => i.to_string(),
-                    Value::Str(s, _) => s.clone(),
-                    _ => String::new(),
-                };
-                standardize = match name.as_str() {
+                standardize = match word(v).as_str() {
                     "lower_and_strip_punctuation" => quote!(LowerAndStripPunctuation),
                     "lower" => quote!(Lower),
                     "strip_punctuation" => quote!(StripPunctuation),
@@ -96,12 +96,7 @@ pub fn head(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
                 };
             }
             (Some("split"), v) => {
-                let name = match v {
-                    Value::Ident(i) => i.to_string(),
-                    Value::Str(s, _) => s.clone(),
-                    _ => String::new(),
-                };
-                split = match name.as_str() {
+                split = match word(v).as_str() {
                     "whitespace" => quote!(Whitespace),
                     "character" => quote!(Character),
                     "none" | "None" => quote!(None),
