@@ -50,6 +50,44 @@ fn a_text_model_adapts_trains_and_predicts_on_strings() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+functional! {
+    /// A review's words beside its star rating: a text input and a numeric one.
+    pub struct ReviewsAndStars {
+        text = Input([], dtype = string);
+        stars = Input([1]);
+        ids = TextVectorization(max_tokens = 40, output_sequence_length = 8)(text);
+        words = GlobalAveragePooling1D()(Embedding(40, 8, mask_zero = true)(ids));
+        y = Dense(2, activation = softmax)(Concatenate()([words, stars]));
+        Model([text, stars], y)
+    }
+}
+
+/// In `functional!`, a text input among others: `x` is a tuple with the texts in its place.
+#[test]
+fn a_functional_model_reads_text_beside_numbers() {
+    let (texts, y) = texts();
+    let stars = kiln::ndarray::Array2::from_shape_fn((8, 1), |(i, _)| if i < 4 { 0.8 } else { 0.2 });
+    let mut m = ReviewsAndStars::new();
+    let summary = m.summary_string();
+    assert!(summary.contains("text_vectorization (TextVectorization)"), "{summary}");
+    m.adapt(&texts).unwrap();
+    m.compile("sparse_categorical_crossentropy", Adam::new(0.05), &["accuracy"]).unwrap();
+    let h = m.fit((&texts, &stars), &y, Fit { epochs: 60, batch_size: 8, verbose: 0, ..Fit::default() }).unwrap();
+    assert_eq!(h.last("accuracy").unwrap(), 1.0, "{:?}", h.get("accuracy"));
+    assert_eq!(m.evaluate((&texts, &stars), &y).unwrap()["accuracy"], 1.0);
+    let one = kiln::ndarray::Array2::from_elem((1, 1), 0.8f32);
+    let p = m.predict((&["a great story"], &one)).unwrap();
+    assert!(p[[0, 1]] > 0.5, "{p:?}");
+    let dir = std::env::temp_dir().join(format!("kiln-text-functional-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("reviews.safetensors");
+    m.save_weights(&path).unwrap();
+    let mut back = ReviewsAndStars::new();
+    back.load_weights(&path).unwrap();
+    assert_eq!(back.predict((&["a great story"], &one)).unwrap(), p);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 sequential! {
     /// `examples/text_from_folder.rs`'s model, its weights and vocabulary compiled in from the
     /// file that example writes with `--refresh`.

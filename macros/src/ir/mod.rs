@@ -69,9 +69,10 @@ pub struct Model {
     pub inputs: Vec<(String, usize)>,
     /// Per input, whether it holds integer token ids (`dtype = i32`).
     pub int_inputs: Vec<bool>,
-    /// A model reading raw text (`Input([], dtype = string)` then `TextVectorization(..)`): the
-    /// runtime `TextOptions` its TextVectorization is built with; its input is the token ids.
-    pub text: Option<proc_macro2::TokenStream>,
+    /// A model reading raw text (`Input([], dtype = string)` then `TextVectorization(..)`): which
+    /// input, and the runtime `TextOptions` its TextVectorization is built with; that input is
+    /// the token ids.
+    pub text: Option<(usize, proc_macro2::TokenStream)>,
     /// Output nodes, in declaration order.
     pub outputs: Vec<usize>,
     /// Written with `functional!` (the summary shows input layers and connections).

@@ -133,7 +133,41 @@ pub fn head(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
 
 /// The inherent methods of a text model: `adapt`, `vectorize`, and `fit`, `evaluate`,
 /// `predict` on texts (inherent methods come before the `Model` trait's, which take arrays).
-pub fn methods(name: &syn::Ident) -> TokenStream {
+/// With several inputs (`inputs`, the text one at `text`), `x` is a tuple: the texts in the
+/// text input's place, arrays in the others'.
+pub fn methods(name: &syn::Ident, inputs: usize, text: usize) -> TokenStream {
+    let xs: Vec<syn::Ident> = (0..inputs).map(|k| quote::format_ident!("x{k}")).collect();
+    let arrays: Vec<syn::Ident> = (0..inputs).filter(|&k| k != text).map(|k| quote::format_ident!("X{k}")).collect();
+    let (x_ty, unpack, gather) = if inputs == 1 {
+        (quote!(&[S]), quote!(let x0 = x;), quote!(&ids))
+    } else {
+        let tys = (0..inputs).map(|k| {
+            if k == text {
+                quote!(&[S])
+            } else {
+                let t = quote::format_ident!("X{k}");
+                quote!(#t)
+            }
+        });
+        let parts = (0..inputs).map(|k| {
+            let x = &xs[k];
+            if k == text {
+                quote!(all.push(::kiln::InputArray::from(ids.view().into_dyn()));)
+            } else {
+                quote!(all.extend(::kiln::Inputs::arrays(#x));)
+            }
+        });
+        (
+            quote!((#(#tys),*)),
+            quote!(let (#(#xs),*) = x;),
+            quote!({
+                let mut all: ::std::vec::Vec<::kiln::InputArray<'_>> = ::std::vec::Vec::new();
+                #(#parts)*
+                all
+            }),
+        )
+    };
+    let t = &xs[text];
     quote! {
         impl #name {
             /// Learns the vocabulary of the model's TextVectorization from `texts` (Keras'
@@ -148,26 +182,38 @@ pub fn methods(name: &syn::Ident) -> TokenStream {
             }
 
             /// Keras' `fit` on raw texts: vectorized, then trained on as token ids.
-            pub fn fit<'a, S: AsRef<str>>(
+            pub fn fit<'a, S: AsRef<str>, #(#arrays: ::kiln::Inputs<'a>),*>(
                 &mut self,
-                texts: &[S],
+                x: #x_ty,
                 y: impl ::kiln::Inputs<'a>,
                 opts: ::kiln::Fit<'_>,
             ) -> ::kiln::Result<::kiln::History> {
-                let (ids, y) = (self.vectorize(texts)?, ::kiln::Inputs::arrays(y));
-                <Self as ::kiln::Model>::fit(self, &ids, y, opts)
+                #unpack
+                let ids = self.vectorize(#t)?;
+                let y = ::kiln::Inputs::arrays(y);
+                <Self as ::kiln::Model>::fit(self, #gather, y, opts)
             }
 
             /// Keras' `evaluate` on raw texts.
-            pub fn evaluate<'a, S: AsRef<str>>(&mut self, texts: &[S], y: impl ::kiln::Inputs<'a>) -> ::kiln::Result<::kiln::Logs> {
-                let (ids, y) = (self.vectorize(texts)?, ::kiln::Inputs::arrays(y));
-                <Self as ::kiln::Model>::evaluate(self, &ids, y)
+            pub fn evaluate<'a, S: AsRef<str>, #(#arrays: ::kiln::Inputs<'a>),*>(
+                &mut self,
+                x: #x_ty,
+                y: impl ::kiln::Inputs<'a>,
+            ) -> ::kiln::Result<::kiln::Logs> {
+                #unpack
+                let ids = self.vectorize(#t)?;
+                let y = ::kiln::Inputs::arrays(y);
+                <Self as ::kiln::Model>::evaluate(self, #gather, y)
             }
 
             /// Keras' `predict` on raw texts: one row of outputs per text.
-            pub fn predict<S: AsRef<str>>(&mut self, texts: &[S]) -> ::kiln::Result<<Self as ::kiln::Model>::Prediction> {
-                let ids = self.vectorize(texts)?;
-                <Self as ::kiln::Model>::predict(self, &ids)
+            pub fn predict<'a, S: AsRef<str>, #(#arrays: ::kiln::Inputs<'a>),*>(
+                &mut self,
+                x: #x_ty,
+            ) -> ::kiln::Result<<Self as ::kiln::Model>::Prediction> {
+                #unpack
+                let ids = self.vectorize(#t)?;
+                <Self as ::kiln::Model>::predict(self, #gather)
             }
         }
     }

@@ -53,6 +53,7 @@ pub fn lower_math(param: &Ident, body: &syn::Expr, input: usize, parts: Parts<'_
         stmts: &[],
         inputs: vec![],
         int_nodes: vec![],
+        text: TextInput::None,
     };
     let out = lw.math(body, 0);
     (*parts.errors, *parts.namer, *parts.layers, *parts.nodes) = (lw.errors, lw.namer, lw.layers, lw.nodes);
@@ -89,6 +90,17 @@ struct Lowering<'s> {
     inputs: Vec<(String, usize, Ident)>,
     /// Input nodes declared `dtype = i32`.
     int_nodes: Vec<usize>,
+    /// The text input (`Input([], dtype = string)`), before and after its TextVectorization.
+    text: TextInput,
+}
+
+/// A `functional!` model's one text input.
+enum TextInput {
+    None,
+    /// Declared (its node and name), not yet read by a TextVectorization.
+    Declared(usize, Ident),
+    /// Read by a TextVectorization: its node, now the token ids, and the options.
+    Vectorized(usize, TokenStream),
 }
 
 fn is_class(id: &Ident) -> bool {
@@ -169,9 +181,44 @@ impl Lowering<'_> {
     }
 
     /// Evaluates an expression that must be one value.
+    /// `ids = TextVectorization(..)(text)`: the text input becomes the token ids it gives.
+    fn text_vectorization(&mut self, groups: &[proc_macro2::Group], tokens: &TokenStream) -> Option<Binding> {
+        let usage = "ids = TextVectorization(max_tokens = 20000, output_sequence_length = 200)(text), text an Input([], dtype = string)";
+        let read = match groups {
+            [args, x] => syn::parse2::<syn::Ident>(x.stream()).ok().map(|x| (args, x)),
+            _ => None,
+        };
+        let Some((args, x)) = read else {
+            self.errors.over(tokens, format!("TextVectorization is applied to the text input: {usage}"));
+            return None;
+        };
+        let node = match (&self.text, self.env.get(&x.to_string())) {
+            (TextInput::Declared(n, _), Some(Binding::Value(v))) if n == v => *n,
+            _ => {
+                self.errors.at(x.span(), format!("TextVectorization reads a text input: {usage}"));
+                return None;
+            }
+        };
+        let call: LayerCall = syn::parse2(quote::quote!(TextVectorization #args)).ok()?;
+        let head = super::text::head(&call, &mut self.errors)?;
+        self.nodes[node].output_shape = vec![head.length];
+        self.int_nodes.push(node);
+        self.text = TextInput::Vectorized(node, head.options);
+        Some(Binding::Value(node))
+    }
+
     fn value(&mut self, e: &Expr, at: usize) -> Option<usize> {
         match e {
             Expr::Name(id) => match self.env.get(&id.to_string()).cloned() {
+                Some(Binding::Value(n)) if matches!(self.text, TextInput::Declared(t, _) if t == n) => {
+                    self.errors.at(
+                        id.span(),
+                        format!("`{id}` holds strings: read it with a TextVectorization first, e.g. ids = TextVectorization(max_tokens = 20000, output_sequence_length = 200)({id})"),
+                    );
+                    // Reported: not also "never read" at the end.
+                    self.text = TextInput::None;
+                    None
+                }
                 Some(Binding::Value(n)) => Some(n),
                 Some(Binding::Failed) => None,
                 Some(_) => {
@@ -245,6 +292,31 @@ impl Lowering<'_> {
             return;
         }
         let binding = match &stmt.rhs {
+            Expr::Call { callee, groups, tokens } if callee == "TextVectorization" => {
+                self.text_vectorization(groups, tokens)
+            }
+            Expr::Call { callee, groups, tokens }
+                if callee == "Input"
+                    && groups.len() == 1
+                    && super::text::is_text_input(&groups[0].stream(), &mut self.errors) =>
+            {
+                if !matches!(self.text, TextInput::None) {
+                    self.errors.over(tokens, "a functional! model reads one text input (one TextVectorization)");
+                }
+                let node = self.nodes.len();
+                // Its shape is the token ids' once a TextVectorization reads it.
+                self.nodes.push(Node {
+                    op: Op::Input(self.inputs.len()),
+                    inputs: vec![],
+                    tokens: tokens.clone(),
+                    output_shape: vec![1],
+                    input_shapes: vec![],
+                    dims: None,
+                });
+                self.inputs.push((var.clone(), node, stmt.var.clone()));
+                self.text = TextInput::Declared(node, stmt.var.clone());
+                Some(Binding::Value(node))
+            }
             Expr::Call { callee, groups, tokens } if callee == "Input" => match &groups[..] {
                 [g] => crate::parse::input_args(g.stream(), tokens, &mut self.errors).map(|(shape, int)| {
                     let node = self.nodes.len();
@@ -393,6 +465,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         stmts: &syntax.stmts,
         inputs: vec![],
         int_nodes: vec![],
+        text: TextInput::None,
     };
     for (i, s) in syntax.stmts.iter().enumerate() {
         let names = match &s.parts {
@@ -471,6 +544,14 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
     for (i, (_, node)) in inputs.iter().enumerate() {
         lw.nodes[*node].op = Op::Input(i);
     }
+    let text = match std::mem::replace(&mut lw.text, TextInput::None) {
+        TextInput::None => None,
+        TextInput::Declared(_, id) => {
+            lw.errors.at(id.span(), format!("text input `{id}` is never read: apply a TextVectorization(..) to it"));
+            None
+        }
+        TextInput::Vectorized(node, opts) => inputs.iter().position(|(_, n)| *n == node).map(|i| (i, opts)),
+    };
     lw.errors.finish()?;
     Ok(Model {
         attrs: syntax.attrs,
@@ -479,7 +560,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         layers: lw.layers,
         nodes: lw.nodes,
         int_inputs: inputs.iter().map(|(_, node)| lw.int_nodes.contains(node)).collect(),
-        text: None,
+        text,
         inputs,
         outputs,
         functional: true,
