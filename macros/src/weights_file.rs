@@ -122,11 +122,44 @@ fn resolve(path: &str, base: Option<PathBuf>) -> PathBuf {
     if joined.is_absolute() { joined } else { std::env::current_dir().map(|c| c.join(&joined)).unwrap_or(joined) }
 }
 
+/// FNV-1a over each string and a zero byte after it, as the runtime's checksums.
+fn fnv(parts: impl IntoIterator<Item = String>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in p.as_bytes().iter().chain(&[0]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
 /// Checks every tensor of a kiln file against the checksum saved with it (`kiln.checksum.<name>`,
-/// FNV-1a as the runtime writes it); files without checksums pass.
+/// FNV-1a as the runtime writes it), and the metadata against `kiln.checksum` (over every other
+/// entry and every tensor's name, dtype, shape and bytes, as the runtime's `header_hash`), so
+/// what the model compiles in (a text model's vocabulary among it) is what kiln saved; files
+/// without checksums pass.
 fn verify_checksums(bytes: &[u8], st: &SafeTensors<'_>) -> Result<(), String> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format!("not a valid safetensors file: {e}"))?;
-    let Some(meta) = meta.metadata() else { return Ok(()) };
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format!("not a valid safetensors file: {e}"))?;
+    let Some(meta) = header.metadata() else { return Ok(()) };
+    if let Some(want) = meta.get("kiln.checksum") {
+        let mut entries: Vec<(&String, &String)> = meta.iter().filter(|(k, _)| *k != "kiln.checksum").collect();
+        entries.sort();
+        let mut tensors: Vec<_> = header.tensors().into_iter().collect();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        let parts = entries.into_iter().flat_map(|(k, v)| [k.clone(), v.clone()]).chain(tensors.into_iter().flat_map(
+            |(name, t)| {
+                let (start, end) = t.data_offsets;
+                [name, t.dtype.to_string(), format!("{:?}", t.shape), format!("{start}..{end}")]
+            },
+        ));
+        if fnv(parts) != *want {
+            return Err(
+                "its metadata or tensor layout does not match its checksum (`kiln.checksum`): the file is corrupted"
+                    .into(),
+            );
+        }
+    }
     for (name, view) in st.tensors() {
         let Some(want) = meta.get(&format!("kiln.checksum.{name}")) else { continue };
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
