@@ -498,7 +498,8 @@ pub fn check(m: &dyn DynModel, path: &str, bytes: &[u8], checkpoint: bool, opts:
             return Err(bad(
                 path,
                 format!(
-                    "holds no `{TEXT_VECTORIZATION}` (a vocabulary), and {} reads raw text through one:                      save the weights of a text model, adapted",
+                    "holds no `{TEXT_VECTORIZATION}` (a vocabulary), and {} reads raw text through one: \
+                     save the weights of a text model, adapted",
                     m.meta().name
                 ),
             ));
