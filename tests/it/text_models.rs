@@ -47,6 +47,17 @@ fn a_text_model_adapts_trains_and_predicts_on_strings() {
     let mut back = Reviews::new();
     back.load_weights(&path).unwrap();
     assert_eq!(back.predict(&["great story", "poor story"]).unwrap(), p);
+    // And with a checkpoint, which resumes training on texts.
+    let ckpt = dir.join("reviews.ckpt.safetensors");
+    m.save_checkpoint(&ckpt).unwrap();
+    let mut resumed = Reviews::new();
+    resumed.compile("sparse_categorical_crossentropy", Adam::new(0.05), &["accuracy"]).unwrap();
+    resumed.load_checkpoint(&ckpt).unwrap();
+    assert_eq!(resumed.vectorize(&texts).unwrap(), m.vectorize(&texts).unwrap());
+    resumed.fit(&texts, &y, Fit { epochs: 1, batch_size: 8, verbose: 0, ..Fit::default() }).unwrap();
+    // Texts the vocabulary never saw are out-of-vocabulary ids, not errors; no texts at all is one.
+    assert_eq!(m.predict(&["zzz qqq", ""]).unwrap().shape(), &[2, 2]);
+    assert!(m.predict::<&str>(&[]).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
