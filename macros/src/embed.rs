@@ -36,7 +36,7 @@ pub fn expand(model: &Model, checked: &Checked, w: &Weights) -> TokenStream {
     let text = match &model.text {
         None => quote!(),
         Some(_) => match text_json(&checked.bytes) {
-            Some(json) => quote!(::kiln::__private::set_text_json(&mut model, #json);),
+            Some((key, json)) => quote!(::kiln::__private::set_strings_json(&mut model, #key, #json);),
             None => {
                 let msg = format!(
                     "embedded weights `{shown}`: the file holds no TextVectorization vocabulary (`kiln.text_vectorization`), \
@@ -62,10 +62,13 @@ pub fn expand(model: &Model, checked: &Checked, w: &Weights) -> TokenStream {
     }
 }
 
-/// The `kiln.text_vectorization` entry of a weights file's metadata.
-fn text_json(bytes: &[u8]) -> Option<String> {
+/// The entry of a weights file's metadata holding a string-reading model's preprocessing state.
+fn text_json(bytes: &[u8]) -> Option<(String, String)> {
     let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).ok()?;
-    meta.metadata().as_ref()?.get("kiln.text_vectorization").cloned()
+    let meta = meta.metadata().as_ref()?;
+    ["kiln.text_vectorization", "kiln.string_lookup", "kiln.hashing"]
+        .iter()
+        .find_map(|k| meta.get(*k).map(|v| (k.to_string(), v.clone())))
 }
 
 /// Stands in for `embedded()` beside an embedding error, so code calling it reports nothing more.

@@ -250,9 +250,6 @@ pub(crate) const NO_OPTIMIZER: &str = "none";
 /// Where a checkpoint keeps the state of a step's own optimizer named `slot`.
 const STEP_OPTIMIZER_PREFIX: &str = "step_optimizer.";
 
-/// The metadata entry holding the `TextVectorization` (options and vocabulary, as JSON) of a
-/// model that reads raw text.
-pub const TEXT_VECTORIZATION: &str = "kiln.text_vectorization";
 
 fn serialize(m: &dyn DynModel, resume: Option<Resume<'_>>) -> Result<Vec<u8>> {
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -262,8 +259,9 @@ fn serialize(m: &dyn DynModel, resume: Option<Resume<'_>>) -> Result<Vec<u8>> {
         ("kiln.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("kiln.architecture".to_string(), architecture_hash(m)),
     ]);
-    if let Some(tv) = m.train_state().text() {
-        meta.insert(TEXT_VECTORIZATION.to_string(), tv.to_json());
+    if let Some(s) = m.train_state().strings() {
+        let (key, json) = s.to_metadata();
+        meta.insert(key.to_string(), json);
     }
     if let Some(Resume { optimizer: name, state, epochs, seed, stream, step_optimizers }) = resume {
         for (slot, kind, state) in &step_optimizers {
@@ -358,8 +356,8 @@ pub struct Loaded {
     weights: Vec<Vec<f32>>,
     optimizer: Vec<Vec<f32>>,
     metadata: HashMap<String, String>,
-    /// The text model's `TextVectorization`, from the file.
-    text: Option<crate::data::TextVectorization>,
+    /// A string-reading model's preprocessing state, from the file.
+    strings: Option<crate::data::StringInput>,
 }
 
 fn bad(path: &str, reason: impl Into<String>) -> Error {
@@ -492,36 +490,13 @@ pub fn check(m: &dyn DynModel, path: &str, bytes: &[u8], checkpoint: bool, opts:
             }
         }
     }
-    let text = match (m.train_state().text(), metadata.get(TEXT_VECTORIZATION)) {
-        (None, _) => None,
-        (Some(_), None) => {
-            return Err(bad(
-                path,
-                format!(
-                    "holds no `{TEXT_VECTORIZATION}` (a vocabulary), and {} reads raw text through one: \
-                     save the weights of a text model, adapted",
-                    m.meta().name
-                ),
-            ));
-        }
-        (Some(ours), Some(json)) => {
-            let tv = crate::data::TextVectorization::from_json(json)
-                .map_err(|e| bad(path, format!("`{TEXT_VECTORIZATION}`: {e}")))?;
-            if tv.options() != ours.options() {
-                return Err(bad(
-                    path,
-                    format!(
-                        "its TextVectorization has options {:?}, but {}'s has {:?}",
-                        tv.options(),
-                        m.meta().name,
-                        ours.options()
-                    ),
-                ));
-            }
-            Some(tv)
-        }
+    let strings = match m.train_state().strings() {
+        None => None,
+        Some(ours) => Some(ours.from_metadata(|k| metadata.get(k).cloned()).map_err(|why| {
+            bad(path, format!("{why} ({} reads strings through it: save the weights of that model, adapted)", m.meta().name))
+        })?),
     };
-    Ok(Loaded { weights, optimizer, metadata, text })
+    Ok(Loaded { weights, optimizer, metadata, strings })
 }
 
 fn read(path: &Path) -> Result<(String, Vec<u8>)> {
@@ -534,8 +509,8 @@ fn read(path: &Path) -> Result<(String, Vec<u8>)> {
 }
 
 fn install(m: &mut dyn DynModel, loaded: Loaded) {
-    if let Some(tv) = loaded.text {
-        m.train_state_mut().set_text(tv);
+    if let Some(s) = loaded.strings {
+        m.train_state_mut().set_strings(s);
     }
     let mut it = loaded.weights.into_iter();
     m.visit_weights_mut(&mut |p| {

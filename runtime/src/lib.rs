@@ -89,34 +89,52 @@ pub mod __private {
     pub use rand::rngs::StdRng;
     pub use rand::{RngCore, SeedableRng};
 
-    use crate::data::TextVectorization;
+    use crate::data::{StringInput, TextVectorization};
 
-    fn no_text(name: &str) -> crate::Error {
-        crate::Error::invalid("TextVectorization", format!("{name} reads numbers, not texts"))
+    fn no_strings(name: &str) -> crate::Error {
+        crate::Error::invalid("strings", format!("{name} reads numbers, not strings"))
     }
 
-    /// A text model's TextVectorization.
-    pub fn text_of<M: Model>(m: &M) -> crate::Result<&TextVectorization> {
-        m.train_state().text().ok_or_else(|| no_text(M::NAME))
+    /// A string-reading model's preprocessing.
+    pub fn strings_of<M: Model>(m: &M) -> crate::Result<&StringInput> {
+        m.train_state().strings().ok_or_else(|| no_strings(M::NAME))
     }
 
-    /// A text model's TextVectorization, to adapt.
-    pub fn text_of_mut<M: Model>(m: &mut M) -> crate::Result<&mut TextVectorization> {
-        m.train_state_mut().text_mut().ok_or_else(|| no_text(M::NAME))
+    /// A string-reading model's preprocessing, to adapt.
+    pub fn strings_of_mut<M: Model>(m: &mut M) -> crate::Result<&mut StringInput> {
+        m.train_state_mut().strings_mut().ok_or_else(|| no_strings(M::NAME))
     }
 
     /// A new text model's TextVectorization, before `adapt`.
     pub fn set_text<M: Model>(m: &mut M, opts: crate::data::TextOptions) {
-        m.train_state_mut().set_text(TextVectorization::new(opts));
+        m.train_state_mut().set_strings(StringInput::Text(TextVectorization::new(opts)));
     }
 
-    /// The vocabulary of a text model's embedded weights file (its metadata, checked when the
-    /// model compiled).
-    pub fn set_text_json<M: Model>(m: &mut M, json: &str) {
-        match TextVectorization::from_json(json) {
-            Ok(tv) => m.train_state_mut().set_text(tv),
-            // The macro read this text from the file kiln wrote and checked its checksums.
-            Err(e) => panic!("{}: the embedded TextVectorization does not parse: {e}", M::NAME),
+    /// `Hashing(num_bins, mask_value, salt, output_mode)` read by a model's string input (the
+    /// macro checked `num_bins` against the mask).
+    pub fn hashing_input(num_bins: usize, mask: Option<&str>, salt: Option<[u64; 2]>, one_hot: bool) -> StringInput {
+        let h = crate::data::Hashing::from_parts(num_bins, mask);
+        let h = match salt {
+            Some(s) => h.with_salt(s),
+            None => h,
+        };
+        let mode = if one_hot { crate::data::Encoding::OneHot } else { crate::data::Encoding::Int };
+        StringInput::Hashing(h, mode)
+    }
+
+    /// A new string-reading model's preprocessing.
+    pub fn set_strings<M: Model>(m: &mut M, s: StringInput) {
+        m.train_state_mut().set_strings(s);
+    }
+
+    /// The state of a string-reading model from its embedded weights file's metadata entry
+    /// `key` (checked against the file's `kiln.checksum` when the model compiled).
+    pub fn set_strings_json<M: Model>(m: &mut M, key: &str, json: &str) {
+        let Some(ours) = m.train_state().strings() else { return };
+        match ours.from_metadata(|k| (k == key).then(|| json.to_string())) {
+            Ok(s) => m.train_state_mut().set_strings(s),
+            // The macro read this from the file kiln wrote and checked its checksums.
+            Err(e) => panic!("{}: the embedded string preprocessing does not fit the model: {e}", M::NAME),
         }
     }
 }

@@ -149,3 +149,118 @@ fn a_text_model_refuses_weights_without_a_vocabulary() {
     assert!(err.contains("holds no `kiln.text_vectorization`"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+const FIXTURE: &str = include_str!("../fixtures/keras/lookup.txt");
+
+fn reference(key: &str) -> Vec<f32> {
+    kiln::testing::reference(FIXTURE, key).unwrap_or_else(|| panic!("{key} missing from lookup.txt"))
+}
+
+sequential! {
+    /// A colour (one string per sample) to two classes, through a StringLookup in the model.
+    pub struct Colors: Input([], dtype = string) {
+        StringLookup(max_tokens = 10, num_oov_indices = 2, mask_token = ""),
+        Embedding(10, 4),
+        Flatten,
+        Dense(2, activation = softmax),
+    }
+}
+
+sequential! {
+    /// The same through a salted Hashing, one-hot.
+    pub struct HashedColors: Input([], dtype = string) {
+        Hashing(num_bins = 7, salt = [133, 137], output_mode = one_hot),
+        Dense(2, activation = softmax),
+    }
+}
+
+sequential! {
+    /// `Colors` with the weights and vocabulary `write_the_string_fixtures` saved.
+    #[weights("../fixtures/strings/colors.safetensors")]
+    pub struct EmbeddedColors: Input([], dtype = string) {
+        StringLookup(max_tokens = 10, num_oov_indices = 2, mask_token = ""),
+        Embedding(10, 4),
+        Flatten,
+        Dense(2, activation = softmax),
+    }
+}
+
+const WORDS: [&str; 15] =
+    ["b", "a", "c", "a", "b", "d", "setosa", "versicolor", "setosa", "versicolor", "a", "zz", "", "", "b"];
+
+fn colors() -> (Vec<&'static str>, kiln::ndarray::Array1<f32>) {
+    let x = vec!["red", "blue", "red", "green", "blue", "green", "red", "blue"];
+    let y = x.iter().map(|c| if *c == "red" { 1.0 } else { 0.0 }).collect();
+    (x, y)
+}
+
+fn trained_colors() -> Colors {
+    let (x, y) = colors();
+    let mut m = Colors::new();
+    m.adapt(&x).unwrap();
+    m.compile("sparse_categorical_crossentropy", Adam::new(0.1), &["accuracy"]).unwrap();
+    m.fit(&x, &y, Fit { epochs: 30, batch_size: 8, verbose: 0, ..Fit::default() }).unwrap();
+    m
+}
+
+/// Keras' StringLookup and Hashing as a model's first layer: their outputs are Keras 3's
+/// (`tests/fixtures/keras/lookup.txt`), the model trains on strings, and their state goes with
+/// the weights into files and into the binary.
+#[test]
+fn string_lookup_and_hashing_read_a_models_strings_as_keras_does() {
+    // StringLookup(mask_token = "", num_oov_indices = 2) adapted on WORDS.
+    let mut m = Colors::new();
+    m.adapt(&WORDS).unwrap();
+    let ids = m.vectorize(&["a", "", "unseen", "zz", "never", "d", "other"]).unwrap();
+    assert_eq!(ids.iter().copied().collect::<Vec<_>>(), reference("mask_string_int.out"));
+    let summary = m.summary_string();
+    assert!(summary.contains("string_lookup (StringLookup)") && summary.contains("(None, 1)"), "{summary}");
+    // Hashing(num_bins = 7, salt = [133, 137]), one-hot.
+    let h = HashedColors::new();
+    let texts = [
+        "",
+        "a",
+        "hello world",
+        "setosa",
+        "a much longer string of more than sixty-four bytes, to reach the long path",
+    ];
+    let rows = h.vectorize(&texts).unwrap();
+    let bins: Vec<f32> = rows.rows().into_iter().map(|r| r.iter().position(|&v| v == 1.0).unwrap() as f32).collect();
+    assert_eq!(bins, reference("hash_salt.out"));
+    assert!(HashedColors::new().adapt(&texts).unwrap_err().to_string().contains("Hashing learns nothing"));
+
+    let (x, y) = colors();
+    let mut m = trained_colors();
+    assert_eq!(m.evaluate(&x, &y).unwrap()["accuracy"], 1.0);
+    let p = m.predict(&["red", "green"]).unwrap();
+    assert!(p[[0, 1]] > 0.5 && p[[1, 0]] > 0.5, "{p:?}");
+    // Colours in bins of their own (red and green share bin 3 of 7 under this salt).
+    let xh = ["red", "blue", "orange", "black", "red", "blue", "orange", "red"];
+    let yh: kiln::ndarray::Array1<f32> = xh.iter().map(|c| if *c == "red" { 1.0 } else { 0.0 }).collect();
+    let mut hashed = HashedColors::new();
+    hashed.compile("sparse_categorical_crossentropy", Adam::new(0.1), &["accuracy"]).unwrap();
+    hashed.fit(&xh, &yh, Fit { epochs: 40, batch_size: 8, verbose: 0, ..Fit::default() }).unwrap();
+    assert_eq!(hashed.evaluate(&xh, &yh).unwrap()["accuracy"], 1.0);
+
+    // Saved and loaded with the weights; compiled in by #[weights].
+    let dir = std::env::temp_dir().join(format!("kiln-string-models-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("colors.safetensors");
+    m.save_weights(&path).unwrap();
+    let mut back = Colors::new();
+    back.load_weights(&path).unwrap();
+    assert_eq!(back.predict(&["red", "green"]).unwrap(), p);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let mut embedded = EmbeddedColors::embedded();
+    let q = embedded.predict(&["red", "green", "blue"]).unwrap();
+    let best: Vec<usize> = q.rows().into_iter().map(|r| usize::from(r[1] > r[0])).collect();
+    assert_eq!(best, [1, 0, 0], "{q:?}");
+}
+
+#[test]
+#[ignore = "writes tests/fixtures/strings/colors.safetensors"]
+fn write_the_string_fixtures() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/strings");
+    std::fs::create_dir_all(dir).unwrap();
+    trained_colors().save_weights(format!("{dir}/colors.safetensors")).unwrap();
+}

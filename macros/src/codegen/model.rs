@@ -35,8 +35,8 @@ pub fn expand(model: &Model) -> TokenStream {
     let prefixes = names.iter().map(|f| f.to_string());
 
     // A model reading raw text keeps its TextVectorization in its state.
-    let set_text = model.text.as_ref().map(|(_, opts)| quote!(::kiln::__private::set_text(&mut model, #opts);));
-    let text_methods = model.text.as_ref().map(|(i, _)| crate::parse::text::methods(name, model.inputs.len(), *i));
+    let set_text = model.text.as_ref().map(|(_, s, _)| quote!(::kiln::__private::set_strings(&mut model, #s);));
+    let text_methods = model.text.as_ref().map(|(i, _, _)| crate::parse::text::methods(name, model.inputs.len(), *i));
     let (in_ports, out_ports, out_acts) = ports(&g);
     let infos = layer_infos(model);
     let act0 = out_acts.first().cloned().unwrap_or_default();
@@ -481,10 +481,11 @@ fn layer_infos(model: &Model) -> Vec<TokenStream> {
             rows.push(quote!(#rt::LayerInfo { name: #name, kind: "InputLayer", output_shape: #s, outputs: &[], params: 0, connected: &[], activation: "", nested: &[] },));
         }
     }
-    if let Some((i, _)) = &model.text {
+    if let Some((i, _, _)) = &model.text {
         // A text model's TextVectorization: strings in, the token ids the graph reads out.
         let s = shape(&model.nodes[model.inputs[*i].1].output_shape);
-        rows.push(quote!(#rt::LayerInfo { name: "text_vectorization", kind: "TextVectorization", output_shape: #s, outputs: &[], params: 0, connected: &[], activation: "", nested: &[] },));
+        let (name, kind) = model.text_class();
+        rows.push(quote!(#rt::LayerInfo { name: #name, kind: #kind, output_shape: #s, outputs: &[], params: 0, connected: &[], activation: "", nested: &[] },));
     }
     // Layers in the order their first use computes (Keras lists a model's layers topologically).
     // The parts of a layer's several outputs show on the layer's row.

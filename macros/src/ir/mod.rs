@@ -69,10 +69,10 @@ pub struct Model {
     pub inputs: Vec<(String, usize)>,
     /// Per input, whether it holds integer token ids (`dtype = i32`).
     pub int_inputs: Vec<bool>,
-    /// A model reading raw text (`Input([], dtype = string)` then `TextVectorization(..)`): which
-    /// input, and the runtime `TextOptions` its TextVectorization is built with; that input is
-    /// the token ids.
-    pub text: Option<(usize, proc_macro2::TokenStream)>,
+    /// A model reading strings (`Input([], dtype = string)` then `TextVectorization(..)`,
+    /// `StringLookup(..)` or `Hashing(..)`): which input, the runtime `StringInput` built for it,
+    /// and its Keras class; that input is the numbers it gives.
+    pub text: Option<(usize, proc_macro2::TokenStream, &'static str)>,
     /// Output nodes, in declaration order.
     pub outputs: Vec<usize>,
     /// Written with `functional!` (the summary shows input layers and connections).
@@ -86,6 +86,12 @@ pub struct Model {
 }
 
 impl Model {
+    /// The summary's name and class for a string-reading model's first layer.
+    pub fn text_class(&self) -> (String, &'static str) {
+        let class = self.text.as_ref().map_or("", |t| t.2);
+        (crate::layers::snake_case(class), class)
+    }
+
     /// The layer a node applies, if any.
     pub fn layer_of(&self, node: usize) -> Option<&LayerDef> {
         match self.nodes[node].op {

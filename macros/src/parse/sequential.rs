@@ -124,7 +124,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
                 }
             };
             if let Some(h) = head {
-                (input_shape, int_input, text) = (vec![h.length], true, Some((0, h.options)));
+                (input_shape, int_input, text) = (vec![h.length], h.ids, Some((0, h.options, h.class)));
             }
             items = items.get(1..).unwrap_or_default();
         }

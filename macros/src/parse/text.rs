@@ -44,21 +44,125 @@ fn word(v: &Value) -> String {
 /// split = ..)`: the runtime options (Keras' argument names and defaults) and the numeric input
 /// it makes, `[output_sequence_length]` token ids.
 pub struct Head {
+    /// Keras' class name.
+    pub class: &'static str,
+    /// The runtime `StringInput` it builds.
     pub options: TokenStream,
+    /// The width of the numbers it gives per string.
     pub length: usize,
+    /// Whether those are ids (an `Embedding` may read them), else one-hot rows.
+    pub ids: bool,
 }
 
+/// The first layer after a string input: `TextVectorization`, `StringLookup` or `Hashing`.
 pub fn head(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
-    let example = "TextVectorization(max_tokens = 20000, output_sequence_length = 200)";
-    if call.ident != "TextVectorization" {
-        errors.at(
-            call.ident.span(),
-            format!(
-                "a text input is read by a TextVectorization layer first, e.g. {example}, then the layers of numbers"
-            ),
+    match call.ident.to_string().as_str() {
+        "TextVectorization" => text_vectorization(call, errors),
+        "StringLookup" => string_lookup(call, errors),
+        "Hashing" => hashing(call, errors),
+        _ => {
+            errors.at(
+                call.ident.span(),
+                "a text input is read by a TextVectorization layer first, e.g. TextVectorization(max_tokens = 20000, output_sequence_length = 200), \
+                 then the layers of numbers (or, for a category per sample, StringLookup(max_tokens = ..) or Hashing(num_bins = ..))",
+            );
+            None
+        }
+    }
+}
+
+/// An integer argument at least `min`, or the error naming it.
+fn count(v: &Value, key: &str, min: i64, errors: &mut Errors) -> Option<usize> {
+    match v {
+        Value::Int(n, _) if *n >= min => Some(*n as usize),
+        v => {
+            errors.at(v.span(), format!("{key} is an integer of at least {min}"));
+            None
+        }
+    }
+}
+
+/// `StringLookup(max_tokens, num_oov_indices = 1, mask_token = None, output_mode = int)`: one
+/// category per sample to its id, `[1]`; `max_tokens` bounds the ids (an `Embedding(max_tokens,
+/// ..)` reads them).
+fn string_lookup(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
+    let example = "StringLookup(max_tokens = 100)";
+    let (mut max, mut oov, mut mask, mut ok) = (None, quote!(1), quote!(), true);
+    for a in &call.args {
+        match (a.key.as_ref().map(|k| k.to_string()).as_deref(), &a.value) {
+            (Some("max_tokens") | None, v) => max = count(v, "max_tokens", 2, errors),
+            (Some("num_oov_indices"), v) => match count(v, "num_oov_indices", 0, errors) {
+                Some(n) => oov = quote!(#n),
+                None => ok = false,
+            },
+            (Some("mask_token"), Value::Str(s, _)) => mask = quote!(.with_mask_token(::std::string::String::from(#s))),
+            (Some("output_mode"), v) if word(v) == "int" => {}
+            (Some(k), v) => {
+                errors.at(v.span(), format!("StringLookup inside a model takes max_tokens, num_oov_indices, mask_token (a string) and output_mode = int; `{k}` is not one of them, or its value does not fit"));
+                ok = false;
+            }
+        }
+    }
+    let Some(max) = max else {
+        errors.over(
+            &call.tokens,
+            format!("a StringLookup inside a model bounds its ids: give max_tokens, e.g. {example}"),
         );
         return None;
+    };
+    ok.then(|| Head {
+        options: quote!(::kiln::data::StringInput::Lookup(
+            ::kiln::data::StringLookup::new(Some(#max), ::kiln::data::Encoding::Int).with_num_oov_indices(#oov)#mask
+        )),
+        length: 1,
+        ids: true,
+        class: "StringLookup",
+    })
+}
+
+/// `Hashing(num_bins, mask_value = None, salt = None, output_mode = int | one_hot)`: one category
+/// per sample to its bin, `[1]`, or a one-hot row `[num_bins]`.
+fn hashing(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
+    let (mut bins, mut mask, mut salt, mut one_hot, mut ok) = (None, quote!(None), quote!(None), false, true);
+    for a in &call.args {
+        match (a.key.as_ref().map(|k| k.to_string()).as_deref(), &a.value) {
+            (Some("num_bins") | None, v) => bins = count(v, "num_bins", 1, errors),
+            (Some("mask_value"), Value::Str(s, _)) => mask = quote!(Some(#s)),
+            (Some("salt"), Value::Int(k, _)) if *k >= 0 => {
+                let k = *k as u64;
+                salt = quote!(Some([#k, #k]));
+            }
+            (Some("salt"), Value::List(k, _)) if k.len() == 2 && k.iter().all(|v| *v >= 0) => {
+                let (a, b) = (k[0] as u64, k[1] as u64);
+                salt = quote!(Some([#a, #b]));
+            }
+            (Some("output_mode"), v) if word(v) == "int" || word(v) == "one_hot" => one_hot = word(v) == "one_hot",
+            (Some(k), v) => {
+                errors.at(v.span(), format!("Hashing inside a model takes num_bins, mask_value (a string), salt (an integer or two) and output_mode = int or one_hot; `{k}` is not one of them, or its value does not fit"));
+                ok = false;
+            }
+        }
     }
+    let Some(bins) = bins else {
+        errors.over(&call.tokens, "Hashing needs its num_bins, e.g. Hashing(num_bins = 64)");
+        return None;
+    };
+    if bins < 2 && mask.to_string() != "None" {
+        errors.over(&call.tokens, "Hashing with a mask_value needs at least 2 bins (bin 0 is the mask's)");
+        return None;
+    }
+    ok.then(|| Head {
+        options: quote!(::kiln::__private::hashing_input(#bins, #mask, #salt, #one_hot)),
+        length: if one_hot { bins } else { 1 },
+        ids: !one_hot,
+        class: "Hashing",
+    })
+}
+
+/// `TextVectorization(max_tokens = .., output_sequence_length = .., standardize = .., split =
+/// ..)`: texts to `[output_sequence_length]` token ids.
+fn text_vectorization(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
+    let example = "TextVectorization(max_tokens = 20000, output_sequence_length = 200)";
     let (mut max_tokens, mut length) = (quote!(None), None);
     let (mut standardize, mut split) = (quote!(LowerAndStripPunctuation), quote!(Whitespace));
     let mut ok = true;
@@ -120,14 +224,16 @@ pub fn head(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
         return None;
     };
     ok.then(|| Head {
-        options: quote!(::kiln::data::TextOptions {
+        options: quote!(::kiln::data::StringInput::Text(::kiln::data::TextVectorization::new(::kiln::data::TextOptions {
             max_tokens: #max_tokens,
             standardize: ::kiln::data::Standardize::#standardize,
             split: ::kiln::data::SplitOn::#split,
             output_mode: ::kiln::data::OutputMode::Int,
             output_sequence_length: Some(#length),
-        }),
+        }))),
         length,
+        ids: true,
+        class: "TextVectorization",
     })
 }
 
@@ -173,12 +279,12 @@ pub fn methods(name: &syn::Ident, inputs: usize, text: usize) -> TokenStream {
             /// Learns the vocabulary of the model's TextVectorization from `texts` (Keras'
             /// `adapt`), before training.
             pub fn adapt<S: AsRef<str>>(&mut self, texts: &[S]) -> ::kiln::Result<()> {
-                ::kiln::__private::text_of_mut(self)?.adapt(texts)
+                ::kiln::__private::strings_of_mut(self)?.adapt(texts)
             }
 
             /// The token ids the model reads for `texts`: `[texts, output_sequence_length]`.
             pub fn vectorize<S: AsRef<str>>(&self, texts: &[S]) -> ::kiln::Result<::kiln::ndarray::Array2<f32>> {
-                ::kiln::__private::text_of(self)?.transform(texts)
+                ::kiln::__private::strings_of(self)?.transform(texts)
             }
 
             /// Keras' `fit` on raw texts: vectorized, then trained on as token ids.

@@ -276,6 +276,15 @@ impl<K: LookupKey> Lookup<K> {
         CategoryEncoding::new(self.size(), self.mode)?.encode(&ids)
     }
 
+    /// The configuration without the vocabulary: `max_tokens`, mode, mask token and
+    /// out-of-vocabulary ids, as text.
+    pub fn config(&self) -> String {
+        format!(
+            "max_tokens {:?}, {:?}, mask_token {:?}, num_oov_indices {}",
+            self.max_tokens, self.mode, self.mask, self.num_oov
+        )
+    }
+
     /// The configuration and vocabulary as JSON (what [`save`](Self::save) writes).
     pub fn to_json(&self) -> String {
         serde_json::json!({
@@ -517,6 +526,43 @@ impl Hashing {
             });
         }
         Ok(Hashing { num_bins, mask: mask_value.map(str::to_string), salt: None })
+    }
+
+    /// `new` for arguments already checked (the model macros check them when the model
+    /// compiles).
+    pub(crate) fn from_parts(num_bins: usize, mask_value: Option<&str>) -> Self {
+        Hashing { num_bins, mask: mask_value.map(str::to_string), salt: None }
+    }
+
+    /// The number of bins.
+    pub fn num_bins(&self) -> usize {
+        self.num_bins
+    }
+
+    /// The configuration as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({ "num_bins": self.num_bins, "mask_value": self.mask, "salt": self.salt }).to_string()
+    }
+
+    /// A `Hashing` from [`to_json`](Self::to_json)'s text.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let bad = |reason: String| Error::InvalidData { what: "Hashing JSON".into(), reason };
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let num_bins = v.get("num_bins").and_then(|n| n.as_u64()).ok_or_else(|| bad("`num_bins` is not a count".into()))?;
+        let mask = match v.get("mask_value") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(m) => Some(m.as_str().ok_or_else(|| bad("`mask_value` is not a string".into()))?),
+        };
+        let salt = match v.get("salt") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(s) => Some(
+                s.as_array()
+                    .and_then(|a| Some([a.first()?.as_u64()?, a.get(1)?.as_u64()?]))
+                    .ok_or_else(|| bad("`salt` is not two keys".into()))?,
+            ),
+        };
+        let h = Hashing::new(num_bins as usize, mask).map_err(|e| bad(e.to_string()))?;
+        Ok(Hashing { salt, ..h })
     }
 
     /// Keras' `salt`: the two keys of a SipHash-2-4 (`salt = 133` in Keras is `[133, 133]`).

@@ -9,6 +9,7 @@ mod images;
 mod lookup;
 #[cfg(feature = "npy")]
 mod npy;
+mod strings;
 mod table;
 mod text;
 
@@ -26,6 +27,7 @@ pub use npy::{read_npy, read_npz};
 pub use text::{
     OutputMode, SplitOn, Standardize, TextFolder, TextOptions, TextSet, TextVectorization, text_dataset_from_directory,
 };
+pub use strings::{HASHING, STRING_LOOKUP, StringInput, TEXT_VECTORIZATION};
 pub use table::{Categories, Column, CsvOptions, MISSING, Table, read_table};
 
 use std::io::{BufRead, BufReader, Read};

@@ -167,9 +167,10 @@ pub struct TrainState {
     group: Option<crate::distributed::Group>,
     /// The model's own buffers as a shared layer names them (see `Shareable` on models).
     own: crate::layers::ModelBuffers,
-    /// A model that reads raw text (`Input([], dtype = string)`): its `TextVectorization`,
-    /// whose vocabulary is saved and loaded with the weights.
-    text: Option<crate::data::TextVectorization>,
+    /// A model that reads strings (`Input([], dtype = string)`): what they go through first
+    /// (a `TextVectorization`, `StringLookup` or `Hashing`), whose state is saved and loaded with
+    /// the weights.
+    strings: Option<crate::data::StringInput>,
 }
 
 impl TrainState {
@@ -183,24 +184,24 @@ impl TrainState {
             ws: Workspace::default(),
             group: None,
             own: Default::default(),
-            text: None,
+            strings: None,
         }
     }
 
-    /// A model reading raw text: its `TextVectorization` (see `sequential!`'s `Input([],
-    /// dtype = string)`), the vocabulary learned by `adapt`.
-    pub fn text(&self) -> Option<&crate::data::TextVectorization> {
-        self.text.as_ref()
+    /// A model reading strings: what they go through first (see `sequential!`'s `Input([],
+    /// dtype = string)`), its state learned by `adapt`.
+    pub fn strings(&self) -> Option<&crate::data::StringInput> {
+        self.strings.as_ref()
     }
 
-    /// The `TextVectorization` of a model reading raw text, to adapt.
-    pub fn text_mut(&mut self) -> Option<&mut crate::data::TextVectorization> {
-        self.text.as_mut()
+    /// The string preprocessing of a model reading strings, to adapt.
+    pub fn strings_mut(&mut self) -> Option<&mut crate::data::StringInput> {
+        self.strings.as_mut()
     }
 
-    /// Makes the model read raw text through `tv` (the model macros call this).
-    pub fn set_text(&mut self, tv: crate::data::TextVectorization) {
-        self.text = Some(tv);
+    /// Makes the model read strings through `s` (the model macros call this).
+    pub fn set_strings(&mut self, s: crate::data::StringInput) {
+        self.strings = Some(s);
     }
 
     /// The seed the model was created with.

@@ -99,8 +99,9 @@ enum TextInput {
     None,
     /// Declared (its node and name), not yet read by a TextVectorization.
     Declared(usize, Ident),
-    /// Read by a TextVectorization: its node, now the token ids, and the options.
-    Vectorized(usize, TokenStream),
+    /// Read by its first layer: its node, now the numbers that layer gives, the runtime
+    /// `StringInput` and its class.
+    Vectorized(usize, TokenStream, &'static str),
 }
 
 fn is_class(id: &Ident) -> bool {
@@ -199,11 +200,14 @@ impl Lowering<'_> {
                 return None;
             }
         };
-        let call: LayerCall = syn::parse2(quote::quote!(TextVectorization #args)).ok()?;
+        let callee = tokens.clone().into_iter().next();
+        let call: LayerCall = syn::parse2(quote::quote!(#callee #args)).ok()?;
         let head = super::text::head(&call, &mut self.errors)?;
         self.nodes[node].output_shape = vec![head.length];
-        self.int_nodes.push(node);
-        self.text = TextInput::Vectorized(node, head.options);
+        if head.ids {
+            self.int_nodes.push(node);
+        }
+        self.text = TextInput::Vectorized(node, head.options, head.class);
         Some(Binding::Value(node))
     }
 
@@ -292,7 +296,9 @@ impl Lowering<'_> {
             return;
         }
         let binding = match &stmt.rhs {
-            Expr::Call { callee, groups, tokens } if callee == "TextVectorization" => {
+            Expr::Call { callee, groups, tokens }
+                if ["TextVectorization", "StringLookup", "Hashing"].iter().any(|c| callee == c) =>
+            {
                 self.text_vectorization(groups, tokens)
             }
             Expr::Call { callee, groups, tokens }
@@ -550,7 +556,9 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
             lw.errors.at(id.span(), format!("text input `{id}` is never read: apply a TextVectorization(..) to it"));
             None
         }
-        TextInput::Vectorized(node, opts) => inputs.iter().position(|(_, n)| *n == node).map(|i| (i, opts)),
+        TextInput::Vectorized(node, opts, class) => {
+            inputs.iter().position(|(_, n)| *n == node).map(|i| (i, opts, class))
+        }
     };
     lw.errors.finish()?;
     Ok(Model {
