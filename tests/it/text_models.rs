@@ -264,3 +264,52 @@ fn write_the_string_fixtures() {
     std::fs::create_dir_all(dir).unwrap();
     trained_colors().save_weights(format!("{dir}/colors.safetensors")).unwrap();
 }
+
+sequential! {
+    /// Keras' CategoryEncoding inside a model: counts of three ids per sample.
+    pub struct Counts: Input([3], dtype = i32) {
+        CategoryEncoding(num_tokens = 5, output_mode = count),
+    }
+}
+
+sequential! {
+    /// Multi-hot rows of three ids.
+    pub struct MultiHot: Input([3], dtype = i32) {
+        CategoryEncoding(num_tokens = 5),
+    }
+}
+
+sequential! {
+    /// One id per sample, one-hot, then a classifier.
+    pub struct OneHotClassifier: Input([1], dtype = i32) {
+        CategoryEncoding(num_tokens = 5, output_mode = one_hot),
+        Dense(2, activation = softmax),
+    }
+}
+
+/// CategoryEncoding inside a model gives Keras 3's rows; an id out of range is refused at the
+/// input, naming it.
+#[test]
+fn category_encoding_inside_a_model_matches_keras() {
+    let ids = kiln::ndarray::array![[0, 3, 3], [1, 1, 2], [4, 0, 4]];
+    let counts = Counts::new().predict(&ids).unwrap();
+    assert_eq!(counts.iter().copied().collect::<Vec<_>>(), reference("encoding_count.out"));
+    let multi = MultiHot::new().predict(&ids).unwrap();
+    assert_eq!(multi.iter().copied().collect::<Vec<_>>(), reference("encoding_multi_hot.out"));
+    let mut m = OneHotClassifier::new();
+    let first = ids.column(0).to_owned().insert_axis(kiln::ndarray::Axis(1));
+    let w = m.get_weight("dense.kernel").unwrap();
+    // The one-hot row picks the kernel's row of each id.
+    let p = m.predict(&first).unwrap();
+    assert_eq!(p.shape(), &[3, 2]);
+    assert_eq!(w.len(), 10);
+    let y = kiln::ndarray::array![1.0f32, 0.0, 1.0];
+    m.compile("sparse_categorical_crossentropy", Adam::new(0.1), &["accuracy"]).unwrap();
+    m.fit(&first, &y, Fit { epochs: 30, batch_size: 3, verbose: 0, ..Fit::default() }).unwrap();
+    assert_eq!(m.evaluate(&first, &y).unwrap()["accuracy"], 1.0);
+    // The gradients of the weights after it, by finite differences.
+    let ids = [3.0f32, 0.0, 4.0, 1.0];
+    kiln::testing::check_model(&mut OneHotClassifier::new(), &[&ids], 4, 10, 1e-2).unwrap();
+    let err = Counts::new().predict(&kiln::ndarray::array![[0, 5, 1]]).unwrap_err().to_string();
+    assert!(err.contains('5'), "{err}");
+}

@@ -30,6 +30,7 @@ mod merge;
 mod noise;
 mod norm;
 mod part;
+mod preprocess;
 mod recurrent;
 mod resample;
 mod tensor;
@@ -341,6 +342,7 @@ pub const KINDS: &[Kind] = &[
     augment::RESIZING,
     augment::CENTER_CROP,
     noise::MASKING,
+    preprocess::CATEGORY_ENCODING,
     custom::KIND,
     merge::ADD,
     merge::SUBTRACT,

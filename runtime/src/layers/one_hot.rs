@@ -47,3 +47,54 @@ impl Layer for OneHot {
 }
 
 math_buffers!(OneHot);
+
+/// Keras' `CategoryEncoding(num_tokens, output_mode)` inside a model: the integer ids of a sample
+/// (checked against `num_tokens` where the model's input reads them) as one row of `num_tokens`
+/// values — 1 at each id that occurs (`one_hot` of one id, `multi_hot`), or how many times it
+/// occurs (`count`). Ids have no gradient.
+#[derive(Clone, Debug)]
+pub struct CategoryEncode {
+    num_tokens: usize,
+    count: bool,
+    buf: MathBuffers,
+}
+
+impl CategoryEncode {
+    /// Rows of `num_tokens` values: counts with `count`, else ones where an id occurs.
+    pub fn new(num_tokens: usize, count: bool) -> Self {
+        CategoryEncode { num_tokens, count, buf: MathBuffers::default() }
+    }
+}
+
+impl Layer for CategoryEncode {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        let (x, c, rows) = (xs[0], self.num_tokens, ctx.n);
+        let out = sized(&mut self.buf.out, rows * c);
+        out.fill(0.0);
+        let per = x.len() / rows.max(1);
+        for (row, ids) in out.chunks_exact_mut(c).zip(x.chunks_exact(per.max(1))) {
+            for &id in ids {
+                if id >= 0.0 && (id as usize) < c {
+                    let v = &mut row[id as usize];
+                    *v = if self.count { *v + 1.0 } else { 1.0 };
+                }
+            }
+        }
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], _dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if opts.input_grad {
+            sized(&mut self.buf.dx, xs[0].len()).fill(0.0);
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+}
+
+math_buffers!(CategoryEncode);
