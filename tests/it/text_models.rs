@@ -313,3 +313,68 @@ fn category_encoding_inside_a_model_matches_keras() {
     let err = Counts::new().predict(&kiln::ndarray::array![[0, 5, 1]]).unwrap_err().to_string();
     assert!(err.contains('5'), "{err}");
 }
+
+sequential! {
+    /// Keras' Discretization inside a model with given boundaries: bucket ids.
+    pub struct Buckets: [7] {
+        Discretization(bin_boundaries = [0.0, 1.0, 2.5]),
+    }
+}
+
+sequential! {
+    /// Four buckets learned by `adapt`.
+    pub struct Quartiles: [7] {
+        Discretization(num_bins = 4),
+    }
+}
+
+sequential! {
+    /// A number to one of four buckets, one-hot, then a classifier.
+    pub struct Ages: [1] {
+        Discretization(num_bins = 4, output_mode = one_hot),
+        Dense(2, activation = softmax),
+    }
+}
+
+/// Discretization inside a model: Keras 3's buckets for given boundaries, Keras 3's boundaries
+/// (bit for bit) from `adapt` on the model, refused until adapted, saved with the weights.
+#[test]
+fn discretization_inside_a_model_matches_keras() {
+    let probe = kiln::ndarray::Array2::from_shape_vec((1, 7), reference("discretize.probe")).unwrap();
+    let out = Buckets::new().predict(&probe).unwrap();
+    assert_eq!(out.iter().copied().collect::<Vec<_>>(), reference("discretize_fixed.out"));
+
+    let data = kiln::ndarray::Array2::from_shape_vec((1000, 1), reference("discretize.data")).unwrap();
+    let mut q = Quartiles::new();
+    let err = q.predict(&probe).unwrap_err().to_string();
+    assert!(err.contains("layer `discretization` (Discretization) has no bin boundaries yet"), "{err}");
+    q.adapt("discretization", &data).unwrap();
+    assert_eq!(
+        q.get_weight("discretization.bin_boundaries").unwrap().iter().copied().collect::<Vec<_>>(),
+        reference("discretize_q4.bins")
+    );
+    assert_eq!(q.predict(&probe).unwrap().iter().copied().collect::<Vec<_>>(), reference("discretize_q4.out"));
+    let err = q.set_weight("discretization.bin_boundaries", &kiln::ndarray::array![1.0f32, 0.0, 2.0]).unwrap_err();
+    assert!(err.to_string().contains("they must increase"), "{err}");
+
+    // Adapted, trained, saved and loaded with its boundaries.
+    let x = kiln::ndarray::Array2::from_shape_fn((40, 1), |(i, _)| i as f32 / 4.0);
+    let mut m = Ages::new();
+    m.adapt("discretization", &x).unwrap();
+    // Class 1 from the third bucket on: a rule the one-hot buckets can express exactly.
+    let middle = m.get_weight("discretization.bin_boundaries").unwrap()[1];
+    let y = x.column(0).mapv(|v| if v < middle { 0.0 } else { 1.0 });
+    m.compile("sparse_categorical_crossentropy", Adam::new(0.1), &["accuracy"]).unwrap();
+    m.fit(&x, &y, Fit { epochs: 40, batch_size: 40, verbose: 0, ..Fit::default() }).unwrap();
+    assert_eq!(m.evaluate(&x, &y).unwrap()["accuracy"], 1.0);
+    let dir = std::env::temp_dir().join(format!("kiln-discretization-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ages.safetensors");
+    m.save_weights(&path).unwrap();
+    let mut back = Ages::new();
+    back.load_weights(&path).unwrap();
+    assert_eq!(back.predict(&x).unwrap(), m.predict(&x).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+    // Not adapted: nothing to save.
+    assert!(Ages::new().save_weights(dir.join("never.safetensors")).is_err());
+}

@@ -25,6 +25,8 @@ pub enum Value {
     Ident(Ident),
     Bool(bool, Span),
     List(Vec<i64>, Span),
+    /// A list with a number written with a point (`[0.5, 1.5]`, Discretization's boundaries).
+    Numbers(Vec<f64>, Span),
     /// A Rust type (`Scale<16>`, `my::Layer`), for `Custom(..)`.
     Type(syn::Type),
     /// A name with numbers, as Keras writes `l2(0.01)` or `max_norm(3)`.
@@ -36,7 +38,12 @@ pub enum Value {
 impl Value {
     pub fn span(&self) -> Span {
         match self {
-            Value::Int(_, s) | Value::Float(_, s) | Value::Str(_, s) | Value::Bool(_, s) | Value::List(_, s) => *s,
+            Value::Int(_, s)
+            | Value::Float(_, s)
+            | Value::Str(_, s)
+            | Value::Bool(_, s)
+            | Value::List(_, s)
+            | Value::Numbers(_, s) => *s,
             Value::Ident(i) => i.span(),
             Value::Type(t) => syn::spanned::Spanned::span(t),
             Value::Call(_, _, s) => *s,
@@ -73,15 +80,26 @@ impl Parse for Value {
         } else if input.peek(syn::token::Bracket) {
             let content;
             let b = bracketed!(content in input);
-            let mut dims = Vec::new();
+            let (mut dims, mut numbers) = (Vec::new(), Vec::new());
             while !content.is_empty() {
-                dims.push(parse_int(&content)?.0);
+                match content.parse::<Value>()? {
+                    Value::Int(v, _) => {
+                        dims.push(v);
+                        numbers.push(v as f64);
+                    }
+                    Value::Float(v, _) => numbers.push(v),
+                    other => return Err(syn::Error::new(other.span(), "expected a number")),
+                }
                 if content.is_empty() {
                     break;
                 }
                 content.parse::<Token![,]>()?;
             }
-            Ok(Value::List(dims, b.span.join()))
+            if dims.len() == numbers.len() {
+                Ok(Value::List(dims, b.span.join()))
+            } else {
+                Ok(Value::Numbers(numbers, b.span.join()))
+            }
         } else if input.peek(Ident)
             && input.peek2(syn::token::Paren)
             && input.fork().parse::<Ident>().is_ok_and(|i| kind(&i.to_string()).is_some())

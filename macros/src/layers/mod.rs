@@ -343,6 +343,7 @@ pub const KINDS: &[Kind] = &[
     augment::CENTER_CROP,
     noise::MASKING,
     preprocess::CATEGORY_ENCODING,
+    preprocess::DISCRETIZATION,
     custom::KIND,
     merge::ADD,
     merge::SUBTRACT,

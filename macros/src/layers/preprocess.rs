@@ -1,5 +1,7 @@
-//! Keras' preprocessing layers that work on a model's integer input inside the model:
-//! `CategoryEncoding(num_tokens, output_mode)`, integer ids to one-hot, multi-hot or count rows.
+//! Keras' preprocessing layers inside a model: `CategoryEncoding(num_tokens, output_mode)`,
+//! integer ids to one-hot, multi-hot or count rows; `Discretization(bin_boundaries | num_bins,
+//! output_mode)`, numbers to their buckets (ids or rows), the boundaries given or learned by
+//! `Model::adapt` and kept as non-trainable state.
 
 use std::rc::Rc;
 
@@ -13,14 +15,123 @@ use crate::parse::Value;
 pub const CATEGORY_ENCODING: Kind =
     Kind { class: "CategoryEncoding", args: &["num_tokens", "output_mode"], arity: Arity::One, build: category };
 
+pub const DISCRETIZATION: Kind = Kind {
+    class: "Discretization",
+    args: &["bin_boundaries", "num_bins", "output_mode"],
+    arity: Arity::One,
+    build: discretization,
+};
+
 /// Ids travel as `f32`, exact up to 2²⁴.
 const MAX_TOKENS: usize = 1 << 24;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
+    Int,
     OneHot,
     MultiHot,
     Count,
+}
+
+/// `output_mode`, one of `allowed` (its first the default).
+fn mode(args: &Args<'_>, class: &str, allowed: &[(&str, Mode)], errors: &mut Errors) -> Option<Mode> {
+    let Some(v) = args.get("output_mode") else { return Some(allowed[0].1) };
+    let name = match v {
+        Value::Ident(i) => i.to_string(),
+        Value::Str(s, _) => s.clone(),
+        _ => String::new(),
+    };
+    let found = allowed.iter().find(|(n, _)| *n == name).map(|(_, m)| *m);
+    if found.is_none() {
+        let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
+        errors.at(v.span(), format!("{class}'s output_mode is one of {} (the first is the default)", names.join(", ")));
+    }
+    found
+}
+
+/// The shape of rows over `width` values for the ids `[k]` of a sample, or why it does not fit.
+fn rows(class: &str, mode: Mode, width: usize, input: &[usize]) -> Result<Vec<usize>, String> {
+    match (input, mode) {
+        ([k], Mode::Int) => Ok(vec![*k]),
+        ([1], _) | ([_], Mode::MultiHot | Mode::Count) => Ok(vec![width]),
+        ([_], _) => Err(format!(
+            "{class}(output_mode = one_hot) encodes one value per sample, [1], got {}: multi_hot or count encode several",
+            show(input)
+        )),
+        _ => Err(format!("{class} reads a vector per sample, [values], got {}", show(input))),
+    }
+}
+
+struct Discretization {
+    bins: usize,
+    boundaries: Option<Vec<f32>>,
+    mode: Mode,
+}
+
+fn discretization(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let example =
+        "Discretization(bin_boundaries = [0.0, 1.0, 2.0]) or Discretization(num_bins = 4), then model.adapt(..)";
+    let boundaries: Option<Vec<f32>> = match args.get("bin_boundaries") {
+        None => None,
+        Some(Value::List(v, _)) => Some(v.iter().map(|&x| x as f32).collect()),
+        Some(Value::Numbers(v, _)) => Some(v.iter().map(|&x| x as f32).collect()),
+        Some(v) => {
+            errors.at(v.span(), "bin_boundaries is a list of increasing numbers, e.g. [0.0, 1.5, 10.0]");
+            return None;
+        }
+    };
+    let bins = match (&boundaries, args.positive("num_bins", "Discretization", example, errors)?) {
+        (Some(b), None) if !b.is_empty() && b.windows(2).all(|w| w[0] < w[1]) => b.len() + 1,
+        (Some(_), None) => {
+            errors.over(args.call, "bin_boundaries must increase");
+            return None;
+        }
+        (None, Some(n)) if n >= 2 => n,
+        _ => {
+            errors.over(
+                args.call,
+                format!("Discretization takes bin_boundaries or num_bins (at least 2), one of them: {example}"),
+            );
+            return None;
+        }
+    };
+    let allowed =
+        [("int", Mode::Int), ("one_hot", Mode::OneHot), ("multi_hot", Mode::MultiHot), ("count", Mode::Count)];
+    let mode = mode(args, "Discretization", &allowed, errors)?;
+    Some(Rc::new(Discretization { bins, boundaries, mode }))
+}
+
+impl Spec for Discretization {
+    fn class(&self) -> &'static str {
+        "Discretization"
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        rows("Discretization", self.mode, self.bins, &ins[0])
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::Discretize)
+    }
+
+    fn constructor(&self, _ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, n) = (rt(), self.bins);
+        let given = match &self.boundaries {
+            Some(b) => quote!(Some(&[#(#b),*])),
+            None => quote!(None),
+        };
+        let rows = match self.mode {
+            Mode::Int => quote!(None),
+            Mode::Count => quote!(Some(true)),
+            _ => quote!(Some(false)),
+        };
+        quote!(#rt::Discretize::new(#n, #given, #rows))
+    }
+
+    fn params(&self, _ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        Some(vec![("bin_boundaries", vec![self.bins - 1])])
+    }
 }
 
 struct CategoryEncoding {
@@ -41,25 +152,8 @@ fn category(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
             return None;
         }
     };
-    let mode = match args.get("output_mode") {
-        None => Mode::MultiHot,
-        Some(v) => {
-            let name = match v {
-                Value::Ident(i) => i.to_string(),
-                Value::Str(s, _) => s.clone(),
-                _ => String::new(),
-            };
-            match name.as_str() {
-                "one_hot" => Mode::OneHot,
-                "multi_hot" => Mode::MultiHot,
-                "count" => Mode::Count,
-                _ => {
-                    errors.at(v.span(), "CategoryEncoding's output_mode is one_hot, multi_hot (the default) or count");
-                    return None;
-                }
-            }
-        }
-    };
+    let allowed = [("multi_hot", Mode::MultiHot), ("one_hot", Mode::OneHot), ("count", Mode::Count)];
+    let mode = mode(args, "CategoryEncoding", &allowed, errors)?;
     Some(Rc::new(CategoryEncoding { num_tokens, mode }))
 }
 
@@ -69,14 +163,7 @@ impl Spec for CategoryEncoding {
     }
 
     fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
-        match (&ins[0][..], self.mode) {
-            ([1], _) | ([_], Mode::MultiHot | Mode::Count) => Ok(vec![self.num_tokens]),
-            ([_], Mode::OneHot) => Err(format!(
-                "CategoryEncoding(output_mode = one_hot) encodes one id per sample, [1], got {}: multi_hot or count encode several",
-                show(&ins[0])
-            )),
-            _ => Err(format!("CategoryEncoding reads a vector of ids per sample, [ids], got {}", show(&ins[0]))),
-        }
+        rows("CategoryEncoding", self.mode, self.num_tokens, &ins[0])
     }
 
     fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {

@@ -1,7 +1,7 @@
 //! Keras' `ops.one_hot`: token ids as rows of zeros and a one.
 
 use super::math::{MathBuffers, math_buffers};
-use super::{BackwardOpts, Ctx, Layer, Shareable, sized};
+use super::{BackwardOpts, Ctx, Layer, Param, Shareable, sized};
 
 /// Keras' `ops.one_hot(ids, classes)` in a `call` body: each token id of a sample becomes a row of
 /// `classes` values, 1 at the id and 0 elsewhere (an id out of range, which the model's input
@@ -98,3 +98,86 @@ impl Layer for CategoryEncode {
 }
 
 math_buffers!(CategoryEncode);
+
+/// Keras' `Discretization` inside a model: each value of a sample to its bucket among the
+/// layer's `bin_boundaries` (bucket `i` holds `boundaries[i - 1] <= x < boundaries[i]`, as
+/// Keras'), given as ids (`one_hot == None`) or as one row of `num_bins` values — one-hot,
+/// multi-hot or counts. The boundaries are non-trainable state, saved with the weights:
+/// given, or learned by `Model::adapt` (NaN until then, which `fit` and `predict` refuse).
+#[derive(Clone, Debug)]
+pub struct Discretize {
+    boundaries: Param,
+    /// `None`: bucket ids; `Some(count)`: rows of `num_bins` (counts or ones).
+    rows: Option<bool>,
+    buf: MathBuffers,
+}
+
+impl Discretize {
+    /// A layer of `num_bins` buckets: `boundaries` (`num_bins - 1` of them, increasing), or
+    /// NaN ones to be adapted; ids, or rows (`Some(count)`).
+    pub fn new(num_bins: usize, boundaries: Option<&[f32]>, rows: Option<bool>) -> Self {
+        let mut p = Param::state(&[num_bins.saturating_sub(1)], f32::NAN).increasing();
+        if let Some(b) = boundaries {
+            p.value.copy_from_slice(b);
+        }
+        Discretize { boundaries: p, rows, buf: MathBuffers::default() }
+    }
+
+    fn bucket(&self, x: f32) -> usize {
+        self.boundaries.value.partition_point(|b| *b <= x)
+    }
+}
+
+impl Layer for Discretize {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        let x = xs[0];
+        let bins = self.boundaries.value.len() + 1;
+        match self.rows {
+            None => {
+                let out = sized(&mut self.buf.out, x.len());
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = self.boundaries.value.partition_point(|b| *b <= v) as f32;
+                }
+            }
+            Some(count) => {
+                let rows = ctx.n;
+                let per = (x.len() / rows.max(1)).max(1);
+                let mut out = std::mem::take(&mut self.buf.out);
+                let o = sized(&mut out, rows * bins);
+                o.fill(0.0);
+                for (row, values) in o.chunks_exact_mut(bins).zip(x.chunks_exact(per)) {
+                    for &v in values {
+                        let cell = &mut row[self.bucket(v)];
+                        *cell = if count { *cell + 1.0 } else { 1.0 };
+                    }
+                }
+                self.buf.out = out;
+            }
+        }
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], _dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if opts.input_grad {
+            // Buckets are flat almost everywhere: no gradient.
+            sized(&mut self.buf.dx, xs[0].len()).fill(0.0);
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+        f("bin_boundaries", &self.boundaries);
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        f(&mut self.boundaries);
+    }
+}
+
+math_buffers!(Discretize);

@@ -14,6 +14,14 @@ pub enum Role {
     State,
 }
 
+/// What a weight's values must be besides finite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rule {
+    Finite,
+    NonNegative,
+    Increasing,
+}
+
 /// One weight array (a kernel, a bias, a moving statistic) with its gradient.
 #[derive(Clone, Debug)]
 pub struct Param {
@@ -28,8 +36,8 @@ pub struct Param {
     pub regularizer: Option<super::Regularizer>,
     /// Applied after each optimizer step (Keras' `kernel_constraint`).
     pub constraint: Option<super::Constraint>,
-    /// A variance: no value may be negative.
-    non_negative: bool,
+    /// What its values must be besides finite.
+    rule: Rule,
 }
 
 impl Param {
@@ -43,7 +51,7 @@ impl Param {
             role: Role::Trainable,
             regularizer: None,
             constraint: None,
-            non_negative: false,
+            rule: Rule::Finite,
         }
     }
 
@@ -57,7 +65,7 @@ impl Param {
             role: Role::Trainable,
             regularizer: None,
             constraint: None,
-            non_negative: false,
+            rule: Rule::Finite,
         }
     }
 
@@ -72,14 +80,21 @@ impl Param {
             role: Role::State,
             regularizer: None,
             constraint: None,
-            non_negative: false,
+            rule: Rule::Finite,
         }
     }
 
     /// Marks the weight as a variance, whose values may not be negative: `set_weight`, the
     /// loaders and the training step refuse values that are.
     pub fn non_negative(mut self) -> Self {
-        self.non_negative = true;
+        self.rule = Rule::NonNegative;
+        self
+    }
+
+    /// Marks the weight as bin boundaries, which must increase strictly (a Discretization's):
+    /// `set_weight`, the loaders and `fit` / `predict` refuse values that do not.
+    pub fn increasing(mut self) -> Self {
+        self.rule = Rule::Increasing;
         self
     }
 
@@ -89,8 +104,27 @@ impl Param {
         if let Some(i) = crate::kernels::first_non_finite(values) {
             return Some(format!("holds {} at index {i}", values[i]));
         }
-        let i = if self.non_negative { values.iter().position(|v| *v < 0.0)? } else { return None };
-        Some(format!("holds {} at index {i}, but it is a variance: every value must be >= 0", values[i]))
+        match self.rule {
+            Rule::Finite => None,
+            Rule::NonNegative => {
+                let i = values.iter().position(|v| *v < 0.0)?;
+                Some(format!("holds {} at index {i}, but it is a variance: every value must be >= 0", values[i]))
+            }
+            Rule::Increasing => {
+                let i = values.windows(2).position(|w| w[1] <= w[0])? + 1;
+                Some(format!(
+                    "holds {} at index {i} after {}, but it is bin boundaries: they must increase",
+                    values[i],
+                    values[i - 1]
+                ))
+            }
+        }
+    }
+
+    /// Whether the weight is bin boundaries (a Discretization's), which a model checks before it
+    /// runs (they are NaN until adapted).
+    pub(crate) fn is_boundaries(&self) -> bool {
+        self.rule == Rule::Increasing
     }
 
     /// The first value of the weight that [`refuse`](Self::refuse) would refuse.
@@ -98,7 +132,11 @@ impl Param {
         if let Some(i) = crate::kernels::first_non_finite(&self.value) {
             return Some(self.value[i]);
         }
-        if self.non_negative { self.value.iter().copied().find(|v| *v < 0.0) } else { None }
+        match self.rule {
+            Rule::Finite => None,
+            Rule::NonNegative => self.value.iter().copied().find(|v| *v < 0.0),
+            Rule::Increasing => self.value.windows(2).find(|w| w[1] <= w[0]).map(|w| w[1]),
+        }
     }
 
     /// Keras' `glorot_uniform`: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)).

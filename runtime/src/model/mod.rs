@@ -553,23 +553,35 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     /// let mut model = Regressor::new();          // Normalization(), Dense(64, ..), ...
     /// model.adapt("normalization", &x_train)?;   // Keras: normalizer.adapt(x_train)
     /// ```
+    ///
+    /// For a `Discretization` layer (declared with `num_bins`), it learns the bin boundaries from
+    /// every value of `x` as Keras' `Discretization.adapt` does (its quantile summary, epsilon
+    /// 0.01: Keras' boundaries to the bit).
     fn adapt<'a>(&mut self, layer: &str, x: impl Inputs<'a>) -> Result<()> {
         let views = x.arrays();
         let [view] = &views[..] else {
             return Err(crate::Error::invalid("x", "adapt takes one array: what the layer reads"));
         };
-        let layers: Vec<&str> = Self::LAYERS.iter().filter(|l| l.kind == "Normalization").map(|l| l.name).collect();
+        if Self::LAYERS.iter().any(|l| l.name == layer && l.kind == "Discretization") {
+            let name = format!("{layer}.bin_boundaries");
+            let bins = self.get_weight(&name).map_or(1, |w| w.len() + 1);
+            let values: Vec<f32> = view.iter().copied().collect();
+            let learned = crate::data::Discretization::adapt(&values, bins, 0.01)?;
+            return self.set_weight(&name, &ndarray::Array1::from(learned.boundaries().to_vec()));
+        }
+        let layers: Vec<&str> =
+            Self::LAYERS.iter().filter(|l| matches!(l.kind, "Normalization" | "Discretization")).map(|l| l.name).collect();
         let mean_name = format!("{layer}.mean");
         let features = self.get_weight(&mean_name).map(|w| w.len());
         let (true, Some(features)) = (layers.contains(&layer), features) else {
             let which = match layers.len() {
                 0 => "it has none".to_string(),
-                _ => format!("its Normalization layers are: {}", layers.join(", ")),
+                _ => format!("its Normalization and Discretization layers are: {}", layers.join(", ")),
             };
             return Err(crate::Error::invalid(
                 "layer",
                 format!(
-                    "{} has no Normalization layer `{layer}`{}; {which}",
+                    "{} has no Normalization or Discretization layer `{layer}`{}; {which}",
                     Self::NAME,
                     crate::error::did_you_mean(layer, &layers)
                 ),

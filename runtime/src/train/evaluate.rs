@@ -119,6 +119,7 @@ pub(crate) fn evaluate(
     opts: Evaluate,
     sample_weight: Option<ArrayView1<'_, f32>>,
 ) -> Result<Logs> {
+    super::check_usable(m)?;
     let meta = m.meta();
     let c = compiled(m, "evaluate")?;
     check_batch_size(opts.batch_size)?;
@@ -147,6 +148,7 @@ pub(crate) fn predict(
     x: Vec<InputArray<'_>>,
     opts: Predict,
 ) -> Result<Vec<ArrayD<f32>>> {
+    super::check_usable(m)?;
     let meta = m.meta();
     check_batch_size(opts.batch_size)?;
     let xs = data::inputs(&meta, &x, "x")?;
@@ -172,6 +174,7 @@ pub(crate) fn predict(
 }
 
 pub(crate) fn predict_one<'m>(m: &'m mut dyn DynModel, x: &[f32]) -> Result<&'m [f32]> {
+    super::check_usable(m)?;
     let meta = m.meta();
     if meta.inputs.len() != 1 {
         return Err(Error::invalid(

@@ -316,6 +316,31 @@ pub fn validation_rows(n: usize, validation_split: f32) -> usize {
 }
 
 /// The one check of a batch size, for `fit` and `batches`.
+/// Refuses to run a model whose bin boundaries are not usable: a Discretization not yet
+/// adapted (its boundaries NaN), or boundaries that do not increase. (Only those: the other
+/// weights are checked where they change, and scanning every weight would cost `predict_one`
+/// more than its product.)
+pub(crate) fn check_usable(m: &dyn DynModel) -> Result<()> {
+    if !m.meta().layers.iter().any(|l| l.kind == "Discretization") {
+        return Ok(());
+    }
+    let mut refused = None;
+    m.visit_weights(&mut |name, p| {
+        if refused.is_none()
+            && p.is_boundaries()
+            && let Some(why) = p.refuse(&p.value)
+        {
+            refused = Some(match name.strip_suffix(".bin_boundaries") {
+                Some(layer) if p.value.iter().all(|v| v.is_nan()) => format!(
+                    "layer `{layer}` (Discretization) has no bin boundaries yet: give them (bin_boundaries = [..]) or call model.adapt(\"{layer}\", &x) first"
+                ),
+                _ => format!("weight `{name}` {why}"),
+            });
+        }
+    });
+    refused.map_or(Ok(()), |why| Err(Error::invalid("model", why)))
+}
+
 pub(crate) fn check_batch_size(size: usize) -> Result<()> {
     if size == 0 {
         return Err(Error::invalid("batch_size", "must be at least 1, got 0"));

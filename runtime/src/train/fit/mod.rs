@@ -256,6 +256,7 @@ pub(crate) fn fit<'f>(
     own: Option<&mut (dyn DynCustomStep + 'f)>,
     callbacks: &mut [&mut dyn Callback],
 ) -> Result<History> {
+    super::check_usable(m)?;
     let data = prepare(m, &x, &y, opts, callbacks, own.is_some())?;
     train(m, &data, None, opts, custom, own, callbacks)
 }

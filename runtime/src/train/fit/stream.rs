@@ -57,6 +57,7 @@ pub(crate) fn fit_dataset<'a, 'f>(
     if opts.steps_per_epoch == Some(0) || opts.validation_freq == 0 {
         return refused("steps_per_epoch", "steps_per_epoch and validation_freq must be at least 1");
     }
+    super::super::check_usable(m)?;
     if m.train_state().group().is_some() && own.is_some() {
         return refused("fit_dataset", "does not run a CustomStep data-parallel yet: reduce the gradients in the step");
     }
@@ -275,6 +276,7 @@ impl Run<'_, '_, '_, '_, '_, '_> {
 
 /// Loss and metrics over a whole pass of `data` (see [`crate::Model::evaluate_dataset`]).
 pub(crate) fn evaluate_dataset(m: &mut dyn DynModel, data: &mut Batches<'_>, opts: Evaluate) -> Result<Logs> {
+    super::super::check_usable(m)?;
     let meta = m.meta();
     compiled(m, "evaluate_dataset")?;
     data.restart()?;
@@ -303,6 +305,7 @@ pub(crate) fn evaluate_dataset(m: &mut dyn DynModel, data: &mut Batches<'_>, opt
 /// The outputs for every batch of a pass of `data`, rows in the order read (see
 /// [`crate::Model::predict_dataset`]); the batches' targets, if any, are not read.
 pub(crate) fn predict_dataset(m: &mut dyn DynModel, data: &mut Batches<'_>) -> Result<Vec<ArrayD<f32>>> {
+    super::super::check_usable(m)?;
     let meta = m.meta();
     data.restart()?;
     let mut outs: Vec<Vec<f32>> = vec![Vec::new(); meta.outputs.len()];
