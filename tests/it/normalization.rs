@@ -49,7 +49,9 @@ fn bad_adapt_calls_are_errors() {
     let mut m = Normalized::new();
     let e = m.adapt("normalisation", &Array3::<f32>::zeros((2, 3, 4))).unwrap_err().to_string();
     assert!(
-        e.contains("no Normalization or Discretization layer `normalisation` (did you mean `normalization`?)"),
+        e.contains(
+            "no Normalization, Discretization or IntegerLookup layer `normalisation` (did you mean `normalization`?)"
+        ),
         "{e}"
     );
     let e = m.adapt("normalization", &Array2::<f32>::zeros((2, 5))).unwrap_err().to_string();

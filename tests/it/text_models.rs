@@ -378,3 +378,42 @@ fn discretization_inside_a_model_matches_keras() {
     // Not adapted: nothing to save.
     assert!(Ages::new().save_weights(dir.join("never.safetensors")).is_err());
 }
+
+sequential! {
+    /// Keras' IntegerLookup inside a model: three integers per sample as multi-hot rows.
+    pub struct IntRows: [3] {
+        IntegerLookup(max_tokens = 8, output_mode = multi_hot),
+    }
+}
+
+sequential! {
+    /// The same as counts.
+    pub struct IntCounts: [3] {
+        IntegerLookup(max_tokens = 8, output_mode = count),
+    }
+}
+
+/// IntegerLookup inside a model: `adapt` on the model learns Keras 3's vocabulary, the rows are
+/// Keras 3's, and a model not yet adapted refuses to predict.
+#[test]
+fn integer_lookup_inside_a_model_matches_keras() {
+    let ints = [7.0f32, 3.0, 3.0, 9.0, 7.0, 100.0, -4.0, 3.0, 0.0, 9.0, 12.0, 12.0];
+    let data = kiln::ndarray::Array2::from_shape_vec((12, 1), ints.to_vec()).unwrap();
+    let probe = kiln::ndarray::array![[3.0f32, 3.0, 9.0], [5.0, 100.0, 100.0], [0.0, -4.0, 7.0]];
+    let mut m = IntRows::new();
+    let err = m.predict(&probe).unwrap_err().to_string();
+    assert!(err.contains("layer `integer_lookup` (IntegerLookup) has no vocabulary yet"), "{err}");
+    m.adapt("integer_lookup", &data).unwrap();
+    let vocab: Vec<f32> = m.get_weight("integer_lookup.vocabulary").unwrap().iter().copied().collect();
+    let keras: Vec<f32> = reference_words("int_multi_hot.vocab").iter().skip(1).map(|v| v.parse().unwrap()).collect();
+    assert_eq!(vocab, keras);
+    assert_eq!(m.predict(&probe).unwrap().iter().copied().collect::<Vec<_>>(), reference("int_multi_hot.out"));
+    let mut c = IntCounts::new();
+    c.adapt("integer_lookup", &data).unwrap();
+    assert_eq!(c.predict(&probe).unwrap().iter().copied().collect::<Vec<_>>(), reference("int_count.out"));
+}
+
+fn reference_words(key: &str) -> Vec<String> {
+    let line = FIXTURE.lines().find(|l| l.split('\t').next() == Some(key)).unwrap_or_else(|| panic!("{key} missing"));
+    line.split('\t').skip(1).map(str::to_string).collect()
+}

@@ -344,6 +344,7 @@ pub const KINDS: &[Kind] = &[
     noise::MASKING,
     preprocess::CATEGORY_ENCODING,
     preprocess::DISCRETIZATION,
+    preprocess::INTEGER_LOOKUP,
     custom::KIND,
     merge::ADD,
     merge::SUBTRACT,

@@ -22,6 +22,13 @@ pub const DISCRETIZATION: Kind = Kind {
     build: discretization,
 };
 
+pub const INTEGER_LOOKUP: Kind = Kind {
+    class: "IntegerLookup",
+    args: &["max_tokens", "num_oov_indices", "output_mode"],
+    arity: Arity::One,
+    build: integer_lookup,
+};
+
 /// Ids travel as `f32`, exact up to 2²⁴.
 const MAX_TOKENS: usize = 1 << 24;
 
@@ -182,5 +189,73 @@ impl Spec for CategoryEncoding {
 
     fn id_bound(&self) -> Option<usize> {
         Some(self.num_tokens)
+    }
+}
+
+/// `IntegerLookup(max_tokens, num_oov_indices = 1, output_mode = multi_hot | one_hot | count)`:
+/// integers (written as numbers, exact below 2²⁴) to rows of `max_tokens` over a vocabulary
+/// learned by `Model::adapt`.
+struct IntegerLookup {
+    max_tokens: usize,
+    num_oov: usize,
+    mode: Mode,
+}
+
+fn integer_lookup(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
+    let example = "IntegerLookup(max_tokens = 100, output_mode = multi_hot)";
+    let max_tokens = match args.positive("max_tokens", "IntegerLookup", example, errors)? {
+        Some(n) if n <= MAX_TOKENS => n,
+        _ => {
+            errors.over(
+                args.call,
+                format!(
+                    "an IntegerLookup inside a model gives rows of max_tokens values: give max_tokens, e.g. {example}"
+                ),
+            );
+            return None;
+        }
+    };
+    let num_oov = args.positive("num_oov_indices", "IntegerLookup", example, errors)?.unwrap_or(1);
+    if num_oov >= max_tokens {
+        errors.over(
+            args.call,
+            format!(
+                "max_tokens ({max_tokens}) must leave room for a learned value beside {num_oov} out-of-vocabulary id(s)"
+            ),
+        );
+        return None;
+    }
+    if matches!(args.get("output_mode"), Some(v) if matches!(v, Value::Ident(i) if i == "int") || matches!(v, Value::Str(s, _) if s == "int"))
+    {
+        let v = args.get("output_mode")?;
+        errors.at(v.span(), "an IntegerLookup inside a model gives rows (output_mode = multi_hot, one_hot or count); its ids work on the data, before the model (kiln::data::IntegerLookup)");
+        return None;
+    }
+    let allowed = [("multi_hot", Mode::MultiHot), ("one_hot", Mode::OneHot), ("count", Mode::Count)];
+    let mode = mode(args, "IntegerLookup", &allowed, errors)?;
+    Some(Rc::new(IntegerLookup { max_tokens, num_oov, mode }))
+}
+
+impl Spec for IntegerLookup {
+    fn class(&self) -> &'static str {
+        "IntegerLookup"
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        rows("IntegerLookup", self.mode, self.max_tokens, &ins[0])
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        let rt = rt();
+        quote!(#rt::IntLookup)
+    }
+
+    fn constructor(&self, _ins: &[Vec<Dim>], _shapes: &[Vec<usize>]) -> TokenStream {
+        let (rt, m, n, count) = (rt(), self.max_tokens, self.num_oov, self.mode == Mode::Count);
+        quote!(#rt::IntLookup::new(#m, #n, #count))
+    }
+
+    fn params(&self, _ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        Some(vec![("vocabulary", vec![self.max_tokens - self.num_oov])])
     }
 }

@@ -161,7 +161,7 @@ pub use shared_model::{ModelBuffers, swap_model_buffers};
 pub use tensor::{Gather, GatherBuffers, MatMul, MatMulBuffers, Slice, SoftmaxAxis};
 pub use weight::{GlorotUniform, Matrix, MatrixInit, Ones, Weight, WeightBuffers, WeightInit, Zeros};
 pub use add_loss::AddLoss;
-pub use one_hot::{CategoryEncode, Discretize, OneHot};
+pub use one_hot::{CategoryEncode, Discretize, IntLookup, OneHot};
 pub use math::{BinaryOp, Broadcast, BroadcastBuffers, Distribution, Draw, MathBuffers, Reduce, ReduceOp, Unary, UnaryOp};
 pub use masking::{MaskSource, Masking, MaskingBuffers};
 pub use merge::{Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, accumulate};

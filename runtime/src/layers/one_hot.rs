@@ -181,3 +181,85 @@ impl Layer for Discretize {
 }
 
 math_buffers!(Discretize);
+
+/// Keras' `IntegerLookup(max_tokens, num_oov_indices, output_mode = one_hot | multi_hot |
+/// count)` inside a model: the integers of a sample as one row of `max_tokens` values over its
+/// vocabulary — the out-of-vocabulary columns first (a value not in the vocabulary takes column
+/// `value mod num_oov_indices`, as Keras), then the learned values. The vocabulary is
+/// non-trainable state (`-1`, Keras' out-of-vocabulary token, in the unused places), saved with
+/// the weights and learned by `Model::adapt`.
+#[derive(Clone, Debug)]
+pub struct IntLookup {
+    vocabulary: Param,
+    num_oov: usize,
+    count: bool,
+    buf: MathBuffers,
+    /// The vocabulary sorted, with each value's column, rebuilt when the vocabulary changes.
+    sorted: Vec<(f32, usize)>,
+    seen: Vec<f32>,
+}
+
+impl IntLookup {
+    /// Rows of `max_tokens` values, `num_oov` (at least 1) out-of-vocabulary columns first.
+    pub fn new(max_tokens: usize, num_oov: usize, count: bool) -> Self {
+        let vocabulary = Param::state(&[max_tokens.saturating_sub(num_oov)], -1.0);
+        IntLookup { vocabulary, num_oov: num_oov.max(1), count, buf: MathBuffers::default(), sorted: vec![], seen: vec![] }
+    }
+
+    fn column(&self, v: f32) -> usize {
+        match self.sorted.binary_search_by(|(x, _)| x.total_cmp(&v)) {
+            Ok(i) => self.sorted[i].1,
+            Err(_) => (v as i64).rem_euclid(self.num_oov as i64) as usize,
+        }
+    }
+}
+
+impl Layer for IntLookup {
+    fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
+        if self.seen != self.vocabulary.value {
+            self.seen.clone_from(&self.vocabulary.value);
+            let oov = self.num_oov;
+            self.sorted =
+                self.seen.iter().enumerate().filter(|(_, v)| **v != -1.0).map(|(i, &v)| (v, oov + i)).collect();
+            self.sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        let x = xs[0];
+        let width = self.num_oov + self.vocabulary.value.len();
+        let rows = ctx.n;
+        let per = (x.len() / rows.max(1)).max(1);
+        let mut out = std::mem::take(&mut self.buf.out);
+        let o = sized(&mut out, rows * width);
+        o.fill(0.0);
+        for (row, values) in o.chunks_exact_mut(width).zip(x.chunks_exact(per)) {
+            for &v in values {
+                let cell = &mut row[self.column(v)];
+                *cell = if self.count { *cell + 1.0 } else { 1.0 };
+            }
+        }
+        self.buf.out = out;
+    }
+
+    fn backward(&mut self, xs: &[&[f32]], _dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
+        if opts.input_grad {
+            sized(&mut self.buf.dx, xs[0].len()).fill(0.0);
+        }
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.buf.out
+    }
+
+    fn input_grad(&self, _i: usize) -> &[f32] {
+        &self.buf.dx
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+        f("vocabulary", &self.vocabulary);
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        f(&mut self.vocabulary);
+    }
+}
+
+math_buffers!(IntLookup);

@@ -562,6 +562,24 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
         let [view] = &views[..] else {
             return Err(crate::Error::invalid("x", "adapt takes one array: what the layer reads"));
         };
+        if Self::LAYERS.iter().any(|l| l.name == layer && l.kind == "IntegerLookup") {
+            // Keras' IntegerLookup.adapt: the most frequent values first (ties as Keras breaks
+            // them), as many as the layer holds; -1 in the places left.
+            let name = format!("{layer}.vocabulary");
+            let slots = self.get_weight(&name).map_or(0, |w| w.len());
+            let mut values = Vec::with_capacity(view.len());
+            for (i, &v) in view.iter().enumerate() {
+                if v.fract() != 0.0 || !v.is_finite() {
+                    return Err(crate::Error::InvalidData { what: "x".into(), reason: format!("value {i} is {v}, not an integer") });
+                }
+                values.push(v as i64);
+            }
+            let mut lookup = crate::data::IntegerLookup::new(Some(slots + 1), crate::data::Encoding::MultiHot);
+            lookup.adapt(&values)?;
+            let mut learned: Vec<f32> = lookup.vocabulary().into_iter().skip(1).map(|v| v as f32).collect();
+            learned.resize(slots, -1.0);
+            return self.set_weight(&name, &ndarray::Array1::from(learned));
+        }
         if Self::LAYERS.iter().any(|l| l.name == layer && l.kind == "Discretization") {
             let name = format!("{layer}.bin_boundaries");
             let bins = self.get_weight(&name).map_or(1, |w| w.len() + 1);
@@ -570,18 +588,18 @@ pub trait Model: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
             return self.set_weight(&name, &ndarray::Array1::from(learned.boundaries().to_vec()));
         }
         let layers: Vec<&str> =
-            Self::LAYERS.iter().filter(|l| matches!(l.kind, "Normalization" | "Discretization")).map(|l| l.name).collect();
+            Self::LAYERS.iter().filter(|l| matches!(l.kind, "Normalization" | "Discretization" | "IntegerLookup")).map(|l| l.name).collect();
         let mean_name = format!("{layer}.mean");
         let features = self.get_weight(&mean_name).map(|w| w.len());
         let (true, Some(features)) = (layers.contains(&layer), features) else {
             let which = match layers.len() {
                 0 => "it has none".to_string(),
-                _ => format!("its Normalization and Discretization layers are: {}", layers.join(", ")),
+                _ => format!("the layers it can adapt are: {}", layers.join(", ")),
             };
             return Err(crate::Error::invalid(
                 "layer",
                 format!(
-                    "{} has no Normalization or Discretization layer `{layer}`{}; {which}",
+                    "{} has no Normalization, Discretization or IntegerLookup layer `{layer}`{}; {which}",
                     Self::NAME,
                     crate::error::did_you_mean(layer, &layers)
                 ),

@@ -321,10 +321,22 @@ pub fn validation_rows(n: usize, validation_split: f32) -> usize {
 /// weights are checked where they change, and scanning every weight would cost `predict_one`
 /// more than its product.)
 pub(crate) fn check_usable(m: &dyn DynModel) -> Result<()> {
-    if !m.meta().layers.iter().any(|l| l.kind == "Discretization") {
+    let layers = m.meta().layers;
+    if !layers.iter().any(|l| matches!(l.kind, "Discretization" | "IntegerLookup")) {
         return Ok(());
     }
     let mut refused = None;
+    m.visit_weights(&mut |name, p| {
+        if let Some(layer) = name.strip_suffix(".vocabulary")
+            && refused.is_none()
+            && layers.iter().any(|l| l.name == layer && l.kind == "IntegerLookup")
+            && p.value.iter().all(|v| *v == -1.0)
+        {
+            refused = Some(format!(
+                "layer `{layer}` (IntegerLookup) has no vocabulary yet: call model.adapt(\"{layer}\", &x) first"
+            ));
+        }
+    });
     m.visit_weights(&mut |name, p| {
         if refused.is_none()
             && p.is_boundaries()
