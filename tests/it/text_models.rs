@@ -258,11 +258,15 @@ fn string_lookup_and_hashing_read_a_models_strings_as_keras_does() {
 }
 
 #[test]
-#[ignore = "writes tests/fixtures/strings/colors.safetensors"]
+#[ignore = "writes tests/fixtures/strings/*.safetensors"]
 fn write_the_string_fixtures() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/strings");
     std::fs::create_dir_all(dir).unwrap();
     trained_colors().save_weights(format!("{dir}/colors.safetensors")).unwrap();
+    let mut q = Quartiles::new();
+    let data = kiln::ndarray::Array2::from_shape_vec((1000, 1), reference("discretize.data")).unwrap();
+    q.adapt("discretization", &data).unwrap();
+    q.save_weights(format!("{dir}/quartiles.safetensors")).unwrap();
 }
 
 sequential! {
@@ -416,4 +420,20 @@ fn integer_lookup_inside_a_model_matches_keras() {
 fn reference_words(key: &str) -> Vec<String> {
     let line = FIXTURE.lines().find(|l| l.split('\t').next() == Some(key)).unwrap_or_else(|| panic!("{key} missing"));
     line.split('\t').skip(1).map(str::to_string).collect()
+}
+
+sequential! {
+    /// `Quartiles` with its adapted boundaries compiled in.
+    #[weights("../fixtures/strings/quartiles.safetensors")]
+    pub struct EmbeddedQuartiles: [7] {
+        Discretization(num_bins = 4),
+    }
+}
+
+/// A Discretization's adapted boundaries are compiled in with the weights.
+#[test]
+fn adapted_boundaries_are_compiled_in() {
+    let probe = kiln::ndarray::Array2::from_shape_vec((1, 7), reference("discretize.probe")).unwrap();
+    let out = EmbeddedQuartiles::embedded().predict(&probe).unwrap();
+    assert_eq!(out.iter().copied().collect::<Vec<_>>(), reference("discretize_q4.out"));
 }
