@@ -44,6 +44,7 @@ mod matrix_weights;
 mod metrics;
 mod normalization;
 mod onnx;
+mod preprocessing_layers;
 mod properties;
 mod properties_models;
 mod recurrent;
