@@ -149,3 +149,52 @@ fn a_text_model_refuses_weights_without_a_vocabulary() {
     assert!(err.contains("holds no `kiln.text_vectorization`"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+sequential! {
+    /// TextVectorization's multi-hot rows as a model's input.
+    pub struct BagOfWords: Input([], dtype = string) {
+        TextVectorization(max_tokens = 10, output_mode = multi_hot),
+        Dense(2, activation = softmax),
+    }
+}
+
+sequential! {
+    /// Its TF-IDF rows.
+    pub struct TfIdfWords: Input([], dtype = string) {
+        TextVectorization(max_tokens = 10, output_mode = tf_idf),
+        Dense(2, activation = softmax),
+    }
+}
+
+/// Rows over the vocabulary inside a model are Keras 3's (`tests/fixtures/keras/text.txt`),
+/// padded to max_tokens when the vocabulary is smaller.
+#[test]
+fn multi_hot_and_tf_idf_rows_inside_a_model_match_keras() {
+    const TEXT: &str = include_str!("../fixtures/keras/text.txt");
+    let corpus = [
+        "The cat sat on the mat.",
+        "The dog ate my homework!",
+        "A cat, a dog; a bird?",
+        "Don't stop-believing",
+        "zeta alpha beta alpha beta zeta",
+        "CAFÉ au lait, s'il vous plaît",
+        "tabs\tand\nnewlines   and  spaces",
+    ];
+    let probe = ["the cat ate the unknown bird", "Hello", "", "café CAFÉ au au au lait"];
+    let keras = |key: &str| kiln::testing::reference(TEXT, key).unwrap();
+    let mut m = BagOfWords::new();
+    m.adapt(&corpus).unwrap();
+    assert_eq!(m.vectorize(&probe).unwrap().iter().copied().collect::<Vec<_>>(), keras("multi_hot.out"));
+    let mut t = TfIdfWords::new();
+    t.adapt(&corpus).unwrap();
+    let got: Vec<f32> = t.vectorize(&probe).unwrap().iter().copied().collect();
+    kiln::testing::assert_close("tf_idf", &got, &keras("tf_idf.out"), 1e-6);
+    // A vocabulary smaller than max_tokens: the rows keep the model's width.
+    let mut small = BagOfWords::new();
+    small.adapt(&["one two"]).unwrap();
+    assert_eq!(small.vectorize(&["two"]).unwrap().shape(), &[1, 10]);
+    let (texts, y) = texts();
+    m.compile("sparse_categorical_crossentropy", Adam::new(0.05), &[]).unwrap();
+    m.adapt(&texts).unwrap();
+    m.fit(&texts, &y, Fit { epochs: 2, batch_size: 8, verbose: 0, ..Fit::default() }).unwrap();
+}

@@ -160,10 +160,13 @@ fn hashing(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
 }
 
 /// `TextVectorization(max_tokens = .., output_sequence_length = .., standardize = .., split =
-/// ..)`: texts to `[output_sequence_length]` token ids.
+/// .., output_mode = ..)`: texts to `[output_sequence_length]` token ids, or to rows of
+/// `max_tokens` (multi-hot, counts or TF-IDF, padded to `max_tokens` as Keras'
+/// `pad_to_max_tokens = True` pads them).
 fn text_vectorization(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
     let example = "TextVectorization(max_tokens = 20000, output_sequence_length = 200)";
-    let (mut max_tokens, mut length) = (quote!(None), None);
+    let (mut max_tokens, mut length, mut max) = (quote!(None), None, None);
+    let mut mode = quote!(Int);
     let (mut standardize, mut split) = (quote!(LowerAndStripPunctuation), quote!(Whitespace));
     let mut ok = true;
     for a in &call.args {
@@ -177,12 +180,20 @@ fn text_vectorization(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
             (Some("max_tokens") | None, Value::Int(n, _)) if *n >= 3 => {
                 let n = *n as usize;
                 max_tokens = quote!(Some(#n));
+                max = Some(n);
             }
             (Some("output_sequence_length"), Value::Int(n, _)) if *n > 0 => length = Some(*n as usize),
             (Some("output_mode"), v) => {
-                if word(v) != "int" {
-                    bad(v.span(), "a TextVectorization inside a model gives token ids (output_mode = int) here; multi_hot, count and tf_idf rows work on the data, before the model (kiln::data::TextVectorization)".into());
-                }
+                mode = match word(v).as_str() {
+                    "int" => quote!(Int),
+                    "multi_hot" => quote!(MultiHot),
+                    "count" => quote!(Count),
+                    "tf_idf" => quote!(TfIdf),
+                    _ => {
+                        bad(v.span(), "output_mode is int, multi_hot, count or tf_idf".into());
+                        continue;
+                    }
+                };
             }
             (Some("standardize"), v) => {
                 standardize = match word(v).as_str() {
@@ -219,20 +230,33 @@ fn text_vectorization(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
             (None, v) => bad(v.span(), format!("TextVectorization's arguments are named, e.g. {example}")),
         }
     }
-    let Some(length) = length else {
-        errors.over(&call.tokens, format!("a TextVectorization inside a model pads or cuts every text to a length of its own: give output_sequence_length, e.g. {example}"));
-        return None;
+    let ids = mode.to_string() == "Int";
+    let (width, sequence) = match (ids, length, max) {
+        (true, Some(l), _) => (l, quote!(Some(#l))),
+        (true, None, _) => {
+            errors.over(&call.tokens, format!("a TextVectorization inside a model pads or cuts every text to a length of its own: give output_sequence_length, e.g. {example}"));
+            return None;
+        }
+        (false, None, Some(m)) => (m, quote!(None)),
+        (false, Some(_), _) => {
+            errors.over(&call.tokens, "output_sequence_length is for token ids (output_mode = int); rows of multi_hot, count or tf_idf are max_tokens wide");
+            return None;
+        }
+        (false, None, None) => {
+            errors.over(&call.tokens, "rows of multi_hot, count or tf_idf inside a model are max_tokens wide: give max_tokens, e.g. TextVectorization(max_tokens = 5000, output_mode = multi_hot)");
+            return None;
+        }
     };
     ok.then(|| Head {
         options: quote!(::kiln::data::StringInput::Text(::kiln::data::TextVectorization::new(::kiln::data::TextOptions {
             max_tokens: #max_tokens,
             standardize: ::kiln::data::Standardize::#standardize,
             split: ::kiln::data::SplitOn::#split,
-            output_mode: ::kiln::data::OutputMode::Int,
-            output_sequence_length: Some(#length),
+            output_mode: ::kiln::data::OutputMode::#mode,
+            output_sequence_length: #sequence,
         }))),
-        length,
-        ids: true,
+        length: width,
+        ids,
         class: "TextVectorization",
     })
 }

@@ -37,7 +37,20 @@ impl StringInput {
             return Err(Error::invalid("texts", "is empty: give at least one string"));
         }
         match self {
-            StringInput::Text(tv) => tv.transform(texts),
+            StringInput::Text(tv) => {
+                let rows = tv.transform(texts)?;
+                // Rows over the vocabulary, padded to max_tokens (Keras' pad_to_max_tokens): a
+                // model's input has one width whatever the vocabulary learned.
+                match (tv.options().output_mode, tv.options().max_tokens) {
+                    (super::OutputMode::Int, _) | (_, None) => Ok(rows),
+                    (_, Some(m)) if rows.ncols() < m => {
+                        let mut padded = Array2::zeros((rows.nrows(), m));
+                        padded.slice_mut(ndarray::s![.., ..rows.ncols()]).assign(&rows);
+                        Ok(padded)
+                    }
+                    _ => Ok(rows),
+                }
+            }
             StringInput::Lookup(l) => l.encode(&texts.iter().map(|t| t.as_ref().to_string()).collect::<Vec<_>>()),
             StringInput::Hashing(h, mode) => {
                 let bins = h.bins(texts);

@@ -2,7 +2,9 @@ use kiln::prelude::*;
 
 sequential! {
     pub struct Reviews: Input([], dtype = string) {
-        TextVectorization(max_tokens = 40, output_mode = multi_hot),
+        TextVectorization(max_tokens = 40),
+        Embedding(40, 8),
+        GlobalAveragePooling1D,
         Dense(2, activation = softmax),
     }
 }
