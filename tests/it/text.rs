@@ -10,7 +10,7 @@ use kiln::data::{
 const FIXTURE: &str = include_str!("../fixtures/keras/text.txt");
 const TEXTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data/texts");
 
-const CORPUS: [&str; 7] = [
+pub(crate) const CORPUS: [&str; 7] = [
     "The cat sat on the mat.",
     "The dog ate my homework!",
     "A cat, a dog; a bird?",
@@ -19,7 +19,7 @@ const CORPUS: [&str; 7] = [
     "CAFÉ au lait, s'il vous plaît",
     "tabs\tand\nnewlines   and  spaces",
 ];
-const PROBE: [&str; 4] = ["the cat ate the unknown bird", "Hello", "", "café CAFÉ au au au lait"];
+pub(crate) const PROBE: [&str; 4] = ["the cat ate the unknown bird", "Hello", "", "café CAFÉ au au au lait"];
 
 fn reference(key: &str) -> Vec<f32> {
     kiln::testing::reference(FIXTURE, key).unwrap_or_else(|| panic!("{key} missing from text.txt"))

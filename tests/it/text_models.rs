@@ -171,16 +171,8 @@ sequential! {
 #[test]
 fn multi_hot_and_tf_idf_rows_inside_a_model_match_keras() {
     const TEXT: &str = include_str!("../fixtures/keras/text.txt");
-    let corpus = [
-        "The cat sat on the mat.",
-        "The dog ate my homework!",
-        "A cat, a dog; a bird?",
-        "Don't stop-believing",
-        "zeta alpha beta alpha beta zeta",
-        "CAFÉ au lait, s'il vous plaît",
-        "tabs\tand\nnewlines   and  spaces",
-    ];
-    let probe = ["the cat ate the unknown bird", "Hello", "", "café CAFÉ au au au lait"];
+    // The corpus and probe of `text.rs`, whose references these are.
+    let (corpus, probe) = (super::text::CORPUS, super::text::PROBE);
     let keras = |key: &str| kiln::testing::reference(TEXT, key).unwrap();
     let mut m = BagOfWords::new();
     m.adapt(&corpus).unwrap();

@@ -48,6 +48,19 @@ impl Layer for OneHot {
 
 math_buffers!(OneHot);
 
+/// One row of `width` values per sample of `x` (`rows` samples): at each value's column (if
+/// any), 1, or with `count` how many values fall there.
+fn fill_rows(out: &mut Vec<f32>, x: &[f32], (rows, width): (usize, usize), count: bool, column: impl Fn(f32) -> Option<usize>) {
+    let per = (x.len() / rows.max(1)).max(1);
+    let out = sized(out, rows * width);
+    out.fill(0.0);
+    for (row, values) in out.chunks_exact_mut(width).zip(x.chunks_exact(per)) {
+        for c in values.iter().filter_map(|&v| column(v)) {
+            row[c] = if count { row[c] + 1.0 } else { 1.0 };
+        }
+    }
+}
+
 /// Keras' `CategoryEncoding(num_tokens, output_mode)` inside a model: the integer ids of a sample
 /// (checked against `num_tokens` where the model's input reads them) as one row of `num_tokens`
 /// values — 1 at each id that occurs (`one_hot` of one id, `multi_hot`), or how many times it
@@ -68,18 +81,10 @@ impl CategoryEncode {
 
 impl Layer for CategoryEncode {
     fn forward(&mut self, xs: &[&[f32]], ctx: &mut Ctx<'_>) {
-        let (x, c, rows) = (xs[0], self.num_tokens, ctx.n);
-        let out = sized(&mut self.buf.out, rows * c);
-        out.fill(0.0);
-        let per = x.len() / rows.max(1);
-        for (row, ids) in out.chunks_exact_mut(c).zip(x.chunks_exact(per.max(1))) {
-            for &id in ids {
-                if id >= 0.0 && (id as usize) < c {
-                    let v = &mut row[id as usize];
-                    *v = if self.count { *v + 1.0 } else { 1.0 };
-                }
-            }
-        }
+        let c = self.num_tokens;
+        // An id out of range, which the model's input check refuses first, marks nothing.
+        let column = |id: f32| (id >= 0.0 && (id as usize) < c).then_some(id as usize);
+        fill_rows(&mut self.buf.out, xs[0], (ctx.n, c), self.count, column);
     }
 
     fn backward(&mut self, xs: &[&[f32]], _dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
@@ -122,10 +127,6 @@ impl Discretize {
         }
         Discretize { boundaries: p, rows, buf: MathBuffers::default() }
     }
-
-    fn bucket(&self, x: f32) -> usize {
-        self.boundaries.value.partition_point(|b| *b <= x)
-    }
 }
 
 impl Layer for Discretize {
@@ -140,18 +141,8 @@ impl Layer for Discretize {
                 }
             }
             Some(count) => {
-                let rows = ctx.n;
-                let per = (x.len() / rows.max(1)).max(1);
-                let mut out = std::mem::take(&mut self.buf.out);
-                let o = sized(&mut out, rows * bins);
-                o.fill(0.0);
-                for (row, values) in o.chunks_exact_mut(bins).zip(x.chunks_exact(per)) {
-                    for &v in values {
-                        let cell = &mut row[self.bucket(v)];
-                        *cell = if count { *cell + 1.0 } else { 1.0 };
-                    }
-                }
-                self.buf.out = out;
+                let b = &self.boundaries.value;
+                fill_rows(&mut self.buf.out, x, (ctx.n, bins), count, |v| Some(b.partition_point(|b| *b <= v)));
             }
         }
     }
@@ -206,12 +197,6 @@ impl IntLookup {
         IntLookup { vocabulary, num_oov: num_oov.max(1), count, buf: MathBuffers::default(), sorted: vec![], seen: vec![] }
     }
 
-    fn column(&self, v: f32) -> usize {
-        match self.sorted.binary_search_by(|(x, _)| x.total_cmp(&v)) {
-            Ok(i) => self.sorted[i].1,
-            Err(_) => (v as i64).rem_euclid(self.num_oov as i64) as usize,
-        }
-    }
 }
 
 impl Layer for IntLookup {
@@ -223,20 +208,14 @@ impl Layer for IntLookup {
                 self.seen.iter().enumerate().filter(|(_, v)| **v != -1.0).map(|(i, &v)| (v, oov + i)).collect();
             self.sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
-        let x = xs[0];
+        let (sorted, oov) = (&self.sorted, self.num_oov as i64);
+        // A value out of the vocabulary takes its floor modulo among the out-of-vocabulary ids.
+        let column = |v: f32| match sorted.binary_search_by(|(x, _)| x.total_cmp(&v)) {
+            Ok(i) => Some(sorted[i].1),
+            Err(_) => Some((v as i64).rem_euclid(oov) as usize),
+        };
         let width = self.num_oov + self.vocabulary.value.len();
-        let rows = ctx.n;
-        let per = (x.len() / rows.max(1)).max(1);
-        let mut out = std::mem::take(&mut self.buf.out);
-        let o = sized(&mut out, rows * width);
-        o.fill(0.0);
-        for (row, values) in o.chunks_exact_mut(width).zip(x.chunks_exact(per)) {
-            for &v in values {
-                let cell = &mut row[self.column(v)];
-                *cell = if self.count { *cell + 1.0 } else { 1.0 };
-            }
-        }
-        self.buf.out = out;
+        fill_rows(&mut self.buf.out, xs[0], (ctx.n, width), self.count, column);
     }
 
     fn backward(&mut self, xs: &[&[f32]], _dy: &[f32], _ctx: &mut Ctx<'_>, opts: BackwardOpts) {
