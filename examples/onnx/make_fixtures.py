@@ -517,6 +517,7 @@ def kiln_export():
         ("kiln_export_attention_mask", (5, 6)),
         ("kiln_export_states", (6, 3)),
         ("kiln_export_encoder_decoder", (6, 3)),
+        ("kiln_export_buckets", (3,)),
     ):
         path = os.path.join(OUT, f"{name}.onnx")
         if os.path.exists(path):
@@ -526,6 +527,10 @@ def kiln_export():
     if os.path.exists(path):
         onnx.checker.check_model(onnx.load(path))
         reference("kiln_export_text", np.random.default_rng(6).integers(0, 20, (4, 7)))
+    path = os.path.join(OUT, "kiln_export_categories.onnx")
+    if os.path.exists(path):
+        onnx.checker.check_model(onnx.load(path))
+        reference("kiln_export_categories", np.random.default_rng(6).integers(0, 5, (4, 3)))
 
 
 def external_data():

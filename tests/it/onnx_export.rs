@@ -270,6 +270,22 @@ functional! {
     }
 }
 
+sequential! {
+    /// Numbers to their buckets as multi-hot rows (Discretization), then a Dense.
+    pub struct ExportedBuckets: [3] {
+        Discretization(bin_boundaries = [-1.0, -0.25, 0.0, 0.5, 1.5], output_mode = multi_hot),
+        Dense(2),
+    }
+}
+
+sequential! {
+    /// Integer ids counted into rows (CategoryEncoding), then a Dense.
+    pub struct ExportedCategories: [3], dtype = i32 {
+        CategoryEncoding(num_tokens = 5, output_mode = count),
+        Dense(2),
+    }
+}
+
 #[kiln::onnx("../fixtures/onnx/kiln_export.onnx")]
 pub struct Reimported;
 #[kiln::onnx("../fixtures/onnx/kiln_export_rnn.onnx")]
@@ -352,6 +368,8 @@ fn write_the_export_fixtures() {
     ExportedAttentionMask::with_seed(24).save_onnx(fixture("kiln_export_attention_mask")).unwrap();
     ExportedStates::with_seed(25).save_onnx(fixture("kiln_export_states")).unwrap();
     ExportedEncoderDecoder::with_seed(26).save_onnx(fixture("kiln_export_encoder_decoder")).unwrap();
+    ExportedBuckets::with_seed(27).save_onnx(fixture("kiln_export_buckets")).unwrap();
+    ExportedCategories::with_seed(28).save_onnx(fixture("kiln_export_categories")).unwrap();
 }
 
 /// `save_onnx` writes the committed file, byte for byte.
@@ -392,6 +410,8 @@ fn save_onnx_writes_the_committed_files() {
     writes_the_fixture(&|p| ExportedAttentionMask::with_seed(24).save_onnx(p), "kiln_export_attention_mask");
     writes_the_fixture(&|p| ExportedStates::with_seed(25).save_onnx(p), "kiln_export_states");
     writes_the_fixture(&|p| ExportedEncoderDecoder::with_seed(26).save_onnx(p), "kiln_export_encoder_decoder");
+    writes_the_fixture(&|p| ExportedBuckets::with_seed(27).save_onnx(p), "kiln_export_buckets");
+    writes_the_fixture(&|p| ExportedCategories::with_seed(28).save_onnx(p), "kiln_export_categories");
 }
 
 /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -456,6 +476,16 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     let got = ExportedAttentionMask::with_seed(24).predict(&r.input).unwrap();
     let want = r.output.iter().copied().collect::<Vec<_>>();
     assert!(max_abs("kiln_export_attention_mask predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    // The preprocessing layers: exported only (the importer reads neither OneHot nor
+    // GreaterOrEqual).
+    let r = reference("kiln_export_buckets");
+    let got = ExportedBuckets::with_seed(27).predict(&r.input).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    assert!(max_abs("kiln_export_buckets predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    let r = reference("kiln_export_categories");
+    let got = ExportedCategories::with_seed(28).predict(&r.input.mapv(|v| v as i32)).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    assert!(max_abs("kiln_export_categories predict", got.as_slice().unwrap(), &want) <= 1e-5);
     let r = reference("kiln_export_states");
     let got = ExportedStates::with_seed(25).predict(&r.input).unwrap();
     let want = r.output.iter().copied().collect::<Vec<_>>();

@@ -190,6 +190,18 @@ pub enum Static {
     OneHot {
         classes: usize,
     },
+    /// CategoryEncoding (ONNX export only): a sample's ids as one row of `depth`, ones or
+    /// `count`s.
+    CategoryRows {
+        depth: usize,
+        count: bool,
+    },
+    /// Discretization (ONNX export only): bucket ids among the weight `bin_boundaries`, or with
+    /// `rows` (`Some(count)`) rows of `bins`.
+    Buckets {
+        bins: usize,
+        rows: Option<bool>,
+    },
     /// `gather(x, ids)`: rows of `x` (`rows` of them) by an input of token ids.
     Gather {
         rows: usize,

@@ -139,6 +139,14 @@ impl Spec for Discretization {
     fn params(&self, _ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
         Some(vec![("bin_boundaries", vec![self.bins - 1])])
     }
+
+    fn onnx(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        let rows = match self.mode {
+            Mode::Int => None,
+            m => Some(m == Mode::Count),
+        };
+        Some(crate::ir::Static::Buckets { bins: self.bins, rows })
+    }
 }
 
 struct CategoryEncoding {
@@ -189,6 +197,10 @@ impl Spec for CategoryEncoding {
 
     fn id_bound(&self) -> Option<usize> {
         Some(self.num_tokens)
+    }
+
+    fn onnx(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::CategoryRows { depth: self.num_tokens, count: self.mode == Mode::Count })
     }
 }
 

@@ -317,6 +317,24 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
                 let m = mask.then(|| ins[data]);
                 w.attention([ins[0], ins[1], ins[k]], m, &layer.name.to_string(), &h, &own)
             }
+            Static::CategoryRows { depth, count } => w.rows_of_ids(ins[0], depth, count, &own),
+            Static::Buckets { bins, rows } => {
+                // The boundaries at or below each value, counted: its bucket.
+                let axis = w.constant(vec![1], vec![], vec![-1]);
+                let x = w.node("Unsqueeze", &[ins[0], &axis], vec![], None);
+                let at_or_above = w.node("GreaterOrEqual", &[&x, &p("bin_boundaries")], vec![], None);
+                let ones = w.node("Cast", &[&at_or_above], vec![attr_int("to", 1)], None);
+                let last = w.constant(vec![1], vec![], vec![-1]);
+                let keep = vec![attr_int("keepdims", 0)];
+                match rows {
+                    None => w.node("ReduceSum", &[&ones, &last], keep, Some(&own)),
+                    Some(count) => {
+                        let buckets = w.node("ReduceSum", &[&ones, &last], keep, None);
+                        let ids = w.node("Cast", &[&buckets], vec![attr_int("to", 7)], None);
+                        w.rows_of_ids(&ids, bins, count, &own)
+                    }
+                }
+            }
             Static::Permute { order, .. } => {
                 let perm: Vec<i64> = [0].into_iter().chain(order.iter().map(|&o| o as i64 + 1)).collect();
                 w.node("Transpose", &[ins[0]], vec![attr_ints("perm", perm)], Some(&own))

@@ -112,3 +112,19 @@ pub(super) fn window(win: &TokenStream) -> Option<std::collections::HashMap<Stri
         })
         .collect()
 }
+
+impl Writer {
+    /// Ids `[batch, k]` (int64) as rows `[batch, depth]`: ones where an id occurs, or with
+    /// `count` how many times (ONNX's OneHot, then the maximum or the sum over the ids).
+    pub(super) fn rows_of_ids(&mut self, ids: &str, depth: usize, count: bool, own: &str) -> String {
+        let d = self.constant(vec![1], vec![], vec![depth as i64]);
+        let values = self.constant(vec![2], vec![0.0, 1.0], vec![]);
+        let hot = self.node("OneHot", &[ids, &d, &values], vec![attr_int("axis", -1)], None);
+        if count {
+            let axes = self.constant(vec![1], vec![], vec![1]);
+            self.node("ReduceSum", &[&hot, &axes], vec![attr_int("keepdims", 0)], Some(own))
+        } else {
+            self.node("ReduceMax", &[&hot], vec![attr_ints("axes", vec![1]), attr_int("keepdims", 0)], Some(own))
+        }
+    }
+}
