@@ -89,7 +89,7 @@ pub mod __private {
     pub use rand::rngs::StdRng;
     pub use rand::{RngCore, SeedableRng};
 
-    use crate::data::{StringInput, TextVectorization};
+    use crate::data::StringInput;
 
     fn no_strings(name: &str) -> crate::Error {
         crate::Error::invalid("strings", format!("{name} reads numbers, not strings"))
@@ -103,11 +103,6 @@ pub mod __private {
     /// A string-reading model's preprocessing, to adapt.
     pub fn strings_of_mut<M: Model>(m: &mut M) -> crate::Result<&mut StringInput> {
         m.train_state_mut().strings_mut().ok_or_else(|| no_strings(M::NAME))
-    }
-
-    /// A new text model's TextVectorization, before `adapt`.
-    pub fn set_text<M: Model>(m: &mut M, opts: crate::data::TextOptions) {
-        m.train_state_mut().set_strings(StringInput::Text(TextVectorization::new(opts)));
     }
 
     /// `Hashing(num_bins, mask_value, salt, output_mode)` read by a model's string input (the

@@ -35,7 +35,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let prefixes = names.iter().map(|f| f.to_string());
 
     // A model reading raw text keeps its TextVectorization in its state.
-    let set_text = model.text.as_ref().map(|(_, s, _)| quote!(::kiln::__private::set_strings(&mut model, #s);));
+    let set_strings = model.text.as_ref().map(|(_, s, _)| quote!(::kiln::__private::set_strings(&mut model, #s);));
     let text_methods = model.text.as_ref().map(|(i, _, _)| crate::parse::text::methods(name, model.inputs.len(), *i));
     let (in_ports, out_ports, out_acts) = ports(&g);
     let infos = layer_infos(model);
@@ -121,7 +121,7 @@ pub fn expand(model: &Model) -> TokenStream {
                     #(#accumulators: ::std::vec::Vec::new(),)*
                     __kiln_state: #rt::TrainState::new(seed),
                 };
-                #set_text
+                #set_strings
                 model
             }
 

@@ -36,6 +36,15 @@ pub enum Value {
 }
 
 impl Value {
+    /// An argument written as a name or a string (`relu`, `"relu"`); empty for other values.
+    pub fn word(&self) -> String {
+        match self {
+            Value::Ident(i) => i.to_string(),
+            Value::Str(s, _) => s.clone(),
+            _ => String::new(),
+        }
+    }
+
     pub fn span(&self) -> Span {
         match self {
             Value::Int(_, s)

@@ -43,11 +43,7 @@ enum Mode {
 /// `output_mode`, one of `allowed` (its first the default).
 fn mode(args: &Args<'_>, class: &str, allowed: &[(&str, Mode)], errors: &mut Errors) -> Option<Mode> {
     let Some(v) = args.get("output_mode") else { return Some(allowed[0].1) };
-    let name = match v {
-        Value::Ident(i) => i.to_string(),
-        Value::Str(s, _) => s.clone(),
-        _ => String::new(),
-    };
+    let name = v.word();
     let found = allowed.iter().find(|(n, _)| *n == name).map(|(_, m)| *m);
     if found.is_none() {
         let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
@@ -237,9 +233,7 @@ fn integer_lookup(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> 
         );
         return None;
     }
-    if matches!(args.get("output_mode"), Some(v) if matches!(v, Value::Ident(i) if i == "int") || matches!(v, Value::Str(s, _) if s == "int"))
-    {
-        let v = args.get("output_mode")?;
+    if let Some(v) = args.get("output_mode").filter(|v| v.word() == "int") {
         errors.at(v.span(), "an IntegerLookup inside a model gives rows (output_mode = multi_hot, one_hot or count); its ids work on the data, before the model (kiln::data::IntegerLookup)");
         return None;
     }

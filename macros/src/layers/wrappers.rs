@@ -143,12 +143,7 @@ fn bidirectional(args: &Args<'_>, errors: &mut Errors) -> Option<Rc<dyn Spec>> {
     let mode = match args.get("merge_mode") {
         None => Some("Concat"),
         Some(v) => {
-            let name = match v {
-                Value::Str(s, _) => s.clone(),
-                Value::Ident(i) => i.to_string(),
-                _ => String::new(),
-            };
-            let mode = match name.as_str() {
+            let mode = match v.word().as_str() {
                 "concat" => Some("Concat"),
                 "sum" => Some("Sum"),
                 "mul" => Some("Mul"),

@@ -18,7 +18,7 @@ pub fn is_text_input(decl: &TokenStream, errors: &mut Errors) -> bool {
     let Ok(args) = syn::parse::Parser::parse2(Punctuated::<Arg, Token![,]>::parse_terminated, decl.clone()) else {
         return false;
     };
-    let text = args.iter().any(|a| a.key.as_ref().is_some_and(|k| k == "dtype") && word(&a.value) == "string");
+    let text = args.iter().any(|a| a.key.as_ref().is_some_and(|k| k == "dtype") && a.value.word() == "string");
     if text {
         for a in &args {
             if let Value::List(d, span) = &a.value
@@ -29,15 +29,6 @@ pub fn is_text_input(decl: &TokenStream, errors: &mut Errors) -> bool {
         }
     }
     text
-}
-
-/// An argument written as a name or a string (`int`, `"int"`); empty for other values.
-fn word(v: &Value) -> String {
-    match v {
-        Value::Ident(i) => i.to_string(),
-        Value::Str(s, _) => s.clone(),
-        _ => String::new(),
-    }
 }
 
 /// `TextVectorization(max_tokens = .., output_sequence_length = .., standardize = ..,
@@ -96,7 +87,7 @@ fn string_lookup(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
                 None => ok = false,
             },
             (Some("mask_token"), Value::Str(s, _)) => mask = quote!(.with_mask_token(::std::string::String::from(#s))),
-            (Some("output_mode"), v) if word(v) == "int" => {}
+            (Some("output_mode"), v) if v.word() == "int" => {}
             (Some(k), v) => {
                 errors.at(v.span(), format!("StringLookup inside a model takes max_tokens, num_oov_indices, mask_token (a string) and output_mode = int; `{k}` is not one of them, or its value does not fit"));
                 ok = false;
@@ -136,7 +127,7 @@ fn hashing(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
                 let (a, b) = (k[0] as u64, k[1] as u64);
                 salt = quote!(Some([#a, #b]));
             }
-            (Some("output_mode"), v) if word(v) == "int" || word(v) == "one_hot" => one_hot = word(v) == "one_hot",
+            (Some("output_mode"), v) if v.word() == "int" || v.word() == "one_hot" => one_hot = v.word() == "one_hot",
             (Some(k), v) => {
                 errors.at(v.span(), format!("Hashing inside a model takes num_bins, mask_value (a string), salt (an integer or two) and output_mode = int or one_hot; `{k}` is not one of them, or its value does not fit"));
                 ok = false;
@@ -184,7 +175,7 @@ fn text_vectorization(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
             }
             (Some("output_sequence_length"), Value::Int(n, _)) if *n > 0 => length = Some(*n as usize),
             (Some("output_mode"), v) => {
-                mode = match word(v).as_str() {
+                mode = match v.word().as_str() {
                     "int" => quote!(Int),
                     "multi_hot" => quote!(MultiHot),
                     "count" => quote!(Count),
@@ -196,7 +187,7 @@ fn text_vectorization(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
                 };
             }
             (Some("standardize"), v) => {
-                standardize = match word(v).as_str() {
+                standardize = match v.word().as_str() {
                     "lower_and_strip_punctuation" => quote!(LowerAndStripPunctuation),
                     "lower" => quote!(Lower),
                     "strip_punctuation" => quote!(StripPunctuation),
@@ -211,7 +202,7 @@ fn text_vectorization(call: &LayerCall, errors: &mut Errors) -> Option<Head> {
                 };
             }
             (Some("split"), v) => {
-                split = match word(v).as_str() {
+                split = match v.word().as_str() {
                     "whitespace" => quote!(Whitespace),
                     "character" => quote!(Character),
                     "none" | "None" => quote!(None),

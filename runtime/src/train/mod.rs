@@ -327,19 +327,17 @@ pub(crate) fn check_usable(m: &dyn DynModel) -> Result<()> {
     }
     let mut refused = None;
     m.visit_weights(&mut |name, p| {
+        if refused.is_some() {
+            return;
+        }
         if let Some(layer) = name.strip_suffix(".vocabulary")
-            && refused.is_none()
             && layers.iter().any(|l| l.name == layer && l.kind == "IntegerLookup")
             && p.value.iter().all(|v| *v == -1.0)
         {
             refused = Some(format!(
                 "layer `{layer}` (IntegerLookup) has no vocabulary yet: call model.adapt(\"{layer}\", &x) first"
             ));
-        }
-    });
-    m.visit_weights(&mut |name, p| {
-        if refused.is_none()
-            && p.is_boundaries()
+        } else if p.is_boundaries()
             && let Some(why) = p.refuse(&p.value)
         {
             refused = Some(match name.strip_suffix(".bin_boundaries") {
