@@ -32,19 +32,27 @@ pub fn expand(model: &Model, checked: &Checked, w: &Weights) -> TokenStream {
             static BYTES: &[u8] = include_bytes!(#abs);
         ),
     };
-    // A text model's vocabulary, from the file's metadata.
+    // A string-reading model's preprocessing state, from the file's metadata entry of its kind.
     let text = match &model.text {
         None => quote!(),
-        Some(_) => match text_json(&checked.bytes) {
-            Some((key, json)) => quote!(::kiln::__private::set_strings_json(&mut model, #key, #json);),
-            None => {
-                let msg = format!(
-                    "embedded weights `{shown}`: the file holds no TextVectorization vocabulary (`kiln.text_vectorization`), \
-                     and {name} reads raw text: save the weights of the text model, adapted"
-                );
-                quote!(::core::compile_error!(#msg);)
+        Some((_, _, class)) => {
+            let key = match *class {
+                "StringLookup" => "kiln.string_lookup",
+                "Hashing" => "kiln.hashing",
+                _ => "kiln.text_vectorization",
+            };
+            match metadata_entry(&checked.bytes, key) {
+                Some(json) => quote!(::kiln::__private::set_strings_json(&mut model, #key, #json);),
+                None => {
+                    let msg = format!(
+                        "embedded weights `{shown}`: the file holds no `{key}`, the state of {name}'s {class}: \
+                         save the weights of that model, adapted"
+                    );
+                    let at = w.path.span();
+                    quote::quote_spanned!(at=> ::core::compile_error!(#msg);)
+                }
             }
-        },
+        }
     };
     quote! {
         impl #name {
@@ -62,13 +70,10 @@ pub fn expand(model: &Model, checked: &Checked, w: &Weights) -> TokenStream {
     }
 }
 
-/// The entry of a weights file's metadata holding a string-reading model's preprocessing state.
-fn text_json(bytes: &[u8]) -> Option<(String, String)> {
+/// A weights file's metadata entry `key`.
+fn metadata_entry(bytes: &[u8], key: &str) -> Option<String> {
     let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).ok()?;
-    let meta = meta.metadata().as_ref()?;
-    ["kiln.text_vectorization", "kiln.string_lookup", "kiln.hashing"]
-        .iter()
-        .find_map(|k| meta.get(*k).map(|v| (k.to_string(), v.clone())))
+    meta.metadata().as_ref()?.get(key).cloned()
 }
 
 /// Stands in for `embedded()` beside an embedding error, so code calling it reports nothing more.
