@@ -32,6 +32,8 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+pub use kiln_macros::__call;
 pub use kiln_macros::{Model, call, functional, loss, model, onnx, sequential};
 pub use kiln_runtime::*;
 

@@ -118,12 +118,42 @@ pub fn model(mut item: ItemStruct, derived: bool) -> syn::Result<TokenStream> {
         Some(item)
     };
     let impls = code.emit(&name, &generics);
+    let fields: Vec<(String, Type)> = layout.iter().map(|(key, elem, _)| (key.clone(), elem.clone())).collect();
+    let callback = fields_callback(&name, &fields);
     Ok(quote! {
         #errors
         #item
         #impls
         #embedded
+        #callback
     })
+}
+
+/// The name of the macro through which `#[kiln::call]` on model `name` reads its fields.
+pub fn fields_macro(name: &Ident) -> Ident {
+    quote::format_ident!("__kiln_fields_{}", name)
+}
+
+/// `__kiln_fields_<Model>!`: hands the struct's fields and their (element) types on to the call
+/// macro (`kiln::__call!`) with the `call` impl it is given, so that the checks on fields of
+/// kiln's types run while the macro expands (`parse/subclass/known.rs`). Also named by path
+/// (`pub(crate) use`), for an impl in another module or above the struct.
+pub fn fields_callback(name: &Ident, fields: &[(String, Type)]) -> TokenStream {
+    let mac = fields_macro(name);
+    let list = fields.iter().map(|(key, ty)| {
+        let key = quote::format_ident!("{}", key);
+        quote!(#key (#ty),)
+    });
+    quote! {
+        #[doc(hidden)]
+        #[allow(unused_macros)]
+        macro_rules! #mac {
+            ($($item:tt)*) => { ::kiln::__call! { [#(#list)*] $($item)* } };
+        }
+        #[doc(hidden)]
+        #[allow(unused_imports)]
+        pub(crate) use #mac;
+    }
 }
 
 /// What `#[layer(..)]` says of a field.
@@ -239,7 +269,7 @@ impl FieldCode {
             #[allow(non_camel_case_types)]
             type #alias #params = #elem;
         });
-        // The field's shape rule is read through its alias (`FieldRule::of`); its activation,
+        // The field's shape rule is read through its alias (`field_rule`); its activation,
         // which the model's output activations name, here.
         let kact = konst("ACT", &key);
         self.consts.push(quote! {

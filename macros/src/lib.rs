@@ -230,6 +230,7 @@ pub fn model(attr: TokenStream, item: TokenStream) -> TokenStream {
         .unwrap_or_else(|e| {
             let mut out = e.to_compile_error();
             out.extend(codegen::fallback(&name, &vis));
+            out.extend(derive::fields_callback(&name, &[]));
             out
         })
         .into()
@@ -243,17 +244,59 @@ fn only_const_params(g: &syn::Generics) -> bool {
 
 /// Turns a `#[kiln::model]` struct's `call` method into its forward and backward code (see
 /// [`macro@model`]).
+///
+/// The struct's macro defined `__kiln_fields_<Model>!`, which hands the struct's field types on
+/// to [`macro@__call`] with this impl: the impl expands through it.
 #[proc_macro_attribute]
 pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemImpl);
-    let self_ty = item.self_ty.clone();
     if !only_const_params(&item.generics) {
         // `#[kiln::model]` reported the generic parameters at the struct and made it a model.
         return proc_macro::TokenStream::new();
     }
+    let syn::Type::Path(self_ty) = &*item.self_ty else {
+        return expand_call(item, &[]).into();
+    };
+    let mut path = self_ty.path.clone();
+    let Some(last) = path.segments.last_mut() else { return expand_call(item, &[]).into() };
+    last.ident = derive::fields_macro(&last.ident);
+    last.arguments = syn::PathArguments::None;
+    quote::quote!(#path! { #item }).into()
+}
+
+/// `#[kiln::call]`'s second step, through the struct macro's `__kiln_fields_<Model>!`: the
+/// struct's fields and their types in brackets (`[dense1 (Dense<10, 64, Relu>), ..]`), then the
+/// `call` impl. Not for users.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __call(input: TokenStream) -> TokenStream {
+    let parsed = syn::parse::Parser::parse(
+        |stream: syn::parse::ParseStream<'_>| {
+            let list;
+            syn::bracketed!(list in stream);
+            let mut fields = Vec::new();
+            while !list.is_empty() {
+                let key: syn::Ident = list.parse()?;
+                let ty;
+                syn::parenthesized!(ty in list);
+                fields.push((key, ty.parse::<syn::Type>()?));
+                let _: Option<syn::Token![,]> = list.parse()?;
+            }
+            Ok((fields, stream.parse::<syn::ItemImpl>()?))
+        },
+        input,
+    );
+    match parsed {
+        Ok((fields, item)) => expand_call(item, &fields).into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn expand_call(item: syn::ItemImpl, fields: &[(syn::Ident, syn::Type)]) -> proc_macro2::TokenStream {
+    let self_ty = item.self_ty.clone();
     let (impl_g, _, where_g) = item.generics.split_for_impl();
     let (impl_g, where_g) = (quote::ToTokens::to_token_stream(&impl_g), quote::ToTokens::to_token_stream(&where_g));
-    parse::subclass::lower(item)
+    parse::subclass::lower(item, fields)
         .map(|(lowered, outs)| codegen::subclass::expand(&lowered, &outs))
         .unwrap_or_else(|e| {
             // The struct's state field names this impl's buffers: keep it well-formed so that only
@@ -272,7 +315,6 @@ pub fn call(_attr: TokenStream, item: TokenStream) -> TokenStream {
             out.extend(codegen::model_impl(&impl_g, &ty, &quote::quote!(self.kiln.train)));
             out
         })
-        .into()
 }
 
 /// `#[derive(Model)]`: the subclassing style as a derive. The struct declares kiln's state
@@ -347,7 +389,14 @@ pub fn onnx(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(Model, attributes(layer, weights))]
 pub fn derive_model(input: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(input as syn::ItemStruct);
-    derive::model(item, true).unwrap_or_else(|e| e.to_compile_error()).into()
+    let name = item.ident.clone();
+    derive::model(item, true)
+        .unwrap_or_else(|e| {
+            let mut out = e.to_compile_error();
+            out.extend(derive::fields_callback(&name, &[]));
+            out
+        })
+        .into()
 }
 
 #[cfg(test)]

@@ -348,3 +348,35 @@ fn batches_refuses_what_fit_refuses() {
     assert!(err.contains("9 rows") && err.contains("10"), "{err}");
     assert_eq!(batches(&x, &y, 4).unwrap().count(), 3);
 }
+
+// `#[kiln::call]` reads the struct's field types through the macro `#[kiln::model]` defines
+// beside it, which is also an item of the module: an impl above its struct works as one below.
+#[kiln::call]
+impl CallAbove {
+    fn call(&self, x: Input<4>) -> Output<2> {
+        self.head(self.body(x))
+    }
+}
+
+#[kiln::model]
+pub struct CallAbove {
+    body: Dense<4, 8, Tanh>,
+    head: Dense<8, 2, Softmax>,
+}
+
+#[test]
+fn a_call_impl_above_its_struct_builds_the_model() {
+    let x = Array2::from_shape_fn((5, 4), |(i, j)| (i as f32 - j as f32) * 0.3);
+    let mut model = CallAbove::new();
+    let y = model.predict(&x).expect("predicts");
+    let weight = |name: &str| model.get_weight(name).expect("a weight");
+    let matrix = |name: &str| weight(name).into_dimensionality::<kiln::ndarray::Ix2>().expect("a matrix");
+    let vector = |name: &str| weight(name).into_dimensionality::<kiln::ndarray::Ix1>().expect("a vector");
+    let h = (x.dot(&matrix("body.kernel")) + &vector("body.bias")).mapv(f32::tanh);
+    let z = h.dot(&matrix("head.kernel")) + &vector("head.bias");
+    for (row, zr) in y.rows().into_iter().zip(z.rows()) {
+        let e: Vec<f32> = zr.iter().map(|v| v.exp()).collect();
+        let total: f32 = e.iter().sum();
+        assert!(row.iter().zip(&e).all(|(p, e)| (p - e / total).abs() < 1e-5), "{row} vs {zr}");
+    }
+}

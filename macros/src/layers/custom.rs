@@ -114,13 +114,13 @@ impl Spec for Custom {
             );
             let custom = super::const_check(
                 span,
-                quote_spanned!(span=> ::kiln::__private::expect_custom(#what, ::kiln::__private::FieldRule::of::<#ty>(), &[#(#input),*], #out_last)),
+                quote_spanned!(span=> ::kiln::__private::expect_custom(#what, ::kiln::__private::field_rule::<#ty>(), &[#(#input),*], #out_last)),
             );
             return quote!(#inputs #custom);
         }
         super::const_check(
             span,
-            quote_spanned!(span=> ::kiln::__private::expect_custom(#what, ::kiln::__private::FieldRule::of::<#ty>(), &[#(#input),*], #out_last)),
+            quote_spanned!(span=> ::kiln::__private::expect_custom(#what, ::kiln::__private::field_rule::<#ty>(), &[#(#input),*], #out_last)),
         )
     }
 }

@@ -7,24 +7,7 @@
 
 pub use crate::infer::Window;
 
-/// Output size and padding before, as Keras computes them, for one axis; `None` when the window
-/// does not fit (`valid` with a window larger than the input) or a stride or dilation is 0.
-pub const fn axis(size: usize, k: usize, stride: usize, dilation: usize, same: bool) -> Option<(usize, usize)> {
-    if stride == 0 || dilation == 0 || k == 0 || size == 0 {
-        return None;
-    }
-    let span = (k - 1) * dilation + 1;
-    if same {
-        let out = size.div_ceil(stride);
-        let needed = (out - 1) * stride + span;
-        let pad = needed.saturating_sub(size);
-        Some((out, pad / 2))
-    } else if span > size {
-        None
-    } else {
-        Some(((size - span) / stride + 1, 0))
-    }
-}
+pub use kiln_shapes::axis;
 
 impl Window {
     /// Values in one input sample.

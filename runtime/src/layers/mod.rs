@@ -175,7 +175,9 @@ pub use recurrent::{Cell, Gate, Recurrent, RecurrentBuffers, RecurrentConfig};
 pub use resample::{Resample, ResampleBuffers};
 pub use resize::{RandomCrop, Resize, ResizeBuffers, aspect_crop, resize_bilinear};
 pub use take::{Take, TakeBuffers};
-pub use traits::{FieldRule, Init, InputRule, Shaped, WindowRule, field_dim, ids_below, init_vec, min_usize, set_trainable_all};
+pub use traits::{
+    FieldRule, Init, InputRule, Shaped, WindowRule, field_dim, field_rule, ids_below, init_vec, min_usize, set_trainable_all, window_of,
+};
 pub use typed::{BiGruSeq, BiLstmSeq, CrossAttention, Embed, GruSeq, LayerNormalization, LstmSeq, SelfAttention, SimpleRnnSeq};
 pub use typed_window::{
     AveragePooling1D, AveragePooling2D, BatchNormalization, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D, Padding, Same,

@@ -54,135 +54,41 @@ pub trait Shaped {
     const MATRIX: bool = false;
 }
 
-/// The shape rule of a field's input after the first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InputRule {
-    /// A sequence `[steps, width]` of any length (attention's value).
-    Steps(usize),
-    /// Keras' `attention_mask`: `[query steps, value steps]` (the first input's steps, and the
-    /// second's, or the first's again when the second is this mask).
-    Mask,
-    /// A vector `[width]`: a recurrent layer's `initial_state`.
-    State(usize),
-}
+pub use kiln_shapes::{FieldRule, InputRule, WindowRule, field_dim, ids_below, min_usize};
 
-/// The window over the spatial axes of a layer's input (all axes but the last): a square window
-/// of `kernel` with `strides` and `dilation` on each of `rank` axes, padded (`same`) or not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WindowRule {
-    /// The Keras class, for messages.
-    pub class: &'static str,
-    /// Spatial axes: 1 (`[steps, channels]`) or 2 (`[height, width, channels]`).
-    pub rank: usize,
-    /// Window size on each spatial axis.
-    pub kernel: usize,
-    /// Stride on each spatial axis.
-    pub strides: usize,
-    /// Dilation on each spatial axis.
-    pub dilation: usize,
-    /// Keras' `padding = "same"`.
-    pub same: bool,
-}
-
-impl WindowRule {
-    /// Output size and padding before on one spatial axis of `size`, or `None` when the window
-    /// does not fit (Keras' rule; the runtime's `kernels::conv::axis`).
-    pub const fn axis(&self, size: usize) -> Option<(usize, usize)> {
-        crate::kernels::conv::axis(size, self.kernel, self.strides, self.dilation, self.same)
-    }
-
-    /// The runtime window for one sample of `shape` (`[steps, channels]` or `[height, width,
-    /// channels]`); a window that does not fit gives one output position (the model's compile-time
-    /// check reports it first).
-    pub const fn window(&self, shape: &[usize]) -> crate::kernels::conv::Window {
-        let r = shape.len();
-        let (h, w, c) = if r >= 3 { (shape[r - 3], shape[r - 2], shape[r - 1]) } else if r == 2 { (1, shape[0], shape[1]) } else { (1, 1, 1) };
-        let (kh, sh, dh) = if self.rank == 1 { (1, 1, 1) } else { (self.kernel, self.strides, self.dilation) };
-        let (oh, ph) = match crate::kernels::conv::axis(h, kh, sh, dh, self.same) {
-            Some(v) => v,
-            None => (1, 0),
-        };
-        let (ow, pw) = match self.axis(w) {
-            Some(v) => v,
-            None => (1, 0),
-        };
-        let (kw, sw, dw) = (self.kernel, self.strides, self.dilation);
-        crate::kernels::conv::Window { h, w, c, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow }
+/// The rule of layer type `T`, as the `call` macro reads it: its [`Shaped`] constants in one
+/// value.
+pub const fn field_rule<T: Shaped + ?Sized>() -> FieldRule {
+    FieldRule {
+        kind: T::KIND,
+        input: T::IN,
+        output: T::OUT,
+        any_width: T::ANY_WIDTH,
+        flat: T::FLAT,
+        window: T::WINDOW,
+        map: T::MAP,
+        more: T::MORE_INPUTS,
+        required: T::REQUIRED_INPUTS,
     }
 }
 
-/// What the `call` macro reads of a field's type: its [`Shaped`] constants in one value.
-#[derive(Clone, Copy, Debug)]
-pub struct FieldRule {
-    /// The Keras class.
-    pub kind: &'static str,
-    /// `Shaped::IN`.
-    pub input: usize,
-    /// `Shaped::OUT`.
-    pub output: usize,
-    /// `Shaped::ANY_WIDTH`.
-    pub any_width: bool,
-    /// `Shaped::FLAT`.
-    pub flat: bool,
-    /// `Shaped::WINDOW`.
-    pub window: Option<WindowRule>,
-    /// `Shaped::MAP`.
-    pub map: Option<(&'static [usize], &'static [usize])>,
-    /// `Shaped::MORE_INPUTS`.
-    pub more: &'static [InputRule],
-    /// `Shaped::REQUIRED_INPUTS`.
-    pub required: usize,
-}
-
-impl FieldRule {
-    /// The rule of layer type `T`.
-    pub const fn of<T: Shaped + ?Sized>() -> Self {
-        FieldRule {
-            kind: T::KIND,
-            input: T::IN,
-            output: T::OUT,
-            any_width: T::ANY_WIDTH,
-            flat: T::FLAT,
-            window: T::WINDOW,
-            map: T::MAP,
-            more: T::MORE_INPUTS,
-            required: T::REQUIRED_INPUTS,
-        }
-    }
-}
-
-/// Axis `axis` of the output of a field with rule `rule` applied to one sample of `shape`: the
-/// window's output size on a spatial axis, `OUT` (or the input's width) on the last, the input's
-/// size elsewhere. Never panics: the model's compile-time check ([`expect_field`](super::expect_field))
-/// reports a shape the rule cannot take.
-pub const fn field_dim(rule: FieldRule, shape: &[usize], axis: usize) -> usize {
-    if let Some((_, out)) = rule.map {
-        return if axis < out.len() { out[axis] } else { 1 };
-    }
+/// The runtime window of rule `rule` for one sample of `shape` (`[steps, channels]` or `[height,
+/// width, channels]`); a window that does not fit gives one output position (the model's
+/// compile-time check reports it first).
+pub const fn window_of(rule: WindowRule, shape: &[usize]) -> crate::kernels::conv::Window {
     let r = shape.len();
-    if axis + 1 == r {
-        return if rule.any_width { shape[axis] } else { rule.output };
-    }
-    match rule.window {
-        Some(w) if axis + 1 + w.rank >= r => match w.axis(shape[axis]) {
-            Some((out, _)) => out,
-            None => 1,
-        },
-        _ => shape[axis],
-    }
-}
-
-/// The id bound a `#[kiln::model]` input of token ids takes from the field reading it.
-pub const fn ids_below(ids: Option<usize>) -> usize {
-    match ids {
-        Some(b) => b,
-        None => 0,
-    }
-}
-
-/// The smaller of two bounds, in constants.
-pub const fn min_usize(a: usize, b: usize) -> usize {
-    if a < b { a } else { b }
+    let (h, w, c) = if r >= 3 { (shape[r - 3], shape[r - 2], shape[r - 1]) } else if r == 2 { (1, shape[0], shape[1]) } else { (1, 1, 1) };
+    let (kh, sh, dh) = if rule.rank == 1 { (1, 1, 1) } else { (rule.kernel, rule.strides, rule.dilation) };
+    let (oh, ph) = match crate::kernels::conv::axis(h, kh, sh, dh, rule.same) {
+        Some(v) => v,
+        None => (1, 0),
+    };
+    let (ow, pw) = match rule.axis(w) {
+        Some(v) => v,
+        None => (1, 0),
+    };
+    let (kw, sw, dw) = (rule.kernel, rule.strides, rule.dilation);
+    crate::kernels::conv::Window { h, w, c, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow }
 }
 
 /// Building a layer with Keras' initialisers from a random stream.

@@ -79,7 +79,7 @@ macro_rules! conv_field {
             fn init(rng: &mut StdRng) -> Self {
                 // Until the model binds its input, the windows are those of one window's input.
                 let shape: &[usize] = if $rank == 1 { &[K, C] } else { &[K, K, C] };
-                let geom = Self::RULE.window(shape);
+                let geom = super::window_of(Self::RULE, shape);
                 $ty { layer: Conv::new(geom, F, true, $rank == 1, rng), _padding: PhantomData }
             }
         }
@@ -103,7 +103,7 @@ macro_rules! conv_field {
         field_layer!(
             [const C: usize, const F: usize, const K: usize, A: ActivationFn, P: Padding, const S: usize]
             $ty<C, F, K, A, P, S>, ConvBuffers,
-            |this, shape| this.layer.set_window(Self::RULE.window(shape))
+            |this, shape| this.layer.set_window(super::window_of(Self::RULE, shape))
         );
     };
 }
@@ -137,7 +137,7 @@ macro_rules! pool_field {
         impl<const N: usize, P: Padding> Init for $ty<N, P> {
             fn init(_: &mut StdRng) -> Self {
                 let shape: &[usize] = if $rank == 1 { &[N, 1] } else { &[N, N, 1] };
-                $ty { layer: Pool::new(Self::RULE.window(shape), $kind), _padding: PhantomData }
+                $ty { layer: Pool::new(super::window_of(Self::RULE, shape), $kind), _padding: PhantomData }
             }
         }
 
@@ -153,7 +153,7 @@ macro_rules! pool_field {
 
         field_layer!(
             [const N: usize, P: Padding] $ty<N, P>, PoolBuffers,
-            |this, shape| this.layer.set_window(Self::RULE.window(shape))
+            |this, shape| this.layer.set_window(super::window_of(Self::RULE, shape))
         );
     };
 }

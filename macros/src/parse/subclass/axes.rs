@@ -139,10 +139,7 @@ impl Lower {
         let (start, end) = (start as usize, end as usize);
         let len = self.shapes[x][axis].clone();
         let (span, what) = (c.span(), format!("slice {start}..{end}"));
-        self.checks.push(crate::layers::const_check(
-            span,
-            quote::quote_spanned!(span=> ::kiln::__private::expect_slice(#what, #len, #end)),
-        ));
+        self.checks.push((span, quote::quote_spanned!(span=> ::kiln::__private::expect_slice(#what, #len, #end))));
         let mut shape = self.shapes[x].clone();
         shape[axis] = quote!((#end - #start));
         let layer = self.op_layer(slice(axis as i64 + 1, start, end), tokens.clone());
@@ -158,7 +155,7 @@ impl Lower {
         }
         let (alias, span) = (self.alias(&key), c.span());
         let what = format!("`self.{key}`");
-        self.checks.push(crate::layers::const_check(span, quote::quote_spanned!(span=> ::kiln::__private::expect_matrix_field(#what, <#alias as ::kiln::__private::Shaped>::MATRIX))));
+        self.checks.push((span, quote::quote_spanned!(span=> ::kiln::__private::expect_matrix_field(#what, <#alias as ::kiln::__private::Shaped>::MATRIX))));
         self.field_call(key, quote::quote!(self.#m), m, &[&c.args[0]], tokens, span)
     }
 
@@ -195,10 +192,8 @@ impl Lower {
         }
         let (sa, sb) = (self.slice(a), self.slice(b));
         let span = c.span();
-        self.checks.push(crate::layers::const_check(
-            span,
-            quote::quote_spanned!(span=> ::kiln::__private::expect_matmul("matmul", #sa, #sb, #ta, #tb)),
-        ));
+        self.checks
+            .push((span, quote::quote_spanned!(span=> ::kiln::__private::expect_matmul("matmul", #sa, #sb, #ta, #tb))));
         let one = quote!(1usize);
         let shape = matmul_shape(&self.shapes[a], &self.shapes[b], ta, tb, |x, y| {
             let (x, y) = (x.unwrap_or(&one), y.unwrap_or(&one));
@@ -228,7 +223,7 @@ impl Lower {
         let first = self.slice(ins[0]);
         for &i in &ins[1..] {
             let other = self.slice(i);
-            self.checks.push(crate::layers::const_check(
+            self.checks.push((
                 span,
                 quote::quote_spanned!(span=> ::kiln::__private::expect_same_except("concatenate", #first, #other, #a)),
             ));
@@ -278,10 +273,7 @@ impl Lower {
             })
             .collect();
         let (span, a, b) = (c.span(), self.slice(x), quote!(&[#(#shape),*]));
-        self.checks.push(crate::layers::const_check(
-            span,
-            quote::quote_spanned!(span=> ::kiln::__private::expect_same_size("reshape", #a, #b)),
-        ));
+        self.checks.push((span, quote::quote_spanned!(span=> ::kiln::__private::expect_same_size("reshape", #a, #b))));
         let layer = self.op_layer(call_view("Reshape"), tokens.clone());
         Some(self.node(layer, vec![x], tokens, shape))
     }
@@ -305,10 +297,8 @@ impl Lower {
         } else {
             let a = self.sample_axis(fname, axis, shape.len(), span)?;
             let extent = shape.remove(a);
-            self.checks.push(crate::layers::const_check(
-                span,
-                quote::quote_spanned!(span=> ::kiln::__private::expect_extent_one("squeeze", #extent)),
-            ));
+            self.checks
+                .push((span, quote::quote_spanned!(span=> ::kiln::__private::expect_extent_one("squeeze", #extent))));
         }
         let layer = self.op_layer(call_view(if fname == "squeeze" { "Squeeze" } else { "ExpandDims" }), tokens.clone());
         Some(self.node(layer, vec![x], tokens, shape))

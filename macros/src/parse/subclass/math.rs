@@ -136,7 +136,7 @@ impl Lower {
         let alias = self.alias(&key);
         let what = format!("`self.{key}`");
         let span = fe.span();
-        self.checks.push(crate::layers::const_check(
+        self.checks.push((
             span,
             quote::quote_spanned!(span=> ::kiln::__private::expect_tensor_field(
                 #what,

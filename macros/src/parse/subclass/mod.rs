@@ -26,7 +26,7 @@ use std::rc::Rc;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Expr, Ident, ItemImpl, Pat, ReturnType, Type};
+use syn::{Expr, Ident, ItemImpl, Type};
 
 use crate::errors::Errors;
 use crate::ir::subclass::{CallBody, field_alias};
@@ -38,11 +38,13 @@ use crate::layers::{
 
 mod axes;
 mod copies;
+mod known;
 mod math;
 mod ports;
 mod statements;
 
-pub(crate) use ports::{port_dims, port_shape};
+use known::field_type;
+pub(crate) use ports::port_shape;
 pub(crate) use statements::replace;
 const SUPPORTED: &str = "kiln can differentiate, in `call`: layer calls `self.layer(x)` and `self.layers[i](x)`, \
 `+ - * /` between tensors (broadcast) or with a number or a named constant (`x / TEMPERATURE`), `-x`, `exp log sqrt square abs negative`, \
@@ -61,7 +63,11 @@ struct Lower {
     model: Model,
     /// Each node's shape as constant expressions (its rank is known here, its dimensions to rustc).
     shapes: Vec<Vec<TokenStream>>,
-    checks: Vec<TokenStream>,
+    /// The shape checks, each spanned at the user's expression: a call of one of `kiln-shapes`'
+    /// functions, run here where its arguments are known ([`known`]), else by rustc.
+    checks: Vec<(Span, TokenStream)>,
+    /// What the checks read that the macro knows: the fields' types, the field calls' shapes.
+    known: known::Known,
     fields: HashMap<String, usize>,
     env: HashMap<String, usize>,
     /// Names whose `let` failed (reported there): a later use of one reports nothing more.
@@ -124,7 +130,7 @@ impl Lower {
     /// A compile-time check, spanned at the user's expression so the error underlines it.
     fn check(&mut self, span: Span, check: &str, what: &str, a: TokenStream, b: TokenStream) {
         let f = format_ident!("{}", check, span = span);
-        self.checks.push(crate::layers::const_check(span, quote_spanned!(span=> ::kiln::__private::#f(#what, #a, #b))));
+        self.checks.push((span, quote_spanned!(span=> ::kiln::__private::#f(#what, #a, #b))));
     }
 
     fn field_layer(&mut self, key: String, place: TokenStream, ident: Ident, tokens: TokenStream) -> usize {
@@ -294,7 +300,7 @@ impl Lower {
                     let idx: usize = i.base10_parse().ok()?;
                     // Elements are bound to locals at the top of each generated
                     // function, so two elements can be borrowed at once.
-                    let local = format_ident!("__kiln_{}_{}", m, idx);
+                    let local = format_ident!("__kiln_{}_{}", m.to_string(), idx);
                     self.indexed.entry(m.to_string()).or_default().insert(idx);
                     (m.to_string(), quote!((*#local)), format_ident!("{}_{}", m, idx))
                 }
@@ -441,7 +447,7 @@ impl Lower {
         let x = ins[0];
         let model_ty = self.model_ty();
         let alias = self.alias(&key);
-        let rule = quote!(::kiln::__private::FieldRule::of::<#alias>());
+        let rule = quote!(::kiln::__private::field_rule::<#alias>());
         let what = format!("layer `{key}`");
         let got = self.slice(x);
         self.check(span, "expect_field", &what, rule.clone(), got.clone());
@@ -454,15 +460,14 @@ impl Lower {
             self.check(span, "expect_rebind", &what, quote!(#rule, #before), got.clone());
         }
         let tensor = quote!(<#alias as ::kiln::__private::Shaped>::TENSOR);
-        self.checks.push(crate::layers::const_check(
-            span,
-            quote_spanned!(span=> ::kiln::__private::expect_layer_field(#what, #tensor)),
-        ));
+        self.checks.push((span, quote_spanned!(span=> ::kiln::__private::expect_layer_field(#what, #tensor))));
         let layer = self.field_layer(key, place, ident, tokens.clone());
         let id = self.model.nodes.len();
         let konst = format_ident!("__KILN_SHAPE_{}", id);
         let rank = self.shapes[x].len();
         let dims = (0..rank).map(|i| quote!(::kiln::__private::field_dim(#rule, #got, #i)));
+        let dims: Vec<TokenStream> = dims.collect();
+        self.known.shapes.insert(konst.to_string(), dims.clone());
         self.consts.push(quote! {
             #[doc(hidden)]
             pub const #konst: [usize; #rank] = [#(#dims),*];
@@ -481,12 +486,23 @@ impl Lower {
 
 /// `#[kiln::call]`: lowers the `call` body to the graph IR, with the checks of its shapes that
 /// rustc evaluates through the field constants; and the output shapes its signature declares.
-pub fn lower(item: ItemImpl) -> syn::Result<(CallBody, Vec<Vec<TokenStream>>)> {
+///
+/// `fields` are the struct's fields and their (element) types, as the struct macro hands them on:
+/// the checks on fields of kiln's own types written with numbers run here.
+pub fn lower(item: ItemImpl, fields: &[(Ident, Type)]) -> syn::Result<(CallBody, Vec<Vec<TokenStream>>)> {
     let (name, func) = call_fn(&item)?;
     let ty_args = {
         let (_, ty_g, _) = item.generics.split_for_impl();
         quote!(#ty_g)
     };
+    let mut known = known::Known::default();
+    if item.generics.params.is_empty() {
+        for (key, ty) in fields {
+            if let Some(f) = field_type(ty) {
+                known.fields.insert(field_alias(&name, &key.to_string()).to_string(), f);
+            }
+        }
+    }
     let mut lw = Lower {
         model: Model {
             attrs: vec![],
@@ -504,6 +520,7 @@ pub fn lower(item: ItemImpl) -> syn::Result<(CallBody, Vec<Vec<TokenStream>>)> {
         },
         shapes: vec![],
         checks: vec![],
+        known,
         fields: HashMap::new(),
         env: HashMap::new(),
         ops: 0,
@@ -538,7 +555,8 @@ pub fn lower(item: ItemImpl) -> syn::Result<(CallBody, Vec<Vec<TokenStream>>)> {
     let mut errors = Errors::default();
     crate::shape::check_graph(&lw.model, &mut errors);
     errors.finish()?;
-    let Lower { model, checks, indexed, consts, added, .. } = lw;
+    let checks = lw.run_checks()?;
+    let Lower { model, indexed, consts, added, .. } = lw;
     let added_losses = added.into_iter().map(|(n, l)| (n, model.layers[l].name.clone())).collect();
     let generics = item.generics.clone();
     Ok((CallBody { model, checks, indexed, consts, added_losses, generics }, out_shapes))
@@ -572,83 +590,18 @@ fn call_fn(item: &ItemImpl) -> syn::Result<(Ident, &syn::ImplItemFn)> {
 }
 
 impl Lower {
-    /// The model's inputs, one per argument of `call` after `&self`.
-    fn inputs(&mut self, sig: &syn::Signature) {
-        for arg in sig.inputs.iter() {
-            let syn::FnArg::Typed(pt) = arg else { continue };
-            let Pat::Ident(pi) = &*pt.pat else {
-                self.errors.at(pt.pat.span(), "name each input: x: Input<10>");
-                continue;
-            };
-            // An input whose type is wrong is still bound (as width 1), so its uses report nothing
-            // more than the type's own error. `Ids<20>` holds token ids for a field that reads them.
-            let ids = matches!(&*pt.ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Ids"));
-            // An axis may be one of the model's size parameters (`Input<N>`).
-            let params = self.params.clone();
-            let (dims, known) = port_dims(&pt.ty, if ids { "Ids" } else { "Input" }, &params).unwrap_or_else(|e| {
-                self.errors.push(e);
-                (vec![quote!(1usize)], vec![Some(1)])
-            });
-            let shape: Vec<usize> = known.iter().map(|d| d.unwrap_or(1)).collect();
-            let sized = known.iter().any(Option::is_none);
-            self.model.int_inputs.push(ids);
-            let id = self.model.nodes.len();
-            self.model.nodes.push(Node {
-                op: Op::Input(self.model.inputs.len()),
-                inputs: vec![],
-                tokens: pt.to_token_stream(),
-                output_shape: shape,
-                input_shapes: vec![],
-                dims: sized.then(|| dims.clone()),
-            });
-            self.shapes.push(dims);
-            self.model.inputs.push((pi.ident.to_string(), id));
-            self.env.insert(pi.ident.to_string(), id);
-        }
-    }
-
-    /// The output shapes `call`'s signature declares, as dimensions (a size parameter allowed).
-    fn out_shapes(&mut self, sig: &syn::Signature) -> Vec<Vec<TokenStream>> {
-        let params = self.params.clone();
-        let mut read = |t: &Type| port_dims(t, "Output", &params).map(|(d, _)| d).map_err(|e| self.errors.push(e)).ok();
-        match &sig.output {
-            ReturnType::Type(_, t) => match &**t {
-                Type::Tuple(tt) => tt.elems.iter().filter_map(&mut read).collect(),
-                t => read(t).into_iter().collect(),
-            },
-            ReturnType::Default => {
-                self.errors.at(sig.span(), "call must return `Output<width>`");
-                vec![]
+    /// Runs the checks whose arguments the macro knows: their failures are the errors, at the
+    /// user's code; the others are left to rustc, as constants of the model (those that passed
+    /// too, so that rustc has the last word on every type).
+    fn run_checks(&mut self) -> syn::Result<Vec<TokenStream>> {
+        let mut errors = Errors::default();
+        for (span, check) in &self.checks {
+            if let Some(Some(message)) = self.known.verdict(check) {
+                errors.at(*span, message);
             }
         }
-    }
-
-    fn declared_outputs(&mut self, outs: &[usize], out_shapes: &[Vec<TokenStream>], span: Span) {
-        for (&o, shape) in outs.iter().zip(out_shapes) {
-            let what = "the declared output";
-            if self.shapes[o].len() != shape.len() {
-                self.errors.at(
-                    span,
-                    format!(
-                        "call returns a tensor of rank {} where its signature declares rank {}",
-                        self.shapes[o].len(),
-                        shape.len()
-                    ),
-                );
-            } else if shape.len() == 1 {
-                let (w, got) = (shape[0].clone(), self.shapes[o][0].clone());
-                self.check(span, "expect_width", what, quote!(#w), got);
-            } else {
-                let got = self.slice(o);
-                self.check(span, "expect_dims", what, quote!(&[#(#shape),*]), got);
-            }
-            // The numbers where the signature writes them (a size parameter's are known to rustc).
-            self.model.nodes[o].output_shape = shape
-                .iter()
-                .map(|d| syn::parse2::<syn::LitInt>(d.clone()).ok().and_then(|l| l.base10_parse().ok()).unwrap_or(0))
-                .collect();
-            self.model.nodes[o].dims = Some(shape.clone());
-        }
+        errors.finish()?;
+        Ok(self.checks.iter().map(|(span, check)| crate::layers::const_check(*span, check.clone())).collect())
     }
 
     fn check_ids(&mut self) {
@@ -656,7 +609,22 @@ impl Lower {
         for (k, &(_, input)) in model.inputs.iter().enumerate().filter(|(k, _)| model.int_inputs[*k]) {
             for node in model.nodes.iter().filter(|n| n.inputs.contains(&input)) {
                 let at = node.inputs.iter().position(|&i| i == input).unwrap_or(0);
-                if model.layer_of_node(node).is_none_or(|l| l.kind.field_key().is_none() && !l.kind.reads_ids(at)) {
+                let layer = model.layer_of_node(node);
+                // A field of a kiln type the macro knows reads floats unless it is an Embedding
+                // (rustc checks the others' `Shaped::IDS`).
+                let floats = layer.and_then(|l| l.kind.field_key()).and_then(|key| {
+                    self.known.fields.get(&field_alias(&self.name, key).to_string()).filter(|f| !f.ids).map(|_| key)
+                });
+                if let Some(key) = floats {
+                    self.errors.over(
+                        &node.tokens,
+                        format!(
+                            "field `{key}` reads floats, but `{}` holds token ids (Ids<..>): give the ids to a model \
+                             whose input is `dtype = i32`",
+                            model.inputs[k].0
+                        ),
+                    );
+                } else if layer.is_none_or(|l| l.kind.field_key().is_none() && !l.kind.reads_ids(at)) {
                     self.errors.over(
                         &node.tokens,
                         format!(
