@@ -518,6 +518,8 @@ def kiln_export():
         ("kiln_export_states", (6, 3)),
         ("kiln_export_encoder_decoder", (6, 3)),
         ("kiln_export_buckets", (3,)),
+        ("kiln_export_subclass", (6,)),
+        ("kiln_export_subclass_cnn", (8, 8, 1)),
     ):
         path = os.path.join(OUT, f"{name}.onnx")
         if os.path.exists(path):

@@ -345,6 +345,57 @@ fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/onnx/{name}.onnx", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A subclassed model: Dense fields, an array field, LayerNormalization, a residual sum and
+/// math on the values (`sigmoid(h) * 2.0`), the fields written as the other styles' layers.
+#[kiln::model]
+pub struct ExportedSubclass {
+    inp: Dense<6, 8, Tanh>,
+    blocks: [Dense<8, 8, Relu>; 2],
+    norm: kiln::LayerNormalization<8>,
+    head: Dense<16, 3, Softmax>,
+}
+
+#[kiln::call]
+impl ExportedSubclass {
+    fn call(&self, x: Input<6>) -> Output<3> {
+        let h = self.inp(x);
+        let r = self.blocks[1](self.blocks[0](h)) + h;
+        let n = self.norm(r);
+        self.head(concatenate([n, sigmoid(h) * 2.0]))
+    }
+}
+
+/// A subclassed CNN and LSTM: convolution and pooling fields on an image, an LSTM field on
+/// the rows of its feature map.
+#[kiln::model]
+pub struct ExportedSubclassCnn {
+    conv: kiln::Conv2D<1, 4, 3, Relu, kiln::Same>,
+    pool: kiln::MaxPooling2D<2>,
+    lstm: kiln::LstmSeq<16, 5>,
+    head: Dense<5, 2, Softmax>,
+}
+
+#[kiln::call]
+impl ExportedSubclassCnn {
+    fn call(&self, x: Input<8, 8, 1>) -> Output<2> {
+        let f = self.pool(self.conv(x));
+        self.head(last_step(self.lstm(reshape(f, [4, 16]))))
+    }
+}
+
+/// A subclassed model holding a nested model, which `save_onnx` does not write.
+#[kiln::model]
+pub struct NotExported {
+    inner: Exported,
+}
+
+#[kiln::call]
+impl NotExported {
+    fn call(&self, x: Input<6>) -> Output<3> {
+        self.inner(x)
+    }
+}
+
 #[test]
 #[ignore = "writes tests/fixtures/onnx/kiln_export*.onnx"]
 fn write_the_export_fixtures() {
@@ -370,6 +421,8 @@ fn write_the_export_fixtures() {
     ExportedEncoderDecoder::with_seed(26).save_onnx(fixture("kiln_export_encoder_decoder")).unwrap();
     ExportedBuckets::with_seed(27).save_onnx(fixture("kiln_export_buckets")).unwrap();
     ExportedCategories::with_seed(28).save_onnx(fixture("kiln_export_categories")).unwrap();
+    ExportedSubclass::with_seed(29).save_onnx(fixture("kiln_export_subclass")).unwrap();
+    ExportedSubclassCnn::with_seed(30).save_onnx(fixture("kiln_export_subclass_cnn")).unwrap();
 }
 
 /// `save_onnx` writes the committed file, byte for byte.
@@ -412,6 +465,17 @@ fn save_onnx_writes_the_committed_files() {
     writes_the_fixture(&|p| ExportedEncoderDecoder::with_seed(26).save_onnx(p), "kiln_export_encoder_decoder");
     writes_the_fixture(&|p| ExportedBuckets::with_seed(27).save_onnx(p), "kiln_export_buckets");
     writes_the_fixture(&|p| ExportedCategories::with_seed(28).save_onnx(p), "kiln_export_categories");
+    writes_the_fixture(&|p| ExportedSubclass::with_seed(29).save_onnx(p), "kiln_export_subclass");
+    writes_the_fixture(&|p| ExportedSubclassCnn::with_seed(30).save_onnx(p), "kiln_export_subclass_cnn");
+}
+
+/// A subclassed model with a field `save_onnx` cannot write says which, and writes nothing.
+#[test]
+fn save_onnx_of_a_model_holding_a_nested_model_says_why_it_cannot() {
+    let path = std::env::temp_dir().join(format!("kiln-onnx-not-exported-{}.onnx", std::process::id()));
+    let e = NotExported::new().save_onnx(&path).unwrap_err().to_string();
+    assert!(e.contains("field `inner` has no ONNX export yet") && e.contains("NotExported"), "{e}");
+    assert!(!path.exists());
 }
 
 /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
@@ -486,6 +550,15 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     let got = ExportedCategories::with_seed(28).predict(&r.input.mapv(|v| v as i32)).unwrap();
     let want = r.output.iter().copied().collect::<Vec<_>>();
     assert!(max_abs("kiln_export_categories predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    // Subclassed models: exported only (the importer writes functional models).
+    let r = reference("kiln_export_subclass");
+    let got = ExportedSubclass::with_seed(29).predict(&r.input).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    assert!(max_abs("kiln_export_subclass predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    let r = reference("kiln_export_subclass_cnn");
+    let got = ExportedSubclassCnn::with_seed(30).predict(&r.input).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    assert!(max_abs("kiln_export_subclass_cnn predict", got.as_slice().unwrap(), &want) <= 1e-5);
     let r = reference("kiln_export_states");
     let got = ExportedStates::with_seed(25).predict(&r.input).unwrap();
     let want = r.output.iter().copied().collect::<Vec<_>>();

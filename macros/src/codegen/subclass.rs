@@ -74,8 +74,10 @@ pub fn expand(lw: &CallBody, out_shapes: &[Vec<TokenStream>]) -> TokenStream {
     let force = if lw.generics.params.is_empty() { TokenStream::new() } else { quote!(let () = Self::__KILN_CHECKS;) };
     let passes = g.passes(&bind_mut, &bind_ref);
     let shaped = shaped_impl(model, &act0, &quote!(<#model_ty>::__KILN_PARAMS), &lw.generics);
+    let save_onnx = crate::onnx::export_or(lw.export.as_ref().map_err(String::as_str), name, &model_ty, &lw.generics);
     quote! {
         #state_struct
+        #save_onnx
 
         #(#checks)*
 

@@ -21,6 +21,7 @@ use crate::layers::{Dim, Spec};
 pub use infer::{Resampling, Static};
 
 /// A layer: one set of weights, applied by one or more nodes.
+#[derive(Clone)]
 pub struct LayerDef {
     /// Field and Keras layer name (`dense_1`).
     pub name: Ident,
@@ -43,6 +44,7 @@ pub enum Op {
 }
 
 /// A value in the graph: a model input or a layer application.
+#[derive(Clone)]
 pub struct Node {
     pub op: Op,
     /// Nodes it reads.
@@ -58,6 +60,7 @@ pub struct Node {
 }
 
 /// A whole model.
+#[derive(Clone)]
 pub struct Model {
     pub attrs: Vec<Attribute>,
     pub vis: Visibility,

@@ -36,4 +36,7 @@ pub struct CallBody {
     pub added_losses: Vec<(String, Ident)>,
     /// The model's size parameters (`<const H: usize>`), which every generated impl takes.
     pub generics: syn::Generics,
+    /// The model as ONNX export reads it (shapes in numbers, fields as the layers of the other
+    /// styles), or why `save_onnx` cannot write it.
+    pub export: Result<Model, String>,
 }

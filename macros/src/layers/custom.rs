@@ -158,3 +158,37 @@ impl Spec for Field {
         true
     }
 }
+
+/// A field of a `#[kiln::model]` struct as ONNX export sees it: the layer of the other styles its
+/// type is (`Dense<10, 64, Relu>` is `Dense(64, activation = relu)`), whose weights it holds
+/// under `prefix` (`dense1`, `blocks.0`).
+pub struct Exported {
+    pub inner: Rc<dyn Spec>,
+    pub prefix: String,
+}
+
+impl Spec for Exported {
+    fn class(&self) -> &'static str {
+        self.inner.class()
+    }
+
+    fn output_shape(&self, ins: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        self.inner.output_shape(ins)
+    }
+
+    fn runtime_type(&self, ins: &[Vec<Dim>]) -> TokenStream {
+        self.inner.runtime_type(ins)
+    }
+
+    fn params(&self, ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
+        self.inner.params(ins)
+    }
+
+    fn onnx(&self, ins: &[Vec<usize>], out: &[usize]) -> Option<crate::ir::Static> {
+        self.inner.onnx(ins, out)
+    }
+
+    fn weight_prefix(&self) -> Option<&str> {
+        Some(&self.prefix)
+    }
+}

@@ -56,8 +56,8 @@ use quote::quote;
 use self::call::Value;
 use crate::errors::{Errors, suggestion};
 
-pub use activation::{Act, Activation};
-pub use custom::Field;
+pub use activation::{ACTIVATIONS, Act, Activation};
+pub use custom::{Exported, Field};
 pub use math::{
     Num, REDUCE, Scalar, add_loss, broadcast, draw, fused, named_constant, number, one_hot, reduce, reduced,
     sample_axis, scalar, unary,
@@ -221,6 +221,12 @@ pub trait Spec {
 
     /// For a field of a `#[kiln::model]` struct, its name.
     fn field_key(&self) -> Option<&str> {
+        None
+    }
+
+    /// For ONNX export, the prefix of its weights' names where it is not the layer's name (an
+    /// element of an array field: `blocks.0`).
+    fn weight_prefix(&self) -> Option<&str> {
         None
     }
 

@@ -41,7 +41,7 @@ use syn::parse::{Parse, ParseStream};
 use crate::ir::Model;
 use crate::weights_file::{Precision, Weights};
 
-pub use export::expand as export;
+pub use export::{expand as export, expand_or as export_or};
 use graph::{Graph, Value};
 
 /// `"path.onnx"` optionally followed by `dtype = int8` (how `infer` embeds the kernels).

@@ -46,7 +46,9 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
     } else {
         let s = layer.kind.onnx(&node.input_shapes, &node.output_shape).ok_or_else(unsupported)?;
         let params = layer.kind.params(&node.input_shapes).unwrap_or_default();
-        let p = |name: &str| format!("{}.{name}", layer.name);
+        // Weights are named as kiln names them: the layer's name, or a field's own prefix.
+        let prefix = layer.kind.weight_prefix().map_or_else(|| layer.name.to_string(), str::to_string);
+        let p = |name: &str| format!("{prefix}.{name}");
         let has = |name: &str| params.iter().any(|(n, _)| *n == name);
         match s {
             Static::Identity => w.node("Identity", &[ins[0]], vec![], Some(&own)),
@@ -262,12 +264,11 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
             }
             Static::Recurrent { cfg, units, .. } if model.mask_source(node.inputs[0]).is_none() => {
                 // The inputs after the sequence are its initial_state.
-                let name = layer.name.to_string();
-                w.recurrent(ins[0], &ins[1..], &cfg, &name, units, None, &own).ok_or_else(unsupported)?
+                w.recurrent(ins[0], &ins[1..], &cfg, &prefix, units, None, &own).ok_or_else(unsupported)?
             }
-            Static::Bidirectional { cfg, mode, units, .. } if model.mask_source(node.inputs[0]).is_none() => w
-                .recurrent(ins[0], &[], &cfg, &layer.name.to_string(), units, Some(mode), &own)
-                .ok_or_else(unsupported)?,
+            Static::Bidirectional { cfg, mode, units, .. } if model.mask_source(node.inputs[0]).is_none() => {
+                w.recurrent(ins[0], &[], &cfg, &prefix, units, Some(mode), &own).ok_or_else(unsupported)?
+            }
             Static::Take { start, len } => {
                 // One output of a layer of several (kept one after the other in each sample's
                 // values): its values sliced from the flattened whole, in its own shape.
@@ -315,7 +316,7 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
                 let (query, value, key) = (two(&shapes[0])?, two(&shapes[1])?, two(&shapes[k])?);
                 let h = attention::Heads { heads, key_dim, value_dim, out, bias, causal, query, value, key };
                 let m = mask.then(|| ins[data]);
-                w.attention([ins[0], ins[1], ins[k]], m, &layer.name.to_string(), &h, &own)
+                w.attention([ins[0], ins[1], ins[k]], m, &prefix, &h, &own)
             }
             Static::CategoryRows { depth, count } => w.rows_of_ids(ins[0], depth, count, &own),
             Static::Buckets { bins, rows } => {
@@ -386,12 +387,23 @@ fn graph(model: &Model) -> Result<GraphProto, String> {
 
 /// `save_onnx` for a model: writing the file, or the error naming the layer with no ONNX form.
 pub fn expand(model: &Model) -> TokenStream {
+    let (path, (_, args, _)) = (crate::codegen::type_path(model), model.generics.split_for_impl());
+    expand_or(Ok(model), &model.name, &quote!(#path #args), &model.generics)
+}
+
+/// `save_onnx` for `model`, or for a model that cannot be written (`Err`: why), of type `ty`
+/// (named `name`, with size parameters `generics`).
+pub fn expand_or(
+    model: Result<&Model, &str>,
+    name: &syn::Ident,
+    ty: &TokenStream,
+    generics: &syn::Generics,
+) -> TokenStream {
     use prost::Message;
-    let name = &model.name;
     let doc = "Writes the model as an ONNX file (opset 17, a symbolic batch axis): its graph and its \
                weights as they are now, named as kiln names them (`dense.kernel`), for onnxruntime, \
                TensorRT or a browser.";
-    let body = match graph(model) {
+    let body = match model.map_err(str::to_string).and_then(graph) {
         Ok(g) => {
             let head = ModelProto {
                 ir_version: 8,
@@ -413,9 +425,9 @@ pub fn expand(model: &Model) -> TokenStream {
             }
         }
     };
-    let ty = crate::codegen::type_path(model);
+    let (ig, _, wg) = generics.split_for_impl();
     quote! {
-        impl #ty {
+        impl #ig #ty #wg {
             #[doc = #doc]
             pub fn save_onnx(&self, path: impl AsRef<::std::path::Path>) -> ::kiln::Result<()> {
                 #body

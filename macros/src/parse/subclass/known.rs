@@ -12,11 +12,16 @@
 //! evaluates.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use kiln_shapes::{self as ks, FieldRule, InputRule, WindowRule};
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::{Expr, GenericArgument, PathArguments, Type};
+
+use crate::errors::Errors;
+use crate::layers::call::{LayerCall, understand};
+use crate::layers::{ACTIVATIONS, Spec};
 
 /// What the checks read of a field's type: its [`Shaped`](../../../kiln_runtime) constants.
 #[derive(Clone, Copy)]
@@ -120,6 +125,63 @@ pub fn field_type(ty: &Type) -> Option<FieldType> {
         }
         _ => None,
     }
+}
+
+/// The layer of the other styles a field of one of kiln's types is, for ONNX export
+/// (`Dense<10, 64, Relu>` is `Dense(64, activation = relu)`); `None` for a type with no such
+/// layer here (attention fields, weights, nested models, users' types).
+pub fn keras_spec(ty: &Type) -> Option<Rc<dyn Spec>> {
+    let Type::Path(p) = ty else { return None };
+    let seg = p.path.segments.last()?;
+    let args: Vec<Arg> = match &seg.arguments {
+        PathArguments::AngleBracketed(a) => a.args.iter().map(arg).collect::<Option<_>>()?,
+        _ => vec![],
+    };
+    let num = |i: usize| match args.get(i) {
+        Some(Arg::Num(n)) => Some(*n),
+        _ => None,
+    };
+    let word = |i: usize, default: &str| match args.get(i) {
+        Some(Arg::Name(n)) => Some(n.clone()),
+        None => Some(default.to_string()),
+        _ => None,
+    };
+    // An activation type by its Keras name (`Relu` is `relu`).
+    let act = |i: usize| {
+        let ty = word(i, "Linear")?;
+        ACTIVATIONS.iter().find(|(_, t)| *t == ty).map(|(n, _)| n.to_string())
+    };
+    let pad = |i: usize| Some(if padding(&word(i, "Valid")?)? { "same" } else { "valid" });
+    let class = seg.ident.to_string();
+    let call = match (class.as_str(), args.len()) {
+        ("Dense", 2..=3) => format!("Dense({}, activation = {})", num(1)?, act(2)?),
+        ("Activation", 2) => format!("Activation({})", act(0)?),
+        ("Embed", 2) => format!("Embedding({}, {})", num(0)?, num(1)?),
+        ("LayerNormalization", 1) => "LayerNormalization()".into(),
+        ("BatchNormalization", 1) => "BatchNormalization()".into(),
+        ("LstmSeq", 2) => format!("LSTM({}, return_sequences = true)", num(1)?),
+        ("GruSeq", 2) => format!("GRU({}, return_sequences = true)", num(1)?),
+        ("SimpleRnnSeq", 2) => format!("SimpleRNN({}, return_sequences = true)", num(1)?),
+        ("BiLstmSeq", 2) => format!("Bidirectional(LSTM({}, return_sequences = true))", num(1)?),
+        ("BiGruSeq", 2) => format!("Bidirectional(GRU({}, return_sequences = true))", num(1)?),
+        ("Conv1D" | "Conv2D", 3..=6) => format!(
+            "{class}({}, {}, strides = {}, padding = {}, activation = {})",
+            num(1)?,
+            num(2)?,
+            if args.len() == 6 { num(5)? } else { 1 },
+            pad(4)?,
+            act(3)?
+        ),
+        ("MaxPooling1D" | "MaxPooling2D" | "AveragePooling1D" | "AveragePooling2D", 1..=2) => {
+            format!("{class}({}, padding = {})", num(0)?, pad(1)?)
+        }
+        _ => return None,
+    };
+    let call: LayerCall = syn::parse_str(&call).ok()?;
+    let mut errors = Errors::default();
+    let understood = understand(&call, false, &mut errors);
+    errors.finish().ok()?;
+    understood.map(|u| u.kind)
 }
 
 fn arg(a: &GenericArgument) -> Option<Arg> {
@@ -262,6 +324,11 @@ impl Known {
             _ => return None,
         };
         Some(msg.map(|m| m.text().to_string()))
+    }
+
+    /// A shape's dimensions, when each is known here.
+    pub fn dims(&self, dims: &[TokenStream]) -> Option<Vec<usize>> {
+        dims.iter().map(|d| self.eval(&syn::parse2(d.clone()).ok()?, 0)?.int()).collect()
     }
 
     /// A constant expression's value, when it is known here.

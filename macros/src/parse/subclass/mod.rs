@@ -68,6 +68,8 @@ struct Lower {
     checks: Vec<(Span, TokenStream)>,
     /// What the checks read that the macro knows: the fields' types, the field calls' shapes.
     known: known::Known,
+    /// The layers of the other styles the fields are, by field name, for ONNX export.
+    keras: HashMap<String, Rc<dyn Spec>>,
     fields: HashMap<String, usize>,
     env: HashMap<String, usize>,
     /// Names whose `let` failed (reported there): a later use of one reports nothing more.
@@ -495,11 +497,14 @@ pub fn lower(item: ItemImpl, fields: &[(Ident, Type)]) -> syn::Result<(CallBody,
         let (_, ty_g, _) = item.generics.split_for_impl();
         quote!(#ty_g)
     };
-    let mut known = known::Known::default();
+    let (mut known, mut keras) = (known::Known::default(), HashMap::new());
     if item.generics.params.is_empty() {
         for (key, ty) in fields {
             if let Some(f) = field_type(ty) {
                 known.fields.insert(field_alias(&name, &key.to_string()).to_string(), f);
+            }
+            if let Some(spec) = known::keras_spec(ty) {
+                keras.insert(key.to_string(), spec);
             }
         }
     }
@@ -521,6 +526,7 @@ pub fn lower(item: ItemImpl, fields: &[(Ident, Type)]) -> syn::Result<(CallBody,
         shapes: vec![],
         checks: vec![],
         known,
+        keras,
         fields: HashMap::new(),
         env: HashMap::new(),
         ops: 0,
@@ -556,10 +562,11 @@ pub fn lower(item: ItemImpl, fields: &[(Ident, Type)]) -> syn::Result<(CallBody,
     crate::shape::check_graph(&lw.model, &mut errors);
     errors.finish()?;
     let checks = lw.run_checks()?;
+    let export = lw.exportable();
     let Lower { model, indexed, consts, added, .. } = lw;
     let added_losses = added.into_iter().map(|(n, l)| (n, model.layers[l].name.clone())).collect();
     let generics = item.generics.clone();
-    Ok((CallBody { model, checks, indexed, consts, added_losses, generics }, out_shapes))
+    Ok((CallBody { model, checks, indexed, consts, added_losses, generics, export }, out_shapes))
 }
 
 /// The model's name and its `call` method.
@@ -602,6 +609,40 @@ impl Lower {
         }
         errors.finish()?;
         Ok(self.checks.iter().map(|(span, check)| crate::layers::const_check(*span, check.clone())).collect())
+    }
+
+    /// The model as ONNX export reads it: every shape in numbers, each field the layer of the other
+    /// styles its type is; or why it cannot be written.
+    fn exportable(&self) -> Result<Model, String> {
+        let mut m = self.model.clone();
+        for node in &mut m.nodes {
+            if let Some(dims) = &node.dims {
+                node.output_shape = self.known.dims(dims).ok_or(
+                    "its shapes are known to rustc only (a size parameter, a nested model or a layer type of your own)",
+                )?;
+            }
+        }
+        let outputs: Vec<Vec<usize>> = m.nodes.iter().map(|n| n.output_shape.clone()).collect();
+        for node in &mut m.nodes {
+            node.input_shapes = node.inputs.iter().map(|&j| outputs[j].clone()).collect();
+        }
+        for layer in &mut m.layers {
+            let Some(key) = layer.kind.field_key().map(str::to_string) else { continue };
+            let unsupported = || {
+                format!(
+                    "field `{key}` has no ONNX export yet (fields of kiln's layer types are written, not nested models, \
+                     attention or weight fields, or layer types of your own)"
+                )
+            };
+            let spec = self.keras.get(&key).ok_or_else(unsupported)?;
+            let takes_state = layer.apps.first().is_some_and(|&a| m.nodes[a].inputs.len() > 1);
+            let inner = if takes_state { spec.with_initial_state().ok_or_else(unsupported)? } else { spec.clone() };
+            // An element of an array field is named `blocks_0` here and `blocks.0` in the weights.
+            let name = layer.name.to_string();
+            let prefix = name.strip_prefix(&format!("{key}_")).map_or(key.clone(), |i| format!("{key}.{i}"));
+            layer.kind = Rc::new(crate::layers::Exported { inner, prefix });
+        }
+        Ok(m)
     }
 
     fn check_ids(&mut self) {
