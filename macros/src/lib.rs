@@ -293,7 +293,7 @@ pub fn __call(input: TokenStream) -> TokenStream {
 }
 
 fn expand_call(item: syn::ItemImpl, fields: &[(syn::Ident, syn::Type)]) -> proc_macro2::TokenStream {
-    let self_ty = item.self_ty.clone();
+    let (self_ty, generics) = (item.self_ty.clone(), item.generics.clone());
     let (impl_g, _, where_g) = item.generics.split_for_impl();
     let (impl_g, where_g) = (quote::ToTokens::to_token_stream(&impl_g), quote::ToTokens::to_token_stream(&where_g));
     parse::subclass::lower(item, fields)
@@ -313,6 +313,11 @@ fn expand_call(item: syn::ItemImpl, fields: &[(syn::Ident, syn::Type)]) -> proc_
             });
             let ty = quote::ToTokens::to_token_stream(&self_ty);
             out.extend(codegen::model_impl(&impl_g, &ty, &quote::quote!(self.kiln.train)));
+            if let (syn::Type::Path(p), true) = (&*self_ty, generics.params.is_empty())
+                && let Some(last) = p.path.segments.last()
+            {
+                out.extend(onnx::export_or(Err("its call body does not compile"), &last.ident, &ty, &generics));
+            }
             out
         })
 }

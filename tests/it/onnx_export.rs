@@ -383,6 +383,27 @@ impl ExportedSubclassCnn {
     }
 }
 
+/// A subclassed transformer block: a causal self-attention field with a residual
+/// LayerNormalization, a feed-forward pair of Dense fields, the steps averaged, a head.
+#[kiln::model]
+pub struct ExportedSubclassBlock {
+    attn: kiln::SelfAttention<8, 2, 4, true>,
+    norm1: kiln::LayerNormalization<8>,
+    ff: Dense<8, 16, Relu>,
+    ff2: Dense<16, 8>,
+    norm2: kiln::LayerNormalization<8>,
+    head: Dense<8, 3, Softmax>,
+}
+
+#[kiln::call]
+impl ExportedSubclassBlock {
+    fn call(&self, x: Input<5, 8>) -> Output<3> {
+        let h = self.norm1(x + self.attn(x));
+        let f = self.norm2(h + self.ff2(self.ff(h)));
+        self.head(mean(f, axis = 1))
+    }
+}
+
 /// A subclassed model holding a nested model, which `save_onnx` does not write.
 #[kiln::model]
 pub struct NotExported {
@@ -423,6 +444,7 @@ fn write_the_export_fixtures() {
     ExportedCategories::with_seed(28).save_onnx(fixture("kiln_export_categories")).unwrap();
     ExportedSubclass::with_seed(29).save_onnx(fixture("kiln_export_subclass")).unwrap();
     ExportedSubclassCnn::with_seed(30).save_onnx(fixture("kiln_export_subclass_cnn")).unwrap();
+    ExportedSubclassBlock::with_seed(31).save_onnx(fixture("kiln_export_subclass_block")).unwrap();
 }
 
 /// `save_onnx` writes the committed file, byte for byte.
@@ -467,6 +489,7 @@ fn save_onnx_writes_the_committed_files() {
     writes_the_fixture(&|p| ExportedCategories::with_seed(28).save_onnx(p), "kiln_export_categories");
     writes_the_fixture(&|p| ExportedSubclass::with_seed(29).save_onnx(p), "kiln_export_subclass");
     writes_the_fixture(&|p| ExportedSubclassCnn::with_seed(30).save_onnx(p), "kiln_export_subclass_cnn");
+    writes_the_fixture(&|p| ExportedSubclassBlock::with_seed(31).save_onnx(p), "kiln_export_subclass_block");
 }
 
 /// A subclassed model with a field `save_onnx` cannot write says which, and writes nothing.
@@ -559,6 +582,10 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     let got = ExportedSubclassCnn::with_seed(30).predict(&r.input).unwrap();
     let want = r.output.iter().copied().collect::<Vec<_>>();
     assert!(max_abs("kiln_export_subclass_cnn predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    let r = reference("kiln_export_subclass_block");
+    let got = ExportedSubclassBlock::with_seed(31).predict(&r.input).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    assert!(max_abs("kiln_export_subclass_block predict", got.as_slice().unwrap(), &want) <= 1e-5);
     let r = reference("kiln_export_states");
     let got = ExportedStates::with_seed(25).predict(&r.input).unwrap();
     let want = r.output.iter().copied().collect::<Vec<_>>();

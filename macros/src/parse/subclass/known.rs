@@ -38,7 +38,7 @@ enum Arg {
     Num(usize),
     Name(String),
     /// `true` or `false` (a causal mask's flag).
-    Flag,
+    Flag(bool),
 }
 
 /// The rule of a field of one of kiln's own layer types written with numbers (`Dense<10, 64,
@@ -127,10 +127,21 @@ pub fn field_type(ty: &Type) -> Option<FieldType> {
     }
 }
 
+/// How a field's calls read as the layer of the other styles it is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// As they are.
+    Plain,
+    /// `self.attn(x)` / `self.attn(x, mask)` is `mha(x, x)` / `mha(x, x, attention_mask = mask)`.
+    SelfAttention,
+    /// `self.cross(q, v, mask)` is `mha(q, v, attention_mask = mask)`.
+    CrossAttention,
+}
+
 /// The layer of the other styles a field of one of kiln's types is, for ONNX export
-/// (`Dense<10, 64, Relu>` is `Dense(64, activation = relu)`); `None` for a type with no such
-/// layer here (attention fields, weights, nested models, users' types).
-pub fn keras_spec(ty: &Type) -> Option<Rc<dyn Spec>> {
+/// (`Dense<10, 64, Relu>` is `Dense(64, activation = relu)`), and how its calls read as that
+/// layer's; `None` for a type with no such layer here (weights, nested models, users' types).
+pub fn keras_spec(ty: &Type) -> Option<(Rc<dyn Spec>, Form)> {
     let Type::Path(p) = ty else { return None };
     let seg = p.path.segments.last()?;
     let args: Vec<Arg> = match &seg.arguments {
@@ -152,8 +163,34 @@ pub fn keras_spec(ty: &Type) -> Option<Rc<dyn Spec>> {
         ACTIVATIONS.iter().find(|(_, t)| *t == ty).map(|(n, _)| n.to_string())
     };
     let pad = |i: usize| Some(if padding(&word(i, "Valid")?)? { "same" } else { "valid" });
+    let causal = |i: usize| match args.get(i) {
+        Some(Arg::Flag(b)) => Some(*b),
+        None => Some(false),
+        _ => None,
+    };
     let class = seg.ident.to_string();
+    let form = match class.as_str() {
+        "SelfAttention" => Form::SelfAttention,
+        "CrossAttention" => Form::CrossAttention,
+        _ => Form::Plain,
+    };
     let call = match (class.as_str(), args.len()) {
+        ("SelfAttention", 3..=4) => {
+            format!(
+                "MultiHeadAttention(num_heads = {}, key_dim = {}, use_causal_mask = {})",
+                num(1)?,
+                num(2)?,
+                causal(3)?
+            )
+        }
+        ("CrossAttention", 4..=5) => {
+            format!(
+                "MultiHeadAttention(num_heads = {}, key_dim = {}, use_causal_mask = {})",
+                num(2)?,
+                num(3)?,
+                causal(4)?
+            )
+        }
         ("Dense", 2..=3) => format!("Dense({}, activation = {})", num(1)?, act(2)?),
         ("Activation", 2) => format!("Activation({})", act(0)?),
         ("Embed", 2) => format!("Embedding({}, {})", num(0)?, num(1)?),
@@ -179,16 +216,16 @@ pub fn keras_spec(ty: &Type) -> Option<Rc<dyn Spec>> {
     };
     let call: LayerCall = syn::parse_str(&call).ok()?;
     let mut errors = Errors::default();
-    let understood = understand(&call, false, &mut errors);
+    let understood = understand(&call, true, &mut errors);
     errors.finish().ok()?;
-    understood.map(|u| u.kind)
+    understood.map(|u| (u.kind, form))
 }
 
 fn arg(a: &GenericArgument) -> Option<Arg> {
     match a {
         GenericArgument::Const(e) => match literal(e)? {
             Value::Int(n) => Some(Arg::Num(n)),
-            Value::Bool(_) => Some(Arg::Flag),
+            Value::Bool(b) => Some(Arg::Flag(b)),
             _ => None,
         },
         GenericArgument::Type(Type::Path(p)) if p.qself.is_none() => {

@@ -69,7 +69,7 @@ struct Lower {
     /// What the checks read that the macro knows: the fields' types, the field calls' shapes.
     known: known::Known,
     /// The layers of the other styles the fields are, by field name, for ONNX export.
-    keras: HashMap<String, Rc<dyn Spec>>,
+    keras: HashMap<String, (Rc<dyn Spec>, known::Form)>,
     fields: HashMap<String, usize>,
     env: HashMap<String, usize>,
     /// Names whose `let` failed (reported there): a later use of one reports nothing more.
@@ -631,12 +631,27 @@ impl Lower {
             let unsupported = || {
                 format!(
                     "field `{key}` has no ONNX export yet (fields of kiln's layer types are written, not nested models, \
-                     attention or weight fields, or layer types of your own)"
+                     weight or matrix fields, or layer types of your own)"
                 )
             };
-            let spec = self.keras.get(&key).ok_or_else(unsupported)?;
-            let takes_state = layer.apps.first().is_some_and(|&a| m.nodes[a].inputs.len() > 1);
-            let inner = if takes_state { spec.with_initial_state().ok_or_else(unsupported)? } else { spec.clone() };
+            let (spec, form) = self.keras.get(&key).ok_or_else(unsupported)?;
+            let given = layer.apps.first().map_or(1, |&a| m.nodes[a].inputs.len());
+            let inner = match form {
+                // Self-attention reads its one input as query and value: `mha(x, x)`.
+                known::Form::SelfAttention => {
+                    for &a in &layer.apps {
+                        let node = &mut m.nodes[a];
+                        node.inputs.insert(1, node.inputs[0]);
+                        node.input_shapes.insert(1, node.input_shapes[0].clone());
+                    }
+                    if given > 1 { spec.with_mask_input().ok_or_else(unsupported)? } else { spec.clone() }
+                }
+                known::Form::CrossAttention if given > 2 => spec.with_mask_input().ok_or_else(unsupported)?,
+                known::Form::CrossAttention => spec.clone(),
+                // The inputs after the first are a recurrent layer's initial state.
+                known::Form::Plain if given > 1 => spec.with_initial_state().ok_or_else(unsupported)?,
+                known::Form::Plain => spec.clone(),
+            };
             // An element of an array field is named `blocks_0` here and `blocks.0` in the weights.
             let name = layer.name.to_string();
             let prefix = name.strip_prefix(&format!("{key}_")).map_or(key.clone(), |i| format!("{key}.{i}"));
