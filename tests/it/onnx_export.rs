@@ -404,6 +404,33 @@ impl ExportedSubclassBlock {
     }
 }
 
+/// A subclassed model with weights of its own: a `Matrix` product, a scale and a shift by
+/// `Weight` fields (set away from their initial ones and zeros), a Dense head.
+#[kiln::model]
+pub struct ExportedSubclassWeights {
+    proj: kiln::Matrix<6, 8>,
+    gamma: kiln::Weight<8, kiln::Ones>,
+    beta: kiln::Weight<8>,
+    head: Dense<8, 3, Softmax>,
+}
+
+#[kiln::call]
+impl ExportedSubclassWeights {
+    fn call(&self, x: Input<6>) -> Output<3> {
+        let h = tanh(matmul(x, self.proj)) * self.gamma + self.beta;
+        self.head(h)
+    }
+}
+
+fn weights() -> ExportedSubclassWeights {
+    let mut m = ExportedSubclassWeights::with_seed(32);
+    let gamma = kiln::ndarray::Array1::from_iter((0..8).map(|i| 0.5 + 0.25 * i as f32));
+    let beta = kiln::ndarray::Array1::from_iter((0..8).map(|i| 0.1 * i as f32 - 0.3));
+    m.set_weight("gamma.value", &gamma).unwrap();
+    m.set_weight("beta.value", &beta).unwrap();
+    m
+}
+
 /// A subclassed model holding a nested model, which `save_onnx` does not write.
 #[kiln::model]
 pub struct NotExported {
@@ -445,6 +472,7 @@ fn write_the_export_fixtures() {
     ExportedSubclass::with_seed(29).save_onnx(fixture("kiln_export_subclass")).unwrap();
     ExportedSubclassCnn::with_seed(30).save_onnx(fixture("kiln_export_subclass_cnn")).unwrap();
     ExportedSubclassBlock::with_seed(31).save_onnx(fixture("kiln_export_subclass_block")).unwrap();
+    weights().save_onnx(fixture("kiln_export_subclass_weights")).unwrap();
 }
 
 /// `save_onnx` writes the committed file, byte for byte.
@@ -490,6 +518,7 @@ fn save_onnx_writes_the_committed_files() {
     writes_the_fixture(&|p| ExportedSubclass::with_seed(29).save_onnx(p), "kiln_export_subclass");
     writes_the_fixture(&|p| ExportedSubclassCnn::with_seed(30).save_onnx(p), "kiln_export_subclass_cnn");
     writes_the_fixture(&|p| ExportedSubclassBlock::with_seed(31).save_onnx(p), "kiln_export_subclass_block");
+    writes_the_fixture(&|p| weights().save_onnx(p), "kiln_export_subclass_weights");
 }
 
 /// A subclassed model with a field `save_onnx` cannot write says which, and writes nothing.
@@ -586,6 +615,10 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     let got = ExportedSubclassBlock::with_seed(31).predict(&r.input).unwrap();
     let want = r.output.iter().copied().collect::<Vec<_>>();
     assert!(max_abs("kiln_export_subclass_block predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    let r = reference("kiln_export_subclass_weights");
+    let got = weights().predict(&r.input).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    assert!(max_abs("kiln_export_subclass_weights predict", got.as_slice().unwrap(), &want) <= 1e-5);
     let r = reference("kiln_export_states");
     let got = ExportedStates::with_seed(25).predict(&r.input).unwrap();
     let want = r.output.iter().copied().collect::<Vec<_>>();

@@ -190,6 +190,9 @@ pub enum Static {
     OneHot {
         classes: usize,
     },
+    /// A `#[kiln::model]` struct's `Weight` field read as a tensor (ONNX export only): its
+    /// `value`, the same for every sample.
+    WeightRead,
     /// CategoryEncoding (ONNX export only): a sample's ids as one row of `depth`, ones or
     /// `count`s.
     CategoryRows {

@@ -165,6 +165,8 @@ impl Spec for Field {
 pub struct Exported {
     pub inner: Rc<dyn Spec>,
     pub prefix: String,
+    /// A weight the field's type names otherwise (a `Matrix`'s `value` is Dense's `kernel`).
+    pub rename: Option<(&'static str, &'static str)>,
 }
 
 impl Spec for Exported {
@@ -190,5 +192,35 @@ impl Spec for Exported {
 
     fn weight_prefix(&self) -> Option<&str> {
         Some(&self.prefix)
+    }
+
+    fn weight_path(&self, name: &str) -> Option<String> {
+        let name = match self.rename {
+            Some((from, to)) if from == name => to,
+            _ => name,
+        };
+        Some(format!("{}.{name}", self.prefix))
+    }
+}
+
+/// A `Weight<D>` field read as a tensor in `call` (`x * self.gamma`), for ONNX export: its
+/// `value`, the same for every sample (the node reads the model's input for the batch only).
+pub struct WeightRead;
+
+impl Spec for WeightRead {
+    fn class(&self) -> &'static str {
+        "Weight"
+    }
+
+    fn output_shape(&self, _: &[Vec<usize>]) -> Result<Vec<usize>, String> {
+        Err("a weight's shape is its type's".into())
+    }
+
+    fn runtime_type(&self, _: &[Vec<Dim>]) -> TokenStream {
+        TokenStream::new()
+    }
+
+    fn onnx(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::WeightRead)
     }
 }

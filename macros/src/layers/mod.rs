@@ -57,7 +57,7 @@ use self::call::Value;
 use crate::errors::{Errors, suggestion};
 
 pub use activation::{ACTIVATIONS, Act, Activation};
-pub use custom::{Exported, Field};
+pub use custom::{Exported, Field, WeightRead};
 pub use math::{
     Num, REDUCE, Scalar, add_loss, broadcast, draw, fused, named_constant, number, one_hot, reduce, reduced,
     sample_axis, scalar, unary,
@@ -227,6 +227,12 @@ pub trait Spec {
     /// For ONNX export, the prefix of its weights' names where it is not the layer's name (an
     /// element of an array field: `blocks.0`).
     fn weight_prefix(&self) -> Option<&str> {
+        None
+    }
+
+    /// For ONNX export, the full name of its weight `name` where it is not `<layer>.<name>` (a
+    /// field's: `blocks.0.kernel`, a `Matrix` field's kernel `w.value`).
+    fn weight_path(&self, _name: &str) -> Option<String> {
         None
     }
 

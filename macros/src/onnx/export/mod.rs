@@ -48,10 +48,20 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
         let params = layer.kind.params(&node.input_shapes).unwrap_or_default();
         // Weights are named as kiln names them: the layer's name, or a field's own prefix.
         let prefix = layer.kind.weight_prefix().map_or_else(|| layer.name.to_string(), str::to_string);
-        let p = |name: &str| format!("{prefix}.{name}");
+        let p = |name: &str| layer.kind.weight_path(name).unwrap_or_else(|| format!("{prefix}.{name}"));
         let has = |name: &str| params.iter().any(|(n, _)| *n == name);
         match s {
             Static::Identity => w.node("Identity", &[ins[0]], vec![], Some(&own)),
+            Static::WeightRead => {
+                // The value expanded to [batch, ..]: the batch from the input the node reads.
+                let shape = w.node("Shape", &[ins[0]], vec![], None);
+                let c = |w: &mut Writer, v: Vec<i64>| w.constant(vec![v.len() as i64], vec![], v);
+                let (zero, one) = (c(w, vec![0]), c(w, vec![1]));
+                let batch = w.node("Slice", &[&shape, &zero, &one], vec![], None);
+                let rest = c(w, node.output_shape.iter().map(|&d| d as i64).collect());
+                let full = w.node("Concat", &[&batch, &rest], vec![attr_int("axis", 0)], None);
+                w.node("Expand", &[&p("value"), &full], vec![], Some(&own))
+            }
             Static::TimeDistributed { inner, .. } if matches!(*inner, Static::Dense { .. }) => {
                 // A Dense layer on every step: MatMul takes the steps as a leading axis.
                 let Static::Dense { act, .. } = *inner else { return Err(unsupported()) };

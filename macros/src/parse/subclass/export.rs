@@ -26,8 +26,8 @@ impl Lower {
             let Some(key) = layer.kind.field_key().map(str::to_string) else { continue };
             let unsupported = || {
                 format!(
-                    "field `{key}` has no ONNX export yet (fields of kiln's layer types are written, not nested models, \
-                     weight or matrix fields, or layer types of your own)"
+                    "field `{key}` has no ONNX export yet (fields of kiln's layer types are written, not nested models or \
+                     layer types of your own)"
                 )
             };
             let (spec, form) = self.keras.get(&key).ok_or_else(unsupported)?;
@@ -46,12 +46,13 @@ impl Lower {
                 known::Form::CrossAttention => spec.clone(),
                 // The inputs after the first are a recurrent layer's initial state.
                 known::Form::Plain if given > 1 => spec.with_initial_state().ok_or_else(unsupported)?,
-                known::Form::Plain => spec.clone(),
+                known::Form::Plain | known::Form::Matrix => spec.clone(),
             };
+            let rename = (*form == known::Form::Matrix).then_some(("kernel", "value"));
             // An element of an array field is named `blocks_0` here and `blocks.0` in the weights.
             let name = layer.name.to_string();
             let prefix = name.strip_prefix(&format!("{key}_")).map_or(key.clone(), |i| format!("{key}.{i}"));
-            layer.kind = Rc::new(crate::layers::Exported { inner, prefix });
+            layer.kind = Rc::new(crate::layers::Exported { inner, prefix, rename });
         }
         Ok(m)
     }

@@ -136,6 +136,8 @@ pub enum Form {
     SelfAttention,
     /// `self.cross(q, v, mask)` is `mha(q, v, attention_mask = mask)`.
     CrossAttention,
+    /// `matmul(x, self.w)` is a Dense layer without bias whose kernel is the field's `value`.
+    Matrix,
 }
 
 /// The layer of the other styles a field of one of kiln's types is, for ONNX export
@@ -172,6 +174,7 @@ pub fn keras_spec(ty: &Type) -> Option<(Rc<dyn Spec>, Form)> {
     let form = match class.as_str() {
         "SelfAttention" => Form::SelfAttention,
         "CrossAttention" => Form::CrossAttention,
+        "Matrix" => Form::Matrix,
         _ => Form::Plain,
     };
     let call = match (class.as_str(), args.len()) {
@@ -192,6 +195,8 @@ pub fn keras_spec(ty: &Type) -> Option<(Rc<dyn Spec>, Form)> {
             )
         }
         ("Dense", 2..=3) => format!("Dense({}, activation = {})", num(1)?, act(2)?),
+        ("Matrix", 2..=3) => format!("Dense({}, use_bias = false)", num(1)?),
+        ("Weight", 1..=2) => return Some((Rc::new(crate::layers::WeightRead), Form::Plain)),
         ("Activation", 2) => format!("Activation({})", act(0)?),
         ("Embed", 2) => format!("Embedding({}, {})", num(0)?, num(1)?),
         ("LayerNormalization", 1) => "LayerNormalization()".into(),
