@@ -83,7 +83,7 @@ pub struct FieldRule {
 
 /// Axis `axis` of the output of a field with rule `rule` applied to one sample of `shape`: the
 /// window's output size on a spatial axis, `OUT` (or the input's width) on the last, the input's
-/// size elsewhere. Never panics: the model's compile-time check ([`expect_field`])
+/// size elsewhere. Never panics: the model's compile-time check ([`expect_field`](crate::expect_field))
 /// reports a shape the rule cannot take.
 pub const fn field_dim(rule: FieldRule, shape: &[usize], axis: usize) -> usize {
     if let Some((_, out)) = rule.map {
