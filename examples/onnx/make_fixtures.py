@@ -531,6 +531,27 @@ def kiln_export():
     if os.path.exists(path):
         onnx.checker.check_model(onnx.load(path))
         reference("kiln_export_text", np.random.default_rng(6).integers(0, 20, (4, 7)))
+    path = os.path.join(OUT, "kiln_export_masked.onnx")
+    if os.path.exists(path):
+        # Padding (id 0) at the end, at the start, in the middle, and a row of padding alone.
+        onnx.checker.check_model(onnx.load(path))
+        ids = np.random.default_rng(6).integers(1, 20, (5, 7))
+        ids[0, 4:] = 0
+        ids[1, :3] = 0
+        ids[2, [1, 2, 5]] = 0
+        ids[3, :] = 0
+        reference("kiln_export_masked", ids)
+    path = os.path.join(OUT, "kiln_export_masking.onnx")
+    if os.path.exists(path):
+        # Steps of zeros (Masking's padding) at the end, at the start, in the middle, everywhere.
+        onnx.checker.check_model(onnx.load(path))
+        x = np.random.default_rng(6).standard_normal((5, 5, 3)).astype(np.float32)
+        x[0, 3:] = 0.0
+        x[1, :2] = 0.0
+        x[2, [1, 3]] = 0.0
+        x[3, :] = 0.0
+        x[4, 2, 0] = 0.0  # one zero feature does not make a step padding
+        reference("kiln_export_masking", x)
     path = os.path.join(OUT, "kiln_export_categories.onnx")
     if os.path.exists(path):
         onnx.checker.check_model(onnx.load(path))

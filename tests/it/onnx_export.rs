@@ -243,6 +243,44 @@ functional! {
 }
 
 functional! {
+    /// Keras' masks: token ids padded anywhere (id 0), through recurrent layers reading
+    /// forwards, backwards and both ways, self-attention and masked means, every branch an
+    /// output feature of its own.
+    pub struct ExportedMasked {
+        tokens = Input([7], dtype = i32);
+        e = Embedding(20, 6, mask_zero = true)(tokens);
+        s = LSTM(5, return_sequences = true)(e);
+        b = GRU(4, go_backwards = true, return_sequences = true)(s);
+        last = LSTM(3)(b);
+        back = GRU(3, go_backwards = true)(e);
+        both = Bidirectional(SimpleRNN(3, return_sequences = true))(e);
+        summed = Bidirectional(GRU(2, return_sequences = true), merge_mode = "sum")(e);
+        a = MultiHeadAttention(num_heads = 2, key_dim = 3)(e, e);
+        pooled = Concatenate()([GlobalAveragePooling1D()(both), GlobalAveragePooling1D()(summed)]);
+        y = Concatenate()([last, back, pooled, GlobalAveragePooling1D()(a)]);
+        Model(tokens, y)
+    }
+}
+
+/// [`ExportedMasked`] with its embeddings scaled from Keras' ±0.05 to ±1, so that a padded
+/// step read as a real one would change the outputs far beyond the tolerance.
+fn masked() -> ExportedMasked {
+    let mut m = ExportedMasked::with_seed(33);
+    let e = m.get_weight("embedding.embeddings").unwrap().mapv(|v| 20.0 * v);
+    m.set_weight("embedding.embeddings", &e).unwrap();
+    m
+}
+
+sequential! {
+    /// Keras' `Masking`: the steps whose features are all 0 skipped by the recurrent layers.
+    pub struct ExportedMasking: [5, 3] {
+        Masking(mask_value = 0.0),
+        SimpleRNN(4, return_sequences = true),
+        GRU(3, go_backwards = true),
+    }
+}
+
+functional! {
     /// Keras' `return_state` and `initial_state`: an LSTM's final states start a second LSTM,
     /// a GRU read backwards returns its sequence and its state, which starts a SimpleRNN.
     pub struct ExportedStates {
@@ -473,6 +511,8 @@ fn write_the_export_fixtures() {
     ExportedSubclassCnn::with_seed(30).save_onnx(fixture("kiln_export_subclass_cnn")).unwrap();
     ExportedSubclassBlock::with_seed(31).save_onnx(fixture("kiln_export_subclass_block")).unwrap();
     weights().save_onnx(fixture("kiln_export_subclass_weights")).unwrap();
+    masked().save_onnx(fixture("kiln_export_masked")).unwrap();
+    ExportedMasking::with_seed(34).save_onnx(fixture("kiln_export_masking")).unwrap();
 }
 
 /// `save_onnx` writes the committed file, byte for byte.
@@ -519,6 +559,8 @@ fn save_onnx_writes_the_committed_files() {
     writes_the_fixture(&|p| ExportedSubclassCnn::with_seed(30).save_onnx(p), "kiln_export_subclass_cnn");
     writes_the_fixture(&|p| ExportedSubclassBlock::with_seed(31).save_onnx(p), "kiln_export_subclass_block");
     writes_the_fixture(&|p| weights().save_onnx(p), "kiln_export_subclass_weights");
+    writes_the_fixture(&|p| masked().save_onnx(p), "kiln_export_masked");
+    writes_the_fixture(&|p| ExportedMasking::with_seed(34).save_onnx(p), "kiln_export_masking");
 }
 
 /// A subclassed model with a field `save_onnx` cannot write says which, and writes nothing.
@@ -619,6 +661,15 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     let got = weights().predict(&r.input).unwrap();
     let want = r.output.iter().copied().collect::<Vec<_>>();
     assert!(max_abs("kiln_export_subclass_weights predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    // Masks: exported only (the importer reads neither TopK nor CumSum).
+    let r = reference("kiln_export_masked");
+    let got = masked().predict(&r.input.mapv(|v| v as i32)).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    assert!(max_abs("kiln_export_masked predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    let r = reference("kiln_export_masking");
+    let got = ExportedMasking::with_seed(34).predict(&r.input).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    assert!(max_abs("kiln_export_masking predict", got.as_slice().unwrap(), &want) <= 1e-5);
     let r = reference("kiln_export_states");
     let got = ExportedStates::with_seed(25).predict(&r.input).unwrap();
     let want = r.output.iter().copied().collect::<Vec<_>>();
@@ -650,12 +701,14 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     assert!(max_abs("kiln_export_bidirectional imported back", back, got) <= 1e-6 * scale);
 }
 
-sequential! {
-    /// Masked steps, which have no ONNX form in kiln yet.
-    pub struct Masked: [3, 2] {
-        Masking(mask_value = 0.0),
-        GlobalAveragePooling1D,
-        Dense(1),
+functional! {
+    /// Keras' dot-product Attention, which has no ONNX form in kiln yet.
+    pub struct NotExportedLayer {
+        q = Input([3, 2]);
+        v = Input([4, 2]);
+        a = Attention()([q, v]);
+        y = GlobalAveragePooling1D()(a);
+        Model([q, v], y)
     }
 }
 
@@ -663,7 +716,7 @@ sequential! {
 #[test]
 fn a_layer_without_an_onnx_form_is_named() {
     let path = std::env::temp_dir().join(format!("kiln-never-written-{}.onnx", std::process::id()));
-    let err = Masked::new().save_onnx(&path).unwrap_err().to_string();
-    assert!(err.contains("layer `masking` (Masking) has no ONNX export yet"), "{err}");
+    let err = NotExportedLayer::new().save_onnx(&path).unwrap_err().to_string();
+    assert!(err.contains("layer `attention` (Attention) has no ONNX export yet"), "{err}");
     assert!(!path.exists());
 }

@@ -51,10 +51,7 @@ pub const fn same_str(a: &str, b: &str) -> bool {
 
 /// A layer call on vectors in a `call` body: "`what` expects an input of shape `[E]`, got `[G]`".
 pub const fn expect_width(what: &str, expected: usize, got: usize) -> Option<Msg> {
-    if expected != got {
-        fail!(Msg::new().str(what).str(" expects an input of shape ").shape(&[expected]).str(", got ").shape(&[got]))
-    }
-    None
+    expect_dims(what, &[expected], &[got])
 }
 
 /// A shape in a `call` body against the one expected: "`what` expects an input of shape [..], got
@@ -273,10 +270,7 @@ pub const fn same_shape(what: &str, declared: usize, ty_out: usize) -> Option<Ms
 
 /// The inputs of a merge on vectors have the same width.
 pub const fn expect_same(what: &str, a: usize, b: usize) -> Option<Msg> {
-    if a != b {
-        fail!(Msg::new().str(what).str(" needs inputs of the same shape, got ").shape(&[a]).str(" and ").shape(&[b]))
-    }
-    None
+    expect_same_dims(what, &[a], &[b])
 }
 
 /// The inputs of an element-wise merge have the same shape.

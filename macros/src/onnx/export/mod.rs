@@ -8,6 +8,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 mod attention;
+mod masks;
 mod math;
 mod recurrent;
 mod window;
@@ -30,10 +31,17 @@ fn value_info(name: &str, shape: &[usize], int: bool) -> ValueInfoProto {
     ValueInfoProto { name: name.into(), r#type: Some(TypeProto { tensor_type: Some(tensor_type) }) }
 }
 
-/// The nodes of application `i` of a layer, reading `ins`, its output named `own`.
+/// The nodes of application `i` of a layer, reading `ins` (and Keras' masks of their steps,
+/// `masks`), its output named `own`.
 // Long because it is one match arm per `Static` kind, each a few lines of its own (the longer
 // ones are `Writer` methods in this module's files).
-fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str) -> Result<String, String> {
+fn layer_nodes(
+    w: &mut Writer,
+    model: &Model,
+    i: usize,
+    (ins, masks): (&[&str], &[Option<String>]),
+    own: &str,
+) -> Result<String, String> {
     let node = &model.nodes[i];
     let Some(layer) = model.layer_of(i) else { return Err("an input is not a layer".into()) };
     let own = own.to_string();
@@ -269,15 +277,22 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
                 let m = w.node("Mul", &[ins[0], &s], vec![], None);
                 w.node("Add", &[&m, &o], vec![], Some(&own))
             }
-            Static::Embedding { mask: None, .. } => {
-                w.node("Gather", &[&p("embeddings"), ins[0]], vec![attr_int("axis", 0)], Some(&own))
+            Static::Embedding { mask, .. } => {
+                let e = w.node("Gather", &[&p("embeddings"), ins[0]], vec![attr_int("axis", 0)], Some(&own));
+                if mask.is_some() {
+                    w.mask_of_ids(ins[0], &format!("{own}_mask"));
+                }
+                e
             }
-            Static::Recurrent { cfg, units, .. } if model.mask_source(node.inputs[0]).is_none() => {
+            Static::Masking { value, .. } => w.masking(ins[0], value, &format!("{own}_mask"), &own),
+            Static::Recurrent { cfg, units, .. } => {
                 // The inputs after the sequence are its initial_state.
-                w.recurrent(ins[0], &ins[1..], &cfg, &prefix, units, None, &own).ok_or_else(unsupported)?
+                let mask = masks[0].as_deref().map(|m| (m, node.input_shapes[0][0]));
+                w.recurrent(ins[0], &ins[1..], &cfg, &prefix, units, None, mask, &own).ok_or_else(unsupported)?
             }
-            Static::Bidirectional { cfg, mode, units, .. } if model.mask_source(node.inputs[0]).is_none() => {
-                w.recurrent(ins[0], &[], &cfg, &prefix, units, Some(mode), &own).ok_or_else(unsupported)?
+            Static::Bidirectional { cfg, mode, units, .. } => {
+                let mask = masks[0].as_deref().map(|m| (m, node.input_shapes[0][0]));
+                w.recurrent(ins[0], &[], &cfg, &prefix, units, Some(mode), mask, &own).ok_or_else(unsupported)?
             }
             Static::Take { start, len } => {
                 // One output of a layer of several (kept one after the other in each sample's
@@ -315,9 +330,7 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
                 let axes = w.constant(vec![1], vec![], vec![1]);
                 w.node("ReduceSum", &[&m, &axes], vec![attr_int("keepdims", 1)], Some(&own))
             }
-            Static::Attention { bias, mask, heads, key_dim, value_dim, out, causal, .. }
-                if node.inputs.iter().all(|&j| model.mask_source(j).is_none()) =>
-            {
+            Static::Attention { bias, mask, heads, key_dim, value_dim, out, causal, .. } => {
                 // Query, value, then the key where one is given, then the attention mask.
                 let shapes = &node.input_shapes;
                 let data = shapes.len() - usize::from(mask);
@@ -325,8 +338,11 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
                 let k = if data > 2 { 2 } else { 1 };
                 let (query, value, key) = (two(&shapes[0])?, two(&shapes[1])?, two(&shapes[k])?);
                 let h = attention::Heads { heads, key_dim, value_dim, out, bias, causal, query, value, key };
-                let m = mask.then(|| ins[data]);
-                w.attention([ins[0], ins[1], ins[k]], m, &prefix, &h, &own)
+                // The steps' masks of query, value and key (a key's only where one is given).
+                let step = |j: usize| masks.get(j).and_then(|m| m.as_deref());
+                let steps = [step(0), step(1), if data > 2 { step(2) } else { None }];
+                let m = w.attention_mask(steps, mask.then(|| ins[data]));
+                w.attention([ins[0], ins[1], ins[k]], m.as_deref(), &prefix, &h, &own)
             }
             Static::CategoryRows { depth, count } => w.rows_of_ids(ins[0], depth, count, &own),
             Static::Buckets { bins, rows } => {
@@ -349,6 +365,9 @@ fn layer_nodes(w: &mut Writer, model: &Model, i: usize, ins: &[&str], own: &str)
             Static::Permute { order, .. } => {
                 let perm: Vec<i64> = [0].into_iter().chain(order.iter().map(|&o| o as i64 + 1)).collect();
                 w.node("Transpose", &[ins[0]], vec![attr_ints("perm", perm)], Some(&own))
+            }
+            Static::Global { max: false } if node.input_shapes[0].len() == 2 && masks[0].is_some() => {
+                w.masked_mean(ins[0], masks[0].as_deref().unwrap_or_default(), &own)
             }
             Static::Global { max } => {
                 let axes: Vec<i64> = (1..node.input_shapes[0].len() as i64).collect();
@@ -373,7 +392,14 @@ fn graph(model: &Model) -> Result<GraphProto, String> {
                 let app = model.app_index(i);
                 let own = if app == 0 { layer.name.to_string() } else { format!("{}_{app}", layer.name) };
                 let ins: Vec<&str> = node.inputs.iter().map(|&j| names[j].as_str()).collect();
-                layer_nodes(&mut w, model, i, &ins, &own)?
+                // The mask its inputs carry, where the layer reads one: its maker's `<name>_mask`.
+                let masks: Vec<Option<String>> = node
+                    .inputs
+                    .iter()
+                    .map(|&j| model.mask_source(j).filter(|_| layer.kind.uses_mask()))
+                    .map(|s| s.map(|s| format!("{}_mask", names[s])))
+                    .collect();
+                layer_nodes(&mut w, model, i, (&ins, &masks), &own)?
             }
         };
         names.push(name);

@@ -77,6 +77,7 @@ impl Writer {
     /// `forward_kernel`, `backward_kernel`, ..): one bidirectional operator, the two directions'
     /// outputs merged after it. With `return_state`, the output is kiln's: the sequence (or the
     /// last state) then the final states, `[batch, rows, units]`, which the parts slice.
+    /// `mask`: Keras' mask of the input's steps and their number (see `masks.rs`).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn recurrent(
         &mut self,
@@ -86,6 +87,7 @@ impl Writer {
         layer: &str,
         units: usize,
         merge: Option<&str>,
+        mask: Option<(&str, usize)>,
         out: &str,
     ) -> Option<String> {
         let r = recurrence(cfg)?;
@@ -94,6 +96,18 @@ impl Writer {
         if (r.go_backwards && !backwards) || (r.return_state && merge.is_some()) || !tanh_sigmoid {
             return None;
         }
+        if mask.is_some() && (r.return_state || !initial.is_empty()) {
+            return None;
+        }
+        // With a mask, the real steps of each sequence first, and their count.
+        let (x, lens) = match mask {
+            Some((m, steps)) => {
+                let (x, lens) = self.real_steps_first(x, m, steps);
+                (x, Some(lens))
+            }
+            None => (x.to_string(), None),
+        };
+        let x = x.as_str();
 
         let (op, gates, order): (&str, usize, &[usize]) = match r.cell.as_str() {
             "Lstm" => ("LSTM", 4, &[0, 3, 1, 2]),
@@ -139,6 +153,7 @@ impl Writer {
             attrs.push(attr_string("direction", "reverse"));
         }
         let mut input = vec![xt, w, rk, b];
+        input.extend(lens);
         if !initial.is_empty() {
             // ONNX's initial_h (and initial_c): [directions, batch, units]; no sequence_lens.
             input.push(String::new());
@@ -173,31 +188,41 @@ impl Writer {
         if r.return_state {
             return Some(self.with_states(value, &states, (r.return_sequences, backwards), full));
         }
-        Some(match merge {
-            None => {
-                let axis = self.constant(vec![1], vec![], vec![dir_axis]);
-                let s = self.node("Squeeze", &[value, &axis], vec![], last);
-                if !r.return_sequences {
-                    return Some(s);
-                }
-                // `go_backwards` returns its outputs in the order it computed them, from the
-                // last step: ONNX's reverse direction aligns them with the input, so they are
-                // read back to front.
-                let s = if backwards { self.steps_reversed(&s, 0) } else { s };
-                self.node("Transpose", &[&s], vec![attr_ints("perm", vec![1, 0, 2])], Some(out))
+        let mask = mask.filter(|_| r.return_sequences).map(|(m, _)| m);
+        let Some(mode) = merge else {
+            let axis = self.constant(vec![1], vec![], vec![dir_axis]);
+            let s = self.node("Squeeze", &[value, &axis], vec![], last);
+            if !r.return_sequences {
+                return Some(s);
             }
-            Some("Concat") => {
-                // Batch first, the directions next to the units, then [.., 2 · units].
-                let t = self.node("Transpose", &[value], vec![attr_ints("perm", to_batch_first.clone())], None);
+            if let Some(m) = mask {
+                // Each step's output read back from the real steps' (see `masks.rs`).
+                let t = self.node("Transpose", &[&s], vec![attr_ints("perm", vec![1, 0, 2])], None);
+                let o = self.outputs_at_every_step(&t, m, backwards);
+                let o = if backwards { self.steps_reversed(&o, 1) } else { o };
+                return Some(self.node("Identity", &[&o], vec![], Some(out)));
+            }
+            // `go_backwards` returns its outputs in the order it computed them, from the
+            // last step: ONNX's reverse direction aligns them with the input, so they are
+            // read back to front.
+            let s = if backwards { self.steps_reversed(&s, 0) } else { s };
+            return Some(self.node("Transpose", &[&s], vec![attr_ints("perm", vec![1, 0, 2])], Some(out)));
+        };
+        // Batch first ([batch, steps, 2, units] or [batch, 2, units]).
+        let t = match mask {
+            Some(m) => self.directions_at_every_step(value, m),
+            None => self.node("Transpose", &[value], vec![attr_ints("perm", to_batch_first.clone())], None),
+        };
+        Some(match mode {
+            "Concat" => {
+                // The directions next to the units, then [.., 2 · units].
                 let mut dims = vec![0i64; to_batch_first.len() - 2];
                 dims.push(2 * units as i64);
                 let shape = self.constant(vec![dims.len() as i64], vec![], dims);
                 self.node("Reshape", &[&t, &shape], vec![], Some(out))
             }
-            Some(mode) => {
-                // Batch first ([batch, steps, 2, units] or [batch, 2, units]), then the two
-                // directions merged along their axis, which goes.
-                let t = self.node("Transpose", &[value], vec![attr_ints("perm", to_batch_first.clone())], None);
+            mode => {
+                // The two directions merged along their axis, which goes.
                 let axis = to_batch_first.len() as i64 - 2;
                 let axes = self.constant(vec![1], vec![], vec![axis]);
                 match mode {
@@ -220,6 +245,25 @@ impl Writer {
                 }
             }
         })
+    }
+
+    /// A bidirectional operator's `Y` (`[steps, 2, batch, units]`) over the real steps moved to
+    /// the front, read back at every step: `[batch, steps, 2, units]`.
+    fn directions_at_every_step(&mut self, y: &str, mask: &str) -> String {
+        let axis = self.constant(vec![1], vec![], vec![1]);
+        let mut dirs = Vec::new();
+        for (k, backwards) in [(0, false), (1, true)] {
+            let c = |w: &mut Self, v: i64| w.constant(vec![1], vec![], vec![v]);
+            let (s, e) = (c(self, k), c(self, k + 1));
+            let d = self.node("Slice", &[y, &s, &e, &axis], vec![], None);
+            let d = self.node("Squeeze", &[&d, &axis], vec![], None);
+            let d = self.node("Transpose", &[&d], vec![attr_ints("perm", vec![1, 0, 2])], None);
+            // The backward direction's outputs are kept in input order, as Bidirectional does.
+            let d = self.outputs_at_every_step(&d, mask, backwards);
+            let two = self.constant(vec![1], vec![], vec![2]);
+            dirs.push(self.node("Unsqueeze", &[&d, &two], vec![], None));
+        }
+        self.node("Concat", &[&dirs[0], &dirs[1]], vec![attr_int("axis", 2)], None)
     }
 
     /// `x` read back to front along `axis`.

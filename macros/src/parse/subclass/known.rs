@@ -41,28 +41,67 @@ enum Arg {
     Flag(bool),
 }
 
+/// A type's last path segment as written: its name and its generic arguments.
+struct TypeArgs {
+    class: String,
+    args: Args,
+}
+
+/// A type's generic arguments, read by position.
+struct Args(Vec<Arg>);
+
+impl TypeArgs {
+    /// `None` for a type that is not a plain path, or has an argument that is not a number, a
+    /// name or a flag.
+    fn of(ty: &Type) -> Option<TypeArgs> {
+        let Type::Path(p) = ty else { return None };
+        if p.qself.is_some() {
+            return None;
+        }
+        let seg = p.path.segments.last()?;
+        let args = match &seg.arguments {
+            PathArguments::AngleBracketed(a) => a.args.iter().map(arg).collect::<Option<_>>()?,
+            PathArguments::None => vec![],
+            PathArguments::Parenthesized(_) => return None,
+        };
+        Some(TypeArgs { class: seg.ident.to_string(), args: Args(args) })
+    }
+}
+
+impl Args {
+    /// Argument `i` as a number.
+    fn num(&self, i: usize) -> Option<usize> {
+        match self.0.get(i) {
+            Some(Arg::Num(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// Argument `i` as a type's name, `default` when it is not written.
+    fn word(&self, i: usize, default: &str) -> Option<String> {
+        match self.0.get(i) {
+            Some(Arg::Name(n)) => Some(n.clone()),
+            None => Some(default.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Argument `i` as `true` or `false`, `false` when it is not written.
+    fn flag(&self, i: usize) -> Option<bool> {
+        match self.0.get(i) {
+            Some(Arg::Flag(b)) => Some(*b),
+            None => Some(false),
+            _ => None,
+        }
+    }
+}
+
 /// The rule of a field of one of kiln's own layer types written with numbers (`Dense<10, 64,
 /// Relu>`), as the runtime's `Shaped` impl states it; `None` for any other type.
 pub fn field_type(ty: &Type) -> Option<FieldType> {
-    let Type::Path(p) = ty else { return None };
-    if p.qself.is_some() {
-        return None;
-    }
-    let seg = p.path.segments.last()?;
-    let args: Vec<Arg> = match &seg.arguments {
-        PathArguments::AngleBracketed(a) => a.args.iter().map(arg).collect::<Option<_>>()?,
-        PathArguments::None => vec![],
-        PathArguments::Parenthesized(_) => return None,
-    };
-    let num = |i: usize| match args.get(i) {
-        Some(Arg::Num(n)) => Some(*n),
-        _ => None,
-    };
-    let name_or = |i: usize, default: &str| match args.get(i) {
-        Some(Arg::Name(n)) => Some(n.clone()),
-        None => Some(default.to_string()),
-        _ => None,
-    };
+    let TypeArgs { class, args } = TypeArgs::of(ty)?;
+    let num = |i: usize| args.num(i);
+    let name_or = |i: usize, default: &str| args.word(i, default);
     let rule = |kind: &'static str, input: usize, output: usize| FieldRule {
         kind,
         input,
@@ -75,8 +114,7 @@ pub fn field_type(ty: &Type) -> Option<FieldType> {
         required: 1,
     };
     let layer = |rule: FieldRule| Some(FieldType { rule, tensor: false, matrix: false, ids: false });
-    let class = seg.ident.to_string();
-    let n = args.len();
+    let n = args.0.len();
     match class.as_str() {
         "Dense" if (2..=3).contains(&n) => layer(FieldRule { flat: true, ..rule("Dense", num(0)?, num(1)?) }),
         "Activation" if n == 2 => layer(rule("Activation", num(1)?, num(1)?)),
@@ -144,40 +182,23 @@ pub enum Form {
 /// (`Dense<10, 64, Relu>` is `Dense(64, activation = relu)`), and how its calls read as that
 /// layer's; `None` for a type with no such layer here (weights, nested models, users' types).
 pub fn keras_spec(ty: &Type) -> Option<(Rc<dyn Spec>, Form)> {
-    let Type::Path(p) = ty else { return None };
-    let seg = p.path.segments.last()?;
-    let args: Vec<Arg> = match &seg.arguments {
-        PathArguments::AngleBracketed(a) => a.args.iter().map(arg).collect::<Option<_>>()?,
-        _ => vec![],
-    };
-    let num = |i: usize| match args.get(i) {
-        Some(Arg::Num(n)) => Some(*n),
-        _ => None,
-    };
-    let word = |i: usize, default: &str| match args.get(i) {
-        Some(Arg::Name(n)) => Some(n.clone()),
-        None => Some(default.to_string()),
-        _ => None,
-    };
+    let TypeArgs { class, args } = TypeArgs::of(ty)?;
+    let num = |i: usize| args.num(i);
+    let word = |i: usize, default: &str| args.word(i, default);
     // An activation type by its Keras name (`Relu` is `relu`).
     let act = |i: usize| {
         let ty = word(i, "Linear")?;
         ACTIVATIONS.iter().find(|(_, t)| *t == ty).map(|(n, _)| n.to_string())
     };
     let pad = |i: usize| Some(if padding(&word(i, "Valid")?)? { "same" } else { "valid" });
-    let causal = |i: usize| match args.get(i) {
-        Some(Arg::Flag(b)) => Some(*b),
-        None => Some(false),
-        _ => None,
-    };
-    let class = seg.ident.to_string();
+    let causal = |i: usize| args.flag(i);
     let form = match class.as_str() {
         "SelfAttention" => Form::SelfAttention,
         "CrossAttention" => Form::CrossAttention,
         "Matrix" => Form::Matrix,
         _ => Form::Plain,
     };
-    let call = match (class.as_str(), args.len()) {
+    let call = match (class.as_str(), args.0.len()) {
         ("SelfAttention", 3..=4) => {
             format!(
                 "MultiHeadAttention(num_heads = {}, key_dim = {}, use_causal_mask = {})",
@@ -210,7 +231,7 @@ pub fn keras_spec(ty: &Type) -> Option<(Rc<dyn Spec>, Form)> {
             "{class}({}, {}, strides = {}, padding = {}, activation = {})",
             num(1)?,
             num(2)?,
-            if args.len() == 6 { num(5)? } else { 1 },
+            if args.0.len() == 6 { num(5)? } else { 1 },
             pad(4)?,
             act(3)?
         ),
