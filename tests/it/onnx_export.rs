@@ -572,6 +572,18 @@ fn save_onnx_of_a_model_holding_a_nested_model_says_why_it_cannot() {
     assert!(!path.exists());
 }
 
+/// onnxruntime's outputs on the committed file `name` (`<name>.txt`) are `predict`'s of the
+/// same input, within 1e-5.
+fn runs_as_kiln_does<D: kiln::ndarray::Dimension>(
+    name: &str,
+    predict: impl FnOnce(&ArrayD<f32>) -> kiln::Result<kiln::ndarray::Array<f32, D>>,
+) {
+    let r = reference(name);
+    let got = predict(&r.input).unwrap();
+    let want = r.output.iter().copied().collect::<Vec<_>>();
+    assert!(max_abs(&format!("{name} predict"), got.as_slice().unwrap(), &want) <= 1e-5);
+}
+
 /// onnxruntime runs each exported file as kiln runs the model, and each imports back.
 #[test]
 fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
@@ -626,54 +638,21 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     check("kiln_export_dot", a.as_slice().unwrap(), b.as_slice().unwrap());
     // Exported only: kiln imports forward and bidirectional recurrent operators, and not
     // ONNX's Where, which an attention mask is written with.
-    let r = reference("kiln_export_backwards");
-    let got = ExportedBackwards::with_seed(22).predict(&r.input).unwrap();
-    let want = r.output.iter().copied().collect::<Vec<_>>();
-    assert!(max_abs("kiln_export_backwards predict", got.as_slice().unwrap(), &want) <= 1e-5);
-    let r = reference("kiln_export_attention_mask");
-    let got = ExportedAttentionMask::with_seed(24).predict(&r.input).unwrap();
-    let want = r.output.iter().copied().collect::<Vec<_>>();
-    assert!(max_abs("kiln_export_attention_mask predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    runs_as_kiln_does("kiln_export_backwards", |x| ExportedBackwards::with_seed(22).predict(x));
+    runs_as_kiln_does("kiln_export_attention_mask", |x| ExportedAttentionMask::with_seed(24).predict(x));
     // The preprocessing layers: exported only (the importer reads neither OneHot nor
     // GreaterOrEqual).
-    let r = reference("kiln_export_buckets");
-    let got = ExportedBuckets::with_seed(27).predict(&r.input).unwrap();
-    let want = r.output.iter().copied().collect::<Vec<_>>();
-    assert!(max_abs("kiln_export_buckets predict", got.as_slice().unwrap(), &want) <= 1e-5);
-    let r = reference("kiln_export_categories");
-    let got = ExportedCategories::with_seed(28).predict(&r.input.mapv(|v| v as i32)).unwrap();
-    let want = r.output.iter().copied().collect::<Vec<_>>();
-    assert!(max_abs("kiln_export_categories predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    runs_as_kiln_does("kiln_export_buckets", |x| ExportedBuckets::with_seed(27).predict(x));
+    runs_as_kiln_does("kiln_export_categories", |x| ExportedCategories::with_seed(28).predict(&x.mapv(|v| v as i32)));
     // Subclassed models: exported only (the importer writes functional models).
-    let r = reference("kiln_export_subclass");
-    let got = ExportedSubclass::with_seed(29).predict(&r.input).unwrap();
-    let want = r.output.iter().copied().collect::<Vec<_>>();
-    assert!(max_abs("kiln_export_subclass predict", got.as_slice().unwrap(), &want) <= 1e-5);
-    let r = reference("kiln_export_subclass_cnn");
-    let got = ExportedSubclassCnn::with_seed(30).predict(&r.input).unwrap();
-    let want = r.output.iter().copied().collect::<Vec<_>>();
-    assert!(max_abs("kiln_export_subclass_cnn predict", got.as_slice().unwrap(), &want) <= 1e-5);
-    let r = reference("kiln_export_subclass_block");
-    let got = ExportedSubclassBlock::with_seed(31).predict(&r.input).unwrap();
-    let want = r.output.iter().copied().collect::<Vec<_>>();
-    assert!(max_abs("kiln_export_subclass_block predict", got.as_slice().unwrap(), &want) <= 1e-5);
-    let r = reference("kiln_export_subclass_weights");
-    let got = weights().predict(&r.input).unwrap();
-    let want = r.output.iter().copied().collect::<Vec<_>>();
-    assert!(max_abs("kiln_export_subclass_weights predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    runs_as_kiln_does("kiln_export_subclass", |x| ExportedSubclass::with_seed(29).predict(x));
+    runs_as_kiln_does("kiln_export_subclass_cnn", |x| ExportedSubclassCnn::with_seed(30).predict(x));
+    runs_as_kiln_does("kiln_export_subclass_block", |x| ExportedSubclassBlock::with_seed(31).predict(x));
+    runs_as_kiln_does("kiln_export_subclass_weights", |x| weights().predict(x));
     // Masks: exported only (the importer reads neither TopK nor CumSum).
-    let r = reference("kiln_export_masked");
-    let got = masked().predict(&r.input.mapv(|v| v as i32)).unwrap();
-    let want = r.output.iter().copied().collect::<Vec<_>>();
-    assert!(max_abs("kiln_export_masked predict", got.as_slice().unwrap(), &want) <= 1e-5);
-    let r = reference("kiln_export_masking");
-    let got = ExportedMasking::with_seed(34).predict(&r.input).unwrap();
-    let want = r.output.iter().copied().collect::<Vec<_>>();
-    assert!(max_abs("kiln_export_masking predict", got.as_slice().unwrap(), &want) <= 1e-5);
-    let r = reference("kiln_export_states");
-    let got = ExportedStates::with_seed(25).predict(&r.input).unwrap();
-    let want = r.output.iter().copied().collect::<Vec<_>>();
-    assert!(max_abs("kiln_export_states predict", got.as_slice().unwrap(), &want) <= 1e-5);
+    runs_as_kiln_does("kiln_export_masked", |x| masked().predict(&x.mapv(|v| v as i32)));
+    runs_as_kiln_does("kiln_export_masking", |x| ExportedMasking::with_seed(34).predict(x));
+    runs_as_kiln_does("kiln_export_states", |x| ExportedStates::with_seed(25).predict(x));
     let x = reference("kiln_export_encoder_decoder").input;
     let (a, b) = (
         ExportedEncoderDecoder::with_seed(26).predict(&x).unwrap(),
