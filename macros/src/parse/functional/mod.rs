@@ -509,19 +509,33 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
             return Err(lw.errors.finish().err().unwrap_or_else(|| syn::Error::new(kw.span(), "bad Model")));
         }
     };
-    let names = |e: &Expr| -> Vec<Ident> {
-        match e {
-            Expr::List(items, _) => {
-                items.iter().filter_map(|i| if let Expr::Name(n) = i { Some(n.clone()) } else { None }).collect()
+    // Model(..) names values bound above; an expression in its place is an error at it.
+    let mut names = |e: &Expr, what: &str| -> Vec<Ident> {
+        let items = match e {
+            Expr::List(items, _) => items.iter().collect(),
+            e => vec![e],
+        };
+        let mut found = Vec::new();
+        for item in items {
+            match item {
+                Expr::Name(n) => found.push(n.clone()),
+                other => {
+                    use syn::spanned::Spanned;
+                    let why = format!(
+                        "Model(..) lists the {what} by name: bind this to a name above (`out = ..;`) and list \
+                         that name here"
+                    );
+                    lw.errors.at(other.tokens().span(), why);
+                }
             }
-            Expr::Name(n) => vec![n.clone()],
-            Expr::Call { .. } | Expr::Math(_) => vec![],
         }
+        found
     };
+    let (input_names, output_names) = (names(&io[0], "inputs"), names(&io[1], "outputs"));
     let end = syntax.stmts.len();
     // Inputs, in Model(..)'s order, which is the order fit takes them in.
     let mut inputs = Vec::new();
-    for id in names(&io[0]) {
+    for id in input_names {
         match lw.inputs.iter().find(|(n, _, _)| id == n) {
             Some((n, node, _)) => inputs.push((n.clone(), *node)),
             None if lw.env.contains_key(&id.to_string()) => lw
@@ -536,7 +550,7 @@ pub fn lower(syntax: Syntax) -> Result<Model, syn::Error> {
         }
     }
     let mut outputs = Vec::new();
-    for id in names(&io[1]) {
+    for id in output_names {
         match lw.env.get(&id.to_string()) {
             Some(Binding::Value(n)) => outputs.push(*n),
             Some(Binding::Failed) => {}
