@@ -281,6 +281,18 @@ sequential! {
 }
 
 functional! {
+    /// Bidirectional layers' `return_state`: Keras' five values of an LSTM (the output, then
+    /// each direction's final states), three of a GRU returning its averaged sequence, all read.
+    pub struct ExportedBidirectionalStates {
+        x = Input([6, 3]);
+        (o, fh, fc, bh, bc) = Bidirectional(LSTM(4, return_state = true))(x);
+        (seq, gf, gb) = Bidirectional(GRU(3, return_sequences = true, return_state = true), merge_mode = "ave")(x);
+        y = Concatenate()([o, fh, fc, bh, bc, GlobalAveragePooling1D()(seq), gf, gb]);
+        Model(x, y)
+    }
+}
+
+functional! {
     /// Keras' `return_state` and `initial_state`: an LSTM's final states start a second LSTM,
     /// a GRU read backwards returns its sequence and its state, which starts a SimpleRNN.
     pub struct ExportedStates {
@@ -513,6 +525,7 @@ fn write_the_export_fixtures() {
     weights().save_onnx(fixture("kiln_export_subclass_weights")).unwrap();
     masked().save_onnx(fixture("kiln_export_masked")).unwrap();
     ExportedMasking::with_seed(34).save_onnx(fixture("kiln_export_masking")).unwrap();
+    ExportedBidirectionalStates::with_seed(35).save_onnx(fixture("kiln_export_bidirectional_states")).unwrap();
 }
 
 /// `save_onnx` writes the committed file, byte for byte.
@@ -561,6 +574,10 @@ fn save_onnx_writes_the_committed_files() {
     writes_the_fixture(&|p| weights().save_onnx(p), "kiln_export_subclass_weights");
     writes_the_fixture(&|p| masked().save_onnx(p), "kiln_export_masked");
     writes_the_fixture(&|p| ExportedMasking::with_seed(34).save_onnx(p), "kiln_export_masking");
+    writes_the_fixture(
+        &|p| ExportedBidirectionalStates::with_seed(35).save_onnx(p),
+        "kiln_export_bidirectional_states",
+    );
 }
 
 /// A subclassed model with a field `save_onnx` cannot write says which, and writes nothing.
@@ -652,6 +669,7 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     // Masks: exported only (the importer reads neither TopK nor CumSum).
     runs_as_kiln_does("kiln_export_masked", |x| masked().predict(&x.mapv(|v| v as i32)));
     runs_as_kiln_does("kiln_export_masking", |x| ExportedMasking::with_seed(34).predict(x));
+    runs_as_kiln_does("kiln_export_bidirectional_states", |x| ExportedBidirectionalStates::with_seed(35).predict(x));
     runs_as_kiln_does("kiln_export_states", |x| ExportedStates::with_seed(25).predict(x));
     let x = reference("kiln_export_encoder_decoder").input;
     let (a, b) = (

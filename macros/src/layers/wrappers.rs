@@ -309,13 +309,22 @@ impl Spec for Bidirectional {
         self.layer.activation()
     }
 
-    fn infer(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+    fn infer(&self, ins: &[Vec<usize>], out: &[usize]) -> Option<crate::ir::Static> {
         // kiln's `no_std` kernels merge the two directions' outputs only.
         if self.states() > 0 {
             return None;
         }
+        self.onnx(ins, out)
+    }
+
+    /// Also with `return_state` (the export writes the states after the merged output); not
+    /// from an `initial_state`.
+    fn onnx(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        if self.layer.has_initial_state() {
+            return None;
+        }
         let inner_out = self.layer.output_shape(ins).ok()?;
-        let crate::ir::Static::Recurrent { cfg, features, units, gates, work } = self.layer.infer(ins, &inner_out)?
+        let crate::ir::Static::Recurrent { cfg, features, units, gates, work } = self.layer.onnx(ins, &inner_out)?
         else {
             return None;
         };

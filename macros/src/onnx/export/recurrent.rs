@@ -93,7 +93,7 @@ impl Writer {
         let r = recurrence(cfg)?;
         let backwards = r.go_backwards && merge.is_none();
         let tanh_sigmoid = r.activations == ("Tanh".into(), "Sigmoid".into());
-        if (r.go_backwards && !backwards) || (r.return_state && merge.is_some()) || !tanh_sigmoid {
+        if (r.go_backwards && !backwards) || !tanh_sigmoid {
             return None;
         }
         if mask.is_some() && (r.return_state || !initial.is_empty()) {
@@ -185,7 +185,7 @@ impl Writer {
         let last = (!r.return_sequences).then_some(out);
         let (value, dir_axis, to_batch_first): (&str, i64, Vec<i64>) =
             if r.return_sequences { (&y, 1, vec![2, 0, 1, 3]) } else { (&yh, 0, vec![1, 0, 2]) };
-        if r.return_state {
+        if r.return_state && merge.is_none() {
             return Some(self.with_states(value, &states, (r.return_sequences, backwards), full));
         }
         let mask = mask.filter(|_| r.return_sequences).map(|(m, _)| m);
@@ -213,7 +213,7 @@ impl Writer {
             Some(m) => self.directions_at_every_step(value, m),
             None => self.node("Transpose", &[value], vec![attr_ints("perm", to_batch_first.clone())], None),
         };
-        Some(match mode {
+        let merged = match mode {
             "Concat" => {
                 // The directions next to the units, then [.., 2 · units].
                 let mut dims = vec![0i64; to_batch_first.len() - 2];
@@ -244,7 +244,24 @@ impl Writer {
                     _ => return None,
                 }
             }
-        })
+        };
+        if !r.return_state {
+            return Some(merged);
+        }
+        // Keras' order: the merged output, then the forward direction's final states, then the
+        // backward one's, each sample's values one after the other.
+        let mut parts = vec![self.node("Flatten", &[&merged], vec![attr_int("axis", 1)], None)];
+        let axis = self.constant(vec![1], vec![], vec![0]);
+        for k in 0..2 {
+            for s in &states {
+                let c = |w: &mut Self, v: i64| w.constant(vec![1], vec![], vec![v]);
+                let (start, end) = (c(self, k), c(self, k + 1));
+                let d = self.node("Slice", &[s, &start, &end, &axis], vec![], None);
+                parts.push(self.node("Squeeze", &[&d, &axis], vec![], None));
+            }
+        }
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        Some(self.node("Concat", &parts, vec![attr_int("axis", 1)], Some(full)))
     }
 
     /// A bidirectional operator's `Y` (`[steps, 2, batch, units]`) over the real steps moved to
