@@ -292,6 +292,18 @@ functional! {
     }
 }
 
+sequential! {
+    /// TimeDistributed around layers other than Dense: a Conv2D and a pooling on every frame,
+    /// a reshape, then an LSTM over each frame's rows.
+    pub struct ExportedFrames: [3, 6, 6, 2] {
+        TimeDistributed(Conv2D(4, 3, activation = relu)),
+        TimeDistributed(MaxPooling2D(2)),
+        TimeDistributed(Reshape([4, 4])),
+        TimeDistributed(LSTM(5)),
+        LSTM(3),
+    }
+}
+
 functional! {
     /// Keras' `return_state` and `initial_state`: an LSTM's final states start a second LSTM,
     /// a GRU read backwards returns its sequence and its state, which starts a SimpleRNN.
@@ -526,6 +538,7 @@ fn write_the_export_fixtures() {
     masked().save_onnx(fixture("kiln_export_masked")).unwrap();
     ExportedMasking::with_seed(34).save_onnx(fixture("kiln_export_masking")).unwrap();
     ExportedBidirectionalStates::with_seed(35).save_onnx(fixture("kiln_export_bidirectional_states")).unwrap();
+    ExportedFrames::with_seed(36).save_onnx(fixture("kiln_export_frames")).unwrap();
 }
 
 /// `save_onnx` writes the committed file, byte for byte.
@@ -578,6 +591,7 @@ fn save_onnx_writes_the_committed_files() {
         &|p| ExportedBidirectionalStates::with_seed(35).save_onnx(p),
         "kiln_export_bidirectional_states",
     );
+    writes_the_fixture(&|p| ExportedFrames::with_seed(36).save_onnx(p), "kiln_export_frames");
 }
 
 /// A subclassed model with a field `save_onnx` cannot write says which, and writes nothing.
@@ -670,6 +684,7 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     runs_as_kiln_does("kiln_export_masked", |x| masked().predict(&x.mapv(|v| v as i32)));
     runs_as_kiln_does("kiln_export_masking", |x| ExportedMasking::with_seed(34).predict(x));
     runs_as_kiln_does("kiln_export_bidirectional_states", |x| ExportedBidirectionalStates::with_seed(35).predict(x));
+    runs_as_kiln_does("kiln_export_frames", |x| ExportedFrames::with_seed(36).predict(x));
     runs_as_kiln_does("kiln_export_states", |x| ExportedStates::with_seed(25).predict(x));
     let x = reference("kiln_export_encoder_decoder").input;
     let (a, b) = (

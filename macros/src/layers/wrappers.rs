@@ -118,6 +118,15 @@ impl Spec for TimeDistributed {
         }
     }
 
+    /// Also a layer with workspace of its own (a recurrent layer, attention): the export
+    /// applies it to the steps joined to the batch.
+    fn onnx(&self, ins: &[Vec<usize>], out: &[usize]) -> Option<crate::ir::Static> {
+        match self.layer.onnx(&Self::rest(ins), &out[1..])? {
+            crate::ir::Static::Identity => Some(crate::ir::Static::Identity),
+            inner => Some(crate::ir::Static::TimeDistributed { inner: Box::new(inner), steps: ins[0][0] }),
+        }
+    }
+
     fn user_scope(&self) -> bool {
         self.layer.user_scope()
     }
