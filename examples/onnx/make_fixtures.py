@@ -554,6 +554,14 @@ def kiln_export():
         x[3, :] = 0.0
         x[4, 2, 0] = 0.0  # one zero feature does not make a step padding
         reference("kiln_export_masking", x)
+    path = os.path.join(OUT, "kiln_export_lookup.onnx")
+    if os.path.exists(path):
+        # Values in the vocabulary, out of it (both signs), -1 (the unused entries' mark) and
+        # fractions (their floor toward zero picks the out-of-vocabulary column).
+        onnx.checker.check_model(onnx.load(path))
+        x = np.random.default_rng(6).integers(-5, 13, (5, 4)).astype(np.float32)
+        x[0, 0], x[1, 1], x[2, 2], x[3, 3] = -1.0, 2.5, -2.5, 7.0
+        reference("kiln_export_lookup", x)
     path = os.path.join(OUT, "kiln_export_categories.onnx")
     if os.path.exists(path):
         onnx.checker.check_model(onnx.load(path))

@@ -348,6 +348,23 @@ sequential! {
     }
 }
 
+sequential! {
+    /// Integers through an IntegerLookup (two out-of-vocabulary columns, one vocabulary entry
+    /// left unused) counted into rows, then a Dense.
+    pub struct ExportedLookup: [4] {
+        IntegerLookup(max_tokens = 9, num_oov_indices = 2, output_mode = count),
+        Dense(3),
+    }
+}
+
+/// [`ExportedLookup`] adapted to six values.
+fn lookup() -> ExportedLookup {
+    let mut m = ExportedLookup::with_seed(37);
+    let seen = [7.0f32, 3.0, 3.0, 9.0, 7.0, 12.0, -4.0, 3.0, 12.0, 5.0];
+    m.adapt("integer_lookup", &kiln::ndarray::Array2::from_shape_vec((10, 1), seen.to_vec()).unwrap()).unwrap();
+    m
+}
+
 #[kiln::onnx("../fixtures/onnx/kiln_export.onnx")]
 pub struct Reimported;
 #[kiln::onnx("../fixtures/onnx/kiln_export_rnn.onnx")]
@@ -539,6 +556,7 @@ fn write_the_export_fixtures() {
     ExportedMasking::with_seed(34).save_onnx(fixture("kiln_export_masking")).unwrap();
     ExportedBidirectionalStates::with_seed(35).save_onnx(fixture("kiln_export_bidirectional_states")).unwrap();
     ExportedFrames::with_seed(36).save_onnx(fixture("kiln_export_frames")).unwrap();
+    lookup().save_onnx(fixture("kiln_export_lookup")).unwrap();
 }
 
 /// `save_onnx` writes the committed file, byte for byte.
@@ -592,6 +610,7 @@ fn save_onnx_writes_the_committed_files() {
         "kiln_export_bidirectional_states",
     );
     writes_the_fixture(&|p| ExportedFrames::with_seed(36).save_onnx(p), "kiln_export_frames");
+    writes_the_fixture(&|p| lookup().save_onnx(p), "kiln_export_lookup");
 }
 
 /// A subclassed model with a field `save_onnx` cannot write says which, and writes nothing.
@@ -685,6 +704,7 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     runs_as_kiln_does("kiln_export_masking", |x| ExportedMasking::with_seed(34).predict(x));
     runs_as_kiln_does("kiln_export_bidirectional_states", |x| ExportedBidirectionalStates::with_seed(35).predict(x));
     runs_as_kiln_does("kiln_export_frames", |x| ExportedFrames::with_seed(36).predict(x));
+    runs_as_kiln_does("kiln_export_lookup", |x| lookup().predict(x));
     runs_as_kiln_does("kiln_export_states", |x| ExportedStates::with_seed(25).predict(x));
     let x = reference("kiln_export_encoder_decoder").input;
     let (a, b) = (

@@ -199,6 +199,12 @@ pub enum Static {
         depth: usize,
         count: bool,
     },
+    /// IntegerLookup (ONNX export only): a sample's values as one row of `oov` columns then one
+    /// per entry of the weight `vocabulary` (unused entries -1), ones or `count`s.
+    Lookup {
+        oov: usize,
+        count: bool,
+    },
     /// Discretization (ONNX export only): bucket ids among the weight `bin_boundaries`, or with
     /// `rows` (`Some(count)`) rows of `bins`.
     Buckets {

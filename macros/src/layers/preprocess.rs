@@ -264,4 +264,8 @@ impl Spec for IntegerLookup {
     fn params(&self, _ins: &[Vec<usize>]) -> Option<Vec<(&'static str, Vec<usize>)>> {
         Some(vec![("vocabulary", vec![self.max_tokens - self.num_oov])])
     }
+
+    fn onnx(&self, _: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        Some(crate::ir::Static::Lookup { oov: self.num_oov, count: self.mode == Mode::Count })
+    }
 }

@@ -388,6 +388,7 @@ fn static_nodes(
             w.attention([ins[0], ins[1], ins[k]], m.as_deref(), prefix, &h, &own)
         }
         Static::CategoryRows { depth, count } => w.rows_of_ids(ins[0], depth, count, &own),
+        Static::Lookup { oov, count } => w.lookup(ins[0], &p("vocabulary"), oov, count, &own),
         Static::Buckets { bins, rows } => {
             // The boundaries at or below each value, counted: its bucket.
             let axis = w.constant(vec![1], vec![], vec![-1]);

@@ -127,4 +127,36 @@ impl Writer {
             self.node("ReduceMax", &[&hot], vec![attr_ints("axes", vec![1]), attr_int("keepdims", 0)], Some(own))
         }
     }
+
+    /// IntegerLookup: values `x` (`[batch, k]`) as rows of `oov` columns, then one per entry of
+    /// `vocabulary` (-1: unused). A value in the vocabulary marks its entry's column; another
+    /// its floor modulo `oov` (as kiln's runtime does). Ones, or with `count` how many times.
+    pub(super) fn lookup(&mut self, x: &str, vocabulary: &str, oov: usize, count: bool, own: &str) -> String {
+        let last = self.constant(vec![1], vec![], vec![-1]);
+        let each = self.node("Unsqueeze", &[x, &last], vec![], None);
+        let hit = self.node("Equal", &[&each, vocabulary], vec![], None);
+        let unused = self.scalar(-1.0);
+        let unused = self.node("Equal", &[vocabulary, &unused], vec![], None);
+        let used = self.node("Not", &[&unused], vec![], None);
+        let hit = self.node("And", &[&hit, &used], vec![], None);
+        let known = self.node("Cast", &[&hit], vec![attr_int("to", 1)], None);
+        // [batch, k, 1]: 1 where the value is in the vocabulary.
+        let found = self.node("ReduceMax", &[&known], vec![attr_ints("axes", vec![-1]), attr_int("keepdims", 1)], None);
+        let whole = self.node("Cast", &[x], vec![attr_int("to", 7)], None);
+        let n = self.constant(vec![], vec![], vec![oov as i64]);
+        let bucket = self.node("Mod", &[&whole, &n], vec![], None);
+        let depth = self.constant(vec![1], vec![], vec![oov as i64]);
+        let values = self.constant(vec![2], vec![0.0, 1.0], vec![]);
+        let hot = self.node("OneHot", &[&bucket, &depth, &values], vec![attr_int("axis", -1)], None);
+        let one = self.scalar(1.0);
+        let unknown = self.node("Sub", &[&one, &found], vec![], None);
+        let hot = self.node("Mul", &[&hot, &unknown], vec![], None);
+        let rows = self.node("Concat", &[&hot, &known], vec![attr_int("axis", -1)], None);
+        if count {
+            let axes = self.constant(vec![1], vec![], vec![1]);
+            self.node("ReduceSum", &[&rows, &axes], vec![attr_int("keepdims", 0)], Some(own))
+        } else {
+            self.node("ReduceMax", &[&rows], vec![attr_ints("axes", vec![1]), attr_int("keepdims", 0)], Some(own))
+        }
+    }
 }
