@@ -554,6 +554,17 @@ def kiln_export():
         x[3, :] = 0.0
         x[4, 2, 0] = 0.0  # one zero feature does not make a step padding
         reference("kiln_export_masking", x)
+    path = os.path.join(OUT, "kiln_export_dot_attention.onnx")
+    if os.path.exists(path):
+        # Padding (id 0) at the end, at the start (the first query step then sees nothing but
+        # padding under the causal mask), in the middle, everywhere.
+        onnx.checker.check_model(onnx.load(path))
+        ids = np.random.default_rng(6).integers(1, 20, (5, 6))
+        ids[0, 4:] = 0
+        ids[1, :2] = 0
+        ids[2, [1, 3]] = 0
+        ids[3, :] = 0
+        reference("kiln_export_dot_attention", ids)
     path = os.path.join(OUT, "kiln_export_lookup.onnx")
     if os.path.exists(path):
         # Values in the vocabulary, out of it (both signs), -1 (the unused entries' mark) and

@@ -357,6 +357,30 @@ sequential! {
     }
 }
 
+functional! {
+    /// Keras' dot-product Attention (a learnt scale, causal) and Bahdanau's AdditiveAttention
+    /// over a key of its own, on token ids padded anywhere, every output an output feature.
+    pub struct ExportedDotAttention {
+        tokens = Input([6], dtype = i32);
+        e = Embedding(20, 4, mask_zero = true)(tokens);
+        k = Dense(4)(e);
+        a = Attention(use_scale = true, use_causal_mask = true)([e, e]);
+        b = AdditiveAttention()([e, e, k]);
+        y = Concatenate()([Flatten()(a), Flatten()(b)]);
+        Model(tokens, y)
+    }
+}
+
+/// [`ExportedDotAttention`] with its embeddings scaled to ±1 and the dot product's scale away
+/// from its initial 1.
+fn dot_attention() -> ExportedDotAttention {
+    let mut m = ExportedDotAttention::with_seed(38);
+    let e = m.get_weight("embedding.embeddings").unwrap().mapv(|v| 20.0 * v);
+    m.set_weight("embedding.embeddings", &e).unwrap();
+    m.set_weight("attention.scale", &kiln::ndarray::arr0(1.7f32)).unwrap();
+    m
+}
+
 /// [`ExportedLookup`] adapted to six values.
 fn lookup() -> ExportedLookup {
     let mut m = ExportedLookup::with_seed(37);
@@ -557,6 +581,7 @@ fn write_the_export_fixtures() {
     ExportedBidirectionalStates::with_seed(35).save_onnx(fixture("kiln_export_bidirectional_states")).unwrap();
     ExportedFrames::with_seed(36).save_onnx(fixture("kiln_export_frames")).unwrap();
     lookup().save_onnx(fixture("kiln_export_lookup")).unwrap();
+    dot_attention().save_onnx(fixture("kiln_export_dot_attention")).unwrap();
 }
 
 /// `save_onnx` writes the committed file, byte for byte.
@@ -611,6 +636,7 @@ fn save_onnx_writes_the_committed_files() {
     );
     writes_the_fixture(&|p| ExportedFrames::with_seed(36).save_onnx(p), "kiln_export_frames");
     writes_the_fixture(&|p| lookup().save_onnx(p), "kiln_export_lookup");
+    writes_the_fixture(&|p| dot_attention().save_onnx(p), "kiln_export_dot_attention");
 }
 
 /// A subclassed model with a field `save_onnx` cannot write says which, and writes nothing.
@@ -705,6 +731,7 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     runs_as_kiln_does("kiln_export_bidirectional_states", |x| ExportedBidirectionalStates::with_seed(35).predict(x));
     runs_as_kiln_does("kiln_export_frames", |x| ExportedFrames::with_seed(36).predict(x));
     runs_as_kiln_does("kiln_export_lookup", |x| lookup().predict(x));
+    runs_as_kiln_does("kiln_export_dot_attention", |x| dot_attention().predict(&x.mapv(|v| v as i32)));
     runs_as_kiln_does("kiln_export_states", |x| ExportedStates::with_seed(25).predict(x));
     let x = reference("kiln_export_encoder_decoder").input;
     let (a, b) = (
@@ -734,13 +761,13 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
 }
 
 functional! {
-    /// Keras' dot-product Attention, which has no ONNX form in kiln yet.
+    /// A masked LSTM returning its states, which has no ONNX form in kiln yet.
     pub struct NotExportedLayer {
-        q = Input([3, 2]);
-        v = Input([4, 2]);
-        a = Attention()([q, v]);
-        y = GlobalAveragePooling1D()(a);
-        Model([q, v], y)
+        tokens = Input([4], dtype = i32);
+        e = Embedding(10, 3, mask_zero = true)(tokens);
+        (o, h, c) = LSTM(2, return_state = true)(e);
+        y = Concatenate()([o, h, c]);
+        Model(tokens, y)
     }
 }
 
@@ -749,6 +776,6 @@ functional! {
 fn a_layer_without_an_onnx_form_is_named() {
     let path = std::env::temp_dir().join(format!("kiln-never-written-{}.onnx", std::process::id()));
     let err = NotExportedLayer::new().save_onnx(&path).unwrap_err().to_string();
-    assert!(err.contains("layer `attention` (Attention) has no ONNX export yet"), "{err}");
+    assert!(err.contains("layer `lstm` (LSTM) has no ONNX export yet"), "{err}");
     assert!(!path.exists());
 }

@@ -199,6 +199,15 @@ pub enum Static {
         depth: usize,
         count: bool,
     },
+    /// Keras' `Attention` and `AdditiveAttention` (ONNX export only) of `tq` query steps over
+    /// `tv` value steps.
+    DotAttention {
+        use_scale: bool,
+        causal: bool,
+        additive: bool,
+        tq: usize,
+        tv: usize,
+    },
     /// IntegerLookup (ONNX export only): a sample's values as one row of `oov` columns then one
     /// per entry of the weight `vocabulary` (unused entries -1), ones or `count`s.
     Lookup {

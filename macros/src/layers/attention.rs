@@ -348,4 +348,15 @@ impl Spec for DotAttention {
             (true, true) => vec![("scale", vec![d])],
         })
     }
+
+    fn onnx(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
+        let (tq, tv) = (*ins.first()?.first()?, *ins.get(1)?.first()?);
+        Some(crate::ir::Static::DotAttention {
+            use_scale: self.use_scale,
+            causal: self.causal,
+            additive: self.additive,
+            tq,
+            tv,
+        })
+    }
 }

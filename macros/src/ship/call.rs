@@ -81,7 +81,11 @@ impl Caller<'_> {
         Some(match st {
             Static::Identity => return None,
             // Described by `Spec::onnx` for export alone: `infer` never gives them.
-            Static::CategoryRows { .. } | Static::Buckets { .. } | Static::Lookup { .. } | Static::WeightRead => {
+            Static::CategoryRows { .. }
+            | Static::Buckets { .. }
+            | Static::Lookup { .. }
+            | Static::DotAttention { .. }
+            | Static::WeightRead => {
                 unreachable!("an export-only description reached the no_std kernels")
             }
             Static::Take { start, len } => quote!(__out.copy_from_slice(&(#x)[#start..#start + #len])),

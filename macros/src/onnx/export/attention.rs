@@ -23,6 +23,16 @@ pub(super) struct Heads {
 /// query that may attend to nothing spreads its weight evenly.
 const MASKED: f32 = -1e9;
 
+/// Keras' `Attention` or `AdditiveAttention`: its scale weight's name (with `use_scale`), its
+/// flags and its query and value steps.
+pub(super) struct Dot<'a> {
+    pub(super) scale: Option<&'a str>,
+    pub(super) causal: bool,
+    pub(super) additive: bool,
+    pub(super) tq: usize,
+    pub(super) tv: usize,
+}
+
 impl Writer {
     /// `x [batch, steps, features]` (`io`) projected by `{layer}.{part}_kernel` (`[features,
     /// heads, width]`) and its bias, then `[batch, heads, steps, width]`, or with `keys_last`
@@ -48,6 +58,70 @@ impl Writer {
         let y = self.node("Reshape", &[&y, &split], vec![], None);
         let perm = if keys_last { vec![0, 2, 3, 1] } else { vec![0, 2, 1, 3] };
         self.node("Transpose", &[&y], vec![attr_ints("perm", perm)], None)
+    }
+
+    /// Keras' `Attention` (`q · kᵀ`, times the scalar `scale`) or `AdditiveAttention` (`Σ_d
+    /// scale_d · tanh(q_d + k_d)`) of `query` over `value` (keyed by `key`), as kiln computes
+    /// them: a padded value step (`masks[1]`) or a later one (causal) has 1e9 taken from its
+    /// score, once; a padded query step (`masks[0]`) outputs zeros.
+    pub(super) fn dot_attention(
+        &mut self,
+        [query, value, key]: [&str; 3],
+        masks: [Option<&str>; 2],
+        form: &Dot,
+        own: &str,
+    ) -> String {
+        let mut scores = if form.additive {
+            let (two, one) = (self.constant(vec![1], vec![], vec![2]), self.constant(vec![1], vec![], vec![1]));
+            let q = self.node("Unsqueeze", &[query, &two], vec![], None);
+            let k = self.node("Unsqueeze", &[key, &one], vec![], None);
+            let sum = self.node("Add", &[&q, &k], vec![], None);
+            let mut t = self.node("Tanh", &[&sum], vec![], None);
+            if let Some(s) = form.scale {
+                t = self.node("Mul", &[&t, s], vec![], None);
+            }
+            let last = self.constant(vec![1], vec![], vec![-1]);
+            self.node("ReduceSum", &[&t, &last], vec![attr_int("keepdims", 0)], None)
+        } else {
+            let kt = self.node("Transpose", &[key], vec![attr_ints("perm", vec![0, 2, 1])], None);
+            let s = self.node("MatMul", &[query, &kt], vec![], None);
+            match form.scale {
+                Some(scale) => self.node("Mul", &[&s, scale], vec![], None),
+                None => s,
+            }
+        };
+        // 1 where a score is masked: the value's padding, the causal mask, or both.
+        let mut off: Option<String> = None;
+        if let Some(m) = masks[1] {
+            let one = self.scalar(1.0);
+            let pad = self.node("Sub", &[&one, m], vec![], None);
+            let axis = self.constant(vec![1], vec![], vec![1]);
+            off = Some(self.node("Unsqueeze", &[&pad, &axis], vec![], None));
+        }
+        if form.causal {
+            let (tq, tv) = (form.tq, form.tv);
+            let later: Vec<f32> = (0..tq).flat_map(|a| (0..tv).map(move |c| if c > a { 1.0 } else { 0.0 })).collect();
+            let c = self.constant(vec![tq as i64, tv as i64], later, vec![]);
+            off = Some(match off {
+                Some(pad) => self.node("Max", &[&pad, &c], vec![], None),
+                None => c,
+            });
+        }
+        if let Some(off) = off {
+            let big = self.scalar(-MASKED);
+            let minus = self.node("Mul", &[&off, &big], vec![], None);
+            scores = self.node("Sub", &[&scores, &minus], vec![], None);
+        }
+        let weights = self.node("Softmax", &[&scores], vec![attr_int("axis", -1)], None);
+        match masks[0] {
+            None => self.node("MatMul", &[&weights, value], vec![], Some(own)),
+            Some(m) => {
+                let out = self.node("MatMul", &[&weights, value], vec![], None);
+                let last = self.constant(vec![1], vec![], vec![-1]);
+                let keep = self.node("Unsqueeze", &[m, &last], vec![], None);
+                self.node("Mul", &[&out, &keep], vec![], Some(own))
+            }
+        }
     }
 
     /// The attention of `query` over `value` (and `key`, else the value), with Keras'

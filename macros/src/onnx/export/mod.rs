@@ -388,6 +388,13 @@ fn static_nodes(
             w.attention([ins[0], ins[1], ins[k]], m.as_deref(), prefix, &h, &own)
         }
         Static::CategoryRows { depth, count } => w.rows_of_ids(ins[0], depth, count, &own),
+        Static::DotAttention { use_scale, causal, additive, tq, tv } => {
+            let scale = use_scale.then(|| p("scale"));
+            let key = ins.get(2).copied().unwrap_or(ins[1]);
+            let step = |j: usize| masks.get(j).and_then(|m| m.as_deref());
+            let form = attention::Dot { scale: scale.as_deref(), causal, additive, tq, tv };
+            w.dot_attention([ins[0], ins[1], key], [step(0), step(1)], &form, &own)
+        }
         Static::Lookup { oov, count } => w.lookup(ins[0], &p("vocabulary"), oov, count, &own),
         Static::Buckets { bins, rows } => {
             // The boundaries at or below each value, counted: its bucket.
