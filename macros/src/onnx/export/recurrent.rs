@@ -96,7 +96,9 @@ impl Writer {
         if (r.go_backwards && !backwards) || !tanh_sigmoid {
             return None;
         }
-        if mask.is_some() && (r.return_state || !initial.is_empty()) {
+        // Before a sequence's first real step kiln's output is its initial state, which the
+        // reading back below does not give.
+        if mask.is_some() && !initial.is_empty() {
             return None;
         }
         // With a mask, the real steps of each sequence first, and their count.
@@ -185,10 +187,10 @@ impl Writer {
         let last = (!r.return_sequences).then_some(out);
         let (value, dir_axis, to_batch_first): (&str, i64, Vec<i64>) =
             if r.return_sequences { (&y, 1, vec![2, 0, 1, 3]) } else { (&yh, 0, vec![1, 0, 2]) };
-        if r.return_state && merge.is_none() {
-            return Some(self.with_states(value, &states, (r.return_sequences, backwards), full));
-        }
         let mask = mask.filter(|_| r.return_sequences).map(|(m, _)| m);
+        if r.return_state && merge.is_none() {
+            return Some(self.with_states(value, &states, (r.return_sequences, backwards, mask), full));
+        }
         let Some(mode) = merge else {
             let axis = self.constant(vec![1], vec![], vec![dir_axis]);
             let s = self.node("Squeeze", &[value, &axis], vec![], last);
@@ -292,16 +294,22 @@ impl Writer {
 
     /// A forward operator's output `value` (`Y`, or `Y_h` for the last state) followed by its
     /// final `states`, as kiln keeps a `return_state` layer's value: `[batch, rows, units]`,
-    /// the sequence's steps (back to front for `go_backwards`) or the last state, then each
-    /// state, batch first.
+    /// the sequence's steps (back to front for `go_backwards`; with a `mask`, read back from the
+    /// real steps') or the last state, then each state, batch first.
     fn with_states(
         &mut self,
         value: &str,
         states: &[String],
-        (sequence, backwards): (bool, bool),
+        (sequence, backwards, mask): (bool, bool, Option<&str>),
         out: &str,
     ) -> String {
-        let first = if sequence {
+        let first = if let Some(m) = mask {
+            let axis = self.constant(vec![1], vec![], vec![1]);
+            let s = self.node("Squeeze", &[value, &axis], vec![], None);
+            let t = self.node("Transpose", &[&s], vec![attr_ints("perm", vec![1, 0, 2])], None);
+            let o = self.outputs_at_every_step(&t, m, backwards);
+            if backwards { self.steps_reversed(&o, 1) } else { o }
+        } else if sequence {
             let yt = self.node("Transpose", &[value], vec![attr_ints("perm", vec![2, 0, 1, 3])], None);
             let axis = self.constant(vec![1], vec![], vec![2]);
             let seq = self.node("Squeeze", &[&yt, &axis], vec![], None);
