@@ -285,12 +285,15 @@ sequential! {
 
 functional! {
     /// Bidirectional layers' `return_state`: Keras' five values of an LSTM (the output, then
-    /// each direction's final states), three of a GRU returning its averaged sequence, all read.
+    /// each direction's final states), three of a GRU returning its averaged sequence, all read,
+    /// and the states starting two more Bidirectional layers (`initial_state`).
     pub struct ExportedBidirectionalStates {
         x = Input([6, 3]);
         (o, fh, fc, bh, bc) = Bidirectional(LSTM(4, return_state = true))(x);
         (seq, gf, gb) = Bidirectional(GRU(3, return_sequences = true, return_state = true), merge_mode = "ave")(x);
-        y = Concatenate()([o, fh, fc, bh, bc, GlobalAveragePooling1D()(seq), gf, gb]);
+        started = Bidirectional(LSTM(4))(seq, initial_state = [fh, fc, bh, bc]);
+        again = Bidirectional(GRU(3), merge_mode = "sum")(x, initial_state = [gf, gb]);
+        y = Concatenate()([o, fh, fc, bh, bc, GlobalAveragePooling1D()(seq), gf, gb, started, again]);
         Model(x, y)
     }
 }

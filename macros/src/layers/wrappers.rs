@@ -319,19 +319,19 @@ impl Spec for Bidirectional {
     }
 
     fn infer(&self, ins: &[Vec<usize>], out: &[usize]) -> Option<crate::ir::Static> {
-        // kiln's `no_std` kernels merge the two directions' outputs only.
-        if self.states() > 0 {
+        // kiln's `no_std` kernels merge the two directions' outputs only, started from zeros.
+        if self.states() > 0 || self.layer.has_initial_state() {
             return None;
         }
         self.onnx(ins, out)
     }
 
-    /// Also with `return_state` (the export writes the states after the merged output); not
-    /// from an `initial_state`.
+    /// Also with `return_state` (the export writes the states after the merged output) and
+    /// from an `initial_state` (each direction's states, read by the one layer).
     fn onnx(&self, ins: &[Vec<usize>], _: &[usize]) -> Option<crate::ir::Static> {
-        if self.layer.has_initial_state() {
-            return None;
-        }
+        // The layer reads the sequence and one direction's states.
+        let per = if self.layer.class() == "LSTM" { 2 } else { 1 };
+        let ins = if self.layer.has_initial_state() { ins.get(..1 + per)? } else { ins };
         let inner_out = self.layer.output_shape(ins).ok()?;
         let crate::ir::Static::Recurrent { cfg, features, units, gates, work } = self.layer.onnx(ins, &inner_out)?
         else {

@@ -335,7 +335,8 @@ fn static_nodes(
         }
         Static::Bidirectional { cfg, mode, units, .. } => {
             let mask = masks[0].as_deref().map(|m| (m, node.input_shapes[0][0]));
-            w.recurrent(ins[0], &[], &cfg, prefix, units, Some(mode), mask, &own).ok_or_else(unsupported)?
+            // The inputs after the sequence are its initial_state, Keras' [fh, (fc,) bh, (bc)].
+            w.recurrent(ins[0], &ins[1..], &cfg, prefix, units, Some(mode), mask, &own).ok_or_else(unsupported)?
         }
         Static::Take { start, len } => {
             // One output of a layer of several (kept one after the other in each sample's

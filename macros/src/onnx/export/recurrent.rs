@@ -158,10 +158,20 @@ impl Writer {
         input.extend(lens);
         if !initial.is_empty() {
             // ONNX's initial_h (and initial_c): [directions, batch, units]; no sequence_lens.
+            // A Bidirectional layer's are Keras' [fh, (fc,) bh, (bc)]: each kind stacked.
             input.push(String::new());
-            for s in initial {
-                let zero = self.constant(vec![1], vec![], vec![0]);
-                input.push(self.node("Unsqueeze", &[s, &zero], vec![], None));
+            let per = initial.len() / dirs.len();
+            for k in 0..per {
+                let mut parts = Vec::new();
+                for d in 0..dirs.len() {
+                    let zero = self.constant(vec![1], vec![], vec![0]);
+                    parts.push(self.node("Unsqueeze", &[initial[d * per + k], &zero], vec![], None));
+                }
+                input.push(match &parts[..] {
+                    [one] => one.clone(),
+                    [f, b] => self.node("Concat", &[f, b], vec![attr_int("axis", 0)], None),
+                    _ => return None,
+                });
             }
         }
         self.count += 1;
