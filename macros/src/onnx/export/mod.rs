@@ -182,29 +182,15 @@ fn static_nodes(
             let rank = node.input_shapes[0].len();
             let perm: Vec<i64> = if rank == 2 { vec![2, 1, 0] } else { vec![3, 2, 0, 1] };
             let k = w.node("Transpose", &[&p("kernel")], vec![attr_ints("perm", perm)], None);
-            let bias = p("bias");
-            let mut extra = vec![k.as_str()];
-            if has("bias") {
-                extra.push(&bias);
-            }
-            let linear = pre_activation(act, &own);
-            let group = vec![attr_int("group", groups as i64)];
-            w.windowed("Conv", ins[0], rank, &win, &extra, group, &linear).ok_or_else(unsupported)?;
-            w.then(act, &linear, &own).ok_or_else(unsupported)?
+            let bias = has("bias").then(|| p("bias"));
+            w.conv(ins[0], (rank, &win), (&k, bias.as_deref()), groups, act, &own).ok_or_else(unsupported)?
         }
         Static::Depthwise { win, multiplier, act } if node.input_shapes[0].len() == 3 => {
             let (kh, kw) = window(&win).and_then(|m| Some((*m.get("kh")?, *m.get("kw")?))).ok_or_else(unsupported)?;
             let c = node.input_shapes[0][2];
             let k = w.depthwise_kernel(&p("kernel"), [kh as usize, kw as usize, c, multiplier]);
-            let bias = p("bias");
-            let mut extra = vec![k.as_str()];
-            if has("bias") {
-                extra.push(&bias);
-            }
-            let linear = pre_activation(act, &own);
-            let group = vec![attr_int("group", c as i64)];
-            w.windowed("Conv", ins[0], 3, &win, &extra, group, &linear).ok_or_else(unsupported)?;
-            w.then(act, &linear, &own).ok_or_else(unsupported)?
+            let bias = has("bias").then(|| p("bias"));
+            w.conv(ins[0], (3, &win), (&k, bias.as_deref()), c, act, &own).ok_or_else(unsupported)?
         }
         Static::Separable { win, multiplier, act, .. } if node.input_shapes[0].len() == 3 => {
             // The depthwise Conv (group c), then the pointwise one (1 × 1).

@@ -4,10 +4,29 @@
 use proc_macro2::TokenStream;
 
 use super::super::proto::AttributeProto;
-use super::writer::{Writer, attr_ints, attr_string, window};
+use super::writer::{Writer, attr_int, attr_ints, attr_string, pre_activation, window};
 use crate::ir::Resampling;
 
 impl Writer {
+    /// A Conv of `groups` groups on the channels-last `x` (sample rank and window `at`) by the
+    /// ONNX-layout kernel `k` (and `bias`), then the activation `act`, into `own`.
+    pub(super) fn conv(
+        &mut self,
+        x: &str,
+        (rank, win): (usize, &TokenStream),
+        (k, bias): (&str, Option<&str>),
+        groups: usize,
+        act: &'static str,
+        own: &str,
+    ) -> Option<String> {
+        let mut extra = vec![k];
+        extra.extend(bias);
+        let linear = pre_activation(act, own);
+        let group = vec![attr_int("group", groups as i64)];
+        self.windowed("Conv", x, rank, win, &extra, group, &linear)?;
+        self.then(act, &linear, own)
+    }
+
     /// A windowed op on the channels-last `x` of sample rank `rank` (kiln's image as ONNX's
     /// NCHW and back): its attributes from the window (a one-row image is 1-D).
     #[allow(clippy::too_many_arguments)]
