@@ -494,6 +494,17 @@ def operators():
     )
 
 
+def padded(a, pad, end, start, middle):
+    """`a` with the steps of row 0 from `end` on, of row 1 before `start`, the steps `middle` of
+    row 2 and all of row 3 set to `pad`: padding at the end, at the start, in the middle and
+    alone."""
+    a[0, end:] = pad
+    a[1, :start] = pad
+    a[2, middle] = pad
+    a[3, :] = pad
+    return a
+
+
 def kiln_export():
     """onnxruntime's outputs on the files kiln's `save_onnx` wrote (tests/it/onnx.rs, `export`;
     `cargo test --test it onnx::export -- --ignored` writes them)."""
@@ -538,20 +549,12 @@ def kiln_export():
         # Padding (id 0) at the end, at the start, in the middle, and a row of padding alone.
         onnx.checker.check_model(onnx.load(path))
         ids = np.random.default_rng(6).integers(1, 20, (5, 7))
-        ids[0, 4:] = 0
-        ids[1, :3] = 0
-        ids[2, [1, 2, 5]] = 0
-        ids[3, :] = 0
-        reference("kiln_export_masked", ids)
+        reference("kiln_export_masked", padded(ids, 0, 4, 3, [1, 2, 5]))
     path = os.path.join(OUT, "kiln_export_masking.onnx")
     if os.path.exists(path):
         # Steps of zeros (Masking's padding) at the end, at the start, in the middle, everywhere.
         onnx.checker.check_model(onnx.load(path))
-        x = np.random.default_rng(6).standard_normal((5, 5, 3)).astype(np.float32)
-        x[0, 3:] = 0.0
-        x[1, :2] = 0.0
-        x[2, [1, 3]] = 0.0
-        x[3, :] = 0.0
+        x = padded(np.random.default_rng(6).standard_normal((5, 5, 3)).astype(np.float32), 0.0, 3, 2, [1, 3])
         x[4, 2, 0] = 0.0  # one zero feature does not make a step padding
         reference("kiln_export_masking", x)
     path = os.path.join(OUT, "kiln_export_dot_attention.onnx")
@@ -560,11 +563,7 @@ def kiln_export():
         # padding under the causal mask), in the middle, everywhere.
         onnx.checker.check_model(onnx.load(path))
         ids = np.random.default_rng(6).integers(1, 20, (5, 6))
-        ids[0, 4:] = 0
-        ids[1, :2] = 0
-        ids[2, [1, 3]] = 0
-        ids[3, :] = 0
-        reference("kiln_export_dot_attention", ids)
+        reference("kiln_export_dot_attention", padded(ids, 0, 4, 2, [1, 3]))
     path = os.path.join(OUT, "kiln_export_lookup.onnx")
     if os.path.exists(path):
         # Values in the vocabulary, out of it (both signs), -1 (the unused entries' mark) and
