@@ -117,33 +117,8 @@ impl Writer {
             "Simple" => ("RNN", 1, &[0]),
             _ => return None,
         };
-        let gu = gates * units;
         let dirs: &[&str] = if merge.is_some() { &["forward_", "backward_"] } else { &[""] };
-        let mut weights: [Vec<String>; 3] = Default::default();
-        for dir in dirs {
-            let p = |name: &str| format!("{layer}.{dir}{name}");
-            weights[0].push(self.gate_matrix(&p("kernel"), gates, units, order));
-            weights[1].push(self.gate_matrix(&p("recurrent_kernel"), gates, units, order));
-            // ONNX's bias is the input one then the recurrent one; kiln's one bias is the first.
-            weights[2].push(if r.reset_after {
-                let shape = self.constant(vec![2], vec![], vec![1, 2 * gu as i64]);
-                self.node("Reshape", &[&p("bias"), &shape], vec![], None)
-            } else {
-                let first = self.reorder(&p("bias"), gates, units, order);
-                let zeros = self.constant(vec![gu as i64], vec![0.0; gu], vec![]);
-                let both = self.node("Concat", &[&first, &zeros], vec![attr_int("axis", 0)], None);
-                let zero = self.constant(vec![1], vec![], vec![0]);
-                self.node("Unsqueeze", &[&both, &zero], vec![], None)
-            });
-        }
-        // The directions stacked on ONNX's axis 0.
-        let [w, rk, b] = weights.map(|v| match &v[..] {
-            [one] => one.clone(),
-            both => {
-                let both: Vec<&str> = both.iter().map(String::as_str).collect();
-                self.node("Concat", &both, vec![attr_int("axis", 0)], None)
-            }
-        });
+        let [w, rk, b] = self.operator_weights(layer, dirs, (gates, units, order), r.reset_after);
         let xt = self.node("Transpose", &[x], vec![attr_ints("perm", vec![1, 0, 2])], None);
         let mut attrs = vec![attr_int("hidden_size", units as i64)];
         if r.cell == "Gru" {
@@ -157,22 +132,9 @@ impl Writer {
         let mut input = vec![xt, w, rk, b];
         input.extend(lens);
         if !initial.is_empty() {
-            // ONNX's initial_h (and initial_c): [directions, batch, units]; no sequence_lens.
-            // A Bidirectional layer's are Keras' [fh, (fc,) bh, (bc)]: each kind stacked.
+            // ONNX's initial_h (and initial_c) after an empty sequence_lens.
             input.push(String::new());
-            let per = initial.len() / dirs.len();
-            for k in 0..per {
-                let mut parts = Vec::new();
-                for d in 0..dirs.len() {
-                    let zero = self.constant(vec![1], vec![], vec![0]);
-                    parts.push(self.node("Unsqueeze", &[initial[d * per + k], &zero], vec![], None));
-                }
-                input.push(match &parts[..] {
-                    [one] => one.clone(),
-                    [f, b] => self.node("Concat", &[f, b], vec![attr_int("axis", 0)], None),
-                    _ => return None,
-                });
-            }
+            input.extend(self.initial_states(initial, dirs.len())?);
         }
         self.count += 1;
         let (y, yh) = (format!("{op}_{}_Y", self.count), format!("{op}_{}_Y_h", self.count));
@@ -225,29 +187,78 @@ impl Writer {
             Some(m) => self.directions_at_every_step(value, m),
             None => self.node("Transpose", &[value], vec![attr_ints("perm", to_batch_first.clone())], None),
         };
-        let merged = match mode {
+        let merged = self.merged(&t, mode, (to_batch_first.len(), units), out)?;
+        if !r.return_state {
+            return Some(merged);
+        }
+        Some(self.with_both_states(&merged, &states, full))
+    }
+
+    /// The states `initial` (`[batch, units]` each) as ONNX's `initial_h` (and `initial_c`),
+    /// `[directions, batch, units]`: a Bidirectional layer's are Keras' `[fh, (fc,) bh, (bc)]`,
+    /// each kind stacked.
+    fn initial_states(&mut self, initial: &[&str], directions: usize) -> Option<Vec<String>> {
+        let per = initial.len() / directions;
+        let mut inputs = Vec::new();
+        for k in 0..per {
+            let mut parts = Vec::new();
+            for d in 0..directions {
+                let zero = self.constant(vec![1], vec![], vec![0]);
+                parts.push(self.node("Unsqueeze", &[initial[d * per + k], &zero], vec![], None));
+            }
+            inputs.push(match &parts[..] {
+                [one] => one.clone(),
+                [f, b] => self.node("Concat", &[f, b], vec![attr_int("axis", 0)], None),
+                _ => return None,
+            });
+        }
+        Some(inputs)
+    }
+
+    /// A Bidirectional layer's `return_state` value: in Keras' order, the `merged` output, then
+    /// the forward direction's final `states`, then the backward one's, each sample's values one
+    /// after the other.
+    fn with_both_states(&mut self, merged: &str, states: &[String], out: &str) -> String {
+        let mut parts = vec![self.node("Flatten", &[merged], vec![attr_int("axis", 1)], None)];
+        let axis = self.constant(vec![1], vec![], vec![0]);
+        for k in 0..2 {
+            for s in states {
+                let c = |w: &mut Self, v: i64| w.constant(vec![1], vec![], vec![v]);
+                let (start, end) = (c(self, k), c(self, k + 1));
+                let d = self.node("Slice", &[s, &start, &end, &axis], vec![], None);
+                parts.push(self.node("Squeeze", &[&d, &axis], vec![], None));
+            }
+        }
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        self.node("Concat", &parts, vec![attr_int("axis", 1)], Some(out))
+    }
+
+    /// A bidirectional operator's two directions `t` (batch first, `rank` axes, the directions
+    /// on the one before the units) merged by `mode` into `out`.
+    fn merged(&mut self, t: &str, mode: &str, (rank, units): (usize, usize), out: &str) -> Option<String> {
+        Some(match mode {
             "Concat" => {
                 // The directions next to the units, then [.., 2 · units].
-                let mut dims = vec![0i64; to_batch_first.len() - 2];
+                let mut dims = vec![0i64; rank - 2];
                 dims.push(2 * units as i64);
                 let shape = self.constant(vec![dims.len() as i64], vec![], dims);
-                self.node("Reshape", &[&t, &shape], vec![], Some(out))
+                self.node("Reshape", &[t, &shape], vec![], Some(out))
             }
             mode => {
                 // The two directions merged along their axis, which goes.
-                let axis = to_batch_first.len() as i64 - 2;
+                let axis = rank as i64 - 2;
                 let axes = self.constant(vec![1], vec![], vec![axis]);
                 match mode {
-                    "Sum" => self.node("ReduceSum", &[&t, &axes], vec![attr_int("keepdims", 0)], Some(out)),
+                    "Sum" => self.node("ReduceSum", &[t, &axes], vec![attr_int("keepdims", 0)], Some(out)),
                     "Ave" => {
                         let attrs = vec![attr_ints("axes", vec![axis]), attr_int("keepdims", 0)];
-                        self.node("ReduceMean", &[&t], attrs, Some(out))
+                        self.node("ReduceMean", &[t], attrs, Some(out))
                     }
                     "Mul" => {
                         let part = |w: &mut Self, k: i64| {
                             let (s, e) =
                                 (w.constant(vec![1], vec![], vec![k]), w.constant(vec![1], vec![], vec![k + 1]));
-                            w.node("Slice", &[&t, &s, &e, &axes], vec![], None)
+                            w.node("Slice", &[t, &s, &e, &axes], vec![], None)
                         };
                         let (f, b) = (part(self, 0), part(self, 1));
                         let m = self.node("Mul", &[&f, &b], vec![], None);
@@ -256,24 +267,45 @@ impl Writer {
                     _ => return None,
                 }
             }
-        };
-        if !r.return_state {
-            return Some(merged);
+        })
+    }
+
+    /// A recurrent operator's `W`, `R` and `B` from kiln's weights of the layer `layer` (each
+    /// direction's under its prefix in `dirs`): gates reordered to ONNX's `order`, the
+    /// directions stacked on axis 0.
+    fn operator_weights(
+        &mut self,
+        layer: &str,
+        dirs: &[&str],
+        (gates, units, order): (usize, usize, &[usize]),
+        reset_after: bool,
+    ) -> [String; 3] {
+        let gu = gates * units;
+        let mut weights: [Vec<String>; 3] = Default::default();
+        for dir in dirs {
+            let p = |name: &str| format!("{layer}.{dir}{name}");
+            weights[0].push(self.gate_matrix(&p("kernel"), gates, units, order));
+            weights[1].push(self.gate_matrix(&p("recurrent_kernel"), gates, units, order));
+            // ONNX's bias is the input one then the recurrent one; kiln's one bias is the first.
+            weights[2].push(if reset_after {
+                let shape = self.constant(vec![2], vec![], vec![1, 2 * gu as i64]);
+                self.node("Reshape", &[&p("bias"), &shape], vec![], None)
+            } else {
+                let first = self.reorder(&p("bias"), gates, units, order);
+                let zeros = self.constant(vec![gu as i64], vec![0.0; gu], vec![]);
+                let both = self.node("Concat", &[&first, &zeros], vec![attr_int("axis", 0)], None);
+                let zero = self.constant(vec![1], vec![], vec![0]);
+                self.node("Unsqueeze", &[&both, &zero], vec![], None)
+            });
         }
-        // Keras' order: the merged output, then the forward direction's final states, then the
-        // backward one's, each sample's values one after the other.
-        let mut parts = vec![self.node("Flatten", &[&merged], vec![attr_int("axis", 1)], None)];
-        let axis = self.constant(vec![1], vec![], vec![0]);
-        for k in 0..2 {
-            for s in &states {
-                let c = |w: &mut Self, v: i64| w.constant(vec![1], vec![], vec![v]);
-                let (start, end) = (c(self, k), c(self, k + 1));
-                let d = self.node("Slice", &[s, &start, &end, &axis], vec![], None);
-                parts.push(self.node("Squeeze", &[&d, &axis], vec![], None));
+        // The directions stacked on ONNX's axis 0.
+        weights.map(|v| match &v[..] {
+            [one] => one.clone(),
+            both => {
+                let both: Vec<&str> = both.iter().map(String::as_str).collect();
+                self.node("Concat", &both, vec![attr_int("axis", 0)], None)
             }
-        }
-        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-        Some(self.node("Concat", &parts, vec![attr_int("axis", 1)], Some(full)))
+        })
     }
 
     /// A bidirectional operator's `Y` (`[steps, 2, batch, units]`) over the real steps moved to
