@@ -535,6 +535,7 @@ def kiln_export():
         ("kiln_export_subclass_weights", (6,)),
         ("kiln_export_bidirectional_states", (6, 3)),
         ("kiln_export_frames", (3, 6, 6, 2)),
+        ("kiln_export_backwards_last", (5, 2)),
     ):
         path = os.path.join(OUT, f"{name}.onnx")
         if os.path.exists(path):

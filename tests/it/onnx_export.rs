@@ -143,6 +143,16 @@ sequential! {
 }
 
 sequential! {
+    /// Recurrent layers reading backwards whose final states alone are read: ONNX's reverse
+    /// direction, which imports back as `go_backwards`.
+    pub struct ExportedBackwardsLast: [5, 2] {
+        GRU(3, go_backwards = true),
+        RepeatVector(4),
+        LSTM(2, go_backwards = true),
+    }
+}
+
+sequential! {
     /// Dense layers on every step, one wrapped in TimeDistributed.
     pub struct ExportedSteps: [4, 3] {
         TimeDistributed(Dense(5, activation = relu)),
@@ -397,6 +407,8 @@ fn lookup() -> ExportedLookup {
 
 #[kiln::onnx("../fixtures/onnx/kiln_export.onnx")]
 pub struct Reimported;
+#[kiln::onnx("../fixtures/onnx/kiln_export_backwards_last.onnx")]
+pub struct ReimportedBackwardsLast;
 #[kiln::onnx("../fixtures/onnx/kiln_export_rnn.onnx")]
 pub struct ReimportedRnn;
 #[kiln::onnx("../fixtures/onnx/kiln_export_text.onnx")]
@@ -588,6 +600,7 @@ fn write_the_export_fixtures() {
     ExportedFrames::with_seed(36).save_onnx(fixture("kiln_export_frames")).unwrap();
     lookup().save_onnx(fixture("kiln_export_lookup")).unwrap();
     dot_attention().save_onnx(fixture("kiln_export_dot_attention")).unwrap();
+    ExportedBackwardsLast::with_seed(39).save_onnx(fixture("kiln_export_backwards_last")).unwrap();
 }
 
 /// `save_onnx` writes the committed file, byte for byte.
@@ -643,6 +656,7 @@ fn save_onnx_writes_the_committed_files() {
     writes_the_fixture(&|p| ExportedFrames::with_seed(36).save_onnx(p), "kiln_export_frames");
     writes_the_fixture(&|p| lookup().save_onnx(p), "kiln_export_lookup");
     writes_the_fixture(&|p| dot_attention().save_onnx(p), "kiln_export_dot_attention");
+    writes_the_fixture(&|p| ExportedBackwardsLast::with_seed(39).save_onnx(p), "kiln_export_backwards_last");
 }
 
 /// A subclassed model with a field `save_onnx` cannot write says which, and writes nothing.
@@ -715,6 +729,12 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
     let x = reference("kiln_export_steps").input;
     let (a, b) = (ExportedSteps::with_seed(20).predict(&x).unwrap(), ReimportedSteps::embedded().predict(&x).unwrap());
     check("kiln_export_steps", a.as_slice().unwrap(), b.as_slice().unwrap());
+    let x = reference("kiln_export_backwards_last").input;
+    let (a, b) = (
+        ExportedBackwardsLast::with_seed(39).predict(&x).unwrap(),
+        ReimportedBackwardsLast::embedded().predict(&x).unwrap(),
+    );
+    check("kiln_export_backwards_last", a.as_slice().unwrap(), b.as_slice().unwrap());
     let x = reference("kiln_export_dot").input;
     let (a, b) = (ExportedDot::with_seed(21).predict(&x).unwrap(), ReimportedDot::embedded().predict(&x).unwrap());
     check("kiln_export_dot", a.as_slice().unwrap(), b.as_slice().unwrap());

@@ -28,16 +28,19 @@ impl Lowering<'_> {
         }
         let direction = read::string(node, "direction", "forward");
         let dirs = match direction.as_str() {
-            "forward" => 1,
+            "forward" | "reverse" => 1,
             "bidirectional" => 2,
             _ => 0,
         };
+        // ONNX's reverse direction reads the steps back to front, as kiln's `go_backwards`; its
+        // `Y` is in the input's order where kiln's is in the order it computed.
+        let backwards = direction == "reverse";
         if dirs == 0
             || read::attr(node, "clip").is_some()
             || read::attr(node, "activations").is_some()
             || read::int(node, "input_forget", 0) != 0
         {
-            return self.fail(format!("is a {direction} {} with clip, activations or input_forget set; kiln imports forward and bidirectional ones with the default activations", node.op_type));
+            return self.fail(format!("is a {direction} {} with clip, activations or input_forget set; kiln imports forward, reverse and bidirectional ones with the default activations", node.op_type));
         }
         if node.input.get(4).is_some_and(|s| !s.is_empty()) {
             return self.fail("has sequence_lens; kiln imports sequences of one length");
@@ -79,6 +82,11 @@ impl Lowering<'_> {
         if dirs == 2 && (state && seq || used(2)) {
             return self.fail("is bidirectional with its sequence and its states read; kiln imports one of Y and Y_h");
         }
+        if backwards && seq {
+            return self.fail(
+                "is a reverse operator whose sequence Y is read; kiln imports a reverse operator's final states (Y_h, Y_c)",
+            );
+        }
         let (class, extra) = match node.op_type.as_str() {
             "LSTM" => ("LSTM", String::new()),
             "GRU" => ("GRU", format!(", reset_after = {linear_before_reset}")),
@@ -87,7 +95,9 @@ impl Lowering<'_> {
         // kiln's return_state where the sequence and a state are read, or an LSTM's cell state.
         let both = (seq && state) || (lstm && used(2));
         let sequences = if both { seq } else { seq || !state };
-        let inner = format!("{}({units}, return_sequences = {sequences}, return_state = {both}{extra})", class);
+        let inner = format!(
+            "{class}({units}, return_sequences = {sequences}, return_state = {both}, go_backwards = {backwards}{extra})"
+        );
         let call = if dirs == 2 { format!("Bidirectional({inner}, merge_mode = \"concat\")") } else { inner };
         let mut spec = self.g.spec(&call)?;
         if !initial.is_empty() {
