@@ -254,8 +254,8 @@ functional! {
 
 functional! {
     /// Keras' masks: token ids padded anywhere (id 0), through recurrent layers reading
-    /// forwards, backwards and both ways (returning their states too), self-attention and
-    /// masked means, every branch an output feature of its own.
+    /// forwards, backwards and both ways (returning their states too, and started from them),
+    /// self-attention and masked means, every branch an output feature of its own.
     pub struct ExportedMasked {
         tokens = Input([7], dtype = i32);
         e = Embedding(20, 6, mask_zero = true)(tokens);
@@ -268,8 +268,10 @@ functional! {
         a = MultiHeadAttention(num_heads = 2, key_dim = 3)(e, e);
         (rs, rh, rc) = LSTM(3, return_sequences = true, return_state = true, go_backwards = true)(e);
         (bo, bf, bb) = Bidirectional(GRU(2, return_state = true))(e);
+        started = LSTM(3, return_sequences = true)(e, initial_state = [rh, rc]);
+        back_started = GRU(2, return_sequences = true, go_backwards = true)(e, initial_state = [bf]);
         pooled = Concatenate()([GlobalAveragePooling1D()(both), GlobalAveragePooling1D()(summed)]);
-        states = Concatenate()([GlobalAveragePooling1D()(rs), rh, rc, bo, bf, bb]);
+        states = Concatenate()([GlobalAveragePooling1D()(rs), rh, rc, bo, bf, bb, Flatten()(started), Flatten()(back_started)]);
         y = Concatenate()([last, back, pooled, GlobalAveragePooling1D()(a), states]);
         Model(tokens, y)
     }
@@ -787,12 +789,13 @@ fn onnxruntime_runs_the_exports_as_kiln_does_and_they_import_back() {
 }
 
 functional! {
-    /// A masked LSTM started from an initial_state, which has no ONNX form in kiln yet.
+    /// A masked Bidirectional layer started from an initial_state, which has no ONNX form in
+    /// kiln yet.
     pub struct NotExportedLayer {
         tokens = Input([4], dtype = i32);
         e = Embedding(10, 3, mask_zero = true)(tokens);
-        (_, h, c) = LSTM(2, return_state = true)(e);
-        y = LSTM(2)(e, initial_state = [h, c]);
+        (_, fh, bh) = Bidirectional(GRU(2, return_state = true))(e);
+        y = Bidirectional(GRU(2))(e, initial_state = [fh, bh]);
         Model(tokens, y)
     }
 }
@@ -802,6 +805,6 @@ functional! {
 fn a_layer_without_an_onnx_form_is_named() {
     let path = std::env::temp_dir().join(format!("kiln-never-written-{}.onnx", std::process::id()));
     let err = NotExportedLayer::new().save_onnx(&path).unwrap_err().to_string();
-    assert!(err.contains("layer `lstm_1` (LSTM) has no ONNX export yet"), "{err}");
+    assert!(err.contains("layer `bidirectional_1` (Bidirectional) has no ONNX export yet"), "{err}");
     assert!(!path.exists());
 }

@@ -107,16 +107,33 @@ impl Writer {
 
     /// A recurrent output `y` over the real steps moved to the front (`[batch, steps, units]`,
     /// zeros past each sequence's count) read back at every step as kiln gives it: reading
-    /// forwards, the state after the real steps up to `t` (zeros before the first); reading
-    /// backwards, the state after the real steps from `t` on, in input order.
-    pub(super) fn outputs_at_every_step(&mut self, y: &str, mask: &str, backwards: bool) -> String {
+    /// forwards, the state after the real steps up to `t`; reading backwards, the state after
+    /// the real steps from `t` on, in input order; where there are none, the `initial` state
+    /// (`[batch, units]`), or zeros.
+    pub(super) fn outputs_at_every_step(
+        &mut self,
+        y: &str,
+        (mask, initial): (&str, Option<&str>),
+        backwards: bool,
+    ) -> String {
         let axis = self.constant(vec![], vec![], vec![1]);
         let exclusive = vec![attr_int("exclusive", i64::from(backwards))];
         let seen = self.node("CumSum", &[mask, &axis], exclusive, None);
         if backwards {
             // Read at the number of real steps before t: past the count, a zero row of `y`.
             let at = self.node("Cast", &[&seen], vec![attr_int("to", 7)], None);
-            return self.steps_at(y, &at);
+            let read = self.steps_at(y, &at);
+            let Some(initial) = initial else { return read };
+            // The initial state where no real step comes at or after t.
+            let steps = self.constant(vec![1], vec![], vec![1]);
+            let total = self.node("ReduceSum", &[mask, &steps], vec![attr_int("keepdims", 1)], None);
+            let none = self.node("Equal", &[&seen, &total], vec![], None);
+            let none = self.node("Cast", &[&none], vec![attr_int("to", 1)], None);
+            let last = self.constant(vec![1], vec![], vec![-1]);
+            let none = self.node("Unsqueeze", &[&none, &last], vec![], None);
+            let h0 = self.node("Unsqueeze", &[initial, &steps], vec![], None);
+            let before = self.node("Mul", &[&none, &h0], vec![], None);
+            return self.node("Add", &[&read, &before], vec![], None);
         }
         let one = self.scalar(1.0);
         let before = self.node("Sub", &[&seen, &one], vec![], None);
@@ -124,10 +141,16 @@ impl Writer {
         let at = self.node("Max", &[&before, &zero], vec![], None);
         let at = self.node("Cast", &[&at], vec![attr_int("to", 7)], None);
         let read = self.steps_at(y, &at);
-        // Zeros where no real step has come yet.
+        // Zeros (or the initial state) where no real step has come yet.
         let any = self.node("Min", &[&seen, &one], vec![], None);
         let last = self.constant(vec![1], vec![], vec![-1]);
         let any = self.node("Unsqueeze", &[&any, &last], vec![], None);
-        self.node("Mul", &[&read, &any], vec![], None)
+        let kept = self.node("Mul", &[&read, &any], vec![], None);
+        let Some(initial) = initial else { return kept };
+        let none = self.node("Sub", &[&one, &any], vec![], None);
+        let steps = self.constant(vec![1], vec![], vec![1]);
+        let h0 = self.node("Unsqueeze", &[initial, &steps], vec![], None);
+        let before = self.node("Mul", &[&none, &h0], vec![], None);
+        self.node("Add", &[&kept, &before], vec![], None)
     }
 }

@@ -96,9 +96,9 @@ impl Writer {
         if (r.go_backwards && !backwards) || !tanh_sigmoid {
             return None;
         }
-        // Before a sequence's first real step kiln's output is its initial state, which the
-        // reading back below does not give.
-        if mask.is_some() && !initial.is_empty() {
+        // A Bidirectional layer's outputs before each direction's first real step would be
+        // that direction's initial state, which the reading back does not give.
+        if mask.is_some() && !initial.is_empty() && merge.is_some() {
             return None;
         }
         // With a mask, the real steps of each sequence first, and their count.
@@ -130,10 +130,13 @@ impl Writer {
             attrs.push(attr_string("direction", "reverse"));
         }
         let mut input = vec![xt, w, rk, b];
-        input.extend(lens);
+        // ONNX's sequence_lens (empty without a mask), then initial_h (and initial_c).
+        match (lens, initial.is_empty()) {
+            (Some(lens), _) => input.push(lens),
+            (None, false) => input.push(String::new()),
+            (None, true) => {}
+        }
         if !initial.is_empty() {
-            // ONNX's initial_h (and initial_c) after an empty sequence_lens.
-            input.push(String::new());
             input.extend(self.initial_states(initial, dirs.len())?);
         }
         self.count += 1;
@@ -159,7 +162,8 @@ impl Writer {
         let last = (!r.return_sequences).then_some(out);
         let (value, dir_axis, to_batch_first): (&str, i64, Vec<i64>) =
             if r.return_sequences { (&y, 1, vec![2, 0, 1, 3]) } else { (&yh, 0, vec![1, 0, 2]) };
-        let mask = mask.filter(|_| r.return_sequences).map(|(m, _)| m);
+        // Where a sequence's steps are read back, with the state before its first real step.
+        let mask = mask.filter(|_| r.return_sequences).map(|(m, _)| (m, initial.first().copied()));
         if r.return_state && merge.is_none() {
             return Some(self.with_states(value, &states, (r.return_sequences, backwards, mask), full));
         }
@@ -184,7 +188,7 @@ impl Writer {
         };
         // Batch first ([batch, steps, 2, units] or [batch, 2, units]).
         let t = match mask {
-            Some(m) => self.directions_at_every_step(value, m),
+            Some((m, _)) => self.directions_at_every_step(value, m),
             None => self.node("Transpose", &[value], vec![attr_ints("perm", to_batch_first.clone())], None),
         };
         let merged = self.merged(&t, mode, (to_batch_first.len(), units), out)?;
@@ -320,7 +324,7 @@ impl Writer {
             let d = self.node("Squeeze", &[&d, &axis], vec![], None);
             let d = self.node("Transpose", &[&d], vec![attr_ints("perm", vec![1, 0, 2])], None);
             // The backward direction's outputs are kept in input order, as Bidirectional does.
-            let d = self.outputs_at_every_step(&d, mask, backwards);
+            let d = self.outputs_at_every_step(&d, (mask, None), backwards);
             let two = self.constant(vec![1], vec![], vec![2]);
             dirs.push(self.node("Unsqueeze", &[&d, &two], vec![], None));
         }
@@ -342,7 +346,7 @@ impl Writer {
         &mut self,
         value: &str,
         states: &[String],
-        (sequence, backwards, mask): (bool, bool, Option<&str>),
+        (sequence, backwards, mask): (bool, bool, Option<(&str, Option<&str>)>),
         out: &str,
     ) -> String {
         let first = if let Some(m) = mask {
