@@ -203,14 +203,10 @@ fn static_nodes(
             // The pointwise kernel [1, 1, c·m, filters] as a 1 × 1 Conv's [filters, c·m, 1, 1].
             let perm = vec![attr_ints("perm", vec![3, 2, 0, 1])];
             let pk = w.node("Transpose", &[&p("pointwise_kernel")], perm, None);
-            let bias = p("bias");
-            let mut ins = vec![pk.as_str()];
-            if has("bias") {
-                ins.push(&bias);
-            }
+            let bias = has("bias").then(|| p("bias"));
             let t = w.node("Transpose", &[&depth], vec![attr_ints("perm", vec![0, 3, 1, 2])], None);
-            let mut args = vec![t.as_str()];
-            args.extend(ins);
+            let mut args = vec![t.as_str(), pk.as_str()];
+            args.extend(bias.as_deref());
             let y = w.node("Conv", &args, vec![attr_ints("kernel_shape", vec![1, 1])], None);
             let linear = pre_activation(act, &own);
             w.node("Transpose", &[&y], vec![attr_ints("perm", vec![0, 2, 3, 1])], Some(&linear));
@@ -220,11 +216,9 @@ fn static_nodes(
             // kiln's kernel [kh, kw, filters, in] read as ONNX's [in, filters, kh, kw].
             let perm = vec![attr_ints("perm", vec![3, 2, 0, 1])];
             let k = w.node("Transpose", &[&p("kernel")], perm, None);
-            let bias = p("bias");
+            let bias = has("bias").then(|| p("bias"));
             let mut extra = vec![k.as_str()];
-            if has("bias") {
-                extra.push(&bias);
-            }
+            extra.extend(bias.as_deref());
             let linear = pre_activation(act, &own);
             w.transposed(ins[0], &win, &extra, &linear).ok_or_else(unsupported)?;
             w.then(act, &linear, &own).ok_or_else(unsupported)?
